@@ -1,0 +1,61 @@
+# Leaseline — one Makefile for set-up, running and testing. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CHROMIUM ?= /usr/lib/chromium/chromium
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-unit test-integration test-e2e lint format bench translations chromium clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,dev]"
+	touch $(STAMP)
+
+install: $(STAMP) translations ## Create .venv and install Leaseline with its test and dev tools
+
+translations: $(STAMP) ## Compile the zh_CN message catalogue
+	@$(BIN)/pybabel compile -d bff/translations >/dev/null
+
+run: install ## Migrate, load demo data and start every service (http://127.0.0.1:8000)
+	$(BIN)/leaseline up
+
+chromium: ## Install Debian's Chromium for the browser tests when it is missing
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  echo "Installing Debian's chromium (about a minute)…"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+lint: install ## ruff, import-linter contracts, mypy on the pure packages
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: install chromium lint ## Lint, then the whole suite (unit, integration, e2e)
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: install ## Unit tests only (pure, no sockets)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+test-integration: install ## Integration tests (real HTTP, real databases)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+test-e2e: install chromium ## Browser tests (Debian's Chromium, Pixel 7 emulation)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+bench: install ## Measure the plan generator and the quote fragment over HTTP
+	$(BIN)/python bench/plans.py
+
+format: install ## Format and fix imports
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## Remove the virtualenv and local state
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,109 @@
+"""The Leaseline BFF: a Flask app serving the PWA (Jinja + htmx) and the JSON API ``/api/v1``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask import g
+from flask import request
+from flask.typing import ResponseReturnValue
+
+from bff import filters
+from bff.bootstrap import bootstrap
+from bff.config import Settings
+from bff.errors import register_error_handlers
+from bff.extensions import babel
+from bff.extensions import csrf
+from bff.extensions import htmx
+
+PWA = Path(__file__).resolve().parent.parent / "pwa"
+LOCALES = ("zh_CN", "en")
+CSP = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "manifest-src 'self'",
+    "worker-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the BFF. ``config`` overrides settings (tests pass ``database_url`` etc.)."""
+    settings = Settings.from_env()
+    if config:
+        settings = Settings(**{**settings.__dict__, **{k: v for k, v in config.items() if k in settings.__dict__}})
+    app = Flask(__name__, template_folder=str(PWA / "templates"), static_folder=str(PWA / "static"),
+                static_url_path="/static")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SETTINGS=settings,
+        TESTING=settings.env == "test",
+        BABEL_DEFAULT_LOCALE=settings.default_locale,
+        BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
+        BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).with_name("translations")),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.env == "production",
+        WTF_CSRF_TIME_LIMIT=None,
+        SEND_FILE_MAX_AGE_DEFAULT=3600,
+        MAX_CONTENT_LENGTH=1 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    if config:
+        app.config.update({k: v for k, v in config.items() if k.isupper()})
+    app.extensions["leaseline"] = bootstrap(settings)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_security_headers(app)
+    filters.register(app)
+    return app
+
+
+def select_locale() -> str:
+    """The user's choice (cookie ``locale``, or ``?lang=``), else Chinese."""
+    chosen = request.args.get("lang") or request.cookies.get("locale")
+    return chosen if chosen in LOCALES else "zh_CN"
+
+
+def register_extensions(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale)
+    csrf.init_app(app)
+    htmx.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from bff.api.views import bp as api_bp
+    from bff.plans.views import bp as plans_bp
+    from bff.pwa.views import bp as pwa_bp
+
+    app.register_blueprint(pwa_bp)
+    app.register_blueprint(plans_bp)
+    app.register_blueprint(api_bp)
+    # The JSON API is stateless (no cookie authentication), so there is no session to forge a request
+    # against; later issues authenticate it with bearer tokens, which CSRF does not concern.
+    csrf.exempt(api_bp)
+
+
+def register_security_headers(app: Flask) -> None:
+    @app.after_request
+    def _headers(response: Any) -> ResponseReturnValue:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Permissions-Policy"] = "camera=(self), microphone=(), geolocation=()"
+        if app.config["SESSION_COOKIE_SECURE"]:
+            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        if getattr(g, "branches_on_htmx", False):
+            response.vary.add("HX-Request")
+        return response

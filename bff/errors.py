@@ -1,0 +1,77 @@
+"""Map errors to responses: ``application/problem+json`` (RFC 9457) under /api, friendly pages elsewhere."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+from flask import Response
+from flask import jsonify
+from flask import render_template
+from flask import request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from plans.errors import FieldError
+from plans.errors import PlanInputError
+from plans.errors import UnknownVehicle
+
+log = logging.getLogger(__name__)
+
+
+def problem(status: int, title: str, detail: str = "", errors: list[FieldError] | None = None,
+            **extra: Any) -> Response:
+    """A problem+json response; ``errors`` become ``[{field, code, message, message_zh}]``."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors is not None:
+        body["errors"] = [
+            {"field": e.field, "code": e.code, "message": e.text_en, "message_zh": e.text_zh} for e in errors
+        ]
+    body.update(extra)
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    return response
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(PlanInputError)
+    def _invalid(exc: PlanInputError) -> Any:
+        if wants_json():
+            return problem(422, "Invalid input", "One or more fields are invalid.", exc.errors)
+        return render_template("error.html", status=422, message=_("Please check the highlighted fields."),
+                               errors=exc.errors), 422
+
+    @app.errorhandler(UnknownVehicle)
+    def _unknown(exc: UnknownVehicle) -> Any:
+        if wants_json():
+            return problem(404, "Not Found", "No such vehicle.")
+        return render_template("error.html", status=404, message=_("We could not find that vehicle.")), 404
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError) -> Any:
+        return render_template("error.html", status=400,
+                               message=_("Your session expired. Please go back and try again.")), 400
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        if wants_json():
+            return problem(status, exc.name, exc.description or "")
+        return render_template("error.html", status=status, message=exc.name), status
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if wants_json():
+            return problem(500, "Internal Server Error", "Something went wrong on our side; it has been logged.")
+        return render_template("error.html", status=500,
+                               message=_("Something went wrong on our side. Please try again.")), 500

@@ -1,0 +1,58 @@
+"""Template filters: money as ¥ with Babel, rates as percentages, dates in Asia/Shanghai."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask import Flask
+from flask_babel import format_currency
+from flask_babel import format_decimal
+from flask_babel import get_locale
+
+
+def money(value: Decimal | None) -> str:
+    """``¥12,345.60`` (Babel's CNY pattern for the locale, with the ¥ sign in both languages)."""
+    if value is None:
+        return "—"
+    text = format_currency(value, "CNY")
+    return text.replace("CN¥", "¥")
+
+
+def money0(value: Decimal | None) -> str:
+    """Whole yuan, for prices: ``¥229,800``."""
+    if value is None:
+        return "—"
+    return "¥" + format_decimal(value, format="#,##0")
+
+
+def percent(value: Decimal | None, places: int = 2) -> str:
+    """A fraction as a percentage: 0.0599 → ``5.99%``."""
+    if value is None:
+        return "—"
+    pattern = "#,##0." + "0" * places if places else "#,##0"
+    return format_decimal(value * 100, format=pattern) + "%"
+
+
+def text(obj: object) -> str:
+    """The zh/en text of a Reason or FieldError, in the current locale."""
+    locale = str(get_locale() or "zh_CN")
+    method = getattr(obj, "text", None)
+    return method(locale) if callable(method) else str(obj)
+
+
+def name(obj: object) -> str:
+    """``name_zh`` or ``name_en`` of a catalogue object, by locale."""
+    zh = str(get_locale() or "zh_CN").startswith("zh")
+    return str(getattr(obj, "name_zh" if zh else "name_en"))
+
+
+def register(app: Flask) -> None:
+    @app.context_processor
+    def _locale() -> dict[str, object]:
+        return {"is_zh": str(get_locale() or "zh_CN").startswith("zh")}
+
+    app.add_template_filter(money)
+    app.add_template_filter(money0)
+    app.add_template_filter(percent)
+    app.add_template_filter(text)
+    app.add_template_filter(name)

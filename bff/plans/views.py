@@ -1,0 +1,139 @@
+"""Views of the plan builder. One handler, two renderings: the page, or only its block for htmx."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint
+from flask import Response
+from flask import g
+from flask import make_response
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from jinja2_fragments.flask import render_block
+
+from bff.extensions import htmx
+from bff.plans.forms import BuilderForm
+from bff.plans.forms import decode
+from bff.plans.forms import parse_form
+from bff.plans.forms import with_compare
+from bff.services import services
+from plans.errors import error
+from plans.money import to_decimal
+
+bp = Blueprint("plans", __name__)
+
+
+def page_or_block(template: str, block: str, **context: Any) -> Response:
+    """Render ``block`` of ``template`` for an htmx request, else the whole page; mark ``Vary: HX-Request``."""
+    g.branches_on_htmx = True
+    if htmx and not htmx.boosted:
+        return make_response(render_block(template, block, **context))
+    return make_response(render_template(template, **context))
+
+
+@bp.get("/vehicles")
+def vehicles() -> Response:
+    query = request.args.get("q", "").strip()[:64]
+    found = services().plans.vehicles(query)
+    return page_or_block("plans/vehicles.html", "vehicle_list", vehicles=found, q=query)
+
+
+@bp.get("/vehicles/<vehicle_id>/art.svg")
+def vehicle_art(vehicle_id: str) -> Response:
+    vehicle = services().plans.vehicle(vehicle_id)
+    response = make_response(render_template("vehicles/art.svg", body=vehicle.body, colour=vehicle.colour,
+                                             label=""))
+    response.mimetype = "image/svg+xml"
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+def builder_url(vehicle_id: str, form: BuilderForm, compare: list[str]) -> str:
+    """The canonical URL of the builder with ``form``'s choices (what the address bar shows)."""
+    params: list[tuple[str, str]] = [
+        ("down", str(form.down)), ("term", str(form.term)), ("residual", str(form.residual)),
+        *[("ins", c) for c in sorted(form.insurance) if c not in ("tpl_1m", "tpl_2m")],
+        ("tpl", form.tpl), ("deposit", "free" if form.deposit_free else "deposit"),
+        ("extras", "financed" if form.extras_financed else "upfront"), ("timing", form.timing),
+        *[("cmp", c) for c in compare],
+    ]
+    if form.budget:
+        params.append(("budget", form.budget))
+    return url_for("plans.builder", vehicle_id=vehicle_id) + "?" + urlencode(params)
+
+
+@bp.get("/plans/<vehicle_id>")
+def builder(vehicle_id: str) -> Response:
+    """The plan builder. ``add``/``remove`` edit the comparison list and redirect to the canonical URL."""
+    svc = services().plans
+    vehicle = svc.vehicle(vehicle_id)
+    form = parse_form(request.args, vehicle, svc.product, svc.policy)
+    if "add" in request.args or "remove" in request.args:
+        compare = form.compare
+        if "add" in request.args and not form.errors:
+            compare = with_compare(compare, form.code())
+        if "remove" in request.args:
+            compare = [c for c in compare if c != request.args["remove"]]
+        target = builder_url(vehicle_id, form, compare)
+        form.compare = compare
+        if not htmx:
+            return make_response(redirect(target, 303))
+        response = _render_builder(vehicle, form)
+        response.headers["HX-Push-Url"] = target
+        return response
+    return _render_builder(vehicle, form)
+
+
+def _render_builder(vehicle: Any, form: BuilderForm) -> Response:
+    svc = services().plans
+    result = svc.evaluate(vehicle, form.choice())
+    compared = []
+    for code in form.compare:
+        choice = decode(code)
+        if choice is not None:
+            compared.append((code, svc.evaluate(vehicle, choice)))
+    response = page_or_block(
+        "plans/builder.html", "results", vehicle=vehicle, form=form, result=result, compared=compared,
+        product=svc.product, policy=svc.policy, canonical=builder_url(vehicle.id, form, form.compare),
+    )
+    if form.errors:
+        response.status_code = 422
+    return response
+
+
+@bp.get("/plans/<vehicle_id>/budget")
+def budget(vehicle_id: str) -> Response:
+    """Plans for a monthly budget: the compliant plans within it, and the least down payment per term."""
+    from plans.generator import Constraints
+
+    svc = services().plans
+    vehicle = svc.vehicle(vehicle_id)
+    form = parse_form(request.args, vehicle, svc.product, svc.policy)
+    amount: Decimal | None = None
+    if not form.budget:
+        form.errors.append(error("budget", "required"))
+    else:
+        try:
+            amount = to_decimal(form.budget)
+            if amount <= 0 or amount > 10_000_000:
+                form.errors.append(error("budget", "not_positive" if amount <= 0 else "too_large",
+                                         limit="10,000,000"))
+                amount = None
+        except ValueError:
+            form.errors.append(error("budget", "not_a_number"))
+    search = reverse = None
+    if amount is not None:
+        search = svc.search(vehicle, Constraints(budget=amount), sort="total", limit=8)
+        reverse = svc.reverse(vehicle, form.choice(), amount)
+    response = page_or_block(
+        "plans/budget.html", "budget_results", vehicle=vehicle, form=form, search=search, reverse=reverse,
+        product=svc.product, amount=amount, choice_url=lambda c: builder_url(vehicle.id, BuilderForm.from_choice(c), []),
+    )
+    if form.errors:
+        response.status_code = 422
+    return response

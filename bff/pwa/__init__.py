@@ -1,0 +1,1 @@
+"""The PWA shell: home, manifest, service worker, offline page, language switch, health check."""

@@ -1,0 +1,67 @@
+"""Routes of the PWA shell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from flask import current_app
+from flask import make_response
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import send_from_directory
+from flask import url_for
+from sqlalchemy import text
+
+from bff import LOCALES
+from bff.services import services
+
+bp = Blueprint("pwa", __name__)
+
+
+@bp.get("/")
+def home() -> Any:
+    return redirect(url_for("plans.vehicles"))
+
+
+@bp.get("/manifest.webmanifest")
+def manifest() -> Any:
+    response = make_response(render_template("manifest.webmanifest"))
+    response.mimetype = "application/manifest+json"
+    return response
+
+
+@bp.get("/sw.js")
+def service_worker() -> Any:
+    """The service worker, served from the root so its scope is the whole app; never cached by HTTP."""
+    response = send_from_directory(current_app.static_folder or "", "sw.js", max_age=0)
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Service-Worker-Allowed"] = "/"
+    return response
+
+
+@bp.get("/offline")
+def offline() -> Any:
+    return render_template("offline.html")
+
+
+@bp.post("/locale")
+def set_locale() -> Any:
+    """Remember the chosen language (a POST with CSRF: it changes state, if only a preference)."""
+    chosen = request.form.get("locale", "zh_CN")
+    target = request.form.get("next") or url_for("plans.vehicles")
+    if not target.startswith("/") or target.startswith("//"):
+        target = url_for("plans.vehicles")
+    response = redirect(target)
+    if chosen in LOCALES:
+        response.set_cookie("locale", chosen, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+                            secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
+
+
+@bp.get("/healthz")
+def healthz() -> Any:
+    with services().db.session() as session:
+        session.execute(text("SELECT 1"))
+    return {"status": "ok"}

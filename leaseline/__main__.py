@@ -1,0 +1,3 @@
+from leaseline.cli import main
+
+main()

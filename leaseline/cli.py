@@ -1,0 +1,226 @@
+"""``leaseline`` — the command line for staff and scripts.
+
+Bad arguments exit with code 2 and a one-line message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from decimal import Decimal
+from typing import Any
+
+import click
+
+from plans.errors import PlanInputError
+
+SERVICES = {"bff": 8000}
+
+
+class Fail(click.ClickException):
+    """A one-line error with exit code 2 (bad input), as for usage errors."""
+
+    exit_code = 2
+
+
+@click.group()
+def main() -> None:
+    """Leaseline: auto financial leasing (汽车金融租赁)."""
+
+
+def _input_error(exc: PlanInputError) -> Fail:
+    return Fail("; ".join(f"{e.field}: {e.text_en}" for e in exc.errors))
+
+
+@main.command()
+@click.option("--price", required=True, help="Vehicle price, CNY.")
+@click.option("--down-ratio", default=None, help="Down payment as a ratio of the price (0.2 = 20%).")
+@click.option("--down-payment", default=None, help="Down payment, CNY (instead of --down-ratio).")
+@click.option("--term", required=True, help="Term in months.")
+@click.option("--rate", required=True, help="Nominal annual rate, a fraction (0.0599).")
+@click.option("--residual-ratio", default="0", help="Residual (balloon) as a ratio of the price.")
+@click.option("--timing", default="arrears", help="arrears (end of month, default) or advance.")
+@click.option("--fee-upfront", default="0", help="Credit fees paid upfront, CNY.")
+@click.option("--fee-financed", default="0", help="Credit fees financed, CNY.")
+@click.option("--insurance-upfront", default="0", help="Insurance premiums paid upfront, CNY.")
+@click.option("--insurance-financed", default="0", help="Insurance premiums financed, CNY.")
+@click.option("--deposit-ratio", default="0", help="Refundable deposit as a ratio of the price (0 = deposit-free).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def quote(as_json: bool, **options: str | None) -> None:
+    """Price one lease: rent, schedule, cash flows and APR (PBOC 2021 No. 3)."""
+    from plans.inputs import parse_quote_request
+    from plans.policy import load_policy
+    from plans.quote import quote as price
+    from plans.quote import quote_as_dict
+
+    raw = {k: v for k, v in options.items() if v is not None}
+    raw["rate"] = options["rate"]
+    try:
+        result = price(parse_quote_request(raw, load_policy(os.environ.get("LEASELINE_POLICY", "default"))))
+    except PlanInputError as exc:
+        raise _input_error(exc) from None
+    data = quote_as_dict(result)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    click.echo(f"Monthly rent      ¥{data['monthly_payment']} × {result.request.term}")
+    click.echo(f"Financed amount   ¥{data['financed_amount']}")
+    click.echo(f"APR (nominal)     {Decimal(str(data['apr'])) * 100:.2f}%")
+    click.echo(f"Effective rate    {Decimal(str(data['effective_annual_rate'])) * 100:.2f}%")
+    click.echo(f"Total payable     ¥{data['total_payable']}")
+
+
+@main.command()
+@click.option("--vehicle", "vehicle_id", required=True, help="Vehicle id (see GET /api/v1/vehicles).")
+@click.option("--budget", default=None, help="Highest monthly rent, CNY.")
+@click.option("--sort", type=click.Choice(["rent", "total", "apr"]), default="rent")
+@click.option("--limit", type=click.IntRange(1, 100000), default=20)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def plans(vehicle_id: str, budget: str | None, sort: str, limit: int, as_json: bool) -> None:
+    """Every compliant plan for a vehicle (within a monthly budget), ranked."""
+    from bff.api.views import summary_json
+    from bff.config import Settings
+    from infra.catalogue import SqlCatalogue
+    from infra.db import Database
+    from plans.generator import Constraints
+    from plans.generator import generate
+    from plans.money import to_decimal
+    from plans.policy import load_policy
+    from plans.product import load_product
+
+    amount = None
+    if budget is not None:
+        try:
+            amount = to_decimal(budget)
+        except ValueError:
+            raise Fail(f"budget: not a number: {budget!r}") from None
+        if amount <= 0:
+            raise Fail("budget: must be greater than 0")
+    settings = Settings.from_env()
+    db = Database(settings.database_url)
+    try:
+        vehicle = SqlCatalogue(db).get(vehicle_id)
+    finally:
+        db.dispose()
+    if vehicle is None:
+        raise Fail(f"vehicle: no such vehicle {vehicle_id!r} (run `leaseline demo` to load the demo catalogue)")
+    found, evaluated, matched = generate(vehicle, load_product(settings.product), load_policy(settings.policy),
+                                         Constraints(budget=amount), sort, limit)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps({"vehicle_id": vehicle.id, "evaluated": evaluated, "matched": matched,
+                               "plans": [summary_json(p) for p in found]}, ensure_ascii=False))
+        return
+    click.echo(f"{vehicle.name_en}: {matched} compliant plans of {evaluated} evaluated")
+    for p in found:
+        click.echo(f"  ¥{p.monthly_payment:>10} × {p.choice.term:<2}  down ¥{p.down_payment:<10} "
+                   f"APR {p.apr * 100:.2f}%  {p.pack}{'  deposit-free' if p.choice.deposit_free else ''}")
+
+
+@main.group()
+def db() -> None:
+    """Database operations."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the BFF's migrations (Alembic) to LEASELINE_DATABASE_URL (default SQLite under var/)."""
+    from bff.config import Settings
+    from infra.db.migrate import upgrade
+
+    url = Settings.from_env().database_url
+    upgrade(url)
+    click.echo(f"migrated {url.split('@')[-1]}")
+
+
+@main.command()
+def demo() -> None:
+    """Load the demo data (idempotent): the vehicle catalogue."""
+    from bff.config import Settings
+    from bff.demo import demo_vehicles
+    from infra.catalogue import SqlCatalogue
+    from infra.db import Database
+
+    database = Database(Settings.from_env().database_url)
+    try:
+        count = SqlCatalogue(database).upsert(demo_vehicles())
+    finally:
+        database.dispose()
+    click.echo(f"loaded {count} demo vehicles")
+
+
+def _gunicorn(app: Any, port: int, workers: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"127.0.0.1:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 8)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("graceful_timeout", 5)
+
+        def load(self) -> Any:
+            return app
+
+    Server().run()
+
+
+@main.command()
+@click.argument("service", type=click.Choice(sorted(SERVICES)))
+@click.option("--port", type=click.IntRange(1, 65535), default=None)
+@click.option("--workers", type=click.IntRange(1, 32), default=2)
+def serve(service: str, port: int | None, workers: int) -> None:
+    """Start one service (gunicorn on 127.0.0.1)."""
+    from bff import create_app
+    from bff.config import ConfigError
+
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        raise Fail(str(exc)) from None
+    _gunicorn(app, port or SERVICES[service], workers)
+
+
+@main.command()
+def up() -> None:
+    """Migrate, load the demo data and start every service; Ctrl-C stops them all (``make run``)."""
+    ctx = click.get_current_context()
+    ctx.invoke(db_upgrade)
+    ctx.invoke(demo)
+    procs: list[tuple[str, subprocess.Popen[str]]] = []
+    for name, port in SERVICES.items():
+        proc = subprocess.Popen([sys.executable, "-m", "leaseline", "serve", name, "--port", str(port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append((name, proc))
+
+        def pump(prefix: str, stream: Any) -> None:
+            for line in stream:
+                sys.stdout.write(f"{prefix:>9} | {line}")
+                sys.stdout.flush()
+
+        threading.Thread(target=pump, args=(name, proc.stdout), daemon=True).start()
+    click.echo(click.style("\n  Leaseline is running: http://127.0.0.1:8000  (Ctrl-C stops everything)\n",
+                           fg="green", bold=True))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    click.echo(f"{name} exited with {proc.returncode}; stopping", err=True)
+                    stop.set()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for _, proc in procs:
+            proc.terminate()
+        for _, proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -1,0 +1,40 @@
+"""Money in CNY as :class:`decimal.Decimal`, rounded half-up to the fen exactly once per amount."""
+
+from __future__ import annotations
+
+import decimal
+from decimal import ROUND_HALF_UP
+from decimal import Decimal
+
+FEN = Decimal("0.01")
+ZERO = Decimal("0.00")
+#: Enough digits for (1 + r) ** -n over 120 periods with room to spare; quantised to the fen afterwards.
+CONTEXT = decimal.Context(prec=40, rounding=ROUND_HALF_UP, traps=[decimal.InvalidOperation, decimal.Overflow])
+
+
+def fen(value: Decimal) -> Decimal:
+    """Round an amount half-up to the fen (0.01 CNY)."""
+    return value.quantize(FEN, rounding=ROUND_HALF_UP, context=CONTEXT)
+
+
+def to_decimal(value: object) -> Decimal:
+    """Convert user input (str, int, Decimal; float via its shortest repr) to a finite Decimal.
+
+    Raises :class:`ValueError` for text that is not a number, NaN and infinities.
+    """
+    if isinstance(value, bool):
+        raise ValueError("not a number")
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        result = Decimal(str(value).strip().replace(",", "").replace("_", ""))
+    except (decimal.InvalidOperation, ValueError) as exc:
+        raise ValueError("not a number") from exc
+    if not result.is_finite():
+        raise ValueError("not a finite number")
+    return result
+
+
+def format_cny(value: Decimal) -> str:
+    """Plain-text rendering used by the CLI and logs: ``¥12,345.60`` (the UI uses Babel)."""
+    return f"¥{fen(value):,.2f}"

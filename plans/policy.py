@@ -1,0 +1,153 @@
+"""The compliance policy: a versioned TOML file; every refusal carries a reason code and zh/en text."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+Condition = Literal["new", "used"]
+Usage = Literal["personal", "commercial"]
+Powertrain = Literal["ice", "nev"]
+
+
+@dataclass(frozen=True)
+class Category:
+    """What the policy needs to know about a vehicle."""
+
+    condition: Condition = "new"
+    usage: Usage = "personal"
+    powertrain: Powertrain = "ice"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a plan is not allowed: a stable machine-readable code and the text in both UI languages."""
+
+    code: str
+    text_zh: str
+    text_en: str
+
+    def text(self, locale: str) -> str:
+        """The reason in ``locale`` (``zh…`` gives Chinese, anything else English)."""
+        return self.text_zh if locale.lower().startswith("zh") else self.text_en
+
+
+def _pct(value: Decimal) -> str:
+    return f"{(value * 100).normalize():f}%"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A loaded compliance policy. Use :func:`load_policy`; fields mirror ``policies/default.toml``."""
+
+    version: str
+    min_term: int
+    max_term: int
+    used_max_term: int
+    min_down: dict[str, Decimal]
+    residual_caps: tuple[tuple[int, Decimal], ...]
+    apr_cap: Decimal
+    required_insurance: tuple[str, ...]
+    deposit_free_conditions: tuple[str, ...]
+
+    def min_down_ratio(self, category: Category) -> Decimal:
+        """The minimum down payment as a ratio of the price for ``category``."""
+        if category.condition == "used":
+            return self.min_down["used"]
+        return self.min_down[f"new.{category.usage}.{category.powertrain}"]
+
+    def max_term_for(self, category: Category) -> int:
+        """The longest term allowed for ``category``."""
+        return self.used_max_term if category.condition == "used" else self.max_term
+
+    def residual_cap(self, term: int) -> Decimal:
+        """The residual cap for ``term``: that of the largest listed term not above it."""
+        cap = self.residual_caps[0][1]
+        for listed, value in self.residual_caps:
+            if listed <= term:
+                cap = value
+        return cap
+
+    def check(
+        self,
+        category: Category,
+        *,
+        down_ratio: Decimal,
+        term: int,
+        residual_ratio: Decimal,
+        apr: Decimal,
+        insurance: frozenset[str] | set[str],
+        deposit_free: bool,
+    ) -> tuple[Reason, ...]:
+        """Every reason the plan is refused; empty when it is allowed."""
+        reasons: list[Reason] = []
+        floor = self.min_down_ratio(category)
+        if down_ratio < floor:
+            reasons.append(
+                Reason("down_payment_below_minimum", f"首付比例不得低于 {_pct(floor)}",
+                       f"The down payment must be at least {_pct(floor)} of the price")
+            )
+        longest = self.max_term_for(category)
+        if not self.min_term <= term <= longest:
+            reasons.append(
+                Reason("term_not_allowed", f"该车型期限须为 {self.min_term}–{longest} 个月",
+                       f"The term must be {self.min_term}–{longest} months for this vehicle")
+            )
+        cap = self.residual_cap(term)
+        if residual_ratio > cap:
+            reasons.append(
+                Reason("residual_above_cap", f"{term} 期尾款比例不得超过 {_pct(cap)}",
+                       f"The residual may not exceed {_pct(cap)} for a {term}-month term")
+            )
+        if apr > self.apr_cap:
+            reasons.append(
+                Reason("apr_above_cap", f"年化利率不得超过 {_pct(self.apr_cap)}",
+                       f"The APR may not exceed {_pct(self.apr_cap)}")
+            )
+        missing = [code for code in self.required_insurance if code not in insurance]
+        if missing:
+            reasons.append(Reason("mandatory_insurance_missing", "必须包含交强险",
+                                  "Compulsory traffic insurance (CTPL) is required"))
+        if deposit_free and category.condition not in self.deposit_free_conditions:
+            reasons.append(Reason("deposit_free_not_allowed", "该车型不支持免押方案",
+                                  "Deposit-free plans are not available for this vehicle"))
+        return tuple(reasons)
+
+
+def parse_policy(data: dict[str, object]) -> Policy:
+    """Build a :class:`Policy` from the parsed TOML document (raises ``KeyError``/``ValueError`` if malformed)."""
+    terms = data["terms"]
+    min_down_raw = data["min_down"]
+    caps_raw = data["residual_cap"]
+    apr = data["apr"]
+    insurance = data["insurance"]
+    deposit_free = data["deposit_free"]
+    assert isinstance(terms, dict) and isinstance(min_down_raw, dict) and isinstance(caps_raw, dict)
+    assert isinstance(apr, dict) and isinstance(insurance, dict) and isinstance(deposit_free, dict)
+    min_down: dict[str, Decimal] = {"used": Decimal(min_down_raw["used"])}
+    for usage, by_power in min_down_raw["new"].items():
+        for power, ratio in by_power.items():
+            min_down[f"new.{usage}.{power}"] = Decimal(ratio)
+    caps = tuple(sorted((int(term), Decimal(cap)) for term, cap in caps_raw.items()))
+    return Policy(
+        version=str(data["version"]),
+        min_term=int(terms["min"]),
+        max_term=int(terms["max"]),
+        used_max_term=int(terms["used_max"]),
+        min_down=min_down,
+        residual_caps=caps,
+        apr_cap=Decimal(apr["cap"]),
+        required_insurance=tuple(insurance["required"]),
+        deposit_free_conditions=tuple(deposit_free["allowed_conditions"]),
+    )
+
+
+@cache
+def load_policy(name: str = "default") -> Policy:
+    """Load ``plans/policies/<name>.toml`` (cached: policies are immutable once versioned)."""
+    text = resources.files("plans").joinpath("policies", f"{name}.toml").read_text(encoding="utf-8")
+    return parse_policy(tomllib.loads(text))

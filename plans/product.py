@@ -1,0 +1,233 @@
+"""The lessor's product (rate card, insurance tariff, fees, option steps) and the vehicles it applies to."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from dataclasses import field
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+
+from plans.money import ZERO
+from plans.money import fen
+from plans.policy import Category
+from plans.policy import Policy
+from plans.policy import Reason
+from plans.quote import Charge
+from plans.quote import Quote
+from plans.quote import QuoteRequest
+from plans.quote import Timing
+from plans.quote import quote
+
+
+@dataclass(frozen=True)
+class Vehicle:
+    """A vehicle of the catalogue as the maths sees it."""
+
+    id: str
+    make: str
+    model: str
+    name_zh: str
+    name_en: str
+    price: Decimal
+    category: Category = field(default_factory=Category)
+    seats: int = 5
+    body: str = "sedan"
+    colour: str = "#888888"
+    year: int = 2026
+    mileage_km: int = 0
+    #: Dealer rate subsidy (贴息), subtracted from the product's rate (never below zero).
+    rate_subsidy: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class Coverage:
+    code: str
+    name_zh: str
+    name_en: str
+    base: Decimal = ZERO
+    ratio: Decimal = ZERO
+    per_seat: Decimal = ZERO
+    commercial_base: Decimal | None = None
+    seven_seat_base: Decimal | None = None
+    group: str | None = None
+
+    def premium(self, vehicle: Vehicle) -> Decimal:
+        """First-year premium for ``vehicle``, to the fen."""
+        base = self.base
+        if vehicle.category.usage == "commercial" and self.commercial_base is not None:
+            base = self.commercial_base
+        elif vehicle.seats >= 7 and self.seven_seat_base is not None:
+            base = self.seven_seat_base
+        return fen(base + self.ratio * vehicle.price + self.per_seat * vehicle.seats)
+
+
+@dataclass(frozen=True)
+class Fee:
+    code: str
+    name_zh: str
+    name_en: str
+    amount: Decimal = ZERO
+    ratio: Decimal = ZERO
+
+    def for_vehicle(self, vehicle: Vehicle) -> Decimal:
+        return fen(self.amount + self.ratio * vehicle.price)
+
+
+@dataclass(frozen=True)
+class Pack:
+    code: str
+    name_zh: str
+    name_en: str
+    coverages: frozenset[str]
+
+
+@dataclass(frozen=True)
+class PlanChoice:
+    """What the customer chooses for one vehicle. Ratios are of the vehicle price."""
+
+    down_ratio: Decimal
+    term: int
+    insurance: frozenset[str]
+    residual_ratio: Decimal = ZERO
+    deposit_free: bool = False
+    extras_financed: bool = True
+    timing: Timing = "arrears"
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """A priced plan and every reason the policy refuses it (none: allowed)."""
+
+    vehicle: Vehicle
+    choice: PlanChoice
+    quote: Quote
+    reasons: tuple[Reason, ...]
+    policy_version: str
+    product_version: str
+
+    @property
+    def allowed(self) -> bool:
+        return not self.reasons
+
+
+@dataclass(frozen=True)
+class Product:
+    version: str
+    name_zh: str
+    name_en: str
+    rates: dict[str, dict[int, Decimal]]
+    down_ratios: tuple[Decimal, ...]
+    terms: tuple[int, ...]
+    residual_ratios: tuple[Decimal, ...]
+    deposit_ratio: Decimal
+    fees: tuple[Fee, ...]
+    coverages: dict[str, Coverage]
+    packs: dict[str, Pack]
+
+    @staticmethod
+    def rate_class(vehicle: Vehicle) -> str:
+        if vehicle.category.condition == "used":
+            return "used"
+        return "commercial" if vehicle.category.usage == "commercial" else "retail"
+
+    def rate_for(self, vehicle: Vehicle, term: int) -> Decimal:
+        """The customer's nominal annual rate for ``term``: the rate card's, less any dealer subsidy.
+
+        A term between listed terms takes the rate of the next listed term up (the longer, dearer one).
+        """
+        card = self.rates[self.rate_class(vehicle)]
+        listed = [t for t in sorted(card) if t >= term] or [max(card)]
+        return max(card[listed[0]] - vehicle.rate_subsidy, ZERO)
+
+    def charges(self, vehicle: Vehicle, coverages: frozenset[str], financed: bool) -> tuple[
+        tuple[Charge, ...], tuple[Charge, ...]
+    ]:
+        """(fees, premiums) for ``vehicle`` with the chosen coverages, all financed or all upfront."""
+        fees = tuple(Charge(f.code, f.for_vehicle(vehicle), financed) for f in self.fees)
+        premiums = tuple(
+            Charge(code, self.coverages[code].premium(vehicle), financed)
+            for code in sorted(coverages)
+        )
+        return fees, premiums
+
+    def request_for(self, vehicle: Vehicle, choice: PlanChoice) -> QuoteRequest:
+        """The exact quote request for ``choice`` on ``vehicle``."""
+        fees, premiums = self.charges(vehicle, choice.insurance, choice.extras_financed)
+        return QuoteRequest(
+            price=vehicle.price,
+            down_payment=fen(choice.down_ratio * vehicle.price),
+            term=choice.term,
+            annual_rate=self.rate_for(vehicle, choice.term),
+            residual_ratio=choice.residual_ratio,
+            timing=choice.timing,
+            fees=fees,
+            premiums=premiums,
+            deposit_ratio=ZERO if choice.deposit_free else self.deposit_ratio,
+        )
+
+    def evaluate(self, vehicle: Vehicle, choice: PlanChoice, policy: Policy) -> PlanResult:
+        """Price ``choice`` exactly and check it against ``policy``."""
+        result = quote(self.request_for(vehicle, choice))
+        reasons = policy.check(
+            vehicle.category,
+            down_ratio=choice.down_ratio,
+            term=choice.term,
+            residual_ratio=choice.residual_ratio,
+            apr=result.apr,
+            insurance=choice.insurance,
+            deposit_free=choice.deposit_free,
+        )
+        return PlanResult(vehicle, choice, result, reasons, policy.version, self.version)
+
+
+def parse_product(data: dict[str, object]) -> Product:
+    """Build a :class:`Product` from its parsed TOML document."""
+
+    def dec(table: dict[str, object], key: str) -> Decimal:
+        return Decimal(str(table.get(key, "0")))
+
+    rates_raw = data["rates"]
+    options = data["options"]
+    fees_raw = data["fees"]
+    insurance_raw = data["insurance"]
+    packs_raw = data["packs"]
+    assert isinstance(rates_raw, dict) and isinstance(options, dict) and isinstance(fees_raw, dict)
+    assert isinstance(insurance_raw, dict) and isinstance(packs_raw, dict)
+    rates = {cls: {int(t): Decimal(v) for t, v in card.items()} for cls, card in rates_raw.items()}
+    for card in rates.values():
+        for rate in card.values():
+            if rate != rate.quantize(Decimal("0.0001")):
+                raise ValueError(f"rate {rate} has more than 4 decimals")
+    coverages = {
+        code: Coverage(
+            code, c["name_zh"], c["name_en"], dec(c, "base"), dec(c, "ratio"), dec(c, "per_seat"),
+            Decimal(c["commercial_base"]) if "commercial_base" in c else None,
+            Decimal(c["seven_seat_base"]) if "seven_seat_base" in c else None,
+            c.get("group"),
+        )
+        for code, c in insurance_raw.items()
+    }
+    return Product(
+        version=str(data["version"]),
+        name_zh=str(data["name_zh"]),
+        name_en=str(data["name_en"]),
+        rates=rates,
+        down_ratios=tuple(Decimal(x) for x in options["down_ratios"]),
+        terms=tuple(int(x) for x in options["terms"]),
+        residual_ratios=tuple(Decimal(x) for x in options["residual_ratios"]),
+        deposit_ratio=Decimal(options["deposit_ratio"]),
+        fees=tuple(Fee(code, f["name_zh"], f["name_en"], dec(f, "amount"), dec(f, "ratio"))
+                   for code, f in fees_raw.items()),
+        coverages=coverages,
+        packs={code: Pack(code, p["name_zh"], p["name_en"], frozenset(p["coverages"]))
+               for code, p in packs_raw.items()},
+    )
+
+
+@cache
+def load_product(name: str = "standard") -> Product:
+    """Load ``plans/products/<name>.toml`` (cached)."""
+    text = resources.files("plans").joinpath("products", f"{name}.toml").read_text(encoding="utf-8")
+    return parse_product(tomllib.loads(text))

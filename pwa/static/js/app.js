@@ -1,0 +1,31 @@
+// Leaseline PWA glue. Loaded with `defer`, no inline script (strict CSP). Everything works without it.
+(function () {
+  "use strict";
+  document.documentElement.classList.replace("no-js", "js");
+
+  // The down-payment readout follows the slider at once; the server's quote follows via htmx.
+  var yuan = new Intl.NumberFormat("zh-CN", { maximumFractionDigits: 0 });
+  document.addEventListener("input", function (event) {
+    var el = event.target;
+    if (el && el.id === "down") {
+      var out = document.getElementById("down-out");
+      var price = Number(el.dataset.price || 0);
+      if (out) out.textContent = el.value + "% · ¥" + yuan.format(Math.round(price * Number(el.value) / 100));
+    }
+  });
+
+  // Show when the network is gone (the quote cannot be recalculated offline).
+  function netstatus() {
+    var bar = document.getElementById("netstatus");
+    if (bar) bar.hidden = navigator.onLine;
+  }
+  window.addEventListener("online", netstatus);
+  window.addEventListener("offline", netstatus);
+  document.addEventListener("DOMContentLoaded", netstatus);
+
+  if ("serviceWorker" in navigator) {
+    window.addEventListener("load", function () {
+      navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () { /* optional */ });
+    });
+  }
+})();

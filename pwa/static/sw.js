@@ -1,0 +1,42 @@
+// Leaseline service worker: precache the shell, network-first for pages, cache-first for static assets,
+// and the offline page when the network is gone. Bump VERSION when the shell changes.
+const VERSION = "leaseline-shell-v1";
+const SHELL = [
+  "/offline",
+  "/static/css/app.css",
+  "/static/js/app.js",
+  "/static/vendor/htmx-2.0.11.min.js",
+  "/static/icons/icon-192.png",
+  "/static/icons/icon-512.png",
+  "/static/icons/maskable-512.png",
+  "/static/icons/favicon-32.png",
+  "/manifest.webmanifest",
+];
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(caches.open(VERSION).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    caches.keys()
+      .then((keys) => Promise.all(keys.filter((k) => k !== VERSION).map((k) => caches.delete(k))))
+      .then(() => self.clients.claim())
+  );
+});
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET") return;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin || url.pathname.startsWith("/api/")) return;
+
+  if (url.pathname.startsWith("/static/")) {
+    event.respondWith(caches.match(request).then((hit) => hit || fetch(request)));
+    return;
+  }
+  if (request.mode === "navigate") {
+    // Pages: always the network (quotes must be fresh); the offline page when it is unreachable.
+    event.respondWith(fetch(request).catch(() => caches.match("/offline")));
+  }
+});

@@ -1,0 +1,119 @@
+"""Shared fixtures: a real database (SQLite, and PostgreSQL when TEST_DATABASE_URL is set), the BFF app
+migrated with Alembic and loaded with the demo catalogue, and a live server on a free loopback port."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
+
+DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Keep generated keys and SQLite files of the test session out of the working tree."""
+    path = tmp_path_factory.mktemp("var")
+    os.environ["LEASELINE_VAR_DIR"] = str(path)
+    return path
+
+
+def _postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    admin_url = make_url(os.environ["TEST_DATABASE_URL"]).set(drivername="postgresql+psycopg")
+    name = f"leaseline_t_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def db_url(request: pytest.FixtureRequest, _var_dir: Path) -> Iterator[str]:
+    """A migrated database URL: SQLite always, PostgreSQL too when TEST_DATABASE_URL is set."""
+    from infra.db.migrate import upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{_var_dir / f'test-{uuid.uuid4().hex[:8]}.db'}"
+        upgrade(url)
+        yield url
+    else:
+        for url in _postgres_database():
+            upgrade(url)
+            yield url
+
+
+def build_app(url: str) -> Flask:
+    from bff import create_app
+    from bff.demo import demo_vehicles
+    from infra.catalogue import SqlCatalogue
+
+    app = create_app({"database_url": url, "env": "test"})
+    SqlCatalogue(app.extensions["leaseline"].db).upsert(demo_vehicles())
+    return app
+
+
+@pytest.fixture(scope="session")
+def app(db_url: str) -> Iterator[Flask]:
+    application = build_app(db_url)
+    yield application
+    application.extensions["leaseline"].db.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+class LiveServer:
+    """The BFF served by werkzeug on 127.0.0.1 and a free port, in a daemon thread."""
+
+    def __init__(self, app: Flask) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def live_server(_var_dir: Path) -> Iterator[LiveServer]:
+    """A live BFF on SQLite (browser tests); the HTTP-level tests use ``app`` on every database."""
+    from infra.db.migrate import upgrade
+
+    url = f"sqlite:///{_var_dir / 'live.db'}"
+    upgrade(url)
+    application = build_app(url)
+    with LiveServer(application) as server:
+        yield server
+    application.extensions["leaseline"].db.dispose()
+
+
+@pytest.fixture(scope="session")
+def bff_server(app: Flask) -> Iterator[LiveServer]:
+    """The BFF over real HTTP on each database of ``db_url`` (SQLite, and PostgreSQL when configured)."""
+    with LiveServer(app) as server:
+        yield server

@@ -1,0 +1,32 @@
+"""Browser tests: pytest-playwright on Debian's Chromium (RECIPES.md), Pixel 7 emulation by default."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/lib/chromium/chromium")  # the real binary, not the wrapper
+ARGS = [
+    "--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+]
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any], playwright: Any) -> dict[str, Any]:
+    return {**browser_context_args, **playwright.devices["Pixel 7"]}
+
+
+@pytest.fixture(scope="session")
+def base_url(live_server: Any) -> str:
+    """pytest-base-url's fixture, pointed at the live server."""
+    return str(live_server.url)
