@@ -64,10 +64,10 @@ def bench_generator(rounds: int) -> None:
 
 
 def bench_http(requests_count: int) -> None:
+    import logging
+
     import requests
     from werkzeug.serving import make_server
-
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     tmp = tempfile.mkdtemp(prefix="leaseline-bench-")

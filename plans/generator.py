@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +31,7 @@ from plans.product import Product
 from plans.product import Vehicle
 from plans.quote import level_rent
 
+ScalarT = TypeVar("ScalarT", bound=np.generic)
 SortKey = Literal["rent", "total", "apr"]
 SORT_KEYS: tuple[SortKey, ...] = ("rent", "total", "apr")
 I64 = npt.NDArray[np.int64]
@@ -160,7 +162,7 @@ def evaluate_matrix(vehicle: Vehicle, product: Product, policy: Policy) -> Matri
     last = _last_payments(principal, residual, n, bp, rent)
 
     # Deposit axis: 0 = with deposit, 1 = deposit-free.
-    def twice(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    def twice(a: npt.NDArray[ScalarT]) -> npt.NDArray[ScalarT]:
         return np.concatenate([a, a])
 
     deposit_free = np.concatenate([np.zeros(di.size, bool), np.ones(di.size, bool)])
@@ -180,7 +182,7 @@ def evaluate_matrix(vehicle: Vehicle, product: Product, policy: Policy) -> Matri
     cost_of_credit = total_interest + fees_c
     due = down + upfront_extras + deposit  # arrears: no rent at signing
 
-    allowed = valid & _compliant(vehicle, product, policy, packs, ti, pi, ri, di, deposit_free, apr_micro)
+    allowed = valid & _compliant(vehicle, product, policy, ti, pi, ri, di, deposit_free, apr_micro)
     return Matrix(
         vehicle, product, policy, di, ti, pi, ri, financed, deposit_free, down, principal, residual, deposit,
         rent, last, apr_micro, total_payable, cost_of_credit, due, valid, allowed,
@@ -248,7 +250,7 @@ def _apr_micro(flow0: I64, flow_end: I64, rent: I64, last: I64, n: I64, bp: I64,
     return apr
 
 
-def _compliant(vehicle: Vehicle, product: Product, policy: Policy, packs: list[object], ti: I64, pi: I64,
+def _compliant(vehicle: Vehicle, product: Product, policy: Policy, ti: I64, pi: I64,
                ri: I64, di: I64, deposit_free: npt.NDArray[np.bool_], apr_micro: I64) -> npt.NDArray[np.bool_]:
     category = vehicle.category
     floor = policy.min_down_ratio(category)
@@ -262,7 +264,8 @@ def _compliant(vehicle: Vehicle, product: Product, policy: Policy, packs: list[o
         [all(code in p.coverages for code in policy.required_insurance) for p in product.packs.values()]
     )[pi]
     deposit_ok = ~deposit_free | (category.condition in policy.deposit_free_conditions)
-    return down_ok & term_ok & residual_ok & apr_ok & insurance_ok & deposit_ok
+    allowed: npt.NDArray[np.bool_] = down_ok & term_ok & residual_ok & apr_ok & insurance_ok & deposit_ok
+    return allowed
 
 
 def generate(

@@ -10,7 +10,6 @@ from flask import jsonify
 from flask import request
 
 from bff.api.openapi import document
-from bff.errors import problem
 from bff.services import services
 from plans.errors import FieldError
 from plans.errors import PlanInputError

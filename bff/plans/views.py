@@ -132,7 +132,8 @@ def budget(vehicle_id: str) -> Response:
         reverse = svc.reverse(vehicle, form.choice(), amount)
     response = page_or_block(
         "plans/budget.html", "budget_results", vehicle=vehicle, form=form, search=search, reverse=reverse,
-        product=svc.product, amount=amount, choice_url=lambda c: builder_url(vehicle.id, BuilderForm.from_choice(c), []),
+        product=svc.product, amount=amount,
+        choice_url=lambda c: builder_url(vehicle.id, BuilderForm.from_choice(c), []),
     )
     if form.errors:
         response.status_code = 422
