@@ -36,5 +36,7 @@ def to_decimal(value: object) -> Decimal:
 
 
 def format_cny(value: Decimal) -> str:
-    """Plain-text rendering used by the CLI and logs: ``¥12,345.60`` (the UI uses Babel)."""
-    return f"¥{fen(value):,.2f}"
+    """``¥12,345.60`` / ``-¥12.30``: half-up to the fen, thousands separated by commas."""
+    amount = fen(value)
+    sign = "-" if amount < 0 else ""
+    return f"{sign}¥{abs(amount):,.2f}"
