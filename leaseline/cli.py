@@ -98,8 +98,8 @@ def plans(vehicle_id: str, budget: str | None, sort: str, limit: int, as_json: b
             amount = to_decimal(budget)
         except ValueError:
             raise Fail(f"budget: not a number: {budget!r}") from None
-        if amount <= 0:
-            raise Fail("budget: must be greater than 0")
+        if not 0 < amount <= 100_000_000:
+            raise Fail("budget: must be greater than 0 and at most 100,000,000")
     settings = Settings.from_env()
     db = Database(settings.database_url)
     try:

@@ -53,6 +53,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "timing": ("付款方式须为 arrears（期末）或 advance（期初）", "Timing must be 'arrears' or 'advance'"),
     "unknown_option": ("未知选项：{value}", "Unknown option: {value}"),
     "unknown_vehicle": ("未找到该车型", "No such vehicle"),
+    "out_of_range": ("须在 {min}–{max} 之间", "Must be between {min} and {max}"),
     "nothing_financed": ("融资金额必须大于 0", "The financed amount must be greater than 0"),
 }
 

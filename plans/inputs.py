@@ -22,6 +22,24 @@ MAX_RATE = Decimal("1")  # 100% a year: far beyond any lawful rate, only a guard
 MAX_CHARGE = Decimal("10000000")
 
 
+def bounded_int(raw: object, low: int, high: int) -> int | None:
+    """``raw`` as an int in [low, high] if it is an integer literal (ASCII digits, optional sign), else None.
+
+    ``"²".isdigit()`` is True in Python and ``int()`` of a 5,000-digit string raises, so both are refused
+    here before any conversion; so are ``"36.0"`` and ``"3.6e1"`` (a form value or JSON term is a literal).
+    """
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw if low <= raw <= high else None
+    text = str(raw).strip()
+    digits = text[1:] if text[:1] in "+-" else text
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 12:
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
 class _Collector:
     def __init__(self, raw: Mapping[str, object]) -> None:
         self.raw = raw
@@ -57,20 +75,25 @@ class _Collector:
             return None
         return value
 
-    def integer(self, name: str, *, required: bool = False) -> int | None:
+    def integer(self, name: str, low: int, high: int, *, required: bool = False,
+                range_code: str = "out_of_range") -> int | None:
+        """A whole number in [low, high]; ``range_code`` names the error for one outside it."""
         if not self.present(name):
             if required:
                 self.errors.append(error(name, "required"))
             return None
         try:
-            value = to_decimal(self.raw[name])
+            number = to_decimal(self.raw[name])
         except ValueError:
             self.errors.append(error(name, "not_an_integer"))
             return None
-        if value != value.to_integral_value():
+        if number != number.to_integral_value():
             self.errors.append(error(name, "not_an_integer"))
             return None
-        return int(value)
+        if not low <= number <= high:  # compared as a Decimal: int("1e300000") would take seconds
+            self.errors.append(error(name, range_code, min=low, max=high))
+            return None
+        return int(number)
 
 
 def parse_quote_request(raw: Mapping[str, object], policy: Policy) -> QuoteRequest:
@@ -96,13 +119,8 @@ def parse_quote_request(raw: Mapping[str, object], policy: Policy) -> QuoteReque
         key = "down_payment" if c.present("down_payment") else "down_ratio"
         c.errors.append(error(key, "down_above_price"))
         down = None
-    term = c.integer("term", required=True)
-    if term is not None and not policy.min_term <= term <= policy.max_term:
-        c.errors.append(error("term", "term_range", min=policy.min_term, max=policy.max_term))
-        term = None
+    term = c.integer("term", policy.min_term, policy.max_term, required=True, range_code="term_range")
     rate = c.decimal("rate", required=True, maximum=MAX_RATE, as_percent_limit=True)
-    if rate is None and c.present("rate") and not any(e.field == "rate" for e in c.errors):
-        c.errors.append(error("rate", "rate_range", max=100))
     residual_ratio = c.decimal("residual_ratio", default=ZERO, maximum=Decimal("0.99"), as_percent_limit=True)
     deposit_ratio = c.decimal("deposit_ratio", default=ZERO, maximum=Decimal("0.5"), as_percent_limit=True)
     timing_raw = str(raw.get("timing") or "arrears").strip().lower()

@@ -59,7 +59,9 @@ def smallest_down(vehicle: Vehicle, product: Product, policy: Policy, template: 
             if candidate.quote.request.residual >= candidate.quote.financed_amount:
                 break
             if candidate.quote.monthly_payment <= budget:
-                result = candidate
+                # A larger down payment only lowers the rent and raises the weight of the fees, so a plan
+                # refused here (e.g. the APR cap on a short term) is not rescued by paying more down.
+                result = candidate if candidate.allowed else None
                 break
             down += FEN
         out.append(ReverseQuote(term, result.quote.request.down_payment if result else None, result))

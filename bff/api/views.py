@@ -17,6 +17,7 @@ from plans.errors import error
 from plans.generator import SORT_KEYS
 from plans.generator import Constraints
 from plans.generator import PlanSummary
+from plans.inputs import bounded_int
 from plans.inputs import check_principal
 from plans.inputs import parse_quote_request
 from plans.money import to_decimal
@@ -105,13 +106,12 @@ def _choice_from(body: dict[str, Any], vehicle: Vehicle) -> PlanChoice:
     down = _ratio(body, "down_ratio", "0.2", errors, "0.9")
     residual = _ratio(body, "residual_ratio", "0", errors, "0.9")
     term_raw = body.get("term", 36)
-    term = 36
-    if isinstance(term_raw, bool) or not isinstance(term_raw, int | str) or not str(term_raw).isdigit():
-        errors.append(error("term", "not_an_integer"))
-    else:
-        term = int(term_raw)
-        if not svc.policy.min_term <= term <= svc.policy.max_term:
-            errors.append(error("term", "term_range", min=svc.policy.min_term, max=svc.policy.max_term))
+    term = bounded_int(term_raw, svc.policy.min_term, svc.policy.max_term) if isinstance(term_raw, int | str) else None
+    if term is None:
+        whole = bounded_int(term_raw, -(10**12), 10**12) is not None
+        errors.append(error("term", "term_range", min=svc.policy.min_term, max=svc.policy.max_term) if whole
+                      else error("term", "not_an_integer"))
+        term = 36
     insurance = body.get("insurance", sorted(svc.product.packs["standard"].coverages))
     if not isinstance(insurance, list) or not all(isinstance(c, str) for c in insurance):
         errors.append(error("insurance", "unknown_option", value="insurance"))
@@ -178,7 +178,7 @@ def search_plans() -> Any:
         errors.append(error("sort", "unknown_option", value=str(sort)[:20]))
     limit = body.get("limit", 50)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 5000:
-        errors.append(error("limit", "too_large", limit=5000))
+        errors.append(error("limit", "out_of_range", min=1, max=5000))
         limit = 50
     if errors:
         raise PlanInputError(errors)

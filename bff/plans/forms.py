@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from plans.errors import FieldError
 from plans.errors import error
+from plans.inputs import bounded_int
 from plans.money import to_decimal
 from plans.policy import Policy
 from plans.product import PlanChoice
@@ -109,8 +110,9 @@ def parse_form(args: MultiMapping, vehicle: Vehicle, product: Product, policy: P
     form.residual = _percent(args.get("residual"), "residual", form.residual, 0, 90, errors)
     term_raw = args.get("term")
     if term_raw:
-        if term_raw.isdigit() and int(term_raw) in product.terms:
-            form.term = int(term_raw)
+        term = bounded_int(term_raw, 1, 1200)
+        if term in product.terms:
+            form.term = term
         else:
             errors.append(error("term", "unknown_option", value=term_raw[:20]))
     if "ins" in args or "tpl" in args or args.get("submitted"):
@@ -131,7 +133,8 @@ def parse_form(args: MultiMapping, vehicle: Vehicle, product: Product, policy: P
     if timing in ("arrears", "advance"):
         form.timing = timing
     form.budget = (args.get("budget") or "").strip()[:20]
-    form.compare = [c for c in args.getlist("cmp") if decode(c) is not None][:MAX_COMPARE]
+    form.compare = [c for c in args.getlist("cmp") if (d := decode(c)) is not None and d.term in product.terms]
+    form.compare = form.compare[:MAX_COMPARE]
     form.errors = errors
     return form
 
@@ -154,13 +157,14 @@ def decode(code: str) -> PlanChoice | None:
     parts = code.split("-")
     if len(parts) != 7:
         return None
-    down, term, residual, ins, deposit, extras, timing = parts
-    if not (down.isdigit() and term.isdigit() and residual.isdigit()) or int(down) > 90 or int(residual) > 90:
+    down_raw, term_raw, residual_raw, ins, deposit, extras, timing = parts
+    down, term, residual = bounded_int(down_raw, 0, 90), bounded_int(term_raw, 1, 120), bounded_int(residual_raw, 0, 90)
+    if down is None or term is None or residual is None:
         return None
     coverages = frozenset() if ins == "none" else frozenset(ins.split("+"))
     if not coverages <= set(TOGGLES + TPL_CODES) or deposit not in "DF" or extras not in "fu" or timing not in "av":
         return None
-    return PlanChoice(Decimal(int(down)) / 100, int(term), coverages, Decimal(int(residual)) / 100,
+    return PlanChoice(Decimal(down) / 100, term, coverages, Decimal(residual) / 100,
                       deposit == "F", extras == "f", "advance" if timing == "v" else "arrears")
 
 

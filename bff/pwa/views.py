@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint
 from flask import current_app
@@ -50,14 +51,23 @@ def offline() -> Any:
 def set_locale() -> Any:
     """Remember the chosen language (a POST with CSRF: it changes state, if only a preference)."""
     chosen = request.form.get("locale", "zh_CN")
-    target = request.form.get("next") or url_for("plans.vehicles")
-    if not target.startswith("/") or target.startswith("//"):
+    target = request.form.get("next") or ""
+    if not is_local_path(target):
         target = url_for("plans.vehicles")
     response = redirect(target)
     if chosen in LOCALES:
         response.set_cookie("locale", chosen, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
                             secure=current_app.config["SESSION_COOKIE_SECURE"])
     return response
+
+
+def is_local_path(target: str) -> bool:
+    r"""True for a path on this site. Browsers drop tabs and newlines and read ``\`` as ``/``, so
+    ``/``, a tab, ``/evil.example`` is ``//evil.example``: any control character or backslash is refused."""
+    if not target.startswith("/") or "\\" in target or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc and not target.startswith("//")
 
 
 @bp.get("/healthz")
