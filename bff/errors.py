@@ -38,6 +38,18 @@ def problem(status: int, title: str, detail: str = "", errors: list[FieldError] 
     return response
 
 
+def http_message(status: int) -> str:
+    """A friendly, translated sentence for an HTTP error page."""
+    messages = {
+        400: _("That request could not be understood. Please go back and try again."),
+        404: _("We could not find that page."),
+        405: _("That action is not available here."),
+        413: _("That upload is too large."),
+        429: _("Too many attempts. Please wait a moment and try again."),
+    }
+    return messages.get(status, _("Something went wrong on our side. Please try again."))
+
+
 def wants_json() -> bool:
     return request.path.startswith("/api/")
 
@@ -66,7 +78,7 @@ def register_error_handlers(app: Flask) -> None:
         status = exc.code or 500
         if wants_json():
             return problem(status, exc.name, exc.description or "")
-        return render_template("error.html", status=status, message=exc.name), status
+        return render_template("error.html", status=status, message=http_message(status)), status
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
