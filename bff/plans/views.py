@@ -23,7 +23,9 @@ from bff.plans.forms import parse_form
 from bff.plans.forms import with_compare
 from bff.services import services
 from plans.errors import error
+from plans.generator import Constraints
 from plans.money import to_decimal
+from plans.product import Vehicle
 
 bp = Blueprint("plans", __name__)
 
@@ -31,7 +33,8 @@ bp = Blueprint("plans", __name__)
 def page_or_block(template: str, block: str, **context: Any) -> Response:
     """Render ``block`` of ``template`` for an htmx request, else the whole page; mark ``Vary: HX-Request``."""
     g.branches_on_htmx = True
-    if htmx and not htmx.boosted:
+    # A history restore (Back after hx-push-url, with htmx's history cache off) must get the whole page.
+    if htmx and not htmx.boosted and not htmx.history_restore_request:
         return make_response(render_block(template, block, **context))
     return make_response(render_template(template, **context))
 
@@ -89,7 +92,7 @@ def builder(vehicle_id: str) -> Response:
     return _render_builder(vehicle, form)
 
 
-def _render_builder(vehicle: Any, form: BuilderForm) -> Response:
+def _render_builder(vehicle: Vehicle, form: BuilderForm) -> Response:
     svc = services().plans
     result = svc.evaluate(vehicle, form.choice())
     compared = []
@@ -109,8 +112,6 @@ def _render_builder(vehicle: Any, form: BuilderForm) -> Response:
 @bp.get("/plans/<vehicle_id>/budget")
 def budget(vehicle_id: str) -> Response:
     """Plans for a monthly budget: the compliant plans within it, and the least down payment per term."""
-    from plans.generator import Constraints
-
     svc = services().plans
     vehicle = svc.vehicle(vehicle_id)
     form = parse_form(request.args, vehicle, svc.product, svc.policy)

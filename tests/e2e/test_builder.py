@@ -78,7 +78,7 @@ def is_builder_response(response: Response, **params: str) -> bool:
     return all(q.get(k) == [v] for k, v in params.items())
 
 
-def open_builder(page: Page, path: str = BUILDER) -> None:
+def open_page(page: Page, path: str = BUILDER) -> None:
     page.goto(path)
     # app.js (deferred) swaps the class once it ran; htmx is loaded (deferred) before it.
     expect(page.locator("html")).to_have_class(re.compile(r"\bjs\b"))
@@ -122,7 +122,7 @@ def test_vehicle_search_filters_without_reload_and_opens_builder(page: Page, err
 
 
 def test_slider_and_term_chip_requote_without_reload(page: Page, errors: BrowserErrors) -> None:
-    open_builder(page)
+    open_page(page)
     rent, apr, verdict = page.get_by_test_id("rent"), page.get_by_test_id("apr"), page.get_by_test_id("verdict")
     expect(page.locator("#down")).to_have_value("20")
     expect(page.locator("input[name=term][value='36']")).to_be_checked()
@@ -164,7 +164,7 @@ def test_slider_and_term_chip_requote_without_reload(page: Page, errors: Browser
 
 @pytest.mark.parametrize("down", ["0", "10"])
 def test_down_payment_below_policy_shows_reason(page: Page, errors: BrowserErrors, down: str) -> None:
-    open_builder(page)
+    open_page(page)
     mark_document(page)
     verdict = page.get_by_test_id("verdict")
     with page.expect_response(lambda r: is_builder_response(r, down=down)):
@@ -186,7 +186,7 @@ def test_down_payment_below_policy_shows_reason(page: Page, errors: BrowserError
 
 
 def test_schedule_expands_with_a_row_per_rent(page: Page, errors: BrowserErrors) -> None:
-    open_builder(page, f"{BUILDER}?down=30&term=24&residual=20")
+    open_page(page, f"{BUILDER}?down=30&term=24&residual=20")
     schedule = page.locator("details.schedule")
     rows = schedule.locator("tbody tr:not(.balloon)")
     expect(schedule).not_to_have_attribute("open", re.compile(".*"))
@@ -202,7 +202,7 @@ def test_schedule_expands_with_a_row_per_rent(page: Page, errors: BrowserErrors)
 
 
 def test_compare_two_terms_without_reload(page: Page, errors: BrowserErrors) -> None:
-    open_builder(page)
+    open_page(page)
     mark_document(page)
     compare = page.get_by_test_id("compare")
     expect(compare).to_have_count(0)
@@ -214,7 +214,7 @@ def test_compare_two_terms_without_reload(page: Page, errors: BrowserErrors) -> 
     assert pushed and pushed.startswith(f"{BUILDER}?down=20&term=36&") and "cmp=" in pushed and "add=" not in pushed
     expect(compare.locator("thead th[scope=col]")).to_have_count(2)  # the row-header column + 1 plan
     expect(add).to_be_disabled()  # the current plan is already in the comparison
-    expect(page).to_have_url(re.compile(r"[?&]cmp=30?-36-"))
+    expect(page).to_have_url(re.compile(r"[?&]cmp=20-36-"))
 
     with page.expect_response(lambda r: is_builder_response(r, term="60")):
         page.locator("label.chip", has=page.locator("input[name=term][value='60']")).click()
@@ -241,7 +241,7 @@ def test_compare_two_terms_without_reload(page: Page, errors: BrowserErrors) -> 
 
 
 def test_budget_search_lists_plans_without_reload(page: Page, errors: BrowserErrors) -> None:
-    open_builder(page)
+    open_page(page)
     mark_document(page)
     results = page.get_by_test_id("budget-results")
     page.locator("#budget-amount").fill("3000")
@@ -293,11 +293,32 @@ def test_builder_journey_has_no_console_errors(page: Page) -> None:
         page.locator("#budget button[type=submit]").click()
     expect(page.get_by_test_id("budget-results").locator("ol.plan-list li").first).to_be_visible()
     expect(rent).to_contain_text("¥")
-    # Back through history restores the previous quote (htmx history, no cache: refetched).
-    page.go_back()
-    expect(page.locator("input[name=tpl]")).to_have_count(0)
-    expect(page).not_to_have_url(re.compile("cmp="))
     errors.assert_none()
+
+
+@pytest.mark.parametrize(
+    ("start", "change", "kept"),
+    [
+        (BUILDER, "down", "#builder"),
+        ("/vehicles", "q", "#q"),
+    ],
+)
+def test_back_button_restores_the_whole_page(page: Page, start: str, change: str, kept: str) -> None:
+    open_page(page, start)
+    with page.expect_response(lambda r: change in query(r.url)):
+        if change == "down":
+            page.locator("#down").fill("40")
+        else:
+            page.locator("#q").fill("BYD")
+    expect(page).to_have_url(re.compile(f"[?&]{change}="))
+    page.evaluate("""() => { window.__restored = new Promise(resolve => document.body.addEventListener(
+        "htmx:historyRestore", () => resolve(true), {once: true})); }""")
+    page.go_back()
+    assert page.evaluate("window.__restored") is True  # htmx refetched and swapped the previous page
+    expect(page).not_to_have_url(re.compile(f"[?&]{change}="))
+    # The page keeps its heading and its form (not only the swapped fragment).
+    assert page.locator("main h1").count() == 1, page.evaluate("document.body.innerHTML.trim().slice(0, 80)")
+    expect(page.locator(kept)).to_be_visible()
 
 
 # -- without JavaScript --------------------------------------------------------------------------------

@@ -456,3 +456,12 @@ def test_healthz(bff_server: Any) -> None:
     response = get(bff_server, "/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.db
+def test_history_restore_request_gets_the_whole_page(bff_server: Any) -> None:
+    headers = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    response = get(bff_server, f"/plans/{HAN}?down=30", headers=headers)
+    assert response.status_code == 200
+    assert "<html" in response.text and 'id="builder"' in response.text
+    assert "HX-Request" in response.headers.get("Vary", "")

@@ -14,6 +14,12 @@
     }
   });
 
+  // A range input fires `input` while dragging and `change` on release: the form requotes on the (debounced)
+  // `input` alone, so the release must not trigger a second identical request and history entry.
+  document.addEventListener("change", function (event) {
+    if (event.target && event.target.id === "down") event.stopPropagation();
+  }, true);
+
   // Show when the network is gone (the quote cannot be recalculated offline).
   function netstatus() {
     var bar = document.getElementById("netstatus");

@@ -1,0 +1,81 @@
+"""The PWA shell in a real browser: the service worker takes control and serves the offline page, and
+Chromium finds the app installable (manifest, icons, service worker)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext
+from playwright.sync_api import Page
+from playwright.sync_api import Playwright
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.e2e
+
+BUILDER = "/plans/toyota-camry"
+CONTROLLED = "navigator.serviceWorker.controller !== null"
+
+
+def wait_for_service_worker(page: Page) -> None:
+    """Wait until the service worker controls the page (it calls clients.claim() once activated)."""
+    page.wait_for_function("navigator.serviceWorker !== undefined")
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    if not page.evaluate(CONTROLLED):  # claim() normally adopts the page; a reload always does
+        page.reload()
+    page.wait_for_function(CONTROLLED)
+
+
+def test_service_worker_serves_the_offline_page(page: Page, context: BrowserContext) -> None:
+    page.goto(BUILDER)
+    wait_for_service_worker(page)
+    assert page.evaluate("navigator.serviceWorker.controller.scriptURL").endswith("/sw.js")
+    assert page.evaluate("caches.keys()") == ["leaseline-shell-v1"]
+    rent = page.get_by_test_id("rent")
+    expect(rent).to_be_visible()
+
+    context.set_offline(True)
+    try:
+        page.reload()
+        offline = page.locator("section.offline")
+        expect(offline.get_by_role("heading", level=1)).to_have_text("您已离线")
+        expect(rent).to_have_count(0)
+        expect(page).to_have_url(re.compile(re.escape(BUILDER) + "$"))  # the address keeps the choices
+        # The shell's assets come from the cache: the stylesheet applies and app.js runs (offline banner).
+        expect(page.locator("html")).to_have_class(re.compile(r"\bjs\b"))
+        expect(page.locator("#netstatus")).to_be_visible()
+        # Any other page is unreachable too and gets the same offline page.
+        page.goto("/vehicles?q=BYD")
+        expect(offline.get_by_role("heading", level=1)).to_be_visible()
+    finally:
+        context.set_offline(False)
+
+    page.reload()
+    expect(page.locator("#vehicle-list a.vehicle").first).to_be_visible()
+    expect(page.locator("#netstatus")).to_be_hidden()
+
+
+def test_installable(
+    playwright: Playwright, browser_type_launch_args: dict[str, Any], base_url: str, tmp_path: Path
+) -> None:
+    """Chromium reports no installability error (only checked in a persistent, non-incognito profile)."""
+    device = {k: v for k, v in playwright.devices["Pixel 7"].items() if k != "default_browser_type"}
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path / "profile"),
+        **browser_type_launch_args,
+        **device,
+        base_url=base_url,
+    )
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        page.goto(BUILDER)
+        wait_for_service_worker(page)
+        cdp = context.new_cdp_session(page)
+        manifest = cdp.send("Page.getAppManifest")
+        assert manifest["url"].endswith("/manifest.webmanifest")
+        assert manifest["errors"] == []
+        assert cdp.send("Page.getInstallabilityErrors") == {"installabilityErrors": []}
+    finally:
+        context.close()
