@@ -82,12 +82,12 @@ def quote(as_json: bool, **options: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def plans(vehicle_id: str, budget: str | None, sort: str, limit: int, as_json: bool) -> None:
     """Every compliant plan for a vehicle (within a monthly budget), ranked."""
-    from bff.api.views import summary_json
     from bff.config import Settings
     from infra.catalogue import SqlCatalogue
     from infra.db import Database
     from plans.generator import Constraints
     from plans.generator import generate
+    from plans.generator import summary_as_dict
     from plans.money import to_decimal
     from plans.policy import load_policy
     from plans.product import load_product
@@ -112,7 +112,7 @@ def plans(vehicle_id: str, budget: str | None, sort: str, limit: int, as_json: b
                                          Constraints(budget=amount), sort, limit)  # type: ignore[arg-type]
     if as_json:
         click.echo(json.dumps({"vehicle_id": vehicle.id, "evaluated": evaluated, "matched": matched,
-                               "plans": [summary_json(p) for p in found]}, ensure_ascii=False))
+                               "plans": [summary_as_dict(p) for p in found]}, ensure_ascii=False))
         return
     click.echo(f"{vehicle.name_en}: {matched} compliant plans of {evaluated} evaluated")
     for p in found:

@@ -298,3 +298,18 @@ def generate(
     order = index[np.lexsort((m.due_at_signing[index], m.total_payable[index], primary))]
     chosen = order if limit is None else order[:limit]
     return [m.summary(int(i)) for i in chosen], m.size, int(index.size)
+
+
+def summary_as_dict(s: PlanSummary) -> dict[str, object]:
+    """The JSON shape of a generated plan shared by the API and the CLI (amounts as 2-decimal strings)."""
+    c = s.choice
+    return {
+        "down_ratio": f"{c.down_ratio:.2f}", "term": c.term, "pack": s.pack, "insurance": sorted(c.insurance),
+        "residual_ratio": f"{c.residual_ratio:.2f}", "deposit_free": c.deposit_free,
+        "extras_financed": c.extras_financed, "timing": c.timing,
+        "down_payment": f"{s.down_payment:.2f}", "financed_amount": f"{s.financed_amount:.2f}",
+        "monthly_payment": f"{s.monthly_payment:.2f}", "last_payment": f"{s.last_payment:.2f}",
+        "residual": f"{s.residual:.2f}", "deposit": f"{s.deposit:.2f}", "apr": f"{s.apr:.6f}",
+        "total_payable": f"{s.total_payable:.2f}", "total_cost_of_credit": f"{s.total_cost_of_credit:.2f}",
+        "due_at_signing": f"{s.due_at_signing:.2f}",
+    }

@@ -16,7 +16,7 @@ from plans.errors import PlanInputError
 from plans.errors import error
 from plans.generator import SORT_KEYS
 from plans.generator import Constraints
-from plans.generator import PlanSummary
+from plans.generator import summary_as_dict
 from plans.inputs import bounded_int
 from plans.inputs import check_principal
 from plans.inputs import parse_quote_request
@@ -47,20 +47,6 @@ def result_json(result: PlanResult) -> dict[str, Any]:
         "reasons": [{"code": r.code, "text_zh": r.text_zh, "text_en": r.text_en} for r in result.reasons],
         "policy_version": result.policy_version,
         "product_version": result.product_version,
-    }
-
-
-def summary_json(s: PlanSummary) -> dict[str, Any]:
-    c = s.choice
-    return {
-        "down_ratio": f"{c.down_ratio:.2f}", "term": c.term, "pack": s.pack, "insurance": sorted(c.insurance),
-        "residual_ratio": f"{c.residual_ratio:.2f}", "deposit_free": c.deposit_free,
-        "extras_financed": c.extras_financed, "timing": c.timing,
-        "down_payment": f"{s.down_payment:.2f}", "financed_amount": f"{s.financed_amount:.2f}",
-        "monthly_payment": f"{s.monthly_payment:.2f}", "last_payment": f"{s.last_payment:.2f}",
-        "residual": f"{s.residual:.2f}", "deposit": f"{s.deposit:.2f}", "apr": f"{s.apr:.6f}",
-        "total_payable": f"{s.total_payable:.2f}", "total_cost_of_credit": f"{s.total_cost_of_credit:.2f}",
-        "due_at_signing": f"{s.due_at_signing:.2f}",
     }
 
 
@@ -188,6 +174,6 @@ def search_plans() -> Any:
         "vehicle_id": vehicle.id, "evaluated": result.evaluated, "matched": result.matched,
         "elapsed_ms": round(result.elapsed_ms, 3), "sort": sort,
         "policy_version": svc.policy.version, "product_version": svc.product.version,
-        "plans": [summary_json(s) for s in result.plans],
+        "plans": [summary_as_dict(s) for s in result.plans],
     })
 
