@@ -135,6 +135,8 @@ def _cents(value: Decimal) -> int:
 def evaluate_matrix(vehicle: Vehicle, product: Product, policy: Policy) -> Matrix:
     """Price and check every combination of ``product``'s options for ``vehicle``."""
     packs = list(product.packs.values())
+    if list(product.terms) != sorted(product.terms):
+        raise ValueError("the product's terms must be listed in ascending order")
     price = _cents(vehicle.price)
     down_c = np.array([_cents(r * vehicle.price) for r in product.down_ratios], dtype=np.int64)
     residual_c = np.array([_cents(r * vehicle.price) for r in product.residual_ratios], dtype=np.int64)
@@ -147,9 +149,11 @@ def evaluate_matrix(vehicle: Vehicle, product: Product, policy: Policy) -> Matri
     terms = np.array(product.terms, dtype=np.int64)
     deposit_amount = _cents(product.deposit_ratio * vehicle.price)
 
-    # Axes: down × term × pack × residual × financed (schedule does not depend on the deposit axis).
-    shape = (len(down_c), len(terms), len(packs), len(residual_c), 2)
-    di, ti, pi, ri, fi = (a.ravel() for a in np.indices(shape, dtype=np.int64))
+    # Axes: term × down × pack × residual × financed, term first so that, with the terms in ascending order,
+    # the rows still amortising at month k are one contiguous tail (see _last_payments). The schedule does
+    # not depend on the deposit, which is added as a last axis below.
+    shape = (len(terms), len(down_c), len(packs), len(residual_c), 2)
+    ti, di, pi, ri, fi = (a.ravel() for a in np.indices(shape, dtype=np.int64))
     financed = fi.astype(bool)
     extras = fees_c + prem_c[pi]
     principal = price - down_c[di] + np.where(financed, extras, 0)
@@ -208,12 +212,15 @@ def _level_rents(principal: I64, residual: I64, n: I64, bp: I64, rates: list[Dec
 
 
 def _last_payments(principal: I64, residual: I64, n: I64, bp: I64, rent: I64) -> I64:
-    """Run the arrears amortisation in exact integer fen and return the last (adjusted) rent."""
+    """Run the arrears amortisation in exact integer fen and return the last (adjusted) rent.
+
+    ``n`` must be non-decreasing: at month k only the tail of rows with n > k still amortises.
+    """
     balance = principal.copy()
     for k in range(1, int(n.max())):
-        active = k < n
-        interest = (2 * balance * bp + 120000) // 240000
-        balance = np.where(active, balance + interest - rent, balance)
+        start = int(np.searchsorted(n, k, side="right"))
+        tail = balance[start:]
+        tail += (2 * tail * bp[start:] + 120000) // 240000 - rent[start:]
     interest = (2 * balance * bp + 120000) // 240000
     return balance + interest - residual
 
@@ -228,17 +235,23 @@ def _apr_micro(flow0: I64, flow_end: I64, rent: I64, last: I64, n: I64, bp: I64,
     i = bp / 120000.0 + 0.002
     step = np.ones_like(i)
     with np.errstate(all="ignore"):
-        for _ in range(12):
-            log_v = -np.log1p(i)
-            v_n = np.exp(nf * log_v)
+        for _ in range(20):  # quadratic convergence: 4–6 steps from this start; stop when all have converged
+            v = 1.0 / (1.0 + i)
+            v_n = v**nf
             small = np.abs(i) < 1e-8
-            safe_i = np.where(small, 1.0, i)
-            annuity = np.where(small, nf - nf * (nf + 1) / 2 * i, (1.0 - v_n) / safe_i)
-            d_annuity = np.where(small, -nf * (nf + 1) / 2, -(annuity - nf * v_n / (1.0 + i)) / safe_i)
+            if small.any():  # near a zero rate the closed form loses precision: use its limit there
+                safe_i = np.where(small, 1.0, i)
+                annuity = np.where(small, nf - nf * (nf + 1) / 2 * i, (1.0 - v_n) / safe_i)
+                d_annuity = np.where(small, -nf * (nf + 1) / 2, -(annuity - nf * v_n * v) / safe_i)
+            else:
+                annuity = (1.0 - v_n) / i
+                d_annuity = -(annuity - nf * v_n * v) / i
             npv = f0 - pay * annuity + fe * v_n
-            slope = -pay * d_annuity - nf * fe * v_n / (1.0 + i)
+            slope = -pay * d_annuity - nf * fe * v_n * v
             step = npv / slope
             i = i - step
+            if not np.any(valid & ~(np.abs(step) < 1e-12)):
+                break
     scaled = i * 12 * 1e6
     apr = np.floor(scaled + 0.5)
     redo = valid & ~(np.isfinite(scaled) & (np.abs(step) < 1e-12) & (np.abs(scaled - np.floor(scaled) - 0.5) > 1e-4))
