@@ -29,15 +29,23 @@ def _npv_and_slope(rate: float, flows: Sequence[float]) -> tuple[float, float]:
     return npv, slope
 
 
-def irr(flows: Sequence[Decimal | float], guess: float = 0.01) -> float:
+def irr(flows: Sequence[Decimal | float], guess: float = 0.01, floor: float | None = None) -> float:
     """Monthly internal rate of return of ``flows`` (index = month, period 0 first).
 
-    Newton's method from ``guess``; if it leaves the domain or stalls, bisection on (-0.99, 10).
-    Raises :class:`NoSolution` when the flows do not change sign.
+    With ``floor``, the smallest root at or above it, found by bracketing: a lease's flows change sign twice
+    when the deposit refunded at the end exceeds the last rent and balloon, and then have a second, lower
+    (even negative) root that is no rate of the credit. Pass a floor a little below the contract's monthly
+    rate: the customer's NPV there is negative (fees and the deposit only add cost), and positive at a high
+    enough rate when the customer receives net credit at month 0, so the root above is unique.
+
+    Without ``floor``: Newton's method from ``guess``, falling back to bisection on (-0.99, 10).
+    Raises :class:`NoSolution` when no rate solves the flows.
     """
     values = [float(v) for v in flows]
     if not (any(v > 0 for v in values) and any(v < 0 for v in values)):
         raise NoSolution("cash flows must contain both receipts and payments")
+    if floor is not None:
+        return _bracketed(values, floor)
     rate = guess
     for _ in range(50):
         npv, slope = _npv_and_slope(rate, values)
@@ -50,6 +58,32 @@ def irr(flows: Sequence[Decimal | float], guess: float = 0.01) -> float:
         if abs(step) < 1e-13:
             return rate
     return _bisect(values)
+
+
+def _bracketed(values: list[float], floor: float) -> float:
+    """The unique root above ``floor`` where NPV goes from ≤ 0 to > 0: Newton kept inside the bracket."""
+    low = max(floor, -0.99)
+    if _npv_and_slope(low, values)[0] > 0:
+        raise NoSolution("the flows are worth more than nothing even at the floor rate")
+    high = max(low + 0.01, 0.05)
+    while _npv_and_slope(high, values)[0] <= 0:
+        high *= 2
+        if high > 10:
+            raise NoSolution("no rate up to 1000% a month: the customer receives no net credit")
+    rate = (low + high) / 2
+    for _ in range(100):
+        npv, slope = _npv_and_slope(rate, values)
+        if npv > 0:
+            high = rate
+        else:
+            low = rate
+        candidate = rate - npv / slope if slope else (low + high) / 2
+        if not low < candidate < high:
+            candidate = (low + high) / 2
+        if abs(candidate - rate) < 1e-14 or high - low < 1e-15:
+            return candidate
+        rate = candidate
+    return rate
 
 
 def _bisect(values: list[float]) -> float:

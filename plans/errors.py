@@ -54,6 +54,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unknown_option": ("未知选项：{value}", "Unknown option: {value}"),
     "unknown_vehicle": ("未找到该车型", "No such vehicle"),
     "out_of_range": ("须在 {min}–{max} 之间", "Must be between {min} and {max}"),
+    "no_net_credit": (
+        "首付、费用与保证金合计过高，客户未获得净融资",
+        "The down payment, fees and deposit leave the customer no net credit",
+    ),
     "nothing_financed": ("融资金额必须大于 0", "The financed amount must be greater than 0"),
 }
 

@@ -16,6 +16,7 @@ from plans.quote import TIMINGS
 from plans.quote import Charge
 from plans.quote import QuoteRequest
 from plans.quote import Timing
+from plans.quote import check_principal
 
 MAX_PRICE = Decimal("100000000")  # ¥100 million: no passenger or light commercial vehicle costs more
 MAX_RATE = Decimal("1")  # 100% a year: far beyond any lawful rate, only a guard against absurd input
@@ -151,11 +152,3 @@ def parse_quote_request(raw: Mapping[str, object], policy: Policy) -> QuoteReque
     request = QuoteRequest(fen(price), fen(down), term, rate, residual_ratio, timing, fees, premiums, deposit_ratio)
     check_principal(request)
     return request
-
-
-def check_principal(request: QuoteRequest) -> None:
-    """Refuse a request with nothing financed or a residual at or above the financed principal."""
-    if request.principal <= 0:
-        raise PlanInputError([error("down_payment", "nothing_financed")])
-    if request.residual >= request.principal:
-        raise PlanInputError([error("residual_ratio", "residual_above_principal")])

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import decimal
+import re
 from decimal import ROUND_HALF_UP
 from decimal import Decimal
 
 FEN = Decimal("0.01")
+THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
 ZERO = Decimal("0.00")
 #: Enough digits for (1 + r) ** -n over 120 periods with room to spare; quantised to the fen afterwards.
 CONTEXT = decimal.Context(prec=40, rounding=ROUND_HALF_UP, traps=[decimal.InvalidOperation, decimal.Overflow])
@@ -26,13 +28,18 @@ def to_decimal(value: object) -> Decimal:
         raise ValueError("not a number")
     if isinstance(value, float):
         value = repr(value)
+    text = str(value).strip()
+    # ASCII only (Decimal() also reads Arabic-Indic and full-width digits); commas only as thousands
+    # separators, so "1,2,3" is refused rather than read as 123.
+    if not text.isascii() or ("," in text and not THOUSANDS.fullmatch(text)):
+        raise ValueError("not a number")
     try:
-        result = Decimal(str(value).strip().replace(",", "").replace("_", ""))
+        result = Decimal(text.replace(",", ""))
     except (decimal.InvalidOperation, ValueError) as exc:
         raise ValueError("not a number") from exc
     if not result.is_finite():
         raise ValueError("not a finite number")
-    return result
+    return result + 0 if result.is_zero() else result  # no "-0.00"
 
 
 def format_cny(value: Decimal) -> str:

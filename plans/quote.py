@@ -18,6 +18,8 @@ from decimal import Decimal
 from typing import Literal
 
 from plans import apr as apr_module
+from plans.errors import PlanInputError
+from plans.errors import error
 from plans.money import CONTEXT
 from plans.money import ZERO
 from plans.money import fen
@@ -191,14 +193,38 @@ def customer_cash_flows(request: QuoteRequest, schedule: Sequence[ScheduleRow]) 
     return tuple(CashFlow(period, fen(amount)) for period, amount in enumerate(flows))
 
 
+def check_principal(request: QuoteRequest) -> None:
+    """Refuse a request with nothing financed, a residual at or above the financed principal, or no net
+    credit at signing (upfront fees and the deposit eat all the customer receives: the APR is undefined)."""
+    if request.principal <= 0:
+        raise PlanInputError([error("down_payment", "nothing_financed")])
+    if request.residual >= request.principal:
+        raise PlanInputError([error("residual_ratio", "residual_above_principal")])
+    received = request.price - request.down_payment + request.financed_premiums
+    if received - request.upfront_fees - request.deposit <= 0:
+        raise PlanInputError([error("down_payment", "no_net_credit")])
+
+
+def apr_floor(annual_rate: Decimal) -> float:
+    """Where the APR root search starts: just below the contract's monthly rate (see :func:`plans.apr.irr`)."""
+    return float(annual_rate) / 12 - 0.001
+
+
 def quote(request: QuoteRequest) -> Quote:
-    """Price ``request`` exactly: rent to the fen, a reconciled schedule, cash flows and APR."""
+    """Price ``request`` exactly: rent to the fen, a reconciled schedule, cash flows and APR.
+
+    Raises :class:`PlanInputError` for a request that cannot be a lease (see :func:`check_principal`).
+    """
+    check_principal(request)
     principal = request.principal
     residual = request.residual
     rent = fen(level_rent(principal, residual, request.term, request.annual_rate, request.timing))
     schedule = build_schedule(principal, residual, request.term, request.annual_rate, request.timing, rent)
     flows = customer_cash_flows(request, schedule)
-    monthly = apr_module.irr([f.amount for f in flows], guess=float(request.annual_rate) / 12 or 0.005)
+    try:
+        monthly = apr_module.irr([f.amount for f in flows], floor=apr_floor(request.annual_rate))
+    except apr_module.NoSolution:
+        raise PlanInputError([error("down_payment", "no_net_credit")]) from None
     total_rents = sum((row.payment for row in schedule), ZERO)
     credit_fees = request.financed_fees + request.upfront_fees
     first_rent = schedule[0].payment if request.timing == "advance" else ZERO

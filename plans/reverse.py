@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import replace
 from decimal import ROUND_CEILING
+from decimal import ROUND_FLOOR
 from decimal import Decimal
 
+from plans.errors import PlanInputError
 from plans.money import CONTEXT
 from plans.money import FEN
 from plans.policy import Policy
@@ -15,6 +17,8 @@ from plans.product import PlanResult
 from plans.product import Product
 from plans.product import Vehicle
 from plans.quote import level_rent
+
+HALF_FEN = Decimal("0.005")
 
 
 @dataclass(frozen=True)
@@ -47,15 +51,19 @@ def smallest_down(vehicle: Vehicle, product: Product, policy: Policy, template: 
         rent_zero = level_rent(request.residual, request.residual, term, request.annual_rate, request.timing)
         slope = rent_one - rent_zero  # rent per yuan of principal
         extras = request.principal - (vehicle.price - request.down_payment)
-        max_principal = request.residual + CONTEXT.divide(budget - rent_zero, slope)
-        down = (vehicle.price + extras - max_principal).quantize(FEN, rounding=ROUND_CEILING)
+        # A rent below budget + half a fen rounds to within the budget (half-up).
+        max_principal = request.residual + CONTEXT.divide(budget + HALF_FEN - rent_zero, slope)
+        down = (vehicle.price + extras - max_principal).quantize(FEN, rounding=ROUND_FLOOR)
         down = max(down, (floor_ratio * vehicle.price).quantize(FEN, rounding=ROUND_CEILING))
         result = None
-        for _ in range(5):
+        for _ in range(8):
             if down >= vehicle.price:
                 break
             ratio = CONTEXT.divide(down, vehicle.price)
-            candidate = product.evaluate(vehicle, replace(choice, down_ratio=ratio), policy)
+            try:
+                candidate = product.evaluate(vehicle, replace(choice, down_ratio=ratio), policy)
+            except PlanInputError:  # no net credit left: paying more down cannot help
+                break
             if candidate.quote.request.residual >= candidate.quote.financed_amount:
                 break
             if candidate.quote.monthly_payment <= budget:

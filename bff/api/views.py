@@ -18,7 +18,6 @@ from plans.generator import SORT_KEYS
 from plans.generator import Constraints
 from plans.generator import summary_as_dict
 from plans.inputs import bounded_int
-from plans.inputs import check_principal
 from plans.inputs import parse_quote_request
 from plans.money import to_decimal
 from plans.product import PlanChoice
@@ -122,7 +121,6 @@ def create_quote() -> Any:
     if "vehicle_id" in body:
         vehicle = svc.vehicle(str(body["vehicle_id"]))
         choice = _choice_from(body, vehicle)
-        check_principal(svc.product.request_for(vehicle, choice))
         return jsonify(result_json(svc.evaluate(vehicle, choice)))
     request_ = parse_quote_request(body, svc.policy)
     return jsonify(quote_as_dict(quote(request_)))

@@ -22,6 +22,7 @@ from bff.plans.forms import decode
 from bff.plans.forms import parse_form
 from bff.plans.forms import with_compare
 from bff.services import services
+from plans.errors import PlanInputError
 from plans.errors import error
 from plans.generator import Constraints
 from plans.money import to_decimal
@@ -94,12 +95,20 @@ def builder(vehicle_id: str) -> Response:
 
 def _render_builder(vehicle: Vehicle, form: BuilderForm) -> Response:
     svc = services().plans
-    result = svc.evaluate(vehicle, form.choice())
+    try:
+        result = svc.evaluate(vehicle, form.choice())
+    except PlanInputError as exc:  # e.g. a residual above what is financed: say so beside the form
+        form.errors.extend(exc.errors)
+        result = None
     compared = []
     for code in form.compare:
         choice = decode(code)
-        if choice is not None:
+        if choice is None:
+            continue
+        try:
             compared.append((code, svc.evaluate(vehicle, choice)))
+        except PlanInputError:
+            continue
     response = page_or_block(
         "plans/builder.html", "results", vehicle=vehicle, form=form, result=result, compared=compared,
         product=svc.product, policy=svc.policy, canonical=builder_url(vehicle.id, form, form.compare),

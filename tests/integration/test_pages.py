@@ -465,3 +465,15 @@ def test_history_restore_request_gets_the_whole_page(bff_server: Any) -> None:
     assert response.status_code == 200
     assert "<html" in response.text and 'id="builder"' in response.text
     assert "HX-Request" in response.headers.get("Vary", "")
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("htmx_request", [False, True])
+def test_residual_above_the_financed_amount_is_explained_not_priced(bff_server: Any, htmx_request: bool) -> None:
+    headers = {"HX-Request": "true"} if htmx_request else {}
+    response = get(bff_server, f"/plans/{HAN}?down=90&residual=90&term=48", headers=headers)
+    assert response.status_code == 422
+    assert "尾款不能达到或超过融资本金" in response.text
+    assert "-¥" not in response.text  # never a negative rent
+    if not htmx_request:  # the whole page keeps every choice the user made
+        assert re.search(r'name="term" value="48"\s+checked', response.text)
