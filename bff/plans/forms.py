@@ -66,6 +66,16 @@ class BuilderForm:
             timing="advance" if self.timing == "advance" else "arrears",
         )
 
+    def query_pairs(self) -> list[tuple[str, str]]:
+        """The choices as query-string pairs (what the builder's GET form would send)."""
+        return [
+            ("down", str(self.down)), ("term", str(self.term)), ("residual", str(self.residual)),
+            *[("ins", c) for c in sorted(self.insurance) if c not in TPL_CODES],
+            ("tpl", self.tpl), ("deposit", "free" if self.deposit_free else "deposit"),
+            ("extras", "financed" if self.extras_financed else "upfront"), ("timing", self.timing),
+            ("submitted", "1"),
+        ]
+
     @property
     def tpl(self) -> str:
         return next((c for c in TPL_CODES if c in self.insurance), "")

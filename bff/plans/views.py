@@ -59,13 +59,8 @@ def vehicle_art(vehicle_id: str) -> Response:
 
 def builder_url(vehicle_id: str, form: BuilderForm, compare: list[str]) -> str:
     """The canonical URL of the builder with ``form``'s choices (what the address bar shows)."""
-    params: list[tuple[str, str]] = [
-        ("down", str(form.down)), ("term", str(form.term)), ("residual", str(form.residual)),
-        *[("ins", c) for c in sorted(form.insurance) if c not in ("tpl_1m", "tpl_2m")],
-        ("tpl", form.tpl), ("deposit", "free" if form.deposit_free else "deposit"),
-        ("extras", "financed" if form.extras_financed else "upfront"), ("timing", form.timing),
-        *[("cmp", c) for c in compare],
-    ]
+    params = [pair for pair in form.query_pairs() if pair[0] != "submitted"]
+    params += [("cmp", c) for c in compare]
     if form.budget:
         params.append(("budget", form.budget))
     return url_for("plans.builder", vehicle_id=vehicle_id) + "?" + urlencode(params)

@@ -125,7 +125,7 @@ def test_slider_and_term_chip_requote_without_reload(page: Page, errors: Browser
     open_page(page)
     rent, apr, verdict = page.get_by_test_id("rent"), page.get_by_test_id("apr"), page.get_by_test_id("verdict")
     expect(page.locator("#down")).to_have_value("20")
-    expect(page.locator("input[name=term][value='36']")).to_be_checked()
+    expect(page.locator("#builder input[name=term][value='36']")).to_be_checked()
     expect(verdict).to_have_class(re.compile(r"\bok\b"))
     rent0, apr0 = rent.inner_text(), apr.inner_text()
     mark_document(page)
@@ -145,7 +145,7 @@ def test_slider_and_term_chip_requote_without_reload(page: Page, errors: Browser
     # Term 36 -> 48 months (the radio is visually hidden: tap its chip label).
     with page.expect_response(lambda r: is_builder_response(r, down="30", term="48")):
         page.locator("label.chip", has=page.locator("input[name=term][value='48']")).tap()
-    expect(page.locator("input[name=term][value='48']")).to_be_checked()
+    expect(page.locator("#builder input[name=term][value='48']")).to_be_checked()
     expect(rent).not_to_have_text(rent30)
     expect(apr).not_to_have_text(apr30)  # 48 months has its own rate
     assert _yuan(rent.inner_text()) < _yuan(rent30), "a longer term must lower the rent"
@@ -350,7 +350,7 @@ def test_builder_without_javascript(nojs_page: Page) -> None:
     expect(rent).not_to_have_text(rent0)
     expect(page.get_by_test_id("apr")).not_to_have_text(apr0)
     expect(page.locator("#down")).to_have_value("30")
-    expect(page.locator("input[name=term][value='48']")).to_be_checked()
+    expect(page.locator("#builder input[name=term][value='48']")).to_be_checked()
     expect(page.get_by_test_id("verdict")).to_have_class(re.compile(r"\bok\b"))
 
     # A non-compliant down payment shows the reason after the full page load.
