@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask import current_app
 from flask import g
 from flask import request
 from flask.typing import ResponseReturnValue
@@ -70,9 +71,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def select_locale() -> str:
-    """The user's choice (cookie ``locale``, or ``?lang=``), else Chinese."""
+    """The user's choice (``?lang=``, or the ``locale`` cookie), else the configured default (zh_CN)."""
     chosen = request.args.get("lang") or request.cookies.get("locale")
-    return chosen if chosen in LOCALES else "zh_CN"
+    return chosen if chosen in LOCALES else current_app.config["SETTINGS"].default_locale
 
 
 def register_extensions(app: Flask) -> None:

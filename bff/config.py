@@ -30,9 +30,20 @@ def _secret_key(env: Mapping[str, str]) -> str:
     path = var_dir() / "secret_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48), encoding="ascii")
-        path.chmod(0o600)
+        try:  # created readable by its owner only from the start, and never overwritten
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(secrets.token_urlsafe(48))
     return path.read_text(encoding="ascii").strip()
+
+
+def _locale(value: str) -> str:
+    if value not in ("zh_CN", "en"):
+        raise ConfigError("LEASELINE_LOCALE must be zh_CN or en")
+    return value
 
 
 @dataclass(frozen=True)
@@ -55,8 +66,9 @@ class Settings:
         url = env.get("LEASELINE_DATABASE_URL") or f"sqlite:///{var_dir() / 'bff.db'}"
         try:
             make_url(url)
-        except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
-            raise ConfigError(f"LEASELINE_DATABASE_URL is not a database URL: {exc}") from exc
+        except Exception:  # sqlalchemy's ArgumentError would echo the URL, password included
+            raise ConfigError("LEASELINE_DATABASE_URL is not a database URL "
+                              "(e.g. sqlite:///var/bff.db or postgresql://user@host/db)") from None
         if mode == "production" and not env.get("LEASELINE_SECRET_KEY"):
             raise ConfigError("LEASELINE_SECRET_KEY is required in production")
         return cls(
@@ -65,5 +77,5 @@ class Settings:
             env=mode,
             policy=env.get("LEASELINE_POLICY", "default"),
             product=env.get("LEASELINE_PRODUCT", "standard"),
-            default_locale=env.get("LEASELINE_LOCALE", "zh_CN"),
+            default_locale=_locale(env.get("LEASELINE_LOCALE", "zh_CN")),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP
 from decimal import Decimal
 
 from flask import Flask
@@ -33,8 +34,10 @@ def percent(value: Decimal | None, places: int = 2) -> str:
     """A fraction as a percentage: 0.0599 → ``5.99%``."""
     if value is None:
         return "—"
+    # Round half-up here: Babel rounds half-even, which would understate 6.225% as 6.22%.
+    shown = (value * 100).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP) + 0
     pattern = "#,##0." + "0" * places if places else "#,##0"
-    return format_decimal(value * 100, format=pattern) + "%"
+    return format_decimal(shown, format=pattern) + "%"
 
 
 def text(obj: object) -> str:

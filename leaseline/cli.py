@@ -11,6 +11,9 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import ROUND_HALF_UP
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +35,11 @@ def main() -> None:
     """Leaseline: auto financial leasing (汽车金融租赁)."""
 
 
+def percent(rate: Decimal) -> str:
+    """A rate as a percentage with two decimals, rounded half-up like every figure we disclose."""
+    return f"{(rate * 100).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}%"
+
+
 def _input_error(exc: PlanInputError) -> Fail:
     return Fail("; ".join(f"{e.field}: {e.text_en}" for e in exc.errors))
 
@@ -49,29 +57,39 @@ def _input_error(exc: PlanInputError) -> Fail:
 @click.option("--insurance-upfront", default="0", help="Insurance premiums paid upfront, CNY.")
 @click.option("--insurance-financed", default="0", help="Insurance premiums financed, CNY.")
 @click.option("--deposit-ratio", default="0", help="Refundable deposit as a ratio of the price (0 = deposit-free).")
+@click.option("--condition", type=click.Choice(["new", "used"]), default="new", help="For the policy check.")
+@click.option("--usage", type=click.Choice(["personal", "commercial"]), default="personal")
+@click.option("--powertrain", type=click.Choice(["ice", "nev"]), default="ice")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def quote(as_json: bool, **options: str | None) -> None:
-    """Price one lease: rent, schedule, cash flows and APR (PBOC 2021 No. 3)."""
+    """Price one lease: rent, schedule, cash flows, APR (PBOC 2021 No. 3) and the policy's verdict."""
+    from plans.inputs import explicit_reasons
+    from plans.inputs import parse_category
     from plans.inputs import parse_quote_request
     from plans.policy import load_policy
     from plans.quote import quote as price
     from plans.quote import quote_as_dict
 
     raw = {k: v for k, v in options.items() if v is not None}
-    raw["rate"] = options["rate"]
+    policy = load_policy(os.environ.get("LEASELINE_POLICY", "default"))
     try:
-        result = price(parse_quote_request(raw, load_policy(os.environ.get("LEASELINE_POLICY", "default"))))
+        request = parse_quote_request(raw, policy)
+        result = price(request)
+        reasons = explicit_reasons(request, result.apr, policy, parse_category(raw))
     except PlanInputError as exc:
         raise _input_error(exc) from None
-    data = quote_as_dict(result)
+    data = {**quote_as_dict(result), "allowed": not reasons,
+            "reasons": [{"code": r.code, "text_zh": r.text_zh, "text_en": r.text_en} for r in reasons],
+            "policy_version": policy.version}
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False))
         return
     click.echo(f"Monthly rent      ¥{data['monthly_payment']} × {result.request.term}")
     click.echo(f"Financed amount   ¥{data['financed_amount']}")
-    click.echo(f"APR (nominal)     {Decimal(str(data['apr'])) * 100:.2f}%")
-    click.echo(f"Effective rate    {Decimal(str(data['effective_annual_rate'])) * 100:.2f}%")
+    click.echo(f"APR (nominal)     {percent(result.apr)}")
+    click.echo(f"Effective rate    {percent(result.effective_annual_rate)}")
     click.echo(f"Total payable     ¥{data['total_payable']}")
+    click.echo("Policy            " + ("allowed" if not reasons else "; ".join(r.text_en for r in reasons)))
 
 
 @main.command()
@@ -82,34 +100,28 @@ def quote(as_json: bool, **options: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def plans(vehicle_id: str, budget: str | None, sort: str, limit: int, as_json: bool) -> None:
     """Every compliant plan for a vehicle (within a monthly budget), ranked."""
-    from bff.config import Settings
-    from infra.catalogue import SqlCatalogue
-    from infra.db import Database
+    from bff.bootstrap import bootstrap
     from plans.generator import Constraints
-    from plans.generator import generate
     from plans.generator import summary_as_dict
-    from plans.money import to_decimal
-    from plans.policy import load_policy
-    from plans.product import load_product
+    from plans.inputs import parse_budget
 
-    amount = None
-    if budget is not None:
-        try:
-            amount = to_decimal(budget)
-        except ValueError:
-            raise Fail(f"budget: not a number: {budget!r}") from None
-        if not 0 < amount <= 100_000_000:
-            raise Fail("budget: must be greater than 0 and at most 100,000,000")
-    settings = Settings.from_env()
-    db = Database(settings.database_url)
     try:
-        vehicle = SqlCatalogue(db).get(vehicle_id)
+        amount = parse_budget(budget) if budget is not None else None
+    except PlanInputError as exc:
+        raise _input_error(exc) from None
+    try:
+        services = bootstrap(_settings())
+    except FileNotFoundError as exc:  # LEASELINE_POLICY / LEASELINE_PRODUCT names no file
+        raise Fail(str(exc)) from None
+    try:
+        with _database_errors():
+            vehicle = services.plans.catalogue.get(vehicle_id)
+            if vehicle is None:
+                raise Fail(f"vehicle: no such vehicle {vehicle_id!r} (`leaseline demo` loads the demo catalogue)")
     finally:
-        db.dispose()
-    if vehicle is None:
-        raise Fail(f"vehicle: no such vehicle {vehicle_id!r} (run `leaseline demo` to load the demo catalogue)")
-    found, evaluated, matched = generate(vehicle, load_product(settings.product), load_policy(settings.policy),
-                                         Constraints(budget=amount), sort, limit)  # type: ignore[arg-type]
+        services.db.dispose()
+    result = services.plans.search(vehicle, Constraints(budget=amount), sort, limit)  # type: ignore[arg-type]
+    found, evaluated, matched = result.plans, result.evaluated, result.matched
     if as_json:
         click.echo(json.dumps({"vehicle_id": vehicle.id, "evaluated": evaluated, "matched": matched,
                                "plans": [summary_as_dict(p) for p in found]}, ensure_ascii=False))
@@ -117,7 +129,30 @@ def plans(vehicle_id: str, budget: str | None, sort: str, limit: int, as_json: b
     click.echo(f"{vehicle.name_en}: {matched} compliant plans of {evaluated} evaluated")
     for p in found:
         click.echo(f"  ¥{p.monthly_payment:>10} × {p.choice.term:<2}  down ¥{p.down_payment:<10} "
-                   f"APR {p.apr * 100:.2f}%  {p.pack}{'  deposit-free' if p.choice.deposit_free else ''}")
+                   f"APR {percent(p.apr)}  {p.pack}{'  deposit-free' if p.choice.deposit_free else ''}")
+
+
+def _settings() -> Any:
+    """Settings from the environment; a wrong one is a one-line error, not a traceback."""
+    from bff.config import ConfigError
+    from bff.config import Settings
+
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        raise Fail(str(exc)) from None
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """Turn an unreachable or unmigrated database into a one-line error."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        raise Fail(f"database: {first} (run `leaseline db upgrade`, and `leaseline demo` for demo data)") from None
 
 
 @main.group()
@@ -128,25 +163,27 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply the BFF's migrations (Alembic) to LEASELINE_DATABASE_URL (default SQLite under var/)."""
-    from bff.config import Settings
+    from sqlalchemy.engine import make_url
+
     from infra.db.migrate import upgrade
 
-    url = Settings.from_env().database_url
-    upgrade(url)
-    click.echo(f"migrated {url.split('@')[-1]}")
+    url = _settings().database_url
+    with _database_errors():
+        upgrade(url)
+    click.echo(f"migrated {make_url(url).render_as_string(hide_password=True)}")
 
 
 @main.command()
 def demo() -> None:
     """Load the demo data (idempotent): the vehicle catalogue."""
-    from bff.config import Settings
     from bff.demo import demo_vehicles
     from infra.catalogue import SqlCatalogue
     from infra.db import Database
 
-    database = Database(Settings.from_env().database_url)
+    database = Database(_settings().database_url)
     try:
-        count = SqlCatalogue(database).upsert(demo_vehicles())
+        with _database_errors():
+            count = SqlCatalogue(database).upsert(demo_vehicles())
     finally:
         database.dispose()
     click.echo(f"loaded {count} demo vehicles")
@@ -181,7 +218,7 @@ def serve(service: str, port: int | None, workers: int) -> None:
 
     try:
         app = create_app()
-    except ConfigError as exc:
+    except (ConfigError, FileNotFoundError) as exc:  # a wrong setting or a missing policy/product file
         raise Fail(str(exc)) from None
     _gunicorn(app, port or SERVICES[service], workers)
 

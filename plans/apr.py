@@ -105,9 +105,9 @@ def _bisect(values: list[float]) -> float:
 
 def nominal_apr(monthly: float) -> Decimal:
     """Nominal annual rate = monthly IRR × 12, rounded half-up to 6 decimals (a fraction, 0.128 = 12.8%)."""
-    return Decimal(repr(monthly * 12)).quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
+    return Decimal(repr(monthly * 12)).quantize(RATE_PLACES, rounding=ROUND_HALF_UP) + 0  # + 0: no "-0"
 
 
 def effective_rate(monthly: float) -> Decimal:
     """Effective annual rate = (1 + monthly IRR) ** 12 − 1, rounded half-up to 6 decimals."""
-    return Decimal(repr((1 + monthly) ** 12 - 1)).quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
+    return Decimal(repr((1 + monthly) ** 12 - 1)).quantize(RATE_PLACES, rounding=ROUND_HALF_UP) + 0

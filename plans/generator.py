@@ -177,6 +177,7 @@ def evaluate_matrix(vehicle: Vehicle, product: Product, policy: Policy) -> Matri
     down = down_c[di]
     upfront_extras = np.where(financed, 0, extras)
     flow0 = price - down + np.where(financed, prem_c[pi], 0) - np.where(financed, 0, fees_c) - deposit
+    valid &= flow0 > 0  # net credit at signing, as plans.quote.check_principal demands
     flow_end = deposit - residual
     apr_micro = _apr_micro(flow0, flow_end, rent, last, n, bp, valid)
 

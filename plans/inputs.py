@@ -11,7 +11,11 @@ from plans.errors import error
 from plans.money import ZERO
 from plans.money import fen
 from plans.money import to_decimal
+from plans.policy import Category
 from plans.policy import Policy
+from plans.policy import Reason
+from plans.product import PlanChoice
+from plans.product import Product
 from plans.quote import TIMINGS
 from plans.quote import Charge
 from plans.quote import QuoteRequest
@@ -21,6 +25,8 @@ from plans.quote import check_principal
 MAX_PRICE = Decimal("100000000")  # ¥100 million: no passenger or light commercial vehicle costs more
 MAX_RATE = Decimal("1")  # 100% a year: far beyond any lawful rate, only a guard against absurd input
 MAX_CHARGE = Decimal("10000000")
+MAX_BUDGET = Decimal("100000000")  # a monthly budget, CNY: the same bound on the web, the API and the CLI
+RATE_PLACES = 6  # a nominal rate has at most 6 decimals (0.059900); more is noise or an attack on the maths
 
 
 def bounded_int(raw: object, low: int, high: int) -> int | None:
@@ -42,8 +48,9 @@ def bounded_int(raw: object, low: int, high: int) -> int | None:
 
 
 class _Collector:
-    def __init__(self, raw: Mapping[str, object]) -> None:
+    def __init__(self, raw: Mapping[str, object], explicit: bool = True) -> None:
         self.raw = raw
+        self.explicit = explicit
         self.errors: list[FieldError] = []
 
     def present(self, name: str) -> bool:
@@ -66,7 +73,10 @@ class _Collector:
             self.errors.append(error(name, "not_positive"))
             return None
         if value < minimum:
-            self.errors.append(error(name, "negative"))
+            if as_percent_limit and not self.explicit:  # a plan's ratio: say the whole range it may take
+                self.errors.append(error(name, "ratio_range", max=f"{(maximum * 100).normalize():f}"))
+            else:
+                self.errors.append(error(name, "negative"))
             return None
         if value > maximum:
             if as_percent_limit:
@@ -122,6 +132,9 @@ def parse_quote_request(raw: Mapping[str, object], policy: Policy) -> QuoteReque
         down = None
     term = c.integer("term", policy.min_term, policy.max_term, required=True, range_code="term_range")
     rate = c.decimal("rate", required=True, maximum=MAX_RATE, as_percent_limit=True)
+    if rate is not None and rate != rate.quantize(Decimal(1).scaleb(-RATE_PLACES)):
+        c.errors.append(error("rate", "too_many_decimals", places=RATE_PLACES))
+        rate = None
     residual_ratio = c.decimal("residual_ratio", default=ZERO, maximum=Decimal("0.99"), as_percent_limit=True)
     deposit_ratio = c.decimal("deposit_ratio", default=ZERO, maximum=Decimal("0.5"), as_percent_limit=True)
     timing_raw = str(raw.get("timing") or "arrears").strip().lower()
@@ -152,3 +165,87 @@ def parse_quote_request(raw: Mapping[str, object], policy: Policy) -> QuoteReque
     request = QuoteRequest(fen(price), fen(down), term, rate, residual_ratio, timing, fees, premiums, deposit_ratio)
     check_principal(request)
     return request
+
+
+def parse_budget(raw: object, name: str = "budget") -> Decimal:
+    """A monthly budget in CNY: a number above 0 and at most :data:`MAX_BUDGET`."""
+    if raw is None or str(raw).strip() == "":
+        raise PlanInputError([error(name, "required")])
+    try:
+        value = to_decimal(raw)
+    except ValueError:
+        raise PlanInputError([error(name, "not_a_number")]) from None
+    if value <= 0:
+        raise PlanInputError([error(name, "not_positive")])
+    if value > MAX_BUDGET:
+        raise PlanInputError([error(name, "too_large", limit=f"{MAX_BUDGET:,}")])
+    return value
+
+
+def parse_plan_choice(raw: Mapping[str, object], product: Product, policy: Policy) -> PlanChoice:
+    """A catalogue plan from JSON-like input: ``down_ratio``, ``term`` (one of the product's terms),
+    ``insurance`` (coverage codes), ``residual_ratio``, ``deposit_free`` and ``extras_financed`` (booleans),
+    ``timing``. Missing keys take the builder's defaults; every problem is reported at once."""
+    c = _Collector(raw, explicit=False)
+    down = c.decimal("down_ratio", default=Decimal("0.2"), maximum=Decimal("0.9"), as_percent_limit=True)
+    residual = c.decimal("residual_ratio", default=ZERO, maximum=Decimal("0.9"), as_percent_limit=True)
+    term = 36
+    if "term" in raw:
+        parsed = bounded_int(raw["term"], -(10**12), 10**12)
+        if parsed is None:
+            c.errors.append(error("term", "not_an_integer"))
+        elif not policy.min_term <= parsed <= policy.max_term:
+            c.errors.append(error("term", "term_range", min=policy.min_term, max=policy.max_term))
+        elif parsed not in product.terms:  # the product prices only its listed terms
+            c.errors.append(error("term", "unknown_option", value=str(parsed)))
+        else:
+            term = parsed
+    insurance = raw.get("insurance", sorted(product.packs["standard"].coverages))
+    coverages: frozenset[str] = frozenset()
+    if not isinstance(insurance, list) or not all(isinstance(code, str) for code in insurance):
+        c.errors.append(error("insurance", "unknown_option", value="insurance"))
+    else:
+        coverages = frozenset(insurance)
+        try:
+            product.check_coverages(coverages)
+        except PlanInputError as exc:
+            c.errors.extend(exc.errors)
+    flags = {}
+    for key, default in (("deposit_free", False), ("extras_financed", True)):
+        value = raw.get(key, default)
+        if not isinstance(value, bool):  # "false" is a string, and bool("false") is True
+            c.errors.append(error(key, "not_boolean"))
+            value = default
+        flags[key] = value
+    timing = raw.get("timing", "arrears")
+    if timing not in TIMINGS:
+        c.errors.append(error("timing", "timing"))
+    if c.errors or down is None or residual is None:
+        raise PlanInputError(c.errors)
+    return PlanChoice(down, term, coverages, residual, flags["deposit_free"], flags["extras_financed"],
+                      "advance" if timing == "advance" else "arrears")
+
+
+def explicit_reasons(request: QuoteRequest, apr: Decimal, policy: Policy, category: Category) -> tuple[Reason, ...]:
+    """The policy's verdict on a quote from explicit figures (insurance cover unknown: not assessed)."""
+    return policy.check(
+        category, down_ratio=request.down_payment / request.price, term=request.term,
+        residual_ratio=request.residual_ratio, apr=apr, insurance=None, deposit_free=request.deposit_ratio == 0,
+    )
+
+
+def parse_category(raw: Mapping[str, object]) -> Category:
+    """The vehicle category of an explicit quote: ``condition``, ``usage``, ``powertrain`` (defaults new,
+    personal, ice); an unknown value is a field error."""
+    errors: list[FieldError] = []
+    values: dict[str, str] = {}
+    for key, allowed in (("condition", ("new", "used")), ("usage", ("personal", "commercial")),
+                         ("powertrain", ("ice", "nev"))):
+        value = raw.get(key, allowed[0])
+        if value not in allowed:
+            errors.append(error(key, "unknown_option", value=str(value)[:20]))
+            value = allowed[0]
+        values[key] = str(value)
+    if errors:
+        raise PlanInputError(errors)
+    return Category(values["condition"], values["usage"], values["powertrain"])  # type: ignore[arg-type]

@@ -80,10 +80,13 @@ class Policy:
         term: int,
         residual_ratio: Decimal,
         apr: Decimal,
-        insurance: frozenset[str] | set[str],
+        insurance: frozenset[str] | set[str] | None,
         deposit_free: bool,
     ) -> tuple[Reason, ...]:
-        """Every reason the plan is refused; empty when it is allowed."""
+        """Every reason the plan is refused; empty when it is allowed.
+
+        ``insurance`` None means the coverages are unknown (a quote from explicit figures): not assessed.
+        """
         reasons: list[Reason] = []
         floor = self.min_down_ratio(category)
         if down_ratio < floor:
@@ -108,7 +111,7 @@ class Policy:
                 Reason("apr_above_cap", f"年化利率不得超过 {_pct(self.apr_cap)}",
                        f"The APR may not exceed {_pct(self.apr_cap)}")
             )
-        missing = [code for code in self.required_insurance if code not in insurance]
+        missing = [code for code in self.required_insurance if insurance is not None and code not in insurance]
         if missing:
             reasons.append(Reason("mandatory_insurance_missing", "必须包含交强险",
                                   "Compulsory traffic insurance (CTPL) is required"))

@@ -9,6 +9,10 @@ from decimal import Decimal
 from functools import cache
 from importlib import resources
 
+from plans.errors import MESSAGES
+from plans.errors import FieldError
+from plans.errors import PlanInputError
+from plans.errors import error
 from plans.money import ZERO
 from plans.money import fen
 from plans.policy import Category
@@ -61,6 +65,15 @@ class Coverage:
         elif vehicle.seats >= 7 and self.seven_seat_base is not None:
             base = self.seven_seat_base
         return fen(base + self.ratio * vehicle.price + self.per_seat * vehicle.seats)
+
+
+@dataclass(frozen=True)
+class CoverageGroup:
+    """Coverages of which a plan takes at most one (e.g. 三者 ¥1M or ¥2M)."""
+
+    code: str
+    name_zh: str
+    name_en: str
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,7 @@ class Product:
     fees: tuple[Fee, ...]
     coverages: dict[str, Coverage]
     packs: dict[str, Pack]
+    coverage_groups: dict[str, CoverageGroup]
 
     @staticmethod
     def rate_class(vehicle: Vehicle) -> str:
@@ -152,8 +166,36 @@ class Product:
         )
         return fees, premiums
 
+    def check_coverages(self, coverages: frozenset[str]) -> None:
+        """Refuse unknown coverage codes and two coverages of one group (e.g. 三者 ¥1M and ¥2M)."""
+        unknown = sorted(coverages - set(self.coverages))
+        if unknown:
+            raise PlanInputError([error("insurance", "unknown_option", value=unknown[0][:20])])
+        seen: dict[str, Coverage] = {}
+        for code in sorted(coverages):
+            cover = self.coverages[code]
+            if cover.group is None:
+                continue
+            if cover.group in seen:
+                other = seen[cover.group]
+                raise PlanInputError([FieldError(
+                    "insurance", "exclusive_coverages",
+                    MESSAGES["exclusive_coverages"][0].format(a=other.name_zh, b=cover.name_zh),
+                    MESSAGES["exclusive_coverages"][1].format(a=other.name_en, b=cover.name_en))])
+            seen[cover.group] = cover
+
+    def groups(self) -> tuple[list[Coverage], dict[CoverageGroup, list[Coverage]]]:
+        """(coverages chosen on their own, {group: its mutually exclusive coverages}) in file order."""
+        single = [c for c in self.coverages.values() if c.group is None]
+        grouped: dict[CoverageGroup, list[Coverage]] = {}
+        for c in self.coverages.values():
+            if c.group is not None:
+                grouped.setdefault(self.coverage_groups[c.group], []).append(c)
+        return single, grouped
+
     def request_for(self, vehicle: Vehicle, choice: PlanChoice) -> QuoteRequest:
-        """The exact quote request for ``choice`` on ``vehicle``."""
+        """The exact quote request for ``choice`` on ``vehicle``; raises PlanInputError for bad coverages."""
+        self.check_coverages(choice.insurance)
         fees, premiums = self.charges(vehicle, choice.insurance, choice.extras_financed)
         return QuoteRequest(
             price=vehicle.price,
@@ -193,8 +235,9 @@ def parse_product(data: dict[str, object]) -> Product:
     fees_raw = data["fees"]
     insurance_raw = data["insurance"]
     packs_raw = data["packs"]
+    groups_raw = data.get("insurance_groups", {})
     assert isinstance(rates_raw, dict) and isinstance(options, dict) and isinstance(fees_raw, dict)
-    assert isinstance(insurance_raw, dict) and isinstance(packs_raw, dict)
+    assert isinstance(insurance_raw, dict) and isinstance(packs_raw, dict) and isinstance(groups_raw, dict)
     rates = {cls: {int(t): Decimal(v) for t, v in card.items()} for cls, card in rates_raw.items()}
     for card in rates.values():
         for rate in card.values():
@@ -209,7 +252,7 @@ def parse_product(data: dict[str, object]) -> Product:
         )
         for code, c in insurance_raw.items()
     }
-    return Product(
+    product = Product(
         version=str(data["version"]),
         name_zh=str(data["name_zh"]),
         name_en=str(data["name_en"]),
@@ -223,7 +266,12 @@ def parse_product(data: dict[str, object]) -> Product:
         coverages=coverages,
         packs={code: Pack(code, p["name_zh"], p["name_en"], frozenset(p["coverages"]))
                for code, p in packs_raw.items()},
+        coverage_groups={code: CoverageGroup(code, g["name_zh"], g["name_en"])
+                         for code, g in groups_raw.items()},
     )
+    for pack in product.packs.values():
+        product.check_coverages(pack.coverages)  # a malformed product file fails at load, not per quote
+    return product
 
 
 @cache

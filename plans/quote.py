@@ -134,6 +134,8 @@ def level_rent(principal: Decimal, residual: Decimal, term: int, annual_rate: De
     if r == 0:
         return ctx.divide(principal - residual, Decimal(term))
     v = ctx.power(ctx.add(Decimal(1), r), -term)
+    if v == 1:  # a rate below the context's precision: treat as zero rather than divide by zero
+        return ctx.divide(principal - residual, Decimal(term))
     numerator = ctx.multiply(ctx.subtract(principal, ctx.multiply(residual, v)), r)
     w = Decimal(1) if timing == "advance" else Decimal(0)
     denominator = ctx.multiply(ctx.subtract(Decimal(1), v), ctx.add(Decimal(1), ctx.multiply(r, w)))

@@ -111,7 +111,8 @@ def document() -> dict[str, Any]:
                 "properties": {k: NUMBER_INPUT for k in (
                     "price", "down_payment", "down_ratio", "term", "rate", "residual_ratio", "fee_upfront",
                     "fee_financed", "insurance_upfront", "insurance_financed", "deposit_ratio")}
-                | {"timing": {"enum": ["arrears", "advance"]}},
+                | {"timing": {"enum": ["arrears", "advance"]}, "condition": {"enum": ["new", "used"]},
+                   "usage": {"enum": ["personal", "commercial"]}, "powertrain": {"enum": ["ice", "nev"]}},
             },
             "Quote": {
                 "type": "object",

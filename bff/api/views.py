@@ -17,10 +17,11 @@ from plans.errors import error
 from plans.generator import SORT_KEYS
 from plans.generator import Constraints
 from plans.generator import summary_as_dict
-from plans.inputs import bounded_int
+from plans.inputs import explicit_reasons
+from plans.inputs import parse_budget
+from plans.inputs import parse_category
+from plans.inputs import parse_plan_choice
 from plans.inputs import parse_quote_request
-from plans.money import to_decimal
-from plans.product import PlanChoice
 from plans.product import PlanResult
 from plans.product import Vehicle
 from plans.quote import quote
@@ -72,47 +73,6 @@ def get_vehicle(vehicle_id: str) -> Any:
     return jsonify(vehicle_json(services().plans.vehicle(vehicle_id)))
 
 
-def _ratio(body: dict[str, Any], key: str, default: str, errors: list[FieldError], high: str = "1") -> Decimal:
-    raw = body.get(key, default)
-    try:
-        value = to_decimal(raw)
-    except ValueError:
-        errors.append(error(key, "not_a_number"))
-        return Decimal(default)
-    if not Decimal(0) <= value <= Decimal(high):
-        errors.append(error(key, "ratio_range", max=f"{(Decimal(high) * 100).normalize():f}"))
-        return Decimal(default)
-    return value
-
-
-def _choice_from(body: dict[str, Any], vehicle: Vehicle) -> PlanChoice:
-    svc = services().plans
-    errors: list[FieldError] = []
-    down = _ratio(body, "down_ratio", "0.2", errors, "0.9")
-    residual = _ratio(body, "residual_ratio", "0", errors, "0.9")
-    term_raw = body.get("term", 36)
-    term = bounded_int(term_raw, svc.policy.min_term, svc.policy.max_term) if isinstance(term_raw, int | str) else None
-    if term is None:
-        whole = bounded_int(term_raw, -(10**12), 10**12) is not None
-        errors.append(error("term", "term_range", min=svc.policy.min_term, max=svc.policy.max_term) if whole
-                      else error("term", "not_an_integer"))
-        term = 36
-    insurance = body.get("insurance", sorted(svc.product.packs["standard"].coverages))
-    if not isinstance(insurance, list) or not all(isinstance(c, str) for c in insurance):
-        errors.append(error("insurance", "unknown_option", value="insurance"))
-        insurance = []
-    unknown = [c for c in insurance if c not in svc.product.coverages]
-    if unknown:
-        errors.append(error("insurance", "unknown_option", value=unknown[0][:20]))
-    timing = body.get("timing", "arrears")
-    if timing not in ("arrears", "advance"):
-        errors.append(error("timing", "timing"))
-    if errors:
-        raise PlanInputError(errors)
-    return PlanChoice(down, term, frozenset(insurance), residual, bool(body.get("deposit_free", False)),
-                      bool(body.get("extras_financed", True)), timing)
-
-
 @bp.post("/quotes")
 def create_quote() -> Any:
     """Price a plan: for a catalogue vehicle (``vehicle_id`` + choices) or from explicit figures."""
@@ -120,10 +80,18 @@ def create_quote() -> Any:
     svc = services().plans
     if "vehicle_id" in body:
         vehicle = svc.vehicle(str(body["vehicle_id"]))
-        choice = _choice_from(body, vehicle)
+        choice = parse_plan_choice(body, svc.product, svc.policy)
         return jsonify(result_json(svc.evaluate(vehicle, choice)))
     request_ = parse_quote_request(body, svc.policy)
-    return jsonify(quote_as_dict(quote(request_)))
+    category = parse_category(body)
+    result = quote(request_)
+    reasons = explicit_reasons(request_, result.apr, svc.policy, category)
+    return jsonify({
+        **quote_as_dict(result),
+        "allowed": not reasons,
+        "reasons": [{"code": r.code, "text_zh": r.text_zh, "text_en": r.text_en} for r in reasons],
+        "policy_version": svc.policy.version,
+    })
 
 
 @bp.post("/plans/search")
@@ -136,23 +104,16 @@ def search_plans() -> Any:
     vehicle = svc.vehicle(str(body["vehicle_id"]))
     errors: list[FieldError] = []
 
-    def money(key: str) -> Decimal | None:
+    def amount(key: str) -> Decimal | None:
         if body.get(key) in (None, ""):
             return None
         try:
-            value = to_decimal(body[key])
-        except ValueError:
-            errors.append(error(key, "not_a_number"))
+            return parse_budget(body[key], key)
+        except PlanInputError as exc:
+            errors.extend(exc.errors)
             return None
-        if value <= 0:
-            errors.append(error(key, "not_positive"))
-        elif value > 100_000_000:
-            errors.append(error(key, "too_large", limit="100,000,000"))
-        else:
-            return value
-        return None
 
-    budget, max_down = money("budget"), money("max_down")
+    budget, max_down = amount("budget"), amount("max_down")
     terms = body.get("terms")
     if terms is not None and (not isinstance(terms, list) or not all(isinstance(t, int) for t in terms)):
         errors.append(error("terms", "not_an_integer"))

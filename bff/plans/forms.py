@@ -6,6 +6,7 @@ service worker never lose what the user chose, and no state change (hence no CSR
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from dataclasses import field
 from decimal import Decimal
 
 from plans.errors import FieldError
+from plans.errors import PlanInputError
 from plans.errors import error
 from plans.inputs import bounded_int
 from plans.money import to_decimal
@@ -21,9 +23,8 @@ from plans.product import PlanChoice
 from plans.product import Product
 from plans.product import Vehicle
 
-TPL_CODES = ("tpl_1m", "tpl_2m")
-TOGGLES = ("ctpl", "damage", "seat", "scratch")
 MAX_COMPARE = 3
+CODE = re.compile(r"[a-z0-9_]{1,20}")
 
 
 class MultiMapping(Mapping[str, str]):
@@ -43,16 +44,18 @@ class BuilderForm:
     deposit_free: bool
     extras_financed: bool
     timing: str
+    #: The product's mutually exclusive coverage groups: one select each, named after the group.
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     budget: str = ""
     compare: list[str] = field(default_factory=list)
     errors: list[FieldError] = field(default_factory=list)
 
     @classmethod
-    def from_choice(cls, choice: PlanChoice) -> BuilderForm:
+    def from_choice(cls, choice: PlanChoice, product: Product) -> BuilderForm:
         return cls(
             down=int(choice.down_ratio * 100), term=choice.term, residual=int(choice.residual_ratio * 100),
             insurance=choice.insurance, deposit_free=choice.deposit_free, extras_financed=choice.extras_financed,
-            timing=choice.timing,
+            timing=choice.timing, groups=coverage_groups(product),
         )
 
     def choice(self) -> PlanChoice:
@@ -68,17 +71,23 @@ class BuilderForm:
 
     def query_pairs(self) -> list[tuple[str, str]]:
         """The choices as query-string pairs (what the builder's GET form would send)."""
+        grouped = {code for codes in self.groups.values() for code in codes}
         return [
             ("down", str(self.down)), ("term", str(self.term)), ("residual", str(self.residual)),
-            *[("ins", c) for c in sorted(self.insurance) if c not in TPL_CODES],
-            ("tpl", self.tpl), ("deposit", "free" if self.deposit_free else "deposit"),
+            *[("ins", c) for c in sorted(self.insurance - grouped)],
+            *[(group, self.selected(group)) for group in self.groups],
+            ("deposit", "free" if self.deposit_free else "deposit"),
             ("extras", "financed" if self.extras_financed else "upfront"), ("timing", self.timing),
             ("submitted", "1"),
         ]
 
-    @property
-    def tpl(self) -> str:
-        return next((c for c in TPL_CODES if c in self.insurance), "")
+    def selected(self, group: str) -> str:
+        """The coverage chosen in ``group``, or "" for none."""
+        return next((c for c in self.groups.get(group, ()) if c in self.insurance), "")
+
+    def down_amount(self, vehicle: Vehicle) -> Decimal:
+        """The down payment in CNY for the slider's readout."""
+        return vehicle.price * self.down / 100
 
     def code(self) -> str:
         return encode(self.choice())
@@ -101,6 +110,10 @@ def _percent(raw: str | None, name: str, default: int, low: int, high: int, erro
     return int(value)
 
 
+def coverage_groups(product: Product) -> dict[str, tuple[str, ...]]:
+    return {group.code: tuple(c.code for c in covers) for group, covers in product.groups()[1].items()}
+
+
 def default_form(vehicle: Vehicle, product: Product, policy: Policy) -> BuilderForm:
     """A sensible starting plan: the policy's minimum down payment (at least 20%), 36 months, standard cover."""
     floor = int(policy.min_down_ratio(vehicle.category) * 100)
@@ -108,7 +121,7 @@ def default_form(vehicle: Vehicle, product: Product, policy: Policy) -> BuilderF
     return BuilderForm(
         down=max(floor, 20), term=term, residual=0,
         insurance=product.packs["standard"].coverages if "standard" in product.packs else frozenset({"ctpl"}),
-        deposit_free=False, extras_financed=True, timing="arrears",
+        deposit_free=False, extras_financed=True, timing="arrears", groups=coverage_groups(product),
     )
 
 
@@ -125,13 +138,15 @@ def parse_form(args: MultiMapping, vehicle: Vehicle, product: Product, policy: P
             form.term = term
         else:
             errors.append(error("term", "unknown_option", value=term_raw[:20]))
-    if "ins" in args or "tpl" in args or args.get("submitted"):
-        chosen = {c for c in args.getlist("ins") if c in TOGGLES}
-        tpl = args.get("tpl", "")
-        if tpl in TPL_CODES:
-            chosen.add(tpl)
-        elif tpl:
-            errors.append(error("tpl", "unknown_option", value=tpl[:20]))
+    if "ins" in args or args.get("submitted") or any(group in args for group in form.groups):
+        single = {c.code for c in product.groups()[0]}
+        chosen = {c for c in args.getlist("ins") if c in single}
+        for group, codes in form.groups.items():
+            picked = args.get(group, "")
+            if picked in codes:
+                chosen.add(picked)
+            elif picked:
+                errors.append(error(group, "unknown_option", value=picked[:20]))
         form.insurance = frozenset(chosen)
     deposit = args.get("deposit")
     if deposit in ("deposit", "free"):
@@ -143,10 +158,20 @@ def parse_form(args: MultiMapping, vehicle: Vehicle, product: Product, policy: P
     if timing in ("arrears", "advance"):
         form.timing = timing
     form.budget = (args.get("budget") or "").strip()[:20]
-    form.compare = [c for c in args.getlist("cmp") if (d := decode(c)) is not None and d.term in product.terms]
-    form.compare = form.compare[:MAX_COMPARE]
+    form.compare = [c for c in args.getlist("cmp") if _usable(decode(c), product)][:MAX_COMPARE]
     form.errors = errors
     return form
+
+
+def _usable(choice: PlanChoice | None, product: Product) -> bool:
+    """A decoded comparison code the product can price (its terms, valid coverages)."""
+    if choice is None or choice.term not in product.terms:
+        return False
+    try:
+        product.check_coverages(choice.insurance)
+    except PlanInputError:
+        return False
+    return True
 
 
 def encode(choice: PlanChoice) -> str:
@@ -172,7 +197,7 @@ def decode(code: str) -> PlanChoice | None:
     if down is None or term is None or residual is None:
         return None
     coverages = frozenset() if ins == "none" else frozenset(ins.split("+"))
-    if not coverages <= set(TOGGLES + TPL_CODES) or deposit not in "DF" or extras not in "fu" or timing not in "av":
+    if not all(CODE.fullmatch(c) for c in coverages) or deposit not in "DF" or extras not in "fu" or timing not in "av":
         return None
     return PlanChoice(Decimal(down) / 100, term, coverages, Decimal(residual) / 100,
                       deposit == "F", extras == "f", "advance" if timing == "v" else "arrears")

@@ -23,9 +23,8 @@ from bff.plans.forms import parse_form
 from bff.plans.forms import with_compare
 from bff.services import services
 from plans.errors import PlanInputError
-from plans.errors import error
 from plans.generator import Constraints
-from plans.money import to_decimal
+from plans.inputs import parse_budget
 from plans.product import Vehicle
 
 bp = Blueprint("plans", __name__)
@@ -69,6 +68,7 @@ def builder_url(vehicle_id: str, form: BuilderForm, compare: list[str]) -> str:
 @bp.get("/plans/<vehicle_id>")
 def builder(vehicle_id: str) -> Response:
     """The plan builder. ``add``/``remove`` edit the comparison list and redirect to the canonical URL."""
+    g.branches_on_htmx = True  # the redirect below is for plain requests only
     svc = services().plans
     vehicle = svc.vehicle(vehicle_id)
     form = parse_form(request.args, vehicle, svc.product, svc.policy)
@@ -120,17 +120,10 @@ def budget(vehicle_id: str) -> Response:
     vehicle = svc.vehicle(vehicle_id)
     form = parse_form(request.args, vehicle, svc.product, svc.policy)
     amount: Decimal | None = None
-    if not form.budget:
-        form.errors.append(error("budget", "required"))
-    else:
-        try:
-            amount = to_decimal(form.budget)
-            if amount <= 0 or amount > 10_000_000:
-                form.errors.append(error("budget", "not_positive" if amount <= 0 else "too_large",
-                                         limit="10,000,000"))
-                amount = None
-        except ValueError:
-            form.errors.append(error("budget", "not_a_number"))
+    try:
+        amount = parse_budget(form.budget)
+    except PlanInputError as exc:
+        form.errors.extend(exc.errors)
     search = reverse = None
     if amount is not None:
         search = svc.search(vehicle, Constraints(budget=amount), sort="total", limit=8)
@@ -138,7 +131,7 @@ def budget(vehicle_id: str) -> Response:
     response = page_or_block(
         "plans/budget.html", "budget_results", vehicle=vehicle, form=form, search=search, reverse=reverse,
         product=svc.product, amount=amount,
-        choice_url=lambda c: builder_url(vehicle.id, BuilderForm.from_choice(c), []),
+        choice_url=lambda c: builder_url(vehicle.id, BuilderForm.from_choice(c, svc.product), []),
     )
     if form.errors:
         response.status_code = 422

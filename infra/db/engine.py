@@ -18,6 +18,9 @@ from sqlalchemy.orm import sessionmaker
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url``; for a SQLite file, create its folder and enable WAL + foreign keys."""
     parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):  # we ship psycopg 3, not SQLAlchemy's default psycopg2
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        url = parsed.render_as_string(hide_password=False)
     kwargs: dict[str, Any] = {"future": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
