@@ -253,12 +253,13 @@ def _apr_micro(flow0: I64, flow_end: I64, rent: I64, last: I64, n: I64, bp: I64,
             i = i - step
             if not np.any(valid & ~(np.abs(step) < 1e-12)):
                 break
-    scaled = i * 12 * 1e6
-    apr = np.floor(scaled + 0.5)
     floor = bp / 120000.0 - 0.001  # the root wanted is the one above this (plans.quote.apr_floor)
-    converged = np.isfinite(scaled) & (np.abs(step) < 1e-12) & (i >= floor)
-    redo = valid & ~(converged & (np.abs(scaled - np.floor(scaled) - 0.5) > 1e-4))
-    apr = np.where(np.isfinite(apr), apr, 0).astype(np.int64)
+    with np.errstate(invalid="ignore"):  # rows that are not valid leases carry NaN; they are masked out
+        scaled = i * 12 * 1e6
+        apr = np.floor(scaled + 0.5)
+        converged = np.isfinite(scaled) & (np.abs(step) < 1e-12) & (i >= floor)
+        redo = valid & ~(converged & (np.abs(scaled - np.floor(scaled) - 0.5) > 1e-4))
+        apr = np.where(np.isfinite(apr), apr, 0).astype(np.int64)
     for k in np.flatnonzero(redo):
         flows = [float(flow0[k])] + [-float(rent[k])] * (int(n[k]) - 1) + [float(flow_end[k] - last[k])]
         monthly = apr_module.irr(flows, floor=float(floor[k]))

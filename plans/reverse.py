@@ -12,6 +12,7 @@ from plans.errors import PlanInputError
 from plans.money import CONTEXT
 from plans.money import FEN
 from plans.policy import Policy
+from plans.policy import Reason
 from plans.product import PlanChoice
 from plans.product import PlanResult
 from plans.product import Product
@@ -28,6 +29,8 @@ class ReverseQuote:
     term: int
     down_payment: Decimal | None
     result: PlanResult | None
+    #: Why the plan meeting the budget is refused (result None); empty when the budget is simply too low.
+    reasons: tuple[Reason, ...] = ()
 
 
 def smallest_down(vehicle: Vehicle, product: Product, policy: Policy, template: PlanChoice,
@@ -56,6 +59,7 @@ def smallest_down(vehicle: Vehicle, product: Product, policy: Policy, template: 
         down = (vehicle.price + extras - max_principal).quantize(FEN, rounding=ROUND_FLOOR)
         down = max(down, (floor_ratio * vehicle.price).quantize(FEN, rounding=ROUND_CEILING))
         result = None
+        reasons: tuple[Reason, ...] = ()
         for _ in range(8):
             if down >= vehicle.price:
                 break
@@ -70,7 +74,8 @@ def smallest_down(vehicle: Vehicle, product: Product, policy: Policy, template: 
                 # A larger down payment only lowers the rent and raises the weight of the fees, so a plan
                 # refused here (e.g. the APR cap on a short term) is not rescued by paying more down.
                 result = candidate if candidate.allowed else None
+                reasons = candidate.reasons
                 break
             down += FEN
-        out.append(ReverseQuote(term, result.quote.request.down_payment if result else None, result))
+        out.append(ReverseQuote(term, result.quote.request.down_payment if result else None, result, reasons))
     return out

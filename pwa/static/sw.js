@@ -32,7 +32,25 @@ self.addEventListener("fetch", (event) => {
   if (url.origin !== self.location.origin || url.pathname.startsWith("/api/")) return;
 
   if (url.pathname.startsWith("/static/")) {
-    event.respondWith(caches.match(request).then((hit) => hit || fetch(request)));
+    // Stale-while-revalidate: answer from the cache at once, refresh it from the network behind, so a
+    // deployment's CSS/JS reaches installed apps on the next load without bumping VERSION by hand.
+    event.respondWith(
+      caches.open(VERSION).then((cache) =>
+        cache.match(request).then((hit) => {
+          const fresh = fetch(request)
+            .then((response) => {
+              if (response.ok) cache.put(request, response.clone());
+              return response;
+            })
+            .catch(() => hit);
+          if (hit) {
+            event.waitUntil(fresh);
+            return hit;
+          }
+          return fresh;
+        })
+      )
+    );
     return;
   }
   if (request.mode === "navigate") {

@@ -535,3 +535,53 @@ def test_error_responses_conform_to_the_document(bff_server: Any, openapi: dict[
         assert str(response.status_code) == status
         schema = _response_schema(openapi, path, "post", status, "application/problem+json")
         _validator(openapi, schema).validate(response.json())
+
+
+# --- review fixes ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("key", ["deposit_free", "extras_financed"])
+@pytest.mark.parametrize("value", ["false", "true", 0, 1, None])
+def test_vehicle_quote_flags_must_be_json_booleans(bff_server: Any, key: str, value: Any) -> None:
+    body = {"vehicle_id": HAN, "down_ratio": "0.2", "term": 36, key: value}
+    assert_problem(post(bff_server, "/quotes", body), 422, key, "not_boolean")
+
+
+@pytest.mark.db
+def test_vehicle_quote_refuses_two_coverages_of_one_group(bff_server: Any) -> None:
+    body = {"vehicle_id": HAN, "insurance": ["ctpl", "tpl_1m", "tpl_2m"]}
+    assert_problem(post(bff_server, "/quotes", body), 422, "insurance", "exclusive_coverages")
+
+
+@pytest.mark.db
+def test_vehicle_quote_prices_only_the_products_terms(bff_server: Any) -> None:
+    assert_problem(post(bff_server, "/quotes", {"vehicle_id": HAN, "term": 13}), 422, "term", "unknown_option")
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("rate", ["1e-41", "0.0599000001"])
+def test_explicit_quote_rate_has_at_most_six_decimals(bff_server: Any, rate: str) -> None:
+    body = {"price": "200000", "term": 36, "rate": rate}
+    assert_problem(post(bff_server, "/quotes", body), 422, "rate", "too_many_decimals")
+
+
+@pytest.mark.db
+def test_explicit_quote_carries_the_policy_verdict(bff_server: Any) -> None:
+    response = post(bff_server, "/quotes", {"price": "200000", "down_ratio": "0.3", "term": 36, "rate": "0.3"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["allowed"] is False
+    assert [r["code"] for r in body["reasons"]] == ["apr_above_cap"]
+    ok = post(bff_server, "/quotes", {"price": "200000", "down_ratio": "0.3", "term": 36, "rate": "0.0599",
+                                      "deposit_ratio": "0.05"}).json()
+    assert ok["allowed"] is True and ok["reasons"] == []
+    used = post(bff_server, "/quotes", {"price": "80000", "down_ratio": "0.2", "term": 48, "rate": "0.0899",
+                                        "condition": "used"}).json()
+    assert {r["code"] for r in used["reasons"]} >= {"down_payment_below_minimum", "term_not_allowed"}
+
+
+@pytest.mark.db
+def test_zero_rate_apr_is_not_negative_zero(bff_server: Any) -> None:
+    body = post(bff_server, "/quotes", {"price": "200000", "term": 12, "rate": "0"}).json()
+    assert body["apr"] == "0.000000" and body["effective_annual_rate"] == "0.000000"

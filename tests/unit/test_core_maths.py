@@ -78,3 +78,22 @@ def test_generator_agrees_with_the_exact_quote_to_the_fen() -> None:
                 q.monthly_payment, q.last_payment, q.apr, q.total_payable, q.due_at_signing)
             assert s.total_cost_of_credit == q.total_cost_of_credit
             assert bool(m.allowed[i]) == exact.allowed
+
+
+def test_generator_skips_combinations_with_no_net_credit() -> None:
+    """A ¥2,000 vehicle: fees and the deposit exceed what is financed for many combinations."""
+    from plans.generator import generate
+    from plans.policy import Category
+    from plans.product import Vehicle
+
+    tiny = Vehicle("tiny", "X", "Y", "小车", "Tiny", Decimal("2000"), Category("new", "personal", "nev"))
+    plans, evaluated, matched = generate(tiny, load_product(), load_policy(), limit=None)
+    assert evaluated == 3888 and matched == len(plans)
+    for plan in plans:
+        assert product_quote_equals(tiny, plan)
+
+
+def product_quote_equals(vehicle: object, plan: object) -> bool:
+    product, policy = load_product(), load_policy()
+    exact = product.evaluate(vehicle, plan.choice, policy)  # type: ignore[arg-type, attr-defined]
+    return exact.allowed and exact.quote.monthly_payment == plan.monthly_payment  # type: ignore[attr-defined]

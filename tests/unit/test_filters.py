@@ -22,3 +22,18 @@ def test_format_cny_matches_babel(locale: str, cents: int) -> None:
 def test_format_cny_rounds_half_up_to_the_fen() -> None:
     assert format_cny(Decimal("1234.565")) == "¥1,234.57"
     assert format_cny(Decimal("-0.5")) == "-¥0.50"
+
+
+@pytest.mark.parametrize(("rate", "shown"), [
+    ("0.062250", "6.23%"), ("0.062350", "6.24%"), ("0.000000", "0.00%"), ("-0.000000", "0.00%"), ("0.24", "24.00%"),
+])
+def test_percent_rounds_half_up_like_every_disclosed_figure(rate: str, shown: str) -> None:
+    from flask import Flask
+    from flask_babel import Babel
+
+    from bff.filters import percent
+
+    app = Flask(__name__)
+    Babel(app)
+    with app.test_request_context():
+        assert percent(Decimal(rate)) == shown

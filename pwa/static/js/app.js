@@ -20,6 +20,26 @@
     if (event.target && event.target.id === "down") event.stopPropagation();
   }, true);
 
+  // After htmx pushes a new URL, the language switch must return to it (not to the page first loaded).
+  document.addEventListener("htmx:pushedIntoHistory", function () {
+    var next = document.querySelector("form.lang input[name=next]");
+    if (next) next.value = location.pathname + location.search;
+  });
+
+  // A request that fails leaves the previous figures on screen: mark them stale and say so.
+  function requestFailed() {
+    var results = document.getElementById("results");
+    if (results) results.classList.add("stale");
+    var bar = document.getElementById("request-error");
+    if (bar) bar.hidden = false;
+  }
+  document.addEventListener("htmx:responseError", requestFailed);
+  document.addEventListener("htmx:sendError", requestFailed);
+  document.addEventListener("htmx:afterSwap", function () {
+    var bar = document.getElementById("request-error");
+    if (bar) bar.hidden = true;
+  });
+
   // Show when the network is gone (the quote cannot be recalculated offline).
   function netstatus() {
     var bar = document.getElementById("netstatus");
