@@ -141,6 +141,8 @@ def document() -> dict[str, Any]:
                 "properties": {
                     "vehicle_id": {"type": "string"}, "budget": NUMBER_INPUT, "max_down": NUMBER_INPUT,
                     "terms": {"type": "array", "items": {"type": "integer"}},
+                    "pack": {"type": "string", "description": "one insurance pack: basic, standard, full"},
+                    "deposit_free": {"type": "boolean", "description": "only deposit-free (true) or with deposit"},
                     "sort": {"enum": ["rent", "total", "apr"]},
                     "limit": {"type": "integer", "minimum": 1, "maximum": 5000},
                 },

@@ -125,10 +125,16 @@ def search_plans() -> Any:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 5000:
         errors.append(error("limit", "out_of_range", min=1, max=5000))
         limit = 50
+    pack = body.get("pack")
+    if pack is not None and pack not in svc.product.packs:
+        errors.append(error("pack", "unknown_option", value=str(pack)[:20]))
+    deposit_free = body.get("deposit_free")
+    if deposit_free is not None and not isinstance(deposit_free, bool):
+        errors.append(error("deposit_free", "not_boolean"))
     if errors:
         raise PlanInputError(errors)
-    result = svc.search(vehicle, Constraints(budget=budget, max_down=max_down,
-                                             terms=tuple(terms) if terms else None), sort, limit)
+    result = svc.search(vehicle, Constraints(budget=budget, max_down=max_down, terms=tuple(terms) if terms else None,
+                                             pack=pack, deposit_free=deposit_free), sort, limit)
     return jsonify({
         "vehicle_id": vehicle.id, "evaluated": result.evaluated, "matched": result.matched,
         "elapsed_ms": round(result.elapsed_ms, 3), "sort": sort,

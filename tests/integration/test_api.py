@@ -585,3 +585,13 @@ def test_explicit_quote_carries_the_policy_verdict(bff_server: Any) -> None:
 def test_zero_rate_apr_is_not_negative_zero(bff_server: Any) -> None:
     body = post(bff_server, "/quotes", {"price": "200000", "term": 12, "rate": "0"}).json()
     assert body["apr"] == "0.000000" and body["effective_annual_rate"] == "0.000000"
+
+
+@pytest.mark.db
+def test_plan_search_filters_by_pack_and_deposit(bff_server: Any) -> None:
+    body = {"vehicle_id": HAN, "pack": "full", "deposit_free": True, "limit": 5000}
+    plans = post(bff_server, "/plans/search", body).json()["plans"]
+    assert plans and all(p["pack"] == "full" and p["deposit_free"] is True for p in plans)
+    assert_problem(post(bff_server, "/plans/search", {"vehicle_id": HAN, "pack": "gold"}), 422, "pack")
+    assert_problem(post(bff_server, "/plans/search", {"vehicle_id": HAN, "deposit_free": "yes"}), 422,
+                   "deposit_free", "not_boolean")
