@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bff.config import ConfigError
 from bff.config import Settings
 from bff.plans.services import PlanService
 from infra.catalogue import SqlCatalogue
@@ -19,8 +20,16 @@ class Services:
 
 
 def bootstrap(settings: Settings) -> Services:
-    """Wire the BFF's dependencies. Fails fast (ConfigError/FileNotFoundError) on a wrong policy/product."""
+    """Wire the BFF's dependencies. Fails fast with a ConfigError on a wrong policy or product name."""
+    try:
+        policy = load_policy(settings.policy)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"LEASELINE_POLICY={settings.policy!r}: no file plans/policies/{settings.policy}.toml") from None
+    try:
+        product = load_product(settings.product)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"LEASELINE_PRODUCT={settings.product!r}: no file plans/products/{settings.product}.toml") from None
     db = Database(settings.database_url)
-    policy = load_policy(settings.policy)
-    product = load_product(settings.product)
     return Services(db=db, plans=PlanService(SqlCatalogue(db), product, policy))

@@ -109,9 +109,11 @@ def plans(vehicle_id: str, budget: str | None, sort: str, limit: int, as_json: b
         amount = parse_budget(budget) if budget is not None else None
     except PlanInputError as exc:
         raise _input_error(exc) from None
+    from bff.config import ConfigError
+
     try:
         services = bootstrap(_settings())
-    except FileNotFoundError as exc:  # LEASELINE_POLICY / LEASELINE_PRODUCT names no file
+    except ConfigError as exc:  # e.g. LEASELINE_POLICY names no policy file
         raise Fail(str(exc)) from None
     try:
         with _database_errors():
@@ -218,7 +220,7 @@ def serve(service: str, port: int | None, workers: int) -> None:
 
     try:
         app = create_app()
-    except (ConfigError, FileNotFoundError) as exc:  # a wrong setting or a missing policy/product file
+    except ConfigError as exc:  # a wrong setting, e.g. a policy or product file that does not exist
         raise Fail(str(exc)) from None
     _gunicorn(app, port or SERVICES[service], workers)
 
