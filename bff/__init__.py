@@ -12,12 +12,14 @@ from flask import request
 from flask.typing import ResponseReturnValue
 
 from bff import filters
+from bff.auth import session
 from bff.bootstrap import bootstrap
 from bff.config import Settings
 from bff.errors import register_error_handlers
 from bff.extensions import babel
 from bff.extensions import csrf
 from bff.extensions import htmx
+from bff.extensions import limiter
 
 PWA = Path(__file__).resolve().parent.parent / "pwa"
 LOCALES = ("zh_CN", "en")
@@ -57,6 +59,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
         MAX_CONTENT_LENGTH=1 * 1024 * 1024,
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
+        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
+        RATELIMIT_HEADERS_ENABLED=True,
         JSON_SORT_KEYS=False,
     )
     if config:
@@ -80,14 +85,20 @@ def register_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)
     htmx.init_app(app)
+    limiter.init_app(app)
+    session.register(app)
 
 
 def register_blueprints(app: Flask) -> None:
     from bff.api.views import bp as api_bp
+    from bff.auth.views import bp as auth_bp
     from bff.plans.views import bp as plans_bp
     from bff.pwa.views import bp as pwa_bp
+    from bff.staff.views import bp as staff_bp
 
     app.register_blueprint(pwa_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(staff_bp)
     app.register_blueprint(plans_bp)
     app.register_blueprint(api_bp)
     # The JSON API is stateless (no cookie authentication), so there is no session to forge a request

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bff.auth.services import AuthService
 from bff.config import ConfigError
 from bff.config import Settings
 from bff.plans.services import PlanService
+from infra.accounts import SqlAccounts
+from infra.audit import SqlAuditLog
 from infra.catalogue import SqlCatalogue
 from infra.db import Database
 from plans.policy import load_policy
@@ -17,6 +20,9 @@ from plans.product import load_product
 class Services:
     db: Database
     plans: PlanService
+    accounts: SqlAccounts
+    audit: SqlAuditLog
+    auth: AuthService
 
 
 def bootstrap(settings: Settings) -> Services:
@@ -32,4 +38,6 @@ def bootstrap(settings: Settings) -> Services:
         raise ConfigError(
             f"LEASELINE_PRODUCT={settings.product!r}: no file plans/products/{settings.product}.toml") from None
     db = Database(settings.database_url)
-    return Services(db=db, plans=PlanService(SqlCatalogue(db), product, policy))
+    accounts, audit = SqlAccounts(db), SqlAuditLog(db)
+    return Services(db=db, plans=PlanService(SqlCatalogue(db), product, policy), accounts=accounts, audit=audit,
+                    auth=AuthService(accounts, audit))

@@ -56,6 +56,8 @@ class Settings:
     policy: str = "default"
     product: str = "standard"
     default_locale: str = "zh_CN"
+    login_rate: str = "10 per minute"
+    redis_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -78,4 +80,6 @@ class Settings:
             policy=env.get("LEASELINE_POLICY", "default"),
             product=env.get("LEASELINE_PRODUCT", "standard"),
             default_locale=_locale(env.get("LEASELINE_LOCALE", "zh_CN")),
+            login_rate=env.get("LEASELINE_LOGIN_RATE", "10 per minute"),
+            redis_url=env.get("REDIS_URL", ""),
         )

@@ -42,7 +42,10 @@ def http_message(status: int) -> str:
     """A friendly, translated sentence for an HTTP error page."""
     messages = {
         400: _("That request could not be understood. Please go back and try again."),
+        401: _("Please sign in to continue."),
+        403: _("Your role does not give access to this page."),
         404: _("We could not find that page."),
+        409: _("That action is not possible in the current state."),
         405: _("That action is not available here."),
         413: _("That upload is too large."),
         429: _("Too many attempts. Please wait a moment and try again."),

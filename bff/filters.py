@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import ROUND_HALF_UP
 from decimal import Decimal
 
 from flask import Flask
+from flask import g
+from flask_babel import format_datetime
 from flask_babel import format_decimal
 from flask_babel import get_locale
+from flask_babel import lazy_gettext
 
+from bff.auth.roles import allowed
 from plans.money import format_cny
 
 
@@ -53,6 +58,27 @@ def name(obj: object) -> str:
     return str(getattr(obj, "name_zh" if zh else "name_en"))
 
 
+ROLE_NAMES = {
+    "dealer_admin": lazy_gettext("Dealer admin"),
+    "sales": lazy_gettext("Sales"),
+    "risk_officer_t1": lazy_gettext("Risk officer (tier 1)"),
+    "risk_officer_t2": lazy_gettext("Risk officer (tier 2)"),
+    "ops_admin": lazy_gettext("Operations admin"),
+    "auditor": lazy_gettext("Auditor"),
+}
+
+
+def role(code: str) -> str:
+    return str(ROLE_NAMES.get(code, code))
+
+
+def when(value: datetime | None) -> str:
+    """A UTC timestamp shown in Asia/Shanghai (BABEL_DEFAULT_TIMEZONE), e.g. 2026-11-25 23:05:09."""
+    if value is None:
+        return "—"
+    return format_datetime(value, "yyyy-MM-dd HH:mm:ss")
+
+
 def register(app: Flask) -> None:
     @app.context_processor
     def _locale() -> dict[str, object]:
@@ -63,3 +89,13 @@ def register(app: Flask) -> None:
     app.add_template_filter(percent)
     app.add_template_filter(text)
     app.add_template_filter(name)
+    app.add_template_filter(role)
+    app.add_template_filter(when)
+
+    @app.context_processor
+    def _can() -> dict[str, object]:
+        def can(permission: str) -> bool:
+            user = g.get("user")
+            return user is not None and allowed(user, permission)
+
+        return {"can": can}

@@ -177,8 +177,13 @@ def db_upgrade() -> None:
 
 @main.command()
 def demo() -> None:
-    """Load the demo data (idempotent): the vehicle catalogue."""
+    """Load the demo data (idempotent): the vehicle catalogue, a dealer group, two dealers, one user per role."""
+    from bff.demo import DEMO_PASSWORD
+    from bff.demo import DEMO_RECOVERY_CODES
+    from bff.demo import DEMO_TOTP_SECRET
     from bff.demo import demo_vehicles
+    from bff.demo import seed_people
+    from infra.accounts import SqlAccounts
     from infra.catalogue import SqlCatalogue
     from infra.db import Database
 
@@ -186,9 +191,15 @@ def demo() -> None:
     try:
         with _database_errors():
             count = SqlCatalogue(database).upsert(demo_vehicles())
+            people = seed_people(SqlAccounts(database))
     finally:
         database.dispose()
-    click.echo(f"loaded {count} demo vehicles")
+    click.echo(f"loaded {count} demo vehicles and {len(people)} demo accounts (development credentials):")
+    for email, role, dealer in people:
+        click.echo(f"  {role:<16} {email:<34} {dealer or 'lessor'}")
+    click.echo(f"  password for all: {DEMO_PASSWORD}")
+    click.echo(f"  lessor roles also need a TOTP code from secret {DEMO_TOTP_SECRET} "
+               f"(or a recovery code: {', '.join(DEMO_RECOVERY_CODES)})")
 
 
 def _gunicorn(app: Any, port: int, workers: int) -> None:

@@ -59,13 +59,18 @@ def db_url(request: pytest.FixtureRequest, _var_dir: Path) -> Iterator[str]:
             yield url
 
 
-def build_app(url: str) -> Flask:
+def build_app(url: str, **config: object) -> Flask:
+    """The BFF on ``url`` with the demo catalogue and demo accounts (one per role, two dealers)."""
     from bff import create_app
     from bff.demo import demo_vehicles
+    from bff.demo import seed_people
     from infra.catalogue import SqlCatalogue
 
-    app = create_app({"database_url": url, "env": "test"})
+    # Sign-in is rate limited per address; the suite signs in often from 127.0.0.1, so it raises the limit
+    # except where a test builds its own app to hit it (tests/integration/test_auth.py).
+    app = create_app({"database_url": url, "env": "test", "login_rate": "10000 per minute", **config})
     SqlCatalogue(app.extensions["leaseline"].db).upsert(demo_vehicles())
+    seed_people(app.extensions["leaseline"].accounts)
     return app
 
 

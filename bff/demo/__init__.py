@@ -6,6 +6,7 @@ import tomllib
 from decimal import Decimal
 from importlib import resources
 
+from infra.accounts import SqlAccounts
 from plans.policy import Category
 from plans.product import Vehicle
 
@@ -23,3 +24,42 @@ def demo_vehicles() -> list[Vehicle]:
         )
         for v in data["vehicle"]
     ]
+
+
+#: Development credentials, printed by ``leaseline demo``; never use these outside a demo database.
+DEMO_PASSWORD = "Leaseline-demo-2026"
+DEMO_TOTP_SECRET = "LEASELINEDEMOTOTPSECRET234567ABC"  # base32; lessor roles need a TOTP code from it
+DEMO_RECOVERY_CODES = ("DEMO-RECOVERY-0001", "DEMO-RECOVERY-0002", "DEMO-RECOVERY-0003")
+GROUP = "华东汽车集团 East China Auto Group"
+DEALERS = (
+    ("pudong", "上海浦东 4S 店", "上海"),
+    ("xihu", "杭州西湖 4S 店", "杭州"),
+)
+PEOPLE = (  # (email, name, role, dealer key or None)
+    ("admin.pudong@demo.leaseline.cn", "王经理 (Pudong admin)", "dealer_admin", "pudong"),
+    ("sales.pudong@demo.leaseline.cn", "李销售 (Pudong sales)", "sales", "pudong"),
+    ("admin.xihu@demo.leaseline.cn", "赵经理 (Xihu admin)", "dealer_admin", "xihu"),
+    ("sales.xihu@demo.leaseline.cn", "陈销售 (Xihu sales)", "sales", "xihu"),
+    ("risk1@demo.leaseline.cn", "周风控 (Risk T1)", "risk_officer_t1", None),
+    ("risk2@demo.leaseline.cn", "吴风控 (Risk T2)", "risk_officer_t2", None),
+    ("ops@demo.leaseline.cn", "郑运营 (Ops)", "ops_admin", None),
+    ("auditor@demo.leaseline.cn", "孙审计 (Auditor)", "auditor", None),
+)
+
+
+def seed_people(accounts: SqlAccounts) -> list[tuple[str, str, str | None]]:
+    """One lessor group, two dealers and one account per role (idempotent). Returns (email, role, dealer)."""
+    from bff.auth.passwords import hash_secret
+    from bff.auth.roles import TOTP_REQUIRED
+
+    group_id = accounts.ensure_group(GROUP)
+    dealer_ids = {key: accounts.ensure_dealer(group_id, name, city, ["basic_signing"]) for key, name, city in DEALERS}
+    password_hash = hash_secret(DEMO_PASSWORD)
+    recovery = [hash_secret(code) for code in DEMO_RECOVERY_CODES]
+    seeded = []
+    for email, name, role, dealer in PEOPLE:
+        lessor = role in TOTP_REQUIRED
+        accounts.ensure_user(email, name, role, dealer_ids[dealer] if dealer else None, password_hash,
+                             DEMO_TOTP_SECRET if lessor else None, recovery if lessor else [])
+        seeded.append((email, role, dealer))
+    return seeded

@@ -20,7 +20,7 @@ def extracted_ids() -> set[str]:
         for _file, _line, message, _comments, _context in extract_from_dir(
             ROOT / folder, [(f"{pattern.split('/', 1)[1] if folder == 'bff' else pattern.split('/', 2)[2]}", m)
                             for pattern, m in METHODS if pattern.startswith(folder)],
-            keywords={"_": None, "gettext": None},
+            keywords={"_": None, "gettext": None, "lazy_gettext": None},
         ):
             ids.add(message if isinstance(message, str) else message[0])
     return ids

@@ -1,0 +1,1 @@
+"""Staff sign-in, sessions, roles and tenant scoping (issue 3)."""

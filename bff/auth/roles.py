@@ -1,0 +1,40 @@
+"""Who may do what: the roles matrix, in one place.
+
+Dealer roles (``dealer_admin``, ``sales``) belong to one dealer (their tenant) and see only its rows;
+lessor roles see every dealer, each only what its job needs.
+"""
+
+from __future__ import annotations
+
+from infra.accounts import DEALER_ROLES
+from infra.accounts import LESSOR_ROLES
+from infra.accounts import Staff
+
+ALL_STAFF = DEALER_ROLES + LESSOR_ROLES
+
+#: permission → roles holding it
+MATRIX: dict[str, tuple[str, ...]] = {
+    "account.view": ALL_STAFF,
+    "staff.view": ("dealer_admin", "ops_admin"),
+    "staff.manage": ("dealer_admin", "ops_admin"),
+    "audit.read": ("auditor",),
+}
+
+#: lessor roles with a second factor (TOTP) required at sign-in
+TOTP_REQUIRED = LESSOR_ROLES
+
+
+def allowed(user: Staff, permission: str) -> bool:
+    """True if ``user``'s role holds ``permission``."""
+    return user.active and user.role in MATRIX.get(permission, ())
+
+
+def tenant_of(user: Staff) -> str | None:
+    """The dealer whose rows ``user`` may see: their own for dealer roles, None (all) for the lessor's."""
+    return None if user.lessor_side else user.dealer_id
+
+
+def can_see(user: Staff, dealer_id: str | None) -> bool:
+    """Whether a row of ``dealer_id`` is within ``user``'s tenant (the check behind every 404)."""
+    tenant = tenant_of(user)
+    return tenant is None or tenant == dealer_id

@@ -1,0 +1,99 @@
+"""The signed-in user of a request: session rotation, idle and absolute timeouts, deactivation."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from typing import TypeVar
+
+from flask import Flask
+from flask import abort
+from flask import g
+from flask import redirect
+from flask import request
+from flask import session
+from flask import url_for
+
+from bff.auth.roles import allowed
+from bff.auth.services import Client
+from bff.services import services
+from infra.accounts import Staff
+
+IDLE_SECONDS = 30 * 60
+ABSOLUTE_SECONDS = 12 * 3600
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def client() -> Client:
+    return Client(request.remote_addr or "", (request.user_agent.string or "")[:255])
+
+
+def start_session(user: Staff) -> None:
+    """A new session for ``user``: everything of the old one (e.g. a pre-login state) is dropped."""
+    session.clear()
+    now = int(time.time())
+    session.update(uid=user.id, sid=secrets.token_urlsafe(16), login_at=now, seen=now)
+    session.permanent = True
+    g.user = user
+
+
+def end_session() -> None:
+    session.clear()
+    g.user = None
+
+
+def load_user() -> None:
+    """before_request: set ``g.user`` from the session, ending it when idle, too old or deactivated."""
+    g.user = None
+    uid = session.get("uid")
+    if not uid:
+        return
+    now = int(time.time())
+    reason = None
+    if now - int(session.get("login_at", 0)) > ABSOLUTE_SECONDS:
+        reason = "absolute_timeout"
+    elif now - int(session.get("seen", 0)) > IDLE_SECONDS:
+        reason = "idle_timeout"
+    user = services().accounts.get(str(uid))
+    if reason is None and (user is None or not user.active):
+        reason = "deactivated"
+    if reason is not None:
+        services().auth.session_ended(user, user.email if user else str(uid), reason, client())
+        end_session()
+        g.session_ended = reason
+        return
+    if now - int(session.get("seen", 0)) >= 60:  # refresh the idle clock at most once a minute
+        session["seen"] = now
+    g.user = user
+
+
+def requires(permission: str) -> Callable[[F], F]:
+    """Guard a view: sign-in first (redirect, or 401 for the API), then the role's permission (403)."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            user: Staff | None = g.get("user")
+            if user is None:
+                if request.path.startswith("/api/"):
+                    abort(401)
+                return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
+            if not allowed(user, permission):
+                abort(403)
+            return view(*args, **kwargs)
+
+        guarded.permission = permission  # type: ignore[attr-defined]
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
+def register(app: Flask) -> None:
+    app.before_request(load_user)
+
+    @app.context_processor
+    def _user() -> dict[str, object]:
+        return {"current_user": g.get("user")}

@@ -1,0 +1,1 @@
+"""Staff administration (dealer admins for their dealer, lessor ops for all) and the auditor's log search."""

@@ -1,0 +1,170 @@
+"""Staff accounts, dealers and dealer groups: the ``Accounts`` adapter over SQL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+
+from sqlalchemy import func
+from sqlalchemy import select
+
+from infra.db.engine import Database
+from infra.db.models import DealerGroupRow
+from infra.db.models import DealerRow
+from infra.db.models import UserRow
+from infra.db.models import utcnow
+
+DEALER_ROLES = ("dealer_admin", "sales")
+LESSOR_ROLES = ("risk_officer_t1", "risk_officer_t2", "ops_admin", "auditor")
+ROLES = DEALER_ROLES + LESSOR_ROLES
+
+
+@dataclass(frozen=True)
+class Staff:
+    """A signed-in (or signing-in) staff member as the BFF sees it; no secrets."""
+
+    id: str
+    email: str
+    name: str
+    role: str
+    dealer_id: str | None
+    active: bool
+    totp_enabled: bool
+    locked_until: datetime | None
+
+    @property
+    def lessor_side(self) -> bool:
+        return self.role in LESSOR_ROLES
+
+
+@dataclass(frozen=True)
+class Dealer:
+    id: str
+    group_id: str
+    name: str
+    city: str
+    modules: tuple[str, ...]
+    active: bool
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """What sign-in needs to check: never leaves the auth service."""
+
+    password_hash: str | None
+    totp_secret: str | None
+    recovery_codes: list[str]
+
+
+def _staff(row: UserRow) -> Staff:
+    return Staff(row.id, row.email, row.name, row.role, row.dealer_id, row.active, bool(row.totp_secret),
+                 row.locked_until)
+
+
+class SqlAccounts:
+    """Staff, dealers and groups in the BFF's database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def by_email(self, email: str) -> tuple[Staff, Secrets] | None:
+        """The account with ``email`` (case-insensitive) and its secrets, or None."""
+        with self.db.session() as session:
+            row = session.scalar(select(UserRow).where(func.lower(UserRow.email) == email.strip().lower()[:254]))
+            if row is None:
+                return None
+            return _staff(row), Secrets(row.password_hash, row.totp_secret, json.loads(row.recovery_codes))
+
+    def secrets_of(self, user_id: str) -> Secrets | None:
+        with self.db.session() as session:
+            row = session.get(UserRow, user_id[:36])
+            return Secrets(row.password_hash, row.totp_secret, json.loads(row.recovery_codes)) if row else None
+
+    def get(self, user_id: str) -> Staff | None:
+        with self.db.session() as session:
+            row = session.get(UserRow, user_id[:36])
+            return _staff(row) if row is not None else None
+
+    def dealer(self, dealer_id: str) -> Dealer | None:
+        with self.db.session() as session:
+            row = session.get(DealerRow, dealer_id[:36])
+            if row is None:
+                return None
+            return Dealer(row.id, row.group_id, row.name, row.city, tuple(json.loads(row.modules)), row.active)
+
+    def staff_of(self, dealer_id: str | None) -> list[Staff]:
+        """Every account of ``dealer_id`` (None: every account), by name."""
+        stmt = select(UserRow).order_by(UserRow.name)
+        if dealer_id is not None:
+            stmt = stmt.where(UserRow.dealer_id == dealer_id)
+        with self.db.session() as session:
+            return [_staff(row) for row in session.scalars(stmt)]
+
+    def record_failure(self, user_id: str, limit: int, lock_for: timedelta) -> bool:
+        """Count a failed sign-in; lock the account after ``limit`` in a row. Returns True when now locked."""
+        with self.db.session() as session:
+            row = session.get(UserRow, user_id)
+            if row is None:
+                return False
+            row.failed_logins += 1
+            if row.failed_logins >= limit:
+                row.locked_until = utcnow() + lock_for
+                row.failed_logins = 0
+                return True
+            return False
+
+    def record_success(self, user_id: str) -> None:
+        with self.db.session() as session:
+            row = session.get(UserRow, user_id)
+            if row is not None:
+                row.failed_logins = 0
+                row.locked_until = None
+                row.last_login_at = utcnow()
+
+    def use_recovery_code(self, user_id: str, remaining: list[str]) -> None:
+        """Store the recovery-code hashes left after one was used (each works once)."""
+        with self.db.session() as session:
+            row = session.get(UserRow, user_id)
+            if row is not None:
+                row.recovery_codes = json.dumps(remaining)
+
+    def set_active(self, user_id: str, active: bool) -> None:
+        with self.db.session() as session:
+            row = session.get(UserRow, user_id)
+            if row is not None:
+                row.active = active
+
+    def ensure_group(self, name: str) -> str:
+        with self.db.session() as session:
+            row = session.scalar(select(DealerGroupRow).where(DealerGroupRow.name == name))
+            if row is None:
+                row = DealerGroupRow(id=str(uuid.uuid4()), name=name, created_at=utcnow())
+                session.add(row)
+            return row.id
+
+    def ensure_dealer(self, group_id: str, name: str, city: str, modules: list[str]) -> str:
+        with self.db.session() as session:
+            row = session.scalar(select(DealerRow).where(DealerRow.name == name))
+            if row is None:
+                row = DealerRow(id=str(uuid.uuid4()), group_id=group_id, name=name, city=city,
+                                modules=json.dumps(modules), active=True, created_at=utcnow())
+                session.add(row)
+            return row.id
+
+    def ensure_user(self, email: str, name: str, role: str, dealer_id: str | None, password_hash: str,
+                    totp_secret: str | None, recovery_codes: list[str]) -> str:
+        """Create the account if it does not exist (demo seeding); returns its id."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        with self.db.session() as session:
+            row = session.scalar(select(UserRow).where(UserRow.email == email))
+            if row is None:
+                row = UserRow(id=str(uuid.uuid4()), email=email, name=name, role=role, dealer_id=dealer_id,
+                              password_hash=password_hash, totp_secret=totp_secret,
+                              recovery_codes=json.dumps(recovery_codes), active=True, failed_logins=0,
+                              created_at=utcnow())
+                session.add(row)
+            return row.id

@@ -1,0 +1,128 @@
+"""The access probe: every route of the URL map, as every role and anonymously, with ids of the user's own
+tenant and of another tenant. New routes are covered automatically; a route with a parameter the probe
+cannot fill fails the test until ``SAMPLES`` learns it.
+
+Expectations: a route guarded by ``@requires(permission)`` sends an anonymous visitor to sign in (401 under
+/api), answers 403 to a role without the permission, and 404 — never the row — for another tenant's id.
+Public routes answer everyone alike. No response is ever a 500.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import requests
+from werkzeug.routing import Rule
+
+from bff.auth.roles import MATRIX
+from bff.demo import PEOPLE
+from tests.integration.test_auth import TIMEOUT
+from tests.integration.test_auth import csrf
+from tests.integration.test_auth import sign_in
+
+pytestmark = pytest.mark.db
+ROLES = [role for _, _, role, _ in PEOPLE]
+EMAIL = {role: email for email, _, role, dealer in PEOPLE if dealer in (None, "pudong")}
+SKIP = {"static"}  # files, not views
+
+
+@pytest.fixture(scope="module")
+def sessions(bff_server: Any) -> dict[str | None, requests.Session]:
+    out: dict[str | None, requests.Session] = {None: requests.Session()}
+    for role, email in EMAIL.items():
+        out[role] = sign_in(bff_server.url, email)
+    yield out  # type: ignore[misc]
+    for s in out.values():
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def samples(app: Any) -> dict[str, dict[str, str]]:
+    """Parameter values: 'own' is in the Pudong dealer (the probe's dealer users), 'other' in Xihu."""
+    from bff.auth.passwords import hash_secret
+
+    accounts = app.extensions["leaseline"].accounts
+    pudong = accounts.by_email("sales.pudong@demo.leaseline.cn")[0].dealer_id
+    xihu = accounts.by_email("sales.xihu@demo.leaseline.cn")[0].dealer_id
+    # Targets of their own, so that a state change the probe makes (deactivation) hits no probing user.
+    own = accounts.ensure_user("probe.pudong@demo.leaseline.cn", "探针 A", "sales", pudong, hash_secret("x"), None, [])
+    other = accounts.ensure_user("probe.xihu@demo.leaseline.cn", "探针 B", "sales", xihu, hash_secret("x"), None, [])
+    return {"own": {"vehicle_id": "byd-han-ev", "user_id": own},
+            "other": {"vehicle_id": "byd-han-ev", "user_id": other}}
+
+
+def routes(app: Any) -> list[tuple[Rule, str]]:
+    found = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in SKIP:
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            found.append((rule, method))
+    return found
+
+
+def build(rule: Rule, values: dict[str, str]) -> str:
+    missing = [arg for arg in rule.arguments if arg not in values]
+    assert not missing, f"the probe cannot fill {missing} of {rule.rule}: add samples for it"
+    path = rule.rule
+    for arg in rule.arguments:
+        path = re.sub(rf"<(?:[^:<>]+:)?{arg}>", values[arg], path)
+    return path
+
+
+def call(session: requests.Session, base: str, method: str, path: str) -> requests.Response:
+    if method == "GET":
+        return session.get(base + path, timeout=TIMEOUT, allow_redirects=False)
+    token = csrf(session, f"{base}/login") if not path.startswith("/api/") else ""
+    data = {"csrf_token": token}
+    if path.startswith("/api/"):
+        return session.post(base + path, json={}, timeout=TIMEOUT, allow_redirects=False)
+    return session.post(base + path, data=data, timeout=TIMEOUT, allow_redirects=False)
+
+
+def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessions: dict[str | None, requests.Session],
+                                                  samples: dict[str, dict[str, str]]) -> None:
+    base = bff_server.url
+    checked = 0
+    protected_seen = set()
+    for rule, method in routes(app):
+        view = app.view_functions[rule.endpoint]
+        permission = getattr(view, "permission", None)
+        if rule.endpoint in ("auth.logout", "pwa.set_locale", "auth.login_post", "auth.second_factor_post"):
+            continue  # they change the probe's own sessions; tests/integration/test_auth.py covers them
+        for who, session in sessions.items():
+            for tenant in ("own", "other") if rule.arguments else ("own",):
+                path = build(rule, samples[tenant])
+                response = call(session, base, method, path)
+                checked += 1
+                context = f"{method} {path} as {who or 'anonymous'} ({tenant})"
+                assert response.status_code < 500, context
+                if permission is None:
+                    continue
+                protected_seen.add(rule.endpoint)
+                if who is None:
+                    if path.startswith("/api/"):
+                        assert response.status_code == 401, context
+                    else:
+                        assert response.status_code == 302 and "/login" in response.headers["Location"], context
+                elif who not in MATRIX[permission]:
+                    assert response.status_code == 403, context
+                elif tenant == "other" and who in ("dealer_admin", "sales") and "user_id" in rule.arguments:
+                    assert response.status_code == 404, context
+                else:
+                    assert response.status_code in (200, 303), context
+    assert checked > 100 and {"staff.staff_list", "staff.staff_detail", "staff.audit", "auth.account"} <= protected_seen
+
+
+def test_cross_tenant_deactivation_changes_nothing(app: Any, bff_server: Any,
+                                                   sessions: dict[str | None, requests.Session]) -> None:
+    from bff.auth.passwords import hash_secret
+
+    accounts = app.extensions["leaseline"].accounts
+    xihu = accounts.by_email("sales.xihu@demo.leaseline.cn")[0].dealer_id
+    target = accounts.ensure_user("probe.xihu2@demo.leaseline.cn", "探针 C", "sales", xihu, hash_secret("x"), None, [])
+    response = call(sessions["dealer_admin"], bff_server.url, "POST", f"/staff/{target}/deactivate")
+    assert response.status_code == 404
+    assert accounts.get(target).active
