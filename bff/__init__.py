@@ -92,6 +92,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from bff.api.views import bp as api_bp
     from bff.auth.views import bp as auth_bp
+    from bff.invitations.views import bp as invitations_bp
     from bff.plans.views import bp as plans_bp
     from bff.pwa.views import bp as pwa_bp
     from bff.staff.views import bp as staff_bp
@@ -99,6 +100,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(pwa_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(staff_bp)
+    app.register_blueprint(invitations_bp)
     app.register_blueprint(plans_bp)
     app.register_blueprint(api_bp)
     # The JSON API is stateless (no cookie authentication), so there is no session to forge a request

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from bff.auth.services import AuthService
 from bff.config import ConfigError
 from bff.config import Settings
+from bff.invitations.services import InvitationService
 from bff.plans.services import PlanService
 from infra.accounts import SqlAccounts
 from infra.audit import SqlAuditLog
 from infra.catalogue import SqlCatalogue
 from infra.db import Database
+from infra.invitations import SqlInvitations
+from infra.sms import SandboxOutboxSms
 from plans.policy import load_policy
 from plans.product import load_product
 
@@ -23,6 +26,9 @@ class Services:
     accounts: SqlAccounts
     audit: SqlAuditLog
     auth: AuthService
+    sms: SandboxOutboxSms
+    invitations_repo: SqlInvitations
+    invitations: InvitationService
 
 
 def bootstrap(settings: Settings) -> Services:
@@ -39,5 +45,8 @@ def bootstrap(settings: Settings) -> Services:
             f"LEASELINE_PRODUCT={settings.product!r}: no file plans/products/{settings.product}.toml") from None
     db = Database(settings.database_url)
     accounts, audit = SqlAccounts(db), SqlAuditLog(db)
+    sms = SandboxOutboxSms(db)  # the embedded default; a gateway adapter replaces it in production
+    invitations = SqlInvitations(db)
     return Services(db=db, plans=PlanService(SqlCatalogue(db), product, policy), accounts=accounts, audit=audit,
-                    auth=AuthService(accounts, audit))
+                    auth=AuthService(accounts, audit), sms=sms, invitations_repo=invitations,
+                    invitations=InvitationService(invitations, sms, audit, settings.secret_key))

@@ -53,6 +53,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "timing": ("付款方式须为 arrears（期末）或 advance（期初）", "Timing must be 'arrears' or 'advance'"),
     "unknown_option": ("未知选项：{value}", "Unknown option: {value}"),
     "unknown_vehicle": ("未找到该车型", "No such vehicle"),
+    "mobile_format": ("请输入 11 位中国大陆手机号", "Enter an 11-digit mainland China mobile number"),
     "not_boolean": ("须为 true 或 false", "Must be true or false"),
     "too_many_decimals": ("最多 {places} 位小数", "At most {places} decimal places"),
     "exclusive_coverages": ("{a} 与 {b} 只能选一项", "Choose either {a} or {b}, not both"),

@@ -18,6 +18,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "staff.view": ("dealer_admin", "ops_admin"),
     "staff.manage": ("dealer_admin", "ops_admin"),
     "audit.read": ("auditor",),
+    "invitations.manage": DEALER_ROLES,
 }
 
 #: lessor roles with a second factor (TOTP) required at sign-in

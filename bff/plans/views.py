@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint
@@ -13,14 +12,15 @@ from flask import make_response
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import session
 from flask import url_for
-from jinja2_fragments.flask import render_block
 
 from bff.extensions import htmx
 from bff.plans.forms import BuilderForm
 from bff.plans.forms import decode
 from bff.plans.forms import parse_form
 from bff.plans.forms import with_compare
+from bff.rendering import page_or_block
 from bff.services import services
 from plans.errors import PlanInputError
 from plans.generator import Constraints
@@ -28,15 +28,6 @@ from plans.inputs import parse_budget
 from plans.product import Vehicle
 
 bp = Blueprint("plans", __name__)
-
-
-def page_or_block(template: str, block: str, **context: Any) -> Response:
-    """Render ``block`` of ``template`` for an htmx request, else the whole page; mark ``Vary: HX-Request``."""
-    g.branches_on_htmx = True
-    # A history restore (Back after hx-push-url, with htmx's history cache off) must get the whole page.
-    if htmx and not htmx.boosted and not htmx.history_restore_request:
-        return make_response(render_block(template, block, **context))
-    return make_response(render_template(template, **context))
 
 
 @bp.get("/vehicles")
@@ -104,6 +95,9 @@ def _render_builder(vehicle: Vehicle, form: BuilderForm) -> Response:
             compared.append((code, svc.evaluate(vehicle, choice)))
         except PlanInputError:
             continue
+    if result is not None and session.get("customer_invitation"):
+        # An invited customer: their salesperson's screen shows what they look at now (polled).
+        services().invitations_repo.record_plan(str(session["customer_invitation"]), f"{vehicle.id}:{form.code()}")
     response = page_or_block(
         "plans/builder.html", "results", vehicle=vehicle, form=form, result=result, compared=compared,
         product=svc.product, policy=svc.policy, canonical=builder_url(vehicle.id, form, form.compare),

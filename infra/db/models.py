@@ -142,3 +142,37 @@ class AuditEventRow(Base):
     ip: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(255), default="")
     details: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class InvitationRow(Base):
+    """A salesperson's invitation of a customer to configure a plan on their own phone (single use, 24 h)."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    dealer_id: Mapped[str] = mapped_column(ForeignKey("dealers.id"), index=True)
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    mobile: Mapped[str] = mapped_column(String(11))
+    vehicle_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    plan_code: Mapped[str | None] = mapped_column(String(120), nullable=True)  # as the salesperson proposed it
+    nonce_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the link's secret part
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # code confirmed: link used
+    code_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    code_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    failed_codes: Mapped[int] = mapped_column(Integer, default=0)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    customer_plan: Mapped[str | None] = mapped_column(String(120), nullable=True)  # what the customer has now
+    customer_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SmsOutboxRow(Base):
+    """Text messages of the embedded SMS sandbox: stored, never sent (a real gateway replaces it)."""
+
+    __tablename__ = "sms_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    to: Mapped[str] = mapped_column(String(20), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

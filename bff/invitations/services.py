@@ -1,0 +1,117 @@
+"""Invitation use cases: create (signed single-use link), send and check the one-time code, record the plan."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from itsdangerous import BadSignature
+from itsdangerous import URLSafeTimedSerializer
+
+from bff.auth.services import Client
+from infra.accounts import Staff
+from infra.audit import SqlAuditLog
+from infra.db.models import utcnow
+from infra.invitations import Invitation
+from infra.invitations import SqlInvitations
+from infra.sms import SmsSender
+from plans.errors import PlanInputError
+from plans.errors import error
+
+MOBILE = re.compile(r"1[3-9]\d{9}")
+TTL = timedelta(hours=24)
+CODE_TTL = timedelta(minutes=10)
+RESEND_AFTER = timedelta(seconds=60)
+LOCK_AFTER = 5
+
+
+class InvitationInvalid(Exception):
+    """Forged, tampered, expired, used, locked or unknown: the customer is told only that it is not valid."""
+
+
+@dataclass(frozen=True)
+class Created:
+    invitation: Invitation
+    token: str  # shown once, on the salesperson's screen; only its hash is stored
+
+
+def mask_mobile(mobile: str) -> str:
+    """138****5678 (动态脱敏 for everyone but the customer's own salesperson at creation)."""
+    return mobile[:3] + "****" + mobile[-4:] if len(mobile) == 11 else "***"
+
+
+class InvitationService:
+    def __init__(self, repo: SqlInvitations, sms: SmsSender, audit: SqlAuditLog, secret_key: str) -> None:
+        self.repo = repo
+        self.sms = sms
+        self.audit = audit
+        self.signer = URLSafeTimedSerializer(secret_key, salt="leaseline.invitation")
+        self.code_key = hashlib.sha256(("leaseline.invitation.code:" + secret_key).encode()).digest()
+
+    def _audit(self, action: str, outcome: str, inv: Invitation, client: Client, actor: Staff | None = None,
+               **details: object) -> None:
+        self.audit.append(action, outcome, actor_id=actor.id if actor else None,
+                          actor_label=actor.email if actor else f"customer {mask_mobile(inv.mobile)}",
+                          dealer_id=inv.dealer_id, target=f"invitation {inv.id}", ip=client.ip,
+                          user_agent=client.user_agent, details=dict(details))
+
+    def create(self, user: Staff, mobile: str, vehicle_id: str | None, plan_code: str | None,
+               client: Client) -> Created:
+        """A new invitation by ``user`` (a dealer role) for ``mobile``; raises PlanInputError on bad input."""
+        mobile = mobile.strip().replace(" ", "").replace("-", "")
+        if not MOBILE.fullmatch(mobile):
+            raise PlanInputError([error("mobile", "mobile_format")])
+        if user.dealer_id is None:
+            raise PermissionError("only dealer staff invite customers")
+        nonce = secrets.token_urlsafe(24)
+        inv = self.repo.create(dealer_id=user.dealer_id, created_by=user.id, mobile=mobile, vehicle_id=vehicle_id,
+                               plan_code=plan_code, nonce_hash=hashlib.sha256(nonce.encode()).hexdigest(),
+                               expires_at=utcnow() + TTL)
+        self._audit("invitation.create", "success", inv, client, user)
+        return Created(inv, str(self.signer.dumps({"i": inv.id, "n": nonce})))
+
+    def resolve(self, token: str) -> Invitation:
+        """The invitation behind a link that is still usable; raises :class:`InvitationInvalid`."""
+        try:
+            data = self.signer.loads(token[:512], max_age=int(TTL.total_seconds()))
+        except BadSignature:  # SignatureExpired is a BadSignature
+            raise InvitationInvalid from None
+        if not isinstance(data, dict) or not isinstance(data.get("i"), str) or not isinstance(data.get("n"), str):
+            raise InvitationInvalid
+        inv = self.repo.get(data["i"])
+        if inv is None or not hmac.compare_digest(inv.nonce_hash, hashlib.sha256(data["n"].encode()).hexdigest()):
+            raise InvitationInvalid
+        if inv.opened_at is not None or inv.locked or inv.expires_at <= utcnow():
+            raise InvitationInvalid
+        return inv
+
+    def _code_hash(self, inv: Invitation, code: str) -> str:
+        return hmac.new(self.code_key, f"{inv.id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+    def send_code(self, inv: Invitation, client: Client) -> bool:
+        """Text a new 6-digit code to the invited mobile; False if one went out less than a minute ago."""
+        if inv.code_sent_at is not None and utcnow() - inv.code_sent_at < RESEND_AFTER:
+            return False
+        code = f"{secrets.randbelow(10**6):06d}"
+        self.repo.set_code(inv.id, self._code_hash(inv, code))
+        self.sms.send(inv.mobile, f"【租程】您的验证码是 {code}，10 分钟内有效。如非本人操作请忽略。")
+        self._audit("invitation.code_sent", "success", inv, client)
+        return True
+
+    def verify_code(self, inv: Invitation, code: str, client: Client) -> bool:
+        """Check the code; the fifth wrong one locks the invitation. True once: it also uses the link."""
+        code = code.strip()
+        fresh = inv.code_sent_at is not None and utcnow() - inv.code_sent_at <= CODE_TTL
+        ok = fresh and inv.code_hash is not None and hmac.compare_digest(inv.code_hash, self._code_hash(inv, code))
+        if not ok:
+            locked = self.repo.code_failed(inv.id, LOCK_AFTER)
+            self._audit("invitation.code", "failure", inv, client, locked=locked)
+            return False
+        if not self.repo.mark_opened(inv.id):
+            return False
+        self._audit("invitation.code", "success", inv, client)
+        return True

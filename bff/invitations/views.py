@@ -1,0 +1,182 @@
+"""Invitation pages: the salesperson's (create, QR, live status) and the customer's (code, then the builder)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import qrcode
+import qrcode.image.svg
+from flask import Blueprint
+from flask import Response
+from flask import abort
+from flask import current_app
+from flask import g
+from flask import make_response
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import session
+from flask import url_for
+
+from bff.auth.roles import can_see
+from bff.auth.roles import tenant_of
+from bff.auth.session import client
+from bff.auth.session import requires
+from bff.extensions import limiter
+from bff.invitations.services import InvitationInvalid
+from bff.invitations.services import mask_mobile
+from bff.plans.forms import BuilderForm
+from bff.plans.forms import decode
+from bff.rendering import page_or_block
+from bff.services import services
+from infra.invitations import Invitation
+from plans.errors import PlanInputError
+
+bp = Blueprint("invitations", __name__)
+LINKS = "invitation_links"  # the salesperson's session keeps the links it created (the DB has only hashes)
+
+
+def visible(invitation_id: str) -> Invitation:
+    """The invitation if the signed-in user may see it (sales: their own; admins: their dealer's), else 404."""
+    inv = services().invitations_repo.get(invitation_id)
+    if inv is None or not can_see(g.user, inv.dealer_id) or (g.user.role == "sales" and inv.created_by != g.user.id):
+        abort(404)
+    return inv
+
+
+def customer_url(inv: Invitation) -> str | None:
+    token = session.get(LINKS, {}).get(inv.id)
+    return url_for("invitations.customer", token=token, _external=True) if token else None
+
+
+@bp.get("/invitations")
+@requires("invitations.manage")
+def index() -> Any:
+    mine = g.user.id if g.user.role == "sales" else None
+    found = services().invitations_repo.of_dealer(tenant_of(g.user), created_by=mine)
+    return render_template("invitations/index.html", invitations=found, vehicles=services().plans.vehicles(),
+                           form={"mobile": "", "vehicle": request.args.get("vehicle", ""),
+                                 "plan": request.args.get("plan", "")}, errors=[], mask=mask_mobile)
+
+
+@bp.post("/invitations")
+@requires("invitations.manage")
+@limiter.limit("30 per hour", key_func=lambda: str(g.user.id))
+def create() -> Any:
+    vehicle_id = request.form.get("vehicle") or None
+    if vehicle_id is not None and services().plans.catalogue.get(vehicle_id) is None:
+        vehicle_id = None
+    plan = request.form.get("plan") or None
+    plan = plan if plan and decode(plan) is not None else None
+    try:
+        created = services().invitations.create(g.user, request.form.get("mobile", "")[:20], vehicle_id, plan,
+                                                client())
+    except PlanInputError as exc:
+        mine = g.user.id if g.user.role == "sales" else None
+        form = {"mobile": request.form.get("mobile", "")[:20], "vehicle": vehicle_id or "", "plan": plan or ""}
+        return render_template("invitations/index.html", errors=exc.errors, form=form, mask=mask_mobile,
+                               vehicles=services().plans.vehicles(),
+                               invitations=services().invitations_repo.of_dealer(tenant_of(g.user), mine)), 422
+    links = dict(session.get(LINKS, {}))
+    links[created.invitation.id] = created.token
+    session[LINKS] = dict(list(links.items())[-10:])
+    return redirect(url_for("invitations.detail", invitation_id=created.invitation.id), 303)
+
+
+def _status(inv: Invitation) -> dict[str, Any]:
+    plan = None
+    if inv.customer_plan and ":" in inv.customer_plan:
+        vehicle_id, code = inv.customer_plan.split(":", 1)
+        vehicle, choice = services().plans.catalogue.get(vehicle_id), decode(code)
+        if vehicle is not None and choice is not None:
+            try:
+                plan = services().plans.evaluate(vehicle, choice)
+            except PlanInputError:
+                plan = None
+    return {"inv": inv, "plan": plan, "mask": mask_mobile}
+
+
+@bp.get("/invitations/<invitation_id>")
+@requires("invitations.manage")
+def detail(invitation_id: str) -> Response:
+    inv = visible(invitation_id)
+    return page_or_block("invitations/detail.html", "status", link=customer_url(inv), **_status(inv))
+
+
+@bp.get("/invitations/<invitation_id>/qr.svg")
+@requires("invitations.manage")
+def qr(invitation_id: str) -> Response:
+    link = customer_url(visible(invitation_id))
+    if link is None:
+        abort(404)
+    image = qrcode.make(link, image_factory=qrcode.image.svg.SvgPathImage, box_size=10)
+    response = make_response(image.to_string(encoding="unicode"))
+    response.mimetype = "image/svg+xml"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- the customer's side -------------------------------------------------------------------------------
+
+
+def _invalid() -> tuple[str, int]:
+    return render_template("invitations/invalid.html"), 410
+
+
+@bp.get("/i/<token>")
+def customer(token: str) -> Any:
+    try:
+        inv = services().invitations.resolve(token)
+    except InvitationInvalid:
+        return _invalid()
+    return render_template("invitations/customer.html", token=token, mobile=mask_mobile(inv.mobile),
+                           sent=inv.code_sent_at is not None, error=None)
+
+
+@bp.post("/i/<token>/code")
+@limiter.limit("5 per minute")
+def send_code(token: str) -> Any:
+    try:
+        inv = services().invitations.resolve(token)
+    except InvitationInvalid:
+        return _invalid()
+    services().invitations.send_code(inv, client())
+    return redirect(url_for("invitations.customer", token=token), 303)
+
+
+@bp.post("/i/<token>/verify")
+@limiter.limit("10 per minute")
+def verify(token: str) -> Any:
+    try:
+        inv = services().invitations.resolve(token)
+    except InvitationInvalid:
+        return _invalid()
+    if not services().invitations.verify_code(inv, request.form.get("code", "")[:12], client()):
+        try:
+            inv = services().invitations.resolve(token)
+        except InvitationInvalid:  # that was the fifth wrong code
+            return _invalid()
+        return render_template("invitations/customer.html", token=token, mobile=mask_mobile(inv.mobile), sent=True,
+                               error=True), 422
+    session.clear()  # a fresh session for the customer: nothing of a staff session survives on this device
+    session.update(customer_invitation=inv.id, customer_mobile=mask_mobile(inv.mobile))
+    session.permanent = True
+    if inv.vehicle_id is None:
+        return redirect(url_for("plans.vehicles"), 303)
+    choice = decode(inv.plan_code) if inv.plan_code else None
+    query = ""
+    if choice is not None:
+        vehicle = services().plans.catalogue.get(inv.vehicle_id)
+        if vehicle is not None:
+            pairs = BuilderForm.from_choice(choice, services().plans.product).query_pairs()
+            query = "?" + urlencode(pairs)
+    return redirect(url_for("plans.builder", vehicle_id=inv.vehicle_id) + query, 303)
+
+
+@bp.get("/dev/outbox")
+@requires("account.view")
+def outbox() -> Any:
+    if current_app.config["SETTINGS"].env == "production":
+        abort(404)
+    return render_template("invitations/outbox.html", messages=services().sms.latest())

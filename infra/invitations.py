@@ -1,0 +1,99 @@
+"""Customer invitations in SQL: create, find, and the few state changes of their short life."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from infra.db.engine import Database
+from infra.db.models import InvitationRow
+from infra.db.models import utcnow
+
+
+@dataclass(frozen=True)
+class Invitation:
+    id: str
+    dealer_id: str
+    created_by: str
+    mobile: str
+    vehicle_id: str | None
+    plan_code: str | None
+    nonce_hash: str
+    expires_at: datetime
+    opened_at: datetime | None
+    code_hash: str | None
+    code_sent_at: datetime | None
+    failed_codes: int
+    locked: bool
+    customer_plan: str | None
+    customer_seen_at: datetime | None
+    created_at: datetime
+
+
+def _dto(r: InvitationRow) -> Invitation:
+    return Invitation(r.id, r.dealer_id, r.created_by, r.mobile, r.vehicle_id, r.plan_code, r.nonce_hash,
+                      r.expires_at, r.opened_at, r.code_hash, r.code_sent_at, r.failed_codes, r.locked,
+                      r.customer_plan, r.customer_seen_at, r.created_at)
+
+
+class SqlInvitations:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self, *, dealer_id: str, created_by: str, mobile: str, vehicle_id: str | None,
+               plan_code: str | None, nonce_hash: str, expires_at: datetime) -> Invitation:
+        row = InvitationRow(id=str(uuid.uuid4()), dealer_id=dealer_id, created_by=created_by, mobile=mobile,
+                            vehicle_id=vehicle_id, plan_code=plan_code, nonce_hash=nonce_hash,
+                            expires_at=expires_at, failed_codes=0, locked=False, created_at=utcnow())
+        with self.db.session() as session:
+            session.add(row)
+            session.flush()
+            return _dto(row)
+
+    def get(self, invitation_id: str) -> Invitation | None:
+        with self.db.session() as session:
+            row = session.get(InvitationRow, invitation_id[:36])
+            return _dto(row) if row else None
+
+    def of_dealer(self, dealer_id: str | None, created_by: str | None = None, limit: int = 50) -> list[Invitation]:
+        stmt = select(InvitationRow).order_by(InvitationRow.created_at.desc()).limit(limit)
+        if dealer_id is not None:
+            stmt = stmt.where(InvitationRow.dealer_id == dealer_id)
+        if created_by is not None:
+            stmt = stmt.where(InvitationRow.created_by == created_by)
+        with self.db.session() as session:
+            return [_dto(r) for r in session.scalars(stmt)]
+
+    def set_code(self, invitation_id: str, code_hash: str) -> None:
+        with self.db.session() as session:
+            row = session.get(InvitationRow, invitation_id)
+            if row is not None:
+                row.code_hash, row.code_sent_at = code_hash, utcnow()
+
+    def code_failed(self, invitation_id: str, lock_after: int) -> bool:
+        """Count a wrong code; lock the invitation at ``lock_after``. Returns True when now locked."""
+        with self.db.session() as session:
+            row = session.get(InvitationRow, invitation_id, with_for_update=True)
+            if row is None:
+                return True
+            row.failed_codes += 1
+            row.locked = row.locked or row.failed_codes >= lock_after
+            return row.locked
+
+    def mark_opened(self, invitation_id: str) -> bool:
+        """Use the link (once): True if this call did it, False if it was already used or locked."""
+        with self.db.session() as session:
+            row = session.get(InvitationRow, invitation_id, with_for_update=True)
+            if row is None or row.opened_at is not None or row.locked:
+                return False
+            row.opened_at = utcnow()
+            return True
+
+    def record_plan(self, invitation_id: str, plan_code: str) -> None:
+        with self.db.session() as session:
+            row = session.get(InvitationRow, invitation_id)
+            if row is not None:
+                row.customer_plan, row.customer_seen_at = plan_code[:120], utcnow()
