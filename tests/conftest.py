@@ -91,6 +91,7 @@ class LiveServer:
 
     def __init__(self, app: Flask) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self.app = app
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
