@@ -8,6 +8,8 @@ CHROMIUM ?= /usr/lib/chromium/chromium
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
+
+.PHONY: peers
 .PHONY: help install run test test-unit test-integration test-e2e lint format bench translations chromium clean
 
 help: ## Show this help
@@ -42,13 +44,20 @@ lint: install ## ruff, import-linter contracts, mypy on the pure packages
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: install chromium lint ## Lint, then the whole suite (unit, integration, e2e)
+PEERS := tests/peers/oidc/node_modules/.package-lock.json
+
+$(PEERS): tests/peers/oidc/package-lock.json
+	cd tests/peers/oidc && npm ci --no-audit --no-fund --loglevel=error
+
+peers: $(PEERS) ## Install the test peers (a real OpenID provider: npm oidc-provider)
+
+test: install chromium peers lint ## Lint, then the whole suite (unit, integration, e2e)
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: install ## Unit tests only (pure, no sockets)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
-test-integration: install ## Integration tests (real HTTP, real databases)
+test-integration: install peers ## Integration tests (real HTTP, real databases, real OpenID provider)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 test-e2e: install chromium ## Browser tests (Debian's Chromium, Pixel 7 emulation)

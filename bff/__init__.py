@@ -12,6 +12,7 @@ from flask import request
 from flask.typing import ResponseReturnValue
 
 from bff import filters
+from bff.auth import oidc
 from bff.auth import session
 from bff.bootstrap import bootstrap
 from bff.config import Settings
@@ -68,6 +69,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update({k: v for k, v in config.items() if k.isupper()})
     app.extensions["leaseline"] = bootstrap(settings)
     register_extensions(app)
+    oidc.register(app, settings)
     register_blueprints(app)
     register_error_handlers(app)
     register_security_headers(app)

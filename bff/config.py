@@ -58,6 +58,9 @@ class Settings:
     default_locale: str = "zh_CN"
     login_rate: str = "10 per minute"
     redis_url: str = ""
+    oidc_issuer: str = ""  # OpenID Connect issuer of the staff's identity provider; empty: local accounts only
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,4 +85,7 @@ class Settings:
             default_locale=_locale(env.get("LEASELINE_LOCALE", "zh_CN")),
             login_rate=env.get("LEASELINE_LOGIN_RATE", "10 per minute"),
             redis_url=env.get("REDIS_URL", ""),
+            oidc_issuer=env.get("LEASELINE_OIDC_ISSUER", "").rstrip("/"),
+            oidc_client_id=env.get("LEASELINE_OIDC_CLIENT_ID", ""),
+            oidc_client_secret=env.get("LEASELINE_OIDC_CLIENT_SECRET", ""),
         )

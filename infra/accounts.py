@@ -78,6 +78,21 @@ class SqlAccounts:
                 return None
             return _staff(row), Secrets(row.password_hash, row.totp_secret, json.loads(row.recovery_codes))
 
+    def by_subject(self, issuer: str, subject: str) -> Staff | None:
+        """The account linked to ``subject`` at ``issuer`` by an earlier OpenID sign-in, or None."""
+        with self.db.session() as session:
+            row = session.scalar(select(UserRow).where(UserRow.oidc_issuer == issuer, UserRow.oidc_subject == subject))
+            return _staff(row) if row else None
+
+    def link_subject(self, user_id: str, issuer: str, subject: str) -> bool:
+        """Link an invited account (matched by email) to its OpenID subject on its first sign-in, once."""
+        with self.db.session() as session:
+            row = session.get(UserRow, user_id)
+            if row is None or row.oidc_subject is not None:
+                return False
+            row.oidc_issuer, row.oidc_subject = issuer, subject
+            return True
+
     def secrets_of(self, user_id: str) -> Secrets | None:
         with self.db.session() as session:
             row = session.get(UserRow, user_id[:36])

@@ -97,6 +97,27 @@ class AuthService:
         self._log("auth.sign_in", "success", client, found, found.email, second_factor=method)
         return found
 
+    def oidc_sign_in(self, issuer: str, subject: str, email: str, email_verified: bool,
+                     client: Client) -> Staff | None:
+        """The invited account for an OpenID identity (linked on the first sign-in by verified email)."""
+        user = self.accounts.by_subject(issuer, subject) if subject else None
+        if user is None and email and email_verified:
+            found = self.accounts.by_email(email)
+            if found is not None and self.accounts.link_subject(found[0].id, issuer, subject):
+                user = found[0]
+                self._log("auth.oidc_link", "success", client, user, user.email, issuer=issuer)
+        if user is None or not user.active:
+            self._log("auth.sign_in", "failure", client, user, email or subject, reason="oidc_not_invited",
+                      issuer=issuer)
+            return None
+        self.accounts.record_success(user.id)
+        self._log("auth.sign_in", "success", client, user, user.email, method="oidc", issuer=issuer)
+        return user
+
+    def oidc_refused(self, error: str, client: Client) -> None:
+        self.audit.append("auth.sign_in", "failure", actor_id=None, actor_label="(openid)", ip=client.ip,
+                          user_agent=client.user_agent, details={"reason": "oidc_" + error[:40]})
+
     def sign_out(self, user: Staff, client: Client) -> None:
         self._log("auth.sign_out", "success", client, user, user.email)
 
