@@ -68,6 +68,18 @@ ROLE_NAMES = {
 }
 
 
+MODULE_NAMES = {
+    "basic_signing": lazy_gettext("Basic signing (always on)"),
+    "inventory_finance": lazy_gettext("Inventory finance"),
+    "residual_prediction": lazy_gettext("Residual value prediction"),
+    "telemetry": lazy_gettext("Vehicle telemetry"),
+}
+
+
+def module(code: str) -> str:
+    return str(MODULE_NAMES.get(code, code))
+
+
 def role(code: str) -> str:
     return str(ROLE_NAMES.get(code, code))
 
@@ -90,6 +102,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(text)
     app.add_template_filter(name)
     app.add_template_filter(role)
+    app.add_template_filter(module)
     app.add_template_filter(when)
 
     @app.context_processor

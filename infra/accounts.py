@@ -17,6 +17,8 @@ from infra.db.models import DealerRow
 from infra.db.models import UserRow
 from infra.db.models import utcnow
 
+MODULES = ("basic_signing", "inventory_finance", "residual_prediction", "telemetry")
+ALWAYS_ON = ("basic_signing",)
 DEALER_ROLES = ("dealer_admin", "sales")
 LESSOR_ROLES = ("risk_officer_t1", "risk_officer_t2", "ops_admin", "auditor")
 ROLES = DEALER_ROLES + LESSOR_ROLES
@@ -109,6 +111,26 @@ class SqlAccounts:
             if row is None:
                 return None
             return Dealer(row.id, row.group_id, row.name, row.city, tuple(json.loads(row.modules)), row.active)
+
+    def dealers(self) -> list[Dealer]:
+        with self.db.session() as session:
+            rows = session.scalars(select(DealerRow).order_by(DealerRow.name)).all()
+            return [Dealer(r.id, r.group_id, r.name, r.city, tuple(json.loads(r.modules)), r.active) for r in rows]
+
+    def set_modules(self, dealer_id: str, modules: list[str]) -> tuple[str, ...]:
+        """Switch a dealer's modules; unknown codes are dropped, the always-on ones kept. Returns the new set."""
+        chosen = tuple(m for m in MODULES if m in modules or m in ALWAYS_ON)
+        with self.db.session() as session:
+            row = session.get(DealerRow, dealer_id)
+            if row is not None:
+                row.modules = json.dumps(list(chosen))
+        return chosen
+
+    def set_role(self, user_id: str, role: str) -> None:
+        with self.db.session() as session:
+            row = session.get(UserRow, user_id)
+            if row is not None:
+                row.role = role
 
     def staff_of(self, dealer_id: str | None) -> list[Staff]:
         """Every account of ``dealer_id`` (None: every account), by name."""

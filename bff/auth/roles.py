@@ -19,6 +19,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "staff.manage": ("dealer_admin", "ops_admin"),
     "audit.read": ("auditor",),
     "invitations.manage": DEALER_ROLES,
+    "dealers.manage": ("ops_admin",),
 }
 
 #: lessor roles with a second factor (TOTP) required at sign-in

@@ -1,0 +1,53 @@
+"""Dealer admins manage their staff; lessor ops switch modules per dealer. Every change is audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bff.auth.passwords import hash_secret
+from tests.integration.test_auth import TIMEOUT
+from tests.integration.test_auth import csrf
+from tests.integration.test_auth import sign_in
+
+pytestmark = pytest.mark.db
+ADMIN_A = "admin.pudong@demo.leaseline.cn"
+
+
+def test_ops_switch_modules_and_basic_signing_stays_on(bff_server: Any, app: Any) -> None:
+    accounts = app.extensions["leaseline"].accounts
+    dealer = next(d for d in accounts.dealers() if d.city == "杭州")
+    with sign_in(bff_server.url, "ops@demo.leaseline.cn") as ops:
+        token = csrf(ops, f"{bff_server.url}/dealers")
+        r = ops.post(f"{bff_server.url}/dealers/{dealer.id}/modules", timeout=TIMEOUT,
+                     data={"csrf_token": token, "module": ["telemetry", "no_such_module"]})
+        assert r.status_code == 200
+    assert accounts.dealer(dealer.id).modules == ("basic_signing", "telemetry")
+    event = app.extensions["leaseline"].audit.search(action="dealer.modules")[0]
+    assert event.actor_label == "ops@demo.leaseline.cn" and event.details["after"] == ["basic_signing", "telemetry"]
+
+
+def test_dealer_admin_changes_a_role_in_their_dealer_only(bff_server: Any, app: Any) -> None:
+    accounts = app.extensions["leaseline"].accounts
+    pudong = accounts.by_email(ADMIN_A)[0].dealer_id
+    xihu = accounts.by_email("admin.xihu@demo.leaseline.cn")[0].dealer_id
+    mine = accounts.ensure_user("role.a@demo.leaseline.cn", "角色 A", "sales", pudong, hash_secret("x"), None, [])
+    theirs = accounts.ensure_user("role.b@demo.leaseline.cn", "角色 B", "sales", xihu, hash_secret("x"), None, [])
+    base = bff_server.url
+    with sign_in(base, ADMIN_A) as admin:
+        token = csrf(admin, f"{base}/staff/{mine}")
+        assert admin.post(f"{base}/staff/{mine}/role", data={"role": "dealer_admin", "csrf_token": token},
+                          timeout=TIMEOUT).status_code == 200
+        assert admin.post(f"{base}/staff/{theirs}/role", data={"role": "dealer_admin", "csrf_token": token},
+                          timeout=TIMEOUT).status_code == 404
+        assert admin.post(f"{base}/staff/{mine}/role", data={"role": "auditor", "csrf_token": token},
+                          timeout=TIMEOUT).status_code == 409
+    assert accounts.get(mine).role == "dealer_admin" and accounts.get(theirs).role == "sales"
+    change = app.extensions["leaseline"].audit.search(action="staff.role_change")[0]
+    assert change.target == "role.a@demo.leaseline.cn"
+    assert change.details == {"before": "sales", "after": "dealer_admin"}
+    with sign_in(base, "sales.pudong@demo.leaseline.cn") as sales:
+        token = csrf(sales, f"{base}/account")
+        assert sales.post(f"{base}/staff/{mine}/role", data={"role": "sales", "csrf_token": token},
+                          timeout=TIMEOUT).status_code == 403
