@@ -126,6 +126,27 @@ class SqlAccounts:
                 row.modules = json.dumps(list(chosen))
         return chosen
 
+    def create_staff(self, email: str, name: str, role: str, dealer_id: str | None) -> str | None:
+        """A new invited account without a password (set through a setup link, or linked by OpenID on the
+        first company sign-in). None when the email is taken."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        with self.db.session() as session:
+            taken = session.scalar(select(UserRow.id).where(func.lower(UserRow.email) == email.lower()))
+            if taken is not None:
+                return None
+            row = UserRow(id=str(uuid.uuid4()), email=email.lower(), name=name, role=role, dealer_id=dealer_id,
+                          password_hash=None, totp_secret=None, recovery_codes="[]", active=True, failed_logins=0,
+                          created_at=utcnow())
+            session.add(row)
+            return row.id
+
+    def set_password(self, user_id: str, password_hash: str) -> None:
+        with self.db.session() as session:
+            row = session.get(UserRow, user_id)
+            if row is not None:
+                row.password_hash = password_hash
+
     def set_role(self, user_id: str, role: str) -> None:
         with self.db.session() as session:
             row = session.get(UserRow, user_id)

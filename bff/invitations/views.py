@@ -134,8 +134,14 @@ def customer(token: str) -> Any:
                            sent=inv.code_sent_at is not None, error=None)
 
 
+def _per_link() -> str:
+    return "link:" + str((request.view_args or {}).get("token", ""))[:128]
+
+
+# Per link (a showroom's customers share one address behind its Wi-Fi), plus a looser cap per address.
 @bp.post("/i/<token>/code")
-@limiter.limit("5 per minute")
+@limiter.limit("5 per minute", key_func=_per_link)
+@limiter.limit("60 per minute")
 def send_code(token: str) -> Any:
     try:
         inv = services().invitations.resolve(token)
@@ -146,7 +152,8 @@ def send_code(token: str) -> Any:
 
 
 @bp.post("/i/<token>/verify")
-@limiter.limit("10 per minute")
+@limiter.limit("10 per minute", key_func=_per_link)
+@limiter.limit("60 per minute")
 def verify(token: str) -> Any:
     try:
         inv = services().invitations.resolve(token)

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint
 from flask import abort
+from flask import current_app
 from flask import g
 from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
+from flask_babel import gettext as _
+from itsdangerous import BadSignature
+from itsdangerous import URLSafeTimedSerializer
 
+from bff.auth.passwords import hash_secret
 from bff.auth.roles import can_see
 from bff.auth.roles import tenant_of
 from bff.auth.session import client
 from bff.auth.session import requires
+from bff.auth.views import login_rate
+from bff.extensions import limiter
 from bff.services import services
 from infra.accounts import ALWAYS_ON
 from infra.accounts import DEALER_ROLES
@@ -36,13 +44,16 @@ def visible_staff(user_id: str) -> Staff:
 @bp.get("/staff")
 @requires("staff.view")
 def staff_list() -> Any:
-    return render_template("staff/list.html", staff=services().accounts.staff_of(tenant_of(g.user)))
+    return render_template("staff/list.html", staff=services().accounts.staff_of(tenant_of(g.user)), errors=[],
+                           form={"email": "", "name": "", "role": "sales"},
+                           dealers=services().accounts.dealers() if g.user.lessor_side else [])
 
 
 @bp.get("/staff/<user_id>")
 @requires("staff.view")
 def staff_detail(user_id: str) -> Any:
-    return render_template("staff/detail.html", member=visible_staff(user_id))
+    member = visible_staff(user_id)
+    return render_template("staff/detail.html", member=member, setup=setup_link(member))
 
 
 @bp.post("/staff/<user_id>/deactivate")
@@ -101,3 +112,70 @@ def dealer_modules(dealer_id: str) -> Any:
     chosen = services().accounts.set_modules(dealer.id, request.form.getlist("module"))
     _audit("dealer.modules", dealer.name, dealer.id, before=list(dealer.modules), after=list(chosen))
     return redirect(url_for("staff.dealers"), 303)
+
+
+SETUP_TTL = 72 * 3600
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}")
+
+
+def _setup_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="leaseline.account-setup")
+
+
+def setup_link(member: Staff) -> str | None:
+    """A link for an invited member to set their password: valid 72 h and only while none is set (so once)."""
+    secrets_ = services().accounts.secrets_of(member.id)
+    if secrets_ is None or secrets_.password_hash is not None or not member.active:
+        return None
+    token = _setup_signer().dumps({"u": member.id})
+    return url_for("staff.account_setup", token=token, _external=True)
+
+
+@bp.post("/staff")
+@requires("staff.manage")
+def staff_invite() -> Any:
+    """Invite a colleague: an account without a password, with a setup link (or company sign-in by email)."""
+    email = request.form.get("email", "").strip().lower()[:254]
+    name = request.form.get("name", "").strip()[:128]
+    role = request.form.get("role", "sales")
+    dealer_id = g.user.dealer_id if not g.user.lessor_side else request.form.get("dealer", "")
+    errors = []
+    if not EMAIL.fullmatch(email):
+        errors.append(_("Enter a valid email address."))
+    if not name:
+        errors.append(_("Enter the colleague's name."))
+    if role not in DEALER_ROLES or not dealer_id or services().accounts.dealer(dealer_id) is None:
+        errors.append(_("Choose a dealer role."))
+    user_id = None if errors else services().accounts.create_staff(email, name, role, dealer_id)
+    if user_id is None:
+        if not errors:
+            errors.append(_("An account with this email already exists."))
+        return render_template("staff/list.html", staff=services().accounts.staff_of(tenant_of(g.user)),
+                               errors=errors, form={"email": email, "name": name, "role": role},
+                               dealers=services().accounts.dealers() if g.user.lessor_side else []), 422
+    _audit("staff.invite", email, dealer_id, role=role)
+    return redirect(url_for("staff.staff_detail", user_id=user_id), 303)
+
+
+@bp.route("/account/setup/<token>", methods=["GET", "POST"])
+@limiter.limit(login_rate, methods=["POST"])
+def account_setup(token: str) -> Any:
+    """The invited colleague sets their password (at least 12 characters); the link then stops working."""
+    try:
+        data = _setup_signer().loads(token[:512], max_age=SETUP_TTL)
+    except BadSignature:
+        data = None
+    member = services().accounts.get(str(data.get("u"))) if isinstance(data, dict) else None
+    if member is None or setup_link(member) is None:
+        return render_template("staff/setup.html", invalid=True, error=None), 410
+    if request.method == "GET":
+        return render_template("staff/setup.html", invalid=False, member=member, error=None)
+    password = request.form.get("password", "")
+    if len(password) < 12 or len(password) > 1024 or password != request.form.get("confirm", ""):
+        return render_template("staff/setup.html", invalid=False, member=member,
+                               error=_("Use at least 12 characters, and type the same password twice.")), 422
+    services().accounts.set_password(member.id, hash_secret(password))
+    c = client()
+    services().audit.append("auth.password_set", "success", actor_id=member.id, actor_label=member.email,
+                            dealer_id=member.dealer_id, ip=c.ip, user_agent=c.user_agent)
+    return redirect(url_for("auth.login"), 303)

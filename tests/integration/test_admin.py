@@ -51,3 +51,39 @@ def test_dealer_admin_changes_a_role_in_their_dealer_only(bff_server: Any, app: 
         token = csrf(sales, f"{base}/account")
         assert sales.post(f"{base}/staff/{mine}/role", data={"role": "sales", "csrf_token": token},
                           timeout=TIMEOUT).status_code == 403
+
+
+def test_dealer_admin_invites_a_colleague_who_sets_a_password_once(bff_server: Any, app: Any) -> None:
+    import re
+
+    import requests
+
+    base = bff_server.url
+    with sign_in(base, ADMIN_A) as admin:
+        token = csrf(admin, f"{base}/staff")
+        bad = admin.post(f"{base}/staff", data={"email": "nope", "name": "", "role": "auditor", "csrf_token": token},
+                         timeout=TIMEOUT)
+        assert bad.status_code == 422 and 'value="nope"' in bad.text
+        r = admin.post(f"{base}/staff", data={"email": "New.Colleague@demo.leaseline.cn", "name": "新同事",
+                                              "role": "sales", "csrf_token": token}, timeout=TIMEOUT)
+        assert r.status_code == 200
+        link = re.search(r'data-testid="setup-link">([^<]+)<', r.text).group(1)  # type: ignore[union-attr]
+        again = admin.post(f"{base}/staff", data={"email": "new.colleague@demo.leaseline.cn", "name": "x",
+                                                  "role": "sales", "csrf_token": token}, timeout=TIMEOUT)
+        assert again.status_code == 422
+    new = app.extensions["leaseline"].accounts.by_email("new.colleague@demo.leaseline.cn")[0]
+    assert new.dealer_id == app.extensions["leaseline"].accounts.by_email(ADMIN_A)[0].dealer_id
+    with requests.Session() as s:
+        token = csrf(s, link)
+        short = s.post(link, data={"password": "short", "confirm": "short", "csrf_token": token}, timeout=TIMEOUT)
+        assert short.status_code == 422
+        ok = s.post(link, data={"password": "a-long-enough-password", "confirm": "a-long-enough-password",
+                                "csrf_token": token}, timeout=TIMEOUT)
+        assert ok.status_code == 200 and ok.url.endswith("/login")
+        assert s.get(link, timeout=TIMEOUT).status_code == 410  # works once
+    with sign_in(base, "new.colleague@demo.leaseline.cn", password="a-long-enough-password") as colleague:
+        assert colleague.get(f"{base}/account", timeout=TIMEOUT).status_code == 200
+    with sign_in(base, "sales.pudong@demo.leaseline.cn") as sales:
+        token = csrf(sales, f"{base}/account")
+        assert sales.post(f"{base}/staff", data={"email": "x@demo.leaseline.cn", "name": "x", "role": "sales",
+                                                 "csrf_token": token}, timeout=TIMEOUT).status_code == 403
