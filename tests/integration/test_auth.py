@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -194,11 +195,34 @@ def test_a_deactivated_users_session_ends_at_the_next_request(base: str, app: An
                for e in events)
 
 
-def test_sign_in_is_rate_limited(db_url: str) -> None:
+REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def redis_up() -> bool:
+    try:
+        import redis
+
+        with redis.Redis.from_url(REDIS, socket_connect_timeout=1) as r:
+            return bool(r.ping())
+    except Exception:  # noqa: BLE001 — no Redis here: that storage is skipped, memory is still tested
+        return False
+
+
+@pytest.mark.parametrize("storage", ["memory", "redis"])
+def test_sign_in_is_rate_limited(db_url: str, storage: str) -> None:
+    """flask-limiter in memory (one process) and in Redis (what several gunicorn workers share)."""
     from tests.conftest import LiveServer
     from tests.conftest import build_app
 
-    limited = build_app(db_url, login_rate="3 per minute")
+    if storage == "redis" and not redis_up():
+        pytest.skip(f"no Redis at {REDIS}")
+    redis_url = REDIS if storage == "redis" else ""
+    if redis_url:
+        import redis
+
+        with redis.Redis.from_url(redis_url) as r:
+            r.flushdb()
+    limited = build_app(db_url, login_rate="3 per minute", redis_url=redis_url)
     try:
         with LiveServer(limited) as server, requests.Session() as s:
             token = csrf(s, f"{server.url}/login")
@@ -206,5 +230,8 @@ def test_sign_in_is_rate_limited(db_url: str) -> None:
                                                          "csrf_token": token}, timeout=TIMEOUT).status_code
                      for _ in range(4)]
             assert codes == [401, 401, 401, 429]
+        if redis_url:
+            with redis.Redis.from_url(redis_url) as r:
+                assert r.keys("LIMITS*"), "the counts live in Redis"
     finally:
         limited.extensions["leaseline"].db.dispose()
