@@ -100,7 +100,24 @@ def staff_role(user_id: str) -> Any:
 @requires("dealers.manage")
 def dealers() -> Any:
     return render_template("staff/dealers.html", dealers=services().accounts.dealers(), modules=MODULES,
-                           always_on=ALWAYS_ON)
+                           always_on=ALWAYS_ON, error=None, form={"group": "", "name": "", "city": ""})
+
+
+@bp.post("/dealers")
+@requires("dealers.manage")
+def dealer_create() -> Any:
+    """Lessor ops add a dealer (4S store) to a dealer group, creating the group when it is new."""
+    group = request.form.get("group", "").strip()[:128]
+    name = request.form.get("name", "").strip()[:128]
+    city = request.form.get("city", "").strip()[:64]
+    if not (group and name and city):
+        return render_template("staff/dealers.html", dealers=services().accounts.dealers(), modules=MODULES,
+                               always_on=ALWAYS_ON, error=_("Enter the group, the dealer's name and its city."),
+                               form={"group": group, "name": name, "city": city}), 422
+    accounts = services().accounts
+    dealer_id = accounts.ensure_dealer(accounts.ensure_group(group), name, city, list(ALWAYS_ON))
+    _audit("dealer.create", name, dealer_id, group=group, city=city)
+    return redirect(url_for("staff.dealers"), 303)
 
 
 @bp.post("/dealers/<dealer_id>/modules")

@@ -87,3 +87,21 @@ def test_dealer_admin_invites_a_colleague_who_sets_a_password_once(bff_server: A
         token = csrf(sales, f"{base}/account")
         assert sales.post(f"{base}/staff", data={"email": "x@demo.leaseline.cn", "name": "x", "role": "sales",
                                                  "csrf_token": token}, timeout=TIMEOUT).status_code == 403
+
+
+def test_ops_add_a_dealer_to_a_new_group(bff_server: Any, app: Any) -> None:
+    base = bff_server.url
+    with sign_in(base, "ops@demo.leaseline.cn") as ops:
+        token = csrf(ops, f"{base}/dealers")
+        bad = ops.post(f"{base}/dealers", data={"group": "华南集团", "name": "", "city": "广州", "csrf_token": token},
+                       timeout=TIMEOUT)
+        assert bad.status_code == 422 and 'value="华南集团"' in bad.text
+        ok = ops.post(f"{base}/dealers", data={"group": "华南集团", "name": "广州天河 4S 店", "city": "广州",
+                                               "csrf_token": token}, timeout=TIMEOUT)
+        assert ok.status_code == 200 and "广州天河 4S 店" in ok.text
+    added = next(d for d in app.extensions["leaseline"].accounts.dealers() if d.name == "广州天河 4S 店")
+    assert added.modules == ("basic_signing",) and added.active
+    with sign_in(base, ADMIN_A) as admin:
+        token = csrf(admin, f"{base}/account")
+        assert admin.post(f"{base}/dealers", data={"group": "x", "name": "x", "city": "x", "csrf_token": token},
+                          timeout=TIMEOUT).status_code == 403
