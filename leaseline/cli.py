@@ -79,7 +79,7 @@ def quote(as_json: bool, **options: str | None) -> None:
     except PlanInputError as exc:
         raise _input_error(exc) from None
     data = {**quote_as_dict(result), "allowed": not reasons,
-            "reasons": [{"code": r.code, "text_zh": r.text_zh, "text_en": r.text_en} for r in reasons],
+            "reasons": [r.as_dict() for r in reasons],
             "policy_version": policy.version}
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False))

@@ -29,6 +29,7 @@ from plans.policy import Policy
 from plans.product import PlanChoice
 from plans.product import Product
 from plans.product import Vehicle
+from plans.quote import APR_FLOOR_MARGIN
 from plans.quote import level_rent
 
 ScalarT = TypeVar("ScalarT", bound=np.generic)
@@ -253,7 +254,7 @@ def _apr_micro(flow0: I64, flow_end: I64, rent: I64, last: I64, n: I64, bp: I64,
             i = i - step
             if not np.any(valid & ~(np.abs(step) < 1e-12)):
                 break
-    floor = bp / 120000.0 - 0.001  # the root wanted is the one above this (plans.quote.apr_floor)
+    floor = bp / 120000.0 - APR_FLOOR_MARGIN  # the root wanted is the one above this (plans.quote.apr_floor)
     with np.errstate(invalid="ignore"):  # rows that are not valid leases carry NaN; they are masked out
         scaled = i * 12 * 1e6
         apr = np.floor(scaled + 0.5)

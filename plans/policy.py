@@ -35,6 +35,10 @@ class Reason:
         """The reason in ``locale`` (``zh…`` gives Chinese, anything else English)."""
         return self.text_zh if locale.lower().startswith("zh") else self.text_en
 
+    def as_dict(self) -> dict[str, str]:
+        """The JSON shape of a reason in the API and the CLI."""
+        return {"code": self.code, "text_zh": self.text_zh, "text_en": self.text_en}
+
 
 def _pct(value: Decimal) -> str:
     return f"{(value * 100).normalize():f}%"

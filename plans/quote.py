@@ -207,9 +207,13 @@ def check_principal(request: QuoteRequest) -> None:
         raise PlanInputError([error("down_payment", "no_net_credit")])
 
 
+#: How far below the contract's monthly rate the APR root search starts (see :func:`plans.apr.irr`).
+APR_FLOOR_MARGIN = 0.001
+
+
 def apr_floor(annual_rate: Decimal) -> float:
-    """Where the APR root search starts: just below the contract's monthly rate (see :func:`plans.apr.irr`)."""
-    return float(annual_rate) / 12 - 0.001
+    """Where the APR root search starts: just below the contract's monthly rate."""
+    return float(annual_rate) / 12 - APR_FLOOR_MARGIN
 
 
 def quote(request: QuoteRequest) -> Quote:

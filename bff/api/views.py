@@ -44,7 +44,7 @@ def result_json(result: PlanResult) -> dict[str, Any]:
         **quote_as_dict(result.quote),
         "vehicle_id": result.vehicle.id,
         "allowed": result.allowed,
-        "reasons": [{"code": r.code, "text_zh": r.text_zh, "text_en": r.text_en} for r in result.reasons],
+        "reasons": [r.as_dict() for r in result.reasons],
         "policy_version": result.policy_version,
         "product_version": result.product_version,
     }
@@ -89,7 +89,7 @@ def create_quote() -> Any:
     return jsonify({
         **quote_as_dict(result),
         "allowed": not reasons,
-        "reasons": [{"code": r.code, "text_zh": r.text_zh, "text_en": r.text_en} for r in reasons],
+        "reasons": [r.as_dict() for r in reasons],
         "policy_version": svc.policy.version,
     })
 

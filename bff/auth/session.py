@@ -49,7 +49,7 @@ def load_user() -> None:
     """before_request: set ``g.user`` from the session, ending it when idle, too old or deactivated."""
     g.user = None
     uid = session.get("uid")
-    if not uid:
+    if not uid or request.endpoint == "static":  # static files need no user (and no database round trip)
         return
     now = int(time.time())
     reason = None
@@ -80,7 +80,9 @@ def requires(permission: str) -> Callable[[F], F]:
             if user is None:
                 if request.path.startswith("/api/"):
                     abort(401)
-                return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
+                target = request.full_path if request.query_string else request.path
+                ended = {"ended": 1} if g.get("session_ended") else {}
+                return redirect(url_for("auth.login", next=target, **ended))
             if not allowed(user, permission):
                 abort(403)
             return view(*args, **kwargs)

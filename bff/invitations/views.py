@@ -37,12 +37,23 @@ bp = Blueprint("invitations", __name__)
 LINKS = "invitation_links"  # the salesperson's session keeps the links it created (the DB has only hashes)
 
 
+def own_only() -> str | None:
+    """A salesperson sees only the invitations they made (None: the whole tenant's)."""
+    return str(g.user.id) if g.user.role == "sales" else None
+
+
 def visible(invitation_id: str) -> Invitation:
     """The invitation if the signed-in user may see it (sales: their own; admins: their dealer's), else 404."""
     inv = services().invitations_repo.get(invitation_id)
-    if inv is None or not can_see(g.user, inv.dealer_id) or (g.user.role == "sales" and inv.created_by != g.user.id):
+    if inv is None or not can_see(g.user, inv.dealer_id) or own_only() not in (None, inv.created_by):
         abort(404)
     return inv
+
+
+def _index(form: dict[str, str], errors: list[Any], status: int = 200) -> Any:
+    found = services().invitations_repo.of_dealer(tenant_of(g.user), created_by=own_only())
+    return render_template("invitations/index.html", invitations=found, vehicles=services().plans.vehicles(),
+                           form=form, errors=errors, mask=mask_mobile), status
 
 
 def customer_url(inv: Invitation) -> str | None:
@@ -53,11 +64,8 @@ def customer_url(inv: Invitation) -> str | None:
 @bp.get("/invitations")
 @requires("invitations.manage")
 def index() -> Any:
-    mine = g.user.id if g.user.role == "sales" else None
-    found = services().invitations_repo.of_dealer(tenant_of(g.user), created_by=mine)
-    return render_template("invitations/index.html", invitations=found, vehicles=services().plans.vehicles(),
-                           form={"mobile": "", "vehicle": request.args.get("vehicle", ""),
-                                 "plan": request.args.get("plan", "")}, errors=[], mask=mask_mobile)
+    return _index({"mobile": "", "vehicle": request.args.get("vehicle", ""), "plan": request.args.get("plan", "")},
+                  [])
 
 
 @bp.post("/invitations")
@@ -73,11 +81,8 @@ def create() -> Any:
         created = services().invitations.create(g.user, request.form.get("mobile", "")[:20], vehicle_id, plan,
                                                 client())
     except PlanInputError as exc:
-        mine = g.user.id if g.user.role == "sales" else None
         form = {"mobile": request.form.get("mobile", "")[:20], "vehicle": vehicle_id or "", "plan": plan or ""}
-        return render_template("invitations/index.html", errors=exc.errors, form=form, mask=mask_mobile,
-                               vehicles=services().plans.vehicles(),
-                               invitations=services().invitations_repo.of_dealer(tenant_of(g.user), mine)), 422
+        return _index(form, exc.errors, 422)
     links = dict(session.get(LINKS, {}))
     links[created.invitation.id] = created.token
     session[LINKS] = dict(list(links.items())[-10:])
@@ -121,14 +126,21 @@ def qr(invitation_id: str) -> Response:
 
 
 def _invalid() -> tuple[str, int]:
+    """One answer for every unusable link (forged, tampered, expired, used, locked): it leaks nothing."""
     return render_template("invitations/invalid.html"), 410
+
+
+def _usable(token: str) -> Invitation | None:
+    try:
+        return services().invitations.resolve(token)
+    except InvitationInvalid:
+        return None
 
 
 @bp.get("/i/<token>")
 def customer(token: str) -> Any:
-    try:
-        inv = services().invitations.resolve(token)
-    except InvitationInvalid:
+    inv = _usable(token)
+    if inv is None:
         return _invalid()
     return render_template("invitations/customer.html", token=token, mobile=mask_mobile(inv.mobile),
                            sent=inv.code_sent_at is not None, error=None)
@@ -143,9 +155,8 @@ def _per_link() -> str:
 @limiter.limit("5 per minute", key_func=_per_link)
 @limiter.limit("60 per minute")
 def send_code(token: str) -> Any:
-    try:
-        inv = services().invitations.resolve(token)
-    except InvitationInvalid:
+    inv = _usable(token)
+    if inv is None:
         return _invalid()
     services().invitations.send_code(inv, client())
     return redirect(url_for("invitations.customer", token=token), 303)
@@ -155,29 +166,21 @@ def send_code(token: str) -> Any:
 @limiter.limit("10 per minute", key_func=_per_link)
 @limiter.limit("60 per minute")
 def verify(token: str) -> Any:
-    try:
-        inv = services().invitations.resolve(token)
-    except InvitationInvalid:
+    inv = _usable(token)
+    if inv is None:
         return _invalid()
     if not services().invitations.verify_code(inv, request.form.get("code", "")[:12], client()):
-        try:
-            inv = services().invitations.resolve(token)
-        except InvitationInvalid:  # that was the fifth wrong code
+        if _usable(token) is None:  # that was the fifth wrong code
             return _invalid()
         return render_template("invitations/customer.html", token=token, mobile=mask_mobile(inv.mobile), sent=True,
                                error=True), 422
     session.clear()  # a fresh session for the customer: nothing of a staff session survives on this device
-    session.update(customer_invitation=inv.id, customer_mobile=mask_mobile(inv.mobile))
+    session["customer_invitation"] = inv.id
     session.permanent = True
     if inv.vehicle_id is None:
         return redirect(url_for("plans.vehicles"), 303)
     choice = decode(inv.plan_code) if inv.plan_code else None
-    query = ""
-    if choice is not None:
-        vehicle = services().plans.catalogue.get(inv.vehicle_id)
-        if vehicle is not None:
-            pairs = BuilderForm.from_choice(choice, services().plans.product).query_pairs()
-            query = "?" + urlencode(pairs)
+    query = "?" + urlencode(BuilderForm.from_choice(choice, services().plans.product).query_pairs()) if choice else ""
     return redirect(url_for("plans.builder", vehicle_id=inv.vehicle_id) + query, 303)
 
 

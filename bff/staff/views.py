@@ -36,7 +36,7 @@ bp = Blueprint("staff", __name__)
 def visible_staff(user_id: str) -> Staff:
     """The account ``user_id`` if it is in the signed-in user's tenant; 404 otherwise (ids leak nothing)."""
     found = services().accounts.get(user_id)
-    if found is None or not can_see(g.user, found.dealer_id) or (found.lessor_side and not g.user.lessor_side):
+    if found is None or not can_see(g.user, found.dealer_id):  # a lessor account has no dealer: dealers never see it
         abort(404)
     return found
 
@@ -44,9 +44,12 @@ def visible_staff(user_id: str) -> Staff:
 @bp.get("/staff")
 @requires("staff.view")
 def staff_list() -> Any:
-    return render_template("staff/list.html", staff=services().accounts.staff_of(tenant_of(g.user)), errors=[],
-                           form={"email": "", "name": "", "role": "sales"},
-                           dealers=services().accounts.dealers() if g.user.lessor_side else [])
+    return _staff_page({"email": "", "name": "", "role": "sales"}, [])
+
+
+def _staff_page(form: dict[str, str], errors: list[str], status: int = 200) -> Any:
+    return render_template("staff/list.html", staff=services().accounts.staff_of(tenant_of(g.user)), errors=errors,
+                           form=form, dealers=services().accounts.dealers() if g.user.lessor_side else []), status
 
 
 @bp.get("/staff/<user_id>")
@@ -99,8 +102,12 @@ def staff_role(user_id: str) -> Any:
 @bp.get("/dealers")
 @requires("dealers.manage")
 def dealers() -> Any:
+    return _dealers_page({"group": "", "name": "", "city": ""}, None)
+
+
+def _dealers_page(form: dict[str, str], error: str | None, status: int = 200) -> Any:
     return render_template("staff/dealers.html", dealers=services().accounts.dealers(), modules=MODULES,
-                           always_on=ALWAYS_ON, error=None, form={"group": "", "name": "", "city": ""})
+                           always_on=ALWAYS_ON, error=error, form=form), status
 
 
 @bp.post("/dealers")
@@ -111,9 +118,8 @@ def dealer_create() -> Any:
     name = request.form.get("name", "").strip()[:128]
     city = request.form.get("city", "").strip()[:64]
     if not (group and name and city):
-        return render_template("staff/dealers.html", dealers=services().accounts.dealers(), modules=MODULES,
-                               always_on=ALWAYS_ON, error=_("Enter the group, the dealer's name and its city."),
-                               form={"group": group, "name": name, "city": city}), 422
+        return _dealers_page({"group": group, "name": name, "city": city},
+                             _("Enter the group, the dealer's name and its city."), 422)
     accounts = services().accounts
     dealer_id = accounts.ensure_dealer(accounts.ensure_group(group), name, city, list(ALWAYS_ON))
     _audit("dealer.create", name, dealer_id, group=group, city=city)
@@ -167,9 +173,7 @@ def staff_invite() -> Any:
     if user_id is None:
         if not errors:
             errors.append(_("An account with this email already exists."))
-        return render_template("staff/list.html", staff=services().accounts.staff_of(tenant_of(g.user)),
-                               errors=errors, form={"email": email, "name": name, "role": role},
-                               dealers=services().accounts.dealers() if g.user.lessor_side else []), 422
+        return _staff_page({"email": email, "name": name, "role": role}, errors, 422)
     _audit("staff.invite", email, dealer_id, role=role)
     return redirect(url_for("staff.staff_detail", user_id=user_id), 303)
 
