@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import update
 
 from infra.db.engine import Database
 from infra.db.models import DealerGroupRow
@@ -50,6 +51,15 @@ class Dealer:
     city: str
     modules: tuple[str, ...]
     active: bool
+
+
+@dataclass(frozen=True)
+class DealerGroup:
+    """A dealer group; ``oidc_issuer`` is its staff's own OpenID issuer, when it has one."""
+
+    id: str
+    name: str
+    oidc_issuer: str | None
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,40 @@ class SqlAccounts:
         with self.db.session() as session:
             rows = session.scalars(select(DealerRow).order_by(DealerRow.name)).all()
             return [Dealer(r.id, r.group_id, r.name, r.city, tuple(json.loads(r.modules)), r.active) for r in rows]
+
+    def group(self, group_id: str) -> DealerGroup | None:
+        with self.db.session() as session:
+            row = session.get(DealerGroupRow, group_id[:36])
+            return DealerGroup(row.id, row.name, row.oidc_issuer) if row is not None else None
+
+    def groups(self) -> list[DealerGroup]:
+        """Every dealer group, by name."""
+        with self.db.session() as session:
+            rows = session.scalars(select(DealerGroupRow).order_by(DealerGroupRow.name)).all()
+            return [DealerGroup(r.id, r.name, r.oidc_issuer) for r in rows]
+
+    def set_group_issuer(self, group_id: str, issuer: str | None) -> None:
+        """Set (or clear, with None) the OpenID issuer a dealer group's staff sign in with."""
+        with self.db.session() as session:
+            row = session.get(DealerGroupRow, group_id)
+            if row is not None:
+                row.oidc_issuer = issuer
+
+    def group_of(self, user: Staff) -> DealerGroup | None:
+        """The dealer group of a dealer-side account; None for the lessor's staff."""
+        if user.dealer_id is None:
+            return None
+        with self.db.session() as session:
+            row = session.scalar(select(DealerGroupRow).join(DealerRow, DealerRow.group_id == DealerGroupRow.id)
+                                 .where(DealerRow.id == user.dealer_id))
+            return DealerGroup(row.id, row.name, row.oidc_issuer) if row is not None else None
+
+    def enrol_totp(self, user_id: str, totp_secret: str, recovery_hashes: list[str]) -> bool:
+        """Store a first TOTP secret and its recovery codes; False (nothing changed) if one is already set."""
+        stmt = (update(UserRow).where(UserRow.id == user_id[:36], UserRow.totp_secret.is_(None))
+                .values(totp_secret=totp_secret, recovery_codes=json.dumps(recovery_hashes)))
+        with self.db.session() as session:  # one conditional UPDATE: two racing enrolments cannot both win
+            return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
     def set_modules(self, dealer_id: str, modules: list[str]) -> tuple[str, ...]:
         """Switch a dealer's modules; unknown codes are dropped, the always-on ones kept. Returns the new set."""

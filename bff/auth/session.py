@@ -20,6 +20,8 @@ from flask import url_for
 from bff.auth.roles import allowed
 from bff.auth.services import Client
 from bff.services import services
+from infra.accounts import ALWAYS_ON
+from infra.accounts import MODULES
 from infra.accounts import Staff
 
 IDLE_SECONDS = 30 * 60
@@ -70,6 +72,15 @@ def load_user() -> None:
     g.user = user
 
 
+def _sign_in_first() -> Any:
+    """The answer for an anonymous visitor of a guarded view: 401 under /api, else the login page."""
+    if request.path.startswith("/api/"):
+        abort(401)
+    target = request.full_path if request.query_string else request.path
+    ended = {"ended": 1} if g.get("session_ended") else {}
+    return redirect(url_for("auth.login", next=target, **ended))
+
+
 def requires(permission: str) -> Callable[[F], F]:
     """Guard a view: sign-in first (redirect, or 401 for the API), then the role's permission (403)."""
 
@@ -78,11 +89,7 @@ def requires(permission: str) -> Callable[[F], F]:
         def guarded(*args: Any, **kwargs: Any) -> Any:
             user: Staff | None = g.get("user")
             if user is None:
-                if request.path.startswith("/api/"):
-                    abort(401)
-                target = request.full_path if request.query_string else request.path
-                ended = {"ended": 1} if g.get("session_ended") else {}
-                return redirect(url_for("auth.login", next=target, **ended))
+                return _sign_in_first()
             if not allowed(user, permission):
                 abort(403)
             return view(*args, **kwargs)
@@ -93,9 +100,47 @@ def requires(permission: str) -> Callable[[F], F]:
     return decorate
 
 
+def module_on(name: str) -> bool:
+    """Whether the signed-in user may use module ``name``: their dealer has it switched on. The lessor's
+    staff work across dealers, so no single dealer's switch hides a module from them; anonymous: never."""
+    user: Staff | None = g.get("user")
+    if user is None:
+        return False
+    if name in ALWAYS_ON or user.lessor_side:
+        return True
+    if "dealer_modules" not in g:  # one lookup per request, however many checks the page makes
+        dealer = services().accounts.dealer(user.dealer_id) if user.dealer_id else None
+        g.dealer_modules = dealer.modules if dealer is not None and dealer.active else ()
+    return name in g.dealer_modules
+
+
+def requires_module(name: str) -> Callable[[F], F]:
+    """Guard a module's view: sign-in first, then 404 when the user's dealer has the module switched off.
+
+    404 rather than 403: for that dealer the feature does not exist (it is absent from navigation too), and a
+    403 would tell a probing user which modules exist and which the dealer lacks. Use it with
+    :func:`requires` for the role's permission."""
+    if name not in MODULES:
+        raise ValueError(f"unknown module {name!r}")
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if g.get("user") is None:
+                return _sign_in_first()
+            if not module_on(name):
+                abort(404)
+            return view(*args, **kwargs)
+
+        guarded.module = name  # type: ignore[attr-defined]
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
 def register(app: Flask) -> None:
     app.before_request(load_user)
 
     @app.context_processor
     def _user() -> dict[str, object]:
-        return {"current_user": g.get("user")}
+        return {"current_user": g.get("user"), "module_on": module_on}

@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from itsdangerous import BadSignature
 from itsdangerous import URLSafeTimedSerializer
 
+from bff.auth.oidc import valid_issuer
 from bff.auth.passwords import hash_secret
 from bff.auth.roles import can_see
 from bff.auth.roles import tenant_of
@@ -27,6 +28,7 @@ from bff.extensions import limiter
 from bff.services import services
 from infra.accounts import ALWAYS_ON
 from infra.accounts import DEALER_ROLES
+from infra.accounts import LESSOR_ROLES
 from infra.accounts import MODULES
 from infra.accounts import Staff
 
@@ -48,8 +50,10 @@ def staff_list() -> Any:
 
 
 def _staff_page(form: dict[str, str], errors: list[str], status: int = 200) -> Any:
+    roles = DEALER_ROLES + LESSOR_ROLES if g.user.lessor_side else DEALER_ROLES
     return render_template("staff/list.html", staff=services().accounts.staff_of(tenant_of(g.user)), errors=errors,
-                           form=form, dealers=services().accounts.dealers() if g.user.lessor_side else []), status
+                           form=form, dealers=services().accounts.dealers() if g.user.lessor_side else [],
+                           roles=roles), status
 
 
 @bp.get("/staff/<user_id>")
@@ -105,9 +109,11 @@ def dealers() -> Any:
     return _dealers_page({"group": "", "name": "", "city": ""}, None)
 
 
-def _dealers_page(form: dict[str, str], error: str | None, status: int = 200) -> Any:
+def _dealers_page(form: dict[str, str], error: str | None, status: int = 200,
+                  issuer_error: tuple[str, str] | None = None) -> Any:
     return render_template("staff/dealers.html", dealers=services().accounts.dealers(), modules=MODULES,
-                           always_on=ALWAYS_ON, error=error, form=form), status
+                           always_on=ALWAYS_ON, error=error, form=form, groups=services().accounts.groups(),
+                           issuer_error=issuer_error), status
 
 
 @bp.post("/dealers")
@@ -137,6 +143,23 @@ def dealer_modules(dealer_id: str) -> Any:
     return redirect(url_for("staff.dealers"), 303)
 
 
+@bp.post("/dealer-groups/<group_id>/issuer")
+@requires("dealers.manage")
+def group_issuer(group_id: str) -> Any:
+    """Lessor ops set (or clear) the OpenID issuer a dealer group's staff sign in with."""
+    group = services().accounts.group(group_id)
+    if group is None:
+        abort(404)
+    issuer = request.form.get("issuer", "").strip().rstrip("/")[:300]
+    if issuer and not valid_issuer(issuer):
+        return _dealers_page({"group": "", "name": "", "city": ""}, None, 422, issuer_error=(
+            group.id, _("Enter the issuer's address, starting with https://.")))
+    if (issuer or None) != group.oidc_issuer:
+        services().accounts.set_group_issuer(group.id, issuer or None)
+        _audit("dealer_group.issuer", group.name, None, before=group.oidc_issuer, after=issuer or None)
+    return redirect(url_for("staff.dealers"), 303)
+
+
 SETUP_TTL = 72 * 3600
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}")
 
@@ -157,17 +180,20 @@ def setup_link(member: Staff) -> str | None:
 @bp.post("/staff")
 @requires("staff.manage")
 def staff_invite() -> Any:
-    """Invite a colleague: an account without a password, with a setup link (or company sign-in by email)."""
+    """Invite a colleague: an account without a password, with a setup link (or company sign-in by email).
+    Dealer admins invite to their dealer; lessor ops to any dealer, or to the lessor's own roles."""
     email = request.form.get("email", "").strip().lower()[:254]
     name = request.form.get("name", "").strip()[:128]
     role = request.form.get("role", "sales")
-    dealer_id = g.user.dealer_id if not g.user.lessor_side else request.form.get("dealer", "")
+    dealer_id: str | None = g.user.dealer_id if not g.user.lessor_side else request.form.get("dealer", "")
     errors = []
     if not EMAIL.fullmatch(email):
         errors.append(_("Enter a valid email address."))
     if not name:
         errors.append(_("Enter the colleague's name."))
-    if role not in DEALER_ROLES or not dealer_id or services().accounts.dealer(dealer_id) is None:
+    if g.user.lessor_side and role in LESSOR_ROLES:
+        dealer_id = None  # the lessor's own staff: they set a password, then an authenticator at first sign-in
+    elif role not in DEALER_ROLES or not dealer_id or services().accounts.dealer(dealer_id) is None:
         errors.append(_("Choose a dealer role."))
     user_id = None if errors else services().accounts.create_staff(email, name, role, dealer_id)
     if user_id is None:

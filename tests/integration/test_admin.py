@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+import requests
 
 from bff.auth.passwords import hash_secret
 from tests.integration.test_auth import TIMEOUT
@@ -105,3 +107,70 @@ def test_ops_add_a_dealer_to_a_new_group(bff_server: Any, app: Any) -> None:
         token = csrf(admin, f"{base}/account")
         assert admin.post(f"{base}/dealers", data={"group": "x", "name": "x", "city": "x", "csrf_token": token},
                           timeout=TIMEOUT).status_code == 403
+
+
+def test_ops_set_a_dealer_groups_issuer_and_it_is_audited(bff_server: Any, app: Any) -> None:
+    accounts = app.extensions["leaseline"].accounts
+    group = accounts.group_of(accounts.by_email(ADMIN_A)[0])
+    base = bff_server.url
+    url = f"{base}/dealer-groups/{group.id}/issuer"
+    try:
+        with sign_in(base, "ops@demo.leaseline.cn") as ops:
+            page = ops.get(f"{base}/dealers", timeout=TIMEOUT)
+            assert f'action="/dealer-groups/{group.id}/issuer"' in page.text
+            token = csrf(ops, f"{base}/dealers")
+            for bad in ("http://idp.example.com", "javascript:alert(1)", "https://idp.example.com/?x=1", "idp"):
+                r = ops.post(url, data={"csrf_token": token, "issuer": bad}, timeout=TIMEOUT)
+                assert r.status_code == 422, bad
+            assert accounts.group(group.id).oidc_issuer is None
+            r = ops.post(url, data={"csrf_token": token, "issuer": "https://login.east-china-auto.example/"},
+                         timeout=TIMEOUT)
+            assert r.status_code == 200 and 'value="https://login.east-china-auto.example"' in r.text
+            assert accounts.group(group.id).oidc_issuer == "https://login.east-china-auto.example"
+            # The login page now offers that group's company sign-in.
+            assert f"/login/oidc/{group.id}" in ops.get(f"{base}/login", timeout=TIMEOUT).text
+            assert ops.post(url, data={"csrf_token": token}, timeout=TIMEOUT).status_code == 200  # cleared
+            assert accounts.group(group.id).oidc_issuer is None
+            assert ops.post(f"{base}/dealer-groups/no-such-group/issuer", data={"csrf_token": token},
+                            timeout=TIMEOUT).status_code == 404
+        with sign_in(base, ADMIN_A) as admin:  # a dealer admin cannot change their group's sign-in
+            r = admin.post(url, data={"csrf_token": csrf(admin, f"{base}/account"), "issuer": "https://evil.example"},
+                           timeout=TIMEOUT)
+            assert r.status_code == 403
+        assert accounts.group(group.id).oidc_issuer is None
+        events = app.extensions["leaseline"].audit.search(action="dealer_group.issuer")
+        assert [e.details["after"] for e in events[:2]] == [None, "https://login.east-china-auto.example"]
+        assert events[0].actor_label == "ops@demo.leaseline.cn"
+    finally:
+        accounts.set_group_issuer(group.id, None)
+
+
+def test_ops_invite_lessor_staff_who_set_a_password_then_an_authenticator(bff_server: Any, app: Any) -> None:
+    accounts = app.extensions["leaseline"].accounts
+    base = bff_server.url
+    email = "invited.risk@demo.leaseline.cn"
+    with sign_in(base, "ops@demo.leaseline.cn") as ops:
+        page = ops.get(f"{base}/staff", timeout=TIMEOUT)
+        assert 'value="risk_officer_t1"' in page.text
+        r = ops.post(f"{base}/staff", timeout=TIMEOUT, allow_redirects=False, data={
+            "csrf_token": csrf(ops, f"{base}/staff"), "email": email, "name": "受邀风控", "role": "risk_officer_t1",
+            "dealer": accounts.dealers()[0].id})
+        assert r.status_code == 303
+        detail = ops.get(base + r.headers["Location"], timeout=TIMEOUT)
+        link = re.search(r'(http://[^"<\s]+/account/setup/[^"<\s]+)', detail.text).group(1)  # type: ignore[union-attr]
+    member = accounts.by_email(email)[0]
+    assert member.role == "risk_officer_t1" and member.dealer_id is None and not member.totp_enabled
+    with sign_in(base, ADMIN_A) as admin:  # a dealer admin cannot invite the lessor's roles
+        r = admin.post(f"{base}/staff", timeout=TIMEOUT, data={
+            "csrf_token": csrf(admin, f"{base}/staff"), "email": "x.risk@demo.leaseline.cn", "name": "x",
+            "role": "auditor"})
+        assert r.status_code == 422 and accounts.by_email("x.risk@demo.leaseline.cn") is None
+    with requests.Session() as s:
+        token = csrf(s, link)
+        password = "a long enough password"
+        assert s.post(link, data={"csrf_token": token, "password": password, "confirm": password},
+                      timeout=TIMEOUT).status_code == 200
+        r = s.post(f"{base}/login", data={"email": email, "password": password,
+                                           "csrf_token": csrf(s, f"{base}/login")}, timeout=TIMEOUT,
+                   allow_redirects=False)
+        assert r.headers["Location"].endswith("/login/totp-setup")

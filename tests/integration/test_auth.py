@@ -235,3 +235,169 @@ def test_sign_in_is_rate_limited(db_url: str, storage: str) -> None:
                 assert r.keys("LIMITS*"), "the counts live in Redis"
     finally:
         limited.extensions["leaseline"].db.dispose()
+
+
+# -- cookies: Secure except on localhost, in every environment ------------------------------------------------
+
+@pytest.mark.parametrize(("host", "secure"), [("example.com", True), ("leaseline.example.cn:8443", True),
+                                              ("127.0.0.1", False), ("localhost:8000", False), ("[::1]:8000", False)])
+def test_cookies_are_secure_except_on_localhost(base: str, host: str, secure: bool) -> None:
+    """The session cookie (set by the login page's CSRF token) and the locale cookie, by the request's host."""
+    with requests.Session() as s:
+        page = s.get(f"{base}/login", headers={"Host": host}, timeout=TIMEOUT)
+        session_cookie = page.headers["Set-Cookie"]
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        # The CSRF check compares the page's token with the session's: send the session back by hand, since
+        # requests keeps a Secure cookie for https only.
+        cookie = session_cookie.split(";", 1)[0]
+        locale = s.post(f"{base}/locale", data={"locale": "en", "next": "/login", "csrf_token": token},
+                        headers={"Host": host, "Cookie": cookie, "Referer": f"https://{host}/login"},
+                        timeout=TIMEOUT, allow_redirects=False)
+        assert locale.status_code == 302, locale.text[:200]
+        locale_cookie = next(c for c in locale.raw.headers.getlist("Set-Cookie") if c.startswith("locale="))
+    for header in (session_cookie, locale_cookie):
+        flags = [part.strip().lower() for part in header.split(";")[1:]]
+        assert ("secure" in flags) is secure, header
+        assert "httponly" in flags and "samesite=lax" in flags, header
+
+
+def test_every_cookie_is_secure_on_a_public_host_in_development_too(db_url: str) -> None:
+    """Not only production: the flags do not depend on LEASELINE_ENV."""
+    from tests.conftest import build_app
+
+    app = build_app(db_url, env="development")
+    try:
+        response = app.test_client().get("/login", base_url="http://staging.leaseline.example")
+        assert all("Secure" in c for c in response.headers.getlist("Set-Cookie"))
+        assert "Strict-Transport-Security" not in response.headers  # HSTS stays a production decision
+    finally:
+        app.extensions["leaseline"].db.dispose()
+    production = build_app(db_url, env="production")
+    try:  # behind a reverse proxy that forwards Host: 127.0.0.1, production cookies stay Secure
+        response = production.test_client().get("/login", base_url="http://127.0.0.1:8000")
+        assert all("Secure" in c for c in response.headers.getlist("Set-Cookie"))
+    finally:
+        production.extensions["leaseline"].db.dispose()
+
+
+# -- modules: a dealer's switched-off module is absent and refused -----------------------------------------------
+
+def test_requires_module_refuses_a_dealer_without_the_module(db_url: str) -> None:
+    """A test-only view guarded by ``requires_module`` (no module has feature pages yet), and the nav helper."""
+    from flask import render_template_string
+
+    from bff.auth.passwords import hash_secret
+    from bff.auth.session import requires
+    from bff.auth.session import requires_module
+    from tests.conftest import LiveServer
+    from tests.conftest import build_app
+
+    app = build_app(db_url)
+
+    @requires("account.view")
+    @requires_module("telemetry")
+    def telemetry_page() -> str:
+        return "telemetry works"
+
+    def nav() -> str:
+        return render_template_string("{% if module_on('telemetry') %}[telemetry]{% endif %}"
+                                      "{% if module_on('basic_signing') %}[signing]{% endif %}")
+
+    app.add_url_rule("/_test/telemetry", view_func=telemetry_page)
+    app.add_url_rule("/_test/nav", view_func=nav)
+    accounts = app.extensions["leaseline"].accounts
+    group = accounts.ensure_group("模块测试集团")
+    on = accounts.ensure_dealer(group, "模块开 4S 店", "南京", ["basic_signing"])
+    off = accounts.ensure_dealer(group, "模块关 4S 店", "无锡", ["basic_signing"])
+    accounts.set_modules(on, ["telemetry"])
+    accounts.set_modules(off, [])
+    for email, dealer in (("mod.on@demo.leaseline.cn", on), ("mod.off@demo.leaseline.cn", off)):
+        accounts.ensure_user(email, email, "sales", dealer, hash_secret(DEMO_PASSWORD), None, [])
+    try:
+        with LiveServer(app) as server:
+            url = server.url
+            anonymous = requests.get(f"{url}/_test/telemetry", timeout=TIMEOUT, allow_redirects=False)
+            assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
+            assert requests.get(f"{url}/_test/nav", timeout=TIMEOUT).text == ""
+            with sign_in(url, "mod.on@demo.leaseline.cn") as s:
+                assert s.get(f"{url}/_test/telemetry", timeout=TIMEOUT).text == "telemetry works"
+                assert s.get(f"{url}/_test/nav", timeout=TIMEOUT).text == "[telemetry][signing]"
+            with sign_in(url, "mod.off@demo.leaseline.cn") as s:
+                assert s.get(f"{url}/_test/telemetry", timeout=TIMEOUT).status_code == 404
+                assert s.get(f"{url}/_test/nav", timeout=TIMEOUT).text == "[signing]"
+                # Switched on by ops: the next request sees it (no cached module list across requests).
+                accounts.set_modules(off, ["telemetry"])
+                assert s.get(f"{url}/_test/telemetry", timeout=TIMEOUT).status_code == 200
+            with sign_in(url, RISK1) as s:  # the lessor's staff work across dealers
+                assert s.get(f"{url}/_test/telemetry", timeout=TIMEOUT).status_code == 200
+    finally:
+        app.extensions["leaseline"].db.dispose()
+
+
+def test_requires_module_rejects_an_unknown_module() -> None:
+    from bff.auth.session import requires_module
+
+    with pytest.raises(ValueError, match="no_such_module"):
+        requires_module("no_such_module")
+
+
+# -- TOTP self-enrolment for new lessor staff ---------------------------------------------------------------------
+
+def test_a_new_lessor_staff_member_sets_up_totp_after_their_password(base: str, app: Any) -> None:
+    from bff.auth.passwords import hash_secret
+
+    email = "new.risk@demo.leaseline.cn"
+    accounts = app.extensions["leaseline"].accounts
+    accounts.ensure_user(email, "新风控", "risk_officer_t1", None, hash_secret(DEMO_PASSWORD), None, [])
+    with requests.Session() as s:
+        r = s.post(f"{base}/login", data={"email": email, "password": DEMO_PASSWORD,
+                                           "csrf_token": csrf(s, f"{base}/login")}, timeout=TIMEOUT,
+                   allow_redirects=False)
+        assert r.headers["Location"].endswith("/login/totp-setup")
+        # The second-factor page also sends there; nothing is signed in yet.
+        second = s.get(f"{base}/login/second-factor", timeout=TIMEOUT, allow_redirects=False)
+        assert second.headers["Location"].endswith("/login/totp-setup")
+        assert s.get(f"{base}/account", timeout=TIMEOUT, allow_redirects=False).status_code == 302
+        page = s.get(f"{base}/login/totp-setup", timeout=TIMEOUT)
+        assert page.status_code == 200 and 'src="data:image/svg+xml;base64,' in page.text
+        assert page.headers["Cache-Control"] == "no-store"
+        secret = re.search(r'data-testid="totp-secret">([A-Z2-7 ]+)<', page.text).group(1).replace(" ", "")  # type: ignore[union-attr]
+        assert secret not in (s.cookies.get("session") or "")  # derived on the server, never in the cookie
+        again = s.get(f"{base}/login/totp-setup", timeout=TIMEOUT)
+        assert secret.replace(" ", "") in again.text.replace(" ", "")  # the same key until confirmed
+        token = csrf(s, f"{base}/login/totp-setup")
+        wrong = s.post(f"{base}/login/totp-setup", data={"code": "000000", "csrf_token": token}, timeout=TIMEOUT)
+        assert wrong.status_code == 401 and "data:image/svg+xml" in wrong.text
+        done = s.post(f"{base}/login/totp-setup", timeout=TIMEOUT,
+                      data={"code": pyotp.TOTP(secret).now(), "csrf_token": token})
+        assert done.status_code == 200 and done.headers["Cache-Control"] == "no-store"
+        codes = re.findall(r"<li><code>([A-Z0-9-]+)</code></li>", done.text)
+        assert len(codes) == 8 and len(set(codes)) == 8
+        assert s.get(f"{base}/account", timeout=TIMEOUT).status_code == 200
+        # Posting again changes nothing: the session was rotated (the old CSRF token is dead), and with a
+        # fresh token there is no pending enrolment and the secret is set.
+        replay = s.post(f"{base}/login/totp-setup", timeout=TIMEOUT, allow_redirects=False,
+                        data={"code": pyotp.TOTP(secret).now(), "csrf_token": token})
+        assert replay.status_code == 400
+        replay = s.post(f"{base}/login/totp-setup", timeout=TIMEOUT, allow_redirects=False,
+                        data={"code": pyotp.TOTP(secret).now(), "csrf_token": csrf(s, f"{base}/account")})
+        assert replay.status_code == 302
+    assert accounts.get(accounts.by_email(email)[0].id).totp_enabled
+    # From now on: the ordinary second factor, with the app's codes or a recovery code (once).
+    with sign_in(base, email, code=pyotp.TOTP(secret).now()) as s:
+        assert s.get(f"{base}/account", timeout=TIMEOUT).status_code == 200
+    with sign_in(base, email, code=codes[0].lower()) as s:
+        assert s.get(f"{base}/account", timeout=TIMEOUT).status_code == 200
+    events = app.extensions["leaseline"].audit.search(action="auth.totp_enrol", actor=email)
+    assert [e.outcome for e in events] == ["success", "failure"]  # newest first
+
+
+def test_enrolment_is_only_for_the_pending_lessor_account(base: str) -> None:
+    with requests.Session() as s:  # no password step: nothing to enrol
+        assert s.get(f"{base}/login/totp-setup", timeout=TIMEOUT, allow_redirects=False).headers[
+            "Location"].endswith("/login")
+    with requests.Session() as s:  # an account that has TOTP already goes to the ordinary second factor
+        s.post(f"{base}/login", data={"email": RISK1, "password": DEMO_PASSWORD,
+                                      "csrf_token": csrf(s, f"{base}/login")}, timeout=TIMEOUT)
+        r = s.get(f"{base}/login/totp-setup", timeout=TIMEOUT, allow_redirects=False)
+        assert r.headers["Location"].endswith("/login/second-factor")

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import html
 import re
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
@@ -17,18 +11,16 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from tests.common.oidc import TIMEOUT
+from tests.common.oidc import free_port
+from tests.common.oidc import oidc_provider
+from tests.common.oidc import oidc_settings
+from tests.common.oidc import provider_login
 from tests.conftest import LiveServer
 from tests.conftest import build_app
 
-PEER = Path(__file__).resolve().parents[1] / "peers" / "oidc"
-TIMEOUT = 10
 pytestmark = pytest.mark.db
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+GROUP_STAFF = ("g.sales@groupco.example", "g.admin@groupco.example")
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +30,8 @@ def provider_port() -> int:
 
 @pytest.fixture(scope="module")
 def oidc_server(db_url: str, provider_port: int) -> Iterator[LiveServer]:
-    """The BFF configured with the provider as its staff issuer."""
-    app = build_app(db_url, oidc_issuer=f"http://127.0.0.1:{provider_port}", oidc_client_id="leaseline-bff",
-                    oidc_client_secret="leaseline-test-secret")
+    """The BFF configured with the provider as its (default) staff issuer."""
+    app = build_app(db_url, **oidc_settings(provider_port))
     with LiveServer(app) as server:
         yield server
     app.extensions["leaseline"].db.dispose()
@@ -48,49 +39,24 @@ def oidc_server(db_url: str, provider_port: int) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def provider(oidc_server: LiveServer, provider_port: int) -> Iterator[str]:
-    node = shutil.which("node")
-    assert node and (PEER / "node_modules" / "oidc-provider").exists(), "run `make peers` (npm ci) first"
-    process = subprocess.Popen(
-        [node, str(PEER / "provider.mjs"), str(provider_port), f"{oidc_server.url}/auth/oidc/callback",
-         f"{oidc_server.url}/login"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    issuer = f"http://127.0.0.1:{provider_port}"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+    with oidc_provider(provider_port, oidc_server.url) as issuer:
+        yield issuer
+
+
+@pytest.fixture(scope="module")
+def group_provider(oidc_server: LiveServer) -> Iterator[dict[str, str]]:
+    """A second provider standing for one dealer group's own issuer, and that group (a dealer, two staff)."""
+    accounts = oidc_server.app.extensions["leaseline"].accounts
+    group_id = accounts.ensure_group("测试集团 GroupCo")
+    dealer_id = accounts.ensure_dealer(group_id, "测试 4S 店", "苏州", ["basic_signing"])
+    for email in GROUP_STAFF:
+        accounts.create_staff(email, email.split("@")[0], "sales", dealer_id)
+    with oidc_provider(free_port(), oidc_server.url) as issuer:
+        accounts.set_group_issuer(group_id, issuer)
         try:
-            if requests.get(f"{issuer}/.well-known/openid-configuration", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail("the OpenID provider did not start: " + (process.stdout.read() if process.stdout else ""))
-    yield issuer
-    process.terminate()
-    process.wait(5)
-    if process.stdout:
-        process.stdout.close()
-
-
-def provider_login(s: requests.Session, start: requests.Response, login: str) -> requests.Response:
-    """Drive oidc-provider's development interactions: the login form (with its hidden prompt), consent."""
-    page = start
-    provider_host = urlsplit(start.url).netloc
-    for _ in range(4):
-        if urlsplit(page.url).netloc != provider_host:  # back at the BFF: the flow is over
-            return page
-        form = re.search(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', page.text, flags=re.S)
-        if form is None:
-            return page
-        fields = {k: html.unescape(v)
-                  for k, v in re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form.group(2))}
-        if 'name="login"' in form.group(2):
-            fields.update(login=login, password="any")
-        action = html.unescape(form.group(1))
-        if action.startswith("/"):
-            parts = urlsplit(page.url)
-            action = f"{parts.scheme}://{parts.netloc}{action}"
-        page = s.post(action, data=fields, timeout=TIMEOUT)
-    return page
+            yield {"issuer": issuer, "group_id": group_id}
+        finally:
+            accounts.set_group_issuer(group_id, None)
 
 
 def test_invited_staff_sign_in_with_pkce_and_are_linked(oidc_server: LiveServer, provider: str, app: Any) -> None:
@@ -146,3 +112,68 @@ def test_local_accounts_still_work_when_the_provider_is_down(db_url: str) -> Non
                 assert local.get(f"{server.url}/account", timeout=TIMEOUT).status_code == 200
     finally:
         app.extensions["leaseline"].db.dispose()
+
+
+def _audit_reasons(server: LiveServer) -> list[Any]:
+    return [e.details.get("reason") for e in server.app.extensions["leaseline"].audit.search(action="auth.sign_in")[:3]]
+
+
+def test_a_groups_staff_sign_in_with_their_groups_own_issuer(oidc_server: LiveServer, provider: str,
+                                                             group_provider: dict[str, str]) -> None:
+    base, group_id = oidc_server.url, group_provider["group_id"]
+    with requests.Session() as s:
+        login = s.get(f"{base}/login", timeout=TIMEOUT)
+        assert f"/login/oidc/{group_id}" in login.text and "测试集团 GroupCo" in login.text
+        first = s.get(f"{base}/login/oidc/{group_id}", timeout=TIMEOUT, allow_redirects=False)
+        assert first.status_code == 302 and first.headers["Location"].startswith(group_provider["issuer"] + "/auth")
+        assert parse_qs(urlsplit(first.headers["Location"]).query)["code_challenge_method"] == ["S256"]
+        landing = provider_login(s, s.get(first.headers["Location"], timeout=TIMEOUT), GROUP_STAFF[0])
+        assert landing.url.startswith(base + "/account"), (landing.url, _audit_reasons(oidc_server))
+        assert GROUP_STAFF[0] in landing.text
+        # RP-initiated logout goes to the issuer this session came from, not the default one.
+        token = re.search(r'name="csrf_token" value="([^"]+)"', landing.text).group(1)  # type: ignore[union-attr]
+        out = s.post(f"{base}/logout", data={"csrf_token": token}, timeout=TIMEOUT, allow_redirects=False)
+        assert out.headers["Location"].startswith(group_provider["issuer"] + "/session/end?")
+    accounts = oidc_server.app.extensions["leaseline"].accounts
+    assert accounts.by_subject(group_provider["issuer"], GROUP_STAFF[0]) is not None
+
+
+def test_a_groups_issuer_lets_in_only_that_groups_staff(oidc_server: LiveServer, provider: str,
+                                                       group_provider: dict[str, str]) -> None:
+    """admin.pudong is invited (another group, no issuer of its own) and the email is verified: still refused."""
+    with requests.Session() as s:
+        first = s.get(f"{oidc_server.url}/login/oidc/{group_provider['group_id']}", timeout=TIMEOUT)
+        landing = provider_login(s, first, "admin.pudong")
+        assert landing.status_code == 403 and "/account" not in landing.url
+        assert s.get(f"{oidc_server.url}/account", timeout=TIMEOUT, allow_redirects=False).status_code == 302
+    assert _audit_reasons(oidc_server)[0] == "oidc_wrong_group"
+    accounts = oidc_server.app.extensions["leaseline"].accounts
+    assert accounts.by_subject(group_provider["issuer"], "admin.pudong") is None  # and nothing was linked
+
+
+def test_a_group_with_its_own_issuer_cannot_use_the_default_one(oidc_server: LiveServer, provider: str,
+                                                                group_provider: dict[str, str]) -> None:
+    with requests.Session() as s:
+        landing = provider_login(s, s.get(f"{oidc_server.url}/login/oidc", timeout=TIMEOUT), GROUP_STAFF[1])
+        assert landing.status_code == 403
+    assert _audit_reasons(oidc_server)[0] == "oidc_wrong_group"
+    assert oidc_server.app.extensions["leaseline"].accounts.by_subject(provider, GROUP_STAFF[1]) is None
+
+
+def test_company_sign_in_for_a_group_without_an_issuer_does_not_exist(oidc_server: LiveServer, app: Any) -> None:
+    demo_group = app.extensions["leaseline"].accounts.group_of(
+        app.extensions["leaseline"].accounts.by_email("sales.pudong@demo.leaseline.cn")[0])
+    for group_id in (demo_group.id, "no-such-group"):
+        r = requests.get(f"{oidc_server.url}/login/oidc/{group_id}", timeout=TIMEOUT, allow_redirects=False)
+        assert r.status_code == 404
+
+
+def test_a_response_naming_another_issuer_is_refused(oidc_server: LiveServer, provider: str) -> None:
+    """RFC 9207: one redirect URI serves every issuer, so a response's ``iss`` must be the flow's issuer."""
+    with requests.Session() as s:
+        first = s.get(f"{oidc_server.url}/login/oidc", timeout=TIMEOUT, allow_redirects=False)
+        state = parse_qs(urlsplit(first.headers["Location"]).query)["state"][0]
+        r = s.get(f"{oidc_server.url}/auth/oidc/callback", timeout=TIMEOUT,
+                  params={"code": "abc", "state": state, "iss": "http://127.0.0.1:1"})
+        assert r.status_code == 400
+    assert _audit_reasons(oidc_server)[0] == "oidc_issuer_mismatch"
