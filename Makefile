@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .DEFAULT_GOAL := help
 
 .PHONY: peers
-.PHONY: help install run test test-unit test-integration test-e2e lint format bench translations chromium clean
+.PHONY: help install run test test-unit test-integration test-e2e lint format bench translations chromium system-deps clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -23,15 +23,27 @@ $(STAMP): pyproject.toml
 	  { echo "python3 -m venv failed: on Debian, install python3-venv (apt-get install python3-venv)"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test,dev]"
+	@# face-recognition pins dlib, which has no wheels; dlib-bin provides it prebuilt (RECIPES.md).
+	$(BIN)/python -m pip install --quiet --no-deps face-recognition==1.3.0
 	touch $(STAMP)
 
-install: $(STAMP) translations ## Create .venv and install Leaseline with its test and dev tools
+install: system-deps $(STAMP) translations ## Create .venv and install Leaseline with its test and dev tools
 
 translations: $(STAMP) ## Compile the zh_CN message catalogue
 	@$(BIN)/pybabel compile -d bff/translations >/dev/null
 
 run: install ## Migrate, load demo data and start every service (http://127.0.0.1:8000)
 	$(BIN)/leaseline up
+
+TESSDATA_CHI_SIM := $(firstword $(wildcard /usr/share/tesseract-ocr/*/tessdata/chi_sim.traineddata))
+
+system-deps: ## Install Tesseract OCR (eng + chi_sim) and CJK fonts for KYC when missing (Debian)
+	@if ! command -v tesseract >/dev/null || [ -z "$(TESSDATA_CHI_SIM)" ] || \
+	     ! fc-list :lang=zh file 2>/dev/null | grep -qiE 'wqy-zenhei|NotoSansCJK'; then \
+	  echo "Installing tesseract-ocr, tesseract-ocr-chi-sim and CJK fonts…"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends tesseract-ocr tesseract-ocr-chi-sim fonts-wqy-zenhei fonts-noto-cjk >/dev/null; \
+	fi
 
 chromium: ## Install Debian's Chromium for the browser tests when it is missing
 	@if [ ! -x "$(CHROMIUM)" ]; then \
@@ -60,11 +72,12 @@ test-unit: install ## Unit tests only (pure, no sockets)
 test-integration: install peers ## Integration tests (real HTTP, real databases, real OpenID provider)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
-test-e2e: install chromium ## Browser tests (Debian's Chromium, Pixel 7 emulation)
+test-e2e: install chromium peers ## Browser tests (Debian's Chromium, Pixel 7 emulation)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
-bench: install ## Measure the plan generator and the quote fragment over HTTP
+bench: install ## Measure the plan generator, the quote fragment over HTTP, face match and OCR
 	$(BIN)/python bench/plans.py
+	$(BIN)/python bench/kyc.py
 
 format: install ## Format and fix imports
 	$(BIN)/ruff check --fix .

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
 from flask import current_app
@@ -12,6 +13,7 @@ from flask import request
 from flask.typing import ResponseReturnValue
 
 from bff import filters
+from bff.auth import cookies
 from bff.auth import oidc
 from bff.auth import session
 from bff.bootstrap import bootstrap
@@ -28,7 +30,7 @@ CSP = "; ".join([
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self'",
-    "img-src 'self' data:",
+    "img-src 'self' data: blob: {s3}",
     "font-src 'self'",
     "connect-src 'self'",
     "manifest-src 'self'",
@@ -56,7 +58,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).with_name("translations")),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.env == "production",
+        # Secure is decided per request (every host but localhost) for the session cookie and every other
+        # cookie by bff/auth/cookies.py, so Flask's app-wide switch is off.
+        SESSION_COOKIE_SECURE=False,
         WTF_CSRF_TIME_LIMIT=None,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
         MAX_CONTENT_LENGTH=1 * 1024 * 1024,
@@ -89,10 +93,12 @@ def register_extensions(app: Flask) -> None:
     htmx.init_app(app)
     limiter.init_app(app)
     session.register(app)
+    cookies.register(app)
 
 
 def register_blueprints(app: Flask) -> None:
     from bff.api.views import bp as api_bp
+    from bff.applications.views import bp as applications_bp
     from bff.auth.views import bp as auth_bp
     from bff.invitations.views import bp as invitations_bp
     from bff.plans.views import bp as plans_bp
@@ -104,6 +110,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(staff_bp)
     app.register_blueprint(invitations_bp)
     app.register_blueprint(plans_bp)
+    app.register_blueprint(applications_bp)
     app.register_blueprint(api_bp)
     # The JSON API is stateless (no cookie authentication), so there is no session to forge a request
     # against; later issues authenticate it with bearer tokens, which CSRF does not concern.
@@ -111,14 +118,18 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_security_headers(app: Flask) -> None:
+    # reviewers' KYC images come from short-lived presigned URLs of the object store
+    endpoint = urlsplit(app.config["SETTINGS"].s3_endpoint_url or "")
+    csp = CSP.replace(" {s3}", f" {endpoint.scheme}://{endpoint.netloc}" if endpoint.netloc else "")
+
     @app.after_request
     def _headers(response: Any) -> ResponseReturnValue:
-        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("Content-Security-Policy", csp)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Permissions-Policy"] = "camera=(self), microphone=(), geolocation=()"
-        if app.config["SESSION_COOKIE_SECURE"]:
+        if app.config["SETTINGS"].env == "production":
             response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
         if getattr(g, "branches_on_htmx", False):
             response.vary.add("HX-Request")

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from bff.applications.kyc import KycService
+from bff.applications.services import ApplicationService
 from bff.auth.services import AuthService
 from bff.config import ConfigError
 from bff.config import Settings
+from bff.config import var_dir
 from bff.invitations.services import InvitationService
 from bff.plans.services import PlanService
 from infra.accounts import SqlAccounts
+from infra.applications import SqlApplications
 from infra.audit import SqlAuditLog
 from infra.catalogue import SqlCatalogue
 from infra.db import Database
 from infra.invitations import SqlInvitations
+from infra.pii import PiiVault
+from infra.pii import configured_key
 from infra.sms import SandboxOutboxSms
+from infra.storage import S3ObjectStore
 from plans.policy import load_policy
 from plans.product import load_product
 
@@ -29,6 +37,18 @@ class Services:
     sms: SandboxOutboxSms
     invitations_repo: SqlInvitations
     invitations: InvitationService
+    vault: PiiVault
+    store: S3ObjectStore
+    applications: ApplicationService
+    kyc: KycService
+    kyc_rate: str
+    executor: ThreadPoolExecutor
+
+
+def warm_up() -> None:
+    from kyc import faces
+
+    faces.api()
 
 
 def bootstrap(settings: Settings) -> Services:
@@ -46,7 +66,24 @@ def bootstrap(settings: Settings) -> Services:
     db = Database(settings.database_url)
     accounts, audit = SqlAccounts(db), SqlAuditLog(db)
     sms = SandboxOutboxSms(db)  # the embedded default; a gateway adapter replaces it in production
-    invitations = SqlInvitations(db)
-    return Services(db=db, plans=PlanService(SqlCatalogue(db), product, policy), accounts=accounts, audit=audit,
+    try:
+        vault = PiiVault(configured_key(settings.pii_key, var_dir()))
+    except ValueError as exc:
+        raise ConfigError(f"LEASELINE_PII_KEY: {exc}") from None
+    invitations = SqlInvitations(db, vault)
+    plans = PlanService(SqlCatalogue(db), product, policy)
+    store = S3ObjectStore(endpoint_url=settings.s3_endpoint_url or None, bucket=settings.s3_bucket,
+                          access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
+                          region=settings.s3_region)
+    applications = ApplicationService(SqlApplications(db), vault, plans, audit, settings.biometric_retention_days)
+    # Face and OCR work runs out of the request thread; the models load once per process (kyc.faces).
+    executor = ThreadPoolExecutor(max_workers=settings.kyc_workers, thread_name_prefix="kyc")
+    if settings.env != "test":  # load the face models (~3 s) before the first customer waits for them
+        executor.submit(warm_up)
+    kyc = KycService(applications.repo, applications, store, executor, face_threshold=settings.face_threshold,
+                     face_review_margin=settings.face_review_margin)
+    return Services(db=db, plans=plans, accounts=accounts, audit=audit,
                     auth=AuthService(accounts, audit), sms=sms, invitations_repo=invitations,
-                    invitations=InvitationService(invitations, sms, audit, settings.secret_key))
+                    invitations=InvitationService(invitations, sms, audit, settings.secret_key),
+                    vault=vault, store=store, applications=applications, kyc=kyc, kyc_rate=settings.kyc_rate,
+                    executor=executor)

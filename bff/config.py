@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Mapping
@@ -26,8 +27,12 @@ def _secret_key(env: Mapping[str, str]) -> str:
         if len(key) < 32:
             raise ConfigError("LEASELINE_SECRET_KEY must be at least 32 characters")
         return key
-    # Development: a key file made on first run, never committed (var/ is git-ignored).
-    path = var_dir() / "secret_key"
+    return generated_secret("secret_key")
+
+
+def generated_secret(name: str) -> str:
+    """Development: a random secret in ``var/<name>``, made on first run, never committed (var/ is ignored)."""
+    path = var_dir() / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:  # created readable by its owner only from the start, and never overwritten
@@ -61,6 +66,21 @@ class Settings:
     oidc_issuer: str = ""  # OpenID Connect issuer of the staff's identity provider; empty: local accounts only
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
+    # Object storage (S3 API): SeaweedFS on localhost by default (started by `leaseline up` / the tests).
+    s3_endpoint_url: str = "http://127.0.0.1:8333"
+    s3_bucket: str = "leaseline-kyc"
+    s3_access_key: str = "leaseline-dev"
+    s3_secret_key: str = ""
+    s3_region: str = "us-east-1"
+    pii_key: str = ""  # base64 of 32 bytes; development: var/pii_key made on first run
+    face_threshold: float = 0.5
+    face_review_margin: float = 0.08
+    kyc_workers: int = 2
+    biometric_retention_days: int = 30
+    kyc_rate: str = "30 per hour"  # photo uploads per application (ID card and face attempts)
+    #: client credentials per issuer (dealer groups' own issuers), from LEASELINE_OIDC_CLIENTS (JSON
+    #: ``{"<issuer>": {"client_id": "...", "client_secret": "..."}}``); an issuer not listed uses the two above
+    oidc_clients: tuple[tuple[str, str, str], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -88,4 +108,57 @@ class Settings:
             oidc_issuer=env.get("LEASELINE_OIDC_ISSUER", "").rstrip("/"),
             oidc_client_id=env.get("LEASELINE_OIDC_CLIENT_ID", ""),
             oidc_client_secret=env.get("LEASELINE_OIDC_CLIENT_SECRET", ""),
+            s3_endpoint_url=env.get("LEASELINE_S3_ENDPOINT_URL", "http://127.0.0.1:8333"),
+            s3_bucket=env.get("LEASELINE_S3_BUCKET", "leaseline-kyc"),
+            s3_access_key=env.get("LEASELINE_S3_ACCESS_KEY", "leaseline-dev"),
+            s3_secret_key=env.get("LEASELINE_S3_SECRET_KEY") or generated_secret("s3_secret_key"),
+            s3_region=env.get("LEASELINE_S3_REGION", "us-east-1"),
+            pii_key=_required_in_production(env, mode, "LEASELINE_PII_KEY"),
+            face_threshold=_number(env, "LEASELINE_FACE_THRESHOLD", 0.5, 0.2, 0.8),
+            face_review_margin=_number(env, "LEASELINE_FACE_REVIEW_MARGIN", 0.08, 0.0, 0.3),
+            kyc_workers=int(_number(env, "LEASELINE_KYC_WORKERS", 2, 1, 16)),
+            biometric_retention_days=int(_number(env, "LEASELINE_BIOMETRIC_RETENTION_DAYS", 30, 1, 3650)),
+            kyc_rate=env.get("LEASELINE_KYC_RATE", "30 per hour"),
+            oidc_clients=_oidc_clients(env.get("LEASELINE_OIDC_CLIENTS", "")),
         )
+
+
+def _required_in_production(env: Mapping[str, str], mode: str, name: str) -> str:
+    value = env.get(name, "")
+    if mode == "production" and not value:
+        raise ConfigError(f"{name} is required in production")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number between {low} and {high}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be a number between {low} and {high}")
+    return value
+
+
+def _oidc_clients(value: str) -> tuple[tuple[str, str, str], ...]:
+    """``LEASELINE_OIDC_CLIENTS``: a JSON object issuer → {client_id, client_secret}; empty: none."""
+    if not value.strip():
+        return ()
+    message = ('LEASELINE_OIDC_CLIENTS must be a JSON object like '
+               '{"https://issuer": {"client_id": "...", "client_secret": "..."}}')
+    try:
+        data = json.loads(value)
+    except ValueError:
+        raise ConfigError(message) from None
+    if not isinstance(data, dict):
+        raise ConfigError(message)
+    out = []
+    for issuer, creds in data.items():
+        if not (isinstance(creds, dict) and isinstance(creds.get("client_id"), str) and creds["client_id"]
+                and isinstance(creds.get("client_secret"), str) and creds["client_secret"]):
+            raise ConfigError(message)
+        out.append((str(issuer).rstrip("/"), creds["client_id"], creds["client_secret"]))
+    return tuple(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from datetime import datetime
 from decimal import ROUND_HALF_UP
 from decimal import Decimal
@@ -10,6 +11,7 @@ from flask import Flask
 from flask import g
 from flask_babel import format_datetime
 from flask_babel import format_decimal
+from flask_babel import format_timedelta
 from flask_babel import get_locale
 from flask_babel import lazy_gettext
 
@@ -91,6 +93,13 @@ def when(value: datetime | None) -> str:
     return format_datetime(value, "yyyy-MM-dd HH:mm:ss")
 
 
+def age(value: datetime | None) -> str:
+    """How long ago, in words of the UI language (e.g. 3 小时 / 3 hours)."""
+    if value is None:
+        return "—"
+    return format_timedelta(datetime.now(UTC) - value, threshold=1.0, granularity="minute")
+
+
 def register(app: Flask) -> None:
     @app.context_processor
     def _locale() -> dict[str, object]:
@@ -104,6 +113,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(role)
     app.add_template_filter(module)
     app.add_template_filter(when)
+    app.add_template_filter(age)
 
     @app.context_processor
     def _can() -> dict[str, object]:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from infra.db.engine import Database
 from infra.db.models import InvitationRow
 from infra.db.models import utcnow
+from infra.pii import PiiVault
 
 
 @dataclass(frozen=True)
@@ -33,30 +34,37 @@ class Invitation:
     created_at: datetime
 
 
-def _dto(r: InvitationRow) -> Invitation:
-    return Invitation(r.id, r.dealer_id, r.created_by, r.mobile, r.vehicle_id, r.plan_code, r.nonce_hash,
-                      r.expires_at, r.opened_at, r.code_hash, r.code_sent_at, r.failed_codes, r.locked,
-                      r.customer_plan, r.customer_seen_at, r.created_at)
+MOBILE_CONTEXT = "invitation_mobile"
 
 
 class SqlInvitations:
-    def __init__(self, db: Database) -> None:
+    """Invitations; the customer's mobile number is encrypted at rest (``mobile`` of the DTO is clear)."""
+
+    def __init__(self, db: Database, vault: PiiVault) -> None:
         self.db = db
+        self.vault = vault
+
+    def _dto(self, r: InvitationRow) -> Invitation:
+        return Invitation(r.id, r.dealer_id, r.created_by, self.vault.decrypt(r.mobile_enc, MOBILE_CONTEXT),
+                          r.vehicle_id, r.plan_code, r.nonce_hash, r.expires_at, r.opened_at, r.code_hash,
+                          r.code_sent_at, r.failed_codes, r.locked, r.customer_plan, r.customer_seen_at, r.created_at)
 
     def create(self, *, dealer_id: str, created_by: str, mobile: str, vehicle_id: str | None,
                plan_code: str | None, nonce_hash: str, expires_at: datetime) -> Invitation:
-        row = InvitationRow(id=str(uuid.uuid4()), dealer_id=dealer_id, created_by=created_by, mobile=mobile,
+        row = InvitationRow(id=str(uuid.uuid4()), dealer_id=dealer_id, created_by=created_by,
+                            mobile_enc=self.vault.encrypt(mobile, MOBILE_CONTEXT),
+                            mobile_hash=self.vault.lookup_hash(mobile, "mobile"),
                             vehicle_id=vehicle_id, plan_code=plan_code, nonce_hash=nonce_hash,
                             expires_at=expires_at, failed_codes=0, locked=False, created_at=utcnow())
         with self.db.session() as session:
             session.add(row)
             session.flush()
-            return _dto(row)
+            return self._dto(row)
 
     def get(self, invitation_id: str) -> Invitation | None:
         with self.db.session() as session:
             row = session.get(InvitationRow, invitation_id[:36])
-            return _dto(row) if row else None
+            return self._dto(row) if row else None
 
     def of_dealer(self, dealer_id: str | None, created_by: str | None = None, limit: int = 50) -> list[Invitation]:
         stmt = select(InvitationRow).order_by(InvitationRow.created_at.desc()).limit(limit)
@@ -65,7 +73,7 @@ class SqlInvitations:
         if created_by is not None:
             stmt = stmt.where(InvitationRow.created_by == created_by)
         with self.db.session() as session:
-            return [_dto(r) for r in session.scalars(stmt)]
+            return [self._dto(r) for r in session.scalars(stmt)]
 
     def set_code(self, invitation_id: str, code_hash: str) -> None:
         with self.db.session() as session:

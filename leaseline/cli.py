@@ -212,6 +212,8 @@ def _gunicorn(app: Any, port: int, workers: int) -> None:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", 8)
             self.cfg.set("accesslog", "-")
+            # the path without the query string: searches by mobile or ID number must not reach the logs
+            self.cfg.set("access_log_format", '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss')
             self.cfg.set("graceful_timeout", 5)
 
         def load(self) -> Any:
@@ -239,9 +241,25 @@ def serve(service: str, port: int | None, workers: int) -> None:
 @main.command()
 def up() -> None:
     """Migrate, load the demo data and start every service; Ctrl-C stops them all (``make run``)."""
+    from bff.config import var_dir
+    from infra.peers import PeerError
+    from infra.peers import SeaweedS3
+    from infra.peers import is_local_endpoint
+
     ctx = click.get_current_context()
     ctx.invoke(db_upgrade)
     ctx.invoke(demo)
+    settings = _settings()
+    peers: list[SeaweedS3] = []
+    if is_local_endpoint(settings.s3_endpoint_url):  # the embedded default: SeaweedFS on 127.0.0.1:8333
+        s3 = SeaweedS3.for_endpoint(settings.s3_endpoint_url, var_dir() / "seaweedfs",
+                                    access_key=settings.s3_access_key, secret_key=settings.s3_secret_key)
+        try:
+            s3.start()
+        except PeerError as exc:
+            raise Fail(str(exc)) from None
+        click.echo(f"{'s3':>9} | SeaweedFS {s3.endpoint_url} ready in {s3.started_in or 0:.1f}s (log {s3.log_path})")
+        peers.append(s3)
     procs: list[tuple[str, subprocess.Popen[str]]] = []
     for name, port in SERVICES.items():
         proc = subprocess.Popen([sys.executable, "-m", "leaseline", "serve", name, "--port", str(port)],
@@ -264,6 +282,9 @@ def up() -> None:
                 if proc.poll() is not None:
                     click.echo(f"{name} exited with {proc.returncode}; stopping", err=True)
                     stop.set()
+            if any(not peer.running for peer in peers):
+                click.echo("s3 (SeaweedFS) exited; stopping", err=True)
+                stop.set()
     except KeyboardInterrupt:
         pass
     finally:
@@ -274,3 +295,105 @@ def up() -> None:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        for peer in peers:
+            peer.stop()
+
+
+@main.group("kyc")
+def kyc_group() -> None:
+    """Identity checks: ID numbers (GB 11643), VINs (ISO 3779), face match (ID portrait vs selfie)."""
+
+
+def _reasons_text(reasons: Any) -> str:
+    return "; ".join(r.text_en for r in reasons)
+
+
+@kyc_group.command("check-id")
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def kyc_check_id(number: str, as_json: bool) -> None:
+    """Check a resident ID number: shape, province, birth date, check digit. Exit 0 even when invalid."""
+    from kyc.idnumber import check_id_number
+
+    result = check_id_number(number)
+    data = {"valid": result.valid, "reasons": [r.as_dict() for r in result.reasons],
+            "birth_date": result.birth_date.isoformat() if result.birth_date else None, "sex": result.sex,
+            "region_code": result.region_code}
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    click.echo(f"{result.normalized}: " + ("valid" if result.valid else f"invalid — {_reasons_text(result.reasons)}"))
+    if result.valid:
+        click.echo(f"  born {data['birth_date']}, {result.sex}, region {result.region_code}")
+
+
+@kyc_group.command("check-vin")
+@click.argument("vin")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def kyc_check_vin(vin: str, as_json: bool) -> None:
+    """Check a vehicle identification number (17 characters, check digit at position 9)."""
+    from kyc.vin import check_vin
+
+    result = check_vin(vin)
+    if as_json:
+        click.echo(json.dumps({"valid": result.valid, "reasons": [r.as_dict() for r in result.reasons]},
+                              ensure_ascii=False))
+        return
+    click.echo(f"{result.normalized}: " + ("valid" if result.valid else f"invalid — {_reasons_text(result.reasons)}"))
+
+
+def _photo(path: str, min_side: int) -> Any:
+    """A photo file decoded like an upload; a missing or unusable file is a one-line error."""
+    from kyc.images import ImageRejected
+    from kyc.images import load_image
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise Fail(f"{path}: {exc.strerror or exc}") from None
+    try:
+        return load_image(data, min_side=min_side)
+    except ImageRejected as exc:
+        raise Fail(f"{path}: {exc.reason.text_en}") from None
+
+
+@kyc_group.command("match")
+@click.argument("id_portrait", metavar="ID_PORTRAIT")
+@click.argument("selfie", metavar="SELFIE")
+@click.option("--threshold", type=click.FloatRange(0, 2), default=None, help="Pass at or below (default 0.5).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def kyc_match(id_portrait: str, selfie: str, threshold: float | None, as_json: bool) -> None:
+    """Compare the ID card portrait with a selfie: pass, review or fail, with the face distance."""
+    from kyc.faces import DEFAULT_THRESHOLD
+    from kyc.faces import match
+
+    portrait_image, selfie_image = _photo(id_portrait, min_side=80), _photo(selfie, min_side=200)
+    result = match(portrait_image, selfie_image, threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        return
+    distance = "n/a" if result.distance is None else f"{result.distance:.3f}"
+    click.echo(f"{result.outcome}  (distance {distance}; faces: ID {result.faces['id']}, "
+               f"selfie {result.faces['selfie']})")
+    for check in result.checks:
+        click.echo(f"  {'✓' if check.passed else '✗'} {check.text_en}")
+
+
+@kyc_group.command("purge")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def kyc_purge(as_json: bool) -> None:
+    """Delete biometric images (ID portraits, selfies, liveness frames) of applications decided longer ago
+    than LEASELINE_BIOMETRIC_RETENTION_DAYS (default 30). Run it daily (cron / a scheduler)."""
+    from bff import create_app
+    from infra.storage import StorageError
+
+    app = create_app()
+    try:
+        with _database_errors():
+            deleted = app.extensions["leaseline"].kyc.purge_biometrics()
+    except StorageError as exc:
+        raise Fail(f"object storage: {exc}") from None
+    finally:
+        app.extensions["leaseline"].db.dispose()
+    click.echo(json.dumps({"deleted": deleted}) if as_json else f"deleted {deleted} biometric images")

@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -59,6 +60,20 @@ def db_url(request: pytest.FixtureRequest, _var_dir: Path) -> Iterator[str]:
             yield url
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """SeaweedFS: a real S3 server on a free loopback port (RECIPES.md), one per test session."""
+    from tests.common.s3 import seaweed
+
+    yield from seaweed(tmp_path_factory)
+
+
+def s3_config(peer: Any) -> dict[str, object]:
+    """The BFF settings that point it at ``peer`` (a started SeaweedS3)."""
+    return {"s3_endpoint_url": peer.endpoint_url, "s3_access_key": peer.access_key,
+            "s3_secret_key": peer.secret_key}
+
+
 def build_app(url: str, **config: object) -> Flask:
     """The BFF on ``url`` with the demo catalogue and demo accounts (one per role, two dealers)."""
     from bff import create_app
@@ -75,8 +90,8 @@ def build_app(url: str, **config: object) -> Flask:
 
 
 @pytest.fixture(scope="session")
-def app(db_url: str) -> Iterator[Flask]:
-    application = build_app(db_url)
+def app(db_url: str, s3_server: Any) -> Iterator[Flask]:
+    application = build_app(db_url, **s3_config(s3_server))
     yield application
     application.extensions["leaseline"].db.dispose()
 
@@ -106,13 +121,13 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(_var_dir: Path) -> Iterator[LiveServer]:
+def live_server(_var_dir: Path, s3_server: Any) -> Iterator[LiveServer]:
     """A live BFF on SQLite (browser tests); the HTTP-level tests use ``app`` on every database."""
     from infra.db.migrate import upgrade
 
     url = f"sqlite:///{_var_dir / 'live.db'}"
     upgrade(url)
-    application = build_app(url)
+    application = build_app(url, **s3_config(s3_server))
     with LiveServer(application) as server:
         yield server
     application.extensions["leaseline"].db.dispose()

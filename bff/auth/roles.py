@@ -20,6 +20,14 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "audit.read": ("auditor",),
     "invitations.manage": DEALER_ROLES,
     "dealers.manage": ("ops_admin",),
+    # credit applications: the dealer's staff run them; the lessor's risk and ops staff follow them
+    "applications.view": DEALER_ROLES + ("risk_officer_t1", "risk_officer_t2", "ops_admin"),
+    "applications.edit": DEALER_ROLES,
+    # KYC cases under review: counter verification by the dealer's admin (not the salesperson who sold:
+    # four eyes), face-check reviews by the lessor's risk officers
+    "kyc.review": ("dealer_admin", "risk_officer_t1", "risk_officer_t2"),
+    # full ID / mobile numbers and the KYC images (each view audit-logged)
+    "pii.unmask": ("dealer_admin", "risk_officer_t1", "risk_officer_t2"),
 }
 
 #: lessor roles with a second factor (TOTP) required at sign-in

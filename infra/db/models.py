@@ -152,7 +152,8 @@ class InvitationRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     dealer_id: Mapped[str] = mapped_column(ForeignKey("dealers.id"), index=True)
     created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
-    mobile: Mapped[str] = mapped_column(String(11))
+    mobile_enc: Mapped[str] = mapped_column(Text)  # AES-GCM (infra.pii), context "invitation_mobile"
+    mobile_hash: Mapped[str] = mapped_column(String(64), index=True)  # keyed hash, context "mobile"
     vehicle_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     plan_code: Mapped[str | None] = mapped_column(String(120), nullable=True)  # as the salesperson proposed it
     nonce_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the link's secret part
@@ -175,4 +176,112 @@ class SmsOutboxRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     to: Mapped[str] = mapped_column(String(20), index=True)
     body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApplicationRow(Base):
+    """A credit application of one customer for one vehicle and plan, owned by a dealer (its tenant).
+
+    The applicant's answers live in ``draft_enc`` (AES-GCM, :mod:`infra.pii`): raw strings as typed, so a
+    half-filled form loses nothing. Only what lists and searches need is kept beside it: the name, masked
+    copies of the ID and mobile numbers, and keyed hashes of them for exact look-ups.
+    """
+
+    __tablename__ = "applications"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    dealer_id: Mapped[str] = mapped_column(ForeignKey("dealers.id"), index=True)
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    invitation_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    vehicle_id: Mapped[str] = mapped_column(String(64))
+    vehicle_label: Mapped[str] = mapped_column(String(160))
+    plan_code: Mapped[str] = mapped_column(String(120))
+    plan_json: Mapped[str] = mapped_column(Text)  # frozen copy of the quote the customer chose
+    draft_enc: Mapped[str] = mapped_column(Text)
+    customer_name: Mapped[str] = mapped_column(String(64), default="")
+    id_masked: Mapped[str] = mapped_column(String(24), default="")
+    id_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    mobile_masked: Mapped[str] = mapped_column(String(16), default="")
+    mobile_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    face_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ApplicationEventRow(Base):
+    """One status transition of an application: who (staff, customer or system), when, from what to what."""
+
+    __tablename__ = "application_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor_kind: Mapped[str] = mapped_column(String(16))  # staff | customer | system
+    actor_id: Mapped[str] = mapped_column(String(64), default="")
+    from_status: Mapped[str] = mapped_column(String(24), default="")
+    to_status: Mapped[str] = mapped_column(String(24))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class ConsentRow(Base):
+    """The customer's explicit consent (PIPL art. 29; face recognition rules 2025), one row per purpose."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))  # sensitive_pi | face_recognition
+    text_version: Mapped[str] = mapped_column(String(32))
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    given_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(255), default="")
+
+
+class KycDocumentRow(Base):
+    """An image kept in object storage for an application (ID card sides, portrait, selfie, frames)."""
+
+    __tablename__ = "kyc_documents"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))  # id_front | id_back | id_portrait | selfie | frame
+    object_key: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(32))
+    biometric: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class KycCheckRow(Base):
+    """A KYC job and its outcome (OCR, liveness + face match), run out of the request thread."""
+
+    __tablename__ = "kyc_checks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))  # id_card | face
+    state: Mapped[str] = mapped_column(String(16))  # queued | running | done | error
+    outcome: Mapped[str] = mapped_column(String(16), default="")  # pass | fail | review (face); ok | refused
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class IdempotencyRow(Base):
+    """A request already handled (offline queue replays, double taps): the same key gets the same answer."""
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[int] = mapped_column(Integer)
+    location: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

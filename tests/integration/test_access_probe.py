@@ -57,10 +57,33 @@ def samples(app: Any) -> dict[str, dict[str, str]]:
                                  plan_code=None, nonce_hash="0" * 64, expires_at=later).id
     other_inv = invitations.create(dealer_id=xihu, created_by=other, mobile="13900000002", vehicle_id=None,
                                    plan_code=None, nonce_hash="0" * 64, expires_at=later).id
+    group = accounts.dealer(pudong).group_id  # the demo dealers share one group (no issuer of its own)
+    own_app, own_check, own_doc = _application(app, "sales.pudong@demo.leaseline.cn")
+    other_app, other_check, other_doc = _application(app, "sales.xihu@demo.leaseline.cn")
     return {"own": {"vehicle_id": "byd-han-ev", "user_id": own, "invitation_id": own_inv, "token": "x.y.z",
-                    "dealer_id": pudong},
+                    "dealer_id": pudong, "group_id": group, "application_id": own_app, "check_id": own_check,
+                    "document_id": own_doc, "step": "customer", "field": "id_number"},
             "other": {"vehicle_id": "byd-han-ev", "user_id": other, "invitation_id": other_inv, "token": "x.y.z",
-                      "dealer_id": xihu}}
+                      "dealer_id": xihu, "group_id": group, "application_id": other_app, "check_id": other_check,
+                      "document_id": other_doc, "step": "customer", "field": "id_number"}}
+
+
+def _application(app: Any, owner_email: str) -> tuple[str, str, str]:
+    """A draft application owned by ``owner_email`` with consent given, one finished check and one document."""
+    from bff.applications.services import Actor
+    from infra.applications import Scope
+
+    svc = app.extensions["leaseline"]
+    owner = svc.accounts.by_email(owner_email)[0]
+    actor = Actor("staff", owner.id, owner.email, Scope(dealer_id=owner.dealer_id), dealer_id=owner.dealer_id,
+                  owner_id=owner.id)
+    application = svc.applications.start(actor, "byd-han-ev", "20-36-0-ctpl+damage+tpl_1m-D-f-a")
+    svc.applications.give_consent(actor, application, ["sensitive_pi", "face_recognition"])
+    check = svc.applications.repo.add_check(application.id, "id_card")
+    svc.applications.repo.update_check(check.id, state="done", outcome="refused", detail={"problems": []})
+    doc = svc.applications.repo.add_document(application.id, kind="id_front", object_key=f"probe/{application.id}.jpg",
+                                             sha256="0" * 64, size=1, content_type="image/jpeg", biometric=False)
+    return application.id, check.id, doc.id
 
 
 def routes(app: Any) -> list[tuple[Rule, str]]:

@@ -49,6 +49,80 @@
   window.addEventListener("offline", netstatus);
   document.addEventListener("DOMContentLoaded", netstatus);
 
+  // Application steps survive the network going away: a form marked data-offline-queue that cannot be
+  // sent is kept on this device (localStorage) with an idempotency key and sent when back online; the
+  // server applies each key once, so a replay never saves twice.
+  var QUEUE = "leaseline-outbox";
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return "k" + Date.now().toString(36) + Math.random().toString(36).slice(2);
+  }
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || ""; }
+    catch (e) { return ""; }
+  }
+  function loadQueue() {
+    try { return JSON.parse(localStorage.getItem(QUEUE) || "[]"); } catch (e) { return []; }
+  }
+  function saveQueue(items) { localStorage.setItem(QUEUE, JSON.stringify(items)); }
+  function enqueue(form, key) {
+    var body = new URLSearchParams(new FormData(form)).toString();
+    var items = loadQueue().filter(function (i) { return i.slot !== form.dataset.offlineQueue; });
+    items.push({ slot: form.dataset.offlineQueue, url: form.getAttribute("action"), body: body, key: key });
+    saveQueue(items);  // one pending copy per form: the latest answers replace an older unsent copy
+    var note = form.querySelector("[data-offline-note]");
+    if (note) note.hidden = false;
+  }
+  var flushing = false;
+  function flush() {
+    if (flushing || !navigator.onLine) return;
+    var items = loadQueue();
+    if (!items.length) return;
+    flushing = true;
+    var item = items[0];
+    fetch(item.url, {
+      method: "POST", body: item.body, credentials: "same-origin",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRFToken": csrfToken(),
+                 "Idempotency-Key": item.key, "HX-Request": "true" }
+    }).then(function (response) {
+      // Delivered (saved, or refused with field errors the person sees on the page): drop it.
+      if (response.status < 500 && response.status !== 429) {
+        saveQueue(loadQueue().filter(function (i) { return i.key !== item.key; }));
+        document.dispatchEvent(new CustomEvent("leaseline:sent", { detail: { slot: item.slot, status: response.status } }));
+        document.querySelectorAll("[data-offline-note]").forEach(function (n) { n.hidden = true; });
+      }
+    }).catch(function () { /* still offline: keep it */ }).then(function () {
+      flushing = false;
+      if (loadQueue().length && navigator.onLine) setTimeout(flush, 1000);
+    });
+  }
+  document.addEventListener("htmx:configRequest", function (event) {
+    var form = event.detail.elt;
+    if (form && form.dataset && form.dataset.offlineQueue) {
+      form.dataset.key = uuid();
+      event.detail.headers["Idempotency-Key"] = form.dataset.key;
+    }
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.detail.elt;
+    if (form && form.dataset && form.dataset.offlineQueue && !navigator.onLine) {
+      event.preventDefault();
+      enqueue(form, form.dataset.key || uuid());
+    }
+  });
+  document.addEventListener("htmx:sendError", function (event) {
+    var form = event.detail.elt;
+    if (form && form.dataset && form.dataset.offlineQueue) enqueue(form, form.dataset.key || uuid());
+  });
+  window.addEventListener("online", flush);
+  document.addEventListener("DOMContentLoaded", function () {
+    flush();
+    // One key per page load for "start" forms: a double tap or a retry makes one application.
+    document.querySelectorAll("form[data-idempotent] input[name=idempotency_key]").forEach(function (input) {
+      if (!input.value) input.value = uuid();
+    });
+  });
+
   if ("serviceWorker" in navigator) {
     window.addEventListener("load", function () {
       navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () { /* optional */ });

@@ -1,0 +1,110 @@
+"""Who is acting on applications, and which ones they may see — decided here, once.
+
+* lessor roles: every dealer's applications (read; risk officers review KYC cases);
+* a dealer admin: all of their dealer's; a salesperson: only the ones they own;
+* an invited customer (mobile verified by a one-time code): only their own, at the inviting dealer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from typing import TypeVar
+
+from flask import abort
+from flask import g
+from flask import redirect
+from flask import request
+from flask import session
+from flask import url_for
+
+from bff.applications.services import Actor
+from bff.auth.roles import allowed
+from bff.services import services
+from infra.accounts import Staff
+from infra.applications import Application
+from infra.applications import Scope
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def staff_scope(user: Staff) -> Scope:
+    if user.lessor_side:
+        return Scope()
+    if user.role == "sales":
+        return Scope(dealer_id=user.dealer_id, owner_id=user.id)
+    return Scope(dealer_id=user.dealer_id)
+
+
+def current_actor() -> Actor | None:
+    """The acting staff member (with ``applications.view``) or invited customer, or None."""
+    ip, agent = request.remote_addr or "", (request.user_agent.string or "")[:255]
+    user: Staff | None = g.get("user")
+    if user is not None:
+        if not allowed(user, "applications.view"):
+            return None
+        dealer = None if user.lessor_side else user.dealer_id
+        return Actor("staff", user.id, user.email, staff_scope(user), dealer_id=dealer,
+                     owner_id=user.id if dealer else None, role=user.role, ip=ip, user_agent=agent)
+    invitation_id = session.get("customer_invitation")
+    if invitation_id:
+        svc = services()
+        inv = svc.invitations_repo.get(str(invitation_id))
+        if inv is None or inv.opened_at is None:
+            return None
+        mobile_hash = svc.vault.lookup_hash(inv.mobile, "mobile")
+        return Actor("customer", inv.id, f"customer:{inv.mobile[:3]}****{inv.mobile[-4:]}",
+                     Scope(dealer_id=inv.dealer_id, mobile_hash=mobile_hash), dealer_id=inv.dealer_id,
+                     owner_id=inv.created_by, mobile=inv.mobile, role="customer", ip=ip, user_agent=agent)
+    return None
+
+
+CUSTOMER_MAY = ("applications.view", "applications.edit")
+
+
+def requires_actor(permission: str) -> Callable[[F], F]:
+    """Guard a view: staff holding ``permission``, or a verified customer when it is one customers hold
+    (their own application: view and edit). Sign-in first otherwise; 403 for a role without it."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            user: Staff | None = g.get("user")
+            if user is not None and not allowed(user, permission):
+                abort(403)
+            found = current_actor()
+            if found is None or (found.kind == "customer" and permission not in CUSTOMER_MAY):
+                if user is not None or session.get("customer_invitation"):
+                    abort(403)
+                target = request.full_path if request.query_string else request.path
+                return redirect(url_for("auth.login", next=target))
+            g.actor = found
+            return view(*args, **kwargs)
+
+        guarded.permission = permission  # type: ignore[attr-defined]
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
+def actor() -> Actor:
+    return g.actor  # type: ignore[no-any-return]
+
+
+def application_or_404(application_id: str) -> Application:
+    found = services().applications.get(actor(), application_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+def may(permission: str) -> bool:
+    """Whether the acting person holds ``permission`` (customers hold none of the staff permissions)."""
+    user: Staff | None = g.get("user")
+    return user is not None and allowed(user, permission)
+
+
+def may_edit() -> bool:
+    """Customers edit their own application; staff need ``applications.edit`` (lessor roles only read)."""
+    return actor().kind == "customer" or may("applications.edit")

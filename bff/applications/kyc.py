@@ -1,0 +1,252 @@
+"""KYC orchestration: ID-card photos → OCR and portrait; selfie + liveness frames → face match.
+
+Uploads are checked and stored synchronously (so nothing is half-stored and the person hears at once what
+is wrong with a photo); the slow work (OCR, face detection and encodings) runs in a worker pool out of
+the request thread and records its progress in ``kyc_checks``, which the phone polls. Images are
+re-encoded before storage (which drops EXIF metadata such as location) and stored encrypted in S3.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from typing import Any
+
+from PIL import Image
+
+from bff.applications.services import Actor
+from bff.applications.services import ApplicationService
+from bff.applications.services import NotAllowed
+from bff.applications.states import EDITABLE
+from bff.applications.states import FACE_ALLOWED
+from infra.applications import Application
+from infra.applications import Check
+from infra.applications import Scope
+from infra.applications import SqlApplications
+from infra.storage import S3ObjectStore
+from infra.storage import StorageError
+from infra.storage import object_key
+from kyc import faces
+from kyc import liveness
+from kyc import ocr
+from kyc.images import ImageRejected
+from kyc.images import load_image
+from kyc.reasons import Reason
+
+log = logging.getLogger(__name__)
+_ALL = Scope()  # jobs act for the system, after the request that started them was authorised
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+STALE_SECONDS = 120  # a job not finished by then was lost (process restart): the person is asked to retry
+
+
+@dataclass(frozen=True)
+class Rejected(Exception):
+    """A photo that cannot be used: which one, and what the person should do."""
+
+    field: str
+    code: str
+    text_zh: str
+    text_en: str
+
+
+def _jpeg(image: Image.Image, quality: int = 90) -> bytes:
+    out = io.BytesIO()
+    image.convert("RGB").save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def _load(field: str, data: bytes, min_side: int) -> Image.Image:
+    try:
+        return load_image(data, max_bytes=MAX_UPLOAD_BYTES, min_side=min_side)
+    except ImageRejected as exc:
+        raise Rejected(field, exc.reason.code, exc.reason.text_zh, exc.reason.text_en) from None
+
+
+class KycService:
+    def __init__(self, repo: SqlApplications, apps: ApplicationService, store: S3ObjectStore, executor: Executor,
+                 *, face_threshold: float, face_review_margin: float,
+                 today: Callable[[], date] = date.today) -> None:
+        self.repo, self.apps, self.store, self.executor = repo, apps, store, executor
+        self.face_threshold, self.face_review_margin = face_threshold, face_review_margin
+        self.today = today
+        self._bucket_ready = False
+
+    # -- storage ---------------------------------------------------------------------------------------------
+    def _keep(self, app: Application, kind: str, image: Image.Image, biometric: bool) -> None:
+        if not self._bucket_ready:  # once per process, on first use: the BFF starts even when S3 is down
+            self.store.ensure_bucket()
+            self._bucket_ready = True
+        data = _jpeg(image)
+        key = object_key(app.dealer_id, app.id, kind, f"{uuid.uuid4().hex}.jpg")
+        stored = self.store.put(key, data, "image/jpeg", {"application": app.id, "kind": kind})
+        self.repo.add_document(app.id, kind=kind, object_key=key, sha256=stored.sha256, size=len(data),
+                               content_type="image/jpeg", biometric=biometric)
+
+    # -- ID card ---------------------------------------------------------------------------------------------
+    def upload_id_card(self, actor: Actor, app: Application, front: bytes, back: bytes) -> Check:
+        if app.status not in EDITABLE:
+            raise NotAllowed("not_editable", "申请已提交，不能再更换证件照片",
+                             "The application was submitted: the ID photos can no longer be replaced")
+        if not self.apps.consents(app).sensitive_pi:
+            raise NotAllowed("consent_required", "未获得您的同意，不能采集身份证照片",
+                             "Without your consent no ID card photo can be taken")
+        front_image = _load("id_front", front, min_side=300)
+        back_image = _load("id_back", back, min_side=300)
+        self._keep(app, "id_front", front_image, biometric=False)
+        self._keep(app, "id_back", back_image, biometric=False)
+        check = self.repo.add_check(app.id, "id_card")
+        self.executor.submit(self._guarded, check.id, self._read_card, app, front_image, back_image)
+        return check
+
+    def _guarded(self, check_id: str, work: Callable[..., tuple[str, dict[str, Any]]], *args: Any) -> None:
+        started = time.perf_counter()
+        self.repo.update_check(check_id, state="running")
+        try:
+            outcome, detail = work(*args)
+        except StorageError:
+            log.warning("kyc job %s: storage unavailable", check_id)
+            self.repo.update_check(check_id, state="error", outcome="storage", detail={})
+            return
+        except Exception:  # a bug must not leave the phone waiting forever
+            log.exception("kyc job %s failed", check_id)
+            self.repo.update_check(check_id, state="error", outcome="error", detail={})
+            return
+        detail["seconds"] = round(time.perf_counter() - started, 3)
+        self.repo.update_check(check_id, state="done", outcome=outcome, detail=detail)
+
+    def _read_card(self, app: Application, front: Image.Image, back: Image.Image) -> tuple[str, dict[str, Any]]:
+        problems = [r for r in (ocr.side_reason(front, "front"), ocr.side_reason(back, "back")) if r is not None]
+        if problems:  # a blank picture or the wrong side: nothing to read, say which photo to retake
+            return "refused", {"problems": [r.as_dict() for r in problems]}
+        front_fields, back_fields = ocr.read_front(front), ocr.read_back(back)
+        validity = ocr.validity_reason(back_fields, self.today())
+        if validity is not None:
+            problems.append(validity)
+        portrait_faces = 0
+        if not problems:
+            portrait = ocr.portrait(front)
+            portrait_faces = len(faces.detect(portrait))
+            if portrait_faces != 1:
+                problems.append(Reason("portrait_unreadable", "身份证头像不清晰，请在光线充足处重拍正面",
+                                       "The portrait on the card is not clear: retake the front in good light"))
+            else:
+                self._keep(app, "id_portrait", portrait, biometric=True)
+        found = {
+            "name": front_fields.name or "", "id_number": front_fields.id_number or "",
+            "address": front_fields.address or "",
+            "id_valid_to": "长期" if back_fields.long_term else (
+                back_fields.valid_to.isoformat() if back_fields.valid_to else ""),
+        }
+        self._merge_ocr(app.id, found)
+        return ("refused" if problems else "ok"), {"problems": [r.as_dict() for r in problems],
+                                                    "portrait_faces": portrait_faces}
+
+    def _merge_ocr(self, app_id: str, found: dict[str, str]) -> None:
+        """Pre-fill empty fields with what OCR read, and keep the OCR values (encrypted) to flag mismatches."""
+        app = self.repo.get(app_id, _ALL)
+        if app is None or app.status not in EDITABLE:
+            return
+        draft = self.apps.draft(app)
+        for name, value in found.items():
+            if value and not draft.get(name):
+                draft[name] = value
+        draft["_ocr"] = json.dumps(found, ensure_ascii=False)
+        self.apps._store_draft(app, draft)
+
+    def id_card_done(self, app: Application) -> bool:
+        latest = self.repo.latest_check(app.id, "id_card")
+        return latest is not None and latest.state == "done" and latest.outcome == "ok"
+
+    @staticmethod
+    def mismatches(draft: dict[str, str]) -> dict[str, str]:
+        """Fields whose typed value differs from what OCR read on the card: field → the card's value."""
+        raw = draft.get("_ocr")
+        if not raw:
+            return {}
+        found: dict[str, str] = json.loads(raw)
+
+        def norm(value: str) -> str:
+            return "".join(value.split()).upper()
+
+        return {name: value for name, value in found.items()
+                if value and draft.get(name) and norm(draft[name]) != norm(value)}
+
+    # -- face ------------------------------------------------------------------------------------------------
+    def new_challenge(self) -> tuple[str, ...]:
+        import secrets
+
+        return liveness.new_challenge(secrets.SystemRandom())
+
+    def upload_face(self, actor: Actor, app: Application, selfie: bytes,
+                    frames: Sequence[tuple[str, bytes]], challenge: Sequence[str]) -> Check:
+        if app.status not in FACE_ALLOWED:
+            raise NotAllowed("wrong_state", "当前不需要人脸核验", "No face check is needed now")
+        if not self.apps.consents(app).face:
+            raise NotAllowed("consent_required", "未获得您的人脸识别同意，不能采集人脸",
+                             "Without your consent to face recognition no face can be captured")
+        portraits = self.repo.documents(app.id, ("id_portrait",))
+        if not portraits:
+            raise NotAllowed("portrait_missing", "请先上传身份证正面", "Please upload the front of the ID card first")
+        selfie_image = _load("selfie", selfie, min_side=240)
+        frame_images = [(step, _load("frames", data, min_side=160)) for step, data in frames[:24]]
+        self._keep(app, "selfie", selfie_image, biometric=True)
+        for step, image in frame_images:
+            self._keep(app, f"frame_{step}"[:24], image, biometric=True)
+        check = self.repo.add_check(app.id, "face")
+        self.executor.submit(self._guarded, check.id, self._match, app, portraits[-1].object_key, selfie_image,
+                             frame_images, tuple(challenge))
+        return check
+
+    def _match(self, app: Application, portrait_key: str, selfie: Image.Image,
+               frames: list[tuple[str, Image.Image]], challenge: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+        portrait = Image.open(io.BytesIO(self.store.get(portrait_key))).convert("RGB")
+        match = faces.match(portrait, selfie, threshold=self.face_threshold, review_margin=self.face_review_margin)
+        steps: dict[str, list[Image.Image]] = {}
+        for step, image in frames:  # in the order the phone performed them
+            steps.setdefault(step, []).append(image)
+        if steps:
+            live = liveness.verify(steps, challenge)
+            live_detail: dict[str, Any] = live.as_dict()
+        else:  # the file-input fallback (no camera preview): no liveness, so at best a human looks at it
+            live, live_detail = None, {"passed": False, "checks": [{
+                "code": "liveness_not_performed", "passed": False, "value": None,
+                "text_zh": "未进行活体检测（使用了拍照上传）", "text_en": "No liveness check (a photo was uploaded)"}]}
+        if match.outcome == "fail" or (live is not None and not live.passed):
+            outcome = "fail"
+        elif match.outcome == "pass" and live is not None:
+            outcome = "pass"
+        else:
+            outcome = "review"
+        detail = {"liveness": live_detail, "match": match.as_dict()}
+        self.apps.face_outcome(app.id, outcome, detail)
+        return outcome, detail
+
+    def status(self, app: Application, check_id: str) -> Check | None:
+        check = self.repo.check(app.id, check_id)
+        if check is not None and check.state in ("queued", "running"):
+            age = (datetime.now(UTC) - check.created_at).total_seconds()
+            if age > STALE_SECONDS:
+                self.repo.update_check(check.id, state="error", outcome="lost", detail={})
+                check = self.repo.check(app.id, check_id)
+        return check
+
+    # -- retention -------------------------------------------------------------------------------------------
+    def purge_biometrics(self, now: datetime | None = None) -> int:
+        """Delete biometric images of applications decided more than the retention period ago."""
+        deleted = 0
+        for doc in self.repo.biometrics_due(self.apps.retention_cutoff(now)):
+            self.store.delete(doc.object_key)
+            self.repo.mark_deleted(doc.id)
+            deleted += 1
+        return deleted
+

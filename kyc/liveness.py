@@ -1,0 +1,219 @@
+"""Active liveness: the person follows a random challenge (blink, turn left, turn right) in front of the camera;
+plus cheap passive signals (blur, moiré). The decision (:func:`decide`) is separate from image analysis
+(:func:`analyse_frame`) so it can be tested on signals alone.
+
+**Frames.** The client records a few frames per step and sends them tagged by step, in the order performed::
+
+    verify({"neutral": [f0, f1], "turn_right": [f2, f3], "blink": [f4, f5, f6], "turn_left": [f7]},
+           challenge=("turn_right", "blink", "turn_left"))
+
+``neutral`` frames (looking straight at the camera, eyes open) come first and give the person's own
+baseline (open-eye EAR, straight-ahead yaw); without them the median over all frames is used.
+
+**Yaw sign.** ``yaw`` is where the nose tip (landmark 30) sits between the jaw extremes (landmarks 0 and 16),
+scaled to −1…1: 0 is straight ahead, **positive = the person turned to their own left**, as seen in an
+*unmirrored* camera frame (the nose moves to the image's right). Front cameras are usually *shown* mirrored
+but delivered unmirrored (a canvas ``drawImage`` of the video is unmirrored); if the client flips the frames,
+pass ``mirrored=True``.
+
+**Limits.** These are cheap signals, not an anti-spoofing model (none exists offline in the registries): a
+video replay of the person performing the challenge passes the active checks; the moiré signal catches only
+some photographed screens. A human review of doubtful cases stays necessary.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from PIL import ImageOps
+
+from kyc.faces import api
+from kyc.faces import detect
+from kyc.faces import downscale
+from kyc.faces import rgb_array
+from kyc.reasons import Check
+
+CHALLENGES = ("blink", "turn_left", "turn_right")
+NEUTRAL = "neutral"
+BLINK_RATIO = 0.75  # eyes count as closed when EAR < 0.75 × the person's open-eye baseline
+YAW_TURN = 0.35  # a turn: yaw moves this far from the straight-ahead baseline in the requested direction
+# Variance of the Laplacian of the 160×160 grey face crop; below → blurred. Measured on the test photos:
+# sharp 100–350, Gaussian blur radius 2: 40–60, radius 4: 12–17.
+BLUR_MIN = 25.0
+# Highest whitened spectral peak in the high-frequency band; above → periodic pattern. Measured: photos and
+# JPEG q60 re-encodes 7–22; with a fine sinusoidal grating (amplitude 25) added 150–520.
+MOIRE_MAX = 60.0
+FACE_CROP = 160
+
+
+@dataclass(frozen=True)
+class FrameSignal:
+    """What one frame shows: number of faces; for exactly one face, eye aspect ratio and yaw; sharpness and
+    moiré of the face region (of the whole frame when there is no single face)."""
+
+    face_count: int
+    ear: float | None
+    yaw: float | None
+    blur: float
+    moire: float
+
+
+@dataclass(frozen=True)
+class LivenessResult:
+    passed: bool
+    checks: tuple[Check, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "checks": [c.as_dict() for c in self.checks]}
+
+
+def new_challenge(rng: random.Random) -> tuple[str, ...]:
+    """All challenges in a random order (a pre-recorded video then has to guess the order)."""
+    steps = list(CHALLENGES)
+    rng.shuffle(steps)
+    return tuple(steps)
+
+
+def eye_aspect_ratio(eye: Sequence[tuple[int, int]]) -> float:
+    """Soukupová & Čech 2016: (|p2−p6| + |p3−p5|) / (2 |p1−p4|) over the 6 landmarks of one eye."""
+    p = np.asarray(eye, dtype=float)
+    return float((np.linalg.norm(p[1] - p[5]) + np.linalg.norm(p[2] - p[4])) / (2 * np.linalg.norm(p[0] - p[3])))
+
+
+def yaw_from(landmarks: Mapping[str, Sequence[tuple[int, int]]]) -> float:
+    """Nose tip between the jaw extremes, −1…1 (positive: nose towards the image's right; see module doc)."""
+    nose_x = landmarks["nose_bridge"][-1][0]  # landmark 30, the tip of the nose bridge
+    left_x, right_x = landmarks["chin"][0][0], landmarks["chin"][-1][0]
+    span = right_x - left_x
+    return 0.0 if span <= 0 else float(((nose_x - left_x) / span - 0.5) * 2)
+
+
+def laplacian_variance(grey: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian: low on blurred or out-of-focus images."""
+    g = grey.astype(float)
+    lap = g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4 * g[1:-1, 1:-1]
+    return float(lap.var())
+
+
+def moire_score(grey: np.ndarray) -> float:
+    """Highest peak of the whitened power spectrum in the high-frequency band (0.15–0.5 cycles/pixel).
+
+    Natural images have a smooth ~1/f² spectrum: dividing each bin by the mean power at its radius leaves
+    exponential noise whose maximum over the band is about ln(bins) ≈ 10–20. A photographed screen adds
+    strong periodic peaks (the pixel grid beating with the camera sensor)."""
+    g = grey.astype(float)
+    g -= g.mean()
+    window = np.outer(np.hanning(g.shape[0]), np.hanning(g.shape[1]))
+    power = np.abs(np.fft.fftshift(np.fft.fft2(g * window))) ** 2
+    fy = np.fft.fftshift(np.fft.fftfreq(g.shape[0]))[:, None]
+    fx = np.fft.fftshift(np.fft.fftfreq(g.shape[1]))[None, :]
+    radius = np.hypot(fx, fy)
+    rings = np.minimum((radius * 100).astype(int), 70)
+    ring_mean = np.bincount(rings.ravel(), power.ravel()) / np.maximum(np.bincount(rings.ravel()), 1)
+    whitened = power / np.maximum(ring_mean[rings], 1e-12)
+    band = (radius >= 0.15) & (radius <= 0.5)
+    return float(whitened[band].max()) if band.any() else 0.0
+
+
+def _face_region(image: Image.Image, box: tuple[int, int, int, int] | None) -> Image.Image:
+    if box is None:
+        return image
+    top, right, bottom, left = box
+    pad = (bottom - top) // 5
+    return image.crop((max(left - pad, 0), max(top - pad, 0), min(right + pad, image.width),
+                       min(bottom + pad, image.height)))
+
+
+def analyse_frame(image: Image.Image, *, mirrored: bool = False) -> FrameSignal:
+    """Faces, EAR (mean of both eyes), yaw and the passive signals of one frame (see the module doc)."""
+    image = downscale(ImageOps.mirror(image) if mirrored else image)
+    boxes = detect(image)
+    ear = yaw = None
+    box = boxes[0].css() if len(boxes) == 1 else None
+    if box is not None:
+        landmarks = api().face_landmarks(rgb_array(image), [box], model="large")[0]
+        ear = (eye_aspect_ratio(landmarks["left_eye"]) + eye_aspect_ratio(landmarks["right_eye"])) / 2
+        yaw = yaw_from(landmarks)
+    region = _face_region(image, box).convert("L")
+    sharp = laplacian_variance(np.asarray(region.resize((FACE_CROP, FACE_CROP), Image.Resampling.BILINEAR)))
+    side = min(region.size + (256,))  # the moiré pattern lives at native resolution: crop, never resize
+    left, top = (region.width - side) // 2, (region.height - side) // 2
+    moire = moire_score(np.asarray(region.crop((left, top, left + side, top + side))))
+    return FrameSignal(len(boxes), ear, yaw, sharp, moire)
+
+
+def verify(steps: Mapping[str, Sequence[Image.Image]], challenge: Sequence[str], *,
+           mirrored: bool = False) -> LivenessResult:
+    """Analyse every frame of every step and :func:`decide`."""
+    signals = {step: [analyse_frame(f, mirrored=mirrored) for f in frames] for step, frames in steps.items()}
+    return decide(signals, challenge)
+
+
+def _check(code: str, passed: bool, value: float | int | str | None, ok: tuple[str, str],
+           bad: tuple[str, str]) -> Check:
+    zh, en = ok if passed else bad
+    return Check(code, passed, value, zh, en)
+
+
+def decide(signals_by_step: Mapping[str, Sequence[FrameSignal]], challenge: Sequence[str]) -> LivenessResult:
+    """The verdict from per-frame signals. ``signals_by_step`` is ordered as performed (a dict keeps the
+    insertion order); the ``neutral`` step, when present, comes first and is not part of the challenge."""
+    performed = [s for s in signals_by_step if s != NEUTRAL]
+    checks: list[Check] = []
+    steps_ok = (list(challenge) == performed and set(challenge) <= set(CHALLENGES)
+                and all(signals_by_step[s] for s in performed))
+    checks.append(_check("challenge_order", steps_ok, " ".join(performed),
+                         ("动作按要求的顺序完成", "The actions were done in the requested order"),
+                         ("动作与要求的顺序不符，请按提示重新完成", "The actions do not follow the requested order: "
+                          "please do them again as prompted")))
+    every = [s for frames in signals_by_step.values() for s in frames]
+    counts = sorted({s.face_count for s in every})
+    one_face = bool(every) and counts == [1]
+    checks.append(_check("one_face", one_face, ",".join(map(str, counts)),
+                         ("每一帧都只有本人一张人脸", "Exactly one face in every frame"),
+                         ("部分画面中没有人脸或有多张人脸：请独自正对镜头",
+                          "Some frames show no face or several faces: be alone and face the camera")))
+    neutral = list(signals_by_step.get(NEUTRAL, ())) or every
+    ears = [s.ear for s in neutral if s.ear is not None]
+    yaws = [s.yaw for s in neutral if s.yaw is not None]
+    base_ear = statistics.median(ears) if ears else None
+    base_yaw = statistics.median(yaws) if yaws else 0.0
+    for step in challenge:
+        frames = signals_by_step.get(step, ())
+        if step == "blink":
+            low = min((s.ear for s in frames if s.ear is not None), default=None)
+            ratio = round(low / base_ear, 3) if low is not None and base_ear else None
+            checks.append(_check("blink", ratio is not None and ratio < BLINK_RATIO, ratio,
+                                 ("检测到眨眼", "A blink was seen"),
+                                 ("未检测到眨眼：请看着镜头自然地眨一下眼",
+                                  "No blink seen: look at the camera and blink")))
+        elif step in ("turn_left", "turn_right"):
+            sign = 1 if step == "turn_left" else -1
+            moved = max((sign * (s.yaw - base_yaw) for s in frames if s.yaw is not None), default=None)
+            zh_dir, en_dir = ("左", "left") if step == "turn_left" else ("右", "right")
+            checks.append(_check(step, moved is not None and moved >= YAW_TURN,
+                                 None if moved is None else round(moved, 3),
+                                 (f"检测到向{zh_dir}转头", f"A turn to the {en_dir} was seen"),
+                                 (f"未检测到向{zh_dir}转头：请缓慢向{zh_dir}转动头部", f"No turn to the {en_dir} seen: "
+                                  f"slowly turn your head to your {en_dir}")))
+    # Passive signals from frames with one face (measured on the face); others already fail ``one_face``
+    # and their whole-frame signals say little (a sharp straight edge is a spectral peak too).
+    faced = [s for s in every if s.face_count == 1] or every
+    blur = statistics.median(s.blur for s in faced) if faced else 0.0
+    checks.append(_check("sharpness", blur >= BLUR_MIN, round(blur, 1),
+                         ("画面清晰", "The picture is sharp"),
+                         ("画面模糊：请保持不动，并在光线更好的地方重试", "The picture is blurred: hold still and try "
+                          "again in better light")))
+    moire = max((s.moire for s in faced), default=0.0)
+    checks.append(_check("screen", moire <= MOIRE_MAX, round(moire, 1),
+                         ("未发现翻拍屏幕的迹象", "No sign of a photographed screen"),
+                         ("画面疑似翻拍屏幕：请直接对着本人拍摄，不要拍摄屏幕或照片", "This looks like a photo of a "
+                          "screen: film yourself directly, not a screen or a printed photo")))
+    return LivenessResult(all(c.passed for c in checks), tuple(checks))

@@ -1,0 +1,477 @@
+"""Credit applications over real HTTP: plan → consent → ID card (OCR) → details → submit → face check →
+review; encrypted PII, masking and audited unmasking, tenant scoping, bad uploads, idempotent replays.
+
+Everything real: the BFF on SQLite and PostgreSQL, SeaweedFS for the images, Tesseract and dlib for the
+checks (face photos fetched from PyPI in set-up, tests/common/faces.py)."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import uuid
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+from sqlalchemy import text
+
+from tests.common import faces
+from tests.common import idcards
+from tests.integration.test_auth import ADMIN_A
+from tests.integration.test_auth import RISK1
+from tests.integration.test_auth import SALES_A
+from tests.integration.test_auth import TIMEOUT
+from tests.integration.test_auth import csrf
+from tests.integration.test_auth import sign_in
+
+pytestmark = pytest.mark.db
+SALES_B = "sales.xihu@demo.leaseline.cn"
+PLAN = "20-36-0-ctpl+damage+tpl_1m-D-f-a"
+VEHICLE = "byd-han-ev"
+CARD = idcards.SAMPLES[0]
+VIN = "LSVAU218XN2183294"  # a valid check digit (X in position 9)
+CUSTOMER = {"name": CARD.name, "id_number": CARD.id_number, "id_valid_to": CARD.valid_to.isoformat() if CARD.valid_to
+            else "长期", "mobile": "13900139000", "address": CARD.address}
+WORK = {"employment": "employed", "employer": "上海某某科技有限公司", "employment_years": "6",
+        "monthly_income": "28,000", "housing": "rent", "dependants": "1", "existing_loans": "0",
+        "monthly_repayments": "0"}
+
+
+def jpeg(image: Image.Image) -> bytes:
+    return faces.encode(image, "JPEG", quality=92)
+
+
+@pytest.fixture(scope="module")
+def card_images() -> tuple[bytes, bytes]:
+    portrait = faces.id_portrait(faces.photo("obama.jpg"), size=(358, 441))
+    return jpeg(idcards.front(CARD, portrait)), jpeg(idcards.back(CARD))
+
+
+def post(s: requests.Session, url: str, data: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
+    token = csrf(s, url if "form_url" not in kwargs else kwargs.pop("form_url"))
+    return s.post(url, data={**(data or {}), "csrf_token": token}, timeout=TIMEOUT, **kwargs)
+
+
+def start(base: str, s: requests.Session) -> str:
+    r = post(s, f"{base}/applications", {"vehicle": VEHICLE, "plan": PLAN},
+             form_url=f"{base}/applications/new?vehicle={VEHICLE}&plan={PLAN}")
+    assert r.status_code == 200 and "/consent" in r.url, r.text[:300]
+    return r.url.rsplit("/", 2)[-2]
+
+
+def consent(base: str, s: requests.Session, app_id: str, face: bool = True) -> None:
+    data = {"sensitive_pi": "yes", **({"face_recognition": "yes"} if face else {})}
+    r = post(s, f"{base}/applications/{app_id}/consent", data)
+    assert r.status_code == 200 and "/id-card" in r.url, r.text[:300]
+
+
+def wait_check(s: requests.Session, base: str, app_id: str, page: str, timeout: float = 60) -> str:
+    """Follow the polled check fragment until it is finished; returns its HTML."""
+    match = re.search(r'/checks/([0-9a-f-]{36})', page)
+    assert match, page[:500]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fragment = s.get(f"{base}/applications/{app_id}/checks/{match.group(1)}", timeout=TIMEOUT).text
+        if 'data-state="done"' in fragment or 'data-state="error"' in fragment:
+            return fragment
+        time.sleep(0.3)
+    raise AssertionError("the check did not finish")
+
+
+def upload_card(base: str, s: requests.Session, app_id: str, front: bytes, back: bytes) -> requests.Response:
+    url = f"{base}/applications/{app_id}/id-card"
+    return s.post(url, data={"csrf_token": csrf(s, url)}, timeout=TIMEOUT,
+                  files={"front": ("front.jpg", front, "image/jpeg"), "back": ("back.jpg", back, "image/jpeg")})
+
+
+def ready_to_submit(base: str, s: requests.Session, card_images: tuple[bytes, bytes], face: bool = True) -> str:
+    app_id = start(base, s)
+    consent(base, s, app_id, face)
+    r = upload_card(base, s, app_id, *card_images)
+    assert r.status_code == 202, r.text[:500]
+    assert 'data-outcome="ok"' in wait_check(s, base, app_id, r.text)
+    for step, data in (("customer", CUSTOMER), ("work", WORK), ("vehicle", {"vin": VIN, "condition": "new"})):
+        r = post(s, f"{base}/applications/{app_id}/steps/{step}", data)
+        assert r.status_code == 200, (step, r.text[:800])
+    return app_id
+
+
+def test_consent_comes_before_any_capture(bff_server: Any, card_images: tuple[bytes, bytes]) -> None:
+    base = bff_server.url
+    with sign_in(base, SALES_A) as s:
+        app_id = start(base, s)
+        # no consent yet: the details and ID pages lead to the consent page, an upload is refused
+        assert s.get(f"{base}/applications/{app_id}/steps/customer", timeout=TIMEOUT).url.endswith("/consent")
+        token = csrf(s, f"{base}/applications/{app_id}/consent")
+        r = s.post(f"{base}/applications/{app_id}/id-card", data={"csrf_token": token}, timeout=TIMEOUT,
+                   files={"front": ("f.jpg", card_images[0]), "back": ("b.jpg", card_images[1])},
+                   allow_redirects=False)
+        assert r.status_code == 302 and r.headers["Location"].endswith("/consent")
+        # refusing the sensitive-information consent is explained, nothing recorded
+        r = post(s, f"{base}/applications/{app_id}/consent", {"face_recognition": "yes"})
+        assert r.status_code == 422 and "无法在线受理" in r.text
+        consent(base, s, app_id, face=False)
+        page = s.get(f"{base}/applications/{app_id}/consent", timeout=TIMEOUT).text
+        assert page.count("verdict ok") == 1  # one purpose agreed, face recognition still open
+
+
+def test_the_whole_application_up_to_identity_review(bff_server: Any, app: Any,
+                                                      card_images: tuple[bytes, bytes]) -> None:
+    base = bff_server.url
+    with sign_in(base, SALES_A) as s:
+        app_id = start(base, s)
+        consent(base, s, app_id)
+        r = upload_card(base, s, app_id, *card_images)
+        assert r.status_code == 202 and "progress" in r.text
+        assert 'data-outcome="ok"' in wait_check(s, base, app_id, r.text)
+        # OCR pre-filled the customer step from the card
+        page = s.get(f"{base}/applications/{app_id}/steps/customer", timeout=TIMEOUT).text
+        assert f'value="{CARD.id_number}"' in page and f'value="{CARD.name}"' in page
+        # a wrong check digit is explained inline, and what was typed is kept (and flagged against the card)
+        bad = {**CUSTOMER, "id_number": CARD.id_number[:-1] + "9"}
+        r = post(s, f"{base}/applications/{app_id}/steps/customer", bad)
+        assert r.status_code == 422 and 'data-field="id_number"' in r.text
+        assert f'value="{bad["id_number"]}"' in r.text and 'data-mismatch="id_number"' in r.text
+        r = post(s, f"{base}/applications/{app_id}/steps/customer", CUSTOMER)
+        assert r.status_code == 200 and r.url.endswith("/steps/work")
+        # submit too early: what is missing is listed
+        r = post(s, f"{base}/applications/{app_id}/submit", form_url=f"{base}/applications/{app_id}")
+        assert r.status_code == 422 and 'role="alert"' in r.text
+        r = post(s, f"{base}/applications/{app_id}/steps/work", {**WORK, "monthly_income": "0"})
+        assert r.status_code == 422 and 'data-field="monthly_income"' in r.text
+        assert post(s, f"{base}/applications/{app_id}/steps/work", WORK).status_code == 200
+        r = post(s, f"{base}/applications/{app_id}/steps/vehicle", {"vin": VIN[:8] + "0" + VIN[9:],
+                                                                     "condition": "used"})
+        assert r.status_code == 422 and 'data-field="vin"' in r.text and 'data-field="mileage"' in r.text
+        assert post(s, f"{base}/applications/{app_id}/steps/vehicle", {"vin": VIN, "condition": "new"}) \
+            .status_code == 200
+        r = post(s, f"{base}/applications/{app_id}/submit", form_url=f"{base}/applications/{app_id}")
+        assert r.status_code == 200 and r.url.endswith("/face"), r.text[:500]
+        # a selfie through the fallback (no camera preview, so no liveness): the same person → staff review
+        face_url = f"{base}/applications/{app_id}/face"
+        r = s.post(face_url, data={"csrf_token": csrf(s, face_url)}, timeout=TIMEOUT,
+                   files={"selfie": ("selfie.jpg", jpeg(faces.padded(faces.photo("obama2.jpg"))), "image/jpeg")})
+        assert r.status_code == 202, r.text[:500]
+        done = wait_check(s, base, app_id, r.text)
+        assert 'data-outcome="review"' in done and "未进行活体检测" in done
+        detail = s.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
+        assert 'data-status="kyc_review"' in detail and 'data-testid="review"' not in detail  # not for sales
+    # the salesperson who sold cannot verify; their dealer admin can, with a note
+    with sign_in(base, SALES_A) as s:
+        r = post(s, f"{base}/applications/{app_id}/review", {"decision": "kyc_passed", "note": "ok"},
+                 form_url=f"{base}/applications/{app_id}")
+        assert r.status_code == 403
+    with sign_in(base, ADMIN_A) as admin:
+        r = post(admin, f"{base}/applications/{app_id}/review", {"decision": "kyc_passed", "note": ""},
+                 form_url=f"{base}/applications/{app_id}")
+        assert r.status_code == 422
+        r = post(admin, f"{base}/applications/{app_id}/review",
+                 {"decision": "kyc_passed", "note": "原件核对一致"}, form_url=f"{base}/applications/{app_id}")
+        assert r.status_code == 200 and 'data-status="kyc_passed"' in r.text
+        history = r.text.split('data-testid="history"')[1]
+        for step in ("→ draft", "draft → submitted", "submitted → kyc_review", "kyc_review → kyc_passed"):
+            assert step in history
+    # the images are in S3 under the dealer's prefix, encrypted; the biometric ones are marked as such
+    svc = app.extensions["leaseline"]
+    docs = svc.applications.repo.documents(app_id)
+    assert {d.kind for d in docs} >= {"id_front", "id_back", "id_portrait", "selfie"}
+    dealer = svc.applications.repo.get(app_id, _all()).dealer_id
+    for d in docs:
+        assert d.object_key.startswith(f"tenants/{dealer}/applications/{app_id}/")
+        assert svc.store.head(d.object_key).server_side_encryption == "AES256"
+        assert d.biometric == (d.kind in ("id_portrait", "selfie") or d.kind.startswith("frame"))
+
+
+def _all() -> Any:
+    from infra.applications import Scope
+
+    return Scope()
+
+
+def test_personal_data_is_encrypted_masked_and_unmasking_is_audited(bff_server: Any, app: Any,
+                                                                   card_images: tuple[bytes, bytes]) -> None:
+    base = bff_server.url
+    with sign_in(base, SALES_A) as s:
+        app_id = ready_to_submit(base, s, card_images)
+        page = s.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
+        assert "1101**********0011" in page and "139****9000" in page and CARD.id_number not in page
+        assert 'action="/applications/' + app_id + '/unmask' not in page  # sales may not unmask
+        r = post(s, f"{base}/applications/{app_id}/unmask/id_number", form_url=f"{base}/applications/{app_id}")
+        assert r.status_code == 403
+    db = app.extensions["leaseline"].db
+    with db.engine.connect() as conn:
+        row = conn.execute(text("SELECT * FROM applications WHERE id = :id"), {"id": app_id}).mappings().one()
+        dumped = " ".join(str(v) for v in row.values())
+        assert CARD.id_number not in dumped and "13900139000" not in dumped and CARD.address not in dumped
+        checks = " ".join(str(v) for v in conn.execute(text("SELECT detail FROM kyc_checks")).scalars())
+        assert CARD.id_number not in checks
+    with sign_in(base, ADMIN_A) as admin:
+        r = post(admin, f"{base}/applications/{app_id}/unmask/id_number", form_url=f"{base}/applications/{app_id}")
+        assert r.status_code == 200 and CARD.id_number in r.text and r.headers["Cache-Control"] == "no-store"
+    events = app.extensions["leaseline"].audit.search(action="pii.unmasked")
+    assert any(e.target == app_id and e.actor_label == ADMIN_A and e.details == {"field": "id_number"}
+               for e in events)
+
+
+def test_applications_are_scoped_by_tenant_owner_and_role(bff_server: Any, card_images: tuple[bytes, bytes]) -> None:
+    base = bff_server.url
+    with sign_in(base, SALES_A) as s:
+        app_id = start(base, s)
+        consent(base, s, app_id)
+        assert post(s, f"{base}/applications/{app_id}/steps/customer", CUSTOMER).status_code == 200
+        assert app_id[:8] in s.get(f"{base}/applications", timeout=TIMEOUT).text
+    with sign_in(base, SALES_B) as other:  # another dealer: not found, and not in the list
+        assert other.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).status_code == 404
+        assert app_id[:8] not in other.get(f"{base}/applications", timeout=TIMEOUT).text
+        token = csrf(other, f"{base}/applications")
+        r = other.post(f"{base}/applications/{app_id}/steps/work", data={**WORK, "csrf_token": token},
+                       timeout=TIMEOUT)
+        assert r.status_code == 404
+    with sign_in(base, ADMIN_A) as admin:  # the dealer's admin sees every application of the dealer
+        listing = admin.get(f"{base}/applications", params={"q": "13900139000"}, timeout=TIMEOUT).text
+        listing = listing.split('data-testid="pipeline"')[1]
+        assert app_id[:8] in listing  # found by the full mobile number (keyed hash), shown masked
+        assert "13900139000" not in listing and "139****9000" in listing
+        assert app_id[:8] not in admin.get(f"{base}/applications", params={"status": "kyc_passed"},
+                                           timeout=TIMEOUT).text
+    with sign_in(base, RISK1) as risk:  # the lessor's risk officers see every dealer's, read-only
+        assert risk.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).status_code == 200
+        token = csrf(risk, f"{base}/applications")
+        r = risk.post(f"{base}/applications/{app_id}/steps/work", data={**WORK, "csrf_token": token},
+                      timeout=TIMEOUT)
+        assert r.status_code == 403
+    anonymous = requests.get(f"{base}/applications/{app_id}", timeout=TIMEOUT, allow_redirects=False)
+    assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
+
+
+def _png_header_bomb() -> bytes:
+    """A tiny PNG that declares 30,000 × 30,000 pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("front, code", [
+    (b"%PDF-1.4 not an image", "image_not_image"),
+    ("bomb", "image_too_many_pixels"),
+    ("tiny", "image_too_small"),
+    (b"", "image_empty"),
+])
+def test_bad_uploads_are_explained_and_nothing_is_stored(bff_server: Any, app: Any, front: Any, code: str,
+                                                         card_images: tuple[bytes, bytes]) -> None:
+    base = bff_server.url
+    if front == "bomb":
+        front = _png_header_bomb()
+    elif front == "tiny":
+        front = jpeg(Image.new("RGB", (80, 50), (200, 200, 200)))
+    with sign_in(base, SALES_A) as s:
+        app_id = start(base, s)
+        consent(base, s, app_id)
+        r = upload_card(base, s, app_id, front, card_images[1])
+        assert r.status_code == 422, r.text[:300]
+        assert 'data-testid="upload-error"' in r.text
+        found = re.search(r'data-code="([a-z_]+)"', r.text)
+        assert found, r.text[:500]
+        assert app.extensions["leaseline"].applications.repo.documents(app_id) == []
+        assert found.group(1) == code
+
+
+def test_a_wrong_side_or_blank_card_is_refused_with_the_reason(bff_server: Any, card_images: tuple[bytes, bytes]
+                                                               ) -> None:
+    base = bff_server.url
+    with sign_in(base, SALES_A) as s:
+        app_id = start(base, s)
+        consent(base, s, app_id)
+        r = upload_card(base, s, app_id, card_images[1], card_images[1])  # the back twice
+        done = wait_check(s, base, app_id, r.text)
+        assert 'data-outcome="refused"' in done and 'data-code="id_wrong_side"' in done
+        r = upload_card(base, s, app_id, jpeg(idcards.blank()), card_images[1])
+        assert 'data-code="id_card_unreadable"' in wait_check(s, base, app_id, r.text)
+
+
+def test_an_upload_over_the_size_limit_gets_a_friendly_413(bff_server: Any) -> None:
+    base = bff_server.url
+    with sign_in(base, SALES_A) as s:
+        app_id = start(base, s)
+        consent(base, s, app_id)
+        big = b"\xff\xd8" + b"0" * (30 * 1024 * 1024)
+        url = f"{base}/applications/{app_id}/id-card"
+        try:
+            r = s.post(url, data={"csrf_token": csrf(s, url)}, files={"front": ("f.jpg", big), "back": ("b.jpg", big)},
+                       timeout=30)
+        except requests.ConnectionError:  # the server may close the connection once it has answered 413
+            return
+        assert r.status_code == 413 and "<html" in r.text
+
+
+def test_an_offline_replay_with_the_same_idempotency_key_is_applied_once(bff_server: Any, app: Any) -> None:
+    base = bff_server.url
+    with sign_in(base, SALES_A) as s:
+        app_id = start(base, s)
+        consent(base, s, app_id)
+        url = f"{base}/applications/{app_id}/steps/work"
+        key = str(uuid.uuid4())
+        headers = {"Idempotency-Key": key, "HX-Request": "true"}
+        first = s.post(url, data={**WORK, "csrf_token": csrf(s, url)}, headers=headers, timeout=TIMEOUT)
+        assert first.status_code == 204 and first.headers["HX-Redirect"].endswith("/steps/vehicle")
+        repo = app.extensions["leaseline"].applications.repo
+        version = repo.get(app_id, _all()).version
+        again = s.post(url, data={**WORK, "employer": "changed later", "csrf_token": csrf(s, url)}, headers=headers,
+                       timeout=TIMEOUT)
+        assert again.status_code == 204 and repo.get(app_id, _all()).version == version
+        # starting an application twice with one key (a double tap) makes one application
+        start_key = str(uuid.uuid4())
+        new_url = f"{base}/applications/new?vehicle={VEHICLE}&plan={PLAN}"
+        a = s.post(f"{base}/applications", data={"vehicle": VEHICLE, "plan": PLAN, "csrf_token": csrf(s, new_url)},
+                   headers={"Idempotency-Key": start_key}, timeout=TIMEOUT)
+        b = s.post(f"{base}/applications", data={"vehicle": VEHICLE, "plan": PLAN, "csrf_token": csrf(s, new_url)},
+                   headers={"Idempotency-Key": start_key}, timeout=TIMEOUT)
+        assert a.url == b.url and "/consent" in a.url
+
+
+def test_biometric_images_are_deleted_after_the_retention_period(bff_server: Any, app: Any,
+                                                                card_images: tuple[bytes, bytes]) -> None:
+    from datetime import UTC
+    from datetime import datetime
+    from datetime import timedelta
+
+    from infra.storage import ObjectNotFound
+
+    base = bff_server.url
+    with sign_in(base, SALES_A) as s:
+        app_id = ready_to_submit(base, s, card_images, face=False)
+        assert post(s, f"{base}/applications/{app_id}/submit", form_url=f"{base}/applications/{app_id}") \
+            .status_code == 200
+        assert post(s, f"{base}/applications/{app_id}/counter", form_url=f"{base}/applications/{app_id}") \
+            .status_code == 200
+    with sign_in(base, ADMIN_A) as admin:
+        post(admin, f"{base}/applications/{app_id}/review", {"decision": "kyc_passed", "note": "柜台核验原件"},
+             form_url=f"{base}/applications/{app_id}")
+    svc = app.extensions["leaseline"]
+    portrait = svc.applications.repo.documents(app_id, ("id_portrait",))[0]
+    assert svc.kyc.purge_biometrics() == 0 or svc.applications.repo.documents(app_id, ("id_portrait",))
+    later = datetime.now(UTC) + timedelta(days=31)
+    assert svc.kyc.purge_biometrics(later) >= 1
+    assert svc.applications.repo.documents(app_id, ("id_portrait",)) == []
+    assert svc.applications.repo.documents(app_id, ("id_front",))  # the card itself is kept (not biometric)
+    with pytest.raises(ObjectNotFound):
+        svc.store.get(portrait.object_key)
+
+
+def test_images_reach_reviewers_only_through_short_lived_links(bff_server: Any, app: Any,
+                                                               card_images: tuple[bytes, bytes]) -> None:
+    base = bff_server.url
+    with sign_in(base, SALES_A) as s:
+        app_id = ready_to_submit(base, s, card_images)
+    doc = app.extensions["leaseline"].applications.repo.documents(app_id, ("id_front",))[0]
+    with sign_in(base, SALES_A) as s:
+        assert s.get(f"{base}/applications/{app_id}/documents/{doc.id}", timeout=TIMEOUT).status_code == 403
+    with sign_in(base, ADMIN_A) as admin:
+        r = admin.get(f"{base}/applications/{app_id}/documents/{doc.id}", timeout=TIMEOUT, allow_redirects=False)
+        assert r.status_code == 303 and "X-Amz-Expires=120" in r.headers["Location"]
+        image = requests.get(r.headers["Location"], timeout=TIMEOUT)
+        assert image.status_code == 200 and Image.open(io.BytesIO(image.content)).size[0] >= 300
+    # the object itself is not public
+    assert requests.get(f"{app.config['SETTINGS'].s3_endpoint_url}/{app.config['SETTINGS'].s3_bucket}/"
+                        f"{doc.object_key}", timeout=TIMEOUT).status_code == 403
+
+
+def test_an_invited_customer_applies_on_their_own_phone_and_sees_only_their_own(bff_server: Any, app: Any) -> None:
+    from tests.integration.test_invitations import invite
+    from tests.integration.test_invitations import latest_code
+    from tests.integration.test_invitations import request_code
+
+    base = bff_server.url
+    mobile = "13700137000"
+    with sign_in(base, SALES_A) as sales, requests.Session() as customer, requests.Session() as stranger:
+        _, link = invite(base, sales, mobile)
+        customer.get(link, timeout=TIMEOUT)
+        request_code(customer, link)
+        r = customer.post(f"{link}/verify", data={"code": latest_code(app, mobile),
+                                                   "csrf_token": csrf(customer, link)}, timeout=TIMEOUT)
+        assert "/plans/byd-han-ev" in r.url and 'data-testid="apply"' in r.text
+        app_id = start(base, customer)
+        consent(base, customer, app_id)
+        # the verified mobile is theirs: a customer cannot put another number on the application
+        r = post(customer, f"{base}/applications/{app_id}/steps/customer", {**CUSTOMER, "mobile": "13600136000"})
+        assert r.status_code == 200
+        repo = app.extensions["leaseline"].applications.repo
+        assert repo.get(app_id, _all()).mobile_masked == "137****7000"
+        # their list shows it; the salesperson who invited them owns it and sees it in the pipeline
+        assert app_id in customer.get(f"{base}/applications", timeout=TIMEOUT).text
+        assert app_id[:8] in sales.get(f"{base}/applications", timeout=TIMEOUT).text
+        # staff-only actions are refused to the customer
+        r = post(customer, f"{base}/applications/{app_id}/review", {"decision": "kyc_passed", "note": "x"},
+                 form_url=f"{base}/applications/{app_id}")
+        assert r.status_code == 403
+        # someone without the verified session sees nothing
+        r = stranger.get(f"{base}/applications/{app_id}", timeout=TIMEOUT, allow_redirects=False)
+        assert r.status_code == 302 and "/login" in r.headers["Location"]
+    # another invited customer of the same dealer does not see the first one's application
+    with sign_in(base, SALES_A) as sales, requests.Session() as other:
+        _, link = invite(base, sales, "13500135000")
+        other.get(link, timeout=TIMEOUT)
+        request_code(other, link)
+        other.post(f"{link}/verify", data={"code": latest_code(app, "13500135000"),
+                                           "csrf_token": csrf(other, link)}, timeout=TIMEOUT)
+        assert other.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).status_code == 404
+        assert app_id not in other.get(f"{base}/applications", timeout=TIMEOUT).text
+
+
+def face_attempt(base: str, s: requests.Session, app_id: str, photo: str) -> str:
+    url = f"{base}/applications/{app_id}/face"
+    r = s.post(url, data={"csrf_token": csrf(s, url)}, timeout=TIMEOUT,
+               files={"selfie": ("selfie.jpg", jpeg(faces.padded(faces.photo(photo))), "image/jpeg")})
+    assert r.status_code == 202, r.text[:500]
+    return wait_check(s, base, app_id, r.text)
+
+
+def test_three_failed_face_checks_go_to_staff_instead_of_locking_the_customer_out(
+        bff_server: Any, app: Any, card_images: tuple[bytes, bytes]) -> None:
+    base = bff_server.url
+    repo = app.extensions["leaseline"].applications.repo
+    with sign_in(base, SALES_A) as s:
+        app_id = ready_to_submit(base, s, card_images)
+        assert post(s, f"{base}/applications/{app_id}/submit", form_url=f"{base}/applications/{app_id}") \
+            .status_code == 200
+        for attempt in (1, 2):
+            done = face_attempt(base, s, app_id, "biden.jpg")  # somebody else holds the phone
+            assert 'data-outcome="fail"' in done and "不是同一人" in done
+            current = repo.get(app_id, _all())
+            assert current.status == "submitted" and current.face_attempts == attempt
+            # the page says which attempt comes next
+            assert f"第 {attempt + 1} 次，共 3 次" in s.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
+        assert 'data-outcome="fail"' in face_attempt(base, s, app_id, "astronaut")
+        current = repo.get(app_id, _all())
+        assert current.status == "kyc_review" and current.face_attempts == 3
+        notes = [e.note for e in repo.events(app_id)]
+        assert notes[-1] == "face_check_failed:3"
+        # no further attempt is taken once a person is looking at it
+        url = f"{base}/applications/{app_id}/face"
+        r = s.post(url, data={"csrf_token": csrf(s, url)}, timeout=TIMEOUT,
+                   files={"selfie": ("s.jpg", jpeg(faces.padded(faces.photo("obama2.jpg"))), "image/jpeg")})
+        assert r.status_code == 422 and 'data-code="wrong_state"' in r.text
+
+
+def test_a_passed_face_check_verifies_the_identity(bff_server: Any, app: Any,
+                                                   card_images: tuple[bytes, bytes]) -> None:
+    """The pass transition itself (liveness cannot be passed by still test photos, see tests/e2e/test_kyc.py)."""
+    base = bff_server.url
+    svc = app.extensions["leaseline"].applications
+    with sign_in(base, SALES_A) as s:
+        app_id = ready_to_submit(base, s, card_images)
+        assert post(s, f"{base}/applications/{app_id}/submit", form_url=f"{base}/applications/{app_id}") \
+            .status_code == 200
+        moved = svc.face_outcome(app_id, "pass", {})
+        assert moved is not None and moved.status == "kyc_passed" and moved.decided_at is not None
+        assert svc.face_outcome(app_id, "fail", {}) is None  # a late result changes nothing after a decision
+        page = s.get(f"{base}/applications", timeout=TIMEOUT).text
+        assert app_id[:8] in page and 'data-status="kyc_passed"' in page

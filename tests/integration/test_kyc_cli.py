@@ -1,0 +1,91 @@
+"""``leaseline kyc …`` as a staff member or a script runs it: the installed entry point, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.common.faces import encode
+from tests.common.faces import id_portrait
+from tests.common.faces import images_dir
+from tests.common.faces import photo
+
+LEASELINE = str(Path(sys.executable).with_name("leaseline"))
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LEASELINE, "kyc", *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_check_id_valid_json() -> None:
+    done = run("check-id", "11010519491231002x", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"valid": True, "reasons": [], "birth_date": "1949-12-31", "sex": "female",
+                                       "region_code": "110105"}
+
+
+def test_check_id_invalid_is_an_answer_not_an_error() -> None:
+    done = run("check-id", "110105194912310021", "--json")
+    assert done.returncode == 0
+    data = json.loads(done.stdout)
+    assert data["valid"] is False
+    assert [r["code"] for r in data["reasons"]] == ["id_check_digit"]
+    assert data["reasons"][0]["text_zh"]
+
+
+def test_check_id_text() -> None:
+    done = run("check-id", "12345")
+    assert done.returncode == 0
+    assert "invalid" in done.stdout and "18 characters" in done.stdout
+
+
+def test_check_vin() -> None:
+    assert json.loads(run("check-vin", "1M8GDM9AXKP042788", "--json").stdout) == {"valid": True, "reasons": []}
+    data = json.loads(run("check-vin", "1M8GDM9A1KP042788", "--json").stdout)
+    assert data["valid"] is False and data["reasons"][0]["code"] == "vin_check_digit"
+    assert "valid" in run("check-vin", "1M8GDM9AXKP042788").stdout
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("kyc-cli")
+    (folder / "portrait.jpg").write_bytes(encode(id_portrait(photo("obama.jpg")), quality=90))
+    (folder / "biden-portrait.png").write_bytes(encode(id_portrait(photo("biden.jpg")), "PNG"))
+    (folder / "blank.jpg").write_bytes(encode(photo("obama.jpg").point(lambda _: 128)))
+    (folder / "notes.txt").write_text("not a photo")
+    return folder
+
+
+def test_match_same_person(photo_dir: Path) -> None:
+    done = run("match", str(photo_dir / "portrait.jpg"), str(images_dir() / "obama2.jpg"), "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["outcome"] == "pass"
+    assert 0 < data["distance"] <= 0.5
+    assert data["faces"] == {"id": 1, "selfie": 1}
+    assert [c["code"] for c in data["checks"]] == ["faces_id", "faces_selfie", "face_distance"]
+
+
+def test_match_other_person_text(photo_dir: Path) -> None:
+    done = run("match", str(photo_dir / "biden-portrait.png"), str(images_dir() / "obama3.jpg"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("fail") and "does not match" in done.stdout
+
+
+def test_match_no_face(photo_dir: Path) -> None:
+    data = json.loads(run("match", str(photo_dir / "portrait.jpg"), str(photo_dir / "blank.jpg"), "--json").stdout)
+    assert (data["outcome"], data["distance"], data["faces"]) == ("fail", None, {"id": 1, "selfie": 0})
+
+
+@pytest.mark.parametrize(("name", "message"), [("missing.jpg", "No such file"), ("notes.txt", "not a photo")])
+def test_match_unreadable_input_is_a_one_line_error(photo_dir: Path, name: str, message: str) -> None:
+    done = run("match", str(photo_dir / "portrait.jpg"), str(photo_dir / name), "--json")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and name in lines[0]
+    assert "Traceback" not in done.stderr
