@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from bff.applications.jobs import ProcessLocalPool
 from bff.applications.kyc import KycService
 from bff.applications.services import ApplicationService
 from bff.auth.services import AuthService
@@ -42,7 +42,7 @@ class Services:
     applications: ApplicationService
     kyc: KycService
     kyc_rate: str
-    executor: ThreadPoolExecutor
+    executor: ProcessLocalPool
 
 
 def warm_up() -> None:
@@ -76,10 +76,9 @@ def bootstrap(settings: Settings) -> Services:
                           access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
                           region=settings.s3_region)
     applications = ApplicationService(SqlApplications(db), vault, plans, audit, settings.biometric_retention_days)
-    # Face and OCR work runs out of the request thread; the models load once per process (kyc.faces).
-    executor = ThreadPoolExecutor(max_workers=settings.kyc_workers, thread_name_prefix="kyc")
-    if settings.env != "test":  # load the face models (~3 s) before the first customer waits for them
-        executor.submit(warm_up)
+    # Face and OCR work runs out of the request thread, in a pool per process; the face models load once
+    # per process (kyc.faces), warmed up when the pool starts (not in tests: most never need them).
+    executor = ProcessLocalPool(settings.kyc_workers, warm_up if settings.env != "test" else None)
     kyc = KycService(applications.repo, applications, store, executor, face_threshold=settings.face_threshold,
                      face_review_margin=settings.face_review_margin)
     return Services(db=db, plans=plans, accounts=accounts, audit=audit,

@@ -215,6 +215,11 @@ def _gunicorn(app: Any, port: int, workers: int) -> None:
             # the path without the query string: searches by mobile or ID number must not reach the logs
             self.cfg.set("access_log_format", '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss')
             self.cfg.set("graceful_timeout", 5)
+            # each worker makes its own KYC pool after the fork (threads do not survive one) and warms up
+            # the face models before its first customer
+            pool = getattr(app.extensions.get("leaseline"), "executor", None)
+            if pool is not None:
+                self.cfg.set("post_fork", lambda server, worker: pool.start())
 
         def load(self) -> Any:
             return app

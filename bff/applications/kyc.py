@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import Callable
 from collections.abc import Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import date
@@ -24,6 +23,7 @@ from typing import Any
 
 from PIL import Image
 
+from bff.applications.jobs import ProcessLocalPool
 from bff.applications.services import Actor
 from bff.applications.services import ApplicationService
 from bff.applications.services import NotAllowed
@@ -73,8 +73,8 @@ def _load(field: str, data: bytes, min_side: int) -> Image.Image:
 
 
 class KycService:
-    def __init__(self, repo: SqlApplications, apps: ApplicationService, store: S3ObjectStore, executor: Executor,
-                 *, face_threshold: float, face_review_margin: float,
+    def __init__(self, repo: SqlApplications, apps: ApplicationService, store: S3ObjectStore,
+                 executor: ProcessLocalPool, *, face_threshold: float, face_review_margin: float,
                  today: Callable[[], date] = date.today) -> None:
         self.repo, self.apps, self.store, self.executor = repo, apps, store, executor
         self.face_threshold, self.face_review_margin = face_threshold, face_review_margin
