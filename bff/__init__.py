@@ -95,6 +95,11 @@ def register_extensions(app: Flask) -> None:
     session.register(app)
     cookies.register(app)
 
+    @app.before_request
+    def _resumer() -> None:
+        # this process sends applications waiting for the risk service (after a fork too): a cheap check
+        app.extensions["leaseline"].risk.start_resumer()
+
 
 def register_blueprints(app: Flask) -> None:
     from bff.api.views import bp as api_bp
@@ -103,6 +108,7 @@ def register_blueprints(app: Flask) -> None:
     from bff.invitations.views import bp as invitations_bp
     from bff.plans.views import bp as plans_bp
     from bff.pwa.views import bp as pwa_bp
+    from bff.reviews.views import bp as reviews_bp
     from bff.staff.views import bp as staff_bp
 
     app.register_blueprint(pwa_bp)
@@ -111,6 +117,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(invitations_bp)
     app.register_blueprint(plans_bp)
     app.register_blueprint(applications_bp)
+    app.register_blueprint(reviews_bp)
     app.register_blueprint(api_bp)
     # The JSON API is stateless (no cookie authentication), so there is no session to forge a request
     # against; later issues authenticate it with bearer tokens, which CSRF does not concern.

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bff.applications.jobs import ProcessLocalPool
 from bff.applications.kyc import KycService
+from bff.applications.risk import RiskDispatch
 from bff.applications.services import ApplicationService
 from bff.auth.services import AuthService
 from bff.config import ConfigError
@@ -17,10 +18,18 @@ from infra.accounts import SqlAccounts
 from infra.applications import SqlApplications
 from infra.audit import SqlAuditLog
 from infra.catalogue import SqlCatalogue
+from infra.clients.http import ServiceClient
+from infra.clients.risk import ASSESS_SCOPE
+from infra.clients.risk import REVIEW_SCOPE
+from infra.clients.risk import RISK_AUDIENCE
+from infra.clients.risk import RiskClient
+from infra.clients.tokens import TokenSource
 from infra.db import Database
 from infra.invitations import SqlInvitations
 from infra.pii import PiiVault
 from infra.pii import configured_key
+from infra.service_tokens import TokenIssuer
+from infra.service_tokens import load_or_create_signing_key
 from infra.sms import SandboxOutboxSms
 from infra.storage import S3ObjectStore
 from plans.policy import load_policy
@@ -41,6 +50,7 @@ class Services:
     store: S3ObjectStore
     applications: ApplicationService
     kyc: KycService
+    risk: RiskDispatch
     kyc_rate: str
     executor: ProcessLocalPool
 
@@ -81,7 +91,13 @@ def bootstrap(settings: Settings) -> Services:
     executor = ProcessLocalPool(settings.kyc_workers, warm_up if settings.env != "test" else None)
     kyc = KycService(applications.repo, applications, store, executor, face_threshold=settings.face_threshold,
                      face_review_margin=settings.face_review_margin)
-    return Services(db=db, plans=plans, accounts=accounts, audit=audit,
+    signing_key = load_or_create_signing_key(var_dir() / "service_signing_key.pem")
+    tokens = TokenIssuer(signing_key, settings.service_issuer)
+    risk_client = RiskClient(ServiceClient(settings.risk_url, TokenSource(tokens, RISK_AUDIENCE, [ASSESS_SCOPE,
+                                                                                                  REVIEW_SCOPE])))
+    risk = RiskDispatch(applications.repo, applications, risk_client, executor)
+    applications.on_kyc_passed.append(risk.request)
+    return Services(db=db, plans=plans, accounts=accounts, audit=audit, risk=risk,
                     auth=AuthService(accounts, audit), sms=sms, invitations_repo=invitations,
                     invitations=InvitationService(invitations, sms, audit, settings.secret_key),
                     vault=vault, store=store, applications=applications, kyc=kyc, kyc_rate=settings.kyc_rate,

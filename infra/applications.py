@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import Select
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from infra.db.engine import Database
@@ -61,6 +63,10 @@ class Application:
     updated_at: datetime
     submitted_at: datetime | None
     decided_at: datetime | None
+    risk_assessment_id: str | None = None
+    risk_result: dict[str, Any] = field(default_factory=dict)
+    risk_attempts: int = 0
+    risk_next_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,8 @@ def _app(r: ApplicationRow) -> Application:
     return Application(r.id, r.dealer_id, r.owner_id, r.invitation_id, r.status, r.vehicle_id, r.vehicle_label,
                        r.plan_code, json.loads(r.plan_json), r.draft_enc, r.customer_name, r.id_masked, r.id_hash,
                        r.mobile_masked, r.mobile_hash, r.face_attempts, r.version, r.created_at, r.updated_at,
-                       r.submitted_at, r.decided_at)
+                       r.submitted_at, r.decided_at, r.risk_assessment_id, json.loads(r.risk_result or "{}"),
+                       r.risk_attempts, r.risk_next_at)
 
 
 def _doc(r: KycDocumentRow) -> Document:
@@ -237,6 +244,44 @@ class SqlApplications:
         with self.db.session() as session:
             return [Event(r.at, r.actor_kind, r.actor_id, r.from_status, r.to_status, r.note)
                     for r in session.scalars(stmt)]
+
+    # -- risk ---------------------------------------------------------------------------------------------
+    def due_for_risk(self, now: datetime, limit: int = 20) -> list[str]:
+        """Applications waiting for the risk service whose (re)send is due."""
+        stmt = (select(ApplicationRow.id).where(ApplicationRow.status == "risk_pending")
+                .where(or_(ApplicationRow.risk_next_at.is_(None), ApplicationRow.risk_next_at <= now))
+                .order_by(ApplicationRow.updated_at).limit(limit))
+        with self.db.session() as session:
+            return list(session.scalars(stmt))
+
+    def claim_risk_send(self, application_id: str, now: datetime, retry_at: datetime) -> bool:
+        """Take the (re)send of one application: True for exactly one caller across processes. The next
+        attempt is booked at ``retry_at`` in the same statement, so a crash mid-send is retried then."""
+        stmt = (update(ApplicationRow).where(ApplicationRow.id == application_id)
+                .where(ApplicationRow.status == "risk_pending")
+                .where(or_(ApplicationRow.risk_next_at.is_(None), ApplicationRow.risk_next_at <= now))
+                .values(risk_next_at=retry_at, risk_attempts=ApplicationRow.risk_attempts + 1))
+        with self.db.session() as session:
+            return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    def record_risk(self, application_id: str, *, assessment_id: str, result: dict[str, Any], to: str,
+                    allowed_from: Sequence[str] = ("risk_pending",), actor_kind: str = "system",
+                    actor_id: str = "risk", note: str = "") -> Application | None:
+        """Store the risk service's answer and move to ``to`` (from an allowed state), with the event."""
+        now = utcnow()
+        with self.db.session() as session:
+            row = session.get(ApplicationRow, application_id, with_for_update=True)
+            if row is None or row.status not in allowed_from:
+                return None
+            session.add(ApplicationEventRow(application_id=row.id, at=now, actor_kind=actor_kind, actor_id=actor_id,
+                                            from_status=row.status, to_status=to, note=note[:2000]))
+            row.status, row.risk_assessment_id = to, assessment_id[:64]
+            row.risk_result = json.dumps(result, ensure_ascii=False, default=str)
+            row.risk_next_at = None
+            row.updated_at = now
+            row.version += 1
+            session.flush()
+            return _app(row)
 
     # -- consent ---------------------------------------------------------------------------------------------
     def add_consent(self, application_id: str, *, purpose: str, text_version: str, text_sha256: str,

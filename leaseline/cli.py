@@ -21,7 +21,7 @@ import click
 
 from plans.errors import PlanInputError
 
-SERVICES = {"bff": 8000}
+SERVICES = {"bff": 8000, "risk": 8001}
 
 
 class Fail(click.ClickException):
@@ -233,6 +233,16 @@ def _gunicorn(app: Any, port: int, workers: int) -> None:
 @click.option("--workers", type=click.IntRange(1, 32), default=2)
 def serve(service: str, port: int | None, workers: int) -> None:
     """Start one service (gunicorn on 127.0.0.1)."""
+    if service == "risk":
+        from risk.app import create_app as create_risk_app
+        from risk.config import ConfigError as RiskConfigError
+
+        try:
+            app = create_risk_app()
+        except RiskConfigError as exc:  # a wrong setting, e.g. a policy file that does not exist
+            raise Fail(str(exc)) from None
+        _gunicorn(app, port or SERVICES[service], workers)
+        return
     from bff import create_app
     from bff.config import ConfigError
 
@@ -402,3 +412,44 @@ def kyc_purge(as_json: bool) -> None:
     finally:
         app.extensions["leaseline"].db.dispose()
     click.echo(json.dumps({"deleted": deleted}) if as_json else f"deleted {deleted} biometric images")
+
+
+@main.group("risk")
+def risk_group() -> None:
+    """The credit scorecard: retrain it, evaluate it on held-out data."""
+
+
+@risk_group.command("train")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+def risk_train(as_json: bool) -> None:
+    """Retrain the scorecard (fixed seed): writes risk/model/artifacts/scorecard-<version>.json and MODEL_CARD.md."""
+    from risk.model.train import summary
+    from risk.model.train import train
+
+    artifact = train()
+    if as_json:
+        click.echo(json.dumps({"version": artifact["version"], "path": artifact["path"], **artifact["metrics"],
+                               "bands": artifact["bands"], "out_of_fold": artifact["band_outcomes_oof"]}))
+        return
+    click.echo(summary(artifact))
+
+
+@risk_group.command("evaluate")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def risk_evaluate(as_json: bool) -> None:
+    """Cross-validated AUC/KS, and on a stratified 30% holdout: AUC, auto-decision, approval and bad rates."""
+    from risk.model.train import evaluate
+
+    data = evaluate()
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    click.echo(f"5-fold CV       AUC {data['cv_auc']}  KS {data['cv_ks']}  Gini {data['cv_gini']}")
+    click.echo(f"holdout ({data['holdout_rows']})   AUC {data['holdout_auc']}  KS {data['holdout_ks']}  "
+               f"(bands: approve PD ≤ {data['bands']['approve_max_pd']}, decline PD ≥ "
+               f"{data['bands']['decline_min_pd']})")
+    click.echo(f"auto-decided    {percent(Decimal(str(data['auto_decision_rate'])))}   approved "
+               f"{percent(Decimal(str(data['approval_rate'])))} (bad "
+               f"{percent(Decimal(str(data['bad_rate_auto_approved'])))})   declined "
+               f"{percent(Decimal(str(data['decline_rate'])))} (bad "
+               f"{percent(Decimal(str(data['bad_rate_auto_declined'])))})")

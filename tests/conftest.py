@@ -68,6 +68,16 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     yield from seaweed(tmp_path_factory)
 
 
+@pytest.fixture(scope="session")
+def risk_server(_var_dir: Path) -> Iterator[Any]:
+    """The risk service over real HTTP (its own SQLite database), verifying the BFF's service tokens."""
+    from tests.common.risk import RiskServer
+    from tests.common.risk import risk_database
+
+    with risk_database(_var_dir) as url, RiskServer(url, _var_dir) as server:
+        yield server
+
+
 def s3_config(peer: Any) -> dict[str, object]:
     """The BFF settings that point it at ``peer`` (a started SeaweedS3)."""
     return {"s3_endpoint_url": peer.endpoint_url, "s3_access_key": peer.access_key,
@@ -90,9 +100,10 @@ def build_app(url: str, **config: object) -> Flask:
 
 
 @pytest.fixture(scope="session")
-def app(db_url: str, s3_server: Any) -> Iterator[Flask]:
-    application = build_app(db_url, **s3_config(s3_server))
+def app(db_url: str, s3_server: Any, risk_server: Any) -> Iterator[Flask]:
+    application = build_app(db_url, **s3_config(s3_server), risk_url=risk_server.url)
     yield application
+    application.extensions["leaseline"].risk.stop_resumer()
     application.extensions["leaseline"].db.dispose()
 
 
@@ -121,15 +132,16 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(_var_dir: Path, s3_server: Any) -> Iterator[LiveServer]:
+def live_server(_var_dir: Path, s3_server: Any, risk_server: Any) -> Iterator[LiveServer]:
     """A live BFF on SQLite (browser tests); the HTTP-level tests use ``app`` on every database."""
     from infra.db.migrate import upgrade
 
     url = f"sqlite:///{_var_dir / 'live.db'}"
     upgrade(url)
-    application = build_app(url, **s3_config(s3_server))
+    application = build_app(url, **s3_config(s3_server), risk_url=risk_server.url)
     with LiveServer(application) as server:
         yield server
+    application.extensions["leaseline"].risk.stop_resumer()
     application.extensions["leaseline"].db.dispose()
 
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import tomllib
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,6 +100,14 @@ class ApplicationService:
                  retention_days: int = 30) -> None:
         self.repo, self.vault, self.plans, self.audit = repo, vault, plans, audit
         self.retention_days = retention_days
+        #: called with the application id whenever one reaches kyc_passed (the risk dispatch listens)
+        self.on_kyc_passed: list[Callable[[str], None]] = []
+
+    def _passed(self, moved: Application | None) -> Application | None:
+        if moved is not None and moved.status == "kyc_passed":
+            for listener in self.on_kyc_passed:
+                listener(moved.id)
+        return moved
 
     # -- look-ups --------------------------------------------------------------------------------------------
     def get(self, actor: Actor, application_id: str) -> Application | None:
@@ -222,6 +231,10 @@ class ApplicationService:
         if not id_card_done:
             raise NotAllowed("id_card_required", "请先拍摄或上传身份证正反面", "Please photograph or upload both "
                              "sides of the ID card first")
+        # the device and network it was submitted from: the risk service's velocity and fraud rules use them
+        draft["_device_ip"] = actor.ip or "unknown"
+        draft["_device_ua"] = hashlib.sha256(actor.user_agent.encode("utf-8")).hexdigest()[:32]
+        app = self._store_draft(app, draft)
         moved = self.repo.transition(app.id, allowed_from=("draft",), to="submitted", actor_kind=actor.kind,
                                      actor_id=actor.id)
         if moved is None:
@@ -239,8 +252,8 @@ class ApplicationService:
     def face_outcome(self, app_id: str, outcome: str, detail: Mapping[str, Any]) -> Application | None:
         """Apply a finished face check: pass → kyc_passed, review → kyc_review, fail → retry or review."""
         if outcome == "pass":
-            return self.repo.transition(app_id, allowed_from=FACE_ALLOWED, to="kyc_passed", actor_kind="system",
-                                        actor_id="kyc", note="face_match_pass")
+            return self._passed(self.repo.transition(app_id, allowed_from=FACE_ALLOWED, to="kyc_passed",
+                                                     actor_kind="system", actor_id="kyc", note="face_match_pass"))
         if outcome == "review":
             return self.repo.transition(app_id, allowed_from=FACE_ALLOWED, to="kyc_review", actor_kind="system",
                                         actor_id="kyc", note="face_match_review")
@@ -265,6 +278,7 @@ class ApplicationService:
         self.audit.append("kyc.reviewed", "success", actor_id=actor.id, actor_label=actor.label,
                           dealer_id=app.dealer_id, target=app.id, ip=actor.ip, user_agent=actor.user_agent,
                           details={"decision": decision})
+        self._passed(moved)
         return moved
 
     def unmask(self, actor: Actor, app: Application, name: str) -> str:

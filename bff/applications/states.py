@@ -4,11 +4,15 @@
                           │  └──face review / 3rd failed attempt / counter verification──► kyc_review
                           └── a failed face check stays in submitted (another attempt, new challenge)
     kyc_review ──staff decide──► kyc_passed | kyc_failed
+    kyc_passed ──sent to the risk service──► risk_pending ──► approved | declined | referred
+    risk_pending stays while the risk service is unreachable; it is sent again until it answers
+    referred ──risk officers decide──► approved | declined | counter_offer
 """
 
 from __future__ import annotations
 
-STATUSES = ("draft", "submitted", "kyc_review", "kyc_passed", "kyc_failed")
+STATUSES = ("draft", "submitted", "kyc_review", "kyc_passed", "kyc_failed", "risk_pending", "approved",
+            "declined", "referred", "counter_offer")
 EDITABLE = ("draft",)
 #: states in which a selfie / face check may be taken (after submission, before a decision)
 FACE_ALLOWED = ("submitted",)
@@ -24,4 +28,9 @@ def waiting_for(status: str, face_attempts: int = 0) -> str:
         "kyc_review": "staff_review",
         "kyc_passed": "risk_assessment",
         "kyc_failed": "nothing",
+        "risk_pending": "risk_assessment",
+        "approved": "contract",
+        "declined": "nothing",
+        "referred": "risk_officer",
+        "counter_offer": "customer_answer",
     }[status]

@@ -28,6 +28,8 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "kyc.review": ("dealer_admin", "risk_officer_t1", "risk_officer_t2"),
     # full ID / mobile numbers and the KYC images (each view audit-logged)
     "pii.unmask": ("dealer_admin", "risk_officer_t1", "risk_officer_t2"),
+    # the risk service's review queue (tier 2 cases need a risk_officer_t2: the risk service enforces it)
+    "reviews.work": ("risk_officer_t1", "risk_officer_t2"),
 }
 
 #: lessor roles with a second factor (TOTP) required at sign-in

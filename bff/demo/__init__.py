@@ -42,6 +42,8 @@ PEOPLE = (  # (email, name, role, dealer key or None)
     ("sales.xihu@demo.leaseline.cn", "陈销售 (Xihu sales)", "sales", "xihu"),
     ("risk1@demo.leaseline.cn", "周风控 (Risk T1)", "risk_officer_t1", None),
     ("risk2@demo.leaseline.cn", "吴风控 (Risk T2)", "risk_officer_t2", None),
+    # tier-2 cases need two different tier-2 officers (four eyes)
+    ("risk3@demo.leaseline.cn", "冯风控 (Risk T2)", "risk_officer_t2", None),
     ("ops@demo.leaseline.cn", "郑运营 (Ops)", "ops_admin", None),
     ("auditor@demo.leaseline.cn", "孙审计 (Auditor)", "auditor", None),
 )

@@ -205,6 +205,11 @@ class ApplicationRow(Base):
     mobile_masked: Mapped[str] = mapped_column(String(16), default="")
     mobile_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     face_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # the risk service's answer (kept here so the pipeline needs no call), and the resend schedule
+    risk_assessment_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    risk_result: Mapped[str] = mapped_column(Text, default="{}")
+    risk_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    risk_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

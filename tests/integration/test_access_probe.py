@@ -41,7 +41,7 @@ def sessions(bff_server: Any) -> dict[str | None, requests.Session]:
 
 
 @pytest.fixture(scope="module")
-def samples(app: Any) -> dict[str, dict[str, str]]:
+def samples(app: Any, risk_server: Any) -> dict[str, dict[str, str]]:
     """Parameter values: 'own' is in the Pudong dealer (the probe's dealer users), 'other' in Xihu."""
     from bff.auth.passwords import hash_secret
 
@@ -59,13 +59,24 @@ def samples(app: Any) -> dict[str, dict[str, str]]:
                                    plan_code=None, nonce_hash="0" * 64, expires_at=later).id
     group = accounts.dealer(pudong).group_id  # the demo dealers share one group (no issuer of its own)
     own_app, own_check, own_doc = _application(app, "sales.pudong@demo.leaseline.cn")
+    case = _review_case(risk_server)
     other_app, other_check, other_doc = _application(app, "sales.xihu@demo.leaseline.cn")
     return {"own": {"vehicle_id": "byd-han-ev", "user_id": own, "invitation_id": own_inv, "token": "x.y.z",
                     "dealer_id": pudong, "group_id": group, "application_id": own_app, "check_id": own_check,
-                    "document_id": own_doc, "step": "customer", "field": "id_number"},
+                    "document_id": own_doc, "step": "customer", "field": "id_number", "case_id": case},
             "other": {"vehicle_id": "byd-han-ev", "user_id": other, "invitation_id": other_inv, "token": "x.y.z",
                       "dealer_id": xihu, "group_id": group, "application_id": other_app, "check_id": other_check,
-                      "document_id": other_doc, "step": "customer", "field": "id_number"}}
+                      "document_id": other_doc, "step": "customer", "field": "id_number", "case_id": case}}
+
+
+def _review_case(risk_server: Any) -> str:
+    """A case in the risk service's review queue (a thin-file persona is referred to tier 1)."""
+    from tests.common.risk import snapshot
+
+    response = requests.post(f"{risk_server.url}/api/v1/assessments", json=snapshot("thin_file"),
+                             headers=risk_server.tokens.assess(), timeout=TIMEOUT)
+    assert response.status_code == 201, response.text[:300]
+    return str(response.json()["review"]["id"])
 
 
 def _application(app: Any, owner_email: str) -> tuple[str, str, str]:

@@ -43,10 +43,15 @@ def jpeg(image: Image.Image) -> bytes:
     return faces.encode(image, "JPEG", quality=92)
 
 
-@pytest.fixture(scope="module")
-def card_images() -> tuple[bytes, bytes]:
+def make_card_images() -> tuple[bytes, bytes]:
+    """The front (with a real face photo as the portrait) and the back of a generated ID card, as JPEGs."""
     portrait = faces.id_portrait(faces.photo("obama.jpg"), size=(358, 441))
     return jpeg(idcards.front(CARD, portrait)), jpeg(idcards.back(CARD))
+
+
+@pytest.fixture(scope="module")
+def card_images() -> tuple[bytes, bytes]:
+    return make_card_images()
 
 
 def post(s: requests.Session, url: str, data: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
@@ -78,6 +83,19 @@ def wait_check(s: requests.Session, base: str, app_id: str, page: str, timeout: 
             return fragment
         time.sleep(0.3)
     raise AssertionError("the check did not finish")
+
+
+def wait_status(s: requests.Session, base: str, app_id: str, statuses: tuple[str, ...],
+                timeout: float = 20) -> str:
+    """The application page once its status is one of ``statuses``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        page = s.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
+        found = re.search(r'data-status="(\w+)"', page)
+        if found and found.group(1) in statuses:
+            return page
+        time.sleep(0.2)
+    raise AssertionError(f"status never became one of {statuses}")
 
 
 def upload_card(base: str, s: requests.Session, app_id: str, front: bytes, back: bytes) -> requests.Response:
@@ -169,9 +187,13 @@ def test_the_whole_application_up_to_identity_review(bff_server: Any, app: Any,
         assert r.status_code == 422
         r = post(admin, f"{base}/applications/{app_id}/review",
                  {"decision": "kyc_passed", "note": "原件核对一致"}, form_url=f"{base}/applications/{app_id}")
-        assert r.status_code == 200 and 'data-status="kyc_passed"' in r.text
-        history = r.text.split('data-testid="history"')[1]
-        for step in ("→ draft", "draft → submitted", "submitted → kyc_review", "kyc_review → kyc_passed"):
+        assert r.status_code == 200
+        # a verified identity goes to the risk service at once (out of the request); its answer is shown
+        page = wait_status(admin, base, app_id, ("approved", "declined", "referred"))
+        assert 'data-testid="risk-result"' in page and 'data-testid="sandbox"' in page
+        history = page.split('data-testid="history"')[1]
+        for step in ("→ draft", "draft → submitted", "submitted → kyc_review", "kyc_review → kyc_passed",
+                     "kyc_passed → risk_pending", "risk_pending → "):
             assert step in history
     # the images are in S3 under the dealer's prefix, encrypted; the biometric ones are marked as such
     svc = app.extensions["leaseline"]
@@ -473,5 +495,22 @@ def test_a_passed_face_check_verifies_the_identity(bff_server: Any, app: Any,
         moved = svc.face_outcome(app_id, "pass", {})
         assert moved is not None and moved.status == "kyc_passed" and moved.decided_at is not None
         assert svc.face_outcome(app_id, "fail", {}) is None  # a late result changes nothing after a decision
+        wait_status(s, base, app_id, ("approved", "declined", "referred"))
         page = s.get(f"{base}/applications", timeout=TIMEOUT).text
-        assert app_id[:8] in page and 'data-status="kyc_passed"' in page
+        assert app_id[:8] in page and 'data-status="kyc_passed"' not in page
+
+
+def test_htmx_fragments_render_on_their_own(bff_server: Any) -> None:
+    """The polled and swapped blocks (pipeline, status, a step with errors) render without their page."""
+    base = bff_server.url
+    with sign_in(base, SALES_A) as s:
+        app_id = start(base, s)
+        consent(base, s, app_id)
+        hx = {"HX-Request": "true"}
+        for url in (f"{base}/applications", f"{base}/applications/{app_id}"):
+            r = s.get(url, headers=hx, timeout=TIMEOUT)
+            assert r.status_code == 200 and "<html" not in r.text and "data-status=" in r.text, url
+        url = f"{base}/applications/{app_id}/steps/work"
+        r = s.post(url, data={**WORK, "monthly_income": "-5", "csrf_token": csrf(s, url)}, headers=hx,
+                   timeout=TIMEOUT)
+        assert r.status_code == 422 and "<html" not in r.text and 'data-field="monthly_income"' in r.text

@@ -1,0 +1,1 @@
+"""Risk officers' review queue: the risk service's cases, worked in the PWA."""

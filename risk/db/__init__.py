@@ -1,0 +1,1 @@
+"""The risk service's own tables (``risk_*``), their Alembic migrations and the repository."""

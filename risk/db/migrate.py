@@ -1,0 +1,33 @@
+"""Apply the risk service's Alembic migrations programmatically (``create_app`` in development, tests, CLI).
+
+The version table is ``risk_alembic_version``, so these migrations can share a database with the BFF's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+VERSION_TABLE = "risk_alembic_version"
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config for ``url`` without an ini file."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the risk tables at ``url`` to ``revision``."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Take the risk tables at ``url`` back to ``revision``."""
+    command.downgrade(alembic_config(url), revision)

@@ -1,0 +1,180 @@
+"""BFF → risk service over real HTTP with real service tokens: automatic decisions, the review queue
+(tier 1; tier 2 with four eyes), and the risk service down mid-journey — nothing lost, decided after."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+import uuid
+from datetime import date
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from kyc.idnumber import check_digit
+from tests.conftest import build_app
+from tests.conftest import s3_config
+from tests.integration.test_applications import ADMIN_A
+from tests.integration.test_applications import CUSTOMER
+from tests.integration.test_applications import SALES_A
+from tests.integration.test_applications import _all
+from tests.integration.test_applications import make_card_images
+from tests.integration.test_applications import post
+from tests.integration.test_applications import ready_to_submit
+from tests.integration.test_applications import wait_status
+from tests.integration.test_auth import TIMEOUT
+from tests.integration.test_auth import csrf
+from tests.integration.test_auth import sign_in
+
+pytestmark = pytest.mark.db
+RISK1, RISK2, RISK3 = "risk1@demo.leaseline.cn", "risk2@demo.leaseline.cn", "risk3@demo.leaseline.cn"
+
+
+def persona_id(digits: str, serial: str = "0") -> str:
+    """A new valid ID number whose digits 16–17 select a sandbox persona (risk/providers.py); a random
+    birth date keeps the risk service's velocity rules (per ID number) out of the way."""
+    day = date(1975, 1, 1) + timedelta(days=random.randrange(7000))
+    first17 = f"110101{day:%Y%m%d}{serial}{digits}"
+    return first17 + check_digit(first17)
+
+
+def to_risk(base: str, card_images: tuple[bytes, bytes], id_number: str, **customer: str) -> str:
+    """An application verified at the counter (no face check), with ``id_number`` typed: sent to risk."""
+    with sign_in(base, SALES_A) as s:
+        # each customer's own phone: the risk service's device velocity rule sees different devices
+        s.headers["User-Agent"] = f"phone-{uuid.uuid4().hex}"
+        app_id = ready_to_submit(base, s, card_images, face=False)
+        r = post(s, f"{base}/applications/{app_id}/steps/customer", {**CUSTOMER, "id_number": id_number,
+                                                                     **customer})
+        assert r.status_code == 200, r.text[:300]
+        assert post(s, f"{base}/applications/{app_id}/submit", form_url=f"{base}/applications/{app_id}") \
+            .status_code == 200
+        assert post(s, f"{base}/applications/{app_id}/counter", form_url=f"{base}/applications/{app_id}") \
+            .status_code == 200
+    with sign_in(base, ADMIN_A) as admin:
+        r = post(admin, f"{base}/applications/{app_id}/review", {"decision": "kyc_passed", "note": "柜台核对原件"},
+                 form_url=f"{base}/applications/{app_id}")
+        assert r.status_code == 200
+    return app_id
+
+
+@pytest.fixture(scope="module")
+def card_images() -> tuple[bytes, bytes]:
+    return make_card_images()
+
+
+def case_of(bff_server: Any, app_id: str) -> dict[str, Any]:
+    """The review case the risk service opened, as the BFF stored its answer."""
+    stored = bff_server.app.extensions["leaseline"].applications.repo.get(app_id, _all())
+    return dict(stored.risk_result["review"])
+
+
+def decide(base: str, s: requests.Session, case_id: str, decision: str, comment: str) -> requests.Response:
+    url = f"{base}/reviews/{case_id}"
+    return s.post(f"{url}/decision", data={"decision": decision, "comment": comment, "csrf_token": csrf(s, url)},
+                  timeout=TIMEOUT)
+
+
+def claim(base: str, s: requests.Session, case_id: str) -> requests.Response:
+    url = f"{base}/reviews/{case_id}"
+    return s.post(f"{url}/claim", data={"csrf_token": csrf(s, url)}, timeout=TIMEOUT)
+
+
+def test_a_thin_file_goes_to_a_tier_1_officer_who_decides_with_a_comment(
+        bff_server: Any, risk_server: Any, card_images: tuple[bytes, bytes]) -> None:
+    base = bff_server.url
+    app_id = to_risk(base, card_images, persona_id("91"))
+    with sign_in(base, SALES_A) as sales:
+        page = wait_status(sales, base, app_id, ("referred",))
+        assert 'data-code="THIN_FILE"' in page or "THIN_FILE" in page
+    case = case_of(bff_server, app_id)
+    assert case["tier"] == 1
+    with sign_in(base, RISK1) as risk:
+        queue = risk.get(f"{base}/reviews", timeout=TIMEOUT).text
+        assert f'data-case="{case["id"]}"' in queue
+        page = risk.get(f"{base}/reviews/{case['id']}", timeout=TIMEOUT).text
+        assert 'data-testid="sandbox"' in page and "1101**********" in page and persona_id("91") not in page
+        assert claim(base, risk, case["id"]).status_code == 200
+        r = decide(base, risk, case["id"], "approve", "")
+        assert r.status_code == 422 and 'data-field="comment"' in r.text
+        r = decide(base, risk, case["id"], "approve", "收入稳定，首付充足")
+        assert r.status_code == 200 and r.url.endswith("/reviews")
+    with sign_in(base, SALES_A) as sales:
+        page = wait_status(sales, base, app_id, ("approved",))
+        assert "referred → approved" in page
+
+
+def test_a_tier_2_case_needs_two_different_senior_officers(bff_server: Any, risk_server: Any,
+                                                          card_images: tuple[bytes, bytes]) -> None:
+    base = bff_server.url
+    app_id = to_risk(base, card_images, persona_id("96", "1"))  # eight lenders asked in 24 h (多头借贷)
+    with sign_in(base, SALES_A) as sales:
+        wait_status(sales, base, app_id, ("referred",))
+    case = case_of(bff_server, app_id)
+    assert case["tier"] == 2
+    with sign_in(base, RISK1) as junior:
+        r = claim(base, junior, case["id"])
+        assert r.status_code == 403 and 'data-testid="review-problem"' in r.text
+    with sign_in(base, RISK2) as first:
+        assert claim(base, first, case["id"]).status_code == 200
+        assert decide(base, first, case["id"], "approve", "多头借贷但收入覆盖充足").status_code == 200
+        assert claim(base, first, case["id"]).status_code == 409  # the same officer cannot be the second pair of eyes
+    with sign_in(base, SALES_A) as sales:
+        assert 'data-status="referred"' in sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
+    with sign_in(base, RISK3) as second:
+        assert claim(base, second, case["id"]).status_code == 200
+        assert decide(base, second, case["id"], "approve", "同意，复核无异常").status_code == 200
+    with sign_in(base, SALES_A) as sales:
+        wait_status(sales, base, app_id, ("approved",))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_risk_service_down_mid_journey_loses_nothing(tmp_path: Path, s3_server: Any, risk_server: Any,
+                                                         card_images: tuple[bytes, bytes]) -> None:
+    """The BFF points at a port where the risk service is not running: the application waits as
+    risk_pending with a visible status; the service starts there; the resumer sends it; it is decided.
+    (Its own database: the suite's other BFF would otherwise send the application itself.)"""
+    from infra.db.migrate import upgrade
+    from tests.conftest import LiveServer
+
+    port = _free_port()
+    url = f"sqlite:///{tmp_path / 'down.db'}"
+    upgrade(url)
+    app = build_app(url, **s3_config(s3_server), risk_url=f"http://127.0.0.1:{port}")
+    app.extensions["leaseline"].risk.resume_every = 0.5
+    with LiveServer(app) as bff:
+        base = bff.url
+        app_id = to_risk(base, card_images, persona_id("01", "2"))
+        repo = app.extensions["leaseline"].applications.repo
+        deadline = time.monotonic() + 15
+        while repo.get(app_id, _all()).risk_attempts < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pending = repo.get(app_id, _all())
+        assert pending.status == "risk_pending" and pending.risk_attempts >= 2
+        with sign_in(base, SALES_A) as sales:
+            page = sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
+            assert 'data-status="risk_pending"' in page and "自动重试" in page
+        # the risk service comes (back) up on that port, with the same database and keys
+        server = make_server("127.0.0.1", port, risk_server.app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            with sign_in(base, SALES_A) as sales:
+                page = wait_status(sales, base, app_id, ("approved", "declined", "referred"), timeout=30)
+                assert 'data-testid="risk-result"' in page
+        finally:
+            server.shutdown()
+            thread.join(5)
+    app.extensions["leaseline"].risk.stop_resumer()
+    app.extensions["leaseline"].db.dispose()

@@ -1,0 +1,41 @@
+"""``leaseline risk …`` as a risk analyst or a script runs it: the installed entry point, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+LEASELINE = str(Path(sys.executable).with_name("leaseline"))
+KEYS = {"cv_auc", "cv_ks", "holdout_auc", "auto_decision_rate", "approval_rate", "bad_rate_auto_approved",
+        "bad_rate_auto_declined", "bands"}
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LEASELINE, "risk", *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_evaluate_json_on_held_out_data() -> None:
+    done = run("evaluate", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert KEYS <= set(data)
+    assert data["cv_auc"] >= 0.75 and data["holdout_auc"] >= 0.72
+    assert data["auto_decision_rate"] >= 0.85
+    assert data["bad_rate_auto_approved"] < data["holdout_bad_rate"] < data["bad_rate_auto_declined"]
+    assert data["bad_rate_auto_approved"] <= 0.2
+    bands = data["bands"]
+    assert 0 < bands["approve_max_pd"] < bands["decline_min_pd"] < 1
+    assert set(data["without_bank_account"]) >= {"holdout_auc", "auto_decision_rate"}
+
+
+def test_evaluate_text() -> None:
+    done = run("evaluate")
+    assert done.returncode == 0, done.stderr
+    assert "AUC" in done.stdout and "auto-decided" in done.stdout
+
+
+def test_risk_help_lists_train_and_evaluate() -> None:
+    done = run("--help")
+    assert done.returncode == 0 and "train" in done.stdout and "evaluate" in done.stdout

@@ -1,0 +1,304 @@
+"""The risk service over real HTTP with real service tokens, on SQLite (and PostgreSQL with TEST_DATABASE_URL):
+personas, idempotency, token refusals, bad input, the review queue with four eyes, OpenAPI, schemathesis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck
+from hypothesis import settings
+
+from infra.service_tokens import SCOPE_ASSESS
+from infra.service_tokens import SCOPE_REVIEW
+from infra.service_tokens import TokenIssuer
+from infra.service_tokens import generate_signing_key
+from risk.openapi import document
+from tests.common.risk import AUDIENCE
+from tests.common.risk import ISSUER
+from tests.common.risk import RiskServer
+from tests.common.risk import id_number
+from tests.common.risk import risk_database
+from tests.common.risk import snapshot
+from tests.conftest import DATABASES
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def risk(request: pytest.FixtureRequest, _var_dir: Path) -> Iterator[RiskServer]:
+    with risk_database(_var_dir, request.param) as url, RiskServer(url, _var_dir) as server:
+        yield server
+
+
+def post(server: RiskServer, body: Any, headers: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
+    return requests.post(f"{server.url}/api/v1/assessments", json=body,
+                         headers=server.tokens.assess() if headers is None else headers, timeout=10, **kwargs)
+
+
+def review_call(server: RiskServer, case_id: str, action: str, body: dict[str, Any]) -> requests.Response:
+    return requests.post(f"{server.url}/api/v1/reviews/{case_id}/{action}", json=body,
+                         headers=server.tokens.review(), timeout=10)
+
+
+# --- personas -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("persona", "outcome", "tier", "code"), [
+    ("clean_file", "approve", 0, "AUTO_APPROVE"),
+    ("thin_file", "refer", 1, "THIN_FILE"),
+    ("delinquent", "decline", 0, "BUREAU_SEVERE_DELINQUENCY"),
+    ("past_arrears", "refer", 1, "BUREAU_DELINQUENCY"),
+    ("judicial_hit", "decline", 0, "JUDICIAL_DISHONEST"),
+    ("gray_list", "decline", 0, "GRAY_LIST"),
+    ("high_velocity", "refer", 2, "MULTI_LENDING"),
+    ("slow_bureau", "refer", 1, "PROVIDER_UNAVAILABLE"),
+    ("income_mismatch", "refer", 1, "INCOME_UNVERIFIED"),
+    ("bureau_error", "refer", 1, "PROVIDER_UNAVAILABLE"),
+])
+def test_personas(risk: RiskServer, persona: str, outcome: str, tier: int, code: str) -> None:
+    response = post(risk, snapshot(persona))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["outcome"], body["tier"]) == (outcome, tier), body["reasons"]
+    assert code in [r["code"] for r in body["reasons"]]
+    assert all(r["text_zh"] and r["text_en"] for r in body["reasons"])
+    assert body["sandbox"] is True and body["policy_version"] == "risk-policy-v1" and body["model_version"]
+    assert 0 < body["pd"] < 1 and isinstance(body["score"], int)
+    assert (body["review"] is None) == (outcome != "refer")
+    assert (body["decided_at"] is None) == (outcome == "refer")
+    if outcome == "refer":
+        assert body["review"]["state"] == "open" and body["review"]["tier"] == tier
+
+
+@pytest.mark.parametrize(("overrides", "deposit_required"), [
+    ({"bank_account": {"status": "healthy"}, "plan__term": 24}, False),  # PD ≈ 0.22: deposit-free allowed
+    ({"bank_account": {"status": "no_account"}}, True),                  # PD ≈ 0.37: approve, deposit required
+])
+def test_deposit_free_only_below_the_pd_threshold(risk: RiskServer, overrides: dict[str, Any],
+                                                  deposit_required: bool) -> None:
+    body = post(risk, snapshot(plan__deposit_free=True, **overrides)).json()
+    assert body["outcome"] == "approve"
+    assert ("DEPOSIT_REQUIRED" in [c["code"] for c in body["conditions"]]) == deposit_required
+
+
+def test_the_sandbox_bank_statement_feeds_the_model_when_the_snapshot_has_none(risk: RiskServer) -> None:
+    """A clean file with a healthy sandbox bank statement scores better than the same file unverified."""
+    verified = post(risk, snapshot()).json()
+    unverified = post(risk, snapshot(bank_account={"status": "no_account"})).json()
+    assert verified["pd"] < unverified["pd"]
+    assert "bank" in verified["providers"] and verified["sandbox"] is True
+
+
+@pytest.mark.parametrize(("overrides", "outcome"), [
+    ({"bank_account": {"status": "overdrawn"}}, "decline"),               # PD ≈ 0.56
+    ({"applicant__employment": "retired", "applicant__age": 58,             # PD ≈ 0.48: grey zone
+      "bank_account": {"status": "no_account"}}, "refer"),
+])
+def test_model_bands_over_http(risk: RiskServer, overrides: dict[str, Any], outcome: str) -> None:
+    body = post(risk, snapshot(**overrides)).json()
+    assert body["outcome"] == outcome
+    assert body["reasons"][0]["code"] == ("MODEL_HIGH_RISK" if outcome == "decline" else "MODEL_GREY_ZONE")
+
+
+# --- idempotency, reads -------------------------------------------------------------------------------------
+
+def test_same_application_returns_the_existing_assessment(risk: RiskServer) -> None:
+    data = snapshot()
+    first = post(risk, data, {**risk.tokens.assess(), "Idempotency-Key": f"k-{data['application_id']}"})
+    assert first.status_code == 201 and first.headers["Location"].endswith(first.json()["id"])
+    again = post(risk, data, {**risk.tokens.assess(), "Idempotency-Key": f"k-{data['application_id']}"})
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    changed = post(risk, {**data, "kyc": {**data["kyc"], "status": "kyc_failed"}})  # same application id
+    assert changed.status_code == 200 and changed.json()["outcome"] == first.json()["outcome"]
+    reused = post(risk, snapshot(), {**risk.tokens.assess(), "Idempotency-Key": f"k-{data['application_id']}"})
+    assert reused.status_code == 409 and reused.headers["Content-Type"] == "application/problem+json"
+
+    one = requests.get(f"{risk.url}/api/v1/assessments/{first.json()['id']}", headers=risk.tokens.assess(), timeout=10)
+    assert one.status_code == 200 and one.json()["application_id"] == data["application_id"]
+    found = requests.get(f"{risk.url}/api/v1/assessments", params={"application_id": data["application_id"]},
+                         headers=risk.tokens.assess(), timeout=10).json()
+    assert found["count"] == 1 and found["items"][0]["id"] == first.json()["id"]
+    missing = requests.get(f"{risk.url}/api/v1/assessments/nope", headers=risk.tokens.assess(), timeout=10)
+    assert missing.status_code == 404
+
+
+def test_stored_snapshot_has_no_id_number(risk: RiskServer) -> None:
+    data = snapshot("thin_file")
+    case_id = post(risk, data).json()["review"]["id"]
+    case = requests.get(f"{risk.url}/api/v1/reviews/{case_id}", headers=risk.tokens.review(), timeout=10).json()
+    stored = case["assessment"]["snapshot"]["applicant"]
+    number = data["applicant"]["id_number"]
+    assert stored["id_number"] == number[:6] + "********" + number[-4:]
+    assert stored["name"] == "王**" and "mobile" not in stored
+
+
+def test_velocity_and_multi_vehicle_over_http(risk: RiskServer) -> None:
+    number = id_number(serial=7, birth="19770707")
+    outcomes = [post(risk, snapshot(applicant__id_number=number, dealer_id="dealer-fleet")).json()
+                for _ in range(3)]
+    assert [o["outcome"] for o in outcomes[:2]] == ["approve", "approve"]
+    assert (outcomes[2]["outcome"], outcomes[2]["tier"]) == ("refer", 2)
+    assert "MULTI_VEHICLE" in [r["code"] for r in outcomes[2]["reasons"]]
+    more = [post(risk, snapshot(applicant__id_number=number, dealer_id=f"dealer-{i}")).json() for i in range(2)]
+    assert "VELOCITY_ID" in [r["code"] for r in more[-1]["reasons"]]
+
+
+# --- tokens -------------------------------------------------------------------------------------------------
+
+def _foreign_token(**kwargs: Any) -> str:
+    return TokenIssuer(generate_signing_key(), ISSUER).issue("bff", AUDIENCE, [SCOPE_ASSESS], **kwargs)
+
+
+@pytest.mark.parametrize("how", ["none", "not bearer", "garbage", "bad signature", "wrong audience", "expired",
+                                 "wrong issuer"])
+def test_bad_tokens_get_401(risk: RiskServer, how: str) -> None:
+    tokens = risk.tokens
+    header = {
+        "none": None, "not bearer": "Basic dXNlcjpwYXNz", "garbage": "Bearer not.a.jwt",
+        "bad signature": f"Bearer {_foreign_token()}",
+        "wrong audience": f"Bearer {tokens.make(audience='leaseline-contract')}",
+        "expired": f"Bearer {TokenIssuer(tokens.key, ISSUER, clock=lambda: 0).issue('bff', AUDIENCE, [SCOPE_ASSESS])}",
+        "wrong issuer": f"Bearer {TokenIssuer(tokens.key, 'evil').issue('bff', AUDIENCE, [SCOPE_ASSESS])}",
+    }[how]
+    response = post(risk, snapshot(), {"Authorization": header} if header else {})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.headers["Content-Type"] == "application/problem+json"
+
+
+def test_wrong_scope_gets_403(risk: RiskServer) -> None:
+    assert post(risk, snapshot(), risk.tokens.review()).status_code == 403
+    queue = requests.get(f"{risk.url}/api/v1/reviews", headers=risk.tokens.assess(), timeout=10)
+    assert queue.status_code == 403 and "insufficient_scope" in queue.headers["WWW-Authenticate"]
+
+
+# --- bad input ----------------------------------------------------------------------------------------------
+
+def test_partial_snapshot_gets_422_with_field_errors(risk: RiskServer) -> None:
+    data = snapshot()
+    del data["plan"]["monthly_payment"], data["applicant"]["age"]
+    data["unknown"] = {"ignored": True}
+    response = post(risk, data)
+    assert response.status_code == 422 and response.headers["Content-Type"] == "application/problem+json"
+    assert {e["field"] for e in response.json()["errors"]} == {"plan.monthly_payment", "applicant.age"}
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[]", b"\xff\xfe", b"null", b'"text"'])
+def test_malformed_body_gets_422(risk: RiskServer, body: bytes) -> None:
+    response = requests.post(f"{risk.url}/api/v1/assessments", data=body, timeout=10,
+                             headers={**risk.tokens.assess(), "Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+
+
+def test_enormous_body_gets_413(risk: RiskServer) -> None:
+    data = snapshot(padding="x" * 300_000)
+    response = post(risk, data)
+    assert response.status_code == 413 and response.json()["status"] == 413
+
+
+# --- the review queue ---------------------------------------------------------------------------------------
+
+def test_tier_1_review_with_counter_offer(risk: RiskServer) -> None:
+    assessment = post(risk, snapshot("thin_file")).json()
+    case_id = assessment["review"]["id"]
+    queue = requests.get(f"{risk.url}/api/v1/reviews", params={"state": "open", "tier": 1},
+                         headers=risk.tokens.review(), timeout=10).json()
+    listed = next(c for c in queue["items"] if c["id"] == case_id)
+    assert listed["sla_due_at"] and listed["age_seconds"] >= 0 and listed["overdue"] is False
+    assert listed["assessment"]["reasons"]
+
+    t1 = {"officer_id": "risk-t1-a", "officer_role": "risk_officer_t1"}
+    claimed = review_call(risk, case_id, "claim", t1)
+    assert claimed.status_code == 200 and claimed.json()["state"] == "claimed"
+    assert review_call(risk, case_id, "claim", {**t1, "officer_id": "risk-t1-b"}).status_code == 409
+    no_comment = review_call(risk, case_id, "decision", {**t1, "decision": "approve", "comment": " "})
+    assert no_comment.status_code == 422 and no_comment.json()["errors"][0]["field"] == "comment"
+    no_terms = review_call(risk, case_id, "decision", {**t1, "decision": "counter_offer", "comment": "x"})
+    assert no_terms.status_code == 422
+    decided = review_call(risk, case_id, "decision", {
+        **t1, "decision": "counter_offer", "comment": "收入证明已核实，提高首付",
+        "counter_offer": {"down_payment": "80000.00", "term": 24}})
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["state"] == "decided" and decided.json()["final_decision"] == "counter_offer"
+    final = requests.get(f"{risk.url}/api/v1/assessments/{assessment['id']}", headers=risk.tokens.assess(),
+                         timeout=10).json()
+    assert final["outcome"] == "approve" and final["decided_by"] == "review" and final["decided_at"]
+    offer = next(c for c in final["conditions"] if c["code"] == "COUNTER_OFFER")
+    assert offer["down_payment"] == "80000.00" and offer["term"] == 24
+    assert review_call(risk, case_id, "claim", t1).status_code == 409
+
+
+def test_tier_2_needs_two_different_officers(risk: RiskServer) -> None:
+    assessment = post(risk, snapshot("high_velocity")).json()
+    case_id = assessment["review"]["id"]
+    assert assessment["review"]["tier"] == 2
+    t1 = {"officer_id": "risk-t1-a", "officer_role": "risk_officer_t1"}
+    assert review_call(risk, case_id, "claim", t1).status_code == 403
+    a = {"officer_id": "risk-t2-a", "officer_role": "risk_officer_t2"}
+    b = {"officer_id": "risk-t2-b", "officer_role": "risk_officer_t2"}
+    c = {"officer_id": "risk-t2-c", "officer_role": "risk_officer_t2"}
+    assert review_call(risk, case_id, "decision", {**a, "decision": "approve", "comment": "ok"}).status_code == 409
+
+    assert review_call(risk, case_id, "claim", a).status_code == 200
+    first = review_call(risk, case_id, "decision", {**a, "decision": "approve", "comment": "查询来自同一集团"})
+    assert first.status_code == 200 and first.json()["state"] == "open" and len(first.json()["decisions"]) == 1
+    still = requests.get(f"{risk.url}/api/v1/assessments/{assessment['id']}", headers=risk.tokens.assess(),
+                         timeout=10).json()
+    assert still["outcome"] == "refer" and still["decided_at"] is None
+    assert review_call(risk, case_id, "claim", a).status_code == 409  # four eyes: not the same officer again
+
+    assert review_call(risk, case_id, "claim", b).status_code == 200
+    disagree = review_call(risk, case_id, "decision", {**b, "decision": "decline", "comment": "多头借贷风险高"})
+    assert disagree.json()["state"] == "open" and [d["decision"] for d in disagree.json()["decisions"]] == [
+        "approve", "decline"]
+
+    assert review_call(risk, case_id, "claim", c).status_code == 200
+    agree = review_call(risk, case_id, "decision", {**c, "decision": "approve", "comment": "同意 A 的意见"})
+    assert agree.json()["state"] == "decided" and agree.json()["final_decision"] == "approve"
+    final = requests.get(f"{risk.url}/api/v1/assessments/{assessment['id']}", headers=risk.tokens.assess(),
+                         timeout=10).json()
+    assert final["outcome"] == "approve" and final["review"]["state"] == "decided"
+    decided = requests.get(f"{risk.url}/api/v1/reviews", params={"state": "decided", "tier": 2},
+                           headers=risk.tokens.review(), timeout=10).json()
+    assert case_id in [x["id"] for x in decided["items"]]
+
+
+def test_review_bad_input(risk: RiskServer) -> None:
+    assert requests.get(f"{risk.url}/api/v1/reviews", params={"state": "lost"}, headers=risk.tokens.review(),
+                        timeout=10).status_code == 422
+    assert review_call(risk, "nope", "claim", {"officer_id": "x", "officer_role": "risk_officer_t2"}).status_code == 404
+    bad_role = review_call(risk, "nope", "claim", {"officer_id": "x", "officer_role": "dealer_admin"})
+    assert bad_role.status_code == 422 and bad_role.json()["errors"][0]["field"] == "officer_role"
+
+
+# --- OpenAPI and schemathesis -------------------------------------------------------------------------------
+
+def test_openapi_document_is_valid(risk: RiskServer) -> None:
+    from openapi_spec_validator import validate
+
+    response = requests.get(f"{risk.url}/api/v1/openapi.json", timeout=10)
+    assert response.status_code == 200
+    validate(response.json())
+
+
+SCHEMA = schemathesis.openapi.from_dict(document())
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(_var_dir: Path) -> Iterator[RiskServer]:
+    with risk_database(_var_dir) as url, RiskServer(url, _var_dir) as server:
+        yield server
+
+
+@SCHEMA.parametrize()
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+def test_schemathesis_no_server_errors(case: Any, fuzz_target: RiskServer) -> None:
+    token = fuzz_target.tokens.make((SCOPE_ASSESS, SCOPE_REVIEW))
+    response = case.call(base_url=fuzz_target.url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert response.status_code < 500, f"{case.method} {case.path}: {response.status_code} {response.text[:300]}"
