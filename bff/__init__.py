@@ -23,6 +23,8 @@ from bff.extensions import babel
 from bff.extensions import csrf
 from bff.extensions import htmx
 from bff.extensions import limiter
+from infra.logs import accept_request_id
+from infra.logs import request_id
 
 PWA = Path(__file__).resolve().parent.parent / "pwa"
 LOCALES = ("zh_CN", "en")
@@ -94,6 +96,17 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     session.register(app)
     cookies.register(app)
+
+    @app.before_request
+    def _request_id() -> None:
+        # one id per request, from the caller's X-Request-Id when sane; it travels to the risk service
+        g.request_id = accept_request_id(request.headers.get("X-Request-Id"))
+        request_id.set(g.request_id)
+
+    @app.after_request
+    def _echo_request_id(response: Any) -> ResponseReturnValue:
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        return response
 
     @app.before_request
     def _resumer() -> None:

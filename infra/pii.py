@@ -19,10 +19,8 @@ import binascii
 import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
-import tempfile
 import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +29,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from infra.keyfiles import create_once
 
 log = logging.getLogger(__name__)
 
@@ -138,32 +138,11 @@ def key_from_env(value: str) -> bytes:
 
 
 def load_or_create_key(path: Path) -> bytes:
-    """The key in ``path``, made on first run: 32 random bytes, base64, file mode 0600.
-
-    Race-safe: the key is written to a private temporary file (``O_EXCL``, 0600) in the same directory,
-    then published with ``link()``, which fails if ``path`` already exists, so concurrent first runs
-    agree on one key and nobody reads a half-written file. An existing file is never overwritten.
-    """
-    path = Path(path)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # O_EXCL, mode 0600
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as fh:
-                fh.write(base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii") + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:  # another process published its key first: use that one
-                pass
-        finally:
-            os.unlink(tmp)
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        log.warning("PII key file %s is readable by others (mode %o): chmod 600 it", path, mode)
+    """The key in ``path``, made on first run: 32 random bytes, base64, file mode 0600 (race-safe,
+    never overwritten: :func:`infra.keyfiles.create_once`)."""
+    content = create_once(Path(path), lambda: base64.b64encode(secrets.token_bytes(KEY_BYTES)) + b"\n", "PII key")
     try:
-        return key_from_env(path.read_text(encoding="ascii"))
+        return key_from_env(content.decode("ascii"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"PII key file {path}: {exc}") from None
 

@@ -15,9 +15,7 @@ Library: joserfc (https://jose.authlib.org/en/), not ``authlib.jose`` (deprecate
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import tempfile
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -38,6 +36,8 @@ from joserfc.jwk import KeySet
 from joserfc.jwk import OKPKey
 from joserfc.jwk import RSAKey
 from joserfc.jwt import JWTClaimsRegistry
+
+from infra.keyfiles import create_once
 
 log = logging.getLogger(__name__)
 
@@ -111,32 +111,11 @@ def load_signing_key(pem: bytes | str) -> SigningKey:
 
 
 def load_or_create_signing_key(path: Path) -> SigningKey:
-    """The private key in ``path`` (PEM), made on first run: Ed25519, file mode 0600.
-
-    Race-safe like :func:`infra.pii.load_or_create_key`: written to a private temporary file in the same
-    directory, then published with ``link()``, which fails when ``path`` exists, so concurrent first runs
-    agree on one key and nobody reads a half-written file. An existing file is never overwritten.
-    """
-    path = Path(path)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # O_EXCL, mode 0600
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(generate_signing_key().as_pem(private=True))
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:  # another process published its key first: use that one
-                pass
-        finally:
-            os.unlink(tmp)
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        log.warning("service signing key file %s is readable by others (mode %o): chmod 600 it", path, mode)
+    """The private key in ``path`` (PEM), made on first run: Ed25519, file mode 0600 (race-safe, never
+    overwritten: :func:`infra.keyfiles.create_once`)."""
+    content = create_once(Path(path), lambda: generate_signing_key().as_pem(private=True), "service signing key")
     try:
-        return load_signing_key(path.read_bytes())
+        return load_signing_key(content)
     except ValueError as exc:
         raise ValueError(f"service signing key file {path}: {exc}") from None
 

@@ -202,8 +202,10 @@ def demo() -> None:
                f"(or a recovery code: {', '.join(DEMO_RECOVERY_CODES)})")
 
 
-def _gunicorn(app: Any, port: int, workers: int) -> None:
+def _gunicorn(app: Any, port: int, workers: int, service: str = "bff") -> None:
     from gunicorn.app.base import BaseApplication
+
+    from infra.logs import logging_config
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -212,6 +214,7 @@ def _gunicorn(app: Any, port: int, workers: int) -> None:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", 8)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("logconfig_dict", logging_config(service))  # JSON lines with the request id
             # the path without the query string: searches by mobile or ID number must not reach the logs
             self.cfg.set("access_log_format", '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss')
             self.cfg.set("graceful_timeout", 5)
@@ -241,7 +244,7 @@ def serve(service: str, port: int | None, workers: int) -> None:
             app = create_risk_app()
         except RiskConfigError as exc:  # a wrong setting, e.g. a policy file that does not exist
             raise Fail(str(exc)) from None
-        _gunicorn(app, port or SERVICES[service], workers)
+        _gunicorn(app, port or SERVICES[service], workers, service)
         return
     from bff import create_app
     from bff.config import ConfigError

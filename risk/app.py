@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ from flask import request
 from flask.typing import ResponseReturnValue
 
 from infra.db.engine import Database
+from infra.logs import accept_request_id
+from infra.logs import request_id
 from infra.pii import PiiVault
 from infra.pii import configured_key
 from infra.service_tokens import TokenVerifier
@@ -138,8 +139,8 @@ def register_request_ids(app: Flask) -> None:
 
     @app.before_request
     def _request_id() -> None:
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        g.request_id = accept_request_id(request.headers.get("X-Request-Id"))
+        request_id.set(g.request_id)
 
     @app.after_request
     def _headers(response: Any) -> ResponseReturnValue:

@@ -42,28 +42,20 @@ def _name(value: str, data: Mapping[str, str]) -> FieldError | None:
     return None
 
 
-def _id_number(value: str, data: Mapping[str, str]) -> FieldError | None:
-    check = check_id_number(value)
-    if check.valid:
-        return None
-    first = check.reasons[0]
-    return _err("id_number", first.code, first.text_zh, first.text_en)
+def _first_reason(check: Callable[[str], Any]) -> Callable[[str, Mapping[str, str]], FieldError | None]:
+    """A field check from one of kyc's checkers (ID number, mobile, VIN): its first reason, if invalid."""
+
+    def field_check(value: str, data: Mapping[str, str]) -> FieldError | None:
+        result = check(value)
+        if result.valid:
+            return None
+        first = result.reasons[0]
+        return FieldError("", first.code, first.text_zh, first.text_en)
+
+    return field_check
 
 
-def _mobile(value: str, data: Mapping[str, str]) -> FieldError | None:
-    check = check_mobile(value)
-    if check.valid:
-        return None
-    first = check.reasons[0]
-    return _err("mobile", first.code, first.text_zh, first.text_en)
-
-
-def _vin(value: str, data: Mapping[str, str]) -> FieldError | None:
-    check = check_vin(value)
-    if check.valid:
-        return None
-    first = check.reasons[0]
-    return _err("vin", first.code, first.text_zh, first.text_en)
+_id_number, _mobile, _vin = _first_reason(check_id_number), _first_reason(check_mobile), _first_reason(check_vin)
 
 
 def parse_valid_to(value: str) -> date | None:

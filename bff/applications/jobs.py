@@ -7,6 +7,7 @@ process that first uses it (or at worker start, ``start()``), and again after an
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from collections.abc import Callable
@@ -33,7 +34,9 @@ class ProcessLocalPool:
             return self._pool
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        return self.start().submit(fn, *args, **kwargs)
+        """Run ``fn`` in the pool with the caller's context (its request id goes along to the logs)."""
+        context = contextvars.copy_context()
+        return self.start().submit(context.run, fn, *args, **kwargs)
 
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:

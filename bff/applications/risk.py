@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
@@ -25,6 +26,7 @@ from infra.applications import SqlApplications
 from infra.clients.http import ServiceRefused
 from infra.clients.http import ServiceUnavailable
 from infra.clients.risk import RiskClient
+from infra.logs import request_id
 from kyc.idnumber import check_id_number
 
 log = logging.getLogger(__name__)
@@ -120,8 +122,12 @@ class RiskDispatch:
         """Send every application whose (re)send is due; returns how many were decided now."""
         decided = 0
         for application_id in self.repo.due_for_risk(self.clock()):
-            if self.send(application_id) is not None:
-                decided += 1
+            token = request_id.set(f"resend-{uuid.uuid4().hex[:16]}")  # each resend traceable on its own
+            try:
+                if self.send(application_id) is not None:
+                    decided += 1
+            finally:
+                request_id.reset(token)
         return decided
 
     # -- the resumer thread ---------------------------------------------------------------------------------

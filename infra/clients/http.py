@@ -6,11 +6,14 @@ from __future__ import annotations
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import requests
+
+from infra.logs import request_id
 
 
 class ServiceUnavailable(Exception):
@@ -88,7 +91,7 @@ class ServiceClient:
                 response = self.session.request(
                     method, self.base_url + path, json=json, params=params, timeout=self.timeout,
                     headers={"Authorization": f"Bearer {self.token()}", "Accept": "application/json",
-                             **(headers or {})})
+                         "X-Request-Id": request_id.get() or uuid.uuid4().hex, **(headers or {})})
             except requests.RequestException as exc:
                 last = exc
                 continue

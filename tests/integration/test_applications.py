@@ -89,13 +89,15 @@ def wait_status(s: requests.Session, base: str, app_id: str, statuses: tuple[str
                 timeout: float = 20) -> str:
     """The application page once its status is one of ``statuses``."""
     deadline = time.monotonic() + timeout
+    seen = ""
     while time.monotonic() < deadline:
         page = s.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
         found = re.search(r'data-status="(\w+)"', page)
-        if found and found.group(1) in statuses:
+        seen = found.group(1) if found else "?"
+        if seen in statuses:
             return page
         time.sleep(0.2)
-    raise AssertionError(f"status never became one of {statuses}")
+    raise AssertionError(f"status never became one of {statuses} (last seen: {seen})")
 
 
 def upload_card(base: str, s: requests.Session, app_id: str, front: bytes, back: bytes) -> requests.Response:
