@@ -74,6 +74,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config:
         app.config.update({k: v for k, v in config.items() if k.isupper()})
     app.extensions["leaseline"] = bootstrap(settings)
+    from bff.applications.views import upload_limits
+
+    app.before_request(upload_limits)  # before CSRF protection reads (and so size-checks) the body
     register_extensions(app)
     oidc.register(app, settings)
     register_blueprints(app)

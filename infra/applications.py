@@ -254,6 +254,13 @@ class SqlApplications:
         with self.db.session() as session:
             return list(session.scalars(stmt))
 
+    def referred(self, limit: int = 20) -> list[Application]:
+        """Applications with a risk officer, least recently checked first (for reconciliation)."""
+        stmt = select(ApplicationRow).where(ApplicationRow.status == "referred") \
+            .order_by(ApplicationRow.updated_at).limit(limit)
+        with self.db.session() as session:
+            return [_app(r) for r in session.scalars(stmt)]
+
     def claim_risk_send(self, application_id: str, now: datetime, retry_at: datetime) -> bool:
         """Take the (re)send of one application: True for exactly one caller across processes. The next
         attempt is booked at ``retry_at`` in the same statement, so a crash mid-send is retried then."""
@@ -319,8 +326,10 @@ class SqlApplications:
     def biometrics_due(self, decided_before: datetime, limit: int = 500) -> list[Document]:
         """Biometric images of applications decided before ``decided_before`` and not yet deleted."""
         stmt = (select(KycDocumentRow).join(ApplicationRow, ApplicationRow.id == KycDocumentRow.application_id)
-                .where(KycDocumentRow.biometric.is_(True), KycDocumentRow.deleted_at.is_(None),
-                       ApplicationRow.decided_at.is_not(None), ApplicationRow.decided_at < decided_before)
+                .where(KycDocumentRow.biometric.is_(True), KycDocumentRow.deleted_at.is_(None))
+                .where(or_(ApplicationRow.decided_at < decided_before,
+                           # never decided (abandoned, or stuck): counted from the last activity
+                           (ApplicationRow.decided_at.is_(None)) & (ApplicationRow.updated_at < decided_before)))
                 .limit(limit))
         with self.db.session() as session:
             return [_doc(r) for r in session.scalars(stmt)]
@@ -352,6 +361,13 @@ class SqlApplications:
             if state in ("done", "error"):
                 row.finished_at = utcnow()
 
+    def start_check(self, check_id: str) -> bool:
+        """queued → running for exactly one worker; False if it was given up (or started) meanwhile."""
+        stmt = update(KycCheckRow).where(KycCheckRow.id == check_id, KycCheckRow.state == "queued") \
+            .values(state="running")
+        with self.db.session() as session:
+            return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
     def check(self, application_id: str, check_id: str) -> Check | None:
         with self.db.session() as session:
             row = session.get(KycCheckRow, check_id[:36])
@@ -374,6 +390,22 @@ class SqlApplications:
         except IntegrityError:
             return False
         return True
+
+    def forget(self, scope: str, key: str) -> None:
+        """Drop a reservation whose request failed, so that the same key may be tried again."""
+        if not key:
+            return
+        with self.db.session() as session:
+            row = session.get(IdempotencyRow, (scope[:64], key[:64]))
+            if row is not None and row.status == 0:
+                session.delete(row)
+
+    def settle(self, scope: str, key: str, status: int, location: str) -> None:
+        """Record the answer of a request whose key was reserved with :meth:`remember`."""
+        with self.db.session() as session:
+            row = session.get(IdempotencyRow, (scope[:64], key[:64]))
+            if row is not None:
+                row.status, row.location = status, location[:255]
 
     def recall(self, scope: str, key: str) -> tuple[int, str] | None:
         with self.db.session() as session:

@@ -197,3 +197,19 @@ def validate_one(name: str, value: str) -> FieldError | None:
     if not value:
         return _required(name)
     return ALL_FIELDS[name].check(value, {})
+
+
+def ocr_mismatches(draft: Mapping[str, str]) -> dict[str, str]:
+    """Fields whose typed value differs from what OCR read on the card: field → the card's value."""
+    import json
+
+    raw = draft.get("_ocr")
+    if not raw:
+        return {}
+    found: dict[str, str] = json.loads(raw)
+
+    def norm(value: str) -> str:
+        return "".join(value.split()).upper()
+
+    return {name: value for name, value in found.items()
+            if value and draft.get(name) and norm(draft[name]) != norm(value)}

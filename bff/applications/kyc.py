@@ -23,6 +23,7 @@ from typing import Any
 
 from PIL import Image
 
+from bff.applications import forms
 from bff.applications.jobs import ProcessLocalPool
 from bff.applications.services import Actor
 from bff.applications.services import ApplicationService
@@ -110,7 +111,9 @@ class KycService:
 
     def _guarded(self, check_id: str, work: Callable[..., tuple[str, dict[str, Any]]], *args: Any) -> None:
         started = time.perf_counter()
-        self.repo.update_check(check_id, state="running")
+        if not self.repo.start_check(check_id):  # given up as lost while it waited: the person retried
+            return
+
         try:
             outcome, detail = work(*args)
         except StorageError:
@@ -169,17 +172,7 @@ class KycService:
 
     @staticmethod
     def mismatches(draft: dict[str, str]) -> dict[str, str]:
-        """Fields whose typed value differs from what OCR read on the card: field → the card's value."""
-        raw = draft.get("_ocr")
-        if not raw:
-            return {}
-        found: dict[str, str] = json.loads(raw)
-
-        def norm(value: str) -> str:
-            return "".join(value.split()).upper()
-
-        return {name: value for name, value in found.items()
-                if value and draft.get(name) and norm(draft[name]) != norm(value)}
+        return forms.ocr_mismatches(draft)
 
     # -- face ------------------------------------------------------------------------------------------------
     def new_challenge(self) -> tuple[str, ...]:
@@ -194,6 +187,11 @@ class KycService:
         if not self.apps.consents(app).face:
             raise NotAllowed("consent_required", "未获得您的人脸识别同意，不能采集人脸",
                              "Without your consent to face recognition no face can be captured")
+        latest = self.repo.latest_check(app.id, "face")
+        current = self.status(app, latest.id) if latest is not None else None  # (gives up on lost ones)
+        if current is not None and current.state in ("queued", "running"):  # one attempt at a time
+            raise NotAllowed("check_running", "上一次人脸核验还在进行中，请稍候", "The last face check is still "
+                             "running: please wait for its result")
         portraits = self.repo.documents(app.id, ("id_portrait",))
         if not portraits:
             raise NotAllowed("portrait_missing", "请先上传身份证正面", "Please upload the front of the ID card first")

@@ -18,6 +18,8 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bff.applications.jobs import ProcessLocalPool
 from bff.applications.services import ApplicationService
 from infra.applications import Application
@@ -31,6 +33,8 @@ from kyc.idnumber import check_id_number
 
 log = logging.getLogger(__name__)
 OUTCOME_STATUS = {"approve": "approved", "decline": "declined", "refer": "referred"}
+REVIEW_STATUS = {"approve": "approved", "decline": "declined", "counter_offer": "counter_offer"}
+RECONCILE_EVERY = 15  # resumer ticks between two looks at the referred applications
 _ALL = Scope()
 
 
@@ -101,7 +105,10 @@ class RiskDispatch:
         current = self.repo.get(application_id, _ALL)
         if current is None:
             return None
-        if not self.repo.claim_risk_send(application_id, now, now + _backoff(current.risk_attempts + 1)):
+        # the next attempt is booked past this call's whole time budget (timeouts × retries), so another
+        # process's resumer does not send the same application while this call is still waiting
+        retry_at = now + max(_backoff(current.risk_attempts + 1), timedelta(seconds=20))
+        if not self.repo.claim_risk_send(application_id, now, retry_at):
             return None
         app = self.repo.get(application_id, _ALL)
         assert app is not None
@@ -117,6 +124,26 @@ class RiskDispatch:
         moved = self.repo.record_risk(application_id, assessment_id=str(result.get("id", "")), result=result,
                                       to=status, note=f"risk:{result.get('outcome')}")
         return moved.status if moved else None
+
+    def reconcile_referred(self) -> int:
+        """Referred applications whose review the risk service has finished (an answer lost on the way, or
+        a decision taken elsewhere): apply the final decision. Returns how many moved."""
+        moved = 0
+        for app in self.repo.referred():
+            if not app.risk_assessment_id:
+                continue
+            try:
+                assessment = self.client.assessment(app.risk_assessment_id)
+            except (ServiceUnavailable, ServiceRefused):
+                return moved
+            review = assessment.get("review") or {}
+            final = str(review.get("final_decision") or "")
+            if review.get("state") == "decided" and final in REVIEW_STATUS:
+                if self.repo.record_risk(app.id, assessment_id=app.risk_assessment_id, result=assessment,
+                                         to=REVIEW_STATUS[final], allowed_from=("referred",),
+                                         note=f"review:{final}") is not None:
+                    moved += 1
+        return moved
 
     def resume_due(self) -> int:
         """Send every application whose (re)send is due; returns how many were decided now."""
@@ -139,10 +166,16 @@ class RiskDispatch:
             return
 
         def loop() -> None:
+            ticks = 0
             while not self._stop.wait(self.resume_every):
+                ticks += 1
                 try:
                     self.resume_due()
-                except Exception:  # the database may be briefly away: try again on the next tick
+                    if ticks % RECONCILE_EVERY == 0:
+                        self.reconcile_referred()
+                except SQLAlchemyError as exc:  # the database is briefly away: one line, try on the next tick
+                    log.warning("risk resumer: database unavailable (%s)", type(exc).__name__)
+                except Exception:
                     log.exception("risk resumer")
 
         self._resumer_pid = os.getpid()

@@ -252,6 +252,12 @@ class ApplicationService:
     def face_outcome(self, app_id: str, outcome: str, detail: Mapping[str, Any]) -> Application | None:
         """Apply a finished face check: pass → kyc_passed, review → kyc_review, fail → retry or review."""
         if outcome == "pass":
+            current = self.repo.get(app_id, Scope())
+            differs = forms.ocr_mismatches(self.draft(current)) if current is not None else {}
+            if {"id_number", "name"} & set(differs):
+                # the face matches the card, but the typed identity is not the card's: a person decides
+                return self.repo.transition(app_id, allowed_from=FACE_ALLOWED, to="kyc_review",
+                                            actor_kind="system", actor_id="kyc", note="ocr_mismatch")
             return self._passed(self.repo.transition(app_id, allowed_from=FACE_ALLOWED, to="kyc_passed",
                                                      actor_kind="system", actor_id="kyc", note="face_match_pass"))
         if outcome == "review":

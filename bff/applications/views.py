@@ -45,8 +45,8 @@ bp = Blueprint("applications", __name__)
 UPLOAD_LIMIT = 24 * 1024 * 1024  # a multipart post of several photos; each photo is checked on its own
 
 
-@bp.before_request
-def _uploads() -> None:
+def upload_limits() -> None:
+    """App-level, registered before CSRF protection (which reads the form): photo posts may be larger."""
     if request.method == "POST" and request.endpoint in ("applications.id_card_post", "applications.face_post"):
         request.max_content_length = UPLOAD_LIMIT
 
@@ -113,20 +113,27 @@ def new() -> Any:
 @bp.post("/applications")
 @requires_actor("applications.edit")
 def create() -> Any:
-    key = request.headers.get("Idempotency-Key", "") or request.form.get("idempotency_key", "")
+    key = (request.headers.get("Idempotency-Key", "") or request.form.get("idempotency_key", ""))[:64]
     svc = services().applications
-    if key:
-        seen = svc.repo.recall(f"start:{actor().id}", key)
-        if seen is not None:
+    scope = f"start:{actor().id}"
+    if key and not svc.repo.remember(scope, key, 0):  # taken: a double tap, a retry, or an offline replay
+        seen = svc.repo.recall(scope, key)
+        if seen is not None and seen[1]:
             return _go(seen[1])
-    vehicle = _vehicle(request.form.get("vehicle", ""))
+        return _conflict(NotAllowed("in_progress", "申请正在创建，请稍候刷新", "The application is being "
+                                    "created: refresh in a moment"))
     try:
+        vehicle = _vehicle(request.form.get("vehicle", ""))
         app = svc.start(actor(), vehicle.id, request.form.get("plan", "")[:120])
     except NotAllowed as exc:
+        svc.repo.forget(scope, key)
         return _conflict(exc)
+    except Exception:  # refused input (422) or a failure: the same key may be tried again
+        svc.repo.forget(scope, key)
+        raise
     target = url_for("applications.consent", application_id=app.id)
     if key:
-        svc.repo.remember(f"start:{actor().id}", key, 303, target)
+        svc.repo.settle(scope, key, 303, target)
     return _go(target)
 
 
@@ -231,6 +238,7 @@ def _step(application_id: str, step: str) -> Any:
     response = page_or_block("applications/step.html", "step_form", step=step, errors=errors,
                              fields=forms.STEPS[step], options=_options(), **context)
     response.status_code = status
+    response.headers["Cache-Control"] = "no-store"  # personal data: not kept by browsers or proxies
     return response
 
 
@@ -342,9 +350,15 @@ def _face(application_id: str) -> Any:
     if request.method == "POST":
         challenge = challenges.get(app.id, [])
         selfie = request.files.get("selfie")
+        if not challenge:  # the challenge is issued by the face page: a post without one is refused
+            selfie = None
+            error = NotAllowed("no_challenge", "请在人脸核验页面按提示重新开始", "Please start again from the face "
+                               "check page and follow the prompts")
         frames = [(name.split(":", 1)[1], f.read()) for name, f in request.files.items(multi=True)
                   if name.startswith("frame:") and name.split(":", 1)[1] in (*challenge, "neutral")]
-        if selfie is None or not selfie.filename:
+        if error is not None:
+            pass
+        elif selfie is None or not selfie.filename:
             error = Rejected("selfie", "missing", "请拍一张自拍照", "Please take a selfie")
         else:
             try:

@@ -39,7 +39,7 @@ def _unavailable() -> Any:
 def queue() -> Any:
     try:
         items = services().risk.client.reviews()
-    except ServiceUnavailable:
+    except (ServiceUnavailable, ServiceRefused):
         return _unavailable()
     waiting = [c for c in items if c.get("state") != "decided"]
     decided = [c for c in items if c.get("state") == "decided"][:20]
@@ -50,10 +50,9 @@ def queue() -> Any:
 
 def _case(case_id: str) -> dict[str, Any]:
     try:
-        _, case = services().risk.client.client.call("GET", f"/api/v1/reviews/{case_id[:64]}", idempotent=True)
+        return services().risk.client.review(case_id[:64])
     except ServiceRefused as exc:
-        abort(404 if exc.status == 404 else 400)
-    return dict(case)
+        abort(404 if exc.status == 404 else 502)
 
 
 def _render(case: dict[str, Any], errors: list[FieldError] | None = None, problem: str = "",
@@ -92,12 +91,15 @@ def _refused(exc: ServiceRefused) -> str:
 def claim(case_id: str) -> Any:
     try:
         services().risk.client.claim(case_id[:64], g.user.id, g.user.role)
-    except ServiceUnavailable:
-        return _unavailable()
     except ServiceRefused as exc:
         if exc.status == 404:
             abort(404)
-        return _render(_case(case_id), problem=_refused(exc), status=409 if exc.status == 409 else 403)
+        try:
+            return _render(_case(case_id), problem=_refused(exc), status=409 if exc.status == 409 else 403)
+        except ServiceUnavailable:
+            return _unavailable()
+    except ServiceUnavailable:
+        return _unavailable()
     return redirect(url_for("reviews.case", case_id=case_id), 303)
 
 
@@ -125,30 +127,37 @@ def decide(case_id: str) -> Any:
         if errors:
             return _render(_case(case_id), errors=errors, status=422)
         result = services().risk.client.decide(case_id[:64], g.user.id, g.user.role, decision, comment, offer or None)
-    except ServiceUnavailable:
-        return _unavailable()
     except ServiceRefused as exc:
         if exc.status == 404:
             abort(404)
-        if exc.status == 422:
-            return _render(_case(case_id), problem=_refused(exc), status=422)
-        return _render(_case(case_id), problem=_refused(exc), status=409 if exc.status == 409 else 403)
+        try:
+            current = _case(case_id)
+        except ServiceUnavailable:
+            return _unavailable()
+        if current.get("state") == "decided":  # decided already (e.g. our first try's answer was lost)
+            apply_final(current, g.user.id, g.user.email)
+        return _render(current, problem=_refused(exc), status=422 if exc.status == 422 else
+                       (409 if exc.status == 409 else 403))
+    except ServiceUnavailable:
+        return _unavailable()
     if result.get("state") == "decided":
-        _apply(result)
+        apply_final(result, g.user.id, g.user.email)
     return redirect(url_for("reviews.queue"), 303)
 
 
-def _apply(case: dict[str, Any]) -> None:
-    """A final decision moves the application (referred → approved / declined / counter_offer)."""
+def apply_final(case: dict[str, Any], actor_id: str, actor_label: str) -> None:
+    """A final decision moves the application (referred → approved / declined / counter_offer); safe to
+    repeat (only a ``referred`` application moves). Also used by the BFF's reconciliation of referrals."""
     svc = services()
-    application_id = str(case.get("application_id") or "")
-    assessment = svc.risk.client.assessment(str(case["assessment_id"]))
-    application_id = application_id or str(assessment.get("application_id", ""))
-    final = str(case.get("final_decision"))
+    assessment = case.get("assessment") or {}
+    application_id = str(case.get("application_id") or assessment.get("application_id") or "")
+    final = str(case.get("final_decision") or "")
+    if not application_id or final not in FINAL_STATUS:
+        return
     moved = svc.applications.repo.record_risk(
-        application_id, assessment_id=str(case["assessment_id"]), result=assessment, to=FINAL_STATUS[final],
-        allowed_from=("referred",), actor_kind="staff", actor_id=g.user.id, note=f"review:{final}")
+        application_id, assessment_id=str(case.get("assessment_id", "")), result=assessment, to=FINAL_STATUS[final],
+        allowed_from=("referred",), actor_kind="staff", actor_id=actor_id, note=f"review:{final}")
     if moved is not None:
-        svc.audit.append("risk.reviewed", "success", actor_id=g.user.id, actor_label=g.user.email,
+        svc.audit.append("risk.reviewed", "success", actor_id=actor_id, actor_label=actor_label,
                          dealer_id=moved.dealer_id, target=moved.id, ip=request.remote_addr or "",
                          user_agent=(request.user_agent.string or "")[:255], details={"decision": final})

@@ -50,7 +50,14 @@ class CircuitBreaker:
             return "half_open" if self.clock() - self._opened_at >= self.cooldown else "open"
 
     def allow(self) -> bool:
-        return self.state != "open"
+        """Closed: yes. Open: no. Half-open: yes for one trial call at a time (the others wait it out)."""
+        with self._lock:
+            if self._opened_at is None:
+                return True
+            if self.clock() - self._opened_at < self.cooldown:
+                return False
+            self._opened_at = self.clock()  # this caller is the trial; the rest see "open" until it reports
+            return True
 
     def success(self) -> None:
         with self._lock:

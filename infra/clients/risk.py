@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from infra.clients.http import ServiceClient
 
@@ -22,7 +23,11 @@ class RiskClient:
         return dict(body)
 
     def assessment(self, assessment_id: str) -> dict[str, Any]:
-        _, body = self.client.call("GET", f"/api/v1/assessments/{assessment_id}", idempotent=True)
+        _, body = self.client.call("GET", f"/api/v1/assessments/{quote(assessment_id, safe='')}", idempotent=True)
+        return dict(body)
+
+    def review(self, review_id: str) -> dict[str, Any]:
+        _, body = self.client.call("GET", f"/api/v1/reviews/{quote(review_id, safe='')}", idempotent=True)
         return dict(body)
 
     def reviews(self, **filters: str) -> list[dict[str, Any]]:
@@ -31,7 +36,7 @@ class RiskClient:
         return list(items)
 
     def claim(self, review_id: str, officer_id: str, officer_role: str) -> dict[str, Any]:
-        _, body = self.client.call("POST", f"/api/v1/reviews/{review_id}/claim",
+        _, body = self.client.call("POST", f"/api/v1/reviews/{quote(review_id, safe='')}/claim",
                                    json={"officer_id": officer_id, "officer_role": officer_role})
         return dict(body)
 
@@ -41,5 +46,5 @@ class RiskClient:
                                    "comment": comment}
         if counter_offer:
             payload["counter_offer"] = counter_offer
-        _, body = self.client.call("POST", f"/api/v1/reviews/{review_id}/decision", json=payload)
+        _, body = self.client.call("POST", f"/api/v1/reviews/{quote(review_id, safe='')}/decision", json=payload)
         return dict(body)

@@ -516,3 +516,55 @@ def test_htmx_fragments_render_on_their_own(bff_server: Any) -> None:
         r = s.post(url, data={**WORK, "monthly_income": "-5", "csrf_token": csrf(s, url)}, headers=hx,
                    timeout=TIMEOUT)
         assert r.status_code == 422 and "<html" not in r.text and 'data-field="monthly_income"' in r.text
+
+
+def test_a_phone_sized_photo_is_accepted_and_a_face_post_needs_its_challenge(bff_server: Any) -> None:
+    """Phone photos are several MB (above the app's 1 MB form limit, which the photo routes raise before
+    CSRF protection reads the body); a face post not preceded by the face page (no challenge) is refused."""
+    base = bff_server.url
+    big = Image.effect_noise((3000, 2000), 80).convert("RGB")
+    big.paste(idcards.front(CARD).resize((2400, 1512)), (300, 244))
+    data = faces.encode(big, "JPEG", quality=98)
+    assert len(data) > 2_000_000, len(data)
+    with sign_in(base, SALES_A) as s:
+        app_id = start(base, s)
+        consent(base, s, app_id)
+        r = upload_card(base, s, app_id, data, make_card_images()[1])
+        assert r.status_code == 202, r.text[:300]
+        url = f"{base}/applications/{app_id}/face"
+        token = csrf(s, f"{base}/applications/{app_id}")
+        r = s.post(url, data={"csrf_token": token}, timeout=TIMEOUT,
+                   files={"selfie": ("s.jpg", jpeg(faces.padded(faces.photo("obama2.jpg"))), "image/jpeg")})
+        assert r.status_code == 422 and 'data-code="no_challenge"' in r.text
+
+
+def test_full_numbers_show_only_to_whoever_fills_the_form_in(bff_server: Any, card_images: tuple[bytes, bytes]
+                                                             ) -> None:
+    base = bff_server.url
+    with sign_in(base, SALES_A) as s:
+        app_id = ready_to_submit(base, s, card_images)
+        r = s.get(f"{base}/applications/{app_id}/steps/customer", timeout=TIMEOUT)
+        assert CARD.id_number in r.text and r.headers["Cache-Control"] == "no-store"  # the draft's own editor
+    with sign_in(base, "ops@demo.leaseline.cn") as ops:  # reads every dealer's applications, may not unmask
+        page = ops.get(f"{base}/applications/{app_id}/steps/customer", timeout=TIMEOUT).text
+        assert CARD.id_number not in page and "1101**********0011" in page and "13900139000" not in page
+
+
+def test_a_face_that_matches_the_card_but_another_typed_identity_goes_to_a_person(
+        bff_server: Any, app: Any, card_images: tuple[bytes, bytes]) -> None:
+    """Someone else's ID number typed over the card that was read: even a passing face check is reviewed."""
+    from kyc.idnumber import check_digit
+
+    base = bff_server.url
+    svc = app.extensions["leaseline"].applications
+    other = "11010519491231002"
+    other += check_digit(other)
+    with sign_in(base, SALES_A) as s:
+        app_id = ready_to_submit(base, s, card_images)
+        assert post(s, f"{base}/applications/{app_id}/steps/customer", {**CUSTOMER, "id_number": other}) \
+            .status_code == 200
+        assert post(s, f"{base}/applications/{app_id}/submit", form_url=f"{base}/applications/{app_id}") \
+            .status_code == 200
+        moved = svc.face_outcome(app_id, "pass", {})
+        assert moved is not None and moved.status == "kyc_review"
+        assert svc.repo.events(app_id)[-1].note == "ocr_mismatch"

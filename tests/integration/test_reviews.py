@@ -195,3 +195,24 @@ def test_the_request_id_travels_from_the_bff_to_the_risk_service(bff_server: Any
         request_id.reset(token)
         client.session.hooks["response"] = []
     assert seen == ["trace-43"]  # the risk service echoed the id it received
+
+
+def test_a_review_finished_elsewhere_is_reconciled_into_the_application(
+        bff_server: Any, risk_server: Any, card_images: tuple[bytes, bytes]) -> None:
+    """The risk service finished the review (an answer lost on its way, or decided through the API): the
+    BFF's reconciliation moves the referred application."""
+    base = bff_server.url
+    app_id = to_risk(base, card_images, persona_id("91", "4"))
+    with sign_in(base, SALES_A) as sales:
+        wait_status(sales, base, app_id, ("referred",))
+    case = case_of(bff_server, app_id)
+    officer = {"officer_id": "risk-api-officer", "officer_role": "risk_officer_t1"}
+    headers = risk_server.tokens.review()
+    assert requests.post(f"{risk_server.url}/api/v1/reviews/{case['id']}/claim", json=officer, headers=headers,
+                         timeout=TIMEOUT).status_code == 200
+    r = requests.post(f"{risk_server.url}/api/v1/reviews/{case['id']}/decision", headers=headers, timeout=TIMEOUT,
+                      json={**officer, "decision": "decline", "comment": "收入无法核实"})
+    assert r.status_code == 200 and r.json()["state"] == "decided"
+    dispatch = bff_server.app.extensions["leaseline"].risk
+    assert dispatch.reconcile_referred() >= 1
+    assert dispatch.repo.get(app_id, _all()).status == "declined"

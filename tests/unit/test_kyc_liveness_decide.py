@@ -140,3 +140,11 @@ def test_passive_signals_come_from_frames_with_one_face() -> None:
     session = good_session()
     session["blink"].append(frame(faces=2, blur=1.0, moire=MOIRE_MAX * 5))
     assert failed(decide(session, CHALLENGE)) == ["one_face"]
+
+
+def test_an_empty_or_partial_challenge_never_passes_a_still_picture() -> None:
+    """A post with no challenge (or part of one) must not turn a single sharp photo into a live person."""
+    still = {"neutral": [frame(0.30, 0.0)]}
+    assert not decide(still, ()).passed and "challenge_order" in failed(decide(still, ()))
+    partial = {"neutral": [frame()], "turn_left": [frame(yaw=0.5)]}
+    assert not decide(partial, ("turn_left",)).passed

@@ -85,8 +85,10 @@
       headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRFToken": csrfToken(),
                  "Idempotency-Key": item.key, "HX-Request": "true" }
     }).then(function (response) {
-      // Delivered (saved, or refused with field errors the person sees on the page): drop it.
-      if (response.status < 500 && response.status !== 429) {
+      // Delivered: saved (2xx, not a redirect to the sign-in page) or refused with field errors (422) that
+      // the person sees when they open the step. Anything else (signed out, stale token, server trouble)
+      // keeps it for a later try, so nothing typed is lost.
+      if (!response.redirected && ((response.status >= 200 && response.status < 300) || response.status === 422)) {
         saveQueue(loadQueue().filter(function (i) { return i.key !== item.key; }));
         document.dispatchEvent(new CustomEvent("leaseline:sent", { detail: { slot: item.slot, status: response.status } }));
         document.querySelectorAll("[data-offline-note]").forEach(function (n) { n.hidden = true; });
@@ -109,6 +111,18 @@
       event.preventDefault();
       enqueue(form, form.dataset.key || uuid());
     }
+  });
+  // A step saved online makes an older unsent copy of it obsolete (it must not overwrite the newer answers).
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    if (form && form.dataset && form.dataset.offlineQueue && event.detail.successful) {
+      saveQueue(loadQueue().filter(function (i) { return i.slot !== form.dataset.offlineQueue; }));
+    }
+  });
+  // Signing out on a shared showroom tablet leaves nothing of the customer's answers behind.
+  document.addEventListener("submit", function (event) {
+    var action = event.target && event.target.getAttribute && event.target.getAttribute("action");
+    if (action && /\/logout$/.test(action)) localStorage.removeItem(QUEUE);
   });
   document.addEventListener("htmx:sendError", function (event) {
     var form = event.detail.elt;

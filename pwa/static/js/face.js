@@ -60,15 +60,25 @@
     stream.getTracks().forEach(function (t) { t.stop(); });
     video.hidden = true;
     prompt.textContent = text(root, "sending");
-    var response = await fetch(root.getAttribute("data-post"), {
-      method: "POST", body: form, credentials: "same-origin",
-      headers: { "X-CSRFToken": csrf(), "HX-Request": "true" }
-    });
-    var html = await response.text();
+    var html = "";
+    try {
+      var response = await fetch(root.getAttribute("data-post"), {
+        method: "POST", body: form, credentials: "same-origin",
+        headers: { "X-CSRFToken": csrf(), "HX-Request": "true" }
+      });
+      html = await response.text();
+    } catch (e) {
+      html = "";
+    }
     var section = document.getElementById("face");
     var holder = document.createElement("div");
     holder.innerHTML = html;
-    var fresh = holder.querySelector("#face") || holder.firstElementChild;
+    var fresh = holder.querySelector("#face");
+    if (!fresh) {  // the network failed, or an error page came back: say so and let the person try again
+      prompt.textContent = text(root, "failed");
+      button.disabled = false;
+      return;
+    }
     if (section && fresh) {
       section.replaceWith(fresh);
       if (window.htmx) { window.htmx.process(fresh); }
