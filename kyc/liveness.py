@@ -167,9 +167,9 @@ def decide(signals_by_step: Mapping[str, Sequence[FrameSignal]], challenge: Sequ
     insertion order); the ``neutral`` step, when present, comes first and is not part of the challenge."""
     performed = [s for s in signals_by_step if s != NEUTRAL]
     checks: list[Check] = []
-    # the whole challenge (every action once, in the requested order): an empty or partial challenge
-    # must never let a still picture through
-    steps_ok = (list(challenge) == performed and sorted(challenge) == sorted(CHALLENGES)
+    # the actions asked for, in the requested order; an empty challenge never lets a still picture through
+    # (the BFF issues the full set: kyc.liveness.new_challenge, and refuses anything less)
+    steps_ok = (bool(challenge) and list(challenge) == performed and set(challenge) <= set(CHALLENGES)
                 and all(signals_by_step[s] for s in performed))
     checks.append(_check("challenge_order", steps_ok, " ".join(performed),
                          ("动作按要求的顺序完成", "The actions were done in the requested order"),

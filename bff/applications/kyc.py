@@ -184,6 +184,9 @@ class KycService:
                     frames: Sequence[tuple[str, bytes]], challenge: Sequence[str]) -> Check:
         if app.status not in FACE_ALLOWED:
             raise NotAllowed("wrong_state", "当前不需要人脸核验", "No face check is needed now")
+        if sorted(challenge) != sorted(liveness.CHALLENGES):  # the full random challenge issued to this session
+            raise NotAllowed("no_challenge", "请在人脸核验页面按提示重新开始",
+                             "Please start again from the face check page and follow the prompts")
         if not self.apps.consents(app).face:
             raise NotAllowed("consent_required", "未获得您的人脸识别同意，不能采集人脸",
                              "Without your consent to face recognition no face can be captured")

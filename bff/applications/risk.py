@@ -47,6 +47,9 @@ class RiskDispatch:
                  *, resume_every: float = 2.0, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.repo, self.apps, self.client, self.pool = repo, apps, client, pool
         self.resume_every, self.clock = resume_every, clock
+        #: the least time before a resend: one call's whole budget (timeouts × retries), so that another
+        #: process's resumer does not send an application while this call is still waiting
+        self.min_retry = timedelta(seconds=20)
         self._resumer: threading.Thread | None = None
         self._resumer_pid = 0
         self._stop = threading.Event()
@@ -105,9 +108,7 @@ class RiskDispatch:
         current = self.repo.get(application_id, _ALL)
         if current is None:
             return None
-        # the next attempt is booked past this call's whole time budget (timeouts × retries), so another
-        # process's resumer does not send the same application while this call is still waiting
-        retry_at = now + max(_backoff(current.risk_attempts + 1), timedelta(seconds=20))
+        retry_at = now + max(_backoff(current.risk_attempts + 1), self.min_retry)
         if not self.repo.claim_risk_send(application_id, now, retry_at):
             return None
         app = self.repo.get(application_id, _ALL)

@@ -82,6 +82,7 @@ class ServiceClient:
         self.retries, self.backoff = retries, backoff
         self.breaker = breaker or CircuitBreaker()
         self.session = session or requests.Session()
+        self._jitter = random.Random()  # its own generator: the process-wide one is not ours to advance
 
     def call(self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None,
              headers: dict[str, str] | None = None, idempotent: bool = False) -> tuple[int, Any]:
@@ -93,7 +94,7 @@ class ServiceClient:
         last: Exception | None = None
         for attempt in range(attempts):
             if attempt:
-                time.sleep(self.backoff * (2 ** (attempt - 1)) * (0.5 + random.random()))
+                time.sleep(self.backoff * (2 ** (attempt - 1)) * (0.5 + self._jitter.random()))
             try:
                 response = self.session.request(
                     method, self.base_url + path, json=json, params=params, timeout=self.timeout,

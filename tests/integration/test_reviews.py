@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -144,13 +145,23 @@ def test_the_risk_service_down_mid_journey_loses_nothing(tmp_path: Path, s3_serv
     risk_pending with a visible status; the service starts there; the resumer sends it; it is decided.
     (Its own database: the suite's other BFF would otherwise send the application itself.)"""
     from infra.db.migrate import upgrade
-    from tests.conftest import LiveServer
 
     port = _free_port()
     url = f"sqlite:///{tmp_path / 'down.db'}"
     upgrade(url)
     app = build_app(url, **s3_config(s3_server), risk_url=f"http://127.0.0.1:{port}")
-    app.extensions["leaseline"].risk.resume_every = 0.5
+    dispatch = app.extensions["leaseline"].risk
+    dispatch.resume_every, dispatch.min_retry = 0.5, timedelta(seconds=1)  # a test's patience, not production's
+    try:
+        _down_then_up(app, port, risk_server, card_images)
+    finally:
+        dispatch.stop_resumer()
+        app.extensions["leaseline"].db.dispose()
+
+
+def _down_then_up(app: Any, port: int, risk_server: Any, card_images: tuple[bytes, bytes]) -> None:
+    from tests.conftest import LiveServer
+
     with LiveServer(app) as bff:
         base = bff.url
         app_id = to_risk(base, card_images, persona_id("01", "2"))
@@ -174,8 +185,6 @@ def test_the_risk_service_down_mid_journey_loses_nothing(tmp_path: Path, s3_serv
         finally:
             server.shutdown()
             thread.join(5)
-    app.extensions["leaseline"].risk.stop_resumer()
-    app.extensions["leaseline"].db.dispose()
 
 
 def test_the_request_id_travels_from_the_bff_to_the_risk_service(bff_server: Any, risk_server: Any) -> None:
