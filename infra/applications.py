@@ -7,8 +7,11 @@ and every read goes through :meth:`SqlApplications._scoped`, so no query can for
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from collections.abc import Callable
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
@@ -139,6 +142,9 @@ class StaleVersion(Exception):
 class SqlApplications:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # SQLite ignores SELECT … FOR UPDATE: serialise read-change-write of drafts within the process there
+        # (the embedded default; PostgreSQL locks the row itself, across processes)
+        self._local_lock = threading.Lock() if db.engine.dialect.name == "sqlite" else nullcontext()
 
     # -- reads, always scoped ------------------------------------------------------------------------------
     @staticmethod
@@ -199,14 +205,17 @@ class SqlApplications:
                                             from_status="", to_status="draft", note=""))
             return _app(row)
 
-    def save_draft(self, application_id: str, *, draft_enc: str, customer_name: str, id_masked: str,
-                   id_hash: str | None, mobile_masked: str, mobile_hash: str | None) -> Application:
-        with self.db.session() as session:
+    def update_draft(self, application_id: str, change: Callable[[ApplicationRow], dict[str, Any]],
+                     allowed: Sequence[str] | None = None) -> Application | None:
+        """Read, change and write the draft in one transaction under a row lock, so that two devices (or the
+        OCR job) saving at once never overwrite each other's answers. ``change`` gets the locked row and
+        returns the columns to set. None when the application is not in one of the ``allowed`` states."""
+        with self._local_lock, self.db.session() as session:
             row = session.get(ApplicationRow, application_id, with_for_update=True)
-            assert row is not None
-            row.draft_enc, row.customer_name, row.id_masked, row.id_hash = draft_enc, customer_name[:64], \
-                id_masked, id_hash
-            row.mobile_masked, row.mobile_hash = mobile_masked, mobile_hash
+            if row is None or (allowed is not None and row.status not in allowed):
+                return None
+            for column, value in change(row).items():
+                setattr(row, column, value)
             row.version += 1
             row.updated_at = utcnow()
             session.flush()

@@ -156,15 +156,12 @@ class KycService:
 
     def _merge_ocr(self, app_id: str, found: dict[str, str]) -> None:
         """Pre-fill empty fields with what OCR read, and keep the OCR values (encrypted) to flag mismatches."""
-        app = self.repo.get(app_id, _ALL)
-        if app is None or app.status not in EDITABLE:
-            return
-        draft = self.apps.draft(app)
-        for name, value in found.items():
-            if value and not draft.get(name):
-                draft[name] = value
-        draft["_ocr"] = json.dumps(found, ensure_ascii=False)
-        self.apps._store_draft(app, draft)
+        def prefill(draft: dict[str, str]) -> dict[str, str]:
+            filled = {**draft, **{name: value for name, value in found.items() if value and not draft.get(name)}}
+            filled["_ocr"] = json.dumps(found, ensure_ascii=False)
+            return filled
+
+        self.apps.merge_draft(app_id, prefill)  # (nothing happens once the application was submitted)
 
     def id_card_done(self, app: Application) -> bool:
         latest = self.repo.latest_check(app.id, "id_card")

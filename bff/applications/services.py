@@ -176,19 +176,36 @@ class ApplicationService:
         return self._store_draft(app, draft)
 
     def _store_draft(self, app: Application, draft: Mapping[str, str]) -> Application:
-        id_number = draft.get("id_number", "")
-        mobile = draft.get("mobile", "")
-        id_ok = not forms.validate_one("id_number", id_number)
-        mobile_ok = not forms.validate_one("mobile", mobile)
-        id_norm = id_number.upper().replace(" ", "")
-        return self.repo.save_draft(
-            app.id, draft_enc=self.vault.encrypt(json.dumps(draft, ensure_ascii=False), f"application:{app.id}"),
-            customer_name=draft.get("name", ""),
-            id_masked=mask_id_number(id_norm) if id_ok else "",
-            id_hash=self.vault.lookup_hash(id_norm, "id_number") if id_ok else None,
-            mobile_masked=mask_mobile(mobile) if mobile_ok else app.mobile_masked,
-            # a customer's application stays theirs: their verified mobile keeps the look-up hash
-            mobile_hash=self.vault.lookup_hash(mobile, "mobile") if mobile_ok else app.mobile_hash)
+        """Replace the whole draft (a new application)."""
+        stored = self.merge_draft(app.id, lambda _: dict(draft), editable_only=False)
+        assert stored is not None
+        return stored
+
+    def merge_draft(self, application_id: str, change: Callable[[dict[str, str]], dict[str, str]],
+                    editable_only: bool = True) -> Application | None:
+        """Apply ``change`` to the current draft under a row lock (read, decrypt, change, encrypt, write in one
+        transaction): concurrent saves of different steps, and the OCR job, never lose each other's
+        answers. None when the application is no longer editable."""
+        context = f"application:{application_id}"
+
+        def columns(row: Any) -> dict[str, Any]:
+            current = json.loads(self.vault.decrypt(row.draft_enc, context)) if row.draft_enc else {}
+            draft = change(current)
+            id_number, mobile = draft.get("id_number", ""), draft.get("mobile", "")
+            id_ok = not forms.validate_one("id_number", id_number)
+            mobile_ok = not forms.validate_one("mobile", mobile)
+            id_norm = id_number.upper().replace(" ", "")
+            return {
+                "draft_enc": self.vault.encrypt(json.dumps(draft, ensure_ascii=False), context),
+                "customer_name": draft.get("name", "")[:64],
+                "id_masked": mask_id_number(id_norm) if id_ok else "",
+                "id_hash": self.vault.lookup_hash(id_norm, "id_number") if id_ok else None,
+                "mobile_masked": mask_mobile(mobile) if mobile_ok else row.mobile_masked,
+                # a customer's application stays theirs: their verified mobile keeps the look-up hash
+                "mobile_hash": self.vault.lookup_hash(mobile, "mobile") if mobile_ok else row.mobile_hash,
+            }
+
+        return self.repo.update_draft(application_id, columns, EDITABLE if editable_only else None)
 
     def save_step(self, actor: Actor, app: Application, step: str, raw: Mapping[str, Any]) \
             -> tuple[Application, list[FieldError]]:
@@ -202,9 +219,11 @@ class ApplicationService:
         data = forms.clean(raw, step)
         if actor.kind == "customer" and step == "customer" and actor.mobile:
             data["mobile"] = actor.mobile  # the verified number: a customer cannot swap it for another
-        draft = {**self.draft(app), **data}
-        app = self._store_draft(app, draft)
-        return app, forms.validate(step, data)
+        saved = self.merge_draft(app.id, lambda draft: {**draft, **data})
+        if saved is None:  # submitted by someone else meanwhile
+            raise NotAllowed("not_editable", "申请已提交，不能再修改", "The application was submitted: it can no "
+                             "longer be changed")
+        return saved, forms.validate(step, data)
 
     def give_consent(self, actor: Actor, app: Application, purposes: Sequence[str]) -> Consents:
         given = self.consents(app)
@@ -232,9 +251,9 @@ class ApplicationService:
             raise NotAllowed("id_card_required", "请先拍摄或上传身份证正反面", "Please photograph or upload both "
                              "sides of the ID card first")
         # the device and network it was submitted from: the risk service's velocity and fraud rules use them
-        draft["_device_ip"] = actor.ip or "unknown"
-        draft["_device_ua"] = hashlib.sha256(actor.user_agent.encode("utf-8")).hexdigest()[:32]
-        app = self._store_draft(app, draft)
+        device = {"_device_ip": actor.ip or "unknown",
+                  "_device_ua": hashlib.sha256(actor.user_agent.encode("utf-8")).hexdigest()[:32]}
+        self.merge_draft(app.id, lambda current: {**current, **device})
         moved = self.repo.transition(app.id, allowed_from=("draft",), to="submitted", actor_kind=actor.kind,
                                      actor_id=actor.id)
         if moved is None:

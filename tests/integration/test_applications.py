@@ -568,3 +568,28 @@ def test_a_face_that_matches_the_card_but_another_typed_identity_goes_to_a_perso
         moved = svc.face_outcome(app_id, "pass", {})
         assert moved is not None and moved.status == "kyc_review"
         assert svc.repo.events(app_id)[-1].note == "ocr_mismatch"
+
+
+def test_two_devices_saving_different_steps_at_once_keep_both(bff_server: Any, app: Any) -> None:
+    """The salesperson's tablet and the customer's phone save different steps at the same moment: the draft
+    is changed under a row lock, so neither overwrites the other's answers."""
+    import threading
+
+    base = bff_server.url
+    svc = app.extensions["leaseline"].applications
+    with sign_in(base, SALES_A) as s:
+        app_id = start(base, s)
+        consent(base, s, app_id)
+    barrier = threading.Barrier(8)
+
+    def save(i: int) -> None:
+        barrier.wait()
+        svc.merge_draft(app_id, lambda draft: {**draft, f"_probe_{i}": str(i)})
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    draft = svc.draft(svc.repo.get(app_id, _all()))
+    assert {f"_probe_{i}" for i in range(8)} <= set(draft)
