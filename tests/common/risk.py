@@ -60,9 +60,11 @@ def snapshot(persona: str = "clean_file", **overrides: Any) -> dict[str, Any]:
     data = copy.deepcopy(BASE_SNAPSHOT)
     unique = uuid.uuid4().hex
     data["application_id"] = f"app-{unique[:16]}"
-    data["applicant"]["id_number"] = id_number(persona, birth=f"19{60 + int(unique[0], 16) % 40:02d}0315",
-                                               region=f"11010{int(unique[1], 16) % 9 + 1}",
-                                               serial=int(unique[2], 16))
+    # about a million distinct numbers per persona: a test module's assessments never share an applicant by
+    # chance (a shared one makes the multi-vehicle and velocity rules fire)
+    birth = f"19{60 + int(unique[0:2], 16) % 40:02d}03{int(unique[21:23], 16) % 28 + 1:02d}"
+    data["applicant"]["id_number"] = id_number(persona, birth=birth, region=f"1101{int(unique[1:3], 16) % 99 + 1:02d}",
+                                               serial=int(unique[2:4], 16))
     data["applicant"]["mobile"] = f"139{int(unique[3:11], 16) % 10**8:08d}"
     data["device"]["user_agent_hash"] = f"ua-{unique[11:19]}"
     data["device"]["ip"] = f"198.51.100.{int(unique[19:21], 16) % 250 + 1}"

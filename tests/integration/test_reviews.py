@@ -39,7 +39,7 @@ def persona_id(digits: str, serial: str = "0") -> str:
     """A new valid ID number whose digits 16–17 select a sandbox persona (risk/providers.py). The birth
     date (so the age the model scores) is fixed; a random county code keeps the risk service's velocity
     rules (per ID number) out of the way between tests and runs."""
-    first17 = f"1101{random.randrange(1, 100):02d}19900307{serial}{digits}"
+    first17 = f"1101{random.randrange(1, 100):02d}199003{random.randrange(1, 29):02d}{serial}{digits}"
     return first17 + check_digit(first17)
 
 
