@@ -135,10 +135,6 @@ def _check(r: KycCheckRow) -> Check:
                  r.finished_at)
 
 
-class StaleVersion(Exception):
-    """The application changed since the caller read it (another device saved first)."""
-
-
 class SqlApplications:
     def __init__(self, db: Database) -> None:
         self.db = db

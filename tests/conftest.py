@@ -30,10 +30,10 @@ def _var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+def postgres_database(prefix: str = "leaseline_t") -> Iterator[str]:
+    """A fresh PostgreSQL database on ``TEST_DATABASE_URL``'s server, dropped afterwards."""
     admin_url = make_url(os.environ["TEST_DATABASE_URL"]).set(drivername="postgresql+psycopg")
-    name = f"leaseline_t_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -55,7 +55,7 @@ def db_url(request: pytest.FixtureRequest, _var_dir: Path) -> Iterator[str]:
         upgrade(url)
         yield url
     else:
-        for url in _postgres_database():
+        for url in postgres_database():
             upgrade(url)
             yield url
 

@@ -179,19 +179,6 @@ def validate(step: str, data: Mapping[str, str]) -> list[FieldError]:
     return errors
 
 
-def normalise(draft: Mapping[str, str]) -> dict[str, Any]:
-    """The validated draft as typed facts (ID upper-case, amounts as Decimal strings, ints as ints)."""
-    out: dict[str, Any] = dict(draft)
-    out["id_number"] = check_id_number(draft["id_number"]).normalized
-    out["mobile"] = check_mobile(draft["mobile"]).normalized
-    out["vin"] = check_vin(draft["vin"]).normalized
-    for name in ("monthly_income", "monthly_repayments"):
-        out[name] = f"{to_decimal(draft[name]):.2f}"
-    for name in ("employment_years", "dependants", "existing_loans", "mileage"):
-        out[name] = int(draft[name]) if draft.get(name) else None
-    return out
-
-
 def validate_one(name: str, value: str) -> FieldError | None:
     """The error of one non-empty field value on its own (None: valid); an empty value is an error."""
     if not value:

@@ -23,7 +23,6 @@ from typing import Any
 
 from PIL import Image
 
-from bff.applications import forms
 from bff.applications.jobs import ProcessLocalPool
 from bff.applications.services import Actor
 from bff.applications.services import ApplicationService
@@ -167,10 +166,6 @@ class KycService:
         latest = self.repo.latest_check(app.id, "id_card")
         return latest is not None and latest.state == "done" and latest.outcome == "ok"
 
-    @staticmethod
-    def mismatches(draft: dict[str, str]) -> dict[str, str]:
-        return forms.ocr_mismatches(draft)
-
     # -- face ------------------------------------------------------------------------------------------------
     def new_challenge(self) -> tuple[str, ...]:
         import secrets
@@ -179,11 +174,11 @@ class KycService:
 
     def upload_face(self, actor: Actor, app: Application, selfie: bytes,
                     frames: Sequence[tuple[str, bytes]], challenge: Sequence[str]) -> Check:
-        if app.status not in FACE_ALLOWED:
-            raise NotAllowed("wrong_state", "当前不需要人脸核验", "No face check is needed now")
         if sorted(challenge) != sorted(liveness.CHALLENGES):  # the full random challenge issued to this session
             raise NotAllowed("no_challenge", "请在人脸核验页面按提示重新开始",
                              "Please start again from the face check page and follow the prompts")
+        if app.status not in FACE_ALLOWED:
+            raise NotAllowed("wrong_state", "当前不需要人脸核验", "No face check is needed now")
         if not self.apps.consents(app).face:
             raise NotAllowed("consent_required", "未获得您的人脸识别同意，不能采集人脸",
                              "Without your consent to face recognition no face can be captured")

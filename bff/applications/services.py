@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import UTC
-from datetime import date
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
@@ -27,11 +26,9 @@ from bff.applications.states import CONSENT_PURPOSES
 from bff.applications.states import EDITABLE
 from bff.applications.states import FACE_ALLOWED
 from bff.applications.states import MAX_FACE_ATTEMPTS
-from bff.applications.states import waiting_for
 from bff.plans.forms import decode
 from bff.plans.services import PlanService
 from infra.applications import Application
-from infra.applications import Check
 from infra.applications import Scope
 from infra.applications import SqlApplications
 from infra.audit import SqlAuditLog
@@ -314,13 +311,6 @@ class ApplicationService:
                           details={"field": name})
         return value
 
-    def status_line(self, app: Application, latest_face: Check | None = None) -> str:
-        return waiting_for(app.status, app.face_attempts)
-
     def retention_cutoff(self, now: datetime | None = None) -> datetime:
         return (now or datetime.now(UTC)) - timedelta(days=self.retention_days)
 
-
-def age_of(birth: date, today: date | None = None) -> int:
-    today = today or date.today()
-    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))

@@ -19,18 +19,3 @@ FACE_ALLOWED = ("submitted",)
 MAX_FACE_ATTEMPTS = 3
 CONSENT_PURPOSES = ("sensitive_pi", "face_recognition")
 
-
-def waiting_for(status: str, face_attempts: int = 0) -> str:
-    """What the application waits for, as a code the templates translate."""
-    return {
-        "draft": "customer_details",
-        "submitted": "face_check" if face_attempts == 0 else "face_retry",
-        "kyc_review": "staff_review",
-        "kyc_passed": "risk_assessment",
-        "kyc_failed": "nothing",
-        "risk_pending": "risk_assessment",
-        "approved": "contract",
-        "declined": "nothing",
-        "referred": "risk_officer",
-        "counter_offer": "customer_answer",
-    }[status]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint
@@ -35,6 +37,7 @@ from bff.plans.forms import decode
 from bff.rendering import page_or_block
 from bff.services import services
 from infra.applications import Application
+from infra.applications import Check
 from infra.storage import StorageError
 from plans.errors import FieldError
 from plans.errors import PlanInputError
@@ -146,10 +149,12 @@ def _context(app: Application) -> dict[str, Any]:
         "steps": svc.applications.completeness(draft), "id_card_done": svc.kyc.id_card_done(app),
         "latest_id": svc.applications.repo.latest_check(app.id, "id_card"),
         "latest_face": svc.applications.repo.latest_check(app.id, "face"),
-        "mismatches": svc.kyc.mismatches(draft), "editable": app.status in EDITABLE and may_edit(),
+        "mismatches": forms.ocr_mismatches(draft), "editable": app.status in EDITABLE and may_edit(),
         "may_review": may("kyc.review") and app.status == "kyc_review", "may_unmask": may("pii.unmask"),
         "events": svc.applications.repo.events(app.id) if actor().kind == "staff" else [],
         "face_allowed": app.status in FACE_ALLOWED, "plan": app.plan,
+        # the frozen quote's figures as Decimals, shown with the same filters as the builder's disclosure
+        "rent": Decimal(app.plan["quote"]["monthly_payment"]), "apr": Decimal(app.plan["quote"]["apr"]),
         # reviewers see the images (each one opened is logged); nobody else gets even the list
         "documents": svc.applications.repo.documents(app.id) if may("pii.unmask") else [],
     }
@@ -235,8 +240,12 @@ def _step(application_id: str, step: str) -> Any:
     elif request.args.get("check") == "1":
         errors = forms.validate(step, svc.draft(app))
     context = _context(app)
+    # full ID / mobile numbers only to whoever is filling the form in; everyone else sees them masked
+    masked = {"id_number": app.id_masked, "mobile": app.mobile_masked}
+    values = {f.name: context["draft"].get(f.name, "") if context["editable"] or not f.sensitive
+              else masked[f.name] for f in forms.STEPS[step]}
     response = page_or_block("applications/step.html", "step_form", step=step, errors=errors,
-                             fields=forms.STEPS[step], options=_options(), **context)
+                             fields=forms.STEPS[step], values=values, options=_options(), **context)
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"  # personal data: not kept by browsers or proxies
     return response
@@ -297,20 +306,32 @@ def _id_card(application_id: str) -> Any:
             error = Rejected(missing, "missing", "请拍摄或选择身份证正面和背面两张照片",
                              "Take or choose two photos: the front and the back")
         else:
-            try:
-                check = svc.kyc.upload_id_card(actor(), app, front.read(), back.read())
-            except (Rejected, NotAllowed) as exc:
-                error = exc
-            except StorageError:
-                error = NotAllowed("storage", "照片暂时无法保存，您填写的内容都已保存，请稍后重试",
-                                   "The photos could not be stored just now. Everything you typed is saved; "
-                                   "please try again in a minute")
+            check, error = _upload(lambda: svc.kyc.upload_id_card(actor(), app, front.read(), back.read()))
+    return _photo_page("applications/id_card.html", "id_card_block", app, error, check, "latest_id")
+
+
+def _upload(work: Callable[[], Check]) -> tuple[Check | None, Rejected | NotAllowed | None]:
+    """Run a photo upload: its check, or what to tell the person (unusable photo, wrong state, S3 down)."""
+    try:
+        return work(), None
+    except (Rejected, NotAllowed) as exc:
+        return None, exc
+    except StorageError:
+        return None, NotAllowed("storage", "照片暂时无法保存，您填写的内容都已保存，请稍后重试",
+                                "The photos could not be stored just now. Everything you typed is saved; "
+                                "please try again in a minute")
+
+
+def _photo_page(template: str, block: str, app: Application, error: Rejected | NotAllowed | None,
+                check: Check | None, latest: str, **extra: Any) -> Any:
+    """The ID-card or face page (or its block): 202 with the new check's progress, 422 for an unusable photo,
+    503 when storage is down (nothing typed is lost)."""
     context = _context(app)
     if check is not None:
-        context["latest_id"] = check
-    response = page_or_block("applications/id_card.html", "id_card_block", error=error, **context)
+        context[latest] = check
+    response = page_or_block(template, block, error=error, **extra, **context)
     if error is not None:
-        response.status_code = 503 if getattr(error, "code", "") == "storage" else 422
+        response.status_code = 503 if error.code == "storage" else 422
     elif check is not None:
         response.status_code = 202
     return response
@@ -348,39 +369,19 @@ def _face(application_id: str) -> Any:
     error: Rejected | NotAllowed | None = None
     check = None
     if request.method == "POST":
-        challenge = challenges.get(app.id, [])
+        challenge = challenges.get(app.id, [])  # issued by the face page (KycService refuses anything less)
         selfie = request.files.get("selfie")
-        if not challenge:  # the challenge is issued by the face page: a post without one is refused
-            selfie = None
-            error = NotAllowed("no_challenge", "请在人脸核验页面按提示重新开始", "Please start again from the face "
-                               "check page and follow the prompts")
         frames = [(name.split(":", 1)[1], f.read()) for name, f in request.files.items(multi=True)
                   if name.startswith("frame:") and name.split(":", 1)[1] in (*challenge, "neutral")]
-        if error is not None:
-            pass
-        elif selfie is None or not selfie.filename:
+        if selfie is None or not selfie.filename:
             error = Rejected("selfie", "missing", "请拍一张自拍照", "Please take a selfie")
         else:
-            try:
-                check = svc.kyc.upload_face(actor(), app, selfie.read(), frames, challenge)
-            except (Rejected, NotAllowed) as exc:
-                error = exc
-            except StorageError:
-                error = NotAllowed("storage", "照片暂时无法保存，请稍后重试",
-                                   "The photos could not be stored just now; please try again in a minute")
+            check, error = _upload(lambda: svc.kyc.upload_face(actor(), app, selfie.read(), frames, challenge))
     if check is not None or app.id not in challenges:  # a new attempt gets a new random order
         challenges[app.id] = list(svc.kyc.new_challenge())
         session["liveness"] = dict(list(challenges.items())[-5:])
-    context = _context(app)
-    if check is not None:
-        context["latest_face"] = check
-    response = page_or_block("applications/face.html", "face_block", error=error,
-                             challenge=challenges[app.id], **context)
-    if error is not None:
-        response.status_code = 503 if getattr(error, "code", "") == "storage" else 422
-    elif check is not None:
-        response.status_code = 202
-    return response
+    return _photo_page("applications/face.html", "face_block", app, error, check, "latest_face",
+                       challenge=challenges[app.id])
 
 
 @bp.post("/applications/<application_id>/counter")

@@ -17,6 +17,7 @@ from flask import request
 from flask import url_for
 from flask_babel import gettext as _
 
+from bff.applications.risk import REVIEW_STATUS
 from bff.auth.session import requires
 from bff.rendering import page_or_block
 from bff.services import services
@@ -26,7 +27,6 @@ from infra.clients.http import ServiceUnavailable
 from plans.errors import FieldError
 
 bp = Blueprint("reviews", __name__)
-FINAL_STATUS = {"approve": "approved", "decline": "declined", "counter_offer": "counter_offer"}
 
 
 def _unavailable() -> Any:
@@ -109,7 +109,7 @@ def decide(case_id: str) -> Any:
     decision = request.form.get("decision", "")
     comment = request.form.get("comment", "").strip()[:1000]
     errors: list[FieldError] = []
-    if decision not in FINAL_STATUS:
+    if decision not in REVIEW_STATUS:
         errors.append(FieldError("decision", "choice", "请选择决定", "Choose a decision"))
     if not comment:
         errors.append(FieldError("comment", "required", "请写明决定理由", "Write the reason for your decision"))
@@ -152,10 +152,10 @@ def apply_final(case: dict[str, Any], actor_id: str, actor_label: str) -> None:
     assessment = case.get("assessment") or {}
     application_id = str(case.get("application_id") or assessment.get("application_id") or "")
     final = str(case.get("final_decision") or "")
-    if not application_id or final not in FINAL_STATUS:
+    if not application_id or final not in REVIEW_STATUS:
         return
     moved = svc.applications.repo.record_risk(
-        application_id, assessment_id=str(case.get("assessment_id", "")), result=assessment, to=FINAL_STATUS[final],
+        application_id, assessment_id=str(case.get("assessment_id", "")), result=assessment, to=REVIEW_STATUS[final],
         allowed_from=("referred",), actor_kind="staff", actor_id=actor_id, note=f"review:{final}")
     if moved is not None:
         svc.audit.append("risk.reviewed", "success", actor_id=actor_id, actor_label=actor_label,

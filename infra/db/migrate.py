@@ -10,10 +10,11 @@ from alembic.config import Config
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def alembic_config(url: str) -> Config:
-    """An Alembic config for ``url`` without an ini file."""
+def alembic_config(url: str, migrations: Path = MIGRATIONS) -> Config:
+    """An Alembic config for ``url`` and the ``migrations`` folder (the BFF's by default; the risk service
+    passes its own) without an ini file."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(migrations))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["configure_logger"] = False
     return config

@@ -10,17 +10,15 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from infra.db.migrate import alembic_config as _config
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "risk_alembic_version"
 
 
 def alembic_config(url: str) -> Config:
-    """An Alembic config for ``url`` without an ini file."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    config.attributes["configure_logger"] = False
-    return config
+    """An Alembic config for the risk service's migrations at ``url``."""
+    return _config(url, MIGRATIONS)
 
 
 def upgrade(url: str, revision: str = "head") -> None:

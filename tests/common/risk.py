@@ -4,16 +4,11 @@ application snapshots and the sandbox personas' ID numbers (valid GB 11643 check
 from __future__ import annotations
 
 import copy
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy import create_engine
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from infra.service_tokens import SCOPE_ASSESS
 from infra.service_tokens import SCOPE_REVIEW
@@ -84,17 +79,9 @@ def risk_database(var_dir: Path, kind: str = "sqlite") -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{var_dir / f'risk-{uuid.uuid4().hex[:8]}.db'}"
         return
-    admin_url = make_url(os.environ["TEST_DATABASE_URL"]).set(drivername="postgresql+psycopg")
-    name = f"leaseline_risk_t_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    from tests.conftest import postgres_database
+
+    yield from postgres_database("leaseline_risk_t")
 
 
 class Tokens:
