@@ -8,7 +8,8 @@ the service's history and a :class:`Policy` (read from ``risk/policies/<name>.to
 Combination: any decline → **decline** (tier 0). Otherwise any refer (or the model's grey zone) →
 **refer**, tier 2 when the financed amount is above ``review.tier1_max_financed``, when a fraud, velocity or
 exposure signal fired, or when the signals conflict (the model would approve but two or more independent
-rules refer); tier 1 otherwise. Otherwise **approve**, possibly with conditions (higher down payment,
+rules refer); tier 1 otherwise. Dealer-level monitoring (:func:`dealer_anomalies`) comes last and only turns
+an approval into a tier-2 referral. Otherwise **approve**, possibly with conditions (higher down payment,
 deposit required). Every outcome carries reason codes with Chinese and English texts.
 """
 
@@ -71,6 +72,12 @@ REASONS: dict[str, tuple[str, str]] = {
                         "Scorecard probability of default {pd}% is in the manual review band"),
     "DEPOSIT_REQUIRED": ("违约概率高于免押门槛，需缴纳保证金",
                          "Probability of default above the deposit-free threshold: a deposit is required"),
+    "DEALER_APPROVAL_DRIFT": ("经销商近 {days} 天自动批准率 {rate}% 明显高于整体 {base}%，需二级审批",
+                              "Dealer's automatic approval rate over {days} days ({rate}%) is well above the "
+                              "portfolio's ({base}%): tier-2 approval"),
+    "DEALER_FRAUD_RATE": ("经销商近 {days} 天欺诈风险信号占比 {rate}% 明显高于整体 {base}%，需二级审批",
+                          "Share of this dealer's applications with fraud signals over {days} days ({rate}%) is "
+                          "well above the portfolio's ({base}%): tier-2 approval"),
     "LARGE_AMOUNT": ("融资金额超过 {limit} 元，需二级审批", "Financed amount above ¥{limit}: tier-2 approval"),
     "CONFLICTING_SIGNALS": ("模型与规则结论冲突，需二级审批", "Model and rules disagree: tier-2 approval"),
 }
@@ -143,6 +150,24 @@ class ProviderFacts:
 
 
 @dataclass(frozen=True)
+class Rates:
+    """Automatic outcomes in the dealer-monitoring window: how many were assessed, how many the rules and model
+    alone would approve (``base_outcome``, before the dealer-level rules), how many carried a fraud signal."""
+
+    assessed: int = 0
+    approved: int = 0
+    fraud: int = 0
+
+    @property
+    def approval_rate(self) -> float:
+        return self.approved / self.assessed if self.assessed else 0.0
+
+    @property
+    def fraud_rate(self) -> float:
+        return self.fraud / self.assessed if self.assessed else 0.0
+
+
+@dataclass(frozen=True)
 class History:
     """Counts from the service's own records, excluding this application."""
 
@@ -152,6 +177,13 @@ class History:
     live_same_dealer: int = 0
     customer_exposure: Decimal = Decimal("0")
     dealer_exposure: Decimal = Decimal("0")
+    dealer: Rates = Rates()      # this dealer, over ``dealer_window_days``
+    portfolio: Rates = Rates()   # every dealer, same window
+
+
+#: reason codes that count as a fraud signal for the dealer-level monitoring
+FRAUD_SIGNALS = frozenset({"KYC_FAILED", "VELOCITY_ID", "VELOCITY_MOBILE", "VELOCITY_DEVICE", "MULTI_VEHICLE",
+                           "INCOME_UNVERIFIED", "GRAY_LIST"})
 
 
 @dataclass(frozen=True)
@@ -161,6 +193,11 @@ class Decision:
     reasons: tuple[Reason, ...]
     conditions: tuple[Condition, ...]
     band: Outcome
+    #: the outcome before the dealer-level rules (what the dealer's approval rate is measured on, so that
+    #: referring a drifting dealer's applications does not itself pull the rate back and switch the rule off)
+    base_outcome: Outcome = "approve"
+    #: a fraud or velocity signal fired (counted in the dealer's fraud rate)
+    fraud_signal: bool = False
 
 
 # --- policy -------------------------------------------------------------------------------------------------
@@ -198,6 +235,10 @@ class Policy:
     deposit_free_max_pd: float
     approve_max_pd: float
     decline_min_pd: float
+    dealer_window_days: int
+    dealer_min_assessed: int
+    dealer_approval_drift: float
+    dealer_fraud_drift: float
     tier1_max_financed: Decimal
     sla_hours_tier1: int
     sla_hours_tier2: int
@@ -252,6 +293,10 @@ def policy_from_dict(data: dict[str, Any]) -> Policy:
         max_per_customer=dec("exposure", "max_per_customer"), max_per_dealer=dec("exposure", "max_per_dealer"),
         deposit_free_max_pd=float(get("deposit_free", "max_pd")),
         approve_max_pd=float(get("bands", "approve_max_pd")), decline_min_pd=float(get("bands", "decline_min_pd")),
+        dealer_window_days=int(get("dealer", "window_days")),
+        dealer_min_assessed=int(get("dealer", "min_assessed")),
+        dealer_approval_drift=float(get("dealer", "approval_drift")),
+        dealer_fraud_drift=float(get("dealer", "fraud_drift")),
         tier1_max_financed=dec("review", "tier1_max_financed"),
         sla_hours_tier1=int(get("review", "sla_hours_tier1")), sla_hours_tier2=int(get("review", "sla_hours_tier2")),
     )
@@ -259,6 +304,8 @@ def policy_from_dict(data: dict[str, Any]) -> Policy:
         raise PolicyError("policy: bands need 0 ≤ approve_max_pd < decline_min_pd ≤ 1")
     if not (policy.rti_condition <= policy.rti_decline and policy.dsr_condition <= policy.dsr_decline):
         raise PolicyError("policy: affordability condition thresholds must not exceed the decline thresholds")
+    if policy.dealer_window_days < 1 or policy.dealer_min_assessed < 1:
+        raise PolicyError("policy: dealer.window_days and dealer.min_assessed must be at least 1")
     if policy.refer_dpd > policy.decline_dpd:
         raise PolicyError("policy: bureau.refer_dpd must not exceed bureau.decline_dpd")
     return policy
@@ -401,8 +448,12 @@ def evaluate(snapshot: Snapshot, model: ModelView, facts: ProviderFacts, history
         zh, en = REASONS["DEPOSIT_REQUIRED"]
         conditions.append(Condition("DEPOSIT_REQUIRED", zh, en))
 
+    fraud_signal = any(r.code in FRAUD_SIGNALS for r in declines + refers)
+    base: Outcome = "decline" if declines else "refer" if refers else "approve"
+    if not declines:
+        refers.extend(dealer_anomalies(history, policy))
     if declines:
-        return Decision("decline", 0, tuple(_unique(declines)), tuple(conditions), band)
+        return Decision("decline", 0, tuple(_unique(declines)), tuple(conditions), band, base, fraud_signal)
     if refers:
         tier2 = [r for r in refers if r.tier2]
         extra: list[Reason] = []
@@ -412,13 +463,32 @@ def evaluate(snapshot: Snapshot, model: ModelView, facts: ProviderFacts, history
         if band == "approve" and len(grounds) >= 2 and not tier2:
             extra.append(reason("CONFLICTING_SIGNALS", tier2=True))
         tier = 2 if tier2 or extra else 1
-        return Decision("refer", tier, tuple(_unique(refers + extra)), tuple(conditions), band)
+        return Decision("refer", tier, tuple(_unique(refers + extra)), tuple(conditions), band, base, fraud_signal)
     approved = [reason("AUTO_APPROVE")]
     if any(c.code == "HIGHER_DOWN_PAYMENT" for c in conditions):
         approved.append(reason("AFFORD_CONDITION"))
     if any(c.code == "DEPOSIT_REQUIRED" for c in conditions):
         approved.append(reason("DEPOSIT_REQUIRED"))
-    return Decision("approve", 0, tuple(approved), tuple(conditions), band)
+    return Decision("approve", 0, tuple(approved), tuple(conditions), band, base, fraud_signal)
+
+
+def dealer_anomalies(history: History, policy: Policy) -> list[Reason]:
+    """Dealer-level monitoring: a dealer whose automatic approval rate or fraud-signal rate drifts well above
+    the whole portfolio's over the window gets its applications referred to tier 2 until it comes back —
+    too good an approval rate suggests applications shaped to pass, many fraud signals a ring working
+    through one showroom. Judged only from ``dealer.min_assessed`` assessments, so one bad day of a small
+    dealer does not trip it."""
+    dealer, portfolio, days = history.dealer, history.portfolio, policy.dealer_window_days
+    if dealer.assessed < policy.dealer_min_assessed:
+        return []
+    found = []
+    if dealer.approval_rate - portfolio.approval_rate > policy.dealer_approval_drift:
+        found.append(reason("DEALER_APPROVAL_DRIFT", tier2=True, days=days, rate=percent(round(
+            dealer.approval_rate, 3)), base=percent(round(portfolio.approval_rate, 3))))
+    if dealer.fraud_rate - portfolio.fraud_rate > policy.dealer_fraud_drift:
+        found.append(reason("DEALER_FRAUD_RATE", tier2=True, days=days, rate=percent(round(
+            dealer.fraud_rate, 3)), base=percent(round(portfolio.fraud_rate, 3))))
+    return found
 
 
 def _unique(reasons: list[Reason]) -> list[Reason]:

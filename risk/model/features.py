@@ -7,15 +7,21 @@ actually collect. The mapping, field by field (also in ``MODEL_CARD.md``):
 ============================================  ==================================================================
 model feature (German column)                 from our snapshot
 ============================================  ==================================================================
-``duration_in_month``                         ``plan.term`` (months), as is.
-``credit_amount`` (DM)                        ``plan.financed_amount / applicant.monthly_income × 1,900``: the
-                                              financed amount in months of the applicant's own income, expressed
-                                              in DM at an assumed average West German gross monthly wage of the
-                                              mid-1970s (≈ DM 1,900, order of magnitude). A plain exchange or
-                                              purchasing-power factor would put every Chinese car lease far above
-                                              the largest German loan (DM 18,424); months of income keep the
-                                              *burden* comparable. A larger down payment lowers the financed
-                                              amount and so this value.
+``duration_in_month``                         ``plan.term × 18 / 36``: the term relative to the typical term of
+                                              each product. A car lease typically runs 36 months, the German
+                                              loans 18 (their median); a 36-month lease is an ordinary lease, so
+                                              it maps to an ordinary German loan (18 months), a 60-month lease to
+                                              30, a 12-month one to 6. Taken as is, every standard lease would
+                                              sit in the German data's longest, riskiest bins.
+``credit_amount`` (DM)                        ``plan.financed_amount / applicant.monthly_income × 2,319.5 / 6``:
+                                              the financed amount in months of the applicant's own income,
+                                              relative to each product's typical size. A typical Chinese
+                                              new-car lease finances about 6 months of income (e.g. ¥120,000 on
+                                              ¥20,000 a month); the median German loan is DM 2,319.5. Months of
+                                              income keep the *burden* comparable (a plain exchange rate would put
+                                              every lease above the largest German loan); matching the medians
+                                              keeps an ordinary lease an ordinary credit. A larger down payment
+                                              lowers the financed amount and so this value.
 ``age_in_years``                              ``applicant.age``.
 ``present_employment_since``                  ``applicant.employment`` and ``employment_years``: retired or other
                                               → ``unemployed`` (not in employment; conservative); otherwise years
@@ -53,8 +59,15 @@ from decimal import Decimal
 from decimal import InvalidOperation
 from typing import Any
 
-#: An assumed average West German gross monthly wage in 1973-75, in DM: the unit of ``credit_amount``.
-DM_MONTHLY_EARNINGS = 1900.0
+#: Median matching of the two size features (see the table above): the German data's medians and the
+#: typical car lease's. Documented assumptions, to be replaced by our own portfolio's medians.
+GERMAN_MEDIAN_CREDIT_AMOUNT = 2319.5   # DM
+LEASE_TYPICAL_MONTHS_OF_INCOME = 6.0   # financed amount ÷ monthly income of a typical lease
+GERMAN_MEDIAN_DURATION = 18.0          # months
+LEASE_TYPICAL_TERM = 36.0              # months
+MAPPING = {"german_median_credit_amount": GERMAN_MEDIAN_CREDIT_AMOUNT,
+           "lease_typical_months_of_income": LEASE_TYPICAL_MONTHS_OF_INCOME,
+           "german_median_duration": GERMAN_MEDIAN_DURATION, "lease_typical_term": LEASE_TYPICAL_TERM}
 
 EMPLOYMENTS = ("employed", "self_employed", "civil_servant", "retired", "other")
 HOUSING = {"own_outright": "own", "mortgage": "own", "rent": "rent", "family": "for free", "company": "for free"}
@@ -146,8 +159,9 @@ def from_snapshot(snapshot: Mapping[str, Any]) -> dict[str, object]:
         raise ValueError(f"invalid field: bank_account.status must be one of {', '.join(BANK_ACCOUNT)}, "
                          f"got {status!r}")
     return {
-        "duration_in_month": term,
-        "credit_amount": round(float(financed / income) * DM_MONTHLY_EARNINGS, 2),
+        "duration_in_month": round(term * GERMAN_MEDIAN_DURATION / LEASE_TYPICAL_TERM, 2),
+        "credit_amount": round(float(financed / income) * GERMAN_MEDIAN_CREDIT_AMOUNT / LEASE_TYPICAL_MONTHS_OF_INCOME,
+                               2),
         "age_in_years": age,
         "present_employment_since": employment_band(employment, years),
         "housing": HOUSING[housing],

@@ -75,8 +75,9 @@ def test_personas(risk: RiskServer, persona: str, outcome: str, tier: int, code:
 
 
 @pytest.mark.parametrize(("overrides", "deposit_required"), [
-    ({"bank_account": {"status": "healthy"}, "plan__term": 24}, False),  # PD ≈ 0.22: deposit-free allowed
-    ({"bank_account": {"status": "no_account"}}, True),                  # PD ≈ 0.37: approve, deposit required
+    ({"bank_account": {"status": "healthy"}, "plan__term": 24}, False),  # PD ≈ 0.10: deposit-free allowed
+    ({"bank_account": {"status": "low_balance"}, "applicant__housing": "rent",  # PD ≈ 0.36: approve,
+      "applicant__employment_years": 2}, True),                                # deposit required
 ])
 def test_deposit_free_only_below_the_pd_threshold(risk: RiskServer, overrides: dict[str, Any],
                                                   deposit_required: bool) -> None:
@@ -94,9 +95,9 @@ def test_the_sandbox_bank_statement_feeds_the_model_when_the_snapshot_has_none(r
 
 
 @pytest.mark.parametrize(("overrides", "outcome"), [
-    ({"bank_account": {"status": "overdrawn"}}, "decline"),               # PD ≈ 0.56
-    ({"applicant__employment": "retired", "applicant__age": 58,             # PD ≈ 0.48: grey zone
-      "bank_account": {"status": "no_account"}}, "refer"),
+    ({"bank_account": {"status": "overdrawn"}, "applicant__existing_loans": 1,   # PD ≈ 0.53
+      "applicant__housing": "rent"}, "decline"),
+    ({"bank_account": {"status": "overdrawn"}, "applicant__existing_loans": 1}, "refer"),  # PD ≈ 0.45: grey zone
 ])
 def test_model_bands_over_http(risk: RiskServer, overrides: dict[str, Any], outcome: str) -> None:
     body = post(risk, snapshot(**overrides)).json()

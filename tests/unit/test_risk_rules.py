@@ -18,6 +18,7 @@ from risk.rules import History
 from risk.rules import ModelView
 from risk.rules import PolicyError
 from risk.rules import ProviderFacts
+from risk.rules import Rates
 from risk.rules import evaluate
 from risk.rules import load_policy
 from risk.rules import policy_from_dict
@@ -182,6 +183,52 @@ def test_mobile_velocity_needs_a_mobile() -> None:
     del data["applicant"]["mobile"]
     d = evaluate(parse_snapshot(data), LOW, ProviderFacts(), History(same_mobile=10), POLICY)
     assert d.outcome == "approve"
+
+
+# --- dealer-level monitoring ----------------------------------------------------------------------------------
+
+PORTFOLIO = Rates(assessed=1000, approved=600, fraud=50)  # 60 % approved, 5 % fraud signals
+
+
+@pytest.mark.parametrize(("dealer", "code"), [
+    (Rates(assessed=40, approved=35, fraud=2), "DEALER_APPROVAL_DRIFT"),   # 87.5 % vs 60 %
+    (Rates(assessed=40, approved=24, fraud=7), "DEALER_FRAUD_RATE"),       # 17.5 % vs 5 %
+])
+def test_a_drifting_dealer_is_referred_to_tier_2(dealer: Rates, code: str) -> None:
+    d = decide(history=History(dealer=dealer, portfolio=PORTFOLIO))
+    assert (d.outcome, d.tier) == ("refer", 2) and codes(d) == [code]
+    assert d.base_outcome == "approve"  # the rate is measured before this rule: referring does not reset it
+    text = d.reasons[0].text_zh
+    assert "7 天" in text and "%" in text
+
+
+@pytest.mark.parametrize("dealer", [
+    Rates(assessed=40, approved=34, fraud=2),   # 85 % approval: 25 points above, not more
+    Rates(assessed=40, approved=24, fraud=6),   # 15 % fraud: 10 points above, not more
+    Rates(assessed=29, approved=29, fraud=29),  # too few assessments to judge
+    Rates(),
+])
+def test_dealer_within_the_drift_or_too_small_passes(dealer: Rates) -> None:
+    d = decide(history=History(dealer=dealer, portfolio=PORTFOLIO))
+    assert (d.outcome, codes(d)) == ("approve", ["AUTO_APPROVE"])
+
+
+def test_dealer_rules_do_not_soften_a_decline() -> None:
+    d = decide(model=HIGH, history=History(dealer=Rates(40, 40, 40), portfolio=PORTFOLIO))
+    assert d.outcome == "decline" and not {"DEALER_APPROVAL_DRIFT", "DEALER_FRAUD_RATE"} & set(codes(d))
+
+
+@pytest.mark.parametrize(("history", "facts_", "signal"), [
+    (History(same_id=4), None, True),
+    (History(live_same_dealer=2), None, True),
+    (History(), ProviderFacts(gray_list_hit=True), True),
+    (History(), ProviderFacts(verified_income=Decimal("1000")), True),
+    (History(), ProviderFacts(thin_file=True), False),
+    (History(), None, False),
+])
+def test_fraud_signal_is_recorded_for_dealer_monitoring(history: History, facts_: ProviderFacts | None,
+                                                        signal: bool) -> None:
+    assert decide(history=history, facts_=facts_).fraud_signal is signal
 
 
 # --- model bands, tiers, deposit-free -----------------------------------------------------------------------
