@@ -37,12 +37,13 @@ run: install ## Migrate, load demo data and start every service (http://127.0.0.
 
 TESSDATA_CHI_SIM := $(firstword $(wildcard /usr/share/tesseract-ocr/*/tessdata/chi_sim.traineddata))
 
-system-deps: ## Install Tesseract OCR (eng + chi_sim), CJK fonts and poppler-utils (pdfsig) when missing (Debian)
+system-deps: ## Install Tesseract OCR, CJK fonts, poppler-utils (pdfsig) and HarfBuzz subsetting (WeasyPrint) when missing (Debian)
 	@if ! command -v tesseract >/dev/null || [ -z "$(TESSDATA_CHI_SIM)" ] || ! command -v pdfsig >/dev/null || \
+	     [ -z "$(wildcard /usr/lib/*/libharfbuzz-subset.so.0)" ] || \
 	     ! fc-list :lang=zh file 2>/dev/null | grep -qiE 'wqy-zenhei|NotoSansCJK'; then \
-	  echo "Installing tesseract-ocr, tesseract-ocr-chi-sim and CJK fonts…"; \
+	  echo "Installing tesseract-ocr (+ chi_sim), CJK fonts, poppler-utils and libharfbuzz-subset0…"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends tesseract-ocr tesseract-ocr-chi-sim fonts-wqy-zenhei fonts-noto-cjk poppler-utils >/dev/null; \
+	    --no-install-recommends tesseract-ocr tesseract-ocr-chi-sim fonts-wqy-zenhei fonts-noto-cjk poppler-utils libharfbuzz-subset0 >/dev/null; \
 	fi
 
 chromium: ## Install Debian's Chromium for the browser tests when it is missing

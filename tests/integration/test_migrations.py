@@ -32,6 +32,36 @@ def test_the_migrated_schema_matches_the_models(db_url: str) -> None:
     assert diff == [], diff
 
 
+@pytest.mark.parametrize("service", ["risk", "contract"])
+def test_each_service_s_migrated_tables_match_its_models(db_url: str, service: str, tmp_path: Path) -> None:
+    """The risk and contract services migrate their own tables (own version table); fresh database each."""
+    import importlib
+
+    from tests.conftest import postgres_database
+
+    migrate = importlib.import_module(f"{service}.db.migrate")
+    models = importlib.import_module(f"{service}.db.models")
+    metadata = getattr(models, "RiskBase" if service == "risk" else "ContractBase").metadata
+
+    def compare(url: str) -> list[object]:
+        migrate.upgrade(url)
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                context = MigrationContext.configure(conn, opts={
+                    "include_name": lambda name, kind, _parent: kind != "table" or (
+                        name.startswith(service) and not name.endswith("alembic_version"))})
+                return list(compare_metadata(context, metadata))
+        finally:
+            engine.dispose()
+
+    if db_url.startswith("sqlite"):
+        assert compare(f"sqlite:///{tmp_path / f'{service}.db'}") == []
+    else:
+        for url in postgres_database(f"leaseline_{service}_m"):
+            assert compare(url) == []
+
+
 def test_invitation_mobiles_are_encrypted_by_the_migration_and_restored_by_its_downgrade(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     upgrade(url, "0004")

@@ -1,0 +1,501 @@
+"""One lease contract's data, parsed from the approved application's snapshot and checked to the fen.
+
+Pure (no I/O). Money is :class:`decimal.Decimal` quantised to the fen (0.01 CNY), never float; rates are
+Decimal fractions (``0.0712`` is 7.12 %). The figures and their names are those of :mod:`plans.quote`
+(``financed_amount``, ``residual``, ``monthly_payment``, ``apr``, ``total_interest``, ``total_payable``,
+``due_at_signing``; a schedule row is ``period, payment, principal, interest, balance``); only the contract
+rate is called ``nominal_rate`` here (``annual_rate`` in :func:`plans.quote.quote_as_dict`).
+
+The snapshot is JSON: money as decimal strings (``"12345.67"``), rates as decimal strings, dates as ISO
+``YYYY-MM-DD``, ``generated_at`` as an ISO date-time with an offset. :func:`from_snapshot` shows the shape;
+every problem raises :class:`ContractDataError` naming the field by its dotted path (``plan.apr``,
+``schedule[3].principal``). Unknown keys are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from decimal import Decimal
+from decimal import InvalidOperation
+from typing import Any
+from typing import Literal
+
+from kyc.idnumber import check_id_number
+from kyc.mobile import check_mobile
+from kyc.vin import check_vin
+from plans.money import ZERO
+from plans.money import fen
+
+Timing = Literal["arrears", "advance"]
+Condition = Literal["new", "used"]
+TIMINGS: tuple[Timing, ...] = ("arrears", "advance")
+CONDITIONS: tuple[Condition, ...] = ("new", "used")
+
+#: Late-payment charge per day on the overdue amount when the snapshot names none (万分之五 a day, the
+#: figure common in Chinese auto-finance lease contracts; the product should state its own).
+DEFAULT_LATE_FEE_DAILY_RATE = Decimal("0.0005")
+MAX_MONEY = Decimal("100000000.00")  # ¥100m: far above any vehicle lease
+MAX_TERM = 120
+
+_MONEY = re.compile(r"\d{1,12}(\.\d{1,2})?")
+_RATE = re.compile(r"\d{1,3}(\.\d{1,10})?")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,39}")
+
+#: Unified social credit code (统一社会信用代码, GB 32100-2015): 18 characters of this alphabet (no I, O, S,
+#: V, Z); the last is a check character, weights 3^i mod 31.
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
+_USCC = re.compile(f"[{USCC_ALPHABET}]{{18}}")
+
+
+class ContractDataError(ValueError):
+    """The snapshot (or a :class:`ContractData`) is incomplete, malformed or does not reconcile."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def uscc_check_char(first17: str) -> str:
+    """The GB 32100-2015 check character of a unified social credit code's first 17 characters."""
+    total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(first17, USCC_WEIGHTS, strict=True))
+    return USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+# ------------------------------------------------------------------------------------------- the data
+
+
+@dataclass(frozen=True)
+class Party:
+    """A company party: the lessor (出租人) or the dealer, who supplies the vehicle (出卖人/供应商)."""
+
+    name: str
+    credit_code: str  # 统一社会信用代码
+    address: str
+
+
+@dataclass(frozen=True)
+class Lessee:
+    """The lessee (承租人), a natural person identified by a resident identity card number."""
+
+    name: str
+    id_number: str
+    mobile: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Vehicle:
+    make: str
+    model: str
+    trim: str
+    vin: str
+    price: Decimal
+    condition: Condition
+
+
+@dataclass(frozen=True)
+class InsuranceLine:
+    """A first-year insurance premium: financed (in the financed amount) or paid upfront at signing."""
+
+    name: str
+    premium: Decimal
+    financed: bool
+
+
+@dataclass(frozen=True)
+class FeeLine:
+    """A credit fee (service, GPS): financed or paid upfront at signing."""
+
+    name: str
+    amount: Decimal
+    financed: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The priced plan, as :class:`plans.quote.Quote` computed it."""
+
+    term: int
+    timing: Timing
+    price: Decimal
+    down_payment: Decimal
+    financed_amount: Decimal
+    residual: Decimal  # balloon = purchase-option price (留购价款), paid at the end of the term
+    monthly_payment: Decimal
+    apr: Decimal  # 年化利率 (IRR of the customer's cash flows × 12, PBOC 2021 No. 3), a fraction
+    nominal_rate: Decimal  # the contract's nominal annual rate (plans: annual_rate), a fraction
+    deposit: Decimal
+    deposit_free: bool
+    insurance: tuple[InsuranceLine, ...]
+    fees: tuple[FeeLine, ...]
+    total_interest: Decimal
+    total_payable: Decimal
+    due_at_signing: Decimal
+    late_fee_daily_rate: Decimal = DEFAULT_LATE_FEE_DAILY_RATE
+    early_settlement_fee_rate: Decimal = ZERO  # of the outstanding principal; zero: no fee
+
+    @property
+    def financed_fees(self) -> Decimal:
+        return sum((f.amount for f in self.fees if f.financed), ZERO)
+
+    @property
+    def upfront_fees(self) -> Decimal:
+        return sum((f.amount for f in self.fees if not f.financed), ZERO)
+
+    @property
+    def financed_premiums(self) -> Decimal:
+        return sum((i.premium for i in self.insurance if i.financed), ZERO)
+
+    @property
+    def upfront_premiums(self) -> Decimal:
+        return sum((i.premium for i in self.insurance if not i.financed), ZERO)
+
+    @property
+    def total_premiums(self) -> Decimal:
+        return sum((i.premium for i in self.insurance), ZERO)
+
+    @property
+    def credit_fees(self) -> Decimal:
+        return sum((f.amount for f in self.fees), ZERO)
+
+
+@dataclass(frozen=True)
+class Instalment:
+    """One rent (租金) of the payment schedule (租金支付计划表)."""
+
+    period: int
+    due_date: date
+    payment: Decimal
+    principal: Decimal
+    interest: Decimal
+    balance: Decimal  # outstanding principal after this rent; the last one is the residual
+
+
+@dataclass(frozen=True)
+class ContractData:
+    """Everything one lease contract states. Build it with :meth:`from_snapshot`; check it with
+    :meth:`reconcile` (done by :meth:`from_snapshot` and before every rendering)."""
+
+    number: str
+    lessor: Party
+    lessee: Lessee
+    dealer: Party
+    vehicle: Vehicle
+    plan: Plan
+    schedule: tuple[Instalment, ...]
+    generated_at: datetime  # aware, UTC
+    #: False: a draft for review (watermarked 草稿 / DRAFT); True: the final text that is signed.
+    signed: bool = False
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Mapping[str, Any]) -> ContractData:
+        return from_snapshot(snapshot)
+
+    @property
+    def total_rent(self) -> Decimal:
+        return sum((row.payment for row in self.schedule), ZERO)
+
+    @property
+    def total_principal(self) -> Decimal:
+        return sum((row.principal for row in self.schedule), ZERO)
+
+    @property
+    def total_interest(self) -> Decimal:
+        return sum((row.interest for row in self.schedule), ZERO)
+
+    @property
+    def last_payment(self) -> Decimal:
+        return self.schedule[-1].payment
+
+    def reconcile(self) -> None:
+        """Check the figures agree to the fen, as :func:`plans.quote.quote` makes them.
+
+        The schedule's principal parts sum to ``financed_amount − residual``; each rent is principal plus
+        interest; each balance is the previous one less the principal repaid, from the financed amount down
+        to the residual; and the plan's totals are the schedule's. Raises :class:`ContractDataError`.
+        """
+        plan, rows = self.plan, self.schedule
+        if self.generated_at.tzinfo is None or self.generated_at.utcoffset() is None:
+            raise ContractDataError("generated_at", "must be timezone-aware")
+        if plan.price != self.vehicle.price:
+            raise ContractDataError("plan.price", "differs from the vehicle price")
+        if not 0 < plan.price - plan.down_payment:
+            raise ContractDataError("plan.down_payment", "must be below the vehicle price")
+        expected_financed = plan.price - plan.down_payment + plan.financed_fees + plan.financed_premiums
+        if plan.financed_amount != expected_financed:
+            raise ContractDataError("plan.financed_amount",
+                                    f"is not price − down payment + financed fees and premiums ({expected_financed})")
+        if plan.residual >= plan.financed_amount:
+            raise ContractDataError("plan.residual", "must be below the financed amount")
+        if plan.deposit_free and plan.deposit != 0:
+            raise ContractDataError("plan.deposit", "must be 0.00 when the plan is deposit-free")
+        if not plan.deposit_free and plan.deposit <= 0:
+            raise ContractDataError("plan.deposit", "must be above 0.00 unless the plan is deposit-free")
+        if not rows or len(rows) != plan.term:
+            raise ContractDataError("schedule", f"has {len(rows)} rows for a term of {plan.term}")
+        repaid = self.total_principal
+        if repaid != plan.financed_amount - plan.residual:
+            raise ContractDataError(
+                "schedule", f"principal parts sum to {repaid}, not financed amount − residual "
+                            f"({plan.financed_amount - plan.residual})")
+        balance = plan.financed_amount
+        previous_due: date | None = None
+        for i, row in enumerate(rows):
+            where = f"schedule[{i}]"
+            if row.period != i + 1:
+                raise ContractDataError(f"{where}.period", f"must be {i + 1}")
+            if previous_due is not None and row.due_date <= previous_due:
+                raise ContractDataError(f"{where}.due_date", "must be after the previous due date")
+            if row.payment != row.principal + row.interest:
+                raise ContractDataError(f"{where}.payment", "is not principal + interest")
+            if row.interest < 0:
+                raise ContractDataError(f"{where}.interest", "must not be negative")
+            balance -= row.principal
+            if row.balance != balance:
+                raise ContractDataError(f"{where}.balance", f"must be {balance} (previous balance − principal)")
+            previous_due = row.due_date
+        if rows[-1].balance != plan.residual:
+            raise ContractDataError(f"schedule[{len(rows) - 1}].balance", "must equal the residual")
+        if plan.monthly_payment != rows[0].payment:
+            raise ContractDataError("plan.monthly_payment", "differs from the first rent of the schedule")
+        if any(row.payment != plan.monthly_payment for row in rows[:-1]):
+            raise ContractDataError("schedule", "every rent but the last must be the monthly payment")
+        if plan.total_interest != self.total_interest:
+            raise ContractDataError("plan.total_interest", f"is not the schedule's interest ({self.total_interest})")
+        upfront = plan.down_payment + plan.upfront_fees + plan.upfront_premiums
+        total_payable = upfront + self.total_rent + plan.residual
+        if plan.total_payable != total_payable:
+            raise ContractDataError("plan.total_payable",
+                                    f"is not down payment + upfront charges + rents + residual ({total_payable})")
+        first_rent = rows[0].payment if plan.timing == "advance" else ZERO
+        due_at_signing = upfront + plan.deposit + first_rent
+        if plan.due_at_signing != due_at_signing:
+            raise ContractDataError("plan.due_at_signing", f"must be {due_at_signing}")
+
+
+# ------------------------------------------------------------------------------------------- parsing
+
+
+class _Reader:
+    """Reads typed values from one JSON object; every error names the dotted path of the field."""
+
+    def __init__(self, data: object, path: str) -> None:
+        if not isinstance(data, Mapping):
+            raise ContractDataError(path or "snapshot", "must be an object")
+        self.data = data
+        self.path = path
+
+    def where(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def raw(self, key: str) -> object:
+        value = self.data.get(key)
+        if value is None:
+            raise ContractDataError(self.where(key), "is required")
+        return value
+
+    def child(self, key: str) -> _Reader:
+        return _Reader(self.raw(key), self.where(key))
+
+    def items(self, key: str, *, required: bool = True) -> list[_Reader]:
+        if not required and self.data.get(key) is None:
+            return []
+        value = self.raw(key)
+        if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+            raise ContractDataError(self.where(key), "must be a list")
+        return [_Reader(item, f"{self.where(key)}[{i}]") for i, item in enumerate(value)]
+
+    def text(self, key: str, max_length: int = 100) -> str:
+        value = self.raw(key)
+        if not isinstance(value, str):
+            raise ContractDataError(self.where(key), "must be a string")
+        value = " ".join(value.split())
+        if not value:
+            raise ContractDataError(self.where(key), "is required")
+        if len(value) > max_length:
+            raise ContractDataError(self.where(key), f"is longer than {max_length} characters")
+        if any(unicodedata.category(c).startswith("C") for c in value):
+            raise ContractDataError(self.where(key), "contains control characters")
+        return value
+
+    def money(self, key: str) -> Decimal:
+        value = self.raw(key)
+        if not isinstance(value, str) or not _MONEY.fullmatch(value):
+            raise ContractDataError(self.where(key), 'must be a decimal string, at most 2 decimals: "12345.67"')
+        amount = fen(Decimal(value))
+        if amount > MAX_MONEY:
+            raise ContractDataError(self.where(key), f"must not exceed {MAX_MONEY}")
+        return amount
+
+    def rate(self, key: str, *, default: Decimal | None = None) -> Decimal:
+        if default is not None and self.data.get(key) is None:
+            return default
+        value = self.raw(key)
+        if not isinstance(value, str) or not _RATE.fullmatch(value):
+            raise ContractDataError(self.where(key), 'must be a decimal string fraction, e.g. "0.0712"')
+        try:
+            rate = Decimal(value)
+        except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
+            raise ContractDataError(self.where(key), "is not a number") from None
+        if not 0 <= rate < 1:
+            raise ContractDataError(self.where(key), "must be a fraction from 0 to below 1")
+        return rate
+
+    def integer(self, key: str, low: int, high: int) -> int:
+        value = self.raw(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ContractDataError(self.where(key), "must be an integer")
+        if not low <= value <= high:
+            raise ContractDataError(self.where(key), f"must be between {low} and {high}")
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self.raw(key)
+        if not isinstance(value, bool):
+            raise ContractDataError(self.where(key), "must be true or false")
+        return value
+
+    def choice(self, key: str, options: Sequence[str]) -> str:
+        value = self.raw(key)
+        if value not in options:
+            raise ContractDataError(self.where(key), f"must be one of {', '.join(options)}")
+        return str(value)
+
+    def day(self, key: str) -> date:
+        value = self.raw(key)
+        if not isinstance(value, str) or not _DATE.fullmatch(value):
+            raise ContractDataError(self.where(key), "must be an ISO date YYYY-MM-DD")
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ContractDataError(self.where(key), "is not a real date") from None
+
+    def moment(self, key: str) -> datetime:
+        value = self.raw(key)
+        if not isinstance(value, str):
+            raise ContractDataError(self.where(key), "must be an ISO date-time string")
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ContractDataError(self.where(key), "must be an ISO date-time, e.g. 2026-11-25T12:01:00Z") from None
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ContractDataError(self.where(key), "must carry a UTC offset (e.g. Z or +08:00)")
+        return moment.astimezone(UTC)
+
+
+def _party(r: _Reader) -> Party:
+    code = r.text("credit_code", 18).upper()
+    if not _USCC.fullmatch(code):
+        raise ContractDataError(r.where("credit_code"), "must be 18 characters of a unified social credit code")
+    if code[17] != uscc_check_char(code[:17]):
+        raise ContractDataError(r.where("credit_code"), "check character does not match (GB 32100)")
+    return Party(name=r.text("name"), credit_code=code, address=r.text("address", 200))
+
+
+def _lessee(r: _Reader) -> Lessee:
+    id_check = check_id_number(r.text("id_number", 30))
+    if not id_check.valid:
+        raise ContractDataError(r.where("id_number"), "; ".join(reason.text_en for reason in id_check.reasons))
+    mobile = check_mobile(r.text("mobile", 30))
+    if not mobile.valid:
+        raise ContractDataError(r.where("mobile"), "must be an 11-digit mainland China mobile number")
+    return Lessee(name=r.text("name", 50), id_number=id_check.normalized, mobile=mobile.normalized,
+                  address=r.text("address", 200))
+
+
+def _vehicle(r: _Reader) -> Vehicle:
+    vin = check_vin(r.text("vin", 30))
+    if not vin.valid:
+        raise ContractDataError(r.where("vin"), "; ".join(reason.text_en for reason in vin.reasons))
+    price = r.money("price")
+    if price <= 0:
+        raise ContractDataError(r.where("price"), "must be above 0.00")
+    condition: Condition = "used" if r.choice("condition", CONDITIONS) == "used" else "new"
+    return Vehicle(make=r.text("make"), model=r.text("model"), trim=r.text("trim"), vin=vin.normalized,
+                   price=price, condition=condition)
+
+
+def _plan(r: _Reader, price: Decimal) -> Plan:
+    timing: Timing = "advance" if r.choice("timing", TIMINGS) == "advance" else "arrears"
+    insurance = tuple(InsuranceLine(i.text("name"), i.money("premium"), i.boolean("financed"))
+                      for i in r.items("insurance", required=False))
+    fees = tuple(FeeLine(f.text("name"), f.money("amount"), f.boolean("financed"))
+                 for f in r.items("fees", required=False))
+    return Plan(
+        term=r.integer("term", 1, MAX_TERM),
+        timing=timing,
+        price=price,
+        down_payment=r.money("down_payment"),
+        financed_amount=r.money("financed_amount"),
+        residual=r.money("residual"),
+        monthly_payment=r.money("monthly_payment"),
+        apr=r.rate("apr"),
+        nominal_rate=r.rate("nominal_rate"),
+        deposit=r.money("deposit"),
+        deposit_free=r.boolean("deposit_free"),
+        insurance=insurance,
+        fees=fees,
+        total_interest=r.money("total_interest"),
+        total_payable=r.money("total_payable"),
+        due_at_signing=r.money("due_at_signing"),
+        late_fee_daily_rate=r.rate("late_fee_daily_rate", default=DEFAULT_LATE_FEE_DAILY_RATE),
+        early_settlement_fee_rate=r.rate("early_settlement_fee_rate", default=ZERO),
+    )
+
+
+def _instalment(r: _Reader) -> Instalment:
+    return Instalment(period=r.integer("period", 1, MAX_TERM), due_date=r.day("due_date"),
+                      payment=r.money("payment"), principal=r.money("principal"),
+                      interest=r.money("interest"), balance=r.money("balance"))
+
+
+def from_snapshot(snapshot: Mapping[str, Any]) -> ContractData:
+    """Parse and reconcile an approved application's snapshot; raises :class:`ContractDataError`.
+
+    Shape (money and rates as strings; ``insurance``, ``fees``, ``late_fee_daily_rate`` and
+    ``early_settlement_fee_rate`` optional)::
+
+        {"number": "LL-2026-000123", "generated_at": "2026-11-25T12:01:00Z", "signed": false,
+         "lessor": {"name": …, "credit_code": "91350100M000100Y43", "address": …},
+         "lessee": {"name": "张三丰", "id_number": …, "mobile": "13800138000", "address": …},
+         "dealer": {"name": …, "credit_code": …, "address": …},
+         "vehicle": {"make": …, "model": …, "trim": …, "vin": …, "price": "229800.00", "condition": "new"},
+         "plan": {"term": 36, "timing": "arrears", "down_payment": …, "financed_amount": …, "residual": …,
+                  "monthly_payment": …, "apr": "0.071234", "nominal_rate": "0.0599", "deposit": …,
+                  "deposit_free": false, "total_interest": …, "total_payable": …, "due_at_signing": …,
+                  "insurance": [{"name": "交强险", "premium": "950.00", "financed": true}],
+                  "fees": [{"name": "服务费", "amount": "2298.00", "financed": true}]},
+         "schedule": [{"period": 1, "due_date": "2026-12-25", "payment": …, "principal": …,
+                       "interest": …, "balance": …}, …]}
+    """
+    root = _Reader(snapshot, "")
+    number = root.text("number", 40)
+    if not _NUMBER.fullmatch(number):
+        raise ContractDataError("number", "must be 1–40 letters, digits or dashes")
+    vehicle = _vehicle(root.child("vehicle"))
+    rows = root.items("schedule")
+    if not rows:
+        raise ContractDataError("schedule", "must not be empty")
+    data = ContractData(
+        number=number,
+        lessor=_party(root.child("lessor")),
+        lessee=_lessee(root.child("lessee")),
+        dealer=_party(root.child("dealer")),
+        vehicle=vehicle,
+        plan=_plan(root.child("plan"), vehicle.price),
+        schedule=tuple(_instalment(row) for row in rows),
+        generated_at=root.moment("generated_at"),
+        signed=root.boolean("signed"),
+    )
+    data.reconcile()
+    return data
