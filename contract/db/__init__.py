@@ -1,0 +1,1 @@
+"""The contract service's tables and migrations."""

@@ -1,0 +1,102 @@
+"""The contract service's tables (SQLAlchemy 2 typed models). Schema changes go through its Alembic migrations.
+
+Every table is prefixed ``contract_`` and the migration history lives in ``contract_alembic_version``, so the
+service can share a PostgreSQL database with the BFF and the risk service (or use its own).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON
+from sqlalchemy import ForeignKey
+from sqlalchemy import Integer
+from sqlalchemy import LargeBinary
+from sqlalchemy import MetaData
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import relationship
+
+from infra.db.models import NAMING
+from infra.db.models import UTCDateTime
+
+
+class ContractBase(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ContractRow(ContractBase):
+    """One lease contract of one approved application. The snapshot (names, ID number) is encrypted with the
+    PII vault; the documents live in object storage (a draft, then the signed version under Object Lock)."""
+
+    __tablename__ = "contract_contracts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    application_id: Mapped[str] = mapped_column(String(64), unique=True)
+    dealer_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # draft | signed
+    snapshot_enc: Mapped[str] = mapped_column(Text)
+    lessee_masked: Mapped[str] = mapped_column(String(64))
+    draft_key: Mapped[str] = mapped_column(String(255))
+    draft_sha256: Mapped[str] = mapped_column(String(64))
+    pages: Mapped[int] = mapped_column(Integer)
+    signed_key: Mapped[str | None] = mapped_column(String(255))
+    signed_version: Mapped[str | None] = mapped_column(String(255))
+    signed_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    retain_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    signatures: Mapped[list[SignatureRow]] = relationship(back_populates="contract", lazy="selectin",
+                                                          order_by="SignatureRow.id")
+
+
+class SignatureRow(ContractBase):
+    """One signature applied to a contract: who, with which certificate, on what identity evidence."""
+
+    __tablename__ = "contract_signatures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contract_contracts.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # lessor_certification | lessee | lessor
+    signer: Mapped[str] = mapped_column(String(128))  # masked for the lessee
+    certificate_serial: Mapped[str] = mapped_column(String(64))
+    certificate_sha256: Mapped[str] = mapped_column(String(64))
+    identity: Mapped[dict[str, Any]] = mapped_column(JSON)  # how the signer re-confirmed who they are
+    ledger_index: Mapped[int | None] = mapped_column(Integer)
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    contract: Mapped[ContractRow] = relationship(back_populates="signatures")
+
+
+class LedgerEntryRow(ContractBase):
+    """One leaf of the evidence log: the exact bytes hashed (RFC 6962 leaf) and their hash. Append-only: the
+    code has no update or delete; ``leaseline ledger verify`` recomputes everything from these rows."""
+
+    __tablename__ = "contract_ledger_entries"
+
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CheckpointRow(ContractBase):
+    """A signed checkpoint (tree size, root, time; Ed25519) as published."""
+
+    __tablename__ = "contract_ledger_checkpoints"
+
+    tree_size: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
+    origin: Mapped[str] = mapped_column(String(128))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
