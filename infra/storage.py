@@ -206,15 +206,17 @@ class S3ObjectStore:
 
     # -- set-up -------------------------------------------------------------------------------------------
 
-    def ensure_bucket(self) -> BucketReport:
-        """Create the bucket if missing (idempotent), private, versioned, encrypted by default.
+    def ensure_bucket(self, object_lock: bool = False) -> BucketReport:
+        """Create the bucket if missing (idempotent), private, versioned, encrypted by default; with
+        ``object_lock`` it is created with S3 Object Lock enabled (only possible at creation), so that
+        :meth:`put` can lock versions in compliance mode.
 
         Public access block and bucket ACLs are not implemented by every server (SeaweedFS answers 501 to the
         first; AWS refuses ACLs when object ownership is "bucket owner enforced"): such settings are reported,
         not failed. The bucket ACL is reset to ``private`` so that no grant can make objects public where
         the public access block is missing.
         """
-        created = self._call(self._create_bucket)
+        created = self._call(lambda: self._create_bucket(object_lock))
         versioning = self._setting("versioning", lambda: self._s3.put_bucket_versioning(
             Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"}))
         encryption = self._setting("default encryption", lambda: self._s3.put_bucket_encryption(
@@ -235,7 +237,7 @@ class S3ObjectStore:
         log.info("object storage bucket ready: %s", report)
         return report
 
-    def _create_bucket(self) -> bool:
+    def _create_bucket(self, object_lock: bool = False) -> bool:
         try:
             self._s3.head_bucket(Bucket=self.bucket)
             return False
@@ -246,7 +248,8 @@ class S3ObjectStore:
             # Outside us-east-1, AWS wants the region restated: https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html
             where = {} if self.region == "us-east-1" else {
                 "CreateBucketConfiguration": {"LocationConstraint": self.region}}
-            self._s3.create_bucket(Bucket=self.bucket, ACL="private", **where)
+            lock = {"ObjectLockEnabledForBucket": True} if object_lock else {}
+            self._s3.create_bucket(Bucket=self.bucket, ACL="private", **where, **lock)
         except ClientError as exc:
             if _code(exc) in ("BucketAlreadyOwnedByYou",):  # created meanwhile by another process
                 return False
@@ -270,14 +273,17 @@ class S3ObjectStore:
     # -- the port -----------------------------------------------------------------------------------------
 
     def put(self, key: str, data: bytes, content_type: str,
-            metadata: dict[str, str] | None = None) -> StoredObject:
+            metadata: dict[str, str] | None = None, retain_until: datetime | None = None) -> StoredObject:
+        """``retain_until``: lock this version in COMPLIANCE mode until then (Object Lock): nobody, not even
+        the account's root, can delete or overwrite it before (the bucket needs ``ensure_bucket(True)``)."""
         check_key(key)
+        lock = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": retain_until} if retain_until else {}
         digest = hashlib.sha256(data).hexdigest()
         md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
         meta = {**(metadata or {}), SHA256_METADATA: digest}
         response = self._call(lambda: self._s3.put_object(
             Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, ContentMD5=md5, Metadata=meta,
-            ServerSideEncryption=SSE_ALGORITHM))
+            ServerSideEncryption=SSE_ALGORITHM, **lock))
         if response.get("ServerSideEncryption") not in (SSE_ALGORITHM, "aws:kms", "aws:kms:dsse"):
             # We asked for encryption; a server that silently ignores it must not hold our documents.
             version = {"VersionId": response["VersionId"]} if response.get("VersionId") else {}
@@ -335,6 +341,36 @@ class S3ObjectStore:
             return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
         return self._call(run)
+
+    def retention(self, key: str, version_id: str) -> tuple[str, datetime] | None:
+        """The Object Lock (mode, retain-until) of one version, or None when it is not locked."""
+        check_key(key)
+        try:
+            found = self._call(lambda: self._s3.get_object_retention(Bucket=self.bucket, Key=key,
+                                                                       VersionId=version_id), key)
+        except StorageError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and _code(cause) in ("NoSuchObjectLockConfiguration",
+                                                                    "ObjectLockConfigurationNotFoundError"):
+                return None
+            raise
+        retention = found.get("Retention") or {}
+        if not retention.get("Mode"):
+            return None
+        return str(retention["Mode"]), retention["RetainUntilDate"]
+
+    def get_version(self, key: str, version_id: str) -> bytes:
+        """The bytes of one version of ``key`` (a signed contract is read by the version it was stored as)."""
+        check_key(key)
+
+        def read() -> bytes:
+            body = self._s3.get_object(Bucket=self.bucket, Key=key, VersionId=version_id)["Body"]
+            try:
+                return bytes(body.read())
+            finally:
+                body.close()
+
+        return self._call(read, key)
 
     def presigned_get(self, key: str, expires_in: int = 300) -> str:
         check_key(key)

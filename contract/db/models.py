@@ -63,7 +63,7 @@ class SignatureRow(ContractBase):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     contract_id: Mapped[str] = mapped_column(ForeignKey("contract_contracts.id"), index=True)
-    role: Mapped[str] = mapped_column(String(16))  # lessor_certification | lessee | lessor
+    role: Mapped[str] = mapped_column(String(24))  # lessor_certification | lessee | lessor
     signer: Mapped[str] = mapped_column(String(128))  # masked for the lessee
     certificate_serial: Mapped[str] = mapped_column(String(64))
     certificate_sha256: Mapped[str] = mapped_column(String(64))

@@ -70,7 +70,7 @@ def upgrade() -> None:
     op.create_table('contract_signatures',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('contract_id', sa.String(length=32), nullable=False),
-    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('role', sa.String(length=24), nullable=False),
     sa.Column('signer', sa.String(length=128), nullable=False),
     sa.Column('certificate_serial', sa.String(length=64), nullable=False),
     sa.Column('certificate_sha256', sa.String(length=64), nullable=False),

@@ -1,0 +1,238 @@
+"""The contract service's JSON API ``/api/v1``.
+
+Contracts need a service token (``contract:write`` to create and sign, ``contract:read`` to read); the
+evidence log's reads are public, as a transparency log's are, and appending needs ``ledger:append``. The
+public verification endpoint takes an uploaded PDF (anyone may check a contract they hold).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from typing import Any
+from typing import TypeVar
+
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+from flask import g
+from flask import jsonify
+from flask import request
+
+from contract.errors import InsufficientScope
+from contract.errors import Unauthorized
+from contract.evidence import EvidenceLog
+from contract.ledger import KINDS
+from contract.openapi import document
+from contract.service import ContractService
+from contract.service import Identity
+from contract.service import Invalid
+from infra.service_tokens import InvalidToken
+
+bp = Blueprint("contract_api", __name__, url_prefix="/api/v1")
+F = TypeVar("F", bound=Callable[..., Any])
+SCOPE_WRITE, SCOPE_READ, SCOPE_LEDGER = "contract:write", "contract:read", "ledger:append"
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
+SUBJECT = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+MAX_SIGNATURE_PNG = 2 * 1024 * 1024
+
+
+def service() -> ContractService:
+    return current_app.extensions["contract"].service  # type: ignore[no-any-return]
+
+
+def ledger() -> EvidenceLog:
+    return current_app.extensions["contract"].ledger  # type: ignore[no-any-return]
+
+
+def require(scope: str) -> Callable[[F], F]:
+    """Verify the bearer token (signature, issuer, audience, expiry) and that it carries ``scope``."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            kind, _, token = request.headers.get("Authorization", "").partition(" ")
+            if kind.lower() != "bearer" or not token.strip():
+                raise Unauthorized("no bearer token")
+            try:
+                claims = current_app.extensions["contract"].verifier.verify(token.strip())
+            except InvalidToken as exc:
+                raise Unauthorized(exc.reason) from None
+            if not (claims.has(scope) or (scope == SCOPE_READ and claims.has(SCOPE_WRITE))):
+                raise InsufficientScope(scope)
+            g.claims = claims
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def json_object() -> dict[str, Any]:
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise Invalid("body", "The body must be a JSON object", "请求体须为 JSON 对象")
+    return body
+
+
+def _int_arg(name: str, low: int = 0) -> int:
+    raw = request.args.get(name, "")
+    if not raw.isdigit() or int(raw) < low or len(raw) > 12:
+        raise Invalid(name, f"{name} must be a whole number ≥ {low}", f"{name} 须为不小于 {low} 的整数")
+    return int(raw)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    return jsonify(document())
+
+
+# -- contracts -----------------------------------------------------------------------------------------------
+@bp.post("/contracts")
+@require(SCOPE_WRITE)
+def create_contract() -> Any:
+    """A contract from an approved application's snapshot: 201 new, 200 the existing one."""
+    result, created = service().create(json_object())
+    response = jsonify(result)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/api/v1/contracts/{result['id']}"
+    return response
+
+
+@bp.get("/contracts")
+@require(SCOPE_READ)
+def find_contract() -> Any:
+    application_id = request.args.get("application_id", "")
+    if not 1 <= len(application_id) <= 64:
+        raise Invalid("application_id", "application_id is required", "缺少申请编号")
+    return jsonify(service().find(application_id))
+
+
+@bp.get("/contracts/<contract_id>")
+@require(SCOPE_READ)
+def get_contract(contract_id: str) -> Any:
+    return jsonify(service().get(contract_id))
+
+
+@bp.get("/contracts/<contract_id>/document")
+@require(SCOPE_READ)
+def contract_document(contract_id: str) -> Any:
+    pdf, meta = service().document(contract_id)
+    response = Response(pdf, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'inline; filename="{meta["number"]}.pdf"'
+    response.headers["X-Document-SHA256"] = meta["sha256"]
+    return response
+
+
+@bp.get("/contracts/<contract_id>/pages/<int:page>")
+@require(SCOPE_READ)
+def contract_page(contract_id: str, page: int) -> Any:
+    return Response(service().page_image(contract_id, page), mimetype="image/png")
+
+
+@bp.post("/contracts/<contract_id>/signatures")
+@require(SCOPE_WRITE)
+def sign_contract(contract_id: str) -> Any:
+    """The lessee signs (the lessor countersigns): ``{signer_name, signature_png (base64), identity:
+    {method: sms_otp|face, reference, verified_at}}``. Signing a signed contract returns it (200)."""
+    body = json_object()
+    name = body.get("signer_name")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64:
+        raise Invalid("signer_name", "signer_name is required", "缺少签署人姓名")
+    try:
+        png = base64.b64decode(str(body.get("signature_png") or ""), validate=True)
+    except (binascii.Error, ValueError):
+        png = b""
+    if not png.startswith(b"\x89PNG") or len(png) > MAX_SIGNATURE_PNG:
+        raise Invalid("signature_png", "signature_png must be a base64 PNG of at most 2 MB",
+                      "签名图片须为不超过 2 MB 的 PNG")
+    raw = body.get("identity")
+    if not isinstance(raw, dict):
+        raise Invalid("identity", "identity is required", "缺少身份确认信息")
+    try:
+        verified_at = datetime.fromisoformat(str(raw.get("verified_at", "")).replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid("identity.verified_at", "verified_at must be an ISO date-time", "确认时间格式无效") from None
+    if verified_at.tzinfo is None:
+        raise Invalid("identity.verified_at", "verified_at needs a time zone", "确认时间须含时区")
+    reference = str(raw.get("reference") or "")
+    if not 1 <= len(reference) <= 128:
+        raise Invalid("identity.reference", "identity.reference is required", "缺少身份确认记录")
+    return jsonify(service().sign(contract_id, signer_name=name, signature_png=png,
+                                  identity=Identity(str(raw.get("method", "")), reference, verified_at)))
+
+
+@bp.get("/contracts/<contract_id>/verification")
+@require(SCOPE_READ)
+def contract_verification(contract_id: str) -> Any:
+    return jsonify(service().verification(contract_id))
+
+
+@bp.post("/verification")
+def verify_upload() -> Any:
+    """Public: a PDF (the raw body, or a multipart ``file``) → its signatures and its place in the log."""
+    upload = request.files.get("file")
+    pdf = upload.read() if upload is not None else request.get_data()
+    if not pdf:
+        raise Invalid("file", "Upload the PDF to check", "请上传要核验的 PDF")
+    from contract.signing.errors import NotAPdf
+
+    if not pdf.startswith(b"%PDF"):
+        raise NotAPdf("not a PDF")
+    return jsonify(service().verify_upload(pdf))
+
+
+# -- evidence log --------------------------------------------------------------------------------------------
+@bp.post("/ledger/entries")
+@require(SCOPE_LEDGER)
+def append_entry() -> Any:
+    """Append ``{kind, subject, data}`` (no personal data: ids, hashes, amounts). ``Idempotency-Key``
+    makes a retry return the first entry (200) instead of appending again (201)."""
+    body = json_object()
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise Invalid("Idempotency-Key", "Idempotency-Key must be 1-128 visible ASCII characters", "幂等键无效")
+    kind, subject, data = body.get("kind"), body.get("subject"), body.get("data", {})
+    if kind not in KINDS:
+        raise Invalid("kind", f"kind must be one of {', '.join(sorted(KINDS))}", "事件类型无效")
+    if not isinstance(subject, str) or not SUBJECT.fullmatch(subject):
+        raise Invalid("subject", "subject must be 1-64 characters of A-Z a-z 0-9 _ . : -", "事件主体无效")
+    if not isinstance(data, dict):
+        raise Invalid("data", "data must be a JSON object", "data 须为 JSON 对象")
+    try:
+        appended = ledger().append(kind, subject, data, idempotency_key=key)
+    except ValueError as exc:  # a float (money must be strings) or another value the canonical form refuses
+        raise Invalid("data", str(exc)[:200], "data 含不允许的值（金额须为字符串）") from None
+    response = jsonify({"index": appended.index, "leaf_hash": appended.leaf_hash.hex(),
+                        "checkpoint": ledger().checkpoint().to_json()})
+    response.status_code = 201 if appended.created else 200
+    return response
+
+
+@bp.get("/ledger/checkpoint")
+def checkpoint() -> Any:
+    return jsonify(ledger().checkpoint().to_json())
+
+
+@bp.get("/ledger/entries/<int:index>")
+def entry(index: int) -> Any:
+    raw, leaf = ledger().entry(index)
+    return jsonify({"index": index, "entry": base64.b64encode(raw).decode(), "leaf_hash": leaf.hex()})
+
+
+@bp.get("/ledger/proof/inclusion")
+def inclusion() -> Any:
+    index, size = _int_arg("index"), _int_arg("tree_size", 1)
+    return jsonify({"index": index, "tree_size": size,
+                    "audit_path": [h.hex() for h in ledger().inclusion(index, size)]})
+
+
+@bp.get("/ledger/proof/consistency")
+def consistency() -> Any:
+    first, second = _int_arg("first", 1), _int_arg("second", 1)
+    return jsonify({"first": first, "second": second,
+                    "proof": [h.hex() for h in ledger().consistency(first, second)]})

@@ -1,0 +1,140 @@
+"""Contract service settings from environment variables, with safe embedded defaults, validated at start-up.
+
+``LEASELINE_CONTRACT_DATABASE_URL``     the service's own database; default ``sqlite:///<var>/contract.db``
+                                       (tables ``contract_*``, history in ``contract_alembic_version``)
+``LEASELINE_VAR_DIR``                  local state (SQLite files, generated keys, the development CA)
+``LEASELINE_SERVICE_ISSUER``           expected ``iss`` of service tokens; default ``leaseline``
+``LEASELINE_CONTRACT_AUDIENCE``        expected ``aud``; default ``leaseline-contract``
+``LEASELINE_SERVICE_JWKS``             the token issuer's JWK Set (required in production)
+``LEASELINE_SERVICE_SIGNING_KEY_PATH`` development: the embedded issuer's key (its public half verifies)
+``LEASELINE_SIGNING_DIR``              the platform signing CA and the lessor's certificate; default
+                                       ``<var>/signing`` (made on first run in development; production
+                                       points at real ones)
+``LEASELINE_TSA_URL``                  an RFC 3161 time-stamping authority: signatures become PAdES B-T;
+                                       empty (default): B-B
+``LEASELINE_TSA_ROOTS``                PEM file of the TSA's root certificate(s), trusted for timestamps
+``LEASELINE_LEDGER_SIGNING_KEY_PATH``  the evidence log's Ed25519 checkpoint key; default
+                                       ``<var>/ledger_signing_key.pem`` (made on first run)
+``LEASELINE_LEDGER_ORIGIN``            the log's name in its checkpoints; default ``leaseline.cn/evidence``
+``LEASELINE_S3_ENDPOINT_URL`` / ``LEASELINE_S3_ACCESS_KEY`` / ``LEASELINE_S3_SECRET_KEY`` /
+``LEASELINE_S3_REGION``                 object storage, shared with the BFF (SeaweedFS on localhost by default)
+``LEASELINE_CONTRACT_BUCKET``          the contracts' bucket, created with Object Lock; default
+                                       ``leaseline-contracts``
+``LEASELINE_CONTRACT_RETENTION_YEARS`` signed contracts are locked (compliance mode) this long; default 5
+``LEASELINE_PII_KEY``                  the PII vault key shared with the BFF; default ``<var>/pii_key``
+``LEASELINE_CONTRACT_MIGRATE``         apply the migrations at start-up; default ``1``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from infra.keyfiles import create_once
+
+
+class ConfigError(ValueError):
+    """A setting is wrong: the message names the variable and what is expected."""
+
+
+def var_dir() -> Path:
+    return Path(os.environ.get("LEASELINE_VAR_DIR", "var")).resolve()
+
+
+def _shared_secret(name: str) -> str:
+    """A development secret shared with the BFF (``var/<name>``, made by whichever process starts first)."""
+    return create_once(var_dir() / name, lambda: secrets.token_urlsafe(48).encode(), name).decode().strip()
+
+
+@dataclass(frozen=True)
+class ContractSettings:
+    database_url: str
+    signing_key_path: str
+    signing_dir: str
+    ledger_key_path: str
+    env: str = "development"
+    token_issuer: str = "leaseline"
+    token_audience: str = "leaseline-contract"
+    service_jwks: str = ""
+    token_leeway: int = 30
+    tsa_url: str = ""
+    tsa_roots: str = ""  # a PEM file
+    ledger_origin: str = "leaseline.cn/evidence"
+    s3_endpoint_url: str = "http://127.0.0.1:8333"
+    s3_access_key: str = "leaseline-dev"
+    s3_secret_key: str = ""
+    s3_region: str = "us-east-1"
+    bucket: str = "leaseline-contracts"
+    retention_years: int = 5
+    pii_key: str = ""
+    max_body_bytes: int = 12 * 1024 * 1024  # a signature image, or a PDF uploaded for verification
+    migrate: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ContractSettings:
+        env = os.environ if env is None else env
+        mode = env.get("LEASELINE_ENV", "development")
+        if mode not in ("development", "production", "test"):
+            raise ConfigError("LEASELINE_ENV must be development, production or test")
+        if mode == "production" and not env.get("LEASELINE_SERVICE_JWKS"):
+            raise ConfigError("LEASELINE_SERVICE_JWKS is required in production (the platform issuer's JWKS)")
+        if mode == "production" and not env.get("LEASELINE_SIGNING_DIR"):
+            raise ConfigError("LEASELINE_SIGNING_DIR is required in production (the real signing CA's files)")
+        try:
+            years = int(env.get("LEASELINE_CONTRACT_RETENTION_YEARS", "5"))
+        except ValueError:
+            raise ConfigError("LEASELINE_CONTRACT_RETENTION_YEARS must be a whole number of years") from None
+        var = var_dir()
+        return cls(
+            database_url=env.get("LEASELINE_CONTRACT_DATABASE_URL") or f"sqlite:///{var / 'contract.db'}",
+            signing_key_path=env.get("LEASELINE_SERVICE_SIGNING_KEY_PATH") or str(var / "service_signing_key.pem"),
+            signing_dir=env.get("LEASELINE_SIGNING_DIR") or str(var / "signing"),
+            ledger_key_path=env.get("LEASELINE_LEDGER_SIGNING_KEY_PATH") or str(var / "ledger_signing_key.pem"),
+            env=mode,
+            token_issuer=env.get("LEASELINE_SERVICE_ISSUER", "leaseline"),
+            token_audience=env.get("LEASELINE_CONTRACT_AUDIENCE", "leaseline-contract"),
+            service_jwks=env.get("LEASELINE_SERVICE_JWKS", ""),
+            tsa_url=env.get("LEASELINE_TSA_URL", ""),
+            tsa_roots=env.get("LEASELINE_TSA_ROOTS", ""),
+            ledger_origin=env.get("LEASELINE_LEDGER_ORIGIN", "leaseline.cn/evidence"),
+            s3_endpoint_url=env.get("LEASELINE_S3_ENDPOINT_URL", "http://127.0.0.1:8333"),
+            s3_access_key=env.get("LEASELINE_S3_ACCESS_KEY", "leaseline-dev"),
+            s3_secret_key=env.get("LEASELINE_S3_SECRET_KEY") or _shared_secret("s3_secret_key"),
+            s3_region=env.get("LEASELINE_S3_REGION", "us-east-1"),
+            bucket=env.get("LEASELINE_CONTRACT_BUCKET", "leaseline-contracts"),
+            retention_years=years,
+            pii_key=env.get("LEASELINE_PII_KEY", ""),
+            migrate=env.get("LEASELINE_CONTRACT_MIGRATE", "1") not in ("0", "false", "no"),
+        ).validated()
+
+    def replace(self, overrides: Mapping[str, Any]) -> ContractSettings:
+        names = {f.name for f in fields(self)}
+        return ContractSettings(**{**self.__dict__, **{k: v for k, v in overrides.items() if k in names}}).validated()
+
+    def validated(self) -> ContractSettings:
+        try:
+            make_url(self.database_url)
+        except Exception:  # sqlalchemy's error would echo the URL, password included
+            raise ConfigError("LEASELINE_CONTRACT_DATABASE_URL is not a database URL") from None
+        if self.service_jwks:
+            try:
+                jwks = json.loads(self.service_jwks)
+            except ValueError:
+                raise ConfigError("LEASELINE_SERVICE_JWKS must be a JSON JWK Set {\"keys\": [...]}") from None
+            if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+                raise ConfigError("LEASELINE_SERVICE_JWKS must be a JSON JWK Set with a key")
+        if not 1 <= self.retention_years <= 30:
+            raise ConfigError("LEASELINE_CONTRACT_RETENTION_YEARS must be between 1 and 30")
+        if self.tsa_url and not self.tsa_url.startswith(("http://", "https://")):
+            raise ConfigError("LEASELINE_TSA_URL must be an http(s) URL of an RFC 3161 time-stamping authority")
+        if self.tsa_roots and not Path(self.tsa_roots).is_file():
+            raise ConfigError("LEASELINE_TSA_ROOTS must be a PEM file of the TSA's root certificate(s)")
+        return self

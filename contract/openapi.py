@@ -1,0 +1,187 @@
+"""The OpenAPI 3.1 description of the contract service's JSON API (served at ``/api/v1/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+HEX = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+B64 = {"type": "string", "contentEncoding": "base64"}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+def _json(ref: str, description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+AUTH = {"401": _problem("No, invalid, expired or wrong-audience bearer token"),
+        "403": _problem("The token lacks the scope")}
+PUBLIC: list[dict[str, Any]] = []
+CONTRACT_ID = {"name": "contract_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+
+
+def _int(name: str, minimum: int) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": True, "schema": {"type": "integer", "minimum": minimum}}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Leaseline contract service API", "version": "1.0.0",
+                 "description": "Lease contract PDFs (WeasyPrint), PAdES signatures (pyHanko: the lessor certifies, "
+                                "the customer signs with an event certificate, the lessor countersigns), signed "
+                                "PDFs under S3 Object Lock, and a public RFC 6962 evidence log with signed "
+                                "checkpoints and proofs."},
+        "servers": [{"url": "/"}],
+        "security": [{"serviceToken": []}],
+        "paths": {
+            "/api/v1/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "security": PUBLIC,
+                                             "responses": {"200": {"description": "OpenAPI 3.1",
+                                                                   "content": {"application/json": {}}}}}},
+            "/api/v1/contracts": {
+                "post": {"operationId": "createContract",
+                         "summary": "Generate the contract (draft) of an approved application (scope contract:write)",
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                             "$ref": "#/components/schemas/ContractSnapshot"}}}},
+                         "responses": {"201": _json("Contract", "A new contract"),
+                                       "200": _json("Contract", "The application's existing contract"), **AUTH,
+                                       "413": _problem("Body too large"),
+                                       "422": _problem("Invalid snapshot, with field errors"),
+                                       "503": _problem("Document storage unavailable")}},
+                "get": {"operationId": "findContract", "summary": "The contract of an application (contract:read)",
+                        "parameters": [{"name": "application_id", "in": "query", "required": True,
+                                        "schema": {"type": "string", "minLength": 1, "maxLength": 64}}],
+                        "responses": {"200": _json("Contract", "The contract"), **AUTH,
+                                      "404": _problem("No contract"), "422": _problem("Bad query")}},
+            },
+            "/api/v1/contracts/{contract_id}": {"get": {
+                "operationId": "getContract", "summary": "A contract's metadata (contract:read)",
+                "parameters": [CONTRACT_ID],
+                "responses": {"200": _json("Contract", "The contract"), **AUTH, "404": _problem("No such contract")}}},
+            "/api/v1/contracts/{contract_id}/document": {"get": {
+                "operationId": "contractDocument", "summary": "The current PDF: signed, or the draft (contract:read)",
+                "parameters": [CONTRACT_ID],
+                "responses": {"200": {"description": "PDF", "content": {"application/pdf": {}}}, **AUTH,
+                              "404": _problem("No such contract"),
+                              "409": _problem("The stored file does not match its recorded hash"),
+                              "503": _problem("Document storage unavailable")}}},
+            "/api/v1/contracts/{contract_id}/pages/{page}": {"get": {
+                "operationId": "contractPage", "summary": "One page as a PNG (contract:read)",
+                "parameters": [CONTRACT_ID, {"name": "page", "in": "path", "required": True,
+                                             "schema": {"type": "integer", "minimum": 1}}],
+                "responses": {"200": {"description": "PNG", "content": {"image/png": {}}}, **AUTH,
+                              "404": _problem("No such contract or page"),
+                              "503": _problem("Document storage unavailable")}}},
+            "/api/v1/contracts/{contract_id}/signatures": {"post": {
+                "operationId": "signContract",
+                "summary": "The customer signs, the lessor countersigns (contract:write); once",
+                "parameters": [CONTRACT_ID],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/SignRequest"}}}},
+                "responses": {"200": _json("Contract", "The signed contract"), **AUTH,
+                              "404": _problem("No such contract"), "409": _problem("Being signed right now"),
+                              "422": _problem("Invalid signer, image or identity evidence"),
+                              "503": _problem("Document storage unavailable")}}},
+            "/api/v1/contracts/{contract_id}/verification": {"get": {
+                "operationId": "contractVerification",
+                "summary": "Each signature's validation and the log inclusion proof (contract:read)",
+                "parameters": [CONTRACT_ID],
+                "responses": {"200": _json("Verification", "The verdict"), **AUTH,
+                              "404": _problem("No such contract")}}},
+            "/api/v1/verification": {"post": {
+                "operationId": "verifyUpload", "summary": "Public: check any PDF", "security": PUBLIC,
+                "requestBody": {"required": True, "content": {"application/pdf": {}, "multipart/form-data": {
+                    "schema": {"type": "object", "properties": {"file": {"type": "string",
+                                                                         "contentMediaType": "application/pdf"}}}}}},
+                "responses": {"200": _json("Verification", "The verdict"),
+                              "413": _problem("Too large"), "422": _problem("Not a PDF")}}},
+            "/api/v1/ledger/entries": {"post": {
+                "operationId": "appendEntry", "summary": "Append an evidence entry (scope ledger:append)",
+                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                                "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$"}}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/NewEntry"}}}},
+                "responses": {"201": _json("Appended", "Appended"), "200": _json("Appended", "Appended before"),
+                              **AUTH, "422": _problem("Invalid entry")}}},
+            "/api/v1/ledger/checkpoint": {"get": {
+                "operationId": "checkpoint", "summary": "Public: the latest signed checkpoint", "security": PUBLIC,
+                "responses": {"200": _json("Checkpoint", "Signed checkpoint")}}},
+            "/api/v1/ledger/entries/{index}": {"get": {
+                "operationId": "entry", "summary": "Public: one entry's exact leaf bytes", "security": PUBLIC,
+                "parameters": [{"name": "index", "in": "path", "required": True,
+                                "schema": {"type": "integer", "minimum": 0}}],
+                "responses": {"200": _json("Entry", "The entry"), "404": _problem("No such entry")}}},
+            "/api/v1/ledger/proof/inclusion": {"get": {
+                "operationId": "inclusionProof", "summary": "Public: RFC 6962 audit path", "security": PUBLIC,
+                "parameters": [_int("index", 0), _int("tree_size", 1)],
+                "responses": {"200": {"description": "Audit path", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["index", "tree_size", "audit_path"], "properties": {
+                        "index": {"type": "integer"}, "tree_size": {"type": "integer"},
+                        "audit_path": {"type": "array", "items": HEX}}}}}},
+                    "404": _problem("Outside the log"), "422": _problem("Bad parameter")}}},
+            "/api/v1/ledger/proof/consistency": {"get": {
+                "operationId": "consistencyProof", "summary": "Public: RFC 6962 consistency proof", "security": PUBLIC,
+                "parameters": [_int("first", 1), _int("second", 1)],
+                "responses": {"200": {"description": "Proof", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["first", "second", "proof"], "properties": {
+                        "first": {"type": "integer"}, "second": {"type": "integer"},
+                        "proof": {"type": "array", "items": HEX}}}}}},
+                    "404": _problem("Outside the log"), "422": _problem("Bad parameter")}}},
+        },
+        "components": {
+            "securitySchemes": {"serviceToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": {
+                "Problem": {"type": "object", "required": ["title", "status"], "properties": {
+                    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                    "detail": {"type": "string"}, "errors": {"type": "array", "items": {"type": "object"}}}},
+                "ContractSnapshot": {"type": "object", "required": ["application_id", "dealer_id", "lessee", "dealer",
+                                                                    "vehicle", "plan", "schedule"],
+                                     "description": "contract.document.model.from_snapshot's shape, without "
+                                                    "number, generated_at, signed and lessor (the service's own)",
+                                     "properties": {"application_id": {"type": "string", "maxLength": 64},
+                                                    "dealer_id": {"type": "string", "maxLength": 64},
+                                                    "lessee": {"type": "object"}, "dealer": {"type": "object"},
+                                                    "vehicle": {"type": "object"}, "plan": {"type": "object"},
+                                                    "schedule": {"type": "array", "items": {"type": "object"}}}},
+                "Contract": {"type": "object", "required": ["id", "number", "application_id", "status", "sha256"],
+                             "properties": {"id": {"type": "string"}, "number": {"type": "string"},
+                                            "application_id": {"type": "string"},
+                                            "status": {"enum": ["draft", "signing", "signed"]},
+                                            "sha256": HEX, "pages": {"type": "integer"},
+                                            "signatures": {"type": "array", "items": {"type": "object"}},
+                                            "ledger": {"type": "array", "items": {"type": "object"}}}},
+                "SignRequest": {"type": "object", "required": ["signer_name", "signature_png", "identity"],
+                                "properties": {"signer_name": {"type": "string", "minLength": 1, "maxLength": 64},
+                                               "signature_png": B64,
+                                               "identity": {"type": "object",
+                                                            "required": ["method", "reference", "verified_at"],
+                                                            "properties": {
+                                                                "method": {"enum": ["sms_otp", "face"]},
+                                                                "reference": {"type": "string", "maxLength": 128},
+                                                                "verified_at": {"type": "string",
+                                                                                "format": "date-time"}}}}},
+                "Verification": {"type": "object", "required": ["sha256", "signatures", "all_valid"], "properties": {
+                    "sha256": HEX, "contract": {"type": ["object", "null"]}, "all_valid": {"type": "boolean"},
+                    "signatures": {"type": "array", "items": {"type": "object"}},
+                    "ledger": {"type": ["object", "null"]}}},
+                "NewEntry": {"type": "object", "required": ["kind", "subject"], "properties": {
+                    "kind": {"type": "string"}, "subject": {"type": "string", "maxLength": 64},
+                    "data": {"type": "object"}}},
+                "Appended": {"type": "object", "required": ["index", "leaf_hash", "checkpoint"], "properties": {
+                    "index": {"type": "integer"}, "leaf_hash": HEX,
+                    "checkpoint": {"$ref": "#/components/schemas/Checkpoint"}}},
+                "Checkpoint": {"type": "object",
+                               "required": ["tree_size", "root_hash", "timestamp", "signature", "public_key"],
+                               "properties": {"origin": {"type": "string"}, "tree_size": {"type": "integer"},
+                                              "root_hash": HEX, "timestamp": {"type": "string"},
+                                              "signature": B64, "public_key": B64}},
+                "Entry": {"type": "object", "required": ["index", "entry", "leaf_hash"], "properties": {
+                    "index": {"type": "integer"}, "entry": B64, "leaf_hash": HEX}},
+            },
+        },
+    }

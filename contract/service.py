@@ -1,0 +1,377 @@
+"""The contract service's use cases: generate a contract, show it, sign it, verify it; the evidence log beside.
+
+Generation renders the draft (watermark 草稿 / DRAFT) from the approved application's snapshot and logs its
+hash. Signing renders the final text (the same figures, no DRAFT mark), then in three incremental
+revisions: the lessor's certification signature (DocMDP: only the prepared signature fields may be filled
+later), the customer's signature with a key and certificate issued for this one signing event after the BFF
+re-confirmed who they are, and the lessor's countersignature (PAdES B-T when a time-stamping authority is
+configured). The signed PDF is stored under S3 Object Lock (compliance mode) for the retention period and
+its hash goes into the evidence log, so a changed byte is caught by the signature check and a swapped file
+by the log. Domain errors (:class:`NotFound`, :class:`Conflict`, :class:`Invalid`) map to HTTP in
+:mod:`contract.errors`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import secrets
+import threading
+import tomllib
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from contract.db.models import ContractRow
+from contract.db.models import SignatureRow
+from contract.document import ContractDataError
+from contract.document import from_snapshot
+from contract.evidence import EvidenceLog
+from contract.ledger import sha256_hex
+from contract.signing.ca import SigningAuthority
+from contract.signing.errors import SigningLayerError
+from contract.signing.pades import FieldSpec
+from contract.signing.pades import certify
+from contract.signing.pades import countersign_lessor
+from contract.signing.pades import sign_lessee
+from contract.signing.verify import SignatureReport
+from contract.signing.verify import verify_pdf
+from infra.db.engine import Database
+from infra.pii import PiiVault
+from infra.storage import S3ObjectStore
+from kyc.masking import mask_name
+
+log = logging.getLogger(__name__)
+LESSOR = Path(__file__).with_name("lessor.toml")
+LESSEE_FIELD, LESSOR_FIELD = "lessee", "lessor"
+IDENTITY_METHODS = ("sms_otp", "face")
+
+
+class NotFound(LookupError):
+    """No such contract."""
+
+
+class Conflict(Exception):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+class Invalid(ValueError):
+    """Input the service cannot use; ``field`` names it (problem+json field errors)."""
+
+    def __init__(self, field: str, message: str, message_zh: str = "") -> None:
+        super().__init__(message)
+        self.field, self.message, self.message_zh = field, message, message_zh or message
+
+
+def lessor_party(path: Path = LESSOR) -> dict[str, str]:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return {"name": str(data["name"]), "credit_code": str(data["credit_code"]), "address": str(data["address"])}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """How the BFF re-confirmed the signer right before signing (a one-time code or a face re-check)."""
+
+    method: str
+    reference: str  # the BFF's record of the check (an id or a hash), never the code or the photo
+    verified_at: datetime
+
+    def as_dict(self) -> dict[str, str]:
+        return {"method": self.method, "reference": self.reference, "verified_at": _iso(self.verified_at)}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+class ContractService:
+    def __init__(self, db: Database, store: S3ObjectStore, authority: SigningAuthority, ledger: EvidenceLog,
+                 vault: PiiVault, *, retention_years: int, timestamper: Any = None, tsa_roots: Sequence[Any] = (),
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.db, self.store, self.authority, self.ledger, self.vault = db, store, authority, ledger, vault
+        self.retention = timedelta(days=round(365.25 * retention_years))
+        self.timestamper, self.clock, self.tsa_roots = timestamper, clock, list(tsa_roots)
+        self.lessor = lessor_party()
+        self._pages: OrderedDict[str, list[bytes]] = OrderedDict()  # a few contracts' page images
+        self._pages_lock = threading.Lock()
+
+    # -- generation ------------------------------------------------------------------------------------------
+    def create(self, snapshot: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """A contract (draft) for an approved application; the same application again returns it."""
+        application_id = str(snapshot.get("application_id") or "")
+        dealer_id = str(snapshot.get("dealer_id") or "")
+        if not 1 <= len(application_id) <= 64:
+            raise Invalid("application_id", "application_id is required (1-64 characters)", "缺少申请编号")
+        if not 1 <= len(dealer_id) <= 64:
+            raise Invalid("dealer_id", "dealer_id is required (1-64 characters)", "缺少经销商编号")
+        existing = self._by_application(application_id)
+        if existing is not None:
+            return existing, False
+        now = self.clock()
+        contract_id = uuid.uuid4().hex
+        number = f"LL{now.astimezone(UTC):%Y%m%d}{secrets.token_hex(3).upper()}"
+        document = {**{k: v for k, v in snapshot.items() if k not in ("application_id", "dealer_id")},
+                     "number": number, "generated_at": _iso(now), "signed": False, "lessor": self.lessor}
+        data = self._parse(document)
+        from contract.document.render import render
+
+        rendered = render(data)
+        draft_key = f"contracts/{contract_id}/draft.pdf"
+        self.store.put(draft_key, rendered.pdf, "application/pdf", {"contract-number": number})
+        digest = sha256_hex(rendered.pdf)
+        row = ContractRow(id=contract_id, number=number, application_id=application_id, dealer_id=dealer_id,
+                          status="draft", snapshot_enc=self.vault.encrypt(json.dumps(document, ensure_ascii=False),
+                                                                          f"contract:{contract_id}"),
+                          lessee_masked=mask_name(data.lessee.name), draft_key=draft_key, draft_sha256=digest,
+                          pages=rendered.pages, created_at=now)
+        try:
+            with self.db.session() as session:
+                session.add(row)
+        except IntegrityError:  # the same application at the same moment: the other request's contract stands
+            found = self._by_application(application_id)
+            if found is None:
+                raise
+            return found, False
+        self.ledger.append("contract_generated", application_id, {
+            "contract_id": contract_id, "number": number, "draft_sha256": digest, "pages": rendered.pages},
+            idempotency_key=f"contract_generated:{contract_id}")
+        log.info("contract %s generated for application %s (%s pages)", number, application_id, rendered.pages)
+        return self.get(contract_id), True
+
+    @staticmethod
+    def _parse(document: Mapping[str, Any]) -> Any:
+        try:
+            return from_snapshot(document)
+        except ContractDataError as exc:
+            raise Invalid(exc.field, exc.message, f"合同数据有误：{exc.field}") from None
+
+    def _by_application(self, application_id: str) -> dict[str, Any] | None:
+        with self.db.session() as session:
+            row = session.scalar(select(ContractRow).where(ContractRow.application_id == application_id))
+            return self._json(row) if row is not None else None
+
+    def _row(self, contract_id: str) -> ContractRow:
+        with self.db.session() as session:
+            row = session.get(ContractRow, contract_id[:32])
+            if row is None:
+                raise NotFound("contract")
+            session.expunge(row)
+            return row
+
+    def get(self, contract_id: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            row = session.get(ContractRow, contract_id[:32])
+            if row is None:
+                raise NotFound("contract")
+            return self._json(row)
+
+    def find(self, application_id: str) -> dict[str, Any]:
+        found = self._by_application(application_id)
+        if found is None:
+            raise NotFound("contract")
+        return found
+
+    def _json(self, row: ContractRow) -> dict[str, Any]:
+        return {
+            "id": row.id, "number": row.number, "application_id": row.application_id, "dealer_id": row.dealer_id,
+            "status": row.status, "lessee": row.lessee_masked, "pages": row.pages,
+            "sha256": row.signed_sha256 or row.draft_sha256, "draft_sha256": row.draft_sha256,
+            "signed_sha256": row.signed_sha256, "retain_until": _iso(row.retain_until),
+            "created_at": _iso(row.created_at), "signed_at": _iso(row.signed_at),
+            "signatures": [{"role": s.role, "signer": s.signer, "certificate_serial": s.certificate_serial,
+                            "certificate_sha256": s.certificate_sha256, "identity": s.identity,
+                            "ledger_index": s.ledger_index, "signed_at": _iso(s.signed_at)} for s in row.signatures],
+            "ledger": [{"index": i, "kind": k} for i, k in self.ledger.entries_of(row.application_id)],
+        }
+
+    # -- reading -----------------------------------------------------------------------------------------------
+    def document(self, contract_id: str) -> tuple[bytes, dict[str, Any]]:
+        """The current PDF (signed if signed, else the draft) and the contract's metadata."""
+        row = self._row(contract_id)
+        if row.status == "signed" and row.signed_key and row.signed_version:
+            pdf = self.store.get_version(row.signed_key, row.signed_version)
+            expected = row.signed_sha256
+        else:
+            pdf, expected = self.store.get(row.draft_key), row.draft_sha256
+        if sha256_hex(pdf) != expected:  # the stored file is not what we recorded: never hand it out
+            raise Conflict("tampered", "The stored document does not match its recorded hash.")
+        return pdf, self.get(contract_id)
+
+    def page_image(self, contract_id: str, page: int) -> bytes:
+        """Page ``page`` (1-based) of the current document as a PNG for the phone's review screen."""
+        pdf, meta = self.document(contract_id)
+        if not 1 <= page <= meta["pages"]:
+            raise NotFound("page")
+        cache_key = meta["sha256"]
+        with self._pages_lock:
+            images = self._pages.get(cache_key)
+        if images is None:
+            from contract.document.render import page_images
+
+            images = page_images(pdf)
+            with self._pages_lock:
+                self._pages[cache_key] = images
+                while len(self._pages) > 8:
+                    self._pages.popitem(last=False)
+        return images[page - 1]
+
+    # -- signing -----------------------------------------------------------------------------------------------
+    def sign(self, contract_id: str, *, signer_name: str, signature_png: bytes, identity: Identity) -> dict[str, Any]:
+        """Sign the contract as the lessee (then the lessor countersigns). Once: a signed contract is returned
+        as it is; a signing already running elsewhere is a 409."""
+        if identity.method not in IDENTITY_METHODS:
+            raise Invalid("identity.method", f"identity.method must be one of {', '.join(IDENTITY_METHODS)}",
+                          "身份确认方式无效")
+        if self.clock() - identity.verified_at > timedelta(minutes=10):
+            raise Invalid("identity.verified_at", "the identity check is older than 10 minutes: confirm again",
+                          "身份确认已超过 10 分钟，请重新确认")
+        row = self._row(contract_id)
+        if row.status == "signed":
+            return self.get(contract_id)
+        document = json.loads(self.vault.decrypt(row.snapshot_enc, f"contract:{row.id}"))
+        if signer_name.strip() != document["lessee"]["name"]:
+            raise Invalid("signer_name", "the signer is not the lessee named in the contract",
+                          "签署人与合同承租人不一致")
+        with self.db.session() as session:  # claim: draft → signing, so two devices never sign at once
+            claimed = session.execute(update(ContractRow).where(ContractRow.id == row.id,
+                                                                ContractRow.status == "draft")
+                                      .values(status="signing")).rowcount
+        if not claimed:
+            raise Conflict("signing_in_progress", "The contract is being signed right now; reload in a moment.")
+        try:
+            return self._sign(row, document, signer_name.strip(), signature_png, identity)
+        except BaseException:
+            with self.db.session() as session:
+                session.execute(update(ContractRow).where(ContractRow.id == row.id, ContractRow.status == "signing")
+                                .values(status="draft"))
+            raise
+
+    def _sign(self, row: ContractRow, document: dict[str, Any], name: str, png: bytes,
+              identity: Identity) -> dict[str, Any]:
+        from contract.document.render import render
+
+        final = self._parse({**document, "signed": True})
+        rendered = render(final)
+        boxes = rendered.signature_boxes
+        fields = [FieldSpec(LESSEE_FIELD, boxes["lessee"].page, _int_box(boxes["lessee"].box), "承租人签名"),
+                  FieldSpec(LESSOR_FIELD, boxes["lessor"].page, _int_box(boxes["lessor"].box), "出租人签章")]
+        lessor = self.authority.lessor_credential()
+        id_hash = self.vault.lookup_hash(document["lessee"]["id_number"], "id_number")[:32]
+        event = uuid.uuid4().hex
+        try:
+            pdf = certify(rendered.pdf, lessor, fields, timestamper=self.timestamper)
+            # the customer's key is made now, used for this one signature and dropped with this frame
+            credential = self.authority.issue_event_certificate(name, id_hash, event)
+            pdf = sign_lessee(pdf, credential, LESSEE_FIELD, png, name, self.timestamper,
+                              fonts=self.authority.stamp_fonts)
+            pdf = countersign_lessor(pdf, lessor, LESSOR_FIELD, self.timestamper, fonts=self.authority.stamp_fonts)
+        except SigningLayerError as exc:
+            raise Invalid("signature_png", str(exc)[:200], "签名图片无法使用，请重新签名") from None
+        now = self.clock()
+        digest = sha256_hex(pdf)
+        retain_until = now + self.retention
+        stored = self.store.put(f"contracts/{row.id}/signed.pdf", pdf, "application/pdf",
+                                {"contract-number": row.number}, retain_until=retain_until)
+        certs = {"lessor": lessor.certificate, "lessee": credential.certificate}
+        appended = self.ledger.append("contract_signed", row.application_id, {
+            "contract_id": row.id, "number": row.number, "sha256": digest, "draft_sha256": row.draft_sha256,
+            "lessee_certificate_sha256": _cert_hash(certs["lessee"]),
+            "lessor_certificate_sha256": _cert_hash(certs["lessor"]), "identity": identity.method,
+            "identity_reference": identity.reference, "event": event,
+        }, idempotency_key=f"contract_signed:{row.id}")
+        with self.db.session() as session:
+            current = session.get(ContractRow, row.id, with_for_update=True)
+            assert current is not None
+            current.status, current.signed_at, current.retain_until = "signed", now, retain_until
+            current.signed_key, current.signed_version, current.signed_sha256 = stored.key, stored.version_id, digest
+            for role, cert, signer, ident in (
+                    ("lessor_certification", certs["lessor"], lessor.common_name, {}),
+                    ("lessee", certs["lessee"], mask_name(name), identity.as_dict()),
+                    ("lessor", certs["lessor"], lessor.common_name, {})):
+                session.add(SignatureRow(contract_id=row.id, role=role, signer=signer,
+                                         certificate_serial=format(cert.serial_number, "x")[:64],
+                                         certificate_sha256=_cert_hash(cert), identity=ident,
+                                         ledger_index=appended.index, signed_at=now))
+        log.info("contract %s signed (%s bytes, ledger entry %s)", row.number, len(pdf), appended.index)
+        return self.get(row.id)
+
+    # -- verification ----------------------------------------------------------------------------------------
+    def reports(self, pdf: bytes) -> list[SignatureReport]:
+        roots = self.authority.trust_roots()
+        return verify_pdf(pdf, roots, tsa_roots=[*roots, *self.tsa_roots])
+
+    def verification(self, contract_id: str) -> dict[str, Any]:
+        """Each signature's validation and the contract's inclusion proof in the evidence log."""
+        pdf, meta = self.document(contract_id)
+        return self._verdict(pdf, meta)
+
+    def verify_upload(self, pdf: bytes) -> dict[str, Any]:
+        """Anyone's PDF: its signatures, and whether it is a contract we signed (by its hash, in the log)."""
+        digest = sha256_hex(pdf)
+        with self.db.session() as session:
+            row = session.scalar(select(ContractRow).where(ContractRow.signed_sha256 == digest))
+            meta = self._json(row) if row is not None else None
+        return self._verdict(pdf, meta)
+
+    def _verdict(self, pdf: bytes, meta: dict[str, Any] | None) -> dict[str, Any]:
+        from contract.signing.errors import NoSignatures
+
+        try:
+            reports = self.reports(pdf)
+        except NoSignatures:
+            reports = []
+        signatures = [_report_json(r) for r in reports]
+        ledger = self._proof(meta) if meta else None
+        return {
+            "sha256": sha256_hex(pdf), "contract": {k: meta[k] for k in ("id", "number", "status", "signed_at")}
+            if meta else None, "signatures": signatures,
+            "all_valid": bool(signatures) and all(s["bottom_line"] for s in signatures), "ledger": ledger,
+        }
+
+    def _proof(self, meta: dict[str, Any]) -> dict[str, Any] | None:
+        signed = [e["index"] for e in meta["ledger"] if e["kind"] == "contract_signed"]
+        generated = [e["index"] for e in meta["ledger"] if e["kind"] == "contract_generated"]
+        index = (signed or generated or [None])[-1]
+        if index is None:
+            return None
+        checkpoint = self.ledger.checkpoint()
+        size = checkpoint.checkpoint.tree_size
+        entry, leaf = self.ledger.entry(index)
+        return {"index": index, "entry": base64.b64encode(entry).decode(), "leaf_hash": leaf.hex(),
+                "tree_size": size, "audit_path": [h.hex() for h in self.ledger.inclusion(index, size)],
+                "checkpoint": checkpoint.to_json()}
+
+
+def _int_box(box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+    x1, y1, x2, y2 = box
+    return round(x1), round(y1), round(x2), round(y2)
+
+
+def _cert_hash(cert: Any) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def _report_json(r: SignatureReport) -> dict[str, Any]:
+    return {"field": r.field_name, "kind": r.kind, "signer": r.signer_common_name, "signing_time": _iso(r.signing_time),
+            "timestamp_time": _iso(r.timestamp_time), "tsa": r.tsa, "intact": r.intact, "valid": r.valid,
+            "trusted": r.trusted, "bottom_line": r.bottom_line, "coverage": r.coverage,
+            "modification_level": r.modification_level, "docmdp_ok": r.docmdp_ok, "certified": r.certified,
+            "problems": list(r.problems), "summary_en": r.summary_en, "summary_zh": r.summary_zh}

@@ -1,0 +1,254 @@
+"""The contract service over real HTTP with real service tokens, SeaweedFS (Object Lock), a local RFC 3161
+TSA and its own database: generate → review pages → sign (certify, customer, countersign; PAdES B-T) →
+verify (pyHanko and poppler's pdfsig agree) → the evidence log's proofs, checked by an independent
+RFC 9162 verifier. Tampering is caught: a changed byte in the signed PDF, a changed log entry."""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+import subprocess
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+from PIL import ImageDraw
+from sqlalchemy import update
+
+from contract.db.models import LedgerEntryRow
+from tests.common import rfc9162
+from tests.common.contract import ContractServer
+from tests.common.risk import risk_database
+from tests.common.tsa import TsaServer
+from tests.conftest import DATABASES
+from tests.unit.test_contract_document import LESSEE_NAME
+from tests.unit.test_contract_document import example_snapshot
+
+pytestmark = pytest.mark.db
+TIMEOUT = 30
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def contracts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, s3_server: Any) -> Any:
+    var = tmp_path_factory.mktemp("contract-var")
+    with (risk_database(var, request.param) as url, TsaServer() as tsa,
+          ContractServer(url, var, s3_server, tsa) as server):
+        yield server
+
+
+def snapshot(application_id: str) -> dict[str, Any]:
+    data = {k: v for k, v in example_snapshot().items() if k not in ("number", "generated_at", "signed", "lessor")}
+    return {"application_id": application_id, "dealer_id": "dealer-1", **data}
+
+
+def signature_png() -> bytes:
+    image = Image.new("RGBA", (400, 160), (255, 255, 255, 0))
+    ImageDraw.Draw(image).line([(20, 120), (120, 30), (220, 130), (380, 40)], fill=(10, 10, 60, 255), width=6)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def sign_body(name: str = LESSEE_NAME, **identity: Any) -> dict[str, Any]:
+    return {"signer_name": name, "signature_png": base64.b64encode(signature_png()).decode(),
+            "identity": {"method": "sms_otp", "reference": "otp-check-1",
+                         "verified_at": datetime.now(UTC).isoformat(), **identity}}
+
+
+def create(server: ContractServer, application_id: str) -> dict[str, Any]:
+    r = requests.post(f"{server.url}/api/v1/contracts", json=snapshot(application_id), headers=server.headers(),
+                      timeout=TIMEOUT)
+    assert r.status_code == 201, r.text[:500]
+    return dict(r.json())
+
+
+@pytest.fixture(scope="module")
+def signed(contracts: ContractServer) -> dict[str, Any]:
+    contract = create(contracts, "app-signed-1")
+    r = requests.post(f"{contracts.url}/api/v1/contracts/{contract['id']}/signatures", json=sign_body(),
+                      headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 200, r.text[:800]
+    return dict(r.json())
+
+
+def test_tokens_are_required_and_scoped(contracts: ContractServer) -> None:
+    url = f"{contracts.url}/api/v1/contracts"
+    assert requests.post(url, json=snapshot("x"), timeout=TIMEOUT).status_code == 401
+    r = requests.post(url, json=snapshot("x"), headers=contracts.headers("contract:read"), timeout=TIMEOUT)
+    assert r.status_code == 403
+    wrong = {"Authorization": f"Bearer {contracts.tokens.make(('contract:write',), audience='leaseline-risk')}"}
+    assert requests.post(url, json=snapshot("x"), headers=wrong, timeout=TIMEOUT).status_code == 401
+
+
+def test_bad_snapshots_get_field_errors(contracts: ContractServer) -> None:
+    url = f"{contracts.url}/api/v1/contracts"
+    body = snapshot("app-bad")
+    body["schedule"][3]["principal"] = "1.00"
+    r = requests.post(url, json=body, headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("schedule")
+    r = requests.post(url, data="not json", headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 422
+
+
+def test_a_draft_is_generated_once_per_application_and_logged(contracts: ContractServer) -> None:
+    first = create(contracts, "app-draft-1")
+    again = requests.post(f"{contracts.url}/api/v1/contracts", json=snapshot("app-draft-1"),
+                          headers=contracts.headers(), timeout=TIMEOUT)
+    assert again.status_code == 200 and again.json()["id"] == first["id"]
+    assert first["status"] == "draft" and first["pages"] >= 4 and first["lessee"].startswith("张")
+    assert [e["kind"] for e in first["ledger"]] == ["contract_generated"]
+    pdf = requests.get(f"{contracts.url}/api/v1/contracts/{first['id']}/document",
+                       headers=contracts.headers("contract:read"), timeout=TIMEOUT)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    page = requests.get(f"{contracts.url}/api/v1/contracts/{first['id']}/pages/1",
+                        headers=contracts.headers("contract:read"), timeout=TIMEOUT)
+    assert page.status_code == 200 and page.content.startswith(b"\x89PNG")
+    assert requests.get(f"{contracts.url}/api/v1/contracts/{first['id']}/pages/99",
+                        headers=contracts.headers("contract:read"), timeout=TIMEOUT).status_code == 404
+
+
+def test_signing_needs_the_lessee_and_a_fresh_identity_check(contracts: ContractServer) -> None:
+    contract = create(contracts, "app-refuse-1")
+    url = f"{contracts.url}/api/v1/contracts/{contract['id']}/signatures"
+    for body, field in ((sign_body("李四"), "signer_name"),
+                        (sign_body(verified_at=(datetime.now(UTC) - timedelta(hours=1)).isoformat()),
+                         "identity.verified_at"),
+                        (sign_body(method="password"), "identity.method"),
+                        ({**sign_body(), "signature_png": base64.b64encode(b"GIF89a").decode()}, "signature_png")):
+        r = requests.post(url, json=body, headers=contracts.headers(), timeout=TIMEOUT)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text[:300]
+    assert requests.get(f"{contracts.url}/api/v1/contracts/{contract['id']}", headers=contracts.headers(),
+                        timeout=TIMEOUT).json()["status"] == "draft"
+
+
+def test_the_signed_contract_verifies_and_is_locked(contracts: ContractServer, signed: dict[str, Any]) -> None:
+    assert signed["status"] == "signed" and [s["role"] for s in signed["signatures"]] == [
+        "lessor_certification", "lessee", "lessor"]
+    assert signed["signatures"][1]["identity"]["method"] == "sms_otp"
+    r = requests.get(f"{contracts.url}/api/v1/contracts/{signed['id']}/verification",
+                     headers=contracts.headers("contract:read"), timeout=TIMEOUT)
+    verdict = r.json()
+    assert r.status_code == 200 and verdict["all_valid"] is True, verdict
+    sigs = verdict["signatures"]
+    assert [s["certified"] for s in sigs] == [True, False, False]
+    assert all(s["intact"] and s["valid"] and s["trusted"] and s["timestamp_time"] for s in sigs)
+    assert sigs[1]["signer"] == LESSEE_NAME
+    # Object Lock: the signed version cannot be deleted before the retention date
+    store = contracts.components.service.store
+    row_key = f"contracts/{signed['id']}/signed.pdf"
+    mode, until = store.retention(row_key, _version(contracts, signed["id"]))
+    assert mode == "COMPLIANCE" and until > datetime.now(UTC) + timedelta(days=365 * 5 - 2)
+    from infra.storage import StorageError
+
+    with pytest.raises(StorageError):
+        store.delete(row_key)
+    again = requests.post(f"{contracts.url}/api/v1/contracts/{signed['id']}/signatures", json=sign_body(),
+                          headers=contracts.headers(), timeout=TIMEOUT)
+    assert again.status_code == 200 and again.json()["signed_sha256"] == signed["signed_sha256"]
+
+
+def _version(contracts: ContractServer, contract_id: str) -> str:
+    from contract.db.models import ContractRow
+
+    with contracts.components.db.session() as session:
+        row = session.get(ContractRow, contract_id)
+        assert row is not None and row.signed_version
+        return row.signed_version
+
+
+def _signed_pdf(contracts: ContractServer, contract_id: str) -> bytes:
+    r = requests.get(f"{contracts.url}/api/v1/contracts/{contract_id}/document",
+                     headers=contracts.headers("contract:read"), timeout=TIMEOUT)
+    assert r.status_code == 200
+    return r.content
+
+
+@pytest.mark.skipif(shutil.which("pdfsig") is None, reason="needs poppler-utils")
+def test_one_changed_byte_breaks_the_signatures_for_pyhanko_and_pdfsig(contracts: ContractServer,
+                                                                        signed: dict[str, Any],
+                                                                        tmp_path: Path) -> None:
+    pdf = _signed_pdf(contracts, signed["id"])
+    good = tmp_path / "good.pdf"
+    good.write_bytes(pdf)
+    assert "Signature is Valid" in subprocess.run(["pdfsig", str(good)], capture_output=True, text=True,
+                                                  timeout=60).stdout
+    # one byte inside the first revision's signed content (the page text): every signature covers it
+    at = pdf.index(b"stream", len(pdf) // 4) + 20
+    tampered = pdf[:at] + bytes([pdf[at] ^ 0x01]) + pdf[at + 1:]
+    r = requests.post(f"{contracts.url}/api/v1/verification", data=tampered,
+                      headers={"Content-Type": "application/pdf"}, timeout=TIMEOUT)
+    verdict = r.json()
+    assert r.status_code == 200 and verdict["all_valid"] is False and verdict["contract"] is None
+    assert not any(s["intact"] for s in verdict["signatures"])
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(tampered)
+    out = subprocess.run(["pdfsig", str(bad)], capture_output=True, text=True, timeout=60).stdout
+    assert "Signature is Valid" not in out and ("Digest Mismatch" in out or "Invalid" in out), out
+
+
+def test_anyone_can_verify_an_untouched_copy_and_its_log_proof(contracts: ContractServer,
+                                                               signed: dict[str, Any]) -> None:
+    pdf = _signed_pdf(contracts, signed["id"])
+    r = requests.post(f"{contracts.url}/api/v1/verification", files={"file": ("c.pdf", pdf, "application/pdf")},
+                      timeout=TIMEOUT)
+    verdict = r.json()
+    assert r.status_code == 200 and verdict["all_valid"] and verdict["contract"]["number"] == signed["number"]
+    proof = verdict["ledger"]
+    entry = base64.b64decode(proof["entry"])
+    assert signed["signed_sha256"].encode() in entry
+    root = bytes.fromhex(proof["checkpoint"]["root_hash"])
+    assert rfc9162.verify_inclusion(rfc9162.hash_leaf(entry), proof["index"], proof["tree_size"],
+                                    [bytes.fromhex(h) for h in proof["audit_path"]], root)
+
+
+def test_the_public_ledger_proves_inclusion_and_consistency(contracts: ContractServer,
+                                                            signed: dict[str, Any]) -> None:
+    base = f"{contracts.url}/api/v1/ledger"
+    old = requests.get(f"{base}/checkpoint", timeout=TIMEOUT).json()
+    r = requests.post(f"{base}/entries", json={"kind": "payment", "subject": "app-signed-1",
+                                               "data": {"amount": "27960.00", "currency": "CNY"}},
+                      headers=contracts.headers("ledger:append"), timeout=TIMEOUT)
+    assert r.status_code == 201
+    bad = requests.post(f"{base}/entries", json={"kind": "payment", "subject": "x", "data": {"amount": 1.5}},
+                        headers=contracts.headers("ledger:append"), timeout=TIMEOUT)
+    assert bad.status_code == 422
+    new = requests.get(f"{base}/checkpoint", timeout=TIMEOUT).json()
+    assert new["tree_size"] > old["tree_size"]
+    for index in range(new["tree_size"]):
+        entry = requests.get(f"{base}/entries/{index}", timeout=TIMEOUT).json()
+        path = requests.get(f"{base}/proof/inclusion", params={"index": index, "tree_size": new["tree_size"]},
+                            timeout=TIMEOUT).json()["audit_path"]
+        assert rfc9162.verify_inclusion(rfc9162.hash_leaf(base64.b64decode(entry["entry"])), index,
+                                        new["tree_size"], [bytes.fromhex(h) for h in path],
+                                        bytes.fromhex(new["root_hash"]))
+    proof = requests.get(f"{base}/proof/consistency", params={"first": old["tree_size"],
+                                                              "second": new["tree_size"]}, timeout=TIMEOUT).json()
+    assert rfc9162.verify_consistency(old["tree_size"], new["tree_size"], bytes.fromhex(old["root_hash"]),
+                                      bytes.fromhex(new["root_hash"]), [bytes.fromhex(h) for h in proof["proof"]])
+    assert requests.get(f"{base}/entries/99999", timeout=TIMEOUT).status_code == 404
+    assert requests.get(f"{base}/proof/inclusion", params={"index": "x", "tree_size": 1},
+                        timeout=TIMEOUT).status_code == 422
+
+
+def test_a_changed_entry_fails_the_audit_and_is_named(contracts: ContractServer, signed: dict[str, Any]) -> None:
+    ledger = contracts.components.ledger
+    assert ledger.audit().ok
+    victim = signed["ledger"][-1]["index"]
+    original, _ = ledger.entry(victim)
+    with contracts.components.db.session() as session:
+        session.execute(update(LedgerEntryRow).where(LedgerEntryRow.idx == victim).values(
+            entry=original.replace(b"sms_otp", b"face___")))
+    try:
+        report = ledger.audit()
+        assert not report.ok and report.first_bad_index == victim
+        assert any(str(victim) in p for p in report.problems)
+    finally:
+        with contracts.components.db.session() as session:
+            session.execute(update(LedgerEntryRow).where(LedgerEntryRow.idx == victim).values(entry=original))
+    assert ledger.audit().ok
