@@ -1,11 +1,12 @@
 """Benchmark the risk service over HTTP: assessments per second, latency p50/p99, and the auto-decision rate
 over a realistic mix of applicants and sandbox personas.
 
-Starts ``leaseline serve risk`` (gunicorn, gthread: 2 workers × 8 threads, like production) on a free port
-with a fresh SQLite database in a temporary var dir (or ``--database-url``), mints a real service token with
-the embedded issuer's key, and drives it from ``--concurrency`` client threads (keep-alive connections).
+Starts ``leaseline serve risk`` (gunicorn gthread, 2 workers × its default threads, like production) on a free
+port with a fresh SQLite database in a temporary var dir (or ``--database-url``), mints a real service token
+with the embedded issuer's key, and drives it from ``--concurrency`` client threads (keep-alive connections).
+The client runs on the same cores, so the CPU it spends is reported beside the server's (Linux: from /proc).
 
-    .venv/bin/python bench/risk.py [--requests 3000] [--concurrency 8] [--workers 2]
+    .venv/bin/python bench/risk.py [--requests 3000] [--concurrency 8] [--workers 2] [--threads N]
 """
 
 from __future__ import annotations
@@ -111,13 +112,16 @@ def applicant(rng: random.Random, seen: set[str]) -> dict[str, Any]:
     return data
 
 
-def start_server(port: int, workers: int, var: Path, database_url: str | None) -> subprocess.Popen[bytes]:
+def start_server(port: int, workers: int, threads: int | None, var: Path,
+                 database_url: str | None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "LEASELINE_VAR_DIR": str(var)}
     if database_url:
         env["LEASELINE_RISK_DATABASE_URL"] = database_url
     log = open(var / "server.log", "wb")  # noqa: SIM115 — closed with the process
-    proc = subprocess.Popen([sys.executable, "-m", "leaseline", "serve", "risk", "--port", str(port),
-                             "--workers", str(workers)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    command = [sys.executable, "-m", "leaseline", "serve", "risk", "--port", str(port), "--workers", str(workers)]
+    if threads:
+        command += ["--threads", str(threads)]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
@@ -129,6 +133,32 @@ def start_server(port: int, workers: int, var: Path, database_url: str | None) -
             time.sleep(0.1)
     proc.terminate()
     raise SystemExit(f"the risk service did not start; see {var / 'server.log'}")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and its children alive now (the gunicorn master and workers);
+    0 where /proc is not there."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total, pids = 0.0, [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        for p in pids:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    except OSError:
+        return 0.0
+    return total
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat (every process, other users' too)."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / tick, sum(values) / tick
 
 
 def run(port: int, token: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], Counter[str], list[dict]]:
@@ -147,9 +177,16 @@ def run(port: int, token: str, bodies: list[bytes], concurrency: int) -> tuple[l
             if item is None:
                 break
             t0 = time.perf_counter()
-            conn.request("POST", "/api/v1/assessments", body=item[1], headers=headers)
-            response = conn.getresponse()
-            payload = response.read()
+            try:
+                conn.request("POST", "/api/v1/assessments", body=item[1], headers=headers)
+                response = conn.getresponse()
+                payload = response.read()
+            except (OSError, http.client.HTTPException) as exc:  # counted, not a dead client thread
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                with lock:
+                    statuses[type(exc).__name__] += 1
+                continue
             elapsed = (time.perf_counter() - t0) * 1000
             with lock:
                 latencies.append(elapsed)
@@ -171,6 +208,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="gunicorn threads per worker (default: the "
+                        "service's own)")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temporary dir")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
@@ -186,16 +225,21 @@ def main() -> None:
     warm = [json.dumps(applicant(rng, seen)).encode() for _ in range(200)]
     bodies = [json.dumps(applicant(rng, seen)).encode() for _ in range(args.requests)]
     port = free_port()
-    print(f"risk service: `leaseline serve risk` (gunicorn gthread, {args.workers} workers × 8 threads) on "
+    threads = args.threads or "default"
+    print(f"risk service: `leaseline serve risk` (gunicorn gthread, {args.workers} workers × {threads} threads) on "
           f"127.0.0.1:{port}; {'SQLite ' + str(var / 'risk.db') if not args.database_url else 'database given'}")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; client: {args.concurrency} keep-alive threads in this process")
-    proc = start_server(port, args.workers, var, args.database_url)
+    proc = start_server(port, args.workers, args.threads, var, args.database_url)
     try:
         run(port, token, warm, args.concurrency)
+        server0, client0, machine0 = process_cpu(proc.pid), time.process_time(), machine_busy()
         t0 = time.perf_counter()
         latencies, statuses, results = run(port, token, bodies, args.concurrency)
         wall = time.perf_counter() - t0
+        server = process_cpu(proc.pid) - server0
+        client = time.process_time() - client0
+        busy, total = (b - a for a, b in zip(machine0, machine_busy(), strict=True))
     finally:
         proc.terminate()
         proc.wait(15)
@@ -203,6 +247,10 @@ def main() -> None:
           f"statuses {dict(statuses)}")
     print(f"latency p50 {statistics.median(latencies):.1f} ms, p90 {pct(latencies, 0.90):.1f} ms, "
           f"p99 {pct(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms")
+    n = max(len(latencies), 1)
+    print(f"CPU per assessment: server {server / n * 1000:.2f} ms, client {client / n * 1000:.2f} ms, whole machine "
+          f"{busy / n * 1000:.2f} ms (database and other processes included); machine busy "
+          f"{busy / max(total, 1e-9):.0%} of {os.cpu_count()} cores")
     outcomes = Counter(r["outcome"] for r in results)
     tiers = Counter(r["tier"] for r in results if r["outcome"] == "refer")
     auto = outcomes["approve"] + outcomes["decline"]

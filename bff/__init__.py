@@ -126,6 +126,7 @@ def register_blueprints(app: Flask) -> None:
     from bff.pwa.views import bp as pwa_bp
     from bff.reviews.views import bp as reviews_bp
     from bff.staff.views import bp as staff_bp
+    from bff.verify.views import bp as verify_bp
 
     app.register_blueprint(pwa_bp)
     app.register_blueprint(auth_bp)
@@ -134,6 +135,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(plans_bp)
     app.register_blueprint(applications_bp)
     app.register_blueprint(reviews_bp)
+    app.register_blueprint(verify_bp)
     app.register_blueprint(api_bp)
     # The JSON API is stateless (no cookie authentication), so there is no session to forge a request
     # against; later issues authenticate it with bearer tokens, which CSRF does not concern.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bff.applications.contracts import ContractDispatch
 from bff.applications.jobs import ProcessLocalPool
 from bff.applications.kyc import KycService
 from bff.applications.risk import RiskDispatch
@@ -18,6 +19,11 @@ from infra.accounts import SqlAccounts
 from infra.applications import SqlApplications
 from infra.audit import SqlAuditLog
 from infra.catalogue import SqlCatalogue
+from infra.clients.contract import CONTRACT_AUDIENCE
+from infra.clients.contract import CONTRACT_READ_SCOPE
+from infra.clients.contract import CONTRACT_WRITE_SCOPE
+from infra.clients.contract import LEDGER_APPEND_SCOPE
+from infra.clients.contract import ContractClient
 from infra.clients.http import ServiceClient
 from infra.clients.risk import ASSESS_SCOPE
 from infra.clients.risk import REVIEW_SCOPE
@@ -51,6 +57,8 @@ class Services:
     applications: ApplicationService
     kyc: KycService
     risk: RiskDispatch
+    contract: ContractClient
+    contracts: ContractDispatch
     kyc_rate: str
     executor: ProcessLocalPool
 
@@ -97,7 +105,14 @@ def bootstrap(settings: Settings) -> Services:
                                                                                                   REVIEW_SCOPE])))
     risk = RiskDispatch(applications.repo, applications, risk_client, executor)
     applications.on_kyc_passed.append(risk.request)
-    return Services(db=db, plans=plans, accounts=accounts, audit=audit, risk=risk,
+    # rendering and signing PDFs takes seconds, and a verification upload may be 12 MB: a longer read timeout
+    contract = ContractClient(ServiceClient(settings.contract_url, TokenSource(tokens, CONTRACT_AUDIENCE, [
+        CONTRACT_WRITE_SCOPE, CONTRACT_READ_SCOPE, LEDGER_APPEND_SCOPE]), read_timeout=30.0))
+    contracts = ContractDispatch(applications.repo, applications, contract, accounts, vault, sms, executor)
+    applications.on_approved.append(contracts.request)
+    risk.also += [contracts.resume_due, contracts.flush_outbox]
+    return Services(db=db, plans=plans, accounts=accounts, audit=audit, risk=risk, contract=contract,
+                    contracts=contracts,
                     auth=AuthService(accounts, audit), sms=sms, invitations_repo=invitations,
                     invitations=InvitationService(invitations, sms, audit, settings.secret_key),
                     vault=vault, store=store, applications=applications, kyc=kyc, kyc_rate=settings.kyc_rate,

@@ -79,6 +79,7 @@ class Settings:
     biometric_retention_days: int = 30
     kyc_rate: str = "30 per hour"  # photo uploads per application (ID card and face attempts)
     risk_url: str = "http://127.0.0.1:8001"
+    contract_url: str = "http://127.0.0.1:8002"
     service_issuer: str = "leaseline"  # the embedded token service's issuer (client-credentials JWTs)
     #: client credentials per issuer (dealer groups' own issuers), from LEASELINE_OIDC_CLIENTS (JSON
     #: ``{"<issuer>": {"client_id": "...", "client_secret": "..."}}``); an issuer not listed uses the two above
@@ -122,6 +123,7 @@ class Settings:
             biometric_retention_days=int(_number(env, "LEASELINE_BIOMETRIC_RETENTION_DAYS", 30, 1, 3650)),
             kyc_rate=env.get("LEASELINE_KYC_RATE", "30 per hour"),
             risk_url=env.get("LEASELINE_RISK_URL", "http://127.0.0.1:8001").rstrip("/"),
+            contract_url=env.get("LEASELINE_CONTRACT_URL", "http://127.0.0.1:8002").rstrip("/"),
             service_issuer=env.get("LEASELINE_SERVICE_ISSUER", "leaseline"),
             oidc_clients=_oidc_clients(env.get("LEASELINE_OIDC_CLIENTS", "")),
         )

@@ -86,8 +86,14 @@ def role(code: str) -> str:
     return str(ROLE_NAMES.get(code, code))
 
 
-def when(value: datetime | None) -> str:
-    """A UTC timestamp shown in Asia/Shanghai (BABEL_DEFAULT_TIMEZONE), e.g. 2026-11-25 23:05:09."""
+def when(value: datetime | str | None) -> str:
+    """A UTC timestamp (or a service's ISO 8601 string) shown in Asia/Shanghai (BABEL_DEFAULT_TIMEZONE), e.g.
+    2026-11-25 23:05:09."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
     if value is None:
         return "—"
     return format_datetime(value, "yyyy-MM-dd HH:mm:ss")

@@ -26,6 +26,7 @@ from flask import request
 from contract.errors import InsufficientScope
 from contract.errors import Unauthorized
 from contract.evidence import EvidenceLog
+from contract.evidence import LedgerError
 from contract.ledger import KINDS
 from contract.openapi import document
 from contract.service import ContractService
@@ -39,6 +40,7 @@ SCOPE_WRITE, SCOPE_READ, SCOPE_LEDGER = "contract:write", "contract:read", "ledg
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 SUBJECT = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 MAX_SIGNATURE_PNG = 2 * 1024 * 1024
+MAX_INDEX = 2**63 - 1  # the index column is a signed 64-bit integer; a larger number names no entry
 
 
 def service() -> ContractService:
@@ -197,7 +199,7 @@ def append_entry() -> Any:
     if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
         raise Invalid("Idempotency-Key", "Idempotency-Key must be 1-128 visible ASCII characters", "幂等键无效")
     kind, subject, data = body.get("kind"), body.get("subject"), body.get("data", {})
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:  # a list or an object is unhashable: not a kind
         raise Invalid("kind", f"kind must be one of {', '.join(sorted(KINDS))}", "事件类型无效")
     if not isinstance(subject, str) or not SUBJECT.fullmatch(subject):
         raise Invalid("subject", "subject must be 1-64 characters of A-Z a-z 0-9 _ . : -", "事件主体无效")
@@ -220,6 +222,8 @@ def checkpoint() -> Any:
 
 @bp.get("/ledger/entries/<int:index>")
 def entry(index: int) -> Any:
+    if index > MAX_INDEX:  # the database driver would refuse the number (OverflowError), not answer "none"
+        raise LedgerError(f"no entry {index}")
     raw, leaf = ledger().entry(index)
     return jsonify({"index": index, "entry": base64.b64encode(raw).decode(), "leaf_hash": leaf.hex()})
 

@@ -51,6 +51,8 @@ class Dealer:
     city: str
     modules: tuple[str, ...]
     active: bool
+    credit_code: str | None = None  # 统一社会信用代码: the dealer is the supplier party of its contracts
+    address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,12 +122,14 @@ class SqlAccounts:
             row = session.get(DealerRow, dealer_id[:36])
             if row is None:
                 return None
-            return Dealer(row.id, row.group_id, row.name, row.city, tuple(json.loads(row.modules)), row.active)
+            return Dealer(row.id, row.group_id, row.name, row.city, tuple(json.loads(row.modules)), row.active,
+                          row.credit_code, row.address)
 
     def dealers(self) -> list[Dealer]:
         with self.db.session() as session:
             rows = session.scalars(select(DealerRow).order_by(DealerRow.name)).all()
-            return [Dealer(r.id, r.group_id, r.name, r.city, tuple(json.loads(r.modules)), r.active) for r in rows]
+            return [Dealer(r.id, r.group_id, r.name, r.city, tuple(json.loads(r.modules)), r.active, r.credit_code,
+                           r.address) for r in rows]
 
     def group(self, group_id: str) -> DealerGroup | None:
         with self.db.session() as session:
@@ -255,6 +259,13 @@ class SqlAccounts:
                                 modules=json.dumps(modules), active=True, created_at=utcnow())
                 session.add(row)
             return row.id
+
+    def set_dealer_details(self, dealer_id: str, credit_code: str, address: str) -> None:
+        """The dealer's registered details (unified social credit code, registered address) for contracts."""
+        with self.db.session() as session:
+            row = session.get(DealerRow, dealer_id[:36])
+            if row is not None:
+                row.credit_code, row.address = credit_code[:18], address[:255]
 
     def ensure_user(self, email: str, name: str, role: str, dealer_id: str | None, password_hash: str,
                     totp_secret: str | None, recovery_codes: list[str]) -> str:

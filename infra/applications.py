@@ -28,9 +28,11 @@ from infra.db.engine import Database
 from infra.db.models import ApplicationEventRow
 from infra.db.models import ApplicationRow
 from infra.db.models import ConsentRow
+from infra.db.models import EvidenceOutboxRow
 from infra.db.models import IdempotencyRow
 from infra.db.models import KycCheckRow
 from infra.db.models import KycDocumentRow
+from infra.db.models import SigningCodeRow
 from infra.db.models import utcnow
 
 
@@ -70,6 +72,21 @@ class Application:
     risk_result: dict[str, Any] = field(default_factory=dict)
     risk_attempts: int = 0
     risk_next_at: datetime | None = None
+    contract_id: str | None = None
+    contract: dict[str, Any] = field(default_factory=dict)
+    contract_attempts: int = 0
+    contract_next_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: int
+    application_id: str
+    key: str
+    kind: str
+    data: dict[str, Any]
+    occurred_at: datetime
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -122,7 +139,8 @@ def _app(r: ApplicationRow) -> Application:
                        r.plan_code, json.loads(r.plan_json), r.draft_enc, r.customer_name, r.id_masked, r.id_hash,
                        r.mobile_masked, r.mobile_hash, r.face_attempts, r.version, r.created_at, r.updated_at,
                        r.submitted_at, r.decided_at, r.risk_assessment_id, json.loads(r.risk_result or "{}"),
-                       r.risk_attempts, r.risk_next_at)
+                       r.risk_attempts, r.risk_next_at, r.contract_id, json.loads(r.contract_result or "{}"),
+                       r.contract_attempts, r.contract_next_at)
 
 
 def _doc(r: KycDocumentRow) -> Document:
@@ -243,6 +261,24 @@ class SqlApplications:
             session.flush()
             return _app(row)
 
+    def replace_plan(self, application_id: str, *, allowed_from: Sequence[str], to: str, plan_code: str,
+                     plan: dict[str, Any], actor_kind: str, actor_id: str, note: str = "") -> Application | None:
+        """Swap the frozen plan (the customer accepted new terms) and move to ``to``, under a row lock, with
+        the event. None when the application was not in an allowed state (answered already, elsewhere)."""
+        now = utcnow()
+        with self.db.session() as session:
+            row = session.get(ApplicationRow, application_id, with_for_update=True)
+            if row is None or row.status not in allowed_from:
+                return None
+            session.add(ApplicationEventRow(application_id=row.id, at=now, actor_kind=actor_kind, actor_id=actor_id,
+                                            from_status=row.status, to_status=to, note=note[:2000]))
+            row.status, row.plan_code = to, plan_code[:120]
+            row.plan_json = json.dumps(plan, ensure_ascii=False)
+            row.updated_at = now
+            row.version += 1
+            session.flush()
+            return _app(row)
+
     def events(self, application_id: str) -> list[Event]:
         stmt = select(ApplicationEventRow).where(ApplicationEventRow.application_id == application_id) \
             .order_by(ApplicationEventRow.id)
@@ -294,6 +330,115 @@ class SqlApplications:
             row.version += 1
             session.flush()
             return _app(row)
+
+    # -- contract ------------------------------------------------------------------------------------------
+    def due_for_contract(self, now: datetime, limit: int = 20) -> list[str]:
+        """Approved applications without a contract yet, and those whose contract (re)request is due."""
+        stmt = (select(ApplicationRow.id).where(ApplicationRow.status.in_(("approved", "contract_pending")))
+                .where(or_(ApplicationRow.contract_next_at.is_(None), ApplicationRow.contract_next_at <= now))
+                .order_by(ApplicationRow.updated_at).limit(limit))
+        with self.db.session() as session:
+            return list(session.scalars(stmt))
+
+    def claim_contract_send(self, application_id: str, now: datetime, retry_at: datetime) -> bool:
+        """Take the contract request of one application (approved → contract_pending, or a due resend): True
+        for exactly one caller across processes; the next attempt is booked in the same statement."""
+        stmt = (update(ApplicationRow).where(ApplicationRow.id == application_id)
+                .where(ApplicationRow.status.in_(("approved", "contract_pending")))
+                .where(or_(ApplicationRow.contract_next_at.is_(None), ApplicationRow.contract_next_at <= now))
+                .values(contract_next_at=retry_at, contract_attempts=ApplicationRow.contract_attempts + 1,
+                        status="contract_pending"))
+        with self.db.session() as session:
+            return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    def record_contract(self, application_id: str, *, contract: dict[str, Any], to: str,
+                        allowed_from: Sequence[str], actor_kind: str = "system", actor_id: str = "contract",
+                        note: str = "") -> Application | None:
+        """Store the contract service's answer and move to ``to`` (from an allowed state), with the event."""
+        now = utcnow()
+        with self.db.session() as session:
+            row = session.get(ApplicationRow, application_id, with_for_update=True)
+            if row is None or row.status not in allowed_from:
+                return None
+            if row.status != to:
+                session.add(ApplicationEventRow(application_id=row.id, at=now, actor_kind=actor_kind,
+                                                actor_id=actor_id, from_status=row.status, to_status=to,
+                                                note=note[:2000]))
+            row.status, row.contract_id = to, str(contract.get("id", ""))[:64] or row.contract_id
+            row.contract_result = json.dumps(contract, ensure_ascii=False, default=str)
+            row.contract_next_at = None
+            row.updated_at = now
+            row.version += 1
+            session.flush()
+            return _app(row)
+
+    def add_signing_code(self, application_id: str, code_hash: str, expires_at: datetime) -> str:
+        row = SigningCodeRow(id=str(uuid.uuid4()), application_id=application_id, code_hash=code_hash,
+                             expires_at=expires_at, attempts=0, created_at=utcnow())
+        with self.db.session() as session:
+            session.add(row)
+        return row.id
+
+    def check_signing_code(self, application_id: str, matches: Callable[[str], bool], now: datetime,
+                           max_attempts: int) -> str | None:
+        """The id of the latest unexpired code if ``matches`` its hash (then marked verified), else None; every
+        try counts against the code under a row lock, and a code is good for ``max_attempts`` tries only."""
+        stmt = (select(SigningCodeRow).where(SigningCodeRow.application_id == application_id)
+                .order_by(SigningCodeRow.created_at.desc()).limit(1).with_for_update())
+        with self.db.session() as session:
+            row = session.scalar(stmt)
+            if row is None or row.expires_at <= now or row.attempts >= max_attempts:
+                return None
+            row.attempts += 1
+            if row.verified_at is None and matches(row.code_hash):
+                row.verified_at = now
+                return row.id
+            return None
+
+    def verified_code(self, application_id: str, code_id: str, since: datetime) -> datetime | None:
+        """When code ``code_id`` of this application was verified, if after ``since``."""
+        with self.db.session() as session:
+            row = session.get(SigningCodeRow, code_id[:36])
+            if row is None or row.application_id != application_id or row.verified_at is None:
+                return None
+            return row.verified_at if row.verified_at >= since else None
+
+    # -- evidence outbox -----------------------------------------------------------------------------------
+    def outbox_add(self, application_id: str, key: str, kind: str, data: dict[str, Any],
+                   occurred_at: datetime) -> None:
+        """Queue an evidence entry (once per ``key``: a repeat is ignored)."""
+        try:
+            with self.db.session() as session:
+                session.add(EvidenceOutboxRow(application_id=application_id, key=key[:128], kind=kind,
+                                              data=json.dumps(data, ensure_ascii=False, sort_keys=True),
+                                              occurred_at=occurred_at, attempts=0))
+        except IntegrityError:
+            pass
+
+    def outbox_due(self, now: datetime, limit: int = 50) -> list[OutboxEntry]:
+        stmt = (select(EvidenceOutboxRow).where(EvidenceOutboxRow.sent_at.is_(None))
+                .where(or_(EvidenceOutboxRow.next_at.is_(None), EvidenceOutboxRow.next_at <= now))
+                .order_by(EvidenceOutboxRow.id).limit(limit))
+        with self.db.session() as session:
+            return [OutboxEntry(r.id, r.application_id, r.key, r.kind, json.loads(r.data), r.occurred_at, r.attempts)
+                    for r in session.scalars(stmt)]
+
+    def outbox_done(self, entry_id: int, ledger_index: int, now: datetime) -> None:
+        with self.db.session() as session:
+            session.execute(update(EvidenceOutboxRow).where(EvidenceOutboxRow.id == entry_id)
+                            .values(sent_at=now, ledger_index=ledger_index))
+
+    def outbox_retry(self, entry_id: int, next_at: datetime) -> None:
+        with self.db.session() as session:
+            session.execute(update(EvidenceOutboxRow).where(EvidenceOutboxRow.id == entry_id)
+                            .values(next_at=next_at, attempts=EvidenceOutboxRow.attempts + 1))
+
+    def outbox(self, application_id: str) -> list[tuple[str, int | None]]:
+        """(kind, ledger index or None while unsent) of an application's evidence, oldest first."""
+        stmt = (select(EvidenceOutboxRow.kind, EvidenceOutboxRow.ledger_index)
+                .where(EvidenceOutboxRow.application_id == application_id).order_by(EvidenceOutboxRow.id))
+        with self.db.session() as session:
+            return [(k, i) for k, i in session.execute(stmt)]
 
     # -- consent ---------------------------------------------------------------------------------------------
     def add_consent(self, application_id: str, *, purpose: str, text_version: str, text_sha256: str,

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -168,20 +170,47 @@ def _key_set(public_keys: KeySet | Mapping[str, Any] | SigningKey) -> KeySet:
 
 
 class TokenVerifier:
-    """Verifies service tokens: signature (by ``kid``), issuer, audience, expiry and not-before."""
+    """Verifies service tokens: signature (by ``kid``), issuer, audience, expiry and not-before.
+
+    A caller keeps its token for minutes and sends it on every call, so the claims of the last ``cache_size``
+    tokens that passed are kept, keyed by the whole token string (signature included): a token seen before is
+    only checked for expiry again, which is the one check whose answer changes with time. Verifying the
+    signature and claims again cost as much as the rest of a risk assessment's request handling."""
 
     def __init__(self, public_keys: KeySet | Mapping[str, Any] | SigningKey, issuer: str, audience: str,
-                 leeway: int = 30, clock: Callable[[], float] = time.time) -> None:
+                 leeway: int = 30, clock: Callable[[], float] = time.time, cache_size: int = 256) -> None:
         self.keys = _key_set(public_keys)
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
         self._clock = clock
+        self._cache_size = cache_size
+        self._verified: OrderedDict[str, Claims] = OrderedDict()
+        self._lock = threading.Lock()
 
     def verify(self, token: str) -> Claims:
         """The claims of ``token``; :class:`InvalidToken` when it is malformed, forged, for someone else or stale."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_BYTES:
             raise InvalidToken("malformed token")
+        with self._lock:
+            known = self._verified.get(token)
+            if known is not None:
+                self._verified.move_to_end(token)
+        if known is not None:
+            if known.expires_at <= int(self._clock()) - self.leeway:  # as joserfc's exp check
+                with self._lock:
+                    self._verified.pop(token, None)
+                raise InvalidToken("expired")
+            return known
+        claims = self._verify(token)
+        if self._cache_size > 0:
+            with self._lock:
+                self._verified[token] = claims
+                if len(self._verified) > self._cache_size:
+                    self._verified.popitem(last=False)
+        return claims
+
+    def _verify(self, token: str) -> Claims:
         try:
             decoded = jwt.decode(token, self.keys, algorithms=list(ALGORITHMS))
         except BadSignatureError:

@@ -21,7 +21,12 @@ import click
 
 from plans.errors import PlanInputError
 
-SERVICES = {"bff": 8000, "risk": 8001}
+SERVICES = {"bff": 8000, "risk": 8001, "contract": 8002}
+#: gunicorn threads per risk worker. An assessment is Python CPU work around short waits (database, the sandbox
+#: providers' thread hand-off), so more threads in one process only queue on the GIL: on 2 cores, 2 workers × 2
+#: threads spent the least CPU per assessment and had the shortest tail (bench/risk.py). Real providers over the
+#: network would wait longer per call and want more threads (``--threads``).
+RISK_THREADS = 2
 
 
 class Fail(click.ClickException):
@@ -202,7 +207,7 @@ def demo() -> None:
                f"(or a recovery code: {', '.join(DEMO_RECOVERY_CODES)})")
 
 
-def _gunicorn(app: Any, port: int, workers: int, service: str = "bff") -> None:
+def _gunicorn(app: Any, port: int, workers: int, service: str = "bff", threads: int = 8) -> None:
     from gunicorn.app.base import BaseApplication
 
     from infra.logs import logging_config
@@ -212,7 +217,7 @@ def _gunicorn(app: Any, port: int, workers: int, service: str = "bff") -> None:
             self.cfg.set("bind", f"127.0.0.1:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", 8)
+            self.cfg.set("threads", threads)
             self.cfg.set("accesslog", "-")
             self.cfg.set("logconfig_dict", logging_config(service))  # JSON lines with the request id
             # the path without the query string: searches by mobile or ID number must not reach the logs
@@ -234,7 +239,9 @@ def _gunicorn(app: Any, port: int, workers: int, service: str = "bff") -> None:
 @click.argument("service", type=click.Choice(sorted(SERVICES)))
 @click.option("--port", type=click.IntRange(1, 65535), default=None)
 @click.option("--workers", type=click.IntRange(1, 32), default=2)
-def serve(service: str, port: int | None, workers: int) -> None:
+@click.option("--threads", type=click.IntRange(1, 64), default=None,
+              help="Threads per worker (default 8; the risk service: 2).")
+def serve(service: str, port: int | None, workers: int, threads: int | None) -> None:
     """Start one service (gunicorn on 127.0.0.1)."""
     if service == "risk":
         from risk.app import create_app as create_risk_app
@@ -244,7 +251,17 @@ def serve(service: str, port: int | None, workers: int) -> None:
             app = create_risk_app()
         except RiskConfigError as exc:  # a wrong setting, e.g. a policy file that does not exist
             raise Fail(str(exc)) from None
-        _gunicorn(app, port or SERVICES[service], workers, service)
+        _gunicorn(app, port or SERVICES[service], workers, service, threads or RISK_THREADS)
+        return
+    if service == "contract":
+        from contract.app import create_app as create_contract_app
+        from contract.config import ConfigError as ContractConfigError
+
+        try:
+            app = create_contract_app()
+        except ContractConfigError as exc:
+            raise Fail(str(exc)) from None
+        _gunicorn(app, port or SERVICES[service], workers, service, threads or 4)
         return
     from bff import create_app
     from bff.config import ConfigError
@@ -253,7 +270,51 @@ def serve(service: str, port: int | None, workers: int) -> None:
         app = create_app()
     except ConfigError as exc:  # a wrong setting, e.g. a policy or product file that does not exist
         raise Fail(str(exc)) from None
-    _gunicorn(app, port or SERVICES[service], workers)
+    _gunicorn(app, port or SERVICES[service], workers, threads=threads or 8)
+
+
+@main.group()
+def ledger() -> None:
+    """The contract service's evidence log."""
+
+
+@ledger.command("verify")
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A signed checkpoint (JSON) saved earlier, e.g. from var/ledger/checkpoints.jsonl: it must "
+                   "still be consistent with the log.")
+def ledger_verify(checkpoint_file: str | None) -> None:
+    """Recompute the whole log from storage and check every signed checkpoint; name the first bad entry."""
+    import json
+    from pathlib import Path
+
+    from contract.config import ContractSettings
+    from contract.db.migrate import upgrade
+    from contract.evidence import EvidenceLog
+    from contract.evidence import load_or_create_key
+    from contract.ledger import SignedCheckpoint
+    from infra.db.engine import Database
+
+    settings = ContractSettings.from_env()
+    upgrade(settings.database_url)
+    extra = []
+    if checkpoint_file:
+        try:
+            text = Path(checkpoint_file).read_text(encoding="utf-8").strip().splitlines()[-1]
+            extra.append(SignedCheckpoint.from_json(json.loads(text)))
+        except (ValueError, IndexError) as exc:
+            raise Fail(f"{checkpoint_file}: not a signed checkpoint ({exc})") from None
+    db = Database(settings.database_url)
+    try:
+        log = EvidenceLog(db, load_or_create_key(Path(settings.ledger_key_path)), settings.ledger_origin)
+        report = log.audit(extra)
+    finally:
+        db.dispose()
+    for problem in report.problems:
+        click.echo(f"  ✗ {problem}", err=True)
+    if not report.ok:
+        raise Fail(f"evidence log NOT intact: {report.tree_size} entries, first bad entry "
+                   f"{report.first_bad_index}")
+    click.echo(f"evidence log intact: {report.tree_size} entries, {report.checked_checkpoints} checkpoints checked")
 
 
 @main.command()

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask import Response
 from flask import g
 from flask import request
-from flask.typing import ResponseReturnValue
+from sqlalchemy import event
 
 from infra.db.engine import Database
 from infra.logs import accept_request_id
@@ -53,6 +54,7 @@ class RiskComponents:
 
     def dispose(self) -> None:
         self.hub.shutdown()
+        self.service.close()
         self.db.dispose()
 
 
@@ -79,6 +81,21 @@ def _model(injected: Model | None) -> Model:
                           ) from None
 
 
+def _relaxed_sqlite_sync(db: Database) -> None:
+    """On SQLite (development, tests, one-machine installs) commit without an fsync each time: in WAL mode
+    ``synchronous=NORMAL`` stays consistent and loses nothing when the process crashes, only the last
+    transactions on a power cut (https://sqlite.org/pragma.html#pragma_synchronous). The fsync was the longest
+    part of an assessment's write, and SQLite's single write lock is held through it."""
+    if db.engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(db.engine, "connect")
+    def _synchronous_normal(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
 def bootstrap(settings: RiskSettings, model: Model | None = None,
               providers: list[DataProvider] | None = None) -> RiskComponents:
     """The composition root: database (migrated), policy, model, providers, token verifier, service."""
@@ -97,13 +114,17 @@ def bootstrap(settings: RiskSettings, model: Model | None = None,
     slow = settings.provider_timeout * 2 + 1  # the sandbox's slow persona always misses the deadline
     hub = ProviderHub(providers if providers is not None else sandbox_providers(slow), settings.provider_timeout)
     db = Database(settings.database_url)
-    service = RiskService(db, policy, _model(model), hub, vault)
+    _relaxed_sqlite_sync(db)
+    service = RiskService(db, policy, _model(model), hub, vault, dealer_stats_ttl=settings.dealer_stats_ttl)
     return RiskComponents(settings, db, service, _verifier(settings), hub)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the risk service. ``config`` overrides settings (tests pass ``database_url`` etc.)."""
     config = dict(config or {})
+    # injected objects, not settings (the ``providers`` setting names the adapter: a string)
+    model = config.pop("model", None)
+    providers = config.pop("providers") if not isinstance(config.get("providers", ""), str) else None
     settings = RiskSettings.from_env()
     if config:
         settings = settings.replace(config)
@@ -115,7 +136,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.extensions["risk"] = bootstrap(settings, config.get("model"), config.get("providers"))
+    app.extensions["risk"] = bootstrap(settings, model, providers)
     register_blueprints(app)
     register_error_handlers(app)
     register_request_ids(app)
@@ -143,7 +164,7 @@ def register_request_ids(app: Flask) -> None:
         request_id.set(g.request_id)
 
     @app.after_request
-    def _headers(response: Any) -> ResponseReturnValue:
+    def _headers(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id", "")
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Cache-Control"] = "no-store"

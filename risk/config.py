@@ -13,6 +13,9 @@
 ``LEASELINE_RISK_PROVIDERS``          the data providers; only ``sandbox`` exists (no bureau is reachable)
 ``LEASELINE_RISK_PROVIDER_TIMEOUT``   seconds for all provider calls before one counts as unavailable
                                       (→ refer); default ``0.5``
+``LEASELINE_RISK_DEALER_STATS_TTL``  seconds each process reuses the dealer-monitoring counts (one grouped
+                                      query over the policy's dealer window); default ``30``, ``0`` reads
+                                      them on every assessment (tests)
 ``LEASELINE_RISK_MIGRATE``            apply the service's migrations at start-up; default ``1``
 ``LEASELINE_PII_KEY``                 base64 of 32 bytes for the keyed hash of ID numbers (shared with the
                                       BFF); default ``<var>/pii_key``
@@ -58,6 +61,7 @@ class RiskSettings:
     provider_timeout: float = 0.5
     pii_key: str = ""
     max_body_bytes: int = 256 * 1024
+    dealer_stats_ttl: float = 30.0  # seconds the dealer-monitoring counts are reused per process
     migrate: bool = True  # apply the service's own Alembic migrations at start-up (LEASELINE_RISK_MIGRATE=0: off)
 
     @classmethod
@@ -73,6 +77,10 @@ class RiskSettings:
             timeout = float(env.get("LEASELINE_RISK_PROVIDER_TIMEOUT", "0.5"))
         except ValueError:
             raise ConfigError("LEASELINE_RISK_PROVIDER_TIMEOUT must be a number of seconds") from None
+        try:
+            dealer_stats_ttl = float(env.get("LEASELINE_RISK_DEALER_STATS_TTL", "30"))
+        except ValueError:
+            raise ConfigError("LEASELINE_RISK_DEALER_STATS_TTL must be a number of seconds") from None
         return cls(
             database_url=url,
             signing_key_path=env.get("LEASELINE_SERVICE_SIGNING_KEY_PATH")
@@ -85,6 +93,7 @@ class RiskSettings:
             providers=env.get("LEASELINE_RISK_PROVIDERS", "sandbox"),
             provider_timeout=timeout,
             pii_key=env.get("LEASELINE_PII_KEY", ""),
+            dealer_stats_ttl=dealer_stats_ttl,
             migrate=env.get("LEASELINE_RISK_MIGRATE", "1") not in ("0", "false", "no"),
         ).validated()
 
@@ -110,6 +119,8 @@ class RiskSettings:
             raise ConfigError("LEASELINE_RISK_PROVIDERS must be 'sandbox' (the only provider adapter so far)")
         if not 0.01 <= self.provider_timeout <= 30:
             raise ConfigError("LEASELINE_RISK_PROVIDER_TIMEOUT must be between 0.01 and 30 seconds")
+        if not 0 <= self.dealer_stats_ttl <= 3600:
+            raise ConfigError("LEASELINE_RISK_DEALER_STATS_TTL must be between 0 and 3600 seconds")
         policy_path(self.policy)
         return self
 

@@ -12,31 +12,48 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from typing import Generic
+from typing import TypeVar
 
+from sqlalchemy import JSON
+from sqlalchemy import Connection
+from sqlalchemy import ScalarSelect
+from sqlalchemy import Select
+from sqlalchemy import bindparam
 from sqlalchemy import case
 from sqlalchemy import func
+from sqlalchemy import insert
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.elements import ColumnElement
 
 from infra.db.engine import Database
 from infra.pii import PiiVault
 from risk import providers as data
 from risk.db.models import AssessmentRow
-from risk.db.models import ProviderCacheRow
 from risk.db.models import ReviewCaseRow
 from risk.db.models import ReviewDecisionRow
+from risk.db.models import RiskBase
+from risk.db.writelock import WriteLock
+from risk.rules import Decision
 from risk.rules import History
+from risk.rules import ModelView
 from risk.rules import Policy
+from risk.rules import Rates
 from risk.rules import evaluate
 from risk.scoring import Model
 from risk.snapshot import Snapshot
@@ -44,6 +61,7 @@ from risk.snapshot import mask_id_number
 from risk.snapshot import mask_name
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OFFICER_ROLES = ("risk_officer_t1", "risk_officer_t2")
 DECISIONS = ("approve", "decline", "counter_offer")
@@ -77,6 +95,64 @@ class NotAllowed(Exception):
         self.detail = detail
 
 
+# --- prebuilt statements (compiled once per dialect and reused through SQLAlchemy's statement cache) -----------
+
+_A = RiskBase.metadata.tables["risk_assessments"]
+_P = RiskBase.metadata.tables["risk_provider_cache"]
+
+
+def _count(*where: ColumnElement[bool]) -> ScalarSelect[int]:
+    return select(func.count()).select_from(_A).where(*where).scalar_subquery()
+
+
+_SINCE = _A.c.created_at >= bindparam("since")
+_LIVE = or_(*(_A.c.outcome == outcome for outcome in LIVE))  # not IN: no expanding parameter to render
+
+
+def _lookup(answers: ColumnElement[Any]) -> Select[Any]:
+    """The assessment already made for this application id, the application that used this Idempotency-Key,
+    the history counts (velocity by ID number, mobile and device; live financings of this customer through this
+    dealer; the customer's exposure) and the providers' unexpired answers about this person (``answers``: a
+    JSON array of ``[provider, response]`` pairs, aggregated by the dialect's own function), in one round trip."""
+    return select(
+        select(_A.c.id).where(_A.c.application_id == bindparam("application_id")).scalar_subquery().label("existing"),
+        select(_A.c.application_id).where(_A.c.idempotency_key == bindparam("idempotency_key"))
+        .scalar_subquery().label("key_owner"),
+        _count(_A.c.id_hash == bindparam("id_hash"), _SINCE).label("same_id"),
+        _count(_A.c.mobile_hash == bindparam("mobile_hash"), _SINCE).label("same_mobile"),
+        _count(_A.c.device_hash == bindparam("device_hash"), _SINCE).label("same_device"),
+        _count(_A.c.id_hash == bindparam("id_hash"), _A.c.dealer_id == bindparam("dealer_id"), _LIVE,
+               _A.c.created_at >= bindparam("live_since")).label("live_same_dealer"),
+        select(func.coalesce(func.sum(_A.c.financed_amount), 0)).where(_A.c.id_hash == bindparam("id_hash"), _LIVE)
+        .scalar_subquery().label("customer_exposure"),
+        select(answers).where(_P.c.subject_hash == bindparam("id_hash"), _P.c.expires_at > bindparam("now"))
+        .scalar_subquery().label("cached"),
+    )
+
+
+LOOKUP_SQLITE = _lookup(func.json_group_array(func.json_array(_P.c.provider, func.json(_P.c.response)), type_=JSON))
+LOOKUP_POSTGRESQL = _lookup(func.json_agg(func.json_build_array(_P.c.provider, _P.c.response), type_=JSON))
+DEALER_EXPOSURE = select(func.coalesce(func.sum(_A.c.financed_amount), 0)).where(
+    _A.c.dealer_id == bindparam("dealer_id"), _LIVE)
+#: every dealer's (dealer_id, assessed, approved before the dealer rules, with a fraud signal) in the window
+DEALER_RATES = select(_A.c.dealer_id, func.count(), func.count(case((_A.c.base_outcome == "approve", 1))),
+                      func.count(case((_A.c.fraud_signal, 1)))).where(_SINCE).group_by(_A.c.dealer_id)
+INSERT_ASSESSMENT = insert(_A)
+INSERT_CASE = insert(RiskBase.metadata.tables["risk_review_cases"])
+
+
+def _upsert_cache(dialect_insert: Any) -> Any:
+    statement = dialect_insert(_P)
+    return statement.on_conflict_do_update(
+        index_elements=["provider", "subject_hash"],
+        set_={"response": statement.excluded.response, "fetched_at": statement.excluded.fetched_at,
+              "expires_at": statement.excluded.expires_at})
+
+
+UPSERT_CACHE_SQLITE = _upsert_cache(sqlite_insert)
+UPSERT_CACHE_POSTGRESQL = _upsert_cache(postgresql_insert)
+
+
 @dataclass(frozen=True)
 class CounterOffer:
     down_payment: Decimal | None = None
@@ -91,6 +167,51 @@ class CounterOffer:
         return out
 
 
+@dataclass(frozen=True)
+class DealerStats:
+    """Every dealer's :class:`Rates` over the dealer-monitoring window and the portfolio's (their sum)."""
+
+    dealers: dict[str, Rates]
+    portfolio: Rates
+
+    @classmethod
+    def of(cls, rows: Iterable[tuple[str, int, int, int]]) -> DealerStats:
+        """From ``(dealer_id, assessed, approved, fraud)`` rows."""
+        dealers = {dealer: Rates(int(assessed), int(approved), int(fraud))
+                   for dealer, assessed, approved, fraud in rows}
+        values = dealers.values()
+        return cls(dealers, Rates(sum(r.assessed for r in values), sum(r.approved for r in values),
+                                  sum(r.fraud for r in values)))
+
+
+class Reused(Generic[T]):
+    """A value read again at most every ``ttl`` seconds (per process). When it has expired, one thread reads
+    it again while the others keep the previous value rather than queueing behind that read; only the very
+    first read is waited for. ``ttl`` 0 reads on every call."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._value: tuple[T, float] | None = None  # (value, expires at)
+        self._lock = threading.Lock()
+
+    def get(self, read: Callable[[], T]) -> T:
+        if self.ttl <= 0:
+            return read()
+        held = self._value
+        if held is not None and (held[1] > self._clock() or not self._lock.acquire(blocking=False)):
+            return held[0]  # fresh, or stale while another thread reads the new value
+        if held is None:
+            self._lock.acquire()
+        try:
+            held = self._value
+            if held is None or held[1] <= self._clock():
+                held = self._value = (read(), self._clock() + self.ttl)
+            return held[0]
+        finally:
+            self._lock.release()
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
@@ -99,7 +220,7 @@ class RiskService:
     """Assessments and the review queue over one database."""
 
     def __init__(self, db: Database, policy: Policy, model: Model, hub: data.ProviderHub, vault: PiiVault,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), dealer_stats_ttl: float = 30.0) -> None:
         self.db = db
         self.policy = policy
         self.model = model
@@ -108,73 +229,121 @@ class RiskService:
         self.clock = clock
         self._exposure: dict[str, tuple[Decimal, float]] = {}
         self._exposure_lock = threading.Lock()
+        self._dealer_stats: Reused[DealerStats] = Reused(dealer_stats_ttl)
+        sqlite = db.engine.dialect.name == "sqlite"
+        self._lookup = LOOKUP_SQLITE if sqlite else LOOKUP_POSTGRESQL
+        self._upsert_cache = UPSERT_CACHE_SQLITE if sqlite else UPSERT_CACHE_POSTGRESQL
+        # SQLite has one writer at a time: writers queue on a lock file rather than in SQLite's busy handler
+        self._write_lock = WriteLock(db.engine.url.database) if sqlite else None
+        self._writing: AbstractContextManager[Any] = self._write_lock or nullcontext()
+
+    def close(self) -> None:
+        if self._write_lock is not None:
+            self._write_lock.close()
 
     # --- assessments ----------------------------------------------------------------------------------------
 
     def assess(self, snapshot: Snapshot, idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
-        """Assess ``snapshot``; ``(assessment, created)``. The same application id again returns the first one."""
+        """Assess ``snapshot``; ``(assessment, created)``. The same application id again returns the first one.
+
+        One pooled connection per assessment: one read in autocommit (the existing assessment, the history counts
+        and the cached provider answers: :func:`_lookup`), then a short write transaction with inserts only. The
+        statements are prebuilt Core statements: building ORM statements per request was most of an
+        assessment's CPU time."""
         a = snapshot.applicant
         id_hash = self.vault.lookup_hash(a.id_number, "id_number")
         mobile_hash = self.vault.lookup_hash(a.mobile, "mobile") if a.mobile else None
         device_hash = self.vault.lookup_hash(f"{snapshot.device.ip}|{snapshot.device.user_agent_hash}", "device")
         now = self.clock()
+        p = self.policy
+        with self.db.engine.connect() as conn:
+            # reads outside a transaction (each statement is consistent on its own): PostgreSQL is spared a BEGIN
+            # and a ROLLBACK round trip, and SQLite holds no read snapshot while the providers are asked
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            found = conn.execute(self._lookup, {
+                "application_id": snapshot.application_id, "idempotency_key": idempotency_key,
+                "id_hash": id_hash, "mobile_hash": mobile_hash, "device_hash": device_hash,
+                "dealer_id": snapshot.dealer_id, "since": now - timedelta(hours=p.window_hours),
+                "live_since": now - timedelta(days=p.multi_vehicle_window_days), "now": now}).one()
+            if found.existing is not None or found.key_owner is not None:  # known application, or a reused key
+                existing = self._existing(snapshot.application_id, idempotency_key)
+                if existing is not None:
+                    return existing, False
+            cached: dict[str, dict[str, Any]] = dict(found.cached or ())
+            dealer, portfolio = self._dealer_rates(conn, snapshot.dealer_id, now)
+            history = History(same_id=int(found.same_id), same_mobile=int(found.same_mobile),
+                              same_device=int(found.same_device), live_same_dealer=int(found.live_same_dealer),
+                              customer_exposure=Decimal(str(found.customer_exposure or 0)),
+                              dealer_exposure=self._dealer_exposure(conn, snapshot.dealer_id), dealer=dealer,
+                              portfolio=portfolio)
 
-        # one read-only unit of work: the existing assessment, cached provider answers, the history counts
-        with self.db.session() as session:
-            existing = self._existing_in(session, snapshot.application_id, idempotency_key, now)
-            if existing is not None:
+            subject = data.Subject(a.id_number, id_hash, a.name, a.monthly_income)
+            gathered = self.hub.gather(subject, cached)
+            plain = snapshot.as_dict()
+            scored = dict(plain)
+            bank = gathered.responses.get("bank", {})
+            if not scored.get("bank_account") and bank.get("status"):  # the bank-statement check, when we had none
+                scored["bank_account"] = {"status": bank["status"]}
+            model = self.model.assess(scored)
+            decision = evaluate(snapshot, model, data.facts(gathered), history, p)
+
+            row, case_row, fresh = self._rows(snapshot, idempotency_key, (id_hash, mobile_hash, device_hash), plain,
+                                              gathered, model, decision, now)
+            # a short write transaction with inserts only (on SQLite it holds the write lock for a moment)
+            conn.rollback()  # ends SQLAlchemy's autobegun transaction only: nothing reaches the database
+            conn.execution_options(isolation_level=conn.default_isolation_level)
+            try:
+                with self._writing, conn.begin():
+                    conn.execute(INSERT_ASSESSMENT, row)
+                    if case_row is not None:
+                        conn.execute(INSERT_CASE, case_row)
+                    if fresh:  # a concurrent assessment of the same person may race: upsert
+                        conn.execute(self._upsert_cache, fresh)
+            except IntegrityError:  # a concurrent request for the same application (or key) won the race
+                existing = self._existing(snapshot.application_id, idempotency_key)
+                if existing is None:
+                    raise
                 return existing, False
-            cached = {row.provider: row.response for row in session.scalars(select(ProviderCacheRow).where(
-                ProviderCacheRow.subject_hash == id_hash, ProviderCacheRow.expires_at > now))}
-            history = self._history(session, snapshot, id_hash, mobile_hash, device_hash, now)
-        subject = data.Subject(a.id_number, id_hash, a.name, a.monthly_income)
-        gathered = self.hub.gather(subject, cached)
-        scored = snapshot.as_dict()
-        bank = gathered.responses.get("bank", {})
-        if not scored.get("bank_account") and bank.get("status"):  # the bank-statement check, when we had none
-            scored["bank_account"] = {"status": bank["status"]}
-        model = self.model.assess(scored)
-        facts = data.facts(gathered)
-        sandbox = any(bool(r.get("sandbox")) for r in gathered.responses.values()) or not gathered.responses
-
-        decision = evaluate(snapshot, model, facts, history, self.policy)
-        stored = snapshot.as_dict()
-        stored["applicant"]["id_number"] = mask_id_number(a.id_number)
-        stored["applicant"]["name"] = mask_name(a.name)
-        stored["applicant"].pop("mobile", None)
-        # a short write transaction with inserts only (on SQLite it holds the write lock for a moment)
-        try:
-            with self.db.session() as session:
-                row = AssessmentRow(
-                    id=uuid.uuid4().hex, application_id=snapshot.application_id, idempotency_key=idempotency_key,
-                    dealer_id=snapshot.dealer_id, id_hash=id_hash, mobile_hash=mobile_hash, device_hash=device_hash,
-                    financed_amount=snapshot.plan.financed_amount, snapshot=stored,
-                    providers=data.summary(gathered), auto_outcome=decision.outcome, outcome=decision.outcome,
-                    tier=decision.tier, score=model.score, pd=round(model.pd, 6),
-                    reasons=[r.as_dict() for r in decision.reasons],
-                    conditions=[c.as_dict() for c in decision.conditions],
-                    policy_version=self.policy.version, model_version=self.model.version, sandbox=sandbox,
-                    decided_by="" if decision.outcome == "refer" else "auto", created_at=now,
-                    decided_at=None if decision.outcome == "refer" else now)
-                session.add(row)
-                if decision.outcome == "refer":
-                    hours = self.policy.sla_hours_tier2 if decision.tier == 2 else self.policy.sla_hours_tier1
-                    row.review = ReviewCaseRow(id=uuid.uuid4().hex, tier=decision.tier, state="open",
-                                               sla_due_at=now + timedelta(hours=hours), created_at=now)
-                session.flush()
-                self._cache(session, gathered, id_hash, now)
-                result = self._assessment_json(row, now)
-        except IntegrityError:  # a concurrent request for the same application (or key) won the race
-            with self.db.session() as session:
-                existing = self._existing_in(session, snapshot.application_id, idempotency_key, self.clock())
-            if existing is None:
-                raise
-            return existing, False
         if decision.outcome in LIVE:
             self._dealer_exposure_add(snapshot.dealer_id, snapshot.plan.financed_amount)
-        log.info("assessment %s application %s: %s tier %s pd %.4f", result["id"], snapshot.application_id,
-                 result["outcome"], result["tier"], model.pd)
-        return result, True
+        log.info("assessment %s application %s: %s tier %s pd %.4f", row["id"], snapshot.application_id,
+                 decision.outcome, decision.tier, model.pd)
+        return self._new_assessment_json(row, case_row), True
+
+    def _rows(self, snapshot: Snapshot, idempotency_key: str | None, hashes: tuple[str, str | None, str],
+              plain: dict[str, Any], gathered: data.Gathered, model: ModelView, decision: Decision,
+              now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]:
+        """What an assessment inserts: its row, its review case when referred, the providers' fresh answers."""
+        a, p = snapshot.applicant, self.policy
+        id_hash, mobile_hash, device_hash = hashes
+        stored = {**plain, "applicant": {**plain["applicant"], "id_number": mask_id_number(a.id_number),
+                                         "name": mask_name(a.name)}}
+        stored["applicant"].pop("mobile", None)
+        referred = decision.outcome == "refer"
+        sandbox = any(bool(r.get("sandbox")) for r in gathered.responses.values()) or not gathered.responses
+        row: dict[str, Any] = {
+            "id": uuid.uuid4().hex, "application_id": snapshot.application_id, "idempotency_key": idempotency_key,
+            "dealer_id": snapshot.dealer_id, "id_hash": id_hash, "mobile_hash": mobile_hash,
+            "device_hash": device_hash, "financed_amount": snapshot.plan.financed_amount, "snapshot": stored,
+            "providers": data.summary(gathered), "auto_outcome": decision.outcome, "outcome": decision.outcome,
+            "base_outcome": decision.base_outcome, "fraud_signal": decision.fraud_signal, "tier": decision.tier,
+            "score": model.score, "pd": round(model.pd, 6), "reasons": [r.as_dict() for r in decision.reasons],
+            "conditions": [c.as_dict() for c in decision.conditions], "policy_version": p.version,
+            "model_version": self.model.version, "sandbox": sandbox, "decided_by": "" if referred else "auto",
+            "created_at": now, "decided_at": None if referred else now}
+        case_row: dict[str, Any] | None = None
+        if referred:
+            hours = p.sla_hours_tier2 if decision.tier == 2 else p.sla_hours_tier1
+            case_row = {"id": uuid.uuid4().hex, "assessment_id": row["id"], "tier": decision.tier, "state": "open",
+                        "claimed_by": None, "claimed_at": None, "sla_due_at": now + timedelta(hours=hours),
+                        "created_at": now, "decided_at": None, "final_decision": None, "version": 0}
+        fresh = [{"provider": name, "subject_hash": id_hash, "response": gathered.responses[name], "fetched_at": now,
+                  "expires_at": now + timedelta(seconds=self.hub.ttl(name))} for name in gathered.fresh]
+        return row, case_row, fresh
+
+    def _existing(self, application_id: str, idempotency_key: str | None) -> dict[str, Any] | None:
+        with self.db.session() as session:
+            return self._existing_in(session, application_id, idempotency_key, self.clock())
 
     def _existing_in(self, session: Session, application_id: str, idempotency_key: str | None,
                      now: datetime) -> dict[str, Any] | None:
@@ -188,7 +357,7 @@ class RiskService:
                 raise Conflict("idempotency_key_reused", "This Idempotency-Key was used for another application.")
         return None
 
-    def _dealer_exposure(self, session: Session, dealer_id: str) -> Decimal:
+    def _dealer_exposure(self, conn: Connection, dealer_id: str) -> Decimal:
         """Total financed (approved or referred) through a dealer. A dealer has many applications, so the sum
         is cached per process for ``DEALER_EXPOSURE_TTL`` seconds: the limit is coarse (¥200m in policy v1)
         and a few seconds' staleness is far below one vehicle's share of it."""
@@ -197,9 +366,7 @@ class RiskService:
             hit = self._exposure.get(dealer_id)
             if hit is not None and hit[1] > now:
                 return hit[0]
-        t = AssessmentRow
-        total = Decimal(str(session.scalar(select(func.coalesce(func.sum(t.financed_amount), 0)).where(
-            t.dealer_id == dealer_id, t.outcome.in_(LIVE))) or 0))
+        total = Decimal(str(conn.scalar(DEALER_EXPOSURE, {"dealer_id": dealer_id}) or 0))
         with self._exposure_lock:
             self._exposure[dealer_id] = (total, now + DEALER_EXPOSURE_TTL)
         return total
@@ -210,38 +377,13 @@ class RiskService:
             if hit is not None:
                 self._exposure[dealer_id] = (hit[0] + amount, hit[1])
 
-    def _history(self, session: Session, snapshot: Snapshot, id_hash: str, mobile_hash: str | None,
-                 device_hash: str, now: datetime) -> History:
-        p = self.policy
-        since = now - timedelta(hours=p.window_hours)
-        live_since = now - timedelta(days=p.multi_vehicle_window_days)
-        t = AssessmentRow
-        live = t.outcome.in_(LIVE)
-        same_id, live_dealer, exposure = session.execute(select(
-            func.count(case((t.created_at >= since, 1))),
-            func.count(case((live & (t.dealer_id == snapshot.dealer_id) & (t.created_at >= live_since), 1))),
-            func.coalesce(func.sum(case((live, t.financed_amount))), 0),
-        ).where(t.id_hash == id_hash)).one()
-        same_mobile = session.scalar(select(func.count()).where(
-            t.mobile_hash == mobile_hash, t.created_at >= since)) if mobile_hash else 0
-        same_device = session.scalar(select(func.count()).where(t.device_hash == device_hash, t.created_at >= since))
-        dealer = self._dealer_exposure(session, snapshot.dealer_id)
-        return History(same_id=int(same_id), same_mobile=int(same_mobile or 0), same_device=int(same_device or 0),
-                       live_same_dealer=int(live_dealer), customer_exposure=Decimal(str(exposure)),
-                       dealer_exposure=Decimal(str(dealer or 0)))
-
-    def _cache(self, session: Session, gathered: data.Gathered, id_hash: str, now: datetime) -> None:
-        """Upsert the fresh answers in one statement (a concurrent assessment of the same person may race)."""
-        rows = [{"provider": name, "subject_hash": id_hash, "response": gathered.responses[name], "fetched_at": now,
-                 "expires_at": now + timedelta(seconds=self.hub.ttl(name))} for name in gathered.fresh]
-        if not rows:
-            return
-        upsert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
-        statement = upsert(ProviderCacheRow).values(rows)
-        session.execute(statement.on_conflict_do_update(
-            index_elements=["provider", "subject_hash"],
-            set_={"response": statement.excluded.response, "fetched_at": statement.excluded.fetched_at,
-                  "expires_at": statement.excluded.expires_at}))
+    def _dealer_rates(self, conn: Connection, dealer_id: str, now: datetime) -> tuple[Rates, Rates]:
+        """This dealer's and the whole portfolio's automatic outcomes over the policy's dealer window, from one
+        grouped query over every dealer, reused per process for ``dealer_stats_ttl`` seconds (a coarse
+        monitoring signal over days needs no fresher data)."""
+        stats = self._dealer_stats.get(lambda: DealerStats.of(conn.execute(DEALER_RATES, {
+            "since": now - timedelta(days=self.policy.dealer_window_days)})))
+        return stats.dealers.get(dealer_id, Rates()), stats.portfolio
 
     def get(self, assessment_id: str) -> dict[str, Any]:
         with self.db.session() as session:
@@ -257,6 +399,28 @@ class RiskService:
                 query = query.where(AssessmentRow.application_id == application_id)
             now = self.clock()
             return [self._assessment_json(row, now) for row in session.scalars(query)]
+
+    @staticmethod
+    def _new_assessment_json(row: dict[str, Any], case_row: dict[str, Any] | None) -> dict[str, Any]:
+        """:meth:`_assessment_json` of an assessment just inserted, from the inserted values."""
+        review = None
+        if case_row is not None:
+            review = {
+                "id": case_row["id"], "assessment_id": row["id"], "tier": case_row["tier"], "state": "open",
+                "claimed_by": None, "claimed_at": None, "created_at": _iso(case_row["created_at"]),
+                "sla_due_at": _iso(case_row["sla_due_at"]), "age_seconds": 0, "overdue": False,
+                "final_decision": None, "decided_at": None, "approvals_needed": 2 if case_row["tier"] == 2 else 1,
+                "decisions": [],
+            }
+        return {
+            "id": row["id"], "application_id": row["application_id"], "dealer_id": row["dealer_id"],
+            "outcome": row["outcome"], "tier": row["tier"], "score": row["score"], "pd": row["pd"],
+            "reasons": row["reasons"], "conditions": row["conditions"], "policy_version": row["policy_version"],
+            "model_version": row["model_version"], "sandbox": row["sandbox"], "auto_outcome": row["auto_outcome"],
+            "decided_by": row["decided_by"] or None, "financed_amount": f"{row['financed_amount']:.2f}",
+            "providers": row["providers"], "review": review,
+            "created_at": _iso(row["created_at"]), "decided_at": _iso(row["decided_at"]),
+        }
 
     def _assessment_json(self, row: AssessmentRow, now: datetime) -> dict[str, Any]:
         return {

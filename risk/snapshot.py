@@ -8,8 +8,8 @@ ignored; money is a decimal string (CNY, at most two decimals), as the BFF rende
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
 from dataclasses import dataclass
+from dataclasses import fields
 from decimal import Decimal
 from decimal import InvalidOperation
 from typing import Any
@@ -122,21 +122,25 @@ class Snapshot:
     bank_account_status: str | None = None  # optional: a bank-statement check, when the BFF has one
 
     def as_dict(self) -> dict[str, Any]:
-        """The snapshot as JSON-ready data in the API's shape (money as ``"0.00"`` strings). Contains PII."""
-        def plain(value: Any) -> Any:
-            if isinstance(value, Decimal):
-                return f"{value:.2f}" if value.as_tuple().exponent == -2 else str(value)
-            if isinstance(value, dict):
-                return {k: plain(v) for k, v in value.items()}
-            return value
+        """The snapshot as JSON-ready data in the API's shape (money as ``"0.00"`` strings). Contains PII.
 
-        data: dict[str, Any] = plain(asdict(self))
-        status = data.pop("bank_account_status")
-        if status is not None:
-            data["bank_account"] = {"status": status}
+        Every section is flat, so it is read field by field (``dataclasses.asdict`` deep-copies each value and
+        cost more than scoring the application)."""
+        data: dict[str, Any] = {"application_id": self.application_id, "dealer_id": self.dealer_id}
+        for name in ("applicant", "vehicle", "plan", "kyc", "device"):
+            section = getattr(self, name)
+            data[name] = {f.name: _plain(getattr(section, f.name)) for f in fields(section)}
+        if self.bank_account_status is not None:
+            data["bank_account"] = {"status": self.bank_account_status}
         if data["applicant"]["mobile"] is None:
             del data["applicant"]["mobile"]
         return data
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"{value:.2f}" if value.as_tuple().exponent == -2 else str(value)
+    return value
 
 
 class _Reader:

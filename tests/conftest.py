@@ -78,6 +78,17 @@ def risk_server(_var_dir: Path) -> Iterator[Any]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def contract_server(_var_dir: Path, s3_server: Any) -> Iterator[Any]:
+    """The contract service over real HTTP (its own SQLite database, SeaweedFS, a local RFC 3161 TSA)."""
+    from tests.common.contract import ContractServer
+    from tests.common.tsa import TsaServer
+
+    with TsaServer() as tsa, ContractServer(f"sqlite:///{_var_dir / 'contract.db'}", _var_dir, s3_server,
+                                            tsa) as server:
+        yield server
+
+
 def s3_config(peer: Any) -> dict[str, object]:
     """The BFF settings that point it at ``peer`` (a started SeaweedS3)."""
     return {"s3_endpoint_url": peer.endpoint_url, "s3_access_key": peer.access_key,
@@ -100,8 +111,9 @@ def build_app(url: str, **config: object) -> Flask:
 
 
 @pytest.fixture(scope="session")
-def app(db_url: str, s3_server: Any, risk_server: Any) -> Iterator[Flask]:
-    application = build_app(db_url, **s3_config(s3_server), risk_url=risk_server.url)
+def app(db_url: str, s3_server: Any, risk_server: Any, contract_server: Any) -> Iterator[Flask]:
+    application = build_app(db_url, **s3_config(s3_server), risk_url=risk_server.url,
+                            contract_url=contract_server.url)
     yield application
     application.extensions["leaseline"].risk.stop_resumer()
     application.extensions["leaseline"].db.dispose()
@@ -132,13 +144,14 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(_var_dir: Path, s3_server: Any, risk_server: Any) -> Iterator[LiveServer]:
+def live_server(_var_dir: Path, s3_server: Any, risk_server: Any, contract_server: Any) -> Iterator[LiveServer]:
     """A live BFF on SQLite (browser tests); the HTTP-level tests use ``app`` on every database."""
     from infra.db.migrate import upgrade
 
     url = f"sqlite:///{_var_dir / 'live.db'}"
     upgrade(url)
-    application = build_app(url, **s3_config(s3_server), risk_url=risk_server.url)
+    application = build_app(url, **s3_config(s3_server), risk_url=risk_server.url,
+                            contract_url=contract_server.url)
     with LiveServer(application) as server:
         yield server
     application.extensions["leaseline"].risk.stop_resumer()

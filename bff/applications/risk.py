@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from bff.applications.jobs import ProcessLocalPool
+from bff.applications.offers import offer_from
 from bff.applications.services import ApplicationService
 from infra.applications import Application
 from infra.applications import Scope
@@ -38,6 +39,14 @@ RECONCILE_EVERY = 15  # resumer ticks between two looks at the referred applicat
 _ALL = Scope()
 
 
+def status_for(result: dict[str, Any], final_review: str | None = None) -> str:
+    """The application's status for a risk answer (or a review's final decision): an approval that asks for
+    new terms (a counter-offer, a higher down payment, a deposit) waits for the customer's answer."""
+    status = REVIEW_STATUS[final_review] if final_review else OUTCOME_STATUS.get(str(result.get("outcome")),
+                                                                                 "referred")
+    return "counter_offer" if status == "approved" and offer_from(result) is not None else status
+
+
 def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(60, 2 ** max(0, attempts - 1)))
 
@@ -50,6 +59,8 @@ class RiskDispatch:
         #: the least time before a resend: one call's whole budget (timeouts × retries), so that another
         #: process's resumer does not send an application while this call is still waiting
         self.min_retry = timedelta(seconds=20)
+        #: more work the resumer does on each tick (the contract requests, the evidence outbox)
+        self.also: list[Callable[[], object]] = []
         self._resumer: threading.Thread | None = None
         self._resumer_pid = 0
         self._stop = threading.Event()
@@ -121,9 +132,9 @@ class RiskDispatch:
         except ServiceRefused as exc:  # our snapshot was refused: a bug to fix, kept pending and logged
             log.error("risk service refused the snapshot of %s: %s %s", application_id, exc.status, exc.body)
             return None
-        status = OUTCOME_STATUS.get(str(result.get("outcome")), "referred")
-        moved = self.repo.record_risk(application_id, assessment_id=str(result.get("id", "")), result=result,
-                                      to=status, note=f"risk:{result.get('outcome')}")
+        moved = self.apps.approved(self.repo.record_risk(
+            application_id, assessment_id=str(result.get("id", "")), result=result, to=status_for(result),
+            note=f"risk:{result.get('outcome')}"))
         return moved.status if moved else None
 
     def reconcile_referred(self) -> int:
@@ -140,9 +151,9 @@ class RiskDispatch:
             review = assessment.get("review") or {}
             final = str(review.get("final_decision") or "")
             if review.get("state") == "decided" and final in REVIEW_STATUS:
-                if self.repo.record_risk(app.id, assessment_id=app.risk_assessment_id, result=assessment,
-                                         to=REVIEW_STATUS[final], allowed_from=("referred",),
-                                         note=f"review:{final}") is not None:
+                if self.apps.approved(self.repo.record_risk(
+                        app.id, assessment_id=app.risk_assessment_id, result=assessment,
+                        to=status_for(assessment, final), allowed_from=("referred",), note=f"review:{final}")):
                     moved += 1
         return moved
 
@@ -172,6 +183,8 @@ class RiskDispatch:
                 ticks += 1
                 try:
                     self.resume_due()
+                    for work in self.also:
+                        work()
                     if ticks % RECONCILE_EVERY == 0:
                         self.reconcile_referred()
                 except SQLAlchemyError as exc:  # the database is briefly away: one line, try on the next tick

@@ -15,18 +15,24 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from bff.applications import forms
+from bff.applications.offers import Offer
+from bff.applications.offers import adjusted_choice
+from bff.applications.offers import offer_from
 from bff.applications.states import CONSENT_PURPOSES
 from bff.applications.states import EDITABLE
 from bff.applications.states import FACE_ALLOWED
 from bff.applications.states import MAX_FACE_ATTEMPTS
 from bff.plans.forms import decode
+from bff.plans.forms import encode
 from bff.plans.services import PlanService
 from infra.applications import Application
 from infra.applications import Scope
@@ -37,6 +43,7 @@ from kyc.masking import mask_id_number
 from kyc.masking import mask_mobile
 from plans.errors import FieldError
 from plans.errors import PlanInputError
+from plans.product import PlanResult
 from plans.quote import quote_as_dict
 
 log = logging.getLogger(__name__)
@@ -99,10 +106,20 @@ class ApplicationService:
         self.retention_days = retention_days
         #: called with the application id whenever one reaches kyc_passed (the risk dispatch listens)
         self.on_kyc_passed: list[Callable[[str], None]] = []
+        #: called with the application id whenever one is approved (the contract dispatch listens; its
+        #: resumer would find it anyway, this only saves the wait)
+        self.on_approved: list[Callable[[str], None]] = []
 
     def _passed(self, moved: Application | None) -> Application | None:
         if moved is not None and moved.status == "kyc_passed":
             for listener in self.on_kyc_passed:
+                listener(moved.id)
+        return moved
+
+    def approved(self, moved: Application | None) -> Application | None:
+        """Tell the listeners when ``moved`` (the result of a transition) is approved."""
+        if moved is not None and moved.status == "approved":
+            for listener in self.on_approved:
                 listener(moved.id)
         return moved
 
@@ -152,16 +169,7 @@ class ApplicationService:
         result = self.plans.evaluate(vehicle, choice)
         if not result.allowed:
             raise PlanInputError([FieldError("plan", r.code, r.text_zh, r.text_en) for r in result.reasons])
-        plan = {
-            "code": plan_code, "vehicle": {"id": vehicle.id, "make": vehicle.make, "model": vehicle.model,
-                                           "price": f"{vehicle.price:.2f}"},
-            "choice": {"down_ratio": str(choice.down_ratio), "term": choice.term,
-                       "residual_ratio": str(choice.residual_ratio), "insurance": sorted(choice.insurance),
-                       "deposit_free": choice.deposit_free, "extras_financed": choice.extras_financed,
-                       "timing": choice.timing},
-            "quote": quote_as_dict(result.quote), "policy_version": result.policy_version,
-            "product_version": result.product_version, "priced_at": datetime.now(UTC).isoformat(),
-        }
+        plan = _plan_json(plan_code, result)
         draft = {"mobile": actor.mobile or "", "condition": "new"}
         app = self.repo.create(
             dealer_id=actor.dealer_id, owner_id=actor.owner_id,
@@ -257,6 +265,48 @@ class ApplicationService:
             raise NotAllowed("already_submitted", "申请已提交", "The application was already submitted")
         return moved
 
+    # -- the answer to a counter-offer or a conditional approval ------------------------------------------------
+    def offer(self, app: Application) -> tuple[Offer, PlanResult] | None:
+        """The terms waiting for the customer's answer and the plan they make, priced now with the same product
+        and policy as the builder (at the application's frozen vehicle price); None when nothing waits."""
+        if app.status != "counter_offer":
+            return None
+        offer = offer_from(app.risk_result)
+        choice = decode(app.plan_code)
+        if offer is None or choice is None:
+            return None
+        frozen = app.plan["vehicle"]
+        vehicle = replace(self.plans.vehicle(frozen["id"]), price=Decimal(frozen["price"]))
+        return offer, self.plans.evaluate(vehicle, adjusted_choice(choice, vehicle.price, offer))
+
+    def answer_offer(self, actor: Actor, app: Application, accept: bool) -> Application:
+        """accept → the plan is replaced by the adjusted one and the application approved on it; decline → the
+        application is withdrawn. Either once: a second answer (another device) is a 409."""
+        pending = self.offer(app)
+        if pending is None:
+            raise NotAllowed("no_offer", "该申请没有待确认的调整方案", "There is no offer waiting for an answer")
+        if not accept:
+            moved = self.repo.transition(app.id, allowed_from=("counter_offer",), to="withdrawn",
+                                         actor_kind=actor.kind, actor_id=actor.id, note="offer:declined")
+        else:
+            offer, result = pending
+            if not result.allowed:  # an offer the product cannot price (e.g. a term it does not sell)
+                raise PlanInputError([FieldError("plan", r.code, r.text_zh, r.text_en) for r in result.reasons])
+            plan = _plan_json(encode(result.choice), result) | {"adjusted_from": {
+                "code": app.plan_code, "monthly_payment": app.plan["quote"]["monthly_payment"],
+                "down_payment": app.plan["quote"]["down_payment"], "term": app.plan["quote"]["term"]},
+                "offer_source": offer.source}
+            moved = self.repo.replace_plan(app.id, allowed_from=("counter_offer",), to="approved",
+                                           plan_code=plan["code"], plan=plan, actor_kind=actor.kind,
+                                           actor_id=actor.id, note=f"offer:accepted:{plan['code']}")
+        if moved is None:
+            raise NotAllowed("answered", "调整方案已有答复", "The offer has already been answered")
+        self.approved(moved)
+        self.audit.append("application.offer_answered", "success", actor_id=actor.id, actor_label=actor.label,
+                          dealer_id=app.dealer_id, target=app.id, ip=actor.ip, user_agent=actor.user_agent,
+                          details={"answer": "accept" if accept else "decline"})
+        return moved
+
     def choose_counter(self, actor: Actor, app: Application) -> Application:
         """The alternative to face recognition: staff verify the original ID card at the counter."""
         moved = self.repo.transition(app.id, allowed_from=FACE_ALLOWED, to="kyc_review", actor_kind=actor.kind,
@@ -314,3 +364,17 @@ class ApplicationService:
     def retention_cutoff(self, now: datetime | None = None) -> datetime:
         return (now or datetime.now(UTC)) - timedelta(days=self.retention_days)
 
+
+def _plan_json(plan_code: str, result: PlanResult) -> dict[str, Any]:
+    """The frozen copy of a priced plan kept on the application."""
+    vehicle, choice = result.vehicle, result.choice
+    return {
+        "code": plan_code, "vehicle": {"id": vehicle.id, "make": vehicle.make, "model": vehicle.model,
+                                       "price": f"{vehicle.price:.2f}"},
+        "choice": {"down_ratio": str(choice.down_ratio), "term": choice.term,
+                   "residual_ratio": str(choice.residual_ratio), "insurance": sorted(choice.insurance),
+                   "deposit_free": choice.deposit_free, "extras_financed": choice.extras_financed,
+                   "timing": choice.timing},
+        "quote": quote_as_dict(result.quote), "policy_version": result.policy_version,
+        "product_version": result.product_version, "priced_at": datetime.now(UTC).isoformat(),
+    }

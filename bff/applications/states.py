@@ -7,12 +7,17 @@
     kyc_passed ──sent to the risk service──► risk_pending ──► approved | declined | referred
     risk_pending stays while the risk service is unreachable; it is sent again until it answers
     referred ──risk officers decide──► approved | declined | counter_offer
+    an approval with conditions (higher down payment, deposit instead of 免押) ──► counter_offer as well
+    counter_offer ──the customer (or staff with them) accepts──► approved on the re-priced plan
+                  └─declines──► withdrawn
+    approved ──contract requested──► contract_pending ──draft generated──► contract_ready ──customer signs──► signed
+    contract_pending stays while the contract service is unreachable; it is requested again until it answers
 """
 
 from __future__ import annotations
 
 STATUSES = ("draft", "submitted", "kyc_review", "kyc_passed", "kyc_failed", "risk_pending", "approved",
-            "declined", "referred", "counter_offer")
+            "declined", "referred", "counter_offer", "withdrawn", "contract_pending", "contract_ready", "signed")
 EDITABLE = ("draft",)
 #: states in which a selfie / face check may be taken (after submission, before a decision)
 FACE_ALLOWED = ("submitted",)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -153,10 +154,32 @@ def _context(app: Application) -> dict[str, Any]:
         "may_review": may("kyc.review") and app.status == "kyc_review", "may_unmask": may("pii.unmask"),
         "events": svc.applications.repo.events(app.id) if actor().kind == "staff" else [],
         "face_allowed": app.status in FACE_ALLOWED, "plan": app.plan,
+        "offer": _offer_view(app), "may_answer": may_edit(),
         # the frozen quote's figures as Decimals, shown with the same filters as the builder's disclosure
         "rent": Decimal(app.plan["quote"]["monthly_payment"]), "apr": Decimal(app.plan["quote"]["apr"]),
         # reviewers see the images (each one opened is logged); nobody else gets even the list
         "documents": svc.applications.repo.documents(app.id) if may("pii.unmask") else [],
+    }
+
+
+def _offer_view(app: Application) -> dict[str, Any] | None:
+    """The new terms beside the current ones (Decimals for the money/percent filters), when an answer waits."""
+    pending = services().applications.offer(app)
+    if pending is None:
+        return None
+    offer, result = pending
+    old, new = app.plan["quote"], result.quote
+    return {
+        "source": offer.source, "allowed": result.allowed, "reasons": result.reasons,
+        "deposit_required": offer.deposit_required and bool(app.plan["choice"]["deposit_free"]),
+        "rows": [
+            ("down_payment", Decimal(old["down_payment"]), new.request.down_payment, "money"),
+            ("term", int(old["term"]), new.request.term, "months"),
+            ("monthly_payment", Decimal(old["monthly_payment"]), new.monthly_payment, "money"),
+            ("deposit", Decimal(old["deposit"]), new.deposit, "money"),
+            ("due_at_signing", Decimal(old["due_at_signing"]), new.due_at_signing, "money"),
+            ("apr", Decimal(old["apr"]), new.apr, "percent"),
+        ],
     }
 
 
@@ -384,6 +407,26 @@ def _face(application_id: str) -> Any:
                        challenge=challenges[app.id])
 
 
+@bp.post("/applications/<application_id>/offer")
+@requires_actor("applications.edit")
+def answer_offer(application_id: str) -> Any:
+    """The customer's answer (or staff's, with the customer at the desk) to new terms: accept or decline."""
+    app = application_or_404(application_id)
+    answer = request.form.get("answer", "")
+    if answer not in ("accept", "decline"):
+        context = _context(app)
+        return render_template("applications/detail.html", offer_error=FieldError(
+            "answer", "choice", "请选择接受或拒绝调整方案", "Choose to accept or decline the new terms"),
+            **context), 422
+    try:
+        services().applications.answer_offer(actor(), app, accept=answer == "accept")
+    except NotAllowed as exc:
+        return _conflict(exc, app)
+    except PlanInputError as exc:
+        return render_template("applications/detail.html", offer_error=exc.errors[0], **_context(app)), 422
+    return _go(url_for("applications.detail", application_id=app.id))
+
+
 @bp.post("/applications/<application_id>/counter")
 @requires_actor("applications.edit")
 def counter(application_id: str) -> Any:
@@ -449,3 +492,135 @@ def document(application_id: str, document_id: str) -> Any:
 @bp.app_context_processor
 def _actor_kind() -> dict[str, object]:
     return {"actor_kind": getattr(g.get("actor"), "kind", None)}
+
+
+# -- contract: review, re-confirm identity, sign -------------------------------------------------------------
+SIGNATURE_PREFIX = "data:image/png;base64,"
+MAX_SIGNATURE_BYTES = 2 * 1024 * 1024
+
+
+def _contract_page(app: Application, *, status: int = 200, error: FieldError | None = None,
+                   signature: str = "", code_sent: bool = False, read: bool = False, gps: bool = False) -> Any:
+    contract = services().contracts.refresh(app) if app.status in ("contract_ready", "signed") else app.contract
+    response = page_or_block("applications/contract.html", "contract_block", app=app, contract=contract,
+                             error=error, signature=signature, code_sent=code_sent, read=read, gps=gps,
+                             may_sign=may_edit() and app.status == "contract_ready", plan=app.plan,
+                             rent=Decimal(app.plan["quote"]["monthly_payment"]),
+                             apr=Decimal(app.plan["quote"]["apr"]))
+    response.status_code = status
+    return response
+
+
+@bp.get("/applications/<application_id>/contract")
+@requires_actor("applications.view")
+def contract(application_id: str) -> Any:
+    app = application_or_404(application_id)
+    return _contract_page(app, code_sent=request.args.get("sent") == "1")
+
+
+def _contract_bytes(app: Application, fetch: Callable[[str], bytes], mimetype: str) -> Any:
+    from infra.clients.http import ServiceRefused
+    from infra.clients.http import ServiceUnavailable
+
+    if not app.contract_id:
+        abort(404)
+    try:
+        body = fetch(app.contract_id)
+    except ServiceRefused as exc:
+        abort(404 if exc.status == 404 else 502)
+    except ServiceUnavailable:
+        return render_template("error.html", status=503, message=_msg(
+            "合同服务暂时不可用，请稍后再试", "The contract service is unavailable: try again shortly"),
+            back=url_for("applications.contract", application_id=app.id)), 503
+    response = make_response(body)
+    response.mimetype = mimetype
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+def _msg(zh: str, en: str) -> str:
+    return zh if _locale().startswith("zh") else en
+
+
+@bp.get("/applications/<application_id>/contract/pages/<int:page>")
+@requires_actor("applications.view")
+def contract_page_image(application_id: str, page: int) -> Any:
+    app = application_or_404(application_id)
+    return _contract_bytes(app, lambda cid: services().contracts.client.page(cid, page), "image/png")
+
+
+@bp.get("/applications/<application_id>/contract.pdf")
+@requires_actor("applications.view")
+def contract_pdf(application_id: str) -> Any:
+    app = application_or_404(application_id)
+    response = _contract_bytes(app, services().contracts.client.document, "application/pdf")
+    if isinstance(response, Response):
+        number = str(app.contract.get("number") or app.id[:8])
+        response.headers["Content-Disposition"] = f'inline; filename="{number}.pdf"'
+    return response
+
+
+def _per_contract() -> str:
+    return f"contract:{(request.view_args or {}).get('application_id', '')}"
+
+
+@bp.post("/applications/<application_id>/contract/code")
+@requires_actor("applications.edit")
+@limiter.limit("5 per 10 minutes", key_func=_per_contract)
+def contract_code(application_id: str) -> Any:
+    """Send the one-time code that re-confirms the customer's identity before signing."""
+    app = application_or_404(application_id)
+    try:
+        services().contracts.send_code(app)
+    except NotAllowed as exc:
+        return _conflict(exc, app)
+    return _go(url_for("applications.contract", application_id=app.id, sent="1") + "#sign")
+
+
+@bp.post("/applications/<application_id>/contract/sign")
+@requires_actor("applications.edit")
+@limiter.limit("10 per 10 minutes", key_func=_per_contract)
+def contract_sign(application_id: str) -> Any:
+    from infra.clients.http import ServiceRefused
+    from infra.clients.http import ServiceUnavailable
+
+    app = application_or_404(application_id)
+    if app.status != "contract_ready":
+        return _conflict(NotAllowed("wrong_state", "合同当前无法签署（可能已签署）",
+                                    "The contract cannot be signed now (it may be signed already)"), app)
+    form = request.form
+    signature = form.get("signature", "")[:3 * MAX_SIGNATURE_BYTES]
+    read, gps = form.get("read") == "yes", form.get("gps") == "yes"
+    keep = {"signature": signature if signature.startswith(SIGNATURE_PREFIX) else "", "code_sent": True,
+            "read": read, "gps": gps}
+    png = b""
+    if signature.startswith(SIGNATURE_PREFIX):
+        try:
+            png = base64.b64decode(signature[len(SIGNATURE_PREFIX):], validate=True)
+        except ValueError:
+            png = b""
+    if not (read and gps):
+        error = FieldError("read", "required", "请阅读合同并勾选两项确认", "Read the contract and tick both boxes")
+    elif not png.startswith(b"\x89PNG") or len(png) > MAX_SIGNATURE_BYTES:
+        error = FieldError("signature", "required", "请在签名框内手写签名", "Draw your signature in the box")
+    else:
+        code_id = services().contracts.check_code(app, form.get("code", "")[:12])
+        error = None if code_id else FieldError("code", "invalid", "验证码错误或已过期，请重新获取",
+                                                "The code is wrong or has expired: send a new one")
+    if error is not None:
+        return _contract_page(app, status=422, error=error, **keep)
+    assert code_id is not None
+    try:
+        services().contracts.sign(actor(), app, code_id, png)
+    except NotAllowed as exc:
+        return _conflict(exc, app)
+    except ServiceUnavailable:
+        return _contract_page(app, status=503, error=FieldError(
+            "service", "unavailable", "签署服务暂时不可用，您的签名已保留，请稍后再点“签署”",
+            "Signing is unavailable right now; your signature is kept: press Sign again shortly"), **keep)
+    except ServiceRefused as exc:
+        detail = (exc.body or {}).get("errors", [{}])[0] if isinstance(exc.body, dict) else {}
+        return _contract_page(app, status=422, error=FieldError(
+            str(detail.get("field", "signature")), "refused", str(detail.get("message_zh") or "签署未完成，请重试"),
+            str(detail.get("message") or "Signing did not complete: try again")), **keep)
+    return _go(url_for("applications.contract", application_id=app.id))

@@ -35,6 +35,11 @@ DEALERS = (
     ("pudong", "上海浦东 4S 店", "上海"),
     ("xihu", "杭州西湖 4S 店", "杭州"),
 )
+#: their registered details for contracts (made-up codes with valid GB 32100 check characters)
+DEALER_DETAILS = {
+    "pudong": ("91310115MA1K4BXE2T", "上海市浦东新区张杨路 1000 号"),
+    "xihu": ("91330106MA2H0F6C3F", "浙江省杭州市西湖区文三路 500 号"),
+}
 PEOPLE = (  # (email, name, role, dealer key or None)
     ("admin.pudong@demo.leaseline.cn", "王经理 (Pudong admin)", "dealer_admin", "pudong"),
     ("sales.pudong@demo.leaseline.cn", "李销售 (Pudong sales)", "sales", "pudong"),
@@ -56,6 +61,8 @@ def seed_people(accounts: SqlAccounts) -> list[tuple[str, str, str | None]]:
 
     group_id = accounts.ensure_group(GROUP)
     dealer_ids = {key: accounts.ensure_dealer(group_id, name, city, ["basic_signing"]) for key, name, city in DEALERS}
+    for key, (code, address) in DEALER_DETAILS.items():
+        accounts.set_dealer_details(dealer_ids[key], code, address)
     password_hash = hash_secret(DEMO_PASSWORD)
     recovery = [hash_secret(code) for code in DEMO_RECOVERY_CODES]
     seeded = []

@@ -18,6 +18,7 @@ from flask import url_for
 from flask_babel import gettext as _
 
 from bff.applications.risk import REVIEW_STATUS
+from bff.applications.risk import status_for
 from bff.auth.session import requires
 from bff.rendering import page_or_block
 from bff.services import services
@@ -154,9 +155,10 @@ def apply_final(case: dict[str, Any], actor_id: str, actor_label: str) -> None:
     final = str(case.get("final_decision") or "")
     if not application_id or final not in REVIEW_STATUS:
         return
-    moved = svc.applications.repo.record_risk(
-        application_id, assessment_id=str(case.get("assessment_id", "")), result=assessment, to=REVIEW_STATUS[final],
-        allowed_from=("referred",), actor_kind="staff", actor_id=actor_id, note=f"review:{final}")
+    moved = svc.applications.approved(svc.applications.repo.record_risk(
+        application_id, assessment_id=str(case.get("assessment_id", "")), result=assessment,
+        to=status_for(assessment, final),
+        allowed_from=("referred",), actor_kind="staff", actor_id=actor_id, note=f"review:{final}"))
     if moved is not None:
         svc.audit.append("risk.reviewed", "success", actor_id=actor_id, actor_label=actor_label,
                          dealer_id=moved.dealer_id, target=moved.id, ip=request.remote_addr or "",

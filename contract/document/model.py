@@ -29,6 +29,8 @@ from typing import Literal
 
 from kyc.idnumber import check_id_number
 from kyc.mobile import check_mobile
+from kyc.uscc import PATTERN as USCC_PATTERN
+from kyc.uscc import check_char
 from kyc.vin import check_vin
 from plans.money import ZERO
 from plans.money import fen
@@ -49,11 +51,6 @@ _RATE = re.compile(r"\d{1,3}(\.\d{1,10})?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,39}")
 
-#: Unified social credit code (统一社会信用代码, GB 32100-2015): 18 characters of this alphabet (no I, O, S,
-#: V, Z); the last is a check character, weights 3^i mod 31.
-USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-USCC_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
-_USCC = re.compile(f"[{USCC_ALPHABET}]{{18}}")
 
 
 class ContractDataError(ValueError):
@@ -67,8 +64,7 @@ class ContractDataError(ValueError):
 
 def uscc_check_char(first17: str) -> str:
     """The GB 32100-2015 check character of a unified social credit code's first 17 characters."""
-    total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(first17, USCC_WEIGHTS, strict=True))
-    return USCC_ALPHABET[(31 - total % 31) % 31]
+    return check_char(first17)
 
 
 # ------------------------------------------------------------------------------------------- the data
@@ -395,7 +391,7 @@ class _Reader:
 
 def _party(r: _Reader) -> Party:
     code = r.text("credit_code", 18).upper()
-    if not _USCC.fullmatch(code):
+    if not USCC_PATTERN.fullmatch(code):
         raise ContractDataError(r.where("credit_code"), "must be 18 characters of a unified social credit code")
     if code[17] != uscc_check_char(code[:17]):
         raise ContractDataError(r.where("credit_code"), "check character does not match (GB 32100)")

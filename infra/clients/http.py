@@ -85,9 +85,19 @@ class ServiceClient:
         self._jitter = random.Random()  # its own generator: the process-wide one is not ours to advance
 
     def call(self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None,
-             headers: dict[str, str] | None = None, idempotent: bool = False) -> tuple[int, Any]:
+             headers: dict[str, str] | None = None, idempotent: bool = False, data: bytes | None = None,
+             content_type: str | None = None, raw: bool = False) -> tuple[int, Any]:
         """(status, JSON body). Retries (with jittered backoff) only idempotent calls, only on failures
-        that may pass: connection errors, timeouts, 502/503/504."""
+        that may pass: connection errors, timeouts, 502/503/504.
+
+        ``data`` sends raw bytes instead of ``json`` (with ``content_type``, e.g. ``application/pdf``);
+        ``raw`` returns the body's bytes (a PDF, a PNG) instead of parsing JSON. A 4xx still raises
+        :class:`ServiceRefused` with the parsed problem+json body, raw or not."""
+        if data is not None and json is not None:
+            raise ValueError("send either json or data, not both")
+        sent = {"Accept": "*/*" if raw else "application/json"}
+        if content_type is not None:
+            sent["Content-Type"] = content_type
         if not self.breaker.allow():
             raise ServiceUnavailable(f"{self.base_url}: circuit open")
         attempts = 1 + (self.retries if idempotent else 0)
@@ -97,9 +107,9 @@ class ServiceClient:
                 time.sleep(self.backoff * (2 ** (attempt - 1)) * (0.5 + self._jitter.random()))
             try:
                 response = self.session.request(
-                    method, self.base_url + path, json=json, params=params, timeout=self.timeout,
-                    headers={"Authorization": f"Bearer {self.token()}", "Accept": "application/json",
-                         "X-Request-Id": request_id.get() or uuid.uuid4().hex, **(headers or {})})
+                    method, self.base_url + path, json=json, data=data, params=params, timeout=self.timeout,
+                    headers={"Authorization": f"Bearer {self.token()}", **sent,
+                             "X-Request-Id": request_id.get() or uuid.uuid4().hex, **(headers or {})})
             except requests.RequestException as exc:
                 last = exc
                 continue
@@ -109,6 +119,8 @@ class ServiceClient:
                     continue
                 break
             self.breaker.success()
+            if raw and response.status_code < 400:
+                return response.status_code, response.content
             try:
                 body = response.json()
             except ValueError:

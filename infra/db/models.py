@@ -99,6 +99,9 @@ class DealerRow(Base):
     group_id: Mapped[str] = mapped_column(ForeignKey("dealer_groups.id"))
     name: Mapped[str] = mapped_column(String(128))
     city: Mapped[str] = mapped_column(String(64))
+    # the dealer's registered details, a party (the supplier) of every lease contract it sells
+    credit_code: Mapped[str | None] = mapped_column(String(18), nullable=True)  # 统一社会信用代码
+    address: Mapped[str | None] = mapped_column(String(255), nullable=True)
     modules: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of switched-on module codes
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -210,6 +213,11 @@ class ApplicationRow(Base):
     risk_result: Mapped[str] = mapped_column(Text, default="{}")
     risk_attempts: Mapped[int] = mapped_column(Integer, default=0)
     risk_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    # the contract service's contract (generated after approval; resent on the same schedule when down)
+    contract_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    contract_result: Mapped[str] = mapped_column(Text, default="{}")
+    contract_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    contract_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -278,6 +286,39 @@ class KycCheckRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SigningCodeRow(Base):
+    """A one-time code sent to the customer's mobile to re-confirm identity right before signing (hashed)."""
+
+    __tablename__ = "signing_codes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class EvidenceOutboxRow(Base):
+    """An evidence-log entry waiting to be sent to the contract service (consent, KYC outcome, plan accepted,
+    risk decision): written when the event happens, sent by the resumer, never lost when the service is down.
+    ``key`` is the entry's idempotency key, so a resend never appends twice."""
+
+    __tablename__ = "evidence_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[str] = mapped_column(Text)  # JSON: ids, hashes, amounts as strings; never personal data
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ledger_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class IdempotencyRow(Base):

@@ -21,6 +21,7 @@ from sqlalchemy import Numeric
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
+from sqlalchemy import false
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -51,6 +52,10 @@ class AssessmentRow(RiskBase):
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
     providers: Mapped[dict[str, Any]] = mapped_column(JSON)
     auto_outcome: Mapped[str] = mapped_column(String(8))
+    #: the outcome before the dealer-level rules (risk.rules.Decision.base_outcome): the dealer-monitoring rate
+    base_outcome: Mapped[str] = mapped_column(String(8))
+    #: a fraud or velocity signal fired (risk.rules.FRAUD_SIGNALS): the dealer-monitoring fraud rate
+    fraud_signal: Mapped[bool] = mapped_column(Boolean, server_default=false())
     outcome: Mapped[str] = mapped_column(String(8))
     tier: Mapped[int] = mapped_column(Integer)
     score: Mapped[int] = mapped_column(Integer)
@@ -71,6 +76,8 @@ class AssessmentRow(RiskBase):
         Index("ix_risk_assessments_mobile_hash_created", "mobile_hash", "created_at"),
         Index("ix_risk_assessments_device_hash_created", "device_hash", "created_at"),
         Index("ix_risk_assessments_dealer_outcome", "dealer_id", "outcome"),
+        # covers the dealer-monitoring query: a window of created_at grouped by dealer, read from the index alone
+        Index("ix_risk_assessments_dealer_window", "created_at", "dealer_id", "base_outcome", "fraud_signal"),
     )
 
 
@@ -128,3 +135,6 @@ class ProviderCacheRow(RiskBase):
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    # read by subject (every provider's answer about one person): the primary key leads with the provider
+    __table_args__ = (Index("ix_risk_provider_cache_subject_hash", "subject_hash"),)

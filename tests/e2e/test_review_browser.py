@@ -72,7 +72,9 @@ def test_two_senior_officers_approve_a_tier_2_case_and_the_dealer_sees_it(
         approve_as(officer2, case_id, "复核无异常，同意")
 
         # the tablet follows without a reload (the status block is polled)
-        expect(sales.locator("#app-status [data-status=approved]")).to_be_visible(timeout=15_000)
+        expect(sales.locator("#app-status").locator(
+            "[data-status=approved], [data-status=contract_pending], [data-status=contract_ready]").first
+        ).to_be_visible(timeout=15_000)
         assert sales.evaluate("window.__marker") == 1
     finally:
         for context in (tablet, first, second):

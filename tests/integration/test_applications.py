@@ -32,6 +32,8 @@ PLAN = "20-36-0-ctpl+damage+tpl_1m-D-f-a"
 VEHICLE = "byd-han-ev"
 CARD = idcards.SAMPLES[0]
 VIN = "LSVAU218XN2183294"  # a valid check digit (X in position 9)
+#: an approved application moves on by itself: the contract is requested at once, then ready to sign
+APPROVED = ("approved", "contract_pending", "contract_ready")
 CUSTOMER = {"name": CARD.name, "id_number": CARD.id_number, "id_valid_to": CARD.valid_to.isoformat() if CARD.valid_to
             else "长期", "mobile": "13900139000", "address": CARD.address}
 WORK = {"employment": "employed", "employer": "上海某某科技有限公司", "employment_years": "6",
@@ -191,7 +193,7 @@ def test_the_whole_application_up_to_identity_review(bff_server: Any, app: Any,
                  {"decision": "kyc_passed", "note": "原件核对一致"}, form_url=f"{base}/applications/{app_id}")
         assert r.status_code == 200
         # a verified identity goes to the risk service at once (out of the request); its answer is shown
-        page = wait_status(admin, base, app_id, ("approved", "declined", "referred"))
+        page = wait_status(admin, base, app_id, (*APPROVED, "declined", "referred"))
         assert 'data-testid="risk-result"' in page and 'data-testid="sandbox"' in page
         history = page.split('data-testid="history"')[1]
         for step in ("→ draft", "draft → submitted", "submitted → kyc_review", "kyc_review → kyc_passed",
@@ -497,7 +499,7 @@ def test_a_passed_face_check_verifies_the_identity(bff_server: Any, app: Any,
         moved = svc.face_outcome(app_id, "pass", {})
         assert moved is not None and moved.status == "kyc_passed" and moved.decided_at is not None
         assert svc.face_outcome(app_id, "fail", {}) is None  # a late result changes nothing after a decision
-        wait_status(s, base, app_id, ("approved", "declined", "referred"))
+        wait_status(s, base, app_id, (*APPROVED, "declined", "referred"))
         page = s.get(f"{base}/applications", timeout=TIMEOUT).text
         assert app_id[:8] in page and 'data-status="kyc_passed"' not in page
 

@@ -252,3 +252,34 @@ def test_a_changed_entry_fails_the_audit_and_is_named(contracts: ContractServer,
         with contracts.components.db.session() as session:
             session.execute(update(LedgerEntryRow).where(LedgerEntryRow.idx == victim).values(entry=original))
     assert ledger.audit().ok
+
+
+def test_leaseline_ledger_verify_names_a_changed_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from contract.db.migrate import upgrade
+    from contract.evidence import EvidenceLog
+    from contract.evidence import FileAnchor
+    from contract.evidence import load_or_create_key
+    from infra.db.engine import Database
+    from leaseline.cli import main
+
+    url, key = f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path / "ledger.pem"
+    monkeypatch.setenv("LEASELINE_CONTRACT_DATABASE_URL", url)
+    monkeypatch.setenv("LEASELINE_LEDGER_SIGNING_KEY_PATH", str(key))
+    monkeypatch.setenv("LEASELINE_S3_SECRET_KEY", "unused")
+    upgrade(url)
+    db = Database(url)
+    log = EvidenceLog(db, load_or_create_key(key), "test", [FileAnchor(tmp_path / "anchors.jsonl")])
+    for i in range(7):
+        log.append("payment", f"app-{i}", {"amount": f"{i}.00"})
+    runner = CliRunner()
+    done = runner.invoke(main, ["ledger", "verify", "--checkpoint", str(tmp_path / "anchors.jsonl")])
+    assert done.exit_code == 0 and "7 entries" in done.output, done.output
+    original, _ = log.entry(3)
+    with db.session() as session:
+        session.execute(update(LedgerEntryRow).where(LedgerEntryRow.idx == 3).values(
+            entry=original.replace(b"3.00", b"9.00")))
+    done = runner.invoke(main, ["ledger", "verify"])
+    assert done.exit_code != 0 and "first bad entry 3" in done.output, done.output
+    db.dispose()

@@ -20,8 +20,10 @@ from kyc.idnumber import check_digit
 from tests.conftest import build_app
 from tests.conftest import s3_config
 from tests.integration.test_applications import ADMIN_A
+from tests.integration.test_applications import APPROVED
 from tests.integration.test_applications import CUSTOMER
 from tests.integration.test_applications import SALES_A
+from tests.integration.test_applications import WORK
 from tests.integration.test_applications import _all
 from tests.integration.test_applications import make_card_images
 from tests.integration.test_applications import post
@@ -43,8 +45,10 @@ def persona_id(digits: str, serial: str = "0") -> str:
     return first17 + check_digit(first17)
 
 
-def to_risk(base: str, card_images: tuple[bytes, bytes], id_number: str, **customer: str) -> str:
-    """An application verified at the counter (no face check), with ``id_number`` typed: sent to risk."""
+def to_risk(base: str, card_images: tuple[bytes, bytes], id_number: str, work: dict[str, str] | None = None,
+            **customer: str) -> str:
+    """An application verified at the counter (no face check), with ``id_number`` typed (and ``work`` answers
+    changed): sent to risk."""
     with sign_in(base, SALES_A) as s:
         # each customer's own phone: the risk service's device velocity rule sees different devices
         s.headers["User-Agent"] = f"phone-{uuid.uuid4().hex}"
@@ -52,6 +56,9 @@ def to_risk(base: str, card_images: tuple[bytes, bytes], id_number: str, **custo
         r = post(s, f"{base}/applications/{app_id}/steps/customer", {**CUSTOMER, "id_number": id_number,
                                                                      **customer})
         assert r.status_code == 200, r.text[:300]
+        if work:
+            r = post(s, f"{base}/applications/{app_id}/steps/work", {**WORK, **work})
+            assert r.status_code == 200, r.text[:300]
         assert post(s, f"{base}/applications/{app_id}/submit", form_url=f"{base}/applications/{app_id}") \
             .status_code == 200
         assert post(s, f"{base}/applications/{app_id}/counter", form_url=f"{base}/applications/{app_id}") \
@@ -105,7 +112,7 @@ def test_a_thin_file_goes_to_a_tier_1_officer_who_decides_with_a_comment(
         r = decide(base, risk, case["id"], "approve", "收入稳定，首付充足")
         assert r.status_code == 200 and r.url.endswith("/reviews")
     with sign_in(base, SALES_A) as sales:
-        page = wait_status(sales, base, app_id, ("approved",))
+        page = wait_status(sales, base, app_id, APPROVED)
         assert "referred → approved" in page
 
 
@@ -130,7 +137,7 @@ def test_a_tier_2_case_needs_two_different_senior_officers(bff_server: Any, risk
         assert claim(base, second, case["id"]).status_code == 200
         assert decide(base, second, case["id"], "approve", "同意，复核无异常").status_code == 200
     with sign_in(base, SALES_A) as sales:
-        wait_status(sales, base, app_id, ("approved",))
+        wait_status(sales, base, app_id, APPROVED)
 
 
 def _free_port() -> int:
@@ -180,7 +187,7 @@ def _down_then_up(app: Any, port: int, risk_server: Any, card_images: tuple[byte
         thread.start()
         try:
             with sign_in(base, SALES_A) as sales:
-                page = wait_status(sales, base, app_id, ("approved", "declined", "referred"), timeout=30)
+                page = wait_status(sales, base, app_id, (*APPROVED, "declined", "referred"), timeout=30)
                 assert 'data-testid="risk-result"' in page
         finally:
             server.shutdown()

@@ -24,7 +24,9 @@ def test_evaluate_json_on_held_out_data() -> None:
     assert data["cv_auc"] >= 0.75 and data["holdout_auc"] >= 0.72
     assert data["auto_decision_rate"] >= 0.85
     assert data["bad_rate_auto_approved"] < data["holdout_bad_rate"] < data["bad_rate_auto_declined"]
-    assert data["bad_rate_auto_approved"] <= 0.2
+    # the band rule keeps the auto-approved out-of-fold bad rate at or below two thirds of the base rate; on the
+    # 300 held-out rows (sampling error ≈ ±2.5 points) it must stay clearly below three quarters of it
+    assert data["bad_rate_auto_approved"] <= 0.75 * data["holdout_bad_rate"]
     bands = data["bands"]
     assert 0 < bands["approve_max_pd"] < bands["decline_min_pd"] < 1
     assert set(data["without_bank_account"]) >= {"holdout_auc", "auto_decision_rate"}

@@ -3,7 +3,9 @@ personas, idempotency, token refusals, bad input, the review queue with four eye
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,9 @@ from hypothesis import settings
 
 from infra.service_tokens import SCOPE_ASSESS
 from infra.service_tokens import SCOPE_REVIEW
+from infra.service_tokens import InvalidToken
 from infra.service_tokens import TokenIssuer
+from infra.service_tokens import TokenVerifier
 from infra.service_tokens import generate_signing_key
 from risk.openapi import document
 from tests.common.risk import AUDIENCE
@@ -127,6 +131,30 @@ def test_same_application_returns_the_existing_assessment(risk: RiskServer) -> N
     assert missing.status_code == 404
 
 
+def test_concurrent_duplicates_make_one_assessment(risk: RiskServer) -> None:
+    """The same application sent eight times at once: one 201, seven 200s with the same assessment (the losers
+    of the insert race read the winner's); eight applications of one new applicant at once: every one made, the
+    provider answers cached once (the cache upsert races too)."""
+    data = snapshot()
+    barrier = threading.Barrier(8)
+
+    def send(body: dict[str, Any]) -> requests.Response:
+        barrier.wait(5)
+        return post(risk, body, {**risk.tokens.assess(), "Idempotency-Key": f"k-{body['application_id']}"})
+
+    with ThreadPoolExecutor(8) as pool:
+        same = list(pool.map(send, [data] * 8))
+    assert sorted(r.status_code for r in same) == [200] * 7 + [201], [r.text for r in same]
+    assert len({r.json()["id"] for r in same}) == 1
+
+    number = id_number(serial=3, birth="19790909", region="110108")
+    with ThreadPoolExecutor(8) as pool:
+        people = list(pool.map(send, [snapshot(applicant__id_number=number, dealer_id=f"dealer-race-{i}")
+                                      for i in range(8)]))
+    assert [r.status_code for r in people] == [201] * 8, [r.text for r in people]
+    assert len({r.json()["id"] for r in people}) == 8
+
+
 def test_stored_snapshot_has_no_id_number(risk: RiskServer) -> None:
     data = snapshot("thin_file")
     case_id = post(risk, data).json()["review"]["id"]
@@ -146,6 +174,109 @@ def test_velocity_and_multi_vehicle_over_http(risk: RiskServer) -> None:
     assert "MULTI_VEHICLE" in [r["code"] for r in outcomes[2]["reasons"]]
     more = [post(risk, snapshot(applicant__id_number=number, dealer_id=f"dealer-{i}")).json() for i in range(2)]
     assert "VELOCITY_ID" in [r["code"] for r in more[-1]["reasons"]]
+
+
+# --- dealer-level monitoring --------------------------------------------------------------------------------
+
+@pytest.fixture(params=DATABASES)
+def monitored(request: pytest.FixtureRequest, _var_dir: Path) -> Iterator[RiskServer]:
+    """A server of its own (the dealer rates span every assessment in its database) that reads the dealer
+    counts on every assessment instead of every 30 s."""
+    with risk_database(_var_dir, request.param) as url, RiskServer(url, _var_dir, dealer_stats_ttl=0) as server:
+        yield server
+
+
+def test_a_dealer_approving_far_above_the_portfolio_is_referred_to_tier_2(monitored: RiskServer) -> None:
+    """Policy v1: judged from 30 assessments in 7 days; approval rate more than 25 points above the portfolio's.
+    11 declines elsewhere and 30 approvals at one dealer: 100 % against 30/41 ≈ 73 %."""
+    for i in range(11):
+        declined = post(monitored, snapshot("delinquent", dealer_id=f"dealer-plain-{i % 3}")).json()
+        assert declined["outcome"] == "decline", declined["reasons"]
+    for _ in range(30):
+        approved = post(monitored, snapshot(dealer_id="dealer-too-good")).json()
+        assert approved["outcome"] == "approve", approved["reasons"]
+
+    drifting = post(monitored, snapshot(dealer_id="dealer-too-good")).json()
+    assert (drifting["outcome"], drifting["tier"]) == ("refer", 2), drifting["reasons"]
+    assert [r["code"] for r in drifting["reasons"]] == ["DEALER_APPROVAL_DRIFT"]
+    assert "100.0%" in drifting["reasons"][0]["text_en"] and "73.2%" in drifting["reasons"][0]["text_en"]
+    assert drifting["review"]["tier"] == 2 and drifting["review"]["state"] == "open"
+    # the same clean applicant profile through a dealer with too few assessments to judge is approved
+    elsewhere = post(monitored, snapshot(dealer_id="dealer-plain-0")).json()
+    assert elsewhere["outcome"] == "approve", elsewhere["reasons"]
+
+
+class Counted:
+    """A sandbox provider that counts its calls."""
+
+    def __init__(self, provider: Any, calls: list[str]) -> None:
+        self.provider, self.calls = provider, calls
+        self.name, self.ttl_seconds = provider.name, provider.ttl_seconds
+
+    def fetch(self, subject: Any) -> dict[str, Any]:
+        self.calls.append(self.name)
+        return self.provider.fetch(subject)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_provider_answers_are_cached_per_person(kind: str, _var_dir: Path) -> None:
+    """The second and third applications of one person within the answers' lifetime ask no provider again
+    (and score the same, from the cached answers); another person is asked afresh."""
+    from risk.providers import sandbox_providers
+
+    calls: list[str] = []
+    with risk_database(_var_dir, kind) as url, RiskServer(url, _var_dir, providers=[
+            Counted(p, calls) for p in sandbox_providers(1.0)]) as server:
+        number = id_number(serial=5, birth="19810203")
+        answers = []
+        for i in range(3):
+            answers.append(post(server, snapshot(applicant__id_number=number, dealer_id=f"dealer-{i}")).json())
+            assert sorted(calls) == (["bank", "bureau", "gray_list", "judicial", "tax"] if i == 0 else []), i
+            calls.clear()
+        assert len({(a["outcome"], a["pd"]) for a in answers}) == 1 and answers[0]["providers"]["bureau"]
+        post(server, snapshot())
+        assert len(calls) == 5
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_risk_migrations_match_the_models_and_backfill_the_dealer_columns(kind: str, _var_dir: Path) -> None:
+    """Revision 0002 fills base_outcome from auto_outcome and fraud_signal from the stored reasons; afterwards
+    the migrated schema and the models agree (test_migrations.py compares the BFF's tables only)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import text
+
+    from infra.db.engine import make_engine
+    from risk.db.migrate import VERSION_TABLE
+    from risk.db.migrate import downgrade
+    from risk.db.migrate import upgrade
+    from risk.db.models import RiskBase
+
+    with risk_database(_var_dir, kind) as url:
+        upgrade(url, "0001")
+        engine = make_engine(url)
+        try:
+            with engine.begin() as conn:
+                for i, (outcome, code) in enumerate([("approve", "AUTO_APPROVE"), ("refer", "VELOCITY_ID"),
+                                                     ("decline", "GRAY_LIST"), ("refer", "THIN_FILE")]):
+                    conn.execute(text(
+                        "INSERT INTO risk_assessments (id, application_id, dealer_id, id_hash, device_hash, "
+                        "financed_amount, snapshot, providers, auto_outcome, outcome, tier, score, pd, reasons, "
+                        "conditions, policy_version, model_version, sandbox, decided_by, created_at) VALUES (:id, "
+                        ":id, 'd', 'h', 'h', 1, '{}', '{}', :outcome, :outcome, 0, 600, 0.1, :reasons, '[]', 'p', "
+                        "'m', TRUE, 'auto', '2026-11-25 00:00:00')"),
+                        {"id": f"a{i}", "outcome": outcome, "reasons": f'[{{"code": "{code}", "text_en": "x"}}]'})
+            upgrade(url)
+            with engine.connect() as conn:
+                rows = conn.execute(text("SELECT id, base_outcome, fraud_signal FROM risk_assessments ORDER BY id"))
+                assert [(i, base, bool(fraud)) for i, base, fraud in rows] == [
+                    ("a0", "approve", False), ("a1", "refer", True), ("a2", "decline", True), ("a3", "refer", False)]
+                context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+                assert compare_metadata(context, RiskBase.metadata) == []
+            downgrade(url, "0001")
+            upgrade(url)
+        finally:
+            engine.dispose()
 
 
 # --- tokens -------------------------------------------------------------------------------------------------
@@ -169,6 +300,25 @@ def test_bad_tokens_get_401(risk: RiskServer, how: str) -> None:
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert response.headers["Content-Type"] == "application/problem+json"
+
+
+def test_a_token_verified_before_still_expires() -> None:
+    """The verifier keeps the claims of tokens it has verified (risk/app.py builds it): a cached token is
+    accepted without verifying its signature again, and refused once it expires, as a new one would be."""
+    now = [1_900_000_000.0]
+    key = generate_signing_key()
+    token = TokenIssuer(key, ISSUER, clock=lambda: now[0]).issue("bff", AUDIENCE, [SCOPE_ASSESS], ttl=60)
+    verifier = TokenVerifier(key, ISSUER, AUDIENCE, leeway=5, clock=lambda: now[0])
+    first = verifier.verify(token)
+    now[0] += 64
+    assert verifier.verify(token) is first
+    now[0] += 1
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token)
+    tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    now[0] -= 65
+    with pytest.raises(InvalidToken):
+        verifier.verify(tampered)
 
 
 def test_wrong_scope_gets_403(risk: RiskServer) -> None:

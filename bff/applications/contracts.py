@@ -1,0 +1,291 @@
+"""From approval to a signed contract, through the contract service; and the evidence log's BFF events.
+
+approved ──(resumer / at once)──► contract_pending ──contract service generates the draft──► contract_ready
+contract_ready ──the customer re-confirms identity (one-time code to their mobile) and draws a signature──►
+signed. When the contract service is unreachable the application stays ``contract_pending`` with its next
+attempt booked, exactly like the risk step; the signature is only taken when the service answers, so a
+failed signing leaves the contract unsigned and the customer can sign again.
+
+The evidence of the application (consents with their text hashes, the KYC outcome and the hashes of its
+images, the plan accepted, the risk decision) is queued in the outbox when the contract is requested and
+sent to the log by the same resumer, each entry once (its idempotency key), never lost while the service
+is down. Entries hold ids, hashes and amounts only: the log is public.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bff.applications.jobs import ProcessLocalPool
+from bff.applications.services import Actor
+from bff.applications.services import ApplicationService
+from bff.applications.services import NotAllowed
+from bff.plans.forms import decode
+from infra.accounts import SqlAccounts
+from infra.applications import Application
+from infra.applications import Scope
+from infra.applications import SqlApplications
+from infra.clients.contract import ContractClient
+from infra.clients.http import ServiceRefused
+from infra.clients.http import ServiceUnavailable
+from infra.logs import request_id
+from infra.pii import PiiVault
+from infra.sms import SandboxOutboxSms
+from kyc.idnumber import check_id_number
+
+log = logging.getLogger(__name__)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+CODE_TTL = timedelta(minutes=5)
+CODE_ATTEMPTS = 5
+IDENTITY_FRESH = timedelta(minutes=10)
+_ALL = Scope()
+
+
+class ContractNotReady(Exception):
+    """The contract cannot be requested yet: ``code`` says what is missing (shown to staff)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day ``months`` later, or that month's last day when it is shorter."""
+    month0 = day.month - 1 + months
+    year, month = day.year + month0 // 12, month0 % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(60, 2 ** max(0, attempts - 1)))
+
+
+class ContractDispatch:
+    def __init__(self, repo: SqlApplications, apps: ApplicationService, client: ContractClient,
+                 accounts: SqlAccounts, vault: PiiVault, sms: SandboxOutboxSms, pool: ProcessLocalPool,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.repo, self.apps, self.client, self.accounts = repo, apps, client, accounts
+        self.vault, self.sms, self.pool, self.clock = vault, sms, pool, clock
+        #: the least time before a resend: one call's whole budget (rendering takes a second or two)
+        self.min_retry = timedelta(seconds=30)
+
+    # -- the snapshot ------------------------------------------------------------------------------------------
+    def snapshot(self, app: Application) -> dict[str, Any]:
+        """What the contract service needs: the parties, the vehicle, the plan priced again and checked
+        against the frozen quote, and the schedule with due dates from today (Beijing time)."""
+        draft = self.apps.draft(app)
+        dealer = self.accounts.dealer(app.dealer_id)
+        if dealer is None or not dealer.credit_code or not dealer.address:
+            raise ContractNotReady("dealer_details", "the dealer's unified social credit code or registered "
+                                                     "address is missing (lessor ops: Dealers page)")
+        choice = decode(app.plan_code)
+        frozen = app.plan["quote"]
+        vehicle_info = app.plan["vehicle"]
+        if choice is None:
+            raise ContractNotReady("plan", "the application's plan code cannot be read")
+        plans = self.apps.plans
+        vehicle = replace(plans.vehicle(vehicle_info["id"]), price=Decimal(vehicle_info["price"]))
+        result = plans.evaluate(vehicle, choice)
+        q = result.quote
+        if f"{q.monthly_payment:.2f}" != frozen["monthly_payment"] or f"{q.apr:.6f}" != frozen["apr"]:
+            raise ContractNotReady("plan_changed", "the rate card or product changed since approval: the plan "
+                                                   "no longer prices the same and must be approved again")
+        product = plans.product
+        fee_names = {f.code: f.name_zh for f in product.fees}
+        start = self.clock().astimezone(SHANGHAI).date()
+        first = 0 if q.request.timing == "advance" else 1
+
+        def m(value: Decimal) -> str:
+            return f"{value:.2f}"
+
+        return {
+            "application_id": app.id, "dealer_id": app.dealer_id,
+            "lessee": {"name": draft.get("name", ""),
+                       "id_number": check_id_number(draft.get("id_number", "")).normalized,
+                       "mobile": draft.get("mobile", ""), "address": draft.get("address", "")},
+            "dealer": {"name": dealer.name, "credit_code": dealer.credit_code, "address": dealer.address},
+            "vehicle": {"make": vehicle.make, "model": vehicle.model, "trim": vehicle.name_zh,
+                        "vin": draft.get("vin", "").upper(), "price": m(vehicle.price),
+                        "condition": draft.get("condition", "new")},
+            "plan": {
+                "term": q.request.term, "timing": q.request.timing, "down_payment": m(q.request.down_payment),
+                "financed_amount": m(q.financed_amount), "residual": m(q.residual),
+                "monthly_payment": m(q.monthly_payment), "apr": f"{q.apr:.6f}",
+                "nominal_rate": f"{q.request.annual_rate}", "deposit": m(q.deposit),
+                "deposit_free": q.request.deposit == 0,
+                "insurance": [{"name": product.coverages[c.code].name_zh, "premium": m(c.amount),
+                               "financed": c.financed} for c in q.request.premiums],
+                "fees": [{"name": fee_names[c.code], "amount": m(c.amount), "financed": c.financed}
+                         for c in q.request.fees],
+                "total_interest": m(q.total_interest), "total_payable": m(q.total_payable),
+                "due_at_signing": m(q.due_at_signing),
+            },
+            "schedule": [{"period": r.period, "due_date": add_months(start, r.period - 1 + first).isoformat(),
+                          "payment": m(r.payment), "principal": m(r.principal), "interest": m(r.interest),
+                          "balance": m(r.balance)} for r in q.schedule],
+        }
+
+    # -- requesting the contract -----------------------------------------------------------------------------
+    def request(self, application_id: str) -> None:
+        """Request the contract of an approved application now (from the pool); the resumer does it anyway."""
+        self.pool.submit(self.send, application_id)
+
+    def send(self, application_id: str) -> str | None:
+        """Request one due contract; returns the new status, or None when not due or not reachable."""
+        now = self.clock()
+        current = self.repo.get(application_id, _ALL)
+        if current is None or current.status not in ("approved", "contract_pending"):
+            return None
+        retry_at = now + max(_backoff(current.contract_attempts + 1), self.min_retry)
+        if not self.repo.claim_contract_send(application_id, now, retry_at):
+            return None
+        app = self.repo.get(application_id, _ALL)
+        assert app is not None
+        self.queue_evidence(app)
+        try:
+            snapshot = self.snapshot(app)
+            contract = self.client.create(snapshot)
+        except ContractNotReady as exc:
+            log.warning("contract of %s not ready: %s", application_id, exc.detail)
+            self.repo.record_contract(application_id, contract={"error": exc.code, "detail": exc.detail},
+                                      to="contract_pending", allowed_from=("contract_pending",))
+            return None
+        except ServiceUnavailable as exc:
+            log.warning("contract service unavailable for %s (attempt %s): %s", application_id,
+                        app.contract_attempts, exc)
+            return None
+        except ServiceRefused as exc:  # our snapshot was refused: a bug or bad master data, shown to staff
+            log.error("contract service refused %s: %s %s", application_id, exc.status, exc.body)
+            errors = (exc.body or {}).get("errors") if isinstance(exc.body, dict) else None
+            self.repo.record_contract(application_id, contract={"error": "refused", "detail": json.dumps(
+                errors or exc.body, ensure_ascii=False)[:500]}, to="contract_pending",
+                allowed_from=("contract_pending",))
+            return None
+        moved = self.repo.record_contract(application_id, contract=contract, to="contract_ready",
+                                          allowed_from=("contract_pending",), note=f"contract:{contract.get('number')}")
+        return moved.status if moved else None
+
+    def resume_due(self) -> int:
+        done = 0
+        for application_id in self.repo.due_for_contract(self.clock()):
+            token = request_id.set(f"contract-{uuid.uuid4().hex[:16]}")
+            try:
+                if self.send(application_id) is not None:
+                    done += 1
+            finally:
+                request_id.reset(token)
+        return done
+
+    # -- identity re-confirmation and signing ------------------------------------------------------------------
+    def _code_hash(self, application_id: str, code: str) -> str:
+        return self.vault.lookup_hash(code, f"signing:{application_id}")
+
+    def send_code(self, app: Application) -> None:
+        """A six-digit code to the customer's mobile (valid 5 minutes, 5 tries)."""
+        if app.status != "contract_ready":
+            raise NotAllowed("wrong_state", "合同尚未准备好签署", "The contract is not ready to sign")
+        mobile = self.apps.draft(app).get("mobile", "")
+        if not mobile:
+            raise NotAllowed("no_mobile", "申请中没有手机号", "The application has no mobile number")
+        code = f"{secrets.randbelow(10 ** 6):06d}"
+        self.repo.add_signing_code(app.id, self._code_hash(app.id, code), self.clock() + CODE_TTL)
+        self.sms.send(mobile, f"【领航租赁】您正在签署融资租赁合同，验证码 {code}，5 分钟内有效。如非本人操作请忽略。")
+
+    def check_code(self, app: Application, code: str) -> str | None:
+        """The verified code's id, or None (wrong, expired or too many tries)."""
+        expected = self._code_hash(app.id, code.strip())
+        return self.repo.check_signing_code(app.id, lambda stored: hmac.compare_digest(stored, expected),
+                                            self.clock(), CODE_ATTEMPTS)
+
+    def sign(self, actor: Actor, app: Application, code_id: str, signature_png: bytes) -> Application:
+        """Sign through the contract service with the verified code as identity evidence."""
+        if app.status != "contract_ready" or not app.contract_id:
+            raise NotAllowed("wrong_state", "合同当前无法签署", "The contract cannot be signed now")
+        verified = self.repo.verified_code(app.id, code_id, self.clock() - IDENTITY_FRESH)
+        if verified is None:
+            raise NotAllowed("identity", "请先通过短信验证码确认身份", "Confirm your identity with the text code first")
+        name = self.apps.draft(app).get("name", "")
+        contract = self.client.sign(app.contract_id, {
+            "signer_name": name, "signature_png": base64.b64encode(signature_png).decode(),
+            "identity": {"method": "sms_otp", "reference": hashlib.sha256(code_id.encode()).hexdigest()[:32],
+                         "verified_at": verified.astimezone(UTC).isoformat()}})
+        moved = self.repo.record_contract(app.id, contract=contract, to="signed", allowed_from=("contract_ready",),
+                                          actor_kind=actor.kind, actor_id=actor.id,
+                                          note=f"signed:{contract.get('signed_sha256', '')[:16]}")
+        if moved is None:
+            raise NotAllowed("answered", "合同已签署", "The contract is already signed")
+        return moved
+
+    def refresh(self, app: Application) -> dict[str, Any]:
+        """The contract as the service has it now (for the review page); the stored copy when it is down."""
+        if not app.contract_id:
+            return app.contract
+        try:
+            return self.client.contract(app.contract_id)
+        except (ServiceUnavailable, ServiceRefused):
+            return app.contract
+
+    # -- evidence ----------------------------------------------------------------------------------------------
+    def queue_evidence(self, app: Application) -> None:
+        """Queue the application's evidence (each entry once, whatever the number of calls)."""
+        for consent in self.repo.consents(app.id):
+            self.repo.outbox_add(app.id, f"{app.id}:consent:{consent.purpose}", "consent_given", {
+                "purpose": consent.purpose, "text_version": consent.text_version,
+                "text_sha256": consent.text_sha256, "by": consent.actor_kind}, consent.given_at)
+        face = self.repo.latest_check(app.id, "face")
+        documents = self.repo.documents(app.id)
+        events = self.repo.events(app.id)
+        passed = next((e for e in events if e.to_status == "kyc_passed"), None)
+        if passed is not None:
+            evidence = json.dumps({"documents": sorted(d.sha256 for d in documents),
+                                   "face": face.detail if face is not None else None}, sort_keys=True, default=str)
+            self.repo.outbox_add(app.id, f"{app.id}:kyc", "kyc_outcome", {
+                "outcome": "kyc_passed", "by": passed.actor_kind, "evidence_sha256":
+                    hashlib.sha256(evidence.encode()).hexdigest(), "documents": len(documents)}, passed.at)
+        quote = app.plan["quote"]
+        self.repo.outbox_add(app.id, f"{app.id}:plan:{app.plan_code}", "plan_accepted", {
+            "plan_code": app.plan_code, "monthly_payment": quote["monthly_payment"], "apr": quote["apr"],
+            "term": quote["term"], "down_payment": quote["down_payment"],
+            "quote_sha256": hashlib.sha256(json.dumps(quote, sort_keys=True).encode()).hexdigest()},
+            app.submitted_at or app.created_at)
+        risk = app.risk_result
+        if risk.get("id"):
+            self.repo.outbox_add(app.id, f"{app.id}:risk:{risk['id']}", "risk_decision", {
+                "assessment_id": risk["id"], "outcome": str(risk.get("outcome")),
+                "decided_by": str(risk.get("decided_by") or ""), "policy_version": str(risk.get("policy_version")),
+                "model_version": str(risk.get("model_version")), "pd": str(risk.get("pd")),
+                "reasons": [str(r.get("code")) for r in risk.get("reasons") or []]}, app.decided_at or self.clock())
+
+    def flush_outbox(self) -> int:
+        """Send the queued evidence that is due; returns how many were sent."""
+        sent = 0
+        for entry in self.repo.outbox_due(self.clock()):
+            data = {**entry.data, "occurred_at": entry.occurred_at.astimezone(UTC).isoformat()}
+            try:
+                answer = self.client.append(entry.kind, entry.application_id, data, entry.key)
+            except ServiceUnavailable:
+                self.repo.outbox_retry(entry.id, self.clock() + _backoff(entry.attempts + 1))
+                return sent  # the service is down: the rest wait for the next tick
+            except ServiceRefused as exc:
+                log.error("evidence entry %s refused: %s %s", entry.key, exc.status, exc.body)
+                self.repo.outbox_retry(entry.id, self.clock() + timedelta(hours=1))
+                continue
+            self.repo.outbox_done(entry.id, int(answer["index"]), self.clock())
+            sent += 1
+        return sent

@@ -1,0 +1,65 @@
+"""The contract service's client (``contract/``, OpenAPI at ``/api/v1/openapi.json``): contract PDFs, their
+signatures and the public evidence log."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from infra.clients.http import ServiceClient
+from infra.clients.http import ServiceUnavailable
+
+CONTRACT_AUDIENCE = "leaseline-contract"
+CONTRACT_WRITE_SCOPE = "contract:write"
+CONTRACT_READ_SCOPE = "contract:read"
+LEDGER_APPEND_SCOPE = "ledger:append"
+
+
+class ContractClient:
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    def verify(self, pdf: bytes) -> dict[str, Any]:
+        """Check any PDF (public ``POST /api/v1/verification``): each signature's validation, the contract it
+        is when it is one we signed, and its evidence-log inclusion proof. Read-only, so safe to retry.
+        A file that is not a readable PDF is a :class:`~infra.clients.http.ServiceRefused` 422."""
+        _, body = self.client.call("POST", "/api/v1/verification", data=pdf, content_type="application/pdf",
+                                   idempotent=True)
+        if not isinstance(body, dict):  # e.g. a proxy's HTML page with a 200: not the service's answer
+            raise ServiceUnavailable("contract service: the verification answer is not a JSON object")
+        return body
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        _, body = self.client.call(method, path, **kwargs)
+        if not isinstance(body, dict):
+            raise ServiceUnavailable(f"contract service: {path} did not answer a JSON object")
+        return body
+
+    def create(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        """The application's contract (draft), created or returned as it is (idempotent per application)."""
+        return self._json("POST", "/api/v1/contracts", json=snapshot, idempotent=True,
+                          headers={"Idempotency-Key": f"contract-{snapshot['application_id']}"})
+
+    def contract(self, contract_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/api/v1/contracts/{quote(contract_id, safe='')}", idempotent=True)
+
+    def sign(self, contract_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The lessee's signature (the lessor countersigns). Signing a signed contract returns it, so a retry
+        after a lost answer is safe."""
+        return self._json("POST", f"/api/v1/contracts/{quote(contract_id, safe='')}/signatures", json=body,
+                          idempotent=True)
+
+    def page(self, contract_id: str, page: int) -> bytes:
+        _, body = self.client.call("GET", f"/api/v1/contracts/{quote(contract_id, safe='')}/pages/{int(page)}",
+                                   raw=True, idempotent=True)
+        return bytes(body)
+
+    def document(self, contract_id: str) -> bytes:
+        _, body = self.client.call("GET", f"/api/v1/contracts/{quote(contract_id, safe='')}/document", raw=True,
+                                   idempotent=True)
+        return bytes(body)
+
+    def append(self, kind: str, subject: str, data: dict[str, Any], key: str) -> dict[str, Any]:
+        """Append one evidence entry; the same ``key`` again returns the first entry (never appended twice)."""
+        return self._json("POST", "/api/v1/ledger/entries", json={"kind": kind, "subject": subject, "data": data},
+                          idempotent=True, headers={"Idempotency-Key": key})
