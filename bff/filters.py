@@ -19,7 +19,7 @@ from bff.auth.roles import allowed
 from plans.money import format_cny
 
 
-def money(value: Decimal | None) -> str:
+def money(value: Decimal | str | None) -> str:
     """``¥12,345.60``: CNY as both our locales write it (CLDR ``¤#,##0.00`` with ``,`` and ``.``).
 
     Formatted directly rather than through Babel's ``format_currency``, which costs ~0.2 ms a call and
@@ -27,6 +27,8 @@ def money(value: Decimal | None) -> str:
     """
     if value is None:
         return "—"
+    if isinstance(value, str):  # a frozen quote's amount ("6795.68")
+        value = Decimal(value)
     return format_cny(value)
 
 

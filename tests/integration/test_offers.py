@@ -48,15 +48,18 @@ def answer(base: str, s: requests.Session, app_id: str, value: str) -> requests.
     return s.post(f"{url}/offer", data={"answer": value, "csrf_token": csrf(s, url)}, timeout=TIMEOUT)
 
 
-def priced(plan_code: str, price: str, offer: Offer) -> Any:
-    """The plan the offer should make, priced independently with the plans package."""
-    from plans.product import Vehicle
+def priced(bff_server: Any, stored_app: Any, offer: Offer) -> Any:
+    """The plan the offer should make, priced with the plans package (the catalogue vehicle's class, the
+    application's frozen price)."""
+    from dataclasses import replace
 
     product, policy = load_product(), load_policy()
-    choice = decode(plan_code)
+    choice = decode(stored_app.plan_code)
     assert choice is not None
-    vehicle = Vehicle("v", "m", "m", "m", "m", Decimal(price))
-    return product.evaluate(vehicle, adjusted_choice(choice, Decimal(price), offer), policy)
+    price = Decimal(stored_app.plan["vehicle"]["price"])
+    vehicle = replace(bff_server.app.extensions["leaseline"].plans.vehicle(stored_app.plan["vehicle"]["id"]),
+                      price=price)
+    return product.evaluate(vehicle, adjusted_choice(choice, price, offer), policy)
 
 
 def test_a_counter_offer_accepted_reprices_the_plan_and_approves(bff_server: Any, risk_server: Any,
@@ -66,7 +69,6 @@ def test_a_counter_offer_accepted_reprices_the_plan_and_approves(bff_server: Any
     with sign_in(base, SALES_A) as sales:
         wait_status(sales, base, app_id, ("referred",))
     before = stored(bff_server, app_id)
-    price = before.plan["vehicle"]["price"]
     down = (Decimal(before.plan["quote"]["down_payment"]) + Decimal("20000")).quantize(Decimal("1"))
     case = case_of(bff_server, app_id)
     with sign_in(base, RISK1) as officer:
@@ -76,7 +78,7 @@ def test_a_counter_offer_accepted_reprices_the_plan_and_approves(bff_server: Any
             "decision": "counter_offer", "comment": "薄档案，提高首付并缩短期限", "down_payment": f"{down}",
             "term": "24", "csrf_token": csrf(officer, url)})
         assert r.status_code == 200
-    expected = priced(before.plan_code, price, Offer(min_down_payment=down, term=24))
+    expected = priced(bff_server, before, Offer(min_down_payment=down, term=24))
     assert expected.allowed
     with sign_in(base, SALES_A) as sales:
         page = wait_status(sales, base, app_id, ("counter_offer",))
@@ -113,7 +115,7 @@ def test_an_approval_asking_for_a_higher_down_payment_can_be_declined(bff_server
         assert 'data-testid="offer" data-source="conditions"' in page
         asked = Decimal(result["conditions"][0]["min_down_payment"])
         before = stored(bff_server, app_id)
-        expected = priced(before.plan_code, before.plan["vehicle"]["price"], Offer(min_down_payment=asked))
+        expected = priced(bff_server, before, Offer(min_down_payment=asked))
         # the re-priced rent fits what the rule allowed
         assert expected.quote.monthly_payment <= Decimal(result["conditions"][0]["max_monthly_payment"])
     with sign_in(base, SALES_B) as other_dealer:
