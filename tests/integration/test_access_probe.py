@@ -63,10 +63,10 @@ def samples(app: Any, risk_server: Any) -> dict[str, dict[str, str]]:
     other_app, other_check, other_doc = _application(app, "sales.xihu@demo.leaseline.cn")
     return {"own": {"vehicle_id": "byd-han-ev", "user_id": own, "invitation_id": own_inv, "token": "x.y.z",
                     "dealer_id": pudong, "group_id": group, "application_id": own_app, "check_id": own_check,
-                    "document_id": own_doc, "step": "customer", "field": "id_number", "case_id": case},
+                    "document_id": own_doc, "step": "customer", "field": "id_number", "case_id": case, "page": "1"},
             "other": {"vehicle_id": "byd-han-ev", "user_id": other, "invitation_id": other_inv, "token": "x.y.z",
                       "dealer_id": xihu, "group_id": group, "application_id": other_app, "check_id": other_check,
-                      "document_id": other_doc, "step": "customer", "field": "id_number", "case_id": case}}
+                      "document_id": other_doc, "step": "customer", "field": "id_number", "case_id": case, "page": "1"}}
 
 
 def _review_case(risk_server: Any) -> str:
