@@ -39,6 +39,8 @@ from bff.rendering import page_or_block
 from bff.services import services
 from infra.applications import Application
 from infra.applications import Check
+from infra.clients.http import ServiceRefused
+from infra.clients.http import ServiceUnavailable
 from infra.storage import StorageError
 from plans.errors import FieldError
 from plans.errors import PlanInputError
@@ -519,9 +521,6 @@ def contract(application_id: str) -> Any:
 
 
 def _contract_bytes(app: Application, fetch: Callable[[str], bytes], mimetype: str) -> Any:
-    from infra.clients.http import ServiceRefused
-    from infra.clients.http import ServiceUnavailable
-
     if not app.contract_id:
         abort(404)
     try:
@@ -581,9 +580,6 @@ def contract_code(application_id: str) -> Any:
 @requires_actor("applications.edit")
 @limiter.limit("10 per 10 minutes", key_func=_per_contract)
 def contract_sign(application_id: str) -> Any:
-    from infra.clients.http import ServiceRefused
-    from infra.clients.http import ServiceUnavailable
-
     app = application_or_404(application_id)
     if app.status != "contract_ready":
         return _conflict(NotAllowed("wrong_state", "合同当前无法签署（可能已签署）",

@@ -30,7 +30,7 @@ from typing import Literal
 from kyc.idnumber import check_id_number
 from kyc.mobile import check_mobile
 from kyc.uscc import PATTERN as USCC_PATTERN
-from kyc.uscc import check_char
+from kyc.uscc import check_char as uscc_check_char  # re-exported: the contract's company-code check
 from kyc.vin import check_vin
 from plans.money import ZERO
 from plans.money import fen
@@ -60,11 +60,6 @@ class ContractDataError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
-def uscc_check_char(first17: str) -> str:
-    """The GB 32100-2015 check character of a unified social credit code's first 17 characters."""
-    return check_char(first17)
 
 
 # ------------------------------------------------------------------------------------------- the data

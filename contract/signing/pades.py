@@ -28,7 +28,6 @@ import datetime as dt
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
@@ -50,6 +49,7 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from contract.signing.asyncio_bridge import outside_event_loop
 from contract.signing.ca import Credential
 from contract.signing.ca import default_directory
 from contract.signing.errors import NotAPdf
@@ -106,24 +106,11 @@ def _writer(pdf: bytes) -> IncrementalPdfFileWriter:
         raise NotAPdf(f"unreadable PDF: {exc}") from exc
 
 
-def _outside_event_loop(work: Any) -> Any:
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return work()
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(work).result()
-
-
 def _run(signer: PdfSigner, writer: IncrementalPdfFileWriter, *, existing_fields_only: bool,
          text_params: dict[str, str] | None = None) -> bytes:
     try:
-        # pyHanko's synchronous API calls asyncio.run(): from a thread whose event loop is running (an async
-        # caller, some test plugins) it must run on a thread of its own
-        out = _outside_event_loop(lambda: signer.sign_pdf(writer, existing_fields_only=existing_fields_only,
+        # pyHanko's synchronous API runs asyncio.run(): not from a running event loop (asyncio_bridge)
+        out = outside_event_loop(lambda: signer.sign_pdf(writer, existing_fields_only=existing_fields_only,
                                                           appearance_text_params=text_params))
     except SigningError as exc:
         raise SigningFailed(str(exc)) from exc

@@ -53,9 +53,9 @@ from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
+from contract.signing.asyncio_bridge import outside_event_loop
 from contract.signing.errors import NoSignatures
 from contract.signing.errors import NotAPdf
-from contract.signing.pades import _outside_event_loop
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def verify_pdf(pdf: bytes, trust_roots: Iterable[CertificateLike], *,
             reports.append(_broken(emb[0], emb[1]))
             continue
         try:
-            reports.append(_outside_event_loop(lambda emb=emb: _verify_one(reader, emb, contexts, at)))
+            reports.append(outside_event_loop(lambda emb=emb: _verify_one(reader, emb, contexts, at)))
         except Exception as exc:  # pyHanko raises on some malformed signatures: report, don't crash
             log.warning("signature %s could not be validated", emb.field_name, exc_info=exc)
             reports.append(_broken(emb.field_name, exc))
