@@ -80,12 +80,13 @@ def risk_server(_var_dir: Path) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def contract_server(_var_dir: Path, s3_server: Any) -> Iterator[Any]:
-    """The contract service over real HTTP (its own SQLite database, SeaweedFS, a local RFC 3161 TSA)."""
-    from tests.common.contract import ContractServer
+    """The contract service in its own process over real HTTP (its own SQLite database, SeaweedFS, a local
+    RFC 3161 TSA in the test process)."""
+    from tests.common.contract import ContractProcess
     from tests.common.tsa import TsaServer
 
-    with TsaServer() as tsa, ContractServer(f"sqlite:///{_var_dir / 'contract.db'}", _var_dir, s3_server,
-                                            tsa) as server:
+    with TsaServer() as tsa, ContractProcess(f"sqlite:///{_var_dir / 'contract.db'}", _var_dir, s3_server,
+                                             tsa) as server:
         yield server
 
 

@@ -21,6 +21,7 @@ import hmac
 import json
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -272,10 +273,14 @@ class ContractDispatch:
                 "model_version": str(risk.get("model_version")), "pd": str(risk.get("pd")),
                 "reasons": [str(r.get("code")) for r in risk.get("reasons") or []]}, app.decided_at or self.clock())
 
-    def flush_outbox(self) -> int:
-        """Send the queued evidence that is due; returns how many were sent."""
+    def flush_outbox(self, budget: float = 5.0) -> int:
+        """Send the queued evidence that is due, for at most ``budget`` seconds (the resumer thread has other
+        work; a backlog after an outage drains over the next ticks); returns how many were sent."""
         sent = 0
+        stop = time.monotonic() + budget
         for entry in self.repo.outbox_due(self.clock()):
+            if time.monotonic() > stop:
+                break
             data = {**entry.data, "occurred_at": entry.occurred_at.astimezone(UTC).isoformat()}
             try:
                 answer = self.client.append(entry.kind, entry.application_id, data, entry.key)

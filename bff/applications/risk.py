@@ -177,20 +177,25 @@ class RiskDispatch:
         if self._resumer is not None and self._resumer.is_alive() and self._resumer_pid == os.getpid():
             return
 
+        def run(work: Callable[[], object]) -> None:
+            # each job on its own: one that fails (the database briefly away, a bug) does not starve the others
+            try:
+                work()
+            except SQLAlchemyError as exc:  # one line, try again on the next tick
+                log.warning("resumer: database unavailable in %s (%s)", getattr(work, "__qualname__", work),
+                            type(exc).__name__)
+            except Exception:
+                log.exception("resumer: %s", getattr(work, "__qualname__", work))
+
         def loop() -> None:
             ticks = 0
             while not self._stop.wait(self.resume_every):
                 ticks += 1
-                try:
-                    self.resume_due()
-                    for work in self.also:
-                        work()
-                    if ticks % RECONCILE_EVERY == 0:
-                        self.reconcile_referred()
-                except SQLAlchemyError as exc:  # the database is briefly away: one line, try on the next tick
-                    log.warning("risk resumer: database unavailable (%s)", type(exc).__name__)
-                except Exception:
-                    log.exception("risk resumer")
+                run(self.resume_due)
+                for work in self.also:
+                    run(work)
+                if ticks % RECONCILE_EVERY == 0:
+                    run(self.reconcile_referred)
 
         self._resumer_pid = os.getpid()
         self._resumer = threading.Thread(target=loop, name="risk-resumer", daemon=True)

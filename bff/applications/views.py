@@ -522,7 +522,10 @@ def contract(application_id: str) -> Any:
 
 def _contract_bytes(app: Application, fetch: Callable[[str], bytes], mimetype: str) -> Any:
     if not app.contract_id:
-        abort(404)
+        # the application exists (and is the caller's) but its contract does not yet: a state, not a missing page
+        return render_template("error.html", status=409, message=_msg(
+            "合同尚未生成，请稍候", "The contract has not been generated yet: please wait"),
+            back=url_for("applications.contract", application_id=app.id)), 409
     try:
         body = fetch(app.contract_id)
     except ServiceRefused as exc:

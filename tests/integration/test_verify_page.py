@@ -188,8 +188,10 @@ def test_more_than_12_mb_is_a_friendly_413(bff: LiveServer) -> None:
     # Encoded in memory (the test client's own encoder would leave a temporary file open).
     boundary, body = encode_multipart({"file": FileStorage(io.BytesIO(b"%PDF" + b"0" * (13 * 1024 * 1024)),
                                                            "big.pdf")})
-    r = bff.app.test_client().post("/verify", data=body, content_type=f"multipart/form-data; boundary={boundary}",
-                                   headers={"Cookie": "locale=en"})
+    # the locale through the client's cookie jar: Werkzeug's test client replaces a hand-written Cookie header
+    client = bff.app.test_client()
+    client.set_cookie("locale", "en")
+    r = client.post("/verify", data=body, content_type=f"multipart/form-data; boundary={boundary}")
     assert r.status_code == 413 and b"larger than 12 MB" in r.data and b'data-testid="verify-form"' in r.data
 
 

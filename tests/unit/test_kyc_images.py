@@ -90,6 +90,19 @@ def test_truncated_jpeg() -> None:
     assert rejected(data[: len(data) // 2]) == "image_corrupt"
 
 
+def test_truncated_jpeg_even_after_a_library_relaxed_pil_for_the_whole_process() -> None:
+    # weasyprint and face_recognition set this process-wide flag when imported
+    from PIL import ImageFile
+
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        data = encode(gradient((800, 600)), quality=95)
+        assert rejected(data[: len(data) // 2]) == "image_corrupt"
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before
+
+
 def test_exif_rotation_is_applied() -> None:
     # A phone held upright writes landscape pixels plus EXIF Orientation 6 ("rotate 90° clockwise to view").
     image = Image.new("RGB", (400, 300), (255, 255, 255))

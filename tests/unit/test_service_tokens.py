@@ -6,6 +6,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,24 +49,29 @@ def test_public_jwks_has_no_private_part() -> None:
     assert "d" not in jwk and jwk["kid"] and jwk["alg"] == "Ed25519"
 
 
-@pytest.mark.parametrize(("token", "reason"), [
-    (TokenIssuer(generate_signing_key(), "leaseline", kid=ISSUER.kid).issue("bff", "leaseline-risk", []),
+# Each case makes its token when the test runs: minted at collection time, the time-bound ones would have
+# expired by the time a long suite reaches them (issued 400 s ahead, valid 5 minutes, run 15 minutes later).
+@pytest.mark.parametrize(("make", "reason"), [
+    (lambda: TokenIssuer(generate_signing_key(), "leaseline", kid=ISSUER.kid).issue("bff", "leaseline-risk", []),
      "bad signature"),
-    (TokenIssuer(generate_signing_key(), "leaseline").issue("bff", "leaseline-risk", []), "unknown signing key"),
-    (ISSUER.issue("bff", "leaseline-contract", []), "wrong audience"),
-    (TokenIssuer(KEY, "someone-else").issue("bff", "leaseline-risk", []), "wrong issuer"),
-    (TokenIssuer(KEY, "leaseline", clock=lambda: time.time() - 400).issue("bff", "leaseline-risk", [], ttl=300),
+    (lambda: TokenIssuer(generate_signing_key(), "leaseline").issue("bff", "leaseline-risk", []),
+     "unknown signing key"),
+    (lambda: ISSUER.issue("bff", "leaseline-contract", []), "wrong audience"),
+    (lambda: TokenIssuer(KEY, "someone-else").issue("bff", "leaseline-risk", []), "wrong issuer"),
+    (lambda: TokenIssuer(KEY, "leaseline", clock=lambda: time.time() - 400).issue("bff", "leaseline-risk", [],
+                                                                                  ttl=300),
      "expired"),
-    (TokenIssuer(KEY, "leaseline", clock=lambda: time.time() + 400).issue("bff", "leaseline-risk", []),
+    (lambda: TokenIssuer(KEY, "leaseline", clock=lambda: time.time() + 400).issue("bff", "leaseline-risk", []),
      "issued in the future"),
-    ("not-a-jwt", "malformed"),
-    ("a.b.c", "malformed"),
-    ("", "malformed"),
-    ("x" * 9000, "malformed"),
-])
-def test_refused(token: str, reason: str) -> None:
+    (lambda: "not-a-jwt", "malformed"),
+    (lambda: "a.b.c", "malformed"),
+    (lambda: "", "malformed"),
+    (lambda: "x" * 9000, "malformed"),
+], ids=["bad-signature", "unknown-key", "wrong-audience", "wrong-issuer", "expired", "future", "not-a-jwt",
+        "three-parts", "empty", "huge"])
+def test_refused(make: Callable[[], str], reason: str) -> None:
     with pytest.raises(InvalidToken) as caught:
-        VERIFIER.verify(token)
+        VERIFIER.verify(make())
     assert caught.value.reason.startswith(reason)
 
 
