@@ -27,6 +27,7 @@ from contract.errors import InsufficientScope
 from contract.errors import Unauthorized
 from contract.evidence import EvidenceLog
 from contract.evidence import LedgerError
+from contract.evidence import NewEntry
 from contract.ledger import KINDS
 from contract.openapi import document
 from contract.service import ContractService
@@ -40,6 +41,7 @@ SCOPE_WRITE, SCOPE_READ, SCOPE_LEDGER = "contract:write", "contract:read", "ledg
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 SUBJECT = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 MAX_SIGNATURE_PNG = 2 * 1024 * 1024
+MAX_BATCH = 100  # entries per batch append
 MAX_INDEX = 2**63 - 1  # the index column is a signed 64-bit integer; a larger number names no entry
 
 
@@ -198,21 +200,54 @@ def append_entry() -> Any:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
         raise Invalid("Idempotency-Key", "Idempotency-Key must be 1-128 visible ASCII characters", "幂等键无效")
-    kind, subject, data = body.get("kind"), body.get("subject"), body.get("data", {})
-    if not isinstance(kind, str) or kind not in KINDS:  # a list or an object is unhashable: not a kind
-        raise Invalid("kind", f"kind must be one of {', '.join(sorted(KINDS))}", "事件类型无效")
-    if not isinstance(subject, str) or not SUBJECT.fullmatch(subject):
-        raise Invalid("subject", "subject must be 1-64 characters of A-Z a-z 0-9 _ . : -", "事件主体无效")
-    if not isinstance(data, dict):
-        raise Invalid("data", "data must be a JSON object", "data 须为 JSON 对象")
+    item = _new_entry(body, "", key)
     try:
-        appended = ledger().append(kind, subject, data, idempotency_key=key)
+        (appended,) = ledger().append_many([item])
     except ValueError as exc:  # a float (money must be strings) or another value the canonical form refuses
         raise Invalid("data", str(exc)[:200], "data 含不允许的值（金额须为字符串）") from None
     response = jsonify({"index": appended.index, "leaf_hash": appended.leaf_hash.hex(),
                         "checkpoint": ledger().checkpoint().to_json()})
     response.status_code = 201 if appended.created else 200
     return response
+
+
+@bp.post("/ledger/batches")
+@require(SCOPE_LEDGER)
+def append_batch() -> Any:
+    """Append up to 100 entries ``{entries: [{kind, subject, data, idempotency_key}]}`` in one transaction,
+    in order, under one signed checkpoint. All or nothing: one invalid entry refuses the batch (422, its
+    position in the field name). Each answer says whether it was new or appended before (its key)."""
+    body = json_object()
+    raw = body.get("entries")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_BATCH:
+        raise Invalid("entries", f"entries must be a list of 1-{MAX_BATCH} entries", f"entries 须为 1-{MAX_BATCH} 条")
+    items = []
+    for position, element in enumerate(raw):
+        if not isinstance(element, dict):
+            raise Invalid(f"entries[{position}]", "each entry must be a JSON object", "每条须为 JSON 对象")
+        key = element.get("idempotency_key")
+        if key is not None and (not isinstance(key, str) or not IDEMPOTENCY_KEY.fullmatch(key)):
+            raise Invalid(f"entries[{position}].idempotency_key", "idempotency_key must be 1-128 visible ASCII "
+                                                                 "characters", "幂等键无效")
+        items.append(_new_entry(element, f"entries[{position}].", key))
+    try:
+        appended = ledger().append_many(items)
+    except ValueError as exc:
+        raise Invalid("entries", str(exc)[:200], "data 含不允许的值（金额须为字符串）") from None
+    return jsonify({"entries": [{"index": a.index, "leaf_hash": a.leaf_hash.hex(), "created": a.created}
+                                for a in appended],
+                    "checkpoint": ledger().checkpoint().to_json()})
+
+
+def _new_entry(body: dict[str, Any], prefix: str, key: str | None) -> NewEntry:
+    kind, subject, data = body.get("kind"), body.get("subject"), body.get("data", {})
+    if not isinstance(kind, str) or kind not in KINDS:  # a list or an object is unhashable: not a kind
+        raise Invalid(f"{prefix}kind", f"kind must be one of {', '.join(sorted(KINDS))}", "事件类型无效")
+    if not isinstance(subject, str) or not SUBJECT.fullmatch(subject):
+        raise Invalid(f"{prefix}subject", "subject must be 1-64 characters of A-Z a-z 0-9 _ . : -", "事件主体无效")
+    if not isinstance(data, dict):
+        raise Invalid(f"{prefix}data", "data must be a JSON object", "data 须为 JSON 对象")
+    return NewEntry(kind, subject, data, None, key)
 
 
 @bp.get("/ledger/checkpoint")

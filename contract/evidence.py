@@ -63,6 +63,17 @@ class Appended:
     created: bool  # False: the same idempotency key was appended before; that entry is returned
 
 
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry to append: ``at`` defaults to now; ``idempotency_key`` makes a retry return the first entry."""
+
+    kind: str
+    subject: str
+    data: Mapping[str, Any]
+    at: datetime | None = None
+    idempotency_key: str | None = None
+
+
 class Anchor(Protocol):
     """Publishes a signed checkpoint somewhere outside our database (a file, S3, a notary, a blockchain)."""
 
@@ -117,30 +128,62 @@ class EvidenceLog:
                idempotency_key: str | None = None) -> Appended:
         """Append one entry (``ValueError`` for an unknown kind, a float or a naive time) and sign a new
         checkpoint. The same ``idempotency_key`` again returns the first entry."""
-        when = at or self.clock()
-        raw = encode_entry(kind, subject, data, when)
-        leaf = leaf_hash(raw)
+        return self.append_many([NewEntry(kind, subject, data, at, idempotency_key)])[0]
+
+    def append_many(self, entries: Sequence[NewEntry]) -> list[Appended]:
+        """Append several entries in one transaction with consecutive indexes, in the order given, and sign one
+        checkpoint for them all (the way a busy log batches: one commit and one signature per batch). An
+        entry whose idempotency key was appended before, or earlier in the same batch, returns that entry.
+        ``ValueError`` (an unknown kind, a float, a naive time) refuses the whole batch before anything is
+        written."""
+        now = self.clock()
+        encoded = []
+        for item in entries:
+            raw = encode_entry(item.kind, item.subject, item.data, item.at or now)
+            encoded.append((item, raw, leaf_hash(raw)))
         for _ in range(APPEND_ATTEMPTS):
-            if idempotency_key:
-                found = self._by_key(idempotency_key)
-                if found is not None:
-                    return found
+            keys = [item.idempotency_key for item, _, _ in encoded if item.idempotency_key]
+            known = self._by_keys(keys) if keys else {}
+            results: list[Appended] = []
+            rows: list[LedgerEntryRow] = []
             try:
                 with self.db.session() as session:
                     index = int(session.scalar(select(func.coalesce(func.max(LedgerEntryRow.idx) + 1, 0))) or 0)
-                    session.add(LedgerEntryRow(idx=index, entry=raw, leaf_hash=leaf, kind=kind, subject=subject[:64],
-                                               idempotency_key=idempotency_key, created_at=self.clock()))
+                    batch_keys: dict[str, Appended] = {}
+                    for item, raw, leaf in encoded:
+                        key = item.idempotency_key
+                        if key and key in known:
+                            results.append(known[key])
+                            continue
+                        if key and key in batch_keys:
+                            results.append(Appended(batch_keys[key].index, batch_keys[key].leaf_hash, False))
+                            continue
+                        rows.append(LedgerEntryRow(idx=index, entry=raw, leaf_hash=leaf, kind=item.kind,
+                                                   subject=item.subject[:64], idempotency_key=key,
+                                                   created_at=now))
+                        appended = Appended(index, leaf, True)
+                        if key:
+                            batch_keys[key] = appended
+                        results.append(appended)
+                        index += 1
+                    session.add_all(rows)
                     session.flush()
-            except IntegrityError:  # another process took this index (or this key) first: look again
+            except IntegrityError:  # another process took these indexes (or one of the keys) first: look again
                 continue
-            self.checkpoint()
-            return Appended(index, leaf, True)
+            if rows:
+                self.checkpoint()
+            return results
         raise RuntimeError("could not append to the evidence log: too much contention")
 
-    def _by_key(self, key: str) -> Appended | None:
+    def _by_keys(self, keys: Sequence[str]) -> dict[str, Appended]:
+        found: dict[str, Appended] = {}
         with self.db.session() as session:
-            row = session.scalar(select(LedgerEntryRow).where(LedgerEntryRow.idempotency_key == key))
-            return Appended(row.idx, row.leaf_hash, False) if row is not None else None
+            for start in range(0, len(keys), 500):
+                for row in session.execute(select(LedgerEntryRow.idempotency_key, LedgerEntryRow.idx,
+                                                  LedgerEntryRow.leaf_hash).where(
+                        LedgerEntryRow.idempotency_key.in_(keys[start:start + 500]))):
+                    found[row[0]] = Appended(row[1], bytes(row[2]), False)
+        return found
 
     # -- the tree ------------------------------------------------------------------------------------------
     def _synced(self) -> MerkleTree:

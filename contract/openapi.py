@@ -108,6 +108,25 @@ def document() -> dict[str, Any]:
                     "$ref": "#/components/schemas/NewEntry"}}}},
                 "responses": {"201": _json("Appended", "Appended"), "200": _json("Appended", "Appended before"),
                               **AUTH, "422": _problem("Invalid entry")}}},
+            "/api/v1/ledger/batches": {"post": {
+                "operationId": "appendBatch",
+                "summary": "Append up to 100 entries in one transaction under one checkpoint (scope ledger:append)",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["entries"], "properties": {"entries": {
+                        "type": "array", "minItems": 1, "maxItems": 100, "items": {"allOf": [
+                            {"$ref": "#/components/schemas/NewEntry"},
+                            {"type": "object", "properties": {"idempotency_key": {
+                                "type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$"}}}]}}}}}}},
+                "responses": {"200": {"description": "Appended (or appended before, per key)", "content": {
+                    "application/json": {"schema": {"type": "object", "required": ["entries", "checkpoint"],
+                                                    "properties": {"entries": {"type": "array", "items": {
+                                                        "type": "object", "required": ["index", "leaf_hash",
+                                                                                       "created"],
+                                                        "properties": {"index": {"type": "integer"},
+                                                                       "leaf_hash": HEX,
+                                                                       "created": {"type": "boolean"}}}},
+                                                        "checkpoint": {"$ref": "#/components/schemas/Checkpoint"}}}}}},
+                              **AUTH, "422": _problem("Invalid batch")}}},
             "/api/v1/ledger/checkpoint": {"get": {
                 "operationId": "checkpoint", "summary": "Public: the latest signed checkpoint", "security": PUBLIC,
                 "responses": {"200": _json("Checkpoint", "Signed checkpoint")}}},

@@ -40,6 +40,7 @@ from bff.applications.services import NotAllowed
 from bff.plans.forms import decode
 from infra.accounts import SqlAccounts
 from infra.applications import Application
+from infra.applications import OutboxEntry
 from infra.applications import Scope
 from infra.applications import SqlApplications
 from infra.clients.contract import ContractClient
@@ -274,19 +275,44 @@ class ContractDispatch:
                 "reasons": [str(r.get("code")) for r in risk.get("reasons") or []]}, app.decided_at or self.clock())
 
     def flush_outbox(self, budget: float = 5.0) -> int:
-        """Send the queued evidence that is due, for at most ``budget`` seconds (the resumer thread has other
-        work; a backlog after an outage drains over the next ticks); returns how many were sent."""
+        """Send the queued evidence that is due, in batches (one call and one log transaction each), for at most
+        ``budget`` seconds: the resumer thread has other work, and a backlog after an outage drains over the
+        next ticks. Returns how many were sent."""
         sent = 0
         stop = time.monotonic() + budget
-        for entry in self.repo.outbox_due(self.clock()):
-            if time.monotonic() > stop:
+        while time.monotonic() < stop:
+            due = self.repo.outbox_due(self.clock())
+            if not due:
                 break
+            try:
+                answers = self.client.append_many([{
+                    "kind": e.kind, "subject": e.application_id, "idempotency_key": e.key,
+                    "data": {**e.data, "occurred_at": e.occurred_at.astimezone(UTC).isoformat()}} for e in due])
+            except ServiceUnavailable:
+                self._later(due)
+                return sent  # the service is down: everything waits for a later tick
+            except ServiceRefused as exc:  # one entry the log refuses: send one by one to set the others apart
+                log.warning("evidence batch refused (%s): sending its %s entries one by one", exc.status, len(due))
+                return sent + self._one_by_one(due)
+            now = self.clock()
+            for entry, answer in zip(due, answers, strict=True):
+                self.repo.outbox_done(entry.id, int(answer["index"]), now)
+            sent += len(due)
+        return sent
+
+    def _later(self, entries: list[OutboxEntry]) -> None:
+        for entry in entries:
+            self.repo.outbox_retry(entry.id, self.clock() + _backoff(entry.attempts + 1))
+
+    def _one_by_one(self, entries: list[OutboxEntry]) -> int:
+        sent = 0
+        for entry in entries:
             data = {**entry.data, "occurred_at": entry.occurred_at.astimezone(UTC).isoformat()}
             try:
                 answer = self.client.append(entry.kind, entry.application_id, data, entry.key)
             except ServiceUnavailable:
-                self.repo.outbox_retry(entry.id, self.clock() + _backoff(entry.attempts + 1))
-                return sent  # the service is down: the rest wait for the next tick
+                self._later([entry])
+                return sent
             except ServiceRefused as exc:
                 log.error("evidence entry %s refused: %s %s", entry.key, exc.status, exc.body)
                 self.repo.outbox_retry(entry.id, self.clock() + timedelta(hours=1))

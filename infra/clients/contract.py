@@ -63,3 +63,12 @@ class ContractClient:
         """Append one evidence entry; the same ``key`` again returns the first entry (never appended twice)."""
         return self._json("POST", "/api/v1/ledger/entries", json={"kind": kind, "subject": subject, "data": data},
                           idempotent=True, headers={"Idempotency-Key": key})
+
+    def append_many(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Append up to 100 entries ``{kind, subject, data, idempotency_key}`` in one call, all or nothing;
+        each answer says ``index`` and whether it was ``created`` now or appended before (same key)."""
+        body = self._json("POST", "/api/v1/ledger/batches", json={"entries": entries}, idempotent=True)
+        answers = body.get("entries")
+        if not isinstance(answers, list) or len(answers) != len(entries):
+            raise ServiceUnavailable("contract service: the batch answer does not match the batch")
+        return answers

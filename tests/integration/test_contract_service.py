@@ -236,6 +236,43 @@ def test_the_public_ledger_proves_inclusion_and_consistency(contracts: ContractS
                         timeout=TIMEOUT).status_code == 422
 
 
+def test_a_batch_is_appended_in_order_under_one_checkpoint_and_all_or_nothing(contracts: ContractServer) -> None:
+    base = f"{contracts.url}/api/v1/ledger"
+    headers = contracts.headers("ledger:append")
+    before = requests.get(f"{base}/checkpoint", timeout=TIMEOUT).json()
+    entries = [{"kind": "payment", "subject": "app-batch-1", "data": {"amount": f"{n}.00"},
+                "idempotency_key": f"batch-test-{n}"} for n in range(5)]
+    entries.append(dict(entries[1]))  # the same key twice in one batch: one entry
+    r = requests.post(f"{base}/batches", json={"entries": entries}, headers=headers, timeout=TIMEOUT)
+    assert r.status_code == 200, r.text[:300]
+    answer = r.json()
+    indexes = [e["index"] for e in answer["entries"]]
+    assert indexes[:5] == list(range(before["tree_size"], before["tree_size"] + 5))
+    assert indexes[5] == indexes[1] and [e["created"] for e in answer["entries"]] == [True] * 5 + [False]
+    assert answer["checkpoint"]["tree_size"] == before["tree_size"] + 5
+    for n, index in enumerate(indexes[:5]):
+        raw = base64.b64decode(requests.get(f"{base}/entries/{index}", timeout=TIMEOUT).json()["entry"])
+        assert f'"{n}.00"'.encode() in raw  # in the order given
+    # the batch again: nothing new
+    again = requests.post(f"{base}/batches", json={"entries": entries}, headers=headers, timeout=TIMEOUT).json()
+    assert [e["index"] for e in again["entries"]] == indexes and not any(e["created"] for e in again["entries"])
+    # one bad entry refuses the whole batch, and names it
+    size = requests.get(f"{base}/checkpoint", timeout=TIMEOUT).json()["tree_size"]
+    bad = [{"kind": "payment", "subject": "app-batch-2", "data": {"amount": "1.00"}},
+           {"kind": "payment", "subject": "app-batch-2", "data": {"amount": 1.5}}]
+    r = requests.post(f"{base}/batches", json={"entries": bad}, headers=headers, timeout=TIMEOUT)
+    assert r.status_code == 422
+    r = requests.post(f"{base}/batches", json={"entries": [bad[0], {"kind": "rumour", "subject": "x"}]},
+                      headers=headers, timeout=TIMEOUT)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "entries[1].kind"
+    for body in ({"entries": []}, {"entries": [bad[0]] * 101}, {"entries": "x"}, {"entries": [1]}):
+        assert requests.post(f"{base}/batches", json=body, headers=headers, timeout=TIMEOUT).status_code == 422
+    assert requests.get(f"{base}/checkpoint", timeout=TIMEOUT).json()["tree_size"] == size
+    assert requests.post(f"{base}/batches", json={"entries": [bad[0]]}, timeout=TIMEOUT).status_code == 401
+    assert requests.post(f"{base}/batches", json={"entries": [bad[0]]}, headers=contracts.headers("contract:read"),
+                         timeout=TIMEOUT).status_code == 403
+
+
 def test_a_changed_entry_fails_the_audit_and_is_named(contracts: ContractServer, signed: dict[str, Any]) -> None:
     ledger = contracts.components.ledger
     assert ledger.audit().ok

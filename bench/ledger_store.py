@@ -1,0 +1,156 @@
+"""Benchmark the evidence log as the contract service runs it (contract.evidence.EvidenceLog on a real database)
+at a million entries: appends per second, one at a time and in batches, and inclusion proofs. Prints figures
+(not a timed test).
+
+Targets (issue 6): at 1,000,000 entries, >= 2,000 appends/s and an inclusion proof in <= 5 ms.
+
+The log is first filled to ``--size`` entries by a bulk insert of real encoded entries (untimed set-up, the
+figure is printed apart); then a fresh EvidenceLog catches its in-memory tree up from the table (the cost a
+process pays once at start), and the measured appends go through the real code: an idempotency-key look-up,
+the insert, the commit, a new signed checkpoint (Ed25519) stored and written to the file anchor. The S3
+anchor of the running service is left out (one PUT per checkpoint; the service anchors per batch too).
+
+    .venv/bin/python bench/ledger_store.py [--size 1000000] [--database-url postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def machine() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
+                if ln.startswith("model name")), platform.processor()) if cpuinfo.exists() else platform.processor()
+    return (f"machine: {cpu or 'unknown CPU'} ({platform.machine()}), {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def fill(url: str, size: int) -> float:
+    """Insert ``size`` encoded entries directly (set-up); returns the seconds it took."""
+    from sqlalchemy import create_engine
+    from sqlalchemy import insert
+
+    from contract.db.models import LedgerEntryRow
+    from contract.ledger import encode_entry
+    from contract.ledger import leaf_hash
+
+    engine = create_engine(url)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    t0 = time.perf_counter()
+    chunk = 20_000
+    with engine.begin() as connection:
+        for first in range(0, size, chunk):
+            rows = []
+            for i in range(first, min(size, first + chunk)):
+                raw = encode_entry("payment", f"app-{i % 50_000}", {"amount": f"{i % 100_000}.00",
+                                                                    "currency": "CNY"}, start + timedelta(seconds=i))
+                rows.append({"idx": i, "entry": raw, "leaf_hash": leaf_hash(raw), "kind": "payment",
+                             "subject": f"app-{i % 50_000}", "idempotency_key": f"fill-{i}", "created_at": start})
+            connection.execute(insert(LedgerEntryRow), rows)
+    engine.dispose()
+    return time.perf_counter() - t0
+
+
+def bench(url: str, size: int, singles: int, batches: int, batch_size: int, proofs: int, var: Path) -> None:
+    from sqlalchemy import func
+    from sqlalchemy import select
+
+    from contract.db.migrate import upgrade
+    from contract.db.models import LedgerEntryRow
+    from contract.evidence import EvidenceLog
+    from contract.evidence import FileAnchor
+    from contract.evidence import NewEntry
+    from contract.evidence import load_or_create_key
+    from contract.ledger import verify_inclusion
+    from infra.db import Database
+
+    upgrade(url)
+    probe = Database(url)
+    with probe.session() as session:
+        if session.scalar(select(func.count()).select_from(LedgerEntryRow)):
+            raise SystemExit("the evidence log in this database is not empty: give the bench a database of its own")
+    probe.dispose()
+    print(f"filling the log with {size:,} entries (bulk insert, set-up) …", flush=True)
+    print(f"  set-up: {fill(url, size):.1f} s")
+    db = Database(url)
+    log = EvidenceLog(db, load_or_create_key(var / "ledger.pem"), "bench.leaseline.cn/evidence",
+                      [FileAnchor(var / "checkpoints.jsonl")])
+    t0 = time.perf_counter()
+    assert log.size() == size
+    print(f"  a new process catches its tree up from the table: {time.perf_counter() - t0:.2f} s "
+          f"({size:,} leaf hashes)")
+    log.checkpoint()
+
+    t0 = time.perf_counter()
+    for n in range(singles):
+        log.append("consent_given", f"app-b{n}", {"purpose": "credit_check", "text_sha256": "ab" * 32},
+                   idempotency_key=f"single-{n}")
+    elapsed = time.perf_counter() - t0
+    print(f"  one at a time ({singles:,} appends, each committed and checkpointed): "
+          f"{singles / elapsed:,.0f} appends/s ({elapsed / singles * 1000:.2f} ms each)")
+
+    t0 = time.perf_counter()
+    for b in range(batches):
+        log.append_many([NewEntry("payment", f"app-c{b}", {"amount": f"{n}.00", "currency": "CNY"},
+                                  idempotency_key=f"batch-{b}-{n}") for n in range(batch_size)])
+    elapsed = time.perf_counter() - t0
+    total = batches * batch_size
+    print(f"  in batches of {batch_size} ({total:,} appends, one commit and checkpoint per batch): "
+          f"{total / elapsed:,.0f} appends/s")
+
+    final = log.size()
+    checkpoint = log.checkpoint()
+    rng = random.Random(6962)
+    timings = []
+    for index in (rng.randrange(final) for _ in range(proofs)):
+        t0 = time.perf_counter()
+        path = log.inclusion(index, final)
+        timings.append((time.perf_counter() - t0) * 1000)
+        _, leaf = log.entry(index)
+        assert verify_inclusion(leaf, index, final, path, checkpoint.checkpoint.root_hash)
+    print(f"  inclusion proof at {final:,} entries ({proofs:,} random leaves, through EvidenceLog.inclusion, "
+          f"which first looks for new rows): p50 {statistics.median(timings):.3f} ms, "
+          f"p95 {pct(timings, 0.95):.3f} ms, max {max(timings):.3f} ms")
+    db.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--singles", type=int, default=1_000)
+    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--proofs", type=int, default=2_000)
+    parser.add_argument("--database-url", default="",
+                        help="an empty database of its own (default: a new SQLite file in a temporary directory)")
+    args = parser.parse_args()
+    print(machine())
+    with tempfile.TemporaryDirectory(prefix="leaseline-ledger-") as tmp:
+        var = Path(tmp)
+        url = args.database_url or f"sqlite:///{var / 'ledger.db'}"
+        print(f"database: {url.split('@')[-1]}")
+        bench(url, args.size, args.singles, args.batches, args.batch_size, args.proofs, var)
+
+
+if __name__ == "__main__":
+    main()
