@@ -49,6 +49,7 @@ class ContractComponents:
     verifier: TokenVerifier
 
     def dispose(self) -> None:
+        self.service.dispose()
         self.db.dispose()
 
 

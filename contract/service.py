@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
@@ -40,6 +41,7 @@ from contract.db.models import ContractRow
 from contract.db.models import SignatureRow
 from contract.document import ContractDataError
 from contract.document import from_snapshot
+from contract.document.render import SignatureBox
 from contract.evidence import EvidenceLog
 from contract.ledger import sha256_hex
 from contract.signing.ca import SigningAuthority
@@ -53,6 +55,7 @@ from contract.signing.verify import verify_pdf
 from infra.db.engine import Database
 from infra.pii import PiiVault
 from infra.storage import S3ObjectStore
+from infra.storage import StorageError
 from kyc.masking import mask_name
 
 log = logging.getLogger(__name__)
@@ -110,6 +113,10 @@ class ContractService:
         self.lessor = lessor_party()
         self._pages: OrderedDict[str, list[bytes]] = OrderedDict()  # a few contracts' page images
         self._pages_lock = threading.Lock()
+        #: renders each new contract's final text after the draft is answered (threads start on first use,
+        #: so after gunicorn's fork); signing then only signs. Lost on a restart: signing renders it then.
+        self.prepare_final_text = True
+        self._background = ThreadPoolExecutor(1, thread_name_prefix="contract-final")
 
     # -- generation ------------------------------------------------------------------------------------------
     def create(self, snapshot: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -152,7 +159,53 @@ class ContractService:
             "contract_id": contract_id, "number": number, "draft_sha256": digest, "pages": rendered.pages},
             idempotency_key=f"contract_generated:{contract_id}")
         log.info("contract %s generated for application %s (%s pages)", number, application_id, rendered.pages)
+        if self.prepare_final_text:
+            self._background.submit(self._prepare_final_logged, contract_id)
         return self.get(contract_id), True
+
+    def prepare_final(self, contract_id: str) -> bool:
+        """Render the final text of a draft now and keep it (object storage, its hash and signature boxes in the
+        row), so that signing need not render. False when there is nothing to do."""
+        row = self._row(contract_id)
+        if row.status != "draft" or row.final_key:
+            return False
+        from contract.document.render import render
+
+        document = json.loads(self.vault.decrypt(row.snapshot_enc, f"contract:{row.id}"))
+        rendered = render(self._parse({**document, "signed": True}))
+        key = f"contracts/{row.id}/final-unsigned.pdf"
+        self.store.put(key, rendered.pdf, "application/pdf", {"contract-number": row.number})
+        boxes = {role: [b.page, b.x1, b.y1, b.x2, b.y2] for role, b in rendered.signature_boxes.items()}
+        with self.db.session() as session:
+            session.execute(update(ContractRow).where(ContractRow.id == row.id, ContractRow.final_key.is_(None))
+                            .values(final_key=key, final_sha256=sha256_hex(rendered.pdf), final_boxes=boxes))
+        return True
+
+    def _prepare_final_logged(self, contract_id: str) -> None:
+        try:
+            self.prepare_final(contract_id)
+        except Exception:  # signing renders the text itself when this did not happen
+            log.exception("rendering the final text of contract %s ahead of signing failed", contract_id)
+
+    def _final_text(self, row: ContractRow, document: dict[str, Any]) -> tuple[bytes, dict[str, SignatureBox]]:
+        """The final text to sign and its signature boxes: the one rendered ahead when it is intact, else now."""
+        if row.final_key and row.final_sha256 and row.final_boxes:
+            try:
+                pdf = self.store.get(row.final_key)
+            except StorageError as exc:
+                log.warning("final text of %s unreadable (%s): rendering it again", row.number, exc)
+            else:
+                if sha256_hex(pdf) == row.final_sha256:
+                    return pdf, {role: SignatureBox(int(v[0]), *map(float, v[1:]))
+                                 for role, v in row.final_boxes.items()}
+                log.error("final text of %s does not match its recorded hash: rendering it again", row.number)
+        from contract.document.render import render
+
+        rendered = render(self._parse({**document, "signed": True}))
+        return rendered.pdf, rendered.signature_boxes
+
+    def dispose(self) -> None:
+        self._background.shutdown(wait=True, cancel_futures=True)
 
     @staticmethod
     def _parse(document: Mapping[str, Any]) -> Any:
@@ -264,18 +317,14 @@ class ContractService:
 
     def _sign(self, row: ContractRow, document: dict[str, Any], name: str, png: bytes,
               identity: Identity) -> dict[str, Any]:
-        from contract.document.render import render
-
-        final = self._parse({**document, "signed": True})
-        rendered = render(final)
-        boxes = rendered.signature_boxes
+        text, boxes = self._final_text(row, document)
         fields = [FieldSpec(LESSEE_FIELD, boxes["lessee"].page, _int_box(boxes["lessee"].box), "承租人签名"),
                   FieldSpec(LESSOR_FIELD, boxes["lessor"].page, _int_box(boxes["lessor"].box), "出租人签章")]
         lessor = self.authority.lessor_credential()
         id_hash = self.vault.lookup_hash(document["lessee"]["id_number"], "id_number")[:32]
         event = uuid.uuid4().hex
         try:
-            pdf = certify(rendered.pdf, lessor, fields, timestamper=self.timestamper)
+            pdf = certify(text, lessor, fields, timestamper=self.timestamper)
             # the customer's key is made now, used for this one signature and dropped with this frame
             credential = self.authority.issue_event_certificate(name, id_hash, event)
             pdf = sign_lessee(pdf, credential, LESSEE_FIELD, png, name, self.timestamper,

@@ -45,6 +45,10 @@ class ContractRow(ContractBase):
     draft_key: Mapped[str] = mapped_column(String(255))
     draft_sha256: Mapped[str] = mapped_column(String(64))
     pages: Mapped[int] = mapped_column(Integer)
+    #: the final text (no DRAFT watermark), rendered ahead so that signing only signs; its signature boxes
+    final_key: Mapped[str | None] = mapped_column(String(255))
+    final_sha256: Mapped[str | None] = mapped_column(String(64))
+    final_boxes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     signed_key: Mapped[str | None] = mapped_column(String(255))
     signed_version: Mapped[str | None] = mapped_column(String(255))
     signed_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)

@@ -9,6 +9,7 @@ import base64
 import io
 import shutil
 import subprocess
+import time
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -21,6 +22,7 @@ from PIL import Image
 from PIL import ImageDraw
 from sqlalchemy import update
 
+from contract.db.models import ContractRow
 from contract.db.models import LedgerEntryRow
 from tests.common import rfc9162
 from tests.common.contract import ContractServer
@@ -111,6 +113,46 @@ def test_a_draft_is_generated_once_per_application_and_logged(contracts: Contrac
     assert page.status_code == 200 and page.content.startswith(b"\x89PNG")
     assert requests.get(f"{contracts.url}/api/v1/contracts/{first['id']}/pages/99",
                         headers=contracts.headers("contract:read"), timeout=TIMEOUT).status_code == 404
+
+
+def _final_text_ready(contracts: ContractServer, contract_id: str) -> ContractRow:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contracts.components.db.session() as session:
+            row = session.get(ContractRow, contract_id)
+            assert row is not None
+            if row.final_key:
+                session.expunge(row)
+                return row
+        time.sleep(0.2)
+    raise AssertionError("the final text was not rendered ahead")
+
+
+def test_signing_signs_the_final_text_rendered_ahead(contracts: ContractServer) -> None:
+    contract = create(contracts, "app-ahead-1")
+    row = _final_text_ready(contracts, contract["id"])
+    final = contracts.components.service.store.get(row.final_key)
+    assert set(row.final_boxes or {}) == {"lessee", "lessor"}
+    r = requests.post(f"{contracts.url}/api/v1/contracts/{contract['id']}/signatures", json=sign_body(),
+                      headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 200, r.text[:500]
+    # PAdES signatures are incremental updates: the signed file starts with the exact bytes that were signed
+    assert _signed_pdf(contracts, contract["id"]).startswith(final)
+
+
+def test_a_final_text_that_no_longer_matches_its_hash_is_not_signed(contracts: ContractServer) -> None:
+    contract = create(contracts, "app-ahead-2")
+    row = _final_text_ready(contracts, contract["id"])
+    store = contracts.components.service.store
+    final = store.get(row.final_key)
+    draft = store.get(row.draft_key)
+    store.put(row.final_key, draft, "application/pdf")  # the stored copy swapped for another PDF
+    r = requests.post(f"{contracts.url}/api/v1/contracts/{contract['id']}/signatures", json=sign_body(),
+                      headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 200, r.text[:500]
+    signed_pdf = _signed_pdf(contracts, contract["id"])
+    # the text was rendered again from the contract's data (rendering is deterministic: the same bytes)
+    assert signed_pdf.startswith(final) and not signed_pdf.startswith(draft)
 
 
 def test_signing_needs_the_lessee_and_a_fresh_identity_check(contracts: ContractServer) -> None:
