@@ -66,7 +66,7 @@ def bench_match(runs: int) -> None:
 
 def bench_ocr() -> None:
     from kyc import ocr
-    from tests.common import idcards
+    from kyc import specimens as idcards
 
     variants: dict[str, Callable[[Any], Any]] = {"clean": lambda im: im, "degraded": idcards.degrade,
                                                  "half-size": idcards.half_size}

@@ -11,7 +11,10 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from decimal import ROUND_HALF_UP
 from decimal import Decimal
@@ -317,6 +320,59 @@ def ledger_verify(checkpoint_file: str | None) -> None:
     click.echo(f"evidence log intact: {report.tree_size} entries, {report.checked_checkpoints} checkpoints checked")
 
 
+@main.command("demo-journeys")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The running BFF.")
+def demo_journeys(url: str) -> None:
+    """Walk the demo customers through the running services (idempotent): signed leases and one contract
+    waiting for its signature, so the pipeline and the evidence log are not empty."""
+    _demo_journeys(url, lambda line: click.echo(line))
+
+
+def _demo_journeys(url: str, say: Callable[[str], None]) -> int:
+    from bff.config import var_dir
+    from bff.demo_journeys import JourneyFailed
+    from bff.demo_journeys import code_reader
+    from bff.demo_journeys import run
+    from infra.applications import Scope
+    from infra.applications import SqlApplications
+    from infra.db import Database
+    from infra.pii import PiiVault
+    from infra.pii import configured_key
+    from infra.sms import SandboxOutboxSms
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    try:
+        vault = PiiVault(configured_key(settings.pii_key, var_dir()))
+        repo = SqlApplications(database)
+
+        def existing(id_number: str) -> bool:
+            return bool(repo.search(Scope(), hashes=[vault.lookup_hash(id_number, "id_number")], limit=1))
+
+        try:
+            return run(url, code_reader(SandboxOutboxSms(database)), existing, say)
+        except (JourneyFailed, OSError) as exc:  # OSError: requests' connection errors
+            raise Fail(f"demo journey stopped: {exc}") from None
+    finally:
+        database.dispose()
+
+
+def _wait_until_up(urls: Sequence[str], timeout: float = 120) -> bool:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    pending = list(urls)
+    while pending and time.monotonic() < deadline:
+        try:
+            if requests.get(pending[0], timeout=2).status_code < 500:
+                pending.pop(0)
+                continue
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    return not pending
+
+
 @main.command()
 def up() -> None:
     """Migrate, load the demo data and start every service; Ctrl-C stops them all (``make run``)."""
@@ -353,6 +409,22 @@ def up() -> None:
         threading.Thread(target=pump, args=(name, proc.stdout), daemon=True).start()
     click.echo(click.style("\n  Leaseline is running: http://127.0.0.1:8000  (Ctrl-C stops everything)\n",
                            fg="green", bold=True))
+
+    def demo_leases() -> None:  # signed leases for the pipeline and the evidence log, once
+        base = f"http://127.0.0.1:{SERVICES['bff']}"
+        if not _wait_until_up([f"{base}/login", f"http://127.0.0.1:{SERVICES['risk']}/api/v1/openapi.json",
+                               f"http://127.0.0.1:{SERVICES['contract']}/api/v1/ledger/checkpoint"]):
+            click.echo(f"{'demo':>9} | the services did not answer: no demo journeys", err=True)
+            return
+        try:
+            walked = _demo_journeys(base, lambda line: click.echo(f"{'demo':>9} | {line}"))
+        except Fail as exc:
+            click.echo(f"{'demo':>9} | {exc.message}", err=True)
+            return
+        if walked:
+            click.echo(f"{'demo':>9} | {walked} demo journeys walked")
+
+    threading.Thread(target=demo_leases, name="demo-journeys", daemon=True).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -17,8 +17,8 @@ from playwright.sync_api import expect
 
 from bff.demo import DEMO_PASSWORD
 from infra.applications import Scope
+from kyc import specimens as idcards
 from tests.common import faces
-from tests.common import idcards
 from tests.e2e.conftest import ARGS
 from tests.e2e.conftest import CHROMIUM
 

@@ -17,8 +17,8 @@ import requests
 from PIL import Image
 from sqlalchemy import text
 
+from kyc import specimens as idcards
 from tests.common import faces
-from tests.common import idcards
 from tests.integration.test_auth import ADMIN_A
 from tests.integration.test_auth import RISK1
 from tests.integration.test_auth import SALES_A

@@ -21,10 +21,10 @@ from PIL import ImageOps
 from kyc import faces
 from kyc import liveness
 from kyc import ocr
+from kyc import specimens as idcards
 from kyc.faces import DEFAULT_REVIEW_MARGIN
 from kyc.faces import DEFAULT_THRESHOLD
 from kyc.images import load_image
-from tests.common import idcards
 from tests.common.faces import face_box
 from tests.common.faces import id_portrait
 from tests.common.faces import mjpeg

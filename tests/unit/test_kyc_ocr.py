@@ -14,6 +14,7 @@ from datetime import date
 import pytest
 from PIL import Image
 
+from kyc import specimens as idcards
 from kyc.idnumber import check_id_number
 from kyc.ocr import CARD_SIZE
 from kyc.ocr import IdBack
@@ -26,9 +27,8 @@ from kyc.ocr import read_back
 from kyc.ocr import read_front
 from kyc.ocr import side_reason
 from kyc.ocr import validity_reason
-from tests.common import idcards
-from tests.common.idcards import SAMPLES
-from tests.common.idcards import CardData
+from kyc.specimens import SAMPLES
+from kyc.specimens import CardData
 
 pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract missing: make system-deps")
 

@@ -2,7 +2,8 @@
 
 Drawn with Pillow in Debian's CJK fonts (fonts-wqy-zenhei / fonts-noto-cjk, `make system-deps`), the fields
 at their places on the real card (GA 450), over a pale guilloche background. Fictional people only; the
-portrait is a real face photo passed in by the caller (tests/common/faces.py). Needs no network.
+portrait is a face photo passed in by the caller (tests/common/faces.py), or a plain grey box. Needs no network.
+Used by the tests and by the demo journeys (bff/demo_journeys.py); never a real person.
 """
 
 from __future__ import annotations
