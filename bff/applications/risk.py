@@ -201,8 +201,11 @@ class RiskDispatch:
         self._resumer = threading.Thread(target=loop, name="risk-resumer", daemon=True)
         self._resumer.start()
 
-    def stop_resumer(self) -> None:
+    def stop_resumer(self, wait: float = 10.0) -> None:
+        """Stop the resumer thread and wait (at most ``wait`` seconds) for the tick it is in to end."""
         self._stop.set()
+        if self._resumer is not None and self._resumer.is_alive() and self._resumer is not threading.current_thread():
+            self._resumer.join(wait)
 
 
 def _money(raw: str) -> str:

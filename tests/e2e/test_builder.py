@@ -22,6 +22,8 @@ from playwright.sync_api import Page
 from playwright.sync_api import Response
 from playwright.sync_api import expect
 
+from tests.e2e.waiting import wait_until
+
 pytestmark = pytest.mark.e2e
 
 VEHICLE = "toyota-camry"  # new, personal, ICE: the policy's minimum down payment is 20%
@@ -82,7 +84,7 @@ def open_page(page: Page, path: str = BUILDER) -> None:
     page.goto(path)
     # app.js (deferred) swaps the class once it ran; htmx is loaded (deferred) before it.
     expect(page.locator("html")).to_have_class(re.compile(r"\bjs\b"))
-    page.wait_for_function("window.htmx !== undefined")
+    wait_until(page, "window.htmx !== undefined")
 
 
 # -- with JavaScript -----------------------------------------------------------------------------------
@@ -91,7 +93,7 @@ def open_page(page: Page, path: str = BUILDER) -> None:
 def test_vehicle_search_filters_without_reload_and_opens_builder(page: Page, errors: BrowserErrors) -> None:
     page.goto("/vehicles")
     expect(page.locator("html")).to_have_class(re.compile(r"\bjs\b"))
-    page.wait_for_function("window.htmx !== undefined")
+    wait_until(page, "window.htmx !== undefined")
     vehicles = page.locator("#vehicle-list a.vehicle")
     total = vehicles.count()
     assert total > 10
@@ -267,12 +269,12 @@ def test_builder_journey_has_no_console_errors(page: Page) -> None:
     """CSP violations and script errors surface as console errors: a whole journey must cause none."""
     errors = BrowserErrors(page)
     page.goto("/vehicles")
-    page.wait_for_function("window.htmx !== undefined")
+    wait_until(page, "window.htmx !== undefined")
     with page.expect_response(lambda r: query(r.url).get("q") == ["Camry"]):
         page.locator("#q").fill("Camry")
     page.locator("#vehicle-list a.vehicle").first.click()
     expect(page).to_have_url(re.compile(re.escape(BUILDER) + "$"))
-    page.wait_for_function("window.htmx !== undefined")
+    wait_until(page, "window.htmx !== undefined")
     rent = page.get_by_test_id("rent")
     with page.expect_response(lambda r: is_builder_response(r, down="40")):
         page.locator("#down").fill("40")

@@ -21,6 +21,7 @@ from kyc import specimens as idcards
 from tests.common import faces
 from tests.e2e.conftest import ARGS
 from tests.e2e.conftest import CHROMIUM
+from tests.e2e.waiting import wait_until
 
 CARD = idcards.SAMPLES[1]
 
@@ -107,8 +108,7 @@ def test_consent_id_card_offline_step_and_face_check_on_a_phone(
         assert page.evaluate("JSON.parse(localStorage.getItem('leaseline-outbox')).length") == 1
         assert repo.get(app_id, Scope()).version == version  # nothing reached the server
         context.set_offline(False)
-        page.wait_for_function("JSON.parse(localStorage.getItem('leaseline-outbox') || '[]').length === 0",
-                               timeout=10_000)
+        wait_until(page, "JSON.parse(localStorage.getItem('leaseline-outbox') || '[]').length === 0", 10)
         saved = repo.get(app_id, Scope())
         assert saved.version == version + 1  # applied exactly once
         draft = live_server.app.extensions["leaseline"].applications.draft(saved)

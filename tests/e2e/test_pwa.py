@@ -13,6 +13,8 @@ from playwright.sync_api import Page
 from playwright.sync_api import Playwright
 from playwright.sync_api import expect
 
+from tests.e2e.waiting import wait_until
+
 pytestmark = pytest.mark.e2e
 
 BUILDER = "/plans/toyota-camry"
@@ -21,11 +23,11 @@ CONTROLLED = "navigator.serviceWorker.controller !== null"
 
 def wait_for_service_worker(page: Page) -> None:
     """Wait until the service worker controls the page (it calls clients.claim() once activated)."""
-    page.wait_for_function("navigator.serviceWorker !== undefined")
+    wait_until(page, "navigator.serviceWorker !== undefined")
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     if not page.evaluate(CONTROLLED):  # claim() normally adopts the page; a reload always does
         page.reload()
-    page.wait_for_function(CONTROLLED)
+    wait_until(page, CONTROLLED)
 
 
 def test_service_worker_serves_the_offline_page(page: Page, context: BrowserContext) -> None:

@@ -27,6 +27,7 @@ from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
+from contract.signing.asyncio_bridge import outside_event_loop
 from contract.signing.ca import DOCUMENT_SIGNING
 from contract.signing.ca import CertificateAuthorityError
 from contract.signing.ca import SigningAuthority
@@ -404,10 +405,11 @@ def test_expired_event_certificate_with_timestamp(lessee_signed: bytes, authorit
     # what pyHanko itself does: the signer's chain is checked at the validation time, timestamp or not
     reader = PdfFileReader(io.BytesIO(lessee_signed))
     (emb,) = [s for s in reader.embedded_signatures if s.field_name == "lessee"]
-    status = validate_pdf_signature(
+    # (pyHanko's synchronous call runs asyncio.run: off this thread when a browser test left its loop running)
+    status = outside_event_loop(lambda: validate_pdf_signature(
         emb, ValidationContext(trust_roots=[_asn1(c) for c in authority.trust_roots()], allow_fetching=False,
                                moment=later),
-        ValidationContext(trust_roots=[_asn1(tsa.root_certificate)], allow_fetching=False, moment=later))
+        ValidationContext(trust_roots=[_asn1(tsa.root_certificate)], allow_fetching=False, moment=later)))
     assert status.intact and status.valid and status.timestamp_validity.trusted
     assert not status.trusted and not status.bottom_line
     assert status.trust_problem_indic.name == "OUT_OF_BOUNDS_NO_POE"
