@@ -1,0 +1,97 @@
+"""Signing the lease contract on a phone (Pixel 7): the pages as images, the text code, the signature drawn on
+the canvas, a wrong code that loses nothing, then the signed contract, verifiable by anyone."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import Page
+from playwright.sync_api import expect
+
+from infra.applications import Scope
+from tests.e2e.test_kyc import sign_in
+from tests.integration.test_applications import CUSTOMER
+from tests.integration.test_applications import SALES_A
+from tests.integration.test_applications import make_card_images
+from tests.integration.test_applications import sign_in as http_sign_in
+from tests.integration.test_applications import wait_status
+from tests.integration.test_reviews import persona_id
+from tests.integration.test_reviews import to_risk
+
+
+@pytest.fixture(scope="module")
+def ready(live_server: Any) -> str:
+    """An application approved automatically (clean-file persona) whose contract is ready to sign."""
+    base = live_server.url
+    app_id = to_risk(base, make_card_images(), persona_id("10"))
+    with http_sign_in(base, SALES_A) as sales:
+        wait_status(sales, base, app_id, ("contract_ready",), timeout=90)
+    return app_id
+
+
+def last_code(live_server: Any) -> str:
+    sms = live_server.app.extensions["leaseline"].sms.latest(1, to=CUSTOMER["mobile"])
+    found = re.search(r"(\d{6})", sms[0].body) if sms else None
+    assert found, "no code in the sandbox SMS outbox"
+    return found.group(1)
+
+
+def draw(page: Page) -> None:
+    box = page.get_by_test_id("signature-pad").bounding_box()
+    assert box and box["width"] > 200, box  # a signature box wide enough for a finger
+    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x + w * 0.1, y + h * 0.7)
+    page.mouse.down()
+    for fx, fy in ((0.3, 0.2), (0.5, 0.8), (0.7, 0.25), (0.9, 0.6)):
+        page.mouse.move(x + w * fx, y + h * fy, steps=6)
+    page.mouse.up()
+
+
+def test_the_customer_signs_the_contract_on_a_phone(page: Page, live_server: Any, ready: str) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    sign_in(page, SALES_A)
+    page.goto(f"/applications/{ready}/contract")
+    expect(page.get_by_test_id("contract-number")).to_have_text(re.compile(r"^LL\d{8}[0-9A-F]{6}$"))
+    first = page.locator(".contract-pages img").first
+    first.scroll_into_view_if_needed()
+    expect(first).to_have_js_property("complete", True)
+    assert first.evaluate("img => img.naturalWidth") > 500  # the page image arrived, readable on the phone
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
+
+    page.get_by_test_id("send-code").click()
+    expect(page.get_by_test_id("code-sent")).to_be_visible()
+    code = last_code(live_server)
+    wrong = "000000" if code != "000000" else "111111"
+    page.get_by_test_id("sign-read").check()
+    page.get_by_test_id("sign-gps").check()
+    page.get_by_test_id("sign-code").fill(wrong)
+    draw(page)
+    page.get_by_test_id("sign-submit").click()
+    # a wrong code: explained, and nothing given is lost (the boxes, the drawn signature)
+    expect(page.get_by_test_id("sign-error")).to_have_attribute("data-field", "code")
+    expect(page.get_by_test_id("sign-read")).to_be_checked()
+    expect(page.get_by_test_id("sign-gps")).to_be_checked()
+    assert page.locator("input[name=signature]").input_value().startswith("data:image/png;base64,")
+    page.get_by_test_id("sign-code").fill(code)
+    page.get_by_test_id("sign-submit").click()  # the signature kept from the first attempt is signed
+    expect(page.get_by_test_id("contract-signed")).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("contract")).to_have_attribute("data-status", "signed")
+    assert not errors, errors
+
+    stored = live_server.app.extensions["leaseline"].applications.repo.get(ready, Scope())
+    assert stored.status == "signed"
+    # the PDF the customer can keep verifies on the public page
+    pdf = page.request.get(f"/applications/{ready}/contract.pdf")
+    assert pdf.ok and pdf.body().startswith(b"%PDF")
+    with requests.Session() as anyone:
+        form = anyone.get(f"{live_server.url}/verify", timeout=30).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token
+        verdict = anyone.post(f"{live_server.url}/verify", data={"csrf_token": token.group(1)},
+                              files={"file": ("contract.pdf", pdf.body(), "application/pdf")}, timeout=60)
+    assert verdict.status_code == 200 and 'data-valid="true"' in verdict.text
+    assert f'data-testid="verify-number">{stored.contract["number"]}<' in verdict.text
