@@ -110,6 +110,7 @@ def bootstrap(settings: Settings) -> Services:
         CONTRACT_WRITE_SCOPE, CONTRACT_READ_SCOPE, LEDGER_APPEND_SCOPE]), read_timeout=30.0))
     contracts = ContractDispatch(applications.repo, applications, contract, accounts, vault, sms, executor)
     applications.on_approved.append(contracts.request)
+    applications.on_declined.append(contracts.record_decline)
     risk.also += [contracts.resume_due, contracts.flush_outbox]
     return Services(db=db, plans=plans, accounts=accounts, audit=audit, risk=risk, contract=contract,
                     contracts=contracts,

@@ -244,6 +244,14 @@ class ContractDispatch:
             return app.contract
 
     # -- evidence ----------------------------------------------------------------------------------------------
+    def record_decline(self, application_id: str) -> None:
+        """A declined application's evidence (consents, KYC outcome, plan, the decision) goes to the log too:
+        a decline is a decision about a person that may have to be shown later. Queued here, sent by the
+        resumer's outbox flush."""
+        app = self.repo.get(application_id, _ALL)
+        if app is not None and app.status == "declined":
+            self.queue_evidence(app)
+
     def queue_evidence(self, app: Application) -> None:
         """Queue the application's evidence (each entry once, whatever the number of calls)."""
         for consent in self.repo.consents(app.id):

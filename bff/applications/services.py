@@ -109,6 +109,8 @@ class ApplicationService:
         #: called with the application id whenever one is approved (the contract dispatch listens; its
         #: resumer would find it anyway, this only saves the wait)
         self.on_approved: list[Callable[[str], None]] = []
+        #: called with the application id whenever one is declined (its evidence goes to the log all the same)
+        self.on_declined: list[Callable[[str], None]] = []
 
     def _passed(self, moved: Application | None) -> Application | None:
         if moved is not None and moved.status == "kyc_passed":
@@ -117,9 +119,9 @@ class ApplicationService:
         return moved
 
     def approved(self, moved: Application | None) -> Application | None:
-        """Tell the listeners when ``moved`` (the result of a transition) is approved."""
-        if moved is not None and moved.status == "approved":
-            for listener in self.on_approved:
+        """Tell the listeners when ``moved`` (the result of a decision) is approved, or declined."""
+        if moved is not None and moved.status in ("approved", "declined"):
+            for listener in self.on_approved if moved.status == "approved" else self.on_declined:
                 listener(moved.id)
         return moved
 

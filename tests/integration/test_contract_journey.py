@@ -125,6 +125,26 @@ def test_the_application_s_evidence_reaches_the_public_log(bff_server: Any, cont
         assert CUSTOMER["id_number"] not in raw and CUSTOMER["name"] not in raw  # the log is public
 
 
+def test_a_declined_application_s_evidence_reaches_the_log_too(bff_server: Any, contract_server: Any,
+                                                                card_images: tuple[bytes, bytes]) -> None:
+    base = bff_server.url
+    app_id = to_risk(base, card_images, persona_id("92"))  # delinquent: declined automatically
+    with sign_in(base, SALES_A) as sales:
+        wait_status(sales, base, app_id, ("declined",), timeout=40)
+    repo = bff_server.app.extensions["leaseline"].applications.repo
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not repo.outbox(app_id)
+                                           or any(index is None for _, index in repo.outbox(app_id))):
+        time.sleep(0.3)
+    sent = dict(repo.outbox(app_id))
+    assert {"consent_given", "kyc_outcome", "plan_accepted", "risk_decision"} <= set(sent)
+    assert all(index is not None for index in sent.values())
+    entry = requests.get(f"{contract_server.url}/api/v1/ledger/entries/{sent['risk_decision']}",
+                         timeout=TIMEOUT).json()
+    assert '"outcome":"decline"' in base64.b64decode(entry["entry"]).decode()
+    assert repo.get(app_id, _all()).contract_id is None  # and no contract
+
+
 def test_a_contract_service_that_is_down_delays_the_contract_and_loses_nothing(
         bff_server: Any, contract_server: Any, card_images: tuple[bytes, bytes]) -> None:
     base, app = bff_server.url, bff_server.app
