@@ -31,6 +31,7 @@ from infra.accounts import DEALER_ROLES
 from infra.accounts import LESSOR_ROLES
 from infra.accounts import MODULES
 from infra.accounts import Staff
+from kyc.uscc import is_valid as uscc_is_valid
 
 bp = Blueprint("staff", __name__)
 
@@ -110,10 +111,11 @@ def dealers() -> Any:
 
 
 def _dealers_page(form: dict[str, str], error: str | None, status: int = 200,
-                  issuer_error: tuple[str, str] | None = None) -> Any:
+                  issuer_error: tuple[str, str] | None = None,
+                  details_error: tuple[str, str, dict[str, str]] | None = None) -> Any:
     return render_template("staff/dealers.html", dealers=services().accounts.dealers(), modules=MODULES,
                            always_on=ALWAYS_ON, error=error, form=form, groups=services().accounts.groups(),
-                           issuer_error=issuer_error), status
+                           issuer_error=issuer_error, details_error=details_error), status
 
 
 @bp.post("/dealers")
@@ -140,6 +142,30 @@ def dealer_modules(dealer_id: str) -> Any:
         abort(404)
     chosen = services().accounts.set_modules(dealer.id, request.form.getlist("module"))
     _audit("dealer.modules", dealer.name, dealer.id, before=list(dealer.modules), after=list(chosen))
+    return redirect(url_for("staff.dealers"), 303)
+
+
+@bp.post("/dealers/<dealer_id>/details")
+@requires("dealers.manage")
+def dealer_details(dealer_id: str) -> Any:
+    """Lessor ops record a dealer's unified social credit code (统一社会信用代码) and registered address: the
+    dealer is the supplier party of its contracts, which are not generated without them."""
+    dealer = services().accounts.dealer(dealer_id)
+    if dealer is None:
+        abort(404)
+    code = request.form.get("credit_code", "").strip().upper()[:18]
+    address = " ".join(request.form.get("address", "").split())[:255]
+    entered = {"credit_code": code, "address": address}
+    if not uscc_is_valid(code):
+        return _dealers_page({"group": "", "name": "", "city": ""}, None, 422, details_error=(
+            dealer.id, _("Enter the 18-character unified social credit code from the business licence "
+                         "(its last character is a check character)."), entered))
+    if len(address) < 6:
+        return _dealers_page({"group": "", "name": "", "city": ""}, None, 422, details_error=(
+            dealer.id, _("Enter the registered address from the business licence."), entered))
+    if (code, address) != (dealer.credit_code, dealer.address):
+        services().accounts.set_dealer_details(dealer.id, code, address)
+        _audit("dealer.details", dealer.name, dealer.id, before=dealer.credit_code, after=code)
     return redirect(url_for("staff.dealers"), 303)
 
 

@@ -109,6 +109,36 @@ def test_ops_add_a_dealer_to_a_new_group(bff_server: Any, app: Any) -> None:
                           timeout=TIMEOUT).status_code == 403
 
 
+def test_ops_record_a_new_dealer_s_registered_details_for_its_contracts(bff_server: Any, app: Any) -> None:
+    from kyc.uscc import check_char
+
+    base = bff_server.url
+    accounts = app.extensions["leaseline"].accounts
+    dealer_id = accounts.ensure_dealer(accounts.ensure_group("华东集团"), "苏州工业园区 4S 店", "苏州", [])
+    first17 = "91320594MA1P2Q3R4"
+    code = first17 + check_char(first17)
+    url = f"{base}/dealers/{dealer_id}/details"
+    with sign_in(base, "ops@demo.leaseline.cn") as ops:
+        page = ops.get(f"{base}/dealers", timeout=TIMEOUT).text
+        assert f'action="/dealers/{dealer_id}/details"' in page and 'data-testid="details-missing"' in page
+        token = csrf(ops, f"{base}/dealers")
+        wrong = code[:-1] + ("0" if code[-1] != "0" else "1")  # a wrong check character
+        bad = ops.post(url, data={"credit_code": wrong, "address": "苏州工业园区星湖街 328 号",
+                                  "csrf_token": token}, timeout=TIMEOUT)
+        assert bad.status_code == 422 and f'value="{wrong}"' in bad.text and "星湖街 328 号" in bad.text
+        bad = ops.post(url, data={"credit_code": code, "address": "", "csrf_token": token}, timeout=TIMEOUT)
+        assert bad.status_code == 422
+        ok = ops.post(url, data={"credit_code": code.lower(), "address": "苏州工业园区星湖街 328 号",
+                                 "csrf_token": token}, timeout=TIMEOUT)
+        assert ok.status_code == 200
+    dealer = accounts.dealer(dealer_id)
+    assert (dealer.credit_code, dealer.address) == (code, "苏州工业园区星湖街 328 号")
+    with sign_in(base, ADMIN_A) as admin:  # a dealer admin does not change a dealer's legal identity
+        token = csrf(admin, f"{base}/account")
+        assert admin.post(url, data={"credit_code": code, "address": "x" * 10, "csrf_token": token},
+                          timeout=TIMEOUT).status_code == 403
+
+
 def test_ops_set_a_dealer_groups_issuer_and_it_is_audited(bff_server: Any, app: Any) -> None:
     accounts = app.extensions["leaseline"].accounts
     group = accounts.group_of(accounts.by_email(ADMIN_A)[0])
