@@ -16,8 +16,6 @@ anchor of the running service is left out (one PUT per checkpoint; the service a
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import statistics
 import sys
@@ -30,14 +28,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-                if ln.startswith("model name")), platform.processor()) if cpuinfo.exists() else platform.processor()
-    return (f"machine: {cpu or 'unknown CPU'} ({platform.machine()}), {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -135,6 +125,8 @@ def bench(url: str, size: int, singles: int, batches: int, batch_size: int, proo
 
 
 def main() -> None:
+    from bench.contract import machine
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--singles", type=int, default=1_000)

@@ -133,7 +133,8 @@ def _jpeg(image: Any) -> bytes:
     return out.getvalue()
 
 
-def _signature_png() -> str:
+def signature_data_url() -> str:
+    """A drawn signature as the signature pad posts it (a PNG data URL)."""
     from PIL import Image
     from PIL import ImageDraw
 
@@ -192,7 +193,7 @@ def journey(base: str, customer: DemoCustomer, read_code: Callable[[str], str],
         sales.expect(sales.post(f"{contract}/code", form=contract), 200, "signing code")
         code = read_code(customer.mobile)
         r = sales.http.post(f"{base}{contract}/sign", timeout=TIMEOUT, data={
-            "read": "yes", "gps": "yes", "code": code, "signature": _signature_png(),
+            "read": "yes", "gps": "yes", "code": code, "signature": signature_data_url(),
             "csrf_token": sales.token(contract)})
         sales.expect(r, 200, "signature")
         sales.wait(path, r'data-status="signed"', "signed")

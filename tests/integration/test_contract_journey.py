@@ -6,16 +6,14 @@ Wrong codes, missing boxes and a contract service that is down are handled witho
 from __future__ import annotations
 
 import base64
-import io
 import re
 import time
 from typing import Any
 
 import pytest
 import requests
-from PIL import Image
-from PIL import ImageDraw
 
+from bff.demo_journeys import signature_data_url
 from tests.integration.test_applications import CUSTOMER
 from tests.integration.test_applications import SALES_A
 from tests.integration.test_applications import SALES_B
@@ -35,14 +33,6 @@ pytestmark = pytest.mark.db
 @pytest.fixture(scope="module")
 def card_images() -> tuple[bytes, bytes]:
     return make_card_images()
-
-
-def signature_data_url() -> str:
-    image = Image.new("RGBA", (600, 240), (255, 255, 255, 0))
-    ImageDraw.Draw(image).line([(30, 180), (160, 40), (330, 200), (570, 60)], fill=(16, 24, 60, 255), width=8)
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
 
 
 def last_code(app: Any, mobile: str) -> str:
