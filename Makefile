@@ -76,10 +76,12 @@ test-integration: install peers ## Integration tests (real HTTP, real databases,
 test-e2e: install chromium peers ## Browser tests (Debian's Chromium, Pixel 7 emulation)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
-bench: install ## Measure the plan generator, the quote fragment over HTTP, face match and OCR, risk assessments
+bench: install ## Measure plans, KYC, risk assessments, contracts (render, sign, verify) and the evidence log
 	$(BIN)/python bench/plans.py
 	$(BIN)/python bench/kyc.py
 	$(BIN)/python bench/risk.py
+	$(BIN)/python bench/contract.py
+	$(BIN)/python bench/ledger_store.py
 
 format: install ## Format and fix imports
 	$(BIN)/ruff check --fix .
