@@ -114,7 +114,8 @@ def register_extensions(app: Flask) -> None:
     @app.before_request
     def _resumer() -> None:
         # this process sends applications waiting for the risk service (after a fork too): a cheap check
-        app.extensions["leaseline"].risk.start_resumer()
+        if app.config["SETTINGS"].resumer:
+            app.extensions["leaseline"].risk.start_resumer()
 
 
 def register_blueprints(app: Flask) -> None:

@@ -62,6 +62,9 @@ class Settings:
     product: str = "standard"
     default_locale: str = "zh_CN"
     login_rate: str = "10 per minute"
+    #: run the background resumer (risk and contract requests due, the evidence outbox) in this process;
+    #: off for web processes when a separate worker process runs it (LEASELINE_RESUMER=0)
+    resumer: bool = True
     redis_url: str = ""
     oidc_issuer: str = ""  # OpenID Connect issuer of the staff's identity provider; empty: local accounts only
     oidc_client_id: str = ""
@@ -107,6 +110,7 @@ class Settings:
             product=env.get("LEASELINE_PRODUCT", "standard"),
             default_locale=_locale(env.get("LEASELINE_LOCALE", "zh_CN")),
             login_rate=env.get("LEASELINE_LOGIN_RATE", "10 per minute"),
+            resumer=env.get("LEASELINE_RESUMER", "1") not in ("0", "false", "no"),
             redis_url=env.get("REDIS_URL", ""),
             oidc_issuer=env.get("LEASELINE_OIDC_ISSUER", "").rstrip("/"),
             oidc_client_id=env.get("LEASELINE_OIDC_CLIENT_ID", ""),

@@ -97,7 +97,11 @@ def s3_config(peer: Any) -> dict[str, object]:
 
 
 def build_app(url: str, **config: object) -> Flask:
-    """The BFF on ``url`` with the demo catalogue and demo accounts (one per role, two dealers)."""
+    """The BFF on ``url`` with the demo catalogue and demo accounts (one per role, two dealers).
+
+    Without its background resumer unless ``resumer=True``: a test's own app often shares the suite's
+    database but not its risk and contract services, and its resumer would take their due work and fail."""
+    config.setdefault("resumer", False)
     from bff import create_app
     from bff.demo import demo_vehicles
     from bff.demo import seed_people
@@ -114,7 +118,7 @@ def build_app(url: str, **config: object) -> Flask:
 @pytest.fixture(scope="session")
 def app(db_url: str, s3_server: Any, risk_server: Any, contract_server: Any) -> Iterator[Flask]:
     application = build_app(db_url, **s3_config(s3_server), risk_url=risk_server.url,
-                            contract_url=contract_server.url)
+                            contract_url=contract_server.url, resumer=True)
     yield application
     application.extensions["leaseline"].risk.stop_resumer()
     application.extensions["leaseline"].db.dispose()
@@ -152,7 +156,7 @@ def live_server(_var_dir: Path, s3_server: Any, risk_server: Any, contract_serve
     url = f"sqlite:///{_var_dir / 'live.db'}"
     upgrade(url)
     application = build_app(url, **s3_config(s3_server), risk_url=risk_server.url,
-                            contract_url=contract_server.url)
+                            contract_url=contract_server.url, resumer=True)
     with LiveServer(application) as server:
         yield server
     application.extensions["leaseline"].risk.stop_resumer()

@@ -156,7 +156,7 @@ def test_the_risk_service_down_mid_journey_loses_nothing(tmp_path: Path, s3_serv
     port = _free_port()
     url = f"sqlite:///{tmp_path / 'down.db'}"
     upgrade(url)
-    app = build_app(url, **s3_config(s3_server), risk_url=f"http://127.0.0.1:{port}")
+    app = build_app(url, **s3_config(s3_server), risk_url=f"http://127.0.0.1:{port}", resumer=True)
     dispatch = app.extensions["leaseline"].risk
     dispatch.resume_every, dispatch.min_retry = 0.5, timedelta(seconds=1)  # a test's patience, not production's
     try:
