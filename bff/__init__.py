@@ -123,6 +123,8 @@ def register_blueprints(app: Flask) -> None:
     from bff.applications.views import bp as applications_bp
     from bff.auth.views import bp as auth_bp
     from bff.invitations.views import bp as invitations_bp
+    from bff.payments.views import bp as payments_bp
+    from bff.payments.views import stripe_webhook
     from bff.plans.views import bp as plans_bp
     from bff.pwa.views import bp as pwa_bp
     from bff.reviews.views import bp as reviews_bp
@@ -137,10 +139,13 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(applications_bp)
     app.register_blueprint(reviews_bp)
     app.register_blueprint(verify_bp)
+    app.register_blueprint(payments_bp)
     app.register_blueprint(api_bp)
     # The JSON API is stateless (no cookie authentication), so there is no session to forge a request
     # against; later issues authenticate it with bearer tokens, which CSRF does not concern.
     csrf.exempt(api_bp)
+    # Stripe's webhook carries no session: its signature (the endpoint secret) is what authenticates it
+    csrf.exempt(stripe_webhook)
 
 
 def register_security_headers(app: Flask) -> None:

@@ -14,6 +14,7 @@ from bff.config import ConfigError
 from bff.config import Settings
 from bff.config import var_dir
 from bff.invitations.services import InvitationService
+from bff.payments.service import PaymentService
 from bff.plans.services import PlanService
 from infra.accounts import SqlAccounts
 from infra.applications import SqlApplications
@@ -32,6 +33,8 @@ from infra.clients.risk import RiskClient
 from infra.clients.tokens import TokenSource
 from infra.db import Database
 from infra.invitations import SqlInvitations
+from infra.payments import StripeGateway
+from infra.payments_store import SqlPayments
 from infra.pii import PiiVault
 from infra.pii import configured_key
 from infra.service_tokens import TokenIssuer
@@ -61,6 +64,7 @@ class Services:
     contracts: ContractDispatch
     kyc_rate: str
     executor: ProcessLocalPool
+    payments: PaymentService
 
 
 def warm_up() -> None:
@@ -111,10 +115,13 @@ def bootstrap(settings: Settings) -> Services:
     contracts = ContractDispatch(applications.repo, applications, contract, accounts, vault, sms, executor)
     applications.on_approved.append(contracts.request)
     applications.on_declined.append(contracts.record_decline)
-    risk.also += [contracts.resume_due, contracts.flush_outbox]
+    payments = PaymentService(SqlPayments(db), StripeGateway(settings.stripe_secret_key,
+                                                             api_base=settings.stripe_api_base or None),
+                              applications.repo, product.deposit_ratio)
+    risk.also += [contracts.resume_due, contracts.flush_outbox, payments.expire_holds]
     return Services(db=db, plans=plans, accounts=accounts, audit=audit, risk=risk, contract=contract,
                     contracts=contracts,
                     auth=AuthService(accounts, audit), sms=sms, invitations_repo=invitations,
                     invitations=InvitationService(invitations, sms, audit, settings.secret_key),
                     vault=vault, store=store, applications=applications, kyc=kyc, kyc_rate=settings.kyc_rate,
-                    executor=executor)
+                    executor=executor, payments=payments)

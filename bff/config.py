@@ -75,6 +75,11 @@ class Settings:
     s3_access_key: str = "leaseline-dev"
     s3_secret_key: str = ""
     s3_region: str = "us-east-1"
+    # Stripe: the embedded default is localstripe on 127.0.0.1:8420 with a test key (TEST MODE on screen);
+    # production sets the live key, no API base, and the webhook endpoint's secret from Stripe's dashboard.
+    stripe_secret_key: str = "sk_test_leaseline_local"
+    stripe_api_base: str = "http://127.0.0.1:8420"
+    stripe_webhook_secret: str = ""
     pii_key: str = ""  # base64 of 32 bytes; development: var/pii_key made on first run
     face_threshold: float = 0.5
     face_review_margin: float = 0.08
@@ -120,6 +125,13 @@ class Settings:
             s3_access_key=env.get("LEASELINE_S3_ACCESS_KEY", "leaseline-dev"),
             s3_secret_key=env.get("LEASELINE_S3_SECRET_KEY") or generated_secret("s3_secret_key"),
             s3_region=env.get("LEASELINE_S3_REGION", "us-east-1"),
+            stripe_secret_key=_required_in_production(env, mode, "LEASELINE_STRIPE_SECRET_KEY")
+            or "sk_test_leaseline_local",
+            stripe_api_base=env.get("LEASELINE_STRIPE_API_BASE", "" if mode == "production" else
+                                    "http://127.0.0.1:8420"),
+            stripe_webhook_secret=env.get("LEASELINE_STRIPE_WEBHOOK_SECRET") or (
+                _required_in_production(env, mode, "LEASELINE_STRIPE_WEBHOOK_SECRET")
+                or "whsec_" + generated_secret("stripe_webhook_secret")),
             pii_key=_required_in_production(env, mode, "LEASELINE_PII_KEY"),
             face_threshold=_number(env, "LEASELINE_FACE_THRESHOLD", 0.5, 0.2, 0.8),
             face_review_margin=_number(env, "LEASELINE_FACE_REVIEW_MARGIN", 0.08, 0.0, 0.3),

@@ -7,7 +7,8 @@ the salesperson starts an application for a specimen customer (kyc.specimens: fi
 cards), records the consents, photographs the ID card (real OCR), fills in the details, submits, confirms the
 originals at the counter; the dealer admin marks the identity check passed; the risk service decides (sandbox
 personas: clean files, approved automatically); the contract service drafts the contract; the customer
-re-confirms identity with the text code (read from the sandbox SMS outbox) and signs on the signature pad.
+re-confirms identity with the text code (read from the sandbox SMS outbox) and signs on the signature pad;
+the first customer then pays what is due at signing with Stripe's test card (localstripe, TEST MODE).
 
 Nothing here is faked: a journey that fails stops with the page's answer in the message. Idempotent: a
 demo customer with an application already is skipped, so restarting ``make run`` adds nothing.
@@ -46,10 +47,11 @@ class DemoCustomer:
     mobile: str
     vin: str
     sign: bool  # False: left at "contract ready", for whoever tries the demo to sign
+    pay: bool = False  # pay what is due at signing with Stripe's test card (localstripe): ready for delivery
 
 
 CUSTOMERS = (
-    DemoCustomer(specimens.SAMPLES[0], "13800138001", "LSVAU218XN2183294", sign=True),
+    DemoCustomer(specimens.SAMPLES[0], "13800138001", "LSVAU218XN2183294", sign=True, pay=True),
     DemoCustomer(specimens.SAMPLES[1], "13800138002", "LGXCE4CB4N0123457", sign=True),
     DemoCustomer(specimens.CardData(name="陈思远", sex="男", address="上海市黄浦区南京东路300号",
                                     birth=date(1988, 6, 15), id_number="310101198806150018",
@@ -198,6 +200,13 @@ def journey(base: str, customer: DemoCustomer, read_code: Callable[[str], str],
         sales.expect(r, 200, "signature")
         sales.wait(path, r'data-status="signed"', "signed")
         say(f"{card.name}: contract signed")
+        if customer.pay:
+            page = sales.get(f"{path}/payment").text
+            for payment_id in re.findall(r'/payments/([0-9a-f-]{36})/pay"', page):
+                r = sales.post(f"{path}/payments/{payment_id}/pay", {"method": "visa"}, form=f"{path}/payment")
+                sales.expect(r, 200, "payment (test card)")
+            sales.wait(path, r'data-status="ready_for_delivery"', "payments")
+            say(f"{card.name}: paid with a test card (TEST MODE), ready for delivery")
         return app_id
     finally:
         sales.close()

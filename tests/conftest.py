@@ -79,6 +79,20 @@ def risk_server(_var_dir: Path) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def stripe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """localstripe: a fake but stateful Stripe API on a free loopback port (RECIPES.md), one per session."""
+    from tests.common.stripe import stripe_server as started
+
+    yield from started(tmp_path_factory)
+
+
+def stripe_config(server: Any) -> dict[str, object]:
+    """The BFF settings that point it at the test localstripe."""
+    return {"stripe_api_base": server.api_base, "stripe_secret_key": server.secret_key,
+            "stripe_webhook_secret": server.webhook_secret}
+
+
+@pytest.fixture(scope="session")
 def contract_server(_var_dir: Path, s3_server: Any) -> Iterator[Any]:
     """The contract service in its own process over real HTTP (its own SQLite database, SeaweedFS, a local
     RFC 3161 TSA in the test process)."""
@@ -116,9 +130,9 @@ def build_app(url: str, **config: object) -> Flask:
 
 
 @pytest.fixture(scope="session")
-def app(db_url: str, s3_server: Any, risk_server: Any, contract_server: Any) -> Iterator[Flask]:
+def app(db_url: str, s3_server: Any, risk_server: Any, contract_server: Any, stripe_server: Any) -> Iterator[Flask]:
     application = build_app(db_url, **s3_config(s3_server), risk_url=risk_server.url,
-                            contract_url=contract_server.url, resumer=True)
+                            contract_url=contract_server.url, resumer=True, **stripe_config(stripe_server))
     yield application
     application.extensions["leaseline"].risk.stop_resumer()
     application.extensions["leaseline"].db.dispose()
@@ -149,14 +163,15 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(_var_dir: Path, s3_server: Any, risk_server: Any, contract_server: Any) -> Iterator[LiveServer]:
+def live_server(_var_dir: Path, s3_server: Any, risk_server: Any, contract_server: Any,
+                stripe_server: Any) -> Iterator[LiveServer]:
     """A live BFF on SQLite (browser tests); the HTTP-level tests use ``app`` on every database."""
     from infra.db.migrate import upgrade
 
     url = f"sqlite:///{_var_dir / 'live.db'}"
     upgrade(url)
     application = build_app(url, **s3_config(s3_server), risk_url=risk_server.url,
-                            contract_url=contract_server.url, resumer=True)
+                            contract_url=contract_server.url, resumer=True, **stripe_config(stripe_server))
     with LiveServer(application) as server:
         yield server
     application.extensions["leaseline"].risk.stop_resumer()

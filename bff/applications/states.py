@@ -12,12 +12,14 @@
                   └─declines──► withdrawn
     approved ──contract requested──► contract_pending ──draft generated──► contract_ready ──customer signs──► signed
     contract_pending stays while the contract service is unreachable; it is requested again until it answers
+    signed ──every payment secured (upfront and deposit paid, or the 免押 hold placed)──► ready_for_delivery
 """
 
 from __future__ import annotations
 
 STATUSES = ("draft", "submitted", "kyc_review", "kyc_passed", "kyc_failed", "risk_pending", "approved",
-            "declined", "referred", "counter_offer", "withdrawn", "contract_pending", "contract_ready", "signed")
+            "declined", "referred", "counter_offer", "withdrawn", "contract_pending", "contract_ready", "signed",
+            "ready_for_delivery")
 EDITABLE = ("draft",)
 #: states in which a selfie / face check may be taken (after submission, before a decision)
 FACE_ALLOWED = ("submitted",)

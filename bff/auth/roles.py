@@ -30,6 +30,8 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "pii.unmask": ("dealer_admin", "risk_officer_t1", "risk_officer_t2"),
     # the risk service's review queue (tier 2 cases need a risk_officer_t2: the risk service enforces it)
     "reviews.work": ("risk_officer_t1", "risk_officer_t2"),
+    # refunds and the 免押 holds' capture or release: the lessor's operations staff
+    "payments.manage": ("ops_admin",),
 }
 
 #: lessor roles with a second factor (TOTP) required at sign-in

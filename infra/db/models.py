@@ -6,6 +6,7 @@ from datetime import UTC
 from datetime import datetime
 from decimal import Decimal
 
+from sqlalchemy import BigInteger
 from sqlalchemy import Boolean
 from sqlalchemy import DateTime
 from sqlalchemy import ForeignKey
@@ -15,6 +16,7 @@ from sqlalchemy import Numeric
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import TypeDecorator
+from sqlalchemy import UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
@@ -102,6 +104,7 @@ class DealerRow(Base):
     # the dealer's registered details, a party (the supplier) of every lease contract it sells
     credit_code: Mapped[str | None] = mapped_column(String(18), nullable=True)  # 统一社会信用代码
     address: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    stripe_account: Mapped[str | None] = mapped_column(String(64), nullable=True)  # Stripe Connect: the dealer's share
     modules: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of switched-on module codes
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -331,3 +334,62 @@ class IdempotencyRow(Base):
     status: Mapped[int] = mapped_column(Integer)
     location: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PaymentRow(Base):
+    """One amount a signed lease needs before delivery: the upfront payment (down payment, fees and premiums
+    paid upfront, the first rent when in advance), the refundable deposit, or — for a deposit-free plan — a
+    pre-authorisation hold instead of the deposit. Amounts in fen (integers: exact sums and comparisons in SQL
+on every database, as Stripe counts them); the money filters show yuan.
+
+    ``status`` follows bff/payments/machine.py; ``attempt_key`` is the Idempotency-Key of the attempt in
+    flight, kept until Stripe has answered definitively, so a retry after a lost answer never charges twice."""
+
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("application_id", "kind"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    dealer_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # upfront | deposit | hold
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    intent_id: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempt_key: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    captured: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    next_action_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RefundRow(Base):
+    """A refund of (part of) a captured payment, asked by ops staff with a reason; never above what is left."""
+
+    __tablename__ = "payment_refunds"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # fen
+    reason: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))  # pending | succeeded | failed
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StripeEventRow(Base):
+    """Each webhook event once: a replay finds its id here and changes nothing."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    intent_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    created: Mapped[int] = mapped_column(Integer)  # Stripe's event time (unix seconds)
+    outcome: Mapped[str] = mapped_column(String(64))  # what it did: applied, ignored (why)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -28,10 +28,10 @@ def test_a_demo_journey_ends_with_a_signed_contract_and_its_evidence(bff_server:
     said: list[str] = []
     app_id = journey(bff_server.url, customer, code_reader(components.sms), said.append)
     stored = components.applications.repo.get(app_id, Scope())
-    assert stored.status == "signed" and stored.contract["status"] == "signed"
-    assert said[-1].endswith("contract signed")
+    assert stored.status == "ready_for_delivery" and stored.contract["status"] == "signed"
+    assert said[-1].endswith("ready for delivery")
     kinds = {kind for kind, _ in components.applications.repo.outbox(app_id)}
-    assert {"consent_given", "kyc_outcome", "plan_accepted", "risk_decision"} <= kinds
+    assert {"consent_given", "kyc_outcome", "plan_accepted", "risk_decision", "payment"} <= kinds
 
 
 def test_demo_customers_who_have_an_application_are_skipped(bff_server: Any) -> None:

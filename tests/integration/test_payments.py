@@ -1,0 +1,271 @@
+"""Payments after signing, over real HTTP with a real localstripe: pay, decline, 3-D Secure, a double tap,
+the 免押 hold captured or released, refunds and the over-refund guard, webhooks (good, forged, stale, replayed,
+out of order, unknown), reconciliation, and the evidence in the log.
+
+The applications are priced for real and then put at ``signed`` directly: the journey up to the signature
+is tested in test_contract_journey.py; here only what follows it."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import update
+
+from bff.applications.services import Actor
+from infra.applications import Scope
+from infra.db.models import ApplicationRow
+from infra.payments import sign_webhook
+from tests.integration.test_applications import SALES_A
+from tests.integration.test_applications import VEHICLE
+from tests.integration.test_auth import TIMEOUT
+from tests.integration.test_auth import csrf
+from tests.integration.test_auth import sign_in
+
+pytestmark = pytest.mark.db
+OPS = "ops@demo.leaseline.cn"
+DEPOSIT = "20-36-0-ctpl+damage+tpl_1m-D-f-v"  # rents in advance: the first rent is due at signing
+DEPOSIT_FREE = "20-36-0-ctpl+damage+tpl_1m-F-f-a"
+
+
+def signed_application(app: Any, plan_code: str) -> str:
+    components = app.extensions["leaseline"]
+    user = components.accounts.by_email(SALES_A)[0]
+    actor = Actor(kind="staff", id=user.id, label=user.email, scope=Scope(dealer_id=user.dealer_id),
+                  dealer_id=user.dealer_id, owner_id=user.id)
+    created = components.applications.start(actor, VEHICLE, plan_code)
+    with components.db.session() as session:
+        session.execute(update(ApplicationRow).where(ApplicationRow.id == created.id).values(status="signed"))
+    return str(created.id)
+
+
+def payments(app: Any, app_id: str) -> dict[str, Any]:
+    return {p.kind: p for p in app.extensions["leaseline"].payments.store.for_application(app_id)}
+
+
+def pay(s: requests.Session, base: str, app_id: str, payment_id: str, method: str = "visa") -> requests.Response:
+    url = f"{base}/applications/{app_id}/payment"
+    return s.post(f"{base}/applications/{app_id}/payments/{payment_id}/pay",
+                  data={"method": method, "csrf_token": csrf(s, url)}, timeout=TIMEOUT)
+
+
+def intents(stripe_server: Any, payment_id: str) -> list[Any]:
+    return [i for i in stripe_server.gateway().list_intents() if i.metadata.get("payment_id") == payment_id]
+
+
+def status(app: Any, app_id: str) -> str:
+    return str(app.extensions["leaseline"].applications.repo.get(app_id, Scope()).status)
+
+
+def test_paying_upfront_and_deposit_makes_the_lease_ready_for_delivery(bff_server: Any, stripe_server: Any) -> None:
+    base, app = bff_server.url, bff_server.app
+    app_id = signed_application(app, DEPOSIT)
+    with sign_in(base, SALES_A) as sales:
+        page = sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT).text
+        assert 'data-testid="test-mode"' in page
+        due = payments(app, app_id)
+        assert set(due) == {"upfront", "deposit"}
+        quote = app.extensions["leaseline"].applications.repo.get(app_id, Scope()).plan["quote"]
+        # the lines add up to what the quote says is due at signing, to the fen
+        assert sum(p.amount for p in due.values()) == round(float(quote["due_at_signing"]) * 100)
+        assert due["deposit"].amount == round(float(quote["deposit"]) * 100)
+        for kind in ("upfront", "deposit"):
+            r = pay(sales, base, app_id, due[kind].id)
+            assert r.status_code == 200 and f'data-testid="status-{kind}"' in r.text
+    paid = payments(app, app_id)
+    assert {p.status for p in paid.values()} == {"succeeded"}
+    assert all(p.captured == p.amount for p in paid.values())
+    assert status(app, app_id) == "ready_for_delivery"
+    assert len(intents(stripe_server, paid["upfront"].id)) == 1
+    # each payment goes to the evidence log
+    kinds = [k for k, _ in app.extensions["leaseline"].applications.repo.outbox(app_id)]
+    assert kinds.count("payment") == 2
+
+
+def test_a_double_tap_charges_once(bff_server: Any, stripe_server: Any) -> None:
+    import threading
+
+    base, app = bff_server.url, bff_server.app
+    app_id = signed_application(app, DEPOSIT)
+    with sign_in(base, SALES_A) as sales:
+        sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
+        upfront = payments(app, app_id)["upfront"]
+        token = csrf(sales, f"{base}/applications/{app_id}/payment")
+        answers: list[int] = []
+
+        def tap() -> None:
+            r = sales.post(f"{base}/applications/{app_id}/payments/{upfront.id}/pay",
+                           data={"method": "visa", "csrf_token": token}, timeout=TIMEOUT)
+            answers.append(r.status_code)
+
+        taps = [threading.Thread(target=tap) for _ in range(4)]
+        for t in taps:
+            t.start()
+        for t in taps:
+            t.join()
+        assert answers == [200] * 4
+        assert pay(sales, base, app_id, upfront.id).status_code == 200  # and once more, later
+    assert len(intents(stripe_server, upfront.id)) == 1
+    assert payments(app, app_id)["upfront"].status == "succeeded"
+
+
+def test_a_declined_card_is_explained_and_another_card_pays(bff_server: Any, stripe_server: Any) -> None:
+    base, app = bff_server.url, bff_server.app
+    app_id = signed_application(app, DEPOSIT)
+    with sign_in(base, SALES_A) as sales:
+        sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
+        upfront = payments(app, app_id)["upfront"]
+        r = pay(sales, base, app_id, upfront.id, "declined")
+        assert r.status_code == 422 and 'data-testid="payment-error"' in r.text
+        assert payments(app, app_id)["upfront"].status == "failed"
+        assert pay(sales, base, app_id, upfront.id, "visa").status_code == 200
+    again = payments(app, app_id)["upfront"]
+    assert again.status == "succeeded" and again.attempts == 2
+
+
+def test_3d_secure_waits_for_the_bank(bff_server: Any, stripe_server: Any) -> None:
+    base, app = bff_server.url, bff_server.app
+    app_id = signed_application(app, DEPOSIT)
+    with sign_in(base, SALES_A) as sales:
+        sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
+        upfront = payments(app, app_id)["upfront"]
+        r = pay(sales, base, app_id, upfront.id, "3ds")
+        assert r.status_code == 200 and 'data-testid="check-upfront"' in r.text
+    assert payments(app, app_id)["upfront"].status == "requires_action"
+    assert status(app, app_id) == "signed"  # not paid yet
+
+
+def test_a_deposit_free_hold_is_placed_then_released_or_captured_by_ops(bff_server: Any, stripe_server: Any) -> None:
+    base, app = bff_server.url, bff_server.app
+    released_id, captured_id = signed_application(app, DEPOSIT_FREE), signed_application(app, DEPOSIT_FREE)
+    with sign_in(base, SALES_A) as sales:
+        for app_id in (released_id, captured_id):
+            sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
+            due = payments(app, app_id)
+            assert set(due) == {"upfront", "hold"}
+            price = app.extensions["leaseline"].applications.repo.get(app_id, Scope()).plan["vehicle"]["price"]
+            assert due["hold"].amount == round(float(price) * 0.05 * 100)  # the product's deposit ratio
+            for kind in ("upfront", "hold"):
+                assert pay(sales, base, app_id, due[kind].id).status_code == 200
+            held = payments(app, app_id)["hold"]
+            assert held.status == "held" and held.captured == 0 and held.held_until is not None
+            assert status(app, app_id) == "ready_for_delivery"
+        # a salesperson may not release or capture
+        url = f"{base}/applications/{released_id}/payment"
+        r = sales.post(f"{base}/applications/{released_id}/payments/{payments(app, released_id)['hold'].id}/release",
+                       data={"csrf_token": csrf(sales, url)}, timeout=TIMEOUT)
+        assert r.status_code == 403
+    with sign_in(base, OPS) as ops:
+        for app_id, action in ((released_id, "release"), (captured_id, "capture")):
+            url = f"{base}/applications/{app_id}/payment"
+            hold = payments(app, app_id)["hold"]
+            r = ops.post(f"{base}/applications/{app_id}/payments/{hold.id}/{action}",
+                         data={"csrf_token": csrf(ops, url)}, timeout=TIMEOUT)
+            assert r.status_code == 200, r.text[:300]
+    assert payments(app, released_id)["hold"].status == "released"
+    captured = payments(app, captured_id)["hold"]
+    assert captured.status == "captured" and captured.captured == captured.amount
+    assert {i.status for i in intents(stripe_server, captured.id)} == {"succeeded"}
+
+
+def test_refunds_partial_and_never_more_than_captured(bff_server: Any, stripe_server: Any) -> None:
+    base, app = bff_server.url, bff_server.app
+    app_id = signed_application(app, DEPOSIT)
+    with sign_in(base, SALES_A) as sales:
+        sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
+        deposit = payments(app, app_id)["deposit"]
+        assert pay(sales, base, app_id, deposit.id).status_code == 200
+    url = f"{base}/applications/{app_id}/payment"
+    refund_url = f"{base}/applications/{app_id}/payments/{deposit.id}/refund"
+    half = f"{deposit.amount // 2 / 100:.2f}"
+    rest = f"{(deposit.amount - deposit.amount // 2) / 100:.2f}"
+    with sign_in(base, OPS) as ops:
+        r = ops.post(refund_url, data={"amount": half, "reason": "", "csrf_token": csrf(ops, url)}, timeout=TIMEOUT)
+        assert r.status_code == 422  # a reason is required
+        r = ops.post(refund_url, data={"amount": half, "reason": "客户提前结清，退还部分保证金",
+                                       "csrf_token": csrf(ops, url)}, timeout=TIMEOUT)
+        assert r.status_code == 200 and 'data-testid="refunded-deposit"' in r.text
+        too_much = f"{(deposit.amount - deposit.amount // 2 + 1) / 100:.2f}"
+        r = ops.post(refund_url, data={"amount": too_much, "reason": "再退一次", "csrf_token": csrf(ops, url)},
+                     timeout=TIMEOUT)
+        assert r.status_code == 422  # one fen more than is left: refused before Stripe is asked
+        for bad in ("-1", "abc", "1.234", "0"):
+            assert ops.post(refund_url, data={"amount": bad, "reason": "x", "csrf_token": csrf(ops, url)},
+                            timeout=TIMEOUT).status_code == 422
+        r = ops.post(refund_url, data={"amount": rest, "reason": "租期结束，退还保证金", "csrf_token": csrf(ops, url)},
+                     timeout=TIMEOUT)
+        assert r.status_code == 200
+    done = payments(app, app_id)["deposit"]
+    assert done.refunded == done.captured == done.amount
+    refunds = stripe_server.gateway().list_refunds(payment_intent=done.intent_id)
+    assert sorted(r.amount for r in refunds) == sorted([deposit.amount // 2, deposit.amount - deposit.amount // 2])
+    with sign_in(base, SALES_A) as sales:  # sales staff do not refund
+        assert sales.post(refund_url, data={"amount": "1.00", "reason": "x", "csrf_token": csrf(sales, url)},
+                          timeout=TIMEOUT).status_code == 403
+
+
+def _event(kind: str, intent: dict[str, Any], created: int | None = None) -> bytes:
+    return json.dumps({"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": kind,
+                       "created": created or int(time.time()), "data": {"object": intent}}).encode()
+
+
+def _post(base: str, payload: bytes, secret: str, timestamp: int | None = None) -> requests.Response:
+    return requests.post(f"{base}/webhooks/stripe", data=payload, timeout=TIMEOUT, headers={
+        "Content-Type": "application/json", "Stripe-Signature": sign_webhook(payload, secret, timestamp)})
+
+
+def test_webhooks_are_verified_applied_once_and_in_any_order(bff_server: Any, stripe_server: Any) -> None:
+    base, app = bff_server.url, bff_server.app
+    secret = app.config["SETTINGS"].stripe_webhook_secret
+    app_id = signed_application(app, DEPOSIT_FREE)
+    with sign_in(base, SALES_A) as sales:
+        sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
+    hold = payments(app, app_id)["hold"]
+    # Stripe holds the card before our own answer is stored (the intent is named only in its metadata)
+    intent = stripe_server.gateway().create_intent(
+        amount=hold.amount, currency="cny", idempotency_key=f"test-{hold.id}", manual_capture=True, confirm=True,
+        payment_method="pm_card_visa", metadata={"payment_id": hold.id, "application_id": app_id, "kind": "hold"})
+    body = {"id": intent.id, "object": "payment_intent", "amount": hold.amount, "amount_capturable": hold.amount,
+            "capture_method": "manual", "currency": "cny", "status": "requires_capture",
+            "metadata": {"payment_id": hold.id}, "created": int(time.time())}
+    held = _event("payment_intent.amount_capturable_updated", body)
+    # forged, stale, not JSON, no signature: refused, nothing changes
+    assert _post(base, held, "whsec_wrong").status_code == 400
+    assert _post(base, held, secret, timestamp=int(time.time()) - 3600).status_code == 400
+    assert _post(base, b"not json", secret).status_code == 400
+    assert requests.post(f"{base}/webhooks/stripe", data=held, timeout=TIMEOUT).status_code == 400
+    assert payments(app, app_id)["hold"].status == "pending"
+    r = _post(base, held, secret)
+    assert r.status_code == 200 and r.json()["outcome"] == "applied"
+    assert payments(app, app_id)["hold"].status == "held"
+    # the same event again: a no-op
+    assert _post(base, held, secret).json()["outcome"] == "replay"
+    # a late "processing" of the same intent, after the hold: ignored (the machine never goes back)
+    late = _event("payment_intent.processing", {**body, "status": "processing"})
+    assert _post(base, late, secret).json()["outcome"].startswith("ignored")
+    assert payments(app, app_id)["hold"].status == "held"
+    # an event type we do not handle, and one about someone else's intent: 200, ignored
+    assert _post(base, _event("customer.created", {"id": "cus_x", "object": "customer"}), secret).status_code == 200
+    other = _event("payment_intent.succeeded", {**body, "id": "pi_not_ours", "metadata": {}})
+    assert _post(base, other, secret).json()["outcome"] == "ignored: not ours"
+
+
+def test_reconciliation_reports_each_mismatch(bff_server: Any, stripe_server: Any) -> None:
+    base, app = bff_server.url, bff_server.app
+    service = app.extensions["leaseline"].payments
+    app_id = signed_application(app, DEPOSIT)
+    with sign_in(base, SALES_A) as sales:
+        sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
+        deposit = payments(app, app_id)["deposit"]
+        assert pay(sales, base, app_id, deposit.id).status_code == 200
+    deposit = payments(app, app_id)["deposit"]
+    mine = [p for p in service.reconcile() if p.get("payment") == deposit.id]
+    assert mine == []
+    # a refund made outside Leaseline (e.g. in Stripe's dashboard) is a mismatch until a webhook reports it
+    stripe_server.gateway().refund(deposit.intent_id, amount=100, idempotency_key=f"outside-{deposit.id}")
+    mine = [p for p in service.reconcile() if p.get("payment") == deposit.id]
+    assert mine == [{"problem": "refunded", "payment": deposit.id, "ours": 0, "stripe": 100}]
