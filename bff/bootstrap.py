@@ -117,8 +117,11 @@ def bootstrap(settings: Settings) -> Services:
     applications.on_declined.append(contracts.record_decline)
     payments = PaymentService(SqlPayments(db), StripeGateway(settings.stripe_secret_key,
                                                              api_base=settings.stripe_api_base or None),
-                              applications.repo, product.deposit_ratio)
-    risk.also += [contracts.resume_due, contracts.flush_outbox, payments.expire_holds]
+                              applications.repo, product.deposit_ratio,
+                              dealer_account=lambda dealer_id: getattr(accounts.dealer(dealer_id), "stripe_account",
+                                                                       None))
+    risk.also += [contracts.resume_due, contracts.flush_outbox, payments.expire_holds, payments.retry_refunds,
+                  payments.pay_out_dealers]
     return Services(db=db, plans=plans, accounts=accounts, audit=audit, risk=risk, contract=contract,
                     contracts=contracts,
                     auth=AuthService(accounts, audit), sms=sms, invitations_repo=invitations,

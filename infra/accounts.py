@@ -53,6 +53,7 @@ class Dealer:
     active: bool
     credit_code: str | None = None  # 统一社会信用代码: the dealer is the supplier party of its contracts
     address: str | None = None
+    stripe_account: str | None = None  # Stripe Connect account that receives the dealer's share (分账)
 
 
 @dataclass(frozen=True)
@@ -123,13 +124,13 @@ class SqlAccounts:
             if row is None:
                 return None
             return Dealer(row.id, row.group_id, row.name, row.city, tuple(json.loads(row.modules)), row.active,
-                          row.credit_code, row.address)
+                          row.credit_code, row.address, row.stripe_account)
 
     def dealers(self) -> list[Dealer]:
         with self.db.session() as session:
             rows = session.scalars(select(DealerRow).order_by(DealerRow.name)).all()
             return [Dealer(r.id, r.group_id, r.name, r.city, tuple(json.loads(r.modules)), r.active, r.credit_code,
-                           r.address) for r in rows]
+                           r.address, r.stripe_account) for r in rows]
 
     def group(self, group_id: str) -> DealerGroup | None:
         with self.db.session() as session:
@@ -260,12 +261,15 @@ class SqlAccounts:
                 session.add(row)
             return row.id
 
-    def set_dealer_details(self, dealer_id: str, credit_code: str, address: str) -> None:
-        """The dealer's registered details (unified social credit code, registered address) for contracts."""
+    def set_dealer_details(self, dealer_id: str, credit_code: str, address: str,
+                           stripe_account: str | None = None) -> None:
+        """The dealer's registered details (unified social credit code, registered address) for contracts, and
+        the Stripe Connect account its share of each down payment is paid out to (None: none yet)."""
         with self.db.session() as session:
             row = session.get(DealerRow, dealer_id[:36])
             if row is not None:
                 row.credit_code, row.address = credit_code[:18], address[:255]
+                row.stripe_account = stripe_account[:64] if stripe_account else None
 
     def ensure_user(self, email: str, name: str, role: str, dealer_id: str | None, password_hash: str,
                     totp_secret: str | None, recovery_codes: list[str]) -> str:

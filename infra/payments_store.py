@@ -39,6 +39,9 @@ class Payment:
     last_error: str | None
     next_action_url: str | None
     held_until: datetime | None
+    dealer_share: int  # fen
+    transfer_status: str | None
+    transfer_id: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -62,7 +65,7 @@ class Refund:
 def _payment(r: PaymentRow) -> Payment:
     return Payment(r.id, r.application_id, r.dealer_id, r.kind, r.amount, r.currency, r.status, r.intent_id,
                    r.attempts, r.attempt_key, r.captured, r.refunded, r.last_error, r.next_action_url, r.held_until,
-                   r.created_at, r.updated_at)
+                   r.dealer_share, r.transfer_status, r.transfer_id, r.created_at, r.updated_at)
 
 
 def _refund(r: RefundRow) -> Refund:
@@ -100,15 +103,17 @@ class SqlPayments:
                 select(RefundRow).where(RefundRow.payment_id == payment_id).order_by(RefundRow.created_at))]
 
     # -- writing -------------------------------------------------------------------------------------------
-    def ensure(self, application_id: str, dealer_id: str, lines: Iterable[tuple[str, int]]) -> list[Payment]:
-        """The application's payments, created once (a second call, or a concurrent one, adds nothing)."""
+    def ensure(self, application_id: str, dealer_id: str, lines: Iterable[tuple[str, int, int]]) -> list[Payment]:
+        """The application's payments ``(kind, amount, dealer's share)``, created once (a second call, or a
+        concurrent one, adds nothing)."""
         now = utcnow()
-        for kind, amount in lines:
+        for kind, amount, share in lines:
             try:
                 with self.db.session() as session:
                     session.add(PaymentRow(id=str(uuid.uuid4()), application_id=application_id, dealer_id=dealer_id,
                                            kind=kind, amount=amount, currency="CNY", status="pending", attempts=0,
-                                           captured=0, refunded=0, created_at=now,
+                                           captured=0, refunded=0, dealer_share=share,
+                                           transfer_status="due" if share else None, created_at=now,
                                            updated_at=now))
             except IntegrityError:  # (application_id, kind) exists already
                 continue
@@ -165,6 +170,23 @@ class SqlPayments:
             session.add(row)
             session.flush()
             return _refund(row)
+
+    def pending_refunds(self) -> list[Refund]:
+        with self.db.session() as session:
+            return [_refund(r) for r in session.scalars(select(RefundRow).where(RefundRow.status == "pending"))]
+
+    def transfers_due(self) -> list[Payment]:
+        """Captured upfront payments whose dealer share is not paid out yet."""
+        with self.db.session() as session:
+            return [_payment(r) for r in session.scalars(select(PaymentRow).where(
+                PaymentRow.transfer_status == "due", PaymentRow.status == "succeeded"))]
+
+    def claim_transfer(self, payment_id: str, expected: str = "due", to: str = "sending") -> bool:
+        """Move the dealer-share transfer ``expected`` → ``to``, once (two resumers never both send it)."""
+        with self.db.session() as session:
+            return bool(session.execute(update(PaymentRow).where(
+                PaymentRow.id == payment_id, PaymentRow.transfer_status == expected).values(
+                transfer_status=to, updated_at=utcnow())).rowcount)
 
     def finish_refund(self, refund_id: str, stripe_refund_id: str | None, status: str) -> None:
         """Record Stripe's answer; a failed refund gives its reserved amount back."""

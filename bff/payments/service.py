@@ -8,6 +8,12 @@ Lines (from the plan frozen at approval, in fen):
   pre-authorisation of the amount the deposit would have been (the product's deposit ratio × the price):
   a PaymentIntent with manual capture — captured on default, released at the end.
 
+Dealer split (分账): the down payment belongs to the dealer, who sells the vehicle (the lessor pays it the
+financed amount apart); fees, premiums and the first rent stay with the lessor. Once the upfront payment is
+captured, the down payment is transferred to the dealer's Stripe Connect account (separate charges and
+transfers, ``transfer_group`` = the application; key ``transfer:<payment>``). A dealer without a connected
+account keeps its share "due" until lessor ops enter one on the Dealers page.
+
 Authorisation window: a card hold lasts 7 days on Stripe (up to 30 with extended authorisation on some
 cards), far shorter than a lease. ``held_until`` records when this one lapses; before that it must be
 re-authorised (a new hold on the customer's saved card, off-session) or, when that fails, the customer is
@@ -52,6 +58,7 @@ from infra.payments_store import SqlPayments
 log = logging.getLogger(__name__)
 _ALL = Scope()
 HOLD_WINDOW = timedelta(days=7)
+REFUND_RETRY_AFTER = timedelta(minutes=1)
 #: application states in which payments exist and may be paid
 PAYING = ("signed",)
 DELIVERABLE = "ready_for_delivery"
@@ -68,20 +75,22 @@ def fen(amount: str | Decimal) -> int:
 
 class PaymentService:
     def __init__(self, store: SqlPayments, gateway: StripeGateway, repo: SqlApplications, deposit_ratio: Decimal,
+                 dealer_account: Callable[[str], str | None] = lambda dealer_id: None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store, self.gateway, self.repo = store, gateway, repo
-        self.deposit_ratio, self.clock = deposit_ratio, clock
+        self.deposit_ratio, self.dealer_account, self.clock = deposit_ratio, dealer_account, clock
 
     # -- what is owed ---------------------------------------------------------------------------------------
-    def lines(self, app: Application) -> list[tuple[str, int]]:
+    def lines(self, app: Application) -> list[tuple[str, int, int]]:
+        """``(kind, amount, the dealer's share)`` in fen."""
         quote, choice = app.plan["quote"], app.plan.get("choice", {})
         deposit = fen(quote["deposit"])
         upfront = fen(quote["due_at_signing"]) - deposit
-        lines = [("upfront", upfront)] if upfront > 0 else []
+        lines = [("upfront", upfront, min(upfront, fen(quote["down_payment"])))] if upfront > 0 else []
         if deposit > 0:
-            lines.append(("deposit", deposit))
+            lines.append(("deposit", deposit, 0))
         elif choice.get("deposit_free"):
-            lines.append(("hold", fen(self.deposit_ratio * Decimal(app.plan["vehicle"]["price"]))))
+            lines.append(("hold", fen(self.deposit_ratio * Decimal(app.plan["vehicle"]["price"])), 0))
         return lines
 
     def payments(self, app: Application) -> list[Payment]:
@@ -271,6 +280,57 @@ class PaymentService:
         if payments and all(p.status in SECURED for p in payments):
             self.repo.transition(application_id, allowed_from=PAYING, to=DELIVERABLE, actor_kind="system",
                                  actor_id="payments", note="paid")
+
+    def pay_out_dealers(self) -> int:
+        """Transfer each captured down payment to its dealer's connected account (the resumer's job)."""
+        done = 0
+        for payment in self.store.transfers_due():
+            account = self.dealer_account(payment.dealer_id)
+            if not account or payment.refunded:  # no account yet, or money went back: ops decide
+                continue
+            if not self.store.claim_transfer(payment.id):  # another process is sending it
+                continue
+            try:
+                transfer = self.gateway.transfer(
+                    amount=payment.dealer_share, currency="cny", destination=account,
+                    idempotency_key=f"transfer:{payment.id}", transfer_group=payment.application_id,
+                    metadata={"payment_id": payment.id, "application_id": payment.application_id})
+            except PaymentsUnavailable:
+                self.store.claim_transfer(payment.id, "sending", "due")  # the same key next tick
+                return done
+            except (PaymentRefused, PaymentDeclined) as exc:
+                log.error("transfer of %s to %s refused: %s", payment.id, account, exc)
+                self.store.set_fields(payment.id, transfer_status="failed")
+                continue
+            self.store.set_fields(payment.id, transfer_status="sent", transfer_id=transfer.id)
+            self.repo.outbox_add(payment.application_id, f"transfer:{payment.id}", "payment", {
+                "payment_id": payment.id, "kind": "dealer_share", "amount": _yuan(transfer.amount),
+                "currency": "CNY", "stripe_transfer": transfer.id}, self.clock())
+            done += 1
+        return done
+
+    def retry_refunds(self) -> int:
+        """Send again the refunds whose answer was lost (Stripe unreachable), with their first key."""
+        done = 0
+        for refund in self.store.pending_refunds():
+            if self.clock() - refund.created_at < REFUND_RETRY_AFTER:  # its own request may still be waiting
+                continue
+            payment = self.store.get(refund.payment_id)
+            if payment is None or not payment.intent_id:
+                continue
+            try:
+                made = self.gateway.refund(payment.intent_id, amount=refund.amount,
+                                           idempotency_key=f"refund:{refund.id}", reason="requested_by_customer",
+                                           metadata={"refund_id": refund.id, "payment_id": payment.id})
+            except PaymentsUnavailable:
+                return done
+            except (PaymentRefused, PaymentDeclined) as exc:
+                log.error("Stripe refused refund %s: %s", refund.id, exc)
+                self.store.finish_refund(refund.id, None, "failed")
+                continue
+            self.store.finish_refund(refund.id, made.id, "succeeded" if made.status != "failed" else "failed")
+            done += 1
+        return done
 
     def expire_holds(self) -> int:
         """Mark holds past their authorisation window (the resumer's job)."""

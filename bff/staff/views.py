@@ -155,7 +155,8 @@ def dealer_details(dealer_id: str) -> Any:
         abort(404)
     code = request.form.get("credit_code", "").strip().upper()[:18]
     address = " ".join(request.form.get("address", "").split())[:255]
-    entered = {"credit_code": code, "address": address}
+    account = request.form.get("stripe_account", "").strip()[:64]
+    entered = {"credit_code": code, "address": address, "stripe_account": account}
     if not uscc_is_valid(code):
         return _dealers_page({"group": "", "name": "", "city": ""}, None, 422, details_error=(
             dealer.id, _("Enter the 18-character unified social credit code from the business licence "
@@ -163,9 +164,13 @@ def dealer_details(dealer_id: str) -> Any:
     if len(address) < 6:
         return _dealers_page({"group": "", "name": "", "city": ""}, None, 422, details_error=(
             dealer.id, _("Enter the registered address from the business licence."), entered))
-    if (code, address) != (dealer.credit_code, dealer.address):
-        services().accounts.set_dealer_details(dealer.id, code, address)
-        _audit("dealer.details", dealer.name, dealer.id, before=dealer.credit_code, after=code)
+    if account and not STRIPE_ACCOUNT.fullmatch(account):
+        return _dealers_page({"group": "", "name": "", "city": ""}, None, 422, details_error=(
+            dealer.id, _("A Stripe Connect account id looks like acct_1A2b3C4d5E: copy it from Stripe."), entered))
+    if (code, address, account or None) != (dealer.credit_code, dealer.address, dealer.stripe_account):
+        services().accounts.set_dealer_details(dealer.id, code, address, account or None)
+        _audit("dealer.details", dealer.name, dealer.id, before=[dealer.credit_code, dealer.stripe_account],
+               after=[code, account or None])
     return redirect(url_for("staff.dealers"), 303)
 
 
@@ -187,6 +192,7 @@ def group_issuer(group_id: str) -> Any:
 
 
 SETUP_TTL = 72 * 3600
+STRIPE_ACCOUNT = re.compile(r"acct_[A-Za-z0-9]{6,59}")
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}")
 
 

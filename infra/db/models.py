@@ -363,6 +363,10 @@ on every database, as Stripe counts them); the money filters show yuan.
     last_error: Mapped[str | None] = mapped_column(String(255), nullable=True)
     next_action_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     held_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # the dealer's share (分账) of an upfront payment, paid out through Stripe Connect once it is captured
+    dealer_share: Mapped[int] = mapped_column(BigInteger, default=0)
+    transfer_status: Mapped[str | None] = mapped_column(String(16), nullable=True)  # due | sending | sent | failed
+    transfer_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -14,13 +14,20 @@ Each server starts ``--from-scratch``, so it sees only the objects its own tests
 
 from __future__ import annotations
 
+import json
+import logging
 import secrets
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request
+from werkzeug.wrappers import Response
 
 from infra.payments import StripeGateway
 from infra.peers import LocalStripe
@@ -64,3 +71,46 @@ def stripe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StripeSe
     """A started StripeServer in a temporary directory (its log), stopped afterwards: ``yield from`` it."""
     with StripeServer(tmp_path_factory.mktemp("localstripe")) as server:
         yield server
+
+
+# -- Stripe's API at the HTTP boundary, for what localstripe lacks (Connect) ------------------------------------
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    form: dict[str, str]
+    body: bytes
+
+
+class FakeStripe:
+    """A WSGI app answering canned ``(status, JSON)`` per ``(method, path)`` and recording every request."""
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self.requests: list[Recorded] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        body = request.get_data(cache=True)
+        with self.lock:
+            self.requests.append(Recorded(request.method, request.path, dict(request.headers),
+                                          dict(request.form.items()), body))
+            status, answer = self.answers.get((request.method, request.path),
+                                              (404, {"error": {"type": "invalid_request_error",
+                                                               "message": "Unrecognized request URL"}}))
+        return Response(json.dumps(answer), status=status, content_type="application/json")(environ, start_response)
+
+
+def fake_stripe() -> Iterator[tuple[FakeStripe, str]]:
+    """A started :class:`FakeStripe` and its base URL, stopped afterwards: ``yield from`` it in a fixture."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    app = FakeStripe()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+    server.server_close()

@@ -128,11 +128,15 @@ def test_ops_record_a_new_dealer_s_registered_details_for_its_contracts(bff_serv
         assert bad.status_code == 422 and f'value="{wrong}"' in bad.text and "星湖街 328 号" in bad.text
         bad = ops.post(url, data={"credit_code": code, "address": "", "csrf_token": token}, timeout=TIMEOUT)
         assert bad.status_code == 422
+        bad = ops.post(url, data={"credit_code": code, "address": "苏州工业园区星湖街 328 号",
+                                  "stripe_account": "acct_<script>", "csrf_token": token}, timeout=TIMEOUT)
+        assert bad.status_code == 422 and "acct_&lt;script&gt;" in bad.text
         ok = ops.post(url, data={"credit_code": code.lower(), "address": "苏州工业园区星湖街 328 号",
-                                 "csrf_token": token}, timeout=TIMEOUT)
+                                 "stripe_account": "acct_1MTfjCQ9PRzxEwkZ", "csrf_token": token}, timeout=TIMEOUT)
         assert ok.status_code == 200
     dealer = accounts.dealer(dealer_id)
     assert (dealer.credit_code, dealer.address) == (code, "苏州工业园区星湖街 328 号")
+    assert dealer.stripe_account == "acct_1MTfjCQ9PRzxEwkZ"
     with sign_in(base, ADMIN_A) as admin:  # a dealer admin does not change a dealer's legal identity
         token = csrf(admin, f"{base}/account")
         assert admin.post(url, data={"credit_code": code, "address": "x" * 10, "csrf_token": token},

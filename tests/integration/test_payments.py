@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,14 +18,19 @@ import requests
 from sqlalchemy import update
 
 from bff.applications.services import Actor
+from bff.payments.service import PaymentService
 from infra.applications import Scope
 from infra.db.models import ApplicationRow
+from infra.payments import StripeGateway
 from infra.payments import sign_webhook
+from tests.common.stripe import FakeStripe
+from tests.common.stripe import fake_stripe
 from tests.integration.test_applications import SALES_A
 from tests.integration.test_applications import VEHICLE
 from tests.integration.test_auth import TIMEOUT
 from tests.integration.test_auth import csrf
 from tests.integration.test_auth import sign_in
+from tests.integration.test_stripe_gateway import TRANSFER_FIXTURE
 
 pytestmark = pytest.mark.db
 OPS = "ops@demo.leaseline.cn"
@@ -269,3 +275,46 @@ def test_reconciliation_reports_each_mismatch(bff_server: Any, stripe_server: An
     stripe_server.gateway().refund(deposit.intent_id, amount=100, idempotency_key=f"outside-{deposit.id}")
     mine = [p for p in service.reconcile() if p.get("payment") == deposit.id]
     assert mine == [{"problem": "refunded", "payment": deposit.id, "ours": 0, "stripe": 100}]
+
+
+@pytest.fixture(scope="module")
+def connect_server() -> Iterator[tuple[FakeStripe, str]]:
+    yield from fake_stripe()
+
+
+def test_the_dealer_s_share_of_the_down_payment_is_transferred_once(
+        bff_server: Any, stripe_server: Any, connect_server: tuple[FakeStripe, str]) -> None:
+    """Stripe Connect is absent from localstripe: the transfer is checked at the HTTP boundary, against a fake
+    answering with the Transfer object of Stripe's API reference (tests/integration/test_stripe_gateway.py)."""
+    base, app = bff_server.url, bff_server.app
+    components = app.extensions["leaseline"]
+    app_id = signed_application(app, DEPOSIT)
+    with sign_in(base, SALES_A) as sales:
+        sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
+        upfront = payments(app, app_id)["upfront"]
+        quote = components.applications.repo.get(app_id, Scope()).plan["quote"]
+        assert upfront.dealer_share == round(float(quote["down_payment"]) * 100) and upfront.transfer_status == "due"
+        components.payments.pay_out_dealers()  # the demo dealer has no connected account yet: it stays due
+        assert payments(app, app_id)["upfront"].transfer_status == "due"
+        assert pay(sales, base, app_id, upfront.id).status_code == 200
+    fake, url = connect_server
+    fake.answers[("POST", "/v1/transfers")] = (200, {**TRANSFER_FIXTURE, "amount": upfront.dealer_share})
+    account = "acct_1MTfjCQ9PRzxEwkZ"
+    connect = PaymentService(components.payments.store, StripeGateway("sk_test_fake_0123456789", api_base=url,
+                                                                      timeout=2, max_network_retries=0),
+                             components.applications.repo, components.payments.deposit_ratio,
+                             dealer_account=lambda dealer_id: account)
+    try:
+        connect.pay_out_dealers()
+        connect.pay_out_dealers()  # again: nothing more for this payment
+        mine = [r for r in fake.requests if r.form.get("metadata[payment_id]") == upfront.id]
+        assert len(mine) == 1
+        assert mine[0].form["amount"] == str(upfront.dealer_share) and mine[0].form["destination"] == account
+        assert mine[0].form["transfer_group"] == app_id
+        assert mine[0].headers["Idempotency-Key"] == f"transfer:{upfront.id}"
+    finally:
+        fake.answers.clear()
+        fake.requests.clear()
+    done = payments(app, app_id)["upfront"]
+    assert done.transfer_status == "sent" and done.transfer_id == TRANSFER_FIXTURE["id"]
+    assert "payment" in [k for k, _ in components.applications.repo.outbox(app_id)]

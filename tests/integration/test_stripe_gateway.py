@@ -5,23 +5,17 @@ its error answers and the headers we send. Webhook signatures are checked offlin
 from __future__ import annotations
 
 import json
-import logging
 import socket
-import threading
 import time
 import traceback
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import stripe
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request
-from werkzeug.wrappers import Response
 
 from infra.payments import PaymentDeclined
 from infra.payments import PaymentRefused
@@ -33,7 +27,9 @@ from infra.payments import sign_webhook
 from infra.payments import verify_webhook
 from infra.peers import LocalStripe
 from infra.peers import PeerError
+from tests.common.stripe import FakeStripe
 from tests.common.stripe import StripeServer
+from tests.common.stripe import fake_stripe
 from tests.common.stripe import stripe_server
 
 
@@ -279,46 +275,9 @@ def test_webhook_invalid(payload: bytes, header: str, reason: str) -> None:
     assert SECRET not in str(invalid.value)
 
 
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-    form: dict[str, str]
-    body: bytes
-
-
-class FakeStripe:
-    """A WSGI app answering canned ``(status, JSON)`` per ``(method, path)`` and recording every request."""
-
-    def __init__(self) -> None:
-        self.answers: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
-        self.requests: list[Recorded] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        body = request.get_data(cache=True)
-        with self.lock:
-            self.requests.append(Recorded(request.method, request.path, dict(request.headers),
-                                          dict(request.form.items()), body))
-            status, answer = self.answers.get((request.method, request.path),
-                                              (404, {"error": {"type": "invalid_request_error",
-                                                               "message": "Unrecognized request URL"}}))
-        return Response(json.dumps(answer), status=status, content_type="application/json")(environ, start_response)
-
-
 @pytest.fixture(scope="module")
 def fake_server() -> Iterator[tuple[FakeStripe, str]]:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = FakeStripe()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
-    server.server_close()
+    yield from fake_stripe()
 
 
 @pytest.fixture
