@@ -52,5 +52,7 @@ def logging_config(service: str, level: str = "INFO") -> dict[str, Any]:
         "loggers": {
             "gunicorn.error": {"level": level, "handlers": ["stderr"], "propagate": False},
             "gunicorn.access": {"level": level, "handlers": ["stderr"], "propagate": False},
+            # WeasyPrint logs each layout step of each contract at INFO: eleven lines a render
+            "weasyprint.progress": {"level": "WARNING"},
         },
     }
