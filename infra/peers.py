@@ -113,6 +113,18 @@ def free_port_pairs(count: int, host: str = LOOPBACK, exclude: set[int] | None =
     return chosen
 
 
+def terminate(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Ask a peer's process to stop, wait up to ``timeout`` seconds, then kill it."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 def is_local_endpoint(url: str) -> bool:
     """Whether ``url`` is a plain-HTTP loopback endpoint that ``leaseline up`` should serve itself."""
     parts = urlsplit(url)
@@ -198,13 +210,7 @@ class SeaweedS3:
     def stop(self, timeout: float = 15) -> None:
         """Terminate and wait for the process to exit (about 3.5 s), so that its ports can be reused."""
         proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        terminate(proc, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -380,13 +386,7 @@ class LocalStripe:
     def stop(self, timeout: float = 10) -> None:
         """Terminate and wait for the process to exit, so that its port can be reused."""
         proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        terminate(proc, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -54,6 +54,7 @@ from infra.payments import PaymentsUnavailable
 from infra.payments import StripeGateway
 from infra.payments_store import Payment
 from infra.payments_store import SqlPayments
+from infra.peers import is_local_endpoint
 
 log = logging.getLogger(__name__)
 _ALL = Scope()
@@ -62,9 +63,11 @@ REFUND_RETRY_AFTER = timedelta(minutes=1)
 #: application states in which payments exist and may be paid
 PAYING = ("signed",)
 DELIVERABLE = "ready_for_delivery"
-#: the test cards offered in TEST MODE: Stripe's test PaymentMethods, or a test card number turned into one
-#: (localstripe knows pm_card_visa and pm_card_chargeCustomerFail; 3-D Secure needs its card number)
-TEST_METHODS = {"visa": "pm_card_visa", "declined": "pm_card_chargeCustomerFail", "3ds": "card:4000000000003220"}
+#: the test cards offered in TEST MODE: Stripe's test PaymentMethods (localstripe knows pm_card_visa and
+#: pm_card_chargeCustomerFail; for 3-D Secure it needs the test card's number, which real Stripe refuses)
+TEST_METHODS = {"visa": "pm_card_visa", "declined": "pm_card_chargeCustomerFail",
+                "3ds": "pm_card_threeDSecure2Required"}
+LOCAL_3DS_CARD = "4000000000003220"
 
 
 def fen(amount: str | Decimal) -> int:
@@ -108,11 +111,10 @@ class PaymentService:
 
     # -- paying ---------------------------------------------------------------------------------------------
     def test_method(self, key: str) -> str:
-        """The PaymentMethod id of a TEST MODE card choice."""
-        value = TEST_METHODS[key]
-        if value.startswith("card:"):
-            return self.gateway.card_payment_method(value.removeprefix("card:"))
-        return value
+        """The PaymentMethod id of a TEST MODE card choice (on a local fake Stripe, 3-D Secure's card number)."""
+        if key == "3ds" and is_local_endpoint(self.gateway.api_base):
+            return self.gateway.card_payment_method(LOCAL_3DS_CARD)
+        return TEST_METHODS[key]
 
     def pay(self, app: Application, payment_id: str, method: str, return_url: str | None = None) -> Payment:
         """One attempt to pay ``payment_id`` with ``method`` (a PaymentMethod id). A second tap while the first

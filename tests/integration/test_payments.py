@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from sqlalchemy import update
 
 from bff.applications.services import Actor
 from bff.payments.service import PaymentService
+from bff.payments.service import fen
 from infra.applications import Scope
 from infra.db.models import ApplicationRow
 from infra.payments import StripeGateway
@@ -49,6 +51,12 @@ def signed_application(app: Any, plan_code: str) -> str:
     return str(created.id)
 
 
+def opened(s: requests.Session, base: str, app: Any, app_id: str) -> dict[str, Any]:
+    """Open the payment page as the customer would (it creates the lease's payments); the payments by kind."""
+    assert s.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT).status_code == 200
+    return payments(app, app_id)
+
+
 def payments(app: Any, app_id: str) -> dict[str, Any]:
     return {p.kind: p for p in app.extensions["leaseline"].payments.store.for_application(app_id)}
 
@@ -77,8 +85,8 @@ def test_paying_upfront_and_deposit_makes_the_lease_ready_for_delivery(bff_serve
         assert set(due) == {"upfront", "deposit"}
         quote = app.extensions["leaseline"].applications.repo.get(app_id, Scope()).plan["quote"]
         # the lines add up to what the quote says is due at signing, to the fen
-        assert sum(p.amount for p in due.values()) == round(float(quote["due_at_signing"]) * 100)
-        assert due["deposit"].amount == round(float(quote["deposit"]) * 100)
+        assert sum(p.amount for p in due.values()) == fen(quote["due_at_signing"])
+        assert due["deposit"].amount == fen(quote["deposit"])
         for kind in ("upfront", "deposit"):
             r = pay(sales, base, app_id, due[kind].id)
             assert r.status_code == 200 and f'data-testid="status-{kind}"' in r.text
@@ -98,8 +106,7 @@ def test_a_double_tap_charges_once(bff_server: Any, stripe_server: Any) -> None:
     base, app = bff_server.url, bff_server.app
     app_id = signed_application(app, DEPOSIT)
     with sign_in(base, SALES_A) as sales:
-        sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
-        upfront = payments(app, app_id)["upfront"]
+        upfront = opened(sales, base, app, app_id)["upfront"]
         token = csrf(sales, f"{base}/applications/{app_id}/payment")
         answers: list[int] = []
 
@@ -123,8 +130,7 @@ def test_a_declined_card_is_explained_and_another_card_pays(bff_server: Any, str
     base, app = bff_server.url, bff_server.app
     app_id = signed_application(app, DEPOSIT)
     with sign_in(base, SALES_A) as sales:
-        sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
-        upfront = payments(app, app_id)["upfront"]
+        upfront = opened(sales, base, app, app_id)["upfront"]
         r = pay(sales, base, app_id, upfront.id, "declined")
         assert r.status_code == 422 and 'data-testid="payment-error"' in r.text
         assert payments(app, app_id)["upfront"].status == "failed"
@@ -137,8 +143,7 @@ def test_3d_secure_waits_for_the_bank(bff_server: Any, stripe_server: Any) -> No
     base, app = bff_server.url, bff_server.app
     app_id = signed_application(app, DEPOSIT)
     with sign_in(base, SALES_A) as sales:
-        sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
-        upfront = payments(app, app_id)["upfront"]
+        upfront = opened(sales, base, app, app_id)["upfront"]
         r = pay(sales, base, app_id, upfront.id, "3ds")
         assert r.status_code == 200 and 'data-testid="check-upfront"' in r.text
     assert payments(app, app_id)["upfront"].status == "requires_action"
@@ -150,11 +155,10 @@ def test_a_deposit_free_hold_is_placed_then_released_or_captured_by_ops(bff_serv
     released_id, captured_id = signed_application(app, DEPOSIT_FREE), signed_application(app, DEPOSIT_FREE)
     with sign_in(base, SALES_A) as sales:
         for app_id in (released_id, captured_id):
-            sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
-            due = payments(app, app_id)
+            due = opened(sales, base, app, app_id)
             assert set(due) == {"upfront", "hold"}
             price = app.extensions["leaseline"].applications.repo.get(app_id, Scope()).plan["vehicle"]["price"]
-            assert due["hold"].amount == round(float(price) * 0.05 * 100)  # the product's deposit ratio
+            assert due["hold"].amount == fen(Decimal(price) * Decimal("0.05"))  # the product's deposit ratio
             for kind in ("upfront", "hold"):
                 assert pay(sales, base, app_id, due[kind].id).status_code == 200
             held = payments(app, app_id)["hold"]
@@ -182,8 +186,7 @@ def test_refunds_partial_and_never_more_than_captured(bff_server: Any, stripe_se
     base, app = bff_server.url, bff_server.app
     app_id = signed_application(app, DEPOSIT)
     with sign_in(base, SALES_A) as sales:
-        sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
-        deposit = payments(app, app_id)["deposit"]
+        deposit = opened(sales, base, app, app_id)["deposit"]
         assert pay(sales, base, app_id, deposit.id).status_code == 200
     url = f"{base}/applications/{app_id}/payment"
     refund_url = f"{base}/applications/{app_id}/payments/{deposit.id}/refund"
@@ -229,8 +232,7 @@ def test_webhooks_are_verified_applied_once_and_in_any_order(bff_server: Any, st
     secret = app.config["SETTINGS"].stripe_webhook_secret
     app_id = signed_application(app, DEPOSIT_FREE)
     with sign_in(base, SALES_A) as sales:
-        sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
-    hold = payments(app, app_id)["hold"]
+        hold = opened(sales, base, app, app_id)["hold"]
     # Stripe holds the card before our own answer is stored (the intent is named only in its metadata)
     intent = stripe_server.gateway().create_intent(
         amount=hold.amount, currency="cny", idempotency_key=f"test-{hold.id}", manual_capture=True, confirm=True,
@@ -265,8 +267,7 @@ def test_reconciliation_reports_each_mismatch(bff_server: Any, stripe_server: An
     service = app.extensions["leaseline"].payments
     app_id = signed_application(app, DEPOSIT)
     with sign_in(base, SALES_A) as sales:
-        sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
-        deposit = payments(app, app_id)["deposit"]
+        deposit = opened(sales, base, app, app_id)["deposit"]
         assert pay(sales, base, app_id, deposit.id).status_code == 200
     deposit = payments(app, app_id)["deposit"]
     mine = [p for p in service.reconcile() if p.get("payment") == deposit.id]
@@ -290,10 +291,9 @@ def test_the_dealer_s_share_of_the_down_payment_is_transferred_once(
     components = app.extensions["leaseline"]
     app_id = signed_application(app, DEPOSIT)
     with sign_in(base, SALES_A) as sales:
-        sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT)
-        upfront = payments(app, app_id)["upfront"]
+        upfront = opened(sales, base, app, app_id)["upfront"]
         quote = components.applications.repo.get(app_id, Scope()).plan["quote"]
-        assert upfront.dealer_share == round(float(quote["down_payment"]) * 100) and upfront.transfer_status == "due"
+        assert upfront.dealer_share == fen(quote["down_payment"]) and upfront.transfer_status == "due"
         components.payments.pay_out_dealers()  # the demo dealer has no connected account yet: it stays due
         assert payments(app, app_id)["upfront"].transfer_status == "due"
         assert pay(sales, base, app_id, upfront.id).status_code == 200
