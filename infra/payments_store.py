@@ -120,16 +120,17 @@ class SqlPayments:
         return self.for_application(application_id)
 
     def claim_attempt(self, payment_id: str, new_key: str) -> Payment | None:
-        """Start an attempt: ``pending``/``failed`` → ``processing``, once (a conditional UPDATE: of two taps or two
-        processes, one wins). The attempt key survives an attempt whose answer was lost (the payment went back to
-        ``pending`` keeping it): that key is sent again, so Stripe answers with the same PaymentIntent."""
+        """Start an attempt: ``pending``/``failed``/``expired`` → ``processing``, once (a conditional UPDATE: of two
+        taps or two processes, one wins). The attempt key survives an attempt whose answer was lost (the payment
+        went back to ``pending`` keeping it): that key is sent again, so Stripe answers with the same
+        PaymentIntent."""
         current = self.get(payment_id)
-        if current is None or current.status not in ("pending", "failed"):
+        if current is None or current.status not in ("pending", "failed", "expired"):
             return None
-        fresh_attempt = current.status == "failed" or not current.attempt_key
+        fresh_attempt = current.status != "pending" or not current.attempt_key
         values: dict[str, object] = {"status": "processing", "last_error": None, "updated_at": utcnow()}
-        if fresh_attempt:
-            values.update(attempts=current.attempts + 1, attempt_key=new_key)
+        if fresh_attempt:  # a new authorisation: a new key, and the earlier intent is no longer followed
+            values.update(attempts=current.attempts + 1, attempt_key=new_key, held_until=None)
         with self.db.session() as session:
             moved = session.execute(update(PaymentRow).where(
                 PaymentRow.id == payment_id, PaymentRow.status == current.status,

@@ -2,7 +2,7 @@
 
     pending ──pay──► processing ──► succeeded                 (automatic capture: upfront, deposit)
                          │     └──► held ──capture──► captured (manual capture: the 免押 hold)
-                         │                 └─release/expiry──► released | expired
+                         │                 └─release/expiry──► released | expired ──hold again──► processing …
                          ├──► requires_action ──the bank confirms──► succeeded | held
                          └──► failed ──pay again (a new attempt)──► processing …
     processing ──Stripe unreachable──► pending (the same attempt key: a retry never charges twice)
@@ -19,8 +19,8 @@ STATUSES = ("pending", "processing", "requires_action", "failed", "held", "succe
 #: the statuses in which the lease's money is secured (delivery may go ahead)
 SECURED = frozenset({"succeeded", "held", "captured"})
 #: a new attempt may start from these
-PAYABLE = frozenset({"pending", "failed"})
-FINAL = frozenset({"succeeded", "captured", "released", "expired"})
+PAYABLE = frozenset({"pending", "failed", "expired"})
+FINAL = frozenset({"succeeded", "captured", "released"})
 
 ALLOWED: dict[str, frozenset[str]] = {
     "pending": frozenset({"processing", "requires_action", "failed", "held", "succeeded"}),
@@ -31,7 +31,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "succeeded": frozenset(),
     "captured": frozenset(),
     "released": frozenset(),
-    "expired": frozenset(),
+    "expired": frozenset({"processing", "requires_action", "failed", "held"}),  # a new authorisation
 }
 
 

@@ -61,7 +61,7 @@ _ALL = Scope()
 HOLD_WINDOW = timedelta(days=7)
 REFUND_RETRY_AFTER = timedelta(minutes=1)
 #: application states in which payments exist and may be paid
-PAYING = ("signed",)
+PAYING = ("signed", "ready_for_delivery")  # after delivery only a lapsed hold's replacement is payable
 DELIVERABLE = "ready_for_delivery"
 #: the test cards offered in TEST MODE: Stripe's test PaymentMethods (localstripe knows pm_card_visa and
 #: pm_card_chargeCustomerFail; for 3-D Secure it needs the test card's number, which real Stripe refuses)
@@ -131,7 +131,8 @@ class PaymentService:
         try:
             intent = self.gateway.create_intent(
                 amount=claimed.amount, currency="cny", idempotency_key=claimed.attempt_key,
-                metadata={"payment_id": claimed.id, "application_id": app.id, "kind": claimed.kind},
+                metadata={"payment_id": claimed.id, "application_id": app.id, "kind": claimed.kind,
+                          "attempt": str(claimed.attempts)},
                 payment_method=method, confirm=True, manual_capture=claimed.kind == "hold",
                 description=f"Leaseline {app.contract.get('number') or app.id[:8]} {claimed.kind}",
                 return_url=return_url)
@@ -156,8 +157,11 @@ class PaymentService:
         """Bring the payment in line with Stripe's PaymentIntent (an answer, a refresh or a webhook)."""
         payment = self.store.get(payment_id)
         assert payment is not None
-        if payment.intent_id and payment.intent_id != intent.id:
-            return payment  # an earlier attempt's intent: the current attempt decides
+        attempt = intent.metadata.get("attempt")
+        if attempt is not None and attempt != str(payment.attempts):
+            return payment  # an earlier attempt's intent (e.g. its late "failed"): the current attempt decides
+        if attempt is None and payment.intent_id and payment.intent_id != intent.id:
+            return payment  # an intent we did not make for this attempt
         manual = intent.capture_method == "manual"
         target = from_intent(intent.status, manual)
         fields: dict[str, object] = {"intent_id": intent.id, "next_action_url": intent.next_action_url,
@@ -249,9 +253,9 @@ class PaymentService:
         payment = self.store.by_intent(intent_id) if intent_id else None
         if payment is None:
             metadata = obj.get("metadata") or {}
-            found = self.store.get(str(metadata.get("payment_id"))) if metadata.get("payment_id") else None
-            # our own answer may not be stored yet: the metadata names the payment
-            payment = found if found is not None and found.intent_id in (None, intent_id) else None
+            # our own answer may not be stored yet, or the event is about an earlier attempt's intent: the
+            # metadata names the payment, and apply_intent compares the attempt
+            payment = self.store.get(str(metadata.get("payment_id"))) if metadata.get("payment_id") else None
         if payment is None:
             return "ignored: not ours"
         if kind in EVENT_STATUS:
@@ -277,8 +281,13 @@ class PaymentService:
 
     # -- delivery and maintenance ----------------------------------------------------------------------------
     def check_ready(self, application_id: str) -> None:
-        """Signed and every payment secured → ready for delivery."""
+        """Signed and every payment secured → ready for delivery (a deposit that replaced a lapsed hold, or the
+        renewed hold, secures the lease on its own)."""
         payments = self.store.for_application(application_id)
+        kinds = {p.kind: p for p in payments}
+        if "hold" in kinds and "deposit" in kinds:  # either one is enough
+            either = kinds["hold"] if kinds["hold"].status in SECURED else kinds["deposit"]
+            payments = [p for p in payments if p.kind not in ("hold", "deposit")] + [either]
         if payments and all(p.status in SECURED for p in payments):
             self.repo.transition(application_id, allowed_from=PAYING, to=DELIVERABLE, actor_kind="system",
                                  actor_id="payments", note="paid")
@@ -335,11 +344,14 @@ class PaymentService:
         return done
 
     def expire_holds(self) -> int:
-        """Mark holds past their authorisation window (the resumer's job)."""
+        """Holds past their authorisation window (the resumer's job): marked ``expired``, and the lease is asked
+        for security again — the customer places the hold once more (a new authorisation) or pays the deposit
+        instead (a ``deposit`` line of the same amount appears); either one secures it."""
         done = 0
         for payment in self.store.all():
             if payment.status == "held" and payment.held_until and payment.held_until <= self.clock():
                 if self.store.move(payment.id, "held", "expired", last_error="authorisation window ended"):
+                    self.store.ensure(payment.application_id, payment.dealer_id, [("deposit", payment.amount, 0)])
                     done += 1
         return done
 
@@ -386,7 +398,7 @@ class PaymentService:
         if kind is None:
             return
         amount = intent.amount_received if status in ("succeeded", "captured") else payment.amount
-        self.repo.outbox_add(payment.application_id, f"{kind}:{payment.id}:{status}", kind, {
+        self.repo.outbox_add(payment.application_id, f"{kind}:{payment.id}:{status}:{payment.attempts}", kind, {
             "payment_id": payment.id, "kind": payment.kind, "status": status, "amount": _yuan(amount),
             "currency": "CNY", "stripe_intent": intent.id}, self.clock())
 

@@ -318,3 +318,60 @@ def test_the_dealer_s_share_of_the_down_payment_is_transferred_once(
     done = payments(app, app_id)["upfront"]
     assert done.transfer_status == "sent" and done.transfer_id == TRANSFER_FIXTURE["id"]
     assert "payment" in [k for k, _ in components.applications.repo.outbox(app_id)]
+
+
+def test_a_late_event_of_an_earlier_attempt_changes_nothing(bff_server: Any, stripe_server: Any) -> None:
+    base, app = bff_server.url, bff_server.app
+    secret = app.config["SETTINGS"].stripe_webhook_secret
+    app_id = signed_application(app, DEPOSIT)
+    with sign_in(base, SALES_A) as sales:
+        upfront = opened(sales, base, app, app_id)["upfront"]
+        assert pay(sales, base, app_id, upfront.id, "declined").status_code == 422  # attempt 1
+        # real Stripe returns the declined PaymentIntent with the card error (localstripe names only the charge),
+        # so the payment then follows that intent: as if it had
+        declined = f"pi_attempt1_{uuid.uuid4().hex[:8]}"
+        app.extensions["leaseline"].payments.store.set_fields(upfront.id, intent_id=declined)
+        assert pay(sales, base, app_id, upfront.id, "visa").status_code == 200  # attempt 2: its intent is followed
+    paid = payments(app, app_id)["upfront"]
+    assert paid.status == "succeeded" and paid.attempts == 2
+    # Stripe's "payment failed" of attempt 1's intent arrives last (real Stripe returns the declined intent)
+    assert paid.intent_id != declined
+    late = _event("payment_intent.payment_failed", {
+        "id": declined, "object": "payment_intent", "amount": paid.amount,
+        "currency": "cny", "status": "requires_payment_method", "capture_method": "automatic",
+        "metadata": {"payment_id": paid.id, "attempt": "1"}, "last_payment_error": {"code": "card_declined"}})
+    assert _post(base, late, secret).json()["outcome"] == "ignored: succeeded stays"
+    assert payments(app, app_id)["upfront"].status == "succeeded"
+
+
+def test_a_lapsed_hold_is_placed_again_or_replaced_by_the_deposit(bff_server: Any, stripe_server: Any) -> None:
+    from datetime import UTC
+    from datetime import datetime
+    from datetime import timedelta
+
+    base, app = bff_server.url, bff_server.app
+    service = app.extensions["leaseline"].payments
+    renewed_id, replaced_id = signed_application(app, DEPOSIT_FREE), signed_application(app, DEPOSIT_FREE)
+    with sign_in(base, SALES_A) as sales:
+        for app_id in (renewed_id, replaced_id):
+            due = opened(sales, base, app, app_id)
+            for kind in ("upfront", "hold"):
+                assert pay(sales, base, app_id, due[kind].id).status_code == 200
+            assert status(app, app_id) == "ready_for_delivery"
+            # the card authorisation window has ended
+            service.store.set_fields(payments(app, app_id)["hold"].id,
+                                     held_until=datetime.now(UTC) - timedelta(minutes=1))
+        assert service.expire_holds() >= 2
+        for app_id in (renewed_id, replaced_id):
+            lapsed = opened(sales, base, app, app_id)
+            assert lapsed["hold"].status == "expired" and lapsed["deposit"].status == "pending"
+            assert lapsed["deposit"].amount == lapsed["hold"].amount
+        # one customer authorises the hold again, the other pays the deposit instead
+        first = payments(app, renewed_id)["hold"]
+        assert pay(sales, base, renewed_id, first.id).status_code == 200
+        assert pay(sales, base, replaced_id, payments(app, replaced_id)["deposit"].id).status_code == 200
+    renewed = payments(app, renewed_id)["hold"]
+    assert renewed.status == "held" and renewed.attempts == 2 and renewed.intent_id != first.intent_id
+    assert renewed.held_until is not None and renewed.held_until > datetime.now(UTC) + timedelta(days=6)
+    assert payments(app, replaced_id)["deposit"].status == "succeeded"
+    assert status(app, renewed_id) == status(app, replaced_id) == "ready_for_delivery"
