@@ -172,6 +172,12 @@ class SqlPayments:
             session.flush()
             return _refund(row)
 
+    def lapsed_holds(self, now: datetime) -> list[Payment]:
+        """Holds whose authorisation window has ended."""
+        with self.db.session() as session:
+            return [_payment(r) for r in session.scalars(select(PaymentRow).where(
+                PaymentRow.status == "held", PaymentRow.held_until <= now))]
+
     def pending_refunds(self) -> list[Refund]:
         with self.db.session() as session:
             return [_refund(r) for r in session.scalars(select(RefundRow).where(RefundRow.status == "pending"))]

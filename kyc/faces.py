@@ -31,12 +31,9 @@ Outcome = Literal["pass", "fail", "review"]
 @cache
 def api() -> ModuleType:
     """The face_recognition module, imported on first use (loads dlib and the models, ~4 s)."""
+    # (its import sets PIL's process-wide LOAD_TRUNCATED_IMAGES; kyc.images.strict_decoding puts it back)
     import face_recognition  # type: ignore[import-untyped]  # the package ships no type information
-    from PIL import ImageFile
 
-    # face_recognition's import sets PIL's process-wide LOAD_TRUNCATED_IMAGES = True, which would make
-    # kyc.images accept truncated uploads; we never use its loaders, so undo it.
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
     return cast(ModuleType, face_recognition)
 
 

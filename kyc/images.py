@@ -67,7 +67,7 @@ def load_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX
                       f"照片太小（{width}×{height}），短边至少需要 {min_side} 像素，请靠近一些重新拍摄",
                       f"The photo is too small ({width}×{height}); its short side needs at least {min_side} pixels: "
                       "move closer and take it again")
-    _strict_decoding()
+    strict_decoding()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -81,12 +81,13 @@ def load_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX
     return upright.convert("RGB")
 
 
-def _strict_decoding() -> None:
-    """Make PIL refuse truncated files again if an import switched that off for the whole process.
+def strict_decoding() -> None:
+    """Make PIL refuse truncated files again if an import switched that off for the whole process; call it
+    before decoding untrusted bytes (this module does, and so does the contract service's signature check).
 
     PIL reads one module-level flag; face_recognition and weasyprint set it to True when imported (their own
     inputs may be truncated). A truncated upload must be refused, so the flag is put back before decoding:
-    this module must not depend on which libraries happened to be imported first."""
+    decoding must not depend on which libraries happened to be imported first."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         ImageFile.LOAD_TRUNCATED_IMAGES = False
 

@@ -35,6 +35,7 @@ from bff.applications.states import STATUSES
 from bff.extensions import htmx
 from bff.extensions import limiter
 from bff.plans.forms import decode
+from bff.rendering import in_locale as _msg
 from bff.rendering import page_or_block
 from bff.services import services
 from infra.applications import Application
@@ -538,10 +539,6 @@ def _contract_bytes(app: Application, fetch: Callable[[str], bytes], mimetype: s
     response.mimetype = mimetype
     response.headers["Cache-Control"] = "private, max-age=300"
     return response
-
-
-def _msg(zh: str, en: str) -> str:
-    return zh if _locale().startswith("zh") else en
 
 
 @bp.get("/applications/<application_id>/contract/pages/<int:page>")

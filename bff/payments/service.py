@@ -348,11 +348,10 @@ class PaymentService:
         for security again — the customer places the hold once more (a new authorisation) or pays the deposit
         instead (a ``deposit`` line of the same amount appears); either one secures it."""
         done = 0
-        for payment in self.store.all():
-            if payment.status == "held" and payment.held_until and payment.held_until <= self.clock():
-                if self.store.move(payment.id, "held", "expired", last_error="authorisation window ended"):
-                    self.store.ensure(payment.application_id, payment.dealer_id, [("deposit", payment.amount, 0)])
-                    done += 1
+        for payment in self.store.lapsed_holds(self.clock()):
+            if self.store.move(payment.id, "held", "expired", last_error="authorisation window ended"):
+                self.store.ensure(payment.application_id, payment.dealer_id, [("deposit", payment.amount, 0)])
+                done += 1
         return done
 
     def reconcile(self) -> list[dict[str, Any]]:

@@ -13,7 +13,6 @@ from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
-from flask_babel import get_locale
 
 from bff.applications.access import actor
 from bff.applications.access import application_or_404
@@ -25,6 +24,7 @@ from bff.extensions import limiter
 from bff.payments.machine import PAYABLE
 from bff.payments.service import PAYING
 from bff.payments.service import TEST_METHODS
+from bff.rendering import in_locale as _msg
 from bff.services import services
 from infra.applications import Application
 from infra.payments import PaymentsUnavailable
@@ -34,10 +34,6 @@ from infra.payments import verify_webhook
 log = logging.getLogger(__name__)
 bp = Blueprint("payments", __name__)
 MAX_WEBHOOK_BYTES = 512 * 1024
-
-
-def _msg(zh: str, en: str) -> str:
-    return zh if str(get_locale() or "zh_CN").startswith("zh") else en
 
 
 def _page(app: Application, status: int = 200, error: str | None = None, failed: str | None = None) -> Any:

@@ -193,15 +193,11 @@ _render_lock = threading.Lock()
 
 
 def _build_engine() -> _Engine:
+    # (its import sets PIL's process-wide LOAD_TRUNCATED_IMAGES; kyc.images.strict_decoding puts it back)
     import weasyprint
-    from PIL import ImageFile
     from weasyprint.text import ffi as weasy_ffi
     from weasyprint.text.fonts import FontConfiguration
     from weasyprint.urls import FatalURLFetchingError
-
-    # weasyprint's import sets PIL's process-wide LOAD_TRUNCATED_IMAGES = True; the signature images this
-    # service decodes must be refused when truncated (kyc.images guards itself as well), so undo it.
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
 
     if not weasy_ffi.harfbuzz_subset:
         raise RenderError("HarfBuzz's subset library is missing (Debian: apt-get install libharfbuzz-subset0); "

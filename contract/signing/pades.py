@@ -57,6 +57,7 @@ from contract.signing.errors import SigningFailed
 from contract.signing.fonts import CachedFontFactory
 from contract.signing.fonts import StampFonts
 from contract.signing.fonts import prepare_stamp_fonts
+from kyc.images import strict_decoding
 
 #: China Standard Time has no daylight saving: a fixed offset needs no tz database
 CHINA_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
@@ -154,6 +155,7 @@ def drawn_signature(png: bytes) -> Image.Image:
     """
     if not isinstance(png, bytes | bytearray) or len(png) > MAX_PNG_BYTES:
         raise SigningFailed(f"the drawn signature must be a PNG of at most {MAX_PNG_BYTES} bytes")
+    strict_decoding()  # a truncated PNG is refused, whatever weasyprint's import switched off
     try:
         with Image.open(io.BytesIO(png), formats=["PNG"]) as img:
             if max(img.size) > MAX_PNG_SIDE:
