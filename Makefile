@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: peers
+.PHONY: peers lighthouse
 .PHONY: help install run test test-unit test-integration test-e2e lint format bench translations chromium system-deps clean
 
 help: ## Show this help
@@ -76,12 +76,31 @@ test-integration: install peers ## Integration tests (real HTTP, real databases,
 test-e2e: install chromium peers ## Browser tests (Debian's Chromium, Pixel 7 emulation)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
-bench: install ## Measure plans, KYC, risk assessments, contracts (render, sign, verify) and the evidence log
+.PHONY: screenshots
+TOUR := docs/tour
+
+screenshots: install chromium peers ## Regenerate the README's tour (docs/tour/*.png): the end-to-end journey test on SQLite, one small screenshot per step
+	rm -rf $(TOUR).new
+	TEST_DATABASE_URL= LEASELINE_SCREENSHOTS=$(TOUR).new $(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_journey.py $(PYTEST_ARGS)
+	mkdir -p $(TOUR) && rm -f $(TOUR)/*.png && mv $(TOUR).new/*.png $(TOUR)/ && rmdir $(TOUR).new
+	@ls -s $(TOUR)
+
+bench: install ## Measure plans, KYC, risk assessments, contracts (render, sign, verify), the evidence log and the whole journey
 	$(BIN)/python bench/plans.py
 	$(BIN)/python bench/kyc.py
 	$(BIN)/python bench/risk.py
 	$(BIN)/python bench/contract.py
 	$(BIN)/python bench/ledger_store.py
+	$(BIN)/python bench/journey.py
+
+LIGHTHOUSE := bench/node/node_modules/.package-lock.json
+
+$(LIGHTHOUSE): bench/node/package-lock.json
+	@echo "Installing Lighthouse 12 (npm ci in bench/node)…" >&2
+	@cd bench/node && npm ci --no-audit --no-fund --loglevel=error >&2
+
+lighthouse: install chromium $(LIGHTHOUSE) ## Lighthouse 12 on the builder, sign-in and KYC pages (LIGHTHOUSE_ARGS="--json --runs 3")
+	@CHROME_PATH=$${CHROME_PATH:-/usr/bin/chromium} $(BIN)/python bench/lighthouse.py $(LIGHTHOUSE_ARGS)
 
 format: install ## Format and fix imports
 	$(BIN)/ruff check --fix .

@@ -1,4 +1,5 @@
-"""Benchmark KYC: face match latency, OCR time per card, face distances with FAR/FRR; prints figures.
+"""Benchmark KYC: face match latency, liveness with and without the same-person check, OCR time per card,
+face distances with FAR/FRR and the same-person distances of the challenge frames; prints figures.
 
 Face photos are fetched like the tests do (tests/common/faces.py: the face-recognition 1.3.0 sdist from
 PyPI, cached; scikit-image's astronaut). Cards are the synthetic ones of tests/common/idcards.py.
@@ -62,6 +63,29 @@ def bench_match(runs: int) -> None:
     line("detect() on the full 1280×960 (no upsampling)", timed(lambda: faces.detect(selfie), runs))
     frame = padded(photo("obama.jpg"), (640, 480))
     line("liveness analyse_frame() 640×480", timed(lambda: liveness.analyse_frame(frame), runs))
+    box = faces.detect(frame)[0]
+    line("encode() one face, box known, 640×480", timed(lambda: faces.encode(frame, box), runs))
+    # a whole face check's liveness as face.js sends it: 1 neutral + 4 frames × 3 steps (the camera's poses)
+    steps, order = camera_session()
+    reference = faces.match(id_portrait(photo("obama.jpg")), steps["neutral"][0]).selfie_encoding
+    without = timed(lambda: liveness.verify(steps, order), max(3, runs // 4))
+    with_same = timed(lambda: liveness.verify(steps, order, reference=reference), max(3, runs // 4))
+    line("liveness verify(), 13 frames 480×640", without)
+    line("  + same person (3 sampled frames encoded)", with_same)
+    print(f"  same-person check adds {statistics.median(with_same) - statistics.median(without):.0f} ms (p50) "
+          "per face check")
+
+
+def camera_session(poses: dict[str, Any] | None = None) -> tuple[dict[str, list[Any]], tuple[str, ...]]:
+    """The e2e camera's poses (tests/common/camera.py) as the BFF receives them: JPEG q90, 4 frames a step."""
+    from kyc.images import load_image
+    from tests.common import camera
+    from tests.common.faces import encode
+
+    frames = poses or camera.person().frames
+    sent = {step: load_image(encode(image, "JPEG", quality=90)) for step, image in frames.items()}
+    order = ("turn_right", "blink", "turn_left")
+    return {"neutral": [sent["neutral"]], **{step: [sent[step]] * 4 for step in order}}, order
 
 
 def bench_ocr() -> None:
@@ -122,6 +146,31 @@ def bench_distances() -> None:
     print("  (3 people, 5 photos: too few for real error rates; no East-Asian faces in the set)")
 
 
+def bench_same_person() -> None:
+    from kyc import faces
+    from kyc import liveness
+    from tests.common import camera
+    from tests.common.faces import id_portrait
+    from tests.common.faces import padded
+    from tests.common.faces import photo
+
+    holder = camera.person().frames
+    biden = padded(photo("biden.jpg"), camera.SIZE)
+    sessions = {"card holder (obama, obama2 turned, mirrored, closed eyes)": holder,
+                "accomplice does every step (biden)": {"neutral": holder["neutral"], "blink": camera.closed_eyes(biden),
+                                                        "turn_left": biden, "turn_right": biden},
+                "accomplice blinks only": {**holder, "blink": camera.closed_eyes(biden)}}
+    threshold, margin = faces.DEFAULT_THRESHOLD, faces.DEFAULT_REVIEW_MARGIN
+    print(f"same person throughout: each step's sampled frame vs the selfie (obama straight; threshold {threshold}, "
+          f"review ≤ {threshold + margin:.2f}):")
+    for label, poses in sessions.items():
+        steps, order = camera_session(poses)
+        reference = faces.match(id_portrait(photo("obama.jpg")), steps["neutral"][0]).selfie_encoding
+        result = liveness.verify(steps, order, reference=reference)
+        shown = "  ".join(f"{step} {d:.3f}" if d is not None else f"{step} –" for step, d in result.distances.items())
+        print(f"  {label:<58} {shown}  → {result.outcome}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
@@ -134,6 +183,7 @@ def main() -> None:
     bench_match(args.runs)
     bench_ocr()
     bench_distances()
+    bench_same_person()
 
 
 if __name__ == "__main__":

@@ -42,6 +42,26 @@ CSP = "; ".join([
     "form-action 'self'",
     "frame-ancestors 'none'",
 ])
+#: What Stripe.js and its Payment Element need (https://docs.stripe.com/security/guide#content-security-policy):
+#: its script and the frames it opens (the form, 3-D Secure, redirects through hooks.stripe.com), and its calls
+#: to Stripe's API. Only on a page that loads Stripe.js (its view sets ``g.loads_stripe_js``) and only when the
+#: publishable key is set; every other response keeps CSP above. (maps.googleapis.com, which the guide lists
+#: for the Address Element's autocomplete, is left out: no Address Element here.)
+STRIPE_JS_SOURCES = {
+    "script-src": "https://js.stripe.com https://*.js.stripe.com",
+    "frame-src": "https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com",
+    "connect-src": "https://api.stripe.com",
+}
+
+
+def with_sources(csp: str, extra: dict[str, str]) -> str:
+    """``csp`` with ``extra`` sources appended to their directives (a directive it lacks is added after
+    ``'self'``, which is what it inherited from ``default-src``)."""
+    directives = [d.split(" ", 1) for d in csp.split("; ")]
+    names = [d[0] for d in directives]
+    out = [f"{d[0]} {d[1]} {extra[d[0]]}" if d[0] in extra else " ".join(d) for d in directives]
+    out += [f"{name} 'self' {sources}" for name, sources in extra.items() if name not in names]
+    return "; ".join(out)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -140,6 +160,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(reviews_bp)
     app.register_blueprint(verify_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(__import__("bff.payments.ops_views", fromlist=["bp"]).bp)  # /payments, leases
     app.register_blueprint(api_bp)
     # The JSON API is stateless (no cookie authentication), so there is no session to forge a request
     # against; later issues authenticate it with bearer tokens, which CSRF does not concern.
@@ -152,10 +173,11 @@ def register_security_headers(app: Flask) -> None:
     # reviewers' KYC images come from short-lived presigned URLs of the object store
     endpoint = urlsplit(app.config["SETTINGS"].s3_endpoint_url or "")
     csp = CSP.replace(" {s3}", f" {endpoint.scheme}://{endpoint.netloc}" if endpoint.netloc else "")
+    stripe_csp = with_sources(csp, STRIPE_JS_SOURCES) if app.config["SETTINGS"].stripe_publishable_key else csp
 
     @app.after_request
     def _headers(response: Any) -> ResponseReturnValue:
-        response.headers.setdefault("Content-Security-Policy", csp)
+        response.headers.setdefault("Content-Security-Policy", stripe_csp if g.get("loads_stripe_js") else csp)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Frame-Options"] = "DENY"

@@ -119,9 +119,9 @@ def bootstrap(settings: Settings) -> Services:
                                                              api_base=settings.stripe_api_base or None),
                               applications.repo, product.deposit_ratio,
                               dealer_account=lambda dealer_id: getattr(accounts.dealer(dealer_id), "stripe_account",
-                                                                       None))
+                                                                       None), audit=audit)
     risk.also += [contracts.resume_due, contracts.flush_outbox, payments.expire_holds, payments.retry_refunds,
-                  payments.pay_out_dealers]
+                  payments.pay_out_dealers, payments.settle]
     return Services(db=db, plans=plans, accounts=accounts, audit=audit, risk=risk, contract=contract,
                     contracts=contracts,
                     auth=AuthService(accounts, audit), sms=sms, invitations_repo=invitations,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from infra.peers import is_local_endpoint
+
 
 class ConfigError(ValueError):
     """A setting is wrong: the message names the variable and what is expected."""
@@ -78,6 +80,10 @@ class Settings:
     # Stripe: the embedded default is localstripe on 127.0.0.1:8420 with a test key (TEST MODE on screen);
     # production sets the live key, no API base, and the webhook endpoint's secret from Stripe's dashboard.
     stripe_secret_key: str = "sk_test_leaseline_local"
+    #: Stripe's publishable key (pk_...): set, the payment page pays through Stripe.js's Payment Element (card,
+    #: Alipay, WeChat Pay), loaded from js.stripe.com; empty (the embedded default, with localstripe), TEST MODE
+    #: pays server-side with Stripe's test PaymentMethods. Required in production.
+    stripe_publishable_key: str = ""
     stripe_api_base: str = "http://127.0.0.1:8420"
     stripe_webhook_secret: str = ""
     pii_key: str = ""  # base64 of 32 bytes; development: var/pii_key made on first run
@@ -129,6 +135,7 @@ class Settings:
             or "sk_test_leaseline_local",
             stripe_api_base=env.get("LEASELINE_STRIPE_API_BASE", "" if mode == "production" else
                                     "http://127.0.0.1:8420"),
+            stripe_publishable_key=_publishable_key(env, mode),
             stripe_webhook_secret=env.get("LEASELINE_STRIPE_WEBHOOK_SECRET") or (
                 _required_in_production(env, mode, "LEASELINE_STRIPE_WEBHOOK_SECRET")
                 or "whsec_" + generated_secret("stripe_webhook_secret")),
@@ -150,6 +157,26 @@ def _required_in_production(env: Mapping[str, str], mode: str, name: str) -> str
     if mode == "production" and not value:
         raise ConfigError(f"{name} is required in production")
     return value
+
+
+def _publishable_key(env: Mapping[str, str], mode: str) -> str:
+    """``LEASELINE_STRIPE_PUBLISHABLE_KEY``: of the same Stripe mode (test or live) as the secret key, and only
+    with Stripe's own API: Stripe.js in the browser talks to api.stripe.com, never to a local emulator."""
+    key = _required_in_production(env, mode, "LEASELINE_STRIPE_PUBLISHABLE_KEY")
+    if not key:
+        return ""
+    if not key.startswith(("pk_test_", "pk_live_")):
+        raise ConfigError("LEASELINE_STRIPE_PUBLISHABLE_KEY must be a Stripe publishable key (pk_test_... or "
+                          "pk_live_...)")
+    secret = env.get("LEASELINE_STRIPE_SECRET_KEY") or "sk_test_leaseline_local"
+    if key.startswith("pk_live_") != secret.startswith(("sk_live_", "rk_live_")):
+        raise ConfigError("LEASELINE_STRIPE_PUBLISHABLE_KEY and LEASELINE_STRIPE_SECRET_KEY must both be test keys "
+                          "or both live keys")
+    api_base = env.get("LEASELINE_STRIPE_API_BASE", "" if mode == "production" else "http://127.0.0.1:8420")
+    if is_local_endpoint(api_base):
+        raise ConfigError("LEASELINE_STRIPE_PUBLISHABLE_KEY needs Stripe's API (leave LEASELINE_STRIPE_API_BASE "
+                          "empty): Stripe.js cannot reach a local emulator; without the key the page uses TEST MODE")
+    return key
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 
@@ -35,6 +36,8 @@ ADMIN = "admin.pudong@demo.leaseline.cn"
 VEHICLE = "byd-han-ev"
 PLAN = "20-36-0-ctpl+damage+tpl_1m-D-f-a"
 TIMEOUT = 60
+#: the session's CSRF token, in a form's hidden field or in the page's htmx headers (base.html: every page has it)
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"|"X-CSRFToken": "([^"]+)"')
 
 
 class JourneyFailed(RuntimeError):
@@ -65,11 +68,24 @@ WORK = {"employment": "employed", "employer": "上海某某科技有限公司", 
 
 
 class Browser:
-    """A signed-in staff member's session on the BFF (form posts carry the page's CSRF token)."""
+    """A person's session on the BFF, as their phone's browser keeps it: staff sign in first (``email``); an
+    invited customer's session starts signed out (``email=None``) and is verified through the invitation link.
 
-    def __init__(self, base: str, email: str, device: str, totp: Callable[[], str] | None = None) -> None:
-        self.base, self.http = base, requests.Session()
+    Form posts carry a CSRF token: :meth:`post` loads the form's page first (``form``, else ``path``), :meth:`send`
+    submits with the token of the last page this session loaded, as a browser submits the form it shows (every
+    page carries the session's token). ``http`` may be a ``requests.Session`` of the caller's (bench/journey.py
+    times each round trip)."""
+
+    def __init__(self, base: str, email: str | None = None, device: str = "",
+                 totp: Callable[[], str] | None = None, http: requests.Session | None = None) -> None:
+        self.base, self.http = base, http if http is not None else requests.Session()
         self.http.headers["User-Agent"] = f"leaseline-demo/{device}"  # the risk service counts devices
+        self.csrf = ""
+        self.http.hooks["response"].append(self._remember_token)
+        if email is not None:
+            self.sign_in(email, totp)
+
+    def sign_in(self, email: str, totp: Callable[[], str] | None = None) -> None:
         r = self.post("/login", {"email": email, "password": DEMO_PASSWORD}, allow_redirects=False)
         if r.status_code != 302:
             raise JourneyFailed(f"sign-in of {email} failed: {r.status_code}")
@@ -78,19 +94,38 @@ class Browser:
                 raise JourneyFailed(f"{email} needs a second factor")
             self.post("/login/second-factor", {"code": totp()}, allow_redirects=False)
 
+    def _remember_token(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if response.headers.get("Content-Type", "").startswith("text/html"):
+            found = _TOKEN.search(response.text)
+            if found:
+                self.csrf = found.group(1) or found.group(2)
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}"
+
     def get(self, path: str) -> requests.Response:
         return self.http.get(f"{self.base}{path}", timeout=TIMEOUT)
 
     def token(self, path: str) -> str:
-        found = re.search(r'name="csrf_token" value="([^"]+)"', self.get(path).text)
-        if not found:
+        """Load ``path`` and return the CSRF token of its form."""
+        self.csrf = ""
+        self.get(path)
+        if not self.csrf:
             raise JourneyFailed(f"no form on {path}")
-        return found.group(1)
+        return self.csrf
 
     def post(self, path: str, data: dict[str, str] | None = None, form: str | None = None,
              **kwargs: Any) -> requests.Response:
+        """Load the form's page (``form``, else ``path``), then post ``data`` with its token."""
         token = self.token(form or path)
-        return self.http.post(f"{self.base}{path}", data={**(data or {}), "csrf_token": token}, timeout=TIMEOUT,
+        return self.http.post(self.url(path), data={**(data or {}), "csrf_token": token}, timeout=TIMEOUT,
+                              **kwargs)
+
+    def send(self, path: str, data: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
+        """Submit ``data`` to ``path`` from the page this session shows now (its token), loading nothing first."""
+        if not self.csrf:
+            raise JourneyFailed(f"posting to {path} from no page")
+        return self.http.post(self.url(path), data={**(data or {}), "csrf_token": self.csrf}, timeout=TIMEOUT,
                               **kwargs)
 
     def expect(self, response: requests.Response, status: int, what: str) -> requests.Response:
@@ -147,6 +182,77 @@ def signature_data_url() -> str:
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
 
 
+# -- the journey's steps, one page action each (bench/journey.py walks them too, and times them) ---------------
+def start_application(b: Browser, vehicle: str = VEHICLE, plan: str = PLAN) -> str:
+    """Open the chosen plan's confirmation page and start the application; returns its id."""
+    # the plan code has "+" in it: encoded, or the page reads a space and refuses the plan
+    b.expect(b.get(f"/applications/new?{urlencode({'vehicle': vehicle, 'plan': plan})}"), 200, "plan")
+    r = b.send("/applications", {"vehicle": vehicle, "plan": plan})
+    if "/consent" not in r.url:
+        raise JourneyFailed(f"new application: {r.status_code} {_text(r.text)}")
+    return r.url.rsplit("/", 2)[-2]
+
+
+def give_consent(b: Browser, path: str, face: bool = False) -> None:
+    """The personal-information consent (and, with ``face``, the one to face recognition); leads to the ID card."""
+    data = {"sensitive_pi": "yes", **({"face_recognition": "yes"} if face else {})}
+    b.expect(b.send(f"{path}/consent", data), 200, "consent")
+
+
+def upload_id_card(b: Browser, path: str, front: bytes, back: bytes) -> str:
+    """Send both photos of the ID card (JPEG); returns the id of the check that reads them (OCR, portrait)."""
+    r = b.expect(b.send(f"{path}/id-card", files={"front": ("front.jpg", front, "image/jpeg"),
+                                                  "back": ("back.jpg", back, "image/jpeg")}), 202, "ID card upload")
+    check = re.search(r"/checks/([0-9a-f-]{36})", r.text)
+    if check is None:
+        raise JourneyFailed("ID card upload: no check to follow")
+    return check.group(1)
+
+
+def card_jpegs(card: specimens.CardData, face: Any = None) -> tuple[bytes, bytes]:
+    """The front (with ``face`` as the portrait, the astronaut by default) and the back of a specimen card."""
+    return _jpeg(specimens.front(card, face if face is not None else portrait())), _jpeg(specimens.back(card))
+
+
+def fill_in(b: Browser, path: str, card: specimens.CardData, mobile: str, vin: str) -> None:
+    """Check the details the card pre-filled and answer the three steps (customer, work, vehicle)."""
+    details = {"name": card.name, "id_number": card.id_number, "mobile": mobile, "address": card.address,
+               "id_valid_to": card.valid_to.isoformat() if card.valid_to else "长期"}
+    b.expect(b.get(f"{path}/steps/customer"), 200, "details")
+    for step, data in (("customer", details), ("work", WORK), ("vehicle", {"vin": vin, "condition": "new"})):
+        b.expect(b.send(f"{path}/steps/{step}", data), 200, f"step {step}")
+
+
+def submit(b: Browser, path: str) -> requests.Response:
+    """Submit from the application's page; the answer is the face check's page (or the application's)."""
+    return b.expect(b.send(f"{path}/submit"), 200, "submit")
+
+
+def open_contract(b: Browser, path: str) -> str:
+    """The contract's page, as the customer opens it to read; its HTML."""
+    return b.expect(b.get(f"{path}/contract"), 200, "contract page").text
+
+
+def request_signing_code(b: Browser, path: str) -> None:
+    """From the contract's page: send the text code that re-confirms the customer's identity."""
+    b.expect(b.send(f"{path}/contract/code"), 200, "signing code")
+
+
+def sign_contract(b: Browser, path: str, code: str) -> None:
+    """Tick both boxes, type the text code and sign on the pad."""
+    b.expect(b.send(f"{path}/contract/sign", {"read": "yes", "gps": "yes", "code": code,
+                                               "signature": signature_data_url()}), 200, "signature")
+
+
+def pay_due(b: Browser, path: str) -> int:
+    """Pay everything due at signing with Stripe's test card (TEST MODE); returns how many payments."""
+    page = b.expect(b.get(f"{path}/payment"), 200, "payment page").text
+    due = re.findall(r'/payments/([0-9a-f-]{36})/pay"', page)
+    for payment_id in due:
+        b.expect(b.send(f"{path}/payments/{payment_id}/pay", {"method": "visa"}), 200, "payment (test card)")
+    return len(due)
+
+
 def journey(base: str, customer: DemoCustomer, read_code: Callable[[str], str],
             say: Callable[[str], None] = print) -> str:
     """Walk one customer from a new application to a signed contract (or to "contract ready");
@@ -154,32 +260,17 @@ def journey(base: str, customer: DemoCustomer, read_code: Callable[[str], str],
     card = customer.card
     sales = Browser(base, SALES, customer.mobile)
     try:
-        r = sales.post("/applications", {"vehicle": VEHICLE, "plan": PLAN},
-                       form=f"/applications/new?vehicle={VEHICLE}&plan={PLAN}")
-        if "/consent" not in r.url:
-            raise JourneyFailed(f"new application: {r.status_code} {r.text[:300]}")
-        app_id = r.url.rsplit("/", 2)[-2]
+        app_id = start_application(sales)
         path = f"/applications/{app_id}"
         say(f"{card.name}: application {app_id[:8]} started")
-        sales.expect(sales.post(f"{path}/consent", {"sensitive_pi": "yes"}), 200, "consent")
-        url = f"{path}/id-card"
-        r = sales.http.post(f"{base}{url}", data={"csrf_token": sales.token(url)}, timeout=TIMEOUT, files={
-            "front": ("front.jpg", _jpeg(specimens.front(card, portrait())), "image/jpeg"),
-            "back": ("back.jpg", _jpeg(specimens.back(card)), "image/jpeg")})
-        sales.expect(r, 202, "ID card upload")
-        check = re.search(r"/checks/([0-9a-f-]{36})", r.text)
-        if check is None:
-            raise JourneyFailed("ID card upload: no check to follow")
-        fragment = sales.wait(f"{path}/checks/{check.group(1)}", r'data-state="(done|error)"', "ID card OCR")
+        give_consent(sales, path)
+        check = upload_id_card(sales, path, *card_jpegs(card))
+        fragment = sales.wait(f"{path}/checks/{check}", r'data-state="(done|error)"', "ID card OCR")
         if 'data-outcome="ok"' not in fragment:
             raise JourneyFailed(f"ID card check: {_text(fragment)}")
-        details = {"name": card.name, "id_number": card.id_number, "mobile": customer.mobile, "address": card.address,
-                   "id_valid_to": card.valid_to.isoformat() if card.valid_to else "长期"}
-        for step, data in (("customer", details), ("work", WORK), ("vehicle", {"vin": customer.vin,
-                                                                                "condition": "new"})):
-            sales.expect(sales.post(f"{path}/steps/{step}", data), 200, f"step {step}")
-        sales.expect(sales.post(f"{path}/submit", form=path), 200, "submit")
-        sales.expect(sales.post(f"{path}/counter", form=path), 200, "counter verification")
+        fill_in(sales, path, card, customer.mobile, customer.vin)
+        submit(sales, path)
+        sales.expect(sales.send(f"{path}/counter"), 200, "counter verification")
         admin = Browser(base, ADMIN, "admin")
         try:
             admin.expect(admin.post(f"{path}/review", {"decision": "kyc_passed", "note": "柜台核对原件（演示数据）"},
@@ -191,20 +282,13 @@ def journey(base: str, customer: DemoCustomer, read_code: Callable[[str], str],
         say(f"{card.name}: approved, contract ready")
         if not customer.sign:
             return app_id
-        contract = f"{path}/contract"
-        sales.expect(sales.post(f"{contract}/code", form=contract), 200, "signing code")
-        code = read_code(customer.mobile)
-        r = sales.http.post(f"{base}{contract}/sign", timeout=TIMEOUT, data={
-            "read": "yes", "gps": "yes", "code": code, "signature": signature_data_url(),
-            "csrf_token": sales.token(contract)})
-        sales.expect(r, 200, "signature")
+        open_contract(sales, path)
+        request_signing_code(sales, path)
+        sign_contract(sales, path, read_code(customer.mobile))
         sales.wait(path, r'data-status="signed"', "signed")
         say(f"{card.name}: contract signed")
         if customer.pay:
-            page = sales.get(f"{path}/payment").text
-            for payment_id in re.findall(r'/payments/([0-9a-f-]{36})/pay"', page):
-                r = sales.post(f"{path}/payments/{payment_id}/pay", {"method": "visa"}, form=f"{path}/payment")
-                sales.expect(r, 200, "payment (test card)")
+            pay_due(sales, path)
             sales.wait(path, r'data-status="ready_for_delivery"', "payments")
             say(f"{card.name}: paid with a test card (TEST MODE), ready for delivery")
         return app_id
@@ -235,4 +319,24 @@ def code_reader(sms: Any, timeout: float = 20) -> Callable[[str], str]:
                 return found.group(1)
             time.sleep(0.3)
         raise JourneyFailed(f"no text message for {mobile}")
+    return read
+
+
+def outbox_reader(staff: Browser, timeout: float = 20) -> Callable[[str], str]:
+    """Reads the newest six-digit code sent to a mobile from the sandbox outbox page (``/dev/outbox``, staff
+    only, development only) with a signed-in staff member's session: the code as the person reads it on their
+    phone, over HTTP only."""
+    row = re.compile(r"<tr><td>[^<]*</td><td>(\d+)</td><td>([^<]*)</td></tr>")
+
+    def read(mobile: str) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            page = staff.expect(staff.get("/dev/outbox"), 200, "SMS outbox").text
+            for to, body in row.findall(page):  # newest first
+                if to == mobile:
+                    found = re.search(r"(\d{6})", body)
+                    if found:
+                        return found.group(1)
+            time.sleep(0.1)
+        raise JourneyFailed(f"no text message for {mobile} in the outbox")
     return read

@@ -1,6 +1,11 @@
 """Payments: the ``PaymentGateway`` port and ``StripeGateway``, its adapter for Stripe (PaymentIntents, refunds,
 Connect transfers), plus Stripe webhook signatures (:func:`verify_webhook`, :func:`sign_webhook`).
 
+Two ways to pay go through it: TEST MODE creates and confirms a PaymentIntent server-side with one of Stripe's
+test PaymentMethods; the production page creates the PaymentIntent unconfirmed, with its allowed payment method
+types (``methods``), and the customer confirms it in the browser with Stripe.js's Payment Element, which needs only the
+intent's ``client_secret``. The secret key never leaves the server.
+
 Money crosses this boundary as integer fen (CNY minor units); nothing here converts amounts. Every write sends
 the caller's idempotency key as Stripe's ``Idempotency-Key``, so a retried step cannot charge or refund twice
 on real Stripe. Failures surface as :class:`PaymentsError`: :class:`PaymentDeclined` (the card said no),
@@ -25,6 +30,11 @@ caller must guard in its own state what it lacks:
   again without them and leaves them out from then on (:data:`LOCALSTRIPE_OPTIONAL`); anything else it refuses,
   such as ``transfer_data``, stays a :class:`PaymentRefused`. ``confirm_intent`` with a new ``payment_method``
   answers 500 "Not implemented" (:class:`PaymentsUnavailable`): create the intent with its payment method.
+- **Payment method types**: it predates ``allowed_payment_method_types`` (API 2026-07-29) and refuses it as
+  "Unexpected"; ``payment_method_options`` it accepts but neither keeps nor echoes; an intent whose charge failed
+  cannot be confirmed again (Stripe allows it). The Payment Element's intents are therefore only ever created on
+  Stripe itself (bff.config refuses a publishable key with a local API base); the tests put a pass-through in front
+  of localstripe that records what was sent and leaves that one parameter out (tests/common/stripe_element.py).
 - **An older object shape**: no ``amount_received``/``amount_capturable``, ``capture_method`` defaults to
   ``automatic_async``, a partial capture books the released remainder as a Refund without ``payment_intent``
   (as Stripe did before API version 2025-03-31.basil), 3-D Secure answers ``next_action.type ==
@@ -47,6 +57,7 @@ import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
@@ -73,6 +84,9 @@ P = TypeVar("P")
 TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")  # secret and restricted test-mode keys
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 MAX_IDEMPOTENCY_KEY = 255  # Stripe's limit
+#: payment method types that support ``capture_method=manual`` among those we offer (Alipay and WeChat Pay do not:
+#: https://docs.stripe.com/payments/place-a-hold-on-a-payment-method)
+MANUAL_CAPTURE_METHODS = frozenset({"card"})
 _PAGE_SIZE = 100  # Stripe's maximum page size
 _EXPAND_CHARGE = ("latest_charge",)  # amount_refunded (and, on localstripe, the captured amount) live on the charge
 #: Parameters left out when the server answers localstripe's 400 "Unexpected <names>": cosmetic or, for
@@ -178,9 +192,11 @@ class PaymentGateway(Protocol):
     def create_intent(self, *, amount: int, currency: str, idempotency_key: str, metadata: dict[str, str],
                       payment_method: str | None = None, confirm: bool = False, manual_capture: bool = False,
                       description: str | None = None, return_url: str | None = None,
-                      transfer_data: tuple[str, int] | None = None) -> Intent:
+                      transfer_data: tuple[str, int] | None = None, methods: Sequence[str] | None = None) -> Intent:
         """Create a payment of ``amount`` (confirmed at once when ``confirm``); ``manual_capture`` only places a
-        hold; ``transfer_data=(account, amount)`` makes it a destination charge paying ``amount`` to ``account``."""
+        hold; ``transfer_data=(account, amount)`` makes it a destination charge paying ``amount`` to ``account``;
+        ``methods`` are the payment method types the customer may choose from in the browser (e.g. ``card``,
+        ``alipay``, ``wechat_pay``), None for Stripe's default."""
         ...
 
     def confirm_intent(self, intent_id: str, *, idempotency_key: str, payment_method: str | None = None,
@@ -255,9 +271,18 @@ class StripeGateway:
     def create_intent(self, *, amount: int, currency: str, idempotency_key: str, metadata: dict[str, str],
                       payment_method: str | None = None, confirm: bool = False, manual_capture: bool = False,
                       description: str | None = None, return_url: str | None = None,
-                      transfer_data: tuple[str, int] | None = None) -> Intent:
+                      transfer_data: tuple[str, int] | None = None, methods: Sequence[str] | None = None) -> Intent:
         """POST /v1/payment_intents (https://docs.stripe.com/api/payment_intents/create); destination charges:
-        https://docs.stripe.com/connect/destination-charges."""
+        https://docs.stripe.com/connect/destination-charges.
+
+        ``methods`` becomes ``allowed_payment_method_types``: since API version 2026-09-30.endive (the SDK's
+        pinned version) ``payment_method_types`` is no longer writable (a 400 ``payment_method_types_no_longer_
+        supported``), and Stripe keeps those of the allowed types that suit the currency and the account, so Alipay
+        and WeChat Pay appear where Stripe offers them for CNY (https://docs.stripe.com/changelog/endive/2026-09-30/
+        removes-the-payment-method-types-parameter-from-payment-intents-and-setup-intents). With ``wechat_pay`` also
+        ``payment_method_options[wechat_pay][client]=web``, which WeChat Pay needs to be confirmed from a web page.
+        Alipay and WeChat Pay cannot be captured manually, so a hold (``manual_capture``) with them is refused here.
+        """
         params: PaymentIntentCreateParams = {"amount": _fen(amount), "currency": _currency(currency),
                                              "metadata": _metadata(metadata), "expand": list(_EXPAND_CHARGE)}
         if payment_method is not None:
@@ -266,6 +291,14 @@ class StripeGateway:
             params["confirm"] = True
         if manual_capture:
             params["capture_method"] = "manual"
+        if methods is not None:
+            if not methods:
+                raise ValueError("payment method types must not be empty (None: Stripe's default)")
+            if manual_capture and set(methods) - MANUAL_CAPTURE_METHODS:
+                raise ValueError(f"only {sorted(MANUAL_CAPTURE_METHODS)} can hold an amount, not {list(methods)!r}")
+            params["allowed_payment_method_types"] = cast(Any, list(methods))  # Stripe's literals, checked by Stripe
+            if "wechat_pay" in methods:
+                params["payment_method_options"] = {"wechat_pay": {"client": "web"}}
         if description is not None:
             params["description"] = description
         if return_url is not None:

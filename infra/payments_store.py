@@ -1,4 +1,5 @@
-"""The payments of signed leases, their refunds and the Stripe events seen (tables in migration 0008).
+"""The payments of signed leases, their refunds and the Stripe events seen (tables in migration 0008), and the
+delivered leases' terms and settlements (``lease_terms``, migration 0009).
 
 Every change is a conditional UPDATE (the status it expects in its WHERE), so two requests, two processes
 or a request and a webhook never both move a payment: the one that matched wins, the other sees 0 rows.
@@ -8,14 +9,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Select
+from sqlalchemy import func
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from infra.db.engine import Database
+from infra.db.models import ApplicationEventRow
+from infra.db.models import ApplicationRow
+from infra.db.models import LeaseTermRow
 from infra.db.models import PaymentRow
 from infra.db.models import RefundRow
 from infra.db.models import StripeEventRow
@@ -44,6 +54,8 @@ class Payment:
     transfer_id: str | None
     created_at: datetime
     updated_at: datetime
+    transfer_attempts: int = 0  # dealer-share transfers retried after a refusal
+    transfer_error: str | None = None
 
     @property
     def refundable(self) -> int:
@@ -65,7 +77,8 @@ class Refund:
 def _payment(r: PaymentRow) -> Payment:
     return Payment(r.id, r.application_id, r.dealer_id, r.kind, r.amount, r.currency, r.status, r.intent_id,
                    r.attempts, r.attempt_key, r.captured, r.refunded, r.last_error, r.next_action_url, r.held_until,
-                   r.dealer_share, r.transfer_status, r.transfer_id, r.created_at, r.updated_at)
+                   r.dealer_share, r.transfer_status, r.transfer_id, r.created_at, r.updated_at,
+                   r.transfer_attempts or 0, r.transfer_error)
 
 
 def _refund(r: RefundRow) -> Refund:
@@ -220,3 +233,237 @@ class SqlPayments:
     def set_event_outcome(self, event_id: str, outcome: str) -> None:
         with self.db.session() as session:
             session.execute(update(StripeEventRow).where(StripeEventRow.id == event_id).values(outcome=outcome[:64]))
+
+    # -- the ops view (every dealer's payments, or one dealer's) --------------------------------------------------
+    @staticmethod
+    def _filtered(stmt: Select[Any], dealer_id: str | None, statuses: Sequence[str], kinds: Sequence[str],
+                  transfer: str | None) -> Select[Any]:
+        if dealer_id is not None:
+            stmt = stmt.where(PaymentRow.dealer_id == dealer_id)
+        if statuses:
+            stmt = stmt.where(PaymentRow.status.in_(list(statuses)))
+        if kinds:
+            stmt = stmt.where(PaymentRow.kind.in_(list(kinds)))
+        if transfer is not None:
+            stmt = stmt.where(PaymentRow.transfer_status == transfer)
+        return stmt
+
+    def search(self, *, dealer_id: str | None = None, statuses: Sequence[str] = (), kinds: Sequence[str] = (),
+               transfer: str | None = None, limit: int = 200) -> list[PaymentLine]:
+        """Payments, most recently changed first, with their application's customer and state. ``dealer_id``
+        None: every dealer (the caller decides the tenant, as for applications)."""
+        stmt = self._filtered(select(PaymentRow, ApplicationRow.customer_name, ApplicationRow.status).join(
+            ApplicationRow, ApplicationRow.id == PaymentRow.application_id), dealer_id, statuses, kinds, transfer)
+        stmt = stmt.order_by(PaymentRow.updated_at.desc(), PaymentRow.id).limit(limit)
+        with self.db.session() as session:
+            return [PaymentLine(_payment(row), name, status) for row, name, status in session.execute(stmt)]
+
+    def totals(self, *, dealer_id: str | None = None, statuses: Sequence[str] = (), kinds: Sequence[str] = (),
+               transfer: str | None = None) -> dict[str, int]:
+        """Count and sums (fen) of the payments that match, all of them (the list shows the newest only)."""
+        stmt = self._filtered(select(func.count(PaymentRow.id), func.coalesce(func.sum(PaymentRow.amount), 0),
+                                     func.coalesce(func.sum(PaymentRow.captured), 0),
+                                     func.coalesce(func.sum(PaymentRow.refunded), 0)),
+                              dealer_id, statuses, kinds, transfer)
+        with self.db.session() as session:
+            count, amount, captured, refunded = session.execute(stmt).one()
+        return {"count": int(count), "amount": int(amount), "captured": int(captured), "refunded": int(refunded)}
+
+    def retry_transfer(self, payment_id: str) -> bool:
+        """A refused dealer-share transfer ``failed`` → ``due`` as a new attempt (its own Idempotency-Key: Stripe
+        answers a key it refused with the same refusal), once."""
+        with self.db.session() as session:
+            return bool(session.execute(update(PaymentRow).where(
+                PaymentRow.id == payment_id, PaymentRow.transfer_status == "failed").values(
+                transfer_status="due", transfer_attempts=PaymentRow.transfer_attempts + 1, transfer_error=None,
+                updated_at=utcnow())).rowcount)
+
+    # -- refunds made once per purpose --------------------------------------------------------------------------
+    def refund(self, refund_id: str) -> Refund | None:
+        with self.db.session() as session:
+            row = session.get(RefundRow, refund_id)
+            return _refund(row) if row is not None else None
+
+    def add_refund_once(self, refund_id: str, payment_id: str, amount: int, reason: str,
+                        actor_id: str | None) -> Refund | None:
+        """:meth:`add_refund` under a chosen id (e.g. derived from the settlement it belongs to): the refund row and
+        the reservation of its amount are one transaction, so a second call — or two at once — finds the first
+        refund instead of reserving the amount twice. None when it would exceed what is left to refund."""
+        existing = self.refund(refund_id)
+        if existing is not None:
+            return existing
+        try:
+            with self.db.session() as session:
+                row = RefundRow(id=refund_id, payment_id=payment_id, amount=amount, reason=reason[:255],
+                                status="pending", actor_id=actor_id, created_at=utcnow())
+                session.add(row)
+                session.flush()  # the id is taken first: a concurrent twin fails here, before reserving anything
+                moved = session.execute(update(PaymentRow).where(
+                    PaymentRow.id == payment_id, PaymentRow.refunded + amount <= PaymentRow.captured).values(
+                    refunded=PaymentRow.refunded + amount, updated_at=utcnow())).rowcount
+                if not moved:
+                    raise _Undo
+                return _refund(row)
+        except IntegrityError:
+            return self.refund(refund_id)
+        except _Undo:
+            return None
+
+    # -- lease terms (交车 → term end → 结清) ------------------------------------------------------------------------
+    def term(self, application_id: str) -> LeaseTerm | None:
+        with self.db.session() as session:
+            row = session.get(LeaseTermRow, application_id[:36])
+            return _term(row) if row is not None else None
+
+    def start_term(self, application_id: str, *, dealer_id: str, from_status: str, to_status: str,
+                   term_months: int, starts_on: date, ends_on: date, actor_id: str, actor_label: str, note: str,
+                   now: datetime) -> LeaseTerm | None:
+        """The application ``from_status`` → ``to_status`` (with its event) and its term recorded, in one
+        transaction; None when the application is not in ``from_status`` any more (a second tap, another device)."""
+        with self.db.session() as session:
+            moved = session.execute(update(ApplicationRow).where(
+                ApplicationRow.id == application_id, ApplicationRow.status == from_status).values(
+                status=to_status, updated_at=now, version=ApplicationRow.version + 1)).rowcount
+            if not moved:
+                return None
+            session.add(ApplicationEventRow(application_id=application_id, at=now, actor_kind="staff",
+                                            actor_id=actor_id, from_status=from_status, to_status=to_status,
+                                            note=note[:2000]))
+            row = LeaseTermRow(application_id=application_id, dealer_id=dealer_id, term_months=term_months,
+                               starts_on=starts_on, ends_on=ends_on, delivered_at=now, delivered_by=actor_id,
+                               delivered_by_label=actor_label[:254], deduction=0, refunded=0, captured=0,
+                               settle_attempts=0)
+            session.add(row)
+            session.flush()
+            return _term(row)
+
+    def close_term(self, application_id: str, *, from_status: str, to_status: str, deduction: int, reason: str,
+                   actor_id: str, actor_label: str, note: str, now: datetime) -> LeaseTerm | None:
+        """The application ``from_status`` → ``to_status`` (with its event) and its term closed with the deduction,
+        its settlement ``due``, in one transaction; None when it is not in ``from_status`` any more."""
+        try:
+            with self.db.session() as session:
+                moved = session.execute(update(ApplicationRow).where(
+                    ApplicationRow.id == application_id, ApplicationRow.status == from_status).values(
+                    status=to_status, updated_at=now, version=ApplicationRow.version + 1)).rowcount
+                closed = moved and session.execute(update(LeaseTermRow).where(
+                    LeaseTermRow.application_id == application_id, LeaseTermRow.settlement.is_(None)).values(
+                    closed_at=now, closed_by=actor_id, closed_by_label=actor_label[:254], deduction=deduction,
+                    deduction_reason=reason[:255] or None, settlement="due")).rowcount
+                if not closed:  # moved elsewhere, or no term recorded (delivery records one): change nothing
+                    raise _Undo
+                session.add(ApplicationEventRow(application_id=application_id, at=now, actor_kind="staff",
+                                                actor_id=actor_id, from_status=from_status, to_status=to_status,
+                                                note=note[:2000]))
+                session.flush()
+                row = session.get(LeaseTermRow, application_id)
+                assert row is not None
+                return _term(row)
+        except _Undo:
+            return None
+
+    def leases(self, *, dealer_id: str | None = None, ending_by: date | None = None,
+               settlements: Sequence[str | None] = (), limit: int = 200) -> list[LeaseLine]:
+        """Lease terms with their application's customer and state, soonest end first: those ending on or before
+        ``ending_by``, in one of ``settlements`` (None: still running)."""
+        stmt = (select(LeaseTermRow, ApplicationRow.customer_name, ApplicationRow.status,
+                       ApplicationRow.vehicle_label)
+                .join(ApplicationRow, ApplicationRow.id == LeaseTermRow.application_id)
+                .order_by(LeaseTermRow.ends_on, LeaseTermRow.application_id).limit(limit))
+        if dealer_id is not None:
+            stmt = stmt.where(LeaseTermRow.dealer_id == dealer_id)
+        if ending_by is not None:
+            stmt = stmt.where(LeaseTermRow.ends_on <= ending_by)
+        if settlements:
+            named = [s for s in settlements if s is not None]
+            clauses = [LeaseTermRow.settlement.in_(named)] if named else []
+            if None in settlements:
+                clauses.append(LeaseTermRow.settlement.is_(None))
+            stmt = stmt.where(or_(*clauses))
+        with self.db.session() as session:
+            return [LeaseLine(_term(row), name, status, vehicle)
+                    for row, name, status, vehicle in session.execute(stmt)]
+
+    def settlements_due(self, stale_before: datetime, limit: int = 50) -> list[LeaseTerm]:
+        """Closed leases whose settlement is due and not being worked on (or whose worker stopped before
+        ``stale_before``)."""
+        stmt = (select(LeaseTermRow).where(LeaseTermRow.settlement == "due")
+                .where(or_(LeaseTermRow.settle_claimed_at.is_(None), LeaseTermRow.settle_claimed_at < stale_before))
+                .order_by(LeaseTermRow.closed_at).limit(limit))
+        with self.db.session() as session:
+            return [_term(r) for r in session.scalars(stmt)]
+
+    def claim_settlement(self, application_id: str, now: datetime, stale_before: datetime) -> bool:
+        """Take the settlement for this worker, once (two settle runs never work on the same lease at once)."""
+        with self.db.session() as session:
+            return bool(session.execute(update(LeaseTermRow).where(
+                LeaseTermRow.application_id == application_id, LeaseTermRow.settlement == "due",
+                or_(LeaseTermRow.settle_claimed_at.is_(None), LeaseTermRow.settle_claimed_at < stale_before)).values(
+                settle_claimed_at=now)).rowcount)
+
+    def finish_settlement(self, application_id: str, settlement: str, **values: object) -> None:
+        """Record where the settlement stands (``due`` again, ``settled``, ``attention``) and let go of it."""
+        with self.db.session() as session:
+            session.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == application_id).values(
+                settlement=settlement, settle_claimed_at=None, **values))
+
+    def reopen_settlement(self, application_id: str) -> bool:
+        """``attention`` → ``due`` as a new attempt (ops dealt with the cause), once."""
+        with self.db.session() as session:
+            return bool(session.execute(update(LeaseTermRow).where(
+                LeaseTermRow.application_id == application_id, LeaseTermRow.settlement == "attention").values(
+                settlement="due", settle_claimed_at=None, settle_note=None,
+                settle_attempts=LeaseTermRow.settle_attempts + 1)).rowcount)
+
+
+class _Undo(Exception):
+    """Raised inside a unit of work to roll it back (a condition checked in it did not hold)."""
+
+
+@dataclass(frozen=True)
+class PaymentLine:
+    """A payment as the ops view lists it."""
+
+    payment: Payment
+    customer_name: str
+    application_status: str
+
+
+@dataclass(frozen=True)
+class LeaseTerm:
+    application_id: str
+    dealer_id: str
+    term_months: int
+    starts_on: date
+    ends_on: date
+    delivered_at: datetime
+    delivered_by: str
+    delivered_by_label: str
+    closed_at: datetime | None
+    closed_by: str | None
+    closed_by_label: str | None
+    deduction: int  # fen
+    deduction_reason: str | None
+    settlement: str | None
+    settled_at: datetime | None
+    refunded: int  # fen
+    captured: int  # fen
+    settle_note: str | None
+    settle_attempts: int = 0
+
+
+@dataclass(frozen=True)
+class LeaseLine:
+    """A lease term as the ops view lists it."""
+
+    term: LeaseTerm
+    customer_name: str
+    application_status: str
+    vehicle_label: str
+
+
+def _term(r: LeaseTermRow) -> LeaseTerm:
+    return LeaseTerm(r.application_id, r.dealer_id, r.term_months, r.starts_on, r.ends_on, r.delivered_at,
+                     r.delivered_by, r.delivered_by_label, r.closed_at, r.closed_by, r.closed_by_label, r.deduction,
+                     r.deduction_reason, r.settlement, r.settled_at, r.refunded, r.captured, r.settle_note,
+                     r.settle_attempts)

@@ -9,6 +9,7 @@ the distances measured on the test photos.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -64,6 +65,9 @@ class MatchResult:
     distance: float | None
     faces: dict[str, int]
     checks: tuple[Check, ...]
+    # The selfie's 128-d encoding (None when the selfie or the portrait does not show exactly one face): the
+    # reference the liveness frames are compared with (kyc.liveness.verify). Never recorded (a biometric template).
+    selfie_encoding: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "distance": self.distance, "faces": dict(self.faces),
@@ -91,10 +95,16 @@ def detect(image: Image.Image) -> list[FaceBox]:
 
 
 def encode(image: Image.Image, box: FaceBox) -> np.ndarray:
-    """The 128-d encoding of the face in ``box`` (68-landmark alignment, one jitter)."""
+    """The 128-d encoding of the face in ``box`` (68-landmark alignment, one jitter): 60–80 ms on one core
+    (bench/kyc.py; RECIPES.md)."""
     encodings = api().face_encodings(rgb_array(image), known_face_locations=[box.css()], num_jitters=1,
                                      model="large")
     return np.asarray(encodings[0])
+
+
+def encoding_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Euclidean distance between two encodings, rounded to 4 places (as recorded)."""
+    return round(float(np.linalg.norm(a - b)), 4)
 
 
 def _count_check(side: str, count: int) -> Check:
@@ -120,7 +130,7 @@ def match(id_portrait: Image.Image, selfie: Image.Image, *, threshold: float = D
     if not all(c.passed for c in checks):
         return MatchResult("fail", None, faces, checks)
     id_encoding, selfie_encoding = (encode(images[side], boxes[side][0]) for side in ("id", "selfie"))
-    distance = round(float(np.linalg.norm(id_encoding - selfie_encoding)), 4)
+    distance = encoding_distance(id_encoding, selfie_encoding)
     if distance <= threshold:
         outcome: Outcome = "pass"
         check = Check("face_distance", True, distance, f"人脸比对一致（距离 {distance:.3f} ≤ {threshold}）",
@@ -138,4 +148,4 @@ def match(id_portrait: Image.Image, selfie: Image.Image, *, threshold: float = D
                       "请持证人本人重新自拍",
                       f"The selfie does not match the ID photo (distance {distance:.3f} > "
                       f"{threshold + review_margin:.2f}): the card holder must take the selfie")
-    return MatchResult(outcome, distance, faces, (*checks, check))
+    return MatchResult(outcome, distance, faces, (*checks, check), selfie_encoding)

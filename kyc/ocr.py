@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
+from kyc.idnumber import check_id_number
 from kyc.reasons import Reason
 
 CARD_SIZE = (856, 540)
@@ -132,10 +133,13 @@ def read_front(image: Image.Image) -> IdFront:
     sex = _chinese(text["sex"])[:1]
     if sex not in ("男", "女"):  # one character: retry as a single character (psm 10)
         sex = _chinese(_ocr(grey, FRONT["sex"], "chi_sim", 10))[:1]
+    id_number = read_id_number(image)
+    if sex not in ("男", "女") and check_id_number(id_number).valid:
+        # Tesseract reads a lone 女 in the card's type as "MX"; the number's 17th digit says it (odd: male)
+        sex = "男" if int(id_number[16]) % 2 else "女"
     return IdFront(name=_chinese(text["name"]), sex=sex,
                    ethnicity=_chinese(text["ethnicity"]), birth_date=_date(text["birth_date"].replace(" ", "")),
-                   address=_chinese(text["address"]), id_number=read_id_number(image),
-                   portrait_box=portrait_box(image))
+                   address=_chinese(text["address"]), id_number=id_number, portrait_box=portrait_box(image))
 
 
 def portrait_box(image: Image.Image) -> Box:

@@ -155,6 +155,25 @@ def back(data: CardData = SAMPLES[0]) -> Image.Image:
     return card
 
 
+def person(code: str = "", *, name: str = "张伟", seed: int | None = None) -> CardData:
+    """A new fictional person of Shanghai Pudong (区划 310115) with a valid GB 11643 number whose digits
+    16–17 are ``code`` (the credit sandbox reads them as its persona: README "Credit decision") or, when
+    ``code`` is empty, two random digits below 90 (a clean file). Digit 17 gives the sex, as on a real card."""
+    from kyc.idnumber import check_digit
+
+    rng = random.Random(seed)
+    if code and (len(code) != 2 or not code.isdigit()):
+        raise ValueError("persona code: two digits")
+    code = code or f"{rng.randrange(90):02d}"
+    birth = date(rng.randrange(1970, 2000), rng.randrange(1, 13), rng.randrange(1, 29))
+    first17 = f"310115{birth:%Y%m%d}{rng.randrange(10)}{code}"
+    issued = date(max(birth.year + 26, 2012), birth.month, birth.day)
+    return CardData(name=name, sex="男" if int(code[1]) % 2 else "女", birth=birth,
+                    address="上海市浦东新区世纪大道100号", id_number=first17 + check_digit(first17),
+                    authority="上海市公安局浦东分局", valid_from=issued, valid_to=date(issued.year + 20, issued.month,
+                                                                                    issued.day))
+
+
 def blank() -> Image.Image:
     """Card stock with nothing printed (a photo of the wrong thing, or of a card face down on glare)."""
     return background(seed=3)

@@ -23,6 +23,9 @@ from typing import Any
 import click
 
 from plans.errors import PlanInputError
+from risk.providers import PERSONAS
+
+PERSONA_CODES = {name: code for code, name in PERSONAS.items()}  # the credit sandbox's personas by name
 
 SERVICES = {"bff": 8000, "risk": 8001, "contract": 8002}
 #: gunicorn threads per risk worker. An assessment is Python CPU work around short waits (database, the sandbox
@@ -226,6 +229,9 @@ def _gunicorn(app: Any, port: int, workers: int, service: str = "bff", threads: 
             # the path without the query string: searches by mobile or ID number must not reach the logs
             self.cfg.set("access_log_format", '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss')
             self.cfg.set("graceful_timeout", 5)
+            # gunicorn 27's control socket is one path per user (~/.gunicorn/gunicorn.ctl): the three services
+            # of `leaseline up` would share it, and nothing here uses it
+            self.cfg.set("control_socket_disable", True)
             # each worker makes its own KYC pool after the fork (threads do not survive one) and warms up
             # the face models before its first customer
             pool = getattr(app.extensions.get("leaseline"), "executor", None)
@@ -359,6 +365,51 @@ def payments_reconcile(as_json: bool) -> None:
         for problem in problems:
             click.echo("  ✗ " + ", ".join(f"{k}={v}" for k, v in problem.items()))
     if problems:
+        raise SystemExit(1)
+
+
+@payments_group.command("settle")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def payments_settle(as_json: bool) -> None:
+    """Settle the leases ops have closed at the end of their term (结清): refund each deposit less its deduction
+    and release a live card hold, once per lease (safe to run again, and beside the BFF's resumer, which does the
+    same every few seconds); list the leases whose term has ended and that ops have not closed yet. Exit 1 while a
+    settlement cannot finish (Stripe unreachable: run again; a step refused: see /payments), so a scheduled run can
+    alert."""
+    from bff.payments.service import PaymentService
+    from infra.applications import SqlApplications
+    from infra.audit import SqlAuditLog
+    from infra.db import Database
+    from infra.payments import StripeGateway
+    from infra.payments_store import SqlPayments
+    from plans.product import load_product
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    try:
+        service = PaymentService(SqlPayments(database), StripeGateway(settings.stripe_secret_key,
+                                                                      api_base=settings.stripe_api_base or None),
+                                 SqlApplications(database), load_product(settings.product).deposit_ratio,
+                                 audit=SqlAuditLog(database))
+        with _database_errors():
+            service.retry_refunds()  # a refund whose answer was lost is sent again (its own key) first
+            outcome = service.settle()
+            attention = [line.term.application_id for line in service.open_settlements()
+                         if line.term.settlement == "attention"]
+            to_close = [{"application": line.term.application_id, "ends_on": line.term.ends_on.isoformat(),
+                         "dealer": line.term.dealer_id} for line in service.leases_to_close()]
+    finally:
+        database.dispose()
+    if as_json:
+        click.echo(json.dumps({**outcome, "attention": attention, "to_close": to_close}, ensure_ascii=False))
+    else:
+        click.echo(f"{len(outcome['settled'])} leases settled, {len(outcome['waiting'])} waiting for Stripe, "
+                   f"{len(attention)} needing attention; {len(to_close)} past their term's end not closed yet")
+        for app_id in outcome["waiting"]:
+            click.echo(f"  … {app_id}: Stripe unreachable or a refund still being sent: run again")
+        for app_id in attention:
+            click.echo(f"  ✗ {app_id}: Stripe refused a step (see /payments)")
+    if outcome["waiting"] or attention:
         raise SystemExit(1)
 
 
@@ -591,6 +642,68 @@ def kyc_match(id_portrait: str, selfie: str, threshold: float | None, as_json: b
                f"selfie {result.faces['selfie']})")
     for check in result.checks:
         click.echo(f"  {'✓' if check.passed else '✗'} {check.text_en}")
+
+
+@kyc_group.command("specimen-card")
+@click.option("--portrait", "portrait_path", default=None, metavar="PHOTO",
+              help="A photo of your face for the card (then the face check can match you); default: the "
+                   "astronaut photo shipped with scikit-image.")
+@click.option("--persona", default="clean_file", show_default=True,
+              type=click.Choice(["clean_file", *sorted(set(PERSONA_CODES))]),
+              help="The credit sandbox's persona, written into digits 16-17 of the ID number.")
+@click.option("--name", default="张伟", show_default=True)
+@click.option("--out", "out_dir", default="var/specimens", show_default=True, type=click.Path(file_okay=False))
+def kyc_specimen_card(portrait_path: str | None, persona: str, name: str, out_dir: str) -> None:
+    """Write a synthetic ID card (front.jpg, back.jpg) of a new fictional person, to try the ID-card step
+    and the face check by hand (development only: a specimen, never a real card)."""
+    from pathlib import Path
+
+    from bff.demo_journeys import portrait as astronaut
+    from kyc import specimens
+
+    if not name.strip() or len(name) > 15:
+        raise Fail("--name: 1 to 15 characters")
+    if portrait_path:
+        from kyc.faces import detect
+
+        photo = _photo(portrait_path, min_side=200)
+        faces = detect(photo)
+        if len(faces) != 1:
+            raise Fail(f"{portrait_path}: {len(faces)} faces found; the card needs a photo of exactly one")
+        f = faces[0]  # head and shoulders as on a card: the face about half the height, 358:441
+        cx, cy, height = (f.left + f.right) / 2, (f.top + f.bottom) / 2, f.height * 2.0
+        width = height * 358 / 441
+        face = photo.crop((round(cx - width / 2), round(cy - height * 0.45), round(cx + width / 2),
+                           round(cy + height * 0.55)))
+    else:
+        face = astronaut()
+    import io
+
+    from PIL import Image
+
+    from kyc import ocr
+
+    def jpeg(image: Any) -> bytes:
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=90)
+        return out.getvalue()
+
+    # Tesseract misreads a few dates and names in the card's type: draw people until one card reads back
+    for _attempt in range(12):
+        card = specimens.person(PERSONA_CODES.get(persona, ""), name=name.strip())
+        front, back = jpeg(specimens.front(card, face)), jpeg(specimens.back(card))
+        read_front = ocr.read_front(Image.open(io.BytesIO(front)).convert("RGB"))
+        read_back = ocr.read_back(Image.open(io.BytesIO(back)).convert("RGB"))
+        if (read_front.id_number, read_back.valid_to) == (card.id_number, card.valid_to):
+            break
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "front.jpg").write_bytes(front)
+    (out / "back.jpg").write_bytes(back)
+    click.echo(f"{out / 'front.jpg'}  {out / 'back.jpg'}")
+    click.echo(f"  {card.name}, ID number {card.id_number} ({persona}), valid to {card.valid_to}")
+    if read_front.name != card.name:
+        click.echo(f"  (the OCR does not read the name {card.name} on this card: type it on the form)")
 
 
 @kyc_group.command("purge")

@@ -207,16 +207,17 @@ class KycService:
         steps: dict[str, list[Image.Image]] = {}
         for step, image in frames:  # in the order the phone performed them
             steps.setdefault(step, []).append(image)
-        if steps:
-            live = liveness.verify(steps, challenge)
+        if steps:  # the challenge frames must show the selfie's face too (kyc.liveness: same person throughout)
+            live = liveness.verify(steps, challenge, reference=match.selfie_encoding,
+                                   threshold=self.face_threshold, review_margin=self.face_review_margin)
             live_detail: dict[str, Any] = live.as_dict()
         else:  # the file-input fallback (no camera preview): no liveness, so at best a human looks at it
             live, live_detail = None, {"passed": False, "checks": [{
                 "code": "liveness_not_performed", "passed": False, "value": None,
                 "text_zh": "未进行活体检测（使用了拍照上传）", "text_en": "No liveness check (a photo was uploaded)"}]}
-        if match.outcome == "fail" or (live is not None and not live.passed):
+        if match.outcome == "fail" or (live is not None and live.outcome == "fail"):
             outcome = "fail"
-        elif match.outcome == "pass" and live is not None:
+        elif match.outcome == "pass" and live is not None and live.outcome == "pass":
             outcome = "pass"
         else:
             outcome = "review"

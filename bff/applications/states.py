@@ -13,13 +13,16 @@
     approved ──contract requested──► contract_pending ──draft generated──► contract_ready ──customer signs──► signed
     contract_pending stays while the contract service is unreachable; it is requested again until it answers
     signed ──every payment secured (upfront and deposit paid, or the 免押 hold placed)──► ready_for_delivery
+    ready_for_delivery ──the dealer confirms the handover (交车): the term starts──► delivered
+    delivered ──at the term's end, ops close it in good standing (结清)──► closed (the deposit is then refunded
+    and a hold released by the settle job: bff/payments/machine.py)
 """
 
 from __future__ import annotations
 
 STATUSES = ("draft", "submitted", "kyc_review", "kyc_passed", "kyc_failed", "risk_pending", "approved",
             "declined", "referred", "counter_offer", "withdrawn", "contract_pending", "contract_ready", "signed",
-            "ready_for_delivery")
+            "ready_for_delivery", "delivered", "closed")
 EDITABLE = ("draft",)
 #: states in which a selfie / face check may be taken (after submission, before a decision)
 FACE_ALLOWED = ("submitted",)

@@ -14,6 +14,11 @@ Pure: no I/O; the service applies what ``advance`` allows.
 
 from __future__ import annotations
 
+import calendar
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
 STATUSES = ("pending", "processing", "requires_action", "failed", "held", "succeeded", "captured", "released",
             "expired")
 #: the statuses in which the lease's money is secured (delivery may go ahead)
@@ -61,3 +66,77 @@ EVENT_STATUS = {
     "payment_intent.processing": "processing",
     "payment_intent.canceled": "canceled",
 }
+
+
+# -- after delivery: the lease's term and its settlement (结清) -----------------------------------------------------
+#
+#     ready_for_delivery ──the dealer confirms the handover (交车), security in place──► delivered (the term starts)
+#     delivered ──on or after the term's end, ops close it in good standing (a deduction, with its reason, or none)──►
+#         closed, its settlement due ──the settle job──► settled        (the deposit less the deduction refunded,
+#                                                  └──► attention      a live hold released or the rest of the
+#                                                        └─ops retry─► due    deduction captured from it)
+#
+#: the application states of a lease after delivery
+DELIVERED = "delivered"
+CLOSED = "closed"
+SETTLEMENTS = ("due", "settled", "attention")
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day ``months`` later, or that month's last day when it is shorter (31 Jan + 1 → 28/29 Feb)."""
+    month0 = day.month - 1 + months
+    year, month = day.year + month0 // 12, month0 % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def term_end(starts_on: date, months: int) -> date:
+    """The day a term of ``months`` that started on ``starts_on`` (the handover) ends: the contract counts the term
+    "自本合同生效且车辆交付承租人之日起" (from the vehicle's delivery), so the same calendar day ``months`` later."""
+    if months < 1:
+        raise ValueError("a term has at least one month")
+    return add_months(starts_on, months)
+
+
+def due_for_closing(ends_on: date, today: date) -> bool:
+    """A running lease is due for closing (listed for ops) from its end day on (Asia/Shanghai calendar days)."""
+    return today >= ends_on
+
+
+def secured(lines: Iterable[tuple[str, str]]) -> bool:
+    """Whether the lease's security is in place: every ``(kind, status)`` line secured, where a deposit that
+    replaced a lapsed hold, or the renewed hold, is enough on its own (the rule of ``PaymentService.check_ready``)."""
+    found = list(lines)
+    kinds = {kind: status for kind, status in found}
+    if "hold" in kinds and "deposit" in kinds:
+        either = kinds["hold"] if kinds["hold"] in SECURED else kinds["deposit"]
+        found = [(k, s) for k, s in found if k not in ("hold", "deposit")] + [("security", either)]
+    return bool(found) and all(status in SECURED for _, status in found)
+
+
+def deduction_limit(deposit_refundable: int, hold_live: int) -> int:
+    """The most a closing may deduct (fen): what is left of the deposit plus a hold still live on the card."""
+    return max(0, deposit_refundable) + max(0, hold_live)
+
+
+@dataclass(frozen=True)
+class SettlementPlan:
+    """What settling a closed lease moves, in fen."""
+
+    refund: int  # back to the customer from the deposit
+    capture: int  # taken from a live hold: the part of the deduction the deposit did not cover
+    release: bool  # release the live hold (nothing of it is captured)
+    uncovered: int  # the part of the deduction nothing covers any more (a manual refund, a lapsed hold since)
+
+
+def plan_settlement(deduction: int, deposit_refundable: int, hold_live: int) -> SettlementPlan:
+    """The deduction comes out of the deposit first, then out of a live hold; the rest of the deposit is refunded
+    and a hold nothing is captured from is released. Never refunds more than is left of the deposit, never
+    captures more than the hold, never takes more than the deduction."""
+    if deduction < 0:
+        raise ValueError("a deduction is not negative")
+    deposit_refundable, hold_live = max(0, deposit_refundable), max(0, hold_live)
+    from_deposit = min(deduction, deposit_refundable)
+    from_hold = min(deduction - from_deposit, hold_live)
+    return SettlementPlan(refund=deposit_refundable - from_deposit, capture=from_hold,
+                          release=hold_live > 0 and from_hold == 0,
+                          uncovered=deduction - from_deposit - from_hold)

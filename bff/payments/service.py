@@ -20,38 +20,79 @@ re-authorised (a new hold on the customer's saved card, off-session) or, when th
 asked for the deposit instead. Here a lapsed hold is marked ``expired`` and the application shows it; the
 re-authorisation itself needs the saved card (Customer + SetupIntent), not built yet.
 
+How the customer pays: with ``LEASELINE_STRIPE_PUBLISHABLE_KEY`` set (production), through Stripe.js's Payment
+Element — :meth:`PaymentService.checkout` creates the line's PaymentIntent unconfirmed (card, Alipay and WeChat Pay
+for a charge; card only for the hold, which needs manual capture), the browser confirms it with the intent's client
+secret, and back on our return URL :meth:`PaymentService.refresh` asks Stripe how it went (never the query string).
+Without it (the embedded default, with localstripe), TEST MODE: :meth:`PaymentService.pay` creates and confirms the
+intent server-side with one of Stripe's test PaymentMethods.
+
 Every create/capture/cancel/refund carries an Idempotency-Key derived from our own record
 (``pay:<payment>:<n>``, ``capture:<payment>``, ``refund:<refund>``), and our own state guards it too:
-localstripe ignores the keys, and a double tap must not reach Stripe twice at all.
+localstripe ignores the keys, and a double tap must not reach Stripe twice at all. A dealer-share transfer that
+Stripe refused is retried by ops as a new attempt (``transfer:<payment>:<n>``): Stripe answers a key it has seen
+with the same answer, its refusal included.
+
+End of the term (结清): nothing here knows whether rents were paid — they are collected outside this system — so
+the end of a lease is a decision of the lessor's ops, not of a clock:
+- the term starts when the dealer confirms the handover (交车) of a ``ready_for_delivery`` lease whose security is
+  in place (who and when recorded; the contract counts the term from the vehicle's delivery) and ends on the same
+  calendar day ``term`` months later (Asia/Shanghai; the 31st becomes the month's last day);
+- from that day on the lease is listed as due for closing; ops close it in good standing, with a deduction
+  (fen, a reason required) of at most the security still held — what is left of the deposit plus a hold still
+  live on the card — or none; a lease in default is not closed: ops capture its hold (above) instead;
+- the settle job (``leaseline payments settle``, and the resumer's tick) then refunds the deposit less the
+  deduction — one refund per lease (per ops' retry after Stripe refused one), its id derived from the lease,
+  through the refund path: amount reserved first, ``refund:<refund>`` key, evidence entry — and captures the part
+  of the deduction the deposit did not cover from a live hold, or else releases the hold; the deduction is fixed
+  when ops close the lease, and nothing moved ever exceeds what is left at settlement time. Running it again, or
+  twice at once, moves nothing more; Stripe unreachable leaves the settlement due, Stripe refusing a step marks
+  it for ops' attention (they retry from the lease's page).
+The handover, the closing and each money movement go to the audit log and to the evidence log.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC
+from datetime import date
 from datetime import datetime
 from datetime import timedelta
 from decimal import ROUND_HALF_UP
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bff.applications.services import Actor
 from bff.applications.services import NotAllowed
+from bff.payments.machine import CLOSED
+from bff.payments.machine import DELIVERED
 from bff.payments.machine import EVENT_STATUS
 from bff.payments.machine import PAYABLE
 from bff.payments.machine import SECURED
 from bff.payments.machine import advance
+from bff.payments.machine import deduction_limit
+from bff.payments.machine import due_for_closing
 from bff.payments.machine import from_intent
+from bff.payments.machine import plan_settlement
+from bff.payments.machine import secured
+from bff.payments.machine import term_end
 from infra.applications import Application
 from infra.applications import Scope
 from infra.applications import SqlApplications
+from infra.audit import SqlAuditLog
 from infra.payments import Intent
 from infra.payments import PaymentDeclined
 from infra.payments import PaymentRefused
+from infra.payments import PaymentsError
 from infra.payments import PaymentsUnavailable
 from infra.payments import StripeGateway
+from infra.payments_store import LeaseLine
+from infra.payments_store import LeaseTerm
 from infra.payments_store import Payment
 from infra.payments_store import SqlPayments
 from infra.peers import is_local_endpoint
@@ -68,6 +109,20 @@ DELIVERABLE = "ready_for_delivery"
 TEST_METHODS = {"visa": "pm_card_visa", "declined": "pm_card_chargeCustomerFail",
                 "3ds": "pm_card_threeDSecure2Required"}
 LOCAL_3DS_CARD = "4000000000003220"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+#: a settle run that stopped (a crash) without letting go of a lease lets another take it after this long
+SETTLE_STALE = timedelta(minutes=5)
+#: the namespace of the settlement refunds' ids, derived from the lease: one refund per lease, whatever the runs
+SETTLEMENT_REFUNDS = uuid.UUID("6f1d9a52-3c55-4d8e-9a57-6a0c1f3b2e10")
+#: what the Payment Element offers per line: Alipay and WeChat Pay take CNY but cannot hold an amount (no manual
+#: capture), so the 免押 hold is card only
+ELEMENT_METHODS = {"upfront": ("card", "alipay", "wechat_pay"), "deposit": ("card", "alipay", "wechat_pay"),
+                   "hold": ("card",)}
+ELEMENT_UI = "payment_element"  # metadata ``ui`` of the intents made for the Payment Element
+#: our statuses in which the Payment Element is offered, and the intent statuses Stripe can still confirm
+ELEMENT_PAYABLE = PAYABLE | {"requires_action"}
+CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
+CHECKOUT_WAIT = 3.0  # seconds a request waits for the intent another request is creating for the same line
 
 
 def fen(amount: str | Decimal) -> int:
@@ -79,9 +134,10 @@ def fen(amount: str | Decimal) -> int:
 class PaymentService:
     def __init__(self, store: SqlPayments, gateway: StripeGateway, repo: SqlApplications, deposit_ratio: Decimal,
                  dealer_account: Callable[[str], str | None] = lambda dealer_id: None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), audit: SqlAuditLog | None = None) -> None:
         self.store, self.gateway, self.repo = store, gateway, repo
         self.deposit_ratio, self.dealer_account, self.clock = deposit_ratio, dealer_account, clock
+        self.audit = audit
 
     # -- what is owed ---------------------------------------------------------------------------------------
     def lines(self, app: Application) -> list[tuple[str, int, int]]:
@@ -153,6 +209,64 @@ class PaymentService:
             return moved or self._own(app, payment_id)
         return self.apply_intent(claimed.id, intent)
 
+    def checkout(self, app: Application, payment_id: str, *, waited: bool = False) -> Intent | None:
+        """The PaymentIntent that Stripe.js's Payment Element confirms in the browser for ``payment_id`` (the page
+        needs its ``client_secret``): the current attempt's while Stripe can still confirm it (after a decline too,
+        so the customer simply tries again), else a new attempt's, created unconfirmed with the line's payment
+        method types. None when nothing is to be paid on it now (paid, held, being processed).
+
+        A reload, a second tab or a double tap makes no second intent: the attempt is claimed in our own state first
+        and its key (``pay:<payment>:<n>``) is the Idempotency-Key; a request that finds the intent being created
+        waits a moment for it."""
+        if app.status not in PAYING:
+            raise NotAllowed("wrong_state", "当前无需付款", "Nothing is to be paid now")
+        payment = self._own(app, payment_id)
+        if payment.status == "processing" and not waited and self._being_prepared(payment):
+            deadline = time.monotonic() + CHECKOUT_WAIT
+            while time.monotonic() < deadline and self._own(app, payment_id).status == "processing":
+                time.sleep(0.1)
+            return self.checkout(app, payment_id, waited=True)
+        if payment.status not in ELEMENT_PAYABLE:
+            return None
+        if payment.intent_id and payment.status != "expired":  # a lapsed hold needs a new authorisation
+            intent = self.gateway.retrieve_intent(payment.intent_id)
+            current = (intent.metadata.get("ui") == ELEMENT_UI
+                       and intent.metadata.get("attempt") == str(payment.attempts))
+            if current and intent.status in CONFIRMABLE and intent.client_secret:
+                return intent
+            payment = self.apply_intent(payment.id, intent)  # paid meanwhile (before its webhook), or canceled
+            if payment.status == "pending":  # an intent that cannot be confirmed: that attempt is over
+                payment = self.store.move(payment.id, "pending", "failed", last_error=intent.status) or payment
+            if payment.status not in PAYABLE:
+                return None
+        claimed = self.store.claim_attempt(payment.id, f"pay:{payment.id}:{uuid.uuid4().hex[:12]}")
+        if claimed is None:  # another request claimed it a moment ago: its intent is on the way
+            return None if waited else self.checkout(app, payment_id)
+        assert claimed.attempt_key is not None
+        try:
+            intent = self.gateway.create_intent(
+                amount=claimed.amount, currency="cny", idempotency_key=claimed.attempt_key,
+                metadata={"payment_id": claimed.id, "application_id": app.id, "kind": claimed.kind,
+                          "attempt": str(claimed.attempts), "ui": ELEMENT_UI},
+                manual_capture=claimed.kind == "hold", methods=ELEMENT_METHODS.get(claimed.kind, ("card",)),
+                description=f"Leaseline {app.contract.get('number') or app.id[:8]} {claimed.kind}")
+        except PaymentsUnavailable:
+            self.store.move(claimed.id, "processing", "pending", last_error="unavailable")  # the same key next time
+            raise
+        except (PaymentRefused, PaymentDeclined) as exc:
+            log.error("Stripe refused the PaymentIntent of %s: %s", claimed.id, exc)
+            self.store.move(claimed.id, "processing", "failed", last_error="refused")
+            return None
+        self.store.move(claimed.id, "processing", "pending", intent_id=intent.id, next_action_url=None)
+        return intent
+
+    def _being_prepared(self, payment: Payment) -> bool:
+        """``processing`` because a request is creating the attempt's intent (Stripe has none of this attempt yet),
+        not because Stripe is processing the payment (e.g. Alipay's, asynchronously)."""
+        if payment.intent_id is None:
+            return True
+        return self.gateway.retrieve_intent(payment.intent_id).metadata.get("attempt") != str(payment.attempts)
+
     def apply_intent(self, payment_id: str, intent: Intent) -> Payment:
         """Bring the payment in line with Stripe's PaymentIntent (an answer, a refresh or a webhook)."""
         payment = self.store.get(payment_id)
@@ -163,7 +277,7 @@ class PaymentService:
         if attempt is None and payment.intent_id and payment.intent_id != intent.id:
             return payment  # an intent we did not make for this attempt
         manual = intent.capture_method == "manual"
-        target = from_intent(intent.status, manual)
+        target = payment.status if _untried(intent) else from_intent(intent.status, manual)
         fields: dict[str, object] = {"intent_id": intent.id, "next_action_url": intent.next_action_url,
                                      "captured": intent.amount_received}
         if intent.last_error and target == "failed":
@@ -304,14 +418,14 @@ class PaymentService:
             try:
                 transfer = self.gateway.transfer(
                     amount=payment.dealer_share, currency="cny", destination=account,
-                    idempotency_key=f"transfer:{payment.id}", transfer_group=payment.application_id,
+                    idempotency_key=transfer_key(payment), transfer_group=payment.application_id,
                     metadata={"payment_id": payment.id, "application_id": payment.application_id})
             except PaymentsUnavailable:
                 self.store.claim_transfer(payment.id, "sending", "due")  # the same key next tick
                 return done
             except (PaymentRefused, PaymentDeclined) as exc:
                 log.error("transfer of %s to %s refused: %s", payment.id, account, exc)
-                self.store.set_fields(payment.id, transfer_status="failed")
+                self.store.set_fields(payment.id, transfer_status="failed", transfer_error=str(exc)[:255])
                 continue
             self.store.set_fields(payment.id, transfer_status="sent", transfer_id=transfer.id)
             self.repo.outbox_add(payment.application_id, f"transfer:{payment.id}", "payment", {
@@ -340,6 +454,10 @@ class PaymentService:
                 self.store.finish_refund(refund.id, None, "failed")
                 continue
             self.store.finish_refund(refund.id, made.id, "succeeded" if made.status != "failed" else "failed")
+            if made.status != "failed":  # sent late, logged like one sent at once
+                self.repo.outbox_add(payment.application_id, f"refund:{refund.id}", "refund", {
+                    "payment_id": payment.id, "kind": payment.kind, "amount": _yuan(refund.amount), "currency": "CNY",
+                    "stripe_refund": made.id}, self.clock())
             done += 1
         return done
 
@@ -374,6 +492,8 @@ class PaymentService:
                 continue
             seen.add(payment.id)
             expected = from_intent(intent.status, intent.capture_method == "manual")
+            if _untried(intent) and payment.status in PAYABLE:  # the Payment Element's, not confirmed yet
+                expected = payment.status
             if expected != payment.status and not (payment.status == "expired" and expected == "held"):
                 problems.append({"problem": "status", "payment": payment.id, "intent": intent.id,
                                  "ours": payment.status, "stripe": intent.status})
@@ -402,8 +522,243 @@ class PaymentService:
             "currency": "CNY", "stripe_intent": intent.id}, self.clock())
 
 
+    # -- the end of the term: handover (交车), closing (结清), settlement; the ops view -------------------------
+    def today(self) -> date:
+        """Today in Asia/Shanghai: terms start and end on calendar days there."""
+        return self.clock().astimezone(SHANGHAI).date()
+
+    def term(self, app: Application) -> LeaseTerm | None:
+        """The lease's term, once the vehicle has been handed over."""
+        return self.store.term(app.id)
+
+    def security(self, application_id: str) -> tuple[int, int]:
+        """``(what is left of the captured deposit, the amount of a hold still live on the card)`` in fen."""
+        deposit_left = hold_live = 0
+        for p in self.store.for_application(application_id):
+            if p.kind == "deposit" and p.status == "succeeded":
+                deposit_left = p.refundable
+            elif p.kind == "hold" and p.status == "held":
+                hold_live = p.amount
+        return deposit_left, hold_live
+
+    def hand_over(self, actor: Actor, app: Application, note: str = "") -> LeaseTerm:
+        """The dealer hands the vehicle over (交车): ``ready_for_delivery`` → ``delivered``; the term starts today
+        and ends ``term`` months later. The security must still be in place (a hold lapses after 7 days: it is
+        placed again, or the deposit paid, first). A second tap returns the term the first one started."""
+        if app.status in (DELIVERED, CLOSED) and (found := self.store.term(app.id)) is not None:
+            return found
+        if app.status != DELIVERABLE:
+            raise NotAllowed("wrong_state", "只有已付清、待交车的租赁可以确认交车",
+                             "Only a paid lease that is ready for delivery can be handed over")
+        if not secured((p.kind, p.status) for p in self.store.for_application(app.id)):
+            raise NotAllowed("not_secured", "担保已失效（预授权已过期）：请客户重新预授权或支付保证金后再交车",
+                             "The security has lapsed (the card hold expired): the customer places the hold again "
+                             "or pays the deposit before the handover")
+        months = int(app.plan["quote"]["term"])
+        starts = self.today()
+        ends = term_end(starts, months)
+        now = self.clock()
+        note = note.strip()[:500]
+        term = self.store.start_term(
+            app.id, dealer_id=app.dealer_id, from_status=DELIVERABLE, to_status=DELIVERED, term_months=months,
+            starts_on=starts, ends_on=ends, actor_id=actor.id, actor_label=actor.label, now=now,
+            note=f"交车 handover; term {starts.isoformat()} – {ends.isoformat()}" + (f"; {note}" if note else ""))
+        if term is None:  # another tap or device handed it over a moment ago
+            found = self.store.term(app.id)
+            if found is None:
+                raise NotAllowed("wrong_state", "只有已付清、待交车的租赁可以确认交车",
+                                 "Only a paid lease that is ready for delivery can be handed over")
+            return found
+        self.repo.outbox_add(app.id, f"delivery:{app.id}", "delivery", {
+            "starts_on": starts.isoformat(), "ends_on": ends.isoformat(), "term_months": months, "by": actor.kind},
+            now)
+        self._audit("lease.handover", actor, app.dealer_id, app.id, {
+            "starts_on": starts.isoformat(), "ends_on": ends.isoformat(), "term_months": months})
+        return term
+
+    def close(self, actor: Actor, app: Application, deduction: int, reason: str) -> LeaseTerm:
+        """Ops close a lease in good standing on or after its term's end (结清): ``delivered`` → ``closed``, with
+        ``deduction`` fen kept from the security (at most what is left of the deposit plus a live hold; a reason
+        required) or none. The settle job then moves the money (:meth:`settle`)."""
+        reason = " ".join(reason.split())[:255]
+        term = self.store.term(app.id)
+        if app.status != DELIVERED or term is None:
+            raise NotAllowed("wrong_state", "只有租期中的租赁可以结清", "Only a lease on hire can be closed")
+        if not due_for_closing(term.ends_on, self.today()):
+            raise NotAllowed("not_due", f"租期尚未结束（{term.ends_on.isoformat()} 到期），不能结清",
+                             f"The term has not ended yet (it ends on {term.ends_on.isoformat()})")
+        if deduction < 0:
+            raise NotAllowed("deduction", "扣款金额不能为负数", "The deduction cannot be negative")
+        if deduction > 0 and not reason:
+            raise NotAllowed("reason", "扣款须填写原因", "Give the reason for the deduction")
+        deposit_left, hold_live = self.security(app.id)
+        limit = deduction_limit(deposit_left, hold_live)
+        if deduction > limit:
+            raise NotAllowed("deduction", f"扣款不能超过保证金（最多 ¥{_yuan(limit)}）",
+                             f"The deduction cannot be more than the deposit (at most ¥{_yuan(limit)})")
+        plan = plan_settlement(deduction, deposit_left, hold_live)
+        now = self.clock()
+        closed = self.store.close_term(
+            app.id, from_status=DELIVERED, to_status=CLOSED, deduction=deduction, reason=reason, actor_id=actor.id,
+            actor_label=actor.label, now=now,
+            note=f"结清 closed in good standing; deduction ¥{_yuan(deduction)}" + (f": {reason}" if reason else ""))
+        if closed is None:
+            raise NotAllowed("wrong_state", "这笔租赁已经结清", "This lease has been closed already")
+        self.repo.outbox_add(app.id, f"lease_closed:{app.id}", "lease_closed", {
+            "ends_on": closed.ends_on.isoformat(), "deduction": _yuan(deduction), "currency": "CNY",
+            "reason_sha256": hashlib.sha256(reason.encode()).hexdigest() if reason else None,
+            "refund_due": _yuan(plan.refund), "capture_due": _yuan(plan.capture), "by": actor.kind}, now)
+        self._audit("lease.close", actor, app.dealer_id, app.id, {
+            "deduction_fen": deduction, "reason": reason, "deposit_refund_fen": plan.refund,
+            "hold_capture_fen": plan.capture, "release_hold": plan.release})
+        return closed
+
+    def leases_to_close(self, dealer_id: str | None = None) -> list[LeaseLine]:
+        """Leases on hire whose term has ended and that ops have not closed yet (``dealer_id`` None: every dealer)."""
+        return [line for line in self.store.leases(dealer_id=dealer_id, ending_by=self.today(), settlements=(None,))
+                if line.application_status == DELIVERED]
+
+    def open_settlements(self, dealer_id: str | None = None) -> list[LeaseLine]:
+        """Closed leases whose money has not all moved yet: due, or waiting for ops' attention."""
+        return self.store.leases(dealer_id=dealer_id, settlements=("due", "attention"))
+
+    def settle(self, only: str | None = None) -> dict[str, list[str]]:
+        """Move the money of every closed lease whose settlement is due (the job behind ``leaseline payments
+        settle`` and the resumer's tick): application ids by outcome — ``settled``, ``waiting`` (Stripe unreachable
+        or a refund still being sent: due again next run), ``attention`` (Stripe refused a step)."""
+        outcome: dict[str, list[str]] = {"settled": [], "waiting": [], "attention": []}
+        now = self.clock()
+        for term in self.store.settlements_due(now - SETTLE_STALE):
+            if only is not None and term.application_id != only:
+                continue
+            if not self.store.claim_settlement(term.application_id, now, now - SETTLE_STALE):
+                continue  # another run has it
+            result = "waiting"
+            try:
+                result = self._settle_one(term)
+            finally:
+                if result == "waiting":
+                    self.store.finish_settlement(term.application_id, "due")  # let go: the next run tries again
+            outcome[result].append(term.application_id)
+        return outcome
+
+    def _settle_one(self, term: LeaseTerm) -> str:
+        app_id = term.application_id
+        lines = {p.kind: p for p in self.store.for_application(app_id)}
+        deposit, hold = lines.get("deposit"), lines.get("hold")
+        refund_id = settlement_refund_id(app_id, term.settle_attempts)
+        made = self.store.refund(refund_id)
+        # what the deposit held before this settlement's own refund (so that a second run plans the same)
+        deposit_left = deposit.refundable if deposit is not None and deposit.status == "succeeded" else 0
+        if made is not None and made.status != "failed":
+            deposit_left += made.amount
+        hold_live = hold.amount if hold is not None and hold.status == "held" else 0
+        if hold is not None and hold.status == "captured":  # captured by an earlier run that stopped short
+            hold_live = hold.captured
+        plan = plan_settlement(term.deduction, deposit_left, hold_live)
+        notes: list[str] = []
+        # 1. the deposit, less the deduction, back to the customer: one refund per lease
+        if made is None and plan.refund > 0 and deposit is not None and deposit.intent_id:
+            made = self.store.add_refund_once(refund_id, deposit.id, plan.refund,
+                                              "租期结束退还保证金 deposit refund at the end of the term",
+                                              term.closed_by)
+            if made is None:  # the deposit was refunded by hand meanwhile: nothing is left to send
+                notes.append("deposit refunded elsewhere")
+            else:
+                try:
+                    sent = self.gateway.refund(deposit.intent_id, amount=made.amount,
+                                               idempotency_key=f"refund:{made.id}", reason="requested_by_customer",
+                                               metadata={"refund_id": made.id, "payment_id": deposit.id,
+                                                         "settlement": app_id})
+                except PaymentsUnavailable:
+                    return "waiting"  # reserved and pending: retry_refunds sends it again with the same key
+                except (PaymentRefused, PaymentDeclined) as exc:
+                    log.error("Stripe refused the settlement refund %s: %s", made.id, exc)
+                    self.store.finish_refund(made.id, None, "failed")
+                    return self._attention(term, f"refund refused: {exc}"[:255])
+                self.store.finish_refund(made.id, sent.id, "succeeded" if sent.status != "failed" else "failed")
+                made = self.store.refund(refund_id)
+        if made is not None:
+            if made.status == "pending":
+                return "waiting"
+            if made.status == "failed":
+                return self._attention(term, "the deposit refund failed")
+            self.repo.outbox_add(app_id, f"refund:{made.id}", "refund", {
+                "payment_id": made.payment_id, "kind": "deposit", "amount": _yuan(made.amount), "currency": "CNY",
+                "stripe_refund": made.stripe_refund_id, "settlement": True}, self.clock())
+        # 2. a hold still live: the rest of the deduction captured from it, or the hold released
+        if hold is not None and hold.status == "held" and hold.intent_id:
+            try:
+                if plan.capture > 0:
+                    intent = self.gateway.capture(hold.intent_id, idempotency_key=f"capture:{hold.id}",
+                                                  amount=plan.capture)
+                else:
+                    intent = self.gateway.cancel(hold.intent_id, idempotency_key=f"release:{hold.id}")
+            except PaymentsUnavailable:
+                return "waiting"
+            except (PaymentRefused, PaymentDeclined) as exc:
+                log.error("Stripe refused to settle the hold %s: %s", hold.id, exc)
+                try:  # perhaps it lapsed or was settled at Stripe already: follow what Stripe says
+                    intent = self.gateway.retrieve_intent(hold.intent_id)
+                except PaymentsError:
+                    return self._attention(term, f"hold refused: {exc}"[:255])
+            hold = self.apply_intent(hold.id, intent)
+            if hold.status == "held":
+                return self._attention(term, "the hold could not be released or captured")
+        if plan.uncovered:
+            notes.append(f"¥{_yuan(plan.uncovered)} of the deduction not covered")
+        refunded = made.amount if made is not None else 0
+        captured = hold.captured if hold is not None and hold.status == "captured" and plan.capture else 0
+        self.store.finish_settlement(app_id, "settled", settled_at=self.clock(), refunded=refunded, captured=captured,
+                                     settle_note="; ".join(notes)[:255] or None)
+        self._audit("lease.settle", None, term.dealer_id, app_id, {
+            "deposit_refund_fen": refunded, "hold": hold.status if hold is not None else None,
+            "uncovered_fen": plan.uncovered})
+        return "settled"
+
+    def _attention(self, term: LeaseTerm, why: str) -> str:
+        self.store.finish_settlement(term.application_id, "attention", settle_note=why[:255])
+        self._audit("lease.settle", None, term.dealer_id, term.application_id, {"attention": why}, outcome="failure")
+        return "attention"
+
+    def retry_settlement(self, actor: Actor, app: Application) -> dict[str, list[str]]:
+        """Ops dealt with what Stripe refused: the settlement is due again, and tried now."""
+        if not self.store.reopen_settlement(app.id):
+            raise NotAllowed("wrong_state", "这笔结清无需重试", "This settlement needs no retry")
+        self._audit("lease.settle_retry", actor, app.dealer_id, app.id, {})
+        return self.settle(only=app.id)
+
+    def retry_transfer(self, actor: Actor, payment_id: str, dealer_id: str | None = None) -> Payment:
+        """Send again a dealer's share (分账) that Stripe refused, as a new attempt (ops fixed the cause, e.g. the
+        dealer's connected account on the Dealers page). ``dealer_id``: the caller's tenant (None: every dealer)."""
+        payment = self.store.get(payment_id)
+        if payment is None or (dealer_id is not None and payment.dealer_id != dealer_id):
+            raise NotAllowed("not_found", "没有这笔付款", "No such payment")
+        if not self.store.retry_transfer(payment.id):
+            raise NotAllowed("not_failed", "这笔分账没有失败，无需重试", "This transfer has not failed")
+        self._audit("payment.transfer_retry", actor, payment.dealer_id, payment.id,
+                    {"attempt": payment.transfer_attempts + 1})
+        self.pay_out_dealers()
+        fresh = self.store.get(payment.id)
+        assert fresh is not None
+        return fresh
+
+    def _audit(self, action: str, actor: Actor | None, dealer_id: str | None, target: str,
+               details: dict[str, object], outcome: str = "success") -> None:
+        if self.audit is None:
+            return
+        self.audit.append(action, outcome, actor_id=actor.id if actor else None,
+                          actor_label=actor.label if actor else "system:settle", dealer_id=dealer_id, target=target,
+                          ip=actor.ip if actor else "", user_agent=actor.user_agent if actor else "", details=details)
+
 def _yuan(amount_fen: int) -> str:
     return f"{Decimal(amount_fen) / 100:.2f}"
+
+
+def _untried(intent: Intent) -> bool:
+    """An intent waiting for its customer (made for the Payment Element, not confirmed yet): Stripe says
+    ``requires_payment_method`` with no error, which says nothing about our payment (after a decline, an error)."""
+    return intent.status == "requires_payment_method" and not intent.last_error
 
 
 def _event_error(obj: dict[str, Any]) -> str | None:
@@ -411,3 +766,15 @@ def _event_error(obj: dict[str, Any]) -> str | None:
     if isinstance(error, dict):
         return str(error.get("decline_code") or error.get("code") or error.get("message") or "") or None
     return None
+
+
+def transfer_key(payment: Payment) -> str:
+    """The Idempotency-Key of a dealer-share transfer: ``transfer:<payment>``, and ``:<n>`` for ops' n-th retry
+    after a refusal (a lost answer keeps its key: the same transfer, never a second one)."""
+    return f"transfer:{payment.id}" + (f":{payment.transfer_attempts}" if payment.transfer_attempts else "")
+
+
+def settlement_refund_id(application_id: str, attempt: int = 0) -> str:
+    """The id of a lease's settlement refund: derived from the lease (and ops' retry after a refusal), so each
+    attempt makes at most one."""
+    return str(uuid.uuid5(SETTLEMENT_REFUNDS, f"{application_id}:deposit:{attempt}"))

@@ -1,4 +1,11 @@
-"""The payment step on the phone, the lessor's refunds and hold captures, and Stripe's webhook endpoint."""
+"""The payment step on the phone, the lessor's refunds and hold captures, and Stripe's webhook endpoint.
+
+Two ways to pay, chosen by one setting: with ``LEASELINE_STRIPE_PUBLISHABLE_KEY`` set (required in production) the
+customer taps "Pay" on a line and the page mounts Stripe.js's Payment Element for that line's PaymentIntent (its
+client secret only for someone who may pay on this application, never cached); Stripe.js confirms it and sends the
+browser to :func:`returned`, which asks Stripe how it went. Without the key (the embedded default, with
+localstripe) the page says TEST MODE and :func:`pay` confirms server-side with Stripe's test PaymentMethods.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,8 @@ from typing import Any
 
 from flask import Blueprint
 from flask import current_app
+from flask import g
+from flask import make_response
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -22,6 +31,8 @@ from bff.applications.access import requires_actor
 from bff.applications.services import NotAllowed
 from bff.extensions import limiter
 from bff.payments.machine import PAYABLE
+from bff.payments.service import ELEMENT_METHODS
+from bff.payments.service import ELEMENT_PAYABLE
 from bff.payments.service import PAYING
 from bff.payments.service import TEST_METHODS
 from bff.rendering import in_locale as _msg
@@ -30,25 +41,72 @@ from infra.applications import Application
 from infra.payments import PaymentsUnavailable
 from infra.payments import WebhookInvalid
 from infra.payments import verify_webhook
+from infra.payments_store import Payment
 
 log = logging.getLogger(__name__)
 bp = Blueprint("payments", __name__)
 MAX_WEBHOOK_BYTES = 512 * 1024
 
 
-def _page(app: Application, status: int = 200, error: str | None = None, failed: str | None = None) -> Any:
+def publishable_key() -> str:
+    """Stripe's publishable key when the page pays through the Payment Element, else "" (TEST MODE)."""
+    return str(current_app.config["SETTINGS"].stripe_publishable_key)
+
+
+def _page(app: Application, status: int = 200, error: str | None = None, failed: str | None = None,
+          pay: str | None = None, returned: Payment | None = None) -> Any:
+    """The payment page; with the Payment Element and ``pay`` naming a line still to pay, that line's checkout."""
     svc = services().payments
     payments = svc.payments(app)
-    return render_template("applications/payment.html", app=app, payments=payments, error=error, failed=failed,
-                           test_mode=svc.gateway.test_mode, methods=TEST_METHODS, may_pay=may_edit()
-                           and app.status in PAYING, may_manage=may("payments.manage"), payable=PAYABLE,
-                           polling=any(p.status in ("processing", "requires_action") for p in payments)), status
+    may_pay = may_edit() and app.status in PAYING
+    checkout: dict[str, Any] | None = None
+    line = next((p for p in payments if p.id == pay), None)  # the service decides whether it is still to pay
+    if publishable_key() and may_pay and line is not None:
+        try:
+            intent = svc.checkout(app, line.id)
+        except NotAllowed as exc:
+            error, status = _msg(exc.text_zh, exc.text_en), 409
+        except PaymentsUnavailable:
+            error, status = _msg("支付服务暂时不可用：未扣款，请稍后重试", "Payments are unavailable right now: "
+                                 "nothing was charged; try again in a moment"), 503
+        else:
+            if intent is not None and intent.client_secret:
+                checkout = {"payment": line, "client_secret": intent.client_secret, "methods": ELEMENT_METHODS.get(
+                    line.kind, ("card",)), "return_url": url_for("payments.returned", application_id=app.id,
+                                                                payment_id=line.id, _external=True)}
+        payments = svc.payments(app)  # the checkout may have moved one (paid meanwhile, or a new attempt)
+        g.loads_stripe_js = checkout is not None  # the CSP admits Stripe.js on this response only
+    response = make_response(render_template(
+        "applications/payment.html", app=app, payments=payments, error=error, failed=failed,
+        test_mode=svc.gateway.test_mode, methods=TEST_METHODS, may_pay=may_pay, may_manage=may("payments.manage"),
+        payable=PAYABLE, element=bool(publishable_key()), element_payable=ELEMENT_PAYABLE, checkout=checkout,
+        publishable_key=publishable_key(), returned=returned,
+        polling=any(p.status in ("processing", "requires_action") for p in payments)), status)
+    response.headers["Cache-Control"] = "no-store"  # personal data, and a PaymentIntent's client secret
+    return response
 
 
 @bp.get("/applications/<application_id>/payment")
 @requires_actor("applications.view")
 def payment(application_id: str) -> Any:
-    return _page(application_or_404(application_id))
+    """The payment page; ``?pay=<payment>`` opens that line's Payment Element (when configured)."""
+    return _page(application_or_404(application_id), pay=request.args.get("pay"))
+
+
+@bp.get("/applications/<application_id>/payments/<payment_id>/return")
+@requires_actor("applications.view")
+def returned(application_id: str, payment_id: str) -> Any:
+    """Stripe.js's ``return_url``: the payment as Stripe has it now, asked from Stripe (the query string's
+    ``payment_intent`` and ``redirect_status`` are only a hint, never trusted), and the outcome on the page; a line
+    still to pay opens its Payment Element again, so the customer can try once more."""
+    app = application_or_404(application_id)
+    try:
+        payment = services().payments.refresh(app, payment_id)
+    except NotAllowed as exc:
+        return _page(app, 404, _msg(exc.text_zh, exc.text_en))
+    except PaymentsUnavailable:
+        return _page(app, 503, _msg("支付服务暂时不可用，请稍后再查", "Payments are unavailable: check again shortly"))
+    return _page(application_or_404(application_id), pay=payment.id, returned=payment)  # now perhaps paid up
 
 
 @bp.post("/applications/<application_id>/payments/<payment_id>/pay")
@@ -57,7 +115,7 @@ def payment(application_id: str) -> Any:
 def pay(application_id: str, payment_id: str) -> Any:
     app = application_or_404(application_id)
     method = request.form.get("method", "")
-    if method not in TEST_METHODS or not services().payments.gateway.test_mode:
+    if method not in TEST_METHODS or not services().payments.gateway.test_mode or publishable_key():
         # live mode pays through Stripe's Payment Element (Stripe.js), not this form
         return _page(app, 422, _msg("请选择付款方式", "Choose a way to pay"), payment_id)
     svc = services().payments

@@ -34,6 +34,8 @@ KINDS = frozenset({
     "payment",
     "capture",
     "refund",
+    "delivery",  # the vehicle handed over (交车): the lease's term starts
+    "lease_closed",  # the lease closed in good standing at its term's end (结清), with any deduction
 })
 FIELDS = frozenset({"v", "kind", "subject", "at", "data"})
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC
+from datetime import date
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import BigInteger
 from sqlalchemy import Boolean
+from sqlalchemy import Date
 from sqlalchemy import DateTime
 from sqlalchemy import ForeignKey
 from sqlalchemy import Integer
@@ -367,6 +369,9 @@ on every database, as Stripe counts them); the money filters show yuan.
     dealer_share: Mapped[int] = mapped_column(BigInteger, default=0)
     transfer_status: Mapped[str | None] = mapped_column(String(16), nullable=True)  # due | sending | sent | failed
     transfer_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # each retry after a refusal is a new attempt with its own Idempotency-Key (Stripe replays a refused key)
+    transfer_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    transfer_error: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -397,3 +402,35 @@ class StripeEventRow(Base):
     created: Mapped[int] = mapped_column(Integer)  # Stripe's event time (unix seconds)
     outcome: Mapped[str] = mapped_column(String(64))  # what it did: applied, ignored (why)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LeaseTermRow(Base):
+    """A delivered lease's term and its settlement (结清): the term starts on the day the dealer confirms the
+    handover (交车) and ends ``term_months`` later; ops close it in good standing (with a deduction from the
+    security, and its reason, or none), then the settle job refunds the deposit and releases the hold.
+
+    ``settlement``: NULL while the term runs; ``due`` once ops closed it; ``settled`` when the money is back;
+    ``attention`` when Stripe refused a step (ops look, then retry). Amounts in fen."""
+
+    __tablename__ = "lease_terms"
+
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), primary_key=True)
+    dealer_id: Mapped[str] = mapped_column(String(36), index=True)
+    term_months: Mapped[int] = mapped_column(Integer)
+    starts_on: Mapped[date] = mapped_column(Date)  # Asia/Shanghai calendar days
+    ends_on: Mapped[date] = mapped_column(Date, index=True)
+    delivered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_by: Mapped[str] = mapped_column(String(36))
+    delivered_by_label: Mapped[str] = mapped_column(String(254))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    closed_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    closed_by_label: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    deduction: Mapped[int] = mapped_column(BigInteger, default=0)
+    deduction_reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    settlement: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    settle_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    settle_attempts: Mapped[int] = mapped_column(Integer, default=0)  # ops' retries after Stripe refused a step
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    refunded: Mapped[int] = mapped_column(BigInteger, default=0)  # what the settlement refunded
+    captured: Mapped[int] = mapped_column(BigInteger, default=0)  # what it captured from a live hold
+    settle_note: Mapped[str | None] = mapped_column(String(255), nullable=True)

@@ -12,6 +12,8 @@ ARGS = [
     "--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
 ]
+#: a showroom tablet (landscape, touch), for the salesperson's screen
+TABLET = {"viewport": {"width": 1024, "height": 768}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,9 @@ import requests
 from PIL import Image
 from sqlalchemy import text
 
+from kyc import liveness
 from kyc import specimens as idcards
+from tests.common import camera
 from tests.common import faces
 from tests.integration.test_auth import ADMIN_A
 from tests.integration.test_auth import RISK1
@@ -502,6 +504,50 @@ def test_a_passed_face_check_verifies_the_identity(bff_server: Any, app: Any,
         wait_status(s, base, app_id, (*APPROVED, "declined", "referred"))
         page = s.get(f"{base}/applications", timeout=TIMEOUT).text
         assert app_id[:8] in page and 'data-status="kyc_passed"' not in page
+
+
+def camera_attempt(base: str, s: requests.Session, app_id: str, poses: dict[str, Image.Image]) -> str:
+    """One face check as pwa/static/js/face.js posts it: ``frame:neutral``, 4 frames per step of the challenge
+    the face page issued (in its order), then the selfie, looking straight at the phone."""
+    url = f"{base}/applications/{app_id}/face"
+    found = re.search(r'data-challenge="([a-z_,]+)"', s.get(url, timeout=TIMEOUT).text)
+    assert found, "the face page issues a challenge"
+    files = [("frame:neutral", ("neutral.jpg", jpeg(poses["neutral"]), "image/jpeg"))]
+    for step in found.group(1).split(","):
+        files += [(f"frame:{step}", (f"{step}{n}.jpg", jpeg(poses[step]), "image/jpeg")) for n in range(4)]
+    files.append(("selfie", ("selfie.jpg", jpeg(poses["neutral"]), "image/jpeg")))
+    r = s.post(url, data={"csrf_token": csrf(s, url)}, files=files, timeout=TIMEOUT)
+    assert r.status_code == 202, r.text[:500]
+    return wait_check(s, base, app_id, r.text)
+
+
+def test_an_accomplice_doing_the_challenge_is_caught_then_the_card_holder_passes(
+        bff_server: Any, app: Any, card_images: tuple[bytes, bytes]) -> None:
+    """The card's portrait is obama; a photo of him is held up for the selfie while someone else (biden) does the
+    actions: the challenge frames are compared with the selfie and the check fails, explained. Then the card
+    holder himself (the e2e journey's camera poses) passes."""
+    base = bff_server.url
+    repo = app.extensions["leaseline"].applications.repo
+    holder = camera.person().frames
+    biden = faces.padded(faces.photo("biden.jpg"), camera.SIZE)
+    accomplice = {"neutral": holder["neutral"], "blink": camera.closed_eyes(biden), "turn_left": biden,
+                  "turn_right": biden}
+    with sign_in(base, SALES_A) as s:
+        app_id = ready_to_submit(base, s, card_images)
+        assert post(s, f"{base}/applications/{app_id}/submit", form_url=f"{base}/applications/{app_id}") \
+            .status_code == 200
+        done = camera_attempt(base, s, app_id, accomplice)
+        assert 'data-outcome="fail"' in done and "画面中出现了另一个人" in done, done
+        check = repo.latest_check(app_id, "face")
+        assert check.detail["match"]["outcome"] == "pass"  # the selfie alone would have passed
+        same = check.detail["liveness"]["same_person"]
+        assert set(same) == set(liveness.CHALLENGES) and all(d > 0.7 for d in same.values()), same
+        assert repo.get(app_id, _all()).face_attempts == 1
+        done = camera_attempt(base, s, app_id, holder)
+        assert 'data-outcome="pass"' in done, done
+        same = repo.latest_check(app_id, "face").detail["liveness"]["same_person"]
+        assert all(d < 0.45 for d in same.values()), same
+        wait_status(s, base, app_id, ("kyc_passed", "risk_pending", *APPROVED, "declined", "referred"))
 
 
 def test_htmx_fragments_render_on_their_own(bff_server: Any) -> None:

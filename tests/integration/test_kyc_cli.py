@@ -89,3 +89,43 @@ def test_match_unreadable_input_is_a_one_line_error(photo_dir: Path, name: str, 
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and name in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_specimen_card_is_read_back_by_the_ocr_with_its_persona(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from kyc import ocr
+    from kyc.idnumber import check_id_number
+
+    done = run("specimen-card", "--persona", "thin_file", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    front = ocr.read_front(Image.open(tmp_path / "front.jpg").convert("RGB"))
+    back = ocr.read_back(Image.open(tmp_path / "back.jpg").convert("RGB"))
+    assert front.name == "张伟" and check_id_number(front.id_number).valid
+    assert front.id_number[15:17] == "91"  # the sandbox's thin file
+    assert front.id_number in done.stdout and back.valid_to is not None
+
+
+def test_specimen_card_with_your_own_photo_matches_that_face(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from kyc import faces
+    from kyc import ocr
+
+    selfie = tmp_path / "me.jpg"
+    selfie.write_bytes(encode(photo("obama.jpg")))
+    done = run("specimen-card", "--portrait", str(selfie), "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    portrait = ocr.portrait(Image.open(tmp_path / "front.jpg").convert("RGB"))
+    assert faces.match(portrait, photo("obama3.jpg")).outcome == "pass"
+    assert faces.match(portrait, photo("biden.jpg")).outcome == "fail"
+
+
+def test_specimen_card_refuses_a_photo_without_one_face(tmp_path: Path) -> None:
+    from PIL import Image
+
+    empty = tmp_path / "wall.jpg"
+    Image.new("RGB", (640, 480), (120, 120, 120)).save(empty)
+    done = run("specimen-card", "--portrait", str(empty), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and "0 faces found" in done.stderr
+    assert not (tmp_path / "out" / "front.jpg").exists()

@@ -7,6 +7,11 @@ weaker there: the threshold is configurable). obama2 is a real head turn (to his
 turn to the left. No photo shows closed eyes: a blink is imitated by painting skin over the eyes along the
 landmarks, which moves the landmarks on the astronaut (and on obama2) but not on obama.jpg — so real blink
 detection quality is not measured here; the blink rule is tested on signals in tests/unit.
+
+Same person throughout: the fake camera's frames of the e2e journey (tests/common/camera.py: obama straight,
+obama2 turned, mirrored obama2, obama with closed eyes), sent as face.js sends them (JPEG q90), are compared with
+the selfie; biden plays the accomplice who performs the challenge. (The astronaut is not used as a frame: padded
+to the camera's 480×640 and re-encoded, the detector also finds a face in her mission patch.)
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from kyc import specimens as idcards
 from kyc.faces import DEFAULT_REVIEW_MARGIN
 from kyc.faces import DEFAULT_THRESHOLD
 from kyc.images import load_image
+from tests.common import camera
+from tests.common.faces import encode
 from tests.common.faces import face_box
 from tests.common.faces import id_portrait
 from tests.common.faces import mjpeg
@@ -222,6 +229,90 @@ def test_second_person_in_a_frame_fails(photos: dict[str, Image.Image]) -> None:
     result = liveness.verify({"neutral": [photos["obama.jpg"]], "turn_right": [photos["obama2.jpg"], two]},
                              ("turn_right",))
     assert [c.code for c in result.checks if not c.passed] == ["one_face"]
+
+
+# --- same person throughout ---------------------------------------------------------------------------------
+
+ORDER = ("turn_right", "blink", "turn_left")
+
+
+def as_sent(image: Image.Image) -> Image.Image:
+    """``image`` as the BFF receives a frame from face.js (canvas → JPEG q90 → upload checks)."""
+    return load_image(encode(image, "JPEG", quality=90))
+
+
+@pytest.fixture(scope="module")
+def holder() -> dict[str, Image.Image]:
+    """The card holder in front of the phone: the e2e journey's camera poses."""
+    return {step: as_sent(image) for step, image in camera.person().frames.items()}
+
+
+@pytest.fixture(scope="module")
+def accomplice() -> dict[str, Image.Image]:
+    """Someone else (biden) in front of the phone: straight, and with closed eyes (no photo of him turns)."""
+    straight = padded(load_image(photo_bytes("biden.jpg")), camera.SIZE)
+    return {"straight": as_sent(straight), "blink": as_sent(camera.closed_eyes(straight))}
+
+
+def session(poses: dict[str, Image.Image], per_step: int = 2) -> dict[str, list[Image.Image]]:
+    return {"neutral": [poses["neutral"]], **{step: [poses[step]] * per_step for step in ORDER}}
+
+
+@pytest.fixture(scope="module")
+def selfie_match(portraits: dict[str, Image.Image], holder: dict[str, Image.Image]) -> faces.MatchResult:
+    """The card's portrait (obama.jpg) against the selfie: the card holder looking straight at the phone."""
+    result = faces.match(portraits["obama.jpg"], holder["neutral"])
+    assert result.outcome == "pass" and result.selfie_encoding is not None
+    return result
+
+
+def test_the_honest_sequence_is_the_same_person_throughout(holder: dict[str, Image.Image],
+                                                           selfie_match: faces.MatchResult) -> None:
+    result = liveness.verify(session(holder, per_step=4), ORDER, reference=selfie_match.selfie_encoding)
+    assert result.outcome == "pass", result.as_dict()
+    assert result.checks[-1].code == "same_person" and result.checks[-1].passed
+    # measured: closed eyes 0.33, obama2 turned 0.38, mirrored 0.39 — about 0.1 below the match's threshold
+    distances = result.distances
+    assert all(d is not None and 0.25 < d < DEFAULT_THRESHOLD - 0.05 for d in distances.values()), distances
+    assert "selfie_encoding" not in selfie_match.as_dict()  # the biometric template is never recorded
+
+
+def test_a_challenge_performed_by_someone_else_fails(holder: dict[str, Image.Image],
+                                                     accomplice: dict[str, Image.Image],
+                                                     selfie_match: faces.MatchResult) -> None:
+    """A photo of the card holder for the neutral frame and the selfie, a live accomplice for the actions."""
+    poses = {"neutral": holder["neutral"], "blink": accomplice["blink"], "turn_left": accomplice["straight"],
+             "turn_right": accomplice["straight"]}
+    result = liveness.verify(session(poses), ORDER, reference=selfie_match.selfie_encoding)
+    assert result.outcome == "fail"
+    assert "same_person" in [c.code for c in result.checks if not c.passed]
+    assert all(d is not None and d > DEFAULT_THRESHOLD + DEFAULT_REVIEW_MARGIN for d in result.distances.values())
+    assert "画面中出现了另一个人" in result.checks[-1].text_zh
+
+
+def test_one_step_by_someone_else_fails_on_identity_alone(holder: dict[str, Image.Image],
+                                                          accomplice: dict[str, Image.Image],
+                                                          selfie_match: faces.MatchResult) -> None:
+    """The card holder turns (turning photos exist); the accomplice blinks: only the identity gives it away."""
+    result = liveness.verify(session({**holder, "blink": accomplice["blink"]}), ORDER,
+                             reference=selfie_match.selfie_encoding)
+    assert [c.code for c in result.checks if not c.passed] == ["same_person"]
+    assert result.outcome == "fail"
+    blink = result.distances["blink"]
+    assert blink is not None and blink > 0.7, result.distances  # measured 0.85
+    assert liveness.verify(session({**holder, "blink": accomplice["blink"]}), ORDER).passed  # invisible before
+
+
+def test_a_mirroring_client_s_frames_are_compared_as_received(holder: dict[str, Image.Image]) -> None:
+    """With ``mirrored=True`` the analysis flips the frame; the encoding is taken from the frame as it came (the
+    orientation of the selfie): a mirrored face is about 0.12 away from itself."""
+    frame = ImageOps.mirror(holder["turn_right"])
+    signal = liveness.analyse_frame(frame, mirrored=True)
+    assert signal.box is not None
+    as_received = liveness.encode_frame(frame, signal, mirrored=True)
+    box = faces.detect(frame)[0]
+    direct = faces.encode(frame, box)
+    assert as_received is not None and faces.encoding_distance(as_received, direct) < 0.03
 
 
 def test_face_box_fixture_matches_detector(photos: dict[str, Image.Image]) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+from kyc.faces import DEFAULT_REVIEW_MARGIN
+from kyc.faces import DEFAULT_THRESHOLD
 from kyc.liveness import BLINK_RATIO
 from kyc.liveness import BLUR_MIN
 from kyc.liveness import CHALLENGES
@@ -13,6 +15,7 @@ from kyc.liveness import FrameSignal
 from kyc.liveness import LivenessResult
 from kyc.liveness import decide
 from kyc.liveness import new_challenge
+from kyc.liveness import sampled_frames
 
 
 def frame(ear: float = 0.30, yaw: float = 0.0, faces: int = 1, blur: float = 200.0, moire: float = 12.0
@@ -146,3 +149,78 @@ def test_an_empty_challenge_never_passes_a_still_picture() -> None:
     """A post with no challenge must not turn a single sharp photo into a live person."""
     still = {"neutral": [frame(0.30, 0.0)]}
     assert not decide(still, ()).passed and "challenge_order" in failed(decide(still, ()))
+
+
+# --- same person throughout: the distance of each step's sampled frame to the selfie ----------------------------
+
+#: measured on the test photos (tests/integration/test_kyc_faces.py): the honest obama sequence
+HONEST = {"turn_left": 0.393, "blink": 0.330, "turn_right": 0.377}
+
+
+def test_the_same_person_throughout_passes_and_is_explained() -> None:
+    result = decide(good_session(), CHALLENGE, same_person=HONEST)
+    assert result.outcome == "pass" and result.passed, failed(result)
+    check = result.checks[-1]
+    assert (check.code, check.passed, check.value) == ("same_person", True, 0.393)
+    assert check.text_zh and check.text_en
+    assert result.as_dict()["same_person"] == HONEST and result.as_dict()["outcome"] == "pass"
+
+
+def test_someone_else_doing_one_step_fails() -> None:
+    result = decide(good_session(), CHALLENGE, same_person={**HONEST, "blink": 0.85})
+    assert result.outcome == "fail" and failed(result) == ["same_person"]
+    check = result.checks[-1]
+    assert check.value == 0.85
+    assert "画面中出现了另一个人" in check.text_zh and "Someone else" in check.text_en
+
+
+def test_a_doubtful_distance_goes_to_review_like_the_face_match() -> None:
+    doubtful = DEFAULT_THRESHOLD + DEFAULT_REVIEW_MARGIN / 2
+    result = decide(good_session(), CHALLENGE, same_person={**HONEST, "turn_right": doubtful})
+    assert result.outcome == "review" and not result.passed and failed(result) == ["same_person"]
+    assert "reviewer" in result.checks[-1].text_en and "人工审核" in result.checks[-1].text_zh
+    # the band's edges: the threshold itself passes, just above the band fails
+    assert decide(good_session(), CHALLENGE, same_person={**HONEST, "blink": DEFAULT_THRESHOLD}).outcome == "pass"
+    beyond = DEFAULT_THRESHOLD + DEFAULT_REVIEW_MARGIN + 0.001
+    assert decide(good_session(), CHALLENGE, same_person={**HONEST, "blink": beyond}).outcome == "fail"
+
+
+def test_review_does_not_soften_another_failed_check() -> None:
+    session = good_session()
+    session["blink"] = [frame(0.30), frame(0.29)]
+    result = decide(session, CHALLENGE, same_person={**HONEST, "blink": DEFAULT_THRESHOLD + 0.01})
+    assert result.outcome == "fail" and failed(result) == ["blink", "same_person"]
+
+
+def test_the_threshold_is_the_callers() -> None:
+    # a stricter deployment (BFF face threshold 0.33, margin 0.1): the honest turned frames land in review
+    result = decide(good_session(), CHALLENGE, same_person=HONEST, threshold=0.33, review_margin=0.1)
+    assert result.outcome == "review" and result.checks[-1].value == 0.393
+
+
+def test_steps_without_a_sampled_face() -> None:
+    # judged on the steps that had one (a step without landmarks fails its own action check anyway)
+    result = decide(good_session(), CHALLENGE, same_person={**HONEST, "blink": None})
+    assert result.outcome == "pass" and result.distances["blink"] is None
+    # none at all: it cannot be confirmed
+    result = decide(good_session(), CHALLENGE, same_person={})
+    assert result.outcome == "fail" and failed(result) == ["same_person"] and result.checks[-1].value is None
+
+
+def test_without_a_reference_no_same_person_check_is_made() -> None:
+    result = decide(good_session(), CHALLENGE)
+    assert "same_person" not in [c.code for c in result.checks] and result.distances == {}
+
+
+def test_the_sampled_frame_is_the_one_that_shows_the_action() -> None:
+    # the frame the action is judged on is the frame whose identity is checked: the lowest EAR, the largest turn
+    assert sampled_frames(good_session(), CHALLENGE) == {"turn_left": 1, "blink": 1, "turn_right": 1}
+    session = good_session()
+    session["neutral"] = [frame(yaw=0.3)] * 3  # turns measured from the person's own straight-ahead yaw
+    session["turn_right"] = [frame(yaw=0.25), frame(yaw=0.35), frame(yaw=-0.2)]
+    session["blink"] = [frame(faces=0), frame(0.2), frame(0.1), frame(faces=2)]
+    assert sampled_frames(session, CHALLENGE) == {"turn_left": 1, "blink": 2, "turn_right": 2}
+    session["blink"] = [frame(faces=0), frame(faces=2)]
+    assert sampled_frames(session, CHALLENGE)["blink"] is None
+    del session["turn_left"]
+    assert sampled_frames(session, CHALLENGE)["turn_left"] is None

@@ -133,3 +133,27 @@ def test_compare_typed_fields() -> None:
     mismatches = compare(ocr, {"name": "王晓明", "id_number": "110101199003070011", "mobile": "13800138000"})
     assert [(m.field, m.ocr, m.typed) for m in mismatches] == [
         ("name", "王小明", "王晓明"), ("id_number", "11010119900307001X", "110101199003070011")]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_new_specimen_people_have_valid_numbers_with_their_persona(seed: int) -> None:
+    clean, referred = idcards.person(seed=seed), idcards.person("92", seed=seed)
+    for data in (clean, referred):
+        assert check_id_number(data.id_number, TODAY).valid
+        assert data.sex == ("男" if int(data.id_number[16]) % 2 else "女")
+        assert data.valid_to is not None and data.valid_to > TODAY
+    assert referred.id_number[15:17] == "92" and int(clean.id_number[15:17]) < 90
+    with pytest.raises(ValueError):
+        idcards.person("9")
+
+
+def test_sex_comes_from_the_number_when_the_print_is_not_read() -> None:
+    # this person's lone 女 is read as "MX" by Tesseract (seen on specimen cards): the number decides
+    import io
+
+    data = idcards.CardData(name="张伟", sex="女", birth=date(1995, 1, 10), address="上海市浦东新区世纪大道100号",
+                            id_number="310115199501108305")
+    photo = io.BytesIO()
+    idcards.front(data, face_stand_in()).save(photo, "JPEG", quality=90)  # as a phone sends it
+    photo.seek(0)
+    assert read_front(Image.open(photo).convert("RGB")).sex == "女"

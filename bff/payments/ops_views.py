@@ -1,0 +1,243 @@
+"""The lessor's back office for payments, and the lease after delivery.
+
+- ``/payments``: every payment across applications (a dealer's admin: the dealer's own only), filtered by status,
+  kind, dealer and transfer; the dealers' shares (分账) Stripe refused, with a retry; the leases whose term has
+  ended, to close (结清); the settlements under way; the reconciliation with Stripe on demand.
+- ``/applications/<id>/lease``: the handover (交车) that starts the term, the term's end, the closing with a
+  deduction, and how the settlement went.
+
+The rules live in :class:`bff.payments.service.PaymentService` (its module docstring: "End of the term").
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from decimal import InvalidOperation
+from typing import Any
+
+from flask import Blueprint
+from flask import g
+from flask import make_response
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+
+from bff.applications.access import actor
+from bff.applications.access import application_or_404
+from bff.applications.access import may
+from bff.applications.access import requires_actor
+from bff.applications.services import Actor
+from bff.applications.services import NotAllowed
+from bff.auth.roles import tenant_of
+from bff.auth.session import requires
+from bff.extensions import htmx
+from bff.extensions import limiter
+from bff.payments.machine import DELIVERED
+from bff.payments.machine import STATUSES
+from bff.payments.machine import deduction_limit
+from bff.payments.machine import due_for_closing
+from bff.payments.machine import plan_settlement
+from bff.payments.machine import secured
+from bff.payments.machine import term_end
+from bff.payments.service import DELIVERABLE
+from bff.rendering import in_locale as _msg
+from bff.rendering import page_or_block
+from bff.services import services
+from infra.accounts import Staff
+from infra.applications import Application
+from infra.applications import Scope
+from infra.payments import PaymentsError
+from plans.errors import FieldError
+
+bp = Blueprint("payment_ops", __name__)
+KINDS = ("upfront", "deposit", "hold")
+TRANSFERS = ("due", "sending", "sent", "failed")
+LIST_LIMIT = 200
+MAX_DEDUCTION = Decimal("10000000")  # ¥10 million: far above any deposit, a typo guard
+
+
+# -- /payments ---------------------------------------------------------------------------------------------------
+def _filters(user: Staff) -> dict[str, Any]:
+    """The list's filters from the query string; unknown values are dropped (a shared link stays usable)."""
+    args = request.args
+    dealers = services().accounts.dealers() if user.lessor_side else []
+    dealer = args.get("dealer", "")
+    return {"statuses": [s for s in args.getlist("status") if s in STATUSES],
+            "kinds": [k for k in args.getlist("kind") if k in KINDS],
+            "dealer": dealer if any(d.id == dealer for d in dealers) else "",
+            "transfer": args.get("transfer", "") if args.get("transfer", "") in TRANSFERS else "",
+            "dealers": dealers}
+
+
+def _ops_context(reconciliation: dict[str, Any] | None = None, transfer_error: str | None = None) -> dict[str, Any]:
+    user: Staff = g.user
+    svc = services().payments
+    tenant = tenant_of(user)  # a dealer's admin: their dealer only, whatever the query string says
+    f = _filters(user)
+    dealer = tenant or f["dealer"] or None
+    query = {"dealer_id": dealer, "statuses": f["statuses"], "kinds": f["kinds"], "transfer": f["transfer"] or None}
+    names = {d.id: d.name for d in f["dealers"]} if user.lessor_side else {
+        user.dealer_id: getattr(services().accounts.dealer(user.dealer_id or ""), "name", "")}
+    to_close = svc.leases_to_close(tenant)
+    return {"lines": svc.store.search(**query, limit=LIST_LIMIT), "totals": svc.store.totals(**query),
+            "failed": svc.store.search(dealer_id=tenant, transfer="failed", limit=LIST_LIMIT),
+            "to_close": to_close, "settling": svc.open_settlements(tenant),
+            "limits": {line.term.application_id: deduction_limit(*svc.security(line.term.application_id))
+                       for line in to_close},
+            "statuses": STATUSES, "kinds": KINDS, "transfers": TRANSFERS, "f": f, "dealer_names": names,
+            "lessor": user.lessor_side, "may_manage": may("payments.manage"), "limit": LIST_LIMIT,
+            "reconciliation": reconciliation, "transfer_error": transfer_error, "today": svc.today()}
+
+
+@bp.get("/payments")
+@requires("payments.view")
+def index() -> Any:
+    return page_or_block("payments/index.html", "results", **_ops_context())
+
+
+@bp.get("/payments/reconcile")
+@requires("payments.manage")
+@limiter.limit("10 per minute", key_func=lambda: f"reconcile:{getattr(g.get('user'), 'id', '')}")
+def reconcile() -> Any:
+    """What ``leaseline payments reconcile`` reports, on demand: every disagreement with Stripe."""
+    svc = services().payments
+    try:
+        problems = svc.reconcile()
+    except PaymentsError as exc:
+        reconciliation: dict[str, Any] = {"error": _msg("无法连接支付服务，请稍后再试", "Stripe could not be reached: "
+                                                                                 "try again shortly"),
+                                          "detail": str(exc)[:200]}
+        status = 503
+    else:
+        reconciliation = {"checked": len(svc.store.all()), "problems": problems}
+        status = 200
+    response = page_or_block("payments/index.html", "reconcile", **_ops_context(reconciliation))
+    response.status_code = status
+    return response
+
+
+@bp.post("/payments/<payment_id>/transfer")
+@requires("payments.manage")
+def retry_transfer(payment_id: str) -> Any:
+    """Send a refused dealer share (分账) again, as a new attempt."""
+    try:
+        services().payments.retry_transfer(_staff_actor(), payment_id, tenant_of(g.user))
+    except NotAllowed as exc:
+        response = page_or_block("payments/index.html", "transfers",
+                                 **_ops_context(transfer_error=_msg(exc.text_zh, exc.text_en)))
+        if not htmx:  # htmx swaps only 2xx and 422 answers: it shows the reason in the section instead
+            response.status_code = 404 if exc.code == "not_found" else 409
+        return response
+    if htmx:
+        return page_or_block("payments/index.html", "transfers", **_ops_context())
+    return redirect(url_for("payment_ops.index", transfer="failed"), 303)
+
+
+def _staff_actor() -> Actor:
+    user: Staff = g.user
+    return Actor("staff", user.id, user.email, Scope(dealer_id=tenant_of(user)), dealer_id=tenant_of(user),
+                 role=user.role, ip=request.remote_addr or "", user_agent=(request.user_agent.string or "")[:255])
+
+
+# -- /applications/<id>/lease ------------------------------------------------------------------------------------
+def _lease_page(app: Application, status: int = 200, errors: list[FieldError] | None = None,
+                form: dict[str, str] | None = None, error: str | None = None) -> Any:
+    svc = services().payments
+    payments = svc.store.for_application(app.id)
+    term = svc.term(app)
+    today = svc.today()
+    deposit_left, hold_live = svc.security(app.id)
+    months = int(app.plan.get("quote", {}).get("term") or 0)
+    context = {
+        "app": app, "term": term, "payments": payments, "today": today, "errors": errors or [],
+        "error": error, "form": form or {"deduction": "", "reason": ""},
+        "field_errors": {e.field: e for e in errors or []},
+        "secured": secured((p.kind, p.status) for p in payments), "deposit_left": deposit_left,
+        "hold_live": hold_live, "limit": deduction_limit(deposit_left, hold_live),
+        "plan": plan_settlement(0, deposit_left, hold_live),
+        "would_end": term_end(today, months) if months > 0 else None,
+        "due": term is not None and due_for_closing(term.ends_on, today),
+        "may_deliver": may("leases.deliver") and app.status == DELIVERABLE,
+        "may_close": may("payments.manage") and app.status == DELIVERED,
+        "may_manage": may("payments.manage"),
+    }
+    return make_response(render_template("payments/lease.html", **context), status)
+
+
+@bp.get("/applications/<application_id>/lease")
+@requires_actor("applications.view")
+def lease(application_id: str) -> Any:
+    return _lease_page(application_or_404(application_id))
+
+
+@bp.post("/applications/<application_id>/handover")
+@requires_actor("leases.deliver")
+def handover(application_id: str) -> Any:
+    """The dealer confirms the vehicle's handover (交车): the term starts today."""
+    app = application_or_404(application_id)
+    note = request.form.get("note", "")[:500]
+    if request.form.get("handed_over") != "yes":
+        return _lease_page(app, 422, [FieldError("handed_over", "required", "请确认车辆及钥匙已交付客户",
+                                                 "Confirm that the customer has the vehicle and its keys")],
+                           {"note": note})
+    try:
+        services().payments.hand_over(actor(), app, note)
+    except NotAllowed as exc:
+        return _lease_page(app, 409, error=_msg(exc.text_zh, exc.text_en))
+    return redirect(url_for("payment_ops.lease", application_id=app.id), 303)
+
+
+def _deduction_fen(raw: str) -> int | None:
+    """Yuan as typed (empty: none) → fen; None when it is not an amount of at most two decimals, ≥ 0."""
+    text = raw.replace(",", "").replace("¥", "").replace("￥", "").strip()
+    if not text:
+        return 0
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or value != value.quantize(Decimal("0.01")) or value < 0 or value > MAX_DEDUCTION:
+        return None
+    return int(value * 100)
+
+
+@bp.post("/applications/<application_id>/close")
+@requires_actor("payments.manage")
+def close(application_id: str) -> Any:
+    """Ops close the lease at its term's end in good standing (结清), with a deduction or none."""
+    app = application_or_404(application_id)
+    form = {"deduction": request.form.get("deduction", "")[:32], "reason": request.form.get("reason", "")[:255]}
+    errors: list[FieldError] = []
+    deduction = _deduction_fen(form["deduction"])
+    if deduction is None:
+        errors.append(FieldError("deduction", "amount", "请输入扣款金额（元，最多两位小数，不扣款请留空）",
+                                 "Enter the deduction in yuan (at most two decimals; leave it empty for none)"))
+    elif deduction > 0 and not form["reason"].strip():
+        errors.append(FieldError("reason", "required", "扣款须填写原因", "Give the reason for the deduction"))
+    if request.form.get("paid_up") != "yes":
+        errors.append(FieldError("paid_up", "required", "请确认租金、尾款等款项均已结清",
+                                 "Confirm that every rent and the residual value have been paid"))
+    if errors:
+        return _lease_page(app, 422, errors, form)
+    assert deduction is not None
+    try:
+        services().payments.close(actor(), app, deduction, form["reason"])
+    except NotAllowed as exc:
+        if exc.code in ("deduction", "reason"):
+            return _lease_page(app, 422, [FieldError(exc.code, exc.code, exc.text_zh, exc.text_en)], form)
+        return _lease_page(app, 409, error=_msg(exc.text_zh, exc.text_en), form=form)
+    # the settle job moves the money within seconds (the resumer); the page shows how it went
+    return redirect(url_for("payment_ops.lease", application_id=app.id), 303)
+
+
+@bp.post("/applications/<application_id>/settlement/retry")
+@requires_actor("payments.manage")
+def retry_settlement(application_id: str) -> Any:
+    """Ops dealt with what Stripe refused: settle again now."""
+    app = application_or_404(application_id)
+    try:
+        services().payments.retry_settlement(actor(), app)  # Stripe unreachable: it stays due, the job goes on
+    except NotAllowed as exc:
+        return _lease_page(app, 409, error=_msg(exc.text_zh, exc.text_en))
+    return redirect(url_for("payment_ops.lease", application_id=app.id), 303)

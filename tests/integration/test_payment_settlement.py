@@ -1,0 +1,596 @@
+"""The end of a lease's term, over real HTTP with a real localstripe and a real database: the handover (交车) that
+starts the term, ops closing the lease (结清) with or without a deduction, the settle job refunding the deposit less
+the deduction (once, however often it runs) and releasing or capturing the hold, the ops payments view across
+applications (filters, tenants, a refused dealer share retried, reconciliation), the ``leaseline payments settle``
+command's exit codes, and migration 0009 up and down.
+
+Most tests run on a BFF of their own without the background resumer (``quiet``), so that the settle job runs only
+when a test runs it; one test lets the suite's BFF (with its resumer) settle a lease by itself. The applications are
+priced for real and put at ``signed`` directly (the journey to the signature is tested elsewhere); they are paid
+through the payment service on localstripe with Stripe's test card."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+from sqlalchemy import update
+
+from bff.applications.services import Actor
+from bff.payments.machine import add_months
+from bff.payments.service import PaymentService
+from bff.payments.service import settlement_refund_id
+from infra.applications import Scope
+from infra.db.models import ApplicationRow
+from infra.db.models import LeaseTermRow
+from infra.db.models import RefundRow
+from infra.payments import StripeGateway
+from plans.money import format_cny
+from tests.common.stripe import FakeStripe
+from tests.common.stripe import fake_stripe
+from tests.conftest import DATABASES
+from tests.conftest import LiveServer
+from tests.conftest import build_app
+from tests.conftest import postgres_database
+from tests.conftest import stripe_config
+from tests.integration.test_applications import SALES_A
+from tests.integration.test_applications import SALES_B
+from tests.integration.test_applications import VEHICLE
+from tests.integration.test_auth import TIMEOUT
+from tests.integration.test_auth import csrf
+from tests.integration.test_auth import sign_in
+from tests.integration.test_stripe_gateway import TRANSFER_FIXTURE
+
+pytestmark = pytest.mark.db
+ROOT = Path(__file__).resolve().parents[2]
+OPS = "ops@demo.leaseline.cn"
+ADMIN_A = "admin.pudong@demo.leaseline.cn"
+ADMIN_B = "admin.xihu@demo.leaseline.cn"
+RISK = "risk1@demo.leaseline.cn"
+DEPOSIT = "20-36-0-ctpl+damage+tpl_1m-D-f-v"
+DEPOSIT_FREE = "20-36-0-ctpl+damage+tpl_1m-F-f-a"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+# -- a BFF of its own, without the resumer: the settle job runs when a test runs it ---------------------------------
+@pytest.fixture(scope="module", params=DATABASES)
+def quiet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+          stripe_server: Any) -> Iterator[LiveServer]:
+    from infra.db.migrate import upgrade
+
+    def serve(url: str) -> Iterator[LiveServer]:
+        upgrade(url)
+        app = build_app(url, resumer=False, **stripe_config(stripe_server))
+        try:
+            with LiveServer(app) as server:
+                yield server
+        finally:
+            app.extensions["leaseline"].db.dispose()
+
+    if request.param == "sqlite":
+        yield from serve(f"sqlite:///{tmp_path_factory.mktemp('settle') / 'bff.db'}")
+    else:
+        for url in postgres_database("leaseline_settle"):
+            yield from serve(url)
+
+
+def components(server: LiveServer) -> Any:
+    return server.app.extensions["leaseline"]
+
+
+def staff_actor(app: Any, email: str) -> Actor:
+    user = components_of(app).accounts.by_email(email)[0]
+    return Actor(kind="staff", id=user.id, label=user.email, scope=Scope(dealer_id=user.dealer_id),
+                 dealer_id=user.dealer_id, owner_id=user.id)
+
+
+def components_of(app: Any) -> Any:
+    return app.extensions["leaseline"]
+
+
+def paid_lease(app: Any, plan_code: str, sales: str = SALES_A) -> str:
+    """A signed application of ``sales``'s dealer, paid with Stripe's good test card: ready for delivery."""
+    c = components_of(app)
+    created = c.applications.start(staff_actor(app, sales), VEHICLE, plan_code)
+    with c.db.session() as session:
+        session.execute(update(ApplicationRow).where(ApplicationRow.id == created.id).values(status="signed"))
+    application = c.applications.repo.get(created.id, Scope())
+    for payment in c.payments.payments(application):
+        assert c.payments.pay(application, payment.id, "pm_card_visa").status in ("succeeded", "held")
+    assert status(app, created.id) == "ready_for_delivery"
+    return str(created.id)
+
+
+def status(app: Any, app_id: str) -> str:
+    return str(components_of(app).applications.repo.get(app_id, Scope()).status)
+
+
+def lines(app: Any, app_id: str) -> dict[str, Any]:
+    return {p.kind: p for p in components_of(app).payments.store.for_application(app_id)}
+
+
+def post(s: requests.Session, base: str, path: str, page: str, **data: str) -> requests.Response:
+    return s.post(f"{base}{path}", data={**data, "csrf_token": csrf(s, f"{base}{page}")}, timeout=TIMEOUT,
+                  allow_redirects=False)
+
+
+def hand_over(s: requests.Session, base: str, app_id: str, **data: str) -> requests.Response:
+    return post(s, base, f"/applications/{app_id}/handover", f"/applications/{app_id}/lease", **data)
+
+
+def close(s: requests.Session, base: str, app_id: str, **data: str) -> requests.Response:
+    return post(s, base, f"/applications/{app_id}/close", f"/applications/{app_id}/lease", **data)
+
+
+def delivered_lease(server: LiveServer, plan_code: str, sales: str = SALES_A) -> str:
+    app_id = paid_lease(server.app, plan_code, sales)
+    with sign_in(server.url, sales) as s:
+        assert hand_over(s, server.url, app_id, handed_over="yes").status_code == 303
+    assert status(server.app, app_id) == "delivered"
+    return app_id
+
+
+def term_ended(app: Any, app_id: str, days_ago: int = 1) -> None:
+    """Time passes: the term ended ``days_ago`` days ago (Asia/Shanghai)."""
+    term = components_of(app).payments.store.term(app_id)
+    ends = datetime.now(SHANGHAI).date() - timedelta(days=days_ago)
+    with components_of(app).db.session() as session:
+        session.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == app_id).values(
+            ends_on=ends, starts_on=add_months(ends, -term.term_months)))
+
+
+def stripe_refunds(stripe_server: Any, intent_id: str) -> list[int]:
+    return sorted(r.amount for r in stripe_server.gateway().list_refunds(payment_intent=intent_id))
+
+
+def outbox_kinds(app: Any, app_id: str) -> list[str]:
+    return [kind for kind, _ in components_of(app).applications.repo.outbox(app_id)]
+
+
+def yuan(amount_fen: int) -> str:
+    return f"{Decimal(amount_fen) / 100:.2f}"
+
+
+# -- the handover starts the term ---------------------------------------------------------------------------------
+def test_the_handover_starts_the_term_and_its_end_is_computed(quiet: LiveServer) -> None:
+    base, app = quiet.url, quiet.app
+    app_id = paid_lease(app, DEPOSIT)
+    quote_term = components_of(app).applications.repo.get(app_id, Scope()).plan["quote"]["term"]
+    with sign_in(base, SALES_A) as sales:
+        page = sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
+        assert 'data-testid="go-lease"' in page
+        page = sales.get(f"{base}/applications/{app_id}/lease", timeout=TIMEOUT)
+        assert page.status_code == 200 and 'data-testid="handover"' in page.text
+        r = hand_over(sales, base, app_id)  # the box "the customer has the vehicle" not ticked
+        assert r.status_code == 422 and 'data-testid="error-handed_over"' in r.text
+        assert status(app, app_id) == "ready_for_delivery"
+        with sign_in(base, OPS) as ops:  # the lessor's ops do not hand vehicles over
+            assert hand_over(ops, base, app_id, handed_over="yes").status_code == 403
+        with sign_in(base, SALES_B) as other:  # another dealer's staff do not even see the lease
+            assert other.get(f"{base}/applications/{app_id}/lease", timeout=TIMEOUT).status_code == 404
+            assert hand_over(other, base, app_id, handed_over="yes").status_code == 404
+        before = datetime.now(UTC)
+        r = hand_over(sales, base, app_id, handed_over="yes", note="里程 12 km，钥匙 2 把")
+        assert r.status_code == 303
+        assert hand_over(sales, base, app_id, handed_over="yes").status_code == 303  # a second tap: nothing new
+        page = sales.get(f"{base}/applications/{app_id}/lease", timeout=TIMEOUT).text
+    today = datetime.now(SHANGHAI).date()
+    term = components_of(app).payments.store.term(app_id)
+    assert term.term_months == int(quote_term) == 36
+    assert term.starts_on == today and term.ends_on == add_months(today, 36)
+    assert term.delivered_by == staff_actor(app, SALES_A).id and term.delivered_at >= before
+    assert f'data-testid="ends-on">{term.ends_on.isoformat()}' in page
+    assert status(app, app_id) == "delivered"
+    events = [e for e in components_of(app).applications.repo.events(app_id) if e.to_status == "delivered"]
+    assert len(events) == 1 and events[0].actor_id == term.delivered_by and "里程 12 km" in events[0].note
+    assert outbox_kinds(app, app_id).count("delivery") == 1
+    audit = components_of(app).audit.search(action="lease.handover")
+    assert [e.target for e in audit].count(app_id) == 1
+    # not before the term's end: ops cannot close it yet, and it is not listed as due
+    with sign_in(base, OPS) as ops:
+        r = close(ops, base, app_id, paid_up="yes")
+        assert r.status_code == 409 and term.ends_on.isoformat() in r.text
+        assert f'data-application="{app_id}" data-testid="due-lease"' not in ops.get(
+            f"{base}/payments", timeout=TIMEOUT).text
+    assert status(app, app_id) == "delivered"
+
+
+def test_a_lapsed_hold_must_be_renewed_before_the_handover(quiet: LiveServer) -> None:
+    base, app = quiet.url, quiet.app
+    app_id = paid_lease(app, DEPOSIT_FREE)
+    service = components_of(app).payments
+    service.store.set_fields(lines(app, app_id)["hold"].id, held_until=datetime.now(UTC) - timedelta(minutes=1))
+    assert service.expire_holds() >= 1
+    with sign_in(base, SALES_A) as sales:
+        assert 'data-testid="not-secured"' in sales.get(f"{base}/applications/{app_id}/lease", timeout=TIMEOUT).text
+        r = hand_over(sales, base, app_id, handed_over="yes")
+        assert r.status_code == 409 and 'data-testid="lease-error"' in r.text
+    assert status(app, app_id) == "ready_for_delivery" and service.store.term(app_id) is None
+
+
+# -- closing and settling -----------------------------------------------------------------------------------------
+def test_closing_with_a_deduction_refunds_exactly_the_rest_of_the_deposit(quiet: LiveServer,
+                                                                           stripe_server: Any) -> None:
+    base, app = quiet.url, quiet.app
+    service = components_of(app).payments
+    app_id = delivered_lease(quiet, DEPOSIT)
+    term_ended(app, app_id)
+    deposit = lines(app, app_id)["deposit"]
+    assert deposit.status == "succeeded" and deposit.captured == deposit.amount > 12_345
+    with sign_in(base, OPS) as ops:
+        listing = ops.get(f"{base}/payments", timeout=TIMEOUT).text
+        assert f'data-application="{app_id}" data-testid="due-lease"' in listing
+        # bad input: 422 with the field's error, nothing closed
+        for data, field in ((dict(deduction=yuan(deposit.amount + 1), reason="超额"), "deduction"),
+                            (dict(deduction="123.45"), "reason"), (dict(deduction="abc", reason="x"), "deduction"),
+                            (dict(deduction="1.234", reason="x"), "deduction"),
+                            (dict(deduction="-5", reason="x"), "deduction")):
+            r = close(ops, base, app_id, paid_up="yes", **data)
+            assert r.status_code == 422 and f'data-testid="error-{field}"' in r.text, (data, r.status_code)
+        r = close(ops, base, app_id, deduction="123.45", reason="轮胎损坏")  # "every rent paid" not confirmed
+        assert r.status_code == 422 and 'data-testid="error-paid_up"' in r.text
+        assert status(app, app_id) == "delivered"
+        with sign_in(base, SALES_A) as sales:  # the dealer's staff do not close leases
+            assert close(sales, base, app_id, paid_up="yes").status_code == 403
+        r = close(ops, base, app_id, deduction="¥123.45", reason="轮胎损坏", paid_up="yes")
+        assert r.status_code == 303
+        assert close(ops, base, app_id, paid_up="yes").status_code == 409  # closed already
+    assert status(app, app_id) == "closed"
+    term = service.store.term(app_id)
+    assert term.settlement == "due" and term.deduction == 12_345 and term.deduction_reason == "轮胎损坏"
+    assert term.closed_by == staff_actor(app, OPS).id
+    assert stripe_refunds(stripe_server, deposit.intent_id) == []  # the job moves the money, not the request
+    # the settle job, twice at once and then again: one refund of exactly the deposit less the deduction
+    outcomes: list[dict[str, list[str]]] = []
+    runs = [threading.Thread(target=lambda: outcomes.append(service.settle())) for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(60)
+    assert sum(o["settled"].count(app_id) for o in outcomes) == 1
+    assert app_id not in service.settle()["settled"]
+    expected = deposit.amount - 12_345
+    assert stripe_refunds(stripe_server, deposit.intent_id) == [expected]
+    settled, paid = service.store.term(app_id), lines(app, app_id)["deposit"]
+    assert settled.settlement == "settled" and settled.refunded == expected and settled.settled_at is not None
+    assert paid.refunded == expected and paid.refundable == 12_345
+    refund = service.store.refund(settlement_refund_id(app_id))
+    assert refund.status == "succeeded" and refund.amount == expected
+    assert {"lease_closed", "refund"} <= set(outbox_kinds(app, app_id))
+    assert outbox_kinds(app, app_id).count("refund") == 1
+    assert [e.target for e in components_of(app).audit.search(action="lease.close")].count(app_id) == 1
+    assert [e.target for e in components_of(app).audit.search(action="lease.settle")].count(app_id) == 1
+    # reconciliation agrees with Stripe for this deposit
+    assert [p for p in service.reconcile() if p.get("payment") == deposit.id] == []
+    with sign_in(base, OPS) as ops:
+        page = ops.get(f"{base}/applications/{app_id}/lease", timeout=TIMEOUT).text
+        assert 'data-settlement="settled"' in page and format_cny(Decimal(expected) / 100) in page
+
+
+def test_closing_without_a_deduction_releases_the_hold_and_a_deduction_is_captured_from_it(
+        quiet: LiveServer, stripe_server: Any) -> None:
+    base, app = quiet.url, quiet.app
+    service = components_of(app).payments
+    released_id, captured_id = delivered_lease(quiet, DEPOSIT_FREE), delivered_lease(quiet, DEPOSIT_FREE)
+    for app_id in (released_id, captured_id):
+        term_ended(app, app_id)
+    hold = lines(app, captured_id)["hold"]
+    with sign_in(base, OPS) as ops:
+        r = close(ops, base, captured_id, deduction=yuan(hold.amount + 1), reason="超过预授权", paid_up="yes")
+        assert r.status_code == 422 and 'data-testid="error-deduction"' in r.text
+        assert close(ops, base, released_id, paid_up="yes").status_code == 303
+        assert close(ops, base, captured_id, deduction="100.00", reason="违章罚款", paid_up="yes").status_code == 303
+    done = service.settle()
+    assert {released_id, captured_id} <= set(done["settled"])
+    released = lines(app, released_id)["hold"]
+    assert released.status == "released" and released.captured == 0
+    assert {i.status for i in stripe_server.gateway().list_intents()
+            if i.id == released.intent_id} == {"canceled"}
+    captured = lines(app, captured_id)["hold"]
+    assert captured.status == "captured" and captured.captured == 10_000
+    intent = stripe_server.gateway().retrieve_intent(captured.intent_id)
+    assert intent.status == "succeeded" and intent.amount_received == 10_000
+    assert service.store.term(captured_id).captured == 10_000
+    for app_id in (released_id, captured_id):
+        assert service.store.term(app_id).settlement == "settled"
+        assert "capture" in outbox_kinds(app, app_id)  # the release or capture is in the evidence log
+        assert "deposit" not in lines(app, app_id)  # a deposit-free lease refunds nothing
+    assert service.settle()["settled"] == []
+
+
+@pytest.fixture(scope="module")
+def broken_stripe() -> Iterator[tuple[FakeStripe, str]]:
+    yield from fake_stripe()
+
+
+def test_a_refund_stripe_refuses_needs_attention_and_ops_settle_again(
+        quiet: LiveServer, stripe_server: Any, broken_stripe: tuple[FakeStripe, str]) -> None:
+    base, app = quiet.url, quiet.app
+    c = components_of(app)
+    app_id = delivered_lease(quiet, DEPOSIT)
+    term_ended(app, app_id)
+    with sign_in(base, OPS) as ops:
+        assert close(ops, base, app_id, paid_up="yes").status_code == 303
+    fake, url = broken_stripe
+    fake.answers[("POST", "/v1/refunds")] = (400, {"error": {"type": "invalid_request_error",
+                                                             "message": "Refund refused"}})
+    refusing = PaymentService(c.payments.store, StripeGateway("sk_test_fake_0123456789", api_base=url, timeout=2,
+                                                              max_network_retries=0),
+                              c.applications.repo, c.payments.deposit_ratio, audit=c.audit)
+    try:
+        assert refusing.settle()["attention"] == [app_id]
+    finally:
+        fake.answers.clear()
+        fake.requests.clear()
+    term = c.payments.store.term(app_id)
+    assert term.settlement == "attention" and "refused" in (term.settle_note or "")
+    deposit = lines(app, app_id)["deposit"]
+    assert deposit.refunded == 0  # the reserved amount was given back
+    with sign_in(base, OPS) as ops:
+        listing = ops.get(f"{base}/payments", timeout=TIMEOUT).text
+        assert f'data-application="{app_id}" data-settlement="attention"' in listing
+        page = ops.get(f"{base}/applications/{app_id}/lease", timeout=TIMEOUT).text
+        assert 'data-testid="retry-settlement"' in page
+        with sign_in(base, SALES_A) as sales:
+            r = post(sales, base, f"/applications/{app_id}/settlement/retry", f"/applications/{app_id}/lease")
+            assert r.status_code == 403
+        # Stripe takes refunds again: ops settle again, as a new attempt (the refused refund stays failed)
+        r = post(ops, base, f"/applications/{app_id}/settlement/retry", f"/applications/{app_id}/lease")
+        assert r.status_code == 303
+        r = post(ops, base, f"/applications/{app_id}/settlement/retry", f"/applications/{app_id}/lease")
+        assert r.status_code == 409  # settled: nothing to retry
+    assert c.payments.store.term(app_id).settlement == "settled"
+    assert c.payments.store.refund(settlement_refund_id(app_id, 0)).status == "failed"
+    assert c.payments.store.refund(settlement_refund_id(app_id, 1)).status == "succeeded"
+    assert stripe_refunds(stripe_server, deposit.intent_id) == [deposit.amount]
+    assert lines(app, app_id)["deposit"].refunded == deposit.amount
+
+
+def test_the_resumer_settles_a_closed_lease_by_itself(bff_server: LiveServer, stripe_server: Any) -> None:
+    base, app = bff_server.url, bff_server.app
+    app_id = delivered_lease(bff_server, DEPOSIT)
+    term_ended(app, app_id, days_ago=0)  # ends today: due from today on
+    deposit = lines(app, app_id)["deposit"]
+    with sign_in(base, OPS) as ops:
+        assert close(ops, base, app_id, deduction="0.01", reason="尾差", paid_up="yes").status_code == 303
+    deadline = time.monotonic() + 60
+    while components_of(app).payments.store.term(app_id).settlement != "settled" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert components_of(app).payments.store.term(app_id).settlement == "settled"
+    components_of(app).payments.settle()  # and a run of the command beside it changes nothing
+    assert stripe_refunds(stripe_server, deposit.intent_id) == [deposit.amount - 1]
+
+
+# -- the ops view across applications -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def connect_stripe() -> Iterator[tuple[FakeStripe, str]]:
+    yield from fake_stripe()
+
+
+def _rows(html: str, testid: str = "ops-payments") -> set[str]:
+    section = html.split(f'data-testid="{testid}"', 1)[1].split("</ul>", 1)[0]
+    return set(re.findall(r'data-payment="([^"]+)"', section))
+
+
+def test_the_ops_view_lists_and_filters_every_dealer_s_payments_and_a_dealer_sees_its_own(quiet: LiveServer) -> None:
+    base, app = quiet.url, quiet.app
+    pudong_id, xihu_id = paid_lease(app, DEPOSIT, SALES_A), paid_lease(app, DEPOSIT_FREE, SALES_B)
+    pudong, xihu = lines(app, pudong_id), lines(app, xihu_id)
+    xihu_dealer = components_of(app).accounts.by_email(SALES_B)[0].dealer_id
+    with sign_in(base, OPS) as ops:
+        r = ops.get(f"{base}/payments", timeout=TIMEOUT)
+        assert r.status_code == 200
+        rows = _rows(r.text)
+        assert {p.id for p in pudong.values()} | {p.id for p in xihu.values()} <= rows
+        # amounts in yuan, as the fen filter writes them
+        assert format_cny(Decimal(pudong["deposit"].amount) / 100) in r.text
+        rows = _rows(ops.get(f"{base}/payments", params={"kind": "deposit"}, timeout=TIMEOUT).text)
+        assert pudong["deposit"].id in rows and pudong["upfront"].id not in rows and xihu["hold"].id not in rows
+        rows = _rows(ops.get(f"{base}/payments", params={"status": "held"}, timeout=TIMEOUT).text)
+        assert xihu["hold"].id in rows and pudong["deposit"].id not in rows
+        rows = _rows(ops.get(f"{base}/payments", params={"dealer": xihu_dealer}, timeout=TIMEOUT).text)
+        assert {p.id for p in xihu.values()} <= rows and not rows & {p.id for p in pudong.values()}
+        # unknown filter values are dropped, never a 500
+        assert ops.get(f"{base}/payments", params={"status": "x", "kind": "<b>", "dealer": "nope",
+                                                   "transfer": "?"}, timeout=TIMEOUT).status_code == 200
+        # htmx: only the list, and the answer varies with HX-Request
+        r = ops.get(f"{base}/payments", params={"kind": "hold"}, headers={"HX-Request": "true"}, timeout=TIMEOUT)
+        assert r.status_code == 200 and "<html" not in r.text and 'id="ops-results"' in r.text
+        assert "HX-Request" in r.headers.get("Vary", "")
+        assert xihu["hold"].id in _rows(r.text)
+    with sign_in(base, ADMIN_A) as admin:
+        r = admin.get(f"{base}/payments", timeout=TIMEOUT)
+        assert r.status_code == 200 and 'data-testid="ops-tenant"' in r.text
+        rows = _rows(r.text)
+        assert {p.id for p in pudong.values()} <= rows and not rows & {p.id for p in xihu.values()}
+        # asking for the other dealer changes nothing: still only its own
+        rows = _rows(admin.get(f"{base}/payments", params={"dealer": xihu_dealer}, timeout=TIMEOUT).text)
+        assert not rows & {p.id for p in xihu.values()}
+        assert 'data-testid="reconcile"' not in r.text and 'data-testid="close-lease"' not in r.text
+        assert admin.get(f"{base}/payments/reconcile", timeout=TIMEOUT).status_code == 403
+    for email in (SALES_A, RISK):
+        with sign_in(base, email) as s:
+            assert s.get(f"{base}/payments", timeout=TIMEOUT).status_code == 403
+    r = requests.get(f"{base}/payments", timeout=TIMEOUT, allow_redirects=False)
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+
+
+def test_a_refused_dealer_share_is_shown_and_sent_again_as_a_new_attempt(
+        quiet: LiveServer, connect_stripe: tuple[FakeStripe, str]) -> None:
+    base, app = quiet.url, quiet.app
+    c = components_of(app)
+    xihu_dealer = c.accounts.by_email(SALES_B)[0].dealer_id
+    app_id = paid_lease(app, DEPOSIT, SALES_B)
+    upfront = lines(app, app_id)["upfront"]
+    assert upfront.transfer_status == "due" and upfront.dealer_share > 0
+    fake, url = connect_stripe
+    account = "acct_1MTfjCQ9PRzxEwkZ"
+
+    def connect() -> PaymentService:
+        return PaymentService(c.payments.store, StripeGateway("sk_test_fake_0123456789", api_base=url, timeout=2,
+                                                              max_network_retries=0),
+                              c.applications.repo, c.payments.deposit_ratio,
+                              dealer_account=lambda dealer_id: account if dealer_id == xihu_dealer else None)
+
+    fake.answers[("POST", "/v1/transfers")] = (400, {"error": {
+        "type": "invalid_request_error", "message": "Your destination account needs to have at least one of the "
+                                                    "following capabilities enabled: transfers"}})
+    try:
+        connect().pay_out_dealers()
+        refused = lines(app, app_id)["upfront"]
+        assert refused.transfer_status == "failed" and "capabilities" in (refused.transfer_error or "")
+        mine = [r for r in fake.requests if r.form.get("metadata[payment_id]") == upfront.id]
+        assert [r.headers["Idempotency-Key"] for r in mine] == [f"transfer:{upfront.id}"]
+        with sign_in(base, ADMIN_B) as admin:  # the dealer sees its refused share, without the retry
+            page = admin.get(f"{base}/payments", timeout=TIMEOUT).text
+            assert upfront.id in _rows(page, "ops-transfers") and 'data-testid="retry-transfer"' not in page
+        with sign_in(base, ADMIN_A) as other:  # another dealer does not
+            assert upfront.id not in other.get(f"{base}/payments", timeout=TIMEOUT).text
+            assert post(other, base, f"/payments/{upfront.id}/transfer", "/payments").status_code == 403
+        with sign_in(base, OPS) as ops:
+            page = ops.get(f"{base}/payments", params={"transfer": "failed"}, timeout=TIMEOUT).text
+            assert upfront.id in _rows(page) and upfront.id in _rows(page, "ops-transfers")
+            assert 'data-testid="retry-transfer"' in page and "capabilities" in page
+            # ops send it again (htmx: the section comes back); this BFF's dealer has no account on file, so
+            # the share waits, due, for its next run
+            token = csrf(ops, f"{base}/payments")
+            r = ops.post(f"{base}/payments/{upfront.id}/transfer", data={"csrf_token": token},
+                         headers={"HX-Request": "true"}, timeout=TIMEOUT)
+            assert r.status_code == 200 and 'id="ops-transfers"' in r.text and "<html" not in r.text
+            assert upfront.id not in _rows(r.text, "ops-transfers")
+            retried = lines(app, app_id)["upfront"]
+            assert retried.transfer_status == "due" and retried.transfer_attempts == 1
+            assert retried.transfer_error is None
+            # a share that has not failed is not sent again; an unknown one is not found
+            assert post(ops, base, f"/payments/{upfront.id}/transfer", "/payments").status_code == 409
+            assert post(ops, base, f"/payments/{uuid.uuid4()}/transfer", "/payments").status_code == 404
+            r = ops.post(f"{base}/payments/{upfront.id}/transfer", data={}, timeout=TIMEOUT, allow_redirects=False)
+            assert r.status_code == 400  # no CSRF token: refused
+        fake.answers[("POST", "/v1/transfers")] = (200, {**TRANSFER_FIXTURE, "amount": upfront.dealer_share})
+        connect().pay_out_dealers()
+        mine = [r for r in fake.requests if r.form.get("metadata[payment_id]") == upfront.id]
+        # the retry is a new attempt with its own key: Stripe would answer the refused key with its refusal
+        assert [r.headers["Idempotency-Key"] for r in mine] == [f"transfer:{upfront.id}", f"transfer:{upfront.id}:1"]
+    finally:
+        fake.answers.clear()
+        fake.requests.clear()
+    sent = lines(app, app_id)["upfront"]
+    assert sent.transfer_status == "sent" and sent.transfer_id == TRANSFER_FIXTURE["id"]
+    assert [e.target for e in c.audit.search(action="payment.transfer_retry")].count(upfront.id) == 1
+
+
+def test_ops_reconcile_with_stripe_on_demand(quiet: LiveServer) -> None:
+    base, app = quiet.url, quiet.app
+    app_id = paid_lease(app, DEPOSIT)
+    with sign_in(base, OPS) as ops:
+        r = ops.get(f"{base}/payments/reconcile", timeout=TIMEOUT)
+        assert r.status_code == 200 and 'data-testid="reconcile-result"' in r.text
+        # the suite's localstripe holds other databases' intents too: those are reported, ours are not
+        section = r.text.split('id="ops-reconcile"', 1)[1].split("</section>", 1)[0]
+        assert not any(p.id in section for p in lines(app, app_id).values())
+        r = ops.get(f"{base}/payments/reconcile", headers={"HX-Request": "true"}, timeout=TIMEOUT)
+        assert r.status_code == 200 and "<html" not in r.text and 'id="ops-reconcile"' in r.text
+
+
+# -- leaseline payments settle ------------------------------------------------------------------------------------
+def leaseline(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "leaseline", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=180, env={**os.environ, **env}, check=False)
+
+
+def _dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_settle_command_exit_codes_and_one_refund(quiet: LiveServer, stripe_server: Any) -> None:
+    base, app = quiet.url, quiet.app
+    c = components_of(app)
+    env = {"LEASELINE_DATABASE_URL": c.db.url, **stripe_server.env()}
+    service = c.payments
+    # settle what other tests left due first, so that this run sees only its own lease
+    service.settle()
+    app_id = delivered_lease(quiet, DEPOSIT)
+    term_ended(app, app_id)
+    deposit = lines(app, app_id)["deposit"]
+    with sign_in(base, OPS) as ops:
+        assert close(ops, base, app_id, deduction="500", reason="清洁费", paid_up="yes").status_code == 303
+    # Stripe unreachable: exit 1, the lease waits (its refund reserved, pending, with its key)
+    down = leaseline("payments", "settle", "--json",
+                     env={**env, "LEASELINE_STRIPE_API_BASE": f"http://127.0.0.1:{_dead_port()}"})
+    assert down.returncode == 1, (down.stdout, down.stderr)
+    assert app_id in json.loads(down.stdout)["waiting"]
+    assert service.store.term(app_id).settlement == "due"
+    assert service.store.refund(settlement_refund_id(app_id)).status == "pending"
+    # a minute later (the first request may still have been waiting), Stripe is back: the same refund is sent
+    with c.db.session() as session:
+        session.execute(update(RefundRow).where(RefundRow.id == settlement_refund_id(app_id)).values(
+            created_at=datetime.now(UTC) - timedelta(minutes=2)))
+    up = leaseline("payments", "settle", "--json", env=env)
+    assert up.returncode == 0, (up.stdout, up.stderr)
+    data = json.loads(up.stdout)
+    assert app_id in data["settled"] and data["waiting"] == [] and data["attention"] == []
+    again = leaseline("payments", "settle", env=env)
+    assert again.returncode == 0 and again.stdout.startswith("0 leases settled"), again.stdout
+    assert stripe_refunds(stripe_server, deposit.intent_id) == [deposit.amount - 50_000]
+    assert outbox_kinds(app, app_id).count("refund") == 1
+    # a lease past its term's end that ops have not closed is listed, and is not a failure
+    open_id = delivered_lease(quiet, DEPOSIT)
+    term_ended(app, open_id)
+    listed = leaseline("payments", "settle", "--json", env=env)
+    assert listed.returncode == 0
+    assert open_id in [x["application"] for x in json.loads(listed.stdout)["to_close"]]
+
+
+def test_the_settle_command_on_a_database_not_migrated_is_a_one_line_error(tmp_path: Path) -> None:
+    r = leaseline("payments", "settle", env={"LEASELINE_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"})
+    assert r.returncode == 2 and r.stdout == ""
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "database" in r.stderr
+
+
+# -- migration 0009 -----------------------------------------------------------------------------------------------
+def test_migration_0009_goes_down_and_up_again(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy import inspect
+
+    from infra.db.migrate import downgrade
+    from infra.db.migrate import upgrade
+
+    def check(url: str) -> None:
+        upgrade(url)
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        try:
+            assert "lease_terms" in inspect(engine).get_table_names()
+            downgrade(url, "0008")
+            inspector = inspect(engine)
+            assert "lease_terms" not in inspector.get_table_names()
+            assert not {"transfer_attempts", "transfer_error"} & {c["name"] for c in inspector.get_columns("payments")}
+            upgrade(url)
+            assert {"transfer_attempts", "transfer_error"} <= {c["name"] for c in inspect(engine).get_columns(
+                "payments")}
+        finally:
+            engine.dispose()
+
+    check(f"sqlite:///{tmp_path / 'm9.db'}")
+    if os.environ.get("TEST_DATABASE_URL"):
+        for url in postgres_database("leaseline_m9"):
+            check(url)
+

@@ -1,0 +1,99 @@
+"""The end of a lease's term and its settlement (bff/payments/machine.py): when the term ends, when the
+security is in place, and what settling moves — never more than the deposit holds, never more than deducted."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bff.payments.machine import SettlementPlan
+from bff.payments.machine import add_months
+from bff.payments.machine import deduction_limit
+from bff.payments.machine import due_for_closing
+from bff.payments.machine import plan_settlement
+from bff.payments.machine import secured
+from bff.payments.machine import term_end
+
+
+@pytest.mark.parametrize(("start", "months", "end"), [
+    (date(2026, 3, 15), 36, date(2029, 3, 15)),  # the same calendar day, term months later
+    (date(2026, 1, 31), 1, date(2026, 2, 28)),  # a shorter month: its last day
+    (date(2027, 1, 31), 13, date(2028, 2, 29)),  # a leap year's February
+    (date(2026, 11, 30), 3, date(2027, 2, 28)),  # across the year
+    (date(2026, 12, 1), 12, date(2027, 12, 1)),
+    (date(2028, 2, 29), 12, date(2029, 2, 28)),
+])
+def test_the_term_ends_on_the_same_day_term_months_after_the_handover(start: date, months: int, end: date) -> None:
+    assert term_end(start, months) == end
+
+
+def test_a_term_has_at_least_one_month() -> None:
+    with pytest.raises(ValueError):
+        term_end(date(2026, 1, 1), 0)
+
+
+@given(st.dates(min_value=date(2000, 1, 1), max_value=date(2090, 12, 31)), st.integers(1, 120))
+def test_add_months_lands_in_the_right_month_never_later_in_it(start: date, months: int) -> None:
+    end = add_months(start, months)
+    assert (end.year * 12 + end.month) - (start.year * 12 + start.month) == months
+    assert end.day <= start.day and (end.day == start.day or end.day >= 28)
+
+
+def test_a_lease_is_due_for_closing_from_its_end_day_on() -> None:
+    ends = date(2029, 3, 15)
+    assert not due_for_closing(ends, date(2029, 3, 14))
+    assert due_for_closing(ends, ends)
+    assert due_for_closing(ends, date(2030, 1, 1))
+
+
+@pytest.mark.parametrize(("lines", "expected"), [
+    ([("upfront", "succeeded"), ("deposit", "succeeded")], True),
+    ([("upfront", "succeeded"), ("hold", "held")], True),
+    ([("upfront", "succeeded"), ("deposit", "pending")], False),
+    # the hold lapsed: a deposit of the same amount was added; either one paid secures the lease
+    ([("upfront", "succeeded"), ("hold", "expired"), ("deposit", "pending")], False),
+    ([("upfront", "succeeded"), ("hold", "expired"), ("deposit", "succeeded")], True),
+    ([("upfront", "succeeded"), ("hold", "held"), ("deposit", "pending")], True),
+    ([("upfront", "failed"), ("hold", "held")], False),
+    ([], False),
+])
+def test_the_security_is_in_place_by_the_rule_of_check_ready(lines: list[tuple[str, str]], expected: bool) -> None:
+    assert secured(lines) is expected
+
+
+def test_without_a_deduction_the_whole_deposit_is_refunded_and_a_hold_released() -> None:
+    assert plan_settlement(0, 1_000_000, 0) == SettlementPlan(refund=1_000_000, capture=0, release=False, uncovered=0)
+    assert plan_settlement(0, 0, 1_000_000) == SettlementPlan(refund=0, capture=0, release=True, uncovered=0)
+    assert plan_settlement(0, 0, 0) == SettlementPlan(refund=0, capture=0, release=False, uncovered=0)
+
+
+def test_a_deduction_comes_out_of_the_deposit_first_then_out_of_a_live_hold() -> None:
+    assert plan_settlement(123_45, 1_000_000, 0) == SettlementPlan(1_000_000 - 123_45, 0, False, 0)
+    assert plan_settlement(1_000_000, 1_000_000, 0) == SettlementPlan(0, 0, False, 0)
+    assert plan_settlement(300, 0, 1_000) == SettlementPlan(refund=0, capture=300, release=False, uncovered=0)
+    assert plan_settlement(1_500, 1_000, 1_000) == SettlementPlan(refund=0, capture=500, release=False, uncovered=0)
+    # more than is left (a refund by hand since the closing): the customer never pays more than the deduction
+    assert plan_settlement(1_500, 1_000, 0) == SettlementPlan(refund=0, capture=0, release=False, uncovered=500)
+
+
+def test_the_deduction_limit_is_the_security_still_held() -> None:
+    assert deduction_limit(1_000, 0) == 1_000
+    assert deduction_limit(0, 2_000) == 2_000
+    assert deduction_limit(-5, -5) == 0
+    with pytest.raises(ValueError):
+        plan_settlement(-1, 1_000, 0)
+
+
+@given(st.integers(0, 10**9), st.integers(0, 10**9), st.integers(0, 10**9))
+def test_settling_never_moves_more_than_held_nor_more_than_deducted(deduction: int, deposit: int, hold: int) -> None:
+    plan = plan_settlement(deduction, deposit, hold)
+    assert 0 <= plan.refund <= deposit
+    assert 0 <= plan.capture <= hold
+    assert not (plan.release and plan.capture)
+    # what is kept plus what nothing covers is exactly the deduction
+    assert (deposit - plan.refund) + plan.capture + plan.uncovered == deduction
+    if deduction <= deduction_limit(deposit, hold):
+        assert plan.uncovered == 0
