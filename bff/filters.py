@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import threading
+import time
 from datetime import UTC
 from datetime import datetime
 from decimal import ROUND_HALF_UP
 from decimal import Decimal
 
 from flask import Flask
+from flask import current_app
 from flask import g
 from flask_babel import format_datetime
 from flask_babel import format_decimal
@@ -16,6 +20,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext
 
 from bff.auth.roles import allowed
+from bff.services import services
 from plans.money import format_cny
 
 
@@ -67,6 +72,48 @@ def name(obj: object) -> str:
     """``name_zh`` or ``name_en`` of a catalogue object, by locale."""
     zh = str(get_locale() or "zh_CN").startswith("zh")
     return str(getattr(obj, "name_zh" if zh else "name_en"))
+
+
+class VehicleNames:
+    """The catalogue's localized vehicle names, by id and by the frozen ``make model`` label, kept a few minutes
+    (a page lists many applications; the catalogue changes rarely)."""
+
+    TTL = 300.0
+
+    def __init__(self) -> None:
+        self._names: dict[str, tuple[str, str]] = {}
+        self._loaded = float("-inf")
+        self._lock = threading.Lock()
+
+    def lookup(self, key: str) -> tuple[str, str] | None:
+        """``(name_zh, name_en)`` of the vehicle with id or label ``key``, or None."""
+        with self._lock:
+            if time.monotonic() - self._loaded > self.TTL:
+                names: dict[str, tuple[str, str]] = {}
+                for v in services().plans.vehicles():
+                    names[f"{v.make} {v.model}"] = names[v.id] = (v.name_zh, v.name_en)
+                self._names, self._loaded = names, time.monotonic()
+            return self._names.get(key)
+
+
+def vehicle_name(obj: object) -> str:
+    """An application's vehicle (or anything with ``vehicle_label`` and maybe ``vehicle_id``) by its catalogue name
+    in the UI language (比亚迪 汉EV / BYD Han EV); the label frozen at creation when the catalogue no longer has it."""
+    label = str(getattr(obj, "vehicle_label", obj) or "")
+    cache: VehicleNames = current_app.extensions.setdefault("vehicle_names", VehicleNames())
+    found = cache.lookup(str(getattr(obj, "vehicle_id", "") or "")) or cache.lookup(label)
+    if found is None:
+        return label
+    return found[0] if str(get_locale() or "zh_CN").startswith("zh") else found[1]
+
+
+_FIGURES = re.compile(r"\s*[（(](?:距离|distance)\s[^）)]*[）)]")
+
+
+def without_figures(value: str) -> str:
+    """A face-check line without its measured distance, for customers: 人脸比对一致（距离 0.363 ≤ 0.6） →
+    人脸比对一致 (the figures mean something to staff only)."""
+    return _FIGURES.sub("", str(value))
 
 
 ROLE_NAMES = {
@@ -126,6 +173,8 @@ def register(app: Flask) -> None:
     app.add_template_filter(percent)
     app.add_template_filter(text)
     app.add_template_filter(name)
+    app.add_template_filter(vehicle_name)
+    app.add_template_filter(without_figures)
     app.add_template_filter(role)
     app.add_template_filter(module)
     app.add_template_filter(when)

@@ -297,8 +297,9 @@ def decide(signals_by_step: Mapping[str, Sequence[FrameSignal]], challenge: Sequ
     # (the BFF issues the full set: kyc.liveness.new_challenge, and refuses anything less)
     steps_ok = (bool(challenge) and list(challenge) == performed and set(challenge) <= set(CHALLENGES)
                 and all(signals_by_step[s] for s in performed))
+    # (this says the frames came in the order asked, not that the actions were seen: each action has its own check)
     checks.append(_check("challenge_order", steps_ok, " ".join(performed),
-                         ("动作按要求的顺序完成", "The actions were done in the requested order"),
+                         ("按提示的顺序拍摄了各个动作", "The frames were taken in the order asked"),
                          ("动作与要求的顺序不符，请按提示重新完成", "The actions do not follow the requested order: "
                           "please do them again as prompted")))
     every = [s for frames in signals_by_step.values() for s in frames]

@@ -126,7 +126,8 @@ def list_assessments() -> Any:
 @bp.get("/reviews")
 @require(SCOPE_REVIEW)
 def list_reviews() -> Any:
-    """The review queue with SLA due time and age, earliest due first; filter by ``state`` and ``tier``."""
+    """The review queue with SLA due time and age, earliest due first; filter by ``state`` and ``tier``; with
+    ``officer_id``, the cases that officer decided, their latest decision first."""
     errors = []
     state = request.args.get("state") or None
     if state is not None and state not in STATES:
@@ -134,9 +135,12 @@ def list_reviews() -> Any:
     raw_tier = request.args.get("tier") or None
     if raw_tier is not None and raw_tier not in ("1", "2"):
         errors.append(field_error("tier", "out_of_range", min=1, max=2))
+    officer = request.args.get("officer_id") or None
+    if officer is not None and len(officer) > 64:
+        errors.append(field_error("officer_id", "too_long", max=64))
     if errors:
         raise SnapshotInvalid(errors)
-    items = service().reviews(state, int(raw_tier) if raw_tier else None, _limit(100))
+    items = service().reviews(state, int(raw_tier) if raw_tier else None, _limit(100), officer)
     return jsonify({"items": items, "count": len(items)})
 
 

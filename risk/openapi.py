@@ -89,6 +89,9 @@ def document() -> dict[str, Any]:
                     {"name": "state", "in": "query", "required": False,
                      "schema": {"enum": ["open", "claimed", "decided"]}},
                     {"name": "tier", "in": "query", "required": False, "schema": {"type": "integer", "enum": [1, 2]}},
+                    {"name": "officer_id", "in": "query", "required": False,
+                     "description": "only the cases this officer decided, their latest decision first",
+                     "schema": {"type": "string", "maxLength": 64}},
                     {"name": "limit", "in": "query", "required": False,
                      "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
                 "responses": {"200": {"description": "Cases", "content": {"application/json": {

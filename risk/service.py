@@ -455,9 +455,17 @@ class RiskService:
             out["assessment"] = self._assessment_json(a, now) | {"review": None, "snapshot": a.snapshot}
         return out
 
-    def reviews(self, state: str | None, tier: int | None, limit: int = 100) -> list[dict[str, Any]]:
-        """The queue, most urgent (earliest SLA) first."""
-        query = select(ReviewCaseRow).order_by(ReviewCaseRow.sla_due_at, ReviewCaseRow.id).limit(limit)
+    def reviews(self, state: str | None, tier: int | None, limit: int = 100,
+                officer_id: str | None = None) -> list[dict[str, Any]]:
+        """The queue, most urgent (earliest SLA) first; with ``officer_id``, the cases that officer decided (one
+        decision per officer per case), their latest decision first."""
+        if officer_id is None:
+            query = select(ReviewCaseRow).order_by(ReviewCaseRow.sla_due_at, ReviewCaseRow.id).limit(limit)
+        else:
+            query = (select(ReviewCaseRow)
+                     .join(ReviewDecisionRow, (ReviewDecisionRow.case_id == ReviewCaseRow.id)
+                           & (ReviewDecisionRow.officer_id == officer_id))
+                     .order_by(ReviewDecisionRow.created_at.desc(), ReviewDecisionRow.id.desc()).limit(limit))
         if state is not None:
             query = query.where(ReviewCaseRow.state == state)
         if tier is not None:

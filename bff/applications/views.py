@@ -25,12 +25,14 @@ from bff.applications.access import application_or_404
 from bff.applications.access import may
 from bff.applications.access import may_edit
 from bff.applications.access import requires_actor
+from bff.applications.history import history
 from bff.applications.kyc import Rejected
 from bff.applications.services import NotAllowed
 from bff.applications.services import consent_text
 from bff.applications.states import CONSENT_PURPOSES
 from bff.applications.states import EDITABLE
 from bff.applications.states import FACE_ALLOWED
+from bff.applications.states import MAX_FACE_ATTEMPTS
 from bff.applications.states import STATUSES
 from bff.extensions import htmx
 from bff.extensions import limiter
@@ -148,6 +150,8 @@ def create() -> Any:
 def _context(app: Application) -> dict[str, Any]:
     svc = services()
     draft = svc.applications.draft(app)
+    staff = actor().kind == "staff"
+    events = svc.applications.repo.events(app.id) if staff or app.status == "kyc_review" else []
     return {
         "app": app, "draft": draft, "consents": svc.applications.consents(app),
         "steps": svc.applications.completeness(draft), "id_card_done": svc.kyc.id_card_done(app),
@@ -155,8 +159,12 @@ def _context(app: Application) -> dict[str, Any]:
         "latest_face": svc.applications.repo.latest_check(app.id, "face"),
         "mismatches": forms.ocr_mismatches(draft), "editable": app.status in EDITABLE and may_edit(),
         "may_review": may("kyc.review") and app.status == "kyc_review", "may_unmask": may("pii.unmask"),
-        "events": svc.applications.repo.events(app.id) if actor().kind == "staff" else [],
+        "events": history(events, lambda uid: getattr(svc.accounts.get(uid), "name", None)) if staff else [],
+        # an identity waiting for the original ID card at the dealer's counter: the page says where and what
+        "counter_chosen": app.status == "kyc_review" and any(e.note == "counter_verification" for e in events),
+        "dealer": svc.accounts.dealer(app.dealer_id) if app.status in (*FACE_ALLOWED, "kyc_review") else None,
         "face_allowed": app.status in FACE_ALLOWED, "plan": app.plan,
+        "face_attempt": app.face_attempts + 1, "max_face_attempts": MAX_FACE_ATTEMPTS,
         "offer": _offer_view(app), "may_answer": may_edit(),
         # the frozen quote's figures as Decimals, shown with the same filters as the builder's disclosure
         "rent": Decimal(app.plan["quote"]["monthly_payment"]), "apr": Decimal(app.plan["quote"]["apr"]),
@@ -430,6 +438,17 @@ def answer_offer(application_id: str) -> Any:
     return _go(url_for("applications.detail", application_id=app.id))
 
 
+@bp.get("/applications/<application_id>/counter")
+@requires_actor("applications.edit")
+def counter_confirm(application_id: str) -> Any:
+    """What counter verification means (where to bring the card, what staff do), before choosing it."""
+    app = application_or_404(application_id)
+    if app.status not in FACE_ALLOWED:
+        return _conflict(NotAllowed("wrong_state", "当前状态无法选择柜台核验",
+                                    "Counter verification is not possible now"), app)
+    return render_template("applications/counter.html", **_context(app))
+
+
 @bp.post("/applications/<application_id>/counter")
 @requires_actor("applications.edit")
 def counter(application_id: str) -> Any:
@@ -508,6 +527,8 @@ def _contract_page(app: Application, *, status: int = 200, error: FieldError | N
     response = page_or_block("applications/contract.html", "contract_block", app=app, contract=contract,
                              error=error, signature=signature, code_sent=code_sent, read=read, gps=gps,
                              may_sign=may_edit() and app.status == "contract_ready", plan=app.plan,
+                             # signed: what is due at signing is paid next, by whoever may act on the application
+                             may_pay=may_edit() and app.status == "signed",
                              rent=Decimal(app.plan["quote"]["monthly_payment"]),
                              apr=Decimal(app.plan["quote"]["apr"]))
     response.status_code = status

@@ -176,7 +176,7 @@ def second_factor() -> Any:
     pending = services().accounts.get(str(session["pending_uid"]))
     if pending is not None and not pending.totp_enabled:
         return redirect(url_for("auth.totp_enrol"))
-    return render_template("auth/second_factor.html", error=None)
+    return render_template("auth/second_factor.html", error=None, recovery=request.args.get("recovery") == "1")
 
 
 @bp.post("/login/second-factor")
@@ -190,7 +190,8 @@ def second_factor_post() -> Any:
         user = services().auth.check_second_factor(str(uid), request.form.get("code", "")[:64], client())
     except SignInFailed:
         message = _("That code is not valid. Enter the 6-digit code from your authenticator app, or a recovery code.")
-        return render_template("auth/second_factor.html", error=message), 401
+        return render_template("auth/second_factor.html", error=message,
+                               recovery=request.form.get("recovery") == "1"), 401
     target = str(session.get("pending_next") or url_for("auth.account"))
     start_session(user)
     return redirect(target if is_local_path(target) else url_for("auth.account"))

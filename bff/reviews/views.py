@@ -5,10 +5,14 @@ cases need two different officers (the risk service enforces the four eyes and t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint
 from flask import abort
+from flask import flash
 from flask import g
 from flask import make_response
 from flask import redirect
@@ -21,6 +25,7 @@ from bff.applications.risk import REVIEW_STATUS
 from bff.applications.risk import status_for
 from bff.auth.session import requires
 from bff.rendering import page_or_block
+from bff.reviews import services as reviews
 from bff.services import services
 from infra.applications import Scope
 from infra.clients.http import ServiceRefused
@@ -28,6 +33,7 @@ from infra.clients.http import ServiceUnavailable
 from plans.errors import FieldError
 
 bp = Blueprint("reviews", __name__)
+RECENT = 10  # the officer's own latest decisions listed under the queue
 
 
 def _unavailable() -> Any:
@@ -38,15 +44,18 @@ def _unavailable() -> Any:
 @bp.get("/reviews")
 @requires("reviews.work")
 def queue() -> Any:
+    client, svc = services().risk.client, services()
     try:
-        items = services().risk.client.reviews()
+        # each state asked for on its own: the decided cases (the longest list) never crowd out the waiting ones
+        waiting = client.reviews(state="open") + client.reviews(state="claimed")
+        mine = client.reviews(officer_id=g.user.id, limit=str(RECENT))
     except (ServiceUnavailable, ServiceRefused):
         return _unavailable()
-    waiting = [c for c in items if c.get("state") != "decided"]
-    decided = [c for c in items if c.get("state") == "decided"][:20]
-    repo = services().applications.repo
-    apps = {c["application_id"]: repo.get(c["application_id"], Scope()) for c in items if c.get("application_id")}
-    return page_or_block("reviews/queue.html", "queue", waiting=waiting, decided=decided, apps=apps)
+    now, dealers = datetime.now(UTC), reviews.DealerNames(svc.accounts)
+    recent = [r | {"mine": reviews.my_decision(r["case"], g.user.id)}
+              for r in reviews.rows(mine, svc.applications.repo, dealers, now)]
+    return page_or_block("reviews/queue.html", "queue",
+                         waiting=reviews.waiting_rows(waiting, svc.applications.repo, dealers, now), recent=recent)
 
 
 def _case(case_id: str) -> dict[str, Any]:
@@ -57,15 +66,25 @@ def _case(case_id: str) -> dict[str, Any]:
 
 
 def _render(case: dict[str, Any], errors: list[FieldError] | None = None, problem: str = "",
-            status: int = 200) -> Any:
+            status: int = 200, form: Mapping[str, str] | None = None) -> Any:
     svc = services()
     app = svc.applications.repo.get(str(case.get("application_id", "")), Scope())
     face = svc.applications.repo.latest_check(app.id, "face") if app else None
     documents = [d for d in svc.applications.repo.documents(app.id) if not d.kind.startswith("frame")] if app else []
+    a = case.get("assessment") or {}
+    reasons = reviews.referral_reasons(case)
     response = make_response(render_template(
-        "reviews/case.html", case=case, a=case.get("assessment", {}), app=app, face=face, documents=documents,
-        errors=errors or [], problem=problem, me=g.user))
+        "reviews/case.html", case=case, a=a, app=app, face=face, documents=documents,
+        errors=errors or [], problem=problem, me=g.user, form=form or {},
+        customer=reviews.customer_of(app, case), dealer=reviews.DealerNames(svc.accounts)(a.get("dealer_id")),
+        amount=reviews.amount(a.get("financed_amount")), sla=reviews.sla_of(case, datetime.now(UTC)),
+        reasons=reasons, income_question=any(r.get("code") in reviews.INCOME_REASONS for r in reasons),
+        declared=reviews.declared(svc.applications.draft(app)) if app and app.draft_enc else [],
+        rent=reviews.amount((app.plan.get("quote") or {}).get("monthly_payment")) if app else None,
+        same_person=reviews.same_person(face.detail if face and face.state == "done" else None),
+        face_threshold=svc.kyc.face_threshold, face_review_margin=svc.kyc.face_review_margin))
     response.status_code = status
+    response.headers["Cache-Control"] = "no-store"  # personal data: not kept by browsers or proxies
     return response
 
 
@@ -126,7 +145,7 @@ def decide(case_id: str) -> Any:
                                      "A counter-offer needs a down payment or a term"))
     try:
         if errors:
-            return _render(_case(case_id), errors=errors, status=422)
+            return _render(_case(case_id), errors=errors, status=422, form=request.form)
         result = services().risk.client.decide(case_id[:64], g.user.id, g.user.role, decision, comment, offer or None)
     except ServiceRefused as exc:
         if exc.status == 404:
@@ -138,11 +157,15 @@ def decide(case_id: str) -> Any:
         if current.get("state") == "decided":  # decided already (e.g. our first try's answer was lost)
             apply_final(current, g.user.id, g.user.email)
         return _render(current, problem=_refused(exc), status=422 if exc.status == 422 else
-                       (409 if exc.status == 409 else 403))
+                       (409 if exc.status == 409 else 403), form=request.form)
     except ServiceUnavailable:
         return _unavailable()
+    application_id = str(result.get("application_id") or "")
     if result.get("state") == "decided":
         apply_final(result, g.user.id, g.user.email)
+    app = services().applications.repo.get(application_id, Scope()) if application_id else None
+    flash(reviews.confirmation(str(result.get("final_decision") or decision), app.status if app else "",
+                               application_id[:8], needed_more=result.get("state") != "decided"), "ok")
     return redirect(url_for("reviews.queue"), 303)
 
 

@@ -40,9 +40,11 @@ import requests
 from playwright.sync_api import Page
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import TABLET
 from tests.e2e.waiting import wait_until
 from tests.integration.test_applications import PLAN
 from tests.integration.test_applications import VEHICLE
+from tests.integration.test_applications import face_attempt
 from tests.integration.test_applications import make_card_images
 from tests.integration.test_applications import post
 from tests.integration.test_applications import ready_to_submit
@@ -237,6 +239,10 @@ def journey(live_server: Any) -> dict[str, Any]:
         submitted = ready_to_submit(base, s, images)
         r = post(s, f"{base}/applications/{submitted}/submit", form_url=f"{base}/applications/{submitted}")
         assert r.status_code == 200 and r.url.endswith("/face"), r.url
+        failed = ready_to_submit(base, s, images)  # one face check that did not pass: what next, on both pages
+        r = post(s, f"{base}/applications/{failed}/submit", form_url=f"{base}/applications/{failed}")
+        assert r.status_code == 200 and r.url.endswith("/face"), r.url
+        assert 'data-outcome="fail"' in face_attempt(base, s, failed, "biden.jpg")
         r = post(s, f"{base}/invitations", {"mobile": "139 0013 9077", "vehicle": VEHICLE, "plan": PLAN},
                  form_url=f"{base}/invitations")
         link = re.search(r'data-testid="invitation-link">([^<]+)<', r.text)
@@ -262,13 +268,17 @@ def journey(live_server: Any) -> dict[str, Any]:
         "details": f"/applications/{draft}/steps/customer",
         "work": f"/applications/{draft}/steps/work",
         "face": f"/applications/{submitted}/face",
+        "face-again": f"/applications/{failed}/face",
+        "application-face-failed": f"/applications/{failed}",
+        "counter": f"/applications/{submitted}/counter",
     }}
 
 
 #: signed out: the sign-in page and the customer's confirmation page (the customer has no staff account)
 SIGNED_OUT = {"login", "handoff"}
 PAGES = ["vehicles", "builder", "compare", "budget", "login", "invite", "invitation", "handoff", "pipeline",
-         "application", "consent", "id-card", "details", "work", "face"]
+         "application", "consent", "id-card", "details", "work", "face", "face-again", "application-face-failed",
+         "counter"]
 
 
 def open_page(page: Page, journey: dict[str, Any], name: str) -> None:
@@ -346,6 +356,31 @@ def test_tab_follows_the_dom_and_the_eye_with_a_visible_focus(page: Page, journe
                 problems.append(f"{v['what']} at {b} comes after {visited[i - 1]['what']} at {a}, "
                                 "but is seen before it")
     assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.parametrize("device", ["Pixel 7", "tablet"])
+@pytest.mark.parametrize("name", PAGES)
+def test_no_page_is_wider_than_the_screen(browser: Any, playwright: Any, live_server: Any, journey: dict[str, Any],
+                                          name: str, device: str) -> None:
+    """On the phone and on the showroom tablet (1024 × 768) nothing makes the page scroll sideways (a long link,
+    a wide table, a grid track pushed open by its content)."""
+    screen = playwright.devices["Pixel 7"] if device == "Pixel 7" else TABLET
+    context = browser.new_context(base_url=live_server.url, **screen)
+    try:
+        page = context.new_page()
+        open_page(page, journey, name)
+        # (a mobile browser zooms out to show a page wider than the screen: innerWidth grows with it, so the
+        # page is measured against the device's own width)
+        screen_width = screen["viewport"]["width"]
+        width = page.evaluate("Math.max(document.documentElement.scrollWidth, window.innerWidth)")
+        wide = page.evaluate("""(w) => [...document.querySelectorAll('body *')]
+            .filter(el => el.getBoundingClientRect().right > w + 1)
+            .slice(0, 5).map(el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+                                   + (el.className ? '.' + String(el.className).split(' ').join('.') : ''))""",
+                             screen_width)
+        assert width <= screen_width, f"{width} px wide on a {screen_width} px screen: {wide}"
+    finally:
+        context.close()
 
 
 def test_focus_stays_on_a_pipeline_link_when_the_list_refreshes(page: Page, journey: dict[str, Any]) -> None:

@@ -39,6 +39,14 @@ def last_code(live_server: Any) -> str:
     return found.group(1)
 
 
+def fits(page: Page) -> bool:
+    """Nothing makes the page wider than the screen (a mobile browser zooms out to show a wider page, so the
+    width is compared with the viewport's, not with innerWidth, which grows with it)."""
+    viewport = page.viewport_size
+    assert viewport
+    return bool(page.evaluate("(w) => document.documentElement.scrollWidth <= w", viewport["width"]))
+
+
 def draw(page: Page) -> None:
     box = page.get_by_test_id("signature-pad").bounding_box()
     assert box and box["width"] > 200, box  # a signature box wide enough for a finger
@@ -60,7 +68,19 @@ def test_the_customer_signs_the_contract_on_a_phone(page: Page, live_server: Any
     first.scroll_into_view_if_needed()
     expect(first).to_have_js_property("complete", True)
     assert first.evaluate("img => img.naturalWidth") > 500  # the page image arrived, readable on the phone
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
+    assert fits(page)  # no sideways scrolling
+
+    # the boxes not ticked: the whole page comes back (its contract pages above), at the error, which has the focus
+    page.get_by_test_id("send-code").click()
+    expect(page.get_by_test_id("code-sent")).to_be_visible()
+    page.get_by_test_id("sign-code").fill("000000")
+    draw(page)
+    page.get_by_test_id("sign-submit").click()
+    error = page.get_by_test_id("sign-error")
+    expect(error).to_have_attribute("data-field", "read")
+    expect(error).to_be_focused()
+    expect(error).to_be_in_viewport()
+    assert page.evaluate("window.scrollY") > 2000  # at the form, far below the contract's first page
 
     page.get_by_test_id("send-code").click()
     expect(page.get_by_test_id("code-sent")).to_be_visible()
@@ -81,6 +101,15 @@ def test_the_customer_signs_the_contract_on_a_phone(page: Page, live_server: Any
     expect(page.get_by_test_id("contract-signed")).to_be_visible(timeout=60_000)
     expect(page.get_by_test_id("contract")).to_have_attribute("data-status", "signed")
     assert not errors, errors
+    # the next step is offered at once: paying what is due at signing
+    page.get_by_test_id("go-payment").click()
+    expect(page).to_have_url(re.compile(rf"/applications/{ready}/payment$"))
+    expect(page.get_by_test_id("payments")).to_be_visible()
+    assert fits(page)
+    page.set_viewport_size({"width": 1024, "height": 768})  # and on the showroom tablet
+    for path in (f"/applications/{ready}/contract", f"/applications/{ready}/payment", f"/applications/{ready}"):
+        page.goto(path)
+        assert fits(page), path
 
     stored = live_server.app.extensions["leaseline"].applications.repo.get(ready, Scope())
     assert stored.status == "signed"

@@ -79,3 +79,40 @@ def test_two_senior_officers_approve_a_tier_2_case_and_the_dealer_sees_it(
     finally:
         for context in (tablet, first, second):
             context.close()
+
+
+def test_the_counter_offer_fields_show_only_for_a_counter_offer_and_the_decision_is_confirmed(
+        browser: Browser, playwright: Playwright, live_server: Any) -> None:
+    """On the officer's phone the down payment and term appear only while 调整方案 is chosen (static JS, no
+    inline script); after the decision the queue confirms it and lists it under the officer's recent decisions."""
+    app_id = to_risk(live_server.url, make_card_images(), persona_id("91", "9"))
+    repo = live_server.app.extensions["leaseline"].applications.repo
+    context = browser.new_context(base_url=live_server.url, **playwright.devices["Pixel 7"])
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        sign_in(page, "risk1@demo.leaseline.cn")
+        for _ in range(80):  # the risk service's answer (a referral) reaches the BFF
+            if repo.get(app_id, Scope()).status == "referred":
+                break
+            page.wait_for_timeout(250)
+        case_id = repo.get(app_id, Scope()).risk_result["review"]["id"]
+        page.goto(f"/reviews/{case_id}")
+        page.get_by_test_id("claim").click()
+        fields = page.get_by_test_id("counter-offer-fields")
+        expect(fields).to_be_hidden()
+        page.locator("label.chip", has=page.get_by_test_id("decision-counter")).click()
+        expect(fields).to_be_visible()
+        page.locator("#down_payment").fill("60000")
+        page.locator("label.chip", has=page.get_by_test_id("decision-approve")).click()
+        expect(fields).to_be_hidden()
+        page.get_by_test_id("comment").fill("收入证明充分，同意")
+        page.get_by_test_id("decide").click()
+        expect(page).to_have_url(re.compile(r"/reviews$"))
+        expect(page.get_by_test_id("review-flash")).to_contain_text(app_id[:8])
+        expect(page.get_by_test_id("recent-decisions").locator(f"[data-decided='{case_id}']")).to_be_visible()
+        expect(page.locator(f"[data-case='{case_id}']")).to_have_count(0)
+        assert errors == [], errors  # e.g. a Content-Security-Policy refusal
+    finally:
+        context.close()

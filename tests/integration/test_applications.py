@@ -197,10 +197,22 @@ def test_the_whole_application_up_to_identity_review(bff_server: Any, app: Any,
         # a verified identity goes to the risk service at once (out of the request); its answer is shown
         page = wait_status(admin, base, app_id, (*APPROVED, "declined", "referred"))
         assert 'data-testid="risk-result"' in page and 'data-testid="sandbox"' in page
-        history = page.split('data-testid="history"')[1]
-        for step in ("→ draft", "draft → submitted", "submitted → kyc_review", "kyc_review → kyc_passed",
-                     "kyc_passed → risk_pending", "risk_pending → "):
-            assert step in history
+        # the history in words: the status badges' labels, who acted and why; the recorded codes stay out of it
+        history = page.split('data-testid="history"')[1].split("</ol>")[0]
+        for before, after in (("", "draft"), ("draft", "submitted"), ("submitted", "kyc_review"),
+                              ("kyc_review", "kyc_passed"), ("kyc_passed", "risk_pending")):
+            assert f'data-from="{before}" data-to="{after}"' in history
+        shown = re.sub(r"<[^>]+>", "", history)
+        for words in ("草稿 → 已提交", "已提交 → 身份审核中", "身份审核中 → 身份已核验", "身份已核验 → 等待审批结果",
+                      "原件核对一致", "王经理"):
+            assert words in shown, shown
+        for code in ("draft", "kyc_review", "face_match_review", "system", "staff", "risk:", "→ risk_pending"):
+            assert code not in shown, shown
+        english = re.sub(r"<[^>]+>", "", admin.get(f"{base}/applications/{app_id}?lang=en", timeout=TIMEOUT).text
+                         .split('data-testid="history"')[1].split("</ol>")[0])
+        for words in ("Application started", "Draft → Submitted", "Face check not conclusive: a person checks",
+                      "Automatic face check", "Credit check: "):
+            assert words in english, english
     # the images are in S3 under the dealer's prefix, encrypted; the biometric ones are marked as such
     svc = app.extensions["leaseline"]
     docs = svc.applications.repo.documents(app_id)
@@ -641,3 +653,104 @@ def test_two_devices_saving_different_steps_at_once_keep_both(bff_server: Any, a
         t.join(30)
     draft = svc.draft(svc.repo.get(app_id, _all()))
     assert {f"_probe_{i}" for i in range(8)} <= set(draft)
+
+
+def invited_customer(base: str, app: Any, mobile: str) -> requests.Session:
+    """A customer's phone: the salesperson's invitation opened and the mobile number confirmed with the code."""
+    from tests.integration.test_invitations import invite
+    from tests.integration.test_invitations import latest_code
+    from tests.integration.test_invitations import request_code
+
+    with sign_in(base, SALES_A) as sales:
+        _, link = invite(base, sales, mobile)
+    customer = requests.Session()
+    customer.get(link, timeout=TIMEOUT)
+    request_code(customer, link)
+    r = customer.post(f"{link}/verify", data={"code": latest_code(app, mobile), "csrf_token": csrf(customer, link)},
+                      timeout=TIMEOUT)
+    assert 'data-testid="apply"' in r.text, r.text[:300]
+    return customer
+
+
+def test_a_customer_is_told_what_next_after_a_failed_face_check_and_what_the_counter_means(
+        bff_server: Any, app: Any, card_images: tuple[bytes, bytes]) -> None:
+    """After a face check that did not pass the customer gets the next steps right under the result (another
+    attempt, with the attempts left, or the counter), in plain words without the measured distances (staff see
+    them); counter verification first says where to bring the card and what staff do, then the application page
+    keeps saying it. The header fits a customer: their applications, no staff sign-in."""
+    base = bff_server.url
+    with invited_customer(base, app, "13700137011") as customer:
+        mine = customer.get(f"{base}/applications", timeout=TIMEOUT).text
+        assert 'data-testid="nav-my-applications"' in mine and "员工登录" not in mine and "/login" not in mine
+        app_id = ready_to_submit(base, customer, card_images)
+        r = post(customer, f"{base}/applications/{app_id}/submit", form_url=f"{base}/applications/{app_id}")
+        assert r.status_code == 200 and r.url.endswith("/face"), r.text[:300]
+        done = face_attempt(base, customer, app_id, "biden.jpg")  # the result as the waiting face page gets it
+        assert 'data-outcome="fail"' in done and "不是同一人" in done
+        assert f'href="/applications/{app_id}/face" data-testid="face-retry"' in done
+        assert f'href="/applications/{app_id}/counter" data-testid="go-counter"' in done
+        assert "上海浦东 4S 店" in done  # where the card would be checked
+        assert "距离" not in done and "人脸差异度" not in done  # no figures for the customer
+        # the face page shows the camera again, with the attempt it is, and the counter beside it
+        face = customer.get(f"{base}/applications/{app_id}/face?lang=en", timeout=TIMEOUT).text
+        assert "data-camera" in face and "Attempt 2 of 3" in face and 'data-testid="go-counter"' in face
+        assert 'data-testid="face-retry"' not in face and "distance" not in face
+        detail = customer.get(f"{base}/applications/{app_id}?lang=en", timeout=TIMEOUT).text
+        assert "Try the face check again (attempt 2 of 3)" in detail and 'data-testid="history"' not in detail
+        # the counter button explains before it acts: nothing has changed yet
+        assert f'action="/applications/{app_id}/counter"' not in detail
+        confirm = customer.get(f"{base}/applications/{app_id}/counter", timeout=TIMEOUT)
+        assert confirm.status_code == 200 and "上海浦东 4S 店" in confirm.text
+        assert "上海市浦东新区张杨路 1000 号" in confirm.text
+        assert f'action="/applications/{app_id}/counter"' in confirm.text
+        assert app.extensions["leaseline"].applications.repo.get(app_id, _all()).status == "submitted"
+        r = post(customer, f"{base}/applications/{app_id}/counter", form_url=f"{base}/applications/{app_id}/counter")
+        assert r.status_code == 200 and r.url.endswith(app_id) and 'data-status="kyc_review"' in r.text
+        assert 'data-testid="counter-next"' in r.text and "上海浦东 4S 店" in r.text
+        english = customer.get(f"{base}/applications/{app_id}?lang=en", timeout=TIMEOUT).text
+        assert "Bring your original ID card (not a copy or a photo) to 上海浦东 4S 店." in english
+        assert customer.get(f"{base}/applications/{app_id}/counter", timeout=TIMEOUT).status_code == 409
+    with sign_in(base, SALES_A) as sales:  # staff see the figures of the same check
+        page = sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
+        assert "人脸差异度" in page and "距离" in page and 'data-testid="counter-next"' in page
+
+
+def test_the_vehicle_shows_by_its_catalogue_name_in_the_page_s_language(bff_server: Any, app: Any) -> None:
+    """The application keeps the vehicle's label frozen in English at creation; pages show the catalogue's
+    name in the page's language, and the frozen label only for a vehicle the catalogue no longer has."""
+    from types import SimpleNamespace
+
+    from bff.filters import vehicle_name
+
+    base = bff_server.url
+    with sign_in(base, SALES_A) as s:
+        app_id = start(base, s)
+        for url in (f"{base}/applications", f"{base}/applications/{app_id}"):
+            zh = s.get(url, timeout=TIMEOUT).text
+            assert "比亚迪 汉EV" in zh and "BYD Han EV" not in zh, url
+            en = s.get(f"{url}?lang=en", timeout=TIMEOUT).text
+            assert "BYD Han EV" in en and "比亚迪 汉EV" not in en, url
+    with app.test_request_context("/"):
+        assert vehicle_name(SimpleNamespace(vehicle_id="retired-model", vehicle_label="Old Make X1")) == "Old Make X1"
+        assert vehicle_name(SimpleNamespace(vehicle_label="BYD Han EV")) == "比亚迪 汉EV"  # e.g. a lease line
+
+
+def test_every_status_reads_in_words_and_the_line_beside_the_badge_adds_to_it(app: Any) -> None:
+    """The status badge and the "what next" line beside it (pipeline, application, contract): words for every
+    state, never the code; the line never repeats the badge, and a lease paid, on hire or ended is not "Closed"."""
+    from types import SimpleNamespace
+
+    from flask import render_template_string
+
+    from bff.applications.states import STATUSES
+
+    both = ('{% from "applications/_macros.html" import status_label, waiting_label %}'
+            "{{ status_label(a.status) }}|{{ waiting_label(a) }}")
+    with app.test_request_context("/?lang=en"):
+        for status in STATUSES:
+            a = SimpleNamespace(status=status, face_attempts=0, risk_attempts=0, contract_attempts=0)
+            label, waiting = (part.strip() for part in render_template_string(both, a=a).split("|"))
+            assert label not in ("", status) and "_" not in label, (status, label)
+            assert waiting and waiting != label, (status, label, waiting)
+            if status not in ("kyc_failed", "declined"):
+                assert waiting != "Closed", status

@@ -81,15 +81,31 @@ def test_an_approved_application_gets_its_contract_signed(bff_server: Any, contr
         code = last_code(app, CUSTOMER["mobile"])
         r = sign(base, sales, app_id, code=code, gps="")
         assert r.status_code == 422 and 'data-field="read"' in r.text
+        # the page comes back whole (its contract pages above): the form posts to #sign-error, the error in the
+        # signing section, which takes the focus (tests/e2e/test_contract_browser.py); the unticked box is marked
+        assert f'action="/applications/{app_id}/contract/sign#sign-error"' in r.text
+        assert re.search(r'<div [^>]*id="sign-error"[^>]*data-testid="sign-error"', r.text)
+        sign_at = r.text.index('id="sign"')
+        assert sign_at < r.text.index('data-testid="sign-error"') < r.text.index('data-testid="sign-form"')
+        assert re.search(r'<div [^>]*role="alert"[^>]*tabindex="-1"[^>]*data-testid="sign-error"', r.text)
+        assert re.search(r'name="gps"[^>]*aria-invalid="true"', r.text)
+        assert not re.search(r'name="read"[^>]*aria-invalid', r.text)
         r = sign(base, sales, app_id, code=code, signature="")
         assert r.status_code == 422 and 'data-field="signature"' in r.text
         r = sign(base, sales, app_id, code=code)
         assert r.status_code == 200 and 'data-testid="contract-signed"' in r.text, r.text[-2000:]
+        # signed: the next step is right there, for whoever may pay; the vehicle by its name in the page's language
+        pay = f'href="/applications/{app_id}/payment" id="go-payment" data-testid="go-payment">支付签约应付款'
+        assert pay in r.text
+        assert '<dd data-testid="contract-vehicle">比亚迪 汉EV</dd>' in r.text
         assert 'data-status="signed"' in sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
         again = sign(base, sales, app_id, code=code)
         assert again.status_code == 409  # signed once
     with sign_in(base, SALES_B) as other_dealer:
         assert other_dealer.get(f"{base}/applications/{app_id}/contract.pdf", timeout=TIMEOUT).status_code == 404
+    with sign_in(base, "ops@demo.leaseline.cn") as ops:  # reads every dealer's applications, pays for none
+        page = ops.get(f"{base}/applications/{app_id}/contract", timeout=TIMEOUT).text
+        assert 'data-testid="contract-signed"' in page and 'data-testid="go-payment"' not in page
     signed = app.extensions["leaseline"].applications.repo.get(app_id, _all())
     assert signed.status == "signed" and signed.contract["signed_sha256"]
     verdict = requests.get(f"{contract_server.url}/api/v1/contracts/{signed.contract_id}/verification",

@@ -237,6 +237,7 @@ def test_closing_with_a_deduction_refunds_exactly_the_rest_of_the_deposit(quiet:
     with sign_in(base, OPS) as ops:
         listing = ops.get(f"{base}/payments", timeout=TIMEOUT).text
         assert f'data-application="{app_id}" data-testid="due-lease"' in listing
+        assert "比亚迪 汉EV" in listing and "BYD Han EV" not in listing  # the catalogue's name, not the frozen label
         # bad input: 422 with the field's error, nothing closed
         for data, field in ((dict(deduction=yuan(deposit.amount + 1), reason="超额"), "deduction"),
                             (dict(deduction="123.45"), "reason"), (dict(deduction="abc", reason="x"), "deduction"),

@@ -361,7 +361,7 @@ def test_a_lapsed_hold_is_placed_again_or_replaced_by_the_deposit(bff_server: An
             # the card authorisation window has ended
             service.store.set_fields(payments(app, app_id)["hold"].id,
                                      held_until=datetime.now(UTC) - timedelta(minutes=1))
-        assert service.expire_holds() >= 2
+        service.expire_holds()  # this server's resumer may already have expired one: the states below say it all
         for app_id in (renewed_id, replaced_id):
             lapsed = opened(sales, base, app, app_id)
             assert lapsed["hold"].status == "expired" and lapsed["deposit"].status == "pending"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import random
+import re
 import socket
 import threading
 import time
@@ -113,7 +114,7 @@ def test_a_thin_file_goes_to_a_tier_1_officer_who_decides_with_a_comment(
         assert r.status_code == 200 and r.url.endswith("/reviews")
     with sign_in(base, SALES_A) as sales:
         page = wait_status(sales, base, app_id, APPROVED)
-        assert "referred → approved" in page
+        assert 'data-from="referred" data-to="approved"' in page  # the history line of the decision
 
 
 def test_a_tier_2_case_needs_two_different_senior_officers(bff_server: Any, risk_server: Any,
@@ -232,3 +233,150 @@ def test_a_review_finished_elsewhere_is_reconciled_into_the_application(
     dispatch = bff_server.app.extensions["leaseline"].risk
     assert dispatch.reconcile_referred() >= 1
     assert dispatch.repo.get(app_id, _all()).status == "declined"
+
+
+def _dues(risk_server: Any) -> dict[str, str]:
+    """Each waiting case's SLA due time, as the risk service has it."""
+    headers = risk_server.tokens.review()
+    out: dict[str, str] = {}
+    for state in ("open", "claimed"):
+        r = requests.get(f"{risk_server.url}/api/v1/reviews", params={"state": state, "limit": 500}, headers=headers,
+                         timeout=TIMEOUT)
+        out |= {c["id"]: c["sla_due_at"] for c in r.json()["items"]}
+    return out
+
+
+def _overdue(risk_server: Any, case_id: str) -> None:
+    """The case's deadline moved an hour into the past (as if it had waited past its SLA)."""
+    from datetime import UTC
+    from datetime import datetime
+
+    from risk.db.models import ReviewCaseRow
+
+    with risk_server.app.extensions["risk"].db.session() as session:
+        row = session.get(ReviewCaseRow, case_id)
+        row.sla_due_at = datetime.now(UTC) - timedelta(hours=1, minutes=5)
+
+
+def _row(page: str, case_id: str) -> str:
+    """The queue's row of ``case_id``."""
+    row = next((c for c in page.split('<li data-case="')[1:] if c.startswith(case_id)), None)
+    assert row is not None, page[:2000]
+    return row.split("\n    </li>")[0]
+
+
+def test_the_queue_shows_who_what_why_and_when_most_urgent_first(
+        bff_server: Any, risk_server: Any, card_images: tuple[bytes, bytes]) -> None:
+    """Each waiting case shows the customer masked, the vehicle, the dealer, the reasons in the UI language, the
+    financed amount in ¥ and the time left (an overdue case highlighted with how long ago); earliest deadline
+    first."""
+    from infra.applications import Scope
+    from tests.integration.test_applications import CARD
+
+    base = bff_server.url
+    app_id = to_risk(base, card_images, persona_id("91", "5"))
+    with sign_in(base, SALES_A) as sales:
+        wait_status(sales, base, app_id, ("referred",))
+    case = case_of(bff_server, app_id)
+    svc = bff_server.app.extensions["leaseline"]
+    app = svc.applications.repo.get(app_id, Scope())
+    dealer = svc.accounts.dealer(app.dealer_id).name
+    with sign_in(base, RISK1) as risk:
+        page = risk.get(f"{base}/reviews", timeout=TIMEOUT).text
+        row = _row(page, case["id"])
+        assert f"<strong>{CARD.name[0]}{'*' * (len(CARD.name) - 1)}</strong>" in row and CARD.name not in page
+        assert f'data-testid="queue-dealer">{dealer}<' in row
+        assert 'data-code="THIN_FILE"' in row and "征信记录不足" in row
+        assert re.search(r'data-testid="queue-amount">¥\d{1,3}(,\d{3})+\.\d{2}<', row), row
+        assert re.search(r'data-testid="queue-sla">[^<]*\d+小时', row), row  # about 4 hours left
+        assert 'data-overdue="false"' in row and "status-kyc_failed" not in row
+        order = re.findall(r'<li data-case="([0-9a-f]+)"', page)
+        dues = _dues(risk_server)
+        assert [dues[c] for c in order] == sorted(dues[c] for c in order)
+        _overdue(risk_server, case["id"])
+        page = risk.get(f"{base}/reviews", timeout=TIMEOUT).text
+        row = _row(page, case["id"])
+        assert 'data-overdue="true"' in row and "status-kyc_failed" in row and "1小时 5分钟" in row
+        assert re.findall(r'<li data-case="([0-9a-f]+)"', page)[0] == case["id"]  # the most urgent first
+        polled = risk.get(f"{base}/reviews", headers={"HX-Request": "true"}, timeout=TIMEOUT)  # every 10 s
+        assert polled.status_code == 200 and "<html" not in polled.text and 'id="queue"' in polled.text
+        assert 'data-overdue="true"' in _row(polled.text, case["id"]) and "HX-Request" in polled.headers["Vary"]
+        r = post(risk, f"{base}/locale", {"locale": "en", "next": "/reviews"}, form_url=f"{base}/reviews")
+        row = _row(risk.get(f"{base}/reviews", timeout=TIMEOUT).text, case["id"])
+        assert "Thin credit file" in row and "Overdue by 1 hour 5 minutes" in row, r.status_code
+
+
+#: a liveness check whose last step was in the review band, as kyc.liveness.LivenessResult.as_dict() records it
+#: (steps in the order done); staff then verified the identity by hand
+DOUBTFUL_LIVENESS = {"passed": False, "outcome": "review", "checks": [
+    {"code": "same_person", "passed": False, "value": 0.53, "text_zh": "动作画面与自拍的相似度不足，需人工核验",
+     "text_en": "The action frames are not clearly the selfie's person: staff check"}],
+    "same_person": {"turn_left": 0.388, "blink": 0.412, "turn_right": 0.53}}
+
+
+def test_the_case_page_shows_the_deadline_money_face_evidence_and_declared_income(
+        bff_server: Any, risk_server: Any, card_images: tuple[bytes, bytes]) -> None:
+    """The deadline in Beijing time and as time left; amounts in ¥ with separators; the vehicle by its name in the
+    UI language; the face check's per-step same-person distances; for a thin file, the declared income and
+    employment beside the reason."""
+    from datetime import datetime
+
+    from infra.applications import Scope
+
+    base = bff_server.url
+    app_id = to_risk(base, card_images, persona_id("91", "6"))
+    with sign_in(base, SALES_A) as sales:
+        wait_status(sales, base, app_id, ("referred",))
+    case = case_of(bff_server, app_id)
+    svc = bff_server.app.extensions["leaseline"]
+    app = svc.applications.repo.get(app_id, Scope())
+    check = svc.applications.repo.add_check(app_id, "face")
+    svc.applications.repo.update_check(check.id, state="done", outcome="review", detail={
+        "match": {"outcome": "pass", "distance": 0.351, "faces": {}, "checks": []}, "liveness": DOUBTFUL_LIVENESS})
+    vehicle = next(v for v in svc.plans.vehicles() if v.id == app.vehicle_id)
+    due = datetime.fromisoformat(case["sla_due_at"].replace("Z", "+00:00")) + timedelta(hours=8)  # Beijing time
+    with sign_in(base, RISK1) as risk:
+        page = risk.get(f"{base}/reviews/{case['id']}", timeout=TIMEOUT).text
+        assert case["sla_due_at"] not in page and due.strftime("%Y-%m-%d %H:%M:%S") in page
+        assert re.search(r'data-testid="case-sla" data-overdue="false">[^<]*\n\s*<span class="status">\d+小时', page)
+        assert re.search(r'data-testid="case-amount">¥\d{1,3}(,\d{3})+\.\d{2}<', page)
+        assert vehicle.name_zh in page and (vehicle.name_zh == vehicle.name_en or app.vehicle_label not in page)
+        same = page.split('data-testid="same-person"')[1].split("</ul>")[0]
+        assert re.findall(r'data-step="(\w+)"', same) == ["turn_left", "blink", "turn_right"]
+        assert re.findall(r'data-verdict="(\w+)"', same) == ["ok", "ok", "review"]
+        assert "0.388" in same and "0.412" in same and "0.530" in same
+        declared = page.split('data-testid="declared"')[1].split("</dl>")[0]
+        assert "¥28,000.00" in declared and WORK["employer"] in declared and 'data-field="employment"' in declared
+        assert 'data-testid="no-income-proof"' in page
+        assert "1101**********" in page  # personal data still masked
+        assert persona_id("91", "6") not in page
+
+
+def test_a_decision_is_confirmed_and_listed_under_the_officers_recent_decisions(
+        bff_server: Any, risk_server: Any, card_images: tuple[bytes, bytes]) -> None:
+    """A refused form keeps what was chosen and typed; a recorded decision lands on the queue with a
+    confirmation, and the case is listed under the officer's recent decisions (not in the queue)."""
+    base = bff_server.url
+    app_id = to_risk(base, card_images, persona_id("91", "7"))
+    with sign_in(base, SALES_A) as sales:
+        wait_status(sales, base, app_id, ("referred",))
+    case = case_of(bff_server, app_id)
+    with sign_in(base, RISK1) as risk:
+        assert claim(base, risk, case["id"]).status_code == 200
+        url = f"{base}/reviews/{case['id']}"
+        r = risk.post(f"{url}/decision", timeout=TIMEOUT, data={
+            "decision": "counter_offer", "comment": "首付提高后可批", "csrf_token": csrf(risk, url)})
+        assert r.status_code == 422 and 'data-field="counter_offer"' in r.text
+        assert re.search(r'value="counter_offer" data-testid="decision-counter" checked', r.text)
+        assert "首付提高后可批</textarea>" in r.text
+        r = decide(base, risk, case["id"], "approve", "收入证明充分")
+        assert r.status_code == 200 and r.url.endswith("/reviews")
+        flash = re.search(r'data-testid="review-flash">([^<]*)<', r.text)
+        assert flash and app_id[:8] in flash.group(1), r.text[:1500]
+        assert f'data-case="{case["id"]}"' not in r.text
+        recent = r.text.split('data-testid="recent-decisions"')[1]
+        assert re.search(rf'data-decided="{case["id"]}" data-decision="approve"', recent)
+        again = risk.get(f"{base}/reviews", timeout=TIMEOUT).text
+        assert 'data-testid="review-flash"' not in again  # said once
+    with sign_in(base, RISK2) as other:  # another officer's list does not have it
+        assert f'data-decided="{case["id"]}"' not in other.get(f"{base}/reviews", timeout=TIMEOUT).text

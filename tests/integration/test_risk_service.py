@@ -416,6 +416,15 @@ def test_tier_2_needs_two_different_officers(risk: RiskServer) -> None:
     decided = requests.get(f"{risk.url}/api/v1/reviews", params={"state": "decided", "tier": 2},
                            headers=risk.tokens.review(), timeout=10).json()
     assert case_id in [x["id"] for x in decided["items"]]
+    # an officer's own decisions, latest first (the queue's "recently decided" for that officer)
+    later = post(risk, snapshot("high_velocity")).json()["review"]["id"]
+    assert review_call(risk, later, "claim", b).status_code == 200
+    assert review_call(risk, later, "decision", {**b, "decision": "decline", "comment": "同上"}).status_code == 200
+    mine = requests.get(f"{risk.url}/api/v1/reviews", params={"officer_id": b["officer_id"]},
+                        headers=risk.tokens.review(), timeout=10).json()["items"]
+    assert [x["id"] for x in mine] == [later, case_id]
+    assert requests.get(f"{risk.url}/api/v1/reviews", params={"officer_id": "x" * 65}, headers=risk.tokens.review(),
+                        timeout=10).status_code == 422
 
 
 def test_review_bad_input(risk: RiskServer) -> None:

@@ -54,6 +54,17 @@ def test_good_session_passes_with_every_check_explained() -> None:
     assert result.as_dict()["passed"] is True
 
 
+def test_a_still_picture_filmed_in_order_is_not_said_to_have_done_the_actions() -> None:
+    """Frames tagged in the asked order but showing no action: the order line says only that the frames came
+    in that order (true), while each action's own line says it was not seen."""
+    still = {step: [frame(0.30, 0.0)] * 3 for step in ("neutral", *CHALLENGE)}
+    result = decide(still, CHALLENGE)
+    order = result.checks[0]
+    assert order.code == "challenge_order" and order.passed
+    assert (order.text_zh, order.text_en) == ("按提示的顺序拍摄了各个动作", "The frames were taken in the order asked")
+    assert set(failed(result)) == {"turn_left", "blink", "turn_right"}
+
+
 def test_no_blink() -> None:
     session = good_session()
     session["blink"] = [frame(0.30), frame(0.30 * BLINK_RATIO + 0.01), frame(0.29)]

@@ -51,4 +51,7 @@
     form.addEventListener("submit", save);
   }
   document.querySelectorAll("canvas[data-signature]").forEach(setUp);
+  // A refused signing came back at #sign-error: the error takes the focus, so that it is read out where the person is.
+  var error = document.getElementById("sign-error");
+  if (error) { error.focus(); }
 })();
