@@ -384,12 +384,14 @@ class SqlPayments:
             return [LeaseLine(_term(row), name, status, vehicle)
                     for row, name, status, vehicle in session.execute(stmt)]
 
-    def settlements_due(self, stale_before: datetime, limit: int = 50) -> list[LeaseTerm]:
+    def settlements_due(self, stale_before: datetime, limit: int = 50, only: str | None = None) -> list[LeaseTerm]:
         """Closed leases whose settlement is due and not being worked on (or whose worker stopped before
-        ``stale_before``)."""
+        ``stale_before``), oldest closing first; ``only``: that lease's, wherever it would come in the list."""
         stmt = (select(LeaseTermRow).where(LeaseTermRow.settlement == "due")
                 .where(or_(LeaseTermRow.settle_claimed_at.is_(None), LeaseTermRow.settle_claimed_at < stale_before))
                 .order_by(LeaseTermRow.closed_at).limit(limit))
+        if only is not None:
+            stmt = stmt.where(LeaseTermRow.application_id == only)
         with self.db.session() as session:
             return [_term(r) for r in session.scalars(stmt)]
 
@@ -401,11 +403,14 @@ class SqlPayments:
                 or_(LeaseTermRow.settle_claimed_at.is_(None), LeaseTermRow.settle_claimed_at < stale_before)).values(
                 settle_claimed_at=now)).rowcount)
 
-    def finish_settlement(self, application_id: str, settlement: str, **values: object) -> None:
-        """Record where the settlement stands (``due`` again, ``settled``, ``attention``) and let go of it."""
+    def finish_settlement(self, application_id: str, settlement: str, *, claim: datetime, **values: object) -> bool:
+        """Record where the settlement stands (``due`` again, ``settled``, ``attention``) and let go of it — only
+        while ``claim`` (the time :meth:`claim_settlement` took it) is still the claim: a run taken over for stale
+        never overwrites what the newer run records. False when it was not the claim any more."""
         with self.db.session() as session:
-            session.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == application_id).values(
-                settlement=settlement, settle_claimed_at=None, **values))
+            return bool(session.execute(update(LeaseTermRow).where(
+                LeaseTermRow.application_id == application_id, LeaseTermRow.settle_claimed_at == claim).values(
+                settlement=settlement, settle_claimed_at=None, **values)).rowcount)
 
     def reopen_settlement(self, application_id: str) -> bool:
         """``attention`` → ``due`` as a new attempt (ops dealt with the cause), once."""

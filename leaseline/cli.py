@@ -371,10 +371,10 @@ def payments_reconcile(as_json: bool) -> None:
 @payments_group.command("settle")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def payments_settle(as_json: bool) -> None:
-    """Settle the leases ops have closed at the end of their term (结清): refund each deposit less its deduction
-    and release a live card hold, once per lease (safe to run again, and beside the BFF's resumer, which does the
-    same every few seconds); list the leases whose term has ended and that ops have not closed yet. Exit 1 while a
-    settlement cannot finish (Stripe unreachable: run again; a step refused: see /payments), so a scheduled run can
+    """Settle the leases ops have closed at the end of their term (结清): refund each deposit less its deduction,
+    once per lease (safe to run again, and beside the BFF's resumer, which does the same every few seconds); list
+    the leases whose term has ended and that ops have not closed yet. Exit 1 while a settlement cannot finish (Stripe
+    unreachable or an unexpected error, logged: run again; a step refused: see /payments), so a scheduled run can
     alert."""
     from bff.payments.service import PaymentService
     from infra.applications import SqlApplications

@@ -72,9 +72,12 @@ EVENT_STATUS = {
 #
 #     ready_for_delivery ──the dealer confirms the handover (交车), security in place──► delivered (the term starts)
 #     delivered ──on or after the term's end, ops close it in good standing (a deduction, with its reason, or none)──►
-#         closed, its settlement due ──the settle job──► settled        (the deposit less the deduction refunded,
-#                                                  └──► attention      a live hold released or the rest of the
-#                                                        └─ops retry─► due    deduction captured from it)
+#         closed, its settlement due ──the settle job──► settled        (the deposit less the deduction refunded)
+#                                                  └──► attention
+#                                                        └─ops retry─► due
+#
+# A 免押 card hold lasts 7 days and a term at least a month: by the term's end the hold has lapsed, and after the
+# handover nothing replaces it (see ``hold_lapsed_unsecured``), so a 免押 lease holds no security at settlement.
 #
 #: the application states of a lease after delivery
 DELIVERED = "delivered"
@@ -102,6 +105,13 @@ def due_for_closing(ends_on: date, today: date) -> bool:
     return today >= ends_on
 
 
+def hold_lapsed_unsecured(lines: Iterable[tuple[str, str]]) -> bool:
+    """Whether the lease's 免押 card hold has lapsed with no deposit paid in its place, so that nothing secures the
+    lease: after the handover a lapsed hold is not replaced (the deposit is asked for only while paying)."""
+    kinds = dict(lines)
+    return kinds.get("hold") == "expired" and kinds.get("deposit") not in SECURED
+
+
 def secured(lines: Iterable[tuple[str, str]]) -> bool:
     """Whether the lease's security is in place: every ``(kind, status)`` line secured, where a deposit that
     replaced a lapsed hold, or the renewed hold, is enough on its own (the rule of ``PaymentService.check_ready``)."""
@@ -114,7 +124,8 @@ def secured(lines: Iterable[tuple[str, str]]) -> bool:
 
 
 def deduction_limit(deposit_refundable: int, hold_live: int) -> int:
-    """The most a closing may deduct (fen): what is left of the deposit plus a hold still live on the card."""
+    """The most a closing may deduct (fen): what is left of the deposit plus a hold still live on the card (none in
+    practice: a hold lapses long before a term ends, so a 免押 lease's limit is 0)."""
     return max(0, deposit_refundable) + max(0, hold_live)
 
 

@@ -4,15 +4,14 @@
   kind, dealer and transfer; the dealers' shares (分账) Stripe refused, with a retry; the leases whose term has
   ended, to close (结清); the settlements under way; the reconciliation with Stripe on demand.
 - ``/applications/<id>/lease``: the handover (交车) that starts the term, the term's end, the closing with a
-  deduction, and how the settlement went.
+  deduction, and how the settlement went. The customer may open it too (their own lease): they see dates and
+  amounts, not who of the staff acted nor Stripe's words about a refused step; never cached.
 
 The rules live in :class:`bff.payments.service.PaymentService` (its module docstring: "End of the term").
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
-from decimal import InvalidOperation
 from typing import Any
 
 from flask import Blueprint
@@ -33,6 +32,8 @@ from bff.auth.roles import tenant_of
 from bff.auth.session import requires
 from bff.extensions import htmx
 from bff.extensions import limiter
+from bff.payments.forms import yuan_to_fen
+from bff.payments.machine import CLOSED
 from bff.payments.machine import DELIVERED
 from bff.payments.machine import STATUSES
 from bff.payments.machine import deduction_limit
@@ -54,7 +55,7 @@ bp = Blueprint("payment_ops", __name__)
 KINDS = ("upfront", "deposit", "hold")
 TRANSFERS = ("due", "sending", "sent", "failed")
 LIST_LIMIT = 200
-MAX_DEDUCTION = Decimal("10000000")  # ¥10 million: far above any deposit, a typo guard
+HANDED_OVER = (DELIVERED, CLOSED)
 
 
 # -- /payments ---------------------------------------------------------------------------------------------------
@@ -80,7 +81,13 @@ def _ops_context(reconciliation: dict[str, Any] | None = None, transfer_error: s
     names = {d.id: d.name for d in f["dealers"]} if user.lessor_side else {
         user.dealer_id: getattr(services().accounts.dealer(user.dealer_id or ""), "name", "")}
     to_close = svc.leases_to_close(tenant)
-    return {"lines": svc.store.search(**query, limit=LIST_LIMIT), "totals": svc.store.totals(**query),
+    lines = svc.store.search(**query, limit=LIST_LIMIT)
+    # 免押 leases whose hold lapsed after the handover: no security held (said so on their hold and due lines)
+    lapsed = {line.payment.application_id for line in lines if line.payment.kind == "hold"
+              and line.payment.status == "expired" and line.application_status in HANDED_OVER}
+    lapsed |= {line.term.application_id for line in to_close}
+    unsecured = {app_id for app_id in lapsed if svc.unsecured(app_id)}
+    return {"lines": lines, "totals": svc.store.totals(**query), "unsecured": unsecured,
             "failed": svc.store.search(dealer_id=tenant, transfer="failed", limit=LIST_LIMIT),
             "to_close": to_close, "settling": svc.open_settlements(tenant),
             "limits": {line.term.application_id: deduction_limit(*svc.security(line.term.application_id))
@@ -143,6 +150,8 @@ def _staff_actor() -> Actor:
 # -- /applications/<id>/lease ------------------------------------------------------------------------------------
 def _lease_page(app: Application, status: int = 200, errors: list[FieldError] | None = None,
                 form: dict[str, str] | None = None, error: str | None = None) -> Any:
+    """The lease page. Staff see who handed the lease over and closed it, and the settle job's notes (Stripe's
+    words when it refused a step); a customer sees the dates and amounts only."""
     svc = services().payments
     payments = svc.store.for_application(app.id)
     term = svc.term(app)
@@ -161,8 +170,12 @@ def _lease_page(app: Application, status: int = 200, errors: list[FieldError] | 
         "may_deliver": may("leases.deliver") and app.status == DELIVERABLE,
         "may_close": may("payments.manage") and app.status == DELIVERED,
         "may_manage": may("payments.manage"),
+        "staff": actor().kind == "staff",
+        "unsecured": app.status in HANDED_OVER and svc.unsecured(app.id),
     }
-    return make_response(render_template("payments/lease.html", **context), status)
+    response = make_response(render_template("payments/lease.html", **context), status)
+    response.headers["Cache-Control"] = "no-store"  # personal data: the lease's money and, for staff, who acted
+    return response
 
 
 @bp.get("/applications/<application_id>/lease")
@@ -188,20 +201,6 @@ def handover(application_id: str) -> Any:
     return redirect(url_for("payment_ops.lease", application_id=app.id), 303)
 
 
-def _deduction_fen(raw: str) -> int | None:
-    """Yuan as typed (empty: none) → fen; None when it is not an amount of at most two decimals, ≥ 0."""
-    text = raw.replace(",", "").replace("¥", "").replace("￥", "").strip()
-    if not text:
-        return 0
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not value.is_finite() or value != value.quantize(Decimal("0.01")) or value < 0 or value > MAX_DEDUCTION:
-        return None
-    return int(value * 100)
-
-
 @bp.post("/applications/<application_id>/close")
 @requires_actor("payments.manage")
 def close(application_id: str) -> Any:
@@ -209,7 +208,7 @@ def close(application_id: str) -> Any:
     app = application_or_404(application_id)
     form = {"deduction": request.form.get("deduction", "")[:32], "reason": request.form.get("reason", "")[:255]}
     errors: list[FieldError] = []
-    deduction = _deduction_fen(form["deduction"])
+    deduction = yuan_to_fen(form["deduction"], blank=0)  # empty: no deduction
     if deduction is None:
         errors.append(FieldError("deduction", "amount", "请输入扣款金额（元，最多两位小数，不扣款请留空）",
                                  "Enter the deduction in yuan (at most two decimals; leave it empty for none)"))

@@ -15,10 +15,12 @@ transfers, ``transfer_group`` = the application; key ``transfer:<payment>``). A 
 account keeps its share "due" until lessor ops enter one on the Dealers page.
 
 Authorisation window: a card hold lasts 7 days on Stripe (up to 30 with extended authorisation on some
-cards), far shorter than a lease. ``held_until`` records when this one lapses; before that it must be
-re-authorised (a new hold on the customer's saved card, off-session) or, when that fails, the customer is
-asked for the deposit instead. Here a lapsed hold is marked ``expired`` and the application shows it; the
-re-authorisation itself needs the saved card (Customer + SetupIntent), not built yet.
+cards), far shorter than a lease. ``held_until`` records when this one lapses; then it is marked ``expired``.
+Before the handover the lease asks for security again: the customer places the hold once more, or pays a deposit
+line of the same amount that appears instead. After the handover nothing is payable here (``PAYING``), so a lapsed
+hold is only marked expired — the lease then holds no security, and its page and /payments say so. Keeping a hold
+alive for a whole term would need re-authorisations on the customer's saved card (Customer + SetupIntent,
+off-session), not built.
 
 How the customer pays: with ``LEASELINE_STRIPE_PUBLISHABLE_KEY`` set (production), through Stripe.js's Payment
 Element — :meth:`PaymentService.checkout` creates the line's PaymentIntent unconfirmed (card, Alipay and WeChat Pay
@@ -28,7 +30,9 @@ Without it (the embedded default, with localstripe), TEST MODE: :meth:`PaymentSe
 intent server-side with one of Stripe's test PaymentMethods.
 
 Every create/capture/cancel/refund carries an Idempotency-Key derived from our own record
-(``pay:<payment>:<n>``, ``capture:<payment>``, ``refund:<refund>``), and our own state guards it too:
+(``pay:<payment>:<n>``, ``capture:<payment>``, ``refund:<refund>``; the settle job's own steps
+``settle-capture:<lease>:<n>`` and ``settle-release:<lease>:<n>``, ``n`` being ops' retry), and our own state guards
+it too:
 localstripe ignores the keys, and a double tap must not reach Stripe twice at all. A dealer-share transfer that
 Stripe refused is retried by ops as a new attempt (``transfer:<payment>:<n>``): Stripe answers a key it has seen
 with the same answer, its refusal included.
@@ -39,15 +43,16 @@ the end of a lease is a decision of the lessor's ops, not of a clock:
   in place (who and when recorded; the contract counts the term from the vehicle's delivery) and ends on the same
   calendar day ``term`` months later (Asia/Shanghai; the 31st becomes the month's last day);
 - from that day on the lease is listed as due for closing; ops close it in good standing, with a deduction
-  (fen, a reason required) of at most the security still held — what is left of the deposit plus a hold still
-  live on the card — or none; a lease in default is not closed: ops capture its hold (above) instead;
+  (fen, a reason required) of at most what is left of the deposit, or none. A 免押 lease holds no security by
+  then (its hold lapsed within 7 days of being placed, before the handover), so its limit is 0 and a default is
+  collected outside Leaseline;
 - the settle job (``leaseline payments settle``, and the resumer's tick) then refunds the deposit less the
   deduction — one refund per lease (per ops' retry after Stripe refused one), its id derived from the lease,
-  through the refund path: amount reserved first, ``refund:<refund>`` key, evidence entry — and captures the part
-  of the deduction the deposit did not cover from a live hold, or else releases the hold; the deduction is fixed
+  through the refund path: amount reserved first, ``refund:<refund>`` key, evidence entry; the deduction is fixed
   when ops close the lease, and nothing moved ever exceeds what is left at settlement time. Running it again, or
   twice at once, moves nothing more; Stripe unreachable leaves the settlement due, Stripe refusing a step marks
-  it for ops' attention (they retry from the lease's page).
+  it for ops' attention (they retry from the lease's page); a lease that fails unexpectedly is logged and left
+  due, and the run goes on with the others.
 The handover, the closing and each money movement go to the audit log and to the evidence log.
 """
 
@@ -73,11 +78,11 @@ from bff.payments.machine import CLOSED
 from bff.payments.machine import DELIVERED
 from bff.payments.machine import EVENT_STATUS
 from bff.payments.machine import PAYABLE
-from bff.payments.machine import SECURED
 from bff.payments.machine import advance
 from bff.payments.machine import deduction_limit
 from bff.payments.machine import due_for_closing
 from bff.payments.machine import from_intent
+from bff.payments.machine import hold_lapsed_unsecured
 from bff.payments.machine import plan_settlement
 from bff.payments.machine import secured
 from bff.payments.machine import term_end
@@ -102,7 +107,7 @@ _ALL = Scope()
 HOLD_WINDOW = timedelta(days=7)
 REFUND_RETRY_AFTER = timedelta(minutes=1)
 #: application states in which payments exist and may be paid
-PAYING = ("signed", "ready_for_delivery")  # after delivery only a lapsed hold's replacement is payable
+PAYING = ("signed", "ready_for_delivery")  # after the handover nothing is payable: a lapsed hold is not replaced
 DELIVERABLE = "ready_for_delivery"
 #: the test cards offered in TEST MODE: Stripe's test PaymentMethods (localstripe knows pm_card_visa and
 #: pm_card_chargeCustomerFail; for 3-D Secure it needs the test card's number, which real Stripe refuses)
@@ -397,12 +402,7 @@ class PaymentService:
     def check_ready(self, application_id: str) -> None:
         """Signed and every payment secured → ready for delivery (a deposit that replaced a lapsed hold, or the
         renewed hold, secures the lease on its own)."""
-        payments = self.store.for_application(application_id)
-        kinds = {p.kind: p for p in payments}
-        if "hold" in kinds and "deposit" in kinds:  # either one is enough
-            either = kinds["hold"] if kinds["hold"].status in SECURED else kinds["deposit"]
-            payments = [p for p in payments if p.kind not in ("hold", "deposit")] + [either]
-        if payments and all(p.status in SECURED for p in payments):
+        if secured((p.kind, p.status) for p in self.store.for_application(application_id)):
             self.repo.transition(application_id, allowed_from=PAYING, to=DELIVERABLE, actor_kind="system",
                                  actor_id="payments", note="paid")
 
@@ -462,13 +462,17 @@ class PaymentService:
         return done
 
     def expire_holds(self) -> int:
-        """Holds past their authorisation window (the resumer's job): marked ``expired``, and the lease is asked
-        for security again — the customer places the hold once more (a new authorisation) or pays the deposit
-        instead (a ``deposit`` line of the same amount appears); either one secures it."""
+        """Holds past their authorisation window (the resumer's job): marked ``expired``. Before the handover the
+        lease is asked for security again — the customer places the hold once more (a new authorisation) or pays
+        the deposit instead (a ``deposit`` line of the same amount appears); either one secures it. After the
+        handover nothing can be paid any more (``PAYING``): the hold is only expired, and the lease holds no
+        security (:meth:`unsecured`), rather than showing a deposit "to pay" that nobody can pay."""
         done = 0
         for payment in self.store.lapsed_holds(self.clock()):
             if self.store.move(payment.id, "held", "expired", last_error="authorisation window ended"):
-                self.store.ensure(payment.application_id, payment.dealer_id, [("deposit", payment.amount, 0)])
+                app = self.repo.get(payment.application_id, _ALL)
+                if app is not None and app.status in PAYING:
+                    self.store.ensure(payment.application_id, payment.dealer_id, [("deposit", payment.amount, 0)])
                 done += 1
         return done
 
@@ -532,14 +536,24 @@ class PaymentService:
         return self.store.term(app.id)
 
     def security(self, application_id: str) -> tuple[int, int]:
-        """``(what is left of the captured deposit, the amount of a hold still live on the card)`` in fen."""
+        """``(what is left of the captured deposit, the amount of a hold still live on the card)`` in fen. A hold
+        past its window counts for nothing even before the resumer marks it expired: Stripe has let it go."""
         deposit_left = hold_live = 0
         for p in self.store.for_application(application_id):
             if p.kind == "deposit" and p.status == "succeeded":
                 deposit_left = p.refundable
-            elif p.kind == "hold" and p.status == "held":
+            elif p.kind == "hold" and self._live(p):
                 hold_live = p.amount
         return deposit_left, hold_live
+
+    def unsecured(self, application_id: str) -> bool:
+        """A 免押 lease whose card hold lapsed with no deposit in its place: nothing secures it (after the handover
+        nothing replaces it)."""
+        return hold_lapsed_unsecured((p.kind, p.status) for p in self.store.for_application(application_id))
+
+    def _live(self, hold: Payment) -> bool:
+        """A hold still authorised on the card: ``held`` and within its window."""
+        return hold.status == "held" and (hold.held_until is None or hold.held_until > self.clock())
 
     def hand_over(self, actor: Actor, app: Application, note: str = "") -> LeaseTerm:
         """The dealer hands the vehicle over (交车): ``ready_for_delivery`` → ``delivered``; the term starts today
@@ -578,8 +592,9 @@ class PaymentService:
 
     def close(self, actor: Actor, app: Application, deduction: int, reason: str) -> LeaseTerm:
         """Ops close a lease in good standing on or after its term's end (结清): ``delivered`` → ``closed``, with
-        ``deduction`` fen kept from the security (at most what is left of the deposit plus a live hold; a reason
-        required) or none. The settle job then moves the money (:meth:`settle`)."""
+        ``deduction`` fen kept from the security (at most what is left of the deposit, plus a hold still live — none
+        in practice: a hold lapses before the handover; a reason required) or none. The settle job then moves the
+        money (:meth:`settle`)."""
         reason = " ".join(reason.split())[:255]
         term = self.store.term(app.id)
         if app.status != DELIVERED or term is None:
@@ -624,25 +639,25 @@ class PaymentService:
 
     def settle(self, only: str | None = None) -> dict[str, list[str]]:
         """Move the money of every closed lease whose settlement is due (the job behind ``leaseline payments
-        settle`` and the resumer's tick): application ids by outcome — ``settled``, ``waiting`` (Stripe unreachable
-        or a refund still being sent: due again next run), ``attention`` (Stripe refused a step)."""
+        settle`` and the resumer's tick), or of the lease ``only``: application ids by outcome — ``settled``,
+        ``waiting`` (Stripe unreachable, a refund still being sent, or an unexpected error, logged: due again next
+        run), ``attention`` (Stripe refused a step)."""
         outcome: dict[str, list[str]] = {"settled": [], "waiting": [], "attention": []}
         now = self.clock()
-        for term in self.store.settlements_due(now - SETTLE_STALE):
-            if only is not None and term.application_id != only:
-                continue
+        for term in self.store.settlements_due(now - SETTLE_STALE, only=only):
             if not self.store.claim_settlement(term.application_id, now, now - SETTLE_STALE):
                 continue  # another run has it
-            result = "waiting"
             try:
-                result = self._settle_one(term)
-            finally:
-                if result == "waiting":
-                    self.store.finish_settlement(term.application_id, "due")  # let go: the next run tries again
+                result = self._settle_one(term, now)
+            except Exception:  # one lease's bug or bad data must not stop the others' settlements
+                log.exception("settling lease %s failed; it stays due", term.application_id)
+                result = "waiting"
+            if result == "waiting":  # let go: the next run tries again (unless a newer run took it meanwhile)
+                self.store.finish_settlement(term.application_id, "due", claim=now)
             outcome[result].append(term.application_id)
         return outcome
 
-    def _settle_one(self, term: LeaseTerm) -> str:
+    def _settle_one(self, term: LeaseTerm, claim: datetime) -> str:
         app_id = term.application_id
         lines = {p.kind: p for p in self.store.for_application(app_id)}
         deposit, hold = lines.get("deposit"), lines.get("hold")
@@ -652,7 +667,10 @@ class PaymentService:
         deposit_left = deposit.refundable if deposit is not None and deposit.status == "succeeded" else 0
         if made is not None and made.status != "failed":
             deposit_left += made.amount
-        hold_live = hold.amount if hold is not None and hold.status == "held" else 0
+        # A hold is not live at settlement in practice (it lapses 7 days after it is placed, before the handover,
+        # and a term lasts a month at least); one recorded live is still released, or the rest of the deduction
+        # captured from it, under keys of this attempt (a retry must not replay Stripe's earlier refusal).
+        hold_live = hold.amount if hold is not None and self._live(hold) else 0
         if hold is not None and hold.status == "captured":  # captured by an earlier run that stopped short
             hold_live = hold.captured
         plan = plan_settlement(term.deduction, deposit_left, hold_live)
@@ -675,25 +693,26 @@ class PaymentService:
                 except (PaymentRefused, PaymentDeclined) as exc:
                     log.error("Stripe refused the settlement refund %s: %s", made.id, exc)
                     self.store.finish_refund(made.id, None, "failed")
-                    return self._attention(term, f"refund refused: {exc}"[:255])
+                    return self._attention(term, claim, f"refund refused: {exc}"[:255])
                 self.store.finish_refund(made.id, sent.id, "succeeded" if sent.status != "failed" else "failed")
                 made = self.store.refund(refund_id)
         if made is not None:
             if made.status == "pending":
                 return "waiting"
             if made.status == "failed":
-                return self._attention(term, "the deposit refund failed")
+                return self._attention(term, claim, "the deposit refund failed")
             self.repo.outbox_add(app_id, f"refund:{made.id}", "refund", {
                 "payment_id": made.payment_id, "kind": "deposit", "amount": _yuan(made.amount), "currency": "CNY",
                 "stripe_refund": made.stripe_refund_id, "settlement": True}, self.clock())
         # 2. a hold still live: the rest of the deduction captured from it, or the hold released
-        if hold is not None and hold.status == "held" and hold.intent_id:
+        if hold is not None and hold_live and hold.status == "held" and hold.intent_id:
+            attempt = term.settle_attempts
             try:
                 if plan.capture > 0:
-                    intent = self.gateway.capture(hold.intent_id, idempotency_key=f"capture:{hold.id}",
-                                                  amount=plan.capture)
+                    intent = self.gateway.capture(hold.intent_id, amount=plan.capture,
+                                                  idempotency_key=f"settle-capture:{app_id}:{attempt}")
                 else:
-                    intent = self.gateway.cancel(hold.intent_id, idempotency_key=f"release:{hold.id}")
+                    intent = self.gateway.cancel(hold.intent_id, idempotency_key=f"settle-release:{app_id}:{attempt}")
             except PaymentsUnavailable:
                 return "waiting"
             except (PaymentRefused, PaymentDeclined) as exc:
@@ -701,25 +720,37 @@ class PaymentService:
                 try:  # perhaps it lapsed or was settled at Stripe already: follow what Stripe says
                     intent = self.gateway.retrieve_intent(hold.intent_id)
                 except PaymentsError:
-                    return self._attention(term, f"hold refused: {exc}"[:255])
+                    return self._attention(term, claim, f"hold refused: {exc}"[:255])
             hold = self.apply_intent(hold.id, intent)
             if hold.status == "held":
-                return self._attention(term, "the hold could not be released or captured")
+                return self._attention(term, claim, "the hold could not be released or captured")
         if plan.uncovered:
             notes.append(f"¥{_yuan(plan.uncovered)} of the deduction not covered")
-        refunded = made.amount if made is not None else 0
+        refunded = self.settlement_refunded(app_id, term.settle_attempts)
         captured = hold.captured if hold is not None and hold.status == "captured" and plan.capture else 0
-        self.store.finish_settlement(app_id, "settled", settled_at=self.clock(), refunded=refunded, captured=captured,
-                                     settle_note="; ".join(notes)[:255] or None)
+        if not self.store.finish_settlement(app_id, "settled", claim=claim, settled_at=self.clock(), refunded=refunded,
+                                            captured=captured, settle_note="; ".join(notes)[:255] or None):
+            return "waiting"  # a newer run took the lease over (this one was taken for stale): it records the outcome
         self._audit("lease.settle", None, term.dealer_id, app_id, {
             "deposit_refund_fen": refunded, "hold": hold.status if hold is not None else None,
             "uncovered_fen": plan.uncovered})
         return "settled"
 
-    def _attention(self, term: LeaseTerm, why: str) -> str:
-        self.store.finish_settlement(term.application_id, "attention", settle_note=why[:255])
+    def _attention(self, term: LeaseTerm, claim: datetime, why: str) -> str:
+        if not self.store.finish_settlement(term.application_id, "attention", claim=claim, settle_note=why[:255]):
+            return "waiting"  # a newer run has the lease
         self._audit("lease.settle", None, term.dealer_id, term.application_id, {"attention": why}, outcome="failure")
         return "attention"
+
+    def settlement_refunded(self, application_id: str, attempts: int) -> int:
+        """What the settlement refunded of the deposit (fen): the succeeded refunds of every attempt up to
+        ``attempts`` (an earlier attempt may have refunded it before a later step needed ops' retry)."""
+        total = 0
+        for attempt in range(attempts + 1):
+            made = self.store.refund(settlement_refund_id(application_id, attempt))
+            if made is not None and made.status == "succeeded":
+                total += made.amount
+        return total
 
     def retry_settlement(self, actor: Actor, app: Application) -> dict[str, list[str]]:
         """Ops dealt with what Stripe refused: the settlement is due again, and tried now."""

@@ -3,15 +3,19 @@
 Two ways to pay, chosen by one setting: with ``LEASELINE_STRIPE_PUBLISHABLE_KEY`` set (required in production) the
 customer taps "Pay" on a line and the page mounts Stripe.js's Payment Element for that line's PaymentIntent (its
 client secret only for someone who may pay on this application, never cached); Stripe.js confirms it and sends the
-browser to :func:`returned`, which asks Stripe how it went. Without the key (the embedded default, with
-localstripe) the page says TEST MODE and :func:`pay` confirms server-side with Stripe's test PaymentMethods.
+browser to :func:`returned`, which asks Stripe how it went and sends the browser on to the payment page (so the
+client secret Stripe appends to the return URL stays in no address bar, history or form). Without the key (the
+embedded default, with localstripe) the page says TEST MODE and :func:`pay` confirms server-side with Stripe's test
+PaymentMethods.
+
+Every request that may call Stripe (paying, opening a line's Payment Element, coming back from it) counts against
+one budget per application (:data:`STRIPE_RATE`); Stripe refusing a request is a page that says so (409), never a
+500.
 """
 
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
-from decimal import InvalidOperation
 from typing import Any
 
 from flask import Blueprint
@@ -30,6 +34,7 @@ from bff.applications.access import may_edit
 from bff.applications.access import requires_actor
 from bff.applications.services import NotAllowed
 from bff.extensions import limiter
+from bff.payments.forms import yuan_to_fen
 from bff.payments.machine import PAYABLE
 from bff.payments.service import ELEMENT_METHODS
 from bff.payments.service import ELEMENT_PAYABLE
@@ -38,14 +43,33 @@ from bff.payments.service import TEST_METHODS
 from bff.rendering import in_locale as _msg
 from bff.services import services
 from infra.applications import Application
+from infra.payments import PaymentsError
 from infra.payments import PaymentsUnavailable
 from infra.payments import WebhookInvalid
 from infra.payments import verify_webhook
-from infra.payments_store import Payment
 
 log = logging.getLogger(__name__)
 bp = Blueprint("payments", __name__)
 MAX_WEBHOOK_BYTES = 512 * 1024
+#: the requests that may call Stripe, per application: paying (TEST MODE), opening a line's Payment Element, the
+#: return from it — one budget shared by all of them (a reload loop or a script cannot hammer Stripe through us)
+STRIPE_RATE = "20 per 10 minutes"
+
+
+def _per_application() -> str:
+    return f"pay:{(request.view_args or {}).get('application_id', '')}"
+
+
+def _no_stripe_call() -> bool:
+    """The payment page without a line to open calls no Stripe (its htmx polling every few seconds included)."""
+    return not (request.args.get("pay") or request.args.get("returned"))
+
+
+stripe_rate = limiter.shared_limit(STRIPE_RATE, scope="stripe", key_func=_per_application)
+page_stripe_rate = limiter.shared_limit(STRIPE_RATE, scope="stripe", key_func=_per_application,
+                                        exempt_when=_no_stripe_call)
+REFUSED = ("支付机构拒绝了这次请求：未扣款。请稍后重试，或联系经销商",
+           "The payment provider refused this request: nothing was charged. Try again later, or ask the dealer")
 
 
 def publishable_key() -> str:
@@ -54,8 +78,9 @@ def publishable_key() -> str:
 
 
 def _page(app: Application, status: int = 200, error: str | None = None, failed: str | None = None,
-          pay: str | None = None, returned: Payment | None = None) -> Any:
-    """The payment page; with the Payment Element and ``pay`` naming a line still to pay, that line's checkout."""
+          pay: str | None = None, returned: str | None = None) -> Any:
+    """The payment page; with the Payment Element and ``pay`` naming a line still to pay, that line's checkout;
+    ``returned`` names the line whose outcome to show (as our records have it: the return route asked Stripe)."""
     svc = services().payments
     payments = svc.payments(app)
     may_pay = may_edit() and app.status in PAYING
@@ -69,6 +94,9 @@ def _page(app: Application, status: int = 200, error: str | None = None, failed:
         except PaymentsUnavailable:
             error, status = _msg("支付服务暂时不可用：未扣款，请稍后重试", "Payments are unavailable right now: "
                                  "nothing was charged; try again in a moment"), 503
+        except PaymentsError as exc:  # Stripe refused (a 4xx): say so, never a 500
+            log.error("Stripe refused the checkout of %s: %s", line.id, exc)
+            error, status = _msg(*REFUSED), 409
         else:
             if intent is not None and intent.client_secret:
                 checkout = {"payment": line, "client_secret": intent.client_secret, "methods": ELEMENT_METHODS.get(
@@ -79,8 +107,9 @@ def _page(app: Application, status: int = 200, error: str | None = None, failed:
     response = make_response(render_template(
         "applications/payment.html", app=app, payments=payments, error=error, failed=failed,
         test_mode=svc.gateway.test_mode, methods=TEST_METHODS, may_pay=may_pay, may_manage=may("payments.manage"),
+        paying=app.status in PAYING,
         payable=PAYABLE, element=bool(publishable_key()), element_payable=ELEMENT_PAYABLE, checkout=checkout,
-        publishable_key=publishable_key(), returned=returned,
+        publishable_key=publishable_key(), returned=next((p for p in payments if p.id == returned), None),
         polling=any(p.status in ("processing", "requires_action") for p in payments)), status)
     response.headers["Cache-Control"] = "no-store"  # personal data, and a PaymentIntent's client secret
     return response
@@ -88,17 +117,23 @@ def _page(app: Application, status: int = 200, error: str | None = None, failed:
 
 @bp.get("/applications/<application_id>/payment")
 @requires_actor("applications.view")
+@page_stripe_rate
 def payment(application_id: str) -> Any:
-    """The payment page; ``?pay=<payment>`` opens that line's Payment Element (when configured)."""
-    return _page(application_or_404(application_id), pay=request.args.get("pay"))
+    """The payment page; ``?pay=<payment>`` opens that line's Payment Element (when configured); ``?returned=
+    <payment>`` (where the return route sends the browser) shows that line's outcome and, while it is still to pay,
+    opens its Payment Element again, so the customer can try once more."""
+    back = request.args.get("returned")
+    return _page(application_or_404(application_id), pay=request.args.get("pay") or back, returned=back)
 
 
 @bp.get("/applications/<application_id>/payments/<payment_id>/return")
 @requires_actor("applications.view")
+@stripe_rate
 def returned(application_id: str, payment_id: str) -> Any:
     """Stripe.js's ``return_url``: the payment as Stripe has it now, asked from Stripe (the query string's
-    ``payment_intent`` and ``redirect_status`` are only a hint, never trusted), and the outcome on the page; a line
-    still to pay opens its Payment Element again, so the customer can try once more."""
+    ``payment_intent`` and ``redirect_status`` are only a hint, never trusted), then 303 to the payment page showing
+    the outcome — an address without the ``payment_intent_client_secret`` Stripe appended, so that it does not
+    linger in the history, the language switch's or the sign-in's ``next``."""
     app = application_or_404(application_id)
     try:
         payment = services().payments.refresh(app, payment_id)
@@ -106,12 +141,16 @@ def returned(application_id: str, payment_id: str) -> Any:
         return _page(app, 404, _msg(exc.text_zh, exc.text_en))
     except PaymentsUnavailable:
         return _page(app, 503, _msg("支付服务暂时不可用，请稍后再查", "Payments are unavailable: check again shortly"))
-    return _page(application_or_404(application_id), pay=payment.id, returned=payment)  # now perhaps paid up
+    except PaymentsError as exc:
+        log.error("Stripe refused to show payment %s: %s", payment_id, exc)
+        return _page(app, 409, _msg(*REFUSED))
+    return redirect(url_for("payments.payment", application_id=app.id, returned=payment.id,
+                            _anchor="checkout" if payment.status in ELEMENT_PAYABLE else None), 303)
 
 
 @bp.post("/applications/<application_id>/payments/<payment_id>/pay")
 @requires_actor("applications.edit")
-@limiter.limit("20 per 10 minutes", key_func=lambda: f"pay:{(request.view_args or {}).get('application_id', '')}")
+@stripe_rate
 def pay(application_id: str, payment_id: str) -> Any:
     app = application_or_404(application_id)
     method = request.form.get("method", "")
@@ -144,24 +183,17 @@ def refresh(application_id: str, payment_id: str) -> Any:
         return _page(app, 404, _msg(exc.text_zh, exc.text_en))
     except PaymentsUnavailable:
         return _page(app, 503, _msg("支付服务暂时不可用，请稍后再查", "Payments are unavailable: check again shortly"))
+    except PaymentsError as exc:
+        log.error("Stripe refused to show payment %s: %s", payment_id, exc)
+        return _page(app, 409, _msg(*REFUSED))
     return redirect(url_for("payments.payment", application_id=app.id), 303)
-
-
-def _amount_fen(raw: str) -> int | None:
-    try:
-        value = Decimal(raw.replace(",", "").replace("¥", "").strip())
-    except InvalidOperation:
-        return None
-    if not value.is_finite() or value != value.quantize(Decimal("0.01")) or value <= 0 or value > 10_000_000:
-        return None
-    return int(value * 100)
 
 
 @bp.post("/applications/<application_id>/payments/<payment_id>/refund")
 @requires_actor("payments.manage")
 def refund(application_id: str, payment_id: str) -> Any:
     app = application_or_404(application_id)
-    amount = _amount_fen(request.form.get("amount", ""))
+    amount = yuan_to_fen(request.form.get("amount", ""), least=1)
     if amount is None:
         return _page(app, 422, _msg("请输入正确的退款金额（元，最多两位小数）",
                                     "Enter the refund in yuan (at most two decimals)"), payment_id)
@@ -194,6 +226,9 @@ def hold_action(application_id: str, payment_id: str, action: str) -> Any:
     except PaymentsUnavailable:
         return _page(app, 503, _msg("支付服务暂时不可用，请稍后重试", "Payments are unavailable: try again shortly"),
                      payment_id)
+    except PaymentsError as exc:
+        log.error("Stripe refused to %s hold %s: %s", action, payment_id, exc)
+        return _page(app, 409, _msg(*REFUSED), payment_id)
     services().audit.append(f"payment.hold_{action}", "success", actor_id=actor().id, actor_label=actor().label,
                             dealer_id=app.dealer_id, target=payment_id, ip=request.remote_addr or "",
                             user_agent=request.user_agent.string)

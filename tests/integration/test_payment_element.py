@@ -171,11 +171,17 @@ def test_the_return_url_applies_stripe_s_state_never_the_query_string(element: E
         upfront = payments(app, app_id)["upfront"]
         back = f"{base}/applications/{app_id}/payments/{upfront.id}/return"
         # a forged "succeeded" on an intent nobody confirmed: nothing changes, and the same form is offered again
-        forged = sales.get(back, timeout=TIMEOUT, params={"payment_intent": upfront.intent_id,
-                                                          "payment_intent_client_secret": secret,
-                                                          "redirect_status": "succeeded"})
+        forged = sales.get(back, timeout=TIMEOUT, allow_redirects=False, params={
+            "payment_intent": upfront.intent_id, "payment_intent_client_secret": secret,
+            "redirect_status": "succeeded"})
+        # on to the payment page at an address without the client secret Stripe appended (history, the language
+        # switch's and the sign-in's "next")
+        assert forged.status_code == 303
+        assert forged.headers["Location"] == f"/applications/{app_id}/payment?returned={upfront.id}#checkout"
+        forged = sales.get(f"{base}{forged.headers['Location']}", timeout=TIMEOUT)
         assert forged.status_code == 200 and 'data-outcome="pending"' in forged.text
         assert checkout(forged.text)["client-secret"] == secret
+        assert "payment_intent_client_secret" not in forged.text and "redirect_status" not in forged.text
         assert payments(app, app_id)["upfront"].status == "pending" and payments(app, app_id)["upfront"].captured == 0
         assert stripe_server.gateway().retrieve_intent(upfront.intent_id).status == "requires_payment_method"
         assert status(app, app_id) == "signed"
@@ -183,6 +189,7 @@ def test_the_return_url_applies_stripe_s_state_never_the_query_string(element: E
         confirm_as_customer(stripe_server, upfront.intent_id)
         r = sales.get(back, timeout=TIMEOUT, params={"payment_intent": "pi_someone_else", "redirect_status": "failed"})
         assert r.status_code == 200 and 'data-outcome="succeeded"' in r.text and not checkout(r.text)
+        assert r.url == f"{base}/applications/{app_id}/payment?returned={upfront.id}"
         paid = payments(app, app_id)["upfront"]
         assert paid.status == "succeeded" and paid.captured == paid.amount
         assert "payment" in [k for k, _ in app.extensions["leaseline"].applications.repo.outbox(app_id)]
@@ -194,6 +201,24 @@ def test_the_return_url_applies_stripe_s_state_never_the_query_string(element: E
         assert 'data-outcome="succeeded"' in r.text and 'data-testid="ready"' in r.text
     assert status(app, app_id) == "ready_for_delivery"
     assert [i.status for i in intents(stripe_server, upfront.id)] == ["succeeded"]
+
+
+def test_stripe_refusing_a_request_is_a_page_that_says_so_never_a_500(element: ElementBff) -> None:
+    """Stripe answering a 4xx (here: an intent it does not know, e.g. deleted in test mode or of another account)
+    to the page opening a line, to the return from Stripe or to "check again": a 409 page with the message."""
+    base, app = element.url, element.app
+    app_id = signed_application(app, DEPOSIT)
+    with sign_in(base, SALES_A) as sales:
+        upfront = opened(sales, base, app, app_id)["upfront"]
+        app.extensions["leaseline"].payments.store.set_fields(upfront.id, intent_id="pi_unknown_to_stripe_0123")
+        for r in (page(sales, base, app_id, upfront.id),
+                  sales.get(f"{base}/applications/{app_id}/payments/{upfront.id}/return", timeout=TIMEOUT),
+                  sales.post(f"{base}/applications/{app_id}/payments/{upfront.id}/refresh", timeout=TIMEOUT,
+                             data={"csrf_token": csrf(sales, f"{base}/applications/{app_id}/payment")})):
+            assert r.status_code == 409, r.text[:300]
+            assert 'data-testid="payment-error"' in r.text and not checkout(r.text)
+            assert r.headers["Cache-Control"] == "no-store"
+    assert payments(app, app_id)["upfront"].status == "pending"
 
 
 def test_only_who_may_pay_gets_the_client_secret(element: ElementBff, stripe_server: Any) -> None:

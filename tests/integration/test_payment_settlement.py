@@ -1,8 +1,9 @@
 """The end of a lease's term, over real HTTP with a real localstripe and a real database: the handover (交车) that
 starts the term, ops closing the lease (结清) with or without a deduction, the settle job refunding the deposit less
-the deduction (once, however often it runs) and releasing or capturing the hold, the ops payments view across
-applications (filters, tenants, a refused dealer share retried, reconciliation), the ``leaseline payments settle``
-command's exit codes, and migration 0009 up and down.
+the deduction (once, however often it runs, one lease's failure stopping no other), a 免押 lease whose card hold lapsed
+long before its term ended (no security held, nothing to pay, nothing to move), what a customer sees of their lease,
+the ops payments view across applications (filters, tenants, a refused dealer share retried, reconciliation), the
+``leaseline payments settle`` command's exit codes, and migration 0009 up and down.
 
 Most tests run on a BFF of their own without the background resumer (``quiet``), so that the settle job runs only
 when a test runs it; one test lets the suite's BFF (with its resumer) settle a lease by itself. The applications are
@@ -35,6 +36,8 @@ from sqlalchemy import update
 
 from bff.applications.services import Actor
 from bff.payments.machine import add_months
+from bff.payments.service import HOLD_WINDOW
+from bff.payments.service import SETTLE_STALE
 from bff.payments.service import PaymentService
 from bff.payments.service import settlement_refund_id
 from infra.applications import Scope
@@ -53,9 +56,12 @@ from tests.conftest import stripe_config
 from tests.integration.test_applications import SALES_A
 from tests.integration.test_applications import SALES_B
 from tests.integration.test_applications import VEHICLE
+from tests.integration.test_applications import invited_customer
 from tests.integration.test_auth import TIMEOUT
 from tests.integration.test_auth import csrf
 from tests.integration.test_auth import sign_in
+from tests.integration.test_stripe_gateway import PAYMENT_INTENT_FIXTURE
+from tests.integration.test_stripe_gateway import REFUND_FIXTURE
 from tests.integration.test_stripe_gateway import TRANSFER_FIXTURE
 
 pytestmark = pytest.mark.db
@@ -147,13 +153,24 @@ def delivered_lease(server: LiveServer, plan_code: str, sales: str = SALES_A) ->
     return app_id
 
 
-def term_ended(app: Any, app_id: str, days_ago: int = 1) -> None:
-    """Time passes: the term ended ``days_ago`` days ago (Asia/Shanghai)."""
-    term = components_of(app).payments.store.term(app_id)
+def term_ended(app: Any, app_id: str, days_ago: int = 1, holds_lapse: bool = True) -> None:
+    """Time passes: the term ended ``days_ago`` days ago (Asia/Shanghai), and a card hold placed before the handover
+    lapsed 7 days after it (the resumer marks it expired). ``holds_lapse=False`` leaves a hold authorised: a state
+    the product cannot reach (a term lasts longer than any authorisation), built only to pin what the settle job
+    would do with it."""
+    service = components_of(app).payments
+    term = service.store.term(app_id)
     ends = datetime.now(SHANGHAI).date() - timedelta(days=days_ago)
+    starts = add_months(ends, -term.term_months)
     with components_of(app).db.session() as session:
         session.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == app_id).values(
-            ends_on=ends, starts_on=add_months(ends, -term.term_months)))
+            ends_on=ends, starts_on=starts))
+    if holds_lapse:
+        handed_over = datetime(starts.year, starts.month, starts.day, 10, tzinfo=SHANGHAI)
+        for p in service.store.for_application(app_id):
+            if p.kind == "hold" and p.status == "held":
+                service.store.set_fields(p.id, held_until=handed_over + HOLD_WINDOW)
+        service.expire_holds()
 
 
 def stripe_refunds(stripe_server: Any, intent_id: str) -> list[int]:
@@ -242,7 +259,13 @@ def test_closing_with_a_deduction_refunds_exactly_the_rest_of_the_deposit(quiet:
         for data, field in ((dict(deduction=yuan(deposit.amount + 1), reason="超额"), "deduction"),
                             (dict(deduction="123.45"), "reason"), (dict(deduction="abc", reason="x"), "deduction"),
                             (dict(deduction="1.234", reason="x"), "deduction"),
-                            (dict(deduction="-5", reason="x"), "deduction")):
+                            (dict(deduction="-5", reason="x"), "deduction"),
+                            # what Decimal parses but is no amount: never a 500 (1e30 cannot be quantized to fen)
+                            (dict(deduction="1e30", reason="x"), "deduction"),
+                            (dict(deduction="1E+999999999", reason="x"), "deduction"),
+                            (dict(deduction="1e-30", reason="x"), "deduction"),
+                            (dict(deduction="NaN", reason="x"), "deduction"),
+                            (dict(deduction="-Infinity", reason="x"), "deduction")):
             r = close(ops, base, app_id, paid_up="yes", **data)
             assert r.status_code == 422 and f'data-testid="error-{field}"' in r.text, (data, r.status_code)
         r = close(ops, base, app_id, deduction="123.45", reason="轮胎损坏")  # "every rent paid" not confirmed
@@ -285,35 +308,242 @@ def test_closing_with_a_deduction_refunds_exactly_the_rest_of_the_deposit(quiet:
         assert 'data-settlement="settled"' in page and format_cny(Decimal(expected) / 100) in page
 
 
-def test_closing_without_a_deduction_releases_the_hold_and_a_deduction_is_captured_from_it(
+def test_a_deposit_free_lease_holds_no_security_at_the_term_s_end_and_settles_moving_nothing(
         quiet: LiveServer, stripe_server: Any) -> None:
+    """The 免押 hold lapsed 7 days after it was placed, before the handover, and nothing replaced it: at the term's end
+    there is nothing to deduct from (the limit is what is left of the deposit: none), nothing to capture, nothing to
+    release — the settlement moves no money and touches nothing at Stripe."""
     base, app = quiet.url, quiet.app
     service = components_of(app).payments
-    released_id, captured_id = delivered_lease(quiet, DEPOSIT_FREE), delivered_lease(quiet, DEPOSIT_FREE)
-    for app_id in (released_id, captured_id):
-        term_ended(app, app_id)
-    hold = lines(app, captured_id)["hold"]
+    app_id = delivered_lease(quiet, DEPOSIT_FREE)
+    term_ended(app, app_id)
+    hold = lines(app, app_id)["hold"]
+    assert hold.status == "expired" and set(lines(app, app_id)) == {"upfront", "hold"}  # no deposit "to pay"
+    assert service.security(app_id) == (0, 0)
     with sign_in(base, OPS) as ops:
-        r = close(ops, base, captured_id, deduction=yuan(hold.amount + 1), reason="超过预授权", paid_up="yes")
-        assert r.status_code == 422 and 'data-testid="error-deduction"' in r.text
-        assert close(ops, base, released_id, paid_up="yes").status_code == 303
-        assert close(ops, base, captured_id, deduction="100.00", reason="违章罚款", paid_up="yes").status_code == 303
-    done = service.settle()
-    assert {released_id, captured_id} <= set(done["settled"])
-    released = lines(app, released_id)["hold"]
-    assert released.status == "released" and released.captured == 0
-    assert {i.status for i in stripe_server.gateway().list_intents()
-            if i.id == released.intent_id} == {"canceled"}
-    captured = lines(app, captured_id)["hold"]
-    assert captured.status == "captured" and captured.captured == 10_000
-    intent = stripe_server.gateway().retrieve_intent(captured.intent_id)
-    assert intent.status == "succeeded" and intent.amount_received == 10_000
-    assert service.store.term(captured_id).captured == 10_000
-    for app_id in (released_id, captured_id):
-        assert service.store.term(app_id).settlement == "settled"
-        assert "capture" in outbox_kinds(app, app_id)  # the release or capture is in the evidence log
-        assert "deposit" not in lines(app, app_id)  # a deposit-free lease refunds nothing
-    assert service.settle()["settled"] == []
+        page = ops.get(f"{base}/applications/{app_id}/lease", timeout=TIMEOUT).text
+        assert 'data-testid="no-security"' in page and 'data-testid="deposit-left">¥0.00' in page
+        listing = ops.get(f"{base}/payments", timeout=TIMEOUT).text
+        due = listing.split(f'data-application="{app_id}" data-testid="due-lease"', 1)[1].split("</li>", 1)[0]
+        assert 'data-testid="no-security"' in due and "¥0.00" in due  # the deduction's limit
+        r = close(ops, base, app_id, deduction="100.00", reason="违章罚款", paid_up="yes")
+        assert r.status_code == 422 and 'data-testid="error-deduction"' in r.text  # at most ¥0.00
+        assert close(ops, base, app_id, paid_up="yes").status_code == 303
+    assert app_id in service.settle()["settled"]
+    term = service.store.term(app_id)
+    assert (term.settlement, term.refunded, term.captured, term.deduction) == ("settled", 0, 0, 0)
+    assert lines(app, app_id)["hold"].status == "expired"
+    # nothing was asked of Stripe about the hold (localstripe never lapses one: it would show a release)
+    assert stripe_server.gateway().retrieve_intent(hold.intent_id).status == "requires_capture"
+    assert "capture" not in outbox_kinds(app, app_id) and "refund" not in outbox_kinds(app, app_id)
+    assert app_id not in service.settle()["settled"]
+
+
+def test_a_hold_lapsing_after_the_handover_asks_for_no_deposit_and_the_lease_says_it_holds_no_security(
+        quiet: LiveServer) -> None:
+    base, app = quiet.url, quiet.app
+    service = components_of(app).payments
+    app_id = delivered_lease(quiet, DEPOSIT_FREE)
+    before = service.store.totals()
+    hold = lines(app, app_id)["hold"]
+    service.store.set_fields(hold.id, held_until=datetime.now(UTC) - timedelta(minutes=1))
+    assert service.expire_holds() >= 1
+    # expired, and no deposit line: after the handover nothing can be paid (it would show "to pay" for ever)
+    assert lines(app, app_id)["hold"].status == "expired" and "deposit" not in lines(app, app_id)
+    assert status(app, app_id) == "delivered"
+    after = service.store.totals()
+    assert (after["count"], after["amount"]) == (before["count"], before["amount"])
+    for email in (SALES_A, OPS):
+        with sign_in(base, email) as s:
+            page = s.get(f"{base}/applications/{app_id}/lease", params={"lang": "en"}, timeout=TIMEOUT).text
+            assert 'data-testid="no-security"' in page and "免押 hold lapsed: no security held" in page
+            page = s.get(f"{base}/applications/{app_id}/payment", params={"lang": "en"}, timeout=TIMEOUT).text
+            assert "免押 hold lapsed: no security held" in page and "a new hold or a deposit is needed" not in page
+    with sign_in(base, OPS) as ops:
+        listing = ops.get(f"{base}/payments", params={"kind": "hold", "lang": "en"}, timeout=TIMEOUT).text
+        row = listing.split(f'data-payment="{hold.id}"', 1)[1].split("</li>", 1)[0]
+        assert 'data-testid="no-security"' in row and "免押 hold lapsed: no security held" in row
+        assert 'data-testid="no-security"' not in ops.get(f"{base}/applications/{paid_lease(app, DEPOSIT_FREE)}/lease",
+                                                          timeout=TIMEOUT).text  # a live hold: secured
+
+
+@pytest.mark.parametrize("step", ["release", "capture"])
+def test_a_hold_recorded_live_at_settlement_is_settled_under_keys_of_each_attempt(
+        quiet: LiveServer, broken_stripe: tuple[FakeStripe, str], step: str) -> None:
+    """Not reachable today — a hold lapses 7 days after it is placed, before the handover, and a term lasts a month
+    at least — so the state is built directly (``holds_lapse=False``): the settle job's defensive path for a hold
+    still authorised must send Idempotency-Keys of each attempt (``settle-<step>:<lease>:<n>``, never ops' manual
+    ``release:``/``capture:`` keys), so that ops' retry is not answered with Stripe's stored refusal; and what an
+    earlier attempt refunded of the deposit still counts as refunded when a later attempt settles."""
+    base, app = quiet.url, quiet.app
+    c = components_of(app)
+    app_id = paid_lease(app, DEPOSIT_FREE)
+    # reachable: the hold lapses before the handover, the customer pays the deposit, then places the hold again
+    c.payments.store.set_fields(lines(app, app_id)["hold"].id, held_until=datetime.now(UTC) - timedelta(minutes=1))
+    c.payments.expire_holds()
+    application = c.applications.repo.get(app_id, Scope())
+    assert c.payments.pay(application, lines(app, app_id)["deposit"].id, "pm_card_visa").status == "succeeded"
+    assert c.payments.pay(application, lines(app, app_id)["hold"].id, "pm_card_visa").status == "held"
+    with sign_in(base, SALES_A) as sales:
+        assert hand_over(sales, base, app_id, handed_over="yes").status_code == 303
+    term_ended(app, app_id, holds_lapse=False)  # the unreachable part
+    deposit, hold = lines(app, app_id)["deposit"], lines(app, app_id)["hold"]
+    deduction = 10_000 if step == "release" else deposit.amount + 10_000
+    with sign_in(base, OPS) as ops:
+        assert close(ops, base, app_id, deduction=yuan(deduction), reason="违章罚款", paid_up="yes").status_code == 303
+    fake, url = broken_stripe
+    refund_due = deposit.amount - deduction if step == "release" else 0
+    path = f"/v1/payment_intents/{hold.intent_id}/{'cancel' if step == 'release' else 'capture'}"
+    fake.answers[("POST", "/v1/refunds")] = (200, {**REFUND_FIXTURE, "amount": refund_due, "status": "succeeded",
+                                                   "payment_intent": deposit.intent_id})
+    fake.answers[("POST", path)] = (400, {"error": {"type": "invalid_request_error", "message": "Hold refused"}})
+    stripe = PaymentService(c.payments.store, StripeGateway("sk_test_fake_0123456789", api_base=url, timeout=2,
+                                                            max_network_retries=0),
+                            c.applications.repo, c.payments.deposit_ratio, audit=c.audit)
+    try:
+        assert stripe.settle(only=app_id)["attention"] == [app_id]
+        assert "hold refused" in (c.payments.store.term(app_id).settle_note or "")
+        # ops dealt with it; Stripe settles the hold this time
+        fake.answers[("POST", path)] = (200, {
+            **PAYMENT_INTENT_FIXTURE, "id": hold.intent_id, "amount": hold.amount, "capture_method": "manual",
+            "status": "canceled" if step == "release" else "succeeded", "next_action": None,
+            "amount_received": 0 if step == "release" else 10_000,
+            "metadata": {"payment_id": hold.id, "attempt": str(hold.attempts)}})
+        assert stripe.retry_settlement(staff_actor(app, OPS), application)["settled"] == [app_id]
+        keys = [r.headers["Idempotency-Key"] for r in fake.requests if r.path == path]
+        refunds = [r.form["amount"] for r in fake.requests if r.path == "/v1/refunds"]
+    finally:
+        fake.answers.clear()
+        fake.requests.clear()
+    assert keys == [f"settle-{step}:{app_id}:0", f"settle-{step}:{app_id}:1"]
+    term = c.payments.store.term(app_id)
+    assert term.settlement == "settled" and term.settle_attempts == 1
+    if step == "release":
+        assert refunds == [str(refund_due)]  # attempt 0 refunded the deposit; attempt 1 had nothing left to send
+        assert term.refunded == refund_due and lines(app, app_id)["hold"].status == "released"
+    else:
+        assert refunds == [] and term.refunded == 0
+        assert term.captured == 10_000 and lines(app, app_id)["hold"].status == "captured"
+
+
+def test_one_lease_failing_unexpectedly_does_not_stop_the_others(quiet: LiveServer) -> None:
+    base, app = quiet.url, quiet.app
+    service = components_of(app).payments
+    service.settle()  # what other tests left due
+    bad, good = delivered_lease(quiet, DEPOSIT), delivered_lease(quiet, DEPOSIT)
+    with sign_in(base, OPS) as ops:
+        for app_id in (bad, good):  # the bad one closed first: it comes first in the batch
+            term_ended(app, app_id)
+            assert close(ops, base, app_id, paid_up="yes").status_code == 303
+    with components_of(app).db.session() as session:  # bad data: a deduction no closing would record
+        session.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == bad).values(deduction=-1))
+    outcome = service.settle()
+    assert good in outcome["settled"] and bad in outcome["waiting"] and bad not in outcome["settled"]
+    stuck = service.store.term(bad)
+    assert stuck.settlement == "due"  # and let go: the next run (not only one 5 minutes later) tries again
+    assert bad in [t.application_id for t in service.store.settlements_due(datetime.now(UTC) - SETTLE_STALE)]
+    with components_of(app).db.session() as session:
+        session.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == bad).values(deduction=0))
+    assert bad in service.settle()["settled"]
+
+
+def test_a_settle_run_taken_over_as_stale_cannot_overwrite_the_newer_run(quiet: LiveServer) -> None:
+    base, app = quiet.url, quiet.app
+    store = components_of(app).payments.store
+    app_id = delivered_lease(quiet, DEPOSIT)
+    term_ended(app, app_id)
+    with sign_in(base, OPS) as ops:
+        assert close(ops, base, app_id, paid_up="yes").status_code == 303
+    now = datetime.now(UTC)
+    stale = now - SETTLE_STALE - timedelta(minutes=1)
+    assert store.claim_settlement(app_id, stale, stale - SETTLE_STALE)  # a run that then hangs
+    assert store.claim_settlement(app_id, now, now - SETTLE_STALE)  # a newer run takes it over
+    assert store.finish_settlement(app_id, "due", claim=now)  # and lets go (e.g. Stripe unreachable)
+    # the stale run wakes up and would record its own outcome: refused
+    assert not store.finish_settlement(app_id, "settled", claim=stale, refunded=123, settled_at=now)
+    term = store.term(app_id)
+    assert (term.settlement, term.refunded, term.settled_at) == ("due", 0, None)
+    assert app_id in components_of(app).payments.settle()["settled"]
+
+
+def test_ops_retry_settles_the_lease_however_many_others_are_due(quiet: LiveServer) -> None:
+    base, app = quiet.url, quiet.app
+    c = components_of(app)
+    c.payments.settle()  # what other tests left due
+    app_id = delivered_lease(quiet, DEPOSIT)
+    term_ended(app, app_id)
+    with sign_in(base, OPS) as ops:
+        assert close(ops, base, app_id, paid_up="yes").status_code == 303
+    with c.db.session() as session:  # as after a refusal (test_a_refund_stripe_refuses_needs_attention_...)
+        session.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == app_id).values(
+            settlement="attention", settle_note="refund refused"))
+    # more settlements due than one run takes (50), all closed before this one
+    sales = staff_actor(app, SALES_A)
+    long_ago = datetime.now(UTC) - timedelta(days=30)
+    others = [c.applications.start(sales, VEHICLE, DEPOSIT).id for _ in range(51)]
+    with c.db.session() as session:
+        for n, other in enumerate(others):
+            session.add(LeaseTermRow(
+                application_id=other, dealer_id=sales.dealer_id, term_months=36, starts_on=long_ago.date(),
+                ends_on=long_ago.date(), delivered_at=long_ago, delivered_by=sales.id, delivered_by_label=sales.label,
+                closed_at=long_ago + timedelta(seconds=n), closed_by=sales.id, closed_by_label=sales.label,
+                deduction=0, refunded=0, captured=0, settle_attempts=0, settlement="due"))
+    try:
+        with sign_in(base, OPS) as ops:
+            r = post(ops, base, f"/applications/{app_id}/settlement/retry", f"/applications/{app_id}/lease")
+            assert r.status_code == 303
+        assert c.payments.store.term(app_id).settlement == "settled"
+        assert {c.payments.store.term(other).settlement for other in others} == {"due"}  # only the one retried
+    finally:
+        while c.payments.settle()["settled"]:
+            pass
+    assert {c.payments.store.term(other).settlement for other in others} == {"settled"}
+
+
+def test_the_customer_sees_their_lease_in_dates_and_amounts_never_who_of_the_staff_nor_stripe_s_words(
+        quiet: LiveServer) -> None:
+    base, app = quiet.url, quiet.app
+    c = components_of(app)
+    mobile = "13700137090"
+    app_id = paid_lease(app, DEPOSIT)
+    with c.db.session() as session:  # the invited customer's own application
+        session.execute(update(ApplicationRow).where(ApplicationRow.id == app_id).values(
+            mobile_hash=c.vault.lookup_hash(mobile, "mobile"), mobile_masked="137****7090"))
+    with sign_in(base, SALES_A) as sales:
+        assert hand_over(sales, base, app_id, handed_over="yes").status_code == 303
+    term_ended(app, app_id)
+    deposit = lines(app, app_id)["deposit"]
+    with sign_in(base, OPS) as ops:
+        assert close(ops, base, app_id, deduction="123.45", reason="轮胎损坏", paid_up="yes").status_code == 303
+    assert app_id in c.payments.settle()["settled"]
+    stripe_words = "refund refused: No such charge: 'ch_3MtwBwLkdIwHu7ix'"
+    with c.db.session() as session:
+        session.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == app_id).values(
+            settle_note=stripe_words))
+    term = c.payments.store.term(app_id)
+    refunded = format_cny(Decimal(deposit.amount - 12_345) / 100)
+    with invited_customer(base, app, mobile) as customer:
+        r = customer.get(f"{base}/applications/{app_id}/lease", timeout=TIMEOUT)
+        assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+        assert SALES_A not in r.text and OPS not in r.text and "No such charge" not in r.text
+        assert 'data-testid="settle-note"' not in r.text
+        assert f'data-testid="starts-on">{term.starts_on.isoformat()}' in r.text
+        assert f'data-testid="ends-on">{term.ends_on.isoformat()}' in r.text
+        assert format_cny(Decimal("123.45")) in r.text and refunded in r.text and "轮胎损坏" in r.text
+        assert 'data-testid="close"' not in r.text and 'data-testid="handover"' not in r.text
+        # a settlement waiting for ops is, to the customer, under way
+        with c.db.session() as session:
+            session.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == app_id).values(
+                settlement="attention"))
+        page = customer.get(f"{base}/applications/{app_id}/lease", params={"lang": "en"}, timeout=TIMEOUT).text
+        assert "Settlement under way" in page and "needs attention" not in page
+    with sign_in(base, OPS) as ops:  # staff see who acted and what Stripe said
+        r = ops.get(f"{base}/applications/{app_id}/lease", params={"lang": "en"}, timeout=TIMEOUT)
+        assert r.headers["Cache-Control"] == "no-store"
+        assert SALES_A in r.text and OPS in r.text and "No such charge" in r.text and "needs attention" in r.text
+    with c.db.session() as session:
+        session.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == app_id).values(
+            settlement="settled", settle_note=None))
 
 
 @pytest.fixture(scope="module")

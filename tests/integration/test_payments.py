@@ -202,7 +202,8 @@ def test_refunds_partial_and_never_more_than_captured(bff_server: Any, stripe_se
         r = ops.post(refund_url, data={"amount": too_much, "reason": "再退一次", "csrf_token": csrf(ops, url)},
                      timeout=TIMEOUT)
         assert r.status_code == 422  # one fen more than is left: refused before Stripe is asked
-        for bad in ("-1", "abc", "1.234", "0"):
+        # what Decimal parses but is no amount is a 422 too, never a 500 (1e30 cannot be quantized to fen)
+        for bad in ("-1", "abc", "1.234", "0", "1e30", "1E+999999999", "1e-30", "NaN", "-Infinity", "sNaN"):
             assert ops.post(refund_url, data={"amount": bad, "reason": "x", "csrf_token": csrf(ops, url)},
                             timeout=TIMEOUT).status_code == 422
         r = ops.post(refund_url, data={"amount": rest, "reason": "租期结束，退还保证金", "csrf_token": csrf(ops, url)},
@@ -375,3 +376,29 @@ def test_a_lapsed_hold_is_placed_again_or_replaced_by_the_deposit(bff_server: An
     assert renewed.held_until is not None and renewed.held_until > datetime.now(UTC) + timedelta(days=6)
     assert payments(app, replaced_id)["deposit"].status == "succeeded"
     assert status(app, renewed_id) == status(app, replaced_id) == "ready_for_delivery"
+
+
+def test_requests_that_may_call_stripe_share_one_budget_per_application(bff_server: Any, stripe_server: Any) -> None:
+    """Opening a line (``?pay=``), the return from Stripe and paying count against one budget per application
+    (20 per 10 minutes); the page itself, and its polling, does not."""
+    base, app = bff_server.url, bff_server.app
+    app_id, other_id = signed_application(app, DEPOSIT), signed_application(app, DEPOSIT)
+    with sign_in(base, SALES_A) as sales:
+        upfront = opened(sales, base, app, app_id)["upfront"]
+        url = f"{base}/applications/{app_id}/payment"
+        for _ in range(19):
+            assert sales.get(url, params={"pay": upfront.id}, timeout=TIMEOUT).status_code == 200
+        back = sales.get(f"{base}/applications/{app_id}/payments/{upfront.id}/return", timeout=TIMEOUT,
+                         allow_redirects=False)
+        assert back.status_code == 303  # the 20th
+        assert sales.get(url, params={"pay": upfront.id}, timeout=TIMEOUT).status_code == 429
+        assert sales.get(f"{base}/applications/{app_id}/payments/{upfront.id}/return",
+                         timeout=TIMEOUT).status_code == 429
+        assert pay(sales, base, app_id, upfront.id).status_code == 429
+        for _ in range(3):  # the page and its polling stay open
+            assert sales.get(url, timeout=TIMEOUT).status_code == 200
+        # another application has its own budget
+        other = opened(sales, base, app, other_id)["upfront"]
+        assert sales.get(f"{base}/applications/{other_id}/payment", params={"pay": other.id},
+                         timeout=TIMEOUT).status_code == 200
+    assert payments(app, app_id)["upfront"].status == "pending"  # the refused tap sent nothing

@@ -1,5 +1,6 @@
 """The end of a lease's term and its settlement (bff/payments/machine.py): when the term ends, when the
-security is in place, and what settling moves — never more than the deposit holds, never more than deducted."""
+security is in place, and what settling moves — never more than the deposit holds, never more than deducted; and the
+amounts ops type on the closing and refund forms (bff/payments/forms.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bff.payments.forms import yuan_to_fen
 from bff.payments.machine import SettlementPlan
 from bff.payments.machine import add_months
 from bff.payments.machine import deduction_limit
 from bff.payments.machine import due_for_closing
+from bff.payments.machine import hold_lapsed_unsecured
 from bff.payments.machine import plan_settlement
 from bff.payments.machine import secured
 from bff.payments.machine import term_end
@@ -97,3 +100,39 @@ def test_settling_never_moves_more_than_held_nor_more_than_deducted(deduction: i
     assert (deposit - plan.refund) + plan.capture + plan.uncovered == deduction
     if deduction <= deduction_limit(deposit, hold):
         assert plan.uncovered == 0
+
+
+@pytest.mark.parametrize(("lines", "expected"), [
+    ([("upfront", "succeeded"), ("hold", "expired")], True),  # lapsed after the handover: nothing replaces it
+    ([("upfront", "succeeded"), ("hold", "expired"), ("deposit", "pending")], True),
+    ([("upfront", "succeeded"), ("hold", "expired"), ("deposit", "succeeded")], False),  # the deposit secures it
+    ([("upfront", "succeeded"), ("hold", "held")], False),
+    ([("upfront", "succeeded"), ("deposit", "succeeded")], False),
+    ([], False),
+])
+def test_a_lapsed_hold_with_no_deposit_in_its_place_leaves_the_lease_unsecured(lines: list[tuple[str, str]],
+                                                                               expected: bool) -> None:
+    assert hold_lapsed_unsecured(lines) is expected
+
+
+@pytest.mark.parametrize(("typed", "fen"), [
+    ("123.45", 12_345), ("¥1,234.5", 123_450), ("￥ 7 ", 700), ("1e2", 10_000), ("1.230", 123), ("0", 0),
+    ("10000000", 1_000_000_000),
+])
+def test_an_amount_in_yuan_of_at_most_two_decimals_is_fen(typed: str, fen: int) -> None:
+    assert yuan_to_fen(typed) == fen
+
+
+@pytest.mark.parametrize("typed", [
+    "", "abc", "1.234", "0.001", "-5", "10000000.01",
+    # Decimal parses these; 1e30 (and any amount past 28 digits) cannot even be quantized to fen
+    "1e30", "1E+999999999", "-1e30", "1e-30", "1e-999999999", "NaN", "sNaN", "Infinity", "-Infinity",
+    "1" * 40,
+])
+def test_what_is_not_an_amount_is_refused_never_an_error(typed: str) -> None:
+    assert yuan_to_fen(typed) is None
+
+
+def test_an_empty_field_and_the_least_amount_are_the_caller_s() -> None:
+    assert yuan_to_fen("", blank=0) == 0 and yuan_to_fen("  ", blank=0) == 0  # a deduction left empty: none
+    assert yuan_to_fen("0", least=1) is None and yuan_to_fen("0.01", least=1) == 1  # a refund: more than 0
