@@ -369,6 +369,7 @@ def test_no_page_is_wider_than_the_screen(browser: Any, playwright: Any, live_se
     try:
         page = context.new_page()
         open_page(page, journey, name)
+        page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")  # folded tables too
         # (a mobile browser zooms out to show a page wider than the screen: innerWidth grows with it, so the
         # page is measured against the device's own width)
         screen_width = screen["viewport"]["width"]

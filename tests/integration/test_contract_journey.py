@@ -112,6 +112,16 @@ def test_an_approved_application_gets_its_contract_signed(bff_server: Any, contr
                            headers=contract_server.headers("contract:read"), timeout=TIMEOUT).json()
     assert verdict["all_valid"] is True
     assert verdict["signatures"][1]["signer"] == CUSTOMER["name"]
+    # once paid (and later on hire), the contract page still shows the signature and the public check
+    from sqlalchemy import update
+
+    from infra.db.models import ApplicationRow
+
+    with app.extensions["leaseline"].db.session() as session:
+        session.execute(update(ApplicationRow).where(ApplicationRow.id == app_id).values(status="ready_for_delivery"))
+    with sign_in(base, SALES_A) as sales:
+        page = sales.get(f"{base}/applications/{app_id}/contract", timeout=TIMEOUT).text
+        assert 'data-testid="contract-signed"' in page and 'data-testid="contract-verify"' in page
 
 
 def test_the_application_s_evidence_reaches_the_public_log(bff_server: Any, contract_server: Any,
