@@ -135,17 +135,25 @@ def returned(application_id: str, payment_id: str) -> Any:
     the outcome — an address without the ``payment_intent_client_secret`` Stripe appended, so that it does not
     linger in the history, the language switch's or the sign-in's ``next``."""
     app = application_or_404(application_id)
-    try:
-        payment = services().payments.refresh(app, payment_id)
-    except NotAllowed as exc:
-        return _page(app, 404, _msg(exc.text_zh, exc.text_en))
-    except PaymentsUnavailable:
-        return _page(app, 503, _msg("支付服务暂时不可用，请稍后再查", "Payments are unavailable: check again shortly"))
-    except PaymentsError as exc:
-        log.error("Stripe refused to show payment %s: %s", payment_id, exc)
-        return _page(app, 409, _msg(*REFUSED))
+    payment, failed = _refreshed(app, payment_id)
+    if payment is None:
+        return failed
     return redirect(url_for("payments.payment", application_id=app.id, returned=payment.id,
                             _anchor="checkout" if payment.status in ELEMENT_PAYABLE else None), 303)
+
+
+def _refreshed(app: Application, payment_id: str) -> tuple[Any, Any]:
+    """(the payment as Stripe has it now, None), or (None, the page saying why it could not be asked)."""
+    try:
+        return services().payments.refresh(app, payment_id), None
+    except NotAllowed as exc:
+        return None, _page(app, 404, _msg(exc.text_zh, exc.text_en))
+    except PaymentsUnavailable:
+        return None, _page(app, 503, _msg("支付服务暂时不可用，请稍后再查",
+                                          "Payments are unavailable: check again shortly"))
+    except PaymentsError as exc:
+        log.error("Stripe refused to show payment %s: %s", payment_id, exc)
+        return None, _page(app, 409, _msg(*REFUSED))
 
 
 @bp.post("/applications/<application_id>/payments/<payment_id>/pay")
@@ -177,15 +185,9 @@ def pay(application_id: str, payment_id: str) -> Any:
 @requires_actor("applications.view")
 def refresh(application_id: str, payment_id: str) -> Any:
     app = application_or_404(application_id)
-    try:
-        services().payments.refresh(app, payment_id)
-    except NotAllowed as exc:
-        return _page(app, 404, _msg(exc.text_zh, exc.text_en))
-    except PaymentsUnavailable:
-        return _page(app, 503, _msg("支付服务暂时不可用，请稍后再查", "Payments are unavailable: check again shortly"))
-    except PaymentsError as exc:
-        log.error("Stripe refused to show payment %s: %s", payment_id, exc)
-        return _page(app, 409, _msg(*REFUSED))
+    payment, failed = _refreshed(app, payment_id)
+    if payment is None:
+        return failed
     return redirect(url_for("payments.payment", application_id=app.id), 303)
 
 
