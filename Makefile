@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: peers lighthouse
+.PHONY: peers lighthouse lock outdated
 .PHONY: help install run test test-unit test-integration test-e2e lint format bench translations chromium system-deps clean
 
 help: ## Show this help
@@ -17,15 +17,41 @@ help: ## Show this help
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-$(STAMP): pyproject.toml
+# Installs are locked with hashes (issue 14): a fresh clone installs exactly what was tested, whatever
+# PyPI published since. `make lock` regenerates the three files from pyproject.toml; `make outdated` shows
+# what a refresh would bring. Build tools come from their own lock and every build runs without isolation,
+# so nothing unhashed is fetched for an sdist's build either.
+LOCK := requirements.lock
+LOCK_BUILD := requirements-build.lock
+LOCK_NODEPS := requirements-nodeps.lock
+PIP := $(BIN)/python -m pip --quiet
+
+$(STAMP): $(LOCK) $(LOCK_BUILD) $(LOCK_NODEPS) pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed ($(PYTHON))"; exit 1; }
 	@test -x $(BIN)/pip || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); } || \
 	  { echo "python3 -m venv failed: on Debian, install python3-venv (apt-get install python3-venv)"; exit 1; }
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,dev]"
+	$(PIP) install --require-hashes -r $(LOCK_BUILD)
+	$(PIP) install --require-hashes --no-build-isolation -r $(LOCK)
 	@# face-recognition pins dlib, which has no wheels; dlib-bin provides it prebuilt (RECIPES.md).
-	$(BIN)/python -m pip install --quiet --no-deps face-recognition==1.3.0
+	$(PIP) install --require-hashes --no-deps -r $(LOCK_NODEPS)
+	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --no-header
+
+lock: ## Regenerate the hash-locked requirements from pyproject.toml (needs the network to PyPI)
+	@test -x $(BIN)/uv || { test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV); $(PIP) install uv; }
+	$(UV_COMPILE) pyproject.toml --extra test --extra dev -o $(LOCK)
+	@# pip, setuptools and wheel at the versions the project lock chose (setuptools) or the newest (pip, wheel)
+	grep -E '^setuptools==' $(LOCK) | cut -d' ' -f1 | cat - <(printf 'pip\nwheel\n') | \
+	  $(UV_COMPILE) - -o $(LOCK_BUILD)
+	printf 'face-recognition==1.3.0\n' | $(UV_COMPILE) --no-deps - -o $(LOCK_NODEPS)
+
+outdated: ## What a refresh of the lock would bring (nothing is changed)
+	@test -x $(BIN)/uv || $(MAKE) --no-print-directory install
+	@$(UV_COMPILE) --upgrade pyproject.toml --extra test --extra dev -o /tmp/leaseline-outdated.lock
+	@diff <(grep -E '^[a-z0-9]' $(LOCK) | cut -d' ' -f1) <(grep -E '^[a-z0-9]' /tmp/leaseline-outdated.lock | cut -d' ' -f1) \
+	  | grep -E '^[<>]' || echo "The lock is current."
 
 install: system-deps $(STAMP) translations ## Create .venv and install Leaseline with its test and dev tools
 

@@ -8,6 +8,7 @@ the distances measured on the test photos.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from dataclasses import field
 from functools import cache
@@ -33,7 +34,14 @@ Outcome = Literal["pass", "fail", "review"]
 def api() -> ModuleType:
     """The face_recognition module, imported on first use (loads dlib and the models, ~4 s)."""
     # (its import sets PIL's process-wide LOAD_TRUNCATED_IMAGES; kyc.images.strict_decoding puts it back)
-    import face_recognition  # type: ignore[import-untyped]  # the package ships no type information
+    # face_recognition_models finds its model files with pkg_resources, which setuptools 81 deprecates with a
+    # UserWarning on import (we pin setuptools<82, which still has it); that one warning from that one module
+    # is ignored — under warnings-as-errors face_recognition would otherwise quit() the process.
+    # TODO: drop when face_recognition_models uses importlib.resources.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning,
+                                module="face_recognition_models")
+        import face_recognition  # type: ignore[import-untyped]  # the package ships no type information
 
     return cast(ModuleType, face_recognition)
 

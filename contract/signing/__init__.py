@@ -12,6 +12,22 @@ Typical use in the contract service::
     reports = verify_pdf(pdf, authority.trust_roots(), tsa_roots=tsa_roots)
 """
 
+import warnings
+
+from cryptography.utils import CryptographyDeprecationWarning
+
+# cryptography 51 deprecates DSA (pyca/cryptography#15597): reading any public name of its ``dsa`` module warns,
+# and pyHanko's signer module imports ``DSAPrivateKey`` at import time (pyhanko/sign/signers/pdf_cms.py) for
+# an isinstance check. We never make or accept DSA keys (the platform CA and its certificates are EC/RSA:
+# contract/signing/ca.py), so that one warning, from that one module, on the one import, is ignored here —
+# every other warning still reaches the log (and fails the tests). Importing pyHanko's signer package first,
+# here, means every later ``from pyhanko…`` in the contract service finds it already loaded.
+# TODO: remove once pyHanko imports the class lazily or through cryptography's private alias.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="DSA is deprecated", category=CryptographyDeprecationWarning,
+                            module=r"pyhanko\.sign\.signers\.pdf_cms")
+    import pyhanko.sign.signers  # noqa: F401  (loaded for the side effect described above)
+
 from contract.signing.ca import Credential
 from contract.signing.ca import EventCredential
 from contract.signing.ca import SigningAuthority
