@@ -633,6 +633,26 @@ def _intent(data: Mapping[str, Any]) -> Intent:
     )
 
 
+def intent_from_object(data: Mapping[str, Any]) -> Intent:
+    """A PaymentIntent object as Stripe sends it — an API answer or a webhook event's ``data.object`` — read as the
+    answers are (https://docs.stripe.com/api/payment_intents/object): fields that do not parse count as absent, and
+    localstripe's older shape (no ``amount_received``, the charge expanded) is read from the charge."""
+    return _intent(data)
+
+
+def received_known(data: Mapping[str, Any]) -> bool:
+    """Whether a PaymentIntent object says what was received: ``amount_received`` (every object of today's API), or
+    an expanded charge to compute it from (localstripe). Without either, ask Stripe for the intent."""
+    return isinstance(data.get("amount_received"), int) or _charge(data) is not None
+
+
+def charge_refunded(data: Mapping[str, Any]) -> int:
+    """What a Charge object (e.g. a ``charge.refunded`` event's) says was refunded to the customer, in fen: its
+    ``amount_refunded`` less the released remainder of a partial capture that localstripe (as Stripe before
+    2025-03-31.basil) books as a refund (https://docs.stripe.com/api/charges/object#charge_object-amount_refunded)."""
+    return max(0, _int(data.get("amount_refunded")) - _released(data))
+
+
 def _refund(data: Mapping[str, Any], intent_id: str) -> Refund:
     metadata = data.get("metadata")
     return Refund(

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select
+from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
@@ -60,6 +61,18 @@ class Payment:
     @property
     def refundable(self) -> int:
         return self.captured - self.refunded
+
+
+@dataclass(frozen=True)
+class StripeEvent:
+    """A webhook event as received, and what it did."""
+
+    id: str
+    type: str
+    intent_id: str | None
+    created: int  # Stripe's event time (unix seconds)
+    outcome: str
+    received_at: datetime
 
 
 @dataclass(frozen=True)
@@ -224,8 +237,9 @@ class SqlPayments:
         """Store a webhook event's id; False when it was seen before (a replay: do nothing)."""
         try:
             with self.db.session() as session:
-                session.add(StripeEventRow(id=event_id[:255], type=event_type[:64], intent_id=intent_id,
-                                           created=created, outcome=outcome[:64], received_at=utcnow()))
+                session.add(StripeEventRow(id=event_id[:255], type=event_type[:64],
+                                           intent_id=intent_id[:64] if intent_id else None, created=created,
+                                           outcome=outcome[:64], received_at=utcnow()))
         except IntegrityError:
             return False
         return True
@@ -233,6 +247,29 @@ class SqlPayments:
     def set_event_outcome(self, event_id: str, outcome: str) -> None:
         with self.db.session() as session:
             session.execute(update(StripeEventRow).where(StripeEventRow.id == event_id).values(outcome=outcome[:64]))
+
+    def raise_refunded(self, payment_id: str, total: int) -> bool:
+        """Raise what was refunded of a captured payment to ``total`` (a refund made outside Leaseline, reported by
+        Stripe), in one conditional UPDATE: never lower, never above what was captured. False when it does not hold."""
+        with self.db.session() as session:
+            return bool(session.execute(update(PaymentRow).where(
+                PaymentRow.id == payment_id, PaymentRow.refunded < total, PaymentRow.captured >= total,
+                PaymentRow.status.in_(("succeeded", "captured"))).values(refunded=total, updated_at=utcnow())).rowcount)
+
+    def forget_event(self, event_id: str) -> None:
+        """Forget an event that could not be applied yet (Stripe unreachable while checking it), so that Stripe's
+        retry of it is applied rather than taken for a replay."""
+        with self.db.session() as session:
+            session.execute(delete(StripeEventRow).where(StripeEventRow.id == event_id[:255],
+                                                         StripeEventRow.outcome == "received"))
+
+    def refused_events(self, limit: int = 20) -> list[StripeEvent]:
+        """The newest webhook events refused (signed, but not about a payment as we made it): for ops to see."""
+        stmt = (select(StripeEventRow).where(StripeEventRow.outcome.like("refused%"))
+                .order_by(StripeEventRow.received_at.desc(), StripeEventRow.id).limit(limit))
+        with self.db.session() as session:
+            return [StripeEvent(r.id, r.type, r.intent_id, r.created, r.outcome, r.received_at)
+                    for r in session.scalars(stmt)]
 
     # -- the ops view (every dealer's payments, or one dealer's) --------------------------------------------------
     @staticmethod

@@ -10,6 +10,22 @@
 Events arrive late, twice or out of order (Stripe does not promise an order): a transition not in ALLOWED is
 ignored, so a late "payment failed" of an earlier attempt never undoes a success, and a replay is a no-op.
 Pure: no I/O; the service applies what ``advance`` allows.
+
+Money moves only with an accepted transition (issue 14): the amount Stripe received is written when the payment moves
+into ``succeeded`` or ``captured``, and never by an event that the machine ignores. Stripe's lifecycle
+(https://docs.stripe.com/payments/paymentintents/lifecycle) makes that enough: ``succeeded`` and ``canceled`` are
+final, so ``amount_received`` never changes once an intent succeeded; a hold's capture (all of it, or less with
+``amount_to_capture``: the rest is released at once) is ``requires_capture`` → ``succeeded``, our ``held`` →
+``captured`` (https://docs.stripe.com/payments/place-a-hold-on-a-payment-method); capturing passes through
+``processing``, which for a held payment is ignored. We ask for neither multicapture nor incremental
+authorisation, the only ways an intent's amounts change while it stays ``requires_capture``, so a same-status event
+never carries money of its own. ``expired`` is our clock's estimate that the card's authorisation window ended
+(Stripe then cancels the intent): later events of that intent do not revive it — a new authorisation is a new
+attempt, claimed by the service itself — except Stripe saying it was captured after all (a capture sent just before
+the window closed), which is money taken.
+
+An intent is the payment's only if it is the one we asked Stripe for: the amount of the line, in CNY, with the
+capture method of its kind (:func:`mismatch`); what it received must fit the move (:func:`receipt_problem`).
 """
 
 from __future__ import annotations
@@ -36,8 +52,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     "succeeded": frozenset(),
     "captured": frozenset(),
     "released": frozenset(),
-    "expired": frozenset({"processing", "requires_action", "failed", "held"}),  # a new authorisation
+    # a new authorisation is claimed by the service (a new attempt), never moved to by the lapsed intent's events;
+    # only a capture that reached Stripe before the window closed still counts
+    "expired": frozenset({"captured"}),
 }
+#: our statuses in which Stripe has taken the money: what it received is final there
+CAPTURED = frozenset({"succeeded", "captured"})
 
 
 def from_intent(status: str, manual_capture: bool) -> str:
@@ -55,6 +75,29 @@ def advance(current: str, target: str) -> str | None:
     if target == current or target not in ALLOWED.get(current, frozenset()):
         return None
     return target
+
+
+def mismatch(kind: str, amount: int, *, intent_amount: int, currency: str, manual: bool) -> str | None:
+    """Why a PaymentIntent is not one we created for a line of ``kind`` and ``amount`` fen (in CNY; the 免押 hold with
+    manual capture, a charge with automatic capture), or None when it fits."""
+    if intent_amount != amount:
+        return f"amount {intent_amount} is not {amount}"
+    if currency.lower() != "cny":
+        return f"currency {currency[:8]!r} is not cny"
+    if manual != (kind == "hold"):
+        return f"capture {'manual' if manual else 'automatic'} is not that of the {kind}"
+    return None
+
+
+def receipt_problem(target: str, amount: int, received: int) -> str | None:
+    """Why ``received`` fen cannot be what a payment of ``amount`` fen received on moving to ``target``, or None: an
+    automatic capture takes the whole amount (we never ask for partial authorisations); a hold's capture takes more
+    than nothing and at most the hold."""
+    if target == "succeeded" and received != amount:
+        return f"received {received} of {amount}"
+    if target == "captured" and not 0 < received <= amount:
+        return f"captured {received} of a hold of {amount}"
+    return None
 
 
 #: webhook event types and the intent status each one reports

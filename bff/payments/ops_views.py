@@ -90,6 +90,8 @@ def _ops_context(reconciliation: dict[str, Any] | None = None, transfer_error: s
     return {"lines": lines, "totals": svc.store.totals(**query), "unsecured": unsecured,
             "failed": svc.store.search(dealer_id=tenant, transfer="failed", limit=LIST_LIMIT),
             "to_close": to_close, "settling": svc.open_settlements(tenant),
+            # signed webhook events refused (not about a payment as we made it): the lessor's ops, every dealer
+            "refused": svc.store.refused_events() if user.lessor_side else [],
             "limits": {line.term.application_id: deduction_limit(*svc.security(line.term.application_id))
                        for line in to_close},
             "statuses": STATUSES, "kinds": KINDS, "transfers": TRANSFERS, "f": f, "dealer_names": names,

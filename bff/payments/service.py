@@ -60,9 +60,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC
 from datetime import date
 from datetime import datetime
@@ -74,16 +76,20 @@ from zoneinfo import ZoneInfo
 
 from bff.applications.services import Actor
 from bff.applications.services import NotAllowed
+from bff.payments.machine import CAPTURED
 from bff.payments.machine import CLOSED
 from bff.payments.machine import DELIVERED
 from bff.payments.machine import EVENT_STATUS
 from bff.payments.machine import PAYABLE
+from bff.payments.machine import SECURED
 from bff.payments.machine import advance
 from bff.payments.machine import deduction_limit
 from bff.payments.machine import due_for_closing
 from bff.payments.machine import from_intent
 from bff.payments.machine import hold_lapsed_unsecured
+from bff.payments.machine import mismatch
 from bff.payments.machine import plan_settlement
+from bff.payments.machine import receipt_problem
 from bff.payments.machine import secured
 from bff.payments.machine import term_end
 from infra.applications import Application
@@ -96,6 +102,9 @@ from infra.payments import PaymentRefused
 from infra.payments import PaymentsError
 from infra.payments import PaymentsUnavailable
 from infra.payments import StripeGateway
+from infra.payments import charge_refunded
+from infra.payments import intent_from_object
+from infra.payments import received_known
 from infra.payments_store import LeaseLine
 from infra.payments_store import LeaseTerm
 from infra.payments_store import Payment
@@ -128,6 +137,9 @@ ELEMENT_UI = "payment_element"  # metadata ``ui`` of the intents made for the Pa
 ELEMENT_PAYABLE = PAYABLE | {"requires_action"}
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
 CHECKOUT_WAIT = 3.0  # seconds a request waits for the intent another request is creating for the same line
+#: what a PaymentIntent id looks like (``pi_`` and Stripe's characters; our columns hold 64): anything else in an
+#: event is no intent of ours
+INTENT_ID = re.compile(r"pi_[A-Za-z0-9_]{1,61}")
 
 
 def fen(amount: str | Decimal) -> int:
@@ -273,29 +285,77 @@ class PaymentService:
         return self.gateway.retrieve_intent(payment.intent_id).metadata.get("attempt") != str(payment.attempts)
 
     def apply_intent(self, payment_id: str, intent: Intent) -> Payment:
-        """Bring the payment in line with Stripe's PaymentIntent (an answer, a refresh or a webhook)."""
-        payment = self.store.get(payment_id)
-        assert payment is not None
-        attempt = intent.metadata.get("attempt")
-        if attempt is not None and attempt != str(payment.attempts):
-            return payment  # an earlier attempt's intent (e.g. its late "failed"): the current attempt decides
-        if attempt is None and payment.intent_id and payment.intent_id != intent.id:
-            return payment  # an intent we did not make for this attempt
+        """Bring the payment in line with Stripe's PaymentIntent (our answer from Stripe, or a refresh), by the rules
+        of :meth:`_apply`; an intent that does not fit the payment changes nothing and is logged and audited."""
+        payment, outcome = self._apply(payment_id, intent)
+        if outcome.startswith("refused"):
+            self._refused(payment, outcome, {"source": "answer", **_facts(intent)})
+        return payment
+
+    def _apply(self, payment_id: str, intent: Intent) -> tuple[Payment, str]:
+        """Apply ``intent`` to the payment: ``(the payment now, the outcome)``, one of
+
+        - ``applied``: the machine accepted the move; the intent, its 3-D Secure address and — on moving into
+          ``succeeded`` or ``captured`` — what Stripe received are written with it, in one conditional UPDATE;
+        - ``updated``: the same status, the current attempt's intent (first heard of) or its address recorded — never
+          while the money is on the recorded intent (secured);
+        - ``ignored: <status> stays``: an earlier attempt's intent, or a move the machine does not allow (a late event);
+        - ``refused: <why>``: not the intent we asked Stripe for (another attempt's number, no attempt and not the
+          recorded intent, another amount, currency or capture method), or a received amount that cannot be right.
+
+        Nothing but ``applied`` changes the status or any amount (issue 14: a late ``processing`` had set ``captured``
+        to 0 while the payment stayed ``succeeded``)."""
         manual = intent.capture_method == "manual"
-        target = payment.status if _untried(intent) else from_intent(intent.status, manual)
-        fields: dict[str, object] = {"intent_id": intent.id, "next_action_url": intent.next_action_url,
-                                     "captured": intent.amount_received}
-        if intent.last_error and target == "failed":
-            fields["last_error"] = intent.last_error[:255]
-        if target == "held" and payment.held_until is None:
-            fields["held_until"] = datetime.fromtimestamp(intent.created, UTC) + HOLD_WINDOW
-        self.store.set_fields(payment.id, **fields)
-        if advance(payment.status, target) is not None and self.store.move(payment.id, payment.status, target):
-            self._evidence(payment, target, intent)
-            self.check_ready(payment.application_id)
-        fresh = self.store.get(payment.id)
+        for _ in range(3):  # decided on what is stored; a concurrent change is decided again
+            payment = self.store.get(payment_id)
+            assert payment is not None
+            stays = f"ignored: {payment.status} stays"
+            attempt = intent.metadata.get("attempt")
+            if attempt is None:
+                if payment.intent_id != intent.id:  # ours all carry their attempt
+                    return payment, "refused: not the intent of this attempt"
+            elif not attempt.isdigit() or int(attempt) > payment.attempts:
+                return payment, f"refused: attempt {attempt[:12]!r} not started"
+            elif int(attempt) < payment.attempts:
+                return payment, stays  # an earlier attempt's intent (e.g. its late "failed"): the current one decides
+            why = mismatch(payment.kind, payment.amount, intent_amount=intent.amount, currency=intent.currency,
+                           manual=manual)
+            if why is not None:
+                return payment, f"refused: {why}"
+            target = payment.status if _untried(intent) else from_intent(intent.status, manual)
+            fields: dict[str, object] = {"intent_id": intent.id, "next_action_url": intent.next_action_url}
+            if advance(payment.status, target) is not None:
+                if target in CAPTURED:
+                    why = receipt_problem(target, payment.amount, intent.amount_received)
+                    if why is not None:
+                        return payment, f"refused: {why}"
+                    fields["captured"] = intent.amount_received
+                if intent.last_error and target == "failed":
+                    fields["last_error"] = intent.last_error[:255]
+                if target == "held" and payment.held_until is None:
+                    fields["held_until"] = datetime.fromtimestamp(intent.created, UTC) + HOLD_WINDOW
+                moved = self.store.move(payment.id, payment.status, target, **fields)
+                if moved is None:
+                    continue
+                self._evidence(payment, target, intent)
+                self.check_ready(payment.application_id)
+                return moved, "applied"
+            if target != payment.status:
+                return payment, stays
+            if payment.status in CAPTURED and intent.amount_received != payment.captured:
+                # Stripe's amount_received is final once an intent succeeded: another figure is not about this money
+                return payment, f"refused: received {intent.amount_received}, recorded {payment.captured}"
+            if intent.id != payment.intent_id and payment.status in SECURED:
+                return payment, stays  # the money (or the hold) is on the recorded intent: it stays followed
+            changes = {k: v for k, v in fields.items() if getattr(payment, k) != v}
+            if not changes:
+                return payment, stays
+            updated = self.store.move(payment.id, payment.status, payment.status, **changes)
+            if updated is not None:
+                return updated, "updated"
+        fresh = self.store.get(payment_id)  # still changing under us: leave it to whoever is changing it
         assert fresh is not None
-        return fresh
+        return fresh, f"ignored: {fresh.status} stays"
 
     def refresh(self, app: Application, payment_id: str) -> Payment:
         """Ask Stripe for the payment's intent again (back from 3-D Secure, or polling a processing payment)."""
@@ -356,47 +416,109 @@ class PaymentService:
 
     # -- webhooks ---------------------------------------------------------------------------------------------
     def handle_event(self, event: dict[str, Any]) -> str:
-        """Apply one verified Stripe event, once; returns what it did (stored with the event id)."""
+        """Apply one verified Stripe event, once; returns what it did (stored with the event id): ``applied``,
+        ``updated``, ``ignored: …`` (a late or foreign event: nothing changed), ``refused: …`` (it names one of our
+        payments but is not about it as we made it: nothing changed, logged, audited and listed for ops on
+        /payments), ``replay`` or ``malformed``. :class:`PaymentsUnavailable` when Stripe could not be asked about
+        the event's intent: the event is forgotten, so that Stripe's retry of it is applied."""
         event_id, kind = str(event.get("id") or ""), str(event.get("type") or "")
         obj = (event.get("data") or {}).get("object") or {}
         if not event_id or not isinstance(obj, dict):
             return "malformed"
-        intent_id = str(obj.get("payment_intent") if kind.startswith("charge.") else obj.get("id") or "") or None
-        if not self.store.record_event(event_id, kind, intent_id, int(event.get("created") or 0), "received"):
+        raw = obj.get("payment_intent") if kind.startswith("charge.") else obj.get("id")
+        intent_id = raw if isinstance(raw, str) and INTENT_ID.fullmatch(raw) else None
+        created = event.get("created")
+        if not self.store.record_event(event_id, kind, intent_id,
+                                       created if isinstance(created, int) and not isinstance(created, bool) else 0,
+                                       "received"):
             return "replay"
-        outcome = self._apply_event(kind, obj, intent_id)
+        try:
+            outcome = self._apply_event(event_id, kind, obj, intent_id)
+        except Exception:
+            self.store.forget_event(event_id)  # not applied: Stripe's retry (or a later one) gets its turn
+            raise
         self.store.set_event_outcome(event_id, outcome)
         return outcome
 
-    def _apply_event(self, kind: str, obj: dict[str, Any], intent_id: str | None) -> str:
-        payment = self.store.by_intent(intent_id) if intent_id else None
-        if payment is None:
-            metadata = obj.get("metadata") or {}
-            # our own answer may not be stored yet, or the event is about an earlier attempt's intent: the
-            # metadata names the payment, and apply_intent compares the attempt
-            payment = self.store.get(str(metadata.get("payment_id"))) if metadata.get("payment_id") else None
-        if payment is None:
-            return "ignored: not ours"
+    def _apply_event(self, event_id: str, kind: str, obj: dict[str, Any], intent_id: str | None) -> str:
         if kind in EVENT_STATUS:
-            intent = Intent(
-                id=str(intent_id), status=EVENT_STATUS[kind], amount=int(obj.get("amount") or 0),
-                amount_capturable=int(obj.get("amount_capturable") or 0),
-                amount_received=int(obj.get("amount_received") or (obj.get("amount") or 0
-                                                                   if EVENT_STATUS[kind] == "succeeded" else 0)),
-                amount_refunded=0, currency=str(obj.get("currency") or "cny"),
-                capture_method=str(obj.get("capture_method") or ("manual" if payment.kind == "hold" else "automatic")),
-                metadata=dict(obj.get("metadata") or {}), client_secret=None, next_action_url=None,
-                last_error=_event_error(obj), created=int(obj.get("created") or 0))
-            before = payment.status
-            after = self.apply_intent(payment.id, intent).status
-            return "applied" if after != before else f"ignored: {before} stays"
+            return self._intent_event(event_id, kind, obj, intent_id)
         if kind == "charge.refunded":
-            refunded = int(obj.get("amount_refunded") or 0)
-            if refunded > payment.refunded:  # a refund made outside Leaseline (e.g. Stripe's dashboard)
-                self.store.set_fields(payment.id, refunded=refunded)
-                return "applied: refunded outside"
-            return "ignored: refunds known"
+            return self._refund_event(event_id, kind, obj, intent_id)
         return "ignored: type"
+
+    def _named(self, obj: dict[str, Any]) -> Payment | None:
+        """The payment an object's metadata names (ours carry ``payment_id``), if it exists."""
+        metadata = obj.get("metadata")
+        named = metadata.get("payment_id") if isinstance(metadata, dict) else None
+        return self.store.get(named) if isinstance(named, str) and 0 < len(named) <= 64 else None
+
+    def _intent_event(self, event_id: str, kind: str, obj: dict[str, Any], intent_id: str | None) -> str:
+        """A ``payment_intent.*`` event. About the intent recorded on a payment, the event's object is believed (if it
+        fits the payment: :meth:`_apply`). About an intent not recorded — our answer not stored yet, or the intent
+        confirmed in the browser — that names a payment of ours, the object is not believed at all: Stripe is asked,
+        and only an intent Stripe knows, made for that payment's current attempt, is applied, as Stripe describes it."""
+        body = replace(intent_from_object(obj), id=intent_id or "", status=EVENT_STATUS[kind])
+        payment = self.store.by_intent(intent_id) if intent_id else None
+        if payment is not None:
+            # localstripe's objects may not say what was received (an older shape): then Stripe says it
+            intent = body if received_known(obj) else self.gateway.retrieve_intent(payment.intent_id or "")
+        else:
+            payment = self._named(obj)
+            if payment is None:
+                return "ignored: not ours"
+            details = {"event": event_id, "type": kind, **_facts(body)}
+            attempt = body.metadata.get("attempt")
+            if attempt is not None and attempt.isdigit() and int(attempt) < payment.attempts:
+                return f"ignored: {payment.status} stays"  # a late word about an attempt that is over: changes nothing
+            if intent_id is None:
+                return self._refused(payment, "refused: no PaymentIntent id", details)
+            try:
+                intent = self.gateway.retrieve_intent(intent_id)
+            except PaymentRefused:  # e.g. 404: Stripe has no such intent in our account
+                return self._refused(payment, "refused: unknown to Stripe", details)
+            if intent.metadata.get("payment_id") != payment.id:
+                return self._refused(payment, "refused: Stripe's intent is not for this payment", details)
+        payment, outcome = self._apply(payment.id, intent)
+        if outcome.startswith("refused"):
+            self._refused(payment, outcome, {"event": event_id, "type": kind, **_facts(body)})
+        return outcome
+
+    def _refund_event(self, event_id: str, kind: str, obj: dict[str, Any], intent_id: str | None) -> str:
+        """``charge.refunded``: a refund, ours or made outside Leaseline (e.g. in Stripe's dashboard). Raises what
+        was refunded of the payment to the charge's total, if the charge is of the intent recorded on a payment that
+        was captured, in its currency, and the total is no more than was captured."""
+        payment = self.store.by_intent(intent_id) if intent_id else None
+        refunded = charge_refunded(obj)
+        currency = str(obj.get("currency") or "")
+        if payment is None:
+            named = self._named(obj)
+            if named is None:
+                return "ignored: not ours"
+            payment, why = named, "refused: a refund of an intent we do not follow"
+        elif currency.lower() != payment.currency.lower():
+            why = f"refused: currency {currency[:8]!r} is not cny"
+        elif payment.status not in CAPTURED:
+            why = "refused: a refund of a payment not captured"
+        elif refunded > payment.captured:
+            why = f"refused: refunded {refunded} of {payment.captured} captured"
+        elif refunded <= payment.refunded:
+            return "ignored: refunds known"
+        elif self.store.raise_refunded(payment.id, refunded):
+            return "applied: refunded outside"
+        else:
+            return "ignored: refunds changed meanwhile"
+        return self._refused(payment, why, {"event": event_id, "type": kind, "intent": intent_id,
+                                            "refunded": refunded, "currency": currency[:8]})
+
+    def _refused(self, payment: Payment, outcome: str, details: dict[str, object]) -> str:
+        """Keep a refusal where people look: the log, the audit log (``payment.stripe_refused``); a webhook's also in
+        its stored outcome, which /payments lists for ops. Returns ``outcome``."""
+        log.warning("payment %s: Stripe's %s %s", payment.id, details.get("type") or "answer", outcome)
+        self._audit("payment.stripe_refused", None, payment.dealer_id, payment.id,
+                    {"why": outcome.removeprefix("refused: "), **details}, outcome="failure",
+                    system="system:stripe")
+        return outcome
 
     # -- delivery and maintenance ----------------------------------------------------------------------------
     def check_ready(self, application_id: str) -> None:
@@ -775,11 +897,11 @@ class PaymentService:
         return fresh
 
     def _audit(self, action: str, actor: Actor | None, dealer_id: str | None, target: str,
-               details: dict[str, object], outcome: str = "success") -> None:
+               details: dict[str, object], outcome: str = "success", system: str = "system:settle") -> None:
         if self.audit is None:
             return
         self.audit.append(action, outcome, actor_id=actor.id if actor else None,
-                          actor_label=actor.label if actor else "system:settle", dealer_id=dealer_id, target=target,
+                          actor_label=actor.label if actor else system, dealer_id=dealer_id, target=target,
                           ip=actor.ip if actor else "", user_agent=actor.user_agent if actor else "", details=details)
 
 def _yuan(amount_fen: int) -> str:
@@ -792,11 +914,11 @@ def _untried(intent: Intent) -> bool:
     return intent.status == "requires_payment_method" and not intent.last_error
 
 
-def _event_error(obj: dict[str, Any]) -> str | None:
-    error = obj.get("last_payment_error")
-    if isinstance(error, dict):
-        return str(error.get("decline_code") or error.get("code") or error.get("message") or "") or None
-    return None
+def _facts(intent: Intent) -> dict[str, object]:
+    """What an intent says, for the audit log of a refusal."""
+    return {"intent": intent.id, "status": intent.status, "amount": intent.amount, "currency": intent.currency[:8],
+            "received": intent.amount_received, "capture_method": intent.capture_method,
+            "attempt": intent.metadata.get("attempt", "")[:12]}
 
 
 def transfer_key(payment: Payment) -> str:

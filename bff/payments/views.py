@@ -240,7 +240,9 @@ def hold_action(application_id: str, payment_id: str, action: str) -> Any:
 @bp.post("/webhooks/stripe")
 def stripe_webhook() -> Any:
     """Stripe's events: the signature checked with the endpoint secret (a stale timestamp refused), each event
-    applied once; 400 for what Stripe must not retry as is, 200 otherwise (even for events we ignore)."""
+    applied once; 400 for what Stripe must not retry as is, 503 when Stripe itself could not be asked about the
+    event's intent (Stripe retries it: https://docs.stripe.com/webhooks#retries), 200 otherwise (even for events we
+    ignore or refuse: refusals are kept for ops, and a retry would be refused again)."""
     if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
         return {"error": "too large"}, 413
     payload = request.get_data(cache=False)
@@ -250,5 +252,9 @@ def stripe_webhook() -> Any:
     except WebhookInvalid as exc:
         log.warning("stripe webhook refused: %s", exc.reason)
         return {"error": exc.reason}, 400
-    outcome = services().payments.handle_event(event)
+    try:
+        outcome = services().payments.handle_event(event)
+    except PaymentsUnavailable:  # its intent could not be checked with Stripe: Stripe retries a non-2xx answer
+        log.warning("stripe webhook %s deferred: Stripe unreachable", str(event.get("id"))[:64])
+        return {"error": "retry later"}, 503
     return {"received": True, "outcome": outcome}, 200

@@ -36,6 +36,7 @@ from tests.integration.test_stripe_gateway import TRANSFER_FIXTURE
 
 pytestmark = pytest.mark.db
 OPS = "ops@demo.leaseline.cn"
+ADMIN_A = "admin.pudong@demo.leaseline.cn"
 DEPOSIT = "20-36-0-ctpl+damage+tpl_1m-D-f-v"  # rents in advance: the first rent is due at signing
 DEPOSIT_FREE = "20-36-0-ctpl+damage+tpl_1m-F-f-a"
 
@@ -234,20 +235,25 @@ def test_webhooks_are_verified_applied_once_and_in_any_order(bff_server: Any, st
     app_id = signed_application(app, DEPOSIT_FREE)
     with sign_in(base, SALES_A) as sales:
         hold = opened(sales, base, app, app_id)["hold"]
-    # Stripe holds the card before our own answer is stored (the intent is named only in its metadata)
+    # Stripe holds the card before our own answer is stored (the intent is named only in its metadata): the attempt
+    # is claimed, as pay() does before it asks Stripe, and its intent made with the attempt in its metadata; the
+    # service asks Stripe about an intent it has not recorded, and believes the event only for one of this attempt
+    claimed = app.extensions["leaseline"].payments.store.claim_attempt(hold.id, f"pay:{hold.id}:test")
+    assert claimed is not None and claimed.status == "processing"
+    metadata = {"payment_id": hold.id, "application_id": app_id, "kind": "hold", "attempt": str(claimed.attempts)}
     intent = stripe_server.gateway().create_intent(
         amount=hold.amount, currency="cny", idempotency_key=f"test-{hold.id}", manual_capture=True, confirm=True,
-        payment_method="pm_card_visa", metadata={"payment_id": hold.id, "application_id": app_id, "kind": "hold"})
+        payment_method="pm_card_visa", metadata=metadata)
     body = {"id": intent.id, "object": "payment_intent", "amount": hold.amount, "amount_capturable": hold.amount,
-            "capture_method": "manual", "currency": "cny", "status": "requires_capture",
-            "metadata": {"payment_id": hold.id}, "created": int(time.time())}
+            "amount_received": 0, "capture_method": "manual", "currency": "cny", "status": "requires_capture",
+            "metadata": metadata, "created": int(time.time())}
     held = _event("payment_intent.amount_capturable_updated", body)
     # forged, stale, not JSON, no signature: refused, nothing changes
     assert _post(base, held, "whsec_wrong").status_code == 400
     assert _post(base, held, secret, timestamp=int(time.time()) - 3600).status_code == 400
     assert _post(base, b"not json", secret).status_code == 400
     assert requests.post(f"{base}/webhooks/stripe", data=held, timeout=TIMEOUT).status_code == 400
-    assert payments(app, app_id)["hold"].status == "pending"
+    assert payments(app, app_id)["hold"].status == "processing"
     r = _post(base, held, secret)
     assert r.status_code == 200 and r.json()["outcome"] == "applied"
     assert payments(app, app_id)["hold"].status == "held"
@@ -402,3 +408,92 @@ def test_requests_that_may_call_stripe_share_one_budget_per_application(bff_serv
         assert sales.get(f"{base}/applications/{other_id}/payment", params={"pay": other.id},
                          timeout=TIMEOUT).status_code == 200
     assert payments(app, app_id)["upfront"].status == "pending"  # the refused tap sent nothing
+
+
+# -- issue 14, money integrity: what a signed webhook may change ------------------------------------------------
+def test_a_late_event_after_the_success_changes_no_amount(bff_server: Any, stripe_server: Any) -> None:
+    """A ``processing``, ``payment_failed`` or ``canceled`` event of the paid intent arriving after its success (Stripe
+    does not promise an order) is ignored as a whole: the captured amount stays, ops can refund all of it, and the
+    reconciliation agrees with Stripe (before the fix it set ``captured`` to 0: a refund of the deposit was refused as
+    "more than what is left" and reconciliation reported the difference)."""
+    base, app = bff_server.url, bff_server.app
+    secret = app.config["SETTINGS"].stripe_webhook_secret
+    app_id = signed_application(app, DEPOSIT)
+    with sign_in(base, SALES_A) as sales:
+        deposit = opened(sales, base, app, app_id)["deposit"]
+        assert pay(sales, base, app_id, deposit.id).status_code == 200
+    paid = payments(app, app_id)["deposit"]
+    assert paid.status == "succeeded" and paid.captured == paid.amount
+    body = {"id": paid.intent_id, "object": "payment_intent", "amount": paid.amount, "amount_received": 0,
+            "amount_capturable": 0, "currency": "cny", "capture_method": "automatic", "created": int(time.time()),
+            "metadata": {"payment_id": paid.id, "application_id": app_id, "kind": "deposit",
+                         "attempt": str(paid.attempts)}}
+    late = [("payment_intent.processing", {"status": "processing"}),
+            ("payment_intent.payment_failed", {"status": "requires_payment_method",
+                                               "last_payment_error": {"code": "card_declined"}}),
+            ("payment_intent.canceled", {"status": "canceled"})]
+    for kind, fields in late:
+        r = _post(base, _event(kind, {**body, **fields}), secret)
+        assert r.status_code == 200 and r.json()["outcome"] == "ignored: succeeded stays", (kind, r.text)
+        after = payments(app, app_id)["deposit"]
+        assert (after.status, after.captured, after.refunded, after.intent_id) == (
+            "succeeded", paid.amount, 0, paid.intent_id), kind
+    assert [p for p in app.extensions["leaseline"].payments.reconcile() if p.get("payment") == paid.id] == []
+    url = f"{base}/applications/{app_id}/payment"
+    with sign_in(base, OPS) as ops:  # the whole deposit can still be refunded
+        whole = {"amount": f"{paid.amount / 100:.2f}", "reason": "全额退还保证金", "csrf_token": csrf(ops, url)}
+        r = ops.post(f"{base}/applications/{app_id}/payments/{paid.id}/refund", data=whole, timeout=TIMEOUT)
+        assert r.status_code == 200, r.text[:300]
+    assert payments(app, app_id)["deposit"].refunded == paid.amount
+
+
+def test_a_signed_event_not_about_our_intent_is_refused_and_shown_to_ops(bff_server: Any, stripe_server: Any) -> None:
+    """A signed ``payment_intent.succeeded`` for an intent we never created (1 fen, its metadata naming a pending
+    deposit), or for the intent we did create but with another amount or currency, moves nothing: the deposit stays
+    unpaid and the lease not ready for delivery (before the fix the deposit became paid with 1 fen captured and the
+    lease ready for delivery). Each refusal is kept where ops look: the audit log and the payments view."""
+    base, app = bff_server.url, bff_server.app
+    components = app.extensions["leaseline"]
+    secret = app.config["SETTINGS"].stripe_webhook_secret
+    app_id = signed_application(app, DEPOSIT)
+    with sign_in(base, SALES_A) as sales:
+        due = opened(sales, base, app, app_id)
+        assert pay(sales, base, app_id, due["upfront"].id).status_code == 200  # the deposit is all that is left
+    deposit = due["deposit"]
+    forged_id = f"pi_forged_{uuid.uuid4().hex[:12]}"
+    forged = {"id": forged_id, "object": "payment_intent", "amount": 1, "amount_received": 1, "currency": "cny",
+              "status": "succeeded", "capture_method": "automatic", "created": int(time.time()),
+              "metadata": {"payment_id": deposit.id, "application_id": app_id, "kind": "deposit"}}
+    for metadata in ({}, {"attempt": "0"}, {"attempt": "1"}):  # whatever attempt it claims
+        for amount in (1, deposit.amount):  # nor does the right amount make it ours
+            event = {**forged, "amount": amount, "amount_received": amount,
+                     "metadata": {**forged["metadata"], **metadata}}
+            r = _post(base, _event("payment_intent.succeeded", event), secret)
+            assert r.status_code == 200 and r.json()["outcome"].startswith("refused"), r.text
+    # the intent we made for the deposit (as the Payment Element's checkout does), then events about it that do not
+    # match it: another amount, another currency
+    store = components.payments.store
+    claimed = store.claim_attempt(deposit.id, f"pay:{deposit.id}:test")
+    assert claimed is not None
+    ours = stripe_server.gateway().create_intent(
+        amount=deposit.amount, currency="cny", idempotency_key=f"test-{deposit.id}",
+        metadata={"payment_id": deposit.id, "application_id": app_id, "kind": "deposit",
+                  "attempt": str(claimed.attempts)})
+    assert store.move(deposit.id, "processing", "pending", intent_id=ours.id) is not None
+    recorded = {**forged, "id": ours.id, "metadata": {**forged["metadata"], "attempt": str(claimed.attempts)}}
+    for changes in ({"amount": 1, "amount_received": 1}, {"currency": "usd", "amount": deposit.amount,
+                                                          "amount_received": deposit.amount}):
+        r = _post(base, _event("payment_intent.succeeded", {**recorded, **changes}), secret)
+        assert r.status_code == 200 and r.json()["outcome"].startswith("refused"), r.text
+    after = payments(app, app_id)["deposit"]
+    assert (after.status, after.captured, after.refunded, after.intent_id) == ("pending", 0, 0, ours.id)
+    assert status(app, app_id) == "signed"
+    refusals = [e for e in components.audit.search(action="payment.stripe_refused") if e.target == deposit.id]
+    assert len(refusals) == 8 and {e.outcome for e in refusals} == {"failure"}
+    assert {e.details["intent"] for e in refusals} == {forged_id, ours.id}
+    with sign_in(base, OPS) as ops:
+        page = ops.get(f"{base}/payments", timeout=TIMEOUT).text
+    assert 'data-testid="refused-events"' in page and forged_id in page and ours.id in page
+    with sign_in(base, ADMIN_A) as admin:  # a dealer's admin sees the dealer's payments, not the lessor's Stripe log
+        page = admin.get(f"{base}/payments", timeout=TIMEOUT).text
+    assert 'data-testid="ops-payments"' in page and 'data-testid="refused-events"' not in page

@@ -1,4 +1,5 @@
-"""The payment state machine: every transition, and out-of-order or replayed events changing nothing."""
+"""The payment state machine: every transition, out-of-order or replayed events changing nothing, and what an intent
+must be to be a payment's (issue 14)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import itertools
 import pytest
 
 from bff.payments.machine import ALLOWED
+from bff.payments.machine import CAPTURED
 from bff.payments.machine import FINAL
 from bff.payments.machine import STATUSES
 from bff.payments.machine import advance
 from bff.payments.machine import from_intent
+from bff.payments.machine import mismatch
+from bff.payments.machine import receipt_problem
 
 
 @pytest.mark.parametrize(("intent", "manual", "ours"), [
@@ -46,3 +50,37 @@ def test_a_success_may_arrive_before_our_own_answer() -> None:
     assert advance("processing", "succeeded") == "succeeded"
     assert advance("pending", "held") == "held"
     assert advance("succeeded", "succeeded") is None  # then our answer: a no-op
+
+
+def test_a_lapsed_hold_s_late_events_do_not_revive_it() -> None:
+    """Our ``expired`` is the end of the card's authorisation window; Stripe then cancels the intent. Its late events
+    (the authorisation, processing, a failure, the cancellation) change nothing: a new authorisation is a new attempt
+    the service claims itself. A capture that reached Stripe before the window closed is money taken: it counts."""
+    for late in ("held", "processing", "requires_action", "failed", "released", "pending"):
+        assert advance("expired", late) is None
+    assert advance("expired", "captured") == "captured"
+
+
+def test_an_intent_fits_a_line_only_as_we_asked_for_it() -> None:
+    assert mismatch("deposit", 1049000, intent_amount=1049000, currency="cny", manual=False) is None
+    assert mismatch("deposit", 1049000, intent_amount=1049000, currency="CNY", manual=False) is None
+    assert mismatch("hold", 500, intent_amount=500, currency="cny", manual=True) is None
+    assert mismatch("deposit", 1049000, intent_amount=1, currency="cny", manual=False) == "amount 1 is not 1049000"
+    assert mismatch("deposit", 1049000, intent_amount=1049000, currency="usd", manual=False) is not None
+    assert mismatch("deposit", 1049000, intent_amount=1049000, currency="cny", manual=True) is not None
+    assert mismatch("hold", 500, intent_amount=500, currency="cny", manual=False) is not None
+
+
+@pytest.mark.parametrize(("target", "received", "fits"), [
+    ("succeeded", 1000, True), ("succeeded", 999, False), ("succeeded", 0, False), ("succeeded", 1001, False),
+    ("captured", 1000, True), ("captured", 1, True), ("captured", 0, False), ("captured", 1001, False),
+    ("held", 0, True), ("failed", 0, True),
+])
+def test_what_was_received_must_fit_the_move(target: str, received: int, fits: bool) -> None:
+    """An automatic capture takes the whole amount; a hold's capture some of it (the rest released), never more."""
+    assert (receipt_problem(target, 1000, received) is None) == fits
+
+
+def test_what_was_received_is_written_only_into_final_states() -> None:
+    """Stripe's amount_received is final once an intent succeeded; so are ours that hold it."""
+    assert CAPTURED <= FINAL and all(not ALLOWED[status] for status in CAPTURED)
