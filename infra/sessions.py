@@ -2,7 +2,9 @@
 
 The cookie carries only a random session id (OWASP ASVS 4.0.3 V3.2.2: at least 64 bits of entropy; we use
 256). The store never sees that id: callers pass :func:`session_key` of it, the id's SHA-256, so a copy of the
-table (a backup, a read replica, an SQL injection) yields no session anyone could present. Ending a session is
+table (a backup, a read replica, an SQL injection) yields no session anyone could present. What a session holds
+is sealed with :func:`seal` under a key derived from the id too (AES-256-GCM), so the copy does not yield that
+either (a salesperson's session keeps the single-use links of the invitations they made). Ending a session is
 deleting its row, which ends every copy of its cookie at once (ASVS 3.3.1); ending a *subject* (one person's
 ``staff:<user id>``) ends all of their sessions (ASVS 3.3.3, 3.3.4 on deactivation).
 
@@ -14,11 +16,17 @@ expiry do :meth:`purge`.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
@@ -34,9 +42,36 @@ def session_key(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
+def _sealing_key(session_id: str) -> AESGCM:
+    # HKDF-SHA256 (RFC 5869) of the id: independent of the stored SHA-256, so the table does not give it away
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"leaseline/session-data").derive(
+        session_id.encode())
+    return AESGCM(key)
+
+
+_AAD = b"leaseline/session-data/v1"
+
+
+def seal(session_id: str, plaintext: str) -> str:
+    """``plaintext`` (a session's serialised values) encrypted under a key only the session's id gives:
+    base64url of a random 96-bit nonce, the ciphertext and its tag."""
+    nonce = os.urandom(12)
+    return base64.urlsafe_b64encode(nonce + _sealing_key(session_id).encrypt(nonce, plaintext.encode(), _AAD)).decode()
+
+
+def unseal(session_id: str, sealed: str) -> str:
+    """The plaintext :func:`seal` sealed for ``session_id``; ValueError if it was sealed for another id, or
+    altered."""
+    try:
+        raw = base64.urlsafe_b64decode(sealed.encode())
+        return _sealing_key(session_id).decrypt(raw[:12], raw[12:], _AAD).decode()
+    except (InvalidTag, ValueError) as exc:
+        raise ValueError("session data does not open with this session id") from exc
+
+
 @dataclass(frozen=True)
 class StoredSession:
-    """A live session as stored: its serialised data, whose it is, and when the store forgets it."""
+    """A live session as stored: its sealed data (:func:`seal`), whose it is, and when the store forgets it."""
 
     data: str
     subject: str | None

@@ -3,7 +3,8 @@
 Flask's default session is the signed cookie itself, so the server cannot end it: a copy of the cookie stays
 valid after sign-out until it expires (OWASP ASVS 4.0.3 V3.3.1 asks that logout invalidate the session). Here
 the cookie holds ``secrets.token_urlsafe(32)`` (256 bits, ASVS 3.2.2) and nothing else; the values live in the
-:class:`~infra.sessions.SessionStore` under the id's SHA-256. Deleting the row ends every copy at once.
+:class:`~infra.sessions.SessionStore` under the id's SHA-256, sealed with a key derived from the id (so the
+table yields neither a usable session nor what it holds). Deleting the row ends every copy at once.
 
 * **Rotation** (ASVS 3.2.1): ``session.clear()`` — which sign-in, sign-out and the customer's hand-off call —
   also gives the session a new id when it is saved; the old row is deleted.
@@ -28,12 +29,10 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
-from typing import NoReturn
 
 from flask import Flask
 from flask import Request
 from flask import Response
-from flask.sessions import NullSession
 from flask.sessions import SecureCookieSession
 from flask.sessions import SessionInterface
 from flask.sessions import SessionMixin
@@ -41,7 +40,9 @@ from flask.sessions import session_json_serializer
 
 from bff.auth.cookies import secure_request
 from infra.sessions import SessionStore
+from infra.sessions import seal
 from infra.sessions import session_key
+from infra.sessions import unseal
 
 #: paths whose requests never use a session (no read, no write): static files and the stateless JSON API
 STATELESS = ("/static/", "/api/")
@@ -73,14 +74,10 @@ class ServerSession(SecureCookieSession):
         self.rotate = True
 
 
-class StatelessSession(NullSession):
-    """The session of a request under :data:`STATELESS`: always empty, and writing to it is a bug."""
-
-    def _fail(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise RuntimeError("static files and the JSON API are stateless: they have no session to write")
-
-    __setitem__ = __delitem__ = clear = pop = popitem = update = setdefault = _fail
-    del _fail
+class StatelessSession(SecureCookieSession):
+    """The session of a request under :data:`STATELESS`: it starts empty and is never saved (Flask skips saving
+    a ``null_session_class`` session), so such a request neither reads nor writes the store and sets no cookie.
+    A write stays in memory: e.g. the CSRF token of the HTML error page of a missing static file."""
 
 
 class ServerSessionInterface(SessionInterface):
@@ -119,7 +116,7 @@ class ServerSessionInterface(SessionInterface):
         if found is None:  # ended (sign-out, everywhere, deactivation) or expired
             return ServerSession(stale=True)
         try:
-            data = self.serializer.loads(found.data)
+            data = self.serializer.loads(unseal(sid, found.data))
         except ValueError:
             return ServerSession(stale=True)
         return ServerSession(data, sid=sid, expires_at=found.expires_at)
@@ -145,12 +142,13 @@ class ServerSessionInterface(SessionInterface):
             if key is not None:
                 self.store.delete(key)
             sid = new_session_id()
-            self.store.create(session_key(sid), self.serializer.dumps(data), self.subject(data), expires_at, now)
+            self.store.create(session_key(sid), seal(sid, self.serializer.dumps(data)), self.subject(data),
+                              expires_at, now)
         elif session.modified:
-            if not self.store.update(key, self.serializer.dumps(data), self.subject(data), expires_at):
+            sid = str(session.sid)
+            if not self.store.update(key, seal(sid, self.serializer.dumps(data)), self.subject(data), expires_at):
                 self._drop_cookie(app, response)  # ended while this request ran: it stays ended
                 return
-            sid = str(session.sid)
         elif session.expires_at is not None and expires_at - session.expires_at >= TOUCH_AFTER:
             if not self.store.touch(key, expires_at):
                 self._drop_cookie(app, response)

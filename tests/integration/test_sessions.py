@@ -76,6 +76,21 @@ def test_the_cookie_is_a_random_id_and_the_server_keeps_only_its_hash(bff_server
         assert rows(app, "subject = :s", s=f"staff:{user_id}") >= 1
 
 
+def test_what_a_session_holds_is_sealed_at_rest(bff_server: Any, app: Any) -> None:
+    """A salesperson's session keeps the single-use links of their invitations (the invitations table has only
+    hashes): a copy of the sessions table must not give them away, nor whose session is signed in how."""
+    from tests.integration.test_invitations import invite
+
+    base = bff_server.url
+    with sign_in(base, SALES_A) as sales:
+        _, link = invite(base, sales, "13800138202")
+        key = hashlib.sha256(sales.cookies["session"].encode()).hexdigest()
+        with app.extensions["leaseline"].db.engine.connect() as conn:
+            stored = str(conn.execute(text("SELECT data FROM web_sessions WHERE key = :k"), {"k": key}).scalar_one())
+    secret = link.rstrip("/").rsplit("/", 1)[1]
+    assert secret not in stored and "uid" not in stored and "login_at" not in stored
+
+
 def test_sign_in_starts_a_new_session_and_forgets_the_anonymous_one(bff_server: Any, app: Any) -> None:
     """Session fixation (ASVS 3.2.1): an id planted before sign-in never becomes a signed-in session."""
     base = bff_server.url
@@ -136,6 +151,8 @@ def test_requests_that_never_write_the_session_create_no_rows(bff_server: Any, a
         assert requests.post(f"{base}/api/v1/quotes", json=quote, timeout=TIMEOUT).status_code == 200
         assert requests.get(f"{base}/static/css/app.css", timeout=TIMEOUT).status_code == 200
         assert requests.get(f"{base}/healthz", timeout=TIMEOUT).status_code == 200
+        missing = requests.get(f"{base}/static/no-such-file.css", timeout=TIMEOUT)  # an HTML 404 page, with a form
+        assert missing.status_code == 404 and "Set-Cookie" not in missing.headers
     assert rows(app) == before
     with requests.Session() as browser:  # a page with a form writes its CSRF token: one session, kept
         browser.get(f"{base}/vehicles", timeout=TIMEOUT)
@@ -179,7 +196,10 @@ def test_the_store_forgets_expired_sessions_and_never_revives_an_ended_one(db_ur
         store.create("b" * 64, '{"x": 2}', "staff:purge-test", now - timedelta(seconds=1), now)
         assert store.load("a" * 64, now) is not None
         assert store.load("b" * 64, now) is None  # expired: gone for the application at once
-        assert store.purge(now) >= 1  # and from the table by the purge
+        store.purge(now)  # and from the table by the purge (which the suite's resumer may have done already)
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM web_sessions WHERE key = :k"),
+                                {"k": "b" * 64}).scalar_one() == 0
         assert store.load("a" * 64, now + timedelta(minutes=31)) is None
         # a request that began before sign-out and ends after it must not write the session back
         store.delete("a" * 64)
