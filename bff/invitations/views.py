@@ -36,7 +36,7 @@ from plans.errors import PlanInputError
 bp = Blueprint("invitations", __name__)
 #: development-only pages: registered by the app factory outside production only (never mounted there)
 dev_bp = Blueprint("dev", __name__)
-LINKS = "invitation_links"  # the salesperson's session keeps the links it created (the DB has only hashes)
+LINKS = "invitation_links"  # the salesperson's session keeps its links (invitations: hashes; the session row: sealed)
 
 
 def own_only() -> str | None:
