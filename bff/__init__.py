@@ -143,6 +143,7 @@ def register_blueprints(app: Flask) -> None:
     from bff.applications.views import bp as applications_bp
     from bff.auth.views import bp as auth_bp
     from bff.invitations.views import bp as invitations_bp
+    from bff.invitations.views import dev_bp
     from bff.payments.views import bp as payments_bp
     from bff.payments.views import stripe_webhook
     from bff.plans.views import bp as plans_bp
@@ -155,6 +156,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(staff_bp)
     app.register_blueprint(invitations_bp)
+    if app.config["SETTINGS"].env != "production":  # the SMS sandbox's outbox: development and tests only
+        app.register_blueprint(dev_bp)
     app.register_blueprint(plans_bp)
     app.register_blueprint(applications_bp)
     app.register_blueprint(reviews_bp)

@@ -10,6 +10,7 @@ from bff.applications.kyc import KycService
 from bff.applications.risk import RiskDispatch
 from bff.applications.services import ApplicationService
 from bff.auth.services import AuthService
+from bff.auth.services import ExpiredSessionsPurge
 from bff.config import ConfigError
 from bff.config import Settings
 from bff.config import var_dir
@@ -39,6 +40,8 @@ from infra.pii import PiiVault
 from infra.pii import configured_key
 from infra.service_tokens import TokenIssuer
 from infra.service_tokens import load_or_create_signing_key
+from infra.sessions import SessionStore
+from infra.sessions import SqlSessionStore
 from infra.sms import SandboxOutboxSms
 from infra.storage import S3ObjectStore
 from plans.policy import load_policy
@@ -65,6 +68,7 @@ class Services:
     kyc_rate: str
     executor: ProcessLocalPool
     payments: PaymentService
+    sessions: SessionStore
 
 
 def warm_up() -> None:
@@ -87,6 +91,7 @@ def bootstrap(settings: Settings) -> Services:
             f"LEASELINE_PRODUCT={settings.product!r}: no file plans/products/{settings.product}.toml") from None
     db = Database(settings.database_url)
     accounts, audit = SqlAccounts(db), SqlAuditLog(db)
+    sessions = SqlSessionStore(db)  # the embedded default; a Redis adapter comes with the scale-out issue
     sms = SandboxOutboxSms(db)  # the embedded default; a gateway adapter replaces it in production
     try:
         vault = PiiVault(configured_key(settings.pii_key, var_dir()))
@@ -121,10 +126,10 @@ def bootstrap(settings: Settings) -> Services:
                               dealer_account=lambda dealer_id: getattr(accounts.dealer(dealer_id), "stripe_account",
                                                                        None), audit=audit)
     risk.also += [contracts.resume_due, contracts.flush_outbox, payments.expire_holds, payments.retry_refunds,
-                  payments.pay_out_dealers, payments.settle]
+                  payments.pay_out_dealers, payments.settle, ExpiredSessionsPurge(sessions)]
     return Services(db=db, plans=plans, accounts=accounts, audit=audit, risk=risk, contract=contract,
                     contracts=contracts,
-                    auth=AuthService(accounts, audit), sms=sms, invitations_repo=invitations,
+                    auth=AuthService(accounts, audit, sessions), sms=sms, invitations_repo=invitations,
                     invitations=InvitationService(invitations, sms, audit, settings.secret_key),
                     vault=vault, store=store, applications=applications, kyc=kyc, kyc_rate=settings.kyc_rate,
-                    executor=executor, payments=payments)
+                    executor=executor, payments=payments, sessions=sessions)

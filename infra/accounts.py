@@ -9,6 +9,7 @@ from datetime import datetime
 from datetime import timedelta
 
 from sqlalchemy import func
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -159,11 +160,25 @@ class SqlAccounts:
                                  .where(DealerRow.id == user.dealer_id))
             return DealerGroup(row.id, row.name, row.oidc_issuer) if row is not None else None
 
-    def enrol_totp(self, user_id: str, totp_secret: str, recovery_hashes: list[str]) -> bool:
-        """Store a first TOTP secret and its recovery codes; False (nothing changed) if one is already set."""
+    def enrol_totp(self, user_id: str, totp_secret: str, recovery_hashes: list[str], used_step: int) -> bool:
+        """Store a first TOTP secret and its recovery codes, with the time step of the code that confirmed it (used
+        once); False (nothing changed) if a secret is already set."""
         stmt = (update(UserRow).where(UserRow.id == user_id[:36], UserRow.totp_secret.is_(None))
-                .values(totp_secret=totp_secret, recovery_codes=json.dumps(recovery_hashes)))
+                .values(totp_secret=totp_secret, recovery_codes=json.dumps(recovery_hashes),
+                        totp_last_step=used_step))
         with self.db.session() as session:  # one conditional UPDATE: two racing enrolments cannot both win
+            return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+    def accept_totp_step(self, user_id: str, step: int) -> bool:
+        """Record that a TOTP code of time ``step`` was used; False if that step or a later one already was.
+
+        One conditional UPDATE: of two sign-ins racing with the same code, the database lets exactly one move
+        the step (PostgreSQL re-checks the WHERE clause on the row the other one committed; SQLite serialises
+        writers)."""
+        stmt = (update(UserRow).where(UserRow.id == user_id[:36],
+                                      or_(UserRow.totp_last_step.is_(None), UserRow.totp_last_step < step))
+                .values(totp_last_step=step))
+        with self.db.session() as session:
             return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
     def set_modules(self, dealer_id: str, modules: list[str]) -> tuple[str, ...]:

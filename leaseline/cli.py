@@ -725,6 +725,29 @@ def kyc_purge(as_json: bool) -> None:
     click.echo(json.dumps({"deleted": deleted}) if as_json else f"deleted {deleted} biometric images")
 
 
+@main.group("sessions")
+def sessions_group() -> None:
+    """Browser sessions kept on the server."""
+
+
+@sessions_group.command("purge")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def sessions_purge(as_json: bool) -> None:
+    """Delete expired sessions from LEASELINE_DATABASE_URL. The BFF's background resumer does it every five
+    minutes; run this where no BFF process runs the resumer (LEASELINE_RESUMER=0 everywhere)."""
+    from infra.db import Database
+    from infra.db.models import utcnow
+    from infra.sessions import SqlSessionStore
+
+    database = Database(_settings().database_url)
+    try:
+        with _database_errors():
+            deleted = SqlSessionStore(database).purge(utcnow())
+    finally:
+        database.dispose()
+    click.echo(json.dumps({"deleted": deleted}) if as_json else f"deleted {deleted} expired sessions")
+
+
 @main.group("risk")
 def risk_group() -> None:
     """The credit scorecard: retrain it, evaluate it on held-out data."""

@@ -207,7 +207,8 @@ class ContractDispatch:
             raise NotAllowed("no_mobile", "申请中没有手机号", "The application has no mobile number")
         code = f"{secrets.randbelow(10 ** 6):06d}"
         self.repo.add_signing_code(app.id, self._code_hash(app.id, code), self.clock() + CODE_TTL)
-        self.sms.send(mobile, f"【领航租赁】您正在签署融资租赁合同，验证码 {code}，5 分钟内有效。如非本人操作请忽略。")
+        self.sms.send(mobile, f"【领航租赁】您正在签署融资租赁合同，验证码 {code}，5 分钟内有效。如非本人操作请忽略。",
+                      dealer_id=app.dealer_id)
 
     def check_code(self, app: Application, code: str) -> str | None:
         """The verified code's id, or None (wrong, expired or too many tries)."""

@@ -3,8 +3,9 @@
 Flask's ``SESSION_COOKIE_SECURE`` is one switch for the whole app; we want ``Secure`` wherever the site is
 reached by a name (every environment: a staging host over plain HTTP should fail loudly, not leak the
 session), and not on the loopback, where development and the browser tests run over http://127.0.0.1.
-The session cookie is written after the ``after_request`` hooks, so it gets its own session interface;
-every other cookie (e.g. ``locale``) is fixed up by an ``after_request`` hook.
+The session cookie is written after the ``after_request`` hooks, so its session interface
+(:mod:`bff.auth.server_session`) sets the same flags itself; every other cookie (e.g. ``locale``) is fixed up by
+an ``after_request`` hook.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from flask import Flask
 from flask import Response
 from flask import current_app
 from flask import request
-from flask.sessions import SecureCookieSessionInterface
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -32,19 +32,6 @@ def secure_request() -> bool:
     """Whether cookies set in answer to the current request must be ``Secure``. Always in production: a
     reverse proxy that forwards ``Host: 127.0.0.1`` (nginx's default ``$proxy_host``) must not turn it off."""
     return current_app.config["SETTINGS"].env == "production" or not is_local_host(request.host)
-
-
-class LocalAwareSessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie session, ``Secure`` unless the request came to localhost."""
-
-    def get_cookie_secure(self, app: Flask) -> bool:
-        return secure_request()
-
-    def get_cookie_httponly(self, app: Flask) -> bool:
-        return True
-
-    def get_cookie_samesite(self, app: Flask) -> str:
-        return "Lax"
 
 
 def harden_cookies(response: Response) -> Response:
@@ -70,5 +57,4 @@ def harden_cookies(response: Response) -> Response:
 
 
 def register(app: Flask) -> None:
-    app.session_interface = LocalAwareSessionInterface()
     app.after_request(harden_cookies)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
 from datetime import timedelta
 from secrets import choice
 
@@ -15,8 +18,35 @@ from infra.accounts import SqlAccounts
 from infra.accounts import Staff
 from infra.audit import SqlAuditLog
 from infra.db.models import utcnow
+from infra.sessions import SessionStore
 
 RECOVERY_CODES = 8
+#: TOTP codes of the previous, the current and the next 30-second step are accepted (RFC 6238 §5.2 allows for
+#: clock drift and typing time), each at most once
+TOTP_STEPS = (-1, 0, 1)
+
+
+def staff_subject(user_id: str) -> str:
+    """The session-store subject of a staff member's sessions (see :mod:`infra.sessions`)."""
+    return f"staff:{user_id}"
+
+
+def customer_subject(invitation_id: str) -> str:
+    """The session-store subject of an invited customer's sessions."""
+    return f"customer:{invitation_id}"
+
+
+def totp_step(secret: str, code: str, now: datetime | None = None) -> int | None:
+    """The time step (unix time // 30) whose code ``code`` is, among :data:`TOTP_STEPS` around ``now``; None if
+    it is none of them. Compared in constant time, like pyotp's own ``verify``."""
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(now or datetime.now(UTC))
+    for step in (current + offset for offset in TOTP_STEPS):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
 
 
 def new_recovery_code() -> str:
@@ -34,6 +64,25 @@ class Client:
     user_agent: str
 
 
+class ExpiredSessionsPurge:
+    """Deletes expired sessions from the store, at most once per ``every`` however often it is called (the
+    background resumer calls its duties every few seconds). ``leaseline sessions purge`` does the same at once.
+
+    TODO: a periodic procrastinate task with a queueing lock once the job queue takes over the resumer's duties."""
+
+    def __init__(self, sessions: SessionStore, every: timedelta = timedelta(minutes=5)) -> None:
+        self.sessions = sessions
+        self.every = every
+        self.last: datetime | None = None
+
+    def __call__(self) -> int:
+        now = utcnow()
+        if self.last is not None and now - self.last < self.every:
+            return 0
+        self.last = now
+        return self.sessions.purge(now)
+
+
 class SignInFailed(Exception):
     """Wrong credentials, a locked or inactive account: the message never says which."""
 
@@ -47,10 +96,11 @@ class PasswordOk:
 class AuthService:
     """Local accounts: argon2 passwords, TOTP for lessor roles, lockout after repeated failures."""
 
-    def __init__(self, accounts: SqlAccounts, audit: SqlAuditLog, lock_after: int = 5,
+    def __init__(self, accounts: SqlAccounts, audit: SqlAuditLog, sessions: SessionStore, lock_after: int = 5,
                  lock_for: timedelta = timedelta(minutes=15)) -> None:
         self.accounts = accounts
         self.audit = audit
+        self.sessions = sessions
         self.lock_after = lock_after
         self.lock_for = lock_for
 
@@ -88,13 +138,24 @@ class AuthService:
         return PasswordOk(user, needs)
 
     def check_second_factor(self, user_id: str, code: str, client: Client) -> Staff:
-        """Second step for lessor roles: a TOTP code, or one of the recovery codes (each works once)."""
+        """Second step for lessor roles: a TOTP code, or one of the recovery codes (each works once).
+
+        A TOTP code is accepted once (RFC 6238 §5.2: "the verifier MUST NOT accept the second attempt of the OTP
+        after the successful validation has been issued for the first OTP"; OWASP ASVS 4.0.3 2.8.4): the account
+        remembers the last time step it accepted, and one conditional UPDATE moves it forward, so two sign-ins
+        racing with one code cannot both pass."""
         found = self.accounts.get(user_id)
         secrets = self.accounts.secrets_of(user_id)
         if found is None or secrets is None or not found.active or not secrets.totp_secret:
             raise SignInFailed
         code = code.strip().replace(" ", "")
-        if code.isdigit() and len(code) == 6 and pyotp.TOTP(secrets.totp_secret).verify(code, valid_window=1):
+        step = totp_step(secrets.totp_secret, code)
+        if step is not None:
+            if not self.accounts.accept_totp_step(found.id, step):  # this code (or a later one) was used
+                locked = self.accounts.record_failure(found.id, self.lock_after, self.lock_for)
+                self._log("auth.second_factor", "failure", client, found, found.email, locked=locked,
+                          reason="totp_reused")
+                raise SignInFailed
             method = "totp"
         else:
             remaining = [h for h in secrets.recovery_codes if not verify_secret(h, code.upper())]
@@ -116,12 +177,14 @@ class AuthService:
         if found is None or not found.active or found.totp_enabled:
             raise SignInFailed
         code = code.strip().replace(" ", "")
-        if not (code.isdigit() and len(code) == 6 and pyotp.TOTP(secret).verify(code, valid_window=1)):
+        step = totp_step(secret, code)
+        if step is None:
             locked = self.accounts.record_failure(found.id, self.lock_after, self.lock_for)
             self._log("auth.totp_enrol", "failure", client, found, found.email, locked=locked)
             raise SignInFailed
         codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
-        if not self.accounts.enrol_totp(found.id, secret, [hash_secret(c) for c in codes]):
+        # the confirming code is used: it does not sign in a second time (RFC 6238 §5.2)
+        if not self.accounts.enrol_totp(found.id, secret, [hash_secret(c) for c in codes], step):
             raise SignInFailed  # another tab enrolled first: that secret stands
         self.accounts.record_success(found.id)
         self._log("auth.totp_enrol", "success", client, found, found.email)
@@ -168,6 +231,25 @@ class AuthService:
 
     def sign_out(self, user: Staff, client: Client) -> None:
         self._log("auth.sign_out", "success", client, user, user.email)
+
+    def sign_out_everywhere(self, user: Staff, client: Client) -> int:
+        """End every session of ``user``, this one included (a copied cookie of this very session too; OWASP
+        ASVS 4.0.3 3.3.4). Returns how many were ended."""
+        ended = self.sessions.end_subject(staff_subject(user.id))
+        self._log("auth.sign_out_everywhere", "success", client, user, user.email, sessions=ended)
+        return ended
+
+    def end_sessions(self, user: Staff, reason: str, client: Client, by: Staff | None = None) -> int:
+        """End every session of ``user`` for ``reason`` (e.g. ``deactivated``), at once rather than at their next
+        request. Returns how many were ended."""
+        ended = self.sessions.end_subject(staff_subject(user.id))
+        self._log("auth.session_end", "success", client, user, user.email, reason=reason, sessions=ended,
+                  by=by.email if by is not None else None)
+        return ended
+
+    def session_count(self, user: Staff) -> int:
+        """How many live sessions ``user`` has (their devices and browsers)."""
+        return self.sessions.count(staff_subject(user.id), utcnow())
 
     def session_ended(self, user: Staff | None, label: str, reason: str, client: Client) -> None:
         self._log("auth.session_end", "success", client, user, label, reason=reason)

@@ -1,10 +1,14 @@
-"""The signed-in user of a request: session rotation, idle and absolute timeouts, deactivation."""
+"""The signed-in user of a request: session rotation, idle and absolute timeouts, deactivation.
+
+Sessions are kept on the server (:mod:`bff.auth.server_session`); this module says what a session holds, how
+long the server keeps it and whose it is.
+"""
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
+from collections.abc import Mapping
 from functools import wraps
 from typing import Any
 from typing import TypeVar
@@ -18,7 +22,10 @@ from flask import session
 from flask import url_for
 
 from bff.auth.roles import allowed
+from bff.auth.server_session import ServerSessionInterface
 from bff.auth.services import Client
+from bff.auth.services import customer_subject
+from bff.auth.services import staff_subject
 from bff.services import services
 from infra.accounts import ALWAYS_ON
 from infra.accounts import MODULES
@@ -26,7 +33,30 @@ from infra.accounts import Staff
 
 IDLE_SECONDS = 30 * 60
 ABSOLUTE_SECONDS = 12 * 3600
+#: a staff session past its idle or absolute limit is kept this much longer, so that its next request can end it
+#: with the reason (audit log, "your session has ended" on the login page) instead of finding nothing
+ENDED_GRACE_SECONDS = 3600
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def stored_until(data: Mapping[str, Any]) -> float | None:
+    """When the server may forget a signed-in staff member's session (unix time): shortly after its idle or
+    absolute limit. None for any other session (the pre-sign-in steps, a customer's, a visitor's form tokens),
+    which lives the sliding ``PERMANENT_SESSION_LIFETIME`` after its last use."""
+    if not data.get("uid"):
+        return None
+    limit = min(int(data.get("login_at", 0)) + ABSOLUTE_SECONDS, int(data.get("seen", 0)) + IDLE_SECONDS)
+    return float(limit + ENDED_GRACE_SECONDS)
+
+
+def subject_of(data: Mapping[str, Any]) -> str | None:
+    """Whose session it is: a staff member's (signed in, or between password and second factor), an invited
+    customer's, or nobody's (a visitor's form tokens)."""
+    uid = data.get("uid") or data.get("pending_uid")
+    if uid:
+        return staff_subject(str(uid))
+    invitation = data.get("customer_invitation")
+    return customer_subject(str(invitation)) if invitation else None
 
 
 def client() -> Client:
@@ -35,14 +65,15 @@ def client() -> Client:
 
 def start_session(user: Staff) -> None:
     """A new session for ``user``: everything of the old one (e.g. a pre-login state) is dropped."""
-    session.clear()
+    session.clear()  # and a new session id (bff/auth/server_session.py): the old one is forgotten
     now = int(time.time())
-    session.update(uid=user.id, sid=secrets.token_urlsafe(16), login_at=now, seen=now)
+    session.update(uid=user.id, login_at=now, seen=now)
     session.permanent = True
     g.user = user
 
 
 def end_session() -> None:
+    """Sign out this session: its server-side row is deleted, so every copy of its cookie is dead."""
     session.clear()
     g.user = None
 
@@ -139,6 +170,7 @@ def requires_module(name: str) -> Callable[[F], F]:
 
 
 def register(app: Flask) -> None:
+    app.session_interface = ServerSessionInterface(app.extensions["leaseline"].sessions, stored_until, subject_of)
     app.before_request(load_user)
 
     @app.context_processor

@@ -278,8 +278,18 @@ def logout() -> Any:
     return redirect(url_for("auth.login"))
 
 
+@bp.post("/account/sign-out-everywhere")
+@requires("account.view")
+def sign_out_everywhere() -> Any:
+    """End every session of the signed-in user: other devices, forgotten browsers, copied cookies, and this one."""
+    services().auth.sign_out_everywhere(g.user, client())
+    end_session()
+    return redirect(url_for("auth.login", ended="everywhere"), 303)
+
+
 @bp.get("/account")
 @requires("account.view")
 def account() -> Any:
     dealer = services().accounts.dealer(g.user.dealer_id) if g.user.dealer_id else None
-    return render_template("auth/account.html", user=g.user, dealer=dealer)
+    return render_template("auth/account.html", user=g.user, dealer=dealer,
+                           sessions=services().auth.session_count(g.user))

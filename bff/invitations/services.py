@@ -98,7 +98,8 @@ class InvitationService:
             return False
         code = f"{secrets.randbelow(10**6):06d}"
         self.repo.set_code(inv.id, self._code_hash(inv, code))
-        self.sms.send(inv.mobile, f"【租程】您的验证码是 {code}，10 分钟内有效。如非本人操作请忽略。")
+        self.sms.send(inv.mobile, f"【租程】您的验证码是 {code}，10 分钟内有效。如非本人操作请忽略。",
+                      dealer_id=inv.dealer_id)
         self._audit("invitation.code_sent", "success", inv, client)
         return True
 

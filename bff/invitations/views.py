@@ -34,7 +34,9 @@ from infra.invitations import Invitation
 from plans.errors import PlanInputError
 
 bp = Blueprint("invitations", __name__)
-LINKS = "invitation_links"  # the salesperson's session keeps the links it created (the DB has only hashes)
+#: development-only pages: registered by the app factory outside production only (never mounted there)
+dev_bp = Blueprint("dev", __name__)
+LINKS = "invitation_links"  # the salesperson's session keeps its links (invitations: hashes; the session row: sealed)
 
 
 def own_only() -> str | None:
@@ -184,9 +186,11 @@ def verify(token: str) -> Any:
     return redirect(url_for("plans.builder", vehicle_id=inv.vehicle_id) + query, 303)
 
 
-@bp.get("/dev/outbox")
+@dev_bp.get("/dev/outbox")
 @requires("account.view")
 def outbox() -> Any:
-    if current_app.config["SETTINGS"].env == "production":
+    """The SMS sandbox's messages, for staff trying the product out: a dealer's staff see their own dealer's
+    customers' messages (sign-in and contract-signing codes), the lessor's staff every dealer's."""
+    if current_app.config["SETTINGS"].env == "production":  # never mounted there; a second lock on the door
         abort(404)
-    return render_template("invitations/outbox.html", messages=services().sms.latest())
+    return render_template("invitations/outbox.html", messages=services().sms.latest(dealer_id=tenant_of(g.user)))

@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from itsdangerous import BadSignature
 from itsdangerous import URLSafeTimedSerializer
 
+from bff.auth.breached import is_breached
 from bff.auth.oidc import valid_issuer
 from bff.auth.passwords import hash_secret
 from bff.auth.roles import can_see
@@ -72,6 +73,7 @@ def staff_deactivate(user_id: str) -> Any:
         abort(409)
     services().accounts.set_active(member.id, False)
     _audit("staff.deactivate", member.email, member.dealer_id)
+    services().auth.end_sessions(member, "deactivated", client(), by=g.user)  # every device, now
     return redirect(url_for("staff.staff_detail", user_id=member.id), 303)
 
 
@@ -253,6 +255,10 @@ def account_setup(token: str) -> Any:
     if len(password) < 12 or len(password) > 1024 or password != request.form.get("confirm", ""):
         return render_template("staff/setup.html", invalid=False, member=member,
                                error=_("Use at least 12 characters, and type the same password twice.")), 422
+    if is_breached(password):  # NIST SP 800-63B §5.1.1.2: not one of the passwords attackers try first
+        message = _("This password appears in lists of passwords exposed in data breaches, which attackers try "
+                    "first. Choose another one, e.g. a few unrelated words.")
+        return render_template("staff/setup.html", invalid=False, member=member, error=message), 422
     services().accounts.set_password(member.id, hash_secret(password))
     c = client()
     services().audit.append("auth.password_set", "success", actor_id=member.id, actor_label=member.email,

@@ -130,6 +130,8 @@ class UserRow(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # the last TOTP time step (unix time // 30) accepted for this account: a code is accepted once (RFC 6238 §5.2)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
@@ -184,7 +186,22 @@ class SmsOutboxRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     to: Mapped[str] = mapped_column(String(20), index=True)
     body: Mapped[str] = mapped_column(Text)
+    dealer_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)  # whose customer it went to
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebSessionRow(Base):
+    """A browser session kept on the server (:mod:`infra.sessions`). ``key`` is the SHA-256 of the random id the
+    cookie carries, so reading this table yields no session anyone could use; ``subject`` names whose it is
+    (``staff:<user id>``, ``customer:<invitation id>``) so all of one person's sessions can be ended at once."""
+
+    __tablename__ = "web_sessions"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
+    data: Mapped[str] = mapped_column(Text)  # the session's values, serialised by the web layer
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class ApplicationRow(Base):

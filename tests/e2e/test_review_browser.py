@@ -7,15 +7,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pyotp
 from playwright.sync_api import Browser
 from playwright.sync_api import Page
 from playwright.sync_api import Playwright
 from playwright.sync_api import expect
 
 from bff.demo import DEMO_PASSWORD
-from bff.demo import DEMO_TOTP_SECRET
 from infra.applications import Scope
+from tests.common.totp import fresh_code
 from tests.integration.test_applications import make_card_images
 from tests.integration.test_reviews import persona_id
 from tests.integration.test_reviews import to_risk
@@ -29,7 +28,7 @@ def sign_in(page: Page, email: str) -> None:
     page.locator("#password").fill(DEMO_PASSWORD)
     page.locator("form button[type=submit]").last.click()
     if "/second-factor" in page.url:
-        page.locator("#code").fill(pyotp.TOTP(DEMO_TOTP_SECRET).now())
+        page.locator("#code").fill(fresh_code(email))  # each code signs in once
         page.locator("form button[type=submit]").last.click()
     expect(page.get_by_test_id("signed-in")).to_be_visible()
 

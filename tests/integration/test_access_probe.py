@@ -29,6 +29,8 @@ pytestmark = pytest.mark.db
 ROLES = [role for _, _, role, _ in PEOPLE]
 EMAIL = {role: email for email, _, role, dealer in PEOPLE if dealer in (None, "pudong")}
 SKIP = {"static"}  # files, not views
+#: routes that end the probing user's every session: probed last, after which the probe signs in again
+SESSION_ENDING = ("auth.sign_out_everywhere",)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +109,7 @@ def routes(app: Any) -> list[tuple[Rule, str]]:
             continue
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             found.append((rule, method))
-    return found
+    return sorted(found, key=lambda route: route[0].endpoint in SESSION_ENDING)  # stable: the rest keep their order
 
 
 def build(rule: Rule, values: dict[str, str]) -> str:
@@ -171,9 +173,14 @@ def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessi
                 else:
                     # allowed: the page, a redirect after a change, or the empty form refused (422, 409)
                     assert response.status_code in (200, 303, 409, 422), context
+                if rule.endpoint in SESSION_ENDING and who is not None:
+                    assert call(session, base, "GET", "/account").status_code == 302, context  # really ended
+    for who in [who for who in sessions if who is not None]:  # the probe's sessions were ended: sign in again
+        sessions[who].close()
+        sessions[who] = sign_in(base, EMAIL[who])
     assert checked > 100
     assert {"staff.staff_list", "staff.staff_detail", "staff.audit", "auth.account", "invitations.detail",
-            "invitations.create"} <= protected_seen
+            "invitations.create", "auth.sign_out_everywhere", "dev.outbox"} <= protected_seen
 
 
 def test_cross_tenant_deactivation_changes_nothing(app: Any, bff_server: Any,

@@ -8,13 +8,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import pyotp
 import pytest
 import requests
 
 from bff.demo import DEMO_PASSWORD
 from bff.demo import DEMO_RECOVERY_CODES
-from bff.demo import DEMO_TOTP_SECRET
+from tests.common.totp import fresh_code
 
 pytestmark = pytest.mark.db
 TIMEOUT = 10
@@ -30,8 +29,25 @@ def csrf(session: requests.Session, url: str) -> str:
     return match.group(1)
 
 
+#: the session cookies of lessor sessions signed in by :func:`sign_in`, by (server, account): see there
+_SIGNED_IN: dict[tuple[str, str], str] = {}
+
+
 def sign_in(base: str, email: str, password: str = DEMO_PASSWORD, code: str | None = None) -> requests.Session:
-    """A signed-in session (the TOTP step done when ``code`` is given or the role needs it)."""
+    """A signed-in session (the TOTP step done when ``code`` is given or the role needs it).
+
+    A lessor account's TOTP code opens one session only (RFC 6238 §5.2), and its next code comes 30 seconds
+    later: for a lessor account without an explicit ``code``, a session this helper signed in before is handed
+    out again while it is still signed in (a copy of its cookie), as a browser stays signed in; otherwise it signs
+    in with a code no other test used (tests/common/totp.py)."""
+    key = (base, email)
+    if code is None and key in _SIGNED_IN:
+        s = requests.Session()
+        s.cookies.set("session", _SIGNED_IN[key])
+        if s.get(f"{base}/account", timeout=TIMEOUT, allow_redirects=False).status_code == 200:
+            return s
+        s.close()
+        del _SIGNED_IN[key]
     s = requests.Session()
     r = s.post(f"{base}/login", data={"email": email, "password": password, "csrf_token": csrf(s, f"{base}/login")},
                timeout=TIMEOUT, allow_redirects=False)
@@ -39,8 +55,10 @@ def sign_in(base: str, email: str, password: str = DEMO_PASSWORD, code: str | No
     if r.headers["Location"].endswith("/login/second-factor"):
         token = csrf(s, f"{base}/login/second-factor")
         r = s.post(f"{base}/login/second-factor", timeout=TIMEOUT, allow_redirects=False,
-                   data={"code": code or pyotp.TOTP(DEMO_TOTP_SECRET).now(), "csrf_token": token})
+                   data={"code": code or fresh_code(email), "csrf_token": token})
         assert r.status_code == 302, r.text[:300]
+        if code is None:
+            _SIGNED_IN[key] = str(s.cookies["session"])
     return s
 
 
@@ -67,7 +85,7 @@ def test_lessor_roles_need_the_second_factor(base: str) -> None:
         wrong = s.post(f"{base}/login/second-factor", data={"code": "000000", "csrf_token": token}, timeout=TIMEOUT)
         assert wrong.status_code == 401
         ok = s.post(f"{base}/login/second-factor", timeout=TIMEOUT, allow_redirects=False,
-                    data={"code": pyotp.TOTP(DEMO_TOTP_SECRET).now(), "csrf_token": token})
+                    data={"code": fresh_code(RISK1), "csrf_token": token})
         assert ok.status_code == 302
         assert s.get(f"{base}/account", timeout=TIMEOUT).status_code == 200
 
@@ -383,8 +401,8 @@ def test_a_new_lessor_staff_member_sets_up_totp_after_their_password(base: str, 
         token = csrf(s, f"{base}/login/totp-setup")
         wrong = s.post(f"{base}/login/totp-setup", data={"code": "000000", "csrf_token": token}, timeout=TIMEOUT)
         assert wrong.status_code == 401 and "data:image/svg+xml" in wrong.text
-        done = s.post(f"{base}/login/totp-setup", timeout=TIMEOUT,
-                      data={"code": pyotp.TOTP(secret).now(), "csrf_token": token})
+        enrol_code = fresh_code(email, secret)
+        done = s.post(f"{base}/login/totp-setup", timeout=TIMEOUT, data={"code": enrol_code, "csrf_token": token})
         assert done.status_code == 200 and done.headers["Cache-Control"] == "no-store"
         codes = re.findall(r"<li><code>([A-Z0-9-]+)</code></li>", done.text)
         assert len(codes) == 8 and len(set(codes)) == 8
@@ -392,14 +410,14 @@ def test_a_new_lessor_staff_member_sets_up_totp_after_their_password(base: str, 
         # Posting again changes nothing: the session was rotated (the old CSRF token is dead), and with a
         # fresh token there is no pending enrolment and the secret is set.
         replay = s.post(f"{base}/login/totp-setup", timeout=TIMEOUT, allow_redirects=False,
-                        data={"code": pyotp.TOTP(secret).now(), "csrf_token": token})
+                        data={"code": enrol_code, "csrf_token": token})
         assert replay.status_code == 400
         replay = s.post(f"{base}/login/totp-setup", timeout=TIMEOUT, allow_redirects=False,
-                        data={"code": pyotp.TOTP(secret).now(), "csrf_token": csrf(s, f"{base}/account")})
+                        data={"code": enrol_code, "csrf_token": csrf(s, f"{base}/account")})
         assert replay.status_code == 302
     assert accounts.get(accounts.by_email(email)[0].id).totp_enabled
     # From now on: the ordinary second factor, with the app's codes or a recovery code (once).
-    with sign_in(base, email, code=pyotp.TOTP(secret).now()) as s:
+    with sign_in(base, email, code=fresh_code(email, secret)) as s:
         assert s.get(f"{base}/account", timeout=TIMEOUT).status_code == 200
     with sign_in(base, email, code=codes[0].lower()) as s:
         assert s.get(f"{base}/account", timeout=TIMEOUT).status_code == 200
