@@ -49,6 +49,7 @@ from contract.db.models import CheckpointRow
 from contract.db.models import LeafRow
 from contract.db.models import OpeningRow
 from contract.db.models import SignatureRow
+from contract.evidence_audit import audit_log
 from contract.ledger import Checkpoint
 from contract.ledger import MerkleTree
 from contract.ledger import Report
@@ -56,15 +57,13 @@ from contract.ledger import SignedCheckpoint
 from contract.ledger import encode_entry
 from contract.ledger import leaf_hash
 from contract.ledger import sign
-from contract.ledger import verify_log
-from contract.ledger.audit import verify_openings
 from contract.ledger.bundle import Bundle
 from contract.ledger.bundle import Inclusion
 from contract.ledger.commitments import Opening
 from contract.ledger.commitments import log_start
 from contract.ledger.commitments import new_salt
-from contract.ledger.commitments import read_log_start
 from contract.legacy_log import LegacyLog
+from contract.legacy_log import stored_checkpoint
 from infra.db.engine import Database
 from infra.keyfiles import create_once
 from infra.storage import ObjectStore
@@ -340,7 +339,7 @@ class EvidenceLog:
         with self.db.session() as session:
             row = session.get(CheckpointRow, size)
             if row is not None:
-                return _signed(row)
+                return stored_checkpoint(row)
         signed = sign(Checkpoint(self.origin, size, root, self.clock()), self.key)
         try:
             with self.db.session() as session:
@@ -351,7 +350,7 @@ class EvidenceLog:
             with self.db.session() as session:
                 row = session.get(CheckpointRow, size)
                 assert row is not None
-                return _signed(row)
+                return stored_checkpoint(row)
         for anchor in self.anchors:
             try:
                 anchor.publish(signed)
@@ -418,61 +417,9 @@ class EvidenceLog:
 
     # -- audit -----------------------------------------------------------------------------------------------
     def audit(self, extra: Sequence[SignedCheckpoint] = ()) -> Report:
-        """Recompute the whole log from the stored leaf bytes and check every stored checkpoint (and ``extra``
-        ones, e.g. a checkpoint saved by an outside party); check that every opening still opens its leaf,
-        that leaf 0 is our signed start statement naming the first log's final checkpoint, and that every entry
-        of the first log is committed here with its exact bytes — ``leaseline ledger verify``."""
-        with self.db.session() as session:
-            rows = session.execute(select(LeafRow.leaf, LeafRow.leaf_hash).order_by(LeafRow.idx)).all()
-            stored = [_signed(r) for r in session.scalars(select(CheckpointRow).order_by(CheckpointRow.tree_size))]
-            openings = [(r.idx, Opening(bytes(r.entry), bytes(r.salt)), r.legacy_idx)
-                        for r in session.scalars(select(OpeningRow).order_by(OpeningRow.idx))]
-        leaves = [bytes(r[0]) for r in rows]
-        checkpoints = sorted([*stored, *extra], key=lambda c: (c.checkpoint.tree_size, c.checkpoint.timestamp))
-        report = verify_log(leaves, [bytes(r[1]) for r in rows], checkpoints, self.public_key)
-        problems, bad = list(report.problems), []
-        bad += verify_openings(leaves, [(i, o) for i, o, _ in openings], problems)
-        bad += self._check_start(leaves, problems)
-        bad += self._check_recommitted(openings, problems)
-        first_bad = min([*bad, *([report.first_bad_index] if report.first_bad_index is not None else [])],
-                        default=None)
-        return Report(not problems, report.tree_size, first_bad, problems, report.checked_checkpoints)
-
-    def _check_start(self, leaves: Sequence[bytes], problems: list[str]) -> list[int]:
-        if not leaves:
-            return []
-        try:
-            statement = read_log_start(leaves[0])
-        except ValueError as exc:
-            problems.append(f"entry 0: not a log start statement ({exc})")
-            return [0]
-        if not statement.verify(self.public_key):
-            problems.append("entry 0: the log start statement's signature does not hold for the log's key")
-            return [0]
-        final = self.legacy.final_checkpoint(sign_missing=False)
-        if self.legacy.size() and final is None:
-            problems.append("the first log has no signed checkpoint of its full size")
-        if (statement.previous.to_json() if statement.previous else None) != (final.to_json() if final else None):
-            problems.append("entry 0: the log start does not name the first log's final checkpoint")
-            return [0]
-        return []
-
-    def _check_recommitted(self, openings: Sequence[tuple[int, Opening, int | None]],
-                           problems: list[str]) -> list[int]:
-        """Each entry of the first log is committed here once, with its exact bytes (by its leaf hash there)."""
-        legacy = self.legacy.tree()
-        bad = []
-        seen = set()
-        for idx, opening, old in openings:
-            if old is None:
-                continue
-            seen.add(old)
-            if not 0 <= old < len(legacy) or leaf_hash(opening.entry) != legacy.leaf_hash(old):
-                problems.append(f"entry {idx}: not the first log's entry {old} it says it commits again")
-                bad.append(idx)
-        if len(seen) != len(legacy):
-            problems.append(f"{len(legacy) - len(seen)} entries of the first log are not committed into this one")
-        return bad
+        """Recompute the whole log and check it (:func:`contract.evidence_audit.audit_log`) — ``leaseline
+        ledger verify``; ``extra``: checkpoints saved by an outside party, e.g. from the anchor file."""
+        return audit_log(self, extra)
 
 
 def _tag(item: Committed) -> str | None:
@@ -480,7 +427,3 @@ def _tag(item: Committed) -> str | None:
         return f"key:{item.key}"
     return f"legacy:{item.legacy_idx}" if item.legacy_idx is not None else None
 
-
-def _signed(row: CheckpointRow) -> SignedCheckpoint:
-    return SignedCheckpoint(Checkpoint(row.origin, row.tree_size, bytes(row.root_hash), row.timestamp),
-                            bytes(row.signature), bytes(row.public_key))

@@ -30,6 +30,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from contract.db.models import CheckpointRow
 from contract.db.models import LegacyCheckpointRow
 from contract.db.models import LegacyEntryRow
 from contract.db.models import OpeningRow
@@ -77,7 +78,7 @@ class LegacyLog:
         with self.db.session() as session:
             row = session.get(LegacyCheckpointRow, size)
             if row is not None:
-                return signed(row)
+                return stored_checkpoint(row)
             if not sign_missing:
                 return None
             latest = session.scalar(select(LegacyCheckpointRow).order_by(LegacyCheckpointRow.tree_size.desc()))
@@ -93,7 +94,7 @@ class LegacyLog:
             with self.db.session() as session:
                 row = session.get(LegacyCheckpointRow, size)
                 assert row is not None
-                return signed(row)
+                return stored_checkpoint(row)
         return made
 
     def entries_after(self, after: int, limit: int = 500) -> list[LegacyEntry]:
@@ -137,7 +138,7 @@ class LegacyLog:
         with self.db.session() as session:
             rows = session.execute(select(LegacyEntryRow.entry, LegacyEntryRow.leaf_hash).order_by(
                 LegacyEntryRow.idx)).all()
-            stored = [signed(r) for r in session.scalars(select(LegacyCheckpointRow)
+            stored = [stored_checkpoint(r) for r in session.scalars(select(LegacyCheckpointRow)
                                                           .order_by(LegacyCheckpointRow.tree_size))]
         checkpoints = sorted([*stored, *extra], key=lambda c: (c.checkpoint.tree_size, c.checkpoint.timestamp))
         return verify_log([bytes(r[0]) for r in rows], [bytes(r[1]) for r in rows], checkpoints,
@@ -149,6 +150,7 @@ class LegacyLog:
             return set(session.scalars(select(LegacyCheckpointRow.origin).distinct())) | {self.origin}
 
 
-def signed(row: LegacyCheckpointRow) -> SignedCheckpoint:
+def stored_checkpoint(row: LegacyCheckpointRow | CheckpointRow) -> SignedCheckpoint:
+    """The signed checkpoint a stored row holds (either log's checkpoint table)."""
     return SignedCheckpoint(Checkpoint(row.origin, row.tree_size, bytes(row.root_hash), row.timestamp),
                             bytes(row.signature), bytes(row.public_key))

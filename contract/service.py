@@ -394,9 +394,10 @@ class ContractService:
 
     def _proof(self, meta: dict[str, Any]) -> dict[str, Any] | None:
         """The proof bundle of the contract's latest document entry (signed, else generated), opening included:
-        only a caller who holds the signed PDF itself (or a service token) gets here, and the entry records
-        nothing that file does not already show but the ids behind it. Without the first log's proof: its
-        audit path holds unsalted hashes of other people's entries (contract.legacy_log)."""
+        only a caller who holds the signed PDF itself (or a service token) gets here. The entry records that
+        file's hash, number and certificates, which the holder has, and the ids behind them (application,
+        contract, signing event, the BFF's identity-check reference), which name nobody. Without the first log's
+        proof: its audit path holds unsalted hashes of other people's entries (contract.legacy_log)."""
         signed = [e["index"] for e in meta["ledger"] if e["kind"] == "contract_signed"]
         generated = [e["index"] for e in meta["ledger"] if e["kind"] == "contract_generated"]
         index = (signed or generated or [None])[-1]
