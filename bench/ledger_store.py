@@ -4,11 +4,13 @@ at a million entries: appends per second, one at a time and in batches, and incl
 
 Targets (issue 6): at 1,000,000 entries, >= 2,000 appends/s and an inclusion proof in <= 5 ms.
 
-The log is first filled to ``--size`` entries by a bulk insert of real encoded entries (untimed set-up, the
-figure is printed apart); then a fresh EvidenceLog catches its in-memory tree up from the table (the cost a
-process pays once at start), and the measured appends go through the real code: an idempotency-key look-up,
-the insert, the commit, a new signed checkpoint (Ed25519) stored and written to the file anchor. The S3
-anchor of the running service is left out (one PUT per checkpoint; the service anchors per batch too).
+The log is started (its signed start statement at index 0), then filled to ``--size`` entries by a bulk
+insert of real encoded entries, each committed with its own salt (public leaf + private opening; untimed
+set-up, the figure is printed apart); then a fresh EvidenceLog catches its in-memory tree up from the table
+(the cost a process pays once at start), and the measured appends go through the real code: an
+idempotency-key look-up, the salted commitment, the leaf and opening inserts, the commit, a new signed
+checkpoint (Ed25519) stored and written to the file anchor. The S3 anchor of the running service is left out
+(one PUT per checkpoint; the service anchors per batch too).
 
     .venv/bin/python bench/ledger_store.py [--size 1000000] [--database-url postgresql://...]
 """
@@ -36,32 +38,40 @@ def pct(values: list[float], q: float) -> float:
 
 
 def fill(url: str, size: int) -> float:
-    """Insert ``size`` encoded entries directly (set-up); returns the seconds it took."""
+    """Insert ``size`` committed entries after the start statement directly (set-up); returns the seconds."""
     from sqlalchemy import create_engine
     from sqlalchemy import insert
 
-    from contract.db.models import LedgerEntryRow
+    from contract.db.models import LeafRow
+    from contract.db.models import OpeningRow
     from contract.ledger import encode_entry
     from contract.ledger import leaf_hash
+    from contract.ledger.commitments import Opening
+    from contract.ledger.commitments import new_salt
 
     engine = create_engine(url)
     start = datetime(2025, 1, 1, tzinfo=UTC)
     t0 = time.perf_counter()
     chunk = 20_000
     with engine.begin() as connection:
-        for first in range(0, size, chunk):
-            rows = []
-            for i in range(first, min(size, first + chunk)):
+        for first in range(1, size + 1, chunk):
+            leaves, openings = [], []
+            for i in range(first, min(size + 1, first + chunk)):
                 raw = encode_entry("payment", f"app-{i % 50_000}", {"amount": f"{i % 100_000}.00",
                                                                     "currency": "CNY"}, start + timedelta(seconds=i))
-                rows.append({"idx": i, "entry": raw, "leaf_hash": leaf_hash(raw), "kind": "payment",
-                             "subject": f"app-{i % 50_000}", "idempotency_key": f"fill-{i}", "created_at": start})
-            connection.execute(insert(LedgerEntryRow), rows)
+                opening = Opening(raw, new_salt())
+                leaf = opening.leaf()
+                leaves.append({"idx": i, "leaf": leaf, "leaf_hash": leaf_hash(leaf), "created_at": start})
+                openings.append({"idx": i, "entry": raw, "salt": opening.salt, "kind": "payment",
+                                 "subject": f"app-{i % 50_000}", "idempotency_key": f"fill-{i}", "legacy_idx": None})
+            connection.execute(insert(LeafRow), leaves)
+            connection.execute(insert(OpeningRow), openings)
     if engine.dialect.name == "postgresql":
         # the statistics a log that grew to this size has (autovacuum keeps them); right after a bulk load
         # there are none, and the planner scans the whole table for "idx >= n" instead of using the key
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.exec_driver_sql("ANALYZE contract_ledger_entries")
+            connection.exec_driver_sql("ANALYZE contract_evidence_leaves")
+            connection.exec_driver_sql("ANALYZE contract_evidence_openings")
     engine.dispose()
     return time.perf_counter() - t0
 
@@ -71,7 +81,7 @@ def bench(url: str, size: int, singles: int, batches: int, batch_size: int, proo
     from sqlalchemy import select
 
     from contract.db.migrate import upgrade
-    from contract.db.models import LedgerEntryRow
+    from contract.db.models import LeafRow
     from contract.evidence import EvidenceLog
     from contract.evidence import FileAnchor
     from contract.evidence import NewEntry
@@ -82,18 +92,19 @@ def bench(url: str, size: int, singles: int, batches: int, batch_size: int, proo
     upgrade(url)
     probe = Database(url)
     with probe.session() as session:
-        if session.scalar(select(func.count()).select_from(LedgerEntryRow)):
+        if session.scalar(select(func.count()).select_from(LeafRow)):
             raise SystemExit("the evidence log in this database is not empty: give the bench a database of its own")
+    EvidenceLog(probe, load_or_create_key(var / "ledger.pem"), "bench.leaseline.cn/evidence/v2").start()
     probe.dispose()
     print(f"filling the log with {size:,} entries (bulk insert, set-up) …", flush=True)
     print(f"  set-up: {fill(url, size):.1f} s")
     db = Database(url)
-    log = EvidenceLog(db, load_or_create_key(var / "ledger.pem"), "bench.leaseline.cn/evidence",
+    log = EvidenceLog(db, load_or_create_key(var / "ledger.pem"), "bench.leaseline.cn/evidence/v2",
                       [FileAnchor(var / "checkpoints.jsonl")])
     t0 = time.perf_counter()
-    assert log.size() == size
+    assert log.size() == size + 1  # the start statement and the entries
     print(f"  a new process catches its tree up from the table: {time.perf_counter() - t0:.2f} s "
-          f"({size:,} leaf hashes)")
+          f"({size + 1:,} leaf hashes)")
     log.checkpoint()
 
     t0 = time.perf_counter()

@@ -142,6 +142,7 @@ def register_blueprints(app: Flask) -> None:
     from bff.api.views import bp as api_bp
     from bff.applications.views import bp as applications_bp
     from bff.auth.views import bp as auth_bp
+    from bff.evidence.views import bp as evidence_bp
     from bff.invitations.views import bp as invitations_bp
     from bff.invitations.views import dev_bp
     from bff.payments.views import bp as payments_bp
@@ -162,6 +163,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(applications_bp)
     app.register_blueprint(reviews_bp)
     app.register_blueprint(verify_bp)
+    app.register_blueprint(evidence_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(__import__("bff.payments.ops_views", fromlist=["bp"]).bp)  # /payments, leases
     app.register_blueprint(api_bp)

@@ -25,6 +25,7 @@ from infra.clients.contract import CONTRACT_AUDIENCE
 from infra.clients.contract import CONTRACT_READ_SCOPE
 from infra.clients.contract import CONTRACT_WRITE_SCOPE
 from infra.clients.contract import LEDGER_APPEND_SCOPE
+from infra.clients.contract import LEDGER_READ_SCOPE
 from infra.clients.contract import ContractClient
 from infra.clients.http import ServiceClient
 from infra.clients.risk import ASSESS_SCOPE
@@ -116,7 +117,7 @@ def bootstrap(settings: Settings) -> Services:
     applications.on_kyc_passed.append(risk.request)
     # rendering and signing PDFs takes seconds, and a verification upload may be 12 MB: a longer read timeout
     contract = ContractClient(ServiceClient(settings.contract_url, TokenSource(tokens, CONTRACT_AUDIENCE, [
-        CONTRACT_WRITE_SCOPE, CONTRACT_READ_SCOPE, LEDGER_APPEND_SCOPE]), read_timeout=30.0))
+        CONTRACT_WRITE_SCOPE, CONTRACT_READ_SCOPE, LEDGER_APPEND_SCOPE, LEDGER_READ_SCOPE]), read_timeout=30.0))
     contracts = ContractDispatch(applications.repo, applications, contract, accounts, vault, sms, executor)
     applications.on_approved.append(contracts.request)
     applications.on_declined.append(contracts.record_decline)

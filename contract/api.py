@@ -1,8 +1,10 @@
 """The contract service's JSON API ``/api/v1``.
 
 Contracts need a service token (``contract:write`` to create and sign, ``contract:read`` to read); the
-evidence log's reads are public, as a transparency log's are, and appending needs ``ledger:append``. The
-public verification endpoint takes an uploaded PDF (anyone may check a contract they hold).
+evidence log's public leaves, checkpoints and proofs are public, as a transparency log's are (each leaf is a
+commitment that names nobody: contract.ledger.commitments); appending needs ``ledger:append``, and the clear
+entries with their salts (openings, as proof bundles) need ``ledger:read``: the BFF decides who may have them.
+The public verification endpoint takes an uploaded PDF (anyone may check a contract they hold).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from infra.service_tokens import InvalidToken
 bp = Blueprint("contract_api", __name__, url_prefix="/api/v1")
 F = TypeVar("F", bound=Callable[..., Any])
 SCOPE_WRITE, SCOPE_READ, SCOPE_LEDGER = "contract:write", "contract:read", "ledger:append"
+SCOPE_LEDGER_READ = "ledger:read"  # the openings: clear entries and their salts
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 SUBJECT = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 MAX_SIGNATURE_PNG = 2 * 1024 * 1024
@@ -257,10 +260,33 @@ def checkpoint() -> Any:
 
 @bp.get("/ledger/entries/<int:index>")
 def entry(index: int) -> Any:
+    """Public: one leaf's exact bytes (a commitment; the start statement at 0) and its hash."""
     if index > MAX_INDEX:  # the database driver would refuse the number (OverflowError), not answer "none"
         raise LedgerError(f"no entry {index}")
     raw, leaf = ledger().entry(index)
     return jsonify({"index": index, "entry": base64.b64encode(raw).decode(), "leaf_hash": leaf.hex()})
+
+
+@bp.get("/ledger/subjects/<subject>/entries")
+@require(SCOPE_LEDGER_READ)
+def subject_entries(subject: str) -> Any:
+    """The entries about one subject (an application): index, kind and time, oldest first (private)."""
+    if not SUBJECT.fullmatch(subject):
+        raise Invalid("subject", "subject must be 1-64 characters of A-Z a-z 0-9 _ . : -", "事件主体无效")
+    return jsonify({"subject": subject, "entries": [{"index": i, "kind": k, "at": at}
+                                                    for i, k, at in ledger().listing(subject)]})
+
+
+@bp.get("/ledger/openings/<int:index>")
+@require(SCOPE_LEDGER_READ)
+def opening(index: int) -> Any:
+    """One entry's proof bundle (its opening, leaf, audit path, checkpoint; the first log's proof too for an
+    entry from there), with its kind and subject for the caller's access decision."""
+    if index > MAX_INDEX:
+        raise LedgerError(f"no entry {index}")
+    opened = ledger().opened(index)
+    return jsonify({"index": index, "kind": opened.kind, "subject": opened.subject,
+                    "bundle": ledger().bundle(index).to_json()})
 
 
 @bp.get("/ledger/proof/inclusion")

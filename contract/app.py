@@ -24,6 +24,7 @@ from contract.config import var_dir
 from contract.evidence import EvidenceLog
 from contract.evidence import FileAnchor
 from contract.evidence import StoreAnchor
+from contract.evidence import current_origin
 from contract.evidence import load_or_create_key
 from contract.service import ContractService
 from infra.db.engine import Database
@@ -93,9 +94,11 @@ def bootstrap(settings: ContractSettings) -> ContractComponents:
     db = Database(settings.database_url)
     anchors = [FileAnchor(var_dir() / "ledger" / "checkpoints.jsonl"), StoreAnchor(store)]
     try:
-        ledger = EvidenceLog(db, load_or_create_key(Path(settings.ledger_key_path)), settings.ledger_origin, anchors)
+        ledger = EvidenceLog(db, load_or_create_key(Path(settings.ledger_key_path)),
+                             current_origin(settings.ledger_origin), anchors, legacy_origin=settings.ledger_origin)
     except ValueError as exc:
         raise ConfigError(f"LEASELINE_LEDGER_SIGNING_KEY_PATH: {exc}") from None
+    ledger.start()  # the log start statement, and the first log committed again (once; see contract.legacy_log)
     tsa_roots = x509.load_pem_x509_certificates(Path(settings.tsa_roots).read_bytes()) if settings.tsa_roots else []
     service = ContractService(db, store, authority, ledger, vault, retention_years=settings.retention_years,
                               timestamper=timestamper, tsa_roots=tsa_roots)

@@ -15,7 +15,8 @@
 ``LEASELINE_TSA_ROOTS``                PEM file of the TSA's root certificate(s), trusted for timestamps
 ``LEASELINE_LEDGER_SIGNING_KEY_PATH``  the evidence log's Ed25519 checkpoint key; default
                                        ``<var>/ledger_signing_key.pem`` (made on first run)
-``LEASELINE_LEDGER_ORIGIN``            the log's name in its checkpoints; default ``leaseline.cn/evidence``
+``LEASELINE_LEDGER_ORIGIN``            the first log's name in its checkpoints; default ``leaseline.cn/evidence``
+                                       (the commitment log's checkpoints name it with ``/v2``)
 ``LEASELINE_S3_ENDPOINT_URL`` / ``LEASELINE_S3_ACCESS_KEY`` / ``LEASELINE_S3_SECRET_KEY`` /
 ``LEASELINE_S3_REGION``                 object storage, shared with the BFF (SeaweedFS on localhost by default)
 ``LEASELINE_CONTRACT_BUCKET``          the contracts' bucket, created with Object Lock; default

@@ -1,15 +1,24 @@
-"""The evidence log (区块链存证 done as a transparency log): append-only entries in the contract service's
-database, a Merkle tree over them (RFC 6962, :mod:`contract.ledger`), signed checkpoints, proofs, anchoring.
+"""The evidence log (区块链存证 done as a transparency log): a Merkle tree (RFC 6962, :mod:`contract.ledger`) of
+public leaves that are commitments only, signed checkpoints, proofs, anchoring; the clear entries kept private.
 
 Every key event of a lease — consent, KYC outcome, plan accepted, risk decision, contract generated, each
-signature, payment — is one entry: canonical JSON bytes holding ids, hashes and amounts, never personal
-data (the log is public, as a transparency log's reads are). Entries get consecutive indexes: each append
-takes ``max(idx) + 1`` and retries when another process took that index first (the primary key decides), so
-several processes on PostgreSQL append safely without a lock table. Each process keeps the tree of leaf
-hashes in memory and catches up from the table before answering, so any process can prove any entry.
+signature, payment — is one clear entry (canonical JSON: the application it is about, hashes, amounts, the
+decision). The public leaf is only a salted commitment to it (:mod:`contract.ledger.commitments`), so the public
+log, its proofs and its checkpoints name no person, contract, amount or decision; the clear entry and its salt
+(its *opening*) stay in ``contract_evidence_openings`` and go only to a caller with the ``ledger:read`` scope (the
+BFF, which gives them to the customer, the lessor's staff by role and dealer, and the auditor, logging each
+disclosure) as a proof bundle (:mod:`contract.ledger.bundle`) that anyone holding it can check offline.
+
+Leaves get consecutive indexes: each append takes ``max(idx) + 1`` and retries when another process took that
+index first (the primary key decides), so several processes on PostgreSQL append safely without a lock table.
+Index 0 is the log start statement (:meth:`EvidenceLog.start`), which links the first log, whose entries were
+public in clear and which is frozen now (:mod:`contract.legacy_log`). Each process keeps the tree of leaf hashes
+in memory and catches up from the table before answering, so any process can prove any entry.
 
 After each append a checkpoint (tree size, root, time) is signed with the log's Ed25519 key, stored, and
 handed to the anchors (:class:`FileAnchor`, :class:`StoreAnchor`; a notary or blockchain would be another).
+The log's origin is the configured one with ``/v2`` (:func:`current_origin`): the first log's checkpoints,
+signed with the same key, name the configured origin, and two logs under one name would look like a split view.
 """
 
 from __future__ import annotations
@@ -30,11 +39,17 @@ from typing import Protocol
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func
+from sqlalchemy import insert
+from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from contract.db.models import CheckpointRow
-from contract.db.models import LedgerEntryRow
+from contract.db.models import LeafRow
+from contract.db.models import OpeningRow
+from contract.db.models import SignatureRow
+from contract.evidence_audit import audit_log
 from contract.ledger import Checkpoint
 from contract.ledger import MerkleTree
 from contract.ledger import Report
@@ -42,7 +57,13 @@ from contract.ledger import SignedCheckpoint
 from contract.ledger import encode_entry
 from contract.ledger import leaf_hash
 from contract.ledger import sign
-from contract.ledger import verify_log
+from contract.ledger.bundle import Bundle
+from contract.ledger.bundle import Inclusion
+from contract.ledger.commitments import Opening
+from contract.ledger.commitments import log_start
+from contract.ledger.commitments import new_salt
+from contract.legacy_log import LegacyLog
+from contract.legacy_log import stored_checkpoint
 from infra.db.engine import Database
 from infra.keyfiles import create_once
 from infra.storage import ObjectStore
@@ -50,6 +71,12 @@ from infra.storage import StorageError
 
 log = logging.getLogger(__name__)
 APPEND_ATTEMPTS = 20
+RECOMMIT_BATCH = 500
+
+
+def current_origin(configured: str) -> str:
+    """The commitment log's origin: the configured name (the first log's) with ``/v2``."""
+    return f"{configured}/v2"
 
 
 class LedgerError(LookupError):
@@ -74,6 +101,31 @@ class NewEntry:
     idempotency_key: str | None = None
 
 
+@dataclass(frozen=True)
+class Committed:
+    """A clear entry with its salt, ready to insert: the public leaf and the private opening."""
+
+    kind: str
+    subject: str
+    opening: Opening
+    key: str | None
+    legacy_idx: int | None = None
+
+    def leaf(self) -> bytes:
+        return self.opening.leaf()
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What the private side knows of one leaf: its opening and what it is about."""
+
+    index: int
+    kind: str
+    subject: str
+    opening: Opening
+    legacy_idx: int | None
+
+
 class Anchor(Protocol):
     """Publishes a signed checkpoint somewhere outside our database (a file, S3, a notary, a blockchain)."""
 
@@ -94,14 +146,15 @@ class FileAnchor:
 
 
 class StoreAnchor:
-    """Each checkpoint as ``ledger/checkpoints/<size>.json`` in object storage (versioned, encrypted)."""
+    """Each checkpoint as ``<prefix>/<size>.json`` in object storage (versioned, encrypted). The first log's
+    were under ``ledger/checkpoints``; this log's go under ``ledger/v2/checkpoints``, beside them."""
 
-    def __init__(self, store: ObjectStore) -> None:
-        self.store = store
+    def __init__(self, store: ObjectStore, prefix: str = "ledger/v2/checkpoints") -> None:
+        self.store, self.prefix = store, prefix
 
     def publish(self, checkpoint: SignedCheckpoint) -> None:
         body = json.dumps(checkpoint.to_json(), sort_keys=True).encode()
-        self.store.put(f"ledger/checkpoints/{checkpoint.checkpoint.tree_size:012d}.json", body, "application/json")
+        self.store.put(f"{self.prefix}/{checkpoint.checkpoint.tree_size:012d}.json", body, "application/json")
 
 
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
@@ -116,12 +169,66 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
 
 
 class EvidenceLog:
+    """The commitment log. ``origin`` is its own name (:func:`current_origin`); ``legacy_origin`` the first log's."""
+
     def __init__(self, db: Database, key: Ed25519PrivateKey, origin: str, anchors: Sequence[Anchor] = (),
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), *, legacy_origin: str = "") -> None:
         self.db, self.key, self.origin, self.anchors, self.clock = db, key, origin, list(anchors), clock
         self.public_key = key.public_key()
+        self.legacy = LegacyLog(db, key, legacy_origin or origin.removesuffix("/v2"), clock)
         self._tree = MerkleTree()
         self._lock = threading.Lock()
+        self._started = False
+
+    # -- the start: the first leaf, and the first log committed again ----------------------------------------
+    def start(self) -> None:
+        """Make sure leaf 0 is the signed log start statement and every entry of the first log is committed
+        into this one (idempotent and resumable; every process calls it before it serves or appends)."""
+        if self._started:
+            return
+        with self.db.session() as session:
+            has_start = session.get(LeafRow, 0) is not None
+        legacy_size = self.legacy.size()
+        if not has_start:
+            self._append_start(self.legacy.final_checkpoint())
+        if legacy_size and self.legacy.recommitted() < legacy_size:
+            self._recommit()
+        if legacy_size:
+            self._renumber_signatures()
+        self._started = True
+
+    def _append_start(self, previous: SignedCheckpoint | None) -> None:
+        statement = log_start(self.origin, self.clock(), previous, self.key)
+        raw = statement.leaf()
+        try:
+            with self.db.session() as session:
+                session.add(LeafRow(idx=0, leaf=raw, leaf_hash=leaf_hash(raw), created_at=statement.at))
+        except IntegrityError:  # another process started the log at the same moment: its statement stands
+            return
+        log.info("evidence log %s started%s", self.origin, f" after {previous.checkpoint.origin} at size "
+                 f"{previous.checkpoint.tree_size}" if previous else "")
+        self.checkpoint()
+
+    def _recommit(self) -> None:
+        after = -1
+        while batch := self.legacy.entries_after(after, RECOMMIT_BATCH):
+            self._insert([Committed(e.kind, e.subject, Opening(e.entry, new_salt()), e.idempotency_key, e.idx)
+                          for e in batch])
+            after = batch[-1].idx
+        log.info("evidence log %s: the first log's %s entries are committed into it", self.origin,
+                 self.legacy.size())
+
+    def _renumber_signatures(self) -> None:
+        """A signature row names its contract_signed entry's index: the new log's, once re-committed (keyed by
+        the contract in the entry, so running it again changes nothing)."""
+        with self.db.session() as session:
+            rows = session.execute(select(OpeningRow.idx, OpeningRow.entry).where(
+                OpeningRow.legacy_idx.is_not(None), OpeningRow.kind == "contract_signed")).all()
+            for idx, entry in rows:
+                contract_id = json.loads(bytes(entry))["data"].get("contract_id")
+                session.execute(update(SignatureRow).where(SignatureRow.contract_id == contract_id,
+                                                           SignatureRow.ledger_index != idx)
+                                .values(ledger_index=idx))
 
     # -- appending -----------------------------------------------------------------------------------------
     def append(self, kind: str, subject: str, data: Mapping[str, Any], *, at: datetime | None = None,
@@ -135,39 +242,48 @@ class EvidenceLog:
         checkpoint for them all (the way a busy log batches: one commit and one signature per batch). An
         entry whose idempotency key was appended before, or earlier in the same batch, returns that entry.
         ``ValueError`` (an unknown kind, a float, a naive time) refuses the whole batch before anything is
-        written."""
+        written. Each entry gets its own fresh salt: its leaf is a commitment, its opening stays private."""
         now = self.clock()
-        encoded = []
-        for item in entries:
-            raw = encode_entry(item.kind, item.subject, item.data, item.at or now)
-            encoded.append((item, raw, leaf_hash(raw)))
+        committed = [Committed(item.kind, item.subject[:64], Opening(
+            encode_entry(item.kind, item.subject, item.data, item.at or now), new_salt()), item.idempotency_key)
+            for item in entries]
+        self.start()
+        return self._insert(committed)
+
+    def _insert(self, entries: Sequence[Committed]) -> list[Appended]:
+        leaves = [(item, raw, leaf_hash(raw)) for item, raw in ((item, item.leaf()) for item in entries)]
         for _ in range(APPEND_ATTEMPTS):
-            keys = [item.idempotency_key for item, _, _ in encoded if item.idempotency_key]
-            known = self._by_keys(keys) if keys else {}
+            known = self._known(entries)
             results: list[Appended] = []
-            rows: list[LedgerEntryRow] = []
+            rows: list[dict[str, Any]] = []
+            openings: list[dict[str, Any]] = []
+            now = self.clock()
             try:
                 with self.db.session() as session:
-                    index = int(session.scalar(select(func.coalesce(func.max(LedgerEntryRow.idx) + 1, 0))) or 0)
-                    batch_keys: dict[str, Appended] = {}
-                    for item, raw, leaf in encoded:
-                        key = item.idempotency_key
-                        if key and key in known:
-                            results.append(known[key])
+                    index = int(session.scalar(select(func.coalesce(func.max(LeafRow.idx) + 1, 0))) or 0)
+                    if index == 0:
+                        raise RuntimeError("the evidence log has no start statement: call start() first")
+                    batch: dict[str, Appended] = {}
+                    for item, raw, leaf in leaves:
+                        tag = _tag(item)
+                        if tag and tag in known:
+                            results.append(known[tag])
                             continue
-                        if key and key in batch_keys:
-                            results.append(Appended(batch_keys[key].index, batch_keys[key].leaf_hash, False))
+                        if tag and tag in batch:
+                            results.append(Appended(batch[tag].index, batch[tag].leaf_hash, False))
                             continue
-                        rows.append(LedgerEntryRow(idx=index, entry=raw, leaf_hash=leaf, kind=item.kind,
-                                                   subject=item.subject[:64], idempotency_key=key,
-                                                   created_at=now))
+                        rows.append({"idx": index, "leaf": raw, "leaf_hash": leaf, "created_at": now})
+                        openings.append({"idx": index, "entry": item.opening.entry, "salt": item.opening.salt,
+                                         "kind": item.kind, "subject": item.subject, "idempotency_key": item.key,
+                                         "legacy_idx": item.legacy_idx})
                         appended = Appended(index, leaf, True)
-                        if key:
-                            batch_keys[key] = appended
+                        if tag:
+                            batch[tag] = appended
                         results.append(appended)
                         index += 1
-                    session.add_all(rows)
-                    session.flush()
+                    if rows:  # bulk inserts (executemany), the leaves first: each opening refers to its leaf
+                        session.execute(insert(LeafRow), rows)
+                        session.execute(insert(OpeningRow), openings)
             except IntegrityError:  # another process took these indexes (or one of the keys) first: look again
                 continue
             if rows:
@@ -175,23 +291,35 @@ class EvidenceLog:
             return results
         raise RuntimeError("could not append to the evidence log: too much contention")
 
-    def _by_keys(self, keys: Sequence[str]) -> dict[str, Appended]:
+    def _known(self, entries: Sequence[Committed]) -> dict[str, Appended]:
+        """The entries appended before, by idempotency key (``key:…``) or first-log index (``legacy:…``)."""
+        keys = [e.key for e in entries if e.key]
+        olds = [e.legacy_idx for e in entries if e.legacy_idx is not None]
         found: dict[str, Appended] = {}
         with self.db.session() as session:
-            for start in range(0, len(keys), 500):
-                for row in session.execute(select(LedgerEntryRow.idempotency_key, LedgerEntryRow.idx,
-                                                  LedgerEntryRow.leaf_hash).where(
-                        LedgerEntryRow.idempotency_key.in_(keys[start:start + 500]))):
-                    found[row[0]] = Appended(row[1], bytes(row[2]), False)
+            for start in range(0, max(len(keys), len(olds)), 500):
+                where = []
+                if keys[start:start + 500]:
+                    where.append(OpeningRow.idempotency_key.in_(keys[start:start + 500]))
+                if olds[start:start + 500]:
+                    where.append(OpeningRow.legacy_idx.in_(olds[start:start + 500]))
+                for row in session.execute(select(OpeningRow.idempotency_key, OpeningRow.legacy_idx,
+                                                  LeafRow.idx, LeafRow.leaf_hash).join(
+                        LeafRow, LeafRow.idx == OpeningRow.idx).where(or_(*where))):
+                    appended = Appended(row[2], bytes(row[3]), False)
+                    if row[0]:
+                        found[f"key:{row[0]}"] = appended
+                    if row[1] is not None:
+                        found[f"legacy:{row[1]}"] = appended
         return found
 
     # -- the tree ------------------------------------------------------------------------------------------
     def _synced(self) -> MerkleTree:
-        """The in-memory tree caught up with the table (entries other processes appended). Call with
+        """The in-memory tree caught up with the table (leaves other processes appended). Call with
         ``self._lock`` held; the tree only grows, so a proof for a given size never changes."""
         with self.db.session() as session:
-            rows = session.execute(select(LedgerEntryRow.idx, LedgerEntryRow.leaf_hash).where(
-                LedgerEntryRow.idx >= len(self._tree)).order_by(LedgerEntryRow.idx)).all()
+            rows = session.execute(select(LeafRow.idx, LeafRow.leaf_hash).where(
+                LeafRow.idx >= len(self._tree)).order_by(LeafRow.idx)).all()
         for idx, leaf in rows:
             if idx != len(self._tree):  # never expected (indexes are taken in order); stop before a gap
                 break
@@ -211,7 +339,7 @@ class EvidenceLog:
         with self.db.session() as session:
             row = session.get(CheckpointRow, size)
             if row is not None:
-                return _signed(row)
+                return stored_checkpoint(row)
         signed = sign(Checkpoint(self.origin, size, root, self.clock()), self.key)
         try:
             with self.db.session() as session:
@@ -222,7 +350,7 @@ class EvidenceLog:
             with self.db.session() as session:
                 row = session.get(CheckpointRow, size)
                 assert row is not None
-                return _signed(row)
+                return stored_checkpoint(row)
         for anchor in self.anchors:
             try:
                 anchor.publish(signed)
@@ -232,18 +360,46 @@ class EvidenceLog:
         return signed
 
     def entry(self, index: int) -> tuple[bytes, bytes]:
-        """The exact leaf bytes and leaf hash of entry ``index``."""
+        """The exact public leaf bytes and leaf hash of leaf ``index``."""
         with self.db.session() as session:
-            row = session.get(LedgerEntryRow, index)
+            row = session.get(LeafRow, index)
             if row is None:
                 raise LedgerError(f"no entry {index}")
-            return bytes(row.entry), bytes(row.leaf_hash)
+            return bytes(row.leaf), bytes(row.leaf_hash)
 
     def entries_of(self, subject: str) -> list[tuple[int, str]]:
-        """(index, kind) of every entry about ``subject``, oldest first."""
+        """(index, kind) of every entry about ``subject``, oldest first (private: it links leaves to a subject)."""
         with self.db.session() as session:
-            return [(i, k) for i, k in session.execute(select(LedgerEntryRow.idx, LedgerEntryRow.kind).where(
-                LedgerEntryRow.subject == subject).order_by(LedgerEntryRow.idx))]
+            return [(i, k) for i, k in session.execute(select(OpeningRow.idx, OpeningRow.kind).where(
+                OpeningRow.subject == subject).order_by(OpeningRow.idx))]
+
+    def listing(self, subject: str) -> list[tuple[int, str, str]]:
+        """(index, kind, time of the event) of every entry about ``subject``, oldest first (private)."""
+        with self.db.session() as session:
+            rows = session.execute(select(OpeningRow.idx, OpeningRow.kind, OpeningRow.entry).where(
+                OpeningRow.subject == subject).order_by(OpeningRow.idx)).all()
+        return [(idx, kind, str(json.loads(bytes(entry))["at"])) for idx, kind, entry in rows]
+
+    def opened(self, index: int) -> Opened:
+        """Leaf ``index``'s opening (private); :class:`LedgerError` when it has none (no such leaf, or the start)."""
+        with self.db.session() as session:
+            row = session.get(OpeningRow, index)
+            if row is None:
+                raise LedgerError(f"no opening for entry {index}")
+            return Opened(row.idx, row.kind, row.subject, Opening(bytes(row.entry), bytes(row.salt)), row.legacy_idx)
+
+    def bundle(self, index: int, *, previous_log: bool = True) -> Bundle:
+        """Entry ``index``'s proof bundle under the current checkpoint: its opening, its leaf, its audit path,
+        and, for an entry of the first log, its proof there (``previous_log``; only for entitled parties)."""
+        opened = self.opened(index)
+        checkpoint = self.checkpoint()
+        size = checkpoint.checkpoint.tree_size
+        raw, leaf = self.entry(index)
+        proof = Inclusion(index, leaf, self.inclusion(index, size), checkpoint)
+        previous = None
+        if previous_log and opened.legacy_idx is not None:
+            previous = self.legacy.inclusion(opened.legacy_idx)
+        return Bundle(opened.opening, raw, proof, previous)
 
     def inclusion(self, index: int, tree_size: int) -> list[bytes]:
         with self._lock:
@@ -261,16 +417,13 @@ class EvidenceLog:
 
     # -- audit -----------------------------------------------------------------------------------------------
     def audit(self, extra: Sequence[SignedCheckpoint] = ()) -> Report:
-        """Recompute the whole log from the stored entry bytes and check every stored checkpoint (and
-        ``extra`` ones, e.g. a checkpoint saved by an outside party) — ``leaseline ledger verify``."""
-        with self.db.session() as session:
-            rows = session.execute(select(LedgerEntryRow.entry, LedgerEntryRow.leaf_hash).order_by(
-                LedgerEntryRow.idx)).all()
-            stored = [_signed(r) for r in session.scalars(select(CheckpointRow).order_by(CheckpointRow.tree_size))]
-        checkpoints = sorted([*stored, *extra], key=lambda c: (c.checkpoint.tree_size, c.checkpoint.timestamp))
-        return verify_log([bytes(r[0]) for r in rows], [bytes(r[1]) for r in rows], checkpoints, self.public_key)
+        """Recompute the whole log and check it (:func:`contract.evidence_audit.audit_log`) — ``leaseline
+        ledger verify``; ``extra``: checkpoints saved by an outside party, e.g. from the anchor file."""
+        return audit_log(self, extra)
 
 
-def _signed(row: CheckpointRow) -> SignedCheckpoint:
-    return SignedCheckpoint(Checkpoint(row.origin, row.tree_size, bytes(row.root_hash), row.timestamp),
-                            bytes(row.signature), bytes(row.public_key))
+def _tag(item: Committed) -> str | None:
+    if item.key:
+        return f"key:{item.key}"
+    return f"legacy:{item.legacy_idx}" if item.legacy_idx is not None else None
+

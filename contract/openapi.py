@@ -28,6 +28,19 @@ def _int(name: str, minimum: int) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": True, "schema": {"type": "integer", "minimum": minimum}}
 
 
+def _bundle() -> dict[str, Any]:
+    """An evidence entry's proof bundle (contract/ledger/bundle.py describes how to check it offline)."""
+    inclusion = {"type": "object", "required": ["tree_size", "audit_path"], "properties": {
+        "tree_size": {"type": "integer"}, "audit_path": {"type": "array", "items": HEX}}}
+    return {"type": "object", "required": ["format", "index", "opening", "leaf", "leaf_hash", "inclusion",
+                                           "checkpoint"], "properties": {
+        "format": {"const": "leaseline.cn/evidence-bundle/v1"}, "index": {"type": "integer"},
+        "opening": {"type": "object", "required": ["entry", "salt"], "properties": {"entry": B64, "salt": HEX}},
+        "content": {"type": ["object", "null"]}, "leaf": B64, "leaf_hash": HEX, "inclusion": inclusion,
+        "checkpoint": {"$ref": "#/components/schemas/Checkpoint"},
+        "previous_log": {"type": ["object", "null"]}}}
+
+
 def document() -> dict[str, Any]:
     """The OpenAPI document."""
     return {
@@ -131,10 +144,38 @@ def document() -> dict[str, Any]:
                 "operationId": "checkpoint", "summary": "Public: the latest signed checkpoint", "security": PUBLIC,
                 "responses": {"200": _json("Checkpoint", "Signed checkpoint")}}},
             "/api/v1/ledger/entries/{index}": {"get": {
-                "operationId": "entry", "summary": "Public: one entry's exact leaf bytes", "security": PUBLIC,
+                "operationId": "entry", "security": PUBLIC,
+                "summary": "Public: one leaf's exact bytes: a salted commitment {\"commitment\",\"v\":2}, or at "
+                           "index 0 the signed log start statement (no personal data in either)",
                 "parameters": [{"name": "index", "in": "path", "required": True,
                                 "schema": {"type": "integer", "minimum": 0}}],
                 "responses": {"200": _json("Entry", "The entry"), "404": _problem("No such entry")}}},
+            "/api/v1/ledger/subjects/{subject}/entries": {"get": {
+                "operationId": "subjectEntries", "summary": "The entries about one application (scope ledger:read)",
+                "parameters": [{"name": "subject", "in": "path", "required": True,
+                                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"}}],
+                "responses": {"200": {"description": "Index, kind and time of each entry, oldest first", "content": {
+                    "application/json": {"schema": {"type": "object", "required": ["subject", "entries"],
+                                                    "properties": {"subject": {"type": "string"}, "entries": {
+                                                        "type": "array", "items": {
+                                                            "type": "object", "required": ["index", "kind", "at"],
+                                                            "properties": {"index": {"type": "integer"},
+                                                                           "kind": {"type": "string"},
+                                                                           "at": {"type": "string"}}}}}}}}},
+                              **AUTH, "422": _problem("Bad subject")}}},
+            "/api/v1/ledger/openings/{index}": {"get": {
+                "operationId": "opening",
+                "summary": "One entry's opening (clear entry and salt) as a proof bundle (scope ledger:read)",
+                "parameters": [{"name": "index", "in": "path", "required": True,
+                                "schema": {"type": "integer", "minimum": 0}}],
+                "responses": {"200": {"description": "The bundle, with the entry's kind and subject", "content": {
+                    "application/json": {"schema": {"type": "object", "required": ["index", "kind", "subject",
+                                                                                    "bundle"],
+                                                    "properties": {"index": {"type": "integer"},
+                                                                   "kind": {"type": "string"},
+                                                                   "subject": {"type": "string"},
+                                                                   "bundle": _bundle()}}}}},
+                              **AUTH, "404": _problem("No such entry, or the log start (no opening)")}}},
             "/api/v1/ledger/proof/inclusion": {"get": {
                 "operationId": "inclusionProof", "summary": "Public: RFC 6962 audit path", "security": PUBLIC,
                 "parameters": [_int("index", 0), _int("tree_size", 1)],

@@ -13,7 +13,6 @@ by the log. Domain errors (:class:`NotFound`, :class:`Conflict`, :class:`Invalid
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -394,17 +393,17 @@ class ContractService:
         }
 
     def _proof(self, meta: dict[str, Any]) -> dict[str, Any] | None:
+        """The proof bundle of the contract's latest document entry (signed, else generated), opening included:
+        only a caller who holds the signed PDF itself (or a service token) gets here. The entry records that
+        file's hash, number and certificates, which the holder has, and the ids behind them (application,
+        contract, signing event, the BFF's identity-check reference), which name nobody. Without the first log's
+        proof: its audit path holds unsalted hashes of other people's entries (contract.legacy_log)."""
         signed = [e["index"] for e in meta["ledger"] if e["kind"] == "contract_signed"]
         generated = [e["index"] for e in meta["ledger"] if e["kind"] == "contract_generated"]
         index = (signed or generated or [None])[-1]
         if index is None:
             return None
-        checkpoint = self.ledger.checkpoint()
-        size = checkpoint.checkpoint.tree_size
-        entry, leaf = self.ledger.entry(index)
-        return {"index": index, "entry": base64.b64encode(entry).decode(), "leaf_hash": leaf.hex(),
-                "tree_size": size, "audit_path": [h.hex() for h in self.ledger.inclusion(index, size)],
-                "checkpoint": checkpoint.to_json()}
+        return self.ledger.bundle(index, previous_log=False).to_json()
 
 
 def _int_box(box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:

@@ -290,15 +290,20 @@ def ledger() -> None:
 @ledger.command("verify")
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A signed checkpoint (JSON) saved earlier, e.g. from var/ledger/checkpoints.jsonl: it must "
-                   "still be consistent with the log.")
+                   "still be consistent with the log it names (its origin).")
 def ledger_verify(checkpoint_file: str | None) -> None:
-    """Recompute the whole log from storage and check every signed checkpoint; name the first bad entry."""
+    """Recompute both evidence logs from storage and check every signed checkpoint; name the first bad entry.
+
+    The commitment log: every leaf, checkpoint and opening (each clear entry still hashes to its leaf's
+    commitment), its signed start statement and the first log committed into it. The first log (frozen since
+    it moved to commitments): its entries against its own checkpoints, as before."""
     import json
     from pathlib import Path
 
     from contract.config import ContractSettings
     from contract.db.migrate import upgrade
     from contract.evidence import EvidenceLog
+    from contract.evidence import current_origin
     from contract.evidence import load_or_create_key
     from contract.ledger import SignedCheckpoint
     from infra.db.engine import Database
@@ -314,16 +319,79 @@ def ledger_verify(checkpoint_file: str | None) -> None:
             raise Fail(f"{checkpoint_file}: not a signed checkpoint ({exc})") from None
     db = Database(settings.database_url)
     try:
-        log = EvidenceLog(db, load_or_create_key(Path(settings.ledger_key_path)), settings.ledger_origin)
-        report = log.audit(extra)
+        log = EvidenceLog(db, load_or_create_key(Path(settings.ledger_key_path)),
+                          current_origin(settings.ledger_origin), legacy_origin=settings.ledger_origin)
+        legacy_origins = log.legacy.origins()
+        unknown = [c for c in extra if c.checkpoint.origin != log.origin and c.checkpoint.origin not in legacy_origins]
+        if unknown:
+            raise Fail(f"{checkpoint_file}: the checkpoint names the log {unknown[0].checkpoint.origin!r}, "
+                       f"neither {log.origin!r} nor the first log")
+        reports = []
+        if log.legacy.size():
+            reports.append(("first evidence log (frozen, private)",
+                            log.legacy.audit([c for c in extra if c.checkpoint.origin in legacy_origins])))
+        if log.size():
+            reports.append(("evidence log", log.audit([c for c in extra if c.checkpoint.origin == log.origin])))
+        elif log.legacy.size():
+            click.echo("the commitment log has not started yet: the contract service starts it when it starts")
     finally:
         db.dispose()
-    for problem in report.problems:
+    for name, report in reports:
+        for problem in report.problems:
+            click.echo(f"  ✗ {name}: {problem}", err=True)
+    bad = [(name, report) for name, report in reports if not report.ok]
+    for name, report in reports:
+        if report.ok:
+            click.echo(f"{name} intact: {report.tree_size} entries, {report.checked_checkpoints} checkpoints checked")
+    if bad:
+        name, report = bad[0]
+        raise Fail(f"{name} NOT intact: {report.tree_size} entries, first bad entry {report.first_bad_index}")
+    if not reports:
+        click.echo("evidence log intact: 0 entries")
+
+
+@ledger.command("check-bundle")
+@click.argument("bundle_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--public-key", "public_key", default=None,
+              help="The log's Ed25519 public key (base64), as the lessor publishes it; default: this machine's "
+                   "log key (LEASELINE_LEDGER_SIGNING_KEY_PATH).")
+def ledger_check_bundle(bundle_file: str, public_key: str | None) -> None:
+    """Check an evidence proof bundle offline: its clear entry opens the commitment in its leaf, the leaf is in
+    the signed checkpoint's tree (and, for an entry of the first log, in that log too); print the entry."""
+    import base64
+    import binascii
+    import json
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from contract.ledger.bundle import Bundle
+    from contract.ledger.bundle import verify_bundle
+
+    try:
+        bundle = Bundle.from_json(json.loads(Path(bundle_file).read_text(encoding="utf-8")))
+    except ValueError as exc:
+        raise Fail(f"{bundle_file}: not an evidence bundle ({exc})") from None
+    if public_key:
+        try:
+            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key, validate=True))
+        except (binascii.Error, ValueError):
+            raise Fail("--public-key: not a base64 Ed25519 public key (32 bytes)") from None
+    else:
+        from contract.config import ContractSettings
+        from contract.evidence import load_or_create_key
+
+        key = load_or_create_key(Path(ContractSettings.from_env().ledger_key_path)).public_key()
+    problems = verify_bundle(bundle, key)
+    for problem in problems:
         click.echo(f"  ✗ {problem}", err=True)
-    if not report.ok:
-        raise Fail(f"evidence log NOT intact: {report.tree_size} entries, first bad entry "
-                   f"{report.first_bad_index}")
-    click.echo(f"evidence log intact: {report.tree_size} entries, {report.checked_checkpoints} checkpoints checked")
+    if problems:
+        raise Fail(f"{bundle_file}: the bundle does NOT prove its entry")
+    checkpoint = bundle.proof.checkpoint.checkpoint
+    click.echo(f"entry {bundle.proof.index} is in {checkpoint.origin} (size {checkpoint.tree_size}, signed "
+               f"{checkpoint.timestamp.isoformat()})" + (f" and was entry {bundle.previous.index} of the first log"
+                                                        if bundle.previous else ""))
+    click.echo(bundle.opening.entry.decode("utf-8", errors="replace"))
 
 
 @main.group("payments")

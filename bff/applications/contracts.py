@@ -9,7 +9,8 @@ failed signing leaves the contract unsigned and the customer can sign again.
 The evidence of the application (consents with their text hashes, the KYC outcome and the hashes of its
 images, the plan accepted, the risk decision) is queued in the outbox when the contract is requested and
 sent to the log by the same resumer, each entry once (its idempotency key), never lost while the service
-is down. Entries hold ids, hashes and amounts only: the log is public.
+is down. Entries hold ids, hashes and amounts, never names or ID numbers; the public log holds only a salted
+commitment to each (contract.ledger.commitments), the entries themselves go to those entitled (bff/evidence).
 """
 
 from __future__ import annotations

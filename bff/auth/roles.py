@@ -18,6 +18,9 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "staff.view": ("dealer_admin", "ops_admin"),
     "staff.manage": ("dealer_admin", "ops_admin"),
     "audit.read": ("auditor",),
+    # the evidence log's clear entries of any application, as proof bundles (each download audit-logged); the
+    # customer and the staff who see an application get its own through the application (bff/evidence)
+    "evidence.audit": ("auditor",),
     "invitations.manage": DEALER_ROLES,
     "dealers.manage": ("ops_admin",),
     # credit applications: the dealer's staff run them; the lessor's risk and ops staff follow them

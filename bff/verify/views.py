@@ -1,5 +1,7 @@
 """``/verify``: upload a PDF, the contract service checks it (``POST /api/v1/verification``), the page says
-plainly whether it is valid and shows each signature's checks and the evidence-log inclusion proof.
+plainly whether it is valid and shows each signature's checks and the evidence-log inclusion proof (the opened
+record behind the log's public commitment, which the holder of the signed file may see; each showing is
+audit-logged).
 
 A plain form post, not htmx: the answer is a whole new section, the upload works without JavaScript, and
 base.html's htmx configuration does not swap 413/503 answers, which must reach the user as pages.
@@ -109,4 +111,12 @@ def check() -> Any:
         log.warning("verification unavailable: %s", exc)
         return _page(503, unavailable=True)
     valid, message = verdict(result)
+    proof = result.get("ledger")
+    if isinstance(proof, dict) and result.get("contract"):
+        # the record behind the public commitment was shown to whoever holds the signed file: logged like any
+        # other disclosure of an evidence entry (bff/evidence)
+        services().audit.append("evidence.disclosed", "success", actor_id=None, actor_label="holder of the signed PDF",
+                                target=str(result["contract"].get("number", "")), ip=request.remote_addr or "",
+                                user_agent=(request.user_agent.string or "")[:255],
+                                details={"index": proof.get("index"), "kind": "contract_signed", "role": "holder"})
     return _page(result=result, valid=valid, verdict=message)

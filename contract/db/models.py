@@ -78,9 +78,10 @@ class SignatureRow(ContractBase):
     contract: Mapped[ContractRow] = relationship(back_populates="signatures")
 
 
-class LedgerEntryRow(ContractBase):
-    """One leaf of the evidence log: the exact bytes hashed (RFC 6962 leaf) and their hash. Append-only: the
-    code has no update or delete; ``leaseline ledger verify`` recomputes everything from these rows."""
+class LegacyEntryRow(ContractBase):
+    """One leaf of the first evidence log, frozen since the log moved to commitments (migration 0003): the clear
+    entry bytes it hashed (they name applications, amounts, decisions, so they are never served publicly
+    again) and their leaf hash. Nothing writes here any more; ``leaseline ledger verify`` still checks it."""
 
     __tablename__ = "contract_ledger_entries"
 
@@ -93,10 +94,54 @@ class LedgerEntryRow(ContractBase):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class CheckpointRow(ContractBase):
-    """A signed checkpoint (tree size, root, time; Ed25519) as published."""
+class LegacyCheckpointRow(ContractBase):
+    """A signed checkpoint of the first evidence log (tree size, root, time; Ed25519), as it was published."""
 
     __tablename__ = "contract_ledger_checkpoints"
+
+    tree_size: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
+    origin: Mapped[str] = mapped_column(String(128))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LeafRow(ContractBase):
+    """One public leaf of the evidence log: its exact bytes (a commitment, or the log start statement at index
+    0; contract.ledger.commitments) and their RFC 6962 leaf hash. This table is all the public reads touch.
+    Append-only: the code has no update or delete; ``leaseline ledger verify`` recomputes everything."""
+
+    __tablename__ = "contract_evidence_leaves"
+
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    leaf: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OpeningRow(ContractBase):
+    """The private half of a leaf: the clear entry and the salt its commitment was made with (its opening),
+    what it is about (kind, subject: to find an application's entries) and the caller's idempotency key (which
+    names the application too). Served only to the BFF's service token, which gives it to those entitled.
+    ``legacy_idx``: the entry's index in the first log, when it was committed again from there."""
+
+    __tablename__ = "contract_evidence_openings"
+
+    idx: Mapped[int] = mapped_column(ForeignKey("contract_evidence_leaves.idx"), primary_key=True,
+                                     autoincrement=False)
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    legacy_idx: Mapped[int | None] = mapped_column(Integer, unique=True)
+
+
+class CheckpointRow(ContractBase):
+    """A signed checkpoint of the evidence log (tree size, root, time; Ed25519) as published."""
+
+    __tablename__ = "contract_evidence_checkpoints"
 
     tree_size: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))

@@ -1,10 +1,12 @@
 """The contract service's tamper-evident evidence log, pure: a transparency log after RFC 6962 / RFC 9162.
 
 Every evidence entry (consent, KYC outcome, plan, risk decision, contract, payment …) is canonical JSON
-(:mod:`contract.ledger.entries`) hashed into a leaf of an append-only Merkle tree (:mod:`contract.ledger.merkle`);
-the log signs its root from time to time (:mod:`contract.ledger.checkpoint`), so a later edit, deletion or
-rewrite of history shows up when :func:`verify_log` re-derives the tree (:mod:`contract.ledger.audit`).
-No I/O here: storage and the HTTP API live in the service around it.
+(:mod:`contract.ledger.entries`); the public leaf of an append-only Merkle tree (:mod:`contract.ledger.merkle`)
+is only a salted commitment to it (:mod:`contract.ledger.commitments`), the entry and its salt staying private
+until they are handed out as a proof bundle (:mod:`contract.ledger.bundle`). The log signs its root from time to
+time (:mod:`contract.ledger.checkpoint`), so a later edit, deletion or rewrite of history shows up when
+:func:`verify_log` re-derives the tree (:mod:`contract.ledger.audit`). No I/O here: storage and the HTTP API
+live in the service around it.
 """
 
 from contract.ledger.audit import Report

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from contract.ledger.checkpoint import SignedCheckpoint
 from contract.ledger.checkpoint import verify
+from contract.ledger.commitments import Opening
 from contract.ledger.merkle import MerkleTree
 from contract.ledger.merkle import leaf_hash
 from contract.ledger.merkle import verify_consistency
@@ -160,3 +161,25 @@ def locate_rewrite(first: Trusted, matching: Sequence[int], problems: list[str])
     problems.append(f"entries {start}..{first.size - 1}: changed together with their stored leaf hashes "
                     f"(only {first.name()} shows it); the first changed entry is at index {start} or later")
     return start
+
+
+def verify_openings(leaves: Sequence[bytes], openings: Sequence[tuple[int, Opening]], problems: list[str]) -> list[int]:
+    """The private side of a commitment log: each opening (index, clear entry and salt) must open its leaf
+    exactly, and every leaf after the first (the log start statement) must have one, or the entry it commits to
+    can no longer be shown to anyone. Returns the indexes found bad; their problems go to ``problems``."""
+    bad = []
+    have = set()
+    for index, opening in openings:
+        have.add(index)
+        if not 0 < index < len(leaves) or not opening.opens(leaves[index]):
+            bad.append(index)
+    if bad:
+        listed = ", ".join(str(index) for index in bad[:LISTED])
+        more = " …" if len(bad) > LISTED else ""
+        problems.append(f"{len(bad)} private entries no longer match the commitments in their public leaves: "
+                        f"entry {listed}{more}")
+    missing = [index for index in range(1, len(leaves)) if index not in have]
+    if missing:
+        problems.append(f"{len(missing)} public leaves have no private entry (nothing left to prove them with): "
+                        f"entry {', '.join(str(i) for i in missing[:LISTED])}{' …' if len(missing) > LISTED else ''}")
+    return bad + missing

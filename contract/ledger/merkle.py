@@ -51,6 +51,12 @@ class MerkleTree:
     def __len__(self) -> int:
         return len(self._levels[0])
 
+    def leaf_hash(self, index: int) -> bytes:
+        """The leaf hash at ``index``."""
+        if not 0 <= index < len(self):
+            raise ValueError(f"leaf index {index} is outside a tree of size {len(self)}")
+        return self._levels[0][index]
+
     def append(self, leaf_hash: bytes) -> int:
         """Add a leaf hash and return its index; completes at most log n subtrees (amortised O(1))."""
         check_hash(leaf_hash, "leaf hash")

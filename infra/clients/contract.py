@@ -1,5 +1,5 @@
 """The contract service's client (``contract/``, OpenAPI at ``/api/v1/openapi.json``): contract PDFs, their
-signatures and the public evidence log."""
+signatures and the evidence log (public commitments; the clear entries, as proof bundles, with ``ledger:read``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ CONTRACT_AUDIENCE = "leaseline-contract"
 CONTRACT_WRITE_SCOPE = "contract:write"
 CONTRACT_READ_SCOPE = "contract:read"
 LEDGER_APPEND_SCOPE = "ledger:append"
+LEDGER_READ_SCOPE = "ledger:read"
 
 
 class ContractClient:
@@ -72,3 +73,16 @@ class ContractClient:
         if not isinstance(answers, list) or len(answers) != len(entries):
             raise ServiceUnavailable("contract service: the batch answer does not match the batch")
         return answers
+
+    def evidence(self, subject: str) -> list[dict[str, Any]]:
+        """The evidence entries about ``subject`` (an application id): ``{index, kind, at}``, oldest first."""
+        body = self._json("GET", f"/api/v1/ledger/subjects/{quote(subject, safe='')}/entries", idempotent=True)
+        entries = body.get("entries")
+        if not isinstance(entries, list):
+            raise ServiceUnavailable("contract service: the evidence list is not a list")
+        return entries
+
+    def opening(self, index: int) -> dict[str, Any]:
+        """Entry ``index``'s ``{index, kind, subject, bundle}``: its proof bundle with the clear entry and salt,
+        for the caller to hand to those entitled only (a :class:`~infra.clients.http.ServiceRefused` 404: none)."""
+        return self._json("GET", f"/api/v1/ledger/openings/{int(index)}", idempotent=True)

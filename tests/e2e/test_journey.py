@@ -22,7 +22,8 @@ officer's tablet, and anyone's phone on the public contract check. The phones fi
    customer then signs and pays too.
 5. The tablet's pipeline shows both leases ready for delivery; the first contract PDF is valid on the public
    ``/verify`` page, and every evidence entry of both applications is proven in the log (RFC 9162 inclusion and
-   consistency, checked by tests/common/rfc9162.py; the checkpoint's Ed25519 signature by the log's key).
+   consistency, checked by tests/common/rfc9162.py; the checkpoint's Ed25519 signature by the log's key): the
+   public leaves are commitments only, each opened by its proof bundle (tests/common/evidence.py).
 
 No console error and no Content-Security-Policy violation on our pages along the way.
 
@@ -63,6 +64,7 @@ from playwright.sync_api import expect
 from infra.applications import Scope
 from kyc import specimens as idcards
 from kyc.idnumber import check_digit
+from tests.common import evidence
 from tests.common import faces
 from tests.common import rfc9162
 from tests.common.camera import FakeCamera
@@ -450,7 +452,7 @@ def verify_publicly(anyone: Page, pdf: bytes, number: str, tour: Tour) -> PagePr
     anyone.locator("#verify-result details summary").click()  # the audit path, folded away by default
     tour.shot(anyone, "phone", "evidence-log")
     facts = anyone.get_by_test_id("ledger").locator("dd").all_inner_texts()
-    leaf = anyone.locator("#verify-result details p .mono").inner_text().strip()
+    leaf = anyone.locator("#verify-result details p .mono").first.inner_text().strip()  # the leaf hash, then the salt
     path = [h.strip() for h in anyone.locator("#verify-result ol.audit-path li").all_inner_texts()]
     return PageProof(int(facts[0]), int(facts[1]), bytes.fromhex(facts[2].strip()), bytes.fromhex(leaf),
                      [bytes.fromhex(h) for h in path])
@@ -477,6 +479,7 @@ def check_evidence(stack: Stack, app_ids: list[str], shown: PageProof) -> None:
     size, root = head["tree_size"], bytes.fromhex(head["root_hash"])
 
     kinds: dict[str, list[str]] = {app_id: [] for app_id in app_ids}
+    public_key = key.public_key().public_bytes_raw()
     for index in range(size):
         got = requests.get(f"{base}/entries/{index}", timeout=TIMEOUT).json()
         raw = base64.b64decode(got["entry"])
@@ -485,7 +488,13 @@ def check_evidence(stack: Stack, app_ids: list[str], shown: PageProof) -> None:
         path = requests.get(f"{base}/proof/inclusion", params={"index": index, "tree_size": size},
                             timeout=TIMEOUT).json()["audit_path"]
         assert rfc9162.verify_inclusion(leaf, index, size, [bytes.fromhex(h) for h in path], root), index
-        entry = json.loads(raw)
+        if index == 0:  # the log's signed start statement: log facts, nobody's data
+            assert json.loads(raw)["statement"] == "log_start"
+            continue
+        assert re.fullmatch(rb'\{"commitment":"[0-9a-f]{64}","v":2\}', raw), raw  # public: a commitment only
+        opened = requests.get(f"{base}/openings/{index}", headers=stack.contract.headers("ledger:read"),
+                              timeout=TIMEOUT).json()
+        entry = evidence.opened(opened["bundle"], public_key)  # the clear entry, proven independently
         if entry["subject"] in kinds:
             kinds[entry["subject"]].append(entry["kind"])
         if index == shown.index:

@@ -1,7 +1,8 @@
 """The contract service over real HTTP with real service tokens, SeaweedFS (Object Lock), a local RFC 3161
 TSA and its own database: generate → review pages → sign (certify, customer, countersign; PAdES B-T) →
 verify (pyHanko and poppler's pdfsig agree) → the evidence log's proofs, checked by an independent
-RFC 9162 verifier. Tampering is caught: a changed byte in the signed PDF, a changed log entry."""
+RFC 9162 verifier; the public log holds commitments, their openings (proof bundles) need ``ledger:read``.
+Tampering is caught: a changed byte in the signed PDF, a changed log entry, a changed leaf."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from PIL import ImageDraw
 from sqlalchemy import update
 
 from contract.db.models import ContractRow
-from contract.db.models import LedgerEntryRow
+from contract.db.models import LeafRow
+from contract.db.models import OpeningRow
+from tests.common import evidence
 from tests.common import rfc9162
 from tests.common.contract import ContractServer
 from tests.common.risk import risk_database
@@ -241,12 +244,13 @@ def test_anyone_can_verify_an_untouched_copy_and_its_log_proof(contracts: Contra
                       timeout=TIMEOUT)
     verdict = r.json()
     assert r.status_code == 200 and verdict["all_valid"] and verdict["contract"]["number"] == signed["number"]
-    proof = verdict["ledger"]
-    entry = base64.b64decode(proof["entry"])
-    assert signed["signed_sha256"].encode() in entry
-    root = bytes.fromhex(proof["checkpoint"]["root_hash"])
-    assert rfc9162.verify_inclusion(rfc9162.hash_leaf(entry), proof["index"], proof["tree_size"],
-                                    [bytes.fromhex(h) for h in proof["audit_path"]], root)
+    proof = verdict["ledger"]  # the holder of the signed file gets the opening of its record, checked independently
+    entry = evidence.opened(proof, contracts.components.ledger.public_key.public_bytes_raw())
+    assert entry["kind"] == "contract_signed" and entry["data"]["sha256"] == signed["signed_sha256"]
+    assert proof["previous_log"] is None  # the first log's audit path is never shown to the public
+    public = requests.get(f"{contracts.url}/api/v1/ledger/entries/{proof['index']}", timeout=TIMEOUT).json()
+    assert base64.b64decode(public["entry"]) == base64.b64decode(proof["leaf"])  # what the public sees: the commitment
+    assert signed["signed_sha256"].encode() not in base64.b64decode(public["entry"])
 
 
 def test_the_public_ledger_proves_inclusion_and_consistency(contracts: ContractServer,
@@ -292,9 +296,13 @@ def test_a_batch_is_appended_in_order_under_one_checkpoint_and_all_or_nothing(co
     assert indexes[:5] == list(range(before["tree_size"], before["tree_size"] + 5))
     assert indexes[5] == indexes[1] and [e["created"] for e in answer["entries"]] == [True] * 5 + [False]
     assert answer["checkpoint"]["tree_size"] == before["tree_size"] + 5
+    key = contracts.components.ledger.public_key.public_bytes_raw()
     for n, index in enumerate(indexes[:5]):
         raw = base64.b64decode(requests.get(f"{base}/entries/{index}", timeout=TIMEOUT).json()["entry"])
-        assert f'"{n}.00"'.encode() in raw  # in the order given
+        assert f'"{n}.00"'.encode() not in raw  # the public leaf is a commitment
+        opened = requests.get(f"{base}/openings/{index}", headers=contracts.headers("ledger:read"),
+                              timeout=TIMEOUT).json()
+        assert evidence.opened(opened["bundle"], key)["data"]["amount"] == f"{n}.00"  # in the order given
     # the batch again: nothing new
     again = requests.post(f"{base}/batches", json={"entries": entries}, headers=headers, timeout=TIMEOUT).json()
     assert [e["index"] for e in again["entries"]] == indexes and not any(e["created"] for e in again["entries"])
@@ -315,13 +323,41 @@ def test_a_batch_is_appended_in_order_under_one_checkpoint_and_all_or_nothing(co
                          timeout=TIMEOUT).status_code == 403
 
 
+def test_openings_need_the_ledger_read_scope_and_prove_their_entry(contracts: ContractServer,
+                                                                     signed: dict[str, Any]) -> None:
+    base = f"{contracts.url}/api/v1/ledger"
+    index = [e["index"] for e in signed["ledger"] if e["kind"] == "contract_signed"][-1]
+    assert requests.get(f"{base}/openings/{index}", timeout=TIMEOUT).status_code == 401
+    for scope in ("ledger:append", "contract:read", "contract:write"):
+        r = requests.get(f"{base}/openings/{index}", headers=contracts.headers(scope), timeout=TIMEOUT)
+        assert r.status_code == 403, scope
+        r = requests.get(f"{base}/subjects/app-signed-1/entries", headers=contracts.headers(scope), timeout=TIMEOUT)
+        assert r.status_code == 403, scope
+    read = contracts.headers("ledger:read")
+    answer = requests.get(f"{base}/openings/{index}", headers=read, timeout=TIMEOUT).json()
+    assert answer["kind"] == "contract_signed" and answer["subject"] == "app-signed-1"
+    entry = evidence.opened(answer["bundle"], contracts.components.ledger.public_key.public_bytes_raw())
+    assert entry["subject"] == "app-signed-1" and entry["data"]["contract_id"] == signed["id"]
+    # a changed salt or entry no longer opens the commitment
+    for part, value in (("salt", "00" * 32), ("entry", base64.b64encode(b'{"v":1}').decode())):
+        forged = {**answer["bundle"], "opening": {**answer["bundle"]["opening"], part: value}}
+        assert evidence.failures(forged, contracts.components.ledger.public_key.public_bytes_raw()) == ["commitment"]
+    listed = requests.get(f"{base}/subjects/app-signed-1/entries", headers=read, timeout=TIMEOUT).json()
+    pairs = [(e["index"], e["kind"]) for e in listed["entries"]]  # oldest first (another test adds a payment)
+    assert pairs[:len(signed["ledger"])] == [(e["index"], e["kind"]) for e in signed["ledger"]]
+    assert all(e["at"].endswith("Z") for e in listed["entries"])
+    assert requests.get(f"{base}/openings/0", headers=read, timeout=TIMEOUT).status_code == 404  # the log start
+    assert requests.get(f"{base}/openings/99999", headers=read, timeout=TIMEOUT).status_code == 404
+    assert requests.get(f"{base}/subjects/a%20b/entries", headers=read, timeout=TIMEOUT).status_code == 422
+
+
 def test_a_changed_entry_fails_the_audit_and_is_named(contracts: ContractServer, signed: dict[str, Any]) -> None:
     ledger = contracts.components.ledger
     assert ledger.audit().ok
     victim = signed["ledger"][-1]["index"]
-    original, _ = ledger.entry(victim)
-    with contracts.components.db.session() as session:
-        session.execute(update(LedgerEntryRow).where(LedgerEntryRow.idx == victim).values(
+    original = ledger.opened(victim).opening.entry
+    with contracts.components.db.session() as session:  # the private entry changed: it no longer opens its leaf
+        session.execute(update(OpeningRow).where(OpeningRow.idx == victim).values(
             entry=original.replace(b"sms_otp", b"face___")))
     try:
         report = ledger.audit()
@@ -329,7 +365,17 @@ def test_a_changed_entry_fails_the_audit_and_is_named(contracts: ContractServer,
         assert any(str(victim) in p for p in report.problems)
     finally:
         with contracts.components.db.session() as session:
-            session.execute(update(LedgerEntryRow).where(LedgerEntryRow.idx == victim).values(entry=original))
+            session.execute(update(OpeningRow).where(OpeningRow.idx == victim).values(entry=original))
+    assert ledger.audit().ok
+    leaf, _ = ledger.entry(victim)
+    with contracts.components.db.session() as session:  # the public leaf changed: its hash no longer matches
+        session.execute(update(LeafRow).where(LeafRow.idx == victim).values(leaf=leaf.replace(b'"v":2', b'"v":3')))
+    try:
+        report = ledger.audit()
+        assert not report.ok and report.first_bad_index == victim
+    finally:
+        with contracts.components.db.session() as session:
+            session.execute(update(LeafRow).where(LeafRow.idx == victim).values(leaf=leaf))
     assert ledger.audit().ok
 
 
@@ -346,19 +392,20 @@ def test_leaseline_ledger_verify_names_a_changed_entry(tmp_path: Path, monkeypat
     url, key = f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path / "ledger.pem"
     monkeypatch.setenv("LEASELINE_CONTRACT_DATABASE_URL", url)
     monkeypatch.setenv("LEASELINE_LEDGER_SIGNING_KEY_PATH", str(key))
+    monkeypatch.setenv("LEASELINE_LEDGER_ORIGIN", "test")
     monkeypatch.setenv("LEASELINE_S3_SECRET_KEY", "unused")
     upgrade(url)
     db = Database(url)
-    log = EvidenceLog(db, load_or_create_key(key), "test", [FileAnchor(tmp_path / "anchors.jsonl")])
+    log = EvidenceLog(db, load_or_create_key(key), "test/v2", [FileAnchor(tmp_path / "anchors.jsonl")])
     for i in range(7):
         log.append("payment", f"app-{i}", {"amount": f"{i}.00"})
     runner = CliRunner()
     done = runner.invoke(main, ["ledger", "verify", "--checkpoint", str(tmp_path / "anchors.jsonl")])
-    assert done.exit_code == 0 and "7 entries" in done.output, done.output
-    original, _ = log.entry(3)
+    assert done.exit_code == 0 and "evidence log intact: 8 entries" in done.output, done.output  # the start + 7
+    original = log.opened(4).opening.entry  # app-3's
     with db.session() as session:
-        session.execute(update(LedgerEntryRow).where(LedgerEntryRow.idx == 3).values(
+        session.execute(update(OpeningRow).where(OpeningRow.idx == 4).values(
             entry=original.replace(b"3.00", b"9.00")))
     done = runner.invoke(main, ["ledger", "verify"])
-    assert done.exit_code != 0 and "first bad entry 3" in done.output, done.output
+    assert done.exit_code != 0 and "first bad entry 4" in done.output, done.output
     db.dispose()

@@ -132,6 +132,11 @@ def test_a_signed_contract_is_valid_with_its_number_signers_and_log_proof(
     signed_index = [e["index"] for e in contract["ledger"] if e["kind"] == "contract_signed"][-1]
     assert f'data-testid="ledger-index">{signed_index}<' in html and "<details>" in html
     assert re.search(r"Audit path \(hashes: \d+\)", html)
+    # the holder of the signed file is shown the record behind the public commitment (to recompute it), and that
+    # showing is audit-logged like every disclosure of an evidence entry
+    assert re.search(r'data-testid="ledger-salt">[0-9a-f]{64}<', html)
+    events = bff.app.extensions["leaseline"].audit.search(action="evidence.disclosed")
+    assert events and events[0].target == contract["number"] and events[0].details["index"] == signed_index
     # the signing time in Beijing time (UTC+8), as the `when` filter shows it
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", html)
 

@@ -1,10 +1,14 @@
 /* /verify: the visitor's browser checks the evidence-log proof itself, trusting nothing the server computed.
- * 1. Hash the log entry's bytes into its leaf hash and recompute the Merkle root from it and its audit path
- *    (RFC 9162 §2.1.3.2) with the browser's own SHA-256 (WebCrypto); compare with the signed checkpoint's root.
+ * 0. The opened record (the clear entry, shown because the visitor holds the signed file) must be the signing
+ *    of this file: kind contract_signed, its sha256 the file's.
+ * 1. Recompute the commitment SHA-256("leaseline.cn/evidence/commitment/v1" 0x00 || salt || entry), the public
+ *    leaf {"commitment":"<hex>","v":2} and its leaf hash SHA-256(0x00 || leaf) (contract/ledger/commitments.py),
+ *    then the Merkle root from it and its audit path (RFC 9162 §2.1.3.2), with the browser's own SHA-256
+ *    (WebCrypto); compare with the signed checkpoint's root.
  * 2. Check the checkpoint's Ed25519 signature over its body (the C2SP checkpoint text plus the timestamp
  *    line, as contract/ledger/checkpoint.py signs it) with the log's public key shown on the page.
- * The verdict goes into [data-proof-result] (role=status). A browser without Ed25519 in WebCrypto gets step 1
- * and a plain note for step 2. */
+ * The verdict goes into [data-proof-result] (role=status). A browser without Ed25519 in WebCrypto gets steps
+ * 0 and 1 and a plain note for step 2. */
 (function () {
   "use strict";
   var box = document.querySelector("[data-proof]");
@@ -25,6 +29,28 @@
     return Array.prototype.map.call(new Uint8Array(buffer), function (b) {
       return ("0" + b.toString(16)).slice(-2);
     }).join("");
+  }
+  function concat(parts) {
+    var size = parts.reduce(function (n, p) { return n + p.length; }, 0), out = new Uint8Array(size), at = 0;
+    parts.forEach(function (p) { out.set(p, at); at += p.length; });
+    return out;
+  }
+  function sha256(data) {
+    return crypto.subtle.digest("SHA-256", data).then(function (d) { return new Uint8Array(d); });
+  }
+  var TAG = new TextEncoder().encode("leaseline.cn/evidence/commitment/v1\u0000");
+  /* the public leaf of an opened entry: its commitment in the one canonical JSON spelling */
+  async function leafOf(entry, salt) {
+    var commitment = await sha256(concat([TAG, salt, entry]));
+    return new TextEncoder().encode('{"commitment":"' + toHex(commitment) + '","v":2}');
+  }
+  function recordsThisFile(entry) {
+    try {
+      var record = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(entry));
+      return record.kind === "contract_signed" && record.data.sha256 === box.dataset.fileSha256;
+    } catch (e) {
+      return false;
+    }
   }
   function node(left, right) {  // SHA-256(0x01 || left || right)
     var data = new Uint8Array(65);
@@ -75,9 +101,9 @@
     if (!window.crypto || !crypto.subtle) { out.textContent = box.dataset.sayNoCrypto; return; }
     var path = [];
     box.querySelectorAll("[data-path-hash]").forEach(function (li) { path.push(hex(li.dataset.pathHash)); });
-    var entry = b64(box.dataset.entry), leafData = new Uint8Array(entry.length + 1);
-    leafData.set(entry, 1);  // the leaf hash: SHA-256(0x00 || entry), from the entry's own bytes
-    var leaf = new Uint8Array(await crypto.subtle.digest("SHA-256", leafData));
+    var entry = b64(box.dataset.entry);
+    say(recordsThisFile(entry), "Entry");
+    var leaf = await sha256(concat([new Uint8Array([0]), await leafOf(entry, hex(box.dataset.salt))]));
     var root = await rootFrom(leaf, Number(box.dataset.index), Number(box.dataset.treeSize), path);
     say(root !== null && toHex(root) === box.dataset.root && box.dataset.treeSize === box.dataset.checkpointSize,
         "Root");
