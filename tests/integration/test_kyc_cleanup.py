@@ -393,3 +393,44 @@ def test_the_images_of_a_job_lost_before_it_started_are_deleted(own: Any) -> Non
     assert current is not None and (current.state, current.outcome) == ("error", "lost")
     assert svc.applications.repo.documents(a.id) == []
     assert not set(keys) & set(svc.store.list_keys(f"tenants/{a.dealer_id}/applications/{a.id}/"))
+
+
+def test_an_id_card_upload_in_a_storage_stall_leaves_nothing_after_the_sweep(own: Any, s3_server: Any) -> None:
+    """The finding: S3 stores the back of the card but its answer is lost (a stall, between a proxy and the real
+    SeaweedFS); the upload fails (the person is asked to retry). The front's row is marked deleted at once, and
+    what storage holds without a live row — the front, and the back that no row ever named — the sweep deletes."""
+    from urllib.parse import urlsplit
+
+    from infra.storage import StorageUnavailable
+    from tests.common.stall import StallProxy
+
+    upstream = urlsplit(s3_server.endpoint_url)
+    svc = own.extensions["leaseline"]
+    bucket = svc.store.bucket
+    with StallProxy(str(upstream.hostname), int(upstream.port or 80), trigger=f"PUT /{bucket}/tenants/".encode(),
+                    after=1) as proxy:
+        stalling = build_app(svc.db.url, **{**s3_config(s3_server), "s3_endpoint_url": proxy.url})
+        try:
+            kyc = stalling.extensions["leaseline"].kyc
+            a = new_application(own)
+            front, back = make_card_images()
+            with pytest.raises(StorageUnavailable):
+                kyc.upload_id_card(_actor(own), svc.applications.repo.get(a.id, _all()), front, back)
+            assert proxy.stalled
+        finally:
+            stalling.extensions["leaseline"].db.dispose()
+    prefix = f"tenants/{a.dealer_id}/applications/{a.id}/"
+    assert {key.split("/")[4] for key in svc.store.list_keys(prefix)} == {"id_front", "id_back"}  # what S3 holds
+    assert svc.applications.repo.documents(a.id) == []  # what we hold: nothing
+    report = everything(own, now=later(own))
+    assert report["deleted"] >= 2
+    assert svc.store.list_keys(prefix) == []
+
+
+def _actor(app: Any) -> Any:
+    from bff.applications.services import Actor
+    from infra.applications import Scope
+
+    owner = app.extensions["leaseline"].accounts.by_email(SALES_A)[0]
+    return Actor("staff", owner.id, owner.email, Scope(dealer_id=owner.dealer_id), dealer_id=owner.dealer_id,
+                 owner_id=owner.id)
