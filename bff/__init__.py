@@ -12,6 +12,7 @@ from flask import g
 from flask import request
 from flask.typing import ResponseReturnValue
 
+from bff import caching
 from bff import filters
 from bff.auth import cookies
 from bff.auth import oidc
@@ -102,6 +103,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_error_handlers(app)
     register_security_headers(app)
+    caching.register(app)
     filters.register(app)
     return app
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bff.applications.contracts import ContractDispatch
 from bff.applications.jobs import ProcessLocalPool
 from bff.applications.kyc import KycService
+from bff.applications.orphans import OrphanSweep
 from bff.applications.risk import RiskDispatch
 from bff.applications.services import ApplicationService
 from bff.auth.services import AuthService
@@ -63,6 +65,7 @@ class Services:
     store: S3ObjectStore
     applications: ApplicationService
     kyc: KycService
+    orphans: OrphanSweep
     risk: RiskDispatch
     contract: ContractClient
     contracts: ContractDispatch
@@ -126,11 +129,13 @@ def bootstrap(settings: Settings) -> Services:
                               applications.repo, product.deposit_ratio,
                               dealer_account=lambda dealer_id: getattr(accounts.dealer(dealer_id), "stripe_account",
                                                                        None), audit=audit)
+    orphans = OrphanSweep(store, applications.repo, accounts,
+                          grace=timedelta(seconds=settings.kyc_orphan_grace_seconds), every=settings.kyc_sweep_seconds)
     risk.also += [contracts.resume_due, contracts.flush_outbox, payments.expire_holds, payments.retry_refunds,
-                  payments.pay_out_dealers, payments.settle, ExpiredSessionsPurge(sessions)]
+                  payments.pay_out_dealers, payments.settle, ExpiredSessionsPurge(sessions), orphans.tick]
     return Services(db=db, plans=plans, accounts=accounts, audit=audit, risk=risk, contract=contract,
                     contracts=contracts,
                     auth=AuthService(accounts, audit, sessions), sms=sms, invitations_repo=invitations,
                     invitations=InvitationService(invitations, sms, audit, settings.secret_key),
-                    vault=vault, store=store, applications=applications, kyc=kyc, kyc_rate=settings.kyc_rate,
-                    executor=executor, payments=payments, sessions=sessions)
+                    vault=vault, store=store, applications=applications, kyc=kyc, orphans=orphans,
+                    kyc_rate=settings.kyc_rate, executor=executor, payments=payments, sessions=sessions)

@@ -91,6 +91,10 @@ class Settings:
     face_review_margin: float = 0.08
     kyc_workers: int = 2
     biometric_retention_days: int = 30
+    #: KYC images with no database row (an upload that died between its put and its row) are deleted by the
+    #: resumer's orphan sweep every ``kyc_sweep_seconds``, once older than ``kyc_orphan_grace_seconds``
+    kyc_orphan_grace_seconds: int = 3600
+    kyc_sweep_seconds: int = 600
     kyc_rate: str = "30 per hour"  # photo uploads per application (ID card and face attempts)
     risk_url: str = "http://127.0.0.1:8001"
     contract_url: str = "http://127.0.0.1:8002"
@@ -144,6 +148,8 @@ class Settings:
             face_review_margin=_number(env, "LEASELINE_FACE_REVIEW_MARGIN", 0.08, 0.0, 0.3),
             kyc_workers=int(_number(env, "LEASELINE_KYC_WORKERS", 2, 1, 16)),
             biometric_retention_days=int(_number(env, "LEASELINE_BIOMETRIC_RETENTION_DAYS", 30, 1, 3650)),
+            kyc_orphan_grace_seconds=int(_number(env, "LEASELINE_KYC_ORPHAN_GRACE_SECONDS", 3600, 60, 7 * 86400)),
+            kyc_sweep_seconds=int(_number(env, "LEASELINE_KYC_SWEEP_SECONDS", 600, 10, 86400)),
             kyc_rate=env.get("LEASELINE_KYC_RATE", "30 per hour"),
             risk_url=env.get("LEASELINE_RISK_URL", "http://127.0.0.1:8001").rstrip("/"),
             contract_url=env.get("LEASELINE_CONTRACT_URL", "http://127.0.0.1:8002").rstrip("/"),

@@ -490,10 +490,21 @@ class SqlApplications:
             if row is not None and row.deleted_at is None:
                 row.deleted_at = utcnow()
 
+    def live_object_keys(self, application_ids: Sequence[str]) -> set[str]:
+        """The object keys that rows not marked deleted refer to, among the documents of ``application_ids``
+        (by the indexed application id: a document's object lives under its application's folder)."""
+        if not application_ids:
+            return set()
+        stmt = select(KycDocumentRow.object_key).where(KycDocumentRow.application_id.in_(list(application_ids)),
+                                                       KycDocumentRow.deleted_at.is_(None))
+        with self.db.session() as session:
+            return set(session.scalars(stmt))
+
     # -- checks (jobs) ---------------------------------------------------------------------------------------
-    def add_check(self, application_id: str, kind: str) -> Check:
+    def add_check(self, application_id: str, kind: str, detail: dict[str, Any] | None = None) -> Check:
+        """A queued check; ``detail`` until it finishes (e.g. the documents it is about)."""
         row = KycCheckRow(id=str(uuid.uuid4()), application_id=application_id, kind=kind, state="queued",
-                          outcome="", detail="{}", created_at=utcnow())
+                          outcome="", detail=json.dumps(detail or {}), created_at=utcnow())
         with self.db.session() as session:
             session.add(row)
             session.flush()

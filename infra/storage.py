@@ -93,6 +93,15 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True)
+class ListedObject:
+    """One entry of :meth:`ObjectStore.list_objects`: a key with a current version, its size and age."""
+
+    key: str
+    size: int
+    last_modified: datetime  # the server's clock, timezone-aware (UTC)
+
+
+@dataclass(frozen=True)
 class BucketReport:
     """What :meth:`S3ObjectStore.ensure_bucket` found and did; each setting is "enabled", "already" or why not."""
 
@@ -130,6 +139,11 @@ class ObjectStore(Protocol):
 
     def list_keys(self, prefix: str) -> list[str]:
         """The keys with a current version under ``prefix``, sorted."""
+        ...
+
+    def list_objects(self, prefix: str, *, start_after: str = "", limit: int = 1000) -> list[ListedObject]:
+        """At most ``limit`` (1–1000) objects under ``prefix`` with keys after ``start_after``, in key order: one
+        bounded page, for work that walks a large bucket a little at a time."""
         ...
 
     def presigned_get(self, key: str, expires_in: int = 300) -> str:
@@ -341,6 +355,18 @@ class S3ObjectStore:
             return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
         return self._call(run)
+
+    def list_objects(self, prefix: str, *, start_after: str = "", limit: int = 1000) -> list[ListedObject]:
+        check_key(prefix, prefix=True)
+        if not 1 <= limit <= 1000:  # ListObjectsV2 returns at most 1000 keys per request
+            raise ValueError("limit must be between 1 and 1000")
+        # https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html: keys in UTF-8 binary order,
+        # StartAfter "can be any key in the bucket"
+        after = {"StartAfter": start_after} if start_after else {}
+        found = self._call(lambda: self._s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=limit,
+                                                            **after))
+        return [ListedObject(obj["Key"], int(obj.get("Size", 0)), obj["LastModified"])
+                for obj in found.get("Contents", [])]
 
     def retention(self, key: str, version_id: str) -> tuple[str, datetime] | None:
         """The Object Lock (mode, retain-until) of one version, or None when it is not locked."""

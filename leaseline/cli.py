@@ -816,6 +816,53 @@ def sessions_purge(as_json: bool) -> None:
     click.echo(json.dumps({"deleted": deleted}) if as_json else f"deleted {deleted} expired sessions")
 
 
+@kyc_group.command("sweep-orphans")
+@click.option("--grace-minutes", type=click.IntRange(0, 7 * 24 * 60), default=None,
+              help="Only objects older than this (default: LEASELINE_KYC_ORPHAN_GRACE_SECONDS, an hour). 0 only "
+                   "while no upload can be in flight (the BFF stopped): a fresh object may be an upload's.")
+@click.option("--limit", type=click.IntRange(1, 10_000_000), default=100_000, show_default=True,
+              help="Examine at most this many objects (in runs of 1000).")
+@click.option("--after", default="", help="Continue after this key (the next_after of a run stopped by --limit).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def kyc_sweep_orphans(grace_minutes: int | None, limit: int, after: str, as_json: bool) -> None:
+    """Delete KYC images that no database row refers to (an upload that failed between storing its image and
+    recording it), once older than the grace period. The BFF's resumer does the same every few minutes; safe to
+    run beside it and to run again. Exit 1 when storage refused a deletion (logged: run again)."""
+    from datetime import timedelta
+
+    from bff import create_app
+    from infra.storage import StorageError
+
+    app = create_app({"resumer": False})
+    sweep = app.extensions["leaseline"].orphans
+    grace = timedelta(minutes=grace_minutes) if grace_minutes is not None else None
+    total: dict[str, int] = {"examined": 0, "deleted": 0, "referenced": 0, "fresh": 0, "failed": 0, "other": 0}
+    complete = False
+    try:
+        with _database_errors():
+            while not complete and total["examined"] < limit:
+                report = sweep.sweep(after=after, grace=grace, limit=min(1000, limit - total["examined"]))
+                for name in total:
+                    total[name] += getattr(report, name)
+                after, complete = report.next_after, report.complete
+    except StorageError as exc:
+        raise Fail(f"object storage: {exc}") from None
+    finally:
+        app.extensions["leaseline"].db.dispose()
+    if as_json:
+        click.echo(json.dumps({**total, "complete": complete, "next_after": after}))
+    else:
+        click.echo(f"deleted {total['deleted']} orphaned KYC images (examined {total['examined']} objects: "
+                   f"{total['referenced']} recorded, {total['fresh']} younger than the grace period, "
+                   f"{total['other']} not KYC images)")
+        if total["failed"]:
+            click.echo(f"  ✗ {total['failed']} could not be deleted: run again")
+        if not complete:
+            click.echo(f"  … stopped after {total['examined']} objects (--limit): continue with --after {after}")
+    if total["failed"]:
+        raise SystemExit(1)
+
+
 @main.group("risk")
 def risk_group() -> None:
     """The credit scorecard: retrain it, evaluate it on held-out data."""

@@ -4,6 +4,12 @@ Uploads are checked and stored synchronously (so nothing is half-stored and the 
 is wrong with a photo); the slow work (OCR, face detection and encodings) runs in a worker pool out of
 the request thread and records its progress in ``kyc_checks``, which the phone polls. Images are
 re-encoded before storage (which drops EXIF metadata such as location) and stored encrypted in S3.
+
+An image is kept only while it serves a check (PIPL art. 19 and 47: delete what no longer serves its purpose):
+the images of an attempt are deleted when the attempt fails (storage, database, a crash of its job, a job lost
+before it started) and when its photos are refused (an unreadable ID card, a portrait without exactly one face,
+a selfie without exactly one face). A row is marked deleted first, then its object goes; what a crash or a
+storage stall leaves in the bucket without a row is the orphan sweep's (bff/applications/orphans.py).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from PIL import Image
+from sqlalchemy.exc import SQLAlchemyError
 
 from bff.applications.jobs import ProcessLocalPool
 from bff.applications.services import Actor
@@ -31,10 +38,12 @@ from bff.applications.states import EDITABLE
 from bff.applications.states import FACE_ALLOWED
 from infra.applications import Application
 from infra.applications import Check
+from infra.applications import Document
 from infra.applications import Scope
 from infra.applications import SqlApplications
 from infra.storage import S3ObjectStore
 from infra.storage import StorageError
+from infra.storage import StorageUnavailable
 from infra.storage import object_key
 from kyc import faces
 from kyc import liveness
@@ -44,6 +53,8 @@ from kyc.images import load_image
 from kyc.reasons import Reason
 
 log = logging.getLogger(__name__)
+#: a queued check's detail: the ids of the documents its job is about (replaced by the job's result)
+DOCUMENTS = "documents"
 _ALL = Scope()  # jobs act for the system, after the request that started them was authorised
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 STALE_SECONDS = 120  # a job not finished by then was lost (process restart): the person is asked to retry
@@ -57,6 +68,17 @@ class Rejected(Exception):
     code: str
     text_zh: str
     text_en: str
+
+
+def refused(outcome: str, detail: dict[str, Any]) -> bool:
+    """Whether a finished check refused its photos as unusable: an ID card ``refused`` (unreadable, wrong side,
+    no clear portrait, expired), or a face check that compared nothing because a picture did not show exactly
+    one face (``fail`` without a distance, kyc.faces.match). A face that does not match is a result, not a
+    refusal: its images stay for the reviewer and the retention period."""
+    if outcome == "refused":
+        return True
+    match = detail.get("match")
+    return outcome == "fail" and isinstance(match, dict) and match.get("distance") is None
 
 
 def _jpeg(image: Image.Image, quality: int = 90) -> bytes:
@@ -82,15 +104,43 @@ class KycService:
         self._bucket_ready = False
 
     # -- storage ---------------------------------------------------------------------------------------------
-    def _keep(self, app: Application, kind: str, image: Image.Image, biometric: bool) -> None:
+    def _keep(self, app: Application, kind: str, image: Image.Image, biometric: bool) -> Document:
+        """Store one image and its row. A put that fails may still have stored the object (the server wrote
+        it, the answer was lost in a stall): nothing records it, the orphan sweep removes it later."""
         if not self._bucket_ready:  # once per process, on first use: the BFF starts even when S3 is down
             self.store.ensure_bucket()
             self._bucket_ready = True
         data = _jpeg(image)
         key = object_key(app.dealer_id, app.id, kind, f"{uuid.uuid4().hex}.jpg")
         stored = self.store.put(key, data, "image/jpeg", {"application": app.id, "kind": kind})
-        self.repo.add_document(app.id, kind=kind, object_key=key, sha256=stored.sha256, size=len(data),
-                               content_type="image/jpeg", biometric=biometric)
+        try:
+            return self.repo.add_document(app.id, kind=kind, object_key=key, sha256=stored.sha256, size=len(data),
+                                          content_type="image/jpeg", biometric=biometric)
+        except BaseException:  # stored but not recorded: no purge would ever find it
+            self._delete_object(key)
+            raise
+
+    def _delete_object(self, key: str) -> None:
+        """Delete ``key`` (every version); when storage fails, the orphan sweep deletes it later."""
+        try:
+            self.store.delete(key)
+        except StorageError as exc:
+            log.warning("kyc: could not delete %s now (%s); the orphan sweep will", key, exc)
+
+    def _discard(self, app_id: str, documents: Sequence[Document], why: str, *, now: bool = True) -> None:
+        """Delete the images of a failed or refused attempt: each row is marked deleted (so nothing reads it
+        any more), then its object is deleted, even if the database failed (it is the reason we are here).
+        ``now=False`` leaves the objects to the orphan sweep (storage is unavailable: the person is not kept
+        waiting for deletions bound to time out too)."""
+        for doc in documents:
+            try:
+                self.repo.mark_deleted(doc.id)
+            except SQLAlchemyError as exc:
+                log.warning("kyc: could not mark document %s deleted (%s)", doc.id, type(exc).__name__)
+            if now:
+                self._delete_object(doc.object_key)
+        if documents:
+            log.info("kyc: deleted %d images of application %s (%s)", len(documents), app_id, why)
 
     # -- ID card ---------------------------------------------------------------------------------------------
     def upload_id_card(self, actor: Actor, app: Application, front: bytes, back: bytes) -> Check:
@@ -102,15 +152,28 @@ class KycService:
                              "Without your consent no ID card photo can be taken")
         front_image = _load("id_front", front, min_side=300)
         back_image = _load("id_back", back, min_side=300)
-        self._keep(app, "id_front", front_image, biometric=False)
-        self._keep(app, "id_back", back_image, biometric=False)
-        check = self.repo.add_check(app.id, "id_card")
-        self.executor.submit(self._guarded, check.id, self._read_card, app, front_image, back_image)
+        kept: list[Document] = []
+        try:
+            kept.append(self._keep(app, "id_front", front_image, biometric=False))
+            kept.append(self._keep(app, "id_back", back_image, biometric=False))
+            check = self._queue(app, "id_card", kept, self._read_card, app, front_image, back_image, kept)
+        except BaseException as exc:  # storage or the database failed midway: the person retries, nothing stays
+            self._discard(app.id, kept, "upload failed", now=not isinstance(exc, StorageUnavailable))
+            raise
         return check
 
-    def _guarded(self, check_id: str, work: Callable[..., tuple[str, dict[str, Any]]], *args: Any) -> None:
+    def _queue(self, app: Application, kind: str, kept: list[Document],
+               work: Callable[..., tuple[str, dict[str, Any]]], *args: Any) -> Check:
+        """Record the check (with its documents, for :meth:`status` should its job be lost) and queue its job."""
+        check = self.repo.add_check(app.id, kind, detail={DOCUMENTS: [d.id for d in kept]})
+        self.executor.submit(self._guarded, app.id, check.id, kept, work, *args)
+        return check
+
+    def _guarded(self, app_id: str, check_id: str, kept: list[Document],
+                 work: Callable[..., tuple[str, dict[str, Any]]], *args: Any) -> None:
+        """Run one check's job; on a failure or a refusal, its images (``kept``, which the job may extend) go."""
         started = time.perf_counter()
-        if not self.repo.start_check(check_id):  # given up as lost while it waited: the person retried
+        if not self.repo.start_check(check_id):  # given up as lost while it waited: status() deleted its images
             return
 
         try:
@@ -118,15 +181,20 @@ class KycService:
         except StorageError:
             log.warning("kyc job %s: storage unavailable", check_id)
             self.repo.update_check(check_id, state="error", outcome="storage", detail={})
+            self._discard(app_id, kept, "storage unavailable")  # after the answer: storage may be slow to refuse
             return
         except Exception:  # a bug must not leave the phone waiting forever
             log.exception("kyc job %s failed", check_id)
             self.repo.update_check(check_id, state="error", outcome="error", detail={})
+            self._discard(app_id, kept, "job failed")
             return
+        if refused(outcome, detail):  # before the answer: once the phone shows the refusal, the images are gone
+            self._discard(app_id, kept, f"photos refused ({outcome})")
         detail["seconds"] = round(time.perf_counter() - started, 3)
         self.repo.update_check(check_id, state="done", outcome=outcome, detail=detail)
 
-    def _read_card(self, app: Application, front: Image.Image, back: Image.Image) -> tuple[str, dict[str, Any]]:
+    def _read_card(self, app: Application, front: Image.Image, back: Image.Image,
+                   kept: list[Document]) -> tuple[str, dict[str, Any]]:
         problems = [r for r in (ocr.side_reason(front, "front"), ocr.side_reason(back, "back")) if r is not None]
         if problems:  # a blank picture or the wrong side: nothing to read, say which photo to retake
             return "refused", {"problems": [r.as_dict() for r in problems]}
@@ -142,7 +210,7 @@ class KycService:
                 problems.append(Reason("portrait_unreadable", "身份证头像不清晰，请在光线充足处重拍正面",
                                        "The portrait on the card is not clear: retake the front in good light"))
             else:
-                self._keep(app, "id_portrait", portrait, biometric=True)
+                kept.append(self._keep(app, "id_portrait", portrait, biometric=True))
         found = {
             "name": front_fields.name or "", "id_number": front_fields.id_number or "",
             "address": front_fields.address or "",
@@ -192,12 +260,16 @@ class KycService:
             raise NotAllowed("portrait_missing", "请先上传身份证正面", "Please upload the front of the ID card first")
         selfie_image = _load("selfie", selfie, min_side=240)
         frame_images = [(step, _load("frames", data, min_side=160)) for step, data in frames[:24]]
-        self._keep(app, "selfie", selfie_image, biometric=True)
-        for step, image in frame_images:
-            self._keep(app, f"frame_{step}"[:24], image, biometric=True)
-        check = self.repo.add_check(app.id, "face")
-        self.executor.submit(self._guarded, check.id, self._match, app, portraits[-1].object_key, selfie_image,
-                             frame_images, tuple(challenge))
+        kept: list[Document] = []
+        try:
+            kept.append(self._keep(app, "selfie", selfie_image, biometric=True))
+            for step, image in frame_images:
+                kept.append(self._keep(app, f"frame_{step}"[:24], image, biometric=True))
+            check = self._queue(app, "face", kept, self._match, app, portraits[-1].object_key, selfie_image,
+                                frame_images, tuple(challenge))
+        except BaseException as exc:  # storage or the database failed midway: the person retries, nothing stays
+            self._discard(app.id, kept, "upload failed", now=not isinstance(exc, StorageUnavailable))
+            raise
         return check
 
     def _match(self, app: Application, portrait_key: str, selfie: Image.Image,
@@ -226,11 +298,18 @@ class KycService:
         return outcome, detail
 
     def status(self, app: Application, check_id: str) -> Check | None:
+        """The check; one still unfinished after ``STALE_SECONDS`` is given up as lost (the person retries). The
+        images of a lost job that never started are deleted (a running one may yet finish and keep them)."""
         check = self.repo.check(app.id, check_id)
         if check is not None and check.state in ("queued", "running"):
             age = (datetime.now(UTC) - check.created_at).total_seconds()
             if age > STALE_SECONDS:
+                # claimed as its job would claim it (queued → running, once): its job can no longer start
+                never_started = check.state == "queued" and self.repo.start_check(check.id)
                 self.repo.update_check(check.id, state="error", outcome="lost", detail={})
+                if never_started:
+                    ids = set(check.detail.get(DOCUMENTS, []))
+                    self._discard(app.id, [d for d in self.repo.documents(app.id) if d.id in ids], "job lost")
                 check = self.repo.check(app.id, check_id)
         return check
 

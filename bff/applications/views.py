@@ -557,8 +557,7 @@ def _contract_bytes(app: Application, fetch: Callable[[str], bytes], mimetype: s
             "合同服务暂时不可用，请稍后再试", "The contract service is unavailable: try again shortly"),
             back=url_for("applications.contract", application_id=app.id)), 503
     response = make_response(body)
-    response.mimetype = mimetype
-    response.headers["Cache-Control"] = "private, max-age=300"
+    response.mimetype = mimetype  # no-store like every personal response (bff/caching.py): full ID and mobile
     return response
 
 

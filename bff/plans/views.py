@@ -15,6 +15,7 @@ from flask import request
 from flask import session
 from flask import url_for
 
+from bff.caching import public_asset
 from bff.extensions import htmx
 from bff.plans.forms import BuilderForm
 from bff.plans.forms import decode
@@ -38,6 +39,7 @@ def vehicles() -> Response:
 
 
 @bp.get("/vehicles/<vehicle_id>/art.svg")
+@public_asset
 def vehicle_art(vehicle_id: str) -> Response:
     vehicle = services().plans.vehicle(vehicle_id)
     response = make_response(render_template("vehicles/art.svg", body=vehicle.body, colour=vehicle.colour,

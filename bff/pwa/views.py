@@ -16,6 +16,7 @@ from flask import url_for
 from sqlalchemy import text
 
 from bff import LOCALES
+from bff.caching import public_asset
 from bff.services import services
 
 bp = Blueprint("pwa", __name__)
@@ -27,6 +28,7 @@ def home() -> Any:
 
 
 @bp.get("/manifest.webmanifest")
+@public_asset
 def manifest() -> Any:
     response = make_response(render_template("manifest.webmanifest"))
     response.mimetype = "application/manifest+json"
@@ -34,6 +36,7 @@ def manifest() -> Any:
 
 
 @bp.get("/sw.js")
+@public_asset
 def service_worker() -> Any:
     """The service worker, served from the root so its scope is the whole app; never cached by HTTP."""
     response = send_from_directory(current_app.static_folder or "", "sw.js", max_age=0)

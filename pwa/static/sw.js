@@ -1,6 +1,12 @@
 // Leaseline service worker: precache the shell, network-first for pages, cache-first for static assets,
 // and the offline page when the network is gone. Bump VERSION when the shell changes.
-const VERSION = "leaseline-shell-v1";
+//
+// Personal data never enters these caches: pages, htmx fragments, documents and the API always come from the
+// network and are never stored; only /static/ files and the shell below are. The shell is fetched without
+// cookies (credentials "omit"): the worker installs or updates while someone may be signed in, and the
+// offline page rendered for them would carry their name (and that session's form token) into Cache Storage,
+// which outlives sign-out. v2: drops a v1 cache that may hold such a page.
+const VERSION = "leaseline-shell-v2";
 const SHELL = [
   "/offline",
   "/static/css/app.css",
@@ -14,7 +20,8 @@ const SHELL = [
 ];
 
 self.addEventListener("install", (event) => {
-  event.waitUntil(caches.open(VERSION).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
+  const anonymous = SHELL.map((path) => new Request(path, { credentials: "omit" }));
+  event.waitUntil(caches.open(VERSION).then((cache) => cache.addAll(anonymous)).then(() => self.skipWaiting()));
 });
 
 self.addEventListener("activate", (event) => {
@@ -39,7 +46,9 @@ self.addEventListener("fetch", (event) => {
         cache.match(request).then((hit) => {
           const fresh = fetch(request)
             .then((response) => {
-              if (response.ok) cache.put(request, response.clone());
+              // what the server marks no-store (anything personal, bff/caching.py) is not kept here either
+              const noStore = /(^|,)\s*no-store\b/i.test(response.headers.get("Cache-Control") || "");
+              if (response.ok && !noStore) cache.put(request, response.clone());
               return response;
             })
             .catch(() => hit);

@@ -1,5 +1,5 @@
-"""The PWA shell in a real browser: the service worker takes control and serves the offline page, and
-Chromium finds the app installable (manifest, icons, service worker)."""
+"""The PWA shell in a real browser: the service worker takes control and serves the offline page, keeps no
+personal page or document, and Chromium finds the app installable (manifest, icons, service worker)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser
 from playwright.sync_api import BrowserContext
 from playwright.sync_api import Page
 from playwright.sync_api import Playwright
 from playwright.sync_api import expect
 
+from bff.demo import DEMO_PASSWORD
 from tests.e2e.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
 BUILDER = "/plans/toyota-camry"
 CONTROLLED = "navigator.serviceWorker.controller !== null"
+SHELL_CACHE = "leaseline-shell-v2"
+#: every entry of every cache the service worker keeps: [path, body]
+CACHED = """async () => {
+  const out = [];
+  for (const name of await caches.keys()) {
+    const cache = await caches.open(name);
+    for (const request of await cache.keys()) {
+      const response = await cache.match(request);
+      out.push([new URL(request.url).pathname, await response.text()]);
+    }
+  }
+  return out;
+}"""
 
 
 def wait_for_service_worker(page: Page) -> None:
@@ -34,7 +49,7 @@ def test_service_worker_serves_the_offline_page(page: Page, context: BrowserCont
     page.goto(BUILDER)
     wait_for_service_worker(page)
     assert page.evaluate("navigator.serviceWorker.controller.scriptURL").endswith("/sw.js")
-    assert page.evaluate("caches.keys()") == ["leaseline-shell-v1"]
+    assert page.evaluate("caches.keys()") == [SHELL_CACHE]
     rent = page.get_by_test_id("rent")
     expect(rent).to_be_visible()
 
@@ -57,6 +72,45 @@ def test_service_worker_serves_the_offline_page(page: Page, context: BrowserCont
     page.reload()
     expect(page.locator("#vehicle-list a.vehicle").first).to_be_visible()
     expect(page.locator("#netstatus")).to_be_hidden()
+
+
+def test_the_service_worker_keeps_nothing_personal(browser: Browser, browser_context_args: dict[str, Any],
+                                                   base_url: str) -> None:
+    """Installed (or updated) while someone is signed in, the service worker caches only the public shell and
+    static files: its offline page is the anonymous one (no name, no account link), and the personal
+    pages visited (the pipeline, the account, an application) are not kept."""
+    args = {**browser_context_args, "base_url": base_url}
+    # Sign in with service workers blocked, then open the signed-in session in a context that allows them:
+    # the worker installs with the session's cookie, as it does when a deployment updates it.
+    signing_in = browser.new_context(**args, service_workers="block")
+    try:
+        page = signing_in.new_page()
+        page.goto("/login")
+        page.locator("#email").fill("sales.pudong@demo.leaseline.cn")
+        page.locator("#password").fill(DEMO_PASSWORD)
+        page.locator("form button[type=submit]").last.click()
+        expect(page.get_by_test_id("signed-in")).to_be_visible()
+        state = signing_in.storage_state()
+    finally:
+        signing_in.close()
+    context = browser.new_context(**args, storage_state=state)
+    try:
+        page = context.new_page()
+        page.goto("/applications")
+        expect(page.get_by_test_id("signed-in")).to_contain_text("李销售")
+        wait_for_service_worker(page)
+        for path in ("/applications", "/account", BUILDER):
+            page.goto(path)
+            expect(page.get_by_test_id("signed-in")).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        cached = page.evaluate(CACHED)
+        paths = [path for path, _ in cached]
+        assert "/offline" in paths and all(
+            path.startswith("/static/") or path in ("/offline", "/manifest.webmanifest") for path in paths), paths
+        for path, body in cached:
+            assert "李销售" not in body and 'data-testid="signed-in"' not in body, path
+    finally:
+        context.close()
 
 
 def test_installable(

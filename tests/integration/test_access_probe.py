@@ -5,6 +5,10 @@ cannot fill fails the test until ``SAMPLES`` learns it.
 Expectations: a route guarded by ``@requires(permission)`` sends an anonymous visitor to sign in (401 under
 /api), answers 403 to a role without the permission, and 404 — never the row — for another tenant's id.
 Public routes answer everyone alike. No response is ever a 500.
+
+Caching (PIPL): no response may be kept by a browser or a proxy (``Cache-Control: no-store``) except the public
+static assets in ``PUBLIC_ASSETS``, the same bytes for everyone; the walk checks every response, as every role,
+anonymously and as an invited customer with an application of their own.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ EMAIL = {role: email for email, _, role, dealer in PEOPLE if dealer in (None, "p
 SKIP = {"static"}  # files, not views
 #: routes that end the probing user's every session: probed last, after which the probe signs in again
 SESSION_ENDING = ("auth.sign_out_everywhere",)
+
+#: the only responses a cache may keep: files the same for everyone, without personal data (the catalogue's
+#: vehicle pictures, the PWA's shell); every other response, error pages included, is ``no-store``
+PUBLIC_ASSETS = {"static", "pwa.service_worker", "pwa.manifest", "plans.vehicle_art"}
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +156,7 @@ def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessi
                 checked += 1
                 context = f"{method} {path} as {who or 'anonymous'} ({tenant})"
                 assert response.status_code < 500, context
+                assert_not_stored(rule.endpoint, response, context)
                 if permission is None:
                     continue
                 protected_seen.add(rule.endpoint)
@@ -196,3 +205,97 @@ def test_cross_tenant_deactivation_changes_nothing(app: Any, bff_server: Any,
     response = call(sessions["dealer_admin"], bff_server.url, "POST", f"/staff/{target}/deactivate")
     assert response.status_code == 404
     assert accounts.get(target).active
+
+
+# -- caching -------------------------------------------------------------------------------------------------
+def directives(response: requests.Response) -> set[str]:
+    """The Cache-Control directives of ``response``, lower-cased, without their values."""
+    return {d.strip().split("=", 1)[0].lower() for d in response.headers.get("Cache-Control", "").split(",")
+            if d.strip()}
+
+
+def assert_not_stored(endpoint: str, response: requests.Response, context: str) -> None:
+    """No-store, unless it is a public asset actually served (an asset's error page is a page like any other)."""
+    if endpoint in PUBLIC_ASSETS and response.status_code < 400:
+        return
+    assert "no-store" in directives(response), f"{context}: Cache-Control {response.headers.get('Cache-Control')!r}"
+
+
+@pytest.fixture(scope="module")
+def customer(app: Any, bff_server: Any, samples: dict[str, dict[str, str]]) -> Any:
+    """An invited customer's session (mobile verified by the SMS code) and the probe's samples with their own
+    application (consent given, a finished check and a document) in place of the staff-made one."""
+    from tests.integration.test_applications import consent
+    from tests.integration.test_applications import start
+    from tests.integration.test_invitations import invite
+    from tests.integration.test_invitations import latest_code
+    from tests.integration.test_invitations import request_code
+
+    base, mobile = bff_server.url, "13900000009"
+    with sign_in(base, EMAIL["sales"]) as sales:
+        _, link = invite(base, sales, mobile)
+    s = requests.Session()
+    s.get(link, timeout=TIMEOUT)
+    request_code(s, link)
+    r = s.post(f"{link}/verify", data={"code": latest_code(app, mobile), "csrf_token": csrf(s, link)},
+               timeout=TIMEOUT)
+    assert r.status_code == 200, r.text[:300]
+    application_id = start(base, s)
+    consent(base, s, application_id)
+    repo = app.extensions["leaseline"].applications.repo
+    check = repo.add_check(application_id, "id_card")
+    repo.update_check(check.id, state="done", outcome="refused", detail={"problems": []})
+    doc = repo.add_document(application_id, kind="id_front", object_key=f"probe/{application_id}.jpg",
+                            sha256="0" * 64, size=1, content_type="image/jpeg", biometric=False)
+    yield s, {**samples["own"], "application_id": application_id, "check_id": check.id, "document_id": doc.id}
+    s.close()
+
+
+def test_no_response_to_an_invited_customer_is_stored(app: Any, bff_server: Any, customer: Any) -> None:
+    """Every route as the customer, on their own application: the pages show their ID and mobile numbers."""
+    s, values = customer
+    # their own application answers (the samples are theirs, not a sign-in redirect), as a page and as the
+    # block htmx asks for: the fragment follows the same rule
+    mine = s.get(f"{bff_server.url}/applications/{values['application_id']}", timeout=TIMEOUT, allow_redirects=False)
+    assert mine.status_code == 200 and "no-store" in directives(mine)
+    block = s.get(f"{bff_server.url}/applications/{values['application_id']}", headers={"HX-Request": "true"},
+                  timeout=TIMEOUT, allow_redirects=False)
+    assert block.status_code == 200 and "<html" not in block.text and "no-store" in directives(block)
+    checked, skipped = 0, 0
+    for rule, method in routes(app):
+        if rule.endpoint in ("auth.logout", "pwa.set_locale", "auth.login_post", "auth.second_factor_post",
+                             "auth.totp_enrol_post"):
+            skipped += 1  # they would end or replace the customer's session
+            continue
+        path = build(rule, values)
+        response = call(s, bff_server.url, method, path)
+        checked += 1
+        context = f"{method} {path} as the customer"
+        assert response.status_code < 500, context
+        assert_not_stored(rule.endpoint, response, context)
+    assert checked == len(routes(app)) - skipped > 50
+    # still signed in at the end: every response above was to the customer's session
+    assert s.get(f"{bff_server.url}/applications/{values['application_id']}", timeout=TIMEOUT,
+                 allow_redirects=False).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/static/css/app.css", "/sw.js", "/manifest.webmanifest",
+                                  "/vehicles/byd-han-ev/art.svg"])
+def test_public_assets_may_be_cached_but_never_by_a_proxy_with_a_session_cookie(
+        bff_server: Any, sessions: dict[str | None, requests.Session], path: str) -> None:
+    """Public assets keep their caching. Flask refreshes a signed-in visitor's session cookie on every response,
+    assets included; a shared cache keeping that response (``public``) would hand the cookie to the next visitor,
+    so with a session the asset is ``private`` (the browser's own cache only)."""
+    anonymous = requests.get(bff_server.url + path, timeout=TIMEOUT)
+    assert anonymous.status_code == 200 and "no-store" not in directives(anonymous), path
+    signed_in = sessions["sales"].get(bff_server.url + path, timeout=TIMEOUT)
+    assert signed_in.status_code == 200 and "no-store" not in directives(signed_in), path
+    if "set-cookie" in {k.lower() for k in signed_in.headers}:
+        assert "public" not in directives(signed_in), f"{path}: {signed_in.headers.get('Cache-Control')}"
+
+
+def test_the_app_opts_in_exactly_the_public_assets(app: Any) -> None:
+    """A view that opts in to caching (bff.caching.public_asset) must be added here too, where it is reviewed."""
+    from bff.caching import public_assets
+
+    assert public_assets(app) == PUBLIC_ASSETS

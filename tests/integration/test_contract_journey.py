@@ -74,6 +74,8 @@ def test_an_approved_application_gets_its_contract_signed(bff_server: Any, contr
         assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
         pdf = sales.get(f"{base}/applications/{app_id}/contract.pdf", timeout=TIMEOUT)
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+        # the full ID and mobile numbers are in both: kept by no browser or proxy cache
+        assert image.headers["Cache-Control"] == pdf.headers["Cache-Control"] == "no-store"
         # nothing signs without the code, the boxes and a drawn signature; what was given is kept
         r = sign(base, sales, app_id, code="000000")
         assert r.status_code == 422 and 'data-field="code"' in r.text and "data:image/png;base64," in r.text

@@ -203,6 +203,30 @@ def test_delete_prefix_and_list_keys(store: S3ObjectStore, admin: Any) -> None:
     assert store.delete_prefix(prefix) == 0
 
 
+def test_list_objects_pages_in_key_order_with_their_age(store: S3ObjectStore) -> None:
+    """One bounded page at a time (what the orphan sweep reads), from after a key, with each object's
+    last-modified time from the server."""
+    from datetime import UTC
+    from datetime import datetime
+    from datetime import timedelta
+
+    app = f"app-{uuid.uuid4().hex[:8]}"
+    keys = sorted(object_key(4, app, "selfie", f"{i}.jpg") for i in range(5))
+    for k in keys:
+        store.put(k, b"face", JPEG)
+    prefix = f"tenants/4/applications/{app}/"
+    first = store.list_objects(prefix, limit=2)
+    assert [o.key for o in first] == keys[:2] and all(o.size == 4 for o in first)
+    now = datetime.now(UTC)
+    assert all(now - timedelta(minutes=5) < o.last_modified < now + timedelta(minutes=5) for o in first)
+    rest = store.list_objects(prefix, start_after=first[-1].key, limit=10)
+    assert [o.key for o in rest] == keys[2:]
+    assert store.list_objects(prefix, start_after=keys[-1]) == []
+    with pytest.raises(ValueError):
+        store.list_objects(prefix, limit=0)
+    store.delete_prefix(prefix)
+
+
 def test_corrupted_object_is_detected(store: S3ObjectStore, admin: Any) -> None:
     k = key("front.jpg")
     admin.put_object(Bucket=store.bucket, Key=k, Body=b"swapped", Metadata={"sha256": "0" * 64})

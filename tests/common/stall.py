@@ -1,0 +1,80 @@
+"""A TCP proxy that turns a healthy server into one whose answers get lost: the request reaches the server (which
+acts on it), the answer never reaches the client. This is what a storage stall looks like from the client's
+side — an S3 put that "failed" although the object was stored.
+
+    with StallProxy("127.0.0.1", 8333, trigger=b"PUT /bucket/tenants/", after=1) as proxy:
+        ...  # an S3 client on proxy.url: the first matching request is answered, the later ones are not
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any
+
+
+class StallProxy:
+    """Forwards connections to ``host:port``. Once more than ``after`` requests containing ``trigger`` have gone
+    through, every answer is dropped: the proxy reads the server's reply and closes the client's connection."""
+
+    def __init__(self, host: str, port: int, *, trigger: bytes, after: int) -> None:
+        self.upstream = (host, port)
+        self.trigger, self.after = trigger, after
+        self.seen = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._stopped = threading.Event()
+
+    @property
+    def stalled(self) -> bool:
+        return self.seen > self.after
+
+    def __enter__(self) -> StallProxy:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            threading.Thread(target=self._requests, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._answers, args=(server, client), daemon=True).start()
+
+    def _requests(self, client: socket.socket, server: socket.socket) -> None:
+        self._pump(client, server, counting=True)
+
+    def _answers(self, server: socket.socket, client: socket.socket) -> None:
+        self._pump(server, client, counting=False)
+
+    def _pump(self, source: socket.socket, target: socket.socket, *, counting: bool) -> None:
+        try:
+            while chunk := source.recv(65536):
+                if counting and self.trigger in chunk:
+                    with self._lock:
+                        self.seen += 1
+                # the server's answer, once stalled, never reaches the client; "100 Continue" (boto3 asks for
+                # it before a put's body, RFC 9110 §10.1.1) still does, or the body would never be sent
+                if not counting and self.stalled and not chunk.startswith(b"HTTP/1.1 100 "):
+                    break
+                target.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            _close(source, target)
+
+
+def _close(*sockets: Any) -> None:
+    for s in sockets:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        s.close()
