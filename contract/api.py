@@ -33,7 +33,12 @@ from contract.openapi import document
 from contract.service import ContractService
 from contract.service import Identity
 from contract.service import Invalid
+from httpkit.bodies import json_body
+from httpkit.queries import BadQuery
+from httpkit.queries import query
+from httpkit.queries import single
 from infra.service_tokens import InvalidToken
+from plans.errors import FieldError
 
 bp = Blueprint("contract_api", __name__, url_prefix="/api/v1")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -77,7 +82,7 @@ def require(scope: str) -> Callable[[F], F]:
 
 
 def json_object() -> dict[str, Any]:
-    body = request.get_json(force=True, silent=True)
+    body = json_body(force=True)
     if not isinstance(body, dict):
         raise Invalid("body", "The body must be a JSON object", "请求体须为 JSON 对象")
     return body
@@ -110,9 +115,12 @@ def create_contract() -> Any:
 @bp.get("/contracts")
 @require(SCOPE_READ)
 def find_contract() -> Any:
-    application_id = request.args.get("application_id", "")
+    """The contract of ``application_id`` (required, once; no other parameter): a query it cannot answer
+    exactly is a 400, never the first of two ids."""
+    application_id = single(query({"application_id": None}), "application_id") or ""
     if not 1 <= len(application_id) <= 64:
-        raise Invalid("application_id", "application_id is required", "缺少申请编号")
+        raise BadQuery([FieldError("application_id", "required", "缺少申请编号（1–64 个字符）",
+                                   "application_id is required (1-64 characters)")])
     return jsonify(service().find(application_id))
 
 

@@ -11,6 +11,7 @@ from flask import request
 
 from bff.api.openapi import document
 from bff.services import services
+from httpkit.bodies import json_body as parsed_json_body
 from plans.errors import FieldError
 from plans.errors import PlanInputError
 from plans.errors import error
@@ -51,7 +52,7 @@ def result_json(result: PlanResult) -> dict[str, Any]:
 
 
 def json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    body = parsed_json_body()
     if not isinstance(body, dict):
         raise PlanInputError([error("body", "required")])
     return body

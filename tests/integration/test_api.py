@@ -15,6 +15,9 @@ from flask import Flask
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
 
+from tests.common.payloads import TOO_DEEP
+from tests.common.payloads import nested
+
 pytestmark = pytest.mark.db
 
 MONEY = re.compile(r"^-?\d+\.\d{2}$")
@@ -255,6 +258,19 @@ def test_plan_search_body_must_be_a_json_object(bff_server: Any, data: str) -> N
     assert_problem(post(bff_server, "/plans/search", data=data), 422, "body", "required")
 
 
+@pytest.mark.parametrize("path", ["/quotes", "/plans/search"])
+@pytest.mark.parametrize("data", list(TOO_DEEP.values()), ids=list(TOO_DEEP))
+def test_deeply_nested_json_is_a_400_problem(bff_server: Any, path: str, data: str) -> None:
+    """The parser's recursion limit is not a 500; and a body nested deeper than any request needs is refused
+    before a view walks it (a request of ours is a few levels deep)."""
+    body = assert_problem(post(bff_server, path, data=data), 400)
+    assert "nested" in body["detail"] and "64" in body["detail"], body
+
+
+def test_json_nested_64_deep_is_parsed(bff_server: Any) -> None:
+    assert_problem(post(bff_server, "/quotes", data='{"price": ' + nested(63) + "}"), 422, "term", "required")
+
+
 def test_plan_search_limit_below_one_is_not_called_too_large(bff_server: Any) -> None:
     body = assert_problem(post(bff_server, "/plans/search", {"vehicle_id": HAN, "limit": 0}), 422, "limit")
     assert body["errors"][0]["code"] != "too_large", body["errors"][0]
@@ -263,7 +279,15 @@ def test_plan_search_limit_below_one_is_not_called_too_large(bff_server: Any) ->
 def test_unknown_api_path_is_problem_json(bff_server: Any) -> None:
     response = requests.get(api(bff_server, "/nothing-here"), timeout=TIMEOUT)
     assert_problem(response, 404)
-    assert_problem(requests.get(api(bff_server, "/quotes"), timeout=TIMEOUT), 405)
+    not_allowed = requests.get(api(bff_server, "/quotes"), timeout=TIMEOUT)
+    assert_problem(not_allowed, 405)
+    assert "POST" in not_allowed.headers.get("Allow", ""), not_allowed.headers  # RFC 9110 §15.5.6: MUST
+
+
+def test_a_page_that_takes_no_get_says_what_it_takes(bff_server: Any) -> None:
+    response = requests.get(f"{bff_server.url}/logout", timeout=TIMEOUT)
+    assert response.status_code == 405 and response.headers["Content-Type"].startswith("text/html")
+    assert "POST" in response.headers.get("Allow", ""), response.headers
 
 
 # --- happy paths --------------------------------------------------------------------------------------------

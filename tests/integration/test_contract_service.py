@@ -26,6 +26,7 @@ from contract.db.models import ContractRow
 from contract.db.models import LedgerEntryRow
 from tests.common import rfc9162
 from tests.common.contract import ContractServer
+from tests.common.payloads import TOO_DEEP
 from tests.common.risk import risk_database
 from tests.common.tsa import TsaServer
 from tests.conftest import DATABASES
@@ -96,6 +97,34 @@ def test_bad_snapshots_get_field_errors(contracts: ContractServer) -> None:
     assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("schedule")
     r = requests.post(url, data="not json", headers=contracts.headers(), timeout=TIMEOUT)
     assert r.status_code == 422
+
+
+@pytest.mark.parametrize("params", [{}, {"application_id": ""}, {"application_id": "x" * 65},
+                                    [("application_id", "a"), ("application_id", "b")],
+                                    {"application_id": "a", "status": "signed"}], ids=repr)
+def test_finding_a_contract_refuses_a_bad_query(contracts: ContractServer, params: Any) -> None:
+    """Not a silent answer for the first of two ids, nor one that ignores an unknown filter: 400."""
+    response = requests.get(f"{contracts.url}/api/v1/contracts", params=params,
+                            headers=contracts.headers("contract:read"), timeout=TIMEOUT)
+    assert response.status_code == 400, response.text[:300]
+    assert response.headers["Content-Type"] == "application/problem+json" and response.json()["errors"]
+
+
+def test_a_method_not_allowed_says_which_are(contracts: ContractServer) -> None:
+    response = requests.get(f"{contracts.url}/api/v1/verification", timeout=TIMEOUT)
+    assert response.status_code == 405 and response.headers["Content-Type"] == "application/problem+json"
+    assert "POST" in response.headers.get("Allow", ""), response.headers
+
+
+@pytest.mark.parametrize("path", ["/contracts", "/contracts/c-1/signatures"])
+@pytest.mark.parametrize("body", list(TOO_DEEP.values()), ids=list(TOO_DEEP))
+def test_deeply_nested_json_gets_400(contracts: ContractServer, path: str, body: str) -> None:
+    response = requests.post(f"{contracts.url}/api/v1{path}", data=body, timeout=TIMEOUT,
+                             headers={**contracts.headers(), "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text[:300]
+    assert response.headers["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 400 and "nested deeper than 64" in problem["detail"], problem
 
 
 def test_a_draft_is_generated_once_per_application_and_logged(contracts: ContractServer) -> None:

@@ -22,6 +22,7 @@ from infra.service_tokens import TokenIssuer
 from infra.service_tokens import TokenVerifier
 from infra.service_tokens import generate_signing_key
 from risk.openapi import document
+from tests.common.payloads import TOO_DEEP
 from tests.common.risk import AUDIENCE
 from tests.common.risk import ISSUER
 from tests.common.risk import RiskServer
@@ -345,6 +346,18 @@ def test_malformed_body_gets_422(risk: RiskServer, body: bytes) -> None:
     assert response.status_code == 422, response.text
 
 
+@pytest.mark.parametrize("path", ["/assessments", "/reviews/case-1/claim", "/reviews/case-1/decision"])
+@pytest.mark.parametrize("body", list(TOO_DEEP.values()), ids=list(TOO_DEEP))
+def test_deeply_nested_json_gets_400(risk: RiskServer, path: str, body: str) -> None:
+    response = requests.post(f"{risk.url}/api/v1{path}", data=body, timeout=10, headers={
+        "Authorization": f"Bearer {risk.tokens.make((SCOPE_ASSESS, SCOPE_REVIEW))}",
+        "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text[:300]
+    assert response.headers["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 400 and "nested deeper than 64" in problem["detail"], problem
+
+
 def test_enormous_body_gets_413(risk: RiskServer) -> None:
     data = snapshot(padding="x" * 300_000)
     response = post(risk, data)
@@ -423,13 +436,60 @@ def test_tier_2_needs_two_different_officers(risk: RiskServer) -> None:
     mine = requests.get(f"{risk.url}/api/v1/reviews", params={"officer_id": b["officer_id"]},
                         headers=risk.tokens.review(), timeout=10).json()["items"]
     assert [x["id"] for x in mine] == [later, case_id]
-    assert requests.get(f"{risk.url}/api/v1/reviews", params={"officer_id": "x" * 65}, headers=risk.tokens.review(),
-                        timeout=10).status_code == 422
+    assert_bad_query(reviews(risk, {"officer_id": "x" * 65}), "officer_id")
+
+
+def reviews(risk: RiskServer, params: Any) -> requests.Response:
+    return requests.get(f"{risk.url}/api/v1/reviews", params=params, headers=risk.tokens.review(), timeout=10)
+
+
+def assert_bad_query(response: requests.Response, field: str) -> None:
+    """A query parameter the endpoint does not know, or a value it does not take: 400 with a field error
+    (never a silent 200 that ignores the filter)."""
+    assert response.status_code == 400, response.text[:300]
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert field in [e["field"] for e in response.json()["errors"]], response.json()
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"state": "lost"}, "state"), ({"state": ""}, "state"), ({"state": "OPEN"}, "state"),
+    ([("state", "open"), ("state", "lost")], "state"), ({"tier": "3"}, "tier"), ({"tier": ""}, "tier"),
+    ({"tier": "01"}, "tier"), ({"officer_id": ""}, "officer_id"), ({"officer_id": "x" * 65}, "officer_id"),
+    ({"limit": "0"}, "limit"), ({"limit": "501"}, "limit"), ({"limit": ""}, "limit"),
+    ({"status": "open"}, "status"), ({"State": "open"}, "State"),
+], ids=repr)
+def test_review_filters_refuse_unknown_values(risk: RiskServer, params: Any, field: str) -> None:
+    assert_bad_query(reviews(risk, params), field)
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"application_id": ""}, "application_id"), ({"application_id": "x" * 65}, "application_id"),
+    ([("application_id", "a"), ("application_id", "b")], "application_id"), ({"limit": "x"}, "limit"),
+    ({"app": "a"}, "app"),
+], ids=repr)
+def test_assessment_filters_refuse_unknown_values(risk: RiskServer, params: Any, field: str) -> None:
+    assert_bad_query(requests.get(f"{risk.url}/api/v1/assessments", params=params, headers=risk.tokens.assess(),
+                                  timeout=10), field)
+
+
+def test_review_filters_take_their_documented_values(risk: RiskServer) -> None:
+    for params in ({"state": "open"}, {"state": "claimed", "tier": "2"}, {"state": "decided", "limit": "500"},
+                   {"officer_id": "risk-t2-a", "limit": "1"}, {}):
+        response = reviews(risk, params)
+        assert response.status_code == 200, (params, response.text[:300])
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("GET", "/reviews/case-1/claim", "POST"), ("DELETE", "/assessments", "GET, HEAD, OPTIONS, POST"),
+    ("PUT", "/openapi.json", "GET, HEAD, OPTIONS")])
+def test_a_method_not_allowed_says_which_are(risk: RiskServer, method: str, path: str, allowed: str) -> None:
+    """RFC 9110 §15.5.6: a 405 MUST carry ``Allow`` (the problem document replaced werkzeug's response)."""
+    response = requests.request(method, f"{risk.url}/api/v1{path}", headers=risk.tokens.review(), timeout=10)
+    assert response.status_code == 405 and response.headers["Content-Type"] == "application/problem+json"
+    assert set(response.headers.get("Allow", "").split(", ")) >= set(allowed.split(", ")), response.headers
 
 
 def test_review_bad_input(risk: RiskServer) -> None:
-    assert requests.get(f"{risk.url}/api/v1/reviews", params={"state": "lost"}, headers=risk.tokens.review(),
-                        timeout=10).status_code == 422
     assert review_call(risk, "nope", "claim", {"officer_id": "x", "officer_role": "risk_officer_t2"}).status_code == 404
     bad_role = review_call(risk, "nope", "claim", {"officer_id": "x", "officer_role": "dealer_admin"})
     assert bad_role.status_code == 422 and bad_role.json()["errors"][0]["field"] == "officer_role"
