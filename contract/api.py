@@ -45,6 +45,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 SCOPE_WRITE, SCOPE_READ, SCOPE_LEDGER = "contract:write", "contract:read", "ledger:append"
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 SUBJECT = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+DIGITS = re.compile(r"[0-9]{1,12}")
 MAX_SIGNATURE_PNG = 2 * 1024 * 1024
 MAX_BATCH = 100  # entries per batch append
 MAX_INDEX = 2**63 - 1  # the index column is a signed 64-bit integer; a larger number names no entry
@@ -90,7 +91,8 @@ def json_object() -> dict[str, Any]:
 
 def _int_arg(name: str, low: int = 0) -> int:
     raw = request.args.get(name, "")
-    if not raw.isdigit() or int(raw) < low or len(raw) > 12:
+    # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and other scripts' digits
+    if not DIGITS.fullmatch(raw) or int(raw) < low:
         raise Invalid(name, f"{name} must be a whole number ≥ {low}", f"{name} 须为不小于 {low} 的整数")
     return int(raw)
 

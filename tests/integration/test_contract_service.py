@@ -110,6 +110,13 @@ def test_finding_a_contract_refuses_a_bad_query(contracts: ContractServer, param
     assert response.headers["Content-Type"] == "application/problem+json" and response.json()["errors"]
 
 
+@pytest.mark.parametrize("query", ["index=²&tree_size=1", "index=0&tree_size=١"])
+def test_a_proof_s_numbers_are_ascii_digits(contracts: ContractServer, query: str) -> None:
+    """str.isdigit() takes "²" and Arabic-Indic digits, which int() refuses or reads: a 422, never a 500."""
+    response = requests.get(f"{contracts.url}/api/v1/ledger/proof/inclusion?{query}", timeout=TIMEOUT)
+    assert response.status_code == 422, response.text[:300]
+
+
 def test_a_method_not_allowed_says_which_are(contracts: ContractServer) -> None:
     response = requests.get(f"{contracts.url}/api/v1/verification", timeout=TIMEOUT)
     assert response.status_code == 405 and response.headers["Content-Type"] == "application/problem+json"

@@ -455,7 +455,7 @@ def assert_bad_query(response: requests.Response, field: str) -> None:
     ({"state": "lost"}, "state"), ({"state": ""}, "state"), ({"state": "OPEN"}, "state"),
     ([("state", "open"), ("state", "lost")], "state"), ({"tier": "3"}, "tier"), ({"tier": ""}, "tier"),
     ({"tier": "01"}, "tier"), ({"officer_id": ""}, "officer_id"), ({"officer_id": "x" * 65}, "officer_id"),
-    ({"limit": "0"}, "limit"), ({"limit": "501"}, "limit"), ({"limit": ""}, "limit"),
+    ({"limit": "0"}, "limit"), ({"limit": "501"}, "limit"), ({"limit": ""}, "limit"), ({"limit": "²"}, "limit"),
     ({"status": "open"}, "status"), ({"State": "open"}, "State"),
 ], ids=repr)
 def test_review_filters_refuse_unknown_values(risk: RiskServer, params: Any, field: str) -> None:
