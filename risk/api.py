@@ -27,6 +27,7 @@ from infra.service_tokens import SCOPE_ASSESS
 from infra.service_tokens import SCOPE_REVIEW
 from infra.service_tokens import InvalidToken
 from plans.errors import FieldError
+from plans.inputs import whole_number
 from risk.errors import InsufficientScope
 from risk.errors import Unauthorized
 from risk.openapi import document
@@ -216,9 +217,11 @@ def _counter_offer(raw: Any, required: bool, errors: list[FieldError]) -> Counte
             errors.append(field_error("counter_offer.down_payment", "money_format"))
         else:
             amount = Decimal(down).quantize(Decimal("0.01"))
-    if term is not None and (isinstance(term, bool) or not isinstance(term, int) or not 1 <= term <= 120):
+    if term is not None and (not whole_number(term) or not 1 <= term <= 120):
         errors.append(field_error("counter_offer.term", "out_of_range", min=1, max=120))
         term = None
+    elif term is not None:
+        term = int(term)
     if down is None and term is None:
         errors.append(field_error("counter_offer", "required"))
     return CounterOffer(amount, term)

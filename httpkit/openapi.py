@@ -1,0 +1,61 @@
+"""Pieces of the services' OpenAPI 3.1 documents that are the same in each: the problem document
+(RFC 9457) and the error responses the shared plumbing gives (httpkit.bodies, httpkit.queries)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+#: On a 422 response: ``{code: sentence}``, the rules a field error may name that no JSON Schema states
+#: (check digits, sums across fields, a PDF's content). Every other field error means the request broke the
+#: document's schema; the schemathesis tests hold the services to that (tests/common/schemathesis_checks.py).
+RULES_BEYOND_SCHEMA = "x-rules-beyond-schema"
+
+
+
+def _whitespace_class() -> str:
+    """The characters ``str.isspace()`` (so ``str.strip()``) calls white space, as a regex class written out:
+    ``\\s`` differs between Python, ECMA-262 and hypothesis's generator (U+001C–U+001F, U+0085, U+FEFF)."""
+    spaces = [c for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    ranges: list[list[int]] = []
+    for c in spaces:
+        if ranges and ranges[-1][1] == c - 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+
+
+#: A pattern for text that is not only white space (what a service that strips its input calls blank)
+NOT_BLANK = f"[^{_whitespace_class()}]"
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object", "description": "RFC 9457 problem details", "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"}, "code": {"type": "string"},
+        "errors": {"type": "array", "items": {
+            "type": "object", "required": ["field", "code", "message", "message_zh"],
+            "properties": {"field": {"type": "string"}, "code": {"type": "string"},
+                           "message": {"type": "string"}, "message_zh": {"type": "string"}}}},
+    },
+}
+
+
+def problem(description: str, rules: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A response described by the ``Problem`` schema of the document's components; ``rules``, on a 422,
+    lists the field-error codes of rules beyond the schema (:data:`RULES_BEYOND_SCHEMA`)."""
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    if rules:
+        response[RULES_BEYOND_SCHEMA] = dict(rules)
+    return response
+
+
+#: 400 for a JSON body (httpkit.bodies.MAX_DEPTH) …
+BAD_BODY = problem("A JSON body nested deeper than 64 levels")
+#: … and for a query string (httpkit.queries): an unknown or repeated parameter, or a value it does not take
+BAD_QUERY = problem("A query parameter this operation does not take, one given twice, or a value outside its "
+                    "choices, with field errors")
