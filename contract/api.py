@@ -8,7 +8,6 @@ public verification endpoint takes an uploaded PDF (anyone may check a contract 
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -30,6 +29,11 @@ from contract.evidence import LedgerError
 from contract.evidence import NewEntry
 from contract.ledger import KINDS
 from contract.openapi import document
+from contract.service import BASE64_PATTERN
+from contract.service import DATE_TIME_PATTERN
+from contract.service import MAX_SIGNATURE_BASE64
+from contract.service import MAX_SIGNATURE_PNG
+from contract.service import NOT_A_PNG
 from contract.service import ContractService
 from contract.service import Identity
 from contract.service import Invalid
@@ -46,7 +50,8 @@ SCOPE_WRITE, SCOPE_READ, SCOPE_LEDGER = "contract:write", "contract:read", "ledg
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 SUBJECT = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 DIGITS = re.compile(r"[0-9]{1,12}")
-MAX_SIGNATURE_PNG = 2 * 1024 * 1024
+BASE64 = re.compile(BASE64_PATTERN)
+DATE_TIME = re.compile(DATE_TIME_PATTERN)
 MAX_BATCH = 100  # entries per batch append
 MAX_INDEX = 2**63 - 1  # the index column is a signed 64-bit integer; a larger number names no entry
 
@@ -155,27 +160,30 @@ def sign_contract(contract_id: str) -> Any:
     {method: sms_otp|face, reference, verified_at}}``. Signing a signed contract returns it (200)."""
     body = json_object()
     name = body.get("signer_name")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64:
-        raise Invalid("signer_name", "signer_name is required", "缺少签署人姓名")
-    try:
-        png = base64.b64decode(str(body.get("signature_png") or ""), validate=True)
-    except (binascii.Error, ValueError):
-        png = b""
+    if not isinstance(name, str) or not name.strip() or len(name) > 64:
+        raise Invalid("signer_name", "signer_name is required (1-64 characters)", "缺少签署人姓名")
+    encoded = body.get("signature_png")
+    if not isinstance(encoded, str) or not BASE64.fullmatch(encoded) or len(encoded) > MAX_SIGNATURE_BASE64:
+        raise Invalid("signature_png", "signature_png must be base64 (RFC 4648, padded) of at most 2 MB",
+                      "签名图片须为不超过 2 MB 的 base64 编码")
+    png = base64.b64decode(encoded, validate=True)
     if not png.startswith(b"\x89PNG") or len(png) > MAX_SIGNATURE_PNG:
-        raise Invalid("signature_png", "signature_png must be a base64 PNG of at most 2 MB",
-                      "签名图片须为不超过 2 MB 的 PNG")
+        raise Invalid("signature_png", "signature_png must be a PNG of at most 2 MB", "签名图片须为不超过 2 MB 的 PNG",
+                      NOT_A_PNG)
     raw = body.get("identity")
     if not isinstance(raw, dict):
         raise Invalid("identity", "identity is required", "缺少身份确认信息")
+    moment = raw.get("verified_at")
+    if not isinstance(moment, str) or not DATE_TIME.fullmatch(moment):
+        raise Invalid("identity.verified_at", "verified_at must be an RFC 3339 date-time with a time zone",
+                      "确认时间须为含时区的 RFC 3339 时间")
     try:
-        verified_at = datetime.fromisoformat(str(raw.get("verified_at", "")).replace("Z", "+00:00"))
-    except ValueError:
-        raise Invalid("identity.verified_at", "verified_at must be an ISO date-time", "确认时间格式无效") from None
-    if verified_at.tzinfo is None:
-        raise Invalid("identity.verified_at", "verified_at needs a time zone", "确认时间须含时区")
-    reference = str(raw.get("reference") or "")
-    if not 1 <= len(reference) <= 128:
-        raise Invalid("identity.reference", "identity.reference is required", "缺少身份确认记录")
+        verified_at = datetime.fromisoformat(moment.upper().replace("Z", "+00:00"))
+    except ValueError:  # a 30 February, a 25th hour
+        raise Invalid("identity.verified_at", "verified_at is not a real moment", "确认时间无效") from None
+    reference = raw.get("reference")
+    if not isinstance(reference, str) or not 1 <= len(reference) <= 128:
+        raise Invalid("identity.reference", "identity.reference is required (1-128 characters)", "缺少身份确认记录")
     return jsonify(service().sign(contract_id, signer_name=name, signature_png=png,
                                   identity=Identity(str(raw.get("method", "")), reference, verified_at)))
 
@@ -192,7 +200,7 @@ def verify_upload() -> Any:
     upload = request.files.get("file")
     pdf = upload.read() if upload is not None else request.get_data()
     if not pdf:
-        raise Invalid("file", "Upload the PDF to check", "请上传要核验的 PDF")
+        raise Invalid("file", "Upload the PDF to check", "请上传要核验的 PDF", "not_a_pdf")
     from contract.signing.errors import NotAPdf
 
     if not pdf.startswith(b"%PDF"):

@@ -48,7 +48,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Invalid)
     def _invalid(exc: Invalid) -> Any:
         return problem(422, "Invalid input", "One or more fields are invalid.",
-                       [field(exc.field, "invalid", exc.message, exc.message_zh)])
+                       [field(exc.field, exc.code, exc.message, exc.message_zh)])
 
     @app.errorhandler(NotAPdf)
     def _not_a_pdf(exc: NotAPdf) -> Any:

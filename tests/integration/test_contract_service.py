@@ -110,6 +110,64 @@ def test_finding_a_contract_refuses_a_bad_query(contracts: ContractServer, param
     assert response.headers["Content-Type"] == "application/problem+json" and response.json()["errors"]
 
 
+def _arabic_indic(text: str) -> str:
+    return text.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+
+
+@pytest.mark.parametrize(("change", "field", "code"), [
+    (lambda s: s.update(application_id=5), "application_id", "invalid"),
+    (lambda s: s.update(dealer_id=["dealer-1"]), "dealer_id", "invalid"),
+    (lambda s: s["lessee"].update(address="上海市" + " " * 250), "lessee.address", "invalid"),
+    (lambda s: s["vehicle"].update(price=_arabic_indic(s["vehicle"]["price"])), "vehicle.price", "invalid"),
+    (lambda s: s["plan"].update(apr=_arabic_indic(s["plan"]["apr"])), "plan.apr", "invalid"),
+    (lambda s: s["schedule"][0].update(due_date=_arabic_indic(s["schedule"][0]["due_date"])),
+     "schedule[0].due_date", "invalid"),
+    (lambda s: s["lessee"].update(name="张\u200b三丰"), "lessee.name", "control_characters"),
+    (lambda s: s["schedule"][3].update(principal="1.00"), "schedule", "inconsistent"),
+], ids=["application_id 5", "dealer_id a list", "address past 200 as sent", "price in other digits",
+        "apr in other digits", "due date in other digits", "a zero-width space", "a schedule that does not add up"])
+def test_a_snapshot_is_taken_only_as_the_document_says(contracts: ContractServer, change: Any, field: str,
+                                                       code: str) -> None:
+    """What the OpenAPI document calls invalid is refused (schemathesis found these taken), each with a code;
+    the document lists those beyond any JSON Schema (x-rules-beyond-schema)."""
+    body = snapshot("app-document-says")
+    change(body)
+    r = requests.post(f"{contracts.url}/api/v1/contracts", json=body, headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 422, r.text[:300]
+    error = r.json()["errors"][0]
+    assert (error["field"].split("[")[0] if code == "inconsistent" else error["field"], error["code"]) == (
+        field, code), error
+
+
+def test_a_malformed_snapshot_is_refused_for_an_application_that_has_its_contract(contracts: ContractServer) -> None:
+    create(contracts, "app-twice-1")
+    body = snapshot("app-twice-1")
+    body["plan"]["apr"] = 0.0712
+    r = requests.post(f"{contracts.url}/api/v1/contracts", json=body, headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "plan.apr", r.text[:300]
+
+
+def test_a_snapshot_term_may_be_a_whole_json_number(contracts: ContractServer) -> None:
+    body = snapshot("app-term-float")
+    body["plan"]["term"] = float(body["plan"]["term"])
+    r = requests.post(f"{contracts.url}/api/v1/contracts", json=body, headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 201, r.text[:300]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    (sign_body(LESSEE_NAME + " " * 70), "signer_name"),
+    (sign_body(reference=12345), "identity.reference"),
+    (sign_body(verified_at=datetime.now(UTC).isoformat(sep=" ")), "identity.verified_at"),
+    ({**sign_body(), "signature_png": 5}, "signature_png"),
+], ids=["a name past 64 as sent", "a reference that is a number", "a date-time with a space", "a PNG that is 5"])
+def test_a_signature_is_taken_only_as_the_document_says(contracts: ContractServer, body: dict[str, Any],
+                                                        field: str) -> None:
+    contract = create(contracts, f"app-sign-{field}")
+    r = requests.post(f"{contracts.url}/api/v1/contracts/{contract['id']}/signatures", json=body,
+                      headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text[:300]
+
+
 @pytest.mark.parametrize("query", ["index=²&tree_size=1", "index=0&tree_size=١"])
 def test_a_proof_s_numbers_are_ascii_digits(contracts: ContractServer, query: str) -> None:
     """str.isdigit() takes "²" and Arabic-Indic digits, which int() refuses or reads: a 422, never a 500."""
