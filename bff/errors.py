@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from httpkit.errors import register_error_handlers as register_shared_handlers
+from httpkit.errors import register as register_shared_handlers
 from httpkit.problems import http_headers
 from httpkit.problems import http_problem
 from httpkit.problems import problem

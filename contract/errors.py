@@ -18,7 +18,7 @@ from contract.service import Conflict
 from contract.service import Invalid
 from contract.service import NotFound
 from contract.signing.errors import NotAPdf
-from httpkit.errors import register_error_handlers as register_shared_handlers
+from httpkit.errors import register as register_shared_handlers
 from httpkit.problems import http_problem
 from httpkit.problems import problem
 from infra.storage import StorageError
@@ -43,7 +43,7 @@ def field(name: str, code: str, message: str, message_zh: str) -> dict[str, str]
 
 
 def register_error_handlers(app: Flask) -> None:
-    register_shared_handlers(app)  # a JSON body nested too deep, a refused query string: 400
+    register_shared_handlers(app)  # U+0000, a JSON body nested too deep, a refused query string: 400
 
     @app.errorhandler(Invalid)
     def _invalid(exc: Invalid) -> Any:

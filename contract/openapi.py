@@ -31,7 +31,9 @@ from httpkit.openapi import BAD_BODY
 from httpkit.openapi import BAD_QUERY
 from httpkit.openapi import NOT_BLANK
 from httpkit.openapi import PROBLEM_SCHEMA
+from httpkit.openapi import STRING
 from httpkit.openapi import problem as _problem
+from httpkit.openapi import refusing_nul
 from plans.money import decimal_pattern
 
 HEX = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
@@ -53,7 +55,7 @@ def _json(ref: str, description: str) -> dict[str, Any]:
 AUTH = {"401": _problem("No, invalid, expired or wrong-audience bearer token"),
         "403": _problem("The token lacks the scope")}
 PUBLIC: list[dict[str, Any]] = []
-CONTRACT_ID = {"name": "contract_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+CONTRACT_ID = {"name": "contract_id", "in": "path", "required": True, "schema": {**STRING, "maxLength": 64}}
 SNAPSHOT_RULES = {
     CHECK: "an ID number, mobile number, VIN or unified social credit code that is not a valid one (its form and "
            "check character: GB 11643, GB 16735, GB 32100)",
@@ -74,7 +76,7 @@ def _int(name: str, minimum: int) -> dict[str, Any]:
 
 def document() -> dict[str, Any]:
     """The OpenAPI document."""
-    return {
+    return refusing_nul({
         "openapi": "3.1.0",
         "info": {"title": "Leaseline contract service API", "version": "1.0.0",
                  "description": "Lease contract PDFs (WeasyPrint), PAdES signatures (pyHanko: the lessor certifies, "
@@ -99,7 +101,7 @@ def document() -> dict[str, Any]:
                                        "503": _problem("Document storage unavailable")}},
                 "get": {"operationId": "findContract", "summary": "The contract of an application (contract:read)",
                         "parameters": [{"name": "application_id", "in": "query", "required": True,
-                                        "schema": {"type": "string", "minLength": 1, "maxLength": 64}}],
+                                        "schema": {**STRING, "minLength": 1, "maxLength": 64}}],
                         "responses": {"200": _json("Contract", "The contract"), "400": BAD_QUERY, **AUTH,
                                       "404": _problem("No contract")}},
             },
@@ -218,7 +220,7 @@ def document() -> dict[str, Any]:
                         "identity": {"type": "object", "required": ["method", "reference", "verified_at"],
                                      "properties": {
                                          "method": {"enum": list(IDENTITY_METHODS)},
-                                         "reference": {"type": "string", "minLength": 1, "maxLength": 128},
+                                         "reference": {**STRING, "minLength": 1, "maxLength": 128},
                                          "verified_at": {"type": "string", "format": "date-time",
                                                          "pattern": DATE_TIME_PATTERN}}}}},
                 "Verification": {"type": "object", "required": ["sha256", "signatures", "all_valid"], "properties": {
@@ -240,7 +242,7 @@ def document() -> dict[str, Any]:
                     "index": {"type": "integer"}, "entry": B64, "leaf_hash": HEX}},
             },
         },
-    }
+    }, leave="/api/v1/ledger/")
 
 
 def _snapshot() -> dict[str, Any]:
@@ -257,8 +259,8 @@ def _snapshot() -> dict[str, Any]:
         "type": "object", "required": ["application_id", "dealer_id", "lessee", "dealer", "vehicle", "plan",
                                        "schedule"],
         "properties": {
-            "application_id": {"type": "string", "minLength": 1, "maxLength": 64},
-            "dealer_id": {"type": "string", "minLength": 1, "maxLength": 64},
+            "application_id": {**STRING, "minLength": 1, "maxLength": 64},
+            "dealer_id": {**STRING, "minLength": 1, "maxLength": 64},
             "lessee": {"type": "object", "required": ["name", "id_number", "mobile", "address"], "properties": {
                 "name": text(50), "id_number": text(30), "mobile": text(30), "address": text(200)}},
             "dealer": party,

@@ -27,8 +27,14 @@ def _whitespace_class() -> str:
     return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
 
 
-#: A pattern for text that is not only white space (what a service that strips its input calls blank)
-NOT_BLANK = f"[^{_whitespace_class()}]"
+#: Text without U+0000, which every service refuses (httpkit.bodies.NulCharacter) …
+NO_NUL = "^[^\\u0000]*$"
+#: … and not only white space either (what a service that strips its input calls blank)
+NOT_BLANK = f"^[^\\u0000]*[^\\u0000{_whitespace_class()}][^\\u0000]*$"
+#: A string of any other text
+STRING: dict[str, Any] = {"type": "string", "pattern": NO_NUL}
+NUL_RULE = ("No text — path, query, form field, JSON string or key — may contain U+0000 (NUL): the databases "
+            "cannot store it, and the answer is a 400.")
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object", "description": "RFC 9457 problem details", "required": ["type", "title", "status"],
@@ -54,8 +60,22 @@ def problem(description: str, rules: Mapping[str, str] | None = None) -> dict[st
     return response
 
 
-#: 400 for a JSON body (httpkit.bodies.MAX_DEPTH) …
-BAD_BODY = problem("A JSON body nested deeper than 64 levels")
+#: 400 for U+0000 anywhere (httpkit.bodies.NulCharacter) …
+BAD_TEXT = problem("Text holding U+0000 (NUL)")
+#: … for a JSON body (httpkit.bodies.MAX_DEPTH) …
+BAD_BODY = problem("A JSON body nested deeper than 64 levels, or text holding U+0000")
 #: … and for a query string (httpkit.queries): an unknown or repeated parameter, or a value it does not take
 BAD_QUERY = problem("A query parameter this operation does not take, one given twice, or a value outside its "
-                    "choices, with field errors")
+                    "choices, with field errors; or text holding U+0000")
+
+
+def refusing_nul(document: dict[str, Any], *, leave: str | None = None) -> dict[str, Any]:
+    """``document`` with :data:`NUL_RULE` in its description and a 400 on every operation that lacks one
+    (paths starting with ``leave`` are left as they are)."""
+    document["info"]["description"] = f"{document['info'].get('description', '')} {NUL_RULE}".strip()
+    for path, operations in document["paths"].items():
+        if leave and path.startswith(leave):
+            continue
+        for operation in operations.values():
+            operation["responses"].setdefault("400", BAD_TEXT)
+    return document

@@ -39,10 +39,13 @@ def bounded_int(raw: object, low: int, high: int) -> int | None:
     """``raw`` as an int in [low, high] if it is an integer literal (ASCII digits, optional sign), else None.
 
     ``"²".isdigit()`` is True in Python and ``int()`` of a 5,000-digit string raises, so both are refused
-    here before any conversion; so are ``"36.0"`` and ``"3.6e1"`` (a form value or JSON term is a literal).
+    here before any conversion; so are the strings ``"36.0"`` and ``"3.6e1"`` (a form value is a literal). The
+    JSON number ``36.0`` is the integer 36 (JSON has one number type).
     """
     if isinstance(raw, bool):
         return None
+    if isinstance(raw, float) and raw.is_integer():  # JSON 36.0 is the integer 36 (whole_number)
+        raw = int(raw)
     if isinstance(raw, int):
         return raw if low <= raw <= high else None
     text = str(raw).strip()

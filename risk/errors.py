@@ -9,7 +9,7 @@ from flask import Flask
 from flask import request
 from werkzeug.exceptions import HTTPException
 
-from httpkit.errors import register_error_handlers as register_shared_handlers
+from httpkit.errors import register as register_shared_handlers
 from httpkit.problems import http_problem
 from httpkit.problems import problem
 from plans.errors import FieldError
@@ -40,7 +40,7 @@ class InsufficientScope(Exception):
 
 
 def register_error_handlers(app: Flask) -> None:
-    register_shared_handlers(app)  # a JSON body nested too deep, a refused query string: 400
+    register_shared_handlers(app)  # U+0000, a JSON body nested too deep, a refused query string: 400
 
     @app.errorhandler(SnapshotInvalid)
     def _invalid(exc: SnapshotInvalid) -> Any:

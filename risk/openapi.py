@@ -10,9 +10,12 @@ from typing import Any
 
 from httpkit.openapi import BAD_BODY
 from httpkit.openapi import BAD_QUERY
+from httpkit.openapi import NO_NUL
 from httpkit.openapi import NOT_BLANK
 from httpkit.openapi import PROBLEM_SCHEMA
+from httpkit.openapi import STRING
 from httpkit.openapi import problem as _problem
+from httpkit.openapi import refusing_nul
 from risk.service import DECISIONS
 from risk.service import OFFICER_ROLES
 from risk.snapshot import BANK_ACCOUNT
@@ -54,8 +57,8 @@ def _list_of(ref: str) -> dict[str, Any]:
 def document() -> dict[str, Any]:
     """The OpenAPI document."""
     officer = {"officer_id": TEXT, "officer_role": {"enum": list(OFFICER_ROLES)}}
-    case_id = {"name": "case_id", "in": "path", "required": True, "schema": {"type": "string"}}
-    return {
+    case_id = {"name": "case_id", "in": "path", "required": True, "schema": STRING}
+    return refusing_nul({
         "openapi": "3.1.0",
         "info": {
             "title": "Leaseline risk service API",
@@ -91,7 +94,7 @@ def document() -> dict[str, Any]:
                     "operationId": "listAssessments", "summary": "Assessments, newest first (scope risk:assess)",
                     "parameters": [
                         {"name": "application_id", "in": "query", "required": False,
-                         "schema": {"type": "string", "minLength": 1, "maxLength": 64}},
+                         "schema": {**STRING, "minLength": 1, "maxLength": 64}},
                         {"name": "limit", "in": "query", "required": False,
                          "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
                     "responses": {"200": {"description": "Assessments", "content": {"application/json": {
@@ -100,7 +103,7 @@ def document() -> dict[str, Any]:
             },
             "/api/v1/assessments/{assessment_id}": {"get": {
                 "operationId": "getAssessment", "summary": "One assessment (scope risk:assess)",
-                "parameters": [{"name": "assessment_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "parameters": [{"name": "assessment_id", "in": "path", "required": True, "schema": STRING}],
                 "responses": {"200": _json("Assessment", "The assessment"), **AUTH_ERRORS,
                               "404": _problem("No such assessment")}}},
             "/api/v1/reviews": {"get": {
@@ -112,7 +115,7 @@ def document() -> dict[str, Any]:
                     {"name": "tier", "in": "query", "required": False, "schema": {"type": "integer", "enum": [1, 2]}},
                     {"name": "officer_id", "in": "query", "required": False,
                      "description": "only the cases this officer decided, their latest decision first",
-                     "schema": {"type": "string", "minLength": 1, "maxLength": 64}},
+                     "schema": {**STRING, "minLength": 1, "maxLength": 64}},
                     {"name": "limit", "in": "query", "required": False,
                      "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
                 "responses": {"200": {"description": "Cases", "content": {"application/json": {
@@ -163,7 +166,7 @@ def document() -> dict[str, Any]:
                                "leaseline-risk, scopes risk:assess / risk:review"}},
             "schemas": _schemas(),
         },
-    }
+    })
 
 
 def _schemas() -> dict[str, Any]:
@@ -189,7 +192,7 @@ def _schemas() -> dict[str, Any]:
                     "housing": {"enum": list(HOUSING)},
                     "dependants": {"type": "integer", "minimum": 0, "maximum": 30},
                     "existing_loans": {"type": "integer", "minimum": 0, "maximum": 1000},
-                    "mobile": {"type": ["string", "null"], "maxLength": 32}}},
+                    "mobile": {"type": ["string", "null"], "maxLength": 32, "pattern": NO_NUL}}},
                 "vehicle": {"type": "object", "required": ["id", "make", "model", "price", "condition", "vin"],
                             "properties": {"id": TEXT, "make": TEXT, "model": TEXT, "price": MONEY,
                                            "condition": {"enum": list(CONDITION)}, "vin": text(32),

@@ -14,7 +14,9 @@ from typing import Any
 from httpkit.openapi import BAD_BODY
 from httpkit.openapi import BAD_QUERY
 from httpkit.openapi import PROBLEM_SCHEMA
+from httpkit.openapi import STRING
 from httpkit.openapi import problem
+from httpkit.openapi import refusing_nul
 from plans.generator import SORT_KEYS
 from plans.inputs import MAX_BUDGET
 from plans.inputs import MAX_CHARGE
@@ -81,7 +83,7 @@ def document(product: Product | None = None, policy: Policy | None = None) -> di
         "422": problem("Invalid input, with field errors", quote_rules),
     }
     ratio = "a fraction of the price: 0.2 is 20%"
-    return {
+    return refusing_nul({
         "openapi": "3.1.0",
         "info": {
             "title": "Leaseline BFF API",
@@ -96,7 +98,7 @@ def document(product: Product | None = None, policy: Policy | None = None) -> di
                 "get": {
                     "operationId": "listVehicles",
                     "summary": "Vehicles of the catalogue, cheapest first",
-                    "parameters": [{"name": "q", "in": "query", "required": False, "schema": {"type": "string"},
+                    "parameters": [{"name": "q", "in": "query", "required": False, "schema": STRING,
                                     "description": "words of the make, model or name"}],
                     "responses": {"200": {"description": "Vehicles", "content": {"application/json": {"schema": {
                         "type": "object", "required": ["items", "count"], "properties": {
@@ -109,8 +111,7 @@ def document(product: Product | None = None, policy: Policy | None = None) -> di
                 "get": {
                     "operationId": "getVehicle",
                     "summary": "One vehicle",
-                    "parameters": [{"name": "vehicle_id", "in": "path", "required": True,
-                                    "schema": {"type": "string"}}],
+                    "parameters": [{"name": "vehicle_id", "in": "path", "required": True, "schema": STRING}],
                     "responses": {"200": {"description": "The vehicle", "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/Vehicle"}}}}, "404": errors["404"]},
                 }
@@ -155,7 +156,7 @@ def document(product: Product | None = None, policy: Policy | None = None) -> di
             "VehicleQuoteRequest": {
                 "type": "object", "required": ["vehicle_id"],
                 "properties": {
-                    "vehicle_id": {"type": "string"},
+                    "vehicle_id": STRING,
                     "down_ratio": number(Decimal("0.9"), description=f"{ratio}; 0.2 when not given"),
                     "term": whole(list(product.terms), "months: one of the product's terms; 36 when not given"),
                     "insurance": {"type": "array", "items": {"enum": coverages}, "allOf": one_per_group,
@@ -212,7 +213,7 @@ def document(product: Product | None = None, policy: Policy | None = None) -> di
             "PlanSearchRequest": {
                 "type": "object", "required": ["vehicle_id"],
                 "properties": {
-                    "vehicle_id": {"type": "string"},
+                    "vehicle_id": STRING,
                     "budget": number(MAX_BUDGET, positive=True, description="the highest monthly rent, CNY"),
                     "max_down": number(MAX_BUDGET, positive=True, description="the highest down payment, CNY"),
                     "terms": {"type": ["array", "null"], "items": {"type": "integer"}, "description": "months"},
@@ -233,4 +234,4 @@ def document(product: Product | None = None, policy: Policy | None = None) -> di
                 },
             },
         }},
-    }
+    })

@@ -10,10 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import schemathesis
 from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from httpkit.openapi import RULES_BEYOND_SCHEMA
+
+
+def load(document: dict[str, Any]) -> Any:
+    """The schemathesis schema of ``document``. Generated text holds no U+0000: every service refuses it with a
+    400 (httpkit.bodies.NulCharacter), as each document's description says and its own strings' patterns
+    state; the keys and values of additional properties, which any request may carry, cannot say it."""
+    schema = schemathesis.openapi.from_dict(document)
+    schema.config.generation.update(allow_x00=False)
+    return schema
 
 
 def positive_data_acceptance_but_rules_beyond_schema(ctx: Any, response: Any, case: Any) -> bool | None:

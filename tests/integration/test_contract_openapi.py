@@ -20,6 +20,7 @@ from contract.openapi import document
 from tests.common.contract import AUDIENCE
 from tests.common.contract import ContractServer
 from tests.common.risk import risk_database
+from tests.common.schemathesis_checks import load
 from tests.common.schemathesis_checks import validate
 from tests.common.tsa import TsaServer
 
@@ -60,7 +61,7 @@ def _pdf(ctx: Any, value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
-SCHEMA = schemathesis.openapi.from_dict(document())
+SCHEMA = load(document())
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                            HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])

@@ -175,6 +175,27 @@ def test_a_proof_s_numbers_are_ascii_digits(contracts: ContractServer, query: st
     assert response.status_code == 422, response.text[:300]
 
 
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("GET", "/contracts/c%00", None), ("GET", "/contracts?application_id=a%00", None),
+    ("POST", "/contracts", {"application_id": "a\x00", "dealer_id": "d"}),
+], ids=repr)
+def test_a_nul_character_gets_400(contracts: ContractServer, method: str, path: str, body: Any) -> None:
+    """PostgreSQL's text cannot hold U+0000: refused with a 400 on every database, not a 500 on PostgreSQL."""
+    response = requests.request(method, f"{contracts.url}/api/v1{path}", json=body, timeout=TIMEOUT,
+                                headers=contracts.headers("contract:write"))
+    assert response.status_code == 400, response.text[:300]
+    assert "U+0000" in response.json()["detail"]
+
+
+def test_a_multipart_part_without_a_name_is_no_file(contracts: ContractServer) -> None:
+    """schemathesis sent a part without a name (werkzeug keys it None): no PDF, a 422, not a 500."""
+    body = (b'--b\r\nContent-Disposition: form-data\r\n\r\nnull\r\n'
+            b'--b\r\nContent-Disposition: form-data; name=""\r\n\r\n{}\r\n--b--\r\n')
+    response = requests.post(f"{contracts.url}/api/v1/verification", data=body, timeout=TIMEOUT,
+                             headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 422, response.text[:300]
+
+
 def test_a_method_not_allowed_says_which_are(contracts: ContractServer) -> None:
     response = requests.get(f"{contracts.url}/api/v1/verification", timeout=TIMEOUT)
     assert response.status_code == 405 and response.headers["Content-Type"] == "application/problem+json"
