@@ -23,15 +23,19 @@ from tests.common.risk import risk_database
 from tests.common.schemathesis_checks import load
 from tests.common.schemathesis_checks import validate
 from tests.common.tsa import TsaServer
+from tests.conftest import DATABASES
 
 pytestmark = pytest.mark.db
 SCOPES = ("contract:write", "contract:read", "ledger:append")
 
 
-@pytest.fixture(scope="module")
-def contracts(tmp_path_factory: pytest.TempPathFactory, s3_server: Any) -> Iterator[ContractServer]:
+@pytest.fixture(scope="module", params=DATABASES)
+def contracts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+              s3_server: Any) -> Iterator[ContractServer]:
+    """The contract service on each database: PostgreSQL refuses what SQLite stores (U+0000)."""
     var = tmp_path_factory.mktemp("contract-openapi")
-    with risk_database(var) as url, TsaServer() as tsa, ContractServer(url, var, s3_server, tsa) as server:
+    with (risk_database(var, request.param) as url, TsaServer() as tsa,
+          ContractServer(url, var, s3_server, tsa) as server):
         # a few entries, so the ledger's reads and proofs have something to answer besides 404
         for n in range(3):
             r = requests.post(f"{server.url}/api/v1/ledger/entries", headers=server.headers("ledger:append"),

@@ -560,9 +560,10 @@ def test_openapi_document_is_valid(risk: RiskServer) -> None:
 SCHEMA = load(document())
 
 
-@pytest.fixture(scope="module")
-def fuzz_target(_var_dir: Path) -> Iterator[RiskServer]:
-    with risk_database(_var_dir) as url, RiskServer(url, _var_dir) as server:
+@pytest.fixture(scope="module", params=DATABASES)
+def fuzz_target(request: pytest.FixtureRequest, _var_dir: Path) -> Iterator[RiskServer]:
+    """A risk service of its own on each database: PostgreSQL refuses what SQLite stores (U+0000)."""
+    with risk_database(_var_dir, request.param) as url, RiskServer(url, _var_dir) as server:
         yield server
 
 
