@@ -53,7 +53,9 @@ DIGITS = re.compile(r"[0-9]{1,12}")
 BASE64 = re.compile(BASE64_PATTERN)
 DATE_TIME = re.compile(DATE_TIME_PATTERN)
 MAX_BATCH = 100  # entries per batch append
-MAX_INDEX = 2**63 - 1  # the index column is a signed 64-bit integer; a larger number names no entry
+#: The index column (contract/db/models.py LedgerEntryRow.idx) is a signed 32-bit integer on PostgreSQL (64-bit on
+#: SQLite): a larger number names no entry, and PostgreSQL refuses it in a query (NumericValueOutOfRange)
+MAX_INDEX = 2**31 - 1
 
 
 def service() -> ContractService:
@@ -275,7 +277,7 @@ def checkpoint() -> Any:
 
 @bp.get("/ledger/entries/<int:index>")
 def entry(index: int) -> Any:
-    if index > MAX_INDEX:  # the database driver would refuse the number (OverflowError), not answer "none"
+    if index > MAX_INDEX:  # the database would refuse the number (an error), not answer "none"
         raise LedgerError(f"no entry {index}")
     raw, leaf = ledger().entry(index)
     return jsonify({"index": index, "entry": base64.b64encode(raw).decode(), "leaf_hash": leaf.hex()})

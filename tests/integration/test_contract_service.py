@@ -187,6 +187,13 @@ def test_a_nul_character_gets_400(contracts: ContractServer, method: str, path: 
     assert "U+0000" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("index", [2**31 - 1, 2**31, 2**63 - 1, 2**63, 10**30])
+def test_an_entry_past_the_index_column_is_not_found(contracts: ContractServer, index: int) -> None:
+    """The index column is a 32-bit integer on PostgreSQL (schemathesis found 136143053969 answering 500)."""
+    response = requests.get(f"{contracts.url}/api/v1/ledger/entries/{index}", timeout=TIMEOUT)
+    assert response.status_code == 404, response.text[:300]
+
+
 def test_a_multipart_part_without_a_name_is_no_file(contracts: ContractServer) -> None:
     """schemathesis sent a part without a name (werkzeug keys it None): no PDF, a 422, not a 500."""
     body = (b'--b\r\nContent-Disposition: form-data\r\n\r\nnull\r\n'
