@@ -6,36 +6,23 @@ import logging
 from typing import Any
 
 from flask import Flask
-from flask import Response
-from flask import jsonify
+from flask import make_response
 from flask import render_template
 from flask import request
+from flask import url_for
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from plans.errors import FieldError
+from httpkit.errors import register as register_shared_handlers
+from httpkit.problems import http_headers
+from httpkit.problems import http_problem
+from httpkit.problems import problem
+from httpkit.queries import BadQuery
 from plans.errors import PlanInputError
 from plans.errors import UnknownVehicle
 
 log = logging.getLogger(__name__)
-
-
-def problem(status: int, title: str, detail: str = "", errors: list[FieldError] | None = None,
-            **extra: Any) -> Response:
-    """A problem+json response; ``errors`` become ``[{field, code, message, message_zh}]``."""
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    if errors is not None:
-        body["errors"] = [
-            {"field": e.field, "code": e.code, "message": e.text_en, "message_zh": e.text_zh} for e in errors
-        ]
-    body.update(extra)
-    response = jsonify(body)
-    response.status_code = status
-    response.mimetype = "application/problem+json"
-    return response
 
 
 def http_message(status: int) -> str:
@@ -57,7 +44,17 @@ def wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
+def filter_refused(exc: BadQuery) -> Any:
+    """A list page asked for a filter it does not have, or a value it does not take: a 400 page that names
+    the parameter and leads back to the whole list (never the list as if it had filtered)."""
+    return render_template("error.html", status=400, message=_("That filter is not available on this list."),
+                           errors=exc.errors, back=url_for(request.endpoint or "pwa.home", **(request.view_args or {})),
+                           back_label=_("Show the whole list")), 400
+
+
 def register_error_handlers(app: Flask) -> None:
+    register_shared_handlers(app, page=filter_refused)
+
     @app.errorhandler(PlanInputError)
     def _invalid(exc: PlanInputError) -> Any:
         if wants_json():
@@ -80,8 +77,10 @@ def register_error_handlers(app: Flask) -> None:
     def _http(exc: HTTPException) -> Any:
         status = exc.code or 500
         if wants_json():
-            return problem(status, exc.name, exc.description or "")
-        return render_template("error.html", status=status, message=http_message(status)), status
+            return http_problem(exc)
+        response = make_response(render_template("error.html", status=status, message=http_message(status)), status)
+        response.headers.extend(http_headers(exc))
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

@@ -10,7 +10,6 @@ The public verification endpoint takes an uploaded PDF (anyone may check a contr
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -32,10 +31,20 @@ from contract.evidence import LedgerError
 from contract.evidence import NewEntry
 from contract.ledger import KINDS
 from contract.openapi import document
+from contract.service import BASE64_PATTERN
+from contract.service import DATE_TIME_PATTERN
+from contract.service import MAX_SIGNATURE_BASE64
+from contract.service import MAX_SIGNATURE_PNG
+from contract.service import NOT_A_PNG
 from contract.service import ContractService
 from contract.service import Identity
 from contract.service import Invalid
+from httpkit.bodies import json_body
+from httpkit.queries import BadQuery
+from httpkit.queries import query
+from httpkit.queries import single
 from infra.service_tokens import InvalidToken
+from plans.errors import FieldError
 
 bp = Blueprint("contract_api", __name__, url_prefix="/api/v1")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,9 +52,13 @@ SCOPE_WRITE, SCOPE_READ, SCOPE_LEDGER = "contract:write", "contract:read", "ledg
 SCOPE_LEDGER_READ = "ledger:read"  # the openings: clear entries and their salts
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 SUBJECT = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-MAX_SIGNATURE_PNG = 2 * 1024 * 1024
+DIGITS = re.compile(r"[0-9]{1,12}")
+BASE64 = re.compile(BASE64_PATTERN)
+DATE_TIME = re.compile(DATE_TIME_PATTERN)
 MAX_BATCH = 100  # entries per batch append
-MAX_INDEX = 2**63 - 1  # the index column is a signed 64-bit integer; a larger number names no entry
+#: The index column (contract/db/models.py LedgerEntryRow.idx) is a signed 32-bit integer on PostgreSQL (64-bit on
+#: SQLite): a larger number names no entry, and PostgreSQL refuses it in a query (NumericValueOutOfRange)
+MAX_INDEX = 2**31 - 1
 
 
 def service() -> ContractService:
@@ -80,7 +93,7 @@ def require(scope: str) -> Callable[[F], F]:
 
 
 def json_object() -> dict[str, Any]:
-    body = request.get_json(force=True, silent=True)
+    body = json_body(force=True)
     if not isinstance(body, dict):
         raise Invalid("body", "The body must be a JSON object", "请求体须为 JSON 对象")
     return body
@@ -88,7 +101,8 @@ def json_object() -> dict[str, Any]:
 
 def _int_arg(name: str, low: int = 0) -> int:
     raw = request.args.get(name, "")
-    if not raw.isdigit() or int(raw) < low or len(raw) > 12:
+    # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and other scripts' digits
+    if not DIGITS.fullmatch(raw) or int(raw) < low:
         raise Invalid(name, f"{name} must be a whole number ≥ {low}", f"{name} 须为不小于 {low} 的整数")
     return int(raw)
 
@@ -113,9 +127,12 @@ def create_contract() -> Any:
 @bp.get("/contracts")
 @require(SCOPE_READ)
 def find_contract() -> Any:
-    application_id = request.args.get("application_id", "")
+    """The contract of ``application_id`` (required, once; no other parameter): a query it cannot answer
+    exactly is a 400, never the first of two ids."""
+    application_id = single(query({"application_id": None}), "application_id") or ""
     if not 1 <= len(application_id) <= 64:
-        raise Invalid("application_id", "application_id is required", "缺少申请编号")
+        raise BadQuery([FieldError("application_id", "required", "缺少申请编号（1–64 个字符）",
+                                   "application_id is required (1-64 characters)")])
     return jsonify(service().find(application_id))
 
 
@@ -148,27 +165,30 @@ def sign_contract(contract_id: str) -> Any:
     {method: sms_otp|face, reference, verified_at}}``. Signing a signed contract returns it (200)."""
     body = json_object()
     name = body.get("signer_name")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64:
-        raise Invalid("signer_name", "signer_name is required", "缺少签署人姓名")
-    try:
-        png = base64.b64decode(str(body.get("signature_png") or ""), validate=True)
-    except (binascii.Error, ValueError):
-        png = b""
+    if not isinstance(name, str) or not name.strip() or len(name) > 64:
+        raise Invalid("signer_name", "signer_name is required (1-64 characters)", "缺少签署人姓名")
+    encoded = body.get("signature_png")
+    if not isinstance(encoded, str) or not BASE64.fullmatch(encoded) or len(encoded) > MAX_SIGNATURE_BASE64:
+        raise Invalid("signature_png", "signature_png must be base64 (RFC 4648, padded) of at most 2 MB",
+                      "签名图片须为不超过 2 MB 的 base64 编码")
+    png = base64.b64decode(encoded, validate=True)
     if not png.startswith(b"\x89PNG") or len(png) > MAX_SIGNATURE_PNG:
-        raise Invalid("signature_png", "signature_png must be a base64 PNG of at most 2 MB",
-                      "签名图片须为不超过 2 MB 的 PNG")
+        raise Invalid("signature_png", "signature_png must be a PNG of at most 2 MB", "签名图片须为不超过 2 MB 的 PNG",
+                      NOT_A_PNG)
     raw = body.get("identity")
     if not isinstance(raw, dict):
         raise Invalid("identity", "identity is required", "缺少身份确认信息")
+    moment = raw.get("verified_at")
+    if not isinstance(moment, str) or not DATE_TIME.fullmatch(moment):
+        raise Invalid("identity.verified_at", "verified_at must be an RFC 3339 date-time with a time zone",
+                      "确认时间须为含时区的 RFC 3339 时间")
     try:
-        verified_at = datetime.fromisoformat(str(raw.get("verified_at", "")).replace("Z", "+00:00"))
-    except ValueError:
-        raise Invalid("identity.verified_at", "verified_at must be an ISO date-time", "确认时间格式无效") from None
-    if verified_at.tzinfo is None:
-        raise Invalid("identity.verified_at", "verified_at needs a time zone", "确认时间须含时区")
-    reference = str(raw.get("reference") or "")
-    if not 1 <= len(reference) <= 128:
-        raise Invalid("identity.reference", "identity.reference is required", "缺少身份确认记录")
+        verified_at = datetime.fromisoformat(moment.upper().replace("Z", "+00:00"))
+    except ValueError:  # a 30 February, a 25th hour
+        raise Invalid("identity.verified_at", "verified_at is not a real moment", "确认时间无效") from None
+    reference = raw.get("reference")
+    if not isinstance(reference, str) or not 1 <= len(reference) <= 128:
+        raise Invalid("identity.reference", "identity.reference is required (1-128 characters)", "缺少身份确认记录")
     return jsonify(service().sign(contract_id, signer_name=name, signature_png=png,
                                   identity=Identity(str(raw.get("method", "")), reference, verified_at)))
 
@@ -185,7 +205,7 @@ def verify_upload() -> Any:
     upload = request.files.get("file")
     pdf = upload.read() if upload is not None else request.get_data()
     if not pdf:
-        raise Invalid("file", "Upload the PDF to check", "请上传要核验的 PDF")
+        raise Invalid("file", "Upload the PDF to check", "请上传要核验的 PDF", "not_a_pdf")
     from contract.signing.errors import NotAPdf
 
     if not pdf.startswith(b"%PDF"):
@@ -261,7 +281,7 @@ def checkpoint() -> Any:
 @bp.get("/ledger/entries/<int:index>")
 def entry(index: int) -> Any:
     """Public: one leaf's exact bytes (a commitment; the start statement at 0) and its hash."""
-    if index > MAX_INDEX:  # the database driver would refuse the number (OverflowError), not answer "none"
+    if index > MAX_INDEX:  # the database would refuse the number (an error), not answer "none"
         raise LedgerError(f"no entry {index}")
     raw, leaf = ledger().entry(index)
     return jsonify({"index": index, "entry": base64.b64encode(raw).decode(), "leaf_hash": leaf.hex()})

@@ -1,6 +1,7 @@
 """Map errors to ``application/problem+json`` (RFC 9457) responses; never an HTML page, never a bare 500.
 
-The shape is the risk service's (risk/errors.py): two separate services, and infra may not hold Flask code.
+The problem document and the answers to a too-deep JSON body or a refused query string are httpkit's, shared
+with the risk service and the BFF.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ import logging
 from typing import Any
 
 from flask import Flask
-from flask import Response
-from flask import jsonify
 from flask import request
 from werkzeug.exceptions import HTTPException
 
@@ -19,6 +18,9 @@ from contract.service import Conflict
 from contract.service import Invalid
 from contract.service import NotFound
 from contract.signing.errors import NotAPdf
+from httpkit.errors import register as register_shared_handlers
+from httpkit.problems import http_problem
+from httpkit.problems import problem
 from infra.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -36,29 +38,17 @@ class InsufficientScope(Exception):
         self.scope = scope
 
 
-def problem(status: int, title: str, detail: str = "", errors: list[dict[str, str]] | None = None,
-            **extra: Any) -> Response:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    if errors is not None:
-        body["errors"] = errors
-    body.update(extra)
-    response = jsonify(body)
-    response.status_code = status
-    response.mimetype = "application/problem+json"
-    return response
-
-
 def field(name: str, code: str, message: str, message_zh: str) -> dict[str, str]:
     return {"field": name, "code": code, "message": message, "message_zh": message_zh}
 
 
 def register_error_handlers(app: Flask) -> None:
+    register_shared_handlers(app)  # U+0000, a JSON body nested too deep, a refused query string: 400
+
     @app.errorhandler(Invalid)
     def _invalid(exc: Invalid) -> Any:
         return problem(422, "Invalid input", "One or more fields are invalid.",
-                       [field(exc.field, "invalid", exc.message, exc.message_zh)])
+                       [field(exc.field, exc.code, exc.message, exc.message_zh)])
 
     @app.errorhandler(NotAPdf)
     def _not_a_pdf(exc: NotAPdf) -> Any:
@@ -106,7 +96,7 @@ def register_error_handlers(app: Flask) -> None:
         if status == 400:
             return problem(422, "Invalid input", "The body must be a JSON object.",
                            [field("body", "not_an_object", "The body must be a JSON object", "请求体须为 JSON 对象")])
-        return problem(status, exc.name, exc.description or "")
+        return http_problem(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

@@ -73,12 +73,23 @@ class Conflict(Exception):
         self.code, self.detail = code, detail
 
 
+MAX_SIGNATURE_PNG = 2 * 1024 * 1024
+MAX_SIGNATURE_BASE64 = (MAX_SIGNATURE_PNG + 2) // 3 * 4
+#: padded base64 (RFC 4648 §4), what base64.b64decode(validate=True) takes; stated as such in the document
+BASE64_PATTERN = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+#: RFC 3339 §5.6 date-time (what the document's format date-time means), with its time zone
+DATE_TIME_PATTERN = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                     r"([Zz]|[+-][0-9]{2}:[0-9]{2})$")
+#: Field-error codes of signing rules no JSON Schema states (listed on the 422 of the OpenAPI document)
+STALE_IDENTITY, NOT_THE_LESSEE, NOT_A_PNG = "stale_identity", "not_the_lessee", "not_a_png"
+
+
 class Invalid(ValueError):
     """Input the service cannot use; ``field`` names it (problem+json field errors)."""
 
-    def __init__(self, field: str, message: str, message_zh: str = "") -> None:
+    def __init__(self, field: str, message: str, message_zh: str = "", code: str = "invalid") -> None:
         super().__init__(message)
-        self.field, self.message, self.message_zh = field, message, message_zh or message
+        self.field, self.message, self.message_zh, self.code = field, message, message_zh or message, code
 
 
 def lessor_party(path: Path = LESSOR) -> dict[str, str]:
@@ -119,22 +130,22 @@ class ContractService:
 
     # -- generation ------------------------------------------------------------------------------------------
     def create(self, snapshot: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-        """A contract (draft) for an approved application; the same application again returns it."""
-        application_id = str(snapshot.get("application_id") or "")
-        dealer_id = str(snapshot.get("dealer_id") or "")
-        if not 1 <= len(application_id) <= 64:
+        """A contract (draft) for an approved application; the same application again returns it. The snapshot
+        is checked first, so that a malformed one is refused even for an application that has its contract."""
+        application_id, dealer_id = snapshot.get("application_id"), snapshot.get("dealer_id")
+        if not isinstance(application_id, str) or not 1 <= len(application_id) <= 64:
             raise Invalid("application_id", "application_id is required (1-64 characters)", "缺少申请编号")
-        if not 1 <= len(dealer_id) <= 64:
+        if not isinstance(dealer_id, str) or not 1 <= len(dealer_id) <= 64:
             raise Invalid("dealer_id", "dealer_id is required (1-64 characters)", "缺少经销商编号")
-        existing = self._by_application(application_id)
-        if existing is not None:
-            return existing, False
         now = self.clock()
-        contract_id = uuid.uuid4().hex
         number = f"LL{now.astimezone(UTC):%Y%m%d}{secrets.token_hex(3).upper()}"
         document = {**{k: v for k, v in snapshot.items() if k not in ("application_id", "dealer_id")},
                      "number": number, "generated_at": _iso(now), "signed": False, "lessor": self.lessor}
         data = self._parse(document)
+        existing = self._by_application(application_id)
+        if existing is not None:
+            return existing, False
+        contract_id = uuid.uuid4().hex
         from contract.document.render import render
 
         rendered = render(data)
@@ -211,7 +222,7 @@ class ContractService:
         try:
             return from_snapshot(document)
         except ContractDataError as exc:
-            raise Invalid(exc.field, exc.message, f"合同数据有误：{exc.field}") from None
+            raise Invalid(exc.field, exc.message, f"合同数据有误：{exc.field}", exc.code) from None
 
     def _by_application(self, application_id: str) -> dict[str, Any] | None:
         with self.db.session() as session:
@@ -290,16 +301,16 @@ class ContractService:
         if identity.method not in IDENTITY_METHODS:
             raise Invalid("identity.method", f"identity.method must be one of {', '.join(IDENTITY_METHODS)}",
                           "身份确认方式无效")
+        row = self._row(contract_id)  # no such contract: 404, whatever the request holds
         if self.clock() - identity.verified_at > timedelta(minutes=10):
             raise Invalid("identity.verified_at", "the identity check is older than 10 minutes: confirm again",
-                          "身份确认已超过 10 分钟，请重新确认")
-        row = self._row(contract_id)
+                          "身份确认已超过 10 分钟，请重新确认", STALE_IDENTITY)
         if row.status == "signed":
             return self.get(contract_id)
         document = json.loads(self.vault.decrypt(row.snapshot_enc, f"contract:{row.id}"))
         if signer_name.strip() != document["lessee"]["name"]:
             raise Invalid("signer_name", "the signer is not the lessee named in the contract",
-                          "签署人与合同承租人不一致")
+                          "签署人与合同承租人不一致", NOT_THE_LESSEE)
         with self.db.session() as session:  # claim: draft → signing, so two devices never sign at once
             claimed = session.execute(update(ContractRow).where(ContractRow.id == row.id,
                                                                 ContractRow.status == "draft")
@@ -330,7 +341,7 @@ class ContractService:
                               fonts=self.authority.stamp_fonts)
             pdf = countersign_lessor(pdf, lessor, LESSOR_FIELD, self.timestamper, fonts=self.authority.stamp_fonts)
         except SigningLayerError as exc:
-            raise Invalid("signature_png", str(exc)[:200], "签名图片无法使用，请重新签名") from None
+            raise Invalid("signature_png", str(exc)[:200], "签名图片无法使用，请重新签名", NOT_A_PNG) from None
         now = self.clock()
         digest = sha256_hex(pdf)
         retain_until = now + self.retention

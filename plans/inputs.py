@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 
@@ -27,35 +28,72 @@ MAX_RATE = Decimal("1")  # 100% a year: far beyond any lawful rate, only a guard
 MAX_CHARGE = Decimal("10000000")
 MAX_BUDGET = Decimal("100000000")  # a monthly budget, CNY: the same bound on the web, the API and the CLI
 RATE_PLACES = 6  # a nominal rate has at most 6 decimals (0.059900); more is noise or an attack on the maths
+#: A number written as a JSON string in ``strict`` mode (the JSON API): digits, an optional point and digits,
+#: optionally after a minus (refused as negative); no spaces, exponent, thousands separator or "NaN". The
+#: API's OpenAPI document states each field's range with plans.money.decimal_pattern over this syntax.
+STRICT_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+STRICT_INTEGER = re.compile(r"[0-9]+")
 
 
 def bounded_int(raw: object, low: int, high: int) -> int | None:
     """``raw`` as an int in [low, high] if it is an integer literal (ASCII digits, optional sign), else None.
 
     ``"²".isdigit()`` is True in Python and ``int()`` of a 5,000-digit string raises, so both are refused
-    here before any conversion; so are ``"36.0"`` and ``"3.6e1"`` (a form value or JSON term is a literal).
+    here before any conversion; so are the strings ``"36.0"`` and ``"3.6e1"`` (a form value is a literal). The
+    JSON number ``36.0`` is the integer 36 (JSON has one number type).
     """
     if isinstance(raw, bool):
         return None
+    if isinstance(raw, float) and raw.is_integer():  # JSON 36.0 is the integer 36 (whole_number)
+        raw = int(raw)
     if isinstance(raw, int):
         return raw if low <= raw <= high else None
     text = str(raw).strip()
     digits = text[1:] if text[:1] in "+-" else text
-    if not (digits.isascii() and digits.isdigit()) or len(digits) > 12:
+    significant = digits.lstrip("0") or "0"  # "0036" is 36, however many zeros lead
+    if not (digits.isascii() and digits.isdigit()) or len(significant) > 12:
         return None
-    value = int(text)
+    value = -int(significant) if text.startswith("-") else int(significant)
     return value if low <= value <= high else None
 
 
+def whole_number(value: object) -> bool:
+    """A JSON integer: ``36`` or ``36.0`` (JSON has one number type; JSON Schema's ``integer`` is any whole
+    number), never ``true``."""
+    if isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class _Collector:
-    def __init__(self, raw: Mapping[str, object], explicit: bool = True) -> None:
+    """Reads fields of ``raw``, collecting every error. ``strict`` (the JSON API): only ``null`` or a missing
+    key is "not given" (not ``""``), and a number is a JSON number or a :data:`STRICT_DECIMAL` string, so that
+    what the API takes is exactly what its OpenAPI document describes; forms and the CLI stay lenient."""
+
+    def __init__(self, raw: Mapping[str, object], explicit: bool = True, strict: bool = False) -> None:
         self.raw = raw
         self.explicit = explicit
+        self.strict = strict
         self.errors: list[FieldError] = []
 
     def present(self, name: str) -> bool:
         value = self.raw.get(name)
-        return value is not None and str(value).strip() != ""
+        return value is not None and (self.strict or str(value).strip() != "")
+
+    def strict_refusal(self, name: str, *, integer: bool = False, strictly_positive: bool = False) -> str | None:
+        """In strict mode, the error code for a value that is not a JSON number or a plain decimal string."""
+        value = self.raw[name]
+        if not self.strict or (isinstance(value, int | float) and not isinstance(value, bool)):
+            return None
+        if not isinstance(value, str):
+            return "not_an_integer" if integer else "not_a_number"
+        if integer:
+            return None if STRICT_INTEGER.fullmatch(value) else "not_an_integer"
+        if not STRICT_DECIMAL.fullmatch(value):
+            return "not_a_number"
+        if value.startswith("-"):  # "-0" too: a sign is not part of an amount or a ratio
+            return "not_positive" if strictly_positive else "negative"
+        return None
 
     def decimal(self, name: str, *, required: bool = False, default: Decimal | None = None,
                 minimum: Decimal = ZERO, maximum: Decimal, strictly_positive: bool = False,
@@ -64,6 +102,13 @@ class _Collector:
             if required:
                 self.errors.append(error(name, "required"))
             return default
+        refused = self.strict_refusal(name, strictly_positive=strictly_positive)
+        if refused == "negative" and as_percent_limit and not self.explicit:  # as below: the whole range
+            self.errors.append(error(name, "ratio_range", max=f"{(maximum * 100).normalize():f}"))
+            return None
+        if refused:
+            self.errors.append(error(name, refused))
+            return None
         try:
             value = to_decimal(self.raw[name])
         except ValueError:
@@ -93,6 +138,9 @@ class _Collector:
             if required:
                 self.errors.append(error(name, "required"))
             return None
+        if self.strict_refusal(name, integer=True):
+            self.errors.append(error(name, "not_an_integer"))
+            return None
         try:
             number = to_decimal(self.raw[name])
         except ValueError:
@@ -107,16 +155,17 @@ class _Collector:
         return int(number)
 
 
-def parse_quote_request(raw: Mapping[str, object], policy: Policy) -> QuoteRequest:
+def parse_quote_request(raw: Mapping[str, object], policy: Policy, *, strict: bool = False) -> QuoteRequest:
     """Validate an explicit quote. Keys (all optional but price, term, rate and one down-payment key):
 
     ``price``, ``down_payment`` (CNY) or ``down_ratio``, ``term`` (months), ``rate`` (nominal annual,
     a fraction), ``residual_ratio``, ``timing`` (arrears|advance), ``fee_upfront``, ``fee_financed``,
-    ``insurance_upfront``, ``insurance_financed``, ``deposit_ratio``.
+    ``insurance_upfront``, ``insurance_financed``, ``deposit_ratio``. ``strict``: the JSON API's rules
+    (:class:`_Collector`; ``timing`` exactly ``arrears`` or ``advance``).
 
     Raises :class:`PlanInputError` with every problem found, not just the first.
     """
-    c = _Collector(raw)
+    c = _Collector(raw, strict=strict)
     price = c.decimal("price", required=True, maximum=MAX_PRICE, strictly_positive=True)
     down: Decimal | None = None
     if c.present("down_payment"):
@@ -137,7 +186,9 @@ def parse_quote_request(raw: Mapping[str, object], policy: Policy) -> QuoteReque
         rate = None
     residual_ratio = c.decimal("residual_ratio", default=ZERO, maximum=Decimal("0.99"), as_percent_limit=True)
     deposit_ratio = c.decimal("deposit_ratio", default=ZERO, maximum=Decimal("0.5"), as_percent_limit=True)
-    timing_raw = str(raw.get("timing") or "arrears").strip().lower()
+    timing_raw: object = str(raw.get("timing") or "arrears").strip().lower()
+    if strict:  # exactly one of TIMINGS, or not given
+        timing_raw = "arrears" if raw.get("timing") is None else raw.get("timing")
     if timing_raw not in TIMINGS:
         c.errors.append(error("timing", "timing"))
     charges = {
@@ -167,10 +218,14 @@ def parse_quote_request(raw: Mapping[str, object], policy: Policy) -> QuoteReque
     return request
 
 
-def parse_budget(raw: object, name: str = "budget") -> Decimal:
-    """A monthly budget in CNY: a number above 0 and at most :data:`MAX_BUDGET`."""
-    if raw is None or str(raw).strip() == "":
+def parse_budget(raw: object, name: str = "budget", *, strict: bool = False) -> Decimal:
+    """A monthly budget in CNY: a number above 0 and at most :data:`MAX_BUDGET` (``strict``: as the JSON API
+    takes numbers, :class:`_Collector`)."""
+    if raw is None or (not strict and str(raw).strip() == ""):
         raise PlanInputError([error(name, "required")])
+    refused = _Collector({name: raw}, strict=strict).strict_refusal(name, strictly_positive=True)
+    if refused:
+        raise PlanInputError([error(name, refused)])
     try:
         value = to_decimal(raw)
     except ValueError:
@@ -182,16 +237,19 @@ def parse_budget(raw: object, name: str = "budget") -> Decimal:
     return value
 
 
-def parse_plan_choice(raw: Mapping[str, object], product: Product, policy: Policy) -> PlanChoice:
+def parse_plan_choice(raw: Mapping[str, object], product: Product, policy: Policy, *,
+                      strict: bool = False) -> PlanChoice:
     """A catalogue plan from JSON-like input: ``down_ratio``, ``term`` (one of the product's terms),
     ``insurance`` (coverage codes), ``residual_ratio``, ``deposit_free`` and ``extras_financed`` (booleans),
-    ``timing``. Missing keys take the builder's defaults; every problem is reported at once."""
-    c = _Collector(raw, explicit=False)
+    ``timing``. Missing keys take the builder's defaults; every problem is reported at once. ``strict``: the
+    JSON API's numbers (:class:`_Collector`; a term string is digits only)."""
+    c = _Collector(raw, explicit=False, strict=strict)
     down = c.decimal("down_ratio", default=Decimal("0.2"), maximum=Decimal("0.9"), as_percent_limit=True)
     residual = c.decimal("residual_ratio", default=ZERO, maximum=Decimal("0.9"), as_percent_limit=True)
     term = 36
     if "term" in raw:
-        parsed = bounded_int(raw["term"], -(10**12), 10**12)
+        parsed = None if strict and c.strict_refusal("term", integer=True) else bounded_int(raw["term"], -(10**12),
+                                                                                            10**12)
         if parsed is None:
             c.errors.append(error("term", "not_an_integer"))
         elif not policy.min_term <= parsed <= policy.max_term:

@@ -19,10 +19,15 @@ from flask import g
 from flask import jsonify
 from flask import request
 
+from httpkit.bodies import json_body
+from httpkit.queries import BadQuery
+from httpkit.queries import query
+from httpkit.queries import single
 from infra.service_tokens import SCOPE_ASSESS
 from infra.service_tokens import SCOPE_REVIEW
 from infra.service_tokens import InvalidToken
 from plans.errors import FieldError
+from plans.inputs import whole_number
 from risk.errors import InsufficientScope
 from risk.errors import Unauthorized
 from risk.openapi import document
@@ -39,6 +44,8 @@ bp = Blueprint("risk_api", __name__, url_prefix="/api/v1")
 F = TypeVar("F", bound=Callable[..., Any])
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 STATES = ("open", "claimed", "decided")
+TIERS = ("1", "2")
+LIMIT = re.compile(r"[0-9]{1,6}")
 
 
 def service() -> RiskService:
@@ -71,7 +78,7 @@ def require(scope: str) -> Callable[[F], F]:
 
 
 def json_object() -> dict[str, Any]:
-    body = request.get_json(force=True, silent=True)
+    body = json_body(force=True)
     if not isinstance(body, dict):
         raise SnapshotInvalid([field_error("body", "not_an_object")])
     return body
@@ -104,22 +111,31 @@ def get_assessment(assessment_id: str) -> Any:
     return jsonify(service().get(assessment_id))
 
 
-def _limit(default: int) -> int:
-    raw = request.args.get("limit")
+def _limit(found: dict[str, list[str]], default: int) -> int:
+    raw = single(found, "limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
-        raise SnapshotInvalid([field_error("limit", "out_of_range", min=1, max=500)])
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses
+    if not LIMIT.fullmatch(raw) or not 1 <= int(raw) <= 500:
+        raise BadQuery([field_error("limit", "out_of_range", min=1, max=500)])
     return int(raw)
+
+
+def _text(found: dict[str, list[str]], name: str) -> str | None:
+    """An optional id filter: absent, or 1–64 characters (empty is refused, not read as "no filter")."""
+    value = single(found, name)
+    if value is not None and not value:
+        raise BadQuery([field_error(name, "required")])
+    if value is not None and len(value) > 64:
+        raise BadQuery([field_error(name, "too_long", max=64)])
+    return value
 
 
 @bp.get("/assessments")
 @require(SCOPE_ASSESS)
 def list_assessments() -> Any:
-    application_id = request.args.get("application_id")
-    if application_id is not None and not 1 <= len(application_id) <= 64:
-        raise SnapshotInvalid([field_error("application_id", "too_long", max=64)])
-    items = service().find(application_id, _limit(50))
+    found = query({"application_id": None, "limit": None})
+    items = service().find(_text(found, "application_id"), _limit(found, 50))
     return jsonify({"items": items, "count": len(items)})
 
 
@@ -127,20 +143,12 @@ def list_assessments() -> Any:
 @require(SCOPE_REVIEW)
 def list_reviews() -> Any:
     """The review queue with SLA due time and age, earliest due first; filter by ``state`` and ``tier``; with
-    ``officer_id``, the cases that officer decided, their latest decision first."""
-    errors = []
-    state = request.args.get("state") or None
-    if state is not None and state not in STATES:
-        errors.append(field_error("state", "unknown_option", value=state[:32]))
-    raw_tier = request.args.get("tier") or None
-    if raw_tier is not None and raw_tier not in ("1", "2"):
-        errors.append(field_error("tier", "out_of_range", min=1, max=2))
-    officer = request.args.get("officer_id") or None
-    if officer is not None and len(officer) > 64:
-        errors.append(field_error("officer_id", "too_long", max=64))
-    if errors:
-        raise SnapshotInvalid(errors)
-    items = service().reviews(state, int(raw_tier) if raw_tier else None, _limit(100), officer)
+    ``officer_id``, the cases that officer decided, their latest decision first. A filter it does not know,
+    or a value outside its choices, is a 400 (never the unfiltered queue)."""
+    found = query({"state": STATES, "tier": TIERS, "officer_id": None, "limit": None})
+    tier = single(found, "tier")
+    items = service().reviews(single(found, "state"), int(tier) if tier else None, _limit(found, 100),
+                              _text(found, "officer_id"))
     return jsonify({"items": items, "count": len(items)})
 
 
@@ -209,9 +217,11 @@ def _counter_offer(raw: Any, required: bool, errors: list[FieldError]) -> Counte
             errors.append(field_error("counter_offer.down_payment", "money_format"))
         else:
             amount = Decimal(down).quantize(Decimal("0.01"))
-    if term is not None and (isinstance(term, bool) or not isinstance(term, int) or not 1 <= term <= 120):
+    if term is not None and (not whole_number(term) or not 1 <= term <= 120):
         errors.append(field_error("counter_offer.term", "out_of_range", min=1, max=120))
         term = None
+    elif term is not None:
+        term = int(term)
     if down is None and term is None:
         errors.append(field_error("counter_offer", "required"))
     return CounterOffer(amount, term)

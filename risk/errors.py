@@ -6,11 +6,12 @@ import logging
 from typing import Any
 
 from flask import Flask
-from flask import Response
-from flask import jsonify
 from flask import request
 from werkzeug.exceptions import HTTPException
 
+from httpkit.errors import register as register_shared_handlers
+from httpkit.problems import http_problem
+from httpkit.problems import problem
 from plans.errors import FieldError
 from risk.scoring import ModelInputError
 from risk.service import Conflict
@@ -38,24 +39,9 @@ class InsufficientScope(Exception):
         self.scope = scope
 
 
-def problem(status: int, title: str, detail: str = "", errors: list[FieldError] | None = None,
-            **extra: Any) -> Response:
-    """A problem+json response; ``errors`` become ``[{field, code, message, message_zh}]``."""
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    if errors is not None:
-        body["errors"] = [
-            {"field": e.field, "code": e.code, "message": e.text_en, "message_zh": e.text_zh} for e in errors
-        ]
-    body.update(extra)
-    response = jsonify(body)
-    response.status_code = status
-    response.mimetype = "application/problem+json"
-    return response
-
-
 def register_error_handlers(app: Flask) -> None:
+    register_shared_handlers(app)  # U+0000, a JSON body nested too deep, a refused query string: 400
+
     @app.errorhandler(SnapshotInvalid)
     def _invalid(exc: SnapshotInvalid) -> Any:
         return problem(422, "Invalid input", "One or more fields are invalid.", exc.errors)
@@ -99,7 +85,7 @@ def register_error_handlers(app: Flask) -> None:
         if status == 400:  # e.g. a body that is not JSON
             return problem(422, "Invalid input", "The body must be a JSON object.",
                            [field_error("body", "not_an_object")])
-        return problem(status, exc.name, exc.description or "")
+        return http_problem(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

@@ -1,18 +1,43 @@
-"""The OpenAPI 3.1 description of the risk service's JSON API (served at ``/api/v1/openapi.json``)."""
+"""The OpenAPI 3.1 description of the risk service's JSON API (served at ``/api/v1/openapi.json``).
+
+It states what the service enforces (risk/snapshot.py and risk/api.py use the same patterns), so that the
+schemathesis test (tests/integration/test_risk_service.py) holds the service to it with all its checks.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-MONEY = {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,2})?$", "description": "CNY, at most two decimals",
+from httpkit.openapi import BAD_BODY
+from httpkit.openapi import BAD_QUERY
+from httpkit.openapi import NO_NUL
+from httpkit.openapi import NOT_BLANK
+from httpkit.openapi import PROBLEM_SCHEMA
+from httpkit.openapi import STRING
+from httpkit.openapi import problem as _problem
+from httpkit.openapi import refusing_nul
+from risk.service import DECISIONS
+from risk.service import OFFICER_ROLES
+from risk.snapshot import BANK_ACCOUNT
+from risk.snapshot import CONDITION
+from risk.snapshot import EMPLOYMENT
+from risk.snapshot import HOUSING
+from risk.snapshot import ID_SHAPE_PATTERN
+from risk.snapshot import KYC_STATUS
+from risk.snapshot import MONEY_PATTERN
+from risk.snapshot import POSITIVE_MONEY_PATTERN
+from risk.snapshot import RATE_PATTERN
+
+MONEY = {"type": "string", "pattern": MONEY_PATTERN, "description": "CNY, at most two decimals, at most 100000000",
          "examples": ["28000.00"]}
-TEXT = {"type": "string", "minLength": 1, "maxLength": 64}
-NULLABLE_INT = {"type": ["integer", "null"], "minimum": 0}
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+def text(max_length: int) -> dict[str, Any]:
+    """A string of 1–``max_length`` characters, not only spaces."""
+    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": NOT_BLANK}
+
+
+TEXT = text(64)
 
 
 def _json(schema_ref: str, description: str) -> dict[str, Any]:
@@ -31,9 +56,9 @@ def _list_of(ref: str) -> dict[str, Any]:
 
 def document() -> dict[str, Any]:
     """The OpenAPI document."""
-    officer = {"officer_id": TEXT, "officer_role": {"enum": ["risk_officer_t1", "risk_officer_t2"]}}
-    case_id = {"name": "case_id", "in": "path", "required": True, "schema": {"type": "string"}}
-    return {
+    officer = {"officer_id": TEXT, "officer_role": {"enum": list(OFFICER_ROLES)}}
+    case_id = {"name": "case_id", "in": "path", "required": True, "schema": STRING}
+    return refusing_nul({
         "openapi": "3.1.0",
         "info": {
             "title": "Leaseline risk service API",
@@ -59,7 +84,7 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "201": _json("Assessment", "A new assessment"),
                         "200": _json("Assessment", "The existing assessment of this application"),
-                        **AUTH_ERRORS,
+                        "400": BAD_BODY, **AUTH_ERRORS,
                         "409": _problem("The Idempotency-Key was used for another application"),
                         "413": _problem("Body larger than 256 KB"),
                         "422": _problem("Malformed or partial snapshot, with field errors"),
@@ -69,17 +94,16 @@ def document() -> dict[str, Any]:
                     "operationId": "listAssessments", "summary": "Assessments, newest first (scope risk:assess)",
                     "parameters": [
                         {"name": "application_id", "in": "query", "required": False,
-                         "schema": {"type": "string", "minLength": 1, "maxLength": 64}},
+                         "schema": {**STRING, "minLength": 1, "maxLength": 64}},
                         {"name": "limit", "in": "query", "required": False,
                          "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
                     "responses": {"200": {"description": "Assessments", "content": {"application/json": {
-                        "schema": _list_of("Assessment")}}}, **AUTH_ERRORS,
-                        "422": _problem("Bad query parameter")},
+                        "schema": _list_of("Assessment")}}}, "400": BAD_QUERY, **AUTH_ERRORS},
                 },
             },
             "/api/v1/assessments/{assessment_id}": {"get": {
                 "operationId": "getAssessment", "summary": "One assessment (scope risk:assess)",
-                "parameters": [{"name": "assessment_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "parameters": [{"name": "assessment_id", "in": "path", "required": True, "schema": STRING}],
                 "responses": {"200": _json("Assessment", "The assessment"), **AUTH_ERRORS,
                               "404": _problem("No such assessment")}}},
             "/api/v1/reviews": {"get": {
@@ -91,11 +115,11 @@ def document() -> dict[str, Any]:
                     {"name": "tier", "in": "query", "required": False, "schema": {"type": "integer", "enum": [1, 2]}},
                     {"name": "officer_id", "in": "query", "required": False,
                      "description": "only the cases this officer decided, their latest decision first",
-                     "schema": {"type": "string", "maxLength": 64}},
+                     "schema": {**STRING, "minLength": 1, "maxLength": 64}},
                     {"name": "limit", "in": "query", "required": False,
                      "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
                 "responses": {"200": {"description": "Cases", "content": {"application/json": {
-                    "schema": _list_of("ReviewCase")}}}, **AUTH_ERRORS, "422": _problem("Bad query parameter")}}},
+                    "schema": _list_of("ReviewCase")}}}, "400": BAD_QUERY, **AUTH_ERRORS}}},
             "/api/v1/reviews/{case_id}": {"get": {
                 "operationId": "getReview", "summary": "One review case (scope risk:review)",
                 "parameters": [case_id],
@@ -106,7 +130,7 @@ def document() -> dict[str, Any]:
                 "parameters": [case_id],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["officer_id", "officer_role"], "properties": officer}}}},
-                "responses": {"200": _json("ReviewCase", "The claimed case"), **AUTH_ERRORS,
+                "responses": {"200": _json("ReviewCase", "The claimed case"), "400": BAD_BODY, **AUTH_ERRORS,
                               "404": _problem("No such case"),
                               "409": _problem("Claimed by another officer, decided, or already decided by you"),
                               "422": _problem("Field errors")}}},
@@ -117,13 +141,21 @@ def document() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["officer_id", "officer_role", "decision", "comment"],
                     "properties": officer | {
-                        "decision": {"enum": ["approve", "decline", "counter_offer"]},
-                        "comment": {"type": "string", "minLength": 1, "maxLength": 4000},
-                        "counter_offer": {"type": "object", "description": "required for counter_offer",
-                                          "properties": {"down_payment": MONEY,
-                                                         "term": {"type": "integer", "minimum": 1, "maximum": 120}}},
-                    }}}}},
-                "responses": {"200": _json("ReviewCase", "The case after the decision"), **AUTH_ERRORS,
+                        "decision": {"enum": list(DECISIONS)},
+                        "comment": text(4000),
+                        "counter_offer": {"description": "with decision counter_offer: the new down payment, "
+                                                         "term or both; read only then"},
+                    },
+                    "if": {"required": ["decision"], "properties": {"decision": {"const": "counter_offer"}}},
+                    "then": {"required": ["counter_offer"], "properties": {"counter_offer": {
+                        "type": "object",
+                        "properties": {"down_payment": {"oneOf": [MONEY, {"type": "null"}]},
+                                       "term": {"type": ["integer", "null"], "minimum": 1, "maximum": 120}},
+                        "anyOf": [{"required": ["down_payment"], "properties": {"down_payment": {"type": "string"}}},
+                                  {"required": ["term"], "properties": {"term": {"type": "integer"}}}]}}},
+                }}}},
+                "responses": {"200": _json("ReviewCase", "The case after the decision"), "400": BAD_BODY,
+                              **AUTH_ERRORS,
                               "404": _problem("No such case"), "409": _problem("Not claimed by you, or decided"),
                               "422": _problem("Field errors")}}},
         },
@@ -134,23 +166,14 @@ def document() -> dict[str, Any]:
                                "leaseline-risk, scopes risk:assess / risk:review"}},
             "schemas": _schemas(),
         },
-    }
+    })
 
 
 def _schemas() -> dict[str, Any]:
     reason = {"type": "object", "required": ["code", "text_zh", "text_en"], "properties": {
         "code": {"type": "string"}, "text_zh": {"type": "string"}, "text_en": {"type": "string"}}}
     return {
-        "Problem": {
-            "type": "object", "description": "RFC 9457 problem details", "required": ["title", "status"],
-            "properties": {
-                "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                "detail": {"type": "string"}, "code": {"type": "string"},
-                "errors": {"type": "array", "items": {"type": "object", "required": ["field", "code"],
-                           "properties": {"field": {"type": "string"}, "code": {"type": "string"},
-                                          "message": {"type": "string"}, "message_zh": {"type": "string"}}}},
-            },
-        },
+        "Problem": PROBLEM_SCHEMA,
         "Snapshot": {
             "type": "object", "description": "The application as the BFF knows it; unknown fields are ignored",
             "required": ["application_id", "dealer_id", "applicant", "vehicle", "plan", "kyc", "device"],
@@ -160,18 +183,19 @@ def _schemas() -> dict[str, Any]:
                     "age", "id_number", "name", "monthly_income", "employment", "housing", "dependants",
                     "existing_loans", "monthly_repayments"], "properties": {
                     "age": {"type": "integer", "minimum": 0, "maximum": 130},
-                    "id_number": {"type": "string", "pattern": "^[0-9]{17}[0-9X]$"},
-                    "name": TEXT, "monthly_income": MONEY, "monthly_repayments": MONEY,
-                    "employment": {"enum": ["employed", "self_employed", "civil_servant", "retired", "other"]},
+                    "id_number": {"type": "string", "pattern": ID_SHAPE_PATTERN},
+                    "name": TEXT,
+                    "monthly_income": {**MONEY, "pattern": POSITIVE_MONEY_PATTERN, "description": "CNY, above 0"},
+                    "monthly_repayments": MONEY,
+                    "employment": {"enum": list(EMPLOYMENT)},
                     "employment_years": {"type": ["integer", "null"], "minimum": 0, "maximum": 80},
-                    "housing": {"enum": ["own_outright", "mortgage", "rent", "family", "company"]},
+                    "housing": {"enum": list(HOUSING)},
                     "dependants": {"type": "integer", "minimum": 0, "maximum": 30},
                     "existing_loans": {"type": "integer", "minimum": 0, "maximum": 1000},
-                    "mobile": {"type": "string", "maxLength": 32}}},
+                    "mobile": {"type": ["string", "null"], "maxLength": 32, "pattern": NO_NUL}}},
                 "vehicle": {"type": "object", "required": ["id", "make", "model", "price", "condition", "vin"],
                             "properties": {"id": TEXT, "make": TEXT, "model": TEXT, "price": MONEY,
-                                           "condition": {"enum": ["new", "used"]},
-                                           "vin": {"type": "string", "minLength": 1, "maxLength": 32},
+                                           "condition": {"enum": list(CONDITION)}, "vin": text(32),
                                            "mileage": {"type": ["integer", "null"], "minimum": 0,
                                                        "maximum": 2000000}}},
                 "plan": {"type": "object", "required": [
@@ -180,13 +204,16 @@ def _schemas() -> dict[str, Any]:
                     "term": {"type": "integer", "minimum": 1, "maximum": 120}, "down_payment": MONEY,
                     "financed_amount": MONEY, "monthly_payment": MONEY, "residual": MONEY, "deposit": MONEY,
                     "deposit_free": {"type": "boolean"},
-                    "apr": {"type": "string", "pattern": r"^\d{1,3}(\.\d{1,10})?$", "examples": ["0.067123"]}}},
+                    "apr": {"type": "string", "pattern": RATE_PATTERN, "examples": ["0.067123"],
+                            "description": "a fraction from 0 to 1, at most 10 decimals"}}},
                 "kyc": {"type": "object", "required": ["status", "manual"], "properties": {
-                    "status": {"enum": ["kyc_passed", "kyc_review", "kyc_failed"]},
+                    "status": {"enum": list(KYC_STATUS)},
                     "face_distance": {"type": ["number", "null"], "minimum": 0, "maximum": 2},
                     "liveness": {"type": ["boolean", "null"]}, "manual": {"type": "boolean"}}},
                 "device": {"type": "object", "required": ["ip", "user_agent_hash"], "properties": {
-                    "ip": TEXT, "user_agent_hash": {"type": "string", "minLength": 1, "maxLength": 128}}},
+                    "ip": TEXT, "user_agent_hash": text(128)}},
+                "bank_account": {"type": ["object", "null"], "description": "a bank-statement check, when any",
+                                 "properties": {"status": {"enum": [*BANK_ACCOUNT, None]}}},
             },
         },
         "Reason": reason,

@@ -7,10 +7,12 @@ from typing import Any
 
 from flask import Blueprint
 from flask import jsonify
-from flask import request
 
 from bff.api.openapi import document
 from bff.services import services
+from httpkit.bodies import json_body as parsed_json_body
+from httpkit.queries import query
+from httpkit.queries import single
 from plans.errors import FieldError
 from plans.errors import PlanInputError
 from plans.errors import error
@@ -22,6 +24,7 @@ from plans.inputs import parse_budget
 from plans.inputs import parse_category
 from plans.inputs import parse_plan_choice
 from plans.inputs import parse_quote_request
+from plans.inputs import whole_number
 from plans.product import PlanResult
 from plans.product import Vehicle
 from plans.quote import quote
@@ -51,7 +54,7 @@ def result_json(result: PlanResult) -> dict[str, Any]:
 
 
 def json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    body = parsed_json_body()
     if not isinstance(body, dict):
         raise PlanInputError([error("body", "required")])
     return body
@@ -59,12 +62,13 @@ def json_body() -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 def openapi() -> Any:
-    return jsonify(document())
+    svc = services().plans
+    return jsonify(document(svc.product, svc.policy))
 
 
 @bp.get("/vehicles")
 def list_vehicles() -> Any:
-    found = services().plans.vehicles(request.args.get("q", ""))
+    found = services().plans.vehicles(single(query({"q": None}), "q") or "")
     return jsonify({"items": [vehicle_json(v) for v in found], "count": len(found)})
 
 
@@ -80,9 +84,9 @@ def create_quote() -> Any:
     svc = services().plans
     if "vehicle_id" in body:
         vehicle = svc.vehicle(str(body["vehicle_id"]))
-        choice = parse_plan_choice(body, svc.product, svc.policy)
+        choice = parse_plan_choice(body, svc.product, svc.policy, strict=True)
         return jsonify(result_json(svc.evaluate(vehicle, choice)))
-    request_ = parse_quote_request(body, svc.policy)
+    request_ = parse_quote_request(body, svc.policy, strict=True)
     category = parse_category(body)
     result = quote(request_)
     reasons = explicit_reasons(request_, result.apr, svc.policy, category)
@@ -105,36 +109,37 @@ def search_plans() -> Any:
     errors: list[FieldError] = []
 
     def amount(key: str) -> Decimal | None:
-        if body.get(key) in (None, ""):
+        if body.get(key) is None:
             return None
         try:
-            return parse_budget(body[key], key)
+            return parse_budget(body[key], key, strict=True)
         except PlanInputError as exc:
             errors.extend(exc.errors)
             return None
 
     budget, max_down = amount("budget"), amount("max_down")
     terms = body.get("terms")
-    if terms is not None and (not isinstance(terms, list) or not all(isinstance(t, int) for t in terms)):
+    if terms is not None and (not isinstance(terms, list) or not all(map(whole_number, terms))):
         errors.append(error("terms", "not_an_integer"))
         terms = None
     sort = body.get("sort", "rent")
     if sort not in SORT_KEYS:
         errors.append(error("sort", "unknown_option", value=str(sort)[:20]))
     limit = body.get("limit", 50)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 5000:
+    if not whole_number(limit) or not 1 <= limit <= 5000:
         errors.append(error("limit", "out_of_range", min=1, max=5000))
         limit = 50
     pack = body.get("pack")
-    if pack is not None and pack not in svc.product.packs:
+    if pack is not None and (not isinstance(pack, str) or pack not in svc.product.packs):  # {} is unhashable
         errors.append(error("pack", "unknown_option", value=str(pack)[:20]))
     deposit_free = body.get("deposit_free")
     if deposit_free is not None and not isinstance(deposit_free, bool):
         errors.append(error("deposit_free", "not_boolean"))
     if errors:
         raise PlanInputError(errors)
-    result = svc.search(vehicle, Constraints(budget=budget, max_down=max_down, terms=tuple(terms) if terms else None,
-                                             pack=pack, deposit_free=deposit_free), sort, limit)
+    result = svc.search(vehicle, Constraints(budget=budget, max_down=max_down,
+                                             terms=tuple(int(t) for t in terms) if terms else None,
+                                             pack=pack, deposit_free=deposit_free), sort, int(limit))
     return jsonify({
         "vehicle_id": vehicle.id, "evaluated": result.evaluated, "matched": result.matched,
         "elapsed_ms": round(result.elapsed_ms, 3), "sort": sort,

@@ -38,8 +38,10 @@ from bff.extensions import htmx
 from bff.extensions import limiter
 from bff.plans.forms import decode
 from bff.rendering import in_locale as _msg
+from bff.rendering import list_filters
 from bff.rendering import page_or_block
 from bff.services import services
+from httpkit.queries import single
 from infra.applications import Application
 from infra.applications import Check
 from infra.clients.http import ServiceRefused
@@ -93,10 +95,12 @@ def _vehicle(vehicle_id: str) -> Vehicle:
 @requires_actor("applications.view")
 def index() -> Any:
     if actor().kind == "customer":
+        list_filters({})
         apps = services().applications.pipeline(actor(), limit=20)
         return render_template("applications/mine.html", apps=apps)
-    statuses = [s for s in request.args.getlist("status") if s in STATUSES]
-    query = request.args.get("q", "").strip()[:40]
+    found = list_filters({"status": STATUSES, "q": None}, repeatable=("status",))
+    statuses = found.get("status", [])
+    query = (single(found, "q") or "").strip()[:40]
     svc = services().applications
     apps = svc.pipeline(actor(), statuses=statuses, query=query)
     counts = svc.repo.counts(actor().scope)

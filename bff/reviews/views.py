@@ -24,6 +24,7 @@ from flask_babel import gettext as _
 from bff.applications.risk import REVIEW_STATUS
 from bff.applications.risk import status_for
 from bff.auth.session import requires
+from bff.rendering import list_filters
 from bff.rendering import page_or_block
 from bff.reviews import services as reviews
 from bff.services import services
@@ -44,6 +45,7 @@ def _unavailable() -> Any:
 @bp.get("/reviews")
 @requires("reviews.work")
 def queue() -> Any:
+    list_filters({})  # the queue has no filters: ?state=… is refused, not silently ignored
     client, svc = services().risk.client, services()
     try:
         # each state asked for on its own: the decided cases (the longest list) never crowd out the waiting ones

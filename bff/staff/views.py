@@ -26,7 +26,9 @@ from bff.auth.session import client
 from bff.auth.session import requires
 from bff.auth.views import login_rate
 from bff.extensions import limiter
+from bff.rendering import list_filters
 from bff.services import services
+from httpkit.queries import single
 from infra.accounts import ALWAYS_ON
 from infra.accounts import DEALER_ROLES
 from infra.accounts import LESSOR_ROLES
@@ -80,8 +82,9 @@ def staff_deactivate(user_id: str) -> Any:
 @bp.get("/audit")
 @requires("audit.read")
 def audit() -> Any:
-    action = request.args.get("action", "").strip()[:64]
-    actor = request.args.get("actor", "").strip()[:64]
+    found = list_filters({"action": None, "actor": None})
+    action = (single(found, "action") or "").strip()[:64]
+    actor = (single(found, "actor") or "").strip()[:64]
     events = services().audit.search(action=action, actor=actor, dealer_id=tenant_of(g.user))
     return render_template("staff/audit.html", events=events, action=action, actor=actor)
 

@@ -23,7 +23,6 @@ from datetime import UTC
 from datetime import date
 from datetime import datetime
 from decimal import Decimal
-from decimal import InvalidOperation
 from typing import Any
 from typing import Literal
 
@@ -32,7 +31,9 @@ from kyc.mobile import check_mobile
 from kyc.uscc import PATTERN as USCC_PATTERN
 from kyc.uscc import check_char as uscc_check_char  # re-exported: the contract's company-code check
 from kyc.vin import check_vin
+from plans.inputs import whole_number
 from plans.money import ZERO
+from plans.money import decimal_pattern
 from plans.money import fen
 
 Timing = Literal["arrears", "advance"]
@@ -46,20 +47,29 @@ DEFAULT_LATE_FEE_DAILY_RATE = Decimal("0.0005")
 MAX_MONEY = Decimal("100000000.00")  # ¥100m: far above any vehicle lease
 MAX_TERM = 120
 
-_MONEY = re.compile(r"\d{1,12}(\.\d{1,2})?")
-_RATE = re.compile(r"\d{1,3}(\.\d{1,10})?")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: The patterns the contract service's OpenAPI document states (contract/openapi.py): ASCII digits (``\\d``
+#: also takes other scripts' digits), the range in the pattern (plans.money.decimal_pattern).
+MONEY_PATTERN = decimal_pattern(MAX_MONEY, places=2)
+RATE_PATTERN = "^0*0(?:\\.[0-9]{1,10}0*)?$"  # a fraction from 0 to below 1, at most 10 decimals
+DATE_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_MONEY = re.compile(MONEY_PATTERN)
+_RATE = re.compile(RATE_PATTERN)
+_DATE = re.compile(DATE_PATTERN)
 _NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,39}")
+#: Field-error codes of the rules no JSON Schema states, listed on the 422 of the OpenAPI document
+CHECK, CONTROL_CHARACTERS, INCONSISTENT = "check", "control_characters", "inconsistent"
 
 
 
 class ContractDataError(ValueError):
-    """The snapshot (or a :class:`ContractData`) is incomplete, malformed or does not reconcile."""
+    """The snapshot (or a :class:`ContractData`) is incomplete, malformed or does not reconcile; ``code`` is
+    ``invalid``, or one of :data:`CHECK`, :data:`CONTROL_CHARACTERS`, :data:`INCONSISTENT`."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, code: str = "invalid") -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.code = code
 
 
 # ------------------------------------------------------------------------------------------- the data
@@ -217,61 +227,63 @@ class ContractData:
         """
         plan, rows = self.plan, self.schedule
         if self.generated_at.tzinfo is None or self.generated_at.utcoffset() is None:
-            raise ContractDataError("generated_at", "must be timezone-aware")
+            raise ContractDataError("generated_at", "must be timezone-aware", INCONSISTENT)
         if plan.price != self.vehicle.price:
-            raise ContractDataError("plan.price", "differs from the vehicle price")
+            raise ContractDataError("plan.price", "differs from the vehicle price", INCONSISTENT)
         if not 0 < plan.price - plan.down_payment:
-            raise ContractDataError("plan.down_payment", "must be below the vehicle price")
+            raise ContractDataError("plan.down_payment", "must be below the vehicle price", INCONSISTENT)
         expected_financed = plan.price - plan.down_payment + plan.financed_fees + plan.financed_premiums
         if plan.financed_amount != expected_financed:
-            raise ContractDataError("plan.financed_amount",
-                                    f"is not price − down payment + financed fees and premiums ({expected_financed})")
+            raise ContractDataError("plan.financed_amount", "is not price − down payment + financed fees and "
+                                                            f"premiums ({expected_financed})", INCONSISTENT)
         if plan.residual >= plan.financed_amount:
-            raise ContractDataError("plan.residual", "must be below the financed amount")
+            raise ContractDataError("plan.residual", "must be below the financed amount", INCONSISTENT)
         if plan.deposit_free and plan.deposit != 0:
-            raise ContractDataError("plan.deposit", "must be 0.00 when the plan is deposit-free")
+            raise ContractDataError("plan.deposit", "must be 0.00 when the plan is deposit-free", INCONSISTENT)
         if not plan.deposit_free and plan.deposit <= 0:
-            raise ContractDataError("plan.deposit", "must be above 0.00 unless the plan is deposit-free")
+            raise ContractDataError("plan.deposit", "must be above 0.00 unless the plan is deposit-free", INCONSISTENT)
         if not rows or len(rows) != plan.term:
-            raise ContractDataError("schedule", f"has {len(rows)} rows for a term of {plan.term}")
+            raise ContractDataError("schedule", f"has {len(rows)} rows for a term of {plan.term}", INCONSISTENT)
         repaid = self.total_principal
         if repaid != plan.financed_amount - plan.residual:
             raise ContractDataError(
                 "schedule", f"principal parts sum to {repaid}, not financed amount − residual "
-                            f"({plan.financed_amount - plan.residual})")
+                            f"({plan.financed_amount - plan.residual})", INCONSISTENT)
         balance = plan.financed_amount
         previous_due: date | None = None
         for i, row in enumerate(rows):
             where = f"schedule[{i}]"
             if row.period != i + 1:
-                raise ContractDataError(f"{where}.period", f"must be {i + 1}")
+                raise ContractDataError(f"{where}.period", f"must be {i + 1}", INCONSISTENT)
             if previous_due is not None and row.due_date <= previous_due:
-                raise ContractDataError(f"{where}.due_date", "must be after the previous due date")
+                raise ContractDataError(f"{where}.due_date", "must be after the previous due date", INCONSISTENT)
             if row.payment != row.principal + row.interest:
-                raise ContractDataError(f"{where}.payment", "is not principal + interest")
+                raise ContractDataError(f"{where}.payment", "is not principal + interest", INCONSISTENT)
             if row.interest < 0:
-                raise ContractDataError(f"{where}.interest", "must not be negative")
+                raise ContractDataError(f"{where}.interest", "must not be negative", INCONSISTENT)
             balance -= row.principal
             if row.balance != balance:
-                raise ContractDataError(f"{where}.balance", f"must be {balance} (previous balance − principal)")
+                raise ContractDataError(f"{where}.balance", f"must be {balance} (previous balance − principal)",
+                                        INCONSISTENT)
             previous_due = row.due_date
         if rows[-1].balance != plan.residual:
-            raise ContractDataError(f"schedule[{len(rows) - 1}].balance", "must equal the residual")
+            raise ContractDataError(f"schedule[{len(rows) - 1}].balance", "must equal the residual", INCONSISTENT)
         if plan.monthly_payment != rows[0].payment:
-            raise ContractDataError("plan.monthly_payment", "differs from the first rent of the schedule")
+            raise ContractDataError("plan.monthly_payment", "differs from the first rent of the schedule", INCONSISTENT)
         if any(row.payment != plan.monthly_payment for row in rows[:-1]):
-            raise ContractDataError("schedule", "every rent but the last must be the monthly payment")
+            raise ContractDataError("schedule", "every rent but the last must be the monthly payment", INCONSISTENT)
         if plan.total_interest != self.total_interest:
-            raise ContractDataError("plan.total_interest", f"is not the schedule's interest ({self.total_interest})")
+            raise ContractDataError("plan.total_interest", f"is not the schedule's interest ({self.total_interest})",
+                                    INCONSISTENT)
         upfront = plan.down_payment + plan.upfront_fees + plan.upfront_premiums
         total_payable = upfront + self.total_rent + plan.residual
         if plan.total_payable != total_payable:
-            raise ContractDataError("plan.total_payable",
-                                    f"is not down payment + upfront charges + rents + residual ({total_payable})")
+            raise ContractDataError("plan.total_payable", "is not down payment + upfront charges + rents + "
+                                                          f"residual ({total_payable})", INCONSISTENT)
         first_rent = rows[0].payment if plan.timing == "advance" else ZERO
         due_at_signing = upfront + plan.deposit + first_rent
         if plan.due_at_signing != due_at_signing:
-            raise ContractDataError("plan.due_at_signing", f"must be {due_at_signing}")
+            raise ContractDataError("plan.due_at_signing", f"must be {due_at_signing}", INCONSISTENT)
 
 
 # ------------------------------------------------------------------------------------------- parsing
@@ -307,48 +319,43 @@ class _Reader:
         return [_Reader(item, f"{self.where(key)}[{i}]") for i, item in enumerate(value)]
 
     def text(self, key: str, max_length: int = 100) -> str:
+        """A string of at most ``max_length`` characters as sent, not only white space; its white space
+        runs become one space."""
         value = self.raw(key)
         if not isinstance(value, str):
             raise ContractDataError(self.where(key), "must be a string")
+        if len(value) > max_length:  # as sent: what the document's maxLength counts
+            raise ContractDataError(self.where(key), f"is longer than {max_length} characters")
         value = " ".join(value.split())
         if not value:
             raise ContractDataError(self.where(key), "is required")
-        if len(value) > max_length:
-            raise ContractDataError(self.where(key), f"is longer than {max_length} characters")
         if any(unicodedata.category(c).startswith("C") for c in value):
-            raise ContractDataError(self.where(key), "contains control characters")
+            raise ContractDataError(self.where(key), "contains control characters", CONTROL_CHARACTERS)
         return value
 
     def money(self, key: str) -> Decimal:
         value = self.raw(key)
         if not isinstance(value, str) or not _MONEY.fullmatch(value):
-            raise ContractDataError(self.where(key), 'must be a decimal string, at most 2 decimals: "12345.67"')
-        amount = fen(Decimal(value))
-        if amount > MAX_MONEY:
-            raise ContractDataError(self.where(key), f"must not exceed {MAX_MONEY}")
-        return amount
+            raise ContractDataError(self.where(key), f'must be a decimal string, at most 2 decimals and {MAX_MONEY}: '
+                                                     '"12345.67"')
+        return fen(Decimal(value))
 
     def rate(self, key: str, *, default: Decimal | None = None) -> Decimal:
         if default is not None and self.data.get(key) is None:
             return default
         value = self.raw(key)
         if not isinstance(value, str) or not _RATE.fullmatch(value):
-            raise ContractDataError(self.where(key), 'must be a decimal string fraction, e.g. "0.0712"')
-        try:
-            rate = Decimal(value)
-        except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
-            raise ContractDataError(self.where(key), "is not a number") from None
-        if not 0 <= rate < 1:
-            raise ContractDataError(self.where(key), "must be a fraction from 0 to below 1")
-        return rate
+            raise ContractDataError(self.where(key), 'must be a decimal string fraction from 0 to below 1 with at '
+                                                     'most 10 decimals, e.g. "0.0712"')
+        return Decimal(value)
 
     def integer(self, key: str, low: int, high: int) -> int:
         value = self.raw(key)
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not whole_number(value):
             raise ContractDataError(self.where(key), "must be an integer")
-        if not low <= value <= high:
+        if not low <= value <= high:  # type: ignore[operator]
             raise ContractDataError(self.where(key), f"must be between {low} and {high}")
-        return value
+        return int(value)  # type: ignore[call-overload]
 
     def boolean(self, key: str) -> bool:
         value = self.raw(key)
@@ -387,19 +394,20 @@ class _Reader:
 def _party(r: _Reader) -> Party:
     code = r.text("credit_code", 18).upper()
     if not USCC_PATTERN.fullmatch(code):
-        raise ContractDataError(r.where("credit_code"), "must be 18 characters of a unified social credit code")
+        raise ContractDataError(r.where("credit_code"), "must be 18 characters of a unified social credit code", CHECK)
     if code[17] != uscc_check_char(code[:17]):
-        raise ContractDataError(r.where("credit_code"), "check character does not match (GB 32100)")
+        raise ContractDataError(r.where("credit_code"), "check character does not match (GB 32100)", CHECK)
     return Party(name=r.text("name"), credit_code=code, address=r.text("address", 200))
 
 
 def _lessee(r: _Reader) -> Lessee:
     id_check = check_id_number(r.text("id_number", 30))
     if not id_check.valid:
-        raise ContractDataError(r.where("id_number"), "; ".join(reason.text_en for reason in id_check.reasons))
+        raise ContractDataError(r.where("id_number"), "; ".join(reason.text_en for reason in id_check.reasons),
+                                CHECK)
     mobile = check_mobile(r.text("mobile", 30))
     if not mobile.valid:
-        raise ContractDataError(r.where("mobile"), "must be an 11-digit mainland China mobile number")
+        raise ContractDataError(r.where("mobile"), "must be an 11-digit mainland China mobile number", CHECK)
     return Lessee(name=r.text("name", 50), id_number=id_check.normalized, mobile=mobile.normalized,
                   address=r.text("address", 200))
 
@@ -407,7 +415,7 @@ def _lessee(r: _Reader) -> Lessee:
 def _vehicle(r: _Reader) -> Vehicle:
     vin = check_vin(r.text("vin", 30))
     if not vin.valid:
-        raise ContractDataError(r.where("vin"), "; ".join(reason.text_en for reason in vin.reasons))
+        raise ContractDataError(r.where("vin"), "; ".join(reason.text_en for reason in vin.reasons), CHECK)
     price = r.money("price")
     if price <= 0:
         raise ContractDataError(r.where("price"), "must be above 0.00")

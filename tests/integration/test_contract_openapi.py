@@ -1,7 +1,8 @@
 """The contract service's OpenAPI document is valid OpenAPI 3.1, and schemathesis, fuzzing every operation it
-describes against the running service (SQLite, SeaweedFS, the local TSA, a token with every scope), never
-gets a 5xx. The fuzzed ids name no contract, so signing and page rendering never run: generated snapshots
-are refused before rendering, and a valid one, if hypothesis ever made it, renders one draft."""
+describes against the running service (SQLite, SeaweedFS, the local TSA, a token with every scope), finds
+nothing with all its checks (the evidence log's paths: no 5xx). The fuzzed ids name no contract, so signing
+and page rendering never run: generated snapshots are refused before rendering (check characters, figures
+that do not reconcile), and a valid one, if hypothesis ever made it, renders one draft."""
 
 from __future__ import annotations
 
@@ -19,16 +20,22 @@ from contract.openapi import document
 from tests.common.contract import AUDIENCE
 from tests.common.contract import ContractServer
 from tests.common.risk import risk_database
+from tests.common.schemathesis_checks import load
+from tests.common.schemathesis_checks import validate
 from tests.common.tsa import TsaServer
+from tests.conftest import DATABASES
 
 pytestmark = pytest.mark.db
 SCOPES = ("contract:write", "contract:read", "ledger:append")
 
 
-@pytest.fixture(scope="module")
-def contracts(tmp_path_factory: pytest.TempPathFactory, s3_server: Any) -> Iterator[ContractServer]:
+@pytest.fixture(scope="module", params=DATABASES)
+def contracts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+              s3_server: Any) -> Iterator[ContractServer]:
+    """The contract service on each database: PostgreSQL refuses what SQLite stores (U+0000)."""
     var = tmp_path_factory.mktemp("contract-openapi")
-    with risk_database(var) as url, TsaServer() as tsa, ContractServer(url, var, s3_server, tsa) as server:
+    with (risk_database(var, request.param) as url, TsaServer() as tsa,
+          ContractServer(url, var, s3_server, tsa) as server):
         # a few entries, so the ledger's reads and proofs have something to answer besides 404
         for n in range(3):
             r = requests.post(f"{server.url}/api/v1/ledger/entries", headers=server.headers("ledger:append"),
@@ -58,14 +65,26 @@ def _pdf(ctx: Any, value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
-SCHEMA = schemathesis.openapi.from_dict(document())
+SCHEMA = load(document())
+SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                           HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+LEDGER = "^/api/v1/ledger/"
 
 
-@SCHEMA.parametrize()
-@settings(max_examples=25, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large,
-                                 HealthCheck.function_scoped_fixture])
-def test_schemathesis_no_server_errors(case: Any, contracts: ContractServer) -> None:
+@SCHEMA.exclude(path_regex=LEDGER).parametrize()
+@SETTINGS
+def test_schemathesis(case: Any, contracts: ContractServer) -> None:
+    """Every check of schemathesis on the contract paths (tests/common/schemathesis_checks.py)."""
+    token = contracts.tokens.make(SCOPES, audience=AUDIENCE)
+    validate(case, base_url=contracts.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+@SCHEMA.include(path_regex=LEDGER).parametrize()
+@SETTINGS
+def test_schemathesis_ledger_no_server_errors(case: Any, contracts: ContractServer) -> None:
+    """The evidence log's paths: no 5xx. Their documents are being rewritten (issue 14, evidence-log privacy);
+    they join test_schemathesis's checks with it."""
     token = contracts.tokens.make(SCOPES, audience=AUDIENCE)
     response = case.call(base_url=contracts.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
     assert response.status_code < 500, f"{case.method} {case.path}: {response.status_code} {response.text[:300]}"

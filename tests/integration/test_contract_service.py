@@ -29,6 +29,7 @@ from contract.db.models import OpeningRow
 from tests.common import evidence
 from tests.common import rfc9162
 from tests.common.contract import ContractServer
+from tests.common.payloads import TOO_DEEP
 from tests.common.risk import risk_database
 from tests.common.tsa import TsaServer
 from tests.conftest import DATABASES
@@ -99,6 +100,127 @@ def test_bad_snapshots_get_field_errors(contracts: ContractServer) -> None:
     assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("schedule")
     r = requests.post(url, data="not json", headers=contracts.headers(), timeout=TIMEOUT)
     assert r.status_code == 422
+
+
+@pytest.mark.parametrize("params", [{}, {"application_id": ""}, {"application_id": "x" * 65},
+                                    [("application_id", "a"), ("application_id", "b")],
+                                    {"application_id": "a", "status": "signed"}], ids=repr)
+def test_finding_a_contract_refuses_a_bad_query(contracts: ContractServer, params: Any) -> None:
+    """Not a silent answer for the first of two ids, nor one that ignores an unknown filter: 400."""
+    response = requests.get(f"{contracts.url}/api/v1/contracts", params=params,
+                            headers=contracts.headers("contract:read"), timeout=TIMEOUT)
+    assert response.status_code == 400, response.text[:300]
+    assert response.headers["Content-Type"] == "application/problem+json" and response.json()["errors"]
+
+
+def _arabic_indic(text: str) -> str:
+    return text.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+
+
+@pytest.mark.parametrize(("change", "field", "code"), [
+    (lambda s: s.update(application_id=5), "application_id", "invalid"),
+    (lambda s: s.update(dealer_id=["dealer-1"]), "dealer_id", "invalid"),
+    (lambda s: s["lessee"].update(address="上海市" + " " * 250), "lessee.address", "invalid"),
+    (lambda s: s["vehicle"].update(price=_arabic_indic(s["vehicle"]["price"])), "vehicle.price", "invalid"),
+    (lambda s: s["plan"].update(apr=_arabic_indic(s["plan"]["apr"])), "plan.apr", "invalid"),
+    (lambda s: s["schedule"][0].update(due_date=_arabic_indic(s["schedule"][0]["due_date"])),
+     "schedule[0].due_date", "invalid"),
+    (lambda s: s["lessee"].update(name="张\u200b三丰"), "lessee.name", "control_characters"),
+    (lambda s: s["schedule"][3].update(principal="1.00"), "schedule", "inconsistent"),
+], ids=["application_id 5", "dealer_id a list", "address past 200 as sent", "price in other digits",
+        "apr in other digits", "due date in other digits", "a zero-width space", "a schedule that does not add up"])
+def test_a_snapshot_is_taken_only_as_the_document_says(contracts: ContractServer, change: Any, field: str,
+                                                       code: str) -> None:
+    """What the OpenAPI document calls invalid is refused (schemathesis found these taken), each with a code;
+    the document lists those beyond any JSON Schema (x-rules-beyond-schema)."""
+    body = snapshot("app-document-says")
+    change(body)
+    r = requests.post(f"{contracts.url}/api/v1/contracts", json=body, headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 422, r.text[:300]
+    error = r.json()["errors"][0]
+    assert (error["field"].split("[")[0] if code == "inconsistent" else error["field"], error["code"]) == (
+        field, code), error
+
+
+def test_a_malformed_snapshot_is_refused_for_an_application_that_has_its_contract(contracts: ContractServer) -> None:
+    create(contracts, "app-twice-1")
+    body = snapshot("app-twice-1")
+    body["plan"]["apr"] = 0.0712
+    r = requests.post(f"{contracts.url}/api/v1/contracts", json=body, headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "plan.apr", r.text[:300]
+
+
+def test_a_snapshot_term_may_be_a_whole_json_number(contracts: ContractServer) -> None:
+    body = snapshot("app-term-float")
+    body["plan"]["term"] = float(body["plan"]["term"])
+    r = requests.post(f"{contracts.url}/api/v1/contracts", json=body, headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 201, r.text[:300]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    (sign_body(LESSEE_NAME + " " * 70), "signer_name"),
+    (sign_body(reference=12345), "identity.reference"),
+    (sign_body(verified_at=datetime.now(UTC).isoformat(sep=" ")), "identity.verified_at"),
+    ({**sign_body(), "signature_png": 5}, "signature_png"),
+], ids=["a name past 64 as sent", "a reference that is a number", "a date-time with a space", "a PNG that is 5"])
+def test_a_signature_is_taken_only_as_the_document_says(contracts: ContractServer, body: dict[str, Any],
+                                                        field: str) -> None:
+    contract = create(contracts, f"app-sign-{field}")
+    r = requests.post(f"{contracts.url}/api/v1/contracts/{contract['id']}/signatures", json=body,
+                      headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text[:300]
+
+
+@pytest.mark.parametrize("query", ["index=²&tree_size=1", "index=0&tree_size=١"])
+def test_a_proof_s_numbers_are_ascii_digits(contracts: ContractServer, query: str) -> None:
+    """str.isdigit() takes "²" and Arabic-Indic digits, which int() refuses or reads: a 422, never a 500."""
+    response = requests.get(f"{contracts.url}/api/v1/ledger/proof/inclusion?{query}", timeout=TIMEOUT)
+    assert response.status_code == 422, response.text[:300]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("GET", "/contracts/c%00", None), ("GET", "/contracts?application_id=a%00", None),
+    ("POST", "/contracts", {"application_id": "a\x00", "dealer_id": "d"}),
+], ids=repr)
+def test_a_nul_character_gets_400(contracts: ContractServer, method: str, path: str, body: Any) -> None:
+    """PostgreSQL's text cannot hold U+0000: refused with a 400 on every database, not a 500 on PostgreSQL."""
+    response = requests.request(method, f"{contracts.url}/api/v1{path}", json=body, timeout=TIMEOUT,
+                                headers=contracts.headers("contract:write"))
+    assert response.status_code == 400, response.text[:300]
+    assert "U+0000" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("index", [2**31 - 1, 2**31, 2**63 - 1, 2**63, 10**30])
+def test_an_entry_past_the_index_column_is_not_found(contracts: ContractServer, index: int) -> None:
+    """The index column is a 32-bit integer on PostgreSQL (schemathesis found 136143053969 answering 500)."""
+    response = requests.get(f"{contracts.url}/api/v1/ledger/entries/{index}", timeout=TIMEOUT)
+    assert response.status_code == 404, response.text[:300]
+
+
+def test_a_multipart_part_without_a_name_is_no_file(contracts: ContractServer) -> None:
+    """schemathesis sent a part without a name (werkzeug keys it None): no PDF, a 422, not a 500."""
+    body = (b'--b\r\nContent-Disposition: form-data\r\n\r\nnull\r\n'
+            b'--b\r\nContent-Disposition: form-data; name=""\r\n\r\n{}\r\n--b--\r\n')
+    response = requests.post(f"{contracts.url}/api/v1/verification", data=body, timeout=TIMEOUT,
+                             headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 422, response.text[:300]
+
+
+def test_a_method_not_allowed_says_which_are(contracts: ContractServer) -> None:
+    response = requests.get(f"{contracts.url}/api/v1/verification", timeout=TIMEOUT)
+    assert response.status_code == 405 and response.headers["Content-Type"] == "application/problem+json"
+    assert "POST" in response.headers.get("Allow", ""), response.headers
+
+
+@pytest.mark.parametrize("path", ["/contracts", "/contracts/c-1/signatures"])
+@pytest.mark.parametrize("body", list(TOO_DEEP.values()), ids=list(TOO_DEEP))
+def test_deeply_nested_json_gets_400(contracts: ContractServer, path: str, body: str) -> None:
+    response = requests.post(f"{contracts.url}/api/v1{path}", data=body, timeout=TIMEOUT,
+                             headers={**contracts.headers(), "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text[:300]
+    assert response.headers["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 400 and "nested deeper than 64" in problem["detail"], problem
 
 
 def test_a_draft_is_generated_once_per_application_and_logged(contracts: ContractServer) -> None:

@@ -384,3 +384,30 @@ def test_a_decision_is_confirmed_and_listed_under_the_officers_recent_decisions(
         assert 'data-testid="review-flash"' not in again  # said once
     with sign_in(base, RISK2) as other:  # another officer's list does not have it
         assert f'data-decided="{case["id"]}"' not in other.get(f"{base}/reviews", timeout=TIMEOUT).text
+
+
+@pytest.mark.parametrize(("email", "path", "query", "named"), [
+    (RISK1, "/reviews", "state=junk", "state"),
+    (RISK1, "/reviews", "state=open", "state"),  # the queue has no filters: none is silently ignored
+    (SALES_A, "/applications", "status=junk", "status"),
+    (SALES_A, "/applications", "status=draft&status=", "status"),
+    (SALES_A, "/applications", "state=draft", "state"),
+    (SALES_A, "/applications", "q=a&q=b", "q"),
+    ("auditor@demo.leaseline.cn", "/audit", "dealer=pudong", "dealer"),
+], ids=lambda v: v if isinstance(v, str) and "=" in v else None)
+def test_list_pages_refuse_a_filter_they_do_not_know(bff_server: Any, email: str, path: str, query: str,
+                                                     named: str) -> None:
+    """A list never answers 200 as if it had filtered when it ignored the filter: a friendly 400 page naming
+    the parameter, with the way back to the whole list; the same list with its real filters still works."""
+    base = bff_server.url
+    with sign_in(base, email) as s:
+        refused = s.get(f"{base}{path}?{query}", timeout=TIMEOUT)
+        assert refused.status_code == 400, refused.text[:300]
+        assert refused.headers["Content-Type"].startswith("text/html")
+        assert "筛选条件" in refused.text and named in refused.text, refused.text[:2000]
+        assert f'href="{path}"' in refused.text
+        english = s.get(f"{base}{path}?{query}&lang=en", timeout=TIMEOUT)
+        assert english.status_code == 400 and "filter" in english.text
+        assert s.get(f"{base}{path}?lang=en", timeout=TIMEOUT).status_code == 200
+    with sign_in(base, SALES_A) as s:
+        assert s.get(f"{base}/applications?status=draft&status=submitted&q=", timeout=TIMEOUT).status_code == 200
