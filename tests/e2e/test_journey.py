@@ -86,6 +86,7 @@ from tests.e2e.conftest import TABLET
 from tests.e2e.test_contract_browser import draw
 from tests.e2e.test_oidc_browser import sign_in_at_provider
 from tests.e2e.test_review_browser import sign_in as password_sign_in
+from tests.e2e.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.db]
 TIMEOUT = 30  # s, HTTP calls of the test itself
@@ -369,8 +370,8 @@ def sign(phone: Page, stack: Stack, customer: Customer, app_id: str, tour: Tour 
     first = phone.locator(".contract-pages img").first
     first.scroll_into_view_if_needed()
     # (the contract service rasterises the pages on the first request: seconds on two busy cores)
-    expect(first).to_have_js_property("complete", True, timeout=SLOW)
-    assert first.evaluate("img => img.naturalWidth") > 500  # the page arrived, not a broken image
+    # the page arrived, not a broken image (an answer lost while the pages rasterise is fetched again: data-retry)
+    wait_until(phone, "document.querySelector('.contract-pages img').naturalWidth > 500", timeout=SLOW / 1000)
     before = texts(stack, customer.mobile)
     phone.get_by_test_id("send-code").click()
     expect(phone.get_by_test_id("code-sent")).to_be_visible()

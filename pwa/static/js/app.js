@@ -40,6 +40,20 @@
     if (bar) bar.hidden = true;
   });
 
+  // An image marked data-retry that fails to arrive (a poor network; the contract service still rasterising a
+  // page under load) is asked for again, three times with growing pauses, instead of staying broken. The
+  // `attempt` parameter makes it a new request (a failed image is not fetched again for the same address).
+  document.addEventListener("error", function (event) {
+    var img = event.target;
+    if (!img || img.tagName !== "IMG" || !img.hasAttribute("data-retry")) return;
+    var tries = Number(img.dataset.tries || 0);
+    if (tries >= 3) return;
+    img.dataset.tries = String(tries + 1);
+    var url = new URL(img.getAttribute("src"), location.href);
+    url.searchParams.set("attempt", String(tries + 1));
+    setTimeout(function () { img.src = url.pathname + url.search; }, 1000 * Math.pow(3, tries));
+  }, true);  // error events do not bubble: listen while they are captured
+
   // Show when the network is gone (the quote cannot be recalculated offline).
   function netstatus() {
     var bar = document.getElementById("netstatus");
