@@ -30,6 +30,8 @@ from contract.evidence import EvidenceLog
 from contract.evidence import LedgerError
 from contract.evidence import NewEntry
 from contract.ledger import KINDS
+from contract.ledger import MAX_INDEX
+from contract.ledger import SUBJECT_PATTERN
 from contract.openapi import document
 from contract.service import BASE64_PATTERN
 from contract.service import DATE_TIME_PATTERN
@@ -51,14 +53,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 SCOPE_WRITE, SCOPE_READ, SCOPE_LEDGER = "contract:write", "contract:read", "ledger:append"
 SCOPE_LEDGER_READ = "ledger:read"  # the openings: clear entries and their salts
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
-SUBJECT = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+SUBJECT = re.compile(SUBJECT_PATTERN)
 DIGITS = re.compile(r"[0-9]{1,12}")
 BASE64 = re.compile(BASE64_PATTERN)
 DATE_TIME = re.compile(DATE_TIME_PATTERN)
 MAX_BATCH = 100  # entries per batch append
-#: The index column (contract/db/models.py LedgerEntryRow.idx) is a signed 32-bit integer on PostgreSQL (64-bit on
-#: SQLite): a larger number names no entry, and PostgreSQL refuses it in a query (NumericValueOutOfRange)
-MAX_INDEX = 2**31 - 1
 
 
 def service() -> ContractService:
@@ -102,8 +101,9 @@ def json_object() -> dict[str, Any]:
 def _int_arg(name: str, low: int = 0) -> int:
     raw = request.args.get(name, "")
     # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and other scripts' digits
-    if not DIGITS.fullmatch(raw) or int(raw) < low:
-        raise Invalid(name, f"{name} must be a whole number ≥ {low}", f"{name} 须为不小于 {low} 的整数")
+    if not DIGITS.fullmatch(raw) or not low <= int(raw) <= MAX_INDEX:
+        raise Invalid(name, f"{name} must be a whole number from {low} to {MAX_INDEX}",
+                      f"{name} 须为 {low} 至 {MAX_INDEX} 之间的整数")
     return int(raw)
 
 

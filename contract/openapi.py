@@ -20,6 +20,9 @@ from contract.document.model import MAX_TERM
 from contract.document.model import MONEY_PATTERN
 from contract.document.model import RATE_PATTERN
 from contract.document.model import TIMINGS
+from contract.ledger import KINDS
+from contract.ledger import MAX_INDEX
+from contract.ledger import SUBJECT_PATTERN
 from contract.service import BASE64_PATTERN
 from contract.service import DATE_TIME_PATTERN
 from contract.service import IDENTITY_METHODS
@@ -71,7 +74,8 @@ SIGNING_RULES = {
 
 
 def _int(name: str, minimum: int) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": True, "schema": {"type": "integer", "minimum": minimum}}
+    return {"name": name, "in": "query", "required": True,
+            "schema": {"type": "integer", "minimum": minimum, "maximum": MAX_INDEX}}
 
 
 def _bundle() -> dict[str, Any]:
@@ -194,12 +198,12 @@ def document() -> dict[str, Any]:
                 "summary": "Public: one leaf's exact bytes: a salted commitment {\"commitment\",\"v\":2}, or at "
                            "index 0 the signed log start statement (no personal data in either)",
                 "parameters": [{"name": "index", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 0}}],
+                                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INDEX}}],
                 "responses": {"200": _json("Entry", "The entry"), "404": _problem("No such entry")}}},
             "/api/v1/ledger/subjects/{subject}/entries": {"get": {
                 "operationId": "subjectEntries", "summary": "The entries about one application (scope ledger:read)",
                 "parameters": [{"name": "subject", "in": "path", "required": True,
-                                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"}}],
+                                "schema": {"type": "string", "pattern": SUBJECT_PATTERN}}],
                 "responses": {"200": {"description": "Index, kind and time of each entry, oldest first", "content": {
                     "application/json": {"schema": {"type": "object", "required": ["subject", "entries"],
                                                     "properties": {"subject": {"type": "string"}, "entries": {
@@ -213,7 +217,7 @@ def document() -> dict[str, Any]:
                 "operationId": "opening",
                 "summary": "One entry's opening (clear entry and salt) as a proof bundle (scope ledger:read)",
                 "parameters": [{"name": "index", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 0}}],
+                                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INDEX}}],
                 "responses": {"200": {"description": "The bundle, with the entry's kind and subject", "content": {
                     "application/json": {"schema": {"type": "object", "required": ["index", "kind", "subject",
                                                                                     "bundle"],
@@ -269,8 +273,13 @@ def document() -> dict[str, Any]:
                     "signatures": {"type": "array", "items": {"type": "object"}},
                     "ledger": {"type": ["object", "null"]}}},
                 "NewEntry": {"type": "object", "required": ["kind", "subject"], "properties": {
-                    "kind": {"type": "string"}, "subject": {"type": "string", "maxLength": 64},
-                    "data": {"type": "object"}}},
+                    "kind": {"enum": sorted(KINDS)}, "subject": {"type": "string", "pattern": SUBJECT_PATTERN},
+                    "data": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/PlainJson"},
+                             "description": "ids, hashes and amounts as strings: no floats anywhere"}}},
+                "PlainJson": {"description": "JSON without floats (contract.ledger.entries.check_json)", "anyOf": [
+                    {"type": ["string", "integer", "boolean", "null"]},
+                    {"type": "array", "items": {"$ref": "#/components/schemas/PlainJson"}},
+                    {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/PlainJson"}}]},
                 "Appended": {"type": "object", "required": ["index", "leaf_hash", "checkpoint"], "properties": {
                     "index": {"type": "integer"}, "leaf_hash": HEX,
                     "checkpoint": {"$ref": "#/components/schemas/Checkpoint"}}},
@@ -283,7 +292,7 @@ def document() -> dict[str, Any]:
                     "index": {"type": "integer"}, "entry": B64, "leaf_hash": HEX}},
             },
         },
-    }, leave="/api/v1/ledger/")
+    })
 
 
 def _snapshot() -> dict[str, Any]:

@@ -69,13 +69,10 @@ BAD_QUERY = problem("A query parameter this operation does not take, one given t
                     "choices, with field errors; or text holding U+0000")
 
 
-def refusing_nul(document: dict[str, Any], *, leave: str | None = None) -> dict[str, Any]:
-    """``document`` with :data:`NUL_RULE` in its description and a 400 on every operation that lacks one
-    (paths starting with ``leave`` are left as they are)."""
+def refusing_nul(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with :data:`NUL_RULE` in its description and a 400 on every operation that lacks one."""
     document["info"]["description"] = f"{document['info'].get('description', '')} {NUL_RULE}".strip()
-    for path, operations in document["paths"].items():
-        if leave and path.startswith(leave):
-            continue
+    for operations in document["paths"].values():
         for operation in operations.values():
             operation["responses"].setdefault("400", BAD_TEXT)
     return document

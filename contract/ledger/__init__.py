@@ -16,6 +16,8 @@ from contract.ledger.checkpoint import SignedCheckpoint
 from contract.ledger.checkpoint import sign
 from contract.ledger.checkpoint import verify
 from contract.ledger.entries import KINDS
+from contract.ledger.entries import MAX_INDEX
+from contract.ledger.entries import SUBJECT_PATTERN
 from contract.ledger.entries import decode_entry
 from contract.ledger.entries import encode_entry
 from contract.ledger.entries import sha256_hex
@@ -32,6 +34,8 @@ from contract.ledger.merkle import verify_inclusion
 __all__ = [
     "EMPTY_ROOT",
     "KINDS",
+    "MAX_INDEX",
+    "SUBJECT_PATTERN",
     "Checkpoint",
     "MerkleTree",
     "Report",

@@ -38,6 +38,11 @@ KINDS = frozenset({
     "lease_closed",  # the lease closed in good standing at its term's end (结清), with any deduction
 })
 FIELDS = frozenset({"v", "kind", "subject", "at", "data"})
+#: what an entry's subject (an application's id) may be: the API's pattern
+SUBJECT_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+#: The largest leaf index (and tree size) the log serves: its index columns are signed 32-bit integers on
+#: PostgreSQL (contract/db/models.py); a larger number names no entry, and PostgreSQL refuses it in a query
+MAX_INDEX = 2**31 - 1
 
 
 def sha256_hex(data: bytes) -> str:

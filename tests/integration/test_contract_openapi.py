@@ -1,6 +1,6 @@
 """The contract service's OpenAPI document is valid OpenAPI 3.1, and schemathesis, fuzzing every operation it
 describes against the running service (SQLite, SeaweedFS, the local TSA, a token with every scope), finds
-nothing with all its checks (the evidence log's paths: no 5xx). The fuzzed ids name no contract, so signing
+nothing with all its checks. The fuzzed ids name no contract, so signing
 and page rendering never run: generated snapshots are refused before rendering (check characters, figures
 that do not reconcile), and a valid one, if hypothesis ever made it, renders one draft."""
 
@@ -26,7 +26,7 @@ from tests.common.tsa import TsaServer
 from tests.conftest import DATABASES
 
 pytestmark = pytest.mark.db
-SCOPES = ("contract:write", "contract:read", "ledger:append")
+SCOPES = ("contract:write", "contract:read", "ledger:append", "ledger:read")
 
 
 @pytest.fixture(scope="module", params=DATABASES)
@@ -69,22 +69,11 @@ SCHEMA = load(document())
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                            HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
-LEDGER = "^/api/v1/ledger/"
 
 
-@SCHEMA.exclude(path_regex=LEDGER).parametrize()
+@SCHEMA.parametrize()
 @SETTINGS
 def test_schemathesis(case: Any, contracts: ContractServer) -> None:
-    """Every check of schemathesis on the contract paths (tests/common/schemathesis_checks.py)."""
+    """Every check of schemathesis on every path, the evidence log's included (tests/common/schemathesis_checks.py)."""
     token = contracts.tokens.make(SCOPES, audience=AUDIENCE)
     validate(case, base_url=contracts.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-
-
-@SCHEMA.include(path_regex=LEDGER).parametrize()
-@SETTINGS
-def test_schemathesis_ledger_no_server_errors(case: Any, contracts: ContractServer) -> None:
-    """The evidence log's paths: no 5xx. Their documents are being rewritten (issue 14, evidence-log privacy);
-    they join test_schemathesis's checks with it."""
-    token = contracts.tokens.make(SCOPES, audience=AUDIENCE)
-    response = case.call(base_url=contracts.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    assert response.status_code < 500, f"{case.method} {case.path}: {response.status_code} {response.text[:300]}"
