@@ -64,25 +64,6 @@ class Client:
     user_agent: str
 
 
-class ExpiredSessionsPurge:
-    """Deletes expired sessions from the store, at most once per ``every`` however often it is called (the
-    background resumer calls its duties every few seconds). ``leaseline sessions purge`` does the same at once.
-
-    TODO: a periodic procrastinate task with a queueing lock once the job queue takes over the resumer's duties."""
-
-    def __init__(self, sessions: SessionStore, every: timedelta = timedelta(minutes=5)) -> None:
-        self.sessions = sessions
-        self.every = every
-        self.last: datetime | None = None
-
-    def __call__(self) -> int:
-        now = utcnow()
-        if self.last is not None and now - self.last < self.every:
-            return 0
-        self.last = now
-        return self.sessions.purge(now)
-
-
 class SignInFailed(Exception):
     """Wrong credentials, a locked or inactive account: the message never says which."""
 
