@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from bff.applications.contracts import ContractDispatch
 from bff.applications.jobs import ProcessLocalPool
 from bff.applications.kyc import KycService
 from bff.applications.orphans import OrphanSweep
+from bff.applications.orphans import SweepReport
 from bff.applications.risk import RiskDispatch
 from bff.applications.services import ApplicationService
 from bff.auth.services import AuthService
-from bff.auth.services import ExpiredSessionsPurge
 from bff.config import ConfigError
 from bff.config import Settings
 from bff.config import var_dir
@@ -36,6 +39,7 @@ from infra.clients.risk import RISK_AUDIENCE
 from infra.clients.risk import RiskClient
 from infra.clients.tokens import TokenSource
 from infra.db import Database
+from infra.db.models import utcnow
 from infra.invitations import SqlInvitations
 from infra.payments import StripeGateway
 from infra.payments_store import SqlPayments
@@ -73,6 +77,46 @@ class Services:
     executor: ProcessLocalPool
     payments: PaymentService
     sessions: SessionStore
+
+
+T = TypeVar("T")
+
+
+def every(seconds: float, work: Callable[[], T], *, clock: Callable[[], float] = time.monotonic
+          ) -> Callable[[], T | None]:
+    """``work`` as a resumer duty that runs at most once every ``seconds``, however often the resumer calls it (it
+    calls its duties every couple of seconds): at once on the first call, then once ``seconds`` have passed since
+    the previous run began; the calls in between return None. The next run is booked before this one starts, so
+    a run that fails (storage or the database away) waits its turn too. The clock is monotonic: a wall clock set
+    back (NTP, an operator) would stall the duty, one set forward would run it early.
+
+    TODO: periodic procrastinate tasks with queueing locks replace the resumer's duties when the job queue lands."""
+    due: float | None = None
+
+    def run() -> T | None:
+        nonlocal due
+        now = clock()
+        if due is not None and now < due:
+            return None
+        due = now + seconds
+        return work()
+
+    run.__qualname__ = f"every({seconds:g}s, {getattr(work, '__qualname__', work)})"  # the resumer's log names it
+    return run
+
+
+def sweep_onward(orphans: OrphanSweep) -> Callable[[], SweepReport]:
+    """One bounded orphan sweep per call, each continuing where the previous one stopped (a large bucket is
+    covered over several runs, then the next run starts again from the first folder)."""
+    after = ""
+
+    def sweep_orphans() -> SweepReport:
+        nonlocal after
+        report = orphans.sweep(after=after)
+        after = report.next_after
+        return report
+
+    return sweep_orphans
 
 
 def warm_up() -> None:
@@ -130,9 +174,14 @@ def bootstrap(settings: Settings) -> Services:
                               dealer_account=lambda dealer_id: getattr(accounts.dealer(dealer_id), "stripe_account",
                                                                        None), audit=audit)
     orphans = OrphanSweep(store, applications.repo, accounts,
-                          grace=timedelta(seconds=settings.kyc_orphan_grace_seconds), every=settings.kyc_sweep_seconds)
+                          grace=timedelta(seconds=settings.kyc_orphan_grace_seconds))
+
+    def purge_expired_sessions() -> int:  # ``leaseline sessions purge`` does the same at once
+        return sessions.purge(utcnow())
+
     risk.also += [contracts.resume_due, contracts.flush_outbox, payments.expire_holds, payments.retry_refunds,
-                  payments.pay_out_dealers, payments.settle, ExpiredSessionsPurge(sessions), orphans.tick]
+                  payments.pay_out_dealers, payments.settle, every(300, purge_expired_sessions),
+                  every(settings.kyc_sweep_seconds, sweep_onward(orphans))]
     return Services(db=db, plans=plans, accounts=accounts, audit=audit, risk=risk, contract=contract,
                     contracts=contracts,
                     auth=AuthService(accounts, audit, sessions), sms=sms, invitations_repo=invitations,

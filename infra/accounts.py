@@ -24,6 +24,9 @@ ALWAYS_ON = ("basic_signing",)
 DEALER_ROLES = ("dealer_admin", "sales")
 LESSOR_ROLES = ("risk_officer_t1", "risk_officer_t2", "ops_admin", "auditor")
 ROLES = DEALER_ROLES + LESSOR_ROLES
+#: compare-and-set rounds of :meth:`SqlAccounts.use_recovery_code`: more than an account has codes (8, see
+#: bff.auth.services.RECOVERY_CODES), since a round is lost only to another code's use
+_RECOVERY_ROUNDS = 10
 
 
 @dataclass(frozen=True)
@@ -246,12 +249,26 @@ class SqlAccounts:
                 row.locked_until = None
                 row.last_login_at = utcnow()
 
-    def use_recovery_code(self, user_id: str, remaining: list[str]) -> None:
-        """Store the recovery-code hashes left after one was used (each works once)."""
-        with self.db.session() as session:
-            row = session.get(UserRow, user_id)
-            if row is not None:
-                row.recovery_codes = json.dumps(remaining)
+    def use_recovery_code(self, user_id: str, used: str) -> bool:
+        """Strike the recovery-code hash ``used`` (the one a code matched) off the account's list; False if it is
+        not on it any more: that code was used meanwhile (each works once, OWASP ASVS 4.0.3 2.6.1).
+
+        A compare-and-set, like :meth:`accept_totp_step`: ``UPDATE ... WHERE recovery_codes = <the list as read>``.
+        Of sign-ins racing with one code, one strikes it and the others, re-reading, find it gone; of sign-ins
+        with different codes, one that lost re-reads the list the winner wrote and strikes its own code off that,
+        so no used code comes back. Every lost round means another code was used, so the rounds are bounded."""
+        for _ in range(_RECOVERY_ROUNDS):
+            with self.db.session() as session:  # a read of its own: the UPDATE below decides, not this snapshot
+                stored = session.scalar(select(UserRow.recovery_codes).where(UserRow.id == user_id[:36]))
+            codes = json.loads(stored) if stored is not None else []
+            if used not in codes:
+                return False
+            stmt = (update(UserRow).where(UserRow.id == user_id[:36], UserRow.recovery_codes == stored)
+                    .values(recovery_codes=json.dumps([code for code in codes if code != used])))
+            with self.db.session() as session:
+                if session.execute(stmt).rowcount:  # type: ignore[attr-defined]
+                    return True
+        return False
 
     def set_active(self, user_id: str, active: bool) -> None:
         with self.db.session() as session:

@@ -307,8 +307,8 @@ class StripeGateway:
             destination, dealer_amount = transfer_data
             params["transfer_data"] = {"destination": destination, "amount": _fen(dealer_amount)}
         options = _idempotent(idempotency_key)
-        return _intent(self._send("create a PaymentIntent", params,
-                                  lambda p: self._client.v1.payment_intents.create(p, options)).to_dict())
+        return intent_from_object(self._send("create a PaymentIntent", params,
+                                             lambda p: self._client.v1.payment_intents.create(p, options)).to_dict())
 
     def confirm_intent(self, intent_id: str, *, idempotency_key: str, payment_method: str | None = None,
                        return_url: str | None = None) -> Intent:
@@ -319,15 +319,16 @@ class StripeGateway:
         if return_url is not None:
             params["return_url"] = return_url
         options = _idempotent(idempotency_key)
-        return _intent(self._send(f"confirm {intent_id}", params,
-                                  lambda p: self._client.v1.payment_intents.confirm(_id(intent_id), p, options))
-                       .to_dict())
+        return intent_from_object(self._send(f"confirm {intent_id}", params,
+                                             lambda p: self._client.v1.payment_intents.confirm(_id(intent_id), p,
+                                                                                               options)).to_dict())
 
     def retrieve_intent(self, intent_id: str) -> Intent:
         """GET /v1/payment_intents/:id (https://docs.stripe.com/api/payment_intents/retrieve)."""
         params: PaymentIntentRetrieveParams = {"expand": list(_EXPAND_CHARGE)}
-        return _intent(self._call(f"retrieve {intent_id}",
-                                  lambda: self._client.v1.payment_intents.retrieve(_id(intent_id), params)).to_dict())
+        return intent_from_object(self._call(f"retrieve {intent_id}",
+                                             lambda: self._client.v1.payment_intents.retrieve(_id(intent_id), params))
+                                  .to_dict())
 
     def capture(self, intent_id: str, *, idempotency_key: str, amount: int | None = None) -> Intent:
         """POST /v1/payment_intents/:id/capture (https://docs.stripe.com/api/payment_intents/capture)."""
@@ -335,17 +336,17 @@ class StripeGateway:
         if amount is not None:
             params["amount_to_capture"] = _fen(amount)
         options = _idempotent(idempotency_key)
-        return _intent(self._call(f"capture {intent_id}",
-                                  lambda: self._client.v1.payment_intents.capture(_id(intent_id), params, options))
-                       .to_dict())
+        return intent_from_object(self._call(f"capture {intent_id}",
+                                             lambda: self._client.v1.payment_intents.capture(_id(intent_id), params,
+                                                                                             options)).to_dict())
 
     def cancel(self, intent_id: str, *, idempotency_key: str) -> Intent:
         """POST /v1/payment_intents/:id/cancel (https://docs.stripe.com/api/payment_intents/cancel)."""
         params: PaymentIntentCancelParams = {"expand": list(_EXPAND_CHARGE)}
         options = _idempotent(idempotency_key)
-        return _intent(self._call(f"cancel {intent_id}",
-                                  lambda: self._client.v1.payment_intents.cancel(_id(intent_id), params, options))
-                       .to_dict())
+        return intent_from_object(self._call(f"cancel {intent_id}",
+                                             lambda: self._client.v1.payment_intents.cancel(_id(intent_id), params,
+                                                                                            options)).to_dict())
 
     def list_intents(self, *, created_gte: int | None = None) -> Iterator[Intent]:
         """GET /v1/payment_intents, every page (https://docs.stripe.com/api/payment_intents/list).
@@ -357,7 +358,7 @@ class StripeGateway:
             params["created"] = {"gte": created_gte}
         page = self._send("list PaymentIntents", params, lambda p: self._client.v1.payment_intents.list(p))
         for item in self._pages("list PaymentIntents", page.auto_paging_iter()):
-            intent = _intent(item.to_dict())
+            intent = intent_from_object(item.to_dict())
             if created_gte is None or intent.created >= created_gte:
                 yield intent
 
@@ -470,7 +471,8 @@ class StripeGateway:
         if isinstance(exc, stripe.CardError):
             code = str(error.get("decline_code") or exc.code or "card_declined")
             raw_intent = error.get("payment_intent")
-            intent = _intent(raw_intent) if isinstance(raw_intent, Mapping) and raw_intent.get("id") else None
+            intent = (intent_from_object(raw_intent) if isinstance(raw_intent, Mapping) and raw_intent.get("id")
+                      else None)
             return PaymentDeclined(code, message, intent)
         retriable = (isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError) or status is None
                      or status >= 500 or status == 429
@@ -601,7 +603,10 @@ def _last_error(data: Mapping[str, Any]) -> str | None:
     return _str(error.get("decline_code")) or _str(error.get("code")) or _str(error.get("message"))
 
 
-def _intent(data: Mapping[str, Any]) -> Intent:
+def intent_from_object(data: Mapping[str, Any]) -> Intent:
+    """A PaymentIntent object as Stripe sends it — an API answer or a webhook event's ``data.object`` — read as the
+    answers are (https://docs.stripe.com/api/payment_intents/object): fields that do not parse count as absent, and
+    localstripe's older shape (no ``amount_received``, the charge expanded) is read from the charge."""
     charge = _charge(data)
     status = str(data.get("status") or "")
     released = _released(charge) if charge is not None else 0
@@ -631,13 +636,6 @@ def _intent(data: Mapping[str, Any]) -> Intent:
         last_error=_last_error(data),
         created=_int(data.get("created")),
     )
-
-
-def intent_from_object(data: Mapping[str, Any]) -> Intent:
-    """A PaymentIntent object as Stripe sends it — an API answer or a webhook event's ``data.object`` — read as the
-    answers are (https://docs.stripe.com/api/payment_intents/object): fields that do not parse count as absent, and
-    localstripe's older shape (no ``amount_received``, the charge expanded) is read from the charge."""
-    return _intent(data)
 
 
 def received_known(data: Mapping[str, Any]) -> bool:

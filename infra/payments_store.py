@@ -20,10 +20,12 @@ from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from infra.db.engine import Database
+from infra.db.models import REFUSED_EVENT
 from infra.db.models import ApplicationEventRow
 from infra.db.models import ApplicationRow
 from infra.db.models import LeaseTermRow
@@ -265,8 +267,9 @@ class SqlPayments:
 
     def refused_events(self, limit: int = 20) -> list[StripeEvent]:
         """The newest webhook events refused (signed, but not about a payment as we made it): for ops to see."""
-        stmt = (select(StripeEventRow).where(StripeEventRow.outcome.like("refused%"))
-                .order_by(StripeEventRow.received_at.desc(), StripeEventRow.id).limit(limit))
+        # through ix_stripe_events_refused, read backwards (infra.db.models.REFUSED_EVENT): no scan, no sort
+        stmt = (select(StripeEventRow).where(text(REFUSED_EVENT))
+                .order_by(StripeEventRow.received_at.desc(), StripeEventRow.id.desc()).limit(limit))
         with self.db.session() as session:
             return [StripeEvent(r.id, r.type, r.intent_id, r.created, r.outcome, r.received_at)
                     for r in session.scalars(stmt)]

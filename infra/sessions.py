@@ -71,10 +71,11 @@ def unseal(session_id: str, sealed: str) -> str:
 
 @dataclass(frozen=True)
 class StoredSession:
-    """A live session as stored: its sealed data (:func:`seal`), whose it is, and when the store forgets it."""
+    """A live session as stored: its sealed data (:func:`seal`) and when the store forgets it. (Whose it is, its
+    subject, is written with it for :meth:`SessionStore.end_subject` and :meth:`SessionStore.count`; a request
+    has no use for it, so it is not read back.)"""
 
     data: str
-    subject: str | None
     expires_at: datetime
 
 
@@ -122,11 +123,11 @@ class SqlSessionStore:
         self.db = db
 
     def load(self, key: str, now: datetime) -> StoredSession | None:
-        stmt = select(WebSessionRow.data, WebSessionRow.subject, WebSessionRow.expires_at).where(
-            WebSessionRow.key == key, WebSessionRow.expires_at > now)
+        stmt = select(WebSessionRow.data, WebSessionRow.expires_at).where(WebSessionRow.key == key,
+                                                                         WebSessionRow.expires_at > now)
         with self.db.session() as session:
             row = session.execute(stmt).first()
-            return StoredSession(row.data, row.subject, row.expires_at) if row is not None else None
+            return StoredSession(row.data, row.expires_at) if row is not None else None
 
     def create(self, key: str, data: str, subject: str | None, expires_at: datetime, now: datetime) -> None:
         with self.db.session() as session:

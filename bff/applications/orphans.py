@@ -14,16 +14,15 @@ row, so a fresh object is never swept. It is
 * idempotent: what it deleted is not listed again, and running it twice, or in two processes, is harmless;
 * logged: each deletion, and each run that deleted or failed to delete something.
 
-The BFF's resumer calls :meth:`OrphanSweep.tick`, which runs every ``every`` seconds and continues where the
-previous run stopped; ``leaseline kyc sweep-orphans`` runs it on demand.
-TODO: a periodic task of the job engine (with a queueing lock) replaces the resumer's tick when that issue lands.
+The BFF's resumer runs one bounded sweep every ``kyc_sweep_seconds``, each continuing where the previous one
+stopped (``every`` and ``sweep_onward`` in bff/bootstrap.py); ``leaseline kyc sweep-orphans`` runs it on demand.
+TODO: a periodic task of the job engine (with a queueing lock) replaces the resumer's duty when that issue lands.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import time
 from collections import Counter
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -73,11 +72,9 @@ class SweepReport:
 
 class OrphanSweep:
     def __init__(self, store: S3ObjectStore, repo: SqlApplications, accounts: SqlAccounts, *, grace: timedelta,
-                 every: float, limit: int = PAGE, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 limit: int = PAGE, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store, self.repo, self.accounts = store, repo, accounts
-        self.grace, self.every, self.limit, self.clock = grace, every, limit, clock
-        self._after = ""  # the resumer's place between runs
-        self._due = 0.0  # time.monotonic() of the next tick that runs
+        self.grace, self.limit, self.clock = grace, limit, clock
 
     def prefixes(self) -> list[str]:
         """The KYC folders of this database's dealers, in key order."""
@@ -134,14 +131,4 @@ class OrphanSweep:
                              complete=complete, next_after=next_after)
         level = logging.INFO if report.deleted or report.failed else logging.DEBUG
         log.log(level, "kyc orphan sweep: %s", report.as_dict())
-        return report
-
-    def tick(self) -> SweepReport | None:
-        """The resumer's call on each of its ticks: one bounded run every ``every`` seconds (the first at once),
-        continuing where the previous run stopped; None when no run is due."""
-        if time.monotonic() < self._due:
-            return None
-        self._due = time.monotonic() + self.every  # a failing run (storage down) waits for the next turn too
-        report = self.sweep(after=self._after)
-        self._after = report.next_after
         return report

@@ -64,25 +64,6 @@ class Client:
     user_agent: str
 
 
-class ExpiredSessionsPurge:
-    """Deletes expired sessions from the store, at most once per ``every`` however often it is called (the
-    background resumer calls its duties every few seconds). ``leaseline sessions purge`` does the same at once.
-
-    TODO: a periodic procrastinate task with a queueing lock once the job queue takes over the resumer's duties."""
-
-    def __init__(self, sessions: SessionStore, every: timedelta = timedelta(minutes=5)) -> None:
-        self.sessions = sessions
-        self.every = every
-        self.last: datetime | None = None
-
-    def __call__(self) -> int:
-        now = utcnow()
-        if self.last is not None and now - self.last < self.every:
-            return 0
-        self.last = now
-        return self.sessions.purge(now)
-
-
 class SignInFailed(Exception):
     """Wrong credentials, a locked or inactive account: the message never says which."""
 
@@ -143,7 +124,8 @@ class AuthService:
         A TOTP code is accepted once (RFC 6238 §5.2: "the verifier MUST NOT accept the second attempt of the OTP
         after the successful validation has been issued for the first OTP"; OWASP ASVS 4.0.3 2.8.4): the account
         remembers the last time step it accepted, and one conditional UPDATE moves it forward, so two sign-ins
-        racing with one code cannot both pass."""
+        racing with one code cannot both pass. A recovery code is struck off the list the same way (a conditional
+        UPDATE on the list as read: :meth:`SqlAccounts.use_recovery_code`)."""
         found = self.accounts.get(user_id)
         secrets = self.accounts.secrets_of(user_id)
         if found is None or secrets is None or not found.active or not secrets.totp_secret:
@@ -158,12 +140,16 @@ class AuthService:
                 raise SignInFailed
             method = "totp"
         else:
-            remaining = [h for h in secrets.recovery_codes if not verify_secret(h, code.upper())]
-            if len(remaining) == len(secrets.recovery_codes):
+            matched = [h for h in secrets.recovery_codes if verify_secret(h, code.upper())]  # the work of all
+            if not matched:
                 locked = self.accounts.record_failure(found.id, self.lock_after, self.lock_for)
                 self._log("auth.second_factor", "failure", client, found, found.email, locked=locked)
                 raise SignInFailed
-            self.accounts.use_recovery_code(found.id, remaining)
+            if not self.accounts.use_recovery_code(found.id, matched[0]):  # used meanwhile, by a racing sign-in
+                locked = self.accounts.record_failure(found.id, self.lock_after, self.lock_for)
+                self._log("auth.second_factor", "failure", client, found, found.email, locked=locked,
+                          reason="recovery_code_reused")
+                raise SignInFailed
             method = "recovery_code"
         self.accounts.record_success(found.id)
         self._log("auth.sign_in", "success", client, found, found.email, second_factor=method)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import event
 from sqlalchemy import update
 
 from bff.applications.services import Actor
@@ -497,3 +498,40 @@ def test_a_signed_event_not_about_our_intent_is_refused_and_shown_to_ops(bff_ser
     with sign_in(base, ADMIN_A) as admin:  # a dealer's admin sees the dealer's payments, not the lessor's Stripe log
         page = admin.get(f"{base}/payments", timeout=TIMEOUT).text
     assert 'data-testid="ops-payments"' in page and 'data-testid="refused-events"' not in page
+
+
+def test_the_refused_events_are_read_through_an_index_of_their_own(app: Any) -> None:
+    """/payments lists the newest refused webhook events on each load of a lessor's: read in order through a partial
+    index of the refusals (migration 0011), not by scanning and sorting every event Stripe ever sent, a table that
+    only grows (before: SQLite ``SCAN stripe_events`` and a temporary B-tree for the order; PostgreSQL a Seq Scan
+    and a Sort). The query checked is the one the store runs, as it runs it."""
+    components = app.extensions["leaseline"]
+    store, engine = components.payments.store, components.db.engine
+    tag = uuid.uuid4().hex[:8]
+    for n in range(12):
+        store.record_event(f"evt_plan_{tag}_{n}", "payment_intent.succeeded", None, int(time.time()),
+                           "refused: test" if n % 3 == 0 else "applied")
+    ran: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if "stripe_events" in statement:
+            ran.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        refused = store.refused_events(limit=3)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert [e.id for e in refused] == [f"evt_plan_{tag}_{n}" for n in (9, 6, 3)]  # the newest first
+    assert {e.outcome for e in refused} == {"refused: test"}
+    statement, parameters = ran[-1]
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            plan = " | ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}",
+                                                                            parameters))
+            assert "USING INDEX ix_stripe_events_refused" in plan and "TEMP B-TREE" not in plan, plan
+        else:  # the test table is small: ask whether the index can serve the query, not whether it is cheapest
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = " | ".join(str(row[0]) for row in conn.exec_driver_sql(f"EXPLAIN {statement}", parameters))
+            assert "ix_stripe_events_refused" in plan and "Sort" not in plan, plan
+        conn.rollback()

@@ -1,5 +1,6 @@
 """The second factor over real HTTP: a TOTP code opens one session only (RFC 6238 §5.2, OWASP ASVS 4.0.3 2.8.4),
-also when two sign-ins race with it."""
+also when two sign-ins race with it; a recovery code works once (ASVS 2.6.1), also when sign-ins race with it
+or with other recovery codes of the same account."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ from tests.integration.test_auth import csrf
 pytestmark = pytest.mark.db
 
 
-def lessor(app: Any, email: str) -> pyotp.TOTP:
-    """A lessor account of its own with its own authenticator (the demo accounts share one secret)."""
+def lessor(app: Any, email: str, recovery_codes: tuple[str, ...] = ()) -> pyotp.TOTP:
+    """A lessor account of its own with its own authenticator (the demo accounts share one secret) and the
+    recovery codes ``recovery_codes``."""
     from bff.auth.passwords import hash_secret
 
     secret = pyotp.random_base32()
     app.extensions["leaseline"].accounts.ensure_user(email, email, "risk_officer_t1", None, hash_secret(DEMO_PASSWORD),
-                                                     secret, [])
+                                                     secret, [hash_secret(code) for code in recovery_codes])
     return pyotp.TOTP(secret)
 
 
@@ -84,6 +86,66 @@ def test_two_sign_ins_racing_with_one_code_let_one_in(bff_server: Any, app: Any)
     assert sorted(outcomes) == [302, 401, 401, 401]
     for s, _ in attempts:
         s.close()
+
+
+def race(base: str, email: str, codes: list[str]) -> list[int]:
+    """One sign-in per code, each past the password, posting its code at the same moment; their statuses."""
+    attempts = [password_step(base, email) for _ in codes]
+    start = threading.Barrier(len(attempts))
+    outcomes: list[int] = []
+
+    def post(s: requests.Session, token: str, code: str) -> None:
+        start.wait()
+        outcomes.append(second_factor(s, base, token, code))
+
+    threads = [threading.Thread(target=post, args=(*attempt, code)) for attempt, code in zip(attempts, codes,
+                                                                                             strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for s, _ in attempts:
+        s.close()
+    return outcomes
+
+
+def once(base: str, email: str, code: str) -> int:
+    """A whole sign-in with ``code`` as the second factor: its status (302 signed in, 401 refused)."""
+    s, token = password_step(base, email)
+    with s:
+        return second_factor(s, base, token, code)
+
+
+def test_sign_ins_racing_with_one_recovery_code_let_one_in(bff_server: Any, app: Any) -> None:
+    """Four sign-ins post the same recovery code at once: it works once (before the fix, each read the list,
+    found the code, and wrote the list without it: all four signed in)."""
+    base = bff_server.url
+    email = "recovery.race@demo.leaseline.cn"
+    codes = ("AAAA-BBBB-CCC2", "AAAA-BBBB-CCC3", "AAAA-BBBB-CCC4")
+    lessor(app, email, codes)
+    assert sorted(race(base, email, [codes[0]] * 4)) == [302, 401, 401, 401]
+    assert once(base, email, codes[0]) == 401
+    svc = app.extensions["leaseline"]
+    user_id = svc.accounts.by_email(email)[0].id
+    assert len(svc.accounts.secrets_of(user_id).recovery_codes) == 2
+    events = svc.audit.search(action="auth.second_factor", actor=email)
+    assert any(e.details.get("reason") == "recovery_code_reused" for e in events)
+    assert once(base, email, codes[1].lower()) == 302  # the others still work (typed in any case)
+
+
+def test_different_recovery_codes_used_at_once_are_each_used_up(bff_server: Any, app: Any) -> None:
+    """Three sign-ins with three different codes at once all pass, and none of those codes works again (before the
+    fix each wrote the list it had read less its own code, so the last write brought the others' codes back)."""
+    base = bff_server.url
+    email = "recovery.many@demo.leaseline.cn"
+    codes = tuple(f"DDDD-EEEE-FFF{n}" for n in range(2, 8))
+    lessor(app, email, codes)
+    assert race(base, email, list(codes[:3])) == [302, 302, 302]
+    assert [once(base, email, code) for code in codes[:3]] == [401, 401, 401]
+    svc = app.extensions["leaseline"]
+    user_id = svc.accounts.by_email(email)[0].id
+    assert len(svc.accounts.secrets_of(user_id).recovery_codes) == 3
+    assert [once(base, email, code) for code in codes[3:]] == [302, 302, 302]
 
 
 def test_the_enrolment_code_does_not_sign_in_again(bff_server: Any, app: Any) -> None:
