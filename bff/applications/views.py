@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,7 @@ from flask import request
 from flask import session
 from flask import url_for
 from flask_babel import get_locale
+from sqlalchemy.exc import SQLAlchemyError
 
 from bff.applications import forms
 from bff.applications.access import actor
@@ -52,6 +54,7 @@ from plans.errors import PlanInputError
 from plans.errors import UnknownVehicle
 from plans.product import Vehicle
 
+log = logging.getLogger(__name__)
 bp = Blueprint("applications", __name__)
 UPLOAD_LIMIT = 24 * 1024 * 1024  # a multipart post of several photos; each photo is checked on its own
 
@@ -349,12 +352,14 @@ def _id_card(application_id: str) -> Any:
 
 
 def _upload(work: Callable[[], Check]) -> tuple[Check | None, Rejected | NotAllowed | None]:
-    """Run a photo upload: its check, or what to tell the person (unusable photo, wrong state, S3 down)."""
+    """Run a photo upload: its check, or what to tell the person (unusable photo, wrong state, S3 or the
+    database failing: the upload cleaned up after itself, bff/applications/kyc.py, so they may simply retry)."""
     try:
         return work(), None
     except (Rejected, NotAllowed) as exc:
         return None, exc
-    except StorageError:
+    except (StorageError, SQLAlchemyError) as exc:
+        log.warning("kyc upload of %s failed: %s", request.view_args, type(exc).__name__)
         return None, NotAllowed("storage", "照片暂时无法保存，您填写的内容都已保存，请稍后重试",
                                 "The photos could not be stored just now. Everything you typed is saved; "
                                 "please try again in a minute")

@@ -36,6 +36,7 @@ from tests.conftest import build_app
 from tests.conftest import postgres_database
 from tests.conftest import s3_config
 from tests.integration.test_applications import CARD
+from tests.integration.test_applications import CUSTOMER
 from tests.integration.test_applications import PLAN
 from tests.integration.test_applications import VEHICLE
 from tests.integration.test_applications import consent
@@ -193,14 +194,23 @@ def test_an_upload_whose_database_write_fails_leaves_no_image(bff_server: Any, a
                                                               card_images: tuple[bytes, bytes],
                                                               failing_document_insert: Any, refused: str) -> None:
     """The row of the first side, or of the second once the first was stored and recorded, cannot be written:
-    the upload fails as a whole and neither side stays in the bucket (nor as a row)."""
+    the upload fails as a whole and neither side stays in the bucket (nor as a row). Everything was cleaned up,
+    so the person may simply try again: the page says so (503, in their language), as when storage is down,
+    and keeps what they entered."""
     base = bff_server.url
     with sign_in(base, SALES_A) as s:
         app_id = start(base, s)
         consent(base, s, app_id)
+        post(s, f"{base}/applications/{app_id}/steps/customer", CUSTOMER)
         failing_document_insert(app_id, refused)
         r = upload_card(base, s, app_id, *card_images)
-        assert r.status_code >= 500, r.text[:300]  # our failure, said as such (nothing the person did wrong)
+        assert r.status_code == 503, r.text[:300]  # our failure, said as such (nothing the person did wrong)
+        assert 'data-code="storage"' in r.text and "请稍后重试" in r.text and "Traceback" not in r.text, r.text
+        s.cookies.set("locale", "en")
+        r = upload_card(base, s, app_id, *card_images)
+        assert r.status_code == 503 and "please try again in a minute" in r.text, r.text
+        page = s.get(f"{base}/applications/{app_id}/steps/customer", timeout=TIMEOUT).text
+        assert f'value="{CUSTOMER["name"]}"' in page  # what they typed is still there
     assert objects(app, app_id) == []
     assert app.extensions["leaseline"].applications.repo.documents(app_id) == []
 
