@@ -288,7 +288,6 @@ def _step(application_id: str, step: str) -> Any:
     response = page_or_block("applications/step.html", "step_form", step=step, errors=errors,
                              fields=forms.STEPS[step], values=values, options=_options(), **context)
     response.status_code = status
-    response.headers["Cache-Control"] = "no-store"  # personal data: not kept by browsers or proxies
     return response
 
 
@@ -494,9 +493,7 @@ def unmask(application_id: str, field: str) -> Any:
         abort(404)
     app = application_or_404(application_id)
     value = services().applications.unmask(actor(), app, field)
-    response = make_response(render_template("applications/unmasked.html", value=value, field=field))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return render_template("applications/unmasked.html", value=value, field=field)
 
 
 @bp.get("/applications/<application_id>/documents/<document_id>")
@@ -515,9 +512,7 @@ def document(application_id: str, document_id: str) -> Any:
         url = svc.store.presigned_get(doc.object_key, expires_in=120)
     except StorageError:
         abort(503)
-    response = make_response(redirect(url, 303))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return redirect(url, 303)
 
 
 @bp.app_context_processor
