@@ -34,6 +34,7 @@ from bff.applications.services import consent_text
 from bff.applications.states import CONSENT_PURPOSES
 from bff.applications.states import EDITABLE
 from bff.applications.states import FACE_ALLOWED
+from bff.applications.states import HAS_EVIDENCE
 from bff.applications.states import MAX_FACE_ATTEMPTS
 from bff.applications.states import STATUSES
 from bff.extensions import htmx
@@ -170,7 +171,7 @@ def _context(app: Application) -> dict[str, Any]:
         # an identity waiting for the original ID card at the dealer's counter: the page says where and what
         "counter_chosen": app.status == "kyc_review" and any(e.note == "counter_verification" for e in events),
         "dealer": svc.accounts.dealer(app.dealer_id) if app.status in (*FACE_ALLOWED, "kyc_review") else None,
-        "face_allowed": app.status in FACE_ALLOWED, "plan": app.plan,
+        "face_allowed": app.status in FACE_ALLOWED, "plan": app.plan, "has_evidence": app.status in HAS_EVIDENCE,
         "face_attempt": app.face_attempts + 1, "max_face_attempts": MAX_FACE_ATTEMPTS,
         "offer": _offer_view(app), "may_answer": may_edit(),
         # the frozen quote's figures as Decimals, shown with the same filters as the builder's disclosure
