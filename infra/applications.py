@@ -122,6 +122,12 @@ class Document:
     deleted_at: datetime | None
 
 
+#: a check's ``detail`` while it runs: the ids of the documents it is about (the upload's, then what its job keeps)
+CHECK_DOCUMENTS = "documents"
+#: a running check's ``outcome`` once its job has its result and is applying it (:meth:`SqlApplications.claim_finish`)
+FINISHING = "finishing"
+
+
 @dataclass(frozen=True)
 class Check:
     id: str
@@ -456,11 +462,21 @@ class SqlApplications:
 
     # -- documents -------------------------------------------------------------------------------------------
     def add_document(self, application_id: str, *, kind: str, object_key: str, sha256: str, size: int,
-                     content_type: str, biometric: bool) -> Document:
+                     content_type: str, biometric: bool, check_id: str | None = None) -> Document | None:
+        """Record a stored document. With ``check_id`` (a document a check's job makes, such as the ID portrait it
+        cuts out), it is listed among the check's documents (``detail["documents"]``) in the same transaction,
+        so that giving the check up (:meth:`give_up_check`) finds it; None, and nothing recorded, when that
+        check is no longer running (given up as lost meanwhile)."""
         row = KycDocumentRow(id=str(uuid.uuid4()), application_id=application_id, kind=kind, object_key=object_key,
                              sha256=sha256, size=size, content_type=content_type, biometric=biometric,
                              created_at=utcnow())
         with self.db.session() as session:
+            if check_id is not None:
+                check = self._running(session, check_id)
+                if check is None:
+                    return None
+                detail = json.loads(check.detail)
+                check.detail = json.dumps({**detail, CHECK_DOCUMENTS: [*detail.get(CHECK_DOCUMENTS, []), row.id]})
             session.add(row)
             session.flush()
             return _doc(row)
@@ -528,6 +544,51 @@ class SqlApplications:
             .values(state="running")
         with self.db.session() as session:
             return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    # Each change below is one conditional UPDATE, so that a job and whoever gives its check up (the phone's
+    # next poll, in any process) never both win: the row lock (PostgreSQL) or the write lock (SQLite) taken by
+    # the UPDATE orders them, and the loser's condition no longer holds.
+    @staticmethod
+    def _running(session: Any, check_id: str) -> KycCheckRow | None:
+        """Lock the check if it is running and its job not yet finishing; the row, read under that lock."""
+        stmt = update(KycCheckRow).where(KycCheckRow.id == check_id, KycCheckRow.state == "running",
+                                         KycCheckRow.outcome == "").values(state="running")
+        if session.execute(stmt).rowcount != 1:
+            return None
+        return session.get(KycCheckRow, check_id)  # type: ignore[no-any-return]
+
+    def claim_finish(self, check_id: str) -> bool:
+        """The running check's job has its result and is about to apply it (``outcome`` :data:`FINISHING`, the
+        state stays ``running``): from now on it is not given up before the hard limit. False when it was given
+        up as lost meanwhile (the job then keeps nothing)."""
+        with self.db.session() as session:
+            check = self._running(session, check_id)
+            if check is not None:
+                check.outcome = FINISHING
+            return check is not None
+
+    def finish_check(self, check_id: str, *, state: str, outcome: str, detail: dict[str, Any]) -> bool:
+        """running → ``state`` (done, error) with the job's result; False when the check was given up meanwhile
+        (a lost check stays lost)."""
+        stmt = update(KycCheckRow).where(KycCheckRow.id == check_id, KycCheckRow.state == "running").values(
+            state=state, outcome=outcome, detail=json.dumps(detail, ensure_ascii=False, default=str),
+            finished_at=utcnow())
+        with self.db.session() as session:
+            return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    def give_up_check(self, check_id: str, *, finishing: bool = False) -> Check | None:
+        """queued or running → error/lost, once; a check whose job is finishing only with ``finishing`` (past the
+        hard limit). The check as given up (its detail lists its documents), or None when it finished or was
+        given up meanwhile."""
+        outcomes = ["", FINISHING] if finishing else [""]
+        stmt = update(KycCheckRow).where(KycCheckRow.id == check_id, KycCheckRow.state.in_(["queued", "running"]),
+                                         KycCheckRow.outcome.in_(outcomes)) \
+            .values(state="error", outcome="lost", finished_at=utcnow())
+        with self.db.session() as session:
+            if session.execute(stmt).rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            row = session.get(KycCheckRow, check_id)
+            return _check(row) if row is not None else None
 
     def check(self, application_id: str, check_id: str) -> Check | None:
         with self.db.session() as session:

@@ -6,10 +6,17 @@ the request thread and records its progress in ``kyc_checks``, which the phone p
 re-encoded before storage (which drops EXIF metadata such as location) and stored encrypted in S3.
 
 An image is kept only while it serves a check (PIPL art. 19 and 47: delete what no longer serves its purpose):
-the images of an attempt are deleted when the attempt fails (storage, database, a crash of its job, a job lost
-before it started) and when its photos are refused (an unreadable ID card, a portrait without exactly one face,
-a selfie without exactly one face). A row is marked deleted first, then its object goes; what a crash or a
-storage stall leaves in the bucket without a row is the orphan sweep's (bff/applications/orphans.py).
+the images of an attempt are deleted when the attempt fails (storage, database, a crash of its job, a job lost)
+and when its photos are refused (an unreadable ID card, a portrait without exactly one face, a selfie without
+exactly one face). A row is marked deleted first, then its object goes; what a crash or a storage stall leaves
+in the bucket without a row is the orphan sweep's (bff/applications/orphans.py).
+
+A job is lost when its check is still unfinished ``STALE_SECONDS`` after the upload (its process restarted, or
+it is pathologically slow): :meth:`KycService.status` gives the check up and deletes its images, and the
+person is asked to try again. Giving up and finishing are each one conditional update of the check
+(infra.applications), so exactly one of them happens: a job whose check was given up keeps nothing and changes
+nothing (no ``done`` over ``lost``, no OCR values in the draft, no face outcome), and a job that claimed its
+finish first (it is writing its result) is left alone until ``HARD_SECONDS``.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from bff.applications.services import ApplicationService
 from bff.applications.services import NotAllowed
 from bff.applications.states import EDITABLE
 from bff.applications.states import FACE_ALLOWED
+from infra.applications import CHECK_DOCUMENTS
 from infra.applications import Application
 from infra.applications import Check
 from infra.applications import Document
@@ -53,11 +61,22 @@ from kyc.images import load_image
 from kyc.reasons import Reason
 
 log = logging.getLogger(__name__)
-#: a queued check's detail: the ids of the documents its job is about (replaced by the job's result)
-DOCUMENTS = "documents"
+#: an unfinished check's detail: the ids of the documents it is about, the upload's and those its job keeps
+#: (replaced by the job's result)
+DOCUMENTS = CHECK_DOCUMENTS
 _ALL = Scope()  # jobs act for the system, after the request that started them was authorised
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 STALE_SECONDS = 120  # a job not finished by then was lost (process restart): the person is asked to retry
+#: a job writing its result (the draft's OCR values, the face outcome: a few database writes) is given up
+#: only past this: its process died in the middle
+HARD_SECONDS = 2 * STALE_SECONDS
+#: what a job does: ``(outcome, detail, apply)``, ``apply`` being its effect on the application (or None), run
+#: only once the job's check is sure to be recorded as finished rather than given up
+Work = Callable[..., tuple[str, dict[str, Any], Callable[[], object] | None]]
+
+
+class _Lost(Exception):
+    """The job's check was given up as lost while the job ran: nothing it made may stay."""
 
 
 @dataclass(frozen=True)
@@ -104,9 +123,11 @@ class KycService:
         self._bucket_ready = False
 
     # -- storage ---------------------------------------------------------------------------------------------
-    def _keep(self, app: Application, kind: str, image: Image.Image, biometric: bool) -> Document:
-        """Store one image and its row. A put that fails may still have stored the object (the server wrote
-        it, the answer was lost in a stall): nothing records it, the orphan sweep removes it later."""
+    def _keep(self, app: Application, kind: str, image: Image.Image, biometric: bool,
+              check_id: str | None = None) -> Document:
+        """Store one image and its row (for a job, ``check_id``: listed among its check's documents, or
+        :class:`_Lost` once the check was given up). A put that fails may still have stored the object (the
+        server wrote it, the answer was lost in a stall): nothing records it, the orphan sweep removes it later."""
         if not self._bucket_ready:  # once per process, on first use: the BFF starts even when S3 is down
             self.store.ensure_bucket()
             self._bucket_ready = True
@@ -114,11 +135,15 @@ class KycService:
         key = object_key(app.dealer_id, app.id, kind, f"{uuid.uuid4().hex}.jpg")
         stored = self.store.put(key, data, "image/jpeg", {"application": app.id, "kind": kind})
         try:
-            return self.repo.add_document(app.id, kind=kind, object_key=key, sha256=stored.sha256, size=len(data),
-                                          content_type="image/jpeg", biometric=biometric)
+            doc = self.repo.add_document(app.id, kind=kind, object_key=key, sha256=stored.sha256, size=len(data),
+                                         content_type="image/jpeg", biometric=biometric, check_id=check_id)
         except BaseException:  # stored but not recorded: no purge would ever find it
             self._delete_object(key)
             raise
+        if doc is None:  # the job's check was given up meanwhile: not recorded, so not kept
+            self._delete_object(key)
+            raise _Lost(check_id)
+        return doc
 
     def _delete_object(self, key: str) -> None:
         """Delete ``key`` (every version); when storage fails, the orphan sweep deletes it later."""
@@ -162,42 +187,51 @@ class KycService:
             raise
         return check
 
-    def _queue(self, app: Application, kind: str, kept: list[Document],
-               work: Callable[..., tuple[str, dict[str, Any]]], *args: Any) -> Check:
+    def _queue(self, app: Application, kind: str, kept: list[Document], work: Work, *args: Any) -> Check:
         """Record the check (with its documents, for :meth:`status` should its job be lost) and queue its job."""
         check = self.repo.add_check(app.id, kind, detail={DOCUMENTS: [d.id for d in kept]})
         self.executor.submit(self._guarded, app.id, check.id, kept, work, *args)
         return check
 
-    def _guarded(self, app_id: str, check_id: str, kept: list[Document],
-                 work: Callable[..., tuple[str, dict[str, Any]]], *args: Any) -> None:
-        """Run one check's job; on a failure or a refusal, its images (``kept``, which the job may extend) go."""
+    def _guarded(self, app_id: str, check_id: str, kept: list[Document], work: Work, *args: Any) -> None:
+        """Run one check's job (``work(check_id, *args)``); on a failure, a refusal or its check given up as lost,
+        its images (``kept``, which the job may extend) go."""
         started = time.perf_counter()
         if not self.repo.start_check(check_id):  # given up as lost while it waited: status() deleted its images
             return
 
         try:
-            outcome, detail = work(*args)
+            outcome, detail, apply = work(check_id, *args)
+            if not self.repo.claim_finish(check_id):  # given up while it ran: the person was told to try again
+                raise _Lost(check_id)
+            if refused(outcome, detail):  # before the answer: once the phone shows the refusal, the images are gone
+                self._discard(app_id, kept, f"photos refused ({outcome})")
+            if apply is not None:  # before the answer too: the phone sees the result and its effect together
+                apply()
+        except _Lost:
+            log.warning("kyc job %s: its check was given up as lost before it finished; it keeps nothing", check_id)
+            self._discard(app_id, kept, "job lost")
+            return
         except StorageError:
             log.warning("kyc job %s: storage unavailable", check_id)
-            self.repo.update_check(check_id, state="error", outcome="storage", detail={})
+            self.repo.finish_check(check_id, state="error", outcome="storage", detail={})
             self._discard(app_id, kept, "storage unavailable")  # after the answer: storage may be slow to refuse
             return
         except Exception:  # a bug must not leave the phone waiting forever
             log.exception("kyc job %s failed", check_id)
-            self.repo.update_check(check_id, state="error", outcome="error", detail={})
+            self.repo.finish_check(check_id, state="error", outcome="error", detail={})
             self._discard(app_id, kept, "job failed")
             return
-        if refused(outcome, detail):  # before the answer: once the phone shows the refusal, the images are gone
-            self._discard(app_id, kept, f"photos refused ({outcome})")
         detail["seconds"] = round(time.perf_counter() - started, 3)
-        self.repo.update_check(check_id, state="done", outcome=outcome, detail=detail)
+        if not self.repo.finish_check(check_id, state="done", outcome=outcome, detail=detail):
+            # given up past HARD_SECONDS while applying its result (status() deleted the images it knew of)
+            self._discard(app_id, kept, "job lost")
 
-    def _read_card(self, app: Application, front: Image.Image, back: Image.Image,
-                   kept: list[Document]) -> tuple[str, dict[str, Any]]:
+    def _read_card(self, check_id: str, app: Application, front: Image.Image, back: Image.Image,
+                   kept: list[Document]) -> tuple[str, dict[str, Any], Callable[[], object] | None]:
         problems = [r for r in (ocr.side_reason(front, "front"), ocr.side_reason(back, "back")) if r is not None]
         if problems:  # a blank picture or the wrong side: nothing to read, say which photo to retake
-            return "refused", {"problems": [r.as_dict() for r in problems]}
+            return "refused", {"problems": [r.as_dict() for r in problems]}, None
         front_fields, back_fields = ocr.read_front(front), ocr.read_back(back)
         validity = ocr.validity_reason(back_fields, self.today())
         if validity is not None:
@@ -209,17 +243,17 @@ class KycService:
             if portrait_faces != 1:
                 problems.append(Reason("portrait_unreadable", "身份证头像不清晰，请在光线充足处重拍正面",
                                        "The portrait on the card is not clear: retake the front in good light"))
-            else:
-                kept.append(self._keep(app, "id_portrait", portrait, biometric=True))
+            else:  # recorded among the check's documents: should the job be lost now, the portrait goes too
+                kept.append(self._keep(app, "id_portrait", portrait, biometric=True, check_id=check_id))
         found = {
             "name": front_fields.name or "", "id_number": front_fields.id_number or "",
             "address": front_fields.address or "",
             "id_valid_to": "长期" if back_fields.long_term else (
                 back_fields.valid_to.isoformat() if back_fields.valid_to else ""),
         }
-        self._merge_ocr(app.id, found)
         return ("refused" if problems else "ok"), {"problems": [r.as_dict() for r in problems],
-                                                    "portrait_faces": portrait_faces}
+                                                    "portrait_faces": portrait_faces}, \
+            lambda: self._merge_ocr(app.id, found)
 
     def _merge_ocr(self, app_id: str, found: dict[str, str]) -> None:
         """Pre-fill empty fields with what OCR read, and keep the OCR values (encrypted) to flag mismatches."""
@@ -272,8 +306,9 @@ class KycService:
             raise
         return check
 
-    def _match(self, app: Application, portrait_key: str, selfie: Image.Image,
-               frames: list[tuple[str, Image.Image]], challenge: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+    def _match(self, check_id: str, app: Application, portrait_key: str, selfie: Image.Image,
+               frames: list[tuple[str, Image.Image]], challenge: tuple[str, ...]) \
+            -> tuple[str, dict[str, Any], Callable[[], object]]:
         portrait = Image.open(io.BytesIO(self.store.get(portrait_key))).convert("RGB")
         match = faces.match(portrait, selfie, threshold=self.face_threshold, review_margin=self.face_review_margin)
         steps: dict[str, list[Image.Image]] = {}
@@ -294,21 +329,20 @@ class KycService:
         else:
             outcome = "review"
         detail = {"liveness": live_detail, "match": match.as_dict()}
-        self.apps.face_outcome(app.id, outcome, detail)
-        return outcome, detail
+        return outcome, detail, lambda: self.apps.face_outcome(app.id, outcome, detail)
 
     def status(self, app: Application, check_id: str) -> Check | None:
-        """The check; one still unfinished after ``STALE_SECONDS`` is given up as lost (the person retries). The
-        images of a lost job that never started are deleted (a running one may yet finish and keep them)."""
+        """The check; one still unfinished after ``STALE_SECONDS`` is given up as lost (the person retries), with
+        its images: those of the upload and those its job kept (the ID portrait). A job that never started can
+        no longer start; one still at work keeps nothing when it ends (:meth:`_guarded`); one writing its result
+        is left to it until ``HARD_SECONDS``."""
         check = self.repo.check(app.id, check_id)
         if check is not None and check.state in ("queued", "running"):
             age = (datetime.now(UTC) - check.created_at).total_seconds()
             if age > STALE_SECONDS:
-                # claimed as its job would claim it (queued → running, once): its job can no longer start
-                never_started = check.state == "queued" and self.repo.start_check(check.id)
-                self.repo.update_check(check.id, state="error", outcome="lost", detail={})
-                if never_started:
-                    ids = set(check.detail.get(DOCUMENTS, []))
+                lost = self.repo.give_up_check(check.id, finishing=age > HARD_SECONDS)
+                if lost is not None:  # (None: it finished meanwhile, or another poll gave it up)
+                    ids = set(lost.detail.get(DOCUMENTS, []))
                     self._discard(app.id, [d for d in self.repo.documents(app.id) if d.id in ids], "job lost")
                 check = self.repo.check(app.id, check_id)
         return check

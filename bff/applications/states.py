@@ -20,9 +20,13 @@
 
 from __future__ import annotations
 
+#: every state, in the journey's order: those after ``risk_pending`` all come after the credit decision
 STATUSES = ("draft", "submitted", "kyc_review", "kyc_passed", "kyc_failed", "risk_pending", "approved",
             "declined", "referred", "counter_offer", "withdrawn", "contract_pending", "contract_ready", "signed",
             "ready_for_delivery", "delivered", "closed")
+#: states in which the application has evidence records: the evidence log is written from the credit decision
+#: on, whichever way it went (its first entries are the consents; bff/applications/contracts.py queue_evidence)
+HAS_EVIDENCE = frozenset(STATUSES[STATUSES.index("risk_pending") + 1:])
 EDITABLE = ("draft",)
 #: states in which a selfie / face check may be taken (after submission, before a decision)
 FACE_ALLOWED = ("submitted",)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,7 @@ from flask import request
 from flask import session
 from flask import url_for
 from flask_babel import get_locale
+from sqlalchemy.exc import SQLAlchemyError
 
 from bff.applications import forms
 from bff.applications.access import actor
@@ -32,6 +34,7 @@ from bff.applications.services import consent_text
 from bff.applications.states import CONSENT_PURPOSES
 from bff.applications.states import EDITABLE
 from bff.applications.states import FACE_ALLOWED
+from bff.applications.states import HAS_EVIDENCE
 from bff.applications.states import MAX_FACE_ATTEMPTS
 from bff.applications.states import STATUSES
 from bff.extensions import htmx
@@ -52,6 +55,7 @@ from plans.errors import PlanInputError
 from plans.errors import UnknownVehicle
 from plans.product import Vehicle
 
+log = logging.getLogger(__name__)
 bp = Blueprint("applications", __name__)
 UPLOAD_LIMIT = 24 * 1024 * 1024  # a multipart post of several photos; each photo is checked on its own
 
@@ -167,7 +171,7 @@ def _context(app: Application) -> dict[str, Any]:
         # an identity waiting for the original ID card at the dealer's counter: the page says where and what
         "counter_chosen": app.status == "kyc_review" and any(e.note == "counter_verification" for e in events),
         "dealer": svc.accounts.dealer(app.dealer_id) if app.status in (*FACE_ALLOWED, "kyc_review") else None,
-        "face_allowed": app.status in FACE_ALLOWED, "plan": app.plan,
+        "face_allowed": app.status in FACE_ALLOWED, "plan": app.plan, "has_evidence": app.status in HAS_EVIDENCE,
         "face_attempt": app.face_attempts + 1, "max_face_attempts": MAX_FACE_ATTEMPTS,
         "offer": _offer_view(app), "may_answer": may_edit(),
         # the frozen quote's figures as Decimals, shown with the same filters as the builder's disclosure
@@ -285,7 +289,6 @@ def _step(application_id: str, step: str) -> Any:
     response = page_or_block("applications/step.html", "step_form", step=step, errors=errors,
                              fields=forms.STEPS[step], values=values, options=_options(), **context)
     response.status_code = status
-    response.headers["Cache-Control"] = "no-store"  # personal data: not kept by browsers or proxies
     return response
 
 
@@ -349,12 +352,14 @@ def _id_card(application_id: str) -> Any:
 
 
 def _upload(work: Callable[[], Check]) -> tuple[Check | None, Rejected | NotAllowed | None]:
-    """Run a photo upload: its check, or what to tell the person (unusable photo, wrong state, S3 down)."""
+    """Run a photo upload: its check, or what to tell the person (unusable photo, wrong state, S3 or the
+    database failing: the upload cleaned up after itself, bff/applications/kyc.py, so they may simply retry)."""
     try:
         return work(), None
     except (Rejected, NotAllowed) as exc:
         return None, exc
-    except StorageError:
+    except (StorageError, SQLAlchemyError) as exc:
+        log.warning("kyc upload of %s failed: %s", request.view_args, type(exc).__name__)
         return None, NotAllowed("storage", "照片暂时无法保存，您填写的内容都已保存，请稍后重试",
                                 "The photos could not be stored just now. Everything you typed is saved; "
                                 "please try again in a minute")
@@ -489,9 +494,7 @@ def unmask(application_id: str, field: str) -> Any:
         abort(404)
     app = application_or_404(application_id)
     value = services().applications.unmask(actor(), app, field)
-    response = make_response(render_template("applications/unmasked.html", value=value, field=field))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return render_template("applications/unmasked.html", value=value, field=field)
 
 
 @bp.get("/applications/<application_id>/documents/<document_id>")
@@ -510,9 +513,7 @@ def document(application_id: str, document_id: str) -> Any:
         url = svc.store.presigned_get(doc.object_key, expires_in=120)
     except StorageError:
         abort(503)
-    response = make_response(redirect(url, 303))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return redirect(url, 303)
 
 
 @bp.app_context_processor

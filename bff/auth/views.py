@@ -18,7 +18,6 @@ from flask import Blueprint
 from flask import abort
 from flask import current_app
 from flask import g
-from flask import make_response
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -219,9 +218,7 @@ def _enrol_page(user: Staff, secret: str, error: str | None = None, status: int 
     svg = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, box_size=10).to_string()
     qr = "data:image/svg+xml;base64," + base64.b64encode(svg).decode()  # an <img>: CSP allows data: images
     spaced = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
-    response = make_response(render_template("auth/totp_enrol.html", qr=qr, secret=spaced, error=error), status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return render_template("auth/totp_enrol.html", qr=qr, secret=spaced, error=error), status
 
 
 @bp.get("/login/totp-setup")
@@ -251,10 +248,8 @@ def totp_enrol_post() -> Any:
                                            "shows now."), 401)
     target = str(session.get("pending_next") or url_for("auth.account"))
     start_session(user)
-    response = make_response(render_template("auth/recovery_codes.html", codes=codes,
-                                             target=target if is_local_path(target) else url_for("auth.account")))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return render_template("auth/recovery_codes.html", codes=codes,
+                           target=target if is_local_path(target) else url_for("auth.account"))
 
 
 @bp.post("/logout")

@@ -2,7 +2,7 @@
 (``/evidence``): the list of what was logged, and each entry's proof bundle as a JSON download, audit-logged.
 
 The bundles come from the contract service (``ledger:read``); who gets which is decided in
-:mod:`bff.evidence.services`. Pages and downloads are ``no-store``: they hold personal data.
+:mod:`bff.evidence.services`. Pages and downloads are ``no-store`` like every personal response (bff/caching.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 from flask import Blueprint
-from flask import Response
 from flask import abort
 from flask import g
 from flask import make_response
@@ -53,11 +52,6 @@ def evidence_kind(kind: str) -> str:
     return str(KIND_LABELS.get(kind, kind))
 
 
-def _private(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def _unavailable() -> Any:
     response = make_response(render_template("error.html", status=503, message=_(
         "The evidence log is unavailable right now: try again in a minute.")), 503)
@@ -77,7 +71,7 @@ def _download(index: int, **who: Any) -> Any:
     response = make_response(json.dumps(found, ensure_ascii=False, indent=2, sort_keys=True))
     response.mimetype = "application/json"
     response.headers["Content-Disposition"] = f'attachment; filename="evidence-{index}.json"'
-    return _private(response)
+    return response
 
 
 @bp.get("/applications/<application_id>/evidence")
@@ -88,7 +82,7 @@ def application(application_id: str) -> Any:
         listed = entries(services().contract, app.id, actor().role)
     except (ServiceUnavailable, ServiceRefused):
         return _unavailable()
-    return _private(make_response(render_template("evidence/application.html", app=app, entries=listed)))
+    return render_template("evidence/application.html", app=app, entries=listed)
 
 
 @bp.get("/applications/<application_id>/evidence/<int:index>.json")
@@ -113,8 +107,7 @@ def audit() -> Any:
             listed = []
         except ServiceUnavailable:
             return _unavailable()
-    return _private(make_response(render_template("evidence/audit.html", application_id=application_id,
-                                                  entries=listed)))
+    return render_template("evidence/audit.html", application_id=application_id, entries=listed)
 
 
 @bp.get("/evidence/<int:index>.json")

@@ -120,7 +120,6 @@ def qr(invitation_id: str) -> Response:
     image = qrcode.make(link, image_factory=qrcode.image.svg.SvgPathImage, box_size=10)
     response = make_response(image.to_string(encoding="unicode"))
     response.mimetype = "image/svg+xml"
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -16,7 +16,6 @@ from typing import Any
 
 from flask import Blueprint
 from flask import g
-from flask import make_response
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -175,9 +174,7 @@ def _lease_page(app: Application, status: int = 200, errors: list[FieldError] | 
         "staff": actor().kind == "staff",
         "unsecured": app.status in HANDED_OVER and svc.unsecured(app.id),
     }
-    response = make_response(render_template("payments/lease.html", **context), status)
-    response.headers["Cache-Control"] = "no-store"  # personal data: the lease's money and, for staff, who acted
-    return response
+    return render_template("payments/lease.html", **context), status
 
 
 @bp.get("/applications/<application_id>/lease")

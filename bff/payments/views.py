@@ -111,7 +111,6 @@ def _page(app: Application, status: int = 200, error: str | None = None, failed:
         payable=PAYABLE, element=bool(publishable_key()), element_payable=ELEMENT_PAYABLE, checkout=checkout,
         publishable_key=publishable_key(), returned=next((p for p in payments if p.id == returned), None),
         polling=any(p.status in ("processing", "requires_action") for p in payments)), status)
-    response.headers["Cache-Control"] = "no-store"  # personal data, and a PaymentIntent's client secret
     return response
 
 

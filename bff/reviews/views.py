@@ -86,7 +86,6 @@ def _render(case: dict[str, Any], errors: list[FieldError] | None = None, proble
         same_person=reviews.same_person(face.detail if face and face.state == "done" else None),
         face_threshold=svc.kyc.face_threshold, face_review_margin=svc.kyc.face_review_margin))
     response.status_code = status
-    response.headers["Cache-Control"] = "no-store"  # personal data: not kept by browsers or proxies
     return response
 
 

@@ -158,3 +158,25 @@ def test_the_customer_gets_all_of_their_own_application_s_evidence(
         assert entry["data"]["outcome"] == "approve"  # the decision about them, with its reasons (PIPL art. 24)
         events = bff_server.app.extensions["leaseline"].audit.search(action="evidence.disclosed", actor="customer:")
         assert events and events[0].target == app_id and events[0].details["role"] == "customer"
+
+
+def test_the_application_page_links_to_the_evidence_from_the_credit_decision_on(bff_server: Any) -> None:
+    """The evidence log is written when the credit decision is made (the page's own note says so), whichever way
+    it went: the application page links to it in those states, a referral, a counter-offer and its withdrawal
+    included, and not before."""
+    from sqlalchemy import update
+
+    from infra.db.models import ApplicationRow
+    from tests.integration.test_applications import start
+
+    base = bff_server.url
+    expected = {"draft": False, "submitted": False, "kyc_failed": False, "risk_pending": False, "referred": True,
+                "counter_offer": True, "withdrawn": True, "declined": True, "approved": True}
+    with sign_in(base, SALES_A) as sales:
+        app_id = start(base, sales)
+        for status, linked in expected.items():
+            with bff_server.app.extensions["leaseline"].db.session() as session:
+                session.execute(update(ApplicationRow).where(ApplicationRow.id == app_id).values(status=status))
+            page = sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT)
+            assert page.status_code == 200 and f'data-status="{status}"' in page.text, (status, page.status_code)
+            assert ('data-testid="go-evidence"' in page.text) is linked, status

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC
+from datetime import date
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
@@ -35,6 +36,7 @@ from tests.conftest import build_app
 from tests.conftest import postgres_database
 from tests.conftest import s3_config
 from tests.integration.test_applications import CARD
+from tests.integration.test_applications import CUSTOMER
 from tests.integration.test_applications import PLAN
 from tests.integration.test_applications import VEHICLE
 from tests.integration.test_applications import consent
@@ -192,14 +194,23 @@ def test_an_upload_whose_database_write_fails_leaves_no_image(bff_server: Any, a
                                                               card_images: tuple[bytes, bytes],
                                                               failing_document_insert: Any, refused: str) -> None:
     """The row of the first side, or of the second once the first was stored and recorded, cannot be written:
-    the upload fails as a whole and neither side stays in the bucket (nor as a row)."""
+    the upload fails as a whole and neither side stays in the bucket (nor as a row). Everything was cleaned up,
+    so the person may simply try again: the page says so (503, in their language), as when storage is down,
+    and keeps what they entered."""
     base = bff_server.url
     with sign_in(base, SALES_A) as s:
         app_id = start(base, s)
         consent(base, s, app_id)
+        post(s, f"{base}/applications/{app_id}/steps/customer", CUSTOMER)
         failing_document_insert(app_id, refused)
         r = upload_card(base, s, app_id, *card_images)
-        assert r.status_code >= 500, r.text[:300]  # our failure, said as such (nothing the person did wrong)
+        assert r.status_code == 503, r.text[:300]  # our failure, said as such (nothing the person did wrong)
+        assert 'data-code="storage"' in r.text and "请稍后重试" in r.text and "Traceback" not in r.text, r.text
+        s.cookies.set("locale", "en")
+        r = upload_card(base, s, app_id, *card_images)
+        assert r.status_code == 503 and "please try again in a minute" in r.text, r.text
+        page = s.get(f"{base}/applications/{app_id}/steps/customer", timeout=TIMEOUT).text
+        assert f'value="{CUSTOMER["name"]}"' in page  # what they typed is still there
     assert objects(app, app_id) == []
     assert app.extensions["leaseline"].applications.repo.documents(app_id) == []
 
@@ -393,6 +404,121 @@ def test_the_images_of_a_job_lost_before_it_started_are_deleted(own: Any) -> Non
     assert current is not None and (current.state, current.outcome) == ("error", "lost")
     assert svc.applications.repo.documents(a.id) == []
     assert not set(keys) & set(svc.store.list_keys(f"tenants/{a.dealer_id}/applications/{a.id}/"))
+
+
+def _age(app: Any, check_id: str, seconds: float) -> None:
+    """Make a check look ``seconds`` old (its job queued that long ago)."""
+    from sqlalchemy import update
+
+    from infra.db.models import KycCheckRow
+
+    with app.extensions["leaseline"].db.session() as session:
+        session.execute(update(KycCheckRow).where(KycCheckRow.id == check_id).values(
+            created_at=datetime.now(UTC) - timedelta(seconds=seconds)))
+
+
+def test_the_images_of_a_job_lost_while_running_are_deleted(own: Any) -> None:
+    """A check still running long after its upload: its job started, then its process died (the usual way a job
+    is lost). Given up when the phone next asks, its images go at once: they serve nothing any more, and live
+    rows would keep the orphan sweep away from them for good."""
+    from bff.applications.kyc import DOCUMENTS
+
+    svc = own.extensions["leaseline"]
+    a = new_application(own)
+    keys = [put(own, a, kind, row=True) for kind in ("id_front", "id_back")]
+    ids = [d.id for d in svc.applications.repo.documents(a.id)]
+    check = svc.applications.repo.add_check(a.id, "id_card", detail={DOCUMENTS: ids})
+    assert svc.applications.repo.start_check(check.id)  # its job started ...
+    _age(own, check.id, 600)  # ... and was never heard of again
+    current = svc.kyc.status(svc.applications.repo.get(a.id, _all()), check.id)
+    assert current is not None and (current.state, current.outcome) == ("error", "lost")
+    assert svc.applications.repo.documents(a.id) == []
+    assert not set(keys) & set(svc.store.list_keys(f"tenants/{a.dealer_id}/applications/{a.id}/"))
+
+
+def test_the_portrait_a_dead_job_kept_is_deleted_with_its_check(own: Any) -> None:
+    """The ID-card job cuts the portrait out of the front and keeps it (a new document the upload never listed):
+    it is recorded among its check's documents as it is kept, so a job that dies afterwards loses it too."""
+    from bff.applications.kyc import DOCUMENTS
+
+    svc = own.extensions["leaseline"]
+    repo = svc.applications.repo
+    a = new_application(own)
+    put(own, a, "id_front", row=True)
+    put(own, a, "id_back", row=True)
+    check = repo.add_check(a.id, "id_card", detail={DOCUMENTS: [d.id for d in repo.documents(a.id)]})
+    assert repo.start_check(check.id)
+    portrait = repo.add_document(a.id, kind="id_portrait", object_key=put(own, a, "id_portrait", row=False),
+                                 sha256="0" * 64, size=20, content_type="image/jpeg", biometric=True,
+                                 check_id=check.id)  # as the job keeps it
+    assert portrait is not None and portrait.id in repo.check(a.id, check.id).detail[DOCUMENTS]
+    _age(own, check.id, 600)
+    current = svc.kyc.status(repo.get(a.id, _all()), check.id)
+    assert current is not None and (current.state, current.outcome) == ("error", "lost")
+    assert repo.documents(a.id) == []
+    assert svc.store.list_keys(f"tenants/{a.dealer_id}/applications/{a.id}/") == []
+
+
+def test_a_slow_job_given_up_as_lost_keeps_nothing_and_stays_lost(own: Any) -> None:
+    """The job is still at work when the phone, past the stale limit, is told it was lost: the job's result then
+    changes nothing. Its check stays lost (not overwritten by ``done``), the portrait it cuts out afterwards is
+    not kept, and what it read is not written into the draft: the person was told to try again."""
+    from bff.applications.jobs import ProcessLocalPool
+    from bff.applications.kyc import KycService
+
+    svc = own.extensions["leaseline"]
+    repo = svc.applications.repo
+    a = new_application(own)
+    seen: list[Any] = []
+
+    def today() -> date:  # the job asks for the date half-way (an ID card's validity): the moment to give it up
+        check = repo.latest_check(a.id, "id_card")
+        _age(own, check.id, 180)
+        seen.append((check.state, svc.kyc.status(repo.get(a.id, _all()), check.id), repo.documents(a.id)))
+        return date.today()
+
+    pool = ProcessLocalPool(1)
+    slow = KycService(repo, svc.applications, svc.store, pool, face_threshold=svc.kyc.face_threshold,
+                      face_review_margin=svc.kyc.face_review_margin, today=today)
+    try:
+        queued = slow.upload_id_card(_actor(own), repo.get(a.id, _all()), *make_card_images())
+    finally:
+        pool.shutdown(wait=True)  # the job has run to its end
+    [(state, given_up, left)] = seen
+    assert state == "running" and (given_up.state, given_up.outcome) == ("error", "lost") and left == []
+    final = repo.check(a.id, queued.id)
+    assert (final.state, final.outcome) == ("error", "lost")
+    assert repo.documents(a.id) == []
+    assert svc.store.list_keys(f"tenants/{a.dealer_id}/applications/{a.id}/") == []
+    assert not svc.applications.draft(repo.get(a.id, _all())).get("name")
+
+
+def test_a_check_still_running_keeps_its_images(own: Any) -> None:
+    """Nothing is taken from a check that may still finish: one younger than the stale limit, nor one whose
+    job is writing its result (short of the hard limit); past the hard limit, it was lost all the same."""
+    from bff.applications.kyc import DOCUMENTS
+    from bff.applications.kyc import HARD_SECONDS
+    from bff.applications.kyc import STALE_SECONDS
+
+    svc = own.extensions["leaseline"]
+    repo = svc.applications.repo
+    a = new_application(own)
+    application = repo.get(a.id, _all())
+    keys = {put(own, a, kind, row=True) for kind in ("id_front", "id_back")}
+    check = repo.add_check(a.id, "id_card", detail={DOCUMENTS: [d.id for d in repo.documents(a.id)]})
+    assert repo.start_check(check.id)
+    _age(own, check.id, STALE_SECONDS / 2)
+    assert svc.kyc.status(application, check.id).state == "running"
+    assert repo.claim_finish(check.id)  # the job has its result and is writing it
+    _age(own, check.id, (STALE_SECONDS + HARD_SECONDS) / 2)
+    assert svc.kyc.status(application, check.id).state == "running"
+    assert len(repo.documents(a.id)) == 2
+    assert set(svc.store.list_keys(f"tenants/{a.dealer_id}/applications/{a.id}/")) == keys
+    _age(own, check.id, HARD_SECONDS + 60)  # its process died while writing it
+    current = svc.kyc.status(application, check.id)
+    assert (current.state, current.outcome) == ("error", "lost")
+    assert repo.documents(a.id) == [] and svc.store.list_keys(f"tenants/{a.dealer_id}/applications/{a.id}/") == []
+    assert not repo.finish_check(check.id, state="done", outcome="ok", detail={})  # a late job changes nothing
 
 
 def test_an_id_card_upload_in_a_storage_stall_leaves_nothing_after_the_sweep(own: Any, s3_server: Any) -> None:
