@@ -123,6 +123,8 @@ class ContractService:
         self.lessor = lessor_party()
         self._pages: OrderedDict[str, list[bytes]] = OrderedDict()  # a few contracts' page images
         self._pages_lock = threading.Lock()
+        #: one lock per document being rasterised: requests for its other pages wait for that one run
+        self._rasterising: dict[str, threading.Lock] = {}
         #: renders each new contract's final text after the draft is answered (threads start on first use,
         #: so after gunicorn's fork); signing then only signs. Lost on a restart: signing renders it then.
         self.prepare_final_text = True
@@ -284,14 +286,27 @@ class ContractService:
         cache_key = meta["sha256"]
         with self._pages_lock:
             images = self._pages.get(cache_key)
-        if images is None:
-            from contract.document.render import page_images
+            running = None if images is not None else self._rasterising.setdefault(cache_key, threading.Lock())
+        if running is not None:
+            # A phone asks for several pages at once: one request rasterises the document, the others wait for
+            # it instead of each running pdftoppm on the whole document again (on a busy machine that made the
+            # BFF's read time out: a broken page on the phone).
+            try:
+                with running:
+                    with self._pages_lock:
+                        images = self._pages.get(cache_key)
+                    if images is None:
+                        from contract.document.render import page_images
 
-            images = page_images(pdf)
-            with self._pages_lock:
-                self._pages[cache_key] = images
-                while len(self._pages) > 8:
-                    self._pages.popitem(last=False)
+                        images = page_images(pdf)
+                        with self._pages_lock:
+                            self._pages[cache_key] = images
+                            while len(self._pages) > 8:
+                                self._pages.popitem(last=False)
+            finally:
+                with self._pages_lock:
+                    self._rasterising.pop(cache_key, None)
+        assert images is not None
         return images[page - 1]
 
     # -- signing -----------------------------------------------------------------------------------------------

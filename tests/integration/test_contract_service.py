@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -238,6 +240,33 @@ def test_a_draft_is_generated_once_per_application_and_logged(contracts: Contrac
     assert page.status_code == 200 and page.content.startswith(b"\x89PNG")
     assert requests.get(f"{contracts.url}/api/v1/contracts/{first['id']}/pages/99",
                         headers=contracts.headers("contract:read"), timeout=TIMEOUT).status_code == 404
+
+
+def test_the_pages_are_rasterised_once_however_many_ask_at_once(contracts: ContractServer, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A phone asks for the contract's pages at once; before, each request rasterised the whole document again
+    (4 requests: 4 pdftoppm runs, on a busy machine long enough for the BFF's read to time out: a broken page).
+    Counted with a wrapper in front of the real pdftoppm."""
+    real = shutil.which("pdftoppm")
+    assert real
+    calls = tmp_path / "calls"
+    wrapper = tmp_path / "bin" / "pdftoppm"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\necho run >> "{calls}"\nsleep 0.5\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
+    made = create(contracts, "app-pages-at-once")
+    headers = contracts.headers("contract:read")
+
+    def fetch(page: int) -> requests.Response:
+        return requests.get(f"{contracts.url}/api/v1/contracts/{made['id']}/pages/{page}", headers=headers,
+                            timeout=TIMEOUT)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(fetch, [1, 2, 3, 4]))
+    assert [a.status_code for a in answers] == [200] * 4
+    assert all(a.content.startswith(b"\x89PNG") for a in answers)
+    assert calls.read_text().count("run") == 1
 
 
 def _final_text_ready(contracts: ContractServer, contract_id: str) -> ContractRow:
