@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner
 from click.testing import Result
 from sqlalchemy import delete
@@ -194,6 +195,38 @@ def test_the_first_log_is_frozen_linked_and_committed_again(url: str, tmp_path: 
         assert "first bad entry 1" in done.output
     finally:
         db.dispose()
+
+
+def test_the_api_gives_an_old_entry_s_first_log_proof_only_when_asked(
+        url: str, tmp_path: Path, s3_server: Any, first_log: tuple[list[bytes], bytes]) -> None:
+    """The BFF asks for it for auditors and the lessor's staff only (tests/integration/test_evidence_access.py): its
+    audit path holds the unsalted leaf hashes of other people's entries, which a guess could be checked against."""
+    from contract.legacy_migration import migrate
+    from tests.common.contract import ContractServer
+    from tests.common.tsa import TsaServer
+
+    key_path = tmp_path / "ledger.pem"
+    db = Database(url)
+    try:
+        migrate(new_log(db, key_path))
+        key = new_log(db, key_path).public_key.public_bytes_raw()
+    finally:
+        db.dispose()
+    with TsaServer() as tsa, ContractServer(url, tmp_path, s3_server, tsa, ledger_key_path=str(key_path),
+                                            ledger_origin=ORIGIN) as server:
+        opening, headers = f"{server.url}/api/v1/ledger/openings/2", server.headers("ledger:read")
+
+        def bundle(**params: str) -> dict[str, Any]:
+            r = requests.get(opening, params=params, headers=headers, timeout=10)
+            assert r.status_code == 200, r.text[:300]
+            return dict(r.json()["bundle"])
+
+        for plain in (bundle(), bundle(previous_log="false")):
+            assert plain["previous_log"] is None and evidence.opened(plain, key)["data"]["pd"] == "0.156281"
+        full = bundle(previous_log="true")
+        assert full["previous_log"]["index"] == 1 and evidence.failures(full, key) == []
+        refused = requests.get(opening, params={"previous_log": "yes"}, headers=headers, timeout=10)
+        assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "previous_log", refused.text
 
 
 def test_an_unmigrated_first_log_stops_the_service_starting_and_nothing_is_written(
