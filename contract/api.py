@@ -300,13 +300,16 @@ def subject_entries(subject: str) -> Any:
 @bp.get("/ledger/openings/<int:index>")
 @require(SCOPE_LEDGER_READ)
 def opening(index: int) -> Any:
-    """One entry's proof bundle (its opening, leaf, audit path, checkpoint; the first log's proof too for an
-    entry from there), with its kind and subject for the caller's access decision."""
+    """One entry's proof bundle (its opening, leaf, audit path, checkpoint), with its kind and subject for the
+    caller's access decision. ``previous_log=true``: for an entry of the first log, its proof there too, which
+    the BFF asks for only for auditors and the lessor's staff (its audit path holds unsalted hashes of other
+    people's entries)."""
+    previous_log = single(query({"previous_log": ("true", "false")}), "previous_log") == "true"
     if index > MAX_INDEX:
         raise LedgerError(f"no entry {index}")
     opened = ledger().opened(index)
     return jsonify({"index": index, "kind": opened.kind, "subject": opened.subject,
-                    "bundle": ledger().bundle(index).to_json()})
+                    "bundle": ledger().bundle(index, previous_log=previous_log).to_json()})
 
 
 @bp.get("/ledger/proof/inclusion")

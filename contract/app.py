@@ -65,6 +65,28 @@ def _verifier(settings: ContractSettings) -> TokenVerifier:
     return TokenVerifier(keys, settings.token_issuer, settings.token_audience, settings.token_leeway)
 
 
+def object_store(settings: ContractSettings) -> S3ObjectStore:
+    """The contracts' bucket (made with Object Lock when missing), shared by the documents and the log's anchor."""
+    store = S3ObjectStore(endpoint_url=settings.s3_endpoint_url, bucket=settings.bucket,
+                          access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
+                          region=settings.s3_region)
+    try:
+        store.ensure_bucket(object_lock=True)
+    except StorageError as exc:  # storage down at start: documents fail with a 503 until it is back
+        log.warning("contract bucket %s not ready yet: %s", settings.bucket, exc)
+    return store
+
+
+def evidence_log(settings: ContractSettings, db: Database, store: S3ObjectStore) -> EvidenceLog:
+    """The evidence log with its key and anchors (the service, and ``leaseline ledger migrate``)."""
+    anchors = [FileAnchor(var_dir() / "ledger" / "checkpoints.jsonl"), StoreAnchor(store)]
+    try:
+        return EvidenceLog(db, load_or_create_key(Path(settings.ledger_key_path)),
+                           current_origin(settings.ledger_origin), anchors, legacy_origin=settings.ledger_origin)
+    except ValueError as exc:
+        raise ConfigError(f"LEASELINE_LEDGER_SIGNING_KEY_PATH: {exc}") from None
+
+
 def bootstrap(settings: ContractSettings) -> ContractComponents:
     """Database (migrated), object storage (bucket with Object Lock), signing CA, evidence log, service."""
     from contract.service import lessor_party
@@ -78,13 +100,7 @@ def bootstrap(settings: ContractSettings) -> ContractComponents:
         vault = PiiVault(configured_key(settings.pii_key, var_dir()))
     except ValueError as exc:
         raise ConfigError(f"LEASELINE_PII_KEY: {exc}") from None
-    store = S3ObjectStore(endpoint_url=settings.s3_endpoint_url, bucket=settings.bucket,
-                          access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
-                          region=settings.s3_region)
-    try:
-        store.ensure_bucket(object_lock=True)
-    except StorageError as exc:  # storage down at start: documents fail with a 503 until it is back
-        log.warning("contract bucket %s not ready yet: %s", settings.bucket, exc)
+    store = object_store(settings)
     authority = SigningAuthority.load_or_create(settings.signing_dir, lessor_name=lessor_party()["name"])
     timestamper = None
     if settings.tsa_url:
@@ -92,13 +108,14 @@ def bootstrap(settings: ContractSettings) -> ContractComponents:
 
         timestamper = HTTPTimeStamper(settings.tsa_url, timeout=5)
     db = Database(settings.database_url)
-    anchors = [FileAnchor(var_dir() / "ledger" / "checkpoints.jsonl"), StoreAnchor(store)]
+    ledger = evidence_log(settings, db, store)
     try:
-        ledger = EvidenceLog(db, load_or_create_key(Path(settings.ledger_key_path)),
-                             current_origin(settings.ledger_origin), anchors, legacy_origin=settings.ledger_origin)
-    except ValueError as exc:
-        raise ConfigError(f"LEASELINE_LEDGER_SIGNING_KEY_PATH: {exc}") from None
-    ledger.start()  # the log start statement, and the first log committed again (once; see contract.legacy_log)
+        # a few index reads: the first log must have been moved by `leaseline ledger migrate` (LedgerNotMigrated
+        # names it); a database without one gets its start statement here, once
+        ledger.start()
+    except Exception:  # LedgerNotMigrated, or the database unreachable: nothing is left open
+        db.dispose()
+        raise
     tsa_roots = x509.load_pem_x509_certificates(Path(settings.tsa_roots).read_bytes()) if settings.tsa_roots else []
     service = ContractService(db, store, authority, ledger, vault, retention_years=settings.retention_years,
                               timestamper=timestamper, tsa_roots=tsa_roots)

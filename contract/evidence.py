@@ -11,9 +11,11 @@ disclosure) as a proof bundle (:mod:`contract.ledger.bundle`) that anyone holdin
 
 Leaves get consecutive indexes: each append takes ``max(idx) + 1`` and retries when another process took that
 index first (the primary key decides), so several processes on PostgreSQL append safely without a lock table.
-Index 0 is the log start statement (:meth:`EvidenceLog.start`), which links the first log, whose entries were
-public in clear and which is frozen now (:mod:`contract.legacy_log`). Each process keeps the tree of leaf hashes
-in memory and catches up from the table before answering, so any process can prove any entry.
+Index 0 is the log start statement, which links the first log, whose entries were public in clear and which is
+frozen now (:mod:`contract.legacy_log`); ``leaseline ledger migrate`` (:mod:`contract.legacy_migration`) commits
+that log's entries into this one once, and every process only checks that it was done (:meth:`EvidenceLog.start`).
+Each process keeps the tree of leaf hashes in memory and catches up from the table before answering, so any
+process can prove any entry.
 
 After each append a checkpoint (tree size, root, time) is signed with the log's Ed25519 key, stored, and
 handed to the anchors (:class:`FileAnchor`, :class:`StoreAnchor`; a notary or blockchain would be another).
@@ -42,13 +44,13 @@ from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from contract.db.models import CheckpointRow
 from contract.db.models import LeafRow
+from contract.db.models import LegacyEntryRow
 from contract.db.models import OpeningRow
-from contract.db.models import SignatureRow
 from contract.evidence_audit import audit_log
 from contract.ledger import Checkpoint
 from contract.ledger import MerkleTree
@@ -71,7 +73,7 @@ from infra.storage import StorageError
 
 log = logging.getLogger(__name__)
 APPEND_ATTEMPTS = 20
-RECOMMIT_BATCH = 500
+MIGRATE_COMMAND = "leaseline ledger migrate"
 
 
 def current_origin(configured: str) -> str:
@@ -81,6 +83,33 @@ def current_origin(configured: str) -> str:
 
 class LedgerError(LookupError):
     """An index or size outside the log (the API answers 404 or 422)."""
+
+
+class LedgerNotMigrated(RuntimeError):
+    """The first log is not (wholly) committed into this one: the contract service refuses to start, and to
+    append, until ``leaseline ledger migrate`` has run (ARCHITECTURE.md: an unmigrated schema names its fix)."""
+
+    def __init__(self, unmoved: int) -> None:
+        super().__init__(f"evidence log: {unmoved} entries of the first log are not committed into the commitment "
+                         f"log yet: run `{MIGRATE_COMMAND}` (once, before the new contract service starts)")
+        self.unmoved = unmoved
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far the move of the first log into this one is (:meth:`EvidenceLog.progress`)."""
+
+    started: bool  # leaf 0, the start statement, is there
+    first_log_last: int | None  # the first log's last index; None: it has no entry
+    moved_last: int | None  # the last index of the first log committed into this one
+
+    @property
+    def unmoved(self) -> int:
+        """How many entries of the first log are not committed here yet. The move goes in index order, one
+        transaction per batch, so what is committed is always a prefix of the first log."""
+        if self.first_log_last is None:
+            return 0
+        return self.first_log_last - (-1 if self.moved_last is None else self.moved_last)
 
 
 @dataclass(frozen=True)
@@ -180,55 +209,51 @@ class EvidenceLog:
         self._lock = threading.Lock()
         self._started = False
 
-    # -- the start: the first leaf, and the first log committed again ----------------------------------------
+    # -- the start: the first leaf, and the check that the first log was committed again -------------------
+    def progress(self) -> Progress:
+        """Where the move of the first log stands: three reads of one row each by primary key or unique index
+        (leaf 0, the first log's last index, the last re-committed one), whatever the size of either log."""
+        with self.db.session() as session:
+            started = session.scalar(select(LeafRow.idx).where(LeafRow.idx == 0)) is not None
+            first_log_last = session.scalar(select(func.max(LegacyEntryRow.idx)))
+            moved_last = None
+            if first_log_last is not None:
+                moved_last = session.scalar(select(func.max(OpeningRow.legacy_idx)))
+        return Progress(started, first_log_last, moved_last)
+
     def start(self) -> None:
-        """Make sure leaf 0 is the signed log start statement and every entry of the first log is committed
-        into this one (idempotent and resumable; every process calls it before it serves or appends)."""
+        """Make sure, before serving or appending, that leaf 0 is the signed log start statement and that every
+        entry of the first log is committed into this log; :class:`LedgerNotMigrated` when it is not (``leaseline
+        ledger migrate`` does that, once, with one checkpoint at the end: :mod:`contract.legacy_migration`).
+
+        A database without a first log has nothing to move: the first process to start writes the start statement
+        itself, one insert and one checkpoint, once (race-safe: leaf 0 is a primary key, and the first log takes no
+        entry from contract migration 0004 on, so it stays empty). Afterwards a start is :meth:`progress` only."""
         if self._started:
             return
-        with self.db.session() as session:
-            has_start = session.get(LeafRow, 0) is not None
-        legacy_size = self.legacy.size()
-        if not has_start:
-            self._append_start(self.legacy.final_checkpoint())
-        if legacy_size and self.legacy.recommitted() < legacy_size:
-            self._recommit()
-        if legacy_size:
-            self._renumber_signatures()
+        progress = self.progress()
+        if progress.unmoved:
+            raise LedgerNotMigrated(progress.unmoved)
+        if not progress.started:
+            self.write_start(None)
         self._started = True
 
-    def _append_start(self, previous: SignedCheckpoint | None) -> None:
+    def write_start(self, previous: SignedCheckpoint | None, *, sign_checkpoint: bool = True) -> bool:
+        """Write leaf 0, the signed start statement naming ``previous`` (the first log's final checkpoint, None:
+        there is none); False when another process wrote it first (theirs stands). ``sign_checkpoint``: sign a
+        checkpoint of the log after it (the move signs one at its end instead)."""
         statement = log_start(self.origin, self.clock(), previous, self.key)
         raw = statement.leaf()
         try:
             with self.db.session() as session:
                 session.add(LeafRow(idx=0, leaf=raw, leaf_hash=leaf_hash(raw), created_at=statement.at))
         except IntegrityError:  # another process started the log at the same moment: its statement stands
-            return
+            return False
         log.info("evidence log %s started%s", self.origin, f" after {previous.checkpoint.origin} at size "
                  f"{previous.checkpoint.tree_size}" if previous else "")
-        self.checkpoint()
-
-    def _recommit(self) -> None:
-        after = -1
-        while batch := self.legacy.entries_after(after, RECOMMIT_BATCH):
-            self._insert([Committed(e.kind, e.subject, Opening(e.entry, new_salt()), e.idempotency_key, e.idx)
-                          for e in batch])
-            after = batch[-1].idx
-        log.info("evidence log %s: the first log's %s entries are committed into it", self.origin,
-                 self.legacy.size())
-
-    def _renumber_signatures(self) -> None:
-        """A signature row names its contract_signed entry's index: the new log's, once re-committed (keyed by
-        the contract in the entry, so running it again changes nothing)."""
-        with self.db.session() as session:
-            rows = session.execute(select(OpeningRow.idx, OpeningRow.entry).where(
-                OpeningRow.legacy_idx.is_not(None), OpeningRow.kind == "contract_signed")).all()
-            for idx, entry in rows:
-                contract_id = json.loads(bytes(entry))["data"].get("contract_id")
-                session.execute(update(SignatureRow).where(SignatureRow.contract_id == contract_id,
-                                                           SignatureRow.ledger_index != idx)
-                                .values(ledger_index=idx))
+        if sign_checkpoint:
+            self.checkpoint()
+        return True
 
     # -- appending -----------------------------------------------------------------------------------------
     def append(self, kind: str, subject: str, data: Mapping[str, Any], *, at: datetime | None = None,
@@ -248,9 +273,14 @@ class EvidenceLog:
             encode_entry(item.kind, item.subject, item.data, item.at or now), new_salt()), item.idempotency_key)
             for item in entries]
         self.start()
-        return self._insert(committed)
+        return self.commit(committed)
 
-    def _insert(self, entries: Sequence[Committed]) -> list[Appended]:
+    def commit(self, entries: Sequence[Committed], *, sign_checkpoint: bool = True,
+               also: Callable[[Session], None] | None = None) -> list[Appended]:
+        """Insert prepared commitments with consecutive indexes in one transaction (an entry whose idempotency key
+        or first-log index is in the log already returns that entry) and, unless ``sign_checkpoint`` is false, sign
+        a checkpoint. ``also`` runs in the same transaction after the inserts (the move renumbers signatures
+        so)."""
         leaves = [(item, raw, leaf_hash(raw)) for item, raw in ((item, item.leaf()) for item in entries)]
         for _ in range(APPEND_ATTEMPTS):
             known = self._known(entries)
@@ -284,9 +314,11 @@ class EvidenceLog:
                     if rows:  # bulk inserts (executemany), the leaves first: each opening refers to its leaf
                         session.execute(insert(LeafRow), rows)
                         session.execute(insert(OpeningRow), openings)
+                    if also is not None:
+                        also(session)
             except IntegrityError:  # another process took these indexes (or one of the keys) first: look again
                 continue
-            if rows:
+            if rows and sign_checkpoint:
                 self.checkpoint()
             return results
         raise RuntimeError("could not append to the evidence log: too much contention")
@@ -367,12 +399,6 @@ class EvidenceLog:
                 raise LedgerError(f"no entry {index}")
             return bytes(row.leaf), bytes(row.leaf_hash)
 
-    def entries_of(self, subject: str) -> list[tuple[int, str]]:
-        """(index, kind) of every entry about ``subject``, oldest first (private: it links leaves to a subject)."""
-        with self.db.session() as session:
-            return [(i, k) for i, k in session.execute(select(OpeningRow.idx, OpeningRow.kind).where(
-                OpeningRow.subject == subject).order_by(OpeningRow.idx))]
-
     def listing(self, subject: str) -> list[tuple[int, str, str]]:
         """(index, kind, time of the event) of every entry about ``subject``, oldest first (private)."""
         with self.db.session() as session:
@@ -388,9 +414,10 @@ class EvidenceLog:
                 raise LedgerError(f"no opening for entry {index}")
             return Opened(row.idx, row.kind, row.subject, Opening(bytes(row.entry), bytes(row.salt)), row.legacy_idx)
 
-    def bundle(self, index: int, *, previous_log: bool = True) -> Bundle:
+    def bundle(self, index: int, *, previous_log: bool = False) -> Bundle:
         """Entry ``index``'s proof bundle under the current checkpoint: its opening, its leaf, its audit path,
-        and, for an entry of the first log, its proof there (``previous_log``; only for entitled parties)."""
+        and, with ``previous_log``, for an entry of the first log, its proof there: only for auditors and the
+        lessor's staff, as its audit path holds unsalted hashes of other people's entries (the BFF decides)."""
         opened = self.opened(index)
         checkpoint = self.checkpoint()
         size = checkpoint.checkpoint.tree_size

@@ -12,9 +12,11 @@ continues it:
   entry's proof bundle carries both proofs: the new log's, and this log's under its final checkpoint, which
   was published when the entry was logged.
 
-Re-committing is idempotent (one ``legacy_idx`` each) and resumable: every process of the contract service calls
-:meth:`contract.evidence.EvidenceLog.start` before it serves, so all of it is done before anything new is
-appended. ``leaseline ledger verify`` audits this log as before (:meth:`LegacyLog.audit`).
+Re-committing is a one-off command, ``leaseline ledger migrate`` (:mod:`contract.legacy_migration`: idempotent,
+one ``legacy_idx`` each, and resumable), run before the new contract service starts; every process of the service
+checks that it was done (:meth:`contract.evidence.EvidenceLog.start`) and refuses to start otherwise, so all of it
+is done before anything new is appended. From contract migration 0004 on the database refuses any new entry here.
+``leaseline ledger verify`` audits this log as before (:meth:`LegacyLog.audit`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from sqlalchemy.exc import IntegrityError
 from contract.db.models import CheckpointRow
 from contract.db.models import LegacyCheckpointRow
 from contract.db.models import LegacyEntryRow
-from contract.db.models import OpeningRow
 from contract.ledger import Checkpoint
 from contract.ledger import MerkleTree
 from contract.ledger import Report
@@ -104,12 +105,6 @@ class LegacyLog:
                                    .order_by(LegacyEntryRow.idx).limit(limit)).all()
             return [LegacyEntry(r.idx, bytes(r.entry), r.kind, r.subject, r.idempotency_key) for r in rows]
 
-    def recommitted(self) -> int:
-        """How many of its entries the new log holds already."""
-        with self.db.session() as session:
-            return int(session.scalar(select(func.count()).select_from(OpeningRow).where(
-                OpeningRow.legacy_idx.is_not(None))) or 0)
-
     def tree(self) -> MerkleTree:
         """The frozen tree over the stored leaf hashes (built once: nothing is appended any more)."""
         with self._lock:
@@ -121,8 +116,8 @@ class LegacyLog:
 
     def inclusion(self, index: int) -> Inclusion | None:
         """Entry ``index``'s proof under the final checkpoint (for entitled parties only: the audit path holds
-        unsalted hashes of other people's entries)."""
-        final = self.final_checkpoint()
+        unsalted hashes of other people's entries). A read: the move signed a missing final checkpoint already."""
+        final = self.final_checkpoint(sign_missing=False)
         tree = self.tree()
         if final is None or not 0 <= index < final.checkpoint.tree_size <= len(tree):
             return None

@@ -217,7 +217,13 @@ def document() -> dict[str, Any]:
                 "operationId": "opening",
                 "summary": "One entry's opening (clear entry and salt) as a proof bundle (scope ledger:read)",
                 "parameters": [{"name": "index", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INDEX}}],
+                                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INDEX}},
+                               {"name": "previous_log", "in": "query", "required": False,
+                                "description": "true: for an entry of the first log (public in clear until the "
+                                               "log held commitments), its proof there too, as previous_log. Only "
+                                               "for auditors and the lessor's staff: its audit path holds the "
+                                               "unsalted leaf hashes of other people's entries",
+                                "schema": {"type": "boolean", "default": False}}],
                 "responses": {"200": {"description": "The bundle, with the entry's kind and subject", "content": {
                     "application/json": {"schema": {"type": "object", "required": ["index", "kind", "subject",
                                                                                     "bundle"],
@@ -225,7 +231,8 @@ def document() -> dict[str, Any]:
                                                                    "kind": {"type": "string"},
                                                                    "subject": {"type": "string"},
                                                                    "bundle": _bundle()}}}}},
-                              **AUTH, "404": _problem("No such entry, or the log start (no opening)")}}},
+                              "400": BAD_QUERY, **AUTH,
+                              "404": _problem("No such entry, or the log start (no opening)")}}},
             "/api/v1/ledger/proof/inclusion": {"get": {
                 "operationId": "inclusionProof", "summary": "Public: RFC 6962 audit path", "security": PUBLIC,
                 "parameters": [_int("index", 0), _int("tree_size", 1)],

@@ -262,7 +262,7 @@ class ContractService:
             "signatures": [{"role": s.role, "signer": s.signer, "certificate_serial": s.certificate_serial,
                             "certificate_sha256": s.certificate_sha256, "identity": s.identity,
                             "ledger_index": s.ledger_index, "signed_at": _iso(s.signed_at)} for s in row.signatures],
-            "ledger": [{"index": i, "kind": k} for i, k in self.ledger.entries_of(row.application_id)],
+            "ledger": [{"index": i, "kind": k} for i, k, _ in self.ledger.listing(row.application_id)],
         }
 
     # -- reading -----------------------------------------------------------------------------------------------

@@ -429,19 +429,20 @@ class SqlApplications:
             return [OutboxEntry(r.id, r.application_id, r.key, r.kind, json.loads(r.data), r.occurred_at, r.attempts)
                     for r in session.scalars(stmt)]
 
-    def outbox_done(self, entry_id: int, ledger_index: int, now: datetime) -> None:
+    def outbox_done(self, entry_id: int, now: datetime) -> None:
+        """The entry is in the log. Where (its index) is the contract service's to say, by subject: a copy kept
+        here went stale when the first log moved into the commitment log (every index one higher)."""
         with self.db.session() as session:
-            session.execute(update(EvidenceOutboxRow).where(EvidenceOutboxRow.id == entry_id)
-                            .values(sent_at=now, ledger_index=ledger_index))
+            session.execute(update(EvidenceOutboxRow).where(EvidenceOutboxRow.id == entry_id).values(sent_at=now))
 
     def outbox_retry(self, entry_id: int, next_at: datetime) -> None:
         with self.db.session() as session:
             session.execute(update(EvidenceOutboxRow).where(EvidenceOutboxRow.id == entry_id)
                             .values(next_at=next_at, attempts=EvidenceOutboxRow.attempts + 1))
 
-    def outbox(self, application_id: str) -> list[tuple[str, int | None]]:
-        """(kind, ledger index or None while unsent) of an application's evidence, oldest first."""
-        stmt = (select(EvidenceOutboxRow.kind, EvidenceOutboxRow.ledger_index)
+    def outbox(self, application_id: str) -> list[tuple[str, datetime | None]]:
+        """(kind, when it was sent or None while unsent) of an application's evidence, oldest first."""
+        stmt = (select(EvidenceOutboxRow.kind, EvidenceOutboxRow.sent_at)
                 .where(EvidenceOutboxRow.application_id == application_id).order_by(EvidenceOutboxRow.id))
         with self.db.session() as session:
             return [(k, i) for k, i in session.execute(stmt)]

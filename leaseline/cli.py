@@ -265,10 +265,11 @@ def serve(service: str, port: int | None, workers: int, threads: int | None) -> 
     if service == "contract":
         from contract.app import create_app as create_contract_app
         from contract.config import ConfigError as ContractConfigError
+        from contract.evidence import LedgerNotMigrated
 
         try:
             app = create_contract_app()
-        except ContractConfigError as exc:
+        except (ContractConfigError, LedgerNotMigrated) as exc:  # LedgerNotMigrated names `leaseline ledger migrate`
             raise Fail(str(exc)) from None
         _gunicorn(app, port or SERVICES[service], workers, service, threads or 4)
         return
@@ -333,7 +334,7 @@ def ledger_verify(checkpoint_file: str | None) -> None:
         if log.size():
             reports.append(("evidence log", log.audit([c for c in extra if c.checkpoint.origin == log.origin])))
         elif log.legacy.size():
-            click.echo("the commitment log has not started yet: the contract service starts it when it starts")
+            click.echo("the commitment log has not started yet: run `leaseline ledger migrate`")
     finally:
         db.dispose()
     for name, report in reports:
@@ -348,6 +349,48 @@ def ledger_verify(checkpoint_file: str | None) -> None:
         raise Fail(f"{name} NOT intact: {report.tree_size} entries, first bad entry {report.first_bad_index}")
     if not reports:
         click.echo("evidence log intact: 0 entries")
+
+
+@ledger.command("migrate")
+def ledger_migrate() -> None:
+    """Move the first evidence log into the commitment log, once, before the new contract service starts (it
+    refuses to start until then): the start statement, every old entry committed again in order, old contracts'
+    signature rows renumbered, one checkpoint signed and anchored at the end. Applies the contract service's
+    schema migrations first. Idempotent and resumable: run it again after an interruption, or any time."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from contract.app import evidence_log
+    from contract.app import object_store
+    from contract.config import ConfigError as ContractConfigError
+    from contract.config import ContractSettings
+    from contract.db.migrate import upgrade
+    from contract.legacy_migration import migrate
+    from infra.db.engine import Database
+
+    try:
+        settings = ContractSettings.from_env()
+    except ContractConfigError as exc:
+        raise Fail(str(exc)) from None
+    db = Database(settings.database_url)
+    try:
+        upgrade(settings.database_url)
+        done = migrate(evidence_log(settings, db, object_store(settings)))
+    except ContractConfigError as exc:
+        raise Fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        raise Fail(f"contract database: {first}") from None
+    finally:
+        db.dispose()
+    if done.checkpoint is not None:
+        click.echo(f"evidence log migrated: committed the first log's {done.recommitted} entries again (of "
+                   f"{done.first_log_size}), old contracts' signatures renumbered, checkpoint "
+                   f"{done.checkpoint.checkpoint.tree_size} signed")
+    elif done.first_log_size:
+        click.echo(f"evidence log: nothing to migrate (the first log's {done.first_log_size} entries are "
+                   "committed already)")
+    else:
+        click.echo("evidence log: nothing to migrate (no first log)" + (": started" if done.started else ""))
 
 
 @ledger.command("check-bundle")
@@ -536,7 +579,8 @@ def _wait_until_up(urls: Sequence[str], timeout: float = 120) -> bool:
 
 @main.command()
 def up() -> None:
-    """Migrate, load the demo data and start every service; Ctrl-C stops them all (``make run``)."""
+    """Migrate (the databases, and the evidence log: ``leaseline ledger migrate``), load the demo data and start
+    every service; Ctrl-C stops them all (``make run``)."""
     from bff.config import var_dir
     from infra.peers import LocalStripe
     from infra.peers import PeerError
@@ -571,6 +615,14 @@ def up() -> None:
                 peer.stop()
             raise Fail(str(exc)) from None
         click.echo(f"{'stripe':>9} | localstripe {stripe.api_base} ready (TEST MODE: no real money)")
+    try:  # the evidence log moved before the contract service starts (it refuses to otherwise); S3 is up for
+        ctx.invoke(ledger_migrate)  # the checkpoint's anchor
+    except Fail:
+        for peer in peers:
+            peer.stop()
+        if stripe is not None:
+            stripe.stop()
+        raise
     procs: list[tuple[str, subprocess.Popen[str]]] = []
     for name, port in SERVICES.items():
         proc = subprocess.Popen([sys.executable, "-m", "leaseline", "serve", name, "--port", str(port)],

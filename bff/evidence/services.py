@@ -9,6 +9,12 @@ An opening (the clear entry and its salt) proves what was logged about a person,
   decision, whose score and model are the lessor's credit assessment (they see the outcome and its reasons
   on the application already): minimum necessary, PIPL art. 6.
 
+An entry of the first log (public in clear until the log held commitments) can carry a second proof, of its
+place in that log (``previous_log``). Its audit path holds the unsalted leaf hashes of other people's entries,
+against which a guess ("application X was approved") could be checked, so only the lessor's staff and the
+auditor get it (:func:`may_have_first_log_proof`); the customer and the dealer's staff get the new log's proof,
+which shows the same entry without it.
+
 Every bundle handed out is one ``evidence.disclosed`` audit event (who, which entry, of which application).
 """
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.accounts import DEALER_ROLES
+from infra.accounts import LESSOR_ROLES
 from infra.clients.contract import ContractClient
 
 #: entry kinds the dealer's staff do not get
@@ -32,6 +39,11 @@ def may_open(role: str, kind: str) -> bool:
     return not (role in DEALER_ROLES and kind in LESSOR_ONLY)
 
 
+def may_have_first_log_proof(role: str) -> bool:
+    """Whether someone of ``role`` gets an old entry's proof in the first log: risk officers, ops and the auditor."""
+    return role in LESSOR_ROLES
+
+
 def entries(client: ContractClient, application_id: str, role: str) -> list[dict[str, Any]]:
     """The application's evidence entries (``index``, ``kind``, ``at``), each with ``may_open`` for ``role``."""
     return [{**e, "may_open": may_open(role, str(e.get("kind")))} for e in client.evidence(application_id)]
@@ -42,13 +54,14 @@ def bundle(client: ContractClient, audit: Any, index: int, *, application_id: st
     """Entry ``index``'s proof bundle, for someone of ``role`` looking at ``application_id`` (None: the auditor,
     any application), audit-logged; :class:`NotEntitled` when the entry is another application's or a kind the
     role does not get."""
-    answer = client.opening(index)
+    answer = client.opening(index, previous_log=may_have_first_log_proof(role))
     subject, kind = str(answer.get("subject")), str(answer.get("kind"))
     if (application_id is not None and subject != application_id) or not may_open(role, kind):
         raise NotEntitled(index)
-    audit.append("evidence.disclosed", "success", actor_id=actor_id, actor_label=actor_label, dealer_id=dealer_id,
-                 target=subject, ip=ip, user_agent=user_agent, details={"index": index, "kind": kind, "role": role})
     found = answer.get("bundle")
     if not isinstance(found, dict):
         raise NotEntitled(index)
+    audit.append("evidence.disclosed", "success", actor_id=actor_id, actor_label=actor_label, dealer_id=dealer_id,
+                 target=subject, ip=ip, user_agent=user_agent, details={
+                     "index": index, "kind": kind, "role": role, "first_log": found.get("previous_log") is not None})
     return found

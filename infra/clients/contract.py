@@ -82,7 +82,9 @@ class ContractClient:
             raise ServiceUnavailable("contract service: the evidence list is not a list")
         return entries
 
-    def opening(self, index: int) -> dict[str, Any]:
+    def opening(self, index: int, *, previous_log: bool = False) -> dict[str, Any]:
         """Entry ``index``'s ``{index, kind, subject, bundle}``: its proof bundle with the clear entry and salt,
-        for the caller to hand to those entitled only (a :class:`~infra.clients.http.ServiceRefused` 404: none)."""
-        return self._json("GET", f"/api/v1/ledger/openings/{int(index)}", idempotent=True)
+        for the caller to hand to those entitled only (a :class:`~infra.clients.http.ServiceRefused` 404: none).
+        ``previous_log``: an entry of the first log carries its proof there too (auditors and lessor staff only)."""
+        return self._json("GET", f"/api/v1/ledger/openings/{int(index)}", idempotent=True,
+                          params={"previous_log": "true"} if previous_log else None)

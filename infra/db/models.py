@@ -342,6 +342,8 @@ class EvidenceOutboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: no longer written or read (the contract service's listing by subject says where an entry is; this copy went
+    #: stale when the first evidence log moved): a later migration can drop the column
     ledger_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 

@@ -133,12 +133,14 @@ def test_the_application_s_evidence_reaches_the_public_log(bff_server: Any, cont
     app_id = contract_ready(bff_server, card_images)
     repo = bff_server.app.extensions["leaseline"].applications.repo
     deadline = time.monotonic() + 60  # the resumer sends every 2 s; a loaded CI machine is slow
-    while time.monotonic() < deadline and any(index is None for _, index in repo.outbox(app_id)):
+    while time.monotonic() < deadline and any(at is None for _, at in repo.outbox(app_id)):
         time.sleep(0.3)
     sent = repo.outbox(app_id)
     assert {kind for kind, _ in sent} >= {"consent_given", "kyc_outcome", "plan_accepted", "risk_decision"}
-    assert all(index is not None for _, index in sent)
-    for kind, index in sent:
+    assert all(at is not None for _, at in sent)
+    logged = _listed(contract_server, app_id)
+    assert {kind for kind, _ in sent} <= {kind for _, kind in logged}
+    for index, kind in logged:
         entry = requests.get(f"{contract_server.url}/api/v1/ledger/entries/{index}", timeout=TIMEOUT).json()
         raw = base64.b64decode(entry["entry"]).decode()
         assert re.fullmatch(r'\{"commitment":"[0-9a-f]{64}","v":2\}', raw)  # the public log: a commitment only
@@ -146,6 +148,14 @@ def test_the_application_s_evidence_reaches_the_public_log(bff_server: Any, cont
         assert clear["kind"] == kind and clear["subject"] == app_id
         assert CUSTOMER["id_number"] not in json.dumps(clear, ensure_ascii=False)  # nor there: ids and hashes
         assert CUSTOMER["name"] not in json.dumps(clear, ensure_ascii=False)
+
+
+def _listed(contract_server: Any, app_id: str) -> list[tuple[int, str]]:
+    """(index, kind) of the application's entries, as the contract service lists them (behind ledger:read)."""
+    r = requests.get(f"{contract_server.url}/api/v1/ledger/subjects/{app_id}/entries",
+                     headers=contract_server.headers("ledger:read"), timeout=TIMEOUT)
+    assert r.status_code == 200, r.text[:300]
+    return [(int(e["index"]), str(e["kind"])) for e in r.json()["entries"]]
 
 
 def _opened(contract_server: Any, index: int) -> dict[str, Any]:
@@ -164,15 +174,15 @@ def test_a_declined_application_s_evidence_reaches_the_log_too(bff_server: Any, 
     repo = bff_server.app.extensions["leaseline"].applications.repo
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not repo.outbox(app_id)
-                                           or any(index is None for _, index in repo.outbox(app_id))):
+                                           or any(at is None for _, at in repo.outbox(app_id))):
         time.sleep(0.3)
     sent = dict(repo.outbox(app_id))
     assert {"consent_given", "kyc_outcome", "plan_accepted", "risk_decision"} <= set(sent)
-    assert all(index is not None for index in sent.values())
-    entry = requests.get(f"{contract_server.url}/api/v1/ledger/entries/{sent['risk_decision']}",
-                         timeout=TIMEOUT).json()
+    assert all(at is not None for at in sent.values())
+    decision = {kind: index for index, kind in _listed(contract_server, app_id)}["risk_decision"]
+    entry = requests.get(f"{contract_server.url}/api/v1/ledger/entries/{decision}", timeout=TIMEOUT).json()
     assert b"decline" not in base64.b64decode(entry["entry"])  # a decline is not readable in the public log
-    assert _opened(contract_server, sent["risk_decision"])["data"]["outcome"] == "decline"
+    assert _opened(contract_server, decision)["data"]["outcome"] == "decline"
     assert repo.get(app_id, _all()).contract_id is None  # and no contract
 
 

@@ -1,7 +1,9 @@
 """The evidence log's clear entries go to those entitled, as proof bundles that check out independently, and each
 disclosure is audit-logged: the customer (their own application, all of it), the dealer's staff within their
 dealer (all but the credit decision), the lessor's risk officers and the auditor (all). Nobody else: another
-dealer, another application's entry through this application's address, a role without the permission."""
+dealer, another application's entry through this application's address, a role without the permission. An entry
+of the first log (public in clear until contract migration 0003) carries its proof there only for the lessor's
+staff and the auditor: that proof's audit path holds unsalted hashes of other people's entries."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import json
 import random
 import re
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +35,8 @@ from tests.integration.test_reviews import to_risk
 
 pytestmark = pytest.mark.db
 AUDITOR = "auditor@demo.leaseline.cn"
+OPS = "ops@demo.leaseline.cn"
+FIRST_LOG_ORIGIN = "leaseline.test/evidence"
 KINDS = {"consent_given", "kyc_outcome", "plan_accepted", "risk_decision", "contract_generated"}
 
 
@@ -44,10 +50,28 @@ def approved(bff_server: Any, contract_server: Any) -> tuple[str, str]:
         wait_status(sales, base, app_id, ("contract_ready",), timeout=60)
     repo = bff_server.app.extensions["leaseline"].applications.repo
     deadline = time.monotonic() + 60
-    while any(index is None for _, index in repo.outbox(app_id)) or not repo.outbox(app_id):
+    while any(at is None for _, at in repo.outbox(app_id)) or not repo.outbox(app_id):
         assert time.monotonic() < deadline, repo.outbox(app_id)
         time.sleep(0.3)
     return app_id, mobile
+
+
+def test_the_bff_keeps_no_copy_of_the_log_s_indexes(bff_server: Any, contract_server: Any,
+                                                     approved: tuple[str, str]) -> None:
+    """Where an entry is in the log is the contract service's to say (its listing by subject): a copy kept by the
+    BFF's outbox went stale when the first log moved into the commitment log (every index one higher)."""
+    from sqlalchemy import select
+
+    from infra.db.models import EvidenceOutboxRow
+
+    app_id, _ = approved
+    with bff_server.app.extensions["leaseline"].db.session() as session:
+        sent = session.execute(select(EvidenceOutboxRow.kind, EvidenceOutboxRow.sent_at, EvidenceOutboxRow.ledger_index)
+                               .where(EvidenceOutboxRow.application_id == app_id)).all()
+    assert sent and all(at is not None and index is None for _, at, index in sent), sent
+    listed = requests.get(f"{contract_server.url}/api/v1/ledger/subjects/{app_id}/entries",
+                          headers=contract_server.headers("ledger:read"), timeout=TIMEOUT).json()["entries"]
+    assert {kind for kind, _, _ in sent} <= {e["kind"] for e in listed}
 
 
 def log_key(contract_server: Any) -> bytes:
@@ -180,3 +204,80 @@ def test_the_application_page_links_to_the_evidence_from_the_credit_decision_on(
             page = sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT)
             assert page.status_code == 200 and f'data-status="{status}"' in page.text, (status, page.status_code)
             assert ('data-testid="go-evidence"' in page.text) is linked, status
+
+@pytest.fixture(scope="module")
+def first_log_bff(db_url: str, _var_dir: Path, tmp_path_factory: pytest.TempPathFactory, s3_server: Any,
+                  risk_server: Any, stripe_server: Any, approved: tuple[str, str]) -> Iterator[tuple[str, bytes]]:
+    """A BFF on the suite's database whose contract service has a first log (moved by ``leaseline ledger migrate``)
+    with entries about the approved application, and one about someone else: its URL and the log's public key."""
+    from contract.db.migrate import upgrade
+    from contract.evidence import EvidenceLog
+    from contract.evidence import load_or_create_key
+    from contract.legacy_migration import migrate
+    from infra.db.engine import Database
+    from tests.common.contract import ContractServer
+    from tests.common.first_log import write_first_log
+    from tests.common.tsa import TsaServer
+    from tests.conftest import LiveServer
+    from tests.conftest import build_app
+    from tests.conftest import s3_config
+    from tests.conftest import stripe_config
+
+    app_id, _ = approved
+    var = tmp_path_factory.mktemp("first-log")
+    url, key_path = f"sqlite:///{var / 'contract.db'}", var / "ledger.pem"
+    write_first_log(url, key_path, [
+        ("consent_given", app_id, {"purpose": "sensitive_pi", "text_sha256": "ab" * 32}, None),
+        ("plan_accepted", app_id, {"plan_code": "P1", "monthly_payment": "3999.00"}, None),
+        ("risk_decision", app_id, {"outcome": "approve", "pd": "0.05", "reasons": ["AUTO_APPROVE"]}, None),
+        ("payment", "app-of-someone-else", {"amount": "1.00"}, None)], FIRST_LOG_ORIGIN)
+    upgrade(url)
+    db = Database(url)
+    try:
+        log = EvidenceLog(db, load_or_create_key(key_path), f"{FIRST_LOG_ORIGIN}/v2", legacy_origin=FIRST_LOG_ORIGIN)
+        migrate(log)
+        key = log.public_key.public_bytes_raw()
+    finally:
+        db.dispose()
+    with TsaServer() as tsa, ContractServer(url, _var_dir, s3_server, tsa, ledger_key_path=str(key_path),
+                                            ledger_origin=FIRST_LOG_ORIGIN) as contract:
+        # the BFF's own app on the suite's database (its accounts, the approved application), without a resumer
+        app = build_app(db_url, **s3_config(s3_server), risk_url=risk_server.url, contract_url=contract.url,
+                        **stripe_config(stripe_server))
+        try:
+            with LiveServer(app) as server:
+                yield server.url, key
+        finally:
+            app.extensions["leaseline"].db.dispose()
+
+
+def test_an_old_entry_s_first_log_proof_goes_to_the_lessor_s_staff_and_the_auditor_only(
+        bff_server: Any, first_log_bff: tuple[str, bytes], approved: tuple[str, str]) -> None:
+    (base, key), (app_id, mobile) = first_log_bff, approved
+    kinds = ("consent_given", "plan_accepted", "risk_decision")
+
+    def check(s: requests.Session, url: str, first_log_index: int | None) -> None:
+        bundle = download(s, url)
+        assert evidence.opened(bundle, key)["subject"] == app_id  # checks both proofs when both are there
+        assert (bundle["previous_log"] or {}).get("index") == first_log_index, bundle["previous_log"]
+
+    with sign_in(base, SALES_A) as sales:
+        found = rows(sales.get(f"{base}/applications/{app_id}/evidence", timeout=TIMEOUT).text)
+        assert found == {kind: i + 1 for i, kind in enumerate(kinds)}, found  # after the log's start statement
+        for kind in ("consent_given", "plan_accepted"):
+            check(sales, f"{base}/applications/{app_id}/evidence/{found[kind]}.json", None)
+        with requests.Session() as customer:
+            _, link = invite(base, sales, mobile)
+            customer.get(link, timeout=TIMEOUT)
+            request_code(customer, link)
+            customer.post(f"{link}/verify", data={"code": latest_code(bff_server.app, mobile),
+                                                  "csrf_token": csrf(customer, link)}, timeout=TIMEOUT)
+            for kind in kinds:
+                check(customer, f"{base}/applications/{app_id}/evidence/{found[kind]}.json", None)
+    for who in (RISK1, OPS):
+        with sign_in(base, who) as staff:
+            for kind in kinds:
+                check(staff, f"{base}/applications/{app_id}/evidence/{found[kind]}.json", found[kind] - 1)
+    with sign_in(base, AUDITOR) as auditor:
+        for kind in kinds:
+            check(auditor, f"{base}/evidence/{found[kind]}.json", found[kind] - 1)
