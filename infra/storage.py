@@ -19,7 +19,9 @@ import base64
 import hashlib
 import ipaddress
 import logging
+import os
 import re
+import threading
 from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -213,10 +215,23 @@ class S3ObjectStore:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        session = boto3.session.Session()  # a private session: the default one is not thread-safe
-        self._s3: Any = session.client(
-            "s3", endpoint_url=endpoint_url, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-            config=config)
+        self._new_client = lambda: boto3.session.Session().client(  # a private session: the default one is
+            "s3", endpoint_url=endpoint_url, aws_access_key_id=access_key,  # not thread-safe
+            aws_secret_access_key=secret_key, config=config)
+        self._client: Any = self._new_client()
+        self._client_pid = os.getpid()
+        self._client_lock = threading.Lock()
+
+    @property
+    def _s3(self) -> Any:
+        """The boto3 client of this process. Its keep-alive connections must not be shared with a forked child
+        (gunicorn's workers are forked from the master that checked the bucket): two processes on one socket
+        read each other's answers. A child makes its own client; the parent's is left alone."""
+        if self._client_pid != os.getpid():
+            with self._client_lock:
+                if self._client_pid != os.getpid():
+                    self._client, self._client_pid = self._new_client(), os.getpid()
+        return self._client
 
     # -- set-up -------------------------------------------------------------------------------------------
 
@@ -363,8 +378,16 @@ class S3ObjectStore:
         # https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html: keys in UTF-8 binary order,
         # StartAfter "can be any key in the bucket"
         after = {"StartAfter": start_after} if start_after else {}
-        found = self._call(lambda: self._s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=limit,
-                                                            **after))
+
+        def page() -> Any:
+            try:
+                return self._s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=limit, **after)
+            except ClientError as exc:  # the bucket is made on first upload: none yet holds nothing to list
+                if _code(exc) == "NoSuchBucket":
+                    return {}
+                raise
+
+        found = self._call(page)
         return [ListedObject(obj["Key"], int(obj.get("Size", 0)), obj["LastModified"])
                 for obj in found.get("Contents", [])]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import event
+from sqlalchemy import exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
@@ -29,6 +31,7 @@ def make_engine(url: str) -> Engine:
     else:
         kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
     engine = create_engine(url, **kwargs)
+    _one_process_per_connection(engine)
     if parsed.get_backend_name() == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -40,6 +43,25 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
     return engine
+
+
+def _one_process_per_connection(engine: Engine) -> None:
+    """A pooled connection belongs to the process that opened it. gunicorn forks its workers from a master that
+    has already used the database: without this, two workers would talk over one socket and their answers
+    would cross. SQLAlchemy's recipe ("Using Connection Pools with Multiprocessing or os.fork()"): a connection
+    checked out in another process is dropped from the pool, unclosed (closing it would end the parent's
+    session), and a new one is opened."""
+
+    @event.listens_for(engine, "connect")
+    def _opened_by(_dbapi_connection: Any, record: Any) -> None:
+        record.info["pid"] = os.getpid()
+
+    @event.listens_for(engine, "checkout")
+    def _ours(_dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if record.info.get("pid") != os.getpid():
+            record.dbapi_connection = proxy.dbapi_connection = None
+            raise exc.DisconnectionError(f"connection opened by process {record.info.get('pid')}, "
+                                         f"checked out by process {os.getpid()}")
 
 
 class Database:

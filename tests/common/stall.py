@@ -21,6 +21,7 @@ class StallProxy:
         self.upstream = (host, port)
         self.trigger, self.after = trigger, after
         self.seen = 0
+        self.accepted = 0  # connections the clients opened
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
@@ -44,6 +45,8 @@ class StallProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            with self._lock:
+                self.accepted += 1
             server = socket.create_connection(self.upstream)
             threading.Thread(target=self._requests, args=(client, server), daemon=True).start()
             threading.Thread(target=self._answers, args=(server, client), daemon=True).start()

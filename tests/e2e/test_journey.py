@@ -199,6 +199,9 @@ class Problems:
     def watch(self, context: BrowserContext) -> BrowserContext:
         context.on("console", lambda m: self._add(m.page, f"console: {m.text}") if m.type == "error" else None)
         context.on("weberror", lambda e: self._add(e.page, f"error: {e.error}"))
+        # which request failed: the console only says "Failed to load resource"
+        context.on("response", lambda r: self._add(r.frame.page, f"HTTP {r.status} {r.request.method} {r.url}")
+                   if r.status >= 500 and r.url.startswith(self.origin) else None)
         return context
 
     def _add(self, page: Page | None, text: str) -> None:
@@ -596,6 +599,8 @@ def test_a_lease_from_the_showroom_to_delivery_across_every_service(
         shown = verify_publicly(device(phone_device).new_page(), pdf.body(), number, tour)
         check_evidence(stack, [first, second], shown)
         mark("verified; evidence proven")
+        if problems.seen:
+            print("\n".join(problems.seen), "\n-- the contract service's log:\n", stack.contract.log_path.read_text()[-6000:])
         assert not problems.seen, problems.seen
     finally:
         for context in contexts:

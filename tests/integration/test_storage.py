@@ -227,6 +227,13 @@ def test_list_objects_pages_in_key_order_with_their_age(store: S3ObjectStore) ->
     store.delete_prefix(prefix)
 
 
+def test_a_bucket_not_made_yet_lists_no_objects(s3_peer: SeaweedS3) -> None:
+    """The BFF makes its bucket on the first upload; the orphan sweep may run before that, and finds nothing
+    to sweep (it used to log a NoSuchBucket traceback every ten minutes)."""
+    missing = make_store(s3_peer, f"leaseline-none-{uuid.uuid4().hex[:8]}")
+    assert missing.list_objects("tenants/") == []
+
+
 def test_corrupted_object_is_detected(store: S3ObjectStore, admin: Any) -> None:
     k = key("front.jpg")
     admin.put_object(Bucket=store.bucket, Key=k, Body=b"swapped", Metadata={"sha256": "0" * 64})
