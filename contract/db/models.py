@@ -94,10 +94,9 @@ class LegacyEntryRow(ContractBase):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class LegacyCheckpointRow(ContractBase):
-    """A signed checkpoint of the first evidence log (tree size, root, time; Ed25519), as it was published."""
-
-    __tablename__ = "contract_ledger_checkpoints"
+class _Checkpoint:
+    """The columns of a signed checkpoint (tree size, root, time; Ed25519), as published: the first log's and
+    the evidence log's alike."""
 
     tree_size: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
@@ -105,6 +104,12 @@ class LegacyCheckpointRow(ContractBase):
     origin: Mapped[str] = mapped_column(String(128))
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
     public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LegacyCheckpointRow(_Checkpoint, ContractBase):
+    """A signed checkpoint of the first evidence log (tree size, root, time; Ed25519), as it was published."""
+
+    __tablename__ = "contract_ledger_checkpoints"
 
 
 class LeafRow(ContractBase):
@@ -138,14 +143,7 @@ class OpeningRow(ContractBase):
     legacy_idx: Mapped[int | None] = mapped_column(Integer, unique=True)
 
 
-class CheckpointRow(ContractBase):
+class CheckpointRow(_Checkpoint, ContractBase):
     """A signed checkpoint of the evidence log (tree size, root, time; Ed25519) as published."""
 
     __tablename__ = "contract_evidence_checkpoints"
-
-    tree_size: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
-    origin: Mapped[str] = mapped_column(String(128))
-    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
-    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
