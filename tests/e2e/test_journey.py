@@ -600,7 +600,8 @@ def test_a_lease_from_the_showroom_to_delivery_across_every_service(
         check_evidence(stack, [first, second], shown)
         mark("verified; evidence proven")
         if problems.seen:
-            print("\n".join(problems.seen), "\n-- the contract service's log:\n", stack.contract.log_path.read_text()[-6000:])
+            log = stack.contract.log_path.read_text()[-6000:]
+            print("\n".join(problems.seen), "\n-- the contract service's log:\n", log)
         assert not problems.seen, problems.seen
     finally:
         for context in contexts:

@@ -55,7 +55,7 @@ def test_a_forked_process_opens_its_own_database_connection() -> None:
     for url in postgres_database("leaseline_fork"):
         db = Database(url)
         try:
-            def backend() -> bytes:
+            def backend(db: Database = db) -> bytes:
                 with db.session() as session:
                     return str(session.execute(text("SELECT pg_backend_pid()")).scalar_one()).encode()
 
