@@ -92,10 +92,18 @@ def bootstrap(settings: ContractSettings) -> ContractComponents:
     from contract.service import lessor_party
     from contract.signing.ca import SigningAuthority
 
+    # an unreachable database or, when the service does not migrate itself, a schema not at this code's head:
+    # one line naming the fix (DatabaseNotReady), not a traceback or a 500 on every request
     if settings.migrate:
         from contract.db.migrate import upgrade
+        from infra.db.migrate import require_reachable
 
+        require_reachable(settings.database_url)
         upgrade(settings.database_url)
+    else:
+        from contract.db.migrate import require_current
+
+        require_current(settings.database_url)
     try:
         vault = PiiVault(configured_key(settings.pii_key, var_dir()))
     except ValueError as exc:

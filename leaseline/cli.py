@@ -174,16 +174,43 @@ def db() -> None:
 
 
 @db.command("upgrade")
-def db_upgrade() -> None:
-    """Apply the BFF's migrations (Alembic) to LEASELINE_DATABASE_URL (default SQLite under var/)."""
-    from sqlalchemy.engine import make_url
+@click.option("--service", type=click.Choice(["bff", "risk", "contract"]), default="bff", show_default=True,
+              help="Whose database: the BFF's (LEASELINE_DATABASE_URL), the risk or the contract service's.")
+def db_upgrade(service: str) -> None:
+    """Apply a service's migrations (Alembic) to its database (default SQLite under var/)."""
+    from infra.db.migrate import DatabaseNotReady
+    from infra.db.migrate import require_reachable
+    from infra.db.migrate import shown
 
-    from infra.db.migrate import upgrade
+    if service == "risk":
+        from risk.config import ConfigError as RiskConfigError
+        from risk.config import RiskSettings
+        from risk.db.migrate import upgrade
 
-    url = _settings().database_url
+        try:
+            url = RiskSettings.from_env().database_url
+        except RiskConfigError as exc:
+            raise Fail(str(exc)) from None
+    elif service == "contract":
+        from contract.config import ConfigError as ContractConfigError
+        from contract.config import ContractSettings
+        from contract.db.migrate import upgrade
+
+        try:
+            url = ContractSettings.from_env().database_url
+        except ContractConfigError as exc:
+            raise Fail(str(exc)) from None
+    else:
+        from infra.db.migrate import upgrade
+
+        url = _settings().database_url
+    try:
+        require_reachable(url)
+    except DatabaseNotReady as exc:
+        raise Fail(str(exc)) from None
     with _database_errors():
         upgrade(url)
-    click.echo(f"migrated {make_url(url).render_as_string(hide_password=True)}")
+    click.echo(f"migrated {shown(url)}")
 
 
 @main.command()
@@ -252,13 +279,15 @@ def _gunicorn(app: Any, port: int, workers: int, service: str = "bff", threads: 
               help="Threads per worker (default 8; the risk service: 2).")
 def serve(service: str, port: int | None, workers: int, threads: int | None) -> None:
     """Start one service (gunicorn on 127.0.0.1)."""
+    from infra.db.migrate import DatabaseNotReady
+
     if service == "risk":
         from risk.app import create_app as create_risk_app
         from risk.config import ConfigError as RiskConfigError
 
         try:
             app = create_risk_app()
-        except RiskConfigError as exc:  # a wrong setting, e.g. a policy file that does not exist
+        except (RiskConfigError, DatabaseNotReady) as exc:  # a wrong setting, e.g. a policy file that does not exist
             raise Fail(str(exc)) from None
         _gunicorn(app, port or SERVICES[service], workers, service, threads or RISK_THREADS)
         return
@@ -269,16 +298,18 @@ def serve(service: str, port: int | None, workers: int, threads: int | None) -> 
 
         try:
             app = create_contract_app()
-        except (ContractConfigError, LedgerNotMigrated) as exc:  # LedgerNotMigrated names `leaseline ledger migrate`
+        except (ContractConfigError, LedgerNotMigrated, DatabaseNotReady) as exc:  # each names what fixes it
             raise Fail(str(exc)) from None
         _gunicorn(app, port or SERVICES[service], workers, service, threads or 4)
         return
     from bff import create_app
     from bff.config import ConfigError
+    from infra.db.migrate import require_current
 
     try:
+        require_current(_settings().database_url)  # not a 500 on every page: one line naming the fix
         app = create_app()
-    except ConfigError as exc:  # a wrong setting, e.g. a policy or product file that does not exist
+    except (ConfigError, DatabaseNotReady) as exc:  # a wrong setting, e.g. a policy or product file that does not exist
         raise Fail(str(exc)) from None
     _gunicorn(app, port or SERVICES[service], workers, threads=threads or 8)
 

@@ -103,10 +103,18 @@ def bootstrap(settings: RiskSettings, model: Model | None = None,
         policy = load_policy(policy_path(settings.policy))
     except PolicyError as exc:
         raise ConfigError(f"LEASELINE_RISK_POLICY: {exc}") from None
+    # an unreachable database or, when the service does not migrate itself, a schema not at this code's head:
+    # one line naming the fix (DatabaseNotReady), not a traceback or a 500 on every request
     if settings.migrate:
+        from infra.db.migrate import require_reachable
         from risk.db.migrate import upgrade
 
+        require_reachable(settings.database_url)
         upgrade(settings.database_url)
+    else:
+        from risk.db.migrate import require_current
+
+        require_current(settings.database_url)
     try:
         vault = PiiVault(configured_key(settings.pii_key, var_dir()))
     except ValueError as exc:

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from infra.db.engine import make_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+T = TypeVar("T")
 
 
 def alembic_config(url: str, migrations: Path = MIGRATIONS) -> Config:
@@ -28,3 +39,58 @@ def upgrade(url: str, revision: str = "head") -> None:
 def downgrade(url: str, revision: str) -> None:
     """Take the database at ``url`` back to ``revision``."""
     command.downgrade(alembic_config(url), revision)
+
+
+class DatabaseNotReady(Exception):
+    """The database cannot serve this code: unreachable, no schema, older or newer. One line, with the fix."""
+
+
+def shown(url: str) -> str:
+    """``url`` as it may be printed: the password masked."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def require_current(url: str, *, migrations: Path = MIGRATIONS, version_table: str = "alembic_version",
+                    fix: str = "leaseline db upgrade") -> None:
+    """Refuse to serve a database that is unreachable or not at this code's head revision: a service started
+    on one would answer 500 on every request. Raises :class:`DatabaseNotReady` naming ``fix``."""
+    current = set(_reach(url, lambda conn: MigrationContext.configure(conn, opts={"version_table": version_table})
+                         .get_current_heads()))
+    script = ScriptDirectory.from_config(alembic_config(url, migrations))
+    heads = set(script.get_heads())
+    if current == heads:
+        return
+    needs, where = ", ".join(sorted(heads)), shown(url)
+    if not current:
+        raise DatabaseNotReady(f"database {where} has no schema yet: run `{fix}`")
+    at = ", ".join(sorted(current))
+    try:
+        unknown = [rev for rev in current if script.get_revision(rev) is None]
+    except CommandError:  # alembic: "Can't locate revision identified by ..."
+        unknown = list(current)
+    if unknown:
+        raise DatabaseNotReady(f"database {where} is at revision {at}, which this code does not know (it needs "
+                               f"{needs}): deploy the code that matches the database")
+    raise DatabaseNotReady(f"database {where} is at revision {at}, this code needs {needs}: run `{fix}`")
+
+
+def require_reachable(url: str) -> None:
+    """Raise :class:`DatabaseNotReady` in one line when the database at ``url`` does not answer."""
+    _reach(url, lambda conn: None)
+
+
+def _reach(url: str, read: Callable[[Connection], T]) -> T:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return read(conn)
+    except SQLAlchemyError as exc:
+        raise DatabaseNotReady(f"database unreachable at {shown(str(engine.url))}: {_first_line(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__

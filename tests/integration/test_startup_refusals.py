@@ -1,0 +1,124 @@
+"""A service asked to start on a database it cannot use refuses in one line, exit 2, with what fixes it.
+
+Found (issue 15): ``leaseline serve bff`` on an unmigrated database started and answered 500 on every page, and
+on an unreachable one started too; the risk and contract services printed a traceback and exited 1. A deploy
+script, or a person at the terminal, should read one line naming the database (never its password) and the
+command to run."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.db.migrate import alembic_config
+from infra.db.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def revisions() -> tuple[str, str]:
+    """The BFF's head revision and the one before it."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision("head")
+    return head.revision, str(head.down_revision)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(service: str, tmp_path: Path, **env: str) -> tuple[int, list[str]]:
+    """``leaseline serve <service>`` on a closed port's neighbourhood: (exit code, the lines of stderr)."""
+    result = subprocess.run([sys.executable, "-m", "leaseline", "serve", service, "--port", str(closed_port())],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, "LEASELINE_VAR_DIR": str(tmp_path), **env})
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    return result.returncode, lines
+
+
+UNREACHABLE = {"bff": "LEASELINE_DATABASE_URL", "risk": "LEASELINE_RISK_DATABASE_URL",
+               "contract": "LEASELINE_CONTRACT_DATABASE_URL"}
+
+
+@pytest.mark.parametrize("service", sorted(UNREACHABLE))
+def test_a_service_refuses_an_unreachable_database_in_one_line(service: str, tmp_path: Path) -> None:
+    url = f"postgresql://leaseline:s3cret-pw@127.0.0.1:{closed_port()}/leaseline"
+    code, lines = serve(service, tmp_path, **{UNREACHABLE[service]: url})
+    assert code == 2, lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("Error: database unreachable at postgresql+psycopg://leaseline:***@127.0.0.1:"), lines
+    assert "s3cret-pw" not in lines[0]
+
+
+def test_the_bff_refuses_a_database_with_no_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    code, lines = serve("bff", tmp_path, LEASELINE_DATABASE_URL=url)
+    assert code == 2, lines
+    assert lines == [f"Error: database {url} has no schema yet: run `leaseline db upgrade`"]
+
+
+def test_the_bff_refuses_an_older_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    head, previous = revisions()
+    upgrade(url, previous)
+    code, lines = serve("bff", tmp_path, LEASELINE_DATABASE_URL=url)
+    assert code == 2, lines
+    assert lines == [f"Error: database {url} is at revision {previous}, this code needs {head}:"
+                     " run `leaseline db upgrade`"]
+
+
+def test_the_bff_refuses_a_schema_newer_than_its_code(tmp_path: Path) -> None:
+    """A rollback of the code after a migration: the old code must not guess at tables it does not know."""
+    from sqlalchemy import create_engine
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    upgrade(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    code, lines = serve("bff", tmp_path, LEASELINE_DATABASE_URL=url)
+    assert code == 2, lines
+    assert lines == [f"Error: database {url} is at revision 0099, which this code does not know (it needs"
+                     f" {revisions()[0]}): deploy the code that matches the database"]
+
+
+def test_the_contract_service_not_migrating_itself_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'contract.db'}"
+    code, lines = serve("contract", tmp_path, LEASELINE_CONTRACT_DATABASE_URL=url, LEASELINE_CONTRACT_MIGRATE="0")
+    assert code == 2, lines
+    assert lines == [f"Error: database {url} has no schema yet: run `leaseline db upgrade --service contract`"], lines
+
+
+@pytest.mark.parametrize("service", ["bff", "risk", "contract"])
+def test_db_upgrade_brings_each_services_database_to_its_head(service: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command the refusals name does what they say."""
+    from click.testing import CliRunner
+
+    from contract.db.migrate import require_current as contract_current
+    from infra.db.migrate import DatabaseNotReady
+    from infra.db.migrate import require_current as bff_current
+    from leaseline.cli import main
+    from risk.db.migrate import require_current as risk_current
+
+    url = f"sqlite:///{tmp_path / f'{service}.db'}"
+    monkeypatch.setenv("LEASELINE_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv(UNREACHABLE[service], url)
+    check = {"bff": bff_current, "risk": risk_current, "contract": contract_current}[service]
+    with pytest.raises(DatabaseNotReady, match="has no schema yet"):
+        check(url)
+    result = CliRunner().invoke(main, ["db", "upgrade", "--service", service])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"migrated {url}\n"
+    check(url)  # now at the head: no refusal
