@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from bff import caching
 from bff import filters
+from bff import unavailable
 from bff.auth import cookies
 from bff.auth import oidc
 from bff.auth import session
@@ -102,6 +103,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     oidc.register(app, settings)
     register_blueprints(app)
     register_error_handlers(app)
+    unavailable.register(app)  # the database away: a 503 that needs nothing from it
     register_security_headers(app)
     caching.register(app)
     filters.register(app)

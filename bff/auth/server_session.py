@@ -20,6 +20,7 @@ table yields neither a usable session nor what it holds). Deleting the row ends 
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -39,6 +40,7 @@ from flask.sessions import SessionMixin
 from flask.sessions import session_json_serializer
 
 from bff.auth.cookies import secure_request
+from infra.db.engine import UNAVAILABLE
 from infra.sessions import SessionStore
 from infra.sessions import seal
 from infra.sessions import session_key
@@ -50,6 +52,8 @@ STATELESS = ("/static/", "/api/")
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{32,64}")
 #: a sliding lifetime is pushed forward at most this often (one write a minute per active session, not one a request)
 TOUCH_AFTER = timedelta(seconds=60)
+
+log = logging.getLogger(__name__)
 
 
 def new_session_id() -> str:
@@ -67,6 +71,7 @@ class ServerSession(SecureCookieSession):
         self.expires_at = expires_at
         self.stale = stale  # the request brought a cookie whose session no longer exists
         self.rotate = False
+        self.unavailable = False  # the store did not answer: the request is refused (bff/unavailable.py)
 
     def clear(self) -> None:
         """Empty the session; when it is saved it gets a new id and the old one is forgotten (rotation)."""
@@ -112,7 +117,12 @@ class ServerSessionInterface(SessionInterface):
             return ServerSession()
         if not SESSION_ID.fullmatch(sid):  # e.g. an old signed cookie: not ours to look up
             return ServerSession(stale=True)
-        found = self.store.load(session_key(sid), _now())
+        try:
+            found = self.store.load(session_key(sid), _now())
+        except UNAVAILABLE:  # the database is away: not "signed out"; the cookie is kept, nothing is saved
+            away = ServerSession(sid=sid)
+            away.unavailable = True
+            return away
         if found is None:  # ended (sign-out, everywhere, deactivation) or expired
             return ServerSession(stale=True)
         try:
@@ -126,6 +136,14 @@ class ServerSessionInterface(SessionInterface):
             raise TypeError("ServerSessionInterface saves ServerSession objects only")
         if session.accessed:
             response.vary.add("Cookie")
+        if session.unavailable:
+            return
+        try:
+            self._save(app, session, response)
+        except UNAVAILABLE:  # the database went away during the request: the browser keeps the cookie it has
+            log.warning("session not saved: the database is unavailable")
+
+    def _save(self, app: Flask, session: ServerSession, response: Response) -> None:
         key = session_key(session.sid) if session.sid else None
         if not session:  # nothing to keep: forget the row if the request emptied it, and the cookie
             if key is not None and session.modified:

@@ -17,6 +17,15 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
 
+class DatabaseUnavailable(Exception):
+    """The database did not answer, where the code notices it itself rather than through the driver."""
+
+
+#: what means the database server is away (refused, dropped, reset, restarting; psycopg's OperationalError, a
+#: closed connection's InterfaceError), not a mistake of a query (ProgrammingError, IntegrityError: a bug)
+UNAVAILABLE: tuple[type[Exception], ...] = (DatabaseUnavailable, exc.OperationalError, exc.InterfaceError)
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url``; for a SQLite file, create its folder and enable WAL + foreign keys."""
     parsed = make_url(url)

@@ -1,0 +1,82 @@
+"""A TCP proxy whose line can be cut: every open connection is dropped and new ones are refused until it is
+restored. What a database restart or a network partition looks like from the client's side.
+
+    with CuttableProxy("127.0.0.1", 5432) as proxy:
+        ...  # a client on 127.0.0.1:proxy.port
+        proxy.cut()
+        proxy.restore()
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+
+class CuttableProxy:
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._cut = threading.Event()
+        self._stopped = threading.Event()
+
+    def __enter__(self) -> CuttableProxy:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        self._listener.close()
+        self.cut()
+
+    def cut(self) -> None:
+        """Drop every connection; new ones are closed at once (the client sees the server go away)."""
+        self._cut.set()
+        with self._lock:
+            sockets, self._open = list(self._open), set()
+        for s in sockets:
+            _close(s)
+
+    def restore(self) -> None:
+        self._cut.clear()
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._cut.is_set():
+                _close(client)
+                continue
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+                server.settimeout(None)
+            except OSError:
+                _close(client)
+                continue
+            with self._lock:
+                self._open.update((client, server))
+            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                target.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            _close(source)
+            _close(target)
+
+
+def _close(s: socket.socket) -> None:
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    s.close()
