@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -55,8 +56,13 @@ def test_the_leaf_names_nothing_and_differs_with_each_salt() -> None:
     leaves = {Opening(ENTRY, new_salt()).leaf() for _ in range(50)}
     assert len(leaves) == 50
     for leaf in leaves:
-        assert set(json.loads(leaf)) == {"commitment", "v"}
-        for word in (b"app-1", b"approve", b"0.156281", b"risk_decision", b"AUTO_APPROVE", b"2026"):
+        parsed = json.loads(leaf)
+        assert set(parsed) == {"commitment", "v"} and parsed["v"] == 2
+        assert re.fullmatch(r"[0-9a-f]{64}", parsed["commitment"])  # 32 random-looking bytes, nothing else
+        # around the digest, the leaf says nothing (the digest itself may spell "2026" by chance: 64 hex digits)
+        rest = leaf.replace(parsed["commitment"].encode(), b"")
+        assert rest == b'{"commitment":"","v":2}'
+        for word in (b"app-1", b"approve", b"0.156281", b"risk_decision", b"AUTO_APPROVE"):  # not hex: never
             assert word not in leaf
 
 
