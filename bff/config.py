@@ -109,6 +109,8 @@ class Settings:
         mode = env.get("LEASELINE_ENV", "development")
         if mode not in ("development", "production", "test"):
             raise ConfigError("LEASELINE_ENV must be development, production or test")
+        if mode == "production" and not env.get("LEASELINE_DATABASE_URL"):  # never the embedded development server
+            raise ConfigError("LEASELINE_DATABASE_URL is required in production")
         url = env.get("LEASELINE_DATABASE_URL") or embedded_database_url("leaseline")
         if not is_postgresql(url):  # never echo the URL: it may hold a password
             raise ConfigError("LEASELINE_DATABASE_URL is not a PostgreSQL URL (e.g. postgresql://user@host/db): "

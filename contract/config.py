@@ -86,6 +86,8 @@ class ContractSettings:
         mode = env.get("LEASELINE_ENV", "development")
         if mode not in ("development", "production", "test"):
             raise ConfigError("LEASELINE_ENV must be development, production or test")
+        if mode == "production" and not env.get("LEASELINE_CONTRACT_DATABASE_URL"):  # never the embedded server
+            raise ConfigError("LEASELINE_CONTRACT_DATABASE_URL is required in production")
         if mode == "production" and not env.get("LEASELINE_SERVICE_JWKS"):
             raise ConfigError("LEASELINE_SERVICE_JWKS is required in production (the platform issuer's JWKS)")
         if mode == "production" and not env.get("LEASELINE_SIGNING_DIR"):

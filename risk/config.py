@@ -72,6 +72,8 @@ class RiskSettings:
         mode = env.get("LEASELINE_ENV", "development")
         if mode not in ("development", "production", "test"):
             raise ConfigError("LEASELINE_ENV must be development, production or test")
+        if mode == "production" and not env.get("LEASELINE_RISK_DATABASE_URL"):  # never the embedded server
+            raise ConfigError("LEASELINE_RISK_DATABASE_URL is required in production")
         url = env.get("LEASELINE_RISK_DATABASE_URL") or embedded_database_url("leaseline_risk")
         if mode == "production" and not env.get("LEASELINE_SERVICE_JWKS"):
             raise ConfigError("LEASELINE_SERVICE_JWKS is required in production (the platform issuer's JWKS)")

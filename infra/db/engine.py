@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import event
 from sqlalchemy import exc
+from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
@@ -45,16 +46,22 @@ def is_embedded_database(url: str) -> bool:
             and parsed.port == EMBEDDED_POSTGRES_PORT)
 
 
+def _postgresql(url: str | URL) -> URL:
+    """``url`` parsed, ``postgres://`` (Heroku's and libpq's spelling) read as ``postgresql://``."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql") if parsed.drivername == "postgres" else parsed
+
+
 def is_postgresql(url: str) -> bool:
     try:
-        return make_url(url).get_backend_name() == "postgresql"
+        return _postgresql(url).get_backend_name() == "postgresql"
     except Exception:  # sqlalchemy's ArgumentError: not a URL at all
         return False
 
 
 def make_engine(url: str) -> Engine:
     """An engine for the PostgreSQL database at ``url`` (psycopg 3), pooled, one process per connection."""
-    parsed = make_url(url)
+    parsed = _postgresql(url)
     if parsed.get_backend_name() != "postgresql":
         raise ValueError(f"not a PostgreSQL URL ({parsed.get_backend_name()}): Leaseline runs on PostgreSQL only")
     # we ship psycopg 3, not SQLAlchemy's default psycopg2

@@ -45,9 +45,33 @@ def test_it_listens_on_loopback_only_and_says_so_when_its_port_is_taken(tmp_path
     with EmbeddedPostgres(tmp_path / "pg") as server, psycopg.connect(server.url()) as conn:
         assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
         assert conn.execute("SHOW unix_socket_directories").fetchone() == ("",)
-        if os.geteuid() == 0:  # postgres refuses root: the server runs as its own system user
+        if os.geteuid() == 0:  # postgres refuses root: the server runs as its own system user and group
             pid = int((server.cluster / "postmaster.pid").read_text().split()[0])
-            assert Path(f"/proc/{pid}").stat().st_uid != 0
+            status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                          if ":\t" in line)
+            assert {int(n) for n in status["Uid"].split()} != {0}
+            assert 0 not in {int(n) for n in status["Gid"].split()}, status["Gid"]
+            assert status["Groups"].strip() in ("", status["Gid"].split()[0]), status["Groups"]
+        # a second server on the same cluster is refused by name, with the command that stops the first
+        with pytest.raises(PeerError, match=r"in use by the embedded PostgreSQL of .* \(pid \d+: `kill -INT \d+`"):
+            EmbeddedPostgres(tmp_path / "pg", port=server.port).start()
+
+
+def test_an_interrupted_first_start_leaves_nothing_in_the_way(tmp_path: Path) -> None:
+    """initdb killed half-way (Ctrl-C, a timeout) left files but no complete cluster: the next start makes one."""
+    (tmp_path / "pg" / "data" / "global").mkdir(parents=True)
+    (tmp_path / "pg" / "data.partial" / "base").mkdir(parents=True)
+    with EmbeddedPostgres(tmp_path / "pg") as server, psycopg.connect(server.url()) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert not (tmp_path / "pg" / "data.partial").exists()
+
+
+def test_a_cluster_of_another_major_version_is_refused_clearly(tmp_path: Path) -> None:
+    with EmbeddedPostgres(tmp_path / "pg"):
+        pass
+    (tmp_path / "pg" / "data" / "PG_VERSION").write_text("15\n")
+    with pytest.raises(PeerError, match="holds a PostgreSQL 15 cluster and this is PostgreSQL 18"):
+        EmbeddedPostgres(tmp_path / "pg").start()
 
 
 def test_the_default_urls_name_the_embedded_server() -> None:
@@ -79,3 +103,16 @@ def test_a_sqlite_url_is_refused_without_echoing_it(variable: str, monkeypatch: 
     assert "PostgreSQL only" in str(refused.value) and "secret-path" not in str(refused.value)
     with pytest.raises(ValueError, match="PostgreSQL only"):
         make_engine("sqlite:///x.db")
+
+
+@pytest.mark.parametrize("variable", ["LEASELINE_DATABASE_URL", "LEASELINE_RISK_DATABASE_URL",
+                                      "LEASELINE_CONTRACT_DATABASE_URL"])
+def test_production_never_falls_back_to_the_embedded_server(variable: str) -> None:
+    from bff.config import Settings
+    from contract.config import ContractSettings
+    from risk.config import RiskSettings
+
+    settings = {"LEASELINE_DATABASE_URL": Settings.from_env, "LEASELINE_RISK_DATABASE_URL": RiskSettings.from_env,
+                "LEASELINE_CONTRACT_DATABASE_URL": ContractSettings.from_env}[variable]
+    with pytest.raises(ValueError, match=f"^{variable} is required in production$"):
+        settings({"LEASELINE_ENV": "production"})
