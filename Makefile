@@ -105,9 +105,9 @@ test-e2e: install chromium peers ## Browser tests (Debian's Chromium, Pixel 7 em
 .PHONY: screenshots
 TOUR := docs/tour
 
-screenshots: install chromium peers ## Regenerate the README's tour (docs/tour/*.png): the end-to-end journey test on SQLite, one small screenshot per step
+screenshots: install chromium peers ## Regenerate the README's tour (docs/tour/*.png): the end-to-end journey test, one small screenshot per step
 	rm -rf $(TOUR).new
-	TEST_DATABASE_URL= LEASELINE_SCREENSHOTS=$(TOUR).new $(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_journey.py $(PYTEST_ARGS)
+	LEASELINE_SCREENSHOTS=$(TOUR).new $(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_journey.py $(PYTEST_ARGS)
 	mkdir -p $(TOUR) && rm -f $(TOUR)/*.png && mv $(TOUR).new/*.png $(TOUR)/ && rmdir $(TOUR).new
 	@ls -s $(TOUR)
 

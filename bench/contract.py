@@ -6,7 +6,9 @@ and log) and the public verification of the signed PDF; then the evidence log's 
 inclusion proof). Prints p50/p95. Appends and proofs at a million entries: bench/ledger_store.py.
 
 Started as the integration tests start it (tests/common/contract.py): in process, werkzeug threaded (not
-gunicorn), SQLite and the SeaweedFS S3 server in a temporary directory, the local RFC 3161 TSA
+gunicorn), a fresh PostgreSQL database (on ``BENCH_DATABASE_URL``'s, else ``TEST_DATABASE_URL``'s server when
+set, else an embedded PostgreSQL in a temporary directory with its default settings, fsync on:
+bench/databases.py), the SeaweedFS S3 server in a temporary directory, the local RFC 3161 TSA
 (tests/common/tsa.py: a loopback round trip, not a real TSA's 50-300 ms), a real service token. One
 untimed contract first warms the renderer's fonts and the signing keys; its figures are printed apart.
 
@@ -155,8 +157,12 @@ def main() -> None:
     args = parser.parse_args()
     print(machine())
 
-    with tempfile.TemporaryDirectory(prefix="leaseline-bench-") as tmp:
+    from bench.databases import fresh_databases
+
+    with (tempfile.TemporaryDirectory(prefix="leaseline-bench-") as tmp,
+          fresh_databases("contract") as databases):
         var = Path(tmp)
+        print(f"database: {databases.where}")
         os.environ["LEASELINE_VAR_DIR"] = str(var)  # generated keys stay in the temporary directory
 
         from infra.peers import SeaweedS3
@@ -166,7 +172,7 @@ def main() -> None:
         t0 = time.perf_counter()
         s3 = SeaweedS3(var / "seaweedfs", access_key=f"bench{secrets.token_hex(6)}",
                        secret_key=secrets.token_urlsafe(32))
-        with s3, TsaServer() as tsa, ContractServer(f"sqlite:///{var / 'contract.db'}", var, s3, tsa) as server:
+        with s3, TsaServer() as tsa, ContractServer(databases.urls[0], var, s3, tsa) as server:
             print(f"started SeaweedFS, the TSA and the contract service in {time.perf_counter() - t0:.1f} s")
             bench = Bench(server)
             t0 = time.perf_counter()

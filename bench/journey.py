@@ -27,9 +27,13 @@ How each figure is measured (system time, not polling slack):
   every 50 ms only to know when to go on, and the polling never enters a figure.
 
 Services: by default started like ``make run`` (``leaseline serve`` bff / risk / contract: gunicorn, 2 workers
-each; SeaweedFS and localstripe) on free ports with SQLite databases and keys in a temporary var dir, and
-stopped at the end; ``--url`` walks a running ``make run`` instead (its database: ``--database-url``, else
-LEASELINE_DATABASE_URL or var/bff.db). One untimed warm-up journey comes first; its figures are printed apart.
+each; SeaweedFS and localstripe) on free ports with keys in a temporary var dir and three fresh PostgreSQL
+databases, one per service (on ``BENCH_DATABASE_URL``'s, else ``TEST_DATABASE_URL``'s server when set, else on
+an embedded PostgreSQL started in a temporary directory with its default settings, fsync on:
+bench/databases.py), all stopped and dropped at the end; ``--url`` walks a running ``make run`` instead (its
+database: ``--database-url``, else LEASELINE_DATABASE_URL, else the embedded default that ``make run`` starts,
+postgresql://postgres@127.0.0.1:5433/leaseline). One untimed warm-up journey comes first; its figures are
+printed apart.
 
     .venv/bin/python bench/journey.py [--runs 10] [--json] [--url http://127.0.0.1:8000 [--database-url URL]]
 """
@@ -55,6 +59,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from contextlib import ExitStack
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import replace
@@ -73,6 +78,7 @@ import requests  # noqa: E402 — after the path set-up, like the other benches
 from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 
 from bff import demo_journeys as dj  # noqa: E402
+from infra.db.engine import embedded_database_url  # noqa: E402
 from infra.peers import PeerError  # noqa: E402
 from kyc import specimens  # noqa: E402
 from kyc.idnumber import check_digit  # noqa: E402
@@ -469,21 +475,30 @@ def free_port() -> int:
 
 class Services:
     """BFF, risk and contract services as ``make run`` starts them (``leaseline serve``: gunicorn), SeaweedFS
-    and localstripe, on free ports, with SQLite and generated keys in a temporary var dir (only the bench's
-    own LEASELINE_* settings: the embedded defaults otherwise). ``stop()`` ends every process it started."""
+    and localstripe, on free ports, with a fresh PostgreSQL database each (bench/databases.py) and generated
+    keys in a temporary var dir (only the bench's own LEASELINE_* settings: the embedded defaults otherwise).
+    ``stop()`` ends every process it started and drops the databases (or stops their embedded server)."""
 
     def __init__(self, say: Callable[[str], None]) -> None:
         self.say = say
         self.var = Path(tempfile.mkdtemp(prefix="leaseline-journey-"))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.peers: list[Any] = []
+        self.databases = ExitStack()  # closed by stop(), after the services that use them
+        self.database_where = ""
+        self.database_pid: int | None = None  # the embedded PostgreSQL's, when the bench started one
         self.url = ""
 
     def start(self) -> Services:
+        from bench.databases import fresh_databases
         from infra.peers import LocalStripe
         from infra.peers import SeaweedS3
 
         began = time.perf_counter()
+        databases = self.databases.enter_context(fresh_databases("bff", "risk", "contract"))
+        self.database_where, self.database_pid = databases.where, databases.server_pid
+        self.say(f"databases: {databases.where}")
+        bff_url, risk_url, contract_url = databases.urls
         s3 = SeaweedS3(self.var / "seaweedfs", access_key=f"bench{secrets.token_hex(6)}",
                        secret_key=secrets.token_urlsafe(32))
         self.peers.append(s3)
@@ -495,11 +510,10 @@ class Services:
         self.url = f"http://127.0.0.1:{ports['bff']}"
         webhook_secret = f"whsec_{secrets.token_hex(16)}"
         stripe.register_webhook(f"{self.url}/webhooks/stripe", webhook_secret)
-        self.database_url = f"sqlite:///{self.var / 'bff.db'}"
+        self.database_url = bff_url
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEASELINE_")}
-        env.update(s3.env(), LEASELINE_VAR_DIR=str(self.var), LEASELINE_DATABASE_URL=self.database_url,
-                   LEASELINE_RISK_DATABASE_URL=f"sqlite:///{self.var / 'risk.db'}",
-                   LEASELINE_CONTRACT_DATABASE_URL=f"sqlite:///{self.var / 'contract.db'}",
+        env.update(s3.env(), LEASELINE_VAR_DIR=str(self.var), LEASELINE_DATABASE_URL=bff_url,
+                   LEASELINE_RISK_DATABASE_URL=risk_url, LEASELINE_CONTRACT_DATABASE_URL=contract_url,
                    LEASELINE_RISK_URL=f"http://127.0.0.1:{ports['risk']}",
                    LEASELINE_CONTRACT_URL=f"http://127.0.0.1:{ports['contract']}",
                    LEASELINE_STRIPE_API_BASE=stripe.api_base, LEASELINE_STRIPE_WEBHOOK_SECRET=webhook_secret)
@@ -536,9 +550,11 @@ class Services:
                 time.sleep(0.2)
 
     def cpu_seconds(self) -> float:
-        """CPU seconds used so far by every process started (services with their workers, SeaweedFS, localstripe)."""
+        """CPU seconds used so far by every process started (services with their workers, SeaweedFS, localstripe,
+        the embedded PostgreSQL with its backends; a server of BENCH_DATABASE_URL's is not counted)."""
         pids = [proc.pid for proc in self.procs.values()]
         pids += [peer.process.pid for peer in self.peers if peer.process is not None]
+        pids += [self.database_pid] if self.database_pid is not None else []
         return sum(process_cpu(pid) for pid in pids)
 
     def tail(self, name: str, lines: int = 25) -> str:
@@ -559,7 +575,10 @@ class Services:
                 proc.wait(5)
         for peer in reversed(self.peers):
             peer.stop()
-        shutil.rmtree(self.var, ignore_errors=True)
+        try:
+            self.databases.close()
+        finally:
+            shutil.rmtree(self.var, ignore_errors=True)
 
 
 # -- report --------------------------------------------------------------------------------------------------
@@ -616,7 +635,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
     parser.add_argument("--url", default=None, help="walk a running BFF (make run) instead of starting services")
     parser.add_argument("--database-url", default=None, help="with --url: its database (default: "
-                        "LEASELINE_DATABASE_URL, else var/bff.db)")
+                        "LEASELINE_DATABASE_URL, else the embedded default of make run)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--trace", action="store_true", help="print every round trip and server-timed step (stderr)")
     args = parser.parse_args()
@@ -640,9 +659,8 @@ def main() -> None:
     try:
         if args.url:
             base = args.url.rstrip("/")
-            var = Path(os.environ.get("LEASELINE_VAR_DIR", ROOT / "var")).resolve()
             database_url = (args.database_url or os.environ.get("LEASELINE_DATABASE_URL")
-                            or f"sqlite:///{var / 'bff.db'}")
+                            or embedded_database_url("leaseline"))
             say(f"walking the running services at {base} (database {database_url.split('@')[-1]})")
         else:
             services = Services(say)  # assigned first: an interrupted start is stopped too
@@ -678,7 +696,8 @@ def main() -> None:
         if services is not None:
             services.stop()
     host["load_average_at_end"] = load_average()
-    where = "started (temporary var dir, SQLite)" if services else f"running at {base}"
+    where = (f"started in a temporary var dir; databases: {services.database_where}" if services
+             else f"running at {base}")
     result = {"machine": host, "runs": args.runs, "cpu": cpu, "services": where,
               "warmup": {k: round(v, 4) for k, v in warm.items()},
               **summary(runs), "bench_seconds": round(time.perf_counter() - bench_began, 1)}
@@ -689,8 +708,10 @@ def main() -> None:
           f"({result['services']}):")
     print_table(result)
     load = " → ".join(" ".join(f"{v:.2f}" for v in host[k]) for k in ("load_average_at_start", "load_average_at_end"))
+    database = ("the embedded PostgreSQL too" if services is not None and services.database_pid is not None
+                else "not the database server")
     ours = (f"the services used {cpu['services_per_journey_s']:.2f} CPU-s per journey (all their processes, "
-            f"Tesseract included), " if cpu["services_per_journey_s"] is not None else "")
+            f"Tesseract included; {database}), " if cpu["services_per_journey_s"] is not None else "")
     print(f"\nCPU during the timed runs: {ours}this bench's client {cpu['bench_client_per_journey_s']:.2f} CPU-s; "
           f"the whole machine was busy {cpu['machine_busy_share'] or 0:.0%} of its {host['cores']} cores "
           f"({cpu['machine_busy_per_journey_s']:.2f} CPU-s per journey: other work on the machine included).")

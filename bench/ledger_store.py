@@ -12,6 +12,10 @@ idempotency-key look-up, the salted commitment, the leaf and opening inserts, th
 checkpoint (Ed25519) stored and written to the file anchor. The S3 anchor of the running service is left out
 (one PUT per checkpoint; the service anchors per batch too).
 
+The database is PostgreSQL: ``--database-url`` (an empty database of the bench's own), else a fresh one on
+``BENCH_DATABASE_URL``'s (else ``TEST_DATABASE_URL``'s) server when set, else on an embedded PostgreSQL started
+in a temporary directory with its default settings, fsync on (bench/databases.py), dropped at the end.
+
     .venv/bin/python bench/ledger_store.py [--size 1000000] [--database-url postgresql://...]
 """
 
@@ -39,7 +43,6 @@ def pct(values: list[float], q: float) -> float:
 
 def fill(url: str, size: int) -> float:
     """Insert ``size`` committed entries after the start statement directly (set-up); returns the seconds."""
-    from sqlalchemy import create_engine
     from sqlalchemy import insert
 
     from contract.db.models import LeafRow
@@ -48,8 +51,9 @@ def fill(url: str, size: int) -> float:
     from contract.ledger import leaf_hash
     from contract.ledger.commitments import Opening
     from contract.ledger.commitments import new_salt
+    from infra.db.engine import make_engine
 
-    engine = create_engine(url)
+    engine = make_engine(url)
     start = datetime(2025, 1, 1, tzinfo=UTC)
     t0 = time.perf_counter()
     chunk = 20_000
@@ -66,12 +70,11 @@ def fill(url: str, size: int) -> float:
                                  "subject": f"app-{i % 50_000}", "idempotency_key": f"fill-{i}", "legacy_idx": None})
             connection.execute(insert(LeafRow), leaves)
             connection.execute(insert(OpeningRow), openings)
-    if engine.dialect.name == "postgresql":
-        # the statistics a log that grew to this size has (autovacuum keeps them); right after a bulk load
-        # there are none, and the planner scans the whole table for "idx >= n" instead of using the key
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.exec_driver_sql("ANALYZE contract_evidence_leaves")
-            connection.exec_driver_sql("ANALYZE contract_evidence_openings")
+    # the statistics a log that grew to this size has (autovacuum keeps them); right after a bulk load there
+    # are none, and the planner scans the whole table for "idx >= n" instead of using the key
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("ANALYZE contract_evidence_leaves")
+        connection.exec_driver_sql("ANALYZE contract_evidence_openings")
     engine.dispose()
     return time.perf_counter() - t0
 
@@ -142,6 +145,7 @@ def bench(url: str, size: int, singles: int, batches: int, batch_size: int, proo
 
 def main() -> None:
     from bench.contract import machine
+    from bench.databases import fresh_databases
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1_000_000)
@@ -150,14 +154,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--proofs", type=int, default=2_000)
     parser.add_argument("--database-url", default="",
-                        help="an empty database of its own (default: a new SQLite file in a temporary directory)")
+                        help="an empty PostgreSQL database of its own (default: a fresh one, see above)")
     args = parser.parse_args()
     print(machine())
-    with tempfile.TemporaryDirectory(prefix="leaseline-ledger-") as tmp:
-        var = Path(tmp)
-        url = args.database_url or f"sqlite:///{var / 'ledger.db'}"
-        print(f"database: {url.split('@')[-1]}")
-        bench(url, args.size, args.singles, args.batches, args.batch_size, args.proofs, var)
+    with (tempfile.TemporaryDirectory(prefix="leaseline-ledger-") as tmp,
+          fresh_databases("ledger", given=args.database_url) as databases):
+        print(f"database: {databases.where}")
+        bench(databases.urls[0], args.size, args.singles, args.batches, args.batch_size, args.proofs, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Lighthouse 12 on the phone pages: accessibility, performance and best-practices scores, and what fails.
 
-Starts the BFF the way ``make run`` does, but on its own: a temporary var dir with SQLite
-(``leaseline db upgrade``, ``leaseline demo``), SeaweedFS (S3) on free ports for the ID-card photos, then
+Starts the BFF the way ``make run`` does, but on its own: a temporary var dir, a fresh PostgreSQL database
+(on ``BENCH_DATABASE_URL``'s, else ``TEST_DATABASE_URL``'s server when set, else an embedded PostgreSQL started in
+a temporary directory: bench/databases.py; ``leaseline db upgrade``, ``leaseline demo``), SeaweedFS (S3) on free
+ports for the ID-card photos, then
 ``leaseline serve bff`` (gunicorn, 1 worker) on a free port, without the background resumer (no risk or
 contract service is needed before the face check). Over HTTP, with a real session and CSRF tokens, the demo
 salesperson starts an application, gives the consents, photographs a specimen ID card (real OCR), fills in the
@@ -217,6 +219,21 @@ def main() -> None:
     if not LIGHTHOUSE.exists():
         raise SystemExit("Lighthouse is not installed: run `make lighthouse` (npm ci in bench/node)")
 
+    from bench.databases import fresh_databases
+
+    with fresh_databases("lighthouse") as databases:
+        if not args.json:
+            print(f"database: {databases.where}", flush=True)
+        figures = audit_pages(args, pages, databases.urls[0])
+        figures["database"] = databases.where
+    if args.json:
+        print(json.dumps(figures, ensure_ascii=False, indent=2))
+        return
+    report(figures)
+
+
+def audit_pages(args: argparse.Namespace, pages: list[str], database_url: str) -> dict[str, Any]:
+    """Start SeaweedFS and the BFF on ``database_url``, walk the application and audit the pages; the figures."""
     from infra.peers import SeaweedS3
 
     var = Path(tempfile.mkdtemp(prefix="leaseline-lighthouse-"))
@@ -229,7 +246,7 @@ def main() -> None:
         s3.start()
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "LEASELINE_VAR_DIR": str(var), "LEASELINE_DATABASE_URL": f"sqlite:///{var / 'bff.db'}",
+        env = {**os.environ, "LEASELINE_VAR_DIR": str(var), "LEASELINE_DATABASE_URL": database_url,
                "LEASELINE_RESUMER": "0", "LEASELINE_LOGIN_RATE": "1000 per minute",
                "LEASELINE_RISK_URL": f"http://127.0.0.1:{free_port()}",  # nothing is sent to it before the face check
                "LEASELINE_CONTRACT_URL": f"http://127.0.0.1:{free_port()}", **s3.env()}
@@ -291,10 +308,11 @@ def main() -> None:
         s3.stop()
         shutil.rmtree(var, ignore_errors=True)
 
-    figures = {"machine": machine(reports), "pages": results, "skipped": skipped}
-    if args.json:
-        print(json.dumps(figures, ensure_ascii=False, indent=2))
-        return
+    return {"machine": machine(reports), "pages": results, "skipped": skipped}
+
+
+def report(figures: dict[str, Any]) -> None:
+    results, skipped = figures["pages"], figures["skipped"]
     m = figures["machine"]
     print(f"\nmachine: {m['cpu']}, {m['cores']} cores, {m['os']}; Lighthouse {m['lighthouse']}, Chromium "
           f"{m['chrome']}, benchmarkIndex {m['benchmark_index']} (mobile, simulated throttling)")

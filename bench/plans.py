@@ -3,6 +3,10 @@
 Targets (issue 2): ≥ 200,000 plans evaluated per second on one core; one vehicle's full matrix ≤ 5 ms;
 quote fragment over HTTP on loopback p95 ≤ 30 ms.
 
+The quote fragment is served by the BFF (werkzeug, threaded) on a fresh PostgreSQL database with the demo
+catalogue: on ``BENCH_DATABASE_URL``'s (else ``TEST_DATABASE_URL``'s) server when set, else on an embedded
+PostgreSQL started in a temporary directory (bench/databases.py).
+
     .venv/bin/python bench/plans.py [--rounds 50] [--requests 400]
 """
 
@@ -66,18 +70,24 @@ def bench_generator(rounds: int) -> None:
 def bench_http(requests_count: int) -> None:
     import logging
 
+    from bench.databases import fresh_databases
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="leaseline-bench-") as tmp, fresh_databases("plans") as databases:
+        os.environ["LEASELINE_VAR_DIR"] = tmp  # generated keys stay in the temporary directory
+        print(f"database: {databases.where}")
+        serve_quotes(databases.urls[0], requests_count)
+
+
+def serve_quotes(url: str, requests_count: int) -> None:
     import requests
     from werkzeug.serving import make_server
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    tmp = tempfile.mkdtemp(prefix="leaseline-bench-")
-    os.environ["LEASELINE_VAR_DIR"] = tmp
     from bff import create_app
     from bff.demo import demo_vehicles
     from infra.catalogue import SqlCatalogue
     from infra.db.migrate import upgrade
 
-    url = f"sqlite:///{tmp}/bench.db"
     upgrade(url)
     app = create_app({"database_url": url, "env": "production", "secret_key": "x" * 40})
     SqlCatalogue(app.extensions["leaseline"].db).upsert(demo_vehicles())
@@ -98,6 +108,8 @@ def bench_http(requests_count: int) -> None:
             if i >= 20:
                 timings.append(dt)
     server.shutdown()
+    app.extensions["leaseline"].risk.stop_resumer()  # before its database is dropped
+    app.extensions["leaseline"].db.dispose()
     print(f"quote fragment over HTTP (werkzeug, loopback, {requests_count} sequential requests):")
     print(f"  p50 {statistics.median(timings):.1f} ms, p95 {pct(timings, 0.95):.1f} ms, max {max(timings):.1f} ms")
 

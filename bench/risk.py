@@ -2,9 +2,12 @@
 over a realistic mix of applicants and sandbox personas.
 
 Starts ``leaseline serve risk`` (gunicorn gthread, 2 workers × its default threads, like production) on a free
-port with a fresh SQLite database in a temporary var dir (or ``--database-url``), mints a real service token
+port with a temporary var dir and a fresh PostgreSQL database (``--database-url``, else a new one on
+``BENCH_DATABASE_URL``'s, else ``TEST_DATABASE_URL``'s server when set, else on an embedded PostgreSQL started in
+a temporary directory with its default settings, fsync on: bench/databases.py), mints a real service token
 with the embedded issuer's key, and drives it from ``--concurrency`` client threads (keep-alive connections).
-The client runs on the same cores, so the CPU it spends is reported beside the server's (Linux: from /proc).
+The client runs on the same cores, so the CPU it spends is reported beside the server's (Linux: from /proc);
+the machine's figure includes the database server's.
 
     .venv/bin/python bench/risk.py [--requests 3000] [--concurrency 8] [--workers 2] [--threads N]
 """
@@ -113,10 +116,8 @@ def applicant(rng: random.Random, seen: set[str]) -> dict[str, Any]:
 
 
 def start_server(port: int, workers: int, threads: int | None, var: Path,
-                 database_url: str | None) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "LEASELINE_VAR_DIR": str(var)}
-    if database_url:
-        env["LEASELINE_RISK_DATABASE_URL"] = database_url
+                 database_url: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "LEASELINE_VAR_DIR": str(var), "LEASELINE_RISK_DATABASE_URL": database_url}
     log = open(var / "server.log", "wb")  # noqa: SIM115 — closed with the process
     command = [sys.executable, "-m", "leaseline", "serve", "risk", "--port", str(port), "--workers", str(workers)]
     if threads:
@@ -136,17 +137,21 @@ def start_server(port: int, workers: int, threads: int | None, var: Path,
 
 
 def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of ``pid`` and its children alive now (the gunicorn master and workers);
-    0 where /proc is not there."""
+    """CPU seconds (user + system) of ``pid`` and its children alive now (the gunicorn master and workers; the
+    embedded PostgreSQL's postmaster and backends), with the children they reaped (PostgreSQL's autovacuum
+    workers come and go); 0 where /proc is not there."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total, pids = 0.0, [pid]
     try:
         pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        for p in pids:
-            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     except OSError:
         return 0.0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+        except OSError:  # a child that ended meanwhile: its time is in its parent's cutime from now on
+            continue
+        total += sum(int(v) for v in fields[11:15]) / tick  # utime, stime, cutime, cstime
     return total
 
 
@@ -210,10 +215,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="gunicorn threads per worker (default: the "
                         "service's own)")
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temporary dir")
+    parser.add_argument("--database-url", default=None,
+                        help="an empty PostgreSQL database (default: a fresh one, see above)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
+    from bench.databases import fresh_databases
     from infra.service_tokens import TokenIssuer
     from infra.service_tokens import load_or_create_signing_key
 
@@ -227,29 +234,35 @@ def main() -> None:
     port = free_port()
     threads = args.threads or "default"
     print(f"risk service: `leaseline serve risk` (gunicorn gthread, {args.workers} workers × {threads} threads) on "
-          f"127.0.0.1:{port}; {'SQLite ' + str(var / 'risk.db') if not args.database_url else 'database given'}")
+          f"127.0.0.1:{port}")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; client: {args.concurrency} keep-alive threads in this process")
-    proc = start_server(port, args.workers, args.threads, var, args.database_url)
-    try:
-        run(port, token, warm, args.concurrency)
-        server0, client0, machine0 = process_cpu(proc.pid), time.process_time(), machine_busy()
-        t0 = time.perf_counter()
-        latencies, statuses, results = run(port, token, bodies, args.concurrency)
-        wall = time.perf_counter() - t0
-        server = process_cpu(proc.pid) - server0
-        client = time.process_time() - client0
-        busy, total = (b - a for a, b in zip(machine0, machine_busy(), strict=True))
-    finally:
-        proc.terminate()
-        proc.wait(15)
+    with fresh_databases("risk", given=args.database_url) as databases:
+        print(f"database: {databases.where}")
+        proc = start_server(port, args.workers, args.threads, var, databases.urls[0])
+        try:
+            run(port, token, warm, args.concurrency)
+            server0, client0, machine0 = process_cpu(proc.pid), time.process_time(), machine_busy()
+            database0 = process_cpu(databases.server_pid) if databases.server_pid is not None else None
+            t0 = time.perf_counter()
+            latencies, statuses, results = run(port, token, bodies, args.concurrency)
+            wall = time.perf_counter() - t0
+            server = process_cpu(proc.pid) - server0
+            database = (process_cpu(databases.server_pid) - database0
+                        if databases.server_pid is not None and database0 is not None else None)
+            client = time.process_time() - client0
+            busy, total = (b - a for a, b in zip(machine0, machine_busy(), strict=True))
+        finally:
+            proc.terminate()
+            proc.wait(15)
     print(f"\n{len(latencies)} assessments in {wall:.2f} s: {len(latencies) / wall:.0f} assessments/s; "
           f"statuses {dict(statuses)}")
     print(f"latency p50 {statistics.median(latencies):.1f} ms, p90 {pct(latencies, 0.90):.1f} ms, "
           f"p99 {pct(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms")
     n = max(len(latencies), 1)
-    print(f"CPU per assessment: server {server / n * 1000:.2f} ms, client {client / n * 1000:.2f} ms, whole machine "
-          f"{busy / n * 1000:.2f} ms (database and other processes included); machine busy "
+    own = f"embedded PostgreSQL {database / n * 1000:.2f} ms, " if database is not None else ""
+    print(f"CPU per assessment: server {server / n * 1000:.2f} ms, {own}client {client / n * 1000:.2f} ms, "
+          f"whole machine {busy / n * 1000:.2f} ms (database and other processes included); machine busy "
           f"{busy / max(total, 1e-9):.0%} of {os.cpu_count()} cores")
     outcomes = Counter(r["outcome"] for r in results)
     tiers = Counter(r["tier"] for r in results if r["outcome"] == "refer")

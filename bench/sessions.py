@@ -14,8 +14,10 @@ per second, p50 and p99 in ms, SQL statements per request, and session rows made
 
     .venv/bin/python bench/sessions.py [--requests 1000] [--blocks 5] [--database-url postgresql://...]
 
-Without ``--database-url`` the database is SQLite in a temporary directory; with it, the (empty) database is
-migrated and filled with the demo data first.
+The database is PostgreSQL: without ``--database-url`` a fresh one on ``BENCH_DATABASE_URL``'s (else
+``TEST_DATABASE_URL``'s) server when set, else on an embedded PostgreSQL started in a temporary directory
+(bench/databases.py), dropped at the end; with it, that (empty) database. Either way it is migrated and filled
+with the demo data first.
 """
 
 from __future__ import annotations
@@ -150,10 +152,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000, help="requests per scenario and variant")
     parser.add_argument("--blocks", type=int, default=5, help="alternating blocks the requests are split into")
-    parser.add_argument("--database-url", default="", help="an empty database to use instead of SQLite")
+    parser.add_argument("--database-url", default="",
+                        help="an empty PostgreSQL database to use (default: a fresh one, see above)")
     args = parser.parse_args()
     print(machine())
-    with tempfile.TemporaryDirectory(prefix="leaseline-bench-") as tmp:
+    from bench.databases import fresh_databases
+
+    with (tempfile.TemporaryDirectory(prefix="leaseline-bench-") as tmp,
+          fresh_databases("sessions", given=args.database_url) as databases):
         os.environ["LEASELINE_VAR_DIR"] = tmp  # generated keys stay in the temporary directory
         import logging
 
@@ -163,13 +169,13 @@ def main() -> None:
         from infra.catalogue import SqlCatalogue
         from infra.db.migrate import upgrade
 
-        url = args.database_url or f"sqlite:///{tmp}/bench.db"
+        print(f"database: {databases.where}")
+        url = databases.urls[0]
         upgrade(url)
         bench = Bench(url)
         services = bench.apps["server-side"].extensions["leaseline"]
         SqlCatalogue(services.db).upsert(demo_vehicles())
         seed_people(services.accounts)
-        dialect = services.db.engine.dialect.name
         clients = {variant: {"signed-in": bench.signed_in(variant),
                              "anonymous": bench.apps[variant].test_client(use_cookies=False)} for variant in VARIANTS}
         figures = {(name, variant): Figures() for name, _, _ in SCENARIOS for variant in VARIANTS}
@@ -183,7 +189,7 @@ def main() -> None:
                     bench.run(variant, call, clients[variant][who], per_block, figures[(name, variant)])
         n = per_block * args.blocks
         print(f"{n} requests per scenario and variant ({args.blocks} alternating blocks), one at a time through "
-              f"Flask's test client (in process, no network), database: {dialect}")
+              f"Flask's test client (in process, no network), database: PostgreSQL (above)")
         print(f"  {'scenario':<42} {'sessions':<14} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'SQL/req':>8} "
               f"{'rows/req':>8}")
         for name, _, _ in SCENARIOS:

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
+from infra.db.engine import embedded_database_url
+from infra.db.engine import is_postgresql
 from infra.peers import is_local_endpoint
 
 
@@ -19,7 +19,7 @@ class ConfigError(ValueError):
 
 
 def var_dir() -> Path:
-    """Where local state lives (SQLite files, generated keys): ``LEASELINE_VAR_DIR`` or ``./var``."""
+    """Where local state lives (the embedded database, generated keys): ``LEASELINE_VAR_DIR`` or ``./var``."""
     return Path(os.environ.get("LEASELINE_VAR_DIR", "var")).resolve()
 
 
@@ -109,12 +109,12 @@ class Settings:
         mode = env.get("LEASELINE_ENV", "development")
         if mode not in ("development", "production", "test"):
             raise ConfigError("LEASELINE_ENV must be development, production or test")
-        url = env.get("LEASELINE_DATABASE_URL") or f"sqlite:///{var_dir() / 'bff.db'}"
-        try:
-            make_url(url)
-        except Exception:  # sqlalchemy's ArgumentError would echo the URL, password included
-            raise ConfigError("LEASELINE_DATABASE_URL is not a database URL "
-                              "(e.g. sqlite:///var/bff.db or postgresql://user@host/db)") from None
+        if mode == "production" and not env.get("LEASELINE_DATABASE_URL"):  # never the embedded development server
+            raise ConfigError("LEASELINE_DATABASE_URL is required in production")
+        url = env.get("LEASELINE_DATABASE_URL") or embedded_database_url("leaseline")
+        if not is_postgresql(url):  # never echo the URL: it may hold a password
+            raise ConfigError("LEASELINE_DATABASE_URL is not a PostgreSQL URL (e.g. postgresql://user@host/db): "
+                              "Leaseline runs on PostgreSQL only")
         if mode == "production" and not env.get("LEASELINE_SECRET_KEY"):
             raise ConfigError("LEASELINE_SECRET_KEY is required in production")
         return cls(

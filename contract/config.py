@@ -1,8 +1,9 @@
 """Contract service settings from environment variables, with safe embedded defaults, validated at start-up.
 
-``LEASELINE_CONTRACT_DATABASE_URL``     the service's own database; default ``sqlite:///<var>/contract.db``
+``LEASELINE_CONTRACT_DATABASE_URL``     the service's own PostgreSQL database; default ``leaseline_contract`` on
+                                       the embedded server (postgresql://postgres@127.0.0.1:5433/leaseline_contract)
                                        (tables ``contract_*``, history in ``contract_alembic_version``)
-``LEASELINE_VAR_DIR``                  local state (SQLite files, generated keys, the development CA)
+``LEASELINE_VAR_DIR``                  local state (the embedded database, generated keys, the development CA)
 ``LEASELINE_SERVICE_ISSUER``           expected ``iss`` of service tokens; default ``leaseline``
 ``LEASELINE_CONTRACT_AUDIENCE``        expected ``aud``; default ``leaseline-contract``
 ``LEASELINE_SERVICE_JWKS``             the token issuer's JWK Set (required in production)
@@ -37,8 +38,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
+from infra.db.engine import embedded_database_url
+from infra.db.engine import is_postgresql
 from infra.keyfiles import create_once
 
 
@@ -85,6 +86,8 @@ class ContractSettings:
         mode = env.get("LEASELINE_ENV", "development")
         if mode not in ("development", "production", "test"):
             raise ConfigError("LEASELINE_ENV must be development, production or test")
+        if mode == "production" and not env.get("LEASELINE_CONTRACT_DATABASE_URL"):  # never the embedded server
+            raise ConfigError("LEASELINE_CONTRACT_DATABASE_URL is required in production")
         if mode == "production" and not env.get("LEASELINE_SERVICE_JWKS"):
             raise ConfigError("LEASELINE_SERVICE_JWKS is required in production (the platform issuer's JWKS)")
         if mode == "production" and not env.get("LEASELINE_SIGNING_DIR"):
@@ -95,7 +98,7 @@ class ContractSettings:
             raise ConfigError("LEASELINE_CONTRACT_RETENTION_YEARS must be a whole number of years") from None
         var = var_dir()
         return cls(
-            database_url=env.get("LEASELINE_CONTRACT_DATABASE_URL") or f"sqlite:///{var / 'contract.db'}",
+            database_url=env.get("LEASELINE_CONTRACT_DATABASE_URL") or embedded_database_url("leaseline_contract"),
             signing_key_path=env.get("LEASELINE_SERVICE_SIGNING_KEY_PATH") or str(var / "service_signing_key.pem"),
             signing_dir=env.get("LEASELINE_SIGNING_DIR") or str(var / "signing"),
             ledger_key_path=env.get("LEASELINE_LEDGER_SIGNING_KEY_PATH") or str(var / "ledger_signing_key.pem"),
@@ -121,10 +124,9 @@ class ContractSettings:
         return ContractSettings(**{**self.__dict__, **{k: v for k, v in overrides.items() if k in names}}).validated()
 
     def validated(self) -> ContractSettings:
-        try:
-            make_url(self.database_url)
-        except Exception:  # sqlalchemy's error would echo the URL, password included
-            raise ConfigError("LEASELINE_CONTRACT_DATABASE_URL is not a database URL") from None
+        if not is_postgresql(self.database_url):  # never echo the URL: it may hold a password
+            raise ConfigError("LEASELINE_CONTRACT_DATABASE_URL is not a PostgreSQL URL (e.g. postgresql://user@host/db):"
+                              " Leaseline runs on PostgreSQL only")
         if self.service_jwks:
             try:
                 jwks = json.loads(self.service_jwks)

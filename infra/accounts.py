@@ -176,8 +176,7 @@ class SqlAccounts:
         """Record that a TOTP code of time ``step`` was used; False if that step or a later one already was.
 
         One conditional UPDATE: of two sign-ins racing with the same code, the database lets exactly one move
-        the step (PostgreSQL re-checks the WHERE clause on the row the other one committed; SQLite serialises
-        writers)."""
+        the step (PostgreSQL re-checks the WHERE clause on the row the other one committed)."""
         stmt = (update(UserRow).where(UserRow.id == user_id[:36],
                                       or_(UserRow.totp_last_step.is_(None), UserRow.totp_last_step < step))
                 .values(totp_last_step=step))

@@ -7,11 +7,9 @@ and every read goes through :meth:`SqlApplications._scoped`, so no query can for
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Callable
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
@@ -162,9 +160,6 @@ def _check(r: KycCheckRow) -> Check:
 class SqlApplications:
     def __init__(self, db: Database) -> None:
         self.db = db
-        # SQLite ignores SELECT … FOR UPDATE: serialise read-change-write of drafts within the process there
-        # (the embedded default; PostgreSQL locks the row itself, across processes)
-        self._local_lock = threading.Lock() if db.engine.dialect.name == "sqlite" else nullcontext()
 
     # -- reads, always scoped ------------------------------------------------------------------------------
     @staticmethod
@@ -230,7 +225,7 @@ class SqlApplications:
         """Read, change and write the draft in one transaction under a row lock, so that two devices (or the
         OCR job) saving at once never overwrite each other's answers. ``change`` gets the locked row and
         returns the columns to set. None when the application is not in one of the ``allowed`` states."""
-        with self._local_lock, self.db.session() as session:
+        with self.db.session() as session:  # the row is locked (FOR UPDATE), across processes
             row = session.get(ApplicationRow, application_id, with_for_update=True)
             if row is None or (allowed is not None and row.status not in allowed):
                 return None
@@ -547,8 +542,8 @@ class SqlApplications:
             return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
     # Each change below is one conditional UPDATE, so that a job and whoever gives its check up (the phone's
-    # next poll, in any process) never both win: the row lock (PostgreSQL) or the write lock (SQLite) taken by
-    # the UPDATE orders them, and the loser's condition no longer holds.
+    # next poll, in any process) never both win: the row lock taken by the UPDATE orders them, and the loser's
+    # condition no longer holds.
     @staticmethod
     def _running(session: Any, check_id: str) -> KycCheckRow | None:
         """Lock the check if it is running and its job not yet finishing; the row, read under that lock."""

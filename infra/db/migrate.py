@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from infra.db.engine import is_embedded_database
 from infra.db.engine import make_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -85,7 +86,9 @@ def _reach(url: str, read: Callable[[Connection], T]) -> T:
         with engine.connect() as conn:
             return read(conn)
     except SQLAlchemyError as exc:
-        raise DatabaseNotReady(f"database unreachable at {shown(str(engine.url))}: {_first_line(exc)}") from None
+        hint = " (the embedded database runs while `make run` does)" if is_embedded_database(url) else ""
+        raise DatabaseNotReady(f"database unreachable at {shown(str(engine.url))}: {_first_line(exc)}{hint}"
+                               ) from None
     finally:
         engine.dispose()
 

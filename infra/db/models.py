@@ -40,7 +40,7 @@ def utcnow() -> datetime:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp stored in UTC and always read back timezone-aware (SQLite returns naive values)."""
+    """A timestamp stored in UTC and always read back timezone-aware (``timestamptz``, read back in UTC)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True

@@ -73,12 +73,9 @@ def snapshot(persona: str = "clean_file", **overrides: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def risk_database(var_dir: Path, kind: str = "sqlite") -> Iterator[str]:
-    """A fresh, empty database URL for the risk service: a SQLite file, or (kind="postgresql") a new database
-    on ``TEST_DATABASE_URL``'s server, dropped afterwards."""
-    if kind == "sqlite":
-        yield f"sqlite:///{var_dir / f'risk-{uuid.uuid4().hex[:8]}.db'}"
-        return
+def risk_database(var_dir: Path, kind: str = "postgresql") -> Iterator[str]:
+    """A fresh, empty database URL for the risk service: a new database on ``TEST_DATABASE_URL``'s server,
+    dropped afterwards (``var_dir`` and ``kind`` kept for the callers' signatures)."""
     from tests.conftest import postgres_database
 
     yield from postgres_database("leaseline_risk_t")

@@ -1,10 +1,9 @@
 """Issue 8: one lease from the showroom to delivery, in real browsers, across every running service.
 
-Services, all real, over HTTP, started for this module on one kind of database — SQLite, and PostgreSQL too
-when ``TEST_DATABASE_URL`` is set (each service its own database): the BFF, the risk service, the contract
-service (its own process: WeasyPrint, pyHanko, the evidence log), SeaweedFS (KYC images, signed PDFs),
-localstripe (TEST MODE payments), a local RFC 3161 time-stamping authority and the company's OpenID provider
-(npm oidc-provider).
+Services, all real, over HTTP, started for this module on PostgreSQL (each service its own database): the BFF,
+the risk service, the contract service (its own process: WeasyPrint, pyHanko, the evidence log), SeaweedFS (KYC
+images, signed PDFs), localstripe (TEST MODE payments), a local RFC 3161 time-stamping authority and the company's
+OpenID provider (npm oidc-provider).
 
 Browsers (Debian's Chromium): the salesperson's showroom tablet, each customer's phone (Pixel 7), a risk
 officer's tablet, and anyone's phone on the public contract check. The phones film with
@@ -38,7 +37,6 @@ import json
 import os
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from contextlib import contextmanager
@@ -138,12 +136,9 @@ class Stack:
 
 
 @contextmanager
-def database(kind: str, folder: Path, name: str) -> Iterator[str]:
-    """A fresh database for one service: a SQLite file, or a new PostgreSQL database dropped afterwards."""
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / f'{name}-{uuid.uuid4().hex[:8]}.db'}"
-    else:
-        yield from postgres_database(f"leaseline_{name}_j")
+def database(name: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one service, dropped afterwards."""
+    yield from postgres_database(f"leaseline_{name}_j")
 
 
 @pytest.fixture(scope="module", params=DATABASES)
@@ -155,9 +150,9 @@ def stack(request: pytest.FixtureRequest, _var_dir: Path, s3_server: Any, stripe
     with ExitStack() as stack:
         risk = stack.enter_context(RiskServer(stack.enter_context(risk_database(_var_dir, kind)), _var_dir))
         tsa = stack.enter_context(TsaServer())
-        contract = stack.enter_context(ContractProcess(stack.enter_context(database(kind, _var_dir, "contract")),
+        contract = stack.enter_context(ContractProcess(stack.enter_context(database("contract")),
                                                        _var_dir, s3_server, tsa))
-        bff_url = stack.enter_context(database(kind, _var_dir, "bff"))
+        bff_url = stack.enter_context(database("bff"))
         upgrade(bff_url)
         port = free_port()
         app = build_app(bff_url, **s3_config(s3_server), **stripe_config(stripe_server), **oidc_settings(port),
@@ -520,7 +515,7 @@ def check_evidence(stack: Stack, app_ids: list[str], shown: PageProof) -> None:
 def test_a_lease_from_the_showroom_to_delivery_across_every_service(
         browser: Browser, playwright: Playwright, stack: Stack, camera: FakeCamera,
         cards: dict[str, tuple[Path, Path]]) -> None:
-    tour = Tour(os.environ.get("LEASELINE_SCREENSHOTS") if stack.kind == "sqlite" else None)
+    tour = Tour(os.environ.get("LEASELINE_SCREENSHOTS"))
     problems = Problems(stack.url)
     phone_device = playwright.devices["Pixel 7"]
     contexts: list[BrowserContext] = []

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
@@ -19,22 +18,26 @@ from tests.common.oidc import oidc_provider
 from tests.common.oidc import oidc_settings
 from tests.conftest import LiveServer
 from tests.conftest import build_app
+from tests.conftest import postgres_database
 
 TIMEOUT = 10_000  # ms
 
 
 @pytest.fixture(scope="module")
-def oidc_bff(_var_dir: Path) -> Iterator[tuple[LiveServer, str]]:
-    """A BFF (SQLite, demo accounts) whose staff issuer is a provider started for it; yields both."""
+def oidc_bff() -> Iterator[tuple[LiveServer, str]]:
+    """A BFF (its own PostgreSQL database, demo accounts) whose staff issuer is a provider started for it; yields
+    both."""
     from infra.db.migrate import upgrade
 
-    url = f"sqlite:///{_var_dir / 'oidc-browser.db'}"
-    upgrade(url)
-    port = free_port()
-    app = build_app(url, **oidc_settings(port))
-    with LiveServer(app) as server, oidc_provider(port, server.url) as issuer:
-        yield server, issuer
-    app.extensions["leaseline"].db.dispose()
+    for url in postgres_database("leaseline_oidc_browser"):
+        upgrade(url)
+        port = free_port()
+        app = build_app(url, **oidc_settings(port))
+        try:
+            with LiveServer(app) as server, oidc_provider(port, server.url) as issuer:
+                yield server, issuer
+        finally:
+            app.extensions["leaseline"].db.dispose()
 
 
 def sign_in_at_provider(page: Page, issuer: str, login: str) -> None:

@@ -1,7 +1,7 @@
 """Credit applications over real HTTP: plan → consent → ID card (OCR) → details → submit → face check →
 review; encrypted PII, masking and audited unmasking, tenant scoping, bad uploads, idempotent replays.
 
-Everything real: the BFF on SQLite and PostgreSQL, SeaweedFS for the images, Tesseract and dlib for the
+Everything real: the BFF on PostgreSQL, SeaweedFS for the images, Tesseract and dlib for the
 checks (face photos fetched from PyPI in set-up, tests/common/faces.py)."""
 
 from __future__ import annotations

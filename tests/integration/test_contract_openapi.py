@@ -1,5 +1,5 @@
 """The contract service's OpenAPI document is valid OpenAPI 3.1, and schemathesis, fuzzing every operation it
-describes against the running service (SQLite, SeaweedFS, the local TSA, a token with every scope), finds
+describes against the running service (PostgreSQL, SeaweedFS, the local TSA, a token with every scope), finds
 nothing with all its checks. The fuzzed ids name no contract, so signing
 and page rendering never run: generated snapshots are refused before rendering (check characters, figures
 that do not reconcile), and a valid one, if hypothesis ever made it, renders one draft."""
@@ -32,7 +32,7 @@ SCOPES = ("contract:write", "contract:read", "ledger:append", "ledger:read")
 @pytest.fixture(scope="module", params=DATABASES)
 def contracts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
               s3_server: Any) -> Iterator[ContractServer]:
-    """The contract service on each database: PostgreSQL refuses what SQLite stores (U+0000)."""
+    """The contract service on a fresh database of its own."""
     var = tmp_path_factory.mktemp("contract-openapi")
     with (risk_database(var, request.param) as url, TsaServer() as tsa,
           ContractServer(url, var, s3_server, tsa) as server):

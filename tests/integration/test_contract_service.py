@@ -35,6 +35,7 @@ from tests.common.payloads import TOO_DEEP
 from tests.common.risk import risk_database
 from tests.common.tsa import TsaServer
 from tests.conftest import DATABASES
+from tests.conftest import postgres_database
 from tests.unit.test_contract_document import LESSEE_NAME
 from tests.unit.test_contract_document import example_snapshot
 
@@ -540,23 +541,26 @@ def test_leaseline_ledger_verify_names_a_changed_entry(tmp_path: Path, monkeypat
     from infra.db.engine import Database
     from leaseline.cli import main
 
-    url, key = f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path / "ledger.pem"
-    monkeypatch.setenv("LEASELINE_CONTRACT_DATABASE_URL", url)
-    monkeypatch.setenv("LEASELINE_LEDGER_SIGNING_KEY_PATH", str(key))
-    monkeypatch.setenv("LEASELINE_LEDGER_ORIGIN", "test")
-    monkeypatch.setenv("LEASELINE_S3_SECRET_KEY", "unused")
-    upgrade(url)
-    db = Database(url)
-    log = EvidenceLog(db, load_or_create_key(key), "test/v2", [FileAnchor(tmp_path / "anchors.jsonl")])
-    for i in range(7):
-        log.append("payment", f"app-{i}", {"amount": f"{i}.00"})
-    runner = CliRunner()
-    done = runner.invoke(main, ["ledger", "verify", "--checkpoint", str(tmp_path / "anchors.jsonl")])
-    assert done.exit_code == 0 and "evidence log intact: 8 entries" in done.output, done.output  # the start + 7
-    original = log.opened(4).opening.entry  # app-3's
-    with db.session() as session:
-        session.execute(update(OpeningRow).where(OpeningRow.idx == 4).values(
-            entry=original.replace(b"3.00", b"9.00")))
-    done = runner.invoke(main, ["ledger", "verify"])
-    assert done.exit_code != 0 and "first bad entry 4" in done.output, done.output
-    db.dispose()
+    key = tmp_path / "ledger.pem"
+    for url in postgres_database("leaseline_ledger"):
+        monkeypatch.setenv("LEASELINE_CONTRACT_DATABASE_URL", url)
+        monkeypatch.setenv("LEASELINE_LEDGER_SIGNING_KEY_PATH", str(key))
+        monkeypatch.setenv("LEASELINE_LEDGER_ORIGIN", "test")
+        monkeypatch.setenv("LEASELINE_S3_SECRET_KEY", "unused")
+        upgrade(url)
+        db = Database(url)
+        try:
+            log = EvidenceLog(db, load_or_create_key(key), "test/v2", [FileAnchor(tmp_path / "anchors.jsonl")])
+            for i in range(7):
+                log.append("payment", f"app-{i}", {"amount": f"{i}.00"})
+            runner = CliRunner()
+            done = runner.invoke(main, ["ledger", "verify", "--checkpoint", str(tmp_path / "anchors.jsonl")])
+            assert done.exit_code == 0 and "evidence log intact: 8 entries" in done.output, done.output  # start + 7
+            original = log.opened(4).opening.entry  # app-3's
+            with db.session() as session:
+                session.execute(update(OpeningRow).where(OpeningRow.idx == 4).values(
+                    entry=original.replace(b"3.00", b"9.00")))
+            done = runner.invoke(main, ["ledger", "verify"])
+            assert done.exit_code != 0 and "first bad entry 4" in done.output, done.output
+        finally:
+            db.dispose()

@@ -15,7 +15,6 @@ from sqlalchemy.engine import make_url
 
 from infra.db.migrate import upgrade
 from tests.common.cut import CuttableProxy
-from tests.conftest import DATABASES
 from tests.conftest import LiveServer
 from tests.conftest import build_app
 from tests.conftest import postgres_database
@@ -23,7 +22,7 @@ from tests.integration.test_auth import SALES_A
 from tests.integration.test_auth import csrf
 from tests.integration.test_auth import sign_in
 
-pytestmark = pytest.mark.skipif("postgresql" not in DATABASES, reason="a database server to cut: TEST_DATABASE_URL")
+pytestmark = pytest.mark.db
 TIMEOUT = 20
 
 

@@ -220,35 +220,38 @@ def first_log_bff(db_url: str, _var_dir: Path, tmp_path_factory: pytest.TempPath
     from tests.common.tsa import TsaServer
     from tests.conftest import LiveServer
     from tests.conftest import build_app
+    from tests.conftest import postgres_database
     from tests.conftest import s3_config
     from tests.conftest import stripe_config
 
     app_id, _ = approved
     var = tmp_path_factory.mktemp("first-log")
-    url, key_path = f"sqlite:///{var / 'contract.db'}", var / "ledger.pem"
-    write_first_log(url, key_path, [
-        ("consent_given", app_id, {"purpose": "sensitive_pi", "text_sha256": "ab" * 32}, None),
-        ("plan_accepted", app_id, {"plan_code": "P1", "monthly_payment": "3999.00"}, None),
-        ("risk_decision", app_id, {"outcome": "approve", "pd": "0.05", "reasons": ["AUTO_APPROVE"]}, None),
-        ("payment", "app-of-someone-else", {"amount": "1.00"}, None)], FIRST_LOG_ORIGIN)
-    upgrade(url)
-    db = Database(url)
-    try:
-        log = EvidenceLog(db, load_or_create_key(key_path), f"{FIRST_LOG_ORIGIN}/v2", legacy_origin=FIRST_LOG_ORIGIN)
-        migrate(log)
-        key = log.public_key.public_bytes_raw()
-    finally:
-        db.dispose()
-    with TsaServer() as tsa, ContractServer(url, _var_dir, s3_server, tsa, ledger_key_path=str(key_path),
-                                            ledger_origin=FIRST_LOG_ORIGIN) as contract:
-        # the BFF's own app on the suite's database (its accounts, the approved application), without a resumer
-        app = build_app(db_url, **s3_config(s3_server), risk_url=risk_server.url, contract_url=contract.url,
-                        **stripe_config(stripe_server))
+    key_path = var / "ledger.pem"
+    for url in postgres_database("leaseline_first_log"):
+        write_first_log(url, key_path, [
+            ("consent_given", app_id, {"purpose": "sensitive_pi", "text_sha256": "ab" * 32}, None),
+            ("plan_accepted", app_id, {"plan_code": "P1", "monthly_payment": "3999.00"}, None),
+            ("risk_decision", app_id, {"outcome": "approve", "pd": "0.05", "reasons": ["AUTO_APPROVE"]}, None),
+            ("payment", "app-of-someone-else", {"amount": "1.00"}, None)], FIRST_LOG_ORIGIN)
+        upgrade(url)
+        db = Database(url)
         try:
-            with LiveServer(app) as server:
-                yield server.url, key
+            log = EvidenceLog(db, load_or_create_key(key_path), f"{FIRST_LOG_ORIGIN}/v2",
+                              legacy_origin=FIRST_LOG_ORIGIN)
+            migrate(log)
+            key = log.public_key.public_bytes_raw()
         finally:
-            app.extensions["leaseline"].db.dispose()
+            db.dispose()
+        with TsaServer() as tsa, ContractServer(url, _var_dir, s3_server, tsa, ledger_key_path=str(key_path),
+                                                ledger_origin=FIRST_LOG_ORIGIN) as contract:
+            # the BFF's own app on the suite's database (its accounts, the approved application), without a resumer
+            app = build_app(db_url, **s3_config(s3_server), risk_url=risk_server.url, contract_url=contract.url,
+                            **stripe_config(stripe_server))
+            try:
+                with LiveServer(app) as server:
+                    yield server.url, key
+            finally:
+                app.extensions["leaseline"].db.dispose()
 
 
 def test_an_old_entry_s_first_log_proof_goes_to_the_lessor_s_staff_and_the_auditor_only(

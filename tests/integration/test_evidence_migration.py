@@ -49,6 +49,7 @@ from tests.common import evidence
 from tests.common.first_log import AT
 from tests.common.first_log import write_first_log
 from tests.conftest import DATABASES
+from tests.conftest import postgres_database
 
 pytestmark = pytest.mark.db
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,12 +68,7 @@ OLD = [
 
 
 @pytest.fixture(params=DATABASES)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'contract.db'}"
-        return
-    from tests.conftest import postgres_database
-
+def url() -> Iterator[str]:
     yield from postgres_database("leaseline_evm")
 
 
@@ -350,20 +346,20 @@ def test_leaseline_serve_contract_refuses_an_unmigrated_log_in_one_line(
 def test_a_fresh_log_starts_with_a_statement_that_continues_nothing(tmp_path: Path) -> None:
     """No first log: nothing to migrate; the first process to start writes the start statement (race-safe: leaf 0
     is the primary key), and ``leaseline ledger migrate`` would find nothing to do."""
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    upgrade(url)
-    db = Database(url)
-    try:
-        logs = [new_log(db, tmp_path / "ledger.pem") for _ in range(2)]
-        threads = [threading.Thread(target=log.start) for log in logs]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        log = logs[0]
-        assert log.append("payment", "app-1", {"amount": "1.00"}).index == 1
-        start = read_log_start(log.entry(0)[0])
-        assert start.previous is None and start.verify(log.public_key)
-        assert log.audit().ok and log.legacy.size() == 0
-    finally:
-        db.dispose()
+    for url in postgres_database("leaseline_evm_fresh"):
+        upgrade(url)
+        db = Database(url)
+        try:
+            logs = [new_log(db, tmp_path / "ledger.pem") for _ in range(2)]
+            threads = [threading.Thread(target=log.start) for log in logs]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            log = logs[0]
+            assert log.append("payment", "app-1", {"amount": "1.00"}).index == 1
+            start = read_log_start(log.entry(0)[0])
+            assert start.previous is None and start.verify(log.public_key)
+            assert log.audit().ok and log.legacy.size() == 0
+        finally:
+            db.dispose()

@@ -26,7 +26,6 @@ from infra.peers import SeaweedS3
 from infra.storage import S3ObjectStore
 from tests.common.s3 import seaweed
 from tests.common.stall import StallProxy
-from tests.conftest import DATABASES
 from tests.conftest import postgres_database
 
 
@@ -50,7 +49,7 @@ def in_child(work: Callable[[], bytes]) -> bytes:
     return answer
 
 
-@pytest.mark.skipif("postgresql" not in DATABASES, reason="needs TEST_DATABASE_URL")
+@pytest.mark.db
 def test_a_forked_process_opens_its_own_database_connection() -> None:
     for url in postgres_database("leaseline_fork"):
         db = Database(url)

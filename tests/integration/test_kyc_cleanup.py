@@ -165,27 +165,19 @@ def failing_document_insert(db_url: str) -> Iterator[Any]:
     def install(app_id: str, kind: str) -> None:
         assert all(c in "0123456789abcdef-" for c in app_id) and kind.isidentifier()
         with engine.begin() as conn:
-            if engine.dialect.name == "sqlite":
-                conn.execute(text(f"CREATE TRIGGER refuse_documents BEFORE INSERT ON kyc_documents "
-                                  f"WHEN NEW.application_id = '{app_id}' AND NEW.kind = '{kind}' "
-                                  f"BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END"))
-            else:
-                conn.execute(text(f"CREATE FUNCTION refuse_documents() RETURNS trigger AS $$ BEGIN "
-                                  f"IF NEW.application_id = '{app_id}' AND NEW.kind = '{kind}' THEN "
-                                  f"RAISE EXCEPTION 'disk full (test)'; END IF; RETURN NEW; END $$ "
-                                  f"LANGUAGE plpgsql"))
-                conn.execute(text("CREATE TRIGGER refuse_documents BEFORE INSERT ON kyc_documents "
-                                  "FOR EACH ROW EXECUTE FUNCTION refuse_documents()"))
+            conn.execute(text(f"CREATE FUNCTION refuse_documents() RETURNS trigger AS $$ BEGIN "
+                              f"IF NEW.application_id = '{app_id}' AND NEW.kind = '{kind}' THEN "
+                              f"RAISE EXCEPTION 'disk full (test)'; END IF; RETURN NEW; END $$ "
+                              f"LANGUAGE plpgsql"))
+            conn.execute(text("CREATE TRIGGER refuse_documents BEFORE INSERT ON kyc_documents "
+                              "FOR EACH ROW EXECUTE FUNCTION refuse_documents()"))
         installed.append(app_id)
 
     yield install
     with engine.begin() as conn:
         if installed:
-            if engine.dialect.name == "sqlite":
-                conn.execute(text("DROP TRIGGER IF EXISTS refuse_documents"))
-            else:
-                conn.execute(text("DROP TRIGGER IF EXISTS refuse_documents ON kyc_documents"))
-                conn.execute(text("DROP FUNCTION IF EXISTS refuse_documents()"))
+            conn.execute(text("DROP TRIGGER IF EXISTS refuse_documents ON kyc_documents"))
+            conn.execute(text("DROP FUNCTION IF EXISTS refuse_documents()"))
     engine.dispose()
 
 
@@ -217,21 +209,19 @@ def test_an_upload_whose_database_write_fails_leaves_no_image(bff_server: Any, a
 
 # -- the orphan sweep -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module", params=DATABASES)
-def own(request: pytest.FixtureRequest, _var_dir: Path, s3_server: Any) -> Iterator[Any]:
+def own(s3_server: Any) -> Iterator[Any]:
     """A BFF of its own (its own database, so its own dealers and prefixes) on the suite's SeaweedFS: the sweeps
     below, run as if hours had passed, touch nothing of the other tests."""
     from infra.db.migrate import upgrade
 
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{_var_dir / f'sweep-{uuid.uuid4().hex[:8]}.db'}"])
-    else:
-        urls = postgres_database("leaseline_sweep")
-    for url in urls:
+    for url in postgres_database("leaseline_sweep"):
         upgrade(url)
         application = build_app(url, **s3_config(s3_server))
-        application.extensions["leaseline"].store.ensure_bucket()
-        yield application
-        application.extensions["leaseline"].db.dispose()
+        try:
+            application.extensions["leaseline"].store.ensure_bucket()
+            yield application
+        finally:
+            application.extensions["leaseline"].db.dispose()
 
 
 def new_application(app: Any) -> Any:
@@ -333,29 +323,29 @@ def test_the_sweep_leaves_other_tenants_and_other_files_alone(own: Any) -> None:
         svc.store.delete(other_kind)
 
 
-def test_the_resumer_sweeps_orphans_on_its_schedule(_var_dir: Path, s3_server: Any) -> None:
+def test_the_resumer_sweeps_orphans_on_its_schedule(s3_server: Any) -> None:
     """The BFF's background loop runs the sweep by itself (here with a one-second grace and schedule)."""
     from infra.db.migrate import upgrade
 
-    url = f"sqlite:///{_var_dir / f'sweep-resumer-{uuid.uuid4().hex[:8]}.db'}"
-    upgrade(url)
-    app = build_app(url, **s3_config(s3_server), resumer=True, kyc_orphan_grace_seconds=1, kyc_sweep_seconds=1,
-                    risk_url="http://127.0.0.1:9", contract_url="http://127.0.0.1:9")
-    svc = app.extensions["leaseline"]
-    try:
-        svc.store.ensure_bucket()
-        a = new_application(app)
-        orphan = put(app, a, "selfie", row=False)
-        kept = put(app, a, "selfie", row=True)
-        svc.risk.start_resumer()
-        deadline = time.monotonic() + 30
-        while orphan in svc.store.list_keys(f"tenants/{a.dealer_id}/applications/{a.id}/"):
-            assert time.monotonic() < deadline, "the resumer never swept the orphan"
-            time.sleep(0.5)
-        assert svc.store.list_keys(f"tenants/{a.dealer_id}/applications/{a.id}/") == [kept]
-    finally:
-        svc.risk.stop_resumer()
-        svc.db.dispose()
+    for url in postgres_database("leaseline_sweep_resumer"):
+        upgrade(url)
+        app = build_app(url, **s3_config(s3_server), resumer=True, kyc_orphan_grace_seconds=1, kyc_sweep_seconds=1,
+                        risk_url="http://127.0.0.1:9", contract_url="http://127.0.0.1:9")
+        svc = app.extensions["leaseline"]
+        try:
+            svc.store.ensure_bucket()
+            a = new_application(app)
+            orphan = put(app, a, "selfie", row=False)
+            kept = put(app, a, "selfie", row=True)
+            svc.risk.start_resumer()
+            deadline = time.monotonic() + 30
+            while orphan in svc.store.list_keys(f"tenants/{a.dealer_id}/applications/{a.id}/"):
+                assert time.monotonic() < deadline, "the resumer never swept the orphan"
+                time.sleep(0.5)
+            assert svc.store.list_keys(f"tenants/{a.dealer_id}/applications/{a.id}/") == [kept]
+        finally:
+            svc.risk.stop_resumer()
+            svc.db.dispose()
 
 
 def test_the_sweep_orphans_command(own: Any, s3_server: Any) -> None:

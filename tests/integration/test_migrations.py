@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import text
 
@@ -33,7 +34,7 @@ def test_the_migrated_schema_matches_the_models(db_url: str) -> None:
 
 
 @pytest.mark.parametrize("service", ["risk", "contract"])
-def test_each_service_s_migrated_tables_match_its_models(db_url: str, service: str, tmp_path: Path) -> None:
+def test_each_service_s_migrated_tables_match_its_models(db_url: str, service: str) -> None:
     """The risk and contract services migrate their own tables (own version table); fresh database each."""
     import importlib
 
@@ -55,27 +56,33 @@ def test_each_service_s_migrated_tables_match_its_models(db_url: str, service: s
         finally:
             engine.dispose()
 
-    if db_url.startswith("sqlite"):
-        assert compare(f"sqlite:///{tmp_path / f'{service}.db'}") == []
-    else:
-        for url in postgres_database(f"leaseline_{service}_m"):
-            assert compare(url) == []
+    for url in postgres_database(f"leaseline_{service}_m"):
+        assert compare(url) == []
 
 
-def test_invitation_mobiles_are_encrypted_by_the_migration_and_restored_by_its_downgrade(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
+def test_invitation_mobiles_are_encrypted_by_the_migration_and_restored_by_its_downgrade() -> None:
+    from tests.conftest import postgres_database
+
+    for url in postgres_database("leaseline_m0005"):
+        engine = create_engine(url)
+        try:
+            _encrypted_then_restored(url, engine)
+        finally:
+            engine.dispose()
+
+
+def _encrypted_then_restored(url: str, engine: Engine) -> None:
     upgrade(url, "0004")
-    engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO dealer_groups (id, name, created_at) VALUES ('g', 'G', '2026-11-25')"))
         conn.execute(text("INSERT INTO dealers (id, group_id, name, city, modules, active, created_at) "
-                          "VALUES ('d', 'g', 'D', 'C', '[]', 1, '2026-11-25')"))
+                          "VALUES ('d', 'g', 'D', 'C', '[]', true, '2026-11-25')"))
         conn.execute(text("INSERT INTO users (id, email, name, role, dealer_id, recovery_codes, active, "
-                          "failed_logins, created_at) VALUES ('u', 'u@x.cn', 'U', 'sales', 'd', '[]', 1, 0, "
+                          "failed_logins, created_at) VALUES ('u', 'u@x.cn', 'U', 'sales', 'd', '[]', true, 0, "
                           "'2026-11-25')"))
         conn.execute(text("INSERT INTO invitations (id, dealer_id, created_by, mobile, nonce_hash, expires_at, "
                           "failed_codes, locked, created_at) VALUES (:id, 'd', 'u', '13800138000', 'h', "
-                          "'2026-11-26', 0, 0, '2026-11-25')"), {"id": str(uuid.uuid4())})
+                          "'2026-11-26', 0, false, '2026-11-25')"), {"id": str(uuid.uuid4())})
     upgrade(url)
     vault = PiiVault(configured_key(os.environ.get("LEASELINE_PII_KEY", ""),
                                     Path(os.environ["LEASELINE_VAR_DIR"])))
@@ -87,4 +94,3 @@ def test_invitation_mobiles_are_encrypted_by_the_migration_and_restored_by_its_d
     downgrade(url, "0004")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT mobile FROM invitations")).scalar_one() == "13800138000"
-    engine.dispose()

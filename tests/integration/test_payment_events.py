@@ -13,12 +13,12 @@ PaymentIntent event type we handle, ``charge.refunded`` and a type we do not han
   the 3-D Secure one, as when the webhook overtakes our own answer, or the browser confirmed it), whatever the
   event's body says about it.
 
-The events go one by one through ``PaymentService.handle_event`` on a real database (SQLite, and PostgreSQL with
-TEST_DATABASE_URL), the service asking localstripe about the intents it has not recorded. After each event, nothing
-that the event was not accepted for has changed: neither the status nor the captured and refunded amounts (what is left
-to refund); 0 ≤ refunded ≤ captured ≤ amount always; the event's outcome says whether it was applied, ignored or
-refused (refused: kept for ops). At the end the payment is what a reference model of the rules implies from the
-accepted events, and the lease became ready for delivery only if an accepted event secured it.
+The events go one by one through ``PaymentService.handle_event`` on a real database (PostgreSQL), the service asking
+localstripe about the intents it has not recorded. After each event, nothing that the event was not accepted for has
+changed: neither the status nor the captured and refunded amounts (what is left to refund); 0 ≤ refunded ≤ captured ≤
+amount always; the event's outcome says whether it was applied, ignored or refused (refused: kept for ops). At the end
+the payment is what a reference model of the rules implies from the accepted events, and the lease became ready for
+delivery only if an accepted event secured it.
 
 The reference model restates the rules below; the transition table (``ALLOWED``) and the mapping of Stripe's
 statuses (``from_intent``) are the machine's own, unit-tested in tests/unit/test_payment_machine.py.
@@ -75,22 +75,16 @@ ATTEMPTS = 2  # the current attempt; attempt 1 is an earlier one
 
 # -- a BFF of its own (no background resumer), two signed leases: one with a deposit, one 免押 ----------------------
 @pytest.fixture(scope="module", params=DATABASES)
-def bff(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, stripe_server: Any) -> Iterator[Any]:
+def bff(stripe_server: Any) -> Iterator[Any]:
     from infra.db.migrate import upgrade
 
-    def built(url: str) -> Iterator[Any]:
+    for url in postgres_database("leaseline_events"):
         upgrade(url)
         app = build_app(url, resumer=False, **stripe_config(stripe_server))
         try:
             yield app
         finally:
             app.extensions["leaseline"].db.dispose()
-
-    if request.param == "sqlite":
-        yield from built(f"sqlite:///{tmp_path_factory.mktemp('events') / 'bff.db'}")
-    else:
-        for url in postgres_database("leaseline_events"):
-            yield from built(url)
 
 
 @dataclass(frozen=True)

@@ -77,11 +77,10 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 # -- a BFF of its own, without the resumer: the settle job runs when a test runs it ---------------------------------
 @pytest.fixture(scope="module", params=DATABASES)
-def quiet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-          stripe_server: Any) -> Iterator[LiveServer]:
+def quiet(stripe_server: Any) -> Iterator[LiveServer]:
     from infra.db.migrate import upgrade
 
-    def serve(url: str) -> Iterator[LiveServer]:
+    for url in postgres_database("leaseline_settle"):
         upgrade(url)
         app = build_app(url, resumer=False, **stripe_config(stripe_server))
         try:
@@ -89,12 +88,6 @@ def quiet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                 yield server
         finally:
             app.extensions["leaseline"].db.dispose()
-
-    if request.param == "sqlite":
-        yield from serve(f"sqlite:///{tmp_path_factory.mktemp('settle') / 'bff.db'}")
-    else:
-        for url in postgres_database("leaseline_settle"):
-            yield from serve(url)
 
 
 def components(server: LiveServer) -> Any:
@@ -791,14 +784,15 @@ def test_the_settle_command_exit_codes_and_one_refund(quiet: LiveServer, stripe_
     assert open_id in [x["application"] for x in json.loads(listed.stdout)["to_close"]]
 
 
-def test_the_settle_command_on_a_database_not_migrated_is_a_one_line_error(tmp_path: Path) -> None:
-    r = leaseline("payments", "settle", env={"LEASELINE_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"})
-    assert r.returncode == 2 and r.stdout == ""
-    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "database" in r.stderr
+def test_the_settle_command_on_a_database_not_migrated_is_a_one_line_error() -> None:
+    for url in postgres_database("leaseline_settle_empty"):
+        r = leaseline("payments", "settle", env={"LEASELINE_DATABASE_URL": url})
+        assert r.returncode == 2 and r.stdout == ""
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "database" in r.stderr
 
 
 # -- migration 0009 -----------------------------------------------------------------------------------------------
-def test_migration_0009_goes_down_and_up_again(tmp_path: Path) -> None:
+def test_migration_0009_goes_down_and_up_again() -> None:
     from sqlalchemy import create_engine
     from sqlalchemy import inspect
 
@@ -820,8 +814,6 @@ def test_migration_0009_goes_down_and_up_again(tmp_path: Path) -> None:
         finally:
             engine.dispose()
 
-    check(f"sqlite:///{tmp_path / 'm9.db'}")
-    if os.environ.get("TEST_DATABASE_URL"):
-        for url in postgres_database("leaseline_m9"):
-            check(url)
+    for url in postgres_database("leaseline_m9"):
+        check(url)
 

@@ -1,5 +1,5 @@
-"""The risk service over real HTTP with real service tokens, on SQLite (and PostgreSQL with TEST_DATABASE_URL):
-personas, idempotency, token refusals, bad input, the review queue with four eyes, OpenAPI, schemathesis."""
+"""The risk service over real HTTP with real service tokens, on PostgreSQL: personas, idempotency, token refusals,
+bad input, the review queue with four eyes, OpenAPI, schemathesis."""
 
 from __future__ import annotations
 
@@ -562,7 +562,7 @@ SCHEMA = load(document())
 
 @pytest.fixture(scope="module", params=DATABASES)
 def fuzz_target(request: pytest.FixtureRequest, _var_dir: Path) -> Iterator[RiskServer]:
-    """A risk service of its own on each database: PostgreSQL refuses what SQLite stores (U+0000)."""
+    """A risk service of its own for the fuzzing, on a fresh database."""
     with risk_database(_var_dir, request.param) as url, RiskServer(url, _var_dir) as server:
         yield server
 

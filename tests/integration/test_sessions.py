@@ -181,7 +181,7 @@ def test_the_customer_s_session_is_kept_on_the_server_too(bff_server: Any, app: 
         assert opens(customer, base, "/applications")  # the customer's own applications, on that session
 
 
-# -- the store itself: SQLite and PostgreSQL ----------------------------------------------------------------------
+# -- the store itself ---------------------------------------------------------------------------------------------
 
 def test_the_store_forgets_expired_sessions_and_never_revives_an_ended_one(db_url: str) -> None:
     from infra.db import Database

@@ -14,9 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from infra.db.migrate import alembic_config
 from infra.db.migrate import upgrade
+from tests.conftest import postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,8 +27,13 @@ def revisions() -> tuple[str, str]:
     """The BFF's head revision and the one before it."""
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision("head")
+    head = ScriptDirectory.from_config(alembic_config(os.environ["TEST_DATABASE_URL"])).get_revision("head")
     return head.revision, str(head.down_revision)
+
+
+def shown(url: str) -> str:
+    """``url`` as a refusal prints it: the password, if any, masked."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def closed_port() -> int:
@@ -60,20 +67,20 @@ def test_a_service_refuses_an_unreachable_database_in_one_line(service: str, tmp
 
 
 def test_the_bff_refuses_a_database_with_no_schema(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'empty.db'}"
-    code, lines = serve("bff", tmp_path, LEASELINE_DATABASE_URL=url)
-    assert code == 2, lines
-    assert lines == [f"Error: database {url} has no schema yet: run `leaseline db upgrade`"]
+    for url in postgres_database("leaseline_empty"):
+        code, lines = serve("bff", tmp_path, LEASELINE_DATABASE_URL=url)
+        assert code == 2, lines
+        assert lines == [f"Error: database {shown(url)} has no schema yet: run `leaseline db upgrade`"]
 
 
 def test_the_bff_refuses_an_older_schema(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
     head, previous = revisions()
-    upgrade(url, previous)
-    code, lines = serve("bff", tmp_path, LEASELINE_DATABASE_URL=url)
-    assert code == 2, lines
-    assert lines == [f"Error: database {url} is at revision {previous}, this code needs {head}:"
-                     " run `leaseline db upgrade`"]
+    for url in postgres_database("leaseline_old"):
+        upgrade(url, previous)
+        code, lines = serve("bff", tmp_path, LEASELINE_DATABASE_URL=url)
+        assert code == 2, lines
+        assert lines == [f"Error: database {shown(url)} is at revision {previous}, this code needs {head}:"
+                         " run `leaseline db upgrade`"]
 
 
 def test_the_bff_refuses_a_schema_newer_than_its_code(tmp_path: Path) -> None:
@@ -81,23 +88,24 @@ def test_the_bff_refuses_a_schema_newer_than_its_code(tmp_path: Path) -> None:
     from sqlalchemy import create_engine
     from sqlalchemy import text
 
-    url = f"sqlite:///{tmp_path / 'new.db'}"
-    upgrade(url)
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
-    engine.dispose()
-    code, lines = serve("bff", tmp_path, LEASELINE_DATABASE_URL=url)
-    assert code == 2, lines
-    assert lines == [f"Error: database {url} is at revision 0099, which this code does not know (it needs"
-                     f" {revisions()[0]}): deploy the code that matches the database"]
+    for url in postgres_database("leaseline_new"):
+        upgrade(url)
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+        engine.dispose()
+        code, lines = serve("bff", tmp_path, LEASELINE_DATABASE_URL=url)
+        assert code == 2, lines
+        assert lines == [f"Error: database {shown(url)} is at revision 0099, which this code does not know (it needs"
+                         f" {revisions()[0]}): deploy the code that matches the database"]
 
 
 def test_the_contract_service_not_migrating_itself_refuses_an_unmigrated_database(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'contract.db'}"
-    code, lines = serve("contract", tmp_path, LEASELINE_CONTRACT_DATABASE_URL=url, LEASELINE_CONTRACT_MIGRATE="0")
-    assert code == 2, lines
-    assert lines == [f"Error: database {url} has no schema yet: run `leaseline db upgrade --service contract`"], lines
+    for url in postgres_database("leaseline_contract_empty"):
+        code, lines = serve("contract", tmp_path, LEASELINE_CONTRACT_DATABASE_URL=url, LEASELINE_CONTRACT_MIGRATE="0")
+        assert code == 2, lines
+        assert lines == [f"Error: database {shown(url)} has no schema yet:"
+                         " run `leaseline db upgrade --service contract`"], lines
 
 
 @pytest.mark.parametrize("service", ["bff", "risk", "contract"])
@@ -112,13 +120,13 @@ def test_db_upgrade_brings_each_services_database_to_its_head(service: str, tmp_
     from leaseline.cli import main
     from risk.db.migrate import require_current as risk_current
 
-    url = f"sqlite:///{tmp_path / f'{service}.db'}"
-    monkeypatch.setenv("LEASELINE_VAR_DIR", str(tmp_path))
-    monkeypatch.setenv(UNREACHABLE[service], url)
     check = {"bff": bff_current, "risk": risk_current, "contract": contract_current}[service]
-    with pytest.raises(DatabaseNotReady, match="has no schema yet"):
-        check(url)
-    result = CliRunner().invoke(main, ["db", "upgrade", "--service", service])
-    assert result.exit_code == 0, result.output
-    assert result.output == f"migrated {url}\n"
-    check(url)  # now at the head: no refusal
+    monkeypatch.setenv("LEASELINE_VAR_DIR", str(tmp_path))
+    for url in postgres_database(f"leaseline_{service}_up"):
+        monkeypatch.setenv(UNREACHABLE[service], url)
+        with pytest.raises(DatabaseNotReady, match="has no schema yet"):
+            check(url)
+        result = CliRunner().invoke(main, ["db", "upgrade", "--service", service])
+        assert result.exit_code == 0, result.output
+        assert result.output == f"migrated {shown(url)}\n"
+        check(url)  # now at the head: no refusal

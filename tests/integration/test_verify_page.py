@@ -1,5 +1,5 @@
-"""The public contract check ``/verify`` over real HTTP: the BFF (SQLite) in front of the contract service
-(SQLite, SeaweedFS, the local TSA). A contract signed through the contract service's API is uploaded as a
+"""The public contract check ``/verify`` over real HTTP: the BFF (PostgreSQL) in front of the contract service
+(PostgreSQL, SeaweedFS, the local TSA). A contract signed through the contract service's API is uploaded as a
 visitor would (form with its CSRF token, no sign-in): valid with its number and log proof; a copy with one
 byte changed is not valid; a text file is a friendly 422; the service down is a friendly 503, never a 500.
 
@@ -12,12 +12,10 @@ import io
 import re
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from flask import Flask
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
@@ -26,6 +24,7 @@ from tests.common.risk import risk_database
 from tests.common.tsa import TsaServer
 from tests.conftest import LiveServer
 from tests.conftest import build_app
+from tests.conftest import postgres_database
 from tests.conftest import s3_config
 from tests.integration.test_contract_service import create
 from tests.integration.test_contract_service import sign_body
@@ -55,34 +54,34 @@ def signed(contracts: ContractServer) -> tuple[dict[str, Any], bytes]:
     return dict(r.json()), pdf.content
 
 
-def _bff(tmp_path: Path, s3_server: Any, contract_url: str) -> Flask:
+def _serve(s3_server: Any, contract_url: str) -> Iterator[LiveServer]:
+    """The BFF on a fresh database of its own, pointed at ``contract_url``, over real HTTP."""
     from infra.db.migrate import upgrade
 
-    url = f"sqlite:///{tmp_path / 'bff.db'}"
-    upgrade(url)
-    return build_app(url, **s3_config(s3_server), contract_url=contract_url)
-
-
-def _serve(app: Flask) -> Iterator[LiveServer]:
-    with LiveServer(app) as server:
-        yield server
-    app.extensions["leaseline"].risk.stop_resumer()
-    app.extensions["leaseline"].db.dispose()
+    for url in postgres_database("leaseline_verify"):
+        upgrade(url)
+        app = build_app(url, **s3_config(s3_server), contract_url=contract_url)
+        try:
+            with LiveServer(app) as server:
+                yield server
+        finally:
+            app.extensions["leaseline"].risk.stop_resumer()
+            app.extensions["leaseline"].db.dispose()
 
 
 @pytest.fixture(scope="module")
-def bff(tmp_path_factory: pytest.TempPathFactory, s3_server: Any, contracts: ContractServer) -> Iterator[LiveServer]:
+def bff(s3_server: Any, contracts: ContractServer) -> Iterator[LiveServer]:
     """The BFF pointed at the running contract service."""
-    yield from _serve(_bff(tmp_path_factory.mktemp("verify-bff"), s3_server, contracts.url))
+    yield from _serve(s3_server, contracts.url)
 
 
 @pytest.fixture(scope="module")
-def bff_down(tmp_path_factory: pytest.TempPathFactory, s3_server: Any) -> Iterator[LiveServer]:
+def bff_down(s3_server: Any) -> Iterator[LiveServer]:
     """The BFF pointed at a closed port: the contract service is down."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    yield from _serve(_bff(tmp_path_factory.mktemp("verify-bff-down"), s3_server, f"http://127.0.0.1:{port}"))
+    yield from _serve(s3_server, f"http://127.0.0.1:{port}")
 
 
 def visitor(base: str, locale: str = "en") -> tuple[requests.Session, str]:
