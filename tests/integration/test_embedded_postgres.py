@@ -116,3 +116,23 @@ def test_production_never_falls_back_to_the_embedded_server(variable: str) -> No
                 "LEASELINE_CONTRACT_DATABASE_URL": ContractSettings.from_env}[variable]
     with pytest.raises(ValueError, match=f"^{variable} is required in production$"):
         settings({"LEASELINE_ENV": "production"})
+
+
+def test_the_embedded_address_serves_only_its_own_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """127.0.0.1:5433 is one address per machine: a second checkout's CLI (a git worktree, say) must not migrate
+    or load demo data into the first checkout's running database."""
+    from infra.db.engine import EMBEDDED_POSTGRES_PORT
+    from infra.db.migrate import DatabaseNotReady
+    from infra.db.migrate import require_reachable
+    from infra.peers import port_is_free
+
+    if not port_is_free(EMBEDDED_POSTGRES_PORT):
+        pytest.skip("127.0.0.1:5433 is taken on this machine (a running `make run`?)")
+    url = embedded_database_url("postgres")
+    with EmbeddedPostgres(tmp_path / "first" / "postgres", port=EMBEDDED_POSTGRES_PORT):
+        monkeypatch.setenv("LEASELINE_VAR_DIR", str(tmp_path / "first"))
+        require_reachable(url)  # its own checkout: fine
+        monkeypatch.setenv("LEASELINE_VAR_DIR", str(tmp_path / "second"))
+        with pytest.raises(DatabaseNotReady, match="serves .*first/postgres/data, not this checkout's "
+                                                   ".*second/postgres/data: stop the other `make run`"):
+            require_reachable(url)
