@@ -7,10 +7,10 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from infra.db.engine import embedded_database_url
 from infra.db.engine import is_postgresql
+from infra.paths import var_dir as var_dir
 from infra.peers import is_local_endpoint
 
 
@@ -18,9 +18,6 @@ class ConfigError(ValueError):
     """A setting is wrong: the message names the variable and what is expected."""
 
 
-def var_dir() -> Path:
-    """Where local state lives (the embedded database, generated keys): ``LEASELINE_VAR_DIR`` or ``./var``."""
-    return Path(os.environ.get("LEASELINE_VAR_DIR", "var")).resolve()
 
 
 def _secret_key(env: Mapping[str, str]) -> str:

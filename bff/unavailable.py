@@ -20,6 +20,7 @@ from flask import session
 from httpkit.problems import problem
 from infra.db.engine import UNAVAILABLE
 from infra.db.engine import DatabaseUnavailable
+from infra.db.engine import first_line
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = "30"  # seconds: a PostgreSQL restart or failover
@@ -33,9 +34,7 @@ def refuse_while_unavailable() -> None:
 
 def answer(exc: BaseException) -> Any:
     """503: a problem document under /api, else a page that needs nothing from the database."""
-    said = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    log.warning("database unavailable on %s %s: %s", request.method, request.path,
-                said[0] if said else type(exc).__name__)
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, first_line(exc))
     if request.path.startswith("/api/"):
         response = problem(503, "Service Unavailable", "The database is briefly unavailable: try again shortly.")
     else:

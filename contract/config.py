@@ -41,14 +41,13 @@ from typing import Any
 from infra.db.engine import embedded_database_url
 from infra.db.engine import is_postgresql
 from infra.keyfiles import create_once
+from infra.paths import var_dir as var_dir
 
 
 class ConfigError(ValueError):
     """A setting is wrong: the message names the variable and what is expected."""
 
 
-def var_dir() -> Path:
-    return Path(os.environ.get("LEASELINE_VAR_DIR", "var")).resolve()
 
 
 def _shared_secret(name: str) -> str:

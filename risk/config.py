@@ -34,6 +34,7 @@ from typing import Any
 
 from infra.db.engine import embedded_database_url
 from infra.db.engine import is_postgresql
+from infra.paths import var_dir as var_dir
 
 POLICIES = Path(__file__).with_name("policies")
 
@@ -42,9 +43,6 @@ class ConfigError(ValueError):
     """A setting is wrong: the message names the variable and what is expected."""
 
 
-def var_dir() -> Path:
-    """Where local state lives (generated keys): ``LEASELINE_VAR_DIR`` or ``./var``."""
-    return Path(os.environ.get("LEASELINE_VAR_DIR", "var")).resolve()
 
 
 @dataclass(frozen=True)

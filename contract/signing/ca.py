@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +66,7 @@ from cryptography.x509.oid import NameOID
 from contract.signing.fonts import StampFonts
 from contract.signing.fonts import prepare_stamp_fonts
 from infra.keyfiles import create_once
+from infra.paths import var_dir
 
 UTC = dt.UTC
 
@@ -115,7 +115,7 @@ EventCredential = Credential
 
 def default_directory() -> Path:
     """The development CA directory: ``$LEASELINE_VAR_DIR/signing`` (``./var/signing`` by default)."""
-    return Path(os.environ.get("LEASELINE_VAR_DIR", "var")).resolve() / "signing"
+    return var_dir() / "signing"
 
 
 def _now() -> dt.datetime:

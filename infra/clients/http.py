@@ -3,7 +3,6 @@ circuit breaker, and one error type that callers turn into a visible "we will re
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -14,6 +13,7 @@ from typing import Any
 
 import requests
 
+from infra.forksafe import PerProcess
 from infra.logs import request_id
 
 
@@ -82,16 +82,14 @@ class ServiceClient:
         self.timeout = (connect_timeout, read_timeout)
         self.retries, self.backoff = retries, backoff
         self.breaker = breaker or CircuitBreaker()
-        self._session, self._session_pid = session or requests.Session(), os.getpid()
+        self._sessions: PerProcess[requests.Session] = PerProcess(requests.Session, session)
         self._jitter = random.Random()  # its own generator: the process-wide one is not ours to advance
 
     @property
     def session(self) -> requests.Session:
         """This process's HTTP session. A forked child (a gunicorn worker) makes its own: the parent's keep-alive
         connections are sockets the two processes would otherwise share, and read each other's answers on."""
-        if self._session_pid != os.getpid():
-            self._session, self._session_pid = requests.Session(), os.getpid()
-        return self._session
+        return self._sessions.get()
 
     def call(self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None,
              headers: dict[str, str] | None = None, idempotent: bool = False, data: bytes | None = None,

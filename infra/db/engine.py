@@ -27,6 +27,13 @@ class DatabaseUnavailable(Exception):
 UNAVAILABLE: tuple[type[Exception], ...] = (DatabaseUnavailable, exc.OperationalError, exc.InterfaceError)
 
 
+def first_line(exc: BaseException) -> str:
+    """What a database error says, in one line: the driver's own message (``orig``) when there is one."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
+
+
 #: the embedded server's port on 127.0.0.1 (a machine's own PostgreSQL keeps 5432)
 EMBEDDED_POSTGRES_PORT = 5433
 

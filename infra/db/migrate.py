@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -16,8 +15,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from infra.db.engine import first_line
 from infra.db.engine import is_embedded_database
 from infra.db.engine import make_engine
+from infra.paths import embedded_postgres_dir
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 T = TypeVar("T")
@@ -90,7 +91,7 @@ def _reach(url: str, read: Callable[[Connection], T]) -> T:
             return read(conn)
     except SQLAlchemyError as exc:
         hint = " (the embedded database runs while `make run` does)" if is_embedded_database(url) else ""
-        raise DatabaseNotReady(f"database unreachable at {shown(str(engine.url))}: {_first_line(exc)}{hint}"
+        raise DatabaseNotReady(f"database unreachable at {shown(str(engine.url))}: {first_line(exc)}{hint}"
                                ) from None
     finally:
         engine.dispose()
@@ -100,13 +101,9 @@ def _ours(conn: Connection) -> None:
     """The embedded server answering on 127.0.0.1:5433 must be this checkout's (``<var>/postgres``), not another
     checkout's `make run`: their migrations and demo data would otherwise land in each other's databases."""
     served = Path(str(conn.exec_driver_sql("SHOW data_directory").scalar())).resolve()
-    ours = (Path(os.environ.get("LEASELINE_VAR_DIR", "var")) / "postgres" / "data").resolve()
+    ours = (embedded_postgres_dir() / "data").resolve()
     if served != ours:
         raise DatabaseNotReady(f"the embedded PostgreSQL on 127.0.0.1:5433 serves {served}, not this checkout's "
                                f"{ours}: stop the other `make run`, or set LEASELINE_VAR_DIR to its folder")
 
 
-def _first_line(exc: SQLAlchemyError) -> str:
-    cause = getattr(exc, "orig", None) or exc
-    lines = str(cause).strip().splitlines()
-    return lines[0] if lines else type(cause).__name__
