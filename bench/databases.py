@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,24 +81,13 @@ def describe(url: str) -> str:
 @contextmanager
 def _on_server(server: str, prefixes: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
     """A new database per prefix on ``server``'s server, each dropped (WITH (FORCE)) afterwards."""
-    from sqlalchemy.engine import make_url
+    from contextlib import ExitStack
+    from contextlib import contextmanager as as_context
 
-    base = make_url(server)
-    names = [f"bench_{prefix}_{uuid.uuid4().hex[:10]}" for prefix in prefixes]
-    engine = _admin_engine(server)
-    made: list[str] = []
-    try:
-        with engine.connect() as conn:
-            for name in names:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-                made.append(name)
-        yield tuple(base.set(database=name).render_as_string(hide_password=False) for name in names)
-    finally:
-        if made:
-            with engine.connect() as conn:
-                for name in made:
-                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        engine.dispose()
+    from tests.common.databases import scratch_database
+
+    with ExitStack() as stack:
+        yield tuple(stack.enter_context(as_context(scratch_database)(server, f"bench_{prefix}")) for prefix in prefixes)
 
 
 @contextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 #: the kinds of database the suite runs on: PostgreSQL only (issue 15: SQLite support was removed)
@@ -59,17 +55,9 @@ def _var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def postgres_database(prefix: str = "leaseline_t") -> Iterator[str]:
     """A fresh PostgreSQL database on ``TEST_DATABASE_URL``'s server, dropped afterwards."""
-    admin_url = make_url(os.environ["TEST_DATABASE_URL"]).set(drivername="postgresql+psycopg")
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    from tests.common.databases import scratch_database
+
+    yield from scratch_database(os.environ["TEST_DATABASE_URL"], prefix)
 
 
 @pytest.fixture(scope="session", params=DATABASES)

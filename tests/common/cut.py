@@ -12,6 +12,8 @@ from __future__ import annotations
 import socket
 import threading
 
+from tests.common.stall import close_sockets
+
 
 class CuttableProxy:
     def __init__(self, host: str, port: int) -> None:
@@ -38,7 +40,7 @@ class CuttableProxy:
         with self._lock:
             sockets, self._open = list(self._open), set()
         for s in sockets:
-            _close(s)
+            close_sockets(s)
 
     def restore(self) -> None:
         self._cut.clear()
@@ -50,13 +52,13 @@ class CuttableProxy:
             except OSError:
                 return
             if self._cut.is_set():
-                _close(client)
+                close_sockets(client)
                 continue
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
                 server.settimeout(None)
             except OSError:
-                _close(client)
+                close_sockets(client)
                 continue
             with self._lock:
                 self._open.update((client, server))
@@ -70,13 +72,5 @@ class CuttableProxy:
         except OSError:
             pass
         finally:
-            _close(source)
-            _close(target)
+            close_sockets(source, target)
 
-
-def _close(s: socket.socket) -> None:
-    try:
-        s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    s.close()

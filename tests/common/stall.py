@@ -71,10 +71,11 @@ class StallProxy:
         except OSError:
             pass
         finally:
-            _close(source, target)
+            close_sockets(source, target)
 
 
-def _close(*sockets: Any) -> None:
+def close_sockets(*sockets: Any) -> None:
+    """Shut each socket down both ways and close it (the other end sees the connection end)."""
     for s in sockets:
         try:
             s.shutdown(socket.SHUT_RDWR)

@@ -8,7 +8,6 @@ command to run."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from infra.db.migrate import alembic_config
 from infra.db.migrate import upgrade
+from tests.common.contract import free_port as closed_port  # free now: nothing listens there
 from tests.conftest import postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,12 +34,6 @@ def revisions() -> tuple[str, str]:
 def shown(url: str) -> str:
     """``url`` as a refusal prints it: the password, if any, masked."""
     return make_url(url).render_as_string(hide_password=True)
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve(service: str, tmp_path: Path, **env: str) -> tuple[int, list[str]]:
