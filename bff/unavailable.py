@@ -39,9 +39,9 @@ def answer(exc: BaseException) -> Any:
         response = problem(503, "Service Unavailable", "The database is briefly unavailable: try again shortly.")
     else:
         template = current_app.jinja_env.get_template("unavailable.html")  # no context processors: no database
-        again = request.full_path if request.query_string else request.path
-        response = Response(template.render(method=request.method, again=again), 503,
-                            mimetype="text/html")
+        # a page read can simply be tried again; a form sent is sent again from the page before it (still filled)
+        again = (request.full_path if request.query_string else request.path) if request.method == "GET" else None
+        response = Response(template.render(again=again), 503, mimetype="text/html")
     response.headers["Retry-After"] = RETRY_AFTER
     return response
 
