@@ -185,15 +185,17 @@ def validity_reason(back: IdBack, today: date) -> Reason | None:
 
 def card_side(image: Image.Image) -> Side:
     """Which side this is: ``front`` when an ID number is printed at its place, ``back`` when the title
-    中华人民共和国 / 居民身份证 is found, ``unreadable`` for a blank or featureless picture."""
+    中华人民共和国 / 居民身份证 is found, ``unreadable`` for a blank or featureless picture. The number is looked for
+    first: at the title's place the front has its name and ethnicity lines, which Tesseract may read as 人民 (民族)
+    once the photo went through JPEG, as every stored photo has."""
     grey = card(image)
     if float(np.asarray(grey).std()) < 8:  # uniform: blank paper, lens covered, overexposed
         return "unreadable"
+    if len(read_id_number(grey)) >= 17:  # an 18-character number, perhaps with one character lost
+        return "front"
     title = _chinese(_ocr(grey, BACK["title"], "chi_sim", 6))
     if any(word in title for word in ("中华", "人民", "共和国", "居民", "身份证")):
         return "back"
-    if len(read_id_number(grey)) >= 17:  # an 18-character number, perhaps with one character lost
-        return "front"
     return "unreadable"
 
 

@@ -97,6 +97,41 @@ def test_sides(variant: str) -> None:
     assert card_side(make(idcards.back(SAMPLES[1]))) == "back"
 
 
+def _stored(image: Image.Image) -> Image.Image:
+    """``image`` as the KYC job reads it back from storage: re-encoded as JPEG (quality 90, bff.applications.kyc)."""
+    import io
+
+    out = io.BytesIO()
+    image.convert("RGB").save(out, "JPEG", quality=90)
+    return Image.open(io.BytesIO(out.getvalue())).convert("RGB")
+
+
+@pytest.mark.parametrize("sample", range(len(SAMPLES)))
+def test_sides_of_stored_photos(sample: int) -> None:
+    """The finding: the job reads the stored JPEG, and on it Tesseract read 人民 at the title's place of a front
+    (its 民族 line), which was taken for the back's title."""
+    assert card_side(_stored(idcards.front(SAMPLES[sample], face_stand_in()))) == "front"
+    assert card_side(_stored(idcards.back(SAMPLES[sample]))) == "back"
+
+
+def test_the_side_of_an_uploaded_photo_as_stored() -> None:
+    """The photo of the integration tests as the KYC job reads it: uploaded as JPEG, loaded, stored as JPEG."""
+    import io
+
+    from bff.applications.kyc import _jpeg
+    from bff.applications.kyc import _load
+    from tests.common import faces
+
+    def as_stored(image: Image.Image, field: str) -> Image.Image:
+        upload = io.BytesIO()
+        image.save(upload, "JPEG", quality=92)  # as tests/integration/test_applications.py sends it
+        return Image.open(io.BytesIO(_jpeg(_load(field, upload.getvalue(), min_side=300)))).convert("RGB")
+
+    front = idcards.front(SAMPLES[0], faces.id_portrait(faces.photo("obama.jpg"), size=(358, 441)))
+    assert card_side(as_stored(front, "id_front")) == "front"
+    assert card_side(as_stored(idcards.back(SAMPLES[0]), "id_back")) == "back"
+
+
 def test_back_uploaded_as_front_is_detected() -> None:
     reason = side_reason(idcards.back(), "front")
     assert reason is not None and reason.code == "id_wrong_side"
