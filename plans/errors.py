@@ -40,6 +40,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "not_a_number": ("请输入数字", "Enter a number"),
     "not_an_integer": ("请输入整数", "Enter a whole number"),
     "not_positive": ("必须大于 0", "Must be greater than 0"),
+    "below_one_fen": ("金额不足 1 分", "Less than one fen (0.01)"),
     "negative": ("不能为负数", "Must not be negative"),
     "too_large": ("数值过大（上限 {limit}）", "Too large (at most {limit})"),
     "down_above_price": ("首付不能超过车价", "The down payment cannot exceed the vehicle price"),

@@ -167,6 +167,9 @@ def parse_quote_request(raw: Mapping[str, object], policy: Policy, *, strict: bo
     """
     c = _Collector(raw, strict=strict)
     price = c.decimal("price", required=True, maximum=MAX_PRICE, strictly_positive=True)
+    if price is not None and fen(price) <= 0:  # positive, but nothing once in fen (5e-324): no price to divide by
+        c.errors.append(error("price", "below_one_fen"))
+        price = None
     down: Decimal | None = None
     if c.present("down_payment"):
         down = c.decimal("down_payment", maximum=MAX_PRICE)

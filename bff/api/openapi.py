@@ -76,6 +76,7 @@ def document(product: Product | None = None, policy: Policy | None = None) -> di
         # a JSON number is read as the binary float nearest its text, which a validator cannot count
         # decimals of; a rate written as a string is held to six decimals by its pattern
         "too_many_decimals": "a rate sent as a JSON number has more than 6 decimals",
+        "below_one_fen": "a price above 0 that rounds to 0.00 (less than half a fen)",
     }
     errors = {
         "400": BAD_BODY,

@@ -137,6 +137,8 @@ def test_terms_inside_the_policy(policy: Policy, term: object) -> None:
         # price
         ({"price": "0"}, ("price", "not_positive")),
         ({"price": "-1"}, ("price", "not_positive")),
+        ({"price": 5e-324}, ("price", "below_one_fen")),  # positive, but 0.00 in fen (found by schemathesis)
+        ({"price": "0.004"}, ("price", "below_one_fen")),
         ({"price": "1e30"}, ("price", "too_large")),
         ({"price": "100000000.01"}, ("price", "too_large")),
         ({"price": "abc"}, ("price", "not_a_number")),
