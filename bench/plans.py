@@ -108,7 +108,6 @@ def serve_quotes(url: str, requests_count: int) -> None:
             if i >= 20:
                 timings.append(dt)
     server.shutdown()
-    app.extensions["leaseline"].risk.stop_resumer()  # before its database is dropped
     app.extensions["leaseline"].db.dispose()
     print(f"quote fragment over HTTP (werkzeug, loopback, {requests_count} sequential requests):")
     print(f"  p50 {statistics.median(timings):.1f} ms, p95 {pct(timings, 0.95):.1f} ms, max {max(timings):.1f} ms")

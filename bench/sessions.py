@@ -93,7 +93,7 @@ class Bench:
 
         from bff import create_app
 
-        config = {"database_url": url, "env": "development", "resumer": False, "login_rate": "1000000 per minute"}
+        config = {"database_url": url, "env": "development", "login_rate": "1000000 per minute"}
         self.apps = {variant: create_app(config) for variant in VARIANTS}
         self.apps["signed cookie"].session_interface = signed_cookie_interface()
         self.statements = 0

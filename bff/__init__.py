@@ -135,12 +135,6 @@ def register_extensions(app: Flask) -> None:
         response.headers["X-Request-Id"] = g.get("request_id", "")
         return response
 
-    @app.before_request
-    def _resumer() -> None:
-        # this process sends applications waiting for the risk service (after a fork too): a cheap check
-        if app.config["SETTINGS"].resumer:
-            app.extensions["leaseline"].risk.start_resumer()
-
 
 def register_blueprints(app: Flask) -> None:
     from bff.api.views import bp as api_bp
@@ -149,6 +143,7 @@ def register_blueprints(app: Flask) -> None:
     from bff.evidence.views import bp as evidence_bp
     from bff.invitations.views import bp as invitations_bp
     from bff.invitations.views import dev_bp
+    from bff.ops.views import bp as ops_bp
     from bff.payments.views import bp as payments_bp
     from bff.payments.views import stripe_webhook
     from bff.plans.views import bp as plans_bp
@@ -158,6 +153,7 @@ def register_blueprints(app: Flask) -> None:
     from bff.verify.views import bp as verify_bp
 
     app.register_blueprint(pwa_bp)
+    app.register_blueprint(ops_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(staff_bp)
     app.register_blueprint(invitations_bp)

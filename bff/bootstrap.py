@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
 
 from bff.applications.contracts import ContractDispatch
-from bff.applications.jobs import ProcessLocalPool
 from bff.applications.kyc import KycService
 from bff.applications.orphans import OrphanSweep
 from bff.applications.orphans import SweepReport
@@ -39,8 +36,8 @@ from infra.clients.risk import RISK_AUDIENCE
 from infra.clients.risk import RiskClient
 from infra.clients.tokens import TokenSource
 from infra.db import Database
-from infra.db.models import utcnow
 from infra.invitations import SqlInvitations
+from infra.jobs import JobQueue
 from infra.payments import StripeGateway
 from infra.payments_store import SqlPayments
 from infra.pii import PiiVault
@@ -74,35 +71,11 @@ class Services:
     contract: ContractClient
     contracts: ContractDispatch
     kyc_rate: str
-    executor: ProcessLocalPool
+    jobs: JobQueue
     payments: PaymentService
     sessions: SessionStore
-
-
-T = TypeVar("T")
-
-
-def every(seconds: float, work: Callable[[], T], *, clock: Callable[[], float] = time.monotonic
-          ) -> Callable[[], T | None]:
-    """``work`` as a resumer duty that runs at most once every ``seconds``, however often the resumer calls it (it
-    calls its duties every couple of seconds): at once on the first call, then once ``seconds`` have passed since
-    the previous run began; the calls in between return None. The next run is booked before this one starts, so
-    a run that fails (storage or the database away) waits its turn too. The clock is monotonic: a wall clock set
-    back (NTP, an operator) would stall the duty, one set forward would run it early.
-
-    TODO: periodic procrastinate tasks with queueing locks replace the resumer's duties when the job queue lands."""
-    due: float | None = None
-
-    def run() -> T | None:
-        nonlocal due
-        now = clock()
-        if due is not None and now < due:
-            return None
-        due = now + seconds
-        return work()
-
-    run.__qualname__ = f"every({seconds:g}s, {getattr(work, '__qualname__', work)})"  # the resumer's log names it
-    return run
+    #: one bounded orphan sweep per call, each continuing where the previous one stopped (the worker's task)
+    sweep_orphans: Callable[[], SweepReport]
 
 
 def sweep_onward(orphans: OrphanSweep) -> Callable[[], SweepReport]:
@@ -117,12 +90,6 @@ def sweep_onward(orphans: OrphanSweep) -> Callable[[], SweepReport]:
         return report
 
     return sweep_orphans
-
-
-def warm_up() -> None:
-    from kyc import faces
-
-    faces.api()
 
 
 def bootstrap(settings: Settings) -> Services:
@@ -151,21 +118,21 @@ def bootstrap(settings: Settings) -> Services:
                           access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
                           region=settings.s3_region)
     applications = ApplicationService(SqlApplications(db), vault, plans, audit, settings.biometric_retention_days)
-    # Face and OCR work runs out of the request thread, in a pool per process; the face models load once
-    # per process (kyc.faces), warmed up when the pool starts (not in tests: most never need them).
-    executor = ProcessLocalPool(settings.kyc_workers, warm_up if settings.env != "test" else None)
-    kyc = KycService(applications.repo, applications, store, executor, face_threshold=settings.face_threshold,
+    # background work is a job (infra/jobs.py), deferred with the change that causes it, run by a worker
+    # (bff/worker.py: `leaseline worker`); the face models load in the worker, never in a web process
+    jobs = JobQueue(db)
+    kyc = KycService(applications.repo, applications, store, jobs, face_threshold=settings.face_threshold,
                      face_review_margin=settings.face_review_margin)
     signing_key = load_or_create_signing_key(var_dir() / "service_signing_key.pem")
     tokens = TokenIssuer(signing_key, settings.service_issuer)
     risk_client = RiskClient(ServiceClient(settings.risk_url, TokenSource(tokens, RISK_AUDIENCE, [ASSESS_SCOPE,
                                                                                                   REVIEW_SCOPE])))
-    risk = RiskDispatch(applications.repo, applications, risk_client, executor)
+    risk = RiskDispatch(applications.repo, applications, risk_client, jobs)
     applications.on_kyc_passed.append(risk.request)
     # rendering and signing PDFs takes seconds, and a verification upload may be 12 MB: a longer read timeout
     contract = ContractClient(ServiceClient(settings.contract_url, TokenSource(tokens, CONTRACT_AUDIENCE, [
         CONTRACT_WRITE_SCOPE, CONTRACT_READ_SCOPE, LEDGER_APPEND_SCOPE, LEDGER_READ_SCOPE]), read_timeout=30.0))
-    contracts = ContractDispatch(applications.repo, applications, contract, accounts, vault, sms, executor)
+    contracts = ContractDispatch(applications.repo, applications, contract, accounts, vault, sms, jobs)
     applications.on_approved.append(contracts.request)
     applications.on_declined.append(contracts.record_decline)
     payments = PaymentService(SqlPayments(db), StripeGateway(settings.stripe_secret_key,
@@ -176,15 +143,10 @@ def bootstrap(settings: Settings) -> Services:
     orphans = OrphanSweep(store, applications.repo, accounts,
                           grace=timedelta(seconds=settings.kyc_orphan_grace_seconds))
 
-    def purge_expired_sessions() -> int:  # ``leaseline sessions purge`` does the same at once
-        return sessions.purge(utcnow())
-
-    risk.also += [contracts.resume_due, contracts.flush_outbox, payments.expire_holds, payments.retry_refunds,
-                  payments.pay_out_dealers, payments.settle, every(300, purge_expired_sessions),
-                  every(settings.kyc_sweep_seconds, sweep_onward(orphans))]
     return Services(db=db, plans=plans, accounts=accounts, audit=audit, risk=risk, contract=contract,
                     contracts=contracts,
                     auth=AuthService(accounts, audit, sessions), sms=sms, invitations_repo=invitations,
                     invitations=InvitationService(invitations, sms, audit, settings.secret_key),
                     vault=vault, store=store, applications=applications, kyc=kyc, orphans=orphans,
-                    kyc_rate=settings.kyc_rate, executor=executor, payments=payments, sessions=sessions)
+                    kyc_rate=settings.kyc_rate, jobs=jobs, payments=payments, sessions=sessions,
+                    sweep_orphans=sweep_onward(orphans))

@@ -61,9 +61,6 @@ class Settings:
     product: str = "standard"
     default_locale: str = "zh_CN"
     login_rate: str = "10 per minute"
-    #: run the background resumer (risk and contract requests due, the evidence outbox) in this process;
-    #: off for web processes when a separate worker process runs it (LEASELINE_RESUMER=0)
-    resumer: bool = True
     redis_url: str = ""
     oidc_issuer: str = ""  # OpenID Connect issuer of the staff's identity provider; empty: local accounts only
     oidc_client_id: str = ""
@@ -86,10 +83,16 @@ class Settings:
     pii_key: str = ""  # base64 of 32 bytes; development: var/pii_key made on first run
     face_threshold: float = 0.5
     face_review_margin: float = 0.08
-    kyc_workers: int = 2
+    #: jobs a worker runs at once (``leaseline worker --concurrency`` overrides it)
+    worker_concurrency: int = 4
+    #: how often the worker's sweeps run (the evidence outbox, payment holds, refunds, payouts, settlement,
+    #: stalled jobs), in seconds
+    jobs_tick_seconds: int = 5
+    #: a running job whose worker sent no heartbeat for this long is run again (its worker died)
+    jobs_stalled_seconds: int = 30
     biometric_retention_days: int = 30
     #: KYC images with no database row (an upload that died between its put and its row) are deleted by the
-    #: resumer's orphan sweep every ``kyc_sweep_seconds``, once older than ``kyc_orphan_grace_seconds``
+    #: worker's orphan sweep every ``kyc_sweep_seconds``, once older than ``kyc_orphan_grace_seconds``
     kyc_orphan_grace_seconds: int = 3600
     kyc_sweep_seconds: int = 600
     kyc_rate: str = "30 per hour"  # photo uploads per application (ID card and face attempts)
@@ -122,7 +125,6 @@ class Settings:
             product=env.get("LEASELINE_PRODUCT", "standard"),
             default_locale=_locale(env.get("LEASELINE_LOCALE", "zh_CN")),
             login_rate=env.get("LEASELINE_LOGIN_RATE", "10 per minute"),
-            resumer=env.get("LEASELINE_RESUMER", "1") not in ("0", "false", "no"),
             redis_url=env.get("REDIS_URL", ""),
             oidc_issuer=env.get("LEASELINE_OIDC_ISSUER", "").rstrip("/"),
             oidc_client_id=env.get("LEASELINE_OIDC_CLIENT_ID", ""),
@@ -143,7 +145,9 @@ class Settings:
             pii_key=_required_in_production(env, mode, "LEASELINE_PII_KEY"),
             face_threshold=_number(env, "LEASELINE_FACE_THRESHOLD", 0.5, 0.2, 0.8),
             face_review_margin=_number(env, "LEASELINE_FACE_REVIEW_MARGIN", 0.08, 0.0, 0.3),
-            kyc_workers=int(_number(env, "LEASELINE_KYC_WORKERS", 2, 1, 16)),
+            worker_concurrency=int(_number(env, "LEASELINE_WORKER_CONCURRENCY", 4, 1, 64)),
+            jobs_tick_seconds=int(_number(env, "LEASELINE_JOBS_TICK_SECONDS", 5, 1, 59)),
+            jobs_stalled_seconds=int(_number(env, "LEASELINE_JOBS_STALLED_SECONDS", 30, 2, 3600)),
             biometric_retention_days=int(_number(env, "LEASELINE_BIOMETRIC_RETENTION_DAYS", 30, 1, 3650)),
             kyc_orphan_grace_seconds=int(_number(env, "LEASELINE_KYC_ORPHAN_GRACE_SECONDS", 3600, 60, 7 * 86400)),
             kyc_sweep_seconds=int(_number(env, "LEASELINE_KYC_SWEEP_SECONDS", 600, 10, 86400)),

@@ -288,14 +288,6 @@ class SqlApplications:
                     for r in session.scalars(stmt)]
 
     # -- risk ---------------------------------------------------------------------------------------------
-    def due_for_risk(self, now: datetime, limit: int = 20) -> list[str]:
-        """Applications waiting for the risk service whose (re)send is due."""
-        stmt = (select(ApplicationRow.id).where(ApplicationRow.status == "risk_pending")
-                .where(or_(ApplicationRow.risk_next_at.is_(None), ApplicationRow.risk_next_at <= now))
-                .order_by(ApplicationRow.updated_at).limit(limit))
-        with self.db.session() as session:
-            return list(session.scalars(stmt))
-
     def referred(self, limit: int = 20) -> list[Application]:
         """Applications with a risk officer, least recently checked first (for reconciliation)."""
         stmt = select(ApplicationRow).where(ApplicationRow.status == "referred") \
@@ -303,13 +295,11 @@ class SqlApplications:
         with self.db.session() as session:
             return [_app(r) for r in session.scalars(stmt)]
 
-    def claim_risk_send(self, application_id: str, now: datetime, retry_at: datetime) -> bool:
-        """Take the (re)send of one application: True for exactly one caller across processes. The next
-        attempt is booked at ``retry_at`` in the same statement, so a crash mid-send is retried then."""
+    def begin_risk_attempt(self, application_id: str) -> bool:
+        """Count one attempt to send an application to the risk service: False when it is no longer waiting."""
         stmt = (update(ApplicationRow).where(ApplicationRow.id == application_id)
                 .where(ApplicationRow.status == "risk_pending")
-                .where(or_(ApplicationRow.risk_next_at.is_(None), ApplicationRow.risk_next_at <= now))
-                .values(risk_next_at=retry_at, risk_attempts=ApplicationRow.risk_attempts + 1))
+                .values(risk_attempts=ApplicationRow.risk_attempts + 1))
         with self.db.session() as session:
             return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
@@ -333,22 +323,12 @@ class SqlApplications:
             return _app(row)
 
     # -- contract ------------------------------------------------------------------------------------------
-    def due_for_contract(self, now: datetime, limit: int = 20) -> list[str]:
-        """Approved applications without a contract yet, and those whose contract (re)request is due."""
-        stmt = (select(ApplicationRow.id).where(ApplicationRow.status.in_(("approved", "contract_pending")))
-                .where(or_(ApplicationRow.contract_next_at.is_(None), ApplicationRow.contract_next_at <= now))
-                .order_by(ApplicationRow.updated_at).limit(limit))
-        with self.db.session() as session:
-            return list(session.scalars(stmt))
-
-    def claim_contract_send(self, application_id: str, now: datetime, retry_at: datetime) -> bool:
-        """Take the contract request of one application (approved → contract_pending, or a due resend): True
-        for exactly one caller across processes; the next attempt is booked in the same statement."""
+    def begin_contract_attempt(self, application_id: str) -> bool:
+        """Count one attempt to request an application's contract (approved → contract_pending): False when it
+        has one already or is no longer approved."""
         stmt = (update(ApplicationRow).where(ApplicationRow.id == application_id)
                 .where(ApplicationRow.status.in_(("approved", "contract_pending")))
-                .where(or_(ApplicationRow.contract_next_at.is_(None), ApplicationRow.contract_next_at <= now))
-                .values(contract_next_at=retry_at, contract_attempts=ApplicationRow.contract_attempts + 1,
-                        status="contract_pending"))
+                .values(contract_attempts=ApplicationRow.contract_attempts + 1, status="contract_pending"))
         with self.db.session() as session:
             return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined,no-any-return]
 

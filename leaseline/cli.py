@@ -261,11 +261,6 @@ def _gunicorn(app: Any, port: int, workers: int, service: str = "bff", threads: 
             # gunicorn 27's control socket is one path per user (~/.gunicorn/gunicorn.ctl): the three services
             # of `leaseline up` would share it, and nothing here uses it
             self.cfg.set("control_socket_disable", True)
-            # each worker makes its own KYC pool after the fork (threads do not survive one) and warms up
-            # the face models before its first customer
-            pool = getattr(app.extensions.get("leaseline"), "executor", None)
-            if pool is not None:
-                self.cfg.set("post_fork", lambda server, worker: pool.start())
 
         def load(self) -> Any:
             return app
@@ -515,10 +510,10 @@ def payments_reconcile(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def payments_settle(as_json: bool) -> None:
     """Settle the leases ops have closed at the end of their term (结清): refund each deposit less its deduction,
-    once per lease (safe to run again, and beside the BFF's resumer, which does the same every few seconds); list
-    the leases whose term has ended and that ops have not closed yet. Exit 1 while a settlement cannot finish (Stripe
-    unreachable or an unexpected error, logged: run again; a step refused: see /payments), so a scheduled run can
-    alert."""
+    once per lease (safe to run again, and beside the worker, whose payments.settle job does the same every few
+    seconds); list the leases whose term has ended and that ops have not closed yet. Exit 1 while a settlement
+    cannot finish (Stripe unreachable or an unexpected error, logged: run again; a step refused: see /payments),
+    so a scheduled run can alert."""
     from bff.payments.service import PaymentService
     from infra.applications import SqlApplications
     from infra.audit import SqlAuditLog
@@ -708,10 +703,12 @@ def up() -> None:
 
 
 def _serve_all(procs: list[tuple[str, subprocess.Popen[str]]], peers: list[tuple[str, Any]]) -> None:
-    """Start the three services (each appended to ``procs`` at once, so the caller stops it whatever happens),
-    walk the demo journeys once they answer, and return when a service or a peer exits."""
-    for name, port in SERVICES.items():
-        proc = subprocess.Popen([sys.executable, "-m", "leaseline", "serve", name, "--port", str(port)],
+    """Start the three services and the BFF's worker (each appended to ``procs`` at once, so the caller stops it
+    whatever happens), walk the demo journeys once they answer, and return when one of them or a peer exits."""
+    commands = {name: ["serve", name, "--port", str(port)] for name, port in SERVICES.items()}
+    commands["worker"] = ["worker"]
+    for name, command in commands.items():
+        proc = subprocess.Popen([sys.executable, "-m", "leaseline", *command],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         procs.append((name, proc))
 
@@ -749,6 +746,103 @@ def _serve_all(procs: list[tuple[str, subprocess.Popen[str]]], peers: list[tuple
             if not peer.running:
                 click.echo(f"{name} ({type(peer).__name__}) exited; stopping", err=True)
                 return
+
+
+@main.command()
+@click.option("--service", type=click.Choice(["bff"]), default="bff", show_default=True,
+              help="Whose jobs (the BFF's; the risk and contract services have none yet).")
+@click.option("--queues", default="", help="Comma-separated queues to take jobs from (default: all).")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=None,
+              help="Jobs run at once (default LEASELINE_WORKER_CONCURRENCY, 4).")
+def worker(service: str, queues: str, concurrency: int | None) -> None:
+    """Run background jobs (KYC checks, risk and contract requests, the evidence log, payment sweeps) until
+    SIGINT/SIGTERM; any number of workers may run, on any machine, against the same database."""
+    from bff import create_app
+    from bff.config import ConfigError
+    from bff.worker import QUEUES
+    from bff.worker import run
+    from infra.db.migrate import DatabaseNotReady
+    from infra.db.migrate import require_current
+
+    chosen = [q.strip() for q in queues.split(",") if q.strip()] or None
+    unknown = sorted(set(chosen or ()) - set(QUEUES))
+    if unknown:
+        raise Fail(f"unknown queue {', '.join(unknown)}: the queues are {', '.join(QUEUES)}")
+    try:
+        settings = _settings()
+        require_current(settings.database_url)
+        app = create_app()
+    except (ConfigError, DatabaseNotReady) as exc:
+        raise Fail(str(exc)) from None
+    import logging.config
+
+    from infra.logs import logging_config
+
+    logging.config.dictConfig(logging_config("worker"))
+    run(app.extensions["leaseline"], app.config["SETTINGS"], queues=chosen,
+        concurrency=concurrency or settings.worker_concurrency)
+
+
+@main.group()
+def jobs() -> None:
+    """The job queue: what waits, runs and failed (the BFF's database); retry and cancel."""
+
+
+def _job_queue() -> Any:
+    from infra.db import Database
+    from infra.jobs import JobQueue
+
+    return JobQueue(Database(_settings().database_url))
+
+
+@jobs.command("list")
+@click.option("--state", "states", multiple=True, type=click.Choice(["todo", "doing", "failed", "succeeded",
+                                                                     "cancelled", "aborted"]))
+@click.option("--stalled", is_flag=True, help="Only running jobs whose worker stopped sending heartbeats.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def jobs_list(states: tuple[str, ...], stalled: bool, limit: int, as_json: bool) -> None:
+    """The newest jobs with their state, attempts and last error."""
+    queue = _job_queue()
+    with _database_errors():
+        found = queue.jobs(states=states, stalled_only=stalled, limit=limit)
+        counts = queue.counts()
+    queue.db.dispose()
+    if as_json:
+        click.echo(json.dumps({"counts": counts, "jobs": [j.as_dict() for j in found]}, ensure_ascii=False))
+        return
+    for name, by_state in counts.items():
+        click.echo(f"{name:>12}: " + ", ".join(f"{n} {state}" for state, n in by_state.items() if n))
+    for job in found:
+        flag = " STALLED" if job.stalled else ""
+        click.echo(f"#{job.id} {job.queue}/{job.task} {job.state}{flag} attempts={job.attempts}"
+                   + (f" error: {job.last_error}" if job.last_error and job.state != "succeeded" else ""))
+
+
+@jobs.command("retry")
+@click.argument("job_id", type=int)
+def jobs_retry(job_id: int) -> None:
+    """Run a failed (or stalled) job again now."""
+    queue = _job_queue()
+    with _database_errors():
+        done = queue.retry(job_id)
+    queue.db.dispose()
+    if not done:
+        raise Fail(f"job {job_id} is neither failed nor stalled: nothing to retry")
+    click.echo(f"job {job_id} will run again")
+
+
+@jobs.command("cancel")
+@click.argument("job_id", type=int)
+def jobs_cancel(job_id: int) -> None:
+    """Cancel a job that waits to run."""
+    queue = _job_queue()
+    with _database_errors():
+        done = queue.cancel(job_id)
+    queue.db.dispose()
+    if not done:
+        raise Fail(f"job {job_id} is not waiting to run: nothing to cancel")
+    click.echo(f"job {job_id} cancelled")
 
 
 @main.group("kyc")
@@ -921,8 +1015,8 @@ def sessions_group() -> None:
 @sessions_group.command("purge")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def sessions_purge(as_json: bool) -> None:
-    """Delete expired sessions from LEASELINE_DATABASE_URL. The BFF's background resumer does it every five
-    minutes; run this where no BFF process runs the resumer (LEASELINE_RESUMER=0 everywhere)."""
+    """Delete expired sessions from LEASELINE_DATABASE_URL at once (the worker's ``sessions.purge`` job does it
+    every five minutes)."""
     from infra.db import Database
     from infra.db.models import utcnow
     from infra.sessions import SqlSessionStore
@@ -946,14 +1040,14 @@ def sessions_purge(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def kyc_sweep_orphans(grace_minutes: int | None, limit: int, after: str, as_json: bool) -> None:
     """Delete KYC images that no database row refers to (an upload that failed between storing its image and
-    recording it), once older than the grace period. The BFF's resumer does the same every few minutes; safe to
-    run beside it and to run again. Exit 1 when storage refused a deletion (logged: run again)."""
+    recording it), once older than the grace period. The worker (kyc.sweep_orphans) does the same every few
+    minutes; safe to run beside it and to run again. Exit 1 when storage refused a deletion (logged: run again)."""
     from datetime import timedelta
 
     from bff import create_app
     from infra.storage import StorageError
 
-    app = create_app({"resumer": False})
+    app = create_app()
     sweep = app.extensions["leaseline"].orphans
     grace = timedelta(minutes=grace_minutes) if grace_minutes is not None else None
     total: dict[str, int] = {"examined": 0, "deleted": 0, "referenced": 0, "fresh": 0, "failed": 0, "other": 0}

@@ -121,11 +121,12 @@ def s3_config(peer: Any) -> dict[str, object]:
 
 
 def build_app(url: str, **config: object) -> Flask:
-    """The BFF on ``url`` with the demo catalogue and demo accounts (one per role, two dealers).
-
-    Without its background resumer unless ``resumer=True``: a test's own app often shares the suite's
-    database but not its risk and contract services, and its resumer would take their due work and fail."""
-    config.setdefault("resumer", False)
+    """The BFF on ``url`` with the demo catalogue and demo accounts (one per role, two dealers). Its jobs run only
+    where a test starts a worker for it (tests/common/worker.py): a test's own app often shares the suite's
+    database but not its risk and contract services, and its worker would take their jobs and fail. The worker's
+    sweeps run every second."""
+    config.setdefault("jobs_tick_seconds", 1)
+    config.setdefault("jobs_stalled_seconds", 5)
     from bff import create_app
     from bff.demo import demo_vehicles
     from bff.demo import seed_people
@@ -141,10 +142,12 @@ def build_app(url: str, **config: object) -> Flask:
 
 @pytest.fixture(scope="session")
 def app(db_url: str, s3_server: Any, risk_server: Any, contract_server: Any, stripe_server: Any) -> Iterator[Flask]:
+    from tests.common.worker import WorkerThread
+
     application = build_app(db_url, **s3_config(s3_server), risk_url=risk_server.url,
-                            contract_url=contract_server.url, resumer=True, **stripe_config(stripe_server))
-    yield application
-    application.extensions["leaseline"].risk.stop_resumer()
+                            contract_url=contract_server.url, **stripe_config(stripe_server))
+    with WorkerThread(application):
+        yield application
     application.extensions["leaseline"].db.dispose()
 
 
@@ -175,16 +178,16 @@ class LiveServer:
 @pytest.fixture(scope="session")
 def live_server(_var_dir: Path, s3_server: Any, risk_server: Any, contract_server: Any,
                 stripe_server: Any) -> Iterator[LiveServer]:
-    """A live BFF of its own (browser tests); the HTTP-level tests use ``app``."""
+    """A live BFF of its own (browser tests), with its worker; the HTTP-level tests use ``app``."""
     from infra.db.migrate import upgrade
+    from tests.common.worker import WorkerThread
 
     for url in postgres_database("leaseline_live"):
         upgrade(url)
         application = build_app(url, **s3_config(s3_server), risk_url=risk_server.url,
-                                contract_url=contract_server.url, resumer=True, **stripe_config(stripe_server))
-        with LiveServer(application) as server:
+                                contract_url=contract_server.url, **stripe_config(stripe_server))
+        with WorkerThread(application), LiveServer(application) as server:
             yield server
-        application.extensions["leaseline"].risk.stop_resumer()
         application.extensions["leaseline"].db.dispose()
 
 

@@ -1,16 +1,18 @@
 """From approval to a signed contract, through the contract service; and the evidence log's BFF events.
 
-approved ──(resumer / at once)──► contract_pending ──contract service generates the draft──► contract_ready
-contract_ready ──the customer re-confirms identity (one-time code to their mobile) and draws a signature──►
-signed. When the contract service is unreachable the application stays ``contract_pending`` with its next
-attempt booked, exactly like the risk step; the signature is only taken when the service answers, so a
-failed signing leaves the contract unsigned and the customer can sign again.
+approved ──(its ``contract.send`` job, deferred with the approval)──► contract_pending ──contract service
+generates the draft──► contract_ready ──the customer re-confirms identity (one-time code to their mobile) and
+draws a signature──► signed. When the contract service is unreachable the application stays
+``contract_pending`` and its job is retried with backoff, exactly like the risk step; the signature is only
+taken when the service answers, so a failed signing leaves the contract unsigned and the customer can sign
+again.
 
 The evidence of the application (consents with their text hashes, the KYC outcome and the hashes of its
 images, the plan accepted, the risk decision) is queued in the outbox when the contract is requested and
-sent to the log by the same resumer, each entry once (its idempotency key), never lost while the service
-is down. Entries hold ids, hashes and amounts, never names or ID numbers; the public log holds only a salted
-commitment to each (contract.ledger.commitments), the entries themselves go to those entitled (bff/evidence).
+sent to the log by the ``evidence.flush`` task (bff/worker.py), each entry once (its idempotency key), never
+lost while the service is down. Entries hold ids, hashes and amounts, never names or ID numbers; the public
+log holds only a salted commitment to each (contract.ledger.commitments), the entries themselves go to those
+entitled (bff/evidence).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import json
 import logging
 import secrets
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC
@@ -34,7 +35,6 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bff.applications.jobs import ProcessLocalPool
 from bff.applications.services import Actor
 from bff.applications.services import ApplicationService
 from bff.applications.services import NotAllowed
@@ -47,7 +47,7 @@ from infra.applications import SqlApplications
 from infra.clients.contract import ContractClient
 from infra.clients.http import ServiceRefused
 from infra.clients.http import ServiceUnavailable
-from infra.logs import request_id
+from infra.jobs import JobQueue
 from infra.pii import PiiVault
 from infra.sms import SandboxOutboxSms
 from kyc.idnumber import check_id_number
@@ -81,12 +81,10 @@ def _backoff(attempts: int) -> timedelta:
 
 class ContractDispatch:
     def __init__(self, repo: SqlApplications, apps: ApplicationService, client: ContractClient,
-                 accounts: SqlAccounts, vault: PiiVault, sms: SandboxOutboxSms, pool: ProcessLocalPool,
+                 accounts: SqlAccounts, vault: PiiVault, sms: SandboxOutboxSms, jobs: JobQueue,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.repo, self.apps, self.client, self.accounts = repo, apps, client, accounts
-        self.vault, self.sms, self.pool, self.clock = vault, sms, pool, clock
-        #: the least time before a resend: one call's whole budget (rendering takes a second or two)
-        self.min_retry = timedelta(seconds=30)
+        self.vault, self.sms, self.jobs, self.clock = vault, sms, jobs, clock
 
     # -- the snapshot ------------------------------------------------------------------------------------------
     def snapshot(self, app: Application) -> dict[str, Any]:
@@ -146,17 +144,16 @@ class ContractDispatch:
 
     # -- requesting the contract -----------------------------------------------------------------------------
     def request(self, application_id: str) -> None:
-        """Request the contract of an approved application now (from the pool); the resumer does it anyway."""
-        self.pool.submit(self.send, application_id)
+        """Defer the contract request of an approved application (in the transaction of its approval)."""
+        self.jobs.defer("contract.send", {"application_id": application_id}, queue="contract",
+                        lock=f"application:{application_id}", queueing_lock=f"contract.send:{application_id}")
 
     def send(self, application_id: str) -> str | None:
-        """Request one due contract; returns the new status, or None when not due or not reachable."""
-        now = self.clock()
-        current = self.repo.get(application_id, _ALL)
-        if current is None or current.status not in ("approved", "contract_pending"):
-            return None
-        retry_at = now + max(_backoff(current.contract_attempts + 1), self.min_retry)
-        if not self.repo.claim_contract_send(application_id, now, retry_at):
+        """The ``contract.send`` task: request one contract; returns the new status, or None when the application
+        has its contract already (a retry after the answer was recorded). Raises ServiceUnavailable (retried)
+        when the contract service cannot be reached, ContractNotReady (retried: staff may be completing the
+        dealer's details) and ServiceRefused (the job fails, for ops) after recording what is wrong for staff."""
+        if not self.repo.begin_contract_attempt(application_id):
             return None
         app = self.repo.get(application_id, _ALL)
         assert app is not None
@@ -168,32 +165,21 @@ class ContractDispatch:
             log.warning("contract of %s not ready: %s", application_id, exc.detail)
             self.repo.record_contract(application_id, contract={"error": exc.code, "detail": exc.detail},
                                       to="contract_pending", allowed_from=("contract_pending",))
-            return None
+            raise
         except ServiceUnavailable as exc:
             log.warning("contract service unavailable for %s (attempt %s): %s", application_id,
                         app.contract_attempts, exc)
-            return None
+            raise
         except ServiceRefused as exc:  # our snapshot was refused: a bug or bad master data, shown to staff
             log.error("contract service refused %s: %s %s", application_id, exc.status, exc.body)
             errors = (exc.body or {}).get("errors") if isinstance(exc.body, dict) else None
             self.repo.record_contract(application_id, contract={"error": "refused", "detail": json.dumps(
                 errors or exc.body, ensure_ascii=False)[:500]}, to="contract_pending",
                 allowed_from=("contract_pending",))
-            return None
+            raise
         moved = self.repo.record_contract(application_id, contract=contract, to="contract_ready",
                                           allowed_from=("contract_pending",), note=f"contract:{contract.get('number')}")
         return moved.status if moved else None
-
-    def resume_due(self) -> int:
-        done = 0
-        for application_id in self.repo.due_for_contract(self.clock()):
-            token = request_id.set(f"contract-{uuid.uuid4().hex[:16]}")
-            try:
-                if self.send(application_id) is not None:
-                    done += 1
-            finally:
-                request_id.reset(token)
-        return done
 
     # -- identity re-confirmation and signing ------------------------------------------------------------------
     def _code_hash(self, application_id: str, code: str) -> str:
@@ -248,8 +234,8 @@ class ContractDispatch:
     # -- evidence ----------------------------------------------------------------------------------------------
     def record_decline(self, application_id: str) -> None:
         """A declined application's evidence (consents, KYC outcome, plan, the decision) goes to the log too:
-        a decline is a decision about a person that may have to be shown later. Queued here, sent by the
-        resumer's outbox flush."""
+        a decline is a decision about a person that may have to be shown later. Queued here (in the transaction of the
+        decision), sent by the worker's ``evidence.flush`` job."""
         app = self.repo.get(application_id, _ALL)
         if app is not None and app.status == "declined":
             self.queue_evidence(app)
@@ -286,8 +272,8 @@ class ContractDispatch:
 
     def flush_outbox(self, budget: float = 5.0) -> int:
         """Send the queued evidence that is due, in batches (one call and one log transaction each), for at most
-        ``budget`` seconds: the resumer thread has other work, and a backlog after an outage drains over the
-        next ticks. Returns how many were sent."""
+        ``budget`` seconds: a backlog after an outage drains over the next runs, and the job ends in time.
+        Returns how many were sent."""
         sent = 0
         stop = time.monotonic() + budget
         while time.monotonic() < stop:

@@ -1,8 +1,9 @@
 """KYC orchestration: ID-card photos → OCR and portrait; selfie + liveness frames → face match.
 
 Uploads are checked and stored synchronously (so nothing is half-stored and the person hears at once what
-is wrong with a photo); the slow work (OCR, face detection and encodings) runs in a worker pool out of
-the request thread and records its progress in ``kyc_checks``, which the phone polls. Images are
+is wrong with a photo); the slow work (OCR, face detection and encodings) is a ``kyc.check`` job, deferred with
+its check's row and run by a worker (bff/worker.py) from the stored images; it records its progress in
+``kyc_checks``, which the phone polls. Images are
 re-encoded before storage (which drops EXIF metadata such as location) and stored encrypted in S3.
 
 An image is kept only while it serves a check (PIPL art. 19 and 47: delete what no longer serves its purpose):
@@ -11,8 +12,8 @@ and when its photos are refused (an unreadable ID card, a portrait without exact
 exactly one face). A row is marked deleted first, then its object goes; what a crash or a storage stall leaves
 in the bucket without a row is the orphan sweep's (bff/applications/orphans.py).
 
-A job is lost when its check is still unfinished ``STALE_SECONDS`` after the upload (its process restarted, or
-it is pathologically slow): :meth:`KycService.status` gives the check up and deletes its images, and the
+A job is lost when its check is still unfinished ``STALE_SECONDS`` after the upload (no worker ran it in time,
+or it is pathologically slow): :meth:`KycService.status` gives the check up and deletes its images, and the
 person is asked to try again. Giving up and finishing are each one conditional update of the check
 (infra.applications), so exactly one of them happens: a job whose check was given up keeps nothing and changes
 nothing (no ``done`` over ``lost``, no OCR values in the draft, no face outcome), and a job that claimed its
@@ -37,7 +38,6 @@ from typing import Any
 from PIL import Image
 from sqlalchemy.exc import SQLAlchemyError
 
-from bff.applications.jobs import ProcessLocalPool
 from bff.applications.services import Actor
 from bff.applications.services import ApplicationService
 from bff.applications.services import NotAllowed
@@ -49,6 +49,7 @@ from infra.applications import Check
 from infra.applications import Document
 from infra.applications import Scope
 from infra.applications import SqlApplications
+from infra.jobs import JobQueue
 from infra.storage import S3ObjectStore
 from infra.storage import StorageError
 from infra.storage import StorageUnavailable
@@ -72,7 +73,7 @@ STALE_SECONDS = 120  # a job not finished by then was lost (process restart): th
 HARD_SECONDS = 2 * STALE_SECONDS
 #: what a job does: ``(outcome, detail, apply)``, ``apply`` being its effect on the application (or None), run
 #: only once the job's check is sure to be recorded as finished rather than given up
-Work = Callable[..., tuple[str, dict[str, Any], Callable[[], object] | None]]
+Work = Callable[[], tuple[str, dict[str, Any], Callable[[], object] | None]]
 
 
 class _Lost(Exception):
@@ -115,9 +116,9 @@ def _load(field: str, data: bytes, min_side: int) -> Image.Image:
 
 class KycService:
     def __init__(self, repo: SqlApplications, apps: ApplicationService, store: S3ObjectStore,
-                 executor: ProcessLocalPool, *, face_threshold: float, face_review_margin: float,
+                 jobs: JobQueue, *, face_threshold: float, face_review_margin: float,
                  today: Callable[[], date] = date.today) -> None:
-        self.repo, self.apps, self.store, self.executor = repo, apps, store, executor
+        self.repo, self.apps, self.store, self.jobs = repo, apps, store, jobs
         self.face_threshold, self.face_review_margin = face_threshold, face_review_margin
         self.today = today
         self._bucket_ready = False
@@ -181,27 +182,59 @@ class KycService:
         try:
             kept.append(self._keep(app, "id_front", front_image, biometric=False))
             kept.append(self._keep(app, "id_back", back_image, biometric=False))
-            check = self._queue(app, "id_card", kept, self._read_card, app, front_image, back_image, kept)
+            check = self._queue(app, "id_card", kept, {})
         except BaseException as exc:  # storage or the database failed midway: the person retries, nothing stays
             self._discard(app.id, kept, "upload failed", now=not isinstance(exc, StorageUnavailable))
             raise
         return check
 
-    def _queue(self, app: Application, kind: str, kept: list[Document], work: Work, *args: Any) -> Check:
-        """Record the check (with its documents, for :meth:`status` should its job be lost) and queue its job."""
-        check = self.repo.add_check(app.id, kind, detail={DOCUMENTS: [d.id for d in kept]})
-        self.executor.submit(self._guarded, app.id, check.id, kept, work, *args)
+    def _queue(self, app: Application, kind: str, kept: list[Document], job: dict[str, Any]) -> Check:
+        """Record the check (with its documents, for :meth:`status` should its job be lost, and what its job needs)
+        and defer its job, in one transaction."""
+        with self.repo.db.transaction():
+            check = self.repo.add_check(app.id, kind, detail={DOCUMENTS: [d.id for d in kept], "job": job})
+            self.jobs.defer("kyc.check", {"application_id": app.id, "check_id": check.id}, queue="kyc")
         return check
 
-    def _guarded(self, app_id: str, check_id: str, kept: list[Document], work: Work, *args: Any) -> None:
-        """Run one check's job (``work(check_id, *args)``); on a failure, a refusal or its check given up as lost,
-        its images (``kept``, which the job may extend) go."""
+    def _image(self, doc: Document) -> Image.Image:
+        return Image.open(io.BytesIO(self.store.get(doc.object_key))).convert("RGB")
+
+    def run_check(self, application_id: str, check_id: str) -> None:
+        """The ``kyc.check`` task: read the check's stored images and run its work (:meth:`_guarded`). A check that
+        is no longer queued (done, given up as lost, or started by a worker that died: its images may be half
+        used) is left as it is; the person is asked to try again by :meth:`status`."""
+        app = self.repo.get(application_id, _ALL)
+        check = self.repo.check(application_id, check_id)
+        if app is None or check is None or check.state != "queued":
+            return
+        ids = list(check.detail.get(DOCUMENTS, []))
+        by_id = {d.id: d for d in self.repo.documents(application_id)}
+        kept = [by_id[i] for i in ids if i in by_id]
+        if len(kept) != len(ids):  # an image is gone (deleted meanwhile): nothing to check
+            self.repo.give_up_check(check_id, finishing=False)
+            self._discard(application_id, kept, "job lost")
+            return
+        job = check.detail.get("job") or {}
+        if check.kind == "id_card":
+            self._guarded(app.id, check_id, kept, lambda: self._read_card(
+                check_id, app, self._image(kept[0]), self._image(kept[1]), kept))
+        else:
+            def face() -> tuple[str, dict[str, Any], Callable[[], object] | None]:
+                frames = [(step, self._image(doc)) for step, doc in zip(job.get("frames", []), kept[1:], strict=False)]
+                return self._match(check_id, app, str(job.get("portrait", "")), self._image(kept[0]), frames,
+                                   tuple(job.get("challenge", [])))
+
+            self._guarded(app.id, check_id, kept, face)
+
+    def _guarded(self, app_id: str, check_id: str, kept: list[Document], work: Work) -> None:
+        """Run one check's job (``work()``); on a failure, a refusal or its check given up as lost, its images
+        (``kept``, which the job may extend) go."""
         started = time.perf_counter()
         if not self.repo.start_check(check_id):  # given up as lost while it waited: status() deleted its images
             return
 
         try:
-            outcome, detail, apply = work(check_id, *args)
+            outcome, detail, apply = work()
             if not self.repo.claim_finish(check_id):  # given up while it ran: the person was told to try again
                 raise _Lost(check_id)
             if refused(outcome, detail):  # before the answer: once the phone shows the refusal, the images are gone
@@ -299,8 +332,8 @@ class KycService:
             kept.append(self._keep(app, "selfie", selfie_image, biometric=True))
             for step, image in frame_images:
                 kept.append(self._keep(app, f"frame_{step}"[:24], image, biometric=True))
-            check = self._queue(app, "face", kept, self._match, app, portraits[-1].object_key, selfie_image,
-                                frame_images, tuple(challenge))
+            check = self._queue(app, "face", kept, {"portrait": portraits[-1].object_key, "challenge": list(challenge),
+                                                    "frames": [step for step, _image in frame_images]})
         except BaseException as exc:  # storage or the database failed midway: the person retries, nothing stays
             self._discard(app.id, kept, "upload failed", now=not isinstance(exc, StorageUnavailable))
             raise

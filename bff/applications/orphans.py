@@ -14,9 +14,9 @@ row, so a fresh object is never swept. It is
 * idempotent: what it deleted is not listed again, and running it twice, or in two processes, is harmless;
 * logged: each deletion, and each run that deleted or failed to delete something.
 
-The BFF's resumer runs one bounded sweep every ``kyc_sweep_seconds``, each continuing where the previous one
-stopped (``every`` and ``sweep_onward`` in bff/bootstrap.py); ``leaseline kyc sweep-orphans`` runs it on demand.
-TODO: a periodic task of the job engine (with a queueing lock) replaces the resumer's duty when that issue lands.
+The worker's periodic ``kyc.sweep_orphans`` job (bff/worker.py, one at a time: its lock) runs one bounded sweep
+every ``kyc_sweep_seconds``, each continuing where the previous one stopped in that worker (``sweep_onward`` in
+bff/bootstrap.py); ``leaseline kyc sweep-orphans`` runs it on demand.
 """
 
 from __future__ import annotations

@@ -1,26 +1,17 @@
 """Sending verified applications to the risk service, and never losing one when it is down.
 
-kyc_passed → risk_pending (recorded at once) → the snapshot goes out from the worker pool; the answer moves
-the application to approved / declined / referred. When the risk service cannot be reached the application
-stays ``risk_pending`` with the next attempt booked (backoff up to a minute); a resumer thread in every BFF
-process sends what is due, and the same application id always yields the same assessment (idempotent), so
-a resend after a lost answer decides nothing twice.
+kyc_passed → risk_pending and its ``risk.send`` job, in one transaction; a worker sends the snapshot and the
+answer moves the application to approved / declined / referred (and an approval's contract job is deferred with
+that move). When the risk service cannot be reached the job is retried with backoff (bff/worker.py) and the
+application stays ``risk_pending``, its attempts on screen; the same application id always yields the same
+assessment (idempotent), so a resend after a lost answer decides nothing twice.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import uuid
-from collections.abc import Callable
-from datetime import UTC
-from datetime import datetime
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from bff.applications.jobs import ProcessLocalPool
 from bff.applications.offers import offer_from
 from bff.applications.services import ApplicationService
 from infra.applications import Application
@@ -29,13 +20,12 @@ from infra.applications import SqlApplications
 from infra.clients.http import ServiceRefused
 from infra.clients.http import ServiceUnavailable
 from infra.clients.risk import RiskClient
-from infra.logs import request_id
+from infra.jobs import JobQueue
 from kyc.idnumber import check_id_number
 
 log = logging.getLogger(__name__)
 OUTCOME_STATUS = {"approve": "approved", "decline": "declined", "refer": "referred"}
 REVIEW_STATUS = {"approve": "approved", "decline": "declined", "counter_offer": "counter_offer"}
-RECONCILE_EVERY = 15  # resumer ticks between two looks at the referred applications
 _ALL = Scope()
 
 
@@ -47,23 +37,9 @@ def status_for(result: dict[str, Any], final_review: str | None = None) -> str:
     return "counter_offer" if status == "approved" and offer_from(result) is not None else status
 
 
-def _backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(60, 2 ** max(0, attempts - 1)))
-
-
 class RiskDispatch:
-    def __init__(self, repo: SqlApplications, apps: ApplicationService, client: RiskClient, pool: ProcessLocalPool,
-                 *, resume_every: float = 2.0, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.repo, self.apps, self.client, self.pool = repo, apps, client, pool
-        self.resume_every, self.clock = resume_every, clock
-        #: the least time before a resend: one call's whole budget (timeouts × retries), so that another
-        #: process's resumer does not send an application while this call is still waiting
-        self.min_retry = timedelta(seconds=20)
-        #: more work the resumer does on each tick (the contract requests, the evidence outbox)
-        self.also: list[Callable[[], object]] = []
-        self._resumer: threading.Thread | None = None
-        self._resumer_pid = 0
-        self._stop = threading.Event()
+    def __init__(self, repo: SqlApplications, apps: ApplicationService, client: RiskClient, jobs: JobQueue) -> None:
+        self.repo, self.apps, self.client, self.jobs = repo, apps, client, jobs
 
     # -- the snapshot --------------------------------------------------------------------------------------
     def snapshot(self, app: Application) -> dict[str, Any]:
@@ -107,20 +83,19 @@ class RiskDispatch:
 
     # -- sending -------------------------------------------------------------------------------------------
     def request(self, application_id: str) -> None:
-        """kyc_passed → risk_pending, then send (from the pool). Safe to call more than once."""
-        moved = self.repo.transition(application_id, allowed_from=("kyc_passed",), to="risk_pending",
-                                     actor_kind="system", actor_id="risk")
-        if moved is not None:
-            self.pool.submit(self.send, application_id)
+        """kyc_passed → risk_pending, with its ``risk.send`` job in the same transaction. Safe to call again."""
+        with self.repo.db.transaction():
+            moved = self.repo.transition(application_id, allowed_from=("kyc_passed",), to="risk_pending",
+                                         actor_kind="system", actor_id="risk")
+            if moved is not None:
+                self.jobs.defer("risk.send", {"application_id": application_id}, queue="risk",
+                                lock=f"application:{application_id}", queueing_lock=f"risk.send:{application_id}")
 
     def send(self, application_id: str) -> str | None:
-        """Send one due application; returns its new status, or None when it is not due or not reachable."""
-        now = self.clock()
-        current = self.repo.get(application_id, _ALL)
-        if current is None:
-            return None
-        retry_at = now + max(_backoff(current.risk_attempts + 1), self.min_retry)
-        if not self.repo.claim_risk_send(application_id, now, retry_at):
+        """The ``risk.send`` task: send one pending application and record the answer; returns its new status, or
+        None when it is no longer pending (a retry after the answer was recorded). Raises ServiceUnavailable
+        (retried) when the risk service cannot be reached, ServiceRefused (a bug: the job fails, for ops)."""
+        if not self.repo.begin_risk_attempt(application_id):
             return None
         app = self.repo.get(application_id, _ALL)
         assert app is not None
@@ -128,13 +103,14 @@ class RiskDispatch:
             result = self.client.assess(self.snapshot(app))
         except ServiceUnavailable as exc:
             log.warning("risk service unavailable for %s (attempt %s): %s", application_id, app.risk_attempts, exc)
-            return None
+            raise
         except ServiceRefused as exc:  # our snapshot was refused: a bug to fix, kept pending and logged
             log.error("risk service refused the snapshot of %s: %s %s", application_id, exc.status, exc.body)
-            return None
-        moved = self.apps.approved(self.repo.record_risk(
-            application_id, assessment_id=str(result.get("id", "")), result=result, to=status_for(result),
-            note=f"risk:{result.get('outcome')}"))
+            raise
+        with self.repo.db.transaction():  # the decision and the jobs it causes (the contract) together
+            moved = self.apps.approved(self.repo.record_risk(
+                application_id, assessment_id=str(result.get("id", "")), result=result, to=status_for(result),
+                note=f"risk:{result.get('outcome')}"))
         return moved.status if moved else None
 
     def reconcile_referred(self) -> int:
@@ -151,61 +127,12 @@ class RiskDispatch:
             review = assessment.get("review") or {}
             final = str(review.get("final_decision") or "")
             if review.get("state") == "decided" and final in REVIEW_STATUS:
-                if self.apps.approved(self.repo.record_risk(
-                        app.id, assessment_id=app.risk_assessment_id, result=assessment,
-                        to=status_for(assessment, final), allowed_from=("referred",), note=f"review:{final}")):
-                    moved += 1
+                with self.repo.db.transaction():
+                    if self.apps.approved(self.repo.record_risk(
+                            app.id, assessment_id=app.risk_assessment_id, result=assessment,
+                            to=status_for(assessment, final), allowed_from=("referred",), note=f"review:{final}")):
+                        moved += 1
         return moved
-
-    def resume_due(self) -> int:
-        """Send every application whose (re)send is due; returns how many were decided now."""
-        decided = 0
-        for application_id in self.repo.due_for_risk(self.clock()):
-            token = request_id.set(f"resend-{uuid.uuid4().hex[:16]}")  # each resend traceable on its own
-            try:
-                if self.send(application_id) is not None:
-                    decided += 1
-            finally:
-                request_id.reset(token)
-        return decided
-
-    # -- the resumer thread ---------------------------------------------------------------------------------
-    def start_resumer(self) -> None:
-        """A daemon thread in this process that sends what is due every ``resume_every`` seconds."""
-        import os
-
-        if self._resumer is not None and self._resumer.is_alive() and self._resumer_pid == os.getpid():
-            return
-
-        def run(work: Callable[[], object]) -> None:
-            # each job on its own: one that fails (the database briefly away, a bug) does not starve the others
-            try:
-                work()
-            except SQLAlchemyError as exc:  # one line, try again on the next tick
-                log.warning("resumer: database unavailable in %s (%s)", getattr(work, "__qualname__", work),
-                            type(exc).__name__)
-            except Exception:
-                log.exception("resumer: %s", getattr(work, "__qualname__", work))
-
-        def loop() -> None:
-            ticks = 0
-            while not self._stop.wait(self.resume_every):
-                ticks += 1
-                run(self.resume_due)
-                for work in self.also:
-                    run(work)
-                if ticks % RECONCILE_EVERY == 0:
-                    run(self.reconcile_referred)
-
-        self._resumer_pid = os.getpid()
-        self._resumer = threading.Thread(target=loop, name="risk-resumer", daemon=True)
-        self._resumer.start()
-
-    def stop_resumer(self, wait: float = 10.0) -> None:
-        """Stop the resumer thread and wait (at most ``wait`` seconds) for the tick it is in to end."""
-        self._stop.set()
-        if self._resumer is not None and self._resumer.is_alive() and self._resumer is not threading.current_thread():
-            self._resumer.join(wait)
 
 
 def _money(raw: str) -> str:

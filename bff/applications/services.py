@@ -106,20 +106,22 @@ class ApplicationService:
         self.retention_days = retention_days
         #: called with the application id whenever one reaches kyc_passed (the risk dispatch listens)
         self.on_kyc_passed: list[Callable[[str], None]] = []
-        #: called with the application id whenever one is approved (the contract dispatch listens; its
-        #: resumer would find it anyway, this only saves the wait)
+        #: called with the application id whenever one is approved (the contract dispatch defers its job)
         self.on_approved: list[Callable[[str], None]] = []
         #: called with the application id whenever one is declined (its evidence goes to the log all the same)
         self.on_declined: list[Callable[[str], None]] = []
 
     def _passed(self, moved: Application | None) -> Application | None:
+        """Tell the listeners when ``moved`` passed KYC (inside the transaction of that move: what they defer
+        commits with it)."""
         if moved is not None and moved.status == "kyc_passed":
             for listener in self.on_kyc_passed:
                 listener(moved.id)
         return moved
 
     def approved(self, moved: Application | None) -> Application | None:
-        """Tell the listeners when ``moved`` (the result of a decision) is approved, or declined."""
+        """Tell the listeners when ``moved`` (the result of a decision) is approved, or declined. Called inside the
+        transaction of the decision (``repo.db.transaction()``): the jobs they defer commit with it."""
         if moved is not None and moved.status in ("approved", "declined"):
             for listener in self.on_approved if moved.status == "approved" else self.on_declined:
                 listener(moved.id)
@@ -298,12 +300,12 @@ class ApplicationService:
                 "code": app.plan_code, "monthly_payment": app.plan["quote"]["monthly_payment"],
                 "down_payment": app.plan["quote"]["down_payment"], "term": app.plan["quote"]["term"]},
                 "offer_source": offer.source}
-            moved = self.repo.replace_plan(app.id, allowed_from=("counter_offer",), to="approved",
-                                           plan_code=plan["code"], plan=plan, actor_kind=actor.kind,
-                                           actor_id=actor.id, note=f"offer:accepted:{plan['code']}")
+            with self.repo.db.transaction():  # the approval and its contract job together
+                moved = self.approved(self.repo.replace_plan(
+                    app.id, allowed_from=("counter_offer",), to="approved", plan_code=plan["code"], plan=plan,
+                    actor_kind=actor.kind, actor_id=actor.id, note=f"offer:accepted:{plan['code']}"))
         if moved is None:
             raise NotAllowed("answered", "调整方案已有答复", "The offer has already been answered")
-        self.approved(moved)
         self.audit.append("application.offer_answered", "success", actor_id=actor.id, actor_label=actor.label,
                           dealer_id=app.dealer_id, target=app.id, ip=actor.ip, user_agent=actor.user_agent,
                           details={"answer": "accept" if accept else "decline"})
@@ -326,8 +328,10 @@ class ApplicationService:
                 # the face matches the card, but the typed identity is not the card's: a person decides
                 return self.repo.transition(app_id, allowed_from=FACE_ALLOWED, to="kyc_review",
                                             actor_kind="system", actor_id="kyc", note="ocr_mismatch")
-            return self._passed(self.repo.transition(app_id, allowed_from=FACE_ALLOWED, to="kyc_passed",
-                                                     actor_kind="system", actor_id="kyc", note="face_match_pass"))
+            with self.repo.db.transaction():  # kyc_passed and the risk request it causes together
+                return self._passed(self.repo.transition(app_id, allowed_from=FACE_ALLOWED, to="kyc_passed",
+                                                         actor_kind="system", actor_id="kyc",
+                                                         note="face_match_pass"))
         if outcome == "review":
             return self.repo.transition(app_id, allowed_from=FACE_ALLOWED, to="kyc_review", actor_kind="system",
                                         actor_id="kyc", note="face_match_review")
@@ -345,14 +349,15 @@ class ApplicationService:
             raise NotAllowed("decision", "请选择核验结果", "Choose a verification outcome")
         if not note.strip():
             raise PlanInputError([FieldError("note", "required", "请写明核验依据", "Say what you checked")])
-        moved = self.repo.transition(app.id, allowed_from=("kyc_review",), to=decision, actor_kind=actor.kind,
-                                     actor_id=actor.id, note=note.strip()[:500])
+        with self.repo.db.transaction():  # the decision and the risk request it causes together
+            moved = self._passed(self.repo.transition(app.id, allowed_from=("kyc_review",), to=decision,
+                                                      actor_kind=actor.kind, actor_id=actor.id,
+                                                      note=note.strip()[:500]))
         if moved is None:
             raise NotAllowed("wrong_state", "该申请不在人工核验中", "The application is not under review")
         self.audit.append("kyc.reviewed", "success", actor_id=actor.id, actor_label=actor.label,
                           dealer_id=app.dealer_id, target=app.id, ip=actor.ip, user_agent=actor.user_agent,
                           details={"decision": decision})
-        self._passed(moved)
         return moved
 
     def unmask(self, actor: Actor, app: Application, name: str) -> str:

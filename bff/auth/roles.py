@@ -41,6 +41,8 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "payments.view": ("dealer_admin", "ops_admin"),
     # the vehicle's handover to the customer (交车), which starts the lease's term: the dealer's staff
     "leases.deliver": DEALER_ROLES,
+    # the job queue (/ops/jobs): what waits, runs and failed, retry and cancel (audited): the lessor's ops
+    "jobs.manage": ("ops_admin",),
 }
 
 #: lessor roles with a second factor (TOTP) required at sign-in

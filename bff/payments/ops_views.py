@@ -225,7 +225,7 @@ def close(application_id: str) -> Any:
         if exc.code in ("deduction", "reason"):
             return _lease_page(app, 422, [FieldError(exc.code, exc.code, exc.text_zh, exc.text_en)], form)
         return _lease_page(app, 409, error=_msg(exc.text_zh, exc.text_en), form=form)
-    # the settle job moves the money within seconds (the resumer); the page shows how it went
+    # the settle job moves the money within seconds (the worker's payments.settle job); the page shows how it went
     return redirect(url_for("payment_ops.lease", application_id=app.id), 303)
 
 

@@ -46,7 +46,7 @@ the end of a lease is a decision of the lessor's ops, not of a clock:
   (fen, a reason required) of at most what is left of the deposit, or none. A 免押 lease holds no security by
   then (its hold lapsed within 7 days of being placed, before the handover), so its limit is 0 and a default is
   collected outside Leaseline;
-- the settle job (``leaseline payments settle``, and the resumer's tick) then refunds the deposit less the
+- the settle job (``leaseline payments settle``, and the worker's payments.settle job) then refunds the deposit less the
   deduction — one refund per lease (per ops' retry after Stripe refused one), its id derived from the lease,
   through the refund path: amount reserved first, ``refund:<refund>`` key, evidence entry; the deduction is fixed
   when ops close the lease, and nothing moved ever exceeds what is left at settlement time. Running it again, or
@@ -529,7 +529,8 @@ class PaymentService:
                                  actor_id="payments", note="paid")
 
     def pay_out_dealers(self) -> int:
-        """Transfer each captured down payment to its dealer's connected account (the resumer's job)."""
+        """Transfer each captured down payment to its dealer's connected account (the worker's
+        ``payments.pay_out_dealers`` job)."""
         done = 0
         for payment in self.store.transfers_due():
             account = self.dealer_account(payment.dealer_id)
@@ -584,11 +585,11 @@ class PaymentService:
         return done
 
     def expire_holds(self) -> int:
-        """Holds past their authorisation window (the resumer's job): marked ``expired``. Before the handover the
-        lease is asked for security again — the customer places the hold once more (a new authorisation) or pays
-        the deposit instead (a ``deposit`` line of the same amount appears); either one secures it. After the
-        handover nothing can be paid any more (``PAYING``): the hold is only expired, and the lease holds no
-        security (:meth:`unsecured`), rather than showing a deposit "to pay" that nobody can pay."""
+        """Holds past their authorisation window (the worker's ``payments.expire_holds`` job): marked ``expired``.
+        Before the handover the lease is asked for security again — the customer places the hold once more (a new
+        authorisation) or pays the deposit instead (a ``deposit`` line of the same amount appears); either one secures
+        it. After the handover nothing can be paid any more (``PAYING``): the hold is only expired, and the lease holds
+        no security (:meth:`unsecured`), rather than showing a deposit "to pay" that nobody can pay."""
         done = 0
         for payment in self.store.lapsed_holds(self.clock()):
             if self.store.move(payment.id, "held", "expired", last_error="authorisation window ended"):
@@ -760,10 +761,10 @@ class PaymentService:
         return self.store.leases(dealer_id=dealer_id, settlements=("due", "attention"))
 
     def settle(self, only: str | None = None) -> dict[str, list[str]]:
-        """Move the money of every closed lease whose settlement is due (the job behind ``leaseline payments
-        settle`` and the resumer's tick), or of the lease ``only``: application ids by outcome — ``settled``,
-        ``waiting`` (Stripe unreachable, a refund still being sent, or an unexpected error, logged: due again next
-        run), ``attention`` (Stripe refused a step)."""
+        """Move the money of every closed lease whose settlement is due (the job behind ``leaseline payments settle``
+        and the worker's ``payments.settle`` job), or of the lease ``only``: application ids by outcome — ``settled``,
+        ``waiting`` (Stripe unreachable, a refund still being sent, or an unexpected error, logged: due again next run),
+        ``attention`` (Stripe refused a step)."""
         outcome: dict[str, list[str]] = {"settled": [], "waiting": [], "attention": []}
         now = self.clock()
         for term in self.store.settlements_due(now - SETTLE_STALE, only=only):

@@ -179,10 +179,11 @@ def apply_final(case: dict[str, Any], actor_id: str, actor_label: str) -> None:
     final = str(case.get("final_decision") or "")
     if not application_id or final not in REVIEW_STATUS:
         return
-    moved = svc.applications.approved(svc.applications.repo.record_risk(
-        application_id, assessment_id=str(case.get("assessment_id", "")), result=assessment,
-        to=status_for(assessment, final),
-        allowed_from=("referred",), actor_kind="staff", actor_id=actor_id, note=f"review:{final}"))
+    with svc.applications.repo.db.transaction():  # the decision and the contract job it causes together
+        moved = svc.applications.approved(svc.applications.repo.record_risk(
+            application_id, assessment_id=str(case.get("assessment_id", "")), result=assessment,
+            to=status_for(assessment, final),
+            allowed_from=("referred",), actor_kind="staff", actor_id=actor_id, note=f"review:{final}"))
     if moved is not None:
         svc.audit.append("risk.reviewed", "success", actor_id=actor_id, actor_label=actor_label,
                          dealer_id=moved.dealer_id, target=moved.id, ip=request.remote_addr or "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Engine
@@ -98,18 +99,42 @@ def _one_process_per_connection(engine: Engine) -> None:
 
 
 class Database:
-    """One engine and its session factory; ``session()`` is a unit of work (commit on success)."""
+    """One engine and its session factory; ``session()`` is a unit of work (commit on success), and
+    ``transaction()`` one that the sessions opened inside it join (a state change and the jobs it causes)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._open: ContextVar[Session | None] = ContextVar(f"leaseline-transaction-{id(self)}", default=None)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that commits when the block succeeds and rolls back when it raises."""
+        """A session that commits when the block succeeds and rolls back when it raises. Inside
+        :meth:`transaction` it is that transaction's session, the block a savepoint: it commits with the
+        transaction, and a block that raises undoes only its own work (as it would on its own)."""
+        outer = self._open.get()
+        if outer is not None:
+            with outer.begin_nested():
+                yield outer
+            return
         with self.sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work across repositories: every :meth:`session` opened in this block (in this thread or
+        task) joins it, so a state change and the job it defers (infra/jobs.py) commit together or not at all."""
+        if self._open.get() is not None:  # already in one: this block is part of it
+            with self.session() as session:
+                yield session
+            return
+        with self.sessions() as session, session.begin():
+            token = self._open.set(session)
+            try:
+                yield session
+            finally:
+                self._open.reset(token)
 
     def dispose(self) -> None:
         self.engine.dispose()

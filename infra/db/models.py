@@ -6,12 +6,14 @@ from datetime import UTC
 from datetime import date
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import BigInteger
 from sqlalchemy import Boolean
 from sqlalchemy import Date
 from sqlalchemy import DateTime
 from sqlalchemy import ForeignKey
+from sqlalchemy import Identity
 from sqlalchemy import Index
 from sqlalchemy import Integer
 from sqlalchemy import MetaData
@@ -464,3 +466,27 @@ class LeaseTermRow(Base):
     refunded: Mapped[int] = mapped_column(BigInteger, default=0)  # what the settlement refunded
     captured: Mapped[int] = mapped_column(BigInteger, default=0)  # what it captured from a live hold
     settle_note: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class JobErrorRow(Base):
+    """The error of one failed attempt of a job (infra/jobs.py): procrastinate keeps the job's state, not why it
+    failed. Deleted with its job (a foreign key to procrastinate's ``procrastinate_jobs``, which these models do
+    not describe: procrastinate owns its tables, :func:`ours`)."""
+
+    __tablename__ = "job_errors"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    job_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """For alembic's comparison of the database with these models (``include_object``): procrastinate's tables,
+    types and functions are its own (migration 0012), as is the foreign key from ``job_errors`` to its jobs."""
+    if name and name.startswith("procrastinate_"):
+        return False
+    if type_ == "foreign_key_constraint" and getattr(getattr(obj, "referred_table", None), "name", "").startswith(
+            "procrastinate_"):
+        return False
+    return True

@@ -74,6 +74,7 @@ from tests.common.oidc import oidc_settings
 from tests.common.risk import RiskServer
 from tests.common.risk import risk_database
 from tests.common.tsa import TsaServer
+from tests.common.worker import WorkerThread
 from tests.conftest import DATABASES
 from tests.conftest import LiveServer
 from tests.conftest import build_app
@@ -156,9 +157,9 @@ def stack(request: pytest.FixtureRequest, _var_dir: Path, s3_server: Any, stripe
         upgrade(bff_url)
         port = free_port()
         app = build_app(bff_url, **s3_config(s3_server), **stripe_config(stripe_server), **oidc_settings(port),
-                        risk_url=risk.url, contract_url=contract.url, resumer=True)
+                        risk_url=risk.url, contract_url=contract.url)
         stack.callback(app.extensions["leaseline"].db.dispose)
-        stack.callback(app.extensions["leaseline"].risk.stop_resumer)
+        stack.enter_context(WorkerThread(app))
         server = stack.enter_context(LiveServer(app))
         issuer = stack.enter_context(oidc_provider(port, server.url))
         yield Stack(kind, server, issuer, risk, contract, _var_dir / "ledger_signing_key.pem")

@@ -75,11 +75,13 @@ def samples(app: Any, risk_server: Any) -> dict[str, dict[str, str]]:
     return {"own": {"vehicle_id": "byd-han-ev", "user_id": own, "invitation_id": own_inv, "token": "x.y.z",
                     "dealer_id": pudong, "group_id": group, "application_id": own_app, "check_id": own_check,
                     "document_id": own_doc, "step": "customer", "field": "id_number", "case_id": case, "page": "1",
-                    "payment_id": str(uuid.uuid4()), "action": "capture", "index": "1"},
+                    "payment_id": str(uuid.uuid4()), "action": "capture", "index": "1",
+                    "job_id": "999999999"},
             "other": {"vehicle_id": "byd-han-ev", "user_id": other, "invitation_id": other_inv, "token": "x.y.z",
                       "dealer_id": xihu, "group_id": group, "application_id": other_app, "check_id": other_check,
                       "document_id": other_doc, "step": "customer", "field": "id_number", "case_id": case, "page": "1",
-                      "payment_id": str(uuid.uuid4()), "action": "capture", "index": "1"}}
+                      "payment_id": str(uuid.uuid4()), "action": "capture", "index": "1",
+                      "job_id": "999999999"}}
 
 
 def _review_case(risk_server: Any) -> str:

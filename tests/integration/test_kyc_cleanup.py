@@ -5,7 +5,7 @@ its purpose cannot be served), checked against the real SeaweedFS:
   two faces) leave no object: the images of the attempt are deleted with its result;
 * an upload whose database write fails leaves no object;
 * what a crash or a storage stall leaves behind (an object with no row) is found by the orphan sweep — the
-  resumer's periodic duty and ``leaseline kyc sweep-orphans`` — once older than its grace period, never while
+  worker's periodic job and ``leaseline kyc sweep-orphans`` — once older than its grace period, never while
   an upload may still be in flight, never when a row refers to it; the sweep is idempotent and bounded per run.
 """
 
@@ -323,13 +323,14 @@ def test_the_sweep_leaves_other_tenants_and_other_files_alone(own: Any) -> None:
         svc.store.delete(other_kind)
 
 
-def test_the_resumer_sweeps_orphans_on_its_schedule(s3_server: Any) -> None:
-    """The BFF's background loop runs the sweep by itself (here with a one-second grace and schedule)."""
+def test_the_worker_sweeps_orphans_on_its_schedule(s3_server: Any) -> None:
+    """The worker's periodic job runs the sweep by itself (here with a one-second grace and schedule)."""
     from infra.db.migrate import upgrade
+    from tests.common.worker import WorkerThread
 
     for url in postgres_database("leaseline_sweep_resumer"):
         upgrade(url)
-        app = build_app(url, **s3_config(s3_server), resumer=True, kyc_orphan_grace_seconds=1, kyc_sweep_seconds=1,
+        app = build_app(url, **s3_config(s3_server), kyc_orphan_grace_seconds=1, kyc_sweep_seconds=1,
                         risk_url="http://127.0.0.1:9", contract_url="http://127.0.0.1:9")
         svc = app.extensions["leaseline"]
         try:
@@ -337,14 +338,13 @@ def test_the_resumer_sweeps_orphans_on_its_schedule(s3_server: Any) -> None:
             a = new_application(app)
             orphan = put(app, a, "selfie", row=False)
             kept = put(app, a, "selfie", row=True)
-            svc.risk.start_resumer()
-            deadline = time.monotonic() + 30
-            while orphan in svc.store.list_keys(f"tenants/{a.dealer_id}/applications/{a.id}/"):
-                assert time.monotonic() < deadline, "the resumer never swept the orphan"
-                time.sleep(0.5)
+            with WorkerThread(app, queues=["housekeeping"]):
+                deadline = time.monotonic() + 30
+                while orphan in svc.store.list_keys(f"tenants/{a.dealer_id}/applications/{a.id}/"):
+                    assert time.monotonic() < deadline, "the worker never swept the orphan"
+                    time.sleep(0.5)
             assert svc.store.list_keys(f"tenants/{a.dealer_id}/applications/{a.id}/") == [kept]
         finally:
-            svc.risk.stop_resumer()
             svc.db.dispose()
 
 
@@ -453,7 +453,6 @@ def test_a_slow_job_given_up_as_lost_keeps_nothing_and_stays_lost(own: Any) -> N
     """The job is still at work when the phone, past the stale limit, is told it was lost: the job's result then
     changes nothing. Its check stays lost (not overwritten by ``done``), the portrait it cuts out afterwards is
     not kept, and what it read is not written into the draft: the person was told to try again."""
-    from bff.applications.jobs import ProcessLocalPool
     from bff.applications.kyc import KycService
 
     svc = own.extensions["leaseline"]
@@ -467,13 +466,10 @@ def test_a_slow_job_given_up_as_lost_keeps_nothing_and_stays_lost(own: Any) -> N
         seen.append((check.state, svc.kyc.status(repo.get(a.id, _all()), check.id), repo.documents(a.id)))
         return date.today()
 
-    pool = ProcessLocalPool(1)
-    slow = KycService(repo, svc.applications, svc.store, pool, face_threshold=svc.kyc.face_threshold,
+    slow = KycService(repo, svc.applications, svc.store, svc.jobs, face_threshold=svc.kyc.face_threshold,
                       face_review_margin=svc.kyc.face_review_margin, today=today)
-    try:
-        queued = slow.upload_id_card(_actor(own), repo.get(a.id, _all()), *make_card_images())
-    finally:
-        pool.shutdown(wait=True)  # the job has run to its end
+    queued = slow.upload_id_card(_actor(own), repo.get(a.id, _all()), *make_card_images())
+    slow.run_check(a.id, queued.id)  # the kyc.check job's work, run to its end here
     [(state, given_up, left)] = seen
     assert state == "running" and (given_up.state, given_up.outcome) == ("error", "lost") and left == []
     final = repo.check(a.id, queued.id)

@@ -80,7 +80,7 @@ def bff(stripe_server: Any) -> Iterator[Any]:
 
     for url in postgres_database("leaseline_events"):
         upgrade(url)
-        app = build_app(url, resumer=False, **stripe_config(stripe_server))
+        app = build_app(url, **stripe_config(stripe_server))
         try:
             yield app
         finally:

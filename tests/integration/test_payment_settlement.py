@@ -82,7 +82,7 @@ def quiet(stripe_server: Any) -> Iterator[LiveServer]:
 
     for url in postgres_database("leaseline_settle"):
         upgrade(url)
-        app = build_app(url, resumer=False, **stripe_config(stripe_server))
+        app = build_app(url, **stripe_config(stripe_server))
         try:
             with LiveServer(app) as server:
                 yield server

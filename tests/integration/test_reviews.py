@@ -149,21 +149,21 @@ def _free_port() -> int:
 def test_the_risk_service_down_mid_journey_loses_nothing(s3_server: Any, risk_server: Any,
                                                          card_images: tuple[bytes, bytes]) -> None:
     """The BFF points at a port where the risk service is not running: the application waits as
-    risk_pending with a visible status; the service starts there; the resumer sends it; it is decided.
+    risk_pending with a visible status (its job retried); the service starts there; the job's next attempt
+    sends it; it is decided.
     (Its own database: the suite's other BFF would otherwise send the application itself.)"""
     from infra.db.migrate import upgrade
+    from tests.common.worker import WorkerThread
     from tests.conftest import postgres_database
 
     port = _free_port()
     for url in postgres_database("leaseline_risk_down"):
         upgrade(url)
-        app = build_app(url, **s3_config(s3_server), risk_url=f"http://127.0.0.1:{port}", resumer=True)
-        dispatch = app.extensions["leaseline"].risk
-        dispatch.resume_every, dispatch.min_retry = 0.5, timedelta(seconds=1)  # a test's patience, not production's
+        app = build_app(url, **s3_config(s3_server), risk_url=f"http://127.0.0.1:{port}")
         try:
-            _down_then_up(app, port, risk_server, card_images)
+            with WorkerThread(app):
+                _down_then_up(app, port, risk_server, card_images)
         finally:
-            dispatch.stop_resumer()
             app.extensions["leaseline"].db.dispose()
 
 

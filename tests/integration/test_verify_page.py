@@ -55,17 +55,17 @@ def signed(contracts: ContractServer) -> tuple[dict[str, Any], bytes]:
 
 
 def _serve(s3_server: Any, contract_url: str) -> Iterator[LiveServer]:
-    """The BFF on a fresh database of its own, pointed at ``contract_url``, over real HTTP."""
+    """The BFF on a fresh database of its own, pointed at ``contract_url``, over real HTTP, with its worker."""
     from infra.db.migrate import upgrade
+    from tests.common.worker import WorkerThread
 
     for url in postgres_database("leaseline_verify"):
         upgrade(url)
         app = build_app(url, **s3_config(s3_server), contract_url=contract_url)
         try:
-            with LiveServer(app) as server:
+            with WorkerThread(app), LiveServer(app) as server:
                 yield server
         finally:
-            app.extensions["leaseline"].risk.stop_resumer()
             app.extensions["leaseline"].db.dispose()
 
 

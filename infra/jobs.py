@@ -1,0 +1,162 @@
+"""The job queue: procrastinate (https://procrastinate.readthedocs.io) on the service's own PostgreSQL database.
+
+A job is deferred in the same transaction as the state change that causes it (:meth:`JobQueue.defer` runs
+procrastinate's own ``procrastinate_defer_jobs_v1`` on the session of the open unit of work,
+``Database.transaction()``): no job for a change that rolled back, no change without its job. Its insert
+notifies the workers (LISTEN/NOTIFY) when the transaction commits. Workers are ``leaseline worker`` processes
+(bff/worker.py); the web processes only defer.
+
+This module is also what ops read and act on: the jobs by queue and state, the failed and stalled ones with
+their last error (``job_errors``: procrastinate keeps no error text), retry and cancel.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from infra.db import Database
+from infra.db.models import utcnow
+from infra.logs import request_id
+
+#: the jobs' states as procrastinate names them, in the order ops read them
+STATES = ("todo", "doing", "failed", "succeeded", "cancelled", "aborted")
+#: a running job whose worker sent no heartbeat for this long is stalled (its worker died): it is retried
+STALLED_AFTER_SECONDS = 30.0
+
+_DEFER = text("SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, :priority, :lock, :queueing_lock, "
+              "CAST(:args AS jsonb), :at)::procrastinate_job_to_defer_v1])")
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: int
+    queue: str
+    task: str
+    state: str
+    attempts: int
+    lock: str | None
+    args: dict[str, Any]
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    last_error: str
+    stalled: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "queue": self.queue, "task": self.task, "state": self.state,
+                "attempts": self.attempts, "last_error": self.last_error, "stalled": self.stalled,
+                "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None,
+                "started_at": self.started_at.isoformat() if self.started_at else None}
+
+
+class JobQueue:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- deferring -----------------------------------------------------------------------------------------------
+    def defer(self, task: str, args: Mapping[str, Any], *, queue: str = "default", lock: str | None = None,
+              queueing_lock: str | None = None, at: datetime | None = None, priority: int = 0) -> int | None:
+        """Queue ``task(**args)``, in the open unit of work when there is one (else on its own). Returns the job's
+        id, or None when ``queueing_lock`` already has a job waiting (that job will do the same work)."""
+        # the request that caused the job goes along: the worker logs the job's run with its id
+        args = {**args, "request": request_id.get()}
+        params = {"queue": queue, "task": task, "priority": priority, "lock": lock, "queueing_lock": queueing_lock,
+                  "args": json.dumps(args, ensure_ascii=False), "at": at}
+        with self.db.session() as session:
+            try:
+                with session.begin_nested():
+                    ids = session.execute(_DEFER, params).scalar_one()
+            except IntegrityError as exc:
+                if queueing_lock is not None and "procrastinate_jobs_queueing_lock_idx" in str(exc.orig):
+                    return None
+                raise
+        return int(ids[0])
+
+    # -- what ops see ------------------------------------------------------------------------------------------
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Jobs by queue, then by state."""
+        with self.db.session() as session:
+            rows = session.execute(text("SELECT queue_name, status::text, count(*) FROM procrastinate_jobs "
+                                        "GROUP BY queue_name, status ORDER BY queue_name"))
+            counts: dict[str, dict[str, int]] = {}
+            for queue, state, n in rows:
+                counts.setdefault(queue, {s: 0 for s in STATES})[state] = int(n)
+            return counts
+
+    def jobs(self, *, states: tuple[str, ...] = (), stalled_only: bool = False, queue: str | None = None,
+             job_id: int | None = None, limit: int = 100, stalled_after: float = STALLED_AFTER_SECONDS
+             ) -> list[JobRow]:
+        """The newest jobs (in ``states``; only the stalled ones), each with its last error and start time."""
+        where, params = ["TRUE"], {"limit": limit, "stalled_after": stalled_after}  # type: list[str], dict[str, Any]
+        if states:
+            where.append("j.status::text = ANY(:states)")
+            params["states"] = list(states)
+        if queue:
+            where.append("j.queue_name = :queue")
+            params["queue"] = queue
+        if job_id is not None:
+            where.append("j.id = :id")
+            params["id"] = job_id
+        if stalled_only:
+            where.append(f"({_STALLED})")
+        sql = f"""
+            SELECT j.id, j.queue_name, j.task_name, j.status::text, j.attempts, j.lock, j.args, j.scheduled_at,
+                   (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id AND e.type = 'started'),
+                   (SELECT r.error FROM job_errors r WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1),
+                   ({_STALLED})
+              FROM procrastinate_jobs j
+             WHERE {" AND ".join(where)}
+             ORDER BY j.id DESC LIMIT :limit"""
+        with self.db.session() as session:
+            return [JobRow(id=r[0], queue=r[1], task=r[2], state=r[3], attempts=r[4], lock=r[5], args=r[6] or {},
+                           scheduled_at=r[7], started_at=r[8], last_error=r[9] or "", stalled=bool(r[10]))
+                    for r in session.execute(text(sql), params)]
+
+    def job(self, job_id: int) -> JobRow | None:
+        return next(iter(self.jobs(job_id=job_id, limit=1)), None)
+
+    # -- acting on them ----------------------------------------------------------------------------------------
+    def retry(self, job_id: int) -> bool:
+        """A failed job (or a stalled one: its worker died) to be run again now. False when it is neither."""
+        job = self.job(job_id)
+        if job is None or not (job.state == "failed" or (job.state == "doing" and job.stalled)):
+            return False
+        with self.db.session() as session:
+            session.execute(text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)"), {"id": job_id})
+        return True
+
+    def cancel(self, job_id: int) -> bool:
+        """A job waiting to run, cancelled (it will not run). False when it is not waiting."""
+        with self.db.session() as session:
+            done = session.execute(text("SELECT procrastinate_cancel_job_v1(:id, false, false)"),
+                                   {"id": job_id}).scalar_one()
+        return done is not None
+
+    def retry_stalled(self, stalled_after: float = STALLED_AFTER_SECONDS) -> list[int]:
+        """Every running job whose worker stopped sending heartbeats (killed, its machine gone): run again. Each
+        task is idempotent (keys from our own records), so a job that had its effect before the kill has it
+        once. Returns the ids retried."""
+        retried = []
+        for job in self.jobs(states=("doing",), stalled_only=True, stalled_after=stalled_after, limit=1000):
+            with self.db.session() as session:
+                session.execute(text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL) "
+                                     "FROM procrastinate_jobs WHERE id = :id AND status = 'doing'"), {"id": job.id})
+            retried.append(job.id)
+        return retried
+
+    def record_error(self, job_id: int, attempt: int, error: str) -> None:
+        """The error of one attempt (shown to ops beside the job; procrastinate keeps none)."""
+        with self.db.session() as session:
+            session.execute(text("INSERT INTO job_errors (job_id, attempt, error, at) VALUES (:j, :a, :e, :t)"),
+                            {"j": job_id, "a": attempt, "e": error[:2000], "t": utcnow()})
+
+
+# a running job is stalled when its worker's heartbeat is older than :stalled_after seconds, or its worker is gone
+_STALLED = ("j.status = 'doing' AND (j.worker_id IS NULL OR EXISTS (SELECT 1 FROM procrastinate_workers w "
+            "WHERE w.id = j.worker_id AND w.last_heartbeat < now() - make_interval(secs => :stalled_after)))")

@@ -1,0 +1,116 @@
+"""The job queue (infra/jobs.py, bff/worker.py) on the suite's BFF and its worker: a job commits with the change that
+causes it or not at all; a job that fails stays failed with its error, for ops to see and retry (/ops/jobs, audited,
+and ``leaseline jobs``); a waiting job can be cancelled; a job whose worker died is run again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from tests.integration.test_auth import TIMEOUT
+from tests.integration.test_auth import csrf
+from tests.integration.test_auth import sign_in
+
+OPS = "ops@demo.leaseline.cn"
+
+
+def _count(app: Any, task: str) -> int:
+    with app.extensions["leaseline"].db.session() as session:
+        return int(session.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = :t"),
+                                   {"t": task}).scalar_one())
+
+
+def _wait_state(app: Any, job_id: int, states: tuple[str, ...], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = app.extensions["leaseline"].jobs.job(job_id)
+        if job is not None and job.state in states:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} is {job.state if job else None}, not {states}"
+        time.sleep(0.2)
+
+
+def test_a_job_commits_with_its_change_or_not_at_all(app: Any) -> None:
+    svc = app.extensions["leaseline"]
+    later = datetime.now(UTC) + timedelta(hours=1)  # not run by the suite's worker meanwhile
+    before = _count(app, "probe.later")
+    try:
+        with svc.db.transaction():
+            svc.jobs.defer("probe.later", {"n": 1}, queue="probe", at=later)
+            raise RuntimeError("the change failed")
+    except RuntimeError:
+        pass
+    assert _count(app, "probe.later") == before  # rolled back with it
+    with svc.db.transaction():
+        job_id = svc.jobs.defer("probe.later", {"n": 2}, queue="probe", at=later)
+    assert job_id is not None and svc.jobs.job(job_id).state == "todo"
+    # one waiting job per queueing lock: a second defer of the same work is the same job
+    with svc.db.transaction():
+        first = svc.jobs.defer("probe.later", {"n": 3}, queue="probe", at=later, queueing_lock="probe:x")
+        again = svc.jobs.defer("probe.later", {"n": 3}, queue="probe", at=later, queueing_lock="probe:x")
+    assert first is not None and again is None
+    assert svc.jobs.cancel(first) and svc.jobs.cancel(job_id)
+    assert svc.jobs.job(job_id).state == "cancelled" and not svc.jobs.cancel(job_id)  # once
+
+
+def test_a_failed_job_shows_its_error_to_ops_who_retry_it(app: Any, bff_server: Any) -> None:
+    svc = app.extensions["leaseline"]
+    with svc.db.transaction():  # a job the task cannot run (no application id): a bug, not retried
+        job_id = svc.jobs.defer("risk.send", {}, queue="risk")
+    assert job_id is not None
+    failed = _wait_state(app, job_id, ("failed",))
+    assert failed.attempts == 1 and "TypeError" in failed.last_error and "application_id" in failed.last_error
+
+    base = bff_server.url
+    ops = sign_in(base, OPS)
+    page = ops.get(f"{base}/ops/jobs", params={"state": "failed"}, timeout=TIMEOUT)
+    assert page.status_code == 200 and page.headers["Cache-Control"].startswith("no-store")
+    assert f'data-job="{job_id}"' in page.text and "后台任务" in page.text and "TypeError" in page.text
+    r = ops.post(f"{base}/ops/jobs/{job_id}/retry", data={"csrf_token": csrf(ops, f"{base}/ops/jobs"),
+                                                          "state": "failed"}, timeout=TIMEOUT, allow_redirects=False)
+    assert r.status_code == 303 and "notice=done" in r.headers["Location"]
+    again = _wait_state(app, job_id, ("failed",), timeout=30)  # run again (and failed again: the bug is there)
+    assert again.attempts > failed.attempts and again.last_error
+    events = svc.audit.search(action="jobs.retry")
+    assert any(e.target == f"job:{job_id}" and e.outcome == "success" for e in events)
+    # a job that is not failed cannot be retried: refused, audited, nothing changed
+    r = ops.post(f"{base}/ops/jobs/999999999/retry", data={"csrf_token": csrf(ops, f"{base}/ops/jobs")},
+                 timeout=TIMEOUT, allow_redirects=False)
+    assert r.status_code == 303 and "notice=refused" in r.headers["Location"]
+
+    # the terminal sees the same
+    env = {**os.environ, "LEASELINE_DATABASE_URL": app.config["SETTINGS"].database_url, "LEASELINE_ENV": "test"}
+    listed = subprocess.run([sys.executable, "-m", "leaseline", "jobs", "list", "--state", "failed", "--json"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    out = json.loads(listed.stdout)
+    [row] = [j for j in out["jobs"] if j["id"] == job_id]
+    assert row["task"] == "risk.send" and row["queue"] == "risk" and "TypeError" in row["last_error"]
+    assert out["counts"]["risk"]["failed"] >= 1
+
+
+def test_a_job_whose_worker_died_is_run_again(app: Any) -> None:
+    """A job left ``doing`` by a worker that stopped sending heartbeats (killed) is found and run again by the
+    periodic ``jobs.recover_stalled`` job of a live worker."""
+    svc = app.extensions["leaseline"]
+    with svc.db.transaction():
+        job_id = svc.jobs.defer("probe.orphaned", {}, queue="probe-dead", at=datetime.now(UTC) + timedelta(hours=1))
+    assert job_id is not None
+    with svc.db.session() as session:  # as a killed worker leaves it: taken, its worker's heartbeat long gone
+        worker_id = session.execute(text("INSERT INTO procrastinate_workers (last_heartbeat) VALUES "
+                                         "(now() - interval '1 hour') RETURNING id")).scalar_one()
+        session.execute(text("UPDATE procrastinate_jobs SET status = 'doing', worker_id = :w, scheduled_at = NULL "
+                             "WHERE id = :id"), {"w": worker_id, "id": job_id})
+    assert svc.jobs.job(job_id).stalled
+    job = _wait_state(app, job_id, ("todo", "failed"), timeout=30)  # retried (then failed: no such task)
+    assert job.attempts >= 1
+    svc.jobs.cancel(job_id)
