@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select
+from sqlalchemy import and_
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import or_
@@ -210,17 +211,25 @@ class SqlPayments:
         with self.db.session() as session:
             return [_refund(r) for r in session.scalars(select(RefundRow).where(RefundRow.status == "pending"))]
 
-    def transfers_due(self) -> list[Payment]:
-        """Captured upfront payments whose dealer share is not paid out yet."""
+    def transfers_due(self, stale_before: datetime | None = None) -> list[Payment]:
+        """Captured upfront payments whose dealer share is not paid out yet; with ``stale_before``, those claimed
+        for sending before then too (the process sending it died: it is sent again, with the same key)."""
+        due = PaymentRow.transfer_status == "due"
+        if stale_before is not None:
+            due = or_(due, and_(PaymentRow.transfer_status == "sending", PaymentRow.updated_at < stale_before))
         with self.db.session() as session:
-            return [_payment(r) for r in session.scalars(select(PaymentRow).where(
-                PaymentRow.transfer_status == "due", PaymentRow.status == "succeeded"))]
+            return [_payment(r) for r in session.scalars(
+                select(PaymentRow).where(due, PaymentRow.status == "succeeded"))]
 
-    def claim_transfer(self, payment_id: str, expected: str = "due", to: str = "sending") -> bool:
-        """Move the dealer-share transfer ``expected`` → ``to``, once (two resumers never both send it)."""
+    def claim_transfer(self, payment_id: str, expected: str = "due", to: str = "sending",
+                       stale_before: datetime | None = None) -> bool:
+        """Move the dealer-share transfer ``expected`` → ``to``, once (two senders never both send it); with
+        ``stale_before``, also one left ``sending`` before then by a process that died."""
+        match = PaymentRow.transfer_status == expected
+        if stale_before is not None:
+            match = or_(match, and_(PaymentRow.transfer_status == "sending", PaymentRow.updated_at < stale_before))
         with self.db.session() as session:
-            return bool(session.execute(update(PaymentRow).where(
-                PaymentRow.id == payment_id, PaymentRow.transfer_status == expected).values(
+            return bool(session.execute(update(PaymentRow).where(PaymentRow.id == payment_id, match).values(
                 transfer_status=to, updated_at=utcnow())).rowcount)
 
     def finish_refund(self, refund_id: str, stripe_refund_id: str | None, status: str) -> None:

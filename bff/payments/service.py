@@ -115,6 +115,8 @@ log = logging.getLogger(__name__)
 _ALL = Scope()
 HOLD_WINDOW = timedelta(days=7)
 REFUND_RETRY_AFTER = timedelta(minutes=1)
+#: a dealer share left ``sending`` this long was being sent by a process that died: it is sent again (same key)
+TRANSFER_STALE_AFTER = timedelta(minutes=5)
 #: application states in which payments exist and may be paid
 PAYING = ("signed", "ready_for_delivery")  # after the handover nothing is payable: a lapsed hold is not replaced
 DELIVERABLE = "ready_for_delivery"
@@ -334,11 +336,13 @@ class PaymentService:
                     fields["last_error"] = intent.last_error[:255]
                 if target == "held" and payment.held_until is None:
                     fields["held_until"] = datetime.fromtimestamp(intent.created, UTC) + HOLD_WINDOW
-                moved = self.store.move(payment.id, payment.status, target, **fields)
+                with self.repo.db.transaction():  # the move, its evidence entry and what it unlocks, together
+                    moved = self.store.move(payment.id, payment.status, target, **fields)
+                    if moved is not None:
+                        self._evidence(payment, target, intent)
+                        self.check_ready(payment.application_id)
                 if moved is None:
                     continue
-                self._evidence(payment, target, intent)
-                self.check_ready(payment.application_id)
                 return moved, "applied"
             if target != payment.status:
                 return payment, stays
@@ -406,10 +410,11 @@ class PaymentService:
             log.error("Stripe refused refund %s: %s", refund.id, exc)
             self.store.finish_refund(refund.id, None, "failed")
             raise NotAllowed("refused", "支付机构拒绝了这笔退款", "The payment provider refused this refund") from None
-        self.store.finish_refund(refund.id, made.id, "succeeded" if made.status != "failed" else "failed")
-        self.repo.outbox_add(app.id, f"refund:{refund.id}", "refund", {
-            "payment_id": payment.id, "kind": payment.kind, "amount": _yuan(amount), "currency": "CNY",
-            "stripe_refund": made.id}, self.clock())
+        with self.repo.db.transaction():  # the refund recorded and its evidence entry, together
+            self.store.finish_refund(refund.id, made.id, "succeeded" if made.status != "failed" else "failed")
+            self.repo.outbox_add(app.id, f"refund:{refund.id}", "refund", {
+                "payment_id": payment.id, "kind": payment.kind, "amount": _yuan(amount), "currency": "CNY",
+                "stripe_refund": made.id}, self.clock())
         fresh = self.store.get(payment.id)
         assert fresh is not None
         return fresh
@@ -532,11 +537,14 @@ class PaymentService:
         """Transfer each captured down payment to its dealer's connected account (the worker's
         ``payments.pay_out_dealers`` job)."""
         done = 0
-        for payment in self.store.transfers_due():
+        # a transfer left ``sending`` longer than a call takes: its sender died (a worker killed mid-call); sent again
+        # with the same Idempotency-Key, Stripe answers with the transfer it made, if it made one
+        stale = self.clock() - TRANSFER_STALE_AFTER
+        for payment in self.store.transfers_due(stale_before=stale):
             account = self.dealer_account(payment.dealer_id)
             if not account or payment.refunded:  # no account yet, or money went back: ops decide
                 continue
-            if not self.store.claim_transfer(payment.id):  # another process is sending it
+            if not self.store.claim_transfer(payment.id, stale_before=stale):  # another process is sending it
                 continue
             try:
                 transfer = self.gateway.transfer(
@@ -550,10 +558,11 @@ class PaymentService:
                 log.error("transfer of %s to %s refused: %s", payment.id, account, exc)
                 self.store.set_fields(payment.id, transfer_status="failed", transfer_error=str(exc)[:255])
                 continue
-            self.store.set_fields(payment.id, transfer_status="sent", transfer_id=transfer.id)
-            self.repo.outbox_add(payment.application_id, f"transfer:{payment.id}", "payment", {
-                "payment_id": payment.id, "kind": "dealer_share", "amount": _yuan(transfer.amount),
-                "currency": "CNY", "stripe_transfer": transfer.id}, self.clock())
+            with self.repo.db.transaction():  # sent and its evidence entry together (a crash between lost it)
+                self.store.set_fields(payment.id, transfer_status="sent", transfer_id=transfer.id)
+                self.repo.outbox_add(payment.application_id, f"transfer:{payment.id}", "payment", {
+                    "payment_id": payment.id, "kind": "dealer_share", "amount": _yuan(transfer.amount),
+                    "currency": "CNY", "stripe_transfer": transfer.id}, self.clock())
             done += 1
         return done
 
@@ -576,11 +585,12 @@ class PaymentService:
                 log.error("Stripe refused refund %s: %s", refund.id, exc)
                 self.store.finish_refund(refund.id, None, "failed")
                 continue
-            self.store.finish_refund(refund.id, made.id, "succeeded" if made.status != "failed" else "failed")
-            if made.status != "failed":  # sent late, logged like one sent at once
-                self.repo.outbox_add(payment.application_id, f"refund:{refund.id}", "refund", {
-                    "payment_id": payment.id, "kind": payment.kind, "amount": _yuan(refund.amount), "currency": "CNY",
-                    "stripe_refund": made.id}, self.clock())
+            with self.repo.db.transaction():  # the answer and its evidence entry together
+                self.store.finish_refund(refund.id, made.id, "succeeded" if made.status != "failed" else "failed")
+                if made.status != "failed":  # sent late, logged like one sent at once
+                    self.repo.outbox_add(payment.application_id, f"refund:{refund.id}", "refund", {
+                        "payment_id": payment.id, "kind": payment.kind, "amount": _yuan(refund.amount),
+                        "currency": "CNY", "stripe_refund": made.id}, self.clock())
             done += 1
         return done
 
@@ -696,19 +706,21 @@ class PaymentService:
         ends = term_end(starts, months)
         now = self.clock()
         note = note.strip()[:500]
-        term = self.store.start_term(
-            app.id, dealer_id=app.dealer_id, from_status=DELIVERABLE, to_status=DELIVERED, term_months=months,
-            starts_on=starts, ends_on=ends, actor_id=actor.id, actor_label=actor.label, now=now,
-            note=f"交车 handover; term {starts.isoformat()} – {ends.isoformat()}" + (f"; {note}" if note else ""))
+        with self.repo.db.transaction():  # the handover and its evidence entry together
+            term = self.store.start_term(
+                app.id, dealer_id=app.dealer_id, from_status=DELIVERABLE, to_status=DELIVERED, term_months=months,
+                starts_on=starts, ends_on=ends, actor_id=actor.id, actor_label=actor.label, now=now,
+                note=f"交车 handover; term {starts.isoformat()} – {ends.isoformat()}" + (f"; {note}" if note else ""))
+            if term is not None:
+                self.repo.outbox_add(app.id, f"delivery:{app.id}", "delivery", {
+                    "starts_on": starts.isoformat(), "ends_on": ends.isoformat(), "term_months": months,
+                    "by": actor.kind}, now)
         if term is None:  # another tap or device handed it over a moment ago
             found = self.store.term(app.id)
             if found is None:
                 raise NotAllowed("wrong_state", "只有已付清、待交车的租赁可以确认交车",
                                  "Only a paid lease that is ready for delivery can be handed over")
             return found
-        self.repo.outbox_add(app.id, f"delivery:{app.id}", "delivery", {
-            "starts_on": starts.isoformat(), "ends_on": ends.isoformat(), "term_months": months, "by": actor.kind},
-            now)
         self._audit("lease.handover", actor, app.dealer_id, app.id, {
             "starts_on": starts.isoformat(), "ends_on": ends.isoformat(), "term_months": months})
         return term
@@ -736,16 +748,18 @@ class PaymentService:
                              f"The deduction cannot be more than the deposit (at most ¥{_yuan(limit)})")
         plan = plan_settlement(deduction, deposit_left, hold_live)
         now = self.clock()
-        closed = self.store.close_term(
-            app.id, from_status=DELIVERED, to_status=CLOSED, deduction=deduction, reason=reason, actor_id=actor.id,
-            actor_label=actor.label, now=now,
-            note=f"结清 closed in good standing; deduction ¥{_yuan(deduction)}" + (f": {reason}" if reason else ""))
+        with self.repo.db.transaction():  # the closing and its evidence entry together
+            closed = self.store.close_term(
+                app.id, from_status=DELIVERED, to_status=CLOSED, deduction=deduction, reason=reason,
+                actor_id=actor.id, actor_label=actor.label, now=now,
+                note=f"结清 closed in good standing; deduction ¥{_yuan(deduction)}" + (f": {reason}" if reason else ""))
+            if closed is not None:
+                self.repo.outbox_add(app.id, f"lease_closed:{app.id}", "lease_closed", {
+                    "ends_on": closed.ends_on.isoformat(), "deduction": _yuan(deduction), "currency": "CNY",
+                    "reason_sha256": hashlib.sha256(reason.encode()).hexdigest() if reason else None,
+                    "refund_due": _yuan(plan.refund), "capture_due": _yuan(plan.capture), "by": actor.kind}, now)
         if closed is None:
             raise NotAllowed("wrong_state", "这笔租赁已经结清", "This lease has been closed already")
-        self.repo.outbox_add(app.id, f"lease_closed:{app.id}", "lease_closed", {
-            "ends_on": closed.ends_on.isoformat(), "deduction": _yuan(deduction), "currency": "CNY",
-            "reason_sha256": hashlib.sha256(reason.encode()).hexdigest() if reason else None,
-            "refund_due": _yuan(plan.refund), "capture_due": _yuan(plan.capture), "by": actor.kind}, now)
         self._audit("lease.close", actor, app.dealer_id, app.id, {
             "deduction_fen": deduction, "reason": reason, "deposit_refund_fen": plan.refund,
             "hold_capture_fen": plan.capture, "release_hold": plan.release})

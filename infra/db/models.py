@@ -330,8 +330,8 @@ class SigningCodeRow(Base):
 
 class EvidenceOutboxRow(Base):
     """An evidence-log entry waiting to be sent to the contract service (consent, KYC outcome, plan accepted,
-    risk decision): written when the event happens, sent by the resumer, never lost when the service is down.
-    ``key`` is the entry's idempotency key, so a resend never appends twice."""
+    risk decision): written in the transaction of the event, sent by the worker's evidence.flush job, never lost
+    when the service is down. ``key`` is the entry's idempotency key, so a resend never appends twice."""
 
     __tablename__ = "evidence_outbox"
 

@@ -328,6 +328,76 @@ def test_the_dealer_s_share_of_the_down_payment_is_transferred_once(
     assert "payment" in [k for k, _ in components.applications.repo.outbox(app_id)]
 
 
+def test_a_transfer_whose_sender_died_is_sent_again_once_with_its_evidence(
+        bff_server: Any, stripe_server: Any, connect_server: tuple[FakeStripe, str]) -> None:
+    """The findings: a dealer share claimed ``due → sending`` stayed ``sending`` forever when its sender died, and
+    ``sent`` and its evidence entry were two transactions (a crash between them lost the entry). Now a share left
+    ``sending`` past the stale limit is sent again with the same Idempotency-Key (one transfer at Stripe), and
+    ``sent`` commits with its entry or not at all."""
+    from datetime import timedelta
+
+    from bff.payments.service import TRANSFER_STALE_AFTER
+    from infra.applications import SqlApplications
+    from infra.db.models import PaymentRow
+    from infra.db.models import utcnow
+
+    base, app = bff_server.url, bff_server.app
+    components = app.extensions["leaseline"]
+    app_id = signed_application(app, DEPOSIT)
+    with sign_in(base, SALES_A) as sales:
+        upfront = opened(sales, base, app, app_id)["upfront"]
+        assert pay(sales, base, app_id, upfront.id).status_code == 200
+    db = components.db
+
+    def left_sending(ago: timedelta) -> None:  # as a sender that claimed it and died leaves it
+        with db.session() as session:
+            session.execute(update(PaymentRow).where(PaymentRow.id == upfront.id).values(
+                transfer_status="sending", updated_at=utcnow() - ago))
+
+    def transfer_entries() -> int:
+        from sqlalchemy import text
+
+        with db.session() as session:
+            return int(session.execute(text("SELECT count(*) FROM evidence_outbox WHERE key = :k"),
+                                       {"k": f"transfer:{upfront.id}"}).scalar_one())
+
+    fake, url = connect_server
+    fake.answers[("POST", "/v1/transfers")] = (200, {**TRANSFER_FIXTURE, "amount": upfront.dealer_share})
+    repo = SqlApplications(db)  # its own, so that breaking it below touches nothing else
+    connect = PaymentService(components.payments.store, StripeGateway("sk_test_fake_0123456789", api_base=url,
+                                                                      timeout=2, max_network_retries=0),
+                             repo, components.payments.deposit_ratio, dealer_account=lambda _: "acct_1MTfjCQ9PRzxEwkZ")
+    try:
+        left_sending(timedelta(seconds=30))  # being sent right now by someone: left alone
+        connect.pay_out_dealers()
+        assert payments(app, app_id)["upfront"].transfer_status == "sending"
+        assert [r for r in fake.requests if r.form.get("metadata[payment_id]") == upfront.id] == []
+
+        left_sending(TRANSFER_STALE_AFTER + timedelta(minutes=1))  # its sender died
+        entry = repo.outbox_add
+
+        def crash(*args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("the process died between the transfer and its evidence entry")
+
+        repo.outbox_add = crash  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError):
+            connect.pay_out_dealers()
+        assert payments(app, app_id)["upfront"].transfer_status == "sending"  # not "sent" without its entry
+        assert transfer_entries() == 0
+        repo.outbox_add = entry  # type: ignore[method-assign]
+
+        left_sending(TRANSFER_STALE_AFTER + timedelta(minutes=1))
+        connect.pay_out_dealers()
+        sent = [r for r in fake.requests if r.form.get("metadata[payment_id]") == upfront.id]
+        assert len(sent) == 2 and {r.headers["Idempotency-Key"] for r in sent} == {f"transfer:{upfront.id}"}
+    finally:
+        fake.answers.clear()
+        fake.requests.clear()
+    done = payments(app, app_id)["upfront"]
+    assert done.transfer_status == "sent" and done.transfer_id == TRANSFER_FIXTURE["id"]
+    assert transfer_entries() == 1
+
+
 def test_a_late_event_of_an_earlier_attempt_changes_nothing(bff_server: Any, stripe_server: Any) -> None:
     base, app = bff_server.url, bff_server.app
     secret = app.config["SETTINGS"].stripe_webhook_secret
