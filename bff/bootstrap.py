@@ -47,6 +47,8 @@ from infra.service_tokens import load_or_create_signing_key
 from infra.sessions import SessionStore
 from infra.sessions import SqlSessionStore
 from infra.sms import SandboxOutboxSms
+from infra.sms import SmsSender
+from infra.sms import TencentSms
 from infra.storage import S3ObjectStore
 from plans.policy import load_policy
 from plans.product import load_product
@@ -59,7 +61,9 @@ class Services:
     accounts: SqlAccounts
     audit: SqlAuditLog
     auth: AuthService
-    sms: SandboxOutboxSms
+    sms: SmsSender
+    #: the sandbox's messages (/dev/outbox, tests); None when a real platform sends them
+    outbox: SandboxOutboxSms | None
     invitations_repo: SqlInvitations
     invitations: InvitationService
     vault: PiiVault
@@ -92,6 +96,18 @@ def sweep_onward(orphans: OrphanSweep) -> Callable[[], SweepReport]:
     return sweep_orphans
 
 
+def sms_sender(settings: Settings, db: Database) -> SmsSender:
+    """The text-message adapter the settings choose: the sandbox outbox (the embedded default) or Tencent Cloud."""
+    if settings.sms == "tencent":
+        import json
+
+        conf = dict(settings.tencent_sms)
+        return TencentSms(secret_id=conf["secret_id"], secret_key=conf["secret_key"], app_id=conf["app_id"],
+                          signature=settings.sms_signature, template_ids=json.loads(conf["templates"]),
+                          region=conf["region"], endpoint=conf["endpoint"], scheme=conf["scheme"])
+    return SandboxOutboxSms(db, settings.sms_signature)
+
+
 def bootstrap(settings: Settings) -> Services:
     """Wire the BFF's dependencies. Fails fast with a ConfigError on a wrong policy or product name."""
     try:
@@ -107,7 +123,7 @@ def bootstrap(settings: Settings) -> Services:
     db = Database(settings.database_url)
     accounts, audit = SqlAccounts(db), SqlAuditLog(db)
     sessions = SqlSessionStore(db)  # the embedded default; a Redis adapter comes with the scale-out issue
-    sms = SandboxOutboxSms(db)  # the embedded default; a gateway adapter replaces it in production
+    sms = sms_sender(settings, db)
     try:
         vault = PiiVault(configured_key(settings.pii_key, var_dir()))
     except ValueError as exc:
@@ -146,6 +162,7 @@ def bootstrap(settings: Settings) -> Services:
     return Services(db=db, plans=plans, accounts=accounts, audit=audit, risk=risk, contract=contract,
                     contracts=contracts,
                     auth=AuthService(accounts, audit, sessions), sms=sms, invitations_repo=invitations,
+                    outbox=sms if isinstance(sms, SandboxOutboxSms) else None,
                     invitations=InvitationService(invitations, sms, audit, settings.secret_key),
                     vault=vault, store=store, applications=applications, kyc=kyc, orphans=orphans,
                     kyc_rate=settings.kyc_rate, jobs=jobs, payments=payments, sessions=sessions,

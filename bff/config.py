@@ -102,6 +102,14 @@ class Settings:
     #: client credentials per issuer (dealer groups' own issuers), from LEASELINE_OIDC_CLIENTS (JSON
     #: ``{"<issuer>": {"client_id": "...", "client_secret": "..."}}``); an issuer not listed uses the two above
     oidc_clients: tuple[tuple[str, str, str], ...] = ()
+    #: text messages: ``sandbox`` (the embedded default: stored in sms_outbox, read at /dev/outbox) or ``tencent``
+    #: (Tencent Cloud SMS; required in production), under the registered signature (签名)
+    sms: str = "sandbox"
+    sms_signature: str = "领航租赁"
+    #: Tencent Cloud SMS: API keys, the SMS application (SmsSdkAppId), region, the template id of each of
+    #: infra.sms.TEMPLATES (``LEASELINE_TENCENT_SMS_TEMPLATES``, JSON ``{"invitation_code": "1234567", ...}``), and
+    #: for tests an endpoint (host:port) and scheme other than sms.tencentcloudapi.com over https
+    tencent_sms: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -156,7 +164,44 @@ class Settings:
             contract_url=env.get("LEASELINE_CONTRACT_URL", "http://127.0.0.1:8002").rstrip("/"),
             service_issuer=env.get("LEASELINE_SERVICE_ISSUER", "leaseline"),
             oidc_clients=_oidc_clients(env.get("LEASELINE_OIDC_CLIENTS", "")),
+            sms=_sms(env, mode),
+            sms_signature=env.get("LEASELINE_SMS_SIGNATURE", "领航租赁"),
+            tencent_sms=_tencent_sms(env) if env.get("LEASELINE_SMS") == "tencent" else (),
         )
+
+
+def _sms(env: Mapping[str, str], mode: str) -> str:
+    """``LEASELINE_SMS``: ``sandbox`` (never in production: nobody would receive a code) or ``tencent``."""
+    chosen = env.get("LEASELINE_SMS", "sandbox" if mode != "production" else "")
+    if chosen not in ("sandbox", "tencent") or (mode == "production" and chosen != "tencent"):
+        raise ConfigError("LEASELINE_SMS must be tencent in production (sandbox, the default elsewhere, sends "
+                          "nothing)" if mode == "production" else "LEASELINE_SMS must be sandbox or tencent")
+    return chosen
+
+
+def _tencent_sms(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The Tencent Cloud SMS settings, each required, the template ids checked against infra.sms.TEMPLATES."""
+    from infra.sms import TEMPLATES
+
+    names = ("SECRET_ID", "SECRET_KEY", "APP_ID", "TEMPLATES")
+    missing = [f"LEASELINE_TENCENT_SMS_{n}" for n in names if not env.get(f"LEASELINE_TENCENT_SMS_{n}")]
+    if missing:
+        raise ConfigError(f"LEASELINE_SMS=tencent needs {', '.join(missing)}")
+    try:
+        templates = json.loads(env["LEASELINE_TENCENT_SMS_TEMPLATES"])
+    except ValueError:
+        templates = None
+    if not isinstance(templates, dict) or set(templates) != set(TEMPLATES) or not all(
+            isinstance(v, str) and v.isdigit() for v in templates.values()):
+        raise ConfigError("LEASELINE_TENCENT_SMS_TEMPLATES must be a JSON object with the approved template id "
+                          f"(digits) of each of {', '.join(sorted(TEMPLATES))}")
+    settings = {"secret_id": env["LEASELINE_TENCENT_SMS_SECRET_ID"],
+                "secret_key": env["LEASELINE_TENCENT_SMS_SECRET_KEY"],
+                "app_id": env["LEASELINE_TENCENT_SMS_APP_ID"], "templates": json.dumps(templates, sort_keys=True),
+                "region": env.get("LEASELINE_TENCENT_SMS_REGION", "ap-guangzhou"),
+                "endpoint": env.get("LEASELINE_TENCENT_SMS_ENDPOINT", ""),
+                "scheme": env.get("LEASELINE_TENCENT_SMS_SCHEME", "https")}
+    return tuple(settings.items())
 
 
 def _required_in_production(env: Mapping[str, str], mode: str, name: str) -> str:

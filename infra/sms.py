@@ -1,15 +1,25 @@
-"""Text messages: the ``Sms`` port and its embedded default, a sandbox outbox that sends nothing.
+"""Text messages: the ``SmsSender`` port, its embedded default (a sandbox outbox that sends nothing) and a production
+adapter on Tencent Cloud SMS (the ``tencentcloud-sdk-python-sms`` SDK, API version 2021-01-11).
 
-No SMS gateway can run here, so the default stores each message in ``sms_outbox``, with the dealer whose
-customer it went to; development staff read their own dealer's at ``/dev/outbox`` (labelled as such, never
-mounted in production) and tests read it directly. A production adapter (e.g. Alibaba Cloud SMS) implements
-the same ``send``.
+Mainland China's SMS platforms send approved templates, not free text: a template registered with the platform
+(its id there) and its parameters, under a registered signature (签名, shown as 【…】). So the port takes a
+template's name and its parameters (:data:`TEMPLATES`); each adapter sends the same template — the sandbox renders
+it with the signature exactly as the platform would, so what tests and developers read at ``/dev/outbox`` is what a
+customer receives.
+
+No SMS platform can run here: the sandbox stores each message in ``sms_outbox``, with the dealer whose customer it
+went to; development staff read their own dealer's at ``/dev/outbox`` (never mounted in production) and tests read
+it directly. The Tencent adapter is tested at its HTTP boundary against the documented request and answer shapes
+(tests/integration/test_sms.py).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from typing import Protocol
 
 from sqlalchemy import select
@@ -17,6 +27,37 @@ from sqlalchemy import select
 from infra.db.engine import Database
 from infra.db.models import SmsOutboxRow
 from infra.db.models import utcnow
+
+
+@dataclass(frozen=True)
+class Template:
+    """An approved template: its wording as registered (``{name}`` where a parameter goes) and its parameters in
+    the order the platform numbers them ({1}, {2} … on Tencent Cloud)."""
+
+    text: str
+    params: tuple[str, ...]
+
+    def render(self, signature: str, params: Mapping[str, str]) -> str:
+        return f"【{signature}】" + self.text.format(**{name: params[name] for name in self.params})
+
+
+#: every text Leaseline sends, by name (the same wording registered with the platform, one template id each)
+TEMPLATES: dict[str, Template] = {
+    "invitation_code": Template("您的验证码是 {code}，10 分钟内有效。如非本人操作请忽略。", ("code",)),
+    "signing_code": Template("您正在签署融资租赁合同，验证码 {code}，5 分钟内有效。如非本人操作请忽略。", ("code",)),
+}
+
+
+class SmsUnavailable(Exception):
+    """The platform could not be reached or did not answer in time: nothing is known to be sent; try again."""
+
+
+class SmsRefused(Exception):
+    """The platform refused the message (a number it cannot reach, a daily limit, a template not approved)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -28,19 +69,29 @@ class Sms:
 
 
 class SmsSender(Protocol):
-    def send(self, to: str, body: str, dealer_id: str | None = None) -> None:
-        """Deliver ``body`` to the mobile number ``to`` (11 digits, mainland China) on behalf of ``dealer_id``
-        (the dealer whose customer it is; None for the lessor's own messages)."""
+    def send(self, to: str, template: str, params: Mapping[str, str], dealer_id: str | None = None) -> None:
+        """Send the template ``template`` (a name in :data:`TEMPLATES`) with ``params`` to the mobile number ``to``
+        (11 digits, mainland China) on behalf of ``dealer_id`` (the dealer whose customer it is; None for the
+        lessor's own). Raises SmsUnavailable or SmsRefused."""
         ...
 
 
+def _template(name: str, params: Mapping[str, str]) -> Template:
+    template = TEMPLATES[name]
+    missing = [p for p in template.params if not params.get(p)]
+    if missing:
+        raise ValueError(f"template {name}: no {', '.join(missing)}")
+    return template
+
+
 class SandboxOutboxSms:
-    """The sandbox: messages are stored, never delivered."""
+    """The sandbox: messages are rendered as the platform would and stored, never delivered."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, db: Database, signature: str) -> None:
+        self.db, self.signature = db, signature
 
-    def send(self, to: str, body: str, dealer_id: str | None = None) -> None:
+    def send(self, to: str, template: str, params: Mapping[str, str], dealer_id: str | None = None) -> None:
+        body = _template(template, params).render(self.signature, params)
         with self.db.session() as session:
             session.add(SmsOutboxRow(to=to, body=body, dealer_id=dealer_id, created_at=utcnow()))
 
@@ -54,3 +105,55 @@ class SandboxOutboxSms:
             stmt = stmt.where(SmsOutboxRow.dealer_id == dealer_id)
         with self.db.session() as session:
             return [Sms(r.to, r.body, r.created_at, r.dealer_id) for r in session.scalars(stmt)]
+
+
+#: Tencent Cloud error codes that say "not now" rather than "not this": the platform's own trouble or its rate limit
+_TRANSIENT = ("ClientNetworkError", "ServerNetworkError", "InternalError", "RequestLimitExceeded")
+
+
+class TencentSms:
+    """Tencent Cloud SMS (短信, API 2021-01-11 ``SendSms``): one request per message, the number in E.164
+    (``+86…``), the template's id (``template_ids``) and its parameters in order, the application (SmsSdkAppId)
+    and the registered signature (SignName). ``endpoint`` (host[:port]) and ``scheme`` point it elsewhere than
+    sms.tencentcloudapi.com (tests)."""
+
+    def __init__(self, *, secret_id: str, secret_key: str, app_id: str, signature: str,
+                 template_ids: Mapping[str, str], region: str = "ap-guangzhou", endpoint: str = "",
+                 scheme: str = "https", timeout: int = 10) -> None:
+        from tencentcloud.common import credential
+        from tencentcloud.common.profile.client_profile import ClientProfile
+        from tencentcloud.common.profile.http_profile import HttpProfile
+        from tencentcloud.sms.v20210111 import sms_client
+
+        missing = sorted(set(TEMPLATES) - set(template_ids))
+        if missing:
+            raise ValueError(f"no Tencent Cloud template id for {', '.join(missing)}")
+        http = HttpProfile(protocol=scheme, endpoint=endpoint or "sms.tencentcloudapi.com", reqTimeout=timeout)
+        self.client = sms_client.SmsClient(credential.Credential(secret_id, secret_key), region,
+                                           ClientProfile(httpProfile=http))
+        self.app_id, self.signature, self.template_ids = app_id, signature, dict(template_ids)
+
+    def send(self, to: str, template: str, params: Mapping[str, str], dealer_id: str | None = None) -> None:
+        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+        from tencentcloud.sms.v20210111 import models
+
+        chosen = _template(template, params)
+        request = models.SendSmsRequest()
+        request.from_json_string(json.dumps({
+            "PhoneNumberSet": [f"+86{to}"], "SmsSdkAppId": self.app_id, "SignName": self.signature,
+            "TemplateId": self.template_ids[template], "TemplateParamSet": [params[p] for p in chosen.params],
+            # echoed in delivery receipts: which dealer's customer (no personal data)
+            "SessionContext": dealer_id or ""}))
+        try:
+            response: Any = self.client.SendSms(request)
+        except TencentCloudSDKException as exc:
+            code = str(exc.code or "")
+            if code.startswith(_TRANSIENT):
+                raise SmsUnavailable(f"{code}: {exc.message}") from None
+            raise SmsRefused(code, str(exc.message or "")) from None
+        statuses = response.SendStatusSet or []
+        if not statuses:
+            raise SmsUnavailable("no send status in the answer")
+        status = statuses[0]
+        if status.Code != "Ok":
+            raise SmsRefused(str(status.Code), str(status.Message or ""))

@@ -49,7 +49,9 @@ from infra.clients.http import ServiceRefused
 from infra.clients.http import ServiceUnavailable
 from infra.jobs import JobQueue
 from infra.pii import PiiVault
-from infra.sms import SandboxOutboxSms
+from infra.sms import SmsRefused
+from infra.sms import SmsSender
+from infra.sms import SmsUnavailable
 from kyc.idnumber import check_id_number
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ def _backoff(attempts: int) -> timedelta:
 
 class ContractDispatch:
     def __init__(self, repo: SqlApplications, apps: ApplicationService, client: ContractClient,
-                 accounts: SqlAccounts, vault: PiiVault, sms: SandboxOutboxSms, jobs: JobQueue,
+                 accounts: SqlAccounts, vault: PiiVault, sms: SmsSender, jobs: JobQueue,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.repo, self.apps, self.client, self.accounts = repo, apps, client, accounts
         self.vault, self.sms, self.jobs, self.clock = vault, sms, jobs, clock
@@ -193,9 +195,14 @@ class ContractDispatch:
         if not mobile:
             raise NotAllowed("no_mobile", "申请中没有手机号", "The application has no mobile number")
         code = f"{secrets.randbelow(10 ** 6):06d}"
-        self.repo.add_signing_code(app.id, self._code_hash(app.id, code), self.clock() + CODE_TTL)
-        self.sms.send(mobile, f"【领航租赁】您正在签署融资租赁合同，验证码 {code}，5 分钟内有效。如非本人操作请忽略。",
-                      dealer_id=app.dealer_id)
+        try:
+            with self.repo.db.transaction():  # the code is valid only once the platform took the text
+                self.repo.add_signing_code(app.id, self._code_hash(app.id, code), self.clock() + CODE_TTL)
+                self.sms.send(mobile, "signing_code", {"code": code}, dealer_id=app.dealer_id)
+        except (SmsUnavailable, SmsRefused) as exc:
+            log.warning("signing code of %s could not be texted (%s)", app.id, exc)
+            raise NotAllowed("sms_failed", "短信暂时无法发送，请稍后再试",
+                             "The text message could not be sent just now: please try again in a moment") from None
 
     def check_code(self, app: Application, code: str) -> str | None:
         """The verified code's id, or None (wrong, expired or too many tries)."""

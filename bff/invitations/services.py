@@ -97,9 +97,11 @@ class InvitationService:
         if inv.code_sent_at is not None and utcnow() - inv.code_sent_at < RESEND_AFTER:
             return False
         code = f"{secrets.randbelow(10**6):06d}"
-        self.repo.set_code(inv.id, self._code_hash(inv, code))
-        self.sms.send(inv.mobile, f"【租程】您的验证码是 {code}，10 分钟内有效。如非本人操作请忽略。",
-                      dealer_id=inv.dealer_id)
+        # the code counts as sent only once the platform took it: a text that failed leaves the old state (and no
+        # one-minute wait before trying again); SmsUnavailable / SmsRefused go to the view
+        with self.repo.db.transaction():
+            self.repo.set_code(inv.id, self._code_hash(inv, code))
+            self.sms.send(inv.mobile, "invitation_code", {"code": code}, dealer_id=inv.dealer_id)
         self._audit("invitation.code_sent", "success", inv, client)
         return True
 

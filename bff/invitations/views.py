@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlencode
 
@@ -31,8 +32,11 @@ from bff.plans.forms import decode
 from bff.rendering import page_or_block
 from bff.services import services
 from infra.invitations import Invitation
+from infra.sms import SmsRefused
+from infra.sms import SmsUnavailable
 from plans.errors import PlanInputError
 
+log = logging.getLogger(__name__)
 bp = Blueprint("invitations", __name__)
 #: development-only pages: registered by the app factory outside production only (never mounted there)
 dev_bp = Blueprint("dev", __name__)
@@ -159,7 +163,12 @@ def send_code(token: str) -> Any:
     inv = _usable(token)
     if inv is None:
         return _invalid()
-    services().invitations.send_code(inv, client())
+    try:
+        services().invitations.send_code(inv, client())
+    except (SmsUnavailable, SmsRefused) as exc:
+        log.warning("invitation %s: the code could not be texted (%s)", inv.id, exc)
+        return render_template("invitations/customer.html", token=token, mobile=mask_mobile(inv.mobile),
+                               sent=inv.code_sent_at is not None, error=None, sms_failed=True), 503
     return redirect(url_for("invitations.customer", token=token), 303)
 
 
@@ -192,4 +201,6 @@ def outbox() -> Any:
     customers' messages (sign-in and contract-signing codes), the lessor's staff every dealer's."""
     if current_app.config["SETTINGS"].env == "production":  # never mounted there; a second lock on the door
         abort(404)
-    return render_template("invitations/outbox.html", messages=services().sms.latest(dealer_id=tenant_of(g.user)))
+    outbox = services().outbox  # None when a real SMS platform sends the texts: there is nothing to show
+    return render_template("invitations/outbox.html",
+                           messages=outbox.latest(dealer_id=tenant_of(g.user)) if outbox is not None else [])

@@ -34,7 +34,7 @@ def ready(live_server: Any) -> str:
 
 
 def last_code(live_server: Any) -> str:
-    sms = live_server.app.extensions["leaseline"].sms.latest(1, to=CUSTOMER["mobile"])
+    sms = live_server.app.extensions["leaseline"].outbox.latest(1, to=CUSTOMER["mobile"])
     found = re.search(r"(\d{6})", sms[0].body) if sms else None
     assert found, "no code in the sandbox SMS outbox"
     return found.group(1)

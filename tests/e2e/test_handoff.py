@@ -42,7 +42,7 @@ def test_customer_configures_on_their_phone_and_the_tablet_follows(
         customer.goto(link)
         expect(customer.locator("h1")).to_have_text("验证您的手机号")
         customer.locator("form[action$='/code'] button").click()
-        sms = live_server.app.extensions["leaseline"].sms.latest(1, to="13900139000")[0]
+        sms = live_server.app.extensions["leaseline"].outbox.latest(1, to="13900139000")[0]
         code = re.search(r"(\d{6})", sms.body).group(1)  # type: ignore[union-attr]
         customer.locator("#code").fill(code)
         customer.locator("form[action$='/verify'] button").click()

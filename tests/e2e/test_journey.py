@@ -230,7 +230,7 @@ def text_code(stack: Stack, mobile: str, after: int = 0) -> str:
     """The 6-digit code of the newest sandbox text to ``mobile`` (newer than ``after`` messages to it)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        sent = stack.components.sms.latest(50, to=mobile)
+        sent = stack.components.outbox.latest(50, to=mobile)
         if len(sent) > after:
             found = re.search(r"(\d{6})", sent[0].body)
             assert found, sent[0].body
@@ -240,7 +240,7 @@ def text_code(stack: Stack, mobile: str, after: int = 0) -> str:
 
 
 def texts(stack: Stack, mobile: str) -> int:
-    return len(stack.components.sms.latest(50, to=mobile))
+    return len(stack.components.outbox.latest(50, to=mobile))
 
 
 def status_of(stack: Stack, app_id: str) -> str:

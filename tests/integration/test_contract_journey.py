@@ -38,7 +38,7 @@ def card_images() -> tuple[bytes, bytes]:
 
 
 def last_code(app: Any, mobile: str) -> str:
-    sms = app.extensions["leaseline"].sms.latest(1, to=mobile)
+    sms = app.extensions["leaseline"].outbox.latest(1, to=mobile)
     assert sms, "no text message in the sandbox outbox"
     found = re.search(r"(\d{6})", sms[0].body)
     assert found is not None

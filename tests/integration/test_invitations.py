@@ -31,7 +31,7 @@ def invite(base: str, s: requests.Session, mobile: str, vehicle: str = "byd-han-
 
 
 def latest_code(app: Any, mobile: str) -> str:
-    sms = app.extensions["leaseline"].sms.latest(1, to=mobile)
+    sms = app.extensions["leaseline"].outbox.latest(1, to=mobile)
     assert sms, "no text message in the sandbox outbox"
     return re.search(r"(\d{6})", sms[0].body).group(1)  # type: ignore[union-attr]
 

@@ -42,7 +42,7 @@ def test_each_dealer_reads_only_its_own_text_messages(bff_server: Any, app: Any)
     with sign_in(base, RISK1) as lessor:  # the lessor's staff work across dealers
         page = outbox(lessor, base)
         assert PUDONG_MOBILE in page and XIHU_MOBILE in page
-    stored = {m.to: m.dealer_id for m in app.extensions["leaseline"].sms.latest(50)}
+    stored = {m.to: m.dealer_id for m in app.extensions["leaseline"].outbox.latest(50)}
     accounts = app.extensions["leaseline"].accounts
     assert stored[PUDONG_MOBILE] == accounts.by_email(SALES_A)[0].dealer_id
     assert stored[XIHU_MOBILE] == accounts.by_email(SALES_B)[0].dealer_id
