@@ -26,14 +26,14 @@ How each figure is measured (system time, not polling slack):
   status history), read from the BFF's database — same machine, same clock; the bench polls that database
   every 50 ms only to know when to go on, and the polling never enters a figure.
 
-Services: by default started like ``make run`` (``leaseline serve`` bff / risk / contract: gunicorn, 2 workers
-each; SeaweedFS and localstripe) on free ports with keys in a temporary var dir and three fresh PostgreSQL
-databases, one per service (on ``BENCH_DATABASE_URL``'s, else ``TEST_DATABASE_URL``'s server when set, else on
-an embedded PostgreSQL started in a temporary directory with its default settings, fsync on:
-bench/databases.py), all stopped and dropped at the end; ``--url`` walks a running ``make run`` instead (its
-database: ``--database-url``, else LEASELINE_DATABASE_URL, else the embedded default that ``make run`` starts,
-postgresql://postgres@127.0.0.1:5433/leaseline). One untimed warm-up journey comes first; its figures are
-printed apart.
+Services: by default started like ``make run`` (``leaseline serve`` bff / risk / contract: gunicorn, 2 workers each;
+``leaseline worker`` for the BFF's background jobs; SeaweedFS and localstripe) on free ports with keys in a
+temporary var dir and three fresh PostgreSQL databases, one per service (on ``BENCH_DATABASE_URL``'s, else
+``TEST_DATABASE_URL``'s server when set, else on an embedded PostgreSQL started in a temporary directory with its
+default settings, fsync on: bench/databases.py), all stopped and dropped at the end; ``--url`` walks a running
+``make run`` instead (its database: ``--database-url``, else LEASELINE_DATABASE_URL, else the embedded default that
+``make run`` starts, postgresql://postgres@127.0.0.1:5433/leaseline). One untimed warm-up journey comes first; its
+figures are printed apart.
 
     .venv/bin/python bench/journey.py [--runs 10] [--json] [--url http://127.0.0.1:8000 [--database-url URL]]
 """
@@ -522,9 +522,11 @@ class Services:
                                   capture_output=True, text=True)
             if done.returncode != 0:
                 raise JourneyFailed(f"leaseline {' '.join(command)}: {done.stdout[-500:]} {done.stderr[-1500:]}")
-        for name, port in ports.items():
+        commands = {name: ["serve", name, "--port", str(port)] for name, port in ports.items()}
+        commands["worker"] = ["worker"]  # the BFF's background jobs (KYC checks, risk and contract requests)
+        for name, command in commands.items():
             log = open(self.var / f"{name}.log", "wb")  # noqa: SIM115 — the child's output, closed with it
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", "leaseline", "serve", name, "--port", str(port)],
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", "leaseline", *command],
                                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                                 stdin=subprocess.DEVNULL, start_new_session=True)
             log.close()

@@ -124,8 +124,8 @@ def build_app(url: str, **config: object) -> Flask:
     """The BFF on ``url`` with the demo catalogue and demo accounts (one per role, two dealers). Its jobs run only
     where a test starts a worker for it (tests/common/worker.py): a test's own app often shares the suite's
     database but not its risk and contract services, and its worker would take their jobs and fail. The worker's
-    sweeps run every second."""
-    config.setdefault("jobs_tick_seconds", 1)
+    sweeps run every two seconds (as the resumer they replace did)."""
+    config.setdefault("jobs_tick_seconds", 2)
     config.setdefault("jobs_stalled_seconds", 5)
     from bff import create_app
     from bff.demo import demo_vehicles
