@@ -96,8 +96,8 @@ def main() -> None:
 
         def due() -> int:
             with db.session() as session:
-                return int(session.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE status IN "
-                                                "('todo', 'doing')")).scalar_one())
+                return int(session.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE queue_name = 'risk' "
+                                                "AND status IN ('todo', 'doing')")).scalar_one())
 
         # -- defers --------------------------------------------------------------------------------------------
         started = time.perf_counter()
