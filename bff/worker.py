@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,7 @@ from bff.bootstrap import Services
 from bff.config import Settings
 from infra.clients.http import ServiceUnavailable
 from infra.db.engine import UNAVAILABLE
+from infra.db.engine import first_line
 from infra.jobs import STALLED_AFTER_SECONDS
 from infra.logs import request_id
 from infra.storage import StorageError
@@ -155,14 +157,53 @@ def _now() -> Any:
 
 async def work(services: Services, settings: Settings, *, queues: list[str] | None = None, concurrency: int = 4,
                install_signal_handlers: bool = True) -> None:
-    """Run jobs until stopped (SIGINT/SIGTERM, or this coroutine cancelled: the running jobs finish first)."""
+    """Run jobs until stopped (SIGINT/SIGTERM, or this coroutine cancelled: the running jobs finish first).
+
+    procrastinate stops a worker whose LISTEN connection fails (the database restarted, a network cut) and returns
+    as if asked to stop; the jobs stay in the database. Such a worker starts again here, after a pause that grows
+    from 1 to 30 seconds while the database stays away, so a restart of PostgreSQL needs nobody to restart it."""
     app = build(services, settings)
-    async with app.open_async():
-        await app.run_worker_async(
-            queues=queues, concurrency=concurrency, wait=True, install_signal_handlers=install_signal_handlers,
-            update_heartbeat_interval=max(1.0, settings.jobs_stalled_seconds / 5),
-            stalled_worker_timeout=settings.jobs_stalled_seconds, shutdown_graceful_timeout=30,
-            fetch_job_polling_interval=max(1.0, float(settings.jobs_tick_seconds)))
+    stopping = asyncio.Event()
+    if install_signal_handlers:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+    pause = 1.0
+    while not stopping.is_set():
+        began = time.monotonic()
+        try:
+            async with app.open_async():
+                runner = asyncio.ensure_future(app.run_worker_async(
+                    queues=queues, concurrency=concurrency, wait=True, install_signal_handlers=False,
+                    update_heartbeat_interval=max(1.0, settings.jobs_stalled_seconds / 5),
+                    stalled_worker_timeout=settings.jobs_stalled_seconds, shutdown_graceful_timeout=30,
+                    fetch_job_polling_interval=max(1.0, float(settings.jobs_tick_seconds))))
+                asked = asyncio.ensure_future(stopping.wait())
+                try:
+                    await asyncio.wait({runner, asked}, return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:  # cancelled from outside: stop gracefully, then say so
+                    runner.cancel()
+                    asked.cancel()
+                    await asyncio.gather(runner, asked, return_exceptions=True)
+                    raise
+                asked.cancel()
+                if stopping.is_set():
+                    runner.cancel()
+                    await asyncio.gather(runner, return_exceptions=True)
+                    return
+                runner.result()  # it stopped by itself: raise what stopped it, if anything
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database away while starting or running
+            log.warning("worker: %s: %s", type(exc).__name__, first_line(exc))
+        if time.monotonic() - began > 60:  # it had been running: the next pause starts short again
+            pause = 1.0
+        log.warning("worker: stopped by itself (its database connection failed); starting again in %.0f s", pause)
+        try:
+            await asyncio.wait_for(stopping.wait(), pause)
+        except TimeoutError:
+            pass
+        pause = min(30.0, pause * 2)
 
 
 def run(services: Services, settings: Settings, *, queues: list[str] | None = None, concurrency: int = 4) -> None:

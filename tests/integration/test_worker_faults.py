@@ -153,3 +153,53 @@ def card_images() -> tuple[bytes, bytes]:
     from tests.integration.test_applications import make_card_images
 
     return make_card_images()
+
+
+def test_the_database_going_away_under_a_worker_loses_no_job(faults_db: str) -> None:
+    """PostgreSQL restarted (here: every connection cut, new ones refused for a few seconds, then back) while a
+    worker runs: the worker keeps running or its supervisor's restart finds every job still there; the jobs
+    deferred before and after all run, each once."""
+    from sqlalchemy.engine import make_url
+
+    from infra.db import Database
+    from infra.jobs import JobQueue
+    from tests.common.cut import CuttableProxy
+
+    direct = make_url(faults_db)
+    db = Database(faults_db)
+    queue = JobQueue(db)
+    with CuttableProxy(str(direct.host), int(direct.port or 5432)) as proxy:
+        through = direct.set(port=proxy.port).render_as_string(hide_password=False)
+        try:
+            with WorkerProcess(through, queues="risk,housekeeping") as worker:
+                before = [queue.defer("risk.send", {"application_id": f"before-{n}"}, queue="risk") for n in range(20)]
+
+                def finished(ids: list[int | None]) -> bool:
+                    with db.session() as session:
+                        return int(session.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE id = ANY(:i) "
+                                                        "AND status = 'succeeded'"), {"i": ids}).scalar_one()) == len(ids)
+
+                _wait(lambda: finished(before), 60, "the first jobs done", worker)
+                proxy.cut()
+                time.sleep(3)
+                during = [queue.defer("risk.send", {"application_id": f"during-{n}"}, queue="risk") for n in range(20)]
+                proxy.restore()
+                deadline = time.monotonic() + 90
+                while not finished(during) and time.monotonic() < deadline:
+                    if worker.process.poll() is not None:  # it gave up: a supervisor starts it again
+                        break
+                    time.sleep(0.5)
+                exited = worker.process.poll()
+                if exited is None:
+                    _wait(lambda: finished(during), 90, "the jobs deferred during the outage done", worker)
+            if exited is not None:
+                assert exited != 0, "a worker that lost its database must not exit as if all went well"
+                with WorkerProcess(through, queues="risk,housekeeping") as again:
+                    _wait(lambda: finished(during), 90, "the jobs done after the restart", again)
+            with db.session() as session:
+                runs = session.execute(text(
+                    "SELECT count(*) FROM procrastinate_events WHERE job_id = ANY(:i) AND type = 'started'"),
+                    {"i": before + during}).scalar_one()
+            assert runs == 40
+        finally:
+            db.dispose()
