@@ -137,15 +137,15 @@ def test_a_worker_killed_mid_request_leaves_one_decision(faults_db: str, s3_serv
                     _wait(lambda: repo.get(app_id, Scope()).status != "risk_pending", 90,
                           "the application decided after the restart", second)
                     assert second.stop() == 0
+            decided = [e for e in repo.events(app_id) if e.from_status == "risk_pending"]
+            assert len(decided) == 1, decided  # decided once
+            assert proxy.requests >= 2  # the lost request and the one the new worker sent
+            with risk_server.app.extensions["risk"].db.session() as session:
+                assessments = session.execute(text("SELECT id FROM risk_assessments WHERE application_id = :a"),
+                                              {"a": app_id}).scalars().all()
+            assert len(assessments) == 1 and repo.get(app_id, Scope()).risk_assessment_id == assessments[0]
         finally:
             app.extensions["leaseline"].db.dispose()
-    decided = [e for e in repo.events(app_id) if e.from_status == "risk_pending"]
-    assert len(decided) == 1, decided  # decided once
-    assert proxy.requests >= 2  # the lost request and the one the new worker sent
-    with risk_server.app.extensions["risk"].db.session() as session:
-        assessments = session.execute(text("SELECT id FROM risk_assessments WHERE application_id = :a"),
-                                      {"a": app_id}).scalars().all()
-    assert len(assessments) == 1 and repo.get(app_id, Scope()).risk_assessment_id == assessments[0]
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +176,9 @@ def test_the_database_going_away_under_a_worker_loses_no_job(faults_db: str) -> 
 
                 def finished(ids: list[int | None]) -> bool:
                     with db.session() as session:
-                        return int(session.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE id = ANY(:i) "
-                                                        "AND status = 'succeeded'"), {"i": ids}).scalar_one()) == len(ids)
+                        done = session.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE id = ANY(:i) "
+                                                    "AND status = 'succeeded'"), {"i": ids}).scalar_one()
+                    return int(done) == len(ids)
 
                 _wait(lambda: finished(before), 60, "the first jobs done", worker)
                 proxy.cut()
