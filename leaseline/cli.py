@@ -823,26 +823,26 @@ def jobs_list(states: tuple[str, ...], stalled: bool, limit: int, as_json: bool)
 @click.argument("job_id", type=int)
 def jobs_retry(job_id: int) -> None:
     """Run a failed (or stalled) job again now."""
-    queue = _job_queue()
-    with _database_errors():
-        done = queue.retry(job_id)
-    queue.db.dispose()
-    if not done:
-        raise Fail(f"job {job_id} is neither failed nor stalled: nothing to retry")
-    click.echo(f"job {job_id} will run again")
+    _job_action(job_id, "retry", f"job {job_id} will run again", "is neither failed nor stalled: nothing to retry")
 
 
 @jobs.command("cancel")
 @click.argument("job_id", type=int)
 def jobs_cancel(job_id: int) -> None:
     """Cancel a job that waits to run."""
+    _job_action(job_id, "cancel", f"job {job_id} cancelled", "is not waiting to run: nothing to cancel")
+
+
+def _job_action(job_id: int, action: str, done_text: str, refused_text: str) -> None:
     queue = _job_queue()
-    with _database_errors():
-        done = queue.cancel(job_id)
-    queue.db.dispose()
+    try:
+        with _database_errors():
+            done = getattr(queue, action)(job_id)
+    finally:
+        queue.db.dispose()
     if not done:
-        raise Fail(f"job {job_id} is not waiting to run: nothing to cancel")
-    click.echo(f"job {job_id} cancelled")
+        raise Fail(f"job {job_id} {refused_text}")
+    click.echo(done_text)
 
 
 @main.group("kyc")

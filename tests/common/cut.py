@@ -12,26 +12,19 @@ from __future__ import annotations
 import socket
 import threading
 
-from tests.common.stall import close_sockets
+from tests.common.relay import Relay
+from tests.common.relay import close_sockets
 
 
-class CuttableProxy:
+class CuttableProxy(Relay):
     def __init__(self, host: str, port: int) -> None:
-        self.upstream = (host, port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._listener.getsockname()[1])
+        super().__init__(host, port)
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._cut = threading.Event()
-        self._stopped = threading.Event()
-
-    def __enter__(self) -> CuttableProxy:
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stopped.set()
-        self._listener.close()
+        super().__exit__(*exc)
         self.cut()
 
     def cut(self) -> None:
@@ -45,25 +38,20 @@ class CuttableProxy:
     def restore(self) -> None:
         self._cut.clear()
 
-    def _accept(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            if self._cut.is_set():
-                close_sockets(client)
-                continue
-            try:
-                server = socket.create_connection(self.upstream, timeout=5)
-                server.settimeout(None)
-            except OSError:
-                close_sockets(client)
-                continue
-            with self._lock:
-                self._open.update((client, server))
-            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+    def relay(self, client: socket.socket) -> None:
+        if self._cut.is_set():
+            close_sockets(client)
+            return
+        try:
+            server = socket.create_connection(self.upstream, timeout=5)
+            server.settimeout(None)
+        except OSError:
+            close_sockets(client)
+            return
+        with self._lock:
+            self._open.update((client, server))
+        threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+        threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
 
     def _pump(self, source: socket.socket, target: socket.socket) -> None:
         try:
@@ -73,4 +61,3 @@ class CuttableProxy:
             pass
         finally:
             close_sockets(source, target)
-

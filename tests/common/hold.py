@@ -11,38 +11,23 @@ from __future__ import annotations
 import socket
 import threading
 
-from tests.common.stall import close_sockets
+from tests.common.relay import Relay
+from tests.common.relay import close_sockets
 
 
-class HoldProxy:
+class HoldProxy(Relay):
     def __init__(self, host: str, port: int, *, trigger: bytes) -> None:
-        self.upstream = (host, port)
+        super().__init__(host, port)
         self.trigger = trigger
         self.requests = 0  # requests containing the trigger
         self.held = threading.Event()  # an answer is being held back
         self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._stopped = threading.Event()
 
-    def __enter__(self) -> HoldProxy:
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stopped.set()
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.upstream)
-            holding = threading.Event()  # this connection's answer is the one held back
-            threading.Thread(target=self._requests, args=(client, server, holding), daemon=True).start()
-            threading.Thread(target=self._answers, args=(server, client, holding), daemon=True).start()
+    def relay(self, client: socket.socket) -> None:
+        server = socket.create_connection(self.upstream)
+        holding = threading.Event()  # this connection's answer is the one held back
+        threading.Thread(target=self._requests, args=(client, server, holding), daemon=True).start()
+        threading.Thread(target=self._answers, args=(server, client, holding), daemon=True).start()
 
     def _requests(self, client: socket.socket, server: socket.socket, holding: threading.Event) -> None:
         try:

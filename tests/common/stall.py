@@ -10,52 +10,32 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import Any
+
+from tests.common.relay import Relay
+from tests.common.relay import close_sockets
 
 
-class StallProxy:
+class StallProxy(Relay):
     """Forwards connections to ``host:port``. Once more than ``after`` requests containing ``trigger`` have gone
     through, every answer is dropped: the proxy reads the server's reply and closes the client's connection."""
 
     def __init__(self, host: str, port: int, *, trigger: bytes, after: int) -> None:
-        self.upstream = (host, port)
+        super().__init__(host, port)
         self.trigger, self.after = trigger, after
         self.seen = 0
         self.accepted = 0  # connections the clients opened
         self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._stopped = threading.Event()
 
     @property
     def stalled(self) -> bool:
         return self.seen > self.after
 
-    def __enter__(self) -> StallProxy:
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stopped.set()
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.accepted += 1
-            server = socket.create_connection(self.upstream)
-            threading.Thread(target=self._requests, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._answers, args=(server, client), daemon=True).start()
-
-    def _requests(self, client: socket.socket, server: socket.socket) -> None:
-        self._pump(client, server, counting=True)
-
-    def _answers(self, server: socket.socket, client: socket.socket) -> None:
-        self._pump(server, client, counting=False)
+    def relay(self, client: socket.socket) -> None:
+        with self._lock:
+            self.accepted += 1
+        server = socket.create_connection(self.upstream)
+        threading.Thread(target=self._pump, args=(client, server), kwargs={"counting": True}, daemon=True).start()
+        threading.Thread(target=self._pump, args=(server, client), kwargs={"counting": False}, daemon=True).start()
 
     def _pump(self, source: socket.socket, target: socket.socket, *, counting: bool) -> None:
         try:
@@ -74,11 +54,4 @@ class StallProxy:
             close_sockets(source, target)
 
 
-def close_sockets(*sockets: Any) -> None:
-    """Shut each socket down both ways and close it (the other end sees the connection end)."""
-    for s in sockets:
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        s.close()
+__all__ = ["StallProxy", "close_sockets"]
