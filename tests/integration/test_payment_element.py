@@ -323,7 +323,11 @@ def test_an_intent_stripe_can_no_longer_confirm_gives_way_to_a_new_attempt(eleme
 # -- configuration ------------------------------------------------------------------------------------------------
 PRODUCTION = {"LEASELINE_ENV": "production", "LEASELINE_SECRET_KEY": "s" * 40, "LEASELINE_PII_KEY": "k" * 44,
               "LEASELINE_STRIPE_SECRET_KEY": "sk_live_0123456789", "LEASELINE_STRIPE_WEBHOOK_SECRET": "whsec_x",
-              "LEASELINE_S3_SECRET_KEY": "s3-secret", "LEASELINE_DATABASE_URL": "postgresql://u@db/leaseline"}
+              "LEASELINE_S3_SECRET_KEY": "s3-secret", "LEASELINE_DATABASE_URL": "postgresql://u@db/leaseline",
+              # production sends texts through Tencent Cloud SMS (tests/integration/test_sms.py checks these)
+              "LEASELINE_SMS": "tencent", "LEASELINE_TENCENT_SMS_SECRET_ID": "AKID",
+              "LEASELINE_TENCENT_SMS_SECRET_KEY": "k", "LEASELINE_TENCENT_SMS_APP_ID": "1400006666",
+              "LEASELINE_TENCENT_SMS_TEMPLATES": '{"invitation_code": "1110001", "signing_code": "1110002"}'}
 
 
 @pytest.mark.parametrize(("env", "problem"), [
