@@ -142,6 +142,7 @@ def build(services: Services, settings: Settings) -> App:
         sweep(services.sweep_orphans))
     # biometric images past their retention, every night at 03:00 Beijing time (19:00 UTC)
     task("kyc.purge_biometrics", "housekeeping", periodic="0 19 * * *")(sweep(services.kyc.purge_biometrics))
+    task("jobs.prune", "housekeeping", periodic="17 * * * *")(sweep(services.jobs.prune))  # hourly
     # a dead worker's jobs are found once its heartbeat is STALLED old: looking twice as often is enough
     task("jobs.recover_stalled", "housekeeping",
          periodic=cron_every(max(settings.jobs_tick_seconds, settings.jobs_stalled_seconds // 2)))(

@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -29,6 +30,8 @@ from infra.logs import request_id
 STATES = ("todo", "doing", "failed", "succeeded", "cancelled", "aborted")
 #: a running job whose worker sent no heartbeat for this long is stalled (its worker died): it is retried
 STALLED_AFTER_SECONDS = 30.0
+#: how long a job that succeeded is kept (ops see the day's; the evidence of what it did is in our own tables)
+KEEP_SUCCEEDED = timedelta(hours=24)
 
 _DEFER = text("SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, :priority, :lock, :queueing_lock, "
               "CAST(:args AS jsonb), :at)::procrastinate_job_to_defer_v1])")
@@ -149,6 +152,16 @@ class JobQueue:
                                      "FROM procrastinate_jobs WHERE id = :id AND status = 'doing'"), {"id": job.id})
             retried.append(job.id)
         return retried
+
+    def prune(self, older_than: timedelta = KEEP_SUCCEEDED) -> int:
+        """Delete the jobs that succeeded more than ``older_than`` ago, with their events and errors (the periodic
+        sweeps alone make some 100,000 a day); failed and cancelled ones stay for ops. Returns how many."""
+        with self.db.session() as session:
+            deleted = session.execute(text(
+                "DELETE FROM procrastinate_jobs j WHERE j.status = 'succeeded' AND EXISTS (SELECT 1 FROM "
+                "procrastinate_events e WHERE e.job_id = j.id AND e.type = 'succeeded' AND e.at < now() - :keep)"),
+                {"keep": older_than})
+            return int(deleted.rowcount)  # type: ignore[attr-defined]
 
     def record_error(self, job_id: int, attempt: int, error: str) -> None:
         """The error of one attempt (shown to ops beside the job; procrastinate keeps none)."""

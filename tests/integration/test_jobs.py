@@ -98,6 +98,32 @@ def test_a_failed_job_shows_its_error_to_ops_who_retry_it(app: Any, bff_server: 
     assert out["counts"]["risk"]["failed"] >= 1
 
 
+def test_jobs_that_succeeded_a_day_ago_are_pruned_and_failed_ones_stay(db_url: str) -> None:
+    from infra.db import Database
+    from infra.jobs import JobQueue
+
+    db = Database(db_url)
+    svc = type("Components", (), {"db": db, "jobs": JobQueue(db)})
+    later = datetime.now(UTC) + timedelta(hours=1)
+    with svc.db.transaction():
+        old, recent, failed = (svc.jobs.defer("probe.prune", {"n": n}, queue="probe", at=later) for n in range(3))
+    with svc.db.session() as session:  # as the worker leaves them: finished, one of them 25 hours ago
+        for job_id, state in ((old, "succeeded"), (recent, "succeeded"), (failed, "failed")):
+            session.execute(text("UPDATE procrastinate_jobs SET status = 'doing' WHERE id = :id"), {"id": job_id})
+            session.execute(text("UPDATE procrastinate_jobs SET status = CAST(:s AS procrastinate_job_status) "
+                                 "WHERE id = :id"), {"id": job_id, "s": state})
+        session.execute(text("UPDATE procrastinate_events SET at = now() - interval '25 hours' WHERE job_id = :id"),
+                        {"id": old})
+        session.execute(text("UPDATE procrastinate_events SET at = now() - interval '25 hours' WHERE job_id = :id"),
+                        {"id": failed})
+    try:
+        assert svc.jobs.prune() == 1
+        assert svc.jobs.job(old) is None
+        assert svc.jobs.job(recent).state == "succeeded" and svc.jobs.job(failed).state == "failed"
+    finally:
+        db.dispose()
+
+
 def test_a_job_whose_worker_died_is_run_again(app: Any) -> None:
     """A job left ``doing`` by a worker that stopped sending heartbeats (killed) is found and run again by the
     periodic ``jobs.recover_stalled`` job of a live worker."""
