@@ -70,9 +70,10 @@ def libpq_url(url: str) -> str:
 
 
 def cron_every(seconds: int) -> str:
-    """A cron line (procrastinate's, with a sixth column for seconds) for "every ``seconds``"."""
+    """A cron line for "every ``seconds``" as procrastinate reads it (croniter): five fields, and a sixth, the
+    *last*, for seconds — ``*/2 * * * * *`` would be every second of every even minute."""
     if seconds < 60:
-        return f"*/{max(1, seconds)} * * * * *"
+        return f"* * * * * */{max(1, seconds)}"
     return f"*/{max(1, seconds // 60)} * * * *"
 
 
