@@ -103,7 +103,9 @@ def build(services: Services, settings: Settings) -> App:
                     raise
                 finally:
                     request_id.reset(token)
-                log.info("job %s %s#%s done in %.3f s", name, job.queue, job.id, time.perf_counter() - started)
+                # a sweep every few seconds would drown the log: its runs at DEBUG, its failures above
+                log.log(logging.DEBUG if periodic else logging.INFO, "job %s %s#%s done in %.3f s", name, job.queue,
+                        job.id, time.perf_counter() - started)
                 return result
 
             # a sweep runs one at a time, whichever worker takes it, and never piles up behind a slow run

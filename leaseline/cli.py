@@ -779,6 +779,8 @@ def worker(service: str, queues: str, concurrency: int | None) -> None:
     from infra.logs import logging_config
 
     logging.config.dictConfig(logging_config("worker"))
+    # procrastinate says three lines at INFO for every job (the sweeps' every few seconds): its warnings and errors
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)
     run(app.extensions["leaseline"], app.config["SETTINGS"], queues=chosen,
         concurrency=concurrency or settings.worker_concurrency)
 
