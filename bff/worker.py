@@ -27,7 +27,6 @@ from procrastinate import JobContext
 from procrastinate import PsycopgConnector
 from procrastinate.retry import BaseRetryStrategy
 from procrastinate.retry import RetryDecision
-from sqlalchemy.engine import make_url
 
 from bff.applications.contracts import ContractNotReady
 from bff.bootstrap import Services
@@ -35,7 +34,8 @@ from bff.config import Settings
 from infra.clients.http import ServiceUnavailable
 from infra.db.engine import UNAVAILABLE
 from infra.db.engine import first_line
-from infra.jobs import STALLED_AFTER_SECONDS
+from infra.db.engine import libpq_url
+from infra.db.models import utcnow
 from infra.logs import request_id
 from infra.storage import StorageError
 
@@ -61,12 +61,6 @@ class Backoff(BaseRetryStrategy):
         if self.retry_exceptions is not None and not isinstance(exception, self.retry_exceptions):
             return None
         return RetryDecision(retry_in={"seconds": min(self.cap, 2 ** (job.attempts + 1))})
-
-
-def libpq_url(url: str) -> str:
-    """A SQLAlchemy URL (``postgresql+psycopg://``, ``postgres://``) as libpq reads it."""
-    parsed = make_url(url)
-    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def cron_every(seconds: int) -> str:
@@ -140,7 +134,7 @@ def build(services: Services, settings: Settings) -> App:
     task("risk.reconcile_referred", "risk", periodic=cron_every(max(30, settings.jobs_tick_seconds)))(
         sweep(services.risk.reconcile_referred))
     task("sessions.purge", "housekeeping", periodic=cron_every(300))(
-        sweep(lambda: services.sessions.purge(_now())))
+        sweep(lambda: services.sessions.purge(utcnow())))
     task("kyc.sweep_orphans", "housekeeping", periodic=cron_every(settings.kyc_sweep_seconds))(
         sweep(services.sweep_orphans))
     # biometric images past their retention, every night at 03:00 Beijing time (19:00 UTC)
@@ -151,12 +145,6 @@ def build(services: Services, settings: Settings) -> App:
          periodic=cron_every(max(settings.jobs_tick_seconds, settings.jobs_stalled_seconds // 2)))(
         sweep(lambda: services.jobs.retry_stalled(settings.jobs_stalled_seconds)))
     return app
-
-
-def _now() -> Any:
-    from infra.db.models import utcnow
-
-    return utcnow()
 
 
 async def work(services: Services, settings: Settings, *, queues: list[str] | None = None, concurrency: int = 4,
@@ -220,4 +208,4 @@ def run(services: Services, settings: Settings, *, queues: list[str] | None = No
     asyncio.run(work(services, settings, queues=queues, concurrency=concurrency))
 
 
-__all__ = ["QUEUES", "STALLED_AFTER_SECONDS", "build", "run", "work"]
+__all__ = ["QUEUES", "build", "run", "work"]

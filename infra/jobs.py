@@ -44,8 +44,6 @@ class JobRow:
     task: str
     state: str
     attempts: int
-    lock: str | None
-    args: dict[str, Any]
     scheduled_at: datetime | None
     started_at: datetime | None
     last_error: str
@@ -109,7 +107,7 @@ class JobQueue:
         if stalled_only:
             where.append(f"({_STALLED})")
         sql = f"""
-            SELECT j.id, j.queue_name, j.task_name, j.status::text, j.attempts, j.lock, j.args, j.scheduled_at,
+            SELECT j.id, j.queue_name, j.task_name, j.status::text, j.attempts, j.scheduled_at,
                    (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id AND e.type = 'started'),
                    (SELECT r.error FROM job_errors r WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1),
                    ({_STALLED})
@@ -117,8 +115,8 @@ class JobQueue:
              WHERE {" AND ".join(where)}
              ORDER BY j.id DESC LIMIT :limit"""
         with self.db.session() as session:
-            return [JobRow(id=r[0], queue=r[1], task=r[2], state=r[3], attempts=r[4], lock=r[5], args=r[6] or {},
-                           scheduled_at=r[7], started_at=r[8], last_error=r[9] or "", stalled=bool(r[10]))
+            return [JobRow(id=r[0], queue=r[1], task=r[2], state=r[3], attempts=r[4], scheduled_at=r[5],
+                           started_at=r[6], last_error=r[7] or "", stalled=bool(r[8]))
                     for r in session.execute(text(sql), params)]
 
     def job(self, job_id: int) -> JobRow | None:
@@ -142,16 +140,16 @@ class JobQueue:
         return done is not None
 
     def retry_stalled(self, stalled_after: float = STALLED_AFTER_SECONDS) -> list[int]:
-        """Every running job whose worker stopped sending heartbeats (killed, its machine gone): run again. Each
-        task is idempotent (keys from our own records), so a job that had its effect before the kill has it
-        once. Returns the ids retried."""
-        retried = []
-        for job in self.jobs(states=("doing",), stalled_only=True, stalled_after=stalled_after, limit=1000):
-            with self.db.session() as session:
-                session.execute(text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL) "
-                                     "FROM procrastinate_jobs WHERE id = :id AND status = 'doing'"), {"id": job.id})
-            retried.append(job.id)
-        return retried
+        """Every running job whose worker stopped sending heartbeats (killed, its machine gone): run again, in one
+        statement. Each task is idempotent (keys from our own records), so a job that had its effect before the
+        kill has it once. Returns the ids retried."""
+        with self.db.session() as session:
+            # the stalled ones first (materialised), then the retry of each: a function in the select list runs
+            # for the rows selected only
+            return list(session.execute(text(
+                f"WITH stalled AS MATERIALIZED (SELECT j.id FROM procrastinate_jobs j WHERE {_STALLED}) "
+                "SELECT id, procrastinate_retry_job_v2(id, now(), NULL, NULL, NULL) FROM stalled"),
+                {"stalled_after": stalled_after}).scalars())
 
     def prune(self, older_than: timedelta = KEEP_SUCCEEDED) -> int:
         """Delete the jobs that succeeded more than ``older_than`` ago, with their events and errors (the periodic

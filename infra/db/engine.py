@@ -60,6 +60,11 @@ def _postgresql(url: str | URL) -> URL:
     return parsed.set(drivername="postgresql") if parsed.drivername == "postgres" else parsed
 
 
+def libpq_url(url: str | URL) -> str:
+    """``url`` (``postgresql+psycopg://``, ``postgres://``…) as libpq reads it (procrastinate's connector)."""
+    return _postgresql(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def is_postgresql(url: str) -> bool:
     try:
         return _postgresql(url).get_backend_name() == "postgresql"
