@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from datetime import timedelta
+from decimal import Decimal
 
 from bff.applications.contracts import ContractDispatch
 from bff.applications.kyc import KycService
@@ -17,7 +19,14 @@ from bff.config import ConfigError
 from bff.config import Settings
 from bff.config import var_dir
 from bff.invitations.services import InvitationService
-from bff.payments.service import PaymentService
+from bff.payments.checkout import CheckoutService
+from bff.payments.common import utc_now
+from bff.payments.intents import IntentSync
+from bff.payments.payouts import PayoutService
+from bff.payments.reconciliation import Reconciliation
+from bff.payments.refunds import RefundService
+from bff.payments.settlement import SettlementService
+from bff.payments.webhooks import WebhookService
 from bff.plans.services import PlanService
 from infra.accounts import SqlAccounts
 from infra.applications import SqlApplications
@@ -40,6 +49,7 @@ from infra.invitations import SqlInvitations
 from infra.jobs import JobQueue
 from infra.payments import StripeGateway
 from infra.payments_store import SqlPayments
+from infra.peers import is_local_endpoint
 from infra.pii import PiiVault
 from infra.pii import configured_key
 from infra.service_tokens import TokenIssuer
@@ -52,6 +62,55 @@ from infra.sms import TencentSms
 from infra.storage import S3ObjectStore
 from plans.policy import load_policy
 from plans.product import load_product
+
+
+@dataclass(frozen=True)
+class Payments:
+    """The payment services, one per kind of work (bff/payments/), and the payments' records they share."""
+
+    store: SqlPayments
+    checkout: CheckoutService
+    webhooks: WebhookService
+    refunds: RefundService
+    payouts: PayoutService
+    settlement: SettlementService
+    reconciliation: Reconciliation
+
+    # TODO: remove these four once bff/worker.py (being changed elsewhere) names the services that own them
+    # (services.payments.checkout.expire_holds, .refunds.retry_refunds, .payouts.pay_out_dealers, .settlement.settle)
+    @property
+    def expire_holds(self) -> Callable[[], int]:
+        return self.checkout.expire_holds
+
+    @property
+    def retry_refunds(self) -> Callable[[], int]:
+        return self.refunds.retry_refunds
+
+    @property
+    def pay_out_dealers(self) -> Callable[[], int]:
+        return self.payouts.pay_out_dealers
+
+    @property
+    def settle(self) -> Callable[[], dict[str, list[str]]]:
+        return self.settlement.settle
+
+
+def payment_services(store: SqlPayments, gateway: StripeGateway, repo: SqlApplications, deposit_ratio: Decimal, *,
+                     dealer_account: Callable[[str], str | None] = lambda dealer_id: None,
+                     clock: Callable[[], datetime] = utc_now,
+                     audit: SqlAuditLog | None = None) -> Payments:
+    """The payment services on one payments store, Stripe gateway and applications repository (also used by the
+    CLI's payment commands). ``dealer_account``: a dealer's Stripe Connect account, None while it has none."""
+    intents = IntentSync(store, repo, clock, audit)
+    return Payments(
+        store=store,
+        checkout=CheckoutService(store, gateway, repo, intents, deposit_ratio,
+                                 local_stripe=is_local_endpoint(gateway.api_base), clock=clock),
+        webhooks=WebhookService(store, gateway, intents),
+        refunds=RefundService(store, gateway, repo, clock),
+        payouts=PayoutService(store, gateway, repo, dealer_account, clock, audit),
+        settlement=SettlementService(store, gateway, repo, intents, clock, audit),
+        reconciliation=Reconciliation(store, gateway))
 
 
 @dataclass
@@ -76,7 +135,7 @@ class Services:
     contracts: ContractDispatch
     kyc_rate: str
     jobs: JobQueue
-    payments: PaymentService
+    payments: Payments
     sessions: SessionStore
     #: one bounded orphan sweep per call, each continuing where the previous one stopped (the worker's task)
     sweep_orphans: Callable[[], SweepReport]
@@ -151,11 +210,11 @@ def bootstrap(settings: Settings) -> Services:
     contracts = ContractDispatch(applications.repo, applications, contract, accounts, vault, sms, jobs)
     applications.on_approved.append(contracts.request)
     applications.on_declined.append(contracts.record_decline)
-    payments = PaymentService(SqlPayments(db), StripeGateway(settings.stripe_secret_key,
-                                                             api_base=settings.stripe_api_base or None),
-                              applications.repo, product.deposit_ratio,
-                              dealer_account=lambda dealer_id: getattr(accounts.dealer(dealer_id), "stripe_account",
-                                                                       None), audit=audit)
+    payments = payment_services(SqlPayments(db), StripeGateway(settings.stripe_secret_key,
+                                                               api_base=settings.stripe_api_base or None),
+                                applications.repo, product.deposit_ratio,
+                                dealer_account=lambda dealer_id: getattr(accounts.dealer(dealer_id), "stripe_account",
+                                                                         None), audit=audit)
     orphans = OrphanSweep(store, applications.repo, accounts,
                           grace=timedelta(seconds=settings.kyc_orphan_grace_seconds))
 

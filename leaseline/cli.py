@@ -474,7 +474,7 @@ def payments_group() -> None:
 def payments_reconcile(as_json: bool) -> None:
     """Compare Stripe's PaymentIntents, charges and refunds with our payments; report every mismatch
     (exit 1 when there is one, so a scheduled run can alert)."""
-    from bff.payments.service import PaymentService
+    from bff.bootstrap import payment_services
     from infra.applications import SqlApplications
     from infra.db import Database
     from infra.payments import PaymentsError
@@ -485,12 +485,12 @@ def payments_reconcile(as_json: bool) -> None:
     settings = _settings()
     database = Database(settings.database_url)
     try:
-        service = PaymentService(SqlPayments(database), StripeGateway(settings.stripe_secret_key,
-                                                                      api_base=settings.stripe_api_base or None),
-                                 SqlApplications(database), load_product(settings.product).deposit_ratio)
+        service = payment_services(SqlPayments(database), StripeGateway(settings.stripe_secret_key,
+                                                                        api_base=settings.stripe_api_base or None),
+                                   SqlApplications(database), load_product(settings.product).deposit_ratio)
         with _database_errors():
             try:
-                problems = service.reconcile()
+                problems = service.reconciliation.reconcile()
             except PaymentsError as exc:
                 raise Fail(f"Stripe: {exc}") from None
             checked = len(service.store.all())
@@ -514,7 +514,7 @@ def payments_settle(as_json: bool) -> None:
     seconds); list the leases whose term has ended and that ops have not closed yet. Exit 1 while a settlement
     cannot finish (Stripe unreachable or an unexpected error, logged: run again; a step refused: see /payments),
     so a scheduled run can alert."""
-    from bff.payments.service import PaymentService
+    from bff.bootstrap import payment_services
     from infra.applications import SqlApplications
     from infra.audit import SqlAuditLog
     from infra.db import Database
@@ -525,17 +525,17 @@ def payments_settle(as_json: bool) -> None:
     settings = _settings()
     database = Database(settings.database_url)
     try:
-        service = PaymentService(SqlPayments(database), StripeGateway(settings.stripe_secret_key,
-                                                                      api_base=settings.stripe_api_base or None),
-                                 SqlApplications(database), load_product(settings.product).deposit_ratio,
-                                 audit=SqlAuditLog(database))
+        service = payment_services(SqlPayments(database), StripeGateway(settings.stripe_secret_key,
+                                                                        api_base=settings.stripe_api_base or None),
+                                   SqlApplications(database), load_product(settings.product).deposit_ratio,
+                                   audit=SqlAuditLog(database))
         with _database_errors():
-            service.retry_refunds()  # a refund whose answer was lost is sent again (its own key) first
-            outcome = service.settle()
-            attention = [line.term.application_id for line in service.open_settlements()
+            service.refunds.retry_refunds()  # a refund whose answer was lost is sent again (its own key) first
+            outcome = service.settlement.settle()
+            attention = [line.term.application_id for line in service.settlement.open_settlements()
                          if line.term.settlement == "attention"]
             to_close = [{"application": line.term.application_id, "ends_on": line.term.ends_on.isoformat(),
-                         "dealer": line.term.dealer_id} for line in service.leases_to_close()]
+                         "dealer": line.term.dealer_id} for line in service.settlement.leases_to_close()]
     finally:
         database.dispose()
     if as_json:

@@ -35,7 +35,7 @@ from datetime import timedelta
 from infra.accounts import SqlAccounts
 from infra.applications import SqlApplications
 from infra.storage import ListedObject
-from infra.storage import S3ObjectStore
+from infra.storage import ObjectStore
 from infra.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class SweepReport:
 
 
 class OrphanSweep:
-    def __init__(self, store: S3ObjectStore, repo: SqlApplications, accounts: SqlAccounts, *, grace: timedelta,
+    def __init__(self, store: ObjectStore, repo: SqlApplications, accounts: SqlAccounts, *, grace: timedelta,
                  limit: int = PAGE, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store, self.repo, self.accounts = store, repo, accounts
         self.grace, self.limit, self.clock = grace, limit, clock

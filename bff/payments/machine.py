@@ -157,7 +157,7 @@ def hold_lapsed_unsecured(lines: Iterable[tuple[str, str]]) -> bool:
 
 def secured(lines: Iterable[tuple[str, str]]) -> bool:
     """Whether the lease's security is in place: every ``(kind, status)`` line secured, where a deposit that
-    replaced a lapsed hold, or the renewed hold, is enough on its own (the rule of ``PaymentService.check_ready``)."""
+    replaced a lapsed hold, or the renewed hold, is enough on its own (the rule of ``IntentSync.check_ready``)."""
     found = list(lines)
     kinds = {kind: status for kind, status in found}
     if "hold" in kinds and "deposit" in kinds:

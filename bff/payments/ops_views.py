@@ -7,7 +7,7 @@
   deduction, and how the settlement went. The customer may open it too (their own lease): they see dates and
   amounts, not who of the staff acted nor Stripe's words about a refused step; never cached.
 
-The rules live in :class:`bff.payments.service.PaymentService` (its module docstring: "End of the term").
+The rules live in :class:`bff.payments.settlement.SettlementService` (its module docstring: "End of the term").
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from bff.auth.roles import tenant_of
 from bff.auth.session import requires
 from bff.extensions import htmx
 from bff.extensions import limiter
+from bff.payments.common import DELIVERABLE
 from bff.payments.forms import yuan_to_fen
 from bff.payments.machine import CLOSED
 from bff.payments.machine import DELIVERED
@@ -40,7 +41,6 @@ from bff.payments.machine import due_for_closing
 from bff.payments.machine import plan_settlement
 from bff.payments.machine import secured
 from bff.payments.machine import term_end
-from bff.payments.service import DELIVERABLE
 from bff.rendering import in_locale as _msg
 from bff.rendering import page_or_block
 from bff.services import services
@@ -72,7 +72,8 @@ def _filters(user: Staff) -> dict[str, Any]:
 
 def _ops_context(reconciliation: dict[str, Any] | None = None, transfer_error: str | None = None) -> dict[str, Any]:
     user: Staff = g.user
-    svc = services().payments
+    payments = services().payments
+    svc, store = payments.settlement, payments.store
     tenant = tenant_of(user)  # a dealer's admin: their dealer only, whatever the query string says
     f = _filters(user)
     dealer = tenant or f["dealer"] or None
@@ -80,17 +81,17 @@ def _ops_context(reconciliation: dict[str, Any] | None = None, transfer_error: s
     names = {d.id: d.name for d in f["dealers"]} if user.lessor_side else {
         user.dealer_id: getattr(services().accounts.dealer(user.dealer_id or ""), "name", "")}
     to_close = svc.leases_to_close(tenant)
-    lines = svc.store.search(**query, limit=LIST_LIMIT)
+    lines = store.search(**query, limit=LIST_LIMIT)
     # 免押 leases whose hold lapsed after the handover: no security held (said so on their hold and due lines)
     lapsed = {line.payment.application_id for line in lines if line.payment.kind == "hold"
               and line.payment.status == "expired" and line.application_status in HANDED_OVER}
     lapsed |= {line.term.application_id for line in to_close}
     unsecured = {app_id for app_id in lapsed if svc.unsecured(app_id)}
-    return {"lines": lines, "totals": svc.store.totals(**query), "unsecured": unsecured,
-            "failed": svc.store.search(dealer_id=tenant, transfer="failed", limit=LIST_LIMIT),
+    return {"lines": lines, "totals": store.totals(**query), "unsecured": unsecured,
+            "failed": store.search(dealer_id=tenant, transfer="failed", limit=LIST_LIMIT),
             "to_close": to_close, "settling": svc.open_settlements(tenant),
             # signed webhook events refused (not about a payment as we made it): the lessor's ops, every dealer
-            "refused": svc.store.refused_events() if user.lessor_side else [],
+            "refused": store.refused_events() if user.lessor_side else [],
             "limits": {line.term.application_id: deduction_limit(*svc.security(line.term.application_id))
                        for line in to_close},
             "statuses": STATUSES, "kinds": KINDS, "transfers": TRANSFERS, "f": f, "dealer_names": names,
@@ -109,16 +110,16 @@ def index() -> Any:
 @limiter.limit("10 per minute", key_func=lambda: f"reconcile:{getattr(g.get('user'), 'id', '')}")
 def reconcile() -> Any:
     """What ``leaseline payments reconcile`` reports, on demand: every disagreement with Stripe."""
-    svc = services().payments
+    payments = services().payments
     try:
-        problems = svc.reconcile()
+        problems = payments.reconciliation.reconcile()
     except PaymentsError as exc:
         reconciliation: dict[str, Any] = {"error": _msg("无法连接支付服务，请稍后再试", "Stripe could not be reached: "
                                                                                  "try again shortly"),
                                           "detail": str(exc)[:200]}
         status = 503
     else:
-        reconciliation = {"checked": len(svc.store.all()), "problems": problems}
+        reconciliation = {"checked": len(payments.store.all()), "problems": problems}
         status = 200
     response = page_or_block("payments/index.html", "reconcile", **_ops_context(reconciliation))
     response.status_code = status
@@ -130,7 +131,7 @@ def reconcile() -> Any:
 def retry_transfer(payment_id: str) -> Any:
     """Send a refused dealer share (分账) again, as a new attempt."""
     try:
-        services().payments.retry_transfer(_staff_actor(), payment_id, tenant_of(g.user))
+        services().payments.payouts.retry_transfer(_staff_actor(), payment_id, tenant_of(g.user))
     except NotAllowed as exc:
         response = page_or_block("payments/index.html", "transfers",
                                  **_ops_context(transfer_error=_msg(exc.text_zh, exc.text_en)))
@@ -153,7 +154,7 @@ def _lease_page(app: Application, status: int = 200, errors: list[FieldError] | 
                 form: dict[str, str] | None = None, error: str | None = None) -> Any:
     """The lease page. Staff see who handed the lease over and closed it, and the settle job's notes (Stripe's
     words when it refused a step); a customer sees the dates and amounts only."""
-    svc = services().payments
+    svc = services().payments.settlement
     payments = svc.store.for_application(app.id)
     term = svc.term(app)
     today = svc.today()
@@ -194,7 +195,7 @@ def handover(application_id: str) -> Any:
                                                  "Confirm that the customer has the vehicle and its keys")],
                            {"note": note})
     try:
-        services().payments.hand_over(actor(), app, note)
+        services().payments.settlement.hand_over(actor(), app, note)
     except NotAllowed as exc:
         return _lease_page(app, 409, error=_msg(exc.text_zh, exc.text_en))
     return redirect(url_for("payment_ops.lease", application_id=app.id), 303)
@@ -220,7 +221,7 @@ def close(application_id: str) -> Any:
         return _lease_page(app, 422, errors, form)
     assert deduction is not None
     try:
-        services().payments.close(actor(), app, deduction, form["reason"])
+        services().payments.settlement.close(actor(), app, deduction, form["reason"])
     except NotAllowed as exc:
         if exc.code in ("deduction", "reason"):
             return _lease_page(app, 422, [FieldError(exc.code, exc.code, exc.text_zh, exc.text_en)], form)
@@ -235,7 +236,8 @@ def retry_settlement(application_id: str) -> Any:
     """Ops dealt with what Stripe refused: settle again now."""
     app = application_or_404(application_id)
     try:
-        services().payments.retry_settlement(actor(), app)  # Stripe unreachable: it stays due, the job goes on
+        # Stripe unreachable: it stays due, the job goes on
+        services().payments.settlement.retry_settlement(actor(), app)
     except NotAllowed as exc:
         return _lease_page(app, 409, error=_msg(exc.text_zh, exc.text_en))
     return redirect(url_for("payment_ops.lease", application_id=app.id), 303)

@@ -34,12 +34,12 @@ from bff.applications.access import may_edit
 from bff.applications.access import requires_actor
 from bff.applications.services import NotAllowed
 from bff.extensions import limiter
+from bff.payments.checkout import ELEMENT_METHODS
+from bff.payments.checkout import ELEMENT_PAYABLE
+from bff.payments.checkout import TEST_METHODS
+from bff.payments.common import PAYING
 from bff.payments.forms import yuan_to_fen
 from bff.payments.machine import PAYABLE
-from bff.payments.service import ELEMENT_METHODS
-from bff.payments.service import ELEMENT_PAYABLE
-from bff.payments.service import PAYING
-from bff.payments.service import TEST_METHODS
 from bff.rendering import in_locale as _msg
 from bff.services import services
 from infra.applications import Application
@@ -81,7 +81,7 @@ def _page(app: Application, status: int = 200, error: str | None = None, failed:
           pay: str | None = None, returned: str | None = None) -> Any:
     """The payment page; with the Payment Element and ``pay`` naming a line still to pay, that line's checkout;
     ``returned`` names the line whose outcome to show (as our records have it: the return route asked Stripe)."""
-    svc = services().payments
+    svc = services().payments.checkout
     payments = svc.payments(app)
     may_pay = may_edit() and app.status in PAYING
     checkout: dict[str, Any] | None = None
@@ -144,7 +144,7 @@ def returned(application_id: str, payment_id: str) -> Any:
 def _refreshed(app: Application, payment_id: str) -> tuple[Any, Any]:
     """(the payment as Stripe has it now, None), or (None, the page saying why it could not be asked)."""
     try:
-        return services().payments.refresh(app, payment_id), None
+        return services().payments.checkout.refresh(app, payment_id), None
     except NotAllowed as exc:
         return None, _page(app, 404, _msg(exc.text_zh, exc.text_en))
     except PaymentsUnavailable:
@@ -161,10 +161,10 @@ def _refreshed(app: Application, payment_id: str) -> tuple[Any, Any]:
 def pay(application_id: str, payment_id: str) -> Any:
     app = application_or_404(application_id)
     method = request.form.get("method", "")
-    if method not in TEST_METHODS or not services().payments.gateway.test_mode or publishable_key():
+    svc = services().payments.checkout
+    if method not in TEST_METHODS or not svc.gateway.test_mode or publishable_key():
         # live mode pays through Stripe's Payment Element (Stripe.js), not this form
         return _page(app, 422, _msg("请选择付款方式", "Choose a way to pay"), payment_id)
-    svc = services().payments
     try:
         done = svc.pay(app, payment_id, svc.test_method(method),
                        return_url=url_for("payments.payment", application_id=app.id, _external=True))
@@ -199,7 +199,7 @@ def refund(application_id: str, payment_id: str) -> Any:
         return _page(app, 422, _msg("请输入正确的退款金额（元，最多两位小数）",
                                     "Enter the refund in yuan (at most two decimals)"), payment_id)
     try:
-        services().payments.refund(actor(), app, payment_id, amount, request.form.get("reason", "")[:255])
+        services().payments.refunds.refund(actor(), app, payment_id, amount, request.form.get("reason", "")[:255])
     except NotAllowed as exc:
         return _page(app, 422 if exc.code != "not_found" else 404, _msg(exc.text_zh, exc.text_en), payment_id)
     except PaymentsUnavailable:
@@ -216,7 +216,7 @@ def refund(application_id: str, payment_id: str) -> Any:
 @requires_actor("payments.manage")
 def hold_action(application_id: str, payment_id: str, action: str) -> Any:
     app = application_or_404(application_id)
-    svc = services().payments
+    svc = services().payments.checkout
     try:
         if action == "capture":
             svc.capture(actor(), app, payment_id)
@@ -252,7 +252,7 @@ def stripe_webhook() -> Any:
         log.warning("stripe webhook refused: %s", exc.reason)
         return {"error": exc.reason}, 400
     try:
-        outcome = services().payments.handle_event(event)
+        outcome = services().payments.webhooks.handle_event(event)
     except PaymentsUnavailable:  # its intent could not be checked with Stripe: Stripe retries a non-2xx answer
         log.warning("stripe webhook %s deferred: Stripe unreachable", str(event.get("id"))[:64])
         return {"error": "retry later"}, 503

@@ -72,7 +72,7 @@ def _sensitive(bff_server: Any, app_id: str, customer: DemoCustomer) -> list[str
               customer.card.name, customer.card.id_number, customer.mobile, str(quote["monthly_payment"]),
               str(quote["down_payment"]), str(risk.get("outcome")), str(risk.get("pd")), str(risk.get("id")),
               *[str(r.get("code")) for r in risk.get("reasons") or []]]
-    for payment in components.payments.payments(stored):
+    for payment in components.payments.checkout.payments(stored):
         values += [payment.id, payment.intent_id or "", f"{payment.amount // 100}.{payment.amount % 100:02d}"]
     return [v for v in values if v and v != "None"]
 

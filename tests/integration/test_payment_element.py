@@ -139,7 +139,8 @@ def test_the_page_opens_the_payment_element_for_the_chosen_line(element: Element
         assert "stripe" not in sales.get(f"{base}/applications", timeout=TIMEOUT).headers[CSP]
     assert len(intents(stripe_server, upfront.id)) == 1
     # an intent waiting for its customer is no mismatch for reconciliation
-    assert [p for p in app.extensions["leaseline"].payments.reconcile() if p.get("payment") == upfront.id] == []
+    assert [p for p in app.extensions["leaseline"].payments.reconciliation.reconcile()
+            if p.get("payment") == upfront.id] == []
 
 
 def test_test_mode_has_no_client_secret_and_the_strict_csp(bff_server: Any, stripe_server: Any) -> None:

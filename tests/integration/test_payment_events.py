@@ -13,7 +13,7 @@ PaymentIntent event type we handle, ``charge.refunded`` and a type we do not han
   the 3-D Secure one, as when the webhook overtakes our own answer, or the browser confirmed it), whatever the
   event's body says about it.
 
-The events go one by one through ``PaymentService.handle_event`` on a real database (PostgreSQL), the service asking
+The events go one by one through ``WebhookService.handle_event`` on a real database (PostgreSQL), the service asking
 localstripe about the intents it has not recorded. After each event, nothing that the event was not accepted for has
 changed: neither the status nor the captured and refunded amounts (what is left to refund); 0 ≤ refunded ≤ captured ≤
 amount always; the event's outcome says whether it was applied, ignored or refused (refused: kept for ops). At the end
@@ -46,11 +46,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
+from bff.bootstrap import payment_services
 from bff.payments.machine import ALLOWED
 from bff.payments.machine import EVENT_STATUS
 from bff.payments.machine import SECURED
 from bff.payments.machine import from_intent
-from bff.payments.service import PaymentService
 from infra.applications import Scope
 from infra.db.models import ApplicationRow
 from infra.db.models import PaymentRow
@@ -101,7 +101,7 @@ def lines(bff: Any) -> dict[str, Line]:
     found: dict[str, Line] = {}
     for plan, kinds in ((DEPOSIT, ("upfront", "deposit")), (DEPOSIT_FREE, ("hold",))):
         app_id = signed_application(bff, plan)
-        for p in c.payments.payments(c.applications.repo.get(app_id, Scope())):
+        for p in c.payments.checkout.payments(c.applications.repo.get(app_id, Scope())):
             if p.kind in kinds:
                 found[p.kind] = Line(p.kind, p.id, app_id, p.amount)
     assert set(found) == {"upfront", "deposit", "hold"}
@@ -244,7 +244,7 @@ def intent_event(c: Any, stripe: Any, line: Line, m: Model, ev: dict[str, Any]) 
         real = stripe.gateway().create_intent(
             amount=amount, currency="cny", idempotency_key=f"events-{uuid.uuid4().hex}",
             metadata={**metadata, "attempt": str(ATTEMPTS)}, confirm=True, manual_capture=manual,
-            payment_method=c.payments.test_method(ev["card"]))
+            payment_method=c.payments.checkout.test_method(ev["card"]))
         facts = Facts(real.id, real.status, real.amount, real.currency, real.capture_method == "manual",
                       real.amount_received, str(ATTEMPTS), False)
         intent_id = real.id
@@ -306,8 +306,9 @@ def test_no_event_changes_money_unless_it_is_accepted(bff: Any, lines: dict[str,
         else:
             obj, m_after, category = {"id": f"cus_{uuid.uuid4().hex[:12]}", "object": "customer"}, m, "ignored"
         before = c.payments.store.get(line.payment_id)
-        outcome = c.payments.handle_event({"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": ev["type"],
-                                           "created": int(time.time()), "data": {"object": obj}})
+        outcome = c.payments.webhooks.handle_event({"id": f"evt_{uuid.uuid4().hex}", "object": "event",
+                                                    "type": ev["type"], "created": int(time.time()),
+                                                    "data": {"object": obj}})
         p = c.payments.store.get(line.payment_id)
         assert p is not None and before is not None
         seen = (ev, outcome, before.status, p.status, p.captured, p.refunded)
@@ -342,13 +343,14 @@ def test_an_event_that_cannot_be_checked_with_stripe_is_left_for_its_retry(bff: 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
-    down = PaymentService(c.payments.store, StripeGateway("sk_test_unreachable", api_base=f"http://127.0.0.1:{closed}",
-                                                          timeout=1, max_network_retries=0),
-                          c.applications.repo, c.payments.deposit_ratio)
+    down = payment_services(c.payments.store, StripeGateway("sk_test_unreachable",
+                                                            api_base=f"http://127.0.0.1:{closed}", timeout=1,
+                                                            max_network_retries=0),
+                            c.applications.repo, c.payments.checkout.deposit_ratio).webhooks
     with pytest.raises(PaymentsUnavailable):
         down.handle_event(event)
     assert c.payments.store.get(line.payment_id).status == "processing"
-    assert c.payments.handle_event(event) == "applied"  # Stripe's retry: not taken for a replay
+    assert c.payments.webhooks.handle_event(event) == "applied"  # Stripe's retry: not taken for a replay
     done = c.payments.store.get(line.payment_id)
     assert (done.status, done.captured, done.intent_id) == ("succeeded", line.amount, paid.id)
-    assert c.payments.handle_event(event) == "replay"
+    assert c.payments.webhooks.handle_event(event) == "replay"

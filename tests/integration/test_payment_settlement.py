@@ -35,11 +35,12 @@ import requests
 from sqlalchemy import update
 
 from bff.applications.services import Actor
+from bff.bootstrap import payment_services
+from bff.payments.intents import HOLD_WINDOW
 from bff.payments.machine import add_months
-from bff.payments.service import HOLD_WINDOW
-from bff.payments.service import SETTLE_STALE
-from bff.payments.service import PaymentService
-from bff.payments.service import settlement_refund_id
+from bff.payments.payouts import PayoutService
+from bff.payments.settlement import SETTLE_STALE
+from bff.payments.settlement import settlement_refund_id
 from infra.applications import Scope
 from infra.db.models import ApplicationRow
 from infra.db.models import LeaseTermRow
@@ -111,8 +112,8 @@ def paid_lease(app: Any, plan_code: str, sales: str = SALES_A) -> str:
     with c.db.session() as session:
         session.execute(update(ApplicationRow).where(ApplicationRow.id == created.id).values(status="signed"))
     application = c.applications.repo.get(created.id, Scope())
-    for payment in c.payments.payments(application):
-        assert c.payments.pay(application, payment.id, "pm_card_visa").status in ("succeeded", "held")
+    for payment in c.payments.checkout.payments(application):
+        assert c.payments.checkout.pay(application, payment.id, "pm_card_visa").status in ("succeeded", "held")
     assert status(app, created.id) == "ready_for_delivery"
     return str(created.id)
 
@@ -163,7 +164,7 @@ def term_ended(app: Any, app_id: str, days_ago: int = 1, holds_lapse: bool = Tru
         for p in service.store.for_application(app_id):
             if p.kind == "hold" and p.status == "held":
                 service.store.set_fields(p.id, held_until=handed_over + HOLD_WINDOW)
-        service.expire_holds()
+        service.checkout.expire_holds()
 
 
 def stripe_refunds(stripe_server: Any, intent_id: str) -> list[int]:
@@ -227,7 +228,7 @@ def test_a_lapsed_hold_must_be_renewed_before_the_handover(quiet: LiveServer) ->
     app_id = paid_lease(app, DEPOSIT_FREE)
     service = components_of(app).payments
     service.store.set_fields(lines(app, app_id)["hold"].id, held_until=datetime.now(UTC) - timedelta(minutes=1))
-    assert service.expire_holds() >= 1
+    assert service.checkout.expire_holds() >= 1
     with sign_in(base, SALES_A) as sales:
         assert 'data-testid="not-secured"' in sales.get(f"{base}/applications/{app_id}/lease", timeout=TIMEOUT).text
         r = hand_over(sales, base, app_id, handed_over="yes")
@@ -276,13 +277,13 @@ def test_closing_with_a_deduction_refunds_exactly_the_rest_of_the_deposit(quiet:
     assert stripe_refunds(stripe_server, deposit.intent_id) == []  # the job moves the money, not the request
     # the settle job, twice at once and then again: one refund of exactly the deposit less the deduction
     outcomes: list[dict[str, list[str]]] = []
-    runs = [threading.Thread(target=lambda: outcomes.append(service.settle())) for _ in range(2)]
+    runs = [threading.Thread(target=lambda: outcomes.append(service.settlement.settle())) for _ in range(2)]
     for run in runs:
         run.start()
     for run in runs:
         run.join(60)
     assert sum(o["settled"].count(app_id) for o in outcomes) == 1
-    assert app_id not in service.settle()["settled"]
+    assert app_id not in service.settlement.settle()["settled"]
     expected = deposit.amount - 12_345
     assert stripe_refunds(stripe_server, deposit.intent_id) == [expected]
     settled, paid = service.store.term(app_id), lines(app, app_id)["deposit"]
@@ -295,7 +296,7 @@ def test_closing_with_a_deduction_refunds_exactly_the_rest_of_the_deposit(quiet:
     assert [e.target for e in components_of(app).audit.search(action="lease.close")].count(app_id) == 1
     assert [e.target for e in components_of(app).audit.search(action="lease.settle")].count(app_id) == 1
     # reconciliation agrees with Stripe for this deposit
-    assert [p for p in service.reconcile() if p.get("payment") == deposit.id] == []
+    assert [p for p in service.reconciliation.reconcile() if p.get("payment") == deposit.id] == []
     with sign_in(base, OPS) as ops:
         page = ops.get(f"{base}/applications/{app_id}/lease", timeout=TIMEOUT).text
         assert 'data-settlement="settled"' in page and format_cny(Decimal(expected) / 100) in page
@@ -312,7 +313,7 @@ def test_a_deposit_free_lease_holds_no_security_at_the_term_s_end_and_settles_mo
     term_ended(app, app_id)
     hold = lines(app, app_id)["hold"]
     assert hold.status == "expired" and set(lines(app, app_id)) == {"upfront", "hold"}  # no deposit "to pay"
-    assert service.security(app_id) == (0, 0)
+    assert service.settlement.security(app_id) == (0, 0)
     with sign_in(base, OPS) as ops:
         page = ops.get(f"{base}/applications/{app_id}/lease", timeout=TIMEOUT).text
         assert 'data-testid="no-security"' in page and 'data-testid="deposit-left">¥0.00' in page
@@ -322,14 +323,14 @@ def test_a_deposit_free_lease_holds_no_security_at_the_term_s_end_and_settles_mo
         r = close(ops, base, app_id, deduction="100.00", reason="违章罚款", paid_up="yes")
         assert r.status_code == 422 and 'data-testid="error-deduction"' in r.text  # at most ¥0.00
         assert close(ops, base, app_id, paid_up="yes").status_code == 303
-    assert app_id in service.settle()["settled"]
+    assert app_id in service.settlement.settle()["settled"]
     term = service.store.term(app_id)
     assert (term.settlement, term.refunded, term.captured, term.deduction) == ("settled", 0, 0, 0)
     assert lines(app, app_id)["hold"].status == "expired"
     # nothing was asked of Stripe about the hold (localstripe never lapses one: it would show a release)
     assert stripe_server.gateway().retrieve_intent(hold.intent_id).status == "requires_capture"
     assert "capture" not in outbox_kinds(app, app_id) and "refund" not in outbox_kinds(app, app_id)
-    assert app_id not in service.settle()["settled"]
+    assert app_id not in service.settlement.settle()["settled"]
 
 
 def test_a_hold_lapsing_after_the_handover_asks_for_no_deposit_and_the_lease_says_it_holds_no_security(
@@ -340,7 +341,7 @@ def test_a_hold_lapsing_after_the_handover_asks_for_no_deposit_and_the_lease_say
     before = service.store.totals()
     hold = lines(app, app_id)["hold"]
     service.store.set_fields(hold.id, held_until=datetime.now(UTC) - timedelta(minutes=1))
-    assert service.expire_holds() >= 1
+    assert service.checkout.expire_holds() >= 1
     # expired, and no deposit line: after the handover nothing can be paid (it would show "to pay" for ever)
     assert lines(app, app_id)["hold"].status == "expired" and "deposit" not in lines(app, app_id)
     assert status(app, app_id) == "delivered"
@@ -373,10 +374,10 @@ def test_a_hold_recorded_live_at_settlement_is_settled_under_keys_of_each_attemp
     app_id = paid_lease(app, DEPOSIT_FREE)
     # reachable: the hold lapses before the handover, the customer pays the deposit, then places the hold again
     c.payments.store.set_fields(lines(app, app_id)["hold"].id, held_until=datetime.now(UTC) - timedelta(minutes=1))
-    c.payments.expire_holds()
+    c.payments.checkout.expire_holds()
     application = c.applications.repo.get(app_id, Scope())
-    assert c.payments.pay(application, lines(app, app_id)["deposit"].id, "pm_card_visa").status == "succeeded"
-    assert c.payments.pay(application, lines(app, app_id)["hold"].id, "pm_card_visa").status == "held"
+    assert c.payments.checkout.pay(application, lines(app, app_id)["deposit"].id, "pm_card_visa").status == "succeeded"
+    assert c.payments.checkout.pay(application, lines(app, app_id)["hold"].id, "pm_card_visa").status == "held"
     with sign_in(base, SALES_A) as sales:
         assert hand_over(sales, base, app_id, handed_over="yes").status_code == 303
     term_ended(app, app_id, holds_lapse=False)  # the unreachable part
@@ -390,9 +391,9 @@ def test_a_hold_recorded_live_at_settlement_is_settled_under_keys_of_each_attemp
     fake.answers[("POST", "/v1/refunds")] = (200, {**REFUND_FIXTURE, "amount": refund_due, "status": "succeeded",
                                                    "payment_intent": deposit.intent_id})
     fake.answers[("POST", path)] = (400, {"error": {"type": "invalid_request_error", "message": "Hold refused"}})
-    stripe = PaymentService(c.payments.store, StripeGateway("sk_test_fake_0123456789", api_base=url, timeout=2,
-                                                            max_network_retries=0),
-                            c.applications.repo, c.payments.deposit_ratio, audit=c.audit)
+    stripe = payment_services(c.payments.store, StripeGateway("sk_test_fake_0123456789", api_base=url, timeout=2,
+                                                              max_network_retries=0),
+                              c.applications.repo, c.payments.checkout.deposit_ratio, audit=c.audit).settlement
     try:
         assert stripe.settle(only=app_id)["attention"] == [app_id]
         assert "hold refused" in (c.payments.store.term(app_id).settle_note or "")
@@ -422,7 +423,7 @@ def test_a_hold_recorded_live_at_settlement_is_settled_under_keys_of_each_attemp
 def test_one_lease_failing_unexpectedly_does_not_stop_the_others(quiet: LiveServer) -> None:
     base, app = quiet.url, quiet.app
     service = components_of(app).payments
-    service.settle()  # what other tests left due
+    service.settlement.settle()  # what other tests left due
     bad, good = delivered_lease(quiet, DEPOSIT), delivered_lease(quiet, DEPOSIT)
     with sign_in(base, OPS) as ops:
         for app_id in (bad, good):  # the bad one closed first: it comes first in the batch
@@ -430,14 +431,14 @@ def test_one_lease_failing_unexpectedly_does_not_stop_the_others(quiet: LiveServ
             assert close(ops, base, app_id, paid_up="yes").status_code == 303
     with components_of(app).db.session() as session:  # bad data: a deduction no closing would record
         session.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == bad).values(deduction=-1))
-    outcome = service.settle()
+    outcome = service.settlement.settle()
     assert good in outcome["settled"] and bad in outcome["waiting"] and bad not in outcome["settled"]
     stuck = service.store.term(bad)
     assert stuck.settlement == "due"  # and let go: the next run (not only one 5 minutes later) tries again
     assert bad in [t.application_id for t in service.store.settlements_due(datetime.now(UTC) - SETTLE_STALE)]
     with components_of(app).db.session() as session:
         session.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == bad).values(deduction=0))
-    assert bad in service.settle()["settled"]
+    assert bad in service.settlement.settle()["settled"]
 
 
 def test_a_settle_run_taken_over_as_stale_cannot_overwrite_the_newer_run(quiet: LiveServer) -> None:
@@ -456,13 +457,13 @@ def test_a_settle_run_taken_over_as_stale_cannot_overwrite_the_newer_run(quiet: 
     assert not store.finish_settlement(app_id, "settled", claim=stale, refunded=123, settled_at=now)
     term = store.term(app_id)
     assert (term.settlement, term.refunded, term.settled_at) == ("due", 0, None)
-    assert app_id in components_of(app).payments.settle()["settled"]
+    assert app_id in components_of(app).payments.settlement.settle()["settled"]
 
 
 def test_ops_retry_settles_the_lease_however_many_others_are_due(quiet: LiveServer) -> None:
     base, app = quiet.url, quiet.app
     c = components_of(app)
-    c.payments.settle()  # what other tests left due
+    c.payments.settlement.settle()  # what other tests left due
     app_id = delivered_lease(quiet, DEPOSIT)
     term_ended(app, app_id)
     with sign_in(base, OPS) as ops:
@@ -488,7 +489,7 @@ def test_ops_retry_settles_the_lease_however_many_others_are_due(quiet: LiveServ
         assert c.payments.store.term(app_id).settlement == "settled"
         assert {c.payments.store.term(other).settlement for other in others} == {"due"}  # only the one retried
     finally:
-        while c.payments.settle()["settled"]:
+        while c.payments.settlement.settle()["settled"]:
             pass
     assert {c.payments.store.term(other).settlement for other in others} == {"settled"}
 
@@ -508,7 +509,7 @@ def test_the_customer_sees_their_lease_in_dates_and_amounts_never_who_of_the_sta
     deposit = lines(app, app_id)["deposit"]
     with sign_in(base, OPS) as ops:
         assert close(ops, base, app_id, deduction="123.45", reason="轮胎损坏", paid_up="yes").status_code == 303
-    assert app_id in c.payments.settle()["settled"]
+    assert app_id in c.payments.settlement.settle()["settled"]
     stripe_words = "refund refused: No such charge: 'ch_3MtwBwLkdIwHu7ix'"
     with c.db.session() as session:
         session.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == app_id).values(
@@ -555,9 +556,9 @@ def test_a_refund_stripe_refuses_needs_attention_and_ops_settle_again(
     fake, url = broken_stripe
     fake.answers[("POST", "/v1/refunds")] = (400, {"error": {"type": "invalid_request_error",
                                                              "message": "Refund refused"}})
-    refusing = PaymentService(c.payments.store, StripeGateway("sk_test_fake_0123456789", api_base=url, timeout=2,
-                                                              max_network_retries=0),
-                              c.applications.repo, c.payments.deposit_ratio, audit=c.audit)
+    refusing = payment_services(c.payments.store, StripeGateway("sk_test_fake_0123456789", api_base=url, timeout=2,
+                                                                max_network_retries=0),
+                                c.applications.repo, c.payments.checkout.deposit_ratio, audit=c.audit).settlement
     try:
         assert refusing.settle()["attention"] == [app_id]
     finally:
@@ -598,7 +599,7 @@ def test_the_resumer_settles_a_closed_lease_by_itself(bff_server: LiveServer, st
     while components_of(app).payments.store.term(app_id).settlement != "settled" and time.monotonic() < deadline:
         time.sleep(0.5)
     assert components_of(app).payments.store.term(app_id).settlement == "settled"
-    components_of(app).payments.settle()  # and a run of the command beside it changes nothing
+    components_of(app).payments.settlement.settle()  # and a run of the command beside it changes nothing
     assert stripe_refunds(stripe_server, deposit.intent_id) == [deposit.amount - 1]
 
 
@@ -667,11 +668,11 @@ def test_a_refused_dealer_share_is_shown_and_sent_again_as_a_new_attempt(
     fake, url = connect_stripe
     account = "acct_1MTfjCQ9PRzxEwkZ"
 
-    def connect() -> PaymentService:
-        return PaymentService(c.payments.store, StripeGateway("sk_test_fake_0123456789", api_base=url, timeout=2,
-                                                              max_network_retries=0),
-                              c.applications.repo, c.payments.deposit_ratio,
-                              dealer_account=lambda dealer_id: account if dealer_id == xihu_dealer else None)
+    def connect() -> PayoutService:
+        return payment_services(c.payments.store, StripeGateway("sk_test_fake_0123456789", api_base=url, timeout=2,
+                                                                max_network_retries=0),
+                                c.applications.repo, c.payments.checkout.deposit_ratio,
+                                dealer_account=lambda dealer_id: account if dealer_id == xihu_dealer else None).payouts
 
     fake.answers[("POST", "/v1/transfers")] = (400, {"error": {
         "type": "invalid_request_error", "message": "Your destination account needs to have at least one of the "
@@ -751,7 +752,7 @@ def test_the_settle_command_exit_codes_and_one_refund(quiet: LiveServer, stripe_
     env = {"LEASELINE_DATABASE_URL": c.db.url, **stripe_server.env()}
     service = c.payments
     # settle what other tests left due first, so that this run sees only its own lease
-    service.settle()
+    service.settlement.settle()
     app_id = delivered_lease(quiet, DEPOSIT)
     term_ended(app, app_id)
     deposit = lines(app, app_id)["deposit"]

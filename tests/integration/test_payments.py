@@ -20,8 +20,8 @@ from sqlalchemy import event
 from sqlalchemy import update
 
 from bff.applications.services import Actor
-from bff.payments.service import PaymentService
-from bff.payments.service import fen
+from bff.bootstrap import payment_services
+from bff.payments.common import fen
 from infra.applications import Scope
 from infra.db.models import ApplicationRow
 from infra.payments import StripeGateway
@@ -272,7 +272,7 @@ def test_webhooks_are_verified_applied_once_and_in_any_order(bff_server: Any, st
 
 def test_reconciliation_reports_each_mismatch(bff_server: Any, stripe_server: Any) -> None:
     base, app = bff_server.url, bff_server.app
-    service = app.extensions["leaseline"].payments
+    service = app.extensions["leaseline"].payments.reconciliation
     app_id = signed_application(app, DEPOSIT)
     with sign_in(base, SALES_A) as sales:
         deposit = opened(sales, base, app, app_id)["deposit"]
@@ -302,16 +302,16 @@ def test_the_dealer_s_share_of_the_down_payment_is_transferred_once(
         upfront = opened(sales, base, app, app_id)["upfront"]
         quote = components.applications.repo.get(app_id, Scope()).plan["quote"]
         assert upfront.dealer_share == fen(quote["down_payment"]) and upfront.transfer_status == "due"
-        components.payments.pay_out_dealers()  # the demo dealer has no connected account yet: it stays due
+        components.payments.payouts.pay_out_dealers()  # the demo dealer has no connected account yet: it stays due
         assert payments(app, app_id)["upfront"].transfer_status == "due"
         assert pay(sales, base, app_id, upfront.id).status_code == 200
     fake, url = connect_server
     fake.answers[("POST", "/v1/transfers")] = (200, {**TRANSFER_FIXTURE, "amount": upfront.dealer_share})
     account = "acct_1MTfjCQ9PRzxEwkZ"
-    connect = PaymentService(components.payments.store, StripeGateway("sk_test_fake_0123456789", api_base=url,
-                                                                      timeout=2, max_network_retries=0),
-                             components.applications.repo, components.payments.deposit_ratio,
-                             dealer_account=lambda dealer_id: account)
+    connect = payment_services(components.payments.store, StripeGateway("sk_test_fake_0123456789", api_base=url,
+                                                                        timeout=2, max_network_retries=0),
+                               components.applications.repo, components.payments.checkout.deposit_ratio,
+                               dealer_account=lambda dealer_id: account).payouts
     try:
         connect.pay_out_dealers()
         connect.pay_out_dealers()  # again: nothing more for this payment
@@ -336,7 +336,7 @@ def test_a_transfer_whose_sender_died_is_sent_again_once_with_its_evidence(
     ``sent`` commits with its entry or not at all."""
     from datetime import timedelta
 
-    from bff.payments.service import TRANSFER_STALE_AFTER
+    from bff.payments.payouts import TRANSFER_STALE_AFTER
     from infra.applications import SqlApplications
     from infra.db.models import PaymentRow
     from infra.db.models import utcnow
@@ -364,9 +364,10 @@ def test_a_transfer_whose_sender_died_is_sent_again_once_with_its_evidence(
     fake, url = connect_server
     fake.answers[("POST", "/v1/transfers")] = (200, {**TRANSFER_FIXTURE, "amount": upfront.dealer_share})
     repo = SqlApplications(db)  # its own, so that breaking it below touches nothing else
-    connect = PaymentService(components.payments.store, StripeGateway("sk_test_fake_0123456789", api_base=url,
-                                                                      timeout=2, max_network_retries=0),
-                             repo, components.payments.deposit_ratio, dealer_account=lambda _: "acct_1MTfjCQ9PRzxEwkZ")
+    connect = payment_services(components.payments.store, StripeGateway("sk_test_fake_0123456789", api_base=url,
+                                                                        timeout=2, max_network_retries=0),
+                               repo, components.payments.checkout.deposit_ratio,
+                               dealer_account=lambda _: "acct_1MTfjCQ9PRzxEwkZ").payouts
     try:
         left_sending(timedelta(seconds=30))  # being sent right now by someone: left alone
         connect.pay_out_dealers()
@@ -439,7 +440,8 @@ def test_a_lapsed_hold_is_placed_again_or_replaced_by_the_deposit(bff_server: An
             # the card authorisation window has ended
             service.store.set_fields(payments(app, app_id)["hold"].id,
                                      held_until=datetime.now(UTC) - timedelta(minutes=1))
-        service.expire_holds()  # this server's resumer may already have expired one: the states below say it all
+        # this server's resumer may already have expired one: the states below say it all
+        service.checkout.expire_holds()
         for app_id in (renewed_id, replaced_id):
             lapsed = opened(sales, base, app, app_id)
             assert lapsed["hold"].status == "expired" and lapsed["deposit"].status == "pending"
@@ -509,7 +511,8 @@ def test_a_late_event_after_the_success_changes_no_amount(bff_server: Any, strip
         after = payments(app, app_id)["deposit"]
         assert (after.status, after.captured, after.refunded, after.intent_id) == (
             "succeeded", paid.amount, 0, paid.intent_id), kind
-    assert [p for p in app.extensions["leaseline"].payments.reconcile() if p.get("payment") == paid.id] == []
+    assert [p for p in app.extensions["leaseline"].payments.reconciliation.reconcile()
+            if p.get("payment") == paid.id] == []
     url = f"{base}/applications/{app_id}/payment"
     with sign_in(base, OPS) as ops:  # the whole deposit can still be refunded
         whole = {"amount": f"{paid.amount / 100:.2f}", "reason": "全额退还保证金", "csrf_token": csrf(ops, url)}
