@@ -28,6 +28,7 @@ from contract.evidence import current_origin
 from contract.evidence import load_or_create_key
 from contract.service import ContractService
 from infra.db.engine import Database
+from infra.jobs import JobQueue
 from infra.logs import accept_request_id
 from infra.logs import request_id
 from infra.pii import PiiVault
@@ -50,7 +51,6 @@ class ContractComponents:
     verifier: TokenVerifier
 
     def dispose(self) -> None:
-        self.service.dispose()
         self.db.dispose()
 
 
@@ -126,7 +126,8 @@ def bootstrap(settings: ContractSettings) -> ContractComponents:
         raise
     tsa_roots = x509.load_pem_x509_certificates(Path(settings.tsa_roots).read_bytes()) if settings.tsa_roots else []
     service = ContractService(db, store, authority, ledger, vault, retention_years=settings.retention_years,
-                              timestamper=timestamper, tsa_roots=tsa_roots)
+                              timestamper=timestamper, tsa_roots=tsa_roots,
+                              jobs=JobQueue(db, errors="contract_job_errors"))
     return ContractComponents(settings, db, service, ledger, _verifier(settings))
 
 

@@ -25,6 +25,9 @@
 ``LEASELINE_CONTRACT_RETENTION_YEARS`` signed contracts are locked (compliance mode) this long; default 5
 ``LEASELINE_PII_KEY``                  the PII vault key shared with the BFF; default ``<var>/pii_key``
 ``LEASELINE_CONTRACT_MIGRATE``         apply the migrations at start-up; default ``1``
+``LEASELINE_WORKER_CONCURRENCY`` /      the service's worker (``leaseline worker --service contract``): jobs at
+``LEASELINE_JOBS_TICK_SECONDS`` /       once (default 2: a render is CPU work), how often it looks for jobs
+``LEASELINE_JOBS_STALLED_SECONDS``      besides being told (5 s), a dead worker's jobs run again after (30 s)
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ class ContractSettings:
     pii_key: str = ""
     max_body_bytes: int = 12 * 1024 * 1024  # a signature image, or a PDF uploaded for verification
     migrate: bool = True
+    worker_concurrency: int = 2
+    jobs_tick_seconds: int = 5
+    jobs_stalled_seconds: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ContractSettings:
@@ -116,6 +122,9 @@ class ContractSettings:
             retention_years=years,
             pii_key=env.get("LEASELINE_PII_KEY", ""),
             migrate=env.get("LEASELINE_CONTRACT_MIGRATE", "1") not in ("0", "false", "no"),
+            worker_concurrency=_whole(env, "LEASELINE_WORKER_CONCURRENCY", 2, 1, 64),
+            jobs_tick_seconds=_whole(env, "LEASELINE_JOBS_TICK_SECONDS", 5, 1, 59),
+            jobs_stalled_seconds=_whole(env, "LEASELINE_JOBS_STALLED_SECONDS", 30, 2, 3600),
         ).validated()
 
     def replace(self, overrides: Mapping[str, Any]) -> ContractSettings:
@@ -140,3 +149,16 @@ class ContractSettings:
         if self.tsa_roots and not Path(self.tsa_roots).is_file():
             raise ConfigError("LEASELINE_TSA_ROOTS must be a PEM file of the TSA's root certificate(s)")
         return self
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number between {low} and {high}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be a whole number between {low} and {high}")
+    return value

@@ -24,7 +24,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
@@ -52,6 +51,7 @@ from contract.signing.pades import sign_lessee
 from contract.signing.verify import SignatureReport
 from contract.signing.verify import verify_pdf
 from infra.db.engine import Database
+from infra.jobs import JobQueue
 from infra.pii import PiiVault
 from infra.storage import S3ObjectStore
 from infra.storage import StorageError
@@ -113,10 +113,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
+#: the service's one queue (contract/worker.py)
+QUEUE = "documents"
+
+
 class ContractService:
     def __init__(self, db: Database, store: S3ObjectStore, authority: SigningAuthority, ledger: EvidenceLog,
                  vault: PiiVault, *, retention_years: int, timestamper: Any = None, tsa_roots: Sequence[Any] = (),
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), jobs: JobQueue | None = None) -> None:
         self.db, self.store, self.authority, self.ledger, self.vault = db, store, authority, ledger, vault
         self.retention = timedelta(days=round(365.25 * retention_years))
         self.timestamper, self.clock, self.tsa_roots = timestamper, clock, list(tsa_roots)
@@ -125,10 +129,9 @@ class ContractService:
         self._pages_lock = threading.Lock()
         #: one lock per document being rasterised: requests for its other pages wait for that one run
         self._rasterising: dict[str, threading.Lock] = {}
-        #: renders each new contract's final text after the draft is answered (threads start on first use,
-        #: so after gunicorn's fork); signing then only signs. Lost on a restart: signing renders it then.
-        self.prepare_final_text = True
-        self._background = ThreadPoolExecutor(1, thread_name_prefix="contract-final")
+        #: the service's job queue: each new contract's final text is rendered ahead of signing by a job
+        #: (contract/worker.py), deferred with the contract; signing then only signs. None: signing renders it.
+        self.jobs = jobs
 
     # -- generation ------------------------------------------------------------------------------------------
     def create(self, snapshot: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -160,8 +163,13 @@ class ContractService:
                           lessee_masked=mask_name(data.lessee.name), draft_key=draft_key, draft_sha256=digest,
                           pages=rendered.pages, created_at=now)
         try:
-            with self.db.session() as session:
+            # the contract and the job that renders its final text commit together
+            with self.db.transaction(), self.db.session() as session:
                 session.add(row)
+                session.flush()
+                if self.jobs is not None:
+                    self.jobs.defer("contract.prepare_final", {"contract_id": contract_id}, queue=QUEUE,
+                                    lock=f"contract:{contract_id}")
         except IntegrityError:  # the same application at the same moment: the other request's contract stands
             found = self._by_application(application_id)
             if found is None:
@@ -171,8 +179,6 @@ class ContractService:
             "contract_id": contract_id, "number": number, "draft_sha256": digest, "pages": rendered.pages},
             idempotency_key=f"contract_generated:{contract_id}")
         log.info("contract %s generated for application %s (%s pages)", number, application_id, rendered.pages)
-        if self.prepare_final_text:
-            self._background.submit(self._prepare_final_logged, contract_id)
         return self.get(contract_id), True
 
     def prepare_final(self, contract_id: str) -> bool:
@@ -193,12 +199,6 @@ class ContractService:
                             .values(final_key=key, final_sha256=sha256_hex(rendered.pdf), final_boxes=boxes))
         return True
 
-    def _prepare_final_logged(self, contract_id: str) -> None:
-        try:
-            self.prepare_final(contract_id)
-        except Exception:  # signing renders the text itself when this did not happen
-            log.exception("rendering the final text of contract %s ahead of signing failed", contract_id)
-
     def _final_text(self, row: ContractRow, document: dict[str, Any]) -> tuple[bytes, dict[str, SignatureBox]]:
         """The final text to sign and its signature boxes: the one rendered ahead when it is intact, else now."""
         if row.final_key and row.final_sha256 and row.final_boxes:
@@ -215,9 +215,6 @@ class ContractService:
 
         rendered = render(self._parse({**document, "signed": True}))
         return rendered.pdf, rendered.signature_boxes
-
-    def dispose(self) -> None:
-        self._background.shutdown(wait=True, cancel_futures=True)
 
     @staticmethod
     def _parse(document: Mapping[str, Any]) -> Any:

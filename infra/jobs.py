@@ -57,8 +57,13 @@ class JobRow:
 
 
 class JobQueue:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    """One service's queue: procrastinate's tables in its database, and ``errors`` (the table of the attempts'
+    errors: ``job_errors`` in the BFF's, ``contract_job_errors`` in the contract service's)."""
+
+    def __init__(self, db: Database, errors: str = "job_errors") -> None:
+        if errors not in ("job_errors", "contract_job_errors"):
+            raise ValueError(f"unknown table of job errors: {errors}")
+        self.db, self.errors = db, errors
 
     # -- deferring -----------------------------------------------------------------------------------------------
     def defer(self, task: str, args: Mapping[str, Any], *, queue: str = "default", lock: str | None = None,
@@ -109,7 +114,7 @@ class JobQueue:
         sql = f"""
             SELECT j.id, j.queue_name, j.task_name, j.status::text, j.attempts, j.scheduled_at,
                    (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id AND e.type = 'started'),
-                   (SELECT r.error FROM job_errors r WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1),
+                   (SELECT r.error FROM {self.errors} r WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1),
                    ({_STALLED})
               FROM procrastinate_jobs j
              WHERE {" AND ".join(where)}
@@ -124,12 +129,19 @@ class JobQueue:
 
     # -- acting on them ----------------------------------------------------------------------------------------
     def retry(self, job_id: int) -> bool:
-        """A failed job (or a stalled one: its worker died) to be run again now. False when it is neither."""
+        """A failed job (or a stalled one: its worker died) to be run again now. False when it is neither, or when
+        a job with its queueing lock waits already (the next run of a sweep: it does the same work)."""
         job = self.job(job_id)
         if job is None or not (job.state == "failed" or (job.state == "doing" and job.stalled)):
             return False
-        with self.db.session() as session:
-            session.execute(text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)"), {"id": job_id})
+        try:
+            with self.db.session() as session:
+                session.execute(text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)"),
+                                {"id": job_id})
+        except IntegrityError as exc:  # a job with its queueing lock waits already: that one does the work
+            if "procrastinate_jobs_queueing_lock_idx" in str(exc.orig):
+                return False
+            raise
         return True
 
     def cancel(self, job_id: int) -> bool:
@@ -141,11 +153,25 @@ class JobQueue:
 
     def retry_stalled(self, stalled_after: float = STALLED_AFTER_SECONDS) -> list[int]:
         """Every running job whose worker stopped sending heartbeats (killed, its machine gone): run again, in one
-        statement. Each task is idempotent (keys from our own records), so a job that had its effect before the
-        kill has it once. Returns the ids retried."""
+        transaction. Each task is idempotent (keys from our own records), so a job that had its effect before the
+        kill has it once. Returns the ids retried.
+
+        A stalled job whose queueing lock has a job waiting already (a periodic sweep: the next run was deferred
+        while this one hung, and waits for its lock) is not run again but ended ``aborted``, its error saying so:
+        the waiting job does the same work, and a second one with that queueing lock cannot exist."""
         with self.db.session() as session:
-            # the stalled ones first (materialised), then the retry of each: a function in the select list runs
+            # the stalled ones first (materialised), then the change to each: a function in the select list runs
             # for the rows selected only
+            superseded = list(session.execute(text(
+                f"WITH stalled AS MATERIALIZED (SELECT j.id FROM procrastinate_jobs j WHERE {_STALLED} "
+                f"AND {_SUPERSEDED}) "
+                "SELECT id, procrastinate_finish_job_v1(id, 'aborted', false) FROM stalled"),
+                {"stalled_after": stalled_after}).scalars())
+            for job_id in superseded:
+                session.execute(text(f"INSERT INTO {self.errors} (job_id, attempt, error, at) "
+                                     "SELECT id, attempts, :e, :t FROM procrastinate_jobs WHERE id = :j"),
+                                {"j": job_id, "t": utcnow(), "e": "its worker died; the next run, waiting with "
+                                                                  "the same queueing lock, does its work"})
             return list(session.execute(text(
                 f"WITH stalled AS MATERIALIZED (SELECT j.id FROM procrastinate_jobs j WHERE {_STALLED}) "
                 "SELECT id, procrastinate_retry_job_v2(id, now(), NULL, NULL, NULL) FROM stalled"),
@@ -164,10 +190,13 @@ class JobQueue:
     def record_error(self, job_id: int, attempt: int, error: str) -> None:
         """The error of one attempt (shown to ops beside the job; procrastinate keeps none)."""
         with self.db.session() as session:
-            session.execute(text("INSERT INTO job_errors (job_id, attempt, error, at) VALUES (:j, :a, :e, :t)"),
+            session.execute(text(f"INSERT INTO {self.errors} (job_id, attempt, error, at) VALUES (:j, :a, :e, :t)"),
                             {"j": job_id, "a": attempt, "e": error[:2000], "t": utcnow()})
 
 
+# a stalled job whose queueing lock another job, waiting, holds already
+_SUPERSEDED = ("j.queueing_lock IS NOT NULL AND EXISTS (SELECT 1 FROM procrastinate_jobs t "
+               "WHERE t.queueing_lock = j.queueing_lock AND t.status = 'todo')")
 # a running job is stalled when its worker's heartbeat is older than :stalled_after seconds, or its worker is gone
 _STALLED = ("j.status = 'doing' AND (j.worker_id IS NULL OR EXISTS (SELECT 1 FROM procrastinate_workers w "
             "WHERE w.id = j.worker_id AND w.last_heartbeat < now() - make_interval(secs => :stalled_after)))")

@@ -703,10 +703,12 @@ def up() -> None:
 
 
 def _serve_all(procs: list[tuple[str, subprocess.Popen[str]]], peers: list[tuple[str, Any]]) -> None:
-    """Start the three services and the BFF's worker (each appended to ``procs`` at once, so the caller stops it
-    whatever happens), walk the demo journeys once they answer, and return when one of them or a peer exits."""
+    """Start the three services and the workers of the BFF and of the contract service (each appended to ``procs``
+    at once, so the caller stops it whatever happens), walk the demo journeys once they answer, and return when one
+    of them or a peer exits."""
     commands = {name: ["serve", name, "--port", str(port)] for name, port in SERVICES.items()}
     commands["worker"] = ["worker"]
+    commands["c-worker"] = ["worker", "--service", "contract"]
     for name, command in commands.items():
         proc = subprocess.Popen([sys.executable, "-m", "leaseline", *command],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -749,35 +751,56 @@ def _serve_all(procs: list[tuple[str, subprocess.Popen[str]]], peers: list[tuple
 
 
 @main.command()
-@click.option("--service", type=click.Choice(["bff"]), default="bff", show_default=True,
-              help="Whose jobs (the BFF's; the risk and contract services have none yet).")
-@click.option("--queues", default="", help="Comma-separated queues to take jobs from (default: all).")
+@click.option("--service", type=click.Choice(["bff", "contract"]), default="bff", show_default=True,
+              help="Whose jobs: the BFF's, or the contract service's (each in its own database; the risk service "
+                   "has none).")
+@click.option("--queues", default="", help="Comma-separated queues to take jobs from (default: all the service's).")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=None,
-              help="Jobs run at once (default LEASELINE_WORKER_CONCURRENCY, 4).")
+              help="Jobs run at once (default LEASELINE_WORKER_CONCURRENCY: 4 for the BFF, 2 for the contract "
+                   "service).")
 def worker(service: str, queues: str, concurrency: int | None) -> None:
-    """Run background jobs (KYC checks, risk and contract requests, the evidence log, payment sweeps) until
-    SIGINT/SIGTERM; any number of workers may run, on any machine, against the same database."""
+    """Run background jobs until SIGINT/SIGTERM — the BFF's (KYC checks, risk and contract requests, the evidence
+    log, payment sweeps) or the contract service's (final texts rendered ahead of signing); any number of workers
+    may run, on any machine, against the same database."""
+    import logging.config
+
+    from infra.db.migrate import DatabaseNotReady
+    from infra.logs import logging_config
+
+    chosen = [q.strip() for q in queues.split(",") if q.strip()] or None
+    if service == "contract":
+        from contract.app import bootstrap
+        from contract.config import ConfigError as ContractConfigError
+        from contract.config import ContractSettings
+        from contract.evidence import LedgerNotMigrated
+        from contract.worker import QUEUES as CONTRACT_QUEUES
+        from contract.worker import run as run_contract
+
+        _known_queues(chosen, CONTRACT_QUEUES)
+        try:  # the service migrates its database when it starts (or `leaseline db upgrade`): never its worker
+            components = bootstrap(ContractSettings.from_env().replace({"migrate": False}))
+        except (ContractConfigError, LedgerNotMigrated, DatabaseNotReady) as exc:
+            raise Fail(str(exc)) from None
+        logging.config.dictConfig(logging_config("contract-worker"))
+        logging.getLogger("procrastinate").setLevel(logging.WARNING)
+        try:
+            run_contract(components, concurrency=concurrency)
+        finally:
+            components.dispose()
+        return
     from bff import create_app
     from bff.config import ConfigError
     from bff.worker import QUEUES
     from bff.worker import run
-    from infra.db.migrate import DatabaseNotReady
     from infra.db.migrate import require_current
 
-    chosen = [q.strip() for q in queues.split(",") if q.strip()] or None
-    unknown = sorted(set(chosen or ()) - set(QUEUES))
-    if unknown:
-        raise Fail(f"unknown queue {', '.join(unknown)}: the queues are {', '.join(QUEUES)}")
+    _known_queues(chosen, QUEUES)
     try:
         settings = _settings()
         require_current(settings.database_url)
         app = create_app()
     except (ConfigError, DatabaseNotReady) as exc:
         raise Fail(str(exc)) from None
-    import logging.config
-
-    from infra.logs import logging_config
-
     logging.config.dictConfig(logging_config("worker"))
     # procrastinate says three lines at INFO for every job (the sweeps' every few seconds): its warnings and errors
     logging.getLogger("procrastinate").setLevel(logging.WARNING)
@@ -785,15 +808,34 @@ def worker(service: str, queues: str, concurrency: int | None) -> None:
         concurrency=concurrency or settings.worker_concurrency)
 
 
+def _known_queues(chosen: list[str] | None, queues: tuple[str, ...]) -> None:
+    unknown = sorted(set(chosen or ()) - set(queues))
+    if unknown:
+        raise Fail(f"unknown queue {', '.join(unknown)}: the queues are {', '.join(queues)}")
+
+
 @main.group()
-def jobs() -> None:
-    """The job queue: what waits, runs and failed (the BFF's database); retry and cancel."""
+@click.option("--service", type=click.Choice(["bff", "contract"]), default="bff", show_default=True,
+              help="Whose queue: the BFF's or the contract service's (each in its own database).")
+@click.pass_context
+def jobs(ctx: click.Context, service: str) -> None:
+    """The job queue: what waits, runs and failed; retry and cancel."""
+    ctx.obj = service
 
 
 def _job_queue() -> Any:
     from infra.db import Database
     from infra.jobs import JobQueue
 
+    if click.get_current_context().obj == "contract":
+        from contract.config import ConfigError as ContractConfigError
+        from contract.config import ContractSettings
+
+        try:
+            url = ContractSettings.from_env().database_url
+        except ContractConfigError as exc:
+            raise Fail(str(exc)) from None
+        return JobQueue(Database(url), errors="contract_job_errors")
     return JobQueue(Database(_settings().database_url))
 
 
@@ -825,7 +867,8 @@ def jobs_list(states: tuple[str, ...], stalled: bool, limit: int, as_json: bool)
 @click.argument("job_id", type=int)
 def jobs_retry(job_id: int) -> None:
     """Run a failed (or stalled) job again now."""
-    _job_action(job_id, "retry", f"job {job_id} will run again", "is neither failed nor stalled: nothing to retry")
+    _job_action(job_id, "retry", f"job {job_id} will run again", "is neither failed nor stalled, or a job waiting "
+                "with its queueing lock does its work: nothing to retry")
 
 
 @jobs.command("cancel")

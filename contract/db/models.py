@@ -10,7 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON
+from sqlalchemy import BigInteger
+from sqlalchemy import DateTime
 from sqlalchemy import ForeignKey
+from sqlalchemy import Identity
 from sqlalchemy import Integer
 from sqlalchemy import LargeBinary
 from sqlalchemy import MetaData
@@ -147,3 +150,15 @@ class CheckpointRow(_Checkpoint, ContractBase):
     """A signed checkpoint of the evidence log (tree size, root, time; Ed25519) as published."""
 
     __tablename__ = "contract_evidence_checkpoints"
+
+
+class ContractJobErrorRow(ContractBase):
+    """The error of one failed attempt of one of the service's jobs (infra/jobs.py, contract/worker.py); deleted
+    with its job (a foreign key to procrastinate's jobs, which procrastinate owns: ``infra.db.models.ours``)."""
+
+    __tablename__ = "contract_job_errors"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    job_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

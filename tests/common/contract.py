@@ -20,10 +20,13 @@ AUDIENCE = "leaseline-contract"
 
 
 class ContractServer:
-    """The contract service on 127.0.0.1 and a free port (werkzeug, threaded), B-T signatures from ``tsa``."""
+    """The contract service on 127.0.0.1 and a free port (werkzeug, threaded), B-T signatures from ``tsa``, and its
+    worker in a thread (``worker=False``: none, so no job runs)."""
 
-    def __init__(self, database_url: str, var_dir: Path, s3: Any, tsa: Any, **config: Any) -> None:
+    def __init__(self, database_url: str, var_dir: Path, s3: Any, tsa: Any, *, worker: bool = True,
+                 **config: Any) -> None:
         from contract.app import create_app
+        from tests.common.worker import ContractWorkerThread
         from tests.conftest import LiveServer
 
         self.key_path = var_dir / "service_signing_key.pem"
@@ -38,22 +41,40 @@ class ContractServer:
         self.components = self.app.extensions["contract"]
         self._live = LiveServer(self.app)
         self.url = self._live.url
+        self.worker = ContractWorkerThread(self.components) if worker else None
 
     def headers(self, *scopes: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens.make(scopes or ('contract:write',), audience=AUDIENCE)}"}
 
+    def env(self, **overrides: str) -> dict[str, str]:
+        """Its settings as the environment of another process of the same service (a ``leaseline worker
+        --service contract``); ``overrides`` by setting name, e.g. ``s3_endpoint_url``."""
+        settings = {**self.components.settings.__dict__, **overrides}
+        names = {"database_url": "CONTRACT_DATABASE_URL", "signing_key_path": "SERVICE_SIGNING_KEY_PATH",
+                 "signing_dir": "SIGNING_DIR", "ledger_key_path": "LEDGER_SIGNING_KEY_PATH",
+                 "s3_endpoint_url": "S3_ENDPOINT_URL", "s3_access_key": "S3_ACCESS_KEY",
+                 "s3_secret_key": "S3_SECRET_KEY", "bucket": "CONTRACT_BUCKET", "tsa_url": "TSA_URL",
+                 "tsa_roots": "TSA_ROOTS"}
+        return {**os.environ, "LEASELINE_ENV": "test",
+                **{f"LEASELINE_{env}": str(settings[name]) for name, env in names.items()}}
+
     def __enter__(self) -> ContractServer:
         self._live.__enter__()
+        if self.worker is not None:
+            self.worker.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.worker is not None:
+            self.worker.stop()
         self._live.__exit__(*exc)
         self.components.dispose()
 
 
 class ContractProcess:
     """The contract service as its own process, as in production: ``leaseline serve contract`` (gunicorn, two
-    workers) on a free port, configured through its environment variables.
+    workers) on a free port, configured through its environment variables, and its worker (``leaseline worker
+    --service contract``) in another.
 
     The suite's shared contract service runs this way: rendering and signing are CPU-bound Python, and in the
     test process they would hold the interpreter lock the BFF, the risk service and the tests need."""
@@ -76,6 +97,7 @@ class ContractProcess:
                     "LEASELINE_TSA_URL": tsa.url, "LEASELINE_TSA_ROOTS": str(roots)}
         self.tokens = Tokens(self.key_path)
         self._process: subprocess.Popen[bytes] | None = None
+        self._worker: subprocess.Popen[bytes] | None = None
 
     def headers(self, *scopes: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens.make(scopes or ('contract:write',), audience=AUDIENCE)}"}
@@ -94,6 +116,7 @@ class ContractProcess:
                 raise RuntimeError(f"the contract service exited: {self.log_path.read_text()[-3000:]}")
             try:
                 if requests.get(f"{self.url}/api/v1/ledger/checkpoint", timeout=2).status_code == 200:
+                    self._start_worker()
                     return self
             except requests.RequestException:
                 pass
@@ -101,14 +124,22 @@ class ContractProcess:
         self.__exit__()
         raise RuntimeError(f"the contract service did not start: {self.log_path.read_text()[-3000:]}")
 
+    def _start_worker(self) -> None:
+        """Its worker, once the service has migrated its database (the worker never migrates)."""
+        with (self.log_path.parent / f"contract-worker-{self.port}.log").open("wb") as log:
+            self._worker = subprocess.Popen(
+                [sys.executable, "-m", "leaseline", "worker", "--service", "contract"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
+
     def __exit__(self, *exc: object) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(5)
+        for process in (self._worker, self._process):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(5)
 
 
 def free_port() -> int:

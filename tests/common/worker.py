@@ -1,11 +1,13 @@
-"""The BFF's worker (bff/worker.py) for tests: the real procrastinate worker on the app's own services and
-database, run in a thread of the test process (the web side is the test's Flask app or live server)."""
+"""A service's worker for tests: the real procrastinate worker on the service's own components and database, run
+in a thread of the test process (the web side is the test's Flask app, live server or contract server):
+:class:`WorkerThread` the BFF's (bff/worker.py), :class:`ContractWorkerThread` the contract service's."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from flask import Flask
@@ -20,13 +22,15 @@ class WorkerThread:
         self.thread = threading.Thread(target=self._run, name="test-worker", daemon=True)
         self.failure: BaseException | None = None
 
-    def _run(self) -> None:
+    def _work(self) -> Coroutine[Any, Any, None]:
         from bff.worker import work
 
-        asyncio.set_event_loop(self.loop)
         svc, settings = self.app.extensions["leaseline"], self.app.config["SETTINGS"]
-        self.task = self.loop.create_task(work(svc, settings, queues=self.queues, concurrency=self.concurrency,
-                                               install_signal_handlers=False))
+        return work(svc, settings, queues=self.queues, concurrency=self.concurrency, install_signal_handlers=False)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.task = self.loop.create_task(self._work())
         try:
             self.loop.run_until_complete(self.task)
         except asyncio.CancelledError:
@@ -62,3 +66,22 @@ class WorkerThread:
                 return
             assert time.monotonic() < deadline, f"jobs still busy after {timeout} s"
             time.sleep(0.1)
+
+
+class ContractWorkerThread(WorkerThread):
+    """The contract service's worker (contract/worker.py) on a :class:`tests.common.contract.ContractServer`'s
+    components."""
+
+    def __init__(self, components: Any, *, concurrency: int = 2) -> None:
+        self.components = components
+        super().__init__(Flask(__name__), queues=None, concurrency=concurrency)
+
+    def _work(self) -> Coroutine[Any, Any, None]:
+        from contract.worker import QUEUES
+        from contract.worker import build
+        from infra.worker import work
+
+        settings = self.components.settings
+        return work(build(self.components), tick_seconds=settings.jobs_tick_seconds,
+                    stalled_seconds=settings.jobs_stalled_seconds, queues=list(QUEUES),
+                    concurrency=self.concurrency, install_signal_handlers=False)

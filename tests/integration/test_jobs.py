@@ -140,3 +140,39 @@ def test_a_job_whose_worker_died_is_run_again(app: Any) -> None:
     job = _wait_state(app, job_id, ("todo", "failed"), timeout=30)  # retried (then failed: no such task)
     assert job.attempts >= 1
     svc.jobs.cancel(job_id)
+
+
+def test_a_stalled_sweep_whose_next_run_waits_is_ended_not_retried(db_url: str) -> None:
+    """A periodic sweep's job stalls (its worker killed mid-run); meanwhile its next run was deferred and waits
+    for the lock the stalled one holds. Retrying the stalled one would make a second job with the same queueing
+    lock (refused by procrastinate's unique index, which failed the whole recovery: every sweep stopped for good).
+    It is ended ``aborted`` with a reason for ops instead, and the other stalled jobs are retried as before."""
+    from infra.db import Database
+    from infra.jobs import JobQueue
+
+    db = Database(db_url)
+    queue = JobQueue(db)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    with db.transaction():
+        sweep = queue.defer("probe.sweep", {}, queue="probe-sweep", lock="probe.sweep", queueing_lock="probe.sweep",
+                            at=later)
+        other = queue.defer("probe.other", {}, queue="probe-sweep", at=later)
+    with db.session() as session:  # both taken by a worker whose heartbeat is long gone
+        worker_id = session.execute(text("INSERT INTO procrastinate_workers (last_heartbeat) VALUES "
+                                         "(now() - interval '1 hour') RETURNING id")).scalar_one()
+        session.execute(text("UPDATE procrastinate_jobs SET status = 'doing', worker_id = :w WHERE id = ANY(:ids)"),
+                        {"w": worker_id, "ids": [sweep, other]})
+    with db.transaction():  # the sweep's next run, deferred on schedule, waiting
+        following = queue.defer("probe.sweep", {}, queue="probe-sweep", lock="probe.sweep",
+                                queueing_lock="probe.sweep", at=later)
+    try:
+        assert following is not None and queue.job(sweep).stalled
+        assert queue.retry(sweep) is False  # ops cannot make a second one either (no error page)
+        assert queue.retry_stalled(1) == [other]
+        ended = queue.job(sweep)
+        assert ended.state == "aborted" and "next run" in ended.last_error
+        assert queue.job(other).state == "todo" and queue.job(following).state == "todo"
+    finally:
+        for job_id in (sweep, other, following):
+            queue.cancel(job_id)
+        db.dispose()

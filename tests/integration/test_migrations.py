@@ -51,7 +51,7 @@ def test_each_service_s_migrated_tables_match_its_models(db_url: str, service: s
         try:
             with engine.connect() as conn:
                 context = MigrationContext.configure(conn, opts={
-                    "include_name": lambda name, kind, _parent: kind != "table" or (
+                    "include_object": ours, "include_name": lambda name, kind, _parent: kind != "table" or (
                         name.startswith(service) and not name.endswith("alembic_version"))})
                 return list(compare_metadata(context, metadata))
         finally:

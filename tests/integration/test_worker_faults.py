@@ -4,22 +4,31 @@
 * a worker killed (SIGKILL) in the middle of a risk request whose answer it never heard: a new worker finds the
   job stalled (no heartbeat), runs it again, and the application is decided once, on the one assessment the risk
   service holds for it (the same application id gives back the same assessment);
+* the same for a contract request (one contract in the contract service), for the evidence log's flush (each
+  entry once in the log) and for the contract service's own job (the final text rendered ahead, stored once);
 * SIGTERM: a worker finishes what it runs and exits 0.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 from sqlalchemy import text
 
 from tests.common.hold import HoldProxy
@@ -33,17 +42,20 @@ STALLED_SECONDS = 3
 
 
 class WorkerProcess:
-    """``leaseline worker`` in a process of its own, on the BFF database ``url``."""
+    """``leaseline worker`` in a process of its own, on the BFF database ``url`` (or, with ``service="contract"``,
+    on the contract service whose environment ``env`` gives)."""
 
-    def __init__(self, url: str, *, queues: str, concurrency: int = 4, **settings: str) -> None:
-        env = {**os.environ, "LEASELINE_ENV": "test", "LEASELINE_DATABASE_URL": url,
-               "LEASELINE_JOBS_TICK_SECONDS": "1", "LEASELINE_JOBS_STALLED_SECONDS": str(STALLED_SECONDS),
+    def __init__(self, url: str, *, queues: str, concurrency: int = 4, service: str = "bff",
+                 env: dict[str, str] | None = None, **settings: str) -> None:
+        env = {**(env or os.environ), "LEASELINE_ENV": "test", "LEASELINE_JOBS_TICK_SECONDS": "1",
+               "LEASELINE_JOBS_STALLED_SECONDS": str(STALLED_SECONDS),
+               **({"LEASELINE_DATABASE_URL": url} if service == "bff" else {}),
                **{f"LEASELINE_{k.upper()}": v for k, v in settings.items()}}
         self.log = Path(os.environ.get("LEASELINE_VAR_DIR", ".")) / f"worker-{time.monotonic_ns()}.log"
         self._out = self.log.open("wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "leaseline", "worker", "--queues", queues,
-                                         "--concurrency", str(concurrency)], env=env, stdout=self._out,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen([sys.executable, "-m", "leaseline", "worker", "--service", service,
+                                         "--queues", queues, "--concurrency", str(concurrency)], env=env,
+                                        stdout=self._out, stderr=subprocess.STDOUT)
 
     def __enter__(self) -> WorkerProcess:
         return self
@@ -146,6 +158,155 @@ def test_a_worker_killed_mid_request_leaves_one_decision(faults_db: str, s3_serv
             assert len(assessments) == 1 and repo.get(app_id, Scope()).risk_assessment_id == assessments[0]
         finally:
             app.extensions["leaseline"].db.dispose()
+
+
+@pytest.fixture()
+def own_db() -> Iterator[str]:
+    """A database of its own: no other test's job waits on the queues the test's workers take."""
+    from infra.db.migrate import upgrade
+
+    for url in postgres_database("leaseline_faults_own"):
+        upgrade(url)
+        yield url
+
+
+def test_workers_killed_mid_contract_request_and_mid_evidence_flush_leave_one_of_each(
+        own_db: str, s3_server: Any, risk_server: Any, contract_server: Any,
+        card_images: tuple[bytes, bytes]) -> None:
+    """The contract service does what it is asked and the worker never hears it: the contract is made, the
+    evidence appended. The job runs again on a new worker and finds them (the contract per application, each
+    entry per its idempotency key): one contract, each entry once, the outbox emptied."""
+    from infra.applications import Scope
+    from tests.common.worker import WorkerThread
+    from tests.integration.test_reviews import persona_id
+    from tests.integration.test_reviews import to_risk
+
+    faults_db = own_db
+    upstream = urlsplit(contract_server.url)
+    host, port = str(upstream.hostname), int(upstream.port or 80)
+    s3 = {"s3_endpoint_url": s3_server.endpoint_url, "s3_access_key": s3_server.access_key,
+          "s3_secret_key": s3_server.secret_key}
+    app = build_app(faults_db, **s3_config(s3_server), risk_url=risk_server.url, contract_url=contract_server.url)
+    svc = app.extensions["leaseline"]
+    repo = svc.applications.repo
+    try:
+        with (HoldProxy(host, port, trigger=b"POST /api/v1/contracts ") as contracts,
+              HoldProxy(host, port, trigger=b"POST /api/v1/ledger/batches ") as ledger,
+              WorkerThread(app, queues=["kyc", "risk"]), LiveServer(app) as bff):
+            # -- a contract request whose answer is lost ----------------------------------------------------
+            via_contracts = {**s3, "risk_url": risk_server.url, "contract_url": contracts.url}
+            with WorkerProcess(faults_db, queues="contract", **via_contracts) as first:
+                app_id = to_risk(bff.url, card_images, persona_id("10"))  # a clean file: approved automatically
+                _wait(contracts.held.is_set, 90, "the contract requested", first)
+                first.process.kill()
+                first.process.wait(10)
+            assert repo.get(app_id, Scope()).status == "contract_pending"
+            with WorkerProcess(faults_db, queues="contract,housekeeping", **via_contracts) as second:
+                _wait(lambda: repo.get(app_id, Scope()).status == "contract_ready", 90,
+                      "the contract recorded after the restart", second)
+                assert second.stop() == 0
+            assert contracts.requests >= 2
+            with contract_server_db(contract_server) as session:
+                made = session.execute(text("SELECT id FROM contract_contracts WHERE application_id = :a"),
+                                       {"a": app_id}).scalars().all()
+            assert len(made) == 1 and repo.get(app_id, Scope()).contract_id == made[0]
+
+            # -- an evidence batch whose answer is lost ------------------------------------------------------
+            keys = [e.key for e in repo.outbox_due(_now()) if e.application_id == app_id]
+            assert keys, "the contract request queued the application's evidence"
+            via_ledger = {**s3, "risk_url": risk_server.url, "contract_url": ledger.url}
+            with WorkerProcess(faults_db, queues="evidence", **via_ledger) as first:
+                _wait(ledger.held.is_set, 60, "the evidence sent", first)
+                first.process.kill()
+                first.process.wait(10)
+            with WorkerProcess(faults_db, queues="evidence,housekeeping", **via_ledger) as second:
+                _wait(lambda: not [e for e in repo.outbox_due(_now() + timedelta(days=1))
+                                   if e.application_id == app_id], 90, "the outbox emptied after the restart", second)
+                assert second.stop() == 0
+            assert ledger.requests >= 2
+            with contract_server_db(contract_server) as session:
+                logged = dict(session.execute(text(
+                    "SELECT idempotency_key, count(*) FROM contract_evidence_openings WHERE idempotency_key = ANY(:k) "
+                    "GROUP BY idempotency_key"), {"k": keys}).all())
+            assert logged == {key: 1 for key in keys}
+    finally:
+        svc.db.dispose()
+
+
+@pytest.fixture()
+def contract_db() -> Iterator[str]:
+    """An empty database for a contract service of the test's own (it migrates it when it starts)."""
+    yield from postgres_database("leaseline_contract_faults")
+
+
+def test_the_contract_service_s_worker_killed_mid_job_stores_the_final_text_once(
+        tmp_path_factory: pytest.TempPathFactory, s3_server: Any, contract_db: str) -> None:
+    """The contract service's own job (the final text rendered ahead of signing): its worker is killed after the
+    text reached storage and before it heard so. A new worker renders it again (the same bytes: rendering is
+    deterministic) and records it once; the contract then signs that text."""
+    from contract.db.models import ContractRow
+    from tests.common.contract import ContractServer
+    from tests.common.tsa import TsaServer
+    from tests.integration.test_contract_service import create
+    from tests.integration.test_contract_service import sign_body
+
+    var = tmp_path_factory.mktemp("contract-faults")
+    storage = urlsplit(s3_server.endpoint_url)
+    url = contract_db
+    with (TsaServer() as tsa, ContractServer(url, var, s3_server, tsa, worker=False) as server,
+          HoldProxy(str(storage.hostname), int(storage.port or 80), trigger=b"/final-unsigned.pdf") as proxy):
+        made = create(server, "app-killed-render")
+        env = server.env(s3_endpoint_url=proxy.url)
+
+        def row() -> ContractRow:
+            with server.components.db.session() as session:
+                found = session.get(ContractRow, made["id"])
+                assert found is not None
+                session.expunge(found)
+                return found
+
+        with WorkerProcess(url, queues="documents", service="contract", env=env) as first:
+            _wait(proxy.held.is_set, 60, "the final text stored", first)
+            first.process.kill()
+            first.process.wait(10)
+        assert row().final_key is None
+        with WorkerProcess(url, queues="documents", service="contract", env=env) as second:
+            _wait(lambda: row().final_key is not None, 90, "the final text recorded after the restart", second)
+            assert second.stop() == 0
+        assert proxy.requests >= 2
+        final = row()
+        stored = server.components.service.store.get(str(final.final_key))
+        assert hashlib.sha256(stored).hexdigest() == final.final_sha256
+        with server.components.db.session() as session:
+            runs = session.execute(text("SELECT count(*) FROM procrastinate_events e JOIN procrastinate_jobs j "
+                                        "ON j.id = e.job_id WHERE j.task_name = 'contract.prepare_final' "
+                                        "AND e.type = 'started'")).scalar_one()
+        assert runs == 2  # the killed run and the one after it
+        listed = subprocess.run([sys.executable, "-m", "leaseline", "jobs", "--service", "contract", "list",
+                                 "--json"], env=server.env(), capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        [job] = [j for j in json.loads(listed.stdout)["jobs"] if j["task"] == "contract.prepare_final"]
+        assert job["state"] == "succeeded" and job["queue"] == "documents" and job["attempts"] == 2  # run twice
+        r = requests.post(f"{server.url}/api/v1/contracts/{made['id']}/signatures", json=sign_body(),
+                          headers=server.headers(), timeout=60)
+        assert r.status_code == 200, r.text[:500]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextmanager
+def contract_server_db(server: Any) -> Iterator[Any]:
+    """A session on the contract service's own database (the suite's runs in a process of its own)."""
+    from infra.db import Database
+
+    db = Database(server.env["LEASELINE_CONTRACT_DATABASE_URL"])
+    try:
+        with db.session() as session:
+            yield session
+    finally:
+        db.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The worker's schedules (bff/worker.py ``cron_every``) as procrastinate reads them (croniter, seconds last)."""
+"""The worker's schedules (infra/worker.py ``cron_every``) as procrastinate reads them (croniter, seconds last)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 from croniter import croniter
 
-from bff.worker import cron_every
+from infra.worker import cron_every
 
 
 @pytest.mark.parametrize("seconds", [1, 2, 5, 30, 60, 300, 600])

@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from infra.db import job_schema
+
 revision = "0012"
 down_revision = "0011"
 branch_labels = None
@@ -21,10 +23,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    from procrastinate.schema import SchemaManager
-
-    # executed as one script with no parameters; psycopg still reads "%" as a placeholder, hence "%%"
-    op.get_bind().exec_driver_sql(SchemaManager.get_schema().replace("%", "%%"))
+    job_schema.create(op.get_bind())
     op.create_table(
         "job_errors",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
@@ -38,18 +37,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("job_errors")
-    bind = op.get_bind()
-    for table in ("procrastinate_events", "procrastinate_periodic_defers", "procrastinate_jobs",
-                  "procrastinate_workers"):
-        bind.exec_driver_sql(f"DROP TABLE IF EXISTS {table} CASCADE")
-    functions = bind.exec_driver_sql(
-        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-        "WHERE n.nspname = current_schema() AND p.proname LIKE 'procrastinate%%'").scalars().all()
-    for signature in functions:
-        bind.exec_driver_sql(f"DROP FUNCTION IF EXISTS {signature} CASCADE")
-    types = bind.exec_driver_sql(
-        "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
-        "WHERE n.nspname = current_schema() AND t.typname LIKE 'procrastinate%%' AND t.typtype IN ('e', 'c')"
-    ).scalars().all()
-    for name in types:
-        bind.exec_driver_sql(f"DROP TYPE IF EXISTS {name} CASCADE")
+    job_schema.drop(op.get_bind())

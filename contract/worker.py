@@ -1,0 +1,45 @@
+"""The contract service's worker (``leaseline worker --service contract``): its jobs, in its own database.
+
+``contract.prepare_final`` renders a new contract's final text (the same figures as the draft, no DRAFT mark) and
+stores it with its hash, so that signing, while the customer waits, only signs. It was deferred with the contract
+(contract/service.py ``create``); it does nothing for a contract signed or prepared already, so a retry or a
+second run changes nothing. Should it never run (no worker), signing renders the text itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from procrastinate import App
+
+from contract.app import ContractComponents
+from contract.service import QUEUE
+from infra.db.engine import UNAVAILABLE
+from infra.storage import StorageError
+from infra.worker import Backoff
+from infra.worker import Tasks
+from infra.worker import work
+
+QUEUES = (QUEUE,)
+
+
+def build(components: ContractComponents) -> App:
+    """The procrastinate app of the contract service's database, with its tasks bound to ``components``."""
+    settings, service = components.settings, components.service
+    assert service.jobs is not None
+    tasks = Tasks(settings.database_url, service.jobs)
+    tasks.task("contract.prepare_final", QUEUE, Backoff(5, retry_exceptions=(StorageError, *UNAVAILABLE)))(
+        service.prepare_final)
+    tasks.housekeeping(QUEUE, tick_seconds=settings.jobs_tick_seconds, stalled_seconds=settings.jobs_stalled_seconds)
+    return tasks.app
+
+
+def run(components: ContractComponents, *, concurrency: int | None = None) -> None:
+    """Run the service's jobs until SIGINT/SIGTERM (restarting itself while its database is away)."""
+    settings = components.settings
+    asyncio.run(work(build(components), tick_seconds=settings.jobs_tick_seconds,
+                     stalled_seconds=settings.jobs_stalled_seconds, queues=list(QUEUES),
+                     concurrency=concurrency or settings.worker_concurrency))
+
+
+__all__ = ["QUEUES", "build", "run"]

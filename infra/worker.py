@@ -1,0 +1,170 @@
+"""What every service's worker shares: procrastinate's app on the service's own database, tasks registered with
+their logging and error keeping, the retry policy, the schedules, the housekeeping sweeps and the run loop.
+
+Each service says which tasks it has (bff/worker.py, contract/worker.py); ``leaseline worker --service …`` runs
+them. A task is idempotent on retry: it reads the state it changes and keys what it asks other systems from the
+service's own records. A task that raises is retried (bounded, with backoff) and then stays ``failed`` for ops
+with its error; a job whose worker died is found by its missing heartbeat and run again (``jobs.recover_stalled``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from procrastinate import App
+from procrastinate import JobContext
+from procrastinate import PsycopgConnector
+from procrastinate.retry import BaseRetryStrategy
+from procrastinate.retry import RetryDecision
+
+from infra.db.engine import first_line
+from infra.db.engine import libpq_url
+from infra.jobs import JobQueue
+from infra.logs import request_id
+
+log = logging.getLogger("leaseline.jobs")
+
+
+class Backoff(BaseRetryStrategy):
+    """Retry on ``retry_exceptions`` (every exception when None) after 2, 4, 8 … seconds, at most ``cap``, up to
+    ``max_attempts`` runs in all; then the job stays failed, for ops to see and retry."""
+
+    def __init__(self, max_attempts: int, cap: int = 60,
+                 retry_exceptions: tuple[type[BaseException], ...] | None = None) -> None:
+        self.max_attempts, self.cap, self.retry_exceptions = max_attempts, cap, retry_exceptions
+
+    def get_retry_decision(self, *, exception: BaseException, job: Any) -> RetryDecision | None:
+        if job.attempts + 1 >= self.max_attempts:
+            return None
+        if self.retry_exceptions is not None and not isinstance(exception, self.retry_exceptions):
+            return None
+        return RetryDecision(retry_in={"seconds": min(self.cap, 2 ** (job.attempts + 1))})
+
+
+def cron_every(seconds: int) -> str:
+    """A cron line for "every ``seconds``" as procrastinate reads it (croniter): five fields, and a sixth, the
+    *last*, for seconds — ``*/2 * * * * *`` would be every second of every even minute."""
+    if seconds < 60:
+        return f"* * * * * */{max(1, seconds)}"
+    return f"*/{max(1, seconds // 60)} * * * *"
+
+
+def sweep(fn: Callable[[], object]) -> Callable[[int], object]:
+    """A duty on a schedule as procrastinate calls a periodic task (with the time it was due, unused here)."""
+
+    def run(timestamp: int) -> object:
+        return fn()
+
+    return run
+
+
+class Tasks:
+    """A service's procrastinate app and the tasks registered on it (``task``), with the housekeeping every
+    service's queue needs (``housekeeping``)."""
+
+    def __init__(self, database_url: str, jobs: JobQueue) -> None:
+        self.app = App(connector=PsycopgConnector(conninfo=libpq_url(database_url)))
+        self.jobs = jobs
+
+    def task(self, name: str, on: str, retry: BaseRetryStrategy | None = None, periodic: str | None = None
+             ) -> Callable[[Callable[..., object]], Callable[..., object]]:
+        """Register ``fn`` as task ``name`` on queue ``on`` (on the schedule ``periodic``, a cron line): run with the
+        request id that deferred it (logs), its duration and outcome logged, the error of a failed attempt kept."""
+        jobs = self.jobs
+
+        def register(fn: Callable[..., object]) -> Callable[..., object]:
+            @functools.wraps(fn)
+            def run(context: JobContext, *args: Any, request: str = "", **kwargs: Any) -> object:
+                job = context.job
+                token = request_id.set(request or f"job-{job.id}")
+                started = time.perf_counter()
+                try:
+                    result = fn(*args, **kwargs)
+                except Exception as exc:
+                    seconds = time.perf_counter() - started
+                    jobs.record_error(int(job.id or 0), job.attempts + 1, f"{type(exc).__name__}: {exc}")
+                    log.warning("job %s %s#%s failed after %.3f s (attempt %s): %s", name, job.queue, job.id, seconds,
+                                job.attempts + 1, exc)
+                    raise
+                finally:
+                    request_id.reset(token)
+                # a sweep every few seconds would drown the log: its runs at DEBUG, its failures above
+                log.log(logging.DEBUG if periodic else logging.INFO, "job %s %s#%s done in %.3f s", name, job.queue,
+                        job.id, time.perf_counter() - started)
+                return result
+
+            # a sweep runs one at a time, whichever worker takes it, and never piles up behind a slow run
+            locks = {"lock": name, "queueing_lock": name} if periodic is not None else {}
+            registered = self.app.task(name=name, queue=on, pass_context=True, retry=retry or False, **locks)(run)
+            if periodic is not None:
+                self.app.periodic(cron=periodic, periodic_id=name)(registered)
+            return fn
+
+        return register
+
+    def housekeeping(self, queue: str, *, tick_seconds: int, stalled_seconds: int) -> None:
+        """The queue's own care: jobs that succeeded a day ago deleted (hourly), and the jobs of a worker that died
+        (no heartbeat for ``stalled_seconds``) run again."""
+        self.task("jobs.prune", queue, periodic="17 * * * *")(sweep(self.jobs.prune))
+        # a dead worker's jobs are found once its heartbeat is STALLED old: looking twice as often is enough
+        self.task("jobs.recover_stalled", queue, periodic=cron_every(max(tick_seconds, stalled_seconds // 2)))(
+            sweep(lambda: self.jobs.retry_stalled(stalled_seconds)))
+
+
+async def work(app: App, *, tick_seconds: int, stalled_seconds: int, queues: list[str] | None = None,
+               concurrency: int = 4, install_signal_handlers: bool = True) -> None:
+    """Run ``app``'s jobs until stopped (SIGINT/SIGTERM, or this coroutine cancelled: the running jobs finish first).
+
+    procrastinate stops a worker whose LISTEN connection fails (the database restarted, a network cut) and returns
+    as if asked to stop; the jobs stay in the database. Such a worker starts again here, after a pause that grows
+    from 1 to 30 seconds while the database stays away, so a restart of PostgreSQL needs nobody to restart it."""
+    stopping = asyncio.Event()
+    if install_signal_handlers:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+    pause = 1.0
+    while not stopping.is_set():
+        began = time.monotonic()
+        try:
+            async with app.open_async():
+                runner = asyncio.ensure_future(app.run_worker_async(
+                    queues=queues, concurrency=concurrency, wait=True, install_signal_handlers=False,
+                    update_heartbeat_interval=max(1.0, stalled_seconds / 5),
+                    stalled_worker_timeout=stalled_seconds, shutdown_graceful_timeout=30,
+                    fetch_job_polling_interval=max(1.0, float(tick_seconds))))
+                asked = asyncio.ensure_future(stopping.wait())
+                try:
+                    await asyncio.wait({runner, asked}, return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:  # cancelled from outside: stop gracefully, then say so
+                    runner.cancel()
+                    asked.cancel()
+                    await asyncio.gather(runner, asked, return_exceptions=True)
+                    raise
+                asked.cancel()
+                if stopping.is_set():
+                    runner.cancel()
+                    await asyncio.gather(runner, return_exceptions=True)
+                    return
+                runner.result()  # it stopped by itself: raise what stopped it, if anything
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database away while starting or running
+            log.warning("worker: %s: %s", type(exc).__name__, first_line(exc))
+        if time.monotonic() - began > 60:  # it had been running: the next pause starts short again
+            pause = 1.0
+        log.warning("worker: stopped by itself (its database connection failed); starting again in %.0f s", pause)
+        try:
+            await asyncio.wait_for(stopping.wait(), pause)
+        except TimeoutError:
+            pass
+        pause = min(30.0, pause * 2)
+
+
+__all__ = ["Backoff", "Tasks", "cron_every", "sweep", "work"]
