@@ -22,8 +22,10 @@ from bff.invitations.services import InvitationService
 from bff.payments.checkout import CheckoutService
 from bff.payments.common import utc_now
 from bff.payments.intents import IntentSync
+from bff.payments.payouts import TRANSFER_STALE_AFTER
 from bff.payments.payouts import PayoutService
 from bff.payments.reconciliation import Reconciliation
+from bff.payments.refunds import REFUND_RETRY_AFTER
 from bff.payments.refunds import RefundService
 from bff.payments.settlement import SettlementService
 from bff.payments.webhooks import WebhookService
@@ -76,29 +78,12 @@ class Payments:
     settlement: SettlementService
     reconciliation: Reconciliation
 
-    # TODO: remove these four once bff/worker.py (being changed elsewhere) names the services that own them
-    # (services.payments.checkout.expire_holds, .refunds.retry_refunds, .payouts.pay_out_dealers, .settlement.settle)
-    @property
-    def expire_holds(self) -> Callable[[], int]:
-        return self.checkout.expire_holds
-
-    @property
-    def retry_refunds(self) -> Callable[[], int]:
-        return self.refunds.retry_refunds
-
-    @property
-    def pay_out_dealers(self) -> Callable[[], int]:
-        return self.payouts.pay_out_dealers
-
-    @property
-    def settle(self) -> Callable[[], dict[str, list[str]]]:
-        return self.settlement.settle
-
 
 def payment_services(store: SqlPayments, gateway: StripeGateway, repo: SqlApplications, deposit_ratio: Decimal, *,
                      dealer_account: Callable[[str], str | None] = lambda dealer_id: None,
                      clock: Callable[[], datetime] = utc_now,
-                     audit: SqlAuditLog | None = None) -> Payments:
+                     audit: SqlAuditLog | None = None, stale_after: timedelta = TRANSFER_STALE_AFTER,
+                     refund_retry_after: timedelta = REFUND_RETRY_AFTER) -> Payments:
     """The payment services on one payments store, Stripe gateway and applications repository (also used by the
     CLI's payment commands). ``dealer_account``: a dealer's Stripe Connect account, None while it has none."""
     intents = IntentSync(store, repo, clock, audit)
@@ -107,9 +92,9 @@ def payment_services(store: SqlPayments, gateway: StripeGateway, repo: SqlApplic
         checkout=CheckoutService(store, gateway, repo, intents, deposit_ratio,
                                  local_stripe=is_local_endpoint(gateway.api_base), clock=clock),
         webhooks=WebhookService(store, gateway, intents),
-        refunds=RefundService(store, gateway, repo, clock),
-        payouts=PayoutService(store, gateway, repo, dealer_account, clock, audit),
-        settlement=SettlementService(store, gateway, repo, intents, clock, audit),
+        refunds=RefundService(store, gateway, repo, clock, refund_retry_after),
+        payouts=PayoutService(store, gateway, repo, dealer_account, clock, audit, stale_after),
+        settlement=SettlementService(store, gateway, repo, intents, clock, audit, stale_after),
         reconciliation=Reconciliation(store, gateway))
 
 
@@ -214,7 +199,9 @@ def bootstrap(settings: Settings) -> Services:
                                                                api_base=settings.stripe_api_base or None),
                                 applications.repo, product.deposit_ratio,
                                 dealer_account=lambda dealer_id: getattr(accounts.dealer(dealer_id), "stripe_account",
-                                                                         None), audit=audit)
+                                                                         None), audit=audit,
+                                stale_after=timedelta(seconds=settings.payments_stale_seconds),
+                                refund_retry_after=timedelta(seconds=settings.refund_retry_seconds))
     orphans = OrphanSweep(store, applications.repo, accounts,
                           grace=timedelta(seconds=settings.kyc_orphan_grace_seconds))
 

@@ -90,6 +90,11 @@ class Settings:
     jobs_tick_seconds: int = 5
     #: a running job whose worker sent no heartbeat for this long is run again (its worker died)
     jobs_stalled_seconds: int = 30
+    #: a Stripe step claimed and left unfinished this long (its process died) is taken over: a dealer transfer sent
+    #: again, a settlement run again (same keys)
+    payments_stale_seconds: int = 300
+    #: a refund still pending this long (Stripe was unreachable, or its process died) is looked up and sent again
+    refund_retry_seconds: int = 60
     biometric_retention_days: int = 30
     #: KYC images with no database row (an upload that died between its put and its row) are deleted by the
     #: worker's orphan sweep every ``kyc_sweep_seconds``, once older than ``kyc_orphan_grace_seconds``
@@ -156,6 +161,8 @@ class Settings:
             worker_concurrency=int(_number(env, "LEASELINE_WORKER_CONCURRENCY", 4, 1, 64)),
             jobs_tick_seconds=int(_number(env, "LEASELINE_JOBS_TICK_SECONDS", 5, 1, 59)),
             jobs_stalled_seconds=int(_number(env, "LEASELINE_JOBS_STALLED_SECONDS", 30, 2, 3600)),
+            payments_stale_seconds=int(_number(env, "LEASELINE_PAYMENTS_STALE_SECONDS", 300, 2, 86400)),
+            refund_retry_seconds=int(_number(env, "LEASELINE_REFUND_RETRY_SECONDS", 60, 2, 86400)),
             biometric_retention_days=int(_number(env, "LEASELINE_BIOMETRIC_RETENTION_DAYS", 30, 1, 3650)),
             kyc_orphan_grace_seconds=int(_number(env, "LEASELINE_KYC_ORPHAN_GRACE_SECONDS", 3600, 60, 7 * 86400)),
             kyc_sweep_seconds=int(_number(env, "LEASELINE_KYC_SWEEP_SECONDS", 600, 10, 86400)),

@@ -49,10 +49,10 @@ def build(services: Services, settings: Settings) -> App:
 
     # -- sweeps on a schedule (one job at a time each: a periodic job has its queueing lock) -------------------
     task("evidence.flush", "evidence", periodic=tick)(sweep(services.contracts.flush_outbox))
-    task("payments.expire_holds", "payments", periodic=tick)(sweep(services.payments.expire_holds))
-    task("payments.retry_refunds", "payments", periodic=tick)(sweep(services.payments.retry_refunds))
-    task("payments.pay_out_dealers", "payments", periodic=tick)(sweep(services.payments.pay_out_dealers))
-    task("payments.settle", "payments", periodic=tick)(sweep(services.payments.settle))
+    task("payments.expire_holds", "payments", periodic=tick)(sweep(services.payments.checkout.expire_holds))
+    task("payments.retry_refunds", "payments", periodic=tick)(sweep(services.payments.refunds.retry_refunds))
+    task("payments.pay_out_dealers", "payments", periodic=tick)(sweep(services.payments.payouts.pay_out_dealers))
+    task("payments.settle", "payments", periodic=tick)(sweep(services.payments.settlement.settle))
     task("risk.reconcile_referred", "risk", periodic=cron_every(max(30, settings.jobs_tick_seconds)))(
         sweep(services.risk.reconcile_referred))
     task("sessions.purge", "housekeeping", periodic=cron_every(300))(

@@ -38,9 +38,10 @@ class PayoutService:
 
     def __init__(self, store: SqlPayments, gateway: PaymentGateway, repo: SqlApplications,
                  dealer_account: Callable[[str], str | None] = lambda dealer_id: None,
-                 clock: Callable[[], datetime] = utc_now, audit: SqlAuditLog | None = None) -> None:
+                 clock: Callable[[], datetime] = utc_now, audit: SqlAuditLog | None = None,
+                 stale_after: timedelta = TRANSFER_STALE_AFTER) -> None:
         self.store, self.gateway, self.repo = store, gateway, repo
-        self.dealer_account, self.clock, self.audit = dealer_account, clock, audit
+        self.dealer_account, self.clock, self.audit, self.stale_after = dealer_account, clock, audit, stale_after
 
     def pay_out_dealers(self) -> int:
         """Transfer each captured down payment to its dealer's connected account (the worker's
@@ -48,7 +49,7 @@ class PayoutService:
         done = 0
         # a transfer left ``sending`` longer than a call takes: its sender died (a worker killed mid-call); sent again
         # with the same Idempotency-Key, Stripe answers with the transfer it made, if it made one
-        stale = self.clock() - TRANSFER_STALE_AFTER
+        stale = self.clock() - self.stale_after
         for payment in self.store.transfers_due(stale_before=stale):
             account = self.dealer_account(payment.dealer_id)
             if not account or payment.refunded:  # no account yet, or money went back: ops decide

@@ -29,8 +29,8 @@ REFUND_RETRY_AFTER = timedelta(minutes=1)
 
 class RefundService:
     def __init__(self, store: SqlPayments, gateway: PaymentGateway, repo: SqlApplications,
-                 clock: Callable[[], datetime] = utc_now) -> None:
-        self.store, self.gateway, self.repo, self.clock = store, gateway, repo, clock
+                 clock: Callable[[], datetime] = utc_now, retry_after: timedelta = REFUND_RETRY_AFTER) -> None:
+        self.store, self.gateway, self.repo, self.clock, self.retry_after = store, gateway, repo, clock, retry_after
 
     def refund(self, actor: Actor, app: Application, payment_id: str, amount: int, reason: str) -> Payment:
         """Refund ``amount`` fen of a captured payment, with a reason; never more than is left to refund."""
@@ -64,18 +64,26 @@ class RefundService:
         return fresh
 
     def retry_refunds(self) -> int:
-        """Send again the refunds whose answer was lost (Stripe unreachable), with their first key."""
+        """Finish the refunds whose answer was lost (Stripe unreachable, or the process that sent it died): the
+        refund Stripe made for ours if there is one (its metadata names our refund id), else the refund sent again
+        with its first key. Looking first keeps it one refund where the key would not: Stripe prunes idempotency
+        keys after 24 hours (https://docs.stripe.com/api/idempotent_requests), and localstripe keeps none."""
         done = 0
         for refund in self.store.pending_refunds():
-            if self.clock() - refund.created_at < REFUND_RETRY_AFTER:  # its own request may still be waiting
+            if self.clock() - refund.created_at < self.retry_after:  # its own request may still be waiting
                 continue
             payment = self.store.get(refund.payment_id)
             if payment is None or not payment.intent_id:
                 continue
             try:
-                made = self.gateway.refund(payment.intent_id, amount=refund.amount,
-                                           idempotency_key=f"refund:{refund.id}", reason="requested_by_customer",
-                                           metadata={"refund_id": refund.id, "payment_id": payment.id})
+                made = next((r for r in self.gateway.list_refunds(payment_intent=payment.intent_id)
+                             if r.metadata.get("refund_id") == refund.id), None)
+                if made is None:
+                    made = self.gateway.refund(payment.intent_id, amount=refund.amount,
+                                               idempotency_key=f"refund:{refund.id}", reason="requested_by_customer",
+                                               metadata={"refund_id": refund.id, "payment_id": payment.id})
+                else:
+                    log.info("refund %s was made at Stripe already (%s): recorded, not sent again", refund.id, made.id)
             except PaymentsUnavailable:
                 return done
             except (PaymentRefused, PaymentDeclined) as exc:

@@ -69,9 +69,10 @@ SETTLEMENT_REFUNDS = uuid.UUID("6f1d9a52-3c55-4d8e-9a57-6a0c1f3b2e10")
 
 class SettlementService:
     def __init__(self, store: SqlPayments, gateway: PaymentGateway, repo: SqlApplications, intents: IntentSync,
-                 clock: Callable[[], datetime] = utc_now, audit: SqlAuditLog | None = None) -> None:
+                 clock: Callable[[], datetime] = utc_now, audit: SqlAuditLog | None = None,
+                 stale_after: timedelta = SETTLE_STALE) -> None:
         self.store, self.gateway, self.repo, self.intents = store, gateway, repo, intents
-        self.clock, self.audit = clock, audit
+        self.clock, self.audit, self.stale_after = clock, audit, stale_after
 
     # -- the handover (交车) and the closing (结清); the ops view ------------------------------------------------
     def today(self) -> date:
@@ -195,8 +196,8 @@ class SettlementService:
         ``attention`` (Stripe refused a step)."""
         outcome: dict[str, list[str]] = {"settled": [], "waiting": [], "attention": []}
         now = self.clock()
-        for term in self.store.settlements_due(now - SETTLE_STALE, only=only):
-            if not self.store.claim_settlement(term.application_id, now, now - SETTLE_STALE):
+        for term in self.store.settlements_due(now - self.stale_after, only=only):
+            if not self.store.claim_settlement(term.application_id, now, now - self.stale_after):
                 continue  # another run has it
             try:
                 result = self._settle_one(term, now)

@@ -16,9 +16,11 @@ from tests.common.relay import close_sockets
 
 
 class HoldProxy(Relay):
-    def __init__(self, host: str, port: int, *, trigger: bytes) -> None:
+    """``nth``: the answer held back is that of the nth request containing ``trigger`` (the earlier ones pass)."""
+
+    def __init__(self, host: str, port: int, *, trigger: bytes, nth: int = 1) -> None:
         super().__init__(host, port)
-        self.trigger = trigger
+        self.trigger, self.nth = trigger, nth
         self.requests = 0  # requests containing the trigger
         self.held = threading.Event()  # an answer is being held back
         self._lock = threading.Lock()
@@ -35,7 +37,7 @@ class HoldProxy(Relay):
                 if self.trigger in chunk:
                     with self._lock:
                         self.requests += 1
-                        if self.requests == 1:
+                        if self.requests == self.nth:
                             holding.set()
                 server.sendall(chunk)
         except OSError:

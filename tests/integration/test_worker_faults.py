@@ -31,11 +31,13 @@ import pytest
 import requests
 from sqlalchemy import text
 
+from infra.applications import Scope
 from tests.common.hold import HoldProxy
 from tests.conftest import LiveServer
 from tests.conftest import build_app
 from tests.conftest import postgres_database
 from tests.conftest import s3_config
+from tests.conftest import stripe_config
 
 pytestmark = pytest.mark.db
 STALLED_SECONDS = 3
@@ -230,6 +232,111 @@ def test_workers_killed_mid_contract_request_and_mid_evidence_flush_leave_one_of
                     "GROUP BY idempotency_key"), {"k": keys}).all())
             assert logged == {key: 1 for key in keys}
     finally:
+        svc.db.dispose()
+
+
+def test_a_worker_killed_mid_settlement_refund_leaves_one_refund_at_stripe(own_db: str, stripe_server: Any) -> None:
+    """A closed lease's settlement refunds the deposit less the deduction; the worker is killed after Stripe made
+    the refund and before it heard so. The refund stays ``pending`` (its amount reserved); the next worker looks
+    at Stripe before sending it again, finds the refund carrying our refund id, records it, and settles the lease:
+    one refund at Stripe (localstripe keeps no idempotency keys, and Stripe prunes them after 24 hours), one
+    evidence entry."""
+    from bff.payments.settlement import settlement_refund_id
+    from tests.integration.test_payment_settlement import DEPOSIT
+    from tests.integration.test_payment_settlement import OPS
+    from tests.integration.test_payment_settlement import delivered_lease
+    from tests.integration.test_payment_settlement import outbox_kinds
+    from tests.integration.test_payment_settlement import staff_actor
+    from tests.integration.test_payment_settlement import stripe_refunds
+    from tests.integration.test_payment_settlement import term_ended
+
+    app = build_app(own_db, **stripe_config(stripe_server))
+    svc = app.extensions["leaseline"]
+    upstream = urlsplit(stripe_server.api_base)
+    try:
+        with (LiveServer(app) as bff,
+              # localstripe refuses a refund's ``reason`` (400) and the gateway sends it again without: the second
+              # request is the one that makes the refund
+              HoldProxy(str(upstream.hostname), int(upstream.port or 80), trigger=b"POST /v1/refunds ", nth=2)
+              as proxy):
+            app_id = delivered_lease(bff, DEPOSIT)
+            term_ended(app, app_id)
+            deposit = {p.kind: p for p in svc.payments.store.for_application(app_id)}["deposit"]
+            svc.payments.settlement.close(staff_actor(app, OPS), svc.applications.repo.get(app_id, Scope()), 10_000,
+                                          "划痕修复")
+            stripe = {"stripe_api_base": proxy.url, "stripe_secret_key": stripe_server.secret_key,
+                      "stripe_webhook_secret": stripe_server.webhook_secret,
+                      "payments_stale_seconds": "3", "refund_retry_seconds": "3"}
+            with WorkerProcess(own_db, queues="payments", **stripe) as first:
+                _wait(proxy.held.is_set, 60, "the deposit refund sent", first)
+                first.process.kill()
+                first.process.wait(10)
+            refund = svc.payments.store.refund(settlement_refund_id(app_id))
+            assert refund is not None and refund.status == "pending"
+            with WorkerProcess(own_db, queues="payments,housekeeping", **stripe) as second:
+                _wait(lambda: svc.payments.store.term(app_id).settlement == "settled", 90,
+                      "the lease settled after the restart", second)
+                assert second.stop() == 0
+            assert proxy.requests == 2  # looked up, not sent again
+        expected = deposit.amount - 10_000
+        assert stripe_refunds(stripe_server, str(deposit.intent_id)) == [expected]
+        done = svc.payments.store.refund(settlement_refund_id(app_id))
+        assert done is not None and done.status == "succeeded" and done.amount == expected
+        assert svc.payments.store.term(app_id).refunded == expected
+        assert outbox_kinds(app, app_id).count("refund") == 1
+    finally:
+        svc.db.dispose()
+
+
+def test_a_worker_killed_mid_dealer_transfer_sends_it_again_under_its_key_once(own_db: str,
+                                                                             stripe_server: Any) -> None:
+    """The dealer's share of a captured down payment: the worker is killed after Stripe made the transfer and before
+    it heard so; the share stays ``sending``. Past the stale limit a new worker sends it again with the same
+    Idempotency-Key (Stripe answers with the transfer it made: one transfer) and records it sent once, with one
+    evidence entry. Stripe Connect is absent from localstripe: the transfers reach a fake answering with the
+    Transfer object of Stripe's API reference, behind the proxy that loses the first answer."""
+    from tests.common.stripe import fake_stripe
+    from tests.integration.test_payment_settlement import DEPOSIT
+    from tests.integration.test_payment_settlement import paid_lease
+    from tests.integration.test_stripe_gateway import TRANSFER_FIXTURE
+
+    app = build_app(own_db, **stripe_config(stripe_server))
+    svc = app.extensions["leaseline"]
+    account = "acct_1MTfjCQ9PRzxEwkZ"
+    connect = fake_stripe()
+    fake, url = next(connect)
+    upstream = urlsplit(url)
+    try:
+        app_id = paid_lease(app, DEPOSIT)
+        upfront = {p.kind: p for p in svc.payments.store.for_application(app_id)}["upfront"]
+        assert upfront.transfer_status == "due" and upfront.dealer_share > 0
+        dealer = svc.accounts.dealer(upfront.dealer_id)
+        svc.accounts.set_dealer_details(dealer.id, dealer.credit_code or "", dealer.address or "", account)
+        fake.answers[("POST", "/v1/transfers")] = (200, {**TRANSFER_FIXTURE, "amount": upfront.dealer_share})
+        with HoldProxy(str(upstream.hostname), int(upstream.port or 80), trigger=b"POST /v1/transfers ") as proxy:
+            stripe = {"stripe_api_base": proxy.url, "stripe_secret_key": "sk_test_fake_0123456789",
+                      "stripe_webhook_secret": stripe_server.webhook_secret, "payments_stale_seconds": "3"}
+            with WorkerProcess(own_db, queues="payments", **stripe) as first:
+                _wait(proxy.held.is_set, 60, "the transfer sent", first)
+                first.process.kill()
+                first.process.wait(10)
+            sending = svc.payments.store.get(upfront.id)
+            assert sending is not None and sending.transfer_status == "sending"
+            with WorkerProcess(own_db, queues="payments,housekeeping", **stripe) as second:
+                _wait(lambda: getattr(svc.payments.store.get(upfront.id), "transfer_status", "") == "sent", 90,
+                      "the transfer recorded after the restart", second)
+                assert second.stop() == 0
+        sent = [r for r in fake.requests if r.path == "/v1/transfers"]
+        assert len(sent) == 2 and {r.headers["Idempotency-Key"] for r in sent} == {f"transfer:{upfront.id}"}
+        assert {r.form["amount"] for r in sent} == {str(upfront.dealer_share)}
+        done = svc.payments.store.get(upfront.id)
+        assert done is not None and done.transfer_id == TRANSFER_FIXTURE["id"]
+        with svc.db.session() as session:
+            entries = session.execute(text("SELECT count(*) FROM evidence_outbox WHERE key = :k"),
+                                      {"k": f"transfer:{upfront.id}"}).scalar_one()
+        assert entries == 1
+    finally:
+        next(connect, None)
         svc.db.dispose()
 
 
