@@ -69,11 +69,9 @@ class Application:
     risk_assessment_id: str | None = None
     risk_result: dict[str, Any] = field(default_factory=dict)
     risk_attempts: int = 0
-    risk_next_at: datetime | None = None
     contract_id: str | None = None
     contract: dict[str, Any] = field(default_factory=dict)
     contract_attempts: int = 0
-    contract_next_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -143,8 +141,8 @@ def _app(r: ApplicationRow) -> Application:
                        r.plan_code, json.loads(r.plan_json), r.draft_enc, r.customer_name, r.id_masked, r.id_hash,
                        r.mobile_masked, r.mobile_hash, r.face_attempts, r.version, r.created_at, r.updated_at,
                        r.submitted_at, r.decided_at, r.risk_assessment_id, json.loads(r.risk_result or "{}"),
-                       r.risk_attempts, r.risk_next_at, r.contract_id, json.loads(r.contract_result or "{}"),
-                       r.contract_attempts, r.contract_next_at)
+                       r.risk_attempts, r.contract_id, json.loads(r.contract_result or "{}"),
+                       r.contract_attempts)
 
 
 def _doc(r: KycDocumentRow) -> Document:
@@ -316,7 +314,6 @@ class SqlApplications:
                                             from_status=row.status, to_status=to, note=note[:2000]))
             row.status, row.risk_assessment_id = to, assessment_id[:64]
             row.risk_result = json.dumps(result, ensure_ascii=False, default=str)
-            row.risk_next_at = None
             row.updated_at = now
             row.version += 1
             session.flush()
@@ -347,7 +344,6 @@ class SqlApplications:
                                                 note=note[:2000]))
             row.status, row.contract_id = to, str(contract.get("id", ""))[:64] or row.contract_id
             row.contract_result = json.dumps(contract, ensure_ascii=False, default=str)
-            row.contract_next_at = None
             row.updated_at = now
             row.version += 1
             session.flush()

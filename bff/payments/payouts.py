@@ -77,16 +77,19 @@ class PayoutService:
         return done
 
     def retry_transfer(self, actor: Actor, payment_id: str, dealer_id: str | None = None) -> Payment:
-        """Send again a dealer's share (分账) that Stripe refused, as a new attempt (ops fixed the cause, e.g. the
-        dealer's connected account on the Dealers page). ``dealer_id``: the caller's tenant (None: every dealer)."""
+        """Make a dealer's share (分账) that Stripe refused due again, as a new attempt (ops fixed the cause, e.g. the
+        dealer's connected account on the Dealers page); the worker sends it. ``dealer_id``: the caller's tenant
+        (None: every dealer)."""
         payment = self.store.get(payment_id)
         if payment is None or (dealer_id is not None and payment.dealer_id != dealer_id):
             raise NotAllowed("not_found", "没有这笔付款", "No such payment")
-        if not self.store.retry_transfer(payment.id):
-            raise NotAllowed("not_failed", "这笔分账没有失败，无需重试", "This transfer has not failed")
-        record_audit(self.audit, "payment.transfer_retry", actor, payment.dealer_id, payment.id,
-                     {"attempt": payment.transfer_attempts + 1})
-        self.pay_out_dealers()
+        with self.repo.db.transaction():  # due again and its audit entry together
+            if not self.store.retry_transfer(payment.id):
+                raise NotAllowed("not_failed", "这笔分账没有失败，无需重试", "This transfer has not failed")
+            record_audit(self.audit, "payment.transfer_retry", actor, payment.dealer_id, payment.id,
+                         {"attempt": payment.transfer_attempts + 1})
+        # sent by the worker's payments.pay_out_dealers job within seconds, not in this request (which would wait on
+        # Stripe for every due share)
         fresh = self.store.get(payment.id)
         assert fresh is not None
         return fresh

@@ -238,11 +238,15 @@ class ApplicationRow(Base):
     risk_assessment_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     risk_result: Mapped[str] = mapped_column(Text, default="{}")
     risk_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: no longer read or written (the job queue schedules the retries): a later migration drops it, once no
+    #: running version of the code names it
     risk_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     # the contract service's contract (generated after approval; resent on the same schedule when down)
     contract_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     contract_result: Mapped[str] = mapped_column(Text, default="{}")
     contract_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: no longer read or written (the job queue schedules the retries): a later migration drops it, once no
+    #: running version of the code names it
     contract_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
