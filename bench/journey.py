@@ -27,7 +27,8 @@ How each figure is measured (system time, not polling slack):
   every 50 ms only to know when to go on, and the polling never enters a figure.
 
 Services: by default started like ``make run`` (``leaseline serve`` bff / risk / contract: gunicorn, 2 workers each;
-``leaseline worker`` for the BFF's background jobs; SeaweedFS and localstripe) on free ports with keys in a
+``leaseline worker`` for the BFF's background jobs and ``--service contract`` for the contract service's; SeaweedFS
+and localstripe) on free ports with keys in a
 temporary var dir and three fresh PostgreSQL databases, one per service (on ``BENCH_DATABASE_URL``'s, else
 ``TEST_DATABASE_URL``'s server when set, else on an embedded PostgreSQL started in a temporary directory with its
 default settings, fsync on: bench/databases.py), all stopped and dropped at the end; ``--url`` walks a running
@@ -293,6 +294,36 @@ class Observer:
         reasons = [r.get("code") for r in (risk or {}).get("reasons", [])] if isinstance(risk, dict) else []
         return f"history {notes}, risk reasons {reasons}"
 
+    def now(self) -> datetime:
+        from sqlalchemy import text
+
+        with self.db.session() as session:
+            return session.execute(text("SELECT clock_timestamp()")).scalar_one()  # type: ignore[no-any-return]
+
+    def queued_checks(self, since: datetime) -> dict[str, dict[str, list[float]]]:
+        """The KYC checks' jobs deferred since ``since``, by kind: seconds from the defer to the worker's start
+        (``wait``: what the queue adds) and from the start to success (``run``: the check itself, what it took
+        when it ran in a thread of the web process), from procrastinate's own events."""
+        from sqlalchemy import text
+
+        sql = text("""
+            SELECT c.kind,
+                   EXTRACT(EPOCH FROM s.at - d.at), EXTRACT(EPOCH FROM f.at - s.at)
+              FROM procrastinate_jobs j
+              JOIN kyc_checks c ON c.id = j.args->>'check_id'
+              JOIN procrastinate_events d ON d.job_id = j.id AND d.type = 'deferred'
+              JOIN LATERAL (SELECT min(at) AS at FROM procrastinate_events WHERE job_id = j.id AND type = 'started') s
+                ON TRUE
+              JOIN procrastinate_events f ON f.job_id = j.id AND f.type = 'succeeded'
+             WHERE j.task_name = 'kyc.check' AND d.at >= :since""")
+        found: dict[str, dict[str, list[float]]] = {}
+        with self.db.session() as session:
+            for kind, wait, run in session.execute(sql, {"since": since}):
+                by = found.setdefault(kind, {"wait": [], "run": []})
+                by["wait"].append(float(wait))
+                by["run"].append(float(run))
+        return found
+
     def close(self) -> None:
         self.db.dispose()
 
@@ -525,16 +556,22 @@ class Services:
         commands = {name: ["serve", name, "--port", str(port)] for name, port in ports.items()}
         commands["worker"] = ["worker"]  # the BFF's background jobs (KYC checks, risk and contract requests)
         for name, command in commands.items():
-            log = open(self.var / f"{name}.log", "wb")  # noqa: SIM115 — the child's output, closed with it
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", "leaseline", *command],
-                                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, start_new_session=True)
-            log.close()
+            self.launch(env, name, command)
         self.wait_up({"bff": f"{self.url}/login", "risk": f"http://127.0.0.1:{ports['risk']}/api/v1/openapi.json",
                       "contract": f"http://127.0.0.1:{ports['contract']}/api/v1/ledger/checkpoint"})
+        # the contract service's worker (final texts rendered ahead of signing), once the service has migrated its
+        # database, as `make run` starts it
+        self.launch(env, "c-worker", ["worker", "--service", "contract"])
         self.say(f"started SeaweedFS, localstripe, the BFF, the risk and the contract services in "
                  f"{time.perf_counter() - began:.1f} s (BFF {self.url}, var {self.var})")
         return self
+
+    def launch(self, env: dict[str, str], name: str, command: list[str]) -> None:
+        log = open(self.var / f"{name}.log", "wb")  # noqa: SIM115 — the child's output, closed with it
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", "leaseline", *command], cwd=ROOT, env=env,
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+        log.close()
 
     def wait_up(self, urls: dict[str, str], timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -584,10 +621,11 @@ class Services:
 
 
 # -- report --------------------------------------------------------------------------------------------------
-def summary(runs: list[dict[str, float]]) -> dict[str, Any]:
-    def stats(values: list[float]) -> dict[str, Any]:
-        return {"p50": statistics.median(values), "p95": pct(values, 0.95), "seconds": [round(v, 4) for v in values]}
+def stats(values: list[float]) -> dict[str, Any]:
+    return {"p50": statistics.median(values), "p95": pct(values, 0.95), "seconds": [round(v, 4) for v in values]}
 
+
+def summary(runs: list[dict[str, float]]) -> dict[str, Any]:
     system = [sum(r[s.key] for s in STEPS) for r in runs]
     vendor = []
     for label, parts, before, after in VENDOR:
@@ -675,6 +713,7 @@ def main() -> None:
         say(f"warm-up journey ({time.perf_counter() - began:.1f} s wall, untimed): "
             + ", ".join(f"{s.key} {warm[s.key]:.2f} s" for s in STEPS))
         runs = []
+        timed_since = observer.now()
         cpu0, client0, machine0 = services.cpu_seconds() if services else 0.0, time.process_time(), machine_cpu()
         for n, customer in enumerate(customers[1:], 1):
             runs.append(journeys.walk(customer))
@@ -685,6 +724,8 @@ def main() -> None:
                "bench_client_per_journey_s": (time.process_time() - client0) / args.runs,
                "machine_busy_share": busy / total if total else None,
                "machine_busy_per_journey_s": busy / args.runs}
+        queue = {kind: {part: stats(values) for part, values in parts.items()}
+                 for kind, parts in observer.queued_checks(timed_since).items()}
     except (JourneyFailed, dj.JourneyFailed, requests.RequestException, SQLAlchemyError, PeerError) as exc:
         if services is not None:
             for name in services.procs:
@@ -700,7 +741,7 @@ def main() -> None:
     host["load_average_at_end"] = load_average()
     where = (f"started in a temporary var dir; databases: {services.database_where}" if services
              else f"running at {base}")
-    result = {"machine": host, "runs": args.runs, "cpu": cpu, "services": where,
+    result = {"machine": host, "runs": args.runs, "cpu": cpu, "services": where, "kyc_queue": queue,
               "warmup": {k: round(v, 4) for k, v in warm.items()},
               **summary(runs), "bench_seconds": round(time.perf_counter() - bench_began, 1)}
     if args.json:
@@ -714,6 +755,12 @@ def main() -> None:
                 else "not the database server")
     ours = (f"the services used {cpu['services_per_journey_s']:.2f} CPU-s per journey (all their processes, "
             f"Tesseract included; {database}), " if cpu["services_per_journey_s"] is not None else "")
+    print("\nthe KYC checks through the job queue (procrastinate's events): the wait is what the queue adds to the "
+          "check itself, which ran in a thread of the web process before")
+    for kind, parts in queue.items():
+        wait, run = parts["wait"], parts["run"]
+        print(f"  {kind:<8} wait p50 {wait['p50'] * 1000:6.1f} ms p95 {wait['p95'] * 1000:6.1f} ms; check p50 "
+              f"{run['p50']:.2f} s p95 {run['p95']:.2f} s; the queue adds {wait['p50'] / run['p50']:.1%} at p50")
     print(f"\nCPU during the timed runs: {ours}this bench's client {cpu['bench_client_per_journey_s']:.2f} CPU-s; "
           f"the whole machine was busy {cpu['machine_busy_share'] or 0:.0%} of its {host['cores']} cores "
           f"({cpu['machine_busy_per_journey_s']:.2f} CPU-s per journey: other work on the machine included).")
