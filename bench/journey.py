@@ -155,14 +155,18 @@ def load_average() -> list[float]:
         return []
 
 
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far, every process's (/proc/stat; 0 elsewhere)."""
+def machine_cpu() -> tuple[float, float, float]:
+    """(busy, total, steal) CPU seconds of the whole machine so far, every process's (/proc/stat; 0 elsewhere).
+    Steal: time the hypervisor gave this virtual machine's CPUs to other guests — a host that is busier, or a
+    slower CPU, makes the same journeys take more seconds and more CPU-seconds alike; this bench's figures from two
+    machines compare only with the CPU model, its clock and the steal beside them."""
     try:
         values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     except OSError:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     tick = os.sysconf("SC_CLK_TCK")
-    return (sum(values) - values[3] - values[4]) / tick, sum(values) / tick  # minus idle and iowait
+    steal = values[7] if len(values) > 7 else 0
+    return (sum(values) - values[3] - values[4]) / tick, sum(values) / tick, steal / tick  # minus idle and iowait
 
 
 def process_cpu(pid: int) -> float:
@@ -184,8 +188,10 @@ def machine() -> dict[str, Any]:
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         cpu = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), cpu)
+        mhz = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("cpu MHz")), "")
+        cpu += f" @ {float(mhz):.0f} MHz" if mhz else ""
         processors = sum(1 for ln in lines if ln.startswith("processor")) or processors
-    except OSError:
+    except (OSError, ValueError):
         pass
     return {"cpu": cpu, "cores": processors, "arch": platform.machine(), "python": platform.python_version(),
             "os": platform.platform(), "load_average_at_start": load_average()}
@@ -300,29 +306,30 @@ class Observer:
         with self.db.session() as session:
             return session.execute(text("SELECT clock_timestamp()")).scalar_one()  # type: ignore[no-any-return]
 
-    def queued_checks(self, since: datetime) -> dict[str, dict[str, list[float]]]:
-        """The KYC checks' jobs deferred since ``since``, by kind: seconds from the defer to the worker's start
-        (``wait``: what the queue adds) and from the start to success (``run``: the check itself, what it took
-        when it ran in a thread of the web process), from procrastinate's own events."""
+    def queued_jobs(self, since: datetime) -> dict[str, dict[str, list[float]]]:
+        """The BFF's jobs deferred since ``since`` (the KYC checks by kind, the risk and contract requests), from
+        procrastinate's own events: seconds from the defer to the worker's first start (``wait``: what the queue
+        adds), from that start to success (``run``: retries and their pauses included) and the attempts."""
         from sqlalchemy import text
 
         sql = text("""
-            SELECT c.kind,
-                   EXTRACT(EPOCH FROM s.at - d.at), EXTRACT(EPOCH FROM f.at - s.at)
+            SELECT CASE WHEN j.task_name = 'kyc.check' THEN 'kyc.check ' || c.kind ELSE j.task_name END,
+                   EXTRACT(EPOCH FROM s.at - d.at), EXTRACT(EPOCH FROM f.at - s.at), j.attempts
               FROM procrastinate_jobs j
-              JOIN kyc_checks c ON c.id = j.args->>'check_id'
+              LEFT JOIN kyc_checks c ON c.id = j.args->>'check_id'
               JOIN procrastinate_events d ON d.job_id = j.id AND d.type = 'deferred'
               JOIN LATERAL (SELECT min(at) AS at FROM procrastinate_events WHERE job_id = j.id AND type = 'started') s
                 ON TRUE
               JOIN procrastinate_events f ON f.job_id = j.id AND f.type = 'succeeded'
-             WHERE j.task_name = 'kyc.check' AND d.at >= :since""")
+             WHERE j.task_name IN ('kyc.check', 'risk.send', 'contract.send') AND d.at >= :since""")
         found: dict[str, dict[str, list[float]]] = {}
         with self.db.session() as session:
-            for kind, wait, run in session.execute(sql, {"since": since}):
-                by = found.setdefault(kind, {"wait": [], "run": []})
+            for task, wait, run, attempts in session.execute(sql, {"since": since}):
+                by = found.setdefault(task, {"wait": [], "run": [], "attempts": []})
                 by["wait"].append(float(wait))
                 by["run"].append(float(run))
-        return found
+                by["attempts"].append(float(attempts))
+        return dict(sorted(found.items()))
 
     def close(self) -> None:
         self.db.dispose()
@@ -719,13 +726,14 @@ def main() -> None:
             runs.append(journeys.walk(customer))
             say(f"  run {n}/{args.runs}: system {sum(runs[-1][s.key] for s in STEPS):.2f} s, wall "
                 f"{runs[-1]['wall']:.2f} s")
-        busy, total = (b - a for a, b in zip(machine0, machine_cpu(), strict=True))
+        busy, total, steal = (b - a for a, b in zip(machine0, machine_cpu(), strict=True))
         cpu = {"services_per_journey_s": (services.cpu_seconds() - cpu0) / args.runs if services else None,
                "bench_client_per_journey_s": (time.process_time() - client0) / args.runs,
                "machine_busy_share": busy / total if total else None,
+               "machine_steal_share": steal / total if total else None,
                "machine_busy_per_journey_s": busy / args.runs}
         queue = {kind: {part: stats(values) for part, values in parts.items()}
-                 for kind, parts in observer.queued_checks(timed_since).items()}
+                 for kind, parts in observer.queued_jobs(timed_since).items()}
     except (JourneyFailed, dj.JourneyFailed, requests.RequestException, SQLAlchemyError, PeerError) as exc:
         if services is not None:
             for name in services.procs:
@@ -755,15 +763,17 @@ def main() -> None:
                 else "not the database server")
     ours = (f"the services used {cpu['services_per_journey_s']:.2f} CPU-s per journey (all their processes, "
             f"Tesseract included; {database}), " if cpu["services_per_journey_s"] is not None else "")
-    print("\nthe KYC checks through the job queue (procrastinate's events): the wait is what the queue adds to the "
-          "check itself, which ran in a thread of the web process before")
-    for kind, parts in queue.items():
+    print("\nthe background steps through the job queue (procrastinate's events): the wait from the defer to the start "
+          "is what the queue adds to the work itself (the KYC checks ran in a thread of the web process before)")
+    for task, parts in queue.items():
         wait, run = parts["wait"], parts["run"]
-        print(f"  {kind:<8} wait p50 {wait['p50'] * 1000:6.1f} ms p95 {wait['p95'] * 1000:6.1f} ms; check p50 "
-              f"{run['p50']:.2f} s p95 {run['p95']:.2f} s; the queue adds {wait['p50'] / run['p50']:.1%} at p50")
+        print(f"  {task:<18} wait p50 {wait['p50'] * 1000:6.1f} ms p95 {wait['p95'] * 1000:6.1f} ms; run p50 "
+              f"{run['p50']:.2f} s p95 {run['p95']:.2f} s (attempts p95 {parts['attempts']['p95']:.0f}); the queue "
+              f"adds {wait['p50'] / max(run['p50'], 1e-6):.1%} at p50")
     print(f"\nCPU during the timed runs: {ours}this bench's client {cpu['bench_client_per_journey_s']:.2f} CPU-s; "
           f"the whole machine was busy {cpu['machine_busy_share'] or 0:.0%} of its {host['cores']} cores "
-          f"({cpu['machine_busy_per_journey_s']:.2f} CPU-s per journey: other work on the machine included).")
+          f"({cpu['machine_busy_per_journey_s']:.2f} CPU-s per journey: other work on the machine included); steal "
+          f"{cpu['machine_steal_share'] or 0:.1%} (CPU time the hypervisor gave other guests).")
     print(f"machine: {host['cpu']} ({host['arch']}), {host['cores']} cores, shared with the client (this process); "
           f"load average {load}. Bench took {result['bench_seconds']:.0f} s.")
 

@@ -3,7 +3,7 @@
 Web processes only defer jobs (infra/jobs.py), in the transaction of the change that causes them. A worker
 builds the same services as a web process (bff/bootstrap.py), warms the face models up before its first job,
 and runs the tasks below; any number of workers on any number of machines share the queue (each job is taken
-by one: ``FOR UPDATE SKIP LOCKED``; one per application at a time: its ``lock``).
+by one: ``FOR UPDATE SKIP LOCKED``; one risk or contract request per application at a time: its ``lock``).
 
 Each task is idempotent on retry: it reads the state it changes and keys what it asks other systems from our
 own records (the risk service's assessment per application, the contract per application, Stripe's

@@ -89,7 +89,7 @@ class RiskDispatch:
                                          actor_kind="system", actor_id="risk")
             if moved is not None:
                 self.jobs.defer("risk.send", {"application_id": application_id}, queue="risk",
-                                lock=f"application:{application_id}", queueing_lock=f"risk.send:{application_id}")
+                                lock=f"risk.send:{application_id}", queueing_lock=f"risk.send:{application_id}")
 
     def send(self, application_id: str) -> str | None:
         """The ``risk.send`` task: send one pending application and record the answer; returns its new status, or
