@@ -88,6 +88,11 @@ class Tasks:
                 started = time.perf_counter()
                 try:
                     result = fn(*args, **kwargs)
+                    # a sweep every few seconds would drown the log: its runs at DEBUG, its failures above; both
+                    # lines carry the request id that deferred the job (it is reset only after them)
+                    log.log(logging.DEBUG if periodic else logging.INFO, "job %s %s#%s done in %.3f s", name,
+                            job.queue, job.id, time.perf_counter() - started)
+                    return result
                 except Exception as exc:
                     seconds = time.perf_counter() - started
                     jobs.record_error(int(job.id or 0), job.attempts + 1, f"{type(exc).__name__}: {exc}")
@@ -96,10 +101,6 @@ class Tasks:
                     raise
                 finally:
                     request_id.reset(token)
-                # a sweep every few seconds would drown the log: its runs at DEBUG, its failures above
-                log.log(logging.DEBUG if periodic else logging.INFO, "job %s %s#%s done in %.3f s", name, job.queue,
-                        job.id, time.perf_counter() - started)
-                return result
 
             # a sweep runs one at a time, whichever worker takes it, and never piles up behind a slow run
             locks = {"lock": name, "queueing_lock": name} if periodic is not None else {}

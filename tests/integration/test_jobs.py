@@ -176,3 +176,57 @@ def test_a_stalled_sweep_whose_next_run_waits_is_ended_not_retried(db_url: str) 
         for job_id in (sweep, other, following):
             queue.cancel(job_id)
         db.dispose()
+
+
+def test_a_job_s_log_lines_carry_the_request_id_that_deferred_it(db_url: str) -> None:
+    """The worker logs each job's run, done or failed, with its duration and the request id that deferred it (the
+    JSON formatter reads the id when the line is written): the done line was written after the id was reset."""
+    import io
+    import logging
+    from types import SimpleNamespace
+
+    from infra.db import Database
+    from infra.jobs import JobQueue
+    from infra.logs import JsonFormatter
+    from infra.worker import Tasks
+
+    db = Database(db_url)
+    queue = JobQueue(db)
+    with db.transaction():
+        job_id = queue.defer("probe.logged", {}, queue="probe-log", at=datetime.now(UTC) + timedelta(hours=1))
+    tasks = Tasks(db_url, queue)
+
+    def works() -> str:
+        return "ok"
+
+    def breaks() -> None:
+        raise RuntimeError("no such thing")
+
+    tasks.task("probe.works", "probe-log")(works)
+    tasks.task("probe.breaks", "probe-log")(breaks)
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter(service="worker"))
+    jobs_log = logging.getLogger("leaseline.jobs")
+    jobs_log.addHandler(handler)
+    level = jobs_log.level
+    jobs_log.setLevel(logging.INFO)
+    context = SimpleNamespace(job=SimpleNamespace(id=job_id, queue="probe-log", attempts=0))
+    try:
+        assert tasks.app.tasks["probe.works"].func(context, request="req-works") == "ok"
+        try:
+            tasks.app.tasks["probe.breaks"].func(context, request="req-breaks")
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError("the task's error must reach procrastinate (it retries or fails the job)")
+    finally:
+        jobs_log.removeHandler(handler)
+        jobs_log.setLevel(level)
+        queue.cancel(job_id or 0)
+        db.dispose()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    done = [x for x in lines if "probe.works" in x["msg"]]
+    failed = [x for x in lines if "probe.breaks" in x["msg"]]
+    assert len(done) == 1 and " done in " in done[0]["msg"] and done[0]["request_id"] == "req-works"
+    assert len(failed) == 1 and " failed after " in failed[0]["msg"] and failed[0]["request_id"] == "req-breaks"
