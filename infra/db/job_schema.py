@@ -7,11 +7,26 @@ the pin moves. One database holds one service's queue: procrastinate's tables ha
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 
-def create(bind: Connection) -> None:
-    """procrastinate's tables, types and functions; refused in a database that already holds a queue."""
+def _errors(name: str) -> sa.Table:
+    """The table of the errors of the jobs' failed attempts (procrastinate keeps none): ``name`` per service."""
+    return sa.Table(
+        name, sa.MetaData(),
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("job_id", sa.BigInteger, sa.ForeignKey("procrastinate_jobs.id", ondelete="CASCADE"),
+                  nullable=False, index=True),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def create(bind: Connection, errors: str) -> None:
+    """procrastinate's tables, types and functions and the table ``errors``; refused in a database that already
+    holds a queue."""
     from procrastinate.schema import SchemaManager
 
     if bind.exec_driver_sql("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").scalar_one():
@@ -19,10 +34,15 @@ def create(bind: Connection) -> None:
                            "need a database of their own (LEASELINE_*DATABASE_URL)")
     # executed as one script with no parameters; psycopg still reads "%" as a placeholder, hence "%%"
     bind.exec_driver_sql(SchemaManager.get_schema().replace("%", "%%"))
+    # the foreign key names a table these metadata do not describe: reflected from the database
+    errors_table = _errors(errors)
+    sa.Table("procrastinate_jobs", errors_table.metadata, autoload_with=bind)
+    errors_table.create(bind)
 
 
-def drop(bind: Connection) -> None:
+def drop(bind: Connection, errors: str) -> None:
     """Everything :func:`create` made."""
+    _errors(errors).drop(bind, checkfirst=True)
     for table in ("procrastinate_events", "procrastinate_periodic_defers", "procrastinate_jobs",
                   "procrastinate_workers"):
         bind.exec_driver_sql(f"DROP TABLE IF EXISTS {table} CASCADE")

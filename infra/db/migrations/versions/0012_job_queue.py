@@ -11,7 +11,6 @@ Create Date: 2026-12-06
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
 
 from infra.db import job_schema
@@ -23,18 +22,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    job_schema.create(op.get_bind())
-    op.create_table(
-        "job_errors",
-        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("job_id", sa.BigInteger, sa.ForeignKey("procrastinate_jobs.id", ondelete="CASCADE"),
-                  nullable=False, index=True),
-        sa.Column("attempt", sa.Integer, nullable=False),
-        sa.Column("error", sa.Text, nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-    )
+    job_schema.create(op.get_bind(), errors="job_errors")
 
 
 def downgrade() -> None:
-    op.drop_table("job_errors")
-    job_schema.drop(op.get_bind())
+    job_schema.drop(op.get_bind(), errors="job_errors")
