@@ -336,7 +336,10 @@ def _snapshot() -> dict[str, Any]:
                     "apr": RATE, "nominal_rate": RATE, "deposit_free": {"type": "boolean"},
                     "insurance": {"type": ["array", "null"], "items": line("premium")},
                     "fees": {"type": ["array", "null"], "items": line("amount")},
-                    "late_fee_daily_rate": optional_rate, "early_settlement_fee_rate": optional_rate}},
+                    "late_fee_daily_rate": optional_rate, "early_settlement_fee_rate": optional_rate,
+                    # the term's last day, when the balloon and the deposit's refund fall due; derived from the
+                    # schedule when absent (the snapshots of contracts generated before it was stated)
+                    "ends_on": {"type": "string", "format": "date", "pattern": DATE_PATTERN}}},
             "schedule": {"type": "array", "minItems": 1, "items": {
                 "type": "object", "required": ["period", "due_date", "payment", "principal", "interest", "balance"],
                 "properties": {"period": {"type": "integer", "minimum": 1, "maximum": MAX_TERM},

@@ -18,7 +18,6 @@ entitled (bff/evidence).
 from __future__ import annotations
 
 import base64
-import calendar
 import hashlib
 import hmac
 import json
@@ -28,7 +27,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC
-from datetime import date
 from datetime import datetime
 from datetime import timedelta
 from decimal import Decimal
@@ -53,6 +51,7 @@ from infra.sms import SmsRefused
 from infra.sms import SmsSender
 from infra.sms import SmsUnavailable
 from kyc.idnumber import check_id_number
+from plans.timeline import timeline
 
 log = logging.getLogger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -68,13 +67,6 @@ class ContractNotReady(Exception):
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
         self.code, self.detail = code, detail
-
-
-def add_months(day: date, months: int) -> date:
-    """The same day ``months`` later, or that month's last day when it is shorter."""
-    month0 = day.month - 1 + months
-    year, month = day.year + month0 // 12, month0 % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -112,7 +104,7 @@ class ContractDispatch:
         product = plans.product
         fee_names = {f.code: f.name_zh for f in product.fees}
         start = self.clock().astimezone(SHANGHAI).date()
-        first = 0 if q.request.timing == "advance" else 1
+        dates = timeline(start, q.request.term, q.request.timing)  # the dates the APR was priced on
 
         def m(value: Decimal) -> str:
             return f"{value:.2f}"
@@ -137,9 +129,9 @@ class ContractDispatch:
                 "fees": [{"name": fee_names[c.code], "amount": m(c.amount), "financed": c.financed}
                          for c in q.request.fees],
                 "total_interest": m(q.total_interest), "total_payable": m(q.total_payable),
-                "due_at_signing": m(q.due_at_signing),
+                "due_at_signing": m(q.due_at_signing), "ends_on": dates.ends_on.isoformat(),
             },
-            "schedule": [{"period": r.period, "due_date": add_months(start, r.period - 1 + first).isoformat(),
+            "schedule": [{"period": r.period, "due_date": dates.rent_dates[r.period - 1].isoformat(),
                           "payment": m(r.payment), "principal": m(r.principal), "interest": m(r.interest),
                           "balance": m(r.balance)} for r in q.schedule],
         }

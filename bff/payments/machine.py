@@ -30,10 +30,11 @@ capture method of its kind (:func:`mismatch`); what it received must fit the mov
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+
+from plans.timeline import add_months
 
 STATUSES = ("pending", "processing", "requires_action", "failed", "held", "succeeded", "captured", "released",
             "expired")
@@ -128,19 +129,12 @@ CLOSED = "closed"
 SETTLEMENTS = ("due", "settled", "attention")
 
 
-def add_months(day: date, months: int) -> date:
-    """The same day ``months`` later, or that month's last day when it is shorter (31 Jan + 1 → 28/29 Feb)."""
-    month0 = day.month - 1 + months
-    year, month = day.year + month0 // 12, month0 % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
 def term_end(starts_on: date, months: int) -> date:
     """The day a term of ``months`` that started on ``starts_on`` (the handover) ends: the contract counts the term
     "自本合同生效且车辆交付承租人之日起" (from the vehicle's delivery), so the same calendar day ``months`` later."""
     if months < 1:
         raise ValueError("a term has at least one month")
-    return add_months(starts_on, months)
+    return add_months(starts_on, months)  # plans.timeline: the contract's own term end
 
 
 def due_for_closing(ends_on: date, today: date) -> bool:

@@ -19,6 +19,7 @@ import unicodedata
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC
 from datetime import date
 from datetime import datetime
@@ -35,6 +36,7 @@ from plans.inputs import whole_number
 from plans.money import ZERO
 from plans.money import decimal_pattern
 from plans.money import fen
+from plans.timeline import add_months
 
 Timing = Literal["arrears", "advance"]
 Condition = Literal["new", "used"]
@@ -131,7 +133,7 @@ class Plan:
     price: Decimal
     down_payment: Decimal
     financed_amount: Decimal
-    residual: Decimal  # balloon = purchase-option price (留购价款), paid at the end of the term
+    residual: Decimal  # balloon = purchase-option price (留购价款), paid at the end of the term (``ends_on``)
     monthly_payment: Decimal
     apr: Decimal  # 年化利率 (IRR of the customer's cash flows × 12, PBOC 2021 No. 3), a fraction
     nominal_rate: Decimal  # the contract's nominal annual rate (plans: annual_rate), a fraction
@@ -144,6 +146,9 @@ class Plan:
     due_at_signing: Decimal
     late_fee_daily_rate: Decimal = DEFAULT_LATE_FEE_DAILY_RATE
     early_settlement_fee_rate: Decimal = ZERO  # of the outstanding principal; zero: no fee
+    #: the term's last day (租赁期届满日): the balloon and the deposit's refund fall due here (plans.timeline);
+    #: derived from the schedule for a snapshot that does not state it
+    ends_on: date | None = None
 
     @property
     def financed_fees(self) -> Decimal:
@@ -268,6 +273,9 @@ class ContractData:
             previous_due = row.due_date
         if rows[-1].balance != plan.residual:
             raise ContractDataError(f"schedule[{len(rows) - 1}].balance", "must equal the residual", INCONSISTENT)
+        if plan.ends_on != term_end(plan.timing, plan.term, rows):
+            raise ContractDataError("plan.ends_on", "must be the term's end: the last rent's day in arrears, "
+                                                    "the term's length after the first rent in advance", INCONSISTENT)
         if plan.monthly_payment != rows[0].payment:
             raise ContractDataError("plan.monthly_payment", "differs from the first rent of the schedule", INCONSISTENT)
         if any(row.payment != plan.monthly_payment for row in rows[:-1]):
@@ -449,7 +457,14 @@ def _plan(r: _Reader, price: Decimal) -> Plan:
         due_at_signing=r.money("due_at_signing"),
         late_fee_daily_rate=r.rate("late_fee_daily_rate", default=DEFAULT_LATE_FEE_DAILY_RATE),
         early_settlement_fee_rate=r.rate("early_settlement_fee_rate", default=ZERO),
+        ends_on=r.day("ends_on") if r.data.get("ends_on") is not None else None,
     )
+
+
+def term_end(timing: Timing, term: int, rows: Sequence[Instalment]) -> date:
+    """The term's last day as the schedule's dates give it (plans.timeline): in arrears the last rent's day, in
+    advance ``term`` months after the first rent (paid on the term's first day)."""
+    return rows[-1].due_date if timing == "arrears" else add_months(rows[0].due_date, term)
 
 
 def _instalment(r: _Reader) -> Instalment:
@@ -472,6 +487,7 @@ def from_snapshot(snapshot: Mapping[str, Any]) -> ContractData:
          "plan": {"term": 36, "timing": "arrears", "down_payment": …, "financed_amount": …, "residual": …,
                   "monthly_payment": …, "apr": "0.071234", "nominal_rate": "0.0599", "deposit": …,
                   "deposit_free": false, "total_interest": …, "total_payable": …, "due_at_signing": …,
+                  "ends_on": "2029-11-30",
                   "insurance": [{"name": "交强险", "premium": "950.00", "financed": true}],
                   "fees": [{"name": "服务费", "amount": "2298.00", "financed": true}]},
          "schedule": [{"period": 1, "due_date": "2026-12-25", "payment": …, "principal": …,
@@ -485,14 +501,18 @@ def from_snapshot(snapshot: Mapping[str, Any]) -> ContractData:
     rows = root.items("schedule")
     if not rows:
         raise ContractDataError("schedule", "must not be empty")
+    schedule = tuple(_instalment(row) for row in rows)
+    plan = _plan(root.child("plan"), vehicle.price)
+    if plan.ends_on is None:  # a snapshot from before the term's end was stated: the schedule's
+        plan = replace(plan, ends_on=term_end(plan.timing, plan.term, schedule))
     data = ContractData(
         number=number,
         lessor=_party(root.child("lessor")),
         lessee=_lessee(root.child("lessee")),
         dealer=_party(root.child("dealer")),
         vehicle=vehicle,
-        plan=_plan(root.child("plan"), vehicle.price),
-        schedule=tuple(_instalment(row) for row in rows),
+        plan=plan,
+        schedule=schedule,
         generated_at=root.moment("generated_at"),
         signed=root.boolean("signed"),
     )

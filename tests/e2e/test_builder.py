@@ -200,6 +200,8 @@ def test_schedule_expands_with_a_row_per_rent(page: Page, errors: BrowserErrors)
     expect(rows.first.locator("td").first).to_have_text("1")
     expect(rows.last.locator("td").first).to_have_text("24")
     expect(schedule.locator("tr.balloon")).to_be_visible()  # the 20% residual is due at the end
+    # at the end of the term, month 24 — the month the APR prices it in and the contract states (issue 16)
+    expect(schedule.locator("tr.balloon")).to_contain_text("第 24 个月末")
     expect(schedule.locator("summary")).to_contain_text("24")
 
 

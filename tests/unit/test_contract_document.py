@@ -7,7 +7,6 @@ WeasyPrint: text, fonts, the watermark on every page and the signature boxes' em
 
 from __future__ import annotations
 
-import calendar
 import copy
 import io
 import math
@@ -36,6 +35,7 @@ from plans.product import load_product
 from plans.quote import Quote
 from plans.quote import Timing
 from plans.quote import quote
+from plans.timeline import timeline
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
 
@@ -48,13 +48,6 @@ GENERATED = "2026-11-25T12:01:00Z"  # 20:01 in Beijing
 
 
 # --------------------------------------------------------------------------------------- the snapshot
-
-
-def add_months(day: date, months: int) -> date:
-    """The same day ``months`` later, or the month's last day when it has fewer days."""
-    month0 = day.month - 1 + months
-    year, month = day.year + month0 // 12, month0 % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def make_quote(term: int = 36, *, down: str = "0.20", residual: str = "0", timing: Timing = "arrears",
@@ -78,7 +71,7 @@ def snapshot_from(vehicle: Vehicle, q: Quote, *, start: date = date(2026, 11, 30
     def m(value: Decimal) -> str:
         return f"{value:.2f}"
 
-    first = 0 if request.timing == "advance" else 1
+    dates = timeline(start, request.term, request.timing)
     return {
         "number": number,
         "generated_at": GENERATED,
@@ -102,9 +95,9 @@ def snapshot_from(vehicle: Vehicle, q: Quote, *, start: date = date(2026, 11, 30
             "fees": [{"name": fee_names[c.code], "amount": m(c.amount), "financed": c.financed}
                      for c in request.fees],
             "total_interest": m(q.total_interest), "total_payable": m(q.total_payable),
-            "due_at_signing": m(q.due_at_signing),
+            "due_at_signing": m(q.due_at_signing), "ends_on": dates.ends_on.isoformat(),
         },
-        "schedule": [{"period": r.period, "due_date": add_months(start, r.period - 1 + first).isoformat(),
+        "schedule": [{"period": r.period, "due_date": dates.rent_dates[r.period - 1].isoformat(),
                       "payment": m(r.payment), "principal": m(r.principal), "interest": m(r.interest),
                       "balance": m(r.balance)} for r in q.schedule],
     }
