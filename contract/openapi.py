@@ -337,6 +337,7 @@ def _snapshot() -> dict[str, Any]:
                     "insurance": {"type": ["array", "null"], "items": line("premium")},
                     "fees": {"type": ["array", "null"], "items": line("amount")},
                     "late_fee_daily_rate": optional_rate, "early_settlement_fee_rate": optional_rate,
+                    "default_cost_cap": optional_rate,
                     # the term's last day, when the balloon and the deposit's refund fall due; derived from the
                     # schedule when absent (the snapshots of contracts generated before it was stated)
                     "ends_on": {"type": "string", "format": "date", "pattern": DATE_PATTERN}}},

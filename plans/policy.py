@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from decimal import ROUND_DOWN
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -57,6 +58,11 @@ class Policy:
     apr_cap: Decimal
     required_insurance: tuple[str, ...]
     deposit_free_conditions: tuple[str, ...]
+    #: the most a lessee in default pays a year, the contract rate and the late charge together: 24 %, what
+    #: courts enforce (法发〔2017〕22号 《关于进一步加强金融审判工作的若干意见》 art. 2: interest, penalty
+    #: interest, liquidated damages and other charges above 24 % a year in total are reduced on request;
+    #: Civil Code art. 585: liquidated damages excessively above the loss are reduced)
+    default_cost_cap: Decimal = Decimal("0.24")
 
     def min_down_ratio(self, category: Category) -> Decimal:
         """The minimum down payment as a ratio of the price for ``category``."""
@@ -67,6 +73,15 @@ class Policy:
     def max_term_for(self, category: Category) -> int:
         """The longest term allowed for ``category``."""
         return self.used_max_term if category.condition == "used" else self.max_term
+
+    def late_fee_daily_rate(self, product_rate: Decimal, nominal_rate: Decimal) -> Decimal:
+        """The late charge a contract at ``nominal_rate`` may state: the product's daily rate, or less, so that
+        the contract rate and 365 days of the charge stay within :attr:`default_cost_cap` (rounded down to a
+        millionth a day: 0.0001 %); zero when the contract rate leaves no room."""
+        room = (self.default_cost_cap - nominal_rate) / Decimal(365)
+        if room <= 0:
+            return Decimal("0")
+        return min(product_rate, room.quantize(Decimal("0.000001"), rounding=ROUND_DOWN))
 
     def residual_cap(self, term: int) -> Decimal:
         """The residual cap for ``term``: that of the largest listed term not above it."""
@@ -133,6 +148,8 @@ def parse_policy(data: dict[str, object]) -> Policy:
     apr = data["apr"]
     insurance = data["insurance"]
     deposit_free = data["deposit_free"]
+    default_cost = data.get("default_cost", {"cap": "0.24"})
+    assert isinstance(default_cost, dict)
     assert isinstance(terms, dict) and isinstance(min_down_raw, dict) and isinstance(caps_raw, dict)
     assert isinstance(apr, dict) and isinstance(insurance, dict) and isinstance(deposit_free, dict)
     min_down: dict[str, Decimal] = {"used": Decimal(min_down_raw["used"])}
@@ -150,6 +167,7 @@ def parse_policy(data: dict[str, object]) -> Policy:
         apr_cap=Decimal(apr["cap"]),
         required_insurance=tuple(insurance["required"]),
         deposit_free_conditions=tuple(deposit_free["allowed_conditions"]),
+        default_cost_cap=Decimal(default_cost["cap"]),
     )
 
 

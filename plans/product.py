@@ -139,6 +139,8 @@ class Product:
     coverages: dict[str, Coverage]
     packs: dict[str, Pack]
     coverage_groups: dict[str, CoverageGroup]
+    #: the late charge (逾期违约金) a day on an overdue amount, before the policy's cap on the cost of default
+    late_fee_daily_rate: Decimal = Decimal("0.0005")
 
     @staticmethod
     def rate_class(vehicle: Vehicle) -> str:
@@ -236,6 +238,8 @@ def parse_product(data: dict[str, object]) -> Product:
     insurance_raw = data["insurance"]
     packs_raw = data["packs"]
     groups_raw = data.get("insurance_groups", {})
+    default_terms = data.get("default_terms", {})
+    assert isinstance(default_terms, dict)
     assert isinstance(rates_raw, dict) and isinstance(options, dict) and isinstance(fees_raw, dict)
     assert isinstance(insurance_raw, dict) and isinstance(packs_raw, dict) and isinstance(groups_raw, dict)
     rates = {cls: {int(t): Decimal(v) for t, v in card.items()} for cls, card in rates_raw.items()}
@@ -268,6 +272,7 @@ def parse_product(data: dict[str, object]) -> Product:
                for code, p in packs_raw.items()},
         coverage_groups={code: CoverageGroup(code, g["name_zh"], g["name_en"])
                          for code, g in groups_raw.items()},
+        late_fee_daily_rate=Decimal(str(default_terms.get("late_fee_daily_rate", "0.0005"))),
     )
     for pack in product.packs.values():
         product.check_coverages(pack.coverages)  # a malformed product file fails at load, not per quote

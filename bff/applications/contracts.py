@@ -130,6 +130,10 @@ class ContractDispatch:
                          for c in q.request.fees],
                 "total_interest": m(q.total_interest), "total_payable": m(q.total_payable),
                 "due_at_signing": m(q.due_at_signing), "ends_on": dates.ends_on.isoformat(),
+                # the product's late charge within the policy's cap on the cost of default (plans.policy)
+                "late_fee_daily_rate": str(plans.policy.late_fee_daily_rate(product.late_fee_daily_rate,
+                                                                             q.request.annual_rate)),
+                "default_cost_cap": str(plans.policy.default_cost_cap),
             },
             "schedule": [{"period": r.period, "due_date": dates.rent_dates[r.period - 1].isoformat(),
                           "payment": m(r.payment), "principal": m(r.principal), "interest": m(r.interest),

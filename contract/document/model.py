@@ -146,6 +146,9 @@ class Plan:
     due_at_signing: Decimal
     late_fee_daily_rate: Decimal = DEFAULT_LATE_FEE_DAILY_RATE
     early_settlement_fee_rate: Decimal = ZERO  # of the outstanding principal; zero: no fee
+    #: the most the lessee in default pays a year, the contract rate and the late charge together (the lessor's
+    #: policy: 法发〔2017〕22号 art. 2); None in contracts generated before it was stated
+    default_cost_cap: Decimal | None = None
     #: the term's last day (租赁期届满日): the balloon and the deposit's refund fall due here (plans.timeline);
     #: derived from the schedule for a snapshot that does not state it
     ends_on: date | None = None
@@ -273,6 +276,10 @@ class ContractData:
             previous_due = row.due_date
         if rows[-1].balance != plan.residual:
             raise ContractDataError(f"schedule[{len(rows) - 1}].balance", "must equal the residual", INCONSISTENT)
+        if plan.default_cost_cap is not None and (
+                plan.nominal_rate + plan.late_fee_daily_rate * 365 > plan.default_cost_cap):
+            raise ContractDataError("plan.late_fee_daily_rate", "with the contract rate, 365 days of the late charge "
+                                    f"exceed the cap on the cost of default ({plan.default_cost_cap})", INCONSISTENT)
         if plan.ends_on != term_end(plan.timing, plan.term, rows):
             raise ContractDataError("plan.ends_on", "must be the term's end: the last rent's day in arrears, "
                                                     "the term's length after the first rent in advance", INCONSISTENT)
@@ -458,6 +465,7 @@ def _plan(r: _Reader, price: Decimal) -> Plan:
         late_fee_daily_rate=r.rate("late_fee_daily_rate", default=DEFAULT_LATE_FEE_DAILY_RATE),
         early_settlement_fee_rate=r.rate("early_settlement_fee_rate", default=ZERO),
         ends_on=r.day("ends_on") if r.data.get("ends_on") is not None else None,
+        default_cost_cap=r.rate("default_cost_cap") if r.data.get("default_cost_cap") is not None else None,
     )
 
 

@@ -29,6 +29,7 @@ from contract.document.model import from_snapshot
 from contract.document.model import uscc_check_char
 from kyc.idnumber import check_digit
 from plans.money import format_cny
+from plans.policy import load_policy
 from plans.product import PlanChoice
 from plans.product import Vehicle
 from plans.product import load_product
@@ -64,7 +65,7 @@ def make_quote(term: int = 36, *, down: str = "0.20", residual: str = "0", timin
 def snapshot_from(vehicle: Vehicle, q: Quote, *, start: date = date(2026, 11, 30), signed: bool = False,
                   number: str = "LL-2026-000123") -> dict[str, Any]:
     """The JSON the contract service receives for an approved application priced as ``q``."""
-    product = load_product()
+    product, policy = load_product(), load_policy()
     request = q.request
     fee_names = {f.code: f.name_zh for f in product.fees}
 
@@ -96,6 +97,8 @@ def snapshot_from(vehicle: Vehicle, q: Quote, *, start: date = date(2026, 11, 30
                      for c in request.fees],
             "total_interest": m(q.total_interest), "total_payable": m(q.total_payable),
             "due_at_signing": m(q.due_at_signing), "ends_on": dates.ends_on.isoformat(),
+            "late_fee_daily_rate": str(policy.late_fee_daily_rate(product.late_fee_daily_rate, request.annual_rate)),
+            "default_cost_cap": str(policy.default_cost_cap),
         },
         "schedule": [{"period": r.period, "due_date": dates.rent_dates[r.period - 1].isoformat(),
                       "payment": m(r.payment), "principal": m(r.principal), "interest": m(r.interest),
@@ -126,7 +129,9 @@ def test_good_snapshot_parses_to_the_quote_figures() -> None:
     assert data.schedule[0].due_date == date(2026, 12, 30) and data.schedule[2].due_date == date(2027, 2, 28)
     assert data.generated_at == datetime(2026, 11, 25, 12, 1, tzinfo=UTC)
     assert all(isinstance(v, Decimal) for v in (plan.price, plan.deposit, data.schedule[5].interest))
-    assert plan.late_fee_daily_rate == Decimal("0.0005") and plan.early_settlement_fee_rate == 0
+    # 5.99 % a year and 0.05 % a day would cost 24.24 % a year in default: the charge is lowered to fit 24 %
+    assert plan.late_fee_daily_rate == Decimal("0.000493") and plan.early_settlement_fee_rate == 0
+    assert plan.nominal_rate + plan.late_fee_daily_rate * 365 <= plan.default_cost_cap == Decimal("0.24")
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -433,7 +438,8 @@ def test_money_terms_match_the_quote(drafts: Rendering) -> None:
                           ("应付总额", q.total_payable), ("其中利息合计", q.total_interest)]:
         assert squash(f"{label}{format_cny(amount)}") in body, label
     assert f"保证金{format_cny(q.deposit)}" in body
-    assert "每日0.05%" in body
+    assert "逾期金额每日0.0493%" in body  # the late charge clause, within the cap on the cost of default
+    assert "逾期违约金逾期金额每日0.0493%" in body and "合计不超过年24.00%" in body  # and on page one
 
 
 def test_schedule_rows_and_totals(drafts: Rendering) -> None:
