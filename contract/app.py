@@ -109,6 +109,14 @@ def bootstrap(settings: ContractSettings) -> ContractComponents:
     except ValueError as exc:
         raise ConfigError(f"LEASELINE_PII_KEY: {exc}") from None
     store = object_store(settings)
+    if settings.env == "production":  # a licensed CA's files, never the development CA made on first run
+        from contract.signing.ca import CertificateAuthorityError
+        from contract.signing.ca import require_licensed
+
+        try:
+            require_licensed(settings.signing_dir)
+        except CertificateAuthorityError as exc:
+            raise ConfigError(f"LEASELINE_SIGNING_DIR: {exc}") from None
     authority = SigningAuthority.load_or_create(settings.signing_dir, lessor_name=lessor_party()["name"])
     timestamper = None
     if settings.tsa_url:

@@ -97,6 +97,11 @@ class ContractSettings:
             raise ConfigError("LEASELINE_SERVICE_JWKS is required in production (the platform issuer's JWKS)")
         if mode == "production" and not env.get("LEASELINE_SIGNING_DIR"):
             raise ConfigError("LEASELINE_SIGNING_DIR is required in production (the real signing CA's files)")
+        if mode == "production" and not (env.get("LEASELINE_TSA_URL") and env.get("LEASELINE_TSA_ROOTS")):
+            # PAdES B-T at least: the signing time attested by a trusted time-stamping authority (RFC 3161), so
+            # that a signature can be shown to predate a later revocation or change (issue 16 §7)
+            raise ConfigError("LEASELINE_TSA_URL and LEASELINE_TSA_ROOTS are required in production: every "
+                              "signature carries a trusted timestamp (PAdES B-T)")
         try:
             years = int(env.get("LEASELINE_CONTRACT_RETENTION_YEARS", "5"))
         except ValueError:

@@ -38,6 +38,7 @@ from httpkit.openapi import STRING
 from httpkit.openapi import problem as _problem
 from httpkit.openapi import refusing_nul
 from plans.money import decimal_pattern
+from plans.product import DAY_COUNTS
 
 HEX = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 B64 = {"type": "string", "contentEncoding": "base64"}
@@ -338,6 +339,11 @@ def _snapshot() -> dict[str, Any]:
                     "fees": {"type": ["array", "null"], "items": line("amount")},
                     "late_fee_daily_rate": optional_rate, "early_settlement_fee_rate": optional_rate,
                     "default_cost_cap": optional_rate,
+                    "early_settlement": {"type": "object", "required": ["fee_rate", "day_count",
+                                                                         "notice_working_days"],
+                                         "properties": {"fee_rate": RATE, "day_count": {"enum": list(DAY_COUNTS)},
+                                                        "notice_working_days": {"type": "integer", "minimum": 0,
+                                                                                "maximum": 30}}},
                     # the term's last day, when the balloon and the deposit's refund fall due; derived from the
                     # schedule when absent (the snapshots of contracts generated before it was stated)
                     "ends_on": {"type": "string", "format": "date", "pattern": DATE_PATTERN}}},

@@ -76,6 +76,30 @@ class CoverageGroup:
     name_en: str
 
 
+#: how interest accrues by the day (the daily rate is the annual one divided by 360 or 365)
+DAY_COUNTS = ("ACT/360", "ACT/365")
+
+
+@dataclass(frozen=True)
+class EarlySettlement:
+    """Early settlement (提前结清) as a product's contracts state it: on any day of the term, asked for
+    ``notice_working_days`` ahead; the principal outstanding after the last rent paid, the interest accrued on it
+    since that rent (at the contract rate, actual days, ``day_count``), and a fee of ``fee_rate`` of that principal
+    (0 allowed). The servicing of the lease computes the quote from these terms, frozen with the contract."""
+
+    fee_rate: Decimal = Decimal("0.03")
+    day_count: str = "ACT/360"  # PBOC 《人民币利率管理规定》 art. 20: 日利率 = 年利率 ÷ 360
+    notice_working_days: int = 5
+
+    def __post_init__(self) -> None:
+        if not Decimal(0) <= self.fee_rate <= Decimal("0.10"):
+            raise ValueError("early settlement fee_rate must be from 0 to 0.10")
+        if self.day_count not in DAY_COUNTS:
+            raise ValueError(f"early settlement day_count must be one of {', '.join(DAY_COUNTS)}")
+        if not 0 <= self.notice_working_days <= 30:
+            raise ValueError("early settlement notice_working_days must be from 0 to 30")
+
+
 @dataclass(frozen=True)
 class Fee:
     code: str
@@ -141,6 +165,7 @@ class Product:
     coverage_groups: dict[str, CoverageGroup]
     #: the late charge (逾期违约金) a day on an overdue amount, before the policy's cap on the cost of default
     late_fee_daily_rate: Decimal = Decimal("0.0005")
+    early_settlement: EarlySettlement = EarlySettlement()
 
     @staticmethod
     def rate_class(vehicle: Vehicle) -> str:
@@ -239,7 +264,8 @@ def parse_product(data: dict[str, object]) -> Product:
     packs_raw = data["packs"]
     groups_raw = data.get("insurance_groups", {})
     default_terms = data.get("default_terms", {})
-    assert isinstance(default_terms, dict)
+    early = data.get("early_settlement", {})
+    assert isinstance(default_terms, dict) and isinstance(early, dict)
     assert isinstance(rates_raw, dict) and isinstance(options, dict) and isinstance(fees_raw, dict)
     assert isinstance(insurance_raw, dict) and isinstance(packs_raw, dict) and isinstance(groups_raw, dict)
     rates = {cls: {int(t): Decimal(v) for t, v in card.items()} for cls, card in rates_raw.items()}
@@ -273,6 +299,9 @@ def parse_product(data: dict[str, object]) -> Product:
         coverage_groups={code: CoverageGroup(code, g["name_zh"], g["name_en"])
                          for code, g in groups_raw.items()},
         late_fee_daily_rate=Decimal(str(default_terms.get("late_fee_daily_rate", "0.0005"))),
+        early_settlement=EarlySettlement(fee_rate=Decimal(str(early.get("fee_rate", "0.03"))),
+                                         day_count=str(early.get("day_count", "ACT/360")),
+                                         notice_working_days=int(early.get("notice_working_days", 5))),
     )
     for pack in product.packs.values():
         product.check_coverages(pack.coverages)  # a malformed product file fails at load, not per quote

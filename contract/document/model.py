@@ -36,6 +36,8 @@ from plans.inputs import whole_number
 from plans.money import ZERO
 from plans.money import decimal_pattern
 from plans.money import fen
+from plans.product import DAY_COUNTS
+from plans.product import EarlySettlement
 from plans.timeline import add_months
 
 Timing = Literal["arrears", "advance"]
@@ -146,6 +148,9 @@ class Plan:
     due_at_signing: Decimal
     late_fee_daily_rate: Decimal = DEFAULT_LATE_FEE_DAILY_RATE
     early_settlement_fee_rate: Decimal = ZERO  # of the outstanding principal; zero: no fee
+    #: the product's early-settlement terms (any day, interest accrued, fee); None in contracts generated before
+    #: they were stated: settlement on a rent date at ``early_settlement_fee_rate`` (their text says so)
+    early_settlement: EarlySettlement | None = None
     #: the most the lessee in default pays a year, the contract rate and the late charge together (the lessor's
     #: policy: 法发〔2017〕22号 art. 2); None in contracts generated before it was stated
     default_cost_cap: Decimal | None = None
@@ -466,7 +471,17 @@ def _plan(r: _Reader, price: Decimal) -> Plan:
         early_settlement_fee_rate=r.rate("early_settlement_fee_rate", default=ZERO),
         ends_on=r.day("ends_on") if r.data.get("ends_on") is not None else None,
         default_cost_cap=r.rate("default_cost_cap") if r.data.get("default_cost_cap") is not None else None,
+        early_settlement=_early_settlement(r.child("early_settlement"))
+        if r.data.get("early_settlement") is not None else None,
     )
+
+
+def _early_settlement(r: _Reader) -> EarlySettlement:
+    fee_rate = r.rate("fee_rate")
+    if fee_rate > Decimal("0.10"):
+        raise ContractDataError(r.where("fee_rate"), "must be at most 0.10")
+    return EarlySettlement(fee_rate=fee_rate, day_count=r.choice("day_count", DAY_COUNTS),
+                           notice_working_days=r.integer("notice_working_days", 0, 30))
 
 
 def term_end(timing: Timing, term: int, rows: Sequence[Instalment]) -> date:

@@ -309,8 +309,30 @@ class SigningAuthority:
         return hashlib.sha256(self.root.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
+#: the files of a CA directory; in production they come from the licensed CA and are never made here
+CA_FILES = ("root-ca.crt", "signing-ca.crt", "signing-ca.key", "lessor.crt", "lessor.key")
+DEVELOPMENT_ROOT_NAME = "Leaseline Root CA"
+
+
+def require_licensed(directory: Path | str) -> None:
+    """Production (issue 16 §7): the signing CA's files must be in ``directory`` already — a CA licensed under the
+    Electronic Signature Law art. 17 (电子认证服务许可) issues them; nothing is generated — and must not be the
+    development CA that :meth:`SigningAuthority.load_or_create` makes. Raises :class:`CertificateAuthorityError`."""
+    directory = Path(directory)
+    missing = [name for name in CA_FILES if not (directory / name).exists()]
+    if missing:
+        raise CertificateAuthorityError(
+            f"{directory}: {', '.join(missing)} missing; in production the signing certificates come from a CA "
+            "licensed under the Electronic Signature Law art. 17 and are never generated here")
+    root_path = directory / "root-ca.crt"
+    if _load_cert(root_path.read_bytes(), root_path).subject == _name(DEVELOPMENT_ROOT_NAME):
+        raise CertificateAuthorityError(
+            f"{root_path} is the development CA made by this software: in production use the certificates of a CA "
+            "licensed under the Electronic Signature Law art. 17 (电子认证服务许可)")
+
+
 def _make_root(key: ec.EllipticCurvePrivateKey, now: dt.datetime) -> x509.Certificate:
-    name = _name("Leaseline Root CA")
+    name = _name(DEVELOPMENT_ROOT_NAME)
     not_before = now - CLOCK_SKEW
     return (_builder(name, name, key.public_key(), key.public_key(), not_before, not_before + ROOT_VALIDITY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)

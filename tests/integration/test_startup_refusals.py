@@ -124,3 +124,22 @@ def test_db_upgrade_brings_each_services_database_to_its_head(service: str, tmp_
         assert result.exit_code == 0, result.output
         assert result.output == f"migrated {shown(url)}\n"
         check(url)  # now at the head: no refusal
+
+
+def test_the_contract_service_in_production_refuses_the_development_ca(tmp_path: Path) -> None:
+    """Issue 16 §7: in production the lessee's one-time certificates come from a licensed CA, never from the
+    development CA this software makes on first run."""
+    import base64
+
+    from contract.signing.ca import SigningAuthority
+    from tests.unit.test_contract_production import production
+
+    SigningAuthority.load_or_create(tmp_path / "dev-ca")
+    for url in postgres_database("leaseline_contract_prod"):
+        env = {**production(tmp_path), "LEASELINE_CONTRACT_DATABASE_URL": url,
+               "LEASELINE_SIGNING_DIR": str(tmp_path / "dev-ca"),
+               "LEASELINE_PII_KEY": base64.urlsafe_b64encode(b"k" * 32).decode(),
+               "LEASELINE_S3_ENDPOINT_URL": f"http://127.0.0.1:{closed_port()}"}
+        code, lines = serve("contract", tmp_path, **env)
+        assert code == 2, lines
+        assert lines[-1].startswith("Error: LEASELINE_SIGNING_DIR: ") and "development CA" in lines[-1], lines

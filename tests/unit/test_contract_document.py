@@ -99,6 +99,9 @@ def snapshot_from(vehicle: Vehicle, q: Quote, *, start: date = date(2026, 11, 30
             "due_at_signing": m(q.due_at_signing), "ends_on": dates.ends_on.isoformat(),
             "late_fee_daily_rate": str(policy.late_fee_daily_rate(product.late_fee_daily_rate, request.annual_rate)),
             "default_cost_cap": str(policy.default_cost_cap),
+            "early_settlement": {"fee_rate": str(product.early_settlement.fee_rate),
+                                 "day_count": product.early_settlement.day_count,
+                                 "notice_working_days": product.early_settlement.notice_working_days},
         },
         "schedule": [{"period": r.period, "due_date": dates.rent_dates[r.period - 1].isoformat(),
                       "payment": m(r.payment), "principal": m(r.principal), "interest": m(r.interest),
@@ -476,7 +479,8 @@ def test_final_text_of_an_advance_deposit_free_plan(final: Rendering) -> None:
     assert "每期期初支付（先付）" in body
     assert squash(f"尾款（留购价款）：{format_cny(q.residual)}") in body
     assert "签约时一次性支付" in body
-    assert "第k−1期" in body  # the advance plan's early-settlement rule
+    # the advance plan's early-settlement rule: the principal outstanding after a rent paid in advance
+    assert "上一期在附件一所列的“剩余本金”（首期为融资金额）减去该期租金" in body
 
 
 def test_cjk_fonts_are_embedded(drafts: Rendering) -> None:
