@@ -29,8 +29,6 @@ from infra.jobs import JobQueue
 from infra.logs import request_id
 
 log = logging.getLogger("leaseline.jobs")
-#: how often a worker looks for due jobs it was not told about (one indexed query per worker)
-POLL_SECONDS = 1.0
 
 
 class Backoff(BaseRetryStrategy):
@@ -141,9 +139,9 @@ async def work(app: App, *, tick_seconds: int, stalled_seconds: int, queues: lis
                     queues=queues, concurrency=concurrency, wait=True, install_signal_handlers=False,
                     update_heartbeat_interval=max(1.0, stalled_seconds / 5),
                     stalled_worker_timeout=stalled_seconds, shutdown_graceful_timeout=30,
-                    # besides LISTEN/NOTIFY (a job is told at its defer), a look every second: a retry's backoff or
-                    # a job whose lock another held at its defer is due without a notification
-                    fetch_job_polling_interval=POLL_SECONDS))
+                    # besides LISTEN/NOTIFY (a worker is told at a job's defer), a look every tick: a retry after
+                    # its backoff, or a job whose lock another held at its defer, is due without a notification
+                    fetch_job_polling_interval=max(1.0, float(tick_seconds))))
                 asked = asyncio.ensure_future(stopping.wait())
                 try:
                     await asyncio.wait({runner, asked}, return_when=asyncio.FIRST_COMPLETED)

@@ -124,9 +124,12 @@ def build_app(url: str, **config: object) -> Flask:
     """The BFF on ``url`` with the demo catalogue and demo accounts (one per role, two dealers). Its jobs run only
     where a test starts a worker for it (tests/common/worker.py): a test's own app often shares the suite's
     database but not its risk and contract services, and its worker would take their jobs and fail. The worker's
-    sweeps run every two seconds (as the resumer they replace did)."""
+    sweeps run every two seconds (as the resumer they replace did). A running job counts as stalled after 30 s
+    without its worker's heartbeat, as in production: a worker thread shares the test process's interpreter lock
+    with the live server and the test, and a few seconds' starvation must not make its own running jobs look
+    abandoned (the fault tests kill real worker processes with a 3 s limit: tests/integration/test_worker_faults.py)."""
     config.setdefault("jobs_tick_seconds", 2)
-    config.setdefault("jobs_stalled_seconds", 5)
+    config.setdefault("jobs_stalled_seconds", 30)
     from bff import create_app
     from bff.demo import demo_vehicles
     from bff.demo import seed_people
