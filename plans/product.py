@@ -78,6 +78,9 @@ class CoverageGroup:
 
 #: how interest accrues by the day (the daily rate is the annual one divided by 360 or 365)
 DAY_COUNTS = ("ACT/360", "ACT/365")
+#: the bounds of the early-settlement terms a product (and so a contract) may state
+MAX_EARLY_SETTLEMENT_FEE = Decimal("0.10")
+MAX_NOTICE_WORKING_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -92,12 +95,17 @@ class EarlySettlement:
     notice_working_days: int = 5
 
     def __post_init__(self) -> None:
-        if not Decimal(0) <= self.fee_rate <= Decimal("0.10"):
-            raise ValueError("early settlement fee_rate must be from 0 to 0.10")
+        if not Decimal(0) <= self.fee_rate <= MAX_EARLY_SETTLEMENT_FEE:
+            raise ValueError(f"early settlement fee_rate must be from 0 to {MAX_EARLY_SETTLEMENT_FEE}")
         if self.day_count not in DAY_COUNTS:
             raise ValueError(f"early settlement day_count must be one of {', '.join(DAY_COUNTS)}")
-        if not 0 <= self.notice_working_days <= 30:
-            raise ValueError("early settlement notice_working_days must be from 0 to 30")
+        if not 0 <= self.notice_working_days <= MAX_NOTICE_WORKING_DAYS:
+            raise ValueError(f"early settlement notice_working_days must be from 0 to {MAX_NOTICE_WORKING_DAYS}")
+
+    @property
+    def days_in_year(self) -> int:
+        """The divisor of the daily rate: 360 for ACT/360, 365 for ACT/365."""
+        return int(self.day_count.split("/")[1])
 
 
 @dataclass(frozen=True)

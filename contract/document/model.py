@@ -37,6 +37,8 @@ from plans.money import ZERO
 from plans.money import decimal_pattern
 from plans.money import fen
 from plans.product import DAY_COUNTS
+from plans.product import MAX_EARLY_SETTLEMENT_FEE
+from plans.product import MAX_NOTICE_WORKING_DAYS
 from plans.product import EarlySettlement
 from plans.timeline import add_months
 
@@ -157,6 +159,11 @@ class Plan:
     #: the term's last day (租赁期届满日): the balloon and the deposit's refund fall due here (plans.timeline);
     #: derived from the schedule for a snapshot that does not state it
     ends_on: date | None = None
+
+    @property
+    def late_fee_annual_rate(self) -> Decimal:
+        """365 days of the late charge: what default costs a year on top of the contract rate."""
+        return self.late_fee_daily_rate * 365
 
     @property
     def financed_fees(self) -> Decimal:
@@ -282,7 +289,7 @@ class ContractData:
         if rows[-1].balance != plan.residual:
             raise ContractDataError(f"schedule[{len(rows) - 1}].balance", "must equal the residual", INCONSISTENT)
         if plan.default_cost_cap is not None and (
-                plan.nominal_rate + plan.late_fee_daily_rate * 365 > plan.default_cost_cap):
+                plan.nominal_rate + plan.late_fee_annual_rate > plan.default_cost_cap):
             raise ContractDataError("plan.late_fee_daily_rate", "with the contract rate, 365 days of the late charge "
                                     f"exceed the cap on the cost of default ({plan.default_cost_cap})", INCONSISTENT)
         if plan.ends_on != term_end(plan.timing, plan.term, rows):
@@ -478,10 +485,10 @@ def _plan(r: _Reader, price: Decimal) -> Plan:
 
 def _early_settlement(r: _Reader) -> EarlySettlement:
     fee_rate = r.rate("fee_rate")
-    if fee_rate > Decimal("0.10"):
-        raise ContractDataError(r.where("fee_rate"), "must be at most 0.10")
+    if fee_rate > MAX_EARLY_SETTLEMENT_FEE:
+        raise ContractDataError(r.where("fee_rate"), f"must be at most {MAX_EARLY_SETTLEMENT_FEE}")
     return EarlySettlement(fee_rate=fee_rate, day_count=r.choice("day_count", DAY_COUNTS),
-                           notice_working_days=r.integer("notice_working_days", 0, 30))
+                           notice_working_days=r.integer("notice_working_days", 0, MAX_NOTICE_WORKING_DAYS))
 
 
 def term_end(timing: Timing, term: int, rows: Sequence[Instalment]) -> date:
