@@ -51,7 +51,7 @@ from infra.sms import SmsRefused
 from infra.sms import SmsSender
 from infra.sms import SmsUnavailable
 from kyc.idnumber import check_id_number
-from plans.timeline import timeline
+from plans.contract_terms import contract_terms
 
 log = logging.getLogger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -101,10 +101,7 @@ class ContractDispatch:
         if f"{q.monthly_payment:.2f}" != frozen["monthly_payment"] or f"{q.apr:.6f}" != frozen["apr"]:
             raise ContractNotReady("plan_changed", "the rate card or product changed since approval: the plan "
                                                    "no longer prices the same and must be approved again")
-        product = plans.product
-        fee_names = {f.code: f.name_zh for f in product.fees}
         start = self.clock().astimezone(SHANGHAI).date()
-        dates = timeline(start, q.request.term, q.request.timing)  # the dates the APR was priced on
 
         def m(value: Decimal) -> str:
             return f"{value:.2f}"
@@ -118,29 +115,8 @@ class ContractDispatch:
             "vehicle": {"make": vehicle.make, "model": vehicle.model, "trim": vehicle.name_zh,
                         "vin": draft.get("vin", "").upper(), "price": m(vehicle.price),
                         "condition": draft.get("condition", "new")},
-            "plan": {
-                "term": q.request.term, "timing": q.request.timing, "down_payment": m(q.request.down_payment),
-                "financed_amount": m(q.financed_amount), "residual": m(q.residual),
-                "monthly_payment": m(q.monthly_payment), "apr": f"{q.apr:.6f}",
-                "nominal_rate": f"{q.request.annual_rate}", "deposit": m(q.deposit),
-                "deposit_free": q.request.deposit == 0,
-                "insurance": [{"name": product.coverages[c.code].name_zh, "premium": m(c.amount),
-                               "financed": c.financed} for c in q.request.premiums],
-                "fees": [{"name": fee_names[c.code], "amount": m(c.amount), "financed": c.financed}
-                         for c in q.request.fees],
-                "total_interest": m(q.total_interest), "total_payable": m(q.total_payable),
-                "due_at_signing": m(q.due_at_signing), "ends_on": dates.ends_on.isoformat(),
-                # the product's late charge within the policy's cap on the cost of default (plans.policy)
-                "late_fee_daily_rate": str(plans.policy.late_fee_daily_rate(product.late_fee_daily_rate,
-                                                                             q.request.annual_rate)),
-                "default_cost_cap": str(plans.policy.default_cost_cap),
-                "early_settlement": {"fee_rate": str(product.early_settlement.fee_rate),
-                                     "day_count": product.early_settlement.day_count,
-                                     "notice_working_days": product.early_settlement.notice_working_days},
-            },
-            "schedule": [{"period": r.period, "due_date": dates.rent_dates[r.period - 1].isoformat(),
-                          "payment": m(r.payment), "principal": m(r.principal), "interest": m(r.interest),
-                          "balance": m(r.balance)} for r in q.schedule],
+            # the plan and its schedule as the contract states them, on the dates the APR was priced on
+            **contract_terms(q, plans.product, plans.policy, start),
         }
 
     # -- requesting the contract -----------------------------------------------------------------------------

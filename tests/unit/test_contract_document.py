@@ -28,6 +28,7 @@ from contract.document.model import ContractDataError
 from contract.document.model import from_snapshot
 from contract.document.model import uscc_check_char
 from kyc.idnumber import check_digit
+from plans.contract_terms import contract_terms
 from plans.money import format_cny
 from plans.policy import load_policy
 from plans.product import PlanChoice
@@ -36,7 +37,6 @@ from plans.product import load_product
 from plans.quote import Quote
 from plans.quote import Timing
 from plans.quote import quote
-from plans.timeline import timeline
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
 
@@ -65,14 +65,6 @@ def make_quote(term: int = 36, *, down: str = "0.20", residual: str = "0", timin
 def snapshot_from(vehicle: Vehicle, q: Quote, *, start: date = date(2026, 11, 30), signed: bool = False,
                   number: str = "LL-2026-000123") -> dict[str, Any]:
     """The JSON the contract service receives for an approved application priced as ``q``."""
-    product, policy = load_product(), load_policy()
-    request = q.request
-    fee_names = {f.code: f.name_zh for f in product.fees}
-
-    def m(value: Decimal) -> str:
-        return f"{value:.2f}"
-
-    dates = timeline(start, request.term, request.timing)
     return {
         "number": number,
         "generated_at": GENERATED,
@@ -84,28 +76,8 @@ def snapshot_from(vehicle: Vehicle, q: Quote, *, start: date = date(2026, 11, 30
         "dealer": {"name": "深圳市鹏城比亚迪汽车销售服务有限公司", "credit_code": DEALER_CODE,
                    "address": "广东省深圳市龙岗区布吉街道深惠路 1 号"},
         "vehicle": {"make": vehicle.make, "model": vehicle.model, "trim": "2026款 DM-i 120km 领先型",
-                    "vin": VIN, "price": m(vehicle.price), "condition": "new"},
-        "plan": {
-            "term": request.term, "timing": request.timing, "down_payment": m(request.down_payment),
-            "financed_amount": m(q.financed_amount), "residual": m(q.residual),
-            "monthly_payment": m(q.monthly_payment), "apr": f"{q.apr:.6f}",
-            "nominal_rate": f"{request.annual_rate}", "deposit": m(q.deposit),
-            "deposit_free": request.deposit == 0,
-            "insurance": [{"name": product.coverages[c.code].name_zh, "premium": m(c.amount), "financed": c.financed}
-                          for c in request.premiums],
-            "fees": [{"name": fee_names[c.code], "amount": m(c.amount), "financed": c.financed}
-                     for c in request.fees],
-            "total_interest": m(q.total_interest), "total_payable": m(q.total_payable),
-            "due_at_signing": m(q.due_at_signing), "ends_on": dates.ends_on.isoformat(),
-            "late_fee_daily_rate": str(policy.late_fee_daily_rate(product.late_fee_daily_rate, request.annual_rate)),
-            "default_cost_cap": str(policy.default_cost_cap),
-            "early_settlement": {"fee_rate": str(product.early_settlement.fee_rate),
-                                 "day_count": product.early_settlement.day_count,
-                                 "notice_working_days": product.early_settlement.notice_working_days},
-        },
-        "schedule": [{"period": r.period, "due_date": dates.rent_dates[r.period - 1].isoformat(),
-                      "payment": m(r.payment), "principal": m(r.principal), "interest": m(r.interest),
-                      "balance": m(r.balance)} for r in q.schedule],
+                    "vin": VIN, "price": f"{vehicle.price:.2f}", "condition": "new"},
+        **contract_terms(q, load_product(), load_policy(), start),
     }
 
 

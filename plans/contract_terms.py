@@ -1,0 +1,52 @@
+"""The priced plan as a lease contract states it: the ``plan`` and ``schedule`` of the snapshot the contract
+service receives (contract/document/model.py reads it back), from one quote, the product and policy it was priced
+under and the term's start. One place for what a contract carries of the plan — the figures, the dates the APR
+was priced on (plans.timeline), the late charge within the policy's cap, the early-settlement terms — so that the
+BFF's request and the tests' contracts cannot drift apart."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from plans.policy import Policy
+from plans.product import Product
+from plans.quote import Quote
+from plans.timeline import timeline
+
+
+def _money(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+def contract_terms(q: Quote, product: Product, policy: Policy, starts_on: date) -> dict[str, Any]:
+    """``{"plan": …, "schedule": […]}`` of a contract for ``q`` whose term starts on ``starts_on`` (Asia/Shanghai):
+    money as strings to the fen, rates as decimal strings, dates ISO."""
+    request = q.request
+    dates = timeline(starts_on, request.term, request.timing)  # the dates the APR was priced on
+    fee_names = {f.code: f.name_zh for f in product.fees}
+    terms = product.early_settlement
+    return {
+        "plan": {
+            "term": request.term, "timing": request.timing, "down_payment": _money(request.down_payment),
+            "financed_amount": _money(q.financed_amount), "residual": _money(q.residual),
+            "monthly_payment": _money(q.monthly_payment), "apr": f"{q.apr:.6f}",
+            "nominal_rate": f"{request.annual_rate}", "deposit": _money(q.deposit),
+            "deposit_free": request.deposit == 0,
+            "insurance": [{"name": product.coverages[c.code].name_zh, "premium": _money(c.amount),
+                           "financed": c.financed} for c in request.premiums],
+            "fees": [{"name": fee_names[c.code], "amount": _money(c.amount), "financed": c.financed}
+                     for c in request.fees],
+            "total_interest": _money(q.total_interest), "total_payable": _money(q.total_payable),
+            "due_at_signing": _money(q.due_at_signing), "ends_on": dates.ends_on.isoformat(),
+            # the product's late charge within the policy's cap on the cost of default (plans.policy)
+            "late_fee_daily_rate": str(policy.late_fee_daily_rate(product.late_fee_daily_rate, request.annual_rate)),
+            "default_cost_cap": str(policy.default_cost_cap),
+            "early_settlement": {"fee_rate": str(terms.fee_rate), "day_count": terms.day_count,
+                                 "notice_working_days": terms.notice_working_days},
+        },
+        "schedule": [{"period": r.period, "due_date": dates.rent_dates[r.period - 1].isoformat(),
+                      "payment": _money(r.payment), "principal": _money(r.principal), "interest": _money(r.interest),
+                      "balance": _money(r.balance)} for r in q.schedule],
+    }
