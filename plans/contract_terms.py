@@ -1,7 +1,7 @@
 """The priced plan as a lease contract states it: the ``plan`` and ``schedule`` of the snapshot the contract
 service receives (contract/document/model.py reads it back), from one quote, the product and policy it was priced
 under and the term's start. One place for what a contract carries of the plan — the figures, the dates the APR
-was priced on (plans.timeline), the late charge within the policy's cap, the early-settlement terms — so that the
+was priced on (plans.timeline), the late charge within the policy's cap, the early-settlement and default terms — so that the
 BFF's request and the tests' contracts cannot drift apart."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from plans.policy import Policy
+from plans.product import DEFAULT_DAY_BOUNDS
 from plans.product import Product
 from plans.quote import Quote
 from plans.timeline import timeline
@@ -26,7 +27,7 @@ def contract_terms(q: Quote, product: Product, policy: Policy, starts_on: date) 
     request = q.request
     dates = timeline(starts_on, request.term, request.timing)  # the dates the APR was priced on
     fee_names = {f.code: f.name_zh for f in product.fees}
-    terms = product.early_settlement
+    terms, remedies = product.early_settlement, product.default_remedies
     return {
         "plan": {
             "term": request.term, "timing": request.timing, "down_payment": _money(request.down_payment),
@@ -45,6 +46,10 @@ def contract_terms(q: Quote, product: Product, policy: Policy, starts_on: date) 
             "default_cost_cap": str(policy.default_cost_cap),
             "early_settlement": {"fee_rate": str(terms.fee_rate), "day_count": terms.day_count,
                                  "notice_working_days": terms.notice_working_days},
+            # what the lessor may do when rent stays unpaid (plans.product.DefaultRemedies)
+            "default_remedies": {"overdue_periods": remedies.overdue_periods,
+                                 "overdue_share": str(remedies.overdue_share),
+                                 **{name: getattr(remedies, name) for name, _, _ in DEFAULT_DAY_BOUNDS}},
         },
         "schedule": [{"period": r.period, "due_date": dates.rent_dates[r.period - 1].isoformat(),
                       "payment": _money(r.payment), "principal": _money(r.principal), "interest": _money(r.interest),

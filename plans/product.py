@@ -108,6 +108,52 @@ class EarlySettlement:
         return int(self.day_count.split("/")[1])
 
 
+#: the least a product may ask before it ends a lease for unpaid rent: the Supreme People's Court's default rule
+#: (融资租赁解释 art. 5(2): two rents, or 15 % of all rent, unpaid after a demand and a reasonable period). A contract
+#: may agree other grounds; a consumer lease of ours is never stricter than the court's default (our policy)
+MIN_OVERDUE_PERIODS = 2
+MIN_OVERDUE_SHARE = Decimal("0.15")
+
+
+@dataclass(frozen=True)
+class DefaultRemedies:
+    """What the lessor may do when the lessee does not pay, as a product's contracts state it (Civil Code art. 752:
+    after a demand and a reasonable period, *either* all unpaid rent *or* termination and the car back; 融资租赁解释
+    arts. 5, 10–12; 担保制度解释 art. 65). The servicing of the lease acts on these terms, frozen with the contract.
+
+    - ``overdue_periods`` / ``overdue_share``: the rents (or the share of all rent) unpaid before either route opens;
+    - ``demand_cure_days``: the reasonable period after the written demand (催告) in which the lessee may still pay;
+    - ``redemption_days``: after a recovered car is valued, the days the lessee has to pay what is owed and take it
+      back before it is sold;
+    - ``appraisal_objection_days``: the days the lessee has to ask for a second appraisal;
+    - ``surplus_refund_working_days``: the sale's surplus over what is owed goes back to the lessee within these;
+    - ``gps_cure_days``: a GPS device removed or disabled is a breach to be put right within these days of notice,
+      not by itself a ground to end the lease."""
+
+    overdue_periods: int = 2
+    overdue_share: Decimal = Decimal("0.15")
+    demand_cure_days: int = 15
+    redemption_days: int = 15
+    appraisal_objection_days: int = 7
+    surplus_refund_working_days: int = 15
+    gps_cure_days: int = 7
+
+    def __post_init__(self) -> None:
+        if self.overdue_periods < MIN_OVERDUE_PERIODS or self.overdue_share < MIN_OVERDUE_SHARE:
+            raise ValueError(f"default overdue_periods must be at least {MIN_OVERDUE_PERIODS} and overdue_share "
+                             f"at least {MIN_OVERDUE_SHARE} (融资租赁解释 art. 5)")
+        if self.overdue_share >= 1:
+            raise ValueError("default overdue_share must be below 1")
+        for name, low, high in DEFAULT_DAY_BOUNDS:
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"default {name} must be from {low} to {high}")
+
+
+#: the bounds of each period a product's default terms may state (field, least, most)
+DEFAULT_DAY_BOUNDS = (("demand_cure_days", 7, 60), ("redemption_days", 7, 60), ("appraisal_objection_days", 3, 30),
+                      ("surplus_refund_working_days", 1, 30), ("gps_cure_days", 3, 30))
+
+
 @dataclass(frozen=True)
 class Fee:
     code: str
@@ -174,6 +220,7 @@ class Product:
     #: the late charge (逾期违约金) a day on an overdue amount, before the policy's cap on the cost of default
     late_fee_daily_rate: Decimal = Decimal("0.0005")
     early_settlement: EarlySettlement = EarlySettlement()
+    default_remedies: DefaultRemedies = DefaultRemedies()
 
     @staticmethod
     def rate_class(vehicle: Vehicle) -> str:
@@ -310,6 +357,10 @@ def parse_product(data: dict[str, object]) -> Product:
         early_settlement=EarlySettlement(fee_rate=Decimal(str(early.get("fee_rate", "0.03"))),
                                          day_count=str(early.get("day_count", "ACT/360")),
                                          notice_working_days=int(early.get("notice_working_days", 5))),
+        default_remedies=DefaultRemedies(
+            overdue_periods=int(default_terms.get("overdue_periods", 2)),
+            overdue_share=Decimal(str(default_terms.get("overdue_share", "0.15"))),
+            **{name: int(default_terms[name]) for name, _, _ in DEFAULT_DAY_BOUNDS if name in default_terms}),
     )
     for pack in product.packs.values():
         product.check_coverages(pack.coverages)  # a malformed product file fails at load, not per quote

@@ -37,8 +37,10 @@ from plans.money import ZERO
 from plans.money import decimal_pattern
 from plans.money import fen
 from plans.product import DAY_COUNTS
+from plans.product import DEFAULT_DAY_BOUNDS
 from plans.product import MAX_EARLY_SETTLEMENT_FEE
 from plans.product import MAX_NOTICE_WORKING_DAYS
+from plans.product import DefaultRemedies
 from plans.product import EarlySettlement
 from plans.timeline import add_months
 
@@ -159,6 +161,9 @@ class Plan:
     #: the term's last day (租赁期届满日): the balloon and the deposit's refund fall due here (plans.timeline);
     #: derived from the schedule for a snapshot that does not state it
     ends_on: date | None = None
+    #: what the lessor may do when rent stays unpaid (one route, the recovered car's valuation, the GPS cure
+    #: period); None in contracts generated before they were stated: their text keeps its general clause
+    default_remedies: DefaultRemedies | None = None
 
     @property
     def late_fee_annual_rate(self) -> Decimal:
@@ -292,6 +297,10 @@ class ContractData:
                 plan.nominal_rate + plan.late_fee_annual_rate > plan.default_cost_cap):
             raise ContractDataError("plan.late_fee_daily_rate", "with the contract rate, 365 days of the late charge "
                                     f"exceed the cap on the cost of default ({plan.default_cost_cap})", INCONSISTENT)
+        if plan.default_remedies is not None and plan.early_settlement is None:
+            # the accelerated amount is the principal outstanding as early settlement computes it (its clause)
+            raise ContractDataError("plan.default_remedies", "need the early-settlement terms they refer to",
+                                    INCONSISTENT)
         if plan.ends_on != term_end(plan.timing, plan.term, rows):
             raise ContractDataError("plan.ends_on", "must be the term's end: the last rent's day in arrears, "
                                                     "the term's length after the first rent in advance", INCONSISTENT)
@@ -480,7 +489,18 @@ def _plan(r: _Reader, price: Decimal) -> Plan:
         default_cost_cap=r.rate("default_cost_cap") if r.data.get("default_cost_cap") is not None else None,
         early_settlement=_early_settlement(r.child("early_settlement"))
         if r.data.get("early_settlement") is not None else None,
+        default_remedies=_default_remedies(r.child("default_remedies"))
+        if r.data.get("default_remedies") is not None else None,
     )
+
+
+def _default_remedies(r: _Reader) -> DefaultRemedies:
+    days = {name: r.integer(name, low, high) for name, low, high in DEFAULT_DAY_BOUNDS}
+    try:
+        return DefaultRemedies(overdue_periods=r.integer("overdue_periods", 1, MAX_TERM),
+                               overdue_share=r.rate("overdue_share"), **days)
+    except ValueError as exc:  # below the court's default rule for ending a lease (融资租赁解释 art. 5)
+        raise ContractDataError(r.where("overdue_periods"), str(exc)) from exc
 
 
 def _early_settlement(r: _Reader) -> EarlySettlement:
