@@ -1,8 +1,8 @@
 """The priced plan as a lease contract states it: the ``plan`` and ``schedule`` of the snapshot the contract
 service receives (contract/document/model.py reads it back), from one quote, the product and policy it was priced
 under and the term's start. One place for what a contract carries of the plan — the figures, the dates the APR
-was priced on (plans.timeline), the late charge within the policy's cap, the early-settlement and default terms — so that the
-BFF's request and the tests' contracts cannot drift apart."""
+was priced on (plans.timeline), the late charge within the policy's cap, the early-settlement and default terms —
+so that the BFF's request and the tests' contracts cannot drift apart."""
 
 from __future__ import annotations
 
