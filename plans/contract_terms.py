@@ -1,8 +1,8 @@
 """The priced plan as a lease contract states it: the ``plan`` and ``schedule`` of the snapshot the contract
 service receives (contract/document/model.py reads it back), from one quote, the product and policy it was priced
 under and the term's start. One place for what a contract carries of the plan — the figures, the dates the APR
-was priced on (plans.timeline), the late charge within the policy's cap, the early-settlement and default terms —
-so that the BFF's request and the tests' contracts cannot drift apart."""
+was priced on (plans.timeline), the late charge within the policy's cap, the early-settlement, default and
+end-of-term terms — so that the BFF's request and the tests' contracts cannot drift apart."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ def contract_terms(q: Quote, product: Product, policy: Policy, starts_on: date) 
             "default_cost_cap": str(policy.default_cost_cap),
             "early_settlement": {"fee_rate": str(terms.fee_rate), "day_count": terms.day_count,
                                  "notice_working_days": terms.notice_working_days},
+            # the end of the term: the title's nominal price (in the total) and the lessee's choices
+            "purchase_price": _money(request.purchase_price),
+            "end_of_term": {"notice_days": product.end_of_term.notice_days,
+                            "settle_days": product.end_of_term.settle_days},
             # what the lessor may do when rent stays unpaid (plans.product.DefaultRemedies)
             "default_remedies": {"overdue_periods": remedies.overdue_periods,
                                  "overdue_share": str(remedies.overdue_share),

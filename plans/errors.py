@@ -48,7 +48,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rate_range": ("年利率须在 0%–{max}% 之间", "The annual rate must be between 0% and {max}%"),
     "ratio_range": ("比例须在 0%–{max}% 之间", "The ratio must be between 0% and {max}%"),
     "residual_above_principal": (
-        "尾款不能达到或超过融资本金",
+        "尾付租金不能达到或超过融资本金",
         "The residual (balloon) must be below the financed principal",
     ),
     "timing": ("付款方式须为 arrears（期末）或 advance（期初）", "Timing must be 'arrears' or 'advance'"),

@@ -179,13 +179,14 @@ def evaluate_matrix(vehicle: Vehicle, product: Product, policy: Policy) -> Matri
     upfront_extras = np.where(financed, 0, extras)
     flow0 = price - down + np.where(financed, prem_c[pi], 0) - np.where(financed, 0, fees_c) - deposit
     valid &= flow0 > 0  # net credit at signing, as plans.quote.check_principal demands
-    flow_end = deposit - residual
+    purchase = _cents(product.end_of_term.purchase_price)  # 留购价, paid with the final rent at the term's end
+    flow_end = deposit - residual - purchase
     apr_micro = _apr_micro(flow0, flow_end, rent, last, n, bp, valid)
 
     total_rents = rent * (n - 1) + last
     total_interest = total_rents + residual - principal
-    total_payable = down + upfront_extras + total_rents + residual
-    cost_of_credit = total_interest + fees_c
+    total_payable = down + upfront_extras + total_rents + residual + purchase
+    cost_of_credit = total_interest + fees_c + purchase
     due = down + upfront_extras + deposit  # arrears: no rent at signing
 
     allowed = valid & _compliant(vehicle, product, policy, ti, pi, ri, di, deposit_free, apr_micro)

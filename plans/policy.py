@@ -122,7 +122,7 @@ class Policy:
         cap = self.residual_cap(term)
         if residual_ratio > cap:
             reasons.append(
-                Reason("residual_above_cap", f"{term} 期尾款比例不得超过 {_pct(cap)}",
+                Reason("residual_above_cap", f"{term} 期尾付租金比例不得超过 {_pct(cap)}",
                        f"The residual may not exceed {_pct(cap)} for a {term}-month term")
             )
         if apr > self.apr_cap:

@@ -154,6 +154,35 @@ DEFAULT_DAY_BOUNDS = (("demand_cure_days", 7, 60), ("redemption_days", 7, 60), (
                       ("surplus_refund_working_days", 1, 30), ("gps_cure_days", 3, 30))
 
 
+#: the most a product may ask for the title at the end of the term: a nominal price, never a hidden balloon
+MAX_PURCHASE_PRICE = Decimal("1000")
+#: what the lessee may choose at the end of the term: pay the final rent and the purchase price and keep the car,
+#: ask to refinance the final rent (a new application, decided as any other), or return the car
+END_OF_TERM_CHOICES = ("purchase", "refinance", "return")
+
+
+@dataclass(frozen=True)
+class EndOfTerm:
+    """The end of the term as a product's contracts state it. The balloon is a rent (尾付租金), owed whatever the
+    lessee chooses; the title passes for a nominal purchase price (留购价, Civil Code art. 759 lets a nominal price
+    stand for the title passing); the lessee says which choice ``notice_days`` before the end. A returned car is
+    valued as a recovered one (independent appraisal, :class:`DefaultRemedies`) and its value offsets the final rent;
+    the difference is paid, or refunded, within ``settle_days``."""
+
+    purchase_price: Decimal = Decimal("100")
+    notice_days: int = 30
+    settle_days: int = 15
+
+    def __post_init__(self) -> None:
+        if not Decimal(0) <= self.purchase_price <= MAX_PURCHASE_PRICE or self.purchase_price != fen(
+                self.purchase_price):
+            raise ValueError(f"end of term purchase_price must be from 0 to {MAX_PURCHASE_PRICE}, to the fen")
+        if not 7 <= self.notice_days <= 90:
+            raise ValueError("end of term notice_days must be from 7 to 90")
+        if not 1 <= self.settle_days <= 30:
+            raise ValueError("end of term settle_days must be from 1 to 30")
+
+
 @dataclass(frozen=True)
 class Fee:
     code: str
@@ -221,6 +250,7 @@ class Product:
     late_fee_daily_rate: Decimal = Decimal("0.0005")
     early_settlement: EarlySettlement = EarlySettlement()
     default_remedies: DefaultRemedies = DefaultRemedies()
+    end_of_term: EndOfTerm = EndOfTerm()
 
     @staticmethod
     def rate_class(vehicle: Vehicle) -> str:
@@ -289,6 +319,7 @@ class Product:
             fees=fees,
             premiums=premiums,
             deposit_ratio=ZERO if choice.deposit_free else self.deposit_ratio,
+            purchase_price=self.end_of_term.purchase_price,
         )
 
     def evaluate(self, vehicle: Vehicle, choice: PlanChoice, policy: Policy) -> PlanResult:
@@ -320,6 +351,8 @@ def parse_product(data: dict[str, object]) -> Product:
     groups_raw = data.get("insurance_groups", {})
     default_terms = data.get("default_terms", {})
     early = data.get("early_settlement", {})
+    end = data.get("end_of_term", {})
+    assert isinstance(end, dict)
     assert isinstance(default_terms, dict) and isinstance(early, dict)
     assert isinstance(rates_raw, dict) and isinstance(options, dict) and isinstance(fees_raw, dict)
     assert isinstance(insurance_raw, dict) and isinstance(packs_raw, dict) and isinstance(groups_raw, dict)
@@ -361,6 +394,8 @@ def parse_product(data: dict[str, object]) -> Product:
             overdue_periods=int(default_terms.get("overdue_periods", 2)),
             overdue_share=Decimal(str(default_terms.get("overdue_share", "0.15"))),
             **{name: int(default_terms[name]) for name, _, _ in DEFAULT_DAY_BOUNDS if name in default_terms}),
+        end_of_term=EndOfTerm(purchase_price=Decimal(str(end.get("purchase_price", "100"))),
+                              notice_days=int(end.get("notice_days", 30)), settle_days=int(end.get("settle_days", 15))),
     )
     for pack in product.packs.values():
         product.check_coverages(pack.coverages)  # a malformed product file fails at load, not per quote

@@ -50,6 +50,9 @@ class QuoteRequest:
     fees: tuple[Charge, ...] = ()
     premiums: tuple[Charge, ...] = ()
     deposit_ratio: Decimal = ZERO
+    #: the purchase price (留购价): what the lessee pays at the end of the term, after the last rent and the final
+    #: rent (B), for the car's title; nominal (the product file's), in the APR and the total like any payment
+    purchase_price: Decimal = ZERO
 
     @property
     def financed_fees(self) -> Decimal:
@@ -123,8 +126,9 @@ class Quote:
 
     @property
     def total_cost_of_credit(self) -> Decimal:
-        """Interest plus every credit fee, upfront or financed (insurance is goods, not credit cost)."""
-        return self.total_interest + self.credit_fees
+        """Interest plus every credit fee, upfront or financed, plus the purchase price (留购价: what a lease costs
+        for the title that a loan does not); insurance is goods, not credit cost."""
+        return self.total_interest + self.credit_fees + self.request.purchase_price
 
 
 def level_rent(principal: Decimal, residual: Decimal, term: int, annual_rate: Decimal, timing: Timing) -> Decimal:
@@ -181,7 +185,8 @@ def customer_cash_flows(request: QuoteRequest, schedule: Sequence[ScheduleRow]) 
     """The customer's own cash flows for the APR (PBOC 2021 No. 3), one net amount per month 0…n.
 
     Month 0: + (P − D + financed premiums) received as goods, − upfront credit fees, − deposit, and the
-    first rent in advance mode. Then each rent at its due month; at month n, − B and + the deposit refund.
+    first rent in advance mode. Then each rent at its due month; at month n, − B, − the purchase price and + the
+    deposit refund.
     Upfront insurance premiums are the customer's own purchase and do not enter the APR.
     """
     term = request.term
@@ -191,7 +196,7 @@ def customer_cash_flows(request: QuoteRequest, schedule: Sequence[ScheduleRow]) 
     offset = 1 if request.timing == "advance" else 0
     for row in schedule:
         flows[row.period - offset] -= row.payment
-    flows[term] += request.deposit - request.residual
+    flows[term] += request.deposit - request.residual - request.purchase_price
     return tuple(CashFlow(period, fen(amount)) for period, amount in enumerate(flows))
 
 
@@ -247,7 +252,8 @@ def quote(request: QuoteRequest) -> Quote:
         effective_annual_rate=apr_module.effective_rate(monthly),
         total_interest=sum((row.interest for row in schedule), ZERO),
         credit_fees=credit_fees,
-        total_payable=request.down_payment + request.upfront_fees + request.upfront_premiums + total_rents + residual,
+        total_payable=request.down_payment + request.upfront_fees + request.upfront_premiums + total_rents + residual
+        + request.purchase_price,
         due_at_signing=request.down_payment
         + request.upfront_fees
         + request.upfront_premiums
@@ -268,6 +274,7 @@ def quote_as_dict(q: Quote) -> dict[str, object]:
         "financed_amount": m(q.financed_amount),
         "down_payment": m(q.request.down_payment),
         "residual": m(q.residual),
+        "purchase_price": m(q.request.purchase_price),
         "deposit": m(q.deposit),
         "apr": f"{q.apr:.6f}",
         "effective_annual_rate": f"{q.effective_annual_rate:.6f}",

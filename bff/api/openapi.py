@@ -195,7 +195,7 @@ def document(product: Product | None = None, policy: Policy | None = None) -> di
                              "cash_flows", "schedule"],
                 "properties": {
                     "monthly_payment": MONEY, "last_payment": MONEY, "financed_amount": MONEY,
-                    "down_payment": MONEY, "residual": MONEY, "deposit": MONEY, "apr": RATE,
+                    "down_payment": MONEY, "residual": MONEY, "purchase_price": MONEY, "deposit": MONEY, "apr": RATE,
                     "effective_annual_rate": RATE, "annual_rate": RATE, "term": {"type": "integer"},
                     "timing": {"enum": list(TIMINGS)}, "total_interest": MONEY, "credit_fees": MONEY,
                     "total_cost_of_credit": MONEY, "total_payable": MONEY, "due_at_signing": MONEY,

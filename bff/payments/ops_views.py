@@ -215,7 +215,7 @@ def close(application_id: str) -> Any:
     elif deduction > 0 and not form["reason"].strip():
         errors.append(FieldError("reason", "required", "扣款须填写原因", "Give the reason for the deduction"))
     if request.form.get("paid_up") != "yes":
-        errors.append(FieldError("paid_up", "required", "请确认租金、尾款等款项均已结清",
+        errors.append(FieldError("paid_up", "required", "请确认租金（含尾付租金）等款项均已结清",
                                  "Confirm that every rent and the residual value have been paid"))
     if errors:
         return _lease_page(app, 422, errors, form)

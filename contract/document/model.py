@@ -42,6 +42,7 @@ from plans.product import MAX_EARLY_SETTLEMENT_FEE
 from plans.product import MAX_NOTICE_WORKING_DAYS
 from plans.product import DefaultRemedies
 from plans.product import EarlySettlement
+from plans.product import EndOfTerm
 from plans.timeline import add_months
 
 Timing = Literal["arrears", "advance"]
@@ -139,7 +140,7 @@ class Plan:
     price: Decimal
     down_payment: Decimal
     financed_amount: Decimal
-    residual: Decimal  # balloon = purchase-option price (留购价款), paid at the end of the term (``ends_on``)
+    residual: Decimal  # the balloon: the final rent (尾付租金), paid at the end of the term (``ends_on``)
     monthly_payment: Decimal
     apr: Decimal  # 年化利率 (IRR of the customer's cash flows × 12, PBOC 2021 No. 3), a fraction
     nominal_rate: Decimal  # the contract's nominal annual rate (plans: annual_rate), a fraction
@@ -164,6 +165,14 @@ class Plan:
     #: what the lessor may do when rent stays unpaid (one route, the recovered car's valuation, the GPS cure
     #: period); None in contracts generated before they were stated: their text keeps its general clause
     default_remedies: DefaultRemedies | None = None
+    #: the end of the term: the purchase price (留购价) and the lessee's choices; None in contracts generated before
+    #: they were stated (their balloon was the "purchase-option price", 尾款（留购价款）, and there was no other)
+    end_of_term: EndOfTerm | None = None
+
+    @property
+    def purchase_price(self) -> Decimal:
+        """What the title costs at the end of the term, after the rents (0 in contracts that stated none)."""
+        return self.end_of_term.purchase_price if self.end_of_term is not None else ZERO
 
     @property
     def late_fee_annual_rate(self) -> Decimal:
@@ -301,6 +310,9 @@ class ContractData:
             # the accelerated amount is the principal outstanding as early settlement computes it (its clause)
             raise ContractDataError("plan.default_remedies", "need the early-settlement terms they refer to",
                                     INCONSISTENT)
+        if plan.end_of_term is not None and plan.default_remedies is None:
+            # a returned car is valued as a recovered one (the default clause's appraisal)
+            raise ContractDataError("plan.end_of_term", "needs the default terms it refers to", INCONSISTENT)
         if plan.ends_on != term_end(plan.timing, plan.term, rows):
             raise ContractDataError("plan.ends_on", "must be the term's end: the last rent's day in arrears, "
                                                     "the term's length after the first rent in advance", INCONSISTENT)
@@ -312,10 +324,10 @@ class ContractData:
             raise ContractDataError("plan.total_interest", f"is not the schedule's interest ({self.total_interest})",
                                     INCONSISTENT)
         upfront = plan.down_payment + plan.upfront_fees + plan.upfront_premiums
-        total_payable = upfront + self.total_rent + plan.residual
+        total_payable = upfront + self.total_rent + plan.residual + plan.purchase_price
         if plan.total_payable != total_payable:
             raise ContractDataError("plan.total_payable", "is not down payment + upfront charges + rents + "
-                                                          f"residual ({total_payable})", INCONSISTENT)
+                                                          f"residual + purchase price ({total_payable})", INCONSISTENT)
         first_rent = rows[0].payment if plan.timing == "advance" else ZERO
         due_at_signing = upfront + plan.deposit + first_rent
         if plan.due_at_signing != due_at_signing:
@@ -491,14 +503,24 @@ def _plan(r: _Reader, price: Decimal) -> Plan:
         if r.data.get("early_settlement") is not None else None,
         default_remedies=_default_remedies(r.child("default_remedies"))
         if r.data.get("default_remedies") is not None else None,
+        end_of_term=_end_of_term(r) if r.data.get("end_of_term") is not None else None,
     )
+
+
+def _end_of_term(r: _Reader) -> EndOfTerm:
+    price, terms = r.money("purchase_price"), r.child("end_of_term")
+    notice, settle = terms.integer("notice_days", 7, 90), terms.integer("settle_days", 1, 30)
+    try:
+        return EndOfTerm(purchase_price=price, notice_days=notice, settle_days=settle)
+    except ValueError as exc:
+        raise ContractDataError(r.where("purchase_price"), str(exc)) from exc
 
 
 def _default_remedies(r: _Reader) -> DefaultRemedies:
     days = {name: r.integer(name, low, high) for name, low, high in DEFAULT_DAY_BOUNDS}
+    periods, share = r.integer("overdue_periods", 1, MAX_TERM), r.rate("overdue_share")
     try:
-        return DefaultRemedies(overdue_periods=r.integer("overdue_periods", 1, MAX_TERM),
-                               overdue_share=r.rate("overdue_share"), **days)
+        return DefaultRemedies(overdue_periods=periods, overdue_share=share, **days)
     except ValueError as exc:  # below the court's default rule for ending a lease (融资租赁解释 art. 5)
         raise ContractDataError(r.where("overdue_periods"), str(exc)) from exc
 

@@ -473,7 +473,7 @@ def test_residual_above_the_financed_amount_is_explained_not_priced(bff_server: 
     headers = {"HX-Request": "true"} if htmx_request else {}
     response = get(bff_server, f"/plans/{HAN}?down=90&residual=90&term=48", headers=headers)
     assert response.status_code == 422
-    assert "尾款不能达到或超过融资本金" in response.text
+    assert "尾付租金不能达到或超过融资本金" in response.text
     assert "-¥" not in response.text  # never a negative rent
     if not htmx_request:  # the whole page keeps every choice the user made
         assert re.search(r'name="term" value="48"\s+checked', response.text)

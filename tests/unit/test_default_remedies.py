@@ -21,6 +21,7 @@ from contract.document.render import render_html
 from plans.product import DefaultRemedies
 from plans.product import load_product
 from plans.product import parse_product
+from tests.unit.test_contract_document import generated_before
 from tests.unit.test_contract_document import make_quote
 from tests.unit.test_contract_document import snapshot_from
 
@@ -108,9 +109,7 @@ def test_a_disabled_gps_device_is_a_breach_with_a_cure_period_not_a_ground_by_it
 
 
 def test_a_contract_generated_before_keeps_its_default_clause() -> None:
-    snapshot = _snapshot()
-    del snapshot["plan"]["default_remedies"]
-    data = from_snapshot(snapshot)
+    data = from_snapshot(generated_before(_snapshot(), "default_remedies"))
     assert data.plan.default_remedies is None
     text = "".join(_items(render_html(data), "default"))
     assert "出租人有权选择" in text and "不得同时主张" not in text

@@ -16,6 +16,7 @@ from contract.document import ContractDataError
 from contract.document import from_snapshot
 from contract.document.render import render_html
 from plans.product import load_product
+from tests.unit.test_contract_document import generated_before
 from tests.unit.test_contract_document import make_quote
 from tests.unit.test_contract_document import snapshot_from
 
@@ -44,9 +45,7 @@ def test_a_new_contract_states_the_product_s_early_settlement_terms(timing: str)
 
 def test_a_contract_generated_before_keeps_settlement_on_rent_dates_without_a_fee() -> None:
     vehicle, q = make_quote(36)
-    snapshot = snapshot_from(vehicle, q)
-    del snapshot["plan"]["early_settlement"], snapshot["plan"]["default_remedies"]  # both came later
-    data = from_snapshot(snapshot)
+    data = from_snapshot(generated_before(snapshot_from(vehicle, q), "early_settlement"))
     assert data.plan.early_settlement is None
     text = _clause(render_html(data))
     assert "任一租金支付日" in text and "出租人不收取提前结清手续费" in text and "360" not in text

@@ -1,8 +1,9 @@
 """One timeline for the schedule, the APR and the contract (issue 16): the APR the contract discloses is the one
-its own dates give. The balloon (尾款) was stated "于末期租金支付日与末期租金一并支付" — in advance mode month n − 1 —
-while the APR priced it at month n: 36 months with a 30 % balloon disclosed 7.18 % where the contract's dates
-gave 7.27 %. Here every timing is priced from the dates the contract states (its schedule, and the balloon's
-date read from the rendered text), with numpy-financial's IRR as the independent reference."""
+its own dates give. The balloon (尾款, now the final rent 尾付租金) was stated
+"于末期租金支付日与末期租金一并支付" — in advance mode month n − 1 — while the APR priced it at month n: 36 months
+with a 30 % balloon disclosed 7.18 % where the contract's dates gave 7.27 %. Here every timing is priced from the
+dates the contract states (its schedule, and the final rent's and the purchase price's amounts and dates read from
+the rendered text), with numpy-financial's IRR as the independent reference."""
 
 from __future__ import annotations
 
@@ -35,13 +36,22 @@ def _months(start: date, later: date) -> int:
     return (later.year - start.year) * 12 + later.month - start.month
 
 
-def _balloon_date(html: str) -> date:
-    """The date the contract's balloon clause names (the clause, not the schedule)."""
-    clause = re.search(r"<li>尾款[^<]*?(?:<span[^>]*>[^<]*</span>[^<]*?)*</li>", html)
-    assert clause is not None, "the contract has no balloon clause"
-    found = CN_DATE.search(clause.group(0))
-    assert found is not None, f"the balloon clause names no date: {clause.group(0)}"
+def _clause(html: str, name: str) -> str:
+    found = re.search(rf"<li>{name}：[^<]*?(?:<span[^>]*>[^<]*</span>[^<]*?)*</li>", html)
+    assert found is not None, f"the contract has no {name} clause"
+    return found.group(0)
+
+
+def _date_in(clause: str) -> date:
+    found = CN_DATE.search(clause)
+    assert found is not None, f"the clause names no date: {clause}"
     return date(*(int(x) for x in found.groups()))
+
+
+def _amount_in(clause: str) -> Decimal:
+    found = re.search(r"¥([\d,]+\.\d{2})", clause)
+    assert found is not None, f"the clause names no amount: {clause}"
+    return Decimal(found.group(1).replace(",", ""))
 
 
 @pytest.mark.parametrize("timing", TIMINGS)
@@ -58,8 +68,11 @@ def test_the_disclosed_apr_is_the_one_the_contract_s_own_dates_give(timing: Timi
     flows[0] += plan.price - plan.down_payment + plan.financed_premiums - plan.upfront_fees - plan.deposit
     for row in data.schedule:
         flows[_months(START, row.due_date)] -= row.payment
-    if plan.residual > 0:
-        flows[_months(START, _balloon_date(html))] -= plan.residual
+    if plan.residual > 0:  # the final rent (尾付租金) on the day its clause names
+        flows[_months(START, _date_in(_clause(html, "尾付租金")))] -= plan.residual
+    price = _clause(html, "留购价")  # the title's price, in the total payable and the APR, on its clause's day
+    assert _amount_in(price) == plan.purchase_price > 0
+    flows[_months(START, _date_in(price))] -= _amount_in(price)
     flows[_months(START, plan.ends_on)] += plan.deposit  # refunded at the end of the term
     values = [float(flows[m]) for m in range(max(flows) + 1)]
     assert abs(float(npf.irr(values)) * 12 - float(plan.apr)) <= 1e-6, (values[:2], values[-2:])
