@@ -30,6 +30,11 @@ from infra.logs import request_id
 
 log = logging.getLogger("leaseline.jobs")
 
+#: every statement of the queue's own connections (fetch, defer, heartbeat, LISTEN's keep-alive) ends within these:
+#: a statement that waits longer (a lock held by a stuck session, a server in trouble) fails, and the worker
+#: restarts (``work``) instead of waiting for ever with its sweeps, which one coroutine defers, stopped behind it
+QUEUE_CONNECTION_OPTIONS = "-c statement_timeout=60s -c lock_timeout=30s"
+
 
 class Backoff(BaseRetryStrategy):
     """Retry on ``retry_exceptions`` (every exception when None) after 2, 4, 8 … seconds, at most ``cap``, up to
@@ -69,7 +74,8 @@ class Tasks:
     service's queue needs (``housekeeping``)."""
 
     def __init__(self, database_url: str, jobs: JobQueue) -> None:
-        self.app = App(connector=PsycopgConnector(conninfo=libpq_url(database_url)))
+        self.app = App(connector=PsycopgConnector(conninfo=libpq_url(database_url),
+                                                  kwargs={"options": QUEUE_CONNECTION_OPTIONS}))
         self.jobs = jobs
 
     def task(self, name: str, on: str, retry: BaseRetryStrategy | None = None, periodic: str | None = None
@@ -118,13 +124,57 @@ class Tasks:
             sweep(lambda: self.jobs.retry_stalled(stalled_seconds)))
 
 
+#: procrastinate's side tasks of a running worker, by their task names (procrastinate/worker.py: heartbeats, the
+#: periodic deferrer, the abort poll, the LISTEN connection); each runs as long as the worker does
+SIDE_TASKS = ("update_heartbeats", "deferrer", "poll_jobs_to_abort", "listener")
+
+
+async def _side_task_lost(app: App, runner: asyncio.Future[Any], every: float) -> str:
+    """Watch procrastinate's side tasks while ``runner`` (the worker) runs; return why the worker must start again
+    when one of them ended while the worker goes on running jobs.
+
+    procrastinate stops a worker whose side task fails, but its monitor of them ends at the first one that ends,
+    and a cancelled one ends the monitor itself: after that a side task can end unnoticed. Without the deferrer
+    the service's sweeps (evidence, refunds, settlements, stalled jobs) stop for good while the jobs that requests
+    defer still run; without the heartbeats its running jobs look abandoned to every worker. The side tasks start
+    in the first step of procrastinate's ``worker loop`` task, and ``asyncio.all_tasks`` lists pending tasks only:
+    they are looked for every 0.2 s until seen, then kept and looked at every ``every`` seconds."""
+    # the deferrer of an app with nothing periodic ends at once, by design
+    expected = [n for n in SIDE_TASKS if n != "deferrer" or app.periodic_registry.periodic_tasks]
+    seen: dict[str, asyncio.Task[Any]] = {}
+    missing = 0  # looks that found the worker loop without its side tasks (once: they may not have started yet; the
+    # first look can come seconds late on a busy machine: an ended one is then missing, not done)
+    while not runner.done():
+        await asyncio.sleep(every if seen else 0.2)
+        if runner.done():
+            break
+        if not seen:
+            pending = {t.get_name(): t for t in asyncio.all_tasks()}
+            if "worker loop" not in pending:
+                continue  # starting, or stopped
+            seen = {name: pending[name] for name in expected if name in pending}
+            missing = missing + 1 if len(seen) < len(expected) else 0
+            if missing > 1:
+                return f"its side task {', '.join(sorted(set(expected) - set(seen)))} ended before it was watched"
+            if missing:
+                seen = {}
+            continue
+        for name, task in seen.items():
+            if task.done():
+                error = None if task.cancelled() else task.exception()
+                return f"its side task {name} ended ({type(error).__name__ if error else 'cancelled'}: {error})"
+    return ""
+
+
 async def work(app: App, *, tick_seconds: int, stalled_seconds: int, queues: list[str] | None = None,
                concurrency: int = 4, install_signal_handlers: bool = True) -> None:
     """Run ``app``'s jobs until stopped (SIGINT/SIGTERM, or this coroutine cancelled: the running jobs finish first).
 
     procrastinate stops a worker whose LISTEN connection fails (the database restarted, a network cut) and returns
     as if asked to stop; the jobs stay in the database. Such a worker starts again here, after a pause that grows
-    from 1 to 30 seconds while the database stays away, so a restart of PostgreSQL needs nobody to restart it."""
+    from 1 to 30 seconds while the database stays away, so a restart of PostgreSQL needs nobody to restart it. So
+    does a worker one of whose side tasks (the periodic deferrer, the heartbeats…) ended while it went on running
+    jobs (``_side_task_lost``)."""
     stopping = asyncio.Event()
     if install_signal_handlers:
         loop = asyncio.get_running_loop()
@@ -143,26 +193,33 @@ async def work(app: App, *, tick_seconds: int, stalled_seconds: int, queues: lis
                     # its backoff, or a job whose lock another held at its defer, is due without a notification
                     fetch_job_polling_interval=max(1.0, float(tick_seconds))))
                 asked = asyncio.ensure_future(stopping.wait())
+                watch = asyncio.ensure_future(_side_task_lost(app, runner, max(5.0, 2.0 * tick_seconds)))
                 try:
-                    await asyncio.wait({runner, asked}, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait({runner, asked, watch}, return_when=asyncio.FIRST_COMPLETED)
                 except asyncio.CancelledError:  # cancelled from outside: stop gracefully, then say so
-                    runner.cancel()
-                    asked.cancel()
-                    await asyncio.gather(runner, asked, return_exceptions=True)
+                    for waiting in (runner, asked, watch):
+                        waiting.cancel()
+                    await asyncio.gather(runner, asked, watch, return_exceptions=True)
                     raise
                 asked.cancel()
-                if stopping.is_set():
-                    runner.cancel()
-                    await asyncio.gather(runner, return_exceptions=True)
-                    return
-                runner.result()  # it stopped by itself: raise what stopped it, if anything
+                lost = watch.result() if watch.done() and not runner.done() else ""
+                watch.cancel()
+                if stopping.is_set() or lost:
+                    runner.cancel()  # graceful: the running jobs finish first
+                    await asyncio.gather(runner, watch, return_exceptions=True)
+                    if stopping.is_set():
+                        return
+                    log.error("worker: %s; starting it again", lost)
+                else:
+                    runner.result()  # it stopped by itself: raise what stopped it, if anything
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database away while starting or running
             log.warning("worker: %s: %s", type(exc).__name__, first_line(exc))
         if time.monotonic() - began > 60:  # it had been running: the next pause starts short again
             pause = 1.0
-        log.warning("worker: stopped by itself (its database connection failed); starting again in %.0f s", pause)
+        log.warning("worker: stopped by itself (its database connection failed, or a side task); starting again "
+                    "in %.0f s", pause)
         try:
             await asyncio.wait_for(stopping.wait(), pause)
         except TimeoutError:

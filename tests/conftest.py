@@ -45,6 +45,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _EMBEDDED.clear()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that used the suite's BFF gets a report of what its worker was doing (threads, jobs)."""
+    outcome = yield
+    report = outcome.get_result()
+    app = getattr(item, "funcargs", {}).get("app") or getattr(item, "funcargs", {}).get("bff_server")
+    if report.when != "call" or not report.failed or app is None:
+        return
+    from tests.common.worker import worker_report
+
+    flask_app = getattr(app, "app", app)
+    try:
+        text = worker_report(flask_app.extensions["leaseline"].db)
+    except Exception as exc:  # noqa: BLE001 - a report must not hide the failure
+        text = f"no worker report: {exc!r}"
+    report.sections.append(("worker report", text))
+    if folder := os.environ.get("LEASELINE_TEST_REPORTS"):
+        Path(folder, f"{item.name}.txt").write_text(text)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Keep generated keys and other files of the test session out of the working tree."""

@@ -14,6 +14,7 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from tests.integration.test_auth import TIMEOUT
@@ -232,3 +233,61 @@ def test_a_job_s_log_lines_carry_the_request_id_that_deferred_it(db_url: str) ->
     failed = [x for x in lines if "probe.breaks" in x["msg"]]
     assert len(done) == 1 and " done in " in done[0]["msg"] and done[0]["request_id"] == "req-works"
     assert len(failed) == 1 and " failed after " in failed[0]["msg"] and failed[0]["request_id"] == "req-breaks"
+
+
+def _newest_done(db: Any, task: str) -> int:
+    with db.session() as session:
+        return int(session.execute(text("SELECT coalesce(max(id), 0) FROM procrastinate_jobs WHERE task_name = :t "
+                                        "AND status = 'succeeded'"), {"t": task}).scalar_one())
+
+
+@pytest.mark.parametrize("side_task", ["deferrer", "update_heartbeats"])
+def test_a_worker_one_of_whose_side_tasks_ended_starts_again_and_its_sweeps_go_on(side_task: str, s3_server: Any,
+                                                                                   caplog: Any) -> None:
+    """procrastinate defers every sweep of a service from one side task, ``deferrer``, and keeps the worker's
+    heartbeat from another; when one ends while the worker goes on (cancelled here: procrastinate's own monitor of
+    its side tasks does not survive a cancelled one), the jobs that requests defer still ran but the sweeps
+    (evidence, refunds, settlements, stalled jobs) stopped for good, or the running jobs looked abandoned. The
+    worker notices within its watch period and starts again: a new registration, and the sweeps go on."""
+    import asyncio
+    import logging
+
+    from infra.db.migrate import upgrade
+    from tests.common.worker import WorkerThread
+    from tests.conftest import build_app
+    from tests.conftest import postgres_database
+    from tests.conftest import s3_config
+
+    for url in postgres_database("leaseline_side_task"):
+        upgrade(url)
+        app = build_app(url, **s3_config(s3_server), risk_url="http://127.0.0.1:9", contract_url="http://127.0.0.1:9")
+        db = app.extensions["leaseline"].db
+        try:
+            with caplog.at_level(logging.ERROR, logger="leaseline.jobs"), WorkerThread(app) as worker:
+                deadline = time.monotonic() + 30
+                while not _newest_done(db, "evidence.flush"):  # the sweep runs every 2 s
+                    assert time.monotonic() < deadline, "the sweep never ran"
+                    time.sleep(0.2)
+                first = _workers(db)
+
+                def end_it() -> None:
+                    for task in asyncio.all_tasks(worker.loop):
+                        if task.get_name() == side_task:
+                            task.cancel()
+
+                worker.loop.call_soon_threadsafe(end_it)
+                time.sleep(1)
+                before = _newest_done(db, "evidence.flush")
+                deadline = time.monotonic() + 45  # watched every 5 s; the restart lets running jobs finish first
+                while _newest_done(db, "evidence.flush") <= before or _workers(db) == first:
+                    assert time.monotonic() < deadline, f"no new worker, or the sweeps stopped, with the {side_task}"
+                    time.sleep(0.2)
+            assert any(f"side task {side_task} ended" in r.getMessage() for r in caplog.records), [
+                r.getMessage() for r in caplog.records]
+        finally:
+            db.dispose()
+
+
+def _workers(db: Any) -> set[int]:
+    with db.session() as session:
+        return set(session.execute(text("SELECT id FROM procrastinate_workers")).scalars())
