@@ -50,6 +50,11 @@ def contract_terms(q: Quote, product: Product, policy: Policy, starts_on: date) 
             "purchase_price": _money(request.purchase_price),
             "end_of_term": {"notice_days": product.end_of_term.notice_days,
                             "settle_days": product.end_of_term.settle_days},
+            # who owns the car, in whose name it is registered, the mortgage and the PBOC registration
+            "title": {"structure": product.title.structure, "registered_in": product.title.registered_in,
+                      "mortgage_days": product.title.mortgage_days,
+                      "pboc_registration_working_days": product.title.pboc_registration_working_days,
+                      "release_working_days": product.title.release_working_days},
             # what the lessor may do when rent stays unpaid (plans.product.DefaultRemedies)
             "default_remedies": {"overdue_periods": remedies.overdue_periods,
                                  "overdue_share": str(remedies.overdue_share),

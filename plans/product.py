@@ -183,6 +183,45 @@ class EndOfTerm:
             raise ValueError("end of term settle_days must be from 1 to 30")
 
 
+#: how the lease is structured: a direct lease (直租), the lessor buying the car from the dealer it leases it out
+#: from; a sale-and-leaseback (回租) would need its own contract text and is not offered
+STRUCTURES = ("direct",)
+#: in whose name the car is registered at the vehicle registration office during the term
+REGISTERED_IN = ("lessee", "lessor")
+
+
+@dataclass(frozen=True)
+class Title:
+    """Who owns the car, in whose name it is registered and how the lessor's ownership is made to hold against
+    third parties, as a product's contracts state it (issue 16 §2).
+
+    A direct lease: the dealer invoices the lessor (机动车销售统一发票, buyer: the lessor), the lessor owns the car
+    for the whole term. Registered in the lessee's name (the usual case for a consumer, for plates and local
+    rules), the car is mortgaged to the lessor at the registration office within ``mortgage_days`` of the plates,
+    and the lessor keeps the registration certificate. Either way the lessor registers the lease on the PBOC credit
+    reference centre's unified movable-property registration system within ``pboc_registration_working_days`` of
+    delivery — unregistered, its ownership does not hold against a buyer in good faith or the lessee's other
+    creditors (Civil Code art. 745) — and cancels it within ``release_working_days`` of the last payment."""
+
+    structure: str = "direct"
+    registered_in: str = "lessee"
+    mortgage_days: int = 30
+    pboc_registration_working_days: int = 10
+    release_working_days: int = 15
+
+    def __post_init__(self) -> None:
+        if self.structure not in STRUCTURES:
+            raise ValueError(f"title structure must be one of {', '.join(STRUCTURES)}")
+        if self.registered_in not in REGISTERED_IN:
+            raise ValueError(f"title registered_in must be one of {', '.join(REGISTERED_IN)}")
+        if not 1 <= self.mortgage_days <= 60:
+            raise ValueError("title mortgage_days must be from 1 to 60")
+        if not 1 <= self.pboc_registration_working_days <= 20:
+            raise ValueError("title pboc_registration_working_days must be from 1 to 20")
+        if not 1 <= self.release_working_days <= 30:
+            raise ValueError("title release_working_days must be from 1 to 30")
+
+
 @dataclass(frozen=True)
 class Fee:
     code: str
@@ -251,6 +290,7 @@ class Product:
     early_settlement: EarlySettlement = EarlySettlement()
     default_remedies: DefaultRemedies = DefaultRemedies()
     end_of_term: EndOfTerm = EndOfTerm()
+    title: Title = Title()
 
     @staticmethod
     def rate_class(vehicle: Vehicle) -> str:
@@ -352,7 +392,8 @@ def parse_product(data: dict[str, object]) -> Product:
     default_terms = data.get("default_terms", {})
     early = data.get("early_settlement", {})
     end = data.get("end_of_term", {})
-    assert isinstance(end, dict)
+    title = data.get("title", {})
+    assert isinstance(end, dict) and isinstance(title, dict)
     assert isinstance(default_terms, dict) and isinstance(early, dict)
     assert isinstance(rates_raw, dict) and isinstance(options, dict) and isinstance(fees_raw, dict)
     assert isinstance(insurance_raw, dict) and isinstance(packs_raw, dict) and isinstance(groups_raw, dict)
@@ -396,6 +437,11 @@ def parse_product(data: dict[str, object]) -> Product:
             **{name: int(default_terms[name]) for name, _, _ in DEFAULT_DAY_BOUNDS if name in default_terms}),
         end_of_term=EndOfTerm(purchase_price=Decimal(str(end.get("purchase_price", "100"))),
                               notice_days=int(end.get("notice_days", 30)), settle_days=int(end.get("settle_days", 15))),
+        title=Title(structure=str(title.get("structure", "direct")),
+                    registered_in=str(title.get("registered_in", "lessee")),
+                    mortgage_days=int(title.get("mortgage_days", 30)),
+                    pboc_registration_working_days=int(title.get("pboc_registration_working_days", 10)),
+                    release_working_days=int(title.get("release_working_days", 15))),
     )
     for pack in product.packs.values():
         product.check_coverages(pack.coverages)  # a malformed product file fails at load, not per quote

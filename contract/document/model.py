@@ -40,9 +40,12 @@ from plans.product import DAY_COUNTS
 from plans.product import DEFAULT_DAY_BOUNDS
 from plans.product import MAX_EARLY_SETTLEMENT_FEE
 from plans.product import MAX_NOTICE_WORKING_DAYS
+from plans.product import REGISTERED_IN
+from plans.product import STRUCTURES
 from plans.product import DefaultRemedies
 from plans.product import EarlySettlement
 from plans.product import EndOfTerm
+from plans.product import Title
 from plans.timeline import add_months
 
 Timing = Literal["arrears", "advance"]
@@ -168,6 +171,8 @@ class Plan:
     #: the end of the term: the purchase price (留购价) and the lessee's choices; None in contracts generated before
     #: they were stated (their balloon was the "purchase-option price", 尾款（留购价款）, and there was no other)
     end_of_term: EndOfTerm | None = None
+    #: the structure, the registration and the mortgage; None in contracts generated before they were stated
+    title: Title | None = None
 
     @property
     def purchase_price(self) -> Decimal:
@@ -504,7 +509,15 @@ def _plan(r: _Reader, price: Decimal) -> Plan:
         default_remedies=_default_remedies(r.child("default_remedies"))
         if r.data.get("default_remedies") is not None else None,
         end_of_term=_end_of_term(r) if r.data.get("end_of_term") is not None else None,
+        title=_title(r.child("title")) if r.data.get("title") is not None else None,
     )
+
+
+def _title(r: _Reader) -> Title:
+    return Title(structure=r.choice("structure", STRUCTURES), registered_in=r.choice("registered_in", REGISTERED_IN),
+                 mortgage_days=r.integer("mortgage_days", 1, 60),
+                 pboc_registration_working_days=r.integer("pboc_registration_working_days", 1, 20),
+                 release_working_days=r.integer("release_working_days", 1, 30))
 
 
 def _end_of_term(r: _Reader) -> EndOfTerm:
