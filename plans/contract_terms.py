@@ -10,7 +10,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from plans.money import fen
 from plans.policy import Policy
+from plans.product import CARD_HOLD_DAYS
 from plans.product import DEFAULT_DAY_BOUNDS
 from plans.product import Product
 from plans.quote import Quote
@@ -44,6 +46,9 @@ def contract_terms(q: Quote, product: Product, policy: Policy, starts_on: date) 
             # the product's late charge within the policy's cap on the cost of default (plans.policy)
             "late_fee_daily_rate": str(policy.late_fee_daily_rate(product.late_fee_daily_rate, request.annual_rate)),
             "default_cost_cap": str(policy.default_cost_cap),
+            # a deposit-free lease's card hold, what it is and when it may be taken from (the contract's §5)
+            "card_hold": {"amount": _money(fen(product.deposit_ratio * request.price)), "days": CARD_HOLD_DAYS}
+            if request.deposit == 0 else None,
             "early_settlement": {"fee_rate": str(terms.fee_rate), "day_count": terms.day_count,
                                  "notice_working_days": terms.notice_working_days},
             # the end of the term: the title's nominal price (in the total) and the lessee's choices

@@ -78,6 +78,9 @@ class CoverageGroup:
 
 #: how interest accrues by the day (the daily rate is the annual one divided by 360 or 365)
 DAY_COUNTS = ("ACT/360", "ACT/365")
+#: a deposit-free (免押) lease's card hold lasts this long on the card network (Stripe: 7 days for a card hold
+#: without extended authorisation); the contract and the payment page state it, the payments code applies it
+CARD_HOLD_DAYS = 7
 #: the bounds of the early-settlement terms a product (and so a contract) may state
 MAX_EARLY_SETTLEMENT_FEE = Decimal("0.10")
 MAX_NOTICE_WORKING_DAYS = 30

@@ -28,9 +28,10 @@ from infra.audit import SqlAuditLog
 from infra.payments import Intent
 from infra.payments_store import Payment
 from infra.payments_store import SqlPayments
+from plans.product import CARD_HOLD_DAYS
 
 log = logging.getLogger(__name__)
-HOLD_WINDOW = timedelta(days=7)
+HOLD_WINDOW = timedelta(days=CARD_HOLD_DAYS)
 
 
 class IntentSync:

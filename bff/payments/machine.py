@@ -160,6 +160,19 @@ def secured(lines: Iterable[tuple[str, str]]) -> bool:
     return bool(found) and all(status in SECURED for _, status in found)
 
 
+#: what may be kept from a deposit (or taken from a live hold) at closing: sums the contract makes due and left
+#: unpaid (its §5: "应付未付的款项"), each named — not damage, cleaning or any other reason typed in (issue 16 §5)
+DEDUCTIBLE = {
+    "rent": ("未付租金（含尾付租金）", "Unpaid rent (the final rent included)"),
+    "late_charge": ("逾期违约金", "Late charges"),
+    "purchase_price": ("留购价", "Purchase price"),
+    "paid_for_lessee": ("出租人代付的应由承租人承担的税费、罚款或保险费（附凭证）",
+                        "Taxes, fines or premiums the lessee bears and the lessor paid (with the voucher)"),
+    "return_shortfall": ("退还车辆评估价值不足尾付租金的差额",
+                         "Shortfall of a returned car's value below the final rent"),
+}
+
+
 def deduction_limit(deposit_refundable: int, hold_live: int) -> int:
     """The most a closing may deduct (fen): what is left of the deposit plus a hold still live on the card (none in
     practice: a hold lapses long before a term ends, so a 免押 lease's limit is 0)."""

@@ -34,6 +34,7 @@ from bff.extensions import limiter
 from bff.payments.common import DELIVERABLE
 from bff.payments.forms import yuan_to_fen
 from bff.payments.machine import CLOSED
+from bff.payments.machine import DEDUCTIBLE
 from bff.payments.machine import DELIVERED
 from bff.payments.machine import STATUSES
 from bff.payments.machine import deduction_limit
@@ -94,7 +95,8 @@ def _ops_context(reconciliation: dict[str, Any] | None = None, transfer_error: s
             "refused": store.refused_events() if user.lessor_side else [],
             "limits": {line.term.application_id: deduction_limit(*svc.security(line.term.application_id))
                        for line in to_close},
-            "statuses": STATUSES, "kinds": KINDS, "transfers": TRANSFERS, "f": f, "dealer_names": names,
+            "deductible": DEDUCTIBLE, "statuses": STATUSES, "kinds": KINDS, "transfers": TRANSFERS, "f": f,
+            "dealer_names": names,
             "lessor": user.lessor_side, "may_manage": may("payments.manage"), "limit": LIST_LIMIT,
             "reconciliation": reconciliation, "transfer_error": transfer_error, "today": svc.today()}
 
@@ -162,7 +164,8 @@ def _lease_page(app: Application, status: int = 200, errors: list[FieldError] | 
     months = int(app.plan.get("quote", {}).get("term") or 0)
     context = {
         "app": app, "term": term, "payments": payments, "today": today, "errors": errors or [],
-        "error": error, "form": form or {"deduction": "", "reason": ""},
+        "error": error, "form": form or {"deduction": "", "item": "", "reason": ""},
+        "deductible": DEDUCTIBLE,
         "field_errors": {e.field: e for e in errors or []},
         "secured": secured((p.kind, p.status) for p in payments), "deposit_left": deposit_left,
         "hold_live": hold_live, "limit": deduction_limit(deposit_left, hold_live),
@@ -206,14 +209,19 @@ def handover(application_id: str) -> Any:
 def close(application_id: str) -> Any:
     """Ops close the lease at its term's end in good standing (结清), with a deduction or none."""
     app = application_or_404(application_id)
-    form = {"deduction": request.form.get("deduction", "")[:32], "reason": request.form.get("reason", "")[:255]}
+    form = {"deduction": request.form.get("deduction", "")[:32], "item": request.form.get("item", "")[:32],
+            "reason": request.form.get("reason", "")[:200]}
     errors: list[FieldError] = []
     deduction = yuan_to_fen(form["deduction"], blank=0)  # empty: no deduction
     if deduction is None:
         errors.append(FieldError("deduction", "amount", "请输入扣款金额（元，最多两位小数，不扣款请留空）",
                                  "Enter the deduction in yuan (at most two decimals; leave it empty for none)"))
+    elif deduction > 0 and form["item"] not in DEDUCTIBLE:
+        errors.append(FieldError("item", "required", "请选择扣款对应的合同应付款项",
+                                 "Choose the sum due under the contract that the deduction covers"))
     elif deduction > 0 and not form["reason"].strip():
-        errors.append(FieldError("reason", "required", "扣款须填写原因", "Give the reason for the deduction"))
+        errors.append(FieldError("reason", "required", "请写明扣款明细（期次、凭证号等）",
+                                 "Give the details of the deduction (the months, the voucher number…)"))
     if request.form.get("paid_up") != "yes":
         errors.append(FieldError("paid_up", "required", "请确认租金（含尾付租金）等款项均已结清",
                                  "Confirm that every rent and the residual value have been paid"))
@@ -221,7 +229,9 @@ def close(application_id: str) -> Any:
         return _lease_page(app, 422, errors, form)
     assert deduction is not None
     try:
-        services().payments.settlement.close(actor(), app, deduction, form["reason"])
+        item = DEDUCTIBLE[form["item"]][0] if deduction else ""
+        services().payments.settlement.close(actor(), app, deduction,
+                                             f"{item}：{form['reason'].strip()}" if deduction else form["reason"])
     except NotAllowed as exc:
         if exc.code in ("deduction", "reason"):
             return _lease_page(app, 422, [FieldError(exc.code, exc.code, exc.text_zh, exc.text_en)], form)

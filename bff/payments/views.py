@@ -47,6 +47,7 @@ from infra.payments import PaymentsError
 from infra.payments import PaymentsUnavailable
 from infra.payments import WebhookInvalid
 from infra.payments import verify_webhook
+from plans.product import CARD_HOLD_DAYS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("payments", __name__)
@@ -107,7 +108,7 @@ def _page(app: Application, status: int = 200, error: str | None = None, failed:
     response = make_response(render_template(
         "applications/payment.html", app=app, payments=payments, error=error, failed=failed,
         test_mode=svc.gateway.test_mode, methods=TEST_METHODS, may_pay=may_pay, may_manage=may("payments.manage"),
-        paying=app.status in PAYING,
+        paying=app.status in PAYING, hold_days=CARD_HOLD_DAYS,
         payable=PAYABLE, element=bool(publishable_key()), element_payable=ELEMENT_PAYABLE, checkout=checkout,
         publishable_key=publishable_key(), returned=next((p for p in payments if p.id == returned), None),
         polling=any(p.status in ("processing", "requires_action") for p in payments)), status)

@@ -135,6 +135,14 @@ class FeeLine:
 
 
 @dataclass(frozen=True)
+class CardHold:
+    """A deposit-free lease's card hold (预授权): ``amount`` frozen on the lessee's card, lapsing after ``days``."""
+
+    amount: Decimal
+    days: int
+
+
+@dataclass(frozen=True)
 class Plan:
     """The priced plan, as :class:`plans.quote.Quote` computed it."""
 
@@ -173,6 +181,9 @@ class Plan:
     end_of_term: EndOfTerm | None = None
     #: the structure, the registration and the mortgage; None in contracts generated before they were stated
     title: Title | None = None
+    #: a deposit-free lease's card hold, disclosed with when it may be taken from; None for a lease with a deposit,
+    #: and in deposit-free contracts generated before it was disclosed
+    card_hold: CardHold | None = None
 
     @property
     def purchase_price(self) -> Decimal:
@@ -315,6 +326,9 @@ class ContractData:
             # the accelerated amount is the principal outstanding as early settlement computes it (its clause)
             raise ContractDataError("plan.default_remedies", "need the early-settlement terms they refer to",
                                     INCONSISTENT)
+        if plan.card_hold is not None and (not plan.deposit_free or plan.card_hold.amount <= 0):
+            raise ContractDataError("plan.card_hold", "a card hold stands in for the deposit of a deposit-free plan "
+                                                      "only, and holds more than 0.00", INCONSISTENT)
         if plan.end_of_term is not None and plan.default_remedies is None:
             # a returned car is valued as a recovered one (the default clause's appraisal)
             raise ContractDataError("plan.end_of_term", "needs the default terms it refers to", INCONSISTENT)
@@ -510,6 +524,8 @@ def _plan(r: _Reader, price: Decimal) -> Plan:
         if r.data.get("default_remedies") is not None else None,
         end_of_term=_end_of_term(r) if r.data.get("end_of_term") is not None else None,
         title=_title(r.child("title")) if r.data.get("title") is not None else None,
+        card_hold=CardHold(r.child("card_hold").money("amount"), r.child("card_hold").integer("days", 1, 30))
+        if r.data.get("card_hold") is not None else None,
     )
 
 

@@ -281,6 +281,10 @@ def test_a_hold_is_card_only_and_manual_and_a_charge_offers_alipay_and_wechat_pa
         confirm_as_customer(stripe_server, str(hold.intent_id))
         r = sales.get(f"{base}/applications/{app_id}/payments/{hold.id}/return", timeout=TIMEOUT)
         assert 'data-outcome="held"' in r.text
+        # the page says what the contract says of the hold (issue 16 §5): frozen, not charged, lapsing; taken from
+        # only for sums due and unpaid, after a written notice naming them
+        listed = page(sales, base, app_id).text
+        assert "冻结 7 天后自动失效" in listed and "书面通知您列明的款项后" in listed and "不会扣款" not in listed
     held = payments(app, app_id)["hold"]
     assert held.status == "held" and held.captured == 0 and held.held_until is not None
 

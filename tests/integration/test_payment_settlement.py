@@ -250,8 +250,12 @@ def test_closing_with_a_deduction_refunds_exactly_the_rest_of_the_deposit(quiet:
         assert f'data-application="{app_id}" data-testid="due-lease"' in listing
         assert "比亚迪 汉EV" in listing and "BYD Han EV" not in listing  # the catalogue's name, not the frozen label
         # bad input: 422 with the field's error, nothing closed
-        for data, field in ((dict(deduction=yuan(deposit.amount + 1), reason="超额"), "deduction"),
-                            (dict(deduction="123.45"), "reason"), (dict(deduction="abc", reason="x"), "deduction"),
+        for data, field in ((dict(deduction=yuan(deposit.amount + 1), item="rent", reason="超额"), "deduction"),
+                            (dict(deduction="123.45", item="rent"), "reason"),
+                            # a deduction names the sum due under the contract it covers (issue 16 §5): not a tyre
+                            (dict(deduction="123.45", reason="轮胎损坏"), "item"),
+                            (dict(deduction="123.45", item="tyres", reason="轮胎损坏"), "item"),
+                            (dict(deduction="abc", reason="x"), "deduction"),
                             (dict(deduction="1.234", reason="x"), "deduction"),
                             (dict(deduction="-5", reason="x"), "deduction"),
                             # what Decimal parses but is no amount: never a 500 (1e30 cannot be quantized to fen)
@@ -262,17 +266,21 @@ def test_closing_with_a_deduction_refunds_exactly_the_rest_of_the_deposit(quiet:
                             (dict(deduction="-Infinity", reason="x"), "deduction")):
             r = close(ops, base, app_id, paid_up="yes", **data)
             assert r.status_code == 422 and f'data-testid="error-{field}"' in r.text, (data, r.status_code)
-        r = close(ops, base, app_id, deduction="123.45", reason="轮胎损坏")  # "every rent paid" not confirmed
+            if data.get("item") == "rent":  # what ops chose stays chosen
+                assert '<option value="rent" selected>' in r.text
+        fine = dict(item="paid_for_lessee", reason="违章罚款 凭证 A-17")
+        r = close(ops, base, app_id, deduction="123.45", **fine)  # "every rent paid" not confirmed
         assert r.status_code == 422 and 'data-testid="error-paid_up"' in r.text
         assert status(app, app_id) == "delivered"
         with sign_in(base, SALES_A) as sales:  # the dealer's staff do not close leases
             assert close(sales, base, app_id, paid_up="yes").status_code == 403
-        r = close(ops, base, app_id, deduction="¥123.45", reason="轮胎损坏", paid_up="yes")
+        r = close(ops, base, app_id, deduction="¥123.45", paid_up="yes", **fine)
         assert r.status_code == 303
         assert close(ops, base, app_id, paid_up="yes").status_code == 409  # closed already
     assert status(app, app_id) == "closed"
     term = service.store.term(app_id)
-    assert term.settlement == "due" and term.deduction == 12_345 and term.deduction_reason == "轮胎损坏"
+    assert term.settlement == "due" and term.deduction == 12_345
+    assert term.deduction_reason == "出租人代付的应由承租人承担的税费、罚款或保险费（附凭证）：违章罚款 凭证 A-17"
     assert term.closed_by == staff_actor(app, OPS).id
     assert stripe_refunds(stripe_server, deposit.intent_id) == []  # the job moves the money, not the request
     # the settle job, twice at once and then again: one refund of exactly the deposit less the deduction
@@ -320,7 +328,7 @@ def test_a_deposit_free_lease_holds_no_security_at_the_term_s_end_and_settles_mo
         listing = ops.get(f"{base}/payments", timeout=TIMEOUT).text
         due = listing.split(f'data-application="{app_id}" data-testid="due-lease"', 1)[1].split("</li>", 1)[0]
         assert 'data-testid="no-security"' in due and "¥0.00" in due  # the deduction's limit
-        r = close(ops, base, app_id, deduction="100.00", reason="违章罚款", paid_up="yes")
+        r = close(ops, base, app_id, deduction="100.00", item="paid_for_lessee", reason="违章罚款", paid_up="yes")
         assert r.status_code == 422 and 'data-testid="error-deduction"' in r.text  # at most ¥0.00
         assert close(ops, base, app_id, paid_up="yes").status_code == 303
     assert app_id in service.settlement.settle()["settled"]
@@ -384,7 +392,8 @@ def test_a_hold_recorded_live_at_settlement_is_settled_under_keys_of_each_attemp
     deposit, hold = lines(app, app_id)["deposit"], lines(app, app_id)["hold"]
     deduction = 10_000 if step == "release" else deposit.amount + 10_000
     with sign_in(base, OPS) as ops:
-        assert close(ops, base, app_id, deduction=yuan(deduction), reason="违章罚款", paid_up="yes").status_code == 303
+        assert close(ops, base, app_id, deduction=yuan(deduction), item="paid_for_lessee", reason="违章罚款",
+                     paid_up="yes").status_code == 303
     fake, url = broken_stripe
     refund_due = deposit.amount - deduction if step == "release" else 0
     path = f"/v1/payment_intents/{hold.intent_id}/{'cancel' if step == 'release' else 'capture'}"
@@ -508,7 +517,8 @@ def test_the_customer_sees_their_lease_in_dates_and_amounts_never_who_of_the_sta
     term_ended(app, app_id)
     deposit = lines(app, app_id)["deposit"]
     with sign_in(base, OPS) as ops:
-        assert close(ops, base, app_id, deduction="123.45", reason="轮胎损坏", paid_up="yes").status_code == 303
+        assert close(ops, base, app_id, deduction="123.45", item="rent", reason="第 36 期租金差额",
+                     paid_up="yes").status_code == 303
     assert app_id in c.payments.settlement.settle()["settled"]
     stripe_words = "refund refused: No such charge: 'ch_3MtwBwLkdIwHu7ix'"
     with c.db.session() as session:
@@ -523,7 +533,7 @@ def test_the_customer_sees_their_lease_in_dates_and_amounts_never_who_of_the_sta
         assert 'data-testid="settle-note"' not in r.text
         assert f'data-testid="starts-on">{term.starts_on.isoformat()}' in r.text
         assert f'data-testid="ends-on">{term.ends_on.isoformat()}' in r.text
-        assert format_cny(Decimal("123.45")) in r.text and refunded in r.text and "轮胎损坏" in r.text
+        assert format_cny(Decimal("123.45")) in r.text and refunded in r.text and "第 36 期租金差额" in r.text
         assert 'data-testid="close"' not in r.text and 'data-testid="handover"' not in r.text
         # a settlement waiting for ops is, to the customer, under way
         with c.db.session() as session:
@@ -594,7 +604,7 @@ def test_the_resumer_settles_a_closed_lease_by_itself(bff_server: LiveServer, st
     term_ended(app, app_id, days_ago=0)  # ends today: due from today on
     deposit = lines(app, app_id)["deposit"]
     with sign_in(base, OPS) as ops:
-        assert close(ops, base, app_id, deduction="0.01", reason="尾差", paid_up="yes").status_code == 303
+        assert close(ops, base, app_id, deduction="0.01", item="rent", reason="尾差", paid_up="yes").status_code == 303
     deadline = time.monotonic() + 60
     while components_of(app).payments.store.term(app_id).settlement != "settled" and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -757,7 +767,8 @@ def test_the_settle_command_exit_codes_and_one_refund(quiet: LiveServer, stripe_
     term_ended(app, app_id)
     deposit = lines(app, app_id)["deposit"]
     with sign_in(base, OPS) as ops:
-        assert close(ops, base, app_id, deduction="500", reason="清洁费", paid_up="yes").status_code == 303
+        assert close(ops, base, app_id, deduction="500", item="late_charge", reason="第 30 期逾期 10 天",
+                     paid_up="yes").status_code == 303
     # Stripe unreachable: exit 1, the lease waits (its refund reserved, pending, with its key)
     down = leaseline("payments", "settle", "--json",
                      env={**env, "LEASELINE_STRIPE_API_BASE": f"http://127.0.0.1:{_dead_port()}"})
