@@ -39,6 +39,11 @@ from httpkit.openapi import problem as _problem
 from httpkit.openapi import refusing_nul
 from plans.money import decimal_pattern
 from plans.product import DAY_COUNTS
+from plans.product import DEFAULT_DAY_BOUNDS
+from plans.product import MIN_OVERDUE_PERIODS
+from plans.product import PAYEES
+from plans.product import REGISTERED_IN
+from plans.product import STRUCTURES
 
 HEX = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 B64 = {"type": "string", "contentEncoding": "base64"}
@@ -310,6 +315,12 @@ def _snapshot() -> dict[str, Any]:
         return {"type": "object", "required": ["name", amount, "financed"],
                 "properties": {"name": text(100), amount: MONEY, "financed": {"type": "boolean"}}}
 
+    def days(low: int, high: int) -> dict[str, Any]:
+        return {"type": "integer", "minimum": low, "maximum": high}
+
+    fee = line("amount")  # and, since issue 16, what it pays for and who receives it
+    fee = {**fee, "properties": {**fee["properties"], "purpose": text(200), "payee": {"enum": list(PAYEES)}}}
+
     party = {"type": "object", "required": ["name", "credit_code", "address"],
              "properties": {"name": text(100), "credit_code": text(18), "address": text(200)}}
     optional_rate = {"oneOf": [RATE, {"type": "null"}]}
@@ -336,7 +347,7 @@ def _snapshot() -> dict[str, Any]:
                                               "deposit", "total_interest", "total_payable", "due_at_signing")},
                     "apr": RATE, "nominal_rate": RATE, "deposit_free": {"type": "boolean"},
                     "insurance": {"type": ["array", "null"], "items": line("premium")},
-                    "fees": {"type": ["array", "null"], "items": line("amount")},
+                    "fees": {"type": ["array", "null"], "items": fee},
                     "late_fee_daily_rate": optional_rate, "early_settlement_fee_rate": optional_rate,
                     "default_cost_cap": optional_rate,
                     "early_settlement": {"type": "object", "required": ["fee_rate", "day_count",
@@ -346,7 +357,25 @@ def _snapshot() -> dict[str, Any]:
                                                                                 "maximum": 30}}},
                     # the term's last day, when the balloon and the deposit's refund fall due; derived from the
                     # schedule when absent (the snapshots of contracts generated before it was stated)
-                    "ends_on": {"type": "string", "format": "date", "pattern": DATE_PATTERN}}},
+                    "ends_on": {"type": "string", "format": "date", "pattern": DATE_PATTERN},
+                    # issue 16: the default route, the end of the term, the title, the deposit-free hold; each
+                    # absent in the snapshots of contracts generated before it was stated (plans.product)
+                    "default_remedies": {"type": "object", "required": [
+                        "overdue_periods", "overdue_share", *(name for name, _, _ in DEFAULT_DAY_BOUNDS)],
+                        "properties": {"overdue_periods": days(MIN_OVERDUE_PERIODS, MAX_TERM), "overdue_share": RATE,
+                                       **{name: days(low, high) for name, low, high in DEFAULT_DAY_BOUNDS}}},
+                    "purchase_price": MONEY,
+                    "end_of_term": {"type": "object", "required": ["notice_days", "settle_days"],
+                                    "properties": {"notice_days": days(7, 90), "settle_days": days(1, 30)}},
+                    "title": {"type": "object", "required": [
+                        "structure", "registered_in", "mortgage_days", "pboc_registration_working_days",
+                        "release_working_days"], "properties": {
+                        "structure": {"enum": list(STRUCTURES)}, "registered_in": {"enum": list(REGISTERED_IN)},
+                        "mortgage_days": days(1, 60), "pboc_registration_working_days": days(1, 20),
+                        "release_working_days": days(1, 30)}},
+                    "card_hold": {"oneOf": [{"type": "null"}, {
+                        "type": "object", "required": ["amount", "days"],
+                        "properties": {"amount": MONEY, "days": days(1, 30)}}]}}},
             "schedule": {"type": "array", "minItems": 1, "items": {
                 "type": "object", "required": ["period", "due_date", "payment", "principal", "interest", "balance"],
                 "properties": {"period": {"type": "integer", "minimum": 1, "maximum": MAX_TERM},

@@ -94,7 +94,8 @@ class Invalid(ValueError):
 
 def lessor_party(path: Path = LESSOR) -> dict[str, str]:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    return {"name": str(data["name"]), "credit_code": str(data["credit_code"]), "address": str(data["address"])}
+    return {"name": str(data["name"]), "credit_code": str(data["credit_code"]), "address": str(data["address"]),
+            "service_phone": str(data["service_phone"]), "service_email": str(data["service_email"])}
 
 
 @dataclass(frozen=True)

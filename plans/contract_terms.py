@@ -28,7 +28,7 @@ def contract_terms(q: Quote, product: Product, policy: Policy, starts_on: date) 
     money as strings to the fen, rates as decimal strings, dates ISO."""
     request = q.request
     dates = timeline(starts_on, request.term, request.timing)  # the dates the APR was priced on
-    fee_names = {f.code: f.name_zh for f in product.fees}
+    fees = {f.code: f for f in product.fees}
     terms, remedies = product.early_settlement, product.default_remedies
     return {
         "plan": {
@@ -39,8 +39,8 @@ def contract_terms(q: Quote, product: Product, policy: Policy, starts_on: date) 
             "deposit_free": request.deposit == 0,
             "insurance": [{"name": product.coverages[c.code].name_zh, "premium": _money(c.amount),
                            "financed": c.financed} for c in request.premiums],
-            "fees": [{"name": fee_names[c.code], "amount": _money(c.amount), "financed": c.financed}
-                     for c in request.fees],
+            "fees": [{"name": fees[c.code].name_zh, "amount": _money(c.amount), "financed": c.financed,
+                      "purpose": fees[c.code].purpose_zh, "payee": fees[c.code].payee} for c in request.fees],
             "total_interest": _money(q.total_interest), "total_payable": _money(q.total_payable),
             "due_at_signing": _money(q.due_at_signing), "ends_on": dates.ends_on.isoformat(),
             # the product's late charge within the policy's cap on the cost of default (plans.policy)

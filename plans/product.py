@@ -225,6 +225,10 @@ class Title:
             raise ValueError("title release_working_days must be from 1 to 30")
 
 
+#: who may receive a fee the lessee pays: the lessor, or the dealer (for a service it renders, e.g. fitting a device)
+PAYEES = ("lessor", "dealer")
+
+
 @dataclass(frozen=True)
 class Fee:
     code: str
@@ -232,6 +236,13 @@ class Fee:
     name_en: str
     amount: Decimal = ZERO
     ratio: Decimal = ZERO
+    #: what the fee pays for and who receives it, as the contract states them (issue 16 §8)
+    purpose_zh: str = ""
+    payee: str = "lessor"
+
+    def __post_init__(self) -> None:
+        if self.payee not in PAYEES:
+            raise ValueError(f"fee {self.code} payee must be one of {', '.join(PAYEES)}")
 
     def for_vehicle(self, vehicle: Vehicle) -> Decimal:
         return fen(self.amount + self.ratio * vehicle.price)
@@ -423,7 +434,8 @@ def parse_product(data: dict[str, object]) -> Product:
         terms=tuple(int(x) for x in options["terms"]),
         residual_ratios=tuple(Decimal(x) for x in options["residual_ratios"]),
         deposit_ratio=Decimal(options["deposit_ratio"]),
-        fees=tuple(Fee(code, f["name_zh"], f["name_en"], dec(f, "amount"), dec(f, "ratio"))
+        fees=tuple(Fee(code, f["name_zh"], f["name_en"], dec(f, "amount"), dec(f, "ratio"),
+                       purpose_zh=str(f.get("purpose_zh", "")), payee=str(f.get("payee", "lessor")))
                    for code, f in fees_raw.items()),
         coverages=coverages,
         packs={code: Pack(code, p["name_zh"], p["name_en"], frozenset(p["coverages"]))

@@ -40,6 +40,7 @@ from plans.product import DAY_COUNTS
 from plans.product import DEFAULT_DAY_BOUNDS
 from plans.product import MAX_EARLY_SETTLEMENT_FEE
 from plans.product import MAX_NOTICE_WORKING_DAYS
+from plans.product import PAYEES
 from plans.product import REGISTERED_IN
 from plans.product import STRUCTURES
 from plans.product import DefaultRemedies
@@ -94,6 +95,9 @@ class Party:
     name: str
     credit_code: str  # 统一社会信用代码
     address: str
+    #: where the lessee asks and complains (the lessor's; empty for the dealer and in older snapshots)
+    service_phone: str = ""
+    service_email: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,8 @@ class FeeLine:
     name: str
     amount: Decimal
     financed: bool
+    purpose: str = ""  # what it pays for; empty in contracts generated before it was stated
+    payee: str = ""  # "lessor" or "dealer"; empty in contracts generated before it was stated
 
 
 @dataclass(frozen=True)
@@ -464,7 +470,18 @@ def _party(r: _Reader) -> Party:
         raise ContractDataError(r.where("credit_code"), "must be 18 characters of a unified social credit code", CHECK)
     if code[17] != uscc_check_char(code[:17]):
         raise ContractDataError(r.where("credit_code"), "check character does not match (GB 32100)", CHECK)
-    return Party(name=r.text("name"), credit_code=code, address=r.text("address", 200))
+    phone = r.text("service_phone", 30) if r.data.get("service_phone") else ""
+    if phone and not _SERVICE_PHONE.fullmatch(phone):
+        raise ContractDataError(r.where("service_phone"), "must be a telephone number (digits and dashes)")
+    email = r.text("service_email", 100) if r.data.get("service_email") else ""
+    if email and not _EMAIL.fullmatch(email):
+        raise ContractDataError(r.where("service_email"), "must be an e-mail address")
+    return Party(name=r.text("name"), credit_code=code, address=r.text("address", 200), service_phone=phone,
+                 service_email=email)
+
+
+_SERVICE_PHONE = re.compile(r"[0-9][0-9-]{4,19}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def _lessee(r: _Reader) -> Lessee:
@@ -495,7 +512,9 @@ def _plan(r: _Reader, price: Decimal) -> Plan:
     timing: Timing = "advance" if r.choice("timing", TIMINGS) == "advance" else "arrears"
     insurance = tuple(InsuranceLine(i.text("name"), i.money("premium"), i.boolean("financed"))
                       for i in r.items("insurance", required=False))
-    fees = tuple(FeeLine(f.text("name"), f.money("amount"), f.boolean("financed"))
+    fees = tuple(FeeLine(f.text("name"), f.money("amount"), f.boolean("financed"),
+                         f.text("purpose", 200) if f.data.get("purpose") else "",
+                         f.choice("payee", PAYEES) if f.data.get("payee") is not None else "")
                  for f in r.items("fees", required=False))
     return Plan(
         term=r.integer("term", 1, MAX_TERM),

@@ -1,7 +1,8 @@
 """Clauses a court and a customer expect that the contract lacked (issue 16 §4, §8): the right to refuse a car
 that does not conform at delivery and what is refunded when the car is never delivered (Civil Code art. 740),
 the lessor's duty of quiet enjoyment (art. 748), use within the vehicle's registered nature, the currency, and
-consent to electronic service of notices (Civil Procedure Law art. 90)."""
+consent to electronic service of notices (Civil Procedure Law art. 90), what each fee pays for and who receives
+it, and where the lessee asks and complains (§8)."""
 
 from __future__ import annotations
 
@@ -55,3 +56,27 @@ def test_cross_references_name_the_clause_they_mean(html: str, sections: dict[st
     start = html.index('id="ownership"')
     items = re.findall(r"<li[^>]*>(.*?)</li>", html[start:html.index("</section>", start)], re.S)
     assert "车辆所有权转移至承租人" in items[3]
+
+
+def test_each_fee_says_what_it_pays_for_and_who_receives_it(sections: dict[str, str]) -> None:
+    rent = sections["rent"]
+    assert ("服务费¥1,398.00（计入融资金额；用于出租人审核申请、订立合同及办理融资租赁登记和车辆抵押登记，"
+            "由出租人收取）") in rent
+    assert "GPS费¥1,200.00（计入融资金额；用于GPS定位装置及其安装，以及租赁期内的通信和平台服务，由出租人收取）" in rent
+
+
+def test_the_lessor_s_contacts_and_a_complaint_channel_with_a_deadline(sections: dict[str, str]) -> None:
+    assert "客服电话及电子邮箱400-000-0000service@lessor.example" in sections["parties"]
+    other = sections["other"]
+    assert "可通过出租人客服电话400-000-0000、电子邮箱service@lessor.example或本系统提出" in other
+    assert "出租人应于收到之日起15日内答复" in other and "地方金融管理部门" in other
+
+
+def test_an_older_snapshot_without_fee_purposes_or_contacts_keeps_its_text() -> None:
+    vehicle, q = make_quote(36)
+    snapshot = snapshot_from(vehicle, q)
+    for fee in snapshot["plan"]["fees"]:
+        del fee["purpose"], fee["payee"]
+    del snapshot["lessor"]["service_phone"], snapshot["lessor"]["service_email"]
+    text = re.sub(r"\s+", "", re.sub(r"<[^>]+>", "", render_html(from_snapshot(snapshot))))
+    assert "服务费¥1,398.00（计入融资金额）" in text and "客服电话" not in text and "投诉" not in text
