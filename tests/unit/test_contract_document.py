@@ -62,6 +62,14 @@ def make_quote(term: int = 36, *, down: str = "0.20", residual: str = "0", timin
     return vehicle, quote(product.request_for(vehicle, choice))
 
 
+def product_data() -> dict[str, Any]:
+    """The standard product file as parsed TOML, for a test to change one term of and parse again."""
+    import tomllib
+    from importlib import resources
+
+    return tomllib.loads(resources.files("plans").joinpath("products", "standard.toml").read_text(encoding="utf-8"))
+
+
 def snapshot_from(vehicle: Vehicle, q: Quote, *, start: date = date(2026, 11, 30), signed: bool = False,
                   number: str = "LL-2026-000123") -> dict[str, Any]:
     """The JSON the contract service receives for an approved application priced as ``q``."""
