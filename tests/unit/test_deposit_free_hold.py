@@ -36,7 +36,10 @@ def test_a_deposit_free_contract_discloses_the_hold_and_when_it_may_be_taken_fro
     hold = load_product().deposit_ratio * vehicle.price
     assert data.plan.card_hold is not None and data.plan.card_hold.amount == hold == Decimal("6990.00")
     assert data.plan.card_hold.days == CARD_HOLD_DAYS and HOLD_WINDOW == timedelta(days=CARD_HOLD_DAYS)
-    text = _deposit_section(render_html(data))
+    html = render_html(data)
+    page_one = re.sub(r"\s+", "", re.sub(r"<[^>]+>", "", html[:html.index('id="parties"')]))
+    assert f"免押（无保证金）交车前银行卡预授权¥6,990.00，{CARD_HOLD_DAYS}日后失效（第五条）" in page_one
+    text = _deposit_section(html)
     assert "本合同免收保证金（免押）" in text and "预授权¥6,990.00（大写：人民币陆仟玖佰玖拾元整）" in text
     assert "仅在卡上冻结，不发生扣款" in text and f"自办理之日起{CARD_HOLD_DAYS}日后自动失效" in text
     assert "款项到期未付的，出租人可书面通知承租人，列明款项名称、金额及依据的合同条款" in text

@@ -86,7 +86,8 @@ def test_the_lessee_chooses_ahead_of_the_end_and_a_returned_car_is_valued_as_a_r
 
 def test_without_a_balloon_the_title_passes_after_the_rents_and_the_purchase_price() -> None:
     html = render_html(from_snapshot(_snapshot(residual="0")))
-    assert "本合同不设尾付租金" in "".join(_items(html, "rent"))
+    rent = "".join(_items(html, "rent"))
+    assert "本合同不设尾付租金" in rent and "全部租金及留购价之和" in rent and "退还车辆" not in rent
     ownership = _items(html, "ownership")
     assert "付清全部租金、留购价¥100.00" in ownership[3]
     assert len(ownership) == 4 and "再融资" not in _text(html)
