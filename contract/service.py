@@ -39,6 +39,7 @@ from contract.db.models import ContractRow
 from contract.db.models import SignatureRow
 from contract.document import ContractDataError
 from contract.document import from_snapshot
+from contract.document.render import BEIJING
 from contract.document.render import SignatureBox
 from contract.evidence import EvidenceLog
 from contract.ledger import sha256_hex
@@ -338,6 +339,16 @@ class ContractService:
                                 .values(status="draft"))
             raise
 
+    def retain_until(self, document: dict[str, Any], now: datetime) -> datetime:
+        """Until when the signed PDF cannot be deleted (S3 Object Lock): the retention period counted from the
+        lease's end (租赁期届满日, the end of that day in Beijing), as the privacy notice promises ("签约的，合同期满后
+        5 年": bff/applications/consent.toml) — not from the signature, which for a 60-month lease ran out at
+        the term's end; never before ``now`` + the period."""
+        ends_on = self._parse(document).plan.ends_on
+        assert ends_on is not None  # derived from the schedule when the snapshot does not state it
+        lease_end = datetime.combine(ends_on + timedelta(days=1), datetime.min.time(), BEIJING).astimezone(UTC)
+        return max(now, lease_end) + self.retention
+
     def _sign(self, row: ContractRow, document: dict[str, Any], name: str, png: bytes,
               identity: Identity) -> dict[str, Any]:
         text, boxes = self._final_text(row, document)
@@ -357,7 +368,7 @@ class ContractService:
             raise Invalid("signature_png", str(exc)[:200], "签名图片无法使用，请重新签名", NOT_A_PNG) from None
         now = self.clock()
         digest = sha256_hex(pdf)
-        retain_until = now + self.retention
+        retain_until = self.retain_until(document, now)
         stored = self.store.put(f"contracts/{row.id}/signed.pdf", pdf, "application/pdf",
                                 {"contract-number": row.number}, retain_until=retain_until)
         certs = {"lessor": lessor.certificate, "lessee": credential.certificate}

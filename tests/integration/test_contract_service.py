@@ -28,6 +28,7 @@ from sqlalchemy import update
 from contract.db.models import ContractRow
 from contract.db.models import LeafRow
 from contract.db.models import OpeningRow
+from contract.document.render import BEIJING
 from tests.common import evidence
 from tests.common import rfc9162
 from tests.common.contract import ContractServer
@@ -340,7 +341,15 @@ def test_the_signed_contract_verifies_and_is_locked(contracts: ContractServer, s
     store = contracts.components.service.store
     row_key = f"contracts/{signed['id']}/signed.pdf"
     mode, until = store.retention(row_key, _version(contracts, signed["id"]))
-    assert mode == "COMPLIANCE" and until > datetime.now(UTC) + timedelta(days=365 * 5 - 2)
+    # kept 5 years after the lease's end, as the privacy notice says (bff/applications/consent.toml), not after the
+    # signature: this 36-month lease ends on the schedule's last day, in Beijing
+    from contract.document import from_snapshot
+
+    ends_on = from_snapshot(example_snapshot()).plan.ends_on
+    assert ends_on is not None
+    lease_end = datetime(ends_on.year, ends_on.month, ends_on.day, tzinfo=BEIJING) + timedelta(days=1)
+    assert mode == "COMPLIANCE" and until >= lease_end + timedelta(days=round(365.25 * 5)) - timedelta(seconds=1)
+    assert until > datetime.now(UTC) + timedelta(days=365 * 7)
     from infra.storage import StorageError
 
     with pytest.raises(StorageError):
