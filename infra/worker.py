@@ -129,7 +129,14 @@ class Tasks:
 SIDE_TASKS = ("update_heartbeats", "deferrer", "poll_jobs_to_abort", "listener")
 
 
-async def _side_task_lost(app: App, runner: asyncio.Future[Any], every: float) -> str:
+#: a step back of the wall clock larger than this restarts the worker: its deferrer books each sweep by wall-clock
+#: time and defers none until the clock is past the last one booked (an NTP step back of an hour: an hour without
+#: sweeps); smaller steps only delay them that long
+CLOCK_STEP_BACK_SECONDS = 60.0
+
+
+async def _side_task_lost(app: App, runner: asyncio.Future[Any], every: float,
+                          wall: Callable[[], float] = time.time, steady: Callable[[], float] = time.monotonic) -> str:
     """Watch procrastinate's side tasks while ``runner`` (the worker) runs; return why the worker must start again
     when one of them ended while the worker goes on running jobs.
 
@@ -140,14 +147,21 @@ async def _side_task_lost(app: App, runner: asyncio.Future[Any], every: float) -
     in the first step of procrastinate's ``worker loop`` task, and ``asyncio.all_tasks`` lists pending tasks only:
     they are looked for every 0.2 s until seen, then kept and looked at every ``every`` seconds."""
     # the deferrer of an app with nothing periodic ends at once, by design
-    expected = [n for n in SIDE_TASKS if n != "deferrer" or app.periodic_registry.periodic_tasks]
+    periodic = bool(app.periodic_registry.periodic_tasks)
+    expected = [n for n in SIDE_TASKS if n != "deferrer" or periodic]
     seen: dict[str, asyncio.Task[Any]] = {}
+    last = (wall(), steady())
     missing = 0  # looks that found the worker loop without its side tasks (once: they may not have started yet; the
     # first look can come seconds late on a busy machine: an ended one is then missing, not done)
     while not runner.done():
         await asyncio.sleep(every if seen else 0.2)
         if runner.done():
             break
+        now = (wall(), steady())
+        went_back = (now[1] - last[1]) - (now[0] - last[0])
+        last = now
+        if periodic and went_back > CLOCK_STEP_BACK_SECONDS:
+            return f"the wall clock went back {went_back:.0f} s (its deferrer would wait for it to catch up)"
         if not seen:
             pending = {t.get_name(): t for t in asyncio.all_tasks()}
             if "worker loop" not in pending:
@@ -174,7 +188,7 @@ async def work(app: App, *, tick_seconds: int, stalled_seconds: int, queues: lis
     as if asked to stop; the jobs stay in the database. Such a worker starts again here, after a pause that grows
     from 1 to 30 seconds while the database stays away, so a restart of PostgreSQL needs nobody to restart it. So
     does a worker one of whose side tasks (the periodic deferrer, the heartbeats…) ended while it went on running
-    jobs (``_side_task_lost``)."""
+    jobs, or whose wall clock stepped back (``_side_task_lost``)."""
     stopping = asyncio.Event()
     if install_signal_handlers:
         loop = asyncio.get_running_loop()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-import time
 from collections.abc import Callable
 from collections.abc import Mapping
 from datetime import UTC
@@ -39,6 +38,7 @@ from flask.sessions import SessionInterface
 from flask.sessions import SessionMixin
 from flask.sessions import session_json_serializer
 
+from bff.auth import clock
 from bff.auth.cookies import secure_request
 from infra.db.engine import UNAVAILABLE
 from infra.sessions import SessionStore
@@ -189,5 +189,5 @@ class ServerSessionInterface(SessionInterface):
 
 
 def _now() -> datetime:
-    # time.time(), not datetime.now(): the session's own clock (bff/auth/session.py) is time.time()
-    return datetime.fromtimestamp(time.time(), UTC)
+    # the sessions' own clock (bff/auth/clock.py), as bff/auth/session.py reads it
+    return datetime.fromtimestamp(clock.now(), UTC)

@@ -6,7 +6,6 @@ long the server keeps it and whose it is.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from collections.abc import Mapping
 from functools import wraps
@@ -21,6 +20,7 @@ from flask import request
 from flask import session
 from flask import url_for
 
+from bff.auth import clock
 from bff.auth.roles import allowed
 from bff.auth.server_session import ServerSessionInterface
 from bff.auth.services import Client
@@ -66,7 +66,7 @@ def client() -> Client:
 def start_session(user: Staff) -> None:
     """A new session for ``user``: everything of the old one (e.g. a pre-login state) is dropped."""
     session.clear()  # and a new session id (bff/auth/server_session.py): the old one is forgotten
-    now = int(time.time())
+    now = int(clock.now())
     session.update(uid=user.id, login_at=now, seen=now)
     session.permanent = True
     g.user = user
@@ -84,7 +84,7 @@ def load_user() -> None:
     uid = session.get("uid")
     if not uid or request.endpoint == "static":  # static files need no user (and no database round trip)
         return
-    now = int(time.time())
+    now = int(clock.now())
     reason = None
     if now - int(session.get("login_at", 0)) > ABSOLUTE_SECONDS:
         reason = "absolute_timeout"

@@ -6,6 +6,8 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -186,10 +188,13 @@ def test_sign_out_ends_the_session(base: str) -> None:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
-    """Move the server's clock (the live server runs in this process)."""
+    """Move the sessions' clock (the live server runs in this process): bff.auth.clock alone, never ``time.time``,
+    which every thread shares (the suite's worker booked its sweeps hours ahead when it was moved)."""
+    from bff.auth import clock as sessions_clock
+
     offset = [0.0]
-    real = time.time
-    monkeypatch.setattr("bff.auth.session.time.time", lambda: real() + offset[0])
+    real = sessions_clock.now
+    monkeypatch.setattr(sessions_clock, "now", lambda: real() + offset[0])
     yield offset
 
 
@@ -208,6 +213,8 @@ def test_absolute_timeout_after_12_hours(base: str, clock: list[float]) -> None:
             assert s.get(f"{base}/account", timeout=TIMEOUT, allow_redirects=False).status_code == 200
         clock[0] = 12 * 3600 + 60
         assert s.get(f"{base}/account", timeout=TIMEOUT, allow_redirects=False).status_code == 302
+        # the sessions' clock alone moved: every other thread's time.time() (the worker's deferrer) did not
+        assert abs(time.time() - datetime.now(UTC).timestamp()) < 60
 
 
 def test_a_deactivated_users_session_ends_at_the_next_request(base: str, app: Any) -> None:

@@ -291,3 +291,38 @@ def test_a_worker_one_of_whose_side_tasks_ended_starts_again_and_its_sweeps_go_o
 def _workers(db: Any) -> set[int]:
     with db.session() as session:
         return set(session.execute(text("SELECT id FROM procrastinate_workers")).scalars())
+
+
+def _watch(wall: list[float], periodic: bool = True) -> str:
+    """Run the worker's watch (infra/worker.py ``_side_task_lost``) over a worker that never ends, with a wall clock
+    read from ``wall`` in turn (the steady clock is the real one)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from infra.worker import _side_task_lost
+
+    reads = iter(wall)
+    app = SimpleNamespace(periodic_registry=SimpleNamespace(periodic_tasks={"sweep": object()} if periodic else {}))
+
+    async def run() -> str:
+        runner = asyncio.get_running_loop().create_future()
+        watch = asyncio.ensure_future(_side_task_lost(app, runner, 0.01, wall=lambda: next(reads, wall[-1])))
+        done, _ = await asyncio.wait({watch}, timeout=2)
+        runner.cancel()
+        if not done:
+            watch.cancel()
+            return ""
+        return watch.result()
+
+    return asyncio.run(run())
+
+
+def test_a_wall_clock_step_back_restarts_the_worker_a_step_forward_does_not() -> None:
+    """procrastinate's deferrer books each sweep by wall-clock time and defers none until the clock is past the last
+    one booked: after the clock steps back an hour (NTP; in the suite, a test that moved ``time.time`` for every
+    thread) the sweeps stopped for that hour. The worker's watch starts it again; a step forward needs nothing."""
+    start = 1_800_000_000.0
+    assert "wall clock went back 3600 s" in _watch([start, start - 3600])
+    assert _watch([start, start + 3600]) == ""  # a step forward: the deferrer catches up by itself
+    assert _watch([start, start - 30]) == ""  # under a minute: only that long a delay
+    assert _watch([start, start - 3600], periodic=False) == ""  # nothing periodic to lose

@@ -18,3 +18,4 @@ def test_every_n_seconds_is_every_n_seconds(seconds: int) -> None:
     times = [runs.get_next(datetime) for _ in range(6)]
     gaps = {(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)}
     assert gaps == {float(seconds)}, (cron_every(seconds), times)
+
