@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC
 from datetime import datetime
@@ -314,7 +315,13 @@ def _watch(wall: list[float], periodic: bool = True) -> str:
             return ""
         return watch.result()
 
-    return asyncio.run(run())
+    # a thread of its own: in the whole suite this thread may run an event loop already (the browser tests')
+    found: list[str] = []
+    thread = threading.Thread(target=lambda: found.append(asyncio.run(run())), name="test-watch")
+    thread.start()
+    thread.join(10)
+    assert found, "the watch did not finish"
+    return found[0]
 
 
 def test_a_wall_clock_step_back_restarts_the_worker_a_step_forward_does_not() -> None:
