@@ -38,12 +38,15 @@ from httpkit.openapi import STRING
 from httpkit.openapi import problem as _problem
 from httpkit.openapi import refusing_nul
 from plans.money import decimal_pattern
+from plans.product import CARD_HOLD_DAY_BOUNDS
 from plans.product import DAY_COUNTS
 from plans.product import DEFAULT_DAY_BOUNDS
+from plans.product import END_OF_TERM_DAY_BOUNDS
 from plans.product import MIN_OVERDUE_PERIODS
 from plans.product import PAYEES
 from plans.product import REGISTERED_IN
 from plans.product import STRUCTURES
+from plans.product import TITLE_DAY_BOUNDS
 
 HEX = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 B64 = {"type": "string", "contentEncoding": "base64"}
@@ -318,6 +321,9 @@ def _snapshot() -> dict[str, Any]:
     def days(low: int, high: int) -> dict[str, Any]:
         return {"type": "integer", "minimum": low, "maximum": high}
 
+    def periods(bounds: tuple[tuple[str, int, int], ...]) -> dict[str, Any]:
+        return {name: days(low, high) for name, low, high in bounds}
+
     fee = line("amount")  # and, since issue 16, what it pays for and who receives it
     fee = {**fee, "properties": {**fee["properties"], "purpose": text(200), "payee": {"enum": list(PAYEES)}}}
 
@@ -363,19 +369,17 @@ def _snapshot() -> dict[str, Any]:
                     "default_remedies": {"type": "object", "required": [
                         "overdue_periods", "overdue_share", *(name for name, _, _ in DEFAULT_DAY_BOUNDS)],
                         "properties": {"overdue_periods": days(MIN_OVERDUE_PERIODS, MAX_TERM), "overdue_share": RATE,
-                                       **{name: days(low, high) for name, low, high in DEFAULT_DAY_BOUNDS}}},
+                                       **periods(DEFAULT_DAY_BOUNDS)}},
                     "purchase_price": MONEY,
-                    "end_of_term": {"type": "object", "required": ["notice_days", "settle_days"],
-                                    "properties": {"notice_days": days(7, 90), "settle_days": days(1, 30)}},
+                    "end_of_term": {"type": "object", "required": [name for name, _, _ in END_OF_TERM_DAY_BOUNDS],
+                                    "properties": periods(END_OF_TERM_DAY_BOUNDS)},
                     "title": {"type": "object", "required": [
-                        "structure", "registered_in", "mortgage_days", "pboc_registration_working_days",
-                        "release_working_days"], "properties": {
+                        "structure", "registered_in", *(name for name, _, _ in TITLE_DAY_BOUNDS)], "properties": {
                         "structure": {"enum": list(STRUCTURES)}, "registered_in": {"enum": list(REGISTERED_IN)},
-                        "mortgage_days": days(1, 60), "pboc_registration_working_days": days(1, 20),
-                        "release_working_days": days(1, 30)}},
+                        **periods(TITLE_DAY_BOUNDS)}},
                     "card_hold": {"oneOf": [{"type": "null"}, {
                         "type": "object", "required": ["amount", "days"],
-                        "properties": {"amount": MONEY, "days": days(1, 30)}}]}}},
+                        "properties": {"amount": MONEY, "days": days(*CARD_HOLD_DAY_BOUNDS)}}]}}},
             "schedule": {"type": "array", "minItems": 1, "items": {
                 "type": "object", "required": ["period", "due_date", "payment", "principal", "interest", "balance"],
                 "properties": {"period": {"type": "integer", "minimum": 1, "maximum": MAX_TERM},

@@ -6,14 +6,15 @@ end-of-term terms — so that the BFF's request and the tests' contracts cannot 
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from plans.money import fen
 from plans.policy import Policy
 from plans.product import CARD_HOLD_DAYS
-from plans.product import DEFAULT_DAY_BOUNDS
+from plans.product import END_OF_TERM_DAY_BOUNDS
 from plans.product import Product
 from plans.quote import Quote
 from plans.timeline import timeline
@@ -47,23 +48,18 @@ def contract_terms(q: Quote, product: Product, policy: Policy, starts_on: date) 
             "late_fee_daily_rate": str(policy.late_fee_daily_rate(product.late_fee_daily_rate, request.annual_rate)),
             "default_cost_cap": str(policy.default_cost_cap),
             # a deposit-free lease's card hold, what it is and when it may be taken from (the contract's §5)
-            "card_hold": {"amount": _money(fen(product.deposit_ratio * request.price)), "days": CARD_HOLD_DAYS}
-            if request.deposit == 0 else None,
+            # (what the deposit would have been: the request's own rule, with the product's deposit ratio)
+            "card_hold": {"amount": _money(replace(request, deposit_ratio=product.deposit_ratio).deposit),
+                          "days": CARD_HOLD_DAYS} if request.deposit == 0 else None,
             "early_settlement": {"fee_rate": str(terms.fee_rate), "day_count": terms.day_count,
                                  "notice_working_days": terms.notice_working_days},
             # the end of the term: the title's nominal price (in the total) and the lessee's choices
             "purchase_price": _money(request.purchase_price),
-            "end_of_term": {"notice_days": product.end_of_term.notice_days,
-                            "settle_days": product.end_of_term.settle_days},
+            "end_of_term": {name: getattr(product.end_of_term, name) for name, _, _ in END_OF_TERM_DAY_BOUNDS},
             # who owns the car, in whose name it is registered, the mortgage and the PBOC registration
-            "title": {"structure": product.title.structure, "registered_in": product.title.registered_in,
-                      "mortgage_days": product.title.mortgage_days,
-                      "pboc_registration_working_days": product.title.pboc_registration_working_days,
-                      "release_working_days": product.title.release_working_days},
+            "title": asdict(product.title),
             # what the lessor may do when rent stays unpaid (plans.product.DefaultRemedies)
-            "default_remedies": {"overdue_periods": remedies.overdue_periods,
-                                 "overdue_share": str(remedies.overdue_share),
-                                 **{name: getattr(remedies, name) for name, _, _ in DEFAULT_DAY_BOUNDS}},
+            "default_remedies": {**asdict(remedies), "overdue_share": str(remedies.overdue_share)},
         },
         "schedule": [{"period": r.period, "due_date": dates.rent_dates[r.period - 1].isoformat(),
                       "payment": _money(r.payment), "principal": _money(r.principal), "interest": _money(r.interest),

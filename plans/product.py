@@ -147,21 +147,28 @@ class DefaultRemedies:
                              f"at least {MIN_OVERDUE_SHARE} (融资租赁解释 art. 5)")
         if self.overdue_share >= 1:
             raise ValueError("default overdue_share must be below 1")
-        for name, low, high in DEFAULT_DAY_BOUNDS:
-            if not low <= getattr(self, name) <= high:
-                raise ValueError(f"default {name} must be from {low} to {high}")
+        _check_days("default", self, DEFAULT_DAY_BOUNDS)
 
 
-#: the bounds of each period a product's default terms may state (field, least, most)
+#: the bounds of each period of days a product's terms may state (field, least, most): the product file is refused
+#: at load outside them, and the contract service refuses a snapshot outside them (contract/document/model.py)
 DEFAULT_DAY_BOUNDS = (("demand_cure_days", 7, 60), ("redemption_days", 7, 60), ("appraisal_objection_days", 3, 30),
                       ("surplus_refund_working_days", 1, 30), ("gps_cure_days", 3, 30))
+END_OF_TERM_DAY_BOUNDS = (("notice_days", 7, 90), ("settle_days", 1, 30))
+TITLE_DAY_BOUNDS = (("mortgage_days", 1, 60), ("pboc_registration_working_days", 1, 20),
+                    ("release_working_days", 1, 30))
+#: the bounds of a card hold's life a contract may state
+CARD_HOLD_DAY_BOUNDS = (1, 30)
+
+
+def _check_days(kind: str, terms: object, bounds: tuple[tuple[str, int, int], ...]) -> None:
+    for name, low, high in bounds:
+        if not low <= getattr(terms, name) <= high:
+            raise ValueError(f"{kind} {name} must be from {low} to {high}")
 
 
 #: the most a product may ask for the title at the end of the term: a nominal price, never a hidden balloon
 MAX_PURCHASE_PRICE = Decimal("1000")
-#: what the lessee may choose at the end of the term: pay the final rent and the purchase price and keep the car,
-#: ask to refinance the final rent (a new application, decided as any other), or return the car
-END_OF_TERM_CHOICES = ("purchase", "refinance", "return")
 
 
 @dataclass(frozen=True)
@@ -180,10 +187,7 @@ class EndOfTerm:
         if not Decimal(0) <= self.purchase_price <= MAX_PURCHASE_PRICE or self.purchase_price != fen(
                 self.purchase_price):
             raise ValueError(f"end of term purchase_price must be from 0 to {MAX_PURCHASE_PRICE}, to the fen")
-        if not 7 <= self.notice_days <= 90:
-            raise ValueError("end of term notice_days must be from 7 to 90")
-        if not 1 <= self.settle_days <= 30:
-            raise ValueError("end of term settle_days must be from 1 to 30")
+        _check_days("end of term", self, END_OF_TERM_DAY_BOUNDS)
 
 
 #: how the lease is structured: a direct lease (直租), the lessor buying the car from the dealer it leases it out
@@ -217,12 +221,7 @@ class Title:
             raise ValueError(f"title structure must be one of {', '.join(STRUCTURES)}")
         if self.registered_in not in REGISTERED_IN:
             raise ValueError(f"title registered_in must be one of {', '.join(REGISTERED_IN)}")
-        if not 1 <= self.mortgage_days <= 60:
-            raise ValueError("title mortgage_days must be from 1 to 60")
-        if not 1 <= self.pboc_registration_working_days <= 20:
-            raise ValueError("title pboc_registration_working_days must be from 1 to 20")
-        if not 1 <= self.release_working_days <= 30:
-            raise ValueError("title release_working_days must be from 1 to 30")
+        _check_days("title", self, TITLE_DAY_BOUNDS)
 
 
 #: who may receive a fee the lessee pays: the lessor, or the dealer (for a service it renders, e.g. fitting a device)

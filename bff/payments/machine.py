@@ -173,6 +173,11 @@ DEDUCTIBLE = {
 }
 
 
+def deduction_reason(item: str, details: str) -> str:
+    """What is kept with a deduction: the sum due it covers (``DEDUCTIBLE``, in Chinese) and ops' details."""
+    return f"{DEDUCTIBLE[item][0]}：{details.strip()}"
+
+
 def deduction_limit(deposit_refundable: int, hold_live: int) -> int:
     """The most a closing may deduct (fen): what is left of the deposit plus a hold still live on the card (none in
     practice: a hold lapses long before a term ends, so a 免押 lease's limit is 0)."""

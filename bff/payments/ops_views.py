@@ -38,6 +38,7 @@ from bff.payments.machine import DEDUCTIBLE
 from bff.payments.machine import DELIVERED
 from bff.payments.machine import STATUSES
 from bff.payments.machine import deduction_limit
+from bff.payments.machine import deduction_reason
 from bff.payments.machine import due_for_closing
 from bff.payments.machine import plan_settlement
 from bff.payments.machine import secured
@@ -229,9 +230,8 @@ def close(application_id: str) -> Any:
         return _lease_page(app, 422, errors, form)
     assert deduction is not None
     try:
-        item = DEDUCTIBLE[form["item"]][0] if deduction else ""
-        services().payments.settlement.close(actor(), app, deduction,
-                                             f"{item}：{form['reason'].strip()}" if deduction else form["reason"])
+        reason = deduction_reason(form["item"], form["reason"]) if deduction else form["reason"]
+        services().payments.settlement.close(actor(), app, deduction, reason)
     except NotAllowed as exc:
         if exc.code in ("deduction", "reason"):
             return _lease_page(app, 422, [FieldError(exc.code, exc.code, exc.text_zh, exc.text_en)], form)

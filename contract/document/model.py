@@ -36,13 +36,16 @@ from plans.inputs import whole_number
 from plans.money import ZERO
 from plans.money import decimal_pattern
 from plans.money import fen
+from plans.product import CARD_HOLD_DAY_BOUNDS
 from plans.product import DAY_COUNTS
 from plans.product import DEFAULT_DAY_BOUNDS
+from plans.product import END_OF_TERM_DAY_BOUNDS
 from plans.product import MAX_EARLY_SETTLEMENT_FEE
 from plans.product import MAX_NOTICE_WORKING_DAYS
 from plans.product import PAYEES
 from plans.product import REGISTERED_IN
 from plans.product import STRUCTURES
+from plans.product import TITLE_DAY_BOUNDS
 from plans.product import DefaultRemedies
 from plans.product import EarlySettlement
 from plans.product import EndOfTerm
@@ -543,29 +546,33 @@ def _plan(r: _Reader, price: Decimal) -> Plan:
         if r.data.get("default_remedies") is not None else None,
         end_of_term=_end_of_term(r) if r.data.get("end_of_term") is not None else None,
         title=_title(r.child("title")) if r.data.get("title") is not None else None,
-        card_hold=CardHold(r.child("card_hold").money("amount"), r.child("card_hold").integer("days", 1, 30))
-        if r.data.get("card_hold") is not None else None,
+        card_hold=_card_hold(r.child("card_hold")) if r.data.get("card_hold") is not None else None,
     )
+
+
+def _card_hold(r: _Reader) -> CardHold:
+    return CardHold(r.money("amount"), r.integer("days", *CARD_HOLD_DAY_BOUNDS))
+
+
+def _days(r: _Reader, bounds: tuple[tuple[str, int, int], ...]) -> dict[str, int]:
+    return {name: r.integer(name, low, high) for name, low, high in bounds}
 
 
 def _title(r: _Reader) -> Title:
     return Title(structure=r.choice("structure", STRUCTURES), registered_in=r.choice("registered_in", REGISTERED_IN),
-                 mortgage_days=r.integer("mortgage_days", 1, 60),
-                 pboc_registration_working_days=r.integer("pboc_registration_working_days", 1, 20),
-                 release_working_days=r.integer("release_working_days", 1, 30))
+                 **_days(r, TITLE_DAY_BOUNDS))
 
 
 def _end_of_term(r: _Reader) -> EndOfTerm:
-    price, terms = r.money("purchase_price"), r.child("end_of_term")
-    notice, settle = terms.integer("notice_days", 7, 90), terms.integer("settle_days", 1, 30)
+    price, days = r.money("purchase_price"), _days(r.child("end_of_term"), END_OF_TERM_DAY_BOUNDS)
     try:
-        return EndOfTerm(purchase_price=price, notice_days=notice, settle_days=settle)
+        return EndOfTerm(purchase_price=price, **days)
     except ValueError as exc:
         raise ContractDataError(r.where("purchase_price"), str(exc)) from exc
 
 
 def _default_remedies(r: _Reader) -> DefaultRemedies:
-    days = {name: r.integer(name, low, high) for name, low, high in DEFAULT_DAY_BOUNDS}
+    days = _days(r, DEFAULT_DAY_BOUNDS)
     periods, share = r.integer("overdue_periods", 1, MAX_TERM), r.rate("overdue_share")
     try:
         return DefaultRemedies(overdue_periods=periods, overdue_share=share, **days)
