@@ -36,6 +36,15 @@ default settings, fsync on: bench/databases.py), all stopped and dropped at the 
 ``make run`` starts, postgresql://postgres@127.0.0.1:5433/leaseline). One untimed warm-up journey comes first; its
 figures are printed apart.
 
+The KYC checks run as ``kyc.check`` jobs in a worker process; they ran in a thread of the web process before, and
+issue 15 bounds the face check's end-to-end time through the queue at +10 % of in-process. With no in-process path
+left, the bench makes the baseline in the same run: after the timed journeys (the services still up, idle), the
+same work on the same images in its own process, models warm, once per run (bench/kyc_inprocess.py: what is and is
+not included), printed beside the jobs' wait + run from procrastinate's events.
+
+A machine calibration comes first (``calibration`` in --json): fixed CPU work timed in the bench's process, so
+that figures from different machines or sessions (a sandbox's CPU model changes between them) can be compared.
+
     .venv/bin/python bench/journey.py [--runs 10] [--json] [--url http://127.0.0.1:8000 [--database-url URL]]
 """
 
@@ -78,6 +87,7 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402 — after the path set-up, like the other benches
 from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 
+from bench.kyc_inprocess import BaselineFailed  # noqa: E402
 from bff import demo_journeys as dj  # noqa: E402
 from infra.db.engine import embedded_database_url  # noqa: E402
 from infra.peers import PeerError  # noqa: E402
@@ -169,6 +179,19 @@ def machine_cpu() -> tuple[float, float, float]:
     return (sum(values) - values[3] - values[4]) / tick, sum(values) / tick, steal / tick  # minus idle and iowait
 
 
+def own_cpu() -> float:
+    """CPU seconds of this process and of its children it reaped (Tesseract, run by kyc.ocr)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def other_cores(busy: float, total: float, ours: float) -> float | None:
+    """How many of the machine's cores other work kept busy on average: its busy CPU seconds minus ``ours``, over
+    the wall time (``total`` CPU seconds, busy or not, over the cores)."""
+    cores = os.cpu_count() or 1
+    return max(0.0, busy - ours) / (total / cores) if total else None
+
+
 def process_cpu(pid: int) -> float:
     """CPU seconds of ``pid`` and its children alive now (a gunicorn master and its workers), with the children
     they reaped (Tesseract runs as a child of a BFF worker); 0 where /proc is not there."""
@@ -195,6 +218,45 @@ def machine() -> dict[str, Any]:
         pass
     return {"cpu": cpu, "cores": processors, "arch": platform.machine(), "python": platform.python_version(),
             "os": platform.platform(), "load_average_at_start": load_average()}
+
+
+CALIBRATION_LOOP = 2_000_000
+
+
+def _integer_loop(n: int) -> int:
+    x = 0
+    for i in range(n):
+        x = (x * 31 + i) % 1_000_003
+    return x
+
+
+def calibrate() -> dict[str, Any]:
+    """Fixed CPU work, best of a few tries (other work on the machine only slows a try down), about 1.5 s: Tesseract
+    reading the back of the specimen ID card (kyc.ocr.read_back: two chi_sim fields, two runs of the tesseract
+    program; the ID check's kind of work), best of 2; a pure-Python integer loop (the services' kind), best of 3."""
+    from kyc import ocr
+
+    back = specimens.back()  # SAMPLES[0]: always the same picture
+    began = time.perf_counter()
+
+    def best(work: Callable[[], object], tries: int) -> float:
+        times = []
+        for _ in range(tries):
+            t0 = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    tesseract = best(lambda: ocr.read_back(back), 2)
+    python = best(lambda: _integer_loop(CALIBRATION_LOOP), 3)
+    return {"tesseract_read_back_s": round(tesseract, 4), "python_loop_s": round(python, 4),
+            "python_loop_iterations": CALIBRATION_LOOP, "took_s": round(time.perf_counter() - began, 2)}
+
+
+def calibration_line(c: dict[str, Any]) -> str:
+    return (f"calibration: Tesseract read of the specimen ID back {c['tesseract_read_back_s'] * 1000:.0f} ms (best "
+            f"of 2), Python integer loop ×{c['python_loop_iterations']:,} {c['python_loop_s'] * 1000:.0f} ms (best "
+            f"of 3); lower is faster")
 
 
 # -- timing --------------------------------------------------------------------------------------------------
@@ -309,7 +371,8 @@ class Observer:
     def queued_jobs(self, since: datetime) -> dict[str, dict[str, list[float]]]:
         """The BFF's jobs deferred since ``since`` (the KYC checks by kind, the risk and contract requests), from
         procrastinate's own events: seconds from the defer to the worker's first start (``wait``: what the queue
-        adds), from that start to success (``run``: retries and their pauses included) and the attempts."""
+        adds), from that start to success (``run``: retries and their pauses included), their sum (``total``) and the
+        attempts."""
         from sqlalchemy import text
 
         sql = text("""
@@ -325,9 +388,10 @@ class Observer:
         found: dict[str, dict[str, list[float]]] = {}
         with self.db.session() as session:
             for task, wait, run, attempts in session.execute(sql, {"since": since}):
-                by = found.setdefault(task, {"wait": [], "run": [], "attempts": []})
+                by = found.setdefault(task, {"wait": [], "run": [], "total": [], "attempts": []})
                 by["wait"].append(float(wait))
                 by["run"].append(float(run))
+                by["total"].append(float(wait) + float(run))  # the job's end to end: defer → success
                 by["attempts"].append(float(attempts))
         return dict(sorted(found.items()))
 
@@ -393,6 +457,7 @@ class Journeys:
         self.clock = Clock(trace)
         self.staff: dict[str, dj.Browser] = {}
         self.invited = 0
+        self.challenges: list[list[str]] = []  # each journey's liveness challenge, in the order the page asked
 
     def salesperson(self) -> dj.Browser:
         email = STAFF[self.invited // INVITES_PER_PERSON % len(STAFF)]
@@ -447,9 +512,10 @@ class Journeys:
             challenge = re.search(r'data-challenge="([a-z_,]+)"', page)
             if challenge is None:
                 raise JourneyFailed(f"submit did not lead to the face check: {dj._text(page)}")
+            self.challenges.append(challenge.group(1).split(","))
             with clock.step(None):
                 started = now()
-                check_id = self.face(me, path, challenge.group(1).split(","))
+                check_id = self.face(me, path, self.challenges[-1])
                 answered = now()
             check = watch.check(app_id, check_id)
             if check.outcome != "pass":
@@ -502,6 +568,66 @@ class Journeys:
         if r.status_code != 202 or found is None:
             raise JourneyFailed(f"face check upload: {r.status_code} {dj._text(r.text)}")
         return found.group(1)
+
+
+# -- the same KYC work in this process (issue 15's baseline) ------------------------------------------------
+#: the bound issue 15 sets on the face check's end-to-end time through the queue (wait + run) over in-process
+QUEUE_BOUND = 0.10
+
+
+def in_process(customers: list[Customer], frames: dict[str, list[bytes]], selfie: bytes,
+               challenges: list[list[str]]) -> dict[str, dict[str, Any]]:
+    """The face and the ID checks' work done in this process on each timed journey's images, once per journey after
+    one untimed call (bench/kyc_inprocess.py); seconds by the queue's task label, with what is timed."""
+    from bench import kyc_inprocess as work
+
+    cards = [work.card_images(c.front, c.back) for c in customers]
+    checks = [work.face_images(card, selfie, frames, challenge)
+              for card, challenge in zip(cards, challenges, strict=True)]
+    runs = len(customers)
+    frame_count = len(checks[0].frames)
+    return {
+        "kyc.check face": {**stats(work.timed(lambda n: work.face_check(checks[n]), runs, "pass")), "includes": (
+            f"decoding the stored selfie, {frame_count} frames and ID portrait, face match + liveness "
+            f"({frame_count} frames analysed, one a step encoded)"),
+            "excludes": "the job's S3 reads, database reads and writes, the status change"},
+        "kyc.check id_card": {**stats(work.timed(lambda n: work.id_card_check(cards[n]), runs, "ok")), "includes": (
+            "decoding both sides, which side each is, OCR of both, the portrait's faces counted and its JPEG"),
+            "excludes": "the job's S3 reads and the portrait's put, database reads and writes, the draft's OCR merge"},
+    }
+
+
+def compared(queue: dict[str, dict[str, Any]], baseline: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each check in-process beside its job: wait + run over in-process, at p50 and at p95, minus one."""
+    out = {}
+    for task, base in baseline.items():
+        total = queue.get(task, {}).get("total")
+        out[task] = {"in_process": base, "queue_over_in_process_p50": total["p50"] / base["p50"] - 1 if total else None,
+                     "queue_over_in_process_p95": total["p95"] / base["p95"] - 1 if total else None}
+    out["kyc.check face"]["bound"] = QUEUE_BOUND
+    return out
+
+
+def print_in_process(queue: dict[str, dict[str, Any]], comparison: dict[str, dict[str, Any]], runs: int) -> None:
+    print(f"\nthrough the queue vs in-process (issue 15): the same check's work on the same images in this process, "
+          f"after the timed journeys (services up, idle), models warm, {runs} times")
+    for task, row in comparison.items():
+        base, parts = row["in_process"], queue.get(task)
+        print(f"  {task:<18} in-process p50 {base['p50']:.2f} s p95 {base['p95']:.2f} s", end="")
+        if parts is None or row["queue_over_in_process_p50"] is None:
+            print("; no job of this kind in the timed runs")
+            continue
+        run, total = parts["run"], parts["total"]
+        bound, verdict = row.get("bound"), ""
+        if bound is not None:
+            met = ("met" if row["queue_over_in_process_p95"] <= bound else "met at p50, not at p95"
+                   if row["queue_over_in_process_p50"] <= bound else "NOT met")
+            verdict = f" — issue 15's bound +{bound * 100:.0f} %: {met}"
+        print(f"; job run p50 {run['p50']:.2f} s p95 {run['p95']:.2f} s; wait + run p50 {total['p50']:.2f} s p95 "
+              f"{total['p95']:.2f} s")
+        print(f"  {'':<18} through the queue: {row['queue_over_in_process_p50'] * 100:+.1f} % vs in-process at p50 "
+              f"({row['queue_over_in_process_p95'] * 100:+.1f} % at p95){verdict}")
+        print(f"  {'':<18} in-process includes {base['includes']}; not {base['excludes']}")
 
 
 # -- the services --------------------------------------------------------------------------------------------
@@ -697,6 +823,8 @@ def main() -> None:
     host = machine()
     say(f"machine: {host['cpu']} ({host['arch']}), {host['cores']} cores, load average at start "
         f"{' '.join(f'{v:.2f}' for v in host['load_average_at_start'])}; Python {host['python']}")
+    calibration = calibrate()
+    say(calibration_line(calibration))
     rng = random.Random(args.seed)
     portrait, frames, selfie = face_photos()
     customers = [new_customer(rng, portrait, n) for n in range(args.runs + 1)]
@@ -727,14 +855,24 @@ def main() -> None:
             say(f"  run {n}/{args.runs}: system {sum(runs[-1][s.key] for s in STEPS):.2f} s, wall "
                 f"{runs[-1]['wall']:.2f} s")
         busy, total, steal = (b - a for a, b in zip(machine0, machine_cpu(), strict=True))
-        cpu = {"services_per_journey_s": (services.cpu_seconds() - cpu0) / args.runs if services else None,
-               "bench_client_per_journey_s": (time.process_time() - client0) / args.runs,
+        services_cpu = services.cpu_seconds() - cpu0 if services else 0.0
+        client_cpu = time.process_time() - client0
+        cpu = {"services_per_journey_s": services_cpu / args.runs if services else None,
+               "bench_client_per_journey_s": client_cpu / args.runs,
+               # other work than the services' and the bench's (a database server not started by the bench too)
+               "other_work_cores_timed_runs": other_cores(busy, total, services_cpu + client_cpu) if services else None,
                "machine_busy_share": busy / total if total else None,
                "machine_steal_share": steal / total if total else None,
                "machine_busy_per_journey_s": busy / args.runs}
         queue = {kind: {part: stats(values) for part, values in parts.items()}
                  for kind, parts in observer.queued_jobs(timed_since).items()}
-    except (JourneyFailed, dj.JourneyFailed, requests.RequestException, SQLAlchemyError, PeerError) as exc:
+        say(f"the face and ID checks' work in this process, {args.runs} times after one untimed call…")
+        machine0, own0 = machine_cpu(), own_cpu()
+        comparison = compared(queue, in_process(customers[1:], frames, selfie, journeys.challenges[1:]))
+        busy, total, _steal = (b - a for a, b in zip(machine0, machine_cpu(), strict=True))
+        cpu["other_work_cores_in_process"] = other_cores(busy, total, own_cpu() - own0)  # idle services included
+    except (BaselineFailed, JourneyFailed, dj.JourneyFailed, requests.RequestException, SQLAlchemyError,
+            PeerError) as exc:
         if services is not None:
             for name in services.procs:
                 print(f"--- {name} log (last lines) ---\n{services.tail(name)}", file=sys.stderr)
@@ -749,7 +887,8 @@ def main() -> None:
     host["load_average_at_end"] = load_average()
     where = (f"started in a temporary var dir; databases: {services.database_where}" if services
              else f"running at {base}")
-    result = {"machine": host, "runs": args.runs, "cpu": cpu, "services": where, "kyc_queue": queue,
+    result = {"machine": host, "calibration": calibration, "runs": args.runs, "cpu": cpu, "services": where,
+              "kyc_queue": queue, "kyc_in_process": comparison,
               "warmup": {k: round(v, 4) for k, v in warm.items()},
               **summary(runs), "bench_seconds": round(time.perf_counter() - bench_began, 1)}
     if args.json:
@@ -770,12 +909,19 @@ def main() -> None:
         print(f"  {task:<18} wait p50 {wait['p50'] * 1000:6.1f} ms p95 {wait['p95'] * 1000:6.1f} ms; run p50 "
               f"{run['p50']:.2f} s p95 {run['p95']:.2f} s (attempts p95 {parts['attempts']['p95']:.0f}); the queue "
               f"adds {wait['p50'] / max(run['p50'], 1e-6):.1%} at p50")
+    print_in_process(queue, comparison, args.runs)
+    during = [cpu["other_work_cores_timed_runs"], cpu["other_work_cores_in_process"]]
+    if None not in during:
+        print(f"  other work on the machine kept {during[0]:.2f} of its {host['cores']} cores busy on average during "
+              f"the timed runs (a database server the bench did not start counts as other), {during[1]:.2f} during the "
+              f"in-process runs: the two figures compare only when these two do")
     print(f"\nCPU during the timed runs: {ours}this bench's client {cpu['bench_client_per_journey_s']:.2f} CPU-s; "
           f"the whole machine was busy {cpu['machine_busy_share'] or 0:.0%} of its {host['cores']} cores "
           f"({cpu['machine_busy_per_journey_s']:.2f} CPU-s per journey: other work on the machine included); steal "
           f"{cpu['machine_steal_share'] or 0:.1%} (CPU time the hypervisor gave other guests).")
     print(f"machine: {host['cpu']} ({host['arch']}), {host['cores']} cores, shared with the client (this process); "
           f"load average {load}. Bench took {result['bench_seconds']:.0f} s.")
+    print(calibration_line(calibration))
 
 
 if __name__ == "__main__":
