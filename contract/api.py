@@ -4,14 +4,17 @@ Contracts need a service token (``contract:write`` to create and sign, ``contrac
 evidence log's public leaves, checkpoints and proofs are public, as a transparency log's are (each leaf is a
 commitment that names nobody: contract.ledger.commitments); appending needs ``ledger:append``, and the clear
 entries with their salts (openings, as proof bundles) need ``ledger:read``: the BFF decides who may have them.
-The public verification endpoint takes an uploaded PDF (anyone may check a contract they hold).
+The public verification endpoint takes an uploaded PDF (anyone may check a contract, or its vehicle handover
+record, they hold).
 """
 
 from __future__ import annotations
 
 import base64
 import re
+import unicodedata
 from collections.abc import Callable
+from datetime import date
 from datetime import datetime
 from functools import wraps
 from typing import Any
@@ -24,11 +27,20 @@ from flask import g
 from flask import jsonify
 from flask import request
 
+from contract.document.handover import HANDOVER_ITEMS
+from contract.document.handover import MAX_HANDED_OVER_BY
+from contract.document.handover import MAX_KEYS
+from contract.document.handover import MAX_NOTE
+from contract.document.handover import MAX_ODOMETER_KM
+from contract.document.model import CONTROL_CHARACTERS
+from contract.document.model import DATE_PATTERN
 from contract.errors import InsufficientScope
 from contract.errors import Unauthorized
 from contract.evidence import EvidenceLog
 from contract.evidence import LedgerError
 from contract.evidence import NewEntry
+from contract.handover import HandoverRequest
+from contract.handover import HandoverService
 from contract.ledger import KINDS
 from contract.ledger import MAX_INDEX
 from contract.ledger import SUBJECT_PATTERN
@@ -47,6 +59,7 @@ from httpkit.queries import query
 from httpkit.queries import single
 from infra.service_tokens import InvalidToken
 from plans.errors import FieldError
+from plans.inputs import whole_number
 
 bp = Blueprint("contract_api", __name__, url_prefix="/api/v1")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,11 +70,16 @@ SUBJECT = re.compile(SUBJECT_PATTERN)
 DIGITS = re.compile(r"[0-9]{1,12}")
 BASE64 = re.compile(BASE64_PATTERN)
 DATE_TIME = re.compile(DATE_TIME_PATTERN)
+DATE = re.compile(DATE_PATTERN)
 MAX_BATCH = 100  # entries per batch append
 
 
 def service() -> ContractService:
     return current_app.extensions["contract"].service  # type: ignore[no-any-return]
+
+
+def handovers() -> HandoverService:
+    return current_app.extensions["contract"].handovers  # type: ignore[no-any-return]
 
 
 def ledger() -> EvidenceLog:
@@ -163,7 +181,12 @@ def contract_page(contract_id: str, page: int) -> Any:
 def sign_contract(contract_id: str) -> Any:
     """The lessee signs (the lessor countersigns): ``{signer_name, signature_png (base64), identity:
     {method: sms_otp|face, reference, verified_at}}``. Signing a signed contract returns it (200)."""
-    body = json_object()
+    name, png, identity = _signing(json_object())
+    return jsonify(service().sign(contract_id, signer_name=name, signature_png=png, identity=identity))
+
+
+def _signing(body: dict[str, Any]) -> tuple[str, bytes, Identity]:
+    """The signer's fields of a signing request (the contract's, the handover record's), checked for shape."""
     name = body.get("signer_name")
     if not isinstance(name, str) or not name.strip() or len(name) > 64:
         raise Invalid("signer_name", "signer_name is required (1-64 characters)", "缺少签署人姓名")
@@ -189,8 +212,85 @@ def sign_contract(contract_id: str) -> Any:
     reference = raw.get("reference")
     if not isinstance(reference, str) or not 1 <= len(reference) <= 128:
         raise Invalid("identity.reference", "identity.reference is required (1-128 characters)", "缺少身份确认记录")
-    return jsonify(service().sign(contract_id, signer_name=name, signature_png=png,
-                                  identity=Identity(str(raw.get("method", "")), reference, verified_at)))
+    return name, png, Identity(str(raw.get("method", "")), reference, verified_at)
+
+
+# -- the vehicle handover record (车辆交接确认书) ------------------------------------------------------------------
+@bp.post("/contracts/<contract_id>/handover")
+@require(SCOPE_WRITE)
+def hand_over(contract_id: str) -> Any:
+    """The signed record of the car handed over (the term starts that day): 201 new; 200 the contract's existing
+    record, whatever this body says (once per contract: a retry gets the first record)."""
+    body = json_object()
+    existing = handovers().find(contract_id)  # no such contract: 404
+    if existing is not None:
+        return jsonify(existing)
+    record, created = handovers().hand_over(contract_id, _handover_request(body))
+    response = jsonify(record)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/api/v1/contracts/{record['contract_id']}/handover"
+    return response
+
+
+def _handover_request(body: dict[str, Any]) -> HandoverRequest:
+    """The handover's fields, checked for what the OpenAPI document states (HandoverRequest)."""
+    raw_day = body.get("delivered_on")
+    if not isinstance(raw_day, str) or not DATE.fullmatch(raw_day):
+        raise Invalid("delivered_on", "delivered_on must be a date, YYYY-MM-DD", "交车日期须为 YYYY-MM-DD 格式的日期")
+    try:
+        delivered_on = date.fromisoformat(raw_day)
+    except ValueError:  # a 30 February
+        raise Invalid("delivered_on", "delivered_on is not a real day", "交车日期无效") from None
+    odometer = _whole(body, "odometer_km", 0, MAX_ODOMETER_KM, "里程表读数须为 0 至 2000000 之间的整数（公里）")
+    keys = _whole(body, "keys", 1, MAX_KEYS, f"钥匙数量须为 1 至 {MAX_KEYS} 之间的整数")
+    items = body.get("items")
+    if (not isinstance(items, list) or not all(isinstance(i, str) and i in HANDOVER_ITEMS for i in items)
+            or len(set(items)) != len(items)):
+        raise Invalid("items", f"items must be distinct codes of {', '.join(HANDOVER_ITEMS)}",
+                      "随车物品须为不重复的物品代码")
+    note = body.get("note", "")
+    if not isinstance(note, str) or len(note) > MAX_NOTE:
+        raise Invalid("note", f"note must be text of at most {MAX_NOTE} characters", f"备注不得超过 {MAX_NOTE} 个字符")
+    note = _plain_text("note", note, "备注")
+    staff = body.get("handed_over_by")
+    if not isinstance(staff, str) or len(staff) > MAX_HANDED_OVER_BY or not staff.strip():
+        raise Invalid("handed_over_by", f"handed_over_by is required (1-{MAX_HANDED_OVER_BY} characters)",
+                      "缺少交车经办人")
+    staff = _plain_text("handed_over_by", staff, "交车经办人")
+    name, png, identity = _signing(body)
+    return HandoverRequest(delivered_on, odometer, keys, tuple(items), note, staff, name, png, identity)
+
+
+def _whole(body: dict[str, Any], name: str, low: int, high: int, message_zh: str) -> int:
+    value = body.get(name)
+    if not whole_number(value) or not low <= value <= high:  # type: ignore[operator]
+        raise Invalid(name, f"{name} must be a whole number from {low} to {high}", message_zh)
+    return int(value)  # type: ignore[arg-type]
+
+
+def _plain_text(name: str, value: str, label_zh: str) -> str:
+    """Text printed on the record: its white-space runs one space, no control or format characters (which would
+    hide or reorder what is printed), as the contract's own text (contract.document.model)."""
+    value = " ".join(value.split())
+    if any(unicodedata.category(c).startswith("C") for c in value):
+        raise Invalid(name, f"{name} contains control characters", f"{label_zh}含有控制字符", CONTROL_CHARACTERS)
+    return value
+
+
+@bp.get("/contracts/<contract_id>/handover")
+@require(SCOPE_READ)
+def handover_record(contract_id: str) -> Any:
+    return jsonify(handovers().get(contract_id))
+
+
+@bp.get("/contracts/<contract_id>/handover/document")
+@require(SCOPE_READ)
+def handover_document(contract_id: str) -> Any:
+    pdf, meta = handovers().document(contract_id)
+    response = Response(pdf, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'inline; filename="{meta["contract_number"]}-handover.pdf"'
+    response.headers["X-Document-SHA256"] = meta["sha256"]
+    return response
 
 
 @bp.get("/contracts/<contract_id>/verification")

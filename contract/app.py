@@ -26,6 +26,7 @@ from contract.evidence import FileAnchor
 from contract.evidence import StoreAnchor
 from contract.evidence import current_origin
 from contract.evidence import load_or_create_key
+from contract.handover import HandoverService
 from contract.service import ContractService
 from infra.db.engine import Database
 from infra.jobs import JobQueue
@@ -49,6 +50,7 @@ class ContractComponents:
     service: ContractService
     ledger: EvidenceLog
     verifier: TokenVerifier
+    handovers: HandoverService
 
     def dispose(self) -> None:
         self.db.dispose()
@@ -136,7 +138,7 @@ def bootstrap(settings: ContractSettings) -> ContractComponents:
     service = ContractService(db, store, authority, ledger, vault, retention_years=settings.retention_years,
                               timestamper=timestamper, tsa_roots=tsa_roots,
                               jobs=JobQueue(db, errors="contract_job_errors"))
-    return ContractComponents(settings, db, service, ledger, _verifier(settings))
+    return ContractComponents(settings, db, service, ledger, _verifier(settings), HandoverService(service))
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from contract.document.handover import HANDOVER_ITEMS
+from contract.document.handover import MAX_HANDED_OVER_BY
+from contract.document.handover import MAX_KEYS
+from contract.document.handover import MAX_NOTE
+from contract.document.handover import MAX_ODOMETER_KM
 from contract.document.model import CHECK
 from contract.document.model import CONTROL_CHARACTERS
 from contract.document.model import DATE_PATTERN
@@ -20,6 +25,8 @@ from contract.document.model import MAX_TERM
 from contract.document.model import MONEY_PATTERN
 from contract.document.model import RATE_PATTERN
 from contract.document.model import TIMINGS
+from contract.handover import BEFORE_SIGNING
+from contract.handover import IN_THE_FUTURE
 from contract.ledger import KINDS
 from contract.ledger import MAX_INDEX
 from contract.ledger import SUBJECT_PATTERN
@@ -80,6 +87,68 @@ SIGNING_RULES = {
     STALE_IDENTITY: "the identity check is older than 10 minutes",
     NOT_THE_LESSEE: "the signer is not the lessee named in the contract",
 }
+
+
+HANDOVER_RULES = {
+    BEFORE_SIGNING: "delivered_on is before the day (in Beijing) the contract was signed",
+    IN_THE_FUTURE: "delivered_on is after today in Beijing",
+    CONTROL_CHARACTERS: "note or handed_over_by holds a control, format, private-use or unassigned character",
+    **SIGNING_RULES,
+}
+#: the signer's part of a signing request: the contract's and the handover record's
+SIGNER: dict[str, Any] = {
+    "signer_name": text(64),
+    "signature_png": {**B64, "contentMediaType": "image/png", "pattern": BASE64_PATTERN,
+                      "maxLength": MAX_SIGNATURE_BASE64, "description": "the drawn signature, a PNG of at most 2 MB"},
+    "identity": {"type": "object", "required": ["method", "reference", "verified_at"], "properties": {
+        "method": {"enum": list(IDENTITY_METHODS)},
+        "reference": {**STRING, "minLength": 1, "maxLength": 128},
+        "verified_at": {"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN}}},
+}
+DAY = {"type": "string", "format": "date", "pattern": DATE_PATTERN}
+
+
+def _handover_request() -> dict[str, Any]:
+    """contract.api._handover_request's shape, with the signer's part of a signing request."""
+    return {"type": "object", "required": ["delivered_on", "odometer_km", "keys", "items", "handed_over_by",
+                                           *SIGNER], "properties": {
+        "delivered_on": {**DAY, "description": "the handover day in Beijing (Asia/Shanghai), the start of the "
+                                               "term: not before the contract's signing day, not after today"},
+        "odometer_km": {"type": "integer", "minimum": 0, "maximum": MAX_ODOMETER_KM},
+        "keys": {"type": "integer", "minimum": 1, "maximum": MAX_KEYS, "description": "keys handed over"},
+        "items": {"type": "array", "uniqueItems": True, "maxItems": len(HANDOVER_ITEMS),
+                  "items": {"enum": list(HANDOVER_ITEMS)},
+                  "description": "items handed over with the car: " + "; ".join(
+                      f"{code} {label}" for code, label in HANDOVER_ITEMS.items())},
+        "note": {**STRING, "maxLength": MAX_NOTE},
+        "handed_over_by": {**text(MAX_HANDED_OVER_BY), "description": "the dealer's staff member, as the dealer "
+                                                                        "labels them"},
+        **SIGNER}}
+
+
+def _handover() -> dict[str, Any]:
+    """contract.handover.HandoverService._json's shape."""
+    money = {"type": "string", "pattern": MONEY_PATTERN}
+    return {"type": "object", "required": [
+        "id", "contract_id", "contract_number", "starts_on", "ends_on", "odometer_km", "keys", "items",
+        "handed_over_by", "sha256", "signed_at", "retain_until", "ledger_index", "schedule", "final_rent"],
+        "properties": {
+            "id": {"type": "string"}, "contract_id": {"type": "string"}, "contract_number": {"type": "string"},
+            "starts_on": {**DAY, "description": "起租日: the handover day"},
+            "ends_on": {**DAY, "description": "租赁期届满日, counted from starts_on"},
+            "odometer_km": {"type": "integer"}, "keys": {"type": "integer"},
+            "items": {"type": "array", "items": {"enum": list(HANDOVER_ITEMS)}},
+            "handed_over_by": {"type": "string"}, "sha256": HEX,
+            "signed_at": {"type": "string", "format": "date-time"},
+            "retain_until": {"type": "string", "format": "date-time",
+                             "description": "the record's PDF is under Object Lock until then"},
+            "ledger_index": {"type": "integer"},
+            "schedule": {"type": "array", "description": "the contract's rents, dated from starts_on", "items": {
+                "type": "object", "required": ["period", "due_date", "payment"], "properties": {
+                    "period": {"type": "integer", "minimum": 1}, "due_date": DAY, "payment": money}}},
+            "final_rent": {"oneOf": [{"type": "null"}, {
+                "type": "object", "required": ["due_date", "amount"], "description": "the balloon, due on ends_on",
+                "properties": {"due_date": DAY, "amount": money}}]}}}
 
 
 def _int(name: str, minimum: int) -> dict[str, Any]:
@@ -158,6 +227,33 @@ def document() -> dict[str, Any]:
                 "responses": {"200": _json("Contract", "The signed contract"), "400": BAD_BODY, **AUTH,
                               "404": _problem("No such contract"), "409": _problem("Being signed right now"),
                               "422": _problem("Invalid signer, image or identity evidence", SIGNING_RULES),
+                              "503": _problem("Document storage unavailable")}}},
+            "/api/v1/contracts/{contract_id}/handover": {
+                "post": {
+                    "operationId": "handOver",
+                    "summary": "The signed vehicle handover record: its day starts the lease's term (起租日) and dates "
+                               "every rent (contract:write); once per contract",
+                    "parameters": [CONTRACT_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "$ref": "#/components/schemas/HandoverRequest"}}}},
+                    "responses": {"201": _json("Handover", "The new record"),
+                                  "200": _json("Handover", "The contract's existing record, whatever the body says"),
+                                  "400": BAD_BODY, **AUTH, "404": _problem("No such contract"),
+                                  "409": _problem("The contract is not signed (not_signed), or its record is being "
+                                                  "signed right now (handover_in_progress)"),
+                                  "422": _problem("Invalid handover, signer, image or identity evidence",
+                                                  HANDOVER_RULES),
+                                  "503": _problem("Document storage unavailable")}},
+                "get": {"operationId": "getHandover", "summary": "The contract's handover record (contract:read)",
+                        "parameters": [CONTRACT_ID],
+                        "responses": {"200": _json("Handover", "The record"), **AUTH,
+                                      "404": _problem("No such contract, or no handover record yet")}}},
+            "/api/v1/contracts/{contract_id}/handover/document": {"get": {
+                "operationId": "handoverDocument", "summary": "The signed handover record's PDF (contract:read)",
+                "parameters": [CONTRACT_ID],
+                "responses": {"200": {"description": "PDF", "content": {"application/pdf": {}}}, **AUTH,
+                              "404": _problem("No such contract, or no handover record yet"),
+                              "409": _problem("The stored file does not match its recorded hash"),
                               "503": _problem("Document storage unavailable")}}},
             "/api/v1/contracts/{contract_id}/verification": {"get": {
                 "operationId": "contractVerification",
@@ -271,23 +367,17 @@ def document() -> dict[str, Any]:
                                             "sha256": HEX, "pages": {"type": "integer"},
                                             "signatures": {"type": "array", "items": {"type": "object"}},
                                             "ledger": {"type": "array", "items": {"type": "object"}}}},
-                "SignRequest": {
-                    "type": "object", "required": ["signer_name", "signature_png", "identity"],
-                    "properties": {
-                        "signer_name": text(64),
-                        "signature_png": {**B64, "contentMediaType": "image/png", "pattern": BASE64_PATTERN,
-                                          "maxLength": MAX_SIGNATURE_BASE64,
-                                          "description": "the drawn signature, a PNG of at most 2 MB"},
-                        "identity": {"type": "object", "required": ["method", "reference", "verified_at"],
-                                     "properties": {
-                                         "method": {"enum": list(IDENTITY_METHODS)},
-                                         "reference": {**STRING, "minLength": 1, "maxLength": 128},
-                                         "verified_at": {"type": "string", "format": "date-time",
-                                                         "pattern": DATE_TIME_PATTERN}}}}},
+                "SignRequest": {"type": "object", "required": list(SIGNER), "properties": SIGNER},
+                "HandoverRequest": _handover_request(),
+                "Handover": _handover(),
                 "Verification": {"type": "object", "required": ["sha256", "signatures", "all_valid"], "properties": {
                     "sha256": HEX, "contract": {"type": ["object", "null"]}, "all_valid": {"type": "boolean"},
                     "signatures": {"type": "array", "items": {"type": "object"}},
-                    "ledger": {"type": ["object", "null"]}}},
+                    "ledger": {"type": ["object", "null"]},
+                    "document": {"enum": ["contract", "handover", None],
+                                 "description": "which of our documents the file is (by its hash); null: none"},
+                    "handover": {"type": ["object", "null"],
+                                 "description": "the handover record the file is; contract is its contract"}}},
                 "NewEntry": {"type": "object", "required": ["kind", "subject"], "properties": {
                     "kind": {"enum": sorted(KINDS)}, "subject": {"type": "string", "pattern": SUBJECT_PATTERN},
                     "data": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/PlainJson"},

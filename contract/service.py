@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
+from datetime import date
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +37,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from contract.db.models import ContractRow
+from contract.db.models import HandoverRow
 from contract.db.models import SignatureRow
 from contract.document import ContractDataError
 from contract.document import from_snapshot
@@ -108,10 +110,32 @@ class Identity:
     verified_at: datetime
 
     def as_dict(self) -> dict[str, str]:
-        return {"method": self.method, "reference": self.reference, "verified_at": _iso(self.verified_at)}
+        return {"method": self.method, "reference": self.reference, "verified_at": iso(self.verified_at)}
 
 
-def _iso(value: datetime | None) -> str | None:
+def check_identity_method(identity: Identity) -> None:
+    """How the BFF re-confirmed the signer must be one we accept (:data:`IDENTITY_METHODS`)."""
+    if identity.method not in IDENTITY_METHODS:
+        raise Invalid("identity.method", f"identity.method must be one of {', '.join(IDENTITY_METHODS)}",
+                      "身份确认方式无效")
+
+
+def check_identity_fresh(identity: Identity, now: datetime) -> None:
+    """The re-confirmation is at most 10 minutes old: a signature follows the check it rests on at once."""
+    if now - identity.verified_at > timedelta(minutes=10):
+        raise Invalid("identity.verified_at", "the identity check is older than 10 minutes: confirm again",
+                      "身份确认已超过 10 分钟，请重新确认", STALE_IDENTITY)
+
+
+def check_lessee(signer_name: str, document: Mapping[str, Any]) -> None:
+    """Only the lessee the contract names signs for the lessee (the contract, and its handover record)."""
+    if signer_name.strip() != document["lessee"]["name"]:
+        raise Invalid("signer_name", "the signer is not the lessee named in the contract",
+                      "签署人与合同承租人不一致", NOT_THE_LESSEE)
+
+
+def iso(value: datetime | None) -> str | None:
+    """An aware time as the API writes it: RFC 3339 in UTC with a ``Z``; None stays None."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
@@ -147,8 +171,8 @@ class ContractService:
         now = self.clock()
         number = f"LL{now.astimezone(UTC):%Y%m%d}{secrets.token_hex(3).upper()}"
         document = {**{k: v for k, v in snapshot.items() if k not in ("application_id", "dealer_id")},
-                     "number": number, "generated_at": _iso(now), "signed": False, "lessor": self.lessor}
-        data = self._parse(document)
+                     "number": number, "generated_at": iso(now), "signed": False, "lessor": self.lessor}
+        data = self.parse(document)
         existing = self._by_application(application_id)
         if existing is not None:
             return existing, False
@@ -186,13 +210,13 @@ class ContractService:
     def prepare_final(self, contract_id: str) -> bool:
         """Render the final text of a draft now and keep it (object storage, its hash and signature boxes in the
         row), so that signing need not render. False when there is nothing to do."""
-        row = self._row(contract_id)
+        row = self.row(contract_id)
         if row.status != "draft" or row.final_key:
             return False
         from contract.document.render import render
 
         document = json.loads(self.vault.decrypt(row.snapshot_enc, f"contract:{row.id}"))
-        rendered = render(self._parse({**document, "signed": True}))
+        rendered = render(self.parse({**document, "signed": True}))
         key = f"contracts/{row.id}/final-unsigned.pdf"
         self.store.put(key, rendered.pdf, "application/pdf", {"contract-number": row.number})
         boxes = {role: [b.page, b.x1, b.y1, b.x2, b.y2] for role, b in rendered.signature_boxes.items()}
@@ -215,11 +239,12 @@ class ContractService:
                 log.error("final text of %s does not match its recorded hash: rendering it again", row.number)
         from contract.document.render import render
 
-        rendered = render(self._parse({**document, "signed": True}))
+        rendered = render(self.parse({**document, "signed": True}))
         return rendered.pdf, rendered.signature_boxes
 
     @staticmethod
-    def _parse(document: Mapping[str, Any]) -> Any:
+    def parse(document: Mapping[str, Any]) -> Any:
+        """The contract's data from its document (snapshot); a malformed one is :class:`Invalid`."""
         try:
             return from_snapshot(document)
         except ContractDataError as exc:
@@ -230,13 +255,18 @@ class ContractService:
             row = session.scalar(select(ContractRow).where(ContractRow.application_id == application_id))
             return self._json(row) if row is not None else None
 
-    def _row(self, contract_id: str) -> ContractRow:
+    def row(self, contract_id: str) -> ContractRow:
+        """The contract's row, detached; :class:`NotFound` when there is none."""
         with self.db.session() as session:
             row = session.get(ContractRow, contract_id[:32])
             if row is None:
                 raise NotFound("contract")
             session.expunge(row)
             return row
+
+    def document_data(self, row: ContractRow) -> dict[str, Any]:
+        """The contract's document as generated (snapshot, number, lessor), decrypted."""
+        return json.loads(self.vault.decrypt(row.snapshot_enc, f"contract:{row.id}"))  # type: ignore[no-any-return]
 
     def get(self, contract_id: str) -> dict[str, Any]:
         with self.db.session() as session:
@@ -256,18 +286,18 @@ class ContractService:
             "id": row.id, "number": row.number, "application_id": row.application_id, "dealer_id": row.dealer_id,
             "status": row.status, "lessee": row.lessee_masked, "pages": row.pages,
             "sha256": row.signed_sha256 or row.draft_sha256, "draft_sha256": row.draft_sha256,
-            "signed_sha256": row.signed_sha256, "retain_until": _iso(row.retain_until),
-            "created_at": _iso(row.created_at), "signed_at": _iso(row.signed_at),
+            "signed_sha256": row.signed_sha256, "retain_until": iso(row.retain_until),
+            "created_at": iso(row.created_at), "signed_at": iso(row.signed_at),
             "signatures": [{"role": s.role, "signer": s.signer, "certificate_serial": s.certificate_serial,
                             "certificate_sha256": s.certificate_sha256, "identity": s.identity,
-                            "ledger_index": s.ledger_index, "signed_at": _iso(s.signed_at)} for s in row.signatures],
+                            "ledger_index": s.ledger_index, "signed_at": iso(s.signed_at)} for s in row.signatures],
             "ledger": [{"index": i, "kind": k} for i, k, _ in self.ledger.listing(row.application_id)],
         }
 
     # -- reading -----------------------------------------------------------------------------------------------
     def document(self, contract_id: str) -> tuple[bytes, dict[str, Any]]:
         """The current PDF (signed if signed, else the draft) and the contract's metadata."""
-        row = self._row(contract_id)
+        row = self.row(contract_id)
         if row.status == "signed" and row.signed_key and row.signed_version:
             pdf = self.store.get_version(row.signed_key, row.signed_version)
             expected = row.signed_sha256
@@ -312,19 +342,13 @@ class ContractService:
     def sign(self, contract_id: str, *, signer_name: str, signature_png: bytes, identity: Identity) -> dict[str, Any]:
         """Sign the contract as the lessee (then the lessor countersigns). Once: a signed contract is returned
         as it is; a signing already running elsewhere is a 409."""
-        if identity.method not in IDENTITY_METHODS:
-            raise Invalid("identity.method", f"identity.method must be one of {', '.join(IDENTITY_METHODS)}",
-                          "身份确认方式无效")
-        row = self._row(contract_id)  # no such contract: 404, whatever the request holds
-        if self.clock() - identity.verified_at > timedelta(minutes=10):
-            raise Invalid("identity.verified_at", "the identity check is older than 10 minutes: confirm again",
-                          "身份确认已超过 10 分钟，请重新确认", STALE_IDENTITY)
+        check_identity_method(identity)
+        row = self.row(contract_id)  # no such contract: 404, whatever the request holds
+        check_identity_fresh(identity, self.clock())
         if row.status == "signed":
             return self.get(contract_id)
         document = json.loads(self.vault.decrypt(row.snapshot_enc, f"contract:{row.id}"))
-        if signer_name.strip() != document["lessee"]["name"]:
-            raise Invalid("signer_name", "the signer is not the lessee named in the contract",
-                          "签署人与合同承租人不一致", NOT_THE_LESSEE)
+        check_lessee(signer_name, document)
         with self.db.session() as session:  # claim: draft → signing, so two devices never sign at once
             claimed = session.execute(update(ContractRow).where(ContractRow.id == row.id,
                                                                 ContractRow.status == "draft")
@@ -344,16 +368,21 @@ class ContractService:
         lease's end (租赁期届满日, the end of that day in Beijing), as the privacy notice promises ("签约的，合同期满后
         5 年": bff/applications/consent.toml) — not from the signature, which for a 60-month lease ran out at
         the term's end; never before ``now`` + the period."""
-        ends_on = self._parse(document).plan.ends_on
+        ends_on = self.parse(document).plan.ends_on
         assert ends_on is not None  # derived from the schedule when the snapshot does not state it
+        return self.retained_until(ends_on, now)
+
+    def retained_until(self, ends_on: date, now: datetime) -> datetime:
+        """The retention period counted from the end of ``ends_on`` in Beijing (the lease's last day), never
+        before ``now`` + the period: :meth:`retain_until` for the contract, the handover record's real end too."""
         lease_end = datetime.combine(ends_on + timedelta(days=1), datetime.min.time(), BEIJING).astimezone(UTC)
         return max(now, lease_end) + self.retention
 
     def _sign(self, row: ContractRow, document: dict[str, Any], name: str, png: bytes,
               identity: Identity) -> dict[str, Any]:
         text, boxes = self._final_text(row, document)
-        fields = [FieldSpec(LESSEE_FIELD, boxes["lessee"].page, _int_box(boxes["lessee"].box), "承租人签名"),
-                  FieldSpec(LESSOR_FIELD, boxes["lessor"].page, _int_box(boxes["lessor"].box), "出租人签章")]
+        fields = [FieldSpec(LESSEE_FIELD, boxes["lessee"].page, int_box(boxes["lessee"].box), "承租人签名"),
+                  FieldSpec(LESSOR_FIELD, boxes["lessor"].page, int_box(boxes["lessor"].box), "出租人签章")]
         lessor = self.authority.lessor_credential()
         id_hash = self.vault.lookup_hash(document["lessee"]["id_number"], "id_number")[:32]
         event = uuid.uuid4().hex
@@ -374,8 +403,8 @@ class ContractService:
         certs = {"lessor": lessor.certificate, "lessee": credential.certificate}
         appended = self.ledger.append("contract_signed", row.application_id, {
             "contract_id": row.id, "number": row.number, "sha256": digest, "draft_sha256": row.draft_sha256,
-            "lessee_certificate_sha256": _cert_hash(certs["lessee"]),
-            "lessor_certificate_sha256": _cert_hash(certs["lessor"]), "identity": identity.method,
+            "lessee_certificate_sha256": cert_hash(certs["lessee"]),
+            "lessor_certificate_sha256": cert_hash(certs["lessor"]), "identity": identity.method,
             "identity_reference": identity.reference, "event": event,
         }, idempotency_key=f"contract_signed:{row.id}")
         with self.db.session() as session:
@@ -389,7 +418,7 @@ class ContractService:
                     ("lessor", certs["lessor"], lessor.common_name, {})):
                 session.add(SignatureRow(contract_id=row.id, role=role, signer=signer,
                                          certificate_serial=format(cert.serial_number, "x")[:64],
-                                         certificate_sha256=_cert_hash(cert), identity=ident,
+                                         certificate_sha256=cert_hash(cert), identity=ident,
                                          ledger_index=appended.index, signed_at=now))
         log.info("contract %s signed (%s bytes, ledger entry %s)", row.number, len(pdf), appended.index)
         return self.get(row.id)
@@ -405,14 +434,25 @@ class ContractService:
         return self._verdict(pdf, meta)
 
     def verify_upload(self, pdf: bytes) -> dict[str, Any]:
-        """Anyone's PDF: its signatures, and whether it is a contract we signed (by its hash, in the log)."""
+        """Anyone's PDF: its signatures, and whether it is a contract or a handover record we signed (by its hash,
+        in the log); for a handover record, ``contract`` is the contract it belongs to."""
         digest = sha256_hex(pdf)
+        handover: dict[str, Any] | None = None
         with self.db.session() as session:
             row = session.scalar(select(ContractRow).where(ContractRow.signed_sha256 == digest))
+            if row is None:
+                record = session.scalar(select(HandoverRow).where(HandoverRow.sha256 == digest,
+                                                                  HandoverRow.status == "signed"))
+                if record is not None:
+                    row = session.get(ContractRow, record.contract_id)
+                    handover = {"id": record.id, "contract_id": record.contract_id,
+                                "starts_on": record.delivered_on.isoformat(), "ends_on": record.ends_on.isoformat(),
+                                "signed_at": iso(record.signed_at), "ledger_index": record.ledger_index}
             meta = self._json(row) if row is not None else None
-        return self._verdict(pdf, meta)
+        return self._verdict(pdf, meta, handover)
 
-    def _verdict(self, pdf: bytes, meta: dict[str, Any] | None) -> dict[str, Any]:
+    def _verdict(self, pdf: bytes, meta: dict[str, Any] | None,
+                 handover: dict[str, Any] | None = None) -> dict[str, Any]:
         from contract.signing.errors import NoSignatures
 
         try:
@@ -420,11 +460,18 @@ class ContractService:
         except NoSignatures:
             reports = []
         signatures = [_report_json(r) for r in reports]
-        ledger = self._proof(meta) if meta else None
+        ledger: dict[str, Any] | None
+        if handover is not None and handover["ledger_index"] is not None:  # the record's own entry
+            ledger = self.ledger.bundle(handover["ledger_index"], previous_log=False).to_json()
+        else:
+            ledger = self._proof(meta) if meta else None
         return {
             "sha256": sha256_hex(pdf), "contract": {k: meta[k] for k in ("id", "number", "status", "signed_at")}
             if meta else None, "signatures": signatures,
             "all_valid": bool(signatures) and all(s["bottom_line"] for s in signatures), "ledger": ledger,
+            # which of our documents the file is: the contract, or its handover record (车辆交接确认书)
+            "document": None if meta is None else "handover" if handover is not None else "contract",
+            "handover": handover,
         }
 
     def _proof(self, meta: dict[str, Any]) -> dict[str, Any] | None:
@@ -441,20 +488,22 @@ class ContractService:
         return self.ledger.bundle(index, previous_log=False).to_json()
 
 
-def _int_box(box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+def int_box(box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+    """A signature box in whole PDF points, as a signature field takes it."""
     x1, y1, x2, y2 = box
     return round(x1), round(y1), round(x2), round(y2)
 
 
-def _cert_hash(cert: Any) -> str:
+def cert_hash(cert: Any) -> str:
+    """The SHA-256 of a certificate's DER bytes, as the evidence log records a signer's certificate."""
     from cryptography.hazmat.primitives import serialization
 
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def _report_json(r: SignatureReport) -> dict[str, Any]:
-    return {"field": r.field_name, "kind": r.kind, "signer": r.signer_common_name, "signing_time": _iso(r.signing_time),
-            "timestamp_time": _iso(r.timestamp_time), "tsa": r.tsa, "intact": r.intact, "valid": r.valid,
+    return {"field": r.field_name, "kind": r.kind, "signer": r.signer_common_name, "signing_time": iso(r.signing_time),
+            "timestamp_time": iso(r.timestamp_time), "tsa": r.tsa, "intact": r.intact, "valid": r.valid,
             "trusted": r.trusted, "bottom_line": r.bottom_line, "coverage": r.coverage,
             "modification_level": r.modification_level, "docmdp_ok": r.docmdp_ok, "certified": r.certified,
             "problems": list(r.problems), "summary_en": r.summary_en, "summary_zh": r.summary_zh}

@@ -399,6 +399,23 @@ class S3ObjectStore:
             return None
         return str(retention["Mode"]), retention["RetainUntilDate"]
 
+    def extend_retention(self, key: str, version_id: str, until: datetime) -> datetime:
+        """Lock one version in COMPLIANCE mode until ``until`` when that is later than its lock now; never earlier
+        (S3 refuses to shorten a compliance lock anyway). Returns the retain-until date the version has after.
+
+        For a record whose retention period is counted from a date that moved (a lease's end, once the car was
+        handed over). PutObjectRetention:
+        https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObjectRetention.html
+        """
+        check_key(key)
+        current = self.retention(key, version_id)
+        if current is not None and current[1] >= until:
+            return current[1]
+        self._call(lambda: self._s3.put_object_retention(
+            Bucket=self.bucket, Key=key, VersionId=version_id,
+            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until}), key)
+        return until
+
     def get_version(self, key: str, version_id: str) -> bytes:
         """The bytes of one version of ``key`` (a signed contract is read by the version it was stored as)."""
         check_key(key)

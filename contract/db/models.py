@@ -6,11 +6,13 @@ service can share a PostgreSQL database with the BFF and the risk service (or us
 
 from __future__ import annotations
 
+from datetime import date
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON
 from sqlalchemy import BigInteger
+from sqlalchemy import Date
 from sqlalchemy import DateTime
 from sqlalchemy import ForeignKey
 from sqlalchemy import Identity
@@ -79,6 +81,33 @@ class SignatureRow(ContractBase):
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     contract: Mapped[ContractRow] = relationship(back_populates="signatures")
+
+
+class HandoverRow(ContractBase):
+    """The signed vehicle handover record (车辆交接确认书) of one signed contract, at most one: the handover day is
+    the start of the lease's term (起租日). ``signing`` is the claim one request holds while it renders and signs
+    (a failure deletes it); ``signed`` the record, its PDF in object storage under Object Lock until
+    ``retain_until``. Holds no personal data: the staff member is the dealer's own label for them."""
+
+    __tablename__ = "contract_handovers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contract_contracts.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16))  # signing | signed
+    delivered_on: Mapped[date] = mapped_column(Date)  # the handover day in Beijing = 起租日
+    ends_on: Mapped[date] = mapped_column(Date)  # 租赁期届满日, counted from delivered_on
+    odometer_km: Mapped[int] = mapped_column(Integer)
+    keys: Mapped[int] = mapped_column(Integer)
+    items: Mapped[list[str]] = mapped_column(JSON)  # codes of contract.document.handover.HANDOVER_ITEMS
+    handed_over_by: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(String(500))
+    key: Mapped[str | None] = mapped_column(String(255))
+    version: Mapped[str | None] = mapped_column(String(255))
+    sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    ledger_index: Mapped[int | None] = mapped_column(Integer)
+    retain_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class LegacyEntryRow(ContractBase):

@@ -1,9 +1,11 @@
-"""The lease contract as PDF (WeasyPrint, Noto CJK) and as page images for the phone (poppler's pdftoppm).
+"""The lease contract and its vehicle handover record as PDF (WeasyPrint, Noto CJK), and page images for the
+phone (poppler's pdftoppm).
 
 :func:`render` lays out ``templates/contract.html`` (Jinja, autoescaped) with ``templates/contract.css`` and
 returns the PDF, its page count and where the lessee's and the lessor's signature boxes landed, in PDF
 points, so a signer can put visible signature fields exactly there (pyHanko ``SigFieldSpec(on_page=page,
-box=box)``).
+box=box)``). :func:`render_handover` does the same for ``templates/handover.html``: one engine, the same fonts,
+``contract.css`` with the record's own ``handover.css`` after it, and the same signature-box ids.
 
 WeasyPrint costs about a second to import and its fonts another few hundred milliseconds on first use:
 call :func:`warm_up` once at start-up; the module keeps the engine (font configuration, parsed stylesheet).
@@ -20,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
+from dataclasses import field
 from datetime import date
 from datetime import datetime
 from decimal import ROUND_HALF_UP
@@ -32,6 +35,7 @@ from jinja2 import Environment
 from jinja2 import FileSystemLoader
 from jinja2 import StrictUndefined
 
+from contract.document.handover import HandoverData
 from contract.document.model import ContractData
 from kyc.masking import mask_name
 from plans.money import fen
@@ -151,6 +155,12 @@ def render_html(data: ContractData) -> str:
     )
 
 
+def render_handover_html(data: HandoverData) -> str:
+    """The handover record as HTML (the input of its PDF), after the contract's :meth:`ContractData.reconcile`."""
+    data.contract.reconcile()
+    return _env.get_template("handover.html").render(h=data, c=data.contract, plan=data.contract.plan)
+
+
 # ------------------------------------------------------------------------------------------ the engine
 
 
@@ -181,10 +191,23 @@ class Rendered:
 @dataclass(frozen=True)
 class _Engine:
     html: Any  # weasyprint.HTML
-    stylesheet: Any  # weasyprint.CSS, parsed once
+    stylesheet: Any  # weasyprint.CSS of contract.css, parsed once: every document's page, fonts, tables, boxes
     font_config: Any  # weasyprint.text.fonts.FontConfiguration, shared by the stylesheet and every render
     url_fetcher: Any  # refuses every URL: the contract needs no external resource
     fetch_refused: type[BaseException]  # weasyprint.urls.FatalURLFetchingError (a BaseException)
+    css: Any  # weasyprint.CSS, to parse a document's own stylesheet
+    #: a document's own stylesheets (applied after contract.css), parsed on first use, by file name
+    own_sheets: dict[str, Any] = field(default_factory=dict)
+
+    def own_stylesheet(self, name: str) -> Any:
+        """``templates/<name>`` parsed once with the engine's fonts and fetcher (under the render lock: parsing
+        registers its fonts in the shared font configuration)."""
+        with _render_lock:
+            sheet = self.own_sheets.get(name)
+            if sheet is None:
+                sheet = self.own_sheets[name] = self.css(filename=str(TEMPLATES / name), font_config=self.font_config,
+                                                         url_fetcher=self.url_fetcher)
+            return sheet
 
 
 _engine: _Engine | None = None
@@ -208,7 +231,7 @@ def _build_engine() -> _Engine:
     url_fetcher = weasyprint.URLFetcher(allowed_protocols=("data",), fail_on_errors=True)
     stylesheet = weasyprint.CSS(filename=str(TEMPLATES / "contract.css"), font_config=font_config,
                                 url_fetcher=url_fetcher)
-    engine = _Engine(weasyprint.HTML, stylesheet, font_config, url_fetcher, FatalURLFetchingError)
+    engine = _Engine(weasyprint.HTML, stylesheet, font_config, url_fetcher, FatalURLFetchingError, weasyprint.CSS)
     # Lay out and write a small document in both faces so Pango and fontconfig load the CJK fonts now.
     probe = ('<html lang="zh-CN"><body><p style="font-family: \'Noto Serif CJK SC\'">融资租赁合同 ¥1,234.56</p>'
              '<p style="font-family: \'Noto Sans CJK SC\'; font-weight: bold">年化利率（单利）7.12%</p></body></html>')
@@ -278,12 +301,24 @@ def signature_boxes(document: Any) -> dict[str, SignatureBox]:
 
 def render(data: ContractData) -> Rendered:
     """Render ``data`` (reconciled first) to PDF; see the module docstring. Raises ContractDataError, RenderError."""
-    html = render_html(data)
+    return layout(render_html(data))
+
+
+def render_handover(data: HandoverData) -> Rendered:
+    """The handover record to PDF, laid out by the contract's engine with ``handover.css`` after ``contract.css``;
+    its signature boxes are found as the contract's are. Raises ContractDataError, RenderError."""
+    return layout(render_handover_html(data), own_stylesheet="handover.css")
+
+
+def layout(html: str, own_stylesheet: str | None = None) -> Rendered:
+    """Lay out one of our documents' HTML with ``contract.css`` (then ``own_stylesheet``, from the templates) and
+    write its PDF; the document must hold both signature boxes (:data:`SIGNATURE_IDS`)."""
     engine = _get_engine()
+    sheets = [engine.stylesheet, *([engine.own_stylesheet(own_stylesheet)] if own_stylesheet else [])]
     with _render_lock:
         try:
             document = engine.html(string=html, base_url=str(TEMPLATES), url_fetcher=engine.url_fetcher).render(
-                font_config=engine.font_config, stylesheets=[engine.stylesheet])
+                font_config=engine.font_config, stylesheets=sheets)
         except engine.fetch_refused as exc:  # the template asked for an external resource
             raise RenderError(str(exc)) from None
         boxes = signature_boxes(document)
