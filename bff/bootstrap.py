@@ -21,6 +21,7 @@ from bff.config import var_dir
 from bff.invitations.services import InvitationService
 from bff.payments.checkout import CheckoutService
 from bff.payments.common import utc_now
+from bff.payments.handover import HandoverService
 from bff.payments.intents import IntentSync
 from bff.payments.payouts import TRANSFER_STALE_AFTER
 from bff.payments.payouts import PayoutService
@@ -47,6 +48,7 @@ from infra.clients.risk import RISK_AUDIENCE
 from infra.clients.risk import RiskClient
 from infra.clients.tokens import TokenSource
 from infra.db import Database
+from infra.handovers import SqlHandovers
 from infra.invitations import SqlInvitations
 from infra.jobs import JobQueue
 from infra.payments import StripeGateway
@@ -118,6 +120,8 @@ class Services:
     risk: RiskDispatch
     contract: ContractClient
     contracts: ContractDispatch
+    #: the signed handover record that starts a lease's term (bff/payments/handover.py)
+    handovers: HandoverService
     kyc_rate: str
     jobs: JobQueue
     payments: Payments
@@ -205,8 +209,9 @@ def bootstrap(settings: Settings) -> Services:
     orphans = OrphanSweep(store, applications.repo, accounts,
                           grace=timedelta(seconds=settings.kyc_orphan_grace_seconds))
 
+    handovers = HandoverService(SqlHandovers(db), payments.settlement, contracts, audit)
     return Services(db=db, plans=plans, accounts=accounts, audit=audit, risk=risk, contract=contract,
-                    contracts=contracts,
+                    contracts=contracts, handovers=handovers,
                     auth=AuthService(accounts, audit, sessions), sms=sms, invitations_repo=invitations,
                     outbox=sms if isinstance(sms, SandboxOutboxSms) else None,
                     invitations=InvitationService(invitations, sms, audit, settings.secret_key),

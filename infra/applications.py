@@ -349,18 +349,21 @@ class SqlApplications:
             session.flush()
             return _app(row)
 
-    def add_signing_code(self, application_id: str, code_hash: str, expires_at: datetime) -> str:
+    def add_signing_code(self, application_id: str, code_hash: str, expires_at: datetime,
+                         purpose: str = "contract") -> str:
+        """A one-time code for ``purpose`` (``contract``: signing it; ``handover``: confirming the handover)."""
         row = SigningCodeRow(id=str(uuid.uuid4()), application_id=application_id, code_hash=code_hash,
-                             expires_at=expires_at, attempts=0, created_at=utcnow())
+                             purpose=purpose, expires_at=expires_at, attempts=0, created_at=utcnow())
         with self.db.session() as session:
             session.add(row)
         return row.id
 
     def check_signing_code(self, application_id: str, matches: Callable[[str], bool], now: datetime,
-                           max_attempts: int) -> str | None:
-        """The id of the latest unexpired code if ``matches`` its hash (then marked verified), else None; every
-        try counts against the code under a row lock, and a code is good for ``max_attempts`` tries only."""
-        stmt = (select(SigningCodeRow).where(SigningCodeRow.application_id == application_id)
+                           max_attempts: int, purpose: str = "contract") -> str | None:
+        """The id of the latest unexpired code for ``purpose`` if ``matches`` its hash (then marked verified), else
+        None; every try counts against the code under a row lock, and a code is good for ``max_attempts`` tries."""
+        stmt = (select(SigningCodeRow).where(SigningCodeRow.application_id == application_id,
+                                             SigningCodeRow.purpose == purpose)
                 .order_by(SigningCodeRow.created_at.desc()).limit(1).with_for_update())
         with self.db.session() as session:
             row = session.scalar(stmt)
@@ -372,11 +375,13 @@ class SqlApplications:
                 return row.id
             return None
 
-    def verified_code(self, application_id: str, code_id: str, since: datetime) -> datetime | None:
-        """When code ``code_id`` of this application was verified, if after ``since``."""
+    def verified_code(self, application_id: str, code_id: str, since: datetime,
+                      purpose: str = "contract") -> datetime | None:
+        """When code ``code_id`` of this application, for ``purpose``, was verified, if after ``since``."""
         with self.db.session() as session:
             row = session.get(SigningCodeRow, code_id[:36])
-            if row is None or row.application_id != application_id or row.verified_at is None:
+            if (row is None or row.application_id != application_id or row.purpose != purpose
+                    or row.verified_at is None):
                 return None
             return row.verified_at if row.verified_at >= since else None
 

@@ -365,22 +365,23 @@ class SqlPayments:
             return _term(row) if row is not None else None
 
     def start_term(self, application_id: str, *, dealer_id: str, from_status: str, to_status: str,
-                   term_months: int, starts_on: date, ends_on: date, actor_id: str, actor_label: str, note: str,
-                   now: datetime) -> LeaseTerm | None:
-        """The application ``from_status`` → ``to_status`` (with its event) and its term recorded, in one
-        transaction; None when the application is not in ``from_status`` any more (a second tap, another device)."""
+                   term_months: int, starts_on: date, ends_on: date, actor_kind: str, actor_id: str,
+                   delivered_by: str, delivered_by_label: str, note: str, now: datetime) -> LeaseTerm | None:
+        """The application ``from_status`` → ``to_status`` (with its event, by the actor who confirmed) and its term
+        recorded (handed over by ``delivered_by``), in one transaction; None when the application is not in
+        ``from_status`` any more (a second tap, another device)."""
         with self.db.session() as session:
             moved = session.execute(update(ApplicationRow).where(
                 ApplicationRow.id == application_id, ApplicationRow.status == from_status).values(
                 status=to_status, updated_at=now, version=ApplicationRow.version + 1)).rowcount
             if not moved:
                 return None
-            session.add(ApplicationEventRow(application_id=application_id, at=now, actor_kind="staff",
+            session.add(ApplicationEventRow(application_id=application_id, at=now, actor_kind=actor_kind,
                                             actor_id=actor_id, from_status=from_status, to_status=to_status,
                                             note=note[:2000]))
             row = LeaseTermRow(application_id=application_id, dealer_id=dealer_id, term_months=term_months,
-                               starts_on=starts_on, ends_on=ends_on, delivered_at=now, delivered_by=actor_id,
-                               delivered_by_label=actor_label[:254], deduction=0, refunded=0, captured=0,
+                               starts_on=starts_on, ends_on=ends_on, delivered_at=now, delivered_by=delivered_by,
+                               delivered_by_label=delivered_by_label[:254], deduction=0, refunded=0, captured=0,
                                settle_attempts=0)
             session.add(row)
             session.flush()

@@ -45,6 +45,8 @@ class Template:
 TEMPLATES: dict[str, Template] = {
     "invitation_code": Template("您的验证码是 {code}，10 分钟内有效。如非本人操作请忽略。", ("code",)),
     "signing_code": Template("您正在签署融资租赁合同，验证码 {code}，5 分钟内有效。如非本人操作请忽略。", ("code",)),
+    "handover_code": Template("您正在确认接收融资租赁车辆并签署交接确认书，验证码 {code}，5 分钟内有效。"
+                              "如非本人操作请忽略。", ("code",)),
 }
 
 

@@ -58,6 +58,8 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 CODE_TTL = timedelta(minutes=5)
 CODE_ATTEMPTS = 5
 IDENTITY_FRESH = timedelta(minutes=10)
+#: the approved text (infra/sms.py TEMPLATES) of each purpose's one-time code
+CODE_TEMPLATES = {"contract": "signing_code", "handover": "handover_code"}
 _ALL = Scope()
 
 
@@ -162,12 +164,15 @@ class ContractDispatch:
         return moved.status if moved else None
 
     # -- identity re-confirmation and signing ------------------------------------------------------------------
-    def _code_hash(self, application_id: str, code: str) -> str:
-        return self.vault.lookup_hash(code, f"signing:{application_id}")
+    def _code_hash(self, application_id: str, code: str, purpose: str) -> str:
+        # a code is hashed under its purpose too: a contract's code never matches a handover's check
+        return self.vault.lookup_hash(code, f"signing:{application_id}" if purpose == "contract"
+                                      else f"{purpose}:{application_id}")
 
-    def send_code(self, app: Application) -> None:
-        """A six-digit code to the customer's mobile (valid 5 minutes, 5 tries)."""
-        if app.status != "contract_ready":
+    def send_code(self, app: Application, purpose: str = "contract") -> None:
+        """A six-digit code to the customer's mobile (valid 5 minutes, 5 tries), for ``purpose``: signing the
+        contract (its state checked here) or confirming the handover (checked by bff/payments/handover.py)."""
+        if purpose == "contract" and app.status != "contract_ready":
             raise NotAllowed("wrong_state", "合同尚未准备好签署", "The contract is not ready to sign")
         mobile = self.apps.draft(app).get("mobile", "")
         if not mobile:
@@ -175,24 +180,29 @@ class ContractDispatch:
         code = f"{secrets.randbelow(10 ** 6):06d}"
         try:
             with self.repo.db.transaction():  # the code is valid only once the platform took the text
-                self.repo.add_signing_code(app.id, self._code_hash(app.id, code), self.clock() + CODE_TTL)
-                self.sms.send(mobile, "signing_code", {"code": code}, dealer_id=app.dealer_id)
+                self.repo.add_signing_code(app.id, self._code_hash(app.id, code, purpose), self.clock() + CODE_TTL,
+                                           purpose)
+                self.sms.send(mobile, CODE_TEMPLATES[purpose], {"code": code}, dealer_id=app.dealer_id)
         except (SmsUnavailable, SmsRefused) as exc:
-            log.warning("signing code of %s could not be texted (%s)", app.id, exc)
+            log.warning("%s code of %s could not be texted (%s)", purpose, app.id, exc)
             raise NotAllowed("sms_failed", "短信暂时无法发送，请稍后再试",
                              "The text message could not be sent just now: please try again in a moment") from None
 
-    def check_code(self, app: Application, code: str) -> str | None:
+    def check_code(self, app: Application, code: str, purpose: str = "contract") -> str | None:
         """The verified code's id, or None (wrong, expired or too many tries)."""
-        expected = self._code_hash(app.id, code.strip())
+        expected = self._code_hash(app.id, code.strip(), purpose)
         return self.repo.check_signing_code(app.id, lambda stored: hmac.compare_digest(stored, expected),
-                                            self.clock(), CODE_ATTEMPTS)
+                                            self.clock(), CODE_ATTEMPTS, purpose)
+
+    def verified(self, app: Application, code_id: str, purpose: str = "contract") -> datetime | None:
+        """When the code ``code_id`` for ``purpose`` was verified, if recently enough to stand for the signer."""
+        return self.repo.verified_code(app.id, code_id, self.clock() - IDENTITY_FRESH, purpose)
 
     def sign(self, actor: Actor, app: Application, code_id: str, signature_png: bytes) -> Application:
         """Sign through the contract service with the verified code as identity evidence."""
         if app.status != "contract_ready" or not app.contract_id:
             raise NotAllowed("wrong_state", "合同当前无法签署", "The contract cannot be signed now")
-        verified = self.repo.verified_code(app.id, code_id, self.clock() - IDENTITY_FRESH)
+        verified = self.verified(app, code_id)
         if verified is None:
             raise NotAllowed("identity", "请先通过短信验证码确认身份", "Confirm your identity with the text code first")
         name = self.apps.draft(app).get("name", "")

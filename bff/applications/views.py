@@ -526,6 +526,17 @@ SIGNATURE_PREFIX = "data:image/png;base64,"
 MAX_SIGNATURE_BYTES = 2 * 1024 * 1024
 
 
+def decoded_signature(value: str) -> bytes:
+    """The PNG of a signature pad's data URL (pwa/static/js/signature.js), or b"" when it holds none; the caller
+    checks it is a PNG of at most :data:`MAX_SIGNATURE_BYTES`."""
+    if not value.startswith(SIGNATURE_PREFIX):
+        return b""
+    try:
+        return base64.b64decode(value[len(SIGNATURE_PREFIX):], validate=True)
+    except ValueError:
+        return b""
+
+
 def _contract_page(app: Application, *, status: int = 200, error: FieldError | None = None,
                    signature: str = "", code_sent: bool = False, read: bool = False, gps: bool = False) -> Any:
     contract = services().contracts.refresh(app) if app.status in ("contract_ready", "signed") else app.contract
@@ -614,12 +625,7 @@ def contract_sign(application_id: str) -> Any:
     read, gps = form.get("read") == "yes", form.get("gps") == "yes"
     keep = {"signature": signature if signature.startswith(SIGNATURE_PREFIX) else "", "code_sent": True,
             "read": read, "gps": gps}
-    png = b""
-    if signature.startswith(SIGNATURE_PREFIX):
-        try:
-            png = base64.b64decode(signature[len(SIGNATURE_PREFIX):], validate=True)
-        except ValueError:
-            png = b""
+    png = decoded_signature(signature)
     if not (read and gps):
         error = FieldError("read", "required", "请阅读合同并勾选两项确认", "Read the contract and tick both boxes")
     elif not png.startswith(b"\x89PNG") or len(png) > MAX_SIGNATURE_BYTES:

@@ -41,6 +41,7 @@ KIND_LABELS = {
     "payment": lazy_gettext("Payment"),
     "capture": lazy_gettext("Deposit hold captured or released"),
     "refund": lazy_gettext("Refund"),
+    "handover_signed": lazy_gettext("Handover record signed"),
     "delivery": lazy_gettext("Vehicle handed over"),
     "lease_closed": lazy_gettext("Lease closed"),
 }

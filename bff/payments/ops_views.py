@@ -12,10 +12,14 @@ The rules live in :class:`bff.payments.settlement.SettlementService` (its module
 
 from __future__ import annotations
 
+import logging
+from datetime import date
 from typing import Any
 
 from flask import Blueprint
+from flask import abort
 from flask import g
+from flask import make_response
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -27,12 +31,17 @@ from bff.applications.access import may
 from bff.applications.access import requires_actor
 from bff.applications.services import Actor
 from bff.applications.services import NotAllowed
+from bff.applications.views import MAX_SIGNATURE_BYTES
+from bff.applications.views import decoded_signature
 from bff.auth.roles import tenant_of
 from bff.auth.session import requires
 from bff.extensions import htmx
 from bff.extensions import limiter
 from bff.payments.common import DELIVERABLE
 from bff.payments.forms import yuan_to_fen
+from bff.payments.handover import HANDOVER_ITEMS
+from bff.payments.handover import MAX_KEYS
+from bff.payments.handover import MAX_ODOMETER_KM
 from bff.payments.machine import CLOSED
 from bff.payments.machine import DEDUCTIBLE
 from bff.payments.machine import DELIVERED
@@ -49,10 +58,15 @@ from bff.services import services
 from infra.accounts import Staff
 from infra.applications import Application
 from infra.applications import Scope
+from infra.clients.http import ServiceRefused
+from infra.clients.http import ServiceUnavailable
+from infra.handovers import PREPARED
 from infra.payments import PaymentsError
 from plans.errors import FieldError
+from plans.timeline import timeline
 
 bp = Blueprint("payment_ops", __name__)
+log = logging.getLogger(__name__)
 KINDS = ("upfront", "deposit", "hold")
 TRANSFERS = ("due", "sending", "sent", "failed")
 LIST_LIMIT = 200
@@ -154,7 +168,8 @@ def _staff_actor() -> Actor:
 
 # -- /applications/<id>/lease ------------------------------------------------------------------------------------
 def _lease_page(app: Application, status: int = 200, errors: list[FieldError] | None = None,
-                form: dict[str, str] | None = None, error: str | None = None) -> Any:
+                form: dict[str, str] | None = None, error: str | None = None,
+                handover_form: dict[str, Any] | None = None, confirm: dict[str, Any] | None = None) -> Any:
     """The lease page. Staff see who handed the lease over and closed it, and the settle job's notes (Stripe's
     words when it refused a step); a customer sees the dates and amounts only."""
     svc = services().payments.settlement
@@ -178,8 +193,30 @@ def _lease_page(app: Application, status: int = 200, errors: list[FieldError] | 
         "may_manage": may("payments.manage"),
         "staff": actor().kind == "staff",
         "unsecured": app.status in HANDED_OVER and svc.unsecured(app.id),
+        **_handover_context(app, today, handover_form, confirm),
     }
     return render_template("payments/lease.html", **context), status
+
+
+def _handover_context(app: Application, today: date, form: dict[str, Any] | None,
+                      confirm: dict[str, Any] | None) -> dict[str, Any]:
+    """The handover record on the lease page: the dealer's form (what they typed kept after an error), the
+    record as the customer confirms it with the dates it would fix if signed today, and the signed record."""
+    handover = services().handovers.get(app)
+    months = int(app.plan.get("quote", {}).get("term") or 0)
+    timing = str(app.plan.get("choice", {}).get("timing") or "arrears")
+    dates = timeline(today, months, "advance" if timing == "advance" else "arrears") if months > 0 else None
+    if form is None:
+        form = {"odometer": str(handover.odometer_km) if handover else "", "keys": str(handover.keys) if handover
+                else "2", "items": list(handover.items) if handover else [], "vin_checked": False,
+                "note": handover.note if handover else ""}
+    pending = handover is not None and handover.status == PREPARED and app.status == DELIVERABLE
+    return {"handover": handover, "handover_form": form, "handover_items": HANDOVER_ITEMS,
+            "would_start": dates, "confirm": confirm or {"signature": "", "code_sent": request.args.get("sent") == "1",
+                                                         "accepted": False},
+            "may_confirm": pending and may("applications.edit"),
+            "vin": services().applications.draft(app).get("vin", "").upper() if pending else "",
+            "max_keys": MAX_KEYS}
 
 
 @bp.get("/applications/<application_id>/lease")
@@ -188,21 +225,146 @@ def lease(application_id: str) -> Any:
     return _lease_page(application_or_404(application_id))
 
 
+# -- the handover record (交接确认书): the dealer records it, the customer confirms and signs or refuses -------------
+def _handover_form() -> dict[str, Any]:
+    form = request.form
+    return {"odometer": form.get("odometer", "")[:16].strip(), "keys": form.get("keys", "")[:4].strip(),
+            "items": [i for i in form.getlist("item")[:len(HANDOVER_ITEMS) + 1] if i in HANDOVER_ITEMS],
+            "vin_checked": form.get("vin_checked") == "yes", "note": form.get("note", "")[:500]}
+
+
 @bp.post("/applications/<application_id>/handover")
 @requires_actor("leases.deliver")
 def handover(application_id: str) -> Any:
-    """The dealer confirms the vehicle's handover (交车): the term starts today."""
+    """The dealer records what is handed over (odometer, keys, items, the VIN checked): the customer then confirms
+    it and signs (or refuses the vehicle); the term starts on the day they sign."""
     app = application_or_404(application_id)
-    note = request.form.get("note", "")[:500]
-    if request.form.get("handed_over") != "yes":
-        return _lease_page(app, 422, [FieldError("handed_over", "required", "请确认车辆及钥匙已交付客户",
-                                                 "Confirm that the customer has the vehicle and its keys")],
-                           {"note": note})
+    form = _handover_form()
+    errors: list[FieldError] = []
+    odometer = int(form["odometer"].replace(",", "")) if form["odometer"].replace(",", "").isdigit() else None
+    if odometer is None or odometer > MAX_ODOMETER_KM:
+        errors.append(FieldError("odometer", "required", "请填写里程表读数（公里，整数）",
+                                 "Enter the odometer reading (whole kilometres)"))
+    keys = int(form["keys"]) if form["keys"].isdigit() else None
+    if keys is None or not 1 <= keys <= MAX_KEYS:
+        errors.append(FieldError("keys", "required", f"请填写交付的钥匙数量（1–{MAX_KEYS} 把）",
+                                 f"Enter the number of keys handed over (1–{MAX_KEYS})"))
+    if not form["vin_checked"]:
+        errors.append(FieldError("vin_checked", "required", "请核对车架号与合同一致",
+                                 "Check that the VIN on the vehicle is the contract's"))
+    if errors:
+        return _lease_page(app, 422, errors, handover_form=form)
+    assert odometer is not None and keys is not None
+    user: Staff = g.user  # leases.deliver: dealer staff; the record names them and their dealer, not their e-mail
+    dealer = services().accounts.dealer(app.dealer_id)
     try:
-        services().payments.settlement.hand_over(actor(), app, note)
+        services().handovers.prepare(actor(), app, odometer_km=odometer, keys=keys, items=tuple(form["items"]),
+                                     note=form["note"], handed_over_by=f"{user.name}（{dealer.name}）" if dealer
+                                     else user.name)
+    except NotAllowed as exc:
+        return _lease_page(app, 409, error=_msg(exc.text_zh, exc.text_en), handover_form=form)
+    return redirect(url_for("payment_ops.lease", application_id=app.id) + "#confirm", 303)
+
+
+def _per_handover() -> str:
+    return f"handover:{(request.view_args or {}).get('application_id', '')}"
+
+
+@bp.post("/applications/<application_id>/handover/code")
+@requires_actor("applications.edit")
+@limiter.limit("5 per 10 minutes", key_func=_per_handover)
+def handover_code(application_id: str) -> Any:
+    """Text the customer the one-time code that confirms they sign the handover record."""
+    app = application_or_404(application_id)
+    try:
+        services().handovers.send_code(app)
+    except NotAllowed as exc:
+        return _lease_page(app, 409, error=_msg(exc.text_zh, exc.text_en))
+    return redirect(url_for("payment_ops.lease", application_id=app.id, sent="1") + "#confirm", 303)
+
+
+@bp.post("/applications/<application_id>/handover/sign")
+@requires_actor("applications.edit")
+@limiter.limit("10 per 10 minutes", key_func=_per_handover)
+def handover_sign(application_id: str) -> Any:
+    """The customer confirms the record with the code and their signature: the term starts today."""
+    app = application_or_404(application_id)
+    if app.status != DELIVERABLE:  # handed over already (another tap, the other device), or not yet payable
+        return _lease_page(app, 409, error=_msg("该车辆已交付或当前无法交车", "The vehicle is handed over already, "
+                                                                   "or cannot be handed over now"))
+    signature = request.form.get("signature", "")[:3 * MAX_SIGNATURE_BYTES]
+    accepted = request.form.get("accepted") == "yes"
+    keep = {"signature": signature if decoded_signature(signature) else "", "code_sent": True, "accepted": accepted}
+    png = decoded_signature(signature)
+    code_id = None
+    if not accepted:
+        error = FieldError("accepted", "required", "请确认已查验并接收车辆", "Confirm that you inspected and accept "
+                                                                      "the vehicle")
+    elif not png.startswith(b"\x89PNG") or len(png) > MAX_SIGNATURE_BYTES:
+        error = FieldError("signature", "required", "请在签名框内手写签名", "Draw your signature in the box")
+    else:
+        code_id = services().handovers.check_code(app, request.form.get("code", "")[:12])
+        error = None if code_id else FieldError("code", "invalid", "验证码错误或已过期，请重新获取",
+                                                "The code is wrong or has expired: send a new one")
+    if error is not None:
+        return _lease_page(app, 422, [error], confirm=keep)
+    assert code_id is not None
+    try:
+        services().handovers.sign(actor(), app, code_id, png)
+    except NotAllowed as exc:
+        return _lease_page(app, 409, error=_msg(exc.text_zh, exc.text_en), confirm=keep)
+    except ServiceUnavailable:
+        return _lease_page(app, 503, [FieldError(
+            "service", "unavailable", "签署服务暂时不可用，您的签名已保留，请稍后再点“确认收车”",
+            "Signing is unavailable right now; your signature is kept: press Confirm again shortly")], confirm=keep)
+    except ServiceRefused as exc:
+        log.error("handover of %s refused by the contract service: %s %s", app.id, exc.status, exc.body)
+        detail = (exc.body or {}).get("errors", [{}])[0] if isinstance(exc.body, dict) else {}
+        return _lease_page(app, 422, [FieldError(
+            "signature", "refused", str(detail.get("message_zh") or "签署未完成，请重试"),
+            str(detail.get("message") or "Signing did not complete: try again"))], confirm=keep)
+    return redirect(url_for("payment_ops.lease", application_id=app.id), 303)
+
+
+@bp.post("/applications/<application_id>/handover/refuse")
+@requires_actor("applications.edit")
+def handover_refuse(application_id: str) -> Any:
+    """The customer refuses the vehicle as recorded, saying why (Civil Code art. 740); the dealer sees it."""
+    app = application_or_404(application_id)
+    reason = " ".join(request.form.get("reason", "").split())[:500]
+    if not reason:
+        return _lease_page(app, 422, [FieldError("reason", "required", "请写明拒收的原因",
+                                                 "Say why you refuse the vehicle")])
+    try:
+        services().handovers.refuse(actor(), app, reason)
     except NotAllowed as exc:
         return _lease_page(app, 409, error=_msg(exc.text_zh, exc.text_en))
     return redirect(url_for("payment_ops.lease", application_id=app.id), 303)
+
+
+@bp.get("/applications/<application_id>/handover.pdf")
+@requires_actor("applications.view")
+def handover_pdf(application_id: str) -> Any:
+    """The signed handover record (personal: no-store, like the contract)."""
+    app = application_or_404(application_id)
+    record = services().handovers.get(app)
+    if record is None or record.record is None or not app.contract_id:  # the lease is there: a state, not a 404
+        return render_template("error.html", status=409, message=_msg(
+            "交接确认书尚未签署", "The handover record has not been signed yet"),
+            back=url_for("payment_ops.lease", application_id=app.id)), 409
+    try:
+        body = services().contract.handover_document(app.contract_id)
+    except ServiceRefused as exc:
+        abort(404 if exc.status == 404 else 502)
+    except ServiceUnavailable:
+        return render_template("error.html", status=503, message=_msg(
+            "合同服务暂时不可用，请稍后再试", "The contract service is unavailable: try again shortly"),
+            back=url_for("payment_ops.lease", application_id=app.id)), 503
+    response = make_response(body)
+    response.mimetype = "application/pdf"
+    number = str(record.record.get("contract_number") or app.id[:8])
+    response.headers["Content-Disposition"] = f'inline; filename="{number}-handover.pdf"'
+    return response
 
 
 @bp.post("/applications/<application_id>/close")

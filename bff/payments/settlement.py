@@ -3,9 +3,10 @@ job that moves the money; and what the ops view shows of them (bff/payments/ops_
 
 End of the term (结清): nothing here knows whether rents were paid — they are collected outside this system — so
 the end of a lease is a decision of the lessor's ops, not of a clock:
-- the term starts when the dealer confirms the handover (交车) of a ``ready_for_delivery`` lease whose security is
-  in place (who and when recorded; the contract counts the term from the vehicle's delivery) and ends on the same
-  calendar day ``term`` months later (Asia/Shanghai; the 31st becomes the month's last day);
+- the term starts when the customer signs the handover record (交接确认书, bff/payments/handover.py) of a
+  ``ready_for_delivery`` lease whose security is in place — on the record's day, the commencement date (起租日) the
+  contract counts the term and every rent from — and ends on the same calendar day ``term`` months later
+  (Asia/Shanghai; the 31st becomes the month's last day);
 - from that day on the lease is listed as due for closing; ops close it in good standing, with a deduction
   (fen, a reason required) of at most what is left of the deposit, or none. A 免押 lease holds no security by
   then (its hold lapsed within 7 days of being placed, before the handover), so its limit is 0 and a default is
@@ -26,9 +27,11 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import date
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bff.applications.services import Actor
@@ -103,12 +106,9 @@ class SettlementService:
         """A hold still authorised on the card: ``held`` and within its window."""
         return hold.status == "held" and (hold.held_until is None or hold.held_until > self.clock())
 
-    def hand_over(self, actor: Actor, app: Application, note: str = "") -> LeaseTerm:
-        """The dealer hands the vehicle over (交车): ``ready_for_delivery`` → ``delivered``; the term starts today
-        and ends ``term`` months later. The security must still be in place (a hold lapses after 7 days: it is
-        placed again, or the deposit paid, first). A second tap returns the term the first one started."""
-        if app.status in (DELIVERED, CLOSED) and (found := self.store.term(app.id)) is not None:
-            return found
+    def check_deliverable(self, app: Application) -> None:
+        """Raise NotAllowed unless the lease may be handed over now: paid, ready for delivery, its security in place
+        (a hold lapses after 7 days: it is placed again, or the deposit paid, first)."""
         if app.status != DELIVERABLE:
             raise NotAllowed("wrong_state", "只有已付清、待交车的租赁可以确认交车",
                              "Only a paid lease that is ready for delivery can be handed over")
@@ -116,20 +116,34 @@ class SettlementService:
             raise NotAllowed("not_secured", "担保已失效（预授权已过期）：请客户重新预授权或支付保证金后再交车",
                              "The security has lapsed (the card hold expired): the customer places the hold again "
                              "or pays the deposit before the handover")
+
+    def hand_over(self, actor: Actor, app: Application, *, starts_on: date, handed_over_by: tuple[str, str],
+                  record: Mapping[str, Any]) -> LeaseTerm:
+        """The vehicle was handed over (交车): ``ready_for_delivery`` → ``delivered``, the term starting on
+        ``starts_on`` — the day of the signed handover record (交接确认书, bff/payments/handover.py; its id and hash
+        go with the evidence entry), the commencement date (起租日) every rent is dated from — and ending ``term``
+        months later. ``handed_over_by``: the dealer staff member who handed it over (id, label); ``actor``: who
+        confirmed (the customer). Called in the transaction that records the record; a second call returns the
+        term the first one started."""
+        if app.status in (DELIVERED, CLOSED) and (found := self.store.term(app.id)) is not None:
+            return found
+        self.check_deliverable(app)
         months = int(app.plan["quote"]["term"])
-        starts = self.today()
-        ends = term_end(starts, months)
+        ends = term_end(starts_on, months)
         now = self.clock()
-        note = note.strip()[:500]
+        by_id, by_label = handed_over_by
         with self.repo.db.transaction():  # the handover and its evidence entry together
             term = self.store.start_term(
                 app.id, dealer_id=app.dealer_id, from_status=DELIVERABLE, to_status=DELIVERED, term_months=months,
-                starts_on=starts, ends_on=ends, actor_id=actor.id, actor_label=actor.label, now=now,
-                note=f"交车 handover; term {starts.isoformat()} – {ends.isoformat()}" + (f"; {note}" if note else ""))
+                starts_on=starts_on, ends_on=ends, actor_kind=actor.kind, actor_id=actor.id, delivered_by=by_id,
+                delivered_by_label=by_label, now=now,
+                note=f"交车 handover; term {starts_on.isoformat()} – {ends.isoformat()}; "
+                     f"record {str(record.get('sha256', ''))[:16]}")
             if term is not None:
                 self.repo.outbox_add(app.id, f"delivery:{app.id}", "delivery", {
-                    "starts_on": starts.isoformat(), "ends_on": ends.isoformat(), "term_months": months,
-                    "by": actor.kind}, now)
+                    "starts_on": starts_on.isoformat(), "ends_on": ends.isoformat(), "term_months": months,
+                    "by": actor.kind, "handover_record_sha256": str(record.get("sha256", "")),
+                    "handover_ledger_index": record.get("ledger_index")}, now)
         if term is None:  # another tap or device handed it over a moment ago
             found = self.store.term(app.id)
             if found is None:
@@ -137,7 +151,8 @@ class SettlementService:
                                  "Only a paid lease that is ready for delivery can be handed over")
             return found
         record_audit(self.audit, "lease.handover", actor, app.dealer_id, app.id, {
-            "starts_on": starts.isoformat(), "ends_on": ends.isoformat(), "term_months": months})
+            "starts_on": starts_on.isoformat(), "ends_on": ends.isoformat(), "term_months": months,
+            "handed_over_by": by_id, "record_sha256": str(record.get("sha256", ""))})
         return term
 
     def close(self, actor: Actor, app: Application, deduction: int, reason: str) -> LeaseTerm:

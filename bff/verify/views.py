@@ -75,6 +75,9 @@ def verdict(result: dict[str, Any]) -> tuple[bool, str]:
         return False, _("Not valid: the signatures hold, but this file is not a contract in our records.")
     separator = "、" if str(get_locale() or "zh_CN").startswith("zh") else ", "
     signers = separator.join(dict.fromkeys(str(s["signer"]) for s in signatures if s.get("signer")))
+    if result.get("document") == "handover":  # the vehicle's handover record (交接确认书) of that contract
+        return True, _("Valid: the handover record of contract %(number)s is intact and signed by %(signers)s.",
+                       number=contract["number"], signers=signers)
     return True, _("Valid: contract %(number)s is intact and signed by %(signers)s.", number=contract["number"],
                    signers=signers)
 
@@ -118,5 +121,7 @@ def check() -> Any:
         services().audit.append("evidence.disclosed", "success", actor_id=None, actor_label="holder of the signed PDF",
                                 target=str(result["contract"].get("number", "")), ip=request.remote_addr or "",
                                 user_agent=(request.user_agent.string or "")[:255],
-                                details={"index": proof.get("index"), "kind": "contract_signed", "role": "holder"})
+                                details={"index": proof.get("index"), "role": "holder",
+                                         "kind": "handover_signed" if result.get("document") == "handover"
+                                         else "contract_signed"})
     return _page(result=result, valid=valid, verdict=message)

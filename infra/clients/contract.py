@@ -50,6 +50,18 @@ class ContractClient:
         return self._json("POST", f"/api/v1/contracts/{quote(contract_id, safe='')}/signatures", json=body,
                           idempotent=True)
 
+    def hand_over(self, contract_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The signed handover record (交接确认书) of a signed contract: made, signed, stored and logged once; the
+        same contract again returns the record it has, so a retry after a lost answer is safe."""
+        return self._json("POST", f"/api/v1/contracts/{quote(contract_id, safe='')}/handover", json=body,
+                          idempotent=True)
+
+    def handover_document(self, contract_id: str) -> bytes:
+        """The signed handover record's PDF."""
+        _, body = self.client.call("GET", f"/api/v1/contracts/{quote(contract_id, safe='')}/handover/document",
+                                   raw=True, idempotent=True)
+        return bytes(body)
+
     def page(self, contract_id: str, page: int) -> bytes:
         _, body = self.client.call("GET", f"/api/v1/contracts/{quote(contract_id, safe='')}/pages/{int(page)}",
                                    raw=True, idempotent=True)

@@ -326,6 +326,8 @@ class SigningCodeRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64))
+    #: what the code confirms: ``contract`` (signing the contract) or ``handover`` (the handover record)
+    purpose: Mapped[str] = mapped_column(String(16), default="contract", server_default="contract")
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -470,6 +472,34 @@ class LeaseTermRow(Base):
     refunded: Mapped[int] = mapped_column(BigInteger, default=0)  # what the settlement refunded
     captured: Mapped[int] = mapped_column(BigInteger, default=0)  # what it captured from a live hold
     settle_note: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class HandoverRow(Base):
+    """The handover record of a lease ready for delivery (交接确认书, issue 16): the dealer records the vehicle's
+    state at delivery (``prepared``; again until it is signed), then the customer confirms it with a one-time code
+    and a signature (``signed``: the contract service signed, stored and logged the record, whose day is the
+    commencement date 起租日 the term and every rent run from) or refuses the vehicle (``refused``, with the reason:
+    Civil Code art. 740). ``items``: a JSON list of item codes; ``record``: the contract service's record (JSON)."""
+
+    __tablename__ = "handovers"
+
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), primary_key=True)
+    dealer_id: Mapped[str] = mapped_column(String(36), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    odometer_km: Mapped[int] = mapped_column(Integer)
+    keys: Mapped[int] = mapped_column(Integer)
+    items: Mapped[str] = mapped_column(Text, default="[]")
+    note: Mapped[str] = mapped_column(String(500), default="")
+    prepared_by: Mapped[str] = mapped_column(String(36))
+    prepared_by_label: Mapped[str] = mapped_column(String(254))
+    prepared_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    refused_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    record_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    record: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    starts_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class JobErrorRow(Base):

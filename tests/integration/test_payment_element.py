@@ -332,7 +332,8 @@ PRODUCTION = {"LEASELINE_ENV": "production", "LEASELINE_SECRET_KEY": "s" * 40, "
               # production sends texts through Tencent Cloud SMS (tests/integration/test_sms.py checks these)
               "LEASELINE_SMS": "tencent", "LEASELINE_TENCENT_SMS_SECRET_ID": "AKID",
               "LEASELINE_TENCENT_SMS_SECRET_KEY": "k", "LEASELINE_TENCENT_SMS_APP_ID": "1400006666",
-              "LEASELINE_TENCENT_SMS_TEMPLATES": '{"invitation_code": "1110001", "signing_code": "1110002"}'}
+              "LEASELINE_TENCENT_SMS_TEMPLATES": ('{"invitation_code": "1110001", "signing_code": "1110002", '
+                                                  '"handover_code": "1110003"}')}
 
 
 @pytest.mark.parametrize(("env", "problem"), [

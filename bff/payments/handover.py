@@ -1,0 +1,162 @@
+"""The vehicle's handover (交车) as a signed record (车辆交接确认书, issue 16): the commencement date (起租日) of the
+term and of every rent is the day the customer signs it, not the day a dealer taps a button.
+
+1. The dealer, at delivery, records what is handed over (:meth:`HandoverService.prepare`): the odometer reading,
+   the keys, the items from :data:`HANDOVER_ITEMS`, a note, and that the VIN on the car is the contract's; again as
+   often as needed until the record is signed. The security must be in place (a lapsed hold is placed again first).
+2. The customer reads the record on the lease page — on their own phone or on the dealer's device handed to them —
+   and either refuses the vehicle with a reason (:meth:`refuse`: a car that seriously does not conform may be
+   refused, Civil Code art. 740, as the contract's delivery clause says; the dealer sees why and prepares again) or
+   confirms it with a one-time code texted to the mobile of the application (purpose ``handover``: a contract's code
+   never confirms a handover) and a signature (:meth:`sign`).
+3. The contract service makes the record (the dated schedule: rent k k−1 or k months after that day, the amounts of
+   the contract's 附件一), signs it as it signs contracts, keeps it under Object Lock until 5 years after the lease's
+   end and logs its hash in the evidence log; once per contract, so a retry after a lost answer gets the same record.
+4. The record signed, the term starts on its day (bff/payments/settlement.py ``hand_over``): the row turns
+   ``signed`` and the lease ``delivered`` in one transaction.
+
+A crash between 3 and 4 leaves the record at the contract service and the lease ready for delivery: the customer's
+next press of 确认 (their verified code stands for 10 minutes), or the dealer's, gets the same record back and
+starts the term on its day.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bff.applications.contracts import ContractDispatch
+from bff.applications.services import Actor
+from bff.applications.services import NotAllowed
+from bff.payments.common import record_audit
+from bff.payments.common import utc_now
+from bff.payments.machine import term_end
+from bff.payments.settlement import SettlementService
+from infra.applications import Application
+from infra.audit import SqlAuditLog
+from infra.clients.http import ServiceRefused
+from infra.handovers import PREPARED
+from infra.handovers import SIGNED
+from infra.handovers import Handover
+from infra.handovers import SqlHandovers
+
+log = logging.getLogger(__name__)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+#: What may be handed over with the car, as the contract service's record names them (its OpenAPI document lists
+#: the same codes: tests/integration/test_handover.py checks); the original registration certificate
+#: (机动车登记证书) is not among them: the lessor keeps it (the contract's title clause).
+HANDOVER_ITEMS: dict[str, tuple[str, str]] = {
+    "tools": ("随车工具", "Vehicle tool kit"),
+    "manuals": ("使用说明书及保修手册", "Owner's manual and warranty booklet"),
+    "temporary_plate": ("临时号牌", "Temporary number plate"),
+    "driving_licence": ("机动车行驶证", "Vehicle licence (行驶证)"),
+    "insurance_policy": ("保险单", "Insurance policy"),
+    "invoice_copy": ("购车发票复印件", "Copy of the purchase invoice"),
+    "charging_cable": ("随车充电线", "Charging cable"),
+}
+MAX_ODOMETER_KM = 2_000_000
+MAX_KEYS = 9
+
+
+class HandoverService:
+    def __init__(self, store: SqlHandovers, settlement: SettlementService, contracts: ContractDispatch,
+                 audit: SqlAuditLog | None = None, clock: Callable[[], datetime] = utc_now) -> None:
+        self.store, self.settlement, self.contracts, self.audit, self.clock = store, settlement, contracts, audit, clock
+
+    def today(self) -> date:
+        return self.clock().astimezone(SHANGHAI).date()
+
+    def get(self, app: Application) -> Handover | None:
+        return self.store.get(app.id)
+
+    def prepare(self, actor: Actor, app: Application, *, odometer_km: int, keys: int, items: tuple[str, ...],
+                note: str, handed_over_by: str) -> Handover:
+        """The dealer records what is handed over (bounds checked by the form, again here); ``handed_over_by``:
+        the staff member's name and dealer as the record states them."""
+        self.settlement.check_deliverable(app)
+        if not app.contract_id:
+            raise NotAllowed("no_contract", "合同尚未签署，不能交车", "The contract is not signed: no handover yet")
+        if not (0 <= odometer_km <= MAX_ODOMETER_KM and 1 <= keys <= MAX_KEYS and len(set(items)) == len(items)
+                and set(items) <= set(HANDOVER_ITEMS)):
+            raise NotAllowed("invalid", "交接内容有误", "The handover details are not valid")
+        prepared = self.store.prepare(app.id, dealer_id=app.dealer_id, odometer_km=odometer_km, keys=keys,
+                                      items=items, note=note.strip()[:500], actor_id=actor.id,
+                                      actor_label=" ".join(handed_over_by.split())[:64] or actor.label[:64],
+                                      now=self.clock())
+        if prepared is None:
+            raise NotAllowed("signed", "交接确认书已签署", "The handover record is already signed")
+        record_audit(self.audit, "lease.handover_prepared", actor, app.dealer_id, app.id, {
+            "odometer_km": odometer_km, "keys": keys, "items": list(items)})
+        return prepared
+
+    def send_code(self, app: Application) -> None:
+        """The one-time code that confirms the customer signs the record (to the application's mobile)."""
+        self._prepared(app)
+        self.contracts.send_code(app, "handover")
+
+    def check_code(self, app: Application, code: str) -> str | None:
+        return self.contracts.check_code(app, code, "handover")
+
+    def refuse(self, actor: Actor, app: Application, reason: str) -> Handover:
+        """The customer refuses the vehicle as recorded (Civil Code art. 740); the dealer sees the reason."""
+        self._prepared(app)
+        refused = self.store.refuse(app.id, reason.strip()[:500], self.clock())
+        if refused is None:
+            raise NotAllowed("wrong_state", "没有待确认的交接记录", "There is no handover waiting for confirmation")
+        record_audit(self.audit, "lease.handover_refused", actor, app.dealer_id, app.id, {"reason": reason[:500]})
+        return refused
+
+    def sign(self, actor: Actor, app: Application, code_id: str, signature_png: bytes) -> Handover:
+        """The customer signs the record: the contract service makes, signs and logs it (raises ServiceUnavailable,
+        retried by pressing again; ServiceRefused with its field errors), then the term starts on its day."""
+        handover = self.store.get(app.id)
+        if handover is not None and handover.status == SIGNED:
+            return handover
+        handover = self._prepared(app)
+        verified = self.contracts.verified(app, code_id, "handover")
+        if verified is None:
+            raise NotAllowed("identity", "请先通过短信验证码确认身份", "Confirm your identity with the text code first")
+        assert app.contract_id
+        name = self.contracts.apps.draft(app).get("name", "")
+        record = self.contracts.client.hand_over(app.contract_id, {
+            "delivered_on": self.today().isoformat(), "odometer_km": handover.odometer_km, "keys": handover.keys,
+            "items": list(handover.items), "note": handover.note, "handed_over_by": handover.prepared_by_label[:64],
+            "signer_name": name, "signature_png": base64.b64encode(signature_png).decode(),
+            "identity": {"method": "sms_otp", "reference": hashlib.sha256(code_id.encode()).hexdigest()[:32],
+                         "verified_at": verified.astimezone(UTC).isoformat()}})
+        starts_on = _record_start(record, int(app.plan["quote"]["term"]))
+        with self.settlement.repo.db.transaction():  # the record and the term it starts, together
+            self.store.mark_signed(app.id, record, starts_on, self.clock())
+            self.settlement.hand_over(actor, app, starts_on=starts_on, record=record,
+                                      handed_over_by=(handover.prepared_by, handover.prepared_by_label))
+        signed = self.store.get(app.id)
+        assert signed is not None
+        return signed
+
+    def _prepared(self, app: Application) -> Handover:
+        self.settlement.check_deliverable(app)
+        handover = self.store.get(app.id)
+        if handover is None or handover.status != PREPARED:
+            raise NotAllowed("not_prepared", "经销商尚未填写交接记录", "The dealer has not recorded the handover yet")
+        return handover
+
+
+def _record_start(record: dict[str, Any], months: int) -> date:
+    """The record's commencement date, checked against its own end (our term arithmetic must agree with the
+    contract service's, or the lease would run on two calendars)."""
+    try:
+        starts_on, ends_on = date.fromisoformat(str(record["starts_on"])), date.fromisoformat(str(record["ends_on"]))
+    except (KeyError, ValueError):
+        raise ServiceRefused(502, {"detail": "the handover record has no readable dates"}) from None
+    if term_end(starts_on, months) != ends_on:
+        log.error("handover record %s ends on %s; %s months from %s end on %s", record.get("id"), ends_on, months,
+                  starts_on, term_end(starts_on, months))
+        raise ServiceRefused(502, {"detail": "the handover record's term does not match the lease's"})
+    return starts_on

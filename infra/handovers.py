@@ -1,0 +1,89 @@
+"""The handover records (交接确认书) of leases ready for delivery (bff/payments/handover.py): what the dealer recorded,
+the customer's refusal, and the record the contract service signed. One row per application; the term itself is
+``lease_terms`` (infra/payments_store.py), started in the same transaction as the row turns ``signed``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+
+from infra.db.engine import Database
+from infra.db.models import HandoverRow
+
+PREPARED, REFUSED, SIGNED = "prepared", "refused", "signed"
+
+
+@dataclass(frozen=True)
+class Handover:
+    application_id: str
+    dealer_id: str
+    status: str
+    odometer_km: int
+    keys: int
+    items: tuple[str, ...]
+    note: str
+    prepared_by: str
+    prepared_by_label: str
+    prepared_at: datetime
+    refused_reason: str | None
+    refused_at: datetime | None
+    record_id: str | None
+    record: dict[str, Any] | None
+    sha256: str | None
+    starts_on: date | None
+    signed_at: datetime | None
+
+
+class SqlHandovers:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get(self, application_id: str) -> Handover | None:
+        with self.db.session() as session:
+            row = session.get(HandoverRow, application_id)
+            return _handover(row) if row is not None else None
+
+    def prepare(self, application_id: str, *, dealer_id: str, odometer_km: int, keys: int, items: tuple[str, ...],
+                note: str, actor_id: str, actor_label: str, now: datetime) -> Handover | None:
+        """Record (or record again) what the dealer hands over; None once the record is signed (it stands)."""
+        with self.db.session() as session:
+            row = session.get(HandoverRow, application_id, with_for_update=True)
+            if row is not None and row.status == SIGNED:
+                return None
+            if row is None:
+                row = HandoverRow(application_id=application_id, dealer_id=dealer_id)
+                session.add(row)
+            row.status, row.odometer_km, row.keys = PREPARED, odometer_km, keys
+            row.items, row.note = json.dumps(list(items)), note[:500]
+            row.prepared_by, row.prepared_by_label, row.prepared_at = actor_id, actor_label[:254], now
+            row.refused_reason = row.refused_at = None
+            session.flush()
+            return _handover(row)
+
+    def refuse(self, application_id: str, reason: str, now: datetime) -> Handover | None:
+        """The customer refuses the vehicle as recorded; None when there is no prepared record to refuse."""
+        with self.db.session() as session:
+            moved = session.execute(update(HandoverRow).where(
+                HandoverRow.application_id == application_id, HandoverRow.status == PREPARED).values(
+                status=REFUSED, refused_reason=reason[:500], refused_at=now)).rowcount
+        return self.get(application_id) if moved else None
+
+    def mark_signed(self, application_id: str, record: dict[str, Any], starts_on: date, now: datetime) -> bool:
+        """The record the contract service signed; False when the row is not ``prepared`` (already signed)."""
+        with self.db.session() as session:
+            return bool(session.execute(update(HandoverRow).where(
+                HandoverRow.application_id == application_id, HandoverRow.status == PREPARED).values(
+                status=SIGNED, record_id=str(record.get("id", ""))[:64], sha256=str(record.get("sha256", ""))[:64],
+                record=json.dumps(record, ensure_ascii=False, sort_keys=True), starts_on=starts_on,
+                signed_at=now)).rowcount)
+
+
+def _handover(r: HandoverRow) -> Handover:
+    return Handover(r.application_id, r.dealer_id, r.status, r.odometer_km, r.keys, tuple(json.loads(r.items or "[]")),
+                    r.note or "", r.prepared_by, r.prepared_by_label, r.prepared_at, r.refused_reason, r.refused_at,
+                    r.record_id, json.loads(r.record) if r.record else None, r.sha256, r.starts_on, r.signed_at)

@@ -1,0 +1,219 @@
+"""The vehicle's handover as a signed record (交接确认书, issue 16), over real HTTP with the real contract service and
+localstripe: the dealer records the odometer, keys and items; the customer reads the record with the dates it fixes,
+confirms it with a text code and a signature, and the term starts that day — the record made, signed, stored and
+logged by the contract service, every rent dated from it; or the customer refuses the vehicle and the dealer sees
+why. Wrong input is a 422 that keeps what was typed; a contract's code does not confirm a handover."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+
+from bff.payments.handover import HANDOVER_ITEMS
+from bff.payments.machine import term_end
+from plans.timeline import timeline
+from tests.integration.test_applications import CUSTOMER
+from tests.integration.test_applications import SALES_A
+from tests.integration.test_applications import SALES_B
+from tests.integration.test_applications import _all
+from tests.integration.test_applications import post
+from tests.integration.test_auth import TIMEOUT
+from tests.integration.test_auth import csrf
+from tests.integration.test_auth import sign_in
+from tests.integration.test_contract_journey import card_images  # noqa: F401 — a fixture
+from tests.integration.test_contract_journey import contract_ready
+from tests.integration.test_contract_journey import last_code
+from tests.integration.test_contract_journey import sign
+
+pytestmark = pytest.mark.db
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+OPS = "ops@demo.leaseline.cn"
+
+
+def ready_for_delivery(bff_server: Any, card_images: tuple[bytes, bytes]) -> str:  # noqa: F811
+    """An application whose contract the customer signed at the contract service and whose payments are made."""
+    base, app = bff_server.url, bff_server.app
+    app_id = contract_ready(bff_server, card_images)
+    with sign_in(base, SALES_A) as sales:
+        post(sales, f"{base}/applications/{app_id}/contract/code", form_url=f"{base}/applications/{app_id}/contract")
+        r = sign(base, sales, app_id, code=last_code(app, CUSTOMER["mobile"]))
+        assert r.status_code == 200 and 'data-testid="contract-signed"' in r.text, r.text[-1000:]
+    c = app.extensions["leaseline"]
+    application = c.applications.repo.get(app_id, _all())
+    for payment in c.payments.checkout.payments(application):
+        assert c.payments.checkout.pay(application, payment.id, "pm_card_visa").status in ("succeeded", "held")
+    assert c.applications.repo.get(app_id, _all()).status == "ready_for_delivery"
+    return app_id
+
+
+def lease_url(base: str, app_id: str) -> str:
+    return f"{base}/applications/{app_id}/lease"
+
+
+def prepare(s: requests.Session, base: str, app_id: str, **fields: Any) -> requests.Response:
+    data: dict[str, Any] = {"odometer": "12", "keys": "2", "item": ["tools", "manuals"], "vin_checked": "yes",
+                            "note": "左后门轻微划痕，客户知悉", **fields}
+    data = {k: v for k, v in data.items() if v is not None}
+    data["csrf_token"] = csrf(s, lease_url(base, app_id))
+    return s.post(f"{base}/applications/{app_id}/handover", data=data, timeout=TIMEOUT, allow_redirects=False)
+
+
+def confirm(s: requests.Session, base: str, app_id: str, **fields: str) -> requests.Response:
+    from bff.demo_journeys import signature_data_url
+
+    data = {"accepted": "yes", "signature": signature_data_url(), **fields}
+    return s.post(f"{base}/applications/{app_id}/handover/sign",
+                  data={**{k: v for k, v in data.items() if v}, "csrf_token": csrf(s, lease_url(base, app_id))},
+                  timeout=60, allow_redirects=False)
+
+
+def beijing_today() -> Any:
+    return datetime.now(UTC).astimezone(SHANGHAI).date()
+
+
+def test_the_term_starts_on_the_day_the_customer_signs_the_handover_record(
+        bff_server: Any, contract_server: Any, card_images: tuple[bytes, bytes]) -> None:  # noqa: F811
+    base, app = bff_server.url, bff_server.app
+    c = app.extensions["leaseline"]
+    app_id = ready_for_delivery(bff_server, card_images)
+    stored = c.applications.repo.get(app_id, _all())
+    months, timing = int(stored.plan["quote"]["term"]), stored.plan["choice"]["timing"]
+    with sign_in(base, SALES_A) as sales:
+        page = sales.get(lease_url(base, app_id), timeout=TIMEOUT).text
+        assert 'data-testid="handover"' in page and 'data-testid="handover-confirm"' not in page
+        # nothing is recorded without the odometer, the keys and the VIN checked; what was typed comes back
+        r = prepare(sales, base, app_id, odometer="十二", keys="0", vin_checked=None, note="备注保留")
+        assert r.status_code == 422
+        for field in ("odometer", "keys", "vin_checked"):
+            assert f'data-testid="error-{field}"' in r.text
+        assert 'value="十二"' in r.text and 'value="备注保留"' in r.text
+        assert re.search(r'value="tools" checked', r.text)
+        assert c.handovers.get(stored) is None
+        # recorded: the customer's confirmation appears with the record and the dates it would fix today
+        assert prepare(sales, base, app_id, odometer="1,234").status_code == 303
+        page = sales.get(lease_url(base, app_id), timeout=TIMEOUT).text
+        assert 'data-testid="handover-confirm"' in page
+        assert '<dd data-testid="confirm-odometer">1234 公里</dd>' in page
+        assert stored.contract["number"] and draft_vin(c, stored) in page
+        today = beijing_today()
+        dates = timeline(today, months, timing)
+        assert f'<dd data-testid="confirm-starts-on">{today.isoformat()}' in page
+        assert f'<dd data-testid="confirm-first-rent">{dates.rent_dates[0].isoformat()}' in page
+        # the record may be corrected until it is signed
+        assert prepare(sales, base, app_id, odometer="15").status_code == 303
+        assert c.handovers.get(stored).odometer_km == 15
+        # a wrong code, and a code texted to sign a contract, confirm nothing; the signature is kept
+        contract_code = c.contracts._code_hash(app_id, "246810", "contract")
+        c.applications.repo.add_signing_code(app_id, contract_code, datetime.now(UTC).replace(year=2100), "contract")
+        r = confirm(sales, base, app_id, code="246810")
+        assert r.status_code == 422 and 'data-field="code"' in r.text and "data:image/png;base64," in r.text
+        r = confirm(sales, base, app_id, code="000000", accepted="")
+        assert r.status_code == 422 and 'data-field="accepted"' in r.text
+        r = post(sales, f"{base}/applications/{app_id}/handover/code", form_url=lease_url(base, app_id))
+        assert r.status_code == 200 and 'data-testid="code-sent"' in r.text
+        text = c.outbox.latest(1, to=CUSTOMER["mobile"])[0].body
+        assert "交接确认书" in text
+        code = last_code(app, CUSTOMER["mobile"])
+        r = confirm(sales, base, app_id, code=code)
+        assert r.status_code == 303, r.text[-1500:]
+        page = sales.get(lease_url(base, app_id), timeout=TIMEOUT).text
+    # the term runs from the record's day; every rent is dated from it
+    term = c.payments.settlement.store.term(app_id)
+    assert term.starts_on == today and term.ends_on == term_end(today, months)
+    assert c.applications.repo.get(app_id, _all()).status == "delivered"
+    handover = c.handovers.get(stored)
+    assert handover.status == "signed" and handover.starts_on == today
+    record = handover.record
+    assert [row["due_date"] for row in record["schedule"]] == [d.isoformat() for d in dates.rent_dates]
+    assert record["ends_on"] == dates.ends_on.isoformat() and record["odometer_km"] == 15
+    assert f'<dd data-testid="record-starts-on">{today.isoformat()}</dd>' in page
+    assert 'data-testid="dated-schedule"' in page and 'data-testid="handover-confirm"' not in page
+    # the contract service has it, signed, and logged its hash
+    at_service = requests.get(f"{contract_server.url}/api/v1/contracts/{stored.contract_id}/handover",
+                              headers=contract_server.headers("contract:read"), timeout=TIMEOUT).json()
+    assert at_service["sha256"] == handover.sha256 and at_service["starts_on"] == today.isoformat()
+    with sign_in(base, SALES_A) as sales:
+        pdf = sales.get(f"{base}/applications/{app_id}/handover.pdf", timeout=TIMEOUT)
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+        assert pdf.headers["Cache-Control"] == "no-store"
+        import hashlib
+
+        assert hashlib.sha256(pdf.content).hexdigest() == handover.sha256
+        # signed once: another confirmation changes nothing
+        again = confirm(sales, base, app_id, code=code)
+        assert again.status_code in (303, 409)
+        assert prepare(sales, base, app_id, odometer="99").status_code == 409
+    assert c.handovers.get(stored).sha256 == handover.sha256
+    # anyone holding the record's PDF can check it on the public page: ours, intact, the handover of that contract
+    with requests.Session() as anyone:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', anyone.get(f"{base}/verify", timeout=TIMEOUT).text)
+        assert token
+        verdict = anyone.post(f"{base}/verify", data={"csrf_token": token.group(1)},
+                              files={"file": ("handover.pdf", pdf.content, "application/pdf")}, timeout=60)
+    assert verdict.status_code == 200 and 'data-valid="true"' in verdict.text
+    assert f"合同 {stored.contract['number']} 的车辆交接确认书完整无改动" in verdict.text
+    kinds = [e["kind"] for e in c.contract.evidence(app_id)]
+    assert kinds.count("handover_signed") == 1
+    with sign_in(base, SALES_B) as other_dealer:
+        assert other_dealer.get(f"{base}/applications/{app_id}/handover.pdf", timeout=TIMEOUT).status_code == 404
+
+
+def draft_vin(c: Any, application: Any) -> str:
+    return str(c.applications.draft(application).get("vin", "")).upper()
+
+
+def test_the_customer_may_refuse_the_vehicle_and_the_dealer_sees_why(
+        bff_server: Any, contract_server: Any, card_images: tuple[bytes, bytes]) -> None:  # noqa: F811
+    base, app = bff_server.url, bff_server.app
+    c = app.extensions["leaseline"]
+    app_id = ready_for_delivery(bff_server, card_images)
+    with sign_in(base, OPS) as ops:  # the lessor's ops do not hand cars over
+        assert prepare(ops, base, app_id).status_code == 403
+    with sign_in(base, SALES_A) as sales:
+        refuse_url = f"{base}/applications/{app_id}/handover/refuse"
+        assert post(sales, refuse_url, {"reason": "漆面"}, form_url=lease_url(base, app_id)).status_code == 409
+        assert prepare(sales, base, app_id).status_code == 303
+        r = post(sales, refuse_url, {"reason": "  "}, form_url=lease_url(base, app_id))
+        assert r.status_code == 422 and 'data-testid="error-refuse-reason"' in r.text
+        r = post(sales, refuse_url, {"reason": "车身颜色与合同不符（合同为白色，交付为黑色）"},
+                 form_url=lease_url(base, app_id))
+        assert r.status_code == 200
+        assert 'data-testid="handover-refused"' in r.text and "交付为黑色" in r.text
+        assert 'data-testid="handover-confirm"' not in r.text
+        stored = c.applications.repo.get(app_id, _all())
+        assert stored.status == "ready_for_delivery" and c.payments.settlement.store.term(app_id) is None
+        # put right, recorded again: the customer confirms the new record
+        assert prepare(sales, base, app_id, note="已更换为合同约定的白色车辆").status_code == 303
+        page = sales.get(lease_url(base, app_id), timeout=TIMEOUT).text
+        assert 'data-testid="handover-confirm"' in page and 'data-testid="handover-refused"' not in page
+    assert [e.target for e in c.audit.search(action="lease.handover_refused")].count(app_id) == 1
+    assert [e.target for e in c.audit.search(action="lease.handover_prepared")].count(app_id) == 2
+
+
+def test_the_record_s_items_are_the_contract_service_s(contract_server: Any) -> None:
+    """The BFF's item list (its labels on the dealer's form) names exactly the items the contract service's record
+    takes (its OpenAPI document): a code one side does not know would be refused at the signature."""
+    document = requests.get(f"{contract_server.url}/api/v1/openapi.json", timeout=TIMEOUT).json()
+    text = str(document)
+    for code in HANDOVER_ITEMS:
+        assert f"'{code}'" in text
+    enums = [s.get("enum") for s in _schemas(document) if isinstance(s, dict) and s.get("enum")]
+    assert sorted(HANDOVER_ITEMS) in [sorted(map(str, e)) for e in enums]
+
+
+def _schemas(node: Any) -> list[Any]:
+    found: list[Any] = []
+    if isinstance(node, dict):
+        found.append(node)
+        for value in node.values():
+            found.extend(_schemas(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_schemas(value))
+    return found
