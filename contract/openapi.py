@@ -17,6 +17,7 @@ from contract.document.handover import MAX_KEYS
 from contract.document.handover import MAX_NOTE
 from contract.document.handover import MAX_ODOMETER_KM
 from contract.document.model import CHECK
+from contract.document.model import COMMENCEMENTS
 from contract.document.model import CONTROL_CHARACTERS
 from contract.document.model import DATE_PATTERN
 from contract.document.model import INCONSISTENT
@@ -469,7 +470,15 @@ def _snapshot() -> dict[str, Any]:
                         **periods(TITLE_DAY_BOUNDS)}},
                     "card_hold": {"oneOf": [{"type": "null"}, {
                         "type": "object", "required": ["amount", "days"],
-                        "properties": {"amount": MONEY, "days": days(*CARD_HOLD_DAY_BOUNDS)}}]}}},
+                        "properties": {"amount": MONEY, "days": days(*CARD_HOLD_DAY_BOUNDS)}}]},
+                    "commencement": {
+                        "type": "object", "required": ["by", "estimated_starts_on"],
+                        "description": "The term and every rent run from the day of the signed handover record; "
+                                       "the schedule is dated from the estimated start (its end is the term's "
+                                       "length later).",
+                        "properties": {"by": {"enum": list(COMMENCEMENTS)},
+                                       "estimated_starts_on": {"type": "string", "format": "date",
+                                                               "pattern": DATE_PATTERN}}}}},
             "schedule": {"type": "array", "minItems": 1, "items": {
                 "type": "object", "required": ["period", "due_date", "payment", "principal", "interest", "balance"],
                 "properties": {"period": {"type": "integer", "minimum": 1, "maximum": MAX_TERM},

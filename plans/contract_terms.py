@@ -44,6 +44,9 @@ def contract_terms(q: Quote, product: Product, policy: Policy, starts_on: date) 
                       "purpose": fees[c.code].purpose_zh, "payee": fees[c.code].payee} for c in request.fees],
             "total_interest": _money(q.total_interest), "total_payable": _money(q.total_payable),
             "due_at_signing": _money(q.due_at_signing), "ends_on": dates.ends_on.isoformat(),
+            # the term and every rent run from the day of the signed handover record (交接确认书, 起租日); the
+            # schedule's dates are those of this estimated start, moved with the real one (issue 16)
+            "commencement": {"by": "handover_record", "estimated_starts_on": dates.starts_on.isoformat()},
             # the product's late charge within the policy's cap on the cost of default (plans.policy)
             "late_fee_daily_rate": str(policy.late_fee_daily_rate(product.late_fee_daily_rate, request.annual_rate)),
             "default_cost_cap": str(policy.default_cost_cap),

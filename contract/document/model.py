@@ -143,6 +143,19 @@ class FeeLine:
     payee: str = ""  # "lessor" or "dealer"; empty in contracts generated before it was stated
 
 
+#: what fixes the commencement date (起租日): the day of the signed handover record (contract/handover.py)
+COMMENCEMENTS = ("handover_record",)
+
+
+@dataclass(frozen=True)
+class Commencement:
+    """How the term's first day is fixed: ``by`` the handover record; the schedule's dates are those of the
+    ``estimated_starts_on`` and move with the real day (the record states them), the amounts unchanged."""
+
+    by: str
+    estimated_starts_on: date
+
+
 @dataclass(frozen=True)
 class CardHold:
     """A deposit-free lease's card hold (预授权): ``amount`` frozen on the lessee's card, lapsing after ``days``."""
@@ -193,6 +206,9 @@ class Plan:
     #: a deposit-free lease's card hold, disclosed with when it may be taken from; None for a lease with a deposit,
     #: and in deposit-free contracts generated before it was disclosed
     card_hold: CardHold | None = None
+    #: what fixes the commencement date and the estimated one the schedule is dated from; None in contracts
+    #: generated before it was stated (their term ran "from the contract's effect and the vehicle's delivery")
+    commencement: Commencement | None = None
 
     @property
     def purchase_price(self) -> Decimal:
@@ -344,6 +360,10 @@ class ContractData:
         if plan.ends_on != term_end(plan.timing, plan.term, rows):
             raise ContractDataError("plan.ends_on", "must be the term's end: the last rent's day in arrears, "
                                                     "the term's length after the first rent in advance", INCONSISTENT)
+        start = plan.commencement.estimated_starts_on if plan.commencement is not None else None
+        if start is not None and add_months(start, plan.term) != plan.ends_on:
+            raise ContractDataError("plan.commencement.estimated_starts_on", "must be the start of the term the "
+                                    "schedule's dates count from (the term's end is its length later)", INCONSISTENT)
         if plan.monthly_payment != rows[0].payment:
             raise ContractDataError("plan.monthly_payment", "differs from the first rent of the schedule", INCONSISTENT)
         if any(row.payment != plan.monthly_payment for row in rows[:-1]):
@@ -547,7 +567,12 @@ def _plan(r: _Reader, price: Decimal) -> Plan:
         end_of_term=_end_of_term(r) if r.data.get("end_of_term") is not None else None,
         title=_title(r.child("title")) if r.data.get("title") is not None else None,
         card_hold=_card_hold(r.child("card_hold")) if r.data.get("card_hold") is not None else None,
+        commencement=_commencement(r.child("commencement")) if r.data.get("commencement") is not None else None,
     )
+
+
+def _commencement(r: _Reader) -> Commencement:
+    return Commencement(r.choice("by", COMMENCEMENTS), r.day("estimated_starts_on"))
 
 
 def _card_hold(r: _Reader) -> CardHold:

@@ -92,7 +92,7 @@ def snapshot_from(vehicle: Vehicle, q: Quote, *, start: date = date(2026, 11, 30
 
 #: the plan's terms in the order contracts came to state them (issue 16); a contract generated before one of them
 #: stated none of the later ones either
-STATED_IN_TURN = ("early_settlement", "default_remedies", "end_of_term", "title")
+STATED_IN_TURN = ("early_settlement", "default_remedies", "end_of_term", "title", "commencement")
 
 
 def generated_before(snapshot: dict[str, Any], terms: str) -> dict[str, Any]:
