@@ -147,6 +147,7 @@ def register_blueprints(app: Flask) -> None:
     from bff.payments.views import bp as payments_bp
     from bff.payments.views import stripe_webhook
     from bff.plans.views import bp as plans_bp
+    from bff.privacy.views import bp as privacy_bp
     from bff.pwa.views import bp as pwa_bp
     from bff.reviews.views import bp as reviews_bp
     from bff.staff.views import bp as staff_bp
@@ -165,6 +166,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(verify_bp)
     app.register_blueprint(evidence_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(privacy_bp)  # the person's rights over their data; /ops/privacy
     app.register_blueprint(__import__("bff.payments.ops_views", fromlist=["bp"]).bp)  # /payments, leases
     app.register_blueprint(api_bp)
     # The JSON API is stateless (no cookie authentication), so there is no session to forge a request

@@ -31,6 +31,7 @@ from bff.payments.refunds import RefundService
 from bff.payments.settlement import SettlementService
 from bff.payments.webhooks import WebhookService
 from bff.plans.services import PlanService
+from bff.privacy.services import PrivacyService
 from infra.accounts import SqlAccounts
 from infra.applications import SqlApplications
 from infra.audit import SqlAuditLog
@@ -56,6 +57,7 @@ from infra.payments_store import SqlPayments
 from infra.peers import is_local_endpoint
 from infra.pii import PiiVault
 from infra.pii import configured_key
+from infra.privacy_requests import SqlPrivacyRequests
 from infra.service_tokens import TokenIssuer
 from infra.service_tokens import load_or_create_signing_key
 from infra.sessions import SessionStore
@@ -122,6 +124,8 @@ class Services:
     contracts: ContractDispatch
     #: the signed handover record that starts a lease's term (bff/payments/handover.py)
     handovers: HandoverService
+    #: the person's rights over their data: consent withdrawal and requests, answered by ops (bff/privacy)
+    privacy: PrivacyService
     kyc_rate: str
     jobs: JobQueue
     payments: Payments
@@ -210,8 +214,11 @@ def bootstrap(settings: Settings) -> Services:
                           grace=timedelta(seconds=settings.kyc_orphan_grace_seconds))
 
     handovers = HandoverService(SqlHandovers(db), payments.settlement, contracts, audit)
+    # a withdrawn consent to face recognition deletes the application's face images at once
+    privacy = PrivacyService(SqlPrivacyRequests(db), applications.repo, audit,
+                             erasers={"face_recognition": kyc.delete_biometrics})
     return Services(db=db, plans=plans, accounts=accounts, audit=audit, risk=risk, contract=contract,
-                    contracts=contracts, handovers=handovers,
+                    contracts=contracts, handovers=handovers, privacy=privacy,
                     auth=AuthService(accounts, audit, sessions), sms=sms, invitations_repo=invitations,
                     outbox=sms if isinstance(sms, SandboxOutboxSms) else None,
                     invitations=InvitationService(invitations, sms, audit, settings.secret_key),

@@ -102,6 +102,7 @@ class Consent:
     text_sha256: str
     given_at: datetime
     actor_kind: str
+    withdrawn_at: datetime | None = None  # a withdrawn consent no longer counts (its row stays, as evidence)
 
 
 @dataclass(frozen=True)
@@ -432,10 +433,20 @@ class SqlApplications:
                                    user_agent=user_agent[:255]))
 
     def consents(self, application_id: str) -> list[Consent]:
+        """Every consent row of the application, oldest first, the withdrawn ones included (``withdrawn_at``): a
+        purpose given again after a withdrawal has a newer row."""
         stmt = select(ConsentRow).where(ConsentRow.application_id == application_id).order_by(ConsentRow.id)
         with self.db.session() as session:
-            return [Consent(r.purpose, r.text_version, r.text_sha256, r.given_at, r.actor_kind)
+            return [Consent(r.purpose, r.text_version, r.text_sha256, r.given_at, r.actor_kind, r.withdrawn_at)
                     for r in session.scalars(stmt)]
+
+    def withdraw_consent(self, application_id: str, purpose: str, now: datetime) -> bool:
+        """Mark the application's consent to ``purpose`` withdrawn at ``now``; False when there is none in force
+        (never given, or withdrawn already: the first withdrawal's time stands)."""
+        stmt = (update(ConsentRow).where(ConsentRow.application_id == application_id, ConsentRow.purpose == purpose,
+                                         ConsentRow.withdrawn_at.is_(None)).values(withdrawn_at=now))
+        with self.db.session() as session:
+            return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
     # -- documents -------------------------------------------------------------------------------------------
     def add_document(self, application_id: str, *, kind: str, object_key: str, sha256: str, size: int,

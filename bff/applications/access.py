@@ -60,7 +60,9 @@ def current_actor() -> Actor | None:
     return None
 
 
-CUSTOMER_MAY = ("applications.view", "applications.edit")
+#: what an invited customer holds, on their own applications only: seeing and editing them, and their rights over
+#: their personal information (bff/privacy; no staff role holds ``privacy.request``)
+CUSTOMER_MAY = ("applications.view", "applications.edit", "privacy.request")
 
 
 def requires_actor(permission: str) -> Callable[[F], F]:

@@ -381,6 +381,15 @@ class KycService:
         return check
 
     # -- retention -------------------------------------------------------------------------------------------
+    def delete_biometrics(self, app: Application, why: str) -> int:
+        """Delete the application's biometric images now — what :meth:`purge_biometrics` deletes once the
+        retention period is over (the selfie, the liveness frames and the portrait cut from the ID card) — because
+        their purpose ended early (``why``: the person withdrew their consent to face recognition, PIPL art. 15 and
+        art. 47(1)(3)). Rows first, then objects; an object storage could not delete now is the orphan sweep's."""
+        documents = [d for d in self.repo.documents(app.id) if d.biometric]
+        self._discard(app.id, documents, why)
+        return len(documents)
+
     def purge_biometrics(self, now: datetime | None = None) -> int:
         """Delete biometric images of applications decided more than the retention period ago."""
         deleted = 0

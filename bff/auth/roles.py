@@ -43,6 +43,12 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "leases.deliver": DEALER_ROLES,
     # the job queue (/ops/jobs): what waits, runs and failed, retry and cancel (audited): the lessor's ops
     "jobs.manage": ("ops_admin",),
+    # the people's requests about their personal information (PIPL arts. 44–50: see, copy, correct, delete, withdraw
+    # a consent, explain), answered or refused with a reason by the lessor's ops, across dealers (/ops/privacy)
+    "privacy.manage": ("ops_admin",),
+    # making such a request, or withdrawing a consent: the customer alone, for themselves (CUSTOMER_MAY in
+    # bff/applications/access.py); no staff role acts in their name
+    "privacy.request": (),
 }
 
 #: lessor roles with a second factor (TOTP) required at sign-in

@@ -284,6 +284,8 @@ class ConsentRow(Base):
     actor_kind: Mapped[str] = mapped_column(String(16))
     ip: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(255), default="")
+    #: when the person withdrew it (PIPL art. 15): the row stays, the evidence of what was given and until when
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class KycDocumentRow(Base):
@@ -500,6 +502,27 @@ class HandoverRow(Base):
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     starts_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class PrivacyRequestRow(Base):
+    """A person's request about their personal information (PIPL arts. 44–48): to see (``access``), copy, correct or
+    delete it, to withdraw a consent, or to have its processing explained; ``open`` until ops answer it
+    (``answered``) or refuse it with the reason (``refused``) by ``due_at`` (bff/privacy/services.py)."""
+
+    __tablename__ = "privacy_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    dealer_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # access | copy | correct | delete | withdraw | explain
+    detail: Mapped[str] = mapped_column(String(1000))  # what the person asks, in their words
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open | answered | refused
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    answered_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    answered_by_label: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    answer: Mapped[str | None] = mapped_column(String(2000), nullable=True)
 
 
 class JobErrorRow(Base):

@@ -72,16 +72,17 @@ def samples(app: Any, risk_server: Any) -> dict[str, dict[str, str]]:
     own_app, own_check, own_doc = _application(app, "sales.pudong@demo.leaseline.cn")
     case = _review_case(risk_server)
     other_app, other_check, other_doc = _application(app, "sales.xihu@demo.leaseline.cn")
+    own_request, other_request = _privacy_request(app, own_app), _privacy_request(app, other_app)
     return {"own": {"vehicle_id": "byd-han-ev", "user_id": own, "invitation_id": own_inv, "token": "x.y.z",
                     "dealer_id": pudong, "group_id": group, "application_id": own_app, "check_id": own_check,
                     "document_id": own_doc, "step": "customer", "field": "id_number", "case_id": case, "page": "1",
                     "payment_id": str(uuid.uuid4()), "action": "capture", "index": "1",
-                    "job_id": "999999999"},
+                    "job_id": "999999999", "request_id": own_request},
             "other": {"vehicle_id": "byd-han-ev", "user_id": other, "invitation_id": other_inv, "token": "x.y.z",
                       "dealer_id": xihu, "group_id": group, "application_id": other_app, "check_id": other_check,
                       "document_id": other_doc, "step": "customer", "field": "id_number", "case_id": case, "page": "1",
                       "payment_id": str(uuid.uuid4()), "action": "capture", "index": "1",
-                      "job_id": "999999999"}}
+                      "job_id": "999999999", "request_id": other_request}}
 
 
 def _review_case(risk_server: Any) -> str:
@@ -110,6 +111,18 @@ def _application(app: Any, owner_email: str) -> tuple[str, str, str]:
     doc = svc.applications.repo.add_document(application.id, kind="id_front", object_key=f"probe/{application.id}.jpg",
                                              sha256="0" * 64, size=1, content_type="image/jpeg", biometric=False)
     return application.id, check.id, doc.id
+
+
+def _privacy_request(app: Any, application_id: str) -> str:
+    """An open request about the application's personal information (ops answer it: /ops/privacy)."""
+    from bff.privacy.services import due_from
+    from infra.applications import Scope
+
+    svc = app.extensions["leaseline"]
+    dealer_id = svc.applications.repo.get(application_id, Scope()).dealer_id
+    now = utcnow()
+    return str(svc.privacy.store.add(application_id=application_id, dealer_id=dealer_id, kind="access",
+                                     detail="probe", received_at=now, due_at=due_from(now)).id)
 
 
 def routes(app: Any) -> list[tuple[Rule, str]]:
@@ -194,7 +207,8 @@ def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessi
         sessions[who] = sign_in(base, EMAIL[who])
     assert checked > 100
     assert {"staff.staff_list", "staff.staff_detail", "staff.audit", "auth.account", "invitations.detail",
-            "invitations.create", "auth.sign_out_everywhere", "dev.outbox"} <= protected_seen
+            "invitations.create", "auth.sign_out_everywhere", "dev.outbox", "privacy.page", "privacy.submit",
+            "privacy.withdraw", "privacy.ops", "privacy.answer"} <= protected_seen
 
 
 def test_cross_tenant_deactivation_changes_nothing(app: Any, bff_server: Any,
