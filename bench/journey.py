@@ -536,6 +536,8 @@ class Journeys:
                 if first is None:
                     raise JourneyFailed("the contract page shows no page image")
                 me.expect(me.get(first.group(1)), 200, "contract page 1")
+            with clock.step(None):  # the salesperson explains the key terms (people's time) and records it
+                dj.explain_terms(sales, path)
             with clock.step("signing"):
                 dj.request_signing_code(me, path)
             with clock.step(None):

@@ -110,7 +110,8 @@ class Application:
 
     def consent(self) -> None:
         self.sales.expect(self.sales.post(f"{self.path}/consent",
-                                          {"sensitive_pi": "yes", "face_recognition": "yes"}), 200, "consent")
+                                          {"sensitive_pi": "yes", "credit_reporting": "yes",
+                                           "face_recognition": "yes"}), 200, "consent")
 
     def read_card(self) -> None:
         """Upload a specimen ID card and wait for the OCR (Tesseract in the BFF's worker pool, photos to S3)."""

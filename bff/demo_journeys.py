@@ -195,7 +195,7 @@ def start_application(b: Browser, vehicle: str = VEHICLE, plan: str = PLAN) -> s
 
 def give_consent(b: Browser, path: str, face: bool = False) -> None:
     """The personal-information consent (and, with ``face``, the one to face recognition); leads to the ID card."""
-    data = {"sensitive_pi": "yes", **({"face_recognition": "yes"} if face else {})}
+    data = {"sensitive_pi": "yes", "credit_reporting": "yes", **({"face_recognition": "yes"} if face else {})}
     b.expect(b.send(f"{path}/consent", data), 200, "consent")
 
 
@@ -233,14 +233,22 @@ def open_contract(b: Browser, path: str) -> str:
     return b.expect(b.get(f"{path}/contract"), 200, "contract page").text
 
 
+def explain_terms(b: Browser, path: str) -> None:
+    """The salesperson explains each key term of the contract to the customer in person and records it (staff)."""
+    from bff.applications.contracts import EXPLAINED_TERMS
+
+    b.expect(b.send(f"{path}/contract/explained", {**{f"term_{code}": "yes" for code in EXPLAINED_TERMS},
+                                                   "method": "in_person"}), 200, "terms explained")
+
+
 def request_signing_code(b: Browser, path: str) -> None:
     """From the contract's page: send the text code that re-confirms the customer's identity."""
     b.expect(b.send(f"{path}/contract/code"), 200, "signing code")
 
 
 def sign_contract(b: Browser, path: str, code: str) -> None:
-    """Tick both boxes, type the text code and sign on the pad."""
-    b.expect(b.send(f"{path}/contract/sign", {"read": "yes", "gps": "yes", "code": code,
+    """Tick that the contract was read (and agree to the optional trip data), type the text code, sign on the pad."""
+    b.expect(b.send(f"{path}/contract/sign", {"read": "yes", "telemetry": "yes", "code": code,
                                                "signature": signature_data_url()}), 200, "signature")
 
 
@@ -283,6 +291,7 @@ def journey(base: str, customer: DemoCustomer, read_code: Callable[[str], str],
         if not customer.sign:
             return app_id
         open_contract(sales, path)
+        explain_terms(sales, path)
         request_signing_code(sales, path)
         sign_contract(sales, path, read_code(customer.mobile))
         sales.wait(path, r'data-status="signed"', "signed")

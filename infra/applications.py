@@ -417,6 +417,15 @@ class SqlApplications:
             session.execute(update(EvidenceOutboxRow).where(EvidenceOutboxRow.id == entry_id)
                             .values(next_at=next_at, attempts=EvidenceOutboxRow.attempts + 1))
 
+    def outbox_entry(self, application_id: str, key: str) -> OutboxEntry | None:
+        """The evidence entry queued under ``key`` for this application (sent or not), or None."""
+        stmt = select(EvidenceOutboxRow).where(EvidenceOutboxRow.application_id == application_id,
+                                               EvidenceOutboxRow.key == key[:128])
+        with self.db.session() as session:
+            r = session.scalar(stmt)
+            return (OutboxEntry(r.id, r.application_id, r.key, r.kind, json.loads(r.data), r.occurred_at, r.attempts)
+                    if r is not None else None)
+
     def outbox(self, application_id: str) -> list[tuple[str, datetime | None]]:
         """(kind, when it was sent or None while unsent) of an application's evidence, oldest first."""
         stmt = (select(EvidenceOutboxRow.kind, EvidenceOutboxRow.sent_at)

@@ -58,6 +58,26 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 CODE_TTL = timedelta(minutes=5)
 CODE_ATTEMPTS = 5
 IDENTITY_FRESH = timedelta(minutes=10)
+#: The contract's key terms the dealer's staff explain to the customer before the signature, each confirmed on its own
+#: (issue 16 §7: recorded as a step with its own evidence entry, not a pre-printed sentence). Civil Code art. 496: the
+#: party offering standard terms draws attention to and explains the terms of major interest to the other party;
+#: 融资租赁公司监督管理暂行办法 art. 12 and the PBOC APR announcement (2021 No. 3): the APR and the total cost shown.
+EXPLAINED_TERMS: dict[str, tuple[str, str]] = {
+    "cost": ("年化利率、租金总额和签约时应付的款项", "The APR, the total rent and what is due at signing"),
+    "default": ("逾期违约金及其上限、逾期后出租人的处理方式（只选择一种）和车辆收回、估价",
+                "The late charge and its cap, what the lessor may do on default (one route) and how a recovered car "
+                "is valued"),
+    "early_settlement": ("提前结清的条件、利息计算和手续费", "Early settlement: when, the interest and the fee"),
+    "end_of_term": ("尾付租金、留购价款和租期届满时的选择",
+                    "The final rent, the purchase price and the choices at the end of the term"),
+    "title": ("车辆所有权、登记、抵押和保险受益人",
+              "Who owns the car, its registration, the mortgage and the insurance beneficiary"),
+    "gps": ("GPS 定位装置及车辆位置信息的处理（第十条）", "The GPS device and the vehicle's position (§10)"),
+}
+#: how the terms were explained (the customer at the showroom, on the telephone or on a video call)
+EXPLAIN_METHODS: dict[str, tuple[str, str]] = {
+    "in_person": ("当面说明", "In person"), "phone": ("电话说明", "By telephone"),
+    "video": ("视频说明", "By video call")}
 #: the approved text (infra/sms.py TEMPLATES) of each purpose's one-time code
 CODE_TEMPLATES = {"contract": "signing_code", "handover": "handover_code"}
 _ALL = Scope()
@@ -198,10 +218,48 @@ class ContractDispatch:
         """When the code ``code_id`` for ``purpose`` was verified, if recently enough to stand for the signer."""
         return self.repo.verified_code(app.id, code_id, self.clock() - IDENTITY_FRESH, purpose)
 
-    def sign(self, actor: Actor, app: Application, code_id: str, signature_png: bytes) -> Application:
-        """Sign through the contract service with the verified code as identity evidence."""
+    # -- the key terms explained (before the signature) ----------------------------------------------------------
+    @staticmethod
+    def _explained_key(app: Application) -> str:
+        return f"{app.id}:terms_explained:{app.contract_id}"
+
+    def explained(self, app: Application) -> dict[str, Any] | None:
+        """The record that the key terms of this contract were explained (terms, method, who, when), or None."""
+        if not app.contract_id:
+            return None
+        entry = self.repo.outbox_entry(app.id, self._explained_key(app))
+        return {**entry.data, "at": entry.occurred_at} if entry is not None else None
+
+    def explain(self, actor: Actor, app: Application, method: str, label: str) -> dict[str, Any]:
+        """The dealer's staff member ``actor`` (shown as ``label``: name and dealer) records that they explained
+        every key term of this contract to the customer by ``method``: an evidence entry of its own (queued in the
+        transaction of the record, sent by the worker's evidence.flush) and an audit event; once per contract."""
         if app.status != "contract_ready" or not app.contract_id:
             raise NotAllowed("wrong_state", "合同当前无法签署", "The contract cannot be signed now")
+        if method not in EXPLAIN_METHODS:
+            raise NotAllowed("method", "请选择说明方式", "Choose how the terms were explained")
+        found = self.explained(app)
+        if found is not None:
+            return found
+        now = self.clock()
+        data = {"terms": sorted(EXPLAINED_TERMS), "method": method, "by": actor.id, "by_label": label[:64],
+                "contract_id": app.contract_id, "contract_number": str(app.contract.get("number", "")),
+                "draft_sha256": str(app.contract.get("draft_sha256", ""))}
+        with self.repo.db.transaction():
+            self.repo.outbox_add(app.id, self._explained_key(app), "terms_explained", data, now)
+        self.apps.audit.append("contract.terms_explained", "success", actor_id=actor.id, actor_label=actor.label,
+                               dealer_id=app.dealer_id, target=app.id, ip=actor.ip, user_agent=actor.user_agent,
+                               details={"method": method, "contract_number": data["contract_number"]})
+        return {**data, "at": now}
+
+    def sign(self, actor: Actor, app: Application, code_id: str, signature_png: bytes) -> Application:
+        """Sign through the contract service with the verified code as identity evidence, once the key terms were
+        explained (:meth:`explain`)."""
+        if app.status != "contract_ready" or not app.contract_id:
+            raise NotAllowed("wrong_state", "合同当前无法签署", "The contract cannot be signed now")
+        if self.explained(app) is None:
+            raise NotAllowed("not_explained", "请先由经办人员向您说明合同主要条款并确认",
+                             "The dealer's staff first explain the contract's key terms and record it")
         verified = self.verified(app, code_id)
         if verified is None:
             raise NotAllowed("identity", "请先通过短信验证码确认身份", "Confirm your identity with the text code first")

@@ -31,6 +31,8 @@ from bff.applications.states import CONSENT_PURPOSES
 from bff.applications.states import EDITABLE
 from bff.applications.states import FACE_ALLOWED
 from bff.applications.states import MAX_FACE_ATTEMPTS
+from bff.applications.states import REQUIRED_CONSENTS
+from bff.applications.states import SIGNING_CONSENTS
 from bff.plans.forms import decode
 from bff.plans.forms import encode
 from bff.plans.services import PlanService
@@ -77,6 +79,11 @@ class Consents:
     @property
     def face(self) -> bool:
         return "face_recognition" in self.given
+
+    @property
+    def required(self) -> bool:
+        """Everything needed to apply online: the personal information notice and the credit authorisation."""
+        return all(purpose in self.given for purpose in REQUIRED_CONSENTS)
 
 
 class NotAllowed(Exception):
@@ -137,7 +144,9 @@ class ApplicationService:
         return json.loads(self.vault.decrypt(app.draft_enc, f"application:{app.id}"))
 
     def consents(self, app: Application) -> Consents:
-        return Consents({c.purpose: c.given_at for c in self.repo.consents(app.id)})
+        """The consents in force: a withdrawn one no longer counts (its row stays, with ``withdrawn_at``); a purpose
+        given again after a withdrawal counts from its newer row."""
+        return Consents({c.purpose: c.given_at for c in self.repo.consents(app.id) if c.withdrawn_at is None})
 
     def completeness(self, draft: Mapping[str, str]) -> dict[str, list[FieldError]]:
         """Each step's remaining field errors (an empty list: the step is done)."""
@@ -237,7 +246,7 @@ class ApplicationService:
     def give_consent(self, actor: Actor, app: Application, purposes: Sequence[str]) -> Consents:
         given = self.consents(app)
         for purpose in purposes:
-            if purpose in CONSENT_PURPOSES and purpose not in given.given:
+            if purpose in (*CONSENT_PURPOSES, *SIGNING_CONSENTS) and purpose not in given.given:
                 self.repo.add_consent(app.id, purpose=purpose, text_version=CONSENT["version"],
                                       text_sha256=_text_hash(purpose), actor_kind=actor.kind, ip=actor.ip,
                                       user_agent=actor.user_agent)
@@ -253,9 +262,9 @@ class ApplicationService:
         missing = [e for errors in self.completeness(draft).values() for e in errors]
         if missing:
             raise PlanInputError(missing)
-        if not self.consents(app).sensitive_pi:
-            raise NotAllowed("consent_required", "请先同意个人信息处理说明",
-                             "Please accept the personal-information notice first")
+        if not self.consents(app).required:
+            raise NotAllowed("consent_required", "请先同意个人信息处理说明并签署征信授权",
+                             "Please accept the personal-information notice and the credit authorisation first")
         if not id_card_done:
             raise NotAllowed("id_card_required", "请先拍摄或上传身份证正反面", "Please photograph or upload both "
                              "sides of the ID card first")

@@ -31,5 +31,12 @@ EDITABLE = ("draft",)
 #: states in which a selfie / face check may be taken (after submission, before a decision)
 FACE_ALLOWED = ("submitted",)
 MAX_FACE_ATTEMPTS = 3
-CONSENT_PURPOSES = ("sensitive_pi", "face_recognition")
+#: the consents asked for before any ID image or face is captured (bff/applications/consent.toml); the personal
+#: information notice and the credit bureau authorisation (征信授权) are needed to apply online, face recognition is
+#: optional (the counter check instead)
+CONSENT_PURPOSES = ("sensitive_pi", "credit_reporting", "face_recognition")
+REQUIRED_CONSENTS = ("sensitive_pi", "credit_reporting")
+#: the optional consent offered at signing: the vehicle's trip data (the GPS position the lease needs is a term of
+#: the contract, its §10, not a consent: PIPL art. 13(1)(2)); withdrawable at any time
+SIGNING_CONSENTS = ("vehicle_telemetry",)
 

@@ -27,6 +27,8 @@ from bff.applications.access import application_or_404
 from bff.applications.access import may
 from bff.applications.access import may_edit
 from bff.applications.access import requires_actor
+from bff.applications.contracts import EXPLAIN_METHODS
+from bff.applications.contracts import EXPLAINED_TERMS
 from bff.applications.history import history
 from bff.applications.kyc import Rejected
 from bff.applications.services import NotAllowed
@@ -230,11 +232,17 @@ def _consent(application_id: str) -> Any:
         if "sensitive_pi" not in chosen:
             errors.append(FieldError("sensitive_pi", "consent_required", "不同意个人信息处理，我们无法在线受理申请",
                                      "Without this consent we cannot process the application online"))
-        else:
+        if "credit_reporting" not in chosen:
+            errors.append(FieldError("credit_reporting", "consent_required",
+                                     "未签署征信授权，我们无法评估信用、在线受理申请",
+                                     "Without this authorisation we cannot assess your credit and process the "
+                                     "application online"))
+        if not errors:
             services().applications.give_consent(actor(), app, chosen)
             return _go(url_for("applications.id_card", application_id=app.id))
+    chosen = {p for p in CONSENT_PURPOSES if request.form.get(p) == "yes"}  # what was ticked comes back ticked
     response = make_response(render_template("applications/consent.html", app=app, texts=texts, errors=errors,
-                                             consents=services().applications.consents(app)))
+                                             consents=services().applications.consents(app), chosen=chosen))
     if errors:
         response.status_code = 422
     return response
@@ -538,10 +546,15 @@ def decoded_signature(value: str) -> bytes:
 
 
 def _contract_page(app: Application, *, status: int = 200, error: FieldError | None = None,
-                   signature: str = "", code_sent: bool = False, read: bool = False, gps: bool = False) -> Any:
+                   signature: str = "", code_sent: bool = False, read: bool = False, telemetry: bool = False,
+                   explain_error: FieldError | None = None) -> Any:
     contract = services().contracts.refresh(app) if app.status in ("contract_ready", "signed") else app.contract
     response = page_or_block("applications/contract.html", "contract_block", app=app, contract=contract,
-                             error=error, signature=signature, code_sent=code_sent, read=read, gps=gps,
+                             explained=services().contracts.explained(app), explained_terms=EXPLAINED_TERMS,
+                             explain_methods=EXPLAIN_METHODS, explain_error=explain_error,
+                             may_explain=may("contracts.explain") and app.status == "contract_ready",
+                             error=error, signature=signature, code_sent=code_sent, read=read, telemetry=telemetry,
+                             telemetry_text=consent_text("vehicle_telemetry", _locale()),
                              may_sign=may_edit() and app.status == "contract_ready", plan=app.plan,
                              # signed: what is due at signing is paid next, by whoever may act on the application
                              may_pay=may_edit() and app.status == "signed",
@@ -612,6 +625,27 @@ def contract_code(application_id: str) -> Any:
     return _go(url_for("applications.contract", application_id=app.id, sent="1") + "#sign")
 
 
+@bp.post("/applications/<application_id>/contract/explained")
+@requires_actor("contracts.explain")
+def contract_explained(application_id: str) -> Any:
+    """The dealer's staff member records that they explained each key term to the customer, and how."""
+    app = application_or_404(application_id)
+    form = request.form
+    missing = [code for code in EXPLAINED_TERMS if form.get(f"term_{code}") != "yes"]
+    if missing or form.get("method") not in EXPLAIN_METHODS:
+        return _contract_page(app, status=422, explain_error=FieldError(
+            "explained", "required", "请逐项向客户说明并勾选全部主要条款，并选择说明方式",
+            "Explain each key term to the customer, tick every one and choose how"))
+    user = g.user
+    dealer = services().accounts.dealer(app.dealer_id)
+    try:
+        services().contracts.explain(actor(), app, form["method"],
+                                     f"{user.name}（{dealer.name}）" if dealer else user.name)
+    except NotAllowed as exc:
+        return _conflict(exc, app)
+    return _go(url_for("applications.contract", application_id=app.id) + "#sign")
+
+
 @bp.post("/applications/<application_id>/contract/sign")
 @requires_actor("applications.edit")
 @limiter.limit("10 per 10 minutes", key_func=_per_contract)
@@ -622,12 +656,14 @@ def contract_sign(application_id: str) -> Any:
                                     "The contract cannot be signed now (it may be signed already)"), app)
     form = request.form
     signature = form.get("signature", "")[:3 * MAX_SIGNATURE_BYTES]
-    read, gps = form.get("read") == "yes", form.get("gps") == "yes"
+    # the GPS position the lease needs is a term of the contract (its §10), read with the rest; the trip data are
+    # an optional consent, withdrawable, asked here (PIPL art. 13(1)(2) vs. art. 14)
+    read, telemetry = form.get("read") == "yes", form.get("telemetry") == "yes"
     keep = {"signature": signature if signature.startswith(SIGNATURE_PREFIX) else "", "code_sent": True,
-            "read": read, "gps": gps}
+            "read": read, "telemetry": telemetry}
     png = decoded_signature(signature)
-    if not (read and gps):
-        error = FieldError("read", "required", "请阅读合同并勾选两项确认", "Read the contract and tick both boxes")
+    if not read:
+        error = FieldError("read", "required", "请阅读合同并勾选确认", "Read the contract and tick the box")
     elif not png.startswith(b"\x89PNG") or len(png) > MAX_SIGNATURE_BYTES:
         error = FieldError("signature", "required", "请在签名框内手写签名", "Draw your signature in the box")
     else:
@@ -638,7 +674,7 @@ def contract_sign(application_id: str) -> Any:
         return _contract_page(app, status=422, error=error, **keep)
     assert code_id is not None
     try:
-        services().contracts.sign(actor(), app, code_id, png)
+        signed = services().contracts.sign(actor(), app, code_id, png)
     except NotAllowed as exc:
         return _conflict(exc, app)
     except ServiceUnavailable:
@@ -650,4 +686,7 @@ def contract_sign(application_id: str) -> Any:
         return _contract_page(app, status=422, error=FieldError(
             str(detail.get("field", "signature")), "refused", str(detail.get("message_zh") or "签署未完成，请重试"),
             str(detail.get("message") or "Signing did not complete: try again")), **keep)
+    if telemetry:  # the optional consent, recorded once signed, and queued for the evidence log like the others
+        services().applications.give_consent(actor(), signed, ["vehicle_telemetry"])
+        services().contracts.queue_evidence(signed)
     return _go(url_for("applications.contract", application_id=app.id))

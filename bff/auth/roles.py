@@ -41,6 +41,9 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "payments.view": ("dealer_admin", "ops_admin"),
     # the vehicle's handover to the customer (交车), which starts the lease's term: the dealer's staff
     "leases.deliver": DEALER_ROLES,
+    # recording that the contract's key terms were explained to the customer before the signature (issue 16 §7):
+    # the dealer's staff who sell the lease
+    "contracts.explain": DEALER_ROLES,
     # the job queue (/ops/jobs): what waits, runs and failed, retry and cancel (audited): the lessor's ops
     "jobs.manage": ("ops_admin",),
     # the people's requests about their personal information (PIPL arts. 44–50: see, copy, correct, delete, withdraw

@@ -37,6 +37,7 @@ KIND_LABELS = {
     "plan_accepted": lazy_gettext("Plan accepted"),
     "risk_decision": lazy_gettext("Credit decision"),
     "contract_generated": lazy_gettext("Contract generated"),
+    "terms_explained": lazy_gettext("Key terms explained"),
     "contract_signed": lazy_gettext("Contract signed"),
     "payment": lazy_gettext("Payment"),
     "capture": lazy_gettext("Deposit hold captured or released"),

@@ -36,6 +36,7 @@ KINDS = frozenset({
     "refund",
     "delivery",  # the vehicle handed over (交车): the lease's term starts
     "handover_signed",  # the signed handover record (车辆交接确认书): the term runs from its day (contract/handover.py)
+    "terms_explained",  # the dealer's staff explained each key term before the signature, and how (issue 16 §7)
     "lease_closed",  # the lease closed in good standing at its term's end (结清), with any deduction
 })
 FIELDS = frozenset({"v", "kind", "subject", "at", "data"})

@@ -19,6 +19,7 @@ from tests.integration.test_applications import SALES_A
 from tests.integration.test_applications import make_card_images
 from tests.integration.test_applications import sign_in as http_sign_in
 from tests.integration.test_applications import wait_status
+from tests.integration.test_contract_journey import explain
 from tests.integration.test_reviews import persona_id
 from tests.integration.test_reviews import to_risk
 
@@ -30,6 +31,7 @@ def ready(live_server: Any) -> str:
     app_id = to_risk(base, make_card_images(), persona_id("10"))
     with http_sign_in(base, SALES_A) as sales:
         wait_status(sales, base, app_id, ("contract_ready",), timeout=90)
+        assert explain(base, sales, app_id).status_code == 200  # the key terms explained first
     return app_id
 
 
@@ -109,14 +111,14 @@ def test_the_customer_signs_the_contract_on_a_phone(page: Page, live_server: Any
     code = last_code(live_server)
     wrong = "000000" if code != "000000" else "111111"
     page.get_by_test_id("sign-read").check()
-    page.get_by_test_id("sign-gps").check()
+    page.get_by_test_id("sign-telemetry").check()  # the optional trip-data consent
     page.get_by_test_id("sign-code").fill(wrong)
     draw(page)
     page.get_by_test_id("sign-submit").click()
     # a wrong code: explained, and nothing given is lost (the boxes, the drawn signature)
     expect(page.get_by_test_id("sign-error")).to_have_attribute("data-field", "code")
     expect(page.get_by_test_id("sign-read")).to_be_checked()
-    expect(page.get_by_test_id("sign-gps")).to_be_checked()
+    expect(page.get_by_test_id("sign-telemetry")).to_be_checked()
     assert page.locator("input[name=signature]").input_value().startswith("data:image/png;base64,")
     page.get_by_test_id("sign-code").fill(code)
     page.get_by_test_id("sign-submit").click()  # the signature kept from the first attempt is signed
@@ -135,6 +137,7 @@ def test_the_customer_signs_the_contract_on_a_phone(page: Page, live_server: Any
 
     stored = live_server.app.extensions["leaseline"].applications.repo.get(ready, Scope())
     assert stored.status == "signed"
+    assert "vehicle_telemetry" in live_server.app.extensions["leaseline"].applications.consents(stored).given
     # the PDF the customer can keep verifies on the public page
     pdf = page.request.get(f"/applications/{ready}/contract.pdf")
     assert pdf.ok and pdf.body().startswith(b"%PDF")

@@ -294,6 +294,7 @@ def apply(phone: Page, customer: Customer, card: tuple[Path, Path], tour: Tour |
     expect(phone).to_have_url(re.compile(r"/consent$"))
     app_id = phone.url.split("/applications/")[1].split("/")[0]
     phone.get_by_test_id("consent-sensitive_pi").check()
+    phone.get_by_test_id("consent-credit_reporting").check()
     phone.get_by_test_id("consent-face_recognition").check()
     if tour:
         tour.shot(phone, "phone", "consent")
@@ -362,6 +363,17 @@ def wait_for(page: Page, status: str) -> None:
     expect(page.locator(f"#app-status [data-status={status}]").first).to_be_visible(timeout=SLOW)
 
 
+def explain_on_tablet(sales: Page, app_id: str, how: str = "video") -> None:
+    """The salesperson explains each key term (here by video call: the customer is on their own phone) and records
+    it on the tablet; the customer's phone then offers the signature (issue 16 §7)."""
+    sales.goto(f"/applications/{app_id}/contract")
+    for box in sales.locator("input[name^=term_]").all():
+        box.check()
+    sales.get_by_test_id("explain-method").select_option(how)
+    sales.get_by_test_id("explain-submit").click()
+    expect(sales.get_by_test_id("explained")).to_be_visible()
+
+
 def sign(phone: Page, stack: Stack, customer: Customer, app_id: str, tour: Tour | None = None) -> None:
     """Read the contract on the phone, confirm a new texted code, draw the signature, sign."""
     phone.get_by_test_id("go-contract").click()
@@ -375,7 +387,7 @@ def sign(phone: Page, stack: Stack, customer: Customer, app_id: str, tour: Tour 
     phone.get_by_test_id("send-code").click()
     expect(phone.get_by_test_id("code-sent")).to_be_visible()
     phone.get_by_test_id("sign-read").check()
-    phone.get_by_test_id("sign-gps").check()
+    phone.get_by_test_id("sign-telemetry").check()
     phone.get_by_test_id("sign-code").fill(text_code(stack, customer.mobile, after=before))
     phone.get_by_test_id("signature-pad").scroll_into_view_if_needed()
     draw(phone)
@@ -559,6 +571,8 @@ def test_a_lease_from_the_showroom_to_delivery_across_every_service(
         expect(phone.get_by_test_id("risk-result")).to_have_attribute("data-outcome", "approve")
         tour.shot(phone, "phone", "approved")
         mark("approved, contract ready")
+        explain_on_tablet(sales, first)
+        phone.reload()
         sign(phone, stack, APPROVED, first, tour)
         mark("signed")
         pay(phone, first, tour)
@@ -580,6 +594,8 @@ def test_a_lease_from_the_showroom_to_delivery_across_every_service(
         officer_approves(device(TABLET).new_page(), stack, second, tour)
         wait_for(phone2, "contract_ready")  # the phone follows without a reload
         mark("officer approved, contract ready")
+        explain_on_tablet(sales, second, "phone")
+        phone2.reload()
         sign(phone2, stack, REFERRED, second)
         pay(phone2, second)
         mark("second customer signed and paid")

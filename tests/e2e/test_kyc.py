@@ -69,10 +69,12 @@ def test_consent_id_card_offline_step_and_face_check_on_a_phone(
         page.get_by_test_id("apply").click()
         page.get_by_test_id("start-application").click()
 
-        # consent first: two separate choices, nothing pre-ticked
+        # consent first: three separate choices, nothing pre-ticked
         expect(page).to_have_url(re.compile(r"/consent$"))
         assert not page.get_by_test_id("consent-sensitive_pi").is_checked()
+        assert not page.get_by_test_id("consent-credit_reporting").is_checked()
         page.get_by_test_id("consent-sensitive_pi").check()
+        page.get_by_test_id("consent-credit_reporting").check()
         page.get_by_test_id("consent-face_recognition").check()
         page.get_by_test_id("consent-continue").click()
 

@@ -105,7 +105,7 @@ def _application(app: Any, owner_email: str) -> tuple[str, str, str]:
     actor = Actor("staff", owner.id, owner.email, Scope(dealer_id=owner.dealer_id), dealer_id=owner.dealer_id,
                   owner_id=owner.id)
     application = svc.applications.start(actor, "byd-han-ev", "20-36-0-ctpl+damage+tpl_1m-D-f-a")
-    svc.applications.give_consent(actor, application, ["sensitive_pi", "face_recognition"])
+    svc.applications.give_consent(actor, application, ["sensitive_pi", "credit_reporting", "face_recognition"])
     check = svc.applications.repo.add_check(application.id, "id_card")
     svc.applications.repo.update_check(check.id, state="done", outcome="refused", detail={"problems": []})
     doc = svc.applications.repo.add_document(application.id, kind="id_front", object_key=f"probe/{application.id}.jpg",

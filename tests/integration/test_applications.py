@@ -71,7 +71,7 @@ def start(base: str, s: requests.Session) -> str:
 
 
 def consent(base: str, s: requests.Session, app_id: str, face: bool = True) -> None:
-    data = {"sensitive_pi": "yes", **({"face_recognition": "yes"} if face else {})}
+    data = {"sensitive_pi": "yes", "credit_reporting": "yes", **({"face_recognition": "yes"} if face else {})}
     r = post(s, f"{base}/applications/{app_id}/consent", data)
     assert r.status_code == 200 and "/id-card" in r.url, r.text[:300]
 
@@ -133,12 +133,22 @@ def test_consent_comes_before_any_capture(bff_server: Any, card_images: tuple[by
                    files={"front": ("f.jpg", card_images[0]), "back": ("b.jpg", card_images[1])},
                    allow_redirects=False)
         assert r.status_code == 302 and r.headers["Location"].endswith("/consent")
-        # refusing the sensitive-information consent is explained, nothing recorded
-        r = post(s, f"{base}/applications/{app_id}/consent", {"face_recognition": "yes"})
+        # refusing the sensitive-information consent is explained, nothing recorded, the ticks kept
+        r = post(s, f"{base}/applications/{app_id}/consent", {"face_recognition": "yes", "credit_reporting": "yes"})
         assert r.status_code == 422 and "无法在线受理" in r.text
+        assert re.search(r'data-testid="consent-credit_reporting" checked', r.text)
+        # so is refusing the credit authorisation (征信授权): the credit check cannot be made without it
+        r = post(s, f"{base}/applications/{app_id}/consent", {"sensitive_pi": "yes"})
+        assert r.status_code == 422 and "征信授权" in r.text
+        assert bff_server.app.extensions["leaseline"].applications.consents(
+            bff_server.app.extensions["leaseline"].applications.repo.get(app_id, _all())).given == {}
         consent(base, s, app_id, face=False)
         page = s.get(f"{base}/applications/{app_id}/consent", timeout=TIMEOUT).text
-        assert page.count("verdict ok") == 1  # one purpose agreed, face recognition still open
+        assert page.count("verdict ok") == 2  # two purposes agreed, face recognition still open
+        # the notice names the processor and how to reach it, the recipients, and how to use one's rights
+        for words in ("个人信息处理者：领航融资租赁有限公司", "接收方：", "Stripe（境外）", "对您的影响", "15 日内答复",
+                      "报送不良信息前，出租人将通过短信或书面方式事先告知本人"):
+            assert words in page, words
 
 
 def test_the_whole_application_up_to_identity_review(bff_server: Any, app: Any,

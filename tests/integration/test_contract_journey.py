@@ -47,27 +47,54 @@ def last_code(app: Any, mobile: str) -> str:
 
 def sign(base: str, s: requests.Session, app_id: str, **fields: str) -> requests.Response:
     url = f"{base}/applications/{app_id}/contract"
-    data = {"read": "yes", "gps": "yes", "signature": signature_data_url(), **fields}
+    data = {"read": "yes", "signature": signature_data_url(), **fields}
     return s.post(f"{url}/sign", data={**{k: v for k, v in data.items() if v}, "csrf_token": csrf(s, url)},
                   timeout=60)
 
 
-def contract_ready(bff_server: Any, card_images: tuple[bytes, bytes]) -> str:
+def explain(base: str, s: requests.Session, app_id: str, **fields: str) -> requests.Response:
+    """The salesperson records that each key term was explained to the customer (issue 16 §7)."""
+    from bff.applications.contracts import EXPLAINED_TERMS
+
+    data = {**{f"term_{code}": "yes" for code in EXPLAINED_TERMS}, "method": "in_person", **fields}
+    url = f"{base}/applications/{app_id}/contract"
+    return s.post(f"{url}/explained", data={**{k: v for k, v in data.items() if v}, "csrf_token": csrf(s, url)},
+                  timeout=TIMEOUT)
+
+
+def contract_ready(bff_server: Any, card_images: tuple[bytes, bytes], explained: bool = True) -> str:
     base = bff_server.url
     app_id = to_risk(base, card_images, persona_id("10"))  # a clean file: approved automatically
     with sign_in(base, SALES_A) as sales:
         page = wait_status(sales, base, app_id, ("contract_ready",), timeout=40)
         assert 'data-testid="go-contract"' in page
+        if explained:
+            assert explain(base, sales, app_id).status_code == 200
     return app_id
 
 
 def test_an_approved_application_gets_its_contract_signed(bff_server: Any, contract_server: Any,
                                                           card_images: tuple[bytes, bytes]) -> None:
     base, app = bff_server.url, bff_server.app
-    app_id = contract_ready(bff_server, card_images)
+    app_id = contract_ready(bff_server, card_images, explained=False)
     stored = app.extensions["leaseline"].applications.repo.get(app_id, _all())
     assert stored.contract_id and stored.contract["status"] == "draft"
     with sign_in(base, SALES_A) as sales:
+        # nothing is signed before the key terms are explained, each ticked, and how is said (issue 16 §7)
+        page = sales.get(f"{base}/applications/{app_id}/contract", timeout=TIMEOUT).text
+        assert 'data-testid="explain-form"' in page and 'data-testid="sign-form"' not in page
+        r = explain(base, sales, app_id, term_gps="")
+        assert r.status_code == 422 and 'data-testid="explain-error"' in r.text
+        r = explain(base, sales, app_id, method="by_carrier_pigeon")
+        assert r.status_code == 422
+        assert app.extensions["leaseline"].contracts.explained(stored) is None
+        r = explain(base, sales, app_id)
+        assert r.status_code == 200 and 'data-testid="explained"' in r.text and 'data-testid="sign-form"' in r.text
+        record = app.extensions["leaseline"].contracts.explained(stored)
+        assert record["method"] == "in_person" and record["contract_number"] == stored.contract["number"]
+        assert "terms_explained" in [k for k, _ in app.extensions["leaseline"].applications.repo.outbox(app_id)]
+        assert [e.target for e in app.extensions["leaseline"].audit.search(
+            action="contract.terms_explained")].count(app_id) == 1
         page = sales.get(f"{base}/applications/{app_id}/contract", timeout=TIMEOUT).text
         assert stored.contract["number"] in page and 'data-testid="signature-pad"' in page
         image = sales.get(f"{base}/applications/{app_id}/contract/pages/1", timeout=TIMEOUT)
@@ -83,7 +110,7 @@ def test_an_approved_application_gets_its_contract_signed(bff_server: Any, contr
                  form_url=f"{base}/applications/{app_id}/contract")
         assert r.status_code == 200 and 'data-testid="code-sent"' in r.text
         code = last_code(app, CUSTOMER["mobile"])
-        r = sign(base, sales, app_id, code=code, gps="")
+        r = sign(base, sales, app_id, code=code, read="", telemetry="yes")
         assert r.status_code == 422 and 'data-field="read"' in r.text
         # the page comes back whole (its contract pages above): the form posts to #sign-error, the error in the
         # signing section, which takes the focus (tests/e2e/test_contract_browser.py); the unticked box is marked
@@ -92,12 +119,16 @@ def test_an_approved_application_gets_its_contract_signed(bff_server: Any, contr
         sign_at = r.text.index('id="sign"')
         assert sign_at < r.text.index('data-testid="sign-error"') < r.text.index('data-testid="sign-form"')
         assert re.search(r'<div [^>]*role="alert"[^>]*tabindex="-1"[^>]*data-testid="sign-error"', r.text)
-        assert re.search(r'name="gps"[^>]*aria-invalid="true"', r.text)
-        assert not re.search(r'name="read"[^>]*aria-invalid', r.text)
+        assert re.search(r'name="read"[^>]*aria-invalid="true"', r.text)
+        assert re.search(r'name="telemetry" value="yes" checked', r.text)  # the optional consent's tick kept
+        # the GPS position is a term of the contract, read with it; the trip data an optional consent, its text here
+        assert "合同第十条约定的 GPS 定位装置" in r.text and 'data-testid="sign-telemetry"' in r.text
         r = sign(base, sales, app_id, code=code, signature="")
         assert r.status_code == 422 and 'data-field="signature"' in r.text
-        r = sign(base, sales, app_id, code=code)
+        r = sign(base, sales, app_id, code=code)  # signed without the optional consent: nothing is missing
         assert r.status_code == 200 and 'data-testid="contract-signed"' in r.text, r.text[-2000:]
+        assert "vehicle_telemetry" not in app.extensions["leaseline"].applications.consents(
+            app.extensions["leaseline"].applications.repo.get(app_id, _all())).given
         # signed: the next step is right there, for whoever may pay; the vehicle by its name in the page's language
         pay = f'href="/applications/{app_id}/payment" id="go-payment" data-testid="go-payment">支付签约应付款'
         assert pay in r.text

@@ -234,7 +234,7 @@ def new_application(app: Any) -> Any:
     actor = Actor("staff", owner.id, owner.email, Scope(dealer_id=owner.dealer_id), dealer_id=owner.dealer_id,
                   owner_id=owner.id)
     application = svc.applications.start(actor, VEHICLE, PLAN)
-    svc.applications.give_consent(actor, application, ["sensitive_pi", "face_recognition"])
+    svc.applications.give_consent(actor, application, ["sensitive_pi", "credit_reporting", "face_recognition"])
     return application
 
 
