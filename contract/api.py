@@ -329,7 +329,7 @@ def append_entry() -> Any:
     except ValueError as exc:  # a float (money must be strings) or another value the canonical form refuses
         raise Invalid("data", str(exc)[:200], "data 含不允许的值（金额须为字符串）") from None
     response = jsonify({"index": appended.index, "leaf_hash": appended.leaf_hash.hex(),
-                        "checkpoint": ledger().checkpoint().to_json()})
+                        "checkpoint": ledger().published().to_json()})
     response.status_code = 201 if appended.created else 200
     return response
 
@@ -359,7 +359,7 @@ def append_batch() -> Any:
         raise Invalid("entries", str(exc)[:200], "data 含不允许的值（金额须为字符串）") from None
     return jsonify({"entries": [{"index": a.index, "leaf_hash": a.leaf_hash.hex(), "created": a.created}
                                 for a in appended],
-                    "checkpoint": ledger().checkpoint().to_json()})
+                    "checkpoint": ledger().published().to_json()})
 
 
 def _new_entry(body: dict[str, Any], prefix: str, key: str | None) -> NewEntry:
@@ -375,7 +375,8 @@ def _new_entry(body: dict[str, Any], prefix: str, key: str | None) -> NewEntry:
 
 @bp.get("/ledger/checkpoint")
 def checkpoint() -> Any:
-    return jsonify(ledger().checkpoint().to_json())
+    """Public: the latest signed checkpoint, with its RFC 3161 token and genTime once a TSA has stamped it."""
+    return jsonify(ledger().published().to_json())
 
 
 @bp.get("/ledger/entries/<int:index>")

@@ -79,12 +79,29 @@ def object_store(settings: ContractSettings) -> S3ObjectStore:
     return store
 
 
-def evidence_log(settings: ContractSettings, db: Database, store: S3ObjectStore) -> EvidenceLog:
-    """The evidence log with its key and anchors (the service, and ``leaseline ledger migrate``)."""
+def time_stamper(settings: ContractSettings) -> Any:
+    """The RFC 3161 time-stamping authority's client (pyHanko), None without ``LEASELINE_TSA_URL``: one instance
+    for the signatures (PAdES B-T) and the evidence log's checkpoints."""
+    if not settings.tsa_url:
+        return None
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+
+    return HTTPTimeStamper(settings.tsa_url, timeout=5)
+
+
+def tsa_roots(settings: ContractSettings) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(Path(settings.tsa_roots).read_bytes()) if settings.tsa_roots else []
+
+
+def evidence_log(settings: ContractSettings, db: Database, store: S3ObjectStore,
+                 timestamper: Any = None) -> EvidenceLog:
+    """The evidence log with its key and anchors (the service, and ``leaseline ledger migrate``); its checkpoints
+    are stamped by ``timestamper`` (default: the configured TSA's client, :func:`time_stamper`)."""
     anchors = [FileAnchor(var_dir() / "ledger" / "checkpoints.jsonl"), StoreAnchor(store)]
     try:
         return EvidenceLog(db, load_or_create_key(Path(settings.ledger_key_path)),
-                           current_origin(settings.ledger_origin), anchors, legacy_origin=settings.ledger_origin)
+                           current_origin(settings.ledger_origin), anchors, legacy_origin=settings.ledger_origin,
+                           timestamper=timestamper or time_stamper(settings), tsa_roots=tsa_roots(settings))
     except ValueError as exc:
         raise ConfigError(f"LEASELINE_LEDGER_SIGNING_KEY_PATH: {exc}") from None
 
@@ -120,13 +137,9 @@ def bootstrap(settings: ContractSettings) -> ContractComponents:
         except CertificateAuthorityError as exc:
             raise ConfigError(f"LEASELINE_SIGNING_DIR: {exc}") from None
     authority = SigningAuthority.load_or_create(settings.signing_dir, lessor_name=lessor_party()["name"])
-    timestamper = None
-    if settings.tsa_url:
-        from pyhanko.sign.timestamps import HTTPTimeStamper
-
-        timestamper = HTTPTimeStamper(settings.tsa_url, timeout=5)
+    timestamper = time_stamper(settings)
     db = Database(settings.database_url)
-    ledger = evidence_log(settings, db, store)
+    ledger = evidence_log(settings, db, store, timestamper)
     try:
         # a few index reads: the first log must have been moved by `leaseline ledger migrate` (LedgerNotMigrated
         # names it); a database without one gets its start statement here, once
@@ -134,9 +147,8 @@ def bootstrap(settings: ContractSettings) -> ContractComponents:
     except Exception:  # LedgerNotMigrated, or the database unreachable: nothing is left open
         db.dispose()
         raise
-    tsa_roots = x509.load_pem_x509_certificates(Path(settings.tsa_roots).read_bytes()) if settings.tsa_roots else []
     service = ContractService(db, store, authority, ledger, vault, retention_years=settings.retention_years,
-                              timestamper=timestamper, tsa_roots=tsa_roots,
+                              timestamper=timestamper, tsa_roots=tsa_roots(settings),
                               jobs=JobQueue(db, errors="contract_job_errors"))
     return ContractComponents(settings, db, service, ledger, _verifier(settings), HandoverService(service))
 

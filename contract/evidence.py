@@ -18,16 +18,22 @@ Each process keeps the tree of leaf hashes in memory and catches up from the tab
 process can prove any entry.
 
 After each append a checkpoint (tree size, root, time) is signed with the log's Ed25519 key, stored, and
-handed to the anchors (:class:`FileAnchor`, :class:`StoreAnchor`; a notary or blockchain would be another).
+handed to the anchors (:class:`FileAnchor`, :class:`StoreAnchor`; a notary or blockchain would be another). With a
+time-stamping authority configured, each new checkpoint is also stamped by it (RFC 3161, over SHA-256 of its
+signed bytes: :mod:`contract.ledger.timestamps`), the token kept beside it: a third party's word for when the tree
+head existed (issue 16 §7). A TSA that is down never stops the log: the checkpoint is published unanchored and
+the worker's ``ledger.anchor`` job (:meth:`EvidenceLog.anchor_pending`) stamps it later.
 The log's origin is the configured one with ``/v2`` (:func:`current_origin`): the first log's checkpoints,
 signed with the same key, name the configured origin, and two logs under one name would look like a split view.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -38,16 +44,19 @@ from pathlib import Path
 from typing import Any
 from typing import Protocol
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from contract.db.models import CheckpointRow
+from contract.db.models import CheckpointTimestampRow
 from contract.db.models import LeafRow
 from contract.db.models import LegacyEntryRow
 from contract.db.models import OpeningRow
@@ -64,8 +73,13 @@ from contract.ledger.bundle import Inclusion
 from contract.ledger.commitments import Opening
 from contract.ledger.commitments import log_start
 from contract.ledger.commitments import new_salt
+from contract.ledger.timestamps import AnchoredCheckpoint
+from contract.ledger.timestamps import TimestampToken
+from contract.ledger.timestamps import message_imprint
+from contract.ledger.timestamps import verify_timestamp
 from contract.legacy_log import LegacyLog
 from contract.legacy_log import stored_checkpoint
+from contract.signing.asyncio_bridge import outside_event_loop
 from infra.db.engine import Database
 from infra.keyfiles import create_once
 from infra.storage import ObjectStore
@@ -74,6 +88,11 @@ from infra.storage import StorageError
 log = logging.getLogger(__name__)
 APPEND_ATTEMPTS = 20
 MIGRATE_COMMAND = "leaseline ledger migrate"
+#: after a failed stamp, new checkpoints are not stamped while they are signed for this long (the job does it): a
+#: TSA that hangs would otherwise add its timeout to every append
+STAMP_PAUSE_SECONDS = 60.0
+#: checkpoints the ``ledger.anchor`` job stamps in one run at most
+ANCHOR_BATCH = 100
 
 
 def current_origin(configured: str) -> str:
@@ -83,6 +102,11 @@ def current_origin(configured: str) -> str:
 
 class LedgerError(LookupError):
     """An index or size outside the log (the API answers 404 or 422)."""
+
+
+class AnchorFailed(RuntimeError):
+    """The time-stamping authority gave no usable token for a checkpoint (down, refused, or a token that does not
+    stamp it): the checkpoint stays unanchored until the ``ledger.anchor`` job succeeds."""
 
 
 class LedgerNotMigrated(RuntimeError):
@@ -161,6 +185,15 @@ class Anchor(Protocol):
     def publish(self, checkpoint: SignedCheckpoint) -> None: ...
 
 
+class TimeStamping(Protocol):
+    """An RFC 3161 time-stamping authority's client (pyHanko's ``pyhanko.sign.timestamps.HTTPTimeStamper``)."""
+
+    async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> Any:
+        """A TimeStampToken (an ``asn1crypto.cms.ContentInfo``) over ``message_digest``; ``OSError`` (pyHanko's
+        ``TimestampRequestError``) when the TSA cannot be reached or refuses."""
+        ...
+
+
 class FileAnchor:
     """One JSON line per checkpoint in a local file (e.g. ``var/ledger/checkpoints.jsonl``)."""
 
@@ -201,8 +234,13 @@ class EvidenceLog:
     """The commitment log. ``origin`` is its own name (:func:`current_origin`); ``legacy_origin`` the first log's."""
 
     def __init__(self, db: Database, key: Ed25519PrivateKey, origin: str, anchors: Sequence[Anchor] = (),
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), *, legacy_origin: str = "") -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), *, legacy_origin: str = "",
+                 timestamper: TimeStamping | None = None, tsa_roots: Sequence[x509.Certificate] = ()) -> None:
+        """``timestamper``: the TSA that stamps each checkpoint (None: none is, and each says ``anchored: false``);
+        ``tsa_roots``: its trusted roots, against which a token is checked before it is kept."""
         self.db, self.key, self.origin, self.anchors, self.clock = db, key, origin, list(anchors), clock
+        self.timestamper, self.tsa_roots = timestamper, list(tsa_roots)
+        self._stamp_paused_until = 0.0
         self.public_key = key.public_key()
         self.legacy = LegacyLog(db, key, legacy_origin or origin.removesuffix("/v2"), clock)
         self._tree = MerkleTree()
@@ -364,7 +402,7 @@ class EvidenceLog:
 
     def checkpoint(self) -> SignedCheckpoint:
         """The checkpoint of the current tree: the stored one when the size has not grown, else a new one,
-        signed, stored and published."""
+        signed, stored, published and, with a TSA, stamped (:meth:`stamp`; a failure leaves it to the job)."""
         with self._lock:
             tree = self._synced()
             size, root = len(tree), tree.root(len(tree))
@@ -389,7 +427,73 @@ class EvidenceLog:
             except (OSError, StorageError) as exc:  # best effort: the next checkpoint covers this one
                 log.warning("evidence log: anchoring checkpoint %s with %s failed: %s", size,
                             type(anchor).__name__, exc)
+        if self.timestamper is not None and time.monotonic() >= self._stamp_paused_until:
+            try:
+                self.stamp(signed)
+            except Exception as exc:  # noqa: BLE001 - the log goes on: the entry is in, the job stamps it later
+                self._stamp_paused_until = time.monotonic() + STAMP_PAUSE_SECONDS
+                log.warning("evidence log: checkpoint %s published unanchored (the ledger.anchor job will stamp "
+                            "it): %s", size, exc)
         return signed
+
+    # -- the third party: RFC 3161 timestamps of the checkpoints ------------------------------------------------
+    def published(self) -> AnchoredCheckpoint:
+        """The current checkpoint (:meth:`checkpoint`) with its RFC 3161 token, if it has one yet."""
+        signed = self.checkpoint()
+        return AnchoredCheckpoint(signed, self.anchor_of(signed.checkpoint.tree_size))
+
+    def anchor_of(self, tree_size: int) -> TimestampToken | None:
+        """The token kept for the checkpoint of ``tree_size``; None: not anchored (yet)."""
+        with self.db.session() as session:
+            row = session.get(CheckpointTimestampRow, tree_size)
+            return TimestampToken(bytes(row.token), row.gen_time) if row is not None else None
+
+    def stamp(self, signed: SignedCheckpoint) -> bool:
+        """Ask the TSA for a token over SHA-256 of ``signed``'s body (RFC 3161 §2.4.1, nonce checked by pyHanko),
+        check it, and keep it; False when the checkpoint had one already (another process's stays). Raises
+        :class:`AnchorFailed` when the TSA cannot be reached or its token does not stamp this checkpoint."""
+        if self.timestamper is None:
+            raise AnchorFailed("no time-stamping authority is configured")
+        stamper, digest = self.timestamper, message_imprint(signed)
+        try:
+            # pyHanko's client is async only; a request thread or a sync job has no event loop of its own
+            reply = outside_event_loop(lambda: asyncio.run(stamper.async_timestamp(digest, "sha256")))
+            token = TimestampToken.read(reply.dump())
+        except (OSError, ValueError) as exc:  # TimestampRequestError is an OSError, a timeout too
+            raise AnchorFailed(f"the time-stamping authority gave no token: {exc}") from exc
+        # a TSA's error or an intercepted reply must not be kept as our anchor; its time is not judged here (a
+        # late stamp by the job is still a proof the checkpoint existed by then)
+        problems = (verify_timestamp(signed, token.token, self.tsa_roots, within=None) if self.tsa_roots
+                    else [] if token.imprint() == ("sha256", digest) else ["the token stamps other bytes"])
+        if problems:
+            raise AnchorFailed(f"the time-stamping authority's token does not hold: {'; '.join(problems)}")
+        with self.db.session() as session:
+            added = session.execute(pg_insert(CheckpointTimestampRow).values(
+                tree_size=signed.checkpoint.tree_size, token=token.token, gen_time=token.gen_time,
+                created_at=self.clock()).on_conflict_do_nothing(index_elements=["tree_size"])).rowcount
+        self._stamp_paused_until = 0.0
+        return bool(added)
+
+    def anchor_pending(self, limit: int = ANCHOR_BATCH) -> int:
+        """Stamp up to ``limit`` checkpoints that have no token yet, the newest first (it is the one served, and
+        it covers every earlier entry), one at a time; the number of tokens kept. The ``ledger.anchor`` job, so
+        safe to run again: a checkpoint that has its token is never asked for again. Without a TSA, nothing.
+        :class:`AnchorFailed` (logged and kept by the job) ends the run at the first failure: the TSA is
+        likely down for the others too, and the next run tries again."""
+        if self.timestamper is None:
+            return 0
+        with self.db.session() as session:
+            rows = session.scalars(select(CheckpointRow).outerjoin(
+                CheckpointTimestampRow, CheckpointTimestampRow.tree_size == CheckpointRow.tree_size).where(
+                CheckpointTimestampRow.tree_size.is_(None)).order_by(CheckpointRow.tree_size.desc()).limit(limit))
+            pending = [stored_checkpoint(row) for row in rows]
+        added = 0
+        for signed in pending:
+            added += self.stamp(signed)
+        if added:
+            log.info("evidence log: %d checkpoint(s) anchored by the time-stamping authority (the newest: size %s)",
+                     added, pending[0].checkpoint.tree_size)
+        return added
 
     def entry(self, index: int) -> tuple[bytes, bytes]:
         """The exact public leaf bytes and leaf hash of leaf ``index``."""
@@ -419,14 +523,14 @@ class EvidenceLog:
         and, with ``previous_log``, for an entry of the first log, its proof there: only for auditors and the
         lessor's staff, as its audit path holds unsalted hashes of other people's entries (the BFF decides)."""
         opened = self.opened(index)
-        checkpoint = self.checkpoint()
-        size = checkpoint.checkpoint.tree_size
+        published = self.published()
+        size = published.signed.checkpoint.tree_size
         raw, leaf = self.entry(index)
-        proof = Inclusion(index, leaf, self.inclusion(index, size), checkpoint)
+        proof = Inclusion(index, leaf, self.inclusion(index, size), published.signed)
         previous = None
         if previous_log and opened.legacy_idx is not None:
             previous = self.legacy.inclusion(opened.legacy_idx)
-        return Bundle(opened.opening, raw, proof, previous)
+        return Bundle(opened.opening, raw, proof, previous, published.anchor)
 
     def inclusion(self, index: int, tree_size: int) -> list[bytes]:
         with self._lock:

@@ -24,6 +24,7 @@ from contract.document.model import INCONSISTENT
 from contract.document.model import MAX_MONEY
 from contract.document.model import MAX_TERM
 from contract.document.model import MONEY_PATTERN
+from contract.document.model import POWERTRAINS
 from contract.document.model import RATE_PATTERN
 from contract.document.model import TIMINGS
 from contract.handover import BEFORE_SIGNING
@@ -391,10 +392,24 @@ def document() -> dict[str, Any]:
                     "index": {"type": "integer"}, "leaf_hash": HEX,
                     "checkpoint": {"$ref": "#/components/schemas/Checkpoint"}}},
                 "Checkpoint": {"type": "object",
-                               "required": ["tree_size", "root_hash", "timestamp", "signature", "public_key"],
+                               "description": "A signed tree head (contract/ledger/checkpoint.py) and its anchor: an "
+                                              "RFC 3161 time-stamp token over SHA-256 of the signed bytes, from "
+                                              "the lessor's time-stamping authority (contract/ledger/timestamps.py)",
+                               "required": ["tree_size", "root_hash", "timestamp", "signature", "public_key",
+                                            "anchored", "anchor"],
                                "properties": {"origin": {"type": "string"}, "tree_size": {"type": "integer"},
                                               "root_hash": HEX, "timestamp": {"type": "string"},
-                                              "signature": B64, "public_key": B64}},
+                                              "signature": B64, "public_key": B64,
+                                              "anchored": {"type": "boolean", "description": (
+                                                  "false: no token yet (no TSA configured, or the TSA was "
+                                                  "down: the ledger.anchor job stamps it later)")},
+                                              "anchor": {"oneOf": [{"type": "null"}, {"$ref": (
+                                                  "#/components/schemas/CheckpointAnchor")}]}}},
+                "CheckpointAnchor": {"type": "object", "required": ["token", "gen_time"], "properties": {
+                    "token": {**B64, "description": "the DER TimeStampToken (RFC 3161 §2.4.2), base64; its "
+                                                    "messageImprint is SHA-256 of the checkpoint's signed bytes"},
+                    "gen_time": {"type": "string", "format": "date-time",
+                                 "description": "the token's genTime, RFC 3339 UTC"}}},
                 "Entry": {"type": "object", "required": ["index", "entry", "leaf_hash"], "properties": {
                     "index": {"type": "integer"}, "entry": B64, "leaf_hash": HEX}},
             },
@@ -434,7 +449,13 @@ def _snapshot() -> dict[str, Any]:
                         "properties": {"make": text(100), "model": text(100), "trim": text(100), "vin": text(30),
                                        "price": {**MONEY, "pattern": decimal_pattern(MAX_MONEY, positive=True,
                                                                                      places=2)},
-                                       "condition": {"enum": ["new", "used"]}}},
+                                       "condition": {"enum": ["new", "used"]},
+                                       # the fuller description (issue 16 §8); absent in older snapshots
+                                       "quantity": {"type": "integer", "minimum": 1, "maximum": 1},
+                                       "powertrain": {"enum": list(POWERTRAINS)},
+                                       "engine_no": {"type": "string", "pattern": "^(|[A-Za-z0-9-]{5,20})$"},
+                                       "mileage_km": {"oneOf": [{"type": "null"}, {
+                                           "type": "integer", "minimum": 0, "maximum": 2_000_000}]}}},
             "plan": {"type": "object", "required": [
                 "timing", "term", "down_payment", "financed_amount", "residual", "monthly_payment", "apr",
                 "nominal_rate", "deposit", "deposit_free", "total_interest", "total_payable", "due_at_signing"],

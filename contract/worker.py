@@ -4,6 +4,11 @@
 stores it with its hash, so that signing, while the customer waits, only signs. It was deferred with the contract
 (contract/service.py ``create``); it does nothing for a contract signed or prepared already, so a retry or a
 second run changes nothing. Should it never run (no worker), signing renders the text itself.
+
+``ledger.anchor`` (every minute) stamps, with the time-stamping authority, the evidence log's checkpoints that
+have no RFC 3161 token yet — those signed while the TSA was down (contract/evidence.py ``anchor_pending``). One
+run at a time (its queueing lock); a checkpoint that has its token is never asked for again; a TSA still down
+fails the run, logged and kept with the job's errors, and the next run tries again.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from infra.db.engine import UNAVAILABLE
 from infra.storage import StorageError
 from infra.worker import Backoff
 from infra.worker import Tasks
+from infra.worker import cron_every
+from infra.worker import sweep
 from infra.worker import work
 
 QUEUES = (QUEUE,)
@@ -30,6 +37,7 @@ def build(components: ContractComponents) -> App:
     tasks = Tasks(settings.database_url, service.jobs)
     tasks.task("contract.prepare_final", QUEUE, Backoff(5, retry_exceptions=(StorageError, *UNAVAILABLE)))(
         service.prepare_final)
+    tasks.task("ledger.anchor", QUEUE, periodic=cron_every(60))(sweep(service.ledger.anchor_pending))
     tasks.housekeeping(QUEUE, tick_seconds=settings.jobs_tick_seconds, stalled_seconds=settings.jobs_stalled_seconds)
     return tasks.app
 

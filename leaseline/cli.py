@@ -425,9 +425,13 @@ def ledger_migrate() -> None:
 @click.option("--public-key", "public_key", default=None,
               help="The log's Ed25519 public key (base64), as the lessor publishes it; default: this machine's "
                    "log key (LEASELINE_LEDGER_SIGNING_KEY_PATH).")
-def ledger_check_bundle(bundle_file: str, public_key: str | None) -> None:
+@click.option("--tsa-roots", "tsa_roots_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="PEM file of the time-stamping authority's root certificate(s): the checkpoint must then carry "
+                   "an RFC 3161 timestamp of its signed bytes from that TSA, close to its own time.")
+def ledger_check_bundle(bundle_file: str, public_key: str | None, tsa_roots_file: str | None) -> None:
     """Check an evidence proof bundle offline: its clear entry opens the commitment in its leaf, the leaf is in
-    the signed checkpoint's tree (and, for an entry of the first log, in that log too); print the entry."""
+    the signed checkpoint's tree (and, for an entry of the first log, in that log too), and, with --tsa-roots,
+    the checkpoint's RFC 3161 anchor holds; print the entry."""
     import base64
     import binascii
     import json
@@ -452,7 +456,15 @@ def ledger_check_bundle(bundle_file: str, public_key: str | None) -> None:
         from contract.evidence import load_or_create_key
 
         key = load_or_create_key(Path(ContractSettings.from_env().ledger_key_path)).public_key()
-    problems = verify_bundle(bundle, key)
+    roots = None
+    if tsa_roots_file:
+        from cryptography import x509
+
+        try:
+            roots = x509.load_pem_x509_certificates(Path(tsa_roots_file).read_bytes())
+        except ValueError:
+            raise Fail("--tsa-roots: not a PEM file of certificates") from None
+    problems = verify_bundle(bundle, key, roots)
     for problem in problems:
         click.echo(f"  ✗ {problem}", err=True)
     if problems:
@@ -461,6 +473,9 @@ def ledger_check_bundle(bundle_file: str, public_key: str | None) -> None:
     click.echo(f"entry {bundle.proof.index} is in {checkpoint.origin} (size {checkpoint.tree_size}, signed "
                f"{checkpoint.timestamp.isoformat()})" + (f" and was entry {bundle.previous.index} of the first log"
                                                         if bundle.previous else ""))
+    if bundle.anchor is not None:
+        click.echo(f"the checkpoint was time-stamped {bundle.anchor.gen_time.isoformat()} (RFC 3161"
+                   + (", checked)" if roots is not None else ", not checked: no --tsa-roots)"))
     click.echo(bundle.opening.entry.decode("utf-8", errors="replace"))
 
 

@@ -181,6 +181,22 @@ class CheckpointRow(_Checkpoint, ContractBase):
     __tablename__ = "contract_evidence_checkpoints"
 
 
+class CheckpointTimestampRow(ContractBase):
+    """The RFC 3161 time-stamp token of one signed checkpoint (contract.ledger.timestamps): the TSA's signature
+    over SHA-256 of the checkpoint's signed bytes, with its genTime. At most one per checkpoint, written once
+    (when it is signed, or later by the ``ledger.anchor`` job); a checkpoint without one is not anchored yet."""
+
+    __tablename__ = "contract_evidence_timestamps"
+
+    # named here: the naming convention's name would pass PostgreSQL's 63 characters
+    tree_size: Mapped[int] = mapped_column(ForeignKey("contract_evidence_checkpoints.tree_size",
+                                                      name="fk_contract_evidence_timestamps_tree_size"),
+                                           primary_key=True, autoincrement=False)
+    token: Mapped[bytes] = mapped_column(LargeBinary)  # DER TimeStampToken (RFC 3161 §2.4.2)
+    gen_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class ContractJobErrorRow(ContractBase):
     """The error of one failed attempt of one of the service's jobs (infra/jobs.py, contract/worker.py); deleted
     with its job (a foreign key to procrastinate's jobs, which procrastinate owns: ``infra.db.models.ours``)."""

@@ -7,7 +7,8 @@ The bundle is one JSON object (``format`` = :data:`FORMAT`)::
      "content": {…the clear entry, decoded, for reading; the bytes in opening.entry are what count…},
      "leaf": "<base64 public leaf>", "leaf_hash": "<64 hex>",
      "inclusion": {"tree_size": 40, "audit_path": ["<64 hex>", …]},
-     "checkpoint": {"origin": …, "tree_size": 40, "root_hash": …, "timestamp": …, "signature": …, "public_key": …},
+     "checkpoint": {"origin": …, "tree_size": 40, "root_hash": …, "timestamp": …, "signature": …, "public_key": …,
+                    "anchored": true, "anchor": {"token": "<base64 RFC 3161 token>", "gen_time": …} or null},
      "previous_log": null or {"index": 7, "leaf_hash": …, "inclusion": {…}, "checkpoint": {…}}}
 
 Checking it needs SHA-256, Ed25519 and the log's public key (published by the lessor), nothing of ours:
@@ -18,7 +19,10 @@ Checking it needs SHA-256, Ed25519 and the log's public key (published by the le
 3. the audit path leads from leaf_hash at ``index`` to the checkpoint's root (RFC 9162 §2.1.3.2) and the
    checkpoint's tree size is the proof's;
 4. the checkpoint's Ed25519 signature holds over its body (C2SP tlog-checkpoint text plus a ``timestamp`` line,
-   :mod:`contract.ledger.checkpoint`) with the log's key.
+   :mod:`contract.ledger.checkpoint`) with the log's key;
+5. with the TSA's root certificate, the checkpoint's anchor: an RFC 3161 token whose message imprint is SHA-256 of
+   that body, signed by the TSA, its genTime close to the checkpoint's time (:mod:`contract.ledger.timestamps`).
+   A bundle made before anchoring, or while the TSA was down, has ``"anchored": false`` (or no such field).
 
 An entry logged before the log held commitments (the first log, whose entries were public in clear) also carries
 ``previous_log``: SHA-256(0x00 ‖ entry) is its leaf hash in that log, proven the same way under that log's final
@@ -37,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from contract.ledger.checkpoint import SignedCheckpoint
@@ -44,6 +49,9 @@ from contract.ledger.checkpoint import verify
 from contract.ledger.commitments import Opening
 from contract.ledger.merkle import leaf_hash
 from contract.ledger.merkle import verify_inclusion
+from contract.ledger.timestamps import AnchoredCheckpoint
+from contract.ledger.timestamps import TimestampToken
+from contract.ledger.timestamps import verify_timestamp
 
 FORMAT = "leaseline.cn/evidence-bundle/v1"
 HEX_HASH = re.compile(r"[0-9a-f]{64}")
@@ -76,12 +84,14 @@ class Inclusion:
 
 @dataclass(frozen=True)
 class Bundle:
-    """One entry's opening, its public leaf and its inclusion proofs (this log, and the first log if it was there)."""
+    """One entry's opening, its public leaf and its inclusion proofs (this log, and the first log if it was there),
+    and the RFC 3161 anchor of this log's checkpoint when it has one."""
 
     opening: Opening
     leaf: bytes
     proof: Inclusion
     previous: Inclusion | None = None
+    anchor: TimestampToken | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The bundle as a JSON object (see the module's description)."""
@@ -95,7 +105,8 @@ class Bundle:
                         "inclusion": self.previous.to_json(), "checkpoint": self.previous.checkpoint.to_json()}
         return {"format": FORMAT, "index": self.proof.index, "opening": self.opening.to_json(), "content": content,
                 "leaf": base64.b64encode(self.leaf).decode("ascii"), "leaf_hash": self.proof.leaf_hash.hex(),
-                "inclusion": self.proof.to_json(), "checkpoint": self.proof.checkpoint.to_json(),
+                "inclusion": self.proof.to_json(),
+                "checkpoint": AnchoredCheckpoint(self.proof.checkpoint, self.anchor).to_json(),
                 "previous_log": previous}
 
     @classmethod
@@ -106,17 +117,19 @@ class Bundle:
         opening = _object(data, "opening")
         salt = _hash(opening, "salt")
         entry = _base64(opening, "entry")
-        proof = _inclusion(data, _int(data, "index"), _hash(data, "leaf_hash"))
+        proof, anchor = _inclusion(data, _int(data, "index"), _hash(data, "leaf_hash"))
         previous = None
         if data.get("previous_log") is not None:
             old = _object(data, "previous_log")
-            previous = _inclusion(old, _int(old, "index"), _hash(old, "leaf_hash"))
-        return cls(Opening(entry, salt), _base64(data, "leaf"), proof, previous)
+            previous, _ = _inclusion(old, _int(old, "index"), _hash(old, "leaf_hash"))
+        return cls(Opening(entry, salt), _base64(data, "leaf"), proof, previous, anchor)
 
 
-def verify_bundle(bundle: Bundle, public_key: Ed25519PublicKey) -> list[str]:
+def verify_bundle(bundle: Bundle, public_key: Ed25519PublicKey,
+                  tsa_roots: Sequence[x509.Certificate] | None = None) -> list[str]:
     """Every problem with ``bundle`` against the log key ``public_key``; an empty list means it proves that its
-    clear entry was logged (and, with a previous log's proof, logged there too)."""
+    clear entry was logged (and, with a previous log's proof, logged there too). With ``tsa_roots`` (the TSA's
+    root certificates), the checkpoint must also carry an RFC 3161 token that holds (:func:`verify_timestamp`)."""
     problems = []
     if not bundle.opening.opens(bundle.leaf):
         problems.append("the opening (entry and salt) does not hash to the commitment in the leaf")
@@ -127,19 +140,26 @@ def verify_bundle(bundle: Bundle, public_key: Ed25519PublicKey) -> list[str]:
         if leaf_hash(bundle.opening.entry) != bundle.previous.leaf_hash:
             problems.append("previous log: the entry does not hash to the leaf hash given")
         problems += [f"previous log: {p}" for p in bundle.previous.holds(public_key)]
+    if tsa_roots is not None:
+        if bundle.anchor is None:
+            problems.append("the checkpoint carries no RFC 3161 timestamp (not anchored)")
+        else:
+            problems += [f"timestamp: {p}" for p in verify_timestamp(bundle.proof.checkpoint, bundle.anchor.token,
+                                                                     tsa_roots)]
     return problems
 
 
-def _inclusion(data: Mapping[str, Any], index: int, leaf: bytes) -> Inclusion:
+def _inclusion(data: Mapping[str, Any], index: int, leaf: bytes) -> tuple[Inclusion, TimestampToken | None]:
     inclusion = _object(data, "inclusion")
     path = inclusion.get("audit_path")
     if not isinstance(path, list):
         raise ValueError("inclusion.audit_path must be a list of hex hashes")
     hashes = [_hash({"hash": h}, "hash") for h in path]
-    checkpoint = SignedCheckpoint.from_json(_object(data, "checkpoint"))
+    published = AnchoredCheckpoint.from_json(_object(data, "checkpoint"))
+    checkpoint = published.signed
     if _int(inclusion, "tree_size") != checkpoint.checkpoint.tree_size:
         raise ValueError("the proof's tree size is not the checkpoint's")
-    return Inclusion(index, leaf, hashes, checkpoint)
+    return Inclusion(index, leaf, hashes, checkpoint), published.anchor
 
 
 def _object(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:

@@ -12,7 +12,8 @@ that RFC 3161 §2.3 requires and pyHanko's validator checks::
         ...
         verify_pdf(pdf, roots, tsa_roots=[tsa.root_certificate])
 
-``clock`` (a callable returning an aware datetime) lets a test make tokens for another time. Reuse one
+``clock`` (a callable returning an aware datetime) lets a test make tokens for another time; ``port`` fixes the
+port, so that its URL is known (and refused) before it starts, as a TSA that is down and comes back. Reuse one
 ``HTTPTimeStamper`` per TSA: pyHanko caches a "dummy" token per instance to size the signature container,
 so a fresh instance per signature costs a second request.
 """
@@ -146,15 +147,15 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, tsa: TsaServer) -> None:
+    def __init__(self, tsa: TsaServer, port: int) -> None:
         self.tsa = tsa
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
 
 class TsaServer:
     """A time-stamping authority on ``http://127.0.0.1:<free port>/``; use it as a context manager."""
 
-    def __init__(self, clock: Callable[[], dt.datetime] | None = None) -> None:
+    def __init__(self, clock: Callable[[], dt.datetime] | None = None, *, port: int = 0) -> None:
         self.root_certificate, self.certificate, key = make_tsa_certificates()
         self.clock = clock
         self.requests = 0
@@ -166,7 +167,8 @@ class TsaServer:
         self._root_asn1 = _asn1(self.root_certificate)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self.url = ""
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/tsa" if port else ""
 
     def reply(self, query: tsp.TimeStampReq) -> tsp.TimeStampResp:
         """The RFC 3161 response to ``query`` (also usable without HTTP)."""
@@ -178,7 +180,7 @@ class TsaServer:
         return stamper.request_tsa_response(query)
 
     def __enter__(self) -> TsaServer:
-        self._server = _Server(self)
+        self._server = _Server(self, self.port)
         host, port = self._server.server_address[:2]
         self.url = f"http://{host}:{port}/tsa"
         self._thread = threading.Thread(target=self._server.serve_forever, name="test-tsa", daemon=True)
