@@ -134,9 +134,13 @@ class ContractDispatch:
                        "id_number": check_id_number(draft.get("id_number", "")).normalized,
                        "mobile": draft.get("mobile", ""), "address": draft.get("address", "")},
             "dealer": {"name": dealer.name, "credit_code": dealer.credit_code, "address": dealer.address},
+            # the car as the contract describes it (issue 16 §8; Civil Code art. 736: name, quantity, specification)
             "vehicle": {"make": vehicle.make, "model": vehicle.model, "trim": vehicle.name_zh,
                         "vin": draft.get("vin", "").upper(), "price": m(vehicle.price),
-                        "condition": draft.get("condition", "new")},
+                        "condition": draft.get("condition", "new"), "quantity": 1,
+                        "powertrain": vehicle.category.powertrain, "engine_no": draft.get("engine_no", "").upper(),
+                        "mileage_km": int(draft["mileage"]) if draft.get("condition") == "used"
+                        and str(draft.get("mileage", "")).isdigit() else None},
             # the plan and its schedule as the contract states them, on the dates the APR was priced on
             **contract_terms(q, plans.product, plans.policy, start),
         }

@@ -50,7 +50,8 @@ def snapshot(term: int, down: str, balloon: str, timing: str, deposit_free: bool
         "dealer": {"name": "示例市比亚迪汽车销售服务有限公司", "credit_code": "914403001922038216",
                    "address": "广东省深圳市龙岗区布吉街道深惠路 1 号"},
         "vehicle": {"make": CAR.make, "model": CAR.model, "trim": "2026款 DM-i 120km 领先型",
-                    "vin": "LGXCE6CB8N0123456", "price": f"{CAR.price:.2f}", "condition": "new"},
+                    "vin": "LGXCE6CB8N0123456", "price": f"{CAR.price:.2f}", "condition": "new", "quantity": 1,
+                    "powertrain": "nev", "engine_no": "BYD472QA-2611", "mileage_km": None},
         **contract_terms(q, product, load_policy(), STARTS_ON),
     }
 

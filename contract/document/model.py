@@ -121,6 +121,12 @@ class Vehicle:
     vin: str
     price: Decimal
     condition: Condition
+    #: how many (a lease is of one car); None in contracts generated before the fuller description (issue 16 §8),
+    #: whose table keeps its old rows
+    quantity: int | None = None
+    powertrain: str = ""  # ice | nev (POWERTRAINS)
+    engine_no: str = ""  # the engine or motor number; "" while the car is not yet assigned
+    mileage_km: int | None = None  # a used car's odometer at the contract
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,9 @@ class FeeLine:
     payee: str = ""  # "lessor" or "dealer"; empty in contracts generated before it was stated
 
 
+#: the vehicle's powertrain as the catalogue says it (plans.policy Category): 燃油 or 新能源
+POWERTRAINS = ("ice", "nev")
+ENGINE_NO = re.compile(r"[A-Za-z0-9-]{5,20}")
 #: what fixes the commencement date (起租日): the day of the signed handover record (contract/handover.py)
 COMMENCEMENTS = ("handover_record",)
 
@@ -527,8 +536,18 @@ def _vehicle(r: _Reader) -> Vehicle:
     if price <= 0:
         raise ContractDataError(r.where("price"), "must be above 0.00")
     condition: Condition = "used" if r.choice("condition", CONDITIONS) == "used" else "new"
+    if r.data.get("quantity") is None:  # a snapshot from before the fuller description
+        return Vehicle(make=r.text("make"), model=r.text("model"), trim=r.text("trim"), vin=vin.normalized,
+                       price=price, condition=condition)
+    engine_no = str(r.data.get("engine_no") or "")
+    if engine_no and not ENGINE_NO.fullmatch(engine_no):
+        raise ContractDataError(r.where("engine_no"), "must be 5–20 letters, digits or hyphens", CHECK)
+    mileage = r.integer("mileage_km", 0, 2_000_000) if r.data.get("mileage_km") is not None else None
+    if condition == "used" and mileage is None:
+        raise ContractDataError(r.where("mileage_km"), "a used car's contract states its mileage", INCONSISTENT)
     return Vehicle(make=r.text("make"), model=r.text("model"), trim=r.text("trim"), vin=vin.normalized,
-                   price=price, condition=condition)
+                   price=price, condition=condition, quantity=r.integer("quantity", 1, 1),
+                   powertrain=r.choice("powertrain", POWERTRAINS), engine_no=engine_no.upper(), mileage_km=mileage)
 
 
 def _plan(r: _Reader, price: Decimal) -> Plan:

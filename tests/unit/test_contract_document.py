@@ -43,6 +43,7 @@ pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs
 LESSEE_NAME = "张三丰"
 ID_NUMBER = "11010519491231002" + check_digit("11010519491231002")
 VIN = "LGXCE6CB8N0123456"  # BYD's WMI, a valid check digit
+ENGINE_NO = "BYD472QA-2611"
 LESSOR_CODE = "91350100M000100Y43"  # the GB 32100 example code
 DEALER_CODE = "914403001922038216"
 GENERATED = "2026-11-25T12:01:00Z"  # 20:01 in Beijing
@@ -85,7 +86,8 @@ def snapshot_from(vehicle: Vehicle, q: Quote, *, start: date = date(2026, 11, 30
         "dealer": {"name": "深圳市鹏城比亚迪汽车销售服务有限公司", "credit_code": DEALER_CODE,
                    "address": "广东省深圳市龙岗区布吉街道深惠路 1 号"},
         "vehicle": {"make": vehicle.make, "model": vehicle.model, "trim": "2026款 DM-i 120km 领先型",
-                    "vin": VIN, "price": f"{vehicle.price:.2f}", "condition": "new"},
+                    "vin": VIN, "price": f"{vehicle.price:.2f}", "condition": "new", "quantity": 1,
+                    "powertrain": "nev", "engine_no": ENGINE_NO, "mileage_km": None},
         **contract_terms(q, load_product(), load_policy(), start),
     }
 
