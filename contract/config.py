@@ -11,8 +11,9 @@
 ``LEASELINE_SIGNING_DIR``              the platform signing CA and the lessor's certificate; default
                                        ``<var>/signing`` (made on first run in development; production
                                        points at real ones)
-``LEASELINE_TSA_URL``                  an RFC 3161 time-stamping authority: signatures become PAdES B-T;
-                                       empty (default): B-B
+``LEASELINE_TSA_URL``                  an RFC 3161 time-stamping authority: signatures become PAdES B-T and
+                                       each evidence-log checkpoint is time-stamped (anchored); empty
+                                       (default): B-B, checkpoints unanchored
 ``LEASELINE_TSA_ROOTS``                PEM file of the TSA's root certificate(s), trusted for timestamps
 ``LEASELINE_LEDGER_SIGNING_KEY_PATH``  the evidence log's Ed25519 checkpoint key; default
                                        ``<var>/ledger_signing_key.pem`` (made on first run)
