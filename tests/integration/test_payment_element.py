@@ -151,6 +151,8 @@ def test_test_mode_has_no_client_secret_and_the_strict_csp(bff_server: Any, stri
         r = page(sales, base, app_id, upfront.id)
         assert 'data-testid="test-mode"' in r.text and 'data-testid="method-upfront"' in r.text
         assert not checkout(r.text) and "js.stripe.com" not in r.text
+        # the notice of the transfer abroad, where the person decides to pay (what the consent text promised)
+        assert 'data-testid="cross-border-notice"' in r.text and "Stripe, Inc.（美国）" in r.text
         csp = directives(r.headers[CSP])
         assert csp["script-src"] == ["'self'"] and csp["connect-src"] == ["'self'"] and "frame-src" not in csp
         # a 3-D Secure attempt leaves an intent (with a client secret at Stripe): never on the page either
