@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import re
-import unicodedata
 from collections.abc import Callable
 from datetime import date
 from datetime import datetime
@@ -59,6 +58,7 @@ from httpkit.queries import query
 from httpkit.queries import single
 from infra.service_tokens import InvalidToken
 from plans.errors import FieldError
+from plans.handover import printable
 from plans.inputs import whole_number
 
 bp = Blueprint("contract_api", __name__, url_prefix="/api/v1")
@@ -272,7 +272,7 @@ def _plain_text(name: str, value: str, label_zh: str) -> str:
     """Text printed on the record: its white-space runs one space, no control or format characters (which would
     hide or reorder what is printed), as the contract's own text (contract.document.model)."""
     value = " ".join(value.split())
-    if any(unicodedata.category(c).startswith("C") for c in value):
+    if not printable(value):
         raise Invalid(name, f"{name} contains control characters", f"{label_zh}含有控制字符", CONTROL_CHARACTERS)
     return value
 

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete
@@ -52,6 +53,8 @@ from contract.signing.pades import sign_lessee
 from infra.storage import StorageError
 
 log = logging.getLogger(__name__)
+#: a claim still ``signing`` after this long was left by a request that died: signing takes seconds
+STALE_CLAIM = timedelta(minutes=10)
 #: Field-error codes of the handover's rules no JSON Schema states (listed on the 422 of the OpenAPI document)
 BEFORE_SIGNING, IN_THE_FUTURE = "before_signing", "in_the_future"
 #: the signatures' reasons (PDF /Reason), naming this document rather than the contract
@@ -142,8 +145,7 @@ class HandoverService:
                             ends_on=data.ends_on, odometer_km=data.odometer_km, keys=data.keys, items=list(data.items),
                             handed_over_by=data.handed_over_by, note=data.note, created_at=now)
         try:  # the claim: one row per contract, so two devices never sign two records at once
-            with self.contracts.db.session() as session:
-                session.add(claim)
+            self._claim(claim, now)
         except IntegrityError:
             found = self._signed(row)
             if found is not None:  # signed meanwhile by the other request
@@ -157,6 +159,16 @@ class HandoverService:
                 session.execute(delete(HandoverRow).where(HandoverRow.id == claim.id,
                                                           HandoverRow.status == "signing"))
             raise
+
+    def _claim(self, claim: HandoverRow, now: datetime) -> None:
+        """Insert the claim; a claim left ``signing`` for longer than :data:`STALE_CLAIM` (a process killed mid-way,
+        or a release that failed with the database) is taken over instead of refusing the contract for ever."""
+        with self.contracts.db.session() as session:
+            session.execute(delete(HandoverRow).where(HandoverRow.contract_id == claim.contract_id,
+                                                      HandoverRow.status == "signing",
+                                                      HandoverRow.created_at < now - STALE_CLAIM))
+        with self.contracts.db.session() as session:
+            session.add(claim)
 
     def _sign(self, row: ContractRow, claim_id: str, document: dict[str, Any], data: HandoverData,
               request: HandoverRequest) -> dict[str, Any]:
@@ -194,7 +206,8 @@ class HandoverService:
             "odometer_km": data.odometer_km, "lessee_certificate_sha256": cert_hash(credential.certificate),
             "lessor_certificate_sha256": cert_hash(lessor.certificate), "identity": request.identity.method,
             "identity_reference": request.identity.reference, "event": event,
-        }, idempotency_key=f"handover_signed:{row.id}")
+        }, idempotency_key=f"handover_signed:{row.id}:{digest}")  # this document's entry: an attempt that failed
+        # after its entry leaves that entry behind (the log is append-only), never hands its index to another PDF
         with contracts.db.transaction() as session:
             session.execute(update(HandoverRow).where(HandoverRow.id == claim_id).values(
                 status="signed", key=stored.key, version=stored.version_id, sha256=digest,
@@ -229,6 +242,7 @@ class HandoverService:
         return {
             "id": record.id, "contract_id": row.id, "contract_number": row.number,
             "starts_on": record.delivered_on.isoformat(), "ends_on": record.ends_on.isoformat(),
+            "dated_from": data.dated_from,
             "odometer_km": record.odometer_km, "keys": record.keys, "items": list(record.items),
             "handed_over_by": record.handed_over_by, "sha256": record.sha256, "signed_at": iso(record.signed_at),
             "retain_until": iso(record.retain_until), "ledger_index": record.ledger_index,

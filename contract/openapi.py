@@ -132,12 +132,16 @@ def _handover() -> dict[str, Any]:
     """contract.handover.HandoverService._json's shape."""
     money = {"type": "string", "pattern": MONEY_PATTERN}
     return {"type": "object", "required": [
-        "id", "contract_id", "contract_number", "starts_on", "ends_on", "odometer_km", "keys", "items",
+        "id", "contract_id", "contract_number", "starts_on", "ends_on", "dated_from", "odometer_km", "keys", "items",
         "handed_over_by", "sha256", "signed_at", "retain_until", "ledger_index", "schedule", "final_rent"],
         "properties": {
             "id": {"type": "string"}, "contract_id": {"type": "string"}, "contract_number": {"type": "string"},
             "starts_on": {**DAY, "description": "起租日: the handover day"},
-            "ends_on": {**DAY, "description": "租赁期届满日, counted from starts_on"},
+            "ends_on": {**DAY, "description": "租赁期届满日, counted from starts_on (dated_from handover), or the "
+                                              "contract's own (dated_from contract)"},
+            "dated_from": {"enum": ["handover", "contract"], "description": "handover: every date counted from the "
+                           "handover day, as contracts stating the commencement date agree; contract: a contract "
+                           "generated before that clause, whose own dates stand"},
             "odometer_km": {"type": "integer"}, "keys": {"type": "integer"},
             "items": {"type": "array", "items": {"enum": list(HANDOVER_ITEMS)}},
             "handed_over_by": {"type": "string"}, "sha256": HEX,

@@ -74,10 +74,12 @@ class SqlHandovers:
         return self.get(application_id) if moved else None
 
     def mark_signed(self, application_id: str, record: dict[str, Any], starts_on: date, now: datetime) -> bool:
-        """The record the contract service signed; False when the row is not ``prepared`` (already signed)."""
+        """The record the contract service signed; False when it is signed already. A refusal sent from another
+        device while the signature was on its way does not stand against the signed record: the signed record is
+        what happened."""
         with self.db.session() as session:
             return bool(session.execute(update(HandoverRow).where(
-                HandoverRow.application_id == application_id, HandoverRow.status == PREPARED).values(
+                HandoverRow.application_id == application_id, HandoverRow.status.in_((PREPARED, REFUSED))).values(
                 status=SIGNED, record_id=str(record.get("id", ""))[:64], sha256=str(record.get("sha256", ""))[:64],
                 record=json.dumps(record, ensure_ascii=False, sort_keys=True), starts_on=starts_on,
                 signed_at=now)).rowcount)

@@ -21,6 +21,7 @@ from flask import url_for
 
 from bff.applications.services import Actor
 from bff.auth.roles import allowed
+from bff.auth.roles import tenant_of
 from bff.services import services
 from infra.accounts import Staff
 from infra.applications import Application
@@ -110,3 +111,28 @@ def may(permission: str) -> bool:
 def may_edit() -> bool:
     """Customers edit their own application; staff need ``applications.edit`` (lessor roles only read)."""
     return actor().kind == "customer" or may("applications.edit")
+
+
+def staff_actor() -> Actor:
+    """The signed-in staff member as an actor of their own tenant (the ops pages' actions)."""
+    user: Staff = g.user
+    return Actor("staff", user.id, user.email, Scope(dealer_id=tenant_of(user)), dealer_id=tenant_of(user),
+                 role=user.role, ip=request.remote_addr or "", user_agent=(request.user_agent.string or "")[:255])
+
+
+def staff_label(dealer_id: str | None) -> str:
+    """How a signed record names the signed-in staff member: their name and the dealer (``张伟（浦东店）``), never
+    their e-mail address."""
+    user: Staff = g.user
+    dealer = services().accounts.dealer(dealer_id) if dealer_id else None
+    return f"{user.name}（{dealer.name}）" if dealer else user.name
+
+
+def log_document_view(app: Application, kind: str) -> None:
+    """A staff member opened a document that shows the customer's full ID number (a signed PDF): audit-logged as
+    the privacy notice promises ("每次查看完整号码都会被记录"); a customer's own view is not."""
+    a = actor()
+    if a.kind == "staff":
+        services().audit.append("pii.document_viewed", "success", actor_id=a.id, actor_label=a.label,
+                                dealer_id=app.dealer_id, target=app.id, ip=a.ip, user_agent=a.user_agent,
+                                details={"kind": kind})

@@ -24,9 +24,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from bff.applications import forms
 from bff.applications.access import actor
 from bff.applications.access import application_or_404
+from bff.applications.access import log_document_view
 from bff.applications.access import may
 from bff.applications.access import may_edit
 from bff.applications.access import requires_actor
+from bff.applications.access import staff_label
 from bff.applications.contracts import EXPLAIN_METHODS
 from bff.applications.contracts import EXPLAINED_TERMS
 from bff.applications.history import history
@@ -571,7 +573,7 @@ def contract(application_id: str) -> Any:
     return _contract_page(app, code_sent=request.args.get("sent") == "1")
 
 
-def _contract_bytes(app: Application, fetch: Callable[[str], bytes], mimetype: str) -> Any:
+def contract_bytes(app: Application, fetch: Callable[[str], bytes], mimetype: str) -> Any:
     if not app.contract_id:
         # the application exists (and is the caller's) but its contract does not yet: a state, not a missing page
         return render_template("error.html", status=409, message=_msg(
@@ -594,15 +596,16 @@ def _contract_bytes(app: Application, fetch: Callable[[str], bytes], mimetype: s
 @requires_actor("applications.view")
 def contract_page_image(application_id: str, page: int) -> Any:
     app = application_or_404(application_id)
-    return _contract_bytes(app, lambda cid: services().contracts.client.page(cid, page), "image/png")
+    return contract_bytes(app, lambda cid: services().contracts.client.page(cid, page), "image/png")
 
 
 @bp.get("/applications/<application_id>/contract.pdf")
 @requires_actor("applications.view")
 def contract_pdf(application_id: str) -> Any:
     app = application_or_404(application_id)
-    response = _contract_bytes(app, services().contracts.client.document, "application/pdf")
+    response = contract_bytes(app, services().contracts.client.document, "application/pdf")
     if isinstance(response, Response):
+        log_document_view(app, "contract")
         number = str(app.contract.get("number") or app.id[:8])
         response.headers["Content-Disposition"] = f'inline; filename="{number}.pdf"'
     return response
@@ -636,11 +639,8 @@ def contract_explained(application_id: str) -> Any:
         return _contract_page(app, status=422, explain_error=FieldError(
             "explained", "required", "请逐项向客户说明并勾选全部主要条款，并选择说明方式",
             "Explain each key term to the customer, tick every one and choose how"))
-    user = g.user
-    dealer = services().accounts.dealer(app.dealer_id)
     try:
-        services().contracts.explain(actor(), app, form["method"],
-                                     f"{user.name}（{dealer.name}）" if dealer else user.name)
+        services().contracts.explain(actor(), app, form["method"], staff_label(app.dealer_id))
     except NotAllowed as exc:
         return _conflict(exc, app)
     return _go(url_for("applications.contract", application_id=app.id) + "#sign")

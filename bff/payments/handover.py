@@ -46,23 +46,13 @@ from infra.handovers import PREPARED
 from infra.handovers import SIGNED
 from infra.handovers import Handover
 from infra.handovers import SqlHandovers
+from plans.handover import HANDOVER_ITEMS
+from plans.handover import MAX_KEYS
+from plans.handover import MAX_ODOMETER_KM
+from plans.handover import printable
 
 log = logging.getLogger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-#: What may be handed over with the car, as the contract service's record names them (its OpenAPI document lists
-#: the same codes: tests/integration/test_handover.py checks); the original registration certificate
-#: (机动车登记证书) is not among them: the lessor keeps it (the contract's title clause).
-HANDOVER_ITEMS: dict[str, tuple[str, str]] = {
-    "tools": ("随车工具", "Vehicle tool kit"),
-    "manuals": ("使用说明书及保修手册", "Owner's manual and warranty booklet"),
-    "temporary_plate": ("临时号牌", "Temporary number plate"),
-    "driving_licence": ("机动车行驶证", "Vehicle licence (行驶证)"),
-    "insurance_policy": ("保险单", "Insurance policy"),
-    "invoice_copy": ("购车发票复印件", "Copy of the purchase invoice"),
-    "charging_cable": ("随车充电线", "Charging cable"),
-}
-MAX_ODOMETER_KM = 2_000_000
-MAX_KEYS = 9
 
 
 class HandoverService:
@@ -84,7 +74,7 @@ class HandoverService:
         if not app.contract_id:
             raise NotAllowed("no_contract", "合同尚未签署，不能交车", "The contract is not signed: no handover yet")
         if not (0 <= odometer_km <= MAX_ODOMETER_KM and 1 <= keys <= MAX_KEYS and len(set(items)) == len(items)
-                and set(items) <= set(HANDOVER_ITEMS)):
+                and set(items) <= set(HANDOVER_ITEMS) and printable(note) and printable(handed_over_by)):
             raise NotAllowed("invalid", "交接内容有误", "The handover details are not valid")
         prepared = self.store.prepare(app.id, dealer_id=app.dealer_id, odometer_km=odometer_km, keys=keys,
                                       items=items, note=note.strip()[:500], actor_id=actor.id,
@@ -110,16 +100,23 @@ class HandoverService:
         refused = self.store.refuse(app.id, reason.strip()[:500], self.clock())
         if refused is None:
             raise NotAllowed("wrong_state", "没有待确认的交接记录", "There is no handover waiting for confirmation")
-        record_audit(self.audit, "lease.handover_refused", actor, app.dealer_id, app.id, {"reason": reason[:500]})
+        # the person's own words stay on the record (the dealer reads them there), not in the audit log
+        record_audit(self.audit, "lease.handover_refused", actor, app.dealer_id, app.id,
+                     {"reason_chars": len(reason.strip()[:500])})
         return refused
 
-    def sign(self, actor: Actor, app: Application, code_id: str, signature_png: bytes) -> Handover:
-        """The customer signs the record: the contract service makes, signs and logs it (raises ServiceUnavailable,
-        retried by pressing again; ServiceRefused with its field errors), then the term starts on its day."""
+    def sign(self, actor: Actor, app: Application, code_id: str, signature_png: bytes, read: str) -> Handover:
+        """The customer signs the record they read (``read``: its :func:`version`, from the page they confirmed on:
+        a record the dealer changed since is not signed — the customer reads it again); the contract service makes,
+        signs and logs it (raises ServiceUnavailable, retried by pressing again; ServiceRefused with its field
+        errors), then the term starts on its day."""
         handover = self.store.get(app.id)
         if handover is not None and handover.status == SIGNED:
             return handover
         handover = self._prepared(app)
+        if read != version(handover):
+            raise NotAllowed("changed", "交接记录刚被修改，请重新核对后再签署",
+                             "The handover record was changed just now: read it again before you sign")
         verified = self.contracts.verified(app, code_id, "handover")
         if verified is None:
             raise NotAllowed("identity", "请先通过短信验证码确认身份", "Confirm your identity with the text code first")
@@ -131,10 +128,10 @@ class HandoverService:
             "signer_name": name, "signature_png": base64.b64encode(signature_png).decode(),
             "identity": {"method": "sms_otp", "reference": hashlib.sha256(code_id.encode()).hexdigest()[:32],
                          "verified_at": verified.astimezone(UTC).isoformat()}})
-        starts_on = _record_start(record, int(app.plan["quote"]["term"]))
+        starts_on, ends_on = _record_dates(record, int(app.plan["quote"]["term"]))
         with self.settlement.repo.db.transaction():  # the record and the term it starts, together
             self.store.mark_signed(app.id, record, starts_on, self.clock())
-            self.settlement.hand_over(actor, app, starts_on=starts_on, record=record,
+            self.settlement.hand_over(actor, app, starts_on=starts_on, ends_on=ends_on, record=record,
                                       handed_over_by=(handover.prepared_by, handover.prepared_by_label))
         signed = self.store.get(app.id)
         assert signed is not None
@@ -148,15 +145,25 @@ class HandoverService:
         return handover
 
 
-def _record_start(record: dict[str, Any], months: int) -> date:
-    """The record's commencement date, checked against its own end (our term arithmetic must agree with the
-    contract service's, or the lease would run on two calendars)."""
+def version(handover: Handover) -> str:
+    """Which recording of the handover a page showed: the moment the dealer last recorded it."""
+    return handover.prepared_at.astimezone(UTC).isoformat()
+
+
+def _record_dates(record: dict[str, Any], months: int) -> tuple[date, date]:
+    """The record's commencement date and the term's end. Dated from the handover (the contract's commencement
+    clause), the end is checked against our own term arithmetic: the lease must not run on two calendars. Dated by
+    a contract generated before that clause, its own end stands (after the start)."""
     try:
         starts_on, ends_on = date.fromisoformat(str(record["starts_on"])), date.fromisoformat(str(record["ends_on"]))
     except (KeyError, ValueError):
         raise ServiceRefused(502, {"detail": "the handover record has no readable dates"}) from None
+    if record.get("dated_from") == "contract":
+        if ends_on <= starts_on:
+            raise ServiceRefused(502, {"detail": "the contract's term ends before the handover"})
+        return starts_on, ends_on
     if term_end(starts_on, months) != ends_on:
         log.error("handover record %s ends on %s; %s months from %s end on %s", record.get("id"), ends_on, months,
                   starts_on, term_end(starts_on, months))
         raise ServiceRefused(502, {"detail": "the handover record's term does not match the lease's"})
-    return starts_on
+    return starts_on, ends_on

@@ -17,21 +17,25 @@ from datetime import date
 from typing import Any
 
 from flask import Blueprint
-from flask import abort
+from flask import Response
 from flask import g
-from flask import make_response
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import session
 from flask import url_for
 
 from bff.applications.access import actor
 from bff.applications.access import application_or_404
+from bff.applications.access import log_document_view
 from bff.applications.access import may
+from bff.applications.access import may_edit
 from bff.applications.access import requires_actor
-from bff.applications.services import Actor
+from bff.applications.access import staff_actor
+from bff.applications.access import staff_label
 from bff.applications.services import NotAllowed
 from bff.applications.views import MAX_SIGNATURE_BYTES
+from bff.applications.views import contract_bytes
 from bff.applications.views import decoded_signature
 from bff.auth.roles import tenant_of
 from bff.auth.session import requires
@@ -39,9 +43,7 @@ from bff.extensions import htmx
 from bff.extensions import limiter
 from bff.payments.common import DELIVERABLE
 from bff.payments.forms import yuan_to_fen
-from bff.payments.handover import HANDOVER_ITEMS
-from bff.payments.handover import MAX_KEYS
-from bff.payments.handover import MAX_ODOMETER_KM
+from bff.payments.handover import version
 from bff.payments.machine import CLOSED
 from bff.payments.machine import DEDUCTIBLE
 from bff.payments.machine import DELIVERED
@@ -57,12 +59,15 @@ from bff.rendering import page_or_block
 from bff.services import services
 from infra.accounts import Staff
 from infra.applications import Application
-from infra.applications import Scope
 from infra.clients.http import ServiceRefused
 from infra.clients.http import ServiceUnavailable
 from infra.handovers import PREPARED
 from infra.payments import PaymentsError
 from plans.errors import FieldError
+from plans.handover import HANDOVER_ITEMS
+from plans.handover import MAX_KEYS
+from plans.handover import MAX_ODOMETER_KM
+from plans.handover import printable
 from plans.timeline import timeline
 
 bp = Blueprint("payment_ops", __name__)
@@ -148,7 +153,7 @@ def reconcile() -> Any:
 def retry_transfer(payment_id: str) -> Any:
     """Send a refused dealer share (分账) again, as a new attempt."""
     try:
-        services().payments.payouts.retry_transfer(_staff_actor(), payment_id, tenant_of(g.user))
+        services().payments.payouts.retry_transfer(staff_actor(), payment_id, tenant_of(g.user))
     except NotAllowed as exc:
         response = page_or_block("payments/index.html", "transfers",
                                  **_ops_context(transfer_error=_msg(exc.text_zh, exc.text_en)))
@@ -158,12 +163,6 @@ def retry_transfer(payment_id: str) -> Any:
     if htmx:
         return page_or_block("payments/index.html", "transfers", **_ops_context())
     return redirect(url_for("payment_ops.index", transfer="failed"), 303)
-
-
-def _staff_actor() -> Actor:
-    user: Staff = g.user
-    return Actor("staff", user.id, user.email, Scope(dealer_id=tenant_of(user)), dealer_id=tenant_of(user),
-                 role=user.role, ip=request.remote_addr or "", user_agent=(request.user_agent.string or "")[:255])
 
 
 # -- /applications/<id>/lease ------------------------------------------------------------------------------------
@@ -214,7 +213,8 @@ def _handover_context(app: Application, today: date, form: dict[str, Any] | None
     return {"handover": handover, "handover_form": form, "handover_items": HANDOVER_ITEMS,
             "would_start": dates, "confirm": confirm or {"signature": "", "code_sent": request.args.get("sent") == "1",
                                                          "accepted": False},
-            "may_confirm": pending and may("applications.edit"),
+            # the customer on their own phone, or on the dealer's device handed to them (as for the contract)
+            "may_confirm": pending and may_edit(), "handover_version": version(handover) if handover else "",
             "vin": services().applications.draft(app).get("vin", "").upper() if pending else "",
             "max_keys": MAX_KEYS}
 
@@ -249,21 +249,35 @@ def handover(application_id: str) -> Any:
     if keys is None or not 1 <= keys <= MAX_KEYS:
         errors.append(FieldError("keys", "required", f"请填写交付的钥匙数量（1–{MAX_KEYS} 把）",
                                  f"Enter the number of keys handed over (1–{MAX_KEYS})"))
+    if not printable(form["note"]):
+        errors.append(FieldError("note", "control_characters", "备注含有无法打印的字符（如表情符号），请删除后再保存",
+                                 "The note has characters that cannot be printed (such as emoji): remove them"))
     if not form["vin_checked"]:
         errors.append(FieldError("vin_checked", "required", "请核对车架号与合同一致",
                                  "Check that the VIN on the vehicle is the contract's"))
     if errors:
         return _lease_page(app, 422, errors, handover_form=form)
     assert odometer is not None and keys is not None
-    user: Staff = g.user  # leases.deliver: dealer staff; the record names them and their dealer, not their e-mail
-    dealer = services().accounts.dealer(app.dealer_id)
     try:
+        # leases.deliver: dealer staff; the record names them and their dealer, not their e-mail
         services().handovers.prepare(actor(), app, odometer_km=odometer, keys=keys, items=tuple(form["items"]),
-                                     note=form["note"], handed_over_by=f"{user.name}（{dealer.name}）" if dealer
-                                     else user.name)
+                                     note=form["note"], handed_over_by=staff_label(app.dealer_id))
     except NotAllowed as exc:
         return _lease_page(app, 409, error=_msg(exc.text_zh, exc.text_en), handover_form=form)
     return redirect(url_for("payment_ops.lease", application_id=app.id) + "#confirm", 303)
+
+
+def _code_key(app: Application) -> str:
+    return f"handover_code:{app.id}"
+
+
+def _confirmed_code(app: Application) -> str | None:
+    """The code this device confirmed for this handover, while it still stands for the customer (a press again
+    after the signing service was away, or its answer lost: the code itself is spent once verified)."""
+    code_id = session.get(_code_key(app))
+    if isinstance(code_id, str) and services().handovers.contracts.verified(app, code_id, "handover") is not None:
+        return code_id
+    return None
 
 
 def _per_handover() -> str:
@@ -303,14 +317,16 @@ def handover_sign(application_id: str) -> Any:
     elif not png.startswith(b"\x89PNG") or len(png) > MAX_SIGNATURE_BYTES:
         error = FieldError("signature", "required", "请在签名框内手写签名", "Draw your signature in the box")
     else:
-        code_id = services().handovers.check_code(app, request.form.get("code", "")[:12])
+        code_id = services().handovers.check_code(app, request.form.get("code", "")[:12]) or _confirmed_code(app)
         error = None if code_id else FieldError("code", "invalid", "验证码错误或已过期，请重新获取",
                                                 "The code is wrong or has expired: send a new one")
     if error is not None:
         return _lease_page(app, 422, [error], confirm=keep)
     assert code_id is not None
+    # the identity this device confirmed stands for a press again after an outage (10 minutes, as for contracts)
+    session[_code_key(app)] = code_id
     try:
-        services().handovers.sign(actor(), app, code_id, png)
+        services().handovers.sign(actor(), app, code_id, png, request.form.get("version", "")[:64])
     except NotAllowed as exc:
         return _lease_page(app, 409, error=_msg(exc.text_zh, exc.text_en), confirm=keep)
     except ServiceUnavailable:
@@ -345,25 +361,18 @@ def handover_refuse(application_id: str) -> Any:
 @bp.get("/applications/<application_id>/handover.pdf")
 @requires_actor("applications.view")
 def handover_pdf(application_id: str) -> Any:
-    """The signed handover record (personal: no-store, like the contract)."""
+    """The signed handover record (personal: no-store, like the contract; a staff member's view is logged)."""
     app = application_or_404(application_id)
     record = services().handovers.get(app)
-    if record is None or record.record is None or not app.contract_id:  # the lease is there: a state, not a 404
+    if record is None or record.record is None:  # the lease is there: a state, not a 404
         return render_template("error.html", status=409, message=_msg(
             "交接确认书尚未签署", "The handover record has not been signed yet"),
             back=url_for("payment_ops.lease", application_id=app.id)), 409
-    try:
-        body = services().contract.handover_document(app.contract_id)
-    except ServiceRefused as exc:
-        abort(404 if exc.status == 404 else 502)
-    except ServiceUnavailable:
-        return render_template("error.html", status=503, message=_msg(
-            "合同服务暂时不可用，请稍后再试", "The contract service is unavailable: try again shortly"),
-            back=url_for("payment_ops.lease", application_id=app.id)), 503
-    response = make_response(body)
-    response.mimetype = "application/pdf"
-    number = str(record.record.get("contract_number") or app.id[:8])
-    response.headers["Content-Disposition"] = f'inline; filename="{number}-handover.pdf"'
+    response = contract_bytes(app, services().contract.handover_document, "application/pdf")
+    if isinstance(response, Response):
+        log_document_view(app, "handover_record")
+        number = str(record.record.get("contract_number") or app.id[:8])
+        response.headers["Content-Disposition"] = f'inline; filename="{number}-handover.pdf"'
     return response
 
 

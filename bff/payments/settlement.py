@@ -118,18 +118,19 @@ class SettlementService:
                              "or pays the deposit before the handover")
 
     def hand_over(self, actor: Actor, app: Application, *, starts_on: date, handed_over_by: tuple[str, str],
-                  record: Mapping[str, Any]) -> LeaseTerm:
+                  record: Mapping[str, Any], ends_on: date | None = None) -> LeaseTerm:
         """The vehicle was handed over (交车): ``ready_for_delivery`` → ``delivered``, the term starting on
         ``starts_on`` — the day of the signed handover record (交接确认书, bff/payments/handover.py; its id and hash
         go with the evidence entry), the commencement date (起租日) every rent is dated from — and ending ``term``
-        months later. ``handed_over_by``: the dealer staff member who handed it over (id, label); ``actor``: who
-        confirmed (the customer). Called in the transaction that records the record; a second call returns the
-        term the first one started."""
+        months later (or on ``ends_on``). ``handed_over_by``: the dealer staff member who handed it over (id,
+        label); ``actor``: who confirmed (the customer). Called in the transaction that records the record; a
+        second call returns the term the first one started."""
         if app.status in (DELIVERED, CLOSED) and (found := self.store.term(app.id)) is not None:
             return found
         self.check_deliverable(app)
         months = int(app.plan["quote"]["term"])
-        ends = term_end(starts_on, months)
+        # ``ends_on``: a contract generated before the commencement clause keeps the end its schedule fixed
+        ends = ends_on or term_end(starts_on, months)
         now = self.clock()
         by_id, by_label = handed_over_by
         with self.repo.db.transaction():  # the handover and its evidence entry together

@@ -14,7 +14,6 @@ from typing import Any
 
 from flask import Blueprint
 from flask import abort
-from flask import g
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -24,10 +23,9 @@ from flask_babel import get_locale
 from bff.applications.access import actor
 from bff.applications.access import application_or_404
 from bff.applications.access import requires_actor
-from bff.applications.services import Actor
+from bff.applications.access import staff_actor
 from bff.applications.services import NotAllowed
 from bff.applications.services import consent_text
-from bff.auth.roles import tenant_of
 from bff.auth.session import requires
 from bff.extensions import limiter
 from bff.privacy.services import KINDS
@@ -37,9 +35,7 @@ from bff.privacy.services import RESPONSE_DAYS
 from bff.privacy.services import WITHDRAWABLE
 from bff.rendering import in_locale as _msg
 from bff.services import services
-from infra.accounts import Staff
 from infra.applications import Application
-from infra.applications import Scope
 from plans.errors import FieldError
 from plans.errors import PlanInputError
 
@@ -115,12 +111,6 @@ def withdraw(application_id: str) -> Any:
 
 
 # -- ops ---------------------------------------------------------------------------------------------------------
-def _staff_actor() -> Actor:
-    user: Staff = g.user
-    return Actor("staff", user.id, user.email, Scope(dealer_id=tenant_of(user)), dealer_id=tenant_of(user),
-                 role=user.role, ip=request.remote_addr or "", user_agent=(request.user_agent.string or "")[:255])
-
-
 def _ops_page(status: int = 200, answering: str = "", errors: list[FieldError] | None = None,
               form: dict[str, str] | None = None, error: str | None = None) -> Any:
     """The open requests; ``answering``: the request whose form comes back with its errors and what was typed."""
@@ -147,7 +137,7 @@ def answer(request_id: str) -> Any:
     """Ops answer a request, or refuse it with the reason (PIPL art. 50)."""
     form = {"status": request.form.get("status", "")[:16], "answer": request.form.get("answer", "")[:KEEP]}
     try:
-        services().privacy.answer(_staff_actor(), request_id, form["status"], form["answer"])
+        services().privacy.answer(staff_actor(), request_id, form["status"], form["answer"])
     except PlanInputError as exc:
         return _ops_page(422, request_id, exc.errors, form)
     except NotAllowed as exc:

@@ -87,7 +87,9 @@ class HandoverRow(ContractBase):
     """The signed vehicle handover record (车辆交接确认书) of one signed contract, at most one: the handover day is
     the start of the lease's term (起租日). ``signing`` is the claim one request holds while it renders and signs
     (a failure deletes it); ``signed`` the record, its PDF in object storage under Object Lock until
-    ``retain_until``. Holds no personal data: the staff member is the dealer's own label for them."""
+    ``retain_until``. Personal data here: the dealer's staff member's name (as the record prints it) and the
+    dealer's free-text note; the lessee's name and ID number are only in the signed PDF (and the encrypted
+    snapshot of the contract)."""
 
     __tablename__ = "contract_handovers"
 

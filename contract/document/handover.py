@@ -15,23 +15,16 @@ from datetime import date
 from decimal import Decimal
 
 from contract.document.model import ContractData
+from plans.handover import HANDOVER_ITEMS as ITEMS
+from plans.handover import MAX_HANDED_OVER_BY  # noqa: F401 — the API's bounds, re-exported
+from plans.handover import MAX_KEYS  # noqa: F401
+from plans.handover import MAX_NOTE  # noqa: F401
+from plans.handover import MAX_ODOMETER_KM  # noqa: F401
 from plans.timeline import timeline
 
-#: The items a dealer hands over with the car, by code (the API's enum) and as the record names them. The
-#: registration certificate (机动车登记证书) is not one: the lessor keeps it by the contract's title clause.
-HANDOVER_ITEMS: dict[str, str] = {
-    "tools": "随车工具",
-    "manuals": "使用说明书及保修手册",
-    "temporary_plate": "临时号牌",
-    "driving_licence": "机动车行驶证",
-    "insurance_policy": "保险单",
-    "invoice_copy": "购车发票复印件",
-    "charging_cable": "随车充电线",
-}
-MAX_ODOMETER_KM = 2_000_000
-MAX_KEYS = 9
-MAX_NOTE = 500
-MAX_HANDED_OVER_BY = 64
+#: The items a dealer hands over with the car, by code (the API's enum) and as the record names them (plans.handover,
+#: the table the BFF's form reads too)
+HANDOVER_ITEMS: dict[str, str] = {code: names[0] for code, names in ITEMS.items()}
 
 
 @dataclass(frozen=True)
@@ -59,6 +52,9 @@ class HandoverData:
     handed_over_by: str  # the dealer's staff member, as the dealer labels them
     schedule: tuple[DatedRent, ...]
     final_rent: Decimal | None  # the balloon (尾付租金), due on ends_on; None when the plan has none
+    #: ``handover``: the dates counted from the handover day, as contracts stating the commencement date agree;
+    #: ``contract``: a contract generated before that clause fixed its dates itself (its 附件一), which stand
+    dated_from: str = "handover"
 
     @property
     def item_labels(self) -> list[str]:
@@ -73,9 +69,14 @@ def handover_data(contract: ContractData, *, delivered_on: date, odometer_km: in
     if unknown:
         raise ValueError(f"unknown handover items: {', '.join(unknown)}")
     plan = contract.plan
-    dates = timeline(delivered_on, plan.term, plan.timing)
-    schedule = tuple(DatedRent(row.period, dates.rent_dates[row.period - 1], row.payment,
+    if plan.commencement is None:  # signed before the commencement clause: its own dates stand (issue 16)
+        assert plan.ends_on is not None  # derived from the schedule when the snapshot does not state it
+        rent_dates, ends_on, dated_from = tuple(row.due_date for row in contract.schedule), plan.ends_on, "contract"
+    else:
+        dates = timeline(delivered_on, plan.term, plan.timing)
+        rent_dates, ends_on, dated_from = dates.rent_dates, dates.ends_on, "handover"
+    schedule = tuple(DatedRent(row.period, rent_dates[row.period - 1], row.payment,
                                plan.timing == "advance" and row.period == 1) for row in contract.schedule)
-    return HandoverData(contract=contract, delivered_on=delivered_on, ends_on=dates.ends_on, odometer_km=odometer_km,
+    return HandoverData(contract=contract, delivered_on=delivered_on, ends_on=ends_on, odometer_km=odometer_km,
                         keys=keys, items=tuple(items), note=note, handed_over_by=handed_over_by, schedule=schedule,
-                        final_rent=plan.residual if plan.residual > 0 else None)
+                        final_rent=plan.residual if plan.residual > 0 else None, dated_from=dated_from)

@@ -138,8 +138,9 @@ def verify_timestamp(signed: SignedCheckpoint, token: bytes, tsa_roots: Sequence
     * its message imprint is SHA-256 of the checkpoint's signed bytes (RFC 3161 §2.4.2);
     * its CMS signature verifies with the TSA certificate it names, which chains to one of ``tsa_roots`` and has
       the timeStamping extended key usage (RFC 3161 §2.3), as of ``at`` (default now; no revocation fetched);
-    * its genTime is within ``within`` of the checkpoint's own time (None: not checked; a checkpoint the
-      ``ledger.anchor`` job stamped after a TSA outage is proven to exist by its genTime only).
+    * its genTime is not more than ``within`` (clock skew) before the checkpoint's own time: a token cannot vouch
+      for a checkpoint made after it (None: not checked). A later genTime is a valid anchor: a checkpoint the
+      ``ledger.anchor`` job stamped after a TSA outage is proven to exist by its genTime, which is what it says.
     """
     try:
         stamp = TimestampToken.read(token)
@@ -155,8 +156,8 @@ def verify_timestamp(signed: SignedCheckpoint, token: bytes, tsa_roots: Sequence
     else:
         problems += _signature_problems(stamp, roots, at)
     moment = signed.checkpoint.timestamp
-    if within is not None and abs(stamp.gen_time - moment) > within:
-        problems.append(f"the token's genTime {format_utc(stamp.gen_time)} is more than {within} from the "
+    if within is not None and stamp.gen_time < moment - within:
+        problems.append(f"the token's genTime {format_utc(stamp.gen_time)} is more than {within} before the "
                         f"checkpoint's time {format_utc(moment)}")
     return problems
 

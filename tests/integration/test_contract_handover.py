@@ -360,3 +360,26 @@ def test_a_failure_part_way_leaves_no_record_and_two_at_once_make_one(contracts:
     with contracts.components.db.session() as session:
         rows = session.scalars(select(HandoverRow).where(HandoverRow.contract_id == contract["id"])).all()
         assert [r.status for r in rows] == ["signed"]
+
+
+def test_a_claim_left_by_a_request_that_died_is_taken_over(contracts: ContractServer) -> None:  # noqa: F811
+    """A claim still ``signing`` long after any signing could take (the process killed mid-way, or its release
+    failed with the database) does not refuse the contract for ever: a later request takes it over."""
+    from datetime import UTC
+    from datetime import datetime
+
+    from contract.handover import STALE_CLAIM
+
+    contract = signed_contract(contracts, "app-handover-stale")
+    with contracts.components.db.session() as session:
+        session.add(HandoverRow(id="f" * 32, contract_id=contract["id"], status="signing", delivered_on=TODAY,
+                                ends_on=TODAY, odometer_km=1, keys=1, items=[], handed_over_by="张销售", note="",
+                                created_at=datetime.now(UTC) - STALE_CLAIM / 2))
+    r = post(contracts, contract["id"], handover_body(TODAY))
+    assert r.status_code == 409 and r.json()["code"] == "handover_in_progress"  # a recent claim still stands
+    with contracts.components.db.session() as session:
+        session.execute(update(HandoverRow).where(HandoverRow.id == "f" * 32).values(
+            created_at=datetime.now(UTC) - STALE_CLAIM * 2))
+    r = post(contracts, contract["id"], handover_body(TODAY))
+    assert r.status_code == 201, r.text[:300]
+    assert kinds(contracts, "app-handover-stale").count("handover_signed") == 1

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from bff.payments.handover import HANDOVER_ITEMS
 from bff.payments.machine import term_end
+from plans.handover import HANDOVER_ITEMS
 from plans.timeline import timeline
 from tests.integration.test_applications import CUSTOMER
 from tests.integration.test_applications import SALES_A
@@ -64,10 +64,19 @@ def prepare(s: requests.Session, base: str, app_id: str, **fields: Any) -> reque
     return s.post(f"{base}/applications/{app_id}/handover", data=data, timeout=TIMEOUT, allow_redirects=False)
 
 
+def shown_version(s: requests.Session, base: str, app_id: str) -> str:
+    """The recording of the handover the lease page shows (its sign form's hidden field)."""
+    found = re.search(r'name="version" value="([^"]*)"', s.get(lease_url(base, app_id), timeout=TIMEOUT).text)
+    assert found, "no handover to confirm on the page"
+    return found.group(1)
+
+
 def confirm(s: requests.Session, base: str, app_id: str, **fields: str) -> requests.Response:
     from bff.demo_journeys import signature_data_url
 
     data = {"accepted": "yes", "signature": signature_data_url(), **fields}
+    if "version" not in fields:
+        data["version"] = shown_version(s, base, app_id)
     return s.post(f"{base}/applications/{app_id}/handover/sign",
                   data={**{k: v for k, v in data.items() if v}, "csrf_token": csrf(s, lease_url(base, app_id))},
                   timeout=60, allow_redirects=False)
@@ -146,8 +155,8 @@ def test_the_term_starts_on_the_day_the_customer_signs_the_handover_record(
 
         assert hashlib.sha256(pdf.content).hexdigest() == handover.sha256
         # signed once: another confirmation changes nothing
-        again = confirm(sales, base, app_id, code=code)
-        assert again.status_code in (303, 409)
+        again = confirm(sales, base, app_id, code=code, version="the page of before")
+        assert again.status_code == 409
         assert prepare(sales, base, app_id, odometer="99").status_code == 409
     assert c.handovers.get(stored).sha256 == handover.sha256
     # anyone holding the record's PDF can check it on the public page: ours, intact, the handover of that contract
@@ -192,7 +201,8 @@ def test_the_customer_may_refuse_the_vehicle_and_the_dealer_sees_why(
         assert prepare(sales, base, app_id, note="已更换为合同约定的白色车辆").status_code == 303
         page = sales.get(lease_url(base, app_id), timeout=TIMEOUT).text
         assert 'data-testid="handover-confirm"' in page and 'data-testid="handover-refused"' not in page
-    assert [e.target for e in c.audit.search(action="lease.handover_refused")].count(app_id) == 1
+    refused = [e for e in c.audit.search(action="lease.handover_refused") if e.target == app_id]
+    assert len(refused) == 1 and refused[0].details == {"reason_chars": 22}  # the words stay on the record
     assert [e.target for e in c.audit.search(action="lease.handover_prepared")].count(app_id) == 2
 
 
@@ -217,3 +227,52 @@ def _schemas(node: Any) -> list[Any]:
         for value in node:
             found.extend(_schemas(value))
     return found
+
+
+def test_the_customer_confirms_on_their_own_phone_the_record_they_read(
+        bff_server: Any, contract_server: Any, card_images: tuple[bytes, bytes]) -> None:  # noqa: F811
+    """On the customer's own phone (an invited customer's session): the record is there to confirm; a record the
+    dealer changed after the customer opened it is not signed unseen (409, read it again), and the code the phone
+    confirmed still stands for the next press; a note that cannot be printed is refused at the dealer's form."""
+    from sqlalchemy import update
+
+    from infra.db.models import ApplicationRow
+    from tests.integration.test_applications import invited_customer
+
+    base, app = bff_server.url, bff_server.app
+    c = app.extensions["leaseline"]
+    app_id = ready_for_delivery(bff_server, card_images)
+    mobile = "13700137123"
+    with sign_in(base, SALES_A) as sales:
+        r = prepare(sales, base, app_id, note="保险杠\u200d划痕")  # a zero-width joiner: not printable on a record
+        assert r.status_code == 422 and 'data-testid="error-note"' in r.text
+        assert prepare(sales, base, app_id, odometer="20").status_code == 303
+    with invited_customer(base, app, mobile) as customer:
+        with c.db.session() as session:  # the invited customer's own application
+            session.execute(update(ApplicationRow).where(ApplicationRow.id == app_id).values(
+                mobile_hash=c.vault.lookup_hash(mobile, "mobile"), mobile_masked="137****7123"))
+        page = customer.get(lease_url(base, app_id), timeout=TIMEOUT).text
+        assert 'data-testid="handover-confirm"' in page and 'data-testid="handover"' not in page  # no dealer form
+        assert "把本设备交给客户" not in page and "请将本设备交给客户" not in page  # worded for the customer
+        read = shown_version(customer, base, app_id)
+        r = post(customer, f"{base}/applications/{app_id}/handover/code", form_url=lease_url(base, app_id))
+        assert r.status_code == 200
+        code = last_code(app, CUSTOMER["mobile"])
+        with sign_in(base, SALES_A) as sales:  # meanwhile the dealer changes the record
+            assert prepare(sales, base, app_id, odometer="25").status_code == 303
+        r = confirm(customer, base, app_id, code=code, version=read)
+        assert r.status_code == 409 and "交接记录刚被修改" in r.text
+        assert c.payments.settlement.store.term(app_id) is None
+        # read again (25 km now), pressed again: the code this phone confirmed stands (it is spent once verified)
+        assert "25 公里" in customer.get(lease_url(base, app_id), timeout=TIMEOUT).text
+        r = confirm(customer, base, app_id, code=code)
+        assert r.status_code == 303, r.text[-1500:]
+    handover = c.handovers.get(c.applications.repo.get(app_id, _all()))
+    assert handover.status == "signed" and handover.record["odometer_km"] == 25
+    events = [e for e in c.applications.repo.events(app_id) if e.to_status == "delivered"]
+    assert len(events) == 1 and events[0].actor_kind == "customer"
+    # a staff member's download of the record (it shows the full ID number) is logged; the customer's is not
+    with sign_in(base, SALES_A) as sales:
+        assert sales.get(f"{base}/applications/{app_id}/handover.pdf", timeout=TIMEOUT).status_code == 200
+    viewed = [e for e in c.audit.search(action="pii.document_viewed") if e.target == app_id]
+    assert [e.details["kind"] for e in viewed] == ["handover_record"]

@@ -1,6 +1,7 @@
 """The consent texts (bff/applications/consent.toml, issue 16 §6): the processor they name is the lessor the contract
-names (contract/lessor.toml), every purpose says who receives what and how to use one's rights, and the credit
-bureau authorisation promises notice before negative information is reported."""
+names (contract/lessor.toml), every purpose names the lessor and says who receives what, the notice says how to use
+one's rights, the withdrawable ones say how to withdraw, and the credit bureau authorisation promises notice before
+negative information is reported."""
 
 from __future__ import annotations
 
@@ -27,10 +28,13 @@ def test_the_processor_is_the_lessor_of_the_contract() -> None:
 
 
 @pytest.mark.parametrize("purpose", [*CONSENT_PURPOSES, *SIGNING_CONSENTS])
-def test_each_purpose_has_both_languages(purpose: str) -> None:
+def test_each_purpose_has_both_languages_names_the_lessor_and_says_who_receives_what(purpose: str) -> None:
     entry = CONSENT[purpose]
     assert {"title_zh", "title_en", "text_zh", "text_en"} <= set(entry)
     assert entry["text_zh"].count("\n") == entry["text_en"].count("\n")  # paragraph for paragraph
+    zh = entry["text_zh"]
+    assert "领航融资租赁有限公司" in zh or "出租人" in zh  # who processes (the lessor)
+    assert any(words in zh for words in ("接收方", "不提供给任何第三方", "征信机构")), purpose  # who receives it
 
 
 def test_the_notice_names_recipients_retention_impact_and_rights() -> None:
@@ -52,3 +56,9 @@ def test_trip_data_is_optional_and_withdrawable_and_the_gps_position_is_a_contra
     zh = CONSENT["vehicle_telemetry"]["text_zh"]
     assert "合同第十条" in zh and "无需您另行同意" in zh and "随时" in zh and "撤回" in zh
     assert "不影响您的租赁合同" in zh
+
+
+@pytest.mark.parametrize("purpose", ["face_recognition", "vehicle_telemetry"])
+def test_a_withdrawable_consent_says_how_to_withdraw_it(purpose: str) -> None:
+    assert "撤回" in CONSENT[purpose]["text_zh"] and "我的个人信息" in CONSENT[purpose]["text_zh"]
+    assert "withdraw" in CONSENT[purpose]["text_en"]

@@ -81,3 +81,18 @@ def test_the_record_dates_each_rent_as_the_contract_says(timing: Timing, deliver
     # the amounts are the contract's, whatever the day
     assert [r.payment for r in record.schedule] == [row.payment for row in data.schedule]
     assert record.final_rent == data.plan.residual
+
+
+def test_a_contract_generated_before_keeps_its_own_dates_in_the_handover_record() -> None:
+    """Its text fixed the dates (首期租金支付日为 …，各期租金支付日以附件一为准): the record states them, not
+    dates counted from the handover day (the lease keeps the terms its text states)."""
+    from contract.document.render import render_handover_html
+
+    data = from_snapshot({**generated_before(example_snapshot(), "commencement"), "signed": True})
+    record = handover_data(data, delivered_on=date(2026, 12, 20), odometer_km=5, keys=2, items=[], note="",
+                           handed_over_by="张销售")
+    assert record.dated_from == "contract"
+    assert [r.due_date for r in record.schedule] == [row.due_date for row in data.schedule]
+    assert record.ends_on == data.plan.ends_on and record.delivered_on == date(2026, 12, 20)
+    body = text(render_handover_html(record))
+    assert "按租赁合同附件一《租金支付计划表》所列日期执行" in body and "起租日）起算" not in body

@@ -85,13 +85,16 @@ def test_a_changed_token_does_not_verify(tsa: TsaServer) -> None:
     assert "not an RFC 3161" in " ".join(verify_timestamp(signed, b"\x30\x03\x02\x01\x01", [tsa.root_certificate]))
 
 
-def test_a_gen_time_far_from_the_checkpoint_s_time_is_named(tsa: TsaServer) -> None:
-    """An hour after the checkpoint: a proof it existed by then, not of its own time (within=None accepts it)."""
-    signed = checkpoint(at=NOW - timedelta(hours=1))
-    token = token_for(tsa, signed)
-    problems = verify_timestamp(signed, token, [tsa.root_certificate])
-    assert len(problems) == 1 and "genTime" in problems[0]
-    assert verify_timestamp(signed, token, [tsa.root_certificate], within=None) == []
+def test_a_token_older_than_its_checkpoint_is_named_a_late_one_holds(tsa: TsaServer) -> None:
+    """A genTime an hour before the checkpoint's own time cannot vouch for it (within=None does not look); one an
+    hour after it (the anchor job after a TSA outage) is a valid anchor: the checkpoint existed by then."""
+    early = checkpoint(at=NOW + timedelta(hours=1))
+    token = token_for(tsa, early)
+    problems = verify_timestamp(early, token, [tsa.root_certificate])
+    assert len(problems) == 1 and "genTime" in problems[0] and "before" in problems[0]
+    assert verify_timestamp(early, token, [tsa.root_certificate], within=None) == []
+    late = checkpoint(at=NOW - timedelta(hours=1))
+    assert verify_timestamp(late, token_for(tsa, late), [tsa.root_certificate]) == []
 
 
 def test_the_published_checkpoint_reads_back_anchored_or_not(tsa: TsaServer) -> None:
