@@ -164,9 +164,14 @@ def get_contract(contract_id: str) -> Any:
 @require(SCOPE_READ)
 def contract_document(contract_id: str) -> Any:
     pdf, meta = service().document(contract_id)
+    return _pdf(pdf, f'{meta["number"]}.pdf', meta["sha256"])
+
+
+def _pdf(pdf: bytes, filename: str, sha256: str) -> Response:
+    """A signed PDF as the service hands it out: inline, named, with the hash it was checked against."""
     response = Response(pdf, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f'inline; filename="{meta["number"]}.pdf"'
-    response.headers["X-Document-SHA256"] = meta["sha256"]
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    response.headers["X-Document-SHA256"] = sha256
     return response
 
 
@@ -287,10 +292,7 @@ def handover_record(contract_id: str) -> Any:
 @require(SCOPE_READ)
 def handover_document(contract_id: str) -> Any:
     pdf, meta = handovers().document(contract_id)
-    response = Response(pdf, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f'inline; filename="{meta["contract_number"]}-handover.pdf"'
-    response.headers["X-Document-SHA256"] = meta["sha256"]
-    return response
+    return _pdf(pdf, f'{meta["contract_number"]}-handover.pdf', meta["sha256"])
 
 
 @bp.get("/contracts/<contract_id>/verification")
