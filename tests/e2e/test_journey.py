@@ -512,10 +512,13 @@ def check_evidence(stack: Stack, app_ids: list[str], shown: PageProof) -> None:
         if index == shown.index:
             assert leaf == shown.leaf and entry["kind"] == "contract_signed"
     for app_id in app_ids:
+        # four consents: the notice, the credit authorisation, face recognition and, at signing, the trip data;
+        # the key terms explained before the signature (issue 16)
         assert sorted(kinds[app_id]) == sorted([
-            "consent_given", "consent_given", "kyc_outcome", "plan_accepted", "risk_decision", "contract_generated",
-            "contract_signed", "payment", "payment"]), (app_id, kinds[app_id])
-        assert len(repo.outbox(app_id)) == 7  # the BFF's own entries (the contract service logs the contract's)
+            "consent_given", "consent_given", "consent_given", "consent_given", "kyc_outcome", "plan_accepted",
+            "risk_decision", "terms_explained", "contract_generated", "contract_signed", "payment", "payment"]), (
+            app_id, kinds[app_id])
+        assert len(repo.outbox(app_id)) == 10  # the BFF's own entries (the contract service logs the contract's)
 
     # the proof exactly as the public page showed it, checked on its own, then its tree against today's
     assert rfc9162.verify_inclusion(shown.leaf, shown.index, shown.tree_size, shown.path, shown.root)
