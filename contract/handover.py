@@ -31,9 +31,6 @@ from contract.document.handover import HandoverData
 from contract.document.handover import handover_data
 from contract.document.render import BEIJING
 from contract.ledger import sha256_hex
-from contract.service import LESSEE_FIELD
-from contract.service import LESSOR_FIELD
-from contract.service import NOT_A_PNG
 from contract.service import Conflict
 from contract.service import ContractService
 from contract.service import Identity
@@ -43,13 +40,7 @@ from contract.service import cert_hash
 from contract.service import check_identity_fresh
 from contract.service import check_identity_method
 from contract.service import check_lessee
-from contract.service import int_box
 from contract.service import iso
-from contract.signing.errors import SigningLayerError
-from contract.signing.pades import FieldSpec
-from contract.signing.pades import certify
-from contract.signing.pades import countersign_lessor
-from contract.signing.pades import sign_lessee
 from infra.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -176,23 +167,10 @@ class HandoverService:
 
         contracts = self.contracts
         rendered = render_handover(data)
-        boxes = rendered.signature_boxes
-        fields = [FieldSpec(LESSEE_FIELD, boxes["lessee"].page, int_box(boxes["lessee"].box), "承租人签名"),
-                  FieldSpec(LESSOR_FIELD, boxes["lessor"].page, int_box(boxes["lessor"].box), "出租人签章")]
-        lessor = contracts.authority.lessor_credential()
-        name = request.signer_name.strip()
-        id_hash = contracts.vault.lookup_hash(document["lessee"]["id_number"], "id_number")[:32]
-        event = uuid.uuid4().hex
-        try:
-            pdf = certify(rendered.pdf, lessor, fields, timestamper=contracts.timestamper, reason=CERTIFY_REASON)
-            # the customer's key is made now, used for this one signature and dropped with this frame
-            credential = contracts.authority.issue_event_certificate(name, id_hash, event)
-            pdf = sign_lessee(pdf, credential, LESSEE_FIELD, request.signature_png, name, contracts.timestamper,
-                              fonts=contracts.authority.stamp_fonts, reason=LESSEE_REASON)
-            pdf = countersign_lessor(pdf, lessor, LESSOR_FIELD, contracts.timestamper,
-                                     fonts=contracts.authority.stamp_fonts, reason=LESSOR_REASON)
-        except SigningLayerError as exc:
-            raise Invalid("signature_png", str(exc)[:200], "签名图片无法使用，请重新签名", NOT_A_PNG) from None
+        signed = contracts.signed_by_both(rendered.pdf, rendered.signature_boxes, document,
+                                          request.signer_name.strip(), request.signature_png,
+                                          (CERTIFY_REASON, LESSEE_REASON, LESSOR_REASON))
+        pdf = signed.pdf
         now = contracts.clock()
         digest = sha256_hex(pdf)
         # kept as long after the lease's real end as the contract (the privacy notice's "合同期满后 5 年")
@@ -203,9 +181,9 @@ class HandoverService:
         appended = contracts.ledger.append("handover_signed", row.application_id, {
             "contract_id": row.id, "number": row.number, "sha256": digest,
             "starts_on": data.delivered_on.isoformat(), "ends_on": data.ends_on.isoformat(),
-            "odometer_km": data.odometer_km, "lessee_certificate_sha256": cert_hash(credential.certificate),
-            "lessor_certificate_sha256": cert_hash(lessor.certificate), "identity": request.identity.method,
-            "identity_reference": request.identity.reference, "event": event,
+            "odometer_km": data.odometer_km, "lessee_certificate_sha256": cert_hash(signed.lessee_certificate),
+            "lessor_certificate_sha256": cert_hash(signed.lessor_certificate), "identity": request.identity.method,
+            "identity_reference": request.identity.reference, "event": signed.event,
         }, idempotency_key=f"handover_signed:{row.id}:{digest}")  # this document's entry: an attempt that failed
         # after its entry leaves that entry behind (the log is append-only), never hands its index to another PDF
         with contracts.db.transaction() as session:

@@ -47,6 +47,9 @@ from contract.evidence import EvidenceLog
 from contract.ledger import sha256_hex
 from contract.signing.ca import SigningAuthority
 from contract.signing.errors import SigningLayerError
+from contract.signing.pades import CERTIFY_REASON
+from contract.signing.pades import LESSEE_REASON
+from contract.signing.pades import LESSOR_REASON
 from contract.signing.pades import FieldSpec
 from contract.signing.pades import certify
 from contract.signing.pades import countersign_lessor
@@ -139,6 +142,21 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
+#: the stated reasons of a contract's three signatures (the signing layer's own)
+SIGNING_REASONS = (CERTIFY_REASON, LESSEE_REASON, LESSOR_REASON)
+
+
+@dataclass(frozen=True)
+class SignedDocument:
+    """A document signed by the lessor (certification), the lessee and the lessor again (:meth:`signed_by_both`)."""
+
+    pdf: bytes
+    lessor_certificate: Any  # cryptography x509.Certificate
+    lessee_certificate: Any
+    lessor_name: str  # the lessor certificate's common name
+    event: str  # the signing event the lessee's one-time certificate was issued for
+
+
 #: the service's one queue (contract/worker.py)
 QUEUE = "documents"
 
@@ -215,8 +233,7 @@ class ContractService:
             return False
         from contract.document.render import render
 
-        document = json.loads(self.vault.decrypt(row.snapshot_enc, f"contract:{row.id}"))
-        rendered = render(self.parse({**document, "signed": True}))
+        rendered = render(self.parse({**self.document_data(row), "signed": True}))
         key = f"contracts/{row.id}/final-unsigned.pdf"
         self.store.put(key, rendered.pdf, "application/pdf", {"contract-number": row.number})
         boxes = {role: [b.page, b.x1, b.y1, b.x2, b.y2] for role, b in rendered.signature_boxes.items()}
@@ -347,7 +364,7 @@ class ContractService:
         check_identity_fresh(identity, self.clock())
         if row.status == "signed":
             return self.get(contract_id)
-        document = json.loads(self.vault.decrypt(row.snapshot_enc, f"contract:{row.id}"))
+        document = self.document_data(row)
         check_lessee(signer_name, document)
         with self.db.session() as session:  # claim: draft → signing, so two devices never sign at once
             claimed = session.execute(update(ContractRow).where(ContractRow.id == row.id,
@@ -378,29 +395,42 @@ class ContractService:
         lease_end = datetime.combine(ends_on + timedelta(days=1), datetime.min.time(), BEIJING).astimezone(UTC)
         return max(now, lease_end) + self.retention
 
-    def _sign(self, row: ContractRow, document: dict[str, Any], name: str, png: bytes,
-              identity: Identity) -> dict[str, Any]:
-        text, boxes = self._final_text(row, document)
+    def signed_by_both(self, text: bytes, boxes: Mapping[str, SignatureBox], document: Mapping[str, Any],
+                       name: str, png: bytes, reasons: tuple[str, str, str] = SIGNING_REASONS) -> SignedDocument:
+        """``text`` signed in three revisions, as every document the lessee signs here (the contract, its handover
+        record): the lessor's certification (DocMDP: only the prepared fields may be filled later), the lessee's
+        signature with a key and certificate issued for this one event, the lessor's countersignature, each with
+        its stated reason (``reasons``: certification, lessee, lessor). A signature drawing that cannot be stamped
+        is :class:`Invalid` (``not_a_png``)."""
         fields = [FieldSpec(LESSEE_FIELD, boxes["lessee"].page, int_box(boxes["lessee"].box), "承租人签名"),
                   FieldSpec(LESSOR_FIELD, boxes["lessor"].page, int_box(boxes["lessor"].box), "出租人签章")]
         lessor = self.authority.lessor_credential()
         id_hash = self.vault.lookup_hash(document["lessee"]["id_number"], "id_number")[:32]
         event = uuid.uuid4().hex
+        certifying, lessee_signing, lessor_signing = reasons
         try:
-            pdf = certify(text, lessor, fields, timestamper=self.timestamper)
+            pdf = certify(text, lessor, fields, timestamper=self.timestamper, reason=certifying)
             # the customer's key is made now, used for this one signature and dropped with this frame
             credential = self.authority.issue_event_certificate(name, id_hash, event)
             pdf = sign_lessee(pdf, credential, LESSEE_FIELD, png, name, self.timestamper,
-                              fonts=self.authority.stamp_fonts)
-            pdf = countersign_lessor(pdf, lessor, LESSOR_FIELD, self.timestamper, fonts=self.authority.stamp_fonts)
+                              fonts=self.authority.stamp_fonts, reason=lessee_signing)
+            pdf = countersign_lessor(pdf, lessor, LESSOR_FIELD, self.timestamper, fonts=self.authority.stamp_fonts,
+                                     reason=lessor_signing)
         except SigningLayerError as exc:
             raise Invalid("signature_png", str(exc)[:200], "签名图片无法使用，请重新签名", NOT_A_PNG) from None
+        return SignedDocument(pdf, lessor.certificate, credential.certificate, lessor.common_name, event)
+
+    def _sign(self, row: ContractRow, document: dict[str, Any], name: str, png: bytes,
+              identity: Identity) -> dict[str, Any]:
+        text, boxes = self._final_text(row, document)
+        signed = self.signed_by_both(text, boxes, document, name, png)
+        pdf, event = signed.pdf, signed.event
         now = self.clock()
         digest = sha256_hex(pdf)
         retain_until = self.retain_until(document, now)
         stored = self.store.put(f"contracts/{row.id}/signed.pdf", pdf, "application/pdf",
                                 {"contract-number": row.number}, retain_until=retain_until)
-        certs = {"lessor": lessor.certificate, "lessee": credential.certificate}
+        certs = {"lessor": signed.lessor_certificate, "lessee": signed.lessee_certificate}
         appended = self.ledger.append("contract_signed", row.application_id, {
             "contract_id": row.id, "number": row.number, "sha256": digest, "draft_sha256": row.draft_sha256,
             "lessee_certificate_sha256": cert_hash(certs["lessee"]),
@@ -413,9 +443,9 @@ class ContractService:
             current.status, current.signed_at, current.retain_until = "signed", now, retain_until
             current.signed_key, current.signed_version, current.signed_sha256 = stored.key, stored.version_id, digest
             for role, cert, signer, ident in (
-                    ("lessor_certification", certs["lessor"], lessor.common_name, {}),
+                    ("lessor_certification", certs["lessor"], signed.lessor_name, {}),
                     ("lessee", certs["lessee"], mask_name(name), identity.as_dict()),
-                    ("lessor", certs["lessor"], lessor.common_name, {})):
+                    ("lessor", certs["lessor"], signed.lessor_name, {})):
                 session.add(SignatureRow(contract_id=row.id, role=role, signer=signer,
                                          certificate_serial=format(cert.serial_number, "x")[:64],
                                          certificate_sha256=cert_hash(cert), identity=ident,
