@@ -136,3 +136,12 @@ def log_document_view(app: Application, kind: str) -> None:
         services().audit.append("pii.document_viewed", "success", actor_id=a.id, actor_label=a.label,
                                 dealer_id=app.dealer_id, target=app.id, ip=a.ip, user_agent=a.user_agent,
                                 details={"kind": kind})
+
+
+def per_application(prefix: str) -> Callable[[], str]:
+    """A rate limit's key: ``prefix`` and the application in the URL, so that one application's codes, uploads or
+    payments are limited on their own (flask-limiter ``key_func``)."""
+    def key() -> str:
+        return f"{prefix}:{(request.view_args or {}).get('application_id', '')}"
+
+    return key

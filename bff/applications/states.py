@@ -39,4 +39,7 @@ REQUIRED_CONSENTS = ("sensitive_pi", "credit_reporting")
 #: the optional consent offered at signing: the vehicle's trip data (the GPS position the lease needs is a term of
 #: the contract, its §10, not a consent: PIPL art. 13(1)(2)); withdrawable at any time
 SIGNING_CONSENTS = ("vehicle_telemetry",)
+#: consents the person withdraws at once, on their page (bff/privacy): the lease does not need what they allow (face
+#: recognition: the counter check remains; the vehicle's trip data: the lease goes on without it)
+WITHDRAWABLE = ("face_recognition", *SIGNING_CONSENTS)
 

@@ -27,6 +27,7 @@ from bff.applications.access import application_or_404
 from bff.applications.access import log_document_view
 from bff.applications.access import may
 from bff.applications.access import may_edit
+from bff.applications.access import per_application
 from bff.applications.access import requires_actor
 from bff.applications.access import staff_label
 from bff.applications.contracts import EXPLAIN_METHODS
@@ -326,8 +327,7 @@ def submit(application_id: str) -> Any:
 
 
 # -- ID card -------------------------------------------------------------------------------------------------
-def _per_application() -> str:
-    return f"kyc:{(request.view_args or {}).get('application_id', '')}"
+_per_application = per_application("kyc")
 
 
 @bp.get("/applications/<application_id>/id-card")
@@ -547,6 +547,41 @@ def decoded_signature(value: str) -> bytes:
         return b""
 
 
+def signature_problem(png: bytes) -> FieldError | None:
+    """Why a drawn signature cannot be signed with (none drawn, not a PNG, too large), or None."""
+    if not png.startswith(b"\x89PNG") or len(png) > MAX_SIGNATURE_BYTES:
+        return FieldError("signature", "required", "请在签名框内手写签名", "Draw your signature in the box")
+    return None
+
+
+#: the text code typed does not confirm the signer (wrong, expired, used up)
+CODE_PROBLEM = FieldError("code", "invalid", "验证码错误或已过期，请重新获取",
+                          "The code is wrong or has expired: send a new one")
+
+
+def remember_code(app: Application, purpose: str, code_id: str) -> None:
+    """This device confirmed the signer with the code ``code_id``: it stands for a press again after the signing
+    service was away or its answer was lost (the code itself is spent once verified), while it is fresh."""
+    session[f"{purpose}_code:{app.id}"] = code_id
+
+
+def confirmed_code(app: Application, purpose: str) -> str | None:
+    """The code this device confirmed for ``purpose`` (:func:`remember_code`), if it still stands for the signer
+    (IDENTITY_FRESH, bff/applications/contracts.py)."""
+    code_id = session.get(f"{purpose}_code:{app.id}")
+    if isinstance(code_id, str) and services().contracts.verified(app, code_id, purpose) is not None:
+        return code_id
+    return None
+
+
+def refused_problem(exc: ServiceRefused, field: str | None = None) -> FieldError:
+    """The contract service's refusal of a signature as the signer reads it: its first field error's words."""
+    detail = (exc.body or {}).get("errors", [{}])[0] if isinstance(exc.body, dict) else {}
+    return FieldError(field or str(detail.get("field", "signature")), "refused",
+                      str(detail.get("message_zh") or "签署未完成，请重试"),
+                      str(detail.get("message") or "Signing did not complete: try again"))
+
+
 def _contract_page(app: Application, *, status: int = 200, error: FieldError | None = None,
                    signature: str = "", code_sent: bool = False, read: bool = False, telemetry: bool = False,
                    explain_error: FieldError | None = None) -> Any:
@@ -611,8 +646,7 @@ def contract_pdf(application_id: str) -> Any:
     return response
 
 
-def _per_contract() -> str:
-    return f"contract:{(request.view_args or {}).get('application_id', '')}"
+_per_contract = per_application("contract")
 
 
 @bp.post("/applications/<application_id>/contract/code")
@@ -664,12 +698,9 @@ def contract_sign(application_id: str) -> Any:
     png = decoded_signature(signature)
     if not read:
         error = FieldError("read", "required", "请阅读合同并勾选确认", "Read the contract and tick the box")
-    elif not png.startswith(b"\x89PNG") or len(png) > MAX_SIGNATURE_BYTES:
-        error = FieldError("signature", "required", "请在签名框内手写签名", "Draw your signature in the box")
-    else:
+    elif (error := signature_problem(png)) is None:
         code_id = services().contracts.check_code(app, form.get("code", "")[:12])
-        error = None if code_id else FieldError("code", "invalid", "验证码错误或已过期，请重新获取",
-                                                "The code is wrong or has expired: send a new one")
+        error = None if code_id else CODE_PROBLEM
     if error is not None:
         return _contract_page(app, status=422, error=error, **keep)
     assert code_id is not None
@@ -682,10 +713,7 @@ def contract_sign(application_id: str) -> Any:
             "service", "unavailable", "签署服务暂时不可用，您的签名已保留，请稍后再点“签署”",
             "Signing is unavailable right now; your signature is kept: press Sign again shortly"), **keep)
     except ServiceRefused as exc:
-        detail = (exc.body or {}).get("errors", [{}])[0] if isinstance(exc.body, dict) else {}
-        return _contract_page(app, status=422, error=FieldError(
-            str(detail.get("field", "signature")), "refused", str(detail.get("message_zh") or "签署未完成，请重试"),
-            str(detail.get("message") or "Signing did not complete: try again")), **keep)
+        return _contract_page(app, status=422, error=refused_problem(exc), **keep)
     if telemetry:  # the optional consent, recorded once signed, and queued for the evidence log like the others
         services().applications.give_consent(actor(), signed, ["vehicle_telemetry"])
         services().contracts.queue_evidence(signed)

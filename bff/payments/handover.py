@@ -22,15 +22,12 @@ starts the term on its day.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 from collections.abc import Callable
 from datetime import UTC
 from datetime import date
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from bff.applications.contracts import ContractDispatch
 from bff.applications.services import Actor
@@ -52,16 +49,12 @@ from plans.handover import MAX_ODOMETER_KM
 from plans.handover import printable
 
 log = logging.getLogger(__name__)
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 class HandoverService:
     def __init__(self, store: SqlHandovers, settlement: SettlementService, contracts: ContractDispatch,
                  audit: SqlAuditLog | None = None, clock: Callable[[], datetime] = utc_now) -> None:
         self.store, self.settlement, self.contracts, self.audit, self.clock = store, settlement, contracts, audit, clock
-
-    def today(self) -> date:
-        return self.clock().astimezone(SHANGHAI).date()
 
     def get(self, app: Application) -> Handover | None:
         return self.store.get(app.id)
@@ -121,13 +114,11 @@ class HandoverService:
         if verified is None:
             raise NotAllowed("identity", "请先通过短信验证码确认身份", "Confirm your identity with the text code first")
         assert app.contract_id
-        name = self.contracts.apps.draft(app).get("name", "")
         record = self.contracts.client.hand_over(app.contract_id, {
-            "delivered_on": self.today().isoformat(), "odometer_km": handover.odometer_km, "keys": handover.keys,
-            "items": list(handover.items), "note": handover.note, "handed_over_by": handover.prepared_by_label[:64],
-            "signer_name": name, "signature_png": base64.b64encode(signature_png).decode(),
-            "identity": {"method": "sms_otp", "reference": hashlib.sha256(code_id.encode()).hexdigest()[:32],
-                         "verified_at": verified.astimezone(UTC).isoformat()}})
+            "delivered_on": self.settlement.today().isoformat(), "odometer_km": handover.odometer_km,
+            "keys": handover.keys, "items": list(handover.items), "note": handover.note,
+            "handed_over_by": handover.prepared_by_label[:64],
+            **self.contracts.signer(app, code_id, verified, signature_png)})
         starts_on, ends_on = _record_dates(record, int(app.plan["quote"]["term"]))
         with self.settlement.repo.db.transaction():  # the record and the term it starts, together
             self.store.mark_signed(app.id, record, starts_on, self.clock())

@@ -22,21 +22,27 @@ from flask import g
 from flask import redirect
 from flask import render_template
 from flask import request
-from flask import session
 from flask import url_for
+from flask_babel import get_locale
 
 from bff.applications.access import actor
 from bff.applications.access import application_or_404
 from bff.applications.access import log_document_view
 from bff.applications.access import may
 from bff.applications.access import may_edit
+from bff.applications.access import per_application
 from bff.applications.access import requires_actor
 from bff.applications.access import staff_actor
 from bff.applications.access import staff_label
 from bff.applications.services import NotAllowed
+from bff.applications.views import CODE_PROBLEM
 from bff.applications.views import MAX_SIGNATURE_BYTES
+from bff.applications.views import confirmed_code
 from bff.applications.views import contract_bytes
 from bff.applications.views import decoded_signature
+from bff.applications.views import refused_problem
+from bff.applications.views import remember_code
+from bff.applications.views import signature_problem
 from bff.auth.roles import tenant_of
 from bff.auth.session import requires
 from bff.extensions import htmx
@@ -53,7 +59,6 @@ from bff.payments.machine import deduction_reason
 from bff.payments.machine import due_for_closing
 from bff.payments.machine import plan_settlement
 from bff.payments.machine import secured
-from bff.payments.machine import term_end
 from bff.rendering import in_locale as _msg
 from bff.rendering import page_or_block
 from bff.services import services
@@ -176,7 +181,6 @@ def _lease_page(app: Application, status: int = 200, errors: list[FieldError] | 
     term = svc.term(app)
     today = svc.today()
     deposit_left, hold_live = svc.security(app.id)
-    months = int(app.plan.get("quote", {}).get("term") or 0)
     context = {
         "app": app, "term": term, "payments": payments, "today": today, "errors": errors or [],
         "error": error, "form": form or {"deduction": "", "item": "", "reason": ""},
@@ -185,7 +189,6 @@ def _lease_page(app: Application, status: int = 200, errors: list[FieldError] | 
         "secured": secured((p.kind, p.status) for p in payments), "deposit_left": deposit_left,
         "hold_live": hold_live, "limit": deduction_limit(deposit_left, hold_live),
         "plan": plan_settlement(0, deposit_left, hold_live),
-        "would_end": term_end(today, months) if months > 0 else None,
         "due": term is not None and due_for_closing(term.ends_on, today),
         "may_deliver": may("leases.deliver") and app.status == DELIVERABLE,
         "may_close": may("payments.manage") and app.status == DELIVERED,
@@ -216,7 +219,14 @@ def _handover_context(app: Application, today: date, form: dict[str, Any] | None
             # the customer on their own phone, or on the dealer's device handed to them (as for the contract)
             "may_confirm": pending and may_edit(), "handover_version": version(handover) if handover else "",
             "vin": services().applications.draft(app).get("vin", "").upper() if pending else "",
-            "max_keys": MAX_KEYS}
+            "handed_over_items": _item_names(handover.items) if handover else ""}
+
+
+def _item_names(codes: tuple[str, ...]) -> str:
+    """What goes with the car, named in the page's language (— for nothing)."""
+    zh = str(get_locale() or "zh_CN").startswith("zh")
+    names = [HANDOVER_ITEMS[code][0 if zh else 1] for code in codes if code in HANDOVER_ITEMS]
+    return ("、" if zh else ", ").join(names) or "—"
 
 
 @bp.get("/applications/<application_id>/lease")
@@ -267,21 +277,7 @@ def handover(application_id: str) -> Any:
     return redirect(url_for("payment_ops.lease", application_id=app.id) + "#confirm", 303)
 
 
-def _code_key(app: Application) -> str:
-    return f"handover_code:{app.id}"
-
-
-def _confirmed_code(app: Application) -> str | None:
-    """The code this device confirmed for this handover, while it still stands for the customer (a press again
-    after the signing service was away, or its answer lost: the code itself is spent once verified)."""
-    code_id = session.get(_code_key(app))
-    if isinstance(code_id, str) and services().handovers.contracts.verified(app, code_id, "handover") is not None:
-        return code_id
-    return None
-
-
-def _per_handover() -> str:
-    return f"handover:{(request.view_args or {}).get('application_id', '')}"
+_per_handover = per_application("handover")
 
 
 @bp.post("/applications/<application_id>/handover/code")
@@ -308,23 +304,20 @@ def handover_sign(application_id: str) -> Any:
                                                                    "or cannot be handed over now"))
     signature = request.form.get("signature", "")[:3 * MAX_SIGNATURE_BYTES]
     accepted = request.form.get("accepted") == "yes"
-    keep = {"signature": signature if decoded_signature(signature) else "", "code_sent": True, "accepted": accepted}
     png = decoded_signature(signature)
+    keep = {"signature": signature if png else "", "code_sent": True, "accepted": accepted}
     code_id = None
     if not accepted:
-        error = FieldError("accepted", "required", "请确认已查验并接收车辆", "Confirm that you inspected and accept "
-                                                                      "the vehicle")
-    elif not png.startswith(b"\x89PNG") or len(png) > MAX_SIGNATURE_BYTES:
-        error = FieldError("signature", "required", "请在签名框内手写签名", "Draw your signature in the box")
-    else:
-        code_id = services().handovers.check_code(app, request.form.get("code", "")[:12]) or _confirmed_code(app)
-        error = None if code_id else FieldError("code", "invalid", "验证码错误或已过期，请重新获取",
-                                                "The code is wrong or has expired: send a new one")
+        error: FieldError | None = FieldError("accepted", "required", "请确认已查验并接收车辆",
+                                              "Confirm that you inspected and accept the vehicle")
+    elif (error := signature_problem(png)) is None:
+        code_id = (services().handovers.check_code(app, request.form.get("code", "")[:12])
+                   or confirmed_code(app, "handover"))
+        error = None if code_id else CODE_PROBLEM
     if error is not None:
         return _lease_page(app, 422, [error], confirm=keep)
     assert code_id is not None
-    # the identity this device confirmed stands for a press again after an outage (10 minutes, as for contracts)
-    session[_code_key(app)] = code_id
+    remember_code(app, "handover", code_id)
     try:
         services().handovers.sign(actor(), app, code_id, png, request.form.get("version", "")[:64])
     except NotAllowed as exc:
@@ -335,10 +328,7 @@ def handover_sign(application_id: str) -> Any:
             "Signing is unavailable right now; your signature is kept: press Confirm again shortly")], confirm=keep)
     except ServiceRefused as exc:
         log.error("handover of %s refused by the contract service: %s %s", app.id, exc.status, exc.body)
-        detail = (exc.body or {}).get("errors", [{}])[0] if isinstance(exc.body, dict) else {}
-        return _lease_page(app, 422, [FieldError(
-            "signature", "refused", str(detail.get("message_zh") or "签署未完成，请重试"),
-            str(detail.get("message") or "Signing did not complete: try again"))], confirm=keep)
+        return _lease_page(app, 422, [refused_problem(exc, "signature")], confirm=keep)
     return redirect(url_for("payment_ops.lease", application_id=app.id), 303)
 
 

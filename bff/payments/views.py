@@ -31,6 +31,7 @@ from bff.applications.access import actor
 from bff.applications.access import application_or_404
 from bff.applications.access import may
 from bff.applications.access import may_edit
+from bff.applications.access import per_application
 from bff.applications.access import requires_actor
 from bff.applications.services import NotAllowed
 from bff.extensions import limiter
@@ -57,8 +58,7 @@ MAX_WEBHOOK_BYTES = 512 * 1024
 STRIPE_RATE = "20 per 10 minutes"
 
 
-def _per_application() -> str:
-    return f"pay:{(request.view_args or {}).get('application_id', '')}"
+_per_application = per_application("pay")
 
 
 def _no_stripe_call() -> bool:

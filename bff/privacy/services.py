@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from bff.applications.services import Actor
 from bff.applications.services import NotAllowed
+from bff.applications.states import WITHDRAWABLE
 from bff.payments.common import record_audit
 from bff.payments.common import utc_now
 from infra.applications import Application
@@ -46,9 +47,6 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: what a person may ask (PIPL arts. 44–48): see, copy, correct or delete their data, withdraw a consent (one the
 #: page cannot withdraw at once), have the processing explained
 KINDS = ("access", "copy", "correct", "delete", "withdraw", "explain")
-#: consents the person withdraws at once, on their page: the lease does not need what they allow (face recognition:
-#: the counter check remains; the vehicle's trip data: the lease goes on without it)
-WITHDRAWABLE = ("face_recognition", "vehicle_telemetry")
 #: calendar days to answer a request: our service level, stricter than the 30 days of GB/T 35273-2020 §8.7 c)
 RESPONSE_DAYS = 15
 MAX_DETAIL = 1000

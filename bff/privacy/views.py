@@ -22,17 +22,18 @@ from flask_babel import get_locale
 
 from bff.applications.access import actor
 from bff.applications.access import application_or_404
+from bff.applications.access import per_application
 from bff.applications.access import requires_actor
 from bff.applications.access import staff_actor
 from bff.applications.services import NotAllowed
 from bff.applications.services import consent_text
+from bff.applications.states import WITHDRAWABLE
 from bff.auth.session import requires
 from bff.extensions import limiter
 from bff.privacy.services import KINDS
 from bff.privacy.services import MAX_ANSWER
 from bff.privacy.services import MAX_DETAIL
 from bff.privacy.services import RESPONSE_DAYS
-from bff.privacy.services import WITHDRAWABLE
 from bff.rendering import in_locale as _msg
 from bff.services import services
 from infra.applications import Application
@@ -75,8 +76,7 @@ def page(application_id: str) -> Any:
     return _page(application_or_404(application_id))
 
 
-def _per_application() -> str:
-    return f"privacy:{(request.view_args or {}).get('application_id', '')}"
+_per_application = per_application("privacy")
 
 
 @bp.post("/applications/<application_id>/privacy/requests")
