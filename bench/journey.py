@@ -507,8 +507,10 @@ class Journeys:
                 raise JourneyFailed(f"ID card: {check.outcome} {check.detail}")
             clock.until("id_card", started, max(check.finished_at, answered))
             with clock.step("application"):
-                dj.fill_in(me, path, customer.card, customer.mobile, customer.vin)
+                dj.fill_in(me, path, customer.card, customer.mobile)
                 page = dj.submit(me, path).text
+            with clock.step(None):  # the salesperson gives the car's VIN (the dealer's facts, issue 17 §5)
+                dj.give_vehicle(sales, path, customer.vin)
             challenge = re.search(r'data-challenge="([a-z_,]+)"', page)
             if challenge is None:
                 raise JourneyFailed(f"submit did not lead to the face check: {dj._text(page)}")

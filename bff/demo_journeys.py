@@ -214,13 +214,19 @@ def card_jpegs(card: specimens.CardData, face: Any = None) -> tuple[bytes, bytes
     return _jpeg(specimens.front(card, face if face is not None else portrait())), _jpeg(specimens.back(card))
 
 
-def fill_in(b: Browser, path: str, card: specimens.CardData, mobile: str, vin: str) -> None:
-    """Check the details the card pre-filled and answer the three steps (customer, work, vehicle)."""
+def fill_in(b: Browser, path: str, card: specimens.CardData, mobile: str) -> None:
+    """Check the details the card pre-filled and answer the applicant's two steps (customer, work)."""
     details = {"name": card.name, "id_number": card.id_number, "mobile": mobile, "address": card.address,
                "id_valid_to": card.valid_to.isoformat() if card.valid_to else "长期"}
     b.expect(b.get(f"{path}/steps/customer"), 200, "details")
-    for step, data in (("customer", details), ("work", WORK), ("vehicle", {"vin": vin, "condition": "new"})):
+    for step, data in (("customer", details), ("work", WORK)):
         b.expect(b.send(f"{path}/steps/{step}", data), 200, f"step {step}")
+
+
+def give_vehicle(b: Browser, path: str, vin: str) -> None:
+    """The salesperson gives the car's VIN and condition (the dealer's facts, never the customer's: issue 17 §5);
+    the contract is generated once they are given."""
+    b.expect(b.send(f"{path}/steps/vehicle", {"vin": vin, "condition": "new"}), 200, "the car's details")
 
 
 def submit(b: Browser, path: str) -> requests.Response:
@@ -276,8 +282,9 @@ def journey(base: str, customer: DemoCustomer, read_code: Callable[[str], str],
         fragment = sales.wait(f"{path}/checks/{check}", r'data-state="(done|error)"', "ID card OCR")
         if 'data-outcome="ok"' not in fragment:
             raise JourneyFailed(f"ID card check: {_text(fragment)}")
-        fill_in(sales, path, card, customer.mobile, customer.vin)
+        fill_in(sales, path, card, customer.mobile)
         submit(sales, path)
+        give_vehicle(sales, path, customer.vin)
         sales.expect(sales.send(f"{path}/counter"), 200, "counter verification")
         admin = Browser(base, ADMIN, "admin")
         try:

@@ -195,7 +195,9 @@ def _schemas() -> dict[str, Any]:
                     "mobile": {"type": ["string", "null"], "maxLength": 32, "pattern": NO_NUL}}},
                 "vehicle": {"type": "object", "required": ["id", "make", "model", "price", "condition", "vin"],
                             "properties": {"id": TEXT, "make": TEXT, "model": TEXT, "price": MONEY,
-                                           "condition": {"enum": list(CONDITION)}, "vin": text(32),
+                                           "condition": {"enum": list(CONDITION)},
+                                           # "" until the dealer assigns the car (issue 17 §5)
+                                           "vin": {"anyOf": [{"const": ""}, text(32)]},
                                            "mileage": {"type": ["integer", "null"], "minimum": 0,
                                                        "maximum": 2000000}}},
                 "plan": {"type": "object", "required": [

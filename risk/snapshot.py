@@ -294,7 +294,9 @@ def parse_snapshot(body: Any) -> Snapshot:
     vehicle = (
         r.text(v, "id", "vehicle.id", max_len=64), r.text(v, "make", "vehicle.make", max_len=64),
         r.text(v, "model", "vehicle.model", max_len=64), r.money(v, "price", "vehicle.price"),
-        r.choice(v, "condition", "vehicle.condition", CONDITION), r.text(v, "vin", "vehicle.vin", max_len=32),
+        r.choice(v, "condition", "vehicle.condition", CONDITION),
+        # "" until the dealer assigns the car: the salesperson gives the VIN before the contract (issue 17 §5)
+        "" if v.get("vin") == "" else r.text(v, "vin", "vehicle.vin", max_len=32),
         r.integer(v, "mileage", "vehicle.mileage", 0, 2_000_000, nullable=True),
     ) if v else None
 

@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bff.applications import forms
 from bff.applications.services import Actor
 from bff.applications.services import ApplicationService
 from bff.applications.services import NotAllowed
@@ -116,6 +117,9 @@ class ContractDispatch:
         vehicle_info = app.plan["vehicle"]
         if choice is None:
             raise ContractNotReady("plan", "the application's plan code cannot be read")
+        if forms.validate("vehicle", draft):  # the dealer's facts (issue 17 §5): the contract waits for them
+            raise ContractNotReady("vehicle_details", "车架号等车辆信息尚未填写：请销售顾问在申请页面填写 "
+                                   "(the salesperson enters the car's VIN on the application's page)")
         plans = self.apps.plans
         vehicle = replace(plans.vehicle(vehicle_info["id"]), price=Decimal(vehicle_info["price"]))
         result = plans.evaluate(vehicle, choice)

@@ -166,6 +166,12 @@ STEPS: dict[str, tuple[Field, ...]] = {
     ),
 }
 ALL_FIELDS = {f.name: f for fields in STEPS.values() for f in fields}
+#: the steps the applicant answers (on their own phone, or the salesperson with them); submission needs these
+CUSTOMER_STEPS = ("customer", "work")
+#: the car's facts are the dealer's, not the customer's (issue 17 §5): the salesperson gives the VIN (its check digit
+#: validated, kyc/vin.py), new or used and the engine number on the application's page, from submission until the
+#: contract is generated, which waits for them (bff/applications/contracts.py snapshot)
+DEALER_STEPS = ("vehicle",)
 
 
 def clean(raw: Mapping[str, Any], step: str) -> dict[str, str]:

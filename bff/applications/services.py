@@ -33,6 +33,7 @@ from bff.applications.states import FACE_ALLOWED
 from bff.applications.states import MAX_FACE_ATTEMPTS
 from bff.applications.states import REQUIRED_CONSENTS
 from bff.applications.states import SIGNING_CONSENTS
+from bff.applications.states import VEHICLE_EDITABLE
 from bff.plans.forms import decode
 from bff.plans.forms import encode
 from bff.plans.services import PlanService
@@ -148,9 +149,11 @@ class ApplicationService:
         given again after a withdrawal counts from its newer row."""
         return Consents({c.purpose: c.given_at for c in self.repo.consents(app.id) if c.withdrawn_at is None})
 
-    def completeness(self, draft: Mapping[str, str]) -> dict[str, list[FieldError]]:
-        """Each step's remaining field errors (an empty list: the step is done)."""
-        return {step: forms.validate(step, draft) for step in forms.STEPS}
+    def completeness(self, draft: Mapping[str, str], steps: Sequence[str] = forms.CUSTOMER_STEPS) \
+            -> dict[str, list[FieldError]]:
+        """Each step's remaining field errors (an empty list: the step is done): the applicant's steps unless
+        ``steps`` says otherwise (the dealer's vehicle step is not the applicant's to submit)."""
+        return {step: forms.validate(step, draft) for step in steps}
 
     def pipeline(self, actor: Actor, *, statuses: Sequence[str] = (), query: str = "",
                  limit: int = 50) -> list[Application]:
@@ -183,7 +186,7 @@ class ApplicationService:
         if not result.allowed:
             raise PlanInputError([FieldError("plan", r.code, r.text_zh, r.text_en) for r in result.reasons])
         plan = _plan_json(plan_code, result)
-        draft = {"mobile": actor.mobile or "", "condition": "new"}
+        draft = {"mobile": actor.mobile or "", "condition": vehicle.category.condition}
         app = self.repo.create(
             dealer_id=actor.dealer_id, owner_id=actor.owner_id,
             invitation_id=actor.id if actor.kind == "customer" else None, vehicle_id=vehicle.id,
@@ -200,7 +203,7 @@ class ApplicationService:
         return stored
 
     def merge_draft(self, application_id: str, change: Callable[[dict[str, str]], dict[str, str]],
-                    editable_only: bool = True) -> Application | None:
+                    editable_only: bool = True, states: Sequence[str] = EDITABLE) -> Application | None:
         """Apply ``change`` to the current draft under a row lock (read, decrypt, change, encrypt, write in one
         transaction): concurrent saves of different steps, and the OCR job, never lose each other's
         answers. None when the application is no longer editable."""
@@ -223,11 +226,13 @@ class ApplicationService:
                 "mobile_hash": self.vault.lookup_hash(mobile, "mobile") if mobile_ok else row.mobile_hash,
             }
 
-        return self.repo.update_draft(application_id, columns, EDITABLE if editable_only else None)
+        return self.repo.update_draft(application_id, columns, states if editable_only else None)
 
     def save_step(self, actor: Actor, app: Application, step: str, raw: Mapping[str, Any]) \
             -> tuple[Application, list[FieldError]]:
         """Save one step's answers (even invalid ones: nothing typed is lost) and return its field errors."""
+        if step in forms.DEALER_STEPS:
+            return self._save_vehicle(actor, app, raw)
         if app.status not in EDITABLE:
             raise NotAllowed("not_editable", "申请已提交，不能再修改", "The application was submitted: it can no "
                              "longer be changed")
@@ -242,6 +247,18 @@ class ApplicationService:
             raise NotAllowed("not_editable", "申请已提交，不能再修改", "The application was submitted: it can no "
                              "longer be changed")
         return saved, forms.validate(step, data)
+
+    def _save_vehicle(self, actor: Actor, app: Application, raw: Mapping[str, Any]) \
+            -> tuple[Application, list[FieldError]]:
+        """The dealer's staff give the car's facts (issue 17 §5), until the contract is generated from them."""
+        if actor.kind != "staff":
+            raise NotAllowed("dealer_step", "车辆信息由经销商填写", "The dealer gives the car's details")
+        data = forms.clean(raw, "vehicle")
+        saved = self.merge_draft(app.id, lambda draft: {**draft, **data}, states=VEHICLE_EDITABLE)
+        if saved is None:
+            raise NotAllowed("not_editable", "合同已生成，车辆信息不能再修改",
+                             "The contract was generated: the car's details can no longer be changed")
+        return saved, forms.validate("vehicle", data)
 
     def give_consent(self, actor: Actor, app: Application, purposes: Sequence[str]) -> Consents:
         given = self.consents(app)

@@ -28,6 +28,10 @@ STATUSES = ("draft", "submitted", "kyc_review", "kyc_passed", "kyc_failed", "ris
 #: on, whichever way it went (its first entries are the consents; bff/applications/contracts.py queue_evidence)
 HAS_EVIDENCE = frozenset(STATUSES[STATUSES.index("risk_pending") + 1:])
 EDITABLE = ("draft",)
+#: states in which the dealer's staff may still give or correct the car's facts (VIN, new or used, engine number):
+#: until the contract is generated from them (issue 17 §5; a contract waiting for them stays contract_pending)
+VEHICLE_EDITABLE = ("draft", "submitted", "kyc_review", "kyc_passed", "risk_pending", "approved", "referred",
+                    "counter_offer", "contract_pending")
 #: states in which a selfie / face check may be taken (after submission, before a decision)
 FACE_ALLOWED = ("submitted",)
 MAX_FACE_ATTEMPTS = 3

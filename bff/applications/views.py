@@ -42,6 +42,7 @@ from bff.applications.states import FACE_ALLOWED
 from bff.applications.states import HAS_EVIDENCE
 from bff.applications.states import MAX_FACE_ATTEMPTS
 from bff.applications.states import STATUSES
+from bff.applications.states import VEHICLE_EDITABLE
 from bff.extensions import htmx
 from bff.extensions import limiter
 from bff.plans.forms import decode
@@ -171,6 +172,9 @@ def _context(app: Application) -> dict[str, Any]:
         "latest_id": svc.applications.repo.latest_check(app.id, "id_card"),
         "latest_face": svc.applications.repo.latest_check(app.id, "face"),
         "mismatches": forms.ocr_mismatches(draft), "editable": app.status in EDITABLE and may_edit(),
+        # the car's facts the dealer still owes (issue 17 §5): shown to staff until the contract is generated
+        "may_vehicle": staff and app.status in VEHICLE_EDITABLE and may_edit(),
+        "vehicle_errors": forms.validate("vehicle", draft) if staff and app.status in VEHICLE_EDITABLE else [],
         "may_review": may("kyc.review") and app.status == "kyc_review", "may_unmask": may("pii.unmask"),
         "events": history(events, lambda uid: getattr(svc.accounts.get(uid), "name", None)) if staff else [],
         # an identity waiting for the original ID card at the dealer's counter: the page says where and what
@@ -264,8 +268,9 @@ def step_post(application_id: str, step: str) -> Any:
 
 
 def _step(application_id: str, step: str) -> Any:
-    if step not in forms.STEPS:
-        abort(404)
+    dealer_step = step in forms.DEALER_STEPS
+    if step not in forms.STEPS or (dealer_step and actor().kind != "staff"):
+        abort(404)  # the car's facts are the dealer's: the customer's steps skip them (issue 17 §5)
     app = application_or_404(application_id)
     svc = services().applications
     if not svc.consents(app).sensitive_pi:
@@ -284,15 +289,13 @@ def _step(application_id: str, step: str) -> Any:
         if key:
             svc.repo.remember(scope, key, 422 if errors else 303)
         if not errors:
-            order = list(forms.STEPS)
-            following = order[order.index(step) + 1] if step != order[-1] else None
-            target = (url_for("applications.step", application_id=app.id, step=following) if following
-                      else url_for("applications.detail", application_id=app.id))
-            return _go(target)
+            return _go(_after_step(app, step))
         status = 422
     elif request.args.get("check") == "1":
         errors = forms.validate(step, svc.draft(app))
     context = _context(app)
+    if dealer_step:
+        context["editable"] = app.status in VEHICLE_EDITABLE and may_edit()
     # full ID / mobile numbers only to whoever is filling the form in; everyone else sees them masked
     masked = {"id_number": app.id_masked, "mobile": app.mobile_masked}
     values = {f.name: context["draft"].get(f.name, "") if context["editable"] or not f.sensitive
@@ -301,6 +304,18 @@ def _step(application_id: str, step: str) -> Any:
                              fields=forms.STEPS[step], values=values, options=_options(), **context)
     response.status_code = status
     return response
+
+
+def _after_step(app: Application, step: str) -> str:
+    """Where a saved step leads: the next of the applicant's steps (then the dealer's, for staff, while a draft),
+    else the application's page. A contract waiting for the car's facts is requested again at once."""
+    order = [*forms.CUSTOMER_STEPS, *(forms.DEALER_STEPS if actor().kind == "staff" else ())]
+    following = order[order.index(step) + 1] if step in order[:-1] and app.status in EDITABLE else None
+    if step in forms.DEALER_STEPS and app.status == "contract_pending":
+        services().contracts.request(app.id)
+    if following:
+        return url_for("applications.step", application_id=app.id, step=following)
+    return url_for("applications.detail", application_id=app.id)
 
 
 def _options() -> dict[str, tuple[str, ...]]:
@@ -529,6 +544,14 @@ def document(application_id: str, document_id: str) -> Any:
 @bp.app_context_processor
 def _actor_kind() -> dict[str, object]:
     return {"actor_kind": getattr(g.get("actor"), "kind", None)}
+
+
+@bp.app_template_global()
+def audience_of_page() -> str:
+    """Who reads the page (issue 17 §8): "customer" (their own application, in the second person, no internal
+    terms) or "staff". A template global, so that imported macros (pwa/templates/applications/_macros.html)
+    word each status for the reader without every page passing it along."""
+    return "customer" if getattr(g.get("actor"), "kind", None) == "customer" else "staff"
 
 
 # -- contract: review, re-confirm identity, sign -------------------------------------------------------------

@@ -327,14 +327,23 @@ def apply(phone: Page, customer: Customer, card: tuple[Path, Path], tour: Tour |
     phone.locator("#f-existing_loans").fill("0")
     phone.locator("#f-monthly_repayments").fill("0")
     phone.get_by_test_id("save-step").click()
-
-    expect(phone).to_have_url(re.compile(r"/steps/vehicle$"))
-    phone.locator("#f-vin").fill(customer.vin)
-    phone.locator("#f-condition").select_option("new")
-    phone.get_by_test_id("save-step").click()
+    # the car's VIN is the dealer's to give, not the customer's (issue 17 §5): the phone goes to the application
     expect(phone).to_have_url(re.compile(rf"/applications/{app_id}$"))
+    expect(phone.locator("#f-vin")).to_have_count(0)
     phone.get_by_test_id("submit-application").click()
     return app_id
+
+
+def give_vehicle_on_tablet(sales: Page, app_id: str, vin: str) -> None:
+    """The salesperson gives the car's VIN on the application's page (the contract waits for it: issue 17 §5)."""
+    sales.goto(f"/applications/{app_id}")
+    expect(sales.get_by_test_id("vehicle-missing")).to_be_visible()
+    sales.get_by_test_id("go-vehicle").click()
+    sales.locator("#f-vin").fill(vin)
+    sales.locator("#f-condition").select_option("new")
+    sales.get_by_test_id("save-step").click()
+    expect(sales).to_have_url(re.compile(rf"/applications/{app_id}$"))
+    expect(sales.get_by_test_id("vehicle-missing")).to_have_count(0)
 
 
 def face_check(phone: Page, tour: Tour | None = None) -> None:
@@ -564,6 +573,7 @@ def test_a_lease_from_the_showroom_to_delivery_across_every_service(
         sales.get_by_test_id("invitation-status").scroll_into_view_if_needed()
         tour.shot(sales, "tablet", "customer-plan")
         first = apply(phone, APPROVED, cards[APPROVED.mobile], tour)
+        give_vehicle_on_tablet(sales, first, APPROVED.vin)
         mark("applied")
         face_check(phone, tour)
         mark("face checked")
@@ -587,6 +597,7 @@ def test_a_lease_from_the_showroom_to_delivery_across_every_service(
         phone2 = device(phone_device, filmed=True).new_page()
         join(phone2, stack, link, REFERRED)
         second = apply(phone2, REFERRED, cards[REFERRED.mobile])
+        give_vehicle_on_tablet(sales, second, REFERRED.vin)
         face_check(phone2)
         mark("second customer applied and face checked")
         phone2.get_by_test_id("to-detail").click()

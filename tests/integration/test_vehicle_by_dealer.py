@@ -1,0 +1,133 @@
+"""The car's facts are the dealer's (issue 17 §5): the customer's own phone never asks for the VIN or new/used; the
+salesperson gives them on the application's page, and the contract waits for them, saying so to staff."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from tests.integration.test_applications import CUSTOMER
+from tests.integration.test_applications import SALES_A
+from tests.integration.test_applications import VIN
+from tests.integration.test_applications import WORK
+from tests.integration.test_applications import _all
+from tests.integration.test_applications import make_card_images
+from tests.integration.test_applications import post
+from tests.integration.test_applications import upload_card
+from tests.integration.test_applications import wait_check
+from tests.integration.test_applications import wait_status
+from tests.integration.test_auth import ADMIN_A
+from tests.integration.test_auth import TIMEOUT
+from tests.integration.test_auth import sign_in
+from tests.integration.test_invitations import invite
+from tests.integration.test_invitations import latest_code
+from tests.integration.test_invitations import request_code
+from tests.integration.test_reviews import persona_id
+
+pytestmark = pytest.mark.db
+PLAN = "20-36-0-ctpl+damage+tpl_1m-D-f-a"
+
+
+@pytest.fixture(scope="module")
+def card_images() -> tuple[bytes, bytes]:
+    return make_card_images()
+
+
+def customer_session(base: str, app: Any, mobile: str) -> requests.Session:
+    """A customer signed in through the salesperson's invitation (their own phone)."""
+    with sign_in(base, SALES_A) as sales:
+        _, link = invite(base, sales, mobile)
+    customer = requests.Session()
+    request_code(customer, link)
+    r = post(customer, f"{link}/verify", {"code": latest_code(app, mobile)}, form_url=link)
+    assert r.status_code == 200 and "/plans/" in r.url, r.text[:300]
+    return customer
+
+
+def applied(base: str, s: requests.Session, card_images: tuple[bytes, bytes], mobile: str,
+            id_number: str) -> str:
+    """An application with consent, the ID card and the applicant's two steps answered by ``s``; its id."""
+    r = post(s, f"{base}/applications", {"vehicle": "byd-han-ev", "plan": PLAN},
+             form_url=f"{base}/applications/new?vehicle=byd-han-ev&plan={PLAN}")
+    assert r.status_code == 200 and "/consent" in r.url, r.text[:300]
+    app_id = r.url.rsplit("/", 2)[-2]
+    assert post(s, f"{base}/applications/{app_id}/consent", {"sensitive_pi": "yes", "credit_reporting": "yes"}) \
+        .status_code == 200
+    r = upload_card(base, s, app_id, *card_images)
+    assert r.status_code == 202 and 'data-outcome="ok"' in wait_check(s, base, app_id, r.text)
+    assert post(s, f"{base}/applications/{app_id}/steps/customer", {**CUSTOMER, "mobile": mobile,
+                                                                    "id_number": id_number}).status_code == 200
+    r = post(s, f"{base}/applications/{app_id}/steps/work", WORK)
+    assert r.status_code == 200, r.text[:500]
+    return app_id
+
+
+def test_the_customer_is_never_asked_for_the_vin(bff_server: Any, card_images: tuple[bytes, bytes]) -> None:
+    base, app = bff_server.url, bff_server.app
+    mobile = "13900170501"
+    with customer_session(base, app, mobile) as customer:
+        app_id = applied(base, customer, card_images, mobile, CUSTOMER["id_number"])
+        # after the work step the customer's phone goes to the application, with no vehicle step anywhere
+        page = customer.get(f"{base}/applications/{app_id}", timeout=TIMEOUT)
+        assert "/steps/vehicle" not in page.text and 'data-testid="submit-application"' in page.text
+        assert customer.get(f"{base}/applications/{app_id}/steps/vehicle", timeout=TIMEOUT).status_code == 404
+        r = post(customer, f"{base}/applications/{app_id}/steps/vehicle", {"vin": VIN, "condition": "new"},
+                 form_url=f"{base}/applications/{app_id}")
+        assert r.status_code == 404
+        # submitted without the car's facts: they are the dealer's
+        r = post(customer, f"{base}/applications/{app_id}/submit", form_url=f"{base}/applications/{app_id}")
+        assert r.status_code == 200 and "submit-application" not in r.text, r.text[:500]
+    stored = app.extensions["leaseline"].applications
+    assert stored.repo.get(app_id, _all()).status == "submitted"
+    assert "vin" not in stored.draft(stored.repo.get(app_id, _all()))
+    # the salesperson sees that the VIN is owed, and gives it after submission (validated by its check digit)
+    with sign_in(base, SALES_A) as sales:
+        page = sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
+        assert 'data-testid="vehicle-missing"' in page and 'data-testid="go-vehicle"' in page
+        url = f"{base}/applications/{app_id}/steps/vehicle"
+        r = post(sales, url, {"vin": VIN[:8] + "0" + VIN[9:], "condition": "new"})
+        assert r.status_code == 422 and 'data-field="vin"' in r.text
+        assert VIN[:8] + "0" + VIN[9:] in r.text  # nothing typed is lost
+        r = post(sales, url, {"vin": VIN, "condition": "new"})
+        assert r.status_code == 200 and r.url.endswith(f"/applications/{app_id}"), r.text[:300]
+        assert 'data-testid="vehicle-missing"' not in r.text
+    assert stored.draft(stored.repo.get(app_id, _all()))["vin"] == VIN
+
+
+def test_the_contract_waits_for_the_vin_and_tells_the_salesperson(
+        bff_server: Any, contract_server: Any, card_images: tuple[bytes, bytes]) -> None:
+    base, app = bff_server.url, bff_server.app
+    with sign_in(base, SALES_A) as sales:
+        sales.headers["User-Agent"] = "phone-vehicle-by-dealer"
+        app_id = applied(base, sales, card_images, "13900170502", persona_id("10"))  # approved automatically
+        assert post(sales, f"{base}/applications/{app_id}/submit",
+                    form_url=f"{base}/applications/{app_id}").status_code == 200
+        assert post(sales, f"{base}/applications/{app_id}/counter",
+                    form_url=f"{base}/applications/{app_id}").status_code == 200
+    with sign_in(base, ADMIN_A) as admin:
+        assert post(admin, f"{base}/applications/{app_id}/review", {"decision": "kyc_passed", "note": "柜台核对原件"},
+                    form_url=f"{base}/applications/{app_id}").status_code == 200
+    repo = app.extensions["leaseline"].applications.repo
+    with sign_in(base, SALES_A) as sales:
+        wait_status(sales, base, app_id, ("contract_pending",), timeout=40)
+        for _ in range(100):
+            if (repo.get(app_id, _all()).contract or {}).get("error"):
+                break
+            time.sleep(0.2)
+        assert repo.get(app_id, _all()).contract["error"] == "vehicle_details"
+        contract = sales.get(f"{base}/applications/{app_id}/contract", timeout=TIMEOUT).text
+        assert "请销售顾问在申请页面填写" in contract
+        page = sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
+        assert 'data-testid="vehicle-missing"' in page
+        # the salesperson gives the car's facts: the contract is generated at once, with this VIN
+        assert post(sales, f"{base}/applications/{app_id}/steps/vehicle", {"vin": VIN, "condition": "new"}) \
+            .status_code == 200
+        wait_status(sales, base, app_id, ("contract_ready",), timeout=40)
+        # once generated, the car's facts are the contract's: no longer changed
+        r = post(sales, f"{base}/applications/{app_id}/steps/vehicle", {"vin": VIN, "condition": "used",
+                                                                        "mileage": "100"},
+                 form_url=f"{base}/applications/{app_id}")
+        assert r.status_code == 409

@@ -1,0 +1,111 @@
+"""Words for whoever looks (issue 17 §8): the customer reads about their own application in the second person and
+without the lessor's internal terms; staff keep the third person and the working terms."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from flask import g
+from flask import render_template_string
+from sqlalchemy import update
+
+from bff.applications.states import STATUSES
+from infra.db.models import ApplicationRow
+from tests.integration.test_applications import post
+from tests.integration.test_auth import SALES_A
+from tests.integration.test_auth import TIMEOUT
+from tests.integration.test_auth import sign_in
+from tests.integration.test_vehicle_by_dealer import customer_session
+
+pytestmark = pytest.mark.db
+PLAN = "20-36-0-ctpl+damage+tpl_1m-D-f-a"
+#: words that speak of the customer in the third person, or of the lessor's internal roles and mechanics
+STAFF_TERMS = ("客户", "风控", "工作人员", "人工审核", "模型", "自动批准", "重试", "第 1 级")
+CUSTOMER_WORDS = {"draft": "请填写您的资料", "contract_ready": "请签署合同", "submitted": "请完成人脸核验",
+                  "referred": "正在审核您的申请，通常 1 个工作日内完成",
+                  "risk_pending": "正在审核您的申请，通常 1 个工作日内完成"}
+STAFF_WORDS = {"draft": "等待客户填写资料", "contract_ready": "等待客户签署合同", "referred": "等待风控专员审核"}
+MACROS = ('{% from "applications/_macros.html" import status_label, waiting_label %}'
+          "{{ status_label(a.status) }} · {{ waiting_label(a) }}")
+
+
+def labels(app: Any, kind: str, status: str, **extra: Any) -> str:
+    """The status and what it waits for, as ``kind`` (customer or staff) reads them in Chinese."""
+    row = SimpleNamespace(status=status, face_attempts=0, risk_attempts=2, contract_attempts=2, **extra)
+    with app.test_request_context("/?lang=zh_CN"):
+        g.actor = SimpleNamespace(kind=kind)
+        return render_template_string(MACROS, a=row)
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_each_status_is_worded_for_whoever_looks(app: Any, status: str) -> None:
+    customer, staff = labels(app, "customer", status), labels(app, "staff", status)
+    assert not [t for t in STAFF_TERMS if t in customer], customer
+    if status in CUSTOMER_WORDS:
+        assert CUSTOMER_WORDS[status] in customer, customer
+    if status in STAFF_WORDS:
+        assert STAFF_WORDS[status] in staff and STAFF_WORDS[status] not in customer, staff
+
+
+def _start_as(base: str, s: Any) -> str:
+    r = post(s, f"{base}/applications", {"vehicle": "byd-han-ev", "plan": PLAN},
+             form_url=f"{base}/applications/new?vehicle=byd-han-ev&plan={PLAN}")
+    assert r.status_code == 200 and "/consent" in r.url, r.text[:300]
+    app_id = r.url.rsplit("/", 2)[-2]
+    assert post(s, f"{base}/applications/{app_id}/consent", {"sensitive_pi": "yes", "credit_reporting": "yes"}) \
+        .status_code == 200
+    return str(app_id)
+
+
+def _set(app: Any, app_id: str, **values: Any) -> None:
+    with app.extensions["leaseline"].applications.repo.db.session() as session:
+        session.execute(update(ApplicationRow).where(ApplicationRow.id == app_id).values(**values))
+
+
+def test_the_customer_s_own_pages_speak_to_them(bff_server: Any) -> None:
+    base, app = bff_server.url, bff_server.app
+    with customer_session(base, app, "13900170801") as customer, sign_in(base, SALES_A) as sales:
+        app_id = _start_as(base, customer)
+        url = f"{base}/applications/{app_id}"
+        mine, theirs = customer.get(url, timeout=TIMEOUT).text, sales.get(url, timeout=TIMEOUT).text
+        assert "请填写您的资料" in mine and "等待客户填写资料" not in mine
+        assert "等待客户填写资料" in theirs
+        # submitted without face recognition: "you did not agree", not "the customer did not agree"
+        _set(app, app_id, status="submitted")
+        mine, theirs = customer.get(url, timeout=TIMEOUT).text, sales.get(url, timeout=TIMEOUT).text
+        assert "您未同意人脸识别" in mine and "客户未同意人脸识别" not in mine
+        assert "客户未同意人脸识别" in theirs
+        # with a risk officer: the customer reads what happens and how long; staff read the tier and the reasons
+        result = {"outcome": "refer", "tier": 1, "reasons": [
+            {"code": "AUTO_APPROVE", "text_zh": "模型与规则均通过，自动批准", "text_en": "approved automatically"}]}
+        _set(app, app_id, status="referred", risk_result=json.dumps(result, ensure_ascii=False))
+        mine, theirs = customer.get(url, timeout=TIMEOUT).text, sales.get(url, timeout=TIMEOUT).text
+        assert "正在审核您的申请，通常 1 个工作日内完成" in mine
+        for internal in ("风控专员人工审核（第 1 级）", "模型与规则均通过，自动批准", "等待风控专员审核",
+                         "风控人工审核中"):
+            assert internal not in mine and internal in theirs, internal
+        # the contract waits for the signature: "please sign", not "waiting for the customer"
+        _set(app, app_id, status="contract_ready")
+        listing = customer.get(f"{base}/applications", timeout=TIMEOUT).text
+        assert "请签署合同" in listing and "等待客户签署合同" not in listing
+
+
+def test_the_counter_instructions_go_once_the_identity_is_verified(bff_server: Any) -> None:
+    """The counter-check steps sit in the polled status block: once verified, the next poll drops them."""
+    base, app = bff_server.url, bff_server.app
+    with customer_session(base, app, "13900170802") as customer:
+        app_id = _start_as(base, customer)
+        url = f"{base}/applications/{app_id}"
+        repo = app.extensions["leaseline"].applications.repo
+        _set(app, app_id, status="submitted")
+        assert repo.transition(app_id, allowed_from=("submitted",), to="kyc_review", actor_kind="customer",
+                               actor_id="c", note="counter_verification") is not None
+        polled = customer.get(url, headers={"HX-Request": "true"}, timeout=TIMEOUT).text
+        assert 'data-testid="counter-next"' in polled
+        assert repo.transition(app_id, allowed_from=("kyc_review",), to="kyc_passed", actor_kind="staff",
+                               actor_id="s") is not None
+        polled = customer.get(url, headers={"HX-Request": "true"}, timeout=TIMEOUT).text
+        assert 'id="app-status"' in polled and 'data-testid="counter-next"' not in polled
