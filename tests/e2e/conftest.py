@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from tests.e2e.problems import Problems
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/lib/chromium/chromium")  # the real binary, not the wrapper
 ARGS = [
@@ -32,3 +35,23 @@ def browser_context_args(browser_context_args: dict[str, Any], playwright: Any) 
 def base_url(live_server: Any) -> str:
     """pytest-base-url's fixture, pointed at the live server."""
     return str(live_server.url)
+
+
+@pytest.fixture(autouse=True)
+def page_problems(request: pytest.FixtureRequest, browser: Any) -> Iterator[Problems]:
+    """Every browser context a test opens is watched; at the test's end nothing may have been seen on our pages
+    (the suite's servers are all on 127.0.0.1) but what its ``console`` marks excuse (tests/e2e/problems.py)."""
+    problems = Problems(("http://127.0.0.1", "http://localhost"))
+    opened = browser.new_context
+
+    def new_context(*args: Any, **kwargs: Any) -> Any:
+        return problems.watch(opened(*args, **kwargs))
+
+    browser.new_context = new_context
+    try:
+        yield problems
+    finally:
+        browser.new_context = opened
+    excused = [pattern for mark in request.node.iter_markers("console") for pattern in mark.args]
+    unexcused = problems.unexcused(excused)
+    assert not unexcused, "the browser reported problems on our pages:\n" + "\n".join(unexcused)

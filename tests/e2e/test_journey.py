@@ -41,7 +41,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from contextlib import contextmanager
 from dataclasses import dataclass
-from dataclasses import field
 from dataclasses import replace
 from datetime import date
 from io import BytesIO
@@ -82,6 +81,7 @@ from tests.conftest import postgres_database
 from tests.conftest import s3_config
 from tests.conftest import stripe_config
 from tests.e2e.conftest import TABLET
+from tests.e2e.problems import Problems
 from tests.e2e.test_contract_browser import draw
 from tests.e2e.test_oidc_browser import sign_in_at_provider
 from tests.e2e.test_review_browser import sign_in as password_sign_in
@@ -185,27 +185,6 @@ def cards(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Pat
 
 
 # -- what the browsers show --------------------------------------------------------------------------------------
-@dataclass
-class Problems:
-    """Console errors, uncaught exceptions and CSP violations on our own pages (not the OpenID provider's)."""
-
-    origin: str
-    seen: list[str] = field(default_factory=list)
-
-    def watch(self, context: BrowserContext) -> BrowserContext:
-        context.on("console", lambda m: self._add(m.page, f"console: {m.text}") if m.type == "error" else None)
-        context.on("weberror", lambda e: self._add(e.page, f"error: {e.error}"))
-        # which request failed: the console only says "Failed to load resource"
-        context.on("response", lambda r: self._add(r.frame.page, f"HTTP {r.status} {r.request.method} {r.url}")
-                   if r.status >= 500 and r.url.startswith(self.origin) else None)
-        return context
-
-    def _add(self, page: Page | None, text: str) -> None:
-        url = page.url if page is not None else "?"
-        if url.startswith(self.origin) or page is None:
-            self.seen.append(f"{url}: {text}")
-
-
 class Tour:
     """One screenshot per step when ``LEASELINE_SCREENSHOTS`` names a folder: the viewport at CSS pixels,
     quantised to 64 colours (a PNG of a few tens of kB), named ``NN-device-step.png`` in the order taken."""
@@ -387,6 +366,8 @@ def sign(phone: Page, stack: Stack, customer: Customer, app_id: str, tour: Tour 
     """Read the contract on the phone, confirm a new texted code, draw the signature, sign."""
     phone.get_by_test_id("go-contract").click()
     expect(phone.get_by_test_id("contract-number")).to_have_text(re.compile(r"^LL\d{8}[0-9A-F]{6}$"))
+    expect(phone.get_by_test_id("contract-text")).to_contain_text("第八条 违约责任")  # the text, readable (§2)
+    phone.get_by_test_id("contract-pages-toggle").locator("summary").click()  # the page images behind it
     first = phone.locator(".contract-pages img").first
     first.scroll_into_view_if_needed()
     # (the contract service rasterises the pages on the first request: seconds on two busy cores)
@@ -541,7 +522,7 @@ def test_a_lease_from_the_showroom_to_delivery_across_every_service(
         browser: Browser, playwright: Playwright, stack: Stack, camera: FakeCamera,
         cards: dict[str, tuple[Path, Path]]) -> None:
     tour = Tour(os.environ.get("LEASELINE_SCREENSHOTS"))
-    problems = Problems(stack.url)
+    problems = Problems((stack.url,))
     phone_device = playwright.devices["Pixel 7"]
     contexts: list[BrowserContext] = []
     started = time.monotonic()

@@ -37,6 +37,9 @@
       return;
     }
     video.hidden = false;
+    root.classList.add("filming");
+    // the instruction, the picture and the progress fit a 360×640 screen together: bring them all into view
+    root.scrollIntoView({ block: "start", behavior: "instant" });
     video.srcObject = stream;
     await video.play().catch(function () {});
     var form = new FormData();
@@ -58,6 +61,7 @@
     await sleep(600);
     form.append("selfie", await grab(video), "selfie.jpg");
     stream.getTracks().forEach(function (t) { t.stop(); });
+    root.classList.remove("filming");
     video.hidden = true;
     prompt.textContent = text(root, "sending");
     var html = "";
