@@ -108,9 +108,8 @@ class Settings:
     #: ``{"<issuer>": {"client_id": "...", "client_secret": "..."}}``); an issuer not listed uses the two above
     oidc_clients: tuple[tuple[str, str, str], ...] = ()
     #: text messages: ``sandbox`` (the embedded default: stored in sms_outbox, read at /dev/outbox) or ``tencent``
-    #: (Tencent Cloud SMS; required in production), under the registered signature (签名)
+    #: (Tencent Cloud SMS; required in production), under the one registered signature (签名, infra.sms.SIGNATURE)
     sms: str = "sandbox"
-    sms_signature: str = "领航租赁"
     #: Tencent Cloud SMS: API keys, the SMS application (SmsSdkAppId), region, the template id of each of
     #: infra.sms.TEMPLATES (``LEASELINE_TENCENT_SMS_TEMPLATES``, JSON ``{"invitation_code": "1234567", ...}``), and
     #: for tests an endpoint (host:port) and scheme other than sms.tencentcloudapi.com over https
@@ -172,7 +171,6 @@ class Settings:
             service_issuer=env.get("LEASELINE_SERVICE_ISSUER", "leaseline"),
             oidc_clients=_oidc_clients(env.get("LEASELINE_OIDC_CLIENTS", "")),
             sms=_sms(env, mode),
-            sms_signature=env.get("LEASELINE_SMS_SIGNATURE", "领航租赁"),
             tencent_sms=_tencent_sms(env) if env.get("LEASELINE_SMS") == "tencent" else (),
         )
 

@@ -596,7 +596,7 @@ def _demo_journeys(url: str, say: Callable[[str], None]) -> int:
             return bool(repo.search(Scope(), hashes=[vault.lookup_hash(id_number, "id_number")], limit=1))
 
         try:
-            return run(url, code_reader(SandboxOutboxSms(database, settings.sms_signature)), existing, say)
+            return run(url, code_reader(SandboxOutboxSms(database)), existing, say)
         except (JourneyFailed, OSError) as exc:  # OSError: requests' connection errors
             raise Fail(f"demo journey stopped: {exc}") from None
     finally:

@@ -78,9 +78,9 @@ def cloud() -> Iterator[FakeTencentCloud]:
 
 def adapter(endpoint: str) -> TencentSms:
     return TencentSms(secret_id="AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", secret_key="Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
-                      app_id="1400006666", signature="领航租赁", template_ids={"invitation_code": "1110001",
-                                                                             "signing_code": "1110002",
-                                                                             "handover_code": "1110003"},
+                      app_id="1400006666", template_ids={"invitation_code": "1110001",
+                                                         "signing_code": "1110002",
+                                                         "handover_code": "1110003"},
                       endpoint=endpoint, scheme="http", timeout=2)
 
 
@@ -91,7 +91,7 @@ def test_a_text_goes_out_as_an_approved_template_with_its_parameters(cloud: Fake
     assert headers["x-tc-region"] == "ap-guangzhou"
     assert re.fullmatch(r"TC3-HMAC-SHA256 Credential=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE/\d{4}-\d{2}-\d{2}/sms/"
                         r"tc3_request, SignedHeaders=[a-z;-]+, Signature=[0-9a-f]{64}", headers["authorization"])
-    assert body == {"PhoneNumberSet": ["+8613900139000"], "SmsSdkAppId": "1400006666", "SignName": "领航租赁",
+    assert body == {"PhoneNumberSet": ["+8613900139000"], "SmsSdkAppId": "1400006666", "SignName": "租程",
                     "TemplateId": "1110002", "TemplateParamSet": ["042517"], "SessionContext": "dealer-1"}
 
 
@@ -120,7 +120,7 @@ def test_an_unreachable_platform_is_unavailable() -> None:
 
 def test_every_template_needs_its_id_and_its_parameters(cloud: FakeTencentCloud) -> None:
     with pytest.raises(ValueError, match="signing_code"):
-        TencentSms(secret_id="x", secret_key="y", app_id="1", signature="领航租赁",
+        TencentSms(secret_id="x", secret_key="y", app_id="1",
                    template_ids={"invitation_code": "1"}, endpoint=cloud.endpoint, scheme="http")
     with pytest.raises(ValueError, match="code"):
         adapter(cloud.endpoint).send("13900139000", "invitation_code", {})
@@ -133,11 +133,11 @@ def test_the_sandbox_renders_what_the_customer_would_read(db_url: str) -> None:
 
     db = Database(db_url)
     try:
-        sandbox = SandboxOutboxSms(db, "领航租赁")
+        sandbox = SandboxOutboxSms(db)
         sandbox.send("13900139077", "signing_code", {"code": "654321"}, dealer_id="d1")
         [sms] = sandbox.latest(1, to="13900139077")
-        assert sms.body == "【领航租赁】" + TEMPLATES["signing_code"].text.format(code="654321")
-        assert sms.body.startswith("【领航租赁】您正在签署融资租赁合同，验证码 654321，") and sms.dealer_id == "d1"
+        assert sms.body == "【租程】" + TEMPLATES["signing_code"].text.format(code="654321")
+        assert sms.body.startswith("【租程】您正在签署融资租赁合同，验证码 654321，") and sms.dealer_id == "d1"
     finally:
         db.dispose()
 

@@ -1,0 +1,45 @@
+"""One SMS signature everywhere (issue 17 §8): every text goes out under the product's own name, 租程 (Leaseline), as
+its screens call it; no second brand left in the settings, the adapters or the translations."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+from bff.config import Settings
+from infra import sms
+from infra.sms import SIGNATURE
+from infra.sms import TEMPLATES
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOGUE = ROOT / "bff/translations/zh_Hans_CN/LC_MESSAGES/messages.po"
+
+
+def test_the_signature_is_the_product_s_name_on_its_screens() -> None:
+    with CATALOGUE.open("rb") as fh:
+        catalogue = read_po(fh)
+    assert SIGNATURE == catalogue.get("Leaseline").string == "租程"
+    # wherever the screens name the product, they name it the same way
+    named = [m for m in catalogue if isinstance(m.id, str) and "Leaseline" in m.id and m.string]
+    assert named and all("领航租赁" not in m.string for m in named), [m.string for m in named]
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_every_template_carries_the_one_signature(name: str) -> None:
+    template = TEMPLATES[name]
+    body = template.render(SIGNATURE, {p: "123456" for p in template.params})
+    assert body.startswith(f"【{SIGNATURE}】") and body.count("【") == 1
+    assert "【" not in template.text  # no template brings a signature of its own
+
+
+def test_no_adapter_or_setting_takes_another_signature() -> None:
+    """The sandbox and Tencent Cloud sign with the constant; the settings have no second one to drift to."""
+    assert not hasattr(Settings.from_env({}), "sms_signature")
+    for adapter in (sms.SandboxOutboxSms, sms.TencentSms):
+        assert "signature" not in inspect.signature(adapter).parameters, adapter
+    sources = [*ROOT.glob("bff/**/*.py"), *ROOT.glob("infra/**/*.py"), *ROOT.glob("leaseline/**/*.py"),
+               *ROOT.glob("pwa/templates/**/*.html"), ROOT / "README.md"]
+    assert [str(p) for p in sources if "领航租赁" in p.read_text(encoding="utf-8")] == []
