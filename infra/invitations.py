@@ -66,6 +66,12 @@ class SqlInvitations:
             row = session.get(InvitationRow, invitation_id[:36])
             return self._dto(row) if row else None
 
+    def by_nonce_hash(self, nonce_hash: str) -> Invitation | None:
+        """The invitation whose link secret hashes to ``nonce_hash`` (a short link), or None."""
+        with self.db.session() as session:
+            row = session.scalars(select(InvitationRow).where(InvitationRow.nonce_hash == nonce_hash[:64])).first()
+            return self._dto(row) if row else None
+
     def of_dealer(self, dealer_id: str | None, created_by: str | None = None, limit: int = 50) -> list[Invitation]:
         stmt = select(InvitationRow).order_by(InvitationRow.created_at.desc()).limit(limit)
         if dealer_id is not None:

@@ -51,12 +51,15 @@ def stored_until(data: Mapping[str, Any]) -> float | None:
 
 def subject_of(data: Mapping[str, Any]) -> str | None:
     """Whose session it is: a staff member's (signed in, or between password and second factor), an invited
-    customer's, or nobody's (a visitor's form tokens)."""
+    customer's (or a returning customer's, by their mobile number), or nobody's (a visitor's form tokens)."""
     uid = data.get("uid") or data.get("pending_uid")
     if uid:
         return staff_subject(str(uid))
     invitation = data.get("customer_invitation")
-    return customer_subject(str(invitation)) if invitation else None
+    if invitation:
+        return customer_subject(str(invitation))
+    mobile_hash = data.get("customer_mobile")  # a returning customer, by mobile and code (bff/invitations/returning)
+    return customer_subject(f"mobile:{str(mobile_hash)[:32]}") if mobile_hash else None
 
 
 def client() -> Client:

@@ -23,6 +23,11 @@ from plans.errors import PlanInputError
 from plans.errors import error
 
 MOBILE = re.compile(r"1[3-9]\d{9}")
+#: a short link's token: 13 symbols of a 32-letter alphabet without look-alikes (no 0/o, 1/l) — 65 random bits,
+#: lower case so that a chat app or a phone keyboard that changes case cannot break it
+SHORT_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+SHORT_LENGTH = 13
+SHORT = re.compile(rf"[{SHORT_ALPHABET}]{{{SHORT_LENGTH}}}")
 TTL = timedelta(hours=24)
 CODE_TTL = timedelta(minutes=10)
 RESEND_AFTER = timedelta(seconds=60)
@@ -67,25 +72,43 @@ class InvitationService:
             raise PlanInputError([error("mobile", "mobile_format")])
         if user.dealer_id is None:
             raise PermissionError("only dealer staff invite customers")
-        nonce = secrets.token_urlsafe(24)
+        # The link's secret part is the short token itself (stored only as its hash): /i/<short> and the signed
+        # long link (older invitations have only that) reach the same invitation.
+        nonce = "".join(secrets.choice(SHORT_ALPHABET) for _ in range(SHORT_LENGTH))
         inv = self.repo.create(dealer_id=user.dealer_id, created_by=user.id, mobile=mobile, vehicle_id=vehicle_id,
                                plan_code=plan_code, nonce_hash=hashlib.sha256(nonce.encode()).hexdigest(),
                                expires_at=utcnow() + TTL)
         self._audit("invitation.create", "success", inv, client, user)
         return Created(inv, str(self.signer.dumps({"i": inv.id, "n": nonce})))
 
-    def resolve(self, token: str) -> Invitation:
-        """The invitation behind a link that is still usable; raises :class:`InvitationInvalid`."""
+    def short_token(self, token: str) -> str | None:
+        """The short form of the signed link ``token`` (None for an invitation made before short links)."""
         try:
-            data = self.signer.loads(token[:512], max_age=int(TTL.total_seconds()))
-        except BadSignature:  # SignatureExpired is a BadSignature
-            raise InvitationInvalid from None
+            data = self.signer.loads(token[:512])
+        except BadSignature:
+            return None
+        nonce = data.get("n") if isinstance(data, dict) else None
+        return nonce if isinstance(nonce, str) and SHORT.fullmatch(nonce) else None
+
+    def identify(self, token: str) -> Invitation | None:
+        """The invitation a genuine link (short, or signed and long) was made for, used or not; None otherwise."""
+        if SHORT.fullmatch(token):
+            return self.repo.by_nonce_hash(hashlib.sha256(token.encode()).hexdigest())
+        try:  # no max_age: the invitation's own expiry decides whether it is still usable (see resolve)
+            data = self.signer.loads(token[:512])
+        except BadSignature:
+            return None
         if not isinstance(data, dict) or not isinstance(data.get("i"), str) or not isinstance(data.get("n"), str):
-            raise InvitationInvalid
+            return None
         inv = self.repo.get(data["i"])
         if inv is None or not hmac.compare_digest(inv.nonce_hash, hashlib.sha256(data["n"].encode()).hexdigest()):
-            raise InvitationInvalid
-        if inv.opened_at is not None or inv.locked or inv.expires_at <= utcnow():
+            return None
+        return inv
+
+    def resolve(self, token: str) -> Invitation:
+        """The invitation behind a link that is still usable; raises :class:`InvitationInvalid`."""
+        inv = self.identify(token)
+        if inv is None or inv.opened_at is not None or inv.locked or inv.expires_at <= utcnow():
             raise InvitationInvalid
         return inv
 

@@ -25,12 +25,15 @@ from bff.auth.roles import tenant_of
 from bff.auth.session import client
 from bff.auth.session import requires
 from bff.extensions import limiter
+from bff.invitations.returning_views import bp as returning_bp
 from bff.invitations.services import InvitationInvalid
 from bff.invitations.services import mask_mobile
 from bff.plans.forms import BuilderForm
 from bff.plans.forms import decode
 from bff.rendering import page_or_block
 from bff.services import services
+from infra.applications import Application
+from infra.applications import Scope
 from infra.invitations import Invitation
 from infra.sms import SmsRefused
 from infra.sms import SmsUnavailable
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("invitations", __name__)
 #: development-only pages: registered by the app factory outside production only (never mounted there)
 dev_bp = Blueprint("dev", __name__)
+bp.register_blueprint(returning_bp)  # 我的租赁: a returning customer's way back without their link
 LINKS = "invitation_links"  # the salesperson's session keeps its links (invitations: hashes; the session row: sealed)
 
 
@@ -63,8 +67,21 @@ def _index(form: dict[str, str], errors: list[Any], status: int = 200) -> Any:
 
 
 def customer_url(inv: Invitation) -> str | None:
+    """The customer's link as the device that created it knows it: the short form when there is one (a link of
+    ~170 characters breaks in chat apps), else the signed long one of an older invitation."""
     token = session.get(LINKS, {}).get(inv.id)
-    return url_for("invitations.customer", token=token, _external=True) if token else None
+    if not token:
+        return None
+    short = services().invitations.short_token(token)
+    return url_for("invitations.customer", token=short or token, _external=True)
+
+
+def produced(inv: Invitation) -> list[Application]:
+    """The applications the customer started through ``inv``, newest first (read at the invitation's dealer, by
+    the invited mobile: the invitation's own customer only)."""
+    svc = services()
+    scope = Scope(dealer_id=inv.dealer_id, mobile_hash=svc.vault.lookup_hash(inv.mobile, "mobile"))
+    return [a for a in svc.applications.repo.search(scope, limit=20) if a.invitation_id == inv.id]
 
 
 @bp.get("/invitations")
@@ -105,7 +122,7 @@ def _status(inv: Invitation) -> dict[str, Any]:
                 plan = services().plans.evaluate(vehicle, choice)
             except PlanInputError:
                 plan = None
-    return {"inv": inv, "plan": plan, "mask": mask_mobile}
+    return {"inv": inv, "plan": plan, "mask": mask_mobile, "applications": produced(inv) if inv.opened_at else []}
 
 
 @bp.get("/invitations/<invitation_id>")
@@ -142,11 +159,36 @@ def _usable(token: str) -> Invitation | None:
         return None
 
 
+def _returning(token: str) -> Any:
+    """The invited customer's own phone opening their link again (from the chat's history, say): to their
+    application, or to the plan they were choosing. None for anybody else, who sees the same invalid page as for any
+    unusable link."""
+    inv = services().invitations.identify(token)
+    if inv is None or inv.opened_at is None or session.get("customer_invitation") != inv.id:
+        return None
+    started = produced(inv)
+    if started:
+        return redirect(url_for("applications.detail", application_id=started[0].id), 303)
+    return redirect(_plan_url(inv), 303)
+
+
+def _plan_url(inv: Invitation) -> str:
+    """Where a customer who just confirmed their mobile starts: the salesperson's proposal, else the catalogue."""
+    if inv.vehicle_id is None:
+        return url_for("plans.vehicles")
+    choice = decode(inv.plan_code) if inv.plan_code else None
+    query = "?" + urlencode(BuilderForm.from_choice(choice, services().plans.product).query_pairs()) if choice else ""
+    return url_for("plans.builder", vehicle_id=inv.vehicle_id) + query
+
+
+# A refresh or a restored tab after a wrong code (or a failed text) asks for the form's own URL: the same page.
 @bp.get("/i/<token>")
+@bp.get("/i/<token>/code", endpoint="customer_code")
+@bp.get("/i/<token>/verify", endpoint="customer_verify")
 def customer(token: str) -> Any:
     inv = _usable(token)
     if inv is None:
-        return _invalid()
+        return _returning(token) or _invalid()
     return render_template("invitations/customer.html", token=token, mobile=mask_mobile(inv.mobile),
                            sent=inv.code_sent_at is not None, error=None)
 
@@ -187,11 +229,7 @@ def verify(token: str) -> Any:
     session.clear()  # a fresh session for the customer: nothing of a staff session survives on this device
     session["customer_invitation"] = inv.id
     session.permanent = True
-    if inv.vehicle_id is None:
-        return redirect(url_for("plans.vehicles"), 303)
-    choice = decode(inv.plan_code) if inv.plan_code else None
-    query = "?" + urlencode(BuilderForm.from_choice(choice, services().plans.product).query_pairs()) if choice else ""
-    return redirect(url_for("plans.builder", vehicle_id=inv.vehicle_id) + query, 303)
+    return redirect(_plan_url(inv), 303)
 
 
 @dev_bp.get("/dev/outbox")

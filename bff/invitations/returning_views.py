@@ -1,0 +1,124 @@
+"""我的租赁 (my leases) pages: the mobile number, the code, the customer's applications (bff/invitations/returning.py).
+
+Mounted inside the invitations blueprint (its endpoints are ``invitations.returning.*``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from flask import abort
+from flask import current_app
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import session
+from flask import url_for
+
+from bff.auth.session import client
+from bff.extensions import limiter
+from bff.invitations.returning import Pending
+from bff.invitations.returning import ReturningCustomers
+from bff.invitations.returning import normalise
+from bff.services import services
+
+bp = Blueprint("returning", __name__)
+PENDING = "returning_code"  # the session's pending code (bff.invitations.returning.Pending)
+SIGNED_IN = "customer_mobile"  # the look-up hash of the number a customer confirmed on this device
+
+
+def returning() -> ReturningCustomers:
+    svc = services()
+    return ReturningCustomers(svc.applications.repo, svc.invitations_repo, svc.sms, svc.audit, svc.vault,
+                              str(current_app.secret_key))
+
+
+def signed_in_hash() -> str | None:
+    """The confirmed number of this device's customer (by this sign-in, or by their invitation's code), or None."""
+    if session.get(SIGNED_IN):
+        return str(session[SIGNED_IN])
+    invitation_id = session.get("customer_invitation")
+    inv = services().invitations_repo.get(str(invitation_id)) if invitation_id else None
+    return returning().mobile_hash(inv.mobile) if inv is not None and inv.opened_at is not None else None
+
+
+def _per_number() -> str:
+    """The rate-limit key of the number typed (as its keyed hash: the limiter's store holds no phone numbers)."""
+    mobile = normalise(request.form.get("mobile", ""))
+    return "returning:" + (returning().mobile_hash(mobile) if mobile else "invalid")
+
+
+@bp.get("/mine")
+def mine() -> Any:
+    mobile_hash = signed_in_hash()
+    if mobile_hash is None:
+        return redirect(url_for("invitations.returning.sign_in"))
+    return render_template("invitations/mine.html", apps=returning().owned(mobile_hash))
+
+
+def _sign_in_page(mobile: str = "", error: bool = False, status: int = 200) -> tuple[str, int]:
+    return render_template("invitations/mine_sign_in.html", mobile=mobile, error=error), status
+
+
+@bp.get("/mine/sign-in")
+def sign_in() -> Any:
+    return _sign_in_page()
+
+
+# Per number (however many addresses ask for it) and per address (however many numbers it tries).
+@bp.post("/mine/sign-in")
+@limiter.limit("5 per hour", key_func=_per_number)
+@limiter.limit("20 per hour")
+def send_code() -> Any:
+    typed = request.form.get("mobile", "")[:20]
+    mobile = normalise(typed)
+    if mobile is None:
+        return _sign_in_page(typed, error=True, status=422)
+    session[PENDING] = returning().send_code(mobile, client()).dump()
+    return redirect(url_for("invitations.returning.code"), 303)
+
+
+def _code_page(pending: Pending | None, error: str | None = None, status: int = 200) -> tuple[str, int]:
+    return render_template("invitations/mine_code.html", pending=pending, error=error), status
+
+
+@bp.get("/mine/code")
+def code() -> Any:
+    pending = Pending.load(session.get(PENDING))
+    if pending is None:
+        return redirect(url_for("invitations.returning.sign_in"))
+    return _code_page(pending)
+
+
+@bp.post("/mine/code")
+@limiter.limit("30 per minute")
+def check_code() -> Any:
+    pending = Pending.load(session.get(PENDING))
+    if pending is None:  # never asked, used, expired or five times wrong: a new code is needed
+        return _code_page(None, "spent", 422)
+    ok, left = returning().check(pending, request.form.get("code", "")[:12], client())
+    if not ok:
+        if left is None:
+            session.pop(PENDING, None)
+            return _code_page(None, "spent", 422)
+        session[PENDING] = left.dump()
+        return _code_page(left, "wrong", 422)
+    session.clear()  # a fresh session (and id) for the customer: nothing of an earlier one survives on this device
+    session[SIGNED_IN] = pending.mobile_hash
+    session.permanent = True
+    return redirect(url_for("invitations.returning.mine"), 303)
+
+
+@bp.post("/mine/open/<application_id>")
+def open_application(application_id: str) -> Any:
+    """Open one of the customer's applications: this device acts as the customer of the invitation it came from
+    (bff/applications/access.py), at that dealer."""
+    mobile_hash = signed_in_hash()
+    if mobile_hash is None:
+        return redirect(url_for("invitations.returning.sign_in"), 303)
+    invitation_id = returning().invitation_for(mobile_hash, application_id)
+    if invitation_id is None:
+        abort(404)
+    session[SIGNED_IN] = mobile_hash
+    session["customer_invitation"] = invitation_id
+    return redirect(url_for("applications.detail", application_id=application_id[:36]), 303)

@@ -1,0 +1,240 @@
+"""A returning customer over real HTTP: their own invitation link reopened, a refreshed code page, and "我的租赁"
+(my leases) by mobile number and a one-time code, without the link."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+from flask.testing import FlaskClient
+
+from tests.integration.test_applications import start
+from tests.integration.test_auth import TIMEOUT
+from tests.integration.test_auth import csrf
+from tests.integration.test_auth import sign_in
+from tests.integration.test_invitations import SALES_A
+from tests.integration.test_invitations import invite
+from tests.integration.test_invitations import latest_code
+from tests.integration.test_invitations import request_code
+
+pytestmark = pytest.mark.db
+
+
+def join(base: str, app: Any, mobile: str) -> tuple[requests.Session, str]:
+    """An invited customer who confirmed ``mobile`` on their phone: (their session, their invitation link)."""
+    with sign_in(base, SALES_A) as sales:
+        _, link = invite(base, sales, mobile)
+    customer = requests.Session()
+    request_code(customer, link)
+    r = customer.post(f"{link}/verify", data={"code": latest_code(app, mobile), "csrf_token": csrf(customer, link)},
+                      timeout=TIMEOUT)
+    assert r.status_code == 200 and "/plans/" in r.url, r.text[:300]
+    return customer, link
+
+
+# -- (a) the invitation link reopened on the customer's own phone ----------------------------------------------
+def test_the_customer_reopening_their_link_lands_on_their_application(bff_server: Any, app: Any) -> None:
+    base = bff_server.url
+    customer, link = join(base, app, "13700137001")
+    with customer:
+        before = customer.get(link, timeout=TIMEOUT, allow_redirects=False)
+        assert before.status_code == 303 and "/plans/byd-han-ev" in before.headers["Location"]  # no application yet
+        app_id = start(base, customer)
+        again = customer.get(link, timeout=TIMEOUT, allow_redirects=False)
+        assert again.status_code == 303 and again.headers["Location"].endswith(f"/applications/{app_id}")
+        assert customer.get(f"{link}/verify", timeout=TIMEOUT, allow_redirects=False).status_code == 303
+
+
+def test_anybody_else_reopening_a_used_link_learns_nothing(bff_server: Any, app: Any) -> None:
+    base = bff_server.url
+    first, link = join(base, app, "13700137002")
+    other, _ = join(base, app, "13700137003")  # another invited customer, signed in on their own phone
+    with first, other, requests.Session() as stranger:
+        for s in (other, stranger):
+            r = s.get(link, timeout=TIMEOUT, allow_redirects=False)
+            assert r.status_code == 410 and "7002" not in r.text and "/applications/" not in r.text
+
+
+# -- (b) the code page refreshed or restored ----------------------------------------------------------------
+def test_a_refresh_after_a_wrong_code_shows_the_code_form(bff_server: Any, app: Any) -> None:
+    with sign_in(bff_server.url, SALES_A) as sales, requests.Session() as customer:
+        _, link = invite(bff_server.url, sales, "13700137004")
+        request_code(customer, link)
+        wrong = customer.post(f"{link}/verify", data={"code": "000000" if latest_code(app, "13700137004") != "000000"
+                                                      else "111111", "csrf_token": csrf(customer, link)},
+                              timeout=TIMEOUT)
+        assert wrong.status_code == 422
+        for url in (f"{link}/verify", f"{link}/code"):  # a refresh, a restored tab
+            page = customer.get(url, timeout=TIMEOUT)
+            assert page.status_code == 200 and 'id="code"' in page.text and "137****7004" in page.text, url
+        r = customer.post(f"{link}/verify", data={"code": latest_code(app, "13700137004"),
+                                                   "csrf_token": csrf(customer, f"{link}/verify")}, timeout=TIMEOUT)
+        assert r.status_code == 200 and "/plans/" in r.url
+
+
+# -- short links -------------------------------------------------------------------------------------------
+def test_the_link_is_short_and_unguessable_and_old_long_links_still_work(bff_server: Any, app: Any) -> None:
+    from bff.auth.services import Client
+
+    base = bff_server.url
+    with sign_in(base, SALES_A) as sales:
+        _, link = invite(base, sales, "13700137005")
+        _, second = invite(base, sales, "13700137005")
+    token = link.rsplit("/i/", 1)[1]
+    assert re.fullmatch(r"[a-z2-9]{13}", token), link  # 13 of 32 symbols: 65 bits
+    assert second.rsplit("/i/", 1)[1] != token
+    with requests.Session() as customer:
+        opened = customer.get(link, timeout=TIMEOUT)
+        assert opened.status_code == 200 and "137****7005" in opened.text
+    svc = app.extensions["leaseline"]
+    staff = svc.accounts.by_email(SALES_A)[0]
+    created = svc.invitations.create(staff, "13700137006", None, None, Client("127.0.0.1", "test"))
+    assert len(created.token) > 60
+    with requests.Session() as customer:
+        long_link = f"{base}/i/{created.token}"
+        assert "137****7006" in customer.get(long_link, timeout=TIMEOUT).text
+        request_code(customer, long_link)
+        r = customer.post(f"{long_link}/verify", data={"code": latest_code(app, "13700137006"),
+                                                        "csrf_token": csrf(customer, long_link)}, timeout=TIMEOUT)
+        assert r.status_code == 200 and r.url.endswith("/vehicles")  # invited without a vehicle: the catalogue
+    for guess in ("aaaaaaaaaaaaa", token[:-1] + ("a" if token[-1] != "a" else "b"), token.upper()):
+        assert requests.get(f"{base}/i/{guess}", timeout=TIMEOUT).status_code == 410
+
+
+# -- the salesperson's invitation page ---------------------------------------------------------------------
+def test_the_invitation_page_shares_the_link_then_links_the_application(bff_server: Any, app: Any) -> None:
+    base = bff_server.url
+    with sign_in(base, SALES_A) as sales, requests.Session() as customer:
+        page, link = invite(base, sales, "13700137007")
+        html = sales.get(page, timeout=TIMEOUT).text
+        assert 'data-testid="copy-link"' in html and 'data-testid="share-link"' in html
+        assert "/static/js/invitation.js" in html and "onclick" not in html
+        assert 'data-link="' + link + '"' in html
+        assert "data-joined" not in html
+        request_code(customer, link)
+        customer.post(f"{link}/verify", data={"code": latest_code(app, "13700137007"),
+                                               "csrf_token": csrf(customer, link)}, timeout=TIMEOUT)
+        status = sales.get(page, headers={"HX-Request": "true"}, timeout=TIMEOUT).text
+        assert "data-joined" in status and "invitation-application" not in status
+        app_id = start(base, customer)
+        status = sales.get(page, headers={"HX-Request": "true"}, timeout=TIMEOUT).text
+        assert f'href="/applications/{app_id}"' in status and 'data-testid="invitation-application"' in status
+        assert sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).status_code == 200
+
+
+# -- (c) 我的租赁: back in by mobile number and a one-time code ----------------------------------------------------
+def form_token(client: FlaskClient, url: str) -> str:
+    page = client.get(url)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
+    assert match, page.get_data(as_text=True)[:300]
+    return match.group(1)
+
+
+def ask_code(client: FlaskClient, mobile: str) -> Any:
+    return client.post("/mine/sign-in", data={"mobile": mobile, "csrf_token": form_token(client, "/mine/sign-in")})
+
+
+def phone(app: Any, address: str) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_a_returning_customer_signs_in_by_mobile_and_finds_their_application(bff_server: Any, app: Any) -> None:
+    base = bff_server.url
+    customer, _ = join(base, app, "13700137010")
+    with customer:
+        app_id = start(base, customer)
+    outbox = app.extensions["leaseline"].outbox
+    client = phone(app, "10.0.0.10")
+    assert client.get("/mine").status_code == 302  # not signed in: the sign-in page
+    sent = ask_code(client, "137 0013 7010")
+    assert sent.status_code == 303 and sent.headers["Location"].endswith("/mine/code")
+    page = client.get("/mine/code").get_data(as_text=True)
+    assert "137****7010" in page and 'autocomplete="one-time-code"' in page
+    code = latest_code(app, "13700137010")
+    wrong = "000000" if code != "000000" else "111111"
+    assert client.post("/mine/code", data={"code": wrong, "csrf_token": form_token(client, "/mine/code")}
+                       ).status_code == 422
+    done = client.post("/mine/code", data={"code": code, "csrf_token": form_token(client, "/mine/code")})
+    assert done.status_code == 303 and done.headers["Location"].endswith("/mine")
+    mine = client.get("/mine").get_data(as_text=True)
+    assert f"/mine/open/{app_id}" in mine
+    opened = client.post(f"/mine/open/{app_id}", data={"csrf_token": form_token(client, "/mine")})
+    assert opened.status_code == 303 and opened.headers["Location"].endswith(f"/applications/{app_id}")
+    assert client.get(f"/applications/{app_id}").status_code == 200
+    # the code is single-use
+    assert client.post("/mine/code", data={"code": code, "csrf_token": form_token(client, "/mine/sign-in")}
+                       ).status_code in (303, 409, 422)
+    again = phone(app, "10.0.0.11")
+    ask_code(again, "13700137010")
+    assert again.post("/mine/code", data={"code": code, "csrf_token": form_token(again, "/mine/code")}
+                      ).status_code == 422
+    assert len(outbox.latest(10, to="13700137010")) >= 2
+    events = app.extensions["leaseline"].audit.search(action="customer.sign_in")
+    assert any(e.outcome == "success" for e in events) and any(e.outcome == "failure" for e in events)
+
+
+def test_an_unknown_number_gets_the_same_answer_and_no_text(bff_server: Any, app: Any) -> None:
+    base = bff_server.url
+    customer, _ = join(base, app, "13700137011")
+    with customer:
+        start(base, customer)
+    known, unknown = phone(app, "10.0.0.12"), phone(app, "10.0.0.13")
+    a, b = ask_code(known, "13700137011"), ask_code(unknown, "13700137099")
+    assert (a.status_code, a.headers["Location"]) == (b.status_code, b.headers["Location"])
+    page_a = known.get("/mine/code").get_data(as_text=True).replace("137****7011", "MASK")
+    page_b = unknown.get("/mine/code").get_data(as_text=True).replace("137****7099", "MASK")
+    strip = re.compile(r'name="csrf_token" value="[^"]+"|X-CSRFToken": "[^"]+"')
+    assert strip.sub("", page_a) == strip.sub("", page_b)
+    assert not app.extensions["leaseline"].outbox.latest(1, to="13700137099")
+    for code in ("000000", "123456"):
+        r = unknown.post("/mine/code", data={"code": code, "csrf_token": form_token(unknown, "/mine/code")})
+        assert r.status_code == 422
+    bad = phone(app, "10.0.0.14")
+    r = ask_code(bad, "12345")
+    assert r.status_code == 422 and 'value="12345"' in r.get_data(as_text=True)
+
+
+def test_codes_expire_and_five_wrong_codes_need_a_new_one(bff_server: Any, app: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import bff.invitations.returning as returning
+    from infra.db.models import utcnow
+
+    base = bff_server.url
+    customer, _ = join(base, app, "13700137012")
+    with customer:
+        start(base, customer)
+    client = phone(app, "10.0.0.15")
+    ask_code(client, "13700137012")
+    code = latest_code(app, "13700137012")
+    wrong = "000000" if code != "000000" else "111111"
+    statuses = [client.post("/mine/code", data={"code": wrong, "csrf_token": form_token(client, "/mine/code")}
+                            ).status_code for _ in range(5)]
+    assert statuses == [422] * 5
+    assert client.post("/mine/code", data={"code": code, "csrf_token": form_token(client, "/mine/sign-in")}
+                       ).status_code == 422  # the code is spent: ask for a new one
+    late = phone(app, "10.0.0.16")
+    ask_code(late, "13700137012")
+    code = latest_code(app, "13700137012")
+    monkeypatch.setattr(returning, "utcnow", lambda: utcnow() + timedelta(minutes=11))
+    assert late.post("/mine/code", data={"code": code, "csrf_token": form_token(late, "/mine/code")}
+                     ).status_code == 422
+
+
+def test_code_sending_is_rate_limited_per_number_and_per_address(bff_server: Any, app: Any) -> None:
+    statuses = [ask_code(phone(app, f"10.0.1.{i}"), "13700137020").status_code for i in range(6)]
+    assert statuses[0] == 303 and statuses[-1] == 429  # one number, many addresses
+    shared = phone(app, "10.0.2.1")
+    statuses = [ask_code(shared, f"137001371{i:02d}").status_code for i in range(21)]
+    assert statuses[0] == 303 and statuses[-1] == 429  # one address, many numbers
+
+
+def test_the_sign_in_and_home_pages_link_my_leases(bff_server: Any) -> None:
+    base = bff_server.url
+    for path in ("/login", "/vehicles"):
+        page = requests.get(base + path, timeout=TIMEOUT)
+        assert 'href="/mine"' in page.text, path
