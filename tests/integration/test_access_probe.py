@@ -315,3 +315,22 @@ def test_the_app_opts_in_exactly_the_public_assets(app: Any) -> None:
     from bff.caching import public_assets
 
     assert public_assets(app) == PUBLIC_ASSETS
+
+
+def test_my_leases_open_only_the_customers_own_applications(bff_server: Any, customer: Any,
+                                                             samples: dict[str, dict[str, str]]) -> None:
+    """我的租赁 binds this device to an application only if it is the signed-in customer's own (started through
+    their invitation, by their confirmed number): another customer's, or a staff-made one, is not found."""
+    s, values = customer
+    base = bff_server.url
+    for tenant in ("own", "other"):
+        response = s.post(f"{base}/mine/open/{samples[tenant]['application_id']}", timeout=TIMEOUT,
+                          data={"csrf_token": csrf(s, f"{base}/mine")}, allow_redirects=False)
+        assert response.status_code == 404, tenant
+    mine = s.post(f"{base}/mine/open/{values['application_id']}", data={"csrf_token": csrf(s, f"{base}/mine")},
+                  timeout=TIMEOUT, allow_redirects=False)
+    assert mine.status_code == 303 and mine.headers["Location"].endswith(f"/applications/{values['application_id']}")
+    with requests.Session() as anonymous:
+        response = anonymous.post(f"{base}/mine/open/{values['application_id']}", allow_redirects=False,
+                                  data={"csrf_token": csrf(anonymous, f"{base}/mine/sign-in")}, timeout=TIMEOUT)
+        assert response.status_code == 303 and "/mine/sign-in" in response.headers["Location"]
