@@ -175,6 +175,14 @@ def _pdf(pdf: bytes, filename: str, sha256: str) -> Response:
     return response
 
 
+@bp.get("/contracts/<contract_id>/text")
+@require(SCOPE_READ)
+def contract_text(contract_id: str) -> Any:
+    """The text the PDF was rendered from, as HTML, with its SHA-256 (which the PDF prints), sections and key
+    terms: for reading the contract on a phone. 409 when the PDF prints another fingerprint or none."""
+    return jsonify(service().text(contract_id))
+
+
 @bp.get("/contracts/<contract_id>/pages/<int:page>")
 @require(SCOPE_READ)
 def contract_page(contract_id: str, page: int) -> Any:

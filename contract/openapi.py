@@ -157,6 +157,38 @@ def _handover() -> dict[str, Any]:
                 "properties": {"due_date": DAY, "amount": money}}]}}}
 
 
+def _contract_text() -> dict[str, Any]:
+    """The contract's text for reading (contract.service.ContractService.text; contract.document.reading)."""
+    decimal = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "description": "a rate, as a fraction"}
+    money = {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$"}
+    count = {"type": "integer", "minimum": 0}
+    terms = {"type": "object", "required": ["term", "monthly_payment", "apr", "total_payable", "deposit_free",
+                                            "early_settlement", "late_fee_daily_rate"], "properties": {
+        "term": count, "timing": {"enum": list(TIMINGS)}, "monthly_payment": money, "last_payment": money,
+        "apr": decimal, "nominal_rate": decimal, "down_payment": money, "financed_amount": money, "residual": money,
+        "total_rent": money, "total_payable": money, "due_at_signing": money, "deposit": money,
+        "deposit_free": {"type": "boolean"},
+        "card_hold": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {"amount": money,
+                                                                                     "days": count}}]},
+        "early_settlement": {"type": "object", "properties": {
+            "notice_working_days": count, "fee_rate": decimal,
+            "any_day": {"type": "boolean", "description": "false: only on a rent's due day (older contracts)"}}},
+        "late_fee_daily_rate": decimal, "late_fee_annual_rate": decimal,
+        "default_cost_cap": {"oneOf": [{"type": "null"}, decimal]},
+        "default": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
+            "overdue_periods": count, "overdue_share": decimal, "demand_cure_days": count}}]}}}
+    return {"type": "object", "required": ["contract_id", "number", "status", "sha256", "document_sha256", "html",
+                                           "sections", "terms"], "properties": {
+        "contract_id": {"type": "string"}, "number": {"type": "string"},
+        "status": {"enum": ["draft", "signing", "signed"]},
+        "sha256": {**HEX, "description": "SHA-256 of html (UTF-8), as the PDF prints it"},
+        "document_sha256": {**HEX, "description": "the current PDF's own hash (the draft, or the signed contract)"},
+        "html": {"type": "string", "description": "the text's HTML elements (no html, head or body element)"},
+        "sections": {"type": "array", "items": {"type": "object", "required": ["id", "title"], "properties": {
+            "id": {"type": "string", "description": "the id of the section in html"}, "title": {"type": "string"}}}},
+        "terms": terms}}
+
+
 def _int(name: str, minimum: int) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": True,
             "schema": {"type": "integer", "minimum": minimum, "maximum": MAX_INDEX}}
@@ -216,6 +248,17 @@ def document() -> dict[str, Any]:
                 "responses": {"200": {"description": "PDF", "content": {"application/pdf": {}}}, **AUTH,
                               "404": _problem("No such contract"),
                               "409": _problem("The stored file does not match its recorded hash"),
+                              "503": _problem("Document storage unavailable")}}},
+            "/api/v1/contracts/{contract_id}/text": {"get": {
+                "operationId": "contractText",
+                "summary": "The text the current PDF was rendered from, as HTML, with its fingerprint (contract:read)",
+                "description": "For reading the contract on a phone. sha256 is the SHA-256 of html's UTF-8 bytes; the "
+                               "PDF prints it on its first page (正文指纹 SHA-256), so anyone holding both can check "
+                               "they are one document. The HTML has no style attributes and no scripts.",
+                "parameters": [CONTRACT_ID],
+                "responses": {"200": _json("ContractText", "The text"), **AUTH, "404": _problem("No such contract"),
+                              "409": _problem("The PDF prints another text fingerprint, or none (generated before "
+                                              "it), or does not match its recorded hash: read the PDF"),
                               "503": _problem("Document storage unavailable")}}},
             "/api/v1/contracts/{contract_id}/pages/{page}": {"get": {
                 "operationId": "contractPage", "summary": "One page as a PNG (contract:read)",
@@ -373,6 +416,7 @@ def document() -> dict[str, Any]:
                                             "sha256": HEX, "pages": {"type": "integer"},
                                             "signatures": {"type": "array", "items": {"type": "object"}},
                                             "ledger": {"type": "array", "items": {"type": "object"}}}},
+                "ContractText": _contract_text(),
                 "SignRequest": {"type": "object", "required": list(SIGNER), "properties": SIGNER},
                 "HandoverRequest": _handover_request(),
                 "Handover": _handover(),

@@ -171,6 +171,8 @@ class ContractService:
         self.lessor = lessor_party()
         self._pages: OrderedDict[str, list[bytes]] = OrderedDict()  # a few contracts' page images
         self._pages_lock = threading.Lock()
+        #: the text fingerprint each recent PDF prints, by the PDF's hash (also under _pages_lock)
+        self._fingerprints: OrderedDict[str, str | None] = OrderedDict()
         #: one lock per document being rasterised: requests for its other pages wait for that one run
         self._rasterising: dict[str, threading.Lock] = {}
         #: the service's job queue: each new contract's final text is rendered ahead of signing by a job
@@ -323,6 +325,46 @@ class ContractService:
         if sha256_hex(pdf) != expected:  # the stored file is not what we recorded: never hand it out
             raise Conflict("tampered", "The stored document does not match its recorded hash.")
         return pdf, self.get(contract_id)
+
+    def text(self, contract_id: str) -> dict[str, Any]:
+        """The contract's text as HTML for reading on a phone (issue 17 §2), with its fingerprint, its sections and
+        its key terms. The text is rendered again from the frozen snapshot and handed out only when the current PDF
+        (the draft, or the signed contract) prints that very fingerprint: a PDF rendered from other words (a
+        contract generated before the fingerprint, or before a change of the template) is a 409, never a
+        reading copy that differs from what is signed."""
+        from contract.document.reading import key_terms
+        from contract.document.reading import sections
+        from contract.document.render import render_text
+        from contract.document.render import text_sha256
+
+        row = self.row(contract_id)
+        data = self.parse(self.document_data(row))
+        html = render_text(data)
+        digest = text_sha256(html)
+        document_sha256, stated = self._stated_fingerprint(contract_id)
+        if stated != digest:
+            raise Conflict("text_differs", "This contract's PDF does not state the fingerprint of its text as "
+                                           "rendered now: read the PDF itself.")
+        return {"contract_id": row.id, "number": row.number, "status": row.status, "sha256": digest,
+                "document_sha256": document_sha256, "html": html, "sections": sections(html),
+                "terms": key_terms(data)}
+
+    def _stated_fingerprint(self, contract_id: str) -> tuple[str, str | None]:
+        """The current PDF's hash and the text fingerprint it prints (pdftotext), remembered by the PDF's hash for a
+        few documents, so that reading the text again fetches and reads no PDF."""
+        current = self.get(contract_id)["sha256"]
+        with self._pages_lock:
+            if current in self._fingerprints:
+                return current, self._fingerprints[current]
+        from contract.document.render import stated_text_sha256
+
+        pdf, meta = self.document(contract_id)  # checked against its recorded hash
+        stated = stated_text_sha256(pdf)
+        with self._pages_lock:
+            self._fingerprints[meta["sha256"]] = stated
+            while len(self._fingerprints) > 64:
+                self._fingerprints.popitem(last=False)
+        return meta["sha256"], stated
 
     def page_image(self, contract_id: str, page: int) -> bytes:
         """Page ``page`` (1-based) of the current document as a PNG for the phone's review screen."""

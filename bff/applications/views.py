@@ -34,6 +34,7 @@ from bff.applications.contracts import EXPLAIN_METHODS
 from bff.applications.contracts import EXPLAINED_TERMS
 from bff.applications.history import history
 from bff.applications.kyc import Rejected
+from bff.applications.reading import contract_reading
 from bff.applications.services import NotAllowed
 from bff.applications.services import consent_text
 from bff.applications.states import CONSENT_PURPOSES
@@ -619,7 +620,10 @@ def _contract_page(app: Application, *, status: int = 200, error: FieldError | N
                              # signed: what is due at signing is paid next, by whoever may act on the application
                              may_pay=may_edit() and app.status == "signed",
                              rent=Decimal(app.plan["quote"]["monthly_payment"]),
-                             apr=Decimal(app.plan["quote"]["apr"]))
+                             apr=Decimal(app.plan["quote"]["apr"]),
+                             # the text to read on the phone, once the contract is there (issue 17 §2)
+                             reading=contract_reading(app) if contract and contract.get("number")
+                             and app.status not in ("approved", "contract_pending") else None)
     response.status_code = status
     return response
 
@@ -648,6 +652,19 @@ def contract_bytes(app: Application, fetch: Callable[[str], bytes], mimetype: st
     response = make_response(body)
     response.mimetype = mimetype  # no-store like every personal response (bff/caching.py): full ID and mobile
     return response
+
+
+@bp.get("/applications/<application_id>/contract/text")
+@requires_actor("applications.view")
+def contract_text(application_id: str) -> Any:
+    """The contract's text on a page of its own (the partial the contract page includes; issue 17 §2)."""
+    app = application_or_404(application_id)
+    if not app.contract_id:
+        return render_template("error.html", status=409, message=_msg(
+            "合同尚未生成，请稍候", "The contract has not been generated yet: please wait"),
+            back=url_for("applications.contract", application_id=app.id)), 409
+    return page_or_block("applications/contract_text.html", "text_block", app=app, contract=app.contract,
+                         reading=contract_reading(app))
 
 
 @bp.get("/applications/<application_id>/contract/pages/<int:page>")

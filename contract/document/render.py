@@ -7,6 +7,10 @@ points, so a signer can put visible signature fields exactly there (pyHanko ``Si
 box=box)``). :func:`render_handover` does the same for ``templates/handover.html``: one engine, the same fonts,
 ``contract.css`` with the record's own ``handover.css`` after it, and the same signature-box ids.
 
+The contract's text is ``templates/contract_text.html`` (:func:`render_text`): ``contract.html`` prints it as it is,
+inside the watermark, with its SHA-256 above the title (:func:`text_sha256`), so that the text handed out for
+reading on a phone can be checked against the PDF (:func:`stated_text_sha256` reads the printed one back).
+
 WeasyPrint costs about a second to import and its fonts another few hundred milliseconds on first use:
 call :func:`warm_up` once at start-up; the module keeps the engine (font configuration, parsed stylesheet).
 WeasyPrint does not document thread safety (Pango and fontconfig objects are shared), so one layout runs at
@@ -17,7 +21,9 @@ font takes ~20 s to subset (:func:`warm_up` refuses to start without it).
 
 from __future__ import annotations
 
+import hashlib
 import io
+import re
 import subprocess
 import tempfile
 import threading
@@ -34,6 +40,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment
 from jinja2 import FileSystemLoader
 from jinja2 import StrictUndefined
+from markupsafe import Markup
 
 from contract.document.handover import HandoverData
 from contract.document.model import ContractData
@@ -141,18 +148,58 @@ _env = Environment(
 _env.filters.update(money=format_cny, upper=cny_upper, pct=percent, exact_pct=exact_percent, cn_date=cn_date)
 
 
-def render_html(data: ContractData) -> str:
-    """The contract as HTML (the input of the PDF), after :meth:`ContractData.reconcile`."""
+def render_text(data: ContractData) -> str:
+    """The contract's text (``templates/contract_text.html``) as HTML, after :meth:`ContractData.reconcile`: what
+    the PDF prints but its watermark, running header and footer and fingerprint, so the draft and the final text
+    (the same data, ``signed`` aside) have the same text. :func:`render_html` prints exactly this string."""
     data.reconcile()
+    return _env.get_template("contract_text.html").render(
+        c=data, plan=data.plan, rows=data.schedule, generated=beijing_time(data.generated_at))
+
+
+def text_sha256(text: str) -> str:
+    """The text's fingerprint: SHA-256 (hex) of its UTF-8 bytes, printed on the PDF's first page."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def render_html(data: ContractData) -> str:
+    """The contract as HTML (the input of the PDF): :func:`render_text` with the watermark and the text's
+    fingerprint around it."""
+    text = render_text(data)
     return _env.get_template("contract.html").render(
         c=data,
-        plan=data.plan,
-        rows=data.schedule,
+        text=Markup(text),  # our own template's output, escaped as it was rendered
+        text_sha256=text_sha256(text),
         watermark={"number": data.number, "name": mask_name(data.lessee.name),
                    "time": beijing_time(data.generated_at), "draft": not data.signed},
-        generated=beijing_time(data.generated_at),
         generated_iso=data.generated_at.isoformat(timespec="seconds"),
     )
+
+
+#: how the PDF states the fingerprint (templates/contract.html), as poppler's pdftotext reads it back
+STATED_FINGERPRINT = re.compile(r"正文指纹 SHA-256：\s*([0-9a-f]{64})")
+
+
+def stated_text_sha256(pdf: bytes, timeout: float = 30.0) -> str | None:
+    """The text fingerprint a contract PDF prints on its first page (poppler's ``pdftotext``), or None for a PDF
+    that prints none (a contract generated before the fingerprint). Raises :class:`RenderError` when pdftotext
+    fails or is not installed."""
+    with tempfile.TemporaryDirectory(prefix="contract-text-") as tmp:
+        source = Path(tmp) / "contract.pdf"
+        source.write_bytes(pdf)
+        # -nodiag: without the diagonal watermark, which may cross the first lines
+        command = ["pdftotext", "-nodiag", "-enc", "UTF-8", "-f", "1", "-l", "1", str(source), "-"]
+        try:
+            done = subprocess.run(command, check=True, capture_output=True, timeout=timeout)
+        except FileNotFoundError:
+            raise RenderError("pdftotext not found (Debian: apt-get install poppler-utils)") from None
+        except subprocess.TimeoutExpired:
+            raise RenderError(f"pdftotext took longer than {timeout:g} s") from None
+        except subprocess.CalledProcessError as exc:
+            message = exc.stderr.decode("utf-8", "replace").strip()[:500]
+            raise RenderError(f"pdftotext failed ({exc.returncode}): {message}") from None
+    found = STATED_FINGERPRINT.search(done.stdout.decode("utf-8", "replace"))
+    return found.group(1) if found else None
 
 
 def render_handover_html(data: HandoverData) -> str:

@@ -62,6 +62,12 @@ class ContractClient:
                                    raw=True, idempotent=True)
         return bytes(body)
 
+    def text(self, contract_id: str) -> dict[str, Any]:
+        """The text the current PDF was rendered from, for reading on a phone: ``{html, sha256, document_sha256,
+        sections, terms, …}``; the PDF prints ``sha256``. A contract whose PDF prints another fingerprint or none
+        (generated before it) is a :class:`~infra.clients.http.ServiceRefused` 409."""
+        return self._json("GET", f"/api/v1/contracts/{quote(contract_id, safe='')}/text", idempotent=True)
+
     def page(self, contract_id: str, page: int) -> bytes:
         _, body = self.client.call("GET", f"/api/v1/contracts/{quote(contract_id, safe='')}/pages/{int(page)}",
                                    raw=True, idempotent=True)

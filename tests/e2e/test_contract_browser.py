@@ -76,6 +76,7 @@ def test_a_contract_page_that_fails_to_arrive_is_fetched_again(page: Page, live_
     sign_in(page, SALES_A)
     page.route(re.compile(r".*/contract/pages/1(\?.*)?$"), first_answer_fails)
     page.goto(f"/applications/{ready}/contract")
+    page.get_by_test_id("contract-pages-toggle").locator("summary").click()  # the images behind the text (§2)
     first = page.locator(".contract-pages img").first
     first.scroll_into_view_if_needed()
     wait_until(page, "document.querySelector('.contract-pages img').naturalWidth > 500")  # the page, not broken
@@ -88,6 +89,7 @@ def test_the_customer_signs_the_contract_on_a_phone(page: Page, live_server: Any
     sign_in(page, SALES_A)
     page.goto(f"/applications/{ready}/contract")
     expect(page.get_by_test_id("contract-number")).to_have_text(re.compile(r"^LL\d{8}[0-9A-F]{6}$"))
+    page.get_by_test_id("contract-pages-toggle").locator("summary").click()  # the images behind the text (§2)
     first = page.locator(".contract-pages img").first
     first.scroll_into_view_if_needed()
     # the page image arrived, readable on the phone (a first answer lost under load is fetched again: data-retry)

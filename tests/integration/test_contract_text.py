@@ -1,0 +1,100 @@
+"""The contract's text for reading on a phone (issue 17 §2): ``GET /api/v1/contracts/{id}/text`` answers the HTML
+the PDF was rendered from, with its SHA-256, and the PDF states that same fingerprint on its first page, so that
+anyone holding both can check they are one document. Checked here over real HTTP, against the PDF itself
+(poppler's pdftotext, independently of the service's own check), for the draft and the signed contract."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.common.contract import ContractServer
+from tests.common.risk import risk_database
+from tests.common.tsa import TsaServer
+from tests.conftest import DATABASES
+from tests.integration.test_contract_service import TIMEOUT
+from tests.integration.test_contract_service import create
+from tests.integration.test_contract_service import sign_body
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def contracts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, s3_server: Any) -> Any:
+    var = tmp_path_factory.mktemp("contract-text-var")
+    with (risk_database(var, request.param) as url, TsaServer() as tsa,
+          ContractServer(url, var, s3_server, tsa) as server):
+        yield server
+
+
+def first_page_text(pdf: bytes) -> str:
+    """Page 1 of a PDF as poppler reads it (without the diagonal watermark)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "contract.pdf"
+        path.write_bytes(pdf)
+        done = subprocess.run(["pdftotext", "-nodiag", "-f", "1", "-l", "1", str(path), "-"], check=True,
+                              capture_output=True, timeout=60)
+    return done.stdout.decode()
+
+
+def stated(pdf: bytes) -> str:
+    """The text fingerprint the PDF prints on its first page."""
+    found = re.search(r"SHA-256\S*\s*([0-9a-f]{64})", first_page_text(pdf))
+    assert found, "the PDF states no text fingerprint"
+    return found.group(1)
+
+
+def get_text(server: ContractServer, contract_id: str, **headers: str) -> requests.Response:
+    return requests.get(f"{server.url}/api/v1/contracts/{contract_id}/text",
+                        headers=headers or server.headers("contract:read"), timeout=TIMEOUT)
+
+
+def get_pdf(server: ContractServer, contract_id: str) -> bytes:
+    r = requests.get(f"{server.url}/api/v1/contracts/{contract_id}/document", headers=server.headers("contract:read"),
+                     timeout=TIMEOUT)
+    assert r.status_code == 200
+    return r.content
+
+
+def test_the_text_needs_a_read_token(contracts: ContractServer) -> None:
+    contract = create(contracts, "app-text-auth")
+    assert requests.get(f"{contracts.url}/api/v1/contracts/{contract['id']}/text", timeout=TIMEOUT).status_code == 401
+    assert get_text(contracts, contract["id"], **contracts.headers("ledger:append")).status_code == 403
+    assert get_text(contracts, "0" * 32).status_code == 404
+
+
+def test_the_text_is_the_one_the_pdf_was_rendered_from_before_and_after_signing(contracts: ContractServer) -> None:
+    contract = create(contracts, "app-text-same")
+    r = get_text(contracts, contract["id"])
+    assert r.status_code == 200, r.text[:500]
+    assert "no-store" in r.headers["Cache-Control"]  # the whole ID number is in it
+    body = r.json()
+    digest = hashlib.sha256(body["html"].encode("utf-8")).hexdigest()
+    assert body["sha256"] == digest == stated(get_pdf(contracts, contract["id"]))
+    assert body["document_sha256"] == contract["sha256"]
+    # stable: asked again, the same bytes
+    assert get_text(contracts, contract["id"]).json() == body
+    # its own words, not a summary: the clauses, the schedule, the lessee; no inline style, no script
+    html = body["html"]
+    assert "第八条 违约责任" in html and "附件一：租金支付计划表" in html and "张三丰" in html
+    assert "style=" not in html and "<script" not in html
+    assert [s["id"] for s in body["sections"]][:3] == ["parties", "vehicle", "term"]
+    assert all(f'id="{s["id"]}"' in html for s in body["sections"])
+    terms = body["terms"]
+    rents = re.findall(r'<tr><td class="c">\d+</td>', html)  # the schedule's rows
+    assert terms["term"] == len(rents) and terms["monthly_payment"] and terms["apr"] and terms["total_payable"]
+
+    r = requests.post(f"{contracts.url}/api/v1/contracts/{contract['id']}/signatures", json=sign_body(),
+                      headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 200, r.text[:500]
+    signed = get_text(contracts, contract["id"]).json()
+    # the signed PDF (its final text, without the DRAFT mark) states the same text's fingerprint
+    assert signed["html"] == html and signed["sha256"] == digest == stated(get_pdf(contracts, contract["id"]))
+    assert signed["document_sha256"] == r.json()["signed_sha256"] != contract["sha256"]

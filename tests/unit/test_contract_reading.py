@@ -1,0 +1,71 @@
+"""The contract's text for reading on a phone (issue 17 §2): the PDF's HTML prints exactly the text the service hands
+out, with that text's SHA-256; its sections and key terms come from the contract; the BFF keeps only what a
+contract's text uses (no style, no script, no link), its ids and classes prefixed."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+
+import pytest
+
+from bff.applications.reading import exact_percent
+from bff.applications.reading import sanitised
+from contract.document import from_snapshot
+from contract.document.examples import examples
+from contract.document.reading import key_terms
+from contract.document.reading import sections
+from contract.document.render import render_html
+from contract.document.render import render_text
+from contract.document.render import text_sha256
+from tests.unit.test_contract_document import example_snapshot
+from tests.unit.test_contract_document import generated_before
+
+
+@pytest.mark.parametrize("name", sorted(examples()))
+def test_the_pdf_s_html_prints_the_text_byte_for_byte_with_its_fingerprint(name: str) -> None:
+    draft = from_snapshot(examples()[name])
+    text = render_text(draft)
+    html = render_html(draft)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    assert text_sha256(text) == digest and text in html and f"正文指纹 SHA-256：{digest}" in html
+    assert html.index(digest) < html.index(text)  # above the text, outside what it fingerprints
+    # the final text (signed: no DRAFT mark) has the same text, so the same fingerprint
+    final = from_snapshot({**examples()[name], "signed": True})
+    assert render_text(final) == text and "DRAFT" in html and "DRAFT" not in render_html(final)
+    assert "style=" not in text and "<script" not in text and "草稿" not in text
+
+
+def test_the_sections_are_the_contract_s_clauses_in_order() -> None:
+    found = sections(render_text(from_snapshot(examples()["arrears-36-balloon-30"])))
+    assert [s["id"] for s in found][:4] == ["parties", "vehicle", "term", "rent"]
+    assert found[0]["title"] == "第一条 合同当事人"
+    assert found[-1] == {"id": "annex-1", "title": "附件一：租金支付计划表"}
+    assert "key-facts" not in [s["id"] for s in found]  # no heading of its own
+
+
+def test_the_key_terms_are_the_contract_s_figures() -> None:
+    data = from_snapshot(examples()["deposit-free-36"])
+    terms = key_terms(data)
+    assert terms["monthly_payment"] == f"{data.plan.monthly_payment:.2f}" and terms["term"] == data.plan.term
+    assert terms["deposit_free"] and terms["card_hold"]["days"] == data.plan.card_hold.days  # type: ignore[union-attr]
+    assert terms["early_settlement"]["any_day"] and terms["default"]["overdue_periods"] >= 1
+    assert Decimal(terms["late_fee_daily_rate"]) == data.plan.late_fee_daily_rate
+
+
+def test_a_contract_generated_before_the_stated_terms_still_has_its_key_terms() -> None:
+    old = key_terms(from_snapshot(generated_before(example_snapshot(), "early_settlement")))
+    assert old["early_settlement"] == {"notice_working_days": 5, "fee_rate": "0.00", "any_day": False}
+
+
+def test_the_bff_keeps_only_what_a_contract_s_text_uses() -> None:
+    dirty = ('<section id="rent" onclick="x()" style="color:red"><h2 class="bold x">第四条</h2>'
+             '<p>a<script>alert(1)</script>b<a href="javascript:x">c</a><img src=x onerror=y>'
+             '<style>p{}</style><!-- note --><td colspan="3" rowspan="x">d &lt;e&gt;</td></p>'
+             '<span id="bad id" class="ok &quot;q">f</span><br/></section>')
+    assert sanitised(dirty) == ('<section id="ct-rent"><h3 class="ct-bold ct-x">第四条</h3><p>abc'
+                                '<td colspan="3">d &lt;e&gt;</td></p><span class="ct-ok">f</span><br></section>')
+
+
+def test_rates_are_shown_in_full() -> None:
+    assert exact_percent(Decimal("0.000493")) == "0.0493%" and exact_percent(Decimal("0.24")) == "24.00%"
