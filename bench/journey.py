@@ -78,7 +78,6 @@ from datetime import date
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -490,10 +489,11 @@ class Journeys:
                 code = read_code(customer.mobile)
             with clock.step("invitation"):
                 r = me.expect(me.send(f"{token_path}/verify", {"code": code}), 200, "code")
-                apply = re.search(r'href="([^"]+)" data-testid="apply"', r.text)
+                # the builder's apply button carries the plan its figures are for (bff/plans/views.py _apply)
+                apply = re.search(r'name="apply" value="([^"]+)"[^>]*data-testid="apply"', r.text)
                 if apply is None:
                     raise JourneyFailed(f"after the code: no plan to apply for on {r.url}")
-                chosen = parse_qs(urlsplit(html.unescape(apply.group(1))).query)  # the plan the builder shows
+                chosen = {"vehicle": [urlsplit(r.url).path.rsplit("/", 1)[-1]], "plan": [html.unescape(apply.group(1))]}
             with clock.step("application"):
                 app_id = dj.start_application(me, chosen["vehicle"][0], chosen["plan"][0])
                 path = f"/applications/{app_id}"

@@ -23,6 +23,7 @@ from bff.plans.forms import parse_form
 from bff.plans.forms import with_compare
 from bff.rendering import page_or_block
 from bff.services import services
+from plans.errors import FieldError
 from plans.errors import PlanInputError
 from plans.generator import Constraints
 from plans.inputs import parse_budget
@@ -65,6 +66,8 @@ def builder(vehicle_id: str) -> Response:
     svc = services().plans
     vehicle = svc.vehicle(vehicle_id)
     form = parse_form(request.args, vehicle, svc.product, svc.policy)
+    if "apply" in request.args:
+        return _apply(vehicle, form, request.args["apply"][:120])
     if "add" in request.args or "remove" in request.args:
         compare = form.compare
         if "add" in request.args and not form.errors:
@@ -79,6 +82,30 @@ def builder(vehicle_id: str) -> Response:
         response.headers["HX-Push-Url"] = target
         return response
     return _render_builder(vehicle, form)
+
+
+def _apply(vehicle: Vehicle, form: BuilderForm, shown: str) -> Response:
+    """Apply for the plan whose figures were on screen (``shown``), if it is the plan chosen on screen.
+
+    The apply button submits the builder's form, so its request carries both what the person chose (the form's
+    controls) and the plan of the figures they saw (the button's value). They differ when the figures are
+    stale (the choice was made offline, or its answer was lost): that plan is refused, and the figures of the
+    choice are shown, to be checked before applying again."""
+    if not form.errors and decode(shown) == form.choice():
+        target = url_for("applications.new", vehicle=vehicle.id, plan=form.code())
+        if htmx:
+            response = make_response("", 204)
+            response.headers["HX-Redirect"] = target
+            return response
+        return make_response(redirect(target, 303))
+    if not form.errors:
+        form.errors.append(FieldError("plan", "plan_changed",
+                                      "您看到的金额不是当前所选方案的。下方已换成所选方案的金额，请核对后再申请。",
+                                      "The figures you saw were not for the plan you chose. Below are the figures "
+                                      "for your choice: please check them, then apply."))
+    response = _render_builder(vehicle, form)
+    response.headers["HX-Push-Url"] = builder_url(vehicle.id, form, form.compare)
+    return response
 
 
 def _render_builder(vehicle: Vehicle, form: BuilderForm) -> Response:

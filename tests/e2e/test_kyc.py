@@ -110,6 +110,9 @@ def test_consent_id_card_offline_step_and_face_check_on_a_phone(
         assert page.evaluate("JSON.parse(localStorage.getItem('leaseline-outbox')).length") == 1
         assert repo.get(app_id, Scope()).version == version  # nothing reached the server
         context.set_offline(False)
+        # sent once back online: the phone goes on to what follows the step, and says it was sent (issue 17 §7)
+        expect(page).not_to_have_url(re.compile(r"/steps/work$"), timeout=15_000)
+        expect(page.get_by_test_id("sent-note")).to_be_visible()
         wait_until(page, "JSON.parse(localStorage.getItem('leaseline-outbox') || '[]').length === 0", 10)
         saved = repo.get(app_id, Scope())
         assert saved.version == version + 1  # applied exactly once

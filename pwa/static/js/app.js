@@ -106,12 +106,40 @@
         saveQueue(loadQueue().filter(function (i) { return i.key !== item.key; }));
         document.dispatchEvent(new CustomEvent("leaseline:sent", { detail: { slot: item.slot, status: response.status } }));
         document.querySelectorAll("[data-offline-note]").forEach(function (n) { n.hidden = true; });
+        delivered(item, response);
       }
     }).catch(function () { /* still offline: keep it */ }).then(function () {
       flushing = false;
       if (loadQueue().length && navigator.onLine) setTimeout(flush, 1000);
     });
   }
+  // A step sent from the queue goes on as if its button had just been pressed (issue 17 §7): on that step's page,
+  // to what follows (the server's HX-Redirect), saying it was sent; refused fields replace the form. Elsewhere
+  // the page says it was sent.
+  var SENT = "leaseline-sent";
+  function showSent() {
+    var note = document.getElementById("sent-note");
+    if (note) note.hidden = false;
+  }
+  function delivered(item, response) {
+    var form = document.querySelector("form[data-offline-queue]");
+    var here = form && form.dataset.offlineQueue === item.slot;
+    var next = response.headers.get("HX-Redirect");
+    if (here && next) {
+      sessionStorage.setItem(SENT, "1");
+      location.assign(next);
+    } else if (here && response.status === 422 && window.htmx) {
+      response.text().then(function (html) { window.htmx.swap(form, html, { swapStyle: "outerHTML" }); });
+    } else {
+      showSent();
+    }
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    if (sessionStorage.getItem(SENT)) {
+      sessionStorage.removeItem(SENT);
+      showSent();
+    }
+  });
   document.addEventListener("htmx:configRequest", function (event) {
     var form = event.detail.elt;
     if (form && form.dataset && form.dataset.offlineQueue) {
