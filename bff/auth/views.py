@@ -48,7 +48,7 @@ def login_rate() -> str:
 
 def _next() -> str:
     target = request.values.get("next", "")
-    return target if is_local_path(target) else url_for("auth.account")
+    return target if is_local_path(target) else url_for("pwa.landing")
 
 
 def _login_page(error: str | None = None, email: str = "", status: int = 200) -> Any:
@@ -141,11 +141,11 @@ def oidc_callback() -> Any:
                                         bool(claims.get("email_verified")), client(), group_id=group_id)
     if user is None:
         return _login_page(_("Your company account is not invited to Leaseline. Ask your dealer admin."), status=403)
-    target = str(session.get("oidc_next") or url_for("auth.account"))
+    target = str(session.get("oidc_next") or url_for("pwa.landing"))
     id_token = token.get("id_token")
     start_session(user)
     session.update(oidc_id_token=id_token, oidc_issuer=issuer)
-    return redirect(target if is_local_path(target) else url_for("auth.account"))
+    return redirect(target if is_local_path(target) else url_for("pwa.landing"))
 
 
 @bp.post("/login")
@@ -191,9 +191,9 @@ def second_factor_post() -> Any:
         message = _("That code is not valid. Enter the 6-digit code from your authenticator app, or a recovery code.")
         return render_template("auth/second_factor.html", error=message,
                                recovery=request.form.get("recovery") == "1"), 401
-    target = str(session.get("pending_next") or url_for("auth.account"))
+    target = str(session.get("pending_next") or url_for("pwa.landing"))
     start_session(user)
-    return redirect(target if is_local_path(target) else url_for("auth.account"))
+    return redirect(target if is_local_path(target) else url_for("pwa.landing"))
 
 
 def _pending_enrolment() -> tuple[Staff, str] | None:
@@ -246,10 +246,10 @@ def totp_enrol_post() -> Any:
     except SignInFailed:
         return _enrol_page(user, secret, _("That code is not valid. Enter the 6-digit code your authenticator app "
                                            "shows now."), 401)
-    target = str(session.get("pending_next") or url_for("auth.account"))
+    target = str(session.get("pending_next") or url_for("pwa.landing"))
     start_session(user)
     return render_template("auth/recovery_codes.html", codes=codes,
-                           target=target if is_local_path(target) else url_for("auth.account"))
+                           target=target if is_local_path(target) else url_for("pwa.landing"))
 
 
 @bp.post("/logout")

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint
 from flask import current_app
+from flask import g
 from flask import make_response
 from flask import redirect
 from flask import render_template
@@ -16,7 +17,10 @@ from flask import url_for
 from sqlalchemy import text
 
 from bff import LOCALES
+from bff.auth.session import requires
 from bff.caching import public_asset
+from bff.invitations.services import mask_mobile
+from bff.pwa import desk
 from bff.services import services
 
 bp = Blueprint("pwa", __name__)
@@ -25,6 +29,20 @@ bp = Blueprint("pwa", __name__)
 @bp.get("/")
 def home() -> Any:
     return redirect(url_for("plans.vehicles"))
+
+
+@bp.get("/start")
+@requires("account.view")
+def landing() -> Any:
+    """Where sign-in leads when no page was asked for: the work of the signed-in role (bff/pwa/desk.py)."""
+    return redirect(url_for(desk.landing(g.user)), 303)
+
+
+@bp.get("/desk")
+@requires("applications.edit")
+def work() -> Any:
+    """The dealer staff's work: today's applications, what waits for them, their customers on a shared plan."""
+    return render_template("desk/index.html", work=desk.desk(g.user), mask=mask_mobile)
 
 
 @bp.get("/manifest.webmanifest")

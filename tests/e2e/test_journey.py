@@ -232,7 +232,7 @@ def company_sign_in(sales: Page, stack: Stack, tour: Tour) -> None:
     tour.shot(sales, "tablet", "sign-in")
     sales.get_by_role("link", name="使用企业账号登录").click()
     sign_in_at_provider(sales, stack.issuer, SALES)
-    sales.wait_for_url(f"{stack.url}/account", timeout=10_000)
+    sales.wait_for_url(f"{stack.url}/desk", timeout=10_000)  # the salesperson lands on their work (issue 17 §11)
     expect(sales.get_by_test_id("signed-in")).to_contain_text("李销售")
     linked = stack.components.accounts.by_subject(stack.issuer, SALES)
     assert linked is not None and linked.email == f"{SALES}@demo.leaseline.cn"

@@ -55,8 +55,9 @@ def test_invited_staff_sign_in_with_their_company_account(page: Page, oidc_bff: 
     page.goto(f"{server.url}/login")
     page.get_by_role("link", name="使用企业账号登录").click()
     sign_in_at_provider(page, issuer, "admin.xihu")
-    page.wait_for_url(f"{server.url}/account", timeout=TIMEOUT)
+    page.wait_for_url(f"{server.url}/desk", timeout=TIMEOUT)  # a dealer's staff land on their work (issue 17 §11)
     expect(page.get_by_test_id("signed-in")).to_contain_text("赵经理")
+    page.get_by_test_id("signed-in").click()
     expect(page.locator("main")).to_contain_text("admin.xihu@demo.leaseline.cn")
     linked = server.app.extensions["leaseline"].accounts.by_subject(issuer, "admin.xihu")
     assert linked is not None and linked.email == "admin.xihu@demo.leaseline.cn"

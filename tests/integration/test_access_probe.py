@@ -208,7 +208,8 @@ def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessi
     assert checked > 100
     assert {"staff.staff_list", "staff.staff_detail", "staff.audit", "auth.account", "invitations.detail",
             "invitations.create", "auth.sign_out_everywhere", "dev.outbox", "privacy.page", "privacy.submit",
-            "privacy.withdraw", "privacy.ops", "privacy.answer", "applications.contract_text"} <= protected_seen
+            "privacy.withdraw", "privacy.ops", "privacy.answer", "applications.contract_text",
+            "pwa.landing", "pwa.work"} <= protected_seen
 
 
 def test_cross_tenant_deactivation_changes_nothing(app: Any, bff_server: Any,

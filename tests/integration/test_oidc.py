@@ -69,8 +69,9 @@ def test_invited_staff_sign_in_with_pkce_and_are_linked(oidc_server: LiveServer,
         assert query["state"] and query["nonce"] and query["response_type"] == ["code"]
         landing = provider_login(s, s.get(first.headers["Location"], timeout=TIMEOUT), "admin.xihu")
         reasons = [e.details for e in oidc_server.app.extensions["leaseline"].audit.search(action="auth.sign_in")[:3]]
-        assert landing.url.startswith(oidc_server.url + "/account"), (landing.url, reasons)
-        assert "admin.xihu@demo.leaseline.cn" in landing.text
+        # a dealer's staff land on their work (issue 17 §11); the account page is theirs
+        assert landing.url.startswith(oidc_server.url + "/desk"), (landing.url, reasons)
+        assert "admin.xihu@demo.leaseline.cn" in s.get(f"{oidc_server.url}/account", timeout=TIMEOUT).text
         # RP-initiated logout: signing out here also ends the session at the provider.
         token = re.search(r'name="csrf_token" value="([^"]+)"', landing.text).group(1)  # type: ignore[union-attr]
         out = s.post(f"{oidc_server.url}/logout", data={"csrf_token": token}, timeout=TIMEOUT, allow_redirects=False)
@@ -128,8 +129,8 @@ def test_a_groups_staff_sign_in_with_their_groups_own_issuer(oidc_server: LiveSe
         assert first.status_code == 302 and first.headers["Location"].startswith(group_provider["issuer"] + "/auth")
         assert parse_qs(urlsplit(first.headers["Location"]).query)["code_challenge_method"] == ["S256"]
         landing = provider_login(s, s.get(first.headers["Location"], timeout=TIMEOUT), GROUP_STAFF[0])
-        assert landing.url.startswith(base + "/account"), (landing.url, _audit_reasons(oidc_server))
-        assert GROUP_STAFF[0] in landing.text
+        assert landing.url.startswith(base + "/desk"), (landing.url, _audit_reasons(oidc_server))
+        assert GROUP_STAFF[0] in s.get(f"{base}/account", timeout=TIMEOUT).text
         # RP-initiated logout goes to the issuer this session came from, not the default one.
         token = re.search(r'name="csrf_token" value="([^"]+)"', landing.text).group(1)  # type: ignore[union-attr]
         out = s.post(f"{base}/logout", data={"csrf_token": token}, timeout=TIMEOUT, allow_redirects=False)

@@ -1,0 +1,65 @@
+"""The dealer staff's work page (issue 17 §11), and where each role lands after signing in.
+
+A salesperson signs in to work, not to read their account card: the page lists today's applications, those that
+wait for the dealer's staff, and the customers the salesperson shared a plan with. Every query is scoped as the
+applications list and the invitations list scope theirs: a salesperson sees their own, a dealer admin the dealer's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bff.applications.access import staff_scope
+from bff.auth.roles import tenant_of
+from bff.services import services
+from infra.accounts import Staff
+from infra.applications import Application
+from infra.db.models import utcnow
+from infra.invitations import Invitation
+
+#: the dealer's day runs on Beijing time
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+#: states in which an application waits for the dealer's staff, not for the customer or the lessor (the page
+#: names each one's next step): the details still to fill in with the customer, the key terms to explain before
+#: the customer signs, the car to hand over
+WAITING_FOR_DEALER = ("draft", "contract_ready", "ready_for_delivery")
+#: where a role lands after signing in: its own queue; dealer staff land on the work page
+LANDING = {"sales": "pwa.work", "dealer_admin": "pwa.work", "risk_officer_t1": "reviews.queue",
+           "risk_officer_t2": "reviews.queue", "ops_admin": "payment_ops.index"}
+
+
+@dataclass(frozen=True)
+class Desk:
+    """What the work page shows."""
+
+    today: list[Application]
+    waiting: list[Application]
+    shared: list[Invitation]
+
+
+def landing(user: Staff) -> str:
+    """The endpoint ``user`` lands on after signing in (the account page for a role without a queue)."""
+    return LANDING.get(user.role, "auth.account")
+
+
+def start_of_today(now: datetime) -> datetime:
+    """Midnight in Beijing of ``now``'s Beijing day, in UTC (how rows are stored)."""
+    local = now.astimezone(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
+    return local.astimezone(UTC)
+
+
+def desk(user: Staff) -> Desk:
+    """The work of ``user`` (dealer staff): today's applications, what waits for them, their shared plans."""
+    svc = services()
+    scope = staff_scope(user)
+    now = utcnow()
+    since = start_of_today(now)
+    today = [a for a in svc.applications.repo.search(scope, limit=50) if a.updated_at >= since]
+    waiting = svc.applications.repo.search(scope, statuses=WAITING_FOR_DEALER, limit=30)
+    made_by = user.id if user.role == "sales" else None
+    invitations = svc.invitations_repo.of_dealer(tenant_of(user), created_by=made_by, limit=50)
+    shared = [i for i in invitations if i.expires_at > now and not i.locked]
+    return Desk(today=today, waiting=waiting, shared=shared)
