@@ -33,6 +33,7 @@ $(STAMP): $(LOCK) $(LOCK_BUILD) $(LOCK_NODEPS) pyproject.toml
 	$(PIP) install --require-hashes -r $(LOCK_BUILD)
 	$(PIP) install --require-hashes --no-build-isolation -r $(LOCK)
 	@# face-recognition pins dlib, which has no wheels; dlib-bin provides it prebuilt (RECIPES.md).
+	@# rapidocr-onnxruntime asks for opencv-python, which needs libGL: opencv-python-headless (pyproject) serves cv2.
 	$(PIP) install --require-hashes --no-deps -r $(LOCK_NODEPS)
 	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $(STAMP)
@@ -45,7 +46,7 @@ lock: ## Regenerate the hash-locked requirements from pyproject.toml (needs the 
 	@# pip, setuptools and wheel at the versions the project lock chose (setuptools) or the newest (pip, wheel)
 	grep -E '^setuptools==' $(LOCK) | cut -d' ' -f1 | cat - <(printf 'pip\nwheel\n') | \
 	  $(UV_COMPILE) - -o $(LOCK_BUILD)
-	printf 'face-recognition==1.3.0\n' | $(UV_COMPILE) --no-deps - -o $(LOCK_NODEPS)
+	printf 'face-recognition==1.3.0\nrapidocr-onnxruntime==1.4.4\n' | $(UV_COMPILE) --no-deps - -o $(LOCK_NODEPS)
 
 outdated: ## What a refresh of the lock would bring (nothing is changed)
 	@test -x $(BIN)/uv || $(MAKE) --no-print-directory install

@@ -1,21 +1,31 @@
-"""Reading a second-generation resident ID card (居民身份证) with Tesseract, field by field.
+"""Reading a second-generation resident ID card (居民身份证), field by field, each field with a confidence.
+
+The port is :class:`CardReader`; the engine is RapidOCR (PP-OCRv4 Chinese recognition, ONNX Runtime: the models
+ship inside the ``rapidocr-onnxruntime`` wheel, nothing is downloaded at run time), in kyc/ocr_rapid.py. The
+Tesseract reader (kyc/ocr_tesseract.py) is kept only as bench/ocr_compare.py's baseline: on 30 fresh specimen
+cards it read 21 names of 30, RapidOCR 30 (README "KYC").
 
 The input must be the card alone, roughly upright (cropped by the capture UI's frame); it is resized to the
-standard 856×540 (85.6×54 mm at 10 px/mm) and each field is read from its fixed place on the card: the
-ID number with ``eng --psm 7`` restricted to ``0-9X``, the Chinese fields with ``chi_sim`` (RECIPES.md
-"OCR of ID cards"). Limits: no perspective correction or card detection — a phone photo at an angle or with
-a background must be rectified first; the chip (the authoritative data) is not read.
+standard 856×540 (85.6×54 mm at 10 px/mm) and each field is read from its fixed place on the card (GA 450).
+Limits: no perspective correction or card detection — a phone photo at an angle or with a background must be
+rectified first; the chip (the authoritative data) is not read.
+
+A confidence is the recogniser's own (0–1), lowered where the card contradicts itself: an ID number whose check
+digit fails, a sex or birth date that its number does not give, a name shorter than two characters. The
+customer confirms the fields lowest confidence first (bff/applications/kyc.py).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field
 from datetime import date
+from functools import cache
 from typing import Any
 from typing import Literal
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -35,15 +45,28 @@ FRONT: dict[str, Box] = {
     "address": (150, 234, 540, 392),
     "id_number": (280, 425, 840, 495),
 }
+#: the address's three printed lines inside FRONT["address"] (46 px apart, as kyc/specimens.py and GA 450 print)
+ADDRESS_LINES: tuple[Box, ...] = tuple((150, 238 + i * 46, 540, 286 + i * 46) for i in range(3))
 PORTRAIT: Box = (550, 40, 840, 400)
 BACK: dict[str, Box] = {
     "title": (230, 50, 840, 260),
     "authority": (300, 380, 840, 440),
     "validity": (300, 440, 840, 500),
 }
+#: the back's title, one line each (中华人民共和国 / 居民身份证): a line recogniser reads one line at a time
+TITLE_LINES: tuple[Box, ...] = ((240, 56, 840, 136), (260, 146, 840, 246))
+#: where each field of the application's form is printed: (side, box) for the staff's crop of a mismatch
+FORM_FIELDS: dict[str, tuple[Literal["front", "back"], Box]] = {
+    "name": ("front", FRONT["name"]), "id_number": ("front", FRONT["id_number"]),
+    "address": ("front", FRONT["address"]), "sex": ("front", FRONT["sex"]),
+    "ethnicity": ("front", FRONT["ethnicity"]), "id_valid_to": ("back", BACK["validity"]),
+}
 
 _ID = re.compile(r"\d{17}[\dX]")
 _DATE = re.compile(r"(\d{4})\D{0,2}(\d{1,2})\D{0,2}(\d{1,2})")
+TITLE_WORDS = ("中华", "人民", "共和国", "居民", "身份证")
+#: below this a field is shown to the customer as doubtful (the strongest 请核对)
+DOUBTFUL = 0.9
 
 Side = Literal["front", "back", "unreadable"]
 
@@ -57,11 +80,14 @@ class IdFront:
     address: str
     id_number: str
     portrait_box: Box
+    #: field → 0–1 (name, sex, ethnicity, birth_date, address, id_number); empty when the engine gives none
+    confidence: Mapping[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "sex": self.sex, "ethnicity": self.ethnicity,
                 "birth_date": self.birth_date.isoformat() if self.birth_date else None, "address": self.address,
-                "id_number": self.id_number, "portrait_box": list(self.portrait_box)}
+                "id_number": self.id_number, "portrait_box": list(self.portrait_box),
+                "confidence": dict(self.confidence)}
 
 
 @dataclass(frozen=True)
@@ -70,10 +96,13 @@ class IdBack:
     valid_from: date | None
     valid_to: date | None
     long_term: bool
+    #: field → 0–1 (authority, validity)
+    confidence: Mapping[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"authority": self.authority, "valid_from": self.valid_from.isoformat() if self.valid_from else None,
-                "valid_to": self.valid_to.isoformat() if self.valid_to else None, "long_term": self.long_term}
+                "valid_to": self.valid_to.isoformat() if self.valid_to else None, "long_term": self.long_term,
+                "confidence": dict(self.confidence)}
 
 
 @dataclass(frozen=True)
@@ -85,37 +114,49 @@ class Mismatch:
     typed: str
 
 
+class CardReader(Protocol):
+    """An OCR engine for ID cards (the port): kyc/ocr_rapid.py ``RapidOcrReader`` (the service's),
+    kyc/ocr_tesseract.py ``TesseractReader`` (the bench's baseline)."""
+
+    def read_front(self, image: Image.Image) -> IdFront:
+        """The printed fields of the front (photo side), each with its confidence; unread fields are ''/None."""
+        ...
+
+    def read_back(self, image: Image.Image) -> IdBack:
+        """The issuing authority and the validity period (``2020.05.18-2040.05.18`` or ``…-长期``)."""
+        ...
+
+    def card_side(self, image: Image.Image) -> Side:
+        """``front`` when an ID number is printed at its place, ``back`` when the title is, else ``unreadable``."""
+        ...
+
+
+@cache
+def reader() -> CardReader:
+    """The process's reader, its models loaded once (a worker calls this before its first job: bff/worker.py)."""
+    from kyc.ocr_rapid import RapidOcrReader
+
+    return RapidOcrReader()
+
+
 def card(image: Image.Image) -> Image.Image:
     """The card as 856×540 greyscale (OCR needs no colour)."""
     return ImageOps.grayscale(image).resize(CARD_SIZE, Image.Resampling.LANCZOS)
 
 
-def _ocr(image: Image.Image, box: Box, lang: str, psm: int, whitelist: str | None = None) -> str:
-    """Tesseract on one field with a white margin around it (measured on the synthetic cards: at card
-    resolution with a margin, single characters such as 男/汉 are read; upscaled ×2 they are not).
-    OMP_THREAD_LIMIT=1: Tesseract's OpenMP threads are slower than one on small crops (RECIPES.md)."""
-    import pytesseract  # type: ignore[import-untyped]  # the package ships no type information
-
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    crop = ImageOps.expand(image.crop(box), 20, fill=255)
-    config = f"--psm {psm}" + (f" -c tessedit_char_whitelist={whitelist}" if whitelist else "")
-    return str(pytesseract.image_to_string(crop, lang=lang, config=config))
-
-
-def _chinese(text: str) -> str:
-    """Tesseract puts spaces between CJK characters and may add stray punctuation: keep words only."""
+def chinese(text: str) -> str:
+    """Words only: an engine may put spaces between CJK characters and add stray punctuation."""
     return re.sub(r"[\s\W_]+", "", text)
 
 
-def read_id_number(image: Image.Image) -> str:
-    """The 18-character number, or whatever digits were read ('' when none)."""
-    raw = _ocr(card(image), FRONT["id_number"], "eng", 7, "0123456789X")
-    text = re.sub(r"\s", "", raw).upper()
+def id_number_in(text: str) -> str:
+    """The 18-character number in ``text``, or whatever digits were read ('' when none)."""
+    text = re.sub(r"\s", "", text).upper()
     found = _ID.search(text)
     return found.group(0) if found else text
 
 
-def _date(text: str) -> date | None:
+def parse_date(text: str) -> date | None:
     m = _DATE.search(text)
     if not m:
         return None
@@ -125,28 +166,46 @@ def _date(text: str) -> date | None:
         return None
 
 
+def validity(text: str) -> tuple[date | None, date | None, bool]:
+    """``(valid_from, valid_to, long_term)`` of the back's validity line."""
+    text = re.sub(r"\s", "", text)
+    dates = [parse_date(m.group(0)) for m in re.finditer(r"\d{4}\D?\d{2}\D?\d{2}", text)]
+    long_term = "长期" in text
+    valid_from = dates[0] if dates else None
+    valid_to = None if long_term else (dates[1] if len(dates) > 1 else None)
+    return valid_from, valid_to, long_term
+
+
 def read_front(image: Image.Image) -> IdFront:
-    """The printed fields of the front (photo side). Unread fields are ''/None."""
-    grey = card(image)
-    text = {f: _ocr(grey, FRONT[f], "chi_sim", 6 if f == "address" else 7) for f in
-            ("name", "sex", "ethnicity", "birth_date", "address")}
-    sex = _chinese(text["sex"])[:1]
-    if sex not in ("男", "女"):  # one character: retry as a single character (psm 10)
-        sex = _chinese(_ocr(grey, FRONT["sex"], "chi_sim", 10))[:1]
-    id_number = read_id_number(image)
-    if sex not in ("男", "女") and check_id_number(id_number).valid:
-        # Tesseract reads a lone 女 in the card's type as "MX"; the number's 17th digit says it (odd: male)
-        sex = "男" if int(id_number[16]) % 2 else "女"
-    return IdFront(name=_chinese(text["name"]), sex=sex,
-                   ethnicity=_chinese(text["ethnicity"]), birth_date=_date(text["birth_date"].replace(" ", "")),
-                   address=_chinese(text["address"]), id_number=id_number, portrait_box=portrait_box(image))
+    """The printed fields of the front (photo side), by the process's reader."""
+    return reader().read_front(image)
+
+
+def read_back(image: Image.Image) -> IdBack:
+    """Issuing authority and validity period, by the process's reader."""
+    return reader().read_back(image)
+
+
+def card_side(image: Image.Image) -> Side:
+    """Which side this is (``unreadable`` for a blank or featureless picture), by the process's reader."""
+    return reader().card_side(image)
+
+
+def blank(image: Image.Image) -> bool:
+    """Uniform: blank paper, lens covered, overexposed (no engine needs to look)."""
+    return float(np.asarray(card(image)).std()) < 8
+
+
+def scaled(image: Image.Image, box: Box) -> Box:
+    """``box`` (in the 856×540 card) in ``image``'s own pixels."""
+    sx, sy = image.width / CARD_SIZE[0], image.height / CARD_SIZE[1]
+    left, top, right, bottom = box
+    return round(left * sx), round(top * sy), round(right * sx), round(bottom * sy)
 
 
 def portrait_box(image: Image.Image) -> Box:
     """The portrait's place in ``image``'s own pixels."""
-    sx, sy = image.width / CARD_SIZE[0], image.height / CARD_SIZE[1]
-    left, top, right, bottom = PORTRAIT
-    return round(left * sx), round(top * sy), round(right * sx), round(bottom * sy)
+    return scaled(image, PORTRAIT)
 
 
 def portrait(front_image: Image.Image) -> Image.Image:
@@ -154,16 +213,11 @@ def portrait(front_image: Image.Image) -> Image.Image:
     return front_image.convert("RGB").crop(portrait_box(front_image))
 
 
-def read_back(image: Image.Image) -> IdBack:
-    """Issuing authority and validity period (``2020.05.18-2040.05.18`` or ``…-长期``)."""
-    grey = card(image)
-    authority = _chinese(_ocr(grey, BACK["authority"], "chi_sim", 7))
-    validity = re.sub(r"\s", "", _ocr(grey, BACK["validity"], "chi_sim", 7))
-    dates = [_date(m.group(0)) for m in re.finditer(r"\d{4}\D?\d{2}\D?\d{2}", validity)]
-    long_term = "长期" in validity
-    valid_from = dates[0] if dates else None
-    valid_to = None if long_term else (dates[1] if len(dates) > 1 else None)
-    return IdBack(authority, valid_from, valid_to, long_term)
+def field_crop(side_image: Image.Image, form_field: str) -> Image.Image:
+    """Where ``form_field`` (a field of the application's form: FORM_FIELDS) is printed on its side of the card,
+    cut from that side's photo: what a reviewer compares the typed and the read value with."""
+    _side, box = FORM_FIELDS[form_field]
+    return side_image.convert("RGB").crop(scaled(side_image, box))
 
 
 def expired(back: IdBack, today: date) -> bool:
@@ -183,22 +237,6 @@ def validity_reason(back: IdBack, today: date) -> Reason | None:
     return None
 
 
-def card_side(image: Image.Image) -> Side:
-    """Which side this is: ``front`` when an ID number is printed at its place, ``back`` when the title
-    中华人民共和国 / 居民身份证 is found, ``unreadable`` for a blank or featureless picture. The number is looked for
-    first: at the title's place the front has its name and ethnicity lines, which Tesseract may read as 人民 (民族)
-    once the photo went through JPEG, as every stored photo has."""
-    grey = card(image)
-    if float(np.asarray(grey).std()) < 8:  # uniform: blank paper, lens covered, overexposed
-        return "unreadable"
-    if len(read_id_number(grey)) >= 17:  # an 18-character number, perhaps with one character lost
-        return "front"
-    title = _chinese(_ocr(grey, BACK["title"], "chi_sim", 6))
-    if any(word in title for word in ("中华", "人民", "共和国", "居民", "身份证")):
-        return "back"
-    return "unreadable"
-
-
 def side_reason(image: Image.Image, expected: Literal["front", "back"]) -> Reason | None:
     """A reason to refuse the upload when it is not the ``expected`` side of an ID card."""
     side = card_side(image)
@@ -214,15 +252,37 @@ def side_reason(image: Image.Image, expected: Literal["front", "back"]) -> Reaso
                   "This is the front of the card (photo side): upload the back with the emblem")
 
 
+def cross_checked(fields: Mapping[str, str | date | None], scores: Mapping[str, float]) -> dict[str, float]:
+    """The engine's ``scores`` lowered where the card contradicts itself (the number is the best-checked field:
+    GB 11643's check digit): a number whose check digit fails, a sex or birth date the number does not give, a
+    name shorter than two characters, an empty field (0)."""
+    out = {name: round(max(0.0, min(1.0, score)), 3) for name, score in scores.items()}
+    number = str(fields.get("id_number") or "")
+    checked = check_id_number(number)
+    if "id_number" in out and not checked.valid:
+        out["id_number"] = min(out["id_number"], 0.4)
+    if checked.valid:
+        if "sex" in out and fields.get("sex") != ("男" if int(number[16]) % 2 else "女"):
+            out["sex"] = min(out["sex"], 0.3)
+        if "birth_date" in out and fields.get("birth_date") != checked.birth_date:
+            out["birth_date"] = min(out["birth_date"], 0.3)
+    if "name" in out and len(str(fields.get("name") or "")) < 2:
+        out["name"] = min(out["name"], 0.3)
+    for name in out:
+        if not fields.get(name):
+            out[name] = 0.0
+    return out
+
+
 def compare(ocr: IdFront, typed: Mapping[str, str]) -> tuple[Mismatch, ...]:
     """Fields the person typed that differ from the card (spaces ignored; ID number case-insensitive)."""
     mismatches = []
-    for field, value in typed.items():
-        if field not in ("name", "sex", "ethnicity", "address", "id_number"):
+    for name, value in typed.items():
+        if name not in ("name", "sex", "ethnicity", "address", "id_number"):
             continue
-        read = str(getattr(ocr, field))
+        read = str(getattr(ocr, name))
         if _norm(read) != _norm(value):
-            mismatches.append(Mismatch(field, read, value))
+            mismatches.append(Mismatch(name, read, value))
     return tuple(mismatches)
 
 

@@ -986,6 +986,48 @@ def kyc_match(id_portrait: str, selfie: str, threshold: float | None, as_json: b
         click.echo(f"  {'✓' if check.passed else '✗'} {check.text_en}")
 
 
+@kyc_group.command("read-card")
+@click.argument("front", metavar="FRONT")
+@click.option("--back", "back", default=None, metavar="BACK", help="The back (emblem side) of the same card.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def kyc_read_card(front: str, back: str | None, as_json: bool) -> None:
+    """Read an ID card photo (the card alone, upright) as the KYC check does: each field with its confidence
+    (0-1, lowest first is what to check first). A file that is not a photo of that side of a card: exit 2."""
+    from kyc import ocr
+
+    sides = [("front", front, _photo(front, min_side=300))]
+    if back is not None:
+        sides.append(("back", back, _photo(back, min_side=300)))
+    for side, path, image in sides:
+        reason = ocr.side_reason(image, side)  # type: ignore[arg-type]  # "front" or "back"
+        if reason is not None:
+            raise Fail(f"{path}: {reason.text_en}")
+    fields = _card_fields(ocr.read_front(sides[0][2]), ocr.read_back(sides[1][2]) if back is not None else None)
+    if as_json:
+        click.echo(json.dumps(fields, ensure_ascii=False))
+        return
+    for name, field in sorted(fields.items(), key=lambda item: item[1]["confidence"]):
+        click.echo(f"{name:<10} {field['confidence']:.2f}  {field['value'] or '—'}")
+
+
+def _card_fields(front: Any, back: Any | None) -> dict[str, dict[str, Any]]:
+    """``{field: {"value", "confidence"}}`` of an ID card's reading (kyc.ocr.IdFront / IdBack)."""
+    def one(value: Any, confidence: float) -> dict[str, Any]:
+        return {"value": value.isoformat() if hasattr(value, "isoformat") else value,
+                "confidence": round(confidence, 3)}
+
+    c = front.confidence
+    out = {"name": one(front.name, c["name"]), "id_number": one(front.id_number, c["id_number"]),
+           "address": one(front.address, c["address"]), "sex": one(front.sex, c["sex"]),
+           "ethnicity": one(front.ethnicity, c["ethnicity"]), "birth": one(front.birth_date, c["birth_date"])}
+    if back is not None:
+        period = back.confidence["validity"]
+        out |= {"authority": one(back.authority, back.confidence["authority"]),
+                "valid_from": one(back.valid_from, period),
+                "valid_to": one("长期" if back.long_term else back.valid_to, period)}
+    return out
+
+
 @kyc_group.command("specimen-card")
 @click.option("--portrait", "portrait_path", default=None, metavar="PHOTO",
               help="A photo of your face for the card (then the face check can match you); default: the "
@@ -1030,7 +1072,7 @@ def kyc_specimen_card(portrait_path: str | None, persona: str, name: str, out_di
         image.save(out, "JPEG", quality=90)
         return out.getvalue()
 
-    # Tesseract misreads a few dates and names in the card's type: draw people until one card reads back
+    # should the OCR misread a card's number or date, draw people until one card reads back
     for _attempt in range(12):
         card = specimens.person(PERSONA_CODES.get(persona, ""), name=name.strip())
         front, back = jpeg(specimens.front(card, face)), jpeg(specimens.back(card))

@@ -28,6 +28,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -38,6 +39,7 @@ from typing import Any
 from PIL import Image
 from sqlalchemy.exc import SQLAlchemyError
 
+from bff.applications import forms
 from bff.applications.services import Actor
 from bff.applications.services import ApplicationService
 from bff.applications.services import NotAllowed
@@ -59,7 +61,9 @@ from kyc import liveness
 from kyc import ocr
 from kyc.images import ImageRejected
 from kyc.images import load_image
+from kyc.masking import mask_id_number
 from kyc.reasons import Reason
+from plans.errors import FieldError
 
 log = logging.getLogger(__name__)
 #: an unfinished check's detail: the ids of the documents it is about, the upload's and those its job keeps
@@ -99,6 +103,57 @@ def refused(outcome: str, detail: dict[str, Any]) -> bool:
         return True
     match = detail.get("match")
     return outcome == "fail" and isinstance(match, dict) and match.get("distance") is None
+
+
+@dataclass(frozen=True)
+class OcrField:
+    """A field of the form the card's OCR read: what it read, what the form holds now, how sure the reader was."""
+
+    name: str
+    read: str
+    value: str
+    confidence: float
+
+    @property
+    def doubtful(self) -> bool:
+        return self.confidence < ocr.DOUBTFUL
+
+
+#: the form's fields the card fills in, which the person confirms
+CONFIRMED_FIELDS = ("name", "id_number", "id_valid_to", "address")
+
+
+def to_confirm(draft: Mapping[str, str]) -> list[OcrField]:
+    """The fields OCR read on the card, lowest confidence first: the person checks the least certain first
+    (issue 17: 王建国 read as 王建, and nothing asked to check it)."""
+    read: dict[str, str] = json.loads(draft.get("_ocr") or "{}")
+    confidence: dict[str, float] = json.loads(draft.get("_ocr_confidence") or "{}")
+    fields = [OcrField(name, read[name], draft.get(name, ""), float(confidence.get(name, 0.0)))
+              for name in CONFIRMED_FIELDS if read.get(name)]
+    return sorted(fields, key=lambda f: f.confidence)
+
+
+@dataclass(frozen=True)
+class MismatchRow:
+    """A field whose typed value differs from what OCR read, for a reviewer: both values (the ID number masked:
+    the card's crop beside them shows it, its view logged) and the crop's field."""
+
+    name: str
+    typed: str
+    read: str
+
+
+def mismatch_rows(draft: Mapping[str, str]) -> list[MismatchRow]:
+    """The typed and the read value of each mismatched field (bff.applications.forms.ocr_mismatches)."""
+    def shown(name: str, value: str) -> str:
+        return mask_id_number(value) if name == "id_number" else value
+
+    return [MismatchRow(name, shown(name, draft.get(name, "")), shown(name, read))
+            for name, read in forms.ocr_mismatches(draft).items() if name in ocr.FORM_FIELDS]
+
+
+def ocr_confirmed(draft: Mapping[str, str]) -> bool:
+    return draft.get("_ocr_confirmed") == "1"
 
 
 def _jpeg(image: Image.Image, quality: int = 90) -> bytes:
@@ -284,18 +339,47 @@ class KycService:
             "id_valid_to": "长期" if back_fields.long_term else (
                 back_fields.valid_to.isoformat() if back_fields.valid_to else ""),
         }
+        confidence = {**{name: front_fields.confidence.get(name, 0.0) for name in ("name", "id_number", "address")},
+                      "id_valid_to": back_fields.confidence.get("validity", 0.0)}
         return ("refused" if problems else "ok"), {"problems": [r.as_dict() for r in problems],
                                                     "portrait_faces": portrait_faces}, \
-            lambda: self._merge_ocr(app.id, found)
+            lambda: self._merge_ocr(app.id, found, confidence)
 
-    def _merge_ocr(self, app_id: str, found: dict[str, str]) -> None:
-        """Pre-fill empty fields with what OCR read, and keep the OCR values (encrypted) to flag mismatches."""
+    def _merge_ocr(self, app_id: str, found: dict[str, str], confidence: dict[str, float]) -> None:
+        """Pre-fill empty fields with what OCR read, and keep the OCR values (encrypted) to flag mismatches, with
+        each field's confidence: the person is asked to confirm what was read, lowest confidence first
+        (:func:`to_confirm`), until they do (``_ocr_confirmed``)."""
         def prefill(draft: dict[str, str]) -> dict[str, str]:
             filled = {**draft, **{name: value for name, value in found.items() if value and not draft.get(name)}}
             filled["_ocr"] = json.dumps(found, ensure_ascii=False)
+            filled["_ocr_confidence"] = json.dumps(confidence)
+            filled.pop("_ocr_confirmed", None)  # a new card: its fields are confirmed anew
             return filled
 
         self.apps.merge_draft(app_id, prefill)  # (nothing happens once the application was submitted)
+
+    def confirm_card(self, app: Application, raw: Mapping[str, Any]) -> tuple[Application, list[FieldError]]:
+        """Save what the person confirmed or corrected of the fields OCR read (:func:`to_confirm`), even invalid
+        values (nothing typed is lost), and their field errors; with none, the card's reading is confirmed."""
+        names = [f.name for f in to_confirm(self.apps.draft(app))]
+        data = {name: str(raw.get(name, "")).strip()[:200] for name in names}
+        errors = [FieldError(name, e.code, e.text_zh, e.text_en) for name, value in data.items()
+                  if (e := forms.validate_one(name, value)) is not None]  # (kyc's own checks name no field)
+        saved = self.apps.merge_draft(app.id, lambda draft: {**draft, **data, **({} if errors else {
+            "_ocr_confirmed": "1"})})
+        if saved is None:  # submitted meanwhile
+            raise NotAllowed("not_editable", "申请已提交，不能再修改", "The application was submitted: it can no "
+                             "longer be changed")
+        return saved, errors
+
+    def field_crop(self, app: Application, form_field: str) -> bytes | None:
+        """Where ``form_field`` is printed on the latest photo of its side of the card, as JPEG: what a reviewer
+        compares the typed and the read value with (None: no such photo is kept)."""
+        side, _box = ocr.FORM_FIELDS[form_field]
+        photos = self.repo.documents(app.id, (f"id_{side}",))
+        if not photos:
+            return None
+        return _jpeg(ocr.field_crop(self._image(photos[-1]), form_field))
 
     def id_card_done(self, app: Application) -> bool:
         latest = self.repo.latest_check(app.id, "id_card")

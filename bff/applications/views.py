@@ -34,6 +34,9 @@ from bff.applications.contracts import EXPLAIN_METHODS
 from bff.applications.contracts import EXPLAINED_TERMS
 from bff.applications.history import history
 from bff.applications.kyc import Rejected
+from bff.applications.kyc import mismatch_rows
+from bff.applications.kyc import ocr_confirmed
+from bff.applications.kyc import to_confirm
 from bff.applications.reading import contract_reading
 from bff.applications.services import NotAllowed
 from bff.applications.services import consent_text
@@ -56,7 +59,9 @@ from infra.applications import Application
 from infra.applications import Check
 from infra.clients.http import ServiceRefused
 from infra.clients.http import ServiceUnavailable
+from infra.storage import ObjectNotFound
 from infra.storage import StorageError
+from kyc import ocr
 from plans.errors import FieldError
 from plans.errors import PlanInputError
 from plans.errors import UnknownVehicle
@@ -173,6 +178,7 @@ def _context(app: Application) -> dict[str, Any]:
         "latest_id": svc.applications.repo.latest_check(app.id, "id_card"),
         "latest_face": svc.applications.repo.latest_check(app.id, "face"),
         "mismatches": forms.ocr_mismatches(draft), "editable": app.status in EDITABLE and may_edit(),
+        "ocr_fields": to_confirm(draft), "ocr_confirmed": ocr_confirmed(draft), "mismatch_rows": mismatch_rows(draft),
         # the car's facts the dealer still owes (issue 17 §5): shown to staff until the contract is generated
         "may_vehicle": staff and app.status in VEHICLE_EDITABLE and may_edit(),
         "vehicle_errors": forms.validate("vehicle", draft) if staff and app.status in VEHICLE_EDITABLE else [],
@@ -377,6 +383,25 @@ def _id_card(application_id: str) -> Any:
     return _photo_page("applications/id_card.html", "id_card_block", app, error, check, "latest_id")
 
 
+@bp.post("/applications/<application_id>/id-card/confirm")
+@requires_actor("applications.edit")
+def id_card_confirm(application_id: str) -> Any:
+    """The person confirms or corrects what OCR read on the card (lowest confidence first); on an error the page
+    comes back with what they typed (422), else on to the rest of their details."""
+    app = application_or_404(application_id)
+    svc = services()
+    try:
+        app, errors = svc.kyc.confirm_card(app, request.form)
+    except NotAllowed as exc:
+        return _conflict(exc, app)
+    if not errors:
+        return _go(url_for("applications.step", application_id=app.id, step="customer"))
+    response = _photo_page("applications/id_card.html", "id_card_block", app, None, None, "latest_id",
+                           confirm_errors=errors)
+    response.status_code = 422
+    return response
+
+
 def _upload(work: Callable[[], Check]) -> tuple[Check | None, Rejected | NotAllowed | None]:
     """Run a photo upload: its check, or what to tell the person (unusable photo, wrong state, S3 or the
     database failing: the upload cleaned up after itself, bff/applications/kyc.py, so they may simply retry)."""
@@ -540,6 +565,32 @@ def document(application_id: str, document_id: str) -> Any:
     except StorageError:
         abort(503)
     return redirect(url, 303)
+
+
+@bp.get("/applications/<application_id>/card-field/<field>")
+@requires_actor("pii.unmask")
+def card_field(application_id: str, field: str) -> Any:
+    """Where a field is printed on the ID card, cut from its photo, for a reviewer comparing what was typed with
+    what was read: as the KYC images, for whoever may see them, each view audit-logged, never cached."""
+    if field not in ocr.FORM_FIELDS:
+        abort(404)
+    app = application_or_404(application_id)
+    svc = services()
+    try:
+        crop = svc.kyc.field_crop(app, field)
+    except ObjectNotFound:  # its row is there, its object is gone (deleted meanwhile)
+        crop = None
+    except StorageError:
+        abort(503)
+    if crop is None:
+        abort(404)
+    a = actor()
+    svc.audit.append("pii.document_viewed", "success", actor_id=a.id, actor_label=a.label, dealer_id=app.dealer_id,
+                     target=app.id, ip=a.ip, user_agent=a.user_agent, details={"kind": f"card_field:{field}"})
+    response = make_response(crop)
+    response.headers["Content-Type"] = "image/jpeg"
+    response.headers["Cache-Control"] = "no-store"  # (bff/caching.py too: PII is never kept by a cache)
+    return response
 
 
 @bp.app_context_processor

@@ -21,6 +21,8 @@ from flask import request
 from flask import url_for
 from flask_babel import gettext as _
 
+from bff.applications.access import may
+from bff.applications.kyc import mismatch_rows
 from bff.applications.risk import REVIEW_STATUS
 from bff.applications.risk import status_for
 from bff.auth.session import requires
@@ -84,7 +86,10 @@ def _render(case: dict[str, Any], errors: list[FieldError] | None = None, proble
         declared=reviews.declared(svc.applications.draft(app)) if app and app.draft_enc else [],
         rent=reviews.amount((app.plan.get("quote") or {}).get("monthly_payment")) if app else None,
         same_person=reviews.same_person(face.detail if face and face.state == "done" else None),
-        face_threshold=svc.kyc.face_threshold, face_review_margin=svc.kyc.face_review_margin))
+        face_threshold=svc.kyc.face_threshold, face_review_margin=svc.kyc.face_review_margin,
+        # typed vs read on the ID card, with the card's crop of the field (pwa/templates/reviews/_ocr_mismatch.html)
+        mismatch_rows=mismatch_rows(svc.applications.draft(app)) if app and app.draft_enc else [],
+        may_unmask=may("pii.unmask")))
     response.status_code = status
     return response
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,3 +130,52 @@ def test_specimen_card_refuses_a_photo_without_one_face(tmp_path: Path) -> None:
     done = run("specimen-card", "--portrait", str(empty), "--out", str(tmp_path / "out"))
     assert done.returncode == 2 and "0 faces found" in done.stderr
     assert not (tmp_path / "out" / "front.jpg").exists()
+
+
+@pytest.fixture(scope="module")
+def card_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    from kyc import specimens
+
+    folder = tmp_path_factory.mktemp("read-card")
+    data = specimens.person(name="林晓峰", seed=4417)
+    specimens.front(data).save(folder / "front.jpg", "JPEG", quality=90)
+    specimens.degrade(specimens.back(data)).save(folder / "back.jpg", "JPEG", quality=90)
+    (folder / "notes.txt").write_text("not a photo")
+    specimens.blank().save(folder / "blank.jpg", "JPEG", quality=90)
+    return folder, data
+
+
+def test_read_card_prints_each_field_with_a_confidence(card_dir: tuple[Path, Any]) -> None:
+    folder, data = card_dir
+    done = run("read-card", str(folder / "front.jpg"), "--back", str(folder / "back.jpg"), "--json")
+    assert done.returncode == 0, done.stderr
+    fields = json.loads(done.stdout)
+    assert {name: f["value"] for name, f in fields.items()} == {
+        "name": data.name, "id_number": data.id_number, "address": data.address, "sex": data.sex,
+        "ethnicity": data.ethnicity, "birth": data.birth.isoformat(), "authority": data.authority,
+        "valid_from": data.valid_from.isoformat(), "valid_to": data.valid_to.isoformat()}
+    assert all(0.9 <= f["confidence"] <= 1 for f in fields.values()), fields
+
+
+def test_read_card_front_alone_as_text_lowest_confidence_first(card_dir: tuple[Path, Any]) -> None:
+    folder, data = card_dir
+    done = run("read-card", str(folder / "front.jpg"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 6 and any(data.name in line for line in lines)
+    confidences = [float(line.split()[1]) for line in lines]
+    assert confidences == sorted(confidences)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("missing.jpg",), "No such file"), (("notes.txt",), "not a photo"), (("blank.jpg",), "No ID card"),
+    (("back.jpg",), "back of the card"), (("front.jpg", "--back", "front.jpg"), "front of the card")])
+def test_read_card_bad_or_unreadable_file_is_a_one_line_error(card_dir: tuple[Path, Any], args: tuple[str, ...],
+                                                                message: str) -> None:
+    folder, _data = card_dir
+    done = run("read-card", *(str(folder / a) if a.endswith((".jpg", ".txt")) else a for a in args), "--json")
+    assert done.returncode == 2, done
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert "Traceback" not in done.stderr

@@ -57,7 +57,24 @@ def test_build_tools_and_the_no_deps_install_are_locked_too() -> None:
     # the build tools are the very versions the project lock resolved (setuptools<82 for pkg_resources)
     assert build["setuptools"][0] == _pins(ROOT / "requirements.lock")["setuptools"][0]
     nodeps = _pins(ROOT / "requirements-nodeps.lock")
-    assert nodeps == {"face-recognition": (nodeps["face-recognition"][0], 2)}
+    assert nodeps == {"face-recognition": (nodeps["face-recognition"][0], 2),
+                      "rapidocr-onnxruntime": (nodeps["rapidocr-onnxruntime"][0], 1)}
+
+
+def test_rapidocr_s_dependencies_are_locked_with_the_headless_opencv() -> None:
+    """rapidocr-onnxruntime is installed --no-deps (it asks for opencv-python, which needs libGL, missing on a
+    headless server): every other requirement of it is in the project lock, and OpenCV is the headless build."""
+    from importlib.metadata import requires
+
+    pins = _pins(ROOT / "requirements.lock")
+    for line in requires("rapidocr-onnxruntime") or []:
+        name = canonicalize_name(Requirement(line).name)
+        wanted = canonicalize_name("opencv-python-headless") if name == "opencv-python" else name
+        assert wanted in pins, f"{wanted} (for rapidocr-onnxruntime) is not in requirements.lock"
+    assert "opencv-python" not in pins
+    done = subprocess.run([sys.executable, "-c", "import cv2, rapidocr_onnxruntime"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_the_makefile_installs_only_from_the_locks_with_hashes_required() -> None:
