@@ -140,6 +140,7 @@ def register_blueprints(app: Flask) -> None:
     from bff.api.views import bp as api_bp
     from bff.applications.views import bp as applications_bp
     from bff.auth.views import bp as auth_bp
+    from bff.documents.views import bp as documents_bp
     from bff.evidence.views import bp as evidence_bp
     from bff.invitations.views import bp as invitations_bp
     from bff.invitations.views import dev_bp
@@ -163,6 +164,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(plans_bp)
     app.register_blueprint(applications_bp)
     app.register_blueprint(reviews_bp)
+    app.register_blueprint(documents_bp)  # documents on request: the officer asks, the applicant uploads
     app.register_blueprint(verify_bp)
     app.register_blueprint(evidence_bp)
     app.register_blueprint(payments_bp)

@@ -20,9 +20,11 @@ from procrastinate import App
 from bff.applications.contracts import ContractNotReady
 from bff.bootstrap import Services
 from bff.config import Settings
+from bff.documents import document_service
 from infra.clients.http import ServiceUnavailable
 from infra.db.engine import UNAVAILABLE
 from infra.db.models import utcnow
+from infra.sms import SmsUnavailable
 from infra.storage import StorageError
 from infra.worker import Backoff
 from infra.worker import Tasks
@@ -30,7 +32,7 @@ from infra.worker import cron_every
 from infra.worker import sweep
 
 #: the queues, one per kind of work, so that a slow one (a contract render, a face match) holds up no other
-QUEUES = ("kyc", "risk", "contract", "payments", "evidence", "housekeeping")
+QUEUES = ("kyc", "risk", "contract", "payments", "evidence", "housekeeping", "documents")
 #: the other side is away (a service, the database, storage): worth trying again later
 TRANSIENT: tuple[type[BaseException], ...] = (ServiceUnavailable, StorageError, *UNAVAILABLE)
 
@@ -46,6 +48,8 @@ def build(services: Services, settings: Settings) -> App:
     task("risk.send", "risk", Backoff(12, retry_exceptions=TRANSIENT))(services.risk.send)
     task("contract.send", "contract", Backoff(12, retry_exceptions=(*TRANSIENT, ContractNotReady)))(
         services.contracts.send)
+    task("documents.notify", "documents", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(
+        document_service(services).notify)  # the text asking for documents (bff/documents)
 
     # -- sweeps on a schedule (one job at a time each: a periodic job has its queueing lock) -------------------
     task("evidence.flush", "evidence", periodic=tick)(sweep(services.contracts.flush_outbox))

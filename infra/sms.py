@@ -51,6 +51,8 @@ TEMPLATES: dict[str, Template] = {
     "signing_code": Template("您正在签署融资租赁合同，验证码 {code}，5 分钟内有效。如非本人操作请忽略。", ("code",)),
     "handover_code": Template("您正在确认接收融资租赁车辆并签署交接确认书，验证码 {code}，5 分钟内有效。"
                               "如非本人操作请忽略。", ("code",)),
+    "documents_requested": Template("您的融资租赁申请需要补充材料：{documents}。"
+                                    "请在 {due} 前打开链接拍照或上传：{link}", ("documents", "due", "link")),
 }
 
 

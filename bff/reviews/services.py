@@ -17,10 +17,15 @@ from typing import Any
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
 
+from bff.documents.services import overdue
+from bff.documents.services import paused
 from infra.accounts import SqlAccounts
 from infra.applications import Application
 from infra.applications import Scope
 from infra.applications import SqlApplications
+from infra.documents import OPEN
+from infra.documents import DocumentRequest
+from infra.documents import SqlDocuments
 from kyc.masking import mask_name
 
 #: reasons whose question is the applicant's income: the declared figures go beside them
@@ -67,11 +72,14 @@ def duration(delta: timedelta) -> str:
                     for n, unit in shown)
 
 
-def sla_of(case: Mapping[str, Any], now: datetime) -> Sla:
+def sla_of(case: Mapping[str, Any], now: datetime, paused: timedelta = timedelta()) -> Sla:
+    """The case's deadline, moved later by the time it ``paused`` waiting for the applicant's documents (the risk
+    service's own ``overdue`` flag does not know of that time, so it counts only without a pause)."""
     due = parse_time(case.get("sla_due_at"))
     if due is None:
         return Sla(None, "", bool(case.get("overdue")))
-    overdue = case.get("state") != "decided" and (now > due or bool(case.get("overdue")))
+    due += paused
+    overdue = case.get("state") != "decided" and (now > due or (not paused and bool(case.get("overdue"))))
     return Sla(due, duration(due - now), overdue)
 
 
@@ -111,26 +119,50 @@ class DealerNames:
         return self.names.get(key, "")
 
 
-def rows(cases: Iterable[Mapping[str, Any]], repo: SqlApplications, dealers: DealerNames,
-         now: datetime) -> list[dict[str, Any]]:
-    """One row per case for the queue, with what an officer picks a case by."""
+def application_of(case: Mapping[str, Any]) -> str:
+    """The id of the case's application (as the case or its assessment names it)."""
+    return str(case.get("application_id") or (case.get("assessment") or {}).get("application_id") or "")
+
+
+def case_requests(documents: SqlDocuments, case: Mapping[str, Any]) -> list[DocumentRequest]:
+    """The document requests of the case (of its application, asked for in this case), oldest first."""
+    return [r for r in reversed(documents.for_application(application_of(case))) if r.case_id == case.get("id")]
+
+
+def rows(cases: Iterable[Mapping[str, Any]], repo: SqlApplications, dealers: DealerNames, now: datetime,
+         documents: SqlDocuments | None = None) -> list[dict[str, Any]]:
+    """One row per case for the queue, with what an officer picks a case by; with ``documents``, the case's latest
+    document request (``asked``) and its deadline moved by the time it waited for the applicant."""
+    cases = list(cases)
+    asked: dict[str, list[DocumentRequest]] = {}
+    if documents is not None:
+        for r in documents.for_applications([application_of(c) for c in cases if application_of(c)]):
+            asked.setdefault(r.case_id, []).append(r)
     out = []
     for case in cases:
         a = case.get("assessment") or {}
-        application_id = str(case.get("application_id") or a.get("application_id") or "")
+        application_id = application_of(case)
         app = repo.get(application_id, Scope()) if application_id else None
+        mine = asked.get(str(case.get("id")), [])
         out.append({"case": case, "app": app, "ref": application_id[:8], "customer": customer_of(app, case),
                     "dealer": dealers(a.get("dealer_id") or (app.dealer_id if app else "")),
                     "reasons": referral_reasons(case), "amount": amount(a.get("financed_amount")),
-                    "sla": sla_of(case, now)})
+                    "sla": sla_of(case, now, paused(mine, now)), "asked": mine[-1] if mine else None,
+                    "asked_overdue": bool(mine) and overdue(mine[-1], now)})
     return out
 
 
 def waiting_rows(cases: Iterable[Mapping[str, Any]], repo: SqlApplications, dealers: DealerNames,
-                 now: datetime) -> list[dict[str, Any]]:
+                 now: datetime, documents: SqlDocuments | None = None) -> list[dict[str, Any]]:
     """The cases still to decide, the most urgent first (the earliest deadline; no deadline last)."""
     far = datetime.max.replace(tzinfo=UTC)
-    return sorted(rows(cases, repo, dealers, now), key=lambda r: (r["sla"].due or far, str(r["case"].get("id"))))
+    return sorted(rows(cases, repo, dealers, now, documents),
+                  key=lambda r: (r["sla"].due or far, str(r["case"].get("id"))))
+
+
+def with_applicant(row: Mapping[str, Any]) -> bool:
+    """Whether the row's case waits for the applicant's documents (out of the officer's queue until they come)."""
+    return row.get("asked") is not None and row["asked"].status == OPEN
 
 
 def my_decision(case: Mapping[str, Any], officer_id: str) -> dict[str, Any]:

@@ -26,6 +26,11 @@ from bff.applications.kyc import mismatch_rows
 from bff.applications.risk import REVIEW_STATUS
 from bff.applications.risk import status_for
 from bff.auth.session import requires
+from bff.documents.services import KINDS
+from bff.documents.services import default_due
+from bff.documents.services import overdue
+from bff.documents.services import paused
+from bff.documents.services import shanghai_today
 from bff.rendering import list_filters
 from bff.rendering import page_or_block
 from bff.reviews import services as reviews
@@ -33,6 +38,7 @@ from bff.services import services
 from infra.applications import Scope
 from infra.clients.http import ServiceRefused
 from infra.clients.http import ServiceUnavailable
+from infra.documents import SqlDocuments
 from plans.errors import FieldError
 
 bp = Blueprint("reviews", __name__)
@@ -58,8 +64,9 @@ def queue() -> Any:
     now, dealers = datetime.now(UTC), reviews.DealerNames(svc.accounts)
     recent = [r | {"mine": reviews.my_decision(r["case"], g.user.id)}
               for r in reviews.rows(mine, svc.applications.repo, dealers, now)]
-    return page_or_block("reviews/queue.html", "queue",
-                         waiting=reviews.waiting_rows(waiting, svc.applications.repo, dealers, now), recent=recent)
+    rows = reviews.waiting_rows(waiting, svc.applications.repo, dealers, now, SqlDocuments(svc.db))
+    return page_or_block("reviews/queue.html", "queue", waiting=[r for r in rows if not reviews.with_applicant(r)],
+                         with_applicant=[r for r in rows if reviews.with_applicant(r)], recent=recent)
 
 
 def _case(case_id: str) -> dict[str, Any]:
@@ -70,9 +77,13 @@ def _case(case_id: str) -> dict[str, Any]:
 
 
 def _render(case: dict[str, Any], errors: list[FieldError] | None = None, problem: str = "",
-            status: int = 200, form: Mapping[str, str] | None = None) -> Any:
+            status: int = 200, form: Mapping[str, str] | None = None,
+            doc_errors: list[FieldError] | None = None) -> Any:
     svc = services()
+    now = datetime.now(UTC)
     app = svc.applications.repo.get(str(case.get("application_id", "")), Scope())
+    store = SqlDocuments(svc.db)
+    asked = reviews.case_requests(store, case) if app else []
     face = svc.applications.repo.latest_check(app.id, "face") if app else None
     documents = [d for d in svc.applications.repo.documents(app.id) if not d.kind.startswith("frame")] if app else []
     a = case.get("assessment") or {}
@@ -81,7 +92,11 @@ def _render(case: dict[str, Any], errors: list[FieldError] | None = None, proble
         "reviews/case.html", case=case, a=a, app=app, face=face, documents=documents,
         errors=errors or [], problem=problem, me=g.user, form=form or {},
         customer=reviews.customer_of(app, case), dealer=reviews.DealerNames(svc.accounts)(a.get("dealer_id")),
-        amount=reviews.amount(a.get("financed_amount")), sla=reviews.sla_of(case, datetime.now(UTC)),
+        amount=reviews.amount(a.get("financed_amount")), sla=reviews.sla_of(case, now, paused(asked, now)),
+        asked=asked[::-1], asked_pages={r.id: store.pages(r.id) for r in asked if r.status != "open"},
+        asked_overdue={r.id: overdue(r, now) for r in asked}, doc_errors=doc_errors or [],
+        document_kinds=KINDS, default_due=default_due(shanghai_today(now)),
+        paused=paused(asked, now), paused_text=reviews.duration(paused(asked, now)),
         reasons=reasons, income_question=any(r.get("code") in reviews.INCOME_REASONS for r in reasons),
         declared=reviews.declared(svc.applications.draft(app)) if app and app.draft_enc else [],
         rent=reviews.amount((app.plan.get("quote") or {}).get("monthly_payment")) if app else None,
@@ -169,6 +184,7 @@ def decide(case_id: str) -> Any:
     application_id = str(result.get("application_id") or "")
     if result.get("state") == "decided":
         apply_final(result, g.user.id, g.user.email)
+        SqlDocuments(services().db).close_case(case_id[:64], datetime.now(UTC))  # nothing more to send once decided
     app = services().applications.repo.get(application_id, Scope()) if application_id else None
     flash(reviews.confirmation(str(result.get("final_decision") or decision), app.status if app else "",
                                application_id[:8], needed_more=result.get("state") != "decided"), "ok")

@@ -525,6 +525,47 @@ class PrivacyRequestRow(Base):
     answer: Mapped[str | None] = mapped_column(String(2000), nullable=True)
 
 
+class DocumentRequestRow(Base):
+    """Documents a risk officer asked the customer for (bff/documents): ``open`` while the customer gathers them
+    (the review's SLA clock stands still from ``requested_at`` to ``submitted_at``), ``submitted`` back with the
+    officer, then ``accepted``, ``returned`` (asked again: a new request follows) or ``cancelled``."""
+
+    __tablename__ = "document_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    dealer_id: Mapped[str] = mapped_column(String(36))
+    case_id: Mapped[str] = mapped_column(String(64), index=True)  # the risk service's review case
+    kinds: Mapped[str] = mapped_column(String(200))  # comma-separated: income_proof, bank_statement, …
+    note: Mapped[str] = mapped_column(String(500))
+    due_on: Mapped[date] = mapped_column(Date)  # a day in Asia/Shanghai
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open | submitted | accepted | returned | cancelled
+    requested_by: Mapped[str] = mapped_column(String(36))
+    requested_by_label: Mapped[str] = mapped_column(String(254))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class DocumentPageRow(Base):
+    """One file the customer sent for a request (an image re-encoded as JPEG, or a PDF of ``pages`` pages), kept in
+    object storage like the ID images; ``deleted_at`` once removed (the object goes with it)."""
+
+    __tablename__ = "document_pages"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("document_requests.id"), index=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    object_key: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(32))
+    pages: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class JobErrorRow(Base):
     """The error of one failed attempt of a job (infra/jobs.py): procrastinate keeps the job's state, not why it
     failed. Deleted with its job (a foreign key to procrastinate's ``procrastinate_jobs``, which these models do

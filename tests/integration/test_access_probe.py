@@ -35,6 +35,8 @@ EMAIL = {role: email for email, _, role, dealer in PEOPLE if dealer in (None, "p
 SKIP = {"static"}  # files, not views
 #: routes that end the probing user's every session: probed last, after which the probe signs in again
 SESSION_ENDING = ("auth.sign_out_everywhere",)
+#: routes for the applicant alone (their documents on request): staff are refused even on their own dealer's
+CUSTOMER_ONLY = {"documents.mine", "documents.upload", "documents.remove", "documents.submit", "documents.my_page"}
 
 #: the only responses a cache may keep: files the same for everyone, without personal data (the catalogue's
 #: vehicle pictures, the PWA's shell); every other response, error pages included, is ``no-store``
@@ -73,16 +75,17 @@ def samples(app: Any, risk_server: Any) -> dict[str, dict[str, str]]:
     case = _review_case(risk_server)
     other_app, other_check, other_doc = _application(app, "sales.xihu@demo.leaseline.cn")
     own_request, other_request = _privacy_request(app, own_app), _privacy_request(app, other_app)
+    docs, page = str(uuid.uuid4()), str(uuid.uuid4())  # a document request and page no one has
     return {"own": {"vehicle_id": "byd-han-ev", "user_id": own, "invitation_id": own_inv, "token": "x.y.z",
                     "dealer_id": pudong, "group_id": group, "application_id": own_app, "check_id": own_check,
                     "document_id": own_doc, "step": "customer", "field": "id_number", "case_id": case, "page": "1",
                     "payment_id": str(uuid.uuid4()), "action": "capture", "index": "1",
-                    "job_id": "999999999", "request_id": own_request},
+                    "job_id": "999999999", "request_id": own_request, "docs_id": docs, "page_id": page},
             "other": {"vehicle_id": "byd-han-ev", "user_id": other, "invitation_id": other_inv, "token": "x.y.z",
                       "dealer_id": xihu, "group_id": group, "application_id": other_app, "check_id": other_check,
                       "document_id": other_doc, "step": "customer", "field": "id_number", "case_id": case, "page": "1",
                       "payment_id": str(uuid.uuid4()), "action": "capture", "index": "1",
-                      "job_id": "999999999", "request_id": other_request}}
+                      "job_id": "999999999", "request_id": other_request, "docs_id": docs, "page_id": page}}
 
 
 def _review_case(risk_server: Any) -> str:
@@ -196,6 +199,12 @@ def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessi
                     assert response.status_code in (200, 404), context
                 elif rule.endpoint == "applications.card_field":
                     # the sample's card photo has a row but no object in storage: nothing to cut a field from
+                    assert response.status_code == 404, context
+                elif rule.endpoint in CUSTOMER_ONLY:
+                    # the applicant's own documents page: staff see the pages on the review case instead
+                    assert response.status_code == 403, context
+                elif rule.endpoint == "documents.officer_page":
+                    # the sample case's application is the risk service's own, not the BFF's: it has no pages
                     assert response.status_code == 404, context
                 elif rule.endpoint == "invitations.qr":
                     # the QR exists only on the device that created the invitation (the link is not stored)

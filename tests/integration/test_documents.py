@@ -1,0 +1,251 @@
+"""Documents on request (issue 17 §9), over real HTTP with the real risk service, worker, S3 and SMS sandbox: a risk
+officer asks for documents, the customer gets a text with the link, uploads photos and a PDF on their phone (bad
+files refused with the reason beside the document), sends them, and the case is back in the officer's queue with
+the time it waited for the customer left out of its SLA; nobody else reaches the pages."""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+from PIL import ImageDraw
+
+from tests.integration.test_applications import SALES_A
+from tests.integration.test_applications import SALES_B
+from tests.integration.test_applications import invited_customer
+from tests.integration.test_applications import make_card_images
+from tests.integration.test_applications import wait_status
+from tests.integration.test_auth import TIMEOUT
+from tests.integration.test_auth import csrf
+from tests.integration.test_auth import sign_in
+from tests.integration.test_reviews import RISK1
+from tests.integration.test_reviews import case_of
+from tests.integration.test_reviews import claim
+from tests.integration.test_reviews import persona_id
+from tests.integration.test_reviews import to_risk
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture(scope="module")
+def card_images() -> tuple[bytes, bytes]:
+    return make_card_images()
+
+
+def page_image(fmt: str, text: str = "收入证明") -> bytes:
+    """A photographed page: white paper with lines of 'text', as PNG or JPEG."""
+    image = Image.new("RGB", (900, 1200), "white")
+    draw = ImageDraw.Draw(image)
+    for y in range(80, 1100, 60):
+        draw.rectangle((60, y, 60 + random.randrange(300, 780), y + 18), fill=(40, 40, 40))
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue()
+
+
+def pdf(pages: int) -> bytes:
+    """A PDF of ``pages`` scanned pages (Pillow writes a real PDF)."""
+    images = [Image.open(io.BytesIO(page_image("PNG"))).convert("RGB") for _ in range(pages)]
+    out = io.BytesIO()
+    images[0].save(out, "PDF", save_all=True, append_images=images[1:])
+    return out.getvalue()
+
+
+def new_mobile() -> str:
+    return f"139{random.randrange(10**8):08d}"
+
+
+def referred_case(bff_server: Any, card_images: tuple[bytes, bytes], mobile: str, serial: str) -> tuple[str, dict]:
+    """A thin-file application of the customer with ``mobile``, referred to a tier 1 officer: (its id, the case)."""
+    base = bff_server.url
+    app_id = to_risk(base, card_images, persona_id("91", serial), mobile=mobile)
+    with sign_in(base, SALES_A) as sales:
+        wait_status(sales, base, app_id, ("referred",))
+    return app_id, case_of(bff_server, app_id)
+
+
+def ask(base: str, risk: requests.Session, case_id: str, data: dict[str, Any]) -> requests.Response:
+    url = f"{base}/reviews/{case_id}"
+    return risk.post(f"{url}/documents", data={**data, "csrf_token": csrf(risk, url)}, timeout=TIMEOUT)
+
+
+def wait_text(app: Any, mobile: str, needle: str, timeout: float = 20) -> str:
+    """The newest text to ``mobile`` containing ``needle`` (the worker sends it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for sms in app.extensions["leaseline"].outbox.latest(5, to=mobile):
+            if needle in sms.body:
+                return str(sms.body)
+        time.sleep(0.2)
+    raise AssertionError(f"no text with {needle!r} to {mobile}")
+
+
+def upload(s: requests.Session, base: str, app_id: str, docs_id: str, kind: str,
+           files: list[tuple[str, bytes, str]]) -> requests.Response:
+    url = f"{base}/applications/{app_id}/documents"
+    return s.post(f"{url}/{docs_id}/pages", data={"kind": kind, "csrf_token": csrf(s, url)},
+                  files=[("file", f) for f in files], timeout=TIMEOUT)
+
+
+def send(s: requests.Session, base: str, app_id: str, docs_id: str) -> requests.Response:
+    url = f"{base}/applications/{app_id}/documents"
+    return s.post(f"{url}/{docs_id}/submit", data={"csrf_token": csrf(s, url)}, timeout=TIMEOUT)
+
+
+def _hours_left(row: str) -> int:
+    found = re.search(r'data-testid="queue-sla">[^<\d]*(\d+)小时', row)
+    assert found, row
+    return int(found.group(1))
+
+
+def _queue_row(page: str, case_id: str) -> str:
+    row = next((c for c in page.split('<li data-case="')[1:] if c.startswith(case_id)), None)
+    assert row is not None, f"case {case_id} not in the officer's queue"
+    return row.split("</li>")[0]
+
+
+def test_an_officer_asks_for_documents_and_the_customer_sends_them_from_the_phone(
+        bff_server: Any, app: Any, card_images: tuple[bytes, bytes]) -> None:
+    from sqlalchemy import select
+
+    from infra.db.models import AuditEventRow
+    from infra.db.models import DocumentRequestRow
+
+    base, mobile = bff_server.url, new_mobile()
+    app_id, case = referred_case(bff_server, card_images, mobile, "7")
+    with sign_in(base, RISK1) as risk:
+        page = risk.get(f"{base}/reviews/{case['id']}", timeout=TIMEOUT).text
+        assert 'data-testid="document-requests"' in page and 'data-testid="request-documents-form"' not in page
+        assert claim(base, risk, case["id"]).status_code == 200
+        before = _hours_left(_queue_row(risk.get(f"{base}/reviews", timeout=TIMEOUT).text, case["id"]))
+        # nothing chosen, no note: both named, the date kept
+        r = ask(base, risk, case["id"], {"due_on": ""})
+        assert r.status_code == 422 and 'data-field="kinds"' in r.text and 'data-field="note"' in r.text
+        r = ask(base, risk, case["id"], {"kinds": ["income_proof", "bank_statement"], "note": "近 6 个月的银行流水",
+                                         "due_on": "2001-01-01"})
+        assert r.status_code == 422 and 'data-field="due_on"' in r.text and "近 6 个月的银行流水" in r.text
+        r = ask(base, risk, case["id"], {"kinds": ["income_proof", "bank_statement"], "note": "近 6 个月的银行流水",
+                                         "due_on": ""})
+        assert r.status_code == 200 and r.url.endswith(f"/reviews/{case['id']}"), r.text[:500]
+        assert 'data-status="open"' in r.text
+        # the case waits for the customer: out of the queue, listed apart
+        queue = risk.get(f"{base}/reviews", timeout=TIMEOUT).text
+        assert f'<li data-case="{case["id"]}"' not in queue and f'data-waiting-case="{case["id"]}"' in queue
+    text = wait_text(app, mobile, "补充材料")
+    assert "收入证明、银行流水" in text and f"/applications/{app_id}/documents" in text
+
+    customer = invited_customer(base, app, mobile)
+    link = re.search(r"https?://\S+", text).group(0)  # type: ignore[union-attr]
+    page = customer.get(link, timeout=TIMEOUT)
+    assert page.status_code == 200 and "no-store" in page.headers["Cache-Control"]
+    assert "近 6 个月的银行流水" in page.text and 'accept="image/*,application/pdf"' in page.text
+    assert 'capture="environment"' in page.text
+    docs_id = re.search(r'data-request="([0-9a-f-]{36})"', page.text).group(1)  # type: ignore[union-attr]
+
+    # refused by their content, whatever the name or type the browser gave: the reason beside the document
+    r = upload(customer, base, app_id, docs_id, "income_proof", [("payslip.png", b"not a picture at all", "image/png")])
+    assert r.status_code == 422 and 'data-field="income_proof"' in r.text and "只能上传照片" in r.text
+    r = upload(customer, base, app_id, docs_id, "bank_statement", [("s.pdf", b"%PDF-1.4 broken", "application/pdf")])
+    assert r.status_code == 422 and 'data-field="bank_statement"' in r.text and "PDF" in r.text
+    r = upload(customer, base, app_id, docs_id, "bank_statement", [("big.pdf", pdf(21), "application/pdf")])
+    assert r.status_code == 422 and "20 页" in r.text
+    assert 'data-page="' not in r.text  # nothing stored
+
+    # two photographed pages of the income proof (a PNG and a JPEG), sending only them is refused by name
+    r = upload(customer, base, app_id, docs_id, "income_proof", [("p1.png", page_image("PNG"), "image/png"),
+                                                                 ("p2.jpg", page_image("JPEG"), "image/jpeg")])
+    assert r.status_code == 200 and r.text.count('data-page="') == 2, r.text[:800]
+    r = send(customer, base, app_id, docs_id)
+    assert r.status_code == 422 and 'data-field="bank_statement"' in r.text and "银行流水" in r.text
+    r = upload(customer, base, app_id, docs_id, "bank_statement", [("s.pdf", pdf(2), "application/pdf")])
+    assert r.status_code == 200 and "PDF，2 页" in r.text and r.text.count('data-page="') == 3
+    # a page removed (to retake it) is gone, from the list and from the bucket
+    first = re.search(r'data-page="([0-9a-f-]{36})"', r.text).group(1)  # type: ignore[union-attr]
+    docs = app.extensions["leaseline"]
+    from bff.documents import document_service
+
+    service = document_service(docs)
+    key = next(p.object_key for p in service.repo.pages(docs_id) if p.id == first)
+    assert docs.store.head(key).server_side_encryption == "AES256"
+    url = f"{base}/applications/{app_id}/documents"
+    r = customer.post(f"{url}/{docs_id}/pages/{first}/delete", data={"csrf_token": csrf(customer, url)},
+                      timeout=TIMEOUT)
+    assert r.status_code == 200 and r.text.count('data-page="') == 2 and first not in r.text
+    assert key not in docs.store.list_keys(key.rsplit("/", 1)[0] + "/")
+    r = upload(customer, base, app_id, docs_id, "income_proof", [("retake.jpg", page_image("JPEG"), "image/jpeg")])
+    assert r.status_code == 200 and r.text.count('data-page="') == 3
+    r = send(customer, base, app_id, docs_id)
+    assert r.status_code == 200 and 'data-testid="documents-sent"' in r.text
+    # sent: nothing more can change
+    r = upload(customer, base, app_id, docs_id, "income_proof", [("late.png", page_image("PNG"), "image/png")])
+    assert r.status_code == 409
+
+    # the customer took two hours: the clock stood still for them
+    with docs.db.session() as session:
+        row = session.get(DocumentRequestRow, docs_id)
+        row.requested_at -= timedelta(hours=2)
+    with sign_in(base, RISK1) as risk:
+        row = _queue_row(risk.get(f"{base}/reviews", timeout=TIMEOUT).text, case["id"])
+        assert 'data-testid="queue-documents-back"' in row
+        assert _hours_left(row) >= before + 1  # about two hours more than before the request (minus the test's time)
+        page = risk.get(f"{base}/reviews/{case['id']}", timeout=TIMEOUT).text
+        assert 'data-testid="sla-paused"' in page and "2小时" in page.split('data-testid="sla-paused"')[1][:200]
+        links = re.findall(r'href="(/reviews/[^"]+/pages/[^"]+)"', page)
+        assert len(links) == 3
+        shown = [risk.get(base + link, timeout=TIMEOUT) for link in links]
+        assert all(r.status_code == 200 and "no-store" in r.headers["Cache-Control"] for r in shown)
+        assert sorted(r.headers["Content-Type"] for r in shown) == ["application/pdf", "image/jpeg", "image/jpeg"]
+        assert all(r.content[:3] == b"\xff\xd8\xff" or r.content.startswith(b"%PDF") for r in shown)
+        with docs.db.session() as session:
+            logged = session.scalars(select(AuditEventRow).where(AuditEventRow.action == "pii.document_viewed",
+                                                                 AuditEventRow.target == app_id)).all()
+            assert len(logged) == 3 and {e.actor_label for e in logged} == {RISK1}
+        url = f"{base}/reviews/{case['id']}"
+        r = risk.post(f"{url}/documents/{docs_id}/accept", data={"csrf_token": csrf(risk, url)}, timeout=TIMEOUT)
+        assert r.status_code == 200 and 'data-status="accepted"' in r.text
+
+
+def test_another_customer_or_another_dealer_never_reaches_the_pages(
+        bff_server: Any, app: Any, card_images: tuple[bytes, bytes]) -> None:
+    base, mobile = bff_server.url, new_mobile()
+    app_id, case = referred_case(bff_server, card_images, mobile, "8")
+    with sign_in(base, RISK1) as risk:
+        assert claim(base, risk, case["id"]).status_code == 200
+        r = ask(base, risk, case["id"], {"kinds": ["driving_licence"], "note": "驾驶证正副页", "due_on": ""})
+        assert r.status_code == 200
+    wait_text(app, mobile, "驾驶证")
+    customer = invited_customer(base, app, mobile)
+    page = customer.get(f"{base}/applications/{app_id}/documents", timeout=TIMEOUT).text
+    docs_id = re.search(r'data-request="([0-9a-f-]{36})"', page).group(1)  # type: ignore[union-attr]
+    r = upload(customer, base, app_id, docs_id, "driving_licence", [("d.png", page_image("PNG"), "image/png")])
+    page_id = re.search(r'data-page="([0-9a-f-]{36})"', r.text).group(1)  # type: ignore[union-attr]
+    mine = f"/applications/{app_id}/documents/{docs_id}/pages/{page_id}"
+    assert customer.get(base + mine, timeout=TIMEOUT).status_code == 200
+    # a kind not asked for is refused
+    r = upload(customer, base, app_id, docs_id, "bank_statement", [("b.png", page_image("PNG"), "image/png")])
+    assert r.status_code == 422
+
+    stranger = invited_customer(base, app, new_mobile())
+    for path in (f"/applications/{app_id}/documents", mine):
+        assert stranger.get(base + path, timeout=TIMEOUT).status_code == 404, path
+    url = f"{base}/applications/{app_id}/documents"
+    r = stranger.post(f"{url}/{docs_id}/submit", data={"csrf_token": csrf(stranger, f"{base}/applications")},
+                      timeout=TIMEOUT)
+    assert r.status_code == 404
+    with sign_in(base, SALES_B) as other_dealer:
+        assert other_dealer.get(base + mine, timeout=TIMEOUT).status_code == 404
+        assert other_dealer.get(f"{base}/reviews/{case['id']}/documents/{docs_id}/pages/{page_id}",
+                                timeout=TIMEOUT).status_code == 403
+    with sign_in(base, SALES_A) as own_dealer:  # the customer's pages are theirs: staff use the review screen
+        assert own_dealer.get(base + mine, timeout=TIMEOUT).status_code == 403
+    # the page of another request id, or the request under another case, is not found
+    with sign_in(base, RISK1) as risk:
+        assert risk.get(f"{base}/reviews/{case['id']}/documents/{'0' * 36}/pages/{page_id}",
+                        timeout=TIMEOUT).status_code == 404
