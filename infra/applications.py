@@ -359,6 +359,13 @@ class SqlApplications:
             session.add(row)
         return row.id
 
+    def last_code_at(self, application_id: str, purpose: str = "contract") -> datetime | None:
+        """When the latest one-time code for ``purpose`` was texted (the resend countdown: bff/resend.py)."""
+        stmt = (select(func.max(SigningCodeRow.created_at)).where(SigningCodeRow.application_id == application_id)
+                .where(SigningCodeRow.purpose == purpose))
+        with self.db.session() as session:
+            return session.scalar(stmt)
+
     def check_signing_code(self, application_id: str, matches: Callable[[str], bool], now: datetime,
                            max_attempts: int, purpose: str = "contract") -> str | None:
         """The id of the latest unexpired code for ``purpose`` if ``matches`` its hash (then marked verified), else

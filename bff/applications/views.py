@@ -21,6 +21,7 @@ from flask import url_for
 from flask_babel import get_locale
 from sqlalchemy.exc import SQLAlchemyError
 
+from bff import resend
 from bff.applications import forms
 from bff.applications.access import actor
 from bff.applications.access import application_or_404
@@ -607,6 +608,9 @@ def audience_of_page() -> str:
     return "customer" if getattr(g.get("actor"), "kind", None) == "customer" else "staff"
 
 
+# the send form of every code screen, with its countdown (pwa/templates/includes/_resend.html)
+bp.add_app_template_global(resend.for_application, "code_resend")
+bp.add_app_template_global(resend.for_invitation, "invitation_resend")
 # -- contract: review, re-confirm identity, sign -------------------------------------------------------------
 SIGNATURE_PREFIX = "data:image/png;base64,"
 MAX_SIGNATURE_BYTES = 2 * 1024 * 1024
