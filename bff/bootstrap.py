@@ -58,6 +58,7 @@ from infra.peers import is_local_endpoint
 from infra.pii import PiiVault
 from infra.pii import configured_key
 from infra.privacy_requests import SqlPrivacyRequests
+from infra.sandbox_bank import LocalStripeBank
 from infra.service_tokens import TokenIssuer
 from infra.service_tokens import load_or_create_signing_key
 from infra.sessions import SessionStore
@@ -91,10 +92,11 @@ def payment_services(store: SqlPayments, gateway: StripeGateway, repo: SqlApplic
     """The payment services on one payments store, Stripe gateway and applications repository (also used by the
     CLI's payment commands). ``dealer_account``: a dealer's Stripe Connect account, None while it has none."""
     intents = IntentSync(store, repo, clock, audit)
+    local = is_local_endpoint(gateway.api_base)  # localstripe: its 3-D Secure has a test bank, not a page
     return Payments(
         store=store,
-        checkout=CheckoutService(store, gateway, repo, intents, deposit_ratio,
-                                 local_stripe=is_local_endpoint(gateway.api_base), clock=clock),
+        checkout=CheckoutService(store, gateway, repo, intents, deposit_ratio, local_stripe=local, clock=clock,
+                                 bank=LocalStripeBank(gateway.api_base) if local else None),
         webhooks=WebhookService(store, gateway, intents),
         refunds=RefundService(store, gateway, repo, clock, refund_retry_after),
         payouts=PayoutService(store, gateway, repo, dealer_account, clock, audit, stale_after),

@@ -22,6 +22,15 @@ for a charge; card only for the hold, which needs manual capture), the browser c
 secret, and back on our return URL :meth:`CheckoutService.refresh` asks Stripe how it went (never the query string).
 Without it (the embedded default, with localstripe), TEST MODE: :meth:`CheckoutService.pay` creates and confirms the
 intent server-side with one of Stripe's test PaymentMethods.
+
+3-D Secure never leaves the customer stuck (issue 17 §6): a payment waiting for the customer's bank
+(``requires_action``) can be confirmed — with Stripe.js's ``handleNextAction`` on the Payment Element's page, the
+intent's ``next_action`` page in TEST MODE on Stripe, or :meth:`CheckoutService.authenticate` on localstripe (whose
+3-D Secure has no page: infra/sandbox_bank.py) — or paid with another card: the Payment Element confirms the same
+intent with the new card, TEST MODE cancels the waiting intent first (:meth:`CheckoutService.pay`). A check the bank
+failed leaves the intent ``requires_payment_method`` with ``payment_intent_authentication_failure``: the payment is
+``failed`` and the page offers another card. One intent per attempt, and an attempt's intent canceled before the next
+one starts: nothing is charged twice.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ from infra.payments import PaymentRefused
 from infra.payments import PaymentsUnavailable
 from infra.payments_store import Payment
 from infra.payments_store import SqlPayments
+from infra.sandbox_bank import SandboxBank
 
 log = logging.getLogger(__name__)
 _ALL = Scope()
@@ -72,13 +82,13 @@ CHECKOUT_WAIT = 3.0  # seconds a request waits for the intent another request is
 
 class CheckoutService:
     """``local_stripe``: the gateway is a local fake Stripe (localstripe), which takes 3-D Secure's test card by its
-    number only."""
+    number only; ``bank``: on it, TEST MODE's stand-in for the customer's bank at 3-D Secure (None elsewhere)."""
 
     def __init__(self, store: SqlPayments, gateway: PaymentGateway, repo: SqlApplications, intents: IntentSync,
-                 deposit_ratio: Decimal, *, local_stripe: bool = False,
+                 deposit_ratio: Decimal, *, local_stripe: bool = False, bank: SandboxBank | None = None,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.store, self.gateway, self.repo, self.intents = store, gateway, repo, intents
-        self.deposit_ratio, self.local_stripe, self.clock = deposit_ratio, local_stripe, clock
+        self.deposit_ratio, self.local_stripe, self.bank, self.clock = deposit_ratio, local_stripe, bank, clock
 
     # -- what is owed ---------------------------------------------------------------------------------------
     def lines(self, app: Application) -> list[tuple[str, int, int]]:
@@ -109,10 +119,14 @@ class CheckoutService:
 
     def pay(self, app: Application, payment_id: str, method: str, return_url: str | None = None) -> Payment:
         """One attempt to pay ``payment_id`` with ``method`` (a PaymentMethod id). A second tap while the first
-        is in flight, or after it succeeded, sends nothing to Stripe and returns the payment as it is."""
+        is in flight, or after it succeeded, sends nothing to Stripe and returns the payment as it is. A payment waiting
+        for the customer's bank is paid with the new card only once its waiting intent is canceled
+        (:meth:`_replace_waiting`)."""
         if app.status not in PAYING:
             raise NotAllowed("wrong_state", "当前无需付款", "Nothing is to be paid now")
         payment = own_payment(self.store, app, payment_id)
+        if payment.status == "requires_action":
+            payment = self._replace_waiting(app, payment)
         if payment.status not in PAYABLE:
             return payment
         claimed = self.store.claim_attempt(payment.id, f"pay:{payment.id}:{uuid.uuid4().hex[:12]}")
@@ -143,6 +157,39 @@ class CheckoutService:
             moved = self.store.move(claimed.id, "processing", "failed", last_error="refused")
             return moved or own_payment(self.store, app, payment_id)
         return self.intents.apply_intent(claimed.id, intent)
+
+    def _replace_waiting(self, app: Application, payment: Payment) -> Payment:
+        """The customer chose another card while the attempt waits for their bank: its intent is canceled (the key
+        ``cancel:<payment>:<n>``), so that it can never be charged as well, and the payment is ``failed``
+        (``replaced``), ready for a new attempt. Stripe refusing the cancel means the intent moved on meanwhile (the
+        bank confirmed it in another tab): it is applied instead, and nothing new is tried on a paid line."""
+        if payment.intent_id is None:  # nothing at Stripe to cancel
+            return self.store.move(payment.id, "requires_action", "failed", last_error="replaced") or payment
+        try:
+            intent = self.gateway.cancel(payment.intent_id, idempotency_key=f"cancel:{payment.id}:{payment.attempts}")
+        except PaymentRefused:
+            intent = self.gateway.retrieve_intent(payment.intent_id)
+        if intent.status != "canceled":
+            return self.intents.apply_intent(payment.id, intent)
+        moved = self.store.move(payment.id, "requires_action", "failed", last_error="replaced")
+        return moved or own_payment(self.store, app, payment.id)
+
+    def authenticate(self, app: Application, payment_id: str, *, success: bool) -> Payment:
+        """TEST MODE on localstripe: the customer's answer to their bank's 3-D Secure check (complete or fail it), sent
+        by :attr:`bank`; the payment then follows its intent as Stripe has it (paid, held, or ``failed`` with
+        ``payment_intent_authentication_failure``). A second tap, or a payment no longer waiting, sends nothing."""
+        if app.status not in PAYING:
+            raise NotAllowed("wrong_state", "当前无需付款", "Nothing is to be paid now")
+        if self.bank is None:
+            raise NotAllowed("no_test_bank", "请按银行的提示确认这笔付款", "Confirm this payment as your bank asks")
+        payment = own_payment(self.store, app, payment_id)
+        if payment.status != "requires_action" or not payment.intent_id:
+            return payment
+        intent = self.gateway.retrieve_intent(payment.intent_id)
+        if intent.status == "requires_action" and intent.client_secret:
+            self.bank.authenticate(intent.id, intent.client_secret, success=success)
+            intent = self.gateway.retrieve_intent(intent.id)
+        return self.intents.apply_intent(payment.id, intent)
 
     def checkout(self, app: Application, payment_id: str, *, waited: bool = False) -> Intent | None:
         """The PaymentIntent that Stripe.js's Payment Element confirms in the browser for ``payment_id`` (the page

@@ -39,6 +39,8 @@ from bff.payments.checkout import ELEMENT_METHODS
 from bff.payments.checkout import ELEMENT_PAYABLE
 from bff.payments.checkout import TEST_METHODS
 from bff.payments.common import PAYING
+from bff.payments.declines import customer_texts
+from bff.payments.declines import why_not_paid
 from bff.payments.forms import yuan_to_fen
 from bff.payments.machine import PAYABLE
 from bff.rendering import in_locale as _msg
@@ -102,7 +104,8 @@ def _page(app: Application, status: int = 200, error: str | None = None, failed:
             if intent is not None and intent.client_secret:
                 checkout = {"payment": line, "client_secret": intent.client_secret, "methods": ELEMENT_METHODS.get(
                     line.kind, ("card",)), "return_url": url_for("payments.returned", application_id=app.id,
-                                                                payment_id=line.id, _external=True)}
+                                                                payment_id=line.id, _external=True),
+                            "waits_for_bank": intent.status == "requires_action", "declines": customer_texts()}
         payments = svc.payments(app)  # the checkout may have moved one (paid meanwhile, or a new attempt)
         g.loads_stripe_js = checkout is not None  # the CSP admits Stripe.js on this response only
     response = make_response(render_template(
@@ -110,6 +113,8 @@ def _page(app: Application, status: int = 200, error: str | None = None, failed:
         test_mode=svc.gateway.test_mode, methods=TEST_METHODS, may_pay=may_pay, may_manage=may("payments.manage"),
         paying=app.status in PAYING, hold_days=CARD_HOLD_DAYS,
         payable=PAYABLE, element=bool(publishable_key()), element_payable=ELEMENT_PAYABLE, checkout=checkout,
+        test_bank=svc.bank is not None and not publishable_key(), why_not_paid=why_not_paid,
+        staff=actor().kind != "customer",
         publishable_key=publishable_key(), returned=next((p for p in payments if p.id == returned), None),
         polling=any(p.status in ("processing", "requires_action") for p in payments)), status)
     return response
@@ -166,18 +171,46 @@ def pay(application_id: str, payment_id: str) -> Any:
     if method not in TEST_METHODS or not svc.gateway.test_mode or publishable_key():
         # live mode pays through Stripe's Payment Element (Stripe.js), not this form
         return _page(app, 422, _msg("请选择付款方式", "Choose a way to pay"), payment_id)
-    try:
+    try:  # Stripe's 3-D Secure page (TEST MODE on Stripe) comes back to the route that asks Stripe how it went
         done = svc.pay(app, payment_id, svc.test_method(method),
-                       return_url=url_for("payments.payment", application_id=app.id, _external=True))
+                       return_url=url_for("payments.returned", application_id=app.id, payment_id=payment_id,
+                                          _external=True))
     except NotAllowed as exc:
         return _page(app, 409, _msg(exc.text_zh, exc.text_en), payment_id)
     except PaymentsUnavailable:
         return _page(app, 503, _msg("支付服务暂时不可用：未扣款，请稍后重试", "Payments are unavailable right now: "
                                     "nothing was charged; try again in a moment"), payment_id)
+    except PaymentsError as exc:  # Stripe refused to cancel or show the intent waiting for the bank
+        log.error("Stripe refused paying %s with another card: %s", payment_id, exc)
+        return _page(app, 409, _msg(*REFUSED), payment_id)
     if done.status == "failed":
-        return _page(app, 422, _msg(f"付款未成功（{done.last_error}），请换一张卡或稍后重试",
-                                    f"The payment did not go through ({done.last_error}): try another card"),
-                     payment_id)
+        return _page(app, 422, why_not_paid(done.last_error), payment_id)
+    return redirect(url_for("payments.payment", application_id=app.id), 303)
+
+
+@bp.post("/applications/<application_id>/payments/<payment_id>/authenticate")
+@requires_actor("applications.edit")
+@stripe_rate
+def authenticate(application_id: str, payment_id: str) -> Any:
+    """TEST MODE on localstripe: the customer completes (or fails) their bank's 3-D Secure check of a payment waiting
+    for it (CheckoutService.authenticate); then the page shows the payment as Stripe has it — paid, or the reason it
+    failed with another card to try."""
+    app = application_or_404(application_id)
+    result = request.form.get("result", "")
+    if result not in ("complete", "fail") or publishable_key():
+        return _page(app, 422, _msg("请选择完成或不通过验证", "Choose to complete or to fail the check"), payment_id)
+    try:
+        done = services().payments.checkout.authenticate(app, payment_id, success=result == "complete")
+    except NotAllowed as exc:
+        return _page(app, 404 if exc.code == "not_found" else 409, _msg(exc.text_zh, exc.text_en), payment_id)
+    except PaymentsUnavailable:
+        return _page(app, 503, _msg("支付服务暂时不可用：未扣款，请稍后重试", "Payments are unavailable right now: "
+                                    "nothing was charged; try again in a moment"), payment_id)
+    except PaymentsError as exc:
+        log.error("Stripe refused to show payment %s: %s", payment_id, exc)
+        return _page(app, 409, _msg(*REFUSED), payment_id)
+    if done.status == "failed":
+        return _page(app, 422, why_not_paid(done.last_error), payment_id)
     return redirect(url_for("payments.payment", application_id=app.id), 303)
 
 

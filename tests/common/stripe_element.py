@@ -40,6 +40,10 @@ STRIPE_JS = "https://js.stripe.com/v3/**"
 STRIPE_API = "https://api.stripe.com/**"
 #: Stripe's test PaymentMethod that is declined (https://docs.stripe.com/testing#declined-payments)
 DECLINED = "pm_card_chargeCustomerFail"
+#: Stripe's test PaymentMethod that always asks for 3-D Secure (https://docs.stripe.com/testing#regulatory-cards);
+#: localstripe knows it by the card's number only, which the edge uses in its place
+THREE_D_SECURE = "pm_card_threeDSecure2Required"
+THREE_D_SECURE_CARD = "4000002500003155"
 
 
 def publishable_key() -> str:
@@ -121,7 +125,9 @@ def recording_proxy(server: StripeServer) -> Iterator[tuple[RecordingProxy, str]
 class StripeApiEdge:
     """Answers what the Stripe.js sandbox asks of https://api.stripe.com, from localstripe, as Playwright route
     handlers: ``POST /v1/payment_intents/<id>/confirm`` with the publishable key and the intent's client secret
-    (checked, as Stripe does), which confirms the intent on localstripe with the chosen test PaymentMethod.
+    (checked, as Stripe does), which confirms the intent on localstripe with the chosen test PaymentMethod
+    (:data:`THREE_D_SECURE` as a card of :data:`THREE_D_SECURE_CARD`); and the bank's 3-D Secure answer, ``POST
+    /v1/payment_intents/<id>/_authenticate?success=…``, forwarded to localstripe's endpoint of that name.
 
     A decline (:data:`DECLINED`) is answered here with Stripe's card error and the intent left untouched: localstripe
     cannot confirm an intent again after a failed charge (Stripe can, and the customer retries on the same intent),
@@ -151,7 +157,7 @@ class StripeApiEdge:
         self.calls.append((path, form))
         parts = path.strip("/").split("/")
         if request.method != "POST" or len(parts) != 4 or parts[:2] != ["v1", "payment_intents"] \
-                or parts[3] != "confirm":
+                or parts[3] not in ("confirm", "_authenticate"):
             return self._answer(route, 404, {"error": {"type": "invalid_request_error",
                                                        "message": f"Unrecognized request URL ({path})"}})
         if form.get("key") != self.publishable_key:
@@ -162,13 +168,21 @@ class StripeApiEdge:
         if form.get("client_secret") != intent.get("client_secret"):
             return self._answer(route, 400, {"error": {"type": "invalid_request_error", "code": "resource_missing",
                                                        "message": "No such payment_intent"}})
+        if parts[3] == "_authenticate":  # localstripe checks the client secret itself
+            answer = requests.post(f"{self.server.api_base}{path}?{request.url.split('?', 1)[1]}",
+                                   data={"key": self.publishable_key, "client_secret": form["client_secret"]},
+                                   timeout=10)
+            return self._answer(route, answer.status_code, answer.json())
         if form.get("payment_method") == DECLINED:
             return self._answer(route, 402, {"error": {
                 "type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
                 "message": "Your card was declined.",
                 "payment_intent": {**intent, "status": "requires_payment_method"}}})
+        method = form.get("payment_method") or "pm_card_visa"
+        if method == THREE_D_SECURE:
+            method = self.server.gateway().card_payment_method(THREE_D_SECURE_CARD)
         try:
-            confirmed = confirm_as_customer(self.server, parts[2], form.get("payment_method") or "pm_card_visa")
+            confirmed = confirm_as_customer(self.server, parts[2], method)
         except stripe.StripeError as exc:
             body = exc.json_body if isinstance(exc.json_body, dict) else {"error": {"message": str(exc)}}
             return self._answer(route, exc.http_status or 500, body)

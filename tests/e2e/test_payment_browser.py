@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import Page
 from playwright.sync_api import expect
 
@@ -17,6 +18,7 @@ from tests.integration.test_payments import payments
 from tests.integration.test_payments import signed_application
 
 
+@pytest.mark.console(r"status of 422")  # the declined card's page answers 422 with its explanation
 def test_the_customer_pays_on_a_phone_and_a_double_tap_charges_once(page: Page, live_server: Any,
                                                                      stripe_server: Any) -> None:
     errors: list[str] = []

@@ -10,16 +10,26 @@
  *   stripe.elements({clientSecret, locale})      -> elements
  *   elements.create("payment")                   -> element (the Payment Element)
  *   element.mount(domElement | selector)         renders a visible test form (no iframe) choosing one of Stripe's
- *                                                test PaymentMethods: pm_card_visa (succeeds) or
- *                                                pm_card_chargeCustomerFail (declined)
+ *                                                test PaymentMethods: pm_card_visa (succeeds),
+ *                                                pm_card_chargeCustomerFail (declined) or
+ *                                                pm_card_threeDSecure2Required (3-D Secure)
  *   element.on("ready" | "change", handler)      "ready" after mounting, "change" when the choice changes
  *   stripe.confirmPayment({elements, confirmParams: {return_url}})
  *       POSTs https://api.stripe.com/v1/payment_intents/<id>/confirm with the publishable key and the client
  *       secret, as Stripe.js does (the tests answer that address from localstripe: StripeApiEdge). On success it
  *       sends the browser to return_url?payment_intent=…&payment_intent_client_secret=…&redirect_status=…, as
- *       Stripe.js does by default; on an error it resolves {error: {type, code, decline_code, message}}.
+ *       Stripe.js does by default; on an error it resolves {error: {type, code, decline_code, message}}. An
+ *       intent that then requires_action gets the bank's check first, as Stripe.js runs it (below).
+ *   stripe.handleNextAction({clientSecret})      the bank's check of an intent waiting for it; resolves
+ *                                                {paymentIntent} or {error}
  *
- * Everything else of Stripe.js (other Elements, wallets, 3-D Secure dialogs, Alipay / WeChat Pay redirects and QR
+ *   The bank's 3-D Secure check is a visible test dialog (data-testid stripe-sandbox-3ds, "Complete" / "Fail"), whose
+ *   answer is POSTed to https://api.stripe.com/v1/payment_intents/<id>/_authenticate?success=true|false with the
+ *   publishable key and the client secret: the endpoint of localstripe's own stand-in for Stripe.js (real Stripe.js
+ *   talks to the bank's ACS instead); the tests answer it from localstripe. A failed check resolves Stripe.js's
+ *   error {type: "invalid_request_error", code: "payment_intent_authentication_failure"}.
+ *
+ * Everything else of Stripe.js (other Elements, wallets, real 3-D Secure challenges, Alipay / WeChat Pay redirects and QR
  * codes, appearance, fraud signals) is absent.
  */
 (function () {
@@ -28,7 +38,53 @@
   var CHOICES = [
     ["pm_card_visa", "Visa 4242 4242 4242 4242 (succeeds)"],
     ["pm_card_chargeCustomerFail", "Visa 4000 0000 0000 0341 (declined)"],
+    ["pm_card_threeDSecure2Required", "Visa 4000 0025 0000 3155 (3-D Secure)"],
   ];
+  var AUTHENTICATION_FAILED = {
+    type: "invalid_request_error", code: "payment_intent_authentication_failure",
+    message: "We are unable to authenticate your payment method. Please choose a different payment method and try again.",
+  };
+
+  function post(path, fields) {
+    return fetch(API + path, { method: "POST", body: new URLSearchParams(fields) })
+      .then(function (response) { return response.json(); });
+  }
+
+  // The bank's check: a test dialog; resolves true (complete) or false (fail) when the customer answers.
+  function askTheBank() {
+    return new Promise(function (resolve) {
+      var dialog = document.createElement("fieldset");
+      dialog.setAttribute("data-testid", "stripe-sandbox-3ds");
+      dialog.setAttribute("role", "dialog");
+      var legend = document.createElement("legend");
+      legend.textContent = "Stripe.js sandbox — your bank's 3-D Secure check";
+      dialog.appendChild(legend);
+      [["complete", "Complete authentication", true], ["fail", "Fail authentication", false]].forEach(function (b) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.textContent = b[1];
+        button.setAttribute("data-testid", "stripe-sandbox-3ds-" + b[0]);
+        button.addEventListener("click", function () {
+          dialog.remove();
+          resolve(b[2]);
+        });
+        dialog.appendChild(button);
+      });
+      document.body.appendChild(dialog);
+    });
+  }
+
+  // The check of the intent of ``secret``, answered: {paymentIntent} or {error}.
+  function authenticate(publishableKey, secret) {
+    return askTheBank().then(function (success) {
+      return post("/payment_intents/" + intentId(secret) + "/_authenticate?success=" + success,
+                  { key: publishableKey, client_secret: secret });
+    }).then(function (answer) {
+      if (answer.error) return { error: answer.error };
+      if (answer.status === "requires_payment_method") return { error: AUTHENTICATION_FAILED };
+      return { paymentIntent: answer };
+    });
+  }
 
   function intentId(clientSecret) {
     var match = /^(pi_[A-Za-z0-9]+)_secret_/.exec(clientSecret || "");
@@ -101,6 +157,12 @@
           .then(function (response) { return response.json(); })
           .then(function (answer) {
             if (answer.error) return { error: answer.error };
+            if (answer.status === "requires_action") return authenticate(publishableKey, secret);
+            return { paymentIntent: answer };
+          })
+          .then(function (result) {
+            if (result.error) return result;
+            var answer = result.paymentIntent;
             var status = answer.status === "succeeded" || answer.status === "requires_capture" ? "succeeded"
               : answer.status === "processing" ? "processing" : "failed";
             var url = new URL(returnUrl);
@@ -110,6 +172,9 @@
             window.location.assign(url.toString());
             return new Promise(function () {});  // Stripe.js does not resolve while the browser leaves
           });
+      },
+      handleNextAction: function (options) {
+        return authenticate(publishableKey, options && options.clientSecret);
       },
     };
   };
