@@ -279,6 +279,13 @@ class SqlApplications:
             session.flush()
             return _app(row)
 
+    def locked(self, application_id: str) -> Application | None:
+        """The application read again under a row lock held until the enclosing ``db.transaction()`` ends: one
+        signing of it at a time (a double tap's second request waits, then finds it signed)."""
+        with self.db.session() as session:
+            row = session.get(ApplicationRow, application_id, with_for_update=True, populate_existing=True)
+            return _app(row) if row else None
+
     def events(self, application_id: str) -> list[Event]:
         stmt = select(ApplicationEventRow).where(ApplicationEventRow.application_id == application_id) \
             .order_by(ApplicationEventRow.id)
@@ -322,13 +329,22 @@ class SqlApplications:
 
     # -- contract ------------------------------------------------------------------------------------------
     def begin_contract_attempt(self, application_id: str) -> bool:
-        """Count one attempt to request an application's contract (approved → contract_pending): False when it
-        has one already or is no longer approved."""
-        stmt = (update(ApplicationRow).where(ApplicationRow.id == application_id)
-                .where(ApplicationRow.status.in_(("approved", "contract_pending")))
-                .values(contract_attempts=ApplicationRow.contract_attempts + 1, status="contract_pending"))
+        """Count one attempt to request an application's contract (approved → contract_pending, recorded in its
+        history like every other move, once: the first attempt makes it): False when it has one already or is no
+        longer approved."""
         with self.db.session() as session:
-            return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+            row = session.get(ApplicationRow, application_id, with_for_update=True)
+            if row is None or row.status not in ("approved", "contract_pending"):
+                return False
+            row.contract_attempts += 1
+            if row.status == "approved":
+                now = utcnow()
+                session.add(ApplicationEventRow(application_id=row.id, at=now, actor_kind="system",
+                                                actor_id="contract", from_status="approved",
+                                                to_status="contract_pending", note=""))
+                row.status, row.updated_at = "contract_pending", now
+                row.version += 1
+            return True
 
     def record_contract(self, application_id: str, *, contract: dict[str, Any], to: str,
                         allowed_from: Sequence[str], actor_kind: str = "system", actor_id: str = "contract",
@@ -350,6 +366,28 @@ class SqlApplications:
             session.flush()
             return _app(row)
 
+    def contract_durations(self, limit: int = 20) -> list[float]:
+        """Seconds from approval to a contract ready to sign, of the ``limit`` contracts generated last (any
+        dealer's: durations only, the waiting page's estimate of what "usually" is)."""
+        ready = (select(ApplicationEventRow.application_id, ApplicationEventRow.at)
+                 .where(ApplicationEventRow.to_status == "contract_ready")
+                 .order_by(ApplicationEventRow.id.desc()).limit(limit)).subquery()
+        approved = (select(ApplicationEventRow.application_id, func.max(ApplicationEventRow.at).label("at"))
+                    .where(ApplicationEventRow.to_status == "approved",
+                           ApplicationEventRow.application_id.in_(select(ready.c.application_id)))
+                    .group_by(ApplicationEventRow.application_id)).subquery()
+        stmt = select(ready.c.at, approved.c.at).join(approved, approved.c.application_id == ready.c.application_id)
+        with self.db.session() as session:
+            return [(done - start).total_seconds() for done, start in session.execute(stmt) if done >= start]
+
+    def contracts_ahead(self, application_id: str) -> int:
+        """How many approved applications wait for their contract job before this one (approved earlier)."""
+        mine = select(ApplicationRow.updated_at).where(ApplicationRow.id == application_id).scalar_subquery()
+        stmt = select(func.count()).select_from(ApplicationRow).where(
+            ApplicationRow.status == "approved", ApplicationRow.updated_at < mine)
+        with self.db.session() as session:
+            return int(session.scalar(stmt) or 0)
+
     def add_signing_code(self, application_id: str, code_hash: str, expires_at: datetime,
                          purpose: str = "contract") -> str:
         """A one-time code for ``purpose`` (``contract``: signing it; ``handover``: confirming the handover)."""
@@ -367,9 +405,12 @@ class SqlApplications:
             return session.scalar(stmt)
 
     def check_signing_code(self, application_id: str, matches: Callable[[str], bool], now: datetime,
-                           max_attempts: int, purpose: str = "contract") -> str | None:
+                           max_attempts: int, purpose: str = "contract",
+                           again_since: datetime | None = None) -> str | None:
         """The id of the latest unexpired code for ``purpose`` if ``matches`` its hash (then marked verified), else
-        None; every try counts against the code under a row lock, and a code is good for ``max_attempts`` tries."""
+        None; every try counts against the code under a row lock, and a code is good for ``max_attempts`` tries.
+        A code verified after ``again_since`` matches again: the same press sent twice (a double tap, a press
+        again after the service's answer was lost) is the same signer, not a wrong code."""
         stmt = (select(SigningCodeRow).where(SigningCodeRow.application_id == application_id,
                                              SigningCodeRow.purpose == purpose)
                 .order_by(SigningCodeRow.created_at.desc()).limit(1).with_for_update())
@@ -378,10 +419,12 @@ class SqlApplications:
             if row is None or row.expires_at <= now or row.attempts >= max_attempts:
                 return None
             row.attempts += 1
-            if row.verified_at is None and matches(row.code_hash):
+            if not matches(row.code_hash):
+                return None
+            if row.verified_at is None:
                 row.verified_at = now
                 return row.id
-            return None
+            return row.id if again_since is not None and row.verified_at >= again_since else None
 
     def verified_code(self, application_id: str, code_id: str, since: datetime,
                       purpose: str = "contract") -> datetime | None:

@@ -51,6 +51,9 @@ TEMPLATES: dict[str, Template] = {
     "signing_code": Template("您正在签署融资租赁合同，验证码 {code}，5 分钟内有效。如非本人操作请忽略。", ("code",)),
     "handover_code": Template("您正在确认接收融资租赁车辆并签署交接确认书，验证码 {code}，5 分钟内有效。"
                               "如非本人操作请忽略。", ("code",)),
+    # the contract ready later than the waiting page's estimate (bff/applications/contracts.py LATE_AFTER)
+    "contract_ready": Template("您的融资租赁合同已生成，可以签署了。请打开申请页面或“我的租赁”签署，"
+                               "如有疑问请联系您的销售顾问。", ()),
     "documents_requested": Template("您的融资租赁申请需要补充材料：{documents}。"
                                     "请在 {due} 前打开链接拍照或上传：{link}", ("documents", "due", "link")),
 }

@@ -22,9 +22,12 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
 from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
@@ -83,6 +86,48 @@ EXPLAIN_METHODS: dict[str, tuple[str, str]] = {
 #: the approved text (infra/sms.py TEMPLATES) of each purpose's one-time code
 CODE_TEMPLATES = {"contract": "signing_code", "handover": "handover_code"}
 _ALL = Scope()
+
+
+#: a contract not ready this long after the approval is late: the customer is texted when it is ready (the waiting
+#: page says so: they may leave it)
+LATE_AFTER = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where an approved application's contract really is, for its waiting page (issue 17 §14: "a few seconds" was
+    shown for 44 s). ``stage``: ``queued`` (its ``contract.send`` job waits for the worker, ``ahead`` approved
+    before it), ``generating`` (the contract service drafts the text and its PDF) or ``retrying`` (the service did
+    not answer; attempt ``attempt``). ``elapsed``: seconds since the approval; ``usual``: the seconds 9 in 10 of the
+    recent contracts took (None: too few to say); ``late``: past :data:`LATE_AFTER`, texted once ready."""
+
+    stage: str
+    ahead: int
+    attempt: int
+    elapsed: int
+    usual: int | None
+    late: bool
+    text_after_minutes: int = int(LATE_AFTER.total_seconds() // 60)
+
+
+def usual_seconds(durations: Sequence[float]) -> int | None:
+    """What 9 in 10 of ``durations`` stayed within, rounded up to 5 s; None for fewer than 3 (no estimate)."""
+    if len(durations) < 3:
+        return None
+    ordered = sorted(durations)
+    return int(math.ceil(ordered[math.ceil(0.9 * len(ordered)) - 1] / 5) * 5) or 5
+
+
+def press(code_id: str, signature_png: bytes) -> str:
+    """What one press of a signing button signed with: the verified code (its record's id) and the drawing, as a
+    digest kept beside the signed result (never the code itself)."""
+    return hashlib.sha256(code_id.encode() + b"\0" + hashlib.sha256(signature_png).digest()).hexdigest()
+
+
+def same_press(signed: dict[str, Any] | None, code_id: str, signature_png: bytes) -> bool:
+    """Whether ``signed`` (the stored contract or handover record) was signed by this very press again: the same
+    code and the same drawing (a double tap's second request; a reload that sent the form again)."""
+    return bool(signed) and hmac.compare_digest(str((signed or {}).get("press", "")), press(code_id, signature_png))
 
 
 class ContractNotReady(Exception):
@@ -190,7 +235,36 @@ class ContractDispatch:
             raise
         moved = self.repo.record_contract(application_id, contract=contract, to="contract_ready",
                                           allowed_from=("contract_pending",), note=f"contract:{contract.get('number')}")
+        if moved is not None:
+            self._text_if_late(moved)
         return moved.status if moved else None
+
+    # -- while the contract is generated ----------------------------------------------------------------------
+    def _approved_at(self, app: Application) -> datetime:
+        approvals = [e.at for e in self.repo.events(app.id) if e.to_status == "approved"]
+        return approvals[-1] if approvals else app.updated_at
+
+    def progress(self, app: Application) -> Progress | None:
+        """The contract's real progress (:class:`Progress`) while the application waits for it, else None."""
+        if app.status not in ("approved", "contract_pending"):
+            return None
+        elapsed = max(0.0, (self.clock() - self._approved_at(app)).total_seconds())
+        stage = "queued" if app.status == "approved" else "retrying" if app.contract_attempts > 1 else "generating"
+        return Progress(stage, self.repo.contracts_ahead(app.id) if stage == "queued" else 0, app.contract_attempts,
+                        int(elapsed), usual_seconds(self.repo.contract_durations()),
+                        elapsed > LATE_AFTER.total_seconds())
+
+    def _text_if_late(self, app: Application) -> None:
+        """The contract is ready later than :data:`LATE_AFTER` after the approval: text the customer, as the waiting
+        page promised (they may have left it). A text that cannot be sent is logged; the contract stands."""
+        if self.clock() - self._approved_at(app) <= LATE_AFTER:
+            return
+        mobile = self.apps.draft(app).get("mobile", "")
+        try:
+            if mobile:
+                self.sms.send(mobile, "contract_ready", {}, dealer_id=app.dealer_id)
+        except (SmsUnavailable, SmsRefused) as exc:
+            log.warning("contract of %s ready late; the customer could not be texted (%s)", app.id, exc)
 
     # -- identity re-confirmation and signing ------------------------------------------------------------------
     def _code_hash(self, application_id: str, code: str, purpose: str) -> str:
@@ -221,10 +295,13 @@ class ContractDispatch:
                              "The text message could not be sent just now: please try again in a moment") from None
 
     def check_code(self, app: Application, code: str, purpose: str = "contract") -> str | None:
-        """The verified code's id, or None (wrong, expired or too many tries)."""
+        """The verified code's id, or None (wrong, expired or too many tries). The code verified by the press
+        before stands again while it is fresh (:data:`IDENTITY_FRESH`): a double tap's second request, or a press
+        again after the service was away, is the same signer with the same code, not a wrong one."""
         expected = self._code_hash(app.id, code.strip(), purpose)
+        now = self.clock()
         return self.repo.check_signing_code(app.id, lambda stored: hmac.compare_digest(stored, expected),
-                                            self.clock(), CODE_ATTEMPTS, purpose)
+                                            now, CODE_ATTEMPTS, purpose, again_since=now - IDENTITY_FRESH)
 
     def verified(self, app: Application, code_id: str, purpose: str = "contract") -> datetime | None:
         """When the code ``code_id`` for ``purpose`` was verified, if recently enough to stand for the signer."""
@@ -264,24 +341,41 @@ class ContractDispatch:
                                details={"method": method, "contract_number": data["contract_number"]})
         return {**data, "at": now}
 
-    def sign(self, actor: Actor, app: Application, code_id: str, signature_png: bytes) -> Application:
+    def sign(self, actor: Actor, app: Application, code_id: str, signature_png: bytes,
+             consents: Sequence[str] = ()) -> Application:
         """Sign through the contract service with the verified code as identity evidence, once the key terms were
-        explained (:meth:`explain`)."""
-        if app.status != "contract_ready" or not app.contract_id:
-            raise NotAllowed("wrong_state", "合同当前无法签署", "The contract cannot be signed now")
-        if self.explained(app) is None:
-            raise NotAllowed("not_explained", "请先由经办人员向您说明合同主要条款并确认",
-                             "The dealer's staff first explain the contract's key terms and record it")
-        verified = self.verified(app, code_id)
-        if verified is None:
-            raise NotAllowed("identity", "请先通过短信验证码确认身份", "Confirm your identity with the text code first")
-        contract = self.client.sign(app.contract_id, self.signer(app, code_id, verified, signature_png))
-        moved = self.repo.record_contract(app.id, contract=contract, to="signed", allowed_from=("contract_ready",),
-                                          actor_kind=actor.kind, actor_id=actor.id,
-                                          note=f"signed:{contract.get('signed_sha256', '')[:16]}")
-        if moved is None:
-            raise NotAllowed("answered", "合同已签署", "The contract is already signed")
-        return moved
+        explained (:meth:`explain`); the optional ``consents`` given with the signature are recorded with it.
+
+        One signing of an application at a time: its row stays locked while the contract service signs (the
+        service itself answers a second signing that overlaps the first with a 409). The same press again — a
+        double tap's second request, waiting here for the first — gets the signed application, as if it had
+        signed (:func:`same_press`); another code or drawing on a signed contract is refused."""
+        with self.repo.db.transaction():
+            current = self.repo.locked(app.id)
+            assert current is not None
+            if current.status != "contract_ready" and same_press(current.contract, code_id, signature_png):
+                return current
+            if current.status != "contract_ready" or not current.contract_id:
+                raise NotAllowed("answered" if current.contract.get("signed_at") else "wrong_state",
+                                 "合同当前无法签署（可能已签署）",
+                                 "The contract cannot be signed now (it may be signed already)")
+            if self.explained(current) is None:
+                raise NotAllowed("not_explained", "请先由经办人员向您说明合同主要条款并确认",
+                                 "The dealer's staff first explain the contract's key terms and record it")
+            verified = self.verified(current, code_id)
+            if verified is None:
+                raise NotAllowed("identity", "请先通过短信验证码确认身份",
+                                 "Confirm your identity with the text code first")
+            contract = self.client.sign(current.contract_id, self.signer(current, code_id, verified, signature_png))
+            moved = self.repo.record_contract(
+                app.id, contract={**contract, "press": press(code_id, signature_png)}, to="signed",
+                allowed_from=("contract_ready",), actor_kind=actor.kind, actor_id=actor.id,
+                note=f"signed:{contract.get('signed_sha256', '')[:16]}")
+            assert moved is not None  # the row is ours until the transaction ends
+            if consents:  # recorded once signed, and queued for the evidence log like the others
+                self.apps.give_consent(actor, moved, consents)
+                self.queue_evidence(moved)
+            return moved
 
     def signer(self, app: Application, code_id: str, verified: datetime, signature_png: bytes) -> dict[str, Any]:
         """Who signs a document at the contract service, as its signing endpoints take it: the lessee named in the

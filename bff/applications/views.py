@@ -33,6 +33,7 @@ from bff.applications.access import requires_actor
 from bff.applications.access import staff_label
 from bff.applications.contracts import EXPLAIN_METHODS
 from bff.applications.contracts import EXPLAINED_TERMS
+from bff.applications.contracts import same_press
 from bff.applications.history import history
 from bff.applications.kyc import Rejected
 from bff.applications.kyc import mismatch_rows
@@ -677,6 +678,8 @@ def _contract_page(app: Application, *, status: int = 200, error: FieldError | N
                              may_pay=may_edit() and app.status == "signed",
                              rent=Decimal(app.plan["quote"]["monthly_payment"]),
                              apr=Decimal(app.plan["quote"]["apr"]),
+                             # while it is generated: where it really is and how long it usually takes (issue 17 §14)
+                             progress=services().contracts.progress(app),
                              # the text to read on the phone, once the contract is there (issue 17 §2)
                              reading=contract_reading(app) if contract and contract.get("number")
                              and app.status not in ("approved", "contract_pending") else None)
@@ -780,18 +783,22 @@ def contract_explained(application_id: str) -> Any:
 @requires_actor("applications.edit")
 @limiter.limit("10 per 10 minutes", key_func=_per_contract)
 def contract_sign(application_id: str) -> Any:
+    """Sign with the code and the drawing; the same press again (a double tap) lands on the signed contract."""
     app = application_or_404(application_id)
-    if app.status != "contract_ready":
-        return _conflict(NotAllowed("wrong_state", "合同当前无法签署（可能已签署）",
-                                    "The contract cannot be signed now (it may be signed already)"), app)
     form = request.form
     signature = form.get("signature", "")[:3 * MAX_SIGNATURE_BYTES]
+    png = decoded_signature(signature)
+    if app.status != "contract_ready":  # signed by this very press a moment ago (a double tap), or not signable
+        code_id = services().contracts.check_code(app, form.get("code", "")[:12]) if png else None
+        if code_id and same_press(app.contract, code_id, png):
+            return _go(url_for("applications.contract", application_id=app.id))
+        return _conflict(NotAllowed("wrong_state", "合同当前无法签署（可能已签署）",
+                                    "The contract cannot be signed now (it may be signed already)"), app)
     # the GPS position the lease needs is a term of the contract (its §10), read with the rest; the trip data are
     # an optional consent, withdrawable, asked here (PIPL art. 13(1)(2) vs. art. 14)
     read, telemetry = form.get("read") == "yes", form.get("telemetry") == "yes"
     keep = {"signature": signature if signature.startswith(SIGNATURE_PREFIX) else "", "code_sent": True,
             "read": read, "telemetry": telemetry}
-    png = decoded_signature(signature)
     if not read:
         error = FieldError("read", "required", "请阅读合同并勾选确认", "Read the contract and tick the box")
     elif (error := signature_problem(png)) is None:
@@ -801,7 +808,7 @@ def contract_sign(application_id: str) -> Any:
         return _contract_page(app, status=422, error=error, **keep)
     assert code_id is not None
     try:
-        signed = services().contracts.sign(actor(), app, code_id, png)
+        services().contracts.sign(actor(), app, code_id, png, ["vehicle_telemetry"] if telemetry else [])
     except NotAllowed as exc:
         return _conflict(exc, app)
     except ServiceUnavailable:
@@ -810,7 +817,4 @@ def contract_sign(application_id: str) -> Any:
             "Signing is unavailable right now; your signature is kept: press Sign again shortly"), **keep)
     except ServiceRefused as exc:
         return _contract_page(app, status=422, error=refused_problem(exc), **keep)
-    if telemetry:  # the optional consent, recorded once signed, and queued for the evidence log like the others
-        services().applications.give_consent(actor(), signed, ["vehicle_telemetry"])
-        services().contracts.queue_evidence(signed)
     return _go(url_for("applications.contract", application_id=app.id))

@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from bff.applications.contracts import ContractDispatch
+from bff.applications.contracts import press
 from bff.applications.services import Actor
 from bff.applications.services import NotAllowed
 from bff.payments.common import record_audit
@@ -102,7 +103,13 @@ class HandoverService:
         """The customer signs the record they read (``read``: its :func:`version`, from the page they confirmed on:
         a record the dealer changed since is not signed — the customer reads it again); the contract service makes,
         signs and logs it (raises ServiceUnavailable, retried by pressing again; ServiceRefused with its field
-        errors), then the term starts on its day."""
+        errors), then the term starts on its day. One confirmation of a lease at a time (its application's row
+        locked meanwhile): a double tap's second request waits for the first, then gets the signed record."""
+        with self.settlement.repo.db.transaction():
+            self.contracts.repo.locked(app.id)
+            return self._sign(actor, app, code_id, signature_png, read)
+
+    def _sign(self, actor: Actor, app: Application, code_id: str, signature_png: bytes, read: str) -> Handover:
         handover = self.store.get(app.id)
         if handover is not None and handover.status == SIGNED:
             return handover
@@ -121,7 +128,7 @@ class HandoverService:
             **self.contracts.signer(app, code_id, verified, signature_png)})
         starts_on, ends_on = _record_dates(record, int(app.plan["quote"]["term"]))
         with self.settlement.repo.db.transaction():  # the record and the term it starts, together
-            self.store.mark_signed(app.id, record, starts_on, self.clock())
+            self.store.mark_signed(app.id, {**record, "press": press(code_id, signature_png)}, starts_on, self.clock())
             self.settlement.hand_over(actor, app, starts_on=starts_on, ends_on=ends_on, record=record,
                                       handed_over_by=(handover.prepared_by, handover.prepared_by_label))
         signed = self.store.get(app.id)

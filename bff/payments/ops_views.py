@@ -34,6 +34,7 @@ from bff.applications.access import per_application
 from bff.applications.access import requires_actor
 from bff.applications.access import staff_actor
 from bff.applications.access import staff_label
+from bff.applications.contracts import same_press
 from bff.applications.services import NotAllowed
 from bff.applications.views import CODE_PROBLEM
 from bff.applications.views import MAX_SIGNATURE_BYTES
@@ -299,12 +300,16 @@ def handover_code(application_id: str) -> Any:
 def handover_sign(application_id: str) -> Any:
     """The customer confirms the record with the code and their signature: the term starts today."""
     app = application_or_404(application_id)
-    if app.status != DELIVERABLE:  # handed over already (another tap, the other device), or not yet payable
+    signature = request.form.get("signature", "")[:3 * MAX_SIGNATURE_BYTES]
+    png = decoded_signature(signature)
+    if app.status != DELIVERABLE:  # handed over already (this very press a moment ago: a double tap), or not payable
+        record = getattr(services().handovers.get(app), "record", None)
+        code_id = services().handovers.check_code(app, request.form.get("code", "")[:12]) if record and png else None
+        if code_id and same_press(record, code_id, png):
+            return redirect(url_for("payment_ops.lease", application_id=app.id), 303)
         return _lease_page(app, 409, error=_msg("该车辆已交付或当前无法交车", "The vehicle is handed over already, "
                                                                    "or cannot be handed over now"))
-    signature = request.form.get("signature", "")[:3 * MAX_SIGNATURE_BYTES]
     accepted = request.form.get("accepted") == "yes"
-    png = decoded_signature(signature)
     keep = {"signature": signature if png else "", "code_sent": True, "accepted": accepted}
     code_id = None
     if not accepted:

@@ -134,8 +134,10 @@ def test_an_approved_application_gets_its_contract_signed(bff_server: Any, contr
         assert pay in r.text
         assert '<dd data-testid="contract-vehicle">比亚迪 汉EV</dd>' in r.text
         assert 'data-status="signed"' in sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
-        again = sign(base, sales, app_id, code=code)
-        assert again.status_code == 409  # signed once
+        again = sign(base, sales, app_id, code=code)  # the same press again (a double tap): the signed contract
+        assert again.status_code == 200 and 'data-testid="contract-signed"' in again.text
+        again = sign(base, sales, app_id, code="000000" if code != "000000" else "111111")
+        assert again.status_code == 409  # signed once: another code signs nothing
     with sign_in(base, SALES_B) as other_dealer:
         assert other_dealer.get(f"{base}/applications/{app_id}/contract.pdf", timeout=TIMEOUT).status_code == 404
     with sign_in(base, "ops@demo.leaseline.cn") as ops:  # reads every dealer's applications, pays for none

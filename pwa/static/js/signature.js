@@ -1,12 +1,16 @@
 // The customer's handwritten signature: drawn with a finger or a pen on a <canvas data-signature>, kept as a
 // PNG data URL in the form's hidden "signature" field (restored after a failed attempt, so nothing is lost).
+// The form's sign button is disabled while its request runs (as payment.js does for paying): a double tap signs
+// once and shows the signed contract, not a second answer (the server takes the same press twice anyway).
 (function () {
   "use strict";
   function setUp(canvas) {
     var form = canvas.closest("form");
     var field = form.querySelector("input[name=signature]");
     var clear = form.querySelector("[data-signature-clear]");
-    var ctx = canvas.getContext("2d");
+    // toDataURL reads the pixels back after every stroke: a canvas kept for reading avoids Chrome's slow readback
+    // (and its console warning about willReadFrequently)
+    var ctx = canvas.getContext("2d", { willReadFrequently: true });
     var drawing = false, drawn = false, last = null;
 
     function fit() {
@@ -48,7 +52,21 @@
         ctx.clearRect(0, 0, canvas.width, canvas.height); drawn = false; save();
       });
     }
-    form.addEventListener("submit", save);
+    var busy = false;
+    function submitting(on) {
+      busy = on;
+      form.querySelectorAll("button[type=submit]").forEach(function (button) {
+        button.disabled = on;
+        if (on) { button.setAttribute("aria-busy", "true"); } else { button.removeAttribute("aria-busy"); }
+      });
+    }
+    form.addEventListener("submit", function (event) {
+      if (busy) { event.preventDefault(); return; }  // the second tap of a double tap: the first is on its way
+      save();
+      submitting(true);
+    });
+    // Back to this page from the browser's history (bfcache): the request is long answered, the button usable.
+    window.addEventListener("pageshow", function (event) { if (event.persisted) { submitting(false); } });
   }
   document.querySelectorAll("canvas[data-signature]").forEach(setUp);
   // A refused signing came back at #sign-error: the error takes the focus, so that it is read out where the person is.
