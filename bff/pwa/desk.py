@@ -12,7 +12,9 @@ from datetime import UTC
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bff.applications import forms
 from bff.applications.access import staff_scope
+from bff.applications.states import VEHICLE_EDITABLE
 from bff.auth.roles import tenant_of
 from bff.services import services
 from infra.accounts import Staff
@@ -22,10 +24,13 @@ from infra.invitations import Invitation
 
 #: the dealer's day runs on Beijing time
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-#: states in which an application waits for the dealer's staff, not for the customer or the lessor (the page
-#: names each one's next step): the details still to fill in with the customer, the key terms to explain before
+#: states in which an application waits for the dealer's staff, not for the customer or the lessor, and their
+#: next step (the page names it): the details still to fill in with the customer, the key terms to explain before
 #: the customer signs, the car to hand over
-WAITING_FOR_DEALER = ("draft", "contract_ready", "ready_for_delivery")
+WAITING_FOR_DEALER = {"draft": "details", "contract_ready": "explain", "ready_for_delivery": "handover"}
+#: after submission and until the contract, an application whose car the dealer has not described yet (VIN, new or
+#: used: issue 17 §5) waits for them too: the contract needs it
+VEHICLE_DUE = tuple(s for s in VEHICLE_EDITABLE if s not in WAITING_FOR_DEALER)
 #: where a role lands after signing in: its own queue; dealer staff land on the work page
 LANDING = {"sales": "pwa.work", "dealer_admin": "pwa.work", "risk_officer_t1": "reviews.queue",
            "risk_officer_t2": "reviews.queue", "ops_admin": "payment_ops.index"}
@@ -36,7 +41,8 @@ class Desk:
     """What the work page shows."""
 
     today: list[Application]
-    waiting: list[Application]
+    #: each application with its next step for the dealer (a key of WAITING_FOR_DEALER, or "vehicle")
+    waiting: list[tuple[Application, str]]
     shared: list[Invitation]
 
 
@@ -58,7 +64,11 @@ def desk(user: Staff) -> Desk:
     now = utcnow()
     since = start_of_today(now)
     today = [a for a in svc.applications.repo.search(scope, limit=50) if a.updated_at >= since]
-    waiting = svc.applications.repo.search(scope, statuses=WAITING_FOR_DEALER, limit=30)
+    waiting = [(a, WAITING_FOR_DEALER[a.status]) for a in
+               svc.applications.repo.search(scope, statuses=tuple(WAITING_FOR_DEALER), limit=30)]
+    waiting += [(a, "vehicle") for a in svc.applications.repo.search(scope, statuses=VEHICLE_DUE, limit=30)
+                if forms.validate("vehicle", svc.applications.draft(a))]
+    waiting.sort(key=lambda item: item[0].updated_at, reverse=True)
     made_by = user.id if user.role == "sales" else None
     invitations = svc.invitations_repo.of_dealer(tenant_of(user), created_by=made_by, limit=50)
     shared = [i for i in invitations if i.expires_at > now and not i.locked]

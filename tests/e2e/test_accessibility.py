@@ -271,6 +271,7 @@ def journey(live_server: Any) -> dict[str, Any]:
         "face-again": f"/applications/{failed}/face",
         "application-face-failed": f"/applications/{failed}",
         "counter": f"/applications/{submitted}/counter",
+        "desk": "/desk",
     }}
 
 
@@ -278,7 +279,7 @@ def journey(live_server: Any) -> dict[str, Any]:
 SIGNED_OUT = {"login", "handoff"}
 PAGES = ["vehicles", "builder", "compare", "budget", "login", "invite", "invitation", "handoff", "pipeline",
          "application", "consent", "id-card", "details", "work", "face", "face-again", "application-face-failed",
-         "counter"]
+         "counter", "desk"]
 
 
 def open_page(page: Page, journey: dict[str, Any], name: str) -> None:

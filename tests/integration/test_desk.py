@@ -74,6 +74,25 @@ def test_a_salesperson_lands_on_their_work(app: Any, bff_server: Any) -> None:
         assert 'href="/account"' in page
 
 
+def test_a_submitted_application_without_the_cars_details_waits_for_the_salesperson(app: Any, bff_server: Any) -> None:
+    """The VIN and new or used are the dealer's to give after submission (issue 17 §5): until then it waits for them."""
+    from sqlalchemy import text
+
+    waiting, given = start(app, SALES_A, "陈一"), start(app, SALES_A, "陈二")
+    svc = app.extensions["leaseline"]
+    svc.applications.merge_draft(given, lambda d: {**d, "vin": "LSVAU218XN2183294", "condition": "new"})
+    with svc.db.session() as session:  # both submitted and through the identity check
+        session.execute(text("UPDATE applications SET status = 'kyc_passed' WHERE id IN (:a, :b)"),
+                        {"a": waiting, "b": given})
+    s, landing = signed_in_landing(bff_server.url, SALES_A)
+    with s:
+        section = re.search(r'data-testid="desk-waiting".*?</section>', landing.text, re.S)
+        assert section, landing.text[:500]
+        item = re.search(rf'<li data-application="{waiting}">.*?</li>', section.group(0), re.S)
+        assert item and "车架号" in item.group(0), section.group(0)
+        assert given not in section.group(0)
+
+
 def test_a_dealer_admin_sees_the_dealers_work(app: Any, bff_server: Any) -> None:
     mine = start(app, SALES_A, "王小二")
     s, landing = signed_in_landing(bff_server.url, ADMIN_A)
