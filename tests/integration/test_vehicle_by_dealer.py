@@ -121,7 +121,7 @@ def test_the_contract_waits_for_the_vin_and_tells_the_salesperson(
         contract = sales.get(f"{base}/applications/{app_id}/contract", timeout=TIMEOUT).text
         assert "请销售顾问在申请页面填写" in contract
         page = sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
-        assert 'data-testid="vehicle-missing"' in page
+        assert 'data-testid="vehicle-missing"' in page and "等待销售顾问填写车架号" in page
         # the salesperson gives the car's facts: the contract is generated at once, with this VIN
         assert post(sales, f"{base}/applications/{app_id}/steps/vehicle", {"vin": VIN, "condition": "new"}) \
             .status_code == 200
