@@ -7,6 +7,7 @@ pages sent on the review case, each view audit-logged as the ID images are). Eve
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from bff.applications.access import actor
@@ -281,3 +283,26 @@ def _bytes(page: DocumentPage) -> Any:
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """An open request as the applicant's application page names it."""
+
+    request: DocumentRequest
+    names: str
+
+
+@bp.app_context_processor
+def _documents_wanted() -> dict[str, object]:
+    """``documents_wanted(application_id)`` for the applicant's application page (documents/_wanted.html): the open
+    request with its documents named in the UI language, or None. Called only where the page includes it."""
+    def wanted(application_id: str) -> Wanted | None:
+        found = next((r for r in _service().repo.for_application(application_id) if r.status == "open"), None)
+        if found is None:
+            return None
+        zh = str(get_locale() or "zh_CN").startswith("zh")
+        names = ("、" if zh else ", ").join(KINDS[k][0 if zh else 1] for k in found.kinds if k in KINDS)
+        return Wanted(found, names)
+
+    return {"documents_wanted": wanted}

@@ -143,6 +143,10 @@ def test_an_officer_asks_for_documents_and_the_customer_sends_them_from_the_phon
 
     customer = invited_customer(base, app, mobile)
     link = re.search(r"https?://\S+", text).group(0)  # type: ignore[union-attr]
+    # the application's own page says what is asked and leads there too (not only the text message)
+    detail = customer.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
+    assert 'data-testid="documents-wanted"' in detail and "收入证明、银行流水" in detail
+    assert f'href="/applications/{app_id}/documents"' in detail
     page = customer.get(link, timeout=TIMEOUT)
     assert page.status_code == 200 and "no-store" in page.headers["Cache-Control"]
     assert "近 6 个月的银行流水" in page.text and 'accept="image/*,application/pdf"' in page.text
