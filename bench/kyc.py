@@ -95,7 +95,7 @@ def bench_ocr() -> None:
     variants: dict[str, Callable[[Any], Any]] = {"clean": lambda im: im, "degraded": idcards.degrade,
                                                  "half-size": idcards.half_size}
     fields = ("name", "sex", "ethnicity", "birth_date", "address", "id_number")
-    print("OCR, synthetic cards (front + back, per-field Tesseract crops, OMP_THREAD_LIMIT=1):")
+    print("OCR, synthetic cards (front + back, RapidOCR per-field lines; bench/ocr_compare.py: vs Tesseract):")
     ocr.read_back(idcards.back())  # warm up (page cache)
     for label, make in variants.items():
         times, right, total = [], 0, 0

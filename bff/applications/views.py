@@ -61,8 +61,8 @@ from infra.applications import Application
 from infra.applications import Check
 from infra.clients.http import ServiceRefused
 from infra.clients.http import ServiceUnavailable
-from infra.storage import ObjectNotFound
 from infra.storage import StorageError
+from infra.storage import StorageUnavailable
 from kyc import ocr
 from plans.errors import FieldError
 from plans.errors import PlanInputError
@@ -581,10 +581,11 @@ def card_field(application_id: str, field: str) -> Any:
     svc = services()
     try:
         crop = svc.kyc.field_crop(app, field)
-    except ObjectNotFound:  # its row is there, its object is gone (deleted meanwhile)
-        crop = None
-    except StorageError:
+    except StorageUnavailable:
         abort(503)
+    except StorageError as exc:  # its row is there, its object (or bucket) is not, or is corrupted: nothing to show
+        log.warning("card field %s of %s: %s", field, app.id, type(exc).__name__)
+        crop = None
     if crop is None:
         abort(404)
     a = actor()

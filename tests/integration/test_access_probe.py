@@ -198,7 +198,7 @@ def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessi
                     # an evidence entry's bundle: entry 1 is not the sample draft's (it has none), nor may be there
                     assert response.status_code in (200, 404), context
                 elif rule.endpoint == "applications.card_field":
-                    # the sample's card photo has a row but no object in storage: nothing to cut a field from
+                    # the sample's card photo has a row but no object (nor bucket) in storage: nothing to cut
                     assert response.status_code == 404, context
                 elif rule.endpoint in CUSTOMER_ONLY:
                     # the applicant's own documents page: staff see the pages on the review case instead
