@@ -6,6 +6,7 @@ anyone holding both can check they are one document. Checked here over real HTTP
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 import tempfile
@@ -14,7 +15,9 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import update
 
+from contract.db.models import ContractRow
 from tests.common.contract import ContractServer
 from tests.common.risk import risk_database
 from tests.common.tsa import TsaServer
@@ -98,3 +101,19 @@ def test_the_text_is_the_one_the_pdf_was_rendered_from_before_and_after_signing(
     # the signed PDF (its final text, without the DRAFT mark) states the same text's fingerprint
     assert signed["html"] == html and signed["sha256"] == digest == stated(get_pdf(contracts, contract["id"]))
     assert signed["document_sha256"] == r.json()["signed_sha256"] != contract["sha256"]
+
+
+def test_a_text_the_pdf_does_not_print_is_never_handed_out(contracts: ContractServer) -> None:
+    """A PDF rendered from other words (a contract generated before the fingerprint, or before the template changed;
+    here its frozen data changed under it): 409, never a reading copy that differs from the PDF."""
+    contract = create(contracts, "app-text-differs")
+    service = contracts.components.service
+    row = service.row(contract["id"])
+    document = service.document_data(row)
+    document["lessee"]["address"] = "上海市浦东新区世纪大道 1 号"
+    with contracts.components.db.session() as session:
+        session.execute(update(ContractRow).where(ContractRow.id == row.id).values(
+            snapshot_enc=service.vault.encrypt(json.dumps(document, ensure_ascii=False), f"contract:{row.id}")))
+    r = get_text(contracts, contract["id"])
+    assert r.status_code == 409 and r.json()["code"] == "text_differs"
+    assert r.headers["Content-Type"] == "application/problem+json"
