@@ -16,11 +16,14 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import update
 
 from bff.payments.declines import GENERIC
 from bff.payments.declines import decline_text
 from infra.applications import Scope
+from infra.db.models import ApplicationRow
 from tests.integration.test_applications import SALES_A
+from tests.integration.test_applications import invited_customer
 from tests.integration.test_auth import TIMEOUT
 from tests.integration.test_auth import csrf
 from tests.integration.test_auth import sign_in
@@ -148,3 +151,27 @@ def test_the_bank_s_answer_is_refused_for_a_payment_not_waiting_and_for_a_nonsen
         assert authenticate(sales, base, app_id, "no-such-payment", "complete").status_code == 404
     assert payments(app, app_id)["upfront"].status == "pending"
     assert intents(stripe_server, upfront.id) == []
+
+
+def test_the_customer_sees_the_words_and_never_the_code(bff_server: Any, stripe_server: Any) -> None:
+    base, app = bff_server.url, bff_server.app
+    mobile = "13700137066"
+    app_id = signed_application(app, DEPOSIT)
+    components = app.extensions["leaseline"]
+    with components.db.session() as session:  # the invited customer's own application (by their verified mobile)
+        session.execute(update(ApplicationRow).where(ApplicationRow.id == app_id).values(
+            mobile_hash=components.vault.lookup_hash(mobile, "mobile")))
+    with invited_customer(base, app, mobile) as customer:
+        upfront = opened(customer, base, app, app_id)["upfront"]
+        r = pay(customer, base, app_id, upfront.id, "declined")
+        assert r.status_code == 422 and GENERIC[0] in r.text
+        assert "card_declined" not in r.text and 'data-testid="decline-code-upfront"' not in r.text
+        assert pay(customer, base, app_id, upfront.id, "3ds").status_code == 200
+        r = authenticate(customer, base, app_id, upfront.id, "fail")
+        assert r.status_code == 422 and decline_text("payment_intent_authentication_failure")[0] in r.text
+        assert "payment_intent_authentication_failure" not in r.text
+        assert pay(customer, base, app_id, upfront.id, "3ds").status_code == 200
+        assert authenticate(customer, base, app_id, upfront.id, "complete").status_code == 200
+    paid = payments(app, app_id)["upfront"]
+    assert paid.status == "succeeded" and paid.attempts == 3
+    assert [i.status for i in intents(stripe_server, upfront.id)].count("succeeded") == 1
