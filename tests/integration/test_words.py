@@ -68,6 +68,9 @@ def _set(app: Any, app_id: str, **values: Any) -> None:
 def test_the_customer_s_own_pages_speak_to_them(bff_server: Any) -> None:
     base, app = bff_server.url, bff_server.app
     with customer_session(base, app, "13900170801") as customer, sign_in(base, SALES_A) as sales:
+        start = f"{base}/applications/new?vehicle=byd-han-ev&plan={PLAN.replace('+', '%2B')}"
+        mine, theirs = customer.get(start, timeout=TIMEOUT).text, sales.get(start, timeout=TIMEOUT).text
+        assert "接下来：您的授权同意" in mine and "客户授权同意" not in mine and "客户授权同意" in theirs
         app_id = _start_as(base, customer)
         url = f"{base}/applications/{app_id}"
         mine, theirs = customer.get(url, timeout=TIMEOUT).text, sales.get(url, timeout=TIMEOUT).text
