@@ -294,6 +294,16 @@ def handover_code(application_id: str) -> Any:
     return redirect(url_for("payment_ops.lease", application_id=app.id, sent="1") + "#confirm", 303)
 
 
+def _pressed_again(app: Application, png: bytes) -> bool:
+    """This very confirmation signed the record a moment ago (a double tap's second request): the same recording
+    read (its version), the same code and the same drawing; it lands on the signed record, not on an error."""
+    handover = services().handovers.get(app)
+    if handover is None or handover.record is None or not png or request.form.get("version") != version(handover):
+        return False
+    code_id = services().handovers.check_code(app, request.form.get("code", "")[:12])
+    return code_id is not None and same_press(handover.record, code_id, png)
+
+
 @bp.post("/applications/<application_id>/handover/sign")
 @requires_actor("applications.edit")
 @limiter.limit("10 per 10 minutes", key_func=_per_handover)
@@ -303,9 +313,7 @@ def handover_sign(application_id: str) -> Any:
     signature = request.form.get("signature", "")[:3 * MAX_SIGNATURE_BYTES]
     png = decoded_signature(signature)
     if app.status != DELIVERABLE:  # handed over already (this very press a moment ago: a double tap), or not payable
-        record = getattr(services().handovers.get(app), "record", None)
-        code_id = services().handovers.check_code(app, request.form.get("code", "")[:12]) if record and png else None
-        if code_id and same_press(record, code_id, png):
+        if _pressed_again(app, png):
             return redirect(url_for("payment_ops.lease", application_id=app.id), 303)
         return _lease_page(app, 409, error=_msg("该车辆已交付或当前无法交车", "The vehicle is handed over already, "
                                                                    "or cannot be handed over now"))
