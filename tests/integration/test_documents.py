@@ -253,3 +253,14 @@ def test_another_customer_or_another_dealer_never_reaches_the_pages(
     with sign_in(base, RISK1) as risk:
         assert risk.get(f"{base}/reviews/{case['id']}/documents/{'0' * 36}/pages/{page_id}",
                         timeout=TIMEOUT).status_code == 404
+        # sent, but the photo is of the wrong side: asked again with a new note, a new request goes out
+        assert send(customer, base, app_id, docs_id).status_code == 200
+        url = f"{base}/reviews/{case['id']}"
+        r = risk.post(f"{url}/documents/{docs_id}/again", data={"note": "", "csrf_token": csrf(risk, url)},
+                      timeout=TIMEOUT)
+        assert r.status_code == 422 and 'data-field="note"' in r.text
+        r = risk.post(f"{url}/documents/{docs_id}/again", timeout=TIMEOUT,
+                      data={"note": "请拍驾驶证副页", "csrf_token": csrf(risk, url)})
+        assert r.status_code == 200 and 'data-status="returned"' in r.text and 'data-status="open"' in r.text
+    page = customer.get(f"{base}/applications/{app_id}/documents", timeout=TIMEOUT).text
+    assert "请拍驾驶证副页" in page and docs_id not in page  # the new request, its pages to take again
