@@ -152,10 +152,6 @@ def mismatch_rows(draft: Mapping[str, str]) -> list[MismatchRow]:
             for name, read in forms.ocr_mismatches(draft).items() if name in ocr.FORM_FIELDS]
 
 
-def ocr_confirmed(draft: Mapping[str, str]) -> bool:
-    return draft.get("_ocr_confirmed") == "1"
-
-
 def _jpeg(image: Image.Image, quality: int = 90) -> bytes:
     out = io.BytesIO()
     image.convert("RGB").save(out, "JPEG", quality=quality)

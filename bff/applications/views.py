@@ -37,7 +37,6 @@ from bff.applications.contracts import same_press
 from bff.applications.history import history
 from bff.applications.kyc import Rejected
 from bff.applications.kyc import mismatch_rows
-from bff.applications.kyc import ocr_confirmed
 from bff.applications.kyc import to_confirm
 from bff.applications.reading import contract_reading
 from bff.applications.services import NotAllowed
@@ -181,7 +180,7 @@ def _context(app: Application) -> dict[str, Any]:
         "latest_id": svc.applications.repo.latest_check(app.id, "id_card"),
         "latest_face": svc.applications.repo.latest_check(app.id, "face"),
         "mismatches": forms.ocr_mismatches(draft), "editable": app.status in EDITABLE and may_edit(),
-        "ocr_fields": to_confirm(draft), "ocr_confirmed": ocr_confirmed(draft), "mismatch_rows": mismatch_rows(draft),
+        "ocr_fields": to_confirm(draft), "mismatch_rows": mismatch_rows(draft),
         # the car's facts the dealer still owes (issue 17 §5): shown to staff until the contract is generated
         "may_vehicle": staff and app.status in VEHICLE_EDITABLE and may_edit(),
         "vehicle_errors": forms.validate("vehicle", draft) if staff and app.status in VEHICLE_EDITABLE else [],
