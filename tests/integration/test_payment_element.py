@@ -335,7 +335,8 @@ PRODUCTION = {"LEASELINE_ENV": "production", "LEASELINE_SECRET_KEY": "s" * 40, "
               "LEASELINE_SMS": "tencent", "LEASELINE_TENCENT_SMS_SECRET_ID": "AKID",
               "LEASELINE_TENCENT_SMS_SECRET_KEY": "k", "LEASELINE_TENCENT_SMS_APP_ID": "1400006666",
               "LEASELINE_TENCENT_SMS_TEMPLATES": ('{"invitation_code": "1110001", "signing_code": "1110002", '
-                                                  '"handover_code": "1110003", "documents_requested": "1110004"}')}
+                                                  '"handover_code": "1110003", "documents_requested": "1110004", '
+                                                  '"contract_ready": "1110005"}')}
 
 
 @pytest.mark.parametrize(("env", "problem"), [

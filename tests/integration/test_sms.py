@@ -81,7 +81,8 @@ def adapter(endpoint: str) -> TencentSms:
                       app_id="1400006666", template_ids={"invitation_code": "1110001",
                                                          "signing_code": "1110002",
                                                          "handover_code": "1110003",
-                                                         "documents_requested": "1110004"},
+                                                         "documents_requested": "1110004",
+                                                         "contract_ready": "1110005"},
                       endpoint=endpoint, scheme="http", timeout=2)
 
 
@@ -161,7 +162,8 @@ def test_production_refuses_the_sandbox_and_checks_the_tencent_settings() -> Non
         Settings.from_env({**tencent, "LEASELINE_TENCENT_SMS_TEMPLATES": '{"invitation_code": "1"}'})
     settings = Settings.from_env({**tencent, "LEASELINE_TENCENT_SMS_TEMPLATES":
                                   ('{"invitation_code": "1110001", "signing_code": "1110002", '
-                                   '"handover_code": "1110003", "documents_requested": "1110004"}')})
+                                   '"handover_code": "1110003", "documents_requested": "1110004", '
+                                   '"contract_ready": "1110005"}')})
     assert settings.sms == "tencent" and dict(settings.tencent_sms)["app_id"] == "1400006666"
 
 
@@ -181,7 +183,8 @@ def test_a_code_the_platform_refused_is_not_counted_as_sent(db_url: str, cloud: 
     tencent = {"secret_id": "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", "secret_key": "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
                "app_id": "1400006666", "region": "ap-guangzhou", "endpoint": cloud.endpoint, "scheme": "http",
                "templates": json.dumps({"invitation_code": "1110001", "signing_code": "1110002",
-                                           "handover_code": "1110003", "documents_requested": "1110004"})}
+                                           "handover_code": "1110003", "documents_requested": "1110004",
+                                           "contract_ready": "1110005"})}
     app = build_app(db_url, sms="tencent", tencent_sms=tuple(tencent.items()))
     assert app.extensions["leaseline"].outbox is None
     try:
