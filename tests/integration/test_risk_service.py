@@ -379,7 +379,8 @@ def test_a_snapshot_is_taken_only_as_the_document_says(risk: RiskServer, overrid
 
 
 @pytest.mark.parametrize("override", [{"plan__term": 36.0}, {"applicant__age": 36.0},
-                                      {"applicant__monthly_income": "0028000.5"}, {"plan__apr": "0.0671230000000"}],
+                                      {"applicant__monthly_income": "0028000.5"}, {"plan__apr": "0.0671230000000"},
+                                      {"vehicle__vin": ""}],  # the car not yet assigned by the dealer (issue 17 §5)
                          ids=repr)
 def test_a_snapshot_is_taken_as_the_document_says(risk: RiskServer, override: dict[str, Any]) -> None:
     response = post(risk, snapshot(**override))
