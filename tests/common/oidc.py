@@ -40,6 +40,11 @@ def oidc_settings(port: int) -> dict[str, object]:
             "oidc_client_secret": CLIENT_SECRET}
 
 
+#: the origins of the providers running now: their own pages (the development interactions, whose page loads a
+#: favicon it does not have) are not ours for the browser tests' console check (tests/e2e/problems.py)
+PROVIDER_ORIGINS: set[str] = set()
+
+
 @contextmanager
 def oidc_provider(port: int, bff_url: str) -> Iterator[str]:
     """Run the provider on ``port`` for the BFF at ``bff_url`` (its callback and post-logout page); yields
@@ -61,8 +66,10 @@ def oidc_provider(port: int, bff_url: str) -> Iterator[str]:
         else:
             process.kill()
             pytest.fail("the OpenID provider did not start: " + (process.stdout.read() if process.stdout else ""))
+        PROVIDER_ORIGINS.add(issuer)
         yield issuer
     finally:
+        PROVIDER_ORIGINS.discard(issuer)
         process.terminate()
         process.wait(5)
         if process.stdout:

@@ -17,6 +17,8 @@ from dataclasses import field
 from playwright.sync_api import BrowserContext
 from playwright.sync_api import Page
 
+from tests.common.oidc import PROVIDER_ORIGINS
+
 
 @dataclass
 class Problems:
@@ -41,5 +43,7 @@ class Problems:
 
     def _add(self, page: Page | None, text: str) -> None:
         url = page.url if page is not None else "?"
+        if url.startswith(tuple(origin + "/" for origin in PROVIDER_ORIGINS)):
+            return  # the OpenID provider's sign-in page: not ours
         if page is None or url.startswith(self.origins) or url == "about:blank":
             self.seen.append(f"{url}: {text}")

@@ -61,6 +61,7 @@ def draw(page: Page) -> None:
     page.mouse.up()
 
 
+@pytest.mark.console(r"/contract/pages/\d+$", r"/contract: console: Failed to load resource: .* status of 503")
 def test_a_contract_page_that_fails_to_arrive_is_fetched_again(page: Page, live_server: Any, ready: str) -> None:
     """A phone on a poor network, or the contract service busy rasterising (seen in a loaded test run: the first
     page image came back as an error and stayed broken): the page image is asked for again, and arrives."""
@@ -83,6 +84,7 @@ def test_a_contract_page_that_fails_to_arrive_is_fetched_again(page: Page, live_
     assert len(failed) == 1
 
 
+@pytest.mark.console(r"/contract/sign#sign-error: console: Failed to load resource: .* status of 422")
 def test_the_customer_signs_the_contract_on_a_phone(page: Page, live_server: Any, ready: str) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))

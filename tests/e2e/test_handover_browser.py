@@ -28,6 +28,7 @@ def deliverable(live_server: Any) -> str:
     return ready_for_delivery(live_server, make_card_images())
 
 
+@pytest.mark.console(r"/handover(/sign#sign-error)?: console: Failed to load resource: .* status of 422")
 def test_the_customer_signs_the_handover_record_on_a_phone(page: Page, live_server: Any, deliverable: str) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))

@@ -63,6 +63,7 @@ def test_invited_staff_sign_in_with_their_company_account(page: Page, oidc_bff: 
     assert linked is not None and linked.email == "admin.xihu@demo.leaseline.cn"
 
 
+@pytest.mark.console(r"/auth/oidc/callback\?.*status of 403")
 def test_an_uninvited_identity_gets_a_clear_refusal(page: Page, oidc_bff: tuple[LiveServer, str]) -> None:
     server, issuer = oidc_bff
     page.goto(f"{server.url}/login")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import Page
 from playwright.sync_api import Route
 from playwright.sync_api import expect
@@ -11,6 +12,7 @@ from playwright.sync_api import expect
 BUILDER = "/plans/toyota-camry"
 
 
+@pytest.mark.console(r"htmx:(afterRequest|sendError)", r"net::ERR_CONNECTION_REFUSED")
 def test_a_failed_requote_marks_the_figures_stale_and_recovers(page: Page) -> None:
     page.goto(BUILDER)
     rent = page.get_by_test_id("rent")
