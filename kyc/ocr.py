@@ -3,7 +3,7 @@
 The port is :class:`CardReader`; the engine is RapidOCR (PP-OCRv4 Chinese recognition, ONNX Runtime: the models
 ship inside the ``rapidocr-onnxruntime`` wheel, nothing is downloaded at run time), in kyc/ocr_rapid.py. The
 Tesseract reader (kyc/ocr_tesseract.py) is kept only as bench/ocr_compare.py's baseline: on 30 fresh specimen
-cards it read 21 names of 30, RapidOCR 30 (README "KYC").
+cards it read 18 names of 30, RapidOCR 29 (README "ID card").
 
 The input must be the card alone, roughly upright (cropped by the capture UI's frame); it is resized to the
 standard 856×540 (85.6×54 mm at 10 px/mm) and each field is read from its fixed place on the card (GA 450).

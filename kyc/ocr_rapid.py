@@ -3,8 +3,9 @@
 
 Only the recogniser runs: the fields are at fixed places on the normalised card (kyc/ocr.py), so each field's
 line is cut and all of a side's lines are recognised in one batch — no text detection, no angle classifier
-(the card is upright). Measured with bench/ocr_compare.py: ~0.3–0.6 s for both sides of a card on 2 cores, vs
-1–2.5 s for the whole-card pipeline (detection + classifier + recognition).
+(the card is upright). Measured with bench/ocr_compare.py on 2 cores (load average 5): both sides of a card with
+their side checks p50 0.57 s, p95 1.0 s; the whole-card pipeline (detection + classifier + recognition) took
+1–2.5 s for the same work.
 
 One ONNX Runtime thread per session: the machines have 2 cores shared with the web processes and the other
 jobs, where more threads were slower (bench/ocr_compare.py, measured with 1, 2 and all cores).
