@@ -178,8 +178,11 @@ SHOWN_AS_GENERIC = frozenset({"fraudulent", "lost_card", "stolen_card", "pickup_
 
 def decline_text(code: str | None) -> Text:
     """``(zh, en)`` for a payment's ``last_error``: a decline code, an error code, or one of ours; :data:`GENERIC`
-    for anything else (a code Stripe added since, a message Stripe sent instead of a code)."""
+    for anything else (a code Stripe added since, a message Stripe sent instead of a code), and for the codes Stripe
+    asks not to tell the customer (:data:`SHOWN_AS_GENERIC`) whatever the tables say."""
     key = (code or "").strip()
+    if key in SHOWN_AS_GENERIC:
+        return GENERIC
     return DECLINES.get(key) or ERRORS.get(key) or OURS.get(key) or GENERIC
 
 
