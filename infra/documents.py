@@ -141,6 +141,16 @@ class SqlDocuments:
         with self.db.session() as session:
             return [_page(r) for r in session.scalars(stmt)]
 
+    def live_object_keys(self, application_ids: Sequence[str]) -> set[str]:
+        """The object keys that page rows not marked deleted refer to, among the pages of ``application_ids`` (the
+        orphan sweep's: an object no live row names is an orphan)."""
+        if not application_ids:
+            return set()
+        stmt = select(DocumentPageRow.object_key).where(DocumentPageRow.application_id.in_(list(application_ids)),
+                                                        DocumentPageRow.deleted_at.is_(None))
+        with self.db.session() as session:
+            return set(session.scalars(stmt))
+
     def mark_deleted(self, page_id: str, now: datetime) -> None:
         with self.db.session() as session:
             session.execute(update(DocumentPageRow).where(DocumentPageRow.id == page_id,

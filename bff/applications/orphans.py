@@ -1,14 +1,16 @@
-"""The orphan sweep: KYC images left in the bucket with no database row referring to them.
+"""The orphan sweep: KYC images and requested documents left in the bucket with no database row referring to them.
 
-An upload stores its object, then writes its row (bff/applications/kyc.py). A process that dies in between, or a
-put that "failed" in a storage stall after the server had stored it, leaves an object that no row names, so no
-purge (refusal, failure, retention) will ever find it — personal data kept for no purpose (PIPL art. 19, 47).
+An upload stores its object, then writes its row (bff/applications/kyc.py, and a document page's in
+bff/documents/services.py, whose removal also leaves the object when storage refuses the delete). A process that
+dies in between, or a put that "failed" in a storage stall after the server had stored it, leaves an object that no
+row names, so no purge (refusal, failure, retention) will ever find it — personal data kept for no purpose (PIPL
+art. 19, 47).
 
 The sweep lists this deployment's KYC folders — ``tenants/{dealer}/applications/{application}/{kind}/`` for the
-dealers of this database and the KYC kinds only (another deployment's tenants sharing the bucket, and any other
-kind of file, are not ours to judge) — and deletes (every version) each object that no row not marked deleted
-refers to and that is older than the grace period: an upload in flight has its object for a moment before its
-row, so a fresh object is never swept. It is
+dealers of this database, the KYC kinds and the ``doc_*`` document pages only (another deployment's tenants
+sharing the bucket, and any other kind of file, are not ours to judge) — and deletes (every version) each object
+that no row not marked deleted refers to and that is older than the grace period: an upload in flight has its
+object for a moment before its row, so a fresh object is never swept. It is
 
 * bounded: one run examines at most ``limit`` objects, and returns where it stopped (``next_after``);
 * idempotent: what it deleted is not listed again, and running it twice, or in two processes, is harmless;
@@ -34,6 +36,7 @@ from datetime import timedelta
 
 from infra.accounts import SqlAccounts
 from infra.applications import SqlApplications
+from infra.documents import SqlDocuments
 from infra.storage import ListedObject
 from infra.storage import ObjectStore
 from infra.storage import StorageError
@@ -41,6 +44,7 @@ from infra.storage import StorageError
 log = logging.getLogger(__name__)
 #: the kinds of image bff/applications/kyc.py stores (liveness frames are ``frame_<step>``)
 KYC_KINDS = frozenset({"id_front", "id_back", "id_portrait", "selfie"})
+DOCUMENT_PREFIX = "doc_"  # the folders of bff/documents/services.py's pages (``doc_<kind>``)
 PAGE = 1000  # ListObjectsV2's largest page
 _KEY = re.compile(r"tenants/[^/]+/applications/(?P<application>[^/]+)/(?P<kind>[^/]+)/[^/]+")
 
@@ -53,16 +57,24 @@ def is_kyc_image(key: str) -> str | None:
     return found["application"]
 
 
+def is_document_page(key: str) -> str | None:
+    """The application id of a requested document page's key, or None for any other key."""
+    found = _KEY.fullmatch(key)
+    if found is None or not found["kind"].startswith(DOCUMENT_PREFIX):
+        return None
+    return found["application"]
+
+
 @dataclass(frozen=True)
 class SweepReport:
     """What one run looked at and did."""
 
     examined: int  # objects listed
     deleted: int  # orphans older than the grace period, deleted
-    referenced: int  # KYC images a row refers to
+    referenced: int  # KYC images and document pages a row refers to
     fresh: int  # orphans younger than the grace period (maybe an upload in flight): kept for now
     failed: int  # orphans storage refused to delete (the next run tries again)
-    other: int  # objects under the prefixes that are not KYC images: left alone
+    other: int  # objects under the prefixes that are neither KYC images nor document pages: left alone
     complete: bool  # True: the run reached the end of the last folder
     next_after: str  # where the next run continues ("" after a complete run)
 
@@ -75,6 +87,7 @@ class OrphanSweep:
                  limit: int = PAGE, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store, self.repo, self.accounts = store, repo, accounts
         self.grace, self.limit, self.clock = grace, limit, clock
+        self.documents = SqlDocuments(repo.db)  # the document pages' rows, in the same database
 
     def prefixes(self) -> list[str]:
         """The KYC folders of this database's dealers, in key order."""
@@ -107,9 +120,11 @@ class OrphanSweep:
     def _judge(self, page: Sequence[ListedObject], cutoff: datetime, counts: Counter[str]) -> None:
         counts["examined"] += len(page)
         images = [(obj, application) for obj in page if (application := is_kyc_image(obj.key)) is not None]
-        counts["other"] += len(page) - len(images)
+        pages = [(obj, application) for obj in page if (application := is_document_page(obj.key)) is not None]
+        counts["other"] += len(page) - len(images) - len(pages)
         live = self.repo.live_object_keys(sorted({application for _, application in images}))
-        for obj, _ in images:
+        live |= self.documents.live_object_keys(sorted({application for _, application in pages}))
+        for obj, _ in images + pages:
             if obj.key in live:
                 counts["referenced"] += 1
             elif obj.last_modified > cutoff:
