@@ -3,8 +3,10 @@ fingerprint the PDF prints, the clauses as a table of contents and the key terms
 
 The contract service hands out the text with its SHA-256 only when the current PDF prints that fingerprint
 (``GET /api/v1/contracts/{id}/text``). The BFF checks the hash of the bytes it received before it says "the same
-as the PDF", then keeps only the elements and attributes a contract's text uses (:func:`sanitised`): the page
-has a strict CSP and the text, however trusted its source, is not let to carry a style, a script or a link.
+as the PDF", then checks it is made only of the elements and attributes a contract's text uses
+(:func:`sanitised`): the page has a strict CSP and the text, however trusted its source, is not let to carry a
+style, a script or a link; a text that holds anything else is refused whole (the page offers the PDF), never
+repaired into other words.
 Its ids and classes get a ``ct-`` prefix so that they can clash with none of the page's own."""
 
 from __future__ import annotations
@@ -38,61 +40,84 @@ TAGS = {"h1": "h2", "h2": "h3", "h3": "h4", "p": "p", "ol": "ol", "ul": "ul", "l
         "table": "table", "thead": "thead", "tbody": "tbody", "tr": "tr", "th": "th", "td": "td", "span": "span",
         "div": "div", "br": "br", "strong": "strong", "em": "em"}
 VOID = {"br"}
-#: elements dropped with everything inside them
-DROPPED = {"script", "style", "template", "iframe", "object", "embed", "svg", "math", "noscript", "head", "title"}
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-SPAN = re.compile(r"[1-9][0-9]?")
+SPAN = re.compile(r"[1-9][0-9]{0,2}")
+#: the widest a cell spans: the schedule has six columns
+MAX_SPAN = 6
+
+
+class UnsafeText(ValueError):
+    """A text the page could show only by changing it: an element or attribute it does not keep, an end tag that
+    closes no open element, an element left open. Refused whole, never repaired: a repair changes the words."""
 
 
 class _Sanitiser(HTMLParser):
-    """Re-writes HTML keeping :data:`TAGS` with their ``class``, ``id``, ``colspan`` and ``rowspan`` (ids and
-    classes prefixed), the text escaped; drops everything else (comments, other attributes, :data:`DROPPED`)."""
+    """Re-writes HTML made of :data:`TAGS` with their ``class``, ``id``, ``colspan``, ``rowspan`` and ``data-label``
+    (ids and classes prefixed, an id already used dropped, a span capped at :data:`MAX_SPAN`), the text escaped.
+    Anything else raises :class:`UnsafeText`; comments are left out (they are not words of the text)."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
-        self.dropping = 0
+        self.open: list[str] = []  # the elements open, innermost last
+        self.ids: set[str] = set()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in DROPPED:
-            self.dropping += 1
-        if self.dropping or tag not in TAGS:
-            return
-        kept = []
-        for name, value in attrs:
-            value = value or ""
-            if name == "id" and NAME.fullmatch(value):
-                kept.append(f' id="{PREFIX}{value}"')
-            elif name == "class":
-                classes = [PREFIX + c for c in value.split() if NAME.fullmatch(c)]
-                if classes:
-                    kept.append(f' class="{" ".join(classes)}"')
-            elif name in ("colspan", "rowspan") and SPAN.fullmatch(value):
-                kept.append(f' {name}="{value}"')
-        self.out.append(f"<{TAGS[tag]}{''.join(kept)}>")
+        if tag not in TAGS:
+            raise UnsafeText(f"element {tag}")
+        first = {name: value or "" for name, value in reversed(attrs)}  # a repeated attribute: its first, as browsers
+        kept = "".join(self._attribute(name, value) for name, value in reversed(first.items()))
+        self.out.append(f"<{TAGS[tag]}{kept}>")
+        if tag not in VOID:
+            self.open.append(tag)
+
+    def _attribute(self, name: str, value: str) -> str:
+        """The attribute as the page writes it ("" for an id already used); :class:`UnsafeText` for another."""
+        if name == "id" and NAME.fullmatch(value):
+            if value in self.ids:
+                return ""
+            self.ids.add(value)
+            return f' id="{PREFIX}{value}"'
+        if name == "class" and all(NAME.fullmatch(c) for c in value.split()):
+            return f' class="{" ".join(PREFIX + c for c in value.split())}"' if value.split() else ""
+        if name in ("colspan", "rowspan") and SPAN.fullmatch(value):
+            return f' {name}="{min(int(value), MAX_SPAN)}"'
+        if name == "data-label":
+            return f' data-label="{escape(value)}"'
+        raise UnsafeText(f"attribute {name}={value!r}")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in VOID:
+            raise UnsafeText(f"self-closing {tag}")
         self.handle_starttag(tag, attrs)
-        if tag in DROPPED:
-            self.dropping -= 1
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in DROPPED:
-            self.dropping = max(0, self.dropping - 1)
-            return
-        if not self.dropping and tag in TAGS and tag not in VOID:
-            self.out.append(f"</{TAGS[tag]}>")
+        if not self.open or self.open[-1] != tag:
+            raise UnsafeText(f"end tag {tag} with {self.open[-1] if self.open else 'nothing'} open")
+        self.open.pop()
+        self.out.append(f"</{TAGS[tag]}>")
 
     def handle_data(self, data: str) -> None:
-        if not self.dropping:
-            self.out.append(escape(data, quote=False))
+        self.out.append(escape(data, quote=False))
+
+    def handle_decl(self, decl: str) -> None:
+        raise UnsafeText("declaration")
+
+    def handle_pi(self, data: str) -> None:
+        raise UnsafeText("processing instruction")
+
+    def unknown_decl(self, data: str) -> None:
+        raise UnsafeText("declaration")
 
 
 def sanitised(html: str) -> Markup:
-    """``html`` with only what a contract's text uses (see :class:`_Sanitiser`), safe to put in a page."""
+    """``html``, which must be made only of what a contract's text uses (see :class:`_Sanitiser`), safe to put in a
+    page; :class:`UnsafeText` when it holds anything else."""
     parser = _Sanitiser()
     parser.feed(html)
     parser.close()
+    if parser.open:
+        raise UnsafeText(f"{', '.join(parser.open)} left open")
     return Markup("".join(parser.out))  # built from escaped text and checked names only
 
 
@@ -190,5 +215,10 @@ def contract_reading(app: Application) -> Reading | None:
     except (KeyError, TypeError, ValueError, ArithmeticError):
         log.exception("contract %s: the text's terms or sections are malformed", app.contract_id)
         return Reading("error")
+    try:
+        text = sanitised(html)
+    except UnsafeText as exc:
+        log.error("contract %s: the text holds what the page does not show as it is (%s)", app.contract_id, exc)
+        return Reading("error")
     log_document_view(app, "contract_text")
-    return Reading("ready", sanitised(html), str(digest), sections, terms)
+    return Reading("ready", text, str(digest), sections, terms)

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from bff.applications.reading import UnsafeText
 from bff.applications.reading import exact_percent
 from bff.applications.reading import sanitised
 from contract.document import from_snapshot
@@ -58,13 +59,40 @@ def test_a_contract_generated_before_the_stated_terms_still_has_its_key_terms() 
     assert old["early_settlement"] == {"notice_working_days": 5, "fee_rate": "0.00", "any_day": False}
 
 
-def test_the_bff_keeps_only_what_a_contract_s_text_uses() -> None:
-    dirty = ('<section id="rent" onclick="x()" style="color:red"><h2 class="bold x">第四条</h2>'
-             '<p>a<script>alert(1)</script>b<a href="javascript:x">c</a><img src=x onerror=y>'
-             '<style>p{}</style><!-- note --><td colspan="3" rowspan="x">d &lt;e&gt;</td></p>'
-             '<span id="bad id" class="ok &quot;q">f</span><br/></section>')
-    assert sanitised(dirty) == ('<section id="ct-rent"><h3 class="ct-bold ct-x">第四条</h3><p>abc'
-                                '<td colspan="3">d &lt;e&gt;</td></p><span class="ct-ok">f</span><br></section>')
+def test_the_bff_keeps_a_contract_s_text_as_it_is_with_its_names_prefixed() -> None:
+    clean = ('<section id="rent"><h2 class="bold x">第四条</h2><p>a &lt;b&gt;<br/>c</p>'
+             '<table><tr><td colspan="3" rowspan="2">d</td></tr></table><span class="ok">f</span></section>')
+    assert sanitised(clean) == ('<section id="ct-rent"><h3 class="ct-bold ct-x">第四条</h3><p>a &lt;b&gt;<br>c</p>'
+                                '<table><tr><td colspan="3" rowspan="2">d</td></tr></table>'
+                                '<span class="ct-ok">f</span></section>')
+
+
+@pytest.mark.parametrize("dirty", [
+    '<p>a<svg>b</p><p>c</p>',  # an unclosed dropped element would swallow the rest of the text
+    '<p>a<script>alert(1)</script>b</p>',  # an element it does not keep: the words around it would change
+    '<p>a<a href="javascript:x">c</a></p>',
+    '<p>a<img src=x>b</p>',
+    '<p>a</p></div></section><p>b</p>',  # stray end tags would close the page's own containers
+    '<section><p>a</section>',  # an end tag that is not the open element's
+    '<section><p>a</p>',  # left open
+    '<p style="color:red">a</p>',  # an attribute it does not keep
+    '<p onclick="x()">a</p>',
+    '<span id="bad id">a</span>',
+    '<td colspan="x">a</td>',
+])
+def test_the_bff_refuses_a_text_it_would_have_to_change(dirty: str) -> None:
+    with pytest.raises(UnsafeText):
+        sanitised(dirty)
+
+
+def test_a_repeated_id_is_kept_only_the_first_time() -> None:
+    assert sanitised('<p id="a">x</p><p id="a">y</p><p id="b" id="c">z</p>') == (
+        '<p id="ct-a">x</p><p>y</p><p id="ct-b">z</p>')
+
+
+def test_a_cell_spans_at_most_six_columns() -> None:
+    assert sanitised('<table><tr><td colspan="99" rowspan="7">a</td></tr></table>') == (
+        '<table><tr><td colspan="6" rowspan="6">a</td></tr></table>')
 
 
 def test_rates_are_shown_in_full() -> None:
