@@ -88,15 +88,18 @@ def payment_services(store: SqlPayments, gateway: StripeGateway, repo: SqlApplic
                      dealer_account: Callable[[str], str | None] = lambda dealer_id: None,
                      clock: Callable[[], datetime] = utc_now,
                      audit: SqlAuditLog | None = None, stale_after: timedelta = TRANSFER_STALE_AFTER,
-                     refund_retry_after: timedelta = REFUND_RETRY_AFTER) -> Payments:
+                     refund_retry_after: timedelta = REFUND_RETRY_AFTER, test_bank: bool = False) -> Payments:
     """The payment services on one payments store, Stripe gateway and applications repository (also used by the
-    CLI's payment commands). ``dealer_account``: a dealer's Stripe Connect account, None while it has none."""
+    CLI's payment commands). ``dealer_account``: a dealer's Stripe Connect account, None while it has none.
+    ``test_bank``: TEST MODE may answer 3-D Secure for the customer (never in production); it is wired only on a
+    local fake Stripe with a test key, so a live key on a loopback address (a tunnel, a proxy) never gets it."""
     intents = IntentSync(store, repo, clock, audit)
     local = is_local_endpoint(gateway.api_base)  # localstripe: its 3-D Secure has a test bank, not a page
+    bank = LocalStripeBank(gateway.api_base) if test_bank and local and gateway.test_mode else None
     return Payments(
         store=store,
         checkout=CheckoutService(store, gateway, repo, intents, deposit_ratio, local_stripe=local, clock=clock,
-                                 bank=LocalStripeBank(gateway.api_base) if local else None),
+                                 bank=bank),
         webhooks=WebhookService(store, gateway, intents),
         refunds=RefundService(store, gateway, repo, clock, refund_retry_after),
         payouts=PayoutService(store, gateway, repo, dealer_account, clock, audit, stale_after),
@@ -211,7 +214,8 @@ def bootstrap(settings: Settings) -> Services:
                                 dealer_account=lambda dealer_id: getattr(accounts.dealer(dealer_id), "stripe_account",
                                                                          None), audit=audit,
                                 stale_after=timedelta(seconds=settings.payments_stale_seconds),
-                                refund_retry_after=timedelta(seconds=settings.refund_retry_seconds))
+                                refund_retry_after=timedelta(seconds=settings.refund_retry_seconds),
+                                test_bank=settings.env != "production")
     orphans = OrphanSweep(store, applications.repo, accounts,
                           grace=timedelta(seconds=settings.kyc_orphan_grace_seconds))
 

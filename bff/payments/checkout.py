@@ -117,15 +117,17 @@ class CheckoutService:
             return self.gateway.card_payment_method(LOCAL_3DS_CARD)
         return TEST_METHODS[key]
 
-    def pay(self, app: Application, payment_id: str, method: str, return_url: str | None = None) -> Payment:
+    def pay(self, app: Application, payment_id: str, method: str, return_url: str | None = None, *,
+            replace: bool = False) -> Payment:
         """One attempt to pay ``payment_id`` with ``method`` (a PaymentMethod id). A second tap while the first
         is in flight, or after it succeeded, sends nothing to Stripe and returns the payment as it is. A payment waiting
-        for the customer's bank is paid with the new card only once its waiting intent is canceled
-        (:meth:`_replace_waiting`)."""
+        for the customer's bank is paid with the new card only when the customer chose to (``replace``: the "another
+        card instead" button), once its waiting intent is canceled (:meth:`_replace_waiting`); the first pay form sent
+        again (the back button) returns it as it is, for the customer may be confirming it in their bank's app."""
         if app.status not in PAYING:
             raise NotAllowed("wrong_state", "当前无需付款", "Nothing is to be paid now")
         payment = own_payment(self.store, app, payment_id)
-        if payment.status == "requires_action":
+        if payment.status == "requires_action" and replace:
             payment = self._replace_waiting(app, payment)
         if payment.status not in PAYABLE:
             return payment
@@ -180,7 +182,7 @@ class CheckoutService:
         ``payment_intent_authentication_failure``). A second tap, or a payment no longer waiting, sends nothing."""
         if app.status not in PAYING:
             raise NotAllowed("wrong_state", "当前无需付款", "Nothing is to be paid now")
-        if self.bank is None:
+        if self.bank is None or not self.gateway.test_mode:  # a live key never has its checks answered for it
             raise NotAllowed("no_test_bank", "请按银行的提示确认这笔付款", "Confirm this payment as your bank asks")
         payment = own_payment(self.store, app, payment_id)
         if payment.status != "requires_action" or not payment.intent_id:

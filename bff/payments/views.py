@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from flask import Blueprint
+from flask import abort
 from flask import current_app
 from flask import g
 from flask import make_response
@@ -80,6 +81,13 @@ def publishable_key() -> str:
     return str(current_app.config["SETTINGS"].stripe_publishable_key)
 
 
+def has_test_bank() -> bool:
+    """Whether the page offers TEST MODE's simulated 3-D Secure check: a test key on localstripe (the bank is wired
+    only there, outside production) and no Payment Element; else its route is not there."""
+    svc = services().payments.checkout
+    return svc.bank is not None and svc.gateway.test_mode and not publishable_key()
+
+
 def _page(app: Application, status: int = 200, error: str | None = None, failed: str | None = None,
           pay: str | None = None, returned: str | None = None) -> Any:
     """The payment page; with the Payment Element and ``pay`` naming a line still to pay, that line's checkout;
@@ -113,7 +121,7 @@ def _page(app: Application, status: int = 200, error: str | None = None, failed:
         test_mode=svc.gateway.test_mode, methods=TEST_METHODS, may_pay=may_pay, may_manage=may("payments.manage"),
         paying=app.status in PAYING, hold_days=CARD_HOLD_DAYS,
         payable=PAYABLE, element=bool(publishable_key()), element_payable=ELEMENT_PAYABLE, checkout=checkout,
-        test_bank=svc.bank is not None and not publishable_key(), why_not_paid=why_not_paid,
+        test_bank=has_test_bank(), why_not_paid=why_not_paid,
         staff=actor().kind != "customer",
         publishable_key=publishable_key(), returned=next((p for p in payments if p.id == returned), None),
         polling=any(p.status in ("processing", "requires_action") for p in payments)), status)
@@ -174,7 +182,7 @@ def pay(application_id: str, payment_id: str) -> Any:
     try:  # Stripe's 3-D Secure page (TEST MODE on Stripe) comes back to the route that asks Stripe how it went
         done = svc.pay(app, payment_id, svc.test_method(method),
                        return_url=url_for("payments.returned", application_id=app.id, payment_id=payment_id,
-                                          _external=True))
+                                          _external=True), replace=request.form.get("replace") == "1")
     except NotAllowed as exc:
         return _page(app, 409, _msg(exc.text_zh, exc.text_en), payment_id)
     except PaymentsUnavailable:
@@ -196,8 +204,10 @@ def authenticate(application_id: str, payment_id: str) -> Any:
     for it (CheckoutService.authenticate); then the page shows the payment as Stripe has it — paid, or the reason it
     failed with another card to try."""
     app = application_or_404(application_id)
+    if not has_test_bank():  # TEST MODE on localstripe only, as the pay form is: no simulated bank for a live key
+        abort(404)
     result = request.form.get("result", "")
-    if result not in ("complete", "fail") or publishable_key():
+    if result not in ("complete", "fail"):
         return _page(app, 422, _msg("请选择完成或不通过验证", "Choose to complete or to fail the check"), payment_id)
     try:
         done = services().payments.checkout.authenticate(app, payment_id, success=result == "complete")

@@ -45,6 +45,13 @@ def authenticate(s: requests.Session, base: str, app_id: str, payment_id: str, r
                   timeout=TIMEOUT)
 
 
+def pay_instead(s: requests.Session, base: str, app_id: str, payment_id: str, method: str) -> requests.Response:
+    """The "pay with another card instead" button of a payment waiting for the bank: its form says replace=1."""
+    url = f"{base}/applications/{app_id}/payment"
+    return s.post(f"{base}/applications/{app_id}/payments/{payment_id}/pay",
+                  data={"method": method, "replace": "1", "csrf_token": csrf(s, url)}, timeout=TIMEOUT)
+
+
 def waiting_for_the_bank(s: requests.Session, base: str, app: Any, app_id: str) -> Any:
     """The upfront payment after paying with the 3-D Secure test card: it waits for the bank, and the page says how
     to go on (confirm with the bank, or another card)."""
@@ -109,7 +116,8 @@ def test_another_card_while_the_bank_waits_cancels_the_waiting_payment_first(
     with sign_in(base, SALES_A) as sales:
         upfront = waiting_for_the_bank(sales, base, app, app_id)
         waiting = payments(app, app_id)["upfront"].intent_id
-        assert pay(sales, base, app_id, upfront.id, "visa").status_code == 200
+        assert 'name="replace" value="1"' in sales.get(f"{base}/applications/{app_id}/payment", timeout=TIMEOUT).text
+        assert pay_instead(sales, base, app_id, upfront.id, "visa").status_code == 200
         # the old intent's check can no longer be completed: it is canceled, the bank's answer changes nothing
         assert stripe_server.gateway().retrieve_intent(waiting).status == "canceled"
         assert authenticate(sales, base, app_id, upfront.id, "complete").status_code == 200
@@ -175,3 +183,44 @@ def test_the_customer_sees_the_words_and_never_the_code(bff_server: Any, stripe_
     paid = payments(app, app_id)["upfront"]
     assert paid.status == "succeeded" and paid.attempts == 3
     assert [i.status for i in intents(stripe_server, upfront.id)].count("succeeded") == 1
+
+
+def test_the_pay_form_sent_again_lands_on_the_waiting_payment_and_cancels_nothing(
+        bff_server: Any, stripe_server: Any) -> None:
+    """The back button's resubmission of the original pay form (JS off) while the bank's check is under way: the
+    customer may be confirming that very intent in their bank's app, so it is not canceled; only the "another card
+    instead" button (replace=1) replaces it."""
+    base, app = bff_server.url, bff_server.app
+    app_id = signed_application(app, DEPOSIT)
+    with sign_in(base, SALES_A) as sales:
+        upfront = waiting_for_the_bank(sales, base, app, app_id)
+        waiting = payments(app, app_id)["upfront"].intent_id
+        r = pay(sales, base, app_id, upfront.id, "3ds")  # the original form, as first sent
+        assert r.status_code == 200 and 'data-testid="waits-for-bank-upfront"' in r.text
+        assert pay(sales, base, app_id, upfront.id, "visa").status_code == 200
+        still = payments(app, app_id)["upfront"]
+        assert still.status == "requires_action" and still.intent_id == waiting and still.attempts == 1
+        assert stripe_server.gateway().retrieve_intent(waiting).status == "requires_action"
+        assert authenticate(sales, base, app_id, upfront.id, "complete").status_code == 200
+    paid = payments(app, app_id)["upfront"]
+    assert paid.status == "succeeded" and paid.intent_id == waiting and paid.attempts == 1
+    assert [(i.status, i.amount_received) for i in intents(stripe_server, upfront.id)] == [("succeeded", paid.amount)]
+
+
+def test_without_a_test_key_the_bank_s_answer_has_no_effect(
+        bff_server: Any, stripe_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulated 3-D Secure check is TEST MODE's only: with a gateway not in test mode the route is not there
+    (404), Stripe is not asked, and the payment still waits for the customer's real bank."""
+    base, app = bff_server.url, bff_server.app
+    app_id = signed_application(app, DEPOSIT)
+    checkout = app.extensions["leaseline"].payments.checkout
+    with sign_in(base, SALES_A) as sales:
+        upfront = waiting_for_the_bank(sales, base, app, app_id)
+        waiting = payments(app, app_id)["upfront"].intent_id
+        monkeypatch.setattr(checkout.gateway, "test_mode", False)
+        r = authenticate(sales, base, app_id, upfront.id, "complete")
+        assert r.status_code == 404
+        assert 'data-testid="test-bank-upfront"' not in sales.get(f"{base}/applications/{app_id}/payment",
+                                                                   timeout=TIMEOUT).text
+    assert payments(app, app_id)["upfront"].status == "requires_action"
+    assert stripe_server.gateway().retrieve_intent(waiting).status == "requires_action"
