@@ -26,6 +26,8 @@ from datetime import datetime
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
+
 from bff.applications.services import ApplicationService
 from infra.applications import Application
 from infra.applications import Scope
@@ -63,6 +65,7 @@ MAX_PDF_PAGES = 20
 MIN_IMAGE_SIDE = 300  # a page photographed smaller than this cannot be read
 NOTE_MAX = 500
 JPEG, PNG, PDF = "image/jpeg", "image/png", "application/pdf"
+REFERRED = "referred"  # the application's status while a risk officer reviews it: the only one taking documents
 _ALL = Scope()  # the job acts for the system, after the request that deferred it was authorised
 
 
@@ -86,6 +89,17 @@ def closed() -> Refused:
     """The request was sent (or closed): its files can no longer change."""
     return refuse("file", "closed", "这份材料已提交，不能再更改",
                   "These documents were sent: they can no longer be changed", 409)
+
+
+def decided() -> Refused:
+    """The application is no longer with the risk officer (decided, withdrawn): documents are no longer taken."""
+    return refuse("file", "decided", "您的申请已有审核结果，无需再提交材料",
+                  "Your application has been decided: no documents are needed any more", 409)
+
+
+def pending() -> Refused:
+    """The application has a request not yet handled: one at a time."""
+    return refuse("kinds", "pending", "已有一份材料请求尚未处理完", "A document request is still pending", 409)
 
 
 def handled() -> Refused:
@@ -199,12 +213,15 @@ class DocumentService:
         """Ask the applicant for ``kinds``: the request and its text message (a job) in one transaction. One request
         at a time per case: an open one must be sent or closed first."""
         if any(r.status in (OPEN, SUBMITTED) for r in self.repo.for_application(app.id)):
-            raise refuse("kinds", "pending", "已有一份材料请求尚未处理完", "A document request is still pending", 409)
-        with self.repo.db.transaction():
-            made = self.repo.add_request(application_id=app.id, dealer_id=app.dealer_id, case_id=case_id,
-                                         kinds=kinds, note=note, due_on=due_on, requested_by=officer_id,
-                                         requested_by_label=officer_label, now=now)
-            self.jobs.defer("documents.notify", {"request_id": made.id, "link": link}, queue="documents")
+            raise pending()
+        try:
+            with self.repo.db.transaction():
+                made = self.repo.add_request(application_id=app.id, dealer_id=app.dealer_id, case_id=case_id,
+                                             kinds=kinds, note=note, due_on=due_on, requested_by=officer_id,
+                                             requested_by_label=officer_label, now=now)
+                self.jobs.defer("documents.notify", {"request_id": made.id, "link": link}, queue="documents")
+        except IntegrityError:  # another press wrote its request after our check (the pending-request index)
+            raise pending() from None
         return made
 
     def accept(self, request: DocumentRequest, now: datetime) -> DocumentRequest:
@@ -261,6 +278,8 @@ class DocumentService:
                          "Without your consent no document can be collected", 403)
         if request.status != OPEN:
             raise closed()
+        if app.status != REFERRED:
+            raise decided()
         if not uploads:
             raise refuse("file", "required", "请拍照或选择文件", "Take a photo or choose a file")
         counts: dict[str, int] = {}
@@ -339,8 +358,11 @@ class DocumentService:
         self.repo.mark_deleted(page.id, now)
         self._delete_object(page.object_key)
 
-    def submit(self, request: DocumentRequest, now: datetime) -> DocumentRequest:
-        """Send the documents: every kind asked for needs a file; the case is back with the officer."""
+    def submit(self, app: Application, request: DocumentRequest, now: datetime) -> DocumentRequest:
+        """Send the documents: every kind asked for needs a file; the case is back with the officer (only while the
+        application is still referred to one)."""
+        if app.status != REFERRED:
+            raise decided()
         have = {p.kind for p in self.repo.pages(request.id)}
         missing = [k for k in request.kinds if k not in have]
         if missing:

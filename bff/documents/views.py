@@ -257,7 +257,7 @@ def submit(application_id: str, docs_id: str) -> Any:
     app = _customer_app(application_id)
     found = _customer_request(app, docs_id)
     try:
-        _service().submit(found, _now())
+        _service().submit(app, found, _now())
     except Refused as exc:
         return _mine(app, errors=list(exc.errors), status=exc.status)
     return redirect(url_for("documents.mine", application_id=app.id), 303)

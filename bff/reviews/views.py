@@ -184,7 +184,6 @@ def decide(case_id: str) -> Any:
     application_id = str(result.get("application_id") or "")
     if result.get("state") == "decided":
         apply_final(result, g.user.id, g.user.email)
-        SqlDocuments(services().db).close_case(case_id[:64], datetime.now(UTC))  # nothing more to send once decided
     app = services().applications.repo.get(application_id, Scope()) if application_id else None
     flash(reviews.confirmation(str(result.get("final_decision") or decision), app.status if app else "",
                                application_id[:8], needed_more=result.get("state") != "decided"), "ok")
@@ -200,11 +199,13 @@ def apply_final(case: dict[str, Any], actor_id: str, actor_label: str) -> None:
     final = str(case.get("final_decision") or "")
     if not application_id or final not in REVIEW_STATUS:
         return
-    with svc.applications.repo.db.transaction():  # the decision and the contract job it causes together
+    with svc.applications.repo.db.transaction():  # the decision, the contract job it causes, the requests closed
         moved = svc.applications.approved(svc.applications.repo.record_risk(
             application_id, assessment_id=str(case.get("assessment_id", "")), result=assessment,
             to=status_for(assessment, final),
             allowed_from=("referred",), actor_kind="staff", actor_id=actor_id, note=f"review:{final}"))
+        if case.get("id"):  # nothing more to send once decided, whichever path brought the decision
+            SqlDocuments(svc.applications.repo.db).close_case(str(case["id"])[:64], datetime.now(UTC))
     if moved is not None:
         svc.audit.append("risk.reviewed", "success", actor_id=actor_id, actor_label=actor_label,
                          dealer_id=moved.dealer_id, target=moved.id, ip=request.remote_addr or "",

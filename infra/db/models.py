@@ -525,12 +525,18 @@ class PrivacyRequestRow(Base):
     answer: Mapped[str | None] = mapped_column(String(2000), nullable=True)
 
 
+#: an application's request still pending (the customer gathering, or the officer to look): one at a time
+PENDING_REQUEST = "status IN ('open', 'submitted')"
+
+
 class DocumentRequestRow(Base):
     """Documents a risk officer asked the customer for (bff/documents): ``open`` while the customer gathers them
     (the review's SLA clock stands still from ``requested_at`` to ``submitted_at``), ``submitted`` back with the
     officer, then ``accepted``, ``returned`` (asked again: a new request follows) or ``cancelled``."""
 
     __tablename__ = "document_requests"
+    __table_args__ = (Index("uq_document_requests_pending", "application_id", unique=True,
+                            postgresql_where=text(PENDING_REQUEST), sqlite_where=text(PENDING_REQUEST)),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)

@@ -28,6 +28,7 @@ from tests.integration.test_auth import sign_in
 from tests.integration.test_reviews import RISK1
 from tests.integration.test_reviews import case_of
 from tests.integration.test_reviews import claim
+from tests.integration.test_reviews import decide
 from tests.integration.test_reviews import persona_id
 from tests.integration.test_reviews import to_risk
 
@@ -264,3 +265,41 @@ def test_another_customer_or_another_dealer_never_reaches_the_pages(
         assert r.status_code == 200 and 'data-status="returned"' in r.text and 'data-status="open"' in r.text
     page = customer.get(f"{base}/applications/{app_id}/documents", timeout=TIMEOUT).text
     assert "请拍驾驶证副页" in page and docs_id not in page  # the new request, its pages to take again
+
+
+def test_a_case_decided_elsewhere_closes_its_request_and_the_customer_can_no_longer_send(
+        bff_server: Any, app: Any, card_images: tuple[bytes, bytes]) -> None:
+    """Only a referred application takes documents; a decision that reaches the BFF by the "already decided" path
+    (the first answer lost) closes the open request as the officer's own decision does."""
+    from infra.db.models import ApplicationRow
+    from infra.db.models import DocumentRequestRow
+
+    base, mobile = bff_server.url, new_mobile()
+    app_id, case = referred_case(bff_server, card_images, mobile, "5")
+    with sign_in(base, RISK1) as risk:
+        assert claim(base, risk, case["id"]).status_code == 200
+        r = ask(base, risk, case["id"], {"kinds": ["income_proof"], "note": "工资单", "due_on": ""})
+        assert r.status_code == 200
+    customer = invited_customer(base, app, mobile)
+    page = customer.get(f"{base}/applications/{app_id}/documents", timeout=TIMEOUT).text
+    docs_id = re.search(r'data-request="([0-9a-f-]{36})"', page).group(1)  # type: ignore[union-attr]
+    r = upload(customer, base, app_id, docs_id, "income_proof", [("p.png", page_image("PNG"), "image/png")])
+    assert r.status_code == 200
+    svc = app.extensions["leaseline"]
+    # the application left "referred" while the request stayed open: nothing more is taken, said plainly
+    with svc.db.session() as session:
+        session.get(ApplicationRow, app_id).status = "approved"
+    r = upload(customer, base, app_id, docs_id, "income_proof", [("q.png", page_image("PNG"), "image/png")])
+    assert r.status_code == 409 and "已有审核结果" in r.text, r.text[:300]
+    r = send(customer, base, app_id, docs_id)
+    assert r.status_code == 409 and "已有审核结果" in r.text
+    with svc.db.session() as session:
+        session.get(ApplicationRow, app_id).status = "referred"
+    # decided in the risk service; the officer's press then finds it decided and applies it
+    officer = svc.accounts.by_email(RISK1)[0]
+    svc.risk.client.decide(case["id"], officer.id, officer.role, "approve", "收入稳定")
+    with sign_in(base, RISK1) as risk:
+        decide(base, risk, case["id"], "approve", "收入稳定")
+    with svc.db.session() as session:
+        assert session.get(DocumentRequestRow, docs_id).status == "cancelled"
+        assert session.get(ApplicationRow, app_id).status != "referred"  # approved, then on to its contract

@@ -17,6 +17,9 @@ down_revision = "0014"
 branch_labels = None
 depends_on = None
 
+# the very words of infra.db.models.PENDING_REQUEST (a migration does not import the models: they move on)
+PENDING = sa.text("status IN ('open', 'submitted')")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -41,6 +44,9 @@ def upgrade() -> None:
     op.create_index(op.f("ix_document_requests_application_id"), "document_requests", ["application_id"])
     op.create_index(op.f("ix_document_requests_case_id"), "document_requests", ["case_id"])
     op.create_index(op.f("ix_document_requests_status"), "document_requests", ["status"])
+    # one pending request per application, however two officers' presses interleave
+    op.create_index("uq_document_requests_pending", "document_requests", ["application_id"], unique=True,
+                    postgresql_where=PENDING, sqlite_where=PENDING)
     op.create_table(
         "document_pages",
         sa.Column("id", sa.String(36), nullable=False),
