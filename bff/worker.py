@@ -21,6 +21,7 @@ from bff.applications.contracts import ContractNotReady
 from bff.bootstrap import Services
 from bff.config import Settings
 from bff.documents import document_service
+from bff.invitations.returning import text_code
 from infra.clients.http import ServiceUnavailable
 from infra.db.engine import UNAVAILABLE
 from infra.db.models import utcnow
@@ -50,6 +51,8 @@ def build(services: Services, settings: Settings) -> App:
         services.contracts.send)
     task("documents.notify", "documents", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(
         document_service(services).notify)  # the text asking for documents (bff/documents)
+    task("returning.text_code", "documents", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(
+        lambda mobile_hash: text_code(services, mobile_hash))  # 我的租赁's code (bff/invitations/returning.py)
 
     # -- sweeps on a schedule (one job at a time each: a periodic job has its queueing lock) -------------------
     task("evidence.flush", "evidence", periodic=tick)(sweep(services.contracts.flush_outbox))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 
 from infra.db.engine import Database
 from infra.db.models import InvitationRow
+from infra.db.models import ReturningCodeRow
 from infra.db.models import utcnow
 from infra.pii import PiiVault
 
@@ -111,3 +115,77 @@ class SqlInvitations:
             row = session.get(InvitationRow, invitation_id)
             if row is not None:
                 row.customer_plan, row.customer_seen_at = plan_code[:120], utcnow()
+
+
+@dataclass(frozen=True)
+class CodeToText:
+    """A 我的租赁 code the job is to text: the number and the code in clear."""
+
+    mobile_hash: str
+    mobile: str
+    code: str
+
+
+RETURNING_CONTEXT = "returning_mobile"
+
+
+class SqlReturningCodes:
+    """我的租赁's one-time codes, one per number (its keyed hash): sent at most once a minute, checked under a row
+    lock so that parallel guesses are each counted."""
+
+    def __init__(self, db: Database, vault: PiiVault) -> None:
+        self.db = db
+        self.vault = vault
+
+    def issue(self, mobile_hash: str, mobile: str, code: str, code_hash: str, now: datetime,
+              resend_after: timedelta) -> datetime | None:
+        """Store a new code for the number unless one was issued less than ``resend_after`` ago (one statement:
+        a double tap issues one). Returns when the code now pending was sent, None when this call issued none."""
+        values = {"mobile_hash": mobile_hash, "mobile_enc": self.vault.encrypt(mobile, RETURNING_CONTEXT),
+                  "code_hash": code_hash, "code_enc": self.vault.encrypt(code, RETURNING_CONTEXT),
+                  "sent_at": now, "attempts": 0, "used_at": None}
+        stmt = insert(ReturningCodeRow).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[ReturningCodeRow.mobile_hash],
+            set_={k: stmt.excluded[k] for k in values if k != "mobile_hash"},
+            where=ReturningCodeRow.sent_at <= now - resend_after,
+        ).returning(ReturningCodeRow.mobile_hash)
+        with self.db.session() as session:
+            return now if session.scalar(stmt) is not None else None
+
+    def sent_at(self, mobile_hash: str) -> datetime | None:
+        """When the number's latest code was issued (None: never)."""
+        with self.db.session() as session:
+            row = session.get(ReturningCodeRow, mobile_hash[:64])
+            return row.sent_at if row is not None else None
+
+    def mobile(self, mobile_hash: str) -> str | None:
+        """The number of a hash a code was issued for (a resend from the code page), or None."""
+        with self.db.session() as session:
+            row = session.get(ReturningCodeRow, mobile_hash[:64])
+            return self.vault.decrypt(row.mobile_enc, RETURNING_CONTEXT) if row is not None else None
+
+    def check(self, mobile_hash: str, matches: Callable[[str], bool], fresh_since: datetime, now: datetime,
+              max_attempts: int) -> tuple[bool, bool]:
+        """Count one try of the number's code under a row lock: (whether it matched — it is then used up,
+        whether the code can still be tried)."""
+        with self.db.session() as session:
+            row = session.get(ReturningCodeRow, mobile_hash[:64], with_for_update=True)
+            if row is None or row.used_at is not None or row.sent_at < fresh_since or row.attempts >= max_attempts:
+                return False, False
+            row.attempts += 1
+            if matches(row.code_hash):
+                row.used_at = now
+                return True, False
+            return False, row.attempts < max_attempts
+
+    def take_text(self, mobile_hash: str) -> CodeToText | None:
+        """The code waiting to be texted (cleared: it goes once), or None. Call inside the transaction that texts
+        it, so that a text the platform did not take leaves it for the job's next try."""
+        with self.db.session() as session:
+            row = session.get(ReturningCodeRow, mobile_hash[:64], with_for_update=True)
+            if row is None or row.code_enc is None:
+                return None
+            code = self.vault.decrypt(row.code_enc, RETURNING_CONTEXT)
+            row.code_enc = None
+            return CodeToText(row.mobile_hash, self.vault.decrypt(row.mobile_enc, RETURNING_CONTEXT), code)

@@ -1,10 +1,11 @@
 """我的租赁 (my leases): a returning customer comes back without their invitation link, by their mobile number and a
 one-time code texted to it, and finds the applications they started.
 
-The code is kept only as an HMAC in the customer's server-side session (the cookie carries a random id), bound to
-the number and the moment it was sent: it works once, for :data:`CODE_TTL`, and :data:`MAX_TRIES` wrong codes spend
-it. Whether a number is known is never told: an unknown number gets the same answer and a code that was never
-sent (so no text goes to a stranger), and its check fails like a wrong code.
+The code is kept as an HMAC in ``returning_codes``, one row per number (its keyed hash): it works once, for
+:data:`CODE_TTL`, and :data:`MAX_TRIES` tries spend it — counted under the row's lock, so parallel guesses cannot
+beat the count. Whether a number is known is never told, not even by the time the answer takes: every number gets
+the same row and the same job in the request (:meth:`ReturningCustomers.send_code`); the job texts the code only
+to a number that has applications (:func:`text_code`). A new code waits :data:`bff.resend.RESEND_AFTER`.
 """
 
 from __future__ import annotations
@@ -15,23 +16,28 @@ import logging
 import secrets
 from dataclasses import asdict
 from dataclasses import dataclass
-from dataclasses import replace
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from typing import Any
 
 from bff.auth.services import Client
 from bff.invitations.services import MOBILE
 from bff.invitations.services import mask_mobile
+from bff.resend import RESEND_AFTER
+from bff.resend import Resend
 from infra.applications import Application
 from infra.applications import Scope
 from infra.applications import SqlApplications
 from infra.audit import SqlAuditLog
 from infra.db.models import utcnow
 from infra.invitations import SqlInvitations
+from infra.invitations import SqlReturningCodes
+from infra.jobs import JobQueue
 from infra.pii import PiiVault
 from infra.sms import SmsRefused
-from infra.sms import SmsSender
-from infra.sms import SmsUnavailable
+
+if TYPE_CHECKING:
+    from bff.bootstrap import Services
 
 log = logging.getLogger(__name__)
 CODE_TTL = timedelta(minutes=10)  # as the text says ("10 分钟内有效": the invitation code's template)
@@ -40,13 +46,10 @@ MAX_TRIES = 5
 
 @dataclass(frozen=True)
 class Pending:
-    """A code on its way to a number: what the session keeps between sending it and checking it."""
+    """The number a code was asked for on this device (the code and its tries are in ``returning_codes``)."""
 
     mobile_hash: str
     masked: str
-    code_hash: str
-    sent_at: float  # unix time
-    tries: int = 0
 
     @classmethod
     def load(cls, data: Any) -> Pending | None:
@@ -68,11 +71,12 @@ def normalise(mobile: str) -> str | None:
 class ReturningCustomers:
     """Sign-in by mobile number and one-time code, and the applications it opens."""
 
-    def __init__(self, applications: SqlApplications, invitations: SqlInvitations, sms: SmsSender,
-                 audit: SqlAuditLog, vault: PiiVault, secret_key: str) -> None:
+    def __init__(self, applications: SqlApplications, invitations: SqlInvitations, codes: SqlReturningCodes,
+                 jobs: JobQueue, audit: SqlAuditLog, vault: PiiVault, secret_key: str) -> None:
         self.applications = applications
         self.invitations = invitations
-        self.sms = sms
+        self.codes = codes
+        self.jobs = jobs
         self.audit = audit
         self.vault = vault
         self.code_key = hashlib.sha256(("leaseline.returning.code:" + secret_key).encode()).digest()
@@ -83,40 +87,43 @@ class ReturningCustomers:
     def owned(self, mobile_hash: str) -> list[Application]:
         """The applications the customer started themselves (through an invitation) with this number, at every
         dealer, newest first: the ones a customer's session can open (bff/applications/access.py)."""
-        return [a for a in self.applications.search(Scope(mobile_hash=mobile_hash), limit=50) if a.invitation_id]
+        return owned(self.applications, mobile_hash)
 
-    def _hash(self, mobile_hash: str, sent_at: float, code: str) -> str:
-        return hmac.new(self.code_key, f"{mobile_hash}:{sent_at}:{code}".encode(), hashlib.sha256).hexdigest()
+    def _hash(self, mobile_hash: str, code: str) -> str:
+        return hmac.new(self.code_key, f"{mobile_hash}:{code}".encode(), hashlib.sha256).hexdigest()
 
     def _log(self, action: str, outcome: str, masked: str, client: Client, **details: object) -> None:
         self.audit.append(action, outcome, actor_id=None, actor_label=f"customer {masked}", target="my leases",
                           ip=client.ip, user_agent=client.user_agent, details=dict(details))
 
     def send_code(self, mobile: str, client: Client) -> Pending:
-        """A new code for ``mobile`` (normalised): texted when the number has applications, else sent nowhere.
-        A text the platform did not take is logged, not told: telling it would tell that the number is known."""
+        """A new code for ``mobile`` (normalised), unless one went less than a minute ago (a double tap issues
+        one): the code and the job that texts it (:func:`text_code`) in one transaction, the same work whether the
+        number is known or not."""
         code = f"{secrets.randbelow(10**6):06d}"
-        mobile_hash, sent_at = self.mobile_hash(mobile), utcnow().timestamp()
-        owned = self.owned(mobile_hash)
-        if owned:
-            try:
-                self.sms.send(mobile, "invitation_code", {"code": code}, dealer_id=owned[0].dealer_id)
-            except (SmsUnavailable, SmsRefused) as exc:
-                log.warning("my leases: the code could not be texted (%s)", exc)
-        self._log("customer.code_sent", "success" if owned else "unknown", mask_mobile(mobile), client)
-        return Pending(mobile_hash, mask_mobile(mobile), self._hash(mobile_hash, sent_at, code), sent_at)
+        mobile_hash = self.mobile_hash(mobile)
+        with self.codes.db.transaction():
+            issued = self.codes.issue(mobile_hash, mobile, code, self._hash(mobile_hash, code), utcnow(),
+                                      RESEND_AFTER)
+            if issued is not None:
+                self.jobs.defer("returning.text_code", {"mobile_hash": mobile_hash}, queue=QUEUE)
+        self._log("customer.code_sent", "queued" if issued else "too_soon", mask_mobile(mobile), client)
+        return Pending(mobile_hash, mask_mobile(mobile))
 
-    def check(self, pending: Pending, code: str, client: Client) -> tuple[bool, Pending | None]:
-        """Whether ``code`` is the pending one, still fresh; and what remains pending (None: spent or used up)."""
-        code = code.strip()
-        fresh = utcnow().timestamp() - pending.sent_at <= CODE_TTL.total_seconds()
-        ok = fresh and hmac.compare_digest(pending.code_hash, self._hash(pending.mobile_hash, pending.sent_at, code))
+    def resend(self, pending: Pending, action: str) -> Resend:
+        """The code page's send form: a new code for the same number once the minute has passed."""
+        return Resend(action, pending.masked, self.codes.sent_at(pending.mobile_hash), CODE_TTL, utcnow())
+
+    def check(self, pending: Pending, code: str, client: Client) -> tuple[bool, bool]:
+        """Whether ``code`` is the number's pending one, still fresh (then used up); and whether it can still be
+        tried (False: spent, expired or :data:`MAX_TRIES` tries)."""
+        expected = self._hash(pending.mobile_hash, code.strip())
+        now = utcnow()
+        ok, left = self.codes.check(pending.mobile_hash, lambda h: hmac.compare_digest(h, expected),
+                                    now - CODE_TTL, now, MAX_TRIES)
         self._log("customer.sign_in", "success" if ok else "failure", pending.masked, client,
-                  **({} if ok else {"reason": "wrong_code" if fresh else "expired"}))
-        if ok:
-            return True, None
-        left = replace(pending, tries=pending.tries + 1)
-        return False, left if fresh and left.tries < MAX_TRIES else None
+                  **({} if ok else {"reason": "wrong_code" if left else "spent"}))
+        return ok, left
 
     def invitation_for(self, mobile_hash: str, application_id: str) -> str | None:
         """The invitation whose customer session opens ``application_id`` for the holder of this number: the one
@@ -126,3 +133,27 @@ class ReturningCustomers:
         if inv is None or inv.opened_at is None or not hmac.compare_digest(self.mobile_hash(inv.mobile), mobile_hash):
             return None
         return inv.id
+
+
+#: the queue of the job that texts the code (bff/worker.py)
+QUEUE = "documents"
+
+
+def owned(applications: SqlApplications, mobile_hash: str) -> list[Application]:
+    """The applications started through an invitation with this number (see :meth:`ReturningCustomers.owned`)."""
+    return [a for a in applications.search(Scope(mobile_hash=mobile_hash), limit=50) if a.invitation_id]
+
+
+def text_code(svc: Services, mobile_hash: str) -> None:
+    """The ``returning.text_code`` job: text the number's waiting code when the number has applications (else
+    the code goes nowhere). A text the platform refused is logged; one it could not take now is retried."""
+    codes = SqlReturningCodes(svc.db, svc.vault)
+    with svc.db.transaction():
+        waiting = codes.take_text(mobile_hash)
+        found = owned(svc.applications.repo, mobile_hash) if waiting is not None else []
+        if waiting is None or not found:
+            return
+        try:
+            svc.sms.send(waiting.mobile, "invitation_code", {"code": waiting.code}, dealer_id=found[0].dealer_id)
+        except SmsRefused as exc:
+            log.warning("my leases: the code could not be texted (%s)", exc)

@@ -14,6 +14,7 @@ from flask import render_template
 from flask import request
 from flask import session
 from flask import url_for
+from flask_limiter.util import get_remote_address
 
 from bff.auth.session import client
 from bff.extensions import limiter
@@ -21,6 +22,7 @@ from bff.invitations.returning import Pending
 from bff.invitations.returning import ReturningCustomers
 from bff.invitations.returning import normalise
 from bff.services import services
+from infra.invitations import SqlReturningCodes
 
 bp = Blueprint("returning", __name__)
 PENDING = "returning_code"  # the session's pending code (bff.invitations.returning.Pending)
@@ -29,8 +31,8 @@ SIGNED_IN = "customer_mobile"  # the look-up hash of the number a customer confi
 
 def returning() -> ReturningCustomers:
     svc = services()
-    return ReturningCustomers(svc.applications.repo, svc.invitations_repo, svc.sms, svc.audit, svc.vault,
-                              str(current_app.secret_key))
+    return ReturningCustomers(svc.applications.repo, svc.invitations_repo, SqlReturningCodes(svc.db, svc.vault),
+                              svc.jobs, svc.audit, svc.vault, str(current_app.secret_key))
 
 
 def signed_in_hash() -> str | None:
@@ -43,9 +45,20 @@ def signed_in_hash() -> str | None:
 
 
 def _per_number() -> str:
-    """The rate-limit key of the number typed (as its keyed hash: the limiter's store holds no phone numbers)."""
+    """The rate-limit key of the number typed (as its keyed hash: the limiter's store holds no phone numbers), or
+    of the number this device asked a code for (a new code from the code page). Input that is no number counts
+    against the address that sent it (one bucket for all would let anyone shut the form for everybody)."""
+    if "mobile" not in request.form:
+        pending = Pending.load(session.get(PENDING))
+        return "returning:" + (pending.mobile_hash if pending else "invalid:" + get_remote_address())
     mobile = normalise(request.form.get("mobile", ""))
-    return "returning:" + (returning().mobile_hash(mobile) if mobile else "invalid")
+    return "returning:" + (returning().mobile_hash(mobile) if mobile else "invalid:" + get_remote_address())
+
+
+def _pending_number() -> str:
+    """The rate-limit key of a code check: the number it was asked for, however many devices and addresses try."""
+    pending = Pending.load(session.get(PENDING))
+    return "returning-check:" + (pending.mobile_hash if pending else "none:" + get_remote_address())
 
 
 @bp.get("/mine")
@@ -70,16 +83,23 @@ def sign_in() -> Any:
 @limiter.limit("5 per hour", key_func=_per_number)
 @limiter.limit("20 per hour")
 def send_code() -> Any:
-    typed = request.form.get("mobile", "")[:20]
-    mobile = normalise(typed)
-    if mobile is None:
-        return _sign_in_page(typed, error=True, status=422)
+    if "mobile" not in request.form:  # a new code from the code page, for the number asked before
+        pending = Pending.load(session.get(PENDING))
+        mobile = returning().codes.mobile(pending.mobile_hash) if pending else None
+        if mobile is None:
+            return redirect(url_for("invitations.returning.sign_in"), 303)
+    else:
+        typed = request.form.get("mobile", "")[:20]
+        mobile = normalise(typed)
+        if mobile is None:
+            return _sign_in_page(typed, error=True, status=422)
     session[PENDING] = returning().send_code(mobile, client()).dump()
     return redirect(url_for("invitations.returning.code"), 303)
 
 
 def _code_page(pending: Pending | None, error: str | None = None, status: int = 200) -> tuple[str, int]:
-    return render_template("invitations/mine_code.html", pending=pending, error=error), status
+    resend = returning().resend(pending, url_for("invitations.returning.send_code")) if pending else None
+    return render_template("invitations/mine_code.html", pending=pending, resend=resend, error=error), status
 
 
 @bp.get("/mine/code")
@@ -90,19 +110,17 @@ def code() -> Any:
     return _code_page(pending)
 
 
+# Per number (its tries are also counted in the database, MAX_TRIES a code) and per address.
 @bp.post("/mine/code")
+@limiter.limit("10 per hour", key_func=_pending_number)
 @limiter.limit("30 per minute")
 def check_code() -> Any:
     pending = Pending.load(session.get(PENDING))
-    if pending is None:  # never asked, used, expired or five times wrong: a new code is needed
+    if pending is None:  # never asked, or used: a new code is needed
         return _code_page(None, "spent", 422)
     ok, left = returning().check(pending, request.form.get("code", "")[:12], client())
     if not ok:
-        if left is None:
-            session.pop(PENDING, None)
-            return _code_page(None, "spent", 422)
-        session[PENDING] = left.dump()
-        return _code_page(left, "wrong", 422)
+        return _code_page(pending, "wrong" if left else "spent", 422)
     session.clear()  # a fresh session (and id) for the customer: nothing of an earlier one survives on this device
     session[SIGNED_IN] = pending.mobile_hash
     session.permanent = True

@@ -13,6 +13,7 @@ from itsdangerous import BadSignature
 from itsdangerous import URLSafeTimedSerializer
 
 from bff.auth.services import Client
+from bff.resend import RESEND_AFTER
 from infra.accounts import Staff
 from infra.audit import SqlAuditLog
 from infra.db.models import utcnow
@@ -30,7 +31,6 @@ SHORT_LENGTH = 13
 SHORT = re.compile(rf"[{SHORT_ALPHABET}]{{{SHORT_LENGTH}}}")
 TTL = timedelta(hours=24)
 CODE_TTL = timedelta(minutes=10)
-RESEND_AFTER = timedelta(seconds=60)
 LOCK_AFTER = 5
 
 
@@ -91,9 +91,11 @@ class InvitationService:
         return nonce if isinstance(nonce, str) and SHORT.fullmatch(nonce) else None
 
     def identify(self, token: str) -> Invitation | None:
-        """The invitation a genuine link (short, or signed and long) was made for, used or not; None otherwise."""
-        if SHORT.fullmatch(token):
-            return self.repo.by_nonce_hash(hashlib.sha256(token.encode()).hexdigest())
+        """The invitation a genuine link (short, or signed and long) was made for, used or not; None otherwise.
+        A short token is matched in lower case, as it was made: a chat app or a keyboard may change its case."""
+        short = token.lower()
+        if SHORT.fullmatch(short):
+            return self.repo.by_nonce_hash(hashlib.sha256(short.encode()).hexdigest())
         try:  # no max_age: the invitation's own expiry decides whether it is still usable (see resolve)
             data = self.signer.loads(token[:512])
         except BadSignature:

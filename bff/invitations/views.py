@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Any
 from urllib.parse import urlencode
@@ -25,6 +26,7 @@ from bff.auth.roles import tenant_of
 from bff.auth.session import client
 from bff.auth.session import requires
 from bff.extensions import limiter
+from bff.invitations.returning_views import SIGNED_IN
 from bff.invitations.returning_views import bp as returning_bp
 from bff.invitations.services import InvitationInvalid
 from bff.invitations.services import mask_mobile
@@ -164,12 +166,23 @@ def _returning(token: str) -> Any:
     application, or to the plan they were choosing. None for anybody else, who sees the same invalid page as for any
     unusable link."""
     inv = services().invitations.identify(token)
-    if inv is None or inv.opened_at is None or session.get("customer_invitation") != inv.id:
+    if inv is None or inv.opened_at is None or not _own_phone(inv):
         return None
+    session["customer_invitation"] = inv.id  # a customer signed in by 我的租赁 now acts for this invitation too
     started = produced(inv)
     if started:
         return redirect(url_for("applications.detail", application_id=started[0].id), 303)
     return redirect(_plan_url(inv), 303)
+
+
+def _own_phone(inv: Invitation) -> bool:
+    """Whether this device is the invited customer's: it confirmed the invitation's code, or signed in to 我的租赁
+    (bff/invitations/returning_views.py) with the invited number."""
+    if session.get("customer_invitation") == inv.id:
+        return True
+    signed_in = session.get(SIGNED_IN)
+    mobile_hash = services().vault.lookup_hash(inv.mobile, "mobile")
+    return isinstance(signed_in, str) and hmac.compare_digest(signed_in, mobile_hash)
 
 
 def _plan_url(inv: Invitation) -> str:

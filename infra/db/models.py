@@ -170,7 +170,7 @@ class InvitationRow(Base):
     mobile_hash: Mapped[str] = mapped_column(String(64), index=True)  # keyed hash, context "mobile"
     vehicle_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     plan_code: Mapped[str | None] = mapped_column(String(120), nullable=True)  # as the salesperson proposed it
-    nonce_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the link's secret part
+    nonce_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the link's secret part
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # code confirmed: link used
     code_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -180,6 +180,22 @@ class InvitationRow(Base):
     customer_plan: Mapped[str | None] = mapped_column(String(120), nullable=True)  # what the customer has now
     customer_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReturningCodeRow(Base):
+    """The one-time code of 我的租赁 (bff/invitations/returning.py) for one number, known or not: its tries are
+    counted here under a row lock (a session's own count is beaten by parallel requests), and the number and code
+    wait encrypted for the job that texts them, which clears the code."""
+
+    __tablename__ = "returning_codes"
+
+    mobile_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # keyed hash, context "mobile"
+    mobile_enc: Mapped[str] = mapped_column(Text)  # AES-GCM (infra.pii), context "returning_mobile"
+    code_hash: Mapped[str] = mapped_column(String(64))
+    code_enc: Mapped[str | None] = mapped_column(Text, nullable=True)  # until the job has texted it
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class SmsOutboxRow(Base):

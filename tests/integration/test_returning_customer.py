@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -100,8 +101,32 @@ def test_the_link_is_short_and_unguessable_and_old_long_links_still_work(bff_ser
         r = customer.post(f"{long_link}/verify", data={"code": latest_code(app, "13700137006"),
                                                         "csrf_token": csrf(customer, long_link)}, timeout=TIMEOUT)
         assert r.status_code == 200 and r.url.endswith("/vehicles")  # invited without a vehicle: the catalogue
-    for guess in ("aaaaaaaaaaaaa", token[:-1] + ("a" if token[-1] != "a" else "b"), token.upper()):
+    for guess in ("aaaaaaaaaaaaa", token[:-1] + ("a" if token[-1] != "a" else "b")):
         assert requests.get(f"{base}/i/{guess}", timeout=TIMEOUT).status_code == 410
+
+
+def test_a_short_link_whose_case_changed_still_opens(bff_server: Any) -> None:
+    with sign_in(bff_server.url, SALES_A) as sales:
+        _, link = invite(bff_server.url, sales, "13700137008")
+    base, token = link.rsplit("/i/", 1)
+    with requests.Session() as customer:
+        for changed in (token.upper(), token[:6].upper() + token[6:]):
+            page = customer.get(f"{base}/i/{changed}", timeout=TIMEOUT)
+            assert page.status_code == 200 and "137****7008" in page.text, changed
+
+
+def test_the_invalid_link_page_leads_to_my_leases(bff_server: Any) -> None:
+    page = requests.get(f"{bff_server.url}/i/aaaaaaaaaaaaa", timeout=TIMEOUT)
+    assert page.status_code == 410 and 'data-testid="to-my-leases"' in page.text and 'href="/mine"' in page.text
+
+
+def test_short_links_are_found_by_a_unique_index(app: Any) -> None:
+    from sqlalchemy import inspect
+
+    engine = app.extensions["leaseline"].db.engine
+    unique = [c["column_names"] for c in inspect(engine).get_unique_constraints("invitations")]
+    indexes = [i["column_names"] for i in inspect(engine).get_indexes("invitations") if i["unique"]]
+    assert ["nonce_hash"] in unique + indexes
 
 
 # -- the salesperson's invitation page ---------------------------------------------------------------------
@@ -143,6 +168,32 @@ def phone(app: Any, address: str) -> FlaskClient:
     return client
 
 
+def text_jobs(app: Any, mobile: str) -> list[str]:
+    """The states of the jobs that text a 我的租赁 code to ``mobile`` (bff/invitations/returning.py text_code)."""
+    from sqlalchemy import text
+
+    svc = app.extensions["leaseline"]
+    with svc.db.session() as session:
+        return list(session.scalars(text(
+            "SELECT status::text FROM procrastinate_jobs WHERE task_name = 'returning.text_code' "
+            "AND args->>'mobile_hash' = :h"), {"h": svc.vault.lookup_hash(mobile, "mobile")}))
+
+
+def texted(app: Any) -> None:
+    """Wait until the suite's worker (tests/conftest.py ``app``) has texted the codes asked for."""
+    from sqlalchemy import text
+
+    deadline = time.monotonic() + 30
+    while True:
+        with app.extensions["leaseline"].db.session() as session:
+            busy = session.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = "
+                                        "'returning.text_code' AND status IN ('todo', 'doing')")).scalar_one()
+        if not busy:
+            return
+        assert time.monotonic() < deadline, "the codes were not texted in 30 s"
+        time.sleep(0.1)
+
+
 def test_a_returning_customer_signs_in_by_mobile_and_finds_their_application(bff_server: Any, app: Any) -> None:
     base = bff_server.url
     customer, _ = join(base, app, "13700137010")
@@ -153,6 +204,7 @@ def test_a_returning_customer_signs_in_by_mobile_and_finds_their_application(bff
     assert client.get("/mine").status_code == 302  # not signed in: the sign-in page
     sent = ask_code(client, "137 0013 7010")
     assert sent.status_code == 303 and sent.headers["Location"].endswith("/mine/code")
+    texted(app)
     page = client.get("/mine/code").get_data(as_text=True)
     assert "137****7010" in page and 'autocomplete="one-time-code"' in page
     code = latest_code(app, "13700137010")
@@ -168,7 +220,7 @@ def test_a_returning_customer_signs_in_by_mobile_and_finds_their_application(bff
     assert client.get(f"/applications/{app_id}").status_code == 200
     # the code is single-use
     assert client.post("/mine/code", data={"code": code, "csrf_token": form_token(client, "/mine/sign-in")}
-                       ).status_code in (303, 409, 422)
+                       ).status_code == 422
     again = phone(app, "10.0.0.11")
     ask_code(again, "13700137010")
     assert again.post("/mine/code", data={"code": code, "csrf_token": form_token(again, "/mine/code")}
@@ -190,7 +242,9 @@ def test_an_unknown_number_gets_the_same_answer_and_no_text(bff_server: Any, app
     page_b = unknown.get("/mine/code").get_data(as_text=True).replace("137****7099", "MASK")
     strip = re.compile(r'name="csrf_token" value="[^"]+"|X-CSRFToken": "[^"]+"')
     assert strip.sub("", page_a) == strip.sub("", page_b)
+    texted(app)
     assert not app.extensions["leaseline"].outbox.latest(1, to="13700137099")
+    assert len(text_jobs(app, "13700137099")) == len(text_jobs(app, "13700137011")) == 1  # the same work for both
     for code in ("000000", "123456"):
         r = unknown.post("/mine/code", data={"code": code, "csrf_token": form_token(unknown, "/mine/code")})
         assert r.status_code == 422
@@ -210,6 +264,7 @@ def test_codes_expire_and_five_wrong_codes_need_a_new_one(bff_server: Any, app: 
         start(base, customer)
     client = phone(app, "10.0.0.15")
     ask_code(client, "13700137012")
+    texted(app)
     code = latest_code(app, "13700137012")
     wrong = "000000" if code != "000000" else "111111"
     statuses = [client.post("/mine/code", data={"code": wrong, "csrf_token": form_token(client, "/mine/code")}
@@ -218,9 +273,11 @@ def test_codes_expire_and_five_wrong_codes_need_a_new_one(bff_server: Any, app: 
     assert client.post("/mine/code", data={"code": code, "csrf_token": form_token(client, "/mine/sign-in")}
                        ).status_code == 422  # the code is spent: ask for a new one
     late = phone(app, "10.0.0.16")
+    monkeypatch.setattr(returning, "utcnow", lambda: utcnow() + timedelta(minutes=2))  # past the resend minute
     ask_code(late, "13700137012")
+    texted(app)
     code = latest_code(app, "13700137012")
-    monkeypatch.setattr(returning, "utcnow", lambda: utcnow() + timedelta(minutes=11))
+    monkeypatch.setattr(returning, "utcnow", lambda: utcnow() + timedelta(minutes=13))
     assert late.post("/mine/code", data={"code": code, "csrf_token": form_token(late, "/mine/code")}
                      ).status_code == 422
 
@@ -238,3 +295,86 @@ def test_the_sign_in_and_home_pages_link_my_leases(bff_server: Any) -> None:
     for path in ("/login", "/vehicles"):
         page = requests.get(base + path, timeout=TIMEOUT)
         assert 'href="/mine"' in page.text, path
+
+
+def wrong_code(app: Any, mobile: str) -> str:
+    code = latest_code(app, mobile)
+    return "000000" if code != "000000" else "111111"
+
+
+def test_parallel_wrong_codes_count_at_most_five_then_the_code_is_dead(bff_server: Any, app: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = bff_server.url
+    customer, _ = join(base, app, "13700137030")
+    with customer:
+        start(base, customer)
+    first = phone(app, "10.0.3.1")
+    ask_code(first, "13700137030")
+    texted(app)
+    code, wrong = latest_code(app, "13700137030"), wrong_code(app, "13700137030")
+    cookie = first.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None
+    devices = []
+    for i in range(10):  # the same session (its cookie) on ten connections at once
+        device = phone(app, f"10.0.3.{10 + i}")
+        device.set_cookie(cookie.key, cookie.value, domain=cookie.domain)
+        devices.append((device, form_token(device, "/mine/code")))
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(lambda d: d[0].post("/mine/code", data={"code": wrong, "csrf_token": d[1]}
+                                                     ).status_code, devices))
+    assert set(statuses) <= {422, 429}, statuses
+    events = app.extensions["leaseline"].audit.search(action="customer.sign_in")
+    counted = [e for e in events if e.actor_label == "customer 137****7030" and e.details.get("reason") == "wrong_code"]
+    assert len(counted) <= 5, counted
+    last = first.post("/mine/code", data={"code": code, "csrf_token": form_token(first, "/mine/code")})
+    assert last.status_code in (422, 429) and "/mine" not in last.headers.get("Location", "")
+    assert first.get("/mine").status_code == 302  # still not signed in: the right code came after the fifth try
+
+
+def test_the_code_is_texted_by_a_job_once_a_minute_and_a_double_tap_sends_one(bff_server: Any, app: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = bff_server.url
+    customer, _ = join(base, app, "13700137031")
+    with customer:
+        start(base, customer)
+    outbox = app.extensions["leaseline"].outbox
+    before = len(outbox.latest(10, to="13700137031"))
+    taps = [phone(app, f"10.0.4.{i}") for i in range(2)]
+    tokens = [form_token(t, "/mine/sign-in") for t in taps]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda i: taps[i].post("/mine/sign-in", data={"mobile": "13700137031",
+                                                                              "csrf_token": tokens[i]}), range(2)))
+    assert [a.status_code for a in answers] == [303, 303]
+    assert len(text_jobs(app, "13700137031")) == 1  # texted by one job, deferred with the code
+    texted(app)
+    assert text_jobs(app, "13700137031") == ["succeeded"]
+    assert len(outbox.latest(10, to="13700137031")) == before + 1
+    page = taps[0].get("/mine/code").get_data(as_text=True)  # the countdown of a new code (issue 17 §8)
+    assert 'data-testid="resend-countdown"' in page and re.search(r'data-countdown="(5\d|60)"', page), page
+    again = taps[0].post("/mine/sign-in", data={"csrf_token": form_token(taps[0], "/mine/code")})
+    assert again.status_code == 303  # within the minute: no new code
+    texted(app)
+    assert len(outbox.latest(10, to="13700137031")) == before + 1 and len(text_jobs(app, "13700137031")) == 1
+
+
+def test_invalid_numbers_count_against_their_own_address(bff_server: Any, app: Any) -> None:
+    statuses = [ask_code(phone(app, f"10.0.5.{i}"), "12345").status_code for i in range(7)]
+    assert statuses == [422] * 7
+
+
+def test_a_customer_signed_in_to_my_leases_reopens_their_used_link(bff_server: Any, app: Any) -> None:
+    base = bff_server.url
+    customer, link = join(base, app, "13700137032")
+    with customer:
+        app_id = start(base, customer)
+    other = phone(app, "10.0.6.1")
+    ask_code(other, "13700137032")
+    texted(app)
+    other.post("/mine/code", data={"code": latest_code(app, "13700137032"),
+                                   "csrf_token": form_token(other, "/mine/code")})
+    path = "/i/" + link.rsplit("/i/", 1)[1]
+    r = other.get(path)
+    assert r.status_code == 303 and r.headers["Location"].endswith(f"/applications/{app_id}")
+    assert other.get(f"/applications/{app_id}").status_code == 200
