@@ -161,8 +161,9 @@ def sms_sender(settings: Settings, db: Database) -> SmsSender:
         conf = dict(settings.tencent_sms)
         return TencentSms(secret_id=conf["secret_id"], secret_key=conf["secret_key"], app_id=conf["app_id"],
                           template_ids=json.loads(conf["templates"]),
-                          region=conf["region"], endpoint=conf["endpoint"], scheme=conf["scheme"])
-    return SandboxOutboxSms(db)
+                          region=conf["region"], endpoint=conf["endpoint"], scheme=conf["scheme"],
+                          signature=settings.sms_signature)
+    return SandboxOutboxSms(db, settings.sms_signature)
 
 
 def bootstrap(settings: Settings) -> Services:

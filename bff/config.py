@@ -108,8 +108,11 @@ class Settings:
     #: ``{"<issuer>": {"client_id": "...", "client_secret": "..."}}``); an issuer not listed uses the two above
     oidc_clients: tuple[tuple[str, str, str], ...] = ()
     #: text messages: ``sandbox`` (the embedded default: stored in sms_outbox, read at /dev/outbox) or ``tencent``
-    #: (Tencent Cloud SMS; required in production), under the one registered signature (签名, infra.sms.SIGNATURE)
+    #: (Tencent Cloud SMS; required in production)
     sms: str = "sandbox"
+    #: the one registered signature (签名, ``LEASELINE_SMS_SIGNATURE``) every text of either adapter goes out under:
+    #: the one approved for the Tencent Cloud account (it refuses any other), by default infra.sms.SIGNATURE (租程)
+    sms_signature: str = "租程"
     #: Tencent Cloud SMS: API keys, the SMS application (SmsSdkAppId), region, the template id of each of
     #: infra.sms.TEMPLATES (``LEASELINE_TENCENT_SMS_TEMPLATES``, JSON ``{"invitation_code": "1234567", ...}``), and
     #: for tests an endpoint (host:port) and scheme other than sms.tencentcloudapi.com over https
@@ -171,6 +174,7 @@ class Settings:
             service_issuer=env.get("LEASELINE_SERVICE_ISSUER", "leaseline"),
             oidc_clients=_oidc_clients(env.get("LEASELINE_OIDC_CLIENTS", "")),
             sms=_sms(env, mode),
+            sms_signature=_sms_signature(env),
             tencent_sms=_tencent_sms(env) if env.get("LEASELINE_SMS") == "tencent" else (),
         )
 
@@ -182,6 +186,18 @@ def _sms(env: Mapping[str, str], mode: str) -> str:
         raise ConfigError("LEASELINE_SMS must be tencent in production (sandbox, the default elsewhere, sends "
                           "nothing)" if mode == "production" else "LEASELINE_SMS must be sandbox or tencent")
     return chosen
+
+
+def _sms_signature(env: Mapping[str, str]) -> str:
+    """``LEASELINE_SMS_SIGNATURE``: 2 to 12 characters without brackets (Tencent Cloud's limits for a SignName; the
+    brackets 【】 are the platform's own)."""
+    from infra.sms import SIGNATURE
+
+    signature = env.get("LEASELINE_SMS_SIGNATURE", SIGNATURE).strip()
+    if not 2 <= len(signature) <= 12 or any(c in signature for c in "【】[]"):
+        raise ConfigError("LEASELINE_SMS_SIGNATURE must be 2 to 12 characters, without brackets (the signature "
+                          "approved for the SMS account)")
+    return signature
 
 
 def _tencent_sms(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

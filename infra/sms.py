@@ -41,8 +41,10 @@ class Template:
         return f"【{signature}】" + self.text.format(**{name: params[name] for name in self.params})
 
 
-#: the one registered signature (签名) every text goes out under: the product's name as its screens show it (租程,
-#: Leaseline; the catalogue's msgstr of "Leaseline"), never a second brand (issue 17 §8)
+#: the one registered signature (签名) every text goes out under, by default the product's name as its screens show it
+#: (租程, Leaseline; the catalogue's msgstr of "Leaseline"), never a second brand (issue 17 §8). Tencent Cloud refuses a
+#: SignName not approved for the account: the deployment sets the approved one (``LEASELINE_SMS_SIGNATURE``,
+#: bff/config.py), and both adapters sign every template with it.
 SIGNATURE = "租程"
 
 #: every text Leaseline sends, by name (the same wording registered with the platform, one template id each)
@@ -98,8 +100,8 @@ def _template(name: str, params: Mapping[str, str]) -> Template:
 class SandboxOutboxSms:
     """The sandbox: messages are rendered as the platform would and stored, never delivered."""
 
-    def __init__(self, db: Database) -> None:
-        self.db, self.signature = db, SIGNATURE
+    def __init__(self, db: Database, signature: str = SIGNATURE) -> None:
+        self.db, self.signature = db, signature
 
     def send(self, to: str, template: str, params: Mapping[str, str], dealer_id: str | None = None) -> None:
         body = _template(template, params).render(self.signature, params)
@@ -130,7 +132,7 @@ class TencentSms:
 
     def __init__(self, *, secret_id: str, secret_key: str, app_id: str,
                  template_ids: Mapping[str, str], region: str = "ap-guangzhou", endpoint: str = "",
-                 scheme: str = "https", timeout: int = 10) -> None:
+                 scheme: str = "https", timeout: int = 10, signature: str = SIGNATURE) -> None:
         from tencentcloud.common import credential
         from tencentcloud.common.profile.client_profile import ClientProfile
         from tencentcloud.common.profile.http_profile import HttpProfile
@@ -142,7 +144,7 @@ class TencentSms:
         http = HttpProfile(protocol=scheme, endpoint=endpoint or "sms.tencentcloudapi.com", reqTimeout=timeout)
         self.client = sms_client.SmsClient(credential.Credential(secret_id, secret_key), region,
                                            ClientProfile(httpProfile=http))
-        self.app_id, self.signature, self.template_ids = app_id, SIGNATURE, dict(template_ids)
+        self.app_id, self.signature, self.template_ids = app_id, signature, dict(template_ids)
 
     def send(self, to: str, template: str, params: Mapping[str, str], dealer_id: str | None = None) -> None:
         from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException

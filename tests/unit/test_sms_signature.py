@@ -1,9 +1,9 @@
 """One SMS signature everywhere (issue 17 §8): every text goes out under the product's own name, 租程 (Leaseline), as
-its screens call it; no second brand left in the settings, the adapters or the translations."""
+its screens call it by default, or the one the account has approved (a setting both adapters sign with); no second
+brand left in the sources or the translations."""
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import pytest
@@ -35,11 +35,25 @@ def test_every_template_carries_the_one_signature(name: str) -> None:
     assert "【" not in template.text  # no template brings a signature of its own
 
 
-def test_no_adapter_or_setting_takes_another_signature() -> None:
-    """The sandbox and Tencent Cloud sign with the constant; the settings have no second one to drift to."""
-    assert not hasattr(Settings.from_env({}), "sms_signature")
-    for adapter in (sms.SandboxOutboxSms, sms.TencentSms):
-        assert "signature" not in inspect.signature(adapter).parameters, adapter
+def test_one_configurable_signature_is_used_by_both_adapters() -> None:
+    """Tencent Cloud refuses a SignName not approved for the account: the one signature is a setting
+    (``LEASELINE_SMS_SIGNATURE``, 租程 by default), and whichever adapter the settings choose signs with it."""
+    from bff.bootstrap import sms_sender
+    from bff.config import ConfigError
+
+    assert Settings.from_env({}).sms_signature == SIGNATURE == "租程"
+    settings = Settings.from_env({"LEASELINE_SMS_SIGNATURE": "租程汽车"})
+    assert settings.sms_signature == "租程汽车"
+    assert sms_sender(settings, None).signature == "租程汽车"  # type: ignore[arg-type,attr-defined]
+    tencent = sms.TencentSms(secret_id="x", secret_key="y", app_id="1", template_ids={n: "1" for n in TEMPLATES},
+                             signature="租程汽车")
+    assert tencent.signature == "租程汽车"
+    for bad in ("", "租", "【租程】", "租" * 13):
+        with pytest.raises(ConfigError):
+            Settings.from_env({"LEASELINE_SMS_SIGNATURE": bad})
+
+
+def test_no_source_names_another_brand() -> None:
     sources = [*ROOT.glob("bff/**/*.py"), *ROOT.glob("infra/**/*.py"), *ROOT.glob("leaseline/**/*.py"),
                *ROOT.glob("pwa/templates/**/*.html"), ROOT / "README.md"]
     assert [str(p) for p in sources if "领航租赁" in p.read_text(encoding="utf-8")] == []
