@@ -178,9 +178,14 @@ class SqlApplications:
             return _app(row) if row else None
 
     def search(self, scope: Scope, *, statuses: Sequence[str] = (), text: str = "", hashes: Sequence[str] = (),
-               limit: int = 50) -> list[Application]:
-        """Newest first. ``text`` matches the name or the id prefix; ``hashes`` the ID or mobile look-up hash."""
-        stmt = self._scoped(select(ApplicationRow), scope).order_by(ApplicationRow.updated_at.desc()).limit(limit)
+               limit: int = 50, offset: int = 0, updated_since: datetime | None = None) -> list[Application]:
+        """Newest first (the id breaks ties, so that pages by ``offset`` neither repeat nor skip a row). ``text``
+        matches the name or the id prefix; ``hashes`` the ID or mobile look-up hash; ``updated_since`` keeps those
+        updated at or after it."""
+        stmt = self._scoped(select(ApplicationRow), scope).order_by(
+            ApplicationRow.updated_at.desc(), ApplicationRow.id).limit(limit).offset(offset)
+        if updated_since is not None:
+            stmt = stmt.where(ApplicationRow.updated_at >= updated_since)
         if statuses:
             stmt = stmt.where(ApplicationRow.status.in_(list(statuses)))
         if text or hashes:

@@ -19,6 +19,7 @@ from bff.auth.roles import tenant_of
 from bff.services import services
 from infra.accounts import Staff
 from infra.applications import Application
+from infra.applications import Scope
 from infra.db.models import utcnow
 from infra.invitations import Invitation
 
@@ -31,6 +32,10 @@ WAITING_FOR_DEALER = {"draft": "details", "contract_ready": "explain", "ready_fo
 #: after submission and until the contract, an application whose car the dealer has not described yet (VIN, new or
 #: used: issue 17 §5) waits for them too: the contract needs it
 VEHICLE_DUE = tuple(s for s in VEHICLE_EDITABLE if s not in WAITING_FOR_DEALER)
+#: how many of today's applications, and of each kind of waiting one, the page lists
+TODAY_LIMIT = 50
+WAITING_LIMIT = 30
+VEHICLE_PAGE = 100  # candidates read at a time for the car's facts (decrypted one by one)
 #: where a role lands after signing in: its own queue; dealer staff land on the work page
 LANDING = {"sales": "pwa.work", "dealer_admin": "pwa.work", "risk_officer_t1": "reviews.queue",
            "risk_officer_t2": "reviews.queue", "ops_admin": "payment_ops.index"}
@@ -57,17 +62,32 @@ def start_of_today(now: datetime) -> datetime:
     return local.astimezone(UTC)
 
 
+def vehicle_due(scope: Scope) -> list[Application]:
+    """The newest :data:`WAITING_LIMIT` applications in ``scope`` whose car the dealer has not described yet. The
+    car's facts live in the encrypted draft, which no query can filter on: the candidates are read newest first, a
+    page at a time, until enough are found — never the newest few filtered, where an older one would drop off."""
+    svc = services()
+    found: list[Application] = []
+    offset = 0
+    while len(found) < WAITING_LIMIT:
+        page = svc.applications.repo.search(scope, statuses=VEHICLE_DUE, limit=VEHICLE_PAGE, offset=offset)
+        found += [a for a in page if forms.validate("vehicle", svc.applications.draft(a))]
+        if len(page) < VEHICLE_PAGE:
+            break
+        offset += VEHICLE_PAGE
+    return found[:WAITING_LIMIT]
+
+
 def desk(user: Staff) -> Desk:
     """The work of ``user`` (dealer staff): today's applications, what waits for them, their shared plans."""
     svc = services()
     scope = staff_scope(user)
     now = utcnow()
     since = start_of_today(now)
-    today = [a for a in svc.applications.repo.search(scope, limit=50) if a.updated_at >= since]
+    today = svc.applications.repo.search(scope, updated_since=since, limit=TODAY_LIMIT)
     waiting = [(a, WAITING_FOR_DEALER[a.status]) for a in
-               svc.applications.repo.search(scope, statuses=tuple(WAITING_FOR_DEALER), limit=30)]
-    waiting += [(a, "vehicle") for a in svc.applications.repo.search(scope, statuses=VEHICLE_DUE, limit=30)
-                if forms.validate("vehicle", svc.applications.draft(a))]
+               svc.applications.repo.search(scope, statuses=tuple(WAITING_FOR_DEALER), limit=WAITING_LIMIT)]
+    waiting += [(a, "vehicle") for a in vehicle_due(scope)]
     waiting.sort(key=lambda item: item[0].updated_at, reverse=True)
     made_by = user.id if user.role == "sales" else None
     invitations = svc.invitations_repo.of_dealer(tenant_of(user), created_by=made_by, limit=50)

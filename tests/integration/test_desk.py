@@ -119,3 +119,33 @@ def test_a_requested_page_still_wins_over_the_landing(bff_server: Any) -> None:
                                                           "next": "/applications",
                                                           "csrf_token": csrf(s, f"{base}/login")})
         assert r.url == f"{base}/applications"
+
+
+def test_an_older_application_without_the_cars_details_waits_behind_more_newer_ones_than_the_list_shows(
+        app: Any) -> None:
+    """The car's facts live in the encrypted draft: the list of those still owing them must not be cut to the 30
+    most recently updated applications before it is filtered, or an older one without a VIN drops off the page."""
+    from datetime import timedelta
+    from uuid import uuid4
+
+    from sqlalchemy import text
+
+    from bff.pwa.desk import desk
+    from infra.db.models import utcnow
+
+    svc = app.extensions["leaseline"]
+    dealer = svc.accounts.by_email(SALES_A)[0].dealer_id
+    email = f"sales-{uuid4().hex[:8]}@demo.leaseline.cn"  # a salesperson of their own: only these applications
+    user_id = svc.accounts.create_staff(email, "新销售", "sales", dealer)
+    older = start(app, email, "车架号待填")
+    given = [start(app, email, f"已填{i}") for i in range(31)]  # more than the 30 the list shows, all newer
+    for application_id in given:
+        svc.applications.merge_draft(application_id, lambda d: {**d, "vin": "LSVAU218XN2183294", "condition": "new"})
+    with svc.db.session() as session:
+        session.execute(text("UPDATE applications SET status = 'kyc_passed', updated_at = :at WHERE id = :id"),
+                        {"id": older, "at": utcnow() - timedelta(days=2)})
+        session.execute(text("UPDATE applications SET status = 'kyc_passed' WHERE owner_id = :owner AND id != :id"),
+                        {"owner": user_id, "id": older})
+    with app.test_request_context():
+        waiting = desk(svc.accounts.get(user_id)).waiting
+    assert [(a.id, step) for a, step in waiting] == [(older, "vehicle")]
