@@ -13,6 +13,7 @@ from flask import Flask
 from flask import request
 from werkzeug.exceptions import HTTPException
 
+from contract.document.render import TextUnreadable
 from contract.evidence import LedgerError
 from contract.service import Conflict
 from contract.service import Invalid
@@ -80,6 +81,14 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Conflict)
     def _conflict(exc: Conflict) -> Any:
         return problem(409, "Conflict", exc.detail, code=exc.code)
+
+    @app.errorhandler(TextUnreadable)
+    def _text_unreadable(exc: TextUnreadable) -> Any:
+        log.error("the text fingerprint of a PDF could not be read on %s %s: %s", request.method, request.path, exc)
+        response = problem(503, "Service Unavailable", "The contract's text cannot be checked against its PDF just "
+                                                       "now; read the PDF itself.", code="text_unavailable")
+        response.headers["Retry-After"] = "30"
+        return response
 
     @app.errorhandler(StorageError)
     def _storage(exc: StorageError) -> Any:

@@ -252,14 +252,17 @@ def document() -> dict[str, Any]:
             "/api/v1/contracts/{contract_id}/text": {"get": {
                 "operationId": "contractText",
                 "summary": "The text the current PDF was rendered from, as HTML, with its fingerprint (contract:read)",
-                "description": "For reading the contract on a phone. sha256 is the SHA-256 of html's UTF-8 bytes; the "
-                               "PDF prints it on its first page (正文指纹 SHA-256), so anyone holding both can check "
-                               "they are one document. The HTML has no style attributes and no scripts.",
+                "description": "For reading the contract on a phone. The text as stored when the contract was "
+                               "generated; sha256 is the SHA-256 of html's UTF-8 bytes; the PDF prints it on its "
+                               "first page (正文指纹 SHA-256), so anyone holding both can check they are one "
+                               "document. The HTML has no style attributes and no scripts.",
                 "parameters": [CONTRACT_ID],
                 "responses": {"200": _json("ContractText", "The text"), **AUTH, "404": _problem("No such contract"),
-                              "409": _problem("The PDF prints another text fingerprint, or none (generated before "
-                                              "it), or does not match its recorded hash: read the PDF"),
-                              "503": _problem("Document storage unavailable")}}},
+                              "409": _problem("No stored text (no_text: generated before it was kept), the stored "
+                                              "text or PDF does not match its recorded hash (tampered), or the PDF "
+                                              "prints another fingerprint (text_differs): read the PDF"),
+                              "503": _problem("Document storage unavailable, or the PDF's fingerprint cannot be read "
+                                              "just now (text_unavailable)")}}},
             "/api/v1/contracts/{contract_id}/pages/{page}": {"get": {
                 "operationId": "contractPage", "summary": "One page as a PNG (contract:read)",
                 "parameters": [CONTRACT_ID, {"name": "page", "in": "path", "required": True,
@@ -274,7 +277,9 @@ def document() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/SignRequest"}}}},
                 "responses": {"200": _json("Contract", "The signed contract"), "400": BAD_BODY, **AUTH,
-                              "404": _problem("No such contract"), "409": _problem("Being signed right now"),
+                              "404": _problem("No such contract"),
+                              "409": _problem("Being signed right now, or the final text is not the text of the "
+                                              "draft the customer read (text_changed)"),
                               "422": _problem("Invalid signer, image or identity evidence", SIGNING_RULES),
                               "503": _problem("Document storage unavailable")}}},
             "/api/v1/contracts/{contract_id}/handover": {

@@ -198,16 +198,22 @@ class ContractService:
             return existing, False
         contract_id = uuid.uuid4().hex
         from contract.document.render import render
+        from contract.document.render import render_text
+        from contract.document.render import text_sha256
 
         rendered = render(data)
         draft_key = f"contracts/{contract_id}/draft.pdf"
         self.store.put(draft_key, rendered.pdf, "application/pdf", {"contract-number": number})
         digest = sha256_hex(rendered.pdf)
+        # the text the draft prints the fingerprint of, kept as it is: the reading copy and the words to sign
+        text = render_text(data)
+        text_key, text_digest = f"contracts/{contract_id}/text.html", text_sha256(text)
+        self.store.put(text_key, text.encode("utf-8"), "text/html; charset=utf-8", {"contract-number": number})
         row = ContractRow(id=contract_id, number=number, application_id=application_id, dealer_id=dealer_id,
                           status="draft", snapshot_enc=self.vault.encrypt(json.dumps(document, ensure_ascii=False),
                                                                           f"contract:{contract_id}"),
                           lessee_masked=mask_name(data.lessee.name), draft_key=draft_key, draft_sha256=digest,
-                          pages=rendered.pages, created_at=now)
+                          pages=rendered.pages, text_key=text_key, text_sha256=text_digest, created_at=now)
         try:
             # the contract and the job that renders its final text commit together
             with self.db.transaction(), self.db.session() as session:
@@ -222,7 +228,8 @@ class ContractService:
                 raise
             return found, False
         self.ledger.append("contract_generated", application_id, {
-            "contract_id": contract_id, "number": number, "draft_sha256": digest, "pages": rendered.pages},
+            "contract_id": contract_id, "number": number, "draft_sha256": digest, "pages": rendered.pages,
+            "text_sha256": text_digest},
             idempotency_key=f"contract_generated:{contract_id}")
         log.info("contract %s generated for application %s (%s pages)", number, application_id, rendered.pages)
         return self.get(contract_id), True
@@ -234,8 +241,15 @@ class ContractService:
         if row.status != "draft" or row.final_key:
             return False
         from contract.document.render import render
+        from contract.document.render import render_text
+        from contract.document.render import text_sha256
 
-        rendered = render(self.parse({**self.document_data(row), "signed": True}))
+        data = self.parse({**self.document_data(row), "signed": True})
+        if row.text_sha256 and text_sha256(render_text(data)) != row.text_sha256:
+            # not kept: signing renders it again and refuses it (text_changed) with the customer there to be told
+            log.error("final text of %s is not the text of its draft: not rendered ahead", row.number)
+            return False
+        rendered = render(data)
         key = f"contracts/{row.id}/final-unsigned.pdf"
         self.store.put(key, rendered.pdf, "application/pdf", {"contract-number": row.number})
         boxes = {role: [b.page, b.x1, b.y1, b.x2, b.y2] for role, b in rendered.signature_boxes.items()}
@@ -244,8 +258,23 @@ class ContractService:
                             .values(final_key=key, final_sha256=sha256_hex(rendered.pdf), final_boxes=boxes))
         return True
 
-    def _final_text(self, row: ContractRow, document: dict[str, Any]) -> tuple[bytes, dict[str, SignatureBox]]:
-        """The final text to sign and its signature boxes: the one rendered ahead when it is intact, else now."""
+    def _final_text(self, row: ContractRow,
+                    document: dict[str, Any]) -> tuple[bytes, dict[str, SignatureBox], str | None]:
+        """The final text to sign, its signature boxes and the text fingerprint it prints; :class:`Conflict`
+        ``text_changed`` when that is not the draft's, the words the customer read (the template or its filters
+        changed since the draft was generated)."""
+        from contract.document.render import stated_text_sha256
+
+        pdf, boxes = self._final_pdf(row, document)
+        printed = stated_text_sha256(pdf)
+        if row.text_sha256 and printed != row.text_sha256:
+            log.error("final text of %s prints %s, its draft %s: not signed", row.number, printed, row.text_sha256)
+            raise Conflict("text_changed", "The final text is not the text of the draft the customer read (the "
+                                           "contract's template changed since): it cannot be signed as it is.")
+        return pdf, boxes, printed
+
+    def _final_pdf(self, row: ContractRow, document: dict[str, Any]) -> tuple[bytes, dict[str, SignatureBox]]:
+        """The final text's PDF and its signature boxes: the one rendered ahead when it is intact, else now."""
         if row.final_key and row.final_sha256 and row.final_boxes:
             try:
                 pdf = self.store.get(row.final_key)
@@ -328,26 +357,28 @@ class ContractService:
 
     def text(self, contract_id: str) -> dict[str, Any]:
         """The contract's text as HTML for reading on a phone (issue 17 §2), with its fingerprint, its sections and
-        its key terms. The text is rendered again from the frozen snapshot and handed out only when the current PDF
-        (the draft, or the signed contract) prints that very fingerprint: a PDF rendered from other words (a
-        contract generated before the fingerprint, or before a change of the template) is a 409, never a
-        reading copy that differs from what is signed."""
+        its key terms. The text is the one stored when the contract was generated (never rendered again, which a
+        new template would change), handed out only when its bytes are the ones recorded and the current PDF (the
+        draft, or the signed contract) prints their fingerprint. A contract generated before the stored text has
+        none (409 ``no_text``): its PDF remains."""
         from contract.document.reading import key_terms
         from contract.document.reading import sections
-        from contract.document.render import render_text
-        from contract.document.render import text_sha256
 
         row = self.row(contract_id)
-        data = self.parse(self.document_data(row))
-        html = render_text(data)
-        digest = text_sha256(html)
+        if not row.text_key or not row.text_sha256:
+            raise Conflict("no_text", "This contract was generated before its text was kept for reading: read its "
+                                      "PDF.")
+        stored = self.store.get(row.text_key)
+        if sha256_hex(stored) != row.text_sha256:
+            raise Conflict("tampered", "The stored text does not match its recorded hash.")
         document_sha256, stated = self._stated_fingerprint(contract_id)
-        if stated != digest:
-            raise Conflict("text_differs", "This contract's PDF does not state the fingerprint of its text as "
-                                           "rendered now: read the PDF itself.")
-        return {"contract_id": row.id, "number": row.number, "status": row.status, "sha256": digest,
+        if stated != row.text_sha256:
+            raise Conflict("text_differs", "This contract's PDF does not state the fingerprint of its stored text: "
+                                           "read the PDF itself.")
+        html = stored.decode("utf-8")
+        return {"contract_id": row.id, "number": row.number, "status": row.status, "sha256": row.text_sha256,
                 "document_sha256": document_sha256, "html": html, "sections": sections(html),
-                "terms": key_terms(data)}
+                "terms": key_terms(self.parse(self.document_data(row)))}
 
     def _stated_fingerprint(self, contract_id: str) -> tuple[str, str | None]:
         """The current PDF's hash and the text fingerprint it prints (pdftotext), remembered by the PDF's hash for a
@@ -464,7 +495,7 @@ class ContractService:
 
     def _sign(self, row: ContractRow, document: dict[str, Any], name: str, png: bytes,
               identity: Identity) -> dict[str, Any]:
-        text, boxes = self._final_text(row, document)
+        text, boxes, text_digest = self._final_text(row, document)
         signed = self.signed_by_both(text, boxes, document, name, png)
         pdf, event = signed.pdf, signed.event
         now = self.clock()
@@ -478,6 +509,8 @@ class ContractService:
             "lessee_certificate_sha256": cert_hash(certs["lessee"]),
             "lessor_certificate_sha256": cert_hash(certs["lessor"]), "identity": identity.method,
             "identity_reference": identity.reference, "event": event,
+            # the text read (the draft's) and the text signed (the final's): the same, or there is no signature
+            "text_sha256": row.text_sha256, "final_text_sha256": text_digest,
         }, idempotency_key=f"contract_signed:{row.id}")
         with self.db.session() as session:
             current = session.get(ContractRow, row.id, with_for_update=True)

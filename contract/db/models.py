@@ -54,6 +54,10 @@ class ContractRow(ContractBase):
     final_key: Mapped[str | None] = mapped_column(String(255))
     final_sha256: Mapped[str | None] = mapped_column(String(64))
     final_boxes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: the text read on the phone, stored as generated (object storage) and its SHA-256, which the PDFs print;
+    #: None for a contract generated before (migration 0008)
+    text_key: Mapped[str | None] = mapped_column(String(255))
+    text_sha256: Mapped[str | None] = mapped_column(String(64))
     signed_key: Mapped[str | None] = mapped_column(String(255))
     signed_version: Mapped[str | None] = mapped_column(String(255))
     signed_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -65,6 +66,11 @@ _LIMIT = Decimal("1000000000000")  # below 1 万亿, so three groups suffice
 
 class RenderError(RuntimeError):
     """The PDF or its page images could not be produced (missing fonts or libraries, poppler failed)."""
+
+
+class TextUnreadable(RenderError):
+    """The fingerprint a PDF prints could not be read (pdftotext failed, timed out or is missing): the reading copy
+    is unavailable for now, which is not a failure of the service as a whole (:func:`stated_text_sha256`)."""
 
 
 # ------------------------------------------------------------------------------------------ formatting
@@ -182,7 +188,7 @@ STATED_FINGERPRINT = re.compile(r"正文指纹 SHA-256：\s*([0-9a-f]{64})")
 
 def stated_text_sha256(pdf: bytes, timeout: float = 30.0) -> str | None:
     """The text fingerprint a contract PDF prints on its first page (poppler's ``pdftotext``), or None for a PDF
-    that prints none (a contract generated before the fingerprint). Raises :class:`RenderError` when pdftotext
+    that prints none (a contract generated before the fingerprint). Raises :class:`TextUnreadable` when pdftotext
     fails or is not installed."""
     with tempfile.TemporaryDirectory(prefix="contract-text-") as tmp:
         source = Path(tmp) / "contract.pdf"
@@ -192,12 +198,12 @@ def stated_text_sha256(pdf: bytes, timeout: float = 30.0) -> str | None:
         try:
             done = subprocess.run(command, check=True, capture_output=True, timeout=timeout)
         except FileNotFoundError:
-            raise RenderError("pdftotext not found (Debian: apt-get install poppler-utils)") from None
+            raise TextUnreadable("pdftotext not found (Debian: apt-get install poppler-utils)") from None
         except subprocess.TimeoutExpired:
-            raise RenderError(f"pdftotext took longer than {timeout:g} s") from None
+            raise TextUnreadable(f"pdftotext took longer than {timeout:g} s") from None
         except subprocess.CalledProcessError as exc:
             message = exc.stderr.decode("utf-8", "replace").strip()[:500]
-            raise RenderError(f"pdftotext failed ({exc.returncode}): {message}") from None
+            raise TextUnreadable(f"pdftotext failed ({exc.returncode}): {message}") from None
     found = STATED_FINGERPRINT.search(done.stdout.decode("utf-8", "replace"))
     return found.group(1) if found else None
 
@@ -292,11 +298,19 @@ def _build_engine() -> _Engine:
     return engine
 
 
-def warm_up() -> None:
-    """Import WeasyPrint, parse the stylesheet and load the CJK fonts (≈1.5 s once per process).
+#: poppler's tools the service runs: the page images (pdftoppm) and the fingerprint a PDF prints (pdftotext)
+POPPLER = ("pdftoppm", "pdftotext")
 
-    Raises :class:`RenderError` when the fonts or HarfBuzz's subset library are missing.
+
+def warm_up() -> None:
+    """Import WeasyPrint, parse the stylesheet and load the CJK fonts (≈1.5 s once per process), and find poppler.
+
+    Raises :class:`RenderError` when the fonts, HarfBuzz's subset library or poppler's tools are missing: a service
+    without them would start and then fail every page image and reading copy.
     """
+    missing = [tool for tool in POPPLER if shutil.which(tool) is None]
+    if missing:
+        raise RenderError(f"{', '.join(missing)} not found (Debian: apt-get install poppler-utils)")
     _get_engine()
 
 

@@ -103,17 +103,93 @@ def test_the_text_is_the_one_the_pdf_was_rendered_from_before_and_after_signing(
     assert signed["document_sha256"] == r.json()["signed_sha256"] != contract["sha256"]
 
 
-def test_a_text_the_pdf_does_not_print_is_never_handed_out(contracts: ContractServer) -> None:
-    """A PDF rendered from other words (a contract generated before the fingerprint, or before the template changed;
-    here its frozen data changed under it): 409, never a reading copy that differs from the PDF."""
-    contract = create(contracts, "app-text-differs")
+def change_frozen_words(contracts: ContractServer, contract_id: str) -> None:
+    """The contract's frozen data changed under it: what the text renders to now differs from what was generated
+    (as a deploy that changes the template or its filters would make it differ)."""
     service = contracts.components.service
-    row = service.row(contract["id"])
+    row = service.row(contract_id)
     document = service.document_data(row)
-    document["lessee"]["address"] = "上海市浦东新区世纪大道 1 号"
+    document["lessee"]["address"] = "上海市浦东新区改址路 1 号"
     with contracts.components.db.session() as session:
         session.execute(update(ContractRow).where(ContractRow.id == row.id).values(
             snapshot_enc=service.vault.encrypt(json.dumps(document, ensure_ascii=False), f"contract:{row.id}")))
+
+
+def entry(contracts: ContractServer, contract: dict[str, Any], kind: str) -> str:
+    """The clear entry of the contract's latest evidence-log entry of ``kind``."""
+    ledger = contracts.components.service.ledger
+    meta = contracts.components.service.get(contract["id"])
+    index = [e["index"] for e in meta["ledger"] if e["kind"] == kind][-1]
+    return ledger.opened(index).opening.entry.decode()
+
+
+def test_the_reading_copy_is_the_text_stored_when_the_contract_was_generated(contracts: ContractServer) -> None:
+    """The text is kept as generated, not rendered again: a change of what it would render to now (a new template)
+    changes nothing of what is handed out, and the PDF still prints its fingerprint."""
+    contract = create(contracts, "app-text-stored")
+    before = get_text(contracts, contract["id"]).json()
+    change_frozen_words(contracts, contract["id"])
     r = get_text(contracts, contract["id"])
-    assert r.status_code == 409 and r.json()["code"] == "text_differs"
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["html"] == before["html"] and r.json()["sha256"] == stated(get_pdf(contracts, contract["id"]))
+    assert "改址路" not in r.json()["html"]
+    assert before["sha256"] in entry(contracts, contract, "contract_generated")
+
+
+def test_a_stored_text_that_is_not_the_one_generated_is_never_handed_out(contracts: ContractServer) -> None:
+    contract = create(contracts, "app-text-tampered")
+    row = contracts.components.service.row(contract["id"])
+    assert row.text_key and row.text_sha256 == get_text(contracts, contract["id"]).json()["sha256"]
+    contracts.components.service.store.put(row.text_key, b"<p>other words</p>", "text/html; charset=utf-8", {})
+    r = get_text(contracts, contract["id"])
+    assert r.status_code == 409 and r.json()["code"] == "tampered"
+    assert r.headers["Content-Type"] == "application/problem+json"
+
+
+def test_a_contract_generated_before_the_stored_text_has_no_reading_copy(contracts: ContractServer) -> None:
+    contract = create(contracts, "app-text-older")
+    with contracts.components.db.session() as session:
+        session.execute(update(ContractRow).where(ContractRow.id == contract["id"]).values(
+            text_key=None, text_sha256=None))
+    r = get_text(contracts, contract["id"])
+    assert r.status_code == 409 and r.json()["code"] == "no_text"
+
+
+def test_the_customer_signs_only_the_words_they_read(contracts: ContractServer) -> None:
+    """The final text is rendered after the draft (ahead by a job, or at signing): when its words are no longer the
+    draft's (a deploy changed the template in between), signing is refused, never done on other words."""
+    contract = create(contracts, "app-text-changed")
+    read = get_text(contracts, contract["id"]).json()["sha256"]
+    change_frozen_words(contracts, contract["id"])
+    with contracts.components.db.session() as session:  # whether or not the job had rendered it already
+        session.execute(update(ContractRow).where(ContractRow.id == contract["id"]).values(
+            final_key=None, final_sha256=None, final_boxes=None))
+    assert contracts.components.service.prepare_final(contract["id"]) is False
+    assert contracts.components.service.row(contract["id"]).final_key is None
+    r = requests.post(f"{contracts.url}/api/v1/contracts/{contract['id']}/signatures", json=sign_body(),
+                      headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 409 and r.json()["code"] == "text_changed", r.text[:300]
+    assert contracts.components.service.row(contract["id"]).status == "draft"
+    assert get_text(contracts, contract["id"]).json()["sha256"] == read
+
+
+def test_the_signed_entry_records_the_text_read_and_the_text_signed(contracts: ContractServer) -> None:
+    contract = create(contracts, "app-text-signed-entry")
+    read = get_text(contracts, contract["id"]).json()["sha256"]
+    r = requests.post(f"{contracts.url}/api/v1/contracts/{contract['id']}/signatures", json=sign_body(),
+                      headers=contracts.headers(), timeout=TIMEOUT)
+    assert r.status_code == 200, r.text[:300]
+    signed = json.loads(entry(contracts, contract, "contract_signed"))
+    found = json.dumps(signed)
+    assert f'"text_sha256": "{read}"' in found and f'"final_text_sha256": "{read}"' in found
+
+
+def test_a_pdf_whose_fingerprint_cannot_be_read_is_a_503_not_a_500(contracts: ContractServer,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """pdftotext failing is the text being unavailable for a while: a 503 the BFF shows as such, never a 500 that
+    counts against the contract client's circuit breaker (shared with signing)."""
+    contract = create(contracts, "app-text-no-poppler")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    r = get_text(contracts, contract["id"])
+    assert r.status_code == 503 and r.json()["code"] == "text_unavailable", r.text[:300]
     assert r.headers["Content-Type"] == "application/problem+json"
