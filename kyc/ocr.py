@@ -12,17 +12,22 @@ rectified first; the chip (the authoritative data) is not read.
 
 A confidence is the recogniser's own (0–1), lowered where the card contradicts itself: an ID number whose check
 digit fails, a sex or birth date that its number does not give, a name shorter than two characters. The
+recogniser's score is the mean over the characters it kept, so a dropped character never lowers it (王建 read
+for 王建国): the name's ink is measured too, printed at a fixed size, and a name whose ink holds more or fewer
+characters than were read is doubtful; an address line with print that was left out for its low score caps the
+address's confidence at that score. Limits: the ink is print darker than a fixed grey (INK_LEVEL), so a dark or
+unevenly lit photo may measure wrong; the pitch was measured on kyc/specimens.py's cards, not real ones. The
 customer confirms the fields lowest confidence first (bff/applications/kyc.py).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import date
-from functools import cache
 from typing import Any
 from typing import Literal
 from typing import Protocol
@@ -67,6 +72,19 @@ _DATE = re.compile(r"(\d{4})\D{0,2}(\d{1,2})\D{0,2}(\d{1,2})")
 TITLE_WORDS = ("中华", "人民", "共和国", "居民", "身份证")
 #: below this a field is shown to the customer as doubtful (the strongest 请核对)
 DOUBTFUL = 0.9
+#: the advance of one printed character of a field's value on the normalised card (the name and address are
+#: printed at one fixed size: kyc/specimens.py draws them 34 px wide, its CJK font at size 34), and the side
+#: bearings the ink of a line lacks against ``n × pitch`` (measured: 2 characters 63–65 px of ink, 3 characters
+#: 84–97, 4 characters 130, on clean, degraded and half-size specimen cards)
+CHAR_PITCH = 34
+INK_BEARING = 4
+#: darker than this (0–255 grey) is print, not the card's pale guilloche pattern (about 225)
+INK_LEVEL = 110
+#: a name whose ink is this many characters wider or narrower than its reading is doubtful: a reader that
+#: drops a character keeps its score high (the mean over the characters it kept: 王建 for 王建国)
+INK_TOLERANCE = 0.5
+#: the confidence of a name whose ink disagrees with its length
+INK_DISAGREES = 0.5
 
 Side = Literal["front", "back", "unreadable"]
 
@@ -131,12 +149,21 @@ class CardReader(Protocol):
         ...
 
 
-@cache
-def reader() -> CardReader:
-    """The process's reader, its models loaded once (a worker calls this before its first job: bff/worker.py)."""
-    from kyc.ocr_rapid import RapidOcrReader
+_reader: CardReader | None = None
+_reader_lock = threading.Lock()
 
-    return RapidOcrReader()
+
+def reader() -> CardReader:
+    """The process's reader, its models loaded once (a worker calls this before its first job: bff/worker.py).
+    Under a lock: threads asking for it at the same time first (the web server's threads) would otherwise each
+    build an engine, each loading its models."""
+    global _reader  # one engine per process, built on first use
+    with _reader_lock:
+        if _reader is None:
+            from kyc.ocr_rapid import RapidOcrReader
+
+            _reader = RapidOcrReader()
+        return _reader
 
 
 def card(image: Image.Image) -> Image.Image:
@@ -218,6 +245,21 @@ def field_crop(side_image: Image.Image, form_field: str) -> Image.Image:
     cut from that side's photo: what a reviewer compares the typed and the read value with."""
     _side, box = FORM_FIELDS[form_field]
     return side_image.convert("RGB").crop(scaled(side_image, box))
+
+
+def ink_width(normal: Image.Image, box: Box) -> int:
+    """The width in pixels from the first to the last column of print inside ``box`` of the normalised card (0:
+    no print): what a line's characters cover, whatever a recogniser made of them."""
+    left, top, right, bottom = box
+    dark = np.asarray(ImageOps.grayscale(normal).crop((left, top, right, bottom))) < INK_LEVEL
+    columns = np.flatnonzero(dark.sum(axis=0) >= 2)  # (a lone dark pixel is noise)
+    return int(columns[-1] - columns[0] + 1) if columns.size else 0
+
+
+def ink_agrees(text: str, width: int) -> bool:
+    """Whether ``width`` pixels of ink hold ``len(text)`` characters printed at the card's fixed size."""
+    printed = (width + INK_BEARING) / CHAR_PITCH
+    return abs(printed - len(text)) <= INK_TOLERANCE
 
 
 def expired(back: IdBack, today: date) -> bool:

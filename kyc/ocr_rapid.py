@@ -19,10 +19,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from kyc.idnumber import check_id_number
 from kyc.ocr import ADDRESS_LINES
 from kyc.ocr import BACK
 from kyc.ocr import CARD_SIZE
+from kyc.ocr import CHAR_PITCH
 from kyc.ocr import FRONT
+from kyc.ocr import INK_DISAGREES
 from kyc.ocr import TITLE_LINES
 from kyc.ocr import TITLE_WORDS
 from kyc.ocr import Box
@@ -33,6 +36,8 @@ from kyc.ocr import blank
 from kyc.ocr import chinese
 from kyc.ocr import cross_checked
 from kyc.ocr import id_number_in
+from kyc.ocr import ink_agrees
+from kyc.ocr import ink_width
 from kyc.ocr import parse_date
 from kyc.ocr import portrait_box
 from kyc.ocr import validity
@@ -65,22 +70,28 @@ class RapidOcrReader:
         return [(str(text), float(score)) for text, score in found]
 
     def read_front(self, image: Image.Image) -> IdFront:
-        read = dict(zip([name for name, _ in _FRONT_LINES], self.lines(image, [b for _, b in _FRONT_LINES]),
+        normal = image.convert("RGB").resize(CARD_SIZE, Image.Resampling.LANCZOS)
+        read = dict(zip([name for name, _ in _FRONT_LINES], self.lines(normal, [b for _, b in _FRONT_LINES]),
                         strict=True))
-        address_lines = [read[f"address{i}"] for i in range(len(ADDRESS_LINES))
-                         if chinese(read[f"address{i}"][0]) and read[f"address{i}"][1] >= LINE_SCORE]
+        lines = [read[f"address{i}"] for i in range(len(ADDRESS_LINES))]
+        kept = [(text, score) for text, score in lines if chinese(text) and score >= LINE_SCORE]
         number = id_number_in(read["id_number"][0])
         sex = chinese(read["sex"][0])[:1]
         sex_score = read["sex"][1]
-        if sex not in ("男", "女") and len(number) == 18 and number[16].isdigit():  # the number says it (odd: male)
+        if sex not in ("男", "女") and check_id_number(number).valid:  # the number says it (odd: male)
             sex, sex_score = ("男" if int(number[16]) % 2 else "女"), 0.9
         fields: dict[str, Any] = {
             "name": chinese(read["name"][0]), "sex": sex, "ethnicity": chinese(read["ethnicity"][0]),
             "birth_date": parse_date(read["birth_date"][0].replace(" ", "")),
-            "address": "".join(chinese(text) for text, _ in address_lines), "id_number": number}
+            "address": "".join(chinese(text) for text, _ in kept), "id_number": number}
         scores = {"name": read["name"][1], "sex": sex_score, "ethnicity": read["ethnicity"][1],
-                  "birth_date": read["birth_date"][1], "address": min((s for _, s in address_lines), default=0.0),
+                  "birth_date": read["birth_date"][1], "address": min((s for _, s in kept), default=0.0),
                   "id_number": read["id_number"][1]}
+        if not ink_agrees(fields["name"], ink_width(normal, FRONT["name"])):  # a character dropped or made up
+            scores["name"] = min(scores["name"], INK_DISAGREES)
+        for box, (text, score) in zip(ADDRESS_LINES, lines, strict=True):  # a line of print left out
+            if (text, score) not in kept and ink_width(normal, box) >= CHAR_PITCH // 2:
+                scores["address"] = min(scores["address"], score)
         return IdFront(portrait_box=portrait_box(image), confidence=cross_checked(fields, scores), **fields)
 
     def read_back(self, image: Image.Image) -> IdBack:

@@ -112,11 +112,12 @@ class OcrField:
     name: str
     read: str
     value: str
-    confidence: float
+    #: None: unknown (a draft read before confidences were kept): asked to check, but not as doubtful
+    confidence: float | None
 
     @property
     def doubtful(self) -> bool:
-        return self.confidence < ocr.DOUBTFUL
+        return self.confidence is not None and self.confidence < ocr.DOUBTFUL
 
 
 #: the form's fields the card fills in, which the person confirms
@@ -128,9 +129,32 @@ def to_confirm(draft: Mapping[str, str]) -> list[OcrField]:
     (issue 17: 王建国 read as 王建, and nothing asked to check it)."""
     read: dict[str, str] = json.loads(draft.get("_ocr") or "{}")
     confidence: dict[str, float] = json.loads(draft.get("_ocr_confidence") or "{}")
-    fields = [OcrField(name, read[name], draft.get(name, ""), float(confidence.get(name, 0.0)))
+    fields = [OcrField(name, read[name], draft.get(name, ""),
+                       float(confidence[name]) if name in confidence else None)
               for name in CONFIRMED_FIELDS if read.get(name)]
-    return sorted(fields, key=lambda f: f.confidence)
+    return sorted(fields, key=lambda f: 1.0 if f.confidence is None else f.confidence)
+
+
+def ocr_unconfirmed(draft: Mapping[str, str]) -> bool:
+    """Whether the card was read and the person has not yet confirmed what was read (the application may not be
+    submitted until they do: the reading may be wrong, 王建 for 王建国)."""
+    return bool(to_confirm(draft)) and not draft.get("_ocr_confirmed")
+
+
+def prefilled(draft: Mapping[str, str], found: Mapping[str, str], confidence: Mapping[str, float],
+              documents: Mapping[str, str]) -> dict[str, str]:
+    """``draft`` with a new reading of the card: a field is filled when it is empty or still holds the previous
+    reading (a retake replaces the first photo's 王建 with 王建国; what the person typed themselves stays), the
+    reading kept (to flag mismatches) with its confidences and the photos it was read from (``documents``: side
+    → document id, whose crop a reviewer sees), and the confirmation asked for anew."""
+    previous: dict[str, str] = json.loads(draft.get("_ocr") or "{}")
+    filled = {**draft, **{name: value for name, value in found.items()
+                          if value and (not draft.get(name) or draft.get(name) == previous.get(name))}}
+    filled["_ocr"] = json.dumps(dict(found), ensure_ascii=False)
+    filled["_ocr_confidence"] = json.dumps(dict(confidence))
+    filled["_ocr_documents"] = json.dumps(dict(documents))
+    filled.pop("_ocr_confirmed", None)  # a new card: its fields are confirmed anew
+    return filled
 
 
 @dataclass(frozen=True)
@@ -339,20 +363,14 @@ class KycService:
                       "id_valid_to": back_fields.confidence.get("validity", 0.0)}
         return ("refused" if problems else "ok"), {"problems": [r.as_dict() for r in problems],
                                                     "portrait_faces": portrait_faces}, \
-            lambda: self._merge_ocr(app.id, found, confidence)
+            lambda: self._merge_ocr(app.id, found, confidence, {"front": kept[0].id, "back": kept[1].id})
 
-    def _merge_ocr(self, app_id: str, found: dict[str, str], confidence: dict[str, float]) -> None:
-        """Pre-fill empty fields with what OCR read, and keep the OCR values (encrypted) to flag mismatches, with
-        each field's confidence: the person is asked to confirm what was read, lowest confidence first
-        (:func:`to_confirm`), until they do (``_ocr_confirmed``)."""
-        def prefill(draft: dict[str, str]) -> dict[str, str]:
-            filled = {**draft, **{name: value for name, value in found.items() if value and not draft.get(name)}}
-            filled["_ocr"] = json.dumps(found, ensure_ascii=False)
-            filled["_ocr_confidence"] = json.dumps(confidence)
-            filled.pop("_ocr_confirmed", None)  # a new card: its fields are confirmed anew
-            return filled
-
-        self.apps.merge_draft(app_id, prefill)  # (nothing happens once the application was submitted)
+    def _merge_ocr(self, app_id: str, found: dict[str, str], confidence: dict[str, float],
+                   documents: dict[str, str]) -> None:
+        """Pre-fill the form with what OCR read (:func:`prefilled`), kept encrypted in the draft: the person is
+        asked to confirm it, lowest confidence first (:func:`to_confirm`), before submitting (``_ocr_confirmed``)."""
+        # (nothing happens once the application was submitted)
+        self.apps.merge_draft(app_id, lambda draft: prefilled(draft, found, confidence, documents))
 
     def confirm_card(self, app: Application, raw: Mapping[str, Any]) -> tuple[Application, list[FieldError]]:
         """Save what the person confirmed or corrected of the fields OCR read (:func:`to_confirm`), even invalid
@@ -369,13 +387,15 @@ class KycService:
         return saved, errors
 
     def field_crop(self, app: Application, form_field: str) -> bytes | None:
-        """Where ``form_field`` is printed on the latest photo of its side of the card, as JPEG: what a reviewer
-        compares the typed and the read value with (None: no such photo is kept)."""
+        """Where ``form_field`` is printed on the photo the draft's reading came from (not a newer upload, still
+        pending or refused), as JPEG: what a reviewer compares the typed and the read value with (None: that photo
+        is no longer kept, or the reading predates the record of its photos)."""
         side, _box = ocr.FORM_FIELDS[form_field]
-        photos = self.repo.documents(app.id, (f"id_{side}",))
+        source = json.loads(self.apps.draft(app).get("_ocr_documents") or "{}").get(side)
+        photos = [d for d in self.repo.documents(app.id, (f"id_{side}",)) if d.id == source]
         if not photos:
             return None
-        return _jpeg(ocr.field_crop(self._image(photos[-1]), form_field))
+        return _jpeg(ocr.field_crop(self._image(photos[0]), form_field))
 
     def id_card_done(self, app: Application) -> bool:
         latest = self.repo.latest_check(app.id, "id_card")

@@ -37,6 +37,7 @@ from bff.applications.contracts import same_press
 from bff.applications.history import history
 from bff.applications.kyc import Rejected
 from bff.applications.kyc import mismatch_rows
+from bff.applications.kyc import ocr_unconfirmed
 from bff.applications.kyc import to_confirm
 from bff.applications.reading import contract_reading
 from bff.applications.services import NotAllowed
@@ -336,6 +337,10 @@ def _options() -> dict[str, tuple[str, ...]]:
 def submit(application_id: str) -> Any:
     app = application_or_404(application_id)
     svc = services()
+    if app.status == "draft" and ocr_unconfirmed(svc.applications.draft(app)):  # the reading may be wrong
+        return _photo_page("applications/id_card.html", "id_card_block", app, NotAllowed(
+            "ocr_unconfirmed", "请先核对身份证信息", "Please check the details read from the ID card first"),
+            None, "latest_id")
     try:
         svc.applications.submit(actor(), app, id_card_done=svc.kyc.id_card_done(app))
     except PlanInputError as exc:

@@ -110,15 +110,27 @@ def upload_card(base: str, s: requests.Session, app_id: str, front: bytes, back:
                   files={"front": ("front.jpg", front, "image/jpeg"), "back": ("back.jpg", back, "image/jpeg")})
 
 
+def confirm_card(base: str, s: requests.Session, app_id: str) -> None:
+    """The person confirms what OCR read on the card (the card's values: CUSTOMER's), as the application may not be
+    submitted before (issue 17 §3)."""
+    r = post(s, f"{base}/applications/{app_id}/id-card/confirm",
+             {name: CUSTOMER[name] for name in ("name", "id_number", "id_valid_to", "address")},
+             form_url=f"{base}/applications/{app_id}/id-card")
+    assert r.status_code == 200 and r.url.endswith("/steps/customer"), r.text[:500]
+
+
 def ready_to_submit(base: str, s: requests.Session, card_images: tuple[bytes, bytes], face: bool = True,
-                    vehicle: bool = True) -> str:
-    """An application ready to submit: consent, the ID card and the applicant's steps; with ``vehicle`` the car's
-    facts too, which only the dealer's staff give (a customer's session passes False: issue 17 §5)."""
+                    vehicle: bool = True, confirm: bool = True) -> str:
+    """An application ready to submit: consent, the ID card (its reading confirmed unless not ``confirm``) and the
+    applicant's steps; with ``vehicle`` the car's facts too, which only the dealer's staff give (a customer's
+    session passes False: issue 17 §5)."""
     app_id = start(base, s)
     consent(base, s, app_id, face)
     r = upload_card(base, s, app_id, *card_images)
     assert r.status_code == 202, r.text[:500]
     assert 'data-outcome="ok"' in wait_check(s, base, app_id, r.text)
+    if confirm:
+        confirm_card(base, s, app_id)
     steps: list[tuple[str, dict[str, str]]] = [("customer", CUSTOMER), ("work", WORK)]
     if vehicle:
         steps.append(("vehicle", {"vin": VIN, "condition": "new"}))
@@ -176,6 +188,7 @@ def test_the_whole_application_up_to_identity_review(bff_server: Any, app: Any,
         assert f'value="{bad["id_number"]}"' in r.text and 'data-mismatch="id_number"' in r.text
         r = post(s, f"{base}/applications/{app_id}/steps/customer", CUSTOMER)
         assert r.status_code == 200 and r.url.endswith("/steps/work")
+        confirm_card(base, s, app_id)
         # submit too early: what is missing is listed
         r = post(s, f"{base}/applications/{app_id}/submit", form_url=f"{base}/applications/{app_id}")
         assert r.status_code == 422 and 'role="alert"' in r.text

@@ -14,6 +14,7 @@ from tests.integration.test_applications import SALES_A
 from tests.integration.test_applications import VIN
 from tests.integration.test_applications import WORK
 from tests.integration.test_applications import _all
+from tests.integration.test_applications import confirm_card
 from tests.integration.test_applications import make_card_images
 from tests.integration.test_applications import post
 from tests.integration.test_applications import upload_card
@@ -58,6 +59,7 @@ def applied(base: str, s: requests.Session, card_images: tuple[bytes, bytes], mo
         .status_code == 200
     r = upload_card(base, s, app_id, *card_images)
     assert r.status_code == 202 and 'data-outcome="ok"' in wait_check(s, base, app_id, r.text)
+    confirm_card(base, s, app_id)
     assert post(s, f"{base}/applications/{app_id}/steps/customer", {**CUSTOMER, "mobile": mobile,
                                                                     "id_number": id_number}).status_code == 200
     r = post(s, f"{base}/applications/{app_id}/steps/work", WORK)

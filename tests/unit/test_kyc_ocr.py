@@ -9,6 +9,7 @@ clean and half-size cards only.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections.abc import Callable
 from datetime import date
@@ -223,8 +224,97 @@ def test_cross_checks_lower_what_the_number_contradicts() -> None:
     assert ocr.cross_checked({**fields, "sex": "男", "birth_date": date(1990, 3, 7)}, scores)["sex"] == 0.99
 
 
-def test_the_reader_is_loaded_once_per_process() -> None:
-    assert ocr.reader() is ocr.reader()
+def test_concurrent_first_calls_build_the_reader_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The web server's threads may ask for the reader at the same time first: one engine, not one each."""
+    import threading
+    import time
+
+    import kyc.ocr_rapid
+
+    built: list[object] = []
+
+    class SlowReader:
+        def __init__(self) -> None:
+            time.sleep(0.05)  # loading models: long enough for every thread to arrive meanwhile
+            built.append(self)
+
+    monkeypatch.setattr(kyc.ocr_rapid, "RapidOcrReader", SlowReader)
+    monkeypatch.setattr(ocr, "_reader", None)
+    start = threading.Barrier(8)
+    got: list[object] = []
+
+    def first_call() -> None:
+        start.wait()
+        got.append(ocr.reader())
+
+    threads = [threading.Thread(target=first_call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(built) == 1 and len(got) == 8 and all(r is built[0] for r in got)
+
+
+def _misreading(monkeypatch: pytest.MonkeyPatch, change: Callable[[list[tuple[str, float]]], None]) -> None:
+    """The service's reader, its recognised lines changed by ``change`` (front lines: name, sex, ethnicity, birth
+    date, the three address lines, the number) as a reader that misreads them would give them."""
+    from kyc.ocr_rapid import RapidOcrReader
+
+    real = RapidOcrReader.lines
+
+    def lines(self: RapidOcrReader, image: Image.Image, boxes: list[ocr.Box]) -> list[tuple[str, float]]:
+        found = real(self, image, boxes)
+        if len(found) == 8:
+            change(found)
+        return found
+
+    monkeypatch.setattr(RapidOcrReader, "lines", lines)
+
+
+@pytest.mark.parametrize("data", SAMPLES, ids=[d.name for d in SAMPLES])
+def test_a_name_read_with_a_character_missing_is_doubtful(monkeypatch: pytest.MonkeyPatch, data: CardData) -> None:
+    """Issue 17: 王建 read for 王建国 at a high score (the mean over the characters kept): the ink says 3."""
+    from bff.applications.kyc import to_confirm
+
+    def drop_last(found: list[tuple[str, float]]) -> None:
+        found[0] = (found[0][0][:-1], found[0][1])
+
+    _misreading(monkeypatch, drop_last)
+    front = read_front(idcards.front(data, face_stand_in()))
+    assert front.name == data.name[:-1]
+    assert front.confidence["name"] < ocr.DOUBTFUL
+    draft = {"_ocr": json.dumps({"name": front.name}), "_ocr_confidence": json.dumps(dict(front.confidence))}
+    assert [(f.name, f.doubtful) for f in to_confirm(draft)] == [("name", True)]
+
+
+def test_a_name_read_whole_keeps_its_confidence_on_every_variant() -> None:
+    for data in SAMPLES:
+        for variant in VARIANTS.values():
+            front = read_front(variant(idcards.front(data, face_stand_in())))
+            assert front.confidence["name"] >= ocr.DOUBTFUL, (data.name, front.confidence)
+
+
+def test_an_address_line_with_print_left_out_caps_the_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    def doubt_second_line(found: list[tuple[str, float]]) -> None:
+        found[5] = (found[5][0], 0.31)  # below LINE_SCORE: left out of the address
+
+    _misreading(monkeypatch, doubt_second_line)
+    front = read_front(idcards.front(SAMPLES[0], face_stand_in()))
+    assert front.address != SAMPLES[0].address
+    assert front.confidence["address"] <= 0.31
+
+
+def test_sex_is_inferred_only_from_a_number_whose_check_digit_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = SAMPLES[0]
+    wrong = data.id_number[:17] + ("2" if data.id_number[17] != "2" else "3")
+
+    def unread_sex(found: list[tuple[str, float]]) -> None:
+        found[1] = ("", 0.0)
+
+    _misreading(monkeypatch, unread_sex)
+    assert read_front(idcards.front(data, face_stand_in())).sex == data.sex  # valid number: its 17th digit
+    front = read_front(idcards.front(dataclasses.replace(data, id_number=wrong), face_stand_in()))
+    assert front.sex == "" and front.confidence["sex"] == 0.0
 
 
 def test_a_field_crop_is_where_the_field_is_printed() -> None:
@@ -246,3 +336,42 @@ def test_the_tesseract_baseline_still_reads_a_clean_card() -> None:
     front = baseline.read_front(image)
     assert (front.id_number, front.address) == (SAMPLES[0].id_number, SAMPLES[0].address)
     assert baseline.read_back(idcards.back(SAMPLES[0])).valid_to == SAMPLES[0].valid_to
+
+
+def test_a_retake_replaces_what_the_first_reading_filled_in_but_not_what_was_typed() -> None:
+    """王建 from the first photo stayed when the retake read 王建国: a field still holding the previous reading
+    takes the new one; one the person typed keeps what they typed."""
+    from bff.applications.kyc import prefilled
+
+    first = prefilled({}, {"name": "王建", "address": "北京市东城区"}, {"name": 0.99, "address": 0.95},
+                      {"front": "f1", "back": "b1"})
+    assert first["name"] == "王建"
+    typed = {**first, "address": "北京市东城区景山前街4号", "_ocr_confirmed": "1"}
+    again = prefilled(typed, {"name": "王建国", "address": "北京市东城区景山"}, {"name": 0.99, "address": 0.97},
+                      {"front": "f2", "back": "b2"})
+    assert again["name"] == "王建国"
+    assert again["address"] == "北京市东城区景山前街4号"
+    assert json.loads(again["_ocr"])["name"] == "王建国"
+    assert json.loads(again["_ocr_documents"]) == {"front": "f2", "back": "b2"}
+    assert "_ocr_confirmed" not in again
+
+
+def test_a_reading_without_confidences_is_asked_plainly_not_as_doubtful() -> None:
+    """A draft read before confidences were kept: unknown, not 0 (which would be the strongest warning)."""
+    from bff.applications.kyc import to_confirm
+
+    fields = to_confirm({"_ocr": json.dumps({"name": "王小明", "id_number": "110101199003070011"}),
+                         "name": "王小明"})
+    assert [(f.confidence, f.doubtful) for f in fields] == [(None, False), (None, False)]
+    mixed = to_confirm({"_ocr": json.dumps({"name": "王小明", "address": "北京"}),
+                        "_ocr_confidence": json.dumps({"address": 0.5})})
+    assert [(f.name, f.doubtful) for f in mixed] == [("address", True), ("name", False)]
+
+
+def test_an_unconfirmed_reading_is_known() -> None:
+    from bff.applications.kyc import ocr_unconfirmed
+
+    read = {"_ocr": json.dumps({"name": "王小明"}), "name": "王小明"}
+    assert ocr_unconfirmed(read)
+    assert not ocr_unconfirmed({**read, "_ocr_confirmed": "1"})
+    assert not ocr_unconfirmed({"name": "王小明"})  # nothing read: nothing to confirm
