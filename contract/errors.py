@@ -85,8 +85,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(TextUnreadable)
     def _text_unreadable(exc: TextUnreadable) -> Any:
         log.error("the text fingerprint of a PDF could not be read on %s %s: %s", request.method, request.path, exc)
-        response = problem(503, "Service Unavailable", "The contract's text cannot be checked against its PDF just "
-                                                       "now; read the PDF itself.", code="text_unavailable")
+        # a 4xx, not a 503: the contract client counts a 5xx against its circuit breaker, which signing shares
+        response = problem(409, "Conflict", "The contract's text cannot be checked against its PDF just now; read "
+                                            "the PDF itself.", code="text_unavailable")
         response.headers["Retry-After"] = "30"
         return response
 

@@ -259,10 +259,10 @@ def document() -> dict[str, Any]:
                 "parameters": [CONTRACT_ID],
                 "responses": {"200": _json("ContractText", "The text"), **AUTH, "404": _problem("No such contract"),
                               "409": _problem("No stored text (no_text: generated before it was kept), the stored "
-                                              "text or PDF does not match its recorded hash (tampered), or the PDF "
-                                              "prints another fingerprint (text_differs): read the PDF"),
-                              "503": _problem("Document storage unavailable, or the PDF's fingerprint cannot be read "
-                                              "just now (text_unavailable)")}}},
+                                              "text or PDF does not match its recorded hash (tampered), the PDF "
+                                              "prints another fingerprint (text_differs), or its fingerprint cannot "
+                                              "be read just now (text_unavailable): read the PDF"),
+                              "503": _problem("Document storage unavailable")}}},
             "/api/v1/contracts/{contract_id}/pages/{page}": {"get": {
                 "operationId": "contractPage", "summary": "One page as a PNG (contract:read)",
                 "parameters": [CONTRACT_ID, {"name": "page", "in": "path", "required": True,

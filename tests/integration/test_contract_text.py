@@ -184,12 +184,12 @@ def test_the_signed_entry_records_the_text_read_and_the_text_signed(contracts: C
     assert f'"text_sha256": "{read}"' in found and f'"final_text_sha256": "{read}"' in found
 
 
-def test_a_pdf_whose_fingerprint_cannot_be_read_is_a_503_not_a_500(contracts: ContractServer,
+def test_a_pdf_whose_fingerprint_cannot_be_read_is_a_4xx_not_a_500(contracts: ContractServer,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """pdftotext failing is the text being unavailable for a while: a 503 the BFF shows as such, never a 500 that
-    counts against the contract client's circuit breaker (shared with signing)."""
+    """pdftotext failing is the text being unavailable for a while: a 409 ``text_unavailable`` the BFF shows as such,
+    never a 5xx, which counts against the contract client's circuit breaker (shared with signing)."""
     contract = create(contracts, "app-text-no-poppler")
     monkeypatch.setenv("PATH", "/nonexistent")
     r = get_text(contracts, contract["id"])
-    assert r.status_code == 503 and r.json()["code"] == "text_unavailable", r.text[:300]
+    assert r.status_code == 409 and r.json()["code"] == "text_unavailable", r.text[:300]
     assert r.headers["Content-Type"] == "application/problem+json"
