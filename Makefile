@@ -27,7 +27,9 @@ LOCK_NODEPS := requirements-nodeps.lock
 PIP := $(BIN)/python -m pip --quiet
 
 $(STAMP): $(LOCK) $(LOCK_BUILD) $(LOCK_NODEPS) pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed ($(PYTHON))"; exit 1; }
+	@# requires-python (pyproject.toml): rapidocr-onnxruntime 1.4.4 has no release for Python 3.13+
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info < (3, 13))' || \
+	  { echo "Python 3.11 or 3.12 is needed ($(PYTHON))"; exit 1; }
 	@test -x $(BIN)/pip || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); } || \
 	  { echo "python3 -m venv failed: on Debian, install python3-venv (apt-get install python3-venv)"; exit 1; }
 	$(PIP) install --require-hashes -r $(LOCK_BUILD)

@@ -91,7 +91,10 @@ def run(services: Services, settings: Settings, *, queues: list[str] | None = No
         from kyc import ocr
 
         faces.api()
-        ocr.reader()  # the ID card's recogniser too (RapidOCR: ~0.3 s to load, once per process)
+        try:
+            ocr.reader()  # the ID card's recogniser too (RapidOCR: ~0.3 s to load, once per process)
+        except ocr.ReaderMissing as exc:  # one line that says what to install, not a traceback
+            raise SystemExit(f"leaseline worker: {exc}") from None
     asyncio.run(work(services, settings, queues=queues, concurrency=concurrency))
 
 

@@ -153,6 +153,12 @@ _reader: CardReader | None = None
 _reader_lock = threading.Lock()
 
 
+class ReaderMissing(RuntimeError):
+    """The recogniser's package (or one it needs) is not installed: rapidocr-onnxruntime is installed apart,
+    without its declared dependencies (it asks for opencv-python, which needs libGL), from
+    requirements-nodeps.lock, which a plain ``pip install -e .`` does not read."""
+
+
 def reader() -> CardReader:
     """The process's reader, its models loaded once (a worker calls this before its first job: bff/worker.py).
     Under a lock: threads asking for it at the same time first (the web server's threads) would otherwise each
@@ -162,7 +168,11 @@ def reader() -> CardReader:
         if _reader is None:
             from kyc.ocr_rapid import RapidOcrReader
 
-            _reader = RapidOcrReader()
+            try:
+                _reader = RapidOcrReader()
+            except ImportError as exc:
+                raise ReaderMissing(f"the ID card reader cannot load ({exc.name or exc}): install "
+                                    "rapidocr-onnxruntime from requirements-nodeps.lock (make install)") from exc
         return _reader
 
 

@@ -375,3 +375,21 @@ def test_an_unconfirmed_reading_is_known() -> None:
     assert ocr_unconfirmed(read)
     assert not ocr_unconfirmed({**read, "_ocr_confirmed": "1"})
     assert not ocr_unconfirmed({"name": "王小明"})  # nothing read: nothing to confirm
+
+
+def test_a_missing_recogniser_stops_the_worker_with_one_line_naming_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rapidocr-onnxruntime is installed apart (requirements-nodeps.lock): without it the worker said nothing
+    useful (a traceback) and went on to fail every ID card job."""
+    import sys
+    from types import SimpleNamespace
+
+    from bff import worker
+    from kyc import faces
+
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)  # (importing it raises ImportError)
+    monkeypatch.setattr(ocr, "_reader", None)
+    monkeypatch.setattr(faces, "api", lambda: None)
+    with pytest.raises(SystemExit) as stopped:
+        worker.run(SimpleNamespace(), SimpleNamespace(env="production"))  # type: ignore[arg-type]
+    message = str(stopped.value.code)
+    assert "requirements-nodeps.lock" in message and "rapidocr_onnxruntime" in message and "\n" not in message
