@@ -123,3 +123,47 @@ def test_the_invitation_on_the_tablet_shares_the_short_link_and_shows_the_custom
         expect(sales).to_have_url(re.compile(r"/applications/[0-9a-f-]{36}$"))
     finally:
         tablet.close()
+
+
+# the used link answers 410 until the phone is signed in to 我的租赁 with the invited number
+@pytest.mark.console(r"status of 410")
+def test_a_used_link_on_a_new_phone_leads_to_my_leases_then_back_to_the_application(
+        browser: Browser, playwright: Playwright, live_server: Any) -> None:
+    base, mobile = live_server.url, "13600136003"
+    with sign_in(base, SALES_A) as sales:
+        _, link = invite(base, sales, mobile)
+    with requests.Session() as customer:  # the customer joined and started on their old phone
+        customer.post(f"{link}/code", data={"csrf_token": csrf(customer, link)}, timeout=TIMEOUT)
+        customer.post(f"{link}/verify", data={"code": code_for(live_server, mobile),
+                                               "csrf_token": csrf(customer, link)}, timeout=TIMEOUT)
+        token = csrf(customer, f"{base}/applications/new?vehicle=byd-han-ev&plan={quote(PLAN)}")
+        started = customer.post(f"{base}/applications", data={"vehicle": "byd-han-ev", "plan": PLAN,
+                                                              "csrf_token": token}, timeout=TIMEOUT)
+        app_id = re.search(r"/applications/([0-9a-f-]{36})", started.url).group(1)  # type: ignore[union-attr]
+    first_code = code_for(live_server, mobile)
+    phone = browser.new_context(base_url=base, **playwright.devices["Pixel 7"])
+    try:
+        page = phone.new_page()
+        page.goto(link)
+        expect(page.locator("h1")).to_have_text("此链接已失效")
+        page.get_by_test_id("to-my-leases").click()
+        expect(page).to_have_url(re.compile(r"/mine/sign-in$"))
+        page.locator("#mobile").fill(mobile)
+        page.locator("form[action$='/mine/sign-in'] button").click()
+        expect(page).to_have_url(re.compile(r"/mine/code$"))
+        expect(page.get_by_test_id("resend-countdown")).to_be_visible()  # no new code before the minute is over
+        expect(page.get_by_test_id("send-code")).to_be_disabled()
+        code = first_code
+        for _ in range(100):  # the text goes out from the worker (a job), a moment later
+            code = code_for(live_server, mobile)
+            if code != first_code:
+                break
+            page.wait_for_timeout(100)
+        assert code != first_code, "no 我的租赁 code texted"
+        page.locator("#code").fill(code)
+        page.locator("form[action$='/mine/code'] button[type=submit]").click()
+        expect(page).to_have_url(re.compile(r"/mine$"))
+        page.goto(link)  # the invitation from the chat's history, on this phone now signed in with its number
+        expect(page).to_have_url(re.compile(rf"/applications/{app_id}$"))
+    finally:
+        phone.close()
