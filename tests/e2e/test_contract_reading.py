@@ -64,6 +64,11 @@ def test_the_contract_is_read_as_text_on_a_phone(page: Page, live_server: Any, c
     assert fits(page)
     page.get_by_test_id("contract-text").locator("table").last.scroll_into_view_if_needed()  # the schedule
     assert fits(page)
+    # each figure of the schedule says what it is, in the contract's own words (the cell's data-label)
+    labels = page.locator("[data-testid=contract-text] .ct-schedule tr:not(.ct-totals) td[data-label]").evaluate_all(
+        "es => es.map(e => [getComputedStyle(e, '::before').content, e.dataset.label])")
+    assert labels and all(content == f'"{label}"' for content, label in labels), labels[:6]
+    assert {label for _content, label in labels} == {"租金", "本金", "利息", "剩余本金"}
 
     # the contents jump to each clause; the sticky contents close and do not cover it
     toc_links = page.locator("[data-testid=contract-toc] a")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -93,6 +94,17 @@ def test_a_repeated_id_is_kept_only_the_first_time() -> None:
 def test_a_cell_spans_at_most_six_columns() -> None:
     assert sanitised('<table><tr><td colspan="99" rowspan="7">a</td></tr></table>') == (
         '<table><tr><td colspan="6" rowspan="6">a</td></tr></table>')
+
+
+def test_each_figure_of_the_schedule_carries_its_column_s_label() -> None:
+    """The phone shows the schedule as cards, each figure under its label: the label is the cell's own (data-label,
+    the column's heading), not words the stylesheet would have to repeat."""
+    text = render_text(from_snapshot(examples()["arrears-36-balloon-30"]))
+    schedule = text[text.index('class="schedule"'):]
+    for label in ("租金", "本金", "利息", "剩余本金"):
+        assert schedule.count(f'data-label="{label}"') == schedule.count('<td class="c">') // 2 + 1  # rows + totals
+    css = (Path(__file__).parents[2] / "pwa/static/css/contract-text.css").read_text(encoding="utf-8")
+    assert 'content: "租金"' not in css and "attr(data-label)" in css
 
 
 def test_rates_are_shown_in_full() -> None:
