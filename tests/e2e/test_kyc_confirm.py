@@ -92,3 +92,37 @@ def test_the_customer_confirms_what_was_read_least_certain_first(page: Page, liv
     services = live_server.app.extensions["leaseline"]
     draft = services.applications.draft(services.applications.repo.get(app_id, Scope()))
     assert draft["_ocr_confirmed"] == "1"
+
+
+def test_the_mismatch_table_fits_a_360_px_phone(page: Page, live_server: Any) -> None:
+    """A reviewer on a 360 px phone: the four columns and the 220 px crop made the application page scroll
+    sideways. Under 600 px each field's row is stacked, the crop no wider than the page."""
+    from tests.integration.test_applications import CUSTOMER
+    from tests.integration.test_applications import make_card_images
+    from tests.integration.test_applications import post
+    from tests.integration.test_applications import ready_to_submit
+    from tests.integration.test_auth import ADMIN_A
+    from tests.integration.test_auth import SALES_A
+    from tests.integration.test_auth import sign_in as session_of
+
+    base = live_server.url
+    with session_of(base, SALES_A) as s:
+        app_id = ready_to_submit(base, s, make_card_images())
+        typed = {**CUSTOMER, "name": CUSTOMER["name"][:-1] + "国", "address": CUSTOMER["address"] + "东侧"}
+        assert post(s, f"{base}/applications/{app_id}/steps/customer", typed).status_code == 200
+        assert post(s, f"{base}/applications/{app_id}/submit", form_url=f"{base}/applications/{app_id}") \
+            .status_code == 200
+    assert live_server.app.extensions["leaseline"].applications.face_outcome(app_id, "pass", {}) is not None
+    page.set_viewport_size({"width": 360, "height": 740})
+    sign_in(page, ADMIN_A)
+    page.goto(f"/applications/{app_id}")
+    rows = page.get_by_test_id("mismatch-row")
+    expect(rows).to_have_count(2)
+    crop = page.get_by_test_id("mismatch-crop").last
+    crop.scroll_into_view_if_needed()
+    expect(crop).to_be_visible()
+    page.wait_for_function("[...document.querySelectorAll('[data-testid=mismatch-crop]')].every(i => i.complete)")
+    widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert widths[0] <= widths[1], widths  # nothing sticks out sideways
+    box = crop.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360, box
