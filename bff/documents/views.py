@@ -7,9 +7,11 @@ pages sent on the review case, each view audit-logged as the ID images are). Eve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
+from functools import wraps
 from typing import Any
 
 from flask import Blueprint
@@ -26,6 +28,7 @@ from flask_babel import gettext as _
 
 from bff.applications.access import actor
 from bff.applications.access import application_or_404
+from bff.applications.access import current_actor
 from bff.applications.access import requires_actor
 from bff.auth.session import requires
 from bff.documents import document_service
@@ -211,7 +214,20 @@ def _mine(app: Application, *, errors: list[Any] | None = None, status: int = 20
     return response
 
 
+def customer_sign_in_first(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A signed-out visitor of the applicant's pages (the text message's link, opened after their session ended)
+    signs in as a customer (我的租赁: mobile number and code), not at the staff sign-in, and comes back here."""
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if g.get("user") is None and current_actor() is None:
+            return redirect(url_for("invitations.returning.sign_in", next=request.path))
+        return view(*args, **kwargs)
+
+    return guarded
+
+
 @bp.get("/applications/<application_id>/documents")
+@customer_sign_in_first
 @requires_actor("applications.view")
 def mine(application_id: str) -> Any:
     """What the applicant is asked to send, what they have added, and the button to send it."""
@@ -264,6 +280,7 @@ def submit(application_id: str, docs_id: str) -> Any:
 
 
 @bp.get("/applications/<application_id>/documents/<docs_id>/pages/<page_id>")
+@customer_sign_in_first
 @requires_actor("applications.view")
 def my_page(application_id: str, docs_id: str, page_id: str) -> Any:
     """One of the applicant's own files, to check it before sending."""

@@ -4,6 +4,7 @@ Mounted inside the invitations blueprint (its endpoints are ``invitations.return
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint
@@ -21,12 +22,15 @@ from bff.extensions import limiter
 from bff.invitations.returning import Pending
 from bff.invitations.returning import ReturningCustomers
 from bff.invitations.returning import normalise
+from bff.pwa.views import is_local_path
 from bff.services import services
 from infra.invitations import SqlReturningCodes
 
 bp = Blueprint("returning", __name__)
 PENDING = "returning_code"  # the session's pending code (bff.invitations.returning.Pending)
 SIGNED_IN = "customer_mobile"  # the look-up hash of the number a customer confirmed on this device
+NEXT = "returning_next"  # the page of ours a signed-out customer was sent here from (a text message's link)
+_APPLICATION = re.compile(r"/applications/(?P<id>[0-9a-f-]{36})(/.*)?")
 
 
 def returning() -> ReturningCustomers:
@@ -75,6 +79,9 @@ def _sign_in_page(mobile: str = "", error: bool = False, status: int = 200) -> t
 
 @bp.get("/mine/sign-in")
 def sign_in() -> Any:
+    target = request.args.get("next", "")
+    if is_local_path(target):
+        session[NEXT] = target[:500]
     return _sign_in_page()
 
 
@@ -121,10 +128,25 @@ def check_code() -> Any:
     ok, left = returning().check(pending, request.form.get("code", "")[:12], client())
     if not ok:
         return _code_page(pending, "wrong" if left else "spent", 422)
+    target = str(session.get(NEXT, ""))
     session.clear()  # a fresh session (and id) for the customer: nothing of an earlier one survives on this device
     session[SIGNED_IN] = pending.mobile_hash
     session.permanent = True
-    return redirect(url_for("invitations.returning.mine"), 303)
+    return redirect(_landing(target, pending.mobile_hash), 303)
+
+
+def _landing(target: str, mobile_hash: str) -> str:
+    """Where a customer just signed in goes: the page of ours they came from (an application's page opened as
+    the customer of that application, when it is theirs), else 我的租赁."""
+    if not is_local_path(target):
+        return url_for("invitations.returning.mine")
+    found = _APPLICATION.fullmatch(target.split("?", 1)[0])
+    if found is not None:
+        invitation_id = returning().invitation_for(mobile_hash, found["id"])
+        if invitation_id is None:
+            return url_for("invitations.returning.mine")
+        session["customer_invitation"] = invitation_id
+    return target
 
 
 @bp.post("/mine/open/<application_id>")

@@ -69,7 +69,7 @@ def samples(app: Any, risk_server: Any) -> dict[str, dict[str, str]]:
     own_inv = invitations.create(dealer_id=pudong, created_by=own, mobile="13900000001", vehicle_id=None,
                                  plan_code=None, nonce_hash="0" * 64, expires_at=later).id
     other_inv = invitations.create(dealer_id=xihu, created_by=other, mobile="13900000002", vehicle_id=None,
-                                   plan_code=None, nonce_hash="0" * 64, expires_at=later).id
+                                   plan_code=None, nonce_hash="1" * 64, expires_at=later).id
     group = accounts.dealer(pudong).group_id  # the demo dealers share one group (no issuer of its own)
     own_app, own_check, own_doc = _application(app, "sales.pudong@demo.leaseline.cn")
     case = _review_case(risk_server)
@@ -157,6 +157,10 @@ def call(session: requests.Session, base: str, method: str, path: str) -> reques
     return session.post(base + path, data=data, timeout=TIMEOUT, allow_redirects=False)
 
 
+#: pages only an applicant opens (from a text message's link): a signed-out visitor signs in as a customer (我的租赁)
+CUSTOMER_SIGN_IN = ("documents.mine", "documents.my_page")
+
+
 def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessions: dict[str | None, requests.Session],
                                                   samples: dict[str, dict[str, str]]) -> None:
     base = bff_server.url
@@ -181,6 +185,8 @@ def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessi
                 if who is None:
                     if path.startswith("/api/"):
                         assert response.status_code == 401, context
+                    elif rule.endpoint in CUSTOMER_SIGN_IN:  # the customer's own pages: the customer's sign-in
+                        assert response.status_code == 302 and "/mine/sign-in" in response.headers["Location"], context
                     else:
                         assert response.status_code == 302 and "/login" in response.headers["Location"], context
                 elif who not in MATRIX[permission]:

@@ -303,3 +303,55 @@ def test_a_case_decided_elsewhere_closes_its_request_and_the_customer_can_no_lon
     with svc.db.session() as session:
         assert session.get(DocumentRequestRow, docs_id).status == "cancelled"
         assert session.get(ApplicationRow, app_id).status != "referred"  # approved, then on to its contract
+
+
+def test_the_text_messages_link_opened_without_a_session_signs_the_customer_in_and_lands_on_the_documents(
+        bff_server: Any, app: Any, card_images: tuple[bytes, bytes]) -> None:
+    """A customer's session ends long before a request is due: the link in the text sends a signed-out phone to the
+    customer's own sign-in (我的租赁, by mobile number and code — not the staff sign-in), and back to the documents."""
+    from urllib.parse import urlsplit
+
+    from tests.integration.test_invitations import latest_code
+    from tests.integration.test_returning_customer import ask_code
+    from tests.integration.test_returning_customer import form_token
+    from tests.integration.test_returning_customer import phone
+    from tests.integration.test_returning_customer import texted
+
+    base, mobile = bff_server.url, new_mobile()
+    app_id, case = referred_case(bff_server, card_images, mobile, "4")
+    invited_customer(base, app, mobile).close()  # the customer's phone joined once; that session is gone
+    _started_through_its_invitation(app, app_id, mobile)
+    with sign_in(base, RISK1) as risk:
+        assert claim(base, risk, case["id"]).status_code == 200
+        r = ask(base, risk, case["id"], {"kinds": ["driving_licence"], "note": "驾驶证正页", "due_on": ""})
+        assert r.status_code == 200
+    path = urlsplit(re.search(r"https?://\S+", wait_text(app, mobile, "驾驶证")).group(0)).path  # type: ignore[union-attr]
+    client = phone(app, f"10.9.{random.randrange(256)}.{random.randrange(256)}")
+    opened = client.get(path)
+    assert opened.status_code == 302, opened.status_code
+    to = opened.headers["Location"]
+    assert "/mine/sign-in" in to and "/login" not in to and "next=" in to, to
+    assert client.get(to).status_code == 200
+    assert ask_code(client, mobile).status_code == 303
+    texted(app)
+    done = client.post("/mine/code", data={"code": latest_code(app, mobile),
+                                           "csrf_token": form_token(client, "/mine/code")})
+    assert done.status_code == 303 and done.headers["Location"].endswith(path), done.headers.get("Location")
+    page = client.get(path).get_data(as_text=True)
+    assert "驾驶证正页" in page and 'data-request="' in page
+
+
+def _started_through_its_invitation(app: Any, app_id: str, mobile: str) -> None:
+    """The application as the customer starts it on their phone from the salesperson's invitation (我的租赁 signs
+    in to those: bff/invitations/returning.py)."""
+    from sqlalchemy import select
+
+    from infra.db.models import ApplicationRow
+    from infra.db.models import InvitationRow
+
+    svc = app.extensions["leaseline"]
+    with svc.db.session() as session:
+        invitation = session.scalars(select(InvitationRow).where(
+            InvitationRow.mobile_hash == svc.vault.lookup_hash(mobile, "mobile"),
+            InvitationRow.opened_at.is_not(None))).one()
+        session.get(ApplicationRow, app_id).invitation_id = invitation.id
