@@ -49,6 +49,8 @@ def build(services: Services, settings: Settings) -> App:
     task("risk.send", "risk", Backoff(12, retry_exceptions=TRANSIENT))(services.risk.send)
     task("contract.send", "contract", Backoff(12, retry_exceptions=(*TRANSIENT, ContractNotReady)))(
         services.contracts.send)
+    task("contract.text_ready", "documents", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(
+        services.contracts.text_ready)  # a contract ready late: the text its waiting page promised
     task("documents.notify", "documents", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(
         document_service(services).notify)  # the text asking for documents (bff/documents)
     task("returning.text_code", "documents", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(

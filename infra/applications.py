@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select
+from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
@@ -284,12 +285,36 @@ class SqlApplications:
             session.flush()
             return _app(row)
 
-    def locked(self, application_id: str) -> Application | None:
-        """The application read again under a row lock held until the enclosing ``db.transaction()`` ends: one
-        signing of it at a time (a double tap's second request waits, then finds it signed)."""
+    def claim_signing(self, application_id: str, purpose: str, pressed: str, now: datetime,
+                      stale_before: datetime) -> tuple[str | None, Application | None]:
+        """A committed claim on signing ``purpose`` (``contract``, ``handover``) of an application by one press
+        (its digest), kept in its contract record under ``signing:<purpose>`` while the contract service signs:
+        the row is locked only for this update, never during the service call (issue 17 §1). Returns the claim's
+        token (None: another request holds a claim taken after ``stale_before``) and the application as it is."""
+        key = f"signing:{purpose}"
         with self.db.session() as session:
             row = session.get(ApplicationRow, application_id, with_for_update=True, populate_existing=True)
-            return _app(row) if row else None
+            if row is None:
+                return None, None
+            contract = json.loads(row.contract_result or "{}")
+            held = contract.get(key) or {}
+            if held and datetime.fromisoformat(str(held.get("at"))) >= stale_before:
+                return None, _app(row)
+            token = uuid.uuid4().hex
+            contract[key] = {"press": pressed, "token": token, "at": now.isoformat()}
+            row.contract_result = json.dumps(contract, ensure_ascii=False, default=str)
+            session.flush()
+            return token, _app(row)
+
+    def release_signing(self, application_id: str, purpose: str, token: str) -> None:
+        """Drop the claim ``token`` took (:meth:`claim_signing`), if it is still the claim."""
+        key = f"signing:{purpose}"
+        with self.db.session() as session:
+            row = session.get(ApplicationRow, application_id, with_for_update=True, populate_existing=True)
+            contract = json.loads(row.contract_result or "{}") if row is not None else {}
+            if row is not None and (contract.get(key) or {}).get("token") == token:
+                del contract[key]
+                row.contract_result = json.dumps(contract, ensure_ascii=False, default=str)
 
     def events(self, application_id: str) -> list[Event]:
         stmt = select(ApplicationEventRow).where(ApplicationEventRow.application_id == application_id) \
@@ -386,10 +411,16 @@ class SqlApplications:
             return [(done - start).total_seconds() for done, start in session.execute(stmt) if done >= start]
 
     def contracts_ahead(self, application_id: str) -> int:
-        """How many approved applications wait for their contract job before this one (approved earlier)."""
-        mine = select(ApplicationRow.updated_at).where(ApplicationRow.id == application_id).scalar_subquery()
-        stmt = select(func.count()).select_from(ApplicationRow).where(
-            ApplicationRow.status == "approved", ApplicationRow.updated_at < mine)
+        """How many approved applications wait for their contract job before this one: every dealer's (they share
+        the contract queue), approved earlier — by the time of their approval (its event), the order their jobs
+        were queued in, not by ``updated_at``, which any later write (a note, a VIN) moves."""
+        approved_at = (select(ApplicationEventRow.application_id, func.max(ApplicationEventRow.at).label("at"))
+                       .where(ApplicationEventRow.to_status == "approved")
+                       .group_by(ApplicationEventRow.application_id)).subquery()
+        mine = select(approved_at.c.at).where(approved_at.c.application_id == application_id).scalar_subquery()
+        stmt = select(func.count()).select_from(ApplicationRow).join(
+            approved_at, approved_at.c.application_id == ApplicationRow.id).where(
+            ApplicationRow.status == "approved", ApplicationRow.id != application_id, approved_at.c.at < mine)
         with self.db.session() as session:
             return int(session.scalar(stmt) or 0)
 
@@ -401,6 +432,28 @@ class SqlApplications:
         with self.db.session() as session:
             session.add(row)
         return row.id
+
+    def add_signing_code_unless_recent(self, application_id: str, code_hash: str, expires_at: datetime,
+                                       purpose: str, texted_after: datetime) -> str | None:
+        """:meth:`add_signing_code`, unless a code for ``purpose`` was made after ``texted_after`` (None then): the
+        check and the insert under one transaction-scoped advisory lock of the application and purpose, so that two
+        requests at once (a double tap) make one code; released at commit, before the text is sent."""
+        with self.db.session() as session:
+            session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"signing_code:{application_id}:"
+                                                                             f"{purpose}"))))
+            last = session.scalar(select(func.max(SigningCodeRow.created_at)).where(
+                SigningCodeRow.application_id == application_id, SigningCodeRow.purpose == purpose))
+            if last is not None and last > texted_after:
+                return None
+            row = SigningCodeRow(id=str(uuid.uuid4()), application_id=application_id, code_hash=code_hash,
+                                 purpose=purpose, expires_at=expires_at, attempts=0, created_at=utcnow())
+            session.add(row)
+            return row.id
+
+    def discard_signing_code(self, code_id: str) -> None:
+        """Drop a code that could not be texted: it never stood, and holds no resend countdown."""
+        with self.db.session() as session:
+            session.execute(delete(SigningCodeRow).where(SigningCodeRow.id == code_id))
 
     def last_code_at(self, application_id: str, purpose: str = "contract") -> datetime | None:
         """When the latest one-time code for ``purpose`` was texted (the resend countdown: bff/resend.py)."""

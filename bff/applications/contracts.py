@@ -63,6 +63,11 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 CODE_TTL = timedelta(minutes=5)
 CODE_ATTEMPTS = 5
 IDENTITY_FRESH = timedelta(minutes=10)
+#: a signing's claim (:meth:`ContractDispatch.claim`) is held while the contract service signs (~18 s at most with its
+#: retries); one older than this was left by a process that died, and is taken over. A double tap's second request
+#: waits for the first this long at most.
+CLAIM_STALE = timedelta(seconds=60)
+CLAIM_WAIT = timedelta(seconds=30)
 #: The contract's key terms the dealer's staff explain to the customer before the signature, each confirmed on its own
 #: (issue 16 §7: recorded as a step with its own evidence entry, not a pre-printed sentence). Civil Code art. 496: the
 #: party offering standard terms draws attention to and explains the terms of major interest to the other party;
@@ -233,10 +238,13 @@ class ContractDispatch:
                 errors or exc.body, ensure_ascii=False)[:500]}, to="contract_pending",
                 allowed_from=("contract_pending",))
             raise
-        moved = self.repo.record_contract(application_id, contract=contract, to="contract_ready",
-                                          allowed_from=("contract_pending",), note=f"contract:{contract.get('number')}")
-        if moved is not None:
-            self._text_if_late(moved)
+        late = self.clock() - self._approved_at(app) > LATE_AFTER
+        with self.repo.db.transaction():  # the contract and the text the waiting page promised, together
+            moved = self.repo.record_contract(application_id, contract=contract, to="contract_ready",
+                                              allowed_from=("contract_pending",),
+                                              note=f"contract:{contract.get('number')}")
+            if moved is not None and late:
+                self.jobs.defer("contract.text_ready", {"application_id": application_id}, queue="documents")
         return moved.status if moved else None
 
     # -- while the contract is generated ----------------------------------------------------------------------
@@ -254,17 +262,20 @@ class ContractDispatch:
                         int(elapsed), usual_seconds(self.repo.contract_durations()),
                         elapsed > LATE_AFTER.total_seconds())
 
-    def _text_if_late(self, app: Application) -> None:
-        """The contract is ready later than :data:`LATE_AFTER` after the approval: text the customer, as the waiting
-        page promised (they may have left it). A text that cannot be sent is logged; the contract stands."""
-        if self.clock() - self._approved_at(app) <= LATE_AFTER:
+    def text_ready(self, application_id: str) -> None:
+        """The ``contract.text_ready`` task, deferred with a contract ready later than :data:`LATE_AFTER` after the
+        approval: text the customer, as the waiting page promised (they may have left it). SmsUnavailable is retried
+        by the worker (bff/worker.py); a text the platform refuses is logged, the contract stands; a contract signed
+        meanwhile needs no text."""
+        app = self.repo.get(application_id, _ALL)
+        if app is None or app.status != "contract_ready":
             return
         mobile = self.apps.draft(app).get("mobile", "")
         try:
             if mobile:
                 self.sms.send(mobile, "contract_ready", {}, dealer_id=app.dealer_id)
-        except (SmsUnavailable, SmsRefused) as exc:
-            log.warning("contract of %s ready late; the customer could not be texted (%s)", app.id, exc)
+        except SmsRefused as exc:
+            log.warning("contract of %s ready late; the platform refused the text (%s)", app.id, exc)
 
     # -- identity re-confirmation and signing ------------------------------------------------------------------
     def _code_hash(self, application_id: str, code: str, purpose: str) -> str:
@@ -280,16 +291,18 @@ class ContractDispatch:
         mobile = self.apps.draft(app).get("mobile", "")
         if not mobile:
             raise NotAllowed("no_mobile", "申请中没有手机号", "The application has no mobile number")
-        last = self.repo.last_code_at(app.id, purpose)
-        if last is not None and self.clock() - last < RESEND_AFTER:  # the page counts the same minute down
-            return  # the code texted a moment ago stands (issue 17 §8)
         code = f"{secrets.randbelow(10 ** 6):06d}"
+        # the check of the last code and the new one's record are one step (an advisory lock of the application and
+        # purpose, released before the text goes): a double tap's two requests text one code (issue 17 §8)
+        code_id = self.repo.add_signing_code_unless_recent(
+            app.id, self._code_hash(app.id, code, purpose), self.clock() + CODE_TTL, purpose,
+            texted_after=self.clock() - RESEND_AFTER)  # the page counts the same minute down
+        if code_id is None:
+            return  # the code texted a moment ago stands
         try:
-            with self.repo.db.transaction():  # the code is valid only once the platform took the text
-                self.repo.add_signing_code(app.id, self._code_hash(app.id, code, purpose), self.clock() + CODE_TTL,
-                                           purpose)
-                self.sms.send(mobile, CODE_TEMPLATES[purpose], {"code": code}, dealer_id=app.dealer_id)
+            self.sms.send(mobile, CODE_TEMPLATES[purpose], {"code": code}, dealer_id=app.dealer_id)
         except (SmsUnavailable, SmsRefused) as exc:
+            self.repo.discard_signing_code(code_id)  # the code is valid only once the platform took the text
             log.warning("%s code of %s could not be texted (%s)", purpose, app.id, exc)
             raise NotAllowed("sms_failed", "短信暂时无法发送，请稍后再试",
                              "The text message could not be sent just now: please try again in a moment") from None
@@ -346,19 +359,18 @@ class ContractDispatch:
         """Sign through the contract service with the verified code as identity evidence, once the key terms were
         explained (:meth:`explain`); the optional ``consents`` given with the signature are recorded with it.
 
-        One signing of an application at a time: its row stays locked while the contract service signs (the
-        service itself answers a second signing that overlaps the first with a 409). The same press again — a
-        double tap's second request, waiting here for the first — gets the signed application, as if it had
-        signed (:func:`same_press`); another code or drawing on a signed contract is refused."""
-        with self.repo.db.transaction():
-            current = self.repo.locked(app.id)
+        One signing of an application at a time, by a committed claim (:meth:`claim`), not a row lock: the service
+        call (up to ~18 s with retries) holds no lock and no database connection (issue 17 §1). The same press
+        again — a double tap's second request — waits for the first, then gets the signed application, as if it
+        had signed (:func:`same_press`); another code or drawing on a signed contract is refused."""
+        token = self.claim(app.id, "contract", press(code_id, signature_png), lambda a: a.status != "contract_ready")
+        if token is None:
+            return self._signed_by(app.id, code_id, signature_png)
+        try:
+            current = self.repo.get(app.id, _ALL)
             assert current is not None
-            if current.status != "contract_ready" and same_press(current.contract, code_id, signature_png):
-                return current
-            if current.status != "contract_ready" or not current.contract_id:
-                raise NotAllowed("answered" if current.contract.get("signed_at") else "wrong_state",
-                                 "合同当前无法签署（可能已签署）",
-                                 "The contract cannot be signed now (it may be signed already)")
+            if not current.contract_id:
+                raise NotAllowed("wrong_state", "合同当前无法签署", "The contract cannot be signed now")
             if self.explained(current) is None:
                 raise NotAllowed("not_explained", "请先由经办人员向您说明合同主要条款并确认",
                                  "The dealer's staff first explain the contract's key terms and record it")
@@ -367,15 +379,52 @@ class ContractDispatch:
                 raise NotAllowed("identity", "请先通过短信验证码确认身份",
                                  "Confirm your identity with the text code first")
             contract = self.client.sign(current.contract_id, self.signer(current, code_id, verified, signature_png))
-            moved = self.repo.record_contract(
+        except BaseException:
+            self.repo.release_signing(app.id, "contract", token)
+            raise
+        with self.repo.db.transaction():  # the signed state and the consents given with it, together
+            moved = self.repo.record_contract(  # the stored answer replaces the record and its claim
                 app.id, contract={**contract, "press": press(code_id, signature_png)}, to="signed",
                 allowed_from=("contract_ready",), actor_kind=actor.kind, actor_id=actor.id,
                 note=f"signed:{contract.get('signed_sha256', '')[:16]}")
-            assert moved is not None  # the row is ours until the transaction ends
+            if moved is None:  # our claim went stale and another press recorded the signature
+                return self._signed_by(app.id, code_id, signature_png)
             if consents:  # recorded once signed, and queued for the evidence log like the others
                 self.apps.give_consent(actor, moved, consents)
                 self.queue_evidence(moved)
             return moved
+
+    def claim(self, application_id: str, purpose: str, pressed: str, done: Callable[[Application], bool]) -> str | None:
+        """Claim signing ``purpose`` of an application for the press ``pressed`` (:func:`press`): the claim's token,
+        or None once ``done`` (signed meanwhile: the caller answers with what was signed, if by this press). The
+        same press held by another request (a double tap) is waited for, :data:`CLAIM_WAIT` at most; another press
+        signing right now is refused (409)."""
+        deadline = time.monotonic() + CLAIM_WAIT.total_seconds()
+        while True:
+            now = self.clock()
+            token, current = self.repo.claim_signing(application_id, purpose, pressed, now, now - CLAIM_STALE)
+            assert current is not None
+            if token is not None and done(current):
+                self.repo.release_signing(application_id, purpose, token)
+            if token is not None and not done(current):
+                return token
+            if done(current):
+                return None
+            held = current.contract.get(f"signing:{purpose}") or {}
+            if held.get("press") != pressed or time.monotonic() > deadline:
+                raise NotAllowed("signing", "正在签署中，请稍后刷新页面查看",
+                                 "It is being signed right now: reload in a moment")
+            time.sleep(0.2)
+
+    def _signed_by(self, application_id: str, code_id: str, signature_png: bytes) -> Application:
+        """The application signed by this very press (a double tap's second request), else refused."""
+        current = self.repo.get(application_id, _ALL)
+        assert current is not None
+        if current.status != "contract_ready" and same_press(current.contract, code_id, signature_png):
+            return current
+        raise NotAllowed("answered" if current.contract.get("signed_at") else "wrong_state",
+                         "合同当前无法签署（可能已签署）",
+                         "The contract cannot be signed now (it may be signed already)")
 
     def signer(self, app: Application, code_id: str, verified: datetime, signature_png: bytes) -> dict[str, Any]:
         """Who signs a document at the contract service, as its signing endpoints take it: the lessee named in the

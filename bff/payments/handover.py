@@ -31,6 +31,7 @@ from typing import Any
 
 from bff.applications.contracts import ContractDispatch
 from bff.applications.contracts import press
+from bff.applications.contracts import same_press
 from bff.applications.services import Actor
 from bff.applications.services import NotAllowed
 from bff.payments.common import record_audit
@@ -103,16 +104,32 @@ class HandoverService:
         """The customer signs the record they read (``read``: its :func:`version`, from the page they confirmed on:
         a record the dealer changed since is not signed — the customer reads it again); the contract service makes,
         signs and logs it (raises ServiceUnavailable, retried by pressing again; ServiceRefused with its field
-        errors), then the term starts on its day. One confirmation of a lease at a time (its application's row
-        locked meanwhile): a double tap's second request waits for the first, then gets the signed record."""
-        with self.settlement.repo.db.transaction():
-            self.contracts.repo.locked(app.id)
+        errors), then the term starts on its day. One confirmation of a lease at a time, by a committed claim
+        (ContractDispatch.claim), never a row lock held during the service call (issue 17 §1): a double tap's
+        second request waits for the first, then gets the signed record; another code or drawing is refused."""
+        token = self.contracts.claim(app.id, "handover", press(code_id, signature_png),
+                                     lambda _: self._is_signed(app.id))
+        if token is None:
+            return self._signed_by(app.id, code_id, signature_png)
+        try:
             return self._sign(actor, app, code_id, signature_png, read)
+        finally:
+            self.contracts.repo.release_signing(app.id, "handover", token)
+
+    def _is_signed(self, application_id: str) -> bool:
+        handover = self.store.get(application_id)
+        return handover is not None and handover.status == SIGNED
+
+    def _signed_by(self, application_id: str, code_id: str, signature_png: bytes) -> Handover:
+        """The record signed by this very press (a double tap's second request), else refused (409)."""
+        handover = self.store.get(application_id)
+        if handover is not None and handover.status == SIGNED and same_press(handover.record, code_id, signature_png):
+            return handover
+        raise NotAllowed("signed", "交接确认书已签署", "The handover record is already signed")
 
     def _sign(self, actor: Actor, app: Application, code_id: str, signature_png: bytes, read: str) -> Handover:
-        handover = self.store.get(app.id)
-        if handover is not None and handover.status == SIGNED:
-            return handover
+        if self._is_signed(app.id):
+            return self._signed_by(app.id, code_id, signature_png)
         handover = self._prepared(app)
         if read != version(handover):
             raise NotAllowed("changed", "交接记录刚被修改，请重新核对后再签署",

@@ -225,3 +225,166 @@ def test_the_waiting_page_shows_where_the_contract_really_is_and_texts_when_it_i
     moves = [(e.from_status, e.to_status) for e in repo.events(app_id)]
     assert moves.count(("approved", "contract_pending")) == 1 and moves.count(("contract_pending",
                                                                                 "contract_ready")) == 1, moves
+
+
+def _another_drawing() -> str:
+    """A signature drawn differently from :func:`signature_data_url` (another press, the same code)."""
+    import base64
+    import io
+
+    from PIL import Image
+    from PIL import ImageDraw
+
+    image = Image.new("RGBA", (600, 240), (255, 255, 255, 0))
+    ImageDraw.Draw(image).line([(40, 60), (200, 200), (380, 50), (560, 190)], fill=(16, 24, 60, 255), width=8)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def test_another_drawing_with_the_same_code_on_a_signed_contract_is_refused(
+        bff_server: Any, contract_server: Any, card_images: tuple[bytes, bytes]) -> None:  # noqa: F811
+    """Issue 17 §1: only the very press that signed lands on the signed contract; the same code with another
+    drawing is another signature, refused (409), and nothing is signed again."""
+    base = bff_server.url
+    app_id, code = _ready_with_code(bff_server, card_images)
+    with sign_in(base, SALES_A) as sales:
+        form = _sign_form(base, sales, app_id, code)
+        url = f"{base}/applications/{app_id}/contract/sign"
+        _signed_page(sales.post(url, data=form, timeout=60))
+        other = sales.post(url, data={**form, "signature": _another_drawing()}, timeout=60)
+        assert other.status_code == 409, (other.status_code, other.text[-800:])
+    assert _lessee_signatures(bff_server, app_id) == 1
+
+
+def _row_free(bff_server: Any, app_id: str) -> bool:
+    """Whether another connection can take the application's row lock at once (nobody holds it)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import OperationalError
+
+    from infra.db.models import ApplicationRow
+
+    db = bff_server.app.extensions["leaseline"].db
+    with db.engine.connect() as connection:
+        try:
+            connection.execute(select(ApplicationRow.id).where(ApplicationRow.id == app_id)
+                               .with_for_update(nowait=True)).all()
+            return True
+        except OperationalError:  # "could not obtain lock on row": a request holds it
+            return False
+        finally:
+            connection.rollback()
+
+
+def test_the_application_is_not_locked_while_the_contract_service_signs(
+        bff_server: Any, contract_server: Any, card_images: tuple[bytes, bytes]) -> None:  # noqa: F811
+    """Issue 17 §1: the signing (up to ~18 s with retries) holds no row lock on the application: every other write
+    to it, and a pooled database connection, would wait for the contract service."""
+    base = bff_server.url
+    app_id, code = _ready_with_code(bff_server, card_images)
+    client = bff_server.app.extensions["leaseline"].contracts.client
+    real, seen = client.sign, []
+
+    def observed(contract_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        seen.append(_row_free(bff_server, app_id))
+        return real(contract_id, body)
+
+    client.sign = observed
+    try:
+        with sign_in(base, SALES_A) as sales:
+            _signed_page(sales.post(f"{base}/applications/{app_id}/contract/sign",
+                                    data=_sign_form(base, sales, app_id, code), timeout=60))
+    finally:
+        del client.sign
+    assert seen == [True]
+
+
+def test_the_late_contract_s_text_is_sent_again_when_the_sms_platform_was_away(
+        bff_server: Any, contract_server: Any, card_images: tuple[bytes, bytes]) -> None:  # noqa: F811
+    """Issue 17 §14: the text promised by the waiting page ("我们会短信通知您") is a job deferred with the contract's
+    arrival, retried when the SMS platform is away — not a call inside the contract job, lost on its first error."""
+    import time
+    from datetime import UTC
+    from datetime import datetime
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from infra.db.models import ApplicationEventRow
+    from infra.sms import SmsUnavailable
+    from tests.integration.test_applications import wait_status
+    from tests.integration.test_reviews import persona_id
+    from tests.integration.test_reviews import to_risk
+
+    base, app = bff_server.url, bff_server.app
+    c = app.extensions["leaseline"]
+    dispatch = c.contracts
+    real_url, real_send, failed = dispatch.client.client.base_url, dispatch.sms.send, []
+    dispatch.client.client.base_url = "http://127.0.0.1:9"  # the contract waits
+
+    def away_once(to: str, template: str, params: Any, dealer_id: str | None = None) -> None:
+        if template == "contract_ready" and not failed:
+            failed.append(to)
+            raise SmsUnavailable("the SMS platform is away")
+        real_send(to, template, params, dealer_id=dealer_id)
+
+    try:
+        app_id = to_risk(base, card_images, persona_id("10"))
+        with sign_in(base, SALES_A) as sales:
+            wait_status(sales, base, app_id, ("contract_pending",), timeout=40)
+        with c.db.session() as session:  # approved 5 minutes ago: late
+            session.execute(update(ApplicationEventRow).where(
+                ApplicationEventRow.application_id == app_id, ApplicationEventRow.to_status == "approved").values(
+                at=datetime.now(UTC) - timedelta(minutes=5)))
+        dispatch.sms.send = away_once
+        since = datetime.now(UTC)
+        dispatch.client.client.base_url = real_url
+        with sign_in(base, SALES_A) as sales:
+            wait_status(sales, base, app_id, ("contract_ready",), timeout=90)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _texted_ready_since(c, since):
+            time.sleep(0.5)
+    finally:
+        dispatch.client.client.base_url = real_url
+        del dispatch.sms.send
+    assert failed, "the text was not attempted"
+    assert _texted_ready_since(c, since)
+
+
+def _texted_ready_since(c: Any, since: Any) -> bool:
+    return any("合同已生成，可以签署了" in m.body and m.at >= since for m in c.outbox.latest(5, to=CUSTOMER["mobile"]))
+
+
+def test_a_double_tap_on_send_code_texts_one_code(
+        bff_server: Any, contract_server: Any, card_images: tuple[bytes, bytes]) -> None:  # noqa: F811
+    """Issue 17 §8: two send-code requests at once (a double tap) text one code, not two: the check of the last
+    code and the new code's record are one step. The read of the last code is slowed here so that both requests
+    would read it before either records its code."""
+    import time
+    from datetime import UTC
+    from datetime import datetime
+
+    base, app = bff_server.url, bff_server.app
+    c = app.extensions["leaseline"]
+    app_id = contract_ready(bff_server, card_images)
+    repo = c.applications.repo
+    real = repo.last_code_at
+
+    def slow(application_id: str, purpose: str = "contract") -> Any:
+        found = real(application_id, purpose)
+        time.sleep(0.5)
+        return found
+
+    since = datetime.now(UTC)
+    repo.last_code_at = slow
+    try:
+        with sign_in(base, SALES_A) as sales:
+            url, form_url = f"{base}/applications/{app_id}/contract/code", f"{base}/applications/{app_id}/contract"
+            form = {"csrf_token": csrf(sales, form_url)}
+            with ThreadPoolExecutor(2) as pool:
+                answers = list(pool.map(lambda s: s.post(url, data=form, timeout=60), [sales, _twin(sales)]))
+    finally:
+        del repo.last_code_at
+    assert [a.status_code for a in answers] == [200, 200], [a.text[-500:] for a in answers]
+    texts = [m for m in c.outbox.latest(10, to=CUSTOMER["mobile"]) if m.at >= since and "签署融资租赁合同" in m.body]
+    assert len(texts) == 1, texts
