@@ -209,6 +209,12 @@ def contract_reading(app: Application) -> Reading | None:
     if not isinstance(html, str) or hashlib.sha256(html.encode("utf-8")).hexdigest() != digest:
         log.error("contract %s: the text's hash is not the one the contract service states", app.contract_id)
         return Reading("error")
+    # the text of the PDF this page serves (the signed one once signed), not of another
+    current = app.contract.get("signed_sha256") or app.contract.get("draft_sha256")
+    if body.get("document_sha256") != current:
+        log.error("contract %s: the text is of the PDF %s, the contract's is %s", app.contract_id,
+                  body.get("document_sha256"), current)
+        return Reading("error")
     try:
         terms = key_terms(body["terms"])
         sections = tuple((str(s["id"]), str(s["title"])) for s in body["sections"] if NAME.fullmatch(str(s["id"])))

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -109,3 +111,31 @@ def test_each_figure_of_the_schedule_carries_its_column_s_label() -> None:
 
 def test_rates_are_shown_in_full() -> None:
     assert exact_percent(Decimal("0.000493")) == "0.0493%" and exact_percent(Decimal("0.24")) == "24.00%"
+
+
+def _served(document_sha256: str) -> dict[str, Any]:
+    """What the contract service answers for an example contract's text, for the PDF of hash ``document_sha256``."""
+    data = from_snapshot(examples()["deposit-free-36"])
+    text = render_text(data)
+    return {"html": text, "sha256": text_sha256(text), "document_sha256": document_sha256,
+            "sections": sections(text), "terms": key_terms(data)}
+
+
+@pytest.mark.parametrize(("document_sha256", "state"), [("a" * 64, "ready"), ("b" * 64, "error")])
+def test_the_text_is_shown_only_for_the_pdf_the_bff_serves(monkeypatch: pytest.MonkeyPatch, document_sha256: str,
+                                                           state: str) -> None:
+    """The service's reading copy is of the PDF it names (document_sha256): the page says "the same as the PDF" only
+    when that is the contract's current PDF as the BFF knows it (its signed one once signed), the one it serves."""
+    from flask import Flask
+    from flask_babel import Babel
+
+    from bff.applications import reading
+
+    client = SimpleNamespace(text=lambda _contract_id: _served(document_sha256))
+    monkeypatch.setattr(reading, "services", lambda: SimpleNamespace(contracts=SimpleNamespace(client=client)))
+    monkeypatch.setattr(reading, "log_document_view", lambda _app, _kind: None)
+    app = SimpleNamespace(contract_id="c" * 32, contract={"draft_sha256": "d" * 64, "signed_sha256": "a" * 64})
+    flask = Flask(__name__)
+    Babel(flask)
+    with flask.test_request_context():
+        assert reading.contract_reading(app).state == state  # type: ignore[arg-type, union-attr]
