@@ -157,6 +157,10 @@ def call(session: requests.Session, base: str, method: str, path: str) -> reques
     return session.post(base + path, data=data, timeout=TIMEOUT, allow_redirects=False)
 
 
+#: pages only an applicant opens (from a text message's link): a signed-out visitor signs in as a customer (我的租赁)
+CUSTOMER_SIGN_IN = ("documents.mine", "documents.my_page")
+
+
 def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessions: dict[str | None, requests.Session],
                                                   samples: dict[str, dict[str, str]]) -> None:
     base = bff_server.url
@@ -181,6 +185,8 @@ def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessi
                 if who is None:
                     if path.startswith("/api/"):
                         assert response.status_code == 401, context
+                    elif rule.endpoint in CUSTOMER_SIGN_IN:  # the customer's own pages: the customer's sign-in
+                        assert response.status_code == 302 and "/mine/sign-in" in response.headers["Location"], context
                     else:
                         assert response.status_code == 302 and "/login" in response.headers["Location"], context
                 elif who not in MATRIX[permission]:
