@@ -132,19 +132,43 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+PAGE_TREE_CAP = 1000  # page tree nodes walked at most: a PDF with more is over MAX_PDF_PAGES anyway
+
+
 def pdf_pages(data: bytes) -> int | None:
-    """How many pages a PDF has (its page tree's count), or None when it does not parse or is encrypted (we could
-    not show it to the officer)."""
+    """How many pages a PDF has, counted by walking its page tree (its /Count is the sender's word and may lie;
+    at most :data:`PAGE_TREE_CAP` nodes, a cycle walked once), or None when it does not parse or is encrypted (we
+    could not show it to the officer)."""
     from pyhanko.pdf_utils.reader import PdfFileReader  # (pyHanko: the contract service's PDF library)
 
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         if reader.encrypted:
             return None
-        count = int(reader.root["/Pages"]["/Count"])
+        count = _leaves(reader.root.raw_get("/Pages"))
     except Exception:  # any malformed PDF: pyHanko raises many kinds  # noqa: BLE001
         return None
     return count if count > 0 else None
+
+
+def _leaves(root: object) -> int:
+    """The /Page leaves under a page tree node (an indirect reference or a dictionary), depth first."""
+    from pyhanko.pdf_utils.generic import IndirectObject
+
+    stack, seen, leaves, walked = [root], set(), 0, 0
+    while stack and walked < PAGE_TREE_CAP:
+        ref = stack.pop()
+        if isinstance(ref, IndirectObject):
+            if (ref.idnum, ref.generation) in seen:
+                continue
+            seen.add((ref.idnum, ref.generation))
+        node = ref.get_object() if isinstance(ref, IndirectObject) else ref
+        walked += 1
+        if "/Kids" in node:
+            stack.extend(reversed(list(node.raw_get("/Kids"))))
+        else:  # a leaf: a page (some writers leave out its /Type)
+            leaves += 1
+    return leaves + len(stack)  # capped with nodes left: at least this many pages
 
 
 def paused(requests: Iterable[DocumentRequest], now: datetime) -> timedelta:

@@ -93,3 +93,16 @@ def test_the_sla_deadline_moves_by_the_paused_time() -> None:
         assert late.overdue
         moved = sla_of(case, T0 + timedelta(hours=5), paused=timedelta(hours=2))
         assert moved.due == datetime(2026, 12, 7, 8, 0, tzinfo=UTC) and not moved.overdue
+
+
+def _lying(pages: int, count: int) -> bytes:
+    """A PDF of ``pages`` pages whose page tree's /Count says ``count`` (same width: the offsets stay right)."""
+    data = _pdf(pages)
+    said, says = f"/Count {pages}".encode(), f"/Count {count}".encode()
+    assert data.count(said) == 1 and len(said) >= len(says)
+    return data.replace(said, says.ljust(len(said)))
+
+
+def test_a_pdf_s_pages_are_counted_in_its_page_tree_not_taken_from_its_count() -> None:
+    assert pdf_pages(_lying(25, 1)) == 25  # 25 pages saying 1 are still over the limit of 20
+    assert pdf_pages(_lying(12, 99)) == 12
