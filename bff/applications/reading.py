@@ -194,6 +194,28 @@ def key_terms(t: dict[str, Any]) -> tuple[KeyTerm, ...]:
     )
 
 
+def original_text(app: Application) -> bytes | None:
+    """The contract's text exactly as the contract service keeps it, the bytes whose SHA-256 the PDF prints, for
+    anyone to hash; None when there is none to give (no contract, an older one, the service away, a text not of
+    the PDF this page serves). Audit-logged for staff as the reading is."""
+    if not app.contract_id:
+        return None
+    try:
+        body = services().contracts.client.text(app.contract_id)
+    except (ServiceRefused, ServiceUnavailable):
+        return None
+    html = body.get("html")
+    current = app.contract.get("signed_sha256") or app.contract.get("draft_sha256")
+    if not isinstance(html, str) or body.get("document_sha256") != current:
+        return None
+    data = html.encode("utf-8")
+    if hashlib.sha256(data).hexdigest() != body.get("sha256"):
+        log.error("contract %s: the text's hash is not the one the contract service states", app.contract_id)
+        return None
+    log_document_view(app, "contract_text")
+    return data
+
+
 def contract_reading(app: Application) -> Reading | None:
     """The application's contract text for the page, or None before there is a contract. A staff member's reading
     is audit-logged as a PDF download is: the text holds the customer's full ID number."""

@@ -40,6 +40,7 @@ from bff.applications.kyc import mismatch_rows
 from bff.applications.kyc import ocr_unconfirmed
 from bff.applications.kyc import to_confirm
 from bff.applications.reading import contract_reading
+from bff.applications.reading import original_text
 from bff.applications.services import NotAllowed
 from bff.applications.services import consent_text
 from bff.applications.states import CONSENT_PURPOSES
@@ -729,6 +730,25 @@ def contract_text(application_id: str) -> Any:
             back=url_for("applications.contract", application_id=app.id)), 409
     return page_or_block("applications/contract_text.html", "text_block", app=app, contract=app.contract,
                          reading=contract_reading(app))
+
+
+@bp.get("/applications/<application_id>/contract/text.html")
+@requires_actor("applications.view")
+def contract_text_original(application_id: str) -> Any:
+    """The contract's text byte for byte, downloaded beside its fingerprint so that anyone can hash it (issue 17
+    §2); an attachment, never shown in our origin, no-store like every personal response."""
+    app = application_or_404(application_id)
+    data = original_text(app)
+    if data is None:
+        # a state (no contract yet, an older one, the service away), not a missing page
+        return render_template("error.html", status=409, message=_msg(
+            "合同正文暂时无法下载，请查看 PDF 合同", "The contract's text cannot be downloaded now: read the PDF"),
+            back=url_for("applications.contract", application_id=app.id)), 409
+    response = make_response(data)
+    response.mimetype = "text/html"
+    number = str(app.contract.get("number") or app.id[:8])
+    response.headers["Content-Disposition"] = f'attachment; filename="{number}-text.html"'
+    return response
 
 
 @bp.get("/applications/<application_id>/contract/pages/<int:page>")

@@ -94,6 +94,13 @@ def test_the_contract_is_read_as_text_on_a_phone(page: Page, live_server: Any, c
     assert shown == hashlib.sha256(served.json()["html"].encode("utf-8")).hexdigest()
     pdf = page.request.get(f"/applications/{ready}/contract.pdf")
     assert pdf.ok and printed_fingerprint(pdf.body()) == shown
+    # beside the fingerprint, the very bytes it is the hash of, for anyone to hash (a download, never cached)
+    original = page.get_by_test_id("text-original")
+    assert original.get_attribute("href") == f"/applications/{ready}/contract/text.html"
+    download = page.request.get(f"/applications/{ready}/contract/text.html")
+    assert download.ok and "no-store" in download.headers["cache-control"]
+    assert download.headers["content-disposition"].startswith("attachment")
+    assert hashlib.sha256(download.body()).hexdigest() == shown
     # what is on the page is that text: its words, in order (the page only renames ids and classes)
     words = re.sub(r"\s+", "", html.unescape(re.sub(r"<[^>]+>", "", served.json()["html"])))
     assert re.sub(r"\s+", "", page.get_by_test_id("contract-text").text_content() or "") == words

@@ -227,6 +227,7 @@ def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessi
     assert {"staff.staff_list", "staff.staff_detail", "staff.audit", "auth.account", "invitations.detail",
             "invitations.create", "auth.sign_out_everywhere", "dev.outbox", "privacy.page", "privacy.submit",
             "privacy.withdraw", "privacy.ops", "privacy.answer", "applications.contract_text",
+            "applications.contract_text_original",
             "pwa.landing", "pwa.work", "applications.card_field", "applications.id_card_confirm"} <= protected_seen
 
 
