@@ -179,6 +179,35 @@
     });
   });
 
+  // A button marked data-disable-on-submit (pay, confirm with the bank, a privacy request...) cannot be pressed
+  // twice while its form is on its way: its form's marked buttons are disabled and the pressed one is aria-busy.
+  // After the submit event, not during it: the browser collects the form's fields after the event, and a disabled
+  // button's name=value (result=complete) would be left out. Forms htmx sends (default prevented) are htmx's.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || !form || !form.querySelectorAll) return;
+    var buttons = form.querySelectorAll("[data-disable-on-submit]");
+    if (!buttons.length) return;
+    var pressed = event.submitter;
+    setTimeout(function () {
+      buttons.forEach(function (button) {
+        if (button.disabled) return;  // disabled by the page itself (a step not yet possible): left as it is
+        button.disabled = true;
+        button.setAttribute("data-submit-disabled", "");
+      });
+      if (pressed && pressed.hasAttribute("data-submit-disabled")) pressed.setAttribute("aria-busy", "true");
+    }, 0);
+  });
+  // Back to a page kept in the back-forward cache: the buttons disabled above can be pressed again.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    document.querySelectorAll("[data-submit-disabled]").forEach(function (button) {
+      button.disabled = false;
+      button.removeAttribute("data-submit-disabled");
+      button.removeAttribute("aria-busy");
+    });
+  });
+
   if ("serviceWorker" in navigator) {
     window.addEventListener("load", function () {
       navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () { /* optional */ });
