@@ -140,6 +140,9 @@ class Application:
         card = specimens.SAMPLES[0]
         details = {"name": card.name, "id_number": card.id_number, "mobile": "13800138001", "address": card.address,
                    "id_valid_to": card.valid_to.isoformat() if card.valid_to else "长期"}
+        confirmed = {k: v for k, v in details.items() if k != "mobile"}  # the card's reading (issue 17 §3)
+        self.sales.expect(self.sales.post(f"{self.path}/id-card/confirm", confirmed, form=f"{self.path}/id-card"),
+                          200, "the card's reading confirmed")
         for step, data in (("customer", details), ("work", WORK),
                            ("vehicle", {"vin": "LSVAU218XN2183294", "condition": "new"})):
             self.sales.expect(self.sales.post(f"{self.path}/steps/{step}", data), 200, f"step {step}")

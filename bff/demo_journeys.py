@@ -215,9 +215,12 @@ def card_jpegs(card: specimens.CardData, face: Any = None) -> tuple[bytes, bytes
 
 
 def fill_in(b: Browser, path: str, card: specimens.CardData, mobile: str) -> None:
-    """Check the details the card pre-filled and answer the applicant's two steps (customer, work)."""
+    """Confirm what OCR read on the card (no application is submitted before: issue 17 §3), check the details it
+    pre-filled and answer the applicant's two steps (customer, work)."""
     details = {"name": card.name, "id_number": card.id_number, "mobile": mobile, "address": card.address,
                "id_valid_to": card.valid_to.isoformat() if card.valid_to else "长期"}
+    b.expect(b.post(f"{path}/id-card/confirm", {k: v for k, v in details.items() if k != "mobile"},
+                    form=f"{path}/id-card"), 200, "the card's reading confirmed")
     b.expect(b.get(f"{path}/steps/customer"), 200, "details")
     for step, data in (("customer", details), ("work", WORK)):
         b.expect(b.send(f"{path}/steps/{step}", data), 200, f"step {step}")
