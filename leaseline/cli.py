@@ -291,11 +291,14 @@ def serve(service: str, port: int | None, workers: int, threads: int | None) -> 
     if service == "contract":
         from contract.app import create_app as create_contract_app
         from contract.config import ConfigError as ContractConfigError
+        from contract.document.render import RenderError
+        from contract.document.render import require_tools
         from contract.evidence import LedgerNotMigrated
 
         try:
+            require_tools()  # without poppler every page image and reading copy would fail after start
             app = create_contract_app()
-        except (ContractConfigError, LedgerNotMigrated, DatabaseNotReady) as exc:  # each names what fixes it
+        except (ContractConfigError, LedgerNotMigrated, DatabaseNotReady, RenderError) as exc:  # each names its fix
             raise Fail(str(exc)) from None
         _gunicorn(app, port or SERVICES[service], workers, service, threads or 4)
         return

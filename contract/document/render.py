@@ -308,10 +308,15 @@ def warm_up() -> None:
     Raises :class:`RenderError` when the fonts, HarfBuzz's subset library or poppler's tools are missing: a service
     without them would start and then fail every page image and reading copy.
     """
+    require_tools()
+    _get_engine()
+
+
+def require_tools() -> None:
+    """Raise :class:`RenderError` naming poppler's tools that are missing (checked before a service starts)."""
     missing = [tool for tool in POPPLER if shutil.which(tool) is None]
     if missing:
         raise RenderError(f"{', '.join(missing)} not found (Debian: apt-get install poppler-utils)")
-    _get_engine()
 
 
 def _get_engine() -> _Engine:

@@ -211,3 +211,10 @@ def test_plans_unknown_vehicle_exits_2(db_env: dict[str, str]) -> None:
 def test_plans_bad_budget_exits_2(db_env: dict[str, str], budget: str) -> None:
     assert_usage_error(leaseline("plans", "--vehicle", "byd-han-ev", "--budget", budget, "--json", env=db_env),
                        "budget")
+
+
+def test_the_contract_service_refuses_to_start_without_poppler(tmp_path: Any) -> None:
+    """Without pdftoppm and pdftotext every page image and every reading copy would fail after the start: the
+    service says so before it listens (an empty PATH hides them)."""
+    result = leaseline("serve", "contract", "--port", "1", env={"PATH": str(tmp_path)})
+    assert_usage_error(result, "pdftoppm", "poppler-utils")
