@@ -151,8 +151,15 @@ class SqlDocuments:
         with self.db.session() as session:
             return set(session.scalars(stmt))
 
-    def mark_deleted(self, page_id: str, now: datetime) -> None:
+    def mark_deleted(self, request_id: str, page_id: str, now: datetime) -> bool:
+        """Mark a page of an ``open`` request deleted (the request row-locked as :meth:`add_page` does, so a submit
+        cannot slip in between); False when the request is no longer open (the page stays with what was sent)."""
         with self.db.session() as session:
+            request = session.get(DocumentRequestRow, request_id, with_for_update=True)
+            if request is None or request.status != OPEN:
+                return False
             session.execute(update(DocumentPageRow).where(DocumentPageRow.id == page_id,
+                                                          DocumentPageRow.request_id == request_id,
                                                           DocumentPageRow.deleted_at.is_(None))
                             .values(deleted_at=now))
+            return True

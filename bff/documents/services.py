@@ -377,14 +377,15 @@ class DocumentService:
     def remove(self, request: DocumentRequest, page: DocumentPage, now: datetime) -> None:
         """The applicant removes a file before sending (to retake it): the row is marked deleted, then the object
         goes."""
-        if request.status != OPEN:
+        if request.status != OPEN or not self.repo.mark_deleted(request.id, page.id, now):
             raise closed()
-        self.repo.mark_deleted(page.id, now)
         self._delete_object(page.object_key)
 
     def submit(self, app: Application, request: DocumentRequest, now: datetime) -> DocumentRequest:
         """Send the documents: every kind asked for needs a file; the case is back with the officer (only while the
         application is still referred to one)."""
+        if request.status == SUBMITTED:  # a second tap (or a resend of the page): it was sent, as the page says
+            return request
         if app.status != REFERRED:
             raise decided()
         have = {p.kind for p in self.repo.pages(request.id)}
@@ -394,7 +395,10 @@ class DocumentService:
                                            f"No {KINDS[k][1]} uploaded yet") for k in missing if k in KINDS))
         moved = self.repo.move(request.id, allowed_from=(OPEN,), to=SUBMITTED, now=now)
         if moved is None:
-            raise refuse("file", "closed", "这份材料已提交", "These documents were already sent", 409)
+            current = self.repo.get(request.id)
+            if current is not None and current.status == SUBMITTED:  # the other tap got there first: sent
+                return current
+            raise closed()
         return moved
 
     def content(self, page: DocumentPage) -> bytes:

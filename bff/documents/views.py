@@ -7,6 +7,7 @@ pages sent on the review case, each view audit-logged as the ID images are). Eve
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
@@ -48,8 +49,10 @@ from infra.clients.http import ServiceUnavailable
 from infra.documents import DocumentPage
 from infra.documents import DocumentRequest
 from infra.storage import StorageError
+from infra.storage import StorageUnavailable
 
 bp = Blueprint("documents", __name__)
+log = logging.getLogger(__name__)
 #: a post of one document's pages: several photos or PDFs, each checked on its own (MAX_FILE_BYTES)
 UPLOAD_LIMIT = 24 * 1024 * 1024
 MAX_FILES_PER_POST = 10
@@ -163,8 +166,9 @@ def officer_page(case_id: str, docs_id: str, page_id: str) -> Any:
         abort(404)
     found = _officer_request(app, docs_id)
     page = _page_or_404(found, page_id)
-    _audit("pii.document_viewed", app, {"kind": page.kind, "page": page.id})
-    return _bytes(page)
+    response = _bytes(page)
+    _audit("pii.document_viewed", app, {"kind": page.kind, "page": page.id})  # only bytes shown are a view
+    return response
 
 
 def _audit(action: str, app: Application, details: dict[str, object]) -> None:
@@ -289,14 +293,21 @@ def my_page(application_id: str, docs_id: str, page_id: str) -> Any:
 
 
 def _bytes(page: DocumentPage) -> Any:
+    """The page's bytes as the applicant sent them: sandboxed (a PDF's scripts and links never run as our origin),
+    a PDF as a download, a photo inline. Its object gone (or its bucket): 404; storage unavailable: 503."""
     try:
         data = _service().content(page)
-    except StorageError:
+    except StorageUnavailable:
         abort(503)
+    except StorageError as exc:  # its row is there, its object is not, or is corrupted: nothing to show
+        log.warning("document page %s: %s", page.id, type(exc).__name__)
+        abort(404)
     response = make_response(data)
     response.headers["Content-Type"] = page.content_type
-    ext = "pdf" if page.content_type == "application/pdf" else "jpg"
-    response.headers["Content-Disposition"] = f'inline; filename="{page.kind}.{ext}"'
+    pdf = page.content_type == "application/pdf"
+    disposition = "attachment" if pdf else "inline"
+    response.headers["Content-Disposition"] = f'{disposition}; filename="{page.kind}.{"pdf" if pdf else "jpg"}"'
+    response.headers["Content-Security-Policy"] = "sandbox"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -208,10 +208,22 @@ def test_an_officer_asks_for_documents_and_the_customer_sends_them_from_the_phon
         assert all(r.status_code == 200 and "no-store" in r.headers["Cache-Control"] for r in shown)
         assert sorted(r.headers["Content-Type"] for r in shown) == ["application/pdf", "image/jpeg", "image/jpeg"]
         assert all(r.content[:3] == b"\xff\xd8\xff" or r.content.startswith(b"%PDF") for r in shown)
+        # what the customer sent never runs as our page: sandboxed, and a PDF is a download, not shown inline
+        assert all(r.headers["Content-Security-Policy"] == "sandbox" for r in shown)
+        assert {r.headers["Content-Disposition"].split(";")[0] for r in shown
+                if r.headers["Content-Type"] == "application/pdf"} == {"attachment"}
         with docs.db.session() as session:
             logged = session.scalars(select(AuditEventRow).where(AuditEventRow.action == "pii.document_viewed",
                                                                  AuditEventRow.target == app_id)).all()
             assert len(logged) == 3 and {e.actor_label for e in logged} == {RISK1}
+        # a page whose object is gone is not found (not "unavailable"), and no view of it is logged
+        gone = next(p for p in service.repo.pages(docs_id) if p.content_type == "image/jpeg")
+        docs.store.delete(gone.object_key)
+        missing = next(link for link in links if link.endswith(gone.id))
+        assert risk.get(base + missing, timeout=TIMEOUT).status_code == 404
+        with docs.db.session() as session:
+            assert len(session.scalars(select(AuditEventRow).where(AuditEventRow.action == "pii.document_viewed",
+                                                                   AuditEventRow.target == app_id)).all()) == 3
         url = f"{base}/reviews/{case['id']}"
         r = risk.post(f"{url}/documents/{docs_id}/accept", data={"csrf_token": csrf(risk, url)}, timeout=TIMEOUT)
         assert r.status_code == 200 and 'data-status="accepted"' in r.text
@@ -256,6 +268,9 @@ def test_another_customer_or_another_dealer_never_reaches_the_pages(
                         timeout=TIMEOUT).status_code == 404
         # sent, but the photo is of the wrong side: asked again with a new note, a new request goes out
         assert send(customer, base, app_id, docs_id).status_code == 200
+        again = send(customer, base, app_id, docs_id)  # a second tap on 送出: it was sent, and the page says so
+        assert again.status_code == 200 and 'data-testid="documents-sent"' in again.text
+        assert 'data-testid="documents-error"' not in again.text
         url = f"{base}/reviews/{case['id']}"
         r = risk.post(f"{url}/documents/{docs_id}/again", data={"note": "", "csrf_token": csrf(risk, url)},
                       timeout=TIMEOUT)

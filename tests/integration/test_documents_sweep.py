@@ -18,6 +18,7 @@ from tests.integration.test_kyc_cleanup import new_application
 from tests.integration.test_kyc_cleanup import own  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.db
+KINDS = ["income_proof", "bank_statement", "driving_licence"]
 
 
 def put_page(app: Any, application: Any, kind: str, *, row: bool, deleted: bool = False) -> str:
@@ -30,14 +31,15 @@ def put_page(app: Any, application: Any, kind: str, *, row: bool, deleted: bool 
     stored = svc.store.put(key, b"\xff\xd8 not really a jpeg", "image/jpeg", {"application": application.id})
     if row:
         docs = SqlDocuments(svc.db)
-        request = docs.add_request(application_id=application.id, dealer_id=application.dealer_id,
-                                   case_id=str(uuid.uuid4()), kinds=[kind], note="n", due_on=date(2026, 12, 10),
-                                   requested_by="officer", requested_by_label="officer", now=datetime.now(UTC))
+        request = next(iter(docs.for_application(application.id)), None) or docs.add_request(
+            application_id=application.id, dealer_id=application.dealer_id, case_id=str(uuid.uuid4()), kinds=KINDS,
+            note="n", due_on=date(2026, 12, 10), requested_by="officer", requested_by_label="officer",
+            now=datetime.now(UTC))  # the application's one pending request
         page = docs.add_page(request.id, application.id, kind=kind, object_key=key, sha256=stored.sha256,
                              size=stored.size, content_type="image/jpeg", pages=1)
         assert page is not None
         if deleted:
-            docs.mark_deleted(page.id, datetime.now(UTC))
+            docs.mark_deleted(request.id, page.id, datetime.now(UTC))
     return key
 
 

@@ -106,3 +106,19 @@ def _lying(pages: int, count: int) -> bytes:
 def test_a_pdf_s_pages_are_counted_in_its_page_tree_not_taken_from_its_count() -> None:
     assert pdf_pages(_lying(25, 1)) == 25  # 25 pages saying 1 are still over the limit of 20
     assert pdf_pages(_lying(12, 99)) == 12
+
+
+def test_a_photographed_page_is_stored_without_its_exif_such_as_where_it_was_taken() -> None:
+    from bff.documents.services import DocumentService
+    from bff.documents.services import Upload
+
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x8825] = {1: "N", 2: (31.0, 14.0, 0.0), 3: "E", 4: (121.0, 28.0, 0.0)}  # GPS: Shanghai
+    out = io.BytesIO()
+    Image.new("RGB", (600, 800), "white").save(out, "JPEG", exif=exif)
+    assert Image.open(io.BytesIO(out.getvalue())).getexif()  # the photo as the phone sent it
+    stored, content_type, _ = DocumentService.__new__(DocumentService)._checked(Upload("income_proof",
+                                                                                       out.getvalue()))
+    assert content_type == JPEG and not Image.open(io.BytesIO(stored)).getexif()
+    assert b"Exif" not in stored and b"PhoneMaker" not in stored

@@ -15,4 +15,11 @@
       form.setAttribute("aria-busy", "true");
     });
   });
+  // 送出: disabled once pressed, so a double tap sends once
+  document.querySelectorAll("form[data-documents-send]").forEach(function (form) {
+    form.addEventListener("submit", function () {
+      form.querySelectorAll("button").forEach(function (button) { button.disabled = true; });
+      form.setAttribute("aria-busy", "true");
+    });
+  });
 })();
