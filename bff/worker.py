@@ -21,6 +21,7 @@ from bff.applications.contracts import ContractNotReady
 from bff.bootstrap import Services
 from bff.config import Settings
 from bff.documents import document_service
+from bff.invitations.returning import purge_codes
 from bff.invitations.returning import text_code
 from infra.clients.http import ServiceUnavailable
 from infra.db.engine import UNAVAILABLE
@@ -66,6 +67,8 @@ def build(services: Services, settings: Settings) -> App:
         sweep(services.risk.reconcile_referred))
     task("sessions.purge", "housekeeping", periodic=cron_every(300))(
         sweep(lambda: services.sessions.purge(utcnow())))
+    task("returning.purge_codes", "housekeeping", periodic=cron_every(300))(
+        sweep(lambda: purge_codes(services, utcnow())))
     task("kyc.sweep_orphans", "housekeeping", periodic=cron_every(settings.kyc_sweep_seconds))(
         sweep(services.sweep_orphans))
     # biometric images past their retention, every night at 03:00 Beijing time (19:00 UTC)

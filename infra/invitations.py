@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 
+from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
@@ -178,6 +179,13 @@ class SqlReturningCodes:
                 row.used_at = now
                 return True, False
             return False, row.attempts < max_attempts
+
+    def purge(self, before: datetime) -> int:
+        """Forget the codes issued before ``before`` with their encrypted numbers (PIPL: a number asked about is
+        kept no longer than its code and the resend wait need it). Returns how many went."""
+        with self.db.session() as session:
+            result = session.execute(delete(ReturningCodeRow).where(ReturningCodeRow.sent_at < before))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def take_text(self, mobile_hash: str) -> CodeToText | None:
         """The code waiting to be texted (cleared: it goes once), or None. Call inside the transaction that texts

@@ -16,6 +16,7 @@ import logging
 import secrets
 from dataclasses import asdict
 from dataclasses import dataclass
+from datetime import datetime
 from datetime import timedelta
 from typing import TYPE_CHECKING
 from typing import Any
@@ -157,3 +158,13 @@ def text_code(svc: Services, mobile_hash: str) -> None:
             svc.sms.send(waiting.mobile, "invitation_code", {"code": waiting.code}, dealer_id=found[0].dealer_id)
         except SmsRefused as exc:
             log.warning("my leases: the code could not be texted (%s)", exc)
+
+
+#: how long a number asked about through 我的租赁 is kept: a code lives 10 minutes, the resend wait one
+KEEP_CODES = timedelta(hours=1)
+
+
+def purge_codes(svc: Services, now: datetime) -> int:
+    """The ``returning.purge_codes`` sweep: codes (and the encrypted numbers they were issued for) older than
+    :data:`KEEP_CODES` are deleted."""
+    return SqlReturningCodes(svc.db, svc.vault).purge(now - KEEP_CODES)

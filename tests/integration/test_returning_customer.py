@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 from flask.testing import FlaskClient
+from sqlalchemy import text
 
 from tests.integration.test_applications import start
 from tests.integration.test_auth import TIMEOUT
@@ -378,3 +379,22 @@ def test_a_customer_signed_in_to_my_leases_reopens_their_used_link(bff_server: A
     r = other.get(path)
     assert r.status_code == 303 and r.headers["Location"].endswith(f"/applications/{app_id}")
     assert other.get(f"/applications/{app_id}").status_code == 200
+
+
+def test_numbers_asked_about_are_forgotten_after_an_hour(bff_server: Any, app: Any) -> None:
+    """A code row keeps the number encrypted for the resend wait; the housekeeping sweep forgets it after an hour
+    (PIPL: nothing kept longer than its purpose needs), a fresh one stays."""
+    from bff.invitations.returning import purge_codes
+    from infra.db.models import utcnow
+
+    svc = app.extensions["leaseline"]
+    client = phone(app, "10.9.0.41")
+    ask_code(client, "139 0013 9141")
+    rows = "SELECT count(*) FROM returning_codes"
+    with svc.db.session() as session:
+        before = session.execute(text(rows)).scalar_one()
+        assert before >= 1
+    assert purge_codes(svc, utcnow()) == 0  # a code of a minute ago is still needed
+    assert purge_codes(svc, utcnow() + timedelta(hours=1, seconds=1)) == before
+    with svc.db.session() as session:
+        assert session.execute(text(rows)).scalar_one() == 0
