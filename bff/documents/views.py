@@ -26,6 +26,8 @@ from flask import request
 from flask import url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from bff.applications.access import actor
 from bff.applications.access import application_or_404
@@ -53,8 +55,6 @@ from infra.storage import StorageUnavailable
 
 bp = Blueprint("documents", __name__)
 log = logging.getLogger(__name__)
-#: a post of one document's pages: several photos or PDFs, each checked on its own (MAX_FILE_BYTES)
-UPLOAD_LIMIT = 24 * 1024 * 1024
 MAX_FILES_PER_POST = 10
 
 
@@ -255,6 +255,27 @@ def upload(application_id: str, docs_id: str) -> Any:
     except StorageError:
         abort(503)
     return redirect(url_for("documents.mine", application_id=app.id, _anchor=f"kind-{kind}"), 303)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(exc: RequestEntityTooLarge) -> Any:
+    """A post of pages larger than a post may carry (bff/applications/views.py UPLOAD_LIMIT): the documents page
+    with the reason, not the generic error page. The page's script sends one file per post, so this is a browser
+    without it sending several photos together, or one file far over the limit."""
+    if request.endpoint != "documents.upload" or not request.view_args:
+        return exc
+    found = current_actor()  # the view's guard did not run: the post was refused while its form was read
+    if found is None or found.kind != "customer":
+        return exc
+    g.actor = found
+    try:
+        app = _customer_app(str(request.view_args["application_id"]))
+    except HTTPException:
+        return exc  # not the applicant's: nothing of the page to show
+    mb = MAX_FILE_BYTES // 2**20
+    refused = refuse("file", "too_large", f"文件太大，未能上传：每个文件最多 {mb} MB，多个文件请逐个添加",
+                     f"The files were too large to send: at most {mb} MB a file; add several files one at a time")
+    return _mine(app, errors=list(refused.errors), status=413)
 
 
 @bp.post("/applications/<application_id>/documents/<docs_id>/pages/<page_id>/delete")

@@ -92,3 +92,43 @@ def test_the_customer_photographs_two_pages_and_sends_them_from_the_phone(
     with sign_in(base, RISK1) as risk:
         queue = risk.get(f"{base}/reviews", timeout=10).text
         assert f'<li data-case="{case["id"]}"' in queue and "queue-documents-back" in queue
+
+
+def big_photo(seed: int) -> bytes:
+    """A phone camera's photo of about 8 MB (noise does not compress): three of them are more than one post may
+    carry (24 MB), each is within the 10 MB a file may be."""
+    import io
+
+    from PIL import Image
+
+    rng = __import__("random").Random(seed)
+    image = Image.frombytes("RGB", (2800, 2400), rng.randbytes(2800 * 2400 * 3))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=95)
+    assert 6 * 1024 * 1024 < len(out.getvalue()) < 10 * 1024 * 1024, len(out.getvalue())
+    return out.getvalue()
+
+
+def test_several_big_photos_chosen_at_once_are_each_sent_and_listed(
+        browser: Browser, playwright: Playwright, live_server: Any) -> None:
+    """Four gallery photos of a bank statement chosen at once (about 32 MB together): each is sent on its own, so
+    none meets the size limit of a post, and all four are listed — not the generic 'upload too large' page."""
+    base, mobile = live_server.url, new_mobile()
+    app_id = to_risk(base, make_card_images(), persona_id("91", "8"), mobile=mobile)
+    case = _referred(live_server, app_id)
+    with sign_in(base, RISK1) as risk:
+        assert claim(base, risk, case["id"]).status_code == 200
+        r = ask(base, risk, case["id"], {"kinds": ["bank_statement"], "note": "近六个月银行流水", "due_on": ""})
+        assert r.status_code == 200, r.text[:300]
+    signed_in = invited_customer(base, live_server.app, mobile)
+    phone = browser.new_context(base_url=base, **playwright.devices["Pixel 7"])
+    try:
+        phone.add_cookies([{"name": c.name, "value": c.value or "", "url": base} for c in signed_in.cookies])
+        page = phone.new_page()
+        page.goto(f"/applications/{app_id}/documents")
+        page.get_by_test_id("file-bank_statement").set_input_files(
+            [{"name": f"IMG_{n}.jpg", "mimeType": "image/jpeg", "buffer": big_photo(n)} for n in range(4)])
+        expect(page.get_by_test_id("pages-bank_statement").locator("li")).to_have_count(4, timeout=60_000)
+        expect(page.locator("p.field-error")).to_have_count(0)
+    finally:
+        phone.close()

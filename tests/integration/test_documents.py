@@ -370,3 +370,24 @@ def _started_through_its_invitation(app: Any, app_id: str, mobile: str) -> None:
             InvitationRow.mobile_hash == svc.vault.lookup_hash(mobile, "mobile"),
             InvitationRow.opened_at.is_not(None))).one()
         session.get(ApplicationRow, app_id).invitation_id = invitation.id
+
+
+def test_pages_too_large_to_send_together_are_refused_on_the_documents_page(
+        bff_server: Any, app: Any, card_images: tuple[bytes, bytes]) -> None:
+    """A browser without the page's script sends every chosen photo in one post: over the size a post may carry
+    (24 MB) the answer is the documents page with the reason at its top (413), not the generic error page, and
+    nothing is stored."""
+    base, mobile = bff_server.url, new_mobile()
+    app_id, case = referred_case(bff_server, card_images, mobile, "6")
+    with sign_in(base, RISK1) as risk:
+        assert claim(base, risk, case["id"]).status_code == 200
+        r = ask(base, risk, case["id"], {"kinds": ["bank_statement"], "note": "流水", "due_on": ""})
+        assert r.status_code == 200
+    customer = invited_customer(base, app, mobile)
+    page = customer.get(f"{base}/applications/{app_id}/documents", timeout=TIMEOUT).text
+    docs_id = re.search(r'data-request="([0-9a-f-]{36})"', page).group(1)  # type: ignore[union-attr]
+    photo = b"\xff\xd8\xff\xe0" + bytes(9 * 2**20)  # the size of three gallery photos; never read that far
+    r = upload(customer, base, app_id, docs_id, "bank_statement", [(f"{n}.jpg", photo, "image/jpeg") for n in range(3)])
+    assert r.status_code == 413, r.status_code
+    assert 'data-testid="documents-error"' in r.text and "逐个添加" in r.text, r.text[:400]
+    assert 'data-testid="pages-bank_statement"' not in r.text  # nothing stored
