@@ -8,7 +8,8 @@ exact, the other fields, and the time to read one card (both sides plus the side
 
 The same 30 cards are read a second time perturbed as a phone photo cropped by the capture frame leaves them
 (rotated 2–3°, scaled 3–5 % up or down, shifted 5–10 px each way, on a dark surface), reported apart: the
-readers cut each field at its fixed place on an aligned card, and nothing was tuned on these. Per deck, how many
+readers cut each field at its fixed place on the card (RapidOCR places the card by its printed labels first,
+Tesseract does not), and nothing was tuned on these. Per deck, how many
 misread names the service's confidence flagged (below kyc.ocr.DOUBTFUL: the customer is asked to check it first).
 
     .venv/bin/python bench/ocr_compare.py [--engines tesseract,rapidocr] [--cards 30]

@@ -7,8 +7,9 @@ cards it read 18 names of 30, RapidOCR 29 (README "ID card").
 
 The input must be the card alone, roughly upright (cropped by the capture UI's frame); it is resized to the
 standard 856×540 (85.6×54 mm at 10 px/mm) and each field is read from its fixed place on the card (GA 450).
-Limits: no perspective correction or card detection — a phone photo at an angle or with a background must be
-rectified first; the chip (the authoritative data) is not read.
+The reader places the card by its printed labels first (a photo turned a few degrees, a few per cent off in size
+and some pixels off: kyc/ocr_rapid.py). Limits: no perspective correction or card detection — a photo at a
+steep angle, or with much background, must be rectified first; the chip (the authoritative data) is not read.
 
 A confidence is the recogniser's own (0–1), lowered where the card contradicts itself: an ID number whose check
 digit fails, a sex or birth date that its number does not give, a name shorter than two characters. The
