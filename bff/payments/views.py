@@ -72,6 +72,8 @@ def _no_stripe_call() -> bool:
 stripe_rate = limiter.shared_limit(STRIPE_RATE, scope="stripe", key_func=_per_application)
 page_stripe_rate = limiter.shared_limit(STRIPE_RATE, scope="stripe", key_func=_per_application,
                                         exempt_when=_no_stripe_call)
+UNAVAILABLE = ("支付服务暂时不可用：未扣款，请稍后重试",
+               "Payments are unavailable right now: nothing was charged; try again in a moment")
 REFUSED = ("支付机构拒绝了这次请求：未扣款。请稍后重试，或联系经销商",
            "The payment provider refused this request: nothing was charged. Try again later, or ask the dealer")
 
@@ -103,8 +105,7 @@ def _page(app: Application, status: int = 200, error: str | None = None, failed:
         except NotAllowed as exc:
             error, status = _msg(exc.text_zh, exc.text_en), 409
         except PaymentsUnavailable:
-            error, status = _msg("支付服务暂时不可用：未扣款，请稍后重试", "Payments are unavailable right now: "
-                                 "nothing was charged; try again in a moment"), 503
+            error, status = _msg(*UNAVAILABLE), 503
         except PaymentsError as exc:  # Stripe refused (a 4xx): say so, never a 500
             log.error("Stripe refused the checkout of %s: %s", line.id, exc)
             error, status = _msg(*REFUSED), 409
@@ -186,8 +187,7 @@ def pay(application_id: str, payment_id: str) -> Any:
     except NotAllowed as exc:
         return _page(app, 409, _msg(exc.text_zh, exc.text_en), payment_id)
     except PaymentsUnavailable:
-        return _page(app, 503, _msg("支付服务暂时不可用：未扣款，请稍后重试", "Payments are unavailable right now: "
-                                    "nothing was charged; try again in a moment"), payment_id)
+        return _page(app, 503, _msg(*UNAVAILABLE), payment_id)
     except PaymentsError as exc:  # Stripe refused to cancel or show the intent waiting for the bank
         log.error("Stripe refused paying %s with another card: %s", payment_id, exc)
         return _page(app, 409, _msg(*REFUSED), payment_id)
@@ -214,8 +214,7 @@ def authenticate(application_id: str, payment_id: str) -> Any:
     except NotAllowed as exc:
         return _page(app, 404 if exc.code == "not_found" else 409, _msg(exc.text_zh, exc.text_en), payment_id)
     except PaymentsUnavailable:
-        return _page(app, 503, _msg("支付服务暂时不可用：未扣款，请稍后重试", "Payments are unavailable right now: "
-                                    "nothing was charged; try again in a moment"), payment_id)
+        return _page(app, 503, _msg(*UNAVAILABLE), payment_id)
     except PaymentsError as exc:
         log.error("Stripe refused to show payment %s: %s", payment_id, exc)
         return _page(app, 409, _msg(*REFUSED), payment_id)
