@@ -114,11 +114,12 @@ def test_the_counter_instructions_go_once_the_identity_is_verified(bff_server: A
         assert 'id="app-status"' in polled and 'data-testid="counter-next"' not in polled
 
 
-def test_the_contract_page_waiting_for_the_vin_speaks_to_the_customer_and_counts_their_steps_only(
+def test_the_contract_page_waiting_for_the_vin_speaks_to_the_customer_and_counts_the_steps(
         bff_server: Any) -> None:
     """Issue 17 §5/§8: while the contract waits for the dealer's VIN the customer reads what happens, in the second
-    person — never the staff's note (its ``detail``, raw text or JSON) — and the step counter (第 5 步，共 6 步) is
-    the customer's, not shown to staff."""
+    person — never the staff's note (its ``detail``, raw text or JSON). The step counter (第 5 步，共 6 步) is on
+    the page for both, as on the applicant's other pages: a salesperson guiding the customer on the tablet sees the
+    same step (tests/e2e/test_words_browser.py)."""
     base, app = bff_server.url, bff_server.app
     with customer_session(base, app, "13900170803") as customer, sign_in(base, SALES_A) as sales:
         app_id = _start_as(base, customer)
@@ -131,7 +132,7 @@ def test_the_contract_page_waiting_for_the_vin_speaks_to_the_customer_and_counts
         assert detail not in mine and "请销售顾问在申请页面填写" not in mine and "出租人" not in mine
         assert 'data-testid="contract-error"' in theirs and "请填写车架号" in theirs
         assert 'data-testid="step-counter"' in mine and "第 5 步，共 6 步" in mine
-        assert 'data-testid="step-counter"' not in theirs and "第 5 步" not in theirs
+        assert 'data-testid="step-counter"' in theirs and "第 5 步，共 6 步" in theirs
         # a refusal's detail (the contract service's field errors) is the staff's to read, never the customer's
         _set(app, app_id, contract_result=json.dumps({"error": "refused", "detail": '{"vehicle.vin": ["bad"]}'}))
         mine, theirs = customer.get(url, timeout=TIMEOUT).text, sales.get(url, timeout=TIMEOUT).text
