@@ -149,3 +149,27 @@ def test_an_older_application_without_the_cars_details_waits_behind_more_newer_o
     with app.test_request_context():
         waiting = desk(svc.accounts.get(user_id)).waiting
     assert [(a.id, step) for a, step in waiting] == [(older, "vehicle")]
+
+
+def test_an_application_whose_draft_cannot_be_read_does_not_take_the_work_page_down(app: Any,
+                                                                                   bff_server: Any) -> None:
+    """Seen in a whole-suite run: one application whose draft was not a PII token of a known key (a damaged row, a
+    key retired too early) made /desk answer 500 for the whole dealer. It is logged and left off the list."""
+    from sqlalchemy import text
+
+    damaged, fine = start(app, SALES_A, "坏行"), start(app, SALES_A, "好行")
+    svc = app.extensions["leaseline"]
+    with svc.db.session() as session:
+        session.execute(text("UPDATE applications SET status = 'kyc_passed' WHERE id IN (:a, :b)"),
+                        {"a": damaged, "b": fine})
+        kept = session.execute(text("SELECT draft_enc FROM applications WHERE id = :a"), {"a": damaged}).scalar_one()
+        session.execute(text("UPDATE applications SET draft_enc = 'not-a-token' WHERE id = :a"), {"a": damaged})
+    try:
+        s, landing = signed_in_landing(bff_server.url, SALES_A)
+        with s:
+            section = re.search(r'data-testid="desk-waiting".*?</section>', landing.text, re.S)
+            assert section, landing.text[:500]
+            assert fine in section.group(0) and damaged not in section.group(0)
+    finally:  # the suite's other tests share the database
+        with svc.db.session() as session:
+            session.execute(text("UPDATE applications SET draft_enc = :d WHERE id = :a"), {"a": damaged, "d": kept})

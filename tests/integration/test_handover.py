@@ -275,4 +275,5 @@ def test_the_customer_confirms_on_their_own_phone_the_record_they_read(
     with sign_in(base, SALES_A) as sales:
         assert sales.get(f"{base}/applications/{app_id}/handover.pdf", timeout=TIMEOUT).status_code == 200
     viewed = [e for e in c.audit.search(action="pii.document_viewed") if e.target == app_id]
-    assert [e.details["kind"] for e in viewed] == ["handover_record"]
+    # (the staff's views of the contract's reading copy, contract_text, are logged too: they show the ID number)
+    assert [e.details["kind"] for e in viewed if e.details["kind"] != "contract_text"] == ["handover_record"]

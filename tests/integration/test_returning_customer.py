@@ -390,11 +390,15 @@ def test_numbers_asked_about_are_forgotten_after_an_hour(bff_server: Any, app: A
     svc = app.extensions["leaseline"]
     client = phone(app, "10.9.0.41")
     ask_code(client, "139 0013 9141")
-    rows = "SELECT count(*) FROM returning_codes"
+    mine = svc.vault.lookup_hash("13900139141", "mobile")[:64]
+    row = "SELECT count(*) FROM returning_codes WHERE mobile_hash = :h"
     with svc.db.session() as session:
-        before = session.execute(text(rows)).scalar_one()
-        assert before >= 1
-    assert purge_codes(svc, utcnow()) == 0  # a code of a minute ago is still needed
-    assert purge_codes(svc, utcnow() + timedelta(hours=1, seconds=1)) == before
+        assert session.execute(text(row), {"h": mine}).scalar_one() == 1
+    purge_codes(svc, utcnow())  # a code of a minute ago is still needed
     with svc.db.session() as session:
-        assert session.execute(text(rows)).scalar_one() == 0
+        assert session.execute(text(row), {"h": mine}).scalar_one() == 1
+    assert purge_codes(svc, utcnow() + timedelta(hours=1, seconds=1)) >= 1
+    with svc.db.session() as session:
+        assert session.execute(text(row), {"h": mine}).scalar_one() == 0
+        assert session.execute(text("SELECT count(*) FROM returning_codes WHERE sent_at < :t"),
+                               {"t": utcnow()}).scalar_one() == 0  # nor any other as old

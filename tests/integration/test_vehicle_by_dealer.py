@@ -121,7 +121,7 @@ def test_the_contract_waits_for_the_vin_and_tells_the_salesperson(
             time.sleep(0.2)
         assert repo.get(app_id, _all()).contract["error"] == "vehicle_details"
         contract = sales.get(f"{base}/applications/{app_id}/contract", timeout=TIMEOUT).text
-        assert "请销售顾问在申请页面填写" in contract
+        assert "合同正在等待车辆信息：请填写车架号等车辆信息（在申请页面）" in contract  # the staff's wording
         page = sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
         assert 'data-testid="vehicle-missing"' in page and "等待销售顾问填写车架号" in page
         # the salesperson gives the car's facts: the contract is generated at once, with this VIN
