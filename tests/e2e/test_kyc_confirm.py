@@ -17,6 +17,7 @@ from infra.applications import Scope
 from kyc import specimens
 from tests.common import faces
 from tests.e2e.test_kyc import sign_in
+from tests.e2e.waiting import wait_until
 
 #: a fresh person whose card misprints the last digit of the number (its check digit fails): the reader is
 #: least sure of that field, so the customer is asked to check it first
@@ -121,7 +122,8 @@ def test_the_mismatch_table_fits_a_360_px_phone(page: Page, live_server: Any) ->
     crop = page.get_by_test_id("mismatch-crop").last
     crop.scroll_into_view_if_needed()
     expect(crop).to_be_visible()
-    page.wait_for_function("[...document.querySelectorAll('[data-testid=mismatch-crop]')].every(i => i.complete)")
+    # (not page.wait_for_function: its polling evaluates a string, which the page's CSP refuses; tests/e2e/waiting.py)
+    wait_until(page, "[...document.querySelectorAll('[data-testid=mismatch-crop]')].every(i => i.complete)", 10)
     widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     assert widths[0] <= widths[1], widths  # nothing sticks out sideways
     box = crop.bounding_box()
