@@ -56,19 +56,34 @@ def _input_error(exc: PlanInputError) -> Fail:
     return Fail("; ".join(f"{e.field}: {e.text_en}" for e in exc.errors))
 
 
+def _quote_figures(required: bool) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The figures of one explicit lease (plans.inputs.parse_quote_request), shared by ``quote`` and
+    ``settlement-quote``; not ``required``: a missing figure is a field error on one line, not click's usage text."""
+    options = [
+        click.option("--price", required=required, help="Vehicle price, CNY."),
+        click.option("--down-ratio", default=None, help="Down payment as a ratio of the price (0.2 = 20%)."),
+        click.option("--down-payment", default=None, help="Down payment, CNY (instead of --down-ratio)."),
+        click.option("--term", required=required, help="Term in months."),
+        click.option("--rate", required=required, help="Nominal annual rate, a fraction (0.0599)."),
+        click.option("--residual-ratio", default="0", help="Residual (balloon) as a ratio of the price."),
+        click.option("--timing", default="arrears", help="arrears (end of month, default) or advance."),
+        click.option("--fee-upfront", default="0", help="Credit fees paid upfront, CNY."),
+        click.option("--fee-financed", default="0", help="Credit fees financed, CNY."),
+        click.option("--insurance-upfront", default="0", help="Insurance premiums paid upfront, CNY."),
+        click.option("--insurance-financed", default="0", help="Insurance premiums financed, CNY."),
+        click.option("--deposit-ratio", default="0",
+                     help="Refundable deposit as a ratio of the price (0 = deposit-free)."),
+    ]
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate
+
+
 @main.command()
-@click.option("--price", required=True, help="Vehicle price, CNY.")
-@click.option("--down-ratio", default=None, help="Down payment as a ratio of the price (0.2 = 20%).")
-@click.option("--down-payment", default=None, help="Down payment, CNY (instead of --down-ratio).")
-@click.option("--term", required=True, help="Term in months.")
-@click.option("--rate", required=True, help="Nominal annual rate, a fraction (0.0599).")
-@click.option("--residual-ratio", default="0", help="Residual (balloon) as a ratio of the price.")
-@click.option("--timing", default="arrears", help="arrears (end of month, default) or advance.")
-@click.option("--fee-upfront", default="0", help="Credit fees paid upfront, CNY.")
-@click.option("--fee-financed", default="0", help="Credit fees financed, CNY.")
-@click.option("--insurance-upfront", default="0", help="Insurance premiums paid upfront, CNY.")
-@click.option("--insurance-financed", default="0", help="Insurance premiums financed, CNY.")
-@click.option("--deposit-ratio", default="0", help="Refundable deposit as a ratio of the price (0 = deposit-free).")
+@_quote_figures(required=True)
 @click.option("--condition", type=click.Choice(["new", "used"]), default="new", help="For the policy check.")
 @click.option("--usage", type=click.Choice(["personal", "commercial"]), default="personal")
 @click.option("--powertrain", type=click.Choice(["ice", "nev"]), default="ice")
@@ -102,6 +117,54 @@ def quote(as_json: bool, **options: str | None) -> None:
     click.echo(f"Effective rate    {percent(result.effective_annual_rate)}")
     click.echo(f"Total payable     ¥{data['total_payable']}")
     click.echo("Policy            " + ("allowed" if not reasons else "; ".join(r.text_en for r in reasons)))
+
+
+@main.command("settlement-quote")
+@_quote_figures(required=False)
+@click.option("--paid", default=None, help="Rents paid, K: 0 to the term.")
+@click.option("--days", default="0", help="Days since the end of period K, D: 0 to 30.")
+@click.option("--fee-rate", default=None,
+              help="Early-settlement fee, a fraction of the outstanding principal (default: the product's, 0.03).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def settlement_quote(as_json: bool, paid: str | None, days: str | None, fee_rate: str | None,
+                     **options: str | None) -> None:
+    """Early settlement (提前结清) of one lease after K rents and D days: outstanding principal, accrued interest
+    (ACT/360), fee, deposit offset and the amount due (negative: a refund)."""
+    from plans.inputs import parse_quote_request
+    from plans.policy import load_policy
+    from plans.product import load_product
+    from plans.quote import quote as price
+    from servicing.inputs import parse_settlement_options
+    from servicing.settlement import settlement_quote as settle
+
+    raw = {k: v for k, v in options.items() if v is not None}
+    policy = load_policy(os.environ.get("LEASELINE_POLICY", "default"))
+    product_name = os.environ.get("LEASELINE_PRODUCT", "standard")
+    try:
+        product = load_product(product_name)
+    except FileNotFoundError:
+        raise Fail(f"LEASELINE_PRODUCT={product_name!r}: no file plans/products/{product_name}.toml") from None
+    errors = []
+    result = None
+    try:
+        result = price(parse_quote_request(raw, policy))
+    except PlanInputError as exc:
+        errors += exc.errors
+    try:
+        chosen = parse_settlement_options({"paid": paid, "days": days, "fee_rate": fee_rate},
+                                          result.request.term if result else None, product.early_settlement)
+    except PlanInputError as exc:
+        errors += exc.errors
+    if errors or result is None:
+        raise _input_error(PlanInputError(errors))
+    figures = settle(result.schedule, result.financed_amount, result.request.annual_rate, paid=chosen.paid,
+                     days=chosen.days, terms=chosen.terms, deposit=result.deposit)
+    if as_json:
+        click.echo(json.dumps(figures.as_dict(), ensure_ascii=False))
+        return
+    for line in figures.lines:
+        click.echo(f"{line.label_en:<23}{line.amount:>14,.2f}   {line.basis_en}")
+    click.echo(f"{'Refund due' if figures.amount_due < 0 else 'Amount due':<23}{abs(figures.amount_due):>14,.2f}")
 
 
 @main.command()
