@@ -23,9 +23,11 @@ from bff.config import Settings
 from bff.documents import document_service
 from bff.invitations.returning import purge_codes
 from bff.invitations.returning import text_code
+from bff.servicing.close import CloseOfBusiness
 from infra.clients.http import ServiceUnavailable
 from infra.db.engine import UNAVAILABLE
 from infra.db.models import utcnow
+from infra.servicing import SqlServicing
 from infra.sms import SmsUnavailable
 from infra.storage import StorageError
 from infra.worker import Backoff
@@ -34,7 +36,7 @@ from infra.worker import cron_every
 from infra.worker import sweep
 
 #: the queues, one per kind of work, so that a slow one (a contract render, a face match) holds up no other
-QUEUES = ("kyc", "risk", "contract", "payments", "evidence", "housekeeping", "documents")
+QUEUES = ("kyc", "risk", "contract", "payments", "evidence", "housekeeping", "documents", "servicing")
 #: the other side is away (a service, the database, storage): worth trying again later
 TRANSIENT: tuple[type[BaseException], ...] = (ServiceUnavailable, StorageError, *UNAVAILABLE)
 
@@ -71,6 +73,9 @@ def build(services: Services, settings: Settings) -> App:
         sweep(lambda: purge_codes(services, utcnow())))
     task("kyc.sweep_orphans", "housekeeping", periodic=cron_every(settings.kyc_sweep_seconds))(
         sweep(services.sweep_orphans))
+    # the daily close of business of each business date whose day has ended in Asia/Shanghai (bff/servicing/close.py)
+    task("servicing.close", "servicing", periodic=cron_every(300))(
+        sweep(CloseOfBusiness(SqlServicing(services.db)).close_due))
     # biometric images past their retention, every night at 03:00 Beijing time (19:00 UTC)
     task("kyc.purge_biometrics", "housekeeping", periodic="0 19 * * *")(sweep(services.kyc.purge_biometrics))
     tasks.housekeeping("housekeeping", tick_seconds=settings.jobs_tick_seconds,

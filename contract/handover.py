@@ -30,6 +30,7 @@ from contract.db.models import HandoverRow
 from contract.document.handover import HandoverData
 from contract.document.handover import handover_data
 from contract.document.render import BEIJING
+from contract.document.servicing_terms import servicing_terms
 from contract.ledger import sha256_hex
 from contract.service import Conflict
 from contract.service import ContractService
@@ -228,4 +229,6 @@ class HandoverService:
                          for r in data.schedule],
             "final_rent": {"due_date": data.ends_on.isoformat(), "amount": f"{data.final_rent:.2f}"}
             if data.final_rent is not None else None,
+            # the terms the lease is serviced by, as this contract states them (issue 18 §0)
+            "servicing": servicing_terms(data.contract),
         }

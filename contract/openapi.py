@@ -154,7 +154,37 @@ def _handover() -> dict[str, Any]:
                     "period": {"type": "integer", "minimum": 1}, "due_date": DAY, "payment": money}}},
             "final_rent": {"oneOf": [{"type": "null"}, {
                 "type": "object", "required": ["due_date", "amount"], "description": "the balloon, due on ends_on",
-                "properties": {"due_date": DAY, "amount": money}}]}}}
+                "properties": {"due_date": DAY, "amount": money}}]},
+            "servicing": _servicing_terms()}}
+
+
+def _servicing_terms() -> dict[str, Any]:
+    """contract.document.servicing_terms.servicing_terms's shape: the terms the lease is serviced by (issue 18 §0)."""
+    money = {"type": "string", "pattern": MONEY_PATTERN}
+    rate = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "description": "a rate, as a fraction"}
+    count = {"type": "integer", "minimum": 0}
+    return {"type": "object", "required": ["terms", "amortisation"], "properties": {
+        "terms": {"type": "object", "required": [
+            "source", "term", "timing", "nominal_rate", "late_fee_daily_rate", "late_fee_base", "grace_days",
+            "default_cost_cap", "early_settlement"], "properties": {
+            "source": {"enum": ["contract", "legacy"], "description": "legacy: a contract generated before the "
+                       "early-settlement terms were stated, serviced by the terms its text states"},
+            "term": count, "timing": {"enum": ["arrears", "advance"]}, "nominal_rate": rate,
+            "financed_amount": money, "residual": money, "monthly_payment": money, "deposit": money,
+            "deposit_free": {"type": "boolean"}, "purchase_price": money,
+            "late_fee_daily_rate": {**rate, "description": "of the overdue amount, a day, from its first day overdue"},
+            "late_fee_base": {"enum": ["overdue_amount"]}, "grace_days": count,
+            "default_cost_cap": {"oneOf": [{"type": "null"}, rate]},
+            "early_settlement": {"type": "object", "properties": {
+                "any_day": {"type": "boolean", "description": "false: only on a rent's due day (older contracts)"},
+                "fee_rate": rate, "day_count": {"enum": ["ACT/360", "ACT/365"]}, "notice_working_days": count}},
+            "default": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
+                "overdue_periods": count, "overdue_share": rate, "demand_cure_days": count}}]}}},
+        "amortisation": {"type": "array", "description": "each rent's principal and interest, and the balance after "
+                         "it, as the contract's schedule states them", "items": {
+            "type": "object", "required": ["period", "principal", "interest", "balance"], "properties": {
+                "period": {"type": "integer", "minimum": 1}, "principal": money, "interest": money,
+                "balance": money}}}}}
 
 
 def _contract_text() -> dict[str, Any]:

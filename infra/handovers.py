@@ -1,6 +1,7 @@
 """The handover records (交接确认书) of leases ready for delivery (bff/payments/handover.py): what the dealer recorded,
 the customer's refusal, and the record the contract service signed. One row per application; the term itself is
-``lease_terms`` (infra/payments_store.py), started in the same transaction as the row turns ``signed``."""
+``lease_terms`` (infra/payments_store.py), started in the same transaction as the row turns ``signed``, with the
+lease in force (``leases``, ``instalments``: infra/servicing.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from datetime import date
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy import update
 
 from infra.db.engine import Database
 from infra.db.models import HandoverRow
+from infra.servicing import SqlServicing
+from infra.servicing import lease_plan
 
 PREPARED, REFUSED, SIGNED = "prepared", "refused", "signed"
 
@@ -76,13 +80,19 @@ class SqlHandovers:
     def mark_signed(self, application_id: str, record: dict[str, Any], starts_on: date, now: datetime) -> bool:
         """The record the contract service signed; False when it is signed already. A refusal sent from another
         device while the signature was on its way does not stand against the signed record: the signed record is
-        what happened."""
+        what happened. The lease in force (its instalments, its servicing terms: infra/servicing.py) is created in
+        the same transaction, once per application; a record it cannot be read from (ValueError) signs nothing."""
         with self.db.session() as session:
-            return bool(session.execute(update(HandoverRow).where(
+            signed = bool(session.execute(update(HandoverRow).where(
                 HandoverRow.application_id == application_id, HandoverRow.status.in_((PREPARED, REFUSED))).values(
                 status=SIGNED, record_id=str(record.get("id", ""))[:64], sha256=str(record.get("sha256", ""))[:64],
                 record=json.dumps(record, ensure_ascii=False, sort_keys=True), starts_on=starts_on,
                 signed_at=now)).rowcount)
+            if signed:
+                dealer_id = session.execute(select(HandoverRow.dealer_id).where(
+                    HandoverRow.application_id == application_id)).scalar_one()
+                SqlServicing(self.db).open_lease(session, application_id, dealer_id, lease_plan(record), now)
+            return signed
 
 
 def _handover(r: HandoverRow) -> Handover:

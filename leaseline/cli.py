@@ -1284,3 +1284,6 @@ def risk_evaluate(as_json: bool) -> None:
                f"{percent(Decimal(str(data['bad_rate_auto_approved'])))})   declined "
                f"{percent(Decimal(str(data['decline_rate'])))} (bad "
                f"{percent(Decimal(str(data['bad_rate_auto_declined'])))})")
+
+
+import leaseline.servicing_cli  # noqa: E402,F401 — registers `leaseline servicing` (the close of business, issue 18)

@@ -45,6 +45,7 @@ from infra.handovers import PREPARED
 from infra.handovers import SIGNED
 from infra.handovers import Handover
 from infra.handovers import SqlHandovers
+from infra.servicing import lease_plan
 from plans.handover import HANDOVER_ITEMS
 from plans.handover import MAX_KEYS
 from plans.handover import MAX_ODOMETER_KM
@@ -168,7 +169,15 @@ def version(handover: Handover) -> str:
 def _record_dates(record: dict[str, Any], months: int) -> tuple[date, date]:
     """The record's commencement date and the term's end. Dated from the handover (the contract's commencement
     clause), the end is checked against our own term arithmetic: the lease must not run on two calendars. Dated by
-    a contract generated before that clause, its own end stands (after the start)."""
+    a contract generated before that clause, its own end stands (after the start). The lease in force the record
+    starts must be readable from it (its servicing terms and instalments: infra/servicing.py), before anything is
+    recorded."""
+    try:
+        lease_plan(record)
+    except ValueError as exc:
+        log.error("handover record %s: %s", record.get("id"), exc)
+        raise ServiceRefused(502, {"detail": f"the handover record does not state the lease in force: {exc}"}
+                             ) from None
     try:
         starts_on, ends_on = date.fromisoformat(str(record["starts_on"])), date.fromisoformat(str(record["ends_on"]))
     except (KeyError, ValueError):

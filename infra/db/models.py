@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger
 from sqlalchemy import Boolean
+from sqlalchemy import CheckConstraint
 from sqlalchemy import Date
 from sqlalchemy import DateTime
 from sqlalchemy import ForeignKey
@@ -599,6 +600,140 @@ class JobErrorRow(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     error: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LeaseRow(Base):
+    """The lease in force (issue 18): created with the signed handover record (infra/servicing.py), one per
+    application; its servicing terms frozen from the signed contract (contract/document/servicing_terms.py), money in
+    fen. ``closed_through``: the last business date whose close of business has processed it (the close's progress
+    marker: a run killed midway resumes with the leases not yet closed through its date)."""
+
+    __tablename__ = "leases"
+    __table_args__ = (Index("ix_leases_status_closed_through", "status", "closed_through"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), unique=True)
+    dealer_id: Mapped[str] = mapped_column(String(36), index=True)
+    contract_id: Mapped[str] = mapped_column(String(64))
+    contract_number: Mapped[str] = mapped_column(String(64))
+    handover_record_id: Mapped[str] = mapped_column(String(64))
+    handover_sha256: Mapped[str] = mapped_column(String(64))
+    starts_on: Mapped[date] = mapped_column(Date)  # 起租日, Asia/Shanghai
+    ends_on: Mapped[date] = mapped_column(Date)
+    term: Mapped[int] = mapped_column(Integer)
+    timing: Mapped[str] = mapped_column(String(8))  # arrears | advance
+    financed_amount: Mapped[int] = mapped_column(BigInteger)
+    residual: Mapped[int] = mapped_column(BigInteger)
+    monthly_payment: Mapped[int] = mapped_column(BigInteger)
+    deposit: Mapped[int] = mapped_column(BigInteger)
+    nominal_rate: Mapped[Decimal] = mapped_column(Numeric(9, 6))
+    late_fee_daily_rate: Mapped[Decimal] = mapped_column(Numeric(10, 6))
+    late_fee_base: Mapped[str] = mapped_column(String(16))  # overdue_amount (逾期金额) | principal
+    grace_days: Mapped[int] = mapped_column(Integer)  # business days after the due day (0: 自逾期之日起)
+    default_cost_cap: Mapped[Decimal | None] = mapped_column(Numeric(6, 4), nullable=True)
+    settlement_any_day: Mapped[bool] = mapped_column(Boolean)  # False: on a rent's due day only (older contracts)
+    settlement_fee_rate: Mapped[Decimal] = mapped_column(Numeric(6, 4))
+    settlement_day_count: Mapped[str] = mapped_column(String(8))
+    settlement_notice_working_days: Mapped[int] = mapped_column(Integer)
+    terms_source: Mapped[str] = mapped_column(String(8))  # contract | legacy
+    terms: Mapped[str] = mapped_column(Text)  # the terms as the contract service stated them (JSON)
+    status: Mapped[str] = mapped_column(String(16))  # active (later: settled, closed)
+    closed_through: Mapped[date | None] = mapped_column(Date, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class InstalmentRow(Base):
+    """One rent of a lease in force (``kind`` rent, ``number`` 1…term) or its final rent (``final_rent``, the balloon,
+    number term + 1, due on the term's last day), amounts in fen as the contract's schedule splits them. ``state``:
+    pending (not yet due) → due → paid | partly_paid | overdue (unpaid after its last day: the due day, moved to the
+    next business day, plus the grace) | waived. ``penalty_through``: the last day whose late charge is accrued."""
+
+    __tablename__ = "instalments"
+    __table_args__ = (UniqueConstraint("lease_id", "number"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(12))
+    due_on: Mapped[date] = mapped_column(Date)  # Asia/Shanghai
+    amount: Mapped[int] = mapped_column(BigInteger)
+    principal: Mapped[int] = mapped_column(BigInteger)
+    interest: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(12))
+    paid_principal: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_interest: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_penalty: Mapped[int] = mapped_column(BigInteger, default=0)
+    waived: Mapped[int] = mapped_column(BigInteger, default=0)
+    penalty_accrued: Mapped[int] = mapped_column(BigInteger, default=0)
+    penalty_through: Mapped[date | None] = mapped_column(Date, nullable=True)
+    overdue_since: Mapped[date | None] = mapped_column(Date, nullable=True)
+    settled_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ServicingMovementRow(Base):
+    """A money movement of a lease in force, keyed to the instalment it touched: paid at signing, a payment's
+    allocation, a day's late charge, a waiver… Amounts in fen, signed; ``key`` makes each one book once."""
+
+    __tablename__ = "servicing_movements"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), index=True)
+    instalment_id: Mapped[int | None] = mapped_column(ForeignKey("instalments.id"), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    value_date: Mapped[date] = mapped_column(Date)  # the business date it counts from
+    principal: Mapped[int] = mapped_column(BigInteger, default=0)
+    interest: Mapped[int] = mapped_column(BigInteger, default=0)
+    penalty: Mapped[int] = mapped_column(BigInteger, default=0)
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    note: Mapped[str] = mapped_column(String(255), default="")
+    booked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BusinessDateRow(Base):
+    """The business date every process reads (one row, ``id`` 1): the day whose close of business runs next. It moves
+    on one calendar day only when that day's close is complete."""
+
+    __tablename__ = "business_date"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    current: Mapped[date] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CloseRunRow(Base):
+    """The close of business of one business date (unique): ``running`` until every active lease is closed through it,
+    then ``done``; what it did, batch by batch, in the batches' own transactions."""
+
+    __tablename__ = "close_runs"
+
+    business_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    status: Mapped[str] = mapped_column(String(12))  # running | done
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    runs: Mapped[int] = mapped_column(Integer, default=1)  # how many times it was started (a resumed run: 2 …)
+    batches: Mapped[int] = mapped_column(Integer, default=0)
+    leases: Mapped[int] = mapped_column(Integer, default=0)
+    marked_due: Mapped[int] = mapped_column(Integer, default=0)
+    marked_overdue: Mapped[int] = mapped_column(Integer, default=0)
+    penalty: Mapped[int] = mapped_column(BigInteger, default=0)  # late charges accrued, fen
+    last_lease_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class BusinessCalendarRow(Base):
+    """A day of China's published business calendar that ops loaded (``leaseline servicing calendar load``): a
+    holiday (休) on a weekday or a make-up working day (班) on a weekend; it overrides the chinese-calendar package
+    and the weekend rule (servicing/calendar.py)."""
+
+    __tablename__ = "business_calendar"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # holiday | workday
+    name: Mapped[str] = mapped_column(String(64), default="")
+    source: Mapped[str] = mapped_column(String(255), default="")
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 def ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

@@ -1,0 +1,468 @@
+"""The lease in force in the database (issue 18 §0–§2): the lease and its instalments created with the signed handover
+record, the business date every process reads, the business calendar ops load, and the daily close of business's
+batches. The maths is :mod:`servicing`'s (pure); the use case that drives a close is bff/servicing/close.py.
+
+Money is integer fen here. A movement's amounts are signed changes of what the instalment owes: + a late charge
+accrued, − a payment (or the rent paid at signing, a waiver). What was unpaid of a rent at the start of a day is its
+amount plus the principal and interest of its movements dated before that day.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
+from decimal import Decimal
+from decimal import InvalidOperation
+from typing import Any
+
+from sqlalchemy import case
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from infra.db.engine import Database
+from infra.db.models import BusinessCalendarRow
+from infra.db.models import BusinessDateRow
+from infra.db.models import CloseRunRow
+from infra.db.models import InstalmentRow
+from infra.db.models import LeaseRow
+from infra.db.models import ServicingMovementRow
+from plans.timeline import timeline
+from servicing.calendar import BusinessCalendar
+from servicing.calendar import CalendarDay
+from servicing.calendar import calendar_of
+from servicing.penalty import PenaltyTerms
+from servicing.penalty import penalty_between
+
+PENDING, DUE, PARTLY_PAID, PAID, OVERDUE, WAIVED = "pending", "due", "partly_paid", "paid", "overdue", "waived"
+STATES = (PENDING, DUE, PARTLY_PAID, PAID, OVERDUE, WAIVED)
+#: the states of an instalment with something left to pay
+OPEN = (DUE, PARTLY_PAID, OVERDUE)
+RENT, FINAL_RENT = "rent", "final_rent"
+ACTIVE = "active"
+RUNNING, DONE = "running", "done"
+ONE_DAY = timedelta(days=1)
+
+
+def to_fen(value: object) -> int:
+    """A money string of the contract service ("1234.56") as integer fen, exactly (refused with more decimals)."""
+    amount = Decimal(str(value)) * 100
+    if amount != amount.to_integral_value():
+        raise ValueError(f"{value!r} is not an amount in fen")
+    return int(amount)
+
+
+def yuan(fen: int) -> Decimal:
+    return Decimal(fen) / 100
+
+
+# -- the lease as the handover record states it --------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlannedInstalment:
+    number: int
+    kind: str
+    due_on: date
+    amount: int
+    principal: int
+    interest: int
+
+
+@dataclass(frozen=True)
+class LeasePlan:
+    """What the signed handover record fixes of a lease in force: its dates, its servicing terms (frozen from the
+    contract) and each instalment."""
+
+    contract_id: str
+    contract_number: str
+    record_id: str
+    sha256: str
+    starts_on: date
+    ends_on: date
+    terms: Mapping[str, Any]
+    instalments: tuple[PlannedInstalment, ...]
+
+    @property
+    def term(self) -> int:
+        return int(self.terms["term"])
+
+    @property
+    def timing(self) -> str:
+        return str(self.terms["timing"])
+
+
+def lease_plan(record: Mapping[str, Any]) -> LeasePlan:
+    """The lease the signed handover ``record`` (the contract service's answer) fixes. Raises ValueError when it is
+    unreadable or does not reconcile: a record without its servicing terms, a rent that is not its principal plus its
+    interest, principal that does not add up to the financed amount, or (dated from the handover) a due date other
+    than the lease's calendar gives (plans.timeline: Asia/Shanghai days, month ends clamped)."""
+    try:
+        servicing = record["servicing"]
+        terms, split = dict(servicing["terms"]), {int(r["period"]): r for r in servicing["amortisation"]}
+        starts_on, ends_on = date.fromisoformat(str(record["starts_on"])), date.fromisoformat(str(record["ends_on"]))
+        term, timing = int(terms["term"]), str(terms["timing"])
+        rents: list[PlannedInstalment] = []
+        for row in record["schedule"]:
+            period = int(row["period"])
+            principal, interest = to_fen(split[period]["principal"]), to_fen(split[period]["interest"])
+            rents.append(PlannedInstalment(period, RENT, date.fromisoformat(str(row["due_date"])),
+                                           to_fen(row["payment"]), principal, interest))
+        financed, residual = to_fen(terms["financed_amount"]), to_fen(terms["residual"])
+        final = record.get("final_rent")
+        for name in ("late_fee_daily_rate", "nominal_rate"):
+            Decimal(str(terms[name]))
+        es = terms["early_settlement"]
+        Decimal(str(es["fee_rate"]))
+    except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+        raise ValueError(f"the handover record's servicing terms are unreadable ({type(exc).__name__}: {exc})"
+                         ) from None
+    if timing not in ("arrears", "advance") or [r.number for r in rents] != list(range(1, term + 1)):
+        raise ValueError(f"the record's schedule is not rents 1…{term}")
+    if sorted(split) != list(range(1, term + 1)):
+        raise ValueError("the record's principal and interest are not those of rents 1…term")
+    for r in rents:
+        if r.amount != r.principal + r.interest or r.principal < 0 or r.interest < 0:
+            raise ValueError(f"rent {r.number} is not its principal plus its interest")
+    if sum(r.principal for r in rents) + residual != financed:
+        raise ValueError("the rents' principal and the final rent do not add up to the financed amount")
+    if record.get("dated_from", "handover") == "handover":
+        dates = timeline(starts_on, term, timing)  # type: ignore[arg-type]
+        if tuple(r.due_on for r in rents) != dates.rent_dates or ends_on != dates.ends_on:
+            raise ValueError("the record's dates are not the lease's calendar from its commencement date")
+    instalments = tuple(rents)
+    if residual > 0:
+        if not final or to_fen(final["amount"]) != residual or str(final["due_date"]) != ends_on.isoformat():
+            raise ValueError("the record's final rent is not the contract's residual due at the term's end")
+        instalments += (PlannedInstalment(term + 1, FINAL_RENT, ends_on, residual, residual, 0),)
+    return LeasePlan(str(record.get("contract_id", "")), str(record.get("contract_number", "")),
+                     str(record.get("id", "")), str(record.get("sha256", "")), starts_on, ends_on, terms, instalments)
+
+
+# -- what the close of business reports ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BatchEvents:
+    """What one batch of a close changed, given to the close's hooks inside the batch's transaction (``session``), so
+    that the work they cause (reminders, collections: issue 18 §4) is deferred with the change, or not at all."""
+
+    business_date: date
+    session: Session
+    lease_ids: tuple[str, ...]
+    became_due: tuple[int, ...]  # instalment ids
+    became_overdue: tuple[int, ...]
+    penalties: Mapping[int, int] = field(default_factory=dict)  # instalment id → fen accrued by this close
+
+
+CloseHook = Callable[[BatchEvents], None]
+
+
+@dataclass(frozen=True)
+class CloseRun:
+    business_date: date
+    status: str
+    runs: int
+    batches: int
+    leases: int
+    marked_due: int
+    marked_overdue: int
+    penalty: int
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class NotTheBusinessDate(Exception):
+    """A close asked for a date other than the business date (and not already closed)."""
+
+    def __init__(self, asked: date, current: date) -> None:
+        super().__init__(f"the business date is {current.isoformat()}: {asked.isoformat()} cannot be closed now")
+        self.asked, self.current = asked, current
+
+
+class SqlServicing:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- the lease in force ------------------------------------------------------------------------------------
+    def open_lease(self, session: Session, application_id: str, dealer_id: str, plan: LeasePlan,
+                   now: datetime) -> str | None:
+        """Create the lease in force and its instalments in ``session`` (the transaction that records the signed
+        handover record); None when the application has its lease already (signing again creates none). A rent paid
+        at signing (rent 1 in advance: the amounts due at signing include it) is paid on the commencement date."""
+        terms = plan.terms
+        es = terms["early_settlement"]
+        cap = terms.get("default_cost_cap")
+        lease_id = str(uuid.uuid4())
+        created = session.execute(insert(LeaseRow).values(
+            id=lease_id, application_id=application_id, dealer_id=dealer_id, contract_id=plan.contract_id[:64],
+            contract_number=plan.contract_number[:64], handover_record_id=plan.record_id[:64],
+            handover_sha256=plan.sha256[:64], starts_on=plan.starts_on, ends_on=plan.ends_on, term=plan.term,
+            timing=plan.timing, financed_amount=to_fen(terms["financed_amount"]), residual=to_fen(terms["residual"]),
+            monthly_payment=to_fen(terms.get("monthly_payment", "0")), deposit=to_fen(terms.get("deposit", "0")),
+            nominal_rate=Decimal(str(terms["nominal_rate"])),
+            late_fee_daily_rate=Decimal(str(terms["late_fee_daily_rate"])),
+            late_fee_base=str(terms.get("late_fee_base", "overdue_amount"))[:16],
+            grace_days=int(terms.get("grace_days", 0)), default_cost_cap=None if cap is None else Decimal(str(cap)),
+            settlement_any_day=bool(es.get("any_day", False)), settlement_fee_rate=Decimal(str(es["fee_rate"])),
+            settlement_day_count=str(es.get("day_count", "ACT/360"))[:8],
+            settlement_notice_working_days=int(es.get("notice_working_days", 0)),
+            terms_source=str(terms.get("source", "contract"))[:8],
+            terms=json.dumps(terms, ensure_ascii=False, sort_keys=True), status=ACTIVE, closed_through=None,
+            created_at=now).on_conflict_do_nothing(index_elements=["application_id"]).returning(LeaseRow.id)
+        ).scalar_one_or_none()
+        if created is None:
+            return None
+        paid_at_signing = plan.timing == "advance"
+        rows = []
+        for i in plan.instalments:
+            paid = paid_at_signing and i.kind == RENT and i.number == 1
+            rows.append(InstalmentRow(
+                lease_id=lease_id, number=i.number, kind=i.kind, due_on=i.due_on, amount=i.amount,
+                principal=i.principal, interest=i.interest, state=PAID if paid else PENDING,
+                paid_principal=i.principal if paid else 0, paid_interest=i.interest if paid else 0, paid_penalty=0,
+                waived=0, penalty_accrued=0, settled_on=plan.starts_on if paid else None, updated_at=now))
+        session.add_all(rows)
+        session.flush()
+        for row in rows:
+            if row.state == PAID:
+                session.add(ServicingMovementRow(
+                    lease_id=lease_id, instalment_id=row.id, kind="paid_at_signing", value_date=plan.starts_on,
+                    principal=-row.principal, interest=-row.interest, penalty=0,
+                    key=f"paid_at_signing:{lease_id}:{row.number}", booked_at=now,
+                    note="首期租金随签约应付款项支付 rent 1 paid at signing"))
+        session.flush()
+        return lease_id
+
+    def lease(self, application_id: str) -> tuple[LeaseRow, list[InstalmentRow]] | None:
+        """The application's lease in force and its instalments (detached rows), or None."""
+        with self.db.session() as session:
+            lease = session.scalars(select(LeaseRow).where(LeaseRow.application_id == application_id)).one_or_none()
+            if lease is None:
+                return None
+            rows = list(session.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease.id)
+                                        .order_by(InstalmentRow.number)))
+            return lease, rows
+
+    def movements(self, lease_id: str) -> list[ServicingMovementRow]:
+        with self.db.session() as session:
+            return list(session.scalars(select(ServicingMovementRow).where(ServicingMovementRow.lease_id == lease_id)
+                                        .order_by(ServicingMovementRow.id)))
+
+    # -- the business date ---------------------------------------------------------------------------------------
+    def business_date(self) -> date:
+        """The business date: the day whose close of business runs next (migration 0017 set it to its day)."""
+        with self.db.session() as session:
+            return session.execute(select(BusinessDateRow.current).where(BusinessDateRow.id == 1)).scalar_one()
+
+    def start_business_date(self, day: date, now: datetime) -> None:
+        """Set the business date, for a database whose servicing has not begun (no close run yet): a demo's or a
+        test's start. Refused (ValueError) once a date has been closed: from then on only a close moves it."""
+        with self.db.session() as session:
+            if session.execute(select(func.count()).select_from(CloseRunRow)).scalar_one():
+                raise ValueError("dates have been closed already: only the close of business moves the business date")
+            session.execute(update(BusinessDateRow).where(BusinessDateRow.id == 1).values(current=day, updated_at=now))
+
+    # -- the calendar ----------------------------------------------------------------------------------------------
+    def calendar(self) -> BusinessCalendar:
+        """The business calendar with the days ops loaded."""
+        with self.db.session() as session:
+            days = [CalendarDay(r.day, r.kind, r.name) for r in session.scalars(select(BusinessCalendarRow))]
+        return calendar_of(days)
+
+    def load_calendar(self, days: Sequence[CalendarDay], source: str, now: datetime) -> int:
+        """Load a published calendar's days (replacing those of the same years that ops loaded before: the file is
+        the year's calendar); the number of days stored."""
+        years = sorted({d.day.year for d in days})
+        with self.db.session() as session:
+            for year in years:
+                session.execute(delete(BusinessCalendarRow).where(
+                    BusinessCalendarRow.day >= date(year, 1, 1), BusinessCalendarRow.day <= date(year, 12, 31)))
+            session.add_all(BusinessCalendarRow(day=d.day, kind=d.kind, name=d.name[:64], source=source[:255],
+                                                loaded_at=now) for d in days)
+        return len(days)
+
+    # -- the close of business -------------------------------------------------------------------------------------
+    def close_run(self, day: date) -> CloseRun | None:
+        with self.db.session() as session:
+            row = session.get(CloseRunRow, day)
+            return _run(row) if row is not None else None
+
+    def begin_close(self, day: date, now: datetime) -> CloseRun:
+        """Start (or resume) the close of ``day``: its run, unchanged when it is done already. Raises
+        :class:`NotTheBusinessDate` for a date that is not the business date and was not closed."""
+        with self.db.session() as session:
+            current = session.execute(select(BusinessDateRow.current).where(BusinessDateRow.id == 1)
+                                      .with_for_update()).scalar_one()
+            row = session.get(CloseRunRow, day, with_for_update=True)
+            if row is not None and row.status == DONE:
+                return _run(row)
+            if day != current:
+                raise NotTheBusinessDate(day, current)
+            if row is None:
+                row = CloseRunRow(business_date=day, status=RUNNING, started_at=now, runs=1, batches=0, leases=0,
+                                  marked_due=0, marked_overdue=0, penalty=0)
+                session.add(row)
+            else:
+                row.runs += 1
+            session.flush()
+            return _run(row)
+
+    def close_batch(self, day: date, calendar: BusinessCalendar, size: int, now: datetime,
+                    hooks: Sequence[CloseHook] = ()) -> int:
+        """Close ``day`` for the next ``size`` active leases not yet closed through it, in one transaction with the
+        progress marker (each lease's ``closed_through`` and the run's counters); the number of leases closed (0: none
+        left that another run does not hold). Leases another run holds are skipped (``SKIP LOCKED``), never closed
+        twice; a batch that fails leaves nothing of itself."""
+        with self.db.session() as session:
+            leases = list(session.scalars(
+                select(LeaseRow).where(LeaseRow.status == ACTIVE, or_(LeaseRow.closed_through.is_(None),
+                                                                      LeaseRow.closed_through < day))
+                .order_by(LeaseRow.id).limit(size).with_for_update(skip_locked=True)))
+            if not leases:
+                return 0
+            ids = [lease.id for lease in leases]
+            became_due = _mark_due(session, ids, day, now)
+            became_overdue = _mark_overdue(session, leases, day, calendar, now)
+            penalties = _accrue_penalties(session, leases, day, calendar, now)
+            for hook in hooks:
+                hook(BatchEvents(day, session, tuple(ids), became_due, became_overdue, penalties))
+            session.execute(update(LeaseRow).where(LeaseRow.id.in_(ids)).values(closed_through=day))
+            session.execute(update(CloseRunRow).where(CloseRunRow.business_date == day).values(
+                batches=CloseRunRow.batches + 1, leases=CloseRunRow.leases + len(ids),
+                marked_due=CloseRunRow.marked_due + len(became_due),
+                marked_overdue=CloseRunRow.marked_overdue + len(became_overdue),
+                penalty=CloseRunRow.penalty + sum(penalties.values()), last_lease_id=ids[-1]))
+            return len(ids)
+
+    def finish_close(self, day: date, now: datetime) -> bool:
+        """Mark the close of ``day`` done and move the business date to the next day, once every active lease is
+        closed through it; False while some are not (another run still holds them: it finishes the date)."""
+        with self.db.session() as session:
+            row = session.get(CloseRunRow, day, with_for_update=True)
+            if row is None:
+                return False
+            if row.status == DONE:
+                return True
+            left = session.execute(select(func.count()).select_from(LeaseRow).where(
+                LeaseRow.status == ACTIVE, or_(LeaseRow.closed_through.is_(None), LeaseRow.closed_through < day))
+            ).scalar_one()
+            if left:
+                return False
+            row.status, row.finished_at = DONE, now
+            session.execute(update(BusinessDateRow).where(BusinessDateRow.id == 1, BusinessDateRow.current == day)
+                            .values(current=day + ONE_DAY, updated_at=now))
+            return True
+
+
+def _run(row: CloseRunRow) -> CloseRun:
+    return CloseRun(row.business_date, row.status, row.runs, row.batches, row.leases, row.marked_due,
+                    row.marked_overdue, row.penalty, row.started_at, row.finished_at)
+
+
+def _mark_due(session: Session, lease_ids: Sequence[str], day: date, now: datetime) -> tuple[int, ...]:
+    """Rents not yet due whose due day has come: due (partly paid when something was paid ahead)."""
+    moved = session.execute(
+        update(InstalmentRow).where(InstalmentRow.lease_id.in_(lease_ids), InstalmentRow.state == PENDING,
+                                    InstalmentRow.due_on <= day)
+        .values(state=case((InstalmentRow.paid_principal + InstalmentRow.paid_interest > 0, PARTLY_PAID), else_=DUE),
+                updated_at=now)
+        .returning(InstalmentRow.id))
+    return tuple(sorted(moved.scalars()))
+
+
+def _mark_overdue(session: Session, leases: Sequence[LeaseRow], day: date, calendar: BusinessCalendar,
+                  now: datetime) -> tuple[int, ...]:
+    """Rents still unpaid after their last day (:meth:`BusinessCalendar.last_day_to_pay`: the due day or the next
+    business day, plus the contract's grace in business days): overdue from the calendar day after it."""
+    grace = {lease.id: lease.grace_days for lease in leases}
+    candidates = session.execute(select(InstalmentRow.id, InstalmentRow.lease_id, InstalmentRow.due_on).where(
+        InstalmentRow.lease_id.in_(list(grace)), InstalmentRow.state.in_((DUE, PARTLY_PAID)),
+        InstalmentRow.due_on < day)).all()
+    by_start: dict[date, list[int]] = {}
+    for inst_id, lease_id, due_on in candidates:
+        first_overdue = calendar.last_day_to_pay(due_on, grace[lease_id]) + ONE_DAY
+        if first_overdue <= day:
+            by_start.setdefault(first_overdue, []).append(inst_id)
+    for first_overdue, ids in by_start.items():
+        session.execute(update(InstalmentRow).where(InstalmentRow.id.in_(ids)).values(
+            state=OVERDUE, overdue_since=first_overdue, updated_at=now))
+    return tuple(sorted(i for ids in by_start.values() for i in ids))
+
+
+def penalty_terms(lease: LeaseRow) -> PenaltyTerms:
+    """The late-charge terms of ``lease`` as its contract states them, for :mod:`servicing.penalty`: a rate a day on
+    the overdue amount (or its principal), within the cost cap the contract states. The grace is applied by the
+    calendar (business days) before the first day charged, so none is given here."""
+    return PenaltyTerms(rate=lease.late_fee_daily_rate, day_count="daily",
+                        base="principal" if lease.late_fee_base == "principal" else "overdue_rent", grace_days=0,
+                        nominal_rate=lease.nominal_rate, cost_cap=lease.default_cost_cap)
+
+
+def _accrue_penalties(session: Session, leases: Sequence[LeaseRow], day: date, calendar: BusinessCalendar,
+                      now: datetime) -> dict[int, int]:
+    """The late charge of every overdue instalment for each day from the first not yet accrued through ``day``, on
+    what was unpaid at the start of that day (movements dated before it), posted as one movement per instalment and
+    close (its key: booked once). ``{instalment id: fen}``."""
+    by_id = {lease.id: lease for lease in leases}
+    overdue = list(session.scalars(select(InstalmentRow).where(
+        InstalmentRow.lease_id.in_(list(by_id)), InstalmentRow.state == OVERDUE,
+        or_(InstalmentRow.penalty_through.is_(None), InstalmentRow.penalty_through < day))))
+    if not overdue:
+        return {}
+    changes: dict[int, list[tuple[date, int, int]]] = {}
+    for inst_id, value_date, principal, interest in session.execute(
+            select(ServicingMovementRow.instalment_id, ServicingMovementRow.value_date, ServicingMovementRow.principal,
+                   ServicingMovementRow.interest)
+            .where(ServicingMovementRow.instalment_id.in_([i.id for i in overdue]),
+                   or_(ServicingMovementRow.principal != 0, ServicingMovementRow.interest != 0))):
+        if inst_id is not None:
+            changes.setdefault(inst_id, []).append((value_date, principal, interest))
+    accrued: dict[int, int] = {}
+    for inst in overdue:
+        assert inst.overdue_since is not None
+        start = max(inst.overdue_since, inst.penalty_through + ONE_DAY if inst.penalty_through else inst.overdue_since)
+        amount = _late_charge(inst, changes.get(inst.id, []), start, day, penalty_terms(by_id[inst.lease_id]))
+        if amount:
+            booked = session.execute(insert(ServicingMovementRow).values(
+                lease_id=inst.lease_id, instalment_id=inst.id, kind="late_charge", value_date=day, principal=0,
+                interest=0, penalty=amount, key=f"late_charge:{inst.id}:{day.isoformat()}", reference=None,
+                note=f"逾期违约金 late charge {start.isoformat()}–{day.isoformat()}", booked_at=now
+            ).on_conflict_do_nothing(index_elements=["key"]).returning(ServicingMovementRow.id)).scalar_one_or_none()
+            if booked is None:  # booked by an earlier close of this day (its marker is then this day: not reached)
+                continue
+            inst.penalty_accrued += amount
+            accrued[inst.id] = amount
+        inst.penalty_through, inst.updated_at = day, now
+    session.flush()
+    return accrued
+
+
+def _late_charge(inst: InstalmentRow, changes: Iterable[tuple[date, int, int]], start: date, through: date,
+                 terms: PenaltyTerms) -> int:
+    """The late charge of ``inst`` for the days ``start`` … ``through``, in fen: stretch by stretch of the same unpaid
+    amount (a movement dated d changes what is unpaid from the day after d on), by :func:`servicing.penalty`'s
+    rounding (each stretch the difference of the once-rounded accrued charge)."""
+    assert inst.overdue_since is not None
+    last_day = inst.overdue_since - ONE_DAY  # the last day it could be paid: the charge counts from the day after
+    listed = sorted(changes)
+    cuts = sorted({d + ONE_DAY for d, _, _ in listed if start < d + ONE_DAY <= through})
+    total = Decimal(0)
+    bounds = [start, *cuts, through + ONE_DAY]
+    for begin, end in zip(bounds, bounds[1:], strict=False):
+        unpaid_rent = inst.amount + sum(p + i for d, p, i in listed if d < begin)
+        unpaid_principal = inst.principal + sum(p for d, p, _ in listed if d < begin)
+        if unpaid_rent <= 0:
+            continue
+        total += penalty_between(begin, end, due_on=last_day, unpaid_rent=yuan(unpaid_rent),
+                                 unpaid_principal=yuan(max(0, min(unpaid_principal, unpaid_rent))), terms=terms)
+    return to_fen(total)
