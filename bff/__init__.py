@@ -138,6 +138,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from bff.api.views import bp as api_bp
+    from bff.applications.card_side import bp as card_side_bp
     from bff.applications.views import bp as applications_bp
     from bff.auth.views import bp as auth_bp
     from bff.documents.views import bp as documents_bp
@@ -163,6 +164,7 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(dev_bp)
     app.register_blueprint(plans_bp)
     app.register_blueprint(applications_bp)
+    app.register_blueprint(card_side_bp)  # the ID card's side, checked as soon as a photo is chosen
     app.register_blueprint(reviews_bp)
     app.register_blueprint(documents_bp)  # documents on request: the officer asks, the applicant uploads
     app.register_blueprint(verify_bp)

@@ -113,6 +113,20 @@ class RapidOcrReader:
         found, _elapsed = self._engine.text_rec(crops)
         return [(str(text), float(score)) for text, score in found]
 
+    def line_starts(self, image: Image.Image) -> list[str]:
+        """The start of every printed line the detector finds anywhere in ``image`` (shrunk to DETECT_SIDE px on
+        its longer side), read only as far as a label reaches (line_start): a card's labels wherever the card lies
+        in a photo. The side check before upload tells the sides by them (kyc/side_check.py)."""
+        small = image.convert("RGB")
+        small.thumbnail((DETECT_SIDE, DETECT_SIDE))
+        bgr = np.ascontiguousarray(np.asarray(small)[:, :, ::-1])
+        boxes, _elapsed = self._engine.text_det(bgr)
+        quads = [_points(box) for box in (boxes if boxes is not None else ())]
+        if not quads:
+            return []
+        read, _elapsed = self._engine.text_rec([line_start(bgr, quad) for quad in quads])
+        return [str(text) for text, _score in read]
+
     def registered(self, image: Image.Image, labels: Mapping[str, tuple[tuple[float, float], tuple[float, float]]]
                    ) -> Image.Image:
         """The normalised card moved so that its printed labels sit where the fixed field boxes expect them.

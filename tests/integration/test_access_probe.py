@@ -228,7 +228,8 @@ def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessi
             "invitations.create", "auth.sign_out_everywhere", "dev.outbox", "privacy.page", "privacy.submit",
             "privacy.withdraw", "privacy.ops", "privacy.answer", "applications.contract_text",
             "applications.contract_text_original",
-            "pwa.landing", "pwa.work", "applications.card_field", "applications.id_card_confirm"} <= protected_seen
+            "pwa.landing", "pwa.work", "applications.card_field", "applications.id_card_confirm",
+            "id_card_side.check"} <= protected_seen
 
 
 def test_cross_tenant_deactivation_changes_nothing(app: Any, bff_server: Any,
