@@ -736,6 +736,91 @@ class BusinessCalendarRow(Base):
     loaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class CollectionMandateRow(Base):
+    """The customer's authorisation of automatic rent collection (issue 18 §3, migration 0018): a card saved through a
+    Stripe SetupIntent (``card``) or a bank's 协议支付 direct-debit agreement (``direct_debit``), with the mandate text
+    accepted (its version and fingerprint); ``auto_collect`` is the customer's on/off. ``status``: pending | active |
+    revoked."""
+
+    __tablename__ = "collection_mandates"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    auto_collect: Mapped[bool] = mapped_column(Boolean)
+    customer_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    payment_method: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    setup_intent: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    agreement_no: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    bank: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    account_last4: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    text_version: Mapped[str] = mapped_column(String(32))
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8))
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CollectionAttemptRow(Base):
+    """One attempt to collect money for a lease in force (issue 18 §3): the customer paying on the phone
+    (``trigger`` customer, a Stripe PaymentIntent) or an automatic collection (``auto``: a direct debit or an
+    off-session card charge) for one instalment (or, ``instalment_id`` NULL, all that is due now). ``key`` is our
+    Idempotency-Key (unique: a retry never makes a second attempt); ``provider_ref`` the PaymentIntent or the bank's
+    order. ``status``: created | processing (a delayed result, polled after ``poll_after``) | requires_action |
+    succeeded | failed | canceled. Amounts in fen."""
+
+    __tablename__ = "collection_attempts"
+    __table_args__ = (UniqueConstraint("channel", "provider_ref"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), index=True)
+    instalment_id: Mapped[int | None] = mapped_column(ForeignKey("instalments.id"), nullable=True, index=True)
+    mandate_id: Mapped[str | None] = mapped_column(ForeignKey("collection_mandates.id"), nullable=True)
+    channel: Mapped[str] = mapped_column(String(16))  # stripe | direct_debit
+    trigger: Mapped[str] = mapped_column(String(8))  # customer | auto
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    provider_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    business_date: Mapped[date] = mapped_column(Date)
+    failure_code: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    failure_message: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    polls: Mapped[int] = mapped_column(Integer, default=0)
+    poll_after: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LeaseReceiptRow(Base):
+    """A succeeded payment booked into a lease in force, once by its ``key`` (the payment's idempotency key: a webhook
+    replay, a double tap or two workers find it here and book nothing). ``applied``: what the allocation booked onto
+    instalments (servicing_movements); ``surplus``: what was left (all of it for a lease no longer active), refunded
+    automatically (``refund_reason`` surplus | lease_closed; ``refund_status`` pending | succeeded | failed)."""
+
+    __tablename__ = "lease_receipts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), index=True)
+    attempt_id: Mapped[str | None] = mapped_column(ForeignKey("collection_attempts.id"), nullable=True)
+    source: Mapped[str] = mapped_column(String(16))  # stripe | direct_debit
+    reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    applied: Mapped[int] = mapped_column(BigInteger)
+    surplus: Mapped[int] = mapped_column(BigInteger)
+    value_date: Mapped[date] = mapped_column(Date)  # the business date it was booked on
+    refund_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    refund_status: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    refund_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    booked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 def ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """For alembic's comparison of the database with these models (``include_object``): procrastinate's tables,
     types and functions are its own (migration 0012), as is the foreign key from ``job_errors`` to its jobs."""
