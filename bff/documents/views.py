@@ -96,61 +96,62 @@ def _officer_request(app: Application, docs_id: str) -> DocumentRequest:
         abort(404)
 
 
-@bp.post("/reviews/<case_id>/documents")
-@requires("reviews.work")
-def request_documents(case_id: str) -> Any:
-    """The officer asks the applicant for documents; the text message goes with it (a job)."""
+def _officer_act(case_id: str, act: Callable[[dict[str, Any], Application], tuple[str, dict[str, object]]],
+                 done: str) -> Any:
+    """One officer's action on the case's documents: ``act`` gets the claimed case and its application and returns
+    the audit action and its details. A refusal shows the case again with the reasons and the form as typed
+    (``exc.status``), the risk service away its page (503); done, it is audit-logged, flashed (``done``: a
+    :func:`_flash` key) and the officer is back on the case (303)."""
     try:
         case, app = _officer_case(case_id)
-        svc, now = _service(), _now()
         try:
-            kinds, note, due_on = svc.parse_request(request.form.getlist("kinds"), request.form.get("note", ""),
-                                                    request.form.get("due_on", ""), now)
-            svc.request(app, str(case["id"]), kinds, note, due_on, officer_id=g.user.id,
-                        officer_label=g.user.email, link=_link(app.id), now=now)
+            action, details = act(case, app)
         except Refused as exc:
             return reviews._render(case, status=exc.status, form=request.form, doc_errors=list(exc.errors))
     except ServiceUnavailable:
         return reviews._unavailable()
-    _audit("documents.requested", app, {"kinds": kinds, "due_on": due_on.isoformat()})
-    flash(_flash("requested"), "ok")
+    _audit(action, app, details)
+    flash(_flash(done), "ok")
     return redirect(url_for("reviews.case", case_id=case_id), 303)
+
+
+@bp.post("/reviews/<case_id>/documents")
+@requires("reviews.work")
+def request_documents(case_id: str) -> Any:
+    """The officer asks the applicant for documents; the text message goes with it (a job)."""
+    def ask(case: dict[str, Any], app: Application) -> tuple[str, dict[str, object]]:
+        svc, now = _service(), _now()
+        kinds, note, due_on = svc.parse_request(request.form.getlist("kinds"), request.form.get("note", ""),
+                                                request.form.get("due_on", ""), now)
+        svc.request(app, str(case["id"]), kinds, note, due_on, officer_id=g.user.id, officer_label=g.user.email,
+                    link=_link(app.id), now=now)
+        return "documents.requested", {"kinds": kinds, "due_on": due_on.isoformat()}
+
+    return _officer_act(case_id, ask, "requested")
 
 
 @bp.post("/reviews/<case_id>/documents/<docs_id>/accept")
 @requires("reviews.work")
 def accept(case_id: str, docs_id: str) -> Any:
-    try:
-        case, app = _officer_case(case_id)
+    def take(case: dict[str, Any], app: Application) -> tuple[str, dict[str, object]]:
         found = _officer_request(app, docs_id)
-        try:
-            _service().accept(found, _now())
-        except Refused as exc:
-            return reviews._render(case, status=exc.status, form=request.form, doc_errors=list(exc.errors))
-    except ServiceUnavailable:
-        return reviews._unavailable()
-    _audit("documents.accepted", app, {"request": found.id})
-    flash(_flash("accepted"), "ok")
-    return redirect(url_for("reviews.case", case_id=case_id), 303)
+        _service().accept(found, _now())
+        return "documents.accepted", {"request": found.id}
+
+    return _officer_act(case_id, take, "accepted")
 
 
 @bp.post("/reviews/<case_id>/documents/<docs_id>/again")
 @requires("reviews.work")
 def again(case_id: str, docs_id: str) -> Any:
     """The pages sent do not do: the same documents asked for again, with a new note and due day."""
-    try:
-        case, app = _officer_case(case_id)
+    def ask_again(case: dict[str, Any], app: Application) -> tuple[str, dict[str, object]]:
         found = _officer_request(app, docs_id)
-        try:
-            _service().again(app, found, request.form.get("note", ""), request.form.get("due_on", ""),
-                             officer_id=g.user.id, officer_label=g.user.email, link=_link(app.id), now=_now())
-        except Refused as exc:
-            return reviews._render(case, status=exc.status, form=request.form, doc_errors=list(exc.errors))
-    except ServiceUnavailable:
-        return reviews._unavailable()
-    _audit("documents.requested", app, {"again": found.id, "kinds": list(found.kinds)})
-    flash(_flash("again"), "ok")
-    return redirect(url_for("reviews.case", case_id=case_id), 303)
+        _service().again(app, found, request.form.get("note", ""), request.form.get("due_on", ""),
+                         officer_id=g.user.id, officer_label=g.user.email, link=_link(app.id), now=_now())
+        return "documents.requested", {"again": found.id, "kinds": list(found.kinds)}
+
+    return _officer_act(case_id, ask_again, "again")
 
 
 @bp.get("/reviews/<case_id>/documents/<docs_id>/pages/<page_id>")
