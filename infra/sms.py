@@ -58,6 +58,9 @@ TEMPLATES: dict[str, Template] = {
                                "如有疑问请联系您的销售顾问。", ()),
     "documents_requested": Template("您的融资租赁申请需要补充材料：{documents}。"
                                     "请在 {due} 前打开链接拍照或上传：{link}", ("documents", "due", "link")),
+    # an automatic rent collection that did not go through (bff/servicing/collect.py): pay it by hand on the phone
+    "rent_not_collected": Template("您本期租金 {amount} 元未能自动扣款成功。请打开链接在手机上支付：{link}",
+                                   ("amount", "link")),
 }
 
 

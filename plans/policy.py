@@ -41,6 +41,10 @@ class Reason:
         return {"code": self.code, "text_zh": self.text_zh, "text_en": self.text_en}
 
 
+#: the parts of an instalment a payment settles, in the default order (``[servicing] allocation_order``)
+ALLOCATION_PARTS = ("penalty", "interest", "principal")
+
+
 def _pct(value: Decimal) -> str:
     return f"{(value * 100).normalize():f}%"
 
@@ -63,6 +67,9 @@ class Policy:
     #: interest, liquidated damages and other charges above 24 % a year in total are reduced on request;
     #: Civil Code art. 585: liquidated damages excessively above the loss are reduced)
     default_cost_cap: Decimal = Decimal("0.24")
+    #: the order in which a payment settles each open instalment's parts (还款冲销顺序), oldest instalment first:
+    #: by default late charges, then interest, then principal (issue 18 §3; servicing.allocation)
+    allocation_order: tuple[str, ...] = ALLOCATION_PARTS
 
     def min_down_ratio(self, category: Category) -> Decimal:
         """The minimum down payment as a ratio of the price for ``category``."""
@@ -150,6 +157,11 @@ def parse_policy(data: dict[str, object]) -> Policy:
     deposit_free = data["deposit_free"]
     default_cost = data.get("default_cost", {"cap": "0.24"})
     assert isinstance(default_cost, dict)
+    servicing = data.get("servicing", {})
+    assert isinstance(servicing, dict)
+    order = tuple(str(part) for part in servicing.get("allocation_order", ALLOCATION_PARTS))
+    if sorted(order) != sorted(ALLOCATION_PARTS):
+        raise ValueError(f"[servicing] allocation_order must name each of {', '.join(ALLOCATION_PARTS)} once")
     assert isinstance(terms, dict) and isinstance(min_down_raw, dict) and isinstance(caps_raw, dict)
     assert isinstance(apr, dict) and isinstance(insurance, dict) and isinstance(deposit_free, dict)
     min_down: dict[str, Decimal] = {"used": Decimal(min_down_raw["used"])}
@@ -168,6 +180,7 @@ def parse_policy(data: dict[str, object]) -> Policy:
         required_insurance=tuple(insurance["required"]),
         deposit_free_conditions=tuple(deposit_free["allowed_conditions"]),
         default_cost_cap=Decimal(default_cost["cap"]),
+        allocation_order=order,
     )
 
 

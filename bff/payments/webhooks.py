@@ -4,6 +4,7 @@ through :class:`bff.payments.intents.IntentSync`, a refund made outside Leaselin
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -24,9 +25,15 @@ from infra.payments_store import SqlPayments
 INTENT_ID = re.compile(r"pi_[A-Za-z0-9_]{1,61}")
 
 
+#: a handler of the PaymentIntent events that name no payment of ours here (the rents: bff/servicing/collect.py):
+#: ``(type, object, intent id)`` → its outcome, or None when the event is not its either
+OtherIntents = Callable[[str, dict[str, Any], str | None], str | None]
+
+
 class WebhookService:
     def __init__(self, store: SqlPayments, gateway: PaymentGateway, intents: IntentSync) -> None:
         self.store, self.gateway, self.intents = store, gateway, intents
+        self.others: list[OtherIntents] = []
 
     def handle_event(self, event: dict[str, Any]) -> str:
         """Apply one verified Stripe event, once; returns what it did (stored with the event id): ``applied``,
@@ -80,7 +87,8 @@ class WebhookService:
         else:
             payment = self._named(obj)
             if payment is None:
-                return "ignored: not ours"
+                return next((o for o in (other(kind, obj, intent_id) for other in self.others) if o is not None),
+                            "ignored: not ours")
             details = {"event": event_id, "type": kind, **intent_facts(body)}
             attempt = body.metadata.get("attempt")
             if attempt is not None and attempt.isdigit() and int(attempt) < payment.attempts:

@@ -82,7 +82,8 @@ def adapter(endpoint: str) -> TencentSms:
                                                          "signing_code": "1110002",
                                                          "handover_code": "1110003",
                                                          "documents_requested": "1110004",
-                                                         "contract_ready": "1110005"},
+                                                         "contract_ready": "1110005",
+                                                         "rent_not_collected": "1110016"},
                       endpoint=endpoint, scheme="http", timeout=2)
 
 
@@ -163,7 +164,7 @@ def test_production_refuses_the_sandbox_and_checks_the_tencent_settings() -> Non
     settings = Settings.from_env({**tencent, "LEASELINE_TENCENT_SMS_TEMPLATES":
                                   ('{"invitation_code": "1110001", "signing_code": "1110002", '
                                    '"handover_code": "1110003", "documents_requested": "1110004", '
-                                   '"contract_ready": "1110005"}')})
+                                   '"contract_ready": "1110005", "rent_not_collected": "1110016"}')})
     assert settings.sms == "tencent" and dict(settings.tencent_sms)["app_id"] == "1400006666"
 
 
@@ -184,7 +185,7 @@ def test_a_code_the_platform_refused_is_not_counted_as_sent(db_url: str, cloud: 
                "app_id": "1400006666", "region": "ap-guangzhou", "endpoint": cloud.endpoint, "scheme": "http",
                "templates": json.dumps({"invitation_code": "1110001", "signing_code": "1110002",
                                            "handover_code": "1110003", "documents_requested": "1110004",
-                                           "contract_ready": "1110005"})}
+                                           "contract_ready": "1110005", "rent_not_collected": "1110016"})}
     app = build_app(db_url, sms="tencent", tencent_sms=tuple(tencent.items()))
     assert app.extensions["leaseline"].outbox is None
     try:

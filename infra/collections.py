@@ -1,0 +1,631 @@
+"""Collecting rent (issue 18 §3) in the database and at the collectors.
+
+- :class:`SqlCollections`: each attempt to collect (``collection_attempts``), each succeeded payment booked into a
+  lease once by its key (``lease_receipts``, :meth:`SqlCollections.book`: allocated over the open instalments in the
+  policy's order, each instalment's paid parts and state updated, one ``servicing_movements`` row per instalment
+  touched — all in one transaction under the lease's row lock), the customers' mandates (``collection_mandates``).
+- :class:`Collector`: the port automatic collection goes through, with two adapters — :class:`SandboxDirectDebit`, a
+  clearly named sandbox of a bank's 协议支付 direct debit (代扣) whose answers are fixed by the agreement number's
+  last digit (see its docstring), and :class:`StripeOffSession`, Stripe PaymentIntents confirmed off-session with
+  the customer's saved card (https://docs.stripe.com/payments/save-and-reuse).
+
+Money is integer fen. A payment's movement lowers what the instalment owes (negative principal, interest, late
+charge), dated the business date it was booked on (infra/servicing.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from typing import Protocol
+
+import stripe
+from sqlalchemy import select
+from sqlalchemy import text
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from infra.db.engine import Database
+from infra.db.models import BusinessDateRow
+from infra.db.models import CollectionAttemptRow
+from infra.db.models import CollectionMandateRow
+from infra.db.models import InstalmentRow
+from infra.db.models import LeaseReceiptRow
+from infra.db.models import LeaseRow
+from infra.db.models import ServicingMovementRow
+from infra.forksafe import PerProcess
+from infra.logs import request_id
+from infra.payments import PaymentDeclined
+from infra.payments import PaymentGateway
+from infra.payments import PaymentRefused
+from infra.payments import PaymentsUnavailable
+from infra.payments import intent_from_object
+from infra.servicing import ACTIVE
+from infra.servicing import DUE
+from infra.servicing import OPEN
+from infra.servicing import PAID
+from infra.servicing import PARTLY_PAID
+from infra.servicing import PENDING
+from servicing.allocation import Component
+from servicing.allocation import Parts
+from servicing.allocation import allocate
+
+STRIPE, DIRECT_DEBIT = "stripe", "direct_debit"
+CUSTOMER, AUTO = "customer", "auto"
+CREATED, PROCESSING, REQUIRES_ACTION, SUCCEEDED, FAILED, CANCELED = (
+    "created", "processing", "requires_action", "succeeded", "failed", "canceled")
+#: an attempt's states after which nothing more happens to it
+FINAL = (SUCCEEDED, FAILED, CANCELED)
+SURPLUS, LEASE_CLOSED = "surplus", "lease_closed"
+CARD, ACTIVE_MANDATE, REVOKED = "card", "active", "revoked"
+
+
+# -- values -----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Attempt:
+    id: str
+    lease_id: str
+    instalment_id: int | None
+    mandate_id: str | None
+    channel: str
+    trigger: str
+    amount: int
+    status: str
+    key: str
+    provider_ref: str | None
+    business_date: date
+    failure_code: str | None
+    failure_message: str | None
+    polls: int
+    poll_after: datetime | None
+    notified_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A payment booked into a lease (``replay``: booked before, by an earlier call with the same key)."""
+
+    id: str
+    key: str
+    lease_id: str
+    attempt_id: str | None
+    source: str
+    reference: str | None
+    amount: int
+    applied: int
+    surplus: int
+    value_date: date
+    refund_reason: str | None
+    refund_status: str | None
+    refund_ref: str | None
+    booked_at: datetime
+    replay: bool = False
+
+
+@dataclass(frozen=True)
+class Mandate:
+    id: str
+    application_id: str
+    kind: str  # card | direct_debit
+    status: str
+    auto_collect: bool
+    customer_ref: str | None
+    payment_method: str | None
+    agreement_no: str | None
+    bank: str | None
+    account_last4: str | None
+    text_version: str
+    text_sha256: str
+    language: str
+    accepted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Owed:
+    """What an instalment still owes, by part, in fen."""
+
+    instalment_id: int
+    number: int
+    kind: str
+    due_on: date
+    state: str
+    penalty: int
+    interest: int
+    principal: int
+
+    @property
+    def total(self) -> int:
+        return self.penalty + self.interest + self.principal
+
+
+def _attempt(r: CollectionAttemptRow) -> Attempt:
+    return Attempt(r.id, r.lease_id, r.instalment_id, r.mandate_id, r.channel, r.trigger, r.amount, r.status, r.key,
+                   r.provider_ref, r.business_date, r.failure_code, r.failure_message, r.polls, r.poll_after,
+                   r.notified_at, r.created_at)
+
+
+def _receipt(r: LeaseReceiptRow, replay: bool = False) -> Receipt:
+    return Receipt(r.id, r.key, r.lease_id, r.attempt_id, r.source, r.reference, r.amount, r.applied, r.surplus,
+                   r.value_date, r.refund_reason, r.refund_status, r.refund_ref, r.booked_at, replay)
+
+
+def _mandate(r: CollectionMandateRow) -> Mandate:
+    return Mandate(r.id, r.application_id, r.kind, r.status, r.auto_collect, r.customer_ref, r.payment_method,
+                   r.agreement_no, r.bank, r.account_last4, r.text_version, r.text_sha256, r.language, r.accepted_at)
+
+
+def owed_of(row: InstalmentRow) -> Owed:
+    """What ``row`` still owes: its late charge accrued less what was paid of it, its interest and principal less what
+    was paid of them (never below zero)."""
+    return Owed(row.id, row.number, row.kind, row.due_on, row.state, max(0, row.penalty_accrued - row.paid_penalty),
+                max(0, row.interest - row.paid_interest), max(0, row.principal - row.paid_principal))
+
+
+def _yuan(fen: int) -> Decimal:
+    return Decimal(fen) / 100
+
+
+def _fen(yuan: Decimal) -> int:
+    value = yuan * 100
+    assert value == value.to_integral_value(), yuan  # allocate never splits a fen
+    return int(value)
+
+
+_DEFER = text("SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, 0, :lock, :queueing_lock, "
+              "CAST(:args AS jsonb), NULL)::procrastinate_job_to_defer_v1])")
+
+
+def defer_in(session: Session, task: str, args: Mapping[str, Any], *, queue: str, lock: str | None = None,
+             queueing_lock: str | None = None) -> None:
+    """Queue ``task(**args)`` in ``session``'s transaction (infra/jobs.py's ``JobQueue.defer`` joins only a
+    ``Database.transaction()``; the close of business's batch is a plain session): the job exists with the change
+    that caused it, or not at all."""
+    session.execute(_DEFER, {"queue": queue, "task": task, "lock": lock, "queueing_lock": queueing_lock,
+                             "args": json.dumps({**args, "request": request_id.get()}, ensure_ascii=False)})
+
+
+class SqlCollections:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- what a lease owes -------------------------------------------------------------------------------------------
+    def lease(self, lease_id: str) -> LeaseRow | None:
+        with self.db.session() as session:
+            return session.get(LeaseRow, lease_id)
+
+    def owed(self, lease_id: str, instalment_id: int | None = None) -> list[Owed]:
+        """What is due now (every instalment due, partly paid or overdue, oldest first, with its late charge), or what
+        the instalment ``instalment_id`` of the lease still owes (a rent not yet due may be paid ahead)."""
+        with self.db.session() as session:
+            return [owed_of(r) for r in session.scalars(_open(lease_id, instalment_id))]
+
+    def instalments(self, lease_id: str) -> list[Owed]:
+        with self.db.session() as session:
+            return [owed_of(r) for r in session.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id)
+                                                        .order_by(InstalmentRow.number))]
+
+    # -- booking a payment once ------------------------------------------------------------------------------------
+    def book(self, *, lease_id: str, amount: int, source: str, key: str, order: Sequence[Component],
+             reference: str | None = None, attempt_id: str | None = None, instalment_id: int | None = None,
+             now: datetime) -> Receipt:
+        """Book the succeeded payment ``key`` (``amount`` fen from ``source``) into the lease, once: allocated with
+        :func:`servicing.allocation.allocate` in ``order`` over what is due now, oldest first (or over the one
+        instalment the customer chose to pay), each instalment's paid parts and state updated and one movement per
+        instalment touched (key ``payment:<key>:<instalment>``), the receipt and the attempt's success — one
+        transaction under the lease's row lock, so that two payments of one lease are allocated one after the other
+        and the same key a second time (a webhook replayed, a double tap, two workers) finds its receipt and books
+        nothing (``replay``). What no instalment needs (``surplus``), and all of a payment for a lease no longer active,
+        is marked to refund (``refund_status`` pending). Raises LookupError for an unknown lease."""
+        if amount <= 0:
+            raise ValueError("a payment books more than 0 fen")
+        with self.db.transaction() as session:
+            lease = session.execute(select(LeaseRow).where(LeaseRow.id == lease_id).with_for_update()
+                                    ).scalar_one_or_none()
+            if lease is None:
+                raise LookupError(lease_id)
+            done = session.scalars(select(LeaseReceiptRow).where(LeaseReceiptRow.key == key)).one_or_none()
+            if done is not None:
+                return _receipt(done, replay=True)
+            day = session.execute(select(BusinessDateRow.current).where(BusinessDateRow.id == 1)).scalar_one()
+            applied, reason = 0, None
+            if lease.status != ACTIVE:
+                reason = LEASE_CLOSED
+            else:
+                rows = list(session.scalars(_open(lease_id, instalment_id).with_for_update()))
+                owed = {r.number: owed_of(r) for r in rows}
+                split = allocate(_yuan(amount), [Parts(o.number, _yuan(o.penalty), _yuan(o.interest),
+                                                       _yuan(o.principal)) for o in owed.values()], order)
+                for row, part in zip(rows, split.splits, strict=True):
+                    penalty, interest, principal = _fen(part.penalty), _fen(part.interest), _fen(part.principal)
+                    if not penalty + interest + principal:
+                        continue
+                    _pay(row, penalty, interest, principal, day, now)
+                    session.add(ServicingMovementRow(
+                        lease_id=lease_id, instalment_id=row.id, kind="payment", value_date=day, principal=-principal,
+                        interest=-interest, penalty=-penalty, key=f"payment:{key}:{row.id}"[:160],
+                        reference=(reference or "")[:64] or None, booked_at=now,
+                        note=f"还款 payment ({source}) {penalty + interest + principal} fen"))
+                    applied += penalty + interest + principal
+                if amount > applied:
+                    reason = SURPLUS
+            booked = session.execute(insert(LeaseReceiptRow).values(
+                id=str(uuid.uuid4()), key=key, lease_id=lease_id, attempt_id=attempt_id, source=source,
+                reference=reference, amount=amount, applied=applied, surplus=amount - applied, value_date=day,
+                refund_reason=reason, refund_status="pending" if reason else None, booked_at=now,
+            ).on_conflict_do_nothing(index_elements=["key"]).returning(LeaseReceiptRow.id)).scalar_one_or_none()
+            if booked is None:  # cannot happen under the lease's lock; the unique key still guards it
+                raise RuntimeError(f"payment {key} booked concurrently")
+            if attempt_id is not None:
+                session.execute(update(CollectionAttemptRow).where(CollectionAttemptRow.id == attempt_id).values(
+                    status=SUCCEEDED, failure_code=None, failure_message=None, poll_after=None, updated_at=now))
+            session.flush()
+            row = session.get(LeaseReceiptRow, booked)
+            assert row is not None
+            return _receipt(row)
+
+    def receipt(self, key: str) -> Receipt | None:
+        with self.db.session() as session:
+            row = session.scalars(select(LeaseReceiptRow).where(LeaseReceiptRow.key == key)).one_or_none()
+            return _receipt(row) if row is not None else None
+
+    def receipts(self, lease_id: str) -> list[Receipt]:
+        with self.db.session() as session:
+            return [_receipt(r) for r in session.scalars(select(LeaseReceiptRow).where(
+                LeaseReceiptRow.lease_id == lease_id).order_by(LeaseReceiptRow.booked_at))]
+
+    def pending_refunds(self, limit: int = 50) -> list[Receipt]:
+        with self.db.session() as session:
+            return [_receipt(r) for r in session.scalars(select(LeaseReceiptRow).where(
+                LeaseReceiptRow.refund_status == "pending").order_by(LeaseReceiptRow.booked_at).limit(limit))]
+
+    def finish_refund(self, receipt_id: str, status: str, ref: str | None, now: datetime) -> bool:
+        """Record a refund's answer, once (False when it was recorded already)."""
+        with self.db.session() as session:
+            return session.execute(update(LeaseReceiptRow).where(
+                LeaseReceiptRow.id == receipt_id, LeaseReceiptRow.refund_status == "pending").values(
+                refund_status=status, refund_ref=(ref or "")[:64] or None, refunded_at=now)
+                .returning(LeaseReceiptRow.id)).scalar_one_or_none() is not None
+
+    # -- attempts ----------------------------------------------------------------------------------------------------
+    def start_attempt(self, *, lease_id: str, amount: int, channel: str, trigger: str, key: str, business_date: date,
+                      now: datetime, instalment_id: int | None = None, mandate_id: str | None = None,
+                      session: Session | None = None) -> tuple[Attempt, bool]:
+        """The attempt ``key`` (our Idempotency-Key), created when new: ``(attempt, created)``. The same key again (a
+        double tap, a retried job) returns the first attempt and creates nothing."""
+        values = dict(id=str(uuid.uuid4()), lease_id=lease_id, instalment_id=instalment_id, mandate_id=mandate_id,
+                      channel=channel, trigger=trigger, amount=amount, currency="CNY", status=CREATED, key=key,
+                      business_date=business_date, polls=0, created_at=now, updated_at=now)
+
+        def run(s: Session) -> tuple[Attempt, bool]:
+            made = s.execute(insert(CollectionAttemptRow).values(**values).on_conflict_do_nothing(
+                index_elements=["key"]).returning(CollectionAttemptRow.id)).scalar_one_or_none()
+            row = s.scalars(select(CollectionAttemptRow).where(CollectionAttemptRow.key == key)).one()
+            return _attempt(row), made is not None
+
+        if session is not None:
+            return run(session)
+        with self.db.session() as s:
+            return run(s)
+
+    def attempt(self, attempt_id: str) -> Attempt | None:
+        with self.db.session() as session:
+            row = session.get(CollectionAttemptRow, attempt_id)
+            return _attempt(row) if row is not None else None
+
+    def attempt_by_key(self, key: str) -> Attempt | None:
+        with self.db.session() as session:
+            row = session.scalars(select(CollectionAttemptRow).where(CollectionAttemptRow.key == key)).one_or_none()
+            return _attempt(row) if row is not None else None
+
+    def attempt_by_ref(self, channel: str, ref: str) -> Attempt | None:
+        with self.db.session() as session:
+            row = session.scalars(select(CollectionAttemptRow).where(
+                CollectionAttemptRow.channel == channel, CollectionAttemptRow.provider_ref == ref)).one_or_none()
+            return _attempt(row) if row is not None else None
+
+    def attempts(self, lease_id: str) -> list[Attempt]:
+        with self.db.session() as session:
+            return [_attempt(r) for r in session.scalars(select(CollectionAttemptRow).where(
+                CollectionAttemptRow.lease_id == lease_id).order_by(CollectionAttemptRow.created_at))]
+
+    def move(self, attempt_id: str, allowed_from: Sequence[str], to: str, now: datetime, **values: Any
+             ) -> Attempt | None:
+        """Move the attempt to ``to`` (with ``values``) if it is in one of ``allowed_from``; None otherwise (another
+        process moved it first)."""
+        with self.db.session() as session:
+            moved = session.execute(update(CollectionAttemptRow).where(
+                CollectionAttemptRow.id == attempt_id, CollectionAttemptRow.status.in_(list(allowed_from))).values(
+                status=to, updated_at=now, **values).returning(CollectionAttemptRow.id)).scalar_one_or_none()
+            if moved is None:
+                return None
+            row = session.get(CollectionAttemptRow, attempt_id)
+            assert row is not None
+            session.refresh(row)
+            return _attempt(row)
+
+    def to_poll(self, now: datetime, limit: int = 50) -> list[Attempt]:
+        """Attempts whose result the collector gave as delayed, due for another look."""
+        with self.db.session() as session:
+            return [_attempt(r) for r in session.scalars(select(CollectionAttemptRow).where(
+                CollectionAttemptRow.status == PROCESSING, CollectionAttemptRow.poll_after <= now)
+                .order_by(CollectionAttemptRow.poll_after).limit(limit))]
+
+    def claim_notice(self, attempt_id: str, now: datetime) -> bool:
+        """Whether this caller is the one to text the customer about the attempt (once per attempt)."""
+        with self.db.session() as session:
+            return session.execute(update(CollectionAttemptRow).where(
+                CollectionAttemptRow.id == attempt_id, CollectionAttemptRow.notified_at.is_(None)).values(
+                notified_at=now).returning(CollectionAttemptRow.id)).scalar_one_or_none() is not None
+
+    def release_notice(self, attempt_id: str) -> None:
+        """The text could not be sent: the next try of the job sends it."""
+        with self.db.session() as session:
+            session.execute(update(CollectionAttemptRow).where(CollectionAttemptRow.id == attempt_id).values(
+                notified_at=None))
+
+    # -- mandates ----------------------------------------------------------------------------------------------------
+    def mandate(self, mandate_id: str) -> Mandate | None:
+        with self.db.session() as session:
+            row = session.get(CollectionMandateRow, mandate_id)
+            return _mandate(row) if row is not None else None
+
+    def active_mandate(self, application_id: str) -> Mandate | None:
+        """The application's mandate in force (the newest active one), or None."""
+        with self.db.session() as session:
+            row = session.scalars(select(CollectionMandateRow).where(
+                CollectionMandateRow.application_id == application_id, CollectionMandateRow.status == ACTIVE_MANDATE)
+                .order_by(CollectionMandateRow.created_at.desc()).limit(1)).one_or_none()
+            return _mandate(row) if row is not None else None
+
+    def add_mandate(self, *, application_id: str, kind: str, text_version: str, text_sha256: str, language: str,
+                    now: datetime, customer_ref: str | None = None, payment_method: str | None = None,
+                    setup_intent: str | None = None, agreement_no: str | None = None, bank: str | None = None,
+                    account_last4: str | None = None, auto_collect: bool = True) -> Mandate:
+        """Record an accepted mandate, in force at once; the application's earlier ones are revoked (one in force)."""
+        with self.db.session() as session:
+            session.execute(update(CollectionMandateRow).where(
+                CollectionMandateRow.application_id == application_id,
+                CollectionMandateRow.status == ACTIVE_MANDATE).values(status=REVOKED, revoked_at=now, updated_at=now))
+            row = CollectionMandateRow(
+                id=str(uuid.uuid4()), application_id=application_id, kind=kind, status=ACTIVE_MANDATE,
+                auto_collect=auto_collect, customer_ref=customer_ref, payment_method=payment_method,
+                setup_intent=setup_intent, agreement_no=agreement_no, bank=bank, account_last4=account_last4,
+                text_version=text_version, text_sha256=text_sha256, language=language, accepted_at=now,
+                created_at=now, updated_at=now)
+            session.add(row)
+            session.flush()
+            return _mandate(row)
+
+    def set_auto_collect(self, mandate_id: str, on: bool, now: datetime) -> bool:
+        with self.db.session() as session:
+            return session.execute(update(CollectionMandateRow).where(
+                CollectionMandateRow.id == mandate_id, CollectionMandateRow.status == ACTIVE_MANDATE).values(
+                auto_collect=on, updated_at=now).returning(CollectionMandateRow.id)).scalar_one_or_none() is not None
+
+    def revoke_mandate(self, mandate_id: str, now: datetime) -> None:
+        with self.db.session() as session:
+            session.execute(update(CollectionMandateRow).where(CollectionMandateRow.id == mandate_id).values(
+                status=REVOKED, revoked_at=now, updated_at=now))
+
+    # -- the close of business's automatic collections -----------------------------------------------------------
+    def plan_collections(self, session: Session, instalment_ids: Sequence[int], business_date: date,
+                         now: datetime) -> list[Attempt]:
+        """In the close's batch transaction (``session``): one automatic attempt (key
+        ``auto:<instalment>:<business date>``) for each of ``instalment_ids`` that still owes something and whose
+        lease's application has a mandate in force with automatic collection on. The attempts a close of the same date
+        made already are returned again, not made twice."""
+        if not instalment_ids:
+            return []
+        rows = session.execute(
+            select(InstalmentRow, LeaseRow.application_id).join(LeaseRow, LeaseRow.id == InstalmentRow.lease_id)
+            .where(InstalmentRow.id.in_(list(instalment_ids)), LeaseRow.status == ACTIVE)).all()
+        apps = {app_id for _, app_id in rows}
+        mandates: dict[str, CollectionMandateRow] = {}
+        for m in session.scalars(select(CollectionMandateRow).where(
+                CollectionMandateRow.application_id.in_(list(apps)), CollectionMandateRow.status == ACTIVE_MANDATE,
+                CollectionMandateRow.auto_collect.is_(True)).order_by(CollectionMandateRow.created_at)):
+            mandates[m.application_id] = m  # the newest in force
+        made: list[Attempt] = []
+        for inst, app_id in rows:
+            mandate, owed = mandates.get(app_id), owed_of(inst)
+            if mandate is None or owed.total <= 0:
+                continue
+            attempt, _ = self.start_attempt(
+                lease_id=inst.lease_id, amount=owed.total, instalment_id=inst.id, mandate_id=mandate.id,
+                channel=DIRECT_DEBIT if mandate.kind == DIRECT_DEBIT else STRIPE, trigger=AUTO,
+                key=f"auto:{inst.id}:{business_date.isoformat()}", business_date=business_date, now=now,
+                session=session)
+            made.append(attempt)
+        return made
+
+    def business_date(self) -> date:
+        with self.db.session() as session:
+            return session.execute(select(BusinessDateRow.current).where(BusinessDateRow.id == 1)).scalar_one()
+
+
+def _open(lease_id: str, instalment_id: int | None) -> Any:
+    stmt = select(InstalmentRow).where(InstalmentRow.lease_id == lease_id)
+    if instalment_id is not None:
+        stmt = stmt.where(InstalmentRow.id == instalment_id, InstalmentRow.state.in_((*OPEN, PENDING)))
+    else:
+        stmt = stmt.where(InstalmentRow.state.in_(OPEN))
+    return stmt.order_by(InstalmentRow.number)
+
+
+def _pay(row: InstalmentRow, penalty: int, interest: int, principal: int, day: date, now: datetime) -> None:
+    """An instalment's parts paid: ``paid`` when nothing is left of it, else partly paid (a rent not yet due stays
+    pending — the close marks it partly paid when it falls due —, an overdue one stays overdue: its late charge
+    goes on, on what is left)."""
+    row.paid_penalty += penalty
+    row.paid_interest += interest
+    row.paid_principal += principal
+    row.updated_at = now
+    if owed_of(row).total == 0:
+        row.state, row.settled_on = PAID, day
+    elif row.state == DUE:
+        row.state = PARTLY_PAID
+
+
+# -- the collectors ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Collected:
+    """A collector's answer: ``succeeded`` (the money is ours: ``amount`` fen), ``processing`` (the bank answers
+    later: ask again with :meth:`Collector.status`), ``requires_action`` (the customer must confirm it: a card's 3-D
+    Secure) or ``failed`` (with the bank's or Stripe's ``code``); ``ref`` the provider's reference."""
+
+    status: str
+    ref: str | None
+    amount: int = 0
+    code: str | None = None
+    message: str | None = None
+
+
+class CollectionUnavailable(Exception):
+    """The collector could not be reached or did not answer: nothing is known to be collected; ask again with the
+    same key."""
+
+
+class Collector(Protocol):
+    """The port automatic collection goes through: one charge per attempt, keyed by our attempt's key."""
+
+    channel: str
+
+    def collect(self, *, amount: int, key: str, mandate: Mandate, metadata: Mapping[str, str]) -> Collected:
+        """Collect ``amount`` fen under ``mandate`` once for ``key`` (the same key again answers the first charge).
+        Raises :class:`CollectionUnavailable`."""
+        ...
+
+    def status(self, ref: str) -> Collected:
+        """The charge ``ref`` as the provider has it now (a delayed result settles here). Raises
+        :class:`CollectionUnavailable`."""
+        ...
+
+    def refund(self, ref: str, *, amount: int, key: str) -> str:
+        """Refund ``amount`` fen of the charge ``ref``, once for ``key``; the refund's reference. Raises
+        :class:`CollectionUnavailable`, or ValueError when the provider refuses it."""
+        ...
+
+
+#: the sandbox bank's behaviour by the agreement number's last digit (README, issue 18 §3)
+SANDBOX_OUTCOMES = {"6": ("failed", "insufficient_funds", "余额不足 insufficient funds"),
+                    "7": ("failed", "agreement_revoked", "代扣协议已解约 the agreement was revoked"),
+                    "8": ("processing", None, "银行处理中 the bank answers later: it succeeds"),
+                    "9": ("processing", "insufficient_funds", "银行处理中 the bank answers later: insufficient funds")}
+
+
+class SandboxDirectDebit:
+    """沙箱银行 — a SANDBOX of a bank's 协议支付 direct debit (代扣), the embedded default: no bank is called and no
+    money moves. Its answers depend only on the agreement number's last digit, so that tests and demos choose them:
+
+    - ``0``–``5``: the debit succeeds at once;
+    - ``6``: insufficient funds (``insufficient_funds``, 余额不足);
+    - ``7``: the agreement was revoked by the customer at their bank (``agreement_revoked``, 协议已解约);
+    - ``8``: a delayed result — ``processing`` now, ``succeeded`` on the next :meth:`status`;
+    - ``9``: a delayed result that then fails with insufficient funds.
+
+    The bank's order number is derived from our key (the same key: the same order, never a second debit), and it
+    encodes the order's outcome, so any process asks :meth:`status` about it without shared state. Refunds succeed.
+    """
+
+    channel = DIRECT_DEBIT
+
+    def collect(self, *, amount: int, key: str, mandate: Mandate, metadata: Mapping[str, str]) -> Collected:
+        if amount <= 0:
+            raise ValueError("a debit is more than 0 fen")
+        digit = (mandate.agreement_no or "0")[-1:]
+        status, code, message = SANDBOX_OUTCOMES.get(digit, ("succeeded", None, "扣款成功 debited"))
+        ref = f"ddsb_{digit}_{amount}_{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+        return Collected(status, ref, amount if status == SUCCEEDED else 0, code, message)
+
+    def status(self, ref: str) -> Collected:
+        try:
+            _, digit, amount, _ = ref.split("_")
+        except ValueError:
+            raise ValueError(f"not an order of the sandbox bank: {ref!r}") from None
+        if digit == "9":
+            return Collected(FAILED, ref, 0, "insufficient_funds", "余额不足 insufficient funds")
+        outcome = SANDBOX_OUTCOMES.get(digit)
+        if outcome is not None and outcome[0] == FAILED:
+            return Collected(FAILED, ref, 0, outcome[1], outcome[2])
+        return Collected(SUCCEEDED, ref, int(amount))
+
+    def refund(self, ref: str, *, amount: int, key: str) -> str:
+        if not ref.startswith("ddsb_") or amount <= 0:
+            raise ValueError("not a refundable order of the sandbox bank")
+        return f"ddsbr_{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+
+
+class StripeOffSession:
+    """Automatic collection with the customer's card saved through a SetupIntent: a PaymentIntent per attempt,
+    confirmed off-session with the saved PaymentMethod of the mandate's Customer
+    (https://docs.stripe.com/payments/save-and-reuse#charge-saved-payment-method), its Idempotency-Key our attempt's
+    key. A card whose bank asks for authentication answers ``requires_action`` (Stripe: ``authentication_required``):
+    the customer then pays on the phone. Refunds go through the payment gateway (infra/payments.py)."""
+
+    channel = STRIPE
+
+    def __init__(self, secret_key: str, gateway: PaymentGateway, *, api_base: str | None = None,
+                 timeout: float = 10.0) -> None:
+        self.gateway, self.api_base = gateway, (api_base or stripe.DEFAULT_API_BASE).rstrip("/")
+        self._clients: PerProcess[stripe.StripeClient] = PerProcess(lambda: stripe.StripeClient(
+            secret_key, base_addresses={"api": self.api_base}, max_network_retries=2,
+            http_client=stripe.RequestsClient(timeout=timeout)))
+
+    def __repr__(self) -> str:  # never the key
+        return f"StripeOffSession(api_base={self.api_base!r})"
+
+    def collect(self, *, amount: int, key: str, mandate: Mandate, metadata: Mapping[str, str]) -> Collected:
+        if not mandate.customer_ref or not mandate.payment_method:
+            return Collected(FAILED, None, 0, "no_payment_method", "no saved card")
+        params: dict[str, Any] = {"amount": amount, "currency": "cny", "customer": mandate.customer_ref,
+                                  "payment_method": mandate.payment_method, "off_session": True, "confirm": True,
+                                  "metadata": dict(metadata), "expand": ["latest_charge"]}
+        try:
+            made = self._clients.get().v1.payment_intents.create(params, {"idempotency_key": key})  # type: ignore
+        except stripe.CardError as exc:
+            body: Any = exc.json_body or {}
+            error = body.get("error") or {}
+            code = str(error.get("decline_code") or error.get("code") or "card_declined")
+            intent = error.get("payment_intent") or {}
+            ref = intent.get("id") if isinstance(intent, dict) else None
+            status = REQUIRES_ACTION if code == "authentication_required" else FAILED
+            return Collected(status, ref, 0, code[:40], str(error.get("message") or "")[:255])
+        except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+            raise CollectionUnavailable(type(exc).__name__) from None
+        except stripe.StripeError as exc:
+            if (exc.http_status or 500) >= 500:
+                raise CollectionUnavailable(f"Stripe answered {exc.http_status}") from None
+            return Collected(FAILED, None, 0, "refused", str(exc.user_message or "")[:255])
+        return self._of(intent_from_object(made.to_dict()))
+
+    def status(self, ref: str) -> Collected:
+        try:
+            return self._of(self.gateway.retrieve_intent(ref))
+        except PaymentsUnavailable as exc:
+            raise CollectionUnavailable(str(exc)) from None
+
+    def refund(self, ref: str, *, amount: int, key: str) -> str:
+        try:
+            return self.gateway.refund(ref, amount=amount, idempotency_key=key, reason="requested_by_customer",
+                                       metadata={"refund_key": key}).id
+        except PaymentsUnavailable as exc:
+            raise CollectionUnavailable(str(exc)) from None
+        except (PaymentRefused, PaymentDeclined) as exc:
+            raise ValueError(str(exc)) from None
+
+    @staticmethod
+    def _of(intent: Any) -> Collected:
+        status = {"succeeded": SUCCEEDED, "processing": PROCESSING, "requires_action": REQUIRES_ACTION}.get(
+            intent.status, FAILED)
+        return Collected(status, intent.id, intent.amount_received if status == SUCCEEDED else 0,
+                         None if status == SUCCEEDED else (intent.last_error or intent.status)[:40])

@@ -1,0 +1,279 @@
+"""Collecting rent (issue 18 §3) on a real PostgreSQL database of its own and localstripe: a payment booked into a
+lease exactly once (two threads, a webhook replayed, a double tap), a partial payment allocated to the fen (late
+charge → interest → principal, oldest first: checked against a hand reckoning), a surplus and a payment for a closed
+lease refunded at Stripe and reported, the sandbox bank's direct debit (success, insufficient funds, agreement revoked,
+a delayed result) started by the close of business, and a card declined three times that still pays by hand."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import stripe
+from sqlalchemy import select
+from sqlalchemy import text
+from sqlalchemy import update
+
+from bff.servicing.close import CloseOfBusiness
+from bff.servicing.collect import ATTEMPT_META
+from bff.servicing.collect import CannotPay
+from bff.servicing.collect import RentCollection
+from infra.audit import SqlAuditLog
+from infra.collections import DIRECT_DEBIT
+from infra.collections import STRIPE
+from infra.collections import SandboxDirectDebit
+from infra.collections import SqlCollections
+from infra.collections import StripeOffSession
+from infra.db import Database
+from infra.db.models import AuditEventRow
+from infra.db.models import DealerGroupRow
+from infra.db.models import DealerRow
+from infra.db.models import InstalmentRow
+from infra.db.models import LeaseReceiptRow
+from infra.db.models import LeaseRow
+from infra.db.models import ServicingMovementRow
+from infra.servicing import SqlServicing
+from infra.sms import SandboxOutboxSms
+from plans.policy import load_policy
+from tests.conftest import postgres_database
+from tests.integration.test_servicing_close import DEALER
+from tests.integration.test_servicing_close import late_charge
+from tests.integration.test_servicing_close import open_lease
+from tests.integration.test_servicing_close import record
+
+pytestmark = pytest.mark.db
+MOBILE = "13900000018"
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    from infra.db.migrate import upgrade
+
+    for found in postgres_database("leaseline_collect"):
+        upgrade(found)
+        yield found
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 4, 10, 2, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def world(url: str, stripe_server: Any) -> Iterator[dict[str, Any]]:
+    """Empty servicing tables, a dealer, the collection service on localstripe and the sandbox bank."""
+    database = Database(url)
+    with database.session() as s:
+        s.execute(text("TRUNCATE lease_receipts, collection_attempts, collection_mandates, servicing_movements, "
+                       "instalments, leases, close_runs, business_calendar, sms_outbox, audit_events CASCADE"))
+        s.execute(text("DELETE FROM procrastinate_jobs"))
+        if s.get(DealerRow, DEALER) is None:
+            s.add(DealerGroupRow(id="g-servicing", name="servicing group"))
+            s.flush()
+            s.add(DealerRow(id=DEALER, group_id="g-servicing", name="servicing dealer", city="上海"))
+    clock, gateway = Clock(), stripe_server.gateway()
+    collectors = {DIRECT_DEBIT: SandboxDirectDebit(),
+                  STRIPE: StripeOffSession(stripe_server.secret_key, gateway, api_base=stripe_server.api_base)}
+    svc = RentCollection(SqlCollections(database), gateway, collectors, order=load_policy().allocation_order,
+                         sms=SandboxOutboxSms(database), mobile_of=lambda application_id: MOBILE,
+                         pay_link=lambda lease_id: f"https://leaseline.example/leases/{lease_id}/pay", clock=clock,
+                         audit=SqlAuditLog(database), refund_retry_after=timedelta(0))
+    yield {"db": database, "svc": svc, "clock": clock, "servicing": SqlServicing(database), "gateway": gateway,
+           "stripe": stripe_server}
+    database.dispose()
+
+
+def rows(db: Database, lease_id: str) -> list[InstalmentRow]:
+    with db.session() as s:
+        return list(s.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id)
+                              .order_by(InstalmentRow.number)))
+
+
+def payments(db: Database, lease_id: str) -> list[ServicingMovementRow]:
+    with db.session() as s:
+        return list(s.scalars(select(ServicingMovementRow).where(
+            ServicingMovementRow.lease_id == lease_id, ServicingMovementRow.kind == "payment")
+            .order_by(ServicingMovementRow.id)))
+
+
+def overdue_lease(w: dict[str, Any], starts_on: date, through: date) -> str:
+    """A lease from ``starts_on``, its business dates closed through ``through``."""
+    lease_id = open_lease(w["servicing"], record(starts_on))
+    assert lease_id is not None
+    w["servicing"].start_business_date(starts_on + timedelta(days=28), w["clock"]())
+    CloseOfBusiness(w["servicing"], clock=w["clock"]).close_until(through)
+    return lease_id
+
+
+def test_a_rent_paid_twice_books_once(world: dict[str, Any]) -> None:
+    w, svc = world, world["svc"]
+    lease_id = overdue_lease(w, date(2026, 3, 10), date(2026, 4, 14))  # rent 1 due 10 April, overdue 11–14
+    first = rows(w["db"], lease_id)[0]
+    assert first.state == "overdue" and first.penalty_accrued > 0
+    due = first.amount + first.penalty_accrued
+    lease = svc.repo.lease(lease_id)
+    assert [o.total for o in svc.due_now(lease_id)] == [due]
+    # the customer pays on the phone (TEST MODE: confirmed at once), and taps twice: one attempt, one charge
+    paid = svc.pay_by_hand(lease, "form-1", payment_method="pm_card_visa")
+    again = svc.pay_by_hand(lease, "form-1", payment_method="pm_card_visa")
+    assert paid.receipt is not None and paid.receipt.applied == due and paid.receipt.surplus == 0
+    assert again.attempt.id == paid.attempt.id and again.receipt is not None and again.receipt.id == paid.receipt.id
+    intent = w["gateway"].retrieve_intent(paid.attempt.provider_ref)
+    assert intent.status == "succeeded" and intent.metadata[ATTEMPT_META] == paid.attempt.id
+    # Stripe's webhook, replayed, and two workers applying the same intent at once: nothing more is booked
+    outcomes: list[Any] = []
+    threads = [threading.Thread(target=lambda: outcomes.append(svc.apply_intent(intent))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    event = {"id": intent.id, "metadata": intent.metadata}
+    assert svc.on_stripe_event("payment_intent.succeeded", event, intent.id) == "ignored: rent booked before"
+    assert svc.on_stripe_event("payment_intent.succeeded", event, intent.id) == "ignored: rent booked before"
+    assert svc.on_stripe_event("payment_intent.succeeded", {"metadata": {"payment_id": "x"}}, intent.id) is None
+    assert {o.receipt.id for o in outcomes} == {paid.receipt.id} and all(o.receipt.replay for o in outcomes)
+    with w["db"].session() as s:
+        assert s.execute(select(LeaseReceiptRow.amount)).scalars().all() == [due]
+    [moved] = payments(w["db"], lease_id)
+    first = rows(w["db"], lease_id)[0]
+    assert (-moved.penalty, -moved.interest, -moved.principal) == (first.penalty_accrued, first.interest,
+                                                                   first.principal)
+    assert first.state == "paid" and first.settled_on == date(2026, 4, 15)
+    # a second payment of the same rent (another tab): nothing is owed, all of it refunded at Stripe
+    with pytest.raises(CannotPay):  # nothing is due now: no payment is made
+        svc.pay_by_hand(lease, "form-2", payment_method="pm_card_visa")
+    assert svc.book(lease_id, 5000, STRIPE, "stray", reference=intent.id).refund_status == "succeeded"
+    assert sum(r.amount for r in w["gateway"].list_refunds(payment_intent=intent.id)) == 5000
+
+
+def test_a_partial_payment_is_allocated_to_the_fen_late_charge_interest_principal_oldest_first(
+        world: dict[str, Any]) -> None:
+    w, svc = world, world["svc"]
+    lease_id = overdue_lease(w, date(2026, 2, 10), date(2026, 4, 14))  # rents 1 (10 March) and 2 (10 April) overdue
+    one, two = rows(w["db"], lease_id)[:2]
+    assert one.state == two.state == "overdue" and one.penalty_accrued > 0 < two.penalty_accrued
+    # by hand: all of rent 1 (late charge, interest, principal), then rent 2's late charge and interest and 1234.56
+    # yuan of its principal
+    amount = one.penalty_accrued + one.amount + two.penalty_accrued + two.interest + 123456
+    receipt = svc.book(lease_id, amount, DIRECT_DEBIT, "dd:partial", reference="ddsb_0_x")
+    assert (receipt.applied, receipt.surplus, receipt.refund_status) == (amount, 0, None)
+    one, two, three = rows(w["db"], lease_id)[:3]
+    assert (one.state, one.paid_penalty, one.paid_interest, one.paid_principal) == (
+        "paid", one.penalty_accrued, one.interest, one.principal)
+    assert (two.state, two.paid_penalty, two.paid_interest, two.paid_principal) == (
+        "overdue", two.penalty_accrued, two.interest, 123456)
+    assert three.state == "pending" and three.paid_principal == 0
+    moves = payments(w["db"], lease_id)
+    paid_on = date(2026, 4, 15)
+    assert [(m.instalment_id, m.value_date) for m in moves] == [(one.id, paid_on), (two.id, paid_on)]
+    assert -sum(m.penalty + m.interest + m.principal for m in moves) == amount
+    # the late charge goes on for rent 2: the day it was paid on what was unpaid at the start of that day (the
+    # close's rule), from the next day on what is left of it (its principal less 1234.56)
+    CloseOfBusiness(w["servicing"], clock=w["clock"]).close_until(date(2026, 4, 16))
+    with w["db"].session() as s:
+        charged = dict(s.execute(select(ServicingMovementRow.value_date, ServicingMovementRow.penalty).where(
+            ServicingMovementRow.instalment_id == two.id, ServicingMovementRow.value_date > date(2026, 4, 14))).all())
+    assert charged == {date(2026, 4, 15): late_charge(two.amount, 1),
+                       date(2026, 4, 16): late_charge(two.principal - 123456, 1)}
+
+
+def test_a_payment_for_a_closed_lease_is_refunded_and_reported(world: dict[str, Any]) -> None:
+    w, svc = world, world["svc"]
+    lease_id = overdue_lease(w, date(2026, 3, 10), date(2026, 4, 10))
+    lease = svc.repo.lease(lease_id)
+    paid = w["gateway"].create_intent(amount=250000, currency="cny", idempotency_key="closed-1",
+                                      metadata={"lease_id": lease_id}, payment_method="pm_card_visa", confirm=True)
+    with w["db"].session() as s:
+        s.execute(update(LeaseRow).where(LeaseRow.id == lease.id).values(status="settled"))
+    receipt = svc.book(lease_id, 250000, STRIPE, "closed-1", reference=paid.id)
+    assert (receipt.applied, receipt.surplus, receipt.refund_reason, receipt.refund_status) == (
+        0, 250000, "lease_closed", "succeeded")
+    assert payments(w["db"], lease_id) == [] and rows(w["db"], lease_id)[0].paid_principal == 0
+    [refund] = w["gateway"].list_refunds(payment_intent=paid.id)
+    assert refund.amount == 250000 and refund.metadata["receipt_id"] == receipt.id
+    assert svc.book(lease_id, 250000, STRIPE, "closed-1", reference=paid.id).replay  # refunded once
+    assert len(list(w["gateway"].list_refunds(payment_intent=paid.id))) == 1
+    with w["db"].session() as s:
+        [audit] = s.scalars(select(AuditEventRow).where(AuditEventRow.action == "servicing.payment_refunded"))
+    assert audit.target == lease_id and '"lease_closed"' in audit.details and "250000" in audit.details
+
+
+def test_the_sandbox_bank_s_direct_debit_collects_refuses_or_answers_later(world: dict[str, Any]) -> None:
+    w, svc = world, world["svc"]
+    leases: dict[str, str] = {}
+    for digit in "0678":  # success, insufficient funds, agreement revoked, a delayed result
+        lease_id = open_lease(w["servicing"], record(date(2026, 3, 10)))  # rent 1 due Friday 10 April
+        assert lease_id is not None
+        lease = svc.repo.lease(lease_id)
+        svc.repo.add_mandate(application_id=lease.application_id, kind=DIRECT_DEBIT, agreement_no=f"XY2026041{digit}",
+                             bank="沙箱银行", account_last4="621" + digit, text_version="2026.12", text_sha256="0" * 64,
+                             language="zh", now=w["clock"]())
+        leases[digit] = lease_id
+    bare = open_lease(w["servicing"], record(date(2026, 3, 10)))  # no mandate: paid by hand, nothing collected
+    w["servicing"].start_business_date(date(2026, 4, 10), w["clock"]())
+    CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook]).close(date(2026, 4, 10))
+    with w["db"].session() as s:
+        jobs = s.execute(text("SELECT args->>'attempt_id' FROM procrastinate_jobs WHERE task_name = "
+                              "'servicing.collect'")).scalars().all()
+    attempts = {d: svc.repo.attempts(lease_id) for d, lease_id in leases.items()}
+    assert all(len(a) == 1 for a in attempts.values()) and svc.repo.attempts(bare or "") == []
+    assert sorted(jobs) == sorted(a[0].id for a in attempts.values())  # one job per attempt, deferred with the close
+    for digit, lease_id in leases.items():
+        rent = rows(w["db"], lease_id)[0]
+        assert attempts[digit][0].amount == rent.amount and attempts[digit][0].key == f"auto:{rent.id}:2026-04-10"
+        assert svc.collect(attempts[digit][0].id) == {"0": "succeeded", "6": "failed", "7": "failed",
+                                                      "8": "processing"}[digit]
+        assert svc.collect(attempts[digit][0].id) in ("succeeded", "failed", "processing")  # a retried job: once
+    assert rows(w["db"], leases["0"])[0].state == "paid" and len(payments(w["db"], leases["0"])) == 1
+    assert [svc.repo.attempt(attempts[d][0].id).failure_code for d in "67"] == ["insufficient_funds",
+                                                                                 "agreement_revoked"]
+    assert rows(w["db"], leases["6"])[0].state == "due" and rows(w["db"], leases["8"])[0].state == "due"
+    # each failure texted the customer once, with the link to pay by hand
+    texts = [m.body for m in svc.sms.latest(to=MOBILE)]
+    assert len(texts) == 2 and all("未能自动扣款" in t for t in texts)
+    assert {t.rsplit("/leases/", 1)[1] for t in texts} == {f"{leases['6']}/pay", f"{leases['7']}/pay"}
+    # the delayed result settles on a later poll (not before its time)
+    assert svc.poll() == 0
+    w["clock"].now += timedelta(minutes=6)
+    assert svc.poll() == 1
+    assert svc.repo.attempt(attempts["8"][0].id).status == "succeeded" and rows(w["db"], leases["8"])[0].state == "paid"
+    # the same date closed again makes no second attempt
+    before = {d: len(svc.repo.attempts(lease_id)) for d, lease_id in leases.items()}
+    CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook]).close(date(2026, 4, 10))
+    assert {d: len(svc.repo.attempts(lease_id)) for d, lease_id in leases.items()} == before
+
+
+def test_a_card_declined_three_times_still_pays_by_hand(world: dict[str, Any]) -> None:
+    w, svc = world, world["svc"]
+    lease_id = open_lease(w["servicing"], record(date(2026, 3, 10)))
+    assert lease_id is not None
+    lease = svc.repo.lease(lease_id)
+    client = stripe.StripeClient(w["stripe"].secret_key, base_addresses={"api": w["stripe"].api_base})
+    customer = client.v1.customers.create({"description": "lessee"})
+    client.v1.payment_methods.attach("pm_card_chargeCustomerFail", {"customer": customer.id})
+    svc.repo.add_mandate(application_id=lease.application_id, kind="card", customer_ref=customer.id,
+                         payment_method="pm_card_chargeCustomerFail", text_version="2026.12", text_sha256="0" * 64,
+                         language="zh", now=w["clock"]())
+    w["servicing"].start_business_date(date(2026, 4, 10), w["clock"]())
+    CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook]).close(date(2026, 4, 10))
+    [auto] = svc.repo.attempts(lease_id)
+    rent = rows(w["db"], lease_id)[0]
+    for n in range(3):  # the automatic attempt and two more by the collector: each declined
+        attempt, _ = svc.repo.start_attempt(lease_id=lease_id, amount=rent.amount, channel=STRIPE, trigger="auto",
+                                            key=f"auto:{rent.id}:retry{n}", business_date=date(2026, 4, 11),
+                                            now=w["clock"](), instalment_id=rent.id, mandate_id=auto.mandate_id)
+        assert svc.collect(auto.id if n == 0 else attempt.id) == "failed"
+    assert {a.failure_code for a in svc.repo.attempts(lease_id) if a.status == "failed"} == {"card_declined"}
+    # the customer pays by hand on the phone: nothing holds them back
+    done = svc.pay_by_hand(lease, "after-declines", payment_method="pm_card_visa")
+    assert done.attempt.status == "succeeded" and done.receipt is not None and done.receipt.applied == rent.amount
+    assert rows(w["db"], lease_id)[0].state == "paid"
