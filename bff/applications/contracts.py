@@ -135,6 +135,14 @@ def same_press(signed: dict[str, Any] | None, code_id: str, signature_png: bytes
     return bool(signed) and hmac.compare_digest(str((signed or {}).get("press", "")), press(code_id, signature_png))
 
 
+def refusal_code(errors: Any) -> str:
+    """What the contract service's refusal (its problem's field ``errors``) waits for: ``vehicle_details`` when
+    every field refused is the car's (the salesperson corrects them on the application's page), else ``refused``
+    (a bug or bad master data, for ops)."""
+    fields = [str(e.get("field", "")) for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+    return "vehicle_details" if fields and all(f.startswith("vehicle.") for f in fields) else "refused"
+
+
 class ContractNotReady(Exception):
     """The contract cannot be requested yet: ``code`` says what is missing (shown to staff)."""
 
@@ -211,9 +219,12 @@ class ContractDispatch:
 
     def send(self, application_id: str) -> str | None:
         """The ``contract.send`` task: request one contract; returns the new status, or None when the application
-        has its contract already (a retry after the answer was recorded). Raises ServiceUnavailable (retried)
-        when the contract service cannot be reached, ContractNotReady (retried: staff may be completing the
-        dealer's details) and ServiceRefused (the job fails, for ops) after recording what is wrong for staff."""
+        has its contract already (a retry after the answer was recorded) or waits for the car's facts. Raises
+        ServiceUnavailable (retried) when the contract service cannot be reached, ContractNotReady (retried: lessor
+        ops may be completing the dealer's details) and ServiceRefused (the job fails, for ops) after recording what
+        is wrong for staff. Each answer recorded names its attempt: one begun since has not answered yet, and the
+        car's facts are not changed under it (bff/applications/states.py vehicle_editable). Missing or wrong car
+        facts (``vehicle_details``) are not retried: the salesperson's save of them requests the contract again."""
         if not self.repo.begin_contract_attempt(application_id):
             return None
         app = self.repo.get(application_id, _ALL)
@@ -224,8 +235,11 @@ class ContractDispatch:
             contract = self.client.create(snapshot)
         except ContractNotReady as exc:
             log.warning("contract of %s not ready: %s", application_id, exc.detail)
-            self.repo.record_contract(application_id, contract={"error": exc.code, "detail": exc.detail},
+            self.repo.record_contract(application_id, contract={"error": exc.code, "detail": exc.detail,
+                                                                "attempt": app.contract_attempts},
                                       to="contract_pending", allowed_from=("contract_pending",))
+            if exc.code == "vehicle_details":
+                return None
             raise
         except ServiceUnavailable as exc:
             log.warning("contract service unavailable for %s (attempt %s): %s", application_id,
@@ -234,9 +248,9 @@ class ContractDispatch:
         except ServiceRefused as exc:  # our snapshot was refused: a bug or bad master data, shown to staff
             log.error("contract service refused %s: %s %s", application_id, exc.status, exc.body)
             errors = (exc.body or {}).get("errors") if isinstance(exc.body, dict) else None
-            self.repo.record_contract(application_id, contract={"error": "refused", "detail": json.dumps(
-                errors or exc.body, ensure_ascii=False)[:500]}, to="contract_pending",
-                allowed_from=("contract_pending",))
+            self.repo.record_contract(application_id, contract={"error": refusal_code(errors), "detail": json.dumps(
+                errors or exc.body, ensure_ascii=False)[:500], "attempt": app.contract_attempts},
+                to="contract_pending", allowed_from=("contract_pending",))
             raise
         late = self.clock() - self._approved_at(app) > LATE_AFTER
         with self.repo.db.transaction():  # the contract and the text the waiting page promised, together

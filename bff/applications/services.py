@@ -34,6 +34,7 @@ from bff.applications.states import MAX_FACE_ATTEMPTS
 from bff.applications.states import REQUIRED_CONSENTS
 from bff.applications.states import SIGNING_CONSENTS
 from bff.applications.states import VEHICLE_EDITABLE
+from bff.applications.states import vehicle_editable
 from bff.plans.forms import decode
 from bff.plans.forms import encode
 from bff.plans.services import PlanService
@@ -93,6 +94,18 @@ class NotAllowed(Exception):
     def __init__(self, code: str, text_zh: str, text_en: str) -> None:
         super().__init__(text_en)
         self.code, self.text_zh, self.text_en = code, text_zh, text_en
+
+
+def vehicle_locked() -> NotAllowed:
+    """The car's facts are what the contract is being drafted from (or waits on with something else): not now."""
+    return NotAllowed("vehicle_locked", "合同正在依据已填写的车辆信息准备中，此时车辆信息不能修改",
+                      "The contract is being prepared from the car's details given: they cannot be changed now")
+
+
+def vehicle_final() -> NotAllowed:
+    """The contract was generated from the car's facts: never again."""
+    return NotAllowed("not_editable", "合同已生成，车辆信息不能再修改",
+                      "The contract was generated: the car's details can no longer be changed")
 
 
 def consent_text(purpose: str, locale: str) -> tuple[str, str]:
@@ -203,13 +216,17 @@ class ApplicationService:
         return stored
 
     def merge_draft(self, application_id: str, change: Callable[[dict[str, str]], dict[str, str]],
-                    editable_only: bool = True, states: Sequence[str] = EDITABLE) -> Application | None:
+                    editable_only: bool = True, states: Sequence[str] = EDITABLE,
+                    guard: Callable[[Any], None] | None = None) -> Application | None:
         """Apply ``change`` to the current draft under a row lock (read, decrypt, change, encrypt, write in one
         transaction): concurrent saves of different steps, and the OCR job, never lose each other's
-        answers. None when the application is no longer editable."""
+        answers. None when the application is no longer editable. ``guard`` sees the locked row first and may
+        refuse the change by raising (nothing is written)."""
         context = f"application:{application_id}"
 
         def columns(row: Any) -> dict[str, Any]:
+            if guard is not None:
+                guard(row)
             current = json.loads(self.vault.decrypt(row.draft_enc, context)) if row.draft_enc else {}
             draft = change(current)
             id_number, mobile = draft.get("id_number", ""), draft.get("mobile", "")
@@ -254,11 +271,22 @@ class ApplicationService:
         if actor.kind != "staff":
             raise NotAllowed("dealer_step", "车辆信息由经销商填写", "The dealer gives the car's details")
         data = forms.clean(raw, "vehicle")
-        saved = self.merge_draft(app.id, lambda draft: {**draft, **data}, states=VEHICLE_EDITABLE)
+
+        def unlocked(row: Any) -> None:  # checked under the row lock begin_contract_attempt takes too
+            if not vehicle_editable(row.status, json.loads(row.contract_result or "{}"), row.contract_attempts):
+                raise vehicle_locked()
+
+        saved = self.merge_draft(app.id, lambda draft: {**draft, **data}, states=VEHICLE_EDITABLE, guard=unlocked)
         if saved is None:
-            raise NotAllowed("not_editable", "合同已生成，车辆信息不能再修改",
-                             "The contract was generated: the car's details can no longer be changed")
+            raise vehicle_final()
         return saved, forms.validate("vehicle", data)
+
+    @staticmethod
+    def vehicle_refusal(app: Application) -> NotAllowed | None:
+        """Why the car's facts of ``app`` cannot be given or corrected now (None: they can)."""
+        if vehicle_editable(app.status, app.contract, app.contract_attempts):
+            return None
+        return vehicle_locked() if app.status in VEHICLE_EDITABLE else vehicle_final()
 
     def give_consent(self, actor: Actor, app: Application, purposes: Sequence[str]) -> Consents:
         given = self.consents(app)

@@ -20,6 +20,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 #: every state, in the journey's order: those after ``risk_pending`` all come after the credit decision
 STATUSES = ("draft", "submitted", "kyc_review", "kyc_passed", "kyc_failed", "risk_pending", "approved",
             "declined", "referred", "counter_offer", "withdrawn", "contract_pending", "contract_ready", "signed",
@@ -32,6 +35,22 @@ EDITABLE = ("draft",)
 #: until the contract is generated from them (issue 17 §5; a contract waiting for them stays contract_pending)
 VEHICLE_EDITABLE = ("draft", "submitted", "kyc_review", "kyc_passed", "risk_pending", "approved", "referred",
                     "counter_offer", "contract_pending")
+
+
+def vehicle_editable(status: str, contract: Mapping[str, Any], attempts: int) -> bool:
+    """Whether the dealer's staff may give or correct the car's facts now (issue 17 §5): before the contract is
+    requested, and in ``contract_pending`` only while the contract waits for them — its last attempt answered
+    ``vehicle_details`` and no attempt has begun since (``attempts`` counts those begun: infra/applications.py
+    begin_contract_attempt; each answer records the attempt it is of: bff/applications/contracts.py send). Never
+    while an attempt drafts the contract from them, nor once it waits for something else or exists: the contract
+    would state other facts than the application's. An answer recorded before attempts were recorded is the last."""
+    if status not in VEHICLE_EDITABLE:
+        return False
+    if status != "contract_pending":
+        return True
+    return contract.get("error") == "vehicle_details" and contract.get("attempt", attempts) == attempts
+
+
 #: states in which a selfie / face check may be taken (after submission, before a decision)
 FACE_ALLOWED = ("submitted",)
 MAX_FACE_ATTEMPTS = 3

@@ -50,6 +50,7 @@ from bff.applications.states import HAS_EVIDENCE
 from bff.applications.states import MAX_FACE_ATTEMPTS
 from bff.applications.states import STATUSES
 from bff.applications.states import VEHICLE_EDITABLE
+from bff.applications.states import vehicle_editable
 from bff.extensions import htmx
 from bff.extensions import limiter
 from bff.plans.forms import decode
@@ -184,7 +185,7 @@ def _context(app: Application) -> dict[str, Any]:
         "mismatches": forms.ocr_mismatches(draft), "editable": app.status in EDITABLE and may_edit(),
         "ocr_fields": to_confirm(draft), "mismatch_rows": mismatch_rows(draft),
         # the car's facts the dealer still owes (issue 17 §5): shown to staff until the contract is generated
-        "may_vehicle": staff and app.status in VEHICLE_EDITABLE and may_edit(),
+        "may_vehicle": staff and vehicle_editable(app.status, app.contract, app.contract_attempts) and may_edit(),
         "vehicle_errors": forms.validate("vehicle", draft) if staff and app.status in VEHICLE_EDITABLE else [],
         "may_review": may("kyc.review") and app.status == "kyc_review", "may_unmask": may("pii.unmask"),
         "events": history(events, lambda uid: getattr(svc.accounts.get(uid), "name", None)) if staff else [],
@@ -294,9 +295,17 @@ def _step(application_id: str, step: str) -> Any:
         if key and svc.repo.recall(scope, key) is not None:
             return _go(url_for("applications.detail", application_id=app.id))  # an offline replay: done already
         try:
-            app, errors = svc.save_step(actor(), app, step, request.form)
+            # the car's facts a contract waits for, and its request again, in one unit of work
+            with svc.repo.db.transaction():
+                app, errors = svc.save_step(actor(), app, step, request.form)
+                if dealer_step and not errors and app.status == "contract_pending":
+                    services().contracts.request(app.id)
         except NotAllowed as exc:
-            return _conflict(exc, app)
+            if not dealer_step:
+                return _conflict(exc, app)
+            # the car's facts are the contract's now: the form as typed, with why (nothing typed is lost)
+            return _step_page(application_or_404(application_id), step, [], 409, typed=forms.clean(request.form, step),
+                              refused=exc)
         if key:
             svc.repo.remember(scope, key, 422 if errors else 303)
         if not errors:
@@ -304,26 +313,37 @@ def _step(application_id: str, step: str) -> Any:
         status = 422
     elif request.args.get("check") == "1":
         errors = forms.validate(step, svc.draft(app))
+    return _step_page(app, step, errors, status)
+
+
+def _step_page(app: Application, step: str, errors: list[FieldError], status: int,
+               typed: dict[str, str] | None = None, refused: NotAllowed | None = None) -> Any:
+    """A step's form: the draft's answers (``typed``: a refused post's, shown again), its errors, and for the
+    dealer's step why the car's facts cannot be changed now (``refused``, or the application's state)."""
     context = _context(app)
-    if dealer_step:
-        context["editable"] = app.status in VEHICLE_EDITABLE and may_edit()
+    if step in forms.DEALER_STEPS:
+        context["editable"] = typed is None and vehicle_editable(app.status, app.contract, app.contract_attempts) \
+            and may_edit()
+        if not context["editable"]:
+            refused = refused or services().applications.vehicle_refusal(app)
     # full ID / mobile numbers only to whoever is filling the form in; everyone else sees them masked
     masked = {"id_number": app.id_masked, "mobile": app.mobile_masked}
     values = {f.name: context["draft"].get(f.name, "") if context["editable"] or not f.sensitive
               else masked[f.name] for f in forms.STEPS[step]}
     response = page_or_block("applications/step.html", "step_form", step=step, errors=errors,
-                             fields=forms.STEPS[step], values=values, options=_options(), **context)
+                             fields=forms.STEPS[step], values={**values, **(typed or {})}, options=_options(),
+                             refused=(_msg(refused.text_zh, refused.text_en) if refused else None), **context)
     response.status_code = status
+    if typed is not None:
+        response.headers["X-Form-Refused"] = "1"  # htmx shows it in place (pwa/static/js/app.js)
     return response
 
 
 def _after_step(app: Application, step: str) -> str:
     """Where a saved step leads: the next of the applicant's steps (then the dealer's, for staff, while a draft),
-    else the application's page. A contract waiting for the car's facts is requested again at once."""
+    else the application's page."""
     order = [*forms.CUSTOMER_STEPS, *(forms.DEALER_STEPS if actor().kind == "staff" else ())]
     following = order[order.index(step) + 1] if step in order[:-1] and app.status in EDITABLE else None
-    if step in forms.DEALER_STEPS and app.status == "contract_pending":
-        services().contracts.request(app.id)
     if following:
         return url_for("applications.step", application_id=app.id, step=following)
     return url_for("applications.detail", application_id=app.id)

@@ -3,20 +3,25 @@ salesperson gives them on the application's page, and the contract waits for the
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import update
 
+from infra.db.models import ApplicationRow
 from tests.integration.test_applications import CUSTOMER
 from tests.integration.test_applications import SALES_A
 from tests.integration.test_applications import VIN
 from tests.integration.test_applications import WORK
 from tests.integration.test_applications import _all
 from tests.integration.test_applications import confirm_card
+from tests.integration.test_applications import consent
 from tests.integration.test_applications import make_card_images
 from tests.integration.test_applications import post
+from tests.integration.test_applications import start
 from tests.integration.test_applications import upload_card
 from tests.integration.test_applications import wait_check
 from tests.integration.test_applications import wait_status
@@ -35,6 +40,12 @@ PLAN = "20-36-0-ctpl+damage+tpl_1m-D-f-a"
 @pytest.fixture(scope="module")
 def card_images() -> tuple[bytes, bytes]:
     return make_card_images()
+
+
+def _set(app: Any, app_id: str, **values: Any) -> None:
+    """Put the application in a state directly (its contract's answer, its attempts): no job runs for it."""
+    with app.extensions["leaseline"].applications.repo.db.session() as session:
+        session.execute(update(ApplicationRow).where(ApplicationRow.id == app_id).values(**values))
 
 
 def customer_session(base: str, app: Any, mobile: str) -> requests.Session:
@@ -124,12 +135,59 @@ def test_the_contract_waits_for_the_vin_and_tells_the_salesperson(
         assert "合同正在等待车辆信息：请填写车架号等车辆信息（在申请页面）" in contract  # the staff's wording
         page = sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
         assert 'data-testid="vehicle-missing"' in page and "等待销售顾问填写车架号" in page
-        # the salesperson gives the car's facts: the contract is generated at once, with this VIN
+        # the answer is of the last attempt, and no other is begun while the contract waits for the salesperson
+        waiting = repo.get(app_id, _all())
+        assert waiting.contract["attempt"] == waiting.contract_attempts
+        # the salesperson gives the car's facts (a mistyped VIN first: saved with its error, nothing requested): the
+        # contract is generated at once, with the VIN corrected
+        wrong = VIN[:8] + "0" + VIN[9:]
+        r = post(sales, f"{base}/applications/{app_id}/steps/vehicle", {"vin": wrong, "condition": "new"})
+        assert r.status_code == 422 and 'data-field="vin"' in r.text
         assert post(sales, f"{base}/applications/{app_id}/steps/vehicle", {"vin": VIN, "condition": "new"}) \
             .status_code == 200
         wait_status(sales, base, app_id, ("contract_ready",), timeout=40)
+        text = sales.get(f"{base}/applications/{app_id}/contract/text.html", timeout=TIMEOUT)
+        assert text.status_code == 200 and VIN in text.text and wrong not in text.text
         # once generated, the car's facts are the contract's: no longer changed
         r = post(sales, f"{base}/applications/{app_id}/steps/vehicle", {"vin": VIN, "condition": "used",
                                                                         "mileage": "100"},
                  form_url=f"{base}/applications/{app_id}")
         assert r.status_code == 409
+
+
+def test_the_vin_is_corrected_only_while_the_contract_waits_for_it_and_no_attempt_runs(bff_server: Any) -> None:
+    """Issue 17 §5: once the contract is requested, the car's facts are what it is drafted from. While it waits for
+    them (its last attempt refused for ``vehicle_details``) the salesperson corrects them; while an attempt runs
+    (begun since that answer: ``contract_attempts`` counts them, the answer records its own) or the contract waits
+    for anything else, they are refused (409) with the page as typed, and the draft keeps its VIN."""
+    base, app = bff_server.url, bff_server.app
+    stored = app.extensions["leaseline"].applications
+    typed = {"vin": VIN, "condition": "used", "mileage": "12000"}
+    with sign_in(base, SALES_A) as sales:
+        app_id = start(base, sales)
+        consent(base, sales, app_id)
+        url, page = f"{base}/applications/{app_id}/steps/vehicle", f"{base}/applications/{app_id}"
+        waiting = json.dumps({"error": "vehicle_details", "detail": "no VIN", "attempt": 1})
+        for contract, attempts in (("{}", 1),  # the first attempt drafts the contract now
+                                   (waiting, 2),  # it waited for the VIN, and another attempt has begun since
+                                   (json.dumps({"error": "plan_changed", "detail": "-", "attempt": 1}), 1)):
+            _set(app, app_id, status="contract_pending", contract_result=contract, contract_attempts=attempts)
+            assert 'data-testid="go-vehicle"' not in sales.get(page, timeout=TIMEOUT).text
+            r = post(sales, url, typed, form_url=page)
+            assert r.status_code == 409, (contract, attempts, r.status_code)
+            assert 'data-testid="vehicle-locked"' in r.text and "车辆信息不能修改" in r.text
+            assert f'value="{VIN}"' in r.text and 'value="12000"' in r.text  # nothing typed is lost
+            assert "vin" not in stored.draft(stored.repo.get(app_id, _all()))
+        # the attempt answered: the contract waits for the VIN, which may be given now (an invalid one is saved,
+        # as typed, with its error; the contract is requested again only with a valid one)
+        _set(app, app_id, contract_result=waiting, contract_attempts=1)
+        assert 'data-testid="go-vehicle"' in sales.get(page, timeout=TIMEOUT).text
+        wrong = VIN[:8] + "0" + VIN[9:]
+        r = post(sales, url, {**typed, "vin": wrong})
+        assert r.status_code == 422 and 'data-field="vin"' in r.text and 'data-testid="vehicle-locked"' not in r.text
+        assert stored.draft(stored.repo.get(app_id, _all()))["vin"] == wrong
+        # a contract generated: the car's facts are the contract's
+        _set(app, app_id, status="contract_ready", contract_result=json.dumps({"id": "c1", "number": "N1"}))
+        r = post(sales, url, typed, form_url=page)
+        assert r.status_code == 409 and 'data-testid="vehicle-locked"' in r.text and f'value="{VIN}"' in r.text
+        assert stored.draft(stored.repo.get(app_id, _all()))["vin"] == wrong

@@ -35,6 +35,15 @@
   }
   document.addEventListener("htmx:responseError", requestFailed);
   document.addEventListener("htmx:sendError", requestFailed);
+  // A refusal that brings its form back as typed with the reason (409 marked X-Form-Refused: the car's details a
+  // contract is being drafted from) is shown in place like a 422's errors, not as a failed request.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr && xhr.status === 409 && xhr.getResponseHeader("X-Form-Refused")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
   document.addEventListener("htmx:afterSwap", function () {
     var bar = document.getElementById("request-error");
     if (bar) bar.hidden = true;
