@@ -190,6 +190,17 @@ def _is_local(endpoint_url: str | None) -> bool:
     return True
 
 
+#: what a bucket setting the server does not implement means for the data (SeaweedFS has no public access block)
+_MEANING = {
+    "public access block": "the bucket is kept private by its ACL instead (reset to private and checked for public "
+                           "grants at every start)",
+    "private ACL": "ACLs are disabled on the bucket (object ownership enforced), so no ACL can make it public",
+    "versioning": "an overwritten or deleted object cannot be restored from an earlier version",
+    "default encryption": "every upload still asks for server-side encryption and is refused when not encrypted",
+}
+_SAID: set[tuple[str | None, str, str]] = set()  # (endpoint, bucket, setting) already said in this process
+
+
 class S3ObjectStore:
     """:class:`ObjectStore` over the S3 API with boto3 (thread-safe: one client shared by all threads)."""
 
@@ -285,7 +296,11 @@ class S3ObjectStore:
             cause = exc.__cause__
             if isinstance(cause, ClientError) and (
                     _status(cause) == 501 or _code(cause) in ("NotImplemented", "AccessControlListNotSupported")):
-                log.warning("object storage: %s not supported by the server (%s)", what, _code(cause))
+                said = (self.endpoint_url, self.bucket, what)
+                if said not in _SAID:  # once per process and bucket: information about the server, not a fault
+                    _SAID.add(said)
+                    log.info("object storage: the server does not implement the %s (%s) on bucket %s: %s", what,
+                             _code(cause), self.bucket, _MEANING.get(what, "the bucket is used without it"))
                 return f"not supported ({_code(cause)})"
             raise
         return "enabled"
