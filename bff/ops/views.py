@@ -12,6 +12,7 @@ from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
+from flask_babel import lazy_gettext
 
 from bff.auth.session import client
 from bff.auth.session import requires
@@ -20,6 +21,10 @@ from infra.jobs import STATES
 
 bp = Blueprint("jobs_ops", __name__)
 SHOWN = ("failed", "doing", "todo")  # what needs a look: failed first, then running (stalled ones), then waiting
+#: procrastinate's states (infra.jobs.STATES) as ops read them, in the column heads and the filter
+STATE_NAMES = {"todo": lazy_gettext("Waiting"), "doing": lazy_gettext("Running"), "failed": lazy_gettext("Failed"),
+               "succeeded": lazy_gettext("Succeeded"), "cancelled": lazy_gettext("Cancelled"),
+               "aborted": lazy_gettext("Aborted")}
 
 
 @bp.get("/ops/jobs")
@@ -28,7 +33,7 @@ def jobs() -> Any:
     state = request.args.get("state", "failed")
     state = state if state in STATES else "failed"
     queue = services().jobs
-    return render_template("ops/jobs.html", counts=queue.counts(), states=STATES, state=state,
+    return render_template("ops/jobs.html", counts=queue.counts(), states=STATES, state=state, names=STATE_NAMES,
                            stalled=queue.jobs(states=("doing",), stalled_only=True, limit=50),
                            jobs=queue.jobs(states=(state,), limit=100), notice=request.args.get("notice", ""))
 
