@@ -1,0 +1,286 @@
+"""Paying a rent from the customer's phone (issue 18 §3): ``/leases/<lease_id>/pay``.
+
+``GET`` shows what the lease owes now — each rent due, partly paid or overdue with its late charge — and the
+payment form: everything due now, or one chosen instalment (``?instalment=<id>``; a rent not yet due may be paid
+ahead). ``POST`` creates the payment: one attempt per form the page served (the hidden ``token`` is in the attempt's
+key, so a double tap or the form sent again charges once), a Stripe PaymentIntent whose Idempotency-Key is the
+attempt's key (bff/servicing/collect.py ``RentCollection.pay_by_hand``). As on the down payment's page
+(bff/payments/views.py): without ``LEASELINE_STRIPE_PUBLISHABLE_KEY`` the page says TEST MODE and confirms
+server-side with one of Stripe's test cards (3-D Secure answered by the local test bank); with it, the page mounts
+Stripe.js's Payment Element for the attempt's intent and Stripe sends the browser back to ``…/pay/return``, where
+the server asks Stripe. The payment is booked into the lease on Stripe's answer or its webhook, whichever comes first
+(once). A declined card never locks anyone out: each try is a new attempt.
+
+Who may pay (:func:`_lease_for`): the lessee — the customer signed in on this device (their invitation's session, or
+我的租赁's mobile number and code) whose application the lease is, started through an invitation confirmed by a code
+to that very number —, and staff of the lease's dealer who may edit its application (a salesperson: their own
+applications), paying with the customer in the showroom. Anyone else: 404, as if there were no such lease; signed
+out: 我的租赁's sign-in, then back here. CSRF on every POST (the app's CSRFProtect); bad input is a 4xx page.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from flask import Blueprint
+from flask import abort
+from flask import current_app
+from flask import g
+from flask import make_response
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import session
+from flask import url_for
+
+from bff.applications.access import staff_scope
+from bff.auth.roles import allowed
+from bff.extensions import limiter
+from bff.invitations.returning_views import SIGNED_IN
+from bff.invitations.returning_views import returning
+from bff.invitations.returning_views import signed_in_hash
+from bff.payments.checkout import LOCAL_3DS_CARD
+from bff.payments.checkout import TEST_METHODS
+from bff.payments.declines import customer_texts
+from bff.payments.declines import why_not_paid
+from bff.rendering import in_locale
+from bff.services import services
+from bff.servicing.collect import RENT_METHODS
+from bff.servicing.collect import CannotPay
+from bff.servicing.collect import PayOutcome
+from bff.servicing.collect import RentCollection
+from bff.servicing.collect import rent_collection
+from infra.accounts import Staff
+from infra.applications import Scope
+from infra.collections import Attempt
+from infra.db.models import LeaseRow
+from infra.payments import PaymentsError
+from infra.payments import PaymentsUnavailable
+from infra.servicing import ACTIVE
+
+log = logging.getLogger(__name__)
+bp = Blueprint("rent_pay", __name__)
+#: the requests that may call Stripe, per lease (paying, coming back from the Payment Element, the test bank)
+STRIPE_RATE = "20 per 10 minutes"
+UNAVAILABLE = ("支付服务暂时不可用：未扣款，请稍后重试",
+               "Payments are unavailable right now: nothing was charged; try again in a moment")
+REFUSED = ("支付机构拒绝了这次请求：未扣款。请稍后重试，或联系经销商",
+           "The payment provider refused this request: nothing was charged. Try again later, or ask the dealer")
+
+
+def _per_lease() -> str:
+    return f"rent:{(request.view_args or {}).get('lease_id', '')}"
+
+
+stripe_rate = limiter.shared_limit(STRIPE_RATE, scope="rent-stripe", key_func=_per_lease)
+
+
+def collection() -> RentCollection:
+    return rent_collection(services(), current_app.config["SETTINGS"])
+
+
+def _publishable_key() -> str:
+    return str(current_app.config["SETTINGS"].stripe_publishable_key)
+
+
+def _lease_for(lease_id: str) -> LeaseRow:
+    """The lease, if the visitor may pay it: its lessee signed in on this device, or staff of its dealer who may edit
+    its application; 404 for anyone else (a lease that is not theirs looks like none)."""
+    svc = services()
+    lease = collection().repo.lease(lease_id) if len(lease_id) <= 36 else None
+    if lease is None:
+        abort(404)
+    user: Staff | None = g.get("user")
+    if user is not None:
+        if (user.lessor_side or user.dealer_id != lease.dealer_id or not allowed(user, "applications.edit")
+                or svc.applications.repo.get(lease.application_id, staff_scope(user)) is None):
+            abort(404)
+        g.rent_payer = "staff"
+        return lease
+    mobile_hash = signed_in_hash()
+    invitation_id = returning().invitation_for(mobile_hash, lease.application_id) if mobile_hash else None
+    if mobile_hash is None or invitation_id is None or svc.applications.repo.get(
+            lease.application_id, Scope(mobile_hash=mobile_hash)) is None:
+        abort(404)
+    session[SIGNED_IN], session["customer_invitation"] = mobile_hash, invitation_id
+    g.rent_payer = "customer"
+    return lease
+
+
+def _signed_in() -> Any:
+    """None when someone is signed in (staff or a customer on this device), else the way to 我的租赁's sign-in."""
+    if g.get("user") is not None or signed_in_hash() is not None:
+        return None
+    return redirect(url_for("invitations.returning.sign_in", next=request.path))
+
+
+def _instalment_arg(value: str | None) -> int | None:
+    """The chosen instalment's id (None: everything due now); ValueError for anything but a positive number."""
+    if value in (None, "", "all"):
+        return None
+    if not value.isdigit() or len(value) > 18 or int(value) <= 0:
+        raise ValueError(value)
+    return int(value)
+
+
+def _page(lease: LeaseRow, status: int = 200, *, error: str | None = None, attempt: Attempt | None = None,
+          outcome: PayOutcome | None = None, chosen: int | None = None) -> Any:
+    svc = collection()
+    schedule = svc.repo.instalments(lease.id)
+    due = [o for o in svc.due_now(lease.id)]
+    checkout = None
+    if outcome is not None and outcome.intent is not None and _publishable_key() and outcome.intent.client_secret \
+            and outcome.attempt.status not in ("succeeded", "failed", "canceled"):
+        checkout = {"attempt": outcome.attempt, "client_secret": outcome.intent.client_secret,
+                    "methods": RENT_METHODS, "declines": customer_texts(),
+                    "waits_for_bank": outcome.intent.status == "requires_action",
+                    "return_url": url_for("rent_pay.returned", lease_id=lease.id, attempt=outcome.attempt.id,
+                                          _external=True)}
+        g.loads_stripe_js = True  # the CSP admits Stripe.js on this response only
+    gateway = svc.gateway
+    bank = services().payments.checkout.bank
+    response = make_response(render_template(
+        "servicing/pay.html", lease=lease, due=due, total=sum(o.total for o in due),
+        pending=[o for o in schedule if o.state == "pending" and o.total > 0][:1], chosen=chosen,
+        token=uuid.uuid4().hex, error=error, attempt=attempt or (outcome.attempt if outcome else None),
+        receipt=outcome.receipt if outcome else None, test_mode=gateway.test_mode, element=bool(_publishable_key()),
+        test_bank=bank is not None and gateway.test_mode and not _publishable_key(), checkout=checkout,
+        publishable_key=_publishable_key(), why_not_paid=why_not_paid, staff=g.get("rent_payer") == "staff",
+        active=lease.status == ACTIVE), status)
+    return response
+
+
+@bp.get("/leases/<lease_id>/pay")
+def page(lease_id: str) -> Any:
+    """The page; ``?instalment=<id>`` preselects one instalment, ``?attempt=<id>`` shows how that payment went (and
+    with the Payment Element, mounts it for that attempt while it is still to pay)."""
+    back = _signed_in()
+    if back is not None:
+        return back
+    lease = _lease_for(lease_id)
+    try:
+        chosen = _instalment_arg(request.args.get("instalment"))
+    except ValueError:
+        return _page(lease, 422, error=in_locale("请选择要支付的一期", "Choose the instalment to pay"))
+    attempt_id = request.args.get("attempt", "")[:36]
+    attempt = collection().repo.attempt(attempt_id) if attempt_id else None
+    if attempt is None or attempt.lease_id != lease.id:
+        return _page(lease, chosen=chosen)
+    outcome: PayOutcome | None = None
+    if _publishable_key() and attempt.provider_ref and attempt.status not in ("succeeded", "failed", "canceled"):
+        try:
+            outcome = collection().refresh(attempt)
+        except PaymentsError:
+            outcome = None
+    return _page(lease, attempt=attempt, outcome=outcome, chosen=chosen)
+
+
+@bp.post("/leases/<lease_id>/pay")
+@stripe_rate
+def create(lease_id: str) -> Any:
+    """Create the payment of what is due now (or of the chosen instalment) and, in TEST MODE, pay it at once."""
+    back = _signed_in()
+    if back is not None:
+        return back
+    lease = _lease_for(lease_id)
+    token = request.form.get("token", "")
+    try:
+        chosen = _instalment_arg(request.form.get("instalment"))
+    except ValueError:
+        return _page(lease, 422, error=in_locale("请选择要支付的一期", "Choose the instalment to pay"))
+    if not (16 <= len(token) <= 64 and token.isalnum()):
+        return _page(lease, 400, error=in_locale("页面已过期，请重新付款", "This page has expired: pay again"),
+                     chosen=chosen)
+    svc = collection()
+    method = request.form.get("method", "")
+    payment_method: str | None = None
+    if not _publishable_key():
+        if method not in TEST_METHODS or not svc.gateway.test_mode:
+            return _page(lease, 422, error=in_locale("请选择付款方式", "Choose a way to pay"), chosen=chosen)
+        payment_method = TEST_METHODS[method]
+        if method == "3ds" and services().payments.checkout.local_stripe:
+            payment_method = svc.gateway.card_payment_method(LOCAL_3DS_CARD)
+    try:
+        done = svc.pay_by_hand(lease, token, instalment_id=chosen, payment_method=payment_method,
+                               return_url=url_for("rent_pay.returned", lease_id=lease.id, _external=True))
+    except CannotPay as exc:
+        return _page(lease, 409, error=in_locale(exc.text_zh, exc.text_en), chosen=chosen)
+    except PaymentsUnavailable:
+        return _page(lease, 503, error=in_locale(*UNAVAILABLE), chosen=chosen)
+    except PaymentsError as exc:
+        log.error("Stripe refused the rent payment of lease %s: %s", lease.id, exc)
+        return _page(lease, 409, error=in_locale(*REFUSED), chosen=chosen)
+    if done.attempt.status == "failed":
+        return _page(lease, 422, error=why_not_paid(done.attempt.failure_code), attempt=done.attempt, chosen=chosen)
+    return redirect(url_for("rent_pay.page", lease_id=lease.id, attempt=done.attempt.id), 303)
+
+
+@bp.get("/leases/<lease_id>/pay/return")
+@stripe_rate
+def returned(lease_id: str) -> Any:
+    """Stripe.js's (or 3-D Secure's) return: the attempt as Stripe has it now — never what the query string says —,
+    then 303 to the page showing the outcome (without the client secret Stripe appended)."""
+    back = _signed_in()
+    if back is not None:
+        return back
+    lease = _lease_for(lease_id)
+    attempt = collection().repo.attempt(request.args.get("attempt", "")[:36])
+    if attempt is None or attempt.lease_id != lease.id:
+        abort(404)
+    try:
+        collection().refresh(attempt)
+    except PaymentsUnavailable:
+        return _page(lease, 503, error=in_locale("支付服务暂时不可用，请稍后再查",
+                                                 "Payments are unavailable: check again shortly"), attempt=attempt)
+    except PaymentsError as exc:
+        log.error("Stripe refused to show rent payment %s: %s", attempt.id, exc)
+        return _page(lease, 409, error=in_locale(*REFUSED), attempt=attempt)
+    return redirect(url_for("rent_pay.page", lease_id=lease.id, attempt=attempt.id), 303)
+
+
+@bp.post("/leases/<lease_id>/pay/authenticate")
+@stripe_rate
+def authenticate(lease_id: str) -> Any:
+    """TEST MODE on localstripe: the customer completes (or fails) their bank's 3-D Secure check of the payment (the
+    local test bank, infra/sandbox_bank.py), then the page shows it as Stripe has it."""
+    back = _signed_in()
+    if back is not None:
+        return back
+    lease = _lease_for(lease_id)
+    bank, svc = services().payments.checkout.bank, collection()
+    if bank is None or not svc.gateway.test_mode or _publishable_key():
+        abort(404)
+    attempt = svc.repo.attempt(request.form.get("attempt", "")[:36])
+    if attempt is None or attempt.lease_id != lease.id:
+        abort(404)
+    result = request.form.get("result", "")
+    if result not in ("complete", "fail"):
+        return _page(lease, 422, error=in_locale("请选择完成或不通过验证", "Choose to complete or to fail the check"),
+                     attempt=attempt)
+    try:
+        if attempt.status == "requires_action" and attempt.provider_ref:
+            intent = svc.gateway.retrieve_intent(attempt.provider_ref)
+            if intent.status == "requires_action" and intent.client_secret:
+                bank.authenticate(intent.id, intent.client_secret, success=result == "complete")
+            done = svc.refresh(attempt)
+        else:
+            done = PayOutcome(attempt, None, None)
+    except PaymentsUnavailable:
+        return _page(lease, 503, error=in_locale(*UNAVAILABLE), attempt=attempt)
+    except PaymentsError as exc:
+        log.error("Stripe refused to show rent payment %s: %s", attempt.id, exc)
+        return _page(lease, 409, error=in_locale(*REFUSED), attempt=attempt)
+    if done.attempt.status == "failed":
+        return _page(lease, 422, error=why_not_paid(done.attempt.failure_code), attempt=done.attempt)
+    return redirect(url_for("rent_pay.page", lease_id=lease.id, attempt=attempt.id), 303)
+
+
+@bp.record_once
+def _hand_over_webhooks(state: Any) -> None:
+    """Stripe's webhook events about rents reach the rent collection from the first request on (the payments' webhook
+    endpoint hands over the events that name no down payment)."""
+    app = state.app
+    if "leaseline" in app.extensions:
+        rent_collection(app.extensions["leaseline"], app.config["SETTINGS"])

@@ -1,0 +1,120 @@
+"""Paying a rent from the customer's phone (issue 18 §3), over real HTTP with localstripe (TEST MODE): the lessee pays
+what is due now, a double tap and Stripe's webhook replayed book it once, only the lessee and the dealer's staff reach
+the page, a declined card and bad input are 4xx pages that keep the customer able to pay."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+from sqlalchemy import update
+
+from infra.db.models import ApplicationRow
+from infra.db.models import InstalmentRow
+from infra.db.models import LeaseReceiptRow
+from infra.payments import sign_webhook
+from infra.servicing import SqlServicing
+from infra.servicing import lease_plan
+from tests.integration.test_applications import SALES_B
+from tests.integration.test_applications import start
+from tests.integration.test_auth import SALES_A
+from tests.integration.test_auth import TIMEOUT
+from tests.integration.test_auth import csrf
+from tests.integration.test_auth import sign_in
+from tests.integration.test_returning_customer import join
+from tests.integration.test_servicing_close import record
+
+pytestmark = pytest.mark.db
+PENALTY = 1234  # fen of late charge on rent 1
+
+
+def open_overdue_lease(app: Any, application_id: str) -> tuple[str, int]:
+    """The application handed over 40 days before the business date, its rent 1 overdue with a late charge (as the
+    close would leave it); (lease id, what is due now in fen)."""
+    c = app.extensions["leaseline"]
+    today = SqlServicing(c.db).business_date()
+    with c.db.session() as s:
+        dealer_id = s.execute(select(ApplicationRow.dealer_id).where(ApplicationRow.id == application_id)).scalar_one()
+        s.execute(update(ApplicationRow).where(ApplicationRow.id == application_id).values(status="delivered"))
+        lease_id = SqlServicing(c.db).open_lease(s, application_id, dealer_id,
+                                                 lease_plan(record(today - timedelta(days=40))), datetime.now(UTC))
+        assert lease_id is not None
+        rent = s.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id,
+                                                     InstalmentRow.number == 1)).one()
+        rent.state, rent.overdue_since, rent.penalty_accrued = "overdue", rent.due_on + timedelta(days=1), PENALTY
+        return lease_id, rent.amount + PENALTY
+
+
+def form(page: str) -> dict[str, str]:
+    return {"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1),  # type: ignore[union-attr]
+            "token": re.search(r'name="token" value="([0-9a-f]+)"', page).group(1)}  # type: ignore[union-attr]
+
+
+def test_the_lessee_pays_the_rent_due_once_and_only_they_and_the_dealer_s_staff_may(
+        bff_server: Any, app: Any, stripe_server: Any) -> None:
+    base = bff_server.url
+    customer, _ = join(base, app, "13700138818")
+    with customer:
+        lease_id, due = open_overdue_lease(app, start(base, customer))
+        url = f"{base}/leases/{lease_id}/pay"
+        page = customer.get(url, timeout=TIMEOUT)
+        assert page.status_code == 200 and 'data-testid="test-mode"' in page.text
+        assert f'data-total="{due}"' in page.text and 'data-testid="due-1"' in page.text
+        # bad input: no token (an old page), an instalment that is not one, a card declined — 4xx, nothing charged
+        sent = form(page.text)
+        assert customer.post(url, data={"csrf_token": sent["csrf_token"], "method": "visa"},
+                             timeout=TIMEOUT).status_code == 400
+        assert customer.post(url, data={**sent, "method": "visa", "instalment": "abc"},
+                             timeout=TIMEOUT).status_code == 422
+        assert customer.post(url, data={"token": sent["token"], "method": "visa"}, timeout=TIMEOUT).status_code == 400
+        declined = customer.post(url, data={**form(customer.get(url, timeout=TIMEOUT).text), "method": "declined"},
+                                 timeout=TIMEOUT)
+        assert declined.status_code == 422 and "未扣款" in declined.text and 'data-testid="pay-form"' in declined.text
+        # the rent paid; the same form sent again (a double tap) charges nothing more
+        sent = {**form(customer.get(url, timeout=TIMEOUT).text), "method": "visa", "instalment": "all"}
+        first = customer.post(url, data=sent, timeout=TIMEOUT, allow_redirects=False)
+        again = customer.post(url, data=sent, timeout=TIMEOUT, allow_redirects=False)
+        assert first.status_code == again.status_code == 303
+        assert first.headers["Location"] == again.headers["Location"]
+        shown = customer.get(base + first.headers["Location"] if first.headers["Location"].startswith("/")
+                             else first.headers["Location"], timeout=TIMEOUT)
+        outcome = re.search(r'data-outcome="(\w+)"', shown.text)
+        assert outcome is not None and outcome.group(1) == "succeeded", shown.text[shown.text.find('id="rent"'):][:800]
+        assert 'data-testid="due-1"' not in shown.text and 'data-testid="choose-ahead"' in shown.text  # rent 2 ahead
+        c = app.extensions["leaseline"]
+        with c.db.session() as s:
+            receipts = s.execute(select(LeaseReceiptRow.amount, LeaseReceiptRow.reference).where(
+                LeaseReceiptRow.lease_id == lease_id)).all()
+            rent = s.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id,
+                                                         InstalmentRow.number == 1)).one()
+        assert [r.amount for r in receipts] == [due] and rent.state == "paid" and rent.paid_penalty == PENALTY
+        # Stripe's webhook about it, delivered twice: booked before, then a replay
+        intent = stripe_server.gateway().retrieve_intent(receipts[0].reference)
+        body = json.dumps({"id": f"evt_{uuid.uuid4().hex}", "type": "payment_intent.succeeded", "created": 1,
+                           "data": {"object": {"id": intent.id, "object": "payment_intent",
+                                               "metadata": intent.metadata}}}).encode()
+        outcomes = [requests.post(f"{base}/webhooks/stripe", data=body, timeout=TIMEOUT, headers={
+            "Stripe-Signature": sign_webhook(body, stripe_server.webhook_secret),
+            "Content-Type": "application/json"}).json()["outcome"] for _ in range(2)]
+        assert outcomes == ["ignored: rent booked before", "replay"]
+        with c.db.session() as s:
+            assert len(s.execute(select(LeaseReceiptRow.id).where(LeaseReceiptRow.lease_id == lease_id)).all()) == 1
+    # someone else's phone, another dealer's salesperson: as if there were no such lease; signed out: 我的租赁
+    stranger, link = join(base, app, "13700138819")
+    with stranger, sign_in(base, SALES_B) as other_dealer, sign_in(base, SALES_A) as own_sales:
+        assert stranger.get(url, timeout=TIMEOUT).status_code == 404
+        assert other_dealer.get(url, timeout=TIMEOUT).status_code == 404
+        assert own_sales.get(url, timeout=TIMEOUT).status_code == 200
+        anonymous = requests.get(url, timeout=TIMEOUT, allow_redirects=False)
+        assert anonymous.status_code == 302 and "/mine/sign-in" in anonymous.headers["Location"]
+        token = csrf(stranger, link)
+        assert stranger.post(url, data={"csrf_token": token, "token": "a" * 32, "method": "visa"},
+                             timeout=TIMEOUT).status_code == 404
