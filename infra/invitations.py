@@ -39,6 +39,15 @@ class Invitation:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class IssuedCode:
+    """A code recorded by :meth:`SqlInvitations.set_code_unless_recent` and the one it replaced."""
+
+    code_hash: str
+    previous_hash: str | None
+    previous_sent_at: datetime | None
+
+
 MOBILE_CONTEXT = "invitation_mobile"
 
 
@@ -86,11 +95,24 @@ class SqlInvitations:
         with self.db.session() as session:
             return [self._dto(r) for r in session.scalars(stmt)]
 
-    def set_code(self, invitation_id: str, code_hash: str) -> None:
+    def set_code_unless_recent(self, invitation_id: str, code_hash: str, sent_after: datetime) -> IssuedCode | None:
+        """Record a new code unless one was sent after ``sent_after`` (None then, as for an unknown invitation): the
+        check and the record in one step under the invitation's row lock, so that two requests at once (a double
+        tap) make one code. Committed before the text goes; :meth:`restore_code` undoes it if the text fails."""
         with self.db.session() as session:
-            row = session.get(InvitationRow, invitation_id)
-            if row is not None:
-                row.code_hash, row.code_sent_at = code_hash, utcnow()
+            row = session.get(InvitationRow, invitation_id, with_for_update=True, populate_existing=True)
+            if row is None or (row.code_sent_at is not None and row.code_sent_at > sent_after):
+                return None
+            issued = IssuedCode(code_hash, row.code_hash, row.code_sent_at)
+            row.code_hash, row.code_sent_at = code_hash, utcnow()
+            return issued
+
+    def restore_code(self, invitation_id: str, issued: IssuedCode) -> None:
+        """Put back the code ``issued`` replaced (its text did not go), unless another has replaced it since."""
+        with self.db.session() as session:
+            row = session.get(InvitationRow, invitation_id, with_for_update=True, populate_existing=True)
+            if row is not None and row.code_hash == issued.code_hash:
+                row.code_hash, row.code_sent_at = issued.previous_hash, issued.previous_sent_at
 
     def code_failed(self, invitation_id: str, lock_after: int) -> bool:
         """Count a wrong code; lock the invitation at ``lock_after``. Returns True when now locked."""

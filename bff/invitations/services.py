@@ -122,11 +122,18 @@ class InvitationService:
         if inv.code_sent_at is not None and utcnow() - inv.code_sent_at < RESEND_AFTER:
             return False
         code = f"{secrets.randbelow(10**6):06d}"
-        # the code counts as sent only once the platform took it: a text that failed leaves the old state (and no
-        # one-minute wait before trying again); SmsUnavailable / SmsRefused go to the view
-        with self.repo.db.transaction():
-            self.repo.set_code(inv.id, self._code_hash(inv, code))
+        # the check of the last send and the new code's record are one step (the invitation's row lock, released
+        # before the text goes): a double tap's two requests, both past the check above, text one code
+        issued = self.repo.set_code_unless_recent(inv.id, self._code_hash(inv, code), utcnow() - RESEND_AFTER)
+        if issued is None:
+            return False
+        try:
             self.sms.send(inv.mobile, "invitation_code", {"code": code}, dealer_id=inv.dealer_id)
+        except Exception:
+            # the code counts as sent only once the platform took it: a text that failed leaves the old state (and
+            # no one-minute wait before trying again); SmsUnavailable / SmsRefused go to the view
+            self.repo.restore_code(inv.id, issued)
+            raise
         self._audit("invitation.code_sent", "success", inv, client)
         return True
 
