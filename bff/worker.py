@@ -24,7 +24,9 @@ from bff.documents import document_service
 from bff.invitations.returning import purge_codes
 from bff.invitations.returning import text_code
 from bff.servicing.close import CloseOfBusiness
+from bff.servicing.collect import rent_collection
 from infra.clients.http import ServiceUnavailable
+from infra.collections import CollectionUnavailable
 from infra.db.engine import UNAVAILABLE
 from infra.db.models import utcnow
 from infra.servicing import SqlServicing
@@ -73,9 +75,16 @@ def build(services: Services, settings: Settings) -> App:
         sweep(lambda: purge_codes(services, utcnow())))
     task("kyc.sweep_orphans", "housekeeping", periodic=cron_every(settings.kyc_sweep_seconds))(
         sweep(services.sweep_orphans))
+    # collecting rent (bff/servicing/collect.py): one job per automatic attempt the close makes (its hook below),
+    # delayed results (a bank's "processing") polled, refunds of surpluses and closed leases' payments sent again
+    collection = rent_collection(services, settings)
+    task("servicing.collect", "servicing", Backoff(6, retry_exceptions=(*TRANSIENT, CollectionUnavailable,
+                                                                        SmsUnavailable)))(collection.collect)
+    task("servicing.poll_collections", "servicing", periodic=tick)(sweep(collection.poll))
+    task("servicing.retry_refunds", "servicing", periodic=tick)(sweep(collection.retry_refunds))
     # the daily close of business of each business date whose day has ended in Asia/Shanghai (bff/servicing/close.py)
     task("servicing.close", "servicing", periodic=cron_every(300))(
-        sweep(CloseOfBusiness(SqlServicing(services.db)).close_due))
+        sweep(CloseOfBusiness(SqlServicing(services.db), hooks=[collection.close_hook]).close_due))
     # biometric images past their retention, every night at 03:00 Beijing time (19:00 UTC)
     task("kyc.purge_biometrics", "housekeeping", periodic="0 19 * * *")(sweep(services.kyc.purge_biometrics))
     tasks.housekeeping("housekeeping", tick_seconds=settings.jobs_tick_seconds,

@@ -22,13 +22,16 @@ from leaseline.cli import main
 def _servicing() -> Iterator[Any]:
     """The close of business on the configured database (disposed afterwards); database errors as one line."""
     from bff.servicing.close import CloseOfBusiness
+    from bff.servicing.collect import collection_hook
+    from infra.collections import SqlCollections
     from infra.db import Database
     from infra.servicing import SqlServicing
 
     database = Database(_settings().database_url)
     try:
         with _database_errors():
-            yield CloseOfBusiness(SqlServicing(database))
+            # the worker's hook too: an automatic collection's job per rent that became due (the worker runs it)
+            yield CloseOfBusiness(SqlServicing(database), hooks=[collection_hook(SqlCollections(database))])
     finally:
         database.dispose()
 
