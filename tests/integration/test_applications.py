@@ -718,6 +718,8 @@ def test_a_customer_is_told_what_next_after_a_failed_face_check_and_what_the_cou
         assert 'data-outcome="fail"' in done and "不是同一人" in done
         assert f'href="/applications/{app_id}/face" data-testid="face-retry"' in done
         assert f'href="/applications/{app_id}/counter" data-testid="go-counter"' in done
+        # a selfie instead, at once (not only once the page is loaded again)
+        assert f'action="/applications/{app_id}/face"' in done and 'name="selfie"' in done
         assert "上海浦东 4S 店" in done  # where the card would be checked
         assert "距离" not in done and "人脸差异度" not in done  # no figures for the customer
         # the face page shows the camera again, with the attempt it is, and the counter beside it

@@ -136,8 +136,11 @@ def test_an_officer_asks_for_documents_and_the_customer_sends_them_from_the_phon
                                          "due_on": ""})
         assert r.status_code == 200 and r.url.endswith(f"/reviews/{case['id']}"), r.text[:500]
         assert 'data-status="open"' in r.text
+        # said on the case page, where the officer asked, not later on the queue
+        assert 'data-testid="review-flash"' in r.text and "已发送材料请求" in r.text
         # the case waits for the customer: out of the queue, listed apart
         queue = risk.get(f"{base}/reviews", timeout=TIMEOUT).text
+        assert "已发送材料请求" not in queue
         assert f'<li data-case="{case["id"]}"' not in queue and f'data-waiting-case="{case["id"]}"' in queue
     text = wait_text(app, mobile, "补充材料")
     assert "收入证明、银行流水" in text and f"/applications/{app_id}/documents" in text
