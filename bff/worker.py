@@ -23,8 +23,11 @@ from bff.config import Settings
 from bff.documents import document_service
 from bff.invitations.returning import purge_codes
 from bff.invitations.returning import text_code
+from bff.servicing.arrears import Reminders
+from bff.servicing.arrears import close_hooks
 from bff.servicing.close import CloseOfBusiness
 from bff.servicing.collect import rent_collection
+from infra.arrears import SqlArrears
 from infra.clients.http import ServiceUnavailable
 from infra.collections import CollectionUnavailable
 from infra.db.engine import UNAVAILABLE
@@ -83,8 +86,14 @@ def build(services: Services, settings: Settings) -> App:
     task("servicing.poll_collections", "servicing", periodic=tick)(sweep(collection.poll))
     task("servicing.retry_refunds", "servicing", periodic=tick)(sweep(collection.retry_refunds))
     # the daily close of business of each business date whose day has ended in Asia/Shanghai (bff/servicing/close.py)
+    # and its hooks: reminders deferred, arrears (buckets, the M3 flag) kept in each batch (bff/servicing/arrears.py)
+    reminders = services.plans.policy.reminders
     task("servicing.close", "servicing", periodic=cron_every(300))(
-        sweep(CloseOfBusiness(SqlServicing(services.db), hooks=[collection.close_hook]).close_due))
+        sweep(CloseOfBusiness(SqlServicing(services.db), hooks=[*close_hooks(services.db, reminders),
+                                                                collection.close_hook]).close_due))
+    # a text about a rent, deferred by the close (once per lease, instalment and kind)
+    task("servicing.remind", "servicing", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(
+        Reminders(SqlArrears(services.db), services.applications, services.sms, reminders).send)
     # biometric images past their retention, every night at 03:00 Beijing time (19:00 UTC)
     task("kyc.purge_biometrics", "housekeeping", periodic="0 19 * * *")(sweep(services.kyc.purge_biometrics))
     tasks.housekeeping("housekeeping", tick_seconds=settings.jobs_tick_seconds,

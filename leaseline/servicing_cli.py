@@ -21,17 +21,22 @@ from leaseline.cli import main
 @contextmanager
 def _servicing() -> Iterator[Any]:
     """The close of business on the configured database (disposed afterwards); database errors as one line."""
+    from bff.servicing.arrears import close_hooks
     from bff.servicing.close import CloseOfBusiness
     from bff.servicing.collect import collection_hook
     from infra.collections import SqlCollections
     from infra.db import Database
     from infra.servicing import SqlServicing
+    from plans.policy import load_policy
 
-    database = Database(_settings().database_url)
+    settings = _settings()
+    database = Database(settings.database_url)
     try:
         with _database_errors():
-            # the worker's hook too: an automatic collection's job per rent that became due (the worker runs it)
-            yield CloseOfBusiness(SqlServicing(database), hooks=[collection_hook(SqlCollections(database))])
+            # the worker's hooks too: reminders deferred (the worker sends them), arrears and the M3 flag kept
+            yield CloseOfBusiness(SqlServicing(database),
+                                  hooks=[*close_hooks(database, load_policy(settings.policy).reminders),
+                                         collection_hook(SqlCollections(database))])
     finally:
         database.dispose()
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field
+from datetime import time
 from decimal import ROUND_DOWN
 from decimal import Decimal
 from functools import cache
@@ -49,6 +52,32 @@ def _pct(value: Decimal) -> str:
     return f"{(value * 100).normalize():f}%"
 
 
+#: the reminders' kinds of wording: before the due date, after the rent became overdue
+REMINDER_WORDINGS = ("before_due", "overdue")
+#: the languages each wording is registered in (an SMS template each: infra/sms.py)
+REMINDER_LANGUAGES = ("zh", "en")
+
+
+@dataclass(frozen=True)
+class ReminderPolicy:
+    """The texts about a rent (issue 18 §4, ``[reminders]``): ``before_due_days`` before its due date (0: none), and
+    each of ``after_overdue_days`` days after it became overdue (1: the day after, 7: a week after), only between
+    ``send_from`` and ``send_until`` Beijing time; ``templates``: the SMS template (infra/sms.py) of each wording in
+    each language, ``{"before_due": {"zh": …, "en": …}, "overdue": {…}}``."""
+
+    before_due_days: int = 3
+    after_overdue_days: tuple[int, ...] = (1, 7)
+    send_from: time = time(9)
+    send_until: time = time(20)
+    templates: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: {
+        "before_due": {"zh": "rent_due_soon", "en": "rent_due_soon_en"},
+        "overdue": {"zh": "rent_overdue", "en": "rent_overdue_en"}})
+
+    def template(self, wording: str, language: str) -> str:
+        """The SMS template of ``wording`` in ``language`` (``en…`` English, anything else Chinese)."""
+        return self.templates[wording]["en" if language.lower().startswith("en") else "zh"]
+
+
 @dataclass(frozen=True)
 class Policy:
     """A loaded compliance policy. Use :func:`load_policy`; fields mirror ``policies/default.toml``."""
@@ -70,6 +99,8 @@ class Policy:
     #: the order in which a payment settles each open instalment's parts (还款冲销顺序), oldest instalment first:
     #: by default late charges, then interest, then principal (issue 18 §3; servicing.allocation)
     allocation_order: tuple[str, ...] = ALLOCATION_PARTS
+    #: the texts about a rent the close of business sends (issue 18 §4, ``[reminders]``)
+    reminders: ReminderPolicy = field(default_factory=ReminderPolicy)
 
     def min_down_ratio(self, category: Category) -> Decimal:
         """The minimum down payment as a ratio of the price for ``category``."""
@@ -181,7 +212,29 @@ def parse_policy(data: dict[str, object]) -> Policy:
         deposit_free_conditions=tuple(deposit_free["allowed_conditions"]),
         default_cost_cap=Decimal(default_cost["cap"]),
         allocation_order=order,
+        reminders=parse_reminders(data.get("reminders")),
     )
+
+
+def parse_reminders(raw: object) -> ReminderPolicy:
+    """The ``[reminders]`` table (absent: the defaults); ValueError when a figure or a template is missing or wrong."""
+    if raw is None:
+        return ReminderPolicy()
+    if not isinstance(raw, dict):
+        raise ValueError("[reminders] must be a table")
+    try:
+        before = int(raw["before_due_days"])
+        after = tuple(sorted({int(n) for n in raw["after_overdue_days"]}))
+        opens, closes = time.fromisoformat(str(raw["send_from"])), time.fromisoformat(str(raw["send_until"]))
+        templates = {w: {lang: str(raw["templates"][w][lang]) for lang in REMINDER_LANGUAGES}
+                     for w in REMINDER_WORDINGS}
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"[reminders] is incomplete: {exc}") from None
+    if not 0 <= before <= 30 or any(not 1 <= n <= 90 for n in after):
+        raise ValueError("[reminders] before_due_days must be 0–30 and after_overdue_days 1–90")
+    if opens >= closes:
+        raise ValueError("[reminders] send_from must be before send_until")
+    return ReminderPolicy(before, after, opens, closes, templates)
 
 
 @cache

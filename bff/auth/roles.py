@@ -46,6 +46,9 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "contracts.explain": DEALER_ROLES,
     # the job queue (/ops/jobs): what waits, runs and failed, retry and cancel (audited): the lessor's ops
     "jobs.manage": ("ops_admin",),
+    # the collections queue (/servicing/collections, issue 18 §4): leases in arrears, contacts' outcomes, notes and
+    # promises to pay; the lessor's ops for every dealer, a dealer's admin for the dealer's own customers
+    "collections.work": ("dealer_admin", "ops_admin"),
     # the people's requests about their personal information (PIPL arts. 44–50: see, copy, correct, delete, withdraw
     # a consent, explain), answered or refused with a reason by the lessor's ops, across dealers (/ops/privacy)
     "privacy.manage": ("ops_admin",),

@@ -821,6 +821,79 @@ class LeaseReceiptRow(Base):
     booked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+
+class ServicingReminderRow(Base):
+    """A text about a rent (issue 18 §4, migration 0019) the close of business deferred (``kind`` before_due, or
+    overdue_N: N days after the rent became overdue), once per lease, instalment and kind (a replayed close finds it
+    here and defers nothing). ``status``: queued → sent | skipped (paid meanwhile, no number) | refused (by the SMS
+    platform); ``business_date`` the close that deferred it."""
+
+    __tablename__ = "servicing_reminders"
+    __table_args__ = (UniqueConstraint("lease_id", "instalment_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"))
+    instalment_id: Mapped[int] = mapped_column(ForeignKey("instalments.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    business_date: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(12))
+    detail: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class LeaseArrearsRow(Base):
+    """A lease in arrears as the last close of business saw it (``as_of``, migration 0019): days past due from its
+    oldest unpaid overdue rent (its first overdue day is day 1), its bucket (M1 1–30, M2 31–60, M3 over 60) and since
+    when, the rents overdue and what is unpaid of them and of the late charges, in fen. Out of arrears: no row."""
+
+    __tablename__ = "lease_arrears"
+
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), primary_key=True)
+    dealer_id: Mapped[str] = mapped_column(String(36), index=True)
+    as_of: Mapped[date] = mapped_column(Date)
+    days_past_due: Mapped[int] = mapped_column(Integer)
+    bucket: Mapped[str] = mapped_column(String(4))
+    bucket_since: Mapped[date] = mapped_column(Date)
+    oldest_overdue_since: Mapped[date] = mapped_column(Date)
+    instalments_overdue: Mapped[int] = mapped_column(Integer)
+    overdue_amount: Mapped[int] = mapped_column(BigInteger)
+    penalty_amount: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CollateralFlagRow(Base):
+    """A lease that reached M3 (over 60 days past due), flagged once for the collateral team (GPS location,
+    repossession: the telemetry issue reads it), with the business date and the time (migration 0019)."""
+
+    __tablename__ = "collateral_flags"
+
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), primary_key=True)
+    dealer_id: Mapped[str] = mapped_column(String(36))
+    flagged_on: Mapped[date] = mapped_column(Date)
+    flagged_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    days_past_due: Mapped[int] = mapped_column(Integer)
+
+
+class ArrearsLogRow(Base):
+    """The collections history of a lease (migration 0019): ``kind`` contact (what ops recorded: an outcome code, a
+    note, a promise-to-pay date), bucket (the close saw it enter ``bucket``, or leave arrears: NULL) or flag (M3,
+    for the collateral team)."""
+
+    __tablename__ = "arrears_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    business_date: Mapped[date] = mapped_column(Date)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    actor_label: Mapped[str] = mapped_column(String(128), default="")
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    promise_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    bucket: Mapped[str | None] = mapped_column(String(4), nullable=True)
+
 def ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """For alembic's comparison of the database with these models (``include_object``): procrastinate's tables,
     types and functions are its own (migration 0012), as is the foreign key from ``job_errors`` to its jobs."""

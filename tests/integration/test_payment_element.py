@@ -10,6 +10,7 @@ payment method types, so what the BFF sends is read at a recording pass-through 
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from flask import Flask
 
 from bff.config import ConfigError
 from bff.config import Settings
+from infra.sms import TEMPLATES
 from tests.common.stripe_element import RecordingProxy
 from tests.common.stripe_element import confirm_as_customer
 from tests.common.stripe_element import publishable_key
@@ -334,9 +336,9 @@ PRODUCTION = {"LEASELINE_ENV": "production", "LEASELINE_SECRET_KEY": "s" * 40, "
               # production sends texts through Tencent Cloud SMS (tests/integration/test_sms.py checks these)
               "LEASELINE_SMS": "tencent", "LEASELINE_TENCENT_SMS_SECRET_ID": "AKID",
               "LEASELINE_TENCENT_SMS_SECRET_KEY": "k", "LEASELINE_TENCENT_SMS_APP_ID": "1400006666",
-              "LEASELINE_TENCENT_SMS_TEMPLATES": ('{"invitation_code": "1110001", "signing_code": "1110002", '
-                                                  '"handover_code": "1110003", "documents_requested": "1110004", '
-                                                  '"contract_ready": "1110005"}')}
+              # an approved template id for each of infra/sms.py TEMPLATES (production refuses a map without one)
+              "LEASELINE_TENCENT_SMS_TEMPLATES": json.dumps({name: str(1110001 + i)
+                                                             for i, name in enumerate(sorted(TEMPLATES))})}
 
 
 @pytest.mark.parametrize(("env", "problem"), [

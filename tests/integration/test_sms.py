@@ -83,7 +83,9 @@ def adapter(endpoint: str) -> TencentSms:
                                                          "handover_code": "1110003",
                                                          "documents_requested": "1110004",
                                                          "contract_ready": "1110005",
-                                                         "rent_not_collected": "1110016"},
+                                                         "rent_not_collected": "1110016",
+                                                         "rent_due_soon": "1110017", "rent_due_soon_en": "1110018",
+                                                         "rent_overdue": "1110019", "rent_overdue_en": "1110020"},
                       endpoint=endpoint, scheme="http", timeout=2)
 
 
@@ -164,7 +166,9 @@ def test_production_refuses_the_sandbox_and_checks_the_tencent_settings() -> Non
     settings = Settings.from_env({**tencent, "LEASELINE_TENCENT_SMS_TEMPLATES":
                                   ('{"invitation_code": "1110001", "signing_code": "1110002", '
                                    '"handover_code": "1110003", "documents_requested": "1110004", '
-                                   '"contract_ready": "1110005", "rent_not_collected": "1110016"}')})
+                                   '"contract_ready": "1110005", "rent_not_collected": "1110016", '
+                                   '"rent_due_soon": "1110017", "rent_due_soon_en": "1110018", '
+                                   '"rent_overdue": "1110019", "rent_overdue_en": "1110020"}')})
     assert settings.sms == "tencent" and dict(settings.tencent_sms)["app_id"] == "1400006666"
 
 
@@ -185,7 +189,9 @@ def test_a_code_the_platform_refused_is_not_counted_as_sent(db_url: str, cloud: 
                "app_id": "1400006666", "region": "ap-guangzhou", "endpoint": cloud.endpoint, "scheme": "http",
                "templates": json.dumps({"invitation_code": "1110001", "signing_code": "1110002",
                                            "handover_code": "1110003", "documents_requested": "1110004",
-                                           "contract_ready": "1110005", "rent_not_collected": "1110016"})}
+                                           "contract_ready": "1110005", "rent_not_collected": "1110016",
+                                           "rent_due_soon": "1110017", "rent_due_soon_en": "1110018",
+                                           "rent_overdue": "1110019", "rent_overdue_en": "1110020"})}
     app = build_app(db_url, sms="tencent", tencent_sms=tuple(tencent.items()))
     assert app.extensions["leaseline"].outbox is None
     try:

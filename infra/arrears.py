@@ -1,0 +1,345 @@
+"""Arrears in the database (issue 18 §4, migration 0019): what the daily close of business's hook records in each
+batch's transaction — the reminders it defers (one ``servicing.remind`` job each, once per lease, instalment and kind),
+each lease's days past due and bucket, the M3 flag for the collateral team — and what the collections queue reads and
+writes (ops' notes, outcomes and promise-to-pay dates). The rules (buckets, which rents are texted when) are
+:mod:`servicing.arrears`'s; the use cases bff/servicing/arrears.py's. Money in integer fen, as infra/servicing.py."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from datetime import datetime
+
+from sqlalchemy import and_
+from sqlalchemy import case
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert
+
+from infra.db.engine import Database
+from infra.db.models import ApplicationRow
+from infra.db.models import ArrearsLogRow
+from infra.db.models import CollateralFlagRow
+from infra.db.models import CollectionMandateRow
+from infra.db.models import InstalmentRow
+from infra.db.models import LeaseArrearsRow
+from infra.db.models import LeaseRow
+from infra.db.models import ServicingReminderRow
+from infra.jobs import _DEFER  # procrastinate's defer function, called on the close batch's own session
+from infra.logs import request_id
+from infra.servicing import ACTIVE
+from infra.servicing import DUE
+from infra.servicing import PAID
+from infra.servicing import PARTLY_PAID
+from infra.servicing import PENDING
+from infra.servicing import WAIVED
+from infra.servicing import BatchEvents
+from plans.policy import ReminderPolicy
+from servicing.arrears import M3
+from servicing.arrears import bucket
+from servicing.arrears import days_past_due
+from servicing.arrears import due_date_reminded
+from servicing.arrears import overdue_kind
+from servicing.arrears import overdue_since_reminded
+from servicing.arrears import send_at
+
+BEFORE_DUE = "before_due"
+QUEUED, SENT, SKIPPED, REFUSED = "queued", "sent", "skipped", "refused"
+#: the task that sends one reminder (bff/worker.py), and its queue
+REMIND_TASK, REMIND_QUEUE = "servicing.remind", "servicing"
+#: arrears_log kinds: what ops recorded, a bucket the close saw the lease enter (or leave: bucket NULL), the M3 flag
+CONTACT, BUCKET, FLAG = "contact", "bucket", "flag"
+
+_UNPAID = InstalmentRow.amount - InstalmentRow.paid_principal - InstalmentRow.paid_interest
+#: an instalment still unpaid after its last day: what makes a lease past due
+_LATE = and_(InstalmentRow.overdue_since.is_not(None), InstalmentRow.state.not_in((PAID, WAIVED)), _UNPAID > 0)
+
+
+@dataclass(frozen=True)
+class ReminderDue:
+    """A reminder to send, with what the text says as the database has it now."""
+
+    id: int
+    kind: str
+    status: str
+    business_date: date
+    lease_id: str
+    lease_active: bool
+    dealer_id: str
+    application_id: str
+    number: int
+    final_rent: bool
+    state: str
+    due_on: date
+    overdue_since: date | None
+    unpaid: int
+    penalty: int
+    language: str
+
+
+@dataclass(frozen=True)
+class QueueLine:
+    """A lease in arrears on the collections queue."""
+
+    lease_id: str
+    application_id: str
+    dealer_id: str
+    contract_number: str
+    customer_name: str
+    mobile_masked: str
+    as_of: date
+    days_past_due: int
+    bucket: str
+    overdue_amount: int
+    penalty_amount: int
+    instalments_overdue: int
+    flagged_at: datetime | None
+    last_outcome: str | None
+    last_contact_at: datetime | None
+    promise_date: date | None
+
+
+@dataclass(frozen=True)
+class LateInstalment:
+    number: int
+    final_rent: bool
+    due_on: date
+    overdue_since: date
+    unpaid: int
+    penalty: int
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    kind: str
+    business_date: date
+    at: datetime
+    actor_label: str
+    outcome: str | None
+    note: str
+    promise_date: date | None
+    bucket: str | None
+
+
+@dataclass(frozen=True)
+class ReminderEntry:
+    kind: str
+    number: int
+    final_rent: bool
+    business_date: date
+    status: str
+    detail: str
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One lease's collections page: the lease, its customer (the mobile masked), its arrears now (None: not in
+    arrears), its late rents, the flag, the history and the reminders."""
+
+    lease_id: str
+    application_id: str
+    dealer_id: str
+    contract_number: str
+    customer_name: str
+    mobile_masked: str
+    monthly_payment: int
+    arrears: LeaseArrearsRow | None
+    flagged_at: datetime | None
+    late: tuple[LateInstalment, ...]
+    log: tuple[LogEntry, ...]
+    reminders: tuple[ReminderEntry, ...]
+
+
+class SqlArrears:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- the close of business's hook (in the batch's transaction) ------------------------------------------------
+    def on_close(self, events: BatchEvents, policy: ReminderPolicy, now: datetime) -> None:
+        """Defer the batch's reminders and update its leases' arrears, in ``events.session`` (the batch's
+        transaction: nothing of it stays when the batch fails; a date closed again runs no batch)."""
+        if not events.lease_ids:
+            return
+        self._defer_reminders(events, policy, now)
+        self._update_arrears(events, now)
+
+    def _defer_reminders(self, events: BatchEvents, policy: ReminderPolicy, now: datetime) -> None:
+        session, day, ids = events.session, events.business_date, list(events.lease_ids)
+        wanted: dict[tuple[str, int], str] = {}
+        if policy.before_due_days:
+            for lease_id, inst_id in session.execute(select(InstalmentRow.lease_id, InstalmentRow.id).where(
+                    InstalmentRow.lease_id.in_(ids), InstalmentRow.due_on == due_date_reminded(day,
+                                                                                               policy.before_due_days),
+                    InstalmentRow.state.in_((PENDING, DUE, PARTLY_PAID)), _UNPAID > 0)):
+                wanted[(lease_id, inst_id)] = BEFORE_DUE
+        overdue: dict[tuple[str, int], int] = {}
+        if policy.after_overdue_days:
+            first, last = min(policy.after_overdue_days), max(policy.after_overdue_days)
+            for n in policy.after_overdue_days:
+                on_its_day = InstalmentRow.overdue_since == overdue_since_reminded(day, n)
+                if n == first and events.became_overdue:
+                    # marked overdue late (a first close after a gap): its first text now, unless past the last one's
+                    on_its_day = or_(on_its_day, and_(InstalmentRow.id.in_(events.became_overdue),
+                                                      InstalmentRow.overdue_since >= overdue_since_reminded(day, last)))
+                for lease_id, inst_id in session.execute(select(InstalmentRow.lease_id, InstalmentRow.id).where(
+                        InstalmentRow.lease_id.in_(ids), _LATE, on_its_day)):
+                    overdue[(lease_id, inst_id)] = max(n, overdue.get((lease_id, inst_id), 0))  # one text a day
+        wanted.update({key: overdue_kind(n) for key, n in overdue.items()})
+        if not wanted:
+            return
+        created = session.execute(insert(ServicingReminderRow).values([
+            {"lease_id": lease_id, "instalment_id": inst_id, "kind": kind, "business_date": day, "status": QUEUED,
+             "detail": "", "created_at": now} for (lease_id, inst_id), kind in sorted(wanted.items())])
+            .on_conflict_do_nothing(index_elements=["lease_id", "instalment_id", "kind"])
+            .returning(ServicingReminderRow.id)).scalars().all()
+        at = send_at(now, policy.send_from, policy.send_until)
+        for reminder_id in sorted(created):
+            session.execute(_DEFER, {
+                "queue": REMIND_QUEUE, "task": REMIND_TASK, "priority": 0, "lock": None, "queueing_lock": None,
+                "args": json.dumps({"reminder_id": reminder_id, "request": request_id.get()}), "at": at})
+
+    def _update_arrears(self, events: BatchEvents, now: datetime) -> None:
+        session, day, ids = events.session, events.business_date, list(events.lease_ids)
+        found = {row[0]: row[1:] for row in session.execute(
+            select(InstalmentRow.lease_id, func.min(InstalmentRow.overdue_since), func.count(),
+                   func.sum(_UNPAID), LeaseRow.dealer_id)
+            .join(LeaseRow, LeaseRow.id == InstalmentRow.lease_id)
+            .where(InstalmentRow.lease_id.in_(ids), _LATE).group_by(InstalmentRow.lease_id, LeaseRow.dealer_id))}
+        penalties = dict(session.execute(
+            select(InstalmentRow.lease_id, func.sum(InstalmentRow.penalty_accrued - InstalmentRow.paid_penalty))
+            .where(InstalmentRow.lease_id.in_(list(found)), InstalmentRow.penalty_accrued > InstalmentRow.paid_penalty)
+            .group_by(InstalmentRow.lease_id)).all()) if found else {}
+        known = {row.lease_id: row for row in session.scalars(
+            select(LeaseArrearsRow).where(LeaseArrearsRow.lease_id.in_(ids)))}
+        for lease_id, (since, count, unpaid, dealer_id) in sorted(found.items()):
+            dpd = days_past_due(since, day) if since is not None else 0
+            now_in = bucket(dpd)
+            if since is None or now_in is None:
+                continue
+            row = known.pop(lease_id, None)
+            if row is None:
+                row = LeaseArrearsRow(lease_id=lease_id, dealer_id=dealer_id, bucket="", bucket_since=day)
+                session.add(row)
+            if row.bucket != now_in:
+                row.bucket, row.bucket_since = now_in, day
+                session.add(ArrearsLogRow(lease_id=lease_id, kind=BUCKET, business_date=day, at=now, actor_label="",
+                                          note="", bucket=now_in))
+            row.as_of, row.days_past_due, row.oldest_overdue_since = day, dpd, since
+            row.instalments_overdue, row.overdue_amount = int(count), int(unpaid)
+            row.penalty_amount, row.updated_at = int(penalties.get(lease_id) or 0), now
+            if now_in == M3:
+                flagged = session.execute(insert(CollateralFlagRow).values(
+                    lease_id=lease_id, dealer_id=dealer_id, flagged_on=day, flagged_at=now, days_past_due=dpd)
+                    .on_conflict_do_nothing(index_elements=["lease_id"]).returning(CollateralFlagRow.lease_id)
+                ).scalar_one_or_none()
+                if flagged is not None:
+                    session.add(ArrearsLogRow(lease_id=lease_id, kind=FLAG, business_date=day, at=now,
+                                              actor_label="", note="", bucket=M3))
+        if known:  # out of arrears: paid (or waived) since the last close
+            session.execute(delete(LeaseArrearsRow).where(LeaseArrearsRow.lease_id.in_(list(known))))
+            session.add_all(ArrearsLogRow(lease_id=lease_id, kind=BUCKET, business_date=day, at=now, actor_label="",
+                                          note="", bucket=None) for lease_id in sorted(known))
+        session.flush()
+
+    # -- the reminder's task ------------------------------------------------------------------------------------
+    def reminder(self, reminder_id: int) -> ReminderDue | None:
+        """A reminder with the figures its text states, as they are now (None: no such reminder)."""
+        with self.db.session() as session:
+            row = session.execute(
+                select(ServicingReminderRow, InstalmentRow, LeaseRow)
+                .join(InstalmentRow, InstalmentRow.id == ServicingReminderRow.instalment_id)
+                .join(LeaseRow, LeaseRow.id == ServicingReminderRow.lease_id)
+                .where(ServicingReminderRow.id == reminder_id)).one_or_none()
+            if row is None:
+                return None
+            reminder, inst, lease = row
+            language = session.execute(
+                select(CollectionMandateRow.language).where(CollectionMandateRow.application_id == lease.application_id)
+                .order_by(CollectionMandateRow.created_at.desc()).limit(1)).scalar_one_or_none()
+            return ReminderDue(
+                reminder.id, reminder.kind, reminder.status, reminder.business_date, lease.id, lease.status == ACTIVE,
+                lease.dealer_id, lease.application_id, inst.number, inst.kind == "final_rent", inst.state, inst.due_on,
+                inst.overdue_since, max(0, inst.amount - inst.paid_principal - inst.paid_interest),
+                max(0, inst.penalty_accrued - inst.paid_penalty), language or "zh")
+
+    def finish_reminder(self, reminder_id: int, status: str, detail: str, now: datetime) -> bool:
+        """Record what became of a queued reminder (sent, skipped, refused); False when it was not queued any more."""
+        with self.db.session() as session:
+            done = session.execute(update(ServicingReminderRow).where(
+                ServicingReminderRow.id == reminder_id, ServicingReminderRow.status == QUEUED).values(
+                status=status, detail=detail[:255], sent_at=now if status == SENT else None))
+            return bool(getattr(done, "rowcount", 0))
+
+    # -- the collections queue ------------------------------------------------------------------------------------
+    def queue(self, dealer_id: str | None, buckets: Sequence[str] = (), limit: int = 200) -> list[QueueLine]:
+        """The active leases in arrears (of ``dealer_id``; None: every dealer's), the gravest bucket first, then the
+        largest amount overdue."""
+        last = (select(func.max(ArrearsLogRow.id).label("id")).where(ArrearsLogRow.kind == CONTACT)
+                .group_by(ArrearsLogRow.lease_id).subquery())
+        latest = (select(ArrearsLogRow.lease_id, ArrearsLogRow.outcome, ArrearsLogRow.at, ArrearsLogRow.promise_date)
+                  .join(last, last.c.id == ArrearsLogRow.id).subquery())
+        gravity = case((LeaseArrearsRow.bucket == "M3", 3), (LeaseArrearsRow.bucket == "M2", 2), else_=1)
+        stmt = (select(LeaseArrearsRow, LeaseRow.application_id, LeaseRow.contract_number,
+                       ApplicationRow.customer_name, ApplicationRow.mobile_masked, CollateralFlagRow.flagged_at,
+                       latest.c.outcome, latest.c.at, latest.c.promise_date)
+                .join(LeaseRow, LeaseRow.id == LeaseArrearsRow.lease_id)
+                .join(ApplicationRow, ApplicationRow.id == LeaseRow.application_id)
+                .outerjoin(CollateralFlagRow, CollateralFlagRow.lease_id == LeaseArrearsRow.lease_id)
+                .outerjoin(latest, latest.c.lease_id == LeaseArrearsRow.lease_id)
+                .where(LeaseRow.status == ACTIVE)
+                .order_by(gravity.desc(), LeaseArrearsRow.overdue_amount.desc(), LeaseArrearsRow.lease_id)
+                .limit(limit))
+        if dealer_id is not None:
+            stmt = stmt.where(LeaseArrearsRow.dealer_id == dealer_id)
+        if buckets:
+            stmt = stmt.where(LeaseArrearsRow.bucket.in_(list(buckets)))
+        with self.db.session() as session:
+            return [QueueLine(a.lease_id, app_id, a.dealer_id, number, name or "", masked or "", a.as_of,
+                              a.days_past_due, a.bucket, a.overdue_amount, a.penalty_amount, a.instalments_overdue,
+                              flagged, outcome, at, promise)
+                    for a, app_id, number, name, masked, flagged, outcome, at, promise in session.execute(stmt)]
+
+    def case(self, lease_id: str, dealer_id: str | None) -> Case | None:
+        """One lease's collections page (None: no such lease, or another dealer's than ``dealer_id``)."""
+        with self.db.session() as session:
+            found = session.execute(select(LeaseRow, ApplicationRow.customer_name, ApplicationRow.mobile_masked)
+                                    .join(ApplicationRow, ApplicationRow.id == LeaseRow.application_id)
+                                    .where(LeaseRow.id == lease_id[:36])).one_or_none()
+            if found is None or (dealer_id is not None and found[0].dealer_id != dealer_id):
+                return None
+            lease, name, masked = found
+            late = tuple(LateInstalment(i.number, i.kind == "final_rent", i.due_on, i.overdue_since or i.due_on,
+                                        i.amount - i.paid_principal - i.paid_interest,
+                                        max(0, i.penalty_accrued - i.paid_penalty))
+                         for i in session.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease.id, _LATE)
+                                                  .order_by(InstalmentRow.number)))
+            log = tuple(LogEntry(r.kind, r.business_date, r.at, r.actor_label, r.outcome, r.note, r.promise_date,
+                                 r.bucket)
+                        for r in session.scalars(select(ArrearsLogRow).where(ArrearsLogRow.lease_id == lease.id)
+                                                 .order_by(ArrearsLogRow.id.desc()).limit(200)))
+            reminders = tuple(ReminderEntry(r.kind, number, kind == "final_rent", r.business_date, r.status, r.detail,
+                                            r.sent_at)
+                              for r, number, kind in session.execute(
+                                  select(ServicingReminderRow, InstalmentRow.number, InstalmentRow.kind)
+                                  .join(InstalmentRow, InstalmentRow.id == ServicingReminderRow.instalment_id)
+                                  .where(ServicingReminderRow.lease_id == lease.id)
+                                  .order_by(ServicingReminderRow.id.desc()).limit(100)))
+            return Case(lease.id, lease.application_id, lease.dealer_id, lease.contract_number, name or "",
+                        masked or "", lease.monthly_payment, session.get(LeaseArrearsRow, lease.id),
+                        session.execute(select(CollateralFlagRow.flagged_at)
+                                        .where(CollateralFlagRow.lease_id == lease.id)).scalar_one_or_none(),
+                        late, log, reminders)
+
+    def record_contact(self, lease_id: str, business_date: date, at: datetime, actor_id: str, actor_label: str,
+                       outcome: str, note: str, promise_date: date | None) -> None:
+        """What ops recorded of a contact with the customer (checked by the caller)."""
+        with self.db.session() as session:
+            session.add(ArrearsLogRow(lease_id=lease_id, kind=CONTACT, business_date=business_date, at=at,
+                                      actor_id=actor_id, actor_label=actor_label[:128], outcome=outcome, note=note,
+                                      promise_date=promise_date, bucket=None))
