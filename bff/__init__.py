@@ -172,6 +172,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(payments_bp)
     app.register_blueprint(privacy_bp)  # the person's rights over their data; /ops/privacy
     app.register_blueprint(__import__("bff.payments.ops_views", fromlist=["bp"]).bp)  # /payments, leases
+    app.register_blueprint(__import__("bff.servicing.lease_views", fromlist=["bp"]).bp)  # /leases/<id>: 我的租赁
     app.register_blueprint(__import__("bff.servicing.collections", fromlist=["bp"]).bp)  # /servicing/collections
     app.register_blueprint(__import__("bff.servicing.pay", fromlist=["bp"]).bp)  # /leases/<id>/pay: paying a rent
     app.register_blueprint(api_bp)

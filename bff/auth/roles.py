@@ -41,6 +41,9 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "payments.view": ("dealer_admin", "ops_admin"),
     # the vehicle's handover to the customer (交车), which starts the lease's term: the dealer's staff
     "leases.deliver": DEALER_ROLES,
+    # a lease in force, read-only (/leases/<id>: its schedule, arrears, a settlement quote): the dealer's staff (a
+    # salesperson: their own applications'), the lessor's ops; its lessee sees their own (bff/servicing/lease_views.py)
+    "leases.view": DEALER_ROLES + ("ops_admin",),
     # recording that the contract's key terms were explained to the customer before the signature (issue 16 §7):
     # the dealer's staff who sell the lease
     "contracts.explain": DEALER_ROLES,
