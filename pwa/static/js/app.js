@@ -96,30 +96,58 @@
     var note = form.querySelector("[data-offline-note]");
     if (note) note.hidden = false;
   }
+  // What the server's answer to a step sent from the queue means for it.
+  //  - "delivered": saved (2xx, not a redirect to the sign-in page) or refused with field errors (422), saved as
+  //    typed: the person sees them when they open the step.
+  //  - "refused": any other 4xx but 408/429 (409: the step can no longer be changed; 403, 404, 413) is a final
+  //    answer — the same post would get it again — so the step leaves the queue, never sent again, and the refusal
+  //    is shown as for a live post.
+  //  - "kept": the server's trouble (5xx), 408/429, no answer, a redirect to the sign-in page, 401, and 400 (the CSRF
+  //    refusal of a session that ended while the phone was offline: signing in again sends it) — tried again after
+  //    growing pauses, so nothing typed is lost.
+  function outcome(response) {
+    var status = response.status;
+    if (response.redirected) return "kept";
+    if ((status >= 200 && status < 300) || status === 422) return "delivered";
+    if (status >= 402 && status < 500 && status !== 408 && status !== 429) return "refused";
+    return "kept";
+  }
+  // Pauses between tries of a step kept in the queue: 1 s, doubling, at most a minute; back to 1 s once the
+  // server answers, and at once when the phone comes back online.
+  var RETRY_FIRST = 1000, RETRY_MOST = 60000;
+  var retryIn = RETRY_FIRST, retryTimer = null;
   var flushing = false;
   function flush() {
     if (flushing || !navigator.onLine) return;
     var items = loadQueue();
     if (!items.length) return;
     flushing = true;
+    clearTimeout(retryTimer);
     var item = items[0];
+    var kept = true;
     fetch(item.url, {
       method: "POST", body: item.body, credentials: "same-origin",
       headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRFToken": csrfToken(),
                  "Idempotency-Key": item.key, "HX-Request": "true" }
     }).then(function (response) {
-      // Delivered: saved (2xx, not a redirect to the sign-in page) or refused with field errors (422) that
-      // the person sees when they open the step. Anything else (signed out, stale token, server trouble)
-      // keeps it for a later try, so nothing typed is lost.
-      if (!response.redirected && ((response.status >= 200 && response.status < 300) || response.status === 422)) {
-        saveQueue(loadQueue().filter(function (i) { return i.key !== item.key; }));
-        document.dispatchEvent(new CustomEvent("leaseline:sent", { detail: { slot: item.slot, status: response.status } }));
-        document.querySelectorAll("[data-offline-note]").forEach(function (n) { n.hidden = true; });
-        delivered(item, response);
-      }
+      var result = outcome(response);
+      if (result === "kept") return;
+      kept = false;
+      saveQueue(loadQueue().filter(function (i) { return i.key !== item.key; }));
+      document.dispatchEvent(new CustomEvent("leaseline:sent", { detail: { slot: item.slot, status: response.status } }));
+      document.querySelectorAll("[data-offline-note]").forEach(function (n) { n.hidden = true; });
+      if (result === "delivered") delivered(item, response);
+      else refused(item, response);
     }).catch(function () { /* still offline: keep it */ }).then(function () {
       flushing = false;
-      if (loadQueue().length && navigator.onLine) setTimeout(flush, 1000);
+      if (!loadQueue().length || !navigator.onLine) return;  // coming back online flushes again
+      if (kept) {
+        retryTimer = setTimeout(flush, retryIn);
+        retryIn = Math.min(retryIn * 2, RETRY_MOST);
+      } else {
+        retryIn = RETRY_FIRST;
+        retryTimer = setTimeout(flush, 0);  // the next step in the queue
+      }
     });
   }
   // A step sent from the queue goes on as if its button had just been pressed (issue 17 §7): on that step's page,
@@ -130,18 +158,53 @@
     var note = document.getElementById("sent-note");
     if (note) note.hidden = false;
   }
-  function delivered(item, response) {
+  function queuedForm(item) {
     var form = document.querySelector("form[data-offline-queue]");
-    var here = form && form.dataset.offlineQueue === item.slot;
+    return form && form.dataset.offlineQueue === item.slot ? form : null;
+  }
+  function delivered(item, response) {
+    var form = queuedForm(item);
     var next = response.headers.get("HX-Redirect");
-    if (here && next) {
+    if (form && next) {
       sessionStorage.setItem(SENT, "1");
       location.assign(next);
-    } else if (here && response.status === 422 && window.htmx) {
+    } else if (form && response.status === 422 && window.htmx) {
       response.text().then(function (html) { window.htmx.swap(form, html, { swapStyle: "outerHTML" }); });
     } else {
       showSent();
     }
+  }
+  // A refused step is shown as a live post's refusal is: on its page, a refusal that brings the form back as typed
+  // with the reason (409 marked X-Form-Refused) replaces the form; otherwise the answer's reason (its alert, or
+  // the error page's heading) in a bar under the header (#sent-refused), never "sent".
+  function refused(item, response) {
+    var form = queuedForm(item);
+    return response.text().then(function (html) {
+      if (form && response.headers.get("X-Form-Refused") && window.htmx) {
+        window.htmx.swap(form, html, { swapStyle: "outerHTML" });
+        return;
+      }
+      var answer = new DOMParser().parseFromString(html, "text/html");
+      var reason = null;
+      ["#step-form [role=alert]", "main h1", "h1"].some(function (selector) {
+        reason = answer.querySelector(selector);
+        return reason && reason.textContent.trim();
+      });
+      var bar = document.getElementById("sent-refused");
+      if (!bar) {
+        bar = document.createElement("div");
+        bar.id = "sent-refused";
+        bar.className = "netstatus error";
+        bar.setAttribute("role", "alert");
+        bar.setAttribute("data-testid", "sent-refused");
+        var after = document.getElementById("sent-note") || document.getElementById("netstatus");
+        if (after) after.insertAdjacentElement("afterend", bar);
+        else document.body.insertBefore(bar, document.body.firstChild);
+      }
+      bar.textContent = (reason && reason.textContent.trim()) || String(response.status);
+      bar.hidden = false;
+      bar.scrollIntoView({ block: "nearest" });
+    });
   }
   document.addEventListener("DOMContentLoaded", function () {
     if (sessionStorage.getItem(SENT)) {
@@ -179,7 +242,10 @@
     var form = event.detail.elt;
     if (form && form.dataset && form.dataset.offlineQueue) enqueue(form, form.dataset.key || uuid());
   });
-  window.addEventListener("online", flush);
+  window.addEventListener("online", function () {
+    retryIn = RETRY_FIRST;
+    flush();
+  });
   document.addEventListener("DOMContentLoaded", function () {
     flush();
     // One key per page load for "start" forms: a double tap or a retry makes one application.

@@ -1,0 +1,127 @@
+"""What the offline queue (pwa/static/js/app.js) does with the answer a step saved offline gets once the phone is
+back online (Pixel 7, Chromium's offline emulation). A refusal (409, and any 4xx but 408/429) is final: the step
+leaves the queue, is never sent again, and the refusal is shown in place as for a live post. The server's trouble
+(5xx) keeps it, tried again after growing pauses (not every second), and it goes once the server takes it."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext
+from playwright.sync_api import Page
+from playwright.sync_api import Request
+from playwright.sync_api import Route
+from playwright.sync_api import expect
+
+from tests.e2e.test_desk import SALES
+from tests.e2e.test_desk import start_application
+from tests.e2e.test_review_browser import sign_in
+from tests.e2e.waiting import wait_until
+from tests.integration.test_applications import VIN
+from tests.integration.test_vehicle_by_dealer import _set
+
+pytestmark = pytest.mark.e2e
+OFFLINE = r"ERR_INTERNET_DISCONNECTED|ERR_CONNECTION_REFUSED|Failed to load resource|htmx:sendError|htmx:afterRequest"
+QUEUED = "JSON.parse(localStorage.getItem('leaseline-outbox') || '[]').length"
+
+
+def _vehicle_step(page: Page, live_server: Any) -> str:
+    """A draft with consent, its car's details typed on the salesperson's phone (not yet saved); its id."""
+    app_id = start_application(live_server, SALES)
+    svc = live_server.app.extensions["leaseline"]
+    from bff.applications.services import Actor
+    from infra.applications import Scope
+
+    owner = svc.accounts.by_email(SALES)[0]
+    actor = Actor("staff", owner.id, owner.email, Scope(dealer_id=owner.dealer_id), dealer_id=owner.dealer_id,
+                  owner_id=owner.id)
+    svc.applications.give_consent(actor, svc.applications.repo.get(app_id, Scope()),
+                                  ["sensitive_pi", "credit_reporting"])
+    return app_id
+
+
+def _open(page: Page, app_id: str) -> None:
+    page.goto(f"/applications/{app_id}/steps/vehicle")
+    expect(page.locator("html")).to_have_class(re.compile(r"\bjs\b"))
+    wait_until(page, "window.htmx !== undefined", timeout=15)
+    expect(page.get_by_test_id("vehicle-locked")).to_have_count(0)
+    page.locator("#f-vin").fill(VIN)
+    page.locator("#f-condition").select_option("new")
+
+
+def _save_offline(page: Page, context: BrowserContext) -> None:
+    context.set_offline(True)
+    page.get_by_test_id("save-step").click()
+    expect(page.locator("[data-offline-note]")).to_be_visible()
+    assert page.evaluate(QUEUED) == 1
+
+
+@pytest.mark.console(OFFLINE, r"status of 409")  # the refusal, shown in place
+def test_a_step_refused_when_it_is_sent_from_the_queue_is_shown_and_never_sent_again(
+        page: Page, context: BrowserContext, live_server: Any) -> None:
+    app_id = _vehicle_step(page, live_server)
+    # the contract waits for the car's details: the salesperson may give them
+    _set(live_server.app, app_id, status="contract_pending", contract_attempts=1,
+         contract_result=json.dumps({"error": "vehicle_details", "detail": "-", "attempt": 1}))
+    sign_in(page, SALES)
+    _open(page, app_id)
+    posts: list[Request] = []
+    page.on("request", lambda r: posts.append(r) if r.method == "POST" and "/steps/vehicle" in r.url else None)
+    _save_offline(page, context)
+    # while the phone is offline, another attempt begins drafting the contract: the details are refused (409)
+    _set(live_server.app, app_id, contract_attempts=2)
+    context.set_offline(False)
+
+    wait_until(page, "document.querySelector('[data-testid=vehicle-locked]') !== null", timeout=15)
+    expect(page.get_by_test_id("vehicle-locked")).to_contain_text("车辆信息不能修改")
+    expect(page.locator("#f-vin")).to_have_value(VIN)  # as typed
+    expect(page.locator("[data-offline-note]")).to_be_hidden()
+    expect(page.locator("#request-error")).to_be_hidden()
+    expect(page.get_by_test_id("sent-note")).to_be_hidden()  # it did not go through
+    assert page.url.endswith("/steps/vehicle")
+    assert page.evaluate(QUEUED) == 0
+    page.wait_for_timeout(3000)  # a step still queued is sent again within a second or two
+    assert len(posts) == 1, [p.url for p in posts]
+    assert posts[0].headers.get("idempotency-key")
+    assert page.evaluate(QUEUED) == 0
+
+
+@pytest.mark.console(OFFLINE, r"status of 503", r"HTTP 503 POST")  # the server away, on purpose (page.route)
+def test_a_step_the_server_cannot_take_yet_stays_queued_and_is_tried_after_growing_pauses(
+        page: Page, context: BrowserContext, live_server: Any) -> None:
+    app_id = _vehicle_step(page, live_server)
+    sign_in(page, SALES)
+    _open(page, app_id)
+    tries: list[float] = []
+
+    def away(route: Route) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        tries.append(time.monotonic())
+        route.fulfill(status=503, body="unavailable", headers={"Content-Type": "text/plain"})
+
+    step = re.compile(rf".*/applications/{app_id}/steps/vehicle$")
+    page.route(step, away)
+    _save_offline(page, context)
+    context.set_offline(False)
+
+    deadline = time.monotonic() + 20
+    while len(tries) < 3 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert len(tries) >= 3, tries
+    first, second = tries[1] - tries[0], tries[2] - tries[1]
+    assert first >= 0.8 and second >= first + 0.6, (first, second)  # not every second: the pause grows
+    assert page.evaluate(QUEUED) == 1  # kept: nothing typed is lost
+    expect(page.locator("[data-offline-note]")).to_be_visible()
+
+    page.unroute(step)
+    context.set_offline(True)
+    context.set_offline(False)  # back online again: sent at once, not after the pause
+    expect(page).not_to_have_url(re.compile(r"/steps/vehicle$"), timeout=15_000)
+    expect(page.get_by_test_id("sent-note")).to_be_visible()
+    assert page.evaluate(QUEUED) == 0
