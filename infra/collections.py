@@ -608,6 +608,35 @@ class StripeOffSession:
             return Collected(FAILED, None, 0, "refused", str(exc.user_message or "")[:255])
         return self._of(intent_from_object(made.to_dict()))
 
+    def save_card(self, *, key: str, payment_method: str, metadata: Mapping[str, str]) -> tuple[str, str, str]:
+        """Save a card for off-session collection: a Customer and a SetupIntent (``usage=off_session``) confirmed with
+        ``payment_method`` (https://docs.stripe.com/payments/save-and-reuse), each with an Idempotency-Key derived
+        from ``key``; ``(customer, payment method, setup intent)``. A card declined, or needing its bank's check now,
+        raises :class:`PaymentDeclined`; Stripe away :class:`CollectionUnavailable`."""
+        client = self._clients.get()
+        try:
+            customer = client.v1.customers.create({"metadata": dict(metadata)},
+                                                  {"idempotency_key": f"{key}:customer"})
+            made = client.v1.setup_intents.create({"customer": customer.id, "usage": "off_session",
+                                                   "metadata": dict(metadata)}, {"idempotency_key": f"{key}:setup"})
+            done = client.v1.setup_intents.confirm(made.id, {"payment_method": payment_method},
+                                                   {"idempotency_key": f"{key}:confirm"})
+        except stripe.CardError as exc:
+            body: Any = exc.json_body or {}
+            error = body.get("error") or {}
+            raise PaymentDeclined(str(error.get("decline_code") or error.get("code") or "card_declined"),
+                                  str(error.get("message") or "")) from None
+        except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+            raise CollectionUnavailable(type(exc).__name__) from None
+        except stripe.StripeError as exc:
+            if (exc.http_status or 500) >= 500:
+                raise CollectionUnavailable(f"Stripe answered {exc.http_status}") from None
+            raise PaymentRefused(exc.http_status, str(exc.user_message or "")) from None
+        if done.status != "succeeded" or not done.payment_method:
+            raise PaymentDeclined("authentication_required", f"the card was not saved ({done.status})")
+        method = done.payment_method if isinstance(done.payment_method, str) else done.payment_method.id
+        return customer.id, method, done.id
+
     def status(self, ref: str) -> Collected:
         try:
             return self._of(self.gateway.retrieve_intent(ref))

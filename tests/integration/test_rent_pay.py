@@ -118,3 +118,54 @@ def test_the_lessee_pays_the_rent_due_once_and_only_they_and_the_dealer_s_staff_
         token = csrf(stranger, link)
         assert stranger.post(url, data={"csrf_token": token, "token": "a" * 32, "method": "visa"},
                              timeout=TIMEOUT).status_code == 404
+
+
+def test_the_customer_gives_a_mandate_switches_it_off_and_staff_only_see_it(bff_server: Any, app: Any) -> None:
+    base = bff_server.url
+    customer, _ = join(base, app, "13700138817")
+    with customer, sign_in(base, SALES_A) as own_sales:
+        application_id = start(base, customer)
+        c = app.extensions["leaseline"]
+        with c.db.session() as s:
+            s.execute(update(ApplicationRow).where(ApplicationRow.id == application_id).values(status="signed"))
+        url = f"{base}/applications/{application_id}/autopay"
+        page = customer.get(url, timeout=TIMEOUT)
+        assert page.status_code == 200 and 'data-testid="mandate-text"' in page.text and "自动扣款授权" in page.text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        sign = {"csrf_token": token, "action": "direct_debit", "bank": "沙箱银行", "account_last4": "6218",
+                "behaviour": "insufficient_funds"}
+        # not accepted, or the account's digits wrong: 422, what was typed kept, no mandate
+        refused = customer.post(url, data={k: v for k, v in sign.items() if k != "accept"}, timeout=TIMEOUT)
+        assert refused.status_code == 422 and 'data-field="accept"' in refused.text and 'value="6218"' in refused.text
+        assert customer.post(url, data={**sign, "accept": "yes", "account_last4": "62"},
+                             timeout=TIMEOUT).status_code == 422
+        declined = customer.post(url, data={"csrf_token": token, "action": "card", "method": "declined",
+                                            "accept": "yes"}, timeout=TIMEOUT)
+        assert declined.status_code == 422 and 'data-mandate=""' in declined.text
+        assert _mandate(app, application_id) is None
+        # accepted: the agreement's number ends with the sandbox bank's answer chosen (6: insufficient funds)
+        done = customer.post(url, data={**sign, "accept": "yes"}, timeout=TIMEOUT, allow_redirects=False)
+        assert done.status_code == 303
+        mandate = _mandate(app, application_id)
+        assert mandate is not None and mandate.kind == "direct_debit" and mandate.agreement_no.endswith("6")
+        assert mandate.auto_collect and mandate.language == "zh" and mandate.text_version
+        # the salesperson sees it, may not change it
+        seen = own_sales.get(url, timeout=TIMEOUT)
+        assert seen.status_code == 200 and 'data-auto="on"' in seen.text
+        assert 'data-testid="mandate-text"' not in seen.text
+        assert own_sales.post(url, data={"csrf_token": csrf(own_sales, url), "action": "off"},
+                              timeout=TIMEOUT).status_code == 403
+        # the customer turns it off (rents are then paid by hand), then saves a card instead
+        assert customer.post(url, data={"csrf_token": token, "action": "off"}, timeout=TIMEOUT).status_code == 200
+        assert not _mandate(app, application_id).auto_collect  # type: ignore[union-attr]
+        carded = customer.post(url, data={"csrf_token": token, "action": "card", "method": "visa", "accept": "yes"},
+                               timeout=TIMEOUT)
+        assert carded.status_code == 200 and 'data-mandate="card"' in carded.text and 'data-auto="on"' in carded.text
+        card = _mandate(app, application_id)
+        assert card is not None and card.customer_ref and card.payment_method and card.id != mandate.id
+
+
+def _mandate(app: Any, application_id: str) -> Any:
+    from infra.collections import SqlCollections
+
+    return SqlCollections(app.extensions["leaseline"].db).active_mandate(application_id)

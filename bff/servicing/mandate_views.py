@@ -1,0 +1,121 @@
+"""Automatic collection (自动扣款) of an application's rents, ``/applications/<application_id>/autopay``: the mandate
+text in the customer's language (the other language one tap away), a card saved (TEST MODE: Stripe's test cards,
+server-side; with a publishable key the card needs Stripe.js's setup form, not built: the bank's direct debit
+stays) or the sandbox bank's 协议支付 agreement, then automatic collection on or off and the mandate revoked.
+
+Only the customer gives, switches or revokes their mandate (their own application: bff/applications/access.py);
+staff of the application see whether automatic collection is on, read-only. Bad input is a 422 page with the field
+named and what was typed kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from flask import abort
+from flask import current_app
+from flask import make_response
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+
+from bff.applications.access import actor
+from bff.applications.access import application_or_404
+from bff.applications.access import requires_actor
+from bff.payments.checkout import TEST_METHODS
+from bff.payments.declines import why_not_paid
+from bff.rendering import in_locale
+from bff.services import services
+from bff.servicing.collect import rent_collection
+from bff.servicing.collect import utc_now
+from bff.servicing.mandates import BANKS
+from bff.servicing.mandates import MANDATE_TEXT
+from bff.servicing.mandates import MANDATE_VERSION
+from bff.servicing.mandates import SANDBOX_BEHAVIOURS
+from bff.servicing.mandates import DirectDebitForm
+from bff.servicing.mandates import MandateRefused
+from bff.servicing.mandates import MandateService
+from infra.applications import Application
+from infra.collections import STRIPE
+from infra.collections import CollectionUnavailable
+from infra.collections import StripeOffSession
+from infra.payments import PaymentsError
+
+bp = Blueprint("autopay", __name__)
+#: TEST MODE's cards for a mandate: Stripe's test PaymentMethods — saved and charged; declined when saved; saved, then
+#: declined on every charge (automatic collection fails: the customer pays by hand)
+CARDS = {"visa": TEST_METHODS["visa"], "declined": "pm_card_visa_chargeDeclined",
+         "charge_fails": TEST_METHODS["declined"]}
+#: the application states in which a mandate may be given: signed, paying, delivered (the lease in force)
+MANDATE_STATES = ("signed", "ready_for_delivery", "delivered")
+
+
+def _service() -> MandateService:
+    collection = rent_collection(services(), current_app.config["SETTINGS"])
+    card = collection.collectors.get(STRIPE)
+    return MandateService(collection.repo, card if isinstance(card, StripeOffSession) else None, utc_now)
+
+
+def _language() -> str:
+    return in_locale("zh", "en")
+
+
+def _page(app: Application, status: int = 200, *, error: str | None = None, field: str | None = None) -> Any:
+    language = _language()
+    gateway = rent_collection(services(), current_app.config["SETTINGS"]).gateway
+    element = bool(current_app.config["SETTINGS"].stripe_publishable_key)
+    return make_response(render_template(
+        "servicing/autopay.html", app=app, mandate=_service().current(app.id), language=language,
+        text=MANDATE_TEXT[language], other_text=MANDATE_TEXT["en" if language == "zh" else "zh"],
+        version=MANDATE_VERSION, customer=actor().kind == "customer", may_give=app.status in MANDATE_STATES,
+        cards=gateway.test_mode and not element, banks=BANKS, behaviours=SANDBOX_BEHAVIOURS, error=error,
+        field=field, typed=request.form), status)
+
+
+@bp.get("/applications/<application_id>/autopay")
+@requires_actor("applications.view")
+def page(application_id: str) -> Any:
+    return _page(application_or_404(application_id))
+
+
+@bp.post("/applications/<application_id>/autopay")
+@requires_actor("applications.edit")
+def change(application_id: str) -> Any:
+    """``action``: ``card`` (save a test card), ``direct_debit`` (the sandbox bank's agreement), ``on``, ``off``,
+    ``revoke``. The customer's alone (staff: 403)."""
+    app = application_or_404(application_id)
+    if actor().kind != "customer":
+        abort(403)
+    if app.status not in MANDATE_STATES:
+        return _page(app, 409, error=in_locale("合同签署后才能开通自动扣款",
+                                               "Automatic collection can be set up once the contract is signed"))
+    svc, action, accepted = _service(), request.form.get("action", ""), request.form.get("accept") == "yes"
+    try:
+        if action == "card":
+            method = CARDS.get(request.form.get("method", ""))
+            if method is None:
+                raise MandateRefused("method", "请选择测试卡", "Choose a test card")
+            svc.save_card(app.id, method, _language(), accepted=accepted)
+        elif action == "direct_debit":
+            svc.sign_direct_debit(app.id, DirectDebitForm(request.form.get("bank", ""),
+                                                          request.form.get("account_last4", "").strip(),
+                                                          request.form.get("behaviour", "")),
+                                  _language(), accepted=accepted)
+        elif action in ("on", "off"):
+            svc.switch(app.id, action == "on")
+        elif action == "revoke":
+            svc.revoke(app.id)
+        else:
+            raise MandateRefused("action", "请选择要做的操作", "Choose what to do")
+    except MandateRefused as exc:
+        text = why_not_paid(exc.code) if exc.code else in_locale(exc.text_zh, exc.text_en)
+        return _page(app, 422, error=text, field=exc.field)
+    except (CollectionUnavailable, PaymentsError):
+        return _page(app, 503, error=in_locale("支付服务暂时不可用，未开通，请稍后重试",
+                                               "Payments are unavailable right now: nothing was set up; try again"))
+    services().audit.append(f"servicing.mandate_{action}", "success", actor_id=actor().id, actor_label=actor().label,
+                            dealer_id=app.dealer_id, target=app.id, ip=actor().ip, user_agent=actor().user_agent,
+                            details={"version": MANDATE_VERSION, "language": _language()})
+    return redirect(url_for("autopay.page", application_id=app.id), 303)
