@@ -283,6 +283,19 @@ class SqlCollections:
             return [_receipt(r) for r in session.scalars(select(LeaseReceiptRow).where(
                 LeaseReceiptRow.lease_id == lease_id).order_by(LeaseReceiptRow.booked_at))]
 
+    def receipts_of(self, reference: str) -> list[Receipt]:
+        """The receipts of one provider's payment (a PaymentIntent, a bank's order)."""
+        with self.db.session() as session:
+            return [_receipt(r) for r in session.scalars(select(LeaseReceiptRow).where(
+                LeaseReceiptRow.reference == reference))]
+
+    def charged(self, channel: str) -> list[Attempt]:
+        """The attempts of ``channel`` that succeeded at the provider (reconciliation: each must be there)."""
+        with self.db.session() as session:
+            return [_attempt(r) for r in session.scalars(select(CollectionAttemptRow).where(
+                CollectionAttemptRow.channel == channel, CollectionAttemptRow.status == SUCCEEDED,
+                CollectionAttemptRow.provider_ref.is_not(None)))]
+
     def pending_refunds(self, limit: int = 50) -> list[Receipt]:
         with self.db.session() as session:
             return [_receipt(r) for r in session.scalars(select(LeaseReceiptRow).where(

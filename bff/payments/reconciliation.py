@@ -1,5 +1,6 @@
 """Our payments compared with Stripe's PaymentIntents (``leaseline payments reconcile``, and /payments on demand):
-read only, it reports and changes nothing."""
+read only, it reports and changes nothing. The rents paid through Stripe are compared too
+(bff/servicing/collect.py ``RentReconciliation``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 from bff.payments.intents import untried
 from bff.payments.machine import PAYABLE
 from bff.payments.machine import from_intent
+from bff.servicing.collect import RentReconciliation
+from infra.collections import SqlCollections
 from infra.payments import PaymentGateway
 from infra.payments_store import SqlPayments
 
@@ -21,9 +24,11 @@ class Reconciliation:
         ours = {p.id: p for p in self.store.all()}
         seen: set[str] = set()
         problems: list[dict[str, Any]] = []
+        rents = RentReconciliation(SqlCollections(self.store.db))  # the rents paid through Stripe (issue 18 §3)
         for intent in self.gateway.list_intents():
             payment_id = intent.metadata.get("payment_id")
             if not payment_id:
+                problems.extend(rents.check(intent))
                 continue
             payment = ours.get(payment_id)
             if payment is None:
@@ -53,4 +58,4 @@ class Reconciliation:
         for payment in ours.values():
             if payment.intent_id and payment.id not in seen:
                 problems.append({"problem": "missing_at_stripe", "payment": payment.id, "intent": payment.intent_id})
-        return problems
+        return problems + rents.unseen()

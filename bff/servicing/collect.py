@@ -406,6 +406,48 @@ class RentCollection:
 
 
 
+class RentReconciliation:
+    """Stripe's rent PaymentIntents (ours carry :data:`ATTEMPT_META`) compared with our attempts and receipts, for
+    bff/payments/reconciliation.py (``leaseline payments reconcile``, /payments): read only, it reports and changes
+    nothing. Use one per run: :meth:`unseen` reports what :meth:`check` did not meet."""
+
+    def __init__(self, repo: SqlCollections) -> None:
+        self.repo, self.seen = repo, set[str]()
+
+    def check(self, intent: Intent) -> list[dict[str, Any]]:
+        """The disagreements about one of Stripe's intents (none for an intent that is no rent of ours)."""
+        attempt_id = intent.metadata.get(ATTEMPT_META)
+        if not attempt_id:
+            return []
+        attempt = self.repo.attempt(attempt_id)
+        if attempt is None:
+            return [{"problem": "unknown_rent_attempt", "intent": intent.id, "attempt": attempt_id}]
+        if attempt.provider_ref != intent.id:
+            if intent.status == "succeeded":  # money taken on an intent we do not follow
+                return [{"problem": "untracked_intent", "intent": intent.id, "attempt": attempt.id}]
+            return []
+        self.seen.add(attempt.id)
+        receipts = self.repo.receipts_of(intent.id)
+        booked = sum(r.amount for r in receipts)
+        refunded = sum(r.surplus for r in receipts if r.refund_status == "succeeded")
+        problems: list[dict[str, Any]] = []
+        if intent.status == "succeeded" and not receipts:
+            problems.append({"problem": "rent_not_booked", "intent": intent.id, "attempt": attempt.id,
+                             "stripe": intent.amount_received})
+        elif booked != intent.amount_received:
+            problems.append({"problem": "rent_booked", "intent": intent.id, "attempt": attempt.id, "ours": booked,
+                             "stripe": intent.amount_received})
+        if refunded != intent.amount_refunded:
+            problems.append({"problem": "rent_refunded", "intent": intent.id, "attempt": attempt.id,
+                             "ours": refunded, "stripe": intent.amount_refunded})
+        return problems
+
+    def unseen(self) -> list[dict[str, Any]]:
+        """Our rent payments that succeeded on an intent Stripe did not list."""
+        return [{"problem": "missing_at_stripe", "attempt": a.id, "intent": a.provider_ref}
+                for a in self.repo.charged(STRIPE) if a.id not in self.seen]
+
+
 def collection_hook(repo: SqlCollections, clock: Callable[[], datetime] = utc_now) -> CloseHook:
     """The close of business's hook: for the rents that became due in a batch on leases whose mandate has automatic
     collection on, one attempt each (key ``auto:<instalment>:<business date>``) and its ``servicing.collect`` job,

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy import update
 
+from bff.payments.reconciliation import Reconciliation
 from bff.servicing.close import CloseOfBusiness
 from bff.servicing.collect import ATTEMPT_META
 from bff.servicing.collect import CannotPay
@@ -38,6 +39,7 @@ from infra.db.models import InstalmentRow
 from infra.db.models import LeaseReceiptRow
 from infra.db.models import LeaseRow
 from infra.db.models import ServicingMovementRow
+from infra.payments_store import SqlPayments
 from infra.servicing import SqlServicing
 from infra.sms import SandboxOutboxSms
 from plans.policy import load_policy
@@ -151,8 +153,19 @@ def test_a_rent_paid_twice_books_once(world: dict[str, Any]) -> None:
     # a second payment of the same rent (another tab): nothing is owed, all of it refunded at Stripe
     with pytest.raises(CannotPay):  # nothing is due now: no payment is made
         svc.pay_by_hand(lease, "form-2", payment_method="pm_card_visa")
-    assert svc.book(lease_id, 5000, STRIPE, "stray", reference=intent.id).refund_status == "succeeded"
-    assert sum(r.amount for r in w["gateway"].list_refunds(payment_intent=intent.id)) == 5000
+    stray = w["gateway"].create_intent(amount=5000, currency="cny", idempotency_key="stray", metadata={},
+                                       payment_method="pm_card_visa", confirm=True)
+    assert svc.book(lease_id, 5000, STRIPE, "stray", reference=stray.id).refund_status == "succeeded"
+    assert sum(r.amount for r in w["gateway"].list_refunds(payment_intent=stray.id)) == 5000
+    # reconciliation with Stripe: the rent booked as Stripe has it; a rent Stripe took but we did not book is reported
+    unbooked, _ = svc.repo.start_attempt(lease_id=lease_id, amount=4200, channel=STRIPE, trigger="customer",
+                                         key="pay:unbooked", business_date=date(2026, 4, 15), now=w["clock"]())
+    taken = w["gateway"].create_intent(amount=4200, currency="cny", idempotency_key="unbooked", confirm=True,
+                                       metadata={ATTEMPT_META: unbooked.id}, payment_method="pm_card_visa")
+    svc.repo.move(unbooked.id, ("created",), "created", w["clock"](), provider_ref=taken.id)
+    problems = [p for p in Reconciliation(SqlPayments(w["db"]), w["gateway"]).reconcile()
+                if p.get("attempt") in (paid.attempt.id, unbooked.id)]
+    assert problems == [{"problem": "rent_not_booked", "intent": taken.id, "attempt": unbooked.id, "stripe": 4200}]
 
 
 def test_a_partial_payment_is_allocated_to_the_fen_late_charge_interest_principal_oldest_first(
