@@ -31,6 +31,7 @@ from contract.document.handover import MAX_HANDED_OVER_BY
 from contract.document.handover import MAX_KEYS
 from contract.document.handover import MAX_NOTE
 from contract.document.handover import MAX_ODOMETER_KM
+from contract.document.handover import MAX_VEHICLE_NAME
 from contract.document.model import CONTROL_CHARACTERS
 from contract.document.model import DATE_PATTERN
 from contract.errors import InsufficientScope
@@ -270,8 +271,14 @@ def _handover_request(body: dict[str, Any]) -> HandoverRequest:
         raise Invalid("handed_over_by", f"handed_over_by is required (1-{MAX_HANDED_OVER_BY} characters)",
                       "缺少交车经办人")
     staff = _plain_text("handed_over_by", staff, "交车经办人")
+    vehicle = body.get("vehicle_name", "")
+    if not isinstance(vehicle, str) or len(vehicle) > MAX_VEHICLE_NAME:
+        raise Invalid("vehicle_name", f"vehicle_name must be text of at most {MAX_VEHICLE_NAME} characters",
+                      f"品牌及车型不得超过 {MAX_VEHICLE_NAME} 个字符")
+    vehicle = _plain_text("vehicle_name", vehicle, "品牌及车型")
     name, png, identity = _signing(body)
-    return HandoverRequest(delivered_on, odometer, keys, tuple(items), note, staff, name, png, identity)
+    return HandoverRequest(delivered_on, odometer, keys, tuple(items), note, staff, name, png, identity,
+                           vehicle_name=vehicle)
 
 
 def _whole(body: dict[str, Any], name: str, low: int, high: int, message_zh: str) -> int:

@@ -68,6 +68,7 @@ class HandoverRequest:
     signer_name: str
     signature_png: bytes
     identity: Identity
+    vehicle_name: str = ""  # 品牌及车型 as the dealer names the car in Chinese; "" for the contract's make and model
 
 
 class HandoverService:
@@ -132,7 +133,8 @@ class HandoverService:
                           f"交车日期不得晚于今日（{today}）", IN_THE_FUTURE)
         data = handover_data(self.contracts.parse({**document, "signed": True}), delivered_on=request.delivered_on,
                              odometer_km=request.odometer_km, keys=request.keys, items=request.items,
-                             note=request.note, handed_over_by=request.handed_over_by)
+                             note=request.note, handed_over_by=request.handed_over_by,
+                             vehicle_name=request.vehicle_name)
         claim = HandoverRow(id=uuid.uuid4().hex, contract_id=row.id, status="signing", delivered_on=data.delivered_on,
                             ends_on=data.ends_on, odometer_km=data.odometer_km, keys=data.keys, items=list(data.items),
                             handed_over_by=data.handed_over_by, note=data.note, created_at=now)

@@ -16,6 +16,7 @@ from contract.document.handover import MAX_HANDED_OVER_BY
 from contract.document.handover import MAX_KEYS
 from contract.document.handover import MAX_NOTE
 from contract.document.handover import MAX_ODOMETER_KM
+from contract.document.handover import MAX_VEHICLE_NAME
 from contract.document.model import CHECK
 from contract.document.model import COMMENCEMENTS
 from contract.document.model import CONTROL_CHARACTERS
@@ -94,7 +95,8 @@ SIGNING_RULES = {
 HANDOVER_RULES = {
     BEFORE_SIGNING: "delivered_on is before the day (in Beijing) the contract was signed",
     IN_THE_FUTURE: "delivered_on is after today in Beijing",
-    CONTROL_CHARACTERS: "note or handed_over_by holds a control, format, private-use or unassigned character",
+    CONTROL_CHARACTERS: "note, handed_over_by or vehicle_name holds a control, format, private-use or unassigned "
+                        "character",
     **SIGNING_RULES,
 }
 #: the signer's part of a signing request: the contract's and the handover record's
@@ -125,6 +127,9 @@ def _handover_request() -> dict[str, Any]:
         "note": {**STRING, "maxLength": MAX_NOTE},
         "handed_over_by": {**text(MAX_HANDED_OVER_BY), "description": "the dealer's staff member, as the dealer "
                                                                         "labels them"},
+        "vehicle_name": {**text(MAX_VEHICLE_NAME), "description": "the car's brand and model as the record prints them "
+                                                                  "(品牌及车型), in Chinese as the dealer's catalogue "
+                                                                  "names it; the contract's make and model without"},
         **SIGNER}}
 
 

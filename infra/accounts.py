@@ -213,6 +213,13 @@ class SqlAccounts:
             if row is not None:
                 row.password_hash = password_hash
 
+    def set_name(self, user_id: str, name: str) -> None:
+        """The name staff are shown by (headers, histories, signed records)."""
+        with self.db.session() as session:
+            row = session.get(UserRow, user_id)
+            if row is not None:
+                row.name = name
+
     def set_role(self, user_id: str, role: str) -> None:
         with self.db.session() as session:
             row = session.get(UserRow, user_id)

@@ -201,6 +201,16 @@ class SqlApplications:
         with self.db.session() as session:
             return [_app(r) for r in session.scalars(stmt)]
 
+    def applied_through(self, invitation_ids: Sequence[str]) -> set[str]:
+        """Those of ``invitation_ids`` through which the customer submitted an application (past its draft): the
+        customer has moved on from the plan the invitation shared."""
+        if not invitation_ids:
+            return set()
+        stmt = select(ApplicationRow.invitation_id).where(
+            ApplicationRow.invitation_id.in_(list(invitation_ids)), ApplicationRow.status != "draft").distinct()
+        with self.db.session() as session:
+            return {str(i) for i in session.scalars(stmt) if i}
+
     def counts(self, scope: Scope) -> dict[str, int]:
         stmt = self._scoped(select(ApplicationRow), scope).subquery()
         with self.db.session() as session:

@@ -15,11 +15,15 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from infra.db.engine import Database
+from infra.db.models import ApplicationEventRow
+from infra.db.models import ApplicationRow
 from infra.db.models import HandoverRow
 from infra.servicing import SqlServicing
 from infra.servicing import lease_plan
 
 PREPARED, REFUSED, SIGNED = "prepared", "refused", "signed"
+#: the note of the history event a refusal records (bff/applications/history.py words it), the reason after it
+REFUSED_NOTE = "handover_refused:"
 
 
 @dataclass(frozen=True)
@@ -69,13 +73,29 @@ class SqlHandovers:
             session.flush()
             return _handover(row)
 
-    def refuse(self, application_id: str, reason: str, now: datetime) -> Handover | None:
-        """The customer refuses the vehicle as recorded; None when there is no prepared record to refuse."""
+    def refuse(self, application_id: str, reason: str, now: datetime, *, actor_kind: str,
+               actor_id: str) -> Handover | None:
+        """The customer refuses the vehicle as recorded; None when there is no prepared record to refuse. The
+        application's history (处理记录) says so in the same transaction (``handover_refused:`` and the reason, an
+        event that leaves the status as it is: still to be handed over), and the refusal is its latest activity
+        (``updated_at``: the dealer's work page and pipeline show when)."""
         with self.db.session() as session:
             moved = session.execute(update(HandoverRow).where(
                 HandoverRow.application_id == application_id, HandoverRow.status == PREPARED).values(
                 status=REFUSED, refused_reason=reason[:500], refused_at=now)).rowcount
+            if moved:
+                status = session.execute(update(ApplicationRow).where(ApplicationRow.id == application_id).values(
+                    updated_at=now, version=ApplicationRow.version + 1).returning(ApplicationRow.status)).scalar_one()
+                session.add(ApplicationEventRow(application_id=application_id, at=now, actor_kind=actor_kind,
+                                                actor_id=actor_id, from_status=status, to_status=status,
+                                                note=f"{REFUSED_NOTE}{reason[:500]}"))
         return self.get(application_id) if moved else None
+
+    def refused(self, application_id: str) -> Handover | None:
+        """The application's handover when the customer refused the vehicle and the dealer has not recorded it
+        again since, else None."""
+        found = self.get(application_id)
+        return found if found is not None and found.status == REFUSED else None
 
     def mark_signed(self, application_id: str, record: dict[str, Any], starts_on: date, now: datetime) -> bool:
         """The record the contract service signed; False when it is signed already. A refusal sent from another

@@ -30,6 +30,7 @@ class HistoryLine:
 
 
 _HANDOVER = re.compile(r"交车 handover; term (\S+) – (\S+)(?:; (.*))?$", re.S)
+_RECORD = re.compile(r"record ([0-9a-f]+)")
 _CLOSE = re.compile(r"结清 closed in good standing; deduction ¥([\d.]+)(?:: (.*))?$", re.S)
 
 
@@ -71,11 +72,17 @@ def reason(note: str) -> str:
         return _("The new terms were accepted")
     if note == "paid":
         return _("Everything due at signing is paid")
+    if kind == "handover_refused":
+        return _("Refused the vehicle: %(reason)s", reason=rest)
     handover = _HANDOVER.match(note)
     if handover:
         start, end, remark = handover.groups()
+        record = _RECORD.fullmatch(remark or "")
+        if record:  # the signed record's fingerprint (settlement.hand_over notes its first 16 hex digits)
+            return _("Vehicle handed over (交车); the term runs %(start)s – %(end)s; handover record %(sha)s",
+                     start=start, end=end, sha=record.group(1))
         text = _("Vehicle handed over (交车); the term runs %(start)s – %(end)s", start=start, end=end)
-        return f"{text}; {remark}" if remark else text
+        return text + _("; %(remark)s", remark=remark) if remark else text
     closed = _CLOSE.match(note)
     if closed:
         amount, why = closed.groups()

@@ -635,6 +635,19 @@ def audience_of_page() -> str:
     return "customer" if getattr(g.get("actor"), "kind", None) == "customer" else "staff"
 
 
+@bp.app_template_global()
+def face_consented(app: Any) -> bool:
+    """Whether the applicant agreed to face recognition: the status words send one who did not to the counter, not
+    to the face check (True when unknown). Read once per application and request."""
+    application_id = getattr(app, "id", None)
+    if not isinstance(application_id, str):
+        return True
+    found: dict[str, bool] = g.setdefault("face_consents", {})
+    if application_id not in found:
+        found[application_id] = bool(services().applications.consents(app).face)
+    return found[application_id]
+
+
 # the send form of every code screen, with its countdown (pwa/templates/includes/_resend.html)
 bp.add_app_template_global(resend.for_application, "code_resend")
 bp.add_app_template_global(resend.for_invitation, "invitation_resend")
@@ -691,8 +704,11 @@ def refused_problem(exc: ServiceRefused, field: str | None = None) -> FieldError
 
 def _contract_page(app: Application, *, status: int = 200, error: FieldError | None = None,
                    signature: str = "", code_sent: bool = False, read: bool = False, telemetry: bool = False,
-                   explain_error: FieldError | None = None) -> Any:
-    contract = services().contracts.refresh(app) if app.status in ("contract_ready", "signed") else app.contract
+                   explain_error: FieldError | None = None, light: bool = False) -> Any:
+    """The contract page; ``light``: the poll of its signing part only (pwa/templates/applications/contract.html
+    #signing), which neither asks the contract service again nor reads its text."""
+    contract = services().contracts.refresh(app) if app.status in ("contract_ready", "signed") and not light \
+        else app.contract
     response = page_or_block("applications/contract.html", "contract_block", app=app, contract=contract,
                              explained=services().contracts.explained(app), explained_terms=EXPLAINED_TERMS,
                              explain_methods=EXPLAIN_METHODS, explain_error=explain_error,
@@ -707,7 +723,7 @@ def _contract_page(app: Application, *, status: int = 200, error: FieldError | N
                              # while it is generated: where it really is and how long it usually takes (issue 17 §14)
                              progress=services().contracts.progress(app),
                              # the text to read on the phone, once the contract is there (issue 17 §2)
-                             reading=contract_reading(app) if contract and contract.get("number")
+                             reading=contract_reading(app) if contract and contract.get("number") and not light
                              and app.status not in ("approved", "contract_pending") else None)
     response.status_code = status
     return response
@@ -717,7 +733,9 @@ def _contract_page(app: Application, *, status: int = 200, error: FieldError | N
 @requires_actor("applications.view")
 def contract(application_id: str) -> Any:
     app = application_or_404(application_id)
-    return _contract_page(app, code_sent=request.args.get("sent") == "1")
+    # the customer's page waiting for the key terms to be explained asks for its signing part every few seconds
+    return _contract_page(app, code_sent=request.args.get("sent") == "1",
+                          light=bool(htmx) and request.args.get("part") == "signing")
 
 
 def contract_bytes(app: Application, fetch: Callable[[str], bytes], mimetype: str) -> Any:

@@ -40,17 +40,19 @@ DEALER_DETAILS = {
     "pudong": ("91310115MA1K4BXE2T", "上海市浦东新区张杨路 1000 号"),
     "xihu": ("91330106MA2H0F6C3F", "浙江省杭州市西湖区文三路 500 号"),
 }
+#: each person's name is what the screens, histories and signed records (交车经办人) show: a name, as a Chinese dealer's
+#: staff are named, never a role in English (the role is on the account page; the e-mail says it too)
 PEOPLE = (  # (email, name, role, dealer key or None)
-    ("admin.pudong@demo.leaseline.cn", "王经理 (Pudong admin)", "dealer_admin", "pudong"),
-    ("sales.pudong@demo.leaseline.cn", "李销售 (Pudong sales)", "sales", "pudong"),
-    ("admin.xihu@demo.leaseline.cn", "赵经理 (Xihu admin)", "dealer_admin", "xihu"),
-    ("sales.xihu@demo.leaseline.cn", "陈销售 (Xihu sales)", "sales", "xihu"),
-    ("risk1@demo.leaseline.cn", "周风控 (Risk T1)", "risk_officer_t1", None),
-    ("risk2@demo.leaseline.cn", "吴风控 (Risk T2)", "risk_officer_t2", None),
+    ("admin.pudong@demo.leaseline.cn", "王经理", "dealer_admin", "pudong"),
+    ("sales.pudong@demo.leaseline.cn", "李销售", "sales", "pudong"),
+    ("admin.xihu@demo.leaseline.cn", "赵经理", "dealer_admin", "xihu"),
+    ("sales.xihu@demo.leaseline.cn", "陈销售", "sales", "xihu"),
+    ("risk1@demo.leaseline.cn", "周风控", "risk_officer_t1", None),
+    ("risk2@demo.leaseline.cn", "吴风控", "risk_officer_t2", None),
     # tier-2 cases need two different tier-2 officers (four eyes)
-    ("risk3@demo.leaseline.cn", "冯风控 (Risk T2)", "risk_officer_t2", None),
-    ("ops@demo.leaseline.cn", "郑运营 (Ops)", "ops_admin", None),
-    ("auditor@demo.leaseline.cn", "孙审计 (Auditor)", "auditor", None),
+    ("risk3@demo.leaseline.cn", "冯风控", "risk_officer_t2", None),
+    ("ops@demo.leaseline.cn", "郑运营", "ops_admin", None),
+    ("auditor@demo.leaseline.cn", "孙审计", "auditor", None),
 )
 
 
@@ -68,7 +70,10 @@ def seed_people(accounts: SqlAccounts) -> list[tuple[str, str, str | None]]:
     seeded = []
     for email, name, role, dealer in PEOPLE:
         lessor = role in TOTP_REQUIRED
-        accounts.ensure_user(email, name, role, dealer_ids[dealer] if dealer else None, password_hash,
-                             DEMO_TOTP_SECRET if lessor else None, recovery if lessor else [])
+        user_id = accounts.ensure_user(email, name, role, dealer_ids[dealer] if dealer else None, password_hash,
+                                       DEMO_TOTP_SECRET if lessor else None, recovery if lessor else [])
+        found = accounts.get(user_id)
+        if found is not None and found.name.startswith(f"{name} ("):  # seeded earlier as "李销售 (Pudong sales)"
+            accounts.set_name(user_id, name)
         seeded.append((email, role, dealer))
     return seeded

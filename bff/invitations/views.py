@@ -47,6 +47,7 @@ bp = Blueprint("invitations", __name__)
 dev_bp = Blueprint("dev", __name__)
 bp.register_blueprint(returning_bp)  # 我的租赁: a returning customer's way back without their link
 LINKS = "invitation_links"  # the salesperson's session keeps its links (invitations: hashes; the session row: sealed)
+CODE_REFUSED = "invitation_code_refused"  # the customer's session: the invitation whose code was just refused
 
 
 def own_only() -> str | None:
@@ -124,7 +125,12 @@ def _status(inv: Invitation) -> dict[str, Any]:
                 plan = services().plans.evaluate(vehicle, choice)
             except PlanInputError:
                 plan = None
-    return {"inv": inv, "plan": plan, "mask": mask_mobile, "applications": produced(inv) if inv.opened_at else []}
+    applications = produced(inv) if inv.opened_at else []
+    # the customer applied (past the draft): the application has the plan now; what the phone shows later (another
+    # plan browsed after signing, say) is no longer the salesperson's customer screen
+    applied = next((a for a in applications if a.status != "draft"), None)
+    return {"inv": inv, "plan": None if applied else plan, "applied": applied, "mask": mask_mobile,
+            "applications": applications}
 
 
 @bp.get("/invitations/<invitation_id>")
@@ -194,7 +200,8 @@ def _plan_url(inv: Invitation) -> str:
     return url_for("plans.builder", vehicle_id=inv.vehicle_id) + query
 
 
-# A refresh or a restored tab after a wrong code (or a failed text) asks for the form's own URL: the same page.
+# A refresh or a restored tab after a failed text (or, from before, a wrong code) asks for the form's own URL: the
+# same page. A wrong code's error is said once, by the page the refused post redirects to (see verify).
 @bp.get("/i/<token>")
 @bp.get("/i/<token>/code", endpoint="customer_code")
 @bp.get("/i/<token>/verify", endpoint="customer_verify")
@@ -202,8 +209,9 @@ def customer(token: str) -> Any:
     inv = _usable(token)
     if inv is None:
         return _returning(token) or _invalid()
+    refused = session.pop(CODE_REFUSED, None) == inv.id
     return render_template("invitations/customer.html", token=token, mobile=mask_mobile(inv.mobile),
-                           sent=inv.code_sent_at is not None, error=None)
+                           sent=inv.code_sent_at is not None, error=refused or None)
 
 
 def _per_link() -> str:
@@ -237,8 +245,10 @@ def verify(token: str) -> Any:
     if not services().invitations.verify_code(inv, request.form.get("code", "")[:12], client()):
         if _usable(token) is None:  # that was the fifth wrong code
             return _invalid()
-        return render_template("invitations/customer.html", token=token, mobile=mask_mobile(inv.mobile), sent=True,
-                               error=True), 422
+        # Post/Redirect/Get: the form again by GET, its error carried once by the session (never in the URL), so
+        # that a refresh asks for the page instead of posting the same code again: only a code typed anew counts
+        session[CODE_REFUSED] = inv.id
+        return redirect(url_for("invitations.customer", token=token), 303)
     session.clear()  # a fresh session for the customer: nothing of a staff session survives on this device
     session["customer_invitation"] = inv.id
     session.permanent = True

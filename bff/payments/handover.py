@@ -91,9 +91,11 @@ class HandoverService:
         return self.contracts.check_code(app, code, "handover")
 
     def refuse(self, actor: Actor, app: Application, reason: str) -> Handover:
-        """The customer refuses the vehicle as recorded (Civil Code art. 740); the dealer sees the reason."""
+        """The customer refuses the vehicle as recorded (Civil Code art. 740); the dealer sees the reason, on the lease
+        page, their work page, the pipeline and the application's history (infra/handovers.py refuse)."""
         self._prepared(app)
-        refused = self.store.refuse(app.id, reason.strip()[:500], self.clock())
+        refused = self.store.refuse(app.id, reason.strip()[:500], self.clock(), actor_kind=actor.kind,
+                                    actor_id=actor.id)
         if refused is None:
             raise NotAllowed("wrong_state", "没有待确认的交接记录", "There is no handover waiting for confirmation")
         # the person's own words stay on the record (the dealer reads them there), not in the audit log
@@ -142,7 +144,7 @@ class HandoverService:
         record = self.contracts.client.hand_over(app.contract_id, {
             "delivered_on": self.settlement.today().isoformat(), "odometer_km": handover.odometer_km,
             "keys": handover.keys, "items": list(handover.items), "note": handover.note,
-            "handed_over_by": handover.prepared_by_label[:64],
+            "handed_over_by": handover.prepared_by_label[:64], **self._vehicle_name(app),
             **self.contracts.signer(app, code_id, verified, signature_png)})
         starts_on, ends_on = _record_dates(record, int(app.plan["quote"]["term"]))
         with self.settlement.repo.db.transaction():  # the record and the term it starts, together
@@ -152,6 +154,12 @@ class HandoverService:
         signed = self.store.get(app.id)
         assert signed is not None
         return signed
+
+    def _vehicle_name(self, app: Application) -> dict[str, str]:
+        """The car as the record names it (品牌及车型): the catalogue's Chinese name (比亚迪 汉EV), the record being in
+        Chinese; nothing (the contract's make and model) for a car the catalogue no longer has."""
+        vehicle = self.contracts.apps.plans.catalogue.get(app.vehicle_id)
+        return {"vehicle_name": vehicle.name_zh[:100]} if vehicle is not None else {}
 
     def _prepared(self, app: Application) -> Handover:
         self.settlement.check_deliverable(app)

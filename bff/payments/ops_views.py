@@ -68,6 +68,7 @@ from infra.applications import Application
 from infra.clients.http import ServiceRefused
 from infra.clients.http import ServiceUnavailable
 from infra.handovers import PREPARED
+from infra.handovers import Handover
 from infra.payments import PaymentsError
 from plans.errors import FieldError
 from plans.handover import HANDOVER_ITEMS
@@ -228,6 +229,20 @@ def _item_names(codes: tuple[str, ...]) -> str:
     zh = str(get_locale() or "zh_CN").startswith("zh")
     names = [HANDOVER_ITEMS[code][0 if zh else 1] for code in codes if code in HANDOVER_ITEMS]
     return ("、" if zh else ", ").join(names) or "—"
+
+
+@bp.app_template_global()
+def handover_refusal(app: Any) -> Handover | None:
+    """The customer's refusal of the vehicle that the dealer has still to put right (the handover of an application
+    ready for delivery), else None: the status words (pwa/templates/applications/_macros.html waiting_label), the
+    work page and the pipeline say what it waits for. Read once per application and request."""
+    application_id = getattr(app, "id", None)
+    if getattr(app, "status", None) != DELIVERABLE or not isinstance(application_id, str):
+        return None
+    found: dict[str, Handover | None] = g.setdefault("handover_refusals", {})
+    if application_id not in found:
+        found[application_id] = services().handovers.store.refused(application_id)
+    return found[application_id]
 
 
 @bp.get("/applications/<application_id>/lease")

@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 
 from bff.applications import forms
 from bff.applications.access import staff_scope
+from bff.applications.kyc import ocr_unconfirmed
 from bff.applications.states import VEHICLE_EDITABLE
+from bff.auth.roles import allowed
 from bff.auth.roles import tenant_of
 from bff.services import services
 from infra.accounts import Staff
@@ -31,6 +33,9 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: next step (the page names it): the details still to fill in with the customer, the key terms to explain before
 #: the customer signs, the car to hand over
 WAITING_FOR_DEALER = {"draft": "details", "contract_ready": "explain", "ready_for_delivery": "handover"}
+#: an identity waiting for staff to verify it (the original ID card at the counter, a face check to look at): it
+#: waits for those whose role decides it (kyc.review: the dealer's admin, never the salesperson who sold it)
+IDENTITY_REVIEW = "kyc_review"
 #: after submission and until the contract, an application whose car the dealer has not described yet (VIN, new or
 #: used: issue 17 §5) waits for them too: the contract needs it
 VEHICLE_DUE = tuple(s for s in VEHICLE_EDITABLE if s not in WAITING_FOR_DEALER)
@@ -49,7 +54,8 @@ class Desk:
     """What the work page shows."""
 
     today: list[Application]
-    #: each application with its next step for the dealer (a key of WAITING_FOR_DEALER, or "vehicle")
+    #: each application with its next step for the dealer (a value of WAITING_FOR_DEALER, "submit" for a draft
+    #: whose every step is done, "identity" or "vehicle")
     waiting: list[tuple[Application, str]]
     shared: list[Invitation]
 
@@ -76,6 +82,28 @@ def _vehicle_missing(app: Application) -> bool:
     return bool(forms.validate("vehicle", draft))
 
 
+def _ready_to_submit(app: Application) -> bool:
+    """Whether a draft has everything its submission checks (consents, the ID card read and its reading
+    confirmed, every applicant's step): only pressing 提交申请 is left. A draft that cannot be read is not."""
+    svc = services()
+    try:
+        draft = svc.applications.draft(app)
+    except PiiError as exc:
+        log.error("the work page cannot read the draft of application %s: %s", app.id, exc)
+        return False
+    return (not any(svc.applications.completeness(draft).values()) and not ocr_unconfirmed(draft)
+            and svc.applications.consents(app).required and svc.kyc.id_card_done(app))
+
+
+def next_step(app: Application) -> str:
+    """What ``app`` (one the dealer's staff work on) waits for them to do."""
+    if app.status == IDENTITY_REVIEW:
+        return "identity"
+    if app.status == "draft" and _ready_to_submit(app):
+        return "submit"
+    return WAITING_FOR_DEALER[app.status]
+
+
 def vehicle_due(scope: Scope) -> list[Application]:
     """The newest :data:`WAITING_LIMIT` applications in ``scope`` whose car the dealer has not described yet. The
     car's facts live in the encrypted draft, which no query can filter on: the candidates are read newest first, a
@@ -99,11 +127,14 @@ def desk(user: Staff) -> Desk:
     now = utcnow()
     since = start_of_today(now)
     today = svc.applications.repo.search(scope, updated_since=since, limit=TODAY_LIMIT)
-    waiting = [(a, WAITING_FOR_DEALER[a.status]) for a in
-               svc.applications.repo.search(scope, statuses=tuple(WAITING_FOR_DEALER), limit=WAITING_LIMIT)]
-    waiting += [(a, "vehicle") for a in vehicle_due(scope)]
+    statuses = (*WAITING_FOR_DEALER, *((IDENTITY_REVIEW,) if allowed(user, "kyc.review") else ()))
+    waiting = [(a, next_step(a)) for a in svc.applications.repo.search(scope, statuses=statuses, limit=WAITING_LIMIT)]
+    listed = {a.id for a, _step in waiting}  # an identity to verify comes before the car's facts
+    waiting += [(a, "vehicle") for a in vehicle_due(scope) if a.id not in listed]
     waiting.sort(key=lambda item: item[0].updated_at, reverse=True)
     made_by = user.id if user.role == "sales" else None
     invitations = svc.invitations_repo.of_dealer(tenant_of(user), created_by=made_by, limit=50)
-    shared = [i for i in invitations if i.expires_at > now and not i.locked]
+    live = [i for i in invitations if i.expires_at > now and not i.locked]
+    applied = svc.applications.repo.applied_through([i.id for i in live])  # applicants now: under applications
+    shared = [i for i in live if i.id not in applied]
     return Desk(today=today, waiting=waiting, shared=shared)

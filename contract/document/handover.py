@@ -22,6 +22,9 @@ from plans.handover import MAX_NOTE  # noqa: F401
 from plans.handover import MAX_ODOMETER_KM  # noqa: F401
 from plans.timeline import timeline
 
+#: the longest car name a record prints (as the contract's make and model, each at most 100 characters)
+MAX_VEHICLE_NAME = 100
+
 #: The items a dealer hands over with the car, by code (the API's enum) and as the record names them (plans.handover,
 #: the table the BFF's form reads too)
 HANDOVER_ITEMS: dict[str, str] = {code: names[0] for code, names in ITEMS.items()}
@@ -55,14 +58,24 @@ class HandoverData:
     #: ``handover``: the dates counted from the handover day, as contracts stating the commencement date agree;
     #: ``contract``: a contract generated before that clause fixed its dates itself (its 附件一), which stand
     dated_from: str = "handover"
+    #: the car's brand and model as the record prints them (品牌及车型): the Chinese name the dealer's catalogue gives
+    #: it (比亚迪 汉EV), "" for the contract's own make and model
+    vehicle_name: str = ""
 
     @property
     def item_labels(self) -> list[str]:
         return [HANDOVER_ITEMS[code] for code in self.items]
 
+    @property
+    def vehicle_label(self) -> str:
+        """品牌及车型 as printed: the name given with the handover, else the contract's make and model."""
+        v = self.contract.vehicle
+        return self.vehicle_name or f"{v.make} {v.model}"
+
 
 def handover_data(contract: ContractData, *, delivered_on: date, odometer_km: int, keys: int,
-                  items: tuple[str, ...] | list[str], note: str, handed_over_by: str) -> HandoverData:
+                  items: tuple[str, ...] | list[str], note: str, handed_over_by: str,
+                  vehicle_name: str = "") -> HandoverData:
     """The record of ``contract``'s car handed over on ``delivered_on``: rent k on ``rent_dates[k − 1]`` of the
     timeline starting that day, the balloon and the term's end on its ``ends_on``, each amount the contract's."""
     unknown = [code for code in items if code not in HANDOVER_ITEMS]
@@ -79,4 +92,5 @@ def handover_data(contract: ContractData, *, delivered_on: date, odometer_km: in
                                plan.timing == "advance" and row.period == 1) for row in contract.schedule)
     return HandoverData(contract=contract, delivered_on=delivered_on, ends_on=ends_on, odometer_km=odometer_km,
                         keys=keys, items=tuple(items), note=note, handed_over_by=handed_over_by, schedule=schedule,
-                        final_rent=plan.residual if plan.residual > 0 else None, dated_from=dated_from)
+                        final_rent=plan.residual if plan.residual > 0 else None, dated_from=dated_from,
+                        vehicle_name=vehicle_name)

@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 import requests
+from playwright.sync_api import Browser
 from playwright.sync_api import Page
+from playwright.sync_api import Playwright
 from playwright.sync_api import expect
 
 from infra.applications import Scope
+from tests.e2e.conftest import TABLET
 from tests.e2e.test_kyc import sign_in
 from tests.e2e.waiting import wait_until
 from tests.integration.test_applications import CUSTOMER
@@ -154,3 +157,61 @@ def test_the_customer_signs_the_contract_on_a_phone(page: Page, live_server: Any
                               files={"file": ("contract.pdf", pdf.body(), "application/pdf")}, timeout=60)
     assert verdict.status_code == 200 and 'data-valid="true"' in verdict.text
     assert f'data-testid="verify-number">{stored.contract["number"]}<' in verdict.text
+
+
+@pytest.fixture(scope="module")
+def unexplained(live_server: Any) -> str:
+    """An application approved automatically whose contract is ready, its key terms not explained yet."""
+    base = live_server.url
+    app_id = to_risk(base, make_card_images(), persona_id("10"))
+    with http_sign_in(base, SALES_A) as sales:
+        wait_status(sales, base, app_id, ("contract_ready",), timeout=90)
+    return app_id
+
+
+def test_the_customer_s_phone_offers_the_signature_once_the_terms_are_explained_on_the_tablet(
+        browser: Browser, playwright: Playwright, live_server: Any, unexplained: str) -> None:
+    """The README walk-through: the customer's phone waited on "签署前，经销商工作人员将向您…说明"; the salesperson
+    pressed 确认已逐项说明 on the tablet; 15 s later the phone still had no signing form until a reload. It comes by
+    itself now, without a reload, and its signature pad works."""
+    from sqlalchemy import update
+
+    from infra.db.models import ApplicationRow
+    from tests.integration.test_applications import invited_customer
+
+    base, mobile = live_server.url, "13700137125"
+    c = live_server.app.extensions["leaseline"]
+    customer = invited_customer(base, live_server.app, mobile)
+    with c.db.session() as session:  # the invited customer's own application
+        session.execute(update(ApplicationRow).where(ApplicationRow.id == unexplained).values(
+            mobile_hash=c.vault.lookup_hash(mobile, "mobile"), mobile_masked="137****7125"))
+    tablet = browser.new_context(base_url=base, **TABLET)
+    phone = browser.new_context(base_url=base, **playwright.devices["Pixel 7"])
+    phone.add_cookies([{"name": k.name, "value": k.value or "", "url": base} for k in customer.cookies])
+    customer.close()
+    try:
+        mine = phone.new_page()
+        mine.goto(f"/applications/{unexplained}/contract")
+        expect(mine.get_by_test_id("not-explained")).to_be_visible()
+        expect(mine.get_by_test_id("sign-form")).to_have_count(0)
+        mine.evaluate("window.__marker = 1")
+
+        sales = tablet.new_page()
+        sign_in(sales, SALES_A)
+        sales.goto(f"/applications/{unexplained}/contract")
+        for box in sales.locator("[data-testid=explain-form] input[type=checkbox]").all():
+            box.check()
+        sales.get_by_test_id("explain-submit").click()
+        expect(sales.get_by_test_id("explained")).to_be_visible()
+
+        expect(mine.get_by_test_id("sign-form")).to_be_visible(timeout=10_000)
+        expect(mine.get_by_test_id("explained")).to_be_visible()
+        expect(mine.locator("#status-announce")).to_contain_text("现在可以签署合同")
+        assert mine.evaluate("window.__marker") == 1  # the same page: no reload
+        mine.get_by_test_id("signature-pad").scroll_into_view_if_needed()
+        draw(mine)
+        assert mine.locator("input[name=signature]").input_value().startswith("data:image/png;base64,")
+        expect(mine.get_by_test_id("send-code")).to_be_enabled()
+    finally:
+        tablet.close()
+        phone.close()

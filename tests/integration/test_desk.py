@@ -15,6 +15,7 @@ from tests.common.totp import fresh_code
 from tests.integration.test_applications import PLAN
 from tests.integration.test_applications import SALES_B
 from tests.integration.test_applications import VEHICLE
+from tests.integration.test_applications import card_images  # noqa: F401 — a fixture
 from tests.integration.test_auth import ADMIN_A
 from tests.integration.test_auth import SALES_A
 from tests.integration.test_auth import TIMEOUT
@@ -173,3 +174,88 @@ def test_an_application_whose_draft_cannot_be_read_does_not_take_the_work_page_d
     finally:  # the suite's other tests share the database
         with svc.db.session() as session:
             session.execute(text("UPDATE applications SET draft_enc = :d WHERE id = :a"), {"a": damaged, "d": kept})
+
+
+def _waiting_item(page: str, app_id: str) -> str | None:
+    section = re.search(r'data-testid="desk-waiting".*?</section>', page, re.S)
+    assert section, page[:500]
+    item = re.search(rf'<li data-application="{app_id}">.*?</li>', section.group(0), re.S)
+    return item.group(0) if item else None
+
+
+def test_an_identity_to_verify_waits_for_the_dealer_admin_not_the_salesperson(app: Any, bff_server: Any) -> None:
+    """The README walk-through: 张三 waited for the counter check (身份审核中), which only the dealer's admin may
+    decide, yet was not under the admin's 待您处理. It is now, with what to do; the salesperson (who may not decide
+    it: four eyes) is not asked to."""
+    from sqlalchemy import text
+
+    checked = start(app, SALES_A, "柜台核验")
+    svc = app.extensions["leaseline"]
+    svc.applications.merge_draft(checked, lambda d: {**d, "vin": "LSVAU218XN2183294", "condition": "new"})
+    with svc.db.session() as session:
+        session.execute(text("UPDATE applications SET status = 'kyc_review' WHERE id = :a"), {"a": checked})
+    s, landing = signed_in_landing(bff_server.url, ADMIN_A)
+    with s:
+        item = _waiting_item(landing.text, checked)
+        assert item and "下一步（您）：核验客户身份（身份证原件）" in item, landing.text[:3000]
+    s, landing = signed_in_landing(bff_server.url, SALES_A)
+    with s:
+        assert _waiting_item(landing.text, checked) is None and checked in landing.text  # today's, not theirs
+
+
+def test_a_draft_with_every_step_done_waits_to_be_submitted(app: Any, bff_server: Any,
+                                                            card_images: tuple[bytes, bytes]) -> None:  # noqa: F811
+    """The walk-through's 孙敏: every step ✓ and only 提交申请 left, the work page still said to fill in the details
+    with the customer."""
+    from tests.integration.test_applications import ready_to_submit
+    from tests.integration.test_applications import sign_in
+
+    base = bff_server.url
+    with sign_in(base, SALES_A) as sales:
+        done = ready_to_submit(base, sales, card_images)
+    started = start(app, SALES_A, "刚开始")
+    s, landing = signed_in_landing(base, SALES_A)
+    with s:
+        item = _waiting_item(landing.text, done)
+        assert item and "下一步（您）：各项资料已填写完整，请提交申请" in item and "填写资料" not in item, item
+        item = _waiting_item(landing.text, started)
+        assert item and "下一步（您）：与客户一起填写资料" in item, item
+
+
+def test_a_customer_who_applied_is_no_longer_mirrored_nor_listed_on_a_shared_plan(app: Any, bff_server: Any) -> None:
+    """The walk-through: after the lease the salesperson's 客户屏幕 still followed what the customer browsed
+    later (60 期 while the lease is 36 期), showed the QR code and "链接仅可使用一次" for the used link, and
+    正在看您分享方案的客户 listed customers who had long since applied. While the customer chooses, it follows
+    them."""
+    from sqlalchemy import text
+
+    from tests.integration.test_applications import start as start_as
+    from tests.integration.test_auth import sign_in
+    from tests.integration.test_invitations import latest_code
+    from tests.integration.test_invitations import request_code
+
+    base, mobile = bff_server.url, "13900000131"
+    with sign_in(base, SALES_A) as sales, requests.Session() as customer:
+        page, link = invite(base, sales, mobile)
+        invitation_id = page.rsplit("/", 1)[-1]
+        request_code(customer, link)
+        customer.post(f"{link}/verify", data={"code": latest_code(app, mobile), "csrf_token": csrf(customer, link)},
+                      timeout=TIMEOUT)
+        customer.get(f"{base}/plans/byd-han-ev?down=20&term=48", timeout=TIMEOUT)
+        status = sales.get(page, headers={"HX-Request": "true"}, timeout=TIMEOUT).text
+        assert 'data-testid="customer-term">48 期' in status and 'hx-trigger="every 3s"' in status
+        desk = sales.get(f"{base}/desk", timeout=TIMEOUT).text
+        assert f'data-invitation="{invitation_id}"' in desk  # on the shared plan
+        applied = start_as(base, customer)  # 36 months
+        with app.extensions["leaseline"].db.session() as session:
+            session.execute(text("UPDATE applications SET status = 'delivered' WHERE id = :a"), {"a": applied})
+        customer.get(f"{base}/plans/byd-han-ev?down=20&term=60", timeout=TIMEOUT)  # browsing later
+        status = sales.get(page, headers={"HX-Request": "true"}, timeout=TIMEOUT).text
+        assert 'data-testid="customer-applied"' in status and 'data-testid="applied-term">36 期' in status
+        assert "customer-term" not in status and "60 期" not in status and "hx-trigger" not in status
+        assert f'href="/applications/{applied}"' in status
+        reloaded = sales.get(page, timeout=TIMEOUT).text
+        assert 'data-testid="link-used"' in reloaded and 'class="qr"' not in reloaded
+        assert "链接仅可使用一次" not in reloaded and 'data-testid="copy-link"' not in reloaded
+        desk = sales.get(f"{base}/desk", timeout=TIMEOUT).text
+        assert f'data-invitation="{invitation_id}"' not in desk

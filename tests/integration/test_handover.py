@@ -277,3 +277,102 @@ def test_the_customer_confirms_on_their_own_phone_the_record_they_read(
     viewed = [e for e in c.audit.search(action="pii.document_viewed") if e.target == app_id]
     # (the staff's views of the contract's reading copy, contract_text, are logged too: they show the ID number)
     assert [e.details["kind"] for e in viewed if e.details["kind"] != "contract_text"] == ["handover_record"]
+
+
+def _section(page: str, testid: str, end: str = "</section>") -> str:
+    found = re.search(rf'data-testid="{testid}".*?{end}', page, re.S)
+    assert found, f"no {testid} on the page"
+    return found.group(0)
+
+
+def _item(page: str, testid: str, app_id: str) -> str:
+    found = re.search(rf'<li data-application="{app_id}">.*?</li>', _section(page, testid), re.S)
+    assert found, f"application {app_id} not under {testid}"
+    return found.group(0)
+
+
+def test_a_refusal_is_acknowledged_recorded_and_waits_on_the_dealer_s_desk(
+        bff_server: Any, contract_server: Any, card_images: tuple[bytes, bytes]) -> None:  # noqa: F811
+    """The README walk-through's findings on the handover: the form's first load shows no error (Python's dict.keys
+    method was printed under 交付钥匙数量); the customer who refuses the car on their phone is told what happens
+    next, the refusal is in the application's history and waits on the salesperson's work page and pipeline with
+    its time; the car, the staff member and the amounts read as the rest of the Chinese screens, the signed
+    record's too (比亚迪 汉EV, 李销售, ¥4,573.04), and the history line of the handover has no English in it."""
+    from sqlalchemy import update
+
+    from infra.db.models import ApplicationRow
+    from tests.integration.test_applications import invited_customer
+
+    base, app = bff_server.url, bff_server.app
+    c = app.extensions["leaseline"]
+    app_id = ready_for_delivery(bff_server, card_images)
+    stored = c.applications.repo.get(app_id, _all())
+    reason = "车身右侧有明显划痕，与合同约定的新车不符"
+    with sign_in(base, SALES_A) as sales:
+        page = sales.get(lease_url(base, app_id), timeout=TIMEOUT).text
+        assert "built-in method" not in page and "aria-invalid" not in page and 'data-testid="error-keys"' not in page
+        assert prepare(sales, base, app_id).status_code == 303
+    with invited_customer(base, app, "13700137124") as customer:
+        with c.db.session() as session:  # the invited customer's own application
+            session.execute(update(ApplicationRow).where(ApplicationRow.id == app_id).values(
+                mobile_hash=c.vault.lookup_hash("13700137124", "mobile"), mobile_masked="137****7124"))
+        page = customer.get(lease_url(base, app_id), timeout=TIMEOUT).text
+        assert "租赁期自您接收车辆" in page and "租赁期自客户接收车辆" not in page  # to the customer, of them
+        record = _section(page, "handover-confirm", "</dl>")
+        assert '<dd data-testid="confirm-vehicle">比亚迪 汉EV</dd>' in record and "BYD" not in record
+        assert "李销售（上海浦东 4S 店）" in record and "Pudong" not in page
+        r = post(customer, f"{base}/applications/{app_id}/handover/refuse", {"reason": reason},
+                 form_url=lease_url(base, app_id))
+        assert r.status_code == 200 and r.url == lease_url(base, app_id), r.text[-800:]
+        told = _section(r.text, "handover-refused-ack")
+        assert "您已拒绝接收车辆" in told and reason in told and "经销商" in told and "客户" not in told
+        mine = customer.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
+        assert "您已拒绝接收车辆：经销商将与您联系处理" in mine and "到店提车" not in mine
+        refused = c.handovers.get(stored)
+        assert refused is not None and refused.refused_at is not None
+        at = refused.refused_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+        with sign_in(base, SALES_A) as sales:
+            page = sales.get(lease_url(base, app_id), timeout=TIMEOUT).text
+            assert 'data-testid="handover-refused"' in page and "built-in method" not in page
+            history = _section(sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text, "history", "</ol>")
+            # an event of its own, the status as it was (no arrow), by the customer, in words
+            assert f"{at} · 已付款，待交车 · 客户 · 拒绝接收车辆：{reason}" in re.sub(r"<[^>]+>", "", history), history
+            desk = _item(sales.get(f"{base}/desk", timeout=TIMEOUT).text, "desk-waiting", app_id)
+            assert f"下一步（您）：处理客户拒收：{reason}" in desk and f"更新于 {at}" in desk, desk
+            listed = _item(sales.get(f"{base}/applications", timeout=TIMEOUT).text, "pipeline", app_id)
+            assert f"下一步：处理客户拒收：{reason}" in listed and f"更新于 {at}" in listed, listed
+            # put right and recorded again: the customer signs the new record on their phone
+            assert prepare(sales, base, app_id, note="已更换为合同约定的车辆").status_code == 303
+        r = post(customer, f"{base}/applications/{app_id}/handover/code", form_url=lease_url(base, app_id))
+        assert r.status_code == 200
+        r = confirm(customer, base, app_id, code=last_code(app, CUSTOMER["mobile"]))
+        assert r.status_code == 303, r.text[-1500:]
+    handover = c.handovers.get(stored)
+    assert handover is not None and handover.status == "signed" and handover.sha256
+    with sign_in(base, SALES_A) as sales:
+        schedule = _section(sales.get(lease_url(base, app_id), timeout=TIMEOUT).text, "dated-schedule", "</table>")
+        amounts = re.findall(r'<td class="num">([^<]*)</td>', schedule)
+        assert amounts and all(re.fullmatch(r"¥\d{1,3}(,\d{3})*\.\d{2}", a) for a in amounts), amounts
+        assert any("," in a for a in amounts), amounts  # a rent of thousands of yuan: ¥4,573.04, not ¥4573.04
+        history = _section(sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text, "history", "</ol>")
+        line = re.search(r"已交车；[^<]*", history)
+        assert line, history
+        assert line.group(0) == (f"已交车；租期 {handover.starts_on.isoformat()} 至 "
+                                 f"{term_end(handover.starts_on, int(stored.plan['quote']['term'])).isoformat()}；"
+                                 f"交接确认书 {handover.sha256[:16]}"), line.group(0)
+        pdf = sales.get(f"{base}/applications/{app_id}/handover.pdf", timeout=TIMEOUT)
+    assert pdf.status_code == 200
+    text = _pdf_text(pdf.content)
+    assert "比亚迪 汉EV" in text and "BYD" not in text, text[:1500]
+    assert "李销售（上海浦东 4S 店）" in text and "Pudong" not in text, text[:1500]
+
+
+def _pdf_text(pdf: bytes) -> str:
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(pdf)
+        f.flush()
+        return subprocess.run(["pdftotext", f.name, "-"], capture_output=True, text=True, timeout=60,
+                              check=True).stdout

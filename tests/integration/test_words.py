@@ -27,7 +27,8 @@ STAFF_TERMS = ("客户", "风控", "工作人员", "人工审核", "模型", "�
 CUSTOMER_WORDS = {"draft": "请填写您的资料", "contract_ready": "请签署合同", "submitted": "请完成人脸核验",
                   "referred": "正在审核您的申请，通常 1 个工作日内完成",
                   "risk_pending": "正在审核您的申请，通常 1 个工作日内完成"}
-STAFF_WORDS = {"draft": "等待客户填写资料", "contract_ready": "等待客户签署合同", "referred": "等待风控专员审核"}
+STAFF_WORDS = {"draft": "等待客户填写资料", "contract_ready": "等待客户签署合同", "referred": "等待风控专员审核",
+               "delivered": "客户按还款计划支付月租"}
 MACROS = ('{% from "applications/_macros.html" import status_label, waiting_label %}'
           "{{ status_label(a.status) }} · {{ waiting_label(a) }}")
 
@@ -137,3 +138,54 @@ def test_the_contract_page_waiting_for_the_vin_speaks_to_the_customer_and_counts
         _set(app, app_id, contract_result=json.dumps({"error": "refused", "detail": '{"vehicle.vin": ["bad"]}'}))
         mine, theirs = customer.get(url, timeout=TIMEOUT).text, sales.get(url, timeout=TIMEOUT).text
         assert "vehicle.vin" not in mine and "vehicle.vin" in theirs
+
+
+def test_an_old_failed_face_check_leaves_the_customer_s_page_once_the_identity_is_verified(bff_server: Any) -> None:
+    """The walk-through's 张三, verified at the counter and approved, still read "人脸核验未通过 ✗ 自拍中有 2 张人脸" on
+    his application through signing, payment and the lease. While the identity is in question the customer reads
+    why; once it is verified the old failure is the staff's history only."""
+    base, app = bff_server.url, bff_server.app
+    repo = app.extensions["leaseline"].applications.repo
+    with customer_session(base, app, "13900170804") as customer, sign_in(base, SALES_A) as sales:
+        app_id = _start_as(base, customer)
+        url = f"{base}/applications/{app_id}"
+        _set(app, app_id, status="submitted", face_attempts=1)
+        check = repo.add_check(app_id, "face")
+        repo.update_check(check.id, state="done", outcome="fail", detail={"match": {"distance": None, "checks": [
+            {"passed": False, "text_zh": "自拍中有 2 张人脸：画面中只能有本人", "text_en": "2 faces in the selfie"}]},
+            "liveness": {"checks": []}})
+        assert 'data-testid="face-result"' in customer.get(url, timeout=TIMEOUT).text
+        assert repo.transition(app_id, allowed_from=("submitted",), to="kyc_review", actor_kind="customer",
+                               actor_id="c", note="counter_verification") is not None
+        assert 'data-testid="face-result"' in customer.get(url, timeout=TIMEOUT).text  # still why it is checked
+        for status in ("kyc_passed", "approved", "signed", "delivered"):
+            _set(app, app_id, status=status)
+            mine = customer.get(url, timeout=TIMEOUT).text
+            assert 'data-testid="face-result"' not in mine and "自拍中有 2 张人脸" not in mine, status
+        assert 'data-testid="face-result"' in sales.get(url, timeout=TIMEOUT).text  # the staff's history
+
+
+def test_each_page_of_the_journey_speaks_to_whoever_looks(bff_server: Any) -> None:
+    """The walk-through's wording: the customer's own step was named 客户信息; a customer who declined face
+    recognition was asked to take the face check; the customer's payment page ended in the staff's voice (车辆可以交付)
+    and their lease page spoke of "the customer"; the salesperson's pipeline told them to pay the rent."""
+    base, app = bff_server.url, bff_server.app
+    with customer_session(base, app, "13900170805") as customer, sign_in(base, SALES_A) as sales:
+        app_id = _start_as(base, customer)  # the two required consents only: no face recognition
+        url = f"{base}/applications/{app_id}"
+        step = customer.get(f"{url}/steps/customer", timeout=TIMEOUT).text
+        assert "<h1>您的信息</h1>" in step and "客户信息" not in step
+        assert "<h1>客户信息</h1>" in sales.get(f"{url}/steps/customer", timeout=TIMEOUT).text
+        _set(app, app_id, status="submitted")
+        mine = customer.get(url, timeout=TIMEOUT).text
+        assert "请到经销商柜台核验身份证" in mine and "请完成人脸核验" not in mine
+        _set(app, app_id, status="ready_for_delivery")
+        mine, theirs = (s.get(f"{url}/payment", timeout=TIMEOUT).text for s in (customer, sales))
+        assert "您可以到经销商处提车" in mine and "车辆可以交付" not in mine and "车辆可以交付" in theirs
+        mine, theirs = (s.get(f"{url}/lease", timeout=TIMEOUT).text for s in (customer, sales))
+        lease = mine.split('data-testid="lease"')[1].split("</section>")[0]
+        assert "租赁期自您接收车辆" in lease and "客户" not in lease
+        assert "租赁期自客户接收车辆" in theirs
+        _set(app, app_id, status="delivered")
+        listing = sales.get(f"{base}/applications", timeout=TIMEOUT).text
+        assert "租期已开始：客户按还款计划支付月租" in listing and "请按还款计划支付月租" not in listing

@@ -96,3 +96,14 @@ def test_the_longest_record_fits_on_two_pages_with_both_signature_boxes() -> Non
     rendered = render_handover(record(data, items=list(HANDOVER_ITEMS), note="备注" * 250, handed_over_by="张" * 64))
     assert rendered.pdf.startswith(b"%PDF") and rendered.pages == 2
     assert {role: box.page for role, box in rendered.signature_boxes.items()} == {"lessee": 1, "lessor": 1}
+
+
+def test_the_car_is_named_as_the_dealer_names_it_in_chinese_or_as_the_contract_does() -> None:
+    """The README walk-through: the record said 品牌及车型 BYD Han EV beside 配置 比亚迪 汉EV (the contract's make and
+    model are the catalogue's, in English). The BFF gives the car's Chinese name with the handover; a request
+    without it prints the contract's make and model, as before."""
+    data = contract()
+    named = text(render_handover_html(record(data, vehicle_name="比亚迪 汉EV")))
+    assert "品牌及车型 比亚迪 汉EV 配置" in named
+    v = data.vehicle
+    assert f"品牌及车型 {v.make} {v.model} 配置" in text(render_handover_html(record(data)))

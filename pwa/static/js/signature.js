@@ -2,6 +2,7 @@
 // PNG data URL in the form's hidden "signature" field (restored after a failed attempt, so nothing is lost).
 // The form's sign button is disabled while its request runs (as payment.js does for paying): a double tap signs
 // once and shows the signed contract, not a second answer (the server takes the same press twice anyway).
+// A form that htmx brings in later (the contract page's signing part) gets its pad too.
 (function () {
   "use strict";
   function setUp(canvas) {
@@ -68,7 +69,15 @@
     // Back to this page from the browser's history (bfcache): the request is long answered, the button usable.
     window.addEventListener("pageshow", function (event) { if (event.persisted) { submitting(false); } });
   }
-  document.querySelectorAll("canvas[data-signature]").forEach(setUp);
+  function init(root) {
+    if (!root.querySelectorAll) { return; }
+    root.querySelectorAll("canvas[data-signature]").forEach(function (canvas) {
+      if (!canvas.hasAttribute("data-signing")) { canvas.setAttribute("data-signing", ""); setUp(canvas); }
+    });
+  }
+  init(document);
+  // The signing form brought in later by htmx (the contract page's #signing, once the key terms are explained)
+  document.addEventListener("htmx:load", function (event) { init(event.target); });
   // A refused signing came back at #sign-error: the error takes the focus, so that it is read out where the person is.
   var error = document.getElementById("sign-error");
   if (error) { error.focus(); }
