@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from bff import caching
 from bff import filters
+from bff import reloads
 from bff import unavailable
 from bff.auth import cookies
 from bff.auth import oidc
@@ -104,6 +105,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_error_handlers(app)
     unavailable.register(app)  # the database away: a 503 that needs nothing from it
+    reloads.register(app)  # a form's POST URL reloaded (GET): its page, not a 405
     register_security_headers(app)
     caching.register(app)
     filters.register(app)

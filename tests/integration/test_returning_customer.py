@@ -62,16 +62,24 @@ def test_anybody_else_reopening_a_used_link_learns_nothing(bff_server: Any, app:
 
 # -- (b) the code page refreshed or restored ----------------------------------------------------------------
 def test_a_refresh_after_a_wrong_code_shows_the_code_form(bff_server: Any, app: Any) -> None:
+    repo = app.extensions["leaseline"].invitations_repo
     with sign_in(bff_server.url, SALES_A) as sales, requests.Session() as customer:
-        _, link = invite(bff_server.url, sales, "13700137004")
+        page_url, link = invite(bff_server.url, sales, "13700137004")
+        invitation_id = page_url.rstrip("/").rsplit("/", 1)[1]
         request_code(customer, link)
         wrong = customer.post(f"{link}/verify", data={"code": "000000" if latest_code(app, "13700137004") != "000000"
                                                       else "111111", "csrf_token": csrf(customer, link)},
-                              timeout=TIMEOUT)
-        assert wrong.status_code == 422
-        for url in (f"{link}/verify", f"{link}/code"):  # a refresh, a restored tab
+                              timeout=TIMEOUT, allow_redirects=False)
+        # Post/Redirect/Get: the form again by GET with the error said once, so a refresh asks for the page
+        assert wrong.status_code == 303 and wrong.headers["Location"] == link.removeprefix(bff_server.url)
+        shown = customer.get(link, timeout=TIMEOUT)
+        assert shown.status_code == 200 and 'role="alert"' in shown.text and "验证码不正确" in shown.text
+        assert 'id="code"' in shown.text and "wrong" not in shown.url and "error" not in shown.url
+        for url in (link, f"{link}/verify", f"{link}/code"):  # a refresh, a restored tab
             page = customer.get(url, timeout=TIMEOUT)
             assert page.status_code == 200 and 'id="code"' in page.text and "137****7004" in page.text, url
+            assert "验证码不正确" not in page.text, url  # said once
+        assert repo.get(invitation_id).failed_codes == 1  # one code typed, one attempt counted
         r = customer.post(f"{link}/verify", data={"code": latest_code(app, "13700137004"),
                                                    "csrf_token": csrf(customer, f"{link}/verify")}, timeout=TIMEOUT)
         assert r.status_code == 200 and "/plans/" in r.url
