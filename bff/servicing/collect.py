@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import cast
 
+from sqlalchemy.exc import IntegrityError
+
 from infra.applications import Scope
 from infra.audit import SqlAuditLog
 from infra.collections import AUTO
@@ -455,9 +457,15 @@ def collection_hook(repo: SqlCollections, clock: Callable[[], datetime] = utc_no
 
     def hook(events: BatchEvents) -> None:
         for attempt in repo.plan_collections(events.session, events.became_due, events.business_date, clock()):
-            if attempt.status == "created":
-                defer_in(events.session, "servicing.collect", {"attempt_id": attempt.id}, queue="servicing",
-                         queueing_lock=f"servicing.collect:{attempt.id}")
+            if attempt.status != "created":
+                continue
+            try:
+                with events.session.begin_nested():  # a job of this attempt already waiting: that one collects it
+                    defer_in(events.session, "servicing.collect", {"attempt_id": attempt.id}, queue="servicing",
+                             queueing_lock=f"servicing.collect:{attempt.id}")
+            except IntegrityError as exc:
+                if "procrastinate_jobs_queueing_lock_idx" not in str(exc.orig):
+                    raise
 
     return hook
 

@@ -36,7 +36,8 @@ SKIP = {"static"}  # files, not views
 #: routes that end the probing user's every session: probed last, after which the probe signs in again
 SESSION_ENDING = ("auth.sign_out_everywhere",)
 #: routes for the applicant alone (their documents on request): staff are refused even on their own dealer's
-CUSTOMER_ONLY = {"documents.mine", "documents.upload", "documents.remove", "documents.submit", "documents.my_page"}
+CUSTOMER_ONLY = {"documents.mine", "documents.upload", "documents.remove", "documents.submit", "documents.my_page",
+                 "autopay.change"}  # the customer's own mandate for automatic collection (staff only see it)
 
 #: the only responses a cache may keep: files the same for everyone, without personal data (the catalogue's
 #: vehicle pictures, the PWA's shell); every other response, error pages included, is ``no-store``
