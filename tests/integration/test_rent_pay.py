@@ -169,3 +169,23 @@ def _mandate(app: Any, application_id: str) -> Any:
     from infra.collections import SqlCollections
 
     return SqlCollections(app.extensions["leaseline"].db).active_mandate(application_id)
+
+
+def test_a_rent_waiting_for_the_bank_s_check_is_paid_once_it_is_confirmed(bff_server: Any, app: Any) -> None:
+    base = bff_server.url
+    customer, _ = join(base, app, "13700138816")
+    with customer:
+        lease_id, due = open_overdue_lease(app, start(base, customer))
+        url = f"{base}/leases/{lease_id}/pay"
+        sent = {**form(customer.get(url, timeout=TIMEOUT).text), "method": "3ds"}
+        waiting = customer.get(base + customer.post(url, data=sent, timeout=TIMEOUT,
+                                                    allow_redirects=False).headers["Location"], timeout=TIMEOUT)
+        assert 'data-outcome="requires_action"' in waiting.text and 'data-testid="test-bank"' in waiting.text
+        attempt = re.search(r'name="attempt" value="([0-9a-f-]+)"', waiting.text).group(1)  # type: ignore[union-attr]
+        token = re.search(r'name="csrf_token" value="([^"]+)"', waiting.text).group(1)  # type: ignore[union-attr]
+        done = customer.post(f"{url}/authenticate", data={"csrf_token": token, "attempt": attempt,
+                                                          "result": "complete"}, timeout=TIMEOUT)
+        assert done.status_code == 200 and 'data-outcome="succeeded"' in done.text
+        with app.extensions["leaseline"].db.session() as s:
+            assert s.execute(select(LeaseReceiptRow.amount).where(
+                LeaseReceiptRow.lease_id == lease_id)).scalars().all() == [due]
