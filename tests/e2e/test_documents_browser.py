@@ -66,6 +66,10 @@ def test_the_customer_photographs_two_pages_and_sends_them_from_the_phone(
         camera.set_input_files({"name": "IMG_0001.jpg", "mimeType": "image/jpeg", "buffer": page_image("JPEG")})
         pages = page.get_by_test_id("pages-income_proof").locator("li")
         expect(pages).to_have_count(1)
+        # nothing left to add by hand: "add these pages" (for a phone without JavaScript) is not offered, whose
+        # press sent the empty inputs and answered 请拍照或选择文件 above the page just added
+        expect(page.get_by_test_id("add-income_proof")).to_be_hidden()
+        expect(page.get_by_test_id("camera-income_proof")).to_be_visible()
         # page 2 from the phone's files
         page.get_by_test_id("file-income_proof").set_input_files(
             {"name": "page2.png", "mimeType": "image/png", "buffer": page_image("PNG")})

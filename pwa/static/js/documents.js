@@ -2,7 +2,8 @@
 // once, without a second tap on "add these pages", ONE FILE PER REQUEST — a phone's gallery photos are 5–10 MB
 // each, and several in one post would pass the size a post may carry (413). The form's buttons are disabled while
 // it goes, so a second tap sends nothing twice. A file refused (422, 413) shows the page the server answered, with
-// the reason beside the document. Without JavaScript the form works as it is (choose, then tap the button).
+// the reason beside the document. Without JavaScript the form works as it is (choose, then tap the button); with it,
+// that button is hidden.
 (function () {
   "use strict";
 
@@ -51,6 +52,11 @@
 
   function bind(root) {
     root.querySelectorAll("form[data-documents-upload]").forEach(function (form) {
+      // a photo taken or a file chosen is sent at once: "add these pages" (the form's own button, for a phone
+      // without JavaScript) would only post the emptied inputs again and answer 请拍照或选择文件
+      form.querySelectorAll("button[type=submit]").forEach(function (button) {
+        (button.closest("p") || button).hidden = true;
+      });
       form.addEventListener("change", function (event) {
         var input = event.target;
         if (input.type === "file" && input.files && input.files.length) {
