@@ -7,6 +7,9 @@ As the contract's clause states it (第九条; the terms frozen with it, :class:
   divided by 360 (ACT/360, PBOC 《人民币利率管理规定》 art. 20) or 365: ``balance × rate × days / 360``,
 - a fee of ``fee_rate`` of that principal — none once every rent is paid (nothing is early),
 - the rents fallen due and unpaid and the late charges on them (given: the receivable knows them),
+- less what was paid ahead of the rents due after the settlement date (on a calendar date: the receivable knows it):
+  their principal paid is off the outstanding principal before the interest and the fee are counted, their interest
+  paid is given back as its own line (已提前支付的租金: the settlement replaces those rents, and their interest),
 - less the deposit the lessor holds (保证金冲抵).
 
 Each line is rounded half-up to the fen once; the amount due is their exact sum, negative when the deposit exceeds
@@ -39,6 +42,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "early_settlement_fee": ("提前结清手续费", "Early-settlement fee"),
     "arrears": ("已到期未付款项", "Amounts due and unpaid"),
     "penalties": ("逾期违约金", "Late charges"),
+    "paid_ahead": ("已提前支付的租金", "Rent paid ahead"),
     "deposit_offset": ("保证金冲抵", "Deposit offset"),
 }
 #: the product's default terms (plans/products/standard.toml): 3 % of the principal, ACT/360
@@ -65,8 +69,9 @@ class Line:
 @dataclass(frozen=True)
 class SettlementQuote:
     """An early-settlement quote. Amounts are Decimals to the fen; ``deposit_offset`` is the deposit held (positive)
-    and ``amount_due`` = principal + interest + fee + arrears + penalties − deposit offset. ``rents_paid`` is K: the
-    rents paid (on a date: fallen due, paid or in ``arrears``) before the settlement, of ``term``."""
+    and ``amount_due`` = principal + interest + fee + arrears + penalties − interest paid ahead − deposit offset
+    (the principal net of the principal paid ahead). ``rents_paid`` is K: the rents paid (on a date: fallen due, paid
+    or in ``arrears``) before the settlement, of ``term``."""
 
     rents_paid: int
     term: int
@@ -85,6 +90,10 @@ class SettlementQuote:
     #: settlement date; None for a quote counted in periods
     interest_from: date | None = None
     settles_on: date | None = None
+    #: what was paid ahead of the rents due after the settlement date: principal (already off
+    #: ``outstanding_principal``) and interest (given back, the ``paid_ahead`` line)
+    paid_ahead_principal: Decimal = ZERO
+    paid_ahead_interest: Decimal = ZERO
 
     @property
     def refund(self) -> Decimal:
@@ -102,6 +111,9 @@ class SettlementQuote:
                     day_count=self.terms.day_count, lines=[line.as_dict() for line in self.lines])
         if self.settles_on is not None and self.interest_from is not None:
             data.update(settles_on=self.settles_on.isoformat(), interest_from=self.interest_from.isoformat())
+        if self.paid_ahead_principal or self.paid_ahead_interest:
+            data.update(paid_ahead_principal=f"{self.paid_ahead_principal:.2f}",
+                        paid_ahead_interest=f"{self.paid_ahead_interest:.2f}")
         return data
 
 
@@ -136,8 +148,8 @@ def settlement_quote(schedule: Sequence[ScheduleRow], financed_amount: Decimal, 
 
 
 def settlement_quote_on(lease: DatedSchedule, on: date, *, terms: EarlySettlement = DEFAULT_TERMS,
-                        deposit: Decimal = ZERO, arrears: Decimal = ZERO,
-                        penalties: Decimal = ZERO) -> SettlementQuote:
+                        deposit: Decimal = ZERO, arrears: Decimal = ZERO, penalties: Decimal = ZERO,
+                        paid_ahead_principal: Decimal = ZERO, paid_ahead_interest: Decimal = ZERO) -> SettlementQuote:
     """Settle on the date ``on`` (the term's start to its end), as the contract's clause counts it.
 
     The rents due on or before ``on`` (K of them) are settled already or owed in ``arrears`` with their
@@ -145,7 +157,11 @@ def settlement_quote_on(lease: DatedSchedule, on: date, *, terms: EarlySettlemen
     due yet: from the term's start) to ``on``. In arrears that principal is the schedule's balance after row K; in
     advance rent K is paid at the start of its period, before the period's interest: the balance after row K − 1
     less rent K (the schedule's balance after row K less that row's interest; K = 0 cannot happen, the first rent
-    is due at the start). On a due date in arrears this is :func:`settlement_quote` with D = 0."""
+    is due at the start). On a due date in arrears this is :func:`settlement_quote` with D = 0.
+
+    What was paid ahead of the rents due after ``on`` (in full or in part) is not charged again:
+    ``paid_ahead_principal`` comes off that principal before the interest and the fee are counted,
+    ``paid_ahead_interest`` is given back on its own line."""
     if not lease.starts_on <= on <= lease.ends_on:
         raise ValueError(f"the settlement date must be within the term, {lease.starts_on} to {lease.ends_on}")
     paid = lease.rents_due(on)
@@ -166,9 +182,20 @@ def settlement_quote_on(lease: DatedSchedule, on: date, *, terms: EarlySettlemen
         else:
             principal = last.balance
             basis = (f"还款计划表第 {paid} 期后的剩余本金", f"the schedule's balance after rent {paid}")
+    for name, amount in (("paid_ahead_principal", paid_ahead_principal),
+                         ("paid_ahead_interest", paid_ahead_interest)):
+        if amount < 0 or amount != fen(amount):
+            raise ValueError(f"{name} must be an amount to the fen, not negative")
+    if paid_ahead_principal > principal:
+        raise ValueError("more principal paid ahead than is outstanding")
+    if paid_ahead_principal:
+        ahead = format_cny(paid_ahead_principal)
+        basis = (f"{basis[0]}，减去已提前支付的本金 {ahead}", f"{basis[1]}, less {ahead} of principal paid ahead")
+        principal -= paid_ahead_principal
     return _quote(principal, basis, lease.annual_rate, paid=paid, term=len(lease.instalments),
                   days=(on - since).days, terms=terms, deposit=deposit, arrears=arrears, penalties=penalties,
-                  interest_from=since, settles_on=on)
+                  interest_from=since, settles_on=on, paid_ahead_principal=paid_ahead_principal,
+                  paid_ahead_interest=paid_ahead_interest)
 
 
 def _pct(rate: Decimal) -> str:
@@ -177,7 +204,8 @@ def _pct(rate: Decimal) -> str:
 
 def _quote(principal: Decimal, basis: tuple[str, str], annual_rate: Decimal, *, paid: int, term: int, days: int,
            terms: EarlySettlement, deposit: Decimal, arrears: Decimal, penalties: Decimal,
-           interest_from: date | None = None, settles_on: date | None = None) -> SettlementQuote:
+           interest_from: date | None = None, settles_on: date | None = None, paid_ahead_principal: Decimal = ZERO,
+           paid_ahead_interest: Decimal = ZERO) -> SettlementQuote:
     for name, amount in (("deposit", deposit), ("arrears", arrears), ("penalties", penalties)):
         if amount < 0 or amount != fen(amount):
             raise ValueError(f"{name} must be an amount to the fen, not negative")
@@ -197,14 +225,20 @@ def _quote(principal: Decimal, basis: tuple[str, str], annual_rate: Decimal, *, 
         lines.append(("arrears", arrears, "已到期未付的租金及其他款项", "rents and other amounts due and unpaid"))
     if penalties:
         lines.append(("penalties", penalties, "截至结清日的逾期违约金", "late charges to the settlement date"))
+    if paid_ahead_interest:
+        lines.append(("paid_ahead", -paid_ahead_interest,
+                      "结清日后到期的租金已提前支付的利息，予以退还（其本金已从未偿本金中扣除）",
+                      "the interest paid ahead of rents due after the settlement date, given back (their principal "
+                      "paid is off the outstanding principal)"))
     if deposit:
         lines.append(("deposit_offset", -deposit, "出租人持有的保证金", "the deposit the lessor holds"))
     else:  # no "-0.00"
         lines.append(("deposit_offset", ZERO, "免押：无保证金", "deposit-free: no deposit"))
-    due = principal + interest + fee + arrears + penalties - deposit
+    due = principal + interest + fee + arrears + penalties - paid_ahead_interest - deposit
     return SettlementQuote(
         rents_paid=paid, term=term, days=days, annual_rate=annual_rate, terms=terms,
         outstanding_principal=principal, accrued_interest=interest, early_settlement_fee=fee, arrears=arrears,
         penalties=penalties, deposit_offset=deposit, amount_due=due,
         lines=tuple(Line(code, amount, *LABELS[code], zh, en) for code, amount, zh, en in lines),
-        interest_from=interest_from, settles_on=settles_on)
+        interest_from=interest_from, settles_on=settles_on, paid_ahead_principal=paid_ahead_principal,
+        paid_ahead_interest=paid_ahead_interest)

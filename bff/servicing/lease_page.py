@@ -9,7 +9,9 @@ columns, as :func:`infra.servicing.penalty_terms` reads them). The maths is :mod
   it), with the early-settlement terms the contract states, the deposit held, the rents fallen due by the settlement
   date and unpaid (arrears), and the late charges unpaid — those the close accrued and those still to come through
   the settlement day if nothing is paid before it (servicing.penalty, on the calendar the close uses: a rent is late
-  from the day after its last day to pay), so the amount is what settles the lease on that day;
+  from the day after its last day to pay), so the amount is what settles the lease on that day; what was paid ahead
+  of the rents due after the settlement date (the pay page offers the next rent ahead) is not charged again: its
+  principal comes off the outstanding principal, its interest is given back on its own line;
 - the settlement date: on or after the business date plus the notice the contract asks for, in working days (China's
   business calendar), and before the term's last day (then it is the end of the term, not early); an older contract
   that settles on rent days only takes a rent's due day. The quote is valid until the end of its settlement day
@@ -206,9 +208,13 @@ def late_charges_to_come(lease: LeaseRow, instalments: Sequence[InstalmentRow], 
 def quote(lease: LeaseRow, instalments: Sequence[InstalmentRow], on: date,
           calendar: BusinessCalendar) -> SettlementQuote:
     """The early-settlement quote for ``on`` (:func:`servicing.settlement.settlement_quote_on`): the rents fallen due
-    by then and unpaid in arrears; the late charges unpaid and to come through ``on``; the deposit held."""
+    by then and unpaid in arrears; the late charges unpaid and to come through ``on``; what was paid ahead of the
+    instalments due after ``on`` (principal and interest); the deposit held."""
     arrears = sum(row(i).owed for i in instalments if i.kind == RENT and i.due_on <= on)
     penalties = sum(row(i).penalty_owed for i in instalments) + late_charges_to_come(lease, instalments, on, calendar)
+    ahead = [i for i in instalments if i.due_on > on]
     return settlement_quote_on(dated(lease, instalments), on, terms=settlement_terms(lease),
-                               deposit=yuan(lease.deposit), arrears=yuan(arrears), penalties=yuan(penalties))
+                               deposit=yuan(lease.deposit), arrears=yuan(arrears), penalties=yuan(penalties),
+                               paid_ahead_principal=yuan(sum(i.paid_principal for i in ahead)),
+                               paid_ahead_interest=yuan(sum(i.paid_interest for i in ahead)))
 

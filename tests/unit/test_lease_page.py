@@ -1,8 +1,9 @@
 """The lease page's figures (bff/servicing/lease_page.py), without a database: the dated schedule the quote runs on
-is the priced plan's to the fen, the late charges still to come through a settlement day follow the business calendar
-(a rent due on a holiday is late only after the next business day) and add up with those accrued to the once-rounded
-total, and the settlement dates a contract allows (its notice in working days, rent days only for older contracts,
-none left near the term's end) — reckoned by hand on a calendar loaded for 2030 (1–3 May off, weekends by the rule)."""
+is the priced plan's to the fen, a rent paid ahead (in full or in part) is not charged again by the quote, the late
+charges still to come through a settlement day follow the business calendar (a rent due on a holiday is late only
+after the next business day) and add up with those accrued to the once-rounded total, and the settlement dates a
+contract allows (its notice in working days, rent days only for older contracts, none left near the term's end) —
+reckoned by hand on a calendar loaded for 2030 (1–3 May off, weekends by the rule)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from bff.servicing.lease_page import DateRefused
 from bff.servicing.lease_page import dated
 from bff.servicing.lease_page import late_charges_to_come
+from bff.servicing.lease_page import quote
 from bff.servicing.lease_page import settlement_date
 from bff.servicing.lease_page import settlement_dates
 from infra.db.models import InstalmentRow
@@ -106,3 +108,40 @@ def test_the_settlement_dates_the_contract_allows() -> None:
     with pytest.raises(DateRefused) as refused:
         settlement_date("2030-05-22", ended)
     assert refused.value.error.code == "too_late"
+
+
+def test_a_rent_paid_ahead_is_not_charged_again_by_the_settlement_quote() -> None:
+    """Rent 4 paid ahead in full and rent 5 in part (interest first, as the policy allocates): the quote on 20 April
+    (after rent 3's day, before rent 4's) counts their principal paid off the outstanding principal before the interest
+    and the fee, and gives back the interest paid ahead as its own line — reckoned by hand below."""
+    plan = lease_plan(record(date(2030, 1, 15), residual_ratio="0.2"))
+    row = lease(starts_on=plan.starts_on, ends_on=plan.ends_on,
+                financed_amount=int(Decimal(plan.terms["financed_amount"]) * 100),
+                residual=int(Decimal(plan.terms["residual"]) * 100))
+
+    def rows(paid_ahead: bool) -> list[InstalmentRow]:
+        made = [rent(i.number, i.due_on, i.amount, kind=i.kind, principal=i.principal, interest=i.interest)
+                for i in plan.instalments]
+        for r in made[:4 if paid_ahead else 3]:
+            r.state, r.paid_principal, r.paid_interest = "paid", r.principal, r.interest
+        if paid_ahead:  # rent 5: its interest and 300.00 yuan of its principal (it stays pending until due)
+            made[4].paid_interest, made[4].paid_principal = made[4].interest, 30_000
+        return made
+
+    on, no = date(2030, 4, 20), CALENDAR
+    before, after = quote(row, rows(False), on, no), quote(row, rows(True), on, no)
+    four, five = rows(True)[3:5]
+    principal_ahead = four.principal + 30_000  # fen
+    interest_ahead = four.interest + five.interest
+    # by hand, in fen: the principal less what was paid ahead, 5 days of interest on it (ACT/360, 5.99 %), 3 % fee
+    outstanding = int(before.outstanding_principal * 100) - principal_ahead
+    interest = (2 * outstanding * 599 * 5 + 360 * 10_000) // (2 * 360 * 10_000)
+    fee = (2 * outstanding * 3 + 100) // 200
+    assert after.outstanding_principal == Decimal(outstanding) / 100
+    assert (after.accrued_interest, after.early_settlement_fee) == (Decimal(interest) / 100, Decimal(fee) / 100)
+    [credit] = [line for line in after.lines if line.code == "paid_ahead"]
+    assert credit.amount == -Decimal(interest_ahead) / 100 and credit.label_zh == "已提前支付的租金"
+    assert after.amount_due == (Decimal(outstanding + interest + fee - interest_ahead) / 100
+                                + after.arrears + after.penalties - after.deposit_offset)
+    assert after.amount_due < before.amount_due - Decimal(principal_ahead + interest_ahead) / 100
+    assert not [line for line in before.lines if line.code == "paid_ahead"]  # nothing paid ahead: no such line
