@@ -55,6 +55,7 @@ from infra.servicing import OPEN
 from infra.servicing import PAID
 from infra.servicing import PARTLY_PAID
 from infra.servicing import PENDING
+from infra.servicing import RENT
 from servicing.allocation import Component
 from servicing.allocation import Parts
 from servicing.allocation import allocate
@@ -434,14 +435,16 @@ class SqlCollections:
     def plan_collections(self, session: Session, instalment_ids: Sequence[int], business_date: date,
                          now: datetime) -> list[Attempt]:
         """In the close's batch transaction (``session``): one automatic attempt (key
-        ``auto:<instalment>:<business date>``) for each of ``instalment_ids`` that still owes something and whose
+        ``auto:<instalment>:<business date>``) for each rent of ``instalment_ids`` (never the final rent, the balloon:
+        the customer chooses at the end of the term how it is paid) that still owes something and whose
         lease's application has a mandate in force with automatic collection on. The attempts a close of the same date
         made already are returned again, not made twice."""
         if not instalment_ids:
             return []
         rows = session.execute(
             select(InstalmentRow, LeaseRow.application_id).join(LeaseRow, LeaseRow.id == InstalmentRow.lease_id)
-            .where(InstalmentRow.id.in_(list(instalment_ids)), LeaseRow.status == ACTIVE)).all()
+            .where(InstalmentRow.id.in_(list(instalment_ids)), InstalmentRow.kind == RENT,
+                   LeaseRow.status == ACTIVE)).all()
         apps = {app_id for _, app_id in rows}
         mandates: dict[str, CollectionMandateRow] = {}
         for m in session.scalars(select(CollectionMandateRow).where(

@@ -290,3 +290,21 @@ def test_a_card_declined_three_times_still_pays_by_hand(world: dict[str, Any]) -
     done = svc.pay_by_hand(lease, "after-declines", payment_method="pm_card_visa")
     assert done.attempt.status == "succeeded" and done.receipt is not None and done.receipt.applied == rent.amount
     assert rows(w["db"], lease_id)[0].state == "paid"
+
+
+def test_the_final_rent_is_not_debited_automatically(world: dict[str, Any]) -> None:
+    """The balloon is paid as the customer chooses at the end of the term (buy the car, return it, refinance): the
+    mandate collects rents only."""
+    w, svc = world, world["svc"]
+    lease_id = open_lease(w["servicing"], record(date(2025, 4, 10), residual_ratio="0.3"))
+    assert lease_id is not None
+    lease = svc.repo.lease(lease_id)
+    svc.repo.add_mandate(application_id=lease.application_id, kind=DIRECT_DEBIT, agreement_no="XY20260410",
+                         bank="沙箱银行", account_last4="6210", text_version="2026.12", text_sha256="0" * 64,
+                         language="zh", now=w["clock"]())
+    w["servicing"].start_business_date(date(2026, 4, 10), w["clock"]())  # the term's last day: rent 12 and the balloon
+    CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook]).close(date(2026, 4, 10))
+    *_, twelve, final = rows(w["db"], lease_id)
+    assert (twelve.kind, final.kind, final.due_on) == ("rent", "final_rent", twelve.due_on)
+    attempted = {a.instalment_id for a in svc.repo.attempts(lease_id)}
+    assert twelve.id in attempted and final.id not in attempted
