@@ -22,6 +22,7 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import object_session
 
 from infra.db.engine import Database
 from infra.db.models import ApplicationEventRow
@@ -250,6 +251,18 @@ class SqlApplications:
             row.updated_at = utcnow()
             session.flush()
             return _app(row)
+
+    def vin_holder(self, row: ApplicationRow, vin_hash: str, statuses: Sequence[str]) -> str | None:
+        """Inside :meth:`update_draft` (``row``: its locked row): the id of another application in one of
+        ``statuses`` whose car has this VIN (its keyed hash), if any. Saves of one VIN wait for each other until
+        their transaction ends (an advisory lock on the hash), so two applications giving it at once cannot both
+        find it free: the second sees the first's once it commits."""
+        session = object_session(row)
+        assert session is not None, "vin_holder is called with update_draft's row"
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"vin:{vin_hash}"))))
+        return session.scalar(select(ApplicationRow.id).where(
+            ApplicationRow.vin_hash == vin_hash, ApplicationRow.id != row.id,
+            ApplicationRow.status.in_(list(statuses))).order_by(ApplicationRow.created_at).limit(1))
 
     def transition(self, application_id: str, *, allowed_from: Sequence[str], to: str, actor_kind: str,
                    actor_id: str, note: str = "", count_face_attempt: bool = False) -> Application | None:

@@ -30,6 +30,7 @@ from bff.applications.offers import offer_from
 from bff.applications.states import CONSENT_PURPOSES
 from bff.applications.states import EDITABLE
 from bff.applications.states import FACE_ALLOWED
+from bff.applications.states import HOLDS_VEHICLE
 from bff.applications.states import MAX_FACE_ATTEMPTS
 from bff.applications.states import REQUIRED_CONSENTS
 from bff.applications.states import SIGNING_CONSENTS
@@ -45,6 +46,7 @@ from infra.audit import SqlAuditLog
 from infra.pii import PiiVault
 from kyc.masking import mask_id_number
 from kyc.masking import mask_mobile
+from kyc.vin import check_vin
 from plans.errors import FieldError
 from plans.errors import PlanInputError
 from plans.product import PlanResult
@@ -106,6 +108,14 @@ def vehicle_final() -> NotAllowed:
     """The contract was generated from the car's facts: never again."""
     return NotAllowed("not_editable", "合同已生成，车辆信息不能再修改",
                       "The contract was generated: the car's details can no longer be changed")
+
+
+def vin_in_use(vin: str) -> NotAllowed:
+    """The car is another application's (past its draft, not ended): one car is leased once (finding 6)."""
+    return NotAllowed("vin_in_use", f"车架号 {vin} 已用于另一份在办的申请或租赁：同一辆车不能租给两位客户，"
+                      "请核对车架号",
+                      f"The VIN {vin} is on another application or lease in progress: one car cannot be leased to "
+                      "two customers. Please check the VIN")
 
 
 def consent_text(purpose: str, locale: str) -> tuple[str, str]:
@@ -241,6 +251,7 @@ class ApplicationService:
                 "mobile_masked": mask_mobile(mobile) if mobile_ok else row.mobile_masked,
                 # a customer's application stays theirs: their verified mobile keeps the look-up hash
                 "mobile_hash": self.vault.lookup_hash(mobile, "mobile") if mobile_ok else row.mobile_hash,
+                "vin_hash": self.vin_hash(draft.get("vin", "")),
             }
 
         return self.repo.update_draft(application_id, columns, states if editable_only else None)
@@ -272,14 +283,24 @@ class ApplicationService:
             raise NotAllowed("dealer_step", "车辆信息由经销商填写", "The dealer gives the car's details")
         data = forms.clean(raw, "vehicle")
 
+        vin_hash = self.vin_hash(data["vin"])
+
         def unlocked(row: Any) -> None:  # checked under the row lock begin_contract_attempt takes too
             if not vehicle_editable(row.status, json.loads(row.contract_result or "{}"), row.contract_attempts):
                 raise vehicle_locked()
+            # one car, one lease (walk-through finding 6): another application past its draft, not ended, has it
+            if vin_hash and self.repo.vin_holder(row, vin_hash, HOLDS_VEHICLE) is not None:
+                raise vin_in_use(check_vin(data["vin"]).normalized)
 
         saved = self.merge_draft(app.id, lambda draft: {**draft, **data}, states=VEHICLE_EDITABLE, guard=unlocked)
         if saved is None:
             raise vehicle_final()
         return saved, forms.validate("vehicle", data)
+
+    def vin_hash(self, vin: str) -> str | None:
+        """The keyed hash of a valid VIN (None for anything else): what finds another application with the car."""
+        checked = check_vin(vin)
+        return self.vault.lookup_hash(checked.normalized, "vin") if checked.valid else None
 
     @staticmethod
     def vehicle_refusal(app: Application) -> NotAllowed | None:

@@ -35,6 +35,10 @@ EDITABLE = ("draft",)
 #: until the contract is generated from them (issue 17 §5; a contract waiting for them stays contract_pending)
 VEHICLE_EDITABLE = ("draft", "submitted", "kyc_review", "kyc_passed", "risk_pending", "approved", "referred",
                     "counter_offer", "contract_pending")
+#: states in which an application holds its car (walk-through finding 6: one VIN was leased twice): past the draft
+#: and not ended (withdrawn, declined, failed its identity check, or closed). The vehicle step refuses a VIN one of
+#: them has (bff/applications/services.py ``_save_vehicle``); a draft does not hold it: it may be left unfinished
+HOLDS_VEHICLE = tuple(s for s in STATUSES if s not in ("draft", "withdrawn", "declined", "kyc_failed", "closed"))
 
 
 def vehicle_editable(status: str, contract: Mapping[str, Any], attempts: int) -> bool:

@@ -303,9 +303,13 @@ def _step(application_id: str, step: str) -> Any:
         except NotAllowed as exc:
             if not dealer_step:
                 return _conflict(exc, app)
-            # the car's facts are the contract's now: the form as typed, with why (nothing typed is lost)
-            return _step_page(application_or_404(application_id), step, [], 409, typed=forms.clean(request.form, step),
-                              refused=exc)
+            # the car's facts are the contract's now, or the car another application's: the form as typed, with why
+            # (nothing typed is lost); a VIN in use is the one field to correct
+            in_use = [FieldError("vin", exc.code, "此车架号已用于另一份在办的申请或租赁",
+                                 "This VIN is on another application or lease in progress")] \
+                if exc.code == "vin_in_use" else []
+            return _step_page(application_or_404(application_id), step, in_use, 409,
+                              typed=forms.clean(request.form, step), refused=exc)
         if key:
             svc.repo.remember(scope, key, 422 if errors else 303)
         if not errors:
@@ -322,7 +326,8 @@ def _step_page(app: Application, step: str, errors: list[FieldError], status: in
     dealer's step why the car's facts cannot be changed now (``refused``, or the application's state)."""
     context = _context(app)
     if step in forms.DEALER_STEPS:
-        context["editable"] = typed is None and vehicle_editable(app.status, app.contract, app.contract_attempts) \
+        correctable = typed is None or (refused is not None and refused.code == "vin_in_use")  # another VIN, then
+        context["editable"] = correctable and vehicle_editable(app.status, app.contract, app.contract_attempts) \
             and may_edit()
         if not context["editable"]:
             refused = refused or services().applications.vehicle_refusal(app)

@@ -250,6 +250,8 @@ class ApplicationRow(Base):
     id_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     mobile_masked: Mapped[str] = mapped_column(String(16), default="")
     mobile_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    #: the keyed hash of the car's VIN (valid ones only; the VIN itself stays in the draft): one car, one lease
+    vin_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     face_attempts: Mapped[int] = mapped_column(Integer, default=0)
     # the risk service's answer (kept here so the pipeline needs no call), and the resend schedule
     risk_assessment_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -21,6 +21,7 @@ from kyc import liveness
 from kyc import specimens as idcards
 from tests.common import camera
 from tests.common import faces
+from tests.common.vins import fresh_vin
 from tests.integration.test_auth import ADMIN_A
 from tests.integration.test_auth import RISK1
 from tests.integration.test_auth import SALES_A
@@ -133,7 +134,7 @@ def ready_to_submit(base: str, s: requests.Session, card_images: tuple[bytes, by
         confirm_card(base, s, app_id)
     steps: list[tuple[str, dict[str, str]]] = [("customer", CUSTOMER), ("work", WORK)]
     if vehicle:
-        steps.append(("vehicle", {"vin": VIN, "condition": "new"}))
+        steps.append(("vehicle", {"vin": fresh_vin(), "condition": "new"}))  # one car, one lease: a car of its own
     for step, data in steps:
         r = post(s, f"{base}/applications/{app_id}/steps/{step}", data)
         assert r.status_code == 200, (step, r.text[:800])
@@ -198,7 +199,7 @@ def test_the_whole_application_up_to_identity_review(bff_server: Any, app: Any,
         r = post(s, f"{base}/applications/{app_id}/steps/vehicle", {"vin": VIN[:8] + "0" + VIN[9:],
                                                                      "condition": "used"})
         assert r.status_code == 422 and 'data-field="vin"' in r.text and 'data-field="mileage"' in r.text
-        assert post(s, f"{base}/applications/{app_id}/steps/vehicle", {"vin": VIN, "condition": "new"}) \
+        assert post(s, f"{base}/applications/{app_id}/steps/vehicle", {"vin": fresh_vin(), "condition": "new"}) \
             .status_code == 200
         r = post(s, f"{base}/applications/{app_id}/submit", form_url=f"{base}/applications/{app_id}")
         assert r.status_code == 200 and r.url.endswith("/face"), r.text[:500]
@@ -745,7 +746,7 @@ def test_a_customer_is_told_what_next_after_a_failed_face_check_and_what_the_cou
         page = sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
         assert "人脸差异度" in page and "距离" in page and 'data-testid="counter-next"' in page
         # and give the car's VIN the customer was never asked for
-        assert post(sales, f"{base}/applications/{app_id}/steps/vehicle", {"vin": VIN, "condition": "new"}) \
+        assert post(sales, f"{base}/applications/{app_id}/steps/vehicle", {"vin": fresh_vin(), "condition": "new"}) \
             .status_code == 200
 
 

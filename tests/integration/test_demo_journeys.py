@@ -21,6 +21,7 @@ from bff.demo_journeys import code_reader
 from bff.demo_journeys import journey
 from bff.demo_journeys import run
 from infra.applications import Scope
+from tests.common.vins import fresh_vin
 from tests.integration.test_reviews import persona_id
 
 pytestmark = pytest.mark.db
@@ -33,9 +34,9 @@ CHECKPOINT_FIELDS = {"origin", "tree_size", "root_hash", "timestamp", "signature
 def walked(bff_server: Any, contract_server: Any) -> tuple[str, DemoCustomer]:
     """One demo customer walked to "ready for delivery" (signed and paid), with all their evidence sent."""
     components = bff_server.app.extensions["leaseline"]
-    # a fresh ID number and mobile: the risk service's velocity rules count them across the suite
+    # a fresh ID number and mobile: the risk service's velocity rules count them across the suite; a car of its own
     card = replace(CUSTOMERS[0].card, id_number=persona_id("10"))
-    customer = replace(CUSTOMERS[0], card=card, mobile=f"137{random.randrange(10**8):08d}")
+    customer = replace(CUSTOMERS[0], card=card, mobile=f"137{random.randrange(10**8):08d}", vin=fresh_vin())
     said: list[str] = []
     app_id = journey(bff_server.url, customer, code_reader(components.sms), said.append)
     assert said[-1].endswith("ready for delivery")

@@ -12,6 +12,7 @@ import requests
 from sqlalchemy import update
 
 from infra.db.models import ApplicationRow
+from tests.common.vins import fresh_vin
 from tests.integration.test_applications import CUSTOMER
 from tests.integration.test_applications import SALES_A
 from tests.integration.test_applications import VIN
@@ -80,14 +81,14 @@ def applied(base: str, s: requests.Session, card_images: tuple[bytes, bytes], mo
 
 def test_the_customer_is_never_asked_for_the_vin(bff_server: Any, card_images: tuple[bytes, bytes]) -> None:
     base, app = bff_server.url, bff_server.app
-    mobile = "13900170501"
+    mobile, vin = "13900170501", fresh_vin()  # a car of its own (one car, one lease: the suite shares a database)
     with customer_session(base, app, mobile) as customer:
         app_id = applied(base, customer, card_images, mobile, CUSTOMER["id_number"])
         # after the work step the customer's phone goes to the application, with no vehicle step anywhere
         page = customer.get(f"{base}/applications/{app_id}", timeout=TIMEOUT)
         assert "/steps/vehicle" not in page.text and 'data-testid="submit-application"' in page.text
         assert customer.get(f"{base}/applications/{app_id}/steps/vehicle", timeout=TIMEOUT).status_code == 404
-        r = post(customer, f"{base}/applications/{app_id}/steps/vehicle", {"vin": VIN, "condition": "new"},
+        r = post(customer, f"{base}/applications/{app_id}/steps/vehicle", {"vin": vin, "condition": "new"},
                  form_url=f"{base}/applications/{app_id}")
         assert r.status_code == 404
         # submitted without the car's facts: they are the dealer's
@@ -101,18 +102,19 @@ def test_the_customer_is_never_asked_for_the_vin(bff_server: Any, card_images: t
         page = sales.get(f"{base}/applications/{app_id}", timeout=TIMEOUT).text
         assert 'data-testid="vehicle-missing"' in page and 'data-testid="go-vehicle"' in page
         url = f"{base}/applications/{app_id}/steps/vehicle"
-        r = post(sales, url, {"vin": VIN[:8] + "0" + VIN[9:], "condition": "new"})
+        r = post(sales, url, {"vin": vin[:8] + "0" + vin[9:], "condition": "new"})
         assert r.status_code == 422 and 'data-field="vin"' in r.text
-        assert VIN[:8] + "0" + VIN[9:] in r.text  # nothing typed is lost
-        r = post(sales, url, {"vin": VIN, "condition": "new"})
+        assert vin[:8] + "0" + vin[9:] in r.text  # nothing typed is lost
+        r = post(sales, url, {"vin": vin, "condition": "new"})
         assert r.status_code == 200 and r.url.endswith(f"/applications/{app_id}"), r.text[:300]
         assert 'data-testid="vehicle-missing"' not in r.text
-    assert stored.draft(stored.repo.get(app_id, _all()))["vin"] == VIN
+    assert stored.draft(stored.repo.get(app_id, _all()))["vin"] == vin
 
 
 def test_the_contract_waits_for_the_vin_and_tells_the_salesperson(
         bff_server: Any, contract_server: Any, card_images: tuple[bytes, bytes]) -> None:
     base, app = bff_server.url, bff_server.app
+    vin = fresh_vin()  # a car of its own (one car, one lease: the suite shares a database)
     with sign_in(base, SALES_A) as sales:
         sales.headers["User-Agent"] = "phone-vehicle-by-dealer"
         app_id = applied(base, sales, card_images, "13900170502", persona_id("10"))  # approved automatically
@@ -140,16 +142,16 @@ def test_the_contract_waits_for_the_vin_and_tells_the_salesperson(
         assert waiting.contract["attempt"] == waiting.contract_attempts
         # the salesperson gives the car's facts (a mistyped VIN first: saved with its error, nothing requested): the
         # contract is generated at once, with the VIN corrected
-        wrong = VIN[:8] + "0" + VIN[9:]
+        wrong = vin[:8] + "0" + vin[9:]
         r = post(sales, f"{base}/applications/{app_id}/steps/vehicle", {"vin": wrong, "condition": "new"})
         assert r.status_code == 422 and 'data-field="vin"' in r.text
-        assert post(sales, f"{base}/applications/{app_id}/steps/vehicle", {"vin": VIN, "condition": "new"}) \
+        assert post(sales, f"{base}/applications/{app_id}/steps/vehicle", {"vin": vin, "condition": "new"}) \
             .status_code == 200
         wait_status(sales, base, app_id, ("contract_ready",), timeout=40)
         text = sales.get(f"{base}/applications/{app_id}/contract/text.html", timeout=TIMEOUT)
-        assert text.status_code == 200 and VIN in text.text and wrong not in text.text
+        assert text.status_code == 200 and vin in text.text and wrong not in text.text
         # once generated, the car's facts are the contract's: no longer changed
-        r = post(sales, f"{base}/applications/{app_id}/steps/vehicle", {"vin": VIN, "condition": "used",
+        r = post(sales, f"{base}/applications/{app_id}/steps/vehicle", {"vin": vin, "condition": "used",
                                                                         "mileage": "100"},
                  form_url=f"{base}/applications/{app_id}")
         assert r.status_code == 409
