@@ -7,6 +7,7 @@ declaring a huge image (a decompression bomb) is refused without allocating memo
 from __future__ import annotations
 
 import io
+import math
 import warnings
 
 from PIL import Image
@@ -35,10 +36,13 @@ def _reject(code: str, zh: str, en: str) -> ImageRejected:
 
 
 def load_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
-               min_side: int = MIN_SIDE) -> Image.Image:
+               min_side: int = MIN_SIDE, longest: int | None = None) -> Image.Image:
     """Decode a JPEG, PNG or WebP upload fully into an upright RGB image, or raise :class:`ImageRejected`.
 
     Upright: the EXIF orientation a phone camera writes is applied (``ImageOps.exif_transpose``).
+    ``longest``: reduced to at most this many pixels on its longer side (the size checks are the upload's own);
+    a JPEG is decoded at once at the smallest of 1/2, 1/4 or 1/8 of its size that is not smaller (libjpeg's DCT
+    scaling, ``Image.draft``: a 12 MP camera file decodes several times faster).
     """
     if not data:
         raise _reject("image_empty", "文件为空，请重新拍摄或选择照片",
@@ -68,6 +72,9 @@ def load_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX
                       f"The photo is too small ({width}×{height}); its short side needs at least {min_side} pixels: "
                       "move closer and take it again")
     strict_decoding()
+    if longest is not None and max(width, height) > longest:
+        ratio = longest / max(width, height)
+        image.draft(None, (math.ceil(width * ratio), math.ceil(height * ratio)))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -78,7 +85,10 @@ def load_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX
     except (OSError, SyntaxError, ValueError, EOFError):
         raise _reject("image_corrupt", "照片文件不完整或已损坏，请重新拍摄并上传",
                       "The photo file is incomplete or damaged: take it again and upload it once more") from None
-    return upright.convert("RGB")
+    rgb = upright.convert("RGB")
+    if longest is not None and max(rgb.size) > longest:
+        rgb.thumbnail((longest, longest), Image.Resampling.LANCZOS)
+    return rgb
 
 
 def strict_decoding() -> None:

@@ -5,11 +5,12 @@ ship inside the ``rapidocr-onnxruntime`` wheel, nothing is downloaded at run tim
 Tesseract reader (kyc/ocr_tesseract.py) is kept only as bench/ocr_compare.py's baseline: on 30 fresh specimen
 cards it read 18 names of 30, RapidOCR 29 (README "ID card").
 
-The input must be the card alone, roughly upright (cropped by the capture UI's frame); it is resized to the
-standard 856×540 (85.6×54 mm at 10 px/mm) and each field is read from its fixed place on the card (GA 450).
-The reader places the card by its printed labels first (a photo turned a few degrees, a few per cent off in size
-and some pixels off: kyc/ocr_rapid.py). Limits: no perspective correction or card detection — a photo at a
-steep angle, or with much background, must be rectified first; the chip (the authoritative data) is not read.
+A phone photo is first turned into the card alone (:func:`card_in`, the reader's ``locate``: the card's outline
+found and its perspective undone, else the card placed by its printed labels; kyc/locate.py). The side check and
+the reads take the card alone, roughly upright; it is resized to the standard 856×540 (85.6×54 mm at 10 px/mm)
+and each field is read from its fixed place on the card (GA 450). The reader places the card by its printed labels
+first (a photo turned a few degrees, a few per cent off in size and some pixels off: kyc/ocr_rapid.py). Limits: a
+card turned a quarter or upside down is not read; the chip (the authoritative data) is not read.
 
 A confidence is the recogniser's own (0–1), lowered where the card contradicts itself: an ID number whose check
 digit fails, a sex or birth date that its number does not give, a name shorter than two characters. The
@@ -149,6 +150,11 @@ class CardReader(Protocol):
         """``front`` when an ID number is printed at its place, ``back`` when the title is, else ``unreadable``."""
         ...
 
+    def locate(self, image: Image.Image) -> Image.Image:
+        """The card alone, flat and upright, found in a photo (kyc/locate.py); ``image`` itself when it is already
+        the card alone, or when no card is found in it (the side check then says so)."""
+        ...
+
 
 _reader: CardReader | None = None
 _reader_lock = threading.Lock()
@@ -212,6 +218,12 @@ def validity(text: str) -> tuple[date | None, date | None, bool]:
     valid_from = dates[0] if dates else None
     valid_to = None if long_term else (dates[1] if len(dates) > 1 else None)
     return valid_from, valid_to, long_term
+
+
+def card_in(image: Image.Image) -> Image.Image:
+    """The card found in a photo, cropped and straightened, by the process's reader: what the side check, the
+    reads, the portrait and a field's crop take (the card alone, upright)."""
+    return reader().locate(image)
 
 
 def read_front(image: Image.Image) -> IdFront:

@@ -77,3 +77,12 @@ class TesseractReader:
         if any(word in chinese(_ocr(card(image), BACK["title"], "chi_sim", 6)) for word in TITLE_WORDS):
             return "back"
         return "unreadable"
+
+    def locate(self, image: Image.Image) -> Image.Image:
+        """The card's outline only (kyc/locate.py): this baseline has no detector to place a card by its labels."""
+        from kyc import locate
+
+        if locate.cropped(image):
+            return image
+        quad = locate.find_card(image)
+        return image if quad is None else locate.straighten(image, quad)

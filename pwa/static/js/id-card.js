@@ -2,13 +2,17 @@
 // card's outline, with 重拍 (retake: the picker again, the new photo replaces the old), and which side it shows is
 // asked at once of the server (id_card_side.check: a reduced copy, nothing stored there), so that a back chosen for
 // the front is said before the upload ("这张是国徽面，请拍人像面"), with an offer to use it as the other side.
-// While a photo is known to be of the wrong side the upload button waits. Without JavaScript the form posts both
-// photos as it always did, and the server checks everything on upload either way.
+// While a photo is known to be of the wrong side the upload button waits. The reduced copy the check looked at
+// takes the camera's file's place in its input, so the upload sends it (~0.2 MB, not 3–5 MB: issue 17 §3, the
+// ID step's time); a browser that cannot decode the file or set an input's files uploads the file itself, which
+// the server reduces. Without JavaScript the form posts both photos as it always did, and the server checks
+// everything on upload either way.
 (function () {
   "use strict";
-  var LONGEST = 1280;  // px: the side check needs no more (the server reads the card at 856 × 540)
+  var LONGEST = 1280;  // px: nothing needs more (the server reads the card at 856 × 540, and finds it in the photo)
   var answers = new WeakMap();  // File → {front: answer, back: answer}: a photo moved or chosen again is not re-sent
   var asked = new WeakMap();  // slot → the File its latest question is about (an older answer is ignored)
+  var copies = new WeakSet();  // the reduced copies this page made: not reduced again
 
   function csrf() {
     try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || ""; }
@@ -21,8 +25,8 @@
     return slots(formOf(slot)).filter(function (s) { return s !== slot; })[0];
   }
 
-  // a JPEG of at most LONGEST px, upright (the camera's EXIF orientation applied); the file itself if the browser
-  // cannot decode it (the server then says what is wrong with it)
+  // {blob: a JPEG of at most LONGEST px, upright (the camera's EXIF orientation applied), smaller: whether the photo
+  // was larger}; the file itself if the browser cannot decode it (the server then says what is wrong with it)
   async function reduced(file) {
     try {
       var bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
@@ -33,9 +37,30 @@
       canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
       if (bitmap.close) bitmap.close();
       var blob = await new Promise(function (resolve) { canvas.toBlob(resolve, "image/jpeg", 0.9); });
-      return blob || file;
+      return { blob: blob || file, smaller: !!blob && scale < 1 };
     } catch (e) {
-      return file;
+      return { blob: file, smaller: false };
+    }
+  }
+
+  // the photo to check and upload: a photo larger than LONGEST px is replaced in its input by its reduced copy (the
+  // upload then sends that), unless another photo was chosen meanwhile or the browser cannot set an input's files
+  async function shrunk(slot, file) {
+    if (copies.has(file)) return { blob: file, file: file };
+    var made = await reduced(file);
+    if (!made.smaller) return { blob: made.blob, file: file };
+    var input = inputOf(slot);
+    if (!input.files || input.files[0] !== file) return { blob: made.blob, file: file };
+    try {
+      var name = (file.name || "photo").replace(/\.[^.]*$/, "") + ".jpg";
+      var copy = new File([made.blob], name, { type: "image/jpeg", lastModified: file.lastModified });
+      var list = new DataTransfer();
+      list.items.add(copy);
+      input.files = list.files;
+      copies.add(copy);
+      return { blob: copy, file: copy };
+    } catch (e) {
+      return { blob: made.blob, file: file };  // the upload sends the camera's file: the server reduces it
     }
   }
 
@@ -90,11 +115,15 @@
     if (known && known[side]) { show(slot, known[side]); return; }
     asked.set(slot, file);
     say(slot, "checking", formOf(slot).dataset.checking);
+    var photo = await shrunk(slot, file);
+    if (asked.get(slot) !== file || !slot.isConnected) return;  // another photo was chosen meanwhile
+    file = photo.file;  // the reduced copy, when it took the camera's file's place
+    asked.set(slot, file);
     var answer = null, status = 0;
     try {
       var data = new FormData();
       data.append("side", side);
-      data.append("photo", await reduced(file), "photo.jpg");
+      data.append("photo", photo.blob, "photo.jpg");
       var response = await fetch(formOf(slot).dataset.sideUrl, {
         method: "POST", body: data, credentials: "same-origin", headers: { "X-CSRFToken": csrf() }
       });
