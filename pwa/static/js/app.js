@@ -88,11 +88,33 @@
     try { return JSON.parse(localStorage.getItem(QUEUE) || "[]"); } catch (e) { return []; }
   }
   function saveQueue(items) { localStorage.setItem(QUEUE, JSON.stringify(items)); }
+  // A step the server refused once sent from the queue, where its form was not on the page to show it as typed:
+  // kept here (one per form, the latest) so that what was typed is filled back into the form when its page is next
+  // opened, until that form is saved or queued again (or the person signs out); a week at most.
+  var REFUSED = "leaseline-refused", REFUSED_KEPT = 7 * 24 * 3600 * 1000;
+  function loadRefused() {
+    try {
+      return JSON.parse(localStorage.getItem(REFUSED) || "[]").filter(function (i) {
+        return Date.now() - (i.at || 0) < REFUSED_KEPT;
+      });
+    } catch (e) { return []; }
+  }
+  function forgetRefused(slot) {
+    var items = loadRefused().filter(function (i) { return i.slot !== slot; });
+    if (items.length) localStorage.setItem(REFUSED, JSON.stringify(items));
+    else localStorage.removeItem(REFUSED);
+  }
+  function keepRefused(item, reason) {
+    var items = loadRefused().filter(function (i) { return i.slot !== item.slot; });
+    items.push({ slot: item.slot, url: item.url, body: item.body, reason: reason, at: Date.now() });
+    localStorage.setItem(REFUSED, JSON.stringify(items));
+  }
   function enqueue(form, key) {
     var body = new URLSearchParams(new FormData(form)).toString();
     var items = loadQueue().filter(function (i) { return i.slot !== form.dataset.offlineQueue; });
     items.push({ slot: form.dataset.offlineQueue, url: form.getAttribute("action"), body: body, key: key });
     saveQueue(items);  // one pending copy per form: the latest answers replace an older unsent copy
+    forgetRefused(form.dataset.offlineQueue);  // newer answers than the refused ones
     var note = form.querySelector("[data-offline-note]");
     if (note) note.hidden = false;
   }
@@ -176,7 +198,9 @@
   }
   // A refused step is shown as a live post's refusal is: on its page, a refusal that brings the form back as typed
   // with the reason (409 marked X-Form-Refused) replaces the form; otherwise the answer's reason (its alert, or
-  // the error page's heading) in a bar under the header (#sent-refused), never "sent".
+  // the error page's heading) in a bar under the header (#sent-refused), never "sent", and what was typed is kept
+  // (keepRefused) for the form: filled back now if it is on this page, else when its page is next opened, which
+  // the bar links to.
   function refused(item, response) {
     var form = queuedForm(item);
     return response.text().then(function (html) {
@@ -190,6 +214,9 @@
         reason = answer.querySelector(selector);
         return reason && reason.textContent.trim();
       });
+      var said = (reason && reason.textContent.trim()) || String(response.status);
+      keepRefused(item, said);
+      if (form) fillRefused(form);
       var bar = document.getElementById("sent-refused");
       if (!bar) {
         bar = document.createElement("div");
@@ -201,11 +228,44 @@
         if (after) after.insertAdjacentElement("afterend", bar);
         else document.body.insertBefore(bar, document.body.firstChild);
       }
-      bar.textContent = (reason && reason.textContent.trim()) || String(response.status);
+      bar.textContent = said;
+      var note = document.getElementById("sent-note");
+      if (!form && note && note.dataset.refusedOpen) {  // the step's page, where it is filled back (GET of its action)
+        var open = document.createElement("a");
+        open.href = item.url;
+        open.textContent = note.dataset.refusedOpen;
+        open.setAttribute("data-testid", "sent-refused-open");
+        bar.appendChild(document.createTextNode(" "));
+        bar.appendChild(open);
+      }
       bar.hidden = false;
       bar.scrollIntoView({ block: "nearest" });
     });
   }
+  // What was typed in a refused step, back in its form (the page's own CSRF token kept), with why it was refused.
+  function fillRefused(form) {
+    var kept = loadRefused().filter(function (i) { return i.slot === form.dataset.offlineQueue; })[0];
+    if (!kept || form.querySelector("[data-refused-filled]")) return;
+    new URLSearchParams(kept.body).forEach(function (value, name) {
+      if (name === "csrf_token") return;
+      Array.prototype.forEach.call(form.elements, function (field) {
+        if (field.name !== name) return;
+        if (field.type === "checkbox" || field.type === "radio") field.checked = field.value === value;
+        else if (field.type !== "file") field.value = value;
+      });
+    });
+    var said = document.createElement("p");
+    said.className = "field-error";
+    said.setAttribute("role", "alert");
+    said.setAttribute("data-refused-filled", "");
+    said.setAttribute("data-testid", "refused-filled");
+    var note = document.getElementById("sent-note");
+    said.textContent = kept.reason + (note && note.dataset.refusedFilled ? " " + note.dataset.refusedFilled : "");
+    form.insertBefore(said, form.firstChild);
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-offline-queue]").forEach(fillRefused);
+  });
   document.addEventListener("DOMContentLoaded", function () {
     if (sessionStorage.getItem(SENT)) {
       sessionStorage.removeItem(SENT);
@@ -226,17 +286,23 @@
       enqueue(form, form.dataset.key || uuid());
     }
   });
-  // A step saved online makes an older unsent copy of it obsolete (it must not overwrite the newer answers).
+  // A step saved online makes an older unsent copy of it obsolete (it must not overwrite the newer answers). Saved:
+  // any 2xx (htmx leaves `successful` unset on an answer that redirects: HX-Redirect, the step's usual answer).
   document.addEventListener("htmx:afterRequest", function (event) {
-    var form = event.detail.elt;
-    if (form && form.dataset && form.dataset.offlineQueue && event.detail.successful) {
+    var form = event.detail.elt, xhr = event.detail.xhr;
+    var saved = event.detail.successful || (xhr && xhr.status >= 200 && xhr.status < 300);
+    if (form && form.dataset && form.dataset.offlineQueue && saved) {
       saveQueue(loadQueue().filter(function (i) { return i.slot !== form.dataset.offlineQueue; }));
+      forgetRefused(form.dataset.offlineQueue);  // saved: the refused answers are no longer needed
     }
   });
   // Signing out on a shared showroom tablet leaves nothing of the customer's answers behind.
   document.addEventListener("submit", function (event) {
     var action = event.target && event.target.getAttribute && event.target.getAttribute("action");
-    if (action && /\/logout$/.test(action)) localStorage.removeItem(QUEUE);
+    if (action && /\/logout$/.test(action)) {
+      localStorage.removeItem(QUEUE);
+      localStorage.removeItem(REFUSED);
+    }
   });
   document.addEventListener("htmx:sendError", function (event) {
     var form = event.detail.elt;
