@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -690,6 +691,30 @@ def remember_code(app: Application, purpose: str, code_id: str) -> None:
     session[f"{purpose}_code:{app.id}"] = code_id
 
 
+#: how long a refused code's input waits for the page's GET (the browser follows the 303 at once)
+REFUSED_KEPT_SECONDS = 300
+
+
+def keep_refused(app: Application, purpose: str, held: str, **given: Any) -> None:
+    """A code refused (Post/Redirect/Get): what was given with it (the drawing, the ticks) waits in the session —
+    kept on the server, sealed (bff/auth/server_session.py), never in the URL — for the page's next GET, once
+    (:func:`refused_input`), so that the browser's refresh of the answer is a GET, not the code posted again, which
+    counted another try. ``held``: what it was given for (the contract, the handover record's recording)."""
+    session[f"{purpose}_refused:{app.id}"] = {"held": held, "at": time.time(), **given}
+
+
+def refused_input(app: Application, purpose: str) -> dict[str, Any] | None:
+    """What :func:`keep_refused` kept for ``purpose``, taken once (the refresh after it shows the form as it is),
+    if fresh; the caller checks that it was given for what the page shows (its ``held``)."""
+    key = f"{purpose}_refused:{app.id}"
+    if key not in session:  # nothing written else
+        return None
+    kept = session.pop(key)
+    if not isinstance(kept, dict) or not 0 <= time.time() - float(kept.get("at") or 0) <= REFUSED_KEPT_SECONDS:
+        return None
+    return kept
+
+
 def confirmed_code(app: Application, purpose: str) -> str | None:
     """The code this device confirmed for ``purpose`` (:func:`remember_code`), if it still stands for the signer
     (IDENTITY_FRESH, bff/applications/contracts.py)."""
@@ -739,8 +764,15 @@ def _contract_page(app: Application, *, status: int = 200, error: FieldError | N
 def contract(application_id: str) -> Any:
     app = application_or_404(application_id)
     # the customer's page waiting for the key terms to be explained asks for its signing part every few seconds
-    return _contract_page(app, code_sent=request.args.get("sent") == "1",
-                          light=bool(htmx) and request.args.get("part") == "signing")
+    light = bool(htmx) and request.args.get("part") == "signing"
+    kept = None if light else refused_input(app, "contract")  # the answer to a refused code (sign): once
+    if kept is None:
+        return _contract_page(app, code_sent=request.args.get("sent") == "1", light=light)
+    # the drawing and the ticks come back for the contract they were given for, never onto another one
+    given = kept.get("held") == (app.contract_id or "")
+    return _contract_page(app, error=CODE_PROBLEM, signature=str(kept.get("signature") or "") if given else "",
+                          code_sent=True, read=given and kept.get("read") is True,
+                          telemetry=given and kept.get("telemetry") is True)
 
 
 def contract_bytes(app: Application, fetch: Callable[[str], bytes], mimetype: str) -> Any:
@@ -872,6 +904,10 @@ def contract_sign(application_id: str) -> Any:
     elif (error := signature_problem(png)) is None:
         code_id = services().contracts.check_code(app, form.get("code", "")[:12])
         error = None if code_id else CODE_PROBLEM
+    if error is CODE_PROBLEM:  # a try of the code spent: the page by GET, so that a refresh spends no other
+        keep_refused(app, "contract", app.contract_id or "", signature=keep["signature"], read=read,
+                     telemetry=telemetry)
+        return _go(url_for("applications.contract", application_id=app.id) + "#sign-error")
     if error is not None:
         return _contract_page(app, status=422, error=error, **keep)
     assert code_id is not None

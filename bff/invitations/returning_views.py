@@ -30,6 +30,7 @@ bp = Blueprint("returning", __name__)
 PENDING = "returning_code"  # the session's pending code (bff.invitations.returning.Pending)
 SIGNED_IN = "customer_mobile"  # the look-up hash of the number a customer confirmed on this device
 NEXT = "returning_next"  # the page of ours a signed-out customer was sent here from (a text message's link)
+REFUSED = "returning_code_refused"  # why the code just typed was refused ("wrong", "spent"), said once by the form
 _APPLICATION = re.compile(r"/applications/(?P<id>[0-9a-f-]{36})(/.*)?")
 
 
@@ -112,9 +113,11 @@ def _code_page(pending: Pending | None, error: str | None = None, status: int = 
 @bp.get("/mine/code")
 def code() -> Any:
     pending = Pending.load(session.get(PENDING))
+    # a wrong code's error, said once: the refresh after it shows the form (popped only when there: no write else)
+    refused = session.pop(REFUSED) if REFUSED in session else None
     if pending is None:
         return redirect(url_for("invitations.returning.sign_in"))
-    return _code_page(pending)
+    return _code_page(pending, refused if refused in ("wrong", "spent") else None)
 
 
 # Per number (its tries are also counted in the database, MAX_TRIES a code) and per address.
@@ -127,7 +130,11 @@ def check_code() -> Any:
         return _code_page(None, "spent", 422)
     ok, left = returning().check(pending, request.form.get("code", "")[:12], client())
     if not ok:
-        return _code_page(pending, "wrong" if left else "spent", 422)
+        # Post/Redirect/Get (as the invitation's code form): the form again by GET, its error carried once by the
+        # session (never in the URL), so that a refresh asks for the page instead of posting the same code again,
+        # which counted another try; only a code typed anew counts (MAX_TRIES a code, unchanged)
+        session[REFUSED] = "wrong" if left else "spent"
+        return redirect(url_for("invitations.returning.code"), 303)
     target = str(session.get(NEXT, ""))
     session.clear()  # a fresh session (and id) for the customer: nothing of an earlier one survives on this device
     session[SIGNED_IN] = pending.mobile_hash

@@ -41,6 +41,8 @@ from bff.applications.views import MAX_SIGNATURE_BYTES
 from bff.applications.views import confirmed_code
 from bff.applications.views import contract_bytes
 from bff.applications.views import decoded_signature
+from bff.applications.views import keep_refused
+from bff.applications.views import refused_input
 from bff.applications.views import refused_problem
 from bff.applications.views import remember_code
 from bff.applications.views import signature_problem
@@ -248,7 +250,16 @@ def handover_refusal(app: Any) -> Handover | None:
 @bp.get("/applications/<application_id>/lease")
 @requires_actor("applications.view")
 def lease(application_id: str) -> Any:
-    return _lease_page(application_or_404(application_id))
+    app = application_or_404(application_id)
+    kept = refused_input(app, "handover")  # the answer to a refused code (handover/sign): the error, once
+    if kept is None:
+        return _lease_page(app)
+    handover = services().handovers.get(app)
+    # the drawing and the tick come back for the recording they were given for, never onto a record changed since
+    given = handover is not None and kept.get("held") == version(handover)
+    return _lease_page(app, errors=[CODE_PROBLEM], confirm={
+        "signature": str(kept.get("signature") or "") if given else "", "code_sent": True,
+        "accepted": given and kept.get("accepted") is True})
 
 
 # -- the handover record (交接确认书): the dealer records it, the customer confirms and signs or refuses -------------
@@ -342,6 +353,10 @@ def handover_sign(application_id: str) -> Any:
         code_id = (services().handovers.check_code(app, request.form.get("code", "")[:12])
                    or confirmed_code(app, "handover"))
         error = None if code_id else CODE_PROBLEM
+    if error is CODE_PROBLEM:  # a try of the code spent: the page by GET, so that a refresh spends no other
+        keep_refused(app, "handover", request.form.get("version", "")[:64], signature=keep["signature"],
+                     accepted=accepted)
+        return redirect(url_for("payment_ops.lease", application_id=app.id) + "#sign-error", 303)
     if error is not None:
         return _lease_page(app, 422, [error], confirm=keep)
     assert code_id is not None

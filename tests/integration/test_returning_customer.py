@@ -218,8 +218,8 @@ def test_a_returning_customer_signs_in_by_mobile_and_finds_their_application(bff
     assert "137****7010" in page and 'autocomplete="one-time-code"' in page
     code = latest_code(app, "13700137010")
     wrong = "000000" if code != "000000" else "111111"
-    assert client.post("/mine/code", data={"code": wrong, "csrf_token": form_token(client, "/mine/code")}
-                       ).status_code == 422
+    refused = client.post("/mine/code", data={"code": wrong, "csrf_token": form_token(client, "/mine/code")})
+    assert refused.status_code == 303 and refused.headers["Location"] == "/mine/code"  # the form again, by GET
     done = client.post("/mine/code", data={"code": code, "csrf_token": form_token(client, "/mine/code")})
     assert done.status_code == 303 and done.headers["Location"].endswith("/mine")
     mine = client.get("/mine").get_data(as_text=True)
@@ -232,8 +232,8 @@ def test_a_returning_customer_signs_in_by_mobile_and_finds_their_application(bff
                        ).status_code == 422
     again = phone(app, "10.0.0.11")
     ask_code(again, "13700137010")
-    assert again.post("/mine/code", data={"code": code, "csrf_token": form_token(again, "/mine/code")}
-                      ).status_code == 422
+    used = again.post("/mine/code", data={"code": code, "csrf_token": form_token(again, "/mine/code")})
+    assert used.status_code == 303 and again.get("/mine").status_code == 302  # refused: not signed in
     assert len(outbox.latest(10, to="13700137010")) >= 2
     events = app.extensions["leaseline"].audit.search(action="customer.sign_in")
     assert any(e.outcome == "success" for e in events) and any(e.outcome == "failure" for e in events)
@@ -256,7 +256,8 @@ def test_an_unknown_number_gets_the_same_answer_and_no_text(bff_server: Any, app
     assert len(text_jobs(app, "13700137099")) == len(text_jobs(app, "13700137011")) == 1  # the same work for both
     for code in ("000000", "123456"):
         r = unknown.post("/mine/code", data={"code": code, "csrf_token": form_token(unknown, "/mine/code")})
-        assert r.status_code == 422
+        assert r.status_code == 303 and r.headers["Location"] == "/mine/code"  # refused as a known number's
+        assert 'id="code-error"' in unknown.get("/mine/code").get_data(as_text=True)
     bad = phone(app, "10.0.0.14")
     r = ask_code(bad, "12345")
     assert r.status_code == 422 and 'value="12345"' in r.get_data(as_text=True)
@@ -278,9 +279,12 @@ def test_codes_expire_and_five_wrong_codes_need_a_new_one(bff_server: Any, app: 
     wrong = "000000" if code != "000000" else "111111"
     statuses = [client.post("/mine/code", data={"code": wrong, "csrf_token": form_token(client, "/mine/code")}
                             ).status_code for _ in range(5)]
-    assert statuses == [422] * 5
+    assert statuses == [303] * 5  # each refused: the form again by GET (Post/Redirect/Get)
+    assert 'data-testid="code-spent"' in client.get("/mine/code").get_data(as_text=True)  # the fifth spent it
     assert client.post("/mine/code", data={"code": code, "csrf_token": form_token(client, "/mine/sign-in")}
-                       ).status_code == 422  # the code is spent: ask for a new one
+                       ).status_code == 303  # the code is spent: ask for a new one
+    assert 'data-testid="code-spent"' in client.get("/mine/code").get_data(as_text=True)
+    assert client.get("/mine").status_code == 302
     late = phone(app, "10.0.0.16")
     monkeypatch.setattr(returning, "utcnow", lambda: utcnow() + timedelta(minutes=2))  # past the resend minute
     ask_code(late, "13700137012")
@@ -288,7 +292,9 @@ def test_codes_expire_and_five_wrong_codes_need_a_new_one(bff_server: Any, app: 
     code = latest_code(app, "13700137012")
     monkeypatch.setattr(returning, "utcnow", lambda: utcnow() + timedelta(minutes=13))
     assert late.post("/mine/code", data={"code": code, "csrf_token": form_token(late, "/mine/code")}
-                     ).status_code == 422
+                     ).status_code == 303
+    assert 'data-testid="code-spent"' in late.get("/mine/code").get_data(as_text=True)  # expired
+    assert late.get("/mine").status_code == 302
 
 
 def test_code_sending_is_rate_limited_per_number_and_per_address(bff_server: Any, app: Any) -> None:
@@ -332,12 +338,12 @@ def test_parallel_wrong_codes_count_at_most_five_then_the_code_is_dead(bff_serve
     with ThreadPoolExecutor(10) as pool:
         statuses = list(pool.map(lambda d: d[0].post("/mine/code", data={"code": wrong, "csrf_token": d[1]}
                                                      ).status_code, devices))
-    assert set(statuses) <= {422, 429}, statuses
+    assert set(statuses) <= {303, 429}, statuses  # refused (the form again by GET) or held back
     events = app.extensions["leaseline"].audit.search(action="customer.sign_in")
     counted = [e for e in events if e.actor_label == "customer 137****7030" and e.details.get("reason") == "wrong_code"]
     assert len(counted) <= 5, counted
     last = first.post("/mine/code", data={"code": code, "csrf_token": form_token(first, "/mine/code")})
-    assert last.status_code in (422, 429) and "/mine" not in last.headers.get("Location", "")
+    assert last.status_code in (303, 429) and not last.headers.get("Location", "").endswith("/mine")
     assert first.get("/mine").status_code == 302  # still not signed in: the right code came after the fifth try
 
 
