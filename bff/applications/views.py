@@ -295,6 +295,7 @@ def _step(application_id: str, step: str) -> Any:
         scope = f"step:{app.id}:{step}"
         if key and svc.repo.recall(scope, key) is not None:
             return _go(url_for("applications.detail", application_id=app.id))  # an offline replay: done already
+        before = svc.draft(app) if step == "customer" else {}
         try:
             # the car's facts a contract waits for, and its request again, in one unit of work
             with svc.repo.db.transaction():
@@ -313,6 +314,10 @@ def _step(application_id: str, step: str) -> Any:
                               typed=forms.clean(request.form, step), refused=exc)
         if key:
             svc.repo.remember(scope, key, 422 if errors else 303)
+        if not errors and step == "customer" and differs_anew(before, svc.draft(app)):
+            # saved; the step again, once, with the card's reading beside what now differs from it (not blocking:
+            # the same answer saved again goes on; pwa/templates/applications/step.html)
+            return _step_page(app, step, [], 200)
         if not errors:
             return _go(_after_step(app, step))
         status = 422
@@ -343,6 +348,17 @@ def _step_page(app: Application, step: str, errors: list[FieldError], status: in
     if typed is not None:
         response.headers["X-Form-Refused"] = "1"  # htmx shows it in place (pwa/static/js/app.js)
     return response
+
+
+#: typed unlike the card's reading, these send even a passing face check to a person (services.face_outcome)
+CARD_IDENTITY = ("name", "id_number")
+
+
+def differs_anew(before: dict[str, str], after: dict[str, str]) -> bool:
+    """Whether a save changed the typed name or ID number to one that differs from what was read on the ID card
+    (the comparison staff see, forms.ocr_mismatches): the person is told beside the field before going on."""
+    differs = forms.ocr_mismatches(after)
+    return any(name in differs and before.get(name) != after.get(name) for name in CARD_IDENTITY)
 
 
 def _after_step(app: Application, step: str) -> str:
