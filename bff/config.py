@@ -7,6 +7,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from infra.db.engine import embedded_database_url
 from infra.db.engine import is_postgresql
@@ -117,6 +118,9 @@ class Settings:
     #: infra.sms.TEMPLATES (``LEASELINE_TENCENT_SMS_TEMPLATES``, JSON ``{"invitation_code": "1234567", ...}``), and
     #: for tests an endpoint (host:port) and scheme other than sms.tencentcloudapi.com over https
     tencent_sms: tuple[tuple[str, str], ...] = ()
+    #: the BFF's public address (``LEASELINE_PUBLIC_URL``, without a trailing slash), which texts link to (the rent's
+    #: pay page, ``/leases/<id>/pay``, in the text about a rent not collected): required in production, https there
+    public_url: str = "http://127.0.0.1:8000"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -176,7 +180,26 @@ class Settings:
             sms=_sms(env, mode),
             sms_signature=_sms_signature(env),
             tencent_sms=_tencent_sms(env) if env.get("LEASELINE_SMS") == "tencent" else (),
+            public_url=_public_url(env, mode),
         )
+
+
+def _public_url(env: Mapping[str, str], mode: str) -> str:
+    """``LEASELINE_PUBLIC_URL``: an absolute URL with a host and nothing after its path (no query, no fragment), https
+    in production (http or https elsewhere); the embedded server's address by default, except in production."""
+    value = _required_in_production(env, mode, "LEASELINE_PUBLIC_URL") or "http://127.0.0.1:8000"
+    schemes = ("https",) if mode == "production" else ("http", "https")
+    refused = ConfigError(f"LEASELINE_PUBLIC_URL must be the BFF's public address, an absolute {' or '.join(schemes)} "
+                          f"URL with a host and no query or fragment (e.g. https://app.example.com)")
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # reading it checks it: a number, 0–65535
+    except ValueError:
+        raise refused from None
+    if (parts.scheme not in schemes or not parts.hostname or port == 0 or "?" in value or "#" in value
+            or any(c.isspace() for c in value)):
+        raise refused
+    return value.rstrip("/")
 
 
 def _sms(env: Mapping[str, str], mode: str) -> str:

@@ -113,18 +113,24 @@ class SqlAccounts:
             return True
 
     def secrets_of(self, user_id: str) -> Secrets | None:
+        if len(user_id) > 36:  # an id names its row exactly, never the one its first 36 characters name
+            return None
         with self.db.session() as session:
-            row = session.get(UserRow, user_id[:36])
+            row = session.get(UserRow, user_id)
             return Secrets(row.password_hash, row.totp_secret, json.loads(row.recovery_codes)) if row else None
 
     def get(self, user_id: str) -> Staff | None:
+        if len(user_id) > 36:
+            return None
         with self.db.session() as session:
-            row = session.get(UserRow, user_id[:36])
+            row = session.get(UserRow, user_id)
             return _staff(row) if row is not None else None
 
     def dealer(self, dealer_id: str) -> Dealer | None:
+        if len(dealer_id) > 36:
+            return None
         with self.db.session() as session:
-            row = session.get(DealerRow, dealer_id[:36])
+            row = session.get(DealerRow, dealer_id)
             if row is None:
                 return None
             return Dealer(row.id, row.group_id, row.name, row.city, tuple(json.loads(row.modules)), row.active,
@@ -137,8 +143,10 @@ class SqlAccounts:
                            r.address, r.stripe_account) for r in rows]
 
     def group(self, group_id: str) -> DealerGroup | None:
+        if len(group_id) > 36:
+            return None
         with self.db.session() as session:
-            row = session.get(DealerGroupRow, group_id[:36])
+            row = session.get(DealerGroupRow, group_id)
             return DealerGroup(row.id, row.name, row.oidc_issuer) if row is not None else None
 
     def groups(self) -> list[DealerGroup]:
@@ -166,7 +174,7 @@ class SqlAccounts:
     def enrol_totp(self, user_id: str, totp_secret: str, recovery_hashes: list[str], used_step: int) -> bool:
         """Store a first TOTP secret and its recovery codes, with the time step of the code that confirmed it (used
         once); False (nothing changed) if a secret is already set."""
-        stmt = (update(UserRow).where(UserRow.id == user_id[:36], UserRow.totp_secret.is_(None))
+        stmt = (update(UserRow).where(UserRow.id == user_id, UserRow.totp_secret.is_(None))
                 .values(totp_secret=totp_secret, recovery_codes=json.dumps(recovery_hashes),
                         totp_last_step=used_step))
         with self.db.session() as session:  # one conditional UPDATE: two racing enrolments cannot both win
@@ -177,7 +185,7 @@ class SqlAccounts:
 
         One conditional UPDATE: of two sign-ins racing with the same code, the database lets exactly one move
         the step (PostgreSQL re-checks the WHERE clause on the row the other one committed)."""
-        stmt = (update(UserRow).where(UserRow.id == user_id[:36],
+        stmt = (update(UserRow).where(UserRow.id == user_id,
                                       or_(UserRow.totp_last_step.is_(None), UserRow.totp_last_step < step))
                 .values(totp_last_step=step))
         with self.db.session() as session:
@@ -265,11 +273,11 @@ class SqlAccounts:
         so no used code comes back. Every lost round means another code was used, so the rounds are bounded."""
         for _ in range(_RECOVERY_ROUNDS):
             with self.db.session() as session:  # a read of its own: the UPDATE below decides, not this snapshot
-                stored = session.scalar(select(UserRow.recovery_codes).where(UserRow.id == user_id[:36]))
+                stored = session.scalar(select(UserRow.recovery_codes).where(UserRow.id == user_id))
             codes = json.loads(stored) if stored is not None else []
             if used not in codes:
                 return False
-            stmt = (update(UserRow).where(UserRow.id == user_id[:36], UserRow.recovery_codes == stored)
+            stmt = (update(UserRow).where(UserRow.id == user_id, UserRow.recovery_codes == stored)
                     .values(recovery_codes=json.dumps([code for code in codes if code != used])))
             with self.db.session() as session:
                 if session.execute(stmt).rowcount:  # type: ignore[attr-defined]
@@ -304,7 +312,7 @@ class SqlAccounts:
         """The dealer's registered details (unified social credit code, registered address) for contracts, and
         the Stripe Connect account its share of each down payment is paid out to (None: none yet)."""
         with self.db.session() as session:
-            row = session.get(DealerRow, dealer_id[:36])
+            row = session.get(DealerRow, dealer_id)
             if row is not None:
                 row.credit_code, row.address = credit_code[:18], address[:255]
                 row.stripe_account = stripe_account[:64] if stripe_account else None

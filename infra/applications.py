@@ -174,7 +174,12 @@ class SqlApplications:
         return stmt
 
     def get(self, application_id: str, scope: Scope) -> Application | None:
-        stmt = self._scoped(select(ApplicationRow).where(ApplicationRow.id == application_id[:36]), scope)
+        """The application ``application_id`` names exactly (a longer id is none: never the one its first 36
+        characters name, which a URL's id with characters after it would reach under rate limits keyed on the URL's
+        id), if ``scope`` sees it."""
+        if len(application_id) != 36:
+            return None
+        stmt = self._scoped(select(ApplicationRow).where(ApplicationRow.id == application_id), scope)
         with self.db.session() as session:
             row = session.scalars(stmt).first()
             return _app(row) if row else None
@@ -511,7 +516,7 @@ class SqlApplications:
                       purpose: str = "contract") -> datetime | None:
         """When code ``code_id`` of this application, for ``purpose``, was verified, if after ``since``."""
         with self.db.session() as session:
-            row = session.get(SigningCodeRow, code_id[:36])
+            row = session.get(SigningCodeRow, code_id) if len(code_id) <= 36 else None
             if (row is None or row.application_id != application_id or row.purpose != purpose
                     or row.verified_at is None):
                 return None
@@ -720,7 +725,7 @@ class SqlApplications:
 
     def check(self, application_id: str, check_id: str) -> Check | None:
         with self.db.session() as session:
-            row = session.get(KycCheckRow, check_id[:36])
+            row = session.get(KycCheckRow, check_id) if len(check_id) <= 36 else None
             return _check(row) if row is not None and row.application_id == application_id else None
 
     def latest_check(self, application_id: str, kind: str) -> Check | None:

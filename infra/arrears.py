@@ -307,10 +307,12 @@ class SqlArrears:
 
     def case(self, lease_id: str, dealer_id: str | None) -> Case | None:
         """One lease's collections page (None: no such lease, or another dealer's than ``dealer_id``)."""
+        if len(lease_id) > 36:  # an id names its row exactly, never the one its first 36 characters name
+            return None
         with self.db.session() as session:
             found = session.execute(select(LeaseRow, ApplicationRow.customer_name, ApplicationRow.mobile_masked)
                                     .join(ApplicationRow, ApplicationRow.id == LeaseRow.application_id)
-                                    .where(LeaseRow.id == lease_id[:36])).one_or_none()
+                                    .where(LeaseRow.id == lease_id)).one_or_none()
             if found is None or (dealer_id is not None and found[0].dealer_id != dealer_id):
                 return None
             lease, name, masked = found

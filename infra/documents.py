@@ -81,8 +81,10 @@ class SqlDocuments:
             return _request(row)
 
     def get(self, request_id: str) -> DocumentRequest | None:
+        if len(request_id) > 36:  # an id names its row exactly, never the one its first 36 characters name
+            return None
         with self.db.session() as session:
-            row = session.get(DocumentRequestRow, request_id[:36])
+            row = session.get(DocumentRequestRow, request_id)
             return _request(row) if row is not None else None
 
     def for_application(self, application_id: str) -> list[DocumentRequest]:

@@ -76,8 +76,10 @@ class SqlInvitations:
             return self._dto(row)
 
     def get(self, invitation_id: str) -> Invitation | None:
+        if len(invitation_id) > 36:  # an id names its row exactly, never the one its first 36 characters name
+            return None
         with self.db.session() as session:
-            row = session.get(InvitationRow, invitation_id[:36])
+            row = session.get(InvitationRow, invitation_id)
             return self._dto(row) if row else None
 
     def by_nonce_hash(self, nonce_hash: str) -> Invitation | None:

@@ -360,8 +360,10 @@ class SqlPayments:
 
     # -- lease terms (交车 → term end → 结清) ------------------------------------------------------------------------
     def term(self, application_id: str) -> LeaseTerm | None:
+        if len(application_id) > 36:  # an id names its row exactly, never the one its first 36 characters name
+            return None
         with self.db.session() as session:
-            row = session.get(LeaseTermRow, application_id[:36])
+            row = session.get(LeaseTermRow, application_id)
             return _term(row) if row is not None else None
 
     def start_term(self, application_id: str, *, dealer_id: str, from_status: str, to_status: str,

@@ -29,7 +29,6 @@ attempt).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -470,10 +469,6 @@ def collection_hook(repo: SqlCollections, clock: Callable[[], datetime] = utc_no
     return hook
 
 
-#: where the text about a rent not collected sends the customer: this address's /leases/<lease>/pay (the page asks
-#: the customer to sign in through 我的租赁 first when needed)
-PUBLIC_URL_VARIABLE = "LEASELINE_PUBLIC_URL"
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 _built: dict[int, RentCollection] = {}
 
 
@@ -490,7 +485,9 @@ def rent_collection(services: Services, settings: Settings) -> RentCollection:
                                                                  api_base=settings.stripe_api_base or None)}
     if settings.env != "production":
         collectors[DIRECT_DEBIT] = SandboxDirectDebit()
-    base = os.environ.get(PUBLIC_URL_VARIABLE, DEFAULT_PUBLIC_URL).rstrip("/")
+    # where the text about a rent not collected sends the customer: the public address's /leases/<lease>/pay (the
+    # page asks the customer to sign in through 我的租赁 first when needed); validated at start-up (bff/config.py)
+    base = settings.public_url
 
     def mobile_of(application_id: str) -> str | None:
         app = services.applications.repo.get(application_id, Scope())

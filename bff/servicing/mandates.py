@@ -66,8 +66,10 @@ class MandateService:
     def current(self, application_id: str) -> Mandate | None:
         return self.repo.active_mandate(application_id)
 
-    def save_card(self, application_id: str, payment_method: str, language: str, *, accepted: bool) -> Mandate:
-        """A card saved for automatic collection under the mandate shown in ``language``."""
+    def save_card(self, application_id: str, payment_method: str, language: str, *, accepted: bool,
+                  token: str) -> Mandate:
+        """A card saved for automatic collection under the mandate shown in ``language``; ``token``, the form's own,
+        keys the Stripe calls (their Idempotency-Key: the form sent again saves the same card at Stripe)."""
         _accepted(accepted)
         if self.card is None:
             raise MandateRefused("card", "暂不支持银行卡自动扣款", "Cards cannot be used for automatic collection here")
@@ -75,7 +77,7 @@ class MandateService:
 
         try:
             customer, method, setup = self.card.save_card(
-                key=f"mandate:{application_id}:{secrets.token_hex(8)}", payment_method=payment_method,
+                key=f"mandate:{application_id}:{token}", payment_method=payment_method,
                 metadata={"application_id": application_id, "kind": "rent_mandate"})
         except PaymentDeclined as exc:
             raise MandateRefused("card", "这张卡未能开通自动扣款，未扣款。请换一张卡",

@@ -14,14 +14,18 @@ the server asks Stripe. The payment is booked into the lease on Stripe's answer 
 Who may pay (:func:`_lease_for`): the lessee — the customer signed in on this device (their invitation's session, or
 我的租赁's mobile number and code) whose application the lease is, started through an invitation confirmed by a code
 to that very number —, and staff of the lease's dealer who may edit its application (a salesperson: their own
-applications), paying with the customer in the showroom. Anyone else: 404, as if there were no such lease; signed
-out: 我的租赁's sign-in, then back here. CSRF on every POST (the app's CSRFProtect); bad input is a 4xx page.
+applications), paying with the customer in the showroom. A staff role that may not (the lessor's: risk, ops): 403
+(:func:`payer_or_staff`); anyone else: 404, as if there were no such lease; signed out: 我的租赁's sign-in, then back
+here. The per-lease limit on the requests that reach Stripe counts only a payer's. CSRF on every POST (the app's
+CSRFProtect); bad input is a 4xx page.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from flask import Blueprint
@@ -70,11 +74,18 @@ REFUSED = ("支付机构拒绝了这次请求：未扣款。请稍后重试，�
            "The payment provider refused this request: nothing was charged. Try again later, or ask the dealer")
 
 
+#: staff who pay a rent with the customer in the showroom: the dealer's, on the applications they may edit
+PERMISSION = "applications.edit"
+
+
 def _per_lease() -> str:
     return f"rent:{(request.view_args or {}).get('lease_id', '')}"
 
 
-stripe_rate = limiter.shared_limit(STRIPE_RATE, scope="rent-stripe", key_func=_per_lease)
+#: counted only for someone who may pay the lease (:func:`_lease_for` found them its payer): a stranger's requests —
+#: signed out, another customer, another dealer — never use up its lessee's
+stripe_rate = limiter.shared_limit(STRIPE_RATE, scope="rent-stripe", key_func=_per_lease,
+                                   deduct_when=lambda response: g.get("rent_payer") is not None)
 
 
 def collection() -> RentCollection:
@@ -94,7 +105,7 @@ def _lease_for(lease_id: str) -> LeaseRow:
         abort(404)
     user: Staff | None = g.get("user")
     if user is not None:
-        if (user.lessor_side or user.dealer_id != lease.dealer_id or not allowed(user, "applications.edit")
+        if (user.lessor_side or user.dealer_id != lease.dealer_id or not allowed(user, PERMISSION)
                 or svc.applications.repo.get(lease.application_id, staff_scope(user)) is None):
             abort(404)
         g.rent_payer = "staff"
@@ -109,11 +120,23 @@ def _lease_for(lease_id: str) -> LeaseRow:
     return lease
 
 
-def _signed_in() -> Any:
-    """None when someone is signed in (staff or a customer on this device), else the way to 我的租赁's sign-in."""
-    if g.get("user") is not None or signed_in_hash() is not None:
-        return None
-    return redirect(url_for("invitations.returning.sign_in", next=request.path))
+def payer_or_staff(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Staff with :data:`PERMISSION` (403 without it, as the lease page answers a role that may not see it), or a
+    customer signed in on this device; a signed-out visitor signs in as a customer (我的租赁) and comes back. Whose
+    lease it is is decided by the view (:func:`_lease_for`: 404)."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        user: Staff | None = g.get("user")
+        if user is not None:
+            if not allowed(user, PERMISSION):
+                abort(403)
+        elif signed_in_hash() is None:
+            return redirect(url_for("invitations.returning.sign_in", next=request.path))
+        return view(*args, **kwargs)
+
+    guarded.permission = PERMISSION  # type: ignore[attr-defined]
+    return guarded
 
 
 def _instalment_arg(value: str | None) -> int | None:
@@ -153,12 +176,10 @@ def _page(lease: LeaseRow, status: int = 200, *, error: str | None = None, attem
 
 
 @bp.get("/leases/<lease_id>/pay")
+@payer_or_staff
 def page(lease_id: str) -> Any:
     """The page; ``?instalment=<id>`` preselects one instalment, ``?attempt=<id>`` shows how that payment went (and
     with the Payment Element, mounts it for that attempt while it is still to pay)."""
-    back = _signed_in()
-    if back is not None:
-        return back
     lease = _lease_for(lease_id)
     try:
         chosen = _instalment_arg(request.args.get("instalment"))
@@ -179,11 +200,9 @@ def page(lease_id: str) -> Any:
 
 @bp.post("/leases/<lease_id>/pay")
 @stripe_rate
+@payer_or_staff
 def create(lease_id: str) -> Any:
     """Create the payment of what is due now (or of the chosen instalment) and, in TEST MODE, pay it at once."""
-    back = _signed_in()
-    if back is not None:
-        return back
     lease = _lease_for(lease_id)
     token = request.form.get("token", "")
     try:
@@ -219,12 +238,10 @@ def create(lease_id: str) -> Any:
 
 @bp.get("/leases/<lease_id>/pay/return")
 @stripe_rate
+@payer_or_staff
 def returned(lease_id: str) -> Any:
     """Stripe.js's (or 3-D Secure's) return: the attempt as Stripe has it now — never what the query string says —,
     then 303 to the page showing the outcome (without the client secret Stripe appended)."""
-    back = _signed_in()
-    if back is not None:
-        return back
     lease = _lease_for(lease_id)
     attempt = collection().repo.attempt(request.args.get("attempt", "")[:36])
     if attempt is None or attempt.lease_id != lease.id:
@@ -242,12 +259,10 @@ def returned(lease_id: str) -> Any:
 
 @bp.post("/leases/<lease_id>/pay/authenticate")
 @stripe_rate
+@payer_or_staff
 def authenticate(lease_id: str) -> Any:
     """TEST MODE on localstripe: the customer completes (or fails) their bank's 3-D Secure check of the payment (the
     local test bank, infra/sandbox_bank.py), then the page shows it as Stripe has it."""
-    back = _signed_in()
-    if back is not None:
-        return back
     lease = _lease_for(lease_id)
     bank, svc = services().payments.checkout.bank, collection()
     if bank is None or not svc.gateway.test_mode or _publishable_key():

@@ -333,6 +333,7 @@ def test_an_intent_stripe_can_no_longer_confirm_gives_way_to_a_new_attempt(eleme
 PRODUCTION = {"LEASELINE_ENV": "production", "LEASELINE_SECRET_KEY": "s" * 40, "LEASELINE_PII_KEY": "k" * 44,
               "LEASELINE_STRIPE_SECRET_KEY": "sk_live_0123456789", "LEASELINE_STRIPE_WEBHOOK_SECRET": "whsec_x",
               "LEASELINE_S3_SECRET_KEY": "s3-secret", "LEASELINE_DATABASE_URL": "postgresql://u@db/leaseline",
+              "LEASELINE_PUBLIC_URL": "https://app.leaseline.example",
               # production sends texts through Tencent Cloud SMS (tests/integration/test_sms.py checks these)
               "LEASELINE_SMS": "tencent", "LEASELINE_TENCENT_SMS_SECRET_ID": "AKID",
               "LEASELINE_TENCENT_SMS_SECRET_KEY": "k", "LEASELINE_TENCENT_SMS_APP_ID": "1400006666",
@@ -360,3 +361,25 @@ def test_the_publishable_key_chooses_the_payment_element() -> None:
                                              "LEASELINE_STRIPE_SECRET_KEY": "sk_test_0123456789",
                                              "LEASELINE_STRIPE_API_BASE": ""})
     assert stripe_test_account.stripe_publishable_key == "pk_test_0123456789"
+
+
+@pytest.mark.parametrize(("value", "production"), [
+    ("", True), ("app.leaseline.example", True), ("http://app.leaseline.example", True),
+    ("https://app.leaseline.example/?x=1", True), ("https://app.leaseline.example/#pay", True), ("https://", True),
+    ("https://app.leaseline.example/x?", True), ("ftp://app.leaseline.example", False), ("evil.example/x?", False),
+])
+def test_the_public_address_is_checked_at_start_up(value: str, production: bool) -> None:
+    """``LEASELINE_PUBLIC_URL``, the address texts send the customer to (the rent's pay page): required in production,
+    absolute with a host and nothing after the path, https in production."""
+    env = {**PRODUCTION, "LEASELINE_STRIPE_PUBLISHABLE_KEY": "pk_live_0123456789"} if production else {}
+    with pytest.raises(ConfigError, match="LEASELINE_PUBLIC_URL"):
+        Settings.from_env({**env, "LEASELINE_PUBLIC_URL": value})
+
+
+def test_the_public_address_is_taken_from_the_settings() -> None:
+    live = {**PRODUCTION, "LEASELINE_STRIPE_PUBLISHABLE_KEY": "pk_live_0123456789"}
+    assert Settings.from_env(live).public_url == "https://app.leaseline.example"
+    assert Settings.from_env({**live, "LEASELINE_PUBLIC_URL": "https://leaseline.example/app/"}).public_url == \
+        "https://leaseline.example/app"
+    assert Settings.from_env({}).public_url == "http://127.0.0.1:8000"  # development: the embedded server
+    assert Settings.from_env({"LEASELINE_PUBLIC_URL": "http://10.0.0.5:8000"}).public_url == "http://10.0.0.5:8000"

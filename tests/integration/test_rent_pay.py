@@ -25,6 +25,7 @@ from infra.servicing import SqlServicing
 from infra.servicing import lease_plan
 from tests.integration.test_applications import SALES_B
 from tests.integration.test_applications import start
+from tests.integration.test_auth import RISK1
 from tests.integration.test_auth import SALES_A
 from tests.integration.test_auth import TIMEOUT
 from tests.integration.test_auth import csrf
@@ -132,14 +133,15 @@ def test_the_customer_gives_a_mandate_switches_it_off_and_staff_only_see_it(bff_
         page = customer.get(url, timeout=TIMEOUT)
         assert page.status_code == 200 and 'data-testid="mandate-text"' in page.text and "自动扣款授权" in page.text
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-        sign = {"csrf_token": token, "action": "direct_debit", "bank": "沙箱银行", "account_last4": "6218",
-                "behaviour": "insufficient_funds"}
+        once = form(page.text)["token"]  # the form's own token: sent twice, it makes one mandate
+        sign = {"csrf_token": token, "token": once, "action": "direct_debit", "bank": "沙箱银行",
+                "account_last4": "6218", "behaviour": "insufficient_funds"}
         # not accepted, or the account's digits wrong: 422, what was typed kept, no mandate
         refused = customer.post(url, data={k: v for k, v in sign.items() if k != "accept"}, timeout=TIMEOUT)
         assert refused.status_code == 422 and 'data-field="accept"' in refused.text and 'value="6218"' in refused.text
         assert customer.post(url, data={**sign, "accept": "yes", "account_last4": "62"},
                              timeout=TIMEOUT).status_code == 422
-        declined = customer.post(url, data={"csrf_token": token, "action": "card", "method": "declined",
+        declined = customer.post(url, data={"csrf_token": token, "token": once, "action": "card", "method": "declined",
                                             "accept": "yes"}, timeout=TIMEOUT)
         assert declined.status_code == 422 and 'data-mandate=""' in declined.text
         assert _mandate(app, application_id) is None
@@ -158,11 +160,17 @@ def test_the_customer_gives_a_mandate_switches_it_off_and_staff_only_see_it(bff_
         # the customer turns it off (rents are then paid by hand), then saves a card instead
         assert customer.post(url, data={"csrf_token": token, "action": "off"}, timeout=TIMEOUT).status_code == 200
         assert not _mandate(app, application_id).auto_collect  # type: ignore[union-attr]
-        carded = customer.post(url, data={"csrf_token": token, "action": "card", "method": "visa", "accept": "yes"},
-                               timeout=TIMEOUT)
+        carded = customer.post(url, data={**form(customer.get(url, timeout=TIMEOUT).text), "action": "card",
+                                          "method": "visa", "accept": "yes"}, timeout=TIMEOUT)
         assert carded.status_code == 200 and 'data-mandate="card"' in carded.text and 'data-auto="on"' in carded.text
         card = _mandate(app, application_id)
         assert card is not None and card.customer_ref and card.payment_method and card.id != mandate.id
+        # staff read it about the customer, not as if it were theirs; a role that may not open the lease (a risk
+        # officer: 403 there too) may not open its mandate
+        status = own_sales.get(url, timeout=TIMEOUT).text.split('data-testid="autopay"')[1].split("</section>")[0]
+        assert "客户绑定的银行卡" in status and "您" not in status, status
+        with sign_in(base, RISK1) as risk:
+            assert risk.get(url, timeout=TIMEOUT, allow_redirects=False).status_code == 403
 
 
 def _mandate(app: Any, application_id: str) -> Any:
@@ -189,3 +197,65 @@ def test_a_rent_waiting_for_the_bank_s_check_is_paid_once_it_is_confirmed(bff_se
         with app.extensions["leaseline"].db.session() as s:
             assert s.execute(select(LeaseReceiptRow.amount).where(
                 LeaseReceiptRow.lease_id == lease_id)).scalars().all() == [due]
+
+
+def test_strangers_requests_never_use_up_the_lessee_s_payments(bff_server: Any, app: Any) -> None:
+    """The per-lease limit on the requests that reach Stripe counts only those of someone who may pay the lease: 20
+    requests by people who may not (signed out, another customer, another dealer's salesperson) leave its lessee
+    free to pay."""
+    base = bff_server.url
+    customer, _ = join(base, app, "13700138815")
+    stranger, link = join(base, app, "13700138814")
+    with customer, stranger, sign_in(base, SALES_B) as other_dealer, requests.Session() as anonymous:
+        lease_id, _ = open_overdue_lease(app, start(base, customer))
+        url = f"{base}/leases/{lease_id}/pay"
+        token = csrf(stranger, link)
+        for i in range(7):
+            assert anonymous.get(f"{url}/return?attempt=x", timeout=TIMEOUT,
+                                 allow_redirects=False).status_code == 302
+            assert stranger.post(url, data={"csrf_token": token, "token": "a" * 32, "method": "visa"},
+                                 timeout=TIMEOUT, allow_redirects=False).status_code == 404
+            if i < 6:
+                assert other_dealer.get(f"{url}/return?attempt=x", timeout=TIMEOUT,
+                                        allow_redirects=False).status_code == 404
+        paid = customer.post(url, data={**form(customer.get(url, timeout=TIMEOUT).text), "method": "visa"},
+                             timeout=TIMEOUT, allow_redirects=False)
+        assert paid.status_code == 303, paid.status_code
+
+
+def test_a_mandate_form_sent_twice_makes_one_mandate(bff_server: Any, app: Any) -> None:
+    """The card's form carries a token of its own (the Stripe calls' Idempotency-Key): sent twice — a double tap, a
+    replay —, it saves one card and makes one mandate."""
+    from infra.db.models import CollectionMandateRow
+
+    base = bff_server.url
+    customer, _ = join(base, app, "13700138813")
+    with customer:
+        application_id = start(base, customer)
+        with app.extensions["leaseline"].db.session() as s:
+            s.execute(update(ApplicationRow).where(ApplicationRow.id == application_id).values(status="signed"))
+        url = f"{base}/applications/{application_id}/autopay"
+        sent = {**form(customer.get(url, timeout=TIMEOUT).text), "action": "card", "method": "visa", "accept": "yes"}
+        answers = [customer.post(url, data=sent, timeout=TIMEOUT, allow_redirects=False) for _ in range(2)]
+        assert [a.status_code for a in answers] == [303, 303]
+        with app.extensions["leaseline"].db.session() as s:
+            made = s.scalars(select(CollectionMandateRow).where(
+                CollectionMandateRow.application_id == application_id)).all()
+        assert len(made) == 1 and made[0].status == "active", [(m.kind, m.status) for m in made]
+
+
+def test_the_text_about_a_rent_not_collected_links_the_configured_public_address(app: Any) -> None:
+    """The pay link in the text (SMS ``rent_not_collected``) is built on ``settings.public_url`` (validated at start-up:
+    bff/config.py), not on an environment variable read on the side."""
+    from dataclasses import replace
+
+    from bff.servicing import collect
+
+    c = app.extensions["leaseline"]
+    saved = collect._built.pop(id(c))  # built once per services: build another on other settings
+    try:
+        built = collect.rent_collection(c, replace(app.config["SETTINGS"], public_url="https://pay.leaseline.example"))
+        c.payments.webhooks.others.remove(built.on_stripe_event)
+        assert built.pay_link("L1") == "https://pay.leaseline.example/leases/L1/pay"
+    finally:
+        collect._built[id(c)] = saved

@@ -154,7 +154,8 @@ def test_production_refuses_the_sandbox_and_checks_the_tencent_settings() -> Non
     production = {"LEASELINE_ENV": "production", "LEASELINE_DATABASE_URL": "postgresql://db/leaseline",
                   "LEASELINE_SECRET_KEY": "k" * 40, "LEASELINE_PII_KEY": "p",
                   "LEASELINE_STRIPE_SECRET_KEY": "sk_live_x",
-                  "LEASELINE_STRIPE_WEBHOOK_SECRET": "whsec_x", "LEASELINE_STRIPE_PUBLISHABLE_KEY": "pk_live_x"}
+                  "LEASELINE_STRIPE_WEBHOOK_SECRET": "whsec_x", "LEASELINE_STRIPE_PUBLISHABLE_KEY": "pk_live_x",
+                  "LEASELINE_PUBLIC_URL": "https://app.leaseline.example"}
     with pytest.raises(ConfigError, match="LEASELINE_SMS must be tencent in production"):
         Settings.from_env(production)
     with pytest.raises(ConfigError, match="LEASELINE_TENCENT_SMS_SECRET_ID"):
