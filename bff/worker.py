@@ -13,8 +13,6 @@ Idempotency-Key per payment, the evidence entry per event). Retries, schedules, 
 
 from __future__ import annotations
 
-import asyncio
-
 from procrastinate import App
 
 from bff.applications.contracts import ContractNotReady
@@ -35,9 +33,11 @@ from infra.db.models import utcnow
 from infra.servicing import SqlServicing
 from infra.sms import SmsUnavailable
 from infra.storage import StorageError
+from infra.worker import GRACEFUL_SECONDS
 from infra.worker import Backoff
 from infra.worker import Tasks
 from infra.worker import cron_every
+from infra.worker import run_until_stopped
 from infra.worker import sweep
 
 #: the queues, one per kind of work, so that a slow one (a contract render, a face match) holds up no other
@@ -102,18 +102,20 @@ def build(services: Services, settings: Settings) -> App:
 
 
 async def work(services: Services, settings: Settings, *, queues: list[str] | None = None, concurrency: int = 4,
-               install_signal_handlers: bool = True) -> None:
+               install_signal_handlers: bool = True, graceful_seconds: float = GRACEFUL_SECONDS) -> None:
     """Run the BFF's jobs until stopped (infra/worker.py ``work``: restarts itself when its database was away)."""
     from infra.worker import work as run_worker
 
     await run_worker(build(services, settings), tick_seconds=settings.jobs_tick_seconds,
                      stalled_seconds=settings.jobs_stalled_seconds, queues=queues, concurrency=concurrency,
-                     install_signal_handlers=install_signal_handlers)
+                     install_signal_handlers=install_signal_handlers, graceful_seconds=graceful_seconds)
 
 
-def run(services: Services, settings: Settings, *, queues: list[str] | None = None, concurrency: int = 4) -> None:
+def run(services: Services, settings: Settings, *, queues: list[str] | None = None, concurrency: int = 4,
+        graceful_seconds: float = GRACEFUL_SECONDS) -> None:
     """``leaseline worker``: the face and OCR models are loaded before the first job, so that a check takes the
-    time of the match or the reading, not of loading them; then jobs run until SIGINT/SIGTERM."""
+    time of the match or the reading, not of loading them; then jobs run until SIGINT/SIGTERM, which gives the
+    running ones ``graceful_seconds`` to finish (infra/worker.py ``work``)."""
     if settings.env != "test":
         from kyc import faces
         from kyc import ocr
@@ -123,7 +125,8 @@ def run(services: Services, settings: Settings, *, queues: list[str] | None = No
             ocr.reader()  # the ID card's recogniser too (RapidOCR: ~0.3 s to load, once per process)
         except ocr.ReaderMissing as exc:  # one line that says what to install, not a traceback
             raise SystemExit(f"leaseline worker: {exc}") from None
-    asyncio.run(work(services, settings, queues=queues, concurrency=concurrency))
+    run_until_stopped(work(services, settings, queues=queues, concurrency=concurrency,
+                           graceful_seconds=graceful_seconds))
 
 
 __all__ = ["QUEUES", "build", "run", "work"]

@@ -13,17 +13,17 @@ fails the run, logged and kept with the job's errors, and the next run tries aga
 
 from __future__ import annotations
 
-import asyncio
-
 from procrastinate import App
 
 from contract.app import ContractComponents
 from contract.service import QUEUE
 from infra.db.engine import UNAVAILABLE
 from infra.storage import StorageError
+from infra.worker import GRACEFUL_SECONDS
 from infra.worker import Backoff
 from infra.worker import Tasks
 from infra.worker import cron_every
+from infra.worker import run_until_stopped
 from infra.worker import sweep
 from infra.worker import work
 
@@ -42,12 +42,14 @@ def build(components: ContractComponents) -> App:
     return tasks.app
 
 
-def run(components: ContractComponents, *, concurrency: int | None = None) -> None:
-    """Run the service's jobs until SIGINT/SIGTERM (restarting itself while its database is away)."""
+def run(components: ContractComponents, *, concurrency: int | None = None,
+        graceful_seconds: float = GRACEFUL_SECONDS) -> None:
+    """Run the service's jobs until SIGINT/SIGTERM (restarting itself while its database is away); asked to stop, the
+    running jobs get ``graceful_seconds`` to finish (infra/worker.py ``work``)."""
     settings = components.settings
-    asyncio.run(work(build(components), tick_seconds=settings.jobs_tick_seconds,
-                     stalled_seconds=settings.jobs_stalled_seconds, queues=list(QUEUES),
-                     concurrency=concurrency or settings.worker_concurrency))
+    run_until_stopped(work(build(components), tick_seconds=settings.jobs_tick_seconds,
+                           stalled_seconds=settings.jobs_stalled_seconds, queues=list(QUEUES),
+                           concurrency=concurrency or settings.worker_concurrency, graceful_seconds=graceful_seconds))
 
 
 __all__ = ["QUEUES", "build", "run"]

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
+from collections.abc import Coroutine
 from typing import Any
 
 from procrastinate import App
@@ -34,6 +36,16 @@ log = logging.getLogger("leaseline.jobs")
 #: a statement that waits longer (a lock held by a stuck session, a server in trouble) fails, and the worker
 #: restarts (``work``) instead of waiting for ever with its sweeps, which one coroutine defers, stopped behind it
 QUEUE_CONNECTION_OPTIONS = "-c statement_timeout=60s -c lock_timeout=30s"
+#: how long a worker asked to stop (SIGINT/SIGTERM) waits for its running jobs to finish (``leaseline worker
+#: --graceful-timeout``; `leaseline up` passes less, within its own wait for the processes it stops)
+GRACEFUL_SECONDS = 30.0
+
+
+class JobsStillRunning(Exception):
+    """A worker asked to stop gave up waiting for its running jobs past its graceful timeout. procrastinate only
+    cancels asynchronous jobs then, and ours run in threads that cannot be interrupted: the process must exit at once
+    (:func:`run_until_stopped`). Their jobs stay ``doing`` without a heartbeat and are run again by the next worker's
+    recovery of stalled jobs (``jobs.recover_stalled``): each is idempotent."""
 
 
 class Backoff(BaseRetryStrategy):
@@ -181,8 +193,11 @@ async def _side_task_lost(app: App, runner: asyncio.Future[Any], every: float,
 
 
 async def work(app: App, *, tick_seconds: int, stalled_seconds: int, queues: list[str] | None = None,
-               concurrency: int = 4, install_signal_handlers: bool = True) -> None:
+               concurrency: int = 4, install_signal_handlers: bool = True,
+               graceful_seconds: float = GRACEFUL_SECONDS) -> None:
     """Run ``app``'s jobs until stopped (SIGINT/SIGTERM, or this coroutine cancelled: the running jobs finish first).
+    Stopped by a signal, it waits ``graceful_seconds`` for them (and a second more for procrastinate to say so), then
+    raises :class:`JobsStillRunning` if any still runs.
 
     procrastinate stops a worker whose LISTEN connection fails (the database restarted, a network cut) and returns
     as if asked to stop; the jobs stay in the database. Such a worker starts again here, after a pause that grows
@@ -202,7 +217,7 @@ async def work(app: App, *, tick_seconds: int, stalled_seconds: int, queues: lis
                 runner = asyncio.ensure_future(app.run_worker_async(
                     queues=queues, concurrency=concurrency, wait=True, install_signal_handlers=False,
                     update_heartbeat_interval=max(1.0, stalled_seconds / 5),
-                    stalled_worker_timeout=stalled_seconds, shutdown_graceful_timeout=30,
+                    stalled_worker_timeout=stalled_seconds, shutdown_graceful_timeout=graceful_seconds,
                     # besides LISTEN/NOTIFY (a worker is told at a job's defer), a look every tick: a retry after
                     # its backoff, or a job whose lock another held at its defer, is due without a notification
                     fetch_job_polling_interval=max(1.0, float(tick_seconds))))
@@ -220,13 +235,18 @@ async def work(app: App, *, tick_seconds: int, stalled_seconds: int, queues: lis
                 watch.cancel()
                 if stopping.is_set() or lost:
                     runner.cancel()  # graceful: the running jobs finish first
+                    if stopping.is_set():  # within graceful_seconds (and a second for procrastinate to say so)
+                        await asyncio.wait({runner}, timeout=graceful_seconds + 1.0)
+                        if not runner.done():  # a synchronous job goes on in its thread: given up, left for a retry
+                            raise JobsStillRunning(f"worker: jobs still running {graceful_seconds:g} s after the stop "
+                                                   "was asked: left to be run again by the recovery of stalled jobs")
                     await asyncio.gather(runner, watch, return_exceptions=True)
                     if stopping.is_set():
                         return
                     log.error("worker: %s; starting it again", lost)
                 else:
                     runner.result()  # it stopped by itself: raise what stopped it, if anything
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, JobsStillRunning):
             raise
         except Exception as exc:  # the database away while starting or running
             log.warning("worker: %s: %s", type(exc).__name__, first_line(exc))
@@ -241,4 +261,22 @@ async def work(app: App, *, tick_seconds: int, stalled_seconds: int, queues: lis
         pause = min(30.0, pause * 2)
 
 
-__all__ = ["Backoff", "Tasks", "cron_every", "sweep", "work"]
+def run_until_stopped(main: Coroutine[Any, Any, None]) -> None:
+    """Run a worker's coroutine (:func:`work`) as the process's main loop, like ``asyncio.run``; a worker that gave
+    up waiting for its jobs (:class:`JobsStillRunning`) ends the process at once, its log flushed, with status 0:
+    the interpreter would otherwise wait at exit for the threads of the jobs it gave up."""
+
+    async def guarded() -> None:
+        try:
+            await main
+        except JobsStillRunning as exc:
+            log.warning("%s", exc)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os._exit(0)
+
+    asyncio.run(guarded())
+
+
+__all__ = ["GRACEFUL_SECONDS", "Backoff", "JobsStillRunning", "Tasks", "cron_every", "run_until_stopped", "sweep",
+           "work"]

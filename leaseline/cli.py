@@ -799,6 +799,19 @@ def up() -> None:
 #: how long `up` waits for its services and workers to stop gracefully (gunicorn's graceful_timeout is 5 s: a
 #: master waits that long for its workers' requests in flight) before it kills what is left of them
 STOP_TIMEOUT = 15.0
+#: how long `up`'s job workers give their running jobs once stopped (`leaseline worker --graceful-timeout`; 30 s on
+#: its own): less than STOP_TIMEOUT, so that a worker gives up a long job (left to be run again at the next start,
+#: by the recovery of stalled jobs) and exits by itself before `up` would kill it
+UP_GRACEFUL_SECONDS = 10.0
+
+
+def _up_commands() -> dict[str, list[str]]:
+    """The `leaseline` commands `up` starts, by the name that prefixes their log lines."""
+    commands = {name: ["serve", name, "--port", str(port)] for name, port in SERVICES.items()}
+    graceful = ["--graceful-timeout", f"{UP_GRACEFUL_SECONDS:g}"]
+    commands["worker"] = ["worker", *graceful]
+    commands["c-worker"] = ["worker", "--service", "contract", *graceful]
+    return commands
 
 
 def _stop_all(procs: list[tuple[str, subprocess.Popen[str]]], timeout: float = STOP_TIMEOUT) -> None:
@@ -825,10 +838,7 @@ def _serve_all(procs: list[tuple[str, subprocess.Popen[str]]], peers: list[tuple
     """Start the three services and the workers of the BFF and of the contract service (each appended to ``procs``
     at once, so the caller stops it whatever happens), walk the demo journeys once they answer, and return when one
     of them or a peer exits."""
-    commands = {name: ["serve", name, "--port", str(port)] for name, port in SERVICES.items()}
-    commands["worker"] = ["worker"]
-    commands["c-worker"] = ["worker", "--service", "contract"]
-    for name, command in commands.items():
+    for name, command in _up_commands().items():
         # each in its own process group: Ctrl-C reaches `up` alone, which then stops each one gracefully (a
         # gunicorn master that got the terminal's SIGINT itself would quick-stop and SIGKILL slow workers)
         proc = subprocess.Popen([sys.executable, "-m", "leaseline", *command], stdin=subprocess.DEVNULL,
@@ -879,7 +889,11 @@ def _serve_all(procs: list[tuple[str, subprocess.Popen[str]]], peers: list[tuple
 @click.option("--concurrency", type=click.IntRange(1, 64), default=None,
               help="Jobs run at once (default LEASELINE_WORKER_CONCURRENCY: 4 for the BFF, 2 for the contract "
                    "service).")
-def worker(service: str, queues: str, concurrency: int | None) -> None:
+@click.option("--graceful-timeout", type=click.FloatRange(0, 3600), default=30.0, show_default=True,
+              help="Seconds the running jobs get to finish once the worker is asked to stop (SIGINT/SIGTERM); a job "
+                   "still running then is given up and the worker exits: the job is run again, from the start, by "
+                   "the recovery of stalled jobs (`leaseline up` passes 10, within its 15 s wait).")
+def worker(service: str, queues: str, concurrency: int | None, graceful_timeout: float) -> None:
     """Run background jobs until SIGINT/SIGTERM — the BFF's (KYC checks, risk and contract requests, the evidence
     log, payment sweeps) or the contract service's (final texts rendered ahead of signing); any number of workers
     may run, on any machine, against the same database."""
@@ -905,7 +919,7 @@ def worker(service: str, queues: str, concurrency: int | None) -> None:
         logging.config.dictConfig(logging_config("contract-worker"))
         logging.getLogger("procrastinate").setLevel(logging.WARNING)
         try:
-            run_contract(components, concurrency=concurrency)
+            run_contract(components, concurrency=concurrency, graceful_seconds=graceful_timeout)
         finally:
             components.dispose()
         return
@@ -926,7 +940,7 @@ def worker(service: str, queues: str, concurrency: int | None) -> None:
     # procrastinate says three lines at INFO for every job (the sweeps' every few seconds): its warnings and errors
     logging.getLogger("procrastinate").setLevel(logging.WARNING)
     run(app.extensions["leaseline"], app.config["SETTINGS"], queues=chosen,
-        concurrency=concurrency or settings.worker_concurrency)
+        concurrency=concurrency or settings.worker_concurrency, graceful_seconds=graceful_timeout)
 
 
 def _known_queues(chosen: list[str] | None, queues: tuple[str, ...]) -> None:
