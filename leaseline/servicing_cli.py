@@ -78,17 +78,30 @@ def servicing_date(as_json: bool) -> None:
 @servicing_group.command("close")
 @click.option("--date", "on", default=None, help="Run (or replay) the close of this business date, YYYY-MM-DD.")
 @click.option("--until", default=None, help="Close every date from the business date through this one, day by day.")
+@click.option("--demo", is_flag=True, help="A demo rolled forward: close days that have not ended in Beijing (in "
+                                           "production too; elsewhere they may be closed anyway).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per date closed.")
-def servicing_close(on: str | None, until: str | None, as_json: bool) -> None:
+def servicing_close(on: str | None, until: str | None, demo: bool, as_json: bool) -> None:
     """Close of business: mark rents due and overdue, accrue late charges, then move the business date on. A date
-    closed before changes nothing; a run that stopped midway resumes. Without options: the business date."""
+    closed before changes nothing; a run that stopped midway resumes. Without options: the business date. In
+    production only the days that have ended in Beijing are closed (--demo: any)."""
     from bff.servicing.close import MAX_ROLL_DAYS
+    from bff.servicing.close import SHANGHAI
     from bff.servicing.close import NotTheBusinessDate
+    from bff.servicing.close import has_ended
+    from bff.servicing.close import utc_now
 
     day, last = _day(on, "--date"), _day(until, "--until")
     if day is not None and last is not None:
         raise Fail("give --date or --until, not both")
+    production = _settings().env == "production"
     with _servicing() as close:
+        latest = last or day or close.business_date()
+        now = utc_now()
+        if production and not demo and not has_ended(latest, now):
+            raise Fail(f"{latest.isoformat()} has not ended in Beijing (today is "
+                       f"{now.astimezone(SHANGHAI).date().isoformat()}): production closes only the days that have "
+                       f"ended (the worker does, after midnight); --demo to roll a demo forward")
         try:
             if last is not None:
                 business = close.business_date()

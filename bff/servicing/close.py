@@ -22,7 +22,9 @@ nothing: a done run is reported as it was; a run killed midway resumes with the 
 share the leases (``SKIP LOCKED``) and the last to finish moves the date.
 
 The worker's ``servicing.close`` periodic task closes each business date whose day has ended in Asia/Shanghai;
-``leaseline servicing close --date D`` runs (or replays) one date by hand, ``--until D`` rolls a demo day by day.
+``leaseline servicing close --date D`` runs (or replays) one date by hand, ``--until D`` rolls a demo day by day. A
+day that has not ended (:func:`has_ended`) is closed by hand only outside production, or with ``--demo``: closing it
+would mark its rents late, and charge for them, before their day is over.
 """
 
 from __future__ import annotations
@@ -50,11 +52,16 @@ BATCH = 500
 #: the most dates one ``--until`` rolls (ten years: a demo, not a typo that runs for hours)
 MAX_ROLL_DAYS = 3660
 
-__all__ = ["BATCH", "CloseOfBusiness", "CloseOutcome", "NotTheBusinessDate"]
+__all__ = ["BATCH", "CloseOfBusiness", "CloseOutcome", "NotTheBusinessDate", "has_ended"]
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def has_ended(day: date, now: datetime) -> bool:
+    """Whether the calendar day ``day`` has ended in Asia/Shanghai at ``now`` (aware): its close may run."""
+    return day < now.astimezone(SHANGHAI).date()
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
 
+from bff.servicing.close import SHANGHAI
 from bff.servicing.close import CloseOfBusiness
 from infra.db import Database
 from infra.db.models import ApplicationRow
@@ -302,3 +303,39 @@ def test_the_command_line_rolls_day_by_day_and_loads_a_calendar(repo: SqlServici
     assert not cal.is_business_day(date(year, 1, 1)) and cal.is_business_day(saturday) and saturday.weekday() == 5
     file.write_text("date,kind\n2040-01-01,someday\n", encoding="utf-8")
     usage_error(cli(url, "servicing", "calendar", "load", str(file)), "line 2")
+
+
+def production(url: str) -> dict[str, str]:
+    """A production configuration (every setting production requires), on ``url``."""
+    from infra.sms import TEMPLATES
+
+    return {"LEASELINE_ENV": "production", "LEASELINE_DATABASE_URL": url, "LEASELINE_SECRET_KEY": "k" * 40,
+            "LEASELINE_PII_KEY": "p", "LEASELINE_STRIPE_SECRET_KEY": "sk_live_x",
+            "LEASELINE_STRIPE_WEBHOOK_SECRET": "whsec_x", "LEASELINE_STRIPE_PUBLISHABLE_KEY": "pk_live_x",
+            "LEASELINE_SMS": "tencent", "LEASELINE_TENCENT_SMS_SECRET_ID": "AKID",
+            "LEASELINE_TENCENT_SMS_SECRET_KEY": "key", "LEASELINE_TENCENT_SMS_APP_ID": "1400006666",
+            "LEASELINE_TENCENT_SMS_TEMPLATES": json.dumps({n: str(1110001 + i) for i, n in enumerate(TEMPLATES)}),
+            "LEASELINE_PUBLIC_URL": "https://leaseline.example"}
+
+
+def test_production_closes_only_the_days_that_have_ended_in_beijing(repo: SqlServicing, url: str) -> None:
+    """Closing a day that has not ended marks its rents late before their day is over: production refuses it (exit 2,
+    one line, nothing closed) unless --demo says it is a demo rolled forward."""
+    today = datetime.now(UTC).astimezone(SHANGHAI).date()
+    repo.start_business_date(today - timedelta(days=2), NOW)
+    env = production(url)
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(main, ["servicing", "close", *args], env=env, catch_exceptions=False)
+
+    usage_error(run("--until", today.isoformat()), today.isoformat(), "not ended", "--demo")
+    assert repo.business_date() == today - timedelta(days=2)  # nothing closed
+    closed = run("--until", (today - timedelta(days=1)).isoformat(), "--json")
+    assert closed.exit_code == 0 and len(closed.stdout.splitlines()) == 2, closed.output
+    assert repo.business_date() == today
+    usage_error(run(), "not ended")  # the business date: today
+    usage_error(run("--date", today.isoformat()), "not ended")
+    assert repo.business_date() == today
+    demo = run("--demo", "--until", (today + timedelta(days=1)).isoformat(), "--json")
+    assert demo.exit_code == 0 and len(demo.stdout.splitlines()) == 2, demo.output
+    assert repo.business_date() == today + timedelta(days=2)
