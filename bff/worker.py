@@ -83,6 +83,9 @@ def build(services: Services, settings: Settings) -> App:
     collection = rent_collection(services, settings)
     task("servicing.collect", "servicing", Backoff(6, retry_exceptions=(*TRANSIENT, CollectionUnavailable,
                                                                         SmsUnavailable)))(collection.collect)
+    # a failed automatic collection's text to the customer (by day: deferred with the failure, once per attempt)
+    task("servicing.text_not_collected", "servicing", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(
+        collection.text_not_collected)
     task("servicing.poll_collections", "servicing", periodic=tick)(sweep(collection.poll))
     task("servicing.retry_refunds", "servicing", periodic=tick)(sweep(collection.retry_refunds))
     # the daily close of business of each business date whose day has ended in Asia/Shanghai (bff/servicing/close.py)

@@ -17,24 +17,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from typing import Protocol
 
 import stripe
+from sqlalchemy import and_
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from infra.db.engine import Database
+from infra.db.models import BusinessCalendarRow
 from infra.db.models import BusinessDateRow
 from infra.db.models import CollectionAttemptRow
 from infra.db.models import CollectionMandateRow
@@ -59,6 +65,8 @@ from infra.servicing import RENT
 from servicing.allocation import Component
 from servicing.allocation import Parts
 from servicing.allocation import allocate
+from servicing.calendar import CalendarDay
+from servicing.calendar import calendar_of
 
 STRIPE, DIRECT_DEBIT = "stripe", "direct_debit"
 CUSTOMER, AUTO = "customer", "auto"
@@ -67,6 +75,8 @@ CREATED, PROCESSING, REQUIRES_ACTION, SUCCEEDED, FAILED, CANCELED = (
 #: an attempt's states after which nothing more happens to it
 FINAL = (SUCCEEDED, FAILED, CANCELED)
 SURPLUS, LEASE_CLOSED = "surplus", "lease_closed"
+#: the most days a due date is moved to the next business day (China's longest holidays with their weekends: 9)
+MOVED_AT_MOST = 21
 CARD, ACTIVE_MANDATE, REVOKED = "card", "active", "revoked"
 
 
@@ -183,16 +193,37 @@ def _fen(yuan: Decimal) -> int:
 
 
 _DEFER = text("SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, 0, :lock, :queueing_lock, "
-              "CAST(:args AS jsonb), NULL)::procrastinate_job_to_defer_v1])")
+              "CAST(:args AS jsonb), :at)::procrastinate_job_to_defer_v1])")
 
 
 def defer_in(session: Session, task: str, args: Mapping[str, Any], *, queue: str, lock: str | None = None,
-             queueing_lock: str | None = None) -> None:
+             queueing_lock: str | None = None, at: datetime | None = None) -> None:
     """Queue ``task(**args)`` in ``session``'s transaction (infra/jobs.py's ``JobQueue.defer`` joins only a
     ``Database.transaction()``; the close of business's batch is a plain session): the job exists with the change
-    that caused it, or not at all."""
-    session.execute(_DEFER, {"queue": queue, "task": task, "lock": lock, "queueing_lock": queueing_lock,
+    that caused it, or not at all. ``at``: not before then (None: at once)."""
+    session.execute(_DEFER, {"queue": queue, "task": task, "lock": lock, "queueing_lock": queueing_lock, "at": at,
                              "args": json.dumps({**args, "request": request_id.get()}, ensure_ascii=False)})
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job to defer with a change, in its transaction; a job of the same ``queueing_lock`` already waiting does the
+    same work, so none is added."""
+
+    task: str
+    args: Mapping[str, Any]
+    queue: str
+    queueing_lock: str | None = None
+    at: datetime | None = None
+
+    def defer(self, session: Session) -> None:
+        try:
+            with session.begin_nested():
+                defer_in(session, self.task, self.args, queue=self.queue, queueing_lock=self.queueing_lock,
+                         at=self.at)
+        except IntegrityError as exc:
+            if "procrastinate_jobs_queueing_lock_idx" not in str(exc.orig):
+                raise
 
 
 class SqlCollections:
@@ -205,10 +236,12 @@ class SqlCollections:
             return session.get(LeaseRow, lease_id)
 
     def owed(self, lease_id: str, instalment_id: int | None = None) -> list[Owed]:
-        """What is due now (every instalment due, partly paid or overdue, oldest first, with its late charge), or what
-        the instalment ``instalment_id`` of the lease still owes (a rent not yet due may be paid ahead)."""
+        """What is due now (every instalment due, partly paid or overdue, and those due on the business date — the
+        close marks them due only once their day has ended —, oldest first, with its late charge), or what the
+        instalment ``instalment_id`` of the lease still owes (a rent not yet due may be paid ahead)."""
         with self.db.session() as session:
-            return [owed_of(r) for r in session.scalars(_open(lease_id, instalment_id))]
+            day = session.execute(select(BusinessDateRow.current).where(BusinessDateRow.id == 1)).scalar_one()
+            return [owed_of(r) for r in session.scalars(_open(lease_id, instalment_id, day))]
 
     def instalments(self, lease_id: str) -> list[Owed]:
         with self.db.session() as session:
@@ -242,7 +275,7 @@ class SqlCollections:
             if lease.status != ACTIVE:
                 reason = LEASE_CLOSED
             else:
-                rows = list(session.scalars(_open(lease_id, instalment_id).with_for_update()))
+                rows = list(session.scalars(_open(lease_id, instalment_id, day).with_for_update()))
                 owed = {r.number: owed_of(r) for r in rows}
                 split = allocate(_yuan(amount), [Parts(o.number, _yuan(o.penalty), _yuan(o.interest),
                                                        _yuan(o.principal)) for o in owed.values()], order)
@@ -352,16 +385,18 @@ class SqlCollections:
             return [_attempt(r) for r in session.scalars(select(CollectionAttemptRow).where(
                 CollectionAttemptRow.lease_id == lease_id).order_by(CollectionAttemptRow.created_at))]
 
-    def move(self, attempt_id: str, allowed_from: Sequence[str], to: str, now: datetime, **values: Any
-             ) -> Attempt | None:
-        """Move the attempt to ``to`` (with ``values``) if it is in one of ``allowed_from``; None otherwise (another
-        process moved it first)."""
+    def move(self, attempt_id: str, allowed_from: Sequence[str], to: str, now: datetime, *, job: Job | None = None,
+             **values: Any) -> Attempt | None:
+        """Move the attempt to ``to`` (with ``values``) if it is in one of ``allowed_from``, and defer ``job`` with the
+        move (same transaction); None otherwise (another process moved it first: no job)."""
         with self.db.session() as session:
             moved = session.execute(update(CollectionAttemptRow).where(
                 CollectionAttemptRow.id == attempt_id, CollectionAttemptRow.status.in_(list(allowed_from))).values(
                 status=to, updated_at=now, **values).returning(CollectionAttemptRow.id)).scalar_one_or_none()
             if moved is None:
                 return None
+            if job is not None:
+                job.defer(session)
             row = session.get(CollectionAttemptRow, attempt_id)
             assert row is not None
             session.refresh(row)
@@ -426,41 +461,53 @@ class SqlCollections:
                 CollectionMandateRow.id == mandate_id, CollectionMandateRow.status == ACTIVE_MANDATE).values(
                 auto_collect=on, updated_at=now).returning(CollectionMandateRow.id)).scalar_one_or_none() is not None
 
-    def revoke_mandate(self, mandate_id: str, now: datetime) -> None:
+    def revoke_mandate(self, mandate_id: str, now: datetime) -> bool:
+        """Revoke the mandate if it is in force; whether this call revoked it."""
         with self.db.session() as session:
-            session.execute(update(CollectionMandateRow).where(CollectionMandateRow.id == mandate_id).values(
-                status=REVOKED, revoked_at=now, updated_at=now))
+            return session.execute(update(CollectionMandateRow).where(
+                CollectionMandateRow.id == mandate_id, CollectionMandateRow.status == ACTIVE_MANDATE).values(
+                status=REVOKED, revoked_at=now, updated_at=now).returning(CollectionMandateRow.id)
+            ).scalar_one_or_none() is not None
 
     # -- the close of business's automatic collections -----------------------------------------------------------
-    def plan_collections(self, session: Session, instalment_ids: Sequence[int], business_date: date,
+    def plan_collections(self, session: Session, lease_ids: Sequence[str], business_date: date,
                          now: datetime) -> list[Attempt]:
-        """In the close's batch transaction (``session``): one automatic attempt (key
-        ``auto:<instalment>:<business date>``) for each rent of ``instalment_ids`` (never the final rent, the balloon:
-        the customer chooses at the end of the term how it is paid) that still owes something and whose
-        lease's application has a mandate in force with automatic collection on. The attempts a close of the same date
-        made already are returned again, not made twice."""
-        if not instalment_ids:
+        """In the close's batch transaction (``session``) of ``business_date`` (B): one automatic attempt for each rent
+        of ``lease_ids`` whose collection day is B + 1 — the day after the date closed, which the close of B reaches
+        just after midnight —, so that it is debited on that day, as the mandate says: its due date, moved to the next
+        business day when it is not one (China's calendar, with the days ops loaded). Never the final rent (the
+        balloon: the customer chooses at the end of the term how it is paid); only a rent that still owes something
+        and is not overdue, on a lease whose application has a mandate in force with automatic collection on. Key
+        ``auto:<instalment>:<collection day>``: a close of the same date run again returns the attempts it made, and
+        makes none twice."""
+        if not lease_ids:
             return []
+        day = business_date + timedelta(days=1)
         rows = session.execute(
-            select(InstalmentRow, LeaseRow.application_id).join(LeaseRow, LeaseRow.id == InstalmentRow.lease_id)
-            .where(InstalmentRow.id.in_(list(instalment_ids)), InstalmentRow.kind == RENT,
-                   LeaseRow.status == ACTIVE)).all()
-        apps = {app_id for _, app_id in rows}
-        mandates: dict[str, CollectionMandateRow] = {}
-        for m in session.scalars(select(CollectionMandateRow).where(
-                CollectionMandateRow.application_id.in_(list(apps)), CollectionMandateRow.status == ACTIVE_MANDATE,
-                CollectionMandateRow.auto_collect.is_(True)).order_by(CollectionMandateRow.created_at)):
-            mandates[m.application_id] = m  # the newest in force
+            select(InstalmentRow, CollectionMandateRow)
+            .join(LeaseRow, LeaseRow.id == InstalmentRow.lease_id)
+            .join(CollectionMandateRow, CollectionMandateRow.application_id == LeaseRow.application_id)
+            .where(InstalmentRow.lease_id.in_(list(lease_ids)), InstalmentRow.kind == RENT,
+                   InstalmentRow.state.in_((PENDING, DUE, PARTLY_PAID)),
+                   InstalmentRow.due_on > day - timedelta(days=MOVED_AT_MOST), InstalmentRow.due_on <= day,
+                   LeaseRow.status == ACTIVE, CollectionMandateRow.status == ACTIVE_MANDATE,
+                   CollectionMandateRow.auto_collect.is_(True))
+            .order_by(InstalmentRow.id, CollectionMandateRow.created_at)).all()
+        if not rows:
+            return []
+        calendar = calendar_of(CalendarDay(r.day, r.kind, r.name) for r in session.scalars(select(BusinessCalendarRow)))
+        newest: dict[int, tuple[InstalmentRow, CollectionMandateRow]] = {}
+        for inst, mandate in rows:
+            newest[inst.id] = (inst, mandate)  # the newest mandate in force (by its creation)
         made: list[Attempt] = []
-        for inst, app_id in rows:
-            mandate, owed = mandates.get(app_id), owed_of(inst)
-            if mandate is None or owed.total <= 0:
+        for inst, mandate in newest.values():
+            owed = owed_of(inst)
+            if owed.total <= 0 or calendar.on_or_after(inst.due_on) != day:
                 continue
             attempt, _ = self.start_attempt(
                 lease_id=inst.lease_id, amount=owed.total, instalment_id=inst.id, mandate_id=mandate.id,
                 channel=DIRECT_DEBIT if mandate.kind == DIRECT_DEBIT else STRIPE, trigger=AUTO,
-                key=f"auto:{inst.id}:{business_date.isoformat()}", business_date=business_date, now=now,
-                session=session)
+                key=f"auto:{inst.id}:{day.isoformat()}", business_date=business_date, now=now, session=session)
             made.append(attempt)
         return made
 
@@ -469,12 +516,15 @@ class SqlCollections:
             return session.execute(select(BusinessDateRow.current).where(BusinessDateRow.id == 1)).scalar_one()
 
 
-def _open(lease_id: str, instalment_id: int | None) -> Any:
+def _open(lease_id: str, instalment_id: int | None, day: date) -> Any:
+    """The lease's instalments due now on the business date ``day`` (open, or due on ``day``: the close marks them
+    due once the day has ended), or its instalment ``instalment_id`` if anything may be paid of it."""
     stmt = select(InstalmentRow).where(InstalmentRow.lease_id == lease_id)
     if instalment_id is not None:
         stmt = stmt.where(InstalmentRow.id == instalment_id, InstalmentRow.state.in_((*OPEN, PENDING)))
     else:
-        stmt = stmt.where(InstalmentRow.state.in_(OPEN))
+        stmt = stmt.where(or_(InstalmentRow.state.in_(OPEN),
+                              and_(InstalmentRow.state == PENDING, InstalmentRow.due_on <= day)))
     return stmt.order_by(InstalmentRow.number)
 
 
@@ -549,23 +599,32 @@ class SandboxDirectDebit:
     - ``8``: a delayed result — ``processing`` now, ``succeeded`` on the next :meth:`status`;
     - ``9``: a delayed result that then fails with insufficient funds.
 
-    The bank's order number is derived from our key (the same key: the same order, never a second debit), and it
-    encodes the order's outcome, so any process asks :meth:`status` about it without shared state. Refunds succeed.
+    The bank's order number is derived from our key alone (the same key: the same order, never a second debit) and
+    encodes the order's outcome; the order is for the first amount asked with its key (asked again with another
+    amount, it answers the first order, as a bank's order number is the order). The sandbox keeps each order's amount
+    in the process that took it (no bank behind it: the worker's, where the collection jobs and the poll run); a
+    delayed order asked about by a process that does not know it (the worker restarted meanwhile) fails with
+    ``unknown_order`` — the customer is texted and pays by hand. Refunds succeed.
     """
 
     channel = DIRECT_DEBIT
+    #: the first amount of each order, by order number (every instance in the process: one sandbox bank)
+    _orders: dict[str, int] = {}
+    _lock = threading.Lock()
 
     def collect(self, *, amount: int, key: str, mandate: Mandate, metadata: Mapping[str, str]) -> Collected:
         if amount <= 0:
             raise ValueError("a debit is more than 0 fen")
         digit = (mandate.agreement_no or "0")[-1:]
         status, code, message = SANDBOX_OUTCOMES.get(digit, ("succeeded", None, "扣款成功 debited"))
-        ref = f"ddsb_{digit}_{amount}_{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+        ref = f"ddsb_{digit}_{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+        with self._lock:
+            amount = self._orders.setdefault(ref, amount)
         return Collected(status, ref, amount if status == SUCCEEDED else 0, code, message)
 
     def status(self, ref: str) -> Collected:
         try:
-            _, digit, amount, _ = ref.split("_")
+            _, digit, _ = ref.split("_")
         except ValueError:
             raise ValueError(f"not an order of the sandbox bank: {ref!r}") from None
         if digit == "9":
@@ -573,7 +632,11 @@ class SandboxDirectDebit:
         outcome = SANDBOX_OUTCOMES.get(digit)
         if outcome is not None and outcome[0] == FAILED:
             return Collected(FAILED, ref, 0, outcome[1], outcome[2])
-        return Collected(SUCCEEDED, ref, int(amount))
+        with self._lock:
+            amount = self._orders.get(ref)
+        if amount is None:
+            return Collected(FAILED, ref, 0, "unknown_order", "沙箱银行无此订单 no such order at the sandbox bank")
+        return Collected(SUCCEEDED, ref, amount)
 
     def refund(self, ref: str, *, amount: int, key: str) -> str:
         if not ref.startswith("ddsb_") or amount <= 0:

@@ -33,10 +33,13 @@ def _servicing() -> Iterator[Any]:
     database = Database(settings.database_url)
     try:
         with _database_errors():
-            # the worker's hooks too: reminders deferred (the worker sends them), arrears and the M3 flag kept
+            # the worker's hooks too: reminders deferred (the worker sends them), arrears and the M3 flag kept,
+            # automatic collections started (the worker collects them, by day)
+            reminders = load_policy(settings.policy).reminders
             yield CloseOfBusiness(SqlServicing(database),
-                                  hooks=[*close_hooks(database, load_policy(settings.policy).reminders),
-                                         collection_hook(SqlCollections(database))])
+                                  hooks=[*close_hooks(database, reminders),
+                                         collection_hook(SqlCollections(database),
+                                                         window=(reminders.send_from, reminders.send_until))])
     finally:
         database.dispose()
 

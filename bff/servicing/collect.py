@@ -17,13 +17,18 @@ now or for one chosen instalment, Idempotency-Key the attempt's key; it books on
 (:meth:`RentCollection.on_stripe_event`) — whichever comes first books, the other is a replay. Declines never lock
 anyone out: each try is a new attempt.
 
-**Automatic collection**: the close of business's hook (:meth:`RentCollection.close_hook`) makes, in the batch's
-transaction, one attempt per rent that became due on a lease whose customer's mandate has automatic collection on,
-and defers one ``servicing.collect`` job for it (:meth:`RentCollection.collect`): the collector is asked with the
-attempt's key (the same charge on a retry), a success is booked, a delayed result (a bank's ``processing``) is
-polled by the ``servicing.poll_collections`` sweep, and a failure — insufficient funds, an agreement revoked, a card
-declined or needing the customer's bank — texts the customer a link to pay by hand (``rent_not_collected``, once per
-attempt).
+**Automatic collection**, on the due date as the mandate says (the next business day when it is not one): the close
+of business of the day before (it runs just after midnight, when that day has begun in Beijing) makes in its hook
+(:meth:`RentCollection.close_hook`), in the batch's transaction, one attempt per rent to collect that day on a lease
+whose customer's mandate has automatic collection on (never the final rent), and defers one ``servicing.collect``
+job for it, not before the day's window for texts opens (09:00 Beijing by default: the policy's ``[reminders]``
+``send_from``; :func:`servicing.arrears.send_at`). The job (:meth:`RentCollection.collect`) asks the collector with
+the attempt's key (the same charge on a retry), a success is booked, a delayed result (a bank's ``processing``) is
+polled by the ``servicing.poll_collections`` sweep. A failure — insufficient funds, an agreement revoked (the mandate
+is then revoked too), a card declined or needing the customer's bank — however it is learnt (the job, or Stripe's
+webhook first), defers with it one ``servicing.text_not_collected`` job (:meth:`RentCollection.text_not_collected`),
+sent by day (a failure learnt at night waits for the window to open): the customer gets a link to pay by hand
+(``rent_not_collected``, once per attempt; nothing when the rent was paid meanwhile).
 """
 
 from __future__ import annotations
@@ -35,13 +40,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
+from datetime import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import cast
-
-from sqlalchemy.exc import IntegrityError
 
 from infra.applications import Scope
 from infra.audit import SqlAuditLog
@@ -58,12 +62,12 @@ from infra.collections import Attempt
 from infra.collections import Collected
 from infra.collections import CollectionUnavailable
 from infra.collections import Collector
+from infra.collections import Job
 from infra.collections import Owed
 from infra.collections import Receipt
 from infra.collections import SandboxDirectDebit
 from infra.collections import SqlCollections
 from infra.collections import StripeOffSession
-from infra.collections import defer_in
 from infra.db.models import LeaseRow
 from infra.payments import Intent
 from infra.payments import PaymentDeclined
@@ -75,6 +79,7 @@ from infra.servicing import BatchEvents
 from infra.servicing import CloseHook
 from infra.sms import SmsSender
 from servicing.allocation import Component
+from servicing.arrears import send_at
 
 if TYPE_CHECKING:
     from bff.bootstrap import Services
@@ -89,6 +94,9 @@ REFUND_RETRY_AFTER = timedelta(minutes=1)
 ATTEMPT_META = "collection_attempt"
 #: the Payment Element's payment method types for a rent (card, Alipay, WeChat Pay: as the down payment)
 RENT_METHODS = ("card", "alipay", "wechat_pay")
+#: when automatic collections run and their failures are texted, Beijing time (the policy's [reminders] window)
+DAY_WINDOW = (time(9), time(20))
+COLLECT_TASK, TEXT_TASK, QUEUE = "servicing.collect", "servicing.text_not_collected", "servicing"
 
 
 def utc_now() -> datetime:
@@ -120,18 +128,19 @@ def yuan_text(fen: int) -> str:
 class RentCollection:
     """``collectors``: the automatic collection adapters by channel (``direct_debit``, ``stripe``); ``mobile_of``: the
     customer's mobile number of an application (None: no text); ``pay_link``: the address of a lease's pay page, for
-    the text."""
+    the text; ``window``: when automatic collections run and their failures are texted (Beijing time)."""
 
     def __init__(self, repo: SqlCollections, gateway: PaymentGateway, collectors: Mapping[str, Collector], *,
                  order: Sequence[str], sms: SmsSender | None = None,
                  mobile_of: Callable[[str], str | None] = lambda application_id: None,
                  pay_link: Callable[[str], str] = lambda lease_id: f"/leases/{lease_id}/pay",
                  audit: SqlAuditLog | None = None, clock: Callable[[], datetime] = utc_now,
-                 refund_retry_after: timedelta = REFUND_RETRY_AFTER) -> None:
+                 refund_retry_after: timedelta = REFUND_RETRY_AFTER,
+                 window: tuple[time, time] = DAY_WINDOW) -> None:
         self.repo, self.gateway, self.collectors = repo, gateway, dict(collectors)
         self.order = cast(tuple[Component, ...], tuple(order))
         self.sms, self.mobile_of, self.pay_link, self.audit, self.clock = sms, mobile_of, pay_link, audit, clock
-        self.refund_retry_after = refund_retry_after
+        self.refund_retry_after, self.window = refund_retry_after, window
 
     # -- 1. booking a payment once -----------------------------------------------------------------------------------
     def book(self, lease_id: str, amount: int, source: str, key: str, *, reference: str | None = None,
@@ -291,12 +300,13 @@ class RentCollection:
             return PayOutcome(self.repo.attempt(attempt.id) or attempt, intent, receipt)
         if attempt.status not in FINAL:
             if intent.status == "requires_action":
-                attempt = self.repo.move(attempt.id, (attempt.status,), REQUIRES_ACTION, now) or attempt
+                attempt = self.repo.move(attempt.id, (attempt.status,), REQUIRES_ACTION, now,
+                                         job=self._text_job(attempt)) or attempt
             elif intent.status == "processing":
                 attempt = self.repo.move(attempt.id, (attempt.status,), PROCESSING, now,
                                          poll_after=now + POLL_AFTER) or attempt
             elif intent.status == "canceled" or (intent.status == "requires_payment_method" and intent.last_error):
-                attempt = self.repo.move(attempt.id, (attempt.status,), FAILED, now,
+                attempt = self.repo.move(attempt.id, (attempt.status,), FAILED, now, job=self._text_job(attempt),
                                          failure_code=(intent.last_error or intent.status)[:40]) or attempt
         return PayOutcome(attempt, intent, self.repo.receipt(attempt.key))
 
@@ -324,7 +334,7 @@ class RentCollection:
     # -- 3. automatic collection ---------------------------------------------------------------------------------
     def close_hook(self, events: BatchEvents) -> None:
         """The close of business's hook (:func:`collection_hook`)."""
-        collection_hook(self.repo, self.clock)(events)
+        collection_hook(self.repo, self.clock, self.window)(events)
 
     def collect(self, attempt_id: str) -> str:
         """The ``servicing.collect`` job: the attempt's charge asked of its collector with the attempt's key (a retry
@@ -370,10 +380,34 @@ class RentCollection:
                                    polls=attempt.polls + (attempt.status == PROCESSING), poll_after=now + POLL_AFTER)
             return (moved or attempt).status
         to = REQUIRES_ACTION if collected.status == REQUIRES_ACTION else FAILED
-        moved = self.repo.move(attempt.id, ("created", PROCESSING), to, now, failure_code=(collected.code or to)[:40],
+        moved = self.repo.move(attempt.id, ("created", PROCESSING), to, now, job=self._text_job(attempt),
+                               failure_code=(collected.code or to)[:40],
                                failure_message=(collected.message or "")[:255] or None, poll_after=None)
-        self._tell_customer(moved or attempt)
-        return (moved or attempt).status
+        if collected.code == "agreement_revoked" and attempt.mandate_id:
+            self._revoked_at_the_bank(attempt)
+        # None: moved first by another process (Stripe's webhook), which deferred the text: the attempt as it is now
+        return (moved or self.repo.attempt(attempt.id) or attempt).status
+
+    def _text_job(self, attempt: Attempt) -> Job | None:
+        """The ``servicing.text_not_collected`` job an automatic attempt's failure defers with it (by day: a failure
+        learnt at night waits for the window's opening); none for a payment the customer makes on the phone."""
+        if attempt.trigger != AUTO:
+            return None
+        return Job(TEXT_TASK, {"attempt_id": attempt.id}, QUEUE, queueing_lock=f"{TEXT_TASK}:{attempt.id}",
+                   at=send_at(self.clock(), *self.window))
+
+    def _revoked_at_the_bank(self, attempt: Attempt) -> None:
+        """The bank says the customer revoked the 协议支付 agreement: the mandate is revoked here too (no debit is
+        tried under it again; the customer pays by hand or gives a new mandate), audit-logged once."""
+        assert attempt.mandate_id is not None
+        if not self.repo.revoke_mandate(attempt.mandate_id, self.clock()):
+            return
+        log.warning("collection %s: the bank says the agreement was revoked: mandate %s revoked", attempt.id,
+                    attempt.mandate_id)
+        if self.audit is not None:
+            self.audit.append("servicing.mandate_revoked", "success", actor_id=None, actor_label="system:collections",
+                              target=attempt.lease_id, details={"mandate": attempt.mandate_id, "attempt": attempt.id,
+                                                                "reason": "agreement_revoked"})
 
     def poll(self) -> int:
         """The ``servicing.poll_collections`` sweep: delayed results asked about again."""
@@ -387,9 +421,15 @@ class RentCollection:
             done += 1
         return done
 
-    def _tell_customer(self, attempt: Attempt) -> None:
-        """Text the customer, once per attempt, that the rent was not collected and where to pay it by hand."""
-        if self.sms is None or attempt.status not in (FAILED, REQUIRES_ACTION):
+    def text_not_collected(self, attempt_id: str) -> None:
+        """The ``servicing.text_not_collected`` job: text the customer, once per attempt, that the rent was not
+        collected and where to pay it by hand — nothing when the attempt has not failed (3-D Secure done meanwhile)
+        or the rent was paid meanwhile. SmsUnavailable goes to the worker, which tries again later."""
+        attempt = self.repo.attempt(attempt_id)
+        if self.sms is None or attempt is None or attempt.status not in (FAILED, REQUIRES_ACTION):
+            return
+        if attempt.instalment_id is not None and not self.due_now(attempt.lease_id, attempt.instalment_id):
+            log.info("collection %s failed, but the rent was paid meanwhile: no text", attempt.id)
             return
         lease = self.repo.lease(attempt.lease_id)
         mobile = self.mobile_of(lease.application_id) if lease is not None else None
@@ -449,22 +489,22 @@ class RentReconciliation:
                 for a in self.repo.charged(STRIPE) if a.id not in self.seen]
 
 
-def collection_hook(repo: SqlCollections, clock: Callable[[], datetime] = utc_now) -> CloseHook:
-    """The close of business's hook: for the rents that became due in a batch on leases whose mandate has automatic
-    collection on, one attempt each (key ``auto:<instalment>:<business date>``) and its ``servicing.collect`` job,
-    in the batch's transaction — deferred with the change or not at all; a date closed again defers nothing new."""
+def collection_hook(repo: SqlCollections, clock: Callable[[], datetime] = utc_now,
+                    window: tuple[time, time] = DAY_WINDOW) -> CloseHook:
+    """The close of business's hook: in the close of date B, for the rents of a batch's leases to collect on B + 1
+    (their due date, or the next business day; SqlCollections.plan_collections) under a mandate with automatic
+    collection on, one attempt each (key ``auto:<instalment>:<B + 1>``) and its ``servicing.collect`` job, not before
+    ``window`` opens (the close of B runs just after midnight: the debit goes at 09:00 on B + 1), in the batch's
+    transaction — deferred with the change or not at all; a date closed again defers nothing new (a job of the
+    attempt already waiting collects it)."""
 
     def hook(events: BatchEvents) -> None:
-        for attempt in repo.plan_collections(events.session, events.became_due, events.business_date, clock()):
-            if attempt.status != "created":
-                continue
-            try:
-                with events.session.begin_nested():  # a job of this attempt already waiting: that one collects it
-                    defer_in(events.session, "servicing.collect", {"attempt_id": attempt.id}, queue="servicing",
-                             queueing_lock=f"servicing.collect:{attempt.id}")
-            except IntegrityError as exc:
-                if "procrastinate_jobs_queueing_lock_idx" not in str(exc.orig):
-                    raise
+        now = clock()
+        at = send_at(now, *window)
+        for attempt in repo.plan_collections(events.session, events.lease_ids, events.business_date, now):
+            if attempt.status == "created":
+                Job(COLLECT_TASK, {"attempt_id": attempt.id}, QUEUE, queueing_lock=f"{COLLECT_TASK}:{attempt.id}",
+                    at=at).defer(events.session)
 
     return hook
 
@@ -493,9 +533,11 @@ def rent_collection(services: Services, settings: Settings) -> RentCollection:
         app = services.applications.repo.get(application_id, Scope())
         return services.applications.draft(app).get("mobile") if app is not None else None
 
+    reminders = services.plans.policy.reminders
     built = RentCollection(SqlCollections(services.db), gateway, collectors,
                            order=services.plans.policy.allocation_order, sms=services.sms, mobile_of=mobile_of,
-                           pay_link=lambda lease_id: f"{base}/leases/{lease_id}/pay", audit=services.audit)
+                           pay_link=lambda lease_id: f"{base}/leases/{lease_id}/pay", audit=services.audit,
+                           window=(reminders.send_from, reminders.send_until))
     services.payments.webhooks.others.append(built.on_stripe_event)
     _built[id(services)] = built
     return built

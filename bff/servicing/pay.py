@@ -1,11 +1,12 @@
 """Paying a rent from the customer's phone (issue 18 §3): ``/leases/<lease_id>/pay``.
 
-``GET`` shows what the lease owes now — each rent due, partly paid or overdue with its late charge — and the
-payment form: everything due now, or one chosen instalment (``?instalment=<id>``; a rent not yet due may be paid
-ahead). ``POST`` creates the payment: one attempt per form the page served (the hidden ``token`` is in the attempt's
-key, so a double tap or the form sent again charges once), a Stripe PaymentIntent whose Idempotency-Key is the
-attempt's key (bff/servicing/collect.py ``RentCollection.pay_by_hand``). As on the down payment's page
-(bff/payments/views.py): without ``LEASELINE_STRIPE_PUBLISHABLE_KEY`` the page says TEST MODE and confirms
+``GET`` shows what the lease owes now — each rent due (a rent due today among them: the close marks it due only once
+the day has ended), partly paid or overdue with its late charge — and the payment form: everything due now, or one
+chosen instalment (``?instalment=<id>``; the next rent not yet due may be paid ahead). ``POST`` creates the
+payment: one attempt per form the page served (the hidden ``token`` is in the attempt's key, so a double tap or the
+form sent again charges once), a Stripe PaymentIntent whose Idempotency-Key is the attempt's key
+(bff/servicing/collect.py ``RentCollection.pay_by_hand``). As on the down payment's page (bff/payments/views.py):
+without ``LEASELINE_STRIPE_PUBLISHABLE_KEY`` the page says TEST MODE and confirms
 server-side with one of Stripe's test cards (3-D Secure answered by the local test bank); with it, the page mounts
 Stripe.js's Payment Element for the attempt's intent and Stripe sends the browser back to ``…/pay/return``, where
 the server asks Stripe. The payment is booked into the lease on Stripe's answer or its webhook, whichever comes first
@@ -152,7 +153,8 @@ def _page(lease: LeaseRow, status: int = 200, *, error: str | None = None, attem
           outcome: PayOutcome | None = None, chosen: int | None = None) -> Any:
     svc = collection()
     schedule = svc.repo.instalments(lease.id)
-    due = [o for o in svc.due_now(lease.id)]
+    due = [o for o in svc.due_now(lease.id)]  # a rent due today among them: due, not ahead
+    today = svc.repo.business_date()
     checkout = None
     if outcome is not None and outcome.intent is not None and _publishable_key() and outcome.intent.client_secret \
             and outcome.attempt.status not in ("succeeded", "failed", "canceled"):
@@ -166,7 +168,7 @@ def _page(lease: LeaseRow, status: int = 200, *, error: str | None = None, attem
     bank = services().payments.checkout.bank
     response = make_response(render_template(
         "servicing/pay.html", lease=lease, due=due, total=sum(o.total for o in due),
-        pending=[o for o in schedule if o.state == "pending" and o.total > 0][:1], chosen=chosen,
+        pending=[o for o in schedule if o.state == "pending" and o.total > 0 and o.due_on > today][:1], chosen=chosen,
         token=uuid.uuid4().hex, error=error, attempt=attempt or (outcome.attempt if outcome else None),
         receipt=outcome.receipt if outcome else None, test_mode=gateway.test_mode, element=bool(_publishable_key()),
         test_bank=bank is not None and gateway.test_mode and not _publishable_key(), checkout=checkout,

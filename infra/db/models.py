@@ -811,7 +811,8 @@ class LeaseReceiptRow(Base):
     lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), index=True)
     attempt_id: Mapped[str | None] = mapped_column(ForeignKey("collection_attempts.id"), nullable=True)
     source: Mapped[str] = mapped_column(String(16))  # stripe | direct_debit
-    reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the provider's payment (a PaymentIntent, a bank's order): reconciliation looks receipts up by it
+    reference: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
     applied: Mapped[int] = mapped_column(BigInteger)
     surplus: Mapped[int] = mapped_column(BigInteger)

@@ -232,14 +232,13 @@ def test_the_sandbox_bank_s_direct_debit_collects_refuses_or_answers_later(world
                              language="zh", now=w["clock"]())
         leases[digit] = lease_id
     bare = open_lease(w["servicing"], record(date(2026, 3, 10)))  # no mandate: paid by hand, nothing collected
-    w["servicing"].start_business_date(date(2026, 4, 10), w["clock"]())
-    CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook]).close(date(2026, 4, 10))
-    with w["db"].session() as s:
-        jobs = s.execute(text("SELECT args->>'attempt_id' FROM procrastinate_jobs WHERE task_name = "
-                              "'servicing.collect'")).scalars().all()
+    w["servicing"].start_business_date(date(2026, 4, 9), w["clock"]())
+    # the close of the day before the due date starts the debits (at once here: it is 10:00 in Beijing)
+    CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook]).close(date(2026, 4, 9))
     attempts = {d: svc.repo.attempts(lease_id) for d, lease_id in leases.items()}
     assert all(len(a) == 1 for a in attempts.values()) and svc.repo.attempts(bare or "") == []
-    assert sorted(jobs) == sorted(a[0].id for a in attempts.values())  # one job per attempt, deferred with the close
+    # one job per attempt, deferred with the close
+    assert sorted(jobs(w["db"], "servicing.collect")) == sorted((a[0].id, None) for a in attempts.values())
     for digit, lease_id in leases.items():
         rent = rows(w["db"], lease_id)[0]
         assert attempts[digit][0].amount == rent.amount and attempts[digit][0].key == f"auto:{rent.id}:2026-04-10"
@@ -249,8 +248,15 @@ def test_the_sandbox_bank_s_direct_debit_collects_refuses_or_answers_later(world
     assert rows(w["db"], leases["0"])[0].state == "paid" and len(payments(w["db"], leases["0"])) == 1
     assert [svc.repo.attempt(attempts[d][0].id).failure_code for d in "67"] == ["insufficient_funds",
                                                                                  "agreement_revoked"]
-    assert rows(w["db"], leases["6"])[0].state == "due" and rows(w["db"], leases["8"])[0].state == "due"
-    # each failure texted the customer once, with the link to pay by hand
+    assert rows(w["db"], leases["6"])[0].state == "pending" and rows(w["db"], leases["8"])[0].state == "pending"
+    # the agreement revoked at the bank: the mandate is revoked here too (and audit-logged), the other kept
+    mandates = {d: svc.repo.mandate(attempts[d][0].mandate_id or "") for d in "67"}
+    assert {d: m.status for d, m in mandates.items() if m is not None} == {"6": "active", "7": "revoked"}
+    # each failure texted the customer once (its own job), with the link to pay by hand
+    failed = [attempts[d][0].id for d in "67"]
+    assert sorted(jobs(w["db"], "servicing.text_not_collected")) == sorted((a, None) for a in failed)
+    for attempt_id in failed * 2:
+        svc.text_not_collected(attempt_id)
     texts = [m.body for m in svc.sms.latest(to=MOBILE)]
     assert len(texts) == 2 and all("未能自动扣款" in t for t in texts)
     assert {t.rsplit("/leases/", 1)[1] for t in texts} == {f"{leases['6']}/pay", f"{leases['7']}/pay"}
@@ -261,7 +267,7 @@ def test_the_sandbox_bank_s_direct_debit_collects_refuses_or_answers_later(world
     assert svc.repo.attempt(attempts["8"][0].id).status == "succeeded" and rows(w["db"], leases["8"])[0].state == "paid"
     # the same date closed again makes no second attempt
     before = {d: len(svc.repo.attempts(lease_id)) for d, lease_id in leases.items()}
-    CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook]).close(date(2026, 4, 10))
+    CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook]).close(date(2026, 4, 9))
     assert {d: len(svc.repo.attempts(lease_id)) for d, lease_id in leases.items()} == before
 
 
@@ -276,8 +282,8 @@ def test_a_card_declined_three_times_still_pays_by_hand(world: dict[str, Any]) -
     svc.repo.add_mandate(application_id=lease.application_id, kind="card", customer_ref=customer.id,
                          payment_method="pm_card_chargeCustomerFail", text_version="2026.12", text_sha256="0" * 64,
                          language="zh", now=w["clock"]())
-    w["servicing"].start_business_date(date(2026, 4, 10), w["clock"]())
-    CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook]).close(date(2026, 4, 10))
+    w["servicing"].start_business_date(date(2026, 4, 9), w["clock"]())
+    CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook]).close(date(2026, 4, 9))
     [auto] = svc.repo.attempts(lease_id)
     rent = rows(w["db"], lease_id)[0]
     for n in range(3):  # the automatic attempt and two more by the collector: each declined
@@ -302,9 +308,113 @@ def test_the_final_rent_is_not_debited_automatically(world: dict[str, Any]) -> N
     svc.repo.add_mandate(application_id=lease.application_id, kind=DIRECT_DEBIT, agreement_no="XY20260410",
                          bank="沙箱银行", account_last4="6210", text_version="2026.12", text_sha256="0" * 64,
                          language="zh", now=w["clock"]())
-    w["servicing"].start_business_date(date(2026, 4, 10), w["clock"]())  # the term's last day: rent 12 and the balloon
-    CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook]).close(date(2026, 4, 10))
+    w["servicing"].start_business_date(date(2026, 4, 9), w["clock"]())  # the eve of rent 12 and the balloon
+    CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook]).close(date(2026, 4, 9))
     *_, twelve, final = rows(w["db"], lease_id)
     assert (twelve.kind, final.kind, final.due_on) == ("rent", "final_rent", twelve.due_on)
     attempted = {a.instalment_id for a in svc.repo.attempts(lease_id)}
     assert twelve.id in attempted and final.id not in attempted
+
+
+def jobs(db: Database, task: str) -> list[tuple[str, datetime | None]]:
+    """The waiting jobs of ``task``: (their attempt, when they may run — None: at once)."""
+    with db.session() as s:
+        return [(a, at) for a, at in s.execute(text(
+            "SELECT args->>'attempt_id', scheduled_at FROM procrastinate_jobs WHERE task_name = :task AND "
+            "status = 'todo' ORDER BY id"), {"task": task})]
+
+
+def test_the_debit_goes_on_the_due_date_by_day_and_a_failure_is_texted_by_day(world: dict[str, Any]) -> None:
+    """The worker closes 9 April at 00:03 on 10 April in Beijing: that close starts the debit of the rents due on 10
+    April, at 09:00 that day, as the mandate says (on the due date). All that day the rent is due now, not 'ahead',
+    and not yet late. A failure's text (rent_not_collected) is a job of its own, sent by day: reported at night, it
+    waits for 09:00."""
+    w, svc = world, world["svc"]
+    leases = {}
+    for digit in "67":  # insufficient funds; the agreement revoked at the bank
+        lease_id = open_lease(w["servicing"], record(date(2026, 3, 10)))  # rent 1 due Friday 10 April
+        assert lease_id is not None
+        lease = svc.repo.lease(lease_id)
+        svc.repo.add_mandate(application_id=lease.application_id, kind=DIRECT_DEBIT, agreement_no=f"XY2026041{digit}",
+                             bank="沙箱银行", account_last4="621" + digit, text_version="2026.12", text_sha256="0" * 64,
+                             language="zh", now=w["clock"]())
+        leases[digit] = lease_id
+    w["servicing"].start_business_date(date(2026, 4, 9), w["clock"]())
+    w["clock"].now = datetime(2026, 4, 9, 16, 3, tzinfo=UTC)  # the worker's periodic close: 00:03 on 10 April
+    done = CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook]).close_due()
+    assert [o.business_date for o in done] == [date(2026, 4, 9)]
+    [short], [revoked] = (svc.repo.attempts(leases[d]) for d in "67")
+    rent = rows(w["db"], leases["6"])[0]
+    assert (short.instalment_id, short.key, short.amount) == (rent.id, f"auto:{rent.id}:2026-04-10", rent.amount)
+    nine = datetime(2026, 4, 10, 1, 0, tzinfo=UTC)  # 09:00 on 10 April in Beijing
+    assert sorted(jobs(w["db"], "servicing.collect")) == sorted([(short.id, nine), (revoked.id, nine)])
+    assert [o.instalment_id for o in svc.due_now(leases["6"])] == [rent.id]  # due today: due now, not ahead
+    w["clock"].now = nine
+    assert svc.collect(short.id) == "failed"
+    assert rows(w["db"], leases["6"])[0].state == "pending"  # not late: it may still be paid today
+    assert jobs(w["db"], "servicing.text_not_collected") == [(short.id, None)]  # by day: at once
+    assert list(svc.sms.latest(to=MOBILE)) == []  # the job sends it, once
+    svc.text_not_collected(short.id)
+    svc.text_not_collected(short.id)
+    [sent] = svc.sms.latest(to=MOBILE)
+    assert "未能自动扣款" in sent.body and sent.body.endswith(f"/leases/{leases['6']}/pay")
+    # a failure reported at night (the job retried late, a bank answering late): its text waits for 09:00
+    w["clock"].now = datetime(2026, 4, 10, 14, 30, tzinfo=UTC)  # 22:30 in Beijing
+    assert svc.collect(revoked.id) == "failed"
+    assert jobs(w["db"], "servicing.text_not_collected")[-1] == (revoked.id, datetime(2026, 4, 11, 1, 0, tzinfo=UTC))
+    assert len(list(svc.sms.latest(to=MOBILE))) == 1
+
+
+class WebhookFirst:
+    """The saved card's collector, with Stripe's webhook about the charge delivered before its own answer is back
+    (Stripe sends payment_intent.payment_failed as soon as the charge fails)."""
+
+    channel = STRIPE
+
+    def __init__(self, real: StripeOffSession, svc: RentCollection) -> None:
+        self.real, self.svc, self.outcomes = real, svc, list[str | None]()
+
+    def collect(self, **asked: Any) -> Any:
+        answer = self.real.collect(**asked)
+        attempt = asked["metadata"][ATTEMPT_META]  # localstripe's decline names no intent: found as Stripe sends it
+        [intent] = [i for i in self.svc.gateway.list_intents() if i.metadata.get(ATTEMPT_META) == attempt]
+        self.outcomes.append(self.svc.on_stripe_event("payment_intent.payment_failed",
+                                                      {"id": intent.id, "metadata": intent.metadata}, intent.id))
+        return answer
+
+    def status(self, ref: str) -> Any:
+        return self.real.status(ref)
+
+    def refund(self, ref: str, *, amount: int, key: str) -> str:
+        return self.real.refund(ref, amount=amount, key=key)
+
+
+def test_a_declined_card_s_webhook_before_the_job_s_answer_still_texts_once(world: dict[str, Any]) -> None:
+    w, svc = world, world["svc"]
+    lease_id = open_lease(w["servicing"], record(date(2026, 3, 10)))
+    assert lease_id is not None
+    lease = svc.repo.lease(lease_id)
+    client = stripe.StripeClient(w["stripe"].secret_key, base_addresses={"api": w["stripe"].api_base})
+    customer = client.v1.customers.create({"description": "lessee"})
+    client.v1.payment_methods.attach("pm_card_chargeCustomerFail", {"customer": customer.id})
+    svc.repo.add_mandate(application_id=lease.application_id, kind="card", customer_ref=customer.id,
+                         payment_method="pm_card_chargeCustomerFail", text_version="2026.12", text_sha256="0" * 64,
+                         language="zh", now=w["clock"]())
+    w["servicing"].start_business_date(date(2026, 4, 9), w["clock"]())
+    CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook]).close(date(2026, 4, 9))
+    [auto] = svc.repo.attempts(lease_id)
+    svc.collectors[STRIPE] = first = WebhookFirst(svc.collectors[STRIPE], svc)
+    assert svc.collect(auto.id) == "failed"  # the webhook moved it first: the job reports the attempt as it is
+    assert first.outcomes == ["applied: rent failed"]
+    assert jobs(w["db"], "servicing.text_not_collected") == [(auto.id, None)]
+    svc.text_not_collected(auto.id)
+    [sent] = svc.sms.latest(to=MOBILE)
+    assert "未能自动扣款" in sent.body
+
+
+def test_receipts_are_found_by_the_provider_s_reference_through_an_index(world: dict[str, Any]) -> None:
+    """Reconciliation looks up the receipts of each of Stripe's intents by its reference (receipts_of)."""
+    with world["db"].session() as s:
+        s.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(s.execute(text("EXPLAIN SELECT * FROM lease_receipts WHERE reference = 'pi_x'")).scalars())
+    assert "ix_lease_receipts_reference" in plan, plan

@@ -108,6 +108,12 @@ def test_the_lessee_pays_the_rent_due_once_and_only_they_and_the_dealer_s_staff_
         assert outcomes == ["ignored: rent booked before", "replay"]
         with c.db.session() as s:
             assert len(s.execute(select(LeaseReceiptRow.id).where(LeaseReceiptRow.lease_id == lease_id)).all()) == 1
+            # rent 2 falls due on the business date: all that day it is due now (the close marks it due only once the
+            # day has ended, and debits a mandate's rent that day), not a rent paid ahead
+            s.execute(update(InstalmentRow).where(InstalmentRow.lease_id == lease_id, InstalmentRow.number == 2)
+                      .values(due_on=SqlServicing(c.db).business_date()))
+        today = customer.get(url, timeout=TIMEOUT).text
+        assert 'data-testid="due-2"' in today and "提前支付第 2 期" not in today and "提前支付第 3 期" in today
     # someone else's phone, another dealer's salesperson: as if there were no such lease; signed out: 我的租赁
     stranger, link = join(base, app, "13700138819")
     with stranger, sign_in(base, SALES_B) as other_dealer, sign_in(base, SALES_A) as own_sales:

@@ -54,3 +54,17 @@ def test_the_sandbox_bank_answers_by_the_agreement_s_last_digit(digit: str, firs
     assert (answer.code if first == "failed" else settled.code) == code
     other = bank.collect(amount=123456, key="auto:1:2026-04-11", mandate=mandate(f"XY20260410{digit}"), metadata={})
     assert other.ref != answer.ref
+
+
+def test_the_sandbox_bank_s_order_is_the_key_s_the_first_amount_kept() -> None:
+    """The order number comes from our key alone: the key asked again with another amount (what is owed changed
+    between a job's tries) is the same order, for the first amount — never a second debit."""
+    bank = SandboxDirectDebit()
+    for digit, later in (("0", "succeeded"), ("8", "succeeded")):
+        key = f"auto:7:2026-04-1{digit}"
+        first = bank.collect(amount=150000, key=key, mandate=mandate(f"XY20260410{digit}"), metadata={})
+        again = bank.collect(amount=90000, key=key, mandate=mandate(f"XY20260410{digit}"), metadata={})
+        assert again.ref == first.ref and "150000" not in (first.ref or "")
+        assert again == first
+        settled = bank.status(first.ref or "")
+        assert (settled.status, settled.amount) == (later, 150000)

@@ -106,6 +106,8 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_lease_receipts_lease_id"), "lease_receipts", ["lease_id"])
     op.create_index(op.f("ix_lease_receipts_refund_status"), "lease_receipts", ["refund_status"])
+    # reconciliation looks up the receipts of each of Stripe's intents (a bank's order) by its reference
+    op.create_index(op.f("ix_lease_receipts_reference"), "lease_receipts", ["reference"])
 
 
 def downgrade() -> None:
