@@ -6,6 +6,7 @@ import base64
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -64,6 +65,7 @@ from infra.applications import Application
 from infra.applications import Check
 from infra.clients.http import ServiceRefused
 from infra.clients.http import ServiceUnavailable
+from infra.db.models import utcnow
 from infra.storage import StorageError
 from infra.storage import StorageUnavailable
 from kyc import ocr
@@ -748,6 +750,21 @@ def refused_problem(exc: ServiceRefused, field: str | None = None) -> FieldError
                       str(detail.get("message") or "Signing did not complete: try again"))
 
 
+#: the customer's page waiting for the key terms to be explained asks for its signing part every 3 s at first; past
+#: ten minutes of waiting (a call or a visit to arrange: the explanation is not coming within seconds) every 30 s
+SIGNING_POLL_SLOWER_AFTER = timedelta(minutes=10)
+
+
+def signing_poll(app: Application) -> str:
+    """How often the contract page waiting for the explanation asks for its signing part (hx-trigger's interval),
+    from how long the contract has been ready to sign (its last move to contract_ready)."""
+    if app.status != "contract_ready":
+        return "3s"
+    ready = [e.at for e in services().applications.repo.events(app.id) if e.to_status == "contract_ready"]
+    waited = utcnow() - (ready[-1] if ready else app.updated_at)
+    return "30s" if waited >= SIGNING_POLL_SLOWER_AFTER else "3s"
+
+
 def _contract_page(app: Application, *, status: int = 200, error: FieldError | None = None,
                    signature: str = "", code_sent: bool = False, read: bool = False, telemetry: bool = False,
                    explain_error: FieldError | None = None, light: bool = False) -> Any:
@@ -762,6 +779,7 @@ def _contract_page(app: Application, *, status: int = 200, error: FieldError | N
                              error=error, signature=signature, code_sent=code_sent, read=read, telemetry=telemetry,
                              telemetry_text=consent_text("vehicle_telemetry", _locale()),
                              may_sign=may_edit() and app.status == "contract_ready", plan=app.plan,
+                             signing_poll=signing_poll(app),
                              # signed: what is due at signing is paid next, by whoever may act on the application
                              may_pay=may_edit() and app.status == "signed",
                              rent=Decimal(app.plan["quote"]["monthly_payment"]),
