@@ -24,13 +24,20 @@ from decimal import Decimal
 from decimal import InvalidOperation
 from typing import Any
 
+from sqlalchemy import BigInteger
+from sqlalchemy import String
+from sqlalchemy import any_
+from sqlalchemy import bindparam
 from sqlalchemy import case
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from infra.db.engine import Database
@@ -322,21 +329,34 @@ class SqlServicing:
         """Close ``day`` for the next ``size`` active leases not yet closed through it, in one transaction with the
         progress marker (each lease's ``closed_through`` and the run's counters); the number of leases closed (0: none
         left that another run does not hold). Leases another run holds are skipped (``SKIP LOCKED``), never closed
-        twice; a batch that fails leaves nothing of itself."""
+        twice; a batch that fails leaves nothing of itself.
+
+        Set-based: one scan of the batch's open instalments, the changes by id (an UPDATE … FROM a list), the late
+        charges booked by one INSERT … SELECT; the calendar is asked once per distinct due date and grace. The leases
+        are taken in ``id`` order after the run's marker (the last lease of its last batch), then from the start for
+        any left behind (held by a run that failed)."""
         with self.db.session() as session:
-            leases = list(session.scalars(
-                select(LeaseRow).where(LeaseRow.status == ACTIVE, or_(LeaseRow.closed_through.is_(None),
-                                                                      LeaseRow.closed_through < day))
-                .order_by(LeaseRow.id).limit(size).with_for_update(skip_locked=True)))
+            # short statements over a few thousand rows: compiling them (JIT) costs more than it saves
+            session.execute(text("SET LOCAL jit = off"))
+            leases = _lock_leases(session, day, size)
             if not leases:
                 return 0
             ids = [lease.id for lease in leases]
-            became_due = _mark_due(session, ids, day, now)
-            became_overdue = _mark_overdue(session, leases, day, calendar, now)
-            penalties = _accrue_penalties(session, leases, day, calendar, now)
+            grace = {lease.id: lease.grace_days for lease in leases}
+            open_rows = session.execute(select(
+                InstalmentRow.id, InstalmentRow.lease_id, InstalmentRow.state, InstalmentRow.due_on).where(
+                InstalmentRow.lease_id == _any(ids), InstalmentRow.state.in_((PENDING, DUE, PARTLY_PAID, OVERDUE)),
+                InstalmentRow.due_on <= day)).all()
+            became_due = _mark_due(session, [r.id for r in open_rows if r.state == PENDING], now)
+            now_due = set(became_due)
+            became_overdue = _mark_overdue(session, [
+                (r.id, r.due_on, grace[r.lease_id]) for r in open_rows
+                if r.due_on < day and (r.state in (DUE, PARTLY_PAID) or r.id in now_due)], day, calendar, now)
+            penalties = _accrue_penalties(
+                session, leases, [r.id for r in open_rows if r.state == OVERDUE] + list(became_overdue), day, now)
             for hook in hooks:
                 hook(BatchEvents(day, session, tuple(ids), became_due, became_overdue, penalties))
-            session.execute(update(LeaseRow).where(LeaseRow.id.in_(ids)).values(closed_through=day))
+            session.execute(update(LeaseRow).where(LeaseRow.id == _any(ids)).values(closed_through=day))
             session.execute(update(CloseRunRow).where(CloseRunRow.business_date == day).values(
                 batches=CloseRunRow.batches + 1, leases=CloseRunRow.leases + len(ids),
                 marked_due=CloseRunRow.marked_due + len(became_due),
@@ -369,34 +389,59 @@ def _run(row: CloseRunRow) -> CloseRun:
                     row.marked_overdue, row.penalty, row.started_at, row.finished_at)
 
 
-def _mark_due(session: Session, lease_ids: Sequence[str], day: date, now: datetime) -> tuple[int, ...]:
+def _any(values: Sequence[str] | Sequence[int]) -> Any:
+    """``= ANY(:array)``: one parameter for a batch's ids, not one per id (thousands to send, parse and plan)."""
+    kind = BigInteger() if values and isinstance(values[0], int) else String()
+    return any_(bindparam(None, list(values), type_=ARRAY(kind)))
+
+
+def _lock_leases(session: Session, day: date, size: int) -> list[Row[Any]]:
+    """The next ``size`` active leases not closed through ``day`` that no other run holds, locked, in ``id`` order:
+    after the run's marker first (each batch starts where the last ended, not at the first lease), then from the
+    start (a lease left behind by a run that failed, or skipped while another held it)."""
+    marker = select(CloseRunRow.last_lease_id).where(CloseRunRow.business_date == day).scalar_subquery()
+    query = (select(LeaseRow.id, LeaseRow.grace_days, LeaseRow.late_fee_daily_rate, LeaseRow.late_fee_base,
+                    LeaseRow.nominal_rate, LeaseRow.default_cost_cap)
+             .where(LeaseRow.status == ACTIVE, or_(LeaseRow.closed_through.is_(None), LeaseRow.closed_through < day))
+             .order_by(LeaseRow.id).limit(size).with_for_update(skip_locked=True))
+    leases = list(session.execute(query.where(LeaseRow.id > func.coalesce(marker, ""))))
+    return leases or list(session.execute(query))
+
+
+def _mark_due(session: Session, instalment_ids: Sequence[int], now: datetime) -> tuple[int, ...]:
     """Rents not yet due whose due day has come: due (partly paid when something was paid ahead)."""
+    if not instalment_ids:
+        return ()
     moved = session.execute(
-        update(InstalmentRow).where(InstalmentRow.lease_id.in_(lease_ids), InstalmentRow.state == PENDING,
-                                    InstalmentRow.due_on <= day)
+        update(InstalmentRow).where(InstalmentRow.id == _any(instalment_ids), InstalmentRow.state == PENDING)
         .values(state=case((InstalmentRow.paid_principal + InstalmentRow.paid_interest > 0, PARTLY_PAID), else_=DUE),
                 updated_at=now)
         .returning(InstalmentRow.id))
     return tuple(sorted(moved.scalars()))
 
 
-def _mark_overdue(session: Session, leases: Sequence[LeaseRow], day: date, calendar: BusinessCalendar,
-                  now: datetime) -> tuple[int, ...]:
+def _mark_overdue(session: Session, candidates: Sequence[tuple[int, date, int]], day: date,
+                  calendar: BusinessCalendar, now: datetime) -> tuple[int, ...]:
     """Rents still unpaid after their last day (:meth:`BusinessCalendar.last_day_to_pay`: the due day or the next
-    business day, plus the contract's grace in business days): overdue from the calendar day after it."""
-    grace = {lease.id: lease.grace_days for lease in leases}
-    candidates = session.execute(select(InstalmentRow.id, InstalmentRow.lease_id, InstalmentRow.due_on).where(
-        InstalmentRow.lease_id.in_(list(grace)), InstalmentRow.state.in_((DUE, PARTLY_PAID)),
-        InstalmentRow.due_on < day)).all()
+    business day, plus the contract's grace in business days): overdue from the calendar day after it.
+    ``candidates``: the due and partly paid rents due before ``day`` (id, due day, the lease's grace)."""
+    first: dict[tuple[date, int], date] = {}
     by_start: dict[date, list[int]] = {}
-    for inst_id, lease_id, due_on in candidates:
-        first_overdue = calendar.last_day_to_pay(due_on, grace[lease_id]) + ONE_DAY
-        if first_overdue <= day:
-            by_start.setdefault(first_overdue, []).append(inst_id)
-    for first_overdue, ids in by_start.items():
-        session.execute(update(InstalmentRow).where(InstalmentRow.id.in_(ids)).values(
-            state=OVERDUE, overdue_since=first_overdue, updated_at=now))
-    return tuple(sorted(i for ids in by_start.values() for i in ids))
+    for inst_id, due_on, grace in candidates:
+        if (due_on, grace) not in first:
+            first[due_on, grace] = calendar.last_day_to_pay(due_on, grace) + ONE_DAY
+        if first[due_on, grace] <= day:
+            by_start.setdefault(first[due_on, grace], []).append(inst_id)
+    if not by_start:
+        return ()
+    starts = [(inst_id, on) for on, listed in by_start.items() for inst_id in listed]
+    marked = session.execute(text(
+        "UPDATE instalments AS i SET state = :overdue, overdue_since = s.first_overdue, updated_at = :now "
+        "FROM unnest(CAST(:ids AS bigint[]), CAST(:starts AS date[])) AS s(id, first_overdue) "
+        "WHERE i.id = s.id AND i.state IN (:due, :partly_paid) RETURNING i.id"),
+        {"overdue": OVERDUE, "due": DUE, "partly_paid": PARTLY_PAID, "now": now,
+         "ids": [i for i, _ in starts], "starts": [on for _, on in starts]})
+    return tuple(sorted(marked.scalars()))
 
 
 def penalty_terms(lease: LeaseRow) -> PenaltyTerms:
@@ -408,59 +453,75 @@ def penalty_terms(lease: LeaseRow) -> PenaltyTerms:
                         nominal_rate=lease.nominal_rate, cost_cap=lease.default_cost_cap)
 
 
-def _accrue_penalties(session: Session, leases: Sequence[LeaseRow], day: date, calendar: BusinessCalendar,
+def _accrue_penalties(session: Session, leases: Sequence[Any], overdue_ids: Sequence[int], day: date,
                       now: datetime) -> dict[int, int]:
-    """The late charge of every overdue instalment for each day from the first not yet accrued through ``day``, on
-    what was unpaid at the start of that day (movements dated before it), posted as one movement per instalment and
-    close (its key: booked once). ``{instalment id: fen}``."""
-    by_id = {lease.id: lease for lease in leases}
-    overdue = list(session.scalars(select(InstalmentRow).where(
-        InstalmentRow.lease_id.in_(list(by_id)), InstalmentRow.state == OVERDUE,
-        or_(InstalmentRow.penalty_through.is_(None), InstalmentRow.penalty_through < day))))
+    """The late charge of every overdue instalment (of ``overdue_ids``, in the batch's ``leases``) for each day from
+    the first not yet accrued through ``day``, on what was unpaid at the start of that day (movements dated before
+    it), posted as one movement per instalment and close (its key: booked once). ``{instalment id: fen}``.
+
+    Set-based: the instalments and their movements read by two statements, the charges booked by one INSERT … SELECT
+    and added by one UPDATE; each charge computed by :func:`late_charge` (servicing.penalty's figures, to the fen)."""
+    if not overdue_ids:
+        return {}
+    overdue = session.execute(select(
+        InstalmentRow.id, InstalmentRow.lease_id, InstalmentRow.amount, InstalmentRow.principal,
+        InstalmentRow.overdue_since, InstalmentRow.penalty_through).where(
+        InstalmentRow.id == _any(overdue_ids), InstalmentRow.state == OVERDUE,
+        or_(InstalmentRow.penalty_through.is_(None), InstalmentRow.penalty_through < day))).all()
     if not overdue:
         return {}
     changes: dict[int, list[tuple[date, int, int]]] = {}
     for inst_id, value_date, principal, interest in session.execute(
             select(ServicingMovementRow.instalment_id, ServicingMovementRow.value_date, ServicingMovementRow.principal,
                    ServicingMovementRow.interest)
-            .where(ServicingMovementRow.instalment_id.in_([i.id for i in overdue]),
+            .where(ServicingMovementRow.instalment_id == _any([i.id for i in overdue]),
                    or_(ServicingMovementRow.principal != 0, ServicingMovementRow.interest != 0))):
-        if inst_id is not None:
-            changes.setdefault(inst_id, []).append((value_date, principal, interest))
-    accrued: dict[int, int] = {}
+        changes.setdefault(inst_id, []).append((value_date, principal, interest))
+    terms = {lease.id: penalty_terms(lease) for lease in leases}
+    charges: list[tuple[int, str, int, date]] = []
     for inst in overdue:
-        assert inst.overdue_since is not None
         start = max(inst.overdue_since, inst.penalty_through + ONE_DAY if inst.penalty_through else inst.overdue_since)
-        amount = _late_charge(inst, changes.get(inst.id, []), start, day, penalty_terms(by_id[inst.lease_id]))
-        if amount:
-            booked = session.execute(insert(ServicingMovementRow).values(
-                lease_id=inst.lease_id, instalment_id=inst.id, kind="late_charge", value_date=day, principal=0,
-                interest=0, penalty=amount, key=f"late_charge:{inst.id}:{day.isoformat()}", reference=None,
-                note=f"逾期违约金 late charge {start.isoformat()}–{day.isoformat()}", booked_at=now
-            ).on_conflict_do_nothing(index_elements=["key"]).returning(ServicingMovementRow.id)).scalar_one_or_none()
-            if booked is None:  # booked by an earlier close of this day (its marker is then this day: not reached)
-                continue
-            inst.penalty_accrued += amount
-            accrued[inst.id] = amount
-        inst.penalty_through, inst.updated_at = day, now
-    session.flush()
-    return accrued
+        charges.append((inst.id, inst.lease_id, late_charge(inst.amount, inst.principal, changes.get(inst.id, []),
+                                                            inst.overdue_since, start, day, terms[inst.lease_id]),
+                         start))
+    booked: dict[int, int] = {}
+    owed = [c for c in charges if c[2]]
+    if owed:
+        booked = {int(i): int(a) for i, a in session.execute(text(
+            "INSERT INTO servicing_movements (lease_id, instalment_id, kind, value_date, principal, interest, penalty, "
+            "key, reference, note, booked_at) "
+            "SELECT c.lease_id, c.id, 'late_charge', :day, 0, 0, c.amount, c.key, NULL, c.note, :now "
+            "FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_ids AS varchar[]), CAST(:amounts AS bigint[]), "
+            "CAST(:keys AS varchar[]), CAST(:notes AS varchar[])) AS c(id, lease_id, amount, key, note) "
+            "ON CONFLICT (key) DO NOTHING RETURNING instalment_id, penalty"),
+            {"day": day, "now": now, "ids": [c[0] for c in owed], "lease_ids": [c[1] for c in owed],
+             "amounts": [c[2] for c in owed], "keys": [f"late_charge:{c[0]}:{day.isoformat()}" for c in owed],
+             "notes": [f"逾期违约金 late charge {c[3].isoformat()}–{day.isoformat()}" for c in owed]})}
+    # a charge already booked under its key (by an earlier close of this day) leaves the instalment as it is
+    accrued = [(inst_id, booked.get(inst_id, 0)) for inst_id, _, amount, _ in charges
+               if not amount or inst_id in booked]
+    session.execute(text(
+        "UPDATE instalments AS i SET penalty_accrued = i.penalty_accrued + c.amount, penalty_through = :day, "
+        "updated_at = :now FROM unnest(CAST(:ids AS bigint[]), CAST(:amounts AS bigint[])) AS c(id, amount) "
+        "WHERE i.id = c.id"),
+        {"day": day, "now": now, "ids": [i for i, _ in accrued], "amounts": [a for _, a in accrued]})
+    return booked
 
 
-def _late_charge(inst: InstalmentRow, changes: Iterable[tuple[date, int, int]], start: date, through: date,
-                 terms: PenaltyTerms) -> int:
-    """The late charge of ``inst`` for the days ``start`` … ``through``, in fen: stretch by stretch of the same unpaid
-    amount (a movement dated d changes what is unpaid from the day after d on), by :func:`servicing.penalty`'s
-    rounding (each stretch the difference of the once-rounded accrued charge)."""
-    assert inst.overdue_since is not None
-    last_day = inst.overdue_since - ONE_DAY  # the last day it could be paid: the charge counts from the day after
+def late_charge(amount: int, principal: int, changes: Iterable[tuple[date, int, int]], overdue_since: date,
+                start: date, through: date, terms: PenaltyTerms) -> int:
+    """The late charge of an instalment of ``amount`` (``principal`` of it) overdue since ``overdue_since``, for the
+    days ``start`` … ``through``, in fen: stretch by stretch of the same unpaid amount (``changes``: its movements'
+    value date, principal and interest; one dated d changes what is unpaid from the day after d on), by
+    :func:`servicing.penalty`'s rounding (each stretch the difference of the once-rounded accrued charge)."""
+    last_day = overdue_since - ONE_DAY  # the last day it could be paid: the charge counts from the day after
     listed = sorted(changes)
     cuts = sorted({d + ONE_DAY for d, _, _ in listed if start < d + ONE_DAY <= through})
     total = Decimal(0)
     bounds = [start, *cuts, through + ONE_DAY]
     for begin, end in zip(bounds, bounds[1:], strict=False):
-        unpaid_rent = inst.amount + sum(p + i for d, p, i in listed if d < begin)
-        unpaid_principal = inst.principal + sum(p for d, p, _ in listed if d < begin)
+        unpaid_rent = amount + sum(p + i for d, p, i in listed if d < begin)
+        unpaid_principal = principal + sum(p for d, p, _ in listed if d < begin)
         if unpaid_rent <= 0:
             continue
         total += penalty_between(begin, end, due_on=last_day, unpaid_rent=yuan(unpaid_rent),

@@ -278,9 +278,12 @@ def db_upgrade(service: str) -> None:
     click.echo(f"migrated {shown(url)}")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 def demo() -> None:
-    """Load the demo data (idempotent): the vehicle catalogue, a dealer group, two dealers, one user per role."""
+    """Load the demo data (idempotent): the vehicle catalogue, a dealer group, two dealers, one user per role.
+    `leaseline demo portfolio` loads a synthetic portfolio of leases in force instead (the servicing's bench)."""
+    if click.get_current_context().invoked_subcommand is not None:
+        return
     from bff.demo import DEMO_PASSWORD
     from bff.demo import DEMO_RECOVERY_CODES
     from bff.demo import DEMO_TOTP_SECRET
@@ -1340,4 +1343,5 @@ def risk_evaluate(as_json: bool) -> None:
                f"{percent(Decimal(str(data['bad_rate_auto_declined'])))})")
 
 
+import leaseline.portfolio_cli  # noqa: E402,F401 — registers `leaseline demo portfolio` (a synthetic portfolio)
 import leaseline.servicing_cli  # noqa: E402,F401 — registers `leaseline servicing` (the close of business, issue 18)
