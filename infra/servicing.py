@@ -366,8 +366,11 @@ class SqlServicing:
 
     def finish_close(self, day: date, now: datetime) -> bool:
         """Mark the close of ``day`` done and move the business date to the next day, once every active lease is
-        closed through it; False while some are not (another run still holds them: it finishes the date)."""
+        closed through it; False while some are not (another run still holds them: it finishes the date). Locks in
+        :meth:`begin_close`'s order — the business date, then the run — so that two runs at once (the worker's and
+        ``leaseline servicing close``) never wait for each other in a cycle."""
         with self.db.session() as session:
+            session.execute(select(BusinessDateRow.current).where(BusinessDateRow.id == 1).with_for_update())
             row = session.get(CloseRunRow, day, with_for_update=True)
             if row is None:
                 return False

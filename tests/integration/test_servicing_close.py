@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import calendar
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC
@@ -23,6 +25,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from click.testing import Result
+from sqlalchemy import event
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
@@ -339,3 +342,46 @@ def test_production_closes_only_the_days_that_have_ended_in_beijing(repo: SqlSer
     demo = run("--demo", "--until", (today + timedelta(days=1)).isoformat(), "--json")
     assert demo.exit_code == 0 and len(demo.stdout.splitlines()) == 2, demo.output
     assert repo.business_date() == today + timedelta(days=2)
+
+
+def test_two_closes_at_once_do_not_deadlock(repo: SqlServicing) -> None:
+    """The worker's periodic close and `leaseline servicing close` at once: one finishing the date while the other
+    begins it. Both take the business date's lock before the run's (begin_close and finish_close alike), so neither
+    waits for the other in a cycle — before, finish_close took the run's first and PostgreSQL aborted one of them."""
+    open_lease(repo, record(date(2026, 3, 10)))
+    day = date(2026, 4, 9)
+    repo.start_business_date(day, NOW)
+    repo.begin_close(day, NOW)
+    while repo.close_batch(day, repo.calendar(), 500, NOW):
+        pass
+    finishing = threading.Event()
+
+    def slow_count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:  # widens finish_close's window
+        if threading.current_thread().name == "finisher" and "count(*)" in statement and "leases" in statement:
+            finishing.set()
+            time.sleep(1.5)  # PostgreSQL looks for a deadlock after deadlock_timeout (1 s)
+
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            if name == "finisher":
+                assert repo.finish_close(day, NOW)
+            else:
+                assert finishing.wait(5)
+                repo.begin_close(day, NOW)
+        except BaseException as exc:  # noqa: BLE001 — reported below
+            errors.append(exc)
+
+    event.listen(repo.db.engine, "before_cursor_execute", slow_count)
+    try:
+        threads = [threading.Thread(target=run, args=(n,), name=n) for n in ("finisher", "beginner")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        event.remove(repo.db.engine, "before_cursor_execute", slow_count)
+    assert not errors, [f"{type(e).__name__}: {str(e).splitlines()[0]}" for e in errors]
+    finished = repo.close_run(day)
+    assert repo.business_date() == day + timedelta(days=1) and finished is not None and finished.status == "done"
