@@ -3,8 +3,9 @@ record, the business date every process reads, the business calendar ops load, a
 batches. The maths is :mod:`servicing`'s (pure); the use case that drives a close is bff/servicing/close.py.
 
 Money is integer fen here. A movement's amounts are signed changes of what the instalment owes: + a late charge
-accrued, − a payment (or the rent paid at signing, a waiver). What was unpaid of a rent at the start of a day is its
-amount plus the principal and interest of its movements dated before that day.
+accrued, − a payment (or the rent paid at signing, a waiver). What was left unpaid of a rent at the end of a day is
+its amount plus the principal and interest of its movements dated that day or before: the day's late charge runs on
+it (a payment counts for the day it is made on, in part as in full).
 """
 
 from __future__ import annotations
@@ -338,7 +339,7 @@ class SqlServicing:
         with self.db.session() as session:
             # short statements over a few thousand rows: compiling them (JIT) costs more than it saves
             session.execute(text("SET LOCAL jit = off"))
-            leases = _lock_leases(session, day, size)
+            leases = _claim_leases(session, day, size)
             if not leases:
                 return 0
             ids = [lease.id for lease in leases]
@@ -356,7 +357,6 @@ class SqlServicing:
                 session, leases, [r.id for r in open_rows if r.state == OVERDUE] + list(became_overdue), day, now)
             for hook in hooks:
                 hook(BatchEvents(day, session, tuple(ids), became_due, became_overdue, penalties))
-            session.execute(update(LeaseRow).where(LeaseRow.id == _any(ids)).values(closed_through=day))
             session.execute(update(CloseRunRow).where(CloseRunRow.business_date == day).values(
                 batches=CloseRunRow.batches + 1, leases=CloseRunRow.leases + len(ids),
                 marked_due=CloseRunRow.marked_due + len(became_due),
@@ -398,17 +398,24 @@ def _any(values: Sequence[str] | Sequence[int]) -> Any:
     return any_(bindparam(None, list(values), type_=ARRAY(kind)))
 
 
-def _lock_leases(session: Session, day: date, size: int) -> list[Row[Any]]:
-    """The next ``size`` active leases not closed through ``day`` that no other run holds, locked, in ``id`` order:
-    after the run's marker first (each batch starts where the last ended, not at the first lease), then from the
-    start (a lease left behind by a run that failed, or skipped while another held it)."""
+def _claim_leases(session: Session, day: date, size: int) -> list[Row[Any]]:
+    """The next ``size`` active leases not closed through ``day`` that no other run holds, in ``id`` order, marked
+    closed through it (the batch's progress marker, seen by others only when the batch commits; written in the same
+    statement that locks them: one write per lease, not a lock then an update): after the run's marker first (each
+    batch starts where the last ended, not at the first lease), then from the start (a lease left behind by a run
+    that failed, or skipped while another held it)."""
     marker = select(CloseRunRow.last_lease_id).where(CloseRunRow.business_date == day).scalar_subquery()
-    query = (select(LeaseRow.id, LeaseRow.grace_days, LeaseRow.late_fee_daily_rate, LeaseRow.late_fee_base,
-                    LeaseRow.nominal_rate, LeaseRow.default_cost_cap)
-             .where(LeaseRow.status == ACTIVE, or_(LeaseRow.closed_through.is_(None), LeaseRow.closed_through < day))
-             .order_by(LeaseRow.id).limit(size).with_for_update(skip_locked=True))
-    leases = list(session.execute(query.where(LeaseRow.id > func.coalesce(marker, ""))))
-    return leases or list(session.execute(query))
+    pick = (select(LeaseRow.id)
+            .where(LeaseRow.status == ACTIVE, or_(LeaseRow.closed_through.is_(None), LeaseRow.closed_through < day))
+            .order_by(LeaseRow.id).limit(size).with_for_update(skip_locked=True))
+    for chosen in (pick.where(LeaseRow.id > func.coalesce(marker, "")), pick):
+        leases = list(session.execute(
+            update(LeaseRow).where(LeaseRow.id.in_(chosen.scalar_subquery())).values(closed_through=day)
+            .returning(LeaseRow.id, LeaseRow.grace_days, LeaseRow.late_fee_daily_rate, LeaseRow.late_fee_base,
+                       LeaseRow.nominal_rate, LeaseRow.default_cost_cap)))
+        if leases:
+            return sorted(leases, key=lambda lease: lease.id)
+    return []
 
 
 def _mark_due(session: Session, instalment_ids: Sequence[int], now: datetime) -> tuple[int, ...]:
@@ -459,8 +466,9 @@ def penalty_terms(lease: LeaseRow) -> PenaltyTerms:
 def _accrue_penalties(session: Session, leases: Sequence[Any], overdue_ids: Sequence[int], day: date,
                       now: datetime) -> dict[int, int]:
     """The late charge of every overdue instalment (of ``overdue_ids``, in the batch's ``leases``) for each day from
-    the first not yet accrued through ``day``, on what was unpaid at the start of that day (movements dated before
-    it), posted as one movement per instalment and close (its key: booked once). ``{instalment id: fen}``.
+    the first not yet accrued through ``day``, on what was left unpaid at the end of that day (movements dated that
+    day or before: a payment counts for its day), posted as one movement per instalment and close (its key: booked
+    once). ``{instalment id: fen}``.
 
     Set-based: the instalments and their movements read by two statements, the charges booked by one INSERT … SELECT
     and added by one UPDATE; each charge computed by :func:`late_charge` (servicing.penalty's figures, to the fen)."""
@@ -514,17 +522,19 @@ def _accrue_penalties(session: Session, leases: Sequence[Any], overdue_ids: Sequ
 def late_charge(amount: int, principal: int, changes: Iterable[tuple[date, int, int]], overdue_since: date,
                 start: date, through: date, terms: PenaltyTerms) -> int:
     """The late charge of an instalment of ``amount`` (``principal`` of it) overdue since ``overdue_since``, for the
-    days ``start`` … ``through``, in fen: stretch by stretch of the same unpaid amount (``changes``: its movements'
-    value date, principal and interest; one dated d changes what is unpaid from the day after d on), by
-    :func:`servicing.penalty`'s rounding (each stretch the difference of the once-rounded accrued charge)."""
+    days ``start`` … ``through``, in fen: each day on what was left unpaid at its end, stretch by stretch of the same
+    unpaid amount (``changes``: its movements' value date, principal and interest; one dated d changes what is unpaid
+    from d on — a payment counts for the day it is made on, a partial one as a full one, which leaves nothing to
+    charge that day), by :func:`servicing.penalty`'s rounding (each stretch the difference of the once-rounded
+    accrued charge)."""
     last_day = overdue_since - ONE_DAY  # the last day it could be paid: the charge counts from the day after
     listed = sorted(changes)
-    cuts = sorted({d + ONE_DAY for d, _, _ in listed if start < d + ONE_DAY <= through})
+    cuts = sorted({d for d, _, _ in listed if start < d <= through})
     total = Decimal(0)
     bounds = [start, *cuts, through + ONE_DAY]
     for begin, end in zip(bounds, bounds[1:], strict=False):
-        unpaid_rent = amount + sum(p + i for d, p, i in listed if d < begin)
-        unpaid_principal = principal + sum(p for d, p, _ in listed if d < begin)
+        unpaid_rent = amount + sum(p + i for d, p, i in listed if d <= begin)
+        unpaid_principal = principal + sum(p for d, p, _ in listed if d <= begin)
         if unpaid_rent <= 0:
             continue
         total += penalty_between(begin, end, due_on=last_day, unpaid_rent=yuan(unpaid_rent),

@@ -10,7 +10,8 @@ transaction with its progress marker (infra/servicing.py ``close_batch``):
    loaded, beyond both Monday–Friday), plus the contract's grace in business days (0 in every contract so far:
    the late charge runs 自逾期之日起); overdue from the calendar day after it;
 3. the late charge (逾期违约金) accrues for each calendar day an instalment is overdue, at the contract's daily rate on
-   what was unpaid at the start of the day (servicing.penalty: rounded half-up once on the accrued total);
+   what was left unpaid at the end of the day — a payment counts for the day it is made on, in part as in full
+   (servicing.penalty: rounded half-up once on the accrued total);
 4. the hooks run in the batch's transaction with what changed (:class:`infra.servicing.BatchEvents`): reminders and
    collections (issue 18 §4) attach here, so the texts they defer go out with the change or not at all. None is
    registered yet: nothing is sent.

@@ -189,14 +189,18 @@ def test_a_partial_payment_is_allocated_to_the_fen_late_charge_interest_principa
     paid_on = date(2026, 4, 15)
     assert [(m.instalment_id, m.value_date) for m in moves] == [(one.id, paid_on), (two.id, paid_on)]
     assert -sum(m.penalty + m.interest + m.principal for m in moves) == amount
-    # the late charge goes on for rent 2: the day it was paid on what was unpaid at the start of that day (the
-    # close's rule), from the next day on what is left of it (its principal less 1234.56)
+    # one rule for a day's late charge: it runs on what was left unpaid at the end of the day — a payment counts for
+    # the day it is made on. Rent 1, paid in full on 15 April, is charged nothing for that day; rent 2, paid in part,
+    # is charged for it on what is left of it (its principal less 1234.56), as for the days after
     CloseOfBusiness(w["servicing"], clock=w["clock"]).close_until(date(2026, 4, 16))
     with w["db"].session() as s:
-        charged = dict(s.execute(select(ServicingMovementRow.value_date, ServicingMovementRow.penalty).where(
-            ServicingMovementRow.instalment_id == two.id, ServicingMovementRow.value_date > date(2026, 4, 14))).all())
-    assert charged == {date(2026, 4, 15): late_charge(two.amount, 1),
-                       date(2026, 4, 16): late_charge(two.principal - 123456, 1)}
+        charged = s.execute(select(ServicingMovementRow.instalment_id, ServicingMovementRow.value_date,
+                                   ServicingMovementRow.penalty).where(
+            ServicingMovementRow.lease_id == lease_id, ServicingMovementRow.kind == "late_charge",
+            ServicingMovementRow.value_date > date(2026, 4, 14))).all()
+    assert sorted((i, d, p) for i, d, p in charged) == [
+        (two.id, date(2026, 4, 15), late_charge(two.principal - 123456, 1)),
+        (two.id, date(2026, 4, 16), late_charge(two.principal - 123456, 1))]
 
 
 def test_a_payment_for_a_closed_lease_is_refunded_and_reported(world: dict[str, Any]) -> None:
