@@ -339,7 +339,7 @@ class SqlServicing:
         with self.db.session() as session:
             # short statements over a few thousand rows: compiling them (JIT) costs more than it saves
             session.execute(text("SET LOCAL jit = off"))
-            leases = _claim_leases(session, day, size)
+            leases = _lock_leases(session, day, size)
             if not leases:
                 return 0
             ids = [lease.id for lease in leases]
@@ -357,6 +357,7 @@ class SqlServicing:
                 session, leases, [r.id for r in open_rows if r.state == OVERDUE] + list(became_overdue), day, now)
             for hook in hooks:
                 hook(BatchEvents(day, session, tuple(ids), became_due, became_overdue, penalties))
+            session.execute(update(LeaseRow).where(LeaseRow.id == _any(ids)).values(closed_through=day))
             session.execute(update(CloseRunRow).where(CloseRunRow.business_date == day).values(
                 batches=CloseRunRow.batches + 1, leases=CloseRunRow.leases + len(ids),
                 marked_due=CloseRunRow.marked_due + len(became_due),
@@ -398,24 +399,17 @@ def _any(values: Sequence[str] | Sequence[int]) -> Any:
     return any_(bindparam(None, list(values), type_=ARRAY(kind)))
 
 
-def _claim_leases(session: Session, day: date, size: int) -> list[Row[Any]]:
-    """The next ``size`` active leases not closed through ``day`` that no other run holds, in ``id`` order, marked
-    closed through it (the batch's progress marker, seen by others only when the batch commits; written in the same
-    statement that locks them: one write per lease, not a lock then an update): after the run's marker first (each
-    batch starts where the last ended, not at the first lease), then from the start (a lease left behind by a run
-    that failed, or skipped while another held it)."""
+def _lock_leases(session: Session, day: date, size: int) -> list[Row[Any]]:
+    """The next ``size`` active leases not closed through ``day`` that no other run holds, locked, in ``id`` order:
+    after the run's marker first (each batch starts where the last ended, not at the first lease), then from the
+    start (a lease left behind by a run that failed, or skipped while another held it)."""
     marker = select(CloseRunRow.last_lease_id).where(CloseRunRow.business_date == day).scalar_subquery()
-    pick = (select(LeaseRow.id)
-            .where(LeaseRow.status == ACTIVE, or_(LeaseRow.closed_through.is_(None), LeaseRow.closed_through < day))
-            .order_by(LeaseRow.id).limit(size).with_for_update(skip_locked=True))
-    for chosen in (pick.where(LeaseRow.id > func.coalesce(marker, "")), pick):
-        leases = list(session.execute(
-            update(LeaseRow).where(LeaseRow.id.in_(chosen.scalar_subquery())).values(closed_through=day)
-            .returning(LeaseRow.id, LeaseRow.grace_days, LeaseRow.late_fee_daily_rate, LeaseRow.late_fee_base,
-                       LeaseRow.nominal_rate, LeaseRow.default_cost_cap)))
-        if leases:
-            return sorted(leases, key=lambda lease: lease.id)
-    return []
+    query = (select(LeaseRow.id, LeaseRow.grace_days, LeaseRow.late_fee_daily_rate, LeaseRow.late_fee_base,
+                    LeaseRow.nominal_rate, LeaseRow.default_cost_cap)
+             .where(LeaseRow.status == ACTIVE, or_(LeaseRow.closed_through.is_(None), LeaseRow.closed_through < day))
+             .order_by(LeaseRow.id).limit(size).with_for_update(skip_locked=True))
+    leases = list(session.execute(query.where(LeaseRow.id > func.coalesce(marker, ""))))
+    return leases or list(session.execute(query))
 
 
 def _mark_due(session: Session, instalment_ids: Sequence[int], now: datetime) -> tuple[int, ...]:
