@@ -432,6 +432,14 @@ def _id_card(application_id: str) -> Any:
                              "Take or choose two photos: the front and the back")
         else:
             check, error = _upload(lambda: svc.kyc.upload_id_card(actor(), app, front.read(), back.read()))
+    if error is not None and htmx and not htmx.boosted:
+        # the photos chosen stay in the form, with their previews: only the error and the refused side's verdict are
+        # swapped, out of band (walk-through finding 10: both had to be chosen again after one was refused)
+        g.branches_on_htmx = True
+        response = make_response(render_template("applications/id_card_refused.html", error=error))
+        response.status_code = 503 if error.code == "storage" else 422
+        response.headers["HX-Reswap"] = "none"
+        return response
     return _photo_page("applications/id_card.html", "id_card_block", app, error, check, "latest_id")
 
 
@@ -491,6 +499,14 @@ def check_status(application_id: str, check_id: str) -> Any:
     if check is None:
         abort(404)
     context = _context(app)
+    if htmx and check.kind == "id_card" and check.state == "done" and check.outcome == "ok":
+        # the card read: the whole step again, what to check first and the upload form under it, closed
+        # (pwa/templates/applications/id_card.html), in place of the step, not of the polled check alone
+        response = page_or_block("applications/id_card.html", "id_card_block", error=None,
+                                 **{**context, "latest_id": check})
+        response.headers["HX-Retarget"] = "#id-card"
+        response.headers["HX-Reswap"] = "outerHTML show:#id-card:top"  # the upload button was far below it
+        return response
     return render_template("applications/check.html", check=check, **context)
 
 

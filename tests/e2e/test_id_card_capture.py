@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Page
 from playwright.sync_api import expect
 
@@ -106,3 +107,59 @@ def test_a_back_chosen_for_the_front_is_said_before_upload_and_retaken(page: Pag
     expect(page.get_by_test_id("id-ok")).to_be_visible(timeout=30_000)
     draft = services.applications.draft(services.applications.repo.get(app_id, Scope()))
     assert draft["name"] == CARD.name and draft["id_number"] == CARD.id_number
+
+
+@pytest.mark.console(r"status of 422")  # the photo too small, refused on purpose (its side check, its upload)
+def test_a_refused_photo_keeps_the_other_and_the_card_read_shows_what_to_check_first(
+        page: Page, live_server: Any, card_files: tuple[Path, Path], tmp_path: Path) -> None:
+    """Walk-through finding 10: a photo the upload refused (422) emptied both inputs, and once the card was read the
+    empty upload form and its primary button stayed above the fields to check."""
+    front, back = (str(p) for p in card_files)
+    small = tmp_path / "small.jpg"
+    Image.new("RGB", (280, 176), "white").save(small, "JPEG")
+    base = live_server.url
+    with sign_in(base, SALES_A) as s:
+        app_id = start(base, s)
+        consent(base, s, app_id)
+        page.context.add_cookies([{"name": c.name, "value": c.value, "url": base} for c in s.cookies])
+    page.goto(f"/applications/{app_id}/id-card")
+    page.locator("#front").set_input_files(front)
+    expect(page.get_by_test_id("id-verdict-front")).to_have_text("已识别为人像面")
+    chosen = preview(page, "front")
+    page.locator("#back").set_input_files(str(small))
+    wait_until(page, "!['checking', undefined].includes(document.querySelector('[data-side=back]').dataset.state)", 15)
+
+    # the upload refuses the back (too small): said there and above the form; the front stays chosen, as it was
+    page.get_by_test_id("upload-id").click()
+    expect(page.get_by_test_id("upload-error")).to_contain_text("照片太小（280×176）")
+    expect(page.get_by_test_id("id-verdict-back")).to_contain_text("照片太小（280×176）")
+    assert page.locator("#front").evaluate("input => input.files.length") == 1
+    assert preview(page, "front") == chosen
+    expect(page.get_by_test_id("id-verdict-front")).to_have_text("已识别为人像面")
+
+    # only the back taken again: uploaded and read
+    page.locator("#back").set_input_files(back)
+    expect(page.get_by_test_id("id-verdict-back")).to_have_text("已识别为国徽面")
+    page.get_by_test_id("upload-id").click()
+    expect(page.get_by_test_id("ocr-confirm")).to_be_visible(timeout=30_000)
+
+    # read: what to check comes first, its first field in view; the upload form under it, closed, a secondary button
+    def first_field_in_view() -> None:
+        box = page.locator("[data-testid=ocr-field] input").first.bounding_box()
+        height = page.viewport_size["height"] if page.viewport_size else 0
+        assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height, (box, height)
+        again = page.get_by_test_id("id-again")
+        expect(again.locator("summary")).to_have_text("重新拍摄身份证")
+        assert again.evaluate("details => details.open") is False
+        expect(page.get_by_test_id("upload-id")).to_be_hidden()
+        expect(page.get_by_test_id("upload-id")).to_have_class("secondary")
+        form = page.get_by_test_id("ocr-confirm").bounding_box()
+        below = again.bounding_box()
+        assert form is not None and below is not None and below["y"] > form["y"] + form["height"] - 1
+
+    first_field_in_view()  # as the reading arrives (the upload button was below the fold)
+    page.reload()  # and as the page opens, at its top
+    page.evaluate("window.scrollTo(0, 0)")
+    first_field_in_view()
+    page.get_by_test_id("id-again").locator("summary").click()  # to photograph the card again: there
+    expect(page.get_by_test_id("upload-id")).to_be_visible()
