@@ -73,6 +73,7 @@ from tests.common.oidc import oidc_settings
 from tests.common.risk import RiskServer
 from tests.common.risk import risk_database
 from tests.common.tsa import TsaServer
+from tests.common.vins import fresh_vin
 from tests.common.worker import WorkerThread
 from tests.conftest import DATABASES
 from tests.conftest import LiveServer
@@ -109,12 +110,12 @@ class Customer:
 
 
 # digits 16–17 "01": a clean file (approved automatically); "91": a thin file (referred to a tier-1 officer)
-APPROVED = Customer(idcards.SAMPLES[0], "13900139001", "LSVAU218XN2183294")
+APPROVED = Customer(idcards.SAMPLES[0], "13900139001", fresh_vin())  # one car, one lease
 # (a card whose every field Tesseract reads exactly: the journey tests the product, not OCR's error cases)
 REFERRED = Customer(persona_card(idcards.CardData(
     name="张伟", sex="男", birth=date(1990, 8, 16), address="上海市浦东新区世纪大道200号",
     id_number="310115199008160000", authority="上海市公安局浦东分局", valid_from=date(2016, 1, 4),
-    valid_to=date(2036, 1, 4)), "091"), "13900139002", "LGXCE4CB4N0123457")
+    valid_to=date(2036, 1, 4)), "091"), "13900139002", fresh_vin("LGX"))
 
 
 # -- the services ----------------------------------------------------------------------------------------------

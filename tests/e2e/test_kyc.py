@@ -19,6 +19,7 @@ from bff.demo import DEMO_PASSWORD
 from infra.applications import Scope
 from kyc import specimens as idcards
 from tests.common import faces
+from tests.common.vins import fresh_vin
 from tests.e2e.conftest import ARGS
 from tests.e2e.conftest import CHROMIUM
 from tests.e2e.waiting import wait_until
@@ -121,7 +122,7 @@ def test_consent_id_card_offline_step_and_face_check_on_a_phone(
 
         # the vehicle, then submit
         page.goto(f"/applications/{app_id}/steps/vehicle")
-        page.locator("#f-vin").fill("LSVAU218XN2183294")
+        page.locator("#f-vin").fill(fresh_vin())  # one car, one lease: a car of its own
         page.get_by_test_id("save-step").click()
         expect(page).to_have_url(re.compile(rf"/applications/{app_id}$"))
         page.get_by_test_id("submit-application").click()
