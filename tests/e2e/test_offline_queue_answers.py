@@ -120,7 +120,9 @@ def test_a_step_the_server_cannot_take_yet_stays_queued_and_is_tried_after_growi
         page.wait_for_timeout(100)
     assert len(tries) >= 3, tries
     first, second = tries[1] - tries[0], tries[2] - tries[1]
-    assert first >= 0.8 and second >= first + 0.6, (first, second)  # not every second: the pause grows
+    # not every second: the pause grows (1 s, then 2 s). The pauses are lower bounds (a busy machine only lengthens
+    # what is measured, so the first may come out longer than the second): each is checked against its own
+    assert first >= 0.8 and second >= 1.8, (first, second)
     assert page.evaluate(QUEUED) == 1  # kept: nothing typed is lost
     expect(page.locator("[data-offline-note]")).to_be_visible()
 
