@@ -200,7 +200,7 @@ class Tour:
         if self.folder is None:
             return
         self.count += 1
-        png = page.screenshot(scale="css", animations="disabled", caret="hide")
+        png = page.screenshot(scale="css", animations="disabled", caret="initial")
         image = Image.open(BytesIO(png)).convert("RGB")
         small = image.quantize(colors=64, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
         small.save(self.folder / f"{self.count:02d}-{device}-{step}.png", optimize=True)
