@@ -142,11 +142,13 @@ def main() -> None:
     print(f"ID step, {args.cards} cards per deck (both sides each), {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, load average {load()} (decks made in {made:.0f} s, warm-up {warm:.1f} s)")
     for name, deck in all_decks.items():
-        totals, requests, jobs = [], [], []
+        totals, requests, jobs, cpu = [], [], [], []
         names = numbers = addresses = validity = ok = portraits = 0
         misread: list[str] = []
         for upload in deck:
+            cpu_started = time.process_time()
             request_s, job_s, outcome, found, detail = step(service, upload)
+            cpu.append(time.process_time() - cpu_started)
             requests.append(request_s)
             jobs.append(job_s)
             totals.append(request_s + job_s)
@@ -167,7 +169,8 @@ def main() -> None:
         kb = statistics.mean(len(u.front) + len(u.back) for u in deck) / 1024
         print(f"  {name:<10} {size[0]}×{size[1]} {kb:5.0f} KB a pair  step p50 {statistics.median(totals):.2f} s "
               f"p95 {pct(totals, 0.95):.2f} s max {max(totals):.2f} s  (request p50 {statistics.median(requests):.2f}"
-              f" s, job p50 {statistics.median(jobs):.2f} s p95 {pct(jobs, 0.95):.2f} s)")
+              f" s, job p50 {statistics.median(jobs):.2f} s p95 {pct(jobs, 0.95):.2f} s; CPU p50 "
+              f"{statistics.median(cpu):.2f} s)")
         print(f"  {'':<10} names {names}/{n}  ID numbers {numbers}/{n}  addresses {addresses}/{n}  valid to "
               f"{validity}/{n}  accepted {ok}/{n}  portrait face {portraits}/{n}")
         if misread:

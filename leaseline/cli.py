@@ -1114,13 +1114,14 @@ def kyc_match(id_portrait: str, selfie: str, threshold: float | None, as_json: b
 @click.option("--back", "back", default=None, metavar="BACK", help="The back (emblem side) of the same card.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def kyc_read_card(front: str, back: str | None, as_json: bool) -> None:
-    """Read an ID card photo (the card alone, upright) as the KYC check does: each field with its confidence
-    (0-1, lowest first is what to check first). A file that is not a photo of that side of a card: exit 2."""
+    """Read an ID card photo (upright; the card found in it first, or the card alone) as the KYC check does: each
+    field with its confidence (0-1, lowest first is what to check first). A file that is not a photo of that side
+    of a card: exit 2."""
     from kyc import ocr
 
-    sides = [("front", front, _photo(front, min_side=300))]
+    sides = [("front", front, ocr.card_in(_photo(front, min_side=300)))]
     if back is not None:
-        sides.append(("back", back, _photo(back, min_side=300)))
+        sides.append(("back", back, ocr.card_in(_photo(back, min_side=300))))
     for side, path, image in sides:
         reason = ocr.side_reason(image, side)  # type: ignore[arg-type]  # "front" or "back"
         if reason is not None:
