@@ -114,7 +114,7 @@ screenshots: install chromium peers ## Regenerate the README's tour (docs/tour/*
 	mkdir -p $(TOUR) && rm -f $(TOUR)/*.png && mv $(TOUR).new/*.png $(TOUR)/ && rmdir $(TOUR).new
 	@ls -s $(TOUR)
 
-bench: install ## Measure plans, KYC, risk assessments, contracts (render, sign, verify), the evidence log, sessions and the whole journey
+bench: install ## Measure plans, KYC, risk assessments, contracts (render, sign, verify), the evidence log, sessions, the whole journey and the close of business
 	$(BIN)/python bench/plans.py
 	$(BIN)/python bench/kyc.py
 	$(BIN)/python bench/risk.py
@@ -122,6 +122,7 @@ bench: install ## Measure plans, KYC, risk assessments, contracts (render, sign,
 	$(BIN)/python bench/ledger_store.py
 	$(BIN)/python bench/sessions.py
 	$(BIN)/python bench/journey.py
+	$(BIN)/python bench/servicing.py
 
 LIGHTHOUSE := bench/node/node_modules/.package-lock.json
 

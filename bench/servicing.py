@@ -7,12 +7,12 @@ a settlement quote ≤ 20 ms p95.
 Set-up (untimed, its time printed apart): ``--leases`` synthetic leases (infra/synthetic_portfolio.py, the loader
 of ``leaseline demo portfolio``), as the closes through the day before the business date left them. Then:
 
-1. the close of ``--days`` business dates one after the other (default 2: the portfolio's business date is its
-   migration's day, today; a Monday marks no rent overdue, rents due at the weekend turn overdue on Tuesday), each
-   by bff.servicing.close.CloseOfBusiness as the worker and ``leaseline servicing close`` run it, with their hooks
-   (reminders deferred, arrears and the M3 flag kept, automatic collections started: bff/servicing/arrears.py,
-   bff/servicing/collect.py; ``--no-hooks``: the close's own work alone), in batches of ``--batch-size`` leases:
-   leases, instalments, seconds, leases/s and what it did (rents due, overdue, late charges);
+1. the close of ``--days`` business dates one after the other (default 2: the business date is the new database's,
+   today, and some days turn no rent overdue — on a Monday the rents due at the weekend are still payable — while
+   the next does), each by bff.servicing.close.CloseOfBusiness as the worker and ``leaseline servicing close`` run
+   it, with their hooks (reminders deferred, arrears and the M3 flag kept, automatic collections started:
+   bff/servicing/arrears.py, bff/servicing/collect.py; ``--no-hooks``: the close's own work alone), in batches of
+   ``--batch-size`` leases: leases, instalments, seconds, leases/s and what it did (rents due, overdue, late charges);
 2. the same date again, as a second worker or a replay by hand does: it must answer at once and change nothing
    (checked: every instalment and movement figure before and after);
 3. ``--quotes`` settlement quotes on the business date for random leases, each reading the lease and its

@@ -86,9 +86,10 @@ def pay(s: Any, row: Any, day: date, part: int | None = None) -> None:
 
 
 def reference(inst: Any, terms: PenaltyTerms, moves: list[tuple[date, int, int]], day: date) -> int:
-    """servicing.penalty's late charge of ``day`` in fen, on what was unpaid at its start (movements dated before)."""
-    rent = inst.amount + sum(p + i for d, p, i in moves if d < day)
-    principal = inst.principal + sum(p for d, p, _ in moves if d < day)
+    """servicing.penalty's late charge of ``day`` in fen, on what was left unpaid at its end (movements dated that day
+    or before: a payment counts for the day it is made on)."""
+    rent = inst.amount + sum(p + i for d, p, i in moves if d <= day)
+    principal = inst.principal + sum(p for d, p, _ in moves if d <= day)
     if rent <= 0:
         return 0
     charge = penalty_for_day(day, due_on=inst.overdue_since - timedelta(days=1), unpaid_rent=Decimal(rent) / 100,
