@@ -35,6 +35,8 @@ from bff.applications.access import may_edit
 from bff.applications.access import per_application
 from bff.applications.access import requires_actor
 from bff.applications.services import NotAllowed
+from bff.applications.views import keep_refused
+from bff.applications.views import refused_input
 from bff.extensions import limiter
 from bff.payments.checkout import ELEMENT_METHODS
 from bff.payments.checkout import ELEMENT_PAYABLE
@@ -91,7 +93,7 @@ def has_test_bank() -> bool:
 
 
 def _page(app: Application, status: int = 200, error: str | None = None, failed: str | None = None,
-          pay: str | None = None, returned: str | None = None) -> Any:
+          pay: str | None = None, returned: str | None = None, method: str | None = None) -> Any:
     """The payment page; with the Payment Element and ``pay`` naming a line still to pay, that line's checkout;
     ``returned`` names the line whose outcome to show (as our records have it: the return route asked Stripe)."""
     svc = services().payments.checkout
@@ -119,7 +121,8 @@ def _page(app: Application, status: int = 200, error: str | None = None, failed:
         g.loads_stripe_js = checkout is not None  # the CSP admits Stripe.js on this response only
     response = make_response(render_template(
         "applications/payment.html", app=app, payments=payments, error=error, failed=failed,
-        test_mode=svc.gateway.test_mode, methods=TEST_METHODS, may_pay=may_pay, may_manage=may("payments.manage"),
+        test_mode=svc.gateway.test_mode, methods=TEST_METHODS, chosen_method=method, may_pay=may_pay,
+        may_manage=may("payments.manage"),
         paying=app.status in PAYING, hold_days=CARD_HOLD_DAYS,
         payable=PAYABLE, element=bool(publishable_key()), element_payable=ELEMENT_PAYABLE, checkout=checkout,
         test_bank=has_test_bank(), why_not_paid=why_not_paid,
@@ -137,7 +140,20 @@ def payment(application_id: str) -> Any:
     <payment>`` (where the return route sends the browser) shows that line's outcome and, while it is still to pay,
     opens its Payment Element again, so the customer can try once more."""
     back = request.args.get("returned")
-    return _page(application_or_404(application_id), pay=request.args.get("pay") or back, returned=back)
+    app = application_or_404(application_id)
+    declined = None if back or request.args.get("pay") else refused_input(app, "payment")  # said once (_declined)
+    if declined is not None:
+        return _page(app, error=why_not_paid(str(declined.get("decline") or "") or None), failed=declined["held"],
+                     method=str(declined.get("method") or "") or None)
+    return _page(app, pay=request.args.get("pay") or back, returned=back)
+
+
+def _declined(app: Application, payment_id: str, decline: str | None, method: str = "") -> Any:
+    """A declined or failed payment, answered by Post/Redirect/Get: the payment page by GET, the decline and the card
+    chosen carried once by the server-side session (never in the URL), so that the browser's refresh of the answer
+    asks for the page instead of posting the payment again, which sent Stripe another charge attempt."""
+    keep_refused(app, "payment", payment_id, decline=decline or "", method=method if method in TEST_METHODS else "")
+    return redirect(url_for("payments.payment", application_id=app.id, _anchor="payments"), 303)
 
 
 @bp.get("/applications/<application_id>/payments/<payment_id>/return")
@@ -192,7 +208,7 @@ def pay(application_id: str, payment_id: str) -> Any:
         log.error("Stripe refused paying %s with another card: %s", payment_id, exc)
         return _page(app, 409, _msg(*REFUSED), payment_id)
     if done.status == "failed":
-        return _page(app, 422, why_not_paid(done.last_error), payment_id)
+        return _declined(app, payment_id, done.last_error, method)
     return redirect(url_for("payments.payment", application_id=app.id), 303)
 
 
@@ -219,7 +235,7 @@ def authenticate(application_id: str, payment_id: str) -> Any:
         log.error("Stripe refused to show payment %s: %s", payment_id, exc)
         return _page(app, 409, _msg(*REFUSED), payment_id)
     if done.status == "failed":
-        return _page(app, 422, why_not_paid(done.last_error), payment_id)
+        return _declined(app, payment_id, done.last_error)
     return redirect(url_for("payments.payment", application_id=app.id), 303)
 
 

@@ -24,6 +24,7 @@ CSRFProtect); bad input is a 4xx page.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -150,7 +151,7 @@ def _instalment_arg(value: str | None) -> int | None:
 
 
 def _page(lease: LeaseRow, status: int = 200, *, error: str | None = None, attempt: Attempt | None = None,
-          outcome: PayOutcome | None = None, chosen: int | None = None) -> Any:
+          outcome: PayOutcome | None = None, chosen: int | None = None, method: str | None = None) -> Any:
     svc = collection()
     schedule = svc.repo.instalments(lease.id)
     due = [o for o in svc.due_now(lease.id)]  # a rent due today among them: due, not ahead
@@ -167,7 +168,7 @@ def _page(lease: LeaseRow, status: int = 200, *, error: str | None = None, attem
     gateway = svc.gateway
     bank = services().payments.checkout.bank
     response = make_response(render_template(
-        "servicing/pay.html", lease=lease, due=due, total=sum(o.total for o in due),
+        "servicing/pay.html", lease=lease, due=due, total=sum(o.total for o in due), chosen_method=method,
         pending=[o for o in schedule if o.state == "pending" and o.total > 0 and o.due_on > today][:1], chosen=chosen,
         token=uuid.uuid4().hex, error=error, attempt=attempt or (outcome.attempt if outcome else None),
         receipt=outcome.receipt if outcome else None, test_mode=gateway.test_mode, element=bool(_publishable_key()),
@@ -188,6 +189,8 @@ def page(lease_id: str) -> Any:
     except ValueError:
         return _page(lease, 422, error=in_locale("请选择要支付的一期", "Choose the instalment to pay"))
     attempt_id = request.args.get("attempt", "")[:36]
+    if not attempt_id and (declined := _declined_once(lease)) is not None:  # a declined payment's answer, once
+        return declined
     attempt = collection().repo.attempt(attempt_id) if attempt_id else None
     if attempt is None or attempt.lease_id != lease.id:
         return _page(lease, chosen=chosen)
@@ -198,6 +201,35 @@ def page(lease_id: str) -> Any:
         except PaymentsError:
             outcome = None
     return _page(lease, attempt=attempt, outcome=outcome, chosen=chosen)
+
+
+#: how long a declined payment's answer waits for the page's GET (the browser follows the 303 at once)
+DECLINED_KEPT_SECONDS = 300
+
+
+def _declined(lease: LeaseRow, attempt: Attempt, chosen: int | None = None, method: str = "") -> Any:
+    """A declined or failed payment, answered by Post/Redirect/Get: the page by GET, the attempt (its decline), the
+    instalment and the card chosen carried once by the server-side session (never in the URL), so that the browser's
+    refresh of the answer asks for the page instead of posting the payment again."""
+    session[f"rent_declined:{lease.id}"] = {"attempt": attempt.id, "chosen": chosen, "at": time.time(),
+                                            "method": method if method in TEST_METHODS else ""}
+    return redirect(url_for("rent_pay.page", lease_id=lease.id, _anchor="rent"), 303)
+
+
+def _declined_once(lease: LeaseRow) -> Any | None:
+    """The page answering :func:`_declined`, taken once and if fresh (a refresh after it shows the page as it is)."""
+    key = f"rent_declined:{lease.id}"
+    if key not in session:  # nothing written else
+        return None
+    kept = session.pop(key)
+    if not isinstance(kept, dict) or not 0 <= time.time() - float(kept.get("at") or 0) <= DECLINED_KEPT_SECONDS:
+        return None
+    attempt = collection().repo.attempt(str(kept.get("attempt") or "")[:36])
+    if attempt is None or attempt.lease_id != lease.id:
+        return None
+    chosen = kept.get("chosen")
+    return _page(lease, error=why_not_paid(attempt.failure_code), attempt=attempt,
+                 chosen=chosen if isinstance(chosen, int) else None, method=str(kept.get("method") or "") or None)
 
 
 @bp.post("/leases/<lease_id>/pay")
@@ -234,7 +266,7 @@ def create(lease_id: str) -> Any:
         log.error("Stripe refused the rent payment of lease %s: %s", lease.id, exc)
         return _page(lease, 409, error=in_locale(*REFUSED), chosen=chosen)
     if done.attempt.status == "failed":
-        return _page(lease, 422, error=why_not_paid(done.attempt.failure_code), attempt=done.attempt, chosen=chosen)
+        return _declined(lease, done.attempt, chosen, method)
     return redirect(url_for("rent_pay.page", lease_id=lease.id, attempt=done.attempt.id), 303)
 
 
@@ -290,7 +322,7 @@ def authenticate(lease_id: str) -> Any:
         log.error("Stripe refused to show rent payment %s: %s", attempt.id, exc)
         return _page(lease, 409, error=in_locale(*REFUSED), attempt=attempt)
     if done.attempt.status == "failed":
-        return _page(lease, 422, error=why_not_paid(done.attempt.failure_code), attempt=done.attempt)
+        return _declined(lease, done.attempt)
     return redirect(url_for("rent_pay.page", lease_id=lease.id, attempt=attempt.id), 303)
 
 
