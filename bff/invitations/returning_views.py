@@ -24,6 +24,7 @@ from bff.invitations.returning import ReturningCustomers
 from bff.invitations.returning import normalise
 from bff.pwa.views import is_local_path
 from bff.services import services
+from infra.db.models import utcnow
 from infra.invitations import SqlReturningCodes
 
 bp = Blueprint("returning", __name__)
@@ -31,6 +32,7 @@ PENDING = "returning_code"  # the session's pending code (bff.invitations.return
 SIGNED_IN = "customer_mobile"  # the look-up hash of the number a customer confirmed on this device
 NEXT = "returning_next"  # the page of ours a signed-out customer was sent here from (a text message's link)
 REFUSED = "returning_code_refused"  # why the code just typed was refused ("wrong", "spent"), said once by the form
+TOO_SOON = "returning_code_too_soon"  # a code asked for within the minute after the last: none sent, said once
 _APPLICATION = re.compile(r"/applications/(?P<id>[0-9a-f-]{36})(/.*)?")
 
 
@@ -101,13 +103,20 @@ def send_code() -> Any:
         mobile = normalise(typed)
         if mobile is None:
             return _sign_in_page(typed, error=True, status=422)
-    session[PENDING] = returning().send_code(mobile, client()).dump()
+    asked = utcnow()
+    pending = returning().send_code(mobile, client())
+    session[PENDING] = pending.dump()
+    sent_at = returning().codes.sent_at(pending.mobile_hash)
+    if sent_at is not None and sent_at < asked:  # the last code went less than a minute ago: no new one now
+        session[TOO_SOON] = True  # the code page says so, and how long to wait, rather than a code "sent"
     return redirect(url_for("invitations.returning.code"), 303)
 
 
-def _code_page(pending: Pending | None, error: str | None = None, status: int = 200) -> tuple[str, int]:
+def _code_page(pending: Pending | None, error: str | None = None, status: int = 200,
+               too_soon: bool = False) -> tuple[str, int]:
     resend = returning().resend(pending, url_for("invitations.returning.send_code")) if pending else None
-    return render_template("invitations/mine_code.html", pending=pending, resend=resend, error=error), status
+    return render_template("invitations/mine_code.html", pending=pending, resend=resend, error=error,
+                           too_soon=too_soon and resend is not None and resend.wait > 0), status
 
 
 @bp.get("/mine/code")
@@ -115,9 +124,10 @@ def code() -> Any:
     pending = Pending.load(session.get(PENDING))
     # a wrong code's error, said once: the refresh after it shows the form (popped only when there: no write else)
     refused = session.pop(REFUSED) if REFUSED in session else None
+    too_soon = session.pop(TOO_SOON) if TOO_SOON in session else False  # no code sent just now: said once too
     if pending is None:
         return redirect(url_for("invitations.returning.sign_in"))
-    return _code_page(pending, refused if refused in ("wrong", "spent") else None)
+    return _code_page(pending, refused if refused in ("wrong", "spent") else None, too_soon=too_soon is True)
 
 
 # Per number (its tries are also counted in the database, MAX_TRIES a code) and per address.
