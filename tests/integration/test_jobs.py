@@ -178,7 +178,8 @@ def test_a_stalled_sweep_whose_next_run_waits_is_ended_not_retried(db_url: str) 
         assert other in retried and sweep not in retried and following not in retried, retried
         ended = queue.job(sweep)
         assert ended.state == "aborted" and "next run" in ended.last_error
-        assert queue.job(other).state == "todo" and queue.job(following).state == "todo"
+        # the other, retried, is due now: the suite's own worker (every queue) may have taken it already
+        assert queue.job(other).state != "aborted" and queue.job(following).state == "todo"
     finally:
         for job_id in (sweep, other, following):
             queue.cancel(job_id)
