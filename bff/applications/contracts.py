@@ -57,6 +57,7 @@ from infra.sms import SmsSender
 from infra.sms import SmsUnavailable
 from kyc.idnumber import check_id_number
 from plans.contract_terms import contract_terms
+from plans.product import Vehicle
 
 log = logging.getLogger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -143,6 +144,23 @@ def refusal_code(errors: Any) -> str:
     return "vehicle_details" if fields and all(f.startswith("vehicle.") for f in fields) else "refused"
 
 
+#: a word the catalogue's Chinese name puts before the make, not part of it (二手 丰田 卡罗拉 2022款: the contract
+#: states the car's condition in a field of its own)
+_NAME_PREFIXES = ("二手",)
+
+
+def contract_make_model(vehicle: Vehicle) -> tuple[str, str]:
+    """The car's make and model as the contract (in Chinese) names them: from the catalogue's Chinese name, its first
+    word the make and the rest the model (比亚迪 汉EV → 比亚迪, 汉EV), as the handover record's vehicle_name reads; the
+    catalogue's own make and model when that name does not hold both."""
+    words = vehicle.name_zh.split()
+    while words and words[0] in _NAME_PREFIXES:
+        words = words[1:]
+    if len(words) < 2:
+        return vehicle.make, vehicle.model
+    return words[0], " ".join(words[1:])
+
+
 class ContractNotReady(Exception):
     """The contract cannot be requested yet: ``code`` says what is missing (shown to staff)."""
 
@@ -187,6 +205,7 @@ class ContractDispatch:
             raise ContractNotReady("plan_changed", "the rate card or product changed since approval: the plan "
                                                    "no longer prices the same and must be approved again")
         start = self.clock().astimezone(SHANGHAI).date()
+        make, model = contract_make_model(vehicle)  # the Chinese names, as the 配置 and the handover record
 
         def m(value: Decimal) -> str:
             return f"{value:.2f}"
@@ -198,7 +217,7 @@ class ContractDispatch:
                        "mobile": draft.get("mobile", ""), "address": draft.get("address", "")},
             "dealer": {"name": dealer.name, "credit_code": dealer.credit_code, "address": dealer.address},
             # the car as the contract describes it (issue 16 §8; Civil Code art. 736: name, quantity, specification)
-            "vehicle": {"make": vehicle.make, "model": vehicle.model, "trim": vehicle.name_zh,
+            "vehicle": {"make": make, "model": model, "trim": vehicle.name_zh,
                         "vin": draft.get("vin", "").upper(), "price": m(vehicle.price),
                         "condition": draft.get("condition", "new"), "quantity": 1,
                         "powertrain": vehicle.category.powertrain, "engine_no": draft.get("engine_no", "").upper(),
