@@ -12,9 +12,9 @@ import pytest
 from playwright.sync_api import Page
 from playwright.sync_api import expect
 
+from tests.common.vins import fresh_vin
 from tests.e2e.test_kyc import sign_in
 from tests.integration.test_applications import SALES_A
-from tests.integration.test_applications import VIN
 from tests.integration.test_vehicle_by_dealer import _set
 
 PLAN = "20-36-0-ctpl+damage+tpl_1m-D-f-a"
@@ -38,11 +38,12 @@ def test_a_vin_refused_while_the_contract_is_drafted_is_shown_in_place_as_typed(
     expect(page.get_by_test_id("vehicle-locked")).to_have_count(0)
     # ... and while they type, another attempt begins drafting the contract
     _set(live_server.app, app_id, contract_attempts=2)
-    page.locator("#f-vin").fill(VIN)
+    vin = fresh_vin()  # a car of its own: one car, one lease
+    page.locator("#f-vin").fill(vin)
     page.locator("#f-condition").select_option("new")
     page.get_by_test_id("save-step").click()
     expect(page.get_by_test_id("vehicle-locked")).to_be_visible()
     expect(page.get_by_test_id("vehicle-locked")).to_contain_text("车辆信息不能修改")
-    expect(page.locator("#f-vin")).to_have_value(VIN)
+    expect(page.locator("#f-vin")).to_have_value(vin)
     expect(page.locator("#request-error")).to_be_hidden()
     assert page.url.endswith("/steps/vehicle")
