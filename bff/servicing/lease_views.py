@@ -58,22 +58,30 @@ PERMISSION = "leases.view"
 HANDED_OVER = ("delivered", "closed")
 
 
-def lessee_or_staff(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Staff with :data:`PERMISSION` (403 without it), or a customer signed in on this device; a signed-out visitor
-    signs in as a customer (我的租赁) and comes back. Which lease is theirs is decided by the view (404)."""
+def customer_or_staff(permission: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A guard for a lease's pages: staff with ``permission`` (403 without it), or a customer signed in on this
+    device; a signed-out visitor signs in as a customer (我的租赁) and comes back. Which lease is theirs is decided by
+    the view (404). The guard carries its permission for the access probe."""
 
-    @wraps(view)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        user: Staff | None = g.get("user")
-        if user is not None:
-            if not allowed(user, PERMISSION):
-                abort(403)
-        elif signed_in_hash() is None:
-            return redirect(url_for("invitations.returning.sign_in", next=request.path))
-        return view(*args, **kwargs)
+    def guard(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            user: Staff | None = g.get("user")
+            if user is not None:
+                if not allowed(user, permission):
+                    abort(403)
+            elif signed_in_hash() is None:
+                return redirect(url_for("invitations.returning.sign_in", next=request.path))
+            return view(*args, **kwargs)
 
-    guarded.permission = PERMISSION  # type: ignore[attr-defined]
-    return guarded
+        guarded.permission = permission  # type: ignore[attr-defined]
+        return guarded
+
+    return guard
+
+
+#: the lease page's guard: staff who may see leases (:data:`PERMISSION`) or the lessee
+lessee_or_staff = customer_or_staff(PERMISSION)
 
 
 def _application(application_id: str) -> tuple[Application, bool]:

@@ -26,8 +26,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from flask import Blueprint
@@ -58,6 +56,7 @@ from bff.servicing.collect import CannotPay
 from bff.servicing.collect import PayOutcome
 from bff.servicing.collect import RentCollection
 from bff.servicing.collect import rent_collection
+from bff.servicing.lease_views import customer_or_staff
 from infra.accounts import Staff
 from infra.applications import Scope
 from infra.collections import Attempt
@@ -122,23 +121,9 @@ def _lease_for(lease_id: str) -> LeaseRow:
     return lease
 
 
-def payer_or_staff(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Staff with :data:`PERMISSION` (403 without it, as the lease page answers a role that may not see it), or a
-    customer signed in on this device; a signed-out visitor signs in as a customer (我的租赁) and comes back. Whose
-    lease it is is decided by the view (:func:`_lease_for`: 404)."""
-
-    @wraps(view)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        user: Staff | None = g.get("user")
-        if user is not None:
-            if not allowed(user, PERMISSION):
-                abort(403)
-        elif signed_in_hash() is None:
-            return redirect(url_for("invitations.returning.sign_in", next=request.path))
-        return view(*args, **kwargs)
-
-    guarded.permission = PERMISSION  # type: ignore[attr-defined]
-    return guarded
+#: the pay pages' guard: staff with :data:`PERMISSION` (403 without it, as the lease page answers a role that may not
+#: see it) or the lessee; whose lease it is is decided by the view (:func:`_lease_for`: 404)
+payer_or_staff = customer_or_staff(PERMISSION)
 
 
 def _instalment_arg(value: str | None) -> int | None:
