@@ -13,16 +13,40 @@ tests/integration/test_reloads.py lists any without one. (A parent path is no sa
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Flask
 from flask import current_app
 from flask import redirect
 from flask import request
+from flask import session
 from flask import url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import RequestRedirect
+
+#: how long an answer kept for the page's GET waits (the browser follows the 303 at once)
+KEPT_SECONDS = 300
+
+
+def keep_once(key: str, **given: Any) -> None:
+    """The other half of Post/Redirect/Get: what a refused or declined post answered (its error, what was given with
+    it) waits under ``key`` in the session — kept on the server, sealed (bff/auth/server_session.py), never in the URL
+    — for the page's next GET, once (:func:`take_once`), so that the browser's refresh of the answer asks for the page
+    instead of posting again (a code counted as another try, a payment sent again)."""
+    session[key] = {"at": time.time(), **given}
+
+
+def take_once(key: str) -> dict[str, Any] | None:
+    """What :func:`keep_once` kept under ``key``, taken once (a refresh after it shows the page as it is), if fresh."""
+    if key not in session:  # nothing written else
+        return None
+    kept = session.pop(key)
+    if not isinstance(kept, dict) or not 0 <= time.time() - float(kept.get("at") or 0) <= KEPT_SECONDS:
+        return None
+    return kept
+
 
 _DETAIL, _CONTRACT, _PAYMENT, _LEASE = ("applications.detail", "applications.contract", "payments.payment",
                                         "payment_ops.lease")

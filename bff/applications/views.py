@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -56,6 +55,8 @@ from bff.applications.states import vehicle_editable
 from bff.extensions import htmx
 from bff.extensions import limiter
 from bff.plans.forms import decode
+from bff.reloads import keep_once
+from bff.reloads import take_once
 from bff.rendering import in_locale as _msg
 from bff.rendering import list_filters
 from bff.rendering import page_or_block
@@ -725,28 +726,18 @@ def remember_code(app: Application, purpose: str, code_id: str) -> None:
     session[f"{purpose}_code:{app.id}"] = code_id
 
 
-#: how long a refused code's input waits for the page's GET (the browser follows the 303 at once)
-REFUSED_KEPT_SECONDS = 300
-
-
 def keep_refused(app: Application, purpose: str, held: str, **given: Any) -> None:
-    """A code refused (Post/Redirect/Get): what was given with it (the drawing, the ticks) waits in the session —
-    kept on the server, sealed (bff/auth/server_session.py), never in the URL — for the page's next GET, once
-    (:func:`refused_input`), so that the browser's refresh of the answer is a GET, not the code posted again, which
-    counted another try. ``held``: what it was given for (the contract, the handover record's recording)."""
-    session[f"{purpose}_refused:{app.id}"] = {"held": held, "at": time.time(), **given}
+    """A code refused (Post/Redirect/Get, bff/reloads.py :func:`keep_once`): what was given with it (the drawing, the
+    ticks) waits for the page's next GET, once (:func:`refused_input`), so that the browser's refresh of the answer
+    is a GET, not the code posted again, which counted another try. ``held``: what it was given for (the contract,
+    the handover record's recording)."""
+    keep_once(f"{purpose}_refused:{app.id}", held=held, **given)
 
 
 def refused_input(app: Application, purpose: str) -> dict[str, Any] | None:
-    """What :func:`keep_refused` kept for ``purpose``, taken once (the refresh after it shows the form as it is),
-    if fresh; the caller checks that it was given for what the page shows (its ``held``)."""
-    key = f"{purpose}_refused:{app.id}"
-    if key not in session:  # nothing written else
-        return None
-    kept = session.pop(key)
-    if not isinstance(kept, dict) or not 0 <= time.time() - float(kept.get("at") or 0) <= REFUSED_KEPT_SECONDS:
-        return None
-    return kept
+    """What :func:`keep_refused` kept for ``purpose``, taken once, if fresh; the caller checks that it was given for
+    what the page shows (its ``held``)."""
+    return take_once(f"{purpose}_refused:{app.id}")
 
 
 def confirmed_code(app: Application, purpose: str) -> str | None:

@@ -24,7 +24,6 @@ CSRFProtect); bad input is a 4xx page.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -49,6 +48,8 @@ from bff.payments.checkout import LOCAL_3DS_CARD
 from bff.payments.checkout import TEST_METHODS
 from bff.payments.declines import customer_texts
 from bff.payments.declines import why_not_paid
+from bff.reloads import keep_once
+from bff.reloads import take_once
 from bff.rendering import in_locale
 from bff.services import services
 from bff.servicing.collect import RENT_METHODS
@@ -188,26 +189,19 @@ def page(lease_id: str) -> Any:
     return _page(lease, attempt=attempt, outcome=outcome, chosen=chosen)
 
 
-#: how long a declined payment's answer waits for the page's GET (the browser follows the 303 at once)
-DECLINED_KEPT_SECONDS = 300
-
-
 def _declined(lease: LeaseRow, attempt: Attempt, chosen: int | None = None, method: str = "") -> Any:
     """A declined or failed payment, answered by Post/Redirect/Get: the page by GET, the attempt (its decline), the
-    instalment and the card chosen carried once by the server-side session (never in the URL), so that the browser's
-    refresh of the answer asks for the page instead of posting the payment again."""
-    session[f"rent_declined:{lease.id}"] = {"attempt": attempt.id, "chosen": chosen, "at": time.time(),
-                                            "method": method if method in TEST_METHODS else ""}
+    instalment and the card chosen carried once by the server-side session (bff/reloads.py :func:`keep_once`, never in
+    the URL), so that the browser's refresh of the answer asks for the page instead of posting the payment again."""
+    keep_once(f"rent_declined:{lease.id}", attempt=attempt.id, chosen=chosen,
+              method=method if method in TEST_METHODS else "")
     return redirect(url_for("rent_pay.page", lease_id=lease.id, _anchor="rent"), 303)
 
 
 def _declined_once(lease: LeaseRow) -> Any | None:
     """The page answering :func:`_declined`, taken once and if fresh (a refresh after it shows the page as it is)."""
-    key = f"rent_declined:{lease.id}"
-    if key not in session:  # nothing written else
-        return None
-    kept = session.pop(key)
-    if not isinstance(kept, dict) or not 0 <= time.time() - float(kept.get("at") or 0) <= DECLINED_KEPT_SECONDS:
+    kept = take_once(f"rent_declined:{lease.id}")
+    if kept is None:
         return None
     attempt = collection().repo.attempt(str(kept.get("attempt") or "")[:36])
     if attempt is None or attempt.lease_id != lease.id:
