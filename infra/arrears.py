@@ -6,7 +6,6 @@ writes (ops' notes, outcomes and promise-to-pay dates). The rules (buckets, whic
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -30,8 +29,7 @@ from infra.db.models import InstalmentRow
 from infra.db.models import LeaseArrearsRow
 from infra.db.models import LeaseRow
 from infra.db.models import ServicingReminderRow
-from infra.jobs import _DEFER  # procrastinate's defer function, called on the close batch's own session
-from infra.logs import request_id
+from infra.jobs import defer_in
 from infra.servicing import ACTIVE
 from infra.servicing import DUE
 from infra.servicing import PAID
@@ -200,9 +198,7 @@ class SqlArrears:
             .returning(ServicingReminderRow.id)).scalars().all()
         at = send_at(now, policy.send_from, policy.send_until)
         for reminder_id in sorted(created):
-            session.execute(_DEFER, {
-                "queue": REMIND_QUEUE, "task": REMIND_TASK, "priority": 0, "lock": None, "queueing_lock": None,
-                "args": json.dumps({"reminder_id": reminder_id, "request": request_id.get()}), "at": at})
+            defer_in(session, REMIND_TASK, {"reminder_id": reminder_id}, queue=REMIND_QUEUE, at=at)
 
     def _update_arrears(self, events: BatchEvents, now: datetime) -> None:
         session, day, ids = events.session, events.business_date, list(events.lease_ids)

@@ -16,7 +16,6 @@ charge), dated the business date it was booked on (infra/servicing.py).
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import uuid
 from collections.abc import Mapping
@@ -25,7 +24,6 @@ from dataclasses import dataclass
 from datetime import date
 from datetime import datetime
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 from typing import Protocol
 
@@ -33,7 +31,6 @@ import stripe
 from sqlalchemy import and_
 from sqlalchemy import or_
 from sqlalchemy import select
-from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -49,7 +46,7 @@ from infra.db.models import LeaseReceiptRow
 from infra.db.models import LeaseRow
 from infra.db.models import ServicingMovementRow
 from infra.forksafe import PerProcess
-from infra.logs import request_id
+from infra.jobs import defer_in
 from infra.payments import PaymentDeclined
 from infra.payments import PaymentGateway
 from infra.payments import PaymentRefused
@@ -62,6 +59,8 @@ from infra.servicing import PAID
 from infra.servicing import PARTLY_PAID
 from infra.servicing import PENDING
 from infra.servicing import RENT
+from infra.servicing import to_fen
+from infra.servicing import yuan
 from servicing.allocation import Component
 from servicing.allocation import Parts
 from servicing.allocation import allocate
@@ -182,29 +181,6 @@ def owed_of(row: InstalmentRow) -> Owed:
                 max(0, row.interest - row.paid_interest), max(0, row.principal - row.paid_principal))
 
 
-def _yuan(fen: int) -> Decimal:
-    return Decimal(fen) / 100
-
-
-def _fen(yuan: Decimal) -> int:
-    value = yuan * 100
-    assert value == value.to_integral_value(), yuan  # allocate never splits a fen
-    return int(value)
-
-
-_DEFER = text("SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, 0, :lock, :queueing_lock, "
-              "CAST(:args AS jsonb), :at)::procrastinate_job_to_defer_v1])")
-
-
-def defer_in(session: Session, task: str, args: Mapping[str, Any], *, queue: str, lock: str | None = None,
-             queueing_lock: str | None = None, at: datetime | None = None) -> None:
-    """Queue ``task(**args)`` in ``session``'s transaction (infra/jobs.py's ``JobQueue.defer`` joins only a
-    ``Database.transaction()``; the close of business's batch is a plain session): the job exists with the change
-    that caused it, or not at all. ``at``: not before then (None: at once)."""
-    session.execute(_DEFER, {"queue": queue, "task": task, "lock": lock, "queueing_lock": queueing_lock, "at": at,
-                             "args": json.dumps({**args, "request": request_id.get()}, ensure_ascii=False)})
-
-
 @dataclass(frozen=True)
 class Job:
     """A job to defer with a change, in its transaction; a job of the same ``queueing_lock`` already waiting does the
@@ -277,10 +253,10 @@ class SqlCollections:
             else:
                 rows = list(session.scalars(_open(lease_id, instalment_id, day).with_for_update()))
                 owed = {r.number: owed_of(r) for r in rows}
-                split = allocate(_yuan(amount), [Parts(o.number, _yuan(o.penalty), _yuan(o.interest),
-                                                       _yuan(o.principal)) for o in owed.values()], order)
+                split = allocate(yuan(amount), [Parts(o.number, yuan(o.penalty), yuan(o.interest),
+                                                       yuan(o.principal)) for o in owed.values()], order)
                 for row, part in zip(rows, split.splits, strict=True):
-                    penalty, interest, principal = _fen(part.penalty), _fen(part.interest), _fen(part.principal)
+                    penalty, interest, principal = to_fen(part.penalty), to_fen(part.interest), to_fen(part.principal)
                     if not penalty + interest + principal:
                         continue
                     _pay(row, penalty, interest, principal, day, now)
@@ -311,11 +287,6 @@ class SqlCollections:
         with self.db.session() as session:
             row = session.scalars(select(LeaseReceiptRow).where(LeaseReceiptRow.key == key)).one_or_none()
             return _receipt(row) if row is not None else None
-
-    def receipts(self, lease_id: str) -> list[Receipt]:
-        with self.db.session() as session:
-            return [_receipt(r) for r in session.scalars(select(LeaseReceiptRow).where(
-                LeaseReceiptRow.lease_id == lease_id).order_by(LeaseReceiptRow.booked_at))]
 
     def receipts_of(self, reference: str) -> list[Receipt]:
         """The receipts of one provider's payment (a PaymentIntent, a bank's order)."""
@@ -372,12 +343,6 @@ class SqlCollections:
     def attempt_by_key(self, key: str) -> Attempt | None:
         with self.db.session() as session:
             row = session.scalars(select(CollectionAttemptRow).where(CollectionAttemptRow.key == key)).one_or_none()
-            return _attempt(row) if row is not None else None
-
-    def attempt_by_ref(self, channel: str, ref: str) -> Attempt | None:
-        with self.db.session() as session:
-            row = session.scalars(select(CollectionAttemptRow).where(
-                CollectionAttemptRow.channel == channel, CollectionAttemptRow.provider_ref == ref)).one_or_none()
             return _attempt(row) if row is not None else None
 
     def attempts(self, lease_id: str) -> list[Attempt]:

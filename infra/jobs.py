@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from infra.db import Database
 from infra.db.models import utcnow
@@ -35,6 +36,16 @@ KEEP_SUCCEEDED = timedelta(hours=24)
 
 _DEFER = text("SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, :priority, :lock, :queueing_lock, "
               "CAST(:args AS jsonb), :at)::procrastinate_job_to_defer_v1])")
+
+
+def defer_in(session: Session, task: str, args: Mapping[str, Any], *, queue: str, lock: str | None = None,
+             queueing_lock: str | None = None, at: datetime | None = None) -> None:
+    """Queue ``task(**args)`` in ``session``'s transaction (:meth:`JobQueue.defer` joins only a
+    ``Database.transaction()``; the close of business's batch is a plain session): the job exists with the change
+    that caused it, or not at all. ``at``: not before then (None: at once)."""
+    session.execute(_DEFER, {"queue": queue, "task": task, "priority": 0, "lock": lock,
+                             "queueing_lock": queueing_lock, "at": at,
+                             "args": json.dumps({**args, "request": request_id.get()}, ensure_ascii=False)})
 
 
 @dataclass(frozen=True)
