@@ -30,7 +30,7 @@ def demo_portfolio(leases: int | None, seed: int, drop: bool) -> None:
         raise Fail("give --leases N to load a portfolio, or --drop to remove it")
     if leases is not None and not 1 <= leases <= MAX_LEASES:
         raise Fail(f"--leases: from 1 to {MAX_LEASES:,}")
-    from bff.servicing.close import utc_now
+    from bff.payments.common import utc_now
 
     database = Database(_settings().database_url)
     try:

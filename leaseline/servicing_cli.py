@@ -88,11 +88,11 @@ def servicing_close(on: str | None, until: str | None, demo: bool, as_json: bool
     """Close of business: mark rents due and overdue, accrue late charges, then move the business date on. A date
     closed before changes nothing; a run that stopped midway resumes. Without options: the business date. In
     production only the days that have ended in Beijing are closed (--demo: any)."""
+    from bff.payments.common import utc_now
     from bff.servicing.close import MAX_ROLL_DAYS
     from bff.servicing.close import SHANGHAI
     from bff.servicing.close import NotTheBusinessDate
     from bff.servicing.close import has_ended
-    from bff.servicing.close import utc_now
 
     day, last = _day(on, "--date"), _day(until, "--until")
     if day is not None and last is not None:
@@ -153,7 +153,7 @@ def calendar_load(file: Path) -> None:
         days = parse_calendar_csv(file.read_text(encoding="utf-8-sig"))
     except (CalendarFileError, UnicodeDecodeError) as exc:
         raise Fail(f"{file.name}: {exc}") from None
-    from bff.servicing.close import utc_now
+    from bff.payments.common import utc_now
 
     with _servicing() as close:
         count = close.repo.load_calendar(days, file.name, utc_now())

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import date
 from datetime import datetime
 from datetime import timedelta
-from decimal import Decimal
 
 from bff.applications.services import Actor
 from bff.applications.services import ApplicationService
-from bff.servicing.close import utc_now
+from bff.payments.common import utc_now
+from bff.payments.common import yuan
 from infra.applications import Scope
 from infra.arrears import BEFORE_DUE
 from infra.arrears import QUEUED
@@ -65,10 +65,6 @@ def close_hooks(db: Database, policy: ReminderPolicy, clock: Callable[[], dateti
 
 
 # -- the reminder's text ---------------------------------------------------------------------------------------------
-def _yuan(fen: int) -> str:
-    return f"{Decimal(fen) / 100:.2f}"
-
-
 def reminder_params(due: ReminderDue) -> dict[str, str]:
     """The parameters of a reminder's template (infra/sms.py ``rent_due_soon`` / ``rent_overdue`` and their English
     twins), in the customer's language."""
@@ -79,9 +75,9 @@ def reminder_params(due: ReminderDue) -> dict[str, str]:
     else:
         rent = "尾付租金" if due.final_rent else f"第{due.number}期租金"
         when = f"{due.due_on.year}年{due.due_on.month}月{due.due_on.day}日"
-    params = {"rent": rent, "amount": _yuan(due.unpaid), "due": when}
+    params = {"rent": rent, "amount": yuan(due.unpaid), "due": when}
     if due.kind != BEFORE_DUE and due.overdue_since is not None:
-        params.update(days=str(days_past_due(due.overdue_since, due.business_date)), penalty=_yuan(due.penalty))
+        params.update(days=str(days_past_due(due.overdue_since, due.business_date)), penalty=yuan(due.penalty))
     return params
 
 

@@ -34,12 +34,12 @@ import logging
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from datetime import date
 from datetime import datetime
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from bff.payments.common import utc_now
 from infra.servicing import DONE
 from infra.servicing import CloseHook
 from infra.servicing import CloseRun
@@ -54,10 +54,6 @@ BATCH = 500
 MAX_ROLL_DAYS = 3660
 
 __all__ = ["BATCH", "CloseOfBusiness", "CloseOutcome", "NotTheBusinessDate", "has_ended"]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def has_ended(day: date, now: datetime) -> bool:

@@ -38,15 +38,15 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from datetime import datetime
 from datetime import time
 from datetime import timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import cast
 
+from bff.payments.common import utc_now
+from bff.payments.common import yuan
 from infra.applications import Scope
 from infra.audit import SqlAuditLog
 from infra.collections import AUTO
@@ -99,10 +99,6 @@ DAY_WINDOW = (time(9), time(20))
 COLLECT_TASK, TEXT_TASK, QUEUE = "servicing.collect", "servicing.text_not_collected", "servicing"
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class CannotPay(Exception):
     """A payment the customer cannot make now (nothing due, the lease closed, an instalment not theirs)."""
 
@@ -119,10 +115,6 @@ class PayOutcome:
     attempt: Attempt
     intent: Intent | None
     receipt: Receipt | None
-
-
-def yuan_text(fen: int) -> str:
-    return f"{Decimal(fen) / 100:.2f}"
 
 
 class RentCollection:
@@ -439,7 +431,7 @@ class RentCollection:
         if not self.repo.claim_notice(attempt.id, self.clock()):
             return
         try:
-            self.sms.send(mobile, "rent_not_collected", {"amount": yuan_text(attempt.amount),
+            self.sms.send(mobile, "rent_not_collected", {"amount": yuan(attempt.amount),
                                                          "link": self.pay_link(lease.id)}, dealer_id=lease.dealer_id)
         except Exception:
             self.repo.release_notice(attempt.id)  # the job's retry texts it

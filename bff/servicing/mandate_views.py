@@ -37,11 +37,11 @@ from bff.applications.access import requires_actor
 from bff.auth.roles import allowed
 from bff.extensions import limiter
 from bff.payments.checkout import TEST_METHODS
+from bff.payments.common import utc_now
 from bff.payments.declines import why_not_paid
 from bff.rendering import in_locale
 from bff.services import services
 from bff.servicing.collect import rent_collection
-from bff.servicing.collect import utc_now
 from bff.servicing.lease_views import PERMISSION as LEASES_VIEW
 from bff.servicing.mandates import BANKS
 from bff.servicing.mandates import MANDATE_TEXT
