@@ -22,7 +22,6 @@ from typing import Any
 
 from flask import Blueprint
 from flask import abort
-from flask import current_app
 from flask import g
 from flask import make_response
 from flask import redirect
@@ -39,9 +38,9 @@ from bff.extensions import limiter
 from bff.payments.checkout import TEST_METHODS
 from bff.payments.common import utc_now
 from bff.payments.declines import why_not_paid
+from bff.payments.views import publishable_key
 from bff.rendering import in_locale
 from bff.services import services
-from bff.servicing.collect import rent_collection
 from bff.servicing.lease_views import PERMISSION as LEASES_VIEW
 from bff.servicing.mandates import BANKS
 from bff.servicing.mandates import MANDATE_TEXT
@@ -51,6 +50,7 @@ from bff.servicing.mandates import DirectDebitForm
 from bff.servicing.mandates import MandateRefused
 from bff.servicing.mandates import MandateService
 from bff.servicing.pay import STRIPE_RATE
+from bff.servicing.pay import collection
 from infra.accounts import Staff
 from infra.applications import Application
 from infra.collections import STRIPE
@@ -91,9 +91,9 @@ def staff_holding(permission: str) -> Callable[[Callable[..., Any]], Callable[..
 
 
 def _service() -> MandateService:
-    collection = rent_collection(services(), current_app.config["SETTINGS"])
-    card = collection.collectors.get(STRIPE)
-    return MandateService(collection.repo, card if isinstance(card, StripeOffSession) else None, utc_now)
+    rents = collection()
+    card = rents.collectors.get(STRIPE)
+    return MandateService(rents.repo, card if isinstance(card, StripeOffSession) else None, utc_now)
 
 
 def _language() -> str:
@@ -102,8 +102,8 @@ def _language() -> str:
 
 def _page(app: Application, status: int = 200, *, error: str | None = None, field: str | None = None) -> Any:
     language = _language()
-    gateway = rent_collection(services(), current_app.config["SETTINGS"]).gateway
-    element = bool(current_app.config["SETTINGS"].stripe_publishable_key)
+    gateway = collection().gateway
+    element = bool(publishable_key())
     return make_response(render_template(
         "servicing/autopay.html", app=app, mandate=_service().current(app.id), language=language,
         text=MANDATE_TEXT[language], other_text=MANDATE_TEXT["en" if language == "zh" else "zh"],

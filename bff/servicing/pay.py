@@ -48,6 +48,9 @@ from bff.payments.checkout import LOCAL_3DS_CARD
 from bff.payments.checkout import TEST_METHODS
 from bff.payments.declines import customer_texts
 from bff.payments.declines import why_not_paid
+from bff.payments.views import REFUSED
+from bff.payments.views import UNAVAILABLE
+from bff.payments.views import publishable_key
 from bff.reloads import keep_once
 from bff.reloads import take_once
 from bff.rendering import in_locale
@@ -70,10 +73,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("rent_pay", __name__)
 #: the requests that may call Stripe, per lease (paying, coming back from the Payment Element, the test bank)
 STRIPE_RATE = "20 per 10 minutes"
-UNAVAILABLE = ("支付服务暂时不可用：未扣款，请稍后重试",
-               "Payments are unavailable right now: nothing was charged; try again in a moment")
-REFUSED = ("支付机构拒绝了这次请求：未扣款。请稍后重试，或联系经销商",
-           "The payment provider refused this request: nothing was charged. Try again later, or ask the dealer")
 
 
 #: staff who pay a rent with the customer in the showroom: the dealer's, on the applications they may edit
@@ -91,11 +90,8 @@ stripe_rate = limiter.shared_limit(STRIPE_RATE, scope="rent-stripe", key_func=_p
 
 
 def collection() -> RentCollection:
+    """The rent collection of this app's services and settings."""
     return rent_collection(services(), current_app.config["SETTINGS"])
-
-
-def _publishable_key() -> str:
-    return str(current_app.config["SETTINGS"].stripe_publishable_key)
 
 
 def _lease_for(lease_id: str) -> LeaseRow:
@@ -143,7 +139,7 @@ def _page(lease: LeaseRow, status: int = 200, *, error: str | None = None, attem
     due = [o for o in svc.due_now(lease.id)]  # a rent due today among them: due, not ahead
     today = svc.repo.business_date()
     checkout = None
-    if outcome is not None and outcome.intent is not None and _publishable_key() and outcome.intent.client_secret \
+    if outcome is not None and outcome.intent is not None and publishable_key() and outcome.intent.client_secret \
             and outcome.attempt.status not in ("succeeded", "failed", "canceled"):
         checkout = {"attempt": outcome.attempt, "client_secret": outcome.intent.client_secret,
                     "methods": RENT_METHODS, "declines": customer_texts(),
@@ -157,9 +153,9 @@ def _page(lease: LeaseRow, status: int = 200, *, error: str | None = None, attem
         "servicing/pay.html", lease=lease, due=due, total=sum(o.total for o in due), chosen_method=method,
         pending=[o for o in schedule if o.state == "pending" and o.total > 0 and o.due_on > today][:1], chosen=chosen,
         token=uuid.uuid4().hex, error=error, attempt=attempt or (outcome.attempt if outcome else None),
-        receipt=outcome.receipt if outcome else None, test_mode=gateway.test_mode, element=bool(_publishable_key()),
-        test_bank=bank is not None and gateway.test_mode and not _publishable_key(), checkout=checkout,
-        publishable_key=_publishable_key(), why_not_paid=why_not_paid, staff=g.get("rent_payer") == "staff",
+        receipt=outcome.receipt if outcome else None, test_mode=gateway.test_mode, element=bool(publishable_key()),
+        test_bank=bank is not None and gateway.test_mode and not publishable_key(), checkout=checkout,
+        publishable_key=publishable_key(), why_not_paid=why_not_paid, staff=g.get("rent_payer") == "staff",
         active=lease.status == ACTIVE), status)
     return response
 
@@ -181,7 +177,7 @@ def page(lease_id: str) -> Any:
     if attempt is None or attempt.lease_id != lease.id:
         return _page(lease, chosen=chosen)
     outcome: PayOutcome | None = None
-    if _publishable_key() and attempt.provider_ref and attempt.status not in ("succeeded", "failed", "canceled"):
+    if publishable_key() and attempt.provider_ref and attempt.status not in ("succeeded", "failed", "canceled"):
         try:
             outcome = collection().refresh(attempt)
         except PaymentsError:
@@ -228,7 +224,7 @@ def create(lease_id: str) -> Any:
     svc = collection()
     method = request.form.get("method", "")
     payment_method: str | None = None
-    if not _publishable_key():
+    if not publishable_key():
         if method not in TEST_METHODS or not svc.gateway.test_mode:
             return _page(lease, 422, error=in_locale("请选择付款方式", "Choose a way to pay"), chosen=chosen)
         payment_method = TEST_METHODS[method]
@@ -278,7 +274,7 @@ def authenticate(lease_id: str) -> Any:
     local test bank, infra/sandbox_bank.py), then the page shows it as Stripe has it."""
     lease = _lease_for(lease_id)
     bank, svc = services().payments.checkout.bank, collection()
-    if bank is None or not svc.gateway.test_mode or _publishable_key():
+    if bank is None or not svc.gateway.test_mode or publishable_key():
         abort(404)
     attempt = svc.repo.attempt(request.form.get("attempt", "")[:36])
     if attempt is None or attempt.lease_id != lease.id:
