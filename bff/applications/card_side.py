@@ -31,7 +31,10 @@ from bff.applications.access import application_or_404
 from bff.applications.access import may_edit
 from bff.applications.access import per_application
 from bff.applications.access import requires_actor
+from bff.applications.kyc import CONSENT_REQUIRED
+from bff.applications.kyc import ID_CARD_MIN_SIDE
 from bff.applications.kyc import MAX_UPLOAD_BYTES
+from bff.applications.kyc import NOT_EDITABLE
 from bff.applications.states import EDITABLE
 from bff.extensions import limiter
 from bff.services import services
@@ -48,8 +51,6 @@ bp = Blueprint("id_card_side", __name__)
 FORM_OVERHEAD = 64 * 1024  # the multipart framing and the side's field around the photo
 #: per application: a photo is checked each time one is chosen (retakes included), each check ~0.1–0.5 s of CPU
 RATE = "20 per minute;200 per hour"
-#: the short side the upload asks of an ID card photo (bff/applications/kyc.py upload_id_card)
-MIN_SIDE = 300
 _per_application = per_application("kyc-side")
 
 
@@ -109,16 +110,14 @@ def check(application_id: str) -> Response:
         return _refused(422, Reason("side", "请说明这是哪一面的照片", "Say which side the photo was chosen for"),
                         "side")
     if app.status not in EDITABLE or not may_edit():
-        return _refused(409, Reason("not_editable", "申请已提交，不能再更换证件照片",
-                                    "The application was submitted: the ID photos can no longer be replaced"))
+        return _refused(409, NOT_EDITABLE)
     if not services().applications.consents(app).sensitive_pi:
-        return _refused(409, Reason("consent_required", "未获得您的同意，不能采集身份证照片",
-                                    "Without your consent no ID card photo can be taken"))
+        return _refused(409, CONSENT_REQUIRED)
     photo = request.files.get("photo")
     if photo is None or not photo.filename:
         return _refused(422, Reason("missing", "请拍摄或选择身份证照片", "Take or choose a photo of the ID card"))
     try:
-        image = load_image(photo.read(), max_bytes=MAX_UPLOAD_BYTES, min_side=MIN_SIDE)
+        image = load_image(photo.read(), max_bytes=MAX_UPLOAD_BYTES, min_side=ID_CARD_MIN_SIDE)
     except ImageRejected as exc:
         return _refused(422, exc.reason)
     try:

@@ -75,6 +75,13 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 #: at half its size: kyc.images.load_image): the card at 60 % of it is still wider than the 856 px the reader
 #: reads, and the job decodes a quarter of the pixels (the page itself sends a 1280 px copy: js/id-card.js)
 ID_CARD_SIDE = 2000
+#: an ID card photo's shortest side at least (px): the fields are unreadable below it
+ID_CARD_MIN_SIDE = 300
+#: why an ID card photo cannot be taken now (the upload and the side check before it say the same)
+NOT_EDITABLE = Reason("not_editable", "申请已提交，不能再更换证件照片",
+                      "The application was submitted: the ID photos can no longer be replaced")
+CONSENT_REQUIRED = Reason("consent_required", "未获得您的同意，不能采集身份证照片",
+                          "Without your consent no ID card photo can be taken")
 STALE_SECONDS = 120  # a job not finished by then was lost (process restart): the person is asked to retry
 #: a job writing its result (the draft's OCR values, the face outcome: a few database writes) is given up
 #: only past this: its process died in the middle
@@ -250,13 +257,11 @@ class KycService:
     # -- ID card ---------------------------------------------------------------------------------------------
     def upload_id_card(self, actor: Actor, app: Application, front: bytes, back: bytes) -> Check:
         if app.status not in EDITABLE:
-            raise NotAllowed("not_editable", "申请已提交，不能再更换证件照片",
-                             "The application was submitted: the ID photos can no longer be replaced")
+            raise NotAllowed(NOT_EDITABLE.code, NOT_EDITABLE.text_zh, NOT_EDITABLE.text_en)
         if not self.apps.consents(app).sensitive_pi:
-            raise NotAllowed("consent_required", "未获得您的同意，不能采集身份证照片",
-                             "Without your consent no ID card photo can be taken")
-        front_image = _load("id_front", front, min_side=300, longest=ID_CARD_SIDE)
-        back_image = _load("id_back", back, min_side=300, longest=ID_CARD_SIDE)
+            raise NotAllowed(CONSENT_REQUIRED.code, CONSENT_REQUIRED.text_zh, CONSENT_REQUIRED.text_en)
+        front_image = _load("id_front", front, min_side=ID_CARD_MIN_SIDE, longest=ID_CARD_SIDE)
+        back_image = _load("id_back", back, min_side=ID_CARD_MIN_SIDE, longest=ID_CARD_SIDE)
         kept: list[Document] = []
         try:
             kept.append(self._keep(app, "id_front", front_image, biometric=False))
