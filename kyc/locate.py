@@ -76,6 +76,16 @@ def find_card(image: Image.Image) -> np.ndarray | None:
     return None if best is None else (best[1] * scale).astype(np.float32)
 
 
+def outline(image: Image.Image) -> Image.Image | None:
+    """The card alone by its outline: ``image`` itself when it has a card's proportions (cropped to the card), else
+    the card's outline found and straightened; None when no outline was found (a reader may then place the card by
+    its printed labels)."""
+    if cropped(image):
+        return image
+    quad = find_card(image)
+    return None if quad is None else straighten(image, quad)
+
+
 def card_shaped(quad: np.ndarray) -> bool:
     """A convex quadrilateral whose sides have the card's proportions (within ASPECT_SLACK)."""
     if not cv2.isContourConvex(quad.reshape(-1, 1, 2)):

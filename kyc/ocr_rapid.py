@@ -319,12 +319,9 @@ class RapidOcrReader:
         """The card alone, flat and upright: ``image`` itself when it has a card's proportions (cropped to the card),
         else the card's outline straightened (kyc/locate.py), else the card placed by its printed labels
         (:meth:`by_labels`), else ``image`` as it is (the side check then finds no card in it)."""
-        if locate.cropped(image):
-            return image
-        quad = locate.find_card(image)
-        if quad is not None:
-            return locate.straighten(image, quad)
-        found = self.by_labels(image)
+        found = locate.outline(image)
+        if found is None:
+            found = self.by_labels(image)
         return image if found is None else found
 
     def by_labels(self, image: Image.Image) -> Image.Image | None:

@@ -82,7 +82,5 @@ class TesseractReader:
         """The card's outline only (kyc/locate.py): this baseline has no detector to place a card by its labels."""
         from kyc import locate
 
-        if locate.cropped(image):
-            return image
-        quad = locate.find_card(image)
-        return image if quad is None else locate.straighten(image, quad)
+        card = locate.outline(image)
+        return image if card is None else card
