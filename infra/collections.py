@@ -37,8 +37,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from infra.db.engine import Database
-from infra.db.models import BusinessCalendarRow
-from infra.db.models import BusinessDateRow
 from infra.db.models import CollectionAttemptRow
 from infra.db.models import CollectionMandateRow
 from infra.db.models import InstalmentRow
@@ -59,13 +57,13 @@ from infra.servicing import PAID
 from infra.servicing import PARTLY_PAID
 from infra.servicing import PENDING
 from infra.servicing import RENT
+from infra.servicing import current_business_date
+from infra.servicing import load_business_calendar
 from infra.servicing import to_fen
 from infra.servicing import yuan
 from servicing.allocation import Component
 from servicing.allocation import Parts
 from servicing.allocation import allocate
-from servicing.calendar import CalendarDay
-from servicing.calendar import calendar_of
 
 STRIPE, DIRECT_DEBIT = "stripe", "direct_debit"
 CUSTOMER, AUTO = "customer", "auto"
@@ -216,7 +214,7 @@ class SqlCollections:
         close marks them due only once their day has ended —, oldest first, with its late charge), or what the
         instalment ``instalment_id`` of the lease still owes (a rent not yet due may be paid ahead)."""
         with self.db.session() as session:
-            day = session.execute(select(BusinessDateRow.current).where(BusinessDateRow.id == 1)).scalar_one()
+            day = current_business_date(session)
             return [owed_of(r) for r in session.scalars(_open(lease_id, instalment_id, day))]
 
     def instalments(self, lease_id: str) -> list[Owed]:
@@ -246,7 +244,7 @@ class SqlCollections:
             done = session.scalars(select(LeaseReceiptRow).where(LeaseReceiptRow.key == key)).one_or_none()
             if done is not None:
                 return _receipt(done, replay=True)
-            day = session.execute(select(BusinessDateRow.current).where(BusinessDateRow.id == 1)).scalar_one()
+            day = current_business_date(session)
             applied, reason = 0, None
             if lease.status != ACTIVE:
                 reason = LEASE_CLOSED
@@ -460,7 +458,7 @@ class SqlCollections:
             .order_by(InstalmentRow.id, CollectionMandateRow.created_at)).all()
         if not rows:
             return []
-        calendar = calendar_of(CalendarDay(r.day, r.kind, r.name) for r in session.scalars(select(BusinessCalendarRow)))
+        calendar = load_business_calendar(session)
         newest: dict[int, tuple[InstalmentRow, CollectionMandateRow]] = {}
         for inst, mandate in rows:
             newest[inst.id] = (inst, mandate)  # the newest mandate in force (by its creation)
@@ -478,7 +476,7 @@ class SqlCollections:
 
     def business_date(self) -> date:
         with self.db.session() as session:
-            return session.execute(select(BusinessDateRow.current).where(BusinessDateRow.id == 1)).scalar_one()
+            return current_business_date(session)
 
 
 def _open(lease_id: str, instalment_id: int | None, day: date) -> Any:

@@ -11,9 +11,9 @@ from datetime import date
 from sqlalchemy import select
 
 from infra.db.engine import Database
-from infra.db.models import BusinessDateRow
 from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
+from infra.servicing import current_business_date
 
 #: a lease id is a UUID: anything longer is no lease of ours (and never reaches the database)
 MAX_ID = 36
@@ -42,7 +42,7 @@ class SqlLeaseReads:
                 return None
             rows = tuple(session.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id)
                                          .order_by(InstalmentRow.number)))
-            today = session.execute(select(BusinessDateRow.current).where(BusinessDateRow.id == 1)).scalar_one()
+            today = current_business_date(session)
             return LeaseSnapshot(lease, rows, today)
 
     def lease_ids(self, application_ids: Sequence[str]) -> dict[str, str]:

@@ -77,6 +77,17 @@ def yuan(fen: int) -> Decimal:
     return Decimal(fen) / 100
 
 
+def current_business_date(session: Session, *, lock: bool = False) -> date:
+    """The business date as ``session`` reads it (``lock``: FOR UPDATE, held to the end of its transaction)."""
+    query = select(BusinessDateRow.current).where(BusinessDateRow.id == 1)
+    return session.execute(query.with_for_update() if lock else query).scalar_one()
+
+
+def load_business_calendar(session: Session) -> BusinessCalendar:
+    """The business calendar with the days ops loaded, as ``session`` reads them."""
+    return calendar_of(CalendarDay(r.day, r.kind, r.name) for r in session.scalars(select(BusinessCalendarRow)))
+
+
 # -- the lease as the handover record states it --------------------------------------------------------------------
 @dataclass(frozen=True)
 class PlannedInstalment:
@@ -270,7 +281,7 @@ class SqlServicing:
     def business_date(self) -> date:
         """The business date: the day whose close of business runs next (migration 0017 set it to its day)."""
         with self.db.session() as session:
-            return session.execute(select(BusinessDateRow.current).where(BusinessDateRow.id == 1)).scalar_one()
+            return current_business_date(session)
 
     def start_business_date(self, day: date, now: datetime) -> None:
         """Set the business date, for a database whose servicing has not begun (no close run yet): a demo's or a
@@ -284,8 +295,7 @@ class SqlServicing:
     def calendar(self) -> BusinessCalendar:
         """The business calendar with the days ops loaded."""
         with self.db.session() as session:
-            days = [CalendarDay(r.day, r.kind, r.name) for r in session.scalars(select(BusinessCalendarRow))]
-        return calendar_of(days)
+            return load_business_calendar(session)
 
     def load_calendar(self, days: Sequence[CalendarDay], source: str, now: datetime) -> int:
         """Load a published calendar's days (replacing those of the same years that ops loaded before: the file is
@@ -309,8 +319,7 @@ class SqlServicing:
         """Start (or resume) the close of ``day``: its run, unchanged when it is done already. Raises
         :class:`NotTheBusinessDate` for a date that is not the business date and was not closed."""
         with self.db.session() as session:
-            current = session.execute(select(BusinessDateRow.current).where(BusinessDateRow.id == 1)
-                                      .with_for_update()).scalar_one()
+            current = current_business_date(session, lock=True)
             row = session.get(CloseRunRow, day, with_for_update=True)
             if row is not None and row.status == DONE:
                 return _run(row)
@@ -371,7 +380,7 @@ class SqlServicing:
         :meth:`begin_close`'s order — the business date, then the run — so that two runs at once (the worker's and
         ``leaseline servicing close``) never wait for each other in a cycle."""
         with self.db.session() as session:
-            session.execute(select(BusinessDateRow.current).where(BusinessDateRow.id == 1).with_for_update())
+            current_business_date(session, lock=True)
             row = session.get(CloseRunRow, day, with_for_update=True)
             if row is None:
                 return False
