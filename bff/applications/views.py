@@ -320,7 +320,7 @@ def _step(application_id: str, step: str) -> Any:
         if not errors and step == "customer" and differs_anew(before, svc.draft(app)):
             # saved; the step again, once, with the card's reading beside what now differs from it (not blocking:
             # the same answer saved again goes on; pwa/templates/applications/step.html)
-            return _step_page(app, step, [], 200)
+            return _step_page(app, step, [], 200, card_hint=True)
         if not errors:
             return _go(_after_step(app, step))
         status = 422
@@ -330,9 +330,10 @@ def _step(application_id: str, step: str) -> Any:
 
 
 def _step_page(app: Application, step: str, errors: list[FieldError], status: int,
-               typed: dict[str, str] | None = None, refused: NotAllowed | None = None) -> Any:
-    """A step's form: the draft's answers (``typed``: a refused post's, shown again), its errors, and for the
-    dealer's step why the car's facts cannot be changed now (``refused``, or the application's state)."""
+               typed: dict[str, str] | None = None, refused: NotAllowed | None = None, card_hint: bool = False) -> Any:
+    """A step's form: the draft's answers (``typed``: a refused post's, shown again), its errors, for the dealer's
+    step why the car's facts cannot be changed now (``refused``, or the application's state), and ``card_hint``:
+    saved, but the name or ID number now differs from the card (:func:`differs_anew`), said once above the form."""
     context = _context(app)
     if step in forms.DEALER_STEPS:
         correctable = typed is None or (refused is not None and refused.code == "vin_in_use")  # another VIN, then
@@ -346,7 +347,8 @@ def _step_page(app: Application, step: str, errors: list[FieldError], status: in
               else masked[f.name] for f in forms.STEPS[step]}
     response = page_or_block("applications/step.html", "step_form", step=step, errors=errors,
                              fields=forms.STEPS[step], values={**values, **(typed or {})}, options=_options(),
-                             refused=(_msg(refused.text_zh, refused.text_en) if refused else None), **context)
+                             refused=(_msg(refused.text_zh, refused.text_en) if refused else None), card_hint=card_hint,
+                             **context)
     response.status_code = status
     if typed is not None:
         response.headers["X-Form-Refused"] = "1"  # htmx shows it in place (pwa/static/js/app.js)
