@@ -494,6 +494,13 @@ def _photo_page(template: str, block: str, app: Application, error: Rejected | N
     return response
 
 
+@bp.app_template_global()
+def card_read(check: Any) -> bool:
+    """The ID card's check read the card: what to check and confirm comes first on the step
+    (pwa/templates/applications/id_card.html), the upload form under it, closed."""
+    return check is not None and check.kind == "id_card" and check.state == "done" and check.outcome == "ok"
+
+
 @bp.get("/applications/<application_id>/checks/<check_id>")
 @requires_actor("applications.view")
 def check_status(application_id: str, check_id: str) -> Any:
@@ -502,7 +509,7 @@ def check_status(application_id: str, check_id: str) -> Any:
     if check is None:
         abort(404)
     context = _context(app)
-    if htmx and check.kind == "id_card" and check.state == "done" and check.outcome == "ok":
+    if htmx and card_read(check):
         # the card read: the whole step again, what to check first and the upload form under it, closed
         # (pwa/templates/applications/id_card.html), in place of the step, not of the polled check alone
         response = page_or_block("applications/id_card.html", "id_card_block", error=None,
