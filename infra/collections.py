@@ -72,6 +72,8 @@ CREATED, PROCESSING, REQUIRES_ACTION, SUCCEEDED, FAILED, CANCELED = (
 #: an attempt's states after which nothing more happens to it
 FINAL = (SUCCEEDED, FAILED, CANCELED)
 SURPLUS, LEASE_CLOSED = "surplus", "lease_closed"
+#: what an attempt pays (``collection_attempts.purpose``)
+RENT_PAYMENT, SETTLEMENT, PREPAYMENT = "rent", "settlement", "prepayment"
 #: the most days a due date is moved to the next business day (China's longest holidays with their weekends: 9)
 MOVED_AT_MOST = 21
 CARD, ACTIVE_MANDATE, REVOKED = "card", "active", "revoked"
@@ -97,6 +99,9 @@ class Attempt:
     poll_after: datetime | None
     notified_at: datetime | None
     created_at: datetime
+    #: what it pays: rent | settlement | prepayment (``subject_id``: the settlement quote, the prepayment)
+    purpose: str = "rent"
+    subject_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +164,7 @@ class Owed:
 def _attempt(r: CollectionAttemptRow) -> Attempt:
     return Attempt(r.id, r.lease_id, r.instalment_id, r.mandate_id, r.channel, r.trigger, r.amount, r.status, r.key,
                    r.provider_ref, r.business_date, r.failure_code, r.failure_message, r.polls, r.poll_after,
-                   r.notified_at, r.created_at)
+                   r.notified_at, r.created_at, r.purpose, r.subject_id)
 
 
 def _receipt(r: LeaseReceiptRow, replay: bool = False) -> Receipt:
@@ -246,8 +251,15 @@ class SqlCollections:
                 return _receipt(done, replay=True)
             day = current_business_date(session)
             applied, reason = 0, None
+            attempt_row = session.get(CollectionAttemptRow, attempt_id) if attempt_id is not None else None
+            purpose = attempt_row.purpose if attempt_row is not None else RENT_PAYMENT
             if lease.status != ACTIVE:
                 reason = LEASE_CLOSED
+            elif purpose != RENT_PAYMENT:
+                assert attempt_row is not None
+                applied = _book_special(session, lease, attempt_row, amount, day, now, reference)
+                if amount > applied:
+                    reason = SURPLUS
             else:
                 rows = list(session.scalars(_open(lease_id, instalment_id, day).with_for_update()))
                 owed = {r.number: owed_of(r) for r in rows}
@@ -315,12 +327,15 @@ class SqlCollections:
     # -- attempts ----------------------------------------------------------------------------------------------------
     def start_attempt(self, *, lease_id: str, amount: int, channel: str, trigger: str, key: str, business_date: date,
                       now: datetime, instalment_id: int | None = None, mandate_id: str | None = None,
+                      purpose: str = RENT_PAYMENT, subject_id: str | None = None,
                       session: Session | None = None) -> tuple[Attempt, bool]:
         """The attempt ``key`` (our Idempotency-Key), created when new: ``(attempt, created)``. The same key again (a
-        double tap, a retried job) returns the first attempt and creates nothing."""
+        double tap, a retried job) returns the first attempt and creates nothing. ``purpose``: what it pays (rent, or
+        a settlement quote or a prepayment: ``subject_id``)."""
         values = dict(id=str(uuid.uuid4()), lease_id=lease_id, instalment_id=instalment_id, mandate_id=mandate_id,
                       channel=channel, trigger=trigger, amount=amount, currency="CNY", status=CREATED, key=key,
-                      business_date=business_date, polls=0, created_at=now, updated_at=now)
+                      business_date=business_date, polls=0, created_at=now, updated_at=now, purpose=purpose,
+                      subject_id=subject_id)
 
         def run(s: Session) -> tuple[Attempt, bool]:
             made = s.execute(insert(CollectionAttemptRow).values(**values).on_conflict_do_nothing(
@@ -477,6 +492,22 @@ class SqlCollections:
     def business_date(self) -> date:
         with self.db.session() as session:
             return current_business_date(session)
+
+
+def _book_special(session: Session, lease: LeaseRow, attempt: CollectionAttemptRow, amount: int, day: date,
+                  now: datetime, reference: str | None) -> int:
+    """Book a payment that is not rent — a settlement quote paid, a partial prepayment — in
+    :meth:`SqlCollections.book`'s transaction, under the lease's lock: what it applied (fen); the rest is refunded
+    as a surplus."""
+    if attempt.purpose == SETTLEMENT:
+        from infra.settlements import book_settlement
+
+        return book_settlement(session, lease, attempt, amount, day, now, reference)
+    if attempt.purpose == PREPAYMENT:
+        from infra.prepayments import book_prepayment
+
+        return book_prepayment(session, lease, attempt, amount, day, now, reference)
+    raise ValueError(f"a payment for {attempt.purpose!r}")
 
 
 def _open(lease_id: str, instalment_id: int | None, day: date) -> Any:

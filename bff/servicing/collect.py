@@ -55,6 +55,7 @@ from infra.collections import DIRECT_DEBIT
 from infra.collections import FAILED
 from infra.collections import FINAL
 from infra.collections import PROCESSING
+from infra.collections import RENT_PAYMENT
 from infra.collections import REQUIRES_ACTION
 from infra.collections import STRIPE
 from infra.collections import SUCCEEDED
@@ -215,35 +216,42 @@ class RentCollection:
 
     def pay_by_hand(self, lease: LeaseRow, token: str, *, instalment_id: int | None = None,
                     payment_method: str | None = None, methods: Sequence[str] | None = None,
-                    return_url: str | None = None) -> PayOutcome:
+                    return_url: str | None = None, purpose: str = RENT_PAYMENT, subject_id: str | None = None,
+                    amount: int | None = None) -> PayOutcome:
         """One attempt to pay what ``lease`` owes now (or its instalment ``instalment_id``), keyed by the page's
         ``token``: the same token again (a double tap, the form sent again) sends nothing to Stripe and answers the
         first attempt. With ``payment_method`` (TEST MODE) the intent is confirmed at once and booked on Stripe's
-        answer; without it (the Payment Element) it is made unconfirmed for the browser to confirm."""
+        answer; without it (the Payment Element) it is made unconfirmed for the browser to confirm. Another
+        ``purpose`` than rent (a settlement quote, a prepayment: ``subject_id``) pays the ``amount`` its caller
+        checked, booked by :meth:`infra.collections.SqlCollections.book` for that purpose."""
         key = f"pay:{lease.id}:{token}"[:120]
         first = self.repo.attempt_by_key(key)
         if first is not None:  # this form was sent before: its attempt, as it is now
             return self._as_is(first)
         if lease.status != ACTIVE:
             raise CannotPay("closed", "这份租约已结清，无需付款", "This lease is closed: nothing is to be paid")
-        owed = self.due_now(lease.id, instalment_id)
-        if instalment_id is not None and not owed:
-            raise CannotPay("no_instalment", "这一期无需付款", "Nothing is to be paid on this instalment")
-        amount = sum(o.total for o in owed)
-        if amount <= 0:
-            raise CannotPay("nothing_due", "目前没有应付的租金", "No rent is due now")
+        if purpose == RENT_PAYMENT:
+            owed = self.due_now(lease.id, instalment_id)
+            if instalment_id is not None and not owed:
+                raise CannotPay("no_instalment", "这一期无需付款", "Nothing is to be paid on this instalment")
+            amount = sum(o.total for o in owed)
+            if amount <= 0:
+                raise CannotPay("nothing_due", "目前没有应付的租金", "No rent is due now")
+        elif amount is None or amount <= 0 or subject_id is None:
+            raise ValueError(f"a {purpose} payment needs its amount and its subject")
         attempt, created = self.repo.start_attempt(
             lease_id=lease.id, amount=amount, channel=STRIPE, trigger=CUSTOMER, key=key,
-            business_date=self.repo.business_date(), now=self.clock(), instalment_id=instalment_id)
+            business_date=self.repo.business_date(), now=self.clock(), instalment_id=instalment_id,
+            purpose=purpose, subject_id=subject_id)
         if not created:
             return self._as_is(attempt)
-        metadata = {ATTEMPT_META: attempt.id, "lease_id": lease.id, "kind": "rent",
-                    "instalment": str(instalment_id or "")}
+        metadata = {ATTEMPT_META: attempt.id, "lease_id": lease.id, "kind": purpose,
+                    "instalment": str(instalment_id or ""), "subject": subject_id or ""}
         try:
             intent = self.gateway.create_intent(
                 amount=amount, currency="cny", idempotency_key=attempt.key, metadata=metadata,
                 payment_method=payment_method, confirm=payment_method is not None,
-                description=f"Leaseline {lease.contract_number} rent", return_url=return_url,
+                description=f"Leaseline {lease.contract_number} {purpose}", return_url=return_url,
                 methods=None if payment_method is not None else (methods or RENT_METHODS))
         except PaymentDeclined as exc:
             values: dict[str, Any] = {"failure_code": (exc.code or "declined")[:40],

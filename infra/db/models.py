@@ -639,8 +639,9 @@ class LeaseRow(Base):
     settlement_notice_working_days: Mapped[int] = mapped_column(Integer)
     terms_source: Mapped[str] = mapped_column(String(8))  # contract | legacy
     terms: Mapped[str] = mapped_column(Text)  # the terms as the contract service stated them (JSON)
-    status: Mapped[str] = mapped_column(String(16))  # active (later: settled, closed)
+    status: Mapped[str] = mapped_column(String(16))  # active | settled (结清, early) | ended (the term ran out)
     closed_through: Mapped[date | None] = mapped_column(Date, nullable=True)
+    settled_on: Mapped[date | None] = mapped_column(Date, nullable=True)  # the settlement date of a settled lease
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -794,6 +795,10 @@ class CollectionAttemptRow(Base):
     polls: Mapped[int] = mapped_column(Integer, default=0)
     poll_after: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # what it pays (migration 0021): rent | settlement (``subject_id`` the settlement quote) | prepayment (the
+    # prepayment)
+    purpose: Mapped[str] = mapped_column(String(16), default="rent", server_default="rent")
+    subject_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -896,6 +901,111 @@ class ArrearsLogRow(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     promise_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     bucket: Mapped[str | None] = mapped_column(String(4), nullable=True)
+
+class SettlementQuoteRow(Base):
+    """An early-settlement quote (提前结清, issue 18 §5, migration 0021) asked for ``settles_on`` on the business date
+    ``business_date``, its lines in fen as :func:`servicing.settlement.settlement_quote_on` counted them (``quote``:
+    the whole quote as JSON, with each line's label and basis), payable until ``valid_until``. ``status``: offered (one
+    per lease) → paid (the lease is settled) | expired (the close of business after ``valid_until``) | superseded (a
+    new quote was asked). ``requested_by``: ``customer`` or ``staff:<id>``."""
+
+    __tablename__ = "settlement_quotes"
+    __table_args__ = (
+        Index("uq_settlement_quotes_offered", "lease_id", unique=True, postgresql_where=text("status = 'offered'")),
+        Index("ix_settlement_quotes_valid_until", "valid_until", postgresql_where=text("status = 'offered'")),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), index=True)
+    business_date: Mapped[date] = mapped_column(Date)
+    settles_on: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    outstanding_principal: Mapped[int] = mapped_column(BigInteger)
+    accrued_interest: Mapped[int] = mapped_column(BigInteger)
+    early_settlement_fee: Mapped[int] = mapped_column(BigInteger)
+    arrears: Mapped[int] = mapped_column(BigInteger)
+    penalties: Mapped[int] = mapped_column(BigInteger)
+    paid_ahead_interest: Mapped[int] = mapped_column(BigInteger)
+    deposit_offset: Mapped[int] = mapped_column(BigInteger)
+    amount_due: Mapped[int] = mapped_column(BigInteger)  # negative: the lessor refunds the difference
+    quote: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    attempt_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class PrepaymentRow(Base):
+    """A partial prepayment (issue 18 §5, migration 0021): ``amount`` fen off the principal after rent
+    ``after_number``, re-amortised as the customer chose (``option`` shorter_term | lower_rent: ``new_term`` rents left,
+    ``new_rent`` each), both options as shown (``preview``, JSON). ``status``: offered (one per lease) → paid → applied
+    (the schedule re-amortised) | expired."""
+
+    __tablename__ = "prepayments"
+    __table_args__ = (
+        Index("uq_prepayments_offered", "lease_id", unique=True, postgresql_where=text("status = 'offered'")),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), index=True)
+    business_date: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    option: Mapped[str] = mapped_column(String(16))
+    after_number: Mapped[int] = mapped_column(Integer)
+    new_term: Mapped[int] = mapped_column(Integer)
+    new_rent: Mapped[int] = mapped_column(BigInteger)
+    preview: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    attempt_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class LeaseDocumentRow(Base):
+    """A document the contract service signs for a lease in force (migration 0021): ``kind``
+    settlement_certificate (结清证明, ``subject_id`` the paid quote) or schedule_annex (the schedule after a
+    prepayment, ``subject_id`` the prepayment), once per kind and subject. ``status``: requested → ready (the
+    contract service's ``document_id``, its ``sha256`` and its evidence-log index) | failed (``error``; retried)."""
+
+    __tablename__ = "lease_documents"
+    __table_args__ = (UniqueConstraint("kind", "subject_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(12))
+    document_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    evidence_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class MortgageReleaseRow(Base):
+    """The dealer's task to release the car's mortgage (抵押解除) once its lease is settled (migration 0021): open on
+    ``opened_on`` → released (on ``released_on`` at ``office``, the registration's ``reference``, by ``done_by``)."""
+
+    __tablename__ = "mortgage_releases"
+    __table_args__ = (Index("ix_mortgage_releases_dealer_id", "dealer_id", "status"),)
+
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), primary_key=True)
+    dealer_id: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(12))  # open | released
+    opened_on: Mapped[date] = mapped_column(Date)
+    released_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    office: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    reference: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    done_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
 
 def ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """For alembic's comparison of the database with these models (``include_object``): procrastinate's tables,
