@@ -53,6 +53,7 @@ from infra.payments import intent_from_object
 from infra.servicing import ACTIVE
 from infra.servicing import DUE
 from infra.servicing import OPEN
+from infra.servicing import OVERDUE
 from infra.servicing import PAID
 from infra.servicing import PARTLY_PAID
 from infra.servicing import PENDING
@@ -449,7 +450,7 @@ class SqlCollections:
 
     # -- the close of business's automatic collections -----------------------------------------------------------
     def plan_collections(self, session: Session, lease_ids: Sequence[str], business_date: date,
-                         now: datetime) -> list[Attempt]:
+                         now: datetime, retry_days: Sequence[int] = ()) -> list[Attempt]:
         """In the close's batch transaction (``session``) of ``business_date`` (B): one automatic attempt for each rent
         of ``lease_ids`` whose collection day is B + 1 — the day after the date closed, which the close of B reaches
         just after midnight —, so that it is debited on that day, as the mandate says: its due date, moved to the next
@@ -457,17 +458,24 @@ class SqlCollections:
         balloon: the customer chooses at the end of the term how it is paid); only a rent that still owes something
         and is not overdue, on a lease whose application has a mandate in force with automatic collection on. Key
         ``auto:<instalment>:<collection day>``: a close of the same date run again returns the attempts it made, and
-        makes none twice."""
+        makes none twice.
+
+        A collection that did not succeed is tried again on each of ``retry_days`` business days after the collection
+        day (the policy's ``[collections] retry_after_business_days``), on what the rent still owes then — its late
+        charge with it once it is overdue —, unless it was paid meanwhile, the mandate is no longer in force (an
+        agreement revoked at the bank revokes it) or an attempt for that rent still waits for its result."""
         if not lease_ids:
             return []
         day = business_date + timedelta(days=1)
+        # a retry is at most max(retry_days) business days after the collection day: 3 calendar days a business day
+        reach = MOVED_AT_MOST + 3 * max(retry_days, default=0)
         rows = session.execute(
             select(InstalmentRow, CollectionMandateRow)
             .join(LeaseRow, LeaseRow.id == InstalmentRow.lease_id)
             .join(CollectionMandateRow, CollectionMandateRow.application_id == LeaseRow.application_id)
             .where(InstalmentRow.lease_id.in_(list(lease_ids)), InstalmentRow.kind == RENT,
-                   InstalmentRow.state.in_((PENDING, DUE, PARTLY_PAID)),
-                   InstalmentRow.due_on > day - timedelta(days=MOVED_AT_MOST), InstalmentRow.due_on <= day,
+                   InstalmentRow.state.in_((PENDING, DUE, PARTLY_PAID, *((OVERDUE,) if retry_days else ()))),
+                   InstalmentRow.due_on > day - timedelta(days=reach), InstalmentRow.due_on <= day,
                    LeaseRow.status == ACTIVE, CollectionMandateRow.status == ACTIVE_MANDATE,
                    CollectionMandateRow.auto_collect.is_(True))
             .order_by(InstalmentRow.id, CollectionMandateRow.created_at)).all()
@@ -477,10 +485,19 @@ class SqlCollections:
         newest: dict[int, tuple[InstalmentRow, CollectionMandateRow]] = {}
         for inst, mandate in rows:
             newest[inst.id] = (inst, mandate)  # the newest mandate in force (by its creation)
+        waiting: set[int] = set()
+        if retry_days:
+            waiting = set(session.scalars(select(CollectionAttemptRow.instalment_id).where(
+                CollectionAttemptRow.instalment_id.in_(list(newest)),
+                CollectionAttemptRow.status.not_in(FINAL))))
         made: list[Attempt] = []
         for inst, mandate in newest.values():
             owed = owed_of(inst)
-            if owed.total <= 0 or calendar.on_or_after(inst.due_on) != day:
+            first = calendar.on_or_after(inst.due_on)
+            if owed.total <= 0:
+                continue
+            if first != day and (inst.id in waiting or day not in {
+                    calendar.add_business_days(first, n) for n in retry_days}):
                 continue
             attempt, _ = self.start_attempt(
                 lease_id=inst.lease_id, amount=owed.total, instalment_id=inst.id, mandate_id=mandate.id,

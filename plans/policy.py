@@ -101,6 +101,9 @@ class Policy:
     allocation_order: tuple[str, ...] = ALLOCATION_PARTS
     #: the texts about a rent the close of business sends (issue 18 §4, ``[reminders]``)
     reminders: ReminderPolicy = field(default_factory=ReminderPolicy)
+    #: business days after a failed automatic collection's day on which it is tried again (``[collections]
+    #: retry_after_business_days``; empty: never)
+    collection_retry_days: tuple[int, ...] = (2, 5)
 
     def min_down_ratio(self, category: Category) -> Decimal:
         """The minimum down payment as a ratio of the price for ``category``."""
@@ -213,7 +216,20 @@ def parse_policy(data: dict[str, object]) -> Policy:
         default_cost_cap=Decimal(default_cost["cap"]),
         allocation_order=order,
         reminders=parse_reminders(data.get("reminders")),
+        collection_retry_days=parse_retry_days(data.get("collections", {})),
     )
+
+
+def parse_retry_days(raw: object) -> tuple[int, ...]:
+    """``[collections] retry_after_business_days``: distinct whole numbers of business days from 1 to 20, ascending
+    (absent: the default); ValueError otherwise."""
+    if not isinstance(raw, dict):
+        raise ValueError("[collections] must be a table")
+    days = raw.get("retry_after_business_days", [2, 5])
+    if (not isinstance(days, list) or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 20
+                                              for d in days) or days != sorted(set(days))):
+        raise ValueError("[collections] retry_after_business_days must be ascending whole days from 1 to 20")
+    return tuple(days)
 
 
 def parse_reminders(raw: object) -> ReminderPolicy:

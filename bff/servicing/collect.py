@@ -129,11 +129,13 @@ class RentCollection:
                  pay_link: Callable[[str], str] = lambda lease_id: f"/leases/{lease_id}/pay",
                  audit: SqlAuditLog | None = None, clock: Callable[[], datetime] = utc_now,
                  refund_retry_after: timedelta = REFUND_RETRY_AFTER,
-                 window: tuple[time, time] = DAY_WINDOW) -> None:
+                 window: tuple[time, time] = DAY_WINDOW, retry_days: Sequence[int] = ()) -> None:
         self.repo, self.gateway, self.collectors = repo, gateway, dict(collectors)
         self.order = cast(tuple[Component, ...], tuple(order))
         self.sms, self.mobile_of, self.pay_link, self.audit, self.clock = sms, mobile_of, pay_link, audit, clock
         self.refund_retry_after, self.window = refund_retry_after, window
+        #: business days after a failed automatic collection's day on which it is tried again (the policy's)
+        self.retry_days = tuple(retry_days)
 
     # -- 1. booking a payment once -----------------------------------------------------------------------------------
     def book(self, lease_id: str, amount: int, source: str, key: str, *, reference: str | None = None,
@@ -334,7 +336,7 @@ class RentCollection:
     # -- 3. automatic collection ---------------------------------------------------------------------------------
     def close_hook(self, events: BatchEvents) -> None:
         """The close of business's hook (:func:`collection_hook`)."""
-        collection_hook(self.repo, self.clock, self.window)(events)
+        collection_hook(self.repo, self.clock, self.window, self.retry_days)(events)
 
     def collect(self, attempt_id: str) -> str:
         """The ``servicing.collect`` job: the attempt's charge asked of its collector with the attempt's key (a retry
@@ -490,18 +492,20 @@ class RentReconciliation:
 
 
 def collection_hook(repo: SqlCollections, clock: Callable[[], datetime] = utc_now,
-                    window: tuple[time, time] = DAY_WINDOW) -> CloseHook:
+                    window: tuple[time, time] = DAY_WINDOW, retry_days: Sequence[int] = ()) -> CloseHook:
     """The close of business's hook: in the close of date B, for the rents of a batch's leases to collect on B + 1
     (their due date, or the next business day; SqlCollections.plan_collections) under a mandate with automatic
     collection on, one attempt each (key ``auto:<instalment>:<B + 1>``) and its ``servicing.collect`` job, not before
     ``window`` opens (the close of B runs just after midnight: the debit goes at 09:00 on B + 1), in the batch's
     transaction — deferred with the change or not at all; a date closed again defers nothing new (a job of the
-    attempt already waiting collects it)."""
+    attempt already waiting collects it). A collection that failed is tried again ``retry_days`` business days after
+    its collection day (key ``auto:<instalment>:<that day>``)."""
 
     def hook(events: BatchEvents) -> None:
         now = clock()
         at = send_at(now, *window)
-        for attempt in repo.plan_collections(events.session, events.lease_ids, events.business_date, now):
+        for attempt in repo.plan_collections(events.session, events.lease_ids, events.business_date, now,
+                                             retry_days):
             if attempt.status == "created":
                 Job(COLLECT_TASK, {"attempt_id": attempt.id}, QUEUE, queueing_lock=f"{COLLECT_TASK}:{attempt.id}",
                     at=at).defer(events.session)
@@ -537,7 +541,8 @@ def rent_collection(services: Services, settings: Settings) -> RentCollection:
     built = RentCollection(SqlCollections(services.db), gateway, collectors,
                            order=services.plans.policy.allocation_order, sms=services.sms, mobile_of=mobile_of,
                            pay_link=lambda lease_id: f"{base}/leases/{lease_id}/pay", audit=services.audit,
-                           window=(reminders.send_from, reminders.send_until))
+                           window=(reminders.send_from, reminders.send_until),
+                           retry_days=services.plans.policy.collection_retry_days)
     services.payments.webhooks.others.append(built.on_stripe_event)
     _built[id(services)] = built
     return built

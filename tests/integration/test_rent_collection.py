@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import stripe
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy import update
@@ -422,3 +423,63 @@ def test_receipts_are_found_by_the_provider_s_reference_through_an_index(world: 
         s.execute(text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(s.execute(text("EXPLAIN SELECT * FROM lease_receipts WHERE reference = 'pi_x'")).scalars())
     assert "ix_lease_receipts_reference" in plan, plan
+
+
+def test_a_failed_debit_is_tried_again_on_the_policy_s_business_days_until_paid_or_revoked(
+        world: dict[str, Any]) -> None:
+    """Insufficient funds on the collection day (Friday 10 April 2026): the policy's retries come 2 and 5 business
+    days later (Tuesday 14 and Friday 17 April), each keyed by its day, for what the rent owes then (its late charge
+    too once overdue); a revoked agreement is never tried again; a rent paid by hand meanwhile is not debited."""
+    w, svc = world, world["svc"]
+    svc.retry_days = (2, 5)
+    leases = {}
+    for digit in "67":  # insufficient funds; the agreement revoked at the bank
+        lease_id = open_lease(w["servicing"], record(date(2026, 3, 10)))  # rent 1 due Friday 10 April
+        assert lease_id is not None
+        lease = svc.repo.lease(lease_id)
+        svc.repo.add_mandate(application_id=lease.application_id, kind=DIRECT_DEBIT, agreement_no=f"XY2026041{digit}",
+                             bank="沙箱银行", account_last4="621" + digit, text_version="2026.12", text_sha256="0" * 64,
+                             language="zh", now=w["clock"]())
+        leases[digit] = lease_id
+    w["servicing"].start_business_date(date(2026, 4, 9), w["clock"]())
+    close = CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook])
+    keys: dict[str, list[str]] = {d: [] for d in leases}
+    for day in (date(2026, 4, 9) + timedelta(days=n) for n in range(10)):  # closes of 9 … 18 April
+        close.close(day)
+        for digit, lease_id in leases.items():
+            for attempt in svc.repo.attempts(lease_id):
+                if attempt.key not in keys[digit]:
+                    keys[digit].append(attempt.key)
+                    assert svc.collect(attempt.id) == "failed"
+    rent = rows(w["db"], leases["6"])[0]
+    assert keys["6"] == [f"auto:{rent.id}:2026-04-10", f"auto:{rent.id}:2026-04-14", f"auto:{rent.id}:2026-04-17"]
+    assert len(keys["7"]) == 1  # revoked at the bank on the first try: never again
+    last = [a for a in svc.repo.attempts(leases["6"]) if a.key.endswith("2026-04-17")][0]
+    assert rows(w["db"], leases["6"])[0].state == "overdue"
+    with w["db"].session() as s:  # the late charge accrued by the close that made the attempt (16 April)
+        charged = s.scalar(select(func.sum(ServicingMovementRow.penalty)).where(
+            ServicingMovementRow.instalment_id == rent.id, ServicingMovementRow.value_date <= date(2026, 4, 16)))
+    assert charged and last.amount == rent.amount + charged
+    assert close.close(date(2026, 4, 18)) is not None and len(svc.repo.attempts(leases["6"])) == 3  # replayed
+
+
+def test_a_rent_paid_by_hand_after_a_failed_debit_is_not_debited_again(world: dict[str, Any]) -> None:
+    w, svc = world, world["svc"]
+    svc.retry_days = (2,)
+    lease_id = open_lease(w["servicing"], record(date(2026, 3, 10)))
+    assert lease_id is not None
+    lease = svc.repo.lease(lease_id)
+    svc.repo.add_mandate(application_id=lease.application_id, kind=DIRECT_DEBIT, agreement_no="XY20260416",
+                         bank="沙箱银行", account_last4="6216", text_version="2026.12", text_sha256="0" * 64,
+                         language="zh", now=w["clock"]())
+    w["servicing"].start_business_date(date(2026, 4, 9), w["clock"]())
+    close = CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook])
+    close.close(date(2026, 4, 9))
+    [first] = svc.repo.attempts(lease_id)
+    assert svc.collect(first.id) == "failed"
+    close.close(date(2026, 4, 10))
+    done = svc.pay_by_hand(lease, "by-hand", payment_method="pm_card_visa")
+    assert done.receipt is not None and rows(w["db"], lease_id)[0].state == "paid"
+    for day in (date(2026, 4, 11), date(2026, 4, 12), date(2026, 4, 13)):
+        close.close(day)
+    assert [a.key for a in svc.repo.attempts(lease_id) if a.trigger == "auto"] == [first.key]

@@ -33,6 +33,19 @@ def test_the_policy_names_the_allocation_order_and_refuses_one_that_is_not_the_t
             parse_policy(data)
 
 
+def test_the_policy_names_the_business_days_a_failed_collection_is_tried_again() -> None:
+    assert load_policy().collection_retry_days == (2, 5)
+    data = policy_data()
+    data["collections"] = {"retry_after_business_days": []}
+    assert parse_policy(data).collection_retry_days == ()  # never
+    del data["collections"]
+    assert parse_policy(data).collection_retry_days == (2, 5)  # an older file: the default
+    for wrong in ([5, 2], [2, 2], [0], [21], ["2"], [True], 3):
+        data["collections"] = {"retry_after_business_days": wrong}
+        with pytest.raises(ValueError, match="retry_after_business_days"):
+            parse_policy(data)
+
+
 def mandate(agreement: str) -> Mandate:
     return Mandate("m", "a", "direct_debit", "active", True, None, None, agreement, "沙箱银行", "6210", "v", "0" * 64,
                    "zh", datetime(2026, 4, 1, tzinfo=UTC))
