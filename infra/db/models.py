@@ -657,7 +657,7 @@ class InstalmentRow(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"))
     number: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(12))
+    kind: Mapped[str] = mapped_column(String(16))  # rent | final_rent | purchase_price | return_charges (0023)
     due_on: Mapped[date] = mapped_column(Date)  # Asia/Shanghai
     amount: Mapped[int] = mapped_column(BigInteger)
     principal: Mapped[int] = mapped_column(BigInteger)
@@ -1006,6 +1006,46 @@ class MortgageReleaseRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
+
+class EndOfTermRow(Base):
+    """The lessee's choice at the end of the term (issue 18 §6, migration 0023), one per lease: ``option`` purchase
+    (the final rent and the purchase price 留购价 paid, the car kept: ``purchase_price`` fen, collected as an instalment
+    of kind ``purchase_price``) | return (the dealer's inspection: ``mileage_km``, ``damage_items`` and ``photo_keys``
+    as JSON lists, the charges, what the deposit covers ``deposit_deduction``, ``refund`` of the rest, ``owed`` what it
+    does not cover) | refinance (the final rent financed by ``refinance_application_id``). ``terms``: the figures and
+    the product's return terms as shown when chosen (JSON). ``status``: chosen → inspected (a return) → ended."""
+
+    __tablename__ = "end_of_term"
+    __table_args__ = (
+        CheckConstraint("option IN ('purchase', 'return', 'refinance')", name="option"),
+        CheckConstraint("damage_charge >= 0 AND excess_mileage_charge >= 0 AND deposit_deduction >= 0 "
+                        "AND refund >= 0 AND owed >= 0", name="amounts"),
+        Index("ix_end_of_term_dealer_id", "dealer_id", "status"),
+    )
+
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), primary_key=True)
+    dealer_id: Mapped[str] = mapped_column(String(36))
+    option: Mapped[str] = mapped_column(String(12))
+    status: Mapped[str] = mapped_column(String(12))
+    chosen_on: Mapped[date] = mapped_column(Date)  # the business date
+    chosen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    chosen_by: Mapped[str] = mapped_column(String(64))  # customer | staff:<id>
+    terms: Mapped[str] = mapped_column(Text)
+    purchase_price: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    mileage_km: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    photo_keys: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    damage_items: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    damage_charge: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    excess_mileage_charge: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    deposit_deduction: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    refund: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    owed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    inspected_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    inspected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    refinance_application_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    ended_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 def ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """For alembic's comparison of the database with these models (``include_object``): procrastinate's tables,
