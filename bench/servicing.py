@@ -112,13 +112,11 @@ def quote_for(repo: Any, application_id: str, on: Any) -> Any:
 
 
 def worker_hooks(db: Any) -> list[Any]:
-    """The hooks the worker's close runs (bff/worker.py, leaseline/servicing_cli.py)."""
-    from bff.servicing.arrears import close_hooks
-    from bff.servicing.collect import collection_hook
-    from infra.collections import SqlCollections
+    """The hooks the worker's close runs (bff/servicing/hooks.py: as bff/worker.py, leaseline/servicing_cli.py)."""
+    from bff.servicing.hooks import servicing_hooks
     from plans.policy import load_policy
 
-    return [*close_hooks(db, load_policy().reminders), collection_hook(SqlCollections(db))]
+    return servicing_hooks(db, load_policy())
 
 
 def bench(url: str, leases: int, seed: int, quotes: int, batch_size: int, days: int, hooks: bool) -> None:

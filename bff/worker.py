@@ -22,9 +22,9 @@ from bff.documents import document_service
 from bff.invitations.returning import purge_codes
 from bff.invitations.returning import text_code
 from bff.servicing.arrears import Reminders
-from bff.servicing.arrears import close_hooks
 from bff.servicing.close import CloseOfBusiness
 from bff.servicing.collect import rent_collection
+from bff.servicing.hooks import servicing_hooks
 from infra.arrears import SqlArrears
 from infra.clients.http import ServiceUnavailable
 from infra.collections import CollectionUnavailable
@@ -92,8 +92,8 @@ def build(services: Services, settings: Settings) -> App:
     # and its hooks: reminders deferred, arrears (buckets, the M3 flag) kept in each batch (bff/servicing/arrears.py)
     reminders = services.plans.policy.reminders
     task("servicing.close", "servicing", periodic=cron_every(300))(
-        sweep(CloseOfBusiness(SqlServicing(services.db), hooks=[*close_hooks(services.db, reminders),
-                                                                collection.close_hook]).close_due))
+        sweep(CloseOfBusiness(SqlServicing(services.db),
+                              hooks=servicing_hooks(services.db, services.plans.policy)).close_due))
     # a text about a rent, deferred by the close (once per lease, instalment and kind)
     task("servicing.remind", "servicing", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(
         Reminders(SqlArrears(services.db), services.applications, services.sms, reminders).send)

@@ -21,10 +21,8 @@ from leaseline.cli import main
 @contextmanager
 def _servicing() -> Iterator[Any]:
     """The close of business on the configured database (disposed afterwards); database errors as one line."""
-    from bff.servicing.arrears import close_hooks
     from bff.servicing.close import CloseOfBusiness
-    from bff.servicing.collect import collection_hook
-    from infra.collections import SqlCollections
+    from bff.servicing.hooks import servicing_hooks
     from infra.db import Database
     from infra.servicing import SqlServicing
     from plans.policy import load_policy
@@ -33,13 +31,11 @@ def _servicing() -> Iterator[Any]:
     database = Database(settings.database_url)
     try:
         with _database_errors():
-            # the worker's hooks too: reminders deferred (the worker sends them), arrears and the M3 flag kept,
-            # automatic collections started (the worker collects them, by day)
-            reminders = load_policy(settings.policy).reminders
+            # the worker's hooks too (bff/servicing/hooks.py): reminders deferred (the worker sends them), arrears
+            # and the M3 flag kept, automatic collections started and failed ones tried again (the worker collects
+            # them, by day)
             yield CloseOfBusiness(SqlServicing(database),
-                                  hooks=[*close_hooks(database, reminders),
-                                         collection_hook(SqlCollections(database),
-                                                         window=(reminders.send_from, reminders.send_until))])
+                                  hooks=servicing_hooks(database, load_policy(settings.policy)))
     finally:
         database.dispose()
 
