@@ -171,6 +171,62 @@ def _check_days(kind: str, terms: object, bounds: tuple[tuple[str, int, int], ..
 MAX_PURCHASE_PRICE = Decimal("1000")
 
 
+#: the most a product may charge per km over a returned car's mileage allowance, and for one damage item (CNY)
+MAX_EXCESS_MILEAGE_RATE = Decimal("5")
+MAX_DAMAGE_CHARGE = Decimal("50000")
+
+
+@dataclass(frozen=True)
+class DamageItem:
+    """A damage the dealer may find on a returned car, and its fixed charge (CNY, to the fen)."""
+
+    code: str
+    name_zh: str
+    name_en: str
+    charge: Decimal
+
+
+@dataclass(frozen=True)
+class ReturnTerms:
+    """What a returned car is charged (issue 18 §6; product 2026.12-3 on): ``excess_mileage_rate`` CNY per km driven
+    over the allowance (``allowance_km_per_year`` × the term's years, rounded up to the km: in the lessee's favour),
+    and each damage item the dealer's inspection finds, at its fixed charge."""
+
+    allowance_km_per_year: int = 20000
+    excess_mileage_rate: Decimal = Decimal("0.50")
+    damage_items: tuple[DamageItem, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 1000 <= self.allowance_km_per_year <= 200_000:
+            raise ValueError("return allowance_km_per_year must be from 1000 to 200000")
+        if not Decimal(0) <= self.excess_mileage_rate <= MAX_EXCESS_MILEAGE_RATE or self.excess_mileage_rate != fen(
+                self.excess_mileage_rate):
+            raise ValueError(f"return excess_mileage_rate must be from 0 to {MAX_EXCESS_MILEAGE_RATE}, to the fen")
+        codes = [d.code for d in self.damage_items]
+        if len(set(codes)) != len(codes):
+            raise ValueError("return damage item codes must be unique")
+        for item in self.damage_items:
+            if not Decimal(0) < item.charge <= MAX_DAMAGE_CHARGE or item.charge != fen(item.charge):
+                raise ValueError(f"damage item {item.code}: charge must be above 0, at most {MAX_DAMAGE_CHARGE}")
+
+    def item(self, code: str) -> DamageItem | None:
+        return next((d for d in self.damage_items if d.code == code), None)
+
+
+def parse_return_terms(data: object) -> ReturnTerms | None:
+    """A product file's ``[end_of_term.return]`` (None when absent: product versions before 2026.12-3)."""
+    if data is None:
+        return None
+    assert isinstance(data, dict)
+    damage = data.get("damage", {})
+    assert isinstance(damage, dict)
+    return ReturnTerms(
+        allowance_km_per_year=int(data.get("allowance_km_per_year", 20000)),
+        excess_mileage_rate=Decimal(str(data.get("excess_mileage_rate", "0.50"))),
+        damage_items=tuple(DamageItem(str(code), str(d["name_zh"]), str(d["name_en"]), Decimal(str(d["charge"])))
+                           for code, d in damage.items()))
+
+
 @dataclass(frozen=True)
 class EndOfTerm:
     """The end of the term as a product's contracts state it. The balloon is a rent (尾付租金), owed whatever the
@@ -182,6 +238,8 @@ class EndOfTerm:
     purchase_price: Decimal = Decimal("100")
     notice_days: int = 30
     settle_days: int = 15
+    #: what a returned car is charged (None: a product version before they were stated)
+    returns: ReturnTerms | None = None
 
     def __post_init__(self) -> None:
         if not Decimal(0) <= self.purchase_price <= MAX_PURCHASE_PRICE or self.purchase_price != fen(
@@ -450,7 +508,8 @@ def parse_product(data: dict[str, object]) -> Product:
             overdue_share=Decimal(str(default_terms.get("overdue_share", "0.15"))),
             **{name: int(default_terms[name]) for name, _, _ in DEFAULT_DAY_BOUNDS if name in default_terms}),
         end_of_term=EndOfTerm(purchase_price=Decimal(str(end.get("purchase_price", "100"))),
-                              notice_days=int(end.get("notice_days", 30)), settle_days=int(end.get("settle_days", 15))),
+                              notice_days=int(end.get("notice_days", 30)), settle_days=int(end.get("settle_days", 15)),
+                              returns=parse_return_terms(end.get("return"))),
         title=Title(structure=str(title.get("structure", "direct")),
                     registered_in=str(title.get("registered_in", "lessee")),
                     mortgage_days=int(title.get("mortgage_days", 30)),

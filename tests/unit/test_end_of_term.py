@@ -1,116 +1,110 @@
-"""The balloon, the purchase price and the end of the term (issue 16 §3): the balloon is a rent (尾付租金), owed
-whatever the lessee chooses — not a "purchase-option price" a court might let the lessee walk away from —; the title
-passes for a nominal purchase price (留购价, Civil Code art. 759) from the product file, counted in the total payable
-and the APR (tests/unit/test_lease_timeline.py prices it from the contract's own text); the lessee chooses, ahead of
-the end, to keep the car, to refinance the final rent or to return the car, valued as a recovered car is."""
+"""The end of term's figures (servicing/end_of_term.py), worked by hand: the window, the purchase price the contract
+states (or the documented default), a returned car's excess-mileage and damage charges from the product file, and
+the deposit's deduction and refund — to the fen, never negative."""
 
 from __future__ import annotations
 
-import re
-import shutil
+from datetime import date
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
-from contract.document import ContractDataError
-from contract.document import from_snapshot
-from contract.document.render import render_html
-from plans.product import EndOfTerm
+from plans.product import DamageItem
+from plans.product import ReturnTerms
 from plans.product import load_product
-from tests.unit.test_contract_document import generated_before
-from tests.unit.test_contract_document import make_quote
-from tests.unit.test_contract_document import snapshot_from
+from plans.product import parse_return_terms
+from servicing.end_of_term import DEFAULT_PURCHASE_PRICE
+from servicing.end_of_term import ReturnRefused
+from servicing.end_of_term import allowance_km
+from servicing.end_of_term import deposit_settlement
+from servicing.end_of_term import in_window
+from servicing.end_of_term import purchase_figures
+from servicing.end_of_term import purchase_price
+from servicing.end_of_term import return_charges
+from servicing.end_of_term import return_settlement
+from servicing.end_of_term import window_opens
 
-pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
-
-
-def _text(html: str) -> str:
-    return re.sub(r"\s+", "", re.sub(r"<[^>]+>", "", html))
-
-
-def _items(html: str, section: str) -> list[str]:
-    start = html.index(f'id="{section}"')
-    body = html[start:html.index("</section>", start)]
-    return [_text(item) for item in re.findall(r"<li[^>]*>(.*?)</li>", body, re.S)]
-
-
-def _snapshot(residual: str = "0.30", **end_of_term: Any) -> dict[str, Any]:
-    vehicle, q = make_quote(36, residual=residual)
-    snapshot = snapshot_from(vehicle, q)
-    snapshot["plan"]["end_of_term"].update(end_of_term)
-    return snapshot
+TERMS = ReturnTerms(allowance_km_per_year=20000, excess_mileage_rate=Decimal("0.37"), damage_items=(
+    DamageItem("scratch", "漆面划痕", "Paint scratches", Decimal("500")),
+    DamageItem("windscreen", "前挡风玻璃破损", "Cracked windscreen", Decimal("1500.55"))))
 
 
-def test_the_product_file_states_the_purchase_price_and_the_notice() -> None:
-    assert load_product().end_of_term == EndOfTerm(purchase_price=Decimal("100"), notice_days=30, settle_days=15)
+def test_the_options_show_from_60_days_before_the_end_across_a_leap_day() -> None:
+    ends = date(2028, 4, 29)  # 60 days before: 2028-02-29 (a leap year)
+    assert window_opens(ends) == date(2028, 2, 29)
+    assert not in_window(ends, date(2028, 2, 28))
+    assert in_window(ends, date(2028, 2, 29)) and in_window(ends, ends) and in_window(ends, date(2028, 5, 30))
 
 
-def test_the_purchase_price_is_in_the_total_payable_and_the_cost_of_credit() -> None:
-    _, q = make_quote(36, residual="0.30")
-    rents = sum((row.payment for row in q.schedule), Decimal(0))
-    upfront = q.request.down_payment + q.request.upfront_fees + q.request.upfront_premiums
-    assert q.request.purchase_price == Decimal("100")
-    assert q.total_payable == upfront + rents + q.residual + Decimal("100")
-    assert q.total_cost_of_credit == q.total_interest + q.credit_fees + Decimal("100")
-    assert q.cash_flows[-1].amount == q.deposit - q.residual - Decimal("100") - q.schedule[-1].payment
+def test_the_purchase_price_is_the_contract_s_else_the_documented_default() -> None:
+    assert purchase_price({"purchase_price": "100.00"}).fen == 10_000
+    legacy = purchase_price({"purchase_price": "0.00"})  # the balloon was the purchase-option price: no other
+    assert (legacy.fen, legacy.stated) == (0, True)
+    default = purchase_price({})
+    assert (default.fen, default.stated) == (DEFAULT_PURCHASE_PRICE, False) == (10_000, False)
+    with pytest.raises(ValueError):
+        purchase_price({"purchase_price": "1.001"})
 
 
-def test_the_balloon_is_the_final_rent_owed_whatever_the_lessee_chooses() -> None:
-    data = from_snapshot(_snapshot())
-    html = render_html(data)
-    page_one = _text(html[html.index('id="key-facts"'):html.index("</section>", html.index('id="key-facts"'))])
-    assert "尾付租金¥41,940.00" in page_one and "留购价¥100.00" in page_one
-    assert "留购、申请再融资或退还车辆" in page_one and "尾款" not in _text(html)
-    rent = _items(html, "rent")
-    final = next(item for item in rent if item.startswith("尾付租金："))
-    assert "为本合同的最后一笔租金" in final and "无论承租人在租赁期届满时作何选择，均应支付" in final
-    price = next(item for item in rent if item.startswith("留购价："))
-    assert "¥100.00（大写：人民币壹佰元整）" in price and "象征性价款" in price and "选择退还车辆的无需支付" in price
-    assert "全部租金及尾付租金、留购价之和" in "".join(rent)
+def test_keeping_the_car_the_deposit_offsets_the_final_rent_and_the_price_first() -> None:
+    # final rent ¥40,000.00, price ¥100.00, a late rent ¥1,234.56 unpaid; deposit ¥10,000.00
+    f = purchase_figures(4_000_000, purchase_price({"purchase_price": "100.00"}), 123_456, 1_000_000)
+    assert f.total == 4_000_000 + 10_000 + 123_456 == 4_133_456
+    assert (f.deposit.deduction, f.to_pay, f.refund) == (1_000_000, 3_133_456, 0)
+    # the final rent paid ahead already: the deposit covers the price, the rest comes back
+    f = purchase_figures(0, purchase_price({"purchase_price": "100.00"}), 0, 1_000_000)
+    assert (f.deposit.deduction, f.to_pay, f.refund) == (10_000, 0, 990_000)
 
 
-def test_the_lessee_chooses_ahead_of_the_end_and_a_returned_car_is_valued_as_a_recovered_one() -> None:
-    html = render_html(from_snapshot(_snapshot(notice_days=45, settle_days=10)))
-    ownership = _items(html, "ownership")
-    assert "付清全部租金（含尾付租金¥41,940.00）、留购价¥100.00及其他应付款项后，车辆所有权转移至承租人" in ownership[3]
-    choices = ownership[4]
-    assert "租赁期届满日前至少45日书面通知出租人" in choices
-    assert "（一）留购" in choices and "（二）再融资" in choices and "（三）退还车辆" in choices
-    assert "经出租人审核同意" in choices  # refinancing is a new application, decided as any other
-    assert "按第八条第5款的方法评估" in choices and "评估价值抵扣尾付租金" in choices
-    assert "评估报告送达承租人之日起10日内结清" in choices and "无需支付留购价" in choices
-    assert "评估车辆价值" in _items(html, "default")[4]  # the item cited: the appraisal of a recovered car
-    assert "视为选择留购" in ownership[5]
+def test_excess_mileage_and_damage_charges_worked_by_hand() -> None:
+    # 36 months: 20,000 × 3 = 60,000 km allowed; driven 73,456 − 1,200 = 72,256; 12,256 km over × ¥0.37 = ¥4,534.72
+    c = return_charges(TERMS, 36, 1_200, 73_456, ["windscreen", "scratch", "scratch"])
+    assert (c.driven_km, c.allowance_km, c.excess_km, c.excess_mileage_charge) == (72_256, 60_000, 12_256, 453_472)
+    assert [d.code for d in c.damage] == ["windscreen", "scratch"]  # each item once
+    assert c.damage_charge == 150_055 + 50_000 == 200_055 and c.total == 653_527
+    # 18 months: 30,000 km, 1 km over × ¥0.37; 11 months: 18,333.3 km, rounded up (the lessee's favour) to 18,334
+    assert return_charges(TERMS, 18, 0, 30_001, []).excess_mileage_charge == 37
+    assert allowance_km(TERMS, 11) == 18_334
+    assert return_charges(TERMS, 11, 0, 18_334, []).total == 0
+    assert return_charges(TERMS, 11, 0, 18_335, []).excess_mileage_charge == 37
 
 
-def test_without_a_balloon_the_title_passes_after_the_rents_and_the_purchase_price() -> None:
-    html = render_html(from_snapshot(_snapshot(residual="0")))
-    rent = "".join(_items(html, "rent"))
-    assert "本合同不设尾付租金" in rent and "全部租金及留购价之和" in rent and "退还车辆" not in rent
-    ownership = _items(html, "ownership")
-    assert "付清全部租金、留购价¥100.00" in ownership[3]
-    assert len(ownership) == 4 and "再融资" not in _text(html)
+def test_a_product_without_return_terms_charges_nothing_for_the_car() -> None:
+    c = return_charges(None, 36, 0, 150_000, [])
+    assert (c.driven_km, c.excess_km, c.total) == (150_000, 0, 0)
+    with pytest.raises(ReturnRefused):
+        return_charges(None, 36, 0, 150_000, ["scratch"])
 
 
-def test_a_contract_generated_before_keeps_its_balloon_wording() -> None:
-    data = from_snapshot(generated_before(_snapshot(), "end_of_term"))
-    assert data.plan.end_of_term is None and data.plan.purchase_price == 0
-    text = _text(render_html(data))
-    assert "尾款（留购价款）：¥41,940.00" in text and "尾付租金" not in text and "留购价：" not in text
+def test_bad_readings_and_unknown_items_are_refused_with_their_field() -> None:
+    for reading in (999, -1, 2_000_001):
+        with pytest.raises(ReturnRefused) as refused:
+            return_charges(TERMS, 36, 1_000, reading, [])
+        assert refused.value.field == "mileage"
+    with pytest.raises(ReturnRefused) as refused:
+        return_charges(TERMS, 36, 0, 10, ["bumper"])
+    assert refused.value.field == "damage"
 
 
-def test_end_of_term_terms_are_checked() -> None:
-    with pytest.raises(ContractDataError) as refused:
-        from_snapshot(_snapshot(notice_days=3))
-    assert refused.value.field == "plan.end_of_term.notice_days"
-    snapshot = _snapshot()
-    snapshot["plan"]["purchase_price"] = "2000.00"
-    with pytest.raises(ContractDataError) as refused:
-        from_snapshot(snapshot)
-    assert refused.value.field == "plan.purchase_price"
-    snapshot = _snapshot()
-    del snapshot["plan"]["default_remedies"]  # the return's valuation is the default clause's
-    with pytest.raises(ContractDataError) as refused:
-        from_snapshot(snapshot)
-    assert refused.value.field == "plan.end_of_term"
+def test_the_deposit_deducts_up_to_what_it_holds_refunds_the_rest_and_the_shortfall_is_owed() -> None:
+    assert deposit_settlement(1_000_000, 653_527) == deposit_settlement(1_000_000, 653_527)
+    s = deposit_settlement(1_000_000, 653_527)
+    assert (s.deduction, s.refund, s.owed) == (653_527, 346_473, 0)
+    s = deposit_settlement(500_000, 653_527)
+    assert (s.deduction, s.refund, s.owed) == (500_000, 0, 153_527)
+    s = deposit_settlement(0, 0)  # a 免押 lease returned clean
+    assert (s.deduction, s.refund, s.owed) == (0, 0, 0)
+    c = return_charges(TERMS, 36, 0, 60_000, ["scratch"])
+    s = return_settlement(c, 12_345, 40_000)  # ¥500 + ¥123.45 unpaid against a ¥400 deposit
+    assert (s.charges, s.deduction, s.refund, s.owed) == (62_345, 40_000, 0, 22_345)
+    with pytest.raises(ValueError):
+        deposit_settlement(-1, 0)
+
+
+def test_the_product_file_lists_its_return_terms_and_older_files_stay_valid() -> None:
+    product = load_product()
+    returns = product.end_of_term.returns
+    assert returns is not None and returns.allowance_km_per_year == 20000 and returns.item("windscreen") is not None
+    assert parse_return_terms(None) is None
+    with pytest.raises(ValueError):
+        ReturnTerms(damage_items=(DamageItem("a", "a", "a", Decimal("1")), DamageItem("a", "b", "b", Decimal("2"))))
