@@ -1047,6 +1047,51 @@ class EndOfTermRow(Base):
     ended_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
+class CreditReportRow(Base):
+    """A month's credit report (征信报送, issue 18 §7, migration 0022), one per ``period`` (YYYY-MM) as of its last
+    day: ``status`` queued (the first close of the next month asked for it) → built (``record_count`` records in a file
+    of ``file_sha256``; the file itself, with names and ID numbers, is never stored) → submitted (the bureau's
+    ``batch_no``, ``accepted`` and ``rejected`` counts, ``errors``: JSON list of each rejected record's account id,
+    masked name and code). ``withheld``: rents overdue at the month end not reported overdue (no notice in time)."""
+
+    __tablename__ = "credit_reports"
+
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    as_of: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(12))
+    record_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    status_counts: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    withheld: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    file_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    batch_no: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    accepted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rejected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    errors: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    detail: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    built_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CreditReportNoticeRow(Base):
+    """The text before an overdue report (《征信业管理条例》 art. 15, migration 0022), once per lease and ``period``:
+    deferred by the close of ``business_date`` (the period's notice day) for ``overdue_amount`` fen overdue then.
+    ``status``: queued → sent | skipped (paid meanwhile, no number) | refused (by the SMS platform)."""
+
+    __tablename__ = "credit_report_notices"
+    __table_args__ = (UniqueConstraint("lease_id", "period"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"))
+    period: Mapped[str] = mapped_column(String(7), index=True)
+    business_date: Mapped[date] = mapped_column(Date)
+    overdue_amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(12))
+    detail: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
 def ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """For alembic's comparison of the database with these models (``include_object``): procrastinate's tables,
     types and functions are its own (migration 0012), as is the foreign key from ``job_errors`` to its jobs."""

@@ -6,7 +6,7 @@ with the return inspection's figures in fen and the refund. ``instalments.kind``
 cover of a return's charges).
 
 Revision ID: 0023
-Revises: 0021
+Revises: 0022
 Create Date: 2026-12-10
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0023"
-down_revision = "0021"  # 0022 (credit reporting) not yet committed: re-chain to it when it lands
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
