@@ -19,8 +19,13 @@ from leaseline.cli import main
 
 
 @contextmanager
-def _servicing() -> Iterator[Any]:
-    """The close of business on the configured database (disposed afterwards); database errors as one line."""
+def _servicing(demo: bool = False) -> Iterator[Any]:
+    """The close of business on the configured database (disposed afterwards); database errors as one line. ``demo``:
+    the texts and automatic collections the close defers go at once, at any hour (the days a demo closes are not
+    today: rolled forward at night, it would otherwise show them only after 09:00)."""
+    from dataclasses import replace
+    from datetime import time
+
     from bff.servicing.close import CloseOfBusiness
     from bff.servicing.hooks import servicing_hooks
     from infra.db import Database
@@ -28,6 +33,9 @@ def _servicing() -> Iterator[Any]:
     from plans.policy import load_policy
 
     settings = _settings()
+    policy = load_policy(settings.policy)
+    if demo:
+        policy = replace(policy, reminders=replace(policy.reminders, send_from=time(0), send_until=time.max))
     database = Database(settings.database_url)
     try:
         with _database_errors():
@@ -35,7 +43,7 @@ def _servicing() -> Iterator[Any]:
             # and the M3 flag kept, automatic collections started and failed ones tried again (the worker collects
             # them, by day)
             yield CloseOfBusiness(SqlServicing(database),
-                                  hooks=servicing_hooks(database, load_policy(settings.policy)))
+                                  hooks=servicing_hooks(database, policy))
     finally:
         database.dispose()
 
@@ -78,7 +86,8 @@ def servicing_date(as_json: bool) -> None:
 @click.option("--date", "on", default=None, help="Run (or replay) the close of this business date, YYYY-MM-DD.")
 @click.option("--until", default=None, help="Close every date from the business date through this one, day by day.")
 @click.option("--demo", is_flag=True, help="A demo rolled forward: close days that have not ended in Beijing (in "
-                                           "production too; elsewhere they may be closed anyway).")
+                                           "production too; elsewhere they may be closed anyway), and send the "
+                                           "texts and collections it defers at once, at any hour.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per date closed.")
 def servicing_close(on: str | None, until: str | None, demo: bool, as_json: bool) -> None:
     """Close of business: mark rents due and overdue, accrue late charges, then move the business date on. A date
@@ -94,7 +103,7 @@ def servicing_close(on: str | None, until: str | None, demo: bool, as_json: bool
     if day is not None and last is not None:
         raise Fail("give --date or --until, not both")
     production = _settings().env == "production"
-    with _servicing() as close:
+    with _servicing(demo) as close:
         latest = last or day or close.business_date()
         now = utc_now()
         if production and not demo and not has_ended(latest, now):
@@ -157,3 +166,49 @@ def calendar_load(file: Path) -> None:
     click.echo(f"{count} days loaded for {', '.join(map(str, years))} "
                f"({sum(d.kind == 'holiday' for d in days)} holidays, {sum(d.kind == 'workday' for d in days)} "
                f"make-up working days)")
+
+
+@servicing_group.command("backfill")
+@click.option("--paid-through", default=None,
+              help="Rents due on or before this date (YYYY-MM-DD) were collected outside Leaseline; default: the day "
+                   "before the business date.")
+@click.option("--dry-run", is_flag=True, help="Say what would be opened; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def servicing_backfill(paid_through: str | None, dry_run: bool, as_json: bool) -> None:
+    """Open the lease in force of each handover signed before servicing began, from its record as the contract
+    service states it; the rents due through --paid-through are booked as collected outside Leaseline (book what was
+    not collected by hand afterwards). Exit 1 when a record could not be read or fetched (run it again later)."""
+    from datetime import timedelta
+
+    from bff.bootstrap import bootstrap
+    from bff.config import ConfigError
+    from bff.payments.common import utc_now
+    from bff.servicing.backfill import backfill
+    from infra.servicing import SqlServicing
+
+    through = _day(paid_through, "--paid-through")
+    try:
+        services = bootstrap(_settings())
+    except ConfigError as exc:
+        raise Fail(str(exc)) from None
+    try:
+        with _database_errors():
+            if through is None:
+                through = SqlServicing(services.db).business_date() - timedelta(days=1)
+            outcomes = backfill(services, paid_through=through, now=utc_now(), dry_run=dry_run)
+    finally:
+        services.db.dispose()
+    failed = [o for o in outcomes if o.result in ("unavailable", "refused", "unreadable")]
+    if as_json:
+        click.echo(json.dumps({"paid_through": through.isoformat(), "dry_run": dry_run,
+                               "leases": [o.as_dict() for o in outcomes]}, ensure_ascii=False))
+    else:
+        for o in outcomes:
+            click.echo(f"{o.application_id}: {o.result}" + (f" lease {o.lease_id}" if o.lease_id else "")
+                       + (f", {o.collected_outside} rents (¥{o.amount_fen / 100:,.2f}) collected outside through "
+                          f"{through.isoformat()}" if o.result in ("opened", "would_open") else "")
+                       + (f" ({o.detail})" if o.detail else ""))
+        click.echo(f"{sum(o.result == 'opened' for o in outcomes)} leases opened, {len(failed)} not readable now"
+                   + (" (dry run: nothing changed)" if dry_run else ""))
+    if failed:
+        raise SystemExit(1)

@@ -56,6 +56,11 @@ class ContractClient:
         return self._json("POST", f"/api/v1/contracts/{quote(contract_id, safe='')}/handover", json=body,
                           idempotent=True)
 
+    def handover(self, contract_id: str) -> dict[str, Any]:
+        """The signed handover record of a contract as the service states it now (its dates, schedule and the servicing
+        terms the contract states); a contract without one is a :class:`~infra.clients.http.ServiceRefused` 404."""
+        return self._json("GET", f"/api/v1/contracts/{quote(contract_id, safe='')}/handover", idempotent=True)
+
     def handover_document(self, contract_id: str) -> bytes:
         """The signed handover record's PDF."""
         _, body = self.client.call("GET", f"/api/v1/contracts/{quote(contract_id, safe='')}/handover/document",

@@ -13,7 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from bff.servicing.backfill import backfill
 from infra.servicing import SqlServicing
 from tests.integration.test_applications import CUSTOMER
 from tests.integration.test_applications import SALES_A
@@ -88,3 +90,25 @@ def test_the_signed_handover_record_starts_the_lease_in_force_with_the_contract_
     assert not c.handovers.store.mark_signed(app_id, handover.record, starts_on, datetime.now(UTC))
     again = servicing.lease(app_id)
     assert again is not None and again[0].id == lease.id and len(again[1]) == len(rows)
+    # a handover signed before servicing began has no lease: the backfill opens it from the contract service's
+    # record, the rents due through the cut-over booked as collected outside Leaseline, once
+    with c.db.session() as s:
+        for table in ("servicing_movements", "instalments", "leases"):
+            s.execute(text(f"DELETE FROM {table} WHERE {'id' if table == 'leases' else 'lease_id'} = :lease"),
+                      {"lease": lease.id})
+    assert servicing.lease(app_id) is None
+    cut_over = rents[1].due_on  # two rents fell due before servicing took over
+    [dry] = [o for o in backfill(c, paid_through=cut_over, now=datetime.now(UTC), dry_run=True)
+             if o.application_id == app_id]
+    assert (dry.result, dry.collected_outside) == ("would_open", 2) and servicing.lease(app_id) is None
+    [done] = [o for o in backfill(c, paid_through=cut_over, now=datetime.now(UTC)) if o.application_id == app_id]
+    reopened = servicing.lease(app_id)
+    assert reopened is not None and done.result == "opened" and done.lease_id == reopened[0].id
+    assert [(r.number, r.kind, r.due_on, r.amount, r.principal, r.interest) for r in reopened[1]] == [
+        (r.number, r.kind, r.due_on, r.amount, r.principal, r.interest) for r in rows]
+    assert [r.state for r in reopened[1]][:3] == ["paid", "paid", "pending"]
+    assert done.amount_fen == sum(r.amount for r in rents[:2]) and done.collected_outside == 2
+    outside = [m for m in servicing.movements(reopened[0].id) if m.kind == "collected_outside"]
+    assert sorted(m.value_date for m in outside) == [r.due_on for r in rents[:2]]
+    assert -sum(m.principal + m.interest for m in outside) == done.amount_fen
+    assert [o for o in backfill(c, paid_through=cut_over, now=datetime.now(UTC)) if o.application_id == app_id] == []
