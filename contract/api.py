@@ -34,6 +34,8 @@ from contract.document.handover import MAX_ODOMETER_KM
 from contract.document.handover import MAX_VEHICLE_NAME
 from contract.document.model import CONTROL_CHARACTERS
 from contract.document.model import DATE_PATTERN
+from contract.document.servicing import FigureError
+from contract.document.servicing import parse_request
 from contract.errors import InsufficientScope
 from contract.errors import Unauthorized
 from contract.evidence import EvidenceLog
@@ -53,6 +55,7 @@ from contract.service import NOT_A_PNG
 from contract.service import ContractService
 from contract.service import Identity
 from contract.service import Invalid
+from contract.servicing_documents import ServicingDocuments
 from httpkit.bodies import json_body
 from httpkit.queries import BadQuery
 from httpkit.queries import query
@@ -308,6 +311,42 @@ def handover_record(contract_id: str) -> Any:
 def handover_document(contract_id: str) -> Any:
     pdf, meta = handovers().document(contract_id)
     return _pdf(pdf, f'{meta["contract_number"]}-handover.pdf', meta["sha256"])
+
+
+# -- documents of the lease in force (结清证明, 还款计划变更确认书) ------------------------------------------------
+def servicing_documents() -> ServicingDocuments:
+    return current_app.extensions["contract"].servicing  # type: ignore[no-any-return]
+
+
+@bp.post("/contracts/<contract_id>/servicing-documents")
+@require(SCOPE_WRITE)
+def issue_servicing_document(contract_id: str) -> Any:
+    """A settlement certificate or a schedule annex, rendered, signed by the lessor and logged: 201 new; 200 the
+    document made before for the same kind and subject with the same figures (409 with others)."""
+    body = json_object()
+    service().row(contract_id)  # no such contract: 404, whatever the body holds
+    try:
+        parsed = parse_request(body)
+    except FigureError as exc:
+        raise Invalid(exc.field, exc.message, exc.message_zh, exc.code) from None
+    document, created = servicing_documents().issue(contract_id, parsed)
+    response = jsonify(document)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/api/v1/contracts/{document['contract_id']}/servicing-documents/{document['id']}"
+    return response
+
+
+@bp.get("/contracts/<contract_id>/servicing-documents/<document_id>")
+@require(SCOPE_READ)
+def servicing_document(contract_id: str, document_id: str) -> Any:
+    return jsonify(servicing_documents().get(contract_id, document_id))
+
+
+@bp.get("/contracts/<contract_id>/servicing-documents/<document_id>/document")
+@require(SCOPE_READ)
+def servicing_document_pdf(contract_id: str, document_id: str) -> Any:
+    pdf, meta = servicing_documents().document(contract_id, document_id)
+    return _pdf(pdf, f'{meta["contract_number"]}-{meta["kind"]}.pdf', meta["sha256"])
 
 
 @bp.get("/contracts/<contract_id>/verification")

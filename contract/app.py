@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from contract.evidence import current_origin
 from contract.evidence import load_or_create_key
 from contract.handover import HandoverService
 from contract.service import ContractService
+from contract.servicing_documents import ServicingDocuments
 from infra.db.engine import Database
 from infra.jobs import JobQueue
 from infra.logs import accept_request_id
@@ -51,6 +53,11 @@ class ContractComponents:
     ledger: EvidenceLog
     verifier: TokenVerifier
     handovers: HandoverService
+    #: settlement certificates and schedule annexes (contract/servicing_documents.py)
+    servicing: ServicingDocuments = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.servicing = ServicingDocuments(self.service)
 
     def dispose(self) -> None:
         self.db.dispose()

@@ -28,6 +28,14 @@ from contract.document.model import MONEY_PATTERN
 from contract.document.model import POWERTRAINS
 from contract.document.model import RATE_PATTERN
 from contract.document.model import TIMINGS
+from contract.document.servicing import KINDS as KINDS_OF_DOCUMENTS
+from contract.document.servicing import OPTIONS
+from contract.document.servicing import ROW_FIELDS
+from contract.document.servicing import SCHEDULE_ANNEX
+from contract.document.servicing import SETTLEMENT_CERTIFICATE
+from contract.document.servicing import SETTLEMENT_LINES
+from contract.document.servicing import SIGNED_MONEY_PATTERN
+from contract.document.servicing import SUBJECT_ID_PATTERN
 from contract.handover import BEFORE_SIGNING
 from contract.handover import IN_THE_FUTURE
 from contract.ledger import KINDS
@@ -131,6 +139,53 @@ def _handover_request() -> dict[str, Any]:
                                                                   "(品牌及车型), in Chinese as the dealer's catalogue "
                                                                   "names it; the contract's make and model without"},
         **SIGNER}}
+
+
+SERVICING_RULES = {
+    INCONSISTENT: "figures that do not reconcile to the fen: the settlement's lines and its amount_due, the balance "
+                  "before and after the prepayment, a row's rent and its principal and interest, a row's balance and "
+                  "the one before it, rent numbers that do not follow rents_paid, due dates out of order or before "
+                  "effective_on",
+    "before_signing": "settled_on or effective_on is before the day (in Beijing) the contract was signed",
+}
+DOCUMENT_ID = {"name": "document_id", "in": "path", "required": True, "schema": {**STRING, "maxLength": 64}}
+
+
+def _servicing_request() -> dict[str, Any]:
+    """contract.document.servicing.parse_request's shape: one of the two kinds, with its figures."""
+    signed_money = {"type": "string", "pattern": SIGNED_MONEY_PATTERN,
+                    "description": "CNY, at most 2 decimals, negative: the lessor refunds the difference"}
+    subject = {"type": "string", "pattern": SUBJECT_ID_PATTERN,
+               "description": "the BFF's settlement quote or prepayment: with kind, the idempotency key"}
+    settlement = {"type": "object", "required": ["settled_on", *(c for c, _, _ in SETTLEMENT_LINES), "amount_due"],
+                  "properties": {"settled_on": DAY, **{c: {**MONEY, "description": f"{zh} ({en})"}
+                                                       for c, zh, en in SETTLEMENT_LINES},
+                                 "amount_due": signed_money}}
+    row = {"type": "object", "required": ["number", "due_date", *ROW_FIELDS], "properties": {
+        "number": {"type": "integer", "minimum": 1, "maximum": MAX_TERM + 1}, "due_date": DAY,
+        **{f: MONEY for f in ROW_FIELDS}, "final": {"type": "boolean", "description": "the final rent (尾付租金)"}}}
+    annex = {"type": "object", "required": ["effective_on", "prepaid", "option", "rents_paid", "balance_before",
+                                            "balance_after", "rows"], "properties": {
+        "effective_on": DAY, "prepaid": {**MONEY, "pattern": decimal_pattern(MAX_MONEY, positive=True, places=2)},
+        "option": {"enum": list(OPTIONS)}, "rents_paid": {"type": "integer", "minimum": 0, "maximum": MAX_TERM},
+        "balance_before": MONEY, "balance_after": MONEY,
+        "rows": {"type": "array", "minItems": 1, "maxItems": MAX_TERM + 1, "items": row}}}
+    return {"oneOf": [
+        {"type": "object", "required": ["kind", "subject_id", "settlement"], "properties": {
+            "kind": {"const": SETTLEMENT_CERTIFICATE}, "subject_id": subject, "settlement": settlement}},
+        {"type": "object", "required": ["kind", "subject_id", "annex"], "properties": {
+            "kind": {"const": SCHEDULE_ANNEX}, "subject_id": subject, "annex": annex}}]}
+
+
+def _servicing_document() -> dict[str, Any]:
+    """contract.servicing_documents.ServicingDocuments._json's shape."""
+    return {"type": "object", "required": ["id", "contract_id", "contract_number", "kind", "subject_id", "sha256",
+                                           "request_sha256", "ledger_index", "signed_at", "retain_until"],
+            "properties": {"id": {"type": "string"}, "contract_id": {"type": "string"},
+                           "contract_number": {"type": "string"}, "kind": {"enum": list(KINDS_OF_DOCUMENTS)},
+                           "subject_id": {"type": "string"}, "sha256": HEX, "request_sha256": HEX,
+                           "ledger_index": {"type": "integer"}, "signed_at": {"type": "string", "format": "date-time"},
+                           "retain_until": {"type": "string", "format": "date-time"}}}
 
 
 def _handover() -> dict[str, Any]:
@@ -344,6 +399,35 @@ def document() -> dict[str, Any]:
                               "404": _problem("No such contract, or no handover record yet"),
                               "409": _problem("The stored file does not match its recorded hash"),
                               "503": _problem("Document storage unavailable")}}},
+            "/api/v1/contracts/{contract_id}/servicing-documents": {"post": {
+                "operationId": "issueServicingDocument",
+                "summary": "A document of the lease in force, signed by the lessor and logged (contract:write): a "
+                           "settlement certificate (结清证明) or a schedule annex after a partial prepayment "
+                           "(还款计划变更确认书); once per kind and subject_id",
+                "parameters": [CONTRACT_ID],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/ServicingDocumentRequest"}}}},
+                "responses": {"201": _json("ServicingDocument", "The new document"),
+                              "200": _json("ServicingDocument", "The document issued before for this kind and "
+                                                                "subject_id, with the same figures"),
+                              "400": BAD_BODY, **AUTH, "404": _problem("No such contract"),
+                              "409": _problem("The contract is not signed (not_signed), the kind and subject_id were "
+                                              "issued with other figures or for another contract (subject_reused), "
+                                              "or the document is being signed right now (document_in_progress)"),
+                              "422": _problem("Invalid figures", SERVICING_RULES),
+                              "503": _problem("Document storage unavailable")}}},
+            "/api/v1/contracts/{contract_id}/servicing-documents/{document_id}": {"get": {
+                "operationId": "getServicingDocument", "summary": "A signed servicing document (contract:read)",
+                "parameters": [CONTRACT_ID, DOCUMENT_ID],
+                "responses": {"200": _json("ServicingDocument", "The document"), **AUTH,
+                              "404": _problem("No such contract, or no such document of it")}}},
+            "/api/v1/contracts/{contract_id}/servicing-documents/{document_id}/document": {"get": {
+                "operationId": "servicingDocumentPdf", "summary": "A signed servicing document's PDF (contract:read)",
+                "parameters": [CONTRACT_ID, DOCUMENT_ID],
+                "responses": {"200": {"description": "PDF", "content": {"application/pdf": {}}}, **AUTH,
+                              "404": _problem("No such contract, or no such document of it"),
+                              "409": _problem("The stored file does not match its recorded hash"),
+                              "503": _problem("Document storage unavailable")}}},
             "/api/v1/contracts/{contract_id}/verification": {"get": {
                 "operationId": "contractVerification",
                 "summary": "Each signature's validation and the log inclusion proof (contract:read)",
@@ -460,6 +544,8 @@ def document() -> dict[str, Any]:
                 "SignRequest": {"type": "object", "required": list(SIGNER), "properties": SIGNER},
                 "HandoverRequest": _handover_request(),
                 "Handover": _handover(),
+                "ServicingDocumentRequest": _servicing_request(),
+                "ServicingDocument": _servicing_document(),
                 "Verification": {"type": "object", "required": ["sha256", "signatures", "all_valid"], "properties": {
                     "sha256": HEX, "contract": {"type": ["object", "null"]}, "all_valid": {"type": "boolean"},
                     "signatures": {"type": "array", "items": {"type": "object"}},

@@ -21,6 +21,7 @@ from sqlalchemy import LargeBinary
 from sqlalchemy import MetaData
 from sqlalchemy import String
 from sqlalchemy import Text
+from sqlalchemy import UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -107,6 +108,33 @@ class HandoverRow(ContractBase):
     items: Mapped[list[str]] = mapped_column(JSON)  # codes of contract.document.handover.HANDOVER_ITEMS
     handed_over_by: Mapped[str] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(String(500))
+    key: Mapped[str | None] = mapped_column(String(255))
+    version: Mapped[str | None] = mapped_column(String(255))
+    sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    ledger_index: Mapped[int | None] = mapped_column(Integer)
+    retain_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ServicingDocumentRow(ContractBase):
+    """A document the lessor issues for a signed contract's lease in force (issue 18 §5;
+    contract/servicing_documents.py): ``kind`` settlement_certificate (结清证明) or schedule_annex
+    (还款计划变更确认书), once per kind and ``subject_id`` (the BFF's paid settlement quote or applied
+    prepayment). ``request_sha256``: the figures it was asked with (the same key with other figures is refused).
+    ``signing`` is the claim one request holds while it renders and signs (a failure deletes it); ``signed`` the
+    document, its PDF under Object Lock until ``retain_until``, its hash in the evidence log at ``ledger_index``.
+    No personal data here: the figures are in the PDF only."""
+
+    __tablename__ = "contract_servicing_documents"
+    __table_args__ = (UniqueConstraint("kind", "subject_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contract_contracts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # signing | signed
+    request_sha256: Mapped[str] = mapped_column(String(64))
     key: Mapped[str | None] = mapped_column(String(255))
     version: Mapped[str | None] = mapped_column(String(255))
     sha256: Mapped[str | None] = mapped_column(String(64), unique=True)

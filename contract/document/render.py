@@ -45,6 +45,7 @@ from markupsafe import Markup
 
 from contract.document.handover import HandoverData
 from contract.document.model import ContractData
+from contract.document.servicing import ServicingData
 from kyc.masking import mask_name
 from plans.money import fen
 from plans.money import format_cny
@@ -55,6 +56,8 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 PX_TO_PT = 0.75
 #: The ids of the empty signature boxes in the template, by signer.
 SIGNATURE_IDS = {"lessee": "sig-lessee", "lessor": "sig-lessor"}
+#: the boxes of a document the lessor issues alone (contract.document.servicing)
+LESSOR_ONLY = ("lessor",)
 #: Fonts the stylesheet names; warm_up checks they are the ones actually used.
 FONT_FAMILIES = ("Noto Serif CJK SC", "Noto Sans CJK SC")
 
@@ -328,7 +331,7 @@ def _get_engine() -> _Engine:
     return _engine
 
 
-def signature_boxes(document: Any) -> dict[str, SignatureBox]:
+def signature_boxes(document: Any, signers: tuple[str, ...] = tuple(SIGNATURE_IDS)) -> dict[str, SignatureBox]:
     """The signature boxes of a laid-out WeasyPrint ``Document``, by signer (``lessee``, ``lessor``).
 
     WeasyPrint's public anchors give only an element's top-left corner, so this walks each page's boxes
@@ -336,7 +339,7 @@ def signature_boxes(document: Any) -> dict[str, SignatureBox]:
     converting CSS px (top-left origin) to PDF points (bottom-left origin). A box split over two pages or
     missing raises :class:`RenderError`.
     """
-    wanted = {element_id: signer for signer, element_id in SIGNATURE_IDS.items()}
+    wanted = {element_id: signer for signer, element_id in SIGNATURE_IDS.items() if signer in signers}
     found: dict[str, SignatureBox] = {}
     for index, page in enumerate(document.pages):
         page_height_pt = page.height * PX_TO_PT
@@ -359,7 +362,7 @@ def signature_boxes(document: Any) -> dict[str, SignatureBox]:
                 x2=round((x + width) * PX_TO_PT, 2),
                 y2=round(page_height_pt - y * PX_TO_PT, 2),
             )
-    missing = sorted(set(SIGNATURE_IDS) - set(found))
+    missing = sorted(set(signers) - set(found))
     if missing:
         raise RenderError(f"signature boxes not found in the layout: {', '.join(missing)}")
     return found
@@ -376,9 +379,22 @@ def render_handover(data: HandoverData) -> Rendered:
     return layout(render_handover_html(data), own_stylesheet="handover.css")
 
 
-def layout(html: str, own_stylesheet: str | None = None) -> Rendered:
+def render_servicing(data: ServicingData) -> Rendered:
+    """A servicing document (a settlement certificate, a schedule annex: ``templates/<kind>.html``) to PDF with
+    ``servicing.css``; the lessor signs it alone, so it holds the lessor's box only (:data:`LESSOR_ONLY`)."""
+    return layout(render_servicing_html(data), own_stylesheet="servicing.css", signers=LESSOR_ONLY)
+
+
+def render_servicing_html(data: ServicingData) -> str:
+    """A servicing document as HTML (the input of its PDF), after the contract's :meth:`ContractData.reconcile`."""
+    data.contract.reconcile()
+    return _env.get_template(f"{data.request.kind}.html").render(d=data, c=data.contract)
+
+
+def layout(html: str, own_stylesheet: str | None = None,
+           signers: tuple[str, ...] = tuple(SIGNATURE_IDS)) -> Rendered:
     """Lay out one of our documents' HTML with ``contract.css`` (then ``own_stylesheet``, from the templates) and
-    write its PDF; the document must hold both signature boxes (:data:`SIGNATURE_IDS`)."""
+    write its PDF; the document must hold the signature boxes of ``signers`` (:data:`SIGNATURE_IDS`: both)."""
     engine = _get_engine()
     sheets = [engine.stylesheet, *([engine.own_stylesheet(own_stylesheet)] if own_stylesheet else [])]
     with _render_lock:
@@ -387,7 +403,7 @@ def layout(html: str, own_stylesheet: str | None = None) -> Rendered:
                 font_config=engine.font_config, stylesheets=sheets)
         except engine.fetch_refused as exc:  # the template asked for an external resource
             raise RenderError(str(exc)) from None
-        boxes = signature_boxes(document)
+        boxes = signature_boxes(document, signers)
         pdf = document.write_pdf()
     return Rendered(pdf=pdf, pages=len(document.pages), signature_boxes=boxes)
 

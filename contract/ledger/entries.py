@@ -38,6 +38,8 @@ KINDS = frozenset({
     "handover_signed",  # the signed handover record (车辆交接确认书): the term runs from its day (contract/handover.py)
     "terms_explained",  # the dealer's staff explained each key term before the signature, and how (issue 16 §7)
     "lease_closed",  # the lease closed in good standing at its term's end (结清), with any deduction
+    "settlement_certificate_signed",  # the lessor's settlement certificate (结清证明) of a lease settled early
+    "schedule_annex_signed",  # the schedule after a partial prepayment (还款计划变更确认书), signed by the lessor
 })
 FIELDS = frozenset({"v", "kind", "subject", "at", "data"})
 #: what an entry's subject (an application's id) may be: the API's pattern

@@ -1,0 +1,122 @@
+"""The lessor's documents of a lease in force (issue 18 §5; contract/document/servicing.py): a request's figures are
+checked for shape and for reconciling to the fen (field errors naming the JSON path), and the settlement certificate
+and the schedule annex print the contract's parties, number and car with those figures, zh first with English."""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from contract.document.servicing import SCHEDULE_ANNEX
+from contract.document.servicing import SETTLEMENT_CERTIFICATE
+from contract.document.servicing import FigureError
+from contract.document.servicing import ServicingData
+from contract.document.servicing import parse_request
+from tests.unit.test_contract_document import LESSEE_NAME
+from tests.unit.test_contract_document import VIN
+from tests.unit.test_handover_record import contract
+from tests.unit.test_handover_record import text
+
+
+def certificate_body(**changes: Any) -> dict[str, Any]:
+    settlement = {"settled_on": "2027-06-15", "outstanding_principal": "98000.00", "accrued_interest": "245.00",
+                  "early_settlement_fee": "2940.00", "arrears": "0.00", "penalties": "12.30",
+                  "paid_ahead_interest": "0.00", "deposit_offset": "10000.00", "amount_due": "91197.30", **changes}
+    return {"kind": SETTLEMENT_CERTIFICATE, "subject_id": "quote-1", "settlement": settlement}
+
+
+def annex_body(**changes: Any) -> dict[str, Any]:
+    """After rent 6, 20 000 off a 60 000 balance; three rents left (the last the final rent), each balance following."""
+    rows = [{"number": 7, "due_date": "2027-07-31", "rent": "13500.00", "principal": "13300.00", "interest": "200.00",
+             "balance": "26700.00"},
+            {"number": 8, "due_date": "2027-08-31", "rent": "13433.50", "principal": "13300.00", "interest": "133.50",
+             "balance": "13400.00"},
+            {"number": 9, "due_date": "2027-09-30", "rent": "13467.00", "principal": "13400.00", "interest": "67.00",
+             "balance": "0.00", "final": True}]
+    annex = {"effective_on": "2027-07-01", "prepaid": "20000.00", "option": "lower_rent", "rents_paid": 6,
+             "balance_before": "60000.00", "balance_after": "40000.00", "rows": rows, **changes}
+    return {"kind": SCHEDULE_ANNEX, "subject_id": "prepayment-1", "annex": annex}
+
+
+def refused(body: dict[str, Any]) -> FigureError:
+    with pytest.raises(FigureError) as caught:
+        parse_request(body)
+    return caught.value
+
+
+def test_a_settlement_s_lines_must_add_up_to_its_total_to_the_fen() -> None:
+    parsed = parse_request(certificate_body())
+    assert parsed.settlement is not None and parsed.settlement.amount_due == Decimal("91197.30")
+    assert parsed.last_day == date(2027, 6, 15)
+    error = refused(certificate_body(amount_due="91197.31"))
+    assert (error.field, error.code) == ("settlement.amount_due", "inconsistent") and "91197.30" in error.message_zh
+    # the deposit beyond what is owed: a negative total, the refund
+    refund = parse_request(certificate_body(outstanding_principal="0.00", accrued_interest="0.00",
+                                            early_settlement_fee="0.00", penalties="0.00", amount_due="-10000.00"))
+    assert refund.settlement is not None and refund.settlement.refund == Decimal("10000.00")
+    for field, value in (("arrears", "-1.00"), ("arrears", 12), ("arrears", "1.234"), ("settled_on", "2027-02-30"),
+                         ("settled_on", "15/06/2027"), ("amount_due", "1e3")):
+        assert refused(certificate_body(**{field: value})).field == f"settlement.{field}", (field, value)
+    assert refused({**certificate_body(), "kind": "receipt"}).field == "kind"
+    assert refused({**certificate_body(), "subject_id": "a b"}).field == "subject_id"
+    assert refused({"kind": SETTLEMENT_CERTIFICATE, "subject_id": "q"}).field == "settlement"
+
+
+def test_an_annex_s_rows_follow_the_prepayment_and_each_other() -> None:
+    parsed = parse_request(annex_body())
+    assert parsed.annex is not None and [r.number for r in parsed.annex.rows] == [7, 8, 9]
+    assert parsed.annex.total_interest == Decimal("400.50") and parsed.last_day == date(2027, 9, 30)
+    assert refused(annex_body(balance_after="40000.01")).field == "annex.balance_after"
+    assert refused(annex_body(option="both")).field == "annex.option"
+    assert refused(annex_body(prepaid="0.00")).field == "annex.prepaid"
+    assert refused(annex_body(rows=[])).field == "annex.rows"
+    for index, field, value in ((1, "rent", "13433.51"), (1, "balance", "13400.01"), (2, "number", 10),
+                                (1, "due_date", "2027-07-31"), (0, "due_date", "2027-06-30"), (2, "final", "yes")):
+        body = annex_body()
+        body["annex"]["rows"][index][field] = value
+        error = refused(body)
+        assert error.field == f"annex.rows.{index}.{field}", (index, field, value, error)
+    # the same figures give the same fingerprint (the idempotency check), other figures another
+    again, other = parse_request(copy.deepcopy(annex_body())), parse_request(annex_body(option="shorter_term"))
+    assert again.fingerprint == parsed.fingerprint != other.fingerprint
+
+
+def test_the_certificate_names_the_lessee_the_car_the_amounts_and_the_discharge() -> None:
+    from contract.document.render import render_servicing_html
+
+    data = contract()
+    words = text(render_servicing_html(ServicingData(data, parse_request(certificate_body()), date(2027, 6, 16))))
+    assert words.startswith("结清证明") or "结清证明 Settlement Certificate" in words
+    assert LESSEE_NAME in words and VIN in words and data.number in words and data.lessor.name in words
+    assert "结清日 Settled on 2027年6月15日" in words
+    assert "保证金冲抵 Deposit offset -¥10,000.00" in words and "¥91,197.30" in words
+    assert "已到期未付款项" not in words  # a zero line is left out
+    assert "租金支付义务已全部履行完毕" in words and "抵押解除" in words and "discharged" in words
+    assert "出具日期：2027年6月16日" in words
+    html = render_servicing_html(ServicingData(data, parse_request(certificate_body()), date(2027, 6, 16)))
+    assert 'id="sig-lessor"' in html and 'id="sig-lessee"' not in html  # the lessor issues it alone
+
+
+def test_the_annex_lists_the_new_schedule_and_the_option_chosen() -> None:
+    from contract.document.render import render_servicing_html
+
+    words = text(render_servicing_html(ServicingData(contract(), parse_request(annex_body()), date(2027, 7, 1))))
+    assert "还款计划变更确认书" in words and "租赁期限不变，减少每期租金" in words
+    assert "¥60,000.00 → ¥40,000.00" in words
+    assert "8 2027-08-31 ¥13,433.50 ¥13,300.00 ¥133.50 ¥13,400.00" in words
+    assert "尾付租金 2027-09-30 ¥13,467.00" in words
+    assert re.search(r"合计 Total ¥40,400.50 ¥40,000.00 ¥400.50", words), words[-400:]
+
+
+def test_both_documents_lay_out_with_the_lessor_s_box_only() -> None:
+    from contract.document.render import render_servicing
+
+    for body in (certificate_body(), annex_body()):
+        rendered = render_servicing(ServicingData(contract(), parse_request(body), date(2027, 7, 1)))
+        assert rendered.pdf.startswith(b"%PDF") and rendered.pages == 1
+        assert list(rendered.signature_boxes) == ["lessor"]
