@@ -76,6 +76,8 @@ PAGES = {
     "invitations.returning.open_application": "invitations.returning.mine",
     "auth.sign_out_everywhere": "auth.account",
     "rent_pay.authenticate": "rent_pay.page", "arrears.record": "arrears.case",
+    # early settlement (bff/servicing/settle.py): the request is on the lease page, paying on the quote's page
+    "settle.request_quote": "lease_page.lease", "settle.pay": "settle.show", "settle.confirm": "settle.show",
 }
 #: machines' URLs: a GET there is a client's mistake, answered 405 (problem+json under /api)
 MACHINES = ("/api/", "/webhooks/")

@@ -35,6 +35,7 @@ from infra.servicing import DUE
 from infra.servicing import PAID
 from infra.servicing import PARTLY_PAID
 from infra.servicing import PENDING
+from infra.servicing import SETTLED
 from infra.servicing import WAIVED
 from infra.servicing import BatchEvents
 from plans.policy import ReminderPolicy
@@ -55,7 +56,8 @@ CONTACT, BUCKET, FLAG = "contact", "bucket", "flag"
 
 _UNPAID = InstalmentRow.amount - InstalmentRow.paid_principal - InstalmentRow.paid_interest
 #: an instalment still unpaid after its last day: what makes a lease past due
-_LATE = and_(InstalmentRow.overdue_since.is_not(None), InstalmentRow.state.not_in((PAID, WAIVED)), _UNPAID > 0)
+_LATE = and_(InstalmentRow.overdue_since.is_not(None), InstalmentRow.state.not_in((PAID, WAIVED, SETTLED)),
+             _UNPAID > 0)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,10 @@ from servicing.penalty import PenaltyTerms
 from servicing.penalty import penalty_between
 
 PENDING, DUE, PARTLY_PAID, PAID, OVERDUE, WAIVED = "pending", "due", "partly_paid", "paid", "overdue", "waived"
-STATES = (PENDING, DUE, PARTLY_PAID, PAID, OVERDUE, WAIVED)
+#: an instalment an early settlement replaced (infra/settlements.py): its principal repaid by the settlement, its
+#: interest not yet paid no longer owed (``waived``); nothing is left to pay of it
+SETTLED = "settled"
+STATES = (PENDING, DUE, PARTLY_PAID, PAID, OVERDUE, WAIVED, SETTLED)
 #: the states of an instalment with something left to pay
 OPEN = (DUE, PARTLY_PAID, OVERDUE)
 RENT, FINAL_RENT = "rent", "final_rent"

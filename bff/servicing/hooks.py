@@ -1,7 +1,8 @@
 """The hooks every close of business runs, in one place: the worker's periodic close (bff/worker.py), ``leaseline
 servicing close`` (leaseline/servicing_cli.py) and the bench (bench/servicing.py) close with the same ones — reminders
 deferred and arrears kept (bff/servicing/arrears.py), automatic collections started and failed ones tried again
-(bff/servicing/collect.py) — each in the batch's transaction (bff/servicing/close.py)."""
+(bff/servicing/collect.py), settlement quotes whose day has ended expired (infra/settlements.py) — each in the
+batch's transaction (bff/servicing/close.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bff.servicing.collect import collection_hook
 from infra.collections import SqlCollections
 from infra.db.engine import Database
 from infra.servicing import CloseHook
+from infra.settlements import close_hook as expire_quotes
 from plans.policy import Policy
 
 
@@ -22,4 +24,4 @@ def servicing_hooks(db: Database, policy: Policy, *, clock: Callable[[], datetim
     reminders = policy.reminders
     return [*close_hooks(db, reminders, clock),
             collection_hook(SqlCollections(db), clock, (reminders.send_from, reminders.send_until),
-                            policy.collection_retry_days)]
+                            policy.collection_retry_days), expire_quotes]

@@ -31,6 +31,7 @@ from infra.db.models import LeaseRow
 from infra.servicing import FINAL_RENT
 from infra.servicing import OVERDUE
 from infra.servicing import RENT
+from infra.servicing import SETTLED
 from infra.servicing import WAIVED
 from infra.servicing import penalty_terms
 from infra.servicing import to_fen
@@ -71,7 +72,7 @@ class Row:
 
 def row(inst: InstalmentRow) -> Row:
     paid = inst.paid_principal + inst.paid_interest
-    waived = inst.state == WAIVED
+    waived = inst.state in (WAIVED, SETTLED)  # replaced by an early settlement: nothing left to pay
     return Row(inst.number, inst.kind, inst.due_on, inst.amount, inst.principal, inst.interest, paid,
                0 if waived else max(0, inst.amount - paid), inst.penalty_accrued,
                0 if waived else max(0, inst.penalty_accrued - inst.paid_penalty), inst.state)

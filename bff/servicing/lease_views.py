@@ -47,9 +47,12 @@ from bff.servicing.lease_page import standing
 from infra.accounts import Staff
 from infra.applications import Application
 from infra.applications import Scope
+from infra.db.models import LeaseRow
 from infra.lease_reads import SqlLeaseReads
 from infra.servicing import ACTIVE
 from infra.servicing import SqlServicing
+from infra.settlements import SETTLED_LEASE
+from infra.settlements import SqlSettlements
 
 bp = Blueprint("lease_page", __name__)
 #: staff who see a lease: the dealer's and the lessor's ops (bff/auth/roles.py)
@@ -107,6 +110,12 @@ def _application(application_id: str) -> tuple[Application, bool]:
 @bp.get("/leases/<lease_id>")
 @lessee_or_staff
 def lease(lease_id: str) -> Any:
+    return lease_response(lease_id, request.args.get("settle_on", "")[:32])
+
+
+def lease_response(lease_id: str, typed: str, *, status: int = 200) -> Any:
+    """The lease page with the quote for the date ``typed`` (none: the earliest), 422 when it cannot be quoted (the
+    field error shown, the date kept); also the answer of a settlement request refused (bff/servicing/settle.py)."""
     svc = services()
     snap = SqlLeaseReads(svc.db).snapshot(lease_id)
     if snap is None:
@@ -116,8 +125,7 @@ def lease(lease_id: str) -> Any:
     active = lease_row.status == ACTIVE
     calendar = SqlServicing(svc.db).calendar() if active else None
     dates = settlement_dates(lease_row, instalments, today, calendar) if calendar is not None else None
-    typed = request.args.get("settle_on", "")[:32]
-    settlement, error, status = None, None, 200
+    settlement, error = None, None
     if dates is not None and calendar is not None:
         try:
             on = settlement_date(typed, dates) if typed else dates.earliest
@@ -128,9 +136,18 @@ def lease(lease_id: str) -> Any:
         "servicing/lease.html", "settlement", lease=lease_row, app=app, customer=customer, today=today,
         standing=standing(instalments, today), dates=dates, settlement=settlement, settle_on=typed or (
             dates.earliest.isoformat() if dates and dates.earliest else ""), error=error, active=active,
-        pay_url=f"/leases/{lease_row.id}/pay")
+        pay_url=f"/leases/{lease_row.id}/pay", may_settle=_may_settle(lease_row, customer),
+        settled_quote=SqlSettlements(svc.db).paid_quote(lease_row.id) if lease_row.status == SETTLED_LEASE else None)
     response.status_code = status
     return response
+
+
+def _may_settle(lease_row: LeaseRow, customer: bool) -> bool:
+    """Whether the visitor may request (and pay) a settlement: the lessee, or the dealer's staff who may edit the
+    application (the lessor's ops read quotes only: bff/servicing/settle.py)."""
+    user: Staff | None = g.get("user")
+    return customer or (user is not None and not user.lessor_side and user.dealer_id == lease_row.dealer_id
+                        and allowed(user, "applications.edit"))
 
 
 def lease_links(apps: Iterable[Application]) -> dict[str, str]:

@@ -1,0 +1,349 @@
+"""Early settlement (提前结清, issue 18 §5) in the database: the quote the customer asked for, paying it, the lease
+closing.
+
+- :func:`offer` stores a quote (:class:`servicing.settlement.SettlementQuote`, counted by bff/servicing/lease_page.py
+  ``quote``) as ``settlement_quotes`` (migration 0021): each line in fen, the whole quote as JSON, payable until the
+  end of its settlement day (``valid_until`` = ``settles_on``, Asia/Shanghai), ``offered``. A new request supersedes the
+  lease's quote on offer, in the same transaction, under the lease's row lock (one offered quote per lease).
+- :func:`expire` — the close of business's hook (:func:`close_hook`, registered by bff/servicing/close.py): the quotes
+  of a batch's leases whose day has ended turn ``expired``, by one UPDATE per batch; run again it changes nothing.
+- :func:`book_settlement` — called by :meth:`infra.collections.SqlCollections.book` (its transaction, the lease's row
+  lock held) for a payment whose attempt pays a settlement quote; :func:`settle_without_payment` for a quote the deposit
+  covers (nothing to pay: the customer confirms). Both close the lease by :func:`_settle`.
+
+What the settlement books, each movement keyed ``settlement:<quote>:<part>`` (booked once), signed as payments are
+(negative: what the settlement's money paid — the customer's payment and the deposit offset):
+
+- each instalment touched, one movement: a rent due on or before the settlement date (the quote's arrears) is paid —
+  its principal, interest and late charge —, state ``paid``; an instalment due after it (and the final rent) is
+  replaced: its principal is repaid (the quote's outstanding principal), its interest not yet paid is no longer owed
+  (kept in the instalment's ``waived``), state ``settled`` (infra/servicing.py);
+- the lease's own lines (``instalment_id`` NULL): the interest accrued to the settlement date, the early-settlement
+  fee (in ``penalty``: a charge), the late charges to the settlement date not accrued yet, the difference between the
+  quote's principal and the replaced instalments' (rent K's interest for a lease paid in advance), the interest paid
+  ahead given back (positive), and the deposit offset (positive: paid from the deposit, not by the customer).
+
+So the movements add up to the amount due, negated, to the fen: without the deposit's line to the amount due plus
+the deposit offset. The lease turns ``settled`` (``settled_on`` the settlement date), the quote ``paid``, and the
+``servicing.settled`` job (the certificate, the mortgage release, the customer's text: bff/servicing/settled.py) is
+deferred in the same transaction. The deposit goes the way today's end-of-term settlement takes it
+(bff/payments/settlement.py): the application's term is closed with the deposit kept as the deduction, less what the
+quote refunds (a negative amount due), and the ``payments.settle`` job refunds the rest of the deposit.
+
+A quote whose lease changed since it was counted (a rent paid or waived meanwhile: its arrears or what was paid ahead
+differ) no longer holds: it is superseded and its payment refunded in full (the customer asks for a new figure).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from infra.collections import Job
+from infra.db.engine import Database
+from infra.db.models import ApplicationEventRow
+from infra.db.models import ApplicationRow
+from infra.db.models import CollectionAttemptRow
+from infra.db.models import InstalmentRow
+from infra.db.models import LeaseRow
+from infra.db.models import LeaseTermRow
+from infra.db.models import ServicingMovementRow
+from infra.db.models import SettlementQuoteRow
+from infra.servicing import ACTIVE
+from infra.servicing import PAID
+from infra.servicing import RENT
+from infra.servicing import SETTLED
+from infra.servicing import WAIVED
+from infra.servicing import BatchEvents
+from infra.servicing import current_business_date
+from infra.servicing import to_fen
+from servicing.settlement import SettlementQuote
+
+log = logging.getLogger(__name__)
+
+OFFERED, PAID_QUOTE, EXPIRED, SUPERSEDED = "offered", "paid", "expired", "superseded"
+#: a settled lease's status (leases.status)
+SETTLED_LEASE = "settled"
+#: the job a settlement defers (bff/servicing/settled.py, lane B), and its queue (as the other servicing jobs')
+SETTLED_TASK, SETTLED_QUEUE = "servicing.settled", "servicing"
+ONE_DAY = timedelta(days=1)
+
+
+class QuoteRefused(Exception):
+    """A quote that cannot be settled (now): ``code`` — ``not_offered`` (paid, superseded), ``expired``,
+    ``lease_closed``, ``changed`` (the lease changed since it was counted), ``amount`` (a payment of another amount),
+    ``to_pay`` (there is something to pay: it is settled by paying it)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A stored quote as the pages read it (amounts in fen; ``data``: the quote's JSON, with its lines)."""
+
+    id: str
+    lease_id: str
+    business_date: date
+    settles_on: date
+    valid_until: date
+    amount_due: int
+    deposit_offset: int
+    status: str
+    requested_by: str
+    attempt_id: str | None
+    settled_at: datetime | None
+    data: dict[str, Any]
+
+    @property
+    def refund(self) -> int:
+        """What the lessor pays back (the deposit beyond what is owed), fen."""
+        return max(0, -self.amount_due)
+
+    def valid_on(self, business_date: date) -> bool:
+        """Whether it may be paid (or confirmed) on ``business_date``: on offer and its day not ended."""
+        return self.status == OFFERED and business_date <= self.valid_until
+
+
+def _quote(r: SettlementQuoteRow) -> Quote:
+    return Quote(r.id, r.lease_id, r.business_date, r.settles_on, r.valid_until, r.amount_due, r.deposit_offset,
+                 r.status, r.requested_by, r.attempt_id, r.settled_at, json.loads(r.quote))
+
+
+# -- storing a quote --------------------------------------------------------------------------------------------------
+def offer(session: Session, lease_id: str, quote: SettlementQuote, *, business_date: date, requested_by: str,
+          now: datetime) -> str:
+    """Store ``quote`` (counted on ``business_date`` for its settlement date) for the lease, offered until the end of
+    its settlement day; the lease's quote on offer before is superseded. Under the lease's row lock (two requests at
+    once: one after the other). The new quote's id."""
+    if quote.settles_on is None:
+        raise ValueError("a stored quote is for a calendar date")
+    lease = session.execute(select(LeaseRow).where(LeaseRow.id == lease_id).with_for_update()).scalar_one()
+    if lease.status != ACTIVE:
+        raise QuoteRefused("lease_closed")
+    session.execute(update(SettlementQuoteRow).where(
+        SettlementQuoteRow.lease_id == lease_id, SettlementQuoteRow.status == OFFERED).values(status=SUPERSEDED))
+    quote_id = str(uuid.uuid4())
+    session.add(SettlementQuoteRow(
+        id=quote_id, lease_id=lease_id, business_date=business_date, settles_on=quote.settles_on,
+        valid_until=quote.settles_on, outstanding_principal=to_fen(quote.outstanding_principal),
+        accrued_interest=to_fen(quote.accrued_interest), early_settlement_fee=to_fen(quote.early_settlement_fee),
+        arrears=to_fen(quote.arrears), penalties=to_fen(quote.penalties),
+        paid_ahead_interest=to_fen(quote.paid_ahead_interest), deposit_offset=to_fen(quote.deposit_offset),
+        amount_due=to_fen(quote.amount_due), quote=json.dumps(quote.as_dict(), ensure_ascii=False),
+        status=OFFERED, requested_by=requested_by[:64], attempt_id=None, created_at=now, settled_at=None))
+    session.flush()
+    return quote_id
+
+
+# -- the close of business ------------------------------------------------------------------------------------------
+def expire(session: Session, business_date: date, lease_ids: Sequence[str] | None = None) -> int:
+    """Offered quotes (of ``lease_ids``; None: every lease's) whose validity ended before ``business_date`` turn
+    ``expired``: one UPDATE; run again it changes nothing. The number expired."""
+    stmt = update(SettlementQuoteRow).where(SettlementQuoteRow.status == OFFERED,
+                                            SettlementQuoteRow.valid_until < business_date)
+    if lease_ids is not None:
+        stmt = stmt.where(SettlementQuoteRow.lease_id.in_(list(lease_ids)))
+    return len(session.execute(stmt.values(status=EXPIRED).returning(SettlementQuoteRow.id)).all())
+
+
+def close_hook(events: BatchEvents) -> None:
+    """In each batch of the close of the business date D: the batch's leases' quotes valid until D or before expire
+    (D has ended: a quote is valid to the end of its day), in the batch's transaction, under its leases' locks."""
+    expire(events.session, events.business_date + ONE_DAY, events.lease_ids)
+
+
+# -- settling ---------------------------------------------------------------------------------------------------------
+def book_settlement(session: Session, lease: LeaseRow, attempt: CollectionAttemptRow, amount: int, day: date,
+                    now: datetime, reference: str | None) -> int:
+    """Book ``amount`` fen paid for the settlement quote the attempt names (in :meth:`SqlCollections.book`'s
+    transaction, the lease locked): the lease settled when it is that quote's amount due, the quote offered (or
+    expired, when the payment was started by its last day: a late answer is not the customer's fault) and the lease
+    active; what was applied (the amount, or 0: refunded in full)."""
+    row = session.get(SettlementQuoteRow, attempt.subject_id, with_for_update=True) if attempt.subject_id else None
+    code = None
+    if row is None or row.lease_id != lease.id:
+        code = "unknown"
+    elif lease.status != ACTIVE:
+        code = "lease_closed"
+    elif row.status not in (OFFERED, EXPIRED) or (row.status == EXPIRED and attempt.business_date > row.valid_until):
+        code = "not_offered" if row.status != EXPIRED else "expired"
+    elif attempt.business_date > row.valid_until:
+        code = "expired"
+    elif amount != row.amount_due:
+        code = "amount"
+    if code is None:
+        assert row is not None
+        try:
+            _settle(session, lease, row, day, now, attempt_id=attempt.id)
+            return amount
+        except QuoteRefused as exc:
+            code = exc.code
+    log.warning("settlement payment %s (%s fen) of lease %s not booked (%s): refunded", attempt.id, amount, lease.id,
+                code)
+    return 0
+
+
+def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date, now: datetime, *,
+            attempt_id: str | None) -> None:
+    """Close the lease by the quote ``q`` on the business date ``day`` (see the module's docstring). Raises
+    :class:`QuoteRefused` (``changed``: the quote superseded) when the lease no longer is what the quote counted."""
+    data = json.loads(q.quote)
+    on = q.settles_on
+    rows = list(session.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease.id)
+                                .order_by(InstalmentRow.number).with_for_update()))
+    arrears = [r for r in rows if r.kind == RENT and r.due_on <= on and r.state != WAIVED]
+    replaced = [r for r in rows if not (r.kind == RENT and r.due_on <= on) and r.state != WAIVED]
+    owed_arrears = sum(max(0, r.principal - r.paid_principal) + max(0, r.interest - r.paid_interest) for r in arrears)
+    ahead_principal = sum(r.paid_principal for r in replaced if r.due_on > on)
+    ahead_interest = sum(r.paid_interest for r in replaced if r.due_on > on)
+    if (owed_arrears != q.arrears or ahead_interest != q.paid_ahead_interest
+            or ahead_principal != to_fen(data.get("paid_ahead_principal", "0"))):
+        q.status = SUPERSEDED
+        session.flush()
+        raise QuoteRefused("changed")
+    key = f"settlement:{q.id}"
+    movements: list[ServicingMovementRow] = []
+
+    def move(part: str, kind: str, note: str, *, instalment_id: int | None = None, principal: int = 0,
+             interest: int = 0, penalty: int = 0) -> None:
+        movements.append(ServicingMovementRow(
+            lease_id=lease.id, instalment_id=instalment_id, kind=kind, value_date=day, principal=principal,
+            interest=interest, penalty=penalty, key=f"{key}:{part}"[:160], reference=None, booked_at=now,
+            note=note[:255]))
+
+    charges_accrued = 0
+    for r in arrears:
+        p, i, pen = (max(0, r.principal - r.paid_principal), max(0, r.interest - r.paid_interest),
+                     max(0, r.penalty_accrued - r.paid_penalty))
+        if not p + i + pen:
+            continue
+        r.paid_principal, r.paid_interest, r.paid_penalty = r.paid_principal + p, r.paid_interest + i, \
+            r.paid_penalty + pen
+        r.state, r.settled_on, r.updated_at = PAID, day, now
+        charges_accrued += pen
+        move(str(r.id), "settlement", f"提前结清 paid by the settlement {p + i + pen} fen", instalment_id=r.id,
+             principal=-p, interest=-i, penalty=-pen)
+    replaced_principal = 0
+    for r in replaced:
+        p, i, pen = (max(0, r.principal - r.paid_principal), max(0, r.interest - r.paid_interest),
+                     max(0, r.penalty_accrued - r.paid_penalty))
+        if not p + i + pen and r.state == PAID:
+            continue  # paid ahead in full: what it paid is counted in the quote (given back, or off the principal)
+        r.paid_principal, r.paid_penalty, r.waived = r.paid_principal + p, r.paid_penalty + pen, r.waived + i
+        r.state, r.settled_on, r.updated_at = SETTLED, on, now
+        replaced_principal += p
+        charges_accrued += pen
+        move(str(r.id), "settlement", f"提前结清 replaced: principal {p} fen repaid, interest {i} fen not owed",
+             instalment_id=r.id, principal=-p, penalty=-pen)
+    move("interest", "settlement_interest", f"应计利息 interest accrued to {on.isoformat()}",
+         interest=-q.accrued_interest)
+    move("fee", "settlement_fee", "提前结清手续费 early-settlement fee", penalty=-q.early_settlement_fee)
+    if q.penalties != charges_accrued:
+        move("charges", "settlement_charges", f"逾期违约金 late charges to {on.isoformat()} not accrued yet",
+             penalty=-(q.penalties - charges_accrued))
+    if q.outstanding_principal != replaced_principal:
+        move("principal", "settlement_principal", "未偿本金与被替代租金本金之差 the quote's principal less the "
+             "replaced instalments'", principal=-(q.outstanding_principal - replaced_principal))
+    if q.paid_ahead_interest:
+        move("paid_ahead", "settlement_paid_ahead", "已提前支付的利息退还 interest paid ahead, given back",
+             interest=q.paid_ahead_interest)
+    if q.deposit_offset:
+        move("deposit", "settlement_deposit", "保证金冲抵 paid from the deposit", principal=q.deposit_offset)
+    total = sum(m.principal + m.interest + m.penalty for m in movements)
+    if total != -q.amount_due:  # the quote's lines and the instalments disagree: nothing is booked
+        raise RuntimeError(f"settlement {q.id} books {total} fen, its amount due is {q.amount_due}")
+    session.add_all(movements)
+    lease.status, lease.settled_on = SETTLED_LEASE, on
+    q.status, q.settled_at, q.attempt_id = PAID_QUOTE, now, attempt_id
+    _close_term(session, lease, q, now)
+    Job(SETTLED_TASK, {"lease_id": lease.id, "quote_id": q.id}, SETTLED_QUEUE).defer(session)
+    session.flush()
+
+
+def _close_term(session: Session, lease: LeaseRow, q: SettlementQuoteRow, now: datetime) -> None:
+    """The application's term closed as ops close one at its end (bff/payments/settlement.py ``close``): the deposit
+    offset kept as the deduction, less the refund a negative amount due owes the customer; the ``payments.settle`` job
+    then refunds the rest of the deposit. Nothing when the term is closed already or none was recorded."""
+    refund = max(0, -q.amount_due)
+    deduction = max(0, q.deposit_offset - refund)
+    closed = session.execute(update(LeaseTermRow).where(
+        LeaseTermRow.application_id == lease.application_id, LeaseTermRow.settlement.is_(None)).values(
+        closed_at=now, closed_by="system", closed_by_label="提前结清 early settlement", deduction=deduction,
+        deduction_reason=f"提前结清 保证金冲抵 early settlement {q.id}: deposit offset"[:255], settlement="due")
+    ).rowcount  # type: ignore[attr-defined]
+    moved = session.execute(update(ApplicationRow).where(
+        ApplicationRow.id == lease.application_id, ApplicationRow.status == "delivered").values(
+        status="closed", updated_at=now, version=ApplicationRow.version + 1)).rowcount  # type: ignore[attr-defined]
+    if moved:
+        session.add(ApplicationEventRow(
+            application_id=lease.application_id, at=now, actor_kind="system", actor_id="settlement",
+            from_status="delivered", to_status="closed",
+            note=f"提前结清 settled early on {q.settles_on.isoformat()} (quote {q.id}); deposit kept {deduction} fen, "
+                 f"refunded {refund} fen" + ("" if closed else "; no term to close")))
+
+
+# -- the pages' reads and the confirmation of a quote the deposit covers ----------------------------------------------
+class SqlSettlements:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def offer(self, lease_id: str, quote: SettlementQuote, *, requested_by: str, now: datetime) -> str:
+        """:func:`offer` in its own transaction, on the business date read there."""
+        with self.db.transaction() as session:
+            return offer(session, lease_id, quote, business_date=current_business_date(session),
+                         requested_by=requested_by, now=now)
+
+    def get(self, quote_id: str) -> Quote | None:
+        if not quote_id or len(quote_id) > 36:
+            return None
+        with self.db.session() as session:
+            row = session.get(SettlementQuoteRow, quote_id)
+            return _quote(row) if row is not None else None
+
+    def paid_quote(self, lease_id: str) -> Quote | None:
+        """The quote that settled the lease, if one did."""
+        with self.db.session() as session:
+            row = session.scalars(select(SettlementQuoteRow).where(
+                SettlementQuoteRow.lease_id == lease_id, SettlementQuoteRow.status == PAID_QUOTE)).first()
+            return _quote(row) if row is not None else None
+
+    def confirm(self, lease_id: str, quote_id: str, now: datetime) -> Quote:
+        """Settle the lease by a quote with nothing to pay (the deposit covers it), once: the quote as it is then (a
+        second confirmation finds it paid). Raises :class:`QuoteRefused`."""
+        with self.db.transaction() as session:
+            lease = session.execute(select(LeaseRow).where(LeaseRow.id == lease_id).with_for_update()).scalar_one()
+            row = session.get(SettlementQuoteRow, quote_id, with_for_update=True)
+            if row is None or row.lease_id != lease_id:
+                raise QuoteRefused("unknown")
+            if row.status == PAID_QUOTE:
+                return _quote(row)
+            if lease.status != ACTIVE:
+                raise QuoteRefused("lease_closed")
+            if row.amount_due > 0:
+                raise QuoteRefused("to_pay")
+            day = current_business_date(session)
+            if row.status != OFFERED:
+                raise QuoteRefused("not_offered" if row.status != EXPIRED else "expired")
+            if day > row.valid_until:
+                raise QuoteRefused("expired")
+            try:
+                with session.begin_nested():
+                    _settle(session, lease, row, day, now, attempt_id=None)
+            except QuoteRefused:
+                row.status = SUPERSEDED  # the savepoint undid it with the rest
+                session.flush()
+                raise
+            return _quote(row)
