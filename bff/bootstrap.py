@@ -48,6 +48,8 @@ from infra.clients.risk import REVIEW_SCOPE
 from infra.clients.risk import RISK_AUDIENCE
 from infra.clients.risk import RiskClient
 from infra.clients.tokens import TokenSource
+from infra.credit_bureau import CreditBureau
+from infra.credit_bureau import SandboxCreditBureau
 from infra.db import Database
 from infra.handovers import SqlHandovers
 from infra.invitations import SqlInvitations
@@ -137,6 +139,9 @@ class Services:
     sessions: SessionStore
     #: one bounded orphan sweep per call, each continuing where the previous one stopped (the worker's task)
     sweep_orphans: Callable[[], SweepReport]
+    #: the credit bureau (征信报送, bff/servicing/credit_reports.py): the sandbox, the only adapter so far (a real
+    #: one needs the lessor's line to the PBOC Credit Reference Center or a licensed bureau; chosen here once it exists)
+    credit_bureau: CreditBureau
 
 
 def sweep_onward(orphans: OrphanSweep) -> Callable[[], SweepReport]:
@@ -231,4 +236,5 @@ def bootstrap(settings: Settings) -> Services:
                     invitations=InvitationService(invitations, sms, audit, settings.secret_key),
                     vault=vault, store=store, applications=applications, kyc=kyc, orphans=orphans,
                     kyc_rate=settings.kyc_rate, jobs=jobs, payments=payments, sessions=sessions,
-                    sweep_orphans=sweep_onward(orphans))
+                    sweep_orphans=sweep_onward(orphans),
+                    credit_bureau=SandboxCreditBureau(var_dir() / "credit_bureau_sandbox"))

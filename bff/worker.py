@@ -24,10 +24,14 @@ from bff.invitations.returning import text_code
 from bff.servicing.arrears import Reminders
 from bff.servicing.close import CloseOfBusiness
 from bff.servicing.collect import rent_collection
+from bff.servicing.credit_reports import CreditNotices
+from bff.servicing.credit_reports import credit_reporting
 from bff.servicing.hooks import servicing_hooks
 from infra.arrears import SqlArrears
 from infra.clients.http import ServiceUnavailable
 from infra.collections import CollectionUnavailable
+from infra.credit_bureau import CreditBureauUnavailable
+from infra.credit_reports import SqlCreditReports
 from infra.db.engine import UNAVAILABLE
 from infra.db.models import utcnow
 from infra.servicing import SqlServicing
@@ -97,6 +101,12 @@ def build(services: Services, settings: Settings) -> App:
     # a text about a rent, deferred by the close (once per lease, instalment and kind)
     task("servicing.remind", "servicing", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(
         Reminders(SqlArrears(services.db), services.applications, services.sms, reminders).send)
+    # credit reporting (bff/servicing/credit_reports.py): the notice before an overdue report, deferred by the close
+    # of a month's notice day, and the month's report, deferred by the first close of the next month (queueing lock)
+    task("servicing.credit_notice", "servicing", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(
+        CreditNotices(SqlCreditReports(services.db), services.applications, services.sms).send)
+    task("servicing.credit_report", "servicing", Backoff(8, retry_exceptions=(*TRANSIENT, CreditBureauUnavailable)))(
+        credit_reporting(services).run)
     # biometric images past their retention, every night at 03:00 Beijing time (19:00 UTC)
     task("kyc.purge_biometrics", "housekeeping", periodic="0 19 * * *")(sweep(services.kyc.purge_biometrics))
     tasks.housekeeping("housekeeping", tick_seconds=settings.jobs_tick_seconds,

@@ -75,6 +75,17 @@ TEMPLATES: dict[str, Template] = {
     "rent_overdue_en": Template("Your lease's {rent} of CNY {amount}, due on {due}, is {days} day(s) overdue; late "
                                 "charges so far CNY {penalty}, accruing daily. Please pay under My leases as soon as "
                                 "possible; ignore this if paid.", ("rent", "amount", "due", "days", "penalty")),
+    # the notice before an overdue report to the credit bureau (issue 18 §7; 征信业管理条例 art. 15): {amount} yuan
+    # overdue now, {until} the month's last day (the report's as-of date: paid by then, nothing overdue is reported)
+    "credit_report_notice": Template("您的融资租赁有逾期租金 {amount} 元。根据《征信业管理条例》第十五条，"
+                                     "特此事先告知：如未能于 {until} 前付清，出租人将向金融信用信息基础数据库"
+                                     "（征信系统）报送逾期信息，可能影响您的信用记录。"
+                                     "请在“我的租赁”支付，如已支付请忽略。", ("amount", "until")),
+    "credit_report_notice_en": Template("Your lease has CNY {amount} of rent overdue. As the credit reporting "
+                                        "regulation (art. 15) requires, we tell you in advance: unless it is paid by "
+                                        "{until}, the lessor will report it as overdue to the credit reference system, "
+                                        "which may affect your credit record. Pay under My leases; ignore this if "
+                                        "paid.", ("amount", "until")),
 }
 
 

@@ -212,3 +212,65 @@ def servicing_backfill(paid_through: str | None, dry_run: bool, as_json: bool) -
                    + (" (dry run: nothing changed)" if dry_run else ""))
     if failed:
         raise SystemExit(1)
+
+
+@servicing_group.command("credit-report")
+@click.option("--period", required=True, help="The month to report, YYYY-MM (as of its last day).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def servicing_credit_report(period: str, as_json: bool) -> None:
+    """Build the month's credit report (征信报送: each lease's status as of the month's last day), submit it to the
+    credit bureau (the sandbox by default) and print the bureau's answer, as the first close of the next month's job
+    does. A month submitted before is printed as it was, not submitted again. Names are printed masked; the file itself
+    is printed nowhere. Exit 1 when the bureau refused the file or could not be reached (run it again later)."""
+    from bff.bootstrap import bootstrap
+    from bff.config import ConfigError
+    from bff.servicing.credit_reports import credit_reporting
+    from infra.credit_bureau import CreditBureauUnavailable
+    from servicing.credit_report import Period
+    from servicing.credit_report import PeriodError
+
+    try:
+        month = Period.parse(period)
+    except PeriodError as exc:
+        raise Fail(f"--period: {exc}") from None
+    try:
+        services = bootstrap(_settings())
+    except ConfigError as exc:
+        raise Fail(str(exc)) from None
+    try:
+        with _database_errors():
+            if month.last >= _today(services):
+                raise Fail(f"--period: {month} has not ended (its last day, {month.last.isoformat()}, is not closed)")
+            try:
+                outcome = credit_reporting(services).run(str(month))
+            except CreditBureauUnavailable as exc:
+                raise Fail(f"the credit bureau could not be reached ({exc}): nothing is known to be received; run "
+                           f"it again (the same month is never submitted twice)") from None
+    finally:
+        services.db.dispose()
+    r = outcome.report
+    if as_json:
+        click.echo(json.dumps({"period": r.period, "as_of": r.as_of.isoformat(), "already_submitted": outcome.already,
+                               "status": r.status, "records": r.record_count, "status_counts": r.status_counts,
+                               "withheld_overdue": r.withheld, "file_sha256": r.file_sha256, "batch_no": r.batch_no,
+                               "accepted": r.accepted, "rejected": r.rejected, "errors": r.errors,
+                               "detail": r.detail}, ensure_ascii=False))
+    else:
+        state = "submitted before, not sent again" if outcome.already else r.status
+        statuses = ", ".join(f"{k} {v}" for k, v in r.status_counts.items()) or "none"
+        click.echo(f"{r.period} (as of {r.as_of.isoformat()}): {state} — {r.record_count} records "
+                   f"({statuses}), batch {r.batch_no or '—'}: "
+                   f"{r.accepted} accepted, {r.rejected} rejected"
+                   + (f"; {r.withheld} overdue rents withheld (no notice in time)" if r.withheld else "")
+                   + (f" ({r.detail})" if r.detail else ""))
+        for e in r.errors:
+            click.echo(f"  rejected {e['account_id']} {e['name']}: {e['code']} {e['message']}")
+    if r.status != "submitted":
+        raise SystemExit(1)
+
+
+def _today(services: Any) -> date:
+    """The business date: a month is reported once its last day is closed (the business date is past it)."""
+    from infra.servicing import SqlServicing
+
+    return SqlServicing(services.db).business_date()

@@ -20,16 +20,16 @@ or before that day and was still unpaid at its end. Settled (结清) or ended le
 they closed (``C``, or ``G`` with what is still owed), none afterwards; a lease gets its first in the month its term
 started.
 
-**The notice before an overdue report** (《征信业管理条例》 art. 15: 信息提供者向征信机构提供个人不良信息，应当事先告知
-信息主体本人; art. 44 counts unpaid rent under a lease as 不良信息). The lessee's credit authorisation promises a text
-or letter before negative information is reported (bff/applications/consent.toml ``credit_reporting``) and names no
-number of days; we choose :data:`NOTICE_DAYS`: the close of business of the month's last day minus 7 (:func:`notice_day`)
-texts each lease with a rent overdue that day, once a month, that the rent will be reported unless paid by the month's
-last day (the text arrives the next morning, a week before the month end). **A rent is reported overdue only when its
-lease was told**: the rents overdue on the notice day, of a lease whose notice was sent; a rent that fell overdue
-after the notice day, or a lease the text did not reach, is reported as not overdue this month and, if still unpaid,
-told and reported the next month. That keeps art. 15's order (notice, then report) for every overdue figure and gives
-every customer at least a week to pay before anything negative is sent.
+**The notice before an overdue report** (《征信业管理条例》 art. 15: 信息提供者向征信机构提供个人不良信息，
+应当事先告知信息主体本人; art. 44 counts unpaid rent under a lease as 不良信息). The lessee's credit authorisation
+promises a text or letter before negative information is reported (bff/applications/consent.toml ``credit_reporting``)
+and names no number of days; we choose :data:`NOTICE_DAYS`: the close of business of the month's last day minus 7
+(:func:`notice_day`) texts each lease with a rent overdue that day, once a month, that the rent will be reported
+unless paid by the month's last day (the text arrives the next morning, a week before the month end). **A rent is
+reported overdue only when its lease was told**: the rents overdue on the notice day, of a lease whose notice was
+sent; a rent that fell overdue after the notice day, or a lease the text did not reach, is reported as not overdue
+this month and, if still unpaid, told and reported the next month. That keeps art. 15's order (notice, then report)
+for every overdue figure and gives every customer at least a week to pay before anything negative is sent.
 
 Money is integer fen; the file carries yuan with two decimals (:func:`render_file`).
 """
@@ -115,7 +115,7 @@ def period_ended_by(business_date: date) -> Period | None:
 
 @dataclass(frozen=True)
 class Movement:
-    """A change of what an instalment owes (infra/servicing.py): signed fen, − a payment or a waiver, + a late charge."""
+    """A change of what an instalment owes (infra/servicing.py), signed fen: − a payment or a waiver, + a charge."""
 
     value_date: date
     kind: str

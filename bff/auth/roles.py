@@ -52,6 +52,9 @@ MATRIX: dict[str, tuple[str, ...]] = {
     # the collections queue (/servicing/collections, issue 18 §4): leases in arrears, contacts' outcomes, notes and
     # promises to pay; the lessor's ops for every dealer, a dealer's admin for the dealer's own customers
     "collections.work": ("dealer_admin", "ops_admin"),
+    # the monthly credit reports (征信报送, /servicing/credit-reports, issue 18 §7): every dealer's customers, the
+    # bureau's answers and the notices before an overdue report; the lessor's ops (a dealer's staff see none)
+    "credit_reports.view": ("ops_admin",),
     # the people's requests about their personal information (PIPL arts. 44–50: see, copy, correct, delete, withdraw
     # a consent, explain), answered or refused with a reason by the lessor's ops, across dealers (/ops/privacy)
     "privacy.manage": ("ops_admin",),

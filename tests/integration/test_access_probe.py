@@ -85,13 +85,13 @@ def samples(app: Any, risk_server: Any) -> dict[str, dict[str, str]]:
                     "document_id": own_doc, "step": "customer", "field": "id_number", "case_id": case, "page": "1",
                     "payment_id": str(uuid.uuid4()), "action": "capture", "index": "1",
                     "job_id": "999999999", "request_id": own_request, "docs_id": docs, "page_id": page,
-                    "lease_id": own_lease, "quote_id": str(uuid.uuid4())},
+                    "lease_id": own_lease, "quote_id": str(uuid.uuid4()), "period": "2026-04"},
             "other": {"vehicle_id": "byd-han-ev", "user_id": other, "invitation_id": other_inv, "token": "x.y.z",
                       "dealer_id": xihu, "group_id": group, "application_id": other_app, "check_id": other_check,
                       "document_id": other_doc, "step": "customer", "field": "id_number", "case_id": case, "page": "1",
                       "payment_id": str(uuid.uuid4()), "action": "capture", "index": "1",
                       "job_id": "999999999", "request_id": other_request, "docs_id": docs, "page_id": page,
-                      "lease_id": other_lease, "quote_id": str(uuid.uuid4())}}
+                      "lease_id": other_lease, "quote_id": str(uuid.uuid4()), "period": "2026-04"}}
 
 
 def _review_case(risk_server: Any) -> str:
