@@ -16,6 +16,7 @@ from bff.servicing.collect import collection_hook
 from bff.servicing.credit_reports import close_hooks as credit_hooks
 from infra.collections import SqlCollections
 from infra.db.engine import Database
+from infra.end_of_term import end_of_term_hook
 from infra.servicing import CloseHook
 from infra.settlements import close_hook as expire_quotes
 from plans.policy import Policy
@@ -24,7 +25,8 @@ from plans.policy import Policy
 def servicing_hooks(db: Database, policy: Policy, *, clock: Callable[[], datetime] = utc_now) -> list[CloseHook]:
     """The close's hooks under ``policy`` (its reminders, their sending window, the collections' retry days)."""
     reminders = policy.reminders
-    return [*close_hooks(db, reminders, clock),
+    # the end of term first: the deposit applied to a purchase before a collection asks for the rest
+    return [end_of_term_hook, *close_hooks(db, reminders, clock),
             collection_hook(SqlCollections(db), clock, (reminders.send_from, reminders.send_until),
                             policy.collection_retry_days),
             *credit_hooks(db, reminders, clock), expire_quotes]

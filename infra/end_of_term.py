@@ -1,0 +1,268 @@
+"""The end of the term in the database (issue 18 §6; the figures are servicing/end_of_term.py's): the lessee's choice
+(``end_of_term``, migration 0023), the purchase price added as an instalment, the return inspection, the deposit
+applied, and the close of business's hook that ends a lease once everything is paid.
+
+How each choice is carried by the receivable (decided here, documented once):
+
+- **purchase**: the purchase price (留购价) becomes an instalment of kind ``purchase_price`` (number after the final
+  rent, due on ``ends_on``, all principal), collected like a rent — the pay page pays it (``?instalment=``), an
+  automatic collection takes it on its day, it falls overdue like any rent. On the term's last day the close of
+  business applies the deposit to the purchase price, then to the final rent (the contract's 第五条: 保证金先行抵扣
+  …尾付租金、留购价); what the deposit does not cover is paid as the rents are;
+- **return**: the inspection offsets the final rent with the car (the instalment ``waived``, a ``car_returned``
+  movement), adds the charges as an instalment of kind ``return_charges`` due on the business date, and applies the
+  deposit to what is then open (rents unpaid, then the charges); the rest is owed, paid on the pay page;
+- the deposit applied is recorded as ``deposit_deduction`` (each application a ``deposit_offset`` movement keyed by
+  lease and instalment); the refund of the rest goes through today's closing (bff/payments/settlement.py: ops close
+  the lease with that deduction, the settle job refunds the rest).
+
+A lease ends (``leases.status`` ``ended``, ``end_of_term.status`` ``ended``) in the close of business (its hook,
+:func:`end_of_term_hook`, set-based over the batch) once its choice is purchase, or a return inspected, and no
+instalment is left open — or at once when an inspection leaves nothing to pay.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from infra.db.engine import Database
+from infra.db.models import EndOfTermRow
+from infra.db.models import InstalmentRow
+from infra.db.models import LeaseRow
+from infra.db.models import ServicingMovementRow
+from infra.servicing import ACTIVE
+from infra.servicing import DUE
+from infra.servicing import FINAL_RENT
+from infra.servicing import OPEN
+from infra.servicing import PAID
+from infra.servicing import PARTLY_PAID
+from infra.servicing import PENDING
+from infra.servicing import WAIVED
+from infra.servicing import BatchEvents
+from infra.servicing import current_business_date
+
+PURCHASE_PRICE, RETURN_CHARGES = "purchase_price", "return_charges"
+CHOSEN, INSPECTED, ENDED = "chosen", "inspected", "ended"
+LEASE_ENDED = "ended"
+
+
+class ChoiceRefused(Exception):
+    """A choice or an inspection the lease's state refuses (``code``; zh/en for the page)."""
+
+    def __init__(self, code: str, zh: str, en: str) -> None:
+        super().__init__(code)
+        self.code, self.zh, self.en = code, zh, en
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """A return inspection as the dealer recorded it (fen)."""
+
+    mileage_km: int
+    photo_keys: tuple[str, ...]
+    damage_items: tuple[str, ...]
+    damage_charge: int
+    excess_mileage_charge: int
+    notes: str
+    inspected_by: str
+    figures: Mapping[str, Any]
+
+
+class SqlEndOfTerm:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get(self, lease_id: str) -> EndOfTermRow | None:
+        with self.db.session() as session:
+            return session.get(EndOfTermRow, lease_id)
+
+    def choose(self, lease_id: str, option: str, *, by: str, terms: Mapping[str, Any], purchase_price: int,
+               now: datetime) -> EndOfTermRow:
+        """Record the lessee's ``option`` (once per lease; the lease locked, active), with a purchase its price as an
+        instalment. Raises :class:`ChoiceRefused` when the lease is not active or a choice was made already."""
+        with self.db.session() as session:
+            lease = session.execute(select(LeaseRow).where(LeaseRow.id == lease_id).with_for_update()).scalar_one()
+            if lease.status != ACTIVE:
+                raise ChoiceRefused("closed", "这份租约已结束", "This lease has ended")
+            if session.get(EndOfTermRow, lease_id) is not None:
+                raise ChoiceRefused("chosen", "您已经作出期满选择", "The end-of-term choice has been made already")
+            day = current_business_date(session)
+            row = EndOfTermRow(
+                lease_id=lease_id, dealer_id=lease.dealer_id, option=option, status=CHOSEN, chosen_on=day,
+                chosen_at=now, chosen_by=by[:64], terms=json.dumps(terms, ensure_ascii=False, sort_keys=True),
+                purchase_price=purchase_price if option == "purchase" else 0, photo_keys="[]", damage_items="[]",
+                damage_charge=0, excess_mileage_charge=0, deposit_deduction=0, refund=0, owed=0, notes="",
+                updated_at=now)
+            session.add(row)
+            if option == "purchase" and purchase_price > 0:
+                _add_instalment(session, lease, PURCHASE_PRICE, lease.ends_on, purchase_price, now)
+            session.flush()
+            return row
+
+    def record_inspection(self, lease_id: str, inspection: Inspection, now: datetime) -> EndOfTermRow:
+        """Record the dealer's inspection of a returned car, in one transaction under the lease's lock: the final
+        rent offset by the car, the charges as an instalment, the deposit applied to what is open, and the lease ended
+        when nothing is left to pay. Raises :class:`ChoiceRefused` unless a return was chosen and not yet
+        inspected."""
+        with self.db.session() as session:
+            lease = session.execute(select(LeaseRow).where(LeaseRow.id == lease_id).with_for_update()).scalar_one()
+            row = session.get(EndOfTermRow, lease_id, with_for_update=True)
+            if row is None or row.option != "return" or lease.status != ACTIVE:
+                raise ChoiceRefused("not_return", "这份租约未选择退还车辆", "No return was chosen for this lease")
+            if row.status != CHOSEN:
+                raise ChoiceRefused("inspected", "车辆已验收", "The car has been inspected already")
+            day = current_business_date(session)
+            for final in session.scalars(select(InstalmentRow).where(
+                    InstalmentRow.lease_id == lease_id, InstalmentRow.kind == FINAL_RENT,
+                    InstalmentRow.state.in_((*OPEN, PENDING))).with_for_update()):
+                _offset_by_car(session, final, day, now)
+            charges = inspection.damage_charge + inspection.excess_mileage_charge
+            if charges > 0:
+                _add_instalment(session, lease, RETURN_CHARGES, day, charges, now, state=DUE)
+            session.flush()
+            applied = _apply_deposit(session, lease, day, now)
+            owed = sum(_left(r) for r in _open_rows(session, lease_id))
+            row.status, row.mileage_km = INSPECTED, inspection.mileage_km
+            row.photo_keys, row.damage_items = json.dumps(list(inspection.photo_keys)), json.dumps(
+                list(inspection.damage_items))
+            row.damage_charge, row.excess_mileage_charge = inspection.damage_charge, inspection.excess_mileage_charge
+            row.deposit_deduction, row.refund, row.owed = applied, max(0, lease.deposit - applied), owed
+            row.notes, row.inspected_by, row.inspected_at = inspection.notes[:2000], inspection.inspected_by[:36], now
+            row.terms = json.dumps({**json.loads(row.terms), "inspection": dict(inspection.figures)},
+                                   ensure_ascii=False, sort_keys=True)
+            row.updated_at = now
+            if owed == 0:
+                _end(session, [lease_id], day, now)
+            session.flush()
+            return row
+
+    def returns_for(self, dealer_id: str | None) -> list[EndOfTermRow]:
+        """Returns waiting for the inspection (the dealer's, or every dealer's)."""
+        with self.db.session() as session:
+            stmt = select(EndOfTermRow).where(EndOfTermRow.option == "return", EndOfTermRow.status == CHOSEN)
+            if dealer_id is not None:
+                stmt = stmt.where(EndOfTermRow.dealer_id == dealer_id)
+            return list(session.scalars(stmt.order_by(EndOfTermRow.chosen_at)))
+
+
+def _add_instalment(session: Session, lease: LeaseRow, kind: str, due_on: date, amount: int, now: datetime, *,
+                    state: str = PENDING) -> InstalmentRow:
+    number = session.execute(select(func.max(InstalmentRow.number)).where(
+        InstalmentRow.lease_id == lease.id)).scalar_one() or 0
+    row = InstalmentRow(lease_id=lease.id, number=number + 1, kind=kind, due_on=due_on, amount=amount,
+                        principal=amount, interest=0, state=state, paid_principal=0, paid_interest=0,
+                        paid_penalty=0, waived=0, penalty_accrued=0, updated_at=now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _left(row: InstalmentRow) -> int:
+    return (max(0, row.penalty_accrued - row.paid_penalty) + max(0, row.interest - row.paid_interest)
+            + max(0, row.principal - row.paid_principal))
+
+
+def _open_rows(session: Session, lease_id: str) -> list[InstalmentRow]:
+    return list(session.scalars(select(InstalmentRow).where(
+        InstalmentRow.lease_id == lease_id, InstalmentRow.state.in_((*OPEN, PENDING)))
+        .order_by(InstalmentRow.number).with_for_update()))
+
+
+def _offset_by_car(session: Session, row: InstalmentRow, day: date, now: datetime) -> None:
+    """The final rent offset by the returned car (the contract: its value offsets the final rent): what is left of it
+    waived, with its movement."""
+    principal, interest = row.principal - row.paid_principal, row.interest - row.paid_interest
+    penalty = max(0, row.penalty_accrued - row.paid_penalty)
+    row.waived += principal + interest + penalty
+    row.state, row.settled_on, row.updated_at = WAIVED, day, now
+    session.add(ServicingMovementRow(
+        lease_id=row.lease_id, instalment_id=row.id, kind="car_returned", value_date=day, principal=-principal,
+        interest=-interest, penalty=-penalty, key=f"car_returned:{row.lease_id}:{row.id}", booked_at=now,
+        note="车辆退还，抵扣尾付租金 the returned car offsets the final rent"))
+
+
+def _apply_deposit(session: Session, lease: LeaseRow, day: date, now: datetime,
+                   kinds: Sequence[str] | None = None) -> int:
+    """Apply what is left of the deposit (less what was applied before: the movements) to the lease's open
+    instalments (of ``kinds``, in that order; else all, oldest first): late charge, interest, principal of each, one
+    ``deposit_offset`` movement per instalment (keyed: once). The fen applied by this call plus before."""
+    before = -(session.execute(select(func.coalesce(func.sum(
+        ServicingMovementRow.principal + ServicingMovementRow.interest + ServicingMovementRow.penalty), 0)).where(
+        ServicingMovementRow.lease_id == lease.id, ServicingMovementRow.kind == "deposit_offset")).scalar_one())
+    left = lease.deposit - int(before)
+    rows = _open_rows(session, lease.id)
+    if kinds is not None:
+        rows = sorted((r for r in rows if r.kind in kinds), key=lambda r: list(kinds).index(r.kind))
+    applied = 0
+    for row in rows:
+        if left <= 0:
+            break
+        penalty = min(left, max(0, row.penalty_accrued - row.paid_penalty))
+        interest = min(left - penalty, max(0, row.interest - row.paid_interest))
+        principal = min(left - penalty - interest, max(0, row.principal - row.paid_principal))
+        taken = penalty + interest + principal
+        if taken == 0:
+            continue
+        row.paid_penalty += penalty
+        row.paid_interest += interest
+        row.paid_principal += principal
+        row.updated_at = now
+        if _left(row) == 0:
+            row.state, row.settled_on = PAID, day
+        elif row.state == DUE:
+            row.state = PARTLY_PAID
+        session.add(ServicingMovementRow(
+            lease_id=lease.id, instalment_id=row.id, kind="deposit_offset", value_date=day, principal=-principal,
+            interest=-interest, penalty=-penalty, key=f"deposit_offset:{lease.id}:{row.id}", booked_at=now,
+            note="保证金抵扣 the deposit applied"))
+        left -= taken
+        applied += taken
+    session.flush()
+    return int(before) + applied
+
+
+def _end(session: Session, lease_ids: Sequence[str], day: date, now: datetime) -> list[str]:
+    """End those of ``lease_ids`` whose choice is a purchase or an inspected return and that owe nothing more."""
+    if not lease_ids:
+        return []
+    ended = [r[0] for r in session.execute(text(
+        "UPDATE leases l SET status = :ended FROM end_of_term e "
+        "WHERE l.id = ANY(:ids) AND e.lease_id = l.id AND l.status = :active "
+        "AND ((e.option = 'purchase' AND e.status = :chosen) OR (e.option = 'return' AND e.status = :inspected)) "
+        "AND NOT EXISTS (SELECT 1 FROM instalments i WHERE i.lease_id = l.id AND i.state = ANY(:open)) "
+        "RETURNING l.id"), {"ended": LEASE_ENDED, "ids": list(lease_ids), "active": ACTIVE, "chosen": CHOSEN,
+                            "inspected": INSPECTED, "open": [*OPEN, PENDING]})]
+    if ended:
+        session.execute(text("UPDATE end_of_term SET status = :ended, ended_on = :day, updated_at = :now "
+                             "WHERE lease_id = ANY(:ids)"), {"ended": ENDED, "day": day, "now": now, "ids": ended})
+    return ended
+
+
+def end_of_term_hook(events: BatchEvents, now: datetime | None = None) -> None:
+    """The close of business's hook (bff/servicing/close.py ``hooks``), in the batch's transaction: on and after a
+    purchased lease's last day the deposit is applied to its purchase price then its final rent (once: keyed), and
+    every lease of the batch whose choice is settled and owes nothing more ends."""
+    session, day = events.session, events.business_date
+    at = now or datetime.now(UTC)
+    purchases = list(session.scalars(select(LeaseRow).join(EndOfTermRow, EndOfTermRow.lease_id == LeaseRow.id).where(
+        LeaseRow.id.in_(events.lease_ids), LeaseRow.status == ACTIVE, LeaseRow.ends_on <= day,
+        LeaseRow.deposit > 0, EndOfTermRow.option == "purchase", EndOfTermRow.status == CHOSEN,
+        EndOfTermRow.deposit_deduction == 0)))
+    for lease in purchases:
+        applied = _apply_deposit(session, lease, day, at, kinds=(PURCHASE_PRICE, FINAL_RENT))
+        session.execute(text("UPDATE end_of_term SET deposit_deduction = :applied, refund = :refund, "
+                             "updated_at = :now WHERE lease_id = :id"),
+                        {"applied": applied, "refund": max(0, lease.deposit - applied), "now": at, "id": lease.id})
+    _end(session, list(events.lease_ids), day, at)

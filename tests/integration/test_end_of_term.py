@@ -1,0 +1,172 @@
+"""The end of the term on the phone (issue 18 §6), over real HTTP: a lease 30 days from its end shows the options with
+their figures; the lessee keeps the car (the purchase price added as an instalment, the deposit applied on the last
+day by the close's hook, the lease ended once paid); another returns it and the dealer inspects it on the phone
+(odometer, damage items, a photo): the charges from the product file come out of the deposit, the rest is refunded,
+the lease ends. Who may do what: the lessee chooses, staff read, only the lease's dealer inspects."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+from sqlalchemy import update
+
+from infra.db.models import EndOfTermRow
+from infra.db.models import InstalmentRow
+from infra.db.models import LeaseRow
+from infra.end_of_term import end_of_term_hook
+from infra.servicing import BatchEvents
+from infra.servicing import SqlServicing
+from plans.timeline import add_months
+from tests.common.leases import open_lease_for
+from tests.integration.test_applications import start
+from tests.integration.test_auth import TIMEOUT
+from tests.integration.test_auth import csrf
+from tests.integration.test_auth import sign_in
+from tests.integration.test_invitations import SALES_A
+from tests.integration.test_returning_customer import join
+
+pytestmark = pytest.mark.db
+DEPOSIT = 1_000_000  # 5 % of ¥200,000 (tests.common.leases.priced)
+ATTRS = re.compile(r'([a-z][\w-]*)="([^"]*)"')
+
+
+def attrs(page: str, testid: str) -> dict[str, str]:
+    found = re.search(rf'<[a-z]+ [^>]*data-testid="{testid}"[^>]*>', page)
+    assert found, (testid, page[-1500:])
+    return dict(ATTRS.findall(found.group(0)))
+
+
+def near_its_end(app: Any, base: str, mobile: str) -> tuple[Any, str, date]:
+    """A lessee whose 12-month lease ends 30 days after the business date, every rent but the final one paid."""
+    customer, _ = join(base, app, mobile)
+    application_id = start(base, customer)
+    business_date = SqlServicing(app.extensions["leaseline"].db).business_date()
+    starts_on = business_date
+    while add_months(starts_on, 12) > business_date + timedelta(days=30):
+        starts_on -= timedelta(days=1)
+    lease_id = open_lease_for(app, application_id, starts_on)
+    with app.extensions["leaseline"].db.session() as s:
+        s.execute(update(InstalmentRow).where(InstalmentRow.lease_id == lease_id, InstalmentRow.kind == "rent").values(
+            state="paid", paid_principal=InstalmentRow.principal, paid_interest=InstalmentRow.interest,
+            settled_on=InstalmentRow.due_on))
+    return customer, lease_id, business_date
+
+
+def rows(app: Any, lease_id: str) -> dict[str, InstalmentRow]:
+    with app.extensions["leaseline"].db.session() as s:
+        return {r.kind: r for r in s.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id))}
+
+
+def close_hook(app: Any, lease_id: str, day: date) -> None:
+    with app.extensions["leaseline"].db.session() as s:
+        end_of_term_hook(BatchEvents(day, s, (lease_id,), (), ()), datetime.now(UTC))
+
+
+def test_the_lessee_keeps_the_car_the_deposit_offsets_on_the_last_day_and_the_lease_ends(
+        bff_server: Any, app: Any) -> None:
+    base = bff_server.url
+    customer, lease_id, _ = near_its_end(app, base, "13700138811")
+    final = rows(app, lease_id)["final_rent"]
+    final_rent = final.principal + final.interest
+    with customer:
+        page = customer.get(f"{base}/leases/{lease_id}", timeout=TIMEOUT).text
+        block = attrs(page, "end-of-term")
+        assert block["data-chosen"] == "" and int(block["data-purchase-to-pay"]) == final_rent + 10_000 - DEPOSIT
+        url = f"{base}/leases/{lease_id}/end-of-term"
+        r = customer.get(url, timeout=TIMEOUT)
+        assert r.status_code == 200 and int(attrs(r.text, "opt-purchase")["data-to-pay"]) == final_rent - 990_000
+        assert attrs(r.text, "return-terms")["data-allowance"] == "20000"
+        # no option: refused, nothing recorded
+        r = customer.post(url, data={"option": "lease-forever", "csrf_token": csrf(customer, url)}, timeout=TIMEOUT)
+        assert r.status_code == 422 and 'data-testid="eot-error"' in r.text
+        # staff read the page, never choose for the lessee; another dealer's staff: no such lease
+        with sign_in(base, SALES_A) as sales:
+            assert sales.get(url, timeout=TIMEOUT).status_code == 200
+            assert sales.post(url, data={"option": "purchase", "csrf_token": csrf(sales, url)},
+                              timeout=TIMEOUT).status_code == 403
+        with sign_in(base, "admin.xihu@demo.leaseline.cn") as xihu:
+            assert xihu.get(url, timeout=TIMEOUT, allow_redirects=False).status_code == 404
+        r = customer.post(url, data={"option": "purchase", "csrf_token": csrf(customer, url)}, timeout=TIMEOUT)
+        assert r.status_code == 200 and attrs(r.text, "eot-head")["data-option"] == "purchase"
+        assert {a["data-kind"] for a in map(dict, (ATTRS.findall(t) for t in re.findall(
+            r'<li [^>]*data-testid="eot-pay"[^>]*>', r.text)))} == {"final_rent", "purchase_price"}
+        # a second choice: refused
+        r = customer.post(url, data={"option": "return", "csrf_token": csrf(customer, url)}, timeout=TIMEOUT)
+        assert r.status_code == 409
+    price = rows(app, lease_id)["purchase_price"]
+    assert (price.amount, price.principal, price.interest, price.due_on, price.state) == (
+        10_000, 10_000, 0, final.due_on, "pending")
+
+    # the close of the last day: the deposit pays the purchase price, then 990,000 fen of the final rent (once)
+    close_hook(app, lease_id, final.due_on)
+    close_hook(app, lease_id, final.due_on + timedelta(days=1))
+    after = rows(app, lease_id)
+    assert after["purchase_price"].state == "paid"
+    assert after["final_rent"].paid_principal + after["final_rent"].paid_interest == 990_000
+    with app.extensions["leaseline"].db.session() as s:
+        eot = s.get(EndOfTermRow, lease_id)
+        assert eot is not None and (eot.deposit_deduction, eot.refund, eot.status) == (DEPOSIT, 0, "chosen")
+        # the rest of the final rent paid (as the pay page books it): the next close ends the lease
+        s.execute(update(InstalmentRow).where(InstalmentRow.id == after["final_rent"].id).values(
+            state="paid", paid_principal=InstalmentRow.principal, paid_interest=InstalmentRow.interest))
+    close_hook(app, lease_id, final.due_on + timedelta(days=2))
+    with app.extensions["leaseline"].db.session() as s:
+        assert s.get(LeaseRow, lease_id).status == "ended"
+        assert s.get(EndOfTermRow, lease_id).status == "ended"
+
+
+def photo() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (640, 480), (90, 120, 200)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def test_the_dealer_inspects_a_returned_car_on_the_phone_and_the_deposit_pays_the_charges(
+        bff_server: Any, app: Any) -> None:
+    base = bff_server.url
+    customer, lease_id, _ = near_its_end(app, base, "13700138812")
+    with customer:
+        url = f"{base}/leases/{lease_id}/end-of-term"
+        r = customer.post(url, data={"option": "return", "csrf_token": csrf(customer, url)}, timeout=TIMEOUT)
+        assert r.status_code == 200 and 'data-testid="eot-awaiting-inspection"' in r.text
+    inspection = f"{base}/servicing/returns/{lease_id}/inspection"
+    with sign_in(base, "ops@demo.leaseline.cn") as ops:  # the lessor's ops do not take cars back
+        assert ops.get(inspection, timeout=TIMEOUT, allow_redirects=False).status_code == 403
+    with sign_in(base, "admin.xihu@demo.leaseline.cn") as xihu:  # another dealer
+        assert xihu.get(inspection, timeout=TIMEOUT, allow_redirects=False).status_code == 404
+    with sign_in(base, SALES_A) as sales:
+        assert sales.get(inspection, timeout=TIMEOUT).status_code == 200
+        # a reading that is no number: 422, what was typed kept, nothing recorded
+        r = sales.post(inspection, data={"mileage": "20l00", "damage": ["windscreen"], "notes": "前挡裂纹",
+                                         "csrf_token": csrf(sales, inspection)},
+                       files={"photos": ("car.jpg", photo(), "image/jpeg")}, timeout=TIMEOUT)
+        assert r.status_code == 422 and 'value="20l00"' in r.text and "前挡裂纹" in r.text
+        assert 'id="error-mileage"' in r.text and 'value="windscreen" checked' in r.text
+        # 20,100 km: 100 over the 20,000 allowed × ¥0.50 = ¥50.00; the windscreen ¥1,500.00
+        r = sales.post(inspection, data={"mileage": "20100", "damage": ["windscreen"], "notes": "前挡裂纹",
+                                         "csrf_token": csrf(sales, inspection)},
+                       files={"photos": ("car.jpg", photo(), "image/jpeg")}, timeout=TIMEOUT)
+        assert r.status_code == 200, r.text[-1500:]
+        done = attrs(r.text, "inspection-done")
+        assert (int(done["data-excess"]), int(done["data-damage"]), int(done["data-deduction"]),
+                int(done["data-refund"]), int(done["data-owed"])) == (5_000, 150_000, 155_000, DEPOSIT - 155_000, 0)
+        assert done["data-status"] == "ended"
+    after = rows(app, lease_id)
+    assert after["final_rent"].state == "waived" and after["return_charges"].state == "paid"
+    with app.extensions["leaseline"].db.session() as s:
+        eot = s.get(EndOfTermRow, lease_id)
+        assert eot is not None and eot.mileage_km == 20_100 and json.loads(eot.damage_items) == ["windscreen"]
+        keys = json.loads(eot.photo_keys)
+        assert len(keys) == 1 and keys[0].startswith("tenants/")
+        assert s.get(LeaseRow, lease_id).status == "ended"
+    assert app.extensions["leaseline"].store.get(keys[0])[:2] == b"\xff\xd8"  # the photo, stored as a JPEG
