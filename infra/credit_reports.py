@@ -50,6 +50,8 @@ QUEUED, BUILT, SUBMITTED, FAILED = "queued", "built", "submitted", "failed"
 SENT, SKIPPED, REFUSED = "sent", "skipped", "refused"
 #: leases read per round trip when a month's file is built
 CHUNK = 1000
+#: instalment states with nothing left to pay (a settlement's replaced rents: ``settled``)
+CLOSED_STATES = (PAID, WAIVED, "settled")
 
 _UNPAID = InstalmentRow.amount - InstalmentRow.paid_principal - InstalmentRow.paid_interest
 _LATE = and_(InstalmentRow.overdue_since.is_not(None), InstalmentRow.state.not_in((PAID, WAIVED)), _UNPAID > 0)
@@ -222,21 +224,37 @@ class SqlCreditReports:
                     CreditReportNoticeRow.lease_id.in_(ids), CreditReportNoticeRow.period == str(period),
                     CreditReportNoticeRow.status == SENT)))
                 moves: dict[int, list[Movement]] = {}
+                own: dict[str, list[Movement]] = {}
                 for m in session.scalars(select(ServicingMovementRow).where(
                         ServicingMovementRow.lease_id.in_(ids), ServicingMovementRow.value_date <= last)):
+                    move = Movement(m.value_date, m.kind, m.principal, m.interest, m.penalty)
                     if m.instalment_id is not None:
-                        moves.setdefault(m.instalment_id, []).append(
-                            Movement(m.value_date, m.kind, m.principal, m.interest, m.penalty))
+                        moves.setdefault(m.instalment_id, []).append(move)
+                    else:
+                        own.setdefault(m.lease_id, []).append(move)
+                moved = dict(session.execute(
+                    select(ServicingMovementRow.instalment_id,
+                           func.sum(ServicingMovementRow.principal + ServicingMovementRow.interest))
+                    .where(ServicingMovementRow.lease_id.in_(ids), ServicingMovementRow.instalment_id.is_not(None))
+                    .group_by(ServicingMovementRow.instalment_id)).all())
                 rents: dict[str, list[InstalmentFacts]] = {}
                 for i in session.scalars(select(InstalmentRow).where(InstalmentRow.lease_id.in_(ids))
                                          .order_by(InstalmentRow.lease_id, InstalmentRow.number)):
+                    listed = moves.get(i.id, [])
+                    # what is no longer owed without a movement of its own (a settlement's interest not yet due, kept
+                    # in ``waived``): the movements' unpaid rent beyond the instalment's, dated when it was closed
+                    owed = 0 if i.state in CLOSED_STATES else max(0, i.amount - i.paid_principal - i.paid_interest)
+                    gap = i.amount + int(moved.get(i.id) or 0) - owed
+                    on = i.settled_on or i.due_on
+                    if gap > 0 and on <= last:
+                        listed = [*listed, Movement(on, "waiver", 0, -gap, 0)]
                     rents.setdefault(i.lease_id, []).append(InstalmentFacts(
-                        i.number, i.due_on, i.amount, i.principal, i.overdue_since, tuple(moves.get(i.id, ()))))
+                        i.number, i.due_on, i.amount, i.principal, i.overdue_since, tuple(listed)))
             yield [LeaseToReport(
                 lease.id, lease.application_id, draft_enc or "", name or "",
                 LeaseFacts(lease.contract_number, lease.starts_on, lease.ends_on, lease.financed_amount, lease.status,
                            None if lease.status == ACTIVE else (lease.settled_on or lease.ends_on),
-                           tuple(rents.get(lease.id, ()))), lease.id in noticed)
+                           tuple(rents.get(lease.id, ())), tuple(own.get(lease.id, ()))), lease.id in noticed)
                 for lease, draft_enc, name in rows]
             after = ids[-1]
 

@@ -15,10 +15,10 @@ due this month (the opening month of a lease paid in arrears). ``D`` (a guaranto
 **The record of a month** (:func:`status_record`), from the lease's instalments and their movements dated up to the
 month's last day (so a record built days later reads the month end, not today): the balance is the principal of the
 rents not yet paid (the final rent's included); the amount due is what fell due in the month, the amount paid what
-was paid in it (late charges included, waivers not); a rent is overdue at the month end when it was marked overdue on
-or before that day and was still unpaid at its end. Settled (结清) or ended leases get one last record in the month
-they closed (``C``, or ``G`` with what is still owed), none afterwards; a lease gets its first in the month its term
-started.
+was paid in it (a settlement's lines included, waivers and interest no longer owed not); a rent is overdue at the
+month end when it was marked overdue on or before that day and was still unpaid at its end. Settled (结清) or ended
+leases get one last record in the month they closed (``C``, or ``G`` with what is still owed), none afterwards; a
+lease gets its first in the month its term started.
 
 **The notice before an overdue report** (《征信业管理条例》 art. 15: 信息提供者向征信机构提供个人不良信息，
 应当事先告知信息主体本人; art. 44 counts unpaid rent under a lease as 不良信息). The lessee's credit authorisation
@@ -154,6 +154,8 @@ class LeaseFacts:
     status: str
     closed_on: date | None
     instalments: tuple[InstalmentFacts, ...]
+    #: the lease's own movements, of no instalment (a settlement's interest, fee, deposit offset): part of what was paid
+    lease_movements: tuple[Movement, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,9 +199,9 @@ def status_record(lease: LeaseFacts, period: Period, *, noticed: bool) -> Status
     closed = lease.closed_on is not None and lease.closed_on <= last
     rents = lease.instalments
     amount_due = sum(i.amount for i in rents if first <= i.due_on <= last)
-    amount_paid = -sum(m.principal + m.interest + m.penalty for i in rents for m in i.movements
-                       if first <= m.value_date <= last and m.kind not in NOT_PAID
-                       and m.principal + m.interest + m.penalty < 0)
+    moves = [m for i in rents for m in i.movements] + list(lease.lease_movements)
+    amount_paid = -sum(m.principal + m.interest + m.penalty for m in moves
+                       if first <= m.value_date <= last and m.kind not in NOT_PAID and m.kind != LATE_CHARGE)
     late = [i for i in rents if i.overdue_since is not None and i.overdue_since <= last and i.unpaid(last) > 0]
     cutoff = notice_day(period)
     reported = [i for i in late if noticed and i.overdue_since is not None and i.overdue_since <= cutoff]

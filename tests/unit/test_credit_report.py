@@ -143,13 +143,14 @@ def test_a_settled_lease_reports_c_in_its_month_and_nothing_after() -> None:
                       done.closed_on, tuple(i if i.number <= 3 else InstalmentFacts(
                           i.number, i.due_on, i.amount, i.principal, None,
                           (Movement(settled_on, "settlement" if i.number == 13 else "waiver", -i.principal,
-                                    -(i.amount - i.principal), 0),)) for i in done.instalments))
+                                    -(i.amount - i.principal), 0),)) for i in done.instalments),
+                      (Movement(settled_on, "settlement_fee", 0, 0, -3_000),))
     april = status_record(done, Period(2028, 4), noticed=False)
     may = status_record(done, Period(2028, 5), noticed=False)
     assert april is not None and may is not None
     assert april.repayment_status == "N" and april.closed_on is None
     assert (may.repayment_status, may.account_status, may.balance, may.closed_on) == ("C", "settled", 0, settled_on)
-    assert may.amount_paid == FINAL  # the settlement paid; the waived rents are not payments
+    assert may.amount_paid == FINAL + 3_000  # the settlement and its fee paid; the waived rents are not payments
     assert status_record(done, Period(2028, 6), noticed=False) is None
 
 
