@@ -176,6 +176,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(__import__("bff.payments.ops_views", fromlist=["bp"]).bp)  # /payments, leases
     app.register_blueprint(__import__("bff.servicing.lease_views", fromlist=["bp"]).bp)  # /leases/<id>: 我的租赁
     app.register_blueprint(__import__("bff.servicing.collections", fromlist=["bp"]).bp)  # /servicing/collections
+    app.register_blueprint(__import__("bff.servicing.releases", fromlist=["bp"]).bp)  # /servicing/releases: 抵押解除
+    app.register_blueprint(__import__("bff.servicing.lease_documents", fromlist=["bp"]).bp)  # a lease's documents
     app.register_blueprint(__import__("bff.servicing.credit_reports", fromlist=["bp"]).bp)  # /servicing/credit-reports
     app.register_blueprint(__import__("bff.servicing.pay", fromlist=["bp"]).bp)  # /leases/<id>/pay: paying a rent
     app.register_blueprint(__import__("bff.servicing.settle", fromlist=["bp"]).bp)  # /leases/<id>/settlement: 提前结清

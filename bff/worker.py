@@ -27,6 +27,8 @@ from bff.servicing.collect import rent_collection
 from bff.servicing.credit_reports import CreditNotices
 from bff.servicing.credit_reports import credit_reporting
 from bff.servicing.hooks import servicing_hooks
+from bff.servicing.settled import NotReadyYet
+from bff.servicing.settled import lease_documents
 from infra.arrears import SqlArrears
 from infra.clients.http import ServiceUnavailable
 from infra.collections import CollectionUnavailable
@@ -101,6 +103,14 @@ def build(services: Services, settings: Settings) -> App:
     # a text about a rent, deferred by the close (once per lease, instalment and kind)
     task("servicing.remind", "servicing", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(
         Reminders(SqlArrears(services.db), services.applications, services.sms, reminders).send)
+    # what follows a settled lease or an applied prepayment (bff/servicing/settled.py): the settlement certificate and
+    # the dealer's mortgage release, the schedule annex, each deferred with its change; the customer's text deferred
+    # with the document ready. A contract service that refuses the figures (DocumentRefused) is not retried.
+    documents = lease_documents(services, settings.public_url)
+    task("servicing.settled", "servicing", Backoff(12, retry_exceptions=(*TRANSIENT, NotReadyYet)))(documents.settled)
+    task("servicing.prepaid", "servicing", Backoff(12, retry_exceptions=(*TRANSIENT, NotReadyYet)))(documents.prepaid)
+    task("servicing.document_text", "servicing", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(
+        documents.document_text)
     # credit reporting (bff/servicing/credit_reports.py): the notice before an overdue report, deferred by the close
     # of a month's notice day, and the month's report, deferred by the first close of the next month (queueing lock)
     task("servicing.credit_notice", "servicing", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(

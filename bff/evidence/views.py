@@ -45,6 +45,8 @@ KIND_LABELS = {
     "handover_signed": lazy_gettext("Handover record signed"),
     "delivery": lazy_gettext("Vehicle handed over"),
     "lease_closed": lazy_gettext("Lease closed"),
+    "settlement_certificate_signed": lazy_gettext("Settlement certificate issued"),
+    "schedule_annex_signed": lazy_gettext("Schedule annex issued"),
 }
 
 

@@ -315,11 +315,11 @@ def _annex(body: dict[str, Any]) -> Annex:
                 f"rent {rents_paid + 1 + i} expected here, not {number}",
                 f"期数应为 {rents_paid + 1 + i}",
             )
-        if due < previous or (i and due == previous):
+        if due < previous:  # the final rent falls due with the last rent: the same day is in order
             raise _inconsistent(
                 f"{where}.due_date",
-                "due dates must follow the prepayment day, in order",
-                "各期应付日期须晚于提前还款日并依次递增",
+                "due dates must not be before the prepayment day or the rent before",
+                "各期应付日期不得早于提前还款日或上一期的应付日期",
             )
         if rent != principal + interest:
             raise _inconsistent(

@@ -67,6 +67,20 @@ class ContractClient:
                                    raw=True, idempotent=True)
         return bytes(body)
 
+    def servicing_document(self, contract_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A document of the lease in force (``body``: ``{kind: settlement_certificate | schedule_annex, subject_id,
+        settlement | annex}``), rendered, signed by the lessor and logged once per kind and subject: the same body
+        again returns the document made then, so a retry after a lost answer is safe. Figures that do not reconcile
+        are a :class:`~infra.clients.http.ServiceRefused` 422; the same key with other figures a 409."""
+        return self._json("POST", f"/api/v1/contracts/{quote(contract_id, safe='')}/servicing-documents", json=body,
+                          idempotent=True, headers={"Idempotency-Key": f"{body['kind']}-{body['subject_id']}"})
+
+    def servicing_pdf(self, contract_id: str, document_id: str) -> bytes:
+        """A signed servicing document's PDF (the service checks its stored hash first)."""
+        _, body = self.client.call("GET", f"/api/v1/contracts/{quote(contract_id, safe='')}/servicing-documents/"
+                                          f"{quote(document_id, safe='')}/document", raw=True, idempotent=True)
+        return bytes(body)
+
     def text(self, contract_id: str) -> dict[str, Any]:
         """The text the current PDF was rendered from, for reading on a phone: ``{html, sha256, document_sha256,
         sections, terms, …}``; the PDF prints ``sha256``. A contract whose PDF prints another fingerprint or none

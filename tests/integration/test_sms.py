@@ -85,7 +85,10 @@ def adapter(endpoint: str) -> TencentSms:
                                                          "contract_ready": "1110005",
                                                          "rent_not_collected": "1110016",
                                                          "rent_due_soon": "1110017", "rent_due_soon_en": "1110018",
-                                                         "rent_overdue": "1110019", "rent_overdue_en": "1110020"},
+                                                         "rent_overdue": "1110019", "rent_overdue_en": "1110020",
+                                                         "lease_settled": "1110021", "lease_settled_en": "1110022",
+                                                         "schedule_changed": "1110023",
+                                                         "schedule_changed_en": "1110024"},
                       endpoint=endpoint, scheme="http", timeout=2)
 
 
@@ -169,7 +172,9 @@ def test_production_refuses_the_sandbox_and_checks_the_tencent_settings() -> Non
                                    '"handover_code": "1110003", "documents_requested": "1110004", '
                                    '"contract_ready": "1110005", "rent_not_collected": "1110016", '
                                    '"rent_due_soon": "1110017", "rent_due_soon_en": "1110018", '
-                                   '"rent_overdue": "1110019", "rent_overdue_en": "1110020"}')})
+                                   '"rent_overdue": "1110019", "rent_overdue_en": "1110020", '
+                                   '"lease_settled": "1110021", "lease_settled_en": "1110022", '
+                                   '"schedule_changed": "1110023", "schedule_changed_en": "1110024"}')})
     assert settings.sms == "tencent" and dict(settings.tencent_sms)["app_id"] == "1400006666"
 
 
@@ -192,7 +197,9 @@ def test_a_code_the_platform_refused_is_not_counted_as_sent(db_url: str, cloud: 
                                            "handover_code": "1110003", "documents_requested": "1110004",
                                            "contract_ready": "1110005", "rent_not_collected": "1110016",
                                            "rent_due_soon": "1110017", "rent_due_soon_en": "1110018",
-                                           "rent_overdue": "1110019", "rent_overdue_en": "1110020"})}
+                                           "rent_overdue": "1110019", "rent_overdue_en": "1110020",
+                                           "lease_settled": "1110021", "lease_settled_en": "1110022",
+                                           "schedule_changed": "1110023", "schedule_changed_en": "1110024"})}
     app = build_app(db_url, sms="tencent", tencent_sms=tuple(tencent.items()))
     assert app.extensions["leaseline"].outbox is None
     try:

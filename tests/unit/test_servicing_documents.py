@@ -76,7 +76,7 @@ def test_an_annex_s_rows_follow_the_prepayment_and_each_other() -> None:
     assert refused(annex_body(prepaid="0.00")).field == "annex.prepaid"
     assert refused(annex_body(rows=[])).field == "annex.rows"
     for index, field, value in ((1, "rent", "13433.51"), (1, "balance", "13400.01"), (2, "number", 10),
-                                (1, "due_date", "2027-07-31"), (0, "due_date", "2027-06-30"), (2, "final", "yes")):
+                                (1, "due_date", "2027-07-30"), (0, "due_date", "2027-06-30"), (2, "final", "yes")):
         body = annex_body()
         body["annex"]["rows"][index][field] = value
         error = refused(body)
