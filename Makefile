@@ -108,11 +108,13 @@ test-e2e: install chromium peers ## Browser tests (Debian's Chromium, Pixel 7 em
 .PHONY: screenshots
 TOUR := docs/tour
 
-screenshots: install chromium peers ## Regenerate the README's tour (docs/tour/*.png): the end-to-end journey test, one small screenshot per step
+screenshots: install chromium peers ## Regenerate the README's tours (docs/tour/*.png, docs/tour/servicing/*.png): the end-to-end journey tests, one small screenshot per step
 	rm -rf $(TOUR).new
-	LEASELINE_SCREENSHOTS=$(TOUR).new $(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_journey.py $(PYTEST_ARGS)
-	mkdir -p $(TOUR) && rm -f $(TOUR)/*.png && mv $(TOUR).new/*.png $(TOUR)/ && rmdir $(TOUR).new
-	@ls -s $(TOUR)
+	LEASELINE_SCREENSHOTS=$(TOUR).new $(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_journey.py tests/e2e/test_servicing_journey.py $(PYTEST_ARGS)
+	mkdir -p $(TOUR)/servicing && rm -f $(TOUR)/*.png $(TOUR)/servicing/*.png
+	mv $(TOUR).new/servicing/*.png $(TOUR)/servicing/ && rmdir $(TOUR).new/servicing
+	mv $(TOUR).new/*.png $(TOUR)/ && rmdir $(TOUR).new
+	@ls -s $(TOUR) $(TOUR)/servicing
 
 bench: install ## Measure plans, KYC, risk assessments, contracts (render, sign, verify), the evidence log, sessions, the whole journey and the close of business
 	$(BIN)/python bench/plans.py

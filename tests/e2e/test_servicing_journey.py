@@ -25,6 +25,7 @@ servicing tour): ``make screenshots``.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -337,6 +338,33 @@ def test_a_lease_rolled_forward_collected_late_reminded_and_paid_on_the_phone_an
         next_due = lease.rents()[after].due_on.isoformat()
         expect(phone.get_by_test_id("lease-next")).to_have_attribute("data-due", next_due)
         mark("late rent paid on the phone")
+
+        # 6. early settlement: the quote for the earliest day the contract allows, requested, paid; the lease settled
+        quote = phone.get_by_test_id("settlement")
+        quote.scroll_into_view_if_needed()
+        expect(quote.get_by_test_id("quote-lines")).to_be_visible()
+        settles_on = quote.get_attribute("data-settles-on")
+        tour.shot(phone, "phone", "settlement-quote")
+        phone.get_by_test_id("request-settlement").locator("button").click()
+        expect(phone).to_have_url(re.compile(rf"/leases/{lease.id}/settlement/[0-9a-f-]+$"))
+        settle = phone.get_by_test_id("settle")
+        expect(settle).to_have_attribute("data-settles-on", settles_on or "")
+        due = int(settle.get_attribute("data-amount-due") or 0)
+        assert due > 0, due  # the deposit does not cover the principal outstanding
+        expect(phone.get_by_test_id("test-mode")).to_be_visible()
+        phone.get_by_test_id("method").select_option("visa")
+        phone.get_by_test_id("pay").click()
+        expect(phone.get_by_test_id("settled")).to_be_visible()
+        expect(phone.get_by_test_id("settled-on")).to_have_text(settles_on or "")
+        tour.shot(phone, "phone", "settled")
+        with lease.db.session() as s:
+            settled = s.get(LeaseRow, lease.id)
+            assert settled is not None and settled.status == "settled", settled
+        assert not [r for r in lease.rents().values() if r.state in ("pending", "due", "overdue", "partly_paid")]
+        phone.goto(f"/leases/{lease.id}")
+        expect(phone.get_by_test_id("lease-settled")).to_be_visible()
+        expect(phone.get_by_test_id("pay-now")).to_have_count(0)
+        mark("settled early on the phone")
     finally:
         for context in contexts:
             context.close()
