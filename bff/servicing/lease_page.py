@@ -114,18 +114,21 @@ def settlement_terms(lease: LeaseRow) -> EarlySettlement:
 
 def dated(lease: LeaseRow, instalments: Sequence[InstalmentRow]) -> DatedSchedule:
     """The lease's rents as :mod:`servicing` dates them, from the stored instalments: the balance after rent k is
-    the financed amount less the principal of rents 1…k (the schedule's own balance: it reconciles to the fen)."""
-    balance, rents = lease.financed_amount, []
-    for inst in instalments:
-        if inst.kind != RENT:
-            continue
+    the residual plus the principal of the rents after k — the financed amount less the principal of rents 1…k, the
+    schedule's own balance (it reconciles to the fen), and after a partial prepayment (infra/prepayments.py: the rents
+    after it re-amortised, the prepaid principal in none of them) the balance it left; the balances of the rents
+    before a prepayment, and the opening one, are counted net of it (a quote is for a day after it)."""
+    rents = [i for i in instalments if i.kind == RENT]
+    balance = opening = lease.residual + sum(i.principal for i in rents)
+    dated_rents = []
+    for inst in rents:
         balance -= inst.principal
-        rents.append(Instalment(inst.number, inst.due_on, yuan(inst.amount), yuan(inst.principal),
-                                yuan(inst.interest), yuan(balance)))
+        dated_rents.append(Instalment(inst.number, inst.due_on, yuan(inst.amount), yuan(inst.principal),
+                                      yuan(inst.interest), yuan(balance)))
     return DatedSchedule(starts_on=lease.starts_on, ends_on=lease.ends_on,
                          timing="advance" if lease.timing == "advance" else "arrears",
-                         annual_rate=lease.nominal_rate, financed_amount=yuan(lease.financed_amount),
-                         residual=yuan(lease.residual), instalments=tuple(rents))
+                         annual_rate=lease.nominal_rate, financed_amount=yuan(opening),
+                         residual=yuan(lease.residual), instalments=tuple(dated_rents))
 
 
 @dataclass(frozen=True)
