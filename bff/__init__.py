@@ -180,6 +180,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(__import__("bff.servicing.lease_documents", fromlist=["bp"]).bp)  # a lease's documents
     app.register_blueprint(__import__("bff.servicing.credit_reports", fromlist=["bp"]).bp)  # /servicing/credit-reports
     app.register_blueprint(__import__("bff.servicing.pay", fromlist=["bp"]).bp)  # /leases/<id>/pay: paying a rent
+    app.register_blueprint(__import__("bff.servicing.prepay", fromlist=["bp"]).bp)  # /leases/<id>/prepay: 部分提前还款
     app.register_blueprint(__import__("bff.servicing.settle", fromlist=["bp"]).bp)  # /leases/<id>/settlement: 提前结清
     app.register_blueprint(__import__("bff.servicing.mandate_views", fromlist=["bp"]).bp)  # automatic collection
     app.register_blueprint(__import__("bff.servicing.end_of_term", fromlist=["bp"]).bp)  # end of term, returns

@@ -76,6 +76,7 @@ PAGES = {
     "invitations.returning.open_application": "invitations.returning.mine",
     "auth.sign_out_everywhere": "auth.account",
     "rent_pay.authenticate": "rent_pay.page", "arrears.record": "arrears.case",
+    "prepay.pay": "prepay.show", "prepay.authenticate": "prepay.show",  # a partial prepayment's offer page
     # early settlement (bff/servicing/settle.py): the request is on the lease page, paying on the quote's page
     "settle.request_quote": "lease_page.lease", "settle.pay": "settle.show", "settle.confirm": "settle.show",
 }
