@@ -1,8 +1,9 @@
 """A partial prepayment (部分提前还款, issue 18 §5) in the database: offered, chosen, paid and applied.
 
 **The offer** (:meth:`SqlPrepayments.offer`): the customer asks to pay ``amount`` fen off the principal. The basis is
-the lease as it stands on the business date (:func:`prepayment_basis`): K, the rents fallen due (due on or before the
-business date; and any rent after them already paid ahead in full), every one of them paid with its late charges —
+the lease as it stands on the business date (:func:`prepayment_basis`; none once an end-of-term purchase or return
+has added its instalment): K, the rents fallen due (due on or before the business date; and any rent after them
+already paid ahead in full), every one of them paid with its late charges —
 a lease in arrears pays its arrears first —, none of the rents after K paid in part, at least one rent left. The
 principal outstanding after rent K is the residual plus the principal of the rents after K (the schedule's balance,
 to the fen, before as after an earlier prepayment). The rules of the amount (:func:`check_amount`):
@@ -133,6 +134,9 @@ def prepayment_basis(lease: LeaseRow, instalments: Sequence[InstalmentRow], busi
     them is paid in part, or no rent is left."""
     if lease.status != ACTIVE:
         raise _refused("amount", "closed", "这份租约已不在履行中", "This lease is no longer in force", 409)
+    if any(i.kind not in (RENT, FINAL_RENT) for i in instalments):  # the end of term chosen (infra/end_of_term.py)
+        raise _refused("amount", "end_of_term", "已选择期满处理方式，无法部分提前还款",
+                       "The end of the term is chosen: a part of the principal can no longer be prepaid", 409)
     rents = sorted((i for i in instalments if i.kind == RENT), key=lambda i: i.number)
     done = sum(1 for i in rents if i.due_on <= business_date)
     while done < len(rents) and rents[done].state == PAID:  # paid ahead in full: done too

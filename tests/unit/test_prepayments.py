@@ -165,6 +165,13 @@ def test_arrears_first_paid_ahead_and_the_last_rent() -> None:
     with pytest.raises(PrepaymentRefused) as ahead:
         prepayment_basis(lease, rows, today)
     assert ahead.value.error.code == "paid_ahead"
+    rows.append(InstalmentRow(id=99, number=38, kind="purchase_price", due_on=lease.ends_on, amount=10_000,
+                              principal=10_000, interest=0, state="pending", paid_principal=0, paid_interest=0,
+                              paid_penalty=0, waived=0, penalty_accrued=0))
+    rows[4].paid_interest = 0
+    with pytest.raises(PrepaymentRefused) as chosen:  # the end of the term chosen: its instalment added
+        prepayment_basis(lease, rows, today)
+    assert chosen.value.error.code == "end_of_term"
     _, rows = lease_of()
     pay_through(rows, 36)
     with pytest.raises(PrepaymentRefused) as none_left:
