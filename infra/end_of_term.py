@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from datetime import date
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func
@@ -78,6 +79,25 @@ class Inspection:
     notes: str
     inspected_by: str
     figures: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class DeskRow:
+    """A line of the end-of-term desk: the lease, its contract, its term's end, the refinancing application and its
+    status (a return: the choice's status), the final rent still open (fen; a return: 0)."""
+
+    lease_id: str
+    contract_number: str
+    ends_on: date
+    application_id: str | None
+    status: str
+    final_left: int
+
+
+@dataclass(frozen=True)
+class Desk:
+    refinances: list[DeskRow]
+    returns: list[DeskRow]
 
 
 class SqlEndOfTerm:
@@ -147,6 +167,61 @@ class SqlEndOfTerm:
                 _end(session, [lease_id], day, now)
             session.flush()
             return row
+
+    def lock(self, lease_id: str) -> EndOfTermRow | None:
+        """The lease's choice, its row locked (FOR UPDATE) to the end of the caller's transaction
+        (``db.transaction()``): what makes a refinance's new application once (bff/servicing/refinance.py)."""
+        with self.db.session() as session:
+            return session.get(EndOfTermRow, lease_id, with_for_update=True, populate_existing=True)
+
+    def attach_refinance(self, lease_id: str, application_id: str, now: datetime) -> bool:
+        """Record the application that refinances the lease's final rent (once: False when one is recorded already or
+        the choice is not a refinance)."""
+        with self.db.session() as session:
+            return bool(session.execute(text(
+                "UPDATE end_of_term SET refinance_application_id = :app, updated_at = :now WHERE lease_id = :id "
+                "AND option = 'refinance' AND refinance_application_id IS NULL"),
+                {"app": application_id, "now": now, "id": lease_id}).rowcount)  # type: ignore[attr-defined]
+
+    def latest_identity(self, id_hash: str) -> tuple[str, datetime] | None:
+        """The person's (by the keyed hash of their ID number) latest application to pass its identity check (to
+        ``kyc_passed``: the card read and the face matched, or a person's review) and when: what a refinance reuses
+        within the policy's ``kyc_reuse_days``."""
+        with self.db.session() as session:
+            found = session.execute(text(
+                "SELECT e.application_id, e.at FROM application_events e "
+                "JOIN applications a ON a.id = e.application_id "
+                "WHERE a.id_hash = :hash AND e.to_status = 'kyc_passed' ORDER BY e.at DESC LIMIT 1"),
+                {"hash": id_hash}).first()
+            return (str(found[0]), found[1]) if found is not None else None
+
+    def desk(self, dealer_id: str | None, day: date, inspection_days: int) -> Desk:
+        """What ops must do by hand at the end of terms (``dealer_id``'s, or every dealer's): each refinance whose new
+        application reached its handover (ready for delivery or delivered) while the old lease's final rent is still
+        open — to pay it off with the new lease's funding —, and each return still not inspected more than
+        ``inspection_days`` after the term's end (the dealer to be chased)."""
+        tenant = "" if dealer_id is None else "AND e.dealer_id = :dealer "
+        with self.db.session() as session:
+            refinances = [DeskRow(*r) for r in session.execute(text(
+                "SELECT e.lease_id, l.contract_number, l.ends_on, e.refinance_application_id, a.status, "
+                "COALESCE((SELECT SUM(i.principal + i.interest + i.penalty_accrued - i.paid_principal "
+                "- i.paid_interest - i.paid_penalty) FROM instalments i WHERE i.lease_id = e.lease_id "
+                "AND i.kind = :final AND i.state = ANY(:open)), 0) "
+                "FROM end_of_term e JOIN leases l ON l.id = e.lease_id "
+                "JOIN applications a ON a.id = e.refinance_application_id "
+                "WHERE e.option = 'refinance' AND l.status = :active "
+                "AND a.status IN ('ready_for_delivery', 'delivered') " + tenant +
+                "AND EXISTS (SELECT 1 FROM instalments i WHERE i.lease_id = e.lease_id AND i.kind = :final "
+                "AND i.state = ANY(:open)) ORDER BY l.ends_on"),
+                {"final": FINAL_RENT, "open": [*OPEN, PENDING], "active": ACTIVE, "dealer": dealer_id})]
+            returns = [DeskRow(*r) for r in session.execute(text(
+                "SELECT e.lease_id, l.contract_number, l.ends_on, NULL, e.status, 0 "
+                "FROM end_of_term e JOIN leases l ON l.id = e.lease_id "
+                "WHERE e.option = 'return' AND e.status = :chosen AND l.status = :active "
+                "AND l.ends_on < :before " + tenant + "ORDER BY l.ends_on"),
+                {"chosen": CHOSEN, "active": ACTIVE, "before": day - timedelta(days=inspection_days),
+                 "dealer": dealer_id})]
+        return Desk(refinances, returns)
 
     def returns_for(self, dealer_id: str | None) -> list[EndOfTermRow]:
         """Returns waiting for the inspection (the dealer's, or every dealer's)."""

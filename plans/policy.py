@@ -104,6 +104,12 @@ class Policy:
     #: business days after a failed automatic collection's day on which it is tried again (``[collections]
     #: retry_after_business_days``; empty: never)
     collection_retry_days: tuple[int, ...] = (2, 5)
+    #: days after an application passed its identity check during which a new application of the same person reuses
+    #: it (``[end_of_term] kyc_reuse_days``: refinancing the final rent)
+    kyc_reuse_days: int = 90
+    #: days after the term's end after which a returned car still not inspected is flagged to ops
+    #: (``[end_of_term] inspection_overdue_days``)
+    inspection_overdue_days: int = 10
 
     def min_down_ratio(self, category: Category) -> Decimal:
         """The minimum down payment as a ratio of the price for ``category``."""
@@ -217,7 +223,21 @@ def parse_policy(data: dict[str, object]) -> Policy:
         allocation_order=order,
         reminders=parse_reminders(data.get("reminders")),
         collection_retry_days=parse_retry_days(data.get("collections", {})),
+        **parse_end_of_term(data.get("end_of_term", {})),
     )
+
+
+def parse_end_of_term(raw: object) -> dict[str, int]:
+    """``[end_of_term]``: ``kyc_reuse_days`` 0–365 (0: never reused) and ``inspection_overdue_days`` 1–90 (absent:
+    the defaults); ValueError otherwise."""
+    if not isinstance(raw, dict):
+        raise ValueError("[end_of_term] must be a table")
+    figures = {"kyc_reuse_days": (raw.get("kyc_reuse_days", 90), 0, 365),
+               "inspection_overdue_days": (raw.get("inspection_overdue_days", 10), 1, 90)}
+    for name, (value, low, high) in figures.items():
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"[end_of_term] {name} must be whole days from {low} to {high}")
+    return {name: int(value) for name, (value, _low, _high) in figures.items()}
 
 
 def parse_retry_days(raw: object) -> tuple[int, ...]:

@@ -28,11 +28,13 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from datetime import datetime
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from plans.money import fen
+from plans.product import PlanChoice
 from plans.product import ReturnTerms
 
 #: the options are shown this many days before the term's end (the issue's 60; the contract asks the lessee's
@@ -201,3 +203,52 @@ def return_settlement(charges: ReturnCharges, arrears: int, deposit: int) -> Dep
     if arrears < 0:
         raise ValueError("amounts owed are never negative")
     return deposit_settlement(deposit, charges.total + arrears)
+
+
+def notice_days(terms: Mapping[str, Any]) -> int | None:
+    """The days before the term's end by which the lessee tells the lessor their choice, as the lease's frozen contract
+    terms state them (``terms["end_of_term"]["notice_days"]``, else ``terms["notice_days"]``); None when they state
+    none (the page then names no figure rather than one the contract may not have)."""
+    section = terms.get("end_of_term")
+    value = section.get("notice_days") if isinstance(section, Mapping) else None
+    value = terms.get("notice_days") if value is None else value
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    days = int(value) if str(value).isdigit() else None
+    return days if days is not None and 0 < days <= 365 else None
+
+
+# -- refinancing the final rent (再融资) ----------------------------------------------------------------------------
+def refinance_choice(down_ratios: Iterable[Decimal], min_down: Decimal, term: int,
+                     insurance: Iterable[str]) -> PlanChoice:
+    """The plan a refinance of the final rent is priced on (bff/servicing/refinance.py): the car, now used, at the
+    final rent as its price — what the new lease buys out —, the product's smallest down payment the policy allows
+    for a used car (paid towards the final rent with the financed amount: the two make the final rent), ``term``
+    months, no balloon, the insurance the policy requires, a deposit, rents in arrears."""
+    allowed = sorted(r for r in down_ratios if r >= min_down)
+    if not allowed:
+        raise ValueError("the product sells no down payment the policy allows for a used car")
+    return PlanChoice(down_ratio=allowed[0], term=term, insurance=frozenset(insurance), residual_ratio=Decimal(0),
+                      deposit_free=False, extras_financed=True, timing="arrears")
+
+
+def kyc_reusable(passed_at: datetime | None, now: datetime, reuse_days: int, card_valid_to: str,
+                 today: date) -> bool:
+    """Whether an identity check passed at ``passed_at`` is reused by a new application at ``now``: within
+    ``reuse_days`` after it (the policy's ``[end_of_term] kyc_reuse_days``), the ID card still valid on ``today``
+    (``card_valid_to`` as the applicant's answers keep it: ``YYYY-MM-DD``, ``YYYY.MM.DD`` or ``长期``; unreadable: not
+    reusable)."""
+    if passed_at is None or reuse_days <= 0 or not timedelta(0) <= now - passed_at <= timedelta(days=reuse_days):
+        return False
+    text = card_valid_to.strip().replace(".", "-").replace("/", "-")
+    if text in ("长期", "long-term", "long_term"):
+        return True
+    try:
+        return date.fromisoformat(text) >= today
+    except ValueError:
+        return False
+
+
+def inspection_overdue(ends_on: date, today: date, days: int) -> bool:
+    """Whether a return still not inspected on ``today`` is late: more than ``days`` after the term's end."""
+    return today > ends_on + timedelta(days=days)

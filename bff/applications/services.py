@@ -342,6 +342,13 @@ class ApplicationService:
                                      actor_id=actor.id)
         if moved is None:
             raise NotAllowed("already_submitted", "申请已提交", "The application was already submitted")
+        reused = reused_identity(draft, app.id_hash, datetime.now(UTC))
+        if reused is not None:  # a refinance within the identity check's validity: no face check again
+            with self.repo.db.transaction():  # kyc_passed and the risk request it causes together
+                passed = self._passed(self.repo.transition(app.id, allowed_from=FACE_ALLOWED, to="kyc_passed",
+                                                           actor_kind="system", actor_id="kyc",
+                                                           note=f"kyc_reused:{reused}"))
+            return passed or moved
         return moved
 
     # -- the answer to a counter-offer or a conditional approval ------------------------------------------------
@@ -445,6 +452,27 @@ class ApplicationService:
 
     def retention_cutoff(self, now: datetime | None = None) -> datetime:
         return (now or datetime.now(UTC)) - timedelta(days=self.retention_days)
+
+
+#: the draft's note that another application's identity check stands for this one's (bff/servicing/refinance.py: a
+#: refinance of the final rent within the policy's ``[end_of_term] kyc_reuse_days``), JSON ``{"from", "id_hash",
+#: "passed_at", "until"}``
+KYC_REUSED = "_kyc_reused"
+
+
+def reused_identity(draft: Mapping[str, str], id_hash: str | None, now: datetime) -> str | None:
+    """The application whose identity check stands for this draft's: its note is there, still valid at ``now``, for
+    the same ID number (``id_hash``: the draft's now) and the name and number still the card's reading (a changed
+    identity is checked again). None otherwise: the face check, as any application."""
+    try:
+        note = json.loads(draft.get(KYC_REUSED) or "null")
+        if not isinstance(note, dict) or datetime.fromisoformat(note["until"]) < now:
+            return None
+        if id_hash is None or note["id_hash"] != id_hash or {"id_number", "name"} & set(forms.ocr_mismatches(draft)):
+            return None
+        return str(note["from"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _plan_json(plan_code: str, result: PlanResult) -> dict[str, Any]:

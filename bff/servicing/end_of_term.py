@@ -34,12 +34,17 @@ from flask import request
 from flask import url_for
 
 from bff.applications.access import staff_scope
+from bff.auth.roles import tenant_of
 from bff.auth.session import requires
 from bff.payments.common import utc_now
 from bff.rendering import in_locale
 from bff.services import services
 from bff.servicing.lease_views import _application
 from bff.servicing.lease_views import customer_or_staff
+from bff.servicing.refinance import RefinanceRefused
+from bff.servicing.refinance import new_application
+from bff.servicing.refinance import refinance
+from bff.servicing.refinance import terms_offered
 from infra.accounts import Staff
 from infra.db.models import EndOfTermRow
 from infra.db.models import InstalmentRow
@@ -53,6 +58,7 @@ from infra.servicing import ACTIVE
 from infra.servicing import FINAL_RENT
 from infra.servicing import OPEN
 from infra.servicing import PENDING
+from infra.servicing import SqlServicing
 from infra.storage import StorageError
 from infra.storage import object_key
 from kyc.images import ImageRejected
@@ -60,10 +66,12 @@ from kyc.images import load_image
 from plans.product import ReturnTerms
 from plans.product import load_product
 from servicing.end_of_term import OPTIONS
+from servicing.end_of_term import REFINANCE
 from servicing.end_of_term import PurchaseFigures
 from servicing.end_of_term import ReturnRefused
 from servicing.end_of_term import allowance_km
 from servicing.end_of_term import in_window
+from servicing.end_of_term import notice_days
 from servicing.end_of_term import purchase_figures
 from servicing.end_of_term import purchase_price
 from servicing.end_of_term import return_charges
@@ -132,15 +140,44 @@ def _globals() -> dict[str, object]:
     return {"end_of_term_for": end_of_term_for}
 
 
-def _page(lease_id: str, status: int = 200, *, error: str | None = None, chosen: str = "") -> Any:
+def _page(lease_id: str, status: int = 200, *, error: str | None = None, chosen: str = "",
+          errors: dict[str, str] | None = None, term: str = "") -> Any:
     snap = SqlLeaseReads(services().db).snapshot(lease_id)
     if snap is None:
         abort(404)
     app, customer = _application(snap.lease.application_id)
     opts = options_of(snap.lease, snap.instalments, snap.business_date)
+    refinancing = new_application(opts.choice.refinance_application_id if opts.choice else None)
     return render_template("servicing/end_of_term.html", o=opts, lease=snap.lease, app=app, customer=customer,
                            window=in_window(snap.lease.ends_on, snap.business_date), error=error, chosen=chosen,
-                           active=snap.lease.status == ACTIVE), status
+                           active=snap.lease.status == ACTIVE, errors=errors or {}, term=term,
+                           terms=terms_offered(), refinancing=refinancing,
+                           notice=notice_days(json.loads(snap.lease.terms or "{}"))), status
+
+
+def _term(lease_id: str, option: str) -> tuple[int | None, Any]:
+    """The refinance's term as posted (None and the page refused, 422, keeping what was chosen and typed)."""
+    typed = request.form.get("term", "").strip()[:4]
+    term = int(typed) if typed.isdigit() else None
+    if term in terms_offered():
+        return term, None
+    return None, _page(lease_id, 422, chosen=option, term=typed, errors={"term": in_locale(
+        "请选择新方案的期限", "Choose the new plan's term")})
+
+
+def _refinance(lease_id: str, term: int) -> Any:
+    """Make (or find) the application refinancing the lease's final rent and send the lessee to it."""
+    snap = SqlLeaseReads(services().db).snapshot(lease_id)
+    if snap is None:
+        abort(404)
+    app, _customer = _application(snap.lease.application_id)
+    opts = options_of(snap.lease, snap.instalments, snap.business_date)
+    try:
+        made = refinance(snap.lease, app, opts.final_left, term)
+    except RefinanceRefused as exc:
+        return _page(lease_id, 409 if exc.field == "option" else 422, term=str(term),
+                     errors={exc.field: in_locale(exc.zh, exc.en)})
+    return redirect(url_for("applications.detail", application_id=made.application_id), 303)
 
 
 @bp.get("/leases/<lease_id>/end-of-term")
@@ -161,6 +198,11 @@ def choose(lease_id: str) -> Any:
     option = request.form.get("option", "")[:16]
     if option not in OPTIONS:
         return _page(lease_id, 422, error=in_locale("请选择一种期满方式", "Choose one of the options"))
+    term = None
+    if option == REFINANCE:  # the new plan's term, checked before the choice is recorded
+        term, refused = _term(lease_id, option)
+        if refused is not None:
+            return refused
     if not in_window(snap.lease.ends_on, snap.business_date):
         return _page(lease_id, 422, chosen=option, error=in_locale(
             f"期满选择自 {window_opens(snap.lease.ends_on).isoformat()} 起开放",
@@ -177,7 +219,24 @@ def choose(lease_id: str) -> Any:
                                            purchase_price=opts.purchase.price.fen, now=utc_now())
     except ChoiceRefused as exc:
         return _page(lease_id, 409, chosen=option, error=in_locale(exc.zh, exc.en))
+    if term is not None:
+        return _refinance(lease_id, term)
     return redirect(url_for("end_of_term.page", lease_id=lease_id), 303)
+
+
+@bp.post("/leases/<lease_id>/end-of-term/refinance")
+@lessee_or_staff
+def refinance_again(lease_id: str) -> Any:
+    """The lessee who chose to refinance opens (or, when it could not be made with the choice, makes) the new
+    application; staff see the page read-only."""
+    snap = SqlLeaseReads(services().db).snapshot(lease_id)
+    if snap is None:
+        abort(404)
+    _app, customer = _application(snap.lease.application_id)
+    if not customer:
+        abort(403)
+    term, refused = _term(lease_id, REFINANCE)
+    return refused if term is None else _refinance(lease_id, term)
 
 
 # -- the dealer's inspection of a returned car -------------------------------------------------------------------
@@ -278,3 +337,20 @@ def inspect(lease_id: str) -> Any:
     except ChoiceRefused as exc:
         return _inspection_page(lease_id, 409, form=form, errors={"form": in_locale(exc.zh, exc.en)})
     return redirect(url_for("end_of_term.inspection", lease_id=lease_id), 303)
+
+
+# -- the end-of-term desk (ops) ------------------------------------------------------------------------------------
+#: who works the desk: the collections desk's staff (the lessor's ops, a dealer's admin for their dealer)
+DESK = "collections.work"
+
+
+@bp.get("/servicing/end-of-term")
+@requires(DESK)
+def desk() -> Any:
+    """What ops do by hand at the end of terms: a refinance funded whose old final rent is to be paid off with it
+    (not booked automatically yet), and each return the dealer has not inspected within the policy's days."""
+    user: Staff = g.user
+    day = SqlServicing(services().db).business_date()
+    days = services().plans.policy.inspection_overdue_days
+    found = SqlEndOfTerm(services().db).desk(tenant_of(user), day, days)
+    return render_template("servicing/eot_desk.html", desk=found, today=day, days=days)

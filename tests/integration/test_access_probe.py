@@ -178,7 +178,7 @@ CUSTOMER_SIGN_IN = ("documents.mine", "documents.my_page", "lease_page.lease", "
                     "rent_pay.returned", "rent_pay.authenticate", "settle.request_quote", "settle.show", "settle.pay",
                     "settle.returned", "settle.confirm", "prepay.form", "prepay.offer", "prepay.show", "prepay.pay",
                     "prepay.returned", "prepay.authenticate", "lease_documents.document", "end_of_term.page",
-                    "end_of_term.choose")
+                    "end_of_term.choose", "end_of_term.refinance_again")
 #: the only views without a ``permission`` attribute, each deciding for itself who it answers: public pages and the
 #: JSON catalogue, signing in and out, the customer's invitation and 我的租赁 (by their code), the account set-up link,
 #: Stripe's webhook (its signature), the public verification of a contract. The walk above checks no role or tenant
@@ -272,8 +272,8 @@ def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessi
                 elif "prepayment_id" in rule.arguments:
                     # a partial prepayment no one has (the sample's): not found
                     assert response.status_code == 404, context
-                elif rule.endpoint == "end_of_term.choose":
-                    # staff read the end-of-term options; only the lessee chooses
+                elif rule.endpoint in ("end_of_term.choose", "end_of_term.refinance_again"):
+                    # staff read the end-of-term options; only the lessee chooses (and refinances)
                     assert response.status_code == 403, context
                 elif rule.endpoint in ("end_of_term.inspection", "end_of_term.inspect"):
                     # the sample lease's lessee chose no return: nothing to inspect

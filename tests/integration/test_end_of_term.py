@@ -20,9 +20,15 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy import update
 
+from bff.applications.services import reused_identity
+from infra.applications import Scope
+from infra.db.models import ApplicationEventRow
+from infra.db.models import ApplicationRow
 from infra.db.models import EndOfTermRow
 from infra.db.models import InstalmentRow
+from infra.db.models import KycCheckRow
 from infra.db.models import LeaseRow
+from infra.end_of_term import SqlEndOfTerm
 from infra.end_of_term import end_of_term_hook
 from infra.servicing import BatchEvents
 from infra.servicing import SqlServicing
@@ -170,3 +176,67 @@ def test_the_dealer_inspects_a_returned_car_on_the_phone_and_the_deposit_pays_th
         assert len(keys) == 1 and keys[0].startswith("tenants/")
         assert s.get(LeaseRow, lease_id).status == "ended"
     assert app.extensions["leaseline"].store.get(keys[0])[:2] == b"\xff\xd8"  # the photo, stored as a JPEG
+
+
+def test_refinancing_the_final_rent_makes_a_new_application_the_lessee_opens(bff_server: Any, app: Any) -> None:
+    """The lessee who refinances gets a new application pre-filled from the lease's (same dealer, invitation and car;
+    the final rent as the used car's price; the identity check reused within the policy's 90 days), once."""
+    base = bff_server.url
+    customer, lease_id, _ = near_its_end(app, base, "13700138813")
+    svc = app.extensions["leaseline"]
+    with svc.db.session() as s:
+        old_id = s.get(LeaseRow, lease_id).application_id
+    # the lease's application passed its identity check an hour ago (its card valid for long): reused
+    svc.applications.merge_draft(old_id, lambda d: {**d, "name": "王小明", "id_number": "110101199003074514",
+                                                    "id_valid_to": "长期"}, editable_only=False)
+    with svc.db.session() as s:
+        s.add(ApplicationEventRow(application_id=old_id, at=datetime.now(UTC) - timedelta(hours=1),
+                                  actor_kind="system", actor_id="kyc", from_status="submitted",
+                                  to_status="kyc_passed", note="face_match_pass"))
+    final = rows(app, lease_id)["final_rent"]
+    with customer:
+        url = f"{base}/leases/{lease_id}/end-of-term"
+        # no term for the new plan: 422, the option kept, nothing recorded
+        r = customer.post(url, data={"option": "refinance", "term": "7", "csrf_token": csrf(customer, url)},
+                          timeout=TIMEOUT)
+        assert r.status_code == 422 and 'data-testid="term-error"' in r.text
+        assert re.search(r'value="refinance" checked', r.text)
+        assert SqlEndOfTerm(svc.db).get(lease_id) is None
+        r = customer.post(url, data={"option": "refinance", "term": "24", "csrf_token": csrf(customer, url)},
+                          timeout=TIMEOUT, allow_redirects=False)
+        assert r.status_code == 303 and "/applications/" in r.headers["Location"], r.text[-800:]
+        new_id = r.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+        assert customer.get(base + r.headers["Location"], timeout=TIMEOUT).status_code == 200  # theirs to open
+        # again (a double tap): the same application
+        again = f"{base}/leases/{lease_id}/end-of-term/refinance"
+        r = customer.post(again, data={"term": "24", "csrf_token": csrf(customer, url)}, timeout=TIMEOUT,
+                          allow_redirects=False)
+        assert r.status_code == 303 and r.headers["Location"].endswith(new_id)
+        assert attrs(customer.get(url, timeout=TIMEOUT).text, "eot-refinance")["data-application"] == new_id
+        assert f"/applications/{new_id}" in attrs(customer.get(f"{base}/leases/{lease_id}", timeout=TIMEOUT).text,
+                                                  "eot-refinance-link")["href"]
+        assert new_id in customer.get(f"{base}/mine", timeout=TIMEOUT).text  # 我的租赁 lists it
+    with svc.db.session() as s:
+        assert s.get(EndOfTermRow, lease_id).refinance_application_id == new_id
+        old, new = s.get(ApplicationRow, old_id), s.get(ApplicationRow, new_id)
+        assert (new.dealer_id, new.invitation_id, new.vehicle_id, new.mobile_hash, new.status) == (
+            old.dealer_id, old.invitation_id, old.vehicle_id, old.mobile_hash, "draft")
+        plan = json.loads(new.plan_json)
+        assert plan["refinance"]["lease_id"] == lease_id
+        assert plan["vehicle"]["price"] == f"{(final.principal + final.interest) / 100:.2f}"
+        assert plan["choice"]["term"] == 24 and plan["choice"]["down_ratio"] == "0.30"
+        assert new.id_hash == old.id_hash and new.customer_name == "王小明"
+        check = s.scalars(select(KycCheckRow).where(KycCheckRow.application_id == new_id)).one()
+        assert (check.kind, check.state, check.outcome) == ("id_card", "done", "ok")
+        assert json.loads(check.detail)["reused_from"] == old_id
+    assert reused_identity(svc.applications.draft(svc.applications.repo.get(new_id, Scope())), old.id_hash,
+                           datetime.now(UTC)) == old_id
+    # the new lease handed over with the old final rent still open: on ops' end-of-term desk, to pay off by hand
+    with svc.db.session() as s:
+        s.execute(update(ApplicationRow).where(ApplicationRow.id == new_id).values(status="delivered"))
+    with sign_in(base, "ops@demo.leaseline.cn") as ops:
+        desk = ops.get(f"{base}/servicing/end-of-term", timeout=TIMEOUT).text
+        line = attrs(desk, f'desk-refinance" data-lease="{lease_id}')
+        assert line["data-application"] == new_id and int(line["data-left"]) == final.principal + final.interest
+    with sign_in(base, "admin.xihu@demo.leaseline.cn") as xihu:  # another dealer's: not theirs
+        assert lease_id not in xihu.get(f"{base}/servicing/end-of-term", timeout=TIMEOUT).text

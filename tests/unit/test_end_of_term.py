@@ -4,11 +4,18 @@ the deposit's deduction and refund — to the fen, never negative."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC
 from datetime import date
+from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
+from bff.applications.services import KYC_REUSED
+from bff.applications.services import reused_identity
+from plans.policy import load_policy
 from plans.product import DamageItem
 from plans.product import ReturnTerms
 from plans.product import load_product
@@ -18,8 +25,12 @@ from servicing.end_of_term import ReturnRefused
 from servicing.end_of_term import allowance_km
 from servicing.end_of_term import deposit_settlement
 from servicing.end_of_term import in_window
+from servicing.end_of_term import inspection_overdue
+from servicing.end_of_term import kyc_reusable
+from servicing.end_of_term import notice_days
 from servicing.end_of_term import purchase_figures
 from servicing.end_of_term import purchase_price
+from servicing.end_of_term import refinance_choice
 from servicing.end_of_term import return_charges
 from servicing.end_of_term import return_settlement
 from servicing.end_of_term import window_opens
@@ -108,3 +119,53 @@ def test_the_product_file_lists_its_return_terms_and_older_files_stay_valid() ->
     assert parse_return_terms(None) is None
     with pytest.raises(ValueError):
         ReturnTerms(damage_items=(DamageItem("a", "a", "a", Decimal("1")), DamageItem("a", "b", "b", Decimal("2"))))
+
+
+def test_a_refinance_is_priced_with_the_smallest_down_payment_a_used_car_may_have() -> None:
+    product, policy = load_product(), load_policy()
+    choice = refinance_choice(product.down_ratios, policy.min_down["used"], 24, policy.required_insurance)
+    assert (choice.down_ratio, choice.term, choice.residual_ratio, choice.deposit_free) == (
+        Decimal("0.30"), 24, Decimal(0), False)
+    assert choice.insurance == frozenset({"ctpl"})
+    assert refinance_choice([Decimal("0.10"), Decimal("0.35")], Decimal("0.30"), 12, ()).down_ratio == Decimal("0.35")
+    with pytest.raises(ValueError):
+        refinance_choice([Decimal("0.10")], Decimal("0.30"), 12, ())
+
+
+def test_an_identity_check_is_reused_within_the_policy_s_days_while_the_card_is_valid() -> None:
+    passed = datetime(2026, 3, 1, 2, tzinfo=UTC)
+    assert load_policy().kyc_reuse_days == 90
+    assert kyc_reusable(passed, passed + timedelta(days=90), 90, "长期", date(2026, 5, 30))
+    assert not kyc_reusable(passed, passed + timedelta(days=90, seconds=1), 90, "长期", date(2026, 5, 30))
+    assert kyc_reusable(passed, passed + timedelta(days=1), 90, "2026.03.02", date(2026, 3, 2))
+    assert not kyc_reusable(passed, passed + timedelta(days=1), 90, "2026-03-01", date(2026, 3, 2))  # expired
+    assert not kyc_reusable(passed, passed + timedelta(days=1), 90, "", date(2026, 3, 2))
+    assert not kyc_reusable(passed, passed + timedelta(days=1), 0, "长期", date(2026, 3, 2))  # 0: never
+    assert not kyc_reusable(None, passed, 90, "长期", date(2026, 3, 2))
+
+
+def test_the_reused_identity_stands_only_for_the_same_number_within_its_validity() -> None:
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    note = json.dumps({"from": "a" * 36, "id_hash": "h1", "passed_at": now.isoformat(),
+                       "until": (now + timedelta(days=1)).isoformat()})
+    draft = {KYC_REUSED: note, "name": "王小明", "id_number": "110101199003074514"}
+    assert reused_identity(draft, "h1", now) == "a" * 36
+    assert reused_identity(draft, "h2", now) is None  # the number was changed: checked again
+    assert reused_identity(draft, "h1", now + timedelta(days=2)) is None
+    assert reused_identity({"name": "王小明"}, "h1", now) is None
+    assert reused_identity({KYC_REUSED: "{bad"}, "h1", now) is None
+
+
+def test_the_notice_period_is_the_contract_s_when_it_states_one() -> None:
+    assert notice_days({"end_of_term": {"notice_days": 45}}) == 45
+    assert notice_days({"notice_days": "20"}) == 20
+    assert notice_days({"purchase_price": "100.00"}) is None
+    assert notice_days({"end_of_term": {"notice_days": True}}) is None
+    assert notice_days({"notice_days": "thirty"}) is None
+
+
+def test_a_return_is_flagged_when_not_inspected_within_the_policy_s_days() -> None:
+    ends = date(2026, 2, 28)
+    assert load_policy().inspection_overdue_days == 10
+    assert not inspection_overdue(ends, date(2026, 3, 10), 10)
+    assert inspection_overdue(ends, date(2026, 3, 11), 10)
