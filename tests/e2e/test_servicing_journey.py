@@ -24,6 +24,7 @@ servicing tour): ``make screenshots``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -47,6 +48,7 @@ from sqlalchemy import select
 
 from infra.db.models import CollectionAttemptRow
 from infra.db.models import InstalmentRow
+from infra.db.models import LeaseDocumentRow
 from infra.db.models import LeaseRow
 from infra.servicing import SqlServicing
 from tests.common.vins import fresh_vin
@@ -71,6 +73,7 @@ from tests.integration.test_auth import sign_in as sign_in_http
 from tests.integration.test_contract_journey import explain
 from tests.integration.test_contract_journey import last_code
 from tests.integration.test_contract_journey import sign
+from tests.integration.test_contract_signing import pdfsig
 from tests.integration.test_handover import confirm
 from tests.integration.test_handover import lease_url
 from tests.integration.test_handover import prepare
@@ -149,6 +152,13 @@ class Lease:
             rate = terms.late_fee_daily_rate
         return int((Decimal(base) / 100 * rate * days).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) * 100)
 
+    def document(self, kind: str) -> LeaseDocumentRow | None:
+        """The lease's document of ``kind`` once it is ready (signed by the contract service)."""
+        with self.db.session() as s:
+            return s.scalars(select(LeaseDocumentRow).where(LeaseDocumentRow.lease_id == self.id,
+                                                            LeaseDocumentRow.kind == kind,
+                                                            LeaseDocumentRow.status == "ready")).one_or_none()
+
     def texts(self) -> list[str]:
         """The texts to the customer's phone (the sandbox SMS outbox), oldest first."""
         return [m.body for m in reversed(self.server.app.extensions["leaseline"].outbox.latest(50, to=MOBILE))]
@@ -210,7 +220,7 @@ def lease_in_force(server: Served) -> tuple[Lease, requests.Session]:
 
 
 def test_a_lease_rolled_forward_collected_late_reminded_and_paid_on_the_phone_and_the_desk(
-        browser: Browser, playwright: Playwright, server: Served) -> None:
+        browser: Browser, playwright: Playwright, server: Served, tmp_path: Path) -> None:
     folder = os.environ.get("LEASELINE_SCREENSHOTS")
     tour = Tour(str(Path(folder) / "servicing") if folder else None)
     started = time.monotonic()
@@ -365,6 +375,39 @@ def test_a_lease_rolled_forward_collected_late_reminded_and_paid_on_the_phone_an
         expect(phone.get_by_test_id("lease-settled")).to_be_visible()
         expect(phone.get_by_test_id("pay-now")).to_have_count(0)
         mark("settled early on the phone")
+
+        # 7. the settlement certificate, signed by the contract service, among the lease's documents on the phone
+        certificate = wait_for(lambda: lease.document("settlement_certificate"), "the settlement certificate")
+        phone.reload()
+        listed = phone.get_by_test_id("doc-settlement_certificate")
+        expect(listed).to_have_attribute("data-status", "ready")
+        listed.scroll_into_view_if_needed()
+        tour.shot(phone, "phone", "certificate")
+        pdf = phone.request.get(listed.locator("a").get_attribute("href") or "")
+        assert pdf.ok and pdf.headers["content-type"].startswith("application/pdf"), pdf.status
+        assert hashlib.sha256(pdf.body()).hexdigest() == certificate.sha256
+        # each signature covers the certificate's bytes unchanged (poppler's pdfsig: an independent validator)
+        verdicts = pdfsig(pdf.body(), tmp_path)
+        assert verdicts and {v for _, v in verdicts} == {"Signature is Valid."}, verdicts
+        mark("certificate signed and downloaded")
+
+        # 8. the dealer's mortgage-release desk: the settled lease's car to release, the release recorded
+        dealer = device(**DESK)
+        sign_in(dealer, ADMIN_A)
+        dealer.goto("/servicing/releases")
+        line = dealer.locator(f"[data-testid=release-line][data-lease='{lease.id}']")
+        expect(line).to_have_attribute("data-status", "open")
+        tour.shot(dealer, "desk", "mortgage-releases")
+        line.locator("a").first.click()
+        released_on = dealer.locator("#released_on")
+        released_on.fill(released_on.get_attribute("max") or "")
+        dealer.locator("#office").fill("上海市公安局交通警察总队车辆管理所")
+        dealer.locator("#reference").fill("沪JY2027031600018")
+        dealer.get_by_test_id("release-submit").click()
+        expect(dealer.get_by_test_id("release-notice")).to_be_visible()
+        expect(dealer.get_by_test_id("release")).to_have_attribute("data-status", "released")
+        tour.shot(dealer, "desk", "mortgage-released")
+        mark("mortgage released at the dealer")
     finally:
         for context in contexts:
             context.close()
