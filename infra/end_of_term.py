@@ -13,8 +13,9 @@ How each choice is carried by the receivable (decided here, documented once):
   movement), adds the charges as an instalment of kind ``return_charges`` due on the business date, and applies the
   deposit to what is then open (rents unpaid, then the charges); the rest is owed, paid on the pay page;
 - the deposit applied is recorded as ``deposit_deduction`` (each application a ``deposit_offset`` movement keyed by
-  lease and instalment); the refund of the rest goes through today's closing (bff/payments/settlement.py: ops close
-  the lease with that deduction, the settle job refunds the rest).
+  lease and instalment); the refund of the rest goes through today's closing (bff/payments/settlement.py), in the
+  transaction that ends the lease (:func:`_settle_deposits`): the application's term closed with what the deposit
+  paid as the deduction, settlement due, and the ``payments.settle`` job refunds the rest.
 
 A lease ends (``leases.status`` ``ended``, ``end_of_term.status`` ``ended``) in the close of business (its hook,
 :func:`end_of_term_hook`, set-based over the batch) once its choice is purchase, or a return inspected, and no
@@ -39,6 +40,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from infra.db.engine import Database
+from infra.db.models import ApplicationEventRow
 from infra.db.models import EndOfTermRow
 from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
@@ -322,7 +324,39 @@ def _end(session: Session, lease_ids: Sequence[str], day: date, now: datetime) -
     if ended:
         session.execute(text("UPDATE end_of_term SET status = :ended, ended_on = :day, updated_at = :now "
                              "WHERE lease_id = ANY(:ids)"), {"ended": ENDED, "day": day, "now": now, "ids": ended})
+        _settle_deposits(session, ended, day, now)
     return ended
+
+
+def _settle_deposits(session: Session, lease_ids: Sequence[str], day: date, now: datetime) -> None:
+    """The deposit of each lease just ended settled as ops close a term at its end (bff/payments/settlement.py
+    ``close``) and as early settlement does (infra/settlements.py ``_close_term``), in the transaction that ends it:
+    the application's term closed with the deposit applied at the end (its ``deposit_offset`` movements) kept as the
+    deduction and its settlement ``due``, the application ``delivered`` → ``closed`` with its event. The worker's
+    ``payments.settle`` job then refunds the rest of the deposit — once (its refund is keyed by the application and
+    the attempt), a refund Stripe refuses left in ``attention`` on ops' closing page (/ops/leases). Set-based; a term
+    closed already (by ops, by an early settlement) is left as it is."""
+    params = {"ids": list(lease_ids), "now": now,
+              "reason": f"期满 保证金抵扣 end of term {day.isoformat()}: deposit applied"}
+    closed = session.execute(text(
+        "UPDATE lease_terms t SET closed_at = :now, closed_by = 'system', closed_by_label = '期满 end of term', "
+        "deduction = LEAST(l.deposit, COALESCE((SELECT -SUM(m.principal + m.interest + m.penalty) "
+        "FROM servicing_movements m WHERE m.lease_id = l.id AND m.kind = 'deposit_offset'), 0)), "
+        "deduction_reason = :reason, settlement = 'due' "
+        "FROM leases l WHERE l.id = ANY(:ids) AND t.application_id = l.application_id AND t.settlement IS NULL "
+        "RETURNING t.application_id, t.deduction"), params).all()
+    kept = {str(a): int(d) for a, d in closed}
+    moved = session.execute(text(
+        "UPDATE applications a SET status = 'closed', updated_at = :now, version = a.version + 1 FROM leases l "
+        "WHERE l.id = ANY(:ids) AND a.id = l.application_id AND a.status = 'delivered' RETURNING a.id"),
+        params).scalars().all()
+    for application_id in moved:
+        note = f"期满 the lease ended on {day.isoformat()}; " + (
+            f"deposit kept {kept[application_id]} fen, the rest refunded by the settle job"
+            if application_id in kept else "no term to close")
+        session.add(ApplicationEventRow(application_id=application_id, at=now, actor_kind="system",
+                                        actor_id="end_of_term", from_status="delivered", to_status="closed",
+                                        note=note))
 
 
 def end_of_term_hook(events: BatchEvents, now: datetime | None = None) -> None:

@@ -28,6 +28,7 @@ from infra.db.models import EndOfTermRow
 from infra.db.models import InstalmentRow
 from infra.db.models import KycCheckRow
 from infra.db.models import LeaseRow
+from infra.db.models import LeaseTermRow
 from infra.end_of_term import SqlEndOfTerm
 from infra.end_of_term import end_of_term_hook
 from infra.servicing import BatchEvents
@@ -141,6 +142,11 @@ def test_the_dealer_inspects_a_returned_car_on_the_phone_and_the_deposit_pays_th
         bff_server: Any, app: Any) -> None:
     base = bff_server.url
     customer, lease_id, _ = near_its_end(app, base, "13700138812")
+    with app.extensions["leaseline"].db.session() as s:  # the term the handover started (bff/payments/settlement.py)
+        lease = s.get(LeaseRow, lease_id)
+        s.add(LeaseTermRow(application_id=lease.application_id, dealer_id=lease.dealer_id, term_months=12,
+                           starts_on=lease.starts_on, ends_on=lease.ends_on, delivered_at=datetime.now(UTC),
+                           delivered_by="sales", delivered_by_label="sales", deduction=0))
     with customer:
         url = f"{base}/leases/{lease_id}/end-of-term"
         r = customer.post(url, data={"option": "return", "csrf_token": csrf(customer, url)}, timeout=TIMEOUT)
@@ -175,6 +181,11 @@ def test_the_dealer_inspects_a_returned_car_on_the_phone_and_the_deposit_pays_th
         keys = json.loads(eot.photo_keys)
         assert len(keys) == 1 and keys[0].startswith("tenants/")
         assert s.get(LeaseRow, lease_id).status == "ended"
+        # the deposit settled with the ending: the term closed keeping what the deposit paid, the rest due for the
+        # settle job's refund; the application closed
+        term = s.get(LeaseTermRow, lease.application_id)
+        assert (term.settlement, term.deduction, term.closed_by) == ("due", 155_000, "system")
+        assert s.get(ApplicationRow, lease.application_id).status == "closed"
     assert app.extensions["leaseline"].store.get(keys[0])[:2] == b"\xff\xd8"  # the photo, stored as a JPEG
 
 
