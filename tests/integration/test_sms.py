@@ -88,7 +88,9 @@ def adapter(endpoint: str) -> TencentSms:
                                                          "rent_overdue": "1110019", "rent_overdue_en": "1110020",
                                                          "lease_settled": "1110021", "lease_settled_en": "1110022",
                                                          "schedule_changed": "1110023",
-                                                         "schedule_changed_en": "1110024"},
+                                                         "schedule_changed_en": "1110024",
+                                                         "credit_report_notice": "1110025",
+                                                         "credit_report_notice_en": "1110026"},
                       endpoint=endpoint, scheme="http", timeout=2)
 
 
@@ -174,7 +176,8 @@ def test_production_refuses_the_sandbox_and_checks_the_tencent_settings() -> Non
                                    '"rent_due_soon": "1110017", "rent_due_soon_en": "1110018", '
                                    '"rent_overdue": "1110019", "rent_overdue_en": "1110020", '
                                    '"lease_settled": "1110021", "lease_settled_en": "1110022", '
-                                   '"schedule_changed": "1110023", "schedule_changed_en": "1110024"}')})
+                                   '"schedule_changed": "1110023", "schedule_changed_en": "1110024", '
+                                   '"credit_report_notice": "1110025", "credit_report_notice_en": "1110026"}')})
     assert settings.sms == "tencent" and dict(settings.tencent_sms)["app_id"] == "1400006666"
 
 
@@ -199,7 +202,9 @@ def test_a_code_the_platform_refused_is_not_counted_as_sent(db_url: str, cloud: 
                                            "rent_due_soon": "1110017", "rent_due_soon_en": "1110018",
                                            "rent_overdue": "1110019", "rent_overdue_en": "1110020",
                                            "lease_settled": "1110021", "lease_settled_en": "1110022",
-                                           "schedule_changed": "1110023", "schedule_changed_en": "1110024"})}
+                                           "schedule_changed": "1110023", "schedule_changed_en": "1110024",
+                                           "credit_report_notice": "1110025",
+                                           "credit_report_notice_en": "1110026"})}
     app = build_app(db_url, sms="tencent", tencent_sms=tuple(tencent.items()))
     assert app.extensions["leaseline"].outbox is None
     try:
