@@ -1,6 +1,7 @@
 """Issue 18, done when: a lease in force rolled forward with ``leaseline servicing close --until … --demo`` — the
-customer's phone (Pixel 7) and the ops desk (a desktop browser) — in one test, on a BFF and a database of its own
-(the business date is one record for the whole database: rolling it months ahead must not move the suite's).
+customer's phone (Pixel 7), the ops desk and the dealer's desk (desktop browsers) — in one test, on a BFF and a
+database of its own (the business date is one record for the whole database: rolling it months ahead must not move
+the suite's).
 
 0. The lease is handed over the real way (tests/e2e/test_servicing_journey.py ``lease_in_force``): invited, applied,
    approved, contract signed, paid, the handover record signed — its contract is the contract service's own, which
@@ -8,12 +9,19 @@ customer's phone (Pixel 7) and the ops desk (a desktop browser) — in one test,
 1. The customer, on their phone, gives the sandbox bank's 协议支付 direct-debit mandate (its answer: debited).
 2. The business date is rolled, with the real command, to the eve of each of the first two rents' collection days:
    each is debited automatically by the worker (``servicing.collect``) and shows paid on the lease page.
-3. The customer turns automatic collection off; rolled on, the third rent falls overdue: its late charge (the contract's
-   daily rate on the rent, per calendar day), and the reminder texts the day after and a week after, in the sandbox
-   SMS outbox with the figures of their day.
+3. The customer turns automatic collection off; rolled on, the third rent falls overdue: its late charge (the
+   contract's daily rate on the rent, per calendar day), and the reminder texts the day after and a week after, in
+   the sandbox SMS outbox with the figures of their day.
 4. The ops desk: the collections queue lists the lease in M1; its page lists the reminders; a promise to pay is
    recorded.
 5. The customer pays what is overdue on the phone (TEST MODE card): the lease is up to date.
+6. A partial prepayment: both re-amortisations shown side by side (a shorter term, a lower rent), the lower rent
+   chosen and paid; the next rent is the new one.
+7. An early settlement: the lease page's quote for the earliest day the contract allows, requested, paid; the lease
+   settled.
+8. The settlement certificate and the prepayment's schedule annex, signed by the contract service, listed among the
+   lease's documents; the certificate downloaded, its hash the recorded one, every signature valid (pdfsig).
+9. The dealer's desk: the settled lease on the mortgage-release desk, the release recorded.
 
 The rolls stop on the eve of each collection day and at each reminder's day, and wait for the worker: a collection
 or a text then happens on its business date, not on whichever date the roll had reached meanwhile.
@@ -349,7 +357,29 @@ def test_a_lease_rolled_forward_collected_late_reminded_and_paid_on_the_phone_an
         expect(phone.get_by_test_id("lease-next")).to_have_attribute("data-due", next_due)
         mark("late rent paid on the phone")
 
-        # 6. early settlement: the quote for the earliest day the contract allows, requested, paid; the lease settled
+        # 6. a partial prepayment: both re-amortisations side by side, the lower rent chosen and paid
+        rent_before = lease.rents()[after].amount
+        phone.get_by_test_id("prepay-link").click()
+        phone.locator("#amount").fill("20000")
+        phone.get_by_test_id("prepay-ask").click()
+        options = phone.get_by_test_id("prepay-options")
+        lower = int(options.locator("[data-row=rent] [data-option=lower_rent]").get_attribute("data-value") or 0)
+        shorter_left = options.locator("[data-row=rents_left] [data-option=shorter_term]")
+        rents_left = options.locator("[data-row=rents_left] [data-option=lower_rent]")
+        assert 0 < lower < rent_before, (lower, rent_before)  # a lower rent over the same term …
+        assert int(shorter_left.get_attribute("data-value") or 0) < int(rents_left.get_attribute("data-value") or 0)
+        phone.get_by_test_id("option-lower_rent").check()  # … or fewer rents of the same: both shown before paying
+        phone.get_by_test_id("method").select_option("visa")
+        options.scroll_into_view_if_needed()
+        tour.shot(phone, "phone", "prepayment-options")
+        phone.get_by_test_id("prepay-pay").click()
+        expect(phone.get_by_test_id("prepay-applied")).to_have_attribute("data-rent", str(lower))
+        assert lease.rents()[after].amount == lower
+        phone.get_by_test_id("see-schedule").click()
+        expect(phone.get_by_test_id("lease-next")).to_have_attribute("data-amount", str(lower))
+        mark("prepaid ¥20,000: lower rent")
+
+        # 7. early settlement: the quote for the earliest day the contract allows, requested, paid; the lease settled
         quote = phone.get_by_test_id("settlement")
         quote.scroll_into_view_if_needed()
         expect(quote.get_by_test_id("quote-lines")).to_be_visible()
@@ -376,9 +406,12 @@ def test_a_lease_rolled_forward_collected_late_reminded_and_paid_on_the_phone_an
         expect(phone.get_by_test_id("pay-now")).to_have_count(0)
         mark("settled early on the phone")
 
-        # 7. the settlement certificate, signed by the contract service, among the lease's documents on the phone
+        # 8. the settlement certificate and the prepayment's schedule annex, signed by the contract service, among the
+        # lease's documents on the phone
         certificate = wait_for(lambda: lease.document("settlement_certificate"), "the settlement certificate")
+        wait_for(lambda: lease.document("schedule_annex"), "the prepayment's schedule annex")
         phone.reload()
+        expect(phone.get_by_test_id("doc-schedule_annex")).to_have_attribute("data-status", "ready")
         listed = phone.get_by_test_id("doc-settlement_certificate")
         expect(listed).to_have_attribute("data-status", "ready")
         listed.scroll_into_view_if_needed()
@@ -391,7 +424,7 @@ def test_a_lease_rolled_forward_collected_late_reminded_and_paid_on_the_phone_an
         assert verdicts and {v for _, v in verdicts} == {"Signature is Valid."}, verdicts
         mark("certificate signed and downloaded")
 
-        # 8. the dealer's mortgage-release desk: the settled lease's car to release, the release recorded
+        # 9. the dealer's mortgage-release desk: the settled lease's car to release, the release recorded
         dealer = device(**DESK)
         sign_in(dealer, ADMIN_A)
         dealer.goto("/servicing/releases")
