@@ -352,5 +352,7 @@ def desk() -> Any:
     user: Staff = g.user
     day = SqlServicing(services().db).business_date()
     days = services().plans.policy.inspection_overdue_days
-    found = SqlEndOfTerm(services().db).desk(tenant_of(user), day, days)
-    return render_template("servicing/eot_desk.html", desk=found, today=day, days=days)
+    repo = SqlEndOfTerm(services().db)
+    found = repo.desk(tenant_of(user), day, days)
+    return render_template("servicing/eot_desk.html", desk=found, today=day, days=days,
+                           awaiting=repo.returns_for(tenant_of(user)))

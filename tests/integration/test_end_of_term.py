@@ -33,6 +33,7 @@ from infra.end_of_term import SqlEndOfTerm
 from infra.end_of_term import end_of_term_hook
 from infra.servicing import BatchEvents
 from infra.servicing import SqlServicing
+from infra.servicing import _awaiting_return
 from plans.timeline import add_months
 from tests.common.leases import open_lease_for
 from tests.integration.test_applications import start
@@ -151,6 +152,18 @@ def test_the_dealer_inspects_a_returned_car_on_the_phone_and_the_deposit_pays_th
         url = f"{base}/leases/{lease_id}/end-of-term"
         r = customer.post(url, data={"option": "return", "csrf_token": csrf(customer, url)}, timeout=TIMEOUT)
         assert r.status_code == 200 and 'data-testid="eot-awaiting-inspection"' in r.text
+        assert 'data-testid="eot-inspection-awaited"' in customer.get(f"{base}/leases/{lease_id}", timeout=TIMEOUT).text
+    # awaiting the inspection: the close neither marks the final rent overdue nor charges it late (infra/servicing.py)
+    db = app.extensions["leaseline"].db
+    final_id = rows(app, lease_id)["final_rent"].id
+    with db.session() as s:
+        assert _awaiting_return(s, [final_id]) == {final_id}
+    # not inspected 10 days (the policy's) after the term's end: on ops' desk
+    ends_on = lease.ends_on
+    assert [r.lease_id for r in SqlEndOfTerm(db).desk(None, ends_on + timedelta(days=11), 10).returns].count(lease_id)
+    assert lease_id not in [r.lease_id for r in SqlEndOfTerm(db).desk(None, ends_on + timedelta(days=10), 10).returns]
+    with sign_in(base, "ops@demo.leaseline.cn") as ops:
+        assert f'data-lease="{lease_id}"' in ops.get(f"{base}/servicing/end-of-term", timeout=TIMEOUT).text
     inspection = f"{base}/servicing/returns/{lease_id}/inspection"
     with sign_in(base, "ops@demo.leaseline.cn") as ops:  # the lessor's ops do not take cars back
         assert ops.get(inspection, timeout=TIMEOUT, allow_redirects=False).status_code == 403
@@ -186,6 +199,7 @@ def test_the_dealer_inspects_a_returned_car_on_the_phone_and_the_deposit_pays_th
         term = s.get(LeaseTermRow, lease.application_id)
         assert (term.settlement, term.deduction, term.closed_by) == ("due", 155_000, "system")
         assert s.get(ApplicationRow, lease.application_id).status == "closed"
+        assert _awaiting_return(s, [final_id]) == set()  # inspected: nothing paused any more
     assert app.extensions["leaseline"].store.get(keys[0])[:2] == b"\xff\xd8"  # the photo, stored as a JPEG
 
 
