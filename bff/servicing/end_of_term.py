@@ -108,6 +108,7 @@ class Options:
     returns: ReturnTerms | None
     allowance_km: int | None
     to_pay: tuple[InstalmentRow, ...]  # after a choice: the instalments still open, for the pay page
+    notice: int | None = None  # the days' notice of the choice the contract states (None: its terms state none)
 
     @property
     def damage_items(self) -> list[dict[str, Any]]:
@@ -118,14 +119,16 @@ def options_of(lease: LeaseRow, rows: tuple[InstalmentRow, ...] | list[Instalmen
     final = next((r for r in rows if r.kind == FINAL_RENT), None)
     final_left = _left(final) if final is not None and final.state in (*OPEN, PENDING) else 0
     arrears = sum(_left(r) for r in rows if r.state in OPEN and r.kind not in (FINAL_RENT, "purchase_price"))
-    price = purchase_price(json.loads(lease.terms or "{}"))
+    terms = json.loads(lease.terms or "{}")
+    price = purchase_price(terms)
     returns = load_product().end_of_term.returns
     choice = SqlEndOfTerm(services().db).get(lease.id)
     return Options(lease, today, window_opens(lease.ends_on), choice, final, final_left, arrears,
                    purchase_figures(final_left, price, arrears, lease.deposit), returns,
                    allowance_km(returns, lease.term) if returns else None,
                    tuple(r for r in rows if r.state in (*OPEN, PENDING) and _left(r) > 0
-                         and (r.kind in (FINAL_RENT, "purchase_price", "return_charges") or r.state in OPEN)))
+                         and (r.kind in (FINAL_RENT, "purchase_price", "return_charges") or r.state in OPEN)),
+                   notice_days(terms))
 
 
 @bp.app_context_processor
@@ -151,8 +154,7 @@ def _page(lease_id: str, status: int = 200, *, error: str | None = None, chosen:
     return render_template("servicing/end_of_term.html", o=opts, lease=snap.lease, app=app, customer=customer,
                            window=in_window(snap.lease.ends_on, snap.business_date), error=error, chosen=chosen,
                            active=snap.lease.status == ACTIVE, errors=errors or {}, term=term,
-                           terms=terms_offered(), refinancing=refinancing,
-                           notice=notice_days(json.loads(snap.lease.terms or "{}"))), status
+                           terms=terms_offered(), refinancing=refinancing), status
 
 
 def _term(lease_id: str, option: str) -> tuple[int | None, Any]:

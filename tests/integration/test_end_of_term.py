@@ -86,9 +86,13 @@ def test_the_lessee_keeps_the_car_the_deposit_offsets_on_the_last_day_and_the_le
     customer, lease_id, _ = near_its_end(app, base, "13700138811")
     final = rows(app, lease_id)["final_rent"]
     final_rent = final.principal + final.interest
+    with app.extensions["leaseline"].db.session() as s:  # a contract that states its notice: 45 days, not a fixed 30
+        lease = s.get(LeaseRow, lease_id)
+        lease.terms = json.dumps({**json.loads(lease.terms or "{}"), "end_of_term": {"notice_days": 45}})
     with customer:
         page = customer.get(f"{base}/leases/{lease_id}", timeout=TIMEOUT).text
         block = attrs(page, "end-of-term")
+        assert block["data-notice"] == "45" and "45" in page
         assert block["data-chosen"] == "" and int(block["data-purchase-to-pay"]) == final_rent + 10_000 - DEPOSIT
         url = f"{base}/leases/{lease_id}/end-of-term"
         r = customer.get(url, timeout=TIMEOUT)
@@ -238,6 +242,8 @@ def test_refinancing_the_final_rent_makes_a_new_application_the_lessee_opens(bff
                           allow_redirects=False)
         assert r.status_code == 303 and r.headers["Location"].endswith(new_id)
         assert attrs(customer.get(url, timeout=TIMEOUT).text, "eot-refinance")["data-application"] == new_id
+        assert attrs(customer.get(f"{base}/leases/{lease_id}", timeout=TIMEOUT).text, "end-of-term")[
+            "data-notice"] == ""  # its terms state no notice: no figure named
         assert f"/applications/{new_id}" in attrs(customer.get(f"{base}/leases/{lease_id}", timeout=TIMEOUT).text,
                                                   "eot-refinance-link")["href"]
         assert new_id in customer.get(f"{base}/mine", timeout=TIMEOUT).text  # 我的租赁 lists it
