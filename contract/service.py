@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contract.db.models import ContractRow
 from contract.db.models import HandoverRow
+from contract.db.models import ServicingDocumentRow
 from contract.db.models import SignatureRow
 from contract.document import ContractDataError
 from contract.document import from_snapshot
@@ -539,10 +540,12 @@ class ContractService:
         return self._verdict(pdf, meta)
 
     def verify_upload(self, pdf: bytes) -> dict[str, Any]:
-        """Anyone's PDF: its signatures, and whether it is a contract or a handover record we signed (by its hash,
-        in the log); for a handover record, ``contract`` is the contract it belongs to."""
+        """Anyone's PDF: its signatures, and whether it is a contract, a handover record or a document of the lease
+        in force (a settlement certificate 结清证明, a schedule annex) we signed (by its hash, in the log); for the
+        others, ``contract`` is the contract it belongs to."""
         digest = sha256_hex(pdf)
         handover: dict[str, Any] | None = None
+        servicing: dict[str, Any] | None = None
         with self.db.session() as session:
             row = session.scalar(select(ContractRow).where(ContractRow.signed_sha256 == digest))
             if row is None:
@@ -553,11 +556,18 @@ class ContractService:
                     handover = {"id": record.id, "contract_id": record.contract_id,
                                 "starts_on": record.delivered_on.isoformat(), "ends_on": record.ends_on.isoformat(),
                                 "signed_at": iso(record.signed_at), "ledger_index": record.ledger_index}
+            if row is None:
+                issued = session.scalar(select(ServicingDocumentRow).where(
+                    ServicingDocumentRow.sha256 == digest, ServicingDocumentRow.status == "signed"))
+                if issued is not None:
+                    row = session.get(ContractRow, issued.contract_id)
+                    servicing = {"id": issued.id, "kind": issued.kind, "contract_id": issued.contract_id,
+                                 "signed_at": iso(issued.signed_at), "ledger_index": issued.ledger_index}
             meta = self._json(row) if row is not None else None
-        return self._verdict(pdf, meta, handover)
+        return self._verdict(pdf, meta, handover, servicing)
 
-    def _verdict(self, pdf: bytes, meta: dict[str, Any] | None,
-                 handover: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _verdict(self, pdf: bytes, meta: dict[str, Any] | None, handover: dict[str, Any] | None = None,
+                 servicing: dict[str, Any] | None = None) -> dict[str, Any]:
         from contract.signing.errors import NoSignatures
 
         try:
@@ -566,17 +576,20 @@ class ContractService:
             reports = []
         signatures = [_report_json(r) for r in reports]
         ledger: dict[str, Any] | None
-        if handover is not None and handover["ledger_index"] is not None:  # the record's own entry
-            ledger = self.ledger.bundle(handover["ledger_index"], previous_log=False).to_json()
+        own = handover or servicing
+        if own is not None and own["ledger_index"] is not None:  # the document's own entry
+            ledger = self.ledger.bundle(own["ledger_index"], previous_log=False).to_json()
         else:
             ledger = self._proof(meta) if meta else None
         return {
             "sha256": sha256_hex(pdf), "contract": {k: meta[k] for k in ("id", "number", "status", "signed_at")}
             if meta else None, "signatures": signatures,
             "all_valid": bool(signatures) and all(s["bottom_line"] for s in signatures), "ledger": ledger,
-            # which of our documents the file is: the contract, or its handover record (车辆交接确认书)
-            "document": None if meta is None else "handover" if handover is not None else "contract",
-            "handover": handover,
+            # which of our documents the file is: the contract, its handover record (车辆交接确认书), or a document
+            # of the lease in force (settlement_certificate, schedule_annex)
+            "document": None if meta is None else "handover" if handover is not None
+            else servicing["kind"] if servicing is not None else "contract",
+            "handover": handover, "servicing_document": servicing,
         }
 
     def _proof(self, meta: dict[str, Any]) -> dict[str, Any] | None:

@@ -58,6 +58,10 @@ def _page(status: int = 200, **context: Any) -> Any:
     return response
 
 
+#: the evidence entry a verified document discloses, by the contract service's ``document``
+DISCLOSED_KINDS = {"handover": "handover_signed", "settlement_certificate": "settlement_certificate_signed",
+                   "schedule_annex": "schedule_annex_signed"}
+
 def verdict(result: dict[str, Any]) -> tuple[bool, str]:
     """(valid, the plain sentence at the top of the page) for the contract service's answer: valid only when
     every signature holds *and* the file is a contract we signed (its hash is in our records)."""
@@ -77,6 +81,12 @@ def verdict(result: dict[str, Any]) -> tuple[bool, str]:
     signers = separator.join(dict.fromkeys(str(s["signer"]) for s in signatures if s.get("signer")))
     if result.get("document") == "handover":  # the vehicle's handover record (交接确认书) of that contract
         return True, _("Valid: the handover record of contract %(number)s is intact and signed by %(signers)s.",
+                       number=contract["number"], signers=signers)
+    if result.get("document") == "settlement_certificate":  # 结清证明
+        return True, _("Valid: the settlement certificate of contract %(number)s is intact and signed by "
+                       "%(signers)s.", number=contract["number"], signers=signers)
+    if result.get("document") == "schedule_annex":  # the schedule after a partial prepayment
+        return True, _("Valid: the schedule annex of contract %(number)s is intact and signed by %(signers)s.",
                        number=contract["number"], signers=signers)
     return True, _("Valid: contract %(number)s is intact and signed by %(signers)s.", number=contract["number"],
                    signers=signers)
@@ -122,6 +132,6 @@ def check() -> Any:
                                 target=str(result["contract"].get("number", "")), ip=request.remote_addr or "",
                                 user_agent=(request.user_agent.string or "")[:255],
                                 details={"index": proof.get("index"), "role": "holder",
-                                         "kind": "handover_signed" if result.get("document") == "handover"
-                                         else "contract_signed"})
+                                         "kind": DISCLOSED_KINDS.get(str(result.get("document")),
+                                                                     "contract_signed")})
     return _page(result=result, valid=valid, verdict=message)

@@ -215,6 +215,14 @@ def test_a_settled_lease_gets_its_certificate_its_release_and_one_text(
     assert hashlib.sha256(pdf.content).hexdigest() == doc.sha256
     with sign_in(base, XIHU) as other:  # another dealer's staff: as if there were none
         assert other.get(f"{base}{link.group(1)}", timeout=TIMEOUT, allow_redirects=False).status_code == 404
+    # anyone holding the certificate can check it on the public page: ours, intact, the certificate of that contract
+    with requests.Session() as anyone:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', anyone.get(f"{base}/verify", timeout=TIMEOUT).text)
+        assert token
+        verdict = anyone.post(f"{base}/verify", data={"csrf_token": token.group(1)},
+                              files={"file": ("certificate.pdf", pdf.content, "application/pdf")}, timeout=60)
+    assert verdict.status_code == 200 and 'data-valid="true"' in verdict.text
+    assert f"合同 {settled['contract']['number']} 的结清证明完整无改动" in verdict.text
 
 
 def test_the_contract_service_refuses_figures_that_do_not_add_up_and_a_reused_key(
