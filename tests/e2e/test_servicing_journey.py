@@ -36,6 +36,7 @@ import hashlib
 import os
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -191,7 +192,7 @@ def lease_in_force(server: Served) -> tuple[Lease, requests.Session]:
     base, app = server.url, server.app
     c = app.extensions["leaseline"]
     customer = invited_customer(base, app, MOBILE)
-    customer.headers["User-Agent"] = "phone-servicing-journey"
+    customer.headers["User-Agent"] = f"phone-{uuid.uuid4().hex}"  # the risk service's device velocity rule
     app_id = ready_to_submit(base, customer, make_card_images(), face=False, vehicle=False)
     r = post(customer, f"{base}/applications/{app_id}/steps/customer",
              {**CUSTOMER, "id_number": persona_id("10"), "mobile": MOBILE})  # a clean file: approved at once
