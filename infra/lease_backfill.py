@@ -19,6 +19,7 @@ from infra.db.models import ApplicationRow
 from infra.db.models import HandoverRow
 from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
+from infra.db.models import LeaseTermRow
 from infra.db.models import ServicingMovementRow
 from infra.servicing import PAID
 from infra.servicing import PENDING
@@ -27,6 +28,8 @@ from infra.servicing import SqlServicing
 
 #: a handover record the customer signed (infra/handovers.py)
 SIGNED = "signed"
+#: an application whose car was handed over and whose term runs (a closed one's lease is over: not opened)
+DELIVERED = "delivered"
 
 
 @dataclass(frozen=True)
@@ -50,13 +53,17 @@ class SqlLeaseBackfill:
         self.db = db
 
     def unserviced(self, limit: int = 1000) -> list[Unserviced]:
-        """Signed handovers without a lease, oldest application first (at most ``limit``)."""
+        """Signed handovers without a lease whose term still runs — the application delivered, its term not closed by
+        ops (a lease closed before servicing began is over: opening it would report it active to the bureau and offer
+        its end of term again) —, oldest application first (at most ``limit``)."""
         with self.db.session() as session:
             rows = session.execute(
                 select(HandoverRow.application_id, HandoverRow.dealer_id, ApplicationRow.contract_id)
                 .join(ApplicationRow, ApplicationRow.id == HandoverRow.application_id)
                 .outerjoin(LeaseRow, LeaseRow.application_id == HandoverRow.application_id)
-                .where(HandoverRow.status == SIGNED, LeaseRow.id.is_(None))
+                .outerjoin(LeaseTermRow, LeaseTermRow.application_id == HandoverRow.application_id)
+                .where(HandoverRow.status == SIGNED, LeaseRow.id.is_(None), ApplicationRow.status == DELIVERED,
+                       LeaseTermRow.settlement.is_(None))
                 .order_by(HandoverRow.signed_at, HandoverRow.application_id).limit(limit)).all()
         return [Unserviced(a, d, c or "") for a, d, c in rows]
 

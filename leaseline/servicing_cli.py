@@ -193,8 +193,12 @@ def servicing_backfill(paid_through: str | None, dry_run: bool, as_json: bool) -
         raise Fail(str(exc)) from None
     try:
         with _database_errors():
+            business_date = SqlServicing(services.db).business_date()
             if through is None:
-                through = SqlServicing(services.db).business_date() - timedelta(days=1)
+                through = business_date - timedelta(days=1)
+            if through >= business_date:  # a rent due today or later cannot have been collected before servicing
+                raise Fail(f"--paid-through: {through.isoformat()} is not before the business date "
+                           f"{business_date.isoformat()}")
             outcomes = backfill(services, paid_through=through, now=utc_now(), dry_run=dry_run)
     finally:
         services.db.dispose()

@@ -112,3 +112,11 @@ def test_the_signed_handover_record_starts_the_lease_in_force_with_the_contract_
     assert sorted(m.value_date for m in outside) == [r.due_on for r in rents[:2]]
     assert -sum(m.principal + m.interest for m in outside) == done.amount_fen
     assert [o for o in backfill(c, paid_through=cut_over, now=datetime.now(UTC)) if o.application_id == app_id] == []
+    # a lease ops closed before servicing began is over: the backfill does not open it again
+    with c.db.session() as s:
+        for table in ("servicing_movements", "instalments", "leases"):
+            s.execute(text(f"DELETE FROM {table} WHERE {'id' if table == 'leases' else 'lease_id'} = :lease"),
+                      {"lease": reopened[0].id})
+        s.execute(text("UPDATE applications SET status = 'closed' WHERE id = :id"), {"id": app_id})
+    assert [o for o in backfill(c, paid_through=cut_over, now=datetime.now(UTC)) if o.application_id == app_id] == []
+    assert servicing.lease(app_id) is None
