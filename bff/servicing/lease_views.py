@@ -47,6 +47,7 @@ from bff.servicing.lease_page import standing
 from infra.accounts import Staff
 from infra.applications import Application
 from infra.applications import Scope
+from infra.collections import SqlCollections
 from infra.db.models import LeaseRow
 from infra.lease_reads import SqlLeaseReads
 from infra.servicing import ACTIVE
@@ -137,7 +138,8 @@ def lease_response(lease_id: str, typed: str, *, status: int = 200) -> Any:
         standing=standing(instalments, today), dates=dates, settlement=settlement, settle_on=typed or (
             dates.earliest.isoformat() if dates and dates.earliest else ""), error=error, active=active,
         pay_url=f"/leases/{lease_row.id}/pay", may_settle=_may_settle(lease_row, customer),
-        settled_quote=SqlSettlements(svc.db).paid_quote(lease_row.id) if lease_row.status == SETTLED_LEASE else None)
+        settled_quote=SqlSettlements(svc.db).paid_quote(lease_row.id) if lease_row.status == SETTLED_LEASE else None,
+        autopay=SqlCollections(svc.db).active_mandate(app.id) if active else None)
     response.status_code = status
     return response
 

@@ -253,7 +253,9 @@ def test_a_lease_rolled_forward_collected_late_reminded_and_paid_on_the_phone_an
         mark("lease in force")
 
         # 1. the mandate: the sandbox bank's direct-debit agreement, its answer "debited"
-        phone.goto(f"/applications/{lease.application_id}/autopay")
+        phone.goto(f"/leases/{lease.id}")  # the lease page says automatic collection is off, and links its set-up
+        expect(phone.get_by_test_id("lease-autopay")).to_have_attribute("data-on", "false")
+        phone.get_by_test_id("lease-autopay-link").click()
         form = phone.get_by_test_id("mandate-direct-debit")
         form.locator("#bank").select_option("沙箱银行")
         form.locator("#account_last4").fill("4321")
@@ -288,7 +290,8 @@ def test_a_lease_rolled_forward_collected_late_reminded_and_paid_on_the_phone_an
         mark(f"rents {first} and {second} collected automatically")
 
         # 3. automatic collection off: the next rent falls overdue, its late charge runs, the texts go on their days
-        phone.goto(f"/applications/{lease.application_id}/autopay")
+        expect(phone.get_by_test_id("lease-autopay")).to_have_attribute("data-on", "true")
+        phone.get_by_test_id("lease-autopay-link").click()
         phone.get_by_test_id("autopay-off").click()
         expect(phone.get_by_test_id("autopay")).to_have_attribute("data-auto", "off")
         last_day = lease.collection_day(late)  # the last day to pay it (the contract's grace: none)

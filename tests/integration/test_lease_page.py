@@ -139,6 +139,10 @@ def test_the_lessee_sees_the_schedule_to_the_fen_and_a_settlement_quote_as_the_m
     assert f'/applications/{lease["application_id"]}/contract.pdf' in page
     assert f'/applications/{lease["application_id"]}/handover.pdf' in page
     assert "您的下一期应付" in page and "您的租金已逾期" in page  # the customer is spoken to
+    # automatic collection: off, and the way to set it up from here (issue 18 §8)
+    auto = re.search(r'<p ([^>]*data-testid="lease-autopay"[^>]*)>(.*?)</p>', page, re.S)
+    assert auto and attrs(auto.group(1))["data-on"] == "false" and "自动扣款未开启" in auto.group(2)
+    assert f'href="/applications/{lease["application_id"]}/autopay"' in auto.group(2)
 
     # the quote by default: the business date plus the contract's 5 working days of notice
     on = working_days_after(bd, 5)
