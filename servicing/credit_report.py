@@ -15,10 +15,10 @@ due this month (the opening month of a lease paid in arrears). ``D`` (a guaranto
 **The record of a month** (:func:`status_record`), from the lease's instalments and their movements dated up to the
 month's last day (so a record built days later reads the month end, not today): the balance is the principal of the
 rents not yet paid (the final rent's included); the amount due is what fell due in the month, the amount paid what
-was paid in it (a settlement's lines included, waivers and interest no longer owed not); a rent is overdue at the
-month end when it was marked overdue on or before that day and was still unpaid at its end. Settled (结清) or ended
-leases get one last record in the month they closed (``C``, or ``G`` with what is still owed), none afterwards; a
-lease gets its first in the month its term started.
+was paid in it (a settlement's lines included, the deposit's share counted as paid; waivers and interest no longer
+owed not; never negative); a rent is overdue at the month end when it was marked overdue on or before that day and
+was still unpaid at its end. Settled (结清) or ended leases get one last record in the month they closed (``C``, or
+``G`` with what is still owed), none afterwards; a lease gets its first in the month its term started.
 
 **The notice before an overdue report** (《征信业管理条例》 art. 15: 信息提供者向征信机构提供个人不良信息，
 应当事先告知信息主体本人; art. 44 counts unpaid rent under a lease as 不良信息). The lessee's credit authorisation
@@ -57,6 +57,10 @@ ACCOUNT_NORMAL, ACCOUNT_OVERDUE, ACCOUNT_SETTLED, ACCOUNT_ENDED = "normal", "ove
 #: movement kinds that lower what is owed without a payment (a waiver is not paid)
 NOT_PAID = ("waiver", "waived", "write_off")
 LATE_CHARGE = "late_charge"
+#: a settlement's deposit line (infra/settlements.py books it + so that the quote's lines add up to its amount due): the
+#: deposit paid the debt — as its ``deposit_offset`` movements do at the end of a term —, so the lines it offsets count
+#: as paid and this line is left out (counted, a deposit larger than the debt made the month's amount paid negative)
+SETTLEMENT_DEPOSIT = "settlement_deposit"
 
 
 class PeriodError(ValueError):
@@ -200,8 +204,9 @@ def status_record(lease: LeaseFacts, period: Period, *, noticed: bool) -> Status
     rents = lease.instalments
     amount_due = sum(i.amount for i in rents if first <= i.due_on <= last)
     moves = [m for i in rents for m in i.movements] + list(lease.lease_movements)
-    amount_paid = -sum(m.principal + m.interest + m.penalty for m in moves
-                       if first <= m.value_date <= last and m.kind not in NOT_PAID and m.kind != LATE_CHARGE)
+    amount_paid = max(0, -sum(m.principal + m.interest + m.penalty for m in moves
+                              if first <= m.value_date <= last and m.kind not in NOT_PAID
+                              and m.kind not in (LATE_CHARGE, SETTLEMENT_DEPOSIT)))
     late = [i for i in rents if i.overdue_since is not None and i.overdue_since <= last and i.unpaid(last) > 0]
     cutoff = notice_day(period)
     reported = [i for i in late if noticed and i.overdue_since is not None and i.overdue_since <= cutoff]

@@ -173,3 +173,26 @@ def test_the_file_carries_yuan_with_two_decimals_the_subject_and_a_provisional_l
     assert line["open_date"] == "2028-01-31" and line["repayment_status"] == "N" and "withheld_overdue" not in line
     assert render_file(Period(2028, 2), "领航融资租赁有限公司",
                        [(record, Subject("韩梅梅", "11010519491231002X"))]) == body
+
+
+def test_a_settlement_the_deposit_more_than_covers_reports_what_paid_the_debt_never_a_negative_amount() -> None:
+    # two rents of ¥1,000 (¥990 principal) left, deposit ¥5,000: the quote is a refund (infra/settlements.py books the
+    # deposit as a + line so that the lines add up to the amount due): the deposit paid the debt, as at end of term
+    settled_on = date(2028, 6, 10)
+    gone = (Movement(settled_on, "settlement", -99_000, 0, 0), Movement(settled_on, "waiver", 0, -1_000, 0))
+    rents = (InstalmentFacts(1, date(2028, 5, 31), 100_000, 99_000, None,
+                             (Movement(date(2028, 5, 31), "payment", -99_000, -1_000, 0),)),
+             InstalmentFacts(2, date(2028, 6, 30), 100_000, 99_000, None, gone),
+             InstalmentFacts(3, date(2028, 7, 31), 100_000, 99_000, None, gone))
+    own = (Movement(settled_on, "settlement_interest", 0, -500, 0),
+           Movement(settled_on, "settlement_fee", 0, 0, -5_940),
+           Movement(settled_on, "settlement_deposit", 500_000, 0, 0))
+    facts = LeaseFacts("LL-1", date(2028, 4, 30), date(2028, 7, 31), 297_000, "settled", settled_on, rents, own)
+    june = status_record(facts, Period(2028, 6), noticed=False)
+    assert june is not None and june.repayment_status == "C"
+    assert june.amount_paid == 2 * 99_000 + 500 + 5_940  # the principal settled, its interest and the fee
+    # a deposit line with nothing else paid in the month: nothing paid, never less
+    alone = LeaseFacts("LL-1", date(2028, 4, 30), date(2028, 7, 31), 297_000, "settled", settled_on,
+                       rents[:1], (Movement(settled_on, "settlement_deposit", 500_000, 0, 0),))
+    record = status_record(alone, Period(2028, 6), noticed=False)
+    assert record is not None and record.amount_paid == 0
