@@ -28,6 +28,9 @@ from contract.document.model import MONEY_PATTERN
 from contract.document.model import POWERTRAINS
 from contract.document.model import RATE_PATTERN
 from contract.document.model import TIMINGS
+from contract.document.servicing import AFTER_TERM
+from contract.document.servicing import BEFORE_SIGNING as SERVICING_BEFORE_SIGNING
+from contract.document.servicing import IN_THE_FUTURE as SERVICING_IN_THE_FUTURE
 from contract.document.servicing import KINDS as KINDS_OF_DOCUMENTS
 from contract.document.servicing import OPTIONS
 from contract.document.servicing import ROW_FIELDS
@@ -145,8 +148,10 @@ SERVICING_RULES = {
     INCONSISTENT: "figures that do not reconcile to the fen: the settlement's lines and its amount_due, the balance "
                   "before and after the prepayment, a row's rent and its principal and interest, a row's balance and "
                   "the one before it, rent numbers that do not follow rents_paid, due dates out of order or before "
-                  "effective_on",
-    "before_signing": "settled_on or effective_on is before the day (in Beijing) the contract was signed",
+                  "effective_on, a last row that leaves a balance, the final rent on a row other than the last",
+    SERVICING_BEFORE_SIGNING: "settled_on or effective_on is before the day (in Beijing) the contract was signed",
+    SERVICING_IN_THE_FUTURE: "settled_on is after today in Beijing: a certificate states a settlement that happened",
+    AFTER_TERM: "effective_on or a due_date is after the contract's end plus the longest term (120 months)",
 }
 DOCUMENT_ID = {"name": "document_id", "in": "path", "required": True, "schema": {**STRING, "maxLength": 64}}
 
@@ -157,9 +162,10 @@ def _servicing_request() -> dict[str, Any]:
                     "description": "CNY, at most 2 decimals, negative: the lessor refunds the difference"}
     subject = {"type": "string", "pattern": SUBJECT_ID_PATTERN,
                "description": "the BFF's settlement quote or prepayment: with kind, the idempotency key"}
+    settled_on = {**DAY, "description": "the day (in Beijing) the lessee paid the settlement: not after today"}
     settlement = {"type": "object", "required": ["settled_on", *(c for c, _, _ in SETTLEMENT_LINES), "amount_due"],
-                  "properties": {"settled_on": DAY, **{c: {**MONEY, "description": f"{zh} ({en})"}
-                                                       for c, zh, en in SETTLEMENT_LINES},
+                  "properties": {"settled_on": settled_on, **{c: {**MONEY, "description": f"{zh} ({en})"}
+                                                              for c, zh, en in SETTLEMENT_LINES},
                                  "amount_due": signed_money}}
     row = {"type": "object", "required": ["number", "due_date", *ROW_FIELDS], "properties": {
         "number": {"type": "integer", "minimum": 1, "maximum": MAX_TERM + 1}, "due_date": DAY,

@@ -27,8 +27,10 @@ from contract.db.models import ServicingDocumentRow
 from contract.document.render import BEIJING
 from contract.document.servicing import LEDGER_KINDS
 from contract.document.servicing import TITLES
+from contract.document.servicing import FigureError
 from contract.document.servicing import ServicingData
 from contract.document.servicing import ServicingRequest
+from contract.document.servicing import check_dates
 from contract.ledger import sha256_hex
 from contract.service import LESSOR_FIELD
 from contract.service import Conflict
@@ -102,16 +104,17 @@ class ServicingDocuments:
         document = self.contracts.document_data(row)
         contract = self.contracts.parse({**document, "signed": True})
         now = self.contracts.clock()
-        signed_on = row.signed_at.astimezone(BEIJING).date()
-        first_day = request.settlement.settled_on if request.settlement else request.annex.effective_on  # type: ignore[union-attr]
-        if first_day < signed_on:
-            field = "settlement.settled_on" if request.settlement else "annex.effective_on"
-            raise Invalid(
-                field,
-                f"{field} is before the contract was signed ({signed_on})",
-                f"日期不得早于合同签署日（{signed_on}）",
-                "before_signing",
+        ends_on = contract.plan.ends_on
+        assert ends_on is not None  # derived from the schedule when the snapshot does not state it
+        try:  # days in Beijing: not before the signing, a settlement not after today, an annex within the term
+            check_dates(
+                request,
+                signed_on=row.signed_at.astimezone(BEIJING).date(),
+                today=now.astimezone(BEIJING).date(),
+                ends_on=ends_on,
             )
+        except FigureError as exc:
+            raise Invalid(exc.field, exc.message, exc.message_zh, exc.code) from None
         claim = ServicingDocumentRow(
             id=uuid.uuid4().hex,
             contract_id=row.id,

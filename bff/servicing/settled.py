@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bff.payments.common import utc_now
 from bff.payments.common import yuan
@@ -37,6 +38,7 @@ from infra.sms import SmsRefused
 from infra.sms import SmsSender
 
 log = logging.getLogger(__name__)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: the two ways a prepayment re-amortises, as the customer's text names them
 OPTION_WORDS = {"shorter_term": ("缩短期限", "a shorter term"), "lower_rent": ("减少月供", "a lower rent")}
 
@@ -56,12 +58,16 @@ def money(fen: int) -> str:
 
 
 def settlement_body(lease: LeaseRow, quote: Any) -> dict[str, Any]:
-    """The settlement certificate's request: the paid quote's lines, as the quote counted them, in yuan."""
+    """The settlement certificate's request: the paid quote's lines, as the quote counted them, in yuan. Dated the
+    day the lessee paid (the quote's ``settled_at`` in Beijing): the certificate says the lease IS settled, and the
+    contract service refuses a day after the one it issues it on — the quote's own settlement day (``settles_on``,
+    what the interest is counted to) may be later, by the notice the contract asks for."""
+    paid_on = quote.settled_at.astimezone(SHANGHAI).date() if quote.settled_at else lease.settled_on or quote.settles_on
     return {
         "kind": SETTLEMENT_CERTIFICATE,
         "subject_id": quote.id,
         "settlement": {
-            "settled_on": (lease.settled_on or quote.settles_on).isoformat(),
+            "settled_on": paid_on.isoformat(),
             "outstanding_principal": money(quote.outstanding_principal),
             "accrued_interest": money(quote.accrued_interest),
             "early_settlement_fee": money(quote.early_settlement_fee),

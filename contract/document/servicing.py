@@ -9,7 +9,9 @@
   balance after it.
 
 The figures come from the BFF (which books the payments); this module checks them for shape and that they reconcile
-to the fen (:func:`parse_request`), so that the service never signs a certificate whose lines do not add up.
+to the fen (:func:`parse_request`: an annex's last rent leaves nothing outstanding, its final rent is the last row, no
+rent is 0.00), so that the service never signs a certificate whose lines do not add up, and their dates against the
+contract and the issuer's clock (:func:`check_dates`: a certificate is never dated after the day it is issued).
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ from contract.document.model import MAX_MONEY
 from contract.document.model import MAX_TERM
 from contract.document.model import MONEY_PATTERN
 from contract.document.model import ContractData
+from plans.timeline import add_months
 
 SETTLEMENT_CERTIFICATE, SCHEDULE_ANNEX = "settlement_certificate", "schedule_annex"
 KINDS = (SETTLEMENT_CERTIFICATE, SCHEDULE_ANNEX)
+#: the codes of :func:`check_dates`'s refusals
+BEFORE_SIGNING, IN_THE_FUTURE, AFTER_TERM = "before_signing", "in_the_future", "after_term"
 #: how a document is named in the PDF and in the evidence log's entry
 TITLES = {SETTLEMENT_CERTIFICATE: "结清证明", SCHEDULE_ANNEX: "还款计划变更确认书"}
 LEDGER_KINDS = {SETTLEMENT_CERTIFICATE: "settlement_certificate_signed", SCHEDULE_ANNEX: "schedule_annex_signed"}
@@ -248,6 +253,51 @@ def _inconsistent(field: str, message: str, message_zh: str) -> FigureError:
     return FigureError(field, message, message_zh, INCONSISTENT)
 
 
+def check_dates(request: ServicingRequest, *, signed_on: date, today: date, ends_on: date) -> None:
+    """The request's dates against the contract and the issuer's clock (all days in Beijing), :class:`FigureError`
+    otherwise: nothing before ``signed_on`` (the contract's signing day, :data:`BEFORE_SIGNING`); a settlement not
+    after ``today`` — the certificate says the lessee paid and the lease is settled, so it is dated no later than
+    the day it is issued (:data:`IN_THE_FUTURE`) —; an annex's prepayment day and due dates not after the contract's
+    end ``ends_on`` plus the longest term (:data:`AFTER_TERM`: a prepayment never lengthens the lease; the margin
+    covers a handover later than the contract planned, and keeps every date a retention period can be counted from)."""
+    if request.settlement is not None:
+        settled_on, field = request.settlement.settled_on, "settlement.settled_on"
+        if settled_on < signed_on:
+            raise FigureError(
+                field,
+                f"{field} is before the contract was signed ({signed_on})",
+                f"日期不得早于合同签署日（{signed_on}）",
+                BEFORE_SIGNING,
+            )
+        if settled_on > today:
+            raise FigureError(
+                field,
+                f"{field} is after today in Beijing ({today}): a certificate states a settlement that happened",
+                f"结清日不得晚于今日（{today}）",
+                IN_THE_FUTURE,
+            )
+        return
+    assert request.annex is not None
+    annex, latest = request.annex, add_months(ends_on, MAX_TERM)
+    if annex.effective_on < signed_on:
+        raise FigureError(
+            "annex.effective_on",
+            f"annex.effective_on is before the contract was signed ({signed_on})",
+            f"日期不得早于合同签署日（{signed_on}）",
+            BEFORE_SIGNING,
+        )
+    days = [("annex.effective_on", annex.effective_on)]
+    days += [(f"annex.rows.{i}.due_date", row.due_date) for i, row in enumerate(annex.rows)]
+    for field, day in days:
+        if day > latest:
+            raise FigureError(
+                field,
+                f"{field} is after {latest}, the contract's end ({ends_on}) plus {MAX_TERM} months",
+                f"日期不得晚于 {latest}（合同到期日 {ends_on} 后 {MAX_TERM} 个月）",
+                AFTER_TERM,
+            )
+
+
 def parse_request(body: dict[str, Any]) -> ServicingRequest:
     """The request in ``body`` (the API's ServicingDocumentRequest), checked; :class:`FigureError` otherwise."""
     kind = body.get("kind")
@@ -321,6 +371,12 @@ def _annex(body: dict[str, Any]) -> Annex:
                 "due dates must not be before the prepayment day or the rent before",
                 "各期应付日期不得早于提前还款日或上一期的应付日期",
             )
+        if rent <= 0:
+            raise FigureError(f"{where}.rent", "rent must be more than 0", "租金须大于 0")
+        if final and i != len(raw_rows) - 1:
+            raise _inconsistent(
+                f"{where}.final", "only the last row may be the final rent", "尾付租金须为还款计划的最后一期"
+            )
         if rent != principal + interest:
             raise _inconsistent(
                 f"{where}.rent",
@@ -335,4 +391,10 @@ def _annex(body: dict[str, Any]) -> Annex:
             )
         rows.append(AnnexRow(number, due, rent, principal, interest, after_row, final))
         balance, previous = after_row, due
+    if balance != 0:  # the schedule's last rent pays the principal off: an annex is no loan left open
+        raise _inconsistent(
+            f"{path}.rows.{len(rows) - 1}.balance",
+            f"the last rent leaves a balance of {balance}: it must be 0.00",
+            f"最后一期后剩余本金为 {balance}，应为 0.00",
+        )
     return Annex(effective_on, prepaid, str(option), rents_paid, before, after, tuple(rows))

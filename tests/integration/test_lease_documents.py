@@ -116,6 +116,7 @@ def settled(bff_server: Any, app: Any, contract_server: Any) -> Any:
                 quote="{}",
                 status="paid",
                 requested_by="customer",
+                settled_at=datetime.now(BEIJING),
             )
         )
         s.add(
@@ -247,6 +248,41 @@ def test_the_contract_service_refuses_figures_that_do_not_add_up_and_a_reused_ke
     r = requests.post(url, json=body, headers=contract_server.headers(), timeout=SIGNING)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "settlement.amount_due", r.text[:300]
     body["settlement"]["amount_due"] = "103.00"
+    # a certificate states a settlement that happened: not one dated after today in Beijing (nor 9999-12-31)
+    for day in ((today() + timedelta(days=1)).isoformat(), "9999-12-31"):
+        future = {**body, "settlement": {**body["settlement"], "settled_on": day}}
+        r = requests.post(url, json=future, headers=contract_server.headers(), timeout=SIGNING)
+        assert r.status_code == 422 and r.json()["errors"][0]["code"] == "in_the_future", r.text[:300]
+        assert r.json()["errors"][0]["field"] == "settlement.settled_on"
+    # an annex whose rows leave a balance outstanding, or whose dates are decades past the contract's end
+    rows = [
+        {
+            "number": 2,
+            "due_date": "2090-02-01",
+            "rent": "11.00",
+            "principal": "10.00",
+            "interest": "1.00",
+            "balance": "90.00",
+        }
+    ]
+    annex = {
+        "kind": "schedule_annex",
+        "subject_id": f"p-{uuid.uuid4().hex[:8]}",
+        "annex": {
+            "effective_on": "2090-01-01",
+            "prepaid": "10.00",
+            "option": "lower_rent",
+            "rents_paid": 1,
+            "balance_before": "110.00",
+            "balance_after": "100.00",
+            "rows": rows,
+        },
+    }
+    r = requests.post(url, json=annex, headers=contract_server.headers(), timeout=SIGNING)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "annex.rows.0.balance", r.text[:300]
+    rows[0].update(rent="101.00", principal="100.00", balance="0.00")
+    r = requests.post(url, json=annex, headers=contract_server.headers(), timeout=SIGNING)
+    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "after_term", r.text[:300]
     first = requests.post(url, json=body, headers=contract_server.headers(), timeout=SIGNING)
     again = requests.post(url, json=body, headers=contract_server.headers(), timeout=SIGNING)
     assert (first.status_code, again.status_code) == (201, 200) and first.json()["id"] == again.json()["id"]

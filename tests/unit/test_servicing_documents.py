@@ -16,6 +16,7 @@ from contract.document.servicing import SCHEDULE_ANNEX
 from contract.document.servicing import SETTLEMENT_CERTIFICATE
 from contract.document.servicing import FigureError
 from contract.document.servicing import ServicingData
+from contract.document.servicing import check_dates
 from contract.document.servicing import parse_request
 from tests.unit.test_contract_document import LESSEE_NAME
 from tests.unit.test_contract_document import VIN
@@ -86,6 +87,66 @@ def test_an_annex_s_rows_follow_the_prepayment_and_each_other() -> None:
     assert again.fingerprint == parsed.fingerprint != other.fingerprint
 
 
+def test_an_annex_pays_the_balance_off_with_its_last_rent_the_final_rent_last_and_no_rent_of_nothing() -> None:
+    # the rows leave a balance outstanding after the last rent: never paid off
+    body = annex_body()
+    body["annex"]["rows"] = body["annex"]["rows"][:2]
+    error = refused(body)
+    assert (error.field, error.code) == ("annex.rows.1.balance", "inconsistent") and "13400.00" in error.message
+    # the final rent (尾付租金) is the last row only
+    body = annex_body()
+    body["annex"]["rows"][0]["final"] = True
+    assert (refused(body).field, refused(body).code) == ("annex.rows.0.final", "inconsistent")
+    # a rent of 0.00 is not a rent
+    body = annex_body()
+    body["annex"]["rows"][1].update(rent="0.00", principal="0.00", interest="0.00", balance="26700.00")
+    body["annex"]["rows"][2].update(rent="26767.00", principal="26700.00", interest="67.00")
+    assert refused(body).field == "annex.rows.1.rent"
+    # an annex without a final rent ends with a rent that pays the balance off
+    body = annex_body()
+    del body["annex"]["rows"][2]["final"]
+    assert parse_request(body).annex is not None
+
+
+def test_the_dates_a_document_may_state() -> None:
+    """A certificate says the lease IS settled: not on a day after the one it is issued (today in Beijing), nor
+    before the contract was signed; an annex's dates stay within the contract's end plus the longest term."""
+    signed_on, today, ends_on = date(2026, 6, 1), date(2027, 6, 15), date(2029, 5, 31)
+    ok = parse_request(certificate_body())
+    check_dates(ok, signed_on=signed_on, today=today, ends_on=ends_on)
+    for day, code in (
+        ("2027-06-16", "in_the_future"),
+        ("9999-12-31", "in_the_future"),
+        ("2026-05-31", "before_signing"),
+    ):
+        with pytest.raises(FigureError) as caught:
+            check_dates(
+                parse_request(certificate_body(settled_on=day)), signed_on=signed_on, today=today, ends_on=ends_on
+            )
+        assert (caught.value.field, caught.value.code) == ("settlement.settled_on", code), day
+    annex = parse_request(annex_body())
+    check_dates(annex, signed_on=signed_on, today=today, ends_on=ends_on)  # rents after today are the annex's point
+    # the contract ends 2029-05-31; the longest term is 120 months: 2039-05-31 is the last day an annex may name
+    late = annex_body()
+    late["annex"]["rows"][2]["due_date"] = "2039-06-01"
+    with pytest.raises(FigureError) as caught:
+        check_dates(parse_request(late), signed_on=signed_on, today=today, ends_on=ends_on)
+    assert (caught.value.field, caught.value.code) == ("annex.rows.2.due_date", "after_term")
+    late["annex"]["rows"][2]["due_date"] = "2039-05-31"
+    check_dates(parse_request(late), signed_on=signed_on, today=today, ends_on=ends_on)
+    far = annex_body(effective_on="2090-01-01")
+    for row, day in zip(far["annex"]["rows"], ("2090-01-31", "2090-02-28", "2090-03-31"), strict=True):
+        row["due_date"] = day
+    with pytest.raises(FigureError) as caught:
+        check_dates(parse_request(far), signed_on=signed_on, today=today, ends_on=ends_on)
+    assert (caught.value.field, caught.value.code) == ("annex.effective_on", "after_term")
+    with pytest.raises(FigureError) as caught:
+        check_dates(
+            parse_request(annex_body(effective_on="2026-05-31")), signed_on=signed_on, today=today, ends_on=ends_on
+        )
+    assert (caught.value.field, caught.value.code) == ("annex.effective_on", "before_signing")
+
+
 def test_the_certificate_names_the_lessee_the_car_the_amounts_and_the_discharge() -> None:
     from contract.document.render import render_servicing_html
 
@@ -120,3 +181,22 @@ def test_both_documents_lay_out_with_the_lessor_s_box_only() -> None:
         rendered = render_servicing(ServicingData(contract(), parse_request(body), date(2027, 7, 1)))
         assert rendered.pdf.startswith(b"%PDF") and rendered.pages == 1
         assert list(rendered.signature_boxes) == ["lessor"]
+
+
+def test_the_bff_dates_the_certificate_the_day_the_settlement_was_paid() -> None:
+    """The quote may be for a later day (the notice the contract asks for: interest counted to it); the lessee paid
+    it on the day it was booked, in Beijing, and the certificate says so — never a day after it is issued."""
+    from datetime import datetime
+    from datetime import timezone
+    from types import SimpleNamespace
+
+    from bff.servicing.settled import settlement_body
+
+    lease = SimpleNamespace(settled_on=date(2027, 6, 22))
+    fen = {"outstanding_principal": 9_800_000, "accrued_interest": 24_500, "early_settlement_fee": 294_000,
+           "arrears": 0, "penalties": 1_230, "paid_ahead_interest": 0, "deposit_offset": 1_000_000}
+    quote = SimpleNamespace(id="quote-1", settles_on=date(2027, 6, 22), amount_due=9_119_730, **fen,
+                            settled_at=datetime(2027, 6, 14, 17, 30, tzinfo=timezone.utc))  # 01:30 the 15th in Beijing
+    body = settlement_body(lease, quote)  # type: ignore[arg-type]
+    assert body["settlement"]["settled_on"] == "2027-06-15"
+    assert parse_request(body).settlement == parse_request(certificate_body()).settlement
