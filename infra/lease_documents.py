@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 
+from infra.applications import Scope
 from infra.db.engine import Database
 from infra.db.models import ApplicationRow
 from infra.db.models import CollectionMandateRow
@@ -220,23 +221,21 @@ class SqlLeaseDocuments:
                 ).rowcount
             )
 
-    def releases(self, dealer_id: str | None, status: str = OPEN) -> list[ReleaseLine]:
-        """The releases of ``status`` of one dealer (None: every dealer's), the oldest opened first."""
-        stmt = (
+    def releases(self, scope: Scope, status: str = OPEN) -> list[ReleaseLine]:
+        """The releases of ``status`` within ``scope`` (the applications the user may see: every dealer's, one
+        dealer's, a salesperson's own customers'), the oldest opened first."""
+        stmt = _scoped(
             _lines()
             .where(MortgageReleaseRow.status == status)
-            .order_by(MortgageReleaseRow.opened_on, MortgageReleaseRow.lease_id)
+            .order_by(MortgageReleaseRow.opened_on, MortgageReleaseRow.lease_id),
+            scope,
         )
-        if dealer_id is not None:
-            stmt = stmt.where(MortgageReleaseRow.dealer_id == dealer_id)
         with self.db.session() as session:
             return [ReleaseLine(*row) for row in session.execute(stmt.limit(500))]
 
-    def release(self, lease_id: str, dealer_id: str | None) -> ReleaseLine | None:
-        """One lease's release within the tenant ``dealer_id`` (None: any), None otherwise."""
-        stmt = _lines().where(MortgageReleaseRow.lease_id == lease_id)
-        if dealer_id is not None:
-            stmt = stmt.where(MortgageReleaseRow.dealer_id == dealer_id)
+    def release(self, lease_id: str, scope: Scope) -> ReleaseLine | None:
+        """One lease's release within ``scope``, None otherwise (another dealer's, another salesperson's customer's)."""
+        stmt = _scoped(_lines().where(MortgageReleaseRow.lease_id == lease_id), scope)
         with self.db.session() as session:
             row = session.execute(stmt).first()
             return ReleaseLine(*row) if row is not None else None
@@ -261,6 +260,17 @@ class SqlLeaseDocuments:
                     )
                 ).rowcount
             )
+
+
+def _scoped(stmt, scope: Scope):  # type: ignore[no-untyped-def]
+    """``stmt`` (over :func:`_lines`) kept to ``scope``, as the lease page keeps the applications (staff_scope)."""
+    if scope.dealer_id is not None:
+        stmt = stmt.where(MortgageReleaseRow.dealer_id == scope.dealer_id)
+    if scope.owner_id is not None:
+        stmt = stmt.where(ApplicationRow.owner_id == scope.owner_id)
+    if scope.mobile_hash is not None:  # no customer has the desk; a scope that names one sees only theirs
+        stmt = stmt.where(ApplicationRow.mobile_hash == scope.mobile_hash)
+    return stmt
 
 
 def _lines():  # type: ignore[no-untyped-def]

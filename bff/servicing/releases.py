@@ -1,12 +1,14 @@
 """The mortgage-release desk (抵押解除, issue 18 §5): once a lease is settled early (bff/servicing/settled.py opens
 the task), the dealer's staff release the car's mortgage at the vehicle registration office and record it here.
 
-- ``/servicing/releases``: the open releases of the user's tenant (a dealer's staff: their dealer's; the lessor's
-  ops: every dealer's), the oldest first, each with its customer, contract number and settlement day;
+- ``/servicing/releases``: the open releases the user may see, as the lease page keeps its leases (staff_scope): a
+  dealer's salesperson their own customers', the dealer's other staff their dealer's, the lessor's ops every dealer's;
+  the oldest first, each with its customer, contract number and settlement day;
   ``?status=released`` lists those done;
 - ``/servicing/releases/<lease id>``: one release and the form to record it done — the day, the registration office,
   its reference number and a note —; a POST with a problem answers 422 with each field's error and what was typed.
-  Another dealer's lease is a 404, a release recorded already a 409 (recorded once, audit-logged).
+  A lease the user may not see (another dealer's, another salesperson's customer's) is a 404, a release recorded
+  already a 409 (recorded once, audit-logged).
 
 Every response is ``no-store`` (bff/caching.py), as every page with personal data.
 """
@@ -26,7 +28,7 @@ from flask import request
 from flask import url_for
 
 from bff.applications.access import staff_actor
-from bff.auth.roles import tenant_of
+from bff.applications.access import staff_scope
 from bff.auth.session import requires
 from bff.services import services
 from infra.accounts import Staff
@@ -57,17 +59,17 @@ def _repo() -> SqlLeaseDocuments:
 @bp.get("/servicing/releases")
 @requires(PERMISSION)
 def desk() -> Any:
-    """The releases of the user's tenant: open ones (``?status=released``: those done)."""
+    """The releases the user may see: open ones (``?status=released``: those done)."""
     user: Staff = g.user
     status = RELEASED if request.args.get("status") == RELEASED else OPEN
     dealers = {d.id: d.name for d in services().accounts.dealers()} if user.lessor_side else {}
     return render_template(
-        "servicing/releases.html", lines=_repo().releases(tenant_of(user), status), status=status, dealers=dealers
+        "servicing/releases.html", lines=_repo().releases(staff_scope(user), status), status=status, dealers=dealers
     )
 
 
 def _release_or_404(lease_id: str) -> ReleaseLine:
-    found = _repo().release(lease_id[:36], tenant_of(g.user))
+    found = _repo().release(lease_id[:36], staff_scope(g.user))
     if found is None:
         abort(404)
     return found

@@ -35,6 +35,7 @@ from infra.db.models import PrepaymentRow
 from infra.db.models import SettlementQuoteRow
 from tests.common.leases import open_lease_for
 from tests.integration.test_applications import start
+from tests.integration.test_auth import ADMIN_A
 from tests.integration.test_auth import TIMEOUT
 from tests.integration.test_auth import csrf
 from tests.integration.test_auth import sign_in
@@ -47,6 +48,7 @@ pytestmark = pytest.mark.db
 MOBILE = "13700138851"
 SIGNING = 60  # seconds: rendering and signing on a loaded machine
 OPS, XIHU = "ops@demo.leaseline.cn", "admin.xihu@demo.leaseline.cn"
+SALES_B = "sales.b.pudong@demo.leaseline.cn"  # a second salesperson of SALES_A's dealer
 
 
 def today() -> date:
@@ -304,6 +306,29 @@ def test_a_prepayment_gets_its_schedule_annex(bff_server: Any, app: Any, settled
     svc, lease_id = app.extensions["leaseline"], settled["lease_id"]
     prepayment_id = str(uuid.uuid4())
     with svc.db.session() as s:
+        # the schedule as the prepayment applied it (infra/prepayments.py applied_schedule): here the rents after
+        # rent 1 and the final rent as they stand; the annex states it, whatever the instalments become later
+        after = s.scalars(
+            select(InstalmentRow)
+            .where(InstalmentRow.lease_id == lease_id, InstalmentRow.number > 1)
+            .order_by(InstalmentRow.number)
+        ).all()
+        balance = balance_after = sum(i.principal for i in after)
+        listed = []
+        for i in after:
+            balance -= i.principal
+            listed.append(
+                {
+                    "number": i.number,
+                    "due_on": i.due_on.isoformat(),
+                    "amount": i.amount,
+                    "principal": i.principal,
+                    "interest": i.interest,
+                    "balance": balance,
+                    "final": i.kind == "final_rent",
+                }
+            )
+        schedule = {"balance_before": balance_after + 2_000_000, "balance_after": balance_after, "rows": listed}
         s.add(
             PrepaymentRow(
                 id=prepayment_id,
@@ -318,6 +343,7 @@ def test_a_prepayment_gets_its_schedule_annex(bff_server: Any, app: Any, settled
                 preview="{}",
                 status="applied",
                 requested_by="customer",
+                schedule=json.dumps(schedule),
             )
         )
     lease_documents(svc, bff_server.url).prepaid(lease_id, prepayment_id)
@@ -327,17 +353,38 @@ def test_a_prepayment_gets_its_schedule_annex(bff_server: Any, app: Any, settled
         left = s.scalars(
             select(InstalmentRow).where(InstalmentRow.lease_id == lease_id, InstalmentRow.number > 1)
         ).all()
-        assert len(left) == 12  # rents 2–12 and the final rent, each a row of the annex
+        assert len(left) == len(listed) == 12  # rents 2–12 and the final rent, each a row of the annex
     [sms] = texts(app, "还款计划")
     assert "20000.00" in sms and "减少月供" in sms
 
 
 def test_the_release_desk_records_the_release_once(bff_server: Any, app: Any, settled: Any) -> None:
+    from bff.auth.passwords import hash_secret
+    from tests.integration.test_auth import DEMO_PASSWORD
+
     base, lease_id = bff_server.url, settled["lease_id"]
     url = f"{base}/servicing/releases/{lease_id}"
     with sign_in(base, XIHU) as other:
         assert other.get(url, timeout=TIMEOUT, allow_redirects=False).status_code == 404
         assert f'data-lease="{lease_id}"' not in other.get(f"{base}/servicing/releases", timeout=TIMEOUT).text
+    # another salesperson of the same dealer, who did not sell this lease: as on the lease page, as if there were none
+    accounts = app.extensions["leaseline"].accounts
+    accounts.ensure_user(
+        SALES_B, "另一位销售", "sales", accounts.by_email(SALES_A)[0].dealer_id, hash_secret(DEMO_PASSWORD), None, []
+    )
+    with sign_in(base, SALES_B) as colleague:
+        assert colleague.get(url, timeout=TIMEOUT, allow_redirects=False).status_code == 404
+        assert f'data-lease="{lease_id}"' not in colleague.get(f"{base}/servicing/releases", timeout=TIMEOUT).text
+        done = {"released_on": date.today().isoformat(), "office": "车管所", "reference": "X-1"}
+        r = colleague.post(
+            url,
+            data={**done, "csrf_token": csrf(colleague, f"{base}/servicing/releases")},
+            timeout=TIMEOUT,
+            allow_redirects=False,
+        )
+        assert r.status_code == 404
+    with sign_in(base, ADMIN_A) as admin:  # the dealer's admin sees every release of the dealer
+        assert f'data-lease="{lease_id}"' in admin.get(f"{base}/servicing/releases", timeout=TIMEOUT).text
     with sign_in(base, OPS) as ops:
         assert f'data-lease="{lease_id}"' in ops.get(f"{base}/servicing/releases", timeout=TIMEOUT).text
     with sign_in(base, SALES_A) as sales:
