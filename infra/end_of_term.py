@@ -15,7 +15,12 @@ How each choice is carried by the receivable (decided here, documented once):
 - the deposit applied is recorded as ``deposit_deduction`` (each application a ``deposit_offset`` movement keyed by
   lease and instalment); the refund of the rest goes through today's closing (bff/payments/settlement.py), in the
   transaction that ends the lease (:func:`_settle_deposits`): the application's term closed with what the deposit
-  paid as the deduction, settlement due, and the ``payments.settle`` job refunds the rest.
+  paid as the deduction, settlement due, and the ``payments.settle`` job refunds the rest. The deposit applies only
+  while that term is open (``lease_terms.settlement`` NULL, its row locked: :func:`_deposit_held`) and never beyond
+  what the deposit payment still holds; ops' closing page neither lists nor closes a lease in servicing, so the
+  deposit is either applied here or refunded there, never both;
+- a return's inspection is recorded from the term's end (or as many days before it as the contract allows:
+  servicing/end_of_term.py ``inspection_opens``), not before.
 
 A lease ends (``leases.status`` ``ended``, ``end_of_term.status`` ``ended``) in the close of business (its hook,
 :func:`end_of_term_hook`, set-based over the batch) once its choice is purchase, or a return inspected, and no
@@ -44,6 +49,8 @@ from infra.db.models import ApplicationEventRow
 from infra.db.models import EndOfTermRow
 from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
+from infra.db.models import LeaseTermRow
+from infra.db.models import PaymentRow
 from infra.db.models import ServicingMovementRow
 from infra.servicing import ACTIVE
 from infra.servicing import DUE
@@ -55,6 +62,7 @@ from infra.servicing import PENDING
 from infra.servicing import WAIVED
 from infra.servicing import BatchEvents
 from infra.servicing import current_business_date
+from servicing.end_of_term import inspection_opens
 
 PURCHASE_PRICE, RETURN_CHARGES = "purchase_price", "return_charges"
 CHOSEN, INSPECTED, ENDED = "chosen", "inspected", "ended"
@@ -146,6 +154,10 @@ class SqlEndOfTerm:
             if row.status != CHOSEN:
                 raise ChoiceRefused("inspected", "车辆已验收", "The car has been inspected already")
             day = current_business_date(session)
+            opens = inspection_opens(lease.ends_on, json.loads(lease.terms or "{}"))
+            if day < opens:
+                raise ChoiceRefused("too_early", f"车辆验收自 {opens.isoformat()} 起方可登记",
+                                    f"The inspection can be recorded from {opens.isoformat()}")
             for final in session.scalars(select(InstalmentRow).where(
                     InstalmentRow.lease_id == lease_id, InstalmentRow.kind == FINAL_RENT,
                     InstalmentRow.state.in_((*OPEN, PENDING))).with_for_update()):
@@ -154,13 +166,13 @@ class SqlEndOfTerm:
             if charges > 0:
                 _add_instalment(session, lease, RETURN_CHARGES, day, charges, now, state=DUE)
             session.flush()
-            applied = _apply_deposit(session, lease, day, now)
+            applied, held = _apply_deposit(session, lease, day, now)
             owed = sum(_left(r) for r in _open_rows(session, lease_id))
             row.status, row.mileage_km = INSPECTED, inspection.mileage_km
             row.photo_keys, row.damage_items = json.dumps(list(inspection.photo_keys)), json.dumps(
                 list(inspection.damage_items))
             row.damage_charge, row.excess_mileage_charge = inspection.damage_charge, inspection.excess_mileage_charge
-            row.deposit_deduction, row.refund, row.owed = applied, max(0, lease.deposit - applied), owed
+            row.deposit_deduction, row.refund, row.owed = applied, max(0, held - applied), owed
             row.notes, row.inspected_by, row.inspected_at = inspection.notes[:2000], inspection.inspected_by[:36], now
             row.terms = json.dumps({**json.loads(row.terms), "inspection": dict(inspection.figures)},
                                    ensure_ascii=False, sort_keys=True)
@@ -270,15 +282,33 @@ def _offset_by_car(session: Session, row: InstalmentRow, day: date, now: datetim
         note="车辆退还，抵扣尾付租金 the returned car offsets the final rent"))
 
 
+def _deposit_held(session: Session, lease: LeaseRow) -> int:
+    """What the lease's deposit holds for its end (fen), its application's term (``lease_terms``) locked to the end of
+    the transaction: nothing once that term is closed — ops closed it (bff/payments/settlement.py ``close``) or a
+    settlement did, and the settle job refunds the deposit —, else the deposit the contract states, at most what the
+    deposit payment still holds (captured less refunded: a refund by hand meanwhile is not applied again). A lease with
+    no term recorded (none handed over through this system) or no deposit paid holds nothing."""
+    settlement = session.execute(select(LeaseTermRow.settlement).where(
+        LeaseTermRow.application_id == lease.application_id).with_for_update()).one_or_none()
+    if settlement is None or settlement[0] is not None:
+        return 0
+    paid = session.execute(select(func.coalesce(func.sum(PaymentRow.captured - PaymentRow.refunded), 0)).where(
+        PaymentRow.application_id == lease.application_id, PaymentRow.kind == "deposit",
+        PaymentRow.status == "succeeded")).scalar_one()
+    return max(0, min(lease.deposit, int(paid)))
+
+
 def _apply_deposit(session: Session, lease: LeaseRow, day: date, now: datetime,
-                   kinds: Sequence[str] | None = None) -> int:
-    """Apply what is left of the deposit (less what was applied before: the movements) to the lease's open
-    instalments (of ``kinds``, in that order; else all, oldest first): late charge, interest, principal of each, one
-    ``deposit_offset`` movement per instalment (keyed: once). The fen applied by this call plus before."""
+                   kinds: Sequence[str] | None = None) -> tuple[int, int]:
+    """Apply what is left of the deposit (:func:`_deposit_held`, less what was applied before: the movements) to the
+    lease's open instalments (of ``kinds``, in that order; else all, oldest first): late charge, interest, principal of
+    each, one ``deposit_offset`` movement per instalment (keyed: once). The fen applied by this call plus before, and
+    what the deposit held (the refund is the difference)."""
+    held = _deposit_held(session, lease)
     before = -(session.execute(select(func.coalesce(func.sum(
         ServicingMovementRow.principal + ServicingMovementRow.interest + ServicingMovementRow.penalty), 0)).where(
         ServicingMovementRow.lease_id == lease.id, ServicingMovementRow.kind == "deposit_offset")).scalar_one())
-    left = lease.deposit - int(before)
+    left = held - int(before)
     rows = _open_rows(session, lease.id)
     if kinds is not None:
         rows = sorted((r for r in rows if r.kind in kinds), key=lambda r: list(kinds).index(r.kind))
@@ -307,7 +337,7 @@ def _apply_deposit(session: Session, lease: LeaseRow, day: date, now: datetime,
         left -= taken
         applied += taken
     session.flush()
-    return int(before) + applied
+    return int(before) + applied, max(held, int(before))
 
 
 def _end(session: Session, lease_ids: Sequence[str], day: date, now: datetime) -> list[str]:
@@ -370,8 +400,8 @@ def end_of_term_hook(events: BatchEvents, now: datetime | None = None) -> None:
         LeaseRow.deposit > 0, EndOfTermRow.option == "purchase", EndOfTermRow.status == CHOSEN,
         EndOfTermRow.deposit_deduction == 0)))
     for lease in purchases:
-        applied = _apply_deposit(session, lease, day, at, kinds=(PURCHASE_PRICE, FINAL_RENT))
+        applied, held = _apply_deposit(session, lease, day, at, kinds=(PURCHASE_PRICE, FINAL_RENT))
         session.execute(text("UPDATE end_of_term SET deposit_deduction = :applied, refund = :refund, "
                              "updated_at = :now WHERE lease_id = :id"),
-                        {"applied": applied, "refund": max(0, lease.deposit - applied), "now": at, "id": lease.id})
+                        {"applied": applied, "refund": max(0, held - applied), "now": at, "id": lease.id})
     _end(session, list(events.lease_ids), day, at)

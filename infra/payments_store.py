@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy import and_
 from sqlalchemy import delete
+from sqlalchemy import exists
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
@@ -29,6 +30,7 @@ from infra.db.engine import Database
 from infra.db.models import REFUSED_EVENT
 from infra.db.models import ApplicationEventRow
 from infra.db.models import ApplicationRow
+from infra.db.models import LeaseRow
 from infra.db.models import LeaseTermRow
 from infra.db.models import PaymentRow
 from infra.db.models import RefundRow
@@ -389,14 +391,22 @@ class SqlPayments:
             session.flush()
             return _term(row)
 
+    def serviced(self, application_id: str) -> bool:
+        """Whether the application has a lease in force in servicing (``leases``, infra/servicing.py): its term ends,
+        and its deposit is settled, with the lease (infra/end_of_term.py, infra/settlements.py), not by ops' closing."""
+        with self.db.session() as session:
+            return bool(session.execute(select(exists().where(LeaseRow.application_id == application_id))).scalar())
+
     def close_term(self, application_id: str, *, from_status: str, to_status: str, deduction: int, reason: str,
                    actor_id: str, actor_label: str, note: str, now: datetime) -> LeaseTerm | None:
         """The application ``from_status`` → ``to_status`` (with its event) and its term closed with the deduction,
-        its settlement ``due``, in one transaction; None when it is not in ``from_status`` any more."""
+        its settlement ``due``, in one transaction; None when it is not in ``from_status`` any more or has a lease in
+        servicing (:meth:`serviced`: the lease's end settles its deposit)."""
         try:
             with self.db.session() as session:
                 moved = session.execute(update(ApplicationRow).where(
-                    ApplicationRow.id == application_id, ApplicationRow.status == from_status).values(
+                    ApplicationRow.id == application_id, ApplicationRow.status == from_status,
+                    ~exists().where(LeaseRow.application_id == application_id)).values(
                     status=to_status, updated_at=now, version=ApplicationRow.version + 1)).rowcount
                 closed = moved and session.execute(update(LeaseTermRow).where(
                     LeaseTermRow.application_id == application_id, LeaseTermRow.settlement.is_(None)).values(
@@ -415,9 +425,10 @@ class SqlPayments:
             return None
 
     def leases(self, *, dealer_id: str | None = None, ending_by: date | None = None,
-               settlements: Sequence[str | None] = (), limit: int = 200) -> list[LeaseLine]:
+               settlements: Sequence[str | None] = (), unserviced: bool = False, limit: int = 200) -> list[LeaseLine]:
         """Lease terms with their application's customer and state, soonest end first: those ending on or before
-        ``ending_by``, in one of ``settlements`` (None: still running)."""
+        ``ending_by``, in one of ``settlements`` (None: still running); ``unserviced``: only those without a lease in
+        servicing (:meth:`serviced`)."""
         stmt = (select(LeaseTermRow, ApplicationRow.customer_name, ApplicationRow.status,
                        ApplicationRow.vehicle_label)
                 .join(ApplicationRow, ApplicationRow.id == LeaseTermRow.application_id)
@@ -426,6 +437,8 @@ class SqlPayments:
             stmt = stmt.where(LeaseTermRow.dealer_id == dealer_id)
         if ending_by is not None:
             stmt = stmt.where(LeaseTermRow.ends_on <= ending_by)
+        if unserviced:
+            stmt = stmt.where(~exists().where(LeaseRow.application_id == LeaseTermRow.application_id))
         if settlements:
             named = [s for s in settlements if s is not None]
             clauses = [LeaseTermRow.settlement.in_(named)] if named else []

@@ -24,6 +24,7 @@ The options are shown from :data:`WINDOW_DAYS` days before the term's end (``end
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,6 +47,14 @@ PURCHASE, RETURN, REFINANCE = "purchase", "return", "refinance"
 OPTIONS = (PURCHASE, RETURN, REFINANCE)
 #: the most an odometer may read (km): beyond it, a typo
 MAX_ODOMETER_KM = 2_000_000
+#: a whole number as typed or stated: ASCII digits only (``str.isdigit`` also takes ``²`` or ``١``, which ``int``
+#: then refuses — a 500 where a field error was due), at most 9 of them
+WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` as a whole number when it is one written in ASCII digits (at most 9), else None."""
+    return int(text) if WHOLE_NUMBER.fullmatch(text) else None
 
 
 class ReturnRefused(ValueError):
@@ -212,10 +221,31 @@ def notice_days(terms: Mapping[str, Any]) -> int | None:
     section = terms.get("end_of_term")
     value = section.get("notice_days") if isinstance(section, Mapping) else None
     value = terms.get("notice_days") if value is None else value
+    days = _stated_days(value)
+    return days if days is not None and 0 < days <= 365 else None
+
+
+def _stated_days(value: object) -> int | None:
+    """A number of days as frozen terms state it (an int or its ASCII digits), else None."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         return None
-    days = int(value) if str(value).isdigit() else None
-    return days if days is not None and 0 < days <= 365 else None
+    return value if isinstance(value, int) else whole_number(value)
+
+
+def return_window_days(terms: Mapping[str, Any]) -> int:
+    """How many days before the term's end the lease's frozen contract terms let the car come back
+    (``terms["end_of_term"]["return_window_days"]``, else ``terms["return_window_days"]``); 0 when they state none —
+    the contract's 第七条 has it returned on the term's last day (于租赁期届满日将车辆交还)."""
+    section = terms.get("end_of_term")
+    value = section.get("return_window_days") if isinstance(section, Mapping) else None
+    days = _stated_days(terms.get("return_window_days") if value is None else value)
+    return days if days is not None and 0 <= days <= 365 else 0
+
+
+def inspection_opens(ends_on: date, terms: Mapping[str, Any]) -> date:
+    """The first business date a returned car's inspection may be recorded: the term's end less the window the
+    contract allows (:func:`return_window_days`)."""
+    return ends_on - timedelta(days=return_window_days(terms))
 
 
 # -- refinancing the final rent (再融资) ----------------------------------------------------------------------------

@@ -83,7 +83,7 @@ UPLOAD_LIMIT = 24 * 1024 * 1024  # a multipart post of several photos; each phot
 def upload_limits() -> None:
     """App-level, registered before CSRF protection (which reads the form): photo posts may be larger."""
     if request.method == "POST" and request.endpoint in ("applications.id_card_post", "applications.face_post",
-                                                          "documents.upload"):
+                                                          "documents.upload", "end_of_term.inspect"):
         request.max_content_length = UPLOAD_LIMIT
 
 

@@ -165,6 +165,10 @@ class SettlementService:
         term = self.store.term(app.id)
         if app.status != DELIVERED or term is None:
             raise NotAllowed("wrong_state", "只有租期中的租赁可以结清", "Only a lease on hire can be closed")
+        if self.store.serviced(app.id):  # checked again by close_term, in its transaction
+            raise NotAllowed("serviced", "这份租约由租后服务结束并结算保证金（期满选择、提前结清），不在此结清",
+                             "This lease's end and its deposit are settled by servicing (the end-of-term choice or an "
+                             "early settlement), not closed here")
         if not due_for_closing(term.ends_on, self.today()):
             raise NotAllowed("not_due", f"租期尚未结束（{term.ends_on.isoformat()} 到期），不能结清",
                              f"The term has not ended yet (it ends on {term.ends_on.isoformat()})")
@@ -197,8 +201,11 @@ class SettlementService:
         return closed
 
     def leases_to_close(self, dealer_id: str | None = None) -> list[LeaseLine]:
-        """Leases on hire whose term has ended and that ops have not closed yet (``dealer_id`` None: every dealer)."""
-        return [line for line in self.store.leases(dealer_id=dealer_id, ending_by=self.today(), settlements=(None,))
+        """Leases on hire whose term has ended and that ops have not closed yet (``dealer_id`` None: every dealer) —
+        not those with a lease in servicing: its end settles the deposit (infra/end_of_term.py), and closing it here
+        too would refund the deposit the end of term applies."""
+        return [line for line in self.store.leases(dealer_id=dealer_id, ending_by=self.today(), settlements=(None,),
+                                                   unserviced=True)
                 if line.application_status == DELIVERED]
 
     def open_settlements(self, dealer_id: str | None = None) -> list[LeaseLine]:

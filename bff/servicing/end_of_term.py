@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -63,6 +64,7 @@ from infra.storage import StorageError
 from infra.storage import object_key
 from kyc.images import ImageRejected
 from kyc.images import load_image
+from plans.handover import printable
 from plans.product import ReturnTerms
 from plans.product import load_product
 from servicing.end_of_term import OPTIONS
@@ -71,13 +73,16 @@ from servicing.end_of_term import PurchaseFigures
 from servicing.end_of_term import ReturnRefused
 from servicing.end_of_term import allowance_km
 from servicing.end_of_term import in_window
+from servicing.end_of_term import inspection_opens
 from servicing.end_of_term import notice_days
 from servicing.end_of_term import purchase_figures
 from servicing.end_of_term import purchase_price
 from servicing.end_of_term import return_charges
 from servicing.end_of_term import return_settlement
+from servicing.end_of_term import whole_number
 from servicing.end_of_term import window_opens
 
+log = logging.getLogger(__name__)
 bp = Blueprint("end_of_term", __name__)
 #: who inspects a returned car: the dealer's staff who hand cars over (bff/auth/roles.py)
 INSPECT = "leases.deliver"
@@ -160,7 +165,7 @@ def _page(lease_id: str, status: int = 200, *, error: str | None = None, chosen:
 def _term(lease_id: str, option: str) -> tuple[int | None, Any]:
     """The refinance's term as posted (None and the page refused, 422, keeping what was chosen and typed)."""
     typed = request.form.get("term", "").strip()[:4]
-    term = int(typed) if typed.isdigit() else None
+    term = whole_number(typed)
     if term in terms_offered():
         return term, None
     return None, _page(lease_id, 422, chosen=option, term=typed, errors={"term": in_locale(
@@ -285,8 +290,13 @@ def inspect(lease_id: str) -> Any:
     damage = [c[:32] for c in request.form.getlist("damage")][:20]
     notes = request.form.get("notes", "")[:2000]
     form = {"mileage": typed, "damage": damage, "notes": notes}
+    opens = inspection_opens(lease.ends_on, json.loads(lease.terms or "{}"))
+    if opts.today < opens:  # the car comes back at the term's end (or within the window its contract allows)
+        return _inspection_page(lease_id, 409, form=form, errors={"form": in_locale(
+            f"租期于 {lease.ends_on.isoformat()} 届满：车辆验收自 {opens.isoformat()} 起方可登记",
+            f"The term ends on {lease.ends_on.isoformat()}: the inspection can be recorded from {opens.isoformat()}")})
     errors: dict[str, str] = {}
-    reading = int(typed) if typed.isdigit() else None
+    reading = whole_number(typed)
     charges = None
     if reading is None:
         errors["mileage"] = in_locale("请填写里程表读数（公里，整数）", "Enter the odometer reading (whole km)")
@@ -295,6 +305,8 @@ def inspect(lease_id: str) -> Any:
             charges = return_charges(opts.returns, lease.term, _handover_km(app.id), reading, damage)
         except ReturnRefused as exc:
             errors[exc.field] = in_locale(exc.zh, exc.en)
+    if not printable(notes.replace("\r", " ").replace("\n", " ")):
+        errors["notes"] = in_locale("备注不能含控制字符", "The notes cannot contain control characters")
     photos = [f for f in request.files.getlist("photos") if f and f.filename][:MAX_PHOTOS + 1]
     images: list[bytes] = []
     if not photos:
@@ -315,14 +327,15 @@ def inspect(lease_id: str) -> Any:
     if errors or charges is None:
         return _inspection_page(lease_id, 422, form=form, errors=errors)
     store = services().store
-    keys = []
+    keys: list[str] = []
     try:
         store.ensure_bucket()
         for data in images:
             key = object_key(app.dealer_id, app.id, "return_photo", f"{uuid.uuid4().hex}.jpg")
-            store.put(key, data, "image/jpeg", {"application": app.id, "kind": "return_photo"})
             keys.append(key)
+            store.put(key, data, "image/jpeg", {"application": app.id, "kind": "return_photo"})
     except StorageError:
+        _discard(keys)
         return _inspection_page(lease_id, 503, form=form, errors={"photos": in_locale(
             "照片暂时无法保存，请稍后再试", "The photos cannot be stored just now: try again in a moment")})
     settlement = return_settlement(charges, opts.arrears, lease.deposit)
@@ -337,8 +350,22 @@ def inspect(lease_id: str) -> Any:
             damage_charge=charges.damage_charge, excess_mileage_charge=charges.excess_mileage_charge, notes=notes,
             inspected_by=user.id, figures=figures), utc_now())
     except ChoiceRefused as exc:
+        _discard(keys)  # nothing points to them
         return _inspection_page(lease_id, 409, form=form, errors={"form": in_locale(exc.zh, exc.en)})
+    except BaseException:
+        _discard(keys)
+        raise
     return redirect(url_for("end_of_term.inspection", lease_id=lease_id), 303)
+
+
+def _discard(keys: list[str]) -> None:
+    """Remove the photos of an inspection that was not recorded (nothing would point to them); storage away: each one
+    left behind is logged with its key."""
+    for key in keys:
+        try:
+            services().store.delete(key)
+        except StorageError:
+            log.warning("a refused inspection's photo %s could not be removed", key)
 
 
 # -- the end-of-term desk (ops) ------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import uuid
 from datetime import UTC
 from datetime import date
 from datetime import datetime
@@ -20,6 +22,8 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy import update
 
+from bff.applications.services import Actor
+from bff.applications.services import NotAllowed
 from bff.applications.services import reused_identity
 from infra.applications import Scope
 from infra.db.models import ApplicationEventRow
@@ -29,6 +33,8 @@ from infra.db.models import InstalmentRow
 from infra.db.models import KycCheckRow
 from infra.db.models import LeaseRow
 from infra.db.models import LeaseTermRow
+from infra.db.models import PaymentRow
+from infra.db.models import ServicingMovementRow
 from infra.end_of_term import SqlEndOfTerm
 from infra.end_of_term import end_of_term_hook
 from infra.servicing import BatchEvents
@@ -63,10 +69,19 @@ def near_its_end(app: Any, base: str, mobile: str) -> tuple[Any, str, date]:
     while add_months(starts_on, 12) > business_date + timedelta(days=30):
         starts_on -= timedelta(days=1)
     lease_id = open_lease_for(app, application_id, starts_on)
+    now = datetime.now(UTC)
     with app.extensions["leaseline"].db.session() as s:
         s.execute(update(InstalmentRow).where(InstalmentRow.lease_id == lease_id, InstalmentRow.kind == "rent").values(
             state="paid", paid_principal=InstalmentRow.principal, paid_interest=InstalmentRow.interest,
             settled_on=InstalmentRow.due_on))
+        # what the handover leaves (bff/payments/settlement.py): the term running, the deposit paid at signing
+        lease = s.get(LeaseRow, lease_id)
+        s.add(LeaseTermRow(application_id=application_id, dealer_id=lease.dealer_id, term_months=12,
+                           starts_on=lease.starts_on, ends_on=lease.ends_on, delivered_at=now, delivered_by="sales",
+                           delivered_by_label="sales", deduction=0))
+        s.add(PaymentRow(id=str(uuid.uuid4()), application_id=application_id, dealer_id=lease.dealer_id,
+                         kind="deposit", amount=DEPOSIT, status="succeeded", intent_id=f"pi_{uuid.uuid4().hex[:20]}",
+                         captured=DEPOSIT, refunded=0, created_at=now, updated_at=now))
     return customer, lease_id, business_date
 
 
@@ -119,22 +134,50 @@ def test_the_lessee_keeps_the_car_the_deposit_offsets_on_the_last_day_and_the_le
     assert (price.amount, price.principal, price.interest, price.due_on, price.state) == (
         10_000, 10_000, 0, final.due_on, "pending")
 
-    # the close of the last day: the deposit pays the purchase price, then 990,000 fen of the final rent (once)
+    # ops' closing page (结清, bff/payments/settlement.py) neither lists nor closes a lease the servicing ends: its
+    # term past its end there, it would have refunded the whole deposit the end of term applies too
+    svc = app.extensions["leaseline"]
+    settlement = svc.payments.settlement
+    with svc.db.session() as s:
+        application_id = s.get(LeaseRow, lease_id).application_id
+        s.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == application_id).values(
+            ends_on=settlement.today() - timedelta(days=1)))
+    assert application_id not in {line.term.application_id for line in settlement.leases_to_close()}
+    ops = Actor("staff", "ops", "ops", Scope(), None)
+    with pytest.raises(NotAllowed) as refused:
+        settlement.close(ops, svc.applications.repo.get(application_id, Scope()), 0, "")
+    assert refused.value.code == "serviced"
+    # a term ops closed before (its deposit refunded by the settle job): the end of term applies none of it
+    with svc.db.session() as s:
+        s.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == application_id).values(settlement="due"))
+    close_hook(app, lease_id, final.due_on)
+    assert rows(app, lease_id)["purchase_price"].state == "pending"
+    with svc.db.session() as s:
+        assert not s.scalars(select(ServicingMovementRow).where(
+            ServicingMovementRow.lease_id == lease_id, ServicingMovementRow.kind == "deposit_offset")).all()
+        # the term still running, ¥100 of the deposit refunded by hand meanwhile: only what the deposit holds applies
+        s.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == application_id).values(settlement=None))
+        s.execute(update(PaymentRow).where(PaymentRow.application_id == application_id).values(refunded=10_000))
+
+    # the close of the last day: the deposit pays the purchase price, then 980,000 fen of the final rent (once)
     close_hook(app, lease_id, final.due_on)
     close_hook(app, lease_id, final.due_on + timedelta(days=1))
     after = rows(app, lease_id)
     assert after["purchase_price"].state == "paid"
-    assert after["final_rent"].paid_principal + after["final_rent"].paid_interest == 990_000
+    assert after["final_rent"].paid_principal + after["final_rent"].paid_interest == 980_000
     with app.extensions["leaseline"].db.session() as s:
         eot = s.get(EndOfTermRow, lease_id)
-        assert eot is not None and (eot.deposit_deduction, eot.refund, eot.status) == (DEPOSIT, 0, "chosen")
+        assert eot is not None and (eot.deposit_deduction, eot.refund, eot.status) == (DEPOSIT - 10_000, 0, "chosen")
         # the rest of the final rent paid (as the pay page books it): the next close ends the lease
         s.execute(update(InstalmentRow).where(InstalmentRow.id == after["final_rent"].id).values(
             state="paid", paid_principal=InstalmentRow.principal, paid_interest=InstalmentRow.interest))
     close_hook(app, lease_id, final.due_on + timedelta(days=2))
     with app.extensions["leaseline"].db.session() as s:
         assert s.get(LeaseRow, lease_id).status == "ended"
-        assert s.get(EndOfTermRow, lease_id).status == "ended"
+        assert (s.get(EndOfTermRow, lease_id).status, s.get(EndOfTermRow, lease_id).ended_on) == (
+            "ended", final.due_on + timedelta(days=2))
+        term = s.get(LeaseTermRow, application_id)
+        assert (term.settlement, term.deduction) == ("due", DEPOSIT - 10_000)  # nothing left for the settle job
 
 
 def photo() -> bytes:
@@ -143,15 +186,20 @@ def photo() -> bytes:
     return out.getvalue()
 
 
+def phone_photo() -> bytes:
+    """A photo as a phone takes one: more than the app-wide 1 MB a form may post."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (1280, 960), os.urandom(1280 * 960 * 3)).save(out, "JPEG", quality=95)
+    assert 1024 * 1024 < len(out.getvalue()) < 10 * 1024 * 1024
+    return out.getvalue()
+
+
 def test_the_dealer_inspects_a_returned_car_on_the_phone_and_the_deposit_pays_the_charges(
         bff_server: Any, app: Any) -> None:
     base = bff_server.url
-    customer, lease_id, _ = near_its_end(app, base, "13700138812")
-    with app.extensions["leaseline"].db.session() as s:  # the term the handover started (bff/payments/settlement.py)
+    customer, lease_id, business_date = near_its_end(app, base, "13700138812")
+    with app.extensions["leaseline"].db.session() as s:
         lease = s.get(LeaseRow, lease_id)
-        s.add(LeaseTermRow(application_id=lease.application_id, dealer_id=lease.dealer_id, term_months=12,
-                           starts_on=lease.starts_on, ends_on=lease.ends_on, delivered_at=datetime.now(UTC),
-                           delivered_by="sales", delivered_by_label="sales", deduction=0))
     with customer:
         url = f"{base}/leases/{lease_id}/end-of-term"
         r = customer.post(url, data={"option": "return", "csrf_token": csrf(customer, url)}, timeout=TIMEOUT)
@@ -173,23 +221,49 @@ def test_the_dealer_inspects_a_returned_car_on_the_phone_and_the_deposit_pays_th
         assert ops.get(inspection, timeout=TIMEOUT, allow_redirects=False).status_code == 403
     with sign_in(base, "admin.xihu@demo.leaseline.cn") as xihu:  # another dealer
         assert xihu.get(inspection, timeout=TIMEOUT, allow_redirects=False).status_code == 404
+    photos = object_key_prefix(app, lease.application_id)
+    app.extensions["leaseline"].store.ensure_bucket()
     with sign_in(base, SALES_A) as sales:
         assert sales.get(inspection, timeout=TIMEOUT).status_code == 200
+        # before the term's end (its terms allow no earlier return): refused, what was typed kept, nothing stored
+        r = sales.post(inspection, data={"mileage": "20100", "notes": "早到", "csrf_token": csrf(sales, inspection)},
+                       files={"photos": ("car.jpg", photo(), "image/jpeg")}, timeout=TIMEOUT)
+        assert r.status_code == 409 and ends_on.isoformat() in r.text and 'value="20100"' in r.text, r.text[-800:]
+        assert "早到" in r.text and getattr(SqlEndOfTerm(db).get(lease_id), "status", None) == "chosen"
+        assert app.extensions["leaseline"].store.list_keys(photos) == []
+    with db.session() as s:  # the term's last day comes
+        s.execute(update(LeaseRow).where(LeaseRow.id == lease_id).values(ends_on=business_date))
+    with sign_in(base, SALES_A) as sales:
+        # a reading in superscript digits (str.isdigit() says yes, int() says no): 422, not 500
+        r = sales.post(inspection, data={"mileage": "²", "csrf_token": csrf(sales, inspection)},
+                       files={"photos": ("car.jpg", photo(), "image/jpeg")}, timeout=TIMEOUT)
+        assert r.status_code == 422 and 'value="²"' in r.text and 'id="error-mileage"' in r.text
+        # notes with a control character (one that hides or reorders text): 422, the rest kept
+        r = sales.post(inspection, data={"mileage": "20100", "notes": "前挡\u202e裂纹",
+                                         "csrf_token": csrf(sales, inspection)},
+                       files={"photos": ("car.jpg", photo(), "image/jpeg")}, timeout=TIMEOUT)
+        assert r.status_code == 422 and 'id="error-notes"' in r.text and 'value="20100"' in r.text
         # a reading that is no number: 422, what was typed kept, nothing recorded
         r = sales.post(inspection, data={"mileage": "20l00", "damage": ["windscreen"], "notes": "前挡裂纹",
                                          "csrf_token": csrf(sales, inspection)},
                        files={"photos": ("car.jpg", photo(), "image/jpeg")}, timeout=TIMEOUT)
         assert r.status_code == 422 and 'value="20l00"' in r.text and "前挡裂纹" in r.text
         assert 'id="error-mileage"' in r.text and 'value="windscreen" checked' in r.text
-        # 20,100 km: 100 over the 20,000 allowed × ¥0.50 = ¥50.00; the windscreen ¥1,500.00
+        assert app.extensions["leaseline"].store.list_keys(photos) == []
+        # 20,100 km: 100 over the 20,000 allowed × ¥0.50 = ¥50.00; the windscreen ¥1,500.00 (a phone's photo, > 1 MB)
         r = sales.post(inspection, data={"mileage": "20100", "damage": ["windscreen"], "notes": "前挡裂纹",
                                          "csrf_token": csrf(sales, inspection)},
-                       files={"photos": ("car.jpg", photo(), "image/jpeg")}, timeout=TIMEOUT)
+                       files={"photos": ("car.jpg", phone_photo(), "image/jpeg")}, timeout=TIMEOUT)
         assert r.status_code == 200, r.text[-1500:]
         done = attrs(r.text, "inspection-done")
         assert (int(done["data-excess"]), int(done["data-damage"]), int(done["data-deduction"]),
                 int(done["data-refund"]), int(done["data-owed"])) == (5_000, 150_000, 155_000, DEPOSIT - 155_000, 0)
         assert done["data-status"] == "ended"
+        # posted again (another tab): refused, and its photo stored on the way removed again
+        r = sales.post(inspection, data={"mileage": "20100", "csrf_token": csrf(sales, inspection)},
+                       files={"photos": ("car.jpg", photo(), "image/jpeg")}, timeout=TIMEOUT)
+        assert r.status_code == 409
+        assert len(app.extensions["leaseline"].store.list_keys(photos)) == 1
     after = rows(app, lease_id)
     assert after["final_rent"].state == "waived" and after["return_charges"].state == "paid"
     with app.extensions["leaseline"].db.session() as s:
@@ -205,6 +279,13 @@ def test_the_dealer_inspects_a_returned_car_on_the_phone_and_the_deposit_pays_th
         assert s.get(ApplicationRow, lease.application_id).status == "closed"
         assert _awaiting_return(s, [final_id]) == set()  # inspected: nothing paused any more
     assert app.extensions["leaseline"].store.get(keys[0])[:2] == b"\xff\xd8"  # the photo, stored as a JPEG
+
+
+def object_key_prefix(app: Any, application_id: str) -> str:
+    """Where a return's photos are stored (bff/servicing/end_of_term.py)."""
+    with app.extensions["leaseline"].db.session() as s:
+        dealer_id = s.get(ApplicationRow, application_id).dealer_id
+    return f"tenants/{dealer_id}/applications/{application_id}/return_photo/"
 
 
 def test_refinancing_the_final_rent_makes_a_new_application_the_lessee_opens(bff_server: Any, app: Any) -> None:
@@ -230,6 +311,9 @@ def test_refinancing_the_final_rent_makes_a_new_application_the_lessee_opens(bff
                           timeout=TIMEOUT)
         assert r.status_code == 422 and 'data-testid="term-error"' in r.text
         assert re.search(r'value="refinance" checked', r.text)
+        r = customer.post(url, data={"option": "refinance", "term": "²", "csrf_token": csrf(customer, url)},
+                          timeout=TIMEOUT)  # str.isdigit() says yes, int() says no: 422, not 500
+        assert r.status_code == 422 and 'data-testid="term-error"' in r.text
         assert SqlEndOfTerm(svc.db).get(lease_id) is None
         r = customer.post(url, data={"option": "refinance", "term": "24", "csrf_token": csrf(customer, url)},
                           timeout=TIMEOUT, allow_redirects=False)

@@ -25,6 +25,7 @@ from servicing.end_of_term import ReturnRefused
 from servicing.end_of_term import allowance_km
 from servicing.end_of_term import deposit_settlement
 from servicing.end_of_term import in_window
+from servicing.end_of_term import inspection_opens
 from servicing.end_of_term import inspection_overdue
 from servicing.end_of_term import kyc_reusable
 from servicing.end_of_term import notice_days
@@ -33,6 +34,8 @@ from servicing.end_of_term import purchase_price
 from servicing.end_of_term import refinance_choice
 from servicing.end_of_term import return_charges
 from servicing.end_of_term import return_settlement
+from servicing.end_of_term import return_window_days
+from servicing.end_of_term import whole_number
 from servicing.end_of_term import window_opens
 
 TERMS = ReturnTerms(allowance_km_per_year=20000, excess_mileage_rate=Decimal("0.37"), damage_items=(
@@ -169,3 +172,21 @@ def test_a_return_is_flagged_when_not_inspected_within_the_policy_s_days() -> No
     assert load_policy().inspection_overdue_days == 10
     assert not inspection_overdue(ends, date(2026, 3, 10), 10)
     assert inspection_overdue(ends, date(2026, 3, 11), 10)
+
+
+def test_a_returned_car_is_inspected_from_the_day_the_contract_allows_else_from_the_term_s_end() -> None:
+    ends = date(2027, 3, 31)
+    assert return_window_days({}) == 0 and inspection_opens(ends, {}) == ends  # 第七条: returned on the last day
+    assert inspection_opens(ends, {"end_of_term": {"return_window_days": 15}}) == date(2027, 3, 16)
+    assert inspection_opens(ends, {"return_window_days": "7"}) == date(2027, 3, 24)
+    for unstated in ({"return_window_days": True}, {"return_window_days": "²"}, {"return_window_days": -3},
+                     {"end_of_term": {"return_window_days": "a week"}}, {"return_window_days": 400}):
+        assert inspection_opens(ends, unstated) == ends, unstated
+
+
+def test_typed_whole_numbers_are_ascii_digits_only() -> None:
+    assert whole_number("20100") == 20100 and whole_number("0") == 0
+    # str.isdigit() accepts these, int() then raises (a 500): not numbers here
+    for typed in ("²", "12²", "١٢", "１２", "", " 12", "-1", "1.5", "1234567890"):
+        assert whole_number(typed) is None, typed
+    assert notice_days({"notice_days": "²"}) is None
