@@ -2,8 +2,9 @@
 ``servicing.prepaid`` and ``servicing.document_text`` (bff/worker.py).
 
 - ``servicing.settled`` (deferred by infra/settlements.py with the quote paid, ``{lease_id, quote_id}``): the dealer's
-  mortgage release (抵押解除) opened once, on the business date; the settlement certificate (结清证明) asked of the
-  contract service with the paid quote's figures, once per quote (``lease_documents``: requested → ready | failed).
+  mortgage release (抵押解除) opened once, dated the day the lease settled; the settlement certificate (结清证明)
+  asked of the contract service with the paid quote's figures, once per quote (``lease_documents``: requested →
+  ready | failed).
 - ``servicing.prepaid`` (deferred with the schedule re-amortised, ``{lease_id, prepayment_id}``): the schedule annex
   (还款计划变更确认书) with the rents left as they now stand, once per prepayment.
 - ``servicing.document_text``: deferred in the transaction that marks a document ready, so the customer is texted once
@@ -138,7 +139,8 @@ class LeaseDocuments:
             return  # nothing to follow: a job for records that do not exist is not worth retrying
         if lease.status != "settled" or quote.status != "paid":
             raise NotReadyYet(f"lease {lease_id} is {lease.status}, quote {quote_id} {quote.status}")
-        if self.repo.open_release(lease.id, lease.dealer_id, self.repo.business_date()):
+        # dated the day the lease settled, not the day this job runs (the worker away, its retries: days later)
+        if self.repo.open_release(lease.id, lease.dealer_id, lease.settled_on or self.repo.business_date()):
             log.info("lease %s settled: mortgage release opened for dealer %s", lease.id, lease.dealer_id)
         self._document(lease, SETTLEMENT_CERTIFICATE, quote.id, lambda: settlement_body(lease, quote))
 

@@ -136,3 +136,36 @@ def test_what_is_not_an_amount_is_refused_never_an_error(typed: str) -> None:
 def test_an_empty_field_and_the_least_amount_are_the_caller_s() -> None:
     assert yuan_to_fen("", blank=0) == 0 and yuan_to_fen("  ", blank=0) == 0  # a deduction left empty: none
     assert yuan_to_fen("0", least=1) is None and yuan_to_fen("0.01", least=1) == 1  # a refund: more than 0
+
+
+def test_the_mortgage_release_is_opened_dated_the_day_the_lease_settled_not_the_day_the_job_runs() -> None:
+    """servicing.settled (bff/servicing/settled.py) may run days after the settlement (the worker away, retries): the
+    dealer's release task is dated the lease's settlement day."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    from bff.servicing.settled import LeaseDocuments
+    from infra.lease_documents import READY
+
+    opened: list[tuple[str, str, date]] = []
+
+    class Repo:
+        def lease(self, lease_id: str) -> Any:
+            return SimpleNamespace(id=lease_id, dealer_id="d1", status="settled", settled_on=date(2027, 6, 15))
+
+        def quote(self, quote_id: str) -> Any:
+            return SimpleNamespace(id=quote_id, lease_id="L1", status="paid")
+
+        def business_date(self) -> date:
+            return date(2027, 6, 19)  # the job ran four days later
+
+        def open_release(self, lease_id: str, dealer_id: str, opened_on: date) -> bool:
+            opened.append((lease_id, dealer_id, opened_on))
+            return True
+
+        def ensure(self, lease_id: str, kind: str, subject_id: str) -> Any:
+            return SimpleNamespace(status=READY)  # the certificate signed already: nothing more to do
+
+    documents = LeaseDocuments(Repo(), None, None, lambda _: None, lambda _: "")  # type: ignore[arg-type]
+    documents.settled("L1", "Q1")
+    assert opened == [("L1", "d1", date(2027, 6, 15))]
