@@ -10,9 +10,18 @@ of ``leaseline demo portfolio``), as the closes through the day before the busin
 1. the close of ``--days`` business dates one after the other (default 2: the business date is the new database's,
    today, and some days turn no rent overdue — on a Monday the rents due at the weekend are still payable — while
    the next does), each by bff.servicing.close.CloseOfBusiness as the worker and ``leaseline servicing close`` run
-   it, with their hooks (reminders deferred, arrears and the M3 flag kept, automatic collections started:
-   bff/servicing/arrears.py, bff/servicing/collect.py; ``--no-hooks``: the close's own work alone), in batches of
-   ``--batch-size`` leases: leases, instalments, seconds, leases/s and what it did (rents due, overdue, late charges);
+   it, with their hooks (reminders deferred, arrears and the M3 flag kept, automatic collections started and failed
+   ones tried again, credit-report notices and the month's report asked for, quotes expired:
+   bff/servicing/hooks.py; ``--no-hooks``: the close's own work alone), in batches of ``--batch-size`` leases:
+   leases, instalments, seconds, leases/s, what it did (rents due, overdue, late charges) and each hook's seconds;
+   ``--mandates`` (default 0.5) of the leases have a direct-debit mandate with automatic collection on (the sandbox
+   bank's, added after the load, untimed), so that each close starts the debits of the rents due the next day and
+   tries failed ones again;
+   with ``--calendar`` (the default) the portfolio is loaded on the business date ``--days`` before the month's
+   credit-report notice day (its last day − 7: servicing/credit_report.py ``notice_day``) and the closes go on,
+   day by day, through the notice day (a notice and its job for each lease with a rent overdue) and the first of the
+   next month (the month's report asked for), each close labelled (ordinary day, notice day, 1st of month), and the
+   hooked close of each kind of day printed side by side at the end, per 100,000 leases;
 2. the same date again, as a second worker or a replay by hand does: it must answer at once and change nothing
    (checked: every instalment and movement figure before and after);
 3. ``--quotes`` settlement quotes on the business date for random leases, each reading the lease and its
@@ -25,7 +34,7 @@ temporary directory with its default settings, fsync on (bench/databases.py), dr
 2 cores shared with other work: the load average is printed before and after.
 
     .venv/bin/python bench/servicing.py [--leases 100000] [--quotes 2000] [--batch-size N] [--no-hooks]
-                                        [--database-url postgresql://...]
+                                        [--mandates 0.5] [--no-calendar] [--database-url postgresql://...]
 """
 
 from __future__ import annotations
@@ -37,7 +46,9 @@ import statistics
 import sys
 import time
 from datetime import UTC
+from datetime import date
 from datetime import datetime
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -111,15 +122,87 @@ def quote_for(repo: Any, application_id: str, on: Any) -> Any:
                                penalties=yuan(max(0, penalties)))
 
 
-def worker_hooks(db: Any) -> list[Any]:
-    """The hooks the worker's close runs (bff/servicing/hooks.py: as bff/worker.py, leaseline/servicing_cli.py)."""
-    from bff.servicing.hooks import servicing_hooks
-    from plans.policy import load_policy
+class TimedHooks:
+    """The hooks the worker's close runs (bff/servicing/hooks.py: as bff/worker.py, leaseline/servicing_cli.py), each
+    timed: :meth:`take` answers the seconds each spent since it was last asked."""
 
-    return servicing_hooks(db, load_policy())
+    NAMES = {"end_of_term_hook": "end of term", "arrears_hook": "reminders+arrears", "hook": "collections",
+             "credit_hook": "credit reports", "close_hook": "quotes expired"}
+
+    def __init__(self, db: Any) -> None:
+        from bff.servicing.hooks import servicing_hooks
+        from plans.policy import load_policy
+
+        self.hooks = servicing_hooks(db, load_policy())
+        self.names = [self.NAMES.get(h.__name__, h.__name__) for h in self.hooks]
+        self.spent = dict.fromkeys(self.names, 0.0)
+
+    def timed(self) -> list[Any]:
+        def wrap(name: str, hook: Any) -> Any:
+            def run(events: Any) -> None:
+                t0 = time.perf_counter()
+                hook(events)
+                self.spent[name] += time.perf_counter() - t0
+
+            return run
+
+        return [wrap(n, h) for n, h in zip(self.names, self.hooks, strict=True)]
+
+    def take(self) -> dict[str, float]:
+        spent, self.spent = self.spent, dict.fromkeys(self.names, 0.0)
+        return spent
 
 
-def bench(url: str, leases: int, seed: int, quotes: int, batch_size: int, days: int, hooks: bool) -> None:
+def add_mandates(db: Any, share: float, seed: int, now: datetime) -> int:
+    """Give ``share`` of the leases (drawn by ``seed``) a direct-debit mandate of the sandbox bank with automatic
+    collection on (agreement numbers ending 0–5: the debit succeeds), as customers who accepted it at signing."""
+    import uuid
+
+    from sqlalchemy import insert
+    from sqlalchemy import select
+    from sqlalchemy import text
+
+    from infra.db.models import CollectionMandateRow
+    from infra.db.models import LeaseRow
+
+    if share <= 0:
+        return 0
+    rng = random.Random(seed)
+    with db.session() as session:
+        apps = sorted(session.scalars(select(LeaseRow.application_id)))
+        chosen = [a for a in apps if rng.random() < share]
+        for i in range(0, len(chosen), 5_000):
+            session.execute(insert(CollectionMandateRow), [
+                {"id": str(uuid.uuid4()), "application_id": a, "kind": "direct_debit", "status": "active",
+                 "auto_collect": True, "agreement_no": f"SYN{n:09d}{n % 6}", "bank": "沙箱银行",
+                 "account_last4": f"{n % 10_000:04d}", "text_version": "bench", "text_sha256": "0" * 64,
+                 "language": "zh", "accepted_at": now, "created_at": now, "updated_at": now}
+                for n, a in enumerate(chosen[i:i + 5_000], start=i)])
+    with db.engine.connect() as conn:  # as the loader leaves its tables: the planner knows them
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE collection_mandates"))
+    return len(chosen)
+
+
+def day_kind(day: Any) -> str:
+    from servicing.credit_report import Period
+    from servicing.credit_report import notice_day
+
+    if day == notice_day(Period.of(day)):
+        return "notice day"
+    return "1st of month" if day.day == 1 else "ordinary day"
+
+
+def jobs_made(db: Any) -> dict[str, int]:
+    """Jobs waiting, by task (what the hooks deferred)."""
+    from sqlalchemy import text
+
+    with db.session() as session:
+        return {t: int(n) for t, n in session.execute(text(
+            "SELECT task_name, count(*) FROM procrastinate_jobs GROUP BY task_name ORDER BY task_name"))}
+
+
+def bench(url: str, leases: int, seed: int, quotes: int, batch_size: int, days: int, hooks: bool,
+          mandates: float = 0.0, calendar: bool = False) -> None:
     from sqlalchemy import func
     from sqlalchemy import select
 
@@ -134,32 +217,56 @@ def bench(url: str, leases: int, seed: int, quotes: int, batch_size: int, days: 
     upgrade(url)
     db = Database(url)
     now = datetime.now(UTC)
+    repo = SqlServicing(db)
+    if calendar:  # --days ordinary dates, then the month's notice day, then on to the 1st of the next month
+        from servicing.credit_report import Period
+        from servicing.credit_report import notice_day
+
+        repo.start_business_date(notice_day(Period.of(now.date())) - timedelta(days=days), now)
     print(f"loading {leases:,} synthetic leases (set-up, untimed) …", flush=True)
     loaded = load_portfolio(db, leases, seed, now)
     print(f"  set-up: {loaded.seconds:.1f} s — {loaded.leases:,} leases, {loaded.instalments:,} instalments, "
           f"{loaded.movements:,} movements; {loaded.overdue:,} rents overdue, {loaded.partly_paid:,} partly paid; "
           f"business date {loaded.as_of.isoformat()}")
-    repo = SqlServicing(db)
+    given = add_mandates(db, mandates, seed, now)
+    print(f"  {given:,} leases ({mandates:.0%}) with a direct-debit mandate, automatic collection on")
     with db.session() as session:
         instalments = session.execute(select(func.count()).select_from(InstalmentRow)).scalar_one()
     day = repo.business_date()
-    close = CloseOfBusiness(repo, batch_size=batch_size, hooks=worker_hooks(db) if hooks else ())
+    timed = TimedHooks(db) if hooks else None
+    close = CloseOfBusiness(repo, batch_size=batch_size, hooks=timed.timed() if timed else ())
     print(f"  {load()}", flush=True)
 
     hooked = "with the worker's hooks" if hooks else "no hook"
-    for _ in range(days):
+    last = (date(day.year + day.month // 12, day.month % 12 + 1, 1) if calendar and day.day > 1 else None)
+    by_kind: dict[str, list[float]] = {}
+    closed = 0
+    while closed < days or (last is not None and day <= last):
+        jobs_before = jobs_made(db)
         t0 = time.perf_counter()
         outcome = close.close(day)
         seconds = time.perf_counter() - t0
         run = outcome.run
         assert outcome.done and not outcome.already and run.leases == leases
-        print(f"close of business {day.isoformat()} ({day:%a}): {run.leases:,} leases, {instalments:,} instalments "
-              f"in {seconds:.2f} s = {run.leases / seconds:,.0f} leases/s ({hooked}, batches of {batch_size}: "
-              f"{run.batches}; "
+        kind = day_kind(day)
+        by_kind.setdefault(kind, []).append(seconds)
+        print(f"close of business {day.isoformat()} ({day:%a}, {kind}): {run.leases:,} leases, {instalments:,} "
+              f"instalments in {seconds:.2f} s = {run.leases / seconds:,.0f} leases/s ({hooked}, batches of "
+              f"{batch_size}: {run.batches}; "
               f"{run.marked_due:,} rents due, {run.marked_overdue:,} overdue, late charges on {charged(db, day):,} "
               f"rents, {run.penalty / 100:,.2f} yuan) — target ≤ 60 s for 100,000 leases", flush=True)
+        if timed is not None:
+            made = {t: n - jobs_before.get(t, 0) for t, n in jobs_made(db).items() if n > jobs_before.get(t, 0)}
+            print("  hooks: " + ", ".join(f"{n} {s:.2f} s" for n, s in timed.take().items())
+                  + "; jobs deferred: " + (", ".join(f"{t} {n:,}" for t, n in made.items()) or "none"), flush=True)
+        closed += 1
         day = repo.business_date()
     day = outcome.business_date
+    if len(by_kind) > 1:
+        print("hooked close by kind of day (its closes' median, and the slowest), × 100,000 / leases: " + "; ".join(
+            f"{k} {statistics.median(v):.2f} s → {statistics.median(v) * 100_000 / leases:.0f} s (slowest "
+            f"{max(v):.2f} s → {max(v) * 100_000 / leases:.0f} s)" for k, v in by_kind.items())
+            + f" — target ≤ 60 s; {load()}")
 
     before = fingerprint(db)
     t0 = time.perf_counter()
@@ -199,6 +306,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2, help="business dates closed one after the other")
     parser.add_argument("--hooks", action=argparse.BooleanOptionalAction, default=True,
                         help="run the worker's close hooks (reminders, arrears, collections), as the worker does")
+    parser.add_argument("--mandates", type=float, default=0.5,
+                        help="share of the leases with a direct-debit mandate, automatic collection on (0–1)")
+    parser.add_argument("--calendar", action=argparse.BooleanOptionalAction, default=True,
+                        help="start --days before the month's credit-report notice day and close on through the "
+                             "1st of the next month")
     parser.add_argument("--database-url", default="",
                         help="an empty PostgreSQL database of its own (default: a fresh one, see above)")
     args = parser.parse_args()
@@ -206,7 +318,8 @@ def main() -> None:
     print(load())
     with fresh_databases("servicing", given=args.database_url) as databases:
         print(f"database: {databases.where}")
-        bench(databases.urls[0], args.leases, args.seed, args.quotes, args.batch_size, args.days, args.hooks)
+        bench(databases.urls[0], args.leases, args.seed, args.quotes, args.batch_size, args.days, args.hooks,
+              args.mandates, args.calendar)
 
 
 if __name__ == "__main__":
