@@ -23,6 +23,8 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 
+from infra.collections import Job
+from infra.collections import defer_jobs
 from infra.db.engine import Database
 from infra.db.models import ApplicationRow
 from infra.db.models import CollectionMandateRow
@@ -141,9 +143,9 @@ class SqlCreditReports:
                      "status": QUEUED, "detail": "", "created_at": now} for lease_id, amount in late])
                     .on_conflict_do_nothing(index_elements=["lease_id", "period"])
                     .returning(CreditReportNoticeRow.id)).scalars().all()
-                at = send_at(now, *window)
-                for notice_id in sorted(created):
-                    defer_in(session, NOTICE_TASK, {"notice_id": notice_id}, queue=QUEUE, at=at)
+                at = send_at(now, *window)  # the batch's notices deferred by one statement
+                defer_jobs(session, [Job(NOTICE_TASK, {"notice_id": notice_id}, QUEUE, at=at)
+                                     for notice_id in sorted(created)])
         ended = period_ended_by(day)
         if ended is not None:
             self._ask(session, ended, now)

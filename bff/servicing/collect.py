@@ -20,15 +20,18 @@ anyone out: each try is a new attempt.
 **Automatic collection**, on the due date as the mandate says (the next business day when it is not one): the close
 of business of the day before (it runs just after midnight, when that day has begun in Beijing) makes in its hook
 (:meth:`RentCollection.close_hook`), in the batch's transaction, one attempt per rent to collect that day on a lease
-whose customer's mandate has automatic collection on (never the final rent), and defers one ``servicing.collect``
-job for it, not before the day's window for texts opens (09:00 Beijing by default: the policy's ``[reminders]``
-``send_from``; :func:`servicing.arrears.send_at`). The job (:meth:`RentCollection.collect`) asks the collector with
-the attempt's key (the same charge on a retry), a success is booked, a delayed result (a bank's ``processing``) is
-polled by the ``servicing.poll_collections`` sweep. A failure — insufficient funds, an agreement revoked (the mandate
-is then revoked too), a card declined or needing the customer's bank — however it is learnt (the job, or Stripe's
-webhook first), defers with it one ``servicing.text_not_collected`` job (:meth:`RentCollection.text_not_collected`),
-sent by day (a failure learnt at night waits for the window to open): the customer gets a link to pay by hand
-(``rent_not_collected``, once per attempt; nothing when the rent was paid meanwhile).
+whose customer's mandate has automatic collection on (and for the purchase price, less the deposit that pays it first;
+never the final rent), and defers one ``servicing.collect`` job for it, not before the day's window for texts opens
+(09:00 Beijing by default: the policy's ``[reminders]`` ``send_from``; :func:`servicing.arrears.send_at`). The job
+(:meth:`RentCollection.collect`) cancels the debit when another payment that may pay the rent is in flight (the
+customer paying on the phone, a settlement, a prepayment: infra/collections.py ``in_flight``; no text), else asks
+the collector with the attempt's key (the same charge on a retry), a success is booked, a delayed result (a bank's
+``processing``) is polled by the ``servicing.poll_collections`` sweep. A failure — insufficient funds, an agreement
+revoked (the mandate is then revoked too), a card declined or needing the customer's bank — however it is learnt (the
+job, or Stripe's webhook first), defers with it one ``servicing.text_not_collected`` job
+(:meth:`RentCollection.text_not_collected`), sent by day (a failure learnt at night waits for the window to open): the
+customer gets a link to pay by hand (``rent_not_collected``, once per attempt; nothing when the rent was paid
+meanwhile).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from bff.payments.common import yuan
 from infra.applications import Scope
 from infra.audit import SqlAuditLog
 from infra.collections import AUTO
+from infra.collections import CREATED
 from infra.collections import CUSTOMER
 from infra.collections import DIRECT_DEBIT
 from infra.collections import FAILED
@@ -69,6 +73,7 @@ from infra.collections import Receipt
 from infra.collections import SandboxDirectDebit
 from infra.collections import SqlCollections
 from infra.collections import StripeOffSession
+from infra.collections import defer_jobs
 from infra.db.models import LeaseRow
 from infra.payments import Intent
 from infra.payments import PaymentDeclined
@@ -362,6 +367,12 @@ class RentCollection:
         if owed <= 0:  # paid by hand meanwhile
             moved = self.repo.move(attempt.id, ("created",), "canceled", self.clock(), failure_code="paid")
             return (moved or attempt).status
+        other = self.repo.another_in_flight(attempt, self.clock())
+        if other is not None:  # a payment that may pay it began since the close (or still runs): no second debit
+            log.info("collection %s canceled: %s payment %s of the lease is in flight (%s)", attempt.id,
+                     other.purpose, other.id, other.status)
+            moved = self.repo.move(attempt.id, ("created",), "canceled", self.clock(), failure_code="in_flight")
+            return (moved or attempt).status
         amount = min(owed, attempt.amount)
         collected = self.collectors[attempt.channel].collect(
             amount=amount, key=attempt.key, mandate=mandate,
@@ -499,16 +510,16 @@ def collection_hook(repo: SqlCollections, clock: Callable[[], datetime] = utc_no
     ``window`` opens (the close of B runs just after midnight: the debit goes at 09:00 on B + 1), in the batch's
     transaction — deferred with the change or not at all; a date closed again defers nothing new (a job of the
     attempt already waiting collects it). A collection that failed is tried again ``retry_days`` business days after
-    its collection day (key ``auto:<instalment>:<that day>``)."""
+    its collection day (key ``auto:<instalment>:<that day>``). The batch's attempts are made by one statement and
+    their jobs deferred by one (:func:`infra.collections.defer_jobs`)."""
 
     def hook(events: BatchEvents) -> None:
         now = clock()
         at = send_at(now, *window)
-        for attempt in repo.plan_collections(events.session, events.lease_ids, events.business_date, now,
-                                             retry_days):
-            if attempt.status == "created":
-                Job(COLLECT_TASK, {"attempt_id": attempt.id}, QUEUE, queueing_lock=f"{COLLECT_TASK}:{attempt.id}",
-                    at=at).defer(events.session)
+        defer_jobs(events.session, [
+            Job(COLLECT_TASK, {"attempt_id": a.id}, QUEUE, queueing_lock=f"{COLLECT_TASK}:{a.id}", at=at)
+            for a in repo.plan_collections(events.session, events.lease_ids, events.business_date, now, retry_days)
+            if a.status == CREATED])
 
     return hook
 

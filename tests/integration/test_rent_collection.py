@@ -7,6 +7,7 @@ a delayed result) started by the close of business, and a card declined three ti
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC
 from datetime import date
@@ -39,6 +40,8 @@ from infra.db.models import DealerRow
 from infra.db.models import InstalmentRow
 from infra.db.models import LeaseReceiptRow
 from infra.db.models import LeaseRow
+from infra.db.models import LeaseTermRow
+from infra.db.models import PaymentRow
 from infra.db.models import ServicingMovementRow
 from infra.payments_store import SqlPayments
 from infra.servicing import SqlServicing
@@ -483,3 +486,168 @@ def test_a_rent_paid_by_hand_after_a_failed_debit_is_not_debited_again(world: di
     for day in (date(2026, 4, 11), date(2026, 4, 12), date(2026, 4, 13)):
         close.close(day)
     assert [a.key for a in svc.repo.attempts(lease_id) if a.trigger == "auto"] == [first.key]
+
+
+def direct_debit(w: dict[str, Any], lease_id: str, digit: str) -> None:
+    """The lease's customer gives the sandbox bank's direct-debit mandate (``digit``: its answer), automatic on."""
+    lease = w["svc"].repo.lease(lease_id)
+    w["svc"].repo.add_mandate(application_id=lease.application_id, kind=DIRECT_DEBIT, agreement_no=f"XY2026041{digit}",
+                              bank="沙箱银行", account_last4="621" + digit, text_version="2026.12",
+                              text_sha256="0" * 64, language="zh", now=w["clock"]())
+
+
+def test_a_retry_waits_while_another_payment_of_the_rent_is_in_flight(world: dict[str, Any]) -> None:
+    """Rent 1 (due Friday 10 April) was not collected; its retry comes 2 business days later (Tuesday 14 April, made
+    by the close of the 13th). Not while a payment that may pay it is in flight — a settlement or a prepayment, the
+    customer's 'everything due now', a payment of that rent, whether still processing at the bank (however long) or
+    confirmed minutes ago —, else it is debited twice (or the settlement finds the arrears changed and refunds
+    itself). A customer's attempt left created or waiting for 3-D Secure more than an hour (CUSTOMER_IN_FLIGHT: a pay
+    page left open) no longer holds the retry back, nor does a payment of another instalment (booked to it alone).
+    The job re-checks before it asks the bank: a payment begun since the close cancels the debit (no text)."""
+    w, svc = world, world["svc"]
+    svc.retry_days = (2,)
+    cases = ("settlement", "prepayment", "everything_processing", "rent_requires_action", "abandoned",
+             "another_rent", "none")
+    leases = {}
+    for case in cases:
+        lease_id = open_lease(w["servicing"], record(date(2026, 3, 10)))  # rent 1 due Friday 10 April
+        assert lease_id is not None
+        direct_debit(w, lease_id, "6")  # insufficient funds
+        leases[case] = lease_id
+    w["servicing"].start_business_date(date(2026, 4, 9), w["clock"]())
+    close = CloseOfBusiness(w["servicing"], clock=w["clock"], hooks=[svc.close_hook])
+    for day in (date(2026, 4, 9), date(2026, 4, 10), date(2026, 4, 11), date(2026, 4, 12)):
+        close.close(day)
+        for lease_id in leases.values():
+            for attempt in svc.repo.attempts(lease_id):
+                if attempt.status == "created":
+                    assert svc.collect(attempt.id) == "failed"
+    close_time = datetime(2026, 4, 13, 16, 5, tzinfo=UTC)  # the worker's close of 13 April: 00:05 on the 14th
+    for case, lease_id in leases.items():
+        one, two = rows(w["db"], lease_id)[:2]
+        purpose, instalment, status, ago = {
+            "settlement": ("settlement", None, "processing", timedelta(days=2)),
+            "prepayment": ("prepayment", None, "created", timedelta(minutes=20)),
+            "everything_processing": ("rent", None, "processing", timedelta(days=3)),
+            "rent_requires_action": ("rent", one.id, "requires_action", timedelta(minutes=10)),
+            "abandoned": ("rent", None, "created", timedelta(hours=2)),
+            "another_rent": ("rent", two.id, "created", timedelta(minutes=5)),
+        }.get(case, (None, None, None, None))
+        if purpose is None:
+            continue
+        assert ago is not None and status is not None
+        attempt, _ = svc.repo.start_attempt(
+            lease_id=lease_id, amount=one.amount, channel=STRIPE, trigger="customer", key=f"pay:{lease_id}:{case}",
+            business_date=date(2026, 4, 13), now=close_time - ago, instalment_id=instalment, purpose=purpose,
+            subject_id=None if purpose == "rent" else "q-1")
+        if status != "created":
+            svc.repo.move(attempt.id, ("created",), status, close_time - ago)
+    w["clock"].now = close_time
+    close.close(date(2026, 4, 13))
+    retried = {case for case, lease_id in leases.items()
+               if any(a.key.endswith(":2026-04-14") for a in svc.repo.attempts(lease_id))}
+    assert retried == {"abandoned", "another_rent", "none"}
+    # the retry's job, at 09:00 on the 14th: the customer began paying everything due now at 08:50 — no debit
+    w["clock"].now = datetime(2026, 4, 14, 1, 0, tzinfo=UTC)
+    [retry] = [a for a in svc.repo.attempts(leases["none"]) if a.key.endswith(":2026-04-14")]
+    svc.repo.start_attempt(lease_id=leases["none"], amount=retry.amount, channel=STRIPE, trigger="customer",
+                           key=f"pay:{leases['none']}:0850", business_date=date(2026, 4, 14),
+                           now=w["clock"]() - timedelta(minutes=10))
+    texts_before = len(jobs(w["db"], "servicing.text_not_collected"))
+    assert svc.collect(retry.id) == "canceled"
+    retry = svc.repo.attempt(retry.id)
+    assert retry is not None and retry.failure_code == "in_flight" and retry.provider_ref is None
+    assert len(jobs(w["db"], "servicing.text_not_collected")) == texts_before  # nothing to text: no debit failed
+    # the page abandoned two hours before, and another rent's payment, hold nothing back: the bank is asked
+    for case in ("abandoned", "another_rent"):
+        [retry] = [a for a in svc.repo.attempts(leases[case]) if a.key.endswith(":2026-04-14")]
+        assert svc.collect(retry.id) == "failed" and svc.repo.attempt(retry.id).failure_code == "insufficient_funds"
+
+
+def test_the_purchase_price_is_debited_on_its_day_less_the_deposit(world: dict[str, Any]) -> None:
+    """A lessee who keeps the car owes the purchase price (留购价) on the term's last day, and their automatic
+    collection takes it (infra/end_of_term.py) — what the deposit will not cover of it: on that day's close the
+    deposit goes first to the purchase price, then to the final rent (the contract's 第五条), so the debit is the price
+    less the deposit left, and nothing when the deposit covers it. The final rent is never debited automatically."""
+    from infra.end_of_term import SqlEndOfTerm
+    from infra.end_of_term import end_of_term_hook
+
+    w, svc = world, world["svc"]
+    leases = {}
+    for price in (1_500_000, 10_000):  # ¥15,000: beyond the ¥10,000 deposit; ¥100: the deposit covers it
+        lease_id = open_lease(w["servicing"], record(date(2025, 4, 10), residual_ratio="0.3"))  # ends 10 April 2026
+        assert lease_id is not None
+        direct_debit(w, lease_id, "0")  # the debit succeeds
+        lease = svc.repo.lease(lease_id)
+        assert lease is not None and lease.deposit == 1_000_000
+        with w["db"].session() as s:  # its term running, its deposit paid at signing: held for the end
+            s.add(LeaseTermRow(application_id=lease.application_id, dealer_id=DEALER, term_months=12,
+                               starts_on=date(2025, 4, 10), ends_on=date(2026, 4, 10), delivered_at=w["clock"](),
+                               delivered_by="dealer", delivered_by_label="dealer"))
+            s.add(PaymentRow(id=str(uuid.uuid4()), application_id=lease.application_id, dealer_id=DEALER,
+                             kind="deposit", amount=1_000_000, status="succeeded", captured=1_000_000, refunded=0,
+                             created_at=w["clock"](), updated_at=w["clock"]()))
+        SqlEndOfTerm(w["db"]).choose(lease_id, "purchase", by="customer", terms={}, purchase_price=price,
+                                     now=w["clock"]())
+        leases[price] = lease_id
+    w["servicing"].start_business_date(date(2026, 4, 9), w["clock"]())
+    close = CloseOfBusiness(w["servicing"], clock=w["clock"],
+                            hooks=[lambda events: end_of_term_hook(events, w["clock"]()), svc.close_hook])
+    close.close(date(2026, 4, 9))  # the eve of the term's last day
+    for price, lease_id in leases.items():
+        *_, twelve, final, purchase = rows(w["db"], lease_id)
+        assert (twelve.kind, final.kind, purchase.kind) == ("rent", "final_rent", "purchase_price")
+        attempts = {a.instalment_id: a for a in svc.repo.attempts(lease_id)}
+        assert final.id not in attempts and attempts[twelve.id].amount == twelve.amount
+        if price == 10_000:
+            assert purchase.id not in attempts  # the deposit covers it
+            continue
+        debit = attempts[purchase.id]
+        assert (debit.amount, debit.key) == (500_000, f"auto:{purchase.id}:2026-04-10")
+        assert svc.collect(debit.id) == "succeeded"
+    close.close(date(2026, 4, 10))  # the term's last day: the deposit applied, the purchase price first
+    for price, lease_id in leases.items():
+        *_, final, purchase = rows(w["db"], lease_id)
+        assert purchase.state == "paid" and purchase.paid_principal == price
+        with w["db"].session() as s:
+            offset = dict(s.execute(select(ServicingMovementRow.instalment_id, -ServicingMovementRow.principal).where(
+                ServicingMovementRow.lease_id == lease_id, ServicingMovementRow.kind == "deposit_offset")).all())
+        rest = 1_000_000 - min(price, 1_000_000)
+        assert offset == {purchase.id: min(price, 1_000_000), **({final.id: rest} if rest else {})}
+        assert final.paid_principal + final.paid_interest == rest  # the final rent: the deposit's rest, no debit
+
+
+def test_the_close_starts_a_batch_s_collections_in_a_fixed_number_of_statements(world: dict[str, Any]) -> None:
+    """The close of 100,000 leases stays within its minute only if a batch's automatic collections cost a few
+    statements, not a few per rent: their attempts are made by one INSERT and their jobs by one call, whether the
+    batch collects one rent or many."""
+    from sqlalchemy import event
+
+    w, svc = world, world["svc"]
+    svc.retry_days = (2, 5)  # as the policy's: the failed ones looked for too
+    counted: dict[int, int] = {}
+    for n in (1, 6):
+        for _ in range(n):
+            lease_id = open_lease(w["servicing"], record(date(2026, 3, 10)))
+            assert lease_id is not None
+            direct_debit(w, lease_id, "0")
+        with w["db"].session() as s:
+            ids = tuple(s.scalars(select(LeaseRow.id).where(~LeaseRow.id.in_(
+                select(text("lease_id")).select_from(text("collection_attempts"))))))
+        statements: list[str] = []
+
+        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            statements.append(statement)  # noqa: B023 -- the listener is removed before the next loop
+
+        event.listen(w["db"].engine, "before_cursor_execute", count)
+        try:
+            with w["db"].session() as s:
+                from infra.servicing import BatchEvents
+
+                svc.close_hook(BatchEvents(date(2026, 4, 9), s, ids, (), ()))
+        finally:
+            event.remove(w["db"].engine, "before_cursor_execute", count)
+        assert len(svc.repo.attempts(ids[0])) == 1 and len(ids) == n
+        counted[n] = len(statements)
+    assert counted[1] == counted[6] <= 6, counted
+    assert len(jobs(w["db"], "servicing.collect")) == 7
