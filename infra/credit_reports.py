@@ -17,9 +17,11 @@ from datetime import time
 from typing import Any
 
 from sqlalchemy import and_
+from sqlalchemy import case
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 
@@ -30,6 +32,7 @@ from infra.db.models import ApplicationRow
 from infra.db.models import CollectionMandateRow
 from infra.db.models import CreditReportNoticeRow
 from infra.db.models import CreditReportRow
+from infra.db.models import EndOfTermRow
 from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
 from infra.db.models import ServicingMovementRow
@@ -48,8 +51,11 @@ from servicing.credit_report import period_ended_by
 
 #: the tasks (bff/worker.py) and their queue
 REPORT_TASK, NOTICE_TASK, QUEUE = "servicing.credit_report", "servicing.credit_notice", "servicing"
-QUEUED, BUILT, SUBMITTED, FAILED = "queued", "built", "submitted", "failed"
-SENT, SKIPPED, REFUSED = "sent", "skipped", "refused"
+#: a month's report: ``unavailable`` — the bureau did not answer (it may have received the file: the next try, under
+#: the same key, gets its receipt); ``failed`` — it refused the file whole (nothing received)
+QUEUED, BUILT, SUBMITTED, FAILED, UNAVAILABLE = "queued", "built", "submitted", "failed", "unavailable"
+#: a notice: ``sending`` — claimed by the job texting it (a worker killed meanwhile leaves it so: never texted twice)
+SENT, SKIPPED, REFUSED, SENDING = "sent", "skipped", "refused", "sending"
 #: leases read per round trip when a month's file is built
 CHUNK = 1000
 #: instalment states with nothing left to pay (a settlement's replaced rents: ``settled``)
@@ -149,6 +155,21 @@ class SqlCreditReports:
         ended = period_ended_by(day)
         if ended is not None:
             self._ask(session, ended, now)
+        self._again(session, period)
+
+    def _again(self, session: Any, before: Period) -> int:
+        """Every month before ``before`` whose report is not submitted — the bureau away longer than the worker's
+        retries, a crash — deferred again (under its queueing lock: none while a job of the month waits or runs), so
+        each close tries it until it is submitted. The number deferred."""
+        months = session.execute(text(
+            "SELECT c.period FROM credit_reports c WHERE c.status <> :submitted AND c.period < :before "
+            "AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.queueing_lock = :task || ':' || c.period "
+            "AND j.status = 'todo') "  # procrastinate's unique index of the waiting jobs' queueing locks
+            "AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.queueing_lock = :task || ':' || c.period "
+            "AND j.status = 'doing') ORDER BY c.period"),  # the running jobs: a handful
+            {"submitted": SUBMITTED, "before": str(before), "task": REPORT_TASK}).scalars().all()
+        return defer_jobs(session, [Job(REPORT_TASK, {"period": month}, QUEUE, queueing_lock=f"{REPORT_TASK}:{month}")
+                                    for month in months]) if months else 0
 
     def _ask(self, session: Any, period: Period, now: datetime) -> bool:
         """The report of ``period`` asked for once: its row and its job (False: asked before)."""
@@ -177,11 +198,24 @@ class SqlCreditReports:
             return NoticeDue(notice.id, notice.status, notice.period, lease.id, lease.status == ACTIVE,
                              lease.dealer_id, lease.application_id, int(overdue), language or "zh")
 
+    def claim_notice(self, notice_id: int) -> bool:
+        """Whether this caller is the one to text the notice (``queued`` → ``sending``, once)."""
+        with self.db.session() as session:
+            return session.execute(update(CreditReportNoticeRow).where(
+                CreditReportNoticeRow.id == notice_id, CreditReportNoticeRow.status == QUEUED).values(
+                status=SENDING).returning(CreditReportNoticeRow.id)).scalar_one_or_none() is not None
+
+    def release_notice(self, notice_id: int) -> None:
+        """The text could not be sent: queued again, for the job's retry."""
+        with self.db.session() as session:
+            session.execute(update(CreditReportNoticeRow).where(
+                CreditReportNoticeRow.id == notice_id, CreditReportNoticeRow.status == SENDING).values(status=QUEUED))
+
     def finish_notice(self, notice_id: int, status: str, detail: str, now: datetime) -> bool:
-        """Record what became of a queued notice; False when it was not queued any more."""
+        """Record what became of a queued (or claimed) notice; False when it was neither any more."""
         with self.db.session() as session:
             done = session.execute(update(CreditReportNoticeRow).where(
-                CreditReportNoticeRow.id == notice_id, CreditReportNoticeRow.status == QUEUED).values(
+                CreditReportNoticeRow.id == notice_id, CreditReportNoticeRow.status.in_((QUEUED, SENDING))).values(
                 status=status, detail=detail[:255], sent_at=now if status == SENT else None))
             return bool(getattr(done, "rowcount", 0))
 
@@ -209,19 +243,22 @@ class SqlCreditReports:
         closed (settled, ended) in it or later — ``chunk`` at a time in id order, with their instalments and the
         movements dated up to the month's last day."""
         first, last = period.first, period.last
-        closed_on = func.coalesce(LeaseRow.settled_on, LeaseRow.ends_on)
+        # the day a lease closed: settled early (its settlement day), else ended by its end of term (the day the close
+        # ended it, which may be months after the term's end: infra/end_of_term.py), else the term's end
+        closed_on = func.coalesce(LeaseRow.settled_on, EndOfTermRow.ended_on, LeaseRow.ends_on)
         after = ""
         while True:
             with self.db.session() as session:
                 rows = session.execute(
-                    select(LeaseRow, ApplicationRow.draft_enc, ApplicationRow.customer_name)
+                    select(LeaseRow, ApplicationRow.draft_enc, ApplicationRow.customer_name, closed_on)
                     .join(ApplicationRow, ApplicationRow.id == LeaseRow.application_id)
+                    .outerjoin(EndOfTermRow, EndOfTermRow.lease_id == LeaseRow.id)
                     .where(LeaseRow.starts_on <= last, LeaseRow.id > after,
                            or_(LeaseRow.status == ACTIVE, closed_on >= first))
                     .order_by(LeaseRow.id).limit(chunk)).all()
                 if not rows:
                     return
-                ids = [lease.id for lease, _, _ in rows]
+                ids = [lease.id for lease, _, _, _ in rows]
                 noticed = set(session.scalars(select(CreditReportNoticeRow.lease_id).where(
                     CreditReportNoticeRow.lease_id.in_(ids), CreditReportNoticeRow.period == str(period),
                     CreditReportNoticeRow.status == SENT)))
@@ -255,9 +292,9 @@ class SqlCreditReports:
             yield [LeaseToReport(
                 lease.id, lease.application_id, draft_enc or "", name or "",
                 LeaseFacts(lease.contract_number, lease.starts_on, lease.ends_on, lease.financed_amount, lease.status,
-                           None if lease.status == ACTIVE else (lease.settled_on or lease.ends_on),
+                           None if lease.status == ACTIVE else closed,
                            tuple(rents.get(lease.id, ())), tuple(own.get(lease.id, ()))), lease.id in noticed)
-                for lease, draft_enc, name in rows]
+                for lease, draft_enc, name, closed in rows]
             after = ids[-1]
 
     def begin(self, period: str) -> Report | None:
@@ -273,11 +310,22 @@ class SqlCreditReports:
 
     def record_built(self, period: str, record_count: int, status_counts: dict[str, int], withheld: int, sha256: str,
                      now: datetime) -> None:
+        """The file about to be submitted. After a try the bureau may have received (``built``: stopped before its
+        answer; ``unavailable``), the first build's hash and counts are kept: the bureau answers the same key with the
+        receipt of the file it received first, whatever this build holds; after a file refused whole, this one's."""
+        kept = and_(CreditReportRow.status.in_((BUILT, UNAVAILABLE)), CreditReportRow.file_sha256.is_not(None))
+
+        def first(column: Any, value: Any) -> Any:
+            return case((kept, column), else_=value)
+
         with self.db.session() as session:
             session.execute(update(CreditReportRow).where(
                 CreditReportRow.period == period, CreditReportRow.status != SUBMITTED).values(
-                status=BUILT, record_count=record_count, status_counts=json.dumps(status_counts, sort_keys=True),
-                withheld=withheld, file_sha256=sha256, built_at=now, detail=""))
+                status=BUILT, record_count=first(CreditReportRow.record_count, record_count),
+                status_counts=first(CreditReportRow.status_counts, json.dumps(status_counts, sort_keys=True)),
+                withheld=first(CreditReportRow.withheld, withheld),
+                file_sha256=first(CreditReportRow.file_sha256, sha256), built_at=first(CreditReportRow.built_at, now),
+                detail=""))
 
     def record_submitted(self, period: str, batch_no: str, accepted: int, errors: Sequence[dict[str, str]],
                          now: datetime) -> bool:
@@ -290,10 +338,18 @@ class SqlCreditReports:
             return bool(getattr(done, "rowcount", 0))
 
     def record_failed(self, period: str, detail: str) -> None:
+        """The bureau refused the file whole."""
         with self.db.session() as session:
             session.execute(update(CreditReportRow).where(
                 CreditReportRow.period == period, CreditReportRow.status != SUBMITTED).values(
                 status=FAILED, detail=detail[:255]))
+
+    def record_unavailable(self, period: str, detail: str) -> None:
+        """The bureau did not answer: the month stays unreported, and says why (ops' page), until a try is answered."""
+        with self.db.session() as session:
+            session.execute(update(CreditReportRow).where(
+                CreditReportRow.period == period, CreditReportRow.status != SUBMITTED).values(
+                status=UNAVAILABLE, detail=detail[:255]))
 
     def notices(self, period: str, limit: int = 500) -> list[NoticeLine]:
         """The notices of ``period`` (the customers' names as the application shows them: the page masks them)."""

@@ -4,9 +4,11 @@
   and ``leaseline servicing close`` add it to theirs): on a month's notice day (its last day minus
   servicing.credit_report ``NOTICE_DAYS``) the notice of each lease with a rent overdue, once per lease and month (a
   ``servicing.credit_notice`` job each, within the reminders' hours); on the first close of a month, the month just
-  ended's report (one ``credit_reports`` row and one ``servicing.credit_report`` job under a queueing lock).
+  ended's report (one ``credit_reports`` row and one ``servicing.credit_report`` job under a queueing lock); and every
+  earlier month not submitted yet (the bureau away past the worker's retries) deferred again under the same lock.
 - :class:`CreditNotices` — ``servicing.credit_notice``: the text, in the customer's language, with the rent overdue
-  as it is when it goes; nothing for a lease paid up meanwhile. The rule it serves — a rent is reported overdue only
+  as it is when it goes; nothing for a lease paid up meanwhile; claimed before it is sent (a worker killed then never
+  texts it twice; the platform away: released for the retry). The rule it serves — a rent is reported overdue only
   once its lessee was told — is servicing/credit_report.py's.
 - :class:`CreditReporting` — ``servicing.credit_report`` and ``leaseline servicing credit-report --period``: each
   lease's record as of the month's last day, the subject's name and ID number decrypted from the application's answers
@@ -39,6 +41,7 @@ from bff.services import services
 from infra.applications import Scope
 from infra.credit_bureau import CreditBureau
 from infra.credit_bureau import CreditBureauRefused
+from infra.credit_bureau import CreditBureauUnavailable
 from infra.credit_reports import QUEUED
 from infra.credit_reports import REFUSED
 from infra.credit_reports import SENT
@@ -115,6 +118,8 @@ class CreditNotices:
             return
         english = due.language.lower().startswith("en")
         template = "credit_report_notice_en" if english else "credit_report_notice"
+        if not self.repo.claim_notice(due.id):  # another run has it (or had it, and was killed: never texted twice)
+            return
         try:
             self.sms.send(mobile, template, notice_params(due.overdue_now, Period.parse(due.period), due.language),
                           dealer_id=due.dealer_id)
@@ -122,6 +127,9 @@ class CreditNotices:
             log.warning("credit notice %s of lease %s: the platform refused the text (%s)", due.id, due.lease_id, exc)
             self.repo.finish_notice(due.id, REFUSED, str(exc), self.clock())
             return
+        except BaseException:
+            self.repo.release_notice(due.id)  # nothing known sent: the job's retry texts it
+            raise
         self.repo.finish_notice(due.id, SENT, template, self.clock())
 
     def _mobile(self, application_id: str) -> str:
@@ -154,8 +162,10 @@ class CreditReporting:
 
     def run(self, period: str) -> ReportOutcome:
         """Build, submit and record the report of ``period`` (YYYY-MM; PeriodError otherwise), once: a month
-        submitted already is left as it was. CreditBureauUnavailable goes to the caller (the worker tries again, under
-        the same key); a file the bureau refuses whole is recorded ``failed`` with its reason."""
+        submitted already is left as it was. CreditBureauUnavailable is recorded on the month (``unavailable``, with
+        why) and goes to the caller (the worker tries again, under the same key; past its retries, each close of
+        business defers the month again: infra/credit_reports.py); a file the bureau refuses whole is recorded
+        ``failed`` with its reason."""
         month = Period.parse(period)
         self.repo.ask(month, self.clock())
         begun = self.repo.begin(str(month))
@@ -179,6 +189,10 @@ class CreditReporting:
         self.repo.record_built(str(month), len(records), counts([r for r, _ in records]), withheld, sha, self.clock())
         try:
             receipt = self.bureau.submit(str(month), body, bureau_key(month))
+        except CreditBureauUnavailable as exc:  # recorded (ops' page shows it), then the worker tries again
+            log.warning("credit report %s: the bureau did not answer (%s)", month, exc)
+            self.repo.record_unavailable(str(month), f"bureau unavailable: {exc}")
+            raise
         except CreditBureauRefused as exc:
             log.warning("credit report %s: the bureau refused the file (%s)", month, exc.code)
             self.repo.record_failed(str(month), str(exc))
