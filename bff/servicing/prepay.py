@@ -74,6 +74,9 @@ log = logging.getLogger(__name__)
 bp = Blueprint("prepay", __name__)
 #: how many rows of each new schedule the offer shows (the whole one is on the lease page once applied)
 FIRST_ROWS = 3
+#: the most an amount typed may be (yuan), checked before it is rounded: far above any lease's principal, and far
+#: below what Decimal's 28 digits hold to the fen (``1e26`` would not quantise: InvalidOperation)
+TYPED_AT_MOST = to_decimal("1000000000")
 
 
 def prepayments() -> SqlPrepayments:
@@ -95,6 +98,9 @@ def _amount(typed: str) -> int:
         value = to_decimal(text) if text else None
     except ValueError:
         value = None
+    if value is not None and value > TYPED_AT_MOST:
+        raise PrepaymentRefused(FieldError("amount", "too_large", "金额过大：提前还款金额须少于剩余本金",
+                                           "That amount is far too large: prepay less than the principal outstanding"))
     if value is None or value <= 0 or value != value.quantize(to_decimal("0.01")):
         raise PrepaymentRefused(FieldError("amount", "not_a_number", "请输入金额（元），最多两位小数",
                                            "Enter an amount in yuan, with at most two decimals"))

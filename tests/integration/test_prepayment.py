@@ -65,7 +65,8 @@ def test_the_lessee_prepays_part_chooses_a_shorter_term_and_pays_once(bff_server
         page = customer.get(url, timeout=TIMEOUT)
         assert page.status_code == 200 and f'data-balance="{balance}"' in page.text
         # bad amounts: 4xx with the field's error and what was typed
-        for typed, code in (("abc", "not_a_number"), ("500", "too_small"), (f"{balance / 100:.2f}", "too_large")):
+        for typed, code in (("abc", "not_a_number"), ("500", "too_small"), (f"{balance / 100:.2f}", "too_large"),
+                            ("1e26", "too_large"), ("1E+30", "too_large"), ("9" * 31, "too_large")):
             bad = customer.post(url, data={"csrf_token": csrf_of(page.text), "amount": typed}, timeout=TIMEOUT)
             assert bad.status_code == 422 and f'data-code="{code}"' in bad.text and f'value="{typed}"' in bad.text
         # two requests: the second supersedes the first
