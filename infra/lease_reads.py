@@ -13,6 +13,7 @@ from sqlalchemy import select
 from infra.db.engine import Database
 from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
+from infra.servicing import CANCELLED
 from infra.servicing import current_business_date
 
 #: a lease id is a UUID: anything longer is no lease of ours (and never reaches the database)
@@ -21,7 +22,8 @@ MAX_ID = 36
 
 @dataclass(frozen=True)
 class LeaseSnapshot:
-    """A lease as it stands on ``business_date``: its frozen terms and its instalments in order."""
+    """A lease as it stands on ``business_date``: its frozen terms and its instalments in order (not the rents a
+    prepayment's shorter term cancelled: they are no part of the schedule)."""
 
     lease: LeaseRow
     instalments: tuple[InstalmentRow, ...]
@@ -40,7 +42,8 @@ class SqlLeaseReads:
             lease = session.get(LeaseRow, lease_id)
             if lease is None:
                 return None
-            rows = tuple(session.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id)
+            rows = tuple(session.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id,
+                                                                     InstalmentRow.state != CANCELLED)
                                          .order_by(InstalmentRow.number)))
             today = current_business_date(session)
             return LeaseSnapshot(lease, rows, today)

@@ -15,27 +15,44 @@ to the fen, before as after an earlier prepayment). The rules of the amount (:fu
 
 both re-amortisations are computed (:func:`servicing.reamortise.prepayment_options`, at the contract rate, with the
 lease's timing) and kept as shown (``preview``, JSON, amounts in fen with each new schedule's rows and due dates).
-The offer is valid until the day before rent K + 1 falls due (:func:`valid_until`): the figures count from rent K, and
-once the next rent falls due they no longer hold. A new request supersedes the lease's offer still open (one
-``offered`` per lease: the unique index).
+
+**The interest of the days in between** (:func:`accrued_adjustment`): the re-amortisation applies the amount to the
+balance after rent K, a value on one date (``Basis.interest_from``): rent K's due date in arrears (the lease's start
+before any rent), rent K + 1's in advance (rent K paid its month's interest ahead, on a balance the amount was still
+part of). The amount is paid on the business date, not on that date: A × the contract rate × (business date −
+that date) / the days of the lease's settlement day count (ACT/360: 《人民币利率管理规定》 art. 20, as the early
+settlement counts), half-up to the fen once. Positive (arrears: the days since rent K, during which the amount still
+bore interest that no rent charges any longer) it is a line added to the payment; negative (advance, or a rent paid
+ahead: interest already paid on the amount for days after it is repaid) a credit off it. It is stored on the offer
+(``accrued_interest``) and shown; the payment is the amount plus it (``Prepayment.total``).
+
+The offer holds for the business date it was counted on (:func:`valid_until`): the interest line changes every day.
+A payment started that day is applied with these figures even when the bank confirms it later (the customer pays
+what was shown, never an amount recounted behind their back, and a payment that crosses midnight is not refunded
+for a day's interest); a payment started later needs a new request. A new request supersedes the lease's offer still
+open (one ``offered`` per lease: the unique index). No offer is made (409) while a payment of a rent after K (or of
+the final rent) is under way (:func:`_under_way`): the schedule it pays is about to change.
 
 **Paying it** (bff/servicing/prepay.py): the customer's choice is recorded (:meth:`SqlPrepayments.choose`), then a
 payment whose attempt names the prepayment (``purpose`` prepayment, ``subject_id``) is made;
 :meth:`infra.collections.SqlCollections.book` books it under the lease's row lock and calls :func:`book_prepayment`.
 
 **Applying it** (:func:`book_prepayment`): only an offer of that lease still open (or past its validity when the
-payment was started within it), of exactly the amount paid, on a lease whose rents after K are as they were (none has
-fallen due, none paid) and whose re-amortisation gives the figures the customer saw. Then, in the booking's
-transaction: the rents after K are rewritten in place (amount, principal, interest); a shorter term deletes the
-rents it no longer needs (nothing was paid of them, nothing refers to them) and moves the final rent (the residual,
-unchanged) to the new end of the term — its number stays term + 1 —; the lease's term, end and rent follow; one
-servicing movement (``prepayment``, principal −amount, no instalment: the prepaid principal is in no rent, key
-``prepayment:<id>``); the prepayment ``applied``; and the ``servicing.prepaid`` job (the schedule annex signed by the
-contract service, the evidence log, the customer's text) deferred with it. Anything else applies nothing: the whole
-amount is refunded as a surplus (infra/collections.py), and an offer that no longer holds is marked expired.
-
-A simplification, in the customer's favour in arrears: the prepayment counts from rent K's due date (the model of
-servicing.reamortise: a prepayment on a rent date), so the days since then bear no interest on the prepaid amount.
+payment was started within it), paid exactly its total (the amount and the interest line), on a lease whose rents
+after K are as they were (none has fallen due, none paid, no payment of one under way) and whose re-amortisation
+gives the figures the customer saw. Then, in the booking's transaction: the rents after K are rewritten in place
+(amount, principal, interest); a shorter term's rents it no longer needs are **cancelled, never deleted** — a
+collection attempt, a reminder or a movement may name them (foreign keys) —: state ``cancelled``
+(infra/servicing.py ``CANCELLED``), amounts zeroed (nothing is owed of them, and every sum over a lease's instalments
+stays right; what they were is in the prepayment's ``schedule``, ``cancelled``), number negated (−n: the number is
+free for the final rent under the unique (lease, number)); the final rent (the residual, unchanged) moves to the new
+end of the term — its number stays term + 1 —; the lease's term, end and rent follow; the servicing movements
+(``prepayment``, principal −amount, and ``prepayment_interest``, interest −the interest line, no instalment: neither
+is in any rent, keys ``prepayment:<id>`` and ``prepayment:<id>:interest``); the schedule as applied stored on the
+prepayment (``schedule``, JSON: what the schedule annex states, :func:`applied_schedule`); the prepayment ``applied``;
+and the ``servicing.prepaid`` job (the schedule annex signed by the contract service, the evidence log, the customer's
+text) deferred with it. Anything else applies nothing: the whole payment is refunded as a surplus
+(infra/collections.py), and an offer that no longer holds is marked expired.
 """
 
 from __future__ import annotations
@@ -45,13 +62,14 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 from datetime import date
 from datetime import datetime
-from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import and_
 from sqlalchemy import case
-from sqlalchemy import delete
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -65,6 +83,7 @@ from infra.db.models import LeaseRow
 from infra.db.models import PrepaymentRow
 from infra.db.models import ServicingMovementRow
 from infra.servicing import ACTIVE
+from infra.servicing import CANCELLED
 from infra.servicing import FINAL_RENT
 from infra.servicing import PAID
 from infra.servicing import RENT
@@ -77,6 +96,7 @@ from plans.quote import ScheduleRow
 from plans.timeline import add_months
 from servicing.reamortise import Reamortisation
 from servicing.reamortise import prepayment_options
+from servicing.settlement import accrued_interest
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +110,9 @@ OFFERED, APPLIED, SUPERSEDED, EXPIRED = "offered", "applied", "superseded", "exp
 TASK, QUEUE = "servicing.prepaid", "servicing"
 #: the attempts that may still pay (a failed or canceled one never will)
 LIVE = ("created", "processing", "requires_action", "succeeded")
+#: an attempt whose result is still to come (infra/collections.py: not FINAL); a ``created`` one only counts on the
+#: business date it was started (a Payment Element's intent the customer never confirmed would block for good)
+WAITING, STARTED = ("processing", "requires_action"), "created"
 
 
 class PrepaymentRefused(Exception):
@@ -113,7 +136,8 @@ def _cny(fen: int) -> str:
 class Basis:
     """What a prepayment on ``business_date`` starts from: ``after_number`` (K) rents done, the principal outstanding
     after rent K (fen), the rents after K (their schedule rows, periods K + 1…, balances counted back from the
-    residual) and their stored rows."""
+    residual) and their stored rows; ``interest_from``: the date that balance is valued at (see the module's
+    docstring)."""
 
     business_date: date
     after_number: int
@@ -121,6 +145,7 @@ class Basis:
     residual: int
     rows: tuple[ScheduleRow, ...]
     rents_after: tuple[InstalmentRow, ...]
+    interest_from: date
 
     @property
     def maximum(self) -> int:
@@ -137,6 +162,7 @@ def prepayment_basis(lease: LeaseRow, instalments: Sequence[InstalmentRow], busi
     if any(i.kind not in (RENT, FINAL_RENT) for i in instalments):  # the end of term chosen (infra/end_of_term.py)
         raise _refused("amount", "end_of_term", "已选择期满处理方式，无法部分提前还款",
                        "The end of the term is chosen: a part of the principal can no longer be prepaid", 409)
+    instalments = [i for i in instalments if i.state != CANCELLED]  # an earlier shorter term's: nothing of the lease
     rents = sorted((i for i in instalments if i.kind == RENT), key=lambda i: i.number)
     done = sum(1 for i in rents if i.due_on <= business_date)
     while done < len(rents) and rents[done].state == PAID:  # paid ahead in full: done too
@@ -160,7 +186,11 @@ def prepayment_basis(lease: LeaseRow, instalments: Sequence[InstalmentRow], busi
     for inst in after:
         left -= inst.principal
         rows.append(ScheduleRow(inst.number, yuan(inst.amount), yuan(inst.interest), yuan(inst.principal), yuan(left)))
-    return Basis(business_date, done, balance, lease.residual, tuple(rows), tuple(after))
+    if lease.timing == "advance":  # rent K paid its month's interest ahead: the balance is rent K + 1's
+        interest_from = after[0].due_on
+    else:  # in arrears the balance after rent K is its due date's (the lease's start before any rent)
+        interest_from = rents[done - 1].due_on if done else lease.starts_on
+    return Basis(business_date, done, balance, lease.residual, tuple(rows), tuple(after), interest_from)
 
 
 def check_amount(basis: Basis, amount: int) -> None:
@@ -191,9 +221,20 @@ def reamortised(lease: LeaseRow, basis: Basis, amount: int) -> tuple[Reamortisat
     return o.shorter_term, o.lower_rent
 
 
+def accrued_adjustment(lease: LeaseRow, basis: Basis, amount: int) -> int:
+    """The interest of ``amount`` fen for the days from ``basis.interest_from`` to its business date, signed fen (see
+    the module's docstring): A × the contract rate × days / the days of the lease's settlement day count, half-up to
+    the fen once (:func:`servicing.settlement.accrued_interest`'s rounding, as an early settlement counts it);
+    negative — a credit — when the date is ahead."""
+    days = (basis.business_date - basis.interest_from).days
+    year = int(lease.settlement_day_count.split("/")[1])  # ACT/360 | ACT/365 (plans/product.py EarlySettlement)
+    interest = to_fen(accrued_interest(yuan(amount), lease.nominal_rate, abs(days), year))
+    return interest if days >= 0 else -interest
+
+
 def valid_until(basis: Basis) -> date:
-    """The last day the offer holds: the day before the next rent (K + 1) falls due."""
-    return basis.rents_after[0].due_on - timedelta(days=1)
+    """The last day the offer holds: its business date (the interest line counts to the day)."""
+    return basis.business_date
 
 
 def _ends_on(lease: LeaseRow, term: int) -> date:
@@ -207,8 +248,9 @@ def _ends_on(lease: LeaseRow, term: int) -> date:
 
 
 def preview_of(lease: LeaseRow, basis: Basis, shorter: Reamortisation, lower: Reamortisation) -> dict[str, Any]:
-    """Both options as the customer sees them (fen, ISO dates): the old schedule's rent, term and interest left, and
-    per option its rent, last payment, term, end, interest saved and every new row."""
+    """Both options as the customer sees them (fen, ISO dates): the interest line (:func:`accrued_adjustment`, with
+    the date and days it counts) and the total to pay, the old schedule's rent, term and interest left, and per option
+    its rent, last payment, term, end, interest saved and every new row."""
     due = {i.number: i.due_on for i in basis.rents_after}
 
     def option(o: Reamortisation) -> dict[str, Any]:
@@ -219,8 +261,13 @@ def preview_of(lease: LeaseRow, basis: Basis, shorter: Reamortisation, lower: Re
                               "principal": to_fen(r.principal), "interest": to_fen(r.interest),
                               "balance": to_fen(r.balance)} for r in o.schedule]}
 
+    amount = to_fen(shorter.prepayment)
+    adjustment = accrued_adjustment(lease, basis, amount)
     return {"after_number": basis.after_number, "balance_before": basis.balance,
             "balance_after": to_fen(shorter.balance_after), "residual": basis.residual,
+            "accrued_interest": adjustment, "total": amount + adjustment,
+            "interest_from": basis.interest_from.isoformat(),
+            "interest_days": (basis.business_date - basis.interest_from).days,
             "old": {"rent": lease.monthly_payment, "term": lease.term, "ends_on": lease.ends_on.isoformat(),
                     "rents_left": len(basis.rows), "interest_left": sum(i.interest for i in basis.rents_after)},
             SHORTER_TERM: option(shorter), LOWER_RENT: option(lower)}
@@ -243,6 +290,13 @@ class Prepayment:
     applied_at: datetime | None
     #: the business date it was read on
     today: date
+    #: the interest of the days since the balance's date, signed fen (a credit when negative)
+    accrued_interest: int = 0
+
+    @property
+    def total(self) -> int:
+        """What the customer pays (fen): the amount and the interest line (less the credit)."""
+        return self.amount + self.accrued_interest
 
     @property
     def open(self) -> bool:
@@ -257,12 +311,44 @@ class Prepayment:
 def _prepayment(row: PrepaymentRow, today: date) -> Prepayment:
     return Prepayment(row.id, row.lease_id, row.business_date, row.valid_until, row.amount, row.option,
                       row.after_number, json.loads(row.preview), row.status, row.attempt_id, row.created_at,
-                      row.applied_at, today)
+                      row.applied_at, today, row.accrued_interest)
 
 
 def _instalments(session: Session, lease_id: str, *, lock: bool = False) -> list[InstalmentRow]:
     query = select(InstalmentRow).where(InstalmentRow.lease_id == lease_id).order_by(InstalmentRow.number)
     return list(session.scalars(query.with_for_update() if lock else query))
+
+
+def _under_way(session: Session, lease_id: str, instalments: Sequence[InstalmentRow], basis: Basis,
+               day: date) -> InstalmentRow | None:
+    """The instalment after rent K (a rent, or the final rent) that a payment still waiting for its result targets
+    (processing, waiting for the customer's bank, or created on the business date ``day``), if any: the prepayment
+    would change (or cancel) what that payment pays."""
+    after = {i.id: i for i in instalments if i.state != CANCELLED and (
+        i.kind == FINAL_RENT or (i.kind == RENT and i.number > basis.after_number))}
+    if not after:
+        return None
+    found = session.scalars(select(CollectionAttemptRow.instalment_id).where(
+        CollectionAttemptRow.lease_id == lease_id, CollectionAttemptRow.instalment_id.in_(list(after)),
+        or_(CollectionAttemptRow.status.in_(WAITING), and_(CollectionAttemptRow.status == STARTED,
+                                                           CollectionAttemptRow.business_date >= day))
+    ).order_by(CollectionAttemptRow.created_at).limit(1)).first()
+    return after[found] if found is not None else None
+
+
+def _basis_now(session: Session, lease: LeaseRow, day: date, *,
+               lock: bool = False) -> tuple[Basis, list[InstalmentRow]]:
+    """:func:`prepayment_basis` on the stored rows, and (409) none while a payment of an instalment after rent K is
+    under way (:func:`_under_way`)."""
+    instalments = _instalments(session, lease.id, lock=lock)
+    basis = prepayment_basis(lease, instalments, day)
+    paying = _under_way(session, lease.id, instalments, basis, day)
+    if paying is not None:
+        zh, en = ("尾付租金", "the final rent") if paying.kind == FINAL_RENT else (
+            f"第 {paying.number} 期租金", f"rent {paying.number}")
+        raise _refused("amount", "under_way", f"{zh}的一笔付款正在处理中，请待其完成后再申请提前还款",
+                       f"A payment of {en} is under way: ask again once it has gone through", 409)
+    return basis, instalments
 
 
 class SqlPrepayments:
@@ -278,16 +364,17 @@ class SqlPrepayments:
             if lease is None:
                 raise LookupError(lease_id)
             day = current_business_date(session)
-            basis = prepayment_basis(lease, _instalments(session, lease_id), day)
+            basis, _ = _basis_now(session, lease, day)
             shorter, lower = reamortised(lease, basis, amount)
+            preview = preview_of(lease, basis, shorter, lower)
             session.execute(update(PrepaymentRow).where(
                 PrepaymentRow.lease_id == lease_id, PrepaymentRow.status == OFFERED).values(
                 status=case((PrepaymentRow.valid_until < day, EXPIRED), else_=SUPERSEDED)))
             row = PrepaymentRow(
                 id=str(uuid.uuid4()), lease_id=lease_id, business_date=day, valid_until=valid_until(basis),
                 amount=amount, option="", after_number=basis.after_number, new_term=0, new_rent=0,
-                preview=json.dumps(preview_of(lease, basis, shorter, lower), sort_keys=True), status=OFFERED,
-                requested_by=requested_by[:64], attempt_id=None, created_at=now, applied_at=None)
+                preview=json.dumps(preview, sort_keys=True), status=OFFERED, requested_by=requested_by[:64],
+                attempt_id=None, created_at=now, applied_at=None, accrued_interest=preview["accrued_interest"])
             session.add(row)
             session.flush()
             return _prepayment(row, day)
@@ -296,7 +383,7 @@ class SqlPrepayments:
         """Where a prepayment of ``lease`` would start from on the business date; :class:`PrepaymentRefused` when
         none may be asked now."""
         with self.db.session() as session:
-            return prepayment_basis(lease, _instalments(session, lease.id), current_business_date(session))
+            return _basis_now(session, lease, current_business_date(session))[0]
 
     def get(self, lease_id: str, prepayment_id: str) -> Prepayment | None:
         """The lease's prepayment ``prepayment_id`` (None for another lease's, or none)."""
@@ -342,8 +429,8 @@ def book_prepayment(session: Session, lease: LeaseRow, attempt: CollectionAttemp
                     now: datetime, reference: str | None) -> int:
     """Apply the prepayment the ``attempt`` paid (``amount`` fen, booked on the business date ``day``) in
     :meth:`infra.collections.SqlCollections.book`'s transaction, which holds the lease's row lock: what it applied —
-    its amount, or 0 when it applies nothing (the whole amount is then refunded as a surplus). See the module's
-    docstring for the checks and the changes."""
+    the whole payment (the amount and the interest line), or 0 when it applies nothing (the whole payment is then
+    refunded as a surplus). See the module's docstring for the checks and the changes."""
     row = session.get(PrepaymentRow, attempt.subject_id, with_for_update=True) if attempt.subject_id else None
 
     def refuse(why: str, stale: bool = False) -> int:
@@ -357,25 +444,38 @@ def book_prepayment(session: Session, lease: LeaseRow, attempt: CollectionAttemp
         return refuse("not a prepayment of this lease")
     if row.status not in (OFFERED, EXPIRED) or attempt.business_date > row.valid_until:
         return refuse(f"{row.status}, valid until {row.valid_until}, paid from {attempt.business_date}")
-    if amount != row.amount or attempt.amount != row.amount:
-        return refuse(f"{amount} fen paid for {row.amount}")
+    total = row.amount + row.accrued_interest
+    if amount != total or attempt.amount != total:
+        return refuse(f"{amount} fen paid for {total}")
     if row.option not in OPTIONS:
         return refuse("no option chosen")
-    instalments = _instalments(session, lease.id, lock=True)
     try:
-        basis = prepayment_basis(lease, instalments, day)
-        shorter, lower = reamortised(lease, basis, amount)
+        basis, instalments = _basis_now(session, lease, day, lock=True)
+        # the figures as counted on the offer's day: a payment started within it is applied with them (the interest
+        # line is not counted again)
+        basis = replace(basis, business_date=row.business_date)
+        shorter, lower = reamortised(lease, basis, row.amount)
     except PrepaymentRefused as exc:
         return refuse(exc.error.code, stale=True)
     preview = json.loads(row.preview)
     if basis.after_number != row.after_number or preview_of(lease, basis, shorter, lower) != preview:
         return refuse("the lease changed since the offer", stale=True)
     chosen = shorter if row.option == SHORTER_TERM else lower
-    _rewrite(session, lease, basis, chosen, now)
+    final = next((i for i in instalments if i.kind == FINAL_RENT and i.state != CANCELLED), None)
+    row.schedule = json.dumps(applied_schedule(lease, basis, chosen, row.accrued_interest, final), sort_keys=True)
+    _rewrite(session, lease, basis, chosen, day, now)
+    note = f"部分提前还款 partial prepayment after rent {row.after_number}, {row.option}"
     session.add(ServicingMovementRow(
-        lease_id=lease.id, instalment_id=None, kind="prepayment", value_date=day, principal=-amount, interest=0,
+        lease_id=lease.id, instalment_id=None, kind="prepayment", value_date=day, principal=-row.amount, interest=0,
         penalty=0, key=f"prepayment:{row.id}", reference=(reference or "")[:64] or None, booked_at=now,
-        note=f"部分提前还款 partial prepayment after rent {row.after_number}, {row.option}: {amount} fen"))
+        note=f"{note}: {row.amount} fen"))
+    if row.accrued_interest:
+        session.add(ServicingMovementRow(
+            lease_id=lease.id, instalment_id=None, kind="prepayment_interest", value_date=day, principal=0,
+            interest=-row.accrued_interest, penalty=0, key=f"prepayment:{row.id}:interest",
+            reference=(reference or "")[:64] or None, booked_at=now,
+            note=f"{note}: {'应计利息 accrued' if row.accrued_interest > 0 else '已付利息退还 credited'} interest "
+                 f"since {basis.interest_from.isoformat()}, {row.accrued_interest} fen"[:255]))
     session.execute(update(PrepaymentRow).where(PrepaymentRow.lease_id == lease.id, PrepaymentRow.status == OFFERED,
                                                 PrepaymentRow.id != row.id).values(status=SUPERSEDED))
     row.status, row.applied_at, row.attempt_id = APPLIED, now, attempt.id
@@ -383,28 +483,59 @@ def book_prepayment(session: Session, lease: LeaseRow, attempt: CollectionAttemp
     session.flush()
     Job(TASK, {"lease_id": lease.id, "prepayment_id": row.id}, QUEUE,
         queueing_lock=f"{TASK}:{row.id}").defer(session)
-    return amount
+    return total
 
 
-def _rewrite(session: Session, lease: LeaseRow, basis: Basis, chosen: Reamortisation, now: datetime) -> None:
-    """The rents after K as ``chosen`` amortises them, in place; a shorter term's dropped rents deleted and its final
-    rent moved to the new end; the lease's term, end and rent."""
+def applied_schedule(lease: LeaseRow, basis: Basis, chosen: Reamortisation, adjustment: int,
+                     final: InstalmentRow | None) -> dict[str, Any]:
+    """The schedule a prepayment applies, as it applies it (stored on the prepayment, ``schedule``; the schedule annex
+    states it): the day and the amount, the interest line, the balance before and after, each new row after rent K
+    (due date, rent, principal, interest, the principal outstanding after it) with the final rent last, and the rents a
+    shorter term cancels as they were (fen, ISO dates)."""
+    due = {i.number: i.due_on for i in basis.rents_after}
+    amount = to_fen(chosen.prepayment)
+    balance = basis.balance - amount
+    rows = []
+    for r in chosen.schedule:
+        balance -= to_fen(r.principal)
+        rows.append({"number": r.period, "due_on": due[r.period].isoformat(), "amount": to_fen(r.payment),
+                     "principal": to_fen(r.principal), "interest": to_fen(r.interest), "balance": balance,
+                     "final": False})
+    if final is not None:
+        balance -= final.principal
+        rows.append({"number": chosen.term + 1, "due_on": _ends_on(lease, chosen.term).isoformat(),
+                     "amount": final.amount, "principal": final.principal, "interest": final.interest,
+                     "balance": balance, "final": True})
+    new = {r.period for r in chosen.schedule}
+    return {"effective_on": basis.business_date.isoformat(), "amount": amount, "accrued_interest": adjustment,
+            "interest_from": basis.interest_from.isoformat(), "option": chosen.option,
+            "after_number": basis.after_number, "balance_before": basis.balance,
+            "balance_after": basis.balance - amount, "rows": rows,
+            "cancelled": [{"number": i.number, "due_on": i.due_on.isoformat(), "amount": i.amount,
+                           "principal": i.principal, "interest": i.interest}
+                          for i in basis.rents_after if i.number not in new]}
+
+
+def _rewrite(session: Session, lease: LeaseRow, basis: Basis, chosen: Reamortisation, day: date,
+             now: datetime) -> None:
+    """The rents after K as ``chosen`` amortises them, in place; a shorter term's rents no longer needed cancelled (see
+    the module's docstring: kept, zeroed, their numbers negated) and its final rent moved to the new end; the lease's
+    term, end and rent."""
     new = {r.period: r for r in chosen.schedule}
     for inst in basis.rents_after:
         if inst.number in new:
             r = new[inst.number]
             inst.amount, inst.principal, inst.interest = to_fen(r.payment), to_fen(r.principal), to_fen(r.interest)
-            inst.updated_at = now
-    dropped = [i.id for i in basis.rents_after if i.number not in new]
-    if dropped:
-        session.flush()
-        session.execute(delete(InstalmentRow).where(InstalmentRow.id.in_(dropped)))
+        else:
+            inst.state, inst.number, inst.settled_on = CANCELLED, -inst.number, day
+            inst.amount = inst.principal = inst.interest = 0
+        inst.updated_at = now
+    session.flush()  # the numbers the final rent may take are free now
     ends_on = _ends_on(lease, chosen.term)
-    session.execute(update(InstalmentRow).where(InstalmentRow.lease_id == lease.id,
-                                                InstalmentRow.kind == FINAL_RENT).values(
+    session.execute(update(InstalmentRow).where(InstalmentRow.lease_id == lease.id, InstalmentRow.kind == FINAL_RENT,
+                                                InstalmentRow.state != CANCELLED).values(
         number=chosen.term + 1, due_on=ends_on, updated_at=now))
     lease.term, lease.ends_on = chosen.term, ends_on
     if chosen.option == LOWER_RENT:
         lease.monthly_payment = to_fen(chosen.rent)
     session.flush()
-

@@ -59,7 +59,11 @@ PENDING, DUE, PARTLY_PAID, PAID, OVERDUE, WAIVED = "pending", "due", "partly_pai
 #: an instalment an early settlement replaced (infra/settlements.py): its principal repaid by the settlement, its
 #: interest not yet paid no longer owed (``waived``); nothing is left to pay of it
 SETTLED = "settled"
-STATES = (PENDING, DUE, PARTLY_PAID, PAID, OVERDUE, WAIVED, SETTLED)
+#: a rent a partial prepayment's shorter term no longer needs (infra/prepayments.py): kept, never deleted (a collection
+#: attempt, a reminder or a movement may name it), its amounts zeroed and its number negated (the final rent takes the
+#: number); nothing is owed of it, and it is in none of the states a close, a collection or a reminder looks at
+CANCELLED = "cancelled"
+STATES = (PENDING, DUE, PARTLY_PAID, PAID, OVERDUE, WAIVED, SETTLED, CANCELLED)
 #: the states of an instalment with something left to pay
 OPEN = (DUE, PARTLY_PAID, OVERDUE)
 RENT, FINAL_RENT = "rent", "final_rent"

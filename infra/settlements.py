@@ -61,6 +61,7 @@ from infra.db.models import LeaseTermRow
 from infra.db.models import ServicingMovementRow
 from infra.db.models import SettlementQuoteRow
 from infra.servicing import ACTIVE
+from infra.servicing import CANCELLED
 from infra.servicing import PAID
 from infra.servicing import RENT
 from infra.servicing import SETTLED
@@ -202,8 +203,9 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
     :class:`QuoteRefused` (``changed``: the quote superseded) when the lease no longer is what the quote counted."""
     data = json.loads(q.quote)
     on = q.settles_on
-    rows = list(session.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease.id)
-                                .order_by(InstalmentRow.number).with_for_update()))
+    rows = list(session.scalars(select(InstalmentRow).where(  # a prepayment's cancelled rents: no part of the lease
+        InstalmentRow.lease_id == lease.id, InstalmentRow.state != CANCELLED)
+        .order_by(InstalmentRow.number).with_for_update()))
     arrears = [r for r in rows if r.kind == RENT and r.due_on <= on and r.state != WAIVED]
     replaced = [r for r in rows if not (r.kind == RENT and r.due_on <= on) and r.state != WAIVED]
     owed_arrears = sum(max(0, r.principal - r.paid_principal) + max(0, r.interest - r.paid_interest) for r in arrears)

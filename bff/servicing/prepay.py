@@ -3,13 +3,15 @@
 ``GET`` asks how much (in yuan) and says the bounds: at least ¥1,000 (infra/prepayments.py ``MINIMUM``: no product
 or policy states a minimum), less than the principal outstanding after the last rent fallen due less the final rent;
 a lease in arrears pays its arrears first (the page says so and links the rent page). ``POST`` stores the offer
-(infra/prepayments.py :meth:`~infra.prepayments.SqlPrepayments.offer`: both re-amortisations, valid until the day
-before the next rent falls due) and answers 303 to ``…/prepay/<prepayment_id>``: both options side by side — a
-shorter term with the same rent, or a lower rent over the same term —, with the interest each saves and the first
-rows of each new schedule, a choice and "确认并支付". ``POST …/pay`` records the choice and creates the payment as the
-rent page does (bff/servicing/pay.py: one attempt per form served, keyed by its token; TEST MODE's test cards confirmed
-server-side, 3-D Secure answered by the local test bank at ``…/authenticate``; with a publishable key, Stripe.js's
-Payment Element for the attempt's intent and Stripe's return at ``…/return``). The payment is booked into the lease
+(infra/prepayments.py :meth:`~infra.prepayments.SqlPrepayments.offer`: both re-amortisations and the interest of the
+days since the balance's date — a line added to the payment, or a credit off it —, valid for the business date: that
+line counts to the day) and answers 303 to ``…/prepay/<prepayment_id>``: the amount, the interest line explained and
+the total to pay, both options side by side — a shorter term with the same rent, or a lower rent over the same term
+—, with the interest each saves and the first rows of each new schedule, a choice and "确认并支付" (the total).
+``POST …/pay`` records the choice and creates the payment of the total as the rent page does (bff/servicing/pay.py:
+one attempt per form served, keyed by its token; TEST MODE's test cards confirmed server-side, 3-D Secure answered by
+the local test bank at ``…/authenticate``; with a publishable key, Stripe.js's Payment Element for the attempt's
+intent and Stripe's return at ``…/return``). The payment is booked into the lease
 on Stripe's answer or its webhook (once), which applies the prepayment (infra/prepayments.py ``book_prepayment``:
 the schedule re-amortised, the annex and the evidence log by the ``servicing.prepaid`` job); a payment that can no
 longer be applied — a rent fell due meanwhile, the offer was replaced, it was applied already — is refunded in full,
@@ -17,8 +19,9 @@ and the page says so. The page then shows the new rent or term and links the lea
 
 Who may use it: as the rent page (:func:`bff.servicing.pay._lease_for`): the lessee on this device, or staff of the
 lease's dealer who may edit its application; anyone else 404, a staff role that may not 403, signed out: 我的租赁's
-sign-in. Bad input (not a number, too small, more than owed, in arrears, another lease's prepayment, an option not
-offered) is a 4xx page with the field's error and what was typed, never a 500.
+sign-in. Bad input (not a number, too small, more than owed — an amount beyond :data:`TYPED_AT_MOST` before it is
+rounded —, in arrears, a payment of a later rent under way, another lease's prepayment, an option not offered) is a
+4xx page with the field's error and what was typed, never a 500.
 """
 
 from __future__ import annotations
@@ -223,7 +226,7 @@ def pay(lease_id: str, prepayment_id: str) -> Any:
             abort(404)
     try:
         done = svc.pay_by_hand(lease, token, payment_method=payment_method, purpose=PREPAYMENT, subject_id=p.id,
-                               amount=p.amount, return_url=url_for("prepay.returned", lease_id=lease.id,
+                               amount=p.total, return_url=url_for("prepay.returned", lease_id=lease.id,
                                                                    prepayment_id=p.id, _external=True))
     except CannotPay as exc:
         return _page(lease, p, 409, error=in_locale(exc.text_zh, exc.text_en), option=kept)

@@ -6,7 +6,7 @@
   asked of the contract service with the paid quote's figures, once per quote (``lease_documents``: requested →
   ready | failed).
 - ``servicing.prepaid`` (deferred with the schedule re-amortised, ``{lease_id, prepayment_id}``): the schedule annex
-  (还款计划变更确认书) with the rents left as they now stand, once per prepayment.
+  (还款计划变更确认书) with the schedule as that prepayment applied it (stored on it), once per prepayment.
 - ``servicing.document_text``: deferred in the transaction that marks a document ready, so the customer is texted once
   per document, in their language, with the link to their lease page.
 
@@ -18,6 +18,7 @@ by the worker (the row says ``failed`` with the error meanwhile, its attempts co
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -81,24 +82,24 @@ def settlement_body(lease: LeaseRow, quote: Any) -> dict[str, Any]:
     }
 
 
-def annex_body(prepayment: Any, instalments: list[Any]) -> dict[str, Any]:
-    """The schedule annex's request: the rents after the prepayment as the instalments now stand, each with the
-    principal outstanding after it (what the rows left hold, less each one's principal)."""
-    balance_after = sum(row.principal for row in instalments)
-    rows, balance = [], balance_after
-    for row in instalments:
-        balance -= row.principal
-        rows.append(
-            {
-                "number": row.number,
-                "due_date": row.due_on.isoformat(),
-                "rent": money(row.amount),
-                "principal": money(row.principal),
-                "interest": money(row.interest),
-                "balance": money(balance),
-                "final": row.kind == "final_rent",
-            }
-        )
+def annex_body(prepayment: Any) -> dict[str, Any]:
+    """The schedule annex's request: the schedule the prepayment applied, as it applied it — stored on the prepayment
+    when it was booked (``schedule``, infra/prepayments.py ``applied_schedule``: the rents after it and the final rent,
+    each with the principal outstanding after it, the balance before and after) —, never the instalments as they stand
+    when the job runs: a later prepayment, or a retry after one, signs the same figures under the same key."""
+    applied = json.loads(prepayment.schedule)
+    rows = [
+        {
+            "number": row["number"],
+            "due_date": row["due_on"],
+            "rent": money(row["amount"]),
+            "principal": money(row["principal"]),
+            "interest": money(row["interest"]),
+            "balance": money(row["balance"]),
+            "final": row["final"],
+        }
+        for row in applied["rows"]
+    ]
     return {
         "kind": SCHEDULE_ANNEX,
         "subject_id": prepayment.id,
@@ -107,8 +108,8 @@ def annex_body(prepayment: Any, instalments: list[Any]) -> dict[str, Any]:
             "prepaid": money(prepayment.amount),
             "option": prepayment.option,
             "rents_paid": prepayment.after_number,
-            "balance_before": money(balance_after + prepayment.amount),
-            "balance_after": money(balance_after),
+            "balance_before": money(applied["balance_before"]),
+            "balance_after": money(applied["balance_after"]),
             "rows": rows,
         },
     }
@@ -152,12 +153,9 @@ class LeaseDocuments:
             return
         if prepayment.status != "applied":
             raise NotReadyYet(f"prepayment {prepayment_id} is {prepayment.status}")
-        self._document(
-            lease,
-            SCHEDULE_ANNEX,
-            prepayment.id,
-            lambda: annex_body(prepayment, self.repo.instalments_after(lease.id, prepayment.after_number)),
-        )
+        if not prepayment.schedule:  # applied prepayments store their schedule (migration 0024 filled the older ones)
+            raise NotReadyYet(f"prepayment {prepayment_id} has no schedule stored")
+        self._document(lease, SCHEDULE_ANNEX, prepayment.id, lambda: annex_body(prepayment))
 
     def _document(self, lease: LeaseRow, kind: str, subject_id: str, body: Callable[[], dict[str, Any]]) -> None:
         row = self.repo.ensure(lease.id, kind, subject_id)

@@ -940,7 +940,9 @@ class PrepaymentRow(Base):
     """A partial prepayment (issue 18 §5, migration 0021): ``amount`` fen off the principal after rent
     ``after_number``, re-amortised as the customer chose (``option`` shorter_term | lower_rent: ``new_term`` rents left,
     ``new_rent`` each), both options as shown (``preview``, JSON). ``status``: offered (one per lease) → paid → applied
-    (the schedule re-amortised) | expired."""
+    (the schedule re-amortised) | expired. Migration 0024: ``accrued_interest`` (signed fen: the interest of the days
+    since the balance's date, paid with the amount or credited off it) and ``schedule`` (JSON, once applied: the
+    schedule as it applied it, which the schedule annex states)."""
 
     __tablename__ = "prepayments"
     __table_args__ = (
@@ -962,6 +964,8 @@ class PrepaymentRow(Base):
     attempt_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    accrued_interest: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    schedule: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class LeaseDocumentRow(Base):

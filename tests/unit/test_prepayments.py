@@ -4,7 +4,9 @@ starts from (the rents fallen due, all paid; arrears first; a rent paid ahead in
 writes them — the new principal adds up to the outstanding less the amount, to the fen, each row's interest is the
 contract rate's on the balance (reckoned here independently), the lower rent and the number of rents left are
 numpy-financial's, and the settlement quote the lease page counts afterwards (bff/servicing/lease_page.py ``dated``)
-starts from the balance the prepayment left."""
+starts from the balance the prepayment left. The interest of the days between the date the balance is valued at and the
+day of the prepayment (a line added to the payment in arrears, a credit off it in advance or when rents were paid ahead)
+is checked against hand-worked figures."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from infra.prepayments import LOWER_RENT
 from infra.prepayments import MINIMUM
 from infra.prepayments import SHORTER_TERM
 from infra.prepayments import PrepaymentRefused
+from infra.prepayments import accrued_adjustment
 from infra.prepayments import check_amount
 from infra.prepayments import prepayment_basis
 from infra.prepayments import preview_of
@@ -46,7 +49,7 @@ def lease_of(timing: str = "arrears", residual_ratio: str = "0.3",
                      financed_amount=int(Decimal(plan.terms["financed_amount"]) * 100),
                      residual=int(Decimal(plan.terms["residual"]) * 100),
                      monthly_payment=int(Decimal(plan.terms["monthly_payment"]) * 100), nominal_rate=RATE,
-                     status="active")
+                     settlement_day_count="ACT/360", status="active")
     rows = [InstalmentRow(id=i.number, number=i.number, kind=i.kind, due_on=i.due_on, amount=i.amount,
                           principal=i.principal, interest=i.interest, state="pending", paid_principal=0,
                           paid_interest=0, paid_penalty=0, waived=0, penalty_accrued=0) for i in plan.instalments]
@@ -94,7 +97,7 @@ def test_both_options_reconcile_follow_the_rate_and_match_numpy_financial(timing
     k = 12 if timing == "arrears" else 13
     pay_through(rows, k)
     basis = prepayment_basis(lease, rows, today)
-    assert basis.after_number == k and valid_until(basis) == rows[k].due_on - timedelta(days=1)
+    assert basis.after_number == k and valid_until(basis) == today  # the interest line counts to the day
     # the balance after rent k counted forward from the financed amount, as the contract's schedule does
     assert basis.balance == lease.financed_amount - sum(r.principal for r in rows if r.kind == "rent" and r.number <= k)
     amount = 3_000_000  # ¥30,000
@@ -177,3 +180,50 @@ def test_arrears_first_paid_ahead_and_the_last_rent() -> None:
     with pytest.raises(PrepaymentRefused) as none_left:
         prepayment_basis(lease, rows, add_months(START, 36))
     assert none_left.value.error.code == "no_rent_left"
+
+
+@pytest.mark.parametrize(("timing", "k", "days_after", "adjustment", "interest_from"), [
+    # arrears, rent 12 due 2029-01-31, prepaid 2029-02-27: ¥30,000 × 5.99% × 27 / 360 = ¥134.775 → ¥134.78 to pay
+    ("arrears", 12, 27, 13_478, date(2029, 1, 31)),
+    # advance, rent 13 paid 2029-01-31 for the month to 2029-02-28 (its interest on the ¥30,000 too), prepaid
+    # 2029-02-02: 26 days of it given back, ¥30,000 × 5.99% × 26 / 360 = ¥129.7833… → ¥129.78 off the payment
+    ("advance", 13, 2, -12_978, date(2029, 2, 28)),
+])
+def test_the_days_since_the_balance_s_date_bear_interest_on_the_amount_prepaid(
+        timing: str, k: int, days_after: int, adjustment: int, interest_from: date) -> None:
+    lease, rows = lease_of(timing)
+    pay_through(rows, k)
+    today = rows[k - 1].due_on + timedelta(days=days_after)
+    basis = prepayment_basis(lease, rows, today)
+    assert basis.after_number == k and basis.interest_from == interest_from
+    amount = 3_000_000
+    assert accrued_adjustment(lease, basis, amount) == adjustment
+    preview = preview_of(lease, basis, *reamortised(lease, basis, amount))
+    assert preview["accrued_interest"] == adjustment and preview["total"] == amount + adjustment
+    assert preview["interest_from"] == interest_from.isoformat()
+    assert preview["interest_days"] == (today - interest_from).days
+    # the new schedules are unchanged by it: the line is paid (or given back) with the prepayment itself
+    assert preview["balance_after"] == basis.balance - amount
+    # on the balance's own date there is nothing to count
+    same_day = prepayment_basis(lease, rows, interest_from) if timing == "arrears" else None
+    if same_day is not None:
+        assert accrued_adjustment(lease, same_day, amount) == 0
+
+
+def test_a_rent_paid_ahead_moves_the_balance_s_date_and_gives_the_interest_back() -> None:
+    # arrears: rents 1…12 fallen due and paid, rent 13 (due 2029-02-28) paid ahead in full on 2029-02-10: the basis is
+    # after rent 13, valued on its due date, 18 days ahead: ¥30,000 × 5.99% × −18 / 360 = −¥89.85
+    lease, rows = lease_of("arrears")
+    pay_through(rows, 13)
+    basis = prepayment_basis(lease, rows, date(2029, 2, 10))
+    assert basis.after_number == 13 and basis.interest_from == date(2029, 2, 28)
+    assert accrued_adjustment(lease, basis, 3_000_000) == -8_985
+
+
+def test_before_the_first_rent_the_interest_counts_from_the_start() -> None:
+    # arrears, nothing fallen due yet: the balance is the financed amount on the lease's first day, 2028-01-31;
+    # prepaid 2028-02-10: ¥10,000 × 5.99% × 10 / 360 = ¥16.6388… → ¥16.64
+    lease, rows = lease_of("arrears")
+    basis = prepayment_basis(lease, rows, date(2028, 2, 10))
+    assert basis.after_number == 0 and basis.interest_from == START
+    assert accrued_adjustment(lease, basis, 1_000_000) == 1_664
