@@ -426,6 +426,17 @@ def test_a_lease_rolled_forward_collected_late_reminded_and_paid_on_the_phone_an
         # each signature covers the certificate's bytes unchanged (poppler's pdfsig: an independent validator)
         verdicts = pdfsig(pdf.body(), tmp_path)
         assert verdicts and {v for _, v in verdicts} == {"Signature is Valid."}, verdicts
+        # the public /verify page: the file is the certificate of this contract, and the browser itself proves the log
+        # entry is this file's signing (its SHA-256), its path to the signed checkpoint and the checkpoint's signature
+        phone.goto("/verify")
+        phone.locator("input[name=file]").set_input_files({"name": "certificate.pdf", "mimeType": "application/pdf",
+                                                          "buffer": pdf.body()})
+        phone.locator("[data-testid=verify-form] button[type=submit]").click()
+        expect(phone.locator("[data-proof-result][data-state=done]")).to_be_attached(timeout=15_000)
+        checks = phone.locator("[data-proof-result] [data-check]")
+        assert {checks.nth(i).get_attribute("data-check"): checks.nth(i).get_attribute("data-passed")
+                for i in range(checks.count())} == {"Entry": "true", "Root": "true", "Signature": "true"}
+        expect(phone.locator("body")).to_contain_text("的结清证明完整无改动")
         mark("certificate signed and downloaded")
 
         # 9. the dealer's mortgage-release desk: the settled lease's car to release, the release recorded

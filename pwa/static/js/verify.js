@@ -1,6 +1,7 @@
 /* /verify: the visitor's browser checks the evidence-log proof itself, trusting nothing the server computed.
  * 0. The opened record (the clear entry, shown because the visitor holds the signed file) must be the signing
- *    of this file: kind contract_signed, its sha256 the file's.
+ *    of this file: one of the signings we log (SIGNINGS: the contract, its handover record, a settlement
+ *    certificate, a schedule annex), its sha256 the file's.
  * 1. Recompute the commitment SHA-256("leaseline.cn/evidence/commitment/v1" 0x00 || salt || entry), the public
  *    leaf {"commitment":"<hex>","v":2} and its leaf hash SHA-256(0x00 || leaf) (contract/ledger/commitments.py),
  *    then the Merkle root from it and its audit path (RFC 9162 §2.1.3.2), with the browser's own SHA-256
@@ -44,10 +45,13 @@
     var commitment = await sha256(concat([TAG, salt, entry]));
     return new TextEncoder().encode('{"commitment":"' + toHex(commitment) + '","v":2}');
   }
+  // the evidence kinds that record the signing of a document (contract/ledger: contract, handover,
+  // servicing_documents)
+  var SIGNINGS = ["contract_signed", "handover_signed", "settlement_certificate_signed", "schedule_annex_signed"];
   function recordsThisFile(entry) {
     try {
       var record = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(entry));
-      return record.kind === "contract_signed" && record.data.sha256 === box.dataset.fileSha256;
+      return SIGNINGS.indexOf(record.kind) >= 0 && record.data.sha256 === box.dataset.fileSha256;
     } catch (e) {
       return false;
     }
