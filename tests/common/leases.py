@@ -76,3 +76,45 @@ def fall_behind(flask_app: Any, lease_id: str, business_date: date) -> dict[int,
                                              (business_date - ONE_DAY - second.due_on).days)
         s.flush()
         return {n: rows[n] for n in sorted(rows)}
+
+
+def in_servicing(flask_app: Any, lease_id: str) -> dict[str, str]:
+    """The rows a lease in force gets from its pages and tasks, for the access probe: the rents fallen due paid; a
+    partial prepayment of ¥2,000 and a settlement quote for the earliest day, offered as the pages offer them; a
+    settlement certificate among the lease's documents, being made (``requested``: a ready one's PDF comes from the
+    contract service, which would have to sign a contract for it, seconds the probe need not spend — who may open the
+    document is decided before); its mortgage release open; the lessee's return chosen (so that no POST of the probe
+    changes the lease: no new quote or prepayment is made). The ids the routes name: ``quote_id``, ``prepayment_id``,
+    ``lease_document_id``."""
+    import uuid
+
+    from bff.servicing.lease_page import quote
+    from bff.servicing.lease_page import settlement_dates
+    from infra.db.models import LeaseDocumentRow
+    from infra.end_of_term import SqlEndOfTerm
+    from infra.lease_documents import SqlLeaseDocuments
+    from infra.lease_reads import SqlLeaseReads
+    from infra.prepayments import SqlPrepayments
+    from infra.settlements import SqlSettlements
+
+    db = flask_app.extensions["leaseline"].db
+    servicing = SqlServicing(db)
+    day, calendar, now = servicing.business_date(), servicing.calendar(), datetime.now(UTC)
+    with db.session() as s:
+        due = select(InstalmentRow).where(InstalmentRow.lease_id == lease_id, InstalmentRow.due_on <= day)
+        for r in s.scalars(due):
+            r.state, r.paid_principal, r.paid_interest, r.settled_on = "paid", r.principal, r.interest, r.due_on
+    prepayment_id = SqlPrepayments(db).offer(lease_id, 200_000, "customer", now).id
+    snap = SqlLeaseReads(db).snapshot(lease_id)
+    assert snap is not None
+    earliest = settlement_dates(snap.lease, snap.instalments, day, calendar).earliest
+    assert earliest is not None
+    quote_id = SqlSettlements(db).offer(lease_id, quote(snap.lease, snap.instalments, earliest, calendar),
+                                        requested_by="customer", now=now)
+    document_id = str(uuid.uuid4())
+    with db.session() as s:
+        s.add(LeaseDocumentRow(id=document_id, lease_id=lease_id, kind="settlement_certificate", subject_id=quote_id,
+                               status="requested", attempts=0, error="", created_at=now))
+    SqlLeaseDocuments(db).open_release(lease_id, snap.lease.dealer_id, day)
+    SqlEndOfTerm(db).choose(lease_id, "return", by="customer", terms={}, purchase_price=0, now=now)
+    return {"quote_id": quote_id, "prepayment_id": prepayment_id, "lease_document_id": document_id}

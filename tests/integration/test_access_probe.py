@@ -26,6 +26,7 @@ from bff.auth.roles import MATRIX
 from bff.demo import PEOPLE
 from infra.db.models import utcnow
 from infra.servicing import SqlServicing
+from tests.common.leases import in_servicing
 from tests.common.leases import open_lease_for
 from tests.integration.test_auth import TIMEOUT
 from tests.integration.test_auth import csrf
@@ -58,7 +59,10 @@ def sessions(bff_server: Any) -> dict[str | None, requests.Session]:
 
 @pytest.fixture(scope="module")
 def samples(app: Any, risk_server: Any) -> dict[str, dict[str, str]]:
-    """Parameter values: 'own' is in the Pudong dealer (the probe's dealer users), 'other' in Xihu."""
+    """Parameter values: 'own' is in the Pudong dealer (the probe's dealer users), 'other' in Xihu. Each lease has
+    what the routes of a lease in force name (tests/common/leases.py ``in_servicing``): a settlement quote, a partial
+    prepayment, a servicing document, its mortgage release and the lessee's return chosen, so that another tenant's
+    404 comes from scoping, not from a row no one has."""
     from bff.auth.passwords import hash_secret
 
     accounts = app.extensions["leaseline"].accounts
@@ -79,21 +83,20 @@ def samples(app: Any, risk_server: Any) -> dict[str, dict[str, str]]:
     other_app, other_check, other_doc = _application(app, "sales.xihu@demo.leaseline.cn")
     own_request, other_request = _privacy_request(app, own_app), _privacy_request(app, other_app)
     own_lease, other_lease = _lease(app, "sales.pudong@demo.leaseline.cn"), _lease(app, "sales.xihu@demo.leaseline.cn")
+    own_servicing, other_servicing = in_servicing(app, own_lease), in_servicing(app, other_lease)
     docs, page = str(uuid.uuid4()), str(uuid.uuid4())  # a document request and page no one has
     return {"own": {"vehicle_id": "byd-han-ev", "user_id": own, "invitation_id": own_inv, "token": "x.y.z",
                     "dealer_id": pudong, "group_id": group, "application_id": own_app, "check_id": own_check,
                     "document_id": own_doc, "step": "customer", "field": "id_number", "case_id": case, "page": "1",
                     "payment_id": str(uuid.uuid4()), "action": "capture", "index": "1",
                     "job_id": "999999999", "request_id": own_request, "docs_id": docs, "page_id": page,
-                    "lease_id": own_lease, "quote_id": str(uuid.uuid4()), "prepayment_id": str(uuid.uuid4()),
-                    "period": "2026-04"},
+                    "lease_id": own_lease, **own_servicing, "period": "2026-04"},
             "other": {"vehicle_id": "byd-han-ev", "user_id": other, "invitation_id": other_inv, "token": "x.y.z",
                       "dealer_id": xihu, "group_id": group, "application_id": other_app, "check_id": other_check,
                       "document_id": other_doc, "step": "customer", "field": "id_number", "case_id": case, "page": "1",
                       "payment_id": str(uuid.uuid4()), "action": "capture", "index": "1",
                       "job_id": "999999999", "request_id": other_request, "docs_id": docs, "page_id": page,
-                      "lease_id": other_lease, "quote_id": str(uuid.uuid4()),
-                      "prepayment_id": str(uuid.uuid4()), "period": "2026-04"}}
+                      "lease_id": other_lease, **other_servicing, "period": "2026-04"}}
 
 
 def _review_case(risk_server: Any) -> str:
@@ -154,7 +157,13 @@ def routes(app: Any) -> list[tuple[Rule, str]]:
     return sorted(found, key=lambda route: route[0].endpoint in SESSION_ENDING)  # stable: the rest keep their order
 
 
+#: parameters whose sample depends on the route: a lease's servicing document is not the application's document that
+#: ``document_id`` names elsewhere
+RENAMED = {"lease_documents.document": {"document_id": "lease_document_id"}}
+
+
 def build(rule: Rule, values: dict[str, str]) -> str:
+    values = {**values, **{arg: values[name] for arg, name in RENAMED.get(rule.endpoint, {}).items()}}
     missing = [arg for arg in rule.arguments if arg not in values]
     assert not missing, f"the probe cannot fill {missing} of {rule.rule}: add samples for it"
     path = rule.rule
@@ -204,6 +213,19 @@ def test_every_view_carries_a_permission_or_is_known_public(app: Any) -> None:
             if endpoint not in SKIP and getattr(view, "permission", None) is None}
     assert bare - UNGUARDED == set(), "views without a permission: guard them, or add them to UNGUARDED"
     assert UNGUARDED - bare == set(), "UNGUARDED names views that are guarded now (or gone): remove them"
+
+
+#: what staff who may see the sample lease get on its rows of a lease in force (the probe's POST is the empty form):
+#: another dealer's staff get 404 on each, as on every route with an id
+IN_SERVICING = {
+    "settle.show": 200, "settle.pay": 400,  # reached the form: the page's one-time token is missing
+    "settle.confirm": 409,  # the quote leaves something to pay: nothing to confirm
+    "settle.returned": 404, "prepay.returned": 404, "prepay.authenticate": 404,  # no payment attempt named
+    "prepay.show": 200, "prepay.pay": 400, "releases.release": 200,
+    "lease_documents.document": 409,  # the document is being made (found: a state, not a missing page)
+    "releases.record": 422,  # the empty form: no day, office or reference
+    "end_of_term.inspection": 200, "end_of_term.inspect": 409,  # the term ends in months: too early to inspect
+}
 
 
 def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessions: dict[str | None, requests.Session],
@@ -263,21 +285,12 @@ def test_every_route_with_every_role_and_tenant(app: Any, bff_server: Any, sessi
                 elif rule.endpoint == "rent_pay.create":
                     # the empty form: without the page's one-time token (an old page) nothing is charged
                     assert response.status_code == 400, context
-                elif rule.endpoint in ("settle.show", "settle.pay", "settle.returned", "settle.confirm"):
-                    # a settlement quote no one has (the sample's): not found
-                    assert response.status_code == 404, context
-                elif rule.endpoint in ("releases.release", "releases.record", "lease_documents.document"):
-                    # the sample lease is not settled (no mortgage release) and has no servicing document
-                    assert response.status_code == 404, context
-                elif "prepayment_id" in rule.arguments:
-                    # a partial prepayment no one has (the sample's): not found
-                    assert response.status_code == 404, context
+                elif rule.endpoint in IN_SERVICING:
+                    # the sample lease's own quote, prepayment, document, release and return: found
+                    assert response.status_code == IN_SERVICING[rule.endpoint], context
                 elif rule.endpoint in ("end_of_term.choose", "end_of_term.refinance_again"):
                     # staff read the end-of-term options; only the lessee chooses (and refinances)
                     assert response.status_code == 403, context
-                elif rule.endpoint in ("end_of_term.inspection", "end_of_term.inspect"):
-                    # the sample lease's lessee chose no return: nothing to inspect
-                    assert response.status_code == 404, context
                 elif rule.endpoint in ("rent_pay.returned", "rent_pay.authenticate"):
                     # no payment attempt of the lease named: not found
                     assert response.status_code == 404, context
@@ -353,32 +366,48 @@ def customer(app: Any, bff_server: Any, samples: dict[str, dict[str, str]]) -> A
     repo.update_check(check.id, state="done", outcome="refused", detail={"problems": []})
     doc = repo.add_document(application_id, kind="id_front", object_key=f"probe/{application_id}.jpg",
                             sha256="0" * 64, size=1, content_type="image/jpeg", biometric=False)
-    # a lease in force on another application of theirs, and another customer's lease
+    # a lease in force on another application of theirs, and another customer's lease, each with its quote,
+    # prepayment, document, release and return chosen
     business_date = SqlServicing(app.extensions["leaseline"].db).business_date()
     lease_id = open_lease_for(app, start(base, s), business_date - timedelta(days=40))
     other, _ = join(base, app, "13900000019")
     with other:
         other_lease = open_lease_for(app, start(base, other), business_date - timedelta(days=40))
+    theirs = in_servicing(app, other_lease)
     yield s, {**samples["own"], "application_id": application_id, "check_id": check.id, "document_id": doc.id,
-              "lease_id": lease_id, "other_lease_id": other_lease}
+              "lease_id": lease_id, **in_servicing(app, lease_id), "other_lease_id": other_lease,
+              **{f"other_{name}": value for name, value in theirs.items()}}
     s.close()
 
 
 #: what the customer gets on their own lease, for each route of a lease (the probe's POST is the empty form): every
-#: one is 404 on another customer's lease
+#: one is 404 on another customer's lease (its own quote, prepayment and document)
 OWN_LEASE = {("GET", "lease_page.lease"): 200, ("GET", "rent_pay.page"): 200,
              ("POST", "rent_pay.create"): 400,  # reached the form: the page's one-time token is missing
-             ("GET", "rent_pay.returned"): 404, ("POST", "rent_pay.authenticate"): 404}  # no attempt named
+             ("GET", "rent_pay.returned"): 404, ("POST", "rent_pay.authenticate"): 404,  # no attempt named
+             ("POST", "settle.request_quote"): 409,  # the return is chosen: settled at the term's end, not early
+             ("GET", "settle.show"): 200, ("POST", "settle.pay"): 400,  # no one-time token
+             ("GET", "settle.returned"): 404,  # no attempt named
+             ("POST", "settle.confirm"): 409,  # the quote leaves something to pay
+             ("GET", "prepay.form"): 200, ("POST", "prepay.offer"): 422,  # no amount
+             ("GET", "prepay.show"): 200, ("POST", "prepay.pay"): 400,  # no one-time token
+             ("GET", "prepay.returned"): 404, ("POST", "prepay.authenticate"): 404,  # no attempt named
+             ("GET", "lease_documents.document"): 409,  # being made
+             ("GET", "end_of_term.page"): 200, ("POST", "end_of_term.choose"): 422,  # no option
+             ("POST", "end_of_term.refinance_again"): 422}  # no term
+#: the blueprints of a lease in force the customer reaches (their pages are in CUSTOMER_SIGN_IN)
+LEASE_BLUEPRINTS = ("lease_page", "rent_pay", "settle", "prepay", "lease_documents", "end_of_term")
 
 
 def test_a_customer_opens_and_pays_their_own_lease_only(app: Any, bff_server: Any, customer: Any) -> None:
     s, values = customer
+    theirs = {**values, **{name[6:]: value for name, value in values.items() if name.startswith("other_")}}
     seen = {}
     for rule, method in routes(app):
-        if rule.endpoint.split(".")[0] not in ("lease_page", "rent_pay"):
+        if rule.endpoint.split(".")[0] not in LEASE_BLUEPRINTS or rule.endpoint not in CUSTOMER_SIGN_IN:
             continue
         own = call(s, bff_server.url, method, build(rule, values))
-        other = call(s, bff_server.url, method, build(rule, {**values, "lease_id": values["other_lease_id"]}))
+        other = call(s, bff_server.url, method, build(rule, theirs))  # another customer's lease, quote, document…
         seen[(method, rule.endpoint)] = (own.status_code, other.status_code)
     assert seen == {route: (status, 404) for route, status in OWN_LEASE.items()}
 
