@@ -4,7 +4,10 @@ closing.
 - :func:`offer` stores a quote (:class:`servicing.settlement.SettlementQuote`, counted by bff/servicing/lease_page.py
   ``quote``) as ``settlement_quotes`` (migration 0021): each line in fen, the whole quote as JSON, payable until the
   end of its settlement day (``valid_until`` = ``settles_on``, Asia/Shanghai), ``offered``. A new request supersedes the
-  lease's quote on offer, in the same transaction, under the lease's row lock (one offered quote per lease).
+  lease's quote on offer, in the same transaction, under the lease's row lock (one offered quote per lease). None once
+  the lessee has chosen what happens at the end of the term (an ``end_of_term`` row, infra/end_of_term.py: the purchase
+  price or the return's charges are instalments a settlement does not count, a returned car offsets the final rent the
+  quote would charge): the end of the term is settled on its own page.
 - :func:`expire` — the close of business's hook (:func:`close_hook`, registered by bff/servicing/close.py): the quotes
   of a batch's leases whose day has ended turn ``expired``, by one UPDATE per batch; run again it changes nothing.
 - :func:`book_settlement` — called by :meth:`infra.collections.SqlCollections.book` (its transaction, the lease's row
@@ -19,19 +22,30 @@ What the settlement books, each movement keyed ``settlement:<quote>:<part>`` (bo
   replaced: its principal is repaid (the quote's outstanding principal), its interest not yet paid is no longer owed
   (kept in the instalment's ``waived``), state ``settled`` (infra/servicing.py);
 - the lease's own lines (``instalment_id`` NULL): the interest accrued to the settlement date, the early-settlement
-  fee (in ``penalty``: a charge), the late charges to the settlement date not accrued yet, the difference between the
-  quote's principal and the replaced instalments' (rent K's interest for a lease paid in advance), the interest paid
-  ahead given back (positive), and the deposit offset (positive: paid from the deposit, not by the customer).
+  fee (in ``penalty``: a charge), the late charges owed and not accrued yet, the difference between the quote's
+  principal and the replaced instalments' (rent K's interest for a lease paid in advance), the interest paid ahead
+  given back (positive), and the deposit offset (positive: paid from the deposit, not by the customer).
 
-So the movements add up to the amount due, negated, to the fen: without the deposit's line to the amount due plus
-the deposit offset. The lease turns ``settled`` (``settled_on`` the settlement date), the quote ``paid``, and the
+**Late charges.** The quote counts them through its settlement day — the most the lease may owe while the quote is
+payable — and that figure stays what is paid. The settlement books only those owed on the business date it is paid
+(:func:`charges_owed`): the charges the closes accrued that are still unpaid (a hand payment after the quote may have
+paid some of them) and those of the days before the payment's day not accrued yet, never beyond the settlement day; a
+rent paid with the settlement by its last day to pay is never late. The rest of the quote's late charges is not
+applied: :meth:`infra.collections.SqlCollections.book` refunds what a payment did not apply as its surplus (or, with
+nothing paid, the deposit's refund grows by it). Charges owed above the quote's (not within its validity) book nothing.
+What was booked is kept on the quote (``penalties_booked``, migration 0025): the settled page and the certificate
+state it, and the amount settled (:attr:`Quote.amount_settled`: the amount due less the charges not owed).
+
+So the movements add up to the amount settled, negated, to the fen: without the deposit's line to the amount settled
+plus the deposit offset. The lease turns ``settled`` (``settled_on`` the settlement date), the quote ``paid``, and the
 ``servicing.settled`` job (the certificate, the mortgage release, the customer's text: bff/servicing/settled.py) is
 deferred in the same transaction. The deposit goes the way today's end-of-term settlement takes it
 (bff/payments/settlement.py): the application's term is closed with the deposit kept as the deduction, less what the
-quote refunds (a negative amount due), and the ``payments.settle`` job refunds the rest of the deposit.
+settlement refunds (a negative amount settled), and the ``payments.settle`` job refunds the rest of the deposit.
 
 A quote whose lease changed since it was counted (a rent paid or waived meanwhile: its arrears or what was paid ahead
-differ) no longer holds: it is superseded and its payment refunded in full (the customer asks for a new figure).
+differ; late charges owed above the quote's; the end of the term chosen) no longer holds: it is superseded and its
+payment refunded in full (the customer asks for a new figure, or settles the end of the term on its page).
 """
 
 from __future__ import annotations
@@ -44,6 +58,7 @@ from dataclasses import dataclass
 from datetime import date
 from datetime import datetime
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -55,6 +70,7 @@ from infra.db.engine import Database
 from infra.db.models import ApplicationEventRow
 from infra.db.models import ApplicationRow
 from infra.db.models import CollectionAttemptRow
+from infra.db.models import EndOfTermRow
 from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
 from infra.db.models import LeaseTermRow
@@ -62,13 +78,19 @@ from infra.db.models import ServicingMovementRow
 from infra.db.models import SettlementQuoteRow
 from infra.servicing import ACTIVE
 from infra.servicing import CANCELLED
+from infra.servicing import OVERDUE
 from infra.servicing import PAID
 from infra.servicing import RENT
 from infra.servicing import SETTLED
 from infra.servicing import WAIVED
 from infra.servicing import BatchEvents
 from infra.servicing import current_business_date
+from infra.servicing import load_business_calendar
+from infra.servicing import penalty_terms
 from infra.servicing import to_fen
+from infra.servicing import yuan
+from servicing.calendar import BusinessCalendar
+from servicing.penalty import penalty_between
 from servicing.settlement import SettlementQuote
 
 log = logging.getLogger(__name__)
@@ -83,7 +105,8 @@ ONE_DAY = timedelta(days=1)
 
 class QuoteRefused(Exception):
     """A quote that cannot be settled (now): ``code`` — ``not_offered`` (paid, superseded), ``expired``,
-    ``lease_closed``, ``changed`` (the lease changed since it was counted), ``amount`` (a payment of another amount),
+    ``lease_closed``, ``changed`` (the lease changed since it was counted), ``end_of_term`` (the lessee chose what
+    happens at the end of the term: no settlement is quoted or booked then), ``amount`` (a payment of another amount),
     ``to_pay`` (there is something to pay: it is settled by paying it)."""
 
     def __init__(self, code: str) -> None:
@@ -93,7 +116,9 @@ class QuoteRefused(Exception):
 
 @dataclass(frozen=True)
 class Quote:
-    """A stored quote as the pages read it (amounts in fen; ``data``: the quote's JSON, with its lines)."""
+    """A stored quote as the pages read it (amounts in fen; ``data``: the quote's JSON, with its lines). Once paid,
+    ``penalties_booked``: the late charges the settlement booked (None for a quote not paid, or paid before they were
+    kept: then its own ``penalties``)."""
 
     id: str
     lease_id: str
@@ -107,11 +132,29 @@ class Quote:
     attempt_id: str | None
     settled_at: datetime | None
     data: dict[str, Any]
+    penalties: int = 0
+    penalties_booked: int | None = None
+
+    @property
+    def charges(self) -> int:
+        """The late charges it settles: those booked once paid, the quote's until then (fen)."""
+        return self.penalties if self.penalties_booked is None else self.penalties_booked
+
+    @property
+    def amount_settled(self) -> int:
+        """What the settlement came to: the amount due less the quote's late charges it did not book (fen; negative:
+        the lessor refunds it from the deposit)."""
+        return self.amount_due - (self.penalties - self.charges)
 
     @property
     def refund(self) -> int:
-        """What the lessor pays back (the deposit beyond what is owed), fen."""
-        return max(0, -self.amount_due)
+        """What the lessor pays back of the deposit (the deposit beyond what is owed), fen."""
+        return max(0, -self.amount_settled)
+
+    @property
+    def payment_refund(self) -> int:
+        """What is given back of the customer's payment (the quote's late charges not owed when it was paid), fen."""
+        return max(0, self.amount_due) - max(0, self.amount_settled)
 
     def valid_on(self, business_date: date) -> bool:
         """Whether it may be paid (or confirmed) on ``business_date``: on offer and its day not ended."""
@@ -120,7 +163,51 @@ class Quote:
 
 def _quote(r: SettlementQuoteRow) -> Quote:
     return Quote(r.id, r.lease_id, r.business_date, r.settles_on, r.valid_until, r.amount_due, r.deposit_offset,
-                 r.status, r.requested_by, r.attempt_id, r.settled_at, json.loads(r.quote))
+                 r.status, r.requested_by, r.attempt_id, r.settled_at, json.loads(r.quote), r.penalties,
+                 r.penalties_booked)
+
+
+def end_of_term_chosen(session: Session, lease_id: str) -> bool:
+    """Whether the lessee has chosen what happens at the end of the lease's term (its ``end_of_term`` row): from then
+    on it is not settled early (the end of the term is, on its own page)."""
+    return session.get(EndOfTermRow, lease_id) is not None
+
+
+# -- late charges -----------------------------------------------------------------------------------------------------
+def late_charges_through(lease: LeaseRow, instalments: Sequence[InstalmentRow], through: date,
+                         calendar: BusinessCalendar) -> int:
+    """The late charges not yet accrued that the rents due by ``through`` will have accrued by the end of ``through``
+    if nothing is paid before (fen): an overdue rent from the day after its last accrued day, a rent not yet late from
+    the day after its last day to pay (the due day moved to a business day, plus the contract's grace), on what is
+    unpaid of it now — as the close of business accrues them (servicing.penalty, rounded once on the total)."""
+    terms, total = penalty_terms(lease), Decimal(0)
+    for inst in instalments:
+        owed = 0 if inst.state in (WAIVED, SETTLED) else max(0, inst.amount - inst.paid_principal - inst.paid_interest)
+        if owed == 0 or inst.due_on > through:
+            continue
+        if inst.state == OVERDUE and inst.overdue_since is not None:
+            last_day = inst.overdue_since - ONE_DAY
+            start = inst.penalty_through + ONE_DAY if inst.penalty_through else inst.overdue_since
+        else:
+            last_day = calendar.last_day_to_pay(inst.due_on, lease.grace_days)
+            start = last_day + ONE_DAY
+        if start > through:
+            continue
+        principal = max(0, min(inst.principal - inst.paid_principal, owed))
+        total += penalty_between(start, through + ONE_DAY, due_on=last_day, unpaid_rent=yuan(owed),
+                                 unpaid_principal=yuan(principal), terms=terms)
+    return to_fen(total)
+
+
+def charges_owed(lease: LeaseRow, instalments: Sequence[InstalmentRow], day: date, settles_on: date,
+                 calendar: BusinessCalendar) -> int:
+    """The late charges a settlement paid on the business date ``day`` owes (fen): those accrued and unpaid, and what
+    the rents accrue through ``day`` not accrued yet — a payment counts for the day it is made on (as the close
+    counts it: nothing is charged for a day on what was paid that day), so the days before ``day`` —, never beyond
+    ``settles_on`` (the quote counts interest and charges to it). A rent paid with the settlement by its last day to
+    pay owes none."""
+    accrued = sum(max(0, i.penalty_accrued - i.paid_penalty) for i in instalments if i.state not in (WAIVED, SETTLED))
+    return accrued + late_charges_through(lease, instalments, min(day - ONE_DAY, settles_on), calendar)
 
 
 # -- storing a quote --------------------------------------------------------------------------------------------------
@@ -134,6 +221,8 @@ def offer(session: Session, lease_id: str, quote: SettlementQuote, *, business_d
     lease = session.execute(select(LeaseRow).where(LeaseRow.id == lease_id).with_for_update()).scalar_one()
     if lease.status != ACTIVE:
         raise QuoteRefused("lease_closed")
+    if end_of_term_chosen(session, lease_id):  # chosen under the same lock (infra/end_of_term.py choose)
+        raise QuoteRefused("end_of_term")
     session.execute(update(SettlementQuoteRow).where(
         SettlementQuoteRow.lease_id == lease_id, SettlementQuoteRow.status == OFFERED).values(status=SUPERSEDED))
     quote_id = str(uuid.uuid4())
@@ -172,7 +261,8 @@ def book_settlement(session: Session, lease: LeaseRow, attempt: CollectionAttemp
     """Book ``amount`` fen paid for the settlement quote the attempt names (in :meth:`SqlCollections.book`'s
     transaction, the lease locked): the lease settled when it is that quote's amount due, the quote offered (or
     expired, when the payment was started by its last day: a late answer is not the customer's fault) and the lease
-    active; what was applied (the amount, or 0: refunded in full)."""
+    active; what was applied (the amount settled — the amount less the quote's late charges not owed on ``day`` —, or
+    0: refunded in full). The rest is refunded by the caller as the payment's surplus."""
     row = session.get(SettlementQuoteRow, attempt.subject_id, with_for_update=True) if attempt.subject_id else None
     code = None
     if row is None or row.lease_id != lease.id:
@@ -188,8 +278,7 @@ def book_settlement(session: Session, lease: LeaseRow, attempt: CollectionAttemp
     if code is None:
         assert row is not None
         try:
-            _settle(session, lease, row, day, now, attempt_id=attempt.id)
-            return amount
+            return max(0, _settle(session, lease, row, day, now, attempt_id=attempt.id))
         except QuoteRefused as exc:
             code = exc.code
     log.warning("settlement payment %s (%s fen) of lease %s not booked (%s): refunded", attempt.id, amount, lease.id,
@@ -198,11 +287,15 @@ def book_settlement(session: Session, lease: LeaseRow, attempt: CollectionAttemp
 
 
 def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date, now: datetime, *,
-            attempt_id: str | None) -> None:
-    """Close the lease by the quote ``q`` on the business date ``day`` (see the module's docstring). Raises
-    :class:`QuoteRefused` (``changed``: the quote superseded) when the lease no longer is what the quote counted."""
+            attempt_id: str | None) -> int:
+    """Close the lease by the quote ``q`` on the business date ``day`` (see the module's docstring); the amount
+    settled (fen: the amount due less the quote's late charges not owed on ``day``; negative: refunded from the
+    deposit). Raises :class:`QuoteRefused` (the quote superseded, nothing booked) when the lease no longer is what the
+    quote counted (``changed``) or its end of term was chosen (``end_of_term``)."""
     data = json.loads(q.quote)
     on = q.settles_on
+    if end_of_term_chosen(session, lease.id):
+        _supersede(session, q, "end_of_term")
     rows = list(session.scalars(select(InstalmentRow).where(  # a prepayment's cancelled rents: no part of the lease
         InstalmentRow.lease_id == lease.id, InstalmentRow.state != CANCELLED)
         .order_by(InstalmentRow.number).with_for_update()))
@@ -213,9 +306,13 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
     ahead_interest = sum(r.paid_interest for r in replaced if r.due_on > on)
     if (owed_arrears != q.arrears or ahead_interest != q.paid_ahead_interest
             or ahead_principal != to_fen(data.get("paid_ahead_principal", "0"))):
-        q.status = SUPERSEDED
-        session.flush()
-        raise QuoteRefused("changed")
+        _supersede(session, q, "changed")
+    charges = charges_owed(lease, rows, day, on, load_business_calendar(session))
+    if charges > q.penalties:  # more than the quote counted to its day: not within its validity
+        log.warning("settlement %s: late charges owed %s fen on %s, above the quote's %s", q.id, charges, day,
+                    q.penalties)
+        _supersede(session, q, "changed")
+    settled = q.amount_due - (q.penalties - charges)
     key = f"settlement:{q.id}"
     movements: list[ServicingMovementRow] = []
 
@@ -253,9 +350,9 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
     move("interest", "settlement_interest", f"应计利息 interest accrued to {on.isoformat()}",
          interest=-q.accrued_interest)
     move("fee", "settlement_fee", "提前结清手续费 early-settlement fee", penalty=-q.early_settlement_fee)
-    if q.penalties != charges_accrued:
-        move("charges", "settlement_charges", f"逾期违约金 late charges to {on.isoformat()} not accrued yet",
-             penalty=-(q.penalties - charges_accrued))
+    if charges != charges_accrued:
+        move("charges", "settlement_charges", f"逾期违约金 late charges to {day.isoformat()} not accrued yet",
+             penalty=-(charges - charges_accrued))
     if q.outstanding_principal != replaced_principal:
         move("principal", "settlement_principal", "未偿本金与被替代租金本金之差 the quote's principal less the "
              "replaced instalments'", principal=-(q.outstanding_principal - replaced_principal))
@@ -265,21 +362,31 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
     if q.deposit_offset:
         move("deposit", "settlement_deposit", "保证金冲抵 paid from the deposit", principal=q.deposit_offset)
     total = sum(m.principal + m.interest + m.penalty for m in movements)
-    if total != -q.amount_due:  # the quote's lines and the instalments disagree: nothing is booked
-        raise RuntimeError(f"settlement {q.id} books {total} fen, its amount due is {q.amount_due}")
+    if total != -settled:  # the quote's lines and the instalments disagree: nothing is booked
+        raise RuntimeError(f"settlement {q.id} books {total} fen, its amount settled is {settled}")
     session.add_all(movements)
     lease.status, lease.settled_on = SETTLED_LEASE, on
-    q.status, q.settled_at, q.attempt_id = PAID_QUOTE, now, attempt_id
-    _close_term(session, lease, q, now)
+    q.status, q.settled_at, q.attempt_id, q.penalties_booked = PAID_QUOTE, now, attempt_id, charges
+    _close_term(session, lease, q, settled, now)
     Job(SETTLED_TASK, {"lease_id": lease.id, "quote_id": q.id}, SETTLED_QUEUE).defer(session)
     session.flush()
+    return settled
 
 
-def _close_term(session: Session, lease: LeaseRow, q: SettlementQuoteRow, now: datetime) -> None:
+def _supersede(session: Session, q: SettlementQuoteRow, code: str) -> None:
+    """The quote no longer holds: superseded (its payment refunded in full by the caller); raises
+    :class:`QuoteRefused`."""
+    q.status = SUPERSEDED
+    session.flush()
+    raise QuoteRefused(code)
+
+
+def _close_term(session: Session, lease: LeaseRow, q: SettlementQuoteRow, settled: int, now: datetime) -> None:
     """The application's term closed as ops close one at its end (bff/payments/settlement.py ``close``): the deposit
-    offset kept as the deduction, less the refund a negative amount due owes the customer; the ``payments.settle`` job
-    then refunds the rest of the deposit. Nothing when the term is closed already or none was recorded."""
-    refund = max(0, -q.amount_due)
+    offset kept as the deduction, less the refund a negative amount ``settled`` owes the customer; the
+    ``payments.settle`` job then refunds the rest of the deposit. Nothing when the term is closed already or none was
+    recorded."""
+    refund = max(0, -settled)
     deduction = max(0, q.deposit_offset - refund)
     closed = session.execute(update(LeaseTermRow).where(
         LeaseTermRow.application_id == lease.application_id, LeaseTermRow.settlement.is_(None)).values(
@@ -314,6 +421,11 @@ class SqlSettlements:
         with self.db.session() as session:
             row = session.get(SettlementQuoteRow, quote_id)
             return _quote(row) if row is not None else None
+
+    def end_of_term_chosen(self, lease_id: str) -> bool:
+        """:func:`end_of_term_chosen`: no settlement is quoted or paid once it is."""
+        with self.db.session() as session:
+            return end_of_term_chosen(session, lease_id)
 
     def paid_quote(self, lease_id: str) -> Quote | None:
         """The quote that settled the lease, if one did."""

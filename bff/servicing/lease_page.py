@@ -9,7 +9,8 @@ columns, as :func:`infra.servicing.penalty_terms` reads them). The maths is :mod
   it), with the early-settlement terms the contract states, the deposit held, the rents fallen due by the settlement
   date and unpaid (arrears), and the late charges unpaid — those the close accrued and those still to come through
   the settlement day if nothing is paid before it (servicing.penalty, on the calendar the close uses: a rent is late
-  from the day after its last day to pay), so the amount is what settles the lease on that day; what was paid ahead
+  from the day after its last day to pay), so the amount is what settles the lease on that day at most — paid
+  earlier, the settlement books the charges owed then and refunds the rest (infra/settlements.py); what was paid ahead
   of the rents due after the settlement date (the pay page offers the next rent ahead) is not charged again: its
   principal comes off the outstanding principal, its interest is given back on its own line;
 - the settlement date: on or after the business date plus the notice the contract asks for, in working days (China's
@@ -24,7 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from datetime import timedelta
-from decimal import Decimal
 
 from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
@@ -33,15 +33,13 @@ from infra.servicing import OVERDUE
 from infra.servicing import RENT
 from infra.servicing import SETTLED
 from infra.servicing import WAIVED
-from infra.servicing import penalty_terms
-from infra.servicing import to_fen
 from infra.servicing import yuan
+from infra.settlements import late_charges_through
 from plans.errors import FieldError
 from plans.product import EarlySettlement
 from servicing.calendar import BusinessCalendar
 from servicing.instalments import DatedSchedule
 from servicing.instalments import Instalment
-from servicing.penalty import penalty_between
 from servicing.settlement import SettlementQuote
 from servicing.settlement import settlement_quote_on
 
@@ -187,26 +185,10 @@ def settlement_date(typed: str, dates: SettlementDates) -> date:
 def late_charges_to_come(lease: LeaseRow, instalments: Sequence[InstalmentRow], on: date,
                          calendar: BusinessCalendar) -> int:
     """The late charges not yet accrued that the rents due by ``on`` will have accrued by the end of ``on`` if
-    nothing is paid before (fen): an overdue rent from the day after its last accrued day, a rent not yet late from
-    the day after its last day to pay (the due day moved to a business day, plus the contract's grace), on what is
-    unpaid of it now — as the close of business accrues them (servicing.penalty, rounded once on the total)."""
-    terms, total = penalty_terms(lease), Decimal(0)
-    for inst in instalments:
-        r = row(inst)
-        if r.owed == 0 or inst.due_on > on:
-            continue
-        if inst.state == OVERDUE and inst.overdue_since is not None:
-            last_day = inst.overdue_since - ONE_DAY
-            start = inst.penalty_through + ONE_DAY if inst.penalty_through else inst.overdue_since
-        else:
-            last_day = calendar.last_day_to_pay(inst.due_on, lease.grace_days)
-            start = last_day + ONE_DAY
-        if start > on:
-            continue
-        principal = max(0, min(inst.principal - inst.paid_principal, r.owed))
-        total += penalty_between(start, on + ONE_DAY, due_on=last_day, unpaid_rent=yuan(r.owed),
-                                 unpaid_principal=yuan(principal), terms=terms)
-    return to_fen(total)
+    nothing is paid before (fen): :func:`infra.settlements.late_charges_through`. A quote counts them as the most that
+    may be owed while it is payable; the settlement books those owed on the day it is paid (infra/settlements.py
+    ``charges_owed``) and refunds the rest."""
+    return late_charges_through(lease, instalments, on, calendar)
 
 
 def quote(lease: LeaseRow, instalments: Sequence[InstalmentRow], on: date,

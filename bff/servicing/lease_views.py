@@ -124,7 +124,9 @@ def lease_response(lease_id: str, typed: str, *, status: int = 200) -> Any:
     app, customer = _application(snap.lease.application_id)
     lease_row, instalments, today = snap.lease, snap.instalments, snap.business_date
     active = lease_row.status == ACTIVE
-    calendar = SqlServicing(svc.db).calendar() if active else None
+    # the end of the term chosen: settled on its own page, not early (infra/settlements.py offer refuses a quote)
+    end_of_term = active and SqlSettlements(svc.db).end_of_term_chosen(lease_row.id)
+    calendar = SqlServicing(svc.db).calendar() if active and not end_of_term else None
     dates = settlement_dates(lease_row, instalments, today, calendar) if calendar is not None else None
     settlement, error = None, None
     if dates is not None and calendar is not None:
@@ -137,7 +139,7 @@ def lease_response(lease_id: str, typed: str, *, status: int = 200) -> Any:
         "servicing/lease.html", "settlement", lease=lease_row, app=app, customer=customer, today=today,
         standing=standing(instalments, today), dates=dates, settlement=settlement, settle_on=typed or (
             dates.earliest.isoformat() if dates and dates.earliest else ""), error=error, active=active,
-        pay_url=f"/leases/{lease_row.id}/pay", may_settle=_may_settle(lease_row, customer),
+        pay_url=f"/leases/{lease_row.id}/pay", may_settle=_may_settle(lease_row, customer), end_of_term=end_of_term,
         settled_quote=SqlSettlements(svc.db).paid_quote(lease_row.id) if lease_row.status == SETTLED_LEASE else None,
         autopay=SqlCollections(svc.db).active_mandate(app.id) if active else None)
     response.status_code = status

@@ -8,7 +8,11 @@
   of its settlement day, the amount; pay it (TEST MODE's test cards, or Stripe.js's Payment Element, as the rent's pay
   page, bff/servicing/pay.py) or, when the deposit covers it, confirm it (``…/confirm``). A quote no longer on offer
   (expired, superseded) is refused with the figure for the earliest date it may now be asked for, and a button to ask
-  for it. A paid quote's page says the lease is settled (已结清).
+  for it. A paid quote's page says the lease is settled (已结清), with the late charges it booked and what it refunded
+  (the quote's late charges not owed on the day it was paid: infra/settlements.py).
+- Once the lessee has chosen what happens at the end of the term (infra/end_of_term.py), no quote is requested, paid or
+  confirmed (409): the lease and quote pages say so and link the end-of-term page; a payment already under way when
+  it was chosen is refunded in full when booked (infra/settlements.py ``book_settlement``).
 - ``POST …/<quote_id>/pay`` and ``GET …/<quote_id>/return`` as the rent's: one attempt per form (its ``token``), booked
   on Stripe's answer or its webhook, whichever comes first (once: infra/collections.py ``book`` →
   infra/settlements.py ``book_settlement``); a declined card answered by Post/Redirect/Get.
@@ -83,6 +87,9 @@ REFUSALS = {
     "changed": ("报价后租约有变动（例如已支付租金），这份报价已失效",
                 "The lease changed after this quote (a rent was paid, for example): the quote no longer holds"),
     "lease_closed": ("这份租约已结清，无需付款", "This lease is closed: nothing is to be paid"),
+    "end_of_term": ("已选择期满处理方式，这份租约不能再提前结清：请在期满处理页面办理",
+                    "The end of the term is chosen: this lease can no longer be settled early — see the end-of-term "
+                    "page"),
     "to_pay": ("这份报价需要付款", "This quote is to be paid"),
     "nothing_to_pay": ("保证金已足够结清，无需付款：请确认结清",
                        "The deposit covers it: nothing to pay, confirm instead"),
@@ -127,9 +134,10 @@ def _page(lease_id: str, quote_id: str, status: int = 200, *, error: str | None 
     lease, today = snap.lease, snap.business_date
     q = _quote_of(lease.id, quote_id)
     active = lease.status == ACTIVE
+    end_of_term = active and settlements().end_of_term_chosen(lease.id)  # settled on its own page, not early
     fresh = None  # the figure for the earliest date now, for a quote no longer on offer
     dates = None
-    if active and not q.valid_on(today):
+    if active and not end_of_term and not q.valid_on(today):
         calendar = SqlServicing(services().db).calendar()
         dates = settlement_dates(lease, snap.instalments, today, calendar)
         if dates.earliest is not None:
@@ -146,7 +154,8 @@ def _page(lease_id: str, quote_id: str, status: int = 200, *, error: str | None 
     gateway = collection().gateway
     return render_template(
         "servicing/settle.html", lease=lease, app=app, customer=customer, q=q, today=today, active=active,
-        payable=active and q.valid_on(today), paid=q.status == PAID_QUOTE, fresh=fresh, dates=dates,
+        payable=active and not end_of_term and q.valid_on(today), paid=q.status == PAID_QUOTE, fresh=fresh,
+        dates=dates, end_of_term=end_of_term,
         may_pay=_may_pay(lease), token=uuid.uuid4().hex, error=error, attempt=attempt,
         test_mode=gateway.test_mode, element=bool(publishable_key()), checkout=checkout,
         publishable_key=publishable_key(), why_not_paid=why_not_paid, chosen_method=method,
@@ -160,7 +169,7 @@ def request_quote(lease_id: str) -> Any:
     lease = _lease_for(lease_id)
     snap = SqlLeaseReads(services().db).snapshot(lease.id)
     assert snap is not None
-    if lease.status != ACTIVE:
+    if lease.status != ACTIVE or settlements().end_of_term_chosen(lease.id):  # the page says why
         return lease_response(lease.id, "", status=409)
     calendar = SqlServicing(services().db).calendar()
     dates = settlement_dates(lease, snap.instalments, snap.business_date, calendar)
@@ -228,6 +237,8 @@ def pay(lease_id: str, quote_id: str) -> Any:
             return _refused(lease, q, "lease_closed")
         if q.amount_due <= 0:
             return _refused(lease, q, "nothing_to_pay")
+        if settlements().end_of_term_chosen(lease.id):  # not charged: booking would refund it (book_settlement)
+            return _refused(lease, q, "end_of_term")
         if not q.valid_on(svc.repo.business_date()):
             return _refused(lease, q, "expired" if q.status in ("offered", "expired") else "not_offered")
     method = request.form.get("method", "")

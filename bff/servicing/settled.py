@@ -60,11 +60,14 @@ def money(fen: int) -> str:
 
 
 def settlement_body(lease: LeaseRow, quote: Any) -> dict[str, Any]:
-    """The settlement certificate's request: the paid quote's lines, as the quote counted them, in yuan. Dated the
+    """The settlement certificate's request: the paid quote's lines, as the quote counted them, in yuan — but the late
+    charges, those the settlement booked (``penalties_booked``: owed on the day it was paid; the rest of the quote's
+    refunded, infra/settlements.py), and the amount due, what it came to (the lines add up to it). Dated the
     day the lessee paid (the quote's ``settled_at`` in Beijing): the certificate says the lease IS settled, and the
     contract service refuses a day after the one it issues it on — the quote's own settlement day (``settles_on``,
     what the interest is counted to) may be later, by the notice the contract asks for."""
     paid_on = quote.settled_at.astimezone(SHANGHAI).date() if quote.settled_at else lease.settled_on or quote.settles_on
+    charges = quote.penalties if quote.penalties_booked is None else quote.penalties_booked
     return {
         "kind": SETTLEMENT_CERTIFICATE,
         "subject_id": quote.id,
@@ -74,10 +77,10 @@ def settlement_body(lease: LeaseRow, quote: Any) -> dict[str, Any]:
             "accrued_interest": money(quote.accrued_interest),
             "early_settlement_fee": money(quote.early_settlement_fee),
             "arrears": money(quote.arrears),
-            "penalties": money(quote.penalties),
+            "penalties": money(charges),
             "paid_ahead_interest": money(quote.paid_ahead_interest),
             "deposit_offset": money(quote.deposit_offset),
-            "amount_due": money(quote.amount_due),
+            "amount_due": money(quote.amount_due - (quote.penalties - charges)),
         },
     }
 

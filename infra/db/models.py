@@ -934,6 +934,8 @@ class SettlementQuoteRow(Base):
     attempt_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # migration 0025: the late charges the settlement booked when paid (at most ``penalties``; the rest refunded)
+    penalties_booked: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class PrepaymentRow(Base):

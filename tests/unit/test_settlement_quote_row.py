@@ -3,6 +3,7 @@ to the end of its settlement day, only while on offer; a negative amount due is 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from infra.settlements import Quote
@@ -22,3 +23,19 @@ def test_a_quote_is_payable_to_the_end_of_its_day_while_on_offer() -> None:
 
 def test_a_negative_amount_due_is_the_refund() -> None:
     assert _quote(-12_345).refund == 12_345 and _quote(0).refund == 0 and _quote(1).refund == 0
+
+
+def test_a_paid_quote_refunds_the_late_charges_it_did_not_book() -> None:
+    """Paid ¥1,000.00 for a quote whose late charges were ¥30.00; only ¥12.00 were owed when it was paid: it settled
+    ¥982.00, ¥18.00 of the payment is given back, the deposit is kept whole. A quote the deposit covered: its refund
+    grows by the charges not owed."""
+    paid = replace(_quote(100_000, "paid"), penalties=3_000, penalties_booked=1_200)
+    assert (paid.charges, paid.amount_settled, paid.payment_refund, paid.refund) == (1_200, 98_200, 1_800, 0)
+    covered = replace(_quote(-500, "paid"), penalties=3_000, penalties_booked=0)
+    assert (covered.charges, covered.amount_settled, covered.payment_refund, covered.refund) == (0, -3_500, 0, 3_500)
+    # charges not owed beyond what was paid: all of the payment back, and the deposit's surplus
+    over = replace(_quote(1_000, "paid"), penalties=3_000, penalties_booked=0)
+    assert (over.payment_refund, over.refund) == (1_000, 2_000)
+    # not paid yet (or paid before the charges booked were kept): the quote's own figures
+    offered = replace(_quote(100_000), penalties=3_000)
+    assert (offered.charges, offered.amount_settled, offered.payment_refund) == (3_000, 100_000, 0)
