@@ -35,6 +35,8 @@ REQUESTED, READY, FAILED = "requested", "ready", "failed"
 OPEN, RELEASED = "open", "released"
 #: the task that texts the customer once a document is ready (deferred with the change to ready)
 TEXT_TASK = "servicing.document_text"
+#: where that text stands (``lease_documents.text_status``; '' before the task has run)
+TEXT_SENDING, TEXT_SENT, TEXT_REFUSED, TEXT_NO_MOBILE = "sending", "sent", "refused", "no_mobile"
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,41 @@ class SqlLeaseDocuments:
                 update(LeaseDocumentRow)
                 .where(LeaseDocumentRow.id == row_id, LeaseDocumentRow.status != READY)
                 .values(status=FAILED, error=error[:255], attempts=LeaseDocumentRow.attempts + 1)
+            )
+
+    # -- the customer's text that a document is ready (claimed once, as infra/collections.py claim_notice) --------
+    def claim_text(self, row_id: str, now: datetime) -> bool:
+        """Whether this caller is the one to text the customer about the document: once per document (a text that
+        could not be sent for want of a mobile number may be tried again). A claim left ``sending`` by a worker that
+        died after the platform took the text is never taken again: a customer is not texted twice."""
+        with self.db.session() as session:
+            return (
+                session.execute(
+                    update(LeaseDocumentRow)
+                    .where(LeaseDocumentRow.id == row_id, LeaseDocumentRow.text_status.in_(("", TEXT_NO_MOBILE)))
+                    .values(text_status=TEXT_SENDING, text_detail="", text_at=now)
+                    .returning(LeaseDocumentRow.id)
+                ).scalar_one_or_none()
+                is not None
+            )
+
+    def release_text(self, row_id: str) -> None:
+        """The text could not be sent (the platform away): the job's retry sends it."""
+        with self.db.session() as session:
+            session.execute(
+                update(LeaseDocumentRow)
+                .where(LeaseDocumentRow.id == row_id, LeaseDocumentRow.text_status == TEXT_SENDING)
+                .values(text_status="", text_at=None)
+            )
+
+    def text_done(self, row_id: str, status: str, detail: str, now: datetime) -> None:
+        """The text's outcome — :data:`TEXT_SENT`, :data:`TEXT_REFUSED` (``detail``: the platform's reason) or
+        :data:`TEXT_NO_MOBILE` —, for the lease page's staff view."""
+        with self.db.session() as session:
+            session.execute(
+                update(LeaseDocumentRow)
+                .where(LeaseDocumentRow.id == row_id)
+                .values(text_status=status, text_detail=detail[:255], text_at=now)
             )
 
     def document(self, row_id: str) -> LeaseDocumentRow | None:

@@ -35,6 +35,9 @@ from infra.db.models import LeaseRow
 from infra.lease_documents import READY
 from infra.lease_documents import SCHEDULE_ANNEX
 from infra.lease_documents import SETTLEMENT_CERTIFICATE
+from infra.lease_documents import TEXT_NO_MOBILE
+from infra.lease_documents import TEXT_REFUSED
+from infra.lease_documents import TEXT_SENT
 from infra.lease_documents import SqlLeaseDocuments
 from infra.sms import SmsRefused
 from infra.sms import SmsSender
@@ -187,15 +190,21 @@ class LeaseDocuments:
         )
 
     def document_text(self, document_row_id: str) -> None:
-        """``servicing.document_text``: the customer told, in their language, that the document is ready. A platform
-        that is away is retried (SmsUnavailable to the worker); one that refuses is logged, not retried."""
+        """``servicing.document_text``: the customer told, in their language, that the document is ready, once: the
+        text is claimed on the document's row before it is sent (a worker killed after sending never sends it again)
+        and released when the platform is away (SmsUnavailable to the worker, whose retry sends it). A text the
+        platform refuses, or none for want of a mobile number, is recorded on the row with why (the lease page's
+        staff view shows it), not retried."""
         row = self.repo.document(document_row_id)
         lease = self.repo.lease(row.lease_id) if row is not None else None
         if row is None or lease is None or row.status != READY:
             return
+        if row.text_status not in ("", TEXT_NO_MOBILE):
+            return  # texted (or refused) already, or claimed by another run
         mobile = self.mobile_of(lease.application_id)
         if not mobile:
             log.warning("lease %s: no mobile number to text about its %s", lease.id, row.kind)
+            self.repo.text_done(row.id, TEXT_NO_MOBILE, "no mobile number on the application", self.clock())
             return
         english = self.repo.language(lease.application_id).lower().startswith("en")
         link = self.lease_link(lease.id)
@@ -214,10 +223,18 @@ class LeaseDocuments:
             zh, en = OPTION_WORDS.get(prepayment.option, (prepayment.option, prepayment.option))
             template = "schedule_changed_en" if english else "schedule_changed"
             params = {"amount": yuan(prepayment.amount), "option": en if english else zh, "link": link}
+        if not self.repo.claim_text(row.id, self.clock()):
+            return  # texted already, or being texted by another run (or by one that died after sending)
         try:
             self.sms.send(mobile, template, params, dealer_id=lease.dealer_id)
         except SmsRefused as exc:
             log.warning("lease %s: the platform refused the text about its %s (%s)", lease.id, row.kind, exc)
+            self.repo.text_done(row.id, TEXT_REFUSED, str(exc), self.clock())
+            return
+        except BaseException:
+            self.repo.release_text(row.id)  # nothing known sent: the job's retry texts it
+            raise
+        self.repo.text_done(row.id, TEXT_SENT, "", self.clock())
 
 
 def lease_documents(services: Any, public_url: str) -> LeaseDocuments:

@@ -991,6 +991,11 @@ class LeaseDocumentRow(Base):
     error: Mapped[str] = mapped_column(String(255), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # migration 0026: the customer's text that it is ready — '' → sending (claimed) → sent | refused | no_mobile,
+    # ``text_detail`` why it was not sent, ``text_at`` when claimed or decided (bff/servicing/settled.py)
+    text_status: Mapped[str] = mapped_column(String(12), default="", server_default="")
+    text_detail: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    text_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class MortgageReleaseRow(Base):

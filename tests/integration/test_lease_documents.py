@@ -218,6 +218,24 @@ def test_a_settled_lease_gets_its_certificate_its_release_and_one_text(
     assert hashlib.sha256(pdf.content).hexdigest() == doc.sha256
     with sign_in(base, XIHU) as other:  # another dealer's staff: as if there were none
         assert other.get(f"{base}{link.group(1)}", timeout=TIMEOUT, allow_redirects=False).status_code == 404
+    # the text's outcome is kept on the document: sent; one the platform refused is shown to staff, and never resent
+    deadline = time.monotonic() + 10
+    while rows(app, LeaseDocumentRow, lease_id)[0].text_status != "sent" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [texted] = rows(app, LeaseDocumentRow, lease_id)
+    assert texted.text_status == "sent" and texted.text_at is not None
+    with svc.db.session() as s:
+        s.execute(
+            update(LeaseDocumentRow)
+            .where(LeaseDocumentRow.id == doc.id)
+            .values(text_status="refused", text_detail="FailedOperation.PhoneNumberInBlacklist: 号码在黑名单中")
+        )
+    tasks.document_text(doc.id)
+    assert len(texts(app, timeout=0)) == 1
+    with sign_in(base, SALES_A) as sales:
+        staff_view = sales.get(f"{base}/leases/{lease_id}", timeout=TIMEOUT).text
+    assert 'data-testid="doc-text" data-text="refused"' in staff_view and "号码在黑名单中" in staff_view
+    assert 'data-testid="doc-text"' not in customer.get(f"{base}/leases/{lease_id}", timeout=TIMEOUT).text
     # anyone holding the certificate can check it on the public page: ours, intact, the certificate of that contract
     with requests.Session() as anyone:
         token = re.search(r'name="csrf_token" value="([^"]+)"', anyone.get(f"{base}/verify", timeout=TIMEOUT).text)

@@ -186,8 +186,8 @@ def test_both_documents_lay_out_with_the_lessor_s_box_only() -> None:
 def test_the_bff_dates_the_certificate_the_day_the_settlement_was_paid() -> None:
     """The quote may be for a later day (the notice the contract asks for: interest counted to it); the lessee paid
     it on the day it was booked, in Beijing, and the certificate says so — never a day after it is issued."""
+    from datetime import UTC
     from datetime import datetime
-    from datetime import timezone
     from types import SimpleNamespace
 
     from bff.servicing.settled import settlement_body
@@ -195,8 +195,92 @@ def test_the_bff_dates_the_certificate_the_day_the_settlement_was_paid() -> None
     lease = SimpleNamespace(settled_on=date(2027, 6, 22))
     fen = {"outstanding_principal": 9_800_000, "accrued_interest": 24_500, "early_settlement_fee": 294_000,
            "arrears": 0, "penalties": 1_230, "paid_ahead_interest": 0, "deposit_offset": 1_000_000}
-    quote = SimpleNamespace(id="quote-1", settles_on=date(2027, 6, 22), amount_due=9_119_730, **fen,
-                            settled_at=datetime(2027, 6, 14, 17, 30, tzinfo=timezone.utc))  # 01:30 the 15th in Beijing
+    paid_at = datetime(2027, 6, 14, 17, 30, tzinfo=UTC)  # 01:30 on the 15th in Beijing
+    quote = SimpleNamespace(id="quote-1", settles_on=date(2027, 6, 22), amount_due=9_119_730, penalties_booked=None,
+                            settled_at=paid_at, **fen)
     body = settlement_body(lease, quote)  # type: ignore[arg-type]
     assert body["settlement"]["settled_on"] == "2027-06-15"
     assert parse_request(body).settlement == parse_request(certificate_body()).settlement
+
+
+class FakeTexts:
+    """The lease documents' reads document_text uses, and the text's record on one ready certificate."""
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        self.row = SimpleNamespace(id="row-1", lease_id="lease-1", kind="settlement_certificate", subject_id="q-1",
+                                   status="ready", text_status="", text_detail="", text_at=None)
+        self.lease_row = SimpleNamespace(id="lease-1", application_id="app-1", dealer_id="dealer-1",
+                                         contract_number="LL1", settled_on=date(2027, 6, 15))
+
+    def document(self, row_id: str) -> Any:
+        return self.row if row_id == self.row.id else None
+
+    def lease(self, lease_id: str) -> Any:
+        return self.lease_row
+
+    def language(self, application_id: str) -> str:
+        return "zh"
+
+    def business_date(self) -> date:
+        return date(2027, 6, 15)
+
+    def claim_text(self, row_id: str, now: Any) -> bool:
+        if self.row.text_status not in ("", "no_mobile"):
+            return False
+        self.row.text_status, self.row.text_at = "sending", now
+        return True
+
+    def release_text(self, row_id: str) -> None:
+        if self.row.text_status == "sending":
+            self.row.text_status, self.row.text_at = "", None
+
+    def text_done(self, row_id: str, status: str, detail: str, now: Any) -> None:
+        self.row.text_status, self.row.text_detail, self.row.text_at = status, detail, now
+
+
+class FakeSms:
+    def __init__(self, *failures: Exception) -> None:
+        self.sent: list[str] = []
+        self.failures = list(failures)
+
+    def send(self, to: str, template: str, params: Any, dealer_id: str | None = None) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(template)
+
+
+def tasks(repo: FakeTexts, sms: FakeSms, mobile: str | None = "13700000000") -> Any:
+    from datetime import UTC
+    from datetime import datetime
+
+    from bff.servicing.settled import LeaseDocuments
+
+    return LeaseDocuments(repo, None, sms, lambda _app: mobile, lambda lease: f"https://x/leases/{lease}",  # type: ignore[arg-type]
+                          clock=lambda: datetime(2027, 6, 15, 2, tzinfo=UTC))
+
+
+def test_the_document_s_text_is_claimed_before_it_is_sent_and_its_outcome_kept_for_ops() -> None:
+    from infra.sms import SmsRefused
+    from infra.sms import SmsUnavailable
+
+    repo, sms = FakeTexts(), FakeSms()
+    tasks(repo, sms).document_text("row-1")
+    tasks(repo, sms).document_text("row-1")  # run again (a worker killed after sending, a retry): not sent twice
+    assert sms.sent == ["lease_settled"] and repo.row.text_status == "sent" and repo.row.text_at is not None
+    # the platform away: the claim released, the worker's retry sends it
+    repo, sms = FakeTexts(), FakeSms(SmsUnavailable("timeout"))
+    with pytest.raises(SmsUnavailable):
+        tasks(repo, sms).document_text("row-1")
+    assert repo.row.text_status == ""
+    tasks(repo, sms).document_text("row-1")
+    assert sms.sent == ["lease_settled"] and repo.row.text_status == "sent"
+    # refused by the platform: recorded with why, for the lease page's staff view; not retried
+    repo, sms = FakeTexts(), FakeSms(SmsRefused("FailedOperation.PhoneNumberInBlacklist", "blacklisted"))
+    tasks(repo, sms).document_text("row-1")
+    assert repo.row.text_status == "refused" and "blacklisted" in repo.row.text_detail and sms.sent == []
+    # no mobile number on the application: recorded, nothing sent
+    repo, sms = FakeTexts(), FakeSms()
+    tasks(repo, sms, mobile=None).document_text("row-1")
+    assert (repo.row.text_status, sms.sent) == ("no_mobile", []) and repo.row.text_at is not None
