@@ -368,6 +368,23 @@ class SqlCollections:
             row = session.scalars(select(LeaseReceiptRow).where(LeaseReceiptRow.key == key)).one_or_none()
             return _receipt(row) if row is not None else None
 
+    def paid_by(self, attempt_id: str) -> tuple[Receipt, list[tuple[int, str, int]]] | None:
+        """The receipt of the payment attempt ``attempt_id`` once booked, and what it paid of each instalment (its
+        number, its kind, fen: the payment's movements, :meth:`book`), by number; None before it is booked."""
+        with self.db.session() as session:
+            row = session.scalars(select(LeaseReceiptRow).where(LeaseReceiptRow.attempt_id == attempt_id)
+                                  .order_by(LeaseReceiptRow.booked_at)).first()
+            if row is None:
+                return None
+            m = ServicingMovementRow
+            paid = session.execute(
+                select(InstalmentRow.number, InstalmentRow.kind, -func.sum(m.principal + m.interest + m.penalty))
+                .join(InstalmentRow, InstalmentRow.id == m.instalment_id)
+                .where(m.lease_id == row.lease_id, m.kind == "payment",
+                       m.key.startswith(f"payment:{row.key}:", autoescape=True))
+                .group_by(InstalmentRow.number, InstalmentRow.kind).order_by(InstalmentRow.number)).all()
+            return _receipt(row), [(int(n), str(k), int(a)) for n, k, a in paid]
+
     def receipts_of(self, reference: str) -> list[Receipt]:
         """The receipts of one provider's payment (a PaymentIntent, a bank's order)."""
         with self.db.session() as session:

@@ -87,6 +87,10 @@ class Standing:
     next: Row | None
     due_now: int
     rents_paid: int
+    #: what is owed now, instalment by instalment (overdue, fallen due by the business date, or a late charge unpaid)
+    due_rows: tuple[Row, ...] = ()
+    #: the next instalment not due yet: second to what is owed now on the lease page
+    later: Row | None = None
 
     @property
     def owing(self) -> bool:

@@ -27,6 +27,7 @@ from flask import make_response
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import session
 from flask import url_for
 
 from bff.applications.access import actor
@@ -35,6 +36,8 @@ from bff.applications.access import per_application
 from bff.applications.access import requires_actor
 from bff.auth.roles import allowed
 from bff.extensions import limiter
+from bff.invitations.returning_views import returning
+from bff.invitations.returning_views import signed_in_hash
 from bff.payments.checkout import TEST_METHODS
 from bff.payments.common import utc_now
 from bff.payments.declines import why_not_paid
@@ -49,6 +52,7 @@ from bff.servicing.mandates import SANDBOX_BEHAVIOURS
 from bff.servicing.mandates import DirectDebitForm
 from bff.servicing.mandates import MandateRefused
 from bff.servicing.mandates import MandateService
+from bff.servicing.mandates import bank_name
 from bff.servicing.pay import STRIPE_RATE
 from bff.servicing.pay import collection
 from infra.accounts import Staff
@@ -73,8 +77,10 @@ stripe_rate = limiter.shared_limit(STRIPE_RATE, scope="mandate-stripe", key_func
 
 
 def staff_holding(permission: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Staff need ``permission`` too (403 without it); the customer and the signed-out pass on to the view's own
-    guard (:func:`bff.applications.access.requires_actor`)."""
+    """Staff need ``permission`` too (403 without it); the customer passes on to the view's own guard
+    (:func:`bff.applications.access.requires_actor`). A page of the customer's lease: signed out, the visitor signs in
+    as a customer (我的租赁) and comes back, as on the lease's pages (bff/servicing/lease_views.py), not at the staff's
+    sign-in; signed in there, their application's invitation is the one this device acts under."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
@@ -82,6 +88,14 @@ def staff_holding(permission: str) -> Callable[[Callable[..., Any]], Callable[..
             user: Staff | None = g.get("user")
             if user is not None and not allowed(user, permission):
                 abort(403)
+            if user is None:
+                mobile_hash = signed_in_hash()
+                if mobile_hash is None and not session.get("customer_invitation"):
+                    return redirect(url_for("invitations.returning.sign_in", next=request.path))
+                application_id = str(kwargs.get("application_id", ""))
+                invitation_id = returning().invitation_for(mobile_hash, application_id) if mobile_hash else None
+                if invitation_id is not None and session.get("customer_invitation") != invitation_id:
+                    session["customer_invitation"] = invitation_id
             return view(*args, **kwargs)
 
         guarded.permission = permission  # type: ignore[attr-defined]
@@ -110,6 +124,11 @@ def _page(app: Application, status: int = 200, *, error: str | None = None, fiel
         version=MANDATE_VERSION, customer=actor().kind == "customer", may_give=app.status in MANDATE_STATES,
         cards=gateway.test_mode and not element, banks=BANKS, behaviours=SANDBOX_BEHAVIOURS, error=error,
         field=field, typed=request.form, token=uuid.uuid4().hex), status)
+
+
+@bp.app_template_filter("bank_name")
+def _bank_name(name: str | None) -> str:
+    return bank_name(name or "", in_locale("zh", "en"))
 
 
 @bp.get("/applications/<application_id>/autopay")

@@ -38,6 +38,17 @@ MANDATE_TEXT = {
 #: (infra/collections.py SandboxDirectDebit)
 SANDBOX_BEHAVIOURS = {"success": "0", "insufficient_funds": "6", "revoked": "7", "delayed": "8"}
 BANKS = ("沙箱银行", "中国工商银行", "中国建设银行", "中国农业银行", "中国银行", "招商银行")
+#: the banks' names in English (a mandate keeps the Chinese one, as the bank's agreement names it)
+BANK_NAMES_EN = {"沙箱银行": "Sandbox Bank", "中国工商银行": "Industrial and Commercial Bank of China",
+                 "中国建设银行": "China Construction Bank", "中国农业银行": "Agricultural Bank of China",
+                 "中国银行": "Bank of China", "招商银行": "China Merchants Bank"}
+
+
+def bank_name(name: str, language: str) -> str:
+    """A bank's name for a reader of ``language`` (zh | en): in English its English name with the Chinese one the
+    agreement and the statements use (Sandbox Bank (沙箱银行)); a bank we have no English name for as it is."""
+    english = BANK_NAMES_EN.get(name)
+    return f"{english} ({name})" if language == "en" and english else name
 
 
 def text_fingerprint(language: str) -> str:

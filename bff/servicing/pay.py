@@ -149,11 +149,17 @@ def _page(lease: LeaseRow, status: int = 200, *, error: str | None = None, attem
         g.loads_stripe_js = True  # the CSP admits Stripe.js on this response only
     gateway = svc.gateway
     bank = services().payments.checkout.bank
+    shown = attempt or (outcome.attempt if outcome else None)
+    # paid: what the payment paid (the receipt and each instalment's part), shown instead of a form (walk-through 47)
+    paid = svc.repo.paid_by(shown.id) if shown is not None and shown.status == "succeeded" else None
+    # a rent not due yet is paid ahead only when chosen by its own link (``?instalment=``), never preselected
+    ahead = [o for o in schedule if o.state == "pending" and o.total > 0 and o.due_on > today]
     response = make_response(render_template(
         "servicing/pay.html", lease=lease, due=due, total=sum(o.total for o in due), chosen_method=method,
-        pending=[o for o in schedule if o.state == "pending" and o.total > 0 and o.due_on > today][:1], chosen=chosen,
-        token=uuid.uuid4().hex, error=error, attempt=attempt or (outcome.attempt if outcome else None),
-        receipt=outcome.receipt if outcome else None, test_mode=gateway.test_mode, element=bool(publishable_key()),
+        ahead=ahead[:1], chosen_ahead=next((o for o in ahead if o.instalment_id == chosen), None), chosen=chosen,
+        token=uuid.uuid4().hex, error=error, attempt=shown, paid=paid,
+        receipt=paid[0] if paid else (outcome.receipt if outcome else None), test_mode=gateway.test_mode,
+        element=bool(publishable_key()),
         test_bank=bank is not None and gateway.test_mode and not publishable_key(), checkout=checkout,
         publishable_key=publishable_key(), why_not_paid=why_not_paid, staff=g.get("rent_payer") == "staff",
         active=lease.status == ACTIVE), status)
@@ -203,7 +209,8 @@ def _declined_once(lease: LeaseRow) -> Any | None:
     if attempt is None or attempt.lease_id != lease.id:
         return None
     chosen = kept.get("chosen")
-    return _page(lease, error=why_not_paid(attempt.failure_code), attempt=attempt,
+    # the attempt's outcome says why it was not paid: said once (walk-through 46), not again as an error above it
+    return _page(lease, attempt=attempt,
                  chosen=chosen if isinstance(chosen, int) else None, method=str(kept.get("method") or "") or None)
 
 

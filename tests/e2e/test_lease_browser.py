@@ -53,7 +53,7 @@ def test_the_lease_page_fits_the_phone(browser: Browser, playwright: Playwright,
         assert_fits(page)
 
         page.locator("#settle_on").fill(third.due_on.isoformat())
-        page.locator("#settlement button[type=submit]").click()
+        page.locator("#settlement form.lease-quote-form button[type=submit]").click()
         expect(page.get_by_test_id("settlement")).to_have_attribute("data-settles-on", third.due_on.isoformat())
         expect(page.get_by_test_id("valid-until")).to_contain_text(third.due_on.isoformat())
         assert page.url.endswith(f"/leases/{lease_id}?settle_on={third.due_on.isoformat()}")

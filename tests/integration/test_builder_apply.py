@@ -32,6 +32,7 @@ def test_applying_for_a_plan_the_policy_refuses_starts_nothing(app: Any, bff_ser
         assert r.status_code == 200 and "/applications/new" in r.url, r.url
         assert 'data-testid="start-application"' not in r.text  # the confirmation page checked the plan itself
         assert 'class="verdict bad"' in r.text
+        assert 'data-testid="quote-note"' in r.text  # a quote shown: the builder's footnote (a lease's page has none)
         started = sales.post(f"{base}/applications", timeout=TIMEOUT, allow_redirects=False,
                              data={"vehicle": VEHICLE, "plan": REFUSED, "csrf_token": csrf(sales, f"{base}/account")})
         assert started.status_code == 422

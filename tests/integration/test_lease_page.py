@@ -139,6 +139,12 @@ def test_the_lessee_sees_the_schedule_to_the_fen_and_a_settlement_quote_as_the_m
     assert f'/applications/{lease["application_id"]}/contract.pdf' in page
     assert f'/applications/{lease["application_id"]}/handover.pdf' in page
     assert "您的下一期应付" in page and "您的租金已逾期" in page  # the customer is spoken to
+    # what is owed now is the headline, with pay now; the next rent comes second (walk-through 38a)
+    now = re.search(r'<section ([^>]*data-testid="lease-due-now"[^>]*)>(.*?)</section>', page, re.S)
+    assert now and int(attrs(now.group(1))["data-amount"]) == overdue + second.penalty_accrued
+    assert 'data-testid="pay-now"' in now.group(2) and "第 2 期" in now.group(2)
+    assert page.index('data-testid="lease-due-now"') < page.index('data-testid="lease-next"')
+    assert "报价仅供参考" not in page  # the plan builder's footnote: no quote on a lease (walk-through 11)
     # automatic collection: off, and the way to set it up from here (issue 18 §8)
     auto = re.search(r'<p ([^>]*data-testid="lease-autopay"[^>]*)>(.*?)</p>', page, re.S)
     assert auto and attrs(auto.group(1))["data-on"] == "false" and "自动扣款未开启" in auto.group(2)

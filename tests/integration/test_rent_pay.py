@@ -80,6 +80,7 @@ def test_the_lessee_pays_the_rent_due_once_and_only_they_and_the_dealer_s_staff_
                                  timeout=TIMEOUT)
         assert declined.history[0].status_code == 303 and "未扣款" in declined.text  # the page by GET (PRG)
         assert 'data-testid="pay-form"' in declined.text
+        assert declined.text.count("未扣款") == 1, "the decline is said once (walk-through 46)"
         # the rent paid; the same form sent again (a double tap) charges nothing more
         sent = {**form(customer.get(url, timeout=TIMEOUT).text), "method": "visa", "instalment": "all"}
         first = customer.post(url, data=sent, timeout=TIMEOUT, allow_redirects=False)
@@ -90,7 +91,22 @@ def test_the_lessee_pays_the_rent_due_once_and_only_they_and_the_dealer_s_staff_
                              else first.headers["Location"], timeout=TIMEOUT)
         outcome = re.search(r'data-outcome="(\w+)"', shown.text)
         assert outcome is not None and outcome.group(1) == "succeeded", shown.text[shown.text.find('id="rent"'):][:800]
-        assert 'data-testid="due-1"' not in shown.text and 'data-testid="choose-ahead"' in shown.text  # rent 2 ahead
+        # paid: a receipt of what was paid (amount, rent, date) and the way back to the lease, no live form; paying
+        # ahead only as a link of its own, nothing preselected (walk-through 47)
+        assert 'data-testid="due-1"' not in shown.text and 'data-testid="pay-form"' not in shown.text
+        receipt = shown.text.split('data-testid="pay-receipt"')[1].split("</section>")[0]
+        assert f'data-amount="{due}"' in receipt and 'data-testid="paid-1"' in receipt
+        assert SqlServicing(app.extensions["leaseline"].db).business_date().isoformat() in receipt
+        assert f'href="/leases/{lease_id}"' in receipt
+        assert 'data-testid="choose-ahead"' not in shown.text and 'data-testid="pay-ahead"' in shown.text
+        ahead = re.search(r'data-testid="pay-ahead" href="([^"]+)"', shown.text)
+        assert ahead is not None and "instalment=" in ahead.group(1)
+        chosen = customer.get(base + ahead.group(1).replace("&amp;", "&"), timeout=TIMEOUT).text
+        assert re.search(r'value="\d+" checked data-testid="choose-ahead"', chosen), "chosen by the link, explicitly"
+        # nothing due now: the lease page offers no pay now, paying ahead only as a small link (walk-through 38a)
+        lease_page = customer.get(f"{base}/leases/{lease_id}", timeout=TIMEOUT).text
+        assert 'data-testid="pay-now"' not in lease_page and 'data-testid="lease-due-now"' not in lease_page
+        assert 'data-testid="pay-ahead-link"' in lease_page
         c = app.extensions["leaseline"]
         with c.db.session() as s:
             receipts = s.execute(select(LeaseReceiptRow.amount, LeaseReceiptRow.reference).where(
@@ -115,6 +131,7 @@ def test_the_lessee_pays_the_rent_due_once_and_only_they_and_the_dealer_s_staff_
                       .values(due_on=SqlServicing(c.db).business_date()))
         today = customer.get(url, timeout=TIMEOUT).text
         assert 'data-testid="due-2"' in today and "提前支付第 2 期" not in today and "提前支付第 3 期" in today
+        assert 'data-testid="choose-ahead"' not in today  # rent 3 ahead: a link, not a choice in the form
     # someone else's phone, another dealer's salesperson: as if there were no such lease; signed out: 我的租赁
     stranger, link = join(base, app, "13700138819")
     with stranger, sign_in(base, SALES_B) as other_dealer, sign_in(base, SALES_A) as own_sales:
@@ -130,6 +147,9 @@ def test_the_lessee_pays_the_rent_due_once_and_only_they_and_the_dealer_s_staff_
 
 def test_the_customer_gives_a_mandate_switches_it_off_and_staff_only_see_it(bff_server: Any, app: Any) -> None:
     base = bff_server.url
+    # signed out: the customer's sign-in (我的租赁), as for the lease's pages, not the staff's
+    anonymous = requests.get(f"{base}/applications/{uuid.uuid4()}/autopay", timeout=TIMEOUT, allow_redirects=False)
+    assert anonymous.status_code == 302 and "/mine/sign-in" in anonymous.headers["Location"], anonymous.headers
     customer, _ = join(base, app, "13700138817")
     with customer, sign_in(base, SALES_A) as own_sales:
         application_id = start(base, customer)
@@ -167,6 +187,11 @@ def test_the_customer_gives_a_mandate_switches_it_off_and_staff_only_see_it(bff_
         # the customer turns it off (rents are then paid by hand), then saves a card instead
         assert customer.post(url, data={"csrf_token": token, "action": "off"}, timeout=TIMEOUT).status_code == 200
         assert not _mandate(app, application_id).auto_collect  # type: ignore[union-attr]
+        # off: the page no longer says rent is collected from the account (walk-through 37); the bank named in English
+        status = customer.get(url, timeout=TIMEOUT).text.split('data-testid="mandate-status"')[1].split("</p>")[0]
+        assert "自动扣款已关闭" in status and "自动扣收" not in status and "6218" in status, status
+        status = customer.get(url + "?lang=en", timeout=TIMEOUT).text.split('data-testid="mandate-status"')[1]
+        assert "Sandbox Bank" in status.split("</p>")[0] and "will be collected" not in status.split("</p>")[0]
         carded = customer.post(url, data={**form(customer.get(url, timeout=TIMEOUT).text), "action": "card",
                                           "method": "visa", "accept": "yes"}, timeout=TIMEOUT)
         assert carded.status_code == 200 and 'data-mandate="card"' in carded.text and 'data-auto="on"' in carded.text
