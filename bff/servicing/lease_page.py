@@ -104,7 +104,10 @@ def standing(instalments: Sequence[InstalmentRow], business_date: date) -> Stand
     upcoming = [r for r in rows if r.owed > 0 and r.state != OVERDUE]
     due_now = overdue + late + sum(r.owed for r in upcoming if r.due_on <= business_date)
     return Standing(rows, overdue, late, upcoming[0] if upcoming else None, due_now,
-                    sum(1 for r in rows if r.owed == 0 and r.kind == RENT and r.paid > 0))
+                    sum(1 for r in rows if r.owed == 0 and r.kind == RENT and r.paid > 0),
+                    tuple(r for r in rows if r.penalty_owed or (r.owed and (r.state == OVERDUE
+                                                                             or r.due_on <= business_date))),
+                    next((r for r in upcoming if r.due_on > business_date), None))
 
 
 # -- early settlement ----------------------------------------------------------------------------------------------
