@@ -612,7 +612,8 @@ def payments_reconcile(as_json: bool) -> None:
 @payments_group.command("settle")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def payments_settle(as_json: bool) -> None:
-    """Settle the leases ops have closed at the end of their term (结清): refund each deposit less its deduction,
+    """Settle the leases whose term is closed — settled early (提前结清) or ended (租期届满) in servicing, or, handed
+    over before servicing began, closed by ops at the end of their term: refund each deposit less its deduction,
     once per lease (safe to run again, and beside the worker, whose payments.settle job does the same every few
     seconds); list the leases whose term has ended and that ops have not closed yet. Exit 1 while a settlement
     cannot finish (Stripe unreachable or an unexpected error, logged: run again; a step refused: see /payments),
