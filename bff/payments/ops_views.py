@@ -195,7 +195,10 @@ def _lease_page(app: Application, status: int = 200, errors: list[FieldError] | 
         "plan": plan_settlement(0, deposit_left, hold_live),
         "due": term is not None and due_for_closing(term.ends_on, today),
         "may_deliver": may("leases.deliver") and app.status == DELIVERABLE,
-        "may_close": may("payments.manage") and app.status == DELIVERED,
+        # a lease in servicing ends, and settles its deposit, with the lease (infra/end_of_term.py, settlements.py):
+        # ops' close would be refused (409), so it is not offered
+        "serviced": (serviced := app.status == DELIVERED and svc.store.serviced(app.id)),
+        "may_close": may("payments.manage") and app.status == DELIVERED and not serviced,
         "may_manage": may("payments.manage"),
         "staff": actor().kind == "staff",
         "unsecured": app.status in HANDED_OVER and svc.unsecured(app.id),

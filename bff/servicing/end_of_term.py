@@ -50,6 +50,7 @@ from infra.accounts import Staff
 from infra.db.models import EndOfTermRow
 from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
+from infra.end_of_term import LEASE_ENDED
 from infra.end_of_term import ChoiceRefused
 from infra.end_of_term import Inspection
 from infra.end_of_term import SqlEndOfTerm
@@ -60,6 +61,7 @@ from infra.servicing import FINAL_RENT
 from infra.servicing import OPEN
 from infra.servicing import PENDING
 from infra.servicing import SqlServicing
+from infra.settlements import SETTLED_LEASE
 from infra.storage import StorageError
 from infra.storage import object_key
 from kyc.images import ImageRejected
@@ -68,6 +70,7 @@ from plans.handover import printable
 from plans.product import ReturnTerms
 from plans.product import load_product
 from servicing.end_of_term import OPTIONS
+from servicing.end_of_term import PURCHASE
 from servicing.end_of_term import REFINANCE
 from servicing.end_of_term import PurchaseFigures
 from servicing.end_of_term import ReturnRefused
@@ -114,16 +117,32 @@ class Options:
     allowance_km: int | None
     to_pay: tuple[InstalmentRow, ...]  # after a choice: the instalments still open, for the pay page
     notice: int | None = None  # the days' notice of the choice the contract states (None: its terms state none)
+    #: what ``arrears`` is made of: the rents owed now (fallen due, late or not) and their late charges unpaid (fen)
+    rents_due: int = 0
+    late_charges: int = 0
 
     @property
     def damage_items(self) -> list[dict[str, Any]]:
         return json.loads(self.choice.damage_items) if self.choice else []
 
+    @property
+    def no_final_rent(self) -> bool:
+        """A lease without a final rent (0 % residual): its contract (第七条) passes the title once every rent and the
+        purchase price are paid and offers nothing else — no return against a final rent, no refinance of one."""
+        return self.lease.residual == 0
+
+    @property
+    def offers(self) -> tuple[str, ...]:
+        """The options the lease's contract offers: keeping the car only without a final rent, else all three."""
+        return (PURCHASE,) if self.no_final_rent else OPTIONS
+
 
 def options_of(lease: LeaseRow, rows: tuple[InstalmentRow, ...] | list[InstalmentRow], today: date) -> Options:
     final = next((r for r in rows if r.kind == FINAL_RENT), None)
     final_left = _left(final) if final is not None and final.state in (*OPEN, PENDING) else 0
-    arrears = sum(_left(r) for r in rows if r.state in OPEN and r.kind not in (FINAL_RENT, "purchase_price"))
+    owed_now = [r for r in rows if r.state in OPEN and r.kind not in (FINAL_RENT, "purchase_price")]
+    arrears = sum(_left(r) for r in owed_now)
+    late_charges = sum(max(0, r.penalty_accrued - r.paid_penalty) for r in owed_now)
     terms = json.loads(lease.terms or "{}")
     price = purchase_price(terms)
     returns = load_product().end_of_term.returns
@@ -133,7 +152,7 @@ def options_of(lease: LeaseRow, rows: tuple[InstalmentRow, ...] | list[Instalmen
                    allowance_km(returns, lease.term) if returns else None,
                    tuple(r for r in rows if r.state in (*OPEN, PENDING) and _left(r) > 0
                          and (r.kind in (FINAL_RENT, "purchase_price", "return_charges") or r.state in OPEN)),
-                   notice_days(terms))
+                   notice_days(terms), arrears - late_charges, late_charges)
 
 
 @bp.app_context_processor
@@ -156,9 +175,14 @@ def _page(lease_id: str, status: int = 200, *, error: str | None = None, chosen:
     app, customer = _application(snap.lease.application_id)
     opts = options_of(snap.lease, snap.instalments, snap.business_date)
     refinancing = new_application(opts.choice.refinance_application_id if opts.choice else None)
-    return render_template("servicing/end_of_term.html", o=opts, lease=snap.lease, app=app, customer=customer,
-                           window=in_window(snap.lease.ends_on, snap.business_date), error=error, chosen=chosen,
-                           active=snap.lease.status == ACTIVE, errors=errors or {}, term=term,
+    lease = snap.lease
+    # a lease no longer in force (settled early, or ended): the page says so and when, with nothing to choose
+    over_on = (lease.settled_on if lease.status == SETTLED_LEASE else
+               (opts.choice.ended_on if opts.choice is not None and opts.choice.ended_on else lease.ends_on)
+               if lease.status == LEASE_ENDED else None)
+    return render_template("servicing/end_of_term.html", o=opts, lease=lease, app=app, customer=customer,
+                           window=in_window(lease.ends_on, snap.business_date), error=error, chosen=chosen,
+                           active=lease.status == ACTIVE, errors=errors or {}, term=term, over_on=over_on,
                            terms=terms_offered(), refinancing=refinancing), status
 
 
@@ -215,6 +239,11 @@ def choose(lease_id: str) -> Any:
             f"期满选择自 {window_opens(snap.lease.ends_on).isoformat()} 起开放",
             f"The options open on {window_opens(snap.lease.ends_on).isoformat()}"))
     opts = options_of(snap.lease, snap.instalments, snap.business_date)
+    if option not in opts.offers:  # a lease without a final rent: keeping the car is its contract's only way
+        return _page(lease_id, 422, error=in_locale(
+            "您的合同不设尾付租金：付清全部租金及留购价后车辆即归您所有，无退还车辆或再融资选项",
+            "Your contract has no final rent: the car is yours once every rent and the purchase price are paid; "
+            "it offers no return and no refinance"))
     figures = {"final_rent": opts.final_left, "purchase_price": opts.purchase.price.fen,
                "purchase_price_stated": opts.purchase.price.stated, "arrears": opts.arrears,
                "deposit": snap.lease.deposit, "product_version": load_product().version,

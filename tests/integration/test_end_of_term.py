@@ -143,6 +143,9 @@ def test_the_lessee_keeps_the_car_the_deposit_offsets_on_the_last_day_and_the_le
         s.execute(update(LeaseTermRow).where(LeaseTermRow.application_id == application_id).values(
             ends_on=settlement.today() - timedelta(days=1)))
     assert application_id not in {line.term.application_id for line in settlement.leases_to_close()}
+    with sign_in(base, "ops@demo.leaseline.cn") as ops_user:  # nor offers its close form (posting it: 409)
+        shown = ops_user.get(f"{base}/applications/{application_id}/lease", timeout=TIMEOUT).text
+        assert 'data-testid="close"' not in shown and 'data-testid="serviced"' in shown
     ops = Actor("staff", "ops", "ops", Scope(), None)
     with pytest.raises(NotAllowed) as refused:
         settlement.close(ops, svc.applications.repo.get(application_id, Scope()), 0, "")
@@ -178,6 +181,13 @@ def test_the_lessee_keeps_the_car_the_deposit_offsets_on_the_last_day_and_the_le
             "ended", final.due_on + timedelta(days=2))
         term = s.get(LeaseTermRow, application_id)
         assert (term.settlement, term.deduction) == ("due", DEPOSIT - 10_000)  # nothing left for the settle job
+    # the lease over: its end-of-term page says so and when, with nothing to choose; the lease page does not link it
+    with customer:
+        over = customer.get(f"{base}/leases/{lease_id}/end-of-term", timeout=TIMEOUT).text
+        assert attrs(over, "eot-over")["data-status"] == "ended"
+        assert (final.due_on + timedelta(days=2)).isoformat() in over.split('data-testid="eot-over"')[1]
+        assert 'data-testid="eot-form"' not in over and 'data-testid="eot-pay"' not in over
+        assert "/end-of-term" not in customer.get(f"{base}/leases/{lease_id}", timeout=TIMEOUT).text
 
 
 def photo() -> bytes:
@@ -355,3 +365,41 @@ def test_refinancing_the_final_rent_makes_a_new_application_the_lessee_opens(bff
         assert line["data-application"] == new_id and int(line["data-left"]) == final.principal + final.interest
     with sign_in(base, "admin.xihu@demo.leaseline.cn") as xihu:  # another dealer's: not theirs
         assert lease_id not in xihu.get(f"{base}/servicing/end-of-term", timeout=TIMEOUT).text
+
+
+def test_a_lease_without_a_final_rent_offers_keeping_the_car_only_and_says_arrears_are_paid_first(
+        bff_server: Any, app: Any) -> None:
+    """Walk-through 77: a lease with no final rent (0 % residual) was offered to refinance ¥0.00 and to return the car
+    against a final rent of ¥0; its contract (第七条) has the title pass once everything is paid, no other option.
+    What is owed now was one "overdue rent" line mixing a rent due but not late with the late charges."""
+    base = bff_server.url
+    customer, lease_id, business_date = near_its_end(app, base, "13700138809")
+    before = rows(app, lease_id)
+    with app.extensions["leaseline"].db.session() as s:
+        s.execute(update(LeaseRow).where(LeaseRow.id == lease_id).values(residual=0))  # its final rent none
+        s.execute(update(InstalmentRow).where(InstalmentRow.id == before["final_rent"].id).values(
+            state="cancelled", number=-InstalmentRow.number, amount=0, principal=0, interest=0))
+        late, due = (s.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id,
+                                                           InstalmentRow.number == n)).one() for n in (10, 11))
+        late.state, late.paid_principal, late.paid_interest = "overdue", 0, 0
+        late.overdue_since, late.penalty_accrued = late.due_on + timedelta(days=1), 1234
+        due.state, due.paid_principal, due.paid_interest, due.due_on = "due", 0, 0, business_date
+        owed = late.amount + due.amount
+    url = f"{base}/leases/{lease_id}/end-of-term"
+    with customer:
+        page = customer.get(url, timeout=TIMEOUT).text
+        form = page.split('data-testid="eot-form"')[1]
+        assert 'data-testid="opt-purchase"' in form
+        assert 'data-testid="opt-return"' not in form and 'data-testid="opt-refinance"' not in form
+        assert "¥0.00" not in form and "尾付租金 ¥" not in page  # no final rent to speak of
+        assert int(attrs(page, "eot-due-now")["data-amount"]) == owed
+        assert int(attrs(page, "eot-late-charges")["data-amount"]) == 1234
+        assert "逾期租金" not in form
+        assert 'data-testid="eot-arrears-first"' in page  # in arrears: paid first, whatever is chosen
+        block = customer.get(f"{base}/leases/{lease_id}", timeout=TIMEOUT).text.split('data-testid="end-of-term"')[1]
+        assert 'data-testid="eot-return"' not in block and 'data-testid="eot-refinance"' not in block
+        for option in ("return", "refinance"):  # not the contract's: refused, nothing recorded
+            r = customer.post(url, data={"option": option, "term": "12", "csrf_token": csrf(customer, url)},
+                              timeout=TIMEOUT)
+            assert r.status_code == 422 and 'data-testid="eot-error"' in r.text, option
+        assert SqlEndOfTerm(app.extensions["leaseline"].db).get(lease_id) is None
