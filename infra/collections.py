@@ -235,9 +235,10 @@ _DEFER_MANY = text(
 
 def defer_jobs(session: Session, jobs: Sequence[Job]) -> int:
     """Defer ``jobs`` in ``session``'s transaction in one statement, as :meth:`Job.defer` defers one: a job whose
-    ``queueing_lock`` has a job waiting already (or an earlier one of ``jobs``) is not added. The number added. A job
-    of the same queueing lock deferred meanwhile by another transaction, not yet committed, fails the statement on
-    the lock's index: the jobs are then deferred one by one (each skipped when its lock is taken)."""
+    ``queueing_lock`` has a job waiting already (or an earlier one of ``jobs``) is not added. The number added (after
+    the fallback: the number tried). A job of the same queueing lock deferred meanwhile by another transaction, not
+    yet committed, fails the statement on the lock's index: the jobs are then deferred one by one (each skipped when
+    its lock is taken)."""
     seen: set[str] = set()
     todo: list[Job] = []
     for job in jobs:
