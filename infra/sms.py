@@ -63,12 +63,14 @@ TEMPLATES: dict[str, Template] = {
                                    ("amount", "link")),
     # reminders about a rent (issue 18 §4: the policy's [reminders] names them), in Chinese and in English; {rent} is
     # 第3期租金 / 尾付租金 (rent 3 / the final rent), {amount} and {penalty} yuan with two decimals
+    # {collect}: the day an automatic collection debits it — 当日 / that day, or the calendar's next business day
+    # for a rent due on a day off (bff/servicing/arrears.py reminder_params)
     "rent_due_soon": Template("您的融资租赁{rent} {amount} 元将于 {due} 到期，请按时支付；"
-                              "已开通自动扣款的将于当日扣款。可在“我的租赁”查看和支付，如已支付请忽略。",
-                              ("rent", "amount", "due")),
+                              "已开通自动扣款的将于{collect}扣款。可在“我的租赁”查看和支付，如已支付请忽略。",
+                              ("rent", "amount", "due", "collect")),
     "rent_due_soon_en": Template("Your lease's {rent} of CNY {amount} is due on {due}. Please pay on time; with "
-                                 "automatic collection on, it is collected that day. See and pay it under My leases; "
-                                 "ignore this if paid.", ("rent", "amount", "due")),
+                                 "automatic collection on, it is collected {collect}. See and pay it under My "
+                                 "leases; ignore this if paid.", ("rent", "amount", "due", "collect")),
     "rent_overdue": Template("您的融资租赁{rent} {amount} 元（{due} 到期）已逾期 {days} 天，逾期违约金已计 {penalty} 元"
                              "并按日累计。请尽快在“我的租赁”支付，如已支付请忽略。",
                              ("rent", "amount", "due", "days", "penalty")),

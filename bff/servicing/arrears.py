@@ -65,17 +65,23 @@ def close_hooks(db: Database, policy: ReminderPolicy, clock: Callable[[], dateti
 
 
 # -- the reminder's text ---------------------------------------------------------------------------------------------
-def reminder_params(due: ReminderDue) -> dict[str, str]:
+def reminder_params(due: ReminderDue, *, collect_on: date | None = None) -> dict[str, str]:
     """The parameters of a reminder's template (infra/sms.py ``rent_due_soon`` / ``rent_overdue`` and their English
-    twins), in the customer's language."""
+    twins), in the customer's language. ``collect_on``: the day an automatic collection debits the rent — its due
+    day, or the calendar's next business day when it falls on a day off (infra/collections.py plans collections on
+    ``BusinessCalendar.on_or_after``); the text says that day, not 当日 (the due day) when they differ."""
     english = due.language.lower().startswith("en")
+    collect_on = collect_on or due.due_on
     if english:
         rent = "final rent" if due.final_rent else f"rent {due.number}"
         when = due.due_on.isoformat()
+        collect = "that day" if collect_on == due.due_on else f"on {collect_on.isoformat()}, the next business day"
     else:
         rent = "尾付租金" if due.final_rent else f"第{due.number}期租金"
         when = f"{due.due_on.year}年{due.due_on.month}月{due.due_on.day}日"
-    params = {"rent": rent, "amount": yuan(due.unpaid), "due": when}
+        collect = "当日" if collect_on == due.due_on else \
+            f"{collect_on.year}年{collect_on.month}月{collect_on.day}日（下一工作日）"
+    params = {"rent": rent, "amount": yuan(due.unpaid), "due": when, "collect": collect}
     if due.kind != BEFORE_DUE and due.overdue_since is not None:
         params.update(days=str(days_past_due(due.overdue_since, due.business_date)), penalty=yuan(due.penalty))
     return params
@@ -105,12 +111,20 @@ class Reminders:
             return
         template = self.policy.template("before_due" if due.kind == BEFORE_DUE else "overdue", due.language)
         try:
-            self.sms.send(mobile, template, reminder_params(due), dealer_id=due.dealer_id)
+            self.sms.send(mobile, template, reminder_params(due, collect_on=self._collect_on(due)),
+                          dealer_id=due.dealer_id)
         except SmsRefused as exc:
             log.warning("reminder %s of lease %s: the platform refused the text (%s)", due.id, due.lease_id, exc)
             self.repo.finish_reminder(due.id, REFUSED, str(exc), self.clock())
             return
         self.repo.finish_reminder(due.id, SENT, template, self.clock())
+
+    def _collect_on(self, due: ReminderDue) -> date | None:
+        """The day an automatic collection would debit the rent: its due day moved to a business day (the calendar
+        with the days ops loaded); only a reminder before it names it."""
+        if due.kind != BEFORE_DUE:
+            return None
+        return SqlServicing(self.repo.db).calendar().on_or_after(due.due_on)
 
     def _mobile(self, application_id: str) -> str:
         app = self.applications.repo.get(application_id, Scope())

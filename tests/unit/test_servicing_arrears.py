@@ -4,6 +4,7 @@ as the SMS templates render it, in Chinese and English."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC
 from datetime import date
 from datetime import datetime
@@ -23,6 +24,7 @@ from servicing.arrears import days_past_due
 from servicing.arrears import due_date_reminded
 from servicing.arrears import overdue_since_reminded
 from servicing.arrears import send_at
+from servicing.calendar import calendar_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -105,3 +107,18 @@ def test_the_reminders_read_as_the_templates_word_them_in_chinese_and_english() 
         "【租程】您的融资租赁尾付租金 4681.23 元将于 2026年4月10日 到期")
     assert text(due("before_due", "en", final=True), "before_due").startswith(
         "【租程】Your lease's final rent of CNY 4681.23 is due on 2026-04-10.")
+    assert "已开通自动扣款的将于当日扣款" in text(due("before_due", "zh"), "before_due")  # due on a business day
+
+
+def test_a_rent_due_on_a_sunday_is_said_to_be_collected_on_the_next_business_day() -> None:
+    """A rent due on Sunday 12 April 2026 is debited on Monday 13 April (the calendar's next business day): the
+    reminder said 已开通自动扣款的将于当日扣款, the Sunday."""
+    policy = load_policy().reminders
+    sunday = replace(due("before_due", "zh"), due_on=date(2026, 4, 12))
+    monday = calendar_of(()).on_or_after(sunday.due_on)
+    assert monday == date(2026, 4, 13)
+    zh = TEMPLATES[policy.template("before_due", "zh")].render("租程", reminder_params(sunday, collect_on=monday))
+    assert "将于 2026年4月12日 到期" in zh and "已开通自动扣款的将于2026年4月13日（下一工作日）扣款" in zh, zh
+    en = TEMPLATES[policy.template("before_due", "en")].render(
+        "租程", reminder_params(replace(sunday, language="en"), collect_on=monday))
+    assert "it is collected on 2026-04-13, the next business day" in en, en
