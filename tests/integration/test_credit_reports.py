@@ -237,6 +237,13 @@ def test_a_month_is_told_reported_once_and_read_by_ops(app: Flask) -> None:
         page = ops.get(f"{base}/servicing/credit-reports/2026-04", timeout=TIMEOUT)
         assert page.status_code == 200 and "SBX102" in page.text and "李*" in page.text and "韩*" in page.text
         assert "李雷" not in page.text and ID_NUMBER not in page.text and "no-store" in page.headers["Cache-Control"]
+        # in words (walk-through 66, 67): the status, each repayment status's count, the bureau's error codes
+        assert "已报送" in page.text and 'data-status="submitted"' in page.text and "已报送" in listing.text
+        records = page.text.split('data-testid="credit-report-records"')[1].split("</dd>")[0]
+        assert "正常还款" in records and "逾期 1–30 天" in records, records
+        assert "错误代码" in page.text and "验证码" not in page.text
+        english = ops.get(f"{base}/servicing/credit-reports/2026-04?lang=en", timeout=TIMEOUT).text
+        assert "Submitted" in english and "Error code" in english and "overdue 1–30 days" in english
         assert ops.get(f"{base}/servicing/credit-reports/2026-4", timeout=TIMEOUT).status_code == 404
         with sign_in(base, SALES) as sales:
             assert sales.get(f"{base}/servicing/credit-reports", timeout=TIMEOUT).status_code == 403
