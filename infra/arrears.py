@@ -29,7 +29,8 @@ from infra.db.models import InstalmentRow
 from infra.db.models import LeaseArrearsRow
 from infra.db.models import LeaseRow
 from infra.db.models import ServicingReminderRow
-from infra.jobs import defer_in
+from infra.jobs import Job
+from infra.jobs import defer_jobs
 from infra.servicing import ACTIVE
 from infra.servicing import DUE
 from infra.servicing import PAID
@@ -199,8 +200,8 @@ class SqlArrears:
             .on_conflict_do_nothing(index_elements=["lease_id", "instalment_id", "kind"])
             .returning(ServicingReminderRow.id)).scalars().all()
         at = send_at(now, policy.send_from, policy.send_until)
-        for reminder_id in sorted(created):
-            defer_in(session, REMIND_TASK, {"reminder_id": reminder_id}, queue=REMIND_QUEUE, at=at)
+        defer_jobs(session, [Job(REMIND_TASK, {"reminder_id": reminder_id}, REMIND_QUEUE, at=at)
+                             for reminder_id in sorted(created)])  # one statement for the batch
 
     def _update_arrears(self, events: BatchEvents, now: datetime) -> None:
         session, day, ids = events.session, events.business_date, list(events.lease_ids)

@@ -16,7 +16,6 @@ charge), dated the business date it was booked on (infra/servicing.py).
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import uuid
 from collections.abc import Mapping
@@ -34,10 +33,8 @@ from sqlalchemy import and_
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
-from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from infra.db.engine import Database
@@ -53,8 +50,7 @@ from infra.db.models import ServicingMovementRow
 from infra.end_of_term import CHOSEN
 from infra.end_of_term import PURCHASE_PRICE
 from infra.forksafe import PerProcess
-from infra.jobs import defer_in
-from infra.logs import request_id
+from infra.jobs import Job
 from infra.payments import PaymentDeclined
 from infra.payments import PaymentGateway
 from infra.payments import PaymentRefused
@@ -200,71 +196,6 @@ def owed_of(row: InstalmentRow) -> Owed:
     was paid of them (never below zero)."""
     return Owed(row.id, row.number, row.kind, row.due_on, row.state, max(0, row.penalty_accrued - row.paid_penalty),
                 max(0, row.interest - row.paid_interest), max(0, row.principal - row.paid_principal))
-
-
-@dataclass(frozen=True)
-class Job:
-    """A job to defer with a change, in its transaction; a job of the same ``queueing_lock`` already waiting does the
-    same work, so none is added."""
-
-    task: str
-    args: Mapping[str, Any]
-    queue: str
-    queueing_lock: str | None = None
-    at: datetime | None = None
-
-    def defer(self, session: Session) -> None:
-        try:
-            with session.begin_nested():
-                defer_in(session, self.task, self.args, queue=self.queue, queueing_lock=self.queueing_lock,
-                         at=self.at)
-        except IntegrityError as exc:
-            if "procrastinate_jobs_queueing_lock_idx" not in str(exc.orig):
-                raise
-
-
-# the jobs as arrays, one element each (procrastinate's own procrastinate_defer_jobs_v1 takes an array of them); one
-# whose queueing lock has a job waiting already is left out, as Job.defer leaves it
-_DEFER_MANY = text(
-    "SELECT procrastinate_defer_jobs_v1(ARRAY(SELECT ROW(j.queue, j.task, 0, NULL, j.queueing_lock, j.args, j.at)"
-    "::procrastinate_job_to_defer_v1 FROM unnest(CAST(:queues AS varchar[]), CAST(:tasks AS varchar[]), "
-    "CAST(:locks AS text[]), CAST(:args AS jsonb[]), CAST(:ats AS timestamptz[])) WITH ORDINALITY "
-    "AS j(queue, task, queueing_lock, args, at, n) WHERE j.queueing_lock IS NULL OR NOT EXISTS (SELECT 1 FROM "
-    "procrastinate_jobs w WHERE w.queueing_lock = j.queueing_lock AND w.status = 'todo') ORDER BY j.n))")
-
-
-def defer_jobs(session: Session, jobs: Sequence[Job]) -> int:
-    """Defer ``jobs`` in ``session``'s transaction in one statement, as :meth:`Job.defer` defers one: a job whose
-    ``queueing_lock`` has a job waiting already (or an earlier one of ``jobs``) is not added. The number added (after
-    the fallback: the number tried). A job of the same queueing lock deferred meanwhile by another transaction, not
-    yet committed, fails the statement on the lock's index: the jobs are then deferred one by one (each skipped when
-    its lock is taken)."""
-    seen: set[str] = set()
-    todo: list[Job] = []
-    for job in jobs:
-        if job.queueing_lock is not None:
-            if job.queueing_lock in seen:
-                continue
-            seen.add(job.queueing_lock)
-        todo.append(job)
-    if not todo:
-        return 0
-    request = request_id.get()
-    params = {"queues": [j.queue for j in todo], "tasks": [j.task for j in todo],
-              "locks": [j.queueing_lock for j in todo],
-              "args": [json.dumps({**j.args, "request": request}, ensure_ascii=False) for j in todo],
-              "ats": [j.at for j in todo]}
-    if not seen:
-        return len(session.execute(_DEFER_MANY, params).scalar_one() or ())
-    try:
-        with session.begin_nested():
-            return len(session.execute(_DEFER_MANY, params).scalar_one() or ())
-    except IntegrityError as exc:
-        if "procrastinate_jobs_queueing_lock_idx" not in str(exc.orig):
-            raise
-    for job in todo:
-        job.defer(session)
-    return len(todo)
 
 
 def in_flight(now: datetime) -> ColumnElement[bool]:

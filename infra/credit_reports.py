@@ -25,8 +25,6 @@ from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 
-from infra.collections import Job
-from infra.collections import defer_jobs
 from infra.db.engine import Database
 from infra.db.models import ApplicationRow
 from infra.db.models import CollectionMandateRow
@@ -36,7 +34,9 @@ from infra.db.models import EndOfTermRow
 from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
 from infra.db.models import ServicingMovementRow
+from infra.jobs import Job
 from infra.jobs import defer_in
+from infra.jobs import defer_jobs
 from infra.servicing import ACTIVE
 from infra.servicing import PAID
 from infra.servicing import WAIVED

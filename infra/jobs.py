@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
@@ -211,3 +212,68 @@ _SUPERSEDED = ("j.queueing_lock IS NOT NULL AND EXISTS (SELECT 1 FROM procrastin
 # a running job is stalled when its worker's heartbeat is older than :stalled_after seconds, or its worker is gone
 _STALLED = ("j.status = 'doing' AND (j.worker_id IS NULL OR EXISTS (SELECT 1 FROM procrastinate_workers w "
             "WHERE w.id = j.worker_id AND w.last_heartbeat < now() - make_interval(secs => :stalled_after)))")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job to defer with a change, in its transaction; a job of the same ``queueing_lock`` already waiting does the
+    same work, so none is added."""
+
+    task: str
+    args: Mapping[str, Any]
+    queue: str
+    queueing_lock: str | None = None
+    at: datetime | None = None
+
+    def defer(self, session: Session) -> None:
+        try:
+            with session.begin_nested():
+                defer_in(session, self.task, self.args, queue=self.queue, queueing_lock=self.queueing_lock,
+                         at=self.at)
+        except IntegrityError as exc:
+            if "procrastinate_jobs_queueing_lock_idx" not in str(exc.orig):
+                raise
+
+
+# the jobs as arrays, one element each (procrastinate's own procrastinate_defer_jobs_v1 takes an array of them); one
+# whose queueing lock has a job waiting already is left out, as Job.defer leaves it
+_DEFER_MANY = text(
+    "SELECT procrastinate_defer_jobs_v1(ARRAY(SELECT ROW(j.queue, j.task, 0, NULL, j.queueing_lock, j.args, j.at)"
+    "::procrastinate_job_to_defer_v1 FROM unnest(CAST(:queues AS varchar[]), CAST(:tasks AS varchar[]), "
+    "CAST(:locks AS text[]), CAST(:args AS jsonb[]), CAST(:ats AS timestamptz[])) WITH ORDINALITY "
+    "AS j(queue, task, queueing_lock, args, at, n) WHERE j.queueing_lock IS NULL OR NOT EXISTS (SELECT 1 FROM "
+    "procrastinate_jobs w WHERE w.queueing_lock = j.queueing_lock AND w.status = 'todo') ORDER BY j.n))")
+
+
+def defer_jobs(session: Session, jobs: Sequence[Job]) -> int:
+    """Defer ``jobs`` in ``session``'s transaction in one statement, as :meth:`Job.defer` defers one: a job whose
+    ``queueing_lock`` has a job waiting already (or an earlier one of ``jobs``) is not added. The number added (after
+    the fallback: the number tried). A job of the same queueing lock deferred meanwhile by another transaction, not
+    yet committed, fails the statement on the lock's index: the jobs are then deferred one by one (each skipped when
+    its lock is taken)."""
+    seen: set[str] = set()
+    todo: list[Job] = []
+    for job in jobs:
+        if job.queueing_lock is not None:
+            if job.queueing_lock in seen:
+                continue
+            seen.add(job.queueing_lock)
+        todo.append(job)
+    if not todo:
+        return 0
+    request = request_id.get()
+    params = {"queues": [j.queue for j in todo], "tasks": [j.task for j in todo],
+              "locks": [j.queueing_lock for j in todo],
+              "args": [json.dumps({**j.args, "request": request}, ensure_ascii=False) for j in todo],
+              "ats": [j.at for j in todo]}
+    if not seen:
+        return len(session.execute(_DEFER_MANY, params).scalar_one() or ())
+    try:
+        with session.begin_nested():
+            return len(session.execute(_DEFER_MANY, params).scalar_one() or ())
+    except IntegrityError as exc:
+        if "procrastinate_jobs_queueing_lock_idx" not in str(exc.orig):
+            raise
+    for job in todo:
+        job.defer(session)
+    return len(todo)

@@ -74,7 +74,6 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from infra.collections import Job
 from infra.collections import owed_of
 from infra.db.engine import Database
 from infra.db.models import CollectionAttemptRow
@@ -82,6 +81,7 @@ from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
 from infra.db.models import PrepaymentRow
 from infra.db.models import ServicingMovementRow
+from infra.jobs import Job
 from infra.servicing import ACTIVE
 from infra.servicing import CANCELLED
 from infra.servicing import FINAL_RENT

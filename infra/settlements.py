@@ -65,7 +65,6 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from infra.collections import Job
 from infra.db.engine import Database
 from infra.db.models import ApplicationEventRow
 from infra.db.models import ApplicationRow
@@ -76,6 +75,7 @@ from infra.db.models import LeaseRow
 from infra.db.models import LeaseTermRow
 from infra.db.models import ServicingMovementRow
 from infra.db.models import SettlementQuoteRow
+from infra.jobs import Job
 from infra.servicing import ACTIVE
 from infra.servicing import CANCELLED
 from infra.servicing import OVERDUE

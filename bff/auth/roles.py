@@ -55,8 +55,9 @@ MATRIX: dict[str, tuple[str, ...]] = {
     # the monthly credit reports (征信报送, /servicing/credit-reports, issue 18 §7): every dealer's customers, the
     # bureau's answers and the notices before an overdue report; the lessor's ops (a dealer's staff see none)
     "credit_reports.view": ("ops_admin",),
-    # the mortgage-release desk (抵押解除, /servicing/releases, issue 18 §5): releasing the mortgage of a car whose lease
-    # was settled early, and recording it; the dealer's staff for the dealer's own, the lessor's ops for every dealer
+    # the mortgage-release desk (抵押解除, /servicing/releases, issue 18 §5): releasing the mortgage of a car whose
+    # lease was settled early, and recording it; the dealer's staff for the dealer's own, the lessor's ops for every
+    # dealer
     "releases.work": DEALER_ROLES + ("ops_admin",),
     # the people's requests about their personal information (PIPL arts. 44–50: see, copy, correct, delete, withdraw
     # a consent, explain), answered or refused with a reason by the lessor's ops, across dealers (/ops/privacy)

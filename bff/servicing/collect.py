@@ -67,14 +67,14 @@ from infra.collections import Attempt
 from infra.collections import Collected
 from infra.collections import CollectionUnavailable
 from infra.collections import Collector
-from infra.collections import Job
 from infra.collections import Owed
 from infra.collections import Receipt
 from infra.collections import SandboxDirectDebit
 from infra.collections import SqlCollections
 from infra.collections import StripeOffSession
-from infra.collections import defer_jobs
 from infra.db.models import LeaseRow
+from infra.jobs import Job
+from infra.jobs import defer_jobs
 from infra.payments import Intent
 from infra.payments import PaymentDeclined
 from infra.payments import PaymentGateway
