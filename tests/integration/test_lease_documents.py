@@ -409,6 +409,9 @@ def test_the_release_desk_records_the_release_once(bff_server: Any, app: Any, se
         desk = sales.get(f"{base}/servicing/releases", timeout=TIMEOUT)
         assert desk.status_code == 200 and f'data-lease="{lease_id}"' in desk.text
         assert settled["contract"]["number"] in desk.text
+        # the car in the page's language, as the lease page names it (walk-through 62: BYD Han EV in Chinese)
+        assert "比亚迪 汉EV" in desk.text and "BYD Han EV" not in desk.text
+        assert "比亚迪 汉EV" in sales.get(url, timeout=TIMEOUT).text
         typed = {
             "released_on": "2001-01-01",
             "office": "上海市公安局交警总队车辆管理所",
