@@ -184,7 +184,9 @@ def test_only_the_lessee_the_dealer_s_staff_and_ops_open_the_lease(bff_server: A
     other, _ = join(base, app, "13700138802")
     with other:
         start(base, other)
-        assert other.get(url, timeout=TIMEOUT, allow_redirects=False).status_code == 404
+        r = other.get(url, timeout=TIMEOUT, allow_redirects=False)
+        # the not-found page leads the customer back to their applications, staff to their work (walk-through 12)
+        assert r.status_code == 404 and 'class="button" href="/applications"' in r.text and "返回车型列表" not in r.text
     # nobody signed in: the customer's sign-in, then back here
     with requests.Session() as anonymous:
         r = anonymous.get(url, timeout=TIMEOUT, allow_redirects=False)
@@ -192,7 +194,8 @@ def test_only_the_lessee_the_dealer_s_staff_and_ops_open_the_lease(bff_server: A
         assert "no-store" in r.headers["Cache-Control"]
     # another dealer's staff: not found; a risk officer: not theirs to see
     with sign_in(base, "admin.xihu@demo.leaseline.cn") as xihu:
-        assert xihu.get(url, timeout=TIMEOUT, allow_redirects=False).status_code == 404
+        r = xihu.get(url, timeout=TIMEOUT, allow_redirects=False)
+        assert r.status_code == 404 and 'class="button" href="/start"' in r.text and "返回车型列表" not in r.text
     with sign_in(base, "risk1@demo.leaseline.cn") as risk:
         assert risk.get(url, timeout=TIMEOUT, allow_redirects=False).status_code == 403
     # the dealer's salesperson and the lessor's ops: read-only, worded for staff (no pay button), the mobile masked
