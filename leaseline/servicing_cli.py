@@ -18,6 +18,11 @@ from leaseline.cli import _settings
 from leaseline.cli import main
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and ``noun``, in the singular for one: 1 lease, 2 leases (``plural`` when not ``noun`` + s)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 @contextmanager
 def _servicing(demo: bool = False) -> Iterator[Any]:
     """The close of business on the configured database (disposed afterwards); database errors as one line. ``demo``:
@@ -134,8 +139,8 @@ def servicing_close(on: str | None, until: str | None, demo: bool, as_json: bool
         else:
             state = "already closed, nothing changed" if outcome.already else "closed" if outcome.done else \
                 "left to the run that holds the rest of its leases"
-            click.echo(f"{outcome.business_date.isoformat()}: {state} — {run.leases} leases, {run.marked_due} due, "
-                       f"{run.marked_overdue} overdue, late charges ¥{run.penalty / 100:.2f}")
+            click.echo(f"{outcome.business_date.isoformat()}: {state} — {counted(run.leases, 'lease')}, "
+                       f"{run.marked_due} due, {run.marked_overdue} overdue, late charges ¥{run.penalty / 100:.2f}")
     if not as_json:
         click.echo(f"business date: {current.isoformat()}")
 
@@ -212,7 +217,8 @@ def servicing_backfill(paid_through: str | None, dry_run: bool, as_json: bool) -
                        + (f", {o.collected_outside} rents (¥{o.amount_fen / 100:,.2f}) collected outside through "
                           f"{through.isoformat()}" if o.result in ("opened", "would_open") else "")
                        + (f" ({o.detail})" if o.detail else ""))
-        click.echo(f"{sum(o.result == 'opened' for o in outcomes)} leases opened, {len(failed)} not readable now"
+        opened = sum(o.result == "opened" for o in outcomes)
+        click.echo(f"{counted(opened, 'lease')} opened, {len(failed)} not readable now"
                    + (" (dry run: nothing changed)" if dry_run else ""))
     if failed:
         raise SystemExit(1)

@@ -102,3 +102,11 @@ def test_missing_figures_are_named_on_one_line() -> None:
     assert result.exit_code == 2
     line, = result.stderr.strip().splitlines()
     assert "price" in line and "term" in line and "rate" in line
+
+
+def test_counts_are_said_in_the_singular_for_one() -> None:
+    """`leaseline servicing close` printed "1 leases" (walk-through 13)."""
+    from leaseline.servicing_cli import counted
+
+    assert [counted(n, "lease") for n in (0, 1, 2)] == ["0 leases", "1 lease", "2 leases"]
+    assert counted(1, "rent") == "1 rent" and counted(3, "rent") == "3 rents"
