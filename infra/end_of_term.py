@@ -22,9 +22,13 @@ How each choice is carried by the receivable (decided here, documented once):
 - a return's inspection is recorded from the term's end (or as many days before it as the contract allows:
   servicing/end_of_term.py ``inspection_opens``), not before.
 
+- **refinance**: the new application's lease, when it opens (its handover signed, in that transaction:
+  infra/servicing.py ``_pay_off_refinanced``), pays off the final rent (a ``refinanced`` movement keyed by the old
+  lease); until then the refinance is on ops' end-of-term desk. The deposit is refunded in full when the lease ends.
+
 A lease ends (``leases.status`` ``ended``, ``end_of_term.status`` ``ended``) in the close of business (its hook,
-:func:`end_of_term_hook`, set-based over the batch) once its choice is purchase, or a return inspected, and no
-instalment is left open — or at once when an inspection leaves nothing to pay.
+:func:`end_of_term_hook`, set-based over the batch) once its choice is purchase or refinance, or a return inspected,
+and no instalment is left open — or at once when an inspection leaves nothing to pay.
 """
 
 from __future__ import annotations
@@ -212,7 +216,8 @@ class SqlEndOfTerm:
     def desk(self, dealer_id: str | None, day: date, inspection_days: int) -> Desk:
         """What ops must do by hand at the end of terms (``dealer_id``'s, or every dealer's): each refinance whose new
         application reached its handover (ready for delivery or delivered) while the old lease's final rent is still
-        open — to pay it off with the new lease's funding —, and each return still not inspected more than
+        open — its lease not opened yet (opening it pays the final rent off: infra/servicing.py
+        ``_pay_off_refinanced``), the funding to be chased —, and each return still not inspected more than
         ``inspection_days`` after the term's end (the dealer to be chased)."""
         tenant = "" if dealer_id is None else "AND e.dealer_id = :dealer "
         with self.db.session() as session:
@@ -341,13 +346,15 @@ def _apply_deposit(session: Session, lease: LeaseRow, day: date, now: datetime,
 
 
 def _end(session: Session, lease_ids: Sequence[str], day: date, now: datetime) -> list[str]:
-    """End those of ``lease_ids`` whose choice is a purchase or an inspected return and that owe nothing more."""
+    """End those of ``lease_ids`` whose choice is a purchase, a refinance (its final rent paid off by the new lease:
+    infra/servicing.py ``_pay_off_refinanced``) or an inspected return and that owe nothing more."""
     if not lease_ids:
         return []
     ended = [r[0] for r in session.execute(text(
         "UPDATE leases l SET status = :ended FROM end_of_term e "
         "WHERE l.id = ANY(:ids) AND e.lease_id = l.id AND l.status = :active "
-        "AND ((e.option = 'purchase' AND e.status = :chosen) OR (e.option = 'return' AND e.status = :inspected)) "
+        "AND ((e.option IN ('purchase', 'refinance') AND e.status = :chosen) "
+        "OR (e.option = 'return' AND e.status = :inspected)) "
         "AND NOT EXISTS (SELECT 1 FROM instalments i WHERE i.lease_id = l.id AND i.state = ANY(:open)) "
         "RETURNING l.id"), {"ended": LEASE_ENDED, "ids": list(lease_ids), "active": ACTIVE, "chosen": CHOSEN,
                             "inspected": INSPECTED, "open": [*OPEN, PENDING]})]

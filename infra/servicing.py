@@ -267,6 +267,7 @@ class SqlServicing:
                     key=f"paid_at_signing:{lease_id}:{row.number}", booked_at=now,
                     note="首期租金随签约应付款项支付 rent 1 paid at signing"))
         session.flush()
+        _pay_off_refinanced(session, application_id, plan.starts_on, now)
         return lease_id
 
     def lease(self, application_id: str) -> tuple[LeaseRow, list[InstalmentRow]] | None:
@@ -405,6 +406,37 @@ class SqlServicing:
             session.execute(update(BusinessDateRow).where(BusinessDateRow.id == 1, BusinessDateRow.current == day)
                             .values(current=day + ONE_DAY, updated_at=now))
             return True
+
+
+def _pay_off_refinanced(session: Session, application_id: str, day: date, now: datetime) -> None:
+    """The lease ``application_id`` refinances (``end_of_term.refinance_application_id``; issue 18 §6), its final rent
+    paid off by the new lease's funding, in the transaction that opens the new lease: what is left of it (late charge,
+    interest, principal) paid on ``day`` (the new lease's start) with one ``refinanced`` movement keyed by the old lease
+    (once). The close's end-of-term hook then ends the old lease (infra/end_of_term.py ``_end``) once nothing of it is
+    open, settling its deposit. Nothing when no active lease is refinanced by it or its final rent is paid already."""
+    old = session.execute(text(
+        "SELECT l.id FROM end_of_term e JOIN leases l ON l.id = e.lease_id WHERE e.refinance_application_id = :app "
+        "AND e.option = 'refinance' AND l.status = :active FOR UPDATE OF l"),
+        {"app": application_id, "active": ACTIVE}).scalar_one_or_none()
+    if old is None:
+        return
+    key = f"refinanced:{old}"
+    if session.execute(select(ServicingMovementRow.id).where(ServicingMovementRow.key == key)).first() is not None:
+        return
+    for row in session.scalars(select(InstalmentRow).where(
+            InstalmentRow.lease_id == old, InstalmentRow.kind == FINAL_RENT,
+            InstalmentRow.state.in_((*OPEN, PENDING))).with_for_update()):
+        penalty = max(0, row.penalty_accrued - row.paid_penalty)
+        interest, principal = max(0, row.interest - row.paid_interest), max(0, row.principal - row.paid_principal)
+        row.paid_penalty += penalty
+        row.paid_interest, row.paid_principal = row.interest, row.principal
+        row.state, row.settled_on, row.updated_at = PAID, day, now
+        session.add(ServicingMovementRow(
+            lease_id=old, instalment_id=row.id, kind="refinanced", value_date=day, principal=-principal,
+            interest=-interest, penalty=-penalty, key=key, booked_at=now,
+            note=f"尾付租金由再融资申请 {application_id} 付清 the final rent paid off by the refinancing"))
+        session.flush()
+        return
 
 
 def _run(row: CloseRunRow) -> CloseRun:

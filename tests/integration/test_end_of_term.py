@@ -365,6 +365,25 @@ def test_refinancing_the_final_rent_makes_a_new_application_the_lessee_opens(bff
         assert line["data-application"] == new_id and int(line["data-left"]) == final.principal + final.interest
     with sign_in(base, "admin.xihu@demo.leaseline.cn") as xihu:  # another dealer's: not theirs
         assert lease_id not in xihu.get(f"{base}/servicing/end-of-term", timeout=TIMEOUT).text
+    # the new lease opened (its handover signed): the old final rent paid off by it in that transaction, once
+    business_date = SqlServicing(svc.db).business_date()
+    open_lease_for(app, new_id, business_date)
+    paid = rows(app, lease_id)["final_rent"]
+    assert (paid.state, paid.paid_principal, paid.paid_interest, paid.settled_on) == (
+        "paid", final.principal, final.interest, business_date)
+    with svc.db.session() as s:
+        moved = s.scalars(select(ServicingMovementRow).where(ServicingMovementRow.lease_id == lease_id,
+                                                              ServicingMovementRow.kind == "refinanced")).one()
+        assert (moved.key, moved.instalment_id, moved.principal, moved.interest) == (
+            f"refinanced:{lease_id}", paid.id, -final.principal, -final.interest)
+    with sign_in(base, "ops@demo.leaseline.cn") as ops:  # funded: off the desk
+        assert lease_id not in ops.get(f"{base}/servicing/end-of-term", timeout=TIMEOUT).text
+    close_hook(app, lease_id, business_date)  # the close ends the old lease and settles its deposit
+    with svc.db.session() as s:
+        assert s.get(LeaseRow, lease_id).status == "ended"
+        assert s.get(EndOfTermRow, lease_id).status == "ended"
+        term = s.scalars(select(LeaseTermRow).where(LeaseTermRow.application_id == old_id)).one()
+        assert (term.settlement, term.deduction) == ("due", 0)  # the whole deposit refunded
 
 
 def test_a_lease_without_a_final_rent_offers_keeping_the_car_only_and_says_arrears_are_paid_first(
