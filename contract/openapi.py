@@ -30,9 +30,10 @@ from contract.document.model import RATE_PATTERN
 from contract.document.model import TIMINGS
 from contract.document.servicing import AFTER_TERM
 from contract.document.servicing import BEFORE_SIGNING as SERVICING_BEFORE_SIGNING
-from contract.document.servicing import IN_THE_FUTURE as SERVICING_IN_THE_FUTURE
 from contract.document.servicing import KINDS as KINDS_OF_DOCUMENTS
+from contract.document.servicing import LATE_PAYMENT_DAYS
 from contract.document.servicing import OPTIONS
+from contract.document.servicing import PAID_AFTER_SETTLEMENT
 from contract.document.servicing import ROW_FIELDS
 from contract.document.servicing import SCHEDULE_ANNEX
 from contract.document.servicing import SETTLEMENT_CERTIFICATE
@@ -149,9 +150,11 @@ SERVICING_RULES = {
                   "before and after the prepayment, a row's rent and its principal and interest, a row's balance and "
                   "the one before it, rent numbers that do not follow rents_paid, due dates out of order or before "
                   "effective_on, a last row that leaves a balance, the final rent on a row other than the last",
-    SERVICING_BEFORE_SIGNING: "settled_on or effective_on is before the day (in Beijing) the contract was signed",
-    SERVICING_IN_THE_FUTURE: "settled_on is after today in Beijing: a certificate states a settlement that happened",
-    AFTER_TERM: "effective_on or a due_date is after the contract's end plus the longest term (120 months)",
+    SERVICING_BEFORE_SIGNING: "settled_on, paid_on or effective_on is before the day (in Beijing) the contract was "
+                              "signed",
+    PAID_AFTER_SETTLEMENT: f"paid_on is more than {LATE_PAYMENT_DAYS} days after settled_on",
+    AFTER_TERM: f"settled_on, effective_on or a due_date is after the contract's end plus the longest term ({MAX_TERM} "
+                "months)",
 }
 DOCUMENT_ID = {"name": "document_id", "in": "path", "required": True, "schema": {**STRING, "maxLength": 64}}
 
@@ -162,10 +165,16 @@ def _servicing_request() -> dict[str, Any]:
                     "description": "CNY, at most 2 decimals, negative: the lessor refunds the difference"}
     subject = {"type": "string", "pattern": SUBJECT_ID_PATTERN,
                "description": "the BFF's settlement quote or prepayment: with kind, the idempotency key"}
-    settled_on = {**DAY, "description": "the day (in Beijing) the lessee paid the settlement: not after today"}
-    settlement = {"type": "object", "required": ["settled_on", *(c for c, _, _ in SETTLEMENT_LINES), "amount_due"],
-                  "properties": {"settled_on": settled_on, **{c: {**MONEY, "description": f"{zh} ({en})"}
-                                                              for c, zh, en in SETTLEMENT_LINES},
+    settled_on = {**DAY, "description": "the settlement day (结清日): the quote's, interest counted to it; the lease "
+                                        "is settled on it. The BFF's business date, never compared with this "
+                                        "service's clock; not after the contract's end plus the longest term"}
+    paid_on = {**DAY, "description": "the day the lessee paid the settlement (付清日): the business date the payment "
+                                     "was booked: on or before settled_on, or at most "
+                                     f"{LATE_PAYMENT_DAYS} days after it (a bank's late answer)"}
+    settlement = {"type": "object", "required": ["settled_on", "paid_on", *(c for c, _, _ in SETTLEMENT_LINES),
+                                                 "amount_due"],
+                  "properties": {"settled_on": settled_on, "paid_on": paid_on,
+                                 **{c: {**MONEY, "description": f"{zh} ({en})"} for c, zh, en in SETTLEMENT_LINES},
                                  "amount_due": signed_money}}
     row = {"type": "object", "required": ["number", "due_date", *ROW_FIELDS], "properties": {
         "number": {"type": "integer", "minimum": 1, "maximum": MAX_TERM + 1}, "due_date": DAY,

@@ -106,13 +106,8 @@ class ServicingDocuments:
         now = self.contracts.clock()
         ends_on = contract.plan.ends_on
         assert ends_on is not None  # derived from the schedule when the snapshot does not state it
-        try:  # days in Beijing: not before the signing, a settlement not after today, an annex within the term
-            check_dates(
-                request,
-                signed_on=row.signed_at.astimezone(BEIJING).date(),
-                today=now.astimezone(BEIJING).date(),
-                ends_on=ends_on,
-            )
+        try:  # days in Beijing, against the contract only (the BFF's business dates may run ahead of our clock)
+            check_dates(request, signed_on=row.signed_at.astimezone(BEIJING).date(), ends_on=ends_on)
         except FigureError as exc:
             raise Invalid(exc.field, exc.message, exc.message_zh, exc.code) from None
         claim = ServicingDocumentRow(
@@ -219,6 +214,7 @@ class ServicingDocuments:
         if data.request.settlement is not None:
             entry.update(
                 settled_on=data.request.settlement.settled_on.isoformat(),
+                paid_on=data.request.settlement.paid_on.isoformat(),
                 amount_due=f"{data.request.settlement.amount_due:.2f}",
             )
         if data.request.annex is not None:

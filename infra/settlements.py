@@ -37,11 +37,13 @@ What was booked is kept on the quote (``penalties_booked``, migration 0025): the
 state it, and the amount settled (:attr:`Quote.amount_settled`: the amount due less the charges not owed).
 
 So the movements add up to the amount settled, negated, to the fen: without the deposit's line to the amount settled
-plus the deposit offset. The lease turns ``settled`` (``settled_on`` the settlement date), the quote ``paid``, and the
-``servicing.settled`` job (the certificate, the mortgage release, the customer's text: bff/servicing/settled.py) is
-deferred in the same transaction. The deposit goes the way today's end-of-term settlement takes it
-(bff/payments/settlement.py): the application's term is closed with the deposit kept as the deduction, less what the
-settlement refunds (a negative amount settled), and the ``payments.settle`` job refunds the rest of the deposit.
+plus the deposit offset. The lease turns ``settled`` (``settled_on`` the settlement date: the quote's, which the credit
+report closes the account on), the quote ``paid`` (``paid_on`` the business date it was paid, migration 0027: the
+certificate's 付清日 and the day the mortgage release opens), and the ``servicing.settled`` job (the certificate, the
+mortgage release, the customer's text: bff/servicing/settled.py) is deferred in the same transaction. The deposit goes
+the way today's end-of-term settlement takes it (bff/payments/settlement.py): the application's term is closed with the
+deposit kept as the deduction, less what the settlement refunds (a negative amount settled), and the ``payments.settle``
+job refunds the rest of the deposit.
 
 A quote whose lease changed since it was counted (a rent paid or waived meanwhile: its arrears or what was paid ahead
 differ; late charges owed above the quote's; the end of the term chosen) no longer holds: it is superseded and its
@@ -118,7 +120,7 @@ class QuoteRefused(Exception):
 class Quote:
     """A stored quote as the pages read it (amounts in fen; ``data``: the quote's JSON, with its lines). Once paid,
     ``penalties_booked``: the late charges the settlement booked (None for a quote not paid, or paid before they were
-    kept: then its own ``penalties``)."""
+    kept: then its own ``penalties``) and ``paid_on``, the business date it was paid (None until then)."""
 
     id: str
     lease_id: str
@@ -134,6 +136,7 @@ class Quote:
     data: dict[str, Any]
     penalties: int = 0
     penalties_booked: int | None = None
+    paid_on: date | None = None
 
     @property
     def charges(self) -> int:
@@ -164,7 +167,7 @@ class Quote:
 def _quote(r: SettlementQuoteRow) -> Quote:
     return Quote(r.id, r.lease_id, r.business_date, r.settles_on, r.valid_until, r.amount_due, r.deposit_offset,
                  r.status, r.requested_by, r.attempt_id, r.settled_at, json.loads(r.quote), r.penalties,
-                 r.penalties_booked)
+                 r.penalties_booked, r.paid_on)
 
 
 def end_of_term_chosen(session: Session, lease_id: str) -> bool:
@@ -366,7 +369,7 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
         raise RuntimeError(f"settlement {q.id} books {total} fen, its amount settled is {settled}")
     session.add_all(movements)
     lease.status, lease.settled_on = SETTLED_LEASE, on
-    q.status, q.settled_at, q.attempt_id, q.penalties_booked = PAID_QUOTE, now, attempt_id, charges
+    q.status, q.settled_at, q.attempt_id, q.penalties_booked, q.paid_on = PAID_QUOTE, now, attempt_id, charges, day
     _close_term(session, lease, q, settled, now)
     Job(SETTLED_TASK, {"lease_id": lease.id, "quote_id": q.id}, SETTLED_QUEUE).defer(session)
     session.flush()

@@ -74,13 +74,14 @@ TEMPLATES: dict[str, Template] = {
     "rent_overdue": Template("您的融资租赁{rent} {amount} 元（{due} 到期）已逾期 {days} 天，逾期违约金已计 {penalty} 元"
                              "并按日累计。请尽快在“我的租赁”支付，如已支付请忽略。",
                              ("rent", "amount", "due", "days", "penalty")),
-    # a lease settled early (bff/servicing/settled.py): its certificate signed, the dealer to release the mortgage
-    "lease_settled": Template("您的融资租赁（合同编号 {contract}）已于 {date} 结清，结清证明已出具，"
+    # a lease settled early (bff/servicing/settled.py): its certificate signed, the dealer to release the mortgage;
+    # {date} the settlement day (结清日, the certificate's), which may still be ahead when the text goes out
+    "lease_settled": Template("您的融资租赁（合同编号 {contract}）提前结清款项已付清，结清日为 {date}，结清证明已出具，"
                               "可在“我的租赁”查看和下载：{link} 。车辆抵押解除手续将由经销商办理。",
                               ("contract", "date", "link")),
-    "lease_settled_en": Template("Your lease (contract {contract}) was settled on {date}. Your settlement certificate "
-                                 "is ready under My leases: {link} . The dealer will have the car's mortgage released.",
-                                 ("contract", "date", "link")),
+    "lease_settled_en": Template("Your lease (contract {contract}) is paid off early, its settlement date {date}. Your "
+                                 "settlement certificate is ready under My leases: {link} . The dealer will have the "
+                                 "car's mortgage released.", ("contract", "date", "link")),
     # a partial prepayment applied: the schedule changed as the customer chose, its annex signed
     "schedule_changed": Template("您的部分提前还款 {amount} 元已入账，租金支付计划已按您的选择（{option}）变更，"
                                  "变更后的还款计划及确认书可在“我的租赁”查看：{link}", ("amount", "option", "link")),

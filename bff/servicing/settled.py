@@ -2,9 +2,10 @@
 ``servicing.prepaid`` and ``servicing.document_text`` (bff/worker.py).
 
 - ``servicing.settled`` (deferred by infra/settlements.py with the quote paid, ``{lease_id, quote_id}``): the dealer's
-  mortgage release (抵押解除) opened once, dated the day the lease settled; the settlement certificate (结清证明)
-  asked of the contract service with the paid quote's figures, once per quote (``lease_documents``: requested →
-  ready | failed).
+  mortgage release (抵押解除) opened once, dated the business date the settlement was paid (the quote's ``paid_on``:
+  the settlement day, the lease's ``settled_on``, may be days later, by the contract's notice); the settlement
+  certificate (结清证明) asked of the contract service with the paid quote's figures and both days, once per quote
+  (``lease_documents``: requested → ready | failed).
 - ``servicing.prepaid`` (deferred with the schedule re-amortised, ``{lease_id, prepayment_id}``): the schedule annex
   (还款计划变更确认书) with the schedule as that prepayment applied it (stored on it), once per prepayment.
 - ``servicing.document_text``: deferred in the transaction that marks a document ready, so the customer is texted once
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from datetime import date
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -62,20 +64,28 @@ def money(fen: int) -> str:
     return f"{Decimal(fen) / 100:.2f}"
 
 
+def paid_on(lease: LeaseRow, quote: Any) -> date:
+    """The business date the settlement was paid (the quote's ``paid_on``); for a quote paid before it was kept, the
+    lease's settlement day. Never the real clock's day of ``settled_at``: the business date, the system's date of
+    record, may run months ahead of it (a demo)."""
+    day: date = quote.paid_on or lease.settled_on or quote.settles_on
+    return day
+
+
 def settlement_body(lease: LeaseRow, quote: Any) -> dict[str, Any]:
     """The settlement certificate's request: the paid quote's lines, as the quote counted them, in yuan — but the late
     charges, those the settlement booked (``penalties_booked``: owed on the day it was paid; the rest of the quote's
-    refunded, infra/settlements.py), and the amount due, what it came to (the lines add up to it). Dated the
-    day the lessee paid (the quote's ``settled_at`` in Beijing): the certificate says the lease IS settled, and the
-    contract service refuses a day after the one it issues it on — the quote's own settlement day (``settles_on``,
-    what the interest is counted to) may be later, by the notice the contract asks for."""
-    paid_on = quote.settled_at.astimezone(SHANGHAI).date() if quote.settled_at else lease.settled_on or quote.settles_on
+    refunded, infra/settlements.py), and the amount due, what it came to (the lines add up to it). Its two days, both
+    business dates: the settlement day (结清日, ``settled_on``: the quote's ``settles_on``, what the interest is counted
+    to, the lease's ``settled_on``), which the contract's notice may put days after the day it was paid (付清日,
+    ``paid_on``: :func:`paid_on`)."""
     charges = quote.penalties if quote.penalties_booked is None else quote.penalties_booked
     return {
         "kind": SETTLEMENT_CERTIFICATE,
         "subject_id": quote.id,
         "settlement": {
-            "settled_on": paid_on.isoformat(),
+            "settled_on": quote.settles_on.isoformat(),
+            "paid_on": paid_on(lease, quote).isoformat(),
             "outstanding_principal": money(quote.outstanding_principal),
             "accrued_interest": money(quote.accrued_interest),
             "early_settlement_fee": money(quote.early_settlement_fee),
@@ -146,8 +156,11 @@ class LeaseDocuments:
             return  # nothing to follow: a job for records that do not exist is not worth retrying
         if lease.status != "settled" or quote.status != "paid":
             raise NotReadyYet(f"lease {lease_id} is {lease.status}, quote {quote_id} {quote.status}")
-        # dated the day the lease settled, not the day this job runs (the worker away, its retries: days later)
-        if self.repo.open_release(lease.id, lease.dealer_id, lease.settled_on or self.repo.business_date()):
+        # dated the business date the settlement was paid, not the day this job runs (the worker away, its retries:
+        # days later) nor the settlement day (the contract's notice: days ahead; the release form's first day would be
+        # after its last, the business date, and the release could not be recorded until then)
+        opened_on = quote.paid_on or self.repo.business_date()
+        if self.repo.open_release(lease.id, lease.dealer_id, opened_on):
             log.info("lease %s settled: mortgage release opened for dealer %s", lease.id, lease.dealer_id)
         self._document(lease, SETTLEMENT_CERTIFICATE, quote.id, lambda: settlement_body(lease, quote))
 
@@ -209,6 +222,7 @@ class LeaseDocuments:
         english = self.repo.language(lease.application_id).lower().startswith("en")
         link = self.lease_link(lease.id)
         if row.kind == SETTLEMENT_CERTIFICATE:
+            # the settlement day (结清日) the certificate prints: the quote's, the lease's settled_on (maybe ahead)
             day = lease.settled_on or self.repo.business_date()
             template = "lease_settled_en" if english else "lease_settled"
             params = {

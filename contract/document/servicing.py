@@ -1,9 +1,9 @@
 """The documents the lessor issues for a lease in force (issue 18 §5), as data: pure (no I/O);
 :func:`contract.document.render.render_servicing` lays them out.
 
-- the settlement certificate (结清证明): the lease was settled early on ``settled_on`` with the amounts the paid quote
-  stated (each line as the BFF's quote counted it), the lease's obligations are discharged and the mortgage will be
-  released;
+- the settlement certificate (结清证明): the lessee paid on ``paid_on`` the amounts the quote stated (each line as the
+  BFF's quote counted it) to settle the lease early on ``settled_on`` (结清日, the day the quote counted interest to),
+  the lease's obligations are discharged and the mortgage will be released;
 - the schedule annex (还款计划变更确认书, an annex to the contract): after a partial prepayment, the rents left as
   re-amortised the way the lessee chose (a shorter term or a lower rent), each with its principal, interest and the
   balance after it.
@@ -11,7 +11,8 @@
 The figures come from the BFF (which books the payments); this module checks them for shape and that they reconcile
 to the fen (:func:`parse_request`: an annex's last rent leaves nothing outstanding, its final rent is the last row, no
 rent is 0.00), so that the service never signs a certificate whose lines do not add up, and their dates against the
-contract and the issuer's clock (:func:`check_dates`: a certificate is never dated after the day it is issued).
+contract (:func:`check_dates`), never against the service's clock: the BFF's business date, the system's date of
+record, may run ahead of it (a demo rolled months forward).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -35,7 +37,9 @@ from plans.timeline import add_months
 SETTLEMENT_CERTIFICATE, SCHEDULE_ANNEX = "settlement_certificate", "schedule_annex"
 KINDS = (SETTLEMENT_CERTIFICATE, SCHEDULE_ANNEX)
 #: the codes of :func:`check_dates`'s refusals
-BEFORE_SIGNING, IN_THE_FUTURE, AFTER_TERM = "before_signing", "in_the_future", "after_term"
+BEFORE_SIGNING, PAID_AFTER_SETTLEMENT, AFTER_TERM = "before_signing", "paid_after_settlement", "after_term"
+#: how long after the settlement day its payment may be booked: a bank's late answer to a payment started in time
+LATE_PAYMENT_DAYS = 31
 #: how a document is named in the PDF and in the evidence log's entry
 TITLES = {SETTLEMENT_CERTIFICATE: "结清证明", SCHEDULE_ANNEX: "还款计划变更确认书"}
 LEDGER_KINDS = {SETTLEMENT_CERTIFICATE: "settlement_certificate_signed", SCHEDULE_ANNEX: "schedule_annex_signed"}
@@ -72,10 +76,13 @@ class FigureError(ValueError):
 
 @dataclass(frozen=True)
 class Settlement:
-    """What the paid settlement quote stated: each line (positive; the credits count against the total) and the
+    """What the paid settlement quote stated: the settlement day (结清日, ``settled_on``: the quote's, interest counted
+    to it), the day it was paid (付清日, ``paid_on``: the business date the payment was booked, on or before the
+    settlement day but for a bank's late answer), each line (positive; the credits count against the total) and the
     total paid (negative: the lessor refunded the difference)."""
 
     settled_on: date
+    paid_on: date
     outstanding_principal: Decimal
     accrued_interest: Decimal
     early_settlement_fee: Decimal
@@ -153,9 +160,10 @@ class ServicingRequest:
 
     @property
     def last_day(self) -> date:
-        """The last day the document speaks of: the settlement day, or the annex's last rent."""
+        """The last day the document speaks of: the settlement day (or the day it was paid, when later), or the annex's
+        last rent."""
         if self.settlement is not None:
-            return self.settlement.settled_on
+            return max(self.settlement.settled_on, self.settlement.paid_on)
         assert self.annex is not None
         return self.annex.rows[-1].due_date
 
@@ -180,6 +188,7 @@ def canonical(request: ServicingRequest) -> dict[str, Any]:
         s = request.settlement
         data["settlement"] = {
             "settled_on": s.settled_on.isoformat(),
+            "paid_on": s.paid_on.isoformat(),
             **{code: f"{getattr(s, code):.2f}" for code, _, _ in SETTLEMENT_LINES},
             "amount_due": f"{s.amount_due:.2f}",
         }
@@ -253,32 +262,43 @@ def _inconsistent(field: str, message: str, message_zh: str) -> FigureError:
     return FigureError(field, message, message_zh, INCONSISTENT)
 
 
-def check_dates(request: ServicingRequest, *, signed_on: date, today: date, ends_on: date) -> None:
-    """The request's dates against the contract and the issuer's clock (all days in Beijing), :class:`FigureError`
-    otherwise: nothing before ``signed_on`` (the contract's signing day, :data:`BEFORE_SIGNING`); a settlement not
-    after ``today`` — the certificate says the lessee paid and the lease is settled, so it is dated no later than
-    the day it is issued (:data:`IN_THE_FUTURE`) —; an annex's prepayment day and due dates not after the contract's
-    end ``ends_on`` plus the longest term (:data:`AFTER_TERM`: a prepayment never lengthens the lease; the margin
-    covers a handover later than the contract planned, and keeps every date a retention period can be counted from)."""
+def check_dates(request: ServicingRequest, *, signed_on: date, ends_on: date) -> None:
+    """The request's dates against the contract (days in Beijing), :class:`FigureError` otherwise — never against the
+    service's clock: the dates are the BFF's business dates, the system's dates of record, which may run ahead of it (a
+    demo rolled months forward). Nothing before ``signed_on`` (the contract's signing day, :data:`BEFORE_SIGNING`); a
+    settlement paid no more than :data:`LATE_PAYMENT_DAYS` after its settlement day (a bank's late answer to a payment
+    started in time; :data:`PAID_AFTER_SETTLEMENT`); a settlement day, an annex's prepayment day and due dates not
+    after the contract's end ``ends_on`` plus the longest term (:data:`AFTER_TERM`: neither is ever later than the
+    lease; the margin covers a handover later than the contract planned, and keeps every date a retention period is
+    counted from far from the calendar's end — no 9999-12-31)."""
+    latest = add_months(ends_on, MAX_TERM)
     if request.settlement is not None:
-        settled_on, field = request.settlement.settled_on, "settlement.settled_on"
-        if settled_on < signed_on:
+        settled_on, paid_on = request.settlement.settled_on, request.settlement.paid_on
+        for field, day in (("settlement.settled_on", settled_on), ("settlement.paid_on", paid_on)):
+            if day < signed_on:
+                raise FigureError(
+                    field,
+                    f"{field} is before the contract was signed ({signed_on})",
+                    f"日期不得早于合同签署日（{signed_on}）",
+                    BEFORE_SIGNING,
+                )
+        if settled_on > latest:
             raise FigureError(
-                field,
-                f"{field} is before the contract was signed ({signed_on})",
-                f"日期不得早于合同签署日（{signed_on}）",
-                BEFORE_SIGNING,
+                "settlement.settled_on",
+                f"settlement.settled_on is after {latest}, the contract's end ({ends_on}) plus {MAX_TERM} months",
+                f"结清日不得晚于 {latest}（合同到期日 {ends_on} 后 {MAX_TERM} 个月）",
+                AFTER_TERM,
             )
-        if settled_on > today:
+        if paid_on - timedelta(days=LATE_PAYMENT_DAYS) > settled_on:  # (settled_on + 31 days may be past 9999-12-31)
             raise FigureError(
-                field,
-                f"{field} is after today in Beijing ({today}): a certificate states a settlement that happened",
-                f"结清日不得晚于今日（{today}）",
-                IN_THE_FUTURE,
+                "settlement.paid_on",
+                f"settlement.paid_on is more than {LATE_PAYMENT_DAYS} days after settled_on ({settled_on})",
+                f"付清日不得晚于结清日（{settled_on}）后 {LATE_PAYMENT_DAYS} 天",
+                PAID_AFTER_SETTLEMENT,
             )
         return
     assert request.annex is not None
-    annex, latest = request.annex, add_months(ends_on, MAX_TERM)
+    annex = request.annex
     if annex.effective_on < signed_on:
         raise FigureError(
             "annex.effective_on",
@@ -315,7 +335,7 @@ def parse_request(body: dict[str, Any]) -> ServicingRequest:
 
 def _settlement(body: dict[str, Any]) -> Settlement:
     path = "settlement"
-    settled_on = _day(body, "settled_on", path)
+    settled_on, paid_on = _day(body, "settled_on", path), _day(body, "paid_on", path)
     amounts = {code: _money(body, code, path) for code, _, _ in SETTLEMENT_LINES}
     total = _money(body, "amount_due", path, signed=True)
     expected = sum((-v if code in CREDITS else v for code, v in amounts.items()), Decimal("0.00"))
@@ -325,7 +345,7 @@ def _settlement(body: dict[str, Any]) -> Settlement:
             f"amount_due is {total}, the lines add up to {expected}",
             f"结清金额合计 {total} 与各项之和 {expected} 不符",
         )
-    return Settlement(settled_on=settled_on, amount_due=total, **amounts)
+    return Settlement(settled_on=settled_on, paid_on=paid_on, amount_due=total, **amounts)
 
 
 def _annex(body: dict[str, Any]) -> Annex:

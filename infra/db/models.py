@@ -936,6 +936,9 @@ class SettlementQuoteRow(Base):
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # migration 0025: the late charges the settlement booked when paid (at most ``penalties``; the rest refunded)
     penalties_booked: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # migration 0027: the business date it was paid (the payment or the confirmation booked), on or before
+    # ``settles_on`` (the settlement day; a bank's late answer may be after it)
+    paid_on: Mapped[date | None] = mapped_column(Date, nullable=True)
 
 
 class PrepaymentRow(Base):

@@ -400,13 +400,16 @@ def test_a_lease_rolled_forward_collected_late_reminded_and_paid_on_the_phone_an
         phone.get_by_test_id("pay").click()
         expect(phone.get_by_test_id("settled")).to_be_visible()
         expect(phone.get_by_test_id("settled-on")).to_have_text(settles_on or "")
+        # paid off on the business date (rolled months past the real day), settled on the quote's day, days later
+        paid_on = SqlServicing(lease.db).business_date().isoformat()
+        expect(phone.get_by_test_id("paid-on")).to_have_text(paid_on)
         tour.shot(phone, "phone", "settled")
         with lease.db.session() as s:
             settled = s.get(LeaseRow, lease.id)
             assert settled is not None and settled.status == "settled", settled
         assert not [r for r in lease.rents().values() if r.state in ("pending", "due", "overdue", "partly_paid")]
         phone.goto(f"/leases/{lease.id}")
-        expect(phone.get_by_test_id("lease-settled")).to_be_visible()
+        expect(phone.get_by_test_id("lease-settled")).to_have_attribute("data-paid-on", paid_on)
         expect(phone.get_by_test_id("pay-now")).to_have_count(0)
         mark("settled early on the phone")
 

@@ -9,6 +9,7 @@ and the release is recorded once."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -49,6 +50,7 @@ MOBILE = "13700138851"
 SIGNING = 60  # seconds: rendering and signing on a loaded machine
 OPS, XIHU = "ops@demo.leaseline.cn", "admin.xihu@demo.leaseline.cn"
 SALES_B = "sales.b.pudong@demo.leaseline.cn"  # a second salesperson of SALES_A's dealer
+NOTICE = timedelta(days=5)  # the settlement day after the day it was paid: the contract's notice
 
 
 def today() -> date:
@@ -75,8 +77,9 @@ def signed_contract(contract_server: Any, application_id: str) -> dict[str, Any]
 
 @pytest.fixture(scope="module")
 def settled(bff_server: Any, app: Any, contract_server: Any) -> Any:
-    """A customer's lease of 12 rents from 40 days ago, on a contract the contract service signed, settled today
-    with a paid quote (as infra/settlements.py leaves it), one rent received with a surplus refunded."""
+    """A customer's lease of 12 rents from 40 days ago, on a contract the contract service signed, paid off today by a
+    quote for a settlement day 5 days ahead (the contract's notice; as infra/settlements.py leaves it: the lease's
+    settled_on the quote's, its paid_on today), one rent received with a surplus refunded."""
     base, svc = bff_server.url, app.extensions["leaseline"]
     customer, _ = join(base, app, MOBILE)
     application_id = start(base, customer)
@@ -88,7 +91,10 @@ def settled(bff_server: Any, app: Any, contract_server: Any) -> Any:
             update(LeaseRow)
             .where(LeaseRow.id == lease_id)
             .values(
-                contract_id=contract["id"], contract_number=contract["number"], status="settled", settled_on=today()
+                contract_id=contract["id"],
+                contract_number=contract["number"],
+                status="settled",
+                settled_on=today() + NOTICE,
             )
         )
         draft = svc.applications.draft(svc.applications.repo.get(application_id, _all()))
@@ -105,8 +111,8 @@ def settled(bff_server: Any, app: Any, contract_server: Any) -> Any:
                 id=quote_id,
                 lease_id=lease_id,
                 business_date=today(),
-                settles_on=today(),
-                valid_until=today(),
+                settles_on=today() + NOTICE,
+                valid_until=today() + NOTICE,
                 outstanding_principal=9_800_000,
                 accrued_interest=24_500,
                 early_settlement_fee=294_000,
@@ -119,6 +125,7 @@ def settled(bff_server: Any, app: Any, contract_server: Any) -> Any:
                 status="paid",
                 requested_by="customer",
                 settled_at=datetime.now(BEIJING),
+                paid_on=today(),
             )
         )
         s.add(
@@ -188,6 +195,7 @@ def test_a_settled_lease_gets_its_certificate_its_release_and_one_text(
     assert doc.sha256 and doc.evidence_index is not None
     [release] = rows(app, MortgageReleaseRow, lease_id)
     assert (release.status, release.dealer_id) == ("open", svc.accounts.by_email(SALES_A)[0].dealer_id)
+    assert release.opened_on == today()  # the day it was paid: the settlement day is ahead, the release recordable now
     # run again (a retry): the same document, no second release or text
     tasks.settled(lease_id, settled["quote_id"])
     assert [(d.id, d.document_id, d.attempts) for d in rows(app, LeaseDocumentRow, lease_id)] == [
@@ -203,11 +211,26 @@ def test_a_settled_lease_gets_its_certificate_its_release_and_one_text(
         timeout=TIMEOUT,
     )
     assert "settlement_certificate_signed" in [e["kind"] for e in r.json()["entries"]]
+    # the entry records both days: the settlement day and the day it was paid
+    opened = requests.get(
+        f"{contract_server.url}/api/v1/ledger/openings/{doc.evidence_index}",
+        headers=contract_server.headers("ledger:read"),
+        timeout=TIMEOUT,
+    )
+    entry = json.loads(base64.b64decode(opened.json()["bundle"]["opening"]["entry"]))
+    assert (entry["kind"], entry["data"]["settled_on"], entry["data"]["paid_on"]) == (
+        "settlement_certificate_signed",
+        (today() + NOTICE).isoformat(),
+        today().isoformat(),
+    )
 
     # the lessee's lease page lists it with the receipts, and the PDF downloads, never cached
     customer, base = settled["customer"], bff_server.url
     page = customer.get(f"{base}/leases/{lease_id}", timeout=TIMEOUT)
     assert page.status_code == 200 and 'data-testid="doc-settlement_certificate" data-status="ready"' in page.text
+    # paid off today, settled on the quote's day: both shown
+    assert f'data-settled-on="{(today() + NOTICE).isoformat()}" data-paid-on="{today().isoformat()}"' in page.text
+    assert f"已付清（{today().isoformat()}），结清日 {(today() + NOTICE).isoformat()}。" in page.text
     assert 'data-testid="receipt" data-amount="9120000" data-surplus="270" data-refund="succeeded"' in page.text
     link = re.search(r'href="(/leases/[^"]+/documents/[^"]+\.pdf)"', page.text)
     assert link is not None
@@ -254,7 +277,8 @@ def test_the_contract_service_refuses_figures_that_do_not_add_up_and_a_reused_ke
         "kind": "settlement_certificate",
         "subject_id": f"q-{uuid.uuid4().hex[:8]}",
         "settlement": {
-            "settled_on": today().isoformat(),
+            "settled_on": (today() + NOTICE).isoformat(),  # ahead of the service's clock: a business date, accepted
+            "paid_on": today().isoformat(),
             "outstanding_principal": "100.00",
             "accrued_interest": "0.00",
             "early_settlement_fee": "3.00",
@@ -268,12 +292,24 @@ def test_the_contract_service_refuses_figures_that_do_not_add_up_and_a_reused_ke
     r = requests.post(url, json=body, headers=contract_server.headers(), timeout=SIGNING)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "settlement.amount_due", r.text[:300]
     body["settlement"]["amount_due"] = "103.00"
-    # a certificate states a settlement that happened: not one dated after today in Beijing (nor 9999-12-31)
-    for day in ((today() + timedelta(days=1)).isoformat(), "9999-12-31"):
-        future = {**body, "settlement": {**body["settlement"], "settled_on": day}}
-        r = requests.post(url, json=future, headers=contract_server.headers(), timeout=SIGNING)
-        assert r.status_code == 422 and r.json()["errors"][0]["code"] == "in_the_future", r.text[:300]
-        assert r.json()["errors"][0]["field"] == "settlement.settled_on"
+    # the dates against the contract, never the service's clock: not settled decades past the contract's end (nor on
+    # 9999-12-31), not paid before the contract was signed nor more than 31 days after the settlement day; both
+    # required
+    for dates, field, code in (
+        ({"settled_on": "2090-01-01"}, "settlement.settled_on", "after_term"),
+        ({"settled_on": "9999-12-31"}, "settlement.settled_on", "after_term"),
+        ({"paid_on": "2001-01-01"}, "settlement.paid_on", "before_signing"),
+        (
+            {"paid_on": (today() + NOTICE + timedelta(days=32)).isoformat()},
+            "settlement.paid_on",
+            "paid_after_settlement",
+        ),
+        ({"paid_on": None}, "settlement.paid_on", "invalid"),
+    ):
+        wrong = {**body, "settlement": {**body["settlement"], **dates}}
+        r = requests.post(url, json=wrong, headers=contract_server.headers(), timeout=SIGNING)
+        assert r.status_code == 422, r.text[:300]
+        assert (r.json()["errors"][0]["field"], r.json()["errors"][0]["code"]) == (field, code), dates
     # an annex whose rows leave a balance outstanding, or whose dates are decades past the contract's end
     rows = [
         {

@@ -119,6 +119,11 @@ def test_the_lessee_requests_and_pays_a_settlement_and_the_lease_is_settled(
         assert first.headers["Location"] == again.headers["Location"]
         settled = customer.get(base + first.headers["Location"], timeout=TIMEOUT)
         assert 'data-testid="settled"' in settled.text and 'data-status="paid"' in settled.text
+        # paid off on the business date it was booked, settled on the quote's day (the contract's notice later: ahead)
+        paid_on = SqlServicing(c.db).business_date()
+        assert q.settles_on > paid_on and 'data-ahead="true"' in settled.text
+        assert f'data-testid="paid-on">{paid_on.isoformat()}<' in settled.text
+        assert f'data-testid="settled-on">{q.settles_on.isoformat()}<' in settled.text
         # Stripe's answer applied again (a webhook replayed): booked before, nothing more
         with c.db.session() as s:
             receipts = s.execute(select(LeaseReceiptRow.reference, LeaseReceiptRow.applied, LeaseReceiptRow.surplus)
@@ -131,6 +136,7 @@ def test_the_lessee_requests_and_pays_a_settlement_and_the_lease_is_settled(
         with c.db.session() as s:
             lease = s.get(LeaseRow, lease_id)
             assert lease is not None and lease.status == "settled" and lease.settled_on == q.settles_on
+            assert s.get(SettlementQuoteRow, quote_id).paid_on == paid_on  # type: ignore[union-attr]
             moves = s.scalars(select(ServicingMovementRow).where(
                 ServicingMovementRow.lease_id == lease_id, ServicingMovementRow.key.like(f"settlement:{quote_id}:%"))
             ).all()
@@ -302,6 +308,9 @@ def test_an_expired_quote_is_refused_with_the_new_figure_and_one_the_deposit_cov
         assert _attr(done[1].text, "refund-due", "data-refund") == str(-amount)
         with c.db.session() as s:
             assert s.get(LeaseRow, lease_id).status == "settled"  # type: ignore[union-attr]
+            # the confirmation booked on the business date: the day it was paid
+            confirmed = s.get(SettlementQuoteRow, _attr(fresh.text, "settle", "data-quote"))
+            assert confirmed is not None and confirmed.paid_on == today
             moves = s.scalars(select(ServicingMovementRow).where(ServicingMovementRow.lease_id == lease_id,
                                                                  ServicingMovementRow.key.like("settlement:%"))).all()
             assert sum(m.principal + m.interest + m.penalty for m in moves) == -amount

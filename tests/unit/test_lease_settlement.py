@@ -138,9 +138,13 @@ def test_an_empty_field_and_the_least_amount_are_the_caller_s() -> None:
     assert yuan_to_fen("0", least=1) is None and yuan_to_fen("0.01", least=1) == 1  # a refund: more than 0
 
 
-def test_the_mortgage_release_is_opened_dated_the_day_the_lease_settled_not_the_day_the_job_runs() -> None:
-    """servicing.settled (bff/servicing/settled.py) may run days after the settlement (the worker away, retries): the
-    dealer's release task is dated the lease's settlement day."""
+def test_the_mortgage_release_is_opened_dated_the_day_the_settlement_was_paid() -> None:
+    """servicing.settled (bff/servicing/settled.py) may run days after the settlement was paid (the worker away,
+    retries), and the settlement day (the quote's, the lease's ``settled_on``) may be days after both (the contract's
+    notice): the dealer's release task is dated the business date the payment was booked (the quote's ``paid_on``), so
+    the release form's first day (the day it opened) is never after its last (the business date) — dated the future
+    settlement day, the release could not be recorded until then. A quote paid before ``paid_on`` was kept: the
+    business date the job runs on."""
     from types import SimpleNamespace
     from typing import Any
 
@@ -148,16 +152,17 @@ def test_the_mortgage_release_is_opened_dated_the_day_the_lease_settled_not_the_
     from infra.lease_documents import READY
 
     opened: list[tuple[str, str, date]] = []
+    paid_on: list[date | None] = [date(2027, 6, 15)]
 
     class Repo:
         def lease(self, lease_id: str) -> Any:
-            return SimpleNamespace(id=lease_id, dealer_id="d1", status="settled", settled_on=date(2027, 6, 15))
+            return SimpleNamespace(id=lease_id, dealer_id="d1", status="settled", settled_on=date(2027, 6, 22))
 
         def quote(self, quote_id: str) -> Any:
-            return SimpleNamespace(id=quote_id, lease_id="L1", status="paid")
+            return SimpleNamespace(id=quote_id, lease_id="L1", status="paid", paid_on=paid_on[0])
 
         def business_date(self) -> date:
-            return date(2027, 6, 19)  # the job ran four days later
+            return date(2027, 6, 19)  # the job ran four days after the payment, three before the settlement day
 
         def open_release(self, lease_id: str, dealer_id: str, opened_on: date) -> bool:
             opened.append((lease_id, dealer_id, opened_on))
@@ -168,4 +173,6 @@ def test_the_mortgage_release_is_opened_dated_the_day_the_lease_settled_not_the_
 
     documents = LeaseDocuments(Repo(), None, None, lambda _: None, lambda _: "")  # type: ignore[arg-type]
     documents.settled("L1", "Q1")
-    assert opened == [("L1", "d1", date(2027, 6, 15))]
+    paid_on[0] = None
+    documents.settled("L1", "Q1")
+    assert opened == [("L1", "d1", date(2027, 6, 15)), ("L1", "d1", date(2027, 6, 19))]

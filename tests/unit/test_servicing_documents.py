@@ -25,9 +25,10 @@ from tests.unit.test_handover_record import text
 
 
 def certificate_body(**changes: Any) -> dict[str, Any]:
-    settlement = {"settled_on": "2027-06-15", "outstanding_principal": "98000.00", "accrued_interest": "245.00",
-                  "early_settlement_fee": "2940.00", "arrears": "0.00", "penalties": "12.30",
-                  "paid_ahead_interest": "0.00", "deposit_offset": "10000.00", "amount_due": "91197.30", **changes}
+    settlement = {"settled_on": "2027-06-15", "paid_on": "2027-06-08", "outstanding_principal": "98000.00",
+                  "accrued_interest": "245.00", "early_settlement_fee": "2940.00", "arrears": "0.00",
+                  "penalties": "12.30", "paid_ahead_interest": "0.00", "deposit_offset": "10000.00",
+                  "amount_due": "91197.30", **changes}
     return {"kind": SETTLEMENT_CERTIFICATE, "subject_id": "quote-1", "settlement": settlement}
 
 
@@ -53,7 +54,9 @@ def refused(body: dict[str, Any]) -> FigureError:
 def test_a_settlement_s_lines_must_add_up_to_its_total_to_the_fen() -> None:
     parsed = parse_request(certificate_body())
     assert parsed.settlement is not None and parsed.settlement.amount_due == Decimal("91197.30")
+    assert (parsed.settlement.settled_on, parsed.settlement.paid_on) == (date(2027, 6, 15), date(2027, 6, 8))
     assert parsed.last_day == date(2027, 6, 15)
+    assert parse_request(certificate_body(paid_on="2027-07-01")).last_day == date(2027, 7, 1)  # paid after it
     error = refused(certificate_body(amount_due="91197.31"))
     assert (error.field, error.code) == ("settlement.amount_due", "inconsistent") and "91197.30" in error.message_zh
     # the deposit beyond what is owed: a negative total, the refund
@@ -61,7 +64,8 @@ def test_a_settlement_s_lines_must_add_up_to_its_total_to_the_fen() -> None:
                                             early_settlement_fee="0.00", penalties="0.00", amount_due="-10000.00"))
     assert refund.settlement is not None and refund.settlement.refund == Decimal("10000.00")
     for field, value in (("arrears", "-1.00"), ("arrears", 12), ("arrears", "1.234"), ("settled_on", "2027-02-30"),
-                         ("settled_on", "15/06/2027"), ("amount_due", "1e3")):
+                         ("settled_on", "15/06/2027"), ("paid_on", "2027-02-30"), ("paid_on", None),
+                         ("amount_due", "1e3")):
         assert refused(certificate_body(**{field: value})).field == f"settlement.{field}", (field, value)
     assert refused({**certificate_body(), "kind": "receipt"}).field == "kind"
     assert refused({**certificate_body(), "subject_id": "a b"}).field == "subject_id"
@@ -109,40 +113,58 @@ def test_an_annex_pays_the_balance_off_with_its_last_rent_the_final_rent_last_an
 
 
 def test_the_dates_a_document_may_state() -> None:
-    """A certificate says the lease IS settled: not on a day after the one it is issued (today in Beijing), nor
-    before the contract was signed; an annex's dates stay within the contract's end plus the longest term."""
-    signed_on, today, ends_on = date(2026, 6, 1), date(2027, 6, 15), date(2029, 5, 31)
+    """No date is compared with the issuer's clock (the business date, the system's date of record, may run
+    months ahead of it in a demo): a certificate's settlement day (结清日, agreed) and the day it was paid (付清日)
+    are checked against the contract — paid not before it was signed nor more than 31 days after the settlement day
+    (a bank's late answer), settled not before the signing nor after the contract's end plus the longest term —; an
+    annex's dates stay within the contract's end plus the longest term."""
+    signed_on, ends_on = date(2026, 6, 1), date(2029, 5, 31)
     ok = parse_request(certificate_body())
-    check_dates(ok, signed_on=signed_on, today=today, ends_on=ends_on)
-    for day, code in (
-        ("2027-06-16", "in_the_future"),
-        ("9999-12-31", "in_the_future"),
-        ("2026-05-31", "before_signing"),
+    check_dates(ok, signed_on=signed_on, ends_on=ends_on)
+    for settled_on, paid_on in (
+        ("2027-06-15", "2027-07-16"),  # paid 31 days after the settlement day: a late answer from the bank
+        ("2039-05-31", "2027-06-15"),  # the contract's end plus 120 months
+        ("2027-06-15", "2026-06-01"),  # paid the day it was signed
+        ("2030-01-01", "2030-01-01"),  # days ahead of any real clock: the business date's
+    ):
+        check_dates(
+            parse_request(certificate_body(settled_on=settled_on, paid_on=paid_on)), signed_on=signed_on,
+            ends_on=ends_on)
+    for settled_on, paid_on, field, code in (
+        ("2026-05-31", "2026-06-01", "settlement.settled_on", "before_signing"),
+        ("2027-06-15", "2026-05-31", "settlement.paid_on", "before_signing"),
+        ("2027-06-15", "2027-07-17", "settlement.paid_on", "paid_after_settlement"),
+        ("2027-06-15", "9999-12-31", "settlement.paid_on", "paid_after_settlement"),
+        ("2039-06-01", "2027-06-15", "settlement.settled_on", "after_term"),
+        ("2090-01-01", "2027-06-15", "settlement.settled_on", "after_term"),
+        ("9999-12-31", "2027-06-15", "settlement.settled_on", "after_term"),
     ):
         with pytest.raises(FigureError) as caught:
             check_dates(
-                parse_request(certificate_body(settled_on=day)), signed_on=signed_on, today=today, ends_on=ends_on
+                parse_request(certificate_body(settled_on=settled_on, paid_on=paid_on)),
+                signed_on=signed_on,
+                ends_on=ends_on,
             )
-        assert (caught.value.field, caught.value.code) == ("settlement.settled_on", code), day
+        assert (caught.value.field, caught.value.code) == (field, code), (settled_on, paid_on)
     annex = parse_request(annex_body())
-    check_dates(annex, signed_on=signed_on, today=today, ends_on=ends_on)  # rents after today are the annex's point
+    check_dates(annex, signed_on=signed_on, ends_on=ends_on)  # rents ahead are the annex's point
     # the contract ends 2029-05-31; the longest term is 120 months: 2039-05-31 is the last day an annex may name
     late = annex_body()
     late["annex"]["rows"][2]["due_date"] = "2039-06-01"
     with pytest.raises(FigureError) as caught:
-        check_dates(parse_request(late), signed_on=signed_on, today=today, ends_on=ends_on)
+        check_dates(parse_request(late), signed_on=signed_on, ends_on=ends_on)
     assert (caught.value.field, caught.value.code) == ("annex.rows.2.due_date", "after_term")
     late["annex"]["rows"][2]["due_date"] = "2039-05-31"
-    check_dates(parse_request(late), signed_on=signed_on, today=today, ends_on=ends_on)
+    check_dates(parse_request(late), signed_on=signed_on, ends_on=ends_on)
     far = annex_body(effective_on="2090-01-01")
     for row, day in zip(far["annex"]["rows"], ("2090-01-31", "2090-02-28", "2090-03-31"), strict=True):
         row["due_date"] = day
     with pytest.raises(FigureError) as caught:
-        check_dates(parse_request(far), signed_on=signed_on, today=today, ends_on=ends_on)
+        check_dates(parse_request(far), signed_on=signed_on, ends_on=ends_on)
     assert (caught.value.field, caught.value.code) == ("annex.effective_on", "after_term")
     with pytest.raises(FigureError) as caught:
         check_dates(
-            parse_request(annex_body(effective_on="2026-05-31")), signed_on=signed_on, today=today, ends_on=ends_on
+            parse_request(annex_body(effective_on="2026-05-31")), signed_on=signed_on, ends_on=ends_on
         )
     assert (caught.value.field, caught.value.code) == ("annex.effective_on", "before_signing")
 
@@ -154,7 +176,10 @@ def test_the_certificate_names_the_lessee_the_car_the_amounts_and_the_discharge(
     words = text(render_servicing_html(ServicingData(data, parse_request(certificate_body()), date(2027, 6, 16))))
     assert words.startswith("结清证明") or "结清证明 Settlement Certificate" in words
     assert LESSEE_NAME in words and VIN in words and data.number in words and data.lessor.name in words
-    assert "结清日 Settled on 2027年6月15日" in words
+    assert "结清日 Settled on 2027年6月15日（2027-06-15）" in words
+    assert "付清日 Paid on 2027年6月8日（2027-06-08）" in words
+    assert "承租人已于 2027年6月8日 付清" in words and "租赁关系于 2027年6月15日 结清" in words
+    assert "The lessee paid on 2027-06-08" in words and "the lease is settled on 2027-06-15" in words
     assert "保证金冲抵 Deposit offset -¥10,000.00" in words and "¥91,197.30" in words
     assert "已到期未付款项" not in words  # a zero line is left out
     assert "租金支付义务已全部履行完毕" in words and "抵押解除" in words and "discharged" in words
@@ -183,24 +208,29 @@ def test_both_documents_lay_out_with_the_lessor_s_box_only() -> None:
         assert list(rendered.signature_boxes) == ["lessor"]
 
 
-def test_the_bff_dates_the_certificate_the_day_the_settlement_was_paid() -> None:
-    """The quote may be for a later day (the notice the contract asks for: interest counted to it); the lessee paid
-    it on the day it was booked, in Beijing, and the certificate says so — never a day after it is issued."""
+def test_the_bff_dates_the_certificate_by_the_business_dates_of_the_settlement_and_its_payment() -> None:
+    """The certificate's settlement day is the quote's (结清日: interest counted to it, the lease's ``settled_on``), its
+    day paid the business date the payment was booked (``paid_on``) — never the real clock's day it was paid
+    (``settled_at``), which a demo's business date runs months ahead of (the certificate said 2026-12-07, the quote
+    and the lease 2027-03-23). A quote paid before ``paid_on`` was kept: paid on the lease's settlement day."""
     from datetime import UTC
     from datetime import datetime
     from types import SimpleNamespace
 
     from bff.servicing.settled import settlement_body
 
-    lease = SimpleNamespace(settled_on=date(2027, 6, 22))
+    lease = SimpleNamespace(settled_on=date(2027, 6, 15))
     fen = {"outstanding_principal": 9_800_000, "accrued_interest": 24_500, "early_settlement_fee": 294_000,
            "arrears": 0, "penalties": 1_230, "paid_ahead_interest": 0, "deposit_offset": 1_000_000}
-    paid_at = datetime(2027, 6, 14, 17, 30, tzinfo=UTC)  # 01:30 on the 15th in Beijing
-    quote = SimpleNamespace(id="quote-1", settles_on=date(2027, 6, 22), amount_due=9_119_730, penalties_booked=None,
-                            settled_at=paid_at, **fen)
+    paid_at = datetime(2026, 12, 7, 2, 30, tzinfo=UTC)  # the real clock's day: months behind the business date
+    quote = SimpleNamespace(id="quote-1", settles_on=date(2027, 6, 15), paid_on=date(2027, 6, 8), amount_due=9_119_730,
+                            penalties_booked=None, settled_at=paid_at, **fen)
     body = settlement_body(lease, quote)  # type: ignore[arg-type]
-    assert body["settlement"]["settled_on"] == "2027-06-15"
+    assert (body["settlement"]["settled_on"], body["settlement"]["paid_on"]) == ("2027-06-15", "2027-06-08")
     assert parse_request(body).settlement == parse_request(certificate_body()).settlement
+    older = SimpleNamespace(**{**vars(quote), "paid_on": None})
+    body = settlement_body(lease, older)  # type: ignore[arg-type]
+    assert (body["settlement"]["settled_on"], body["settlement"]["paid_on"]) == ("2027-06-15", "2027-06-15")
 
 
 class FakeTexts:
