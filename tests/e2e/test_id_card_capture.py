@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from infra.applications import Scope
 from kyc import specimens
 from tests.common import faces
+from tests.e2e.test_lease_browser import assert_no_inline_style
 from tests.e2e.waiting import wait_until
 from tests.integration.test_applications import consent
 from tests.integration.test_applications import start
@@ -103,8 +104,10 @@ def test_a_back_chosen_for_the_front_is_said_before_upload_and_retaken(page: Pag
     assert frame is not None and frame["x"] >= 0 and frame["x"] + frame["width"] <= 360, frame
 
     # the right photos: uploaded and read
+    assert_no_inline_style(page)  # the previews, verdicts and buttons js/id-card.js set: no inline style (CSP)
     page.get_by_test_id("upload-id").click()
     expect(page.get_by_test_id("id-ok")).to_be_visible(timeout=30_000)
+    assert_no_inline_style(page)  # the card read, swapped in by htmx
     draft = services.applications.draft(services.applications.repo.get(app_id, Scope()))
     assert draft["name"] == CARD.name and draft["id_number"] == CARD.id_number
 

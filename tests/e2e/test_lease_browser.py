@@ -24,6 +24,12 @@ def assert_fits(page: Page) -> None:
     assert width <= page.viewport_size["width"], width  # type: ignore[index]
 
 
+def assert_no_inline_style(page: Page) -> None:
+    """No element with a style attribute, no <style> element: the CSP (style-src 'self') refuses both."""
+    styled = page.evaluate("[...document.querySelectorAll('[style], style')].map(e => e.outerHTML.slice(0, 120))")
+    assert styled == [], styled
+
+
 def test_the_lease_page_fits_the_phone(browser: Browser, playwright: Playwright, live_server: Any) -> None:
     base, app = live_server.url, live_server.app
     customer, _ = join(base, app, "13600136801")
@@ -58,5 +64,8 @@ def test_the_lease_page_fits_the_phone(browser: Browser, playwright: Playwright,
         expect(page.get_by_test_id("valid-until")).to_contain_text(third.due_on.isoformat())
         assert page.url.endswith(f"/leases/{lease_id}?settle_on={third.due_on.isoformat()}")
         assert_fits(page)
+        # the CSP admits no inline style (walk-through: violations on this form): nothing on the page carries one, as
+        # served or as swapped by htmx (the console, which reports a violation as an error, is checked at the end)
+        assert_no_inline_style(page)
     finally:
         phone.close()
