@@ -371,8 +371,8 @@ def _settle_deposits(session: Session, lease_ids: Sequence[str], day: date, now:
     the application's term closed with the deposit applied at the end (its ``deposit_offset`` movements) kept as the
     deduction and its settlement ``due``, the application ``delivered`` → ``closed`` with its event. The worker's
     ``payments.settle`` job then refunds the rest of the deposit — once (its refund is keyed by the application and
-    the attempt), a refund Stripe refuses left in ``attention`` on ops' closing page (/ops/leases). Set-based; a term
-    closed already (by ops, by an early settlement) is left as it is."""
+    the attempt), a refund Stripe refuses left in ``attention`` on the lease's payments page
+    (/applications/<id>/lease). Set-based; a term closed already (by ops, by an early settlement) is left as it is."""
     params = {"ids": list(lease_ids), "now": now,
               "reason": f"期满 保证金抵扣 end of term {day.isoformat()}: deposit applied"}
     closed = session.execute(text(

@@ -33,8 +33,9 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "pii.unmask": ("dealer_admin", "risk_officer_t1", "risk_officer_t2"),
     # the risk service's review queue (tier 2 cases need a risk_officer_t2: the risk service enforces it)
     "reviews.work": ("risk_officer_t1", "risk_officer_t2"),
-    # refunds and the 免押 holds' capture or release, closing a lease at the end of its term (结清), retrying a
-    # dealer's refused share (分账), reconciling with Stripe: the lessor's operations staff
+    # refunds and the 免押 holds' capture or release, closing by hand the term of a lease not serviced here
+    # (租期届满结算; a serviced lease ends by its end-of-term choice), retrying a dealer's refused share (分账),
+    # reconciling with Stripe: the lessor's operations staff
     "payments.manage": ("ops_admin",),
     # the payments list across applications (/payments): lessor ops for every dealer; a dealer's admin for the
     # dealer's own (its down-payment shares, its leases due for closing), never another dealer's

@@ -1,8 +1,10 @@
 """The lease after delivery: the handover (交车) that starts the term, the closing (结清) at its end, and the settle
 job that moves the money; and what the ops view shows of them (bff/payments/ops_views.py).
 
-End of the term (结清): nothing here knows whether rents were paid — they are collected outside this system — so
-the end of a lease is a decision of the lessor's ops, not of a clock:
+Closing the term (租期届满结算) by hand: for a lease not serviced here (no lease in force: its rents collected outside
+this system) the end is a decision of the lessor's ops, not of a clock. A lease serviced here ends by its
+end-of-term choice instead (infra/end_of_term.py: purchase, return or refinance, its deposit settled in the
+transaction that ends it) or by early settlement (结清: infra/settlements.py); ops' closing form is hidden for it:
 - the term starts when the customer signs the handover record (交接确认书, bff/payments/handover.py) of a
   ``ready_for_delivery`` lease whose security is in place — on the record's day, the commencement date (起租日) the
   contract counts the term and every rent from — and ends on the same calendar day ``term`` months later

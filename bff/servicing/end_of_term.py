@@ -6,8 +6,9 @@ dealer's inspection of a returned car. The figures are servicing/end_of_term.py'
   ``end_of_term_for`` template global, included by pwa/templates/servicing/lease.html);
 - ``GET/POST /leases/<id>/end-of-term``: the options explained and, for the lessee, the choice. A purchase adds the
   purchase price as an instalment and the page links the pay page for it and the final rent (bff/servicing/pay.py:
-  ``?instalment=``); a return asks the dealer for the inspection; a refinance is recorded for the dealer (the new
-  application pre-filled from this one is not built yet: the page says the dealer will prepare it). Staff of the
+  ``?instalment=``); a return asks the dealer for the inspection; a refinance makes a new application pre-filled from
+  this one (bff/servicing/refinance.py), whose lease, once opened, pays off the final rent (infra/servicing.py
+  ``_pay_off_refinanced``). Staff of the
   lease (``leases.view``) see the page read-only;
 - ``GET/POST /servicing/returns/<lease_id>/inspection``: the dealer's staff (``leases.deliver``, the lease's dealer
   only: 404 otherwise) record the odometer, the damage items from the product file and one or two photos (stored
@@ -405,8 +406,9 @@ DESK = "collections.work"
 @bp.get("/servicing/end-of-term")
 @requires(DESK)
 def desk() -> Any:
-    """What ops do by hand at the end of terms: a refinance funded whose old final rent is to be paid off with it
-    (not booked automatically yet), and each return the dealer has not inspected within the policy's days."""
+    """What ops do by hand at the end of terms: a refinance whose new application reached its handover while the old
+    final rent is still open (its lease, once opened, pays it off), and each return the dealer has not inspected
+    within the policy's days."""
     user: Staff = g.user
     day = SqlServicing(services().db).business_date()
     days = services().plans.policy.inspection_overdue_days

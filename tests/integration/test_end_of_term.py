@@ -376,8 +376,9 @@ def test_refinancing_the_final_rent_makes_a_new_application_the_lessee_opens(bff
                                                               ServicingMovementRow.kind == "refinanced")).one()
         assert (moved.key, moved.instalment_id, moved.principal, moved.interest) == (
             f"refinanced:{lease_id}", paid.id, -final.principal, -final.interest)
-    with sign_in(base, "ops@demo.leaseline.cn") as ops:  # funded: off the desk
-        assert lease_id not in ops.get(f"{base}/servicing/end-of-term", timeout=TIMEOUT).text
+    with sign_in(base, "ops@demo.leaseline.cn") as ops:  # funded: off the desk; the desk in the header's menu
+        desk = ops.get(f"{base}/servicing/end-of-term", timeout=TIMEOUT).text
+        assert lease_id not in desk and attrs(desk, "nav-end-of-term")["href"] == "/servicing/end-of-term"
     close_hook(app, lease_id, business_date)  # the close ends the old lease and settles its deposit
     with svc.db.session() as s:
         assert s.get(LeaseRow, lease_id).status == "ended"
