@@ -44,18 +44,15 @@ from bff.extensions import limiter
 from bff.invitations.returning_views import SIGNED_IN
 from bff.invitations.returning_views import returning
 from bff.invitations.returning_views import signed_in_hash
-from bff.payments.checkout import LOCAL_3DS_CARD
 from bff.payments.checkout import TEST_METHODS
-from bff.payments.declines import customer_texts
 from bff.payments.declines import why_not_paid
 from bff.payments.views import REFUSED
 from bff.payments.views import UNAVAILABLE
-from bff.payments.views import publishable_key
 from bff.reloads import keep_once
 from bff.reloads import take_once
 from bff.rendering import in_locale
 from bff.services import services
-from bff.servicing.collect import RENT_METHODS
+from bff.servicing import stripe_pages
 from bff.servicing.collect import CannotPay
 from bff.servicing.collect import PayOutcome
 from bff.servicing.collect import RentCollection
@@ -138,17 +135,7 @@ def _page(lease: LeaseRow, status: int = 200, *, error: str | None = None, attem
     schedule = svc.repo.instalments(lease.id)
     due = [o for o in svc.due_now(lease.id)]  # a rent due today among them: due, not ahead
     today = svc.repo.business_date()
-    checkout = None
-    if outcome is not None and outcome.intent is not None and publishable_key() and outcome.intent.client_secret \
-            and outcome.attempt.status not in ("succeeded", "failed", "canceled"):
-        checkout = {"attempt": outcome.attempt, "client_secret": outcome.intent.client_secret,
-                    "methods": RENT_METHODS, "declines": customer_texts(),
-                    "waits_for_bank": outcome.intent.status == "requires_action",
-                    "return_url": url_for("rent_pay.returned", lease_id=lease.id, attempt=outcome.attempt.id,
-                                          _external=True)}
-        g.loads_stripe_js = True  # the CSP admits Stripe.js on this response only
-    gateway = svc.gateway
-    bank = services().payments.checkout.bank
+    checkout = stripe_pages.checkout(outcome, stripe_pages.external_url("rent_pay.returned", lease_id=lease.id))
     shown = attempt or (outcome.attempt if outcome else None)
     # paid: what the payment paid (the receipt and each instalment's part), shown instead of a form (walk-through 47)
     paid = svc.repo.paid_by(shown.id) if shown is not None and shown.status == "succeeded" else None
@@ -158,10 +145,8 @@ def _page(lease: LeaseRow, status: int = 200, *, error: str | None = None, attem
         "servicing/pay.html", lease=lease, due=due, total=sum(o.total for o in due), chosen_method=method,
         ahead=ahead[:1], chosen_ahead=next((o for o in ahead if o.instalment_id == chosen), None), chosen=chosen,
         token=uuid.uuid4().hex, error=error, attempt=shown, paid=paid,
-        receipt=paid[0] if paid else (outcome.receipt if outcome else None), test_mode=gateway.test_mode,
-        element=bool(publishable_key()),
-        test_bank=bank is not None and gateway.test_mode and not publishable_key(), checkout=checkout,
-        publishable_key=publishable_key(), why_not_paid=why_not_paid, staff=g.get("rent_payer") == "staff",
+        receipt=paid[0] if paid else (outcome.receipt if outcome else None), checkout=checkout,
+        **stripe_pages.checkout_context(svc), why_not_paid=why_not_paid, staff=g.get("rent_payer") == "staff",
         active=lease.status == ACTIVE), status)
     return response
 
@@ -182,13 +167,7 @@ def page(lease_id: str) -> Any:
     attempt = collection().repo.attempt(attempt_id) if attempt_id else None
     if attempt is None or attempt.lease_id != lease.id:
         return _page(lease, chosen=chosen)
-    outcome: PayOutcome | None = None
-    if publishable_key() and attempt.provider_ref and attempt.status not in ("succeeded", "failed", "canceled"):
-        try:
-            outcome = collection().refresh(attempt)
-        except PaymentsError:
-            outcome = None
-    return _page(lease, attempt=attempt, outcome=outcome, chosen=chosen)
+    return _page(lease, attempt=attempt, outcome=stripe_pages.refreshed(collection(), attempt), chosen=chosen)
 
 
 def _declined(lease: LeaseRow, attempt: Attempt, chosen: int | None = None, method: str = "") -> Any:
@@ -230,13 +209,10 @@ def create(lease_id: str) -> Any:
                      chosen=chosen)
     svc = collection()
     method = request.form.get("method", "")
-    payment_method: str | None = None
-    if not publishable_key():
-        if method not in TEST_METHODS or not svc.gateway.test_mode:
-            return _page(lease, 422, error=in_locale("请选择付款方式", "Choose a way to pay"), chosen=chosen)
-        payment_method = TEST_METHODS[method]
-        if method == "3ds" and services().payments.checkout.local_stripe:
-            payment_method = svc.gateway.card_payment_method(LOCAL_3DS_CARD)
+    try:
+        payment_method = stripe_pages.test_payment_method(svc, method)
+    except stripe_pages.NoTestCard:
+        return _page(lease, 422, error=in_locale("请选择付款方式", "Choose a way to pay"), chosen=chosen)
     try:
         done = svc.pay_by_hand(lease, token, instalment_id=chosen, payment_method=payment_method,
                                return_url=url_for("rent_pay.returned", lease_id=lease.id, _external=True))
@@ -262,15 +238,8 @@ def returned(lease_id: str) -> Any:
     attempt = collection().repo.attempt(request.args.get("attempt", "")[:36])
     if attempt is None or attempt.lease_id != lease.id:
         abort(404)
-    try:
-        collection().refresh(attempt)
-    except PaymentsUnavailable:
-        return _page(lease, 503, error=in_locale("支付服务暂时不可用，请稍后再查",
-                                                 "Payments are unavailable: check again shortly"), attempt=attempt)
-    except PaymentsError as exc:
-        log.error("Stripe refused to show rent payment %s: %s", attempt.id, exc)
-        return _page(lease, 409, error=in_locale(*REFUSED), attempt=attempt)
-    return redirect(url_for("rent_pay.page", lease_id=lease.id, attempt=attempt.id), 303)
+    return stripe_pages.returned(collection(), attempt, page=_error_page(lease), what="rent",
+                                 shown=url_for("rent_pay.page", lease_id=lease.id, attempt=attempt.id))
 
 
 @bp.post("/leases/<lease_id>/pay/authenticate")
@@ -280,32 +249,19 @@ def authenticate(lease_id: str) -> Any:
     """TEST MODE on localstripe: the customer completes (or fails) their bank's 3-D Secure check of the payment (the
     local test bank, infra/sandbox_bank.py), then the page shows it as Stripe has it."""
     lease = _lease_for(lease_id)
-    bank, svc = services().payments.checkout.bank, collection()
-    if bank is None or not svc.gateway.test_mode or publishable_key():
-        abort(404)
+    svc = collection()
+    stripe_pages.test_bank_or_404(svc)
     attempt = svc.repo.attempt(request.form.get("attempt", "")[:36])
     if attempt is None or attempt.lease_id != lease.id:
         abort(404)
-    result = request.form.get("result", "")
-    if result not in ("complete", "fail"):
-        return _page(lease, 422, error=in_locale("请选择完成或不通过验证", "Choose to complete or to fail the check"),
-                     attempt=attempt)
-    try:
-        if attempt.status == "requires_action" and attempt.provider_ref:
-            intent = svc.gateway.retrieve_intent(attempt.provider_ref)
-            if intent.status == "requires_action" and intent.client_secret:
-                bank.authenticate(intent.id, intent.client_secret, success=result == "complete")
-            done = svc.refresh(attempt)
-        else:
-            done = PayOutcome(attempt, None, None)
-    except PaymentsUnavailable:
-        return _page(lease, 503, error=in_locale(*UNAVAILABLE), attempt=attempt)
-    except PaymentsError as exc:
-        log.error("Stripe refused to show rent payment %s: %s", attempt.id, exc)
-        return _page(lease, 409, error=in_locale(*REFUSED), attempt=attempt)
-    if done.attempt.status == "failed":
-        return _declined(lease, done.attempt)
-    return redirect(url_for("rent_pay.page", lease_id=lease.id, attempt=attempt.id), 303)
+    return stripe_pages.authenticate(svc, attempt, page=_error_page(lease), what="rent",
+                                     declined=lambda failed: _declined(lease, failed),
+                                     shown=url_for("rent_pay.page", lease_id=lease.id, attempt=attempt.id))
+
+
+def _error_page(lease: LeaseRow) -> stripe_pages.ErrorPage:
+    """The page with an error about an attempt (bff/servicing/stripe_pages.py's answers)."""
+    return lambda status, error, attempt: _page(lease, status, error=error, attempt=attempt)
 
 
 @bp.record_once

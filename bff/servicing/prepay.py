@@ -39,10 +39,8 @@ from flask import render_template
 from flask import request
 from flask import url_for
 
-from bff.payments.checkout import LOCAL_3DS_CARD
 from bff.payments.checkout import TEST_METHODS
 from bff.payments.common import utc_now
-from bff.payments.declines import customer_texts
 from bff.payments.declines import why_not_paid
 from bff.payments.views import REFUSED
 from bff.payments.views import UNAVAILABLE
@@ -51,7 +49,7 @@ from bff.reloads import keep_once
 from bff.reloads import take_once
 from bff.rendering import in_locale
 from bff.services import services
-from bff.servicing.collect import RENT_METHODS
+from bff.servicing import stripe_pages
 from bff.servicing.collect import CannotPay
 from bff.servicing.collect import PayOutcome
 from bff.servicing.pay import _lease_for
@@ -151,23 +149,13 @@ def _page(lease: LeaseRow, p: Prepayment, status: int = 200, *, error: str | Non
     svc = collection()
     attempt = attempt or (outcome.attempt if outcome else None)
     receipt = outcome.receipt if outcome is not None else (svc.repo.receipt(attempt.key) if attempt else None)
-    checkout = None
-    if outcome is not None and outcome.intent is not None and publishable_key() and outcome.intent.client_secret \
-            and outcome.attempt.status not in FINAL:
-        checkout = {"attempt": outcome.attempt, "client_secret": outcome.intent.client_secret,
-                    "methods": RENT_METHODS, "declines": customer_texts(),
-                    "waits_for_bank": outcome.intent.status == "requires_action",
-                    "return_url": url_for("prepay.returned", lease_id=lease.id, prepayment_id=p.id,
-                                          attempt=outcome.attempt.id, _external=True)}
-        g.loads_stripe_js = True  # the CSP admits Stripe.js on this response only
-    gateway = svc.gateway
-    bank = services().payments.checkout.bank
+    checkout = stripe_pages.checkout(outcome, stripe_pages.external_url("prepay.returned", lease_id=lease.id,
+                                                                        prepayment_id=p.id))
     return make_response(render_template(
         "servicing/prepay_offer.html", lease=lease, p=p, preview=p.preview, first_rows=FIRST_ROWS,
         option=option or p.option or None, options=OPTIONS, token=uuid.uuid4().hex, error=error, attempt=attempt,
-        receipt=receipt, test_mode=gateway.test_mode, element=bool(publishable_key()), chosen_method=method,
-        test_bank=bank is not None and gateway.test_mode and not publishable_key(), checkout=checkout,
-        publishable_key=publishable_key(), why_not_paid=why_not_paid, staff=g.get("rent_payer") == "staff"), status)
+        receipt=receipt, chosen_method=method, checkout=checkout, **stripe_pages.checkout_context(svc),
+        why_not_paid=why_not_paid, staff=g.get("rent_payer") == "staff"), status)
 
 
 @bp.get("/leases/<lease_id>/prepay/<prepayment_id>")
@@ -187,10 +175,7 @@ def show(lease_id: str, prepayment_id: str) -> Any:
         return _page(lease, p)
     outcome: PayOutcome | None = None
     if publishable_key() and attempt.provider_ref and attempt.status not in FINAL:
-        try:
-            outcome = collection().refresh(attempt)
-        except PaymentsError:
-            outcome = None
+        outcome = stripe_pages.refreshed(collection(), attempt)
         p = _prepayment(lease, p.id)  # booked by the refresh: applied (or not)
     return _page(lease, p, attempt=attempt, outcome=outcome)
 
@@ -209,13 +194,10 @@ def pay(lease_id: str, prepayment_id: str) -> Any:
         return _page(lease, p, 400, error=in_locale("页面已过期，请重新确认", "This page has expired: confirm again"),
                      option=kept)
     svc = collection()
-    payment_method: str | None = None
-    if not publishable_key():
-        if method not in TEST_METHODS or not svc.gateway.test_mode:
-            return _page(lease, p, 422, error=in_locale("请选择付款方式", "Choose a way to pay"), option=kept)
-        payment_method = TEST_METHODS[method]
-        if method == "3ds" and services().payments.checkout.local_stripe:
-            payment_method = svc.gateway.card_payment_method(LOCAL_3DS_CARD)
+    try:
+        payment_method = stripe_pages.test_payment_method(svc, method)
+    except stripe_pages.NoTestCard:
+        return _page(lease, p, 422, error=in_locale("请选择付款方式", "Choose a way to pay"), option=kept)
     first = svc.repo.attempt_by_key(f"pay:{lease.id}:{token}"[:120])
     if first is None:  # this form not sent before: the choice is recorded (a double tap answers the first attempt)
         try:
@@ -263,15 +245,9 @@ def returned(lease_id: str, prepayment_id: str) -> Any:
     lease = _lease_for(lease_id)
     p = _prepayment(lease, prepayment_id)
     attempt = _attempt_of(lease, p, request.args.get("attempt", ""))
-    try:
-        collection().refresh(attempt)
-    except PaymentsUnavailable:
-        return _page(lease, p, 503, error=in_locale("支付服务暂时不可用，请稍后再查",
-                                                    "Payments are unavailable: check again shortly"), attempt=attempt)
-    except PaymentsError as exc:
-        log.error("Stripe refused to show prepayment payment %s: %s", attempt.id, exc)
-        return _page(lease, p, 409, error=in_locale(*REFUSED), attempt=attempt)
-    return redirect(url_for("prepay.show", lease_id=lease.id, prepayment_id=p.id, attempt=attempt.id), 303)
+    return stripe_pages.returned(collection(), attempt, page=_error_page(lease, p), what="prepayment",
+                                 shown=url_for("prepay.show", lease_id=lease.id, prepayment_id=p.id,
+                                               attempt=attempt.id))
 
 
 @bp.post("/leases/<lease_id>/prepay/<prepayment_id>/authenticate")
@@ -281,27 +257,15 @@ def authenticate(lease_id: str, prepayment_id: str) -> Any:
     """TEST MODE on localstripe: the local test bank's 3-D Secure check (as the rent page's)."""
     lease = _lease_for(lease_id)
     p = _prepayment(lease, prepayment_id)
-    bank, svc = services().payments.checkout.bank, collection()
-    if bank is None or not svc.gateway.test_mode or publishable_key():
-        abort(404)
+    svc = collection()
+    stripe_pages.test_bank_or_404(svc)
     attempt = _attempt_of(lease, p, request.form.get("attempt", ""))
-    result = request.form.get("result", "")
-    if result not in ("complete", "fail"):
-        return _page(lease, p, 422, attempt=attempt,
-                     error=in_locale("请选择完成或不通过验证", "Choose to complete or to fail the check"))
-    try:
-        if attempt.status == "requires_action" and attempt.provider_ref:
-            intent = svc.gateway.retrieve_intent(attempt.provider_ref)
-            if intent.status == "requires_action" and intent.client_secret:
-                bank.authenticate(intent.id, intent.client_secret, success=result == "complete")
-            done = svc.refresh(attempt)
-        else:
-            done = PayOutcome(attempt, None, None)
-    except PaymentsUnavailable:
-        return _page(lease, p, 503, error=in_locale(*UNAVAILABLE), attempt=attempt)
-    except PaymentsError as exc:
-        log.error("Stripe refused to show prepayment payment %s: %s", attempt.id, exc)
-        return _page(lease, p, 409, error=in_locale(*REFUSED), attempt=attempt)
-    if done.attempt.status == "failed":
-        return _declined(lease, p, done.attempt)
-    return redirect(url_for("prepay.show", lease_id=lease.id, prepayment_id=p.id, attempt=attempt.id), 303)
+    return stripe_pages.authenticate(svc, attempt, page=_error_page(lease, p), what="prepayment",
+                                     declined=lambda failed: _declined(lease, p, failed),
+                                     shown=url_for("prepay.show", lease_id=lease.id, prepayment_id=p.id,
+                                                   attempt=attempt.id))
+
+
+def _error_page(lease: LeaseRow, p: Prepayment) -> stripe_pages.ErrorPage:
+    """The offer's page with an error about an attempt (bff/servicing/stripe_pages.py's answers)."""
+    return lambda status, error, attempt: _page(lease, p, status, error=error, attempt=attempt)

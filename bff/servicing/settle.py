@@ -37,19 +37,16 @@ from flask import request
 from flask import url_for
 
 from bff.auth.roles import allowed
-from bff.payments.checkout import LOCAL_3DS_CARD
 from bff.payments.checkout import TEST_METHODS
 from bff.payments.common import utc_now
-from bff.payments.declines import customer_texts
 from bff.payments.declines import why_not_paid
 from bff.payments.views import REFUSED
 from bff.payments.views import UNAVAILABLE
-from bff.payments.views import publishable_key
 from bff.reloads import keep_once
 from bff.reloads import take_once
 from bff.rendering import in_locale
 from bff.services import services
-from bff.servicing.collect import RENT_METHODS
+from bff.servicing import stripe_pages
 from bff.servicing.collect import CannotPay
 from bff.servicing.collect import PayOutcome
 from bff.servicing.lease_page import DateRefused
@@ -142,23 +139,15 @@ def _page(lease_id: str, quote_id: str, status: int = 200, *, error: str | None 
         dates = settlement_dates(lease, snap.instalments, today, calendar)
         if dates.earliest is not None:
             fresh = count_quote(lease, snap.instalments, dates.earliest, calendar)
-    checkout = None
-    if outcome is not None and outcome.intent is not None and publishable_key() and outcome.intent.client_secret \
-            and outcome.attempt.status not in ("succeeded", "failed", "canceled"):
-        checkout = {"attempt": outcome.attempt, "client_secret": outcome.intent.client_secret,
-                    "methods": RENT_METHODS, "declines": customer_texts(),
-                    "waits_for_bank": outcome.intent.status == "requires_action",
-                    "return_url": url_for("settle.returned", lease_id=lease.id, quote_id=q.id,
-                                          attempt=outcome.attempt.id, _external=True)}
-        g.loads_stripe_js = True  # the CSP admits Stripe.js on this response only
-    gateway = collection().gateway
+    checkout = stripe_pages.checkout(outcome, stripe_pages.external_url("settle.returned", lease_id=lease.id,
+                                                                        quote_id=q.id))
     return render_template(
         "servicing/settle.html", lease=lease, app=app, customer=customer, q=q, today=today, active=active,
         payable=active and not end_of_term and q.valid_on(today), paid=q.status == PAID_QUOTE, fresh=fresh,
         dates=dates, end_of_term=end_of_term,
         may_pay=_may_pay(lease), token=uuid.uuid4().hex, error=error, attempt=attempt,
-        test_mode=gateway.test_mode, element=bool(publishable_key()), checkout=checkout,
-        publishable_key=publishable_key(), why_not_paid=why_not_paid, chosen_method=method,
+        checkout=checkout, **stripe_pages.checkout_context(collection()), why_not_paid=why_not_paid,
+        chosen_method=method,
         staff=g.get("user") is not None), status
 
 
@@ -203,12 +192,7 @@ def show(lease_id: str, quote_id: str) -> Any:
     attempt = collection().repo.attempt(attempt_id) if attempt_id else None
     if attempt is None or attempt.lease_id != lease_id or attempt.subject_id != quote_id:
         return _page(lease_id, quote_id)
-    outcome: PayOutcome | None = None
-    if publishable_key() and attempt.provider_ref and attempt.status not in ("succeeded", "failed", "canceled"):
-        try:
-            outcome = collection().refresh(attempt)
-        except PaymentsError:
-            outcome = None
+    outcome = stripe_pages.refreshed(collection(), attempt)
     return _page(lease_id, quote_id, attempt=outcome.attempt if outcome else attempt, outcome=outcome)
 
 
@@ -242,13 +226,10 @@ def pay(lease_id: str, quote_id: str) -> Any:
         if not q.valid_on(svc.repo.business_date()):
             return _refused(lease, q, "expired" if q.status in ("offered", "expired") else "not_offered")
     method = request.form.get("method", "")
-    payment_method: str | None = None
-    if not publishable_key():
-        if method not in TEST_METHODS or not svc.gateway.test_mode:
-            return _page(lease.id, q.id, 422, error=in_locale("请选择付款方式", "Choose a way to pay"))
-        payment_method = TEST_METHODS[method]
-        if method == "3ds" and services().payments.checkout.local_stripe:
-            payment_method = svc.gateway.card_payment_method(LOCAL_3DS_CARD)
+    try:
+        payment_method = stripe_pages.test_payment_method(svc, method)
+    except stripe_pages.NoTestCard:
+        return _page(lease.id, q.id, 422, error=in_locale("请选择付款方式", "Choose a way to pay"))
     try:
         done = svc.pay_by_hand(lease, token, purpose=SETTLEMENT, subject_id=q.id, amount=q.amount_due,
                                payment_method=payment_method,
@@ -276,16 +257,10 @@ def returned(lease_id: str, quote_id: str) -> Any:
     attempt = collection().repo.attempt(request.args.get("attempt", "")[:36])
     if attempt is None or attempt.lease_id != lease.id or attempt.subject_id != q.id:
         abort(404)
-    try:
-        collection().refresh(attempt)
-    except PaymentsUnavailable:
-        return _page(lease.id, q.id, 503, error=in_locale("支付服务暂时不可用，请稍后再查",
-                                                          "Payments are unavailable: check again shortly"),
-                     attempt=attempt)
-    except PaymentsError as exc:
-        log.error("Stripe refused to show settlement payment %s: %s", attempt.id, exc)
-        return _page(lease.id, q.id, 409, error=in_locale(*REFUSED), attempt=attempt)
-    return redirect(url_for("settle.show", lease_id=lease.id, quote_id=q.id, attempt=attempt.id), 303)
+    return stripe_pages.returned(
+        collection(), attempt, what="settlement",
+        page=lambda status, error, shown: _page(lease.id, q.id, status, error=error, attempt=shown),
+        shown=url_for("settle.show", lease_id=lease.id, quote_id=q.id, attempt=attempt.id))
 
 
 @bp.post("/leases/<lease_id>/settlement/<quote_id>/confirm")
