@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 
 from infra.db.engine import Database
 from infra.db.models import ApplicationEventRow
+from infra.db.models import AuditEventRow
 from infra.db.models import EndOfTermRow
 from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
@@ -71,6 +72,7 @@ from servicing.end_of_term import inspection_opens
 PURCHASE_PRICE, RETURN_CHARGES = "purchase_price", "return_charges"
 CHOSEN, INSPECTED, ENDED = "chosen", "inspected", "ended"
 LEASE_ENDED = "ended"
+CLOSE_ACTOR = "system:close"
 
 
 class ChoiceRefused(Exception):
@@ -123,7 +125,7 @@ class SqlEndOfTerm:
             return session.get(EndOfTermRow, lease_id)
 
     def choose(self, lease_id: str, option: str, *, by: str, terms: Mapping[str, Any], purchase_price: int,
-               now: datetime) -> EndOfTermRow:
+               now: datetime, actor_id: str | None = None) -> EndOfTermRow:
         """Record the lessee's ``option`` (once per lease; the lease locked, active), with a purchase its price as an
         instalment. Raises :class:`ChoiceRefused` when the lease is not active or a choice was made already."""
         with self.db.session() as session:
@@ -142,6 +144,8 @@ class SqlEndOfTerm:
             session.add(row)
             if option == "purchase" and purchase_price > 0:
                 _add_instalment(session, lease, PURCHASE_PRICE, lease.ends_on, purchase_price, now)
+            _audit(session, "end_of_term.chosen", lease, now, actor_id=actor_id, actor_label=by,
+                   details={"option": option, "purchase_price": row.purchase_price})
             session.flush()
             return row
 
@@ -181,8 +185,11 @@ class SqlEndOfTerm:
             row.terms = json.dumps({**json.loads(row.terms), "inspection": dict(inspection.figures)},
                                    ensure_ascii=False, sort_keys=True)
             row.updated_at = now
+            _audit(session, "end_of_term.inspected", lease, now, actor_id=inspection.inspected_by[:36],
+                   actor_label="staff", details={"option": row.option, "charges": charges,
+                                                 "deposit_applied": applied, "refund": row.refund, "owed": owed})
             if owed == 0:
-                _end(session, [lease_id], day, now)
+                _end(session, [lease_id], day, now, actor_id=inspection.inspected_by[:36], actor_label="staff")
             session.flush()
             return row
 
@@ -345,9 +352,11 @@ def _apply_deposit(session: Session, lease: LeaseRow, day: date, now: datetime,
     return int(before) + applied, max(held, int(before))
 
 
-def _end(session: Session, lease_ids: Sequence[str], day: date, now: datetime) -> list[str]:
+def _end(session: Session, lease_ids: Sequence[str], day: date, now: datetime, *, actor_id: str | None = None,
+         actor_label: str = CLOSE_ACTOR) -> list[str]:
     """End those of ``lease_ids`` whose choice is a purchase, a refinance (its final rent paid off by the new lease:
-    infra/servicing.py ``_pay_off_refinanced``) or an inspected return and that owe nothing more."""
+    infra/servicing.py ``_pay_off_refinanced``) or an inspected return and that owe nothing more; with each, its audit
+    entry (the figures only), and a purchase's mortgage release (:func:`_open_releases`)."""
     if not lease_ids:
         return []
     ended = [r[0] for r in session.execute(text(
@@ -362,7 +371,36 @@ def _end(session: Session, lease_ids: Sequence[str], day: date, now: datetime) -
         session.execute(text("UPDATE end_of_term SET status = :ended, ended_on = :day, updated_at = :now "
                              "WHERE lease_id = ANY(:ids)"), {"ended": ENDED, "day": day, "now": now, "ids": ended})
         _settle_deposits(session, ended, day, now)
+        _open_releases(session, ended, day, now)
+        # one entry per lease ended (set-based): the figures as end_of_term holds them, nothing personal
+        session.execute(text(
+            "INSERT INTO audit_events (at, action, outcome, actor_id, actor_label, dealer_id, target, ip, user_agent, "
+            "details) SELECT :now, 'end_of_term.ended', 'success', :actor_id, :label, e.dealer_id, "
+            "'lease:' || e.lease_id, '', '', json_build_object('option', e.option, 'purchase_price', e.purchase_price, "
+            "'charges', e.damage_charge + e.excess_mileage_charge, 'deposit_applied', e.deposit_deduction, "
+            "'refund', e.refund)::text FROM end_of_term e WHERE e.lease_id = ANY(:ids) ORDER BY e.lease_id"),
+            {"now": now, "actor_id": actor_id, "label": actor_label[:254], "ids": ended})
     return ended
+
+
+def _open_releases(session: Session, lease_ids: Sequence[str], day: date, now: datetime) -> None:
+    """The dealer's mortgage release (抵押解除, ``mortgage_releases``: what infra/lease_documents.py ``open_release``
+    opens after an early settlement) for each lease just ended by a purchase — the car is the customer's —, dated the
+    business date it ended; once (ON CONFLICT on the lease). A refinance opens none: the new lease's mortgage takes the
+    car over. A return opens none: the car comes back to the lessor."""
+    session.execute(text(
+        "INSERT INTO mortgage_releases (lease_id, dealer_id, status, opened_on, office, reference, note, created_at, "
+        "updated_at) SELECT l.id, l.dealer_id, 'open', :day, '', '', '', :now, :now FROM leases l "
+        "JOIN end_of_term e ON e.lease_id = l.id WHERE l.id = ANY(:ids) AND e.option = 'purchase' "
+        "ON CONFLICT (lease_id) DO NOTHING"), {"ids": list(lease_ids), "day": day, "now": now})
+
+
+def _audit(session: Session, action: str, lease: LeaseRow, now: datetime, *, actor_id: str | None,
+           actor_label: str, details: Mapping[str, object]) -> None:
+    """An audit entry (infra/audit.py's table) in the caller's transaction: the figures only, no personal data."""
+    session.add(AuditEventRow(at=now, action=action, outcome="success", actor_id=actor_id,
+                              actor_label=actor_label[:254], dealer_id=lease.dealer_id, target=f"lease:{lease.id}",
+                              ip="", user_agent="", details=json.dumps(dict(details), sort_keys=True)))
 
 
 def _settle_deposits(session: Session, lease_ids: Sequence[str], day: date, now: datetime) -> None:

@@ -253,7 +253,8 @@ def choose(lease_id: str) -> Any:
                    "damage": {d.code: str(d.charge) for d in opts.returns.damage_items}}}
     try:
         SqlEndOfTerm(services().db).choose(lease_id, option, by="customer", terms=figures,
-                                           purchase_price=opts.purchase.price.fen, now=utc_now())
+                                           purchase_price=opts.purchase.price.fen, now=utc_now(),
+                                           actor_id=getattr(g.get("user"), "id", None))
     except ChoiceRefused as exc:
         return _page(lease_id, 409, chosen=option, error=in_locale(exc.zh, exc.en))
     if term is not None:

@@ -28,11 +28,13 @@ from bff.applications.services import reused_identity
 from infra.applications import Scope
 from infra.db.models import ApplicationEventRow
 from infra.db.models import ApplicationRow
+from infra.db.models import AuditEventRow
 from infra.db.models import EndOfTermRow
 from infra.db.models import InstalmentRow
 from infra.db.models import KycCheckRow
 from infra.db.models import LeaseRow
 from infra.db.models import LeaseTermRow
+from infra.db.models import MortgageReleaseRow
 from infra.db.models import PaymentRow
 from infra.db.models import ServicingMovementRow
 from infra.end_of_term import SqlEndOfTerm
@@ -88,6 +90,13 @@ def near_its_end(app: Any, base: str, mobile: str) -> tuple[Any, str, date]:
 def rows(app: Any, lease_id: str) -> dict[str, InstalmentRow]:
     with app.extensions["leaseline"].db.session() as s:
         return {r.kind: r for r in s.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id))}
+
+
+def audits(s: Any, lease_id: str) -> list[AuditEventRow]:
+    """The lease's end-of-term audit entries, oldest first."""
+    return list(s.scalars(select(AuditEventRow).where(
+        AuditEventRow.target == f"lease:{lease_id}", AuditEventRow.action.like("end_of_term.%"))
+        .order_by(AuditEventRow.id)))
 
 
 def close_hook(app: Any, lease_id: str, day: date) -> None:
@@ -181,6 +190,18 @@ def test_the_lessee_keeps_the_car_the_deposit_offsets_on_the_last_day_and_the_le
             "ended", final.due_on + timedelta(days=2))
         term = s.get(LeaseTermRow, application_id)
         assert (term.settlement, term.deduction) == ("due", DEPOSIT - 10_000)  # nothing left for the settle job
+        # the car is the customer's: the dealer's mortgage release opened with the ending, dated the day it ended
+        release = s.get(MortgageReleaseRow, lease_id)
+        assert release is not None and (release.status, release.opened_on) == ("open", final.due_on + timedelta(days=2))
+    close_hook(app, lease_id, final.due_on + timedelta(days=3))  # ended already: no second release, no second audit
+    with app.extensions["leaseline"].db.session() as s:
+        assert s.get(MortgageReleaseRow, lease_id).opened_on == final.due_on + timedelta(days=2)
+        audit = audits(s, lease_id)
+        assert [(a.action, a.actor_label) for a in audit] == [
+            ("end_of_term.chosen", "customer"), ("end_of_term.ended", "system:close")]
+        assert json.loads(audit[0].details) == {"option": "purchase", "purchase_price": 10_000}
+        assert json.loads(audit[1].details) == {"option": "purchase", "purchase_price": 10_000, "charges": 0,
+                                                "deposit_applied": DEPOSIT - 10_000, "refund": 0}
     # the lease over: its end-of-term page says so and when, with nothing to choose; the lease page does not link it
     with customer:
         over = customer.get(f"{base}/leases/{lease_id}/end-of-term", timeout=TIMEOUT).text
@@ -291,6 +312,13 @@ def test_the_dealer_inspects_a_returned_car_on_the_phone_and_the_deposit_pays_th
         assert term.settlement in ("due", "settled", "attention"), term.settlement
         assert s.get(ApplicationRow, lease.application_id).status == "closed"
         assert _awaiting_return(s, [final_id]) == set()  # inspected: nothing paused any more
+        assert s.get(MortgageReleaseRow, lease_id) is None  # the car came back: nothing to release
+        audit = audits(s, lease_id)
+        assert [a.action for a in audit] == ["end_of_term.chosen", "end_of_term.inspected", "end_of_term.ended"]
+        assert audit[1].actor_id == audit[2].actor_id and audit[1].actor_id is not None  # the dealer's staff
+        figures = {"option": "return", "charges": 155_000, "deposit_applied": 155_000, "refund": DEPOSIT - 155_000}
+        assert json.loads(audit[1].details) == {**figures, "owed": 0}
+        assert json.loads(audit[2].details) == {**figures, "purchase_price": 0}
     assert app.extensions["leaseline"].store.get(keys[0])[:2] == b"\xff\xd8"  # the photo, stored as a JPEG
 
 
