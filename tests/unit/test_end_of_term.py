@@ -10,8 +10,10 @@ from datetime import date
 from datetime import datetime
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from babel.messages.pofile import read_po
 
 from bff.applications.services import KYC_REUSED
 from bff.applications.services import reused_identity
@@ -190,3 +192,16 @@ def test_typed_whole_numbers_are_ascii_digits_only() -> None:
     for typed in ("²", "12²", "١٢", "１２", "", " 12", "-1", "1.5", "1234567890"):
         assert whole_number(typed) is None, typed
     assert notice_days({"notice_days": "²"}) is None
+
+
+def test_ops_closing_names_the_terms_closing_not_early_settlement() -> None:
+    """结清 means early settlement only (issue 16): ops closing a term at its end says 租期届满结算 / Close the term."""
+    root = Path(__file__).resolve().parents[2]
+    for name in ("pwa/templates/payments/lease.html", "pwa/templates/payments/index.html"):
+        page = (root / name).read_text(encoding="utf-8")
+        assert "Close the lease" not in page and "(结清)" not in page, name
+        assert '_("Close the term")' in page, name
+    with open(root / "bff/translations/zh_Hans_CN/LC_MESSAGES/messages.po", "rb") as po:
+        catalogue = read_po(po)
+    assert catalogue["Close the term"].string == "租期届满结算"
+    assert "Close the lease" not in catalogue and "Close the lease (结清)" not in catalogue
