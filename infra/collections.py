@@ -86,6 +86,9 @@ NOT_FINAL = (CREATED, PROCESSING, REQUIRES_ACTION)
 #: meanwhile is then refunded as a surplus (SqlCollections.book). One processing at the bank is in flight however long.
 CUSTOMER_IN_FLIGHT = timedelta(hours=1)
 SURPLUS, LEASE_CLOSED = "surplus", "lease_closed"
+#: the mandate texts (bff/servicing/mandates.py MANDATE_VERSION) that authorise collecting rents and late charges only:
+#: the purchase price is never debited under them — the customer pays it on the phone
+RENTS_ONLY_MANDATES = ("2026.12-1",)
 #: what an attempt pays (``collection_attempts.purpose``)
 RENT_PAYMENT, SETTLEMENT, PREPAYMENT = "rent", "settlement", "prepayment"
 #: the most days a due date is moved to the next business day (China's longest holidays with their weekends: 9)
@@ -520,6 +523,8 @@ class SqlCollections:
             .join(LeaseRow, LeaseRow.id == InstalmentRow.lease_id)
             .join(CollectionMandateRow, CollectionMandateRow.application_id == LeaseRow.application_id)
             .where(InstalmentRow.lease_id.in_(list(lease_ids)), InstalmentRow.kind.in_((RENT, PURCHASE_PRICE)),
+                   # the purchase price only under a mandate whose words name it
+                   or_(InstalmentRow.kind == RENT, CollectionMandateRow.text_version.not_in(RENTS_ONLY_MANDATES)),
                    InstalmentRow.state.in_((PENDING, DUE, PARTLY_PAID, *((OVERDUE,) if retry_days else ()))),
                    InstalmentRow.due_on > day - timedelta(days=reach), InstalmentRow.due_on <= day,
                    LeaseRow.status == ACTIVE, CollectionMandateRow.status == ACTIVE_MANDATE,

@@ -20,15 +20,18 @@ from infra.collections import SqlCollections
 from infra.collections import StripeOffSession
 
 #: the mandate's words, versioned: a change is a new version, and the mandates given keep the version they accepted
-MANDATE_VERSION = "2026.12-1"
+#: (2026.12-1 named the rents and late charges only: infra/collections.py RENTS_ONLY_MANDATES)
+MANDATE_VERSION = "2026.12-2"
 MANDATE_TEXT = {
     "zh": ("自动扣款授权：本人授权出租人按《融资租赁合同》约定，于每期租金到期日（遇法定节假日顺延至下一工作日）"
-           "从本人在此授权的银行卡或协议支付账户自动扣收当期应付租金及已产生的逾期违约金。每期最多扣收一次当期应付"
+           "从本人在此授权的银行卡或协议支付账户自动扣收当期应付租金及已产生的逾期违约金；租期届满本人选择留购车辆的，于租期最后一日扣收留购价中保证金冲抵后的余额。每期最多扣收一次当期应付"
            "金额，多扣部分自动原路退回。扣款未成功的，出租人以短信通知本人，本人可随时在手机上自行支付。本人可随时在"
            "“我的租赁”中关闭自动扣款或撤销本授权；撤销前已发起的扣款不受影响。"),
     "en": ("Automatic collection mandate: I authorise the lessor to collect, as my finance lease contract states, each "
            "rent due and any late charge already accrued on its due date (the next working day when it falls on a "
-           "public holiday) from the card or the direct-debit account I authorise here. Each rent is collected at "
+           "public holiday) from the card or the direct-debit account I authorise here — and, when I choose to keep "
+           "the car at the end of the term, the purchase price less what the deposit pays of it, on the term's last "
+           "day. Each rent is collected at "
            "most once for the amount due; anything collected in excess is refunded automatically to the same account. "
            "When a collection fails the lessor texts me, and I may always pay on my phone. I may turn automatic "
            "collection off or revoke this mandate at any time under My leases; collections started before then are "

@@ -27,6 +27,7 @@ from bff.servicing.close import CloseOfBusiness
 from bff.servicing.collect import ATTEMPT_META
 from bff.servicing.collect import CannotPay
 from bff.servicing.collect import RentCollection
+from bff.servicing.mandates import MANDATE_VERSION
 from infra.audit import SqlAuditLog
 from infra.collections import DIRECT_DEBIT
 from infra.collections import STRIPE
@@ -488,11 +489,12 @@ def test_a_rent_paid_by_hand_after_a_failed_debit_is_not_debited_again(world: di
     assert [a.key for a in svc.repo.attempts(lease_id) if a.trigger == "auto"] == [first.key]
 
 
-def direct_debit(w: dict[str, Any], lease_id: str, digit: str) -> None:
-    """The lease's customer gives the sandbox bank's direct-debit mandate (``digit``: its answer), automatic on."""
+def direct_debit(w: dict[str, Any], lease_id: str, digit: str, version: str = MANDATE_VERSION) -> None:
+    """The lease's customer gives the sandbox bank's direct-debit mandate (``digit``: its answer), automatic on, in
+    the words of ``version``."""
     lease = w["svc"].repo.lease(lease_id)
     w["svc"].repo.add_mandate(application_id=lease.application_id, kind=DIRECT_DEBIT, agreement_no=f"XY2026041{digit}",
-                              bank="沙箱银行", account_last4="621" + digit, text_version="2026.12",
+                              bank="沙箱银行", account_last4="621" + digit, text_version=version,
                               text_sha256="0" * 64, language="zh", now=w["clock"]())
 
 
@@ -574,10 +576,12 @@ def test_the_purchase_price_is_debited_on_its_day_less_the_deposit(world: dict[s
 
     w, svc = world, world["svc"]
     leases = {}
-    for price in (1_500_000, 10_000):  # ¥15,000: beyond the ¥10,000 deposit; ¥100: the deposit covers it
+    # ¥15,000: beyond the ¥10,000 deposit; ¥100: the deposit covers it; ¥15,001: under a mandate of the first words,
+    # which named rents and late charges only
+    for price in (1_500_000, 10_000, 1_500_100):
         lease_id = open_lease(w["servicing"], record(date(2025, 4, 10), residual_ratio="0.3"))  # ends 10 April 2026
         assert lease_id is not None
-        direct_debit(w, lease_id, "0")  # the debit succeeds
+        direct_debit(w, lease_id, "0", "2026.12-1" if price == 1_500_100 else MANDATE_VERSION)  # the debit succeeds
         lease = svc.repo.lease(lease_id)
         assert lease is not None and lease.deposit == 1_000_000
         with w["db"].session() as s:  # its term running, its deposit paid at signing: held for the end
@@ -599,13 +603,14 @@ def test_the_purchase_price_is_debited_on_its_day_less_the_deposit(world: dict[s
         assert (twelve.kind, final.kind, purchase.kind) == ("rent", "final_rent", "purchase_price")
         attempts = {a.instalment_id: a for a in svc.repo.attempts(lease_id)}
         assert final.id not in attempts and attempts[twelve.id].amount == twelve.amount
-        if price == 10_000:
-            assert purchase.id not in attempts  # the deposit covers it
+        if price in (10_000, 1_500_100):
+            assert purchase.id not in attempts  # the deposit covers it; the mandate's words do not name it
             continue
         debit = attempts[purchase.id]
         assert (debit.amount, debit.key) == (500_000, f"auto:{purchase.id}:2026-04-10")
         assert svc.collect(debit.id) == "succeeded"
     close.close(date(2026, 4, 10))  # the term's last day: the deposit applied, the purchase price first
+    del leases[1_500_100]  # its purchase price is paid on the phone
     for price, lease_id in leases.items():
         *_, final, purchase = rows(w["db"], lease_id)
         assert purchase.state == "paid" and purchase.paid_principal == price
