@@ -67,7 +67,12 @@ from infra.servicing import PENDING
 from infra.servicing import WAIVED
 from infra.servicing import BatchEvents
 from infra.servicing import current_business_date
+from infra.servicing import load_business_calendar
+from servicing.end_of_term import REFINANCE
+from servicing.end_of_term import declined_on
 from servicing.end_of_term import inspection_opens
+from servicing.end_of_term import may_choose_again
+from servicing.end_of_term import rechoose_until
 
 PURCHASE_PRICE, RETURN_CHARGES = "purchase_price", "return_charges"
 CHOSEN, INSPECTED, ENDED = "chosen", "inspected", "ended"
@@ -95,6 +100,16 @@ class Inspection:
     notes: str
     inspected_by: str
     figures: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Rechoice:
+    """A refinance not approved (第七条): the day its application was declined (Beijing time), the last day to choose
+    another way (5 working days after it), and whether the business date is within them."""
+
+    declined_on: date
+    until: date
+    open: bool
 
 
 @dataclass(frozen=True)
@@ -146,6 +161,46 @@ class SqlEndOfTerm:
                 _add_instalment(session, lease, PURCHASE_PRICE, lease.ends_on, purchase_price, now)
             _audit(session, "end_of_term.chosen", lease, now, actor_id=actor_id, actor_label=by,
                    details={"option": option, "purchase_price": row.purchase_price})
+            session.flush()
+            return row
+
+    def rechoice(self, lease_id: str) -> Rechoice | None:
+        """The days to choose again after the lease's refinance was declined; None unless the choice is a refinance
+        whose application (``refinance_application_id``) is ``declined``."""
+        with self.db.session() as session:
+            return _rechoice(session, lease_id)
+
+    def choose_again(self, lease_id: str, option: str, *, by: str, terms: Mapping[str, Any], purchase_price: int,
+                     now: datetime, actor_id: str | None = None) -> EndOfTermRow:
+        """Replace a declined refinance with ``option`` (purchase or return), under the lease's lock: only while the
+        lease is active, its choice a refinance whose application is declined and the business date within 5 working
+        days of the decline (第七条). A purchase adds its price as an instalment (as :meth:`choose`); the declined
+        application is unlinked (nothing pays off the final rent through it). Raises :class:`ChoiceRefused`."""
+        if option == REFINANCE:
+            raise ChoiceRefused("refinance", "请改选留购或退还车辆", "Choose to keep or to return the car")
+        with self.db.session() as session:
+            lease = session.execute(select(LeaseRow).where(LeaseRow.id == lease_id).with_for_update()).scalar_one()
+            if lease.status != ACTIVE:
+                raise ChoiceRefused("closed", "这份租约已结束", "This lease has ended")
+            row = session.get(EndOfTermRow, lease_id, with_for_update=True, populate_existing=True)
+            again = _rechoice(session, lease_id)
+            if row is None or again is None:
+                raise ChoiceRefused("chosen", "您已经作出期满选择", "The end-of-term choice has been made already")
+            if not again.open:
+                raise ChoiceRefused("too_late", f"改选期限已于 {again.until.isoformat()} 届满，请联系经销商",
+                                    f"The days to choose again ended on {again.until.isoformat()}: contact your "
+                                    "dealer")
+            declined = row.refinance_application_id
+            row.option, row.status, row.refinance_application_id = option, CHOSEN, None
+            row.chosen_on, row.chosen_at, row.chosen_by = current_business_date(session), now, by[:64]
+            row.terms = json.dumps({**terms, "declined_refinance": declined}, ensure_ascii=False, sort_keys=True)
+            row.purchase_price = purchase_price if option == "purchase" else 0
+            row.updated_at = now
+            if option == "purchase" and purchase_price > 0:
+                _add_instalment(session, lease, PURCHASE_PRICE, lease.ends_on, purchase_price, now)
+            _audit(session, "end_of_term.chosen_again", lease, now, actor_id=actor_id, actor_label=by,
+                   details={"option": option, "purchase_price": row.purchase_price, "declined_application": declined,
+                            "declined_on": again.declined_on.isoformat(), "until": again.until.isoformat()})
             session.flush()
             return row
 
@@ -268,6 +323,19 @@ def _add_instalment(session: Session, lease: LeaseRow, kind: str, due_on: date, 
     session.add(row)
     session.flush()
     return row
+
+
+def _rechoice(session: Session, lease_id: str) -> Rechoice | None:
+    """:meth:`SqlEndOfTerm.rechoice` in ``session``: the decline's moment is its latest ``application_events`` row to
+    ``declined``, its day that moment's date in Beijing time."""
+    at = session.execute(text(
+        "SELECT MAX(ev.at) FROM end_of_term e JOIN applications a ON a.id = e.refinance_application_id "
+        "JOIN application_events ev ON ev.application_id = a.id AND ev.to_status = 'declined' "
+        "WHERE e.lease_id = :id AND e.option = 'refinance' AND a.status = 'declined'"), {"id": lease_id}).scalar()
+    if at is None:
+        return None
+    calendar, day = load_business_calendar(session), declined_on(at)
+    return Rechoice(day, rechoose_until(calendar, day), may_choose_again(calendar, day, current_business_date(session)))
 
 
 def _left(row: InstalmentRow) -> int:

@@ -33,10 +33,12 @@ from datetime import datetime
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from plans.money import fen
 from plans.product import PlanChoice
 from plans.product import ReturnTerms
+from servicing.calendar import BusinessCalendar
 
 #: the options are shown this many days before the term's end (the issue's 60; the contract asks the lessee's
 #: choice ``notice_days`` — 30 — before it)
@@ -50,6 +52,10 @@ MAX_ODOMETER_KM = 2_000_000
 #: a whole number as typed or stated: ASCII digits only (``str.isdigit`` also takes ``²`` or ``١``, which ``int``
 #: then refuses — a 500 where a field error was due), at most 9 of them
 WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
+#: a refinance not approved: the lessee may choose another way within this many working days of the result (第七条:
+#: 审核未通过的，承租人可于收到结果之日起 5 个工作日内改选其他方式)
+RECHOOSE_WORKING_DAYS = 5
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def whole_number(text: str) -> int | None:
@@ -74,6 +80,24 @@ def in_window(ends_on: date, today: date) -> bool:
     """Whether the options are shown on the business date ``today`` (from :func:`window_opens` on, past the end too:
     a lessee who has not chosen yet still may)."""
     return today >= window_opens(ends_on)
+
+
+def declined_on(at: datetime) -> date:
+    """The day a refinancing application was declined (``at``, its ``application_events`` moment): its date in
+    Beijing time, the day the lessee receives the result."""
+    return at.astimezone(SHANGHAI).date()
+
+
+def rechoose_until(calendar: BusinessCalendar, declined: date) -> date:
+    """The last day the lessee whose refinance was declined on ``declined`` may choose another way: the
+    :data:`RECHOOSE_WORKING_DAYS`-th working day after it."""
+    return calendar.add_business_days(declined, RECHOOSE_WORKING_DAYS)
+
+
+def may_choose_again(calendar: BusinessCalendar, declined: date, today: date) -> bool:
+    """Whether the business date ``today`` is within the days to choose again after a refinance declined on
+    ``declined`` (the business date may still be the day before the decline's: open too)."""
+    return today <= rechoose_until(calendar, declined)
 
 
 @dataclass(frozen=True)

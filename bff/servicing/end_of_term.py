@@ -178,13 +178,15 @@ def _page(lease_id: str, status: int = 200, *, error: str | None = None, chosen:
     refinancing = new_application(opts.choice.refinance_application_id if opts.choice else None)
     lease = snap.lease
     # a lease no longer in force (settled early, or ended): the page says so and when, with nothing to choose
+    again = SqlEndOfTerm(services().db).rechoice(lease_id) if lease.status == ACTIVE else None
     over_on = (lease.settled_on if lease.status == SETTLED_LEASE else
                (opts.choice.ended_on if opts.choice is not None and opts.choice.ended_on else lease.ends_on)
                if lease.status == LEASE_ENDED else None)
     return render_template("servicing/end_of_term.html", o=opts, lease=lease, app=app, customer=customer,
                            window=in_window(lease.ends_on, snap.business_date), error=error, chosen=chosen,
                            active=lease.status == ACTIVE, errors=errors or {}, term=term, over_on=over_on,
-                           terms=terms_offered(), refinancing=refinancing), status
+                           terms=terms_offered(), refinancing=refinancing, again=again,
+                           reopen=again is not None and again.open), status
 
 
 def _term(lease_id: str, option: str) -> tuple[int | None, Any]:
@@ -228,8 +230,16 @@ def choose(lease_id: str) -> Any:
     if not customer:
         abort(403)  # the lessee chooses; staff see the page read-only
     option = request.form.get("option", "")[:16]
+    repo = SqlEndOfTerm(services().db)
+    # a refinance not approved: another way may be chosen within 5 working days of the result (第七条)
+    again = repo.rechoice(lease_id)
+    reopen = again is not None and again.open
     if option not in OPTIONS:
         return _page(lease_id, 422, error=in_locale("请选择一种期满方式", "Choose one of the options"))
+    if reopen and option == REFINANCE:
+        return _page(lease_id, 422, chosen=option, error=in_locale(
+            "再融资未获批准：请改选留购或退还车辆",
+            "The refinancing was not approved: choose to keep or to return the car"))
     term = None
     if option == REFINANCE:  # the new plan's term, checked before the choice is recorded
         term, refused = _term(lease_id, option)
@@ -252,9 +262,9 @@ def choose(lease_id: str) -> Any:
                    "allowance_km": opts.allowance_km, "excess_mileage_rate": str(opts.returns.excess_mileage_rate),
                    "damage": {d.code: str(d.charge) for d in opts.returns.damage_items}}}
     try:
-        SqlEndOfTerm(services().db).choose(lease_id, option, by="customer", terms=figures,
-                                           purchase_price=opts.purchase.price.fen, now=utc_now(),
-                                           actor_id=getattr(g.get("user"), "id", None))
+        record = repo.choose_again if reopen else repo.choose
+        record(lease_id, option, by="customer", terms=figures, purchase_price=opts.purchase.price.fen, now=utc_now(),
+               actor_id=getattr(g.get("user"), "id", None))
     except ChoiceRefused as exc:
         return _page(lease_id, 409, chosen=option, error=in_locale(exc.zh, exc.en))
     if term is not None:

@@ -14,8 +14,10 @@ import uuid
 from datetime import UTC
 from datetime import date
 from datetime import datetime
+from datetime import time
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image
@@ -42,6 +44,7 @@ from infra.end_of_term import end_of_term_hook
 from infra.servicing import BatchEvents
 from infra.servicing import SqlServicing
 from infra.servicing import _awaiting_return
+from infra.servicing import load_business_calendar
 from plans.timeline import add_months
 from tests.common.leases import open_lease_for
 from tests.integration.test_applications import start
@@ -416,6 +419,67 @@ def test_refinancing_the_final_rent_makes_a_new_application_the_lessee_opens(bff
         assert s.get(EndOfTermRow, lease_id).status == "ended"
         term = s.scalars(select(LeaseTermRow).where(LeaseTermRow.application_id == old_id)).one()
         assert (term.settlement, term.deduction) == ("due", 0)  # the whole deposit refunded
+
+
+def test_a_refinance_not_approved_may_be_changed_within_5_working_days_of_the_result(bff_server: Any,
+                                                                                       app: Any) -> None:
+    """第七条: a refinance declined, the lessee may choose another way within 5 working days of the result (the
+    decline's day in Beijing time) — the options shown again with the deadline; after it, the page says to contact the
+    dealer and the choice stands. Keeping the car then adds the purchase price and unlinks the declined application."""
+    base = bff_server.url
+    customer, lease_id, business_date = near_its_end(app, base, "13700138817")
+    svc = app.extensions["leaseline"]
+    url = f"{base}/leases/{lease_id}/end-of-term"
+    with customer:
+        r = customer.post(url, data={"option": "refinance", "term": "24", "csrf_token": csrf(customer, url)},
+                          timeout=TIMEOUT, allow_redirects=False)
+        assert r.status_code == 303, r.text[-800:]
+        new_id = r.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+        # still under review: the choice stands (409 chosen), nothing to choose again
+        r = customer.post(url, data={"option": "purchase", "csrf_token": csrf(customer, url)}, timeout=TIMEOUT)
+        assert r.status_code == 409 and 'data-testid="eot-rechoose"' not in r.text
+    shanghai = ZoneInfo("Asia/Shanghai")
+    with svc.db.session() as s:  # declined at 10:00 Beijing time 20 days before the business date: too late
+        s.execute(update(ApplicationRow).where(ApplicationRow.id == new_id).values(status="declined"))
+        event = ApplicationEventRow(application_id=new_id, at=datetime.combine(
+            business_date - timedelta(days=20), time(10), tzinfo=shanghai), actor_kind="system", actor_id="risk",
+            from_status="submitted", to_status="declined", note="decline")
+        s.add(event)
+        s.flush()
+        event_id = event.id
+    with customer:
+        page = customer.get(url, timeout=TIMEOUT).text
+        assert 'data-testid="eot-rechoose-closed"' in page and 'data-testid="eot-form"' not in page
+        r = customer.post(url, data={"option": "purchase", "csrf_token": csrf(customer, url)}, timeout=TIMEOUT)
+        assert r.status_code == 409
+    assert SqlEndOfTerm(svc.db).get(lease_id).option == "refinance"
+    with svc.db.session() as s:  # declined today (Beijing time): open for 5 working days
+        s.execute(update(ApplicationEventRow).where(ApplicationEventRow.id == event_id).values(
+            at=datetime.combine(business_date, time(10), tzinfo=shanghai)))
+        until = load_business_calendar(s).add_business_days(business_date, 5)
+    with customer:
+        page = customer.get(url, timeout=TIMEOUT).text
+        assert attrs(page, "eot-rechoose")["data-until"] == until.isoformat()
+        assert 'data-testid="eot-form"' in page and 'value="refinance"' not in page  # another way: not again
+        # refinancing again, or nothing chosen: 422, what was chosen kept, nothing changed
+        r = customer.post(url, data={"option": "refinance", "term": "24", "csrf_token": csrf(customer, url)},
+                          timeout=TIMEOUT)
+        assert r.status_code == 422 and 'data-testid="eot-error"' in r.text
+        r = customer.post(url, data={"option": "", "csrf_token": csrf(customer, url)}, timeout=TIMEOUT)
+        assert r.status_code == 422 and 'data-testid="eot-rechoose"' in r.text
+        assert SqlEndOfTerm(svc.db).get(lease_id).option == "refinance"
+        r = customer.post(url, data={"option": "purchase", "csrf_token": csrf(customer, url)}, timeout=TIMEOUT,
+                          allow_redirects=False)
+        assert r.status_code == 303, r.text[-800:]
+        # chosen again: once — the row no longer a refinance, a second change refused
+        r = customer.post(url, data={"option": "return", "csrf_token": csrf(customer, url)}, timeout=TIMEOUT)
+        assert r.status_code == 409
+    chosen = SqlEndOfTerm(svc.db).get(lease_id)
+    assert (chosen.option, chosen.refinance_application_id, chosen.status) == ("purchase", None, "chosen")
+    assert rows(app, lease_id)["purchase_price"].principal == chosen.purchase_price > 0
+    with svc.db.session() as s:
+        assert [(a.action, json.loads(a.details)["option"]) for a in audits(s, lease_id)] == [
+            ("end_of_term.chosen", "refinance"), ("end_of_term.chosen_again", "purchase")]
 
 
 def test_a_lease_without_a_final_rent_offers_keeping_the_car_only_and_says_arrears_are_paid_first(

@@ -205,3 +205,24 @@ def test_ops_closing_names_the_terms_closing_not_early_settlement() -> None:
         catalogue = read_po(po)
     assert catalogue["Close the term"].string == "租期届满结算"
     assert "Close the lease" not in catalogue and "Close the lease (结清)" not in catalogue
+
+
+def test_a_refinance_not_approved_may_be_chosen_again_within_5_working_days_of_its_result() -> None:
+    """第七条: 审核未通过的，承租人可于收到结果之日起 5 个工作日内改选其他方式 — the decline's day in Beijing time
+    (16:30 UTC on 2026-09-24 is the 25th there), then 5 working days past the National Day holiday (10-01 → 10-07):
+    09-28, 09-29, 09-30, 10-08, 10-09 — the last day to choose again is 2026-10-09."""
+    from servicing.calendar import BusinessCalendar
+    from servicing.end_of_term import declined_on
+    from servicing.end_of_term import may_choose_again
+    from servicing.end_of_term import rechoose_until
+
+    calendar = BusinessCalendar()
+    day = declined_on(datetime(2026, 9, 24, 16, 30, tzinfo=UTC))
+    assert day == date(2026, 9, 25)
+    until = rechoose_until(calendar, day)
+    assert until == date(2026, 10, 9)
+    assert may_choose_again(calendar, day, day) and may_choose_again(calendar, day, until)
+    assert not may_choose_again(calendar, day, until + timedelta(days=1))
+    # a plain week: declined on a Friday, the 5th working day after it is the next Friday
+    assert rechoose_until(calendar, date(2026, 3, 6)) == date(2026, 3, 13)
+    assert not may_choose_again(calendar, date(2026, 3, 6), date(2026, 3, 14))
