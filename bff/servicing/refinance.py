@@ -18,9 +18,9 @@ lease's own, that finances the final rent (尾付租金) with a new plan.
 - **once**: the new application is made in one transaction with its record on ``end_of_term.refinance_application_id``,
   under that row's lock; a second request (double tap, another device) finds it.
 
-Paying off the old lease's final rent when the new lease is funded is not automatic yet: the end-of-term desk
-(bff/servicing/end_of_term.py ``desk``) lists each refinance whose new application reached its handover while the
-old final rent is still open, for ops to book by hand.
+The old lease's final rent is paid off when the new lease opens (its handover signed: infra/servicing.py
+``_pay_off_refinanced``, in that transaction), and the close ends the old lease; the end-of-term desk
+(bff/servicing/end_of_term.py ``desk``) lists the refinances not yet funded.
 """
 
 from __future__ import annotations
