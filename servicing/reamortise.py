@@ -61,6 +61,10 @@ class PrepaymentOptions:
     lower_rent: Reamortisation
 
 
+#: the least principal a prepayment leaves above the residual for each rent left (less would re-amortise to rents of
+#: nothing: settle early instead)
+LEAST_A_RENT = Decimal("1.00")
+
 def _numbered(rows: Sequence[ScheduleRow], after: int) -> tuple[ScheduleRow, ...]:
     return tuple(ScheduleRow(after + row.period, row.payment, row.interest, row.principal, row.balance) for row in rows)
 
@@ -71,17 +75,19 @@ def prepayment_options(schedule: Sequence[ScheduleRow], opening_balance: Decimal
     made here, whose opening balance is its ``balance_after``) when ``prepayment`` is paid after ``paid`` of its
     rents (0 ≤ paid < its rents). The schedule's first row is its level rent, kept by the shorter term.
 
-    Raises :class:`ValueError` for a prepayment that is not a positive amount to the fen, or that leaves the
-    balance at or below the residual (that is an early settlement, :mod:`servicing.settlement`)."""
+    Raises :class:`ValueError` for a prepayment that is not a positive amount to the fen, or that leaves less than
+    :data:`LEAST_A_RENT` of principal above the residual for each rent left: so little is an early settlement
+    (:mod:`servicing.settlement`) — re-amortised, its rents would round to nothing."""
     if not 0 <= paid < len(schedule):
         raise ValueError(f"rents paid must be from 0 to {len(schedule) - 1}: a prepayment needs a rent left")
     if prepayment <= 0 or prepayment != fen(prepayment):
         raise ValueError("the prepayment must be an amount to the fen above 0")
     before = opening_balance if paid == 0 else schedule[paid - 1].balance
     after = before - prepayment
-    if after <= residual:
-        raise ValueError(f"the prepayment must leave more than the residual {residual} (below {before - residual})")
     left = len(schedule) - paid
+    if after - residual < LEAST_A_RENT * left:
+        raise ValueError(f"the prepayment must leave at least {LEAST_A_RENT} a rent left ({left}) above the residual "
+                         f"{residual}: at most {before - residual - LEAST_A_RENT * left}")
     old_interest = sum((row.interest for row in schedule[paid:]), ZERO)
     first = schedule[0].period - 1  # the rows' periods are numbered on from this
 

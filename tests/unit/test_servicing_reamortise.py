@@ -19,6 +19,7 @@ from plans.quote import Quote
 from plans.quote import QuoteRequest
 from plans.quote import Timing
 from plans.quote import quote
+from servicing.reamortise import LEAST_A_RENT
 from servicing.reamortise import Reamortisation
 from servicing.reamortise import prepayment_options
 
@@ -94,8 +95,12 @@ def test_both_options_reconcile_and_match_numpy_financial(q: Quote, data: st.Dat
     req = q.request
     paid = data.draw(st.integers(0, req.term - 1), label="paid")
     before = q.financed_amount if paid == 0 else q.schedule[paid - 1].balance
-    room = int((before - q.residual) * 100) - 1
+    # at least ¥1 a rent left above the residual (LEAST_A_RENT): a fen more is an early settlement, not this
+    room = int((before - q.residual - LEAST_A_RENT * (req.term - paid)) * 100)
     assume(room >= 1)
+    with pytest.raises(ValueError, match="at least 1.00 a rent"):
+        prepayment_options(q.schedule, q.financed_amount, q.residual, req.annual_rate, req.timing, paid=paid,
+                           prepayment=D(room + 1).scaleb(-2))
     prepayment = D(data.draw(st.integers(1, room), label="prepayment fen")).scaleb(-2)
     o = prepayment_options(q.schedule, q.financed_amount, q.residual, req.annual_rate, req.timing, paid=paid,
                            prepayment=prepayment)
