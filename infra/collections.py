@@ -45,10 +45,11 @@ from infra.db.models import InstalmentRow
 from infra.db.models import LeaseReceiptRow
 from infra.db.models import LeaseRow
 from infra.db.models import LeaseTermRow
-from infra.db.models import PaymentRow
 from infra.db.models import ServicingMovementRow
 from infra.end_of_term import CHOSEN
 from infra.end_of_term import PURCHASE_PRICE
+from infra.end_of_term import deposit_applied
+from infra.end_of_term import deposit_paid
 from infra.forksafe import PerProcess
 from infra.jobs import Job
 from infra.payments import PaymentDeclined
@@ -609,20 +610,14 @@ def _deposit_left(session: Session, lease_ids: Sequence[str]) -> dict[str, int]:
     (infra/end_of_term.py ``end_of_term_hook``, for a purchase chosen whose deposit is not yet applied), by lease: what
     the deposit holds for the lease's end — nothing once its application's term is closed (by ops, by a settlement)
     or when none is recorded, else the deposit the contract states, at most what the deposit payment still holds
-    (captured less refunded), as infra/end_of_term.py ``_deposit_held`` reckons it — less what was applied of it
-    before (its ``deposit_offset`` movements, negative). Erring low only makes the debit larger: what the deposit
-    then does not need is refunded when the lease ends."""
+    (captured less refunded), as infra/end_of_term.py ``_deposit_held`` reckons it (the same ``deposit_paid`` and
+    ``deposit_applied``) — less what was applied of it before (its ``deposit_offset`` movements, negative). Erring
+    low only makes the debit larger: what the deposit then does not need is refunded when the lease ends."""
     if not lease_ids:
         return {}
-    applied = (select(func.coalesce(func.sum(ServicingMovementRow.principal + ServicingMovementRow.interest
-                                             + ServicingMovementRow.penalty), 0))
-               .where(ServicingMovementRow.lease_id == LeaseRow.id, ServicingMovementRow.kind == "deposit_offset")
-               .scalar_subquery())
-    paid = (select(func.coalesce(func.sum(PaymentRow.captured - PaymentRow.refunded), 0))
-            .where(PaymentRow.application_id == LeaseRow.application_id, PaymentRow.kind == "deposit",
-                   PaymentRow.status == "succeeded").scalar_subquery())
     return {lease_id: max(0, int(left)) for lease_id, left in session.execute(
-        select(LeaseRow.id, func.least(LeaseRow.deposit, paid) + applied)
+        select(LeaseRow.id, func.least(LeaseRow.deposit, deposit_paid(LeaseRow.application_id))
+               + deposit_applied(LeaseRow.id))
         .join(EndOfTermRow, EndOfTermRow.lease_id == LeaseRow.id)
         .join(LeaseTermRow, LeaseTermRow.application_id == LeaseRow.application_id)
         .where(LeaseRow.id.in_(sorted(set(lease_ids))), EndOfTermRow.option == "purchase",

@@ -362,6 +362,23 @@ def _offset_by_car(session: Session, row: InstalmentRow, day: date, now: datetim
         note="车辆退还，抵扣尾付租金 the returned car offsets the final rent"))
 
 
+def deposit_paid(application_id: Any) -> Any:
+    """What the application's deposit payment still holds (fen, captured less refunded), as a scalar subquery:
+    ``application_id`` a value or a correlated column."""
+    return (select(func.coalesce(func.sum(PaymentRow.captured - PaymentRow.refunded), 0))
+            .where(PaymentRow.application_id == application_id, PaymentRow.kind == "deposit",
+                   PaymentRow.status == "succeeded").scalar_subquery())
+
+
+def deposit_applied(lease_id: Any) -> Any:
+    """What was applied of the lease's deposit so far (its ``deposit_offset`` movements: fen, negative), as a scalar
+    subquery: ``lease_id`` a value or a correlated column."""
+    return (select(func.coalesce(func.sum(ServicingMovementRow.principal + ServicingMovementRow.interest
+                                          + ServicingMovementRow.penalty), 0))
+            .where(ServicingMovementRow.lease_id == lease_id, ServicingMovementRow.kind == "deposit_offset")
+            .scalar_subquery())
+
+
 def _deposit_held(session: Session, lease: LeaseRow) -> int:
     """What the lease's deposit holds for its end (fen), its application's term (``lease_terms``) locked to the end of
     the transaction: nothing once that term is closed — ops closed it (bff/payments/settlement.py ``close``) or a
@@ -372,9 +389,7 @@ def _deposit_held(session: Session, lease: LeaseRow) -> int:
         LeaseTermRow.application_id == lease.application_id).with_for_update()).one_or_none()
     if settlement is None or settlement[0] is not None:
         return 0
-    paid = session.execute(select(func.coalesce(func.sum(PaymentRow.captured - PaymentRow.refunded), 0)).where(
-        PaymentRow.application_id == lease.application_id, PaymentRow.kind == "deposit",
-        PaymentRow.status == "succeeded")).scalar_one()
+    paid = session.execute(select(deposit_paid(lease.application_id))).scalar_one()
     return max(0, min(lease.deposit, int(paid)))
 
 
@@ -385,9 +400,7 @@ def _apply_deposit(session: Session, lease: LeaseRow, day: date, now: datetime,
     each, one ``deposit_offset`` movement per instalment (keyed: once). The fen applied by this call plus before, and
     what the deposit held (the refund is the difference)."""
     held = _deposit_held(session, lease)
-    before = -(session.execute(select(func.coalesce(func.sum(
-        ServicingMovementRow.principal + ServicingMovementRow.interest + ServicingMovementRow.penalty), 0)).where(
-        ServicingMovementRow.lease_id == lease.id, ServicingMovementRow.kind == "deposit_offset")).scalar_one())
+    before = -session.execute(select(deposit_applied(lease.id))).scalar_one()
     left = held - int(before)
     rows = _open_rows(session, lease.id)
     if kinds is not None:
