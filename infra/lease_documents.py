@@ -19,7 +19,6 @@ from infra.applications import Scope
 from infra.db.engine import Database
 from infra.db.models import ApplicationRow
 from infra.db.models import CollectionMandateRow
-from infra.db.models import InstalmentRow
 from infra.db.models import LeaseDocumentRow
 from infra.db.models import LeaseReceiptRow
 from infra.db.models import LeaseRow
@@ -85,19 +84,6 @@ class SqlLeaseDocuments:
             if found is not None:
                 session.expunge(found)
             return found
-
-    def instalments_after(self, lease_id: str, number: int) -> list[InstalmentRow]:
-        """The lease's instalments numbered after ``number`` (rents and the final rent), in order."""
-        with self.db.session() as session:
-            rows = list(
-                session.scalars(
-                    select(InstalmentRow)
-                    .where(InstalmentRow.lease_id == lease_id, InstalmentRow.number > number)
-                    .order_by(InstalmentRow.number)
-                )
-            )
-            session.expunge_all()
-            return rows
 
     def language(self, application_id: str) -> str:
         """The language the customer chose with their mandate (zh when they have none), as the reminders use."""
