@@ -167,7 +167,7 @@ def show(lease_id: str, prepayment_id: str) -> Any:
     if (kept := take_once(f"prepay_declined:{p.id}")) is not None:  # a declined payment's answer, once
         attempt = collection().repo.attempt(str(kept.get("attempt") or "")[:36])
         if attempt is not None and attempt.lease_id == lease.id and attempt.subject_id == p.id:
-            return _page(lease, p, error=why_not_paid(attempt.failure_code), attempt=attempt,
+            return _page(lease, p, attempt=attempt,  # the failed attempt says why, once (as the rent's page does)
                          option=str(kept.get("option") or "") or None, method=str(kept.get("method") or "") or None)
     attempt_id = request.args.get("attempt", "")[:36]
     attempt = collection().repo.attempt(attempt_id) if attempt_id else None

@@ -26,7 +26,6 @@ from datetime import date
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from bff.payments.common import utc_now
 from bff.payments.common import yuan
@@ -45,7 +44,6 @@ from infra.sms import SmsRefused
 from infra.sms import SmsSender
 
 log = logging.getLogger(__name__)
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: the two ways a prepayment re-amortises, as the customer's text names them
 OPTION_WORDS = {"shorter_term": ("缩短期限", "a shorter term"), "lower_rent": ("减少月供", "a lower rent")}
 
