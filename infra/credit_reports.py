@@ -39,6 +39,7 @@ from infra.jobs import defer_in
 from infra.jobs import defer_jobs
 from infra.servicing import ACTIVE
 from infra.servicing import PAID
+from infra.servicing import SETTLED
 from infra.servicing import WAIVED
 from infra.servicing import BatchEvents
 from servicing.arrears import send_at
@@ -59,7 +60,7 @@ SENT, SKIPPED, REFUSED, SENDING = "sent", "skipped", "refused", "sending"
 #: leases read per round trip when a month's file is built
 CHUNK = 1000
 #: instalment states with nothing left to pay (a settlement's replaced rents: ``settled``)
-CLOSED_STATES = (PAID, WAIVED, "settled")
+CLOSED_STATES = (PAID, WAIVED, SETTLED)
 
 _UNPAID = InstalmentRow.amount - InstalmentRow.paid_principal - InstalmentRow.paid_interest
 _LATE = and_(InstalmentRow.overdue_since.is_not(None), InstalmentRow.state.not_in((PAID, WAIVED)), _UNPAID > 0)

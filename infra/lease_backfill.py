@@ -21,13 +21,12 @@ from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
 from infra.db.models import LeaseTermRow
 from infra.db.models import ServicingMovementRow
+from infra.handovers import SIGNED
 from infra.servicing import PAID
 from infra.servicing import PENDING
 from infra.servicing import LeasePlan
 from infra.servicing import SqlServicing
 
-#: a handover record the customer signed (infra/handovers.py)
-SIGNED = "signed"
 #: an application whose car was handed over and whose term runs (a closed one's lease is over: not opened)
 DELIVERED = "delivered"
 

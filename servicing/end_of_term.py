@@ -33,11 +33,12 @@ from datetime import datetime
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from plans.handover import MAX_ODOMETER_KM
 from plans.money import fen
 from plans.product import PlanChoice
 from plans.product import ReturnTerms
+from servicing.arrears import SHANGHAI
 from servicing.calendar import BusinessCalendar
 
 #: the options are shown this many days before the term's end (the issue's 60; the contract asks the lessee's
@@ -47,15 +48,12 @@ WINDOW_DAYS = 60
 DEFAULT_PURCHASE_PRICE = 10_000
 PURCHASE, RETURN, REFINANCE = "purchase", "return", "refinance"
 OPTIONS = (PURCHASE, RETURN, REFINANCE)
-#: the most an odometer may read (km): beyond it, a typo
-MAX_ODOMETER_KM = 2_000_000
 #: a whole number as typed or stated: ASCII digits only (``str.isdigit`` also takes ``²`` or ``١``, which ``int``
 #: then refuses — a 500 where a field error was due), at most 9 of them
 WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 #: a refinance not approved: the lessee may choose another way within this many working days of the result (第七条:
 #: 审核未通过的，承租人可于收到结果之日起 5 个工作日内改选其他方式)
 RECHOOSE_WORKING_DAYS = 5
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def whole_number(text: str) -> int | None:
