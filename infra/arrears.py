@@ -204,47 +204,56 @@ class SqlArrears:
                              for reminder_id in sorted(created)])  # one statement for the batch
 
     def _update_arrears(self, events: BatchEvents, now: datetime) -> None:
+        """The batch's leases' arrears rows, set-based: one upsert for the leases in arrears, one insert of the M3
+        flags (each lease flagged once), one of the log lines, one delete for the leases out of arrears."""
         session, day, ids = events.session, events.business_date, list(events.lease_ids)
-        found = {row[0]: row[1:] for row in session.execute(
+        found = session.execute(
             select(InstalmentRow.lease_id, func.min(InstalmentRow.overdue_since), func.count(),
                    func.sum(_UNPAID), LeaseRow.dealer_id)
             .join(LeaseRow, LeaseRow.id == InstalmentRow.lease_id)
-            .where(InstalmentRow.lease_id.in_(ids), _LATE).group_by(InstalmentRow.lease_id, LeaseRow.dealer_id))}
+            .where(InstalmentRow.lease_id.in_(ids), _LATE).group_by(InstalmentRow.lease_id, LeaseRow.dealer_id)
+            .order_by(InstalmentRow.lease_id)).all()
         penalties = dict(session.execute(
             select(InstalmentRow.lease_id, func.sum(InstalmentRow.penalty_accrued - InstalmentRow.paid_penalty))
-            .where(InstalmentRow.lease_id.in_(list(found)), InstalmentRow.penalty_accrued > InstalmentRow.paid_penalty)
+            .where(InstalmentRow.lease_id.in_([row[0] for row in found]),
+                   InstalmentRow.penalty_accrued > InstalmentRow.paid_penalty)
             .group_by(InstalmentRow.lease_id)).all()) if found else {}
-        known = {row.lease_id: row for row in session.scalars(
-            select(LeaseArrearsRow).where(LeaseArrearsRow.lease_id.in_(ids)))}
-        for lease_id, (since, count, unpaid, dealer_id) in sorted(found.items()):
+        known: dict[str, tuple[str, date]] = {lease_id: (was, since) for lease_id, was, since in session.execute(
+            select(LeaseArrearsRow.lease_id, LeaseArrearsRow.bucket, LeaseArrearsRow.bucket_since)
+            .where(LeaseArrearsRow.lease_id.in_(ids)))}
+        rows: list[dict[str, object]] = []
+        log: list[dict[str, object]] = []
+        flags: list[dict[str, object]] = []
+        for lease_id, since, count, unpaid, dealer_id in found:
             dpd = days_past_due(since, day) if since is not None else 0
             now_in = bucket(dpd)
             if since is None or now_in is None:
                 continue
-            row = known.pop(lease_id, None)
-            if row is None:
-                row = LeaseArrearsRow(lease_id=lease_id, dealer_id=dealer_id, bucket="", bucket_since=day)
-                session.add(row)
-            if row.bucket != now_in:
-                row.bucket, row.bucket_since = now_in, day
-                session.add(ArrearsLogRow(lease_id=lease_id, kind=BUCKET, business_date=day, at=now, actor_label="",
-                                          note="", bucket=now_in))
-            row.as_of, row.days_past_due, row.oldest_overdue_since = day, dpd, since
-            row.instalments_overdue, row.overdue_amount = int(count), int(unpaid)
-            row.penalty_amount, row.updated_at = int(penalties.get(lease_id) or 0), now
+            was, bucket_since = known.pop(lease_id, ("", day))
+            if was != now_in:
+                bucket_since = day
+                log.append({"lease_id": lease_id, "kind": BUCKET, "bucket": now_in})
+            rows.append({"lease_id": lease_id, "dealer_id": dealer_id, "as_of": day, "days_past_due": dpd,
+                         "bucket": now_in, "bucket_since": bucket_since, "oldest_overdue_since": since,
+                         "instalments_overdue": int(count), "overdue_amount": int(unpaid),
+                         "penalty_amount": int(penalties.get(lease_id) or 0), "updated_at": now})
             if now_in == M3:
-                flagged = session.execute(insert(CollateralFlagRow).values(
-                    lease_id=lease_id, dealer_id=dealer_id, flagged_on=day, flagged_at=now, days_past_due=dpd)
-                    .on_conflict_do_nothing(index_elements=["lease_id"]).returning(CollateralFlagRow.lease_id)
-                ).scalar_one_or_none()
-                if flagged is not None:
-                    session.add(ArrearsLogRow(lease_id=lease_id, kind=FLAG, business_date=day, at=now,
-                                              actor_label="", note="", bucket=M3))
+                flags.append({"lease_id": lease_id, "dealer_id": dealer_id, "flagged_on": day, "flagged_at": now,
+                              "days_past_due": dpd})
+        if rows:
+            upsert = insert(LeaseArrearsRow)  # executemany: SQLAlchemy sends the rows a thousand a statement
+            session.execute(upsert.on_conflict_do_update(index_elements=["lease_id"], set_={
+                name: upsert.excluded[name] for name in rows[0] if name != "lease_id"}), rows)
+        if flags:
+            flagged = session.execute(insert(CollateralFlagRow).on_conflict_do_nothing(index_elements=["lease_id"])
+                                      .returning(CollateralFlagRow.lease_id), flags).scalars().all()
+            log.extend({"lease_id": lease_id, "kind": FLAG, "bucket": M3} for lease_id in sorted(flagged))
         if known:  # out of arrears: paid (or waived) since the last close
             session.execute(delete(LeaseArrearsRow).where(LeaseArrearsRow.lease_id.in_(list(known))))
-            session.add_all(ArrearsLogRow(lease_id=lease_id, kind=BUCKET, business_date=day, at=now, actor_label="",
-                                          note="", bucket=None) for lease_id in sorted(known))
-        session.flush()
+            log.extend({"lease_id": lease_id, "kind": BUCKET, "bucket": None} for lease_id in sorted(known))
+        if log:
+            session.execute(insert(ArrearsLogRow), [
+                {**line, "business_date": day, "at": now, "actor_label": "", "note": ""} for line in log])
 
     # -- the reminder's task ------------------------------------------------------------------------------------
     def reminder(self, reminder_id: int) -> ReminderDue | None:
