@@ -652,7 +652,16 @@ class InstalmentRow(Base):
     next business day, plus the grace) | waived. ``penalty_through``: the last day whose late charge is accrued."""
 
     __tablename__ = "instalments"
-    __table_args__ = (UniqueConstraint("lease_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("lease_id", "number"),
+        # the close of business's reads of a batch's leases (migration 0028): what is open up to a date, what is
+        # late, what owes a late charge — each a few rows a lease, not the whole schedule
+        Index("ix_instalments_open", "lease_id", "due_on",
+              postgresql_where=text("state IN ('pending', 'due', 'partly_paid', 'overdue')")),
+        Index("ix_instalments_late", "lease_id", "overdue_since",
+              postgresql_where=text("overdue_since IS NOT NULL AND state NOT IN ('paid', 'waived', 'settled')")),
+        Index("ix_instalments_penalty_unpaid", "lease_id", postgresql_where=text("penalty_accrued > paid_penalty")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"))
