@@ -1124,3 +1124,54 @@ def ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: An
             "procrastinate_"):
         return False
     return True
+
+
+class JournalEntryRow(Base):
+    """A journal entry of the general ledger (issue 19, migration 0029), posted once by its ``key`` (the event that
+    caused it) in that event's transaction. ``value_date``: the event's business date; ``booked_on``: the day it
+    counts in the books — the value date, or the first open day after the last closed month when that month is
+    closed (late posting, the original date kept). Append-only: the database refuses updates and deletes (a
+    correction is a reversal, ``reverses_id``) and refuses lines that do not balance."""
+
+    __tablename__ = "journal_entries"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    value_date: Mapped[date] = mapped_column(Date)
+    booked_on: Mapped[date] = mapped_column(Date, index=True)
+    lease_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    dealer_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    memo: Mapped[str] = mapped_column(String(255), default="")
+    chart_version: Mapped[str] = mapped_column(String(16))
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entries.id"), nullable=True, unique=True)
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class JournalLineRow(Base):
+    """One side of a journal entry: an account of the chart (its Beancount name) and an amount in fen on one side,
+    with the lease and dealer it belongs to (the sub-ledgers)."""
+
+    __tablename__ = "journal_lines"
+    __table_args__ = (CheckConstraint("debit >= 0 AND credit >= 0 AND (debit > 0) <> (credit > 0)", name="one_side"),
+                      Index("ix_journal_lines_account_entry", "account", "entry_id"))
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entries.id"), index=True)
+    account: Mapped[str] = mapped_column(String(80))
+    debit: Mapped[int] = mapped_column(BigInteger, default=0)
+    credit: Mapped[int] = mapped_column(BigInteger, default=0)
+    lease_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    dealer_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+
+
+class LedgerPeriodRow(Base):
+    """A closed month of the books (issue 19 §4, migration 0029): nothing posts into it; an event dated in it is
+    booked on the first day of the next open month. ``month``: its first day."""
+
+    __tablename__ = "ledger_periods"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    closed_by: Mapped[str] = mapped_column(String(36))
+    approved_by: Mapped[str] = mapped_column(String(36))
