@@ -33,12 +33,12 @@ from infra.jobs import Job
 from infra.jobs import defer_jobs
 from infra.servicing import ACTIVE
 from infra.servicing import DUE
-from infra.servicing import PAID
+from infra.servicing import LATE
 from infra.servicing import PARTLY_PAID
 from infra.servicing import PENDING
-from infra.servicing import SETTLED
-from infra.servicing import WAIVED
+from infra.servicing import UNPAID
 from infra.servicing import BatchEvents
+from infra.servicing import any_of
 from plans.policy import ReminderPolicy
 from servicing.arrears import M3
 from servicing.arrears import bucket
@@ -55,10 +55,6 @@ REMIND_TASK, REMIND_QUEUE = "servicing.remind", "servicing"
 #: arrears_log kinds: what ops recorded, a bucket the close saw the lease enter (or leave: bucket NULL), the M3 flag
 CONTACT, BUCKET, FLAG = "contact", "bucket", "flag"
 
-_UNPAID = InstalmentRow.amount - InstalmentRow.paid_principal - InstalmentRow.paid_interest
-#: an instalment still unpaid after its last day: what makes a lease past due
-_LATE = and_(InstalmentRow.overdue_since.is_not(None), InstalmentRow.state.not_in((PAID, WAIVED, SETTLED)),
-             _UNPAID > 0)
 
 
 @dataclass(frozen=True)
@@ -175,9 +171,9 @@ class SqlArrears:
         wanted: dict[tuple[str, int], str] = {}
         if policy.before_due_days:
             for lease_id, inst_id in session.execute(select(InstalmentRow.lease_id, InstalmentRow.id).where(
-                    InstalmentRow.lease_id.in_(ids), InstalmentRow.due_on == due_date_reminded(day,
+                    InstalmentRow.lease_id == any_of(ids), InstalmentRow.due_on == due_date_reminded(day,
                                                                                                policy.before_due_days),
-                    InstalmentRow.state.in_((PENDING, DUE, PARTLY_PAID)), _UNPAID > 0)):
+                    InstalmentRow.state.in_((PENDING, DUE, PARTLY_PAID)), UNPAID > 0)):
                 wanted[(lease_id, inst_id)] = BEFORE_DUE
         overdue: dict[tuple[str, int], int] = {}
         if policy.after_overdue_days:
@@ -189,7 +185,7 @@ class SqlArrears:
                     on_its_day = or_(on_its_day, and_(InstalmentRow.id.in_(events.became_overdue),
                                                       InstalmentRow.overdue_since >= overdue_since_reminded(day, last)))
                 for lease_id, inst_id in session.execute(select(InstalmentRow.lease_id, InstalmentRow.id).where(
-                        InstalmentRow.lease_id.in_(ids), _LATE, on_its_day)):
+                        InstalmentRow.lease_id == any_of(ids), LATE, on_its_day)):
                     overdue[(lease_id, inst_id)] = max(n, overdue.get((lease_id, inst_id), 0))  # one text a day
         wanted.update({key: overdue_kind(n) for key, n in overdue.items()})
         if not wanted:
@@ -209,18 +205,18 @@ class SqlArrears:
         session, day, ids = events.session, events.business_date, list(events.lease_ids)
         found = session.execute(
             select(InstalmentRow.lease_id, func.min(InstalmentRow.overdue_since), func.count(),
-                   func.sum(_UNPAID), LeaseRow.dealer_id)
+                   func.sum(UNPAID), LeaseRow.dealer_id)
             .join(LeaseRow, LeaseRow.id == InstalmentRow.lease_id)
-            .where(InstalmentRow.lease_id.in_(ids), _LATE).group_by(InstalmentRow.lease_id, LeaseRow.dealer_id)
+            .where(InstalmentRow.lease_id == any_of(ids), LATE).group_by(InstalmentRow.lease_id, LeaseRow.dealer_id)
             .order_by(InstalmentRow.lease_id)).all()
         penalties = dict(session.execute(
             select(InstalmentRow.lease_id, func.sum(InstalmentRow.penalty_accrued - InstalmentRow.paid_penalty))
-            .where(InstalmentRow.lease_id.in_([row[0] for row in found]),
+            .where(InstalmentRow.lease_id == any_of([row[0] for row in found]),
                    InstalmentRow.penalty_accrued > InstalmentRow.paid_penalty)
             .group_by(InstalmentRow.lease_id)).all()) if found else {}
         known: dict[str, tuple[str, date]] = {lease_id: (was, since) for lease_id, was, since in session.execute(
             select(LeaseArrearsRow.lease_id, LeaseArrearsRow.bucket, LeaseArrearsRow.bucket_since)
-            .where(LeaseArrearsRow.lease_id.in_(ids)))}
+            .where(LeaseArrearsRow.lease_id == any_of(ids)))}
         rows: list[dict[str, object]] = []
         log: list[dict[str, object]] = []
         flags: list[dict[str, object]] = []
@@ -327,7 +323,7 @@ class SqlArrears:
             late = tuple(LateInstalment(i.number, i.kind == "final_rent", i.due_on, i.overdue_since or i.due_on,
                                         i.amount - i.paid_principal - i.paid_interest,
                                         max(0, i.penalty_accrued - i.paid_penalty))
-                         for i in session.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease.id, _LATE)
+                         for i in session.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease.id, LATE)
                                                   .order_by(InstalmentRow.number)))
             log = tuple(LogEntry(r.kind, r.business_date, r.at, r.actor_label, r.outcome, r.note, r.promise_date,
                                  r.bucket)

@@ -65,6 +65,7 @@ from infra.servicing import PAID
 from infra.servicing import PARTLY_PAID
 from infra.servicing import PENDING
 from infra.servicing import RENT
+from infra.servicing import any_of
 from infra.servicing import current_business_date
 from infra.servicing import load_business_calendar
 from infra.servicing import to_fen
@@ -523,7 +524,7 @@ class SqlCollections:
                    CollectionMandateRow.id, CollectionMandateRow.kind)
             .join(LeaseRow, LeaseRow.id == InstalmentRow.lease_id)
             .join(CollectionMandateRow, CollectionMandateRow.application_id == LeaseRow.application_id)
-            .where(InstalmentRow.lease_id.in_(list(lease_ids)), InstalmentRow.kind.in_((RENT, PURCHASE_PRICE)),
+            .where(InstalmentRow.lease_id == any_of(list(lease_ids)), InstalmentRow.kind.in_((RENT, PURCHASE_PRICE)),
                    # the purchase price only under a mandate whose words name it
                    or_(InstalmentRow.kind == RENT, CollectionMandateRow.text_version.not_in(RENTS_ONLY_MANDATES)),
                    InstalmentRow.state.in_((PENDING, DUE, PARTLY_PAID, *((OVERDUE,) if retry_days else ()))),

@@ -38,10 +38,13 @@ from infra.jobs import Job
 from infra.jobs import defer_in
 from infra.jobs import defer_jobs
 from infra.servicing import ACTIVE
+from infra.servicing import LATE
 from infra.servicing import PAID
 from infra.servicing import SETTLED
+from infra.servicing import UNPAID
 from infra.servicing import WAIVED
 from infra.servicing import BatchEvents
+from infra.servicing import any_of
 from servicing.arrears import send_at
 from servicing.credit_report import InstalmentFacts
 from servicing.credit_report import LeaseFacts
@@ -62,8 +65,6 @@ CHUNK = 1000
 #: instalment states with nothing left to pay (a settlement's replaced rents: ``settled``)
 CLOSED_STATES = (PAID, WAIVED, SETTLED)
 
-_UNPAID = InstalmentRow.amount - InstalmentRow.paid_principal - InstalmentRow.paid_interest
-_LATE = and_(InstalmentRow.overdue_since.is_not(None), InstalmentRow.state.not_in((PAID, WAIVED)), _UNPAID > 0)
 
 
 @dataclass(frozen=True)
@@ -141,8 +142,8 @@ class SqlCreditReports:
         period = Period.of(day)
         if events.lease_ids and day == notice_day(period):
             late = session.execute(
-                select(InstalmentRow.lease_id, func.sum(_UNPAID)).where(
-                    InstalmentRow.lease_id.in_(list(events.lease_ids)), _LATE, InstalmentRow.overdue_since <= day)
+                select(InstalmentRow.lease_id, func.sum(UNPAID)).where(
+                    InstalmentRow.lease_id == any_of(list(events.lease_ids)), LATE, InstalmentRow.overdue_since <= day)
                 .group_by(InstalmentRow.lease_id).order_by(InstalmentRow.lease_id)).all()
             if late:
                 created = session.execute(insert(CreditReportNoticeRow).values([
@@ -191,8 +192,8 @@ class SqlCreditReports:
             if found is None:
                 return None
             notice, lease = found
-            overdue = session.execute(select(func.coalesce(func.sum(_UNPAID), 0)).where(
-                InstalmentRow.lease_id == lease.id, _LATE)).scalar_one()
+            overdue = session.execute(select(func.coalesce(func.sum(UNPAID), 0)).where(
+                InstalmentRow.lease_id == lease.id, LATE)).scalar_one()
             language = session.execute(
                 select(CollectionMandateRow.language).where(CollectionMandateRow.application_id == lease.application_id)
                 .order_by(CollectionMandateRow.created_at.desc()).limit(1)).scalar_one_or_none()

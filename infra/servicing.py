@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger
 from sqlalchemy import String
+from sqlalchemy import and_
 from sqlalchemy import any_
 from sqlalchemy import bindparam
 from sqlalchemy import case
@@ -66,6 +67,11 @@ CANCELLED = "cancelled"
 STATES = (PENDING, DUE, PARTLY_PAID, PAID, OVERDUE, WAIVED, SETTLED, CANCELLED)
 #: the states of an instalment with something left to pay
 OPEN = (DUE, PARTLY_PAID, OVERDUE)
+#: what is left to pay of an instalment's rent (fen), and the instalments still unpaid after their last day — what
+#: makes a lease past due (arrears, reminders, credit reports). Said in the words of the partial index
+#: ``ix_instalments_late`` (migration 0028), so that the planner sees it applies
+UNPAID = InstalmentRow.amount - InstalmentRow.paid_principal - InstalmentRow.paid_interest
+LATE = and_(InstalmentRow.overdue_since.is_not(None), InstalmentRow.state.not_in((PAID, WAIVED, SETTLED)), UNPAID > 0)
 RENT, FINAL_RENT = "rent", "final_rent"
 ACTIVE = "active"
 RUNNING, DONE = "running", "done"
@@ -364,7 +370,7 @@ class SqlServicing:
             open_rows = session.execute(select(
                 InstalmentRow.id, InstalmentRow.lease_id, InstalmentRow.state, InstalmentRow.due_on,
                 InstalmentRow.kind).where(
-                InstalmentRow.lease_id == _any(ids), InstalmentRow.state.in_((PENDING, DUE, PARTLY_PAID, OVERDUE)),
+                InstalmentRow.lease_id == any_of(ids), InstalmentRow.state.in_((PENDING, DUE, PARTLY_PAID, OVERDUE)),
                 InstalmentRow.due_on <= day)).all()
             became_due = _mark_due(session, [r.id for r in open_rows if r.state == PENDING], now)
             now_due = set(became_due)
@@ -377,7 +383,7 @@ class SqlServicing:
                 r.id for r in open_rows if r.state == OVERDUE and r.id not in paused] + list(became_overdue), day, now)
             for hook in hooks:
                 hook(BatchEvents(day, session, tuple(ids), became_due, became_overdue, penalties))
-            session.execute(update(LeaseRow).where(LeaseRow.id == _any(ids)).values(closed_through=day))
+            session.execute(update(LeaseRow).where(LeaseRow.id == any_of(ids)).values(closed_through=day))
             session.execute(update(CloseRunRow).where(CloseRunRow.business_date == day).values(
                 batches=CloseRunRow.batches + 1, leases=CloseRunRow.leases + len(ids),
                 marked_due=CloseRunRow.marked_due + len(became_due),
@@ -444,7 +450,7 @@ def _run(row: CloseRunRow) -> CloseRun:
                     row.marked_overdue, row.penalty, row.started_at, row.finished_at)
 
 
-def _any(values: Sequence[str] | Sequence[int]) -> Any:
+def any_of(values: Sequence[str] | Sequence[int]) -> Any:
     """``= ANY(:array)``: one parameter for a batch's ids, not one per id (thousands to send, parse and plan)."""
     kind = BigInteger() if values and isinstance(values[0], int) else String()
     return any_(bindparam(None, list(values), type_=ARRAY(kind)))
@@ -468,7 +474,7 @@ def _mark_due(session: Session, instalment_ids: Sequence[int], now: datetime) ->
     if not instalment_ids:
         return ()
     moved = session.execute(
-        update(InstalmentRow).where(InstalmentRow.id == _any(instalment_ids), InstalmentRow.state == PENDING)
+        update(InstalmentRow).where(InstalmentRow.id == any_of(instalment_ids), InstalmentRow.state == PENDING)
         .values(state=case((InstalmentRow.paid_principal + InstalmentRow.paid_interest > 0, PARTLY_PAID), else_=DUE),
                 updated_at=now)
         .returning(InstalmentRow.id))
@@ -535,7 +541,7 @@ def _accrue_penalties(session: Session, leases: Sequence[Any], overdue_ids: Sequ
     overdue = session.execute(select(
         InstalmentRow.id, InstalmentRow.lease_id, InstalmentRow.amount, InstalmentRow.principal,
         InstalmentRow.overdue_since, InstalmentRow.penalty_through).where(
-        InstalmentRow.id == _any(overdue_ids), InstalmentRow.state == OVERDUE,
+        InstalmentRow.id == any_of(overdue_ids), InstalmentRow.state == OVERDUE,
         or_(InstalmentRow.penalty_through.is_(None), InstalmentRow.penalty_through < day))).all()
     if not overdue:
         return {}
@@ -543,7 +549,7 @@ def _accrue_penalties(session: Session, leases: Sequence[Any], overdue_ids: Sequ
     for inst_id, value_date, principal, interest in session.execute(
             select(ServicingMovementRow.instalment_id, ServicingMovementRow.value_date, ServicingMovementRow.principal,
                    ServicingMovementRow.interest)
-            .where(ServicingMovementRow.instalment_id == _any([i.id for i in overdue]),
+            .where(ServicingMovementRow.instalment_id == any_of([i.id for i in overdue]),
                    or_(ServicingMovementRow.principal != 0, ServicingMovementRow.interest != 0))):
         changes.setdefault(inst_id, []).append((value_date, principal, interest))
     terms = {lease.id: penalty_terms(lease) for lease in leases}
