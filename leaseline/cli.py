@@ -1345,5 +1345,6 @@ def risk_evaluate(as_json: bool) -> None:
                f"{percent(Decimal(str(data['bad_rate_auto_declined'])))})")
 
 
+import leaseline.books_cli  # noqa: E402,F401 — registers `leaseline books` (the Beancount export, the trial balance, issue 19)
 import leaseline.portfolio_cli  # noqa: E402,F401 — registers `leaseline demo portfolio` (a synthetic portfolio)
 import leaseline.servicing_cli  # noqa: E402,F401 — registers `leaseline servicing` (the close of business, issue 18)

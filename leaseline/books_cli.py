@@ -1,0 +1,106 @@
+"""``leaseline books`` — the general ledger out of the database (issue 19 §5): the Beancount export that ``bean-check``
+verifies, and the trial balance at a date. Registered on ``leaseline`` by the last lines of leaseline/cli.py."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+
+from leaseline.cli import Fail
+from leaseline.cli import _database_errors
+from leaseline.cli import _settings
+from leaseline.cli import main
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@contextmanager
+def _snapshot() -> Iterator[Any]:
+    """One read-only snapshot of the configured database (disposed afterwards); database errors as one line."""
+    from infra.books_export import snapshot
+    from infra.db import Database
+
+    database = Database(_settings().database_url)
+    try:
+        with _database_errors(), snapshot(database) as conn:
+            yield conn
+    finally:
+        database.dispose()
+
+
+def _day(value: str | None, option: str) -> date:
+    if value is None:
+        return datetime.now(SHANGHAI).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@main.group("books")
+def books_group() -> None:
+    """The general ledger: the Beancount export, the trial balance."""
+
+
+@books_group.command("export")
+@click.option("--format", "fmt", type=click.Choice(["beancount"]), default="beancount", show_default=True,
+              help="The file's format (Beancount v3: bean-check verifies it, Fava shows it).")
+@click.option("--to", "target", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The file to write (replaced when it exists).")
+@click.option("--summary", is_flag=True,
+              help="One transaction per day and kind of event, one posting per account (large portfolios).")
+@click.option("--through", default=None, help="Balance assertions for each month ended by this date "
+                                              "(YYYY-MM-DD; default today in Beijing time).")
+def books_export(fmt: str, target: Path, summary: bool, through: str | None) -> None:
+    """Write the whole ledger as a Beancount file: the accounts opened with their zh/en names, every entry (or the
+    daily summaries), and balance assertions for every account at each month end taken from the sub-ledgers (the
+    journal's own balance where no sub-ledger covers an account yet: the file says so). Check it with
+    `bean-check FILE`."""
+    from infra.books_export import export
+
+    end = _day(through, "--through")
+    partial = target.with_name(target.name + ".part")
+    try:
+        with _snapshot() as conn, partial.open("w", encoding="utf-8") as out:
+            done = export(conn, out, end, summary=summary)
+        partial.replace(target)
+    except OSError as exc:
+        raise Fail(f"--to: {exc.strerror or exc} ({target})") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    kind = "daily summaries" if summary else "entries"
+    click.echo(f"wrote {target}: {done.entries:,} {kind}, {done.assertions:,} balance assertions through "
+               f"{end.isoformat()} ({done.from_journal:,} at the journal's own balance, no sub-ledger yet) in "
+               f"{done.seconds:.1f} s; check it with: bean-check {target}")
+
+
+@books_group.command("trial-balance")
+@click.option("--date", "on", default=None, help="Closing balances at the end of this day (YYYY-MM-DD; default "
+                                                 "today in Beijing time).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def books_trial_balance(on: str | None, as_json: bool) -> None:
+    """Each account's closing balance at the end of --date, in the debit or the credit column, signed debit-positive
+    in `balance` (Beancount's sign: a credit balance is negative), and the two columns' totals."""
+    from books.chart import load_chart
+    from books.trial_balance import trial_balance
+    from infra.books_export import balances_through
+
+    day = _day(on, "--date")
+    with _snapshot() as conn:
+        report = trial_balance(load_chart(), balances_through(conn, day))
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False))
+        return
+    click.echo(f"trial balance at the end of {day.isoformat()}")
+    width = max([len(row["account"]) for row in report["accounts"]] + [len("total")])
+    for row in report["accounts"]:
+        click.echo(f"  {row['account']:<{width}}  {row['debit']:>16}  {row['credit']:>16}")
+    click.echo(f"  {'total':<{width}}  {report['total_debit']:>16}  {report['total_credit']:>16}")
