@@ -6,12 +6,13 @@ closed month is booked on the first day of the next open month, its own date kep
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
 from datetime import date
 from datetime import datetime
 
 from sqlalchemy import func
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from books.chart import Chart
@@ -26,7 +27,7 @@ from infra.db.models import JournalLineRow
 from infra.db.models import LedgerPeriodRow
 
 #: lines sent in one INSERT at most (each entry's lines always in the same statement: the balance trigger checks
-#: the entries a statement touched); PostgreSQL takes at most 65,535 parameters a statement, a line has 6
+#: the entries a statement touched); the columns go as arrays, so this bounds a statement's size, not its parameters
 LINES_A_STATEMENT = 5_000
 
 __all__ = ["UnpostableEntry", "booked_on", "entry_of", "last_closed_month", "post", "reverse"]
@@ -60,26 +61,51 @@ def post(session: Session, entries: Sequence[Entry], now: datetime, *, chart: Ch
         keys.add(item.key)
     closed = last_closed_month(session)
     reverses = _ids_of(session, [item.reverses_key for item in entries if item.reverses_key])
-    created = dict(session.execute(insert(JournalEntryRow).on_conflict_do_nothing(index_elements=["key"])
-                                   .returning(JournalEntryRow.key, JournalEntryRow.id), [
-        {"key": item.key, "kind": item.kind, "value_date": item.value_date,
-         "booked_on": booked_on(item.value_date, closed), "lease_id": item.lease_id, "dealer_id": item.dealer_id,
-         "memo": item.memo[:255], "chart_version": chart.version, "posted_at": now,
-         "reverses_id": reverses.get(item.reverses_key) if item.reverses_key else None}
-        for item in entries]).all())
-    statement: list[dict[str, object]] = []
+    created: dict[str, int] = {key: entry_id for key, entry_id in session.execute(_INSERT_ENTRIES, {
+        "keys": [item.key for item in entries], "kinds": [item.kind for item in entries],
+        "value_dates": [item.value_date for item in entries],
+        "booked": [booked_on(item.value_date, closed) for item in entries],
+        "leases": [item.lease_id for item in entries], "dealers": [item.dealer_id for item in entries],
+        "memos": [item.memo[:255] for item in entries],
+        "reverses": [reverses.get(item.reverses_key) if item.reverses_key else None for item in entries],
+        "chart_version": chart.version, "posted_at": now.astimezone(UTC)})}
+    statement: list[tuple[int, Line]] = []
     for item in entries:
         entry_id = created.get(item.key)
         if entry_id is None:
             continue
         if statement and len(statement) + len(item.lines) > LINES_A_STATEMENT:
-            session.execute(insert(JournalLineRow).values(statement))
+            _insert_lines(session, statement)
             statement = []
-        statement.extend({"entry_id": entry_id, "account": line.account, "debit": line.debit, "credit": line.credit,
-                          "lease_id": line.lease_id, "dealer_id": line.dealer_id} for line in item.lines)
+        statement.extend((entry_id, line) for line in item.lines)
     if statement:
-        session.execute(insert(JournalLineRow).values(statement))
+        _insert_lines(session, statement)
     return [created[item.key] for item in entries if item.key in created]
+
+
+#: one statement for a batch's entries, its columns as arrays (a few parameters however many entries: compiled once,
+#: where a multi-row VALUES of bound parameters took SQLAlchemy and psycopg longer than PostgreSQL took to insert it)
+_INSERT_ENTRIES = text(
+    "INSERT INTO journal_entries (key, kind, value_date, booked_on, lease_id, dealer_id, memo, reverses_id, "
+    "chart_version, posted_at) "
+    "SELECT e.*, CAST(:chart_version AS varchar), CAST(:posted_at AS timestamptz) FROM unnest("
+    "CAST(:keys AS varchar[]), CAST(:kinds AS varchar[]), CAST(:value_dates AS date[]), CAST(:booked AS date[]), "
+    "CAST(:leases AS varchar[]), CAST(:dealers AS varchar[]), CAST(:memos AS varchar[]), "
+    "CAST(:reverses AS bigint[])) AS e "
+    "ON CONFLICT (key) DO NOTHING RETURNING key, id")
+_INSERT_LINES = text(
+    "INSERT INTO journal_lines (entry_id, account, debit, credit, lease_id, dealer_id) SELECT * FROM unnest("
+    "CAST(:entries AS bigint[]), CAST(:accounts AS varchar[]), CAST(:debits AS bigint[]), CAST(:credits AS bigint[]), "
+    "CAST(:leases AS varchar[]), CAST(:dealers AS varchar[]))")
+
+
+def _insert_lines(session: Session, lines: Sequence[tuple[int, Line]]) -> None:
+    """The lines in one statement (the balance trigger checks the entries a statement touched: each entry's lines are
+    always in the same one)."""
+    session.execute(_INSERT_LINES, {
+        "entries": [entry_id for entry_id, _line in lines], "accounts": [line.account for _id, line in lines],
+        "debits": [line.debit for _id, line in lines], "credits": [line.credit for _id, line in lines],
+        "leases": [line.lease_id for _id, line in lines], "dealers": [line.dealer_id for _id, line in lines]})
 
 
 def entry_of(session: Session, key: str) -> Entry | None:
