@@ -116,7 +116,7 @@ screenshots: install chromium peers ## Regenerate the README's tours (docs/tour/
 	mv $(TOUR).new/*.png $(TOUR)/ && rmdir $(TOUR).new
 	@ls -s $(TOUR) $(TOUR)/servicing
 
-bench: install ## Measure plans, KYC, risk assessments, contracts (render, sign, verify), the evidence log, sessions, the whole journey and the close of business
+bench: install ## Measure plans, KYC, risk assessments, contracts (render, sign, verify), the evidence log, sessions, the whole journey, the close of business and the books
 	$(BIN)/python bench/plans.py
 	$(BIN)/python bench/kyc.py
 	$(BIN)/python bench/risk.py
@@ -125,6 +125,7 @@ bench: install ## Measure plans, KYC, risk assessments, contracts (render, sign,
 	$(BIN)/python bench/sessions.py
 	$(BIN)/python bench/journey.py
 	$(BIN)/python bench/servicing.py
+	$(BIN)/python bench/books.py
 
 LIGHTHOUSE := bench/node/node_modules/.package-lock.json
 
