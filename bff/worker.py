@@ -36,6 +36,7 @@ from infra.credit_bureau import CreditBureauUnavailable
 from infra.credit_reports import SqlCreditReports
 from infra.db.engine import UNAVAILABLE
 from infra.db.models import utcnow
+from infra.finance_income import FinanceIncome
 from infra.servicing import SqlServicing
 from infra.sms import SmsUnavailable
 from infra.storage import StorageError
@@ -111,6 +112,8 @@ def build(services: Services, settings: Settings) -> App:
     task("servicing.prepaid", "servicing", Backoff(12, retry_exceptions=(*TRANSIENT, NotReadyYet)))(documents.prepaid)
     task("servicing.document_text", "servicing", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(
         documents.document_text)
+    # the month's finance income of every lease (infra/finance_income.py), deferred by the close of the month's last day
+    task("books.finance_income", "servicing", Backoff(6, retry_exceptions=TRANSIENT))(FinanceIncome(services.db).run)
     # credit reporting (bff/servicing/credit_reports.py): the notice before an overdue report, deferred by the close
     # of a month's notice day, and the month's report, deferred by the first close of the next month (queueing lock)
     task("servicing.credit_notice", "servicing", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(

@@ -211,21 +211,36 @@ def _irr_uneven(flows: dict[float, float]) -> float:
 def effective_periods(schedule: LeaseSchedule, net_investment: int, rate: float,
                       others: Sequence[tuple[date, int]] = ()) -> list[Period]:
     """The effective-interest method's stretches: the balance (the net investment, less each receipt) carried from
-    one flow's date to the next at ``rate`` a month; each stretch's interest earned over its days."""
+    one flow's date to the next at ``rate`` a month; each stretch's interest (to a millionth of a fen: a rate is
+    solved in floating point, plans/apr.py) earned over its days."""
     moves: dict[date, int] = {}
     for day, amount in [(r.due_on, r.amount) for r in schedule.rents] + list(others):
         moves[day] = moves.get(day, 0) + amount
-    balance = Fraction(net_investment)
+    balance = float(net_investment - moves.pop(schedule.starts_on, 0))
     out: list[Period] = []
     at = schedule.starts_on
-    balance -= moves.pop(at, 0)
     for day in sorted(moves):
-        grown = (1 + rate) ** (month_index(schedule.starts_on, day) - month_index(schedule.starts_on, at)) - 1
-        interest = balance * Fraction(grown)
-        out.append(Period(at, day, interest))
+        months = month_index(schedule.starts_on, day) - month_index(schedule.starts_on, at)
+        interest = balance * ((1 + rate) ** months - 1)
+        out.append(Period(at, day, Fraction(round(interest * 1_000_000), 1_000_000)))
         balance += interest - moves[day]
         at = day
     return out
+
+
+def effective_through(schedule: LeaseSchedule, through: date, net_investment: int | None = None,
+                      others: Sequence[tuple[date, int]] = ()) -> int | None:
+    """The effective-interest figure earned by the end of ``through``, rounded once (fen); None when the flows have
+    no implicit rate (``net_investment`` None: Σ amount − Σ interest of the rents)."""
+    invest = sum(r.amount for r in schedule.rents) - schedule.interest if net_investment is None \
+        else net_investment
+    if not any(r.amount for r in schedule.rents):
+        return None
+    try:
+        rate = implicit_rate(schedule, invest, others)
+    except NoSolution:
+        return None
+    return half_up(accrued(effective_periods(schedule, invest, rate, others), through))
 
 
 def monthly_income(schedule: LeaseSchedule, net_investment: int | None = None,

@@ -48,6 +48,8 @@ from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from books import end_of_term as books_end_of_term
+from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import ApplicationEventRow
 from infra.db.models import AuditEventRow
@@ -322,6 +324,8 @@ def _add_instalment(session: Session, lease: LeaseRow, kind: str, due_on: date, 
                         paid_penalty=0, waived=0, penalty_accrued=0, updated_at=now)
     session.add(row)
     session.flush()
+    charge = books_end_of_term.charged(row.id, kind, lease.id, lease.dealer_id, current_business_date(session), amount)
+    post(session, [charge] if charge is not None else [], now)
     return row
 
 
@@ -405,7 +409,7 @@ def _apply_deposit(session: Session, lease: LeaseRow, day: date, now: datetime,
     rows = _open_rows(session, lease.id)
     if kinds is not None:
         rows = sorted((r for r in rows if r.kind in kinds), key=lambda r: list(kinds).index(r.kind))
-    applied = 0
+    applied, entries = 0, []
     for row in rows:
         if left <= 0:
             break
@@ -427,9 +431,12 @@ def _apply_deposit(session: Session, lease: LeaseRow, day: date, now: datetime,
             lease_id=lease.id, instalment_id=row.id, kind="deposit_offset", value_date=day, principal=-principal,
             interest=-interest, penalty=-penalty, key=f"deposit_offset:{lease.id}:{row.id}", booked_at=now,
             note="保证金抵扣 the deposit applied"))
+        entries.append(books_end_of_term.deposit_applied(lease.id, lease.dealer_id, row.id, row.kind, day,
+                                                         principal=principal, interest=interest, penalty=penalty))
         left -= taken
         applied += taken
     session.flush()
+    post(session, [e for e in entries if e is not None], now)
     return int(before) + applied, max(held, int(before))
 
 

@@ -51,8 +51,12 @@ end of the term — its number stays term + 1 —; the lease's term, end and ren
 is in any rent, keys ``prepayment:<id>`` and ``prepayment:<id>:interest``); the schedule as applied stored on the
 prepayment (``schedule``, JSON: what the schedule annex states, :func:`applied_schedule`); the prepayment ``applied``;
 and the ``servicing.prepaid`` job (the schedule annex signed by the contract service, the evidence log, the customer's
-text) deferred with it. Anything else applies nothing: the whole payment is refunded as a surplus
-(infra/collections.py), and an offer that no longer holds is marked expired.
+text) deferred with it; and its postings (issue 19, books/prepayment.py): ``prepayment:<id>`` — the payment out of
+Liabilities:Unapplied:Lessees (the receipt put it there), the principal and the interest the re-amortisation drops off
+the receivable, that interest out of unearned income, the interest line as finance income — and, when the months
+recognised more than the new schedule holds, ``prepayment:<id>:income`` reversing it. Anything else applies nothing:
+the whole payment is refunded as a surplus (infra/collections.py), and an offer that no longer holds is marked
+expired.
 """
 
 from __future__ import annotations
@@ -74,6 +78,11 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from books.income import ONE_DAY
+from books.income import recognised_through
+from books.prepayment import Prepaid
+from books.prepayment import prepaid as prepaid_entries
+from infra.books import post
 from infra.collections import owed_of
 from infra.db.engine import Database
 from infra.db.models import CollectionAttemptRow
@@ -81,6 +90,8 @@ from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
 from infra.db.models import PrepaymentRow
 from infra.db.models import ServicingMovementRow
+from infra.finance_income import recognised
+from infra.finance_income import schedules
 from infra.jobs import Job
 from infra.servicing import ACTIVE
 from infra.servicing import CANCELLED
@@ -463,7 +474,9 @@ def book_prepayment(session: Session, lease: LeaseRow, attempt: CollectionAttemp
     chosen = shorter if row.option == SHORTER_TERM else lower
     final = next((i for i in instalments if i.kind == FINAL_RENT and i.state != CANCELLED), None)
     row.schedule = json.dumps(applied_schedule(lease, basis, chosen, row.accrued_interest, final), sort_keys=True)
+    dropped = sum(i.interest for i in basis.rents_after)
     _rewrite(session, lease, basis, chosen, day, now)
+    dropped -= sum(i.interest for i in basis.rents_after)
     note = f"部分提前还款 partial prepayment after rent {row.after_number}, {row.option}"
     session.add(ServicingMovementRow(
         lease_id=lease.id, instalment_id=None, kind="prepayment", value_date=day, principal=-row.amount, interest=0,
@@ -481,6 +494,11 @@ def book_prepayment(session: Session, lease: LeaseRow, attempt: CollectionAttemp
     row.status, row.applied_at, row.attempt_id = APPLIED, now, attempt.id
     row.new_term, row.new_rent = chosen.term, to_fen(chosen.rent)
     session.flush()
+    schedule = schedules(session, [lease])[lease.id]
+    excess = recognised(session, [lease.id]).get(lease.id, 0) - recognised_through(schedule,
+                                                                                   day.replace(day=1) - ONE_DAY)
+    post(session, prepaid_entries(Prepaid(row.id, lease.id, lease.dealer_id, day, row.amount, row.accrued_interest,
+                                          dropped, max(0, excess))), now)
     Job(TASK, {"lease_id": lease.id, "prepayment_id": row.id}, QUEUE,
         queueing_lock=f"{TASK}:{row.id}").defer(session)
     return total

@@ -45,6 +45,12 @@ the way today's end-of-term settlement takes it (bff/payments/settlement.py): th
 deposit kept as the deduction, less what the settlement refunds (a negative amount settled), and the ``payments.settle``
 job refunds the rest of the deposit.
 
+**The books** (issue 19, books/settlement.py): in the same transaction ``_settle`` posts ``settlement:<quote>`` (what
+the payment applied out of Liabilities:Unapplied:Lessees — the receipt put it there —, the deposit kept, the
+receivable's principal and interest owed, the replaced rents' interest out of unearned income, the late charges, the
+interest to the day, the fee) and ``settlement:<quote>:income`` (the lease's finance income made final: its kept
+rents' interest, never the interest waived). A replay posts nothing twice (the keys).
+
 A quote whose lease changed since it was counted (a rent paid or waived meanwhile: its arrears or what was paid ahead
 differ; late charges owed above the quote's; the end of the term chosen) no longer holds: it is superseded and its
 payment refunded in full (the customer asks for a new figure, or settles the end of the term on its page).
@@ -67,6 +73,9 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from books.settlement import Settled
+from books.settlement import settled as settled_entries
+from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import ApplicationEventRow
 from infra.db.models import ApplicationRow
@@ -77,6 +86,7 @@ from infra.db.models import LeaseRow
 from infra.db.models import LeaseTermRow
 from infra.db.models import ServicingMovementRow
 from infra.db.models import SettlementQuoteRow
+from infra.finance_income import recognised
 from infra.jobs import Job
 from infra.servicing import ACTIVE
 from infra.servicing import CANCELLED
@@ -326,12 +336,13 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
             interest=interest, penalty=penalty, key=f"{key}:{part}"[:160], reference=None, booked_at=now,
             note=note[:255]))
 
-    charges_accrued = 0
+    charges_accrued = owed = waived = 0
     for r in arrears:
         p, i, pen = (max(0, r.principal - r.paid_principal), max(0, r.interest - r.paid_interest),
                      max(0, r.penalty_accrued - r.paid_penalty))
         if not p + i + pen:
             continue
+        owed += p + i
         r.paid_principal, r.paid_interest, r.paid_penalty = r.paid_principal + p, r.paid_interest + i, \
             r.paid_penalty + pen
         r.state, r.settled_on, r.updated_at = PAID, day, now
@@ -347,6 +358,7 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
         r.paid_principal, r.paid_penalty, r.waived = r.paid_principal + p, r.paid_penalty + pen, r.waived + i
         r.state, r.settled_on, r.updated_at = SETTLED, on, now
         replaced_principal += p
+        owed, waived = owed + p + i, waived + i
         charges_accrued += pen
         move(str(r.id), "settlement", f"提前结清 replaced: principal {p} fen repaid, interest {i} fen not owed",
              instalment_id=r.id, principal=-p, penalty=-pen)
@@ -368,6 +380,14 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
     if total != -settled:  # the quote's lines and the instalments disagree: nothing is booked
         raise RuntimeError(f"settlement {q.id} books {total} fen, its amount settled is {settled}")
     session.add_all(movements)
+    replaced_ids = {r.id for r in replaced}
+    post(session, settled_entries(Settled(
+        q.id, lease.id, lease.dealer_id, day, amount_settled=settled, held=max(0, settled),
+        deposit_offset=q.deposit_offset, owed=owed, interest_replaced=waived + q.paid_ahead_interest,
+        charges=charges, accrued_interest=q.accrued_interest,
+        principal_difference=q.outstanding_principal - replaced_principal, fee=q.early_settlement_fee,
+        kept_interest=sum(r.interest for r in rows if r.id not in replaced_ids),
+        recognised=recognised(session, [lease.id]).get(lease.id, 0))), now)
     lease.status, lease.settled_on = SETTLED_LEASE, on
     q.status, q.settled_at, q.attempt_id, q.penalties_booked, q.paid_on = PAID_QUOTE, now, attempt_id, charges, day
     _close_term(session, lease, q, settled, now)

@@ -1346,5 +1346,6 @@ def risk_evaluate(as_json: bool) -> None:
 
 
 import leaseline.books_cli  # noqa: E402,F401 — registers `leaseline books` (the Beancount export, the trial balance, issue 19)
+import leaseline.income_cli  # noqa: E402,F401 — registers `leaseline books income` (a month's finance income)
 import leaseline.portfolio_cli  # noqa: E402,F401 — registers `leaseline demo portfolio` (a synthetic portfolio)
 import leaseline.servicing_cli  # noqa: E402,F401 — registers `leaseline servicing` (the close of business, issue 18)

@@ -1,0 +1,51 @@
+"""``leaseline books income --month YYYY-MM`` — a month's finance income posted by hand (issue 19 §1,
+infra/finance_income.py): what the ``books.finance_income`` job posts when the close finishes the month's last day,
+once per lease and month (run again it posts nothing). Registered on ``leaseline books`` (leaseline/books_cli.py) by
+the last lines of leaseline/cli.py."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import click
+
+from leaseline.books_cli import books_group
+from leaseline.cli import Fail
+from leaseline.cli import _database_errors
+from leaseline.cli import _settings
+
+
+@books_group.command("income")
+@click.option("--month", required=True, help="The month (YYYY-MM) whose last day is closed.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def books_income(month: str, as_json: bool) -> None:
+    """Post MONTH's finance income of every lease (the schedule's interest spread by day; the effective-interest
+    figure and its difference shown in each entry's memo), once per lease and month."""
+    from bff.payments.common import utc_now
+    from books.income import month_end
+    from infra.db import Database
+    from infra.finance_income import MonthNotClosed
+    from infra.finance_income import recognise_month
+
+    try:
+        month_end(month)
+    except ValueError as exc:
+        raise Fail(f"--month: {exc}") from None
+    database = Database(_settings().database_url)
+    try:
+        with _database_errors():
+            try:
+                result = recognise_month(database, month, utc_now())
+            except MonthNotClosed as exc:
+                raise Fail(str(exc)) from None
+    finally:
+        database.dispose()
+    if as_json:
+        click.echo(json.dumps({"month": result.month, "leases": result.leases, "posted": result.posted,
+                               "amount": f"{Decimal(result.amount) / 100:.2f}",
+                               "difference": f"{Decimal(result.difference) / 100:.2f}"}))
+        return
+    amount, difference = Decimal(result.amount) / 100, Decimal(result.difference) / 100
+    click.echo(f"{result.month}: {result.posted:,} entries posted, ¥{amount:,.2f} of finance income "
+               f"({result.leases:,} leases read; effective-interest difference ¥{difference:,.2f})")

@@ -1,0 +1,238 @@
+"""The books of a lease's servicing events (issue 19 §1, lane 2), on the real database without pages: the month's
+finance income (infra/finance_income.py) posts once per lease and month and its months add up to the schedule's
+interest; an early settlement (books/settlement.py) and a partial prepayment (books/prepayment.py) post in their own
+transaction, once, and leave the lease's receivable and unearned income what its instalments say, to the fen."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import text
+
+from bff.servicing.lease_page import quote
+from bff.servicing.lease_page import settlement_dates
+from books.income import LeaseSchedule
+from books.income import Rent
+from books.income import month_of
+from books.income import monthly_income
+from infra import books
+from infra.collections import PREPAYMENT
+from infra.collections import SETTLEMENT
+from infra.collections import SqlCollections
+from infra.db.models import ApplicationRow
+from infra.db.models import DealerGroupRow
+from infra.db.models import DealerRow
+from infra.db.models import InstalmentRow
+from infra.db.models import JournalEntryRow
+from infra.db.models import JournalLineRow
+from infra.db.models import LeaseRow
+from infra.db.models import SettlementQuoteRow
+from infra.finance_income import TASK
+from infra.finance_income import defer_month
+from infra.finance_income import income_key
+from infra.finance_income import recognise_month
+from infra.lease_reads import SqlLeaseReads
+from infra.prepayments import SqlPrepayments
+from infra.servicing import SqlServicing
+from infra.settlements import SqlSettlements
+from plans.policy import load_policy
+from tests.common.leases import open_lease_for
+
+RECEIVABLE, UNEARNED = "Assets:LeaseReceivable:Payments", "Assets:LeaseReceivable:Unearned"
+INTEREST = "Income:Lease:Interest"
+ORDER = ("penalty", "interest", "principal")
+
+
+def _application(c: Any) -> str:
+    """A handed-over application of a dealer of its own (the database alone: no customer, no pages)."""
+    group, dealer, application_id = f"g-{uuid.uuid4().hex[:12]}", f"d-{uuid.uuid4().hex[:12]}", str(uuid.uuid4())
+    with c.db.session() as s:
+        s.add(DealerGroupRow(id=group, name="books group"))
+        s.flush()
+        s.add(DealerRow(id=dealer, group_id=group, name="books dealer", city="上海"))
+        s.flush()
+        s.add(ApplicationRow(id=application_id, dealer_id=dealer, status="approved", vehicle_id="v", vehicle_label="v",
+                             plan_code="p", plan_json="{}", draft_enc=""))
+    return application_id
+
+
+def _balances(c: Any, lease_id: str) -> dict[str, int]:
+    """The lease's balances by account (debit − credit, fen)."""
+    with c.db.session() as s:
+        return {account: int(total) for account, total in s.execute(
+            select(JournalLineRow.account, func.sum(JournalLineRow.debit - JournalLineRow.credit))
+            .where(JournalLineRow.lease_id == lease_id).group_by(JournalLineRow.account))}
+
+
+def _entries(c: Any, lease_id: str) -> list[tuple[str, str]]:
+    with c.db.session() as s:
+        return sorted((k, kind) for k, kind in s.execute(
+            select(JournalEntryRow.key, JournalEntryRow.kind).where(JournalEntryRow.lease_id == lease_id)))
+
+
+def _instalments(c: Any, lease_id: str) -> list[InstalmentRow]:
+    with c.db.session() as s:
+        return list(s.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id)
+                              .order_by(InstalmentRow.number)))
+
+
+def _schedule(c: Any, lease_id: str) -> LeaseSchedule:
+    with c.db.session() as s:
+        lease = s.get(LeaseRow, lease_id)
+        assert lease is not None
+        rents = tuple(Rent(i.due_on, i.interest if i.state != "settled" else 0, i.amount)
+                      for i in _instalments(c, lease_id) if i.state != "cancelled" and i.kind in ("rent", "final_rent"))
+        return LeaseSchedule(lease.starts_on, lease.ends_on, lease.timing, rents)
+
+
+def _closed_months(starts_on: date, today: date) -> list[str]:
+    """The months from the lease's start whose last day is before the business date."""
+    months, day = [], starts_on.replace(day=1)
+    while True:
+        end = (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        if end >= today:
+            return months
+        months.append(month_of(day))
+        day = end + timedelta(days=1)
+
+
+def _pay_due(c: Any, lease_id: str, today: date) -> None:
+    """The rents fallen due paid by a receipt (the ledger's own way: books/lease.py ``receipt``)."""
+    owed = sum(i.amount for i in _instalments(c, lease_id) if i.due_on <= today and i.kind == "rent")
+    SqlCollections(c.db).book(lease_id=lease_id, amount=owed, source="stripe", key=f"due:{uuid.uuid4()}",
+                              order=ORDER, now=datetime.now(UTC))
+
+
+def test_the_month_s_income_posts_once_per_lease_and_month_and_the_months_add_up(app: Any) -> None:
+    c = app.extensions["leaseline"]
+    today = SqlServicing(c.db).business_date()
+    lease_id = open_lease_for(app, _application(c), today - timedelta(days=100))
+    months = _closed_months(today - timedelta(days=100), today)
+    assert len(months) >= 3
+    now = datetime.now(UTC)
+    for month in months:
+        first = recognise_month(c.db, month, now, only=[lease_id])
+        again = recognise_month(c.db, month, now, only=[lease_id])
+        assert (first.posted, again.posted, again.amount) == (1, 0, 0), month
+    with c.db.session() as s:
+        posted = {k: (int(d), v) for k, d, v in s.execute(
+            select(JournalEntryRow.key, JournalLineRow.debit, JournalEntryRow.value_date)
+            .join(JournalLineRow, JournalLineRow.entry_id == JournalEntryRow.id)
+            .where(JournalEntryRow.kind == "finance_income", JournalEntryRow.lease_id == lease_id,
+                   JournalLineRow.account == UNEARNED))}
+    expected = {m.month: m.amount for m in monthly_income(_schedule(c, lease_id))}
+    assert {k: v[0] for k, v in posted.items()} == {income_key(lease_id, m): expected[m] for m in months}
+    assert all(v[1].day >= 28 and (v[1] + timedelta(days=1)).day == 1 for v in posted.values())  # month ends
+    assert sum(expected.values()) == sum(i.interest for i in _instalments(c, lease_id))
+    # a month not closed yet is refused
+    try:
+        recognise_month(c.db, month_of(today), now, only=[lease_id])
+        raise AssertionError("an open month was recognised")
+    except ValueError as exc:
+        assert "not closed" in str(exc)
+    # the close of a month's last day defers the month's job, once while one waits (its queueing lock)
+    with c.db.sessions() as s, s.begin():
+        defer_month(s, "2099-01")
+        defer_month(s, "2099-01")
+        assert s.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock = :lock"),
+                         {"lock": f"{TASK}:2099-01"}).scalar_one() == 1
+        s.rollback()
+
+
+def test_a_settled_lease_s_books_balance_to_the_fen_and_post_once(app: Any) -> None:
+    c = app.extensions["leaseline"]
+    servicing = SqlServicing(c.db)
+    today, calendar = servicing.business_date(), servicing.calendar()
+    starts_on = today - timedelta(days=70)
+    lease_id = open_lease_for(app, _application(c), starts_on)
+    _pay_due(c, lease_id, today - timedelta(days=40))  # rent 1 paid; rent 2 fell due and is unpaid (arrears)
+    for month in _closed_months(starts_on, today):
+        recognise_month(c.db, month, datetime.now(UTC), only=[lease_id])
+    snap = SqlLeaseReads(c.db).snapshot(lease_id)
+    assert snap is not None
+    on = settlement_dates(snap.lease, snap.instalments, today, calendar).earliest
+    assert on is not None
+    quote_id = SqlSettlements(c.db).offer(lease_id, quote(snap.lease, snap.instalments, on, calendar),
+                                          requested_by="customer", now=datetime.now(UTC))
+    with c.db.session() as s:
+        q = s.get(SettlementQuoteRow, quote_id)
+        assert q is not None and q.arrears > 0
+        amount, accrued, fee, deposit = q.amount_due, q.accrued_interest, q.early_settlement_fee, q.deposit_offset
+    collections, key = SqlCollections(c.db), f"settle:{uuid.uuid4()}"
+    attempt, _ = collections.start_attempt(lease_id=lease_id, amount=amount, channel="stripe", trigger="customer",
+                                           key=key, business_date=today, now=datetime.now(UTC), purpose=SETTLEMENT,
+                                           subject_id=quote_id)
+    receipt = collections.book(lease_id=lease_id, amount=amount, source="stripe", key=key, order=ORDER,
+                               attempt_id=attempt.id, now=datetime.now(UTC))
+    assert receipt.applied > 0
+    rows = _instalments(c, lease_id)
+    kept = sum(i.interest for i in rows if i.state != "settled")
+    entries = _entries(c, lease_id)
+    assert (f"settlement:{quote_id}", "settlement") in entries
+    assert (f"settlement:{quote_id}:income", "finance_income") in entries  # rent 2's interest not all recognised yet
+    balances = _balances(c, lease_id)
+    # the lease owes nothing and holds no unearned income: its finance income is the kept rents' interest and the
+    # interest to the settlement day
+    assert balances.get(RECEIVABLE, 0) == 0
+    assert balances.get(UNEARNED, 0) == 0
+    assert -balances[INTEREST] == kept + accrued
+    assert -balances["Income:Other:Fees"] == fee
+    assert balances["Liabilities:Deposits:Lessees"] == deposit
+    # a replayed payment, a replayed posting, the month's job after it: nothing more
+    replay = collections.book(lease_id=lease_id, amount=amount, source="stripe", key=key, order=ORDER,
+                              attempt_id=attempt.id, now=datetime.now(UTC))
+    assert replay.replay
+    with c.db.session() as s:
+        settled = [books.entry_of(s, k) for k, _ in entries if k.startswith("settlement:")]
+        assert books.post(s, [e for e in settled if e is not None], datetime.now(UTC)) == []
+    months = _closed_months(starts_on, on + timedelta(days=62))
+    assert recognise_month(c.db, months[0], datetime.now(UTC), only=[lease_id]).posted == 0
+    assert _entries(c, lease_id) == entries and _balances(c, lease_id) == balances
+
+
+def test_a_prepaid_lease_s_books_balance_to_the_fen_and_post_once(app: Any) -> None:
+    c = app.extensions["leaseline"]
+    today = SqlServicing(c.db).business_date()
+    starts_on = today - timedelta(days=40)
+    lease_id = open_lease_for(app, _application(c), starts_on)  # rent 1 fell due
+    _pay_due(c, lease_id, today)
+    for month in _closed_months(starts_on, today):
+        recognise_month(c.db, month, datetime.now(UTC), only=[lease_id])
+    interest_before = sum(i.interest for i in _instalments(c, lease_id))
+    repo, collections, now = SqlPrepayments(c.db), SqlCollections(c.db), datetime.now(UTC)
+    offer = repo.offer(lease_id, 2_000_000, "customer", now)
+    repo.choose(lease_id, offer.id, "shorter_term")
+    key = f"prepay:{uuid.uuid4()}"
+    attempt, _ = collections.start_attempt(lease_id=lease_id, amount=offer.total, channel="stripe",
+                                           trigger="customer", key=key, business_date=today, now=now,
+                                           purpose=PREPAYMENT, subject_id=offer.id)
+    repo.attach(offer.id, attempt.id)
+    receipt = collections.book(lease_id=lease_id, amount=offer.total, source="stripe", key=key,
+                               order=load_policy().allocation_order, attempt_id=attempt.id, now=now)
+    assert receipt.applied == offer.total
+    rows = _instalments(c, lease_id)
+    assert any(i.state == "cancelled" for i in rows)
+    interest_after = sum(i.interest for i in rows)
+    assert interest_after < interest_before
+    balances = _balances(c, lease_id)
+    recognised = -balances.get(INTEREST, 0) - offer.accrued_interest
+    # the receivable is what the instalments still owe; the unearned income the schedule's interest not recognised
+    assert balances[RECEIVABLE] == sum(i.amount - i.paid_principal - i.paid_interest for i in rows)
+    assert -balances[UNEARNED] == interest_after - recognised
+    assert balances.get("Liabilities:Unapplied:Lessees", 0) == 0  # the payment held, then applied
+    entries = _entries(c, lease_id)
+    assert (f"prepayment:{offer.id}", "prepayment") in entries
+    replay = collections.book(lease_id=lease_id, amount=offer.total, source="stripe", key=key,
+                              order=load_policy().allocation_order, attempt_id=attempt.id, now=now)
+    assert replay.replay
+    with c.db.session() as s:
+        again = [books.entry_of(s, k) for k, _ in entries if k.startswith("prepayment:")]
+        assert books.post(s, [e for e in again if e is not None], now) == []
+    assert _entries(c, lease_id) == entries and _balances(c, lease_id) == balances
