@@ -411,6 +411,10 @@ class SqlServicing:
             row.status, row.finished_at = DONE, now
             session.execute(update(BusinessDateRow).where(BusinessDateRow.id == 1, BusinessDateRow.current == day)
                             .values(current=day + ONE_DAY, updated_at=now))
+            if (day + ONE_DAY).day == 1:  # a month's last day closed: its finance income (infra/finance_income.py)
+                from infra.finance_income import defer_month
+
+                defer_month(session, f"{day.year:04d}-{day.month:02d}")
             return True
 
 
