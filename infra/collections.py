@@ -37,6 +37,9 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from books import lease as books_lease
+from books.lease import Applied
+from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import CollectionAttemptRow
 from infra.db.models import CollectionMandateRow
@@ -257,14 +260,14 @@ class SqlCollections:
             if done is not None:
                 return _receipt(done, replay=True)
             day = current_business_date(session)
-            applied, reason = 0, None
+            applied, held, reason, parts = 0, 0, None, []
             attempt_row = session.get(CollectionAttemptRow, attempt_id) if attempt_id is not None else None
             purpose = attempt_row.purpose if attempt_row is not None else RENT_PAYMENT
             if lease.status != ACTIVE:
                 reason = LEASE_CLOSED
             elif purpose != RENT_PAYMENT:
                 assert attempt_row is not None
-                applied = _book_special(session, lease, attempt_row, amount, day, now, reference)
+                applied = held = _book_special(session, lease, attempt_row, amount, day, now, reference)
                 if amount > applied:
                     reason = SURPLUS
             else:
@@ -283,6 +286,7 @@ class SqlCollections:
                         reference=(reference or "")[:64] or None, booked_at=now,
                         note=f"还款 payment ({source}) {penalty + interest + principal} fen"))
                     applied += penalty + interest + principal
+                    parts.append(Applied(row.kind, principal, interest, penalty))
                 if amount > applied:
                     reason = SURPLUS
             booked = session.execute(insert(LeaseReceiptRow).values(
@@ -292,6 +296,9 @@ class SqlCollections:
             ).on_conflict_do_nothing(index_elements=["key"]).returning(LeaseReceiptRow.id)).scalar_one_or_none()
             if booked is None:  # cannot happen under the lease's lock; the unique key still guards it
                 raise RuntimeError(f"payment {key} booked concurrently")
+            received = books_lease.receipt(booked, lease_id, lease.dealer_id, source=source, value_date=day,
+                                           amount=amount, applied=parts, held=held, surplus=amount - applied)
+            post(session, [received] if received is not None else [], now)
             if attempt_id is not None:
                 session.execute(update(CollectionAttemptRow).where(CollectionAttemptRow.id == attempt_id).values(
                     status=SUCCEEDED, failure_code=None, failure_message=None, poll_after=None, updated_at=now))
@@ -341,12 +348,23 @@ class SqlCollections:
                 LeaseReceiptRow.refund_status == "pending").order_by(LeaseReceiptRow.booked_at).limit(limit))]
 
     def finish_refund(self, receipt_id: str, status: str, ref: str | None, now: datetime) -> bool:
-        """Record a refund's answer, once (False when it was recorded already)."""
+        """Record a refund's answer, once (False when it was recorded already); a refund that succeeded posts its
+        entry in the same transaction (books/lease.py ``surplus_refunded``, key ``receipt:<id>:refund``), dated the
+        business date."""
         with self.db.session() as session:
-            return session.execute(update(LeaseReceiptRow).where(
+            done = session.execute(update(LeaseReceiptRow).where(
                 LeaseReceiptRow.id == receipt_id, LeaseReceiptRow.refund_status == "pending").values(
                 refund_status=status, refund_ref=(ref or "")[:64] or None, refunded_at=now)
-                .returning(LeaseReceiptRow.id)).scalar_one_or_none() is not None
+                .returning(LeaseReceiptRow.lease_id, LeaseReceiptRow.source, LeaseReceiptRow.surplus)).one_or_none()
+            if done is None:
+                return False
+            if status == SUCCEEDED:
+                lease_id, source, surplus = done
+                dealer_id = session.execute(select(LeaseRow.dealer_id).where(LeaseRow.id == lease_id)).scalar_one()
+                refunded = books_lease.surplus_refunded(receipt_id, lease_id, dealer_id, source=source,
+                                                        value_date=current_business_date(session), surplus=surplus)
+                post(session, [refunded] if refunded is not None else [], now)
+            return True
 
     # -- attempts ----------------------------------------------------------------------------------------------------
     def start_attempt(self, *, lease_id: str, amount: int, channel: str, trigger: str, key: str, business_date: date,

@@ -2,9 +2,10 @@
 were collected outside Leaseline" has no lease row. ``leaseline servicing backfill`` opens each one from its record as
 the contract service states it (the same :meth:`infra.servicing.SqlServicing.open_lease` the handover's transaction
 calls), and books every rent that fell due before servicing took over (``paid_through``) as collected outside
-Leaseline — one ``collected_outside`` movement each, dated its due day —, so that the close of business does not
-find years of rents overdue and charge late fees on money the lessor already has. What was not collected is for ops
-to book (a payment, a waiver) with the evidence; the command says what it assumed."""
+Leaseline — one ``collected_outside`` movement each, dated its due day, and its posting (books/lease.py) —, so
+that the close of business does not find years of rents overdue and charge late fees on money the lessor already
+has. What was not collected is for ops to book (a payment, a waiver) with the evidence; the command says what it
+assumed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from books.lease import collected_outside
+from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import ApplicationRow
 from infra.db.models import HandoverRow
@@ -87,4 +90,6 @@ class SqlLeaseBackfill:
                     key=f"collected_outside:{lease_id}:{row.number}", booked_at=now,
                     note=f"服务启用前已在系统外收取 collected outside Leaseline before {paid_through.isoformat()}"))
             session.flush()
+            post(session, [e for e in (collected_outside(lease_id, dealer_id, row.number, row.due_on, row.principal,
+                                                         row.interest) for row in rows) if e is not None], now)
             return Backfilled(lease_id, len(rows), sum(r.amount for r in rows))

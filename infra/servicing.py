@@ -42,6 +42,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from books import lease as books_lease
+from books.lease import Scheduled
+from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import BusinessCalendarRow
 from infra.db.models import BusinessDateRow
@@ -230,7 +233,9 @@ class SqlServicing:
                    now: datetime) -> str | None:
         """Create the lease in force and its instalments in ``session`` (the transaction that records the signed
         handover record); None when the application has its lease already (signing again creates none). A rent paid
-        at signing (rent 1 in advance: the amounts due at signing include it) is paid on the commencement date."""
+        at signing (rent 1 in advance: the amounts due at signing include it) is paid on the commencement date. The
+        commencement and that rent post in the same transaction (books/lease.py, keys ``lease:<id>:commenced`` and
+        ``lease:<id>:paid_at_signing``)."""
         terms = plan.terms
         es = terms["early_settlement"]
         cap = terms.get("default_cost_cap")
@@ -273,7 +278,12 @@ class SqlServicing:
                     key=f"paid_at_signing:{lease_id}:{row.number}", booked_at=now,
                     note="首期租金随签约应付款项支付 rent 1 paid at signing"))
         session.flush()
-        _pay_off_refinanced(session, application_id, plan.starts_on, now)
+        schedule = [Scheduled(i.kind, i.amount, i.principal, i.interest) for i in plan.instalments]
+        signing = sum(row.amount for row in rows if row.state == PAID)
+        post(session, [e for e in (books_lease.commenced(lease_id, dealer_id, plan.starts_on, schedule),
+                                   books_lease.paid_at_signing(lease_id, dealer_id, plan.starts_on, signing))
+                       if e is not None], now)
+        _pay_off_refinanced(session, application_id, lease_id, dealer_id, plan.starts_on, now)
         return lease_id
 
     def lease(self, application_id: str) -> tuple[LeaseRow, list[InstalmentRow]] | None:
@@ -418,18 +428,21 @@ class SqlServicing:
             return True
 
 
-def _pay_off_refinanced(session: Session, application_id: str, day: date, now: datetime) -> None:
+def _pay_off_refinanced(session: Session, application_id: str, lease_id: str, dealer_id: str, day: date,
+                        now: datetime) -> None:
     """The lease ``application_id`` refinances (``end_of_term.refinance_application_id``; issue 18 §6), its final rent
-    paid off by the new lease's funding, in the transaction that opens the new lease: what is left of it (late charge,
-    interest, principal) paid on ``day`` (the new lease's start) with one ``refinanced`` movement keyed by the old lease
-    (once). The close's end-of-term hook then ends the old lease (infra/end_of_term.py ``_end``) once nothing of it is
-    open, settling its deposit. Nothing when no active lease is refinanced by it or its final rent is paid already."""
-    old = session.execute(text(
-        "SELECT l.id FROM end_of_term e JOIN leases l ON l.id = e.lease_id WHERE e.refinance_application_id = :app "
-        "AND e.option = 'refinance' AND l.status = :active FOR UPDATE OF l"),
-        {"app": application_id, "active": ACTIVE}).scalar_one_or_none()
-    if old is None:
+    paid off by the new lease's funding, in the transaction that opens the new lease (``lease_id``, of ``dealer_id``):
+    what is left of it (late charge, interest, principal) paid on ``day`` (the new lease's start) with one
+    ``refinanced`` movement keyed by the old lease (once), and its posting (books/lease.py ``refinanced``). The close's
+    end-of-term hook then ends the old lease (infra/end_of_term.py ``_end``) once nothing of it is open, settling its
+    deposit. Nothing when no active lease is refinanced by it or its final rent is paid already."""
+    found = session.execute(text(
+        "SELECT l.id, l.dealer_id FROM end_of_term e JOIN leases l ON l.id = e.lease_id "
+        "WHERE e.refinance_application_id = :app AND e.option = 'refinance' AND l.status = :active FOR UPDATE OF l"),
+        {"app": application_id, "active": ACTIVE}).one_or_none()
+    if found is None:
         return
+    old, old_dealer = found
     key = f"refinanced:{old}"
     if session.execute(select(ServicingMovementRow.id).where(ServicingMovementRow.key == key)).first() is not None:
         return
@@ -446,6 +459,9 @@ def _pay_off_refinanced(session: Session, application_id: str, day: date, now: d
             interest=-interest, penalty=-penalty, key=key, booked_at=now,
             note=f"尾付租金由再融资申请 {application_id} 付清 the final rent paid off by the refinancing"))
         session.flush()
+        paid_off = books_lease.refinanced(old, old_dealer, lease_id, dealer_id, day, principal=principal,
+                                          interest=interest, penalty=penalty)
+        post(session, [paid_off] if paid_off is not None else [], now)
         return
 
 

@@ -1,0 +1,236 @@
+"""The lease's own postings in the general ledger (issue 19 §1–§2) on a real PostgreSQL database of its own: a lease
+posts its commencement in the transaction that opens it (rent 1 paid at signing with it), a receipt posts once however
+often it is booked, a surplus refunded posts once, rents collected outside Leaseline and a final rent paid off by a
+refinancing post in their own transactions, and the lease sub-ledger (infra/books_reconcile.py) reconciles to the fen
+after each — and reports the lease an extra posting puts out of line."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
+from typing import cast
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy import select
+
+from books.entries import credit
+from books.entries import debit
+from books.entries import entry
+from books.lease import BANK
+from books.lease import DEALERS
+from books.lease import LATE_CHARGES
+from books.lease import RECEIVABLE
+from books.lease import STRIPE_CLEARING
+from books.lease import UNAPPLIED
+from books.lease import UNEARNED
+from infra.books import entry_of
+from infra.books import post
+from infra.books_reconcile import LeaseDifference
+from infra.books_reconcile import lease_differences
+from infra.collections import SqlCollections
+from infra.db import Database
+from infra.db.models import ApplicationRow
+from infra.db.models import DealerGroupRow
+from infra.db.models import DealerRow
+from infra.db.models import EndOfTermRow
+from infra.db.models import InstalmentRow
+from infra.db.models import JournalEntryRow
+from infra.db.models import LeaseRow
+from infra.lease_backfill import SqlLeaseBackfill
+from infra.servicing import SqlServicing
+from infra.servicing import lease_plan
+from plans.policy import load_policy
+from servicing.allocation import Component
+from tests.conftest import postgres_database
+from tests.integration.test_servicing_close import DEALER
+from tests.integration.test_servicing_close import open_lease
+from tests.integration.test_servicing_close import record
+
+pytestmark = pytest.mark.db
+NOW = datetime(2026, 2, 10, 2, 0, tzinfo=UTC)
+START = date(2026, 1, 10)
+ORDER = cast(tuple[Component, ...], load_policy().allocation_order)
+
+
+@pytest.fixture(scope="module")
+def db() -> Iterator[Database]:
+    from infra.db.migrate import upgrade
+
+    for url in postgres_database("leaseline_books_lease"):
+        upgrade(url)
+        database = Database(url)
+        with database.session() as s:
+            s.add(DealerGroupRow(id="g-books", name="books group"))
+            s.flush()
+            s.add(DealerRow(id=DEALER, group_id="g-books", name="books dealer", city="上海"))
+        yield database
+        database.dispose()
+
+
+@dataclass(frozen=True)
+class Lease:
+    id: str
+    row: LeaseRow
+    instalments: list[InstalmentRow]
+
+
+def lease_of(db: Database, lease_id: str) -> Lease:
+    with db.session() as s:
+        row = s.get(LeaseRow, lease_id)
+        assert row is not None
+        return Lease(lease_id, row, list(s.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id)
+                                                  .order_by(InstalmentRow.number))))
+
+
+def opened(db: Database, **kwargs: object) -> Lease:
+    lease_id = open_lease(SqlServicing(db), record(START, **kwargs))  # type: ignore[arg-type]
+    assert lease_id is not None
+    return lease_of(db, lease_id)
+
+
+def lines(db: Database, key: str) -> set[tuple[str, int, int, str | None]]:
+    with db.session() as s:
+        posted = entry_of(s, key)
+    assert posted is not None, key
+    return {(li.account, li.debit, li.credit, li.lease_id) for li in posted.lines}
+
+
+def differences(db: Database, *lease_ids: str, on: date) -> list[LeaseDifference]:
+    with db.session() as s:
+        return lease_differences(s, list(lease_ids), on=on)
+
+
+def test_a_lease_posts_its_commencement_with_it_and_reconciles(db: Database) -> None:
+    lease = opened(db, residual_ratio="0.2")
+    amount = sum(i.amount for i in lease.instalments)
+    interest = sum(i.interest for i in lease.instalments)
+    principal = sum(i.principal for i in lease.instalments)
+    assert principal == lease.row.financed_amount and amount == principal + interest
+    assert lines(db, f"lease:{lease.id}:commenced") == {
+        (RECEIVABLE, amount, 0, lease.id), (UNEARNED, 0, interest, lease.id), (DEALERS, 0, principal, lease.id)}
+    with db.session() as s:
+        key = f"lease:{lease.id}:commenced"
+        head = s.execute(select(JournalEntryRow).where(JournalEntryRow.key == key)).scalar_one()
+        assert (head.value_date, head.booked_on, head.dealer_id) == (START, START, DEALER)
+        assert s.execute(select(func.count()).select_from(JournalEntryRow).where(
+            JournalEntryRow.lease_id == lease.id)).scalar_one() == 1  # rents in arrears: nothing paid at signing
+    assert differences(db, lease.id, on=START) == []
+    assert differences(db, lease.id, on=START - timedelta(days=1)) == []  # before its start: nothing on either side
+
+
+def test_rent_1_paid_at_signing_is_applied_from_the_upfront_payment(db: Database) -> None:
+    lease = opened(db, timing="advance")
+    first = lease.instalments[0]
+    assert first.state == "paid" and first.due_on == START
+    assert lines(db, f"lease:{lease.id}:paid_at_signing") == {(UNAPPLIED, first.amount, 0, lease.id),
+                                                              (RECEIVABLE, 0, first.amount, lease.id)}
+    assert differences(db, lease.id, on=START) == []
+
+
+def test_a_receipt_posts_once_its_surplus_refund_once_and_the_lease_reconciles(db: Database) -> None:
+    lease = opened(db)
+    rent1 = lease.instalments[0]
+    servicing, collections = SqlServicing(db), SqlCollections(db)
+    servicing.start_business_date(rent1.due_on, NOW)
+    order = ORDER
+    key = f"books:{uuid.uuid4()}"
+    paid = collections.book(lease_id=lease.id, amount=rent1.amount + 500, source="stripe", key=key, order=order,
+                            reference="pi_books", now=NOW)
+    again = collections.book(lease_id=lease.id, amount=rent1.amount + 500, source="stripe", key=key, order=order,
+                             reference="pi_books", now=NOW)
+    assert again.replay and again.id == paid.id and paid.surplus == 500
+    assert lines(db, f"receipt:{paid.id}") == {
+        (STRIPE_CLEARING, rent1.amount + 500, 0, lease.id), (RECEIVABLE, 0, rent1.amount, lease.id),
+        (UNAPPLIED, 0, 500, lease.id)}
+    with db.session() as s:  # the replay posted nothing: one receipt entry
+        assert s.execute(select(func.count()).select_from(JournalEntryRow).where(
+            JournalEntryRow.key.like(f"receipt:{paid.id}%"))).scalar_one() == 1
+        assert post(s, [e for e in [entry_of(s, f"receipt:{paid.id}")] if e is not None], NOW) == []
+
+    assert collections.finish_refund(paid.id, "succeeded", "re_books", NOW)
+    assert not collections.finish_refund(paid.id, "succeeded", "re_books", NOW)
+    assert lines(db, f"receipt:{paid.id}:refund") == {(UNAPPLIED, 500, 0, lease.id),
+                                                      (STRIPE_CLEARING, 0, 500, lease.id)}
+
+    # rent 2 paid in part by a direct debit: a late charge owed on it first (income when collected)
+    rent2 = lease.instalments[1]
+    servicing.start_business_date(rent2.due_on + timedelta(days=3), NOW)
+    with db.session() as s:
+        s.get(InstalmentRow, rent2.id).penalty_accrued = 123  # type: ignore[union-attr]
+    part = collections.book(lease_id=lease.id, amount=10_000, source="direct_debit", key=f"books:{uuid.uuid4()}",
+                            order=order, reference="ddsb_0_books", now=NOW)
+    assert part.surplus == 0
+    assert lines(db, f"receipt:{part.id}") == {(BANK, 10_000, 0, lease.id), (RECEIVABLE, 0, 10_000 - 123, lease.id),
+                                               (LATE_CHARGES, 0, 123, lease.id)}
+
+    day = rent2.due_on + timedelta(days=3)
+    assert differences(db, lease.id, on=day) == []
+    assert differences(db, lease.id, on=rent2.due_on) == []  # the day before the direct debit: as it stood then
+    with db.session() as s:  # every lease of the database (this module's), set-based: all reconcile
+        assert lease_differences(s, on=day) == []
+
+    # a posting the schedule does not know puts the lease out of line, by the fen
+    wrong = entry(f"test:wrong:{lease.id}", "rent_collected", day, [debit(BANK, 1), credit(RECEIVABLE, 1)],
+                  lease_id=lease.id)
+    assert wrong is not None
+    with db.session() as s:
+        post(s, [wrong], NOW)
+    owed = sum(i.amount for i in lease.instalments) - rent1.amount - (10_000 - 123)
+    assert differences(db, lease.id, on=day) == [LeaseDifference(lease.id, RECEIVABLE, owed - 1, owed)]
+    assert differences(db, lease.id, on=day - timedelta(days=1)) == []  # the wrong entry is dated later
+
+
+def test_a_payment_for_a_closed_lease_is_held_and_refunded_whole(db: Database) -> None:
+    lease = opened(db)
+    with db.session() as s:
+        s.get(LeaseRow, lease.id).status = "settled"  # type: ignore[union-attr]
+    paid = SqlCollections(db).book(lease_id=lease.id, amount=2_500, source="stripe", key=f"books:{uuid.uuid4()}",
+                                   order=ORDER, now=NOW)
+    assert paid.refund_reason == "lease_closed"
+    assert lines(db, f"receipt:{paid.id}") == {(STRIPE_CLEARING, 2_500, 0, lease.id), (UNAPPLIED, 0, 2_500, lease.id)}
+    assert SqlCollections(db).finish_refund(paid.id, "failed", None, NOW)
+    with db.session() as s:  # a refund that failed posts nothing
+        assert entry_of(s, f"receipt:{paid.id}:refund") is None
+
+
+def test_rents_collected_outside_leaseline_post_on_their_due_days(db: Database) -> None:
+    handover = record(START, residual_ratio="0.2")
+    application_id = str(uuid.uuid4())
+    with db.session() as s:
+        s.add(ApplicationRow(id=application_id, dealer_id=DEALER, status="delivered", vehicle_id="v", vehicle_label="v",
+                             plan_code="p", plan_json="{}", draft_enc=""))
+    done = SqlLeaseBackfill(db).open(application_id, DEALER, lease_plan(handover), date(2026, 4, 10), NOW)
+    assert done is not None and done.collected_outside == 3
+    lease = lease_of(db, done.lease_id)
+    for rent in lease.instalments[:3]:
+        key = f"collected_outside:{lease.id}:{rent.number}"
+        assert lines(db, key) == {(BANK, rent.amount, 0, lease.id), (RECEIVABLE, 0, rent.amount, lease.id)}
+        with db.session() as s:
+            assert entry_of(s, key).value_date == rent.due_on  # type: ignore[union-attr]
+    assert SqlLeaseBackfill(db).open(application_id, DEALER, lease_plan(handover), date(2026, 4, 10), NOW) is None
+    assert differences(db, lease.id, on=date(2026, 4, 10)) == []
+    assert differences(db, lease.id, on=date(2026, 3, 9)) == []  # rent 2 not yet collected that day
+
+
+def test_a_refinancing_pays_the_old_final_rent_off_in_the_new_lease_transaction(db: Database) -> None:
+    old = opened(db, residual_ratio="0.2")
+    final = old.instalments[-1]
+    assert final.kind == "final_rent"
+    new_application = str(uuid.uuid4())
+    with db.session() as s:
+        s.get(InstalmentRow, final.id).penalty_accrued = 77  # type: ignore[union-attr]
+        s.add(EndOfTermRow(lease_id=old.id, dealer_id=DEALER, option="refinance", status="chosen", chosen_on=START,
+                           chosen_at=NOW, chosen_by="customer", terms=json.dumps({}),
+                           refinance_application_id=new_application))
+    new_id = open_lease(SqlServicing(db), record(old.row.ends_on), new_application)
+    assert new_id is not None
+    assert lines(db, f"lease:{old.id}:refinanced") == {
+        (DEALERS, final.amount + 77, 0, new_id), (RECEIVABLE, 0, final.amount, old.id), (LATE_CHARGES, 0, 77, old.id)}
+    assert differences(db, old.id, new_id, on=old.row.ends_on) == []
