@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from datetime import timedelta
 from typing import TextIO
 
 from sqlalchemy import Connection
@@ -27,6 +28,7 @@ from sqlalchemy import Date
 from sqlalchemy import cast
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from books.beancount import JOURNAL
 from books.beancount import Assertion
@@ -178,10 +180,40 @@ def assertions(conn: Connection, chart: Chart, days: Sequence[date],
     return made
 
 
+def lease_schedules() -> SubLedger | None:
+    """The lease payments receivable and the unearned finance income as the leases' instalments and their movements
+    say (lane 1's check, infra/books_reconcile.py ``lease_differences``, where the definitions are written once): at
+    the start of each day, the journal's balance less every lease's difference from its schedule through the day
+    before — the schedules' figure for the leases' lines, the journal's for lines of no lease. None while that module
+    is not installed."""
+    try:
+        from infra.books_reconcile import lease_differences
+    except ImportError:
+        return None
+    from books.lease import RECEIVABLE
+    from books.lease import UNEARNED
+
+    def balances(conn: Connection, days: Sequence[date]) -> Balances:
+        own = journal_balances(conn, days)
+        answer: dict[date, dict[str, int]] = {}
+        with Session(bind=conn) as session:
+            for day in days:
+                found = lease_differences(session, on=day - timedelta(days=1))
+                # a receivable's difference is debit-positive, the unearned income's credit-positive (the module's)
+                answer[day] = {
+                    RECEIVABLE: own[day].get(RECEIVABLE, 0) - sum(d.difference for d in found
+                                                                  if d.account == RECEIVABLE),
+                    UNEARNED: own[day].get(UNEARNED, 0) + sum(d.difference for d in found if d.account == UNEARNED)}
+        return answer
+
+    return SubLedger("lease schedules", (RECEIVABLE, UNEARNED), balances)
+
+
 def default_subledgers() -> tuple[SubLedger, ...]:
-    """The sub-ledgers the export asserts against (none is committed yet: every account is asserted at the journal's
-    own balance, and the file says so)."""
-    return ()
+    """The sub-ledgers the export asserts against: the leases' schedules (:func:`lease_schedules`) once installed;
+    Stripe's balance and the dealers' transfers have none yet (those accounts are asserted at the journal's own
+    balance, and the file says so)."""
+    return tuple(ledger for ledger in (lease_schedules(),) if ledger is not None)
 
 
 def export(conn: Connection, out: TextIO, through: date, *, summary: bool = False,

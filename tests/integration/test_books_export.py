@@ -36,6 +36,7 @@ from books.entries import entry
 from infra.books import post
 from infra.books import reverse
 from infra.books_export import SubLedger
+from infra.books_export import default_subledgers
 from infra.books_export import export
 from infra.books_export import snapshot
 from infra.db.engine import Database
@@ -55,7 +56,7 @@ INCOME = {date(2026, 9, 30): 5_212, date(2026, 10, 31): 12_345, date(2026, 11, 3
 
 
 def made(key: str, kind: str, on: date, lines: list, memo: str = "") -> Entry:
-    found = entry(key, kind, on, lines, memo, lease_id="L-export", dealer_id="D-export")
+    found = entry(key, kind, on, lines, memo, dealer_id="D-export")  # no lease row: its lines name no lease
     assert found is not None
     return found
 
@@ -132,7 +133,8 @@ def test_bean_check_passes_the_export_and_fails_a_ledger_a_fen_off_its_subledger
     lines = text.splitlines()
     directives = [line for line in lines if re.match(r"\d{4}-\d\d-\d\d balance ", line)]
     assert len(directives) == 3 * len(load_chart().accounts)  # 10-01, 11-01, 12-01
-    assert len([line for line in lines if "the journal's own balance" in line]) == len(directives)
+    covered = sum(len(ledger.accounts) for ledger in default_subledgers())  # the leases' schedules, once installed
+    assert len([line for line in lines if "the journal's own balance" in line]) == len(directives) - 3 * covered
 
     # the sub-ledgers asserted instead of the journal: the schedule agrees … (the second rent counts from the day it
     # was booked, 11-01: paid on 10-30 into a closed October, the books carry it in November)
@@ -195,3 +197,52 @@ def test_bad_input_is_one_line(url: str, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a date" in result.output
     result = cli(url, "export", "--to", str(tmp_path / "missing" / "books.beancount"))
     assert result.exit_code == 2 and "--to" in result.output
+
+
+def test_the_leases_schedules_are_asserted_and_catch_a_posting_out_of_line(tmp_path: Path) -> None:
+    """With the lease sub-ledger (infra/books_reconcile.py) installed, the receivable and the unearned income are
+    asserted at what two real leases' instalments say; a stray receipt on one of them fails bean-check."""
+    pytest.importorskip("infra.books_reconcile")
+    from infra.db.migrate import upgrade
+    from infra.db.models import DealerGroupRow
+    from infra.db.models import DealerRow
+    from infra.servicing import SqlServicing
+    from tests.integration.test_servicing_close import DEALER
+    from tests.integration.test_servicing_close import open_lease
+    from tests.integration.test_servicing_close import record
+
+    for url in postgres_database("leaseline_books_export_leases"):
+        upgrade(url)
+        database = Database(url)
+        with database.session() as session:
+            session.add(DealerGroupRow(id="g-export", name="export group"))
+            session.flush()
+            session.add(DealerRow(id=DEALER, group_id="g-export", name="export dealer", city="上海"))
+        leases = [open_lease(SqlServicing(database), record(start, residual_ratio="0.2", timing="advance"))
+                  for start in (date(2026, 1, 10), date(2026, 3, 5))]
+        assert all(leases)
+
+        def exported(name: str, database: Database = database) -> subprocess.CompletedProcess[str]:
+            with snapshot(database) as conn, (tmp_path / name).open("w") as out:
+                done = export(conn, out, date(2026, 6, 30))
+            assert done.assertions - done.from_journal == 2 * 6  # two accounts, 02-01 … 07-01
+            return bean_check(tmp_path / name)
+
+        try:
+            checked = exported("leases.beancount")
+            assert checked.returncode == 0, checked.stdout + checked.stderr
+            assert 'source: "lease schedules"' in (tmp_path / "leases.beancount").read_text()
+            with database.session() as session:
+                post(session, [made("stray:1", "receipt", date(2026, 4, 2), [debit(BANK, 12_345),
+                                                                              credit(PAYMENTS, 12_345)])], NOW)
+                post(session, [entry("stray:2", "receipt", date(2026, 4, 3), [debit(BANK, 100),
+                                                                               credit(PAYMENTS, 100)],
+                                     lease_id=leases[0])], NOW)
+            checked = exported("stray.beancount")
+        finally:
+            database.dispose()
+        assert checked.returncode == 1
+        # the stray receipt of no lease moves the journal and the assertion alike; the lease's own is caught
+        said = checked.stdout + checked.stderr
+        assert "Balance failed for 'Assets:LeaseReceivable:Payments'" in said
+        assert "(1.00 too little)" in said and "123.45" not in said
