@@ -6,8 +6,9 @@ What the file holds:
 - ``option "operating_currency" "CNY"``; an ``open`` for each account of the chart, dated the first day anything was
   booked (or earlier), with its names as metadata (``zh``, ``en``) and the lessor's account code;
 - every journal entry as a transaction dated the day it counts in the books (``booked_on``), its narration the kind of
-  event and the memo, its key, value date and lease as metadata, amounts in CNY with two decimals from integer fen
-  (exact: no float anywhere) — a debit positive, a credit negative, as Beancount signs postings;
+  event and the memo, its key, value date, lease, dealer and (a reversal) the key it reverses as metadata, amounts
+  in CNY with two decimals from integer fen (exact: no float anywhere) — a debit positive, a credit negative, as
+  Beancount signs postings;
 - ``balance`` assertions for each account at each month end, dated the first day after it (Beancount checks a
   balance at the start of its day), with the amounts the caller took from the sub-ledgers (each lease's schedule,
   Stripe's balance, each dealer's transfers), not from the journal: that is what makes ``bean-check`` a test of the
@@ -112,6 +113,8 @@ def transaction(booked: Booked) -> str:
         lines.append(f"  lease: {quoted(item.lease_id)}")
     if item.dealer_id:
         lines.append(f"  dealer: {quoted(item.dealer_id)}")
+    if item.reverses_key:
+        lines.append(f"  reverses: {quoted(item.reverses_key)}")
     lines.extend(f"  {line.account}  {amount(line.debit - line.credit)} {CURRENCY}" for line in item.lines)
     lines.append("")
     return "\n".join(lines)

@@ -29,6 +29,7 @@ from sqlalchemy import cast
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import aliased
 
 from books.beancount import JOURNAL
 from books.beancount import Assertion
@@ -43,6 +44,8 @@ from books.entries import Line
 from infra.db.engine import Database
 from infra.db.models import JournalEntryRow as E
 from infra.db.models import JournalLineRow as L
+
+R = aliased(E)  # the entry a reversal reverses
 
 #: rows fetched from the server-side cursor at a time
 CHUNK = 20_000
@@ -89,8 +92,9 @@ def first_booked(conn: Connection) -> date | None:
 def journal(conn: Connection, chunk: int = CHUNK) -> Iterator[Booked]:
     """Every entry with its lines, by booked day and id, streamed ``chunk`` rows at a time."""
     rows = conn.execution_options(stream_results=True, max_row_buffer=chunk).execute(
-        select(E.id, E.booked_on, E.key, E.kind, E.value_date, E.memo, E.lease_id, E.dealer_id, L.account, L.debit,
-               L.credit, L.lease_id, L.dealer_id).join(L, L.entry_id == E.id).order_by(E.booked_on, E.id, L.id))
+        select(E.id, E.booked_on, E.key, E.kind, E.value_date, E.memo, E.lease_id, E.dealer_id, R.key, L.account,
+               L.debit, L.credit, L.lease_id, L.dealer_id).join(L, L.entry_id == E.id)
+        .outerjoin(R, R.id == E.reverses_id).order_by(E.booked_on, E.id, L.id))
     current: int | None = None
     head: tuple[object, ...] = ()
     lines: list[Line] = []
@@ -98,18 +102,19 @@ def journal(conn: Connection, chunk: int = CHUNK) -> Iterator[Booked]:
         if row[0] != current:
             if current is not None:
                 yield _booked(head, lines)
-            current, head, lines = row[0], tuple(row[1:8]), []
-        lines.append(Line(row[8], int(row[9]), int(row[10]), row[11], row[12]))
+            current, head, lines = row[0], tuple(row[1:9]), []
+        lines.append(Line(row[9], int(row[10]), int(row[11]), row[12], row[13]))
     if current is not None:
         yield _booked(head, lines)
 
 
 def _booked(head: tuple[object, ...], lines: list[Line]) -> Booked:
-    booked_on, key, kind, value_date, memo, lease_id, dealer_id = head
+    booked_on, key, kind, value_date, memo, lease_id, dealer_id, reverses = head
     assert isinstance(booked_on, date) and isinstance(value_date, date)
     return Booked(booked_on, Entry(str(key), str(kind), value_date, tuple(lines), str(memo or ""),
                                    lease_id if isinstance(lease_id, str) else None,
-                                   dealer_id if isinstance(dealer_id, str) else None))
+                                   dealer_id if isinstance(dealer_id, str) else None,
+                                   reverses if isinstance(reverses, str) else None))
 
 
 def daily_summaries(conn: Connection, chunk: int = CHUNK) -> Iterator[Booked]:

@@ -127,6 +127,8 @@ def test_bean_check_passes_the_export_and_fails_a_ledger_a_fen_off_its_subledger
     assert checked.returncode == 0, checked.stdout + checked.stderr
     text = target.read_text()
     assert '2026-11-01 * "receipt"' in text and "value_date: 2026-10-30" in text  # late: booked after the close
+    assert '2026-10-21 * "receipt: not this lease"\n  key: "receipt:wrong:reversed"' in text
+    assert 'reverses: "receipt:wrong"' in text
     assert "2026-12-01 balance Liabilities:Payable:Dealers  0.00 ~ 0.00 CNY" in text
     assert "2026-11-01 balance Income:Lease:Interest  -175.57 ~ 0.00 CNY" in text  # 52.12 + 123.45
     assert "2026-12-01 balance Income:Lease:Interest  -274.33 ~ 0.00 CNY" in text  # and 98.76 on 11-30
