@@ -177,8 +177,9 @@ def beancount_balances(path: Path, on: date) -> dict[str, Decimal]:
 
 @pytest.mark.parametrize("on", [date(2026, 9, 14), date(2026, 10, 31), date(2026, 11, 1), date(2026, 12, 7)])
 def test_the_trial_balance_equals_beancounts_balances(url: str, tmp_path: Path, on: date) -> None:
-    target = tmp_path / "books.beancount"
+    target, summary = tmp_path / "books.beancount", tmp_path / "summary.beancount"
     assert cli(url, "export", "--to", str(target), "--through", on.isoformat()).exit_code == 0
+    assert cli(url, "export", "--to", str(summary), "--summary", "--through", on.isoformat()).exit_code == 0
     result = cli(url, "trial-balance", "--date", on.isoformat(), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -186,6 +187,7 @@ def test_the_trial_balance_equals_beancounts_balances(url: str, tmp_path: Path, 
     ours = {row["account"]: row for row in report["accounts"]}
     theirs = beancount_balances(target, on)
     assert {name: Decimal(row["balance"]) for name, row in ours.items()} == theirs
+    assert {k: v for k, v in beancount_balances(summary, on).items() if v} == {k: v for k, v in theirs.items() if v}
     for row in report["accounts"]:
         assert set(row) == {"account", "debit", "credit", "balance"}
         fen = Decimal(row["balance"])
