@@ -3,10 +3,16 @@ delivered leases' terms and settlements (``lease_terms``, migration 0009).
 
 Every change is a conditional UPDATE (the status it expects in its WHERE), so two requests, two processes
 or a request and a webhook never both move a payment: the one that matched wins, the other sees 0 rows.
+
+The books (issue 19): each change that moves money posts its journal entry (books/origination.py) in the same
+transaction — a payment moving into ``succeeded``/``captured`` (:meth:`SqlPayments.move`), a refund finishing
+``succeeded`` (:meth:`SqlPayments.finish_refund`), a refund made outside Leaseline (:meth:`SqlPayments.raise_refunded`),
+the dealer's share sent (:meth:`SqlPayments.transfer_sent`) — keyed by the record, so a replay posts nothing twice.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from collections.abc import Sequence
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select
 from sqlalchemy import and_
@@ -25,7 +32,11 @@ from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from books import origination
+from books.entries import Entry
+from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import REFUSED_EVENT
 from infra.db.models import ApplicationEventRow
@@ -37,6 +48,9 @@ from infra.db.models import RefundRow
 from infra.db.models import StripeEventRow
 from infra.db.models import utcnow
 
+#: our statuses in which Stripe has taken the money (bff/payments/machine.py ``CAPTURED``)
+CAPTURED = ("succeeded", "captured")
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 @dataclass(frozen=True)
 class Payment:
@@ -171,13 +185,16 @@ class SqlPayments:
     def move(self, payment_id: str, expected: str, to: str, **values: object) -> Payment | None:
         """``expected`` → ``to`` (with ``values``), or None when the payment is not in ``expected`` any more."""
         with self.db.session() as session:
+            now = utcnow()
             moved = session.execute(update(PaymentRow).where(PaymentRow.id == payment_id,
                                                              PaymentRow.status == expected).values(
-                status=to, updated_at=utcnow(), **values)).rowcount
+                status=to, updated_at=now, **values)).rowcount
             if not moved:
                 return None
             row = session.get(PaymentRow, payment_id)
             assert row is not None
+            if to in CAPTURED and expected not in CAPTURED:  # the money taken: its entry, in this transaction
+                _post(session, _capture_entry(session, row, now), now)
             return _payment(row)
 
     def set_fields(self, payment_id: str, **values: object) -> None:
@@ -240,6 +257,13 @@ class SqlPayments:
             row = session.get(RefundRow, refund_id, with_for_update=True)
             if row is None or row.status != "pending":
                 return
+            if status == "succeeded":  # the money given back: its entry, in this transaction
+                now = utcnow()
+                payment = session.get(PaymentRow, row.payment_id, with_for_update=True)
+                assert payment is not None
+                before = payment.refunded - _pending_refunds(session, payment.id)  # this one is still pending
+                _post(session, _refund_entry(session, payment, f"refund:{row.id}", row.amount, before, now,
+                                             f"refund {stripe_refund_id or ''}: {row.reason}"), now)
             row.status, row.stripe_refund_id = status, stripe_refund_id
             if status == "failed":
                 session.execute(update(PaymentRow).where(PaymentRow.id == row.payment_id).values(
@@ -265,9 +289,34 @@ class SqlPayments:
         """Raise what was refunded of a captured payment to ``total`` (a refund made outside Leaseline, reported by
         Stripe), in one conditional UPDATE: never lower, never above what was captured. False when it does not hold."""
         with self.db.session() as session:
-            return bool(session.execute(update(PaymentRow).where(
-                PaymentRow.id == payment_id, PaymentRow.refunded < total, PaymentRow.captured >= total,
-                PaymentRow.status.in_(("succeeded", "captured"))).values(refunded=total, updated_at=utcnow())).rowcount)
+            row = session.get(PaymentRow, payment_id, with_for_update=True)
+            if row is None or not row.refunded < total <= row.captured or row.status not in CAPTURED:
+                return False
+            now = utcnow()
+            before = row.refunded - _pending_refunds(session, payment_id)  # what the books gave back so far
+            amount = total - row.refunded
+            row.refunded, row.updated_at = total, now
+            _post(session, _refund_entry(session, row, f"payment:{payment_id}:refunded:{total}", amount, before, now,
+                                         "refunded outside Leaseline (reported by Stripe)"), now)
+            return True
+
+    def transfer_sent(self, payment_id: str, transfer_id: str, amount: int) -> bool:
+        """The dealer's share sent to its connected account (Stripe's Transfer ``transfer_id`` of ``amount`` fen):
+        ``sent``, and its entry posted (key ``transfer:<payment>``), in one transaction; False when it was recorded
+        sent already."""
+        with self.db.session() as session:
+            now = utcnow()
+            moved = session.execute(update(PaymentRow).where(
+                PaymentRow.id == payment_id, PaymentRow.transfer_status != "sent").values(
+                transfer_status="sent", transfer_id=transfer_id, updated_at=now)).rowcount
+            if not moved:
+                return False
+            row = session.get(PaymentRow, payment_id)
+            assert row is not None
+            _post(session, origination.dealer_share_paid(
+                row.id, amount, business_day(now), dealer_id=row.dealer_id,
+                lease_id=_lease_of(session, row.application_id), transfer_id=transfer_id), now)
+            return True
 
     def forget_event(self, event_id: str) -> None:
         """Forget an event that could not be applied yet (Stripe unreachable while checking it), so that Stripe's
@@ -484,6 +533,48 @@ class SqlPayments:
                 LeaseTermRow.application_id == application_id, LeaseTermRow.settlement == "attention").values(
                 settlement="due", settle_claimed_at=None, settle_note=None,
                 settle_attempts=LeaseTermRow.settle_attempts + 1)).rowcount)
+
+
+def business_day(now: datetime) -> date:
+    """The business date of an event at ``now``: its day in Asia/Shanghai."""
+    return now.astimezone(SHANGHAI).date()
+
+
+def _post(session: Session, item: Entry | None, now: datetime) -> None:
+    if item is not None:
+        post(session, [item], now)
+
+
+def _lease_of(session: Session, application_id: str) -> str | None:
+    """The application's lease in force, once its handover opened one (infra/servicing.py)."""
+    return session.execute(select(LeaseRow.id).where(LeaseRow.application_id == application_id)).scalar_one_or_none()
+
+
+def _parts(session: Session, row: PaymentRow) -> origination.UpfrontParts | None:
+    """What an upfront payment's captured amount is made of, from its application's frozen plan."""
+    if row.kind != "upfront":
+        return None
+    plan_json = session.execute(select(ApplicationRow.plan_json).where(
+        ApplicationRow.id == row.application_id)).scalar_one()
+    return origination.upfront_parts(json.loads(plan_json or "{}"), row.captured)
+
+
+def _pending_refunds(session: Session, payment_id: str) -> int:
+    """What the payment's refunds still pending reserve (fen): counted in ``refunded``, not in the books yet."""
+    return int(session.execute(select(func.coalesce(func.sum(RefundRow.amount), 0)).where(
+        RefundRow.payment_id == payment_id, RefundRow.status == "pending")).scalar_one())
+
+
+def _capture_entry(session: Session, row: PaymentRow, now: datetime) -> Entry | None:
+    return origination.captured(row.id, row.kind, row.captured, business_day(now), parts=_parts(session, row),
+                                dealer_id=row.dealer_id, lease_id=_lease_of(session, row.application_id),
+                                application_id=row.application_id)
+
+
+def _refund_entry(session: Session, row: PaymentRow, key: str, amount: int, before: int, now: datetime,
+                  memo: str) -> Entry | None:
+    return origination.refunded(key, row.kind, amount, business_day(now), before=before, parts=_parts(session, row),
+                                dealer_id=row.dealer_id, lease_id=_lease_of(session, row.application_id), memo=memo)
 
 
 class _Undo(Exception):

@@ -68,8 +68,8 @@ class PayoutService:
                 log.error("transfer of %s to %s refused: %s", payment.id, account, exc)
                 self.store.set_fields(payment.id, transfer_status="failed", transfer_error=str(exc)[:255])
                 continue
-            with self.repo.db.transaction():  # sent and its evidence entry together (a crash between lost it)
-                self.store.set_fields(payment.id, transfer_status="sent", transfer_id=transfer.id)
+            with self.repo.db.transaction():  # sent, its journal entry and its evidence entry together
+                self.store.transfer_sent(payment.id, transfer.id, transfer.amount)
                 self.repo.outbox_add(payment.application_id, f"transfer:{payment.id}", "payment", {
                     "payment_id": payment.id, "kind": "dealer_share", "amount": yuan(transfer.amount),
                     "currency": "CNY", "stripe_transfer": transfer.id}, self.clock())

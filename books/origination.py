@@ -1,0 +1,192 @@
+"""Posting rules of the money a signed lease moves before and around its delivery (issue 19 §1), pure: the facts of
+each event in, an :class:`~books.entries.Entry` out (None when the event moved no money). infra/payments_store.py
+gathers the facts and posts the entries in the transaction of the state change; infra/stripe_books.py posts Stripe's
+fees and payouts from its balance transactions.
+
+What the upfront payment is made of (bff/payments/checkout.py ``lines``; plans/quote.py ``due_at_signing``): what is
+due at signing less the deposit, that is the down payment, the upfront fees, the upfront insurance premiums and —
+rents paid in advance — the first rent. The frozen plan on the application names the down payment, the credit fees,
+whether the extras (fees and premiums) are financed, the timing and the schedule (:func:`upfront_parts`); the
+premiums are what is left.
+
+- upfront captured (key ``payment:<payment>:captured``): Dr Assets:Clearing:Stripe = captured;
+  Cr Liabilities:Payable:Dealers = the down payment (the dealer sells the car: its share, 分账, paid out through
+  Stripe Connect), Cr Income:Other:Fees = the upfront fees (the lessor's), Cr Liabilities:Payable:Insurers = the
+  upfront premiums (the lessee's own insurance, collected for the insurer: never the lessor's income),
+  Cr Liabilities:Unapplied:Lessees = the first rent paid in advance (money of the lessee held until the lease
+  commences: the receivable does not exist before the handover; the commencement applies it to rent 1, which
+  infra/servicing.py records as ``paid_at_signing``);
+- deposit captured: Dr Clearing:Stripe / Cr Liabilities:Deposits:Lessees;
+- 免押 hold captured (ops on default, or the settlement's deduction): Dr Clearing:Stripe / Cr Deposits — the money
+  taken is security held in cash, applied to what the lessee owes by the servicing that applies deposits (or
+  refunded), never income by itself: what it covers (unpaid rent, late charges, …) is already a receivable, and
+  crediting Income:Other:Fees would count that income twice;
+- a refund (key ``refund:<refund>``; one made outside Leaseline and reported by Stripe, ``payment:<payment>:
+  refunded:<total>``): Cr Clearing:Stripe; the debit undoes what the capture credited — for a deposit or a hold
+  Liabilities:Deposits:Lessees; for the upfront payment its parts in a fixed order, the lessor's own first (fees,
+  premiums, the first rent) and the dealer's down payment last (a refund reaching it leaves the dealer owing it
+  back when the share was paid out already), each refund taking the slice after what earlier refunds took
+  (:func:`refund_slices`: cumulative, so the refunds of a payment never take a part twice);
+- the dealer's share transferred (key ``transfer:<payment>``): Dr Liabilities:Payable:Dealers / Cr Clearing:Stripe;
+- processor fees from Stripe's balance transactions (key ``fee:<balance transaction>``): Dr Expenses:Finance:
+  ProcessorFees / Cr Clearing:Stripe (a fee Stripe gives back: the other way round);
+- Stripe's payouts to the lessor's bank (key ``payout:<balance transaction>``): Dr Assets:Bank:Collections /
+  Cr Clearing:Stripe (a payout failed or cancelled: the other way round).
+
+Entries of the origination carry the dealer, and the lease once it exists (a settlement's deposit refund); before the
+handover no lease exists, and the application is named in the memo."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP
+from decimal import Decimal
+from decimal import InvalidOperation
+from typing import Any
+
+from books.entries import Entry
+from books.entries import Line
+from books.entries import credit
+from books.entries import debit
+from books.entries import entry
+
+STRIPE = "Assets:Clearing:Stripe"
+BANK = "Assets:Bank:Collections"
+DEALERS = "Liabilities:Payable:Dealers"
+INSURERS = "Liabilities:Payable:Insurers"
+DEPOSITS = "Liabilities:Deposits:Lessees"
+UNAPPLIED = "Liabilities:Unapplied:Lessees"
+FEES = "Income:Other:Fees"
+PROCESSOR_FEES = "Expenses:Finance:ProcessorFees"
+
+#: the parts of the upfront payment, in the order a refund gives them back (the lessor's own first)
+REFUND_ORDER = ("fees", "premiums", "first_rent", "down_payment")
+#: the account each part of the upfront payment is credited to on capture
+PART_ACCOUNTS = {"down_payment": DEALERS, "fees": FEES, "premiums": INSURERS, "first_rent": UNAPPLIED}
+
+
+@dataclass(frozen=True)
+class UpfrontParts:
+    """What an upfront payment is made of, in fen."""
+
+    down_payment: int = 0
+    fees: int = 0
+    premiums: int = 0
+    first_rent: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.down_payment + self.fees + self.premiums + self.first_rent
+
+    def part(self, name: str) -> int:
+        return int(getattr(self, name))
+
+
+def to_fen(amount: object) -> int:
+    """Yuan as the frozen plan writes them (``"1234.50"``) → fen, rounded half-up once; 0 for what is no amount."""
+    try:
+        value = Decimal(str(amount)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    except (InvalidOperation, ValueError):
+        return 0
+    return int(value * 100) if value.is_finite() else 0
+
+
+def upfront_parts(plan: Mapping[str, Any], amount: int) -> UpfrontParts:
+    """The parts of an upfront payment of ``amount`` fen under the application's frozen ``plan`` (bff/applications/
+    services.py ``_plan_json``): the down payment, the first rent when rents are paid in advance, the upfront fees
+    (the quote's credit fees when the extras are not financed: plans/product.py finances all of them or none), and the
+    premiums as the rest. Each part is at most what is left of ``amount`` (taken in that order), so the parts always
+    add up to ``amount`` exactly, whatever the plan says."""
+    quote: Mapping[str, Any] = plan.get("quote") or {}
+    choice: Mapping[str, Any] = plan.get("choice") or {}
+    schedule: Sequence[Mapping[str, Any]] = quote.get("schedule") or []
+    advance = (quote.get("timing") or choice.get("timing")) == "advance"
+    financed = bool(choice.get("extras_financed", True))
+    wanted = {"down_payment": to_fen(quote.get("down_payment", 0)),
+              "first_rent": to_fen(schedule[0].get("payment", 0)) if advance and schedule else 0,
+              "fees": 0 if financed else to_fen(quote.get("credit_fees", 0))}
+    left = max(0, amount)
+    taken: dict[str, int] = {}
+    for name in ("down_payment", "first_rent", "fees"):
+        taken[name] = min(max(0, wanted[name]), left)
+        left -= taken[name]
+    return UpfrontParts(taken["down_payment"], taken["fees"], left, taken["first_rent"])
+
+
+def captured(payment_id: str, kind: str, amount: int, value_date: date, *, parts: UpfrontParts | None = None,
+             dealer_id: str | None = None, lease_id: str | None = None, application_id: str = "") -> Entry | None:
+    """The entry of a payment of ``kind`` (upfront, deposit, hold) captured for ``amount`` fen (key
+    ``payment:<payment>:captured``). The upfront payment needs its ``parts`` (:func:`upfront_parts` of the captured
+    amount)."""
+    key = f"payment:{payment_id}:captured"
+    memo = f"{kind} captured, application {application_id}".strip()
+    if kind == "upfront":
+        if parts is None or parts.total != amount:
+            raise ValueError(f"{key}: the upfront parts must add up to the {amount} fen captured")
+        lines = [debit(STRIPE, amount)] + [credit(PART_ACCOUNTS[name], parts.part(name)) for name in
+                                           ("down_payment", "fees", "premiums", "first_rent")]
+        return entry(key, "upfront_captured", value_date, lines, memo, lease_id=lease_id, dealer_id=dealer_id)
+    if kind in ("deposit", "hold"):
+        return entry(key, f"{kind}_captured", value_date, [debit(STRIPE, amount), credit(DEPOSITS, amount)], memo,
+                     lease_id=lease_id, dealer_id=dealer_id)
+    raise ValueError(f"{key}: no posting rule for a payment of kind {kind!r}")
+
+
+def refund_slices(parts: UpfrontParts, before: int, amount: int) -> dict[str, int]:
+    """What a refund of ``amount`` fen gives back of each part of an upfront payment, after earlier refunds of
+    ``before`` fen: the parts laid end to end in :data:`REFUND_ORDER`, this refund the slice [before, before +
+    amount) of them. Never more than the parts hold (a refund beyond them raises ValueError: the payment store
+    refuses to refund more than was captured)."""
+    if before < 0 or amount < 0 or before + amount > parts.total:
+        raise ValueError(f"a refund of {amount} after {before} does not fit a payment of {parts.total}")
+    slices: dict[str, int] = {}
+    start = 0
+    for name in REFUND_ORDER:
+        size = parts.part(name)
+        low, high = max(start, before), min(start + size, before + amount)
+        slices[name] = max(0, high - low)
+        start += size
+    return slices
+
+
+def refunded(key: str, kind: str, amount: int, value_date: date, *, before: int = 0,
+             parts: UpfrontParts | None = None, dealer_id: str | None = None, lease_id: str | None = None,
+             memo: str = "") -> Entry | None:
+    """The entry of a refund of ``amount`` fen of a captured payment of ``kind`` (key ``refund:<refund>``, or
+    ``payment:<payment>:refunded:<total>`` for one made outside Leaseline): Cr Clearing:Stripe; Dr what the capture
+    credited (:func:`refund_slices` of the upfront payment's ``parts`` after the ``before`` fen refunded earlier)."""
+    if kind == "upfront":
+        if parts is None:
+            raise ValueError(f"{key}: an upfront refund needs the payment's parts")
+        slices = refund_slices(parts, before, amount)
+        lines: list[Line] = [debit(PART_ACCOUNTS[name], slices[name]) for name in REFUND_ORDER]
+    elif kind in ("deposit", "hold"):
+        lines = [debit(DEPOSITS, amount)]
+    else:
+        raise ValueError(f"{key}: no posting rule for a refund of a payment of kind {kind!r}")
+    return entry(key, "payment_refunded", value_date, [*lines, credit(STRIPE, amount)], memo or f"{kind} refunded",
+                 lease_id=lease_id, dealer_id=dealer_id)
+
+
+def dealer_share_paid(payment_id: str, amount: int, value_date: date, *, dealer_id: str | None = None,
+                      lease_id: str | None = None, transfer_id: str = "") -> Entry | None:
+    """The dealer's share (分账) transferred to its Stripe Connect account (key ``transfer:<payment>``)."""
+    return entry(f"transfer:{payment_id}", "dealer_share_paid", value_date,
+                 [debit(DEALERS, amount), credit(STRIPE, amount)], f"dealer share transferred {transfer_id}".strip(),
+                 lease_id=lease_id, dealer_id=dealer_id)
+
+
+def processor_fee(transaction_id: str, fee: int, value_date: date, memo: str = "") -> Entry | None:
+    """Stripe's fee on one balance transaction (key ``fee:<transaction>``); a negative fee (given back) reverses."""
+    return entry(f"fee:{transaction_id}", "processor_fee", value_date,
+                 [debit(PROCESSOR_FEES, fee), credit(STRIPE, fee)], memo or "Stripe fee")
+
+
+def payout(transaction_id: str, amount: int, value_date: date, memo: str = "") -> Entry | None:
+    """Stripe's payout of ``amount`` fen (positive: out of the Stripe balance) to the lessor's bank (key
+    ``payout:<transaction>``); a negative amount (a payout failed or cancelled, back in the balance) reverses."""
+    return entry(f"payout:{transaction_id}", "stripe_payout", value_date, [debit(BANK, amount), credit(STRIPE, amount)],
+                 memo or "Stripe payout")
