@@ -41,6 +41,8 @@ from books.chart import Chart
 from books.chart import load_chart
 from books.entries import Entry
 from books.entries import Line
+from books.lease import RECEIVABLE
+from books.lease import UNEARNED
 from infra.db.engine import Database
 from infra.db.models import JournalEntryRow as E
 from infra.db.models import JournalLineRow as L
@@ -185,18 +187,12 @@ def assertions(conn: Connection, chart: Chart, days: Sequence[date],
     return made
 
 
-def lease_schedules() -> SubLedger | None:
+def lease_schedules() -> SubLedger:
     """The lease payments receivable and the unearned finance income as the leases' instalments and their movements
-    say (lane 1's check, infra/books_reconcile.py ``lease_differences``, where the definitions are written once): at
-    the start of each day, the journal's balance less every lease's difference from its schedule through the day
-    before — the schedules' figure for the leases' lines, the journal's for lines of no lease. None while that module
-    is not installed."""
-    try:
-        from infra.books_reconcile import lease_differences
-    except ImportError:
-        return None
-    from books.lease import RECEIVABLE
-    from books.lease import UNEARNED
+    say (the lease sub-ledger's check, infra/books_reconcile.py ``lease_differences``, where the definitions are
+    written once): at the start of each day, the journal's balance less every lease's difference from its schedule
+    through the day before — the schedules' figure for the leases' lines, the journal's for lines of no lease."""
+    from infra.books_reconcile import lease_differences
 
     def balances(conn: Connection, days: Sequence[date]) -> Balances:
         own = journal_balances(conn, days)
@@ -215,10 +211,10 @@ def lease_schedules() -> SubLedger | None:
 
 
 def default_subledgers() -> tuple[SubLedger, ...]:
-    """The sub-ledgers the export asserts against: the leases' schedules (:func:`lease_schedules`) once installed;
-    Stripe's balance and the dealers' transfers have none yet (those accounts are asserted at the journal's own
-    balance, and the file says so)."""
-    return tuple(ledger for ledger in (lease_schedules(),) if ledger is not None)
+    """The sub-ledgers the export asserts against: the leases' schedules (:func:`lease_schedules`); Stripe's balance
+    and the dealers' transfers have none yet (those accounts are asserted at the journal's own balance, and the file
+    says so)."""
+    return (lease_schedules(),)
 
 
 def export(conn: Connection, out: TextIO, through: date, *, summary: bool = False,

@@ -104,3 +104,34 @@ def books_trial_balance(on: str | None, as_json: bool) -> None:
     for row in report["accounts"]:
         click.echo(f"  {row['account']:<{width}}  {row['debit']:>16}  {row['credit']:>16}")
     click.echo(f"  {'total':<{width}}  {report['total_debit']:>16}  {report['total_credit']:>16}")
+
+
+@books_group.command("reconcile")
+@click.option("--date", "on", default=None, help="Balances through the end of this day (YYYY-MM-DD; default today "
+                                                 "in Beijing time).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def books_reconcile(on: str | None, as_json: bool) -> None:
+    """Each lease's receivable and unearned income in the ledger against what its instalments say (the lease
+    sub-ledger, infra/books_reconcile.py): every difference printed; exit 1 when there is any."""
+    from sqlalchemy.orm import Session
+
+    from books.beancount import amount
+    from infra.books_reconcile import lease_differences
+
+    day = _day(on, "--date")
+    with _snapshot() as conn, Session(bind=conn) as session:
+        found = lease_differences(session, on=day)
+    rows = [{"lease_id": d.lease_id, "account": d.account, "ledger": amount(d.ledger), "schedule": amount(d.schedule),
+             "difference": amount(d.difference)} for d in found]
+    if as_json:
+        click.echo(json.dumps({"date": day.isoformat(), "differences": rows}, ensure_ascii=False))
+    elif not rows:
+        click.echo(f"the lease sub-ledger reconciles at the end of {day.isoformat()}: no difference")
+    else:
+        click.echo(f"{len(rows)} difference{'s' if len(rows) > 1 else ''} at the end of {day.isoformat()} "
+                   "(ledger − schedule):")
+        for row in rows:
+            click.echo(f"  {row['lease_id']}  {row['account']}  ledger {row['ledger']}  schedule {row['schedule']}  "
+                       f"difference {row['difference']}")
+    if rows:
+        raise SystemExit(1)

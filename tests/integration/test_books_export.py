@@ -135,7 +135,8 @@ def test_bean_check_passes_the_export_and_fails_a_ledger_a_fen_off_its_subledger
     lines = text.splitlines()
     directives = [line for line in lines if re.match(r"\d{4}-\d\d-\d\d balance ", line)]
     assert len(directives) == 3 * len(load_chart().accounts)  # 10-01, 11-01, 12-01
-    covered = sum(len(ledger.accounts) for ledger in default_subledgers())  # the leases' schedules, once installed
+    covered = sum(len(ledger.accounts) for ledger in default_subledgers())  # the leases' schedules
+    assert covered == 2 and 'source: "lease schedules"' in text  # no lease here: the journal's figure, all the same
     assert len([line for line in lines if "the journal's own balance" in line]) == len(directives) - 3 * covered
 
     # the sub-ledgers asserted instead of the journal: the schedule agrees … (the second rent counts from the day it
@@ -204,9 +205,9 @@ def test_bad_input_is_one_line(url: str, tmp_path: Path) -> None:
 
 
 def test_the_leases_schedules_are_asserted_and_catch_a_posting_out_of_line(tmp_path: Path) -> None:
-    """With the lease sub-ledger (infra/books_reconcile.py) installed, the receivable and the unearned income are
-    asserted at what two real leases' instalments say; a stray receipt on one of them fails bean-check."""
-    pytest.importorskip("infra.books_reconcile")
+    """The receivable and the unearned income are asserted at what two real leases' instalments say (the lease
+    sub-ledger, infra/books_reconcile.py); a stray receipt on one of them fails bean-check, and
+    ``leaseline books reconcile`` names it (exit 1)."""
     from infra.db.migrate import upgrade
     from infra.db.models import DealerGroupRow
     from infra.db.models import DealerRow
@@ -236,6 +237,8 @@ def test_the_leases_schedules_are_asserted_and_catch_a_posting_out_of_line(tmp_p
             checked = exported("leases.beancount")
             assert checked.returncode == 0, checked.stdout + checked.stderr
             assert 'source: "lease schedules"' in (tmp_path / "leases.beancount").read_text()
+            result = cli(url, "reconcile", "--date", "2026-06-30")
+            assert result.exit_code == 0 and "no difference" in result.output
             with database.session() as session:
                 post(session, [made("stray:1", "receipt", date(2026, 4, 2), [debit(BANK, 12_345),
                                                                               credit(PAYMENTS, 12_345)])], NOW)
@@ -243,6 +246,10 @@ def test_the_leases_schedules_are_asserted_and_catch_a_posting_out_of_line(tmp_p
                                                                                credit(PAYMENTS, 100)],
                                      lease_id=leases[0])], NOW)
             checked = exported("stray.beancount")
+            result = cli(url, "reconcile", "--date", "2026-06-30", "--json")
+            assert result.exit_code == 1
+            found = json.loads(result.output)["differences"]
+            assert [(d["lease_id"], d["account"], d["difference"]) for d in found] == [(leases[0], PAYMENTS, "-1.00")]
         finally:
             database.dispose()
         assert checked.returncode == 1
