@@ -87,7 +87,7 @@ class Period:
 
     starts_on: date
     ends_on: date
-    interest: Fraction
+    interest: Fraction | int
 
 
 @dataclass(frozen=True)
@@ -118,33 +118,35 @@ def month_of(day: date) -> str:
 
 
 def periods(schedule: LeaseSchedule) -> list[Period]:
-    """Each rent's interest with the days it is earned over (see the module's docstring)."""
+    """Each rent's interest with the days it is earned over (see the module's docstring), in date order."""
     dues = sorted(schedule.rents, key=lambda r: r.due_on)
+    dates = sorted({r.due_on for r in dues})
+    following = dict(zip(dates, dates[1:], strict=False))
+    preceding = dict(zip(dates[1:], dates, strict=False))
     out: list[Period] = []
-    for n, rent in enumerate(dues):
+    for rent in dues:
+        if not rent.interest:
+            continue
         if schedule.timing == ADVANCE:
-            later = [r.due_on for r in dues[n + 1:] if r.due_on > rent.due_on]
-            start, end = rent.due_on, max(later[0] if later else schedule.ends_on, rent.due_on)
+            start, end = rent.due_on, max(following.get(rent.due_on, schedule.ends_on), rent.due_on)
         else:
-            earlier = [r.due_on for r in dues[:n] if r.due_on < rent.due_on]
-            start, end = min(earlier[-1] if earlier else schedule.starts_on, rent.due_on), rent.due_on
-        if rent.interest:
-            out.append(Period(start, end, Fraction(rent.interest)))
+            start, end = min(preceding.get(rent.due_on, schedule.starts_on), rent.due_on), rent.due_on
+        out.append(Period(start, end, rent.interest))
     return out
 
 
 def accrued(spread: Sequence[Period], through: date) -> Fraction:
-    """The exact interest earned by the end of the day ``through`` (a period of no days: all of it from its day)."""
-    total = Fraction(0)
+    """The exact interest earned by the end of the day ``through`` (a period of no days: all of it from its day). A
+    period wholly before counts whole, one wholly after not at all: only a period the day falls in is divided."""
+    whole: Fraction | int = 0
+    part = Fraction(0)
     stop = through + ONE_DAY
     for p in spread:
-        days = (p.ends_on - p.starts_on).days
-        if days <= 0:
-            total += p.interest if p.starts_on <= through else 0
-            continue
-        earned = min(max((stop - p.starts_on).days, 0), days)
-        total += p.interest * earned / days
-    return total
+        if p.ends_on <= stop if p.ends_on > p.starts_on else p.starts_on <= through:
+            whole += p.interest
+        elif p.starts_on < stop and p.ends_on > p.starts_on:
+            part += Fraction(p.interest * (stop - p.starts_on).days) / (p.ends_on - p.starts_on).days
+    return whole + part
 
 
 def half_up(value: Fraction) -> int:
@@ -171,6 +173,9 @@ def month_income(schedule: LeaseSchedule, month: str, recognised: int) -> int:
 def month_index(starts_on: date, day: date) -> float:
     """Months from ``starts_on`` to ``day``: whole months as plans.timeline counts them, and the days beyond as a
     fraction of the next month's days (a rent's due date is a whole number)."""
+    guess = (day.year - starts_on.year) * 12 + day.month - starts_on.month
+    if add_months(starts_on, guess) == day:  # a rent's date: whole months
+        return float(guess)
     whole = months_between(starts_on, day)
     at, after = add_months(starts_on, whole), add_months(starts_on, whole + 1)
     return whole + (day - at).days / (after - at).days
@@ -181,7 +186,7 @@ def implicit_rate(schedule: LeaseSchedule, net_investment: int,
     """The monthly rate implicit in the lease: the IRR of −``net_investment`` at the start and each rent's amount (and
     ``others``: other receipts, e.g. a prepaid principal, fen) on its date. Raises plans.apr.NoSolution."""
     flows: dict[float, float] = {0.0: -float(net_investment)}
-    for day, amount in [(r.due_on, r.amount) for r in schedule.rents] + list(others):
+    for day, amount in [(r.due_on, r.amount) for r in schedule.rents if r.amount] + list(others):
         t = month_index(schedule.starts_on, day)
         flows[t] = flows.get(t, 0.0) + float(amount)
     if any(t != int(t) for t in flows):  # a flow between rent dates: solved on fractional months
@@ -189,7 +194,10 @@ def implicit_rate(schedule: LeaseSchedule, net_investment: int,
     values: list[float] = [0.0] * (int(max(flows)) + 1)
     for t, flow in flows.items():
         values[int(t)] -= flow  # the lessee's side (credit received, rents paid): the sign plans.apr solves
-    return irr(values, floor=-0.5)
+    rate = irr(values, guess=0.005)
+    if not -0.5 < rate < 1:
+        rate = irr(values, floor=-0.5)
+    return rate
 
 
 def _irr_uneven(flows: dict[float, float]) -> float:
@@ -218,20 +226,20 @@ def effective_periods(schedule: LeaseSchedule, net_investment: int, rate: float,
         moves[day] = moves.get(day, 0) + amount
     balance = float(net_investment - moves.pop(schedule.starts_on, 0))
     out: list[Period] = []
-    at = schedule.starts_on
+    at, t_at = schedule.starts_on, 0.0
     for day in sorted(moves):
-        months = month_index(schedule.starts_on, day) - month_index(schedule.starts_on, at)
-        interest = balance * ((1 + rate) ** months - 1)
+        t = month_index(schedule.starts_on, day)
+        interest = balance * ((1 + rate) ** (t - t_at) - 1)
         out.append(Period(at, day, Fraction(round(interest * 1_000_000), 1_000_000)))
         balance += interest - moves[day]
-        at = day
+        at, t_at = day, t
     return out
 
 
-def effective_through(schedule: LeaseSchedule, through: date, net_investment: int | None = None,
-                      others: Sequence[tuple[date, int]] = ()) -> int | None:
-    """The effective-interest figure earned by the end of ``through``, rounded once (fen); None when the flows have
-    no implicit rate (``net_investment`` None: Σ amount − Σ interest of the rents)."""
+def effective_through(schedule: LeaseSchedule, *through: date, net_investment: int | None = None,
+                      others: Sequence[tuple[date, int]] = ()) -> tuple[int, ...] | None:
+    """The effective-interest figure earned by the end of each day of ``through``, each rounded once (fen); None when
+    the flows have no implicit rate (``net_investment`` None: Σ amount − Σ interest of the rents)."""
     invest = sum(r.amount for r in schedule.rents) - schedule.interest if net_investment is None \
         else net_investment
     if not any(r.amount for r in schedule.rents):
@@ -240,7 +248,8 @@ def effective_through(schedule: LeaseSchedule, through: date, net_investment: in
         rate = implicit_rate(schedule, invest, others)
     except NoSolution:
         return None
-    return half_up(accrued(effective_periods(schedule, invest, rate, others), through))
+    spread = effective_periods(schedule, invest, rate, others)
+    return tuple(half_up(accrued(spread, day)) for day in through)
 
 
 def monthly_income(schedule: LeaseSchedule, net_investment: int | None = None,

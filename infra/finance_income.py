@@ -145,11 +145,11 @@ def month_entry(lease: LeaseRow, schedule: LeaseSchedule, month: str, before: in
         return None, 0
     invest = sum(r.amount for r in schedule.rents) - schedule.interest + sum(a for _, a in others)
     previous = end.replace(day=1) - ONE_DAY
-    now_eff = effective_through(schedule, end, invest, others)
-    before_eff = effective_through(schedule, previous, invest, others) if now_eff is not None else None
-    if now_eff is None or before_eff is None:
+    figures = effective_through(schedule, end, previous, net_investment=invest, others=others)
+    if figures is None:
         shown, difference = "no implicit rate", 0
     else:
+        now_eff, before_eff = figures
         # the effective figure's month against the schedule's (a month that took up earlier months' income, after a
         # re-amortisation, compares with its own spread: target − the previous month end's)
         spread = target - min(recognised_through(schedule, previous), target)
