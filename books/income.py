@@ -174,7 +174,7 @@ def month_index(starts_on: date, day: date) -> float:
     """Months from ``starts_on`` to ``day``: whole months as plans.timeline counts them, and the days beyond as a
     fraction of the next month's days (a rent's due date is a whole number)."""
     guess = (day.year - starts_on.year) * 12 + day.month - starts_on.month
-    if add_months(starts_on, guess) == day:  # a rent's date: whole months
+    if day.day == starts_on.day or add_months(starts_on, guess) == day:  # a rent's date: whole months
         return float(guess)
     whole = months_between(starts_on, day)
     at, after = add_months(starts_on, whole), add_months(starts_on, whole + 1)
