@@ -289,3 +289,27 @@ def test_stripe_s_fees_and_payouts_post_once_and_differences_are_listed(
                      Difference("not_at_stripe", None, f"refund:{unreported.id}", -700, None),
                      Difference("not_in_books", stranger, None, None, 4_200)]
     assert sorted((d for d in again.differences if {d.stripe_id, d.key} & mine), key=lambda d: d.problem) == found
+
+
+def test_a_server_without_the_current_path_is_read_at_the_legacy_balance_history(
+        connect_server: tuple[FakeStripe, str]) -> None:
+    """A server that answers /v1/balance_transactions 404 is read at the legacy /v1/balance/history (the path Stripe
+    renamed), the transactions before ``created_gte`` left out and a charge's source retrieved as Stripe would have
+    expanded it."""
+    fake, url = connect_server
+    now = int(time.time())
+    charge = {"id": "ch_legacy", "object": "charge", "amount": 4_200, "payment_intent": "pi_legacy"}
+    fake.answers[("GET", "/v1/balance/history")] = (200, {"object": "list", "url": "/v1/balance/history",
+                                                          "has_more": False, "data": [
+        {**balance_transaction("txn_new", "charge", 4_200, "ch_legacy"), "created": now},
+        {**balance_transaction("txn_old", "charge", 1_000, "ch_legacy"), "created": now - 7_200}]})
+    fake.answers[("GET", "/v1/charges/ch_legacy")] = (200, charge)
+    gateway = StripeGateway("sk_test_fake_0123456789", api_base=url, timeout=2, max_network_retries=0)
+    try:
+        got = list(gateway.balance_transactions(created_gte=now - 3_600))
+        paths = [r.path for r in fake.requests]
+    finally:
+        fake.answers.clear()
+        fake.requests.clear()
+    assert [t["id"] for t in got] == ["txn_new"] and got[0]["source"] == charge
+    assert paths == ["/v1/balance_transactions", "/v1/balance/history", "/v1/charges/ch_legacy"]
