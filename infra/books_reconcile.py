@@ -9,18 +9,23 @@ For a lease at the date D, from the journal lines with its lease id in entries b
   early settlement no longer asks of a rent it replaced (the instalment's ``waived``, once that settlement's movement is
   dated D or before). Charges outside the lease payments (a purchase price, a returned car's charges) are not in it.
 - **Assets:LeaseReceivable:Unearned** (credit − debit) = the interest of its rents and final rent still on the books
-  (their interest less what a settlement or a returned car took off, as above) less the interest recognised as income
-  through D: the Unearned debits of the entries keyed ``income:<lease>:<YYYY-MM>`` (the monthly finance income; their
-  reversals' credits count back) less what other entries of the lease took back out of Income:Lease:Interest (a waiver
-  of interest already recognised is reversed from income, not from Unearned).
+  less the interest recognised as income through D. On the books: each one's interest, less the interest a returned
+  car's offset took off it, and none of it once an early settlement paid on or before D replaced it (a rent due after
+  the settlement day, or the final rent: its interest not owed and what was paid of it ahead, given back, leave
+  Unearned with it — books/settlement.py). Recognised: Unearned's net debit in the entries of kind ``finance_income``
+  (books/settlement.py FINANCE_INCOME: the monthly ``income:<lease>:<YYYY-MM>``, a settlement's or a prepayment's
+  ``…:income`` — every entry that moves schedule interest between Unearned and Income:Lease:Interest; one that gives
+  income back counts back).
 
-Instalments are read as they stand, their movements by date: a prepayment's re-amortisation rewrites its rents in
-place (their earlier amounts are only in the prepayment's JSON), so a date before a lease's re-amortisation is compared
-with the rewritten schedule; every date from it on is exact. A lease counts from its start (``starts_on`` ≤ D). An
-entry booked late (its month closed) counts from the day it was booked, as the ledger has it.
+Instalments are read as they stand, their movements by date. A partial prepayment rewrites the rents after it in
+place (infra/prepayments.py): before the day it was applied (its ``prepayment:<id>`` movement's date) the schedule
+owed its amount more principal and the interest it dropped more interest — the interest the rents after it held before
+(the offer's ``old.interest_left``, as the customer was shown it) less what the applied schedule's rents hold (its
+``rows``) —, added back for a date before it. A lease counts from its start (``starts_on`` ≤ D). An entry booked late
+(its month closed) counts from the day it was booked, as the ledger has it.
 
-Set-based: two aggregate statements over the journal and the instalments with their movements, whatever the number of
-leases (the 100,000-lease portfolio), or only ``lease_ids``."""
+Set-based: three aggregate statements — the journal, the instalments with their movements, the prepayments applied
+after D —, whatever the number of leases (the 100,000-lease portfolio), or only ``lease_ids``."""
 
 from __future__ import annotations
 
@@ -36,12 +41,15 @@ from books.lease import LEASE_PAYMENTS
 from books.lease import RECEIVABLE
 from books.lease import UNEARNED
 
-INTEREST_INCOME = "Income:Lease:Interest"
+#: the kind of the entries that move schedule interest from Unearned to income and back (books/settlement.py)
+FINANCE_INCOME = "finance_income"
 #: the movement of an early settlement on an instalment (infra/settlements.py): a rent it replaced keeps the interest it
-#: no longer owes in ``waived``
+#: no longer owes in ``waived`` (what it still owed is nothing from the day the settlement was paid)
 SETTLEMENT_MOVE = "settlement"
 #: movements that take a rent's interest off the books (infra/end_of_term.py: the returned car offsets the final rent)
 WAIVER_MOVES = ("car_returned",)
+#: a partial prepayment applied (infra/prepayments.py APPLIED)
+PREPAYMENT_APPLIED = "applied"
 
 
 @dataclass(frozen=True)
@@ -63,10 +71,10 @@ _LEDGER = """
 SELECT jl.lease_id,
        COALESCE(SUM(jl.debit - jl.credit) FILTER (WHERE jl.account = :receivable), 0) AS receivable,
        COALESCE(SUM(jl.credit - jl.debit) FILTER (WHERE jl.account = :unearned), 0) AS unearned,
-       COALESCE(SUM(jl.debit - jl.credit) FILTER (WHERE jl.account = :unearned AND je.key LIKE 'income:%'), 0)
-       - COALESCE(SUM(jl.debit) FILTER (WHERE jl.account = :income AND je.key NOT LIKE 'income:%'), 0) AS recognised
+       COALESCE(SUM(jl.debit - jl.credit) FILTER (WHERE jl.account = :unearned AND je.kind = :income), 0)
+           AS recognised
 FROM journal_lines jl JOIN journal_entries je ON je.id = jl.entry_id
-WHERE jl.account IN (:receivable, :unearned, :income) AND je.booked_on <= :on AND jl.lease_id IS NOT NULL {only}
+WHERE jl.account IN (:receivable, :unearned) AND je.booked_on <= :on AND jl.lease_id IS NOT NULL {only}
 GROUP BY jl.lease_id
 """
 
@@ -82,12 +90,25 @@ WITH moves AS (
 SELECT i.lease_id,
        SUM(i.amount + COALESCE(mv.owed_change, 0)
            - CASE WHEN i.state = 'settled' AND mv.settled THEN i.waived ELSE 0 END) AS receivable,
-       SUM(i.interest - COALESCE(mv.interest_waived, 0)
-           - CASE WHEN i.state = 'settled' AND mv.settled THEN i.waived ELSE 0 END) AS interest
+       SUM(CASE WHEN q.id IS NOT NULL AND i.state <> 'waived' AND NOT (i.kind = 'rent' AND i.due_on <= q.settles_on)
+                THEN 0 ELSE i.interest - COALESCE(mv.interest_waived, 0) END) AS interest
 FROM instalments i JOIN leases l ON l.id = i.lease_id
 LEFT JOIN moves mv ON mv.instalment_id = i.id
+LEFT JOIN settlement_quotes q ON q.lease_id = i.lease_id AND q.status = 'paid' AND q.paid_on <= :on
 WHERE i.kind = ANY(:kinds) AND l.starts_on <= :on {only_i}
 GROUP BY i.lease_id
+"""
+
+
+_PREPAID = """
+SELECT p.lease_id, SUM(p.amount),
+       SUM(CAST(CAST(p.preview AS jsonb) #>> '{{old,interest_left}}' AS bigint)
+           - (SELECT COALESCE(SUM(CAST(r ->> 'interest' AS bigint)), 0)
+              FROM jsonb_array_elements(CAST(p.schedule AS jsonb) -> 'rows') AS r
+              WHERE NOT CAST(r ->> 'final' AS boolean)))
+FROM prepayments p JOIN servicing_movements m ON m.key = 'prepayment:' || p.id JOIN leases l ON l.id = p.lease_id
+WHERE p.status = :applied AND m.value_date > :on AND l.starts_on <= :on {only_p}
+GROUP BY p.lease_id
 """
 
 
@@ -95,20 +116,23 @@ def lease_differences(session: Session, lease_ids: Sequence[str] | None = None, 
     """Every lease (or each of ``lease_ids``) whose Assets:LeaseReceivable:Payments or :Unearned balance in the
     ledger through ``on`` is not what its instalments say (see the module's docstring), by lease and account; empty
     when the sub-ledger reconciles to the fen."""
-    params: dict[str, Any] = {"on": on, "receivable": RECEIVABLE, "unearned": UNEARNED, "income": INTEREST_INCOME,
+    params: dict[str, Any] = {"on": on, "receivable": RECEIVABLE, "unearned": UNEARNED, "income": FINANCE_INCOME,
                               "waivers": list(WAIVER_MOVES), "settlement": SETTLEMENT_MOVE,
-                              "kinds": list(LEASE_PAYMENTS)}
-    only = only_m = only_i = ""
+                              "kinds": list(LEASE_PAYMENTS), "applied": PREPAYMENT_APPLIED}
+    only = only_m = only_i = only_p = ""
     if lease_ids is not None:
         if not lease_ids:
             return []
         params["ids"] = list(lease_ids)
-        only, only_m, only_i = ("AND jl.lease_id = ANY(:ids)", "AND m.lease_id = ANY(:ids)",
-                                "AND i.lease_id = ANY(:ids)")
+        only, only_m, only_i, only_p = ("AND jl.lease_id = ANY(:ids)", "AND m.lease_id = ANY(:ids)",
+                                        "AND i.lease_id = ANY(:ids)", "AND p.lease_id = ANY(:ids)")
     ledger = {r[0]: (int(r[1]), int(r[2]), int(r[3]))
               for r in session.execute(text(_LEDGER.format(only=only)), params)}
     schedule = {r[0]: (int(r[1]), int(r[2]))
                 for r in session.execute(text(_SCHEDULE.format(only_m=only_m, only_i=only_i)), params)}
+    for lease_id, principal, interest in session.execute(text(_PREPAID.format(only_p=only_p)), params):
+        owed, held = schedule.get(lease_id, (0, 0))
+        schedule[lease_id] = (owed + int(principal) + int(interest), held + int(interest))
     found: list[LeaseDifference] = []
     for lease_id in sorted(set(ledger) | set(schedule)):
         receivable, unearned, recognised = ledger.get(lease_id, (0, 0, 0))

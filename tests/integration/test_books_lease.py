@@ -234,3 +234,36 @@ def test_a_refinancing_pays_the_old_final_rent_off_in_the_new_lease_transaction(
     assert lines(db, f"lease:{old.id}:refinanced") == {
         (DEALERS, final.amount + 77, 0, new_id), (RECEIVABLE, 0, final.amount, old.id), (LATE_CHARGES, 0, 77, old.id)}
     assert differences(db, old.id, new_id, on=old.row.ends_on) == []
+
+
+def test_the_sub_ledger_holds_before_and_after_a_partial_prepayment_rewrites_the_schedule(db: Database) -> None:
+    """The rents after a prepayment are rewritten in place: for a day before it, the check adds back what it took off
+    (its principal, and the interest the rents held before less what they hold after, from the offer and the schedule
+    applied); lane 2's posting (prepayment:<id>) is what the ledger holds from its day on."""
+    from infra.collections import PREPAYMENT
+    from infra.prepayments import SqlPrepayments
+
+    lease = opened(db, residual_ratio="0.2")
+    rent1 = lease.instalments[0]
+    day = rent1.due_on + timedelta(days=5)
+    SqlServicing(db).start_business_date(day, NOW)
+    collections = SqlCollections(db)
+    collections.book(lease_id=lease.id, amount=rent1.amount, source="stripe", key=f"books:{uuid.uuid4()}", order=ORDER,
+                     now=NOW)
+    repo = SqlPrepayments(db)
+    offer = repo.offer(lease.id, 2_000_000, "customer", NOW)
+    repo.choose(lease.id, offer.id, "shorter_term")
+    key = f"books:prepay:{uuid.uuid4()}"
+    attempt, _ = collections.start_attempt(lease_id=lease.id, amount=offer.total, channel="stripe", trigger="customer",
+                                           key=key, business_date=day, now=NOW, purpose=PREPAYMENT,
+                                           subject_id=offer.id)
+    repo.attach(offer.id, attempt.id)
+    paid = collections.book(lease_id=lease.id, amount=offer.total, source="stripe", key=key, order=ORDER,
+                            attempt_id=attempt.id, now=NOW)
+    assert paid.applied == offer.total and paid.surplus == 0
+    assert lines(db, f"receipt:{paid.id}") == {(STRIPE_CLEARING, offer.total, 0, lease.id),
+                                               (UNAPPLIED, 0, offer.total, lease.id)}
+    after = lease_of(db, lease.id)
+    assert any(i.state == "cancelled" for i in after.instalments)
+    for on in (day - timedelta(days=1), day, day + timedelta(days=40)):
+        assert differences(db, lease.id, on=on) == [], on
