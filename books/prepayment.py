@@ -11,10 +11,10 @@
 - Cr Income:Lease:Interest = the accrued-interest line (the interest of the amount for the days since the balance's
   date): a debit when negative (interest the lessee paid ahead on the amount, credited off the payment).
 
-**``prepayment:<id>:income``** (kind ``finance_income``, books/income.py's), only when the months recognised more
-than the re-amortised schedule holds through the last month end before the prepayment (part of a period whose interest
-it lowered): that excess reversed, Dr Income:Lease:Interest / Cr Unearned, so that the monthly job goes on from the new
-schedule's own spread and never recognises more than it holds.
+**``income:<lease>:prepayment:<id>``** (kind ``finance_income``, books/income.py's), only when the months recognised
+more than the re-amortised schedule holds through the last month end before the prepayment (part of a period whose
+interest it lowered): that excess reversed, Dr Income:Lease:Interest / Cr Unearned, so that the monthly job goes on from
+the new schedule's own spread and never recognises more than it holds.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def prepaid(p: Prepaid) -> list[Entry]:
        f"{p.accrued_interest} fen, interest no longer owed {p.interest_dropped} fen", lease_id=p.lease_id,
         dealer_id=p.dealer_id)
     out = [main] if main is not None else []
-    reversed_ = entry(f"prepayment:{p.prepayment_id}:income", FINANCE_INCOME, p.day, [
+    reversed_ = entry(f"income:{p.lease_id}:prepayment:{p.prepayment_id}", FINANCE_INCOME, p.day, [
         debit(INTEREST, max(0, p.excess)), credit(UNEARNED, max(0, p.excess)),
     ], f"融资收益冲回 finance income the re-amortised schedule no longer holds, {p.excess} fen", lease_id=p.lease_id,
         dealer_id=p.dealer_id)

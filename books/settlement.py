@@ -18,12 +18,13 @@ the settlement's own transaction in, two entries out.
   the interest of the days after the settlement day that rent K paid ahead: a debit, income given back);
 - Cr Income:Other:Fees = the early-settlement fee.
 
-**``settlement:<quote>:income``** (kind ``finance_income``, books/income.py's): the settled lease's finance income
-made final on its day — what its kept rents' interest (the rents it does not replace) holds beyond what the months
-recognised, Dr Unearned / Cr Income:Lease:Interest; or, when the months recognised more than the kept rents hold (part
-of a replaced rent's period), that part reversed, Dr Income:Lease:Interest / Cr Unearned. After it the lease's unearned
-income is nothing and its finance income is exactly Σ interest of the kept rents: the interest waived is never
-recognised, and the monthly job has nothing left to post for it.
+**``income:<lease>:settlement:<quote>``** (kind ``finance_income``, books/income.py's; keyed in the ``income:`` family
+with the monthly entries, so that a check of what was recognised may read the keys or the kind): the settled lease's
+finance income made final on its day — what its kept rents' interest (the rents it does not replace) holds beyond what
+the months recognised, Dr Unearned / Cr Income:Lease:Interest; or, when the months recognised more than the kept rents
+hold (part of a replaced rent's period), that part reversed, Dr Income:Lease:Interest / Cr Unearned. After it the
+lease's unearned income is nothing and its finance income is exactly Σ interest of the kept rents: the interest waived
+is never recognised, and the monthly job has nothing left to post for it.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def settled(s: Settled) -> list[Entry]:
        f"late charges {s.charges} fen, deposit kept {s.deposit_kept} fen", lease_id=s.lease_id,
         dealer_id=s.dealer_id)
     out = [main] if main is not None else []
-    income = entry(f"settlement:{s.quote_id}:income", FINANCE_INCOME, s.day, [
+    income = entry(f"income:{s.lease_id}:settlement:{s.quote_id}", FINANCE_INCOME, s.day, [
         debit(UNEARNED, s.kept_interest - s.recognised), credit(INTEREST, s.kept_interest - s.recognised),
     ], f"融资收益 finance income to the settlement day: the kept rents' interest {s.kept_interest} fen, "
        f"{s.recognised} fen recognised before", lease_id=s.lease_id, dealer_id=s.dealer_id)

@@ -54,8 +54,8 @@ and the ``servicing.prepaid`` job (the schedule annex signed by the contract ser
 text) deferred with it; and its postings (issue 19, books/prepayment.py): ``prepayment:<id>`` — the payment out of
 Liabilities:Unapplied:Lessees (the receipt put it there), the principal and the interest the re-amortisation drops off
 the receivable, that interest out of unearned income, the interest line as finance income — and, when the months
-recognised more than the new schedule holds, ``prepayment:<id>:income`` reversing it. Anything else applies nothing:
-the whole payment is refunded as a surplus (infra/collections.py), and an offer that no longer holds is marked
+recognised more than the new schedule holds, ``income:<lease>:prepayment:<id>`` reversing it. Anything else applies
+nothing: the whole payment is refunded as a surplus (infra/collections.py), and an offer that no longer holds is marked
 expired.
 """
 

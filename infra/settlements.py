@@ -48,7 +48,7 @@ job refunds the rest of the deposit.
 **The books** (issue 19, books/settlement.py): in the same transaction ``_settle`` posts ``settlement:<quote>`` (what
 the payment applied out of Liabilities:Unapplied:Lessees — the receipt put it there —, the deposit kept, the
 receivable's principal and interest owed, the replaced rents' interest out of unearned income, the late charges, the
-interest to the day, the fee) and ``settlement:<quote>:income`` (the lease's finance income made final: its kept
+interest to the day, the fee) and ``income:<lease>:settlement:<quote>`` (the lease's finance income made final: its kept
 rents' interest, never the interest waived). A replay posts nothing twice (the keys).
 
 A quote whose lease changed since it was counted (a rent paid or waived meanwhile: its arrears or what was paid ahead

@@ -40,7 +40,7 @@ def test_a_settlement_balances_and_leaves_nothing_unearned() -> None:
     entries = settled(facts())
     for e in entries:
         check(load_chart(), e)
-    assert [e.key for e in entries] == ["settlement:q1", "settlement:q1:income"]
+    assert [e.key for e in entries] == ["settlement:q1", "income:l1:settlement:q1"]
     assert entries[1].kind == "finance_income"
     assert net(entries, "Assets:LeaseReceivable:Payments") == -(120 + 4_950 + 350)
     # unearned: the replaced rents' 400 out, and the kept rents' 20 not recognised yet recognised now
