@@ -40,6 +40,7 @@ from infra.finance_income import FinanceIncome
 from infra.servicing import SqlServicing
 from infra.sms import SmsUnavailable
 from infra.storage import StorageError
+from infra.stripe_books import StripeBooksJob
 from infra.worker import GRACEFUL_SECONDS
 from infra.worker import Backoff
 from infra.worker import Tasks
@@ -77,6 +78,10 @@ def build(services: Services, settings: Settings) -> App:
     task("payments.retry_refunds", "payments", periodic=tick)(sweep(services.payments.refunds.retry_refunds))
     task("payments.pay_out_dealers", "payments", periodic=tick)(sweep(services.payments.payouts.pay_out_dealers))
     task("payments.settle", "payments", periodic=tick)(sweep(services.payments.settlement.settle))
+    # Stripe's fees and payouts posted, the Stripe clearing account reconciled (infra/stripe_books.py), daily at
+    # 02:30 Beijing time (18:30 UTC)
+    task("books.reconcile_stripe", "payments", periodic="30 18 * * *")(sweep(StripeBooksJob(
+        services.db, services.payments.checkout.gateway, services.audit).run))
     task("risk.reconcile_referred", "risk", periodic=cron_every(max(30, settings.jobs_tick_seconds)))(
         sweep(services.risk.reconcile_referred))
     task("sessions.purge", "housekeeping", periodic=cron_every(300))(

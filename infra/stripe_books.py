@@ -22,12 +22,20 @@ object it is about; expanded, its ``payment_intent``), ``created`` and ``availab
   ``not_at_stripe`` (an entry posted since then moved the clearing account for a Stripe object Stripe did not
   report), ``amount`` (both, amounts differing), ``currency`` (not CNY: the books hold CNY only).
 
-localstripe answers the current path 404 and serves the legacy /v1/balance/history with fees of 0 and no transfers or
-payouts (infra/payments.py ``StripeGateway.balance_transactions`` reads either).
+localstripe reports fees as 0 and has no transfers or payouts; it refuses ``created`` on /v1/balance_transactions,
+and a server without that path is read at the legacy /v1/balance/history (infra/payments.py
+``StripeGateway.balance_transactions`` reads either).
+
+The worker's ``books.reconcile_stripe`` job (:class:`StripeBooksJob`, daily) reads the last :data:`LOOKBACK` each
+run (the keys make the overlap post nothing twice) and makes what disagrees visible: an error line per difference in
+the log and one ``books.stripe_reconciliation`` entry (outcome ``failure``, the differences in its details) in the
+audit log ops read; a run that agrees leaves a ``success`` entry.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -44,6 +52,7 @@ from sqlalchemy.orm import Session
 
 from books import origination
 from books.entries import Entry
+from infra.audit import SqlAuditLog
 from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import JournalEntryRow
@@ -53,6 +62,9 @@ from infra.db.models import PaymentRow
 from infra.db.models import RefundRow
 from infra.payments_store import business_day
 
+log = logging.getLogger(__name__)
+#: what the daily job reads each run: three days, so a run missed (a worker down over a weekend day) is caught up
+LOOKBACK = timedelta(days=3)
 #: how far before the caller's ``since`` the transactions are read: a charge Stripe made just before it may be booked
 #: by us (its webhook, our answer) just after it
 OVERLAP = timedelta(days=1)
@@ -142,10 +154,11 @@ class StripeBooks:
         return not self.differences
 
 
-def reconcile_stripe(db: Database, history: BalanceHistory, *, since: datetime, now: datetime) -> StripeBooks:
-    """Post Stripe's fees and payouts of the balance transactions created since ``since`` (less :data:`OVERLAP`)
+def reconcile_stripe(db: Database, history: BalanceHistory, *, since: datetime, now: datetime,
+                     overlap: timedelta = OVERLAP) -> StripeBooks:
+    """Post Stripe's fees and payouts of the balance transactions created since ``since`` (less ``overlap``)
     and list the differences between them and the books (module docstring), in one transaction."""
-    start = since - OVERLAP
+    start = since - overlap
     transactions = [transaction_from_object(t) for t in history.balance_transactions(
         created_gte=int(start.timestamp()))]
     with db.transaction() as session:
@@ -156,6 +169,29 @@ def reconcile_stripe(db: Database, history: BalanceHistory, *, since: datetime, 
     newest = max((t.created for t in transactions), default=None)
     return StripeBooks(len(transactions), posted_keys, tuple(differences),
                        datetime.fromtimestamp(newest, UTC) if newest is not None else None)
+
+
+class StripeBooksJob:
+    """The worker's ``books.reconcile_stripe`` duty: :func:`reconcile_stripe` over the last :data:`LOOKBACK`, its
+    differences logged and kept in the audit log for ops."""
+
+    def __init__(self, db: Database, history: BalanceHistory, audit: SqlAuditLog | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.db, self.history, self.audit, self.clock = db, history, audit, clock
+
+    def run(self) -> StripeBooks:
+        now = self.clock()
+        result = reconcile_stripe(self.db, self.history, since=now - LOOKBACK, now=now)
+        for difference in result.differences:
+            log.error("Stripe reconciliation: %s %s %s ours %s Stripe %s", difference.problem, difference.stripe_id,
+                      difference.key, difference.ours, difference.stripe)
+        if self.audit is not None:
+            self.audit.append("books.stripe_reconciliation", "success" if result.reconciled else "failure",
+                              actor_id=None, actor_label="system:books", target="stripe", details={
+                                  "transactions": result.transactions, "posted": len(result.posted),
+                                  "differences": [d.as_dict() for d in result.differences[:100]],
+                                  "more": max(0, len(result.differences) - 100)})
+        return result
 
 
 def stripe_entries(t: BalanceTransaction) -> list[Entry]:

@@ -34,6 +34,7 @@ from infra.db.models import JournalEntryRow
 from infra.payments import StripeGateway
 from infra.payments import sign_webhook
 from infra.stripe_books import Difference
+from infra.stripe_books import StripeBooksJob
 from infra.stripe_books import reconcile_stripe
 from tests.common.stripe import FakeStripe
 from tests.common.stripe import fake_stripe
@@ -145,7 +146,8 @@ def test_the_deposit_captured_by_webhook_then_refunded_posts_each_once(bff_serve
 
     # localstripe's legacy balance history (fees 0): the charge, our refund and the one made outside agree with the
     # books; the charge's intent and the refunds' are read from their sources as Stripe would expand them
-    result = reconcile_stripe(components.db, gateway, since=started, now=datetime.now(UTC))
+    result = reconcile_stripe(components.db, gateway, since=started, now=datetime.now(UTC),
+                              overlap=timedelta(seconds=2))
     ours = {intent.id, made.stripe_refund_id, deposit.id, f"payment:{deposit.id}:captured", f"refund:{made.id}",
             f"payment:{deposit.id}:refunded:{third + 500}"}
     assert [d for d in result.differences if {d.stripe_id, d.key} & ours] == []
@@ -270,11 +272,12 @@ def test_stripe_s_fees_and_payouts_post_once_and_differences_are_listed(
     try:
         first = reconcile_stripe(components.db, gateway, since=started, now=datetime.now(UTC))
         again = reconcile_stripe(components.db, gateway, since=started, now=datetime.now(UTC))
+        job = StripeBooksJob(components.db, gateway, components.audit).run()  # the worker's daily duty
         asked = [r for r in fake.requests if r.path == "/v1/balance_transactions"]
     finally:
         fake.answers.clear()
         fake.requests.clear()
-    assert len(asked) == 2 and asked[0].method == "GET"
+    assert len(asked) == 3 and asked[0].method == "GET"
     assert [k for k in first.posted if tag in k] == [f"fee:txn_up{tag}", f"payout:txn_po{tag}", f"fee:txn_sf{tag}",
                                                     f"fee:txn_x{tag}"]
     assert [k for k in again.posted if tag in k] == []
@@ -289,6 +292,12 @@ def test_stripe_s_fees_and_payouts_post_once_and_differences_are_listed(
                      Difference("not_at_stripe", None, f"refund:{unreported.id}", -700, None),
                      Difference("not_in_books", stranger, None, None, 4_200)]
     assert sorted((d for d in again.differences if {d.stripe_id, d.key} & mine), key=lambda d: d.problem) == found
+    # the job keeps what disagrees where ops look: the audit log (and an error line each in the log)
+    assert not job.reconciled and job.posted == ()
+    (kept, *_) = components.audit.search(action="books.stripe_reconciliation")
+    assert kept.outcome == "failure"
+    assert {"problem": "not_in_books", "stripe_id": stranger, "key": None, "ours": None, "stripe": 4_200} in \
+        kept.details["differences"]
 
 
 def test_a_server_without_the_current_path_is_read_at_the_legacy_balance_history(
