@@ -18,8 +18,9 @@ from leaseline.cli import _settings
 
 @books_group.command("income")
 @click.option("--month", required=True, help="The month (YYYY-MM) whose last day is closed.")
+@click.option("--lease", "leases", multiple=True, help="Only this lease (repeatable); every lease by default.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def books_income(month: str, as_json: bool) -> None:
+def books_income(month: str, leases: tuple[str, ...], as_json: bool) -> None:
     """Post MONTH's finance income of every lease (the schedule's interest spread by day; the effective-interest
     figure and its difference shown in each entry's memo), once per lease and month."""
     from bff.payments.common import utc_now
@@ -36,7 +37,7 @@ def books_income(month: str, as_json: bool) -> None:
     try:
         with _database_errors():
             try:
-                result = recognise_month(database, month, utc_now())
+                result = recognise_month(database, month, utc_now(), only=list(leases) or None)
             except MonthNotClosed as exc:
                 raise Fail(str(exc)) from None
     finally:

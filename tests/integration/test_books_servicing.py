@@ -5,6 +5,7 @@ transaction, once, and leave the lease's receivable and unearned income what its
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC
 from datetime import date
@@ -12,6 +13,7 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+from click.testing import CliRunner
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
@@ -42,6 +44,7 @@ from infra.lease_reads import SqlLeaseReads
 from infra.prepayments import SqlPrepayments
 from infra.servicing import SqlServicing
 from infra.settlements import SqlSettlements
+from leaseline.cli import main
 from plans.policy import load_policy
 from tests.common.leases import open_lease_for
 
@@ -137,6 +140,17 @@ def test_the_month_s_income_posts_once_per_lease_and_month_and_the_months_add_up
         raise AssertionError("an open month was recognised")
     except ValueError as exc:
         assert "not closed" in str(exc)
+    # by hand: `leaseline books income --month` (this lease only: its months posted already, nothing more)
+    env = {"LEASELINE_DATABASE_URL": c.db.url}
+    by_hand = CliRunner().invoke(main, ["books", "income", "--month", months[-1], "--lease", lease_id, "--json"],
+                                 env=env, catch_exceptions=False)
+    assert by_hand.exit_code == 0, by_hand.output
+    assert json.loads(by_hand.stdout) == {"month": months[-1], "leases": 1, "posted": 0, "amount": "0.00",
+                                          "difference": "0.00"}
+    assert len([k for k in _entries(c, lease_id) if k[1] == "finance_income"]) == len(months)
+    refused = CliRunner().invoke(main, ["books", "income", "--month", month_of(today)], env=env)
+    assert refused.exit_code == 2 and "not closed" in refused.stderr
+    assert CliRunner().invoke(main, ["books", "income", "--month", "2026-13"], env=env).exit_code == 2
     # the close of a month's last day defers the month's job, once while one waits (its queueing lock)
     with c.db.sessions() as s, s.begin():
         defer_month(s, "2099-01")
