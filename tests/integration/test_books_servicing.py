@@ -13,6 +13,7 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import func
 from sqlalchemy import select
@@ -43,10 +44,11 @@ from infra.finance_income import recognise_month
 from infra.lease_reads import SqlLeaseReads
 from infra.prepayments import SqlPrepayments
 from infra.servicing import SqlServicing
+from infra.servicing import lease_plan
 from infra.settlements import SqlSettlements
 from leaseline.cli import main
 from plans.policy import load_policy
-from tests.common.leases import open_lease_for
+from tests.integration.test_servicing_close import record
 
 RECEIVABLE, UNEARNED = "Assets:LeaseReceivable:Payments", "Assets:LeaseReceivable:Unearned"
 INTEREST = "Income:Lease:Interest"
@@ -64,6 +66,19 @@ def _application(c: Any) -> str:
         s.add(ApplicationRow(id=application_id, dealer_id=dealer, status="approved", vehicle_id="v", vehicle_label="v",
                              plan_code="p", plan_json="{}", draft_enc=""))
     return application_id
+
+
+def _lease(app: Any, starts_on: date, timing: str = "arrears") -> str:
+    """A lease of 12 rents (``timing``) and a final rent, opened as the handover's transaction opens it."""
+    c = app.extensions["leaseline"]
+    application_id = _application(c)
+    with c.db.session() as s:
+        dealer_id = s.execute(select(ApplicationRow.dealer_id).where(ApplicationRow.id == application_id)).scalar_one()
+        lease_id = SqlServicing(c.db).open_lease(s, application_id, dealer_id,
+                                                 lease_plan(record(starts_on, timing=timing, residual_ratio="0.2")),
+                                                 datetime.now(UTC))
+    assert lease_id is not None
+    return lease_id
 
 
 def _balances(c: Any, lease_id: str) -> dict[str, int]:
@@ -108,7 +123,8 @@ def _closed_months(starts_on: date, today: date) -> list[str]:
 
 def _pay_due(c: Any, lease_id: str, today: date) -> None:
     """The rents fallen due paid by a receipt (the ledger's own way: books/lease.py ``receipt``)."""
-    owed = sum(i.amount for i in _instalments(c, lease_id) if i.due_on <= today and i.kind == "rent")
+    owed = sum(i.amount - i.paid_principal - i.paid_interest for i in _instalments(c, lease_id)
+               if i.due_on <= today and i.kind == "rent")
     SqlCollections(c.db).book(lease_id=lease_id, amount=owed, source="stripe", key=f"due:{uuid.uuid4()}",
                               order=ORDER, now=datetime.now(UTC))
 
@@ -116,7 +132,7 @@ def _pay_due(c: Any, lease_id: str, today: date) -> None:
 def test_the_month_s_income_posts_once_per_lease_and_month_and_the_months_add_up(app: Any) -> None:
     c = app.extensions["leaseline"]
     today = SqlServicing(c.db).business_date()
-    lease_id = open_lease_for(app, _application(c), today - timedelta(days=100))
+    lease_id = _lease(app, today - timedelta(days=100))
     months = _closed_months(today - timedelta(days=100), today)
     assert len(months) >= 3
     now = datetime.now(UTC)
@@ -160,12 +176,13 @@ def test_the_month_s_income_posts_once_per_lease_and_month_and_the_months_add_up
         s.rollback()
 
 
-def test_a_settled_lease_s_books_balance_to_the_fen_and_post_once(app: Any) -> None:
+@pytest.mark.parametrize("timing", ["arrears", "advance"])
+def test_a_settled_lease_s_books_balance_to_the_fen_and_post_once(app: Any, timing: str) -> None:
     c = app.extensions["leaseline"]
     servicing = SqlServicing(c.db)
     today, calendar = servicing.business_date(), servicing.calendar()
     starts_on = today - timedelta(days=70)
-    lease_id = open_lease_for(app, _application(c), starts_on)
+    lease_id = _lease(app, starts_on, timing)
     _pay_due(c, lease_id, today - timedelta(days=40))  # rent 1 paid; rent 2 fell due and is unpaid (arrears)
     for month in _closed_months(starts_on, today):
         recognise_month(c.db, month, datetime.now(UTC), only=[lease_id])
@@ -179,6 +196,7 @@ def test_a_settled_lease_s_books_balance_to_the_fen_and_post_once(app: Any) -> N
         q = s.get(SettlementQuoteRow, quote_id)
         assert q is not None and q.arrears > 0
         amount, accrued, fee, deposit = q.amount_due, q.accrued_interest, q.early_settlement_fee, q.deposit_offset
+        principal = q.outstanding_principal
     collections, key = SqlCollections(c.db), f"settle:{uuid.uuid4()}"
     attempt, _ = collections.start_attempt(lease_id=lease_id, amount=amount, channel="stripe", trigger="customer",
                                            key=key, business_date=today, now=datetime.now(UTC), purpose=SETTLEMENT,
@@ -188,16 +206,21 @@ def test_a_settled_lease_s_books_balance_to_the_fen_and_post_once(app: Any) -> N
     assert receipt.applied > 0
     rows = _instalments(c, lease_id)
     kept = sum(i.interest for i in rows if i.state != "settled")
+    # the quote's principal less the replaced rents' (nothing was paid ahead): in advance rent K's interest for the
+    # days after the settlement day, given back (the quote charges interest from rent K's day on its base instead)
+    difference = principal - sum(i.principal for i in rows if i.state == "settled")
+    rent_k = max((i for i in rows if i.kind == "rent" and i.due_on <= on), key=lambda i: i.due_on)
+    assert difference == (0 if timing == "arrears" else -rent_k.interest)
     entries = _entries(c, lease_id)
     assert (f"settlement:{quote_id}", "settlement") in entries
     # the lease's income made final (the months recognised part of a replaced rent's period, or not all of the kept)
     assert (f"income:{lease_id}:settlement:{quote_id}", "finance_income") in entries
     balances = _balances(c, lease_id)
     # the lease owes nothing and holds no unearned income: its finance income is the kept rents' interest and the
-    # interest to the settlement day
+    # interest to the settlement day (in advance less rent K's interest given back)
     assert balances.get(RECEIVABLE, 0) == 0
     assert balances.get(UNEARNED, 0) == 0
-    assert -balances[INTEREST] == kept + accrued
+    assert -balances[INTEREST] == kept + accrued + difference
     assert -balances["Income:Other:Fees"] == fee
     assert balances["Liabilities:Deposits:Lessees"] == deposit
     # a replayed payment, a replayed posting, the month's job after it: nothing more
@@ -212,15 +235,17 @@ def test_a_settled_lease_s_books_balance_to_the_fen_and_post_once(app: Any) -> N
     assert _entries(c, lease_id) == entries and _balances(c, lease_id) == balances
 
 
-def test_a_prepaid_lease_s_books_balance_to_the_fen_and_post_once(app: Any) -> None:
+@pytest.mark.parametrize("timing", ["arrears", "advance"])
+def test_a_prepaid_lease_s_books_balance_to_the_fen_and_post_once(app: Any, timing: str) -> None:
     c = app.extensions["leaseline"]
     today = SqlServicing(c.db).business_date()
     starts_on = today - timedelta(days=40)
-    lease_id = open_lease_for(app, _application(c), starts_on)  # rent 1 fell due
+    lease_id = _lease(app, starts_on, timing)  # rent 1 fell due (in advance rent 2 too)
     _pay_due(c, lease_id, today)
     for month in _closed_months(starts_on, today):
         recognise_month(c.db, month, datetime.now(UTC), only=[lease_id])
     interest_before = sum(i.interest for i in _instalments(c, lease_id))
+    unapplied = _balances(c, lease_id).get("Liabilities:Unapplied:Lessees", 0)  # in advance: rent 1 at signing
     repo, collections, now = SqlPrepayments(c.db), SqlCollections(c.db), datetime.now(UTC)
     offer = repo.offer(lease_id, 2_000_000, "customer", now)
     repo.choose(lease_id, offer.id, "shorter_term")
@@ -241,7 +266,7 @@ def test_a_prepaid_lease_s_books_balance_to_the_fen_and_post_once(app: Any) -> N
     # the receivable is what the instalments still owe; the unearned income the schedule's interest not recognised
     assert balances[RECEIVABLE] == sum(i.amount - i.paid_principal - i.paid_interest for i in rows)
     assert -balances[UNEARNED] == interest_after - recognised
-    assert balances.get("Liabilities:Unapplied:Lessees", 0) == 0  # the payment held, then applied
+    assert balances.get("Liabilities:Unapplied:Lessees", 0) == unapplied  # the payment held, then applied
     entries = _entries(c, lease_id)
     assert (f"prepayment:{offer.id}", "prepayment") in entries
     replay = collections.book(lease_id=lease_id, amount=offer.total, source="stripe", key=key,
