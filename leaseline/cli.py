@@ -1331,18 +1331,19 @@ def risk_evaluate(as_json: bool) -> None:
     from risk.model.train import evaluate
 
     data = evaluate()
-    if as_json:
-        click.echo(json.dumps(data))
-        return
-    click.echo(f"5-fold CV       AUC {data['cv_auc']}  KS {data['cv_ks']}  Gini {data['cv_gini']}")
-    click.echo(f"holdout ({data['holdout_rows']})   AUC {data['holdout_auc']}  KS {data['holdout_ks']}  "
-               f"(bands: approve PD ≤ {data['bands']['approve_max_pd']}, decline PD ≥ "
-               f"{data['bands']['decline_min_pd']})")
-    click.echo(f"auto-decided    {percent(Decimal(str(data['auto_decision_rate'])))}   approved "
-               f"{percent(Decimal(str(data['approval_rate'])))} (bad "
-               f"{percent(Decimal(str(data['bad_rate_auto_approved'])))})   declined "
-               f"{percent(Decimal(str(data['decline_rate'])))} (bad "
-               f"{percent(Decimal(str(data['bad_rate_auto_declined'])))})")
+    click.echo(json.dumps(data) if as_json else evaluation_text(data))
+
+
+def evaluation_text(data: dict[str, Any]) -> str:
+    """``leaseline risk evaluate``'s figures as an analyst reads them (the JSON's, three lines)."""
+    return "\n".join((
+        f"5-fold CV       AUC {data['cv_auc']}  KS {data['cv_ks']}  Gini {data['cv_gini']}",
+        f"holdout ({data['holdout_rows']})   AUC {data['holdout_auc']}  KS {data['holdout_ks']}  "
+        f"(bands: approve PD ≤ {data['bands']['approve_max_pd']}, decline PD ≥ {data['bands']['decline_min_pd']})",
+        f"auto-decided    {percent(Decimal(str(data['auto_decision_rate'])))}   approved "
+        f"{percent(Decimal(str(data['approval_rate'])))} (bad {percent(Decimal(str(data['bad_rate_auto_approved'])))})"
+        f"   declined {percent(Decimal(str(data['decline_rate'])))} (bad "
+        f"{percent(Decimal(str(data['bad_rate_auto_declined'])))})"))
 
 
 import leaseline.books_cli  # noqa: E402,F401 — registers `leaseline books` (the Beancount export, the trial balance, issue 19)
