@@ -436,11 +436,13 @@ class StripeGateway:
             return
         for item in self._pages("list balance transactions", page.auto_paging_iter()):
             data = item.to_dict()
-            if created_gte is None or _int(data.get("created")) >= created_gte:
-                yield self._with_source(data)
+            if created_gte is not None and _int(data.get("created")) < created_gte:
+                return  # newest first: the rest is older too (unfiltered when the server refused ``created``)
+            yield self._with_source(data)
 
     def _balance_history(self, created_gte: int | None) -> Iterator[dict[str, Any]]:
-        """The legacy GET /v1/balance/history, newest first, page by page (``starting_after``)."""
+        """The legacy GET /v1/balance/history, newest first, page by page (``starting_after``), up to the first item
+        older than ``created_gte``."""
         after: str | None = None
         while True:
             params: dict[str, Any] = {"limit": _PAGE_SIZE, **({"starting_after": after} if after else {})}
@@ -450,8 +452,9 @@ class StripeGateway:
             data = answer.data if isinstance(answer.data, Mapping) else {}
             items = [dict(i) for i in data.get("data") or [] if isinstance(i, Mapping)]
             for item in items:
-                if created_gte is None or _int(item.get("created")) >= created_gte:
-                    yield self._with_source(item)
+                if created_gte is not None and _int(item.get("created")) < created_gte:
+                    return  # newest first: no later page can hold anything newer
+                yield self._with_source(item)
             if not data.get("has_more") or not items:
                 return
             after = str(items[-1].get("id") or "")

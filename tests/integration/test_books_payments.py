@@ -303,13 +303,13 @@ def test_stripe_s_fees_and_payouts_post_once_and_differences_are_listed(
 def test_a_server_without_the_current_path_is_read_at_the_legacy_balance_history(
         connect_server: tuple[FakeStripe, str]) -> None:
     """A server that answers /v1/balance_transactions 404 is read at the legacy /v1/balance/history (the path Stripe
-    renamed), the transactions before ``created_gte`` left out and a charge's source retrieved as Stripe would have
-    expanded it."""
+    renamed), up to the first transaction before ``created_gte`` (newest first: no later page is asked for) and a
+    charge's source retrieved as Stripe would have expanded it."""
     fake, url = connect_server
     now = int(time.time())
     charge = {"id": "ch_legacy", "object": "charge", "amount": 4_200, "payment_intent": "pi_legacy"}
     fake.answers[("GET", "/v1/balance/history")] = (200, {"object": "list", "url": "/v1/balance/history",
-                                                          "has_more": False, "data": [
+                                                          "has_more": True, "data": [  # read no further than txn_old
         {**balance_transaction("txn_new", "charge", 4_200, "ch_legacy"), "created": now},
         {**balance_transaction("txn_old", "charge", 1_000, "ch_legacy"), "created": now - 7_200}]})
     fake.answers[("GET", "/v1/charges/ch_legacy")] = (200, charge)
