@@ -21,8 +21,15 @@ Instalments are read as they stand, their movements by date. A partial prepaymen
 place (infra/prepayments.py): before the day it was applied (its ``prepayment:<id>`` movement's date) the schedule
 owed its amount more principal and the interest it dropped more interest — the interest the rents after it held before
 (the offer's ``old.interest_left``, as the customer was shown it) less what the applied schedule's rents hold (its
-``rows``) —, added back for a date before it. A lease counts from its start (``starts_on`` ≤ D). An entry booked late
-(its month closed) counts from the day it was booked, as the ledger has it.
+``rows``) —, added back for a date before it. A lease counts from its start (``starts_on`` ≤ D).
+
+Both sides on the ledger's dates: an entry dated in a month closed when it was posted is booked on the first day after
+that month (infra/books.py ``booked_on``), and the closed books do not hold it before. The schedule's events it books
+(a commencement, a movement dated in the closed month) count from that day too: what the lease's entries dated D or
+before but booked after D post to the two accounts (finance income aside: ``recognised`` is read as booked) is taken
+off the schedule's figures at D. An event the books never posted still differs from its own date; a late entry that
+posts the wrong amount differs from the day it is booked. (The closed month counted is the one closed when the event
+was posted — its entry's ``booked_on`` —, not the latest: events posted before a month was closed keep their dates.)
 
 Set-based: three aggregate statements — the journal, the instalments with their movements, the prepayments applied
 after D —, whatever the number of leases (the 100,000-lease portfolio), or only ``lease_ids``."""
@@ -69,12 +76,18 @@ class LeaseDifference:
 
 _LEDGER = """
 SELECT jl.lease_id,
-       COALESCE(SUM(jl.debit - jl.credit) FILTER (WHERE jl.account = :receivable), 0) AS receivable,
-       COALESCE(SUM(jl.credit - jl.debit) FILTER (WHERE jl.account = :unearned), 0) AS unearned,
-       COALESCE(SUM(jl.debit - jl.credit) FILTER (WHERE jl.account = :unearned AND je.kind = :income), 0)
-           AS recognised
+       COALESCE(SUM(jl.debit - jl.credit) FILTER (WHERE jl.account = :receivable AND je.booked_on <= :on), 0)
+           AS receivable,
+       COALESCE(SUM(jl.credit - jl.debit) FILTER (WHERE jl.account = :unearned AND je.booked_on <= :on), 0)
+           AS unearned,
+       COALESCE(SUM(jl.debit - jl.credit) FILTER (WHERE jl.account = :unearned AND je.kind = :income
+                                                   AND je.booked_on <= :on), 0) AS recognised,
+       COALESCE(SUM(jl.debit - jl.credit) FILTER (WHERE jl.account = :receivable AND je.booked_on > :on), 0)
+           AS receivable_late,
+       COALESCE(SUM(jl.credit - jl.debit) FILTER (WHERE jl.account = :unearned AND je.kind <> :income
+                                                   AND je.booked_on > :on), 0) AS unearned_late
 FROM journal_lines jl JOIN journal_entries je ON je.id = jl.entry_id
-WHERE jl.account IN (:receivable, :unearned) AND je.booked_on <= :on AND jl.lease_id IS NOT NULL {only}
+WHERE jl.account IN (:receivable, :unearned) AND je.value_date <= :on AND jl.lease_id IS NOT NULL {only}
 GROUP BY jl.lease_id
 """
 
@@ -126,8 +139,10 @@ def lease_differences(session: Session, lease_ids: Sequence[str] | None = None, 
         params["ids"] = list(lease_ids)
         only, only_m, only_i, only_p = ("AND jl.lease_id = ANY(:ids)", "AND m.lease_id = ANY(:ids)",
                                         "AND i.lease_id = ANY(:ids)", "AND p.lease_id = ANY(:ids)")
-    ledger = {r[0]: (int(r[1]), int(r[2]), int(r[3]))
-              for r in session.execute(text(_LEDGER.format(only=only)), params)}
+    ledger: dict[str, tuple[int, int, int]] = {}
+    late: dict[str, tuple[int, int]] = {}
+    for r in session.execute(text(_LEDGER.format(only=only)), params):
+        ledger[r[0]], late[r[0]] = (int(r[1]), int(r[2]), int(r[3])), (int(r[4]), int(r[5]))
     schedule = {r[0]: (int(r[1]), int(r[2]))
                 for r in session.execute(text(_SCHEDULE.format(only_m=only_m, only_i=only_i)), params)}
     for lease_id, principal, interest in session.execute(text(_PREPAID.format(only_p=only_p)), params):
@@ -137,6 +152,8 @@ def lease_differences(session: Session, lease_ids: Sequence[str] | None = None, 
     for lease_id in sorted(set(ledger) | set(schedule)):
         receivable, unearned, recognised = ledger.get(lease_id, (0, 0, 0))
         owed, interest = schedule.get(lease_id, (0, 0))
+        owed_late, interest_late = late.get(lease_id, (0, 0))
+        owed, interest = owed - owed_late, interest - interest_late
         if receivable != owed:
             found.append(LeaseDifference(lease_id, RECEIVABLE, receivable, owed))
         if unearned != interest - recognised:

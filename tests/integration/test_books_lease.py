@@ -6,6 +6,7 @@ after each — and reports the lease an extra posting puts out of line."""
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from collections.abc import Iterator
@@ -267,3 +268,51 @@ def test_the_sub_ledger_holds_before_and_after_a_partial_prepayment_rewrites_the
     assert any(i.state == "cancelled" for i in after.instalments)
     for on in (day - timedelta(days=1), day, day + timedelta(days=40)):
         assert differences(db, lease.id, on=on) == [], on
+
+
+@pytest.fixture(scope="module")
+def closed_db() -> Iterator[Database]:
+    """A database of its own whose January is closed in the books mid-test (a closed month moves later postings)."""
+    from infra.db.migrate import upgrade
+
+    for url in postgres_database("leaseline_books_lease_closed"):
+        upgrade(url)
+        database = Database(url)
+        with database.session() as s:
+            s.add(DealerGroupRow(id="g-books", name="books group"))
+            s.flush()
+            s.add(DealerRow(id=DEALER, group_id="g-books", name="books dealer", city="上海"))
+        yield database
+        database.dispose()
+
+
+def test_events_booked_late_in_a_closed_month_count_on_both_sides_from_the_day_they_are_booked(
+        closed_db: Database) -> None:
+    """January closed after one lease opened in it: a second lease opened on the same January day (rent 1 paid at
+    signing with it: a movement dated in January) is booked on 1 February; the check sees neither side of it through
+    31 January and both from 1 February, the first lease (booked before the close) on its own days all along, and the
+    export of the ledger passes its sub-ledger balance assertions in beancount."""
+    from beancount import loader
+
+    from infra.books_export import export
+    from infra.books_export import snapshot
+    from infra.db.models import LedgerPeriodRow
+
+    early = opened(closed_db, residual_ratio="0.2")
+    with closed_db.session() as s:
+        s.add(LedgerPeriodRow(month=date(2026, 1, 1), closed_by="books-a", approved_by="books-b"))
+    late = opened(closed_db, residual_ratio="0.2", timing="advance")
+    with closed_db.session() as s:
+        head = s.execute(select(JournalEntryRow).where(
+            JournalEntryRow.key == f"lease:{late.id}:commenced")).scalar_one()
+        assert (head.value_date, head.booked_on) == (START, date(2026, 2, 1))
+        assert entry_of(s, f"lease:{late.id}:paid_at_signing") is not None
+    for on in (START, date(2026, 1, 31), date(2026, 2, 1), date(2026, 2, 28)):
+        assert differences(closed_db, early.id, late.id, on=on) == [], on
+    with closed_db.session() as s:
+        assert lease_differences(s, on=date(2026, 1, 31)) == []
+    out = io.StringIO()
+    with snapshot(closed_db) as conn:
+        export(conn, out, date(2026, 2, 28))
+    _entries, errors, _options = loader.load_string(out.getvalue())
+    assert errors == []
