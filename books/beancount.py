@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import MAXYEAR
 from datetime import date
 from datetime import timedelta
 
@@ -80,7 +81,7 @@ def assertion_days(first: date, through: date) -> list[date]:
     ``through`` has not ended: no assertion for it)."""
     days: list[date] = []
     day = _next_month(first.replace(day=1))
-    while day - timedelta(days=1) <= through:
+    while day is not None and day - timedelta(days=1) <= through:
         days.append(day)
         day = _next_month(day)
     return days
@@ -152,5 +153,8 @@ def render(chart: Chart, opened_on: date, entries: Iterable[Booked], assertions:
         yield balance(assertion)
 
 
-def _next_month(first: date) -> date:
+def _next_month(first: date) -> date | None:
+    """The first day of the month after ``first``'s; None after December 9999 (no day left to date it)."""
+    if (first.year, first.month) == (MAXYEAR, 12):
+        return None
     return date(first.year + (first.month == 12), first.month % 12 + 1, 1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import MAXYEAR
 from datetime import date
 from datetime import datetime
 from pathlib import Path
@@ -36,13 +37,32 @@ def _snapshot() -> Iterator[Any]:
         database.dispose()
 
 
-def _day(value: str | None, option: str) -> date:
+def _day(value: str | None, option: str, *, latest: date | None = None) -> date:
+    """``value`` as a date (today in Beijing time when None): at most ``latest`` when given, and never in the
+    calendar's last year (the day after it, which the books compute, could not be written)."""
+    today = datetime.now(SHANGHAI).date()
     if value is None:
-        return datetime.now(SHANGHAI).date()
+        return today
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise Fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
+    if latest is not None and day > latest:
+        raise Fail(f"{option}: {value} is after today ({latest.isoformat()} in Beijing time): a month that has not "
+                   "ended has no balance to assert") from None
+    if day.year >= MAXYEAR:
+        raise Fail(f"{option}: {value} is beyond the dates the books can hold (before {MAXYEAR}-01-01)") from None
+    return day
+
+
+def _target(target: str) -> Path:
+    """The file ``--to`` names: not empty, not a directory (a path ending in '/' or naming one)."""
+    if not target.strip() or target.endswith(("/", "\\")):
+        raise Fail(f"--to: {target!r} names no file (give a file name, e.g. books.beancount)")
+    path = Path(target)
+    if path.is_dir():
+        raise Fail(f"--to: {target} is a directory (give a file name in it, e.g. {path / 'books.beancount'})")
+    return path
 
 
 @main.group("books")
@@ -53,33 +73,33 @@ def books_group() -> None:
 @books_group.command("export")
 @click.option("--format", "fmt", type=click.Choice(["beancount"]), default="beancount", show_default=True,
               help="The file's format (Beancount v3: bean-check verifies it, Fava shows it).")
-@click.option("--to", "target", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="The file to write (replaced when it exists).")
+@click.option("--to", "target", required=True, help="The file to write (replaced when it exists).")
 @click.option("--summary", is_flag=True,
               help="One transaction per day and kind of event, one posting per account (large portfolios).")
 @click.option("--through", default=None, help="Balance assertions for each month ended by this date "
                                               "(YYYY-MM-DD; default today in Beijing time).")
-def books_export(fmt: str, target: Path, summary: bool, through: str | None) -> None:
+def books_export(fmt: str, target: str, summary: bool, through: str | None) -> None:
     """Write the whole ledger as a Beancount file: the accounts opened with their zh/en names, every entry (or the
     daily summaries), and balance assertions for every account at each month end taken from the sub-ledgers (the
     journal's own balance where no sub-ledger covers an account yet: the file says so). Check it with
     `bean-check FILE`."""
     from infra.books_export import export
 
-    end = _day(through, "--through")
-    partial = target.with_name(target.name + ".part")
+    end = _day(through, "--through", latest=datetime.now(SHANGHAI).date())
+    path = _target(target)
+    partial = path.with_name(path.name + ".part")
     try:
         with _snapshot() as conn, partial.open("w", encoding="utf-8") as out:
             done = export(conn, out, end, summary=summary)
-        partial.replace(target)
+        partial.replace(path)
     except OSError as exc:
-        raise Fail(f"--to: {exc.strerror or exc} ({target})") from None
+        raise Fail(f"--to: {exc.strerror or exc} ({path})") from None
     finally:
         partial.unlink(missing_ok=True)
     kind = "daily summaries" if summary else "entries"
-    click.echo(f"wrote {target}: {done.entries:,} {kind}, {done.assertions:,} balance assertions through "
+    click.echo(f"wrote {path}: {done.entries:,} {kind}, {done.assertions:,} balance assertions through "
                f"{end.isoformat()} ({done.from_journal:,} at the journal's own balance, no sub-ledger yet) in "
-               f"{done.seconds:.1f} s; check it with: bean-check {target}")
+               f"{done.seconds:.1f} s; check it with: bean-check {path}")
 
 
 @books_group.command("trial-balance")

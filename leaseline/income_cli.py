@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,9 @@ from leaseline.books_cli import books_group
 from leaseline.cli import Fail
 from leaseline.cli import _database_errors
 from leaseline.cli import _settings
+
+if TYPE_CHECKING:
+    from infra.db import Database
 
 
 @books_group.command("income")
@@ -36,6 +40,9 @@ def books_income(month: str, leases: tuple[str, ...], as_json: bool) -> None:
     database = Database(_settings().database_url)
     try:
         with _database_errors():
+            unknown = _unknown_leases(database, leases)
+            if unknown:
+                raise Fail(f"--lease: no such lease: {', '.join(unknown)}")
             try:
                 result = recognise_month(database, month, utc_now(), only=list(leases) or None)
             except MonthNotClosed as exc:
@@ -50,3 +57,16 @@ def books_income(month: str, leases: tuple[str, ...], as_json: bool) -> None:
     amount, difference = Decimal(result.amount) / 100, Decimal(result.difference) / 100
     click.echo(f"{result.month}: {result.posted:,} entries posted, ¥{amount:,.2f} of finance income "
                f"({result.leases:,} leases read; effective-interest difference ¥{difference:,.2f})")
+
+
+def _unknown_leases(database: Database, leases: tuple[str, ...]) -> list[str]:
+    """The ids of ``leases`` that name no lease (in the order given)."""
+    from sqlalchemy import select
+
+    from infra.db.models import LeaseRow
+
+    if not leases:
+        return []
+    with database.session() as session:
+        known = set(session.scalars(select(LeaseRow.id).where(LeaseRow.id.in_(list(leases)))))
+    return [lease for lease in dict.fromkeys(leases) if lease not in known]

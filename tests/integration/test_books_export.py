@@ -28,6 +28,7 @@ from click.testing import CliRunner
 from click.testing import Result
 from sqlalchemy import Connection
 
+from books.beancount import assertion_days
 from books.chart import load_chart
 from books.entries import Entry
 from books.entries import credit
@@ -202,6 +203,22 @@ def test_bad_input_is_one_line(url: str, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a date" in result.output
     result = cli(url, "export", "--to", str(tmp_path / "missing" / "books.beancount"))
     assert result.exit_code == 2 and "--to" in result.output
+    for target in ("", str(tmp_path / "nodir") + "/"):  # no file name: refused, nothing written
+        result = cli(url, "export", f"--to={target}")
+        assert result.exit_code == 2 and result.output.count("\n") == 1 and "--to" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+    for late in ("9999-12-31", "2999-01-31"):  # a month not ended yet has no balance to assert
+        result = cli(url, "export", "--to", str(tmp_path / "late.beancount"), "--through", late)
+        assert result.exit_code == 2 and "--through" in result.output and "today" in result.output, result.output
+    for option in ("trial-balance", "reconcile"):
+        result = cli(url, option, "--date", "9999-12-31")
+        assert result.exit_code == 2 and "--date" in result.output, result.output
+    result = cli(url, "income", "--month", "2026-11", "--lease", "no-such-lease")
+    assert result.exit_code == 2 and "no-such-lease" in result.output and "0 leases" not in result.output
+
+
+def test_the_last_month_of_the_calendar_has_no_assertion_day() -> None:
+    assert assertion_days(date(9999, 11, 5), date.max) == [date(9999, 12, 1)]  # 10000-01-01 cannot be written
 
 
 def test_the_leases_schedules_are_asserted_and_catch_a_posting_out_of_line(tmp_path: Path) -> None:
