@@ -31,6 +31,12 @@ that a replay posts nothing twice.
   funding, the price of the car it buys out, is not paid to anyone: it pays off the old lease) / Cr
   Assets:LeaseReceivable:Payments (principal and interest) and Cr Income:Lease:LateCharges (a late charge paid off) on
   the OLD lease.
+- **the dealer paid for the car** (放款: the lessor pays the dealer the price of the car it financed, by bank
+  transfer, apart from the down payment's share; ops record the payment: ``leaseline books fund-dealer``,
+  infra/dealer_funding.py), key ``dealer_funding:<lease id>``, dated the day the bank paid: Dr
+  Liabilities:Payable:Dealers / Cr Assets:Bank:Disbursements (银行存款—付款账户), what the lease's commencement still
+  owes the dealer (its financed amount less what a refinancing paid off with it). The commencement is the payable
+  falling due; this, its payment.
 - **write-off**: Leaseline has none yet (no code writes a lease off); none is posted.
 
 Penalty interest (罚息) is income when collected (its collectability is not probable before): the close's late charges
@@ -56,6 +62,8 @@ DEALERS = "Liabilities:Payable:Dealers"
 UNAPPLIED = "Liabilities:Unapplied:Lessees"
 LATE_CHARGES = "Income:Lease:LateCharges"
 BANK = "Assets:Bank:Collections"
+#: the bank account the lessor pays dealers from (the car's price, 放款)
+DISBURSEMENTS = "Assets:Bank:Disbursements"
 STRIPE_CLEARING = "Assets:Clearing:Stripe"
 #: the instalments that are lease payments (租赁收款额: the receivable's sub-ledger); any other kind (purchase_price,
 #: return_charges) is a charge outside them
@@ -166,3 +174,14 @@ def refinanced(old_lease_id: str, old_dealer_id: str, new_lease_id: str, new_dea
         credit(LATE_CHARGES, penalty, lease_id=old_lease_id, dealer_id=old_dealer_id),
     ], f"尾付租金由再融资租赁 {new_lease_id} 付清 the final rent paid off by the refinancing", lease_id=old_lease_id,
         dealer_id=old_dealer_id)
+
+
+def dealer_funded(lease_id: str, dealer_id: str, paid_on: date, amount: int, reference: str = "") -> Entry | None:
+    """The dealer paid by bank transfer for the car the lease financed (``amount`` fen, what the lease owes it):
+    the dealers' payable its commencement credited, settled from the disbursements account. Raises
+    :class:`UnpostableEntry` for a negative amount."""
+    if amount < 0:
+        raise UnpostableEntry(f"lease {lease_id}: a negative payment to the dealer ({amount} fen)")
+    return entry(f"dealer_funding:{lease_id}", "dealer_funded", paid_on, [
+        debit(DEALERS, amount), credit(DISBURSEMENTS, amount),
+    ], f"支付经销商车款 the dealer paid for the car {reference}".strip(), lease_id=lease_id, dealer_id=dealer_id)

@@ -155,3 +155,57 @@ def books_reconcile(on: str | None, as_json: bool) -> None:
                        f"difference {row['difference']}")
     if rows:
         raise SystemExit(1)
+
+
+@books_group.command("fund-dealer")
+@click.argument("lease", required=False)
+@click.option("--amount", default=None, help="What the bank paid the dealer for the car (yuan, e.g. 123456.78): "
+                                             "the lease's payable to its dealer, to the fen.")
+@click.option("--on", "paid_on", default=None, help="The day the bank paid (YYYY-MM-DD; default today in Beijing "
+                                                    "time).")
+@click.option("--reference", default="", help="The bank's reference of the transfer.")
+@click.option("--by", "by", default=None, help="Who records it (for the audit log).")
+@click.option("--due", is_flag=True, help="List the leases whose dealer is still owed for the car instead.")
+def books_fund_dealer(lease: str | None, amount: str | None, paid_on: str | None, reference: str, by: str | None,
+                      due: bool) -> None:
+    """Record that the bank paid a lease's dealer for the car (放款; LEASE: its id or contract number): Dr the dealers'
+    payable / Cr the disbursements bank account (infra/dealer_funding.py), once. --due lists what is still owed."""
+    from decimal import Decimal
+    from decimal import InvalidOperation
+
+    from bff.payments.common import utc_now
+    from infra.db import Database
+    from infra.dealer_funding import FundingRefused
+    from infra.dealer_funding import fund_dealer
+    from infra.dealer_funding import fundings_due
+
+    database = Database(_settings().database_url)
+    try:
+        with _database_errors():
+            if due:
+                owed = fundings_due(database)
+                for f in owed:
+                    click.echo(f"  {f.contract_number}  {f.lease_id}  dealer {f.dealer_id}  from "
+                               f"{f.starts_on.isoformat()}  owed {f.owed / 100:,.2f}")
+                click.echo(f"{len(owed):,} lease{'' if len(owed) == 1 else 's'} whose dealer is owed for the car: "
+                           f"{sum(f.owed for f in owed) / 100:,.2f}")
+                return
+            if not lease or amount is None or not by:
+                raise Fail("give LEASE, --amount and --by (or --due to list what is owed)")
+            try:
+                fen = Decimal(amount) * 100
+            except InvalidOperation:
+                raise Fail(f"--amount: {amount!r} is not an amount in yuan") from None
+            if fen != fen.to_integral_value():
+                raise Fail(f"--amount: {amount!r} is not an amount to the fen")
+            today = datetime.now(SHANGHAI).date()
+            day = _day(paid_on, "--on") if paid_on else today
+            try:
+                done = fund_dealer(database, lease, amount=int(fen), paid_on=day, today=today, reference=reference,
+                                   actor_label=by, now=utc_now())
+            except FundingRefused as exc:
+                raise Fail(str(exc)) from None
+    finally:
+        database.dispose()
+    click.echo(f"lease {done.contract_number}: its dealer {done.dealer_id} paid {done.paid / 100:,.2f} for the car "
+               f"(dealer_funding:{done.lease_id}); still owed {done.owed / 100:,.2f}")

@@ -316,3 +316,42 @@ def test_events_booked_late_in_a_closed_month_count_on_both_sides_from_the_day_t
         export(conn, out, date(2026, 2, 28))
     _entries, errors, _options = loader.load_string(out.getvalue())
     assert errors == []
+
+
+def test_the_dealer_paid_for_the_car_is_recorded_once_by_ops_and_leaves_it_owed_nothing(db: Database) -> None:
+    from click.testing import CliRunner
+    from sqlalchemy import text
+
+    from infra.dealer_funding import fundings_due
+    from leaseline.cli import main
+
+    lease = opened(db, residual_ratio="0.2")
+    owed = {f.lease_id: f.owed for f in fundings_due(db)}
+    assert owed[lease.id] == lease.row.financed_amount  # its commencement: the payable falling due
+
+    def fund(*args: str) -> tuple[int, str]:
+        done = CliRunner().invoke(main, ["books", "fund-dealer", *args], catch_exceptions=False,
+                                  env={"LEASELINE_DATABASE_URL": db.engine.url.render_as_string(hide_password=False)})
+        return done.exit_code, done.output
+
+    yuan = f"{lease.row.financed_amount / 100:.2f}"
+    code, said = fund(lease.id, "--amount", f"{lease.row.financed_amount / 100 - 1:.2f}", "--by", "ops")
+    assert code == 2 and f"owed {lease.row.financed_amount / 100:.2f}" in said  # another amount: refused
+    code, said = fund(lease.id, "--amount", yuan, "--by", "ops", "--on", "2025-12-31")
+    assert code == 2 and "lease's start" in said  # before the lease: refused
+    for _ in range(2):  # recorded once; the second answers what was recorded
+        code, said = fund(lease.id, "--amount", yuan, "--reference", "BANK-7", "--by", "ops",
+                          "--on", START.isoformat())
+        assert code == 0 and "still owed 0.00" in said, said
+    assert lines(db, f"dealer_funding:{lease.id}") == {
+        (DEALERS, lease.row.financed_amount, 0, lease.id), ("Assets:Bank:Disbursements", 0, lease.row.financed_amount,
+                                                             lease.id)}
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(JournalEntryRow)
+                        .where(JournalEntryRow.key == f"dealer_funding:{lease.id}")) == 1
+        assert s.scalar(text("SELECT count(*) FROM audit_events WHERE action = 'books.dealer_funded' "
+                             "AND target = :lease"), {"lease": lease.id}) == 1
+    assert lease.id not in {f.lease_id for f in fundings_due(db)}
+    assert differences(db, lease.id, on=START) == []
+    code, said = fund("no-such-lease", "--amount", "1", "--by", "ops")
+    assert code == 2 and "no such lease" in said

@@ -128,3 +128,16 @@ def test_every_receipt_balances_to_the_fen(parts: list[tuple[str, int, int, int]
     check(load_chart(), made)
     assert made.total == amount
     assert all(isinstance(li, Line) and (li.debit > 0) != (li.credit > 0) for li in made.lines)
+
+
+def test_the_dealer_paid_for_the_car_settles_the_lease_s_dealer_payable_from_the_disbursements_account() -> None:
+    from books.lease import DISBURSEMENTS
+    from books.lease import dealer_funded
+
+    made = dealer_funded("L1", "D1", DAY, 6_850_50, reference="BANK-0042")
+    assert made is not None and made.key == "dealer_funding:L1" and made.kind == "dealer_funded"
+    assert made.value_date == DAY and made.lease_id == "L1" and "BANK-0042" in made.memo
+    assert lines(made) == {(DEALERS, 6_850_50, 0, "L1", "D1"), (DISBURSEMENTS, 0, 6_850_50, "L1", "D1")}
+    assert dealer_funded("L1", "D1", DAY, 0) is None  # nothing owed for the car: nothing paid
+    with pytest.raises(UnpostableEntry, match="negative"):
+        dealer_funded("L1", "D1", DAY, -1)
