@@ -14,9 +14,19 @@ each event in, its entry out.
   a late charge (income when collected). What the deposit does not need is refunded by the ``payments.settle`` job
   when the lease ends (origination's refund posting, Dr Deposits / Cr Clearing:Stripe), not here.
 
-Not posted (yet): the returned car offsetting the final rent (``car_returned``): the chart has no account for a
-vehicle taken back (the unguaranteed residual value, 未担保余值, or the car as an asset held for sale); until it has,
-the final rent of a returned car stays in Assets:LeaseReceivable:Payments.
+- **the returned car offsetting the final rent** (the return's inspection waives what is left of it: its
+  ``car_returned`` movement), in the inspection's transaction, dated its business date, two entries:
+  ``car_returned:<lease>:<instalment id>`` (kind ``car_returned``): Cr Assets:LeaseReceivable:Payments = the principal
+  and interest waived; Dr Assets:LeaseReceivable:Unearned = the interest waived (it leaves the books with the rent);
+  Dr Assets:Vehicles:Returned = the principal, the car's carrying amount (held for sale: the account's code is
+  provisional, see the chart). The late charge waived posts nothing (late charges are income when collected).
+  ``income:<lease>:car_returned:<instalment id>`` (kind ``finance_income``, the monthly entries' family, as a
+  settlement's ``income:<lease>:settlement:<quote>``): the lease's finance income brought to what its schedule without
+  the waived interest earned through the day (``earned``, books/income.py) from what was recognised before —
+  the months may have recognised part of the final rent's period: reversed, Dr Income:Lease:Interest / Cr Unearned;
+  or the kept rents' interest of the days since the last month end, Dr Unearned / Cr Income:Lease:Interest. The
+  interest waived is never income; the monthly job (infra/finance_income.py, a waived rent earning only the interest
+  it was paid) has nothing of it left to post.
 """
 
 from __future__ import annotations
@@ -33,6 +43,11 @@ OTHER_RECEIVABLE = "Assets:Receivable:Lessees"
 DEPOSITS = "Liabilities:Deposits:Lessees"
 LATE_CHARGES = "Income:Lease:LateCharges"
 FEES = "Income:Other:Fees"
+UNEARNED = "Assets:LeaseReceivable:Unearned"
+INTEREST = "Income:Lease:Interest"
+VEHICLES_RETURNED = "Assets:Vehicles:Returned"
+#: the kind of every entry that moves schedule interest between Unearned and Income (infra/finance_income.py)
+FINANCE_INCOME = "finance_income"
 #: the instalments that are lease payments (books/lease.py LEASE_PAYMENTS)
 LEASE_PAYMENTS = ("rent", "final_rent")
 LABELS = {"purchase_price": "留购价 purchase price", "return_charges": "退车费用 return charges"}
@@ -54,3 +69,24 @@ def deposit_applied(lease_id: str, dealer_id: str, instalment_id: int, kind: str
         credit(RECEIVABLE if lease_payment else OTHER_RECEIVABLE, principal + interest),
         credit(LATE_CHARGES, penalty),
     ], f"保证金抵扣 the deposit applied to {LABELS.get(kind, kind)}", lease_id=lease_id, dealer_id=dealer_id)
+
+
+def car_returned(lease_id: str, dealer_id: str, instalment_id: int, day: date, *, principal: int, interest: int,
+                 earned: int, recognised: int) -> list[Entry]:
+    """The returned car offsetting the final rent (see the module's docstring): ``principal`` and ``interest`` what
+    was left of it (waived), ``earned`` the lease's finance income its schedule without that interest holds through
+    ``day``, ``recognised`` what was recognised before (fen)."""
+    out: list[Entry] = []
+    offset = entry(f"car_returned:{lease_id}:{instalment_id}", "car_returned", day, [
+        debit(VEHICLES_RETURNED, principal), debit(UNEARNED, interest), credit(RECEIVABLE, principal + interest),
+    ], f"车辆退还，抵扣尾付租金 the returned car offsets the final rent: principal {principal} fen, interest "
+       f"{interest} fen", lease_id=lease_id, dealer_id=dealer_id)
+    if offset is not None:
+        out.append(offset)
+    income = entry(f"income:{lease_id}:car_returned:{instalment_id}", FINANCE_INCOME, day, [
+        debit(UNEARNED, earned - recognised), credit(INTEREST, earned - recognised),
+    ], f"融资收益 finance income to the return: {earned} fen earned without the waived interest, {recognised} fen "
+       "recognised before", lease_id=lease_id, dealer_id=dealer_id)
+    if income is not None:
+        out.append(income)
+    return out

@@ -10,8 +10,9 @@ How each choice is carried by the receivable (decided here, documented once):
   business applies the deposit to the purchase price, then to the final rent (the contract's 第五条: 保证金先行抵扣
   …尾付租金、留购价); what the deposit does not cover is paid as the rents are;
 - **return**: the inspection offsets the final rent with the car (the instalment ``waived``, a ``car_returned``
-  movement), adds the charges as an instalment of kind ``return_charges`` due on the business date, and applies the
-  deposit to what is then open (rents unpaid, then the charges); the rest is owed, paid on the pay page;
+  movement, its entries: books/end_of_term.py ``car_returned``), adds the charges as an instalment of kind
+  ``return_charges`` due on the business date, and applies the deposit to what is then open (rents unpaid, then the
+  charges); the rest is owed, paid on the pay page;
 - the deposit applied is recorded as ``deposit_deduction`` (each application a ``deposit_offset`` movement keyed by
   lease and instalment); the refund of the rest goes through today's closing (bff/payments/settlement.py), in the
   transaction that ends the lease (:func:`_settle_deposits`): the application's term closed with what the deposit
@@ -49,6 +50,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from books import end_of_term as books_end_of_term
+from books.income import recognised_through
 from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import ApplicationEventRow
@@ -59,6 +61,8 @@ from infra.db.models import LeaseRow
 from infra.db.models import LeaseTermRow
 from infra.db.models import PaymentRow
 from infra.db.models import ServicingMovementRow
+from infra.finance_income import recognised
+from infra.finance_income import schedules
 from infra.servicing import ACTIVE
 from infra.servicing import DUE
 from infra.servicing import FINAL_RENT
@@ -355,7 +359,7 @@ def _open_rows(session: Session, lease_id: str) -> list[InstalmentRow]:
 
 def _offset_by_car(session: Session, row: InstalmentRow, day: date, now: datetime) -> None:
     """The final rent offset by the returned car (the contract: its value offsets the final rent): what is left of it
-    waived, with its movement."""
+    waived, with its movement and its entries (books/end_of_term.py ``car_returned``)."""
     principal, interest = row.principal - row.paid_principal, row.interest - row.paid_interest
     penalty = max(0, row.penalty_accrued - row.paid_penalty)
     row.waived += principal + interest + penalty
@@ -364,6 +368,15 @@ def _offset_by_car(session: Session, row: InstalmentRow, day: date, now: datetim
         lease_id=row.lease_id, instalment_id=row.id, kind="car_returned", value_date=day, principal=-principal,
         interest=-interest, penalty=-penalty, key=f"car_returned:{row.lease_id}:{row.id}", booked_at=now,
         note="车辆退还，抵扣尾付租金 the returned car offsets the final rent"))
+    # the books (books/end_of_term.py car_returned): the rent off the receivable, the car back at its principal, the
+    # lease's income brought to its schedule without the waived interest through the day
+    lease = session.get(LeaseRow, row.lease_id)
+    assert lease is not None
+    session.flush()
+    earned = recognised_through(schedules(session, [lease])[lease.id], day)
+    post(session, books_end_of_term.car_returned(
+        lease.id, lease.dealer_id, row.id, day, principal=principal, interest=interest, earned=earned,
+        recognised=recognised(session, [lease.id]).get(lease.id, 0)), now)
 
 
 def deposit_paid(application_id: Any) -> Any:

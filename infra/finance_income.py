@@ -12,7 +12,8 @@ recognised to the settlement day, income reversed that a re-amortised schedule n
 **Set-based.** :func:`recognise_month` walks the leases that commenced by the month end (a settled one excepted:
 its settlement made its income final) in batches of
 :data:`BATCH` (keyset on the id), each batch one transaction: one read of the batch's instalments (cancelled rents left
-out, a settled rent's interest taken as none: waived or given back, never recognised), one of what each recognised
+out, a settled rent's interest taken as none: waived or given back, never recognised; a waived rent's — a returned
+car's final rent — as what it was paid), one of what each recognised
 before, one of their prepaid principal (for the effective-interest figure), one :func:`infra.books.post` of the
 batch's entries. A lease whose schedule is wholly recognised posts nothing (``entry`` drops it). Run again — a retried
 job, ``leaseline books income --month`` by hand — it posts nothing twice (the key), and a month recognised already
@@ -71,6 +72,9 @@ SCHEDULE_KINDS = ("rent", "final_rent")
 SETTLED_LEASE = "settled"
 #: states whose interest is not the lease's to earn: a cancelled rent (zeroed), a rent a settlement replaced
 NOT_EARNED = ("cancelled", "settled")
+#: a rent waived (the returned car offsetting the final rent, infra/end_of_term.py): it earns only the interest it was
+#: paid before; the interest waived is never recognised (books/end_of_term.py reversed what the months had of it)
+WAIVED = "waived"
 
 
 class MonthNotClosed(ValueError):
@@ -108,16 +112,17 @@ def recognised(session: Session, lease_ids: Sequence[str]) -> dict[str, int]:
 
 def schedules(session: Session, leases: Sequence[LeaseRow]) -> dict[str, LeaseSchedule]:
     """The current schedule of each lease (books/income.py): its rents and final rent as they stand, a cancelled rent
-    left out, a settled one with no interest."""
+    left out, a settled one with no interest, a waived one with the interest it was paid only."""
     from infra.servicing import any_of
 
     rents: dict[str, list[Rent]] = defaultdict(list)
-    for lease_id, due_on, amount, interest, state in session.execute(
+    for lease_id, due_on, amount, interest, paid, state in session.execute(
             select(InstalmentRow.lease_id, InstalmentRow.due_on, InstalmentRow.amount, InstalmentRow.interest,
-                   InstalmentRow.state)
+                   InstalmentRow.paid_interest, InstalmentRow.state)
             .where(InstalmentRow.lease_id == any_of([lease.id for lease in leases]),
                    InstalmentRow.kind.in_(SCHEDULE_KINDS), InstalmentRow.state != "cancelled")):
-        rents[lease_id].append(Rent(due_on, 0 if state in NOT_EARNED else interest, amount))
+        earned = 0 if state in NOT_EARNED else min(interest, paid) if state == WAIVED else interest
+        rents[lease_id].append(Rent(due_on, earned, amount))
     return {lease.id: LeaseSchedule(lease.starts_on, lease.ends_on, lease.timing, tuple(rents[lease.id]))
             for lease in leases}
 

@@ -1,10 +1,12 @@
 """The books of a lease's servicing events (issue 19 §1, lane 2), on the real database without pages: the month's
 finance income (infra/finance_income.py) posts once per lease and month and its months add up to the schedule's
 interest; an early settlement (books/settlement.py) and a partial prepayment (books/prepayment.py) post in their own
-transaction, once, and leave the lease's receivable and unearned income what its instalments say, to the fen."""
+transaction, once, and leave the lease's receivable and unearned income what its instalments say, to the fen; so does a
+returned car offsetting the final rent (infra/end_of_term.py, books/end_of_term.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import UTC
@@ -26,6 +28,7 @@ from books.income import Rent
 from books.income import month_of
 from books.income import monthly_income
 from infra import books
+from infra.books_reconcile import lease_differences
 from infra.collections import PREPAYMENT
 from infra.collections import SETTLEMENT
 from infra.collections import SqlCollections
@@ -37,17 +40,21 @@ from infra.db.models import JournalEntryRow
 from infra.db.models import JournalLineRow
 from infra.db.models import LeaseRow
 from infra.db.models import SettlementQuoteRow
+from infra.end_of_term import Inspection
+from infra.end_of_term import SqlEndOfTerm
 from infra.finance_income import TASK
 from infra.finance_income import defer_month
 from infra.finance_income import income_key
 from infra.finance_income import recognise_month
 from infra.lease_reads import SqlLeaseReads
 from infra.prepayments import SqlPrepayments
+from infra.servicing import PlannedInstalment
 from infra.servicing import SqlServicing
 from infra.servicing import lease_plan
 from infra.settlements import SqlSettlements
 from leaseline.cli import main
 from plans.policy import load_policy
+from plans.timeline import add_months
 from tests.integration.test_servicing_close import record
 
 RECEIVABLE, UNEARNED = "Assets:LeaseReceivable:Payments", "Assets:LeaseReceivable:Unearned"
@@ -68,15 +75,20 @@ def _application(c: Any) -> str:
     return application_id
 
 
-def _lease(app: Any, starts_on: date, timing: str = "arrears") -> str:
-    """A lease of 12 rents (``timing``) and a final rent, opened as the handover's transaction opens it."""
+def _lease(app: Any, starts_on: date, timing: str = "arrears", final_interest: int = 0) -> str:
+    """A lease of 12 rents (``timing``) and a final rent (with ``final_interest`` fen of interest beside its principal:
+    a contract's residual is all principal, a final rent need not be), opened as the handover's transaction opens
+    it."""
     c = app.extensions["leaseline"]
     application_id = _application(c)
+    plan = lease_plan(record(starts_on, timing=timing, residual_ratio="0.2"))
+    if final_interest:
+        *rents, final = plan.instalments
+        plan = dataclasses.replace(plan, instalments=(*rents, PlannedInstalment(
+            final.number, final.kind, final.due_on, final.amount + final_interest, final.principal, final_interest)))
     with c.db.session() as s:
         dealer_id = s.execute(select(ApplicationRow.dealer_id).where(ApplicationRow.id == application_id)).scalar_one()
-        lease_id = SqlServicing(c.db).open_lease(s, application_id, dealer_id,
-                                                 lease_plan(record(starts_on, timing=timing, residual_ratio="0.2")),
-                                                 datetime.now(UTC))
+        lease_id = SqlServicing(c.db).open_lease(s, application_id, dealer_id, plan, datetime.now(UTC))
     assert lease_id is not None
     return lease_id
 
@@ -276,3 +288,38 @@ def test_a_prepaid_lease_s_books_balance_to_the_fen_and_post_once(app: Any, timi
         again = [books.entry_of(s, k) for k, _ in entries if "prepayment:" in k]
         assert books.post(s, [e for e in again if e is not None], now) == []
     assert _entries(c, lease_id) == entries and _balances(c, lease_id) == balances
+
+
+def test_a_returned_car_takes_the_final_rent_off_the_receivable_and_its_interest_is_never_income(app: Any) -> None:
+    c = app.extensions["leaseline"]
+    today = SqlServicing(c.db).business_date()
+    starts_on = add_months(today, -13) - timedelta(days=5)
+    lease_id = _lease(app, starts_on, final_interest=30_000)  # the term ended over a month ago
+    final = next(i for i in _instalments(c, lease_id) if i.kind == "final_rent")
+    kept = sum(i.interest for i in _instalments(c, lease_id)) - final.interest
+    months = _closed_months(starts_on, today)
+    for month in months:  # the months before the term's end: part of the final rent's period recognised
+        if month < month_of(final.due_on):
+            recognise_month(c.db, month, datetime.now(UTC), only=[lease_id])
+
+    def differences() -> list[Any]:
+        with c.db.session() as s:
+            return lease_differences(s, [lease_id], on=today)
+
+    assert differences() == []
+    eot, now = SqlEndOfTerm(c.db), datetime.now(UTC)
+    eot.choose(lease_id, "return", by="customer", terms={}, purchase_price=0, now=now)
+    eot.record_inspection(lease_id, Inspection(20_100, (), (), 0, 0, "", "staff", {}), now)
+    assert differences() == []
+    entries = _entries(c, lease_id)
+    assert (f"car_returned:{lease_id}:{final.id}", "car_returned") in entries
+    assert (f"income:{lease_id}:car_returned:{final.id}", "finance_income") in entries
+    balances = _balances(c, lease_id)
+    # the car back in the lessor's hands at its carrying amount; no unearned income left, the income the kept rents'
+    assert balances["Assets:Vehicles:Returned"] == final.principal
+    assert balances.get(UNEARNED, 0) == 0 and -balances[INTEREST] == kept
+    assert balances[RECEIVABLE] == sum(i.amount for i in _instalments(c, lease_id) if i.kind == "rent")
+    # the months after it (and a replay of those before) recognise nothing more: the waived interest is never earned
+    for month in months:
+        assert recognise_month(c.db, month, datetime.now(UTC), only=[lease_id]).posted == 0, month
+    assert _entries(c, lease_id) == entries and _balances(c, lease_id) == balances and differences() == []

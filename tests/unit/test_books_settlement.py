@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 
 from books.chart import load_chart
+from books.end_of_term import car_returned
 from books.end_of_term import charged
 from books.end_of_term import deposit_applied
 from books.entries import Entry
@@ -85,3 +86,24 @@ def test_the_end_of_term_charges_and_the_deposit_applied() -> None:
     assert net([final], "Assets:LeaseReceivable:Payments") == -900 and net([final], "Income:Lease:LateCharges") == -12
     assert net([other], "Assets:Receivable:Lessees") == -100
     assert deposit_applied("l1", "d1", 9, "rent", DAY, principal=0, interest=0, penalty=0) is None
+
+
+def test_a_returned_car_takes_the_final_rent_off_the_receivable_and_the_income_it_had_earned_back() -> None:
+    # the final rent: 40,000 principal and 300 interest left (50 paid); the months recognised 1,250 of the lease's
+    # income, the kept schedule (the waived interest out) holds 1,100 through the return day: 150 reversed
+    entries = car_returned("l1", "d1", 8, DAY, principal=40_000, interest=300, earned=1_100, recognised=1_250)
+    for e in entries:
+        check(load_chart(), e)
+    assert [(e.key, e.kind) for e in entries] == [("car_returned:l1:8", "car_returned"),
+                                                  ("income:l1:car_returned:8", "finance_income")]
+    assert net(entries, "Assets:LeaseReceivable:Payments") == -(40_000 + 300)
+    assert net(entries, "Assets:Vehicles:Returned") == 40_000  # the carrying amount: the principal
+    assert net(entries, "Assets:LeaseReceivable:Unearned") == 300 - 150
+    assert net(entries, "Income:Lease:Interest") == 150
+    assert all(li.lease_id == "l1" and li.dealer_id == "d1" for e in entries for li in e.lines)
+    # nothing recognised beyond the kept schedule: the income entry catches up to the day, or posts nothing
+    assert [e.key for e in car_returned("l1", "d1", 8, DAY, principal=40_000, interest=0, earned=7,
+                                        recognised=7)] == ["car_returned:l1:8"]
+    assert net(car_returned("l1", "d1", 8, DAY, principal=1, interest=0, earned=9, recognised=7),
+               "Income:Lease:Interest") == -2
+    assert car_returned("l1", "d1", 8, DAY, principal=0, interest=0, earned=0, recognised=0) == []
