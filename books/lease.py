@@ -155,10 +155,10 @@ def surplus_refunded(receipt_id: str, lease_id: str, dealer_id: str, *, source: 
 
 
 def collected_outside(lease_id: str, dealer_id: str, number: int, due_on: date, principal: int,
-                      interest: int) -> Entry | None:
+                      interest: int, *, paid_on: date | None = None) -> Entry | None:
     """A rent due before servicing took over, collected outside Leaseline (the backfill): into the collections
-    account on its due day."""
-    return entry(f"collected_outside:{lease_id}:{number}", "collected_outside", due_on, [
+    account on its due day (or ``paid_on``: the synthetic portfolio's rents, paid on their day)."""
+    return entry(f"collected_outside:{lease_id}:{number}", "collected_outside", paid_on or due_on, [
         debit(BANK, principal + interest), credit(RECEIVABLE, principal + interest),
     ], f"服务启用前已在系统外收取 rent {number} collected outside Leaseline", lease_id=lease_id, dealer_id=dealer_id)
 

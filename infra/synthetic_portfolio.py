@@ -14,6 +14,17 @@ one rent, or two to four (M2, M3+), some partly paid, before or after they turne
 accrued through that day by :func:`infra.servicing.late_charge` (one movement per instalment), so the next close is
 a day like any other.
 
+Its books are posted with it, as a lease's events would have posted them (books/lease.py), in the load's transaction
+through :func:`infra.books.post` (one call a chunk: its arrays in a few statements): each lease's commencement
+(``lease:<id>:commenced``, on its start), its dealer paid for the car that day (``dealer_funding:<id>``: no
+origination, no upfront payment), and each rent it marks paid, in full or in part, as collected outside Leaseline on the
+day its payment movement is dated (``collected_outside:<id>:<number>``: Dr the collections account; rent 1 in advance
+too, there being no upfront payment to apply it from) — so that the lease sub-ledger (infra/books_reconcile.py)
+reconciles at any date. The late charges accrued post nothing (penalty interest is income when collected). The journal
+being append-only, ``--drop`` leaves those entries; each load's lease and application ids are drawn from the seed
+mixed with a nonce of the load (the same seed draws the same portfolio, under new ids), so a reload never meets the
+entries of a portfolio dropped before.
+
 Bulk-loaded: applications with one multi-row INSERT per chunk, leases, instalments and movements with COPY, in one
 transaction (the instalments' ids reserved as one block under a table lock), then ANALYZE.
 """
@@ -40,6 +51,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from books.chart import load_chart
+from books.entries import Entry
+from books.lease import Scheduled
+from books.lease import collected_outside
+from books.lease import commenced
+from books.lease import dealer_funded
+from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import ApplicationRow
 from infra.db.models import DealerGroupRow
@@ -179,6 +197,8 @@ def load_portfolio(db: Database, leases: int, seed: int, now: datetime) -> Loade
     repo = SqlServicing(db)
     as_of, calendar = repo.business_date(), repo.calendar()
     rng = random.Random(seed)
+    nonce = uuid.uuid4().int  # this load's: the ids differ from any load's before (the journal keeps theirs)
+    chart = load_chart()
     draws = [_draw(rng, as_of) for _ in range(leases)]
     products: dict[tuple[int, str, int, str, str, str, str], _Product] = {}
     total = {"instalments": 0, "movements": 0, "overdue": 0, "partly_paid": 0}
@@ -203,13 +223,14 @@ def load_portfolio(db: Database, leases: int, seed: int, now: datetime) -> Loade
         for start in range(0, leases, CHUNK):
             chunk = _Chunk()
             for offset, draw in enumerate(draws[start:start + CHUNK], start=start):
-                next_id = chunk.add(rng, offset, draw, products[draw.product], as_of, calendar, now, next_id)
+                next_id = chunk.add(rng, offset, draw, products[draw.product], as_of, calendar, now, next_id, nonce)
             session.execute(insert(ApplicationRow), chunk.applications)
             for table, columns, buffer in (("leases", LEASE_COLUMNS, chunk.leases),
                                            ("instalments", INSTALMENT_COLUMNS, chunk.instalments),
                                            ("servicing_movements", MOVEMENT_COLUMNS, chunk.movements)):
                 with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                     copy.write(buffer.getvalue())
+            post(session, chunk.entries, now, chart=chart)
             for key in total:
                 total[key] += chunk.counts[key]
         assert next_id == first_id + count
@@ -308,6 +329,7 @@ class _Chunk:
         self.applications: list[dict[str, Any]] = []
         self.leases, self.instalments, self.movements = io.StringIO(), io.StringIO(), io.StringIO()
         self.counts = {"instalments": 0, "movements": 0, "overdue": 0, "partly_paid": 0}
+        self.entries: list[Entry] = []
         self.terms: dict[tuple[tuple[int, str, int, str, str, str, str], str], tuple[str, dict[str, Any]]] = {}
 
     def movement(self, lease_id: str, instalment_id: int, kind: str, on: date, principal: int, interest: int,
@@ -316,11 +338,18 @@ class _Chunk:
                              f"{penalty}\t{key}\t{NULL}\t{NOTE}\t{stamp}\n")
         self.counts["movements"] += 1
 
+    def collected(self, lease_id: str, number: int, due: date, on: date, principal: int, interest: int) -> None:
+        """A rent's payment, in full or in part, posted as collected outside Leaseline on the day it was made."""
+        made = collected_outside(lease_id, DEALER, number, due, principal, interest, paid_on=on)
+        if made is not None:
+            self.entries.append(made)
+
     def add(self, rng: random.Random, index: int, draw: _Draw, product: _Product, as_of: date,
-            calendar: BusinessCalendar, now: datetime, next_id: int) -> int:
-        """Add lease ``index``; its instalments take ids from ``next_id`` on; the next free id."""
-        lease_id, application_id = str(uuid.UUID(int=rng.getrandbits(128), version=4)), \
-            str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            calendar: BusinessCalendar, now: datetime, next_id: int, nonce: int = 0) -> int:
+        """Add lease ``index`` (its ids the seed's mixed with the load's ``nonce``) with its journal entries; its
+        instalments take ids from ``next_id`` on; the next free id."""
+        lease_id, application_id = str(uuid.UUID(int=rng.getrandbits(128) ^ nonce, version=4)), \
+            str(uuid.UUID(int=rng.getrandbits(128) ^ nonce, version=4))
         _, _, term, rate, _, timing, _ = draw.product
         stamp = now.isoformat()
         self.applications.append({
@@ -352,6 +381,11 @@ class _Chunk:
         rows = [(n, RENT, due, *product.rows[n - 1]) for n, due in enumerate(dates.rent_dates, start=1)]
         if product.residual:
             rows.append((term + 1, FINAL_RENT, dates.ends_on, product.residual, product.residual, 0))
+        schedule = [Scheduled(kind, amount, principal, interest) for _, kind, _, amount, principal, interest in rows]
+        for made in (commenced(lease_id, DEALER, draw.starts_on, schedule),
+                     dealer_funded(lease_id, DEALER, draw.starts_on, product.financed, "synthetic")):
+            if made is not None:
+                self.entries.append(made)
         for number_, kind, due, amount, principal, interest in rows:
             inst_id = next_id
             next_id += 1
@@ -363,10 +397,12 @@ class _Chunk:
                 if timing == "advance" and number_ == 1:
                     self.movement(lease_id, inst_id, "paid_at_signing", due, -principal, -interest, 0,
                                   f"paid_at_signing:{lease_id}:1", stamp)
+                    self.collected(lease_id, number_, due, due, principal, interest)
                 else:
                     settled_on = max(draw.starts_on, due - timedelta(days=rng.choice((0, 0, 0, 1, 2, 3))))
                     self.movement(lease_id, inst_id, "payment", settled_on, -principal, -interest, 0,
                                   f"synthetic:payment:{lease_id}:{number_}", stamp)
+                    self.collected(lease_id, number_, due, settled_on, principal, interest)
                 settled = settled_on.isoformat()
             elif due < as_of:  # behind
                 payments: list[tuple[date, int, int]] = []
@@ -379,6 +415,7 @@ class _Chunk:
                     payments.append((on, -paid_p, -paid_i))
                     self.movement(lease_id, inst_id, "payment", on, -paid_p, -paid_i, 0,
                                   f"synthetic:payment:{lease_id}:{number_}", stamp)
+                    self.collected(lease_id, number_, due, on, paid_p, paid_i)
                 first_overdue = calendar.last_day_to_pay(due, int(terms["grace_days"])) + timedelta(days=1)
                 if first_overdue <= yesterday:
                     state, overdue_since, penalty_through = OVERDUE, first_overdue.isoformat(), yesterday.isoformat()

@@ -14,12 +14,14 @@ from leaseline.cli import demo
 @demo.command("portfolio")
 @click.option("--leases", type=int, default=None, help="How many synthetic leases to load (1 to 1,000,000).")
 @click.option("--seed", type=int, default=18, show_default=True, help="The same seed draws the same portfolio.")
-@click.option("--drop", is_flag=True, help="Remove the synthetic portfolio (its leases, instalments, movements).")
+@click.option("--drop", is_flag=True, help="Remove the synthetic portfolio (its leases, instalments, movements; the "
+                                            "journal, append-only, keeps its entries: a reload posts under new ids).")
 def demo_portfolio(leases: int | None, seed: int, drop: bool) -> None:
     """Load N synthetic leases in force with their instalments (dealer "合成组合 synthetic portfolio", numbers SYN-…,
     never mixed with the demo's leases): terms of 12 to 60 months, rents in advance or arrears, commencement dates
     over the last five years, as the closes through the day before the business date left them — most rents paid,
-    some leases behind, overdue with their late charges, some partly paid."""
+    some leases behind, overdue with their late charges, some partly paid — with their books: each commencement, the
+    dealer paid for the car, the rents paid as collected outside Leaseline (the lease sub-ledger reconciles)."""
     from infra.db import Database
     from infra.synthetic_portfolio import MAX_LEASES
     from infra.synthetic_portfolio import PortfolioExists

@@ -229,6 +229,7 @@ def test_leaseline_demo_portfolio_loads_a_serviced_portfolio_apart_and_drops_it_
             assert r.state != "paid" or r.paid_principal + r.paid_interest == r.amount
             assert charges.get(r.id, 0) == r.penalty_accrued and (r.penalty_accrued > 0) <= (r.state == "overdue")
     assert {r.state for r in rows} >= {"paid", "pending", "overdue"}
+    books(db, [lease.id for lease in leases])
     again = cli("--leases", "5")
     assert again.exit_code == 2 and "loaded already" in again.stderr and again.stdout == ""
     assert cli().exit_code == 2
@@ -242,3 +243,29 @@ def test_leaseline_demo_portfolio_loads_a_serviced_portfolio_apart_and_drops_it_
     with db.session() as s:
         for table in ("leases", "instalments", "servicing_movements", "lease_arrears", "applications"):
             assert s.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0, table
+    # the journal keeps the dropped leases' entries (append-only): a reload of the same seed draws the same portfolio
+    # (as of the business date the close moved on) under new lease ids, whose books are its own
+    assert cli("--leases", "60", "--seed", "3").exit_code == 0
+    with db.session() as s:
+        reloaded = list(s.scalars(select(LeaseRow)))
+    assert not {lease.id for lease in reloaded} & {lease.id for lease in leases}
+    assert sorted((r.contract_number, r.term, r.financed_amount) for r in reloaded) == sorted(
+        (r.contract_number, r.term, r.financed_amount) for r in leases)
+    books(db, [lease.id for lease in reloaded])
+    assert cli("--drop").exit_code == 0
+
+
+def books(db: Database, lease_ids: list[str]) -> None:
+    """The synthetic leases' books: each one's commencement, its dealer paid for the car and the rents marked paid
+    posted, so that the lease sub-ledger reconciles at the business date and at a month end before it."""
+    from books.lease import DEALERS
+    from infra.books_reconcile import lease_differences
+
+    with db.session() as s:
+        for day in (START - timedelta(days=1), date(2025, 6, 30)):
+            assert lease_differences(s, lease_ids, on=day) == [], day
+        kinds = dict(s.execute(text("SELECT kind, count(*) FROM journal_entries WHERE lease_id = ANY(:ids) "
+                                    "GROUP BY kind"), {"ids": lease_ids}).all())
+        assert kinds["lease_commenced"] == kinds["dealer_funded"] == len(lease_ids) and kinds["collected_outside"] > 60
+        assert s.execute(text("SELECT COALESCE(SUM(credit - debit), 0) FROM journal_lines WHERE account = :dealers "
+                              "AND lease_id = ANY(:ids)"), {"dealers": DEALERS, "ids": lease_ids}).scalar_one() == 0

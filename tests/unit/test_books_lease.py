@@ -141,3 +141,9 @@ def test_the_dealer_paid_for_the_car_settles_the_lease_s_dealer_payable_from_the
     assert dealer_funded("L1", "D1", DAY, 0) is None  # nothing owed for the car: nothing paid
     with pytest.raises(UnpostableEntry, match="negative"):
         dealer_funded("L1", "D1", DAY, -1)
+
+
+def test_a_rent_collected_outside_may_be_dated_the_day_it_was_paid() -> None:
+    made = collected_outside("L1", "D1", 3, DAY, 900, 100, paid_on=date(2026, 3, 13))
+    assert made is not None and made.key == "collected_outside:L1:3" and made.value_date == date(2026, 3, 13)
+    assert lines(made) == {(BANK, 1_000, 0, "L1", "D1"), (RECEIVABLE, 0, 1_000, "L1", "D1")}
