@@ -17,10 +17,18 @@ premiums are what is left.
   commences: the receivable does not exist before the handover; the commencement applies it to rent 1, which
   infra/servicing.py records as ``paid_at_signing``);
 - deposit captured: Dr Clearing:Stripe / Cr Liabilities:Deposits:Lessees;
-- 免押 hold captured (ops on default, or the settlement's deduction): Dr Clearing:Stripe / Cr Deposits — the money
-  taken is security held in cash, applied to what the lessee owes by the servicing that applies deposits (or
-  refunded), never income by itself: what it covers (unpaid rent, late charges, …) is already a receivable, and
-  crediting Income:Other:Fees would count that income twice;
+- 免押 hold captured by ops on default: Dr Clearing:Stripe / Cr Deposits — the money taken is security held in cash,
+  the lessee's until it is applied or refunded, never income by itself: what it covers (unpaid rent, late charges, …)
+  is a receivable where servicing booked one, and crediting Income:Other:Fees would count that income twice;
+- the deduction of ops' closing (bff/payments/settlement.py ``close``; only a lease with no lease in servicing: a
+  serviced lease's end applies its deposit through servicing), key ``deduction:<application>``, in the closing's
+  transaction: Dr Liabilities:Deposits:Lessees / Cr Income:Other:Fees = the part of the deduction the deposit still
+  holds. The deduction pays sums due under the contract and left unpaid (bff/payments/machine.py ``DEDUCTIBLE``: rent,
+  late charges, the purchase price, taxes/fines/premiums the lessor paid, a return's shortfall), but for a lease
+  outside servicing the books hold no receivable for any of them (no commencement, no instalments): crediting
+  Assets:Receivable:Lessees would leave a credit balance nothing clears, so what is kept is income when kept. The
+  part a live hold covers is captured by the settle job: that capture credits its ``kept`` part to Income:Other:Fees
+  (and any rest to Deposits), so the kept money never sits in the lessee's deposit;
 - a refund (key ``refund:<refund>``; one made outside Leaseline and reported by Stripe, ``payment:<payment>:
   refunded:<total>``): Cr Clearing:Stripe; the debit undoes what the capture credited — for a deposit or a hold
   Liabilities:Deposits:Lessees; for the upfront payment its parts in a fixed order, the lessor's own first (fees,
@@ -117,11 +125,15 @@ def upfront_parts(plan: Mapping[str, Any], amount: int) -> UpfrontParts:
 
 
 def captured(payment_id: str, kind: str, amount: int, value_date: date, *, parts: UpfrontParts | None = None,
-             dealer_id: str | None = None, lease_id: str | None = None, application_id: str = "") -> Entry | None:
+             dealer_id: str | None = None, lease_id: str | None = None, application_id: str = "",
+             kept: int = 0) -> Entry | None:
     """The entry of a payment of ``kind`` (upfront, deposit, hold) captured for ``amount`` fen (key
     ``payment:<payment>:captured``). The upfront payment needs its ``parts`` (:func:`upfront_parts` of the captured
-    amount)."""
+    amount). A hold captured for a closing's deduction: ``kept`` fen of it (at most the amount) are the deduction
+    kept, credited to fees; the rest is the lessee's deposit."""
     key = f"payment:{payment_id}:captured"
+    if kept and kind != "hold":
+        raise ValueError(f"{key}: only a hold is captured for a deduction kept")
     memo = f"{kind} captured, application {application_id}".strip()
     if kind == "upfront":
         if parts is None or parts.total != amount:
@@ -130,9 +142,21 @@ def captured(payment_id: str, kind: str, amount: int, value_date: date, *, parts
                                            ("down_payment", "fees", "premiums", "first_rent")]
         return entry(key, "upfront_captured", value_date, lines, memo, lease_id=lease_id, dealer_id=dealer_id)
     if kind in ("deposit", "hold"):
-        return entry(key, f"{kind}_captured", value_date, [debit(STRIPE, amount), credit(DEPOSITS, amount)], memo,
-                     lease_id=lease_id, dealer_id=dealer_id)
+        fees = min(max(0, kept), amount)
+        return entry(key, f"{kind}_captured", value_date, [
+            debit(STRIPE, amount), credit(FEES, fees), credit(DEPOSITS, amount - fees)], memo,
+            lease_id=lease_id, dealer_id=dealer_id)
     raise ValueError(f"{key}: no posting rule for a payment of kind {kind!r}")
+
+
+def deposit_kept(application_id: str, amount: int, value_date: date, *, dealer_id: str | None = None,
+                 reason: str = "") -> Entry | None:
+    """The deduction ops keep from the deposit when they close a lease outside servicing (key
+    ``deduction:<application>``, the closing's transaction): Dr Liabilities:Deposits:Lessees / Cr Income:Other:Fees
+    (``amount``: the part of the deduction the deposit still held covers)."""
+    return entry(f"deduction:{application_id}", "deposit_kept", value_date,
+                 [debit(DEPOSITS, amount), credit(FEES, amount)],
+                 f"结清扣款 deduction kept, application {application_id}: {reason}".strip(" :"), dealer_id=dealer_id)
 
 
 def refund_slices(parts: UpfrontParts, before: int, amount: int) -> dict[str, int]:

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from books import origination
 from books.entries import Entry
+from infra.books import entry_of
 from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import REFUSED_EVENT
@@ -450,7 +451,9 @@ class SqlPayments:
                    actor_id: str, actor_label: str, note: str, now: datetime) -> LeaseTerm | None:
         """The application ``from_status`` → ``to_status`` (with its event) and its term closed with the deduction,
         its settlement ``due``, in one transaction; None when it is not in ``from_status`` any more or has a lease in
-        servicing (:meth:`serviced`: the lease's end settles its deposit)."""
+        servicing (:meth:`serviced`: the lease's end settles its deposit). The part of the deduction the deposit still
+        holds is posted kept in that transaction (``deduction:<application>``: books/origination.py
+        ``deposit_kept``); a live hold's part when the settle job captures it (:func:`_capture_entry`)."""
         try:
             with self.db.session() as session:
                 moved = session.execute(update(ApplicationRow).where(
@@ -469,6 +472,9 @@ class SqlPayments:
                 session.flush()
                 row = session.get(LeaseTermRow, application_id)
                 assert row is not None
+                _post(session, origination.deposit_kept(application_id, min(deduction, _deposit_left(
+                    session, application_id)), business_day(now), dealer_id=row.dealer_id,
+                    reason=row.deduction_reason or ""), now)
                 return _term(row)
         except _Undo:
             return None
@@ -565,10 +571,32 @@ def _pending_refunds(session: Session, payment_id: str) -> int:
         RefundRow.payment_id == payment_id, RefundRow.status == "pending")).scalar_one())
 
 
+def _deposit_left(session: Session, application_id: str) -> int:
+    """What the application's deposit payment still holds (fen: captured less refunded, refunds pending counted)."""
+    return int(session.execute(select(func.coalesce(func.sum(PaymentRow.captured - PaymentRow.refunded), 0)).where(
+        PaymentRow.application_id == application_id, PaymentRow.kind == "deposit",
+        PaymentRow.status == "succeeded")).scalar_one())
+
+
+def _kept_from_hold(session: Session, row: PaymentRow) -> int:
+    """The part of a hold's capture that pays its closed term's deduction (fen): the deduction less what the closing
+    kept from the deposit (``deduction:<application>``); nothing for a hold of a term not closed (ops' capture on
+    default: security held, the lessee's deposit)."""
+    if row.kind != "hold":
+        return 0
+    term = session.execute(select(LeaseTermRow.settlement, LeaseTermRow.deduction).where(
+        LeaseTermRow.application_id == row.application_id)).one_or_none()
+    if term is None or term[0] is None or not term[1]:
+        return 0
+    kept = entry_of(session, f"deduction:{row.application_id}")
+    from_deposit = sum(line.debit for line in kept.lines if line.account == origination.DEPOSITS) if kept else 0
+    return max(0, int(term[1]) - from_deposit)
+
+
 def _capture_entry(session: Session, row: PaymentRow, now: datetime) -> Entry | None:
     return origination.captured(row.id, row.kind, row.captured, business_day(now), parts=_parts(session, row),
                                 dealer_id=row.dealer_id, lease_id=_lease_of(session, row.application_id),
-                                application_id=row.application_id)
+                                application_id=row.application_id, kept=_kept_from_hold(session, row))
 
 
 def _refund_entry(session: Session, row: PaymentRow, key: str, amount: int, before: int, now: datetime,

@@ -322,3 +322,51 @@ def test_a_server_without_the_current_path_is_read_at_the_legacy_balance_history
         fake.requests.clear()
     assert [t["id"] for t in got] == ["txn_new"] and got[0]["source"] == charge
     assert paths == ["/v1/balance_transactions", "/v1/balance/history", "/v1/charges/ch_legacy"]
+
+
+def deposits_of(app: Any, *keys: str) -> int:
+    """Liabilities:Deposits:Lessees in the entries ``keys`` (debit − credit: a credit is what the lessee is owed)."""
+    with app.extensions["leaseline"].db.session() as session:
+        return sum(line.debit - line.credit for key in keys for line in (entry_of(session, key) or _no(key)).lines
+                   if line.account == DEPOSITS)
+
+
+def _no(key: str) -> Any:
+    raise AssertionError(f"no entry {key}")
+
+
+def test_a_deduction_at_closing_leaves_the_deposit_for_fees_and_its_rest_is_refunded(bff_server: Any,
+                                                                                      stripe_server: Any) -> None:
+    """Ops close a lease outside servicing with a deduction (a sum due under the contract, kept from the deposit):
+    the closing posts it — Dr the lessee's deposit / Cr Income:Other:Fees —, the settle job refunds the rest, and
+    nothing of this lessee's deposit is left in Liabilities:Deposits:Lessees. A live hold captured for a deduction
+    the deposit does not cover credits the part it covers to fees, not to the deposit."""
+    from bff.payments.settlement import settlement_refund_id
+    from tests.integration.test_payment_settlement import DEPOSIT
+    from tests.integration.test_payment_settlement import DEPOSIT_FREE
+    from tests.integration.test_payment_settlement import delivered_lease
+    from tests.integration.test_payment_settlement import lines
+    from tests.integration.test_payment_settlement import staff_actor
+    from tests.integration.test_payment_settlement import term_ended
+
+    app = bff_server.app
+    service = app.extensions["leaseline"].payments
+    app_id = delivered_lease(bff_server, DEPOSIT)
+    term_ended(app, app_id)
+    deposit = lines(app, app_id)["deposit"]
+    application = app.extensions["leaseline"].applications.repo.get(app_id, Scope())
+    service.settlement.close(staff_actor(app, OPS), application, 12_345, "未付租金：第 36 期")
+    assert sides(app, f"deduction:{app_id}") == {DEPOSITS: 12_345, FEES: -12_345}
+    assert app_id in service.settlement.settle(only=app_id)["settled"]
+    assert deposits_of(app, f"payment:{deposit.id}:captured", f"deduction:{app_id}",
+                       f"refund:{settlement_refund_id(app_id)}") == 0
+
+    free = delivered_lease(bff_server, DEPOSIT_FREE)
+    term_ended(app, free, holds_lapse=False)  # a hold still authorised (the settle job captures the deduction)
+    hold = lines(app, free)["hold"]
+    service.settlement.close(staff_actor(app, OPS), app.extensions["leaseline"].applications.repo.get(free, Scope()),
+                             2_000, "逾期违约金：第 3 期")
+    with app.extensions["leaseline"].db.session() as session:
+        assert entry_of(session, f"deduction:{free}") is None  # no deposit to keep it from
+    assert free in service.settlement.settle(only=free)["settled"]
+    assert sides(app, f"payment:{hold.id}:captured") == {STRIPE: 2_000, FEES: -2_000}

@@ -25,6 +25,7 @@ from books.origination import UNAPPLIED
 from books.origination import UpfrontParts
 from books.origination import captured
 from books.origination import dealer_share_paid
+from books.origination import deposit_kept
 from books.origination import payout
 from books.origination import processor_fee
 from books.origination import refund_slices
@@ -124,3 +125,17 @@ def test_the_dealer_s_share_stripe_s_fees_and_payouts() -> None:
     assert sides(processor_fee("txn_2", -30, DAY)) == {PROCESSOR_FEES: -30, STRIPE: 30}  # a fee given back
     assert processor_fee("txn_3", 0, DAY) is None
     assert sides(payout("txn_4", 500_000, DAY)) == {"Assets:Bank:Collections": 500_000, STRIPE: -500_000}
+
+
+def test_a_deduction_at_closing_is_kept_from_the_deposit_as_fees_and_a_hold_captured_for_it_too() -> None:
+    """Ops' closing of a lease with no lease in servicing keeps the deduction out of the deposit: it leaves the
+    lessee's deposit for Income:Other:Fees (no receivable was booked for what it covers); the part of it a live hold
+    pays is credited to fees on capture, the rest of such a capture stays the lessee's deposit."""
+    kept = deposit_kept("app-1", 12_345, DAY, dealer_id="d-1", reason="未付租金")
+    assert kept is not None and kept.key == "deduction:app-1" and kept.dealer_id == "d-1"
+    assert sides(kept) == {DEPOSITS: 12_345, FEES: -12_345}
+    assert deposit_kept("app-1", 0, DAY) is None
+    assert sides(captured("p-1", "hold", 5_000, DAY, kept=3_000)) == {STRIPE: 5_000, FEES: -3_000, DEPOSITS: -2_000}
+    assert sides(captured("p-1", "hold", 5_000, DAY, kept=9_000)) == {STRIPE: 5_000, FEES: -5_000}
+    with pytest.raises(ValueError):
+        captured("p-1", "deposit", 5_000, DAY, kept=1)
