@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from bff.payments.intents import NotBooked
 from httpkit.errors import register as register_shared_handlers
 from httpkit.problems import http_headers
 from httpkit.problems import http_problem
@@ -67,6 +68,17 @@ def register_error_handlers(app: Flask) -> None:
         if wants_json():
             return problem(404, "Not Found", "No such vehicle.")
         return render_template("error.html", status=404, message=_("We could not find that vehicle.")), 404
+
+    @app.errorhandler(NotBooked)
+    def _not_booked(exc: NotBooked) -> Any:
+        # Stripe has the money, our books refused its entry: nothing changed here and ops have it in the audit log
+        # (bff/payments/intents.py); the customer must not pay again, so not an error page
+        if wants_json():
+            return {"status": "processing", "payment_id": exc.payment_id}, 202
+        return render_template("error.html", status=202, message=_(
+            "Your payment was received and is being processed. There is no need to pay again."),
+            back=url_for("payments.payment", application_id=exc.application_id),
+            back_label=_("Back to the payment")), 202
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Any:

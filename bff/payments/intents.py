@@ -23,6 +23,7 @@ from bff.payments.machine import from_intent
 from bff.payments.machine import mismatch
 from bff.payments.machine import receipt_problem
 from bff.payments.machine import secured
+from books.entries import UnpostableEntry
 from infra.applications import SqlApplications
 from infra.audit import SqlAuditLog
 from infra.payments import Intent
@@ -32,6 +33,17 @@ from plans.product import CARD_HOLD_DAYS
 
 log = logging.getLogger(__name__)
 HOLD_WINDOW = timedelta(days=CARD_HOLD_DAYS)
+
+
+class NotBooked(UnpostableEntry):
+    """Stripe moved a payment's money but the move's journal entry cannot be posted (issue 19: "fails its whole
+    transaction with a clear error and an ops task, never a half-booked event"): nothing was changed, the failure is
+    in the audit log (:meth:`IntentSync.unbooked`). A customer is told the payment was received and is being
+    processed (bff/errors.py); a webhook keeps it among the refused events (bff/payments/webhooks.py)."""
+
+    def __init__(self, application_id: str, payment_id: str, why: str) -> None:
+        super().__init__(why)
+        self.application_id, self.payment_id = application_id, payment_id
 
 
 class IntentSync:
@@ -47,7 +59,7 @@ class IntentSync:
             self.refused(payment, outcome, {"source": "answer", **intent_facts(intent)})
         return payment
 
-    def apply(self, payment_id: str, intent: Intent) -> tuple[Payment, str]:
+    def apply(self, payment_id: str, intent: Intent, source: dict[str, object] | None = None) -> tuple[Payment, str]:
         """Apply ``intent`` to the payment: ``(the payment now, the outcome)``, one of
 
         - ``applied``: the machine accepted the move; the intent, its 3-D Secure address and — on moving into
@@ -59,7 +71,8 @@ class IntentSync:
           recorded intent, another amount, currency or capture method), or a received amount that cannot be right.
 
         Nothing but ``applied`` changes the status or any amount (issue 14: a late ``processing`` had set ``captured``
-        to 0 while the payment stayed ``succeeded``)."""
+        to 0 while the payment stayed ``succeeded``). :class:`NotBooked` when the move's journal entry cannot be posted:
+        nothing changed, the failure audited with ``source`` (e.g. the webhook event)."""
         manual = intent.capture_method == "manual"
         for _ in range(3):  # decided on what is stored; a concurrent change is decided again
             payment = self.store.get(payment_id)
@@ -89,11 +102,14 @@ class IntentSync:
                     fields["last_error"] = intent.last_error[:255]
                 if target == "held" and payment.held_until is None:
                     fields["held_until"] = datetime.fromtimestamp(intent.created, UTC) + HOLD_WINDOW
-                with self.repo.db.transaction():  # the move, its evidence entry and what it unlocks, together
-                    moved = self.store.move(payment.id, payment.status, target, **fields)
-                    if moved is not None:
-                        self._evidence(payment, target, intent)
-                        self.check_ready(payment.application_id)
+                try:
+                    with self.repo.db.transaction():  # the move, its entries and what it unlocks, together
+                        moved = self.store.move(payment.id, payment.status, target, **fields)
+                        if moved is not None:
+                            self._evidence(payment, target, intent)
+                            self.check_ready(payment.application_id)
+                except UnpostableEntry as exc:  # rolled back: nothing of the move is kept
+                    raise self.unbooked(payment, exc, {**(source or {}), "to": target, **intent_facts(intent)}) from exc
                 if moved is None:
                     continue
                 return moved, "applied"
@@ -121,6 +137,16 @@ class IntentSync:
         record_audit(self.audit, "payment.stripe_refused", None, payment.dealer_id, payment.id,
                      {"why": outcome.removeprefix("refused: "), **details}, outcome="failure", system="system:stripe")
         return outcome
+
+    def unbooked(self, payment: Payment, exc: UnpostableEntry, details: dict[str, object]) -> NotBooked:
+        """Keep a money event whose journal entry cannot be posted where ops look — the log and the audit log
+        (``books.unpostable``, outcome ``failure``), in a transaction of its own after the event's rolled back — and
+        return the :class:`NotBooked` to raise."""
+        log.error("payment %s: not booked, nothing changed: %s", payment.id, exc)
+        record_audit(self.audit, "books.unpostable", None, payment.dealer_id, payment.id,
+                     {"why": str(exc), "application": payment.application_id, **details}, outcome="failure",
+                     system="system:books")
+        return NotBooked(payment.application_id, payment.id, str(exc))
 
     def check_ready(self, application_id: str) -> None:
         """Signed and every payment secured → ready for delivery (a deposit that replaced a lapsed hold, or the

@@ -19,6 +19,7 @@ from bff.applications.services import NotAllowed
 from bff.payments.common import record_audit
 from bff.payments.common import utc_now
 from bff.payments.common import yuan
+from books.entries import UnpostableEntry
 from infra.applications import SqlApplications
 from infra.audit import SqlAuditLog
 from infra.payments import PaymentDeclined
@@ -56,6 +57,10 @@ class PayoutService:
                 continue
             if not self.store.claim_transfer(payment.id, stale_before=stale):  # another process is sending it
                 continue
+            if payment.transfer_id:  # Stripe made it; only its entry could not be posted: booked again, not sent again
+                if self._book(payment, payment.transfer_id, payment.dealer_share):
+                    done += 1
+                continue
             try:
                 transfer = self.gateway.transfer(
                     amount=payment.dealer_share, currency="cny", destination=account,
@@ -68,13 +73,32 @@ class PayoutService:
                 log.error("transfer of %s to %s refused: %s", payment.id, account, exc)
                 self.store.set_fields(payment.id, transfer_status="failed", transfer_error=str(exc)[:255])
                 continue
-            with self.repo.db.transaction():  # sent, its journal entry and its evidence entry together
-                self.store.transfer_sent(payment.id, transfer.id, transfer.amount)
-                self.repo.outbox_add(payment.application_id, f"transfer:{payment.id}", "payment", {
-                    "payment_id": payment.id, "kind": "dealer_share", "amount": yuan(transfer.amount),
-                    "currency": "CNY", "stripe_transfer": transfer.id}, self.clock())
-            done += 1
+            if self._book(payment, transfer.id, transfer.amount):
+                done += 1
         return done
+
+    def _book(self, payment: Payment, transfer_id: str, amount: int) -> bool:
+        """Record the share sent with its journal entry and its evidence entry, together. An entry that cannot be
+        posted changes nothing (issue 19: never half-booked) and the sweep goes on with the other shares: the transfer
+        is kept on the payment with the reason (``sending``, never ``failed``, whose retry would send the money a second
+        time), in the log and — once per reason — in the audit log (``books.unpostable``); it is booked again, without
+        asking Stripe, each time the claim goes stale (:data:`TRANSFER_STALE_AFTER`) until ops fix the cause."""
+        try:
+            with self.repo.db.transaction():
+                self.store.transfer_sent(payment.id, transfer_id, amount)
+                self.repo.outbox_add(payment.application_id, f"transfer:{payment.id}", "payment", {
+                    "payment_id": payment.id, "kind": "dealer_share", "amount": yuan(amount),
+                    "currency": "CNY", "stripe_transfer": transfer_id}, self.clock())
+        except UnpostableEntry as exc:
+            why = f"not booked: {exc}"[:255]
+            log.error("transfer %s of %s sent but not booked: %s", transfer_id, payment.id, exc)
+            if payment.transfer_error != why:
+                record_audit(self.audit, "books.unpostable", None, payment.dealer_id, payment.id,
+                             {"why": str(exc), "application": payment.application_id, "transfer": transfer_id,
+                              "amount": amount}, outcome="failure", system="system:books")
+            self.store.set_fields(payment.id, transfer_id=transfer_id, transfer_error=why)
+            return False
+        return True
 
     def retry_transfer(self, actor: Actor, payment_id: str, dealer_id: str | None = None) -> Payment:
         """Make a dealer's share (分账) that Stripe refused due again, as a new attempt (ops fixed the cause, e.g. the

@@ -9,9 +9,11 @@ from dataclasses import replace
 from typing import Any
 
 from bff.payments.intents import IntentSync
+from bff.payments.intents import NotBooked
 from bff.payments.intents import intent_facts
 from bff.payments.machine import CAPTURED
 from bff.payments.machine import EVENT_STATUS
+from books.entries import UnpostableEntry
 from infra.payments import PaymentGateway
 from infra.payments import PaymentRefused
 from infra.payments import charge_refunded
@@ -39,8 +41,10 @@ class WebhookService:
         """Apply one verified Stripe event, once; returns what it did (stored with the event id): ``applied``,
         ``updated``, ``ignored: …`` (a late or foreign event: nothing changed), ``refused: …`` (it names one of our
         payments but is not about it as we made it: nothing changed, logged, audited and listed for ops on
-        /payments), ``replay`` or ``malformed``. :class:`PaymentsUnavailable` when Stripe could not be asked about
-        the event's intent: the event is forgotten, so that Stripe's retry of it is applied."""
+        /payments; ``refused: not booked: …`` when the money moved at Stripe but its journal entry cannot be posted:
+        nothing changed either, answered 200, not retried), ``replay`` or ``malformed``. :class:`PaymentsUnavailable`
+        when Stripe could not be asked about the event's intent: the event is forgotten, so that Stripe's retry of it
+        is applied."""
         event_id, kind = str(event.get("id") or ""), str(event.get("type") or "")
         obj = (event.get("data") or {}).get("object") or {}
         if not event_id or not isinstance(obj, dict):
@@ -54,6 +58,11 @@ class WebhookService:
             return "replay"
         try:
             outcome = self._apply_event(event_id, kind, obj, intent_id)
+        except NotBooked as exc:
+            # the money moved at Stripe but its entry cannot be posted: nothing was changed and the audit log has it.
+            # Kept among the refused events (/payments) and answered 200: Stripe's retries would fail alike until ops
+            # fix the cause; then the customer's return (or a refresh) brings the payment in line
+            outcome = f"refused: not booked: {exc}"
         except Exception:
             self.store.forget_event(event_id)  # not applied: Stripe's retry (or a later one) gets its turn
             raise
@@ -101,7 +110,7 @@ class WebhookService:
                 return self.intents.refused(payment, "refused: unknown to Stripe", details)
             if intent.metadata.get("payment_id") != payment.id:
                 return self.intents.refused(payment, "refused: Stripe's intent is not for this payment", details)
-        payment, outcome = self.intents.apply(payment.id, intent)
+        payment, outcome = self.intents.apply(payment.id, intent, {"event": event_id, "type": kind})
         if outcome.startswith("refused"):
             self.intents.refused(payment, outcome, {"event": event_id, "type": kind, **intent_facts(body)})
         return outcome
@@ -126,9 +135,15 @@ class WebhookService:
             why = f"refused: refunded {refunded} of {payment.captured} captured"
         elif refunded <= payment.refunded:
             return "ignored: refunds known"
-        elif self.store.raise_refunded(payment.id, refunded):
+        elif self._raise_refunded(payment, refunded, {"event": event_id, "type": kind, "intent": intent_id}):
             return "applied: refunded outside"
         else:
             return "ignored: refunds changed meanwhile"
         return self.intents.refused(payment, why, {"event": event_id, "type": kind, "intent": intent_id,
                                                    "refunded": refunded, "currency": currency[:8]})
+
+    def _raise_refunded(self, payment: Payment, refunded: int, details: dict[str, object]) -> bool:
+        try:
+            return self.store.raise_refunded(payment.id, refunded)
+        except UnpostableEntry as exc:  # rolled back: the refund is not raised either
+            raise self.intents.unbooked(payment, exc, {**details, "refunded": refunded}) from exc
