@@ -21,9 +21,10 @@ origination, no upfront payment), and each rent it marks paid, in full or in par
 day its payment movement is dated (``collected_outside:<id>:<number>``: Dr the collections account; rent 1 in advance
 too, there being no upfront payment to apply it from) — so that the lease sub-ledger (infra/books_reconcile.py)
 reconciles at any date. The late charges accrued post nothing (penalty interest is income when collected). The journal
-being append-only, ``--drop`` leaves those entries; each load's lease and application ids are drawn from the seed
-mixed with a nonce of the load (the same seed draws the same portfolio, under new ids), so a reload never meets the
-entries of a portfolio dropped before.
+being append-only, ``--drop`` reverses every entry of the portfolio's leases not reversed yet (``<key>:dropped``, on the
+business date, in the drop's transaction: from that day on nothing is left of them; the books of the days before still
+hold them); each load's lease and application ids are drawn from the seed mixed with a nonce of the load (the same
+seed draws the same portfolio, under new ids), so a reload never meets the entries of a portfolio dropped before.
 
 Bulk-loaded: applications with one multi-row INSERT per chunk, leases, instalments and movements with COPY, in one
 transaction (the instalments' ids reserved as one block under a table lock), then ANALYZE.
@@ -37,6 +38,8 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
+from dataclasses import replace
+from datetime import UTC
 from datetime import date
 from datetime import datetime
 from datetime import timedelta
@@ -53,6 +56,8 @@ from sqlalchemy.orm import Session
 
 from books.chart import load_chart
 from books.entries import Entry
+from books.entries import Line
+from books.entries import reversal
 from books.lease import Scheduled
 from books.lease import collected_outside
 from books.lease import commenced
@@ -72,6 +77,7 @@ from infra.servicing import PARTLY_PAID
 from infra.servicing import PENDING
 from infra.servicing import RENT
 from infra.servicing import SqlServicing
+from infra.servicing import current_business_date
 from infra.servicing import late_charge
 from infra.servicing import to_fen
 from plans.inputs import parse_quote_request
@@ -148,12 +154,13 @@ def synthetic_leases(db: Database) -> int:
                                    .where(LeaseRow.dealer_id == DEALER)).scalar_one())
 
 
-def drop_portfolio(db: Database) -> int:
-    """Remove the synthetic portfolio: the rows any table keeps about its leases, instalments and applications (the
-    close's hooks keep reminders, arrears, collection attempts…: every foreign key to those tables, found in the
-    database's catalogue, so a table added later goes too), then its movements, instalments, leases, applications
-    and dealer; the number of leases removed."""
+def drop_portfolio(db: Database, now: datetime | None = None) -> int:
+    """Remove the synthetic portfolio: its leases' journal entries reversed (:func:`_reverse_books`), the rows any
+    table keeps about its leases, instalments and applications (the close's hooks keep reminders, arrears, collection
+    attempts…: every foreign key to those tables, found in the database's catalogue, so a table added later goes too),
+    then its movements, instalments, leases, applications and dealer; the number of leases removed."""
     with db.session() as session:
+        _reverse_books(session, now or datetime.now(UTC))
         leases = "SELECT id FROM leases WHERE dealer_id = :dealer"
         owned = {"leases": leases,
                  "instalments": f"SELECT id FROM instalments WHERE lease_id IN ({leases})",
@@ -186,6 +193,33 @@ def drop_portfolio(db: Database) -> int:
         session.execute(delete(DealerGroupRow).where(DealerGroupRow.id == GROUP))
     _analyze(db)
     return int(removed or 0)
+
+
+#: reversals sent to :func:`infra.books.post` at once (it looks the originals up by key: a bounded list)
+REVERSALS_A_POST = 10_000
+
+
+def _reverse_books(session: Session, now: datetime) -> int:
+    """Reverse every journal entry of the portfolio's leases that is neither a reversal nor reversed already (those
+    its load posted, and any the close, a collection or the income job posted since), on the business date, under
+    ``<key>:dropped``; how many."""
+    day = current_business_date(session)
+    rows = session.execute(text(
+        "SELECT e.key, e.kind, e.value_date, e.lease_id, e.dealer_id, e.memo, l.account, l.debit, l.credit, "
+        "l.lease_id, l.dealer_id FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id "
+        "WHERE e.lease_id IN (SELECT id FROM leases WHERE dealer_id = :dealer) AND e.reverses_id IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM journal_entries r WHERE r.reverses_id = e.id) ORDER BY e.id, l.id"),
+        {"dealer": DEALER}).all()
+    originals: dict[str, Entry] = {}
+    for key, kind, value_date, lease_id, dealer_id, memo, account, debit, credit, line_lease, line_dealer in rows:
+        found = originals.get(key) or Entry(key, kind, value_date, (), memo, lease_id, dealer_id)
+        originals[key] = replace(found, lines=(*found.lines, Line(account, debit, credit, line_lease, line_dealer)))
+    undone = [reversal(item, f"{item.key}:dropped", day, "合成组合已删除 synthetic portfolio dropped")
+              for item in originals.values()]
+    chart = load_chart()
+    for start in range(0, len(undone), REVERSALS_A_POST):
+        post(session, undone[start:start + REVERSALS_A_POST], now, chart=chart)
+    return len(undone)
 
 
 def load_portfolio(db: Database, leases: int, seed: int, now: datetime) -> Loaded:

@@ -24,6 +24,7 @@ from sqlalchemy import text
 from bff.servicing.arrears import close_hooks
 from bff.servicing.close import CloseOfBusiness
 from bff.servicing.collect import collection_hook
+from infra.books_reconcile import lease_differences
 from infra.collections import SqlCollections
 from infra.db import Database
 from infra.db.models import ApplicationRow
@@ -253,13 +254,19 @@ def test_leaseline_demo_portfolio_loads_a_serviced_portfolio_apart_and_drops_it_
         (r.contract_number, r.term, r.financed_amount) for r in leases)
     books(db, [lease.id for lease in reloaded])
     assert cli("--drop").exit_code == 0
+    with db.session() as s:  # each drop reversed its portfolio's entries on the business date: nothing left of them
+        day = SqlServicing(db).business_date()
+        dropped_ids = [lease.id for lease in [*leases, *reloaded]]
+        assert lease_differences(s, dropped_ids, on=day) == []
+        assert s.execute(text("SELECT count(*) FROM journal_lines WHERE lease_id = ANY(:ids) "
+                              "GROUP BY account, lease_id HAVING SUM(debit - credit) <> 0"),
+                         {"ids": dropped_ids}).all() == []
 
 
 def books(db: Database, lease_ids: list[str]) -> None:
     """The synthetic leases' books: each one's commencement, its dealer paid for the car and the rents marked paid
     posted, so that the lease sub-ledger reconciles at the business date and at a month end before it."""
     from books.lease import DEALERS
-    from infra.books_reconcile import lease_differences
 
     with db.session() as s:
         for day in (START - timedelta(days=1), date(2025, 6, 30)):
