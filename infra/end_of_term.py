@@ -61,6 +61,7 @@ from infra.db.models import LeaseRow
 from infra.db.models import LeaseTermRow
 from infra.db.models import PaymentRow
 from infra.db.models import ServicingMovementRow
+from infra.finance_income import lock_leases
 from infra.finance_income import recognised
 from infra.finance_income import schedules
 from infra.servicing import ACTIVE
@@ -373,6 +374,7 @@ def _offset_by_car(session: Session, row: InstalmentRow, day: date, now: datetim
     lease = session.get(LeaseRow, row.lease_id)
     assert lease is not None
     session.flush()
+    lock_leases(session, [lease.id])  # what the lease recognised, read after any income run on it (finance_income)
     earned = recognised_through(schedules(session, [lease])[lease.id], day)
     post(session, books_end_of_term.car_returned(
         lease.id, lease.dealer_id, row.id, day, principal=principal, interest=interest, earned=earned,

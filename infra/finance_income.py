@@ -22,7 +22,14 @@ gives the next month nothing it took (the cumulative rule).
 Each entry's memo shows the effective-interest figure at the lease's implicit rate and its difference from the
 schedule's (books/income.py): posted is the schedule's figure, the difference shown, never hidden.
 
-The job (``books.finance_income``, args ``{"month": "YYYY-MM"}``, queueing lock per month) is deferred by the close of
+**One at a time per lease.** Each batch takes its leases' finance-income locks (:func:`lock_leases`, advisory,
+to the end of its transaction) before it reads what they recognised; a settlement's, a prepayment's and a returned
+car's income entries take the same lock. Two runs at once — months M and M+1 deferred by a close catching up, the
+command by hand beside the job, a settlement's final income beside a batch — so never both count the same income:
+the second reads what the first posted.
+
+The job (``books.finance_income``, args ``{"month": "YYYY-MM"}``, queueing lock per month, procrastinate lock
+``books.finance_income``: the months' jobs one after the other) is deferred by the close of
 business in the transaction that finishes a month's last day (infra/servicing.py ``finish_close``); bff/worker.py
 registers it. A month whose last day is not closed yet is refused (:class:`MonthNotClosed`).
 
@@ -40,6 +47,7 @@ from datetime import timedelta
 
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from books.entries import Entry
@@ -92,6 +100,18 @@ class MonthResult:
 
 def income_key(lease_id: str, month: str) -> str:
     return f"income:{lease_id}:{month}"
+
+
+def lock_leases(session: Session, lease_ids: Sequence[str]) -> None:
+    """Hold each lease's finance-income lock to the end of ``session``'s transaction (a transaction-scoped advisory
+    lock on the hash of ``income:<lease>``), taken in the order of the hashes (two batches never wait on each other in a
+    circle). Whoever reads what a lease recognised (:func:`recognised`) to post its income takes it first: the monthly
+    job's batch, a settlement's, a prepayment's and a returned car's income entries. The second of two at once then
+    reads what the first posted."""
+    if lease_ids:
+        session.execute(text(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtext('income:' || id) AS k "
+            "FROM unnest(CAST(:ids AS varchar[])) AS id ORDER BY 1) AS locks"), {"ids": sorted(set(lease_ids))})
 
 
 def recognised(session: Session, lease_ids: Sequence[str]) -> dict[str, int]:
@@ -188,6 +208,7 @@ def recognise_month(db: Database, month: str, now: datetime, *, batch: int = BAT
             last = leases[-1].id
             read += len(leases)
             ids = [lease.id for lease in leases]
+            lock_leases(session, ids)  # a run beside this one (another month, by hand, a settlement) waits
             found, before, others = schedules(session, leases), recognised(session, ids), prepaid(session, ids)
             entries: list[Entry] = []
             for lease in leases:
@@ -219,8 +240,16 @@ class FinanceIncome:
 
 def defer_month(session: Session, month: str) -> None:
     """Queue ``month``'s recognition in ``session``'s transaction (the close that finished its last day), once while
-    one is waiting (its queueing lock)."""
-    from infra.jobs import Job
+    one is waiting (its queueing lock); the months' jobs run one at a time (their lock, ``books.finance_income``: a
+    close catching up several days defers several months)."""
+    from sqlalchemy.exc import IntegrityError
 
-    Job(TASK, {"month": month}, QUEUE, queueing_lock=f"{TASK}:{month}").defer(session)
+    from infra.jobs import defer_in
+
+    try:  # as infra.jobs.Job.defer, with the task's procrastinate lock: the months' jobs run one at a time
+        with session.begin_nested():
+            defer_in(session, TASK, {"month": month}, queue=QUEUE, lock=TASK, queueing_lock=f"{TASK}:{month}")
+    except IntegrityError as exc:
+        if "procrastinate_jobs_queueing_lock_idx" not in str(exc.orig):
+            raise
 

@@ -90,6 +90,7 @@ from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
 from infra.db.models import PrepaymentRow
 from infra.db.models import ServicingMovementRow
+from infra.finance_income import lock_leases
 from infra.finance_income import recognised
 from infra.finance_income import schedules
 from infra.jobs import Job
@@ -494,6 +495,7 @@ def book_prepayment(session: Session, lease: LeaseRow, attempt: CollectionAttemp
     row.status, row.applied_at, row.attempt_id = APPLIED, now, attempt.id
     row.new_term, row.new_rent = chosen.term, to_fen(chosen.rent)
     session.flush()
+    lock_leases(session, [lease.id])  # what the lease recognised, read after any income run on it (finance_income)
     schedule = schedules(session, [lease])[lease.id]
     excess = recognised(session, [lease.id]).get(lease.id, 0) - recognised_through(schedule,
                                                                                    day.replace(day=1) - ONE_DAY)

@@ -86,6 +86,7 @@ from infra.db.models import LeaseRow
 from infra.db.models import LeaseTermRow
 from infra.db.models import ServicingMovementRow
 from infra.db.models import SettlementQuoteRow
+from infra.finance_income import lock_leases
 from infra.finance_income import recognised
 from infra.jobs import Job
 from infra.servicing import ACTIVE
@@ -381,6 +382,7 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
         raise RuntimeError(f"settlement {q.id} books {total} fen, its amount settled is {settled}")
     session.add_all(movements)
     replaced_ids = {r.id for r in replaced}
+    lock_leases(session, [lease.id])  # what the lease recognised, read after any income run on it (finance_income)
     post(session, settled_entries(Settled(
         q.id, lease.id, lease.dealer_id, day, amount_settled=settled, held=max(0, settled),
         deposit_offset=q.deposit_offset, owed=owed, interest_replaced=waived + q.paid_ahead_interest,

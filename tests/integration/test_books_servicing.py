@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import uuid
 from datetime import UTC
 from datetime import date
@@ -45,7 +46,11 @@ from infra.end_of_term import SqlEndOfTerm
 from infra.finance_income import TASK
 from infra.finance_income import defer_month
 from infra.finance_income import income_key
+from infra.finance_income import lock_leases
+from infra.finance_income import month_entry
 from infra.finance_income import recognise_month
+from infra.finance_income import recognised
+from infra.finance_income import schedules
 from infra.lease_reads import SqlLeaseReads
 from infra.prepayments import SqlPrepayments
 from infra.servicing import PlannedInstalment
@@ -180,12 +185,43 @@ def test_the_month_s_income_posts_once_per_lease_and_month_and_the_months_add_up
     assert refused.exit_code == 2 and "not closed" in refused.stderr
     assert CliRunner().invoke(main, ["books", "income", "--month", "2026-13"], env=env).exit_code == 2
     # the close of a month's last day defers the month's job, once while one waits (its queueing lock)
+    # and the months' jobs run one at a time (their procrastinate lock: a catching-up close defers several)
     with c.db.sessions() as s, s.begin():
         defer_month(s, "2099-01")
         defer_month(s, "2099-01")
+        defer_month(s, "2099-02")
         assert s.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock = :lock"),
                          {"lock": f"{TASK}:2099-01"}).scalar_one() == 1
+        assert set(s.scalars(text("SELECT lock FROM procrastinate_jobs WHERE queueing_lock LIKE :locks"),
+                             {"locks": f"{TASK}:2099-0%"})) == {TASK}
         s.rollback()
+
+
+def test_two_runs_at_once_recognise_a_lease_s_income_once(app: Any) -> None:
+    """Month M+1's run beside month M's (a close catching up, the command by hand beside the job, a settlement's
+    income beside a batch): the second waits for the lease's lock and reads what the first recognised."""
+    c = app.extensions["leaseline"]
+    today = SqlServicing(c.db).business_date()
+    lease_id = _lease(app, today - timedelta(days=100))
+    first, second, third = _closed_months(today - timedelta(days=100), today)[:3]
+    recognise_month(c.db, first, datetime.now(UTC), only=[lease_id])
+    done: list[Any] = []
+    with c.db.session() as s:  # month M's run, between its read of what was recognised and its commit
+        lock_leases(s, [lease_id])
+        lease = s.get(LeaseRow, lease_id)
+        assert lease is not None
+        item, _ = month_entry(lease, schedules(s, [lease])[lease_id], second, recognised(s, [lease_id])[lease_id])
+        assert item is not None and books.post(s, [item], datetime.now(UTC))
+        run = threading.Thread(target=lambda: done.append(recognise_month(c.db, third, datetime.now(UTC),
+                                                                          only=[lease_id])))
+        run.start()
+        run.join(timeout=1.0)
+        assert run.is_alive() and not done  # month M+1 waits for the lease
+    run.join(timeout=30)
+    assert done and done[0].posted == 1
+    with c.db.session() as s:
+        assert recognised(s, [lease_id])[lease_id] == sum(
+            m.amount for m in monthly_income(_schedule(c, lease_id)) if m.month <= third)
 
 
 @pytest.mark.parametrize("timing", ["arrears", "advance"])
