@@ -7,9 +7,11 @@ transfer; until now nothing recorded it, so the dealers' payable the commencemen
 transaction, under the lease's lock, once — a second record of the same lease posts nothing.
 
 What the lease owes its dealer for the car is read from the journal: the net credit of Liabilities:Payable:Dealers on
-the lease's lines (its commencement's financed amount, less what a refinancing paid off with it: books/lease.py
-``refinanced``). The amount ops give must be that figure (a bank transfer of another amount is a question for the
-dealer, not a payment to record as the car's), dated the day the bank paid, from the lease's start to today."""
+the lease's lines in the entries about the car's price (:data:`CAR_KINDS`: its commencement's financed amount, less what
+a refinancing paid off with it, books/lease.py ``refinanced``, less this payment) — not the down payment's share, whose
+capture and transfer may name the lease too (books/origination.py) and are the Connect payouts' business. The amount ops
+give must be that figure (a bank transfer of another amount is a question for the dealer, not a payment to record as the
+car's), dated the day the bank paid, from the lease's start to today."""
 
 from __future__ import annotations
 
@@ -28,9 +30,12 @@ from infra.books import entry_of
 from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import AuditEventRow
+from infra.db.models import JournalEntryRow
 from infra.db.models import JournalLineRow
 from infra.db.models import LeaseRow
 
+#: the entries that move what a lease owes its dealer for the car (books/lease.py: commenced, refinanced, dealer_funded)
+CAR_KINDS = ("lease_commenced", "refinanced", "dealer_funded")
 #: the audit event of a payment recorded
 ACTION = "books.dealer_funded"
 
@@ -55,7 +60,9 @@ def funding_key(lease_id: str) -> str:
 
 def _owed(session: Session, lease_ids: list[str] | None = None) -> dict[str, int]:
     stmt = (select(JournalLineRow.lease_id, func.sum(JournalLineRow.credit - JournalLineRow.debit))
-            .where(JournalLineRow.account == DEALERS, JournalLineRow.lease_id.is_not(None))
+            .join(JournalEntryRow, JournalEntryRow.id == JournalLineRow.entry_id)
+            .where(JournalLineRow.account == DEALERS, JournalLineRow.lease_id.is_not(None),
+                   JournalEntryRow.kind.in_(CAR_KINDS))
             .group_by(JournalLineRow.lease_id))
     if lease_ids is not None:
         stmt = stmt.where(JournalLineRow.lease_id.in_(lease_ids))
