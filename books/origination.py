@@ -34,7 +34,11 @@ premiums are what is left.
   Liabilities:Deposits:Lessees; for the upfront payment its parts in a fixed order, the lessor's own first (fees,
   premiums, the first rent) and the dealer's down payment last (a refund reaching it leaves the dealer owing it
   back when the share was paid out already), each refund taking the slice after what earlier refunds took
-  (:func:`refund_slices`: cumulative, so the refunds of a payment never take a part twice);
+  (:func:`refund_slices`: cumulative, so the refunds of a payment never take a part twice). Once the lease has
+  commenced, its commencement applied the first rent to rent 1 (paid at signing) and servicing does not reopen it:
+  ops' refunds then give back the fees and premiums only (:func:`refundable_once_commenced`; infra/payments_store.py
+  refuses more), and what a refund made outside Leaseline gives back of the first rent is owed by the lessee again,
+  Dr Assets:Receivable:Lessees (never Unapplied, which no longer holds it);
 - the dealer's share transferred (key ``transfer:<payment>``): Dr Liabilities:Payable:Dealers / Cr Clearing:Stripe;
 - processor fees from Stripe's balance transactions (key ``fee:<balance transaction>``): Dr Expenses:Finance:
   ProcessorFees / Cr Clearing:Stripe (a fee Stripe gives back: the other way round);
@@ -67,6 +71,7 @@ DEALERS = "Liabilities:Payable:Dealers"
 INSURERS = "Liabilities:Payable:Insurers"
 DEPOSITS = "Liabilities:Deposits:Lessees"
 UNAPPLIED = "Liabilities:Unapplied:Lessees"
+LESSEES = "Assets:Receivable:Lessees"
 FEES = "Income:Other:Fees"
 PROCESSOR_FEES = "Expenses:Finance:ProcessorFees"
 
@@ -176,17 +181,31 @@ def refund_slices(parts: UpfrontParts, before: int, amount: int) -> dict[str, in
     return slices
 
 
+def refundable_once_commenced(parts: UpfrontParts) -> int:
+    """What of an upfront payment may be refunded in all once the lease commenced (fen): the parts :data:`REFUND_ORDER`
+    gives back before the first rent (the lessor's fees, the premiums). The commencement applied the first rent to
+    rent 1 (paid at signing) and servicing does not reopen a rent, so a refund reaching it is refused (and with it the
+    down payment after it). Rents in arrears (no first rent in it): all of it, as before the commencement."""
+    if not parts.first_rent:
+        return parts.total
+    return sum(parts.part(name) for name in REFUND_ORDER[:REFUND_ORDER.index("first_rent")])
+
+
 def refunded(key: str, kind: str, amount: int, value_date: date, *, before: int = 0,
              parts: UpfrontParts | None = None, dealer_id: str | None = None, lease_id: str | None = None,
-             memo: str = "") -> Entry | None:
+             memo: str = "", commenced: bool = False) -> Entry | None:
     """The entry of a refund of ``amount`` fen of a captured payment of ``kind`` (key ``refund:<refund>``, or
     ``payment:<payment>:refunded:<total>`` for one made outside Leaseline): Cr Clearing:Stripe; Dr what the capture
-    credited (:func:`refund_slices` of the upfront payment's ``parts`` after the ``before`` fen refunded earlier)."""
+    credited (:func:`refund_slices` of the upfront payment's ``parts`` after the ``before`` fen refunded earlier).
+    Once the lease ``commenced`` the first rent is not in Unapplied any more (rent 1 paid at signing applied it):
+    what a refund gives back of it — only one made outside Leaseline: ours are refused
+    (:func:`refundable_once_commenced`) — is owed back by the lessee, Dr Assets:Receivable:Lessees."""
     if kind == "upfront":
         if parts is None:
             raise ValueError(f"{key}: an upfront refund needs the payment's parts")
         slices = refund_slices(parts, before, amount)
-        lines: list[Line] = [debit(PART_ACCOUNTS[name], slices[name]) for name in REFUND_ORDER]
+        accounts = {**PART_ACCOUNTS, "first_rent": LESSEES} if commenced else PART_ACCOUNTS
+        lines: list[Line] = [debit(accounts[name], slices[name]) for name in REFUND_ORDER]
     elif kind in ("deposit", "hold"):
         lines = [debit(DEPOSITS, amount)]
     else:

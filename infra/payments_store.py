@@ -207,11 +207,12 @@ class SqlPayments:
     def add_refund(self, payment_id: str, amount: int, reason: str, actor_id: str | None) -> Refund | None:
         """Reserve ``amount`` for a refund: one statement checks and raises the refunded total, so two refunds at
         once can never exceed what was captured (localstripe would accept an over-refund; Stripe refuses it
-        only after the fact). None when it would exceed."""
+        only after the fact). None when it would exceed — for an upfront payment whose lease commenced, what is left of
+        its fees and premiums (:func:`_refund_limit`)."""
         refund_id = str(uuid.uuid4())
         with self.db.session() as session:
             moved = session.execute(update(PaymentRow).where(
-                PaymentRow.id == payment_id, PaymentRow.refunded + amount <= PaymentRow.captured).values(
+                PaymentRow.id == payment_id, PaymentRow.refunded + amount <= _refund_limit(session, payment_id)).values(
                 refunded=PaymentRow.refunded + amount, updated_at=utcnow())).rowcount
             if not moved:
                 return None
@@ -400,7 +401,8 @@ class SqlPayments:
                 session.add(row)
                 session.flush()  # the id is taken first: a concurrent twin fails here, before reserving anything
                 moved = session.execute(update(PaymentRow).where(
-                    PaymentRow.id == payment_id, PaymentRow.refunded + amount <= PaymentRow.captured).values(
+                    PaymentRow.id == payment_id,
+                    PaymentRow.refunded + amount <= _refund_limit(session, payment_id)).values(
                     refunded=PaymentRow.refunded + amount, updated_at=utcnow())).rowcount
                 if not moved:
                     raise _Undo
@@ -599,10 +601,24 @@ def _capture_entry(session: Session, row: PaymentRow, now: datetime) -> Entry | 
                                 application_id=row.application_id, kept=_kept_from_hold(session, row))
 
 
+def _refund_limit(session: Session, payment_id: str) -> Any:
+    """The most a payment's refunds may add up to (fen; a SQL expression for the reserving UPDATE): what was
+    captured — for an upfront payment whose lease commenced, only its fees and premiums
+    (books/origination.py ``refundable_once_commenced``: the commencement applied the first rent to rent 1, paid at
+    signing, which servicing does not reopen, and the dealer's down payment comes after it). The payment's row is
+    locked first, so that the limit read holds for the UPDATE."""
+    row = session.get(PaymentRow, payment_id, with_for_update=True)
+    if row is None or row.kind != "upfront" or _lease_of(session, row.application_id) is None:
+        return PaymentRow.captured
+    parts = _parts(session, row)
+    return origination.refundable_once_commenced(parts) if parts is not None else PaymentRow.captured
+
+
 def _refund_entry(session: Session, row: PaymentRow, key: str, amount: int, before: int, now: datetime,
                   memo: str) -> Entry | None:
+    lease_id = _lease_of(session, row.application_id)
     return origination.refunded(key, row.kind, amount, business_day(now), before=before, parts=_parts(session, row),
-                                dealer_id=row.dealer_id, lease_id=_lease_of(session, row.application_id), memo=memo)
+                                dealer_id=row.dealer_id, lease_id=lease_id, memo=memo, commenced=lease_id is not None)
 
 
 class _Undo(Exception):

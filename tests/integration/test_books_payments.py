@@ -370,3 +370,57 @@ def test_a_deduction_at_closing_leaves_the_deposit_for_fees_and_its_rest_is_refu
         assert entry_of(session, f"deduction:{free}") is None  # no deposit to keep it from
     assert free in service.settlement.settle(only=free)["settled"]
     assert sides(app, f"payment:{hold.id}:captured") == {STRIPE: 2_000, FEES: -2_000}
+
+
+def test_after_the_lease_started_a_refund_never_takes_the_first_rent_out_of_unapplied(bff_server: Any) -> None:
+    """Rents in advance: the upfront payment held the first rent in Unapplied and the lease's commencement applied it
+    to rent 1 (paid at signing). Ops may still refund the lessor's own parts (fees, premiums), but a refund reaching
+    the first rent is refused — servicing does not reopen rent 1 — and nothing moves; a refund made outside
+    Leaseline that reaches it posts what the lessee owes back to Assets:Receivable:Lessees. Rent 1 stays paid and the
+    lease sub-ledger reconciles; Unapplied of the application is never debited past what it held."""
+    from books.lease import OTHER_RECEIVABLE
+    from infra.books_reconcile import lease_differences
+    from infra.db.models import InstalmentRow
+    from infra.db.models import JournalLineRow
+    from infra.db.models import LeaseRow
+    from infra.servicing import SqlServicing
+    from tests.integration.test_books_lease import START
+    from tests.integration.test_servicing_close import open_lease
+    from tests.integration.test_servicing_close import record
+
+    base, app = bff_server.url, bff_server.app
+    components = app.extensions["leaseline"]
+    store = components.payments.store
+    app_id = signed_application(app, UPFRONT_EXTRAS)
+    quote = components.applications.repo.get(app_id, Scope()).plan["quote"]
+    with sign_in(base, SALES_A) as sales:
+        upfront = opened(sales, base, app, app_id)["upfront"]
+        assert pay(sales, base, app_id, upfront.id).status_code == 200
+    fees, first = to_fen(quote["credit_fees"]), to_fen(quote["schedule"][0]["payment"])
+    premiums = upfront.amount - to_fen(quote["down_payment"]) - fees - first
+    lease_id = open_lease(SqlServicing(components.db), record(START, timing="advance"), app_id)
+    assert lease_id is not None
+
+    assert store.add_refund(upfront.id, fees + premiums + 1, "首期租金退还 books test", None) is None
+    assert store.get(upfront.id).refunded == 0
+    lessor = store.add_refund(upfront.id, fees + premiums, "手续费、保费退还 books test", None)
+    assert lessor is not None
+    store.finish_refund(lessor.id, "re_books_lessor", "succeeded")
+    assert sides(app, f"refund:{lessor.id}") == {FEES: fees, INSURERS: premiums, STRIPE: -(fees + premiums)}
+    assert store.add_refund(upfront.id, 1, "books test", None) is None
+
+    total = fees + premiums + 500
+    assert store.raise_refunded(upfront.id, total)
+    assert sides(app, f"payment:{upfront.id}:refunded:{total}") == {OTHER_RECEIVABLE: 500, STRIPE: -500}
+    with components.db.session() as s:
+        rent1 = s.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id, InstalmentRow.number == 1))
+        assert rent1.one().state == "paid"
+        starts_on = s.get(LeaseRow, lease_id).starts_on
+        for on in (starts_on, datetime.now(UTC).date() + timedelta(days=1)):  # before and after the refunds
+            assert lease_differences(s, [lease_id], on=on) == []
+        unapplied = s.execute(select(JournalLineRow.debit - JournalLineRow.credit).join(
+            JournalEntryRow, JournalEntryRow.id == JournalLineRow.entry_id).where(
+            JournalLineRow.account == UNAPPLIED,
+            (JournalEntryRow.key == f"refund:{lessor.id}")
+            | JournalEntryRow.key.like(f"payment:{upfront.id}:refunded:%"))).scalars().all()
+        assert not any(unapplied)

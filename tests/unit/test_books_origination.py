@@ -18,6 +18,7 @@ from books.origination import DEALERS
 from books.origination import DEPOSITS
 from books.origination import FEES
 from books.origination import INSURERS
+from books.origination import LESSEES
 from books.origination import PROCESSOR_FEES
 from books.origination import REFUND_ORDER
 from books.origination import STRIPE
@@ -29,6 +30,7 @@ from books.origination import deposit_kept
 from books.origination import payout
 from books.origination import processor_fee
 from books.origination import refund_slices
+from books.origination import refundable_once_commenced
 from books.origination import refunded
 from books.origination import upfront_parts
 
@@ -139,3 +141,16 @@ def test_a_deduction_at_closing_is_kept_from_the_deposit_as_fees_and_a_hold_capt
     assert sides(captured("p-1", "hold", 5_000, DAY, kept=9_000)) == {STRIPE: 5_000, FEES: -5_000}
     with pytest.raises(ValueError):
         captured("p-1", "deposit", 5_000, DAY, kept=1)
+
+
+def test_once_the_lease_applied_the_first_rent_a_refund_outside_reaching_it_is_owed_by_the_lessee() -> None:
+    """After the commencement the first rent is no longer in Unapplied (rent 1 paid at signing took it): a refund made
+    outside Leaseline that reaches it is a sum the lessee owes back, Assets:Receivable:Lessees — never a debit of
+    Unapplied, which would go negative."""
+    parts = UpfrontParts(down_payment=30_000, fees=1_500, premiums=2_000, first_rent=4_000)
+    assert sides(refunded("r", "upfront", 4_000, DAY, before=1_000, parts=parts, commenced=True)) == {
+        FEES: 500, INSURERS: 2_000, LESSEES: 1_500, STRIPE: -4_000}
+    assert sides(refunded("r", "upfront", 4_000, DAY, before=1_000, parts=parts)) == {
+        FEES: 500, INSURERS: 2_000, UNAPPLIED: 1_500, STRIPE: -4_000}
+    assert refundable_once_commenced(parts) == 3_500  # the fees and premiums only
+    assert refundable_once_commenced(UpfrontParts(down_payment=30_000, fees=1_500)) == 31_500  # in arrears: all
