@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextlib import suppress
 from datetime import MAXYEAR
 from datetime import date
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import click
 
@@ -19,8 +18,6 @@ from leaseline.cli import Fail
 from leaseline.cli import _database_errors
 from leaseline.cli import _settings
 from leaseline.cli import main
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @contextmanager
@@ -37,19 +34,32 @@ def _snapshot() -> Iterator[Any]:
         database.dispose()
 
 
-def _day(value: str | None, option: str, *, latest: date | None = None) -> date:
-    """``value`` as a date (today in Beijing time when None): at most ``latest`` when given, and never in the
-    calendar's last year (the day after it, which the books compute, could not be written)."""
-    today = datetime.now(SHANGHAI).date()
+def _business_date() -> date:
+    """The business date (the day whose close of business runs next): the books' today for every process — in a demo
+    rolled forward it runs ahead of the wall clock."""
+    from infra.db import Database
+    from infra.servicing import current_business_date
+
+    database = Database(_settings().database_url)
+    try:
+        with _database_errors(), database.session() as session:
+            return current_business_date(session)
+    finally:
+        database.dispose()
+
+
+def _day(value: str | None, option: str, *, default: date, latest: date | None = None) -> date:
+    """``value`` as a date (``default`` when None): at most ``latest`` when given, and never in the calendar's last
+    year (the day after it, which the books compute, could not be written)."""
     if value is None:
-        return today
+        return default
     try:
         day = date.fromisoformat(value)
     except ValueError:
         raise Fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
     if latest is not None and day > latest:
-        raise Fail(f"{option}: {value} is after today ({latest.isoformat()} in Beijing time): a month that has not "
-                   "ended has no balance to assert") from None
+        raise Fail(f"{option}: {value} is after the business date {latest.isoformat()}: a month that has not ended "
+                   "has no balance to assert") from None
     if day.year >= MAXYEAR:
         raise Fail(f"{option}: {value} is beyond the dates the books can hold (before {MAXYEAR}-01-01)") from None
     return day
@@ -62,6 +72,8 @@ def _target(target: str) -> Path:
     path = Path(target)
     if path.is_dir():
         raise Fail(f"--to: {target} is a directory (give a file name in it, e.g. {path / 'books.beancount'})")
+    if path.exists() and not path.is_file():  # a device, a pipe: the export replaces a file, never those
+        raise Fail(f"--to: {target} is not a regular file")
     return path
 
 
@@ -76,8 +88,8 @@ def books_group() -> None:
 @click.option("--to", "target", required=True, help="The file to write (replaced when it exists).")
 @click.option("--summary", is_flag=True,
               help="One transaction per day and kind of event, one posting per account (large portfolios).")
-@click.option("--through", default=None, help="Balance assertions for each month ended by this date "
-                                              "(YYYY-MM-DD; default today in Beijing time).")
+@click.option("--through", default=None, help="Balance assertions for each month ended by this date (YYYY-MM-DD; "
+                                              "default and latest: the business date).")
 def books_export(fmt: str, target: str, summary: bool, through: str | None) -> None:
     """Write the whole ledger as a Beancount file: the accounts opened with their zh/en names, every entry (or the
     daily summaries), and balance assertions for every account at each month end taken from the sub-ledgers (the
@@ -85,7 +97,8 @@ def books_export(fmt: str, target: str, summary: bool, through: str | None) -> N
     `bean-check FILE`."""
     from infra.books_export import export
 
-    end = _day(through, "--through", latest=datetime.now(SHANGHAI).date())
+    today = _business_date()
+    end = _day(through, "--through", default=today, latest=today)
     path = _target(target)
     partial = path.with_name(path.name + ".part")
     try:
@@ -93,9 +106,10 @@ def books_export(fmt: str, target: str, summary: bool, through: str | None) -> N
             done = export(conn, out, end, summary=summary)
         partial.replace(path)
     except OSError as exc:
-        raise Fail(f"--to: {exc.strerror or exc} ({path})") from None
+        raise Fail(f"--to: cannot write {path}: {exc.strerror or exc}") from None
     finally:
-        partial.unlink(missing_ok=True)
+        with suppress(OSError):  # nothing was made where nothing could be
+            partial.unlink(missing_ok=True)
     kind = "daily summaries" if summary else "entries"
     click.echo(f"wrote {path}: {done.entries:,} {kind}, {done.assertions:,} balance assertions through "
                f"{end.isoformat()} ({done.from_journal:,} at the journal's own balance, no sub-ledger yet) in "
@@ -104,7 +118,7 @@ def books_export(fmt: str, target: str, summary: bool, through: str | None) -> N
 
 @books_group.command("trial-balance")
 @click.option("--date", "on", default=None, help="Closing balances at the end of this day (YYYY-MM-DD; default "
-                                                 "today in Beijing time).")
+                                                 "the business date).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def books_trial_balance(on: str | None, as_json: bool) -> None:
     """Each account's closing balance at the end of --date, in the debit or the credit column, signed debit-positive
@@ -113,7 +127,7 @@ def books_trial_balance(on: str | None, as_json: bool) -> None:
     from books.trial_balance import trial_balance
     from infra.books_export import balances_through
 
-    day = _day(on, "--date")
+    day = _day(on, "--date", default=_business_date())
     with _snapshot() as conn:
         report = trial_balance(load_chart(), balances_through(conn, day))
     if as_json:
@@ -127,8 +141,8 @@ def books_trial_balance(on: str | None, as_json: bool) -> None:
 
 
 @books_group.command("reconcile")
-@click.option("--date", "on", default=None, help="Balances through the end of this day (YYYY-MM-DD; default today "
-                                                 "in Beijing time).")
+@click.option("--date", "on", default=None, help="Balances through the end of this day (YYYY-MM-DD; default the "
+                                                 "business date).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def books_reconcile(on: str | None, as_json: bool) -> None:
     """Each lease's receivable and unearned income in the ledger against what its instalments say (the lease
@@ -138,7 +152,7 @@ def books_reconcile(on: str | None, as_json: bool) -> None:
     from books.beancount import amount
     from infra.books_reconcile import lease_differences
 
-    day = _day(on, "--date")
+    day = _day(on, "--date", default=_business_date())
     with _snapshot() as conn, Session(bind=conn) as session:
         found = lease_differences(session, on=day)
     rows = [{"lease_id": d.lease_id, "account": d.account, "ledger": amount(d.ledger), "schedule": amount(d.schedule),
@@ -161,8 +175,8 @@ def books_reconcile(on: str | None, as_json: bool) -> None:
 @click.argument("lease", required=False)
 @click.option("--amount", default=None, help="What the bank paid the dealer for the car (yuan, e.g. 123456.78): "
                                              "the lease's payable to its dealer, to the fen.")
-@click.option("--on", "paid_on", default=None, help="The day the bank paid (YYYY-MM-DD; default today in Beijing "
-                                                    "time).")
+@click.option("--on", "paid_on", default=None, help="The day the bank paid (YYYY-MM-DD; default the business "
+                                                    "date).")
 @click.option("--reference", default="", help="The bank's reference of the transfer.")
 @click.option("--by", "by", default=None, help="Who records it (for the audit log).")
 @click.option("--due", is_flag=True, help="List the leases whose dealer is still owed for the car instead.")
@@ -198,8 +212,8 @@ def books_fund_dealer(lease: str | None, amount: str | None, paid_on: str | None
                 raise Fail(f"--amount: {amount!r} is not an amount in yuan") from None
             if fen != fen.to_integral_value():
                 raise Fail(f"--amount: {amount!r} is not an amount to the fen")
-            today = datetime.now(SHANGHAI).date()
-            day = _day(paid_on, "--on") if paid_on else today
+            today = _business_date()
+            day = _day(paid_on, "--on", default=today)
             try:
                 done = fund_dealer(database, lease, amount=int(fen), paid_on=day, today=today, reference=reference,
                                    actor_label=by, now=utc_now())

@@ -209,7 +209,13 @@ def test_bad_input_is_one_line(url: str, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
     for late in ("9999-12-31", "2999-01-31"):  # a month not ended yet has no balance to assert
         result = cli(url, "export", "--to", str(tmp_path / "late.beancount"), "--through", late)
-        assert result.exit_code == 2 and "--through" in result.output and "today" in result.output, result.output
+        assert result.exit_code == 2 and "--through" in result.output and "business date" in result.output, \
+            result.output
+    (tmp_path / "file").write_text("")
+    for target in (str(tmp_path / "file" / "books.beancount"), "/dev/null"):  # under a file; not a regular file
+        result = cli(url, "export", "--to", target)
+        assert result.exit_code == 2 and result.output.count("\n") == 1 and "--to" in result.output, result.output
+    (tmp_path / "file").unlink()
     for option in ("trial-balance", "reconcile"):
         result = cli(url, option, "--date", "9999-12-31")
         assert result.exit_code == 2 and "--date" in result.output, result.output
