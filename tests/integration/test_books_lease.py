@@ -60,11 +60,11 @@ START = date(2026, 1, 10)
 ORDER = cast(tuple[Component, ...], load_policy().allocation_order)
 
 
-@pytest.fixture(scope="module")
-def db() -> Iterator[Database]:
+def books_database(prefix: str) -> Iterator[Database]:
+    """A migrated database of its own with the test dealer."""
     from infra.db.migrate import upgrade
 
-    for url in postgres_database("leaseline_books_lease"):
+    for url in postgres_database(prefix):
         upgrade(url)
         database = Database(url)
         with database.session() as s:
@@ -73,6 +73,11 @@ def db() -> Iterator[Database]:
             s.add(DealerRow(id=DEALER, group_id="g-books", name="books dealer", city="上海"))
         yield database
         database.dispose()
+
+
+@pytest.fixture(scope="module")
+def db() -> Iterator[Database]:
+    yield from books_database("leaseline_books_lease")
 
 
 @dataclass(frozen=True)
@@ -273,17 +278,7 @@ def test_the_sub_ledger_holds_before_and_after_a_partial_prepayment_rewrites_the
 @pytest.fixture(scope="module")
 def closed_db() -> Iterator[Database]:
     """A database of its own whose January is closed in the books mid-test (a closed month moves later postings)."""
-    from infra.db.migrate import upgrade
-
-    for url in postgres_database("leaseline_books_lease_closed"):
-        upgrade(url)
-        database = Database(url)
-        with database.session() as s:
-            s.add(DealerGroupRow(id="g-books", name="books group"))
-            s.flush()
-            s.add(DealerRow(id=DEALER, group_id="g-books", name="books dealer", city="上海"))
-        yield database
-        database.dispose()
+    yield from books_database("leaseline_books_lease_closed")
 
 
 def test_events_booked_late_in_a_closed_month_count_on_both_sides_from_the_day_they_are_booked(
