@@ -67,6 +67,7 @@ from infra.db.models import JournalEntryRow
 from infra.db.models import JournalLineRow
 from infra.db.models import LeaseRow
 from infra.db.models import ServicingMovementRow
+from infra.jobs import Job
 
 TASK, QUEUE = "books.finance_income", "servicing"
 ONE_DAY = timedelta(days=1)
@@ -242,14 +243,4 @@ def defer_month(session: Session, month: str) -> None:
     """Queue ``month``'s recognition in ``session``'s transaction (the close that finished its last day), once while
     one is waiting (its queueing lock); the months' jobs run one at a time (their lock, ``books.finance_income``: a
     close catching up several days defers several months)."""
-    from sqlalchemy.exc import IntegrityError
-
-    from infra.jobs import defer_in
-
-    try:  # as infra.jobs.Job.defer, with the task's procrastinate lock: the months' jobs run one at a time
-        with session.begin_nested():
-            defer_in(session, TASK, {"month": month}, queue=QUEUE, lock=TASK, queueing_lock=f"{TASK}:{month}")
-    except IntegrityError as exc:
-        if "procrastinate_jobs_queueing_lock_idx" not in str(exc.orig):
-            raise
-
+    Job(TASK, {"month": month}, QUEUE, queueing_lock=f"{TASK}:{month}", lock=TASK).defer(session)

@@ -217,19 +217,20 @@ _STALLED = ("j.status = 'doing' AND (j.worker_id IS NULL OR EXISTS (SELECT 1 FRO
 @dataclass(frozen=True)
 class Job:
     """A job to defer with a change, in its transaction; a job of the same ``queueing_lock`` already waiting does the
-    same work, so none is added."""
+    same work, so none is added. ``lock``: procrastinate's lock, jobs of the same one run one at a time."""
 
     task: str
     args: Mapping[str, Any]
     queue: str
     queueing_lock: str | None = None
     at: datetime | None = None
+    lock: str | None = None
 
     def defer(self, session: Session) -> None:
         try:
             with session.begin_nested():
-                defer_in(session, self.task, self.args, queue=self.queue, queueing_lock=self.queueing_lock,
-                         at=self.at)
+                defer_in(session, self.task, self.args, queue=self.queue, lock=self.lock,
+                         queueing_lock=self.queueing_lock, at=self.at)
         except IntegrityError as exc:
             if "procrastinate_jobs_queueing_lock_idx" not in str(exc.orig):
                 raise
@@ -238,11 +239,11 @@ class Job:
 # the jobs as arrays, one element each (procrastinate's own procrastinate_defer_jobs_v1 takes an array of them); one
 # whose queueing lock has a job waiting already is left out, as Job.defer leaves it
 _DEFER_MANY = text(
-    "SELECT procrastinate_defer_jobs_v1(ARRAY(SELECT ROW(j.queue, j.task, 0, NULL, j.queueing_lock, j.args, j.at)"
+    "SELECT procrastinate_defer_jobs_v1(ARRAY(SELECT ROW(j.queue, j.task, 0, j.lock, j.queueing_lock, j.args, j.at)"
     "::procrastinate_job_to_defer_v1 FROM unnest(CAST(:queues AS varchar[]), CAST(:tasks AS varchar[]), "
-    "CAST(:locks AS text[]), CAST(:args AS jsonb[]), CAST(:ats AS timestamptz[])) WITH ORDINALITY "
-    "AS j(queue, task, queueing_lock, args, at, n) WHERE j.queueing_lock IS NULL OR NOT EXISTS (SELECT 1 FROM "
-    "procrastinate_jobs w WHERE w.queueing_lock = j.queueing_lock AND w.status = 'todo') ORDER BY j.n))")
+    "CAST(:run_locks AS text[]), CAST(:locks AS text[]), CAST(:args AS jsonb[]), CAST(:ats AS timestamptz[])) "
+    "WITH ORDINALITY AS j(queue, task, lock, queueing_lock, args, at, n) WHERE j.queueing_lock IS NULL OR NOT EXISTS "
+    "(SELECT 1 FROM procrastinate_jobs w WHERE w.queueing_lock = j.queueing_lock AND w.status = 'todo') ORDER BY j.n))")
 
 
 def defer_jobs(session: Session, jobs: Sequence[Job]) -> int:
@@ -263,7 +264,7 @@ def defer_jobs(session: Session, jobs: Sequence[Job]) -> int:
         return 0
     request = request_id.get()
     params = {"queues": [j.queue for j in todo], "tasks": [j.task for j in todo],
-              "locks": [j.queueing_lock for j in todo],
+              "run_locks": [j.lock for j in todo], "locks": [j.queueing_lock for j in todo],
               "args": [json.dumps({**j.args, "request": request}, ensure_ascii=False) for j in todo],
               "ats": [j.at for j in todo]}
     if not seen:
