@@ -165,8 +165,7 @@ def month_income(schedule: LeaseSchedule, month: str, recognised: int) -> int:
     """The finance income to post for ``month`` (fen): the interest earned through its last day, rounded once, less
     ``recognised`` (what earlier months and adjustments recognised, net) — never negative, never beyond what the
     schedule holds."""
-    target = recognised_through(schedule, month_end(month))
-    return max(0, min(target, schedule.interest) - recognised)
+    return max(0, recognised_through(schedule, month_end(month)) - recognised)
 
 
 # -- the effective-interest figure ----------------------------------------------------------------------------------
@@ -236,19 +235,27 @@ def effective_periods(schedule: LeaseSchedule, net_investment: int, rate: float,
     return out
 
 
+def _effective_spread(schedule: LeaseSchedule, net_investment: int | None,
+                      others: Sequence[tuple[date, int]]) -> list[Period] | None:
+    """The effective-interest method's stretches (``net_investment`` None: Σ amount − Σ interest of the rents, the
+    schedule's own principal); None when the rents have no amounts or the flows no implicit rate."""
+    if not any(r.amount for r in schedule.rents):
+        return None
+    invest = sum(r.amount for r in schedule.rents) - schedule.interest if net_investment is None \
+        else net_investment
+    try:
+        return effective_periods(schedule, invest, implicit_rate(schedule, invest, others), others)
+    except NoSolution:
+        return None
+
+
 def effective_through(schedule: LeaseSchedule, *through: date, net_investment: int | None = None,
                       others: Sequence[tuple[date, int]] = ()) -> tuple[int, ...] | None:
     """The effective-interest figure earned by the end of each day of ``through``, each rounded once (fen); None when
     the flows have no implicit rate (``net_investment`` None: Σ amount − Σ interest of the rents)."""
-    invest = sum(r.amount for r in schedule.rents) - schedule.interest if net_investment is None \
-        else net_investment
-    if not any(r.amount for r in schedule.rents):
+    spread = _effective_spread(schedule, net_investment, others)
+    if spread is None:
         return None
-    try:
-        rate = implicit_rate(schedule, invest, others)
-    except NoSolution:
-        return None
-    spread = effective_periods(schedule, invest, rate, others)
     return tuple(half_up(accrued(spread, day)) for day in through)
 
 
@@ -260,14 +267,7 @@ def monthly_income(schedule: LeaseSchedule, net_investment: int | None = None,
     spread = periods(schedule)
     if not spread:
         return []
-    invest = sum(r.amount for r in schedule.rents) - schedule.interest if net_investment is None \
-        else net_investment
-    effective: list[Period] = []
-    if any(r.amount for r in schedule.rents):
-        try:
-            effective = effective_periods(schedule, invest, implicit_rate(schedule, invest, others), others)
-        except NoSolution:
-            effective = []
+    effective = _effective_spread(schedule, net_investment, others)
     last = max(p.ends_on - ONE_DAY if p.ends_on > p.starts_on else p.starts_on for p in spread)
     month, out = month_of(schedule.starts_on), []
     before = before_eff = 0

@@ -166,7 +166,7 @@ def month_entry(lease: LeaseRow, schedule: LeaseSchedule, month: str, before: in
     """The month's entry of one lease (None: nothing to recognise) and the effective-interest difference it shows."""
     end = month_end(month)
     target = recognised_through(schedule, end)
-    amount = max(0, min(target, schedule.interest) - before)
+    amount = max(0, target - before)  # as books.income.month_income: the spread through the month end, less before
     if not amount:
         return None, 0
     invest = sum(r.amount for r in schedule.rents) - schedule.interest + sum(a for _, a in others)
