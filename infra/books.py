@@ -46,11 +46,13 @@ def booked_on(value_date: date, closed: date | None) -> date:
     return _next_month(closed)
 
 
-def post(session: Session, entries: Sequence[Entry], now: datetime, *, chart: Chart | None = None) -> list[int]:
-    """Post ``entries`` in ``session``'s transaction; the ids of those posted now (an entry whose key is already in
-    the journal is skipped: a replay posts nothing twice). Raises :class:`UnpostableEntry` before writing anything
-    when one cannot be posted (its whole transaction fails with it)."""
+def post(session: Session, items: Sequence[Entry | None], now: datetime, *, chart: Chart | None = None) -> list[int]:
+    """Post ``items`` in ``session``'s transaction; the ids of those posted now (an entry whose key is already in the
+    journal is skipped: a replay posts nothing twice; a None — books.entries.entry's event that moved no money — is
+    nothing to post). Raises :class:`UnpostableEntry` before writing anything when one cannot be posted (its whole
+    transaction fails with it)."""
     chart = chart or load_chart()
+    entries = [item for item in items if item is not None]
     if not entries:
         return []
     keys: set[str] = set()

@@ -298,7 +298,7 @@ class SqlCollections:
                 raise RuntimeError(f"payment {key} booked concurrently")
             received = books_lease.receipt(booked, lease_id, lease.dealer_id, source=source, value_date=day,
                                            amount=amount, applied=parts, held=held, surplus=amount - applied)
-            post(session, [received] if received is not None else [], now)
+            post(session, [received], now)
             if attempt_id is not None:
                 session.execute(update(CollectionAttemptRow).where(CollectionAttemptRow.id == attempt_id).values(
                     status=SUCCEEDED, failure_code=None, failure_message=None, poll_after=None, updated_at=now))
@@ -363,7 +363,7 @@ class SqlCollections:
                 dealer_id = session.execute(select(LeaseRow.dealer_id).where(LeaseRow.id == lease_id)).scalar_one()
                 refunded = books_lease.surplus_refunded(receipt_id, lease_id, dealer_id, source=source,
                                                         value_date=current_business_date(session), surplus=surplus)
-                post(session, [refunded] if refunded is not None else [], now)
+                post(session, [refunded], now)
             return True
 
     # -- attempts ----------------------------------------------------------------------------------------------------

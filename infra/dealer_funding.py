@@ -108,7 +108,7 @@ def fund_dealer(db: Database, lease_id: str, *, amount: int, paid_on: date, toda
             raise FundingRefused(f"lease {lease.contract_number}: the payment's day {paid_on.isoformat()} is not from "
                                  f"the lease's start {lease.starts_on.isoformat()} to today {today.isoformat()}")
         item = dealer_funded(lease.id, lease.dealer_id, paid_on, owed, reference)
-        post(session, [item] if item is not None else [], now)
+        post(session, [item], now)
         session.add(AuditEventRow(
             at=now, action=ACTION, outcome="success", actor_id=None, actor_label=actor_label[:254],
             dealer_id=lease.dealer_id, target=lease.id, ip="", user_agent="",

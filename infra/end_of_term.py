@@ -330,7 +330,7 @@ def _add_instalment(session: Session, lease: LeaseRow, kind: str, due_on: date, 
     session.add(row)
     session.flush()
     charge = books_end_of_term.charged(row.id, kind, lease.id, lease.dealer_id, current_business_date(session), amount)
-    post(session, [charge] if charge is not None else [], now)
+    post(session, [charge], now)
     return row
 
 
@@ -451,7 +451,7 @@ def _apply_deposit(session: Session, lease: LeaseRow, day: date, now: datetime,
         left -= taken
         applied += taken
     session.flush()
-    post(session, [e for e in entries if e is not None], now)
+    post(session, entries, now)
     return int(before) + applied, max(held, int(before))
 
 

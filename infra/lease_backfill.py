@@ -90,6 +90,6 @@ class SqlLeaseBackfill:
                     key=f"collected_outside:{lease_id}:{row.number}", booked_at=now,
                     note=f"服务启用前已在系统外收取 collected outside Leaseline before {paid_through.isoformat()}"))
             session.flush()
-            post(session, [e for e in (collected_outside(lease_id, dealer_id, row.number, row.due_on, row.principal,
-                                                         row.interest) for row in rows) if e is not None], now)
+            post(session, [collected_outside(lease_id, dealer_id, row.number, row.due_on, row.principal, row.interest)
+                           for row in rows], now)
             return Backfilled(lease_id, len(rows), sum(r.amount for r in rows))

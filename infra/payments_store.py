@@ -195,7 +195,7 @@ class SqlPayments:
             row = session.get(PaymentRow, payment_id)
             assert row is not None
             if to in CAPTURED and expected not in CAPTURED:  # the money taken: its entry, in this transaction
-                _post(session, _capture_entry(session, row, now), now)
+                post(session, [_capture_entry(session, row, now)], now)
             return _payment(row)
 
     def set_fields(self, payment_id: str, **values: object) -> None:
@@ -264,8 +264,8 @@ class SqlPayments:
                 payment = session.get(PaymentRow, row.payment_id, with_for_update=True)
                 assert payment is not None
                 before = payment.refunded - _pending_refunds(session, payment.id)  # this one is still pending
-                _post(session, _refund_entry(session, payment, f"refund:{row.id}", row.amount, before, now,
-                                             f"refund {stripe_refund_id or ''}: {row.reason}"), now)
+                post(session, [_refund_entry(session, payment, f"refund:{row.id}", row.amount, before, now,
+                                             f"refund {stripe_refund_id or ''}: {row.reason}")], now)
             row.status, row.stripe_refund_id = status, stripe_refund_id
             if status == "failed":
                 session.execute(update(PaymentRow).where(PaymentRow.id == row.payment_id).values(
@@ -298,8 +298,8 @@ class SqlPayments:
             before = row.refunded - _pending_refunds(session, payment_id)  # what the books gave back so far
             amount = total - row.refunded
             row.refunded, row.updated_at = total, now
-            _post(session, _refund_entry(session, row, f"payment:{payment_id}:refunded:{total}", amount, before, now,
-                                         "refunded outside Leaseline (reported by Stripe)"), now)
+            post(session, [_refund_entry(session, row, f"payment:{payment_id}:refunded:{total}", amount, before, now,
+                                         "refunded outside Leaseline (reported by Stripe)")], now)
             return True
 
     def transfer_sent(self, payment_id: str, transfer_id: str, amount: int) -> bool:
@@ -315,9 +315,9 @@ class SqlPayments:
                 return False
             row = session.get(PaymentRow, payment_id)
             assert row is not None
-            _post(session, origination.dealer_share_paid(
+            post(session, [origination.dealer_share_paid(
                 row.id, amount, business_day(now), dealer_id=row.dealer_id,
-                lease_id=_lease_of(session, row.application_id), transfer_id=transfer_id), now)
+                lease_id=_lease_of(session, row.application_id), transfer_id=transfer_id)], now)
             return True
 
     def forget_event(self, event_id: str) -> None:
@@ -474,9 +474,9 @@ class SqlPayments:
                 session.flush()
                 row = session.get(LeaseTermRow, application_id)
                 assert row is not None
-                _post(session, origination.deposit_kept(application_id, min(deduction, _deposit_left(
+                post(session, [origination.deposit_kept(application_id, min(deduction, _deposit_left(
                     session, application_id)), business_day(now), dealer_id=row.dealer_id,
-                    reason=row.deduction_reason or ""), now)
+                    reason=row.deduction_reason or "")], now)
                 return _term(row)
         except _Undo:
             return None
@@ -546,11 +546,6 @@ class SqlPayments:
 def business_day(now: datetime) -> date:
     """The business date of an event at ``now``: its day in Asia/Shanghai."""
     return now.astimezone(SHANGHAI).date()
-
-
-def _post(session: Session, item: Entry | None, now: datetime) -> None:
-    if item is not None:
-        post(session, [item], now)
 
 
 def _lease_of(session: Session, application_id: str) -> str | None:

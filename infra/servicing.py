@@ -280,9 +280,8 @@ class SqlServicing:
         session.flush()
         schedule = [Scheduled(i.kind, i.amount, i.principal, i.interest) for i in plan.instalments]
         signing = sum(row.amount for row in rows if row.state == PAID)
-        post(session, [e for e in (books_lease.commenced(lease_id, dealer_id, plan.starts_on, schedule),
-                                   books_lease.paid_at_signing(lease_id, dealer_id, plan.starts_on, signing))
-                       if e is not None], now)
+        post(session, [books_lease.commenced(lease_id, dealer_id, plan.starts_on, schedule),
+                       books_lease.paid_at_signing(lease_id, dealer_id, plan.starts_on, signing)], now)
         _pay_off_refinanced(session, application_id, lease_id, dealer_id, plan.starts_on, now)
         return lease_id
 
@@ -461,7 +460,7 @@ def _pay_off_refinanced(session: Session, application_id: str, lease_id: str, de
         session.flush()
         paid_off = books_lease.refinanced(old, old_dealer, lease_id, dealer_id, day, principal=principal,
                                           interest=interest, penalty=penalty)
-        post(session, [paid_off] if paid_off is not None else [], now)
+        post(session, [paid_off], now)
         return
 
 

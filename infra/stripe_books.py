@@ -194,14 +194,14 @@ class StripeBooksJob:
         return result
 
 
-def stripe_entries(t: BalanceTransaction) -> list[Entry]:
+def stripe_entries(t: BalanceTransaction) -> list[Entry | None]:
     """The entries Stripe's own transaction ``t`` causes: its fee, and a payout to the bank."""
     day = business_day(datetime.fromtimestamp(t.created, UTC))
     fee = t.fee + (-t.amount if t.type in FEE_TYPES else 0)
     found = [origination.processor_fee(t.id, fee, day, f"Stripe fee {t.type} {t.source or ''}".strip())]
     if t.type in PAYOUTS:
         found.append(origination.payout(t.id, -t.amount, day, f"Stripe {t.type} {t.source or ''}".strip()))
-    return [e for e in found if e is not None]
+    return found
 
 
 def compare(session: Session, transactions: Iterable[BalanceTransaction], since: datetime) -> list[Difference]:
