@@ -33,21 +33,19 @@ from __future__ import annotations
 
 from datetime import date
 
+from books.accounts import DEPOSITS
+from books.accounts import FEES
+from books.accounts import LATE_CHARGES
+from books.accounts import OTHER_RECEIVABLE
+from books.accounts import RECEIVABLE
+from books.accounts import UNEARNED
+from books.accounts import VEHICLES_RETURNED
 from books.entries import Entry
 from books.entries import credit
 from books.entries import debit
 from books.entries import entry
+from books.income import income_entry
 
-RECEIVABLE = "Assets:LeaseReceivable:Payments"
-OTHER_RECEIVABLE = "Assets:Receivable:Lessees"
-DEPOSITS = "Liabilities:Deposits:Lessees"
-LATE_CHARGES = "Income:Lease:LateCharges"
-FEES = "Income:Other:Fees"
-UNEARNED = "Assets:LeaseReceivable:Unearned"
-INTEREST = "Income:Lease:Interest"
-VEHICLES_RETURNED = "Assets:Vehicles:Returned"
-#: the kind of every entry that moves schedule interest between Unearned and Income (infra/finance_income.py)
-FINANCE_INCOME = "finance_income"
 #: the instalments that are lease payments (books/lease.py LEASE_PAYMENTS)
 LEASE_PAYMENTS = ("rent", "final_rent")
 LABELS = {"purchase_price": "留购价 purchase price", "return_charges": "退车费用 return charges"}
@@ -83,10 +81,9 @@ def car_returned(lease_id: str, dealer_id: str, instalment_id: int, day: date, *
        f"{interest} fen", lease_id=lease_id, dealer_id=dealer_id)
     if offset is not None:
         out.append(offset)
-    income = entry(f"income:{lease_id}:car_returned:{instalment_id}", FINANCE_INCOME, day, [
-        debit(UNEARNED, earned - recognised), credit(INTEREST, earned - recognised),
-    ], f"融资收益 finance income to the return: {earned} fen earned without the waived interest, {recognised} fen "
-       "recognised before", lease_id=lease_id, dealer_id=dealer_id)
+    income = income_entry(f"income:{lease_id}:car_returned:{instalment_id}", day, earned - recognised,
+                          f"融资收益 finance income to the return: {earned} fen earned without the waived interest, "
+                          f"{recognised} fen recognised before", lease_id=lease_id, dealer_id=dealer_id)
     if income is not None:
         out.append(income)
     return out

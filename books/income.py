@@ -46,6 +46,12 @@ from datetime import date
 from datetime import timedelta
 from fractions import Fraction
 
+from books.accounts import INTEREST
+from books.accounts import UNEARNED
+from books.entries import Entry
+from books.entries import credit
+from books.entries import debit
+from books.entries import entry
 from plans.apr import NoSolution
 from plans.apr import irr
 from plans.timeline import add_months
@@ -53,6 +59,16 @@ from plans.timeline import months_between
 
 ONE_DAY = timedelta(days=1)
 ARREARS, ADVANCE = "arrears", "advance"
+#: the kind of every entry that moves schedule interest between Unearned and Income: what a lease recognised is read
+#: by it (infra/finance_income.py ``recognised``)
+FINANCE_INCOME = "finance_income"
+
+
+def income_entry(key: str, day: date, amount: int, memo: str, *, lease_id: str, dealer_id: str) -> Entry | None:
+    """Finance income recognised (``amount`` > 0: Dr Unearned / Cr Interest) or taken back (< 0: the other way round)
+    on ``day``; None when ``amount`` is 0."""
+    return entry(key, FINANCE_INCOME, day, [debit(UNEARNED, amount), credit(INTEREST, amount)], memo,
+                 lease_id=lease_id, dealer_id=dealer_id)
 
 
 @dataclass(frozen=True)

@@ -49,22 +49,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
+from books.accounts import BANK
+from books.accounts import DEALERS
+from books.accounts import DISBURSEMENTS
+from books.accounts import LATE_CHARGES
+from books.accounts import OTHER_RECEIVABLE
+from books.accounts import RECEIVABLE
+from books.accounts import STRIPE_CLEARING
+from books.accounts import UNAPPLIED
+from books.accounts import UNEARNED
 from books.entries import Entry
 from books.entries import UnpostableEntry
 from books.entries import credit
 from books.entries import debit
 from books.entries import entry
 
-RECEIVABLE = "Assets:LeaseReceivable:Payments"
-UNEARNED = "Assets:LeaseReceivable:Unearned"
-OTHER_RECEIVABLE = "Assets:Receivable:Lessees"
-DEALERS = "Liabilities:Payable:Dealers"
-UNAPPLIED = "Liabilities:Unapplied:Lessees"
-LATE_CHARGES = "Income:Lease:LateCharges"
-BANK = "Assets:Bank:Collections"
-#: the bank account the lessor pays dealers from (the car's price, 放款)
-DISBURSEMENTS = "Assets:Bank:Disbursements"
-STRIPE_CLEARING = "Assets:Clearing:Stripe"
 #: the instalments that are lease payments (租赁收款额: the receivable's sub-ledger); any other kind (purchase_price,
 #: return_charges) is a charge outside them
 LEASE_PAYMENTS = ("rent", "final_rent")

@@ -59,21 +59,20 @@ from decimal import Decimal
 from decimal import InvalidOperation
 from typing import Any
 
+from books.accounts import BANK
+from books.accounts import DEALERS
+from books.accounts import DEPOSITS
+from books.accounts import FEES
+from books.accounts import INSURERS
+from books.accounts import OTHER_RECEIVABLE as LESSEES
+from books.accounts import PROCESSOR_FEES
+from books.accounts import STRIPE_CLEARING as STRIPE
+from books.accounts import UNAPPLIED
 from books.entries import Entry
 from books.entries import Line
 from books.entries import credit
 from books.entries import debit
 from books.entries import entry
-
-STRIPE = "Assets:Clearing:Stripe"
-BANK = "Assets:Bank:Collections"
-DEALERS = "Liabilities:Payable:Dealers"
-INSURERS = "Liabilities:Payable:Insurers"
-DEPOSITS = "Liabilities:Deposits:Lessees"
-UNAPPLIED = "Liabilities:Unapplied:Lessees"
-LESSEES = "Assets:Receivable:Lessees"
-FEES = "Income:Other:Fees"
-PROCESSOR_FEES = "Expenses:Finance:ProcessorFees"
 
 #: the parts of the upfront payment, in the order a refund gives them back (the lessor's own first)
 REFUND_ORDER = ("fees", "premiums", "first_rent", "down_payment")

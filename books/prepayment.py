@@ -22,15 +22,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from books.accounts import INTEREST
+from books.accounts import RECEIVABLE
+from books.accounts import UNAPPLIED
+from books.accounts import UNEARNED
 from books.entries import Entry
 from books.entries import credit
 from books.entries import debit
 from books.entries import entry
-from books.settlement import FINANCE_INCOME
-from books.settlement import INTEREST
-from books.settlement import RECEIVABLE
-from books.settlement import UNAPPLIED
-from books.settlement import UNEARNED
+from books.income import income_entry
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,9 @@ def prepaid(p: Prepaid) -> list[Entry]:
        f"{p.accrued_interest} fen, interest no longer owed {p.interest_dropped} fen", lease_id=p.lease_id,
         dealer_id=p.dealer_id)
     out = [main] if main is not None else []
-    reversed_ = entry(f"income:{p.lease_id}:prepayment:{p.prepayment_id}", FINANCE_INCOME, p.day, [
-        debit(INTEREST, max(0, p.excess)), credit(UNEARNED, max(0, p.excess)),
-    ], f"融资收益冲回 finance income the re-amortised schedule no longer holds, {p.excess} fen", lease_id=p.lease_id,
-        dealer_id=p.dealer_id)
+    reversed_ = income_entry(f"income:{p.lease_id}:prepayment:{p.prepayment_id}", p.day, -max(0, p.excess),
+                             f"融资收益冲回 finance income the re-amortised schedule no longer holds, {p.excess} fen",
+                             lease_id=p.lease_id, dealer_id=p.dealer_id)
     if reversed_ is not None:
         out.append(reversed_)
     return out

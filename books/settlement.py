@@ -32,22 +32,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from books.accounts import DEPOSITS
+from books.accounts import FEES
+from books.accounts import INTEREST
+from books.accounts import LATE_CHARGES
+from books.accounts import RECEIVABLE
+from books.accounts import UNAPPLIED
+from books.accounts import UNEARNED
 from books.entries import Entry
 from books.entries import UnpostableEntry
 from books.entries import credit
 from books.entries import debit
 from books.entries import entry
-
-RECEIVABLE = "Assets:LeaseReceivable:Payments"
-UNEARNED = "Assets:LeaseReceivable:Unearned"
-UNAPPLIED = "Liabilities:Unapplied:Lessees"
-DEPOSITS = "Liabilities:Deposits:Lessees"
-INTEREST = "Income:Lease:Interest"
-LATE_CHARGES = "Income:Lease:LateCharges"
-FEES = "Income:Other:Fees"
-#: the kind of every entry that moves schedule interest between Unearned and Income (infra/finance_income.py reads
-#: what was recognised by it)
-FINANCE_INCOME = "finance_income"
+from books.income import income_entry
 
 
 @dataclass(frozen=True)
@@ -99,10 +96,10 @@ def settled(s: Settled) -> list[Entry]:
        f"late charges {s.charges} fen, deposit kept {s.deposit_kept} fen", lease_id=s.lease_id,
         dealer_id=s.dealer_id)
     out = [main] if main is not None else []
-    income = entry(f"income:{s.lease_id}:settlement:{s.quote_id}", FINANCE_INCOME, s.day, [
-        debit(UNEARNED, s.kept_interest - s.recognised), credit(INTEREST, s.kept_interest - s.recognised),
-    ], f"融资收益 finance income to the settlement day: the kept rents' interest {s.kept_interest} fen, "
-       f"{s.recognised} fen recognised before", lease_id=s.lease_id, dealer_id=s.dealer_id)
+    income = income_entry(
+        f"income:{s.lease_id}:settlement:{s.quote_id}", s.day, s.kept_interest - s.recognised,
+        f"融资收益 finance income to the settlement day: the kept rents' interest {s.kept_interest} fen, "
+        f"{s.recognised} fen recognised before", lease_id=s.lease_id, dealer_id=s.dealer_id)
     if income is not None:
         out.append(income)
     return out

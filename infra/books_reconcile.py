@@ -13,7 +13,7 @@ For a lease at the date D, from the journal lines with its lease id in entries b
   car's offset took off it, and none of it once an early settlement paid on or before D replaced it (a rent due after
   the settlement day, or the final rent: its interest not owed and what was paid of it ahead, given back, leave
   Unearned with it — books/settlement.py). Recognised: Unearned's net debit in the entries of kind ``finance_income``
-  (books/settlement.py FINANCE_INCOME: the monthly ``income:<lease>:<YYYY-MM>``, a settlement's or a prepayment's
+  (books/income.py FINANCE_INCOME: the monthly ``income:<lease>:<YYYY-MM>``, a settlement's or a prepayment's
   ``…:income`` — every entry that moves schedule interest between Unearned and Income:Lease:Interest; one that gives
   income back counts back).
 
@@ -44,12 +44,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from books.accounts import RECEIVABLE
+from books.accounts import UNEARNED
+from books.income import FINANCE_INCOME
 from books.lease import LEASE_PAYMENTS
-from books.lease import RECEIVABLE
-from books.lease import UNEARNED
 
-#: the kind of the entries that move schedule interest from Unearned to income and back (books/settlement.py)
-FINANCE_INCOME = "finance_income"
 #: the movement of an early settlement on an instalment (infra/settlements.py): a rent it replaced keeps the interest it
 #: no longer owes in ``waived`` (what it still owed is nothing from the day the settlement was paid)
 SETTLEMENT_MOVE = "settlement"

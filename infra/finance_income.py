@@ -50,13 +50,13 @@ from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from books.accounts import INTEREST
 from books.entries import Entry
-from books.entries import credit
-from books.entries import debit
-from books.entries import entry
+from books.income import FINANCE_INCOME
 from books.income import LeaseSchedule
 from books.income import Rent
 from books.income import effective_through
+from books.income import income_entry
 from books.income import month_end
 from books.income import recognised_through
 from infra import books
@@ -71,8 +71,7 @@ from infra.jobs import Job
 
 TASK, QUEUE = "books.finance_income", "servicing"
 ONE_DAY = timedelta(days=1)
-KIND = "finance_income"
-UNEARNED, INTEREST = "Assets:LeaseReceivable:Unearned", "Income:Lease:Interest"
+KIND = FINANCE_INCOME
 #: leases a transaction
 BATCH = 1_000
 #: instalments of the lease's schedule (a purchase price, a return's charges are not: no interest)
@@ -181,9 +180,9 @@ def month_entry(lease: LeaseRow, schedule: LeaseSchedule, month: str, before: in
         spread = target - min(recognised_through(schedule, previous), target)
         difference = (now_eff - before_eff) - spread
         shown = f"effective {now_eff - before_eff} fen, difference {difference:+d} fen"
-    item = entry(income_key(lease.id, month), KIND, end, [debit(UNEARNED, amount), credit(INTEREST, amount)],
-                 f"融资收益 finance income {month}: schedule {amount} fen; {shown}", lease_id=lease.id,
-                 dealer_id=lease.dealer_id)
+    item = income_entry(income_key(lease.id, month), end, amount,
+                        f"融资收益 finance income {month}: schedule {amount} fen; {shown}", lease_id=lease.id,
+                        dealer_id=lease.dealer_id)
     return item, difference
 
 
