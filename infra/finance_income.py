@@ -68,6 +68,7 @@ from infra.db.models import JournalLineRow
 from infra.db.models import LeaseRow
 from infra.db.models import ServicingMovementRow
 from infra.jobs import Job
+from infra.servicing import any_of
 
 TASK, QUEUE = "books.finance_income", "servicing"
 ONE_DAY = timedelta(days=1)
@@ -119,8 +120,6 @@ def recognised(session: Session, lease_ids: Sequence[str]) -> dict[str, int]:
     kind ``finance_income``."""
     if not lease_ids:
         return {}
-    from infra.servicing import any_of
-
     rows = session.execute(
         select(JournalLineRow.lease_id, func.sum(JournalLineRow.credit - JournalLineRow.debit))
         .join(JournalEntryRow, JournalEntryRow.id == JournalLineRow.entry_id)
@@ -133,8 +132,6 @@ def recognised(session: Session, lease_ids: Sequence[str]) -> dict[str, int]:
 def schedules(session: Session, leases: Sequence[LeaseRow]) -> dict[str, LeaseSchedule]:
     """The current schedule of each lease (books/income.py): its rents and final rent as they stand, a cancelled rent
     left out, a settled one with no interest, a waived one with the interest it was paid only."""
-    from infra.servicing import any_of
-
     rents: dict[str, list[Rent]] = defaultdict(list)
     for lease_id, due_on, amount, interest, paid, state in session.execute(
             select(InstalmentRow.lease_id, InstalmentRow.due_on, InstalmentRow.amount, InstalmentRow.interest,
@@ -149,8 +146,6 @@ def schedules(session: Session, leases: Sequence[LeaseRow]) -> dict[str, LeaseSc
 
 def prepaid(session: Session, lease_ids: Sequence[str]) -> dict[str, list[tuple[date, int]]]:
     """The principal each lease prepaid (its ``prepayment`` movements): flows of the implicit rate."""
-    from infra.servicing import any_of
-
     out: dict[str, list[tuple[date, int]]] = defaultdict(list)
     for lease_id, day, principal in session.execute(
             select(ServicingMovementRow.lease_id, ServicingMovementRow.value_date, ServicingMovementRow.principal)
