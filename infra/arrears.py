@@ -102,6 +102,21 @@ class QueueLine:
 
 
 @dataclass(frozen=True)
+class Arrears:
+    """A lease's arrears as its last close of business (``as_of``) saw them: days past due (its oldest overdue rent's
+    first overdue day is day 1), the bucket and since when, the rents overdue, what is unpaid of them and of their
+    late charges, in fen."""
+
+    as_of: date
+    days_past_due: int
+    bucket: str
+    bucket_since: date
+    instalments_overdue: int
+    overdue_amount: int
+    penalty_amount: int
+
+
+@dataclass(frozen=True)
 class LateInstalment:
     number: int
     final_rent: bool
@@ -146,11 +161,27 @@ class Case:
     customer_name: str
     mobile_masked: str
     monthly_payment: int
-    arrears: LeaseArrearsRow | None
+    arrears: Arrears | None
     flagged_at: datetime | None
     late: tuple[LateInstalment, ...]
     log: tuple[LogEntry, ...]
     reminders: tuple[ReminderEntry, ...]
+
+
+#: what a lease owes of late charges now (a correlated subquery on ``LeaseArrearsRow.lease_id``)
+_LATE_CHARGES = (select(func.coalesce(func.sum(InstalmentRow.penalty_accrued - InstalmentRow.paid_penalty), 0))
+                 .where(InstalmentRow.lease_id == LeaseArrearsRow.lease_id,
+                        InstalmentRow.penalty_accrued > InstalmentRow.paid_penalty)
+                 .correlate(LeaseArrearsRow).scalar_subquery())
+
+
+def arrears_of(row: LeaseArrearsRow | None, closed_through: date | None, late_charges: int) -> Arrears | None:
+    """A lease's arrears row read as of its last close (``closed_through``): the days past due on that date, with
+    the late charges it owes."""
+    if row is None or closed_through is None:
+        return None
+    return Arrears(closed_through, days_past_due(row.oldest_overdue_since, closed_through), row.bucket,
+                   row.bucket_since, row.instalments_overdue, row.overdue_amount, late_charges)
 
 
 class SqlArrears:
@@ -200,8 +231,10 @@ class SqlArrears:
                              for reminder_id in sorted(created)])  # one statement for the batch
 
     def _update_arrears(self, events: BatchEvents, now: datetime) -> None:
-        """The batch's leases' arrears rows, set-based: one upsert for the leases in arrears, one insert of the M3
-        flags (each lease flagged once), one of the log lines, one delete for the leases out of arrears."""
+        """The batch's leases' arrears rows, set-based and written only where they changed (a lease entered arrears
+        or left it, changed bucket, or what is overdue changed): one upsert, one insert of the M3 flags (each lease
+        flagged once, when it enters M3), one of the log lines, one delete for the leases out of arrears. The days
+        past due and late charges, which change every day, are not stored (:func:`arrears_of`)."""
         session, day, ids = events.session, events.business_date, list(events.lease_ids)
         found = session.execute(
             select(InstalmentRow.lease_id, func.min(InstalmentRow.overdue_since), func.count(),
@@ -209,14 +242,12 @@ class SqlArrears:
             .join(LeaseRow, LeaseRow.id == InstalmentRow.lease_id)
             .where(InstalmentRow.lease_id == any_of(ids), LATE).group_by(InstalmentRow.lease_id, LeaseRow.dealer_id)
             .order_by(InstalmentRow.lease_id)).all()
-        penalties = dict(session.execute(
-            select(InstalmentRow.lease_id, func.sum(InstalmentRow.penalty_accrued - InstalmentRow.paid_penalty))
-            .where(InstalmentRow.lease_id == any_of([row[0] for row in found]),
-                   InstalmentRow.penalty_accrued > InstalmentRow.paid_penalty)
-            .group_by(InstalmentRow.lease_id)).all()) if found else {}
-        known: dict[str, tuple[str, date]] = {lease_id: (was, since) for lease_id, was, since in session.execute(
-            select(LeaseArrearsRow.lease_id, LeaseArrearsRow.bucket, LeaseArrearsRow.bucket_since)
-            .where(LeaseArrearsRow.lease_id == any_of(ids)))}
+        known = {lease_id: (dealer, was, since, oldest, count, amount)
+                 for lease_id, dealer, was, since, oldest, count, amount in session.execute(
+                     select(LeaseArrearsRow.lease_id, LeaseArrearsRow.dealer_id, LeaseArrearsRow.bucket,
+                            LeaseArrearsRow.bucket_since, LeaseArrearsRow.oldest_overdue_since,
+                            LeaseArrearsRow.instalments_overdue, LeaseArrearsRow.overdue_amount)
+                     .where(LeaseArrearsRow.lease_id == any_of(ids)))}
         rows: list[dict[str, object]] = []
         log: list[dict[str, object]] = []
         flags: list[dict[str, object]] = []
@@ -225,17 +256,18 @@ class SqlArrears:
             now_in = bucket(dpd)
             if since is None or now_in is None:
                 continue
-            was, bucket_since = known.pop(lease_id, ("", day))
-            if was != now_in:
-                bucket_since = day
+            was = known.pop(lease_id, None)
+            bucket_since = day if was is None or was[1] != now_in else was[2]
+            if was is None or was[1] != now_in:
                 log.append({"lease_id": lease_id, "kind": BUCKET, "bucket": now_in})
-            rows.append({"lease_id": lease_id, "dealer_id": dealer_id, "as_of": day, "days_past_due": dpd,
-                         "bucket": now_in, "bucket_since": bucket_since, "oldest_overdue_since": since,
-                         "instalments_overdue": int(count), "overdue_amount": int(unpaid),
-                         "penalty_amount": int(penalties.get(lease_id) or 0), "updated_at": now})
-            if now_in == M3:
-                flags.append({"lease_id": lease_id, "dealer_id": dealer_id, "flagged_on": day, "flagged_at": now,
-                              "days_past_due": dpd})
+                if now_in == M3:
+                    flags.append({"lease_id": lease_id, "dealer_id": dealer_id, "flagged_on": day, "flagged_at": now,
+                                  "days_past_due": dpd})
+            state = (dealer_id, now_in, bucket_since, since, int(count), int(unpaid))
+            if state != was:
+                rows.append({"lease_id": lease_id, "dealer_id": dealer_id, "bucket": now_in,
+                             "bucket_since": bucket_since, "oldest_overdue_since": since,
+                             "instalments_overdue": int(count), "overdue_amount": int(unpaid), "updated_at": now})
         if rows:
             upsert = insert(LeaseArrearsRow)  # executemany: SQLAlchemy sends the rows a thousand a statement
             session.execute(upsert.on_conflict_do_update(index_elements=["lease_id"], set_={
@@ -245,7 +277,7 @@ class SqlArrears:
                                       .returning(CollateralFlagRow.lease_id), flags).scalars().all()
             log.extend({"lease_id": lease_id, "kind": FLAG, "bucket": M3} for lease_id in sorted(flagged))
         if known:  # out of arrears: paid (or waived) since the last close
-            session.execute(delete(LeaseArrearsRow).where(LeaseArrearsRow.lease_id.in_(list(known))))
+            session.execute(delete(LeaseArrearsRow).where(LeaseArrearsRow.lease_id == any_of(sorted(known))))
             log.extend({"lease_id": lease_id, "kind": BUCKET, "bucket": None} for lease_id in sorted(known))
         if log:
             session.execute(insert(ArrearsLogRow), [
@@ -289,9 +321,9 @@ class SqlArrears:
         latest = (select(ArrearsLogRow.lease_id, ArrearsLogRow.outcome, ArrearsLogRow.at, ArrearsLogRow.promise_date)
                   .join(last, last.c.id == ArrearsLogRow.id).subquery())
         gravity = case((LeaseArrearsRow.bucket == "M3", 3), (LeaseArrearsRow.bucket == "M2", 2), else_=1)
-        stmt = (select(LeaseArrearsRow, LeaseRow.application_id, LeaseRow.contract_number,
-                       ApplicationRow.customer_name, ApplicationRow.mobile_masked, CollateralFlagRow.flagged_at,
-                       latest.c.outcome, latest.c.at, latest.c.promise_date)
+        stmt = (select(LeaseArrearsRow, LeaseRow.application_id, LeaseRow.contract_number, LeaseRow.closed_through,
+                       _LATE_CHARGES, ApplicationRow.customer_name, ApplicationRow.mobile_masked,
+                       CollateralFlagRow.flagged_at, latest.c.outcome, latest.c.at, latest.c.promise_date)
                 .join(LeaseRow, LeaseRow.id == LeaseArrearsRow.lease_id)
                 .join(ApplicationRow, ApplicationRow.id == LeaseRow.application_id)
                 .outerjoin(CollateralFlagRow, CollateralFlagRow.lease_id == LeaseArrearsRow.lease_id)
@@ -304,10 +336,11 @@ class SqlArrears:
         if buckets:
             stmt = stmt.where(LeaseArrearsRow.bucket.in_(list(buckets)))
         with self.db.session() as session:
-            return [QueueLine(a.lease_id, app_id, a.dealer_id, number, name or "", masked or "", a.as_of,
-                              a.days_past_due, a.bucket, a.overdue_amount, a.penalty_amount, a.instalments_overdue,
-                              flagged, outcome, at, promise)
-                    for a, app_id, number, name, masked, flagged, outcome, at, promise in session.execute(stmt)]
+            return [QueueLine(a.lease_id, app_id, a.dealer_id, number, name or "", masked or "", closed,
+                              days_past_due(a.oldest_overdue_since, closed), a.bucket, a.overdue_amount, int(charges),
+                              a.instalments_overdue, flagged, outcome, at, promise)
+                    for a, app_id, number, closed, charges, name, masked, flagged, outcome, at, promise
+                    in session.execute(stmt)]
 
     def case(self, lease_id: str, dealer_id: str | None) -> Case | None:
         """One lease's collections page (None: no such lease, or another dealer's than ``dealer_id``)."""
@@ -336,8 +369,13 @@ class SqlArrears:
                                   .join(InstalmentRow, InstalmentRow.id == ServicingReminderRow.instalment_id)
                                   .where(ServicingReminderRow.lease_id == lease.id)
                                   .order_by(ServicingReminderRow.id.desc()).limit(100)))
+            charges = session.execute(select(func.coalesce(func.sum(
+                InstalmentRow.penalty_accrued - InstalmentRow.paid_penalty), 0)).where(
+                InstalmentRow.lease_id == lease.id, InstalmentRow.penalty_accrued > InstalmentRow.paid_penalty))
             return Case(lease.id, lease.application_id, lease.dealer_id, lease.contract_number, name or "",
-                        masked or "", lease.monthly_payment, session.get(LeaseArrearsRow, lease.id),
+                        masked or "", lease.monthly_payment,
+                        arrears_of(session.get(LeaseArrearsRow, lease.id), lease.closed_through,
+                                   int(charges.scalar_one())),
                         session.execute(select(CollateralFlagRow.flagged_at)
                                         .where(CollateralFlagRow.lease_id == lease.id)).scalar_one_or_none(),
                         late, log, reminders)

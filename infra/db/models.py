@@ -860,22 +860,21 @@ class ServicingReminderRow(Base):
 
 
 class LeaseArrearsRow(Base):
-    """A lease in arrears as the last close of business saw it (``as_of``, migration 0019): days past due from its
-    oldest unpaid overdue rent (its first overdue day is day 1), its bucket (M1 1–30, M2 31–60, M3 over 60) and since
-    when, the rents overdue and what is unpaid of them and of the late charges, in fen. Out of arrears: no row."""
+    """A lease in arrears as the close of business last changed it (migrations 0019, 0030): the first overdue day of
+    its oldest unpaid overdue rent, its bucket (M1 1–30 days past due, M2 31–60, M3 over 60) and since when, the rents
+    overdue and what is unpaid of them, in fen. Written only when one of those changed; the days past due and the late
+    charges, which change with the calendar, are read from the lease's last close and its instalments
+    (infra/arrears.py). Out of arrears: no row."""
 
     __tablename__ = "lease_arrears"
 
     lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), primary_key=True)
     dealer_id: Mapped[str] = mapped_column(String(36), index=True)
-    as_of: Mapped[date] = mapped_column(Date)
-    days_past_due: Mapped[int] = mapped_column(Integer)
     bucket: Mapped[str] = mapped_column(String(4))
     bucket_since: Mapped[date] = mapped_column(Date)
     oldest_overdue_since: Mapped[date] = mapped_column(Date)
     instalments_overdue: Mapped[int] = mapped_column(Integer)
     overdue_amount: Mapped[int] = mapped_column(BigInteger)
-    penalty_amount: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

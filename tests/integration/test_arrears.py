@@ -30,7 +30,6 @@ from infra.db.models import ApplicationRow
 from infra.db.models import ArrearsLogRow
 from infra.db.models import CollateralFlagRow
 from infra.db.models import InstalmentRow
-from infra.db.models import LeaseArrearsRow
 from infra.db.models import ServicingReminderRow
 from infra.servicing import BatchEvents
 from infra.servicing import SqlServicing
@@ -119,9 +118,17 @@ def rent(app: Flask, lease_id: str, number: int) -> InstalmentRow:
 
 
 def arrears(app: Flask, lease_id: str) -> tuple[str, int] | None:
+    """(bucket, days past due) as the collections page reads them."""
+    case = SqlArrears(app.extensions["leaseline"].db).case(lease_id, None)
+    assert case is not None
+    return (case.arrears.bucket, case.arrears.days_past_due) if case.arrears else None
+
+
+def row_version(app: Flask, lease_id: str) -> str:
+    """The lease's arrears row's version (PostgreSQL's xmin: the transaction that last wrote it)."""
     with app.extensions["leaseline"].db.session() as s:
-        row = s.get(LeaseArrearsRow, lease_id)
-        return (row.bucket, row.days_past_due) if row else None
+        return str(s.execute(text("SELECT xmin FROM lease_arrears WHERE lease_id = :id"),
+                             {"id": lease_id}).scalar_one())
 
 
 def yuan(fen: int) -> str:
@@ -169,8 +176,11 @@ def test_a_late_lease_is_reminded_once_on_its_dates_moves_to_m3_and_is_worked_fr
     assert texts(app)[-1] == (f"【{SIGNATURE}】您的融资租赁第1期租金 {yuan(rent1.amount)} 元（2026年4月10日 到期）"
                               f"已逾期 1 天，逾期违约金已计 {yuan(late_charge(rent1.amount, 1))} 元并按日累计。"
                               "请尽快在“我的租赁”支付，如已支付请忽略。")
+    written = row_version(app, lease_id)
     roll(app, "2026-04-16")
     assert len(reminders(app)) == 2
+    # the days past due follow the calendar, read from the last close: the row is not written again for them
+    assert arrears(app, lease_id) == ("M1", 6) and row_version(app, lease_id) == written
     roll(app, "2026-04-17")
     assert [r[1:4] for r in reminders(app)[2:]] == [("overdue_7", 1, date(2026, 4, 17))]
     remind(reminders(app)[2][0])
