@@ -18,6 +18,12 @@ by the end of the day before it falls due). The cumulative interest through the 
 a month's income is that rounded cumulative figure less what was recognised before (``recognised``), so the months
 add up exactly to Σ interest, to the fen, whatever the periods' lengths.
 
+**Net of VAT** (issue 19 §3). Rents are VAT-inclusive: what the lessor earns of a rent's interest I is I less the
+VAT it carries (books/vat.py ``rent_tax``: tax_on_interest, the interest's share of the rent's tax, under the rule in
+force on its due date). The spread earns each rent's **net interest** (:attr:`Rent.net_interest`), and the unearned
+income holds exactly that (the commencement's VAT entry debits Unearned with Σ tax_on_interest: books/lease.py); a
+rent given without its tax (``tax_on_interest`` 0) is spread gross, as before VAT.
+
 **The schedule as it is now.** A partial prepayment rewrites the rents after it in place (new interest) and cancels a
 shorter term's rents (amounts zeroed): the spread is always of the current schedule. A month never takes back what was
 recognised before (never negative; a prepayment's own posting reverses income its re-amortisation no longer holds:
@@ -28,11 +34,15 @@ what is left of the rents it keeps, on its day).
 **The effective-interest figure, shown beside it.** CAS 21 recognises finance income by the effective-interest method
 at the rate implicit in the lease: the monthly IRR of −(net investment) at the start and the rents (and any other
 receipt, e.g. a prepaid principal) on their dates (plans/apr.py ``irr``), the balance carried from flow to flow at
-that rate, each stretch's interest spread over its days as above and rounded once per month end. With no fees and no
-initial direct costs the net investment is the financed amount and that rate is the contract's: the two figures differ
-only by the schedule's own rounding to the fen. Where they differ the difference is reported with each month
-(:class:`MonthIncome` ``difference``), never hidden; the schedule's figure is what is posted (it is what the
-receivable's unearned income holds, to the fen).
+that rate, each stretch's interest spread over its days as above and rounded once per month end. **Net of VAT**, as
+the spread: each rent's flow is its amount less its tax (:attr:`Rent.net_amount`) and the net investment the rents'
+principal less its tax (the car's price without the input VAT the lessor recovers), so the method spreads the same
+Σ net interest. For a direct lease every flow is the gross one scaled by 1/(1+τ) (but for each rent's rounding), so
+the implicit rate stays the contract's; a sale-and-leaseback (tax on the interest only) would show a lower one. With
+no fees and no initial direct costs the net investment is the financed amount (net of its VAT) and the two figures
+differ only by the schedule's own rounding to the fen (and the VAT's, one fen a rent at most). Where they differ the
+difference is reported with each month (:class:`MonthIncome` ``difference``), never hidden; the schedule's figure is
+what is posted (it is what the receivable's unearned income holds, to the fen).
 
 Penalty interest (罚息) is not finance income here: it is recognised when collected (the receipt's posting), never
 accrued by the close.
@@ -74,11 +84,24 @@ def income_entry(key: str, day: date, amount: int, memo: str, *, lease_id: str, 
 @dataclass(frozen=True)
 class Rent:
     """One instalment of the current schedule: its due date, its amount and its interest, in fen (a cancelled or a
-    settled rent: interest 0; the final rent, the purchase price: interest 0)."""
+    settled rent: interest 0; the final rent, the purchase price: interest 0), with the VAT they carry (books/vat.py
+    ``rent_tax``: ``tax`` of the amount, ``tax_on_interest`` of the interest; 0 where none is given)."""
 
     due_on: date
     interest: int
     amount: int = 0
+    tax: int = 0
+    tax_on_interest: int = 0
+
+    @property
+    def net_interest(self) -> int:
+        """The interest without its VAT: the lessor's finance income (what the spread earns)."""
+        return self.interest - self.tax_on_interest
+
+    @property
+    def net_amount(self) -> int:
+        """The rent without its VAT: the lessor's own receipt (the effective-interest method's flow)."""
+        return self.amount - self.tax
 
 
 @dataclass(frozen=True)
@@ -92,8 +115,8 @@ class LeaseSchedule:
 
     @property
     def interest(self) -> int:
-        """Σ interest the schedule holds (fen): all the income the spread ever recognises."""
-        return sum(r.interest for r in self.rents)
+        """Σ interest the schedule holds, net of its VAT (fen): all the income the spread ever recognises."""
+        return sum(r.net_interest for r in self.rents)
 
 
 @dataclass(frozen=True)
@@ -141,13 +164,13 @@ def periods(schedule: LeaseSchedule) -> list[Period]:
     preceding = dict(zip(dates[1:], dates, strict=False))
     out: list[Period] = []
     for rent in dues:
-        if not rent.interest:
+        if not rent.net_interest:
             continue
         if schedule.timing == ADVANCE:
             start, end = rent.due_on, max(following.get(rent.due_on, schedule.ends_on), rent.due_on)
         else:
             start, end = min(preceding.get(rent.due_on, schedule.starts_on), rent.due_on), rent.due_on
-        out.append(Period(start, end, rent.interest))
+        out.append(Period(start, end, rent.net_interest))
     return out
 
 
@@ -201,7 +224,7 @@ def implicit_rate(schedule: LeaseSchedule, net_investment: int,
     """The monthly rate implicit in the lease: the IRR of −``net_investment`` at the start and each rent's amount (and
     ``others``: other receipts, e.g. a prepaid principal, fen) on its date. Raises plans.apr.NoSolution."""
     flows: dict[float, float] = {0.0: -float(net_investment)}
-    for day, amount in [(r.due_on, r.amount) for r in schedule.rents if r.amount] + list(others):
+    for day, amount in [(r.due_on, r.net_amount) for r in schedule.rents if r.net_amount] + list(others):
         t = month_index(schedule.starts_on, day)
         flows[t] = flows.get(t, 0.0) + float(amount)
     if any(t != int(t) for t in flows):  # a flow between rent dates: solved on fractional months
@@ -237,7 +260,7 @@ def effective_periods(schedule: LeaseSchedule, net_investment: int, rate: float,
     one flow's date to the next at ``rate`` a month; each stretch's interest (to a millionth of a fen: a rate is
     solved in floating point, plans/apr.py) earned over its days."""
     moves: dict[date, int] = {}
-    for day, amount in [(r.due_on, r.amount) for r in schedule.rents] + list(others):
+    for day, amount in [(r.due_on, r.net_amount) for r in schedule.rents] + list(others):
         moves[day] = moves.get(day, 0) + amount
     balance = float(net_investment - moves.pop(schedule.starts_on, 0))
     out: list[Period] = []
@@ -253,11 +276,12 @@ def effective_periods(schedule: LeaseSchedule, net_investment: int, rate: float,
 
 def _effective_spread(schedule: LeaseSchedule, net_investment: int | None,
                       others: Sequence[tuple[date, int]]) -> list[Period] | None:
-    """The effective-interest method's stretches (``net_investment`` None: Σ amount − Σ interest of the rents, the
-    schedule's own principal); None when the rents have no amounts or the flows no implicit rate."""
-    if not any(r.amount for r in schedule.rents):
+    """The effective-interest method's stretches (``net_investment`` None: Σ net amount − Σ net interest of the rents,
+    the schedule's own principal net of its VAT); None when the rents have no amounts or the flows no implicit
+    rate."""
+    if not any(r.net_amount for r in schedule.rents):
         return None
-    invest = sum(r.amount for r in schedule.rents) - schedule.interest if net_investment is None \
+    invest = sum(r.net_amount for r in schedule.rents) - schedule.interest if net_investment is None \
         else net_investment
     try:
         return effective_periods(schedule, invest, implicit_rate(schedule, invest, others), others)
@@ -268,7 +292,7 @@ def _effective_spread(schedule: LeaseSchedule, net_investment: int | None,
 def effective_through(schedule: LeaseSchedule, *through: date, net_investment: int | None = None,
                       others: Sequence[tuple[date, int]] = ()) -> tuple[int, ...] | None:
     """The effective-interest figure earned by the end of each day of ``through``, each rounded once (fen); None when
-    the flows have no implicit rate (``net_investment`` None: Σ amount − Σ interest of the rents)."""
+    the flows have no implicit rate (``net_investment`` None: Σ net amount − Σ net interest of the rents)."""
     spread = _effective_spread(schedule, net_investment, others)
     if spread is None:
         return None
@@ -278,8 +302,8 @@ def effective_through(schedule: LeaseSchedule, *through: date, net_investment: i
 def monthly_income(schedule: LeaseSchedule, net_investment: int | None = None,
                    others: Sequence[tuple[date, int]] = ()) -> list[MonthIncome]:
     """Every month of the lease from its start to its last period's end: the schedule's spread, the effective-interest
-    figure (``net_investment`` fen; None: Σ amount − Σ interest of the rents, the schedule's own principal) and the
-    difference. The amounts add up to Σ interest exactly."""
+    figure (``net_investment`` fen; None: Σ net amount − Σ net interest of the rents, the schedule's own principal
+    net of its VAT) and the difference. The amounts add up to Σ net interest exactly."""
     spread = periods(schedule)
     if not spread:
         return []

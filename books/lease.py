@@ -40,14 +40,30 @@ that a replay posts nothing twice.
 - **write-off**: Leaseline has none yet (no code writes a lease off); none is posted.
 
 Penalty interest (罚息) is income when collected (its collectability is not probable before): the close's late charges
-post nothing, the receipt that pays one credits Income:Lease:LateCharges. VAT is not split yet (issue 19 §3): rents post
-gross."""
+post nothing, the receipt that pays one credits Income:Lease:LateCharges.
+
+**VAT** (issue 19 §3, books/vat.py; rents are VAT-inclusive): the receivable stays gross (the lease payments with tax,
+as the schedule and the customer see them); the tax each rent carries waits in Liabilities:Tax:VAT:Pending
+(待转销项税额) until its tax point, the payment date the contract fixes (its due date), then becomes output VAT.
+
+- **commencement VAT**, key ``lease:<id>:vat``, dated the start, in the commencement's transaction: Dr
+  Liabilities:Tax:VAT:Input = Σ tax_on_principal (the car's VAT as the rents carry it: the lessor bought the car; the
+  dealer's own VAT invoice is not captured yet), Dr Assets:LeaseReceivable:Unearned = Σ tax_on_interest (unearned
+  income is net of VAT: Σ (interest − tax_on_interest), what books/income.py spreads); Cr
+  Liabilities:Tax:VAT:Pending = Σ tax, every rent and the final rent under the rule in force on its due date.
+- **a rent's tax point**, key ``vat:<instalment id>``, dated its due date, posted by the close of business for the rents
+  falling due (infra/vat_points.py): Dr Liabilities:Tax:VAT:Pending / Cr Liabilities:Tax:VAT:Output = its tax.
+- **late charges received** (a receipt's, a refinancing's): a 价外费用 of the service, taxed when received under the
+  rule of the lease's structure on that day: Cr Income:Lease:LateCharges the charge less its included tax, Cr
+  Liabilities:Tax:VAT:Output the included tax."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from books.accounts import BANK
 from books.accounts import DEALERS
@@ -58,15 +74,27 @@ from books.accounts import RECEIVABLE
 from books.accounts import STRIPE_CLEARING
 from books.accounts import UNAPPLIED
 from books.accounts import UNEARNED
+from books.accounts import VAT_INPUT
+from books.accounts import VAT_OUTPUT
+from books.accounts import VAT_PENDING
 from books.entries import Entry
 from books.entries import UnpostableEntry
 from books.entries import credit
 from books.entries import debit
 from books.entries import entry
+from books.vat import RentTax
+from books.vat import TaxPolicy
+from books.vat import included_tax
+from books.vat import load_tax_policy
+from books.vat import rent_tax
 
 #: the instalments that are lease payments (租赁收款额: the receivable's sub-ledger); any other kind (purchase_price,
 #: return_charges) is a charge outside them
 LEASE_PAYMENTS = ("rent", "final_rent")
+#: a lease's structure when its terms state none (plans/product.py Title: the only one offered)
+DIRECT = "direct"
+#: the kinds of the VAT entries: the commencement's, a rent's tax point
+VAT_COMMENCED, VAT_TAX_POINT = "vat_commenced", "vat_tax_point"
 #: where a receipt's money lands, by ``lease_receipts.source``
 CASH_ACCOUNTS = {"stripe": STRIPE_CLEARING, "direct_debit": BANK}
 
@@ -115,6 +143,47 @@ def commenced(lease_id: str, dealer_id: str, starts_on: date, schedule: Iterable
     ], "起租 lease commenced", lease_id=lease_id, dealer_id=dealer_id)
 
 
+def structure_of(terms: Mapping[str, Any]) -> str:
+    """The lease's structure as its frozen terms state it (contract/document/servicing_terms.py), direct when they
+    state none (contracts before it was stated: direct was the only one offered)."""
+    return str(terms.get("structure") or DIRECT)
+
+
+def rent_taxes(structure: str, rents: Iterable[tuple[date, int, int]],
+               policy: TaxPolicy | None = None) -> list[RentTax]:
+    """The VAT of each of ``rents`` (due date, amount, interest in fen) under the rule in force on its due date (its
+    tax point). Raises :class:`books.vat.NoRuleInForce` for a rent no rule covers."""
+    found = policy or load_tax_policy()
+    return [rent_tax(found.rule(structure, due_on), amount, interest) for due_on, amount, interest in rents]
+
+
+def commencement_vat(lease_id: str, dealer_id: str, starts_on: date, taxes: Iterable[RentTax]) -> Entry | None:
+    """The VAT of the lease's rents and final rent (``taxes``: each one's :func:`books.vat.rent_tax` under the rule in
+    force on its due date) put in Pending at the commencement: the principal's share against input VAT, the
+    interest's against unearned income."""
+    rows = list(taxes)
+    return entry(f"lease:{lease_id}:vat", VAT_COMMENCED, starts_on, [
+        debit(VAT_INPUT, sum(t.tax_on_principal for t in rows)),
+        debit(UNEARNED, sum(t.tax_on_interest for t in rows)),
+        credit(VAT_PENDING, sum(t.tax for t in rows)),
+    ], "起租待转销项税额 VAT of the lease payments, pending their tax points", lease_id=lease_id, dealer_id=dealer_id)
+
+
+def tax_point(instalment_id: int, lease_id: str, dealer_id: str, due_on: date, tax: int) -> Entry | None:
+    """A rent's tax point (its due date: the payment date the contract fixes): its ``tax`` (fen) from Pending to
+    output VAT."""
+    return entry(f"vat:{instalment_id}", VAT_TAX_POINT, due_on, [debit(VAT_PENDING, tax), credit(VAT_OUTPUT, tax)],
+                 "租金纳税义务发生 output VAT of a rent falling due", lease_id=lease_id, dealer_id=dealer_id)
+
+
+def late_charge_vat(amount: int, on: date, structure: str = DIRECT, policy: TaxPolicy | None = None) -> int:
+    """The VAT included in ``amount`` fen of late charges received on ``on`` (a 价外费用 of the lease's service, under
+    its structure's rule that day)."""
+    if not amount:
+        return 0
+    return included_tax((policy or load_tax_policy()).rule(structure, on), amount)
+
+
 def paid_at_signing(lease_id: str, dealer_id: str, starts_on: date, amount: int) -> Entry | None:
     """Rent 1 (in advance) paid with the amounts due at signing, applied from what the upfront payment held for it."""
     return entry(f"lease:{lease_id}:paid_at_signing", "rent_paid_at_signing", starts_on, [
@@ -123,9 +192,11 @@ def paid_at_signing(lease_id: str, dealer_id: str, starts_on: date, amount: int)
 
 
 def receipt(receipt_id: str, lease_id: str, dealer_id: str, *, source: str, value_date: date, amount: int,
-            applied: Iterable[Applied] = (), held: int = 0, surplus: int = 0) -> Entry | None:
+            applied: Iterable[Applied] = (), held: int = 0, surplus: int = 0, structure: str = DIRECT,
+            policy: TaxPolicy | None = None) -> Entry | None:
     """A payment booked into the lease (``amount`` fen from ``source``): what it paid of each instalment
-    (``applied``), what it holds for a settlement or a prepayment (``held``) and its ``surplus`` (to refund). Raises
+    (``applied``), what it holds for a settlement or a prepayment (``held``) and its ``surplus`` (to refund); the late
+    charges it paid are income net of their VAT (the lease's ``structure``'s rule on ``value_date``). Raises
     :class:`UnpostableEntry` when they do not add up to the amount."""
     parts = list(applied)
     if any(p.principal < 0 or p.interest < 0 or p.penalty < 0 for p in parts) or held < 0 or surplus < 0:
@@ -136,11 +207,13 @@ def receipt(receipt_id: str, lease_id: str, dealer_id: str, *, source: str, valu
     if lease_payments + other + penalty + held + surplus != amount:
         raise UnpostableEntry(f"receipt {receipt_id}: {amount} fen received, {lease_payments + other + penalty} "
                               f"applied + {held} held + {surplus} surplus")
+    tax = late_charge_vat(penalty, value_date, structure, policy)
     return entry(f"receipt:{receipt_id}", "rent_collected", value_date, [
         debit(cash_account(source), amount),
         credit(RECEIVABLE, lease_payments),
         credit(OTHER_RECEIVABLE, other),
-        credit(LATE_CHARGES, penalty),
+        credit(LATE_CHARGES, penalty - tax),
+        credit(VAT_OUTPUT, tax),
         credit(UNAPPLIED, held + surplus),
     ], f"收款 payment received ({source})", lease_id=lease_id, dealer_id=dealer_id)
 
@@ -163,14 +236,18 @@ def collected_outside(lease_id: str, dealer_id: str, number: int, due_on: date, 
 
 
 def refinanced(old_lease_id: str, old_dealer_id: str, new_lease_id: str, new_dealer_id: str, day: date, *,
-               principal: int, interest: int, penalty: int) -> Entry | None:
+               principal: int, interest: int, penalty: int, structure: str = DIRECT,
+               policy: TaxPolicy | None = None) -> Entry | None:
     """The old lease's final rent paid off by the new lease's funding: the new lease's price of the car (owed on its
-    commencement) pays off what the old one still owed of its final rent and its late charge."""
+    commencement) pays off what the old one still owed of its final rent and its late charge (income net of its VAT,
+    the old lease's ``structure``'s rule on ``day``)."""
     paid = principal + interest + penalty
+    tax = late_charge_vat(penalty, day, structure, policy)
     return entry(f"lease:{old_lease_id}:refinanced", "refinanced", day, [
         debit(DEALERS, paid, lease_id=new_lease_id, dealer_id=new_dealer_id),
         credit(RECEIVABLE, principal + interest, lease_id=old_lease_id, dealer_id=old_dealer_id),
-        credit(LATE_CHARGES, penalty, lease_id=old_lease_id, dealer_id=old_dealer_id),
+        credit(LATE_CHARGES, penalty - tax, lease_id=old_lease_id, dealer_id=old_dealer_id),
+        credit(VAT_OUTPUT, tax, lease_id=old_lease_id, dealer_id=old_dealer_id),
     ], f"尾付租金由再融资租赁 {new_lease_id} 付清 the final rent paid off by the refinancing", lease_id=old_lease_id,
         dealer_id=old_dealer_id)
 

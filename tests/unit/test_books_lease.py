@@ -22,6 +22,7 @@ from books.lease import RECEIVABLE
 from books.lease import STRIPE_CLEARING
 from books.lease import UNAPPLIED
 from books.lease import UNEARNED
+from books.lease import VAT_OUTPUT
 from books.lease import Applied
 from books.lease import Scheduled
 from books.lease import cash_account
@@ -65,8 +66,9 @@ def test_a_receipt_splits_what_it_paid_by_part_and_keeps_the_rest_to_refund() ->
     made = receipt("R1", "L1", "D1", source="direct_debit", value_date=DAY, amount=1_500, applied=applied, surplus=25)
     assert made is not None and made.key == "receipt:R1" and made.kind == "rent_collected"
     assert lines(made) == {(BANK, 1_500, 0, "L1", "D1"), (RECEIVABLE, 0, 1_150, "L1", "D1"),
-                           (OTHER_RECEIVABLE, 0, 300, "L1", "D1"), (LATE_CHARGES, 0, 25, "L1", "D1"),
-                           (UNAPPLIED, 0, 25, "L1", "D1")}
+                           (OTHER_RECEIVABLE, 0, 300, "L1", "D1"), (LATE_CHARGES, 0, 22, "L1", "D1"),
+                           (VAT_OUTPUT, 0, 3, "L1", "D1"), (UNAPPLIED, 0, 25, "L1", "D1")}
+    # the late charge is income net of its VAT (13% in 2026): 25 × 13 / 113 = 2.88 → 3 fen of output VAT
 
 
 def test_a_payment_for_a_settlement_or_a_closed_lease_lands_in_unapplied() -> None:
@@ -106,7 +108,8 @@ def test_a_refinancing_pays_the_old_final_rent_off_with_the_new_lease_funding() 
     made = refinanced("OLD", "D1", "NEW", "D2", DAY, principal=40_000_00, interest=0, penalty=19_72)
     assert made is not None and made.key == "lease:OLD:refinanced" and made.lease_id == "OLD"
     assert lines(made) == {(DEALERS, 40_019_72, 0, "NEW", "D2"), (RECEIVABLE, 0, 40_000_00, "OLD", "D1"),
-                           (LATE_CHARGES, 0, 19_72, "OLD", "D1")}
+                           (LATE_CHARGES, 0, 17_45, "OLD", "D1"), (VAT_OUTPUT, 0, 2_27, "OLD", "D1")}
+    # the late charge paid off is income net of its VAT: 1972 × 13 / 113 = 226.87 → 227 fen
     assert refinanced("OLD", "D1", "NEW", "D2", DAY, principal=0, interest=0, penalty=0) is None
 
 
