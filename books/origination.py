@@ -46,7 +46,16 @@ premiums are what is left.
   Cr Clearing:Stripe (a payout failed or cancelled: the other way round).
 
 Entries of the origination carry the dealer, and the lease once it exists (a settlement's deposit refund); before the
-handover no lease exists, and the application is named in the memo."""
+handover no lease exists, and the application is named in the memo.
+
+**VAT** (issue 19 §3, books/vat.py): what the lessor credits to Income:Other:Fees — the upfront fees, a closing's
+deduction kept (from the deposit, or from a hold's capture) — is consideration of the lease's service received then
+(价外费用 of it: a fee, sums due under the contract): each credit is income net of the VAT it includes under the rule in
+force on its day for the lease's structure (``rule``; None: no VAT, the postings of before it), Cr
+Liabilities:Tax:VAT:Output the tax, rounded once. A refund of fees gives back the tax with them, exactly: the fees kept
+after it carry included_tax(kept), so a refund takes included_tax(kept before) − included_tax(kept after) off
+Output (cumulative: the refunds of a payment give back the capture's tax to the fen, never more), under the rule of
+the capture (its ``rule``)."""
 
 from __future__ import annotations
 
@@ -68,11 +77,14 @@ from books.accounts import OTHER_RECEIVABLE as LESSEES
 from books.accounts import PROCESSOR_FEES
 from books.accounts import STRIPE_CLEARING as STRIPE
 from books.accounts import UNAPPLIED
+from books.accounts import VAT_OUTPUT
 from books.entries import Entry
 from books.entries import Line
 from books.entries import credit
 from books.entries import debit
 from books.entries import entry
+from books.vat import Rule
+from books.vat import included_tax
 
 #: the parts of the upfront payment, in the order a refund gives them back (the lessor's own first)
 REFUND_ORDER = ("fees", "premiums", "first_rent", "down_payment")
@@ -128,13 +140,24 @@ def upfront_parts(plan: Mapping[str, Any], amount: int) -> UpfrontParts:
     return UpfrontParts(taken["down_payment"], taken["fees"], left, taken["first_rent"])
 
 
+def fee_tax(rule: Rule | None, amount: int) -> int:
+    """The VAT included in ``amount`` fen of fees (or a deduction kept) under ``rule`` (0 without one)."""
+    return included_tax(rule, amount) if rule is not None and amount else 0
+
+
+def fees_lines(rule: Rule | None, amount: int) -> list[Line]:
+    """Fees of ``amount`` fen credited net of their VAT, the VAT to output."""
+    tax = fee_tax(rule, amount)
+    return [credit(FEES, amount - tax), credit(VAT_OUTPUT, tax)]
+
+
 def captured(payment_id: str, kind: str, amount: int, value_date: date, *, parts: UpfrontParts | None = None,
              dealer_id: str | None = None, lease_id: str | None = None, application_id: str = "",
-             kept: int = 0) -> Entry | None:
+             kept: int = 0, rule: Rule | None = None) -> Entry | None:
     """The entry of a payment of ``kind`` (upfront, deposit, hold) captured for ``amount`` fen (key
     ``payment:<payment>:captured``). The upfront payment needs its ``parts`` (:func:`upfront_parts` of the captured
     amount). A hold captured for a closing's deduction: ``kept`` fen of it (at most the amount) are the deduction
-    kept, credited to fees; the rest is the lessee's deposit."""
+    kept, credited to fees; the rest is the lessee's deposit. Fees are credited net of their VAT under ``rule``."""
     key = f"payment:{payment_id}:captured"
     if kept and kind != "hold":
         raise ValueError(f"{key}: only a hold is captured for a deduction kept")
@@ -143,23 +166,23 @@ def captured(payment_id: str, kind: str, amount: int, value_date: date, *, parts
         if parts is None or parts.total != amount:
             raise ValueError(f"{key}: the upfront parts must add up to the {amount} fen captured")
         lines = [debit(STRIPE, amount)] + [credit(PART_ACCOUNTS[name], parts.part(name)) for name in
-                                           ("down_payment", "fees", "premiums", "first_rent")]
+                                           ("down_payment", "premiums", "first_rent")] + fees_lines(rule, parts.fees)
         return entry(key, "upfront_captured", value_date, lines, memo, lease_id=lease_id, dealer_id=dealer_id)
     if kind in ("deposit", "hold"):
         fees = min(max(0, kept), amount)
         return entry(key, f"{kind}_captured", value_date, [
-            debit(STRIPE, amount), credit(FEES, fees), credit(DEPOSITS, amount - fees)], memo,
+            debit(STRIPE, amount), *fees_lines(rule, fees), credit(DEPOSITS, amount - fees)], memo,
             lease_id=lease_id, dealer_id=dealer_id)
     raise ValueError(f"{key}: no posting rule for a payment of kind {kind!r}")
 
 
 def deposit_kept(application_id: str, amount: int, value_date: date, *, dealer_id: str | None = None,
-                 reason: str = "") -> Entry | None:
+                 reason: str = "", rule: Rule | None = None) -> Entry | None:
     """The deduction ops keep from the deposit when they close a lease outside servicing (key
     ``deduction:<application>``, the closing's transaction): Dr Liabilities:Deposits:Lessees / Cr Income:Other:Fees
-    (``amount``: the part of the deduction the deposit still held covers)."""
+    (``amount``: the part of the deduction the deposit still held covers), net of its VAT under ``rule``."""
     return entry(f"deduction:{application_id}", "deposit_kept", value_date,
-                 [debit(DEPOSITS, amount), credit(FEES, amount)],
+                 [debit(DEPOSITS, amount), *fees_lines(rule, amount)],
                  f"结清扣款 deduction kept, application {application_id}: {reason}".strip(" :"), dealer_id=dealer_id)
 
 
@@ -192,19 +215,24 @@ def refundable_once_commenced(parts: UpfrontParts) -> int:
 
 def refunded(key: str, kind: str, amount: int, value_date: date, *, before: int = 0,
              parts: UpfrontParts | None = None, dealer_id: str | None = None, lease_id: str | None = None,
-             memo: str = "", commenced: bool = False) -> Entry | None:
+             memo: str = "", commenced: bool = False, rule: Rule | None = None) -> Entry | None:
     """The entry of a refund of ``amount`` fen of a captured payment of ``kind`` (key ``refund:<refund>``, or
     ``payment:<payment>:refunded:<total>`` for one made outside Leaseline): Cr Clearing:Stripe; Dr what the capture
     credited (:func:`refund_slices` of the upfront payment's ``parts`` after the ``before`` fen refunded earlier).
     Once the lease ``commenced`` the first rent is not in Unapplied any more (rent 1 paid at signing applied it):
     what a refund gives back of it — only one made outside Leaseline: ours are refused
-    (:func:`refundable_once_commenced`) — is owed back by the lessee, Dr Assets:Receivable:Lessees."""
+    (:func:`refundable_once_commenced`) — is owed back by the lessee, Dr Assets:Receivable:Lessees. The fees given
+    back take their VAT with them under the capture's ``rule``: the tax of the fees kept before less the tax of those
+    kept after (cumulative, exact)."""
     if kind == "upfront":
         if parts is None:
             raise ValueError(f"{key}: an upfront refund needs the payment's parts")
         slices = refund_slices(parts, before, amount)
         accounts = {**PART_ACCOUNTS, "first_rent": LESSEES} if commenced else PART_ACCOUNTS
-        lines: list[Line] = [debit(accounts[name], slices[name]) for name in REFUND_ORDER]
+        lines: list[Line] = [debit(accounts[name], slices[name]) for name in REFUND_ORDER if name != "fees"]
+        kept = parts.fees - refund_slices(parts, 0, before)["fees"]
+        tax = fee_tax(rule, kept) - fee_tax(rule, kept - slices["fees"])
+        lines += [debit(FEES, slices["fees"] - tax), debit(VAT_OUTPUT, tax)]
     elif kind in ("deposit", "hold"):
         lines = [debit(DEPOSITS, amount)]
     else:
