@@ -22,19 +22,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from datetime import timedelta
+from decimal import ROUND_HALF_UP
 from decimal import Decimal
 
 from books.accounts import DEALERS
 from books.accounts import FEES
 from books.accounts import RECEIVABLE
+from books.accounts import VAT_INPUT  # 应交税费—应交增值税（进项税额）
+from books.accounts import VAT_OUTPUT  # 应交税费—应交增值税（销项税额）
 from books.beancount import amount as yuan
 from books.chart import Chart
 
-__all__ = ["yuan"]
+__all__ = ["VAT_INPUT", "VAT_OUTPUT", "yuan"]
 
-#: the VAT accounts the summary reads (books/chart_of_accounts.toml: 应交税费—应交增值税（销项税额）/（进项税额）)
-VAT_OUTPUT = "Liabilities:Tax:VAT:Output"
-VAT_INPUT = "Liabilities:Tax:VAT:Input"
 INCOME, EXPENSES = "Income:", "Expenses:"
 
 
@@ -270,6 +270,30 @@ class VatMovement:
     account: str
     rate: Decimal | None
     amount: int
+
+
+#: the VAT rates a line's rate is identified among, tried in this order: today's 13%, 9% and 6%, the 5% and 3% of the
+#: simplified method, then the rates before April 2019 (17% → 16% from May 2018; 11% → 10%)
+VAT_RATES = tuple(Decimal(r) for r in ("0.13", "0.09", "0.06", "0.05", "0.03", "0.16", "0.17", "0.10", "0.11"))
+
+
+def _half_up(value: Decimal) -> int:
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def identify_rate(tax: int, *, gross: Iterable[int] = (), net: Iterable[int] = ()) -> Decimal | None:
+    """The rate of :data:`VAT_RATES` that gives exactly ``tax`` fen on one of the bases its entry tells: an amount
+    with the tax in it (``gross``: tax = gross × r / (1 + r), rounded half up once, as books/vat.py taxes a rent or a
+    lump sum) or without (``net``: tax = net × r); None when none does (the summary lists it as not identified, never
+    guessed)."""
+    if tax <= 0:
+        return None
+    grosses, nets = [g for g in gross if g > 0], [n for n in net if n > 0]
+    for rate in VAT_RATES:
+        if any(_half_up(Decimal(g) * rate / (1 + rate)) == tax for g in grosses) or any(
+                _half_up(Decimal(n) * rate) == tax for n in nets):
+            return rate
+    return None
 
 
 @dataclass(frozen=True)

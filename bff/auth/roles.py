@@ -66,6 +66,12 @@ MATRIX: dict[str, tuple[str, ...]] = {
     # making such a request, or withdrawing a consent: the customer alone, for themselves (CUSTOMER_MAY in
     # bff/applications/access.py); no staff role acts in their name
     "privacy.request": (),
+    # the books (issue 19 §4, /books): the reports (trial balance, income statement, ageing, VAT, dealer balances)
+    # for the lessor's ops and its auditor; the month close asked for and approved by two different ops users
+    "books.view": ("ops_admin", "auditor"),
+    "books.close": ("ops_admin",),
+    # a dealer's statement (分账对账单): the dealer's admin their own dealer's; the lessor's ops and auditor every one
+    "books.statement": ("dealer_admin", "ops_admin", "auditor"),
 }
 
 #: lessor roles with a second factor (TOTP) required at sign-in

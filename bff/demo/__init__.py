@@ -51,6 +51,8 @@ PEOPLE = (  # (email, name, role, dealer key or None)
     ("risk2@demo.leaseline.cn", "吴风控", "risk_officer_t2", None),
     # tier-2 cases need two different tier-2 officers (four eyes)
     ("risk3@demo.leaseline.cn", "冯风控", "risk_officer_t2", None),
+    # a month of the books closes on two different ops users' word (four eyes: one asks, the other approves)
+    ("finance@demo.leaseline.cn", "钱财务", "ops_admin", None),
     ("ops@demo.leaseline.cn", "郑运营", "ops_admin", None),
     ("auditor@demo.leaseline.cn", "孙审计", "auditor", None),
 )

@@ -1174,3 +1174,29 @@ class LedgerPeriodRow(Base):
     closed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     closed_by: Mapped[str] = mapped_column(String(36))
     approved_by: Mapped[str] = mapped_column(String(36))
+
+
+class LedgerCloseRequestRow(Base):
+    """A request to close a month of the books (issue 19 §4, migration 0034): made by one ops user, approved by another
+    (four eyes: the database refuses an approval by the requester), or withdrawn; at most one pending and one approved
+    a month. ``checks``: what the close's checks found when it was asked (JSON, infra/month_close.py)."""
+
+    __tablename__ = "ledger_close_requests"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'approved', 'withdrawn')", name="close_request_status"),
+        CheckConstraint("status <> 'approved' OR (decided_by IS NOT NULL AND decided_by <> requested_by)",
+                        name="close_request_four_eyes"),
+        Index("uq_ledger_close_requests_pending", "month", unique=True, postgresql_where=text("status = 'pending'")),
+        Index("uq_ledger_close_requests_approved", "month", unique=True, postgresql_where=text("status = 'approved'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str] = mapped_column(String(36))
+    requested_by_label: Mapped[str] = mapped_column(String(254))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    checks: Mapped[str] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    decided_by_label: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -24,6 +24,7 @@ from books.reports import ageing
 from books.reports import bucket_of
 from books.reports import dealer_statement
 from books.reports import first_day
+from books.reports import identify_rate
 from books.reports import income_statement
 from books.reports import last_day
 from books.reports import month_of
@@ -175,3 +176,19 @@ def test_a_dealer_s_statement_runs_from_its_opening_to_its_closing_balance() -> 
     assert statement.closing == sum(li.credit - li.debit for li in lines
                                     if li.account == dealers and li.booked_on <= date(2026, 2, 28))
     assert statement.total("car_financed") == 90_000_00 and statement.total("other") == 0
+
+
+def test_a_vat_line_s_rate_is_the_one_that_gives_its_tax_exactly() -> None:
+    rent = 3_500_00
+    assert identify_rate(40_265, gross=[rent]) == Decimal("0.13")  # 350,000 × 0.13 / 1.13 = 40,265.49 → 40,265
+    assert identify_rate(40_266, gross=[rent]) is None  # a fen off: no rate gives it, none is guessed
+    assert identify_rate(566, gross=[10_000]) == Decimal("0.06")  # a leaseback rent's interest: 10,000 × 6/106
+    assert identify_rate(1_300, net=[10_000]) == Decimal("0.13")  # income credited without the tax beside it
+    assert identify_rate(0, gross=[rent]) is None and identify_rate(5, gross=[]) is None
+    for fen in (1, 99, 1_234_567, 98_765_432_1):  # against Decimal by hand, both ways round
+        for rate in ("0.13", "0.09", "0.06"):
+            r = Decimal(rate)
+            tax = int((Decimal(fen) * r / (1 + r)).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
+            found = identify_rate(tax, gross=[fen])
+            assert found is not None and int((Decimal(fen) * found / (1 + found)).quantize(
+                Decimal(1), rounding="ROUND_HALF_UP")) == tax or tax == 0

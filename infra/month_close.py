@@ -1,0 +1,299 @@
+"""The month close of the books with four eyes (issue 19 §4, migration 0034): one ops user asks for a month's close, a
+different one approves it, and the month is locked (its ``ledger_periods`` row): nothing is booked in it any more, and
+an event dated in it is booked on the first day of the next open month with its own date kept (infra/books.py
+``post``, and the database's trigger of migration 0034).
+
+**Which month.** The months close in order: the next is the month after the last closed one (none closed yet: the month
+of the journal's first entry). It may close once it has ended on the business date (the close of business has
+finished its last day) and when nothing blocks it (:func:`check`): the trial balance at its last day balanced, the lease
+sub-ledger reconciling there (infra/books_reconcile.py ``lease_differences``), and its finance income posted (the
+``books.finance_income`` job of the month finished: its entries are dated the month's last day). The checks run when
+the close is asked for (what they found is kept with the request) and again when it is approved, in the approval's
+transaction: what was posted meanwhile counts.
+
+**Four eyes.** The approver is never the requester: refused here (:class:`OwnApproval`) and by the database (CHECK on
+both tables). The requester may withdraw a request still pending. Each step is an audit event (``books.close_*``) in
+the step's own transaction; an approval refused to its requester is audited too (``denied``).
+
+**No posting slips in.** The approval takes SHARE on ``journal_entries`` first: it waits for the postings in flight to
+commit (their entries then count in its checks) and the postings after it wait for the close to commit (then the
+trigger books them in the next month)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import date
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from books.reports import first_day
+from books.reports import last_day
+from books.reports import month_of
+from books.reports import next_month
+from infra.books import last_closed_month
+from infra.books_reconcile import lease_differences
+from infra.db.engine import Database
+from infra.db.models import AuditEventRow
+from infra.db.models import JournalEntryRow
+from infra.db.models import JournalLineRow
+from infra.db.models import LedgerCloseRequestRow
+from infra.db.models import LedgerPeriodRow
+from infra.db.models import UserRow
+from infra.finance_income import TASK as INCOME_TASK
+from infra.servicing import current_business_date
+
+PENDING, APPROVED, WITHDRAWN = "pending", "approved", "withdrawn"
+#: differences listed in a check (the count is always whole)
+SHOWN_DIFFERENCES = 20
+#: the finance-income job's states in which the month's income is not (all) posted yet
+INCOME_OPEN = ("todo", "doing", "failed")
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """What stops a month's close: ``code`` (not_next, closed, not_ended, unbalanced, differences, income_pending,
+    empty) and its figures, for the page's wording."""
+
+    code: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A month's close checks at its last day: the trial balance's totals (fen), the lease sub-ledger's differences
+    (their count, and the first :data:`SHOWN_DIFFERENCES`: lease, account, ledger, schedule in fen) and what blocks
+    the close (nothing: it may close)."""
+
+    month: date
+    today: date
+    total_debit: int
+    total_credit: int
+    difference_count: int
+    differences: tuple[dict[str, Any], ...]
+    blockers: tuple[Blocker, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.blockers
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"month": month_of(self.month), "business_date": self.today.isoformat(),
+                "total_debit": self.total_debit, "total_credit": self.total_credit,
+                "difference_count": self.difference_count, "differences": list(self.differences),
+                "blockers": [{"code": b.code, **b.detail} for b in self.blockers]}
+
+
+@dataclass(frozen=True)
+class CloseRequest:
+    id: int
+    month: date
+    status: str
+    requested_by: str
+    requested_by_label: str
+    requested_at: datetime
+    checks: dict[str, Any]
+    decided_by: str | None
+    decided_by_label: str | None
+    decided_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ClosedMonth:
+    month: date
+    closed_at: datetime
+    closed_by: str  # the requester's name (or id when the user is gone)
+    approved_by: str
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The books' periods as ops see them: the business date, the last closed month, the next month to close and its
+    checks, the requests waiting for approval, the months closed (newest first)."""
+
+    today: date
+    last_closed: date | None
+    next_month: date | None
+    check: Check | None
+    pending: tuple[CloseRequest, ...]
+    closed: tuple[ClosedMonth, ...]
+
+
+class CloseRefused(Exception):
+    """The close cannot be asked for or approved now: ``code`` says why (the check's blockers, when they are why)."""
+
+    def __init__(self, code: str, message: str, check: Check | None = None) -> None:
+        super().__init__(message)
+        self.code, self.check = code, check
+
+
+class OwnApproval(CloseRefused):
+    """The requester tried to approve their own request (four eyes)."""
+
+
+def next_to_close(session: Session) -> date | None:
+    """The first day of the month that closes next: the one after the last closed, else the month of the journal's
+    first booked entry; None when the journal is empty and nothing is closed."""
+    closed = last_closed_month(session)
+    if closed is not None:
+        return next_month(closed)
+    first = session.execute(select(func.min(JournalEntryRow.booked_on))).scalar_one()
+    return first.replace(day=1) if first is not None else None
+
+
+def check(session: Session, month: date, today: date) -> Check:
+    """The close checks of ``month`` (its first day) at ``today`` (the business date), read in ``session``."""
+    end = last_day(month)
+    blockers: list[Blocker] = []
+    closed = last_closed_month(session)
+    upcoming = next_to_close(session)
+    if closed is not None and month <= closed:
+        blockers.append(Blocker("closed", {"month": month_of(month)}))
+    elif upcoming is None:
+        blockers.append(Blocker("empty"))
+    elif month != upcoming:
+        blockers.append(Blocker("not_next", {"next": month_of(upcoming)}))
+    if today <= end:
+        blockers.append(Blocker("not_ended", {"ends": end.isoformat(), "business_date": today.isoformat()}))
+    debit, credit = session.execute(
+        select(func.coalesce(func.sum(JournalLineRow.debit), 0), func.coalesce(func.sum(JournalLineRow.credit), 0))
+        .join(JournalEntryRow, JournalEntryRow.id == JournalLineRow.entry_id)
+        .where(JournalEntryRow.booked_on <= end)).one()
+    if debit != credit:
+        blockers.append(Blocker("unbalanced", {"total_debit": int(debit), "total_credit": int(credit)}))
+    found = lease_differences(session, on=end)
+    if found:
+        blockers.append(Blocker("differences", {"count": len(found)}))
+    jobs = session.execute(text(
+        "SELECT status::text, count(*) FROM procrastinate_jobs WHERE task_name = :task AND args ->> 'month' = :month "
+        "AND status::text = ANY(:open) GROUP BY status"),
+        {"task": INCOME_TASK, "month": month_of(month), "open": list(INCOME_OPEN)}).all()
+    if jobs:
+        blockers.append(Blocker("income_pending", {"jobs": {state: int(n) for state, n in jobs}}))
+    shown = tuple({"lease_id": d.lease_id, "account": d.account, "ledger": d.ledger, "schedule": d.schedule}
+                  for d in found[:SHOWN_DIFFERENCES])
+    return Check(month, today, int(debit), int(credit), len(found), shown, tuple(blockers))
+
+
+def _request(row: LedgerCloseRequestRow) -> CloseRequest:
+    return CloseRequest(row.id, row.month, row.status, row.requested_by, row.requested_by_label, row.requested_at,
+                        json.loads(row.checks or "{}"), row.decided_by, row.decided_by_label, row.decided_at)
+
+
+def _audit(session: Session, action: str, outcome: str, actor_id: str, actor_label: str, month: date,
+           details: dict[str, Any], client: tuple[str, str], now: datetime) -> None:
+    """The audit event of a step, in the step's transaction (infra/audit.py's table; who, what, from where)."""
+    session.add(AuditEventRow(at=now, action=action, outcome=outcome, actor_id=actor_id,
+                              actor_label=actor_label[:254], dealer_id=None, target=f"ledger_period:{month_of(month)}",
+                              ip=client[0][:64], user_agent=client[1][:255],
+                              details=json.dumps(details, ensure_ascii=False)))
+
+
+class MonthClose:
+    """The month close's use cases: :meth:`overview`, :meth:`request`, :meth:`approve`, :meth:`withdraw`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def overview(self, *, closed_limit: int = 24) -> Overview:
+        """Where the books' periods stand now (one read)."""
+        with self.db.session() as session:
+            today = current_business_date(session)
+            upcoming = next_to_close(session)
+            pending = tuple(_request(r) for r in session.scalars(
+                select(LedgerCloseRequestRow).where(LedgerCloseRequestRow.status == PENDING)
+                .order_by(LedgerCloseRequestRow.month)))
+            names = {u.id: u.name for u in session.scalars(select(UserRow))}
+            closed = tuple(ClosedMonth(p.month, p.closed_at, names.get(p.closed_by, p.closed_by),
+                                       names.get(p.approved_by, p.approved_by)) for p in session.scalars(
+                select(LedgerPeriodRow).order_by(LedgerPeriodRow.month.desc()).limit(closed_limit)))
+            return Overview(today, last_closed_month(session), upcoming,
+                            check(session, upcoming, today) if upcoming is not None else None, pending, closed)
+
+    def request(self, month: date, *, actor_id: str, actor_label: str, now: datetime,
+                client: tuple[str, str] = ("", "")) -> CloseRequest:
+        """Ask for ``month``'s close (its first day) as ``actor_id``: refused (:class:`CloseRefused`) while a request
+        for it waits already or while its checks find a blocker (the refusal is audited with what blocked)."""
+        with self.db.transaction() as session:
+            waiting = session.scalars(select(LedgerCloseRequestRow).where(
+                LedgerCloseRequestRow.month == month, LedgerCloseRequestRow.status == PENDING)).first()
+            if waiting is not None:
+                raise CloseRefused("pending", f"the close of {month_of(month)} was asked for already, by "
+                                              f"{waiting.requested_by_label}: it waits for another user's approval")
+            found = check(session, month, current_business_date(session))
+            if not found.ok:
+                raise CloseRefused("blocked", f"{month_of(month)} cannot close yet", found)
+            row = LedgerCloseRequestRow(month=month, status=PENDING, requested_by=actor_id,
+                                        requested_by_label=actor_label[:254], requested_at=now,
+                                        checks=json.dumps(found.as_dict(), ensure_ascii=False))
+            session.add(row)
+            session.flush()
+            _audit(session, "books.close_requested", "success", actor_id, actor_label, month,
+                   {"request": row.id, **found.as_dict()}, client, now)
+            return _request(row)
+
+    def approve(self, month: date, request_id: int, *, actor_id: str, actor_label: str, now: datetime,
+                client: tuple[str, str] = ("", "")) -> CloseRequest:
+        """Approve request ``request_id`` of ``month`` as ``actor_id`` and lock the month: refused to its requester
+        (:class:`OwnApproval`, audited ``denied``), when it is not the month's pending request (``gone``), or when the
+        checks, run again now, find a blocker (``blocked``; the request stays pending)."""
+        with self.db.transaction() as session:
+            row = session.scalars(select(LedgerCloseRequestRow).where(
+                LedgerCloseRequestRow.id == request_id, LedgerCloseRequestRow.month == month)).first()
+            if row is None or row.status != PENDING:
+                raise CloseRefused("gone", f"no request to close {month_of(month)} waits for approval")
+            if row.requested_by == actor_id:
+                refusal = OwnApproval("own", f"you asked for the close of {month_of(month)}: another user approves it")
+            else:
+                refusal = None
+        if refusal is not None:  # audited in a transaction of its own: the refusal changes nothing else
+            with self.db.transaction() as session:
+                _audit(session, "books.close_approved", "denied", actor_id, actor_label, month,
+                       {"request": request_id, "reason": "own request"}, client, now)
+            raise refusal
+        with self.db.transaction() as session:
+            session.execute(text("LOCK TABLE journal_entries IN SHARE MODE"))
+            row = session.scalars(select(LedgerCloseRequestRow).where(
+                LedgerCloseRequestRow.id == request_id).with_for_update()).one()
+            if row.status != PENDING:
+                raise CloseRefused("gone", f"no request to close {month_of(month)} waits for approval")
+            found = check(session, month, current_business_date(session))
+            if not found.ok:
+                raise CloseRefused("blocked", f"{month_of(month)} cannot close now", found)
+            session.add(LedgerPeriodRow(month=month, closed_at=now, closed_by=row.requested_by,
+                                        approved_by=actor_id))
+            row.status, row.decided_by, row.decided_by_label, row.decided_at = (APPROVED, actor_id,
+                                                                                actor_label[:254], now)
+            session.flush()
+            _audit(session, "books.close_approved", "success", actor_id, actor_label, month,
+                   {"request": row.id, "requested_by": row.requested_by, **found.as_dict()}, client, now)
+            return _request(row)
+
+    def withdraw(self, month: date, request_id: int, *, actor_id: str, actor_label: str, now: datetime,
+                 client: tuple[str, str] = ("", "")) -> CloseRequest:
+        """Withdraw request ``request_id`` of ``month``: its requester only (``not_yours``), while it is pending."""
+        with self.db.transaction() as session:
+            row = session.scalars(select(LedgerCloseRequestRow).where(
+                LedgerCloseRequestRow.id == request_id, LedgerCloseRequestRow.month == month)
+                .with_for_update()).first()
+            if row is None or row.status != PENDING:
+                raise CloseRefused("gone", f"no request to close {month_of(month)} waits for approval")
+            if row.requested_by != actor_id:
+                raise CloseRefused("not_yours", "only its requester withdraws a request")
+            row.status, row.decided_by, row.decided_by_label, row.decided_at = (WITHDRAWN, actor_id,
+                                                                                actor_label[:254], now)
+            session.flush()
+            _audit(session, "books.close_withdrawn", "success", actor_id, actor_label, month, {"request": row.id},
+                   client, now)
+            return _request(row)
+
+
+def parse_month(value: str) -> date:
+    """``YYYY-MM`` as its first day (ValueError otherwise)."""
+    return first_day(value.strip())

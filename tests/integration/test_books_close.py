@@ -1,0 +1,421 @@
+"""The books on the ops desk over HTTP (issue 19 §4), on a database of its own (closing a month there moves every later
+posting dated in it): two leases of the Pudong dealer and one of Xihu in January 2026, a rent paid, January's finance
+income, a down payment captured and its share transferred, a rent's output VAT; the business date 5 March 2026.
+
+- the reports — trial balance, income statement, ageing, VAT, dealer balances and statements — as pages, CSV and XLSX:
+  the downloads hold the page's figures, and each report ties to the trial balance at its date;
+- a dealer's admin sees their own dealer's statement only;
+- the month close with four eyes: the requester's own approval refused (403, audited, nothing closed), a second ops
+  user's approval locks the month; a late event is then booked on 1 February with its January date; a month with a
+  blocker (a lease out of line with its schedule, a month not ended, an earlier month open) is refused with what
+  blocks it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from decimal import ROUND_HALF_UP
+from decimal import Decimal
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from books.accounts import BANK
+from books.accounts import DEALERS
+from books.accounts import RECEIVABLE
+from books.entries import credit
+from books.entries import debit
+from books.entries import entry
+from books.origination import UpfrontParts
+from books.origination import captured
+from books.origination import dealer_share_paid
+from books.reports import VAT_OUTPUT
+from infra.books import post
+from infra.books import reverse
+from infra.collections import SqlCollections
+from infra.db.models import ApplicationRow
+from infra.db.models import AuditEventRow
+from infra.db.models import InstalmentRow
+from infra.db.models import JournalEntryRow
+from infra.db.models import LedgerPeriodRow
+from infra.finance_income import recognise_month
+from infra.servicing import SqlServicing
+from infra.servicing import lease_plan
+from tests.common.xlsx import read_xlsx
+from tests.conftest import LiveServer
+from tests.conftest import build_app
+from tests.conftest import postgres_database
+from tests.integration.test_auth import TIMEOUT
+from tests.integration.test_auth import csrf
+from tests.integration.test_auth import sign_in
+from tests.integration.test_books_lease import ORDER
+from tests.integration.test_servicing_close import record
+
+pytestmark = pytest.mark.db
+OPS, FINANCE = "ops@demo.leaseline.cn", "finance@demo.leaseline.cn"
+ADMIN_PUDONG, ADMIN_XIHU, SALES = ("admin.pudong@demo.leaseline.cn", "admin.xihu@demo.leaseline.cn",
+                                   "sales.pudong@demo.leaseline.cn")
+NOW = datetime(2026, 3, 5, 2, 0, tzinfo=UTC)
+START, TODAY = date(2026, 1, 10), date(2026, 3, 5)
+DOWN, FEES = 40_000_00, 1_200_00
+
+
+class Books:
+    def __init__(self, server: LiveServer, leases: dict[str, str], dealers: dict[str, str]) -> None:
+        self.server, self.url, self.leases, self.dealers = server, server.url, leases, dealers
+        self.db = server.app.extensions["leaseline"].db
+
+
+def _lease(app: Any, dealer_id: str, starts_on: date) -> str:
+    db = app.extensions["leaseline"].db
+    application_id = str(uuid.uuid4())
+    with db.session() as s:
+        s.add(ApplicationRow(id=application_id, dealer_id=dealer_id, status="delivered", vehicle_id="v",
+                             vehicle_label="v", plan_code="p", plan_json="{}", draft_enc=""))
+        s.flush()
+        lease_id = SqlServicing(db).open_lease(s, application_id, dealer_id, lease_plan(record(starts_on)), NOW)
+    assert lease_id is not None
+    return lease_id
+
+
+@pytest.fixture(scope="module")
+def books() -> Iterator[Books]:
+    from infra.db.migrate import upgrade
+
+    for url in postgres_database("leaseline_books_close"):
+        upgrade(url)
+        app = build_app(url)
+        accounts = app.extensions["leaseline"].accounts
+        dealers = {key: accounts.by_email(email)[0].dealer_id for key, email in
+                   (("pudong", ADMIN_PUDONG), ("xihu", ADMIN_XIHU))}
+        db = app.extensions["leaseline"].db
+        servicing = SqlServicing(db)
+        servicing.start_business_date(START, NOW)
+        leases = {"a": _lease(app, dealers["pudong"], START), "b": _lease(app, dealers["pudong"], START),
+                  "c": _lease(app, dealers["xihu"], START)}
+        with db.session() as s:
+            rents = {n: r for n, r in ((r.number, r) for r in s.scalars(
+                select(InstalmentRow).where(InstalmentRow.lease_id == leases["a"])))}
+            firsts = list(s.scalars(select(InstalmentRow).where(InstalmentRow.lease_id.in_(list(leases.values())),
+                                                                InstalmentRow.number == 1)))
+            second_b = s.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == leases["b"],
+                                                             InstalmentRow.number == 1)).one()
+            # lease b's rent 1 (due 10 February) unpaid: overdue from the 11th, as the close of business marks it
+            second_b.state, second_b.overdue_since = "overdue", date(2026, 2, 11)
+        servicing.start_business_date(rents[1].due_on, NOW)
+        SqlCollections(db).book(lease_id=leases["a"], amount=rents[1].amount, source="stripe",
+                                key=f"books-close:{uuid.uuid4()}", order=ORDER, reference="pi_close", now=NOW)
+        servicing.start_business_date(TODAY, NOW)
+        recognise_month(db, "2026-01", NOW)
+        payment = str(uuid.uuid4())
+        with db.session() as s:
+            post(s, [captured(payment, "upfront", DOWN + FEES, date(2026, 1, 8), parts=UpfrontParts(DOWN, FEES, 0, 0),
+                              dealer_id=dealers["pudong"], lease_id=leases["a"]),
+                     dealer_share_paid(payment, DOWN, date(2026, 1, 12), dealer_id=dealers["pudong"],
+                                       lease_id=leases["a"]),
+                     # each rent 1's tax point (due 10 February), as the close of business posts it (books/lease.py:
+                     # key vat:<instalment>, Dr VAT pending / Cr output VAT, 13% of a direct lease's rent)
+                     *(entry(f"vat:{r.id}", "vat_due", r.due_on,
+                             [debit("Liabilities:Tax:VAT:Pending", tax_of(r.amount)),
+                              credit(VAT_OUTPUT, tax_of(r.amount))], lease_id=r.lease_id) for r in firsts)], NOW)
+        with LiveServer(app) as server:
+            yield Books(server, leases, dealers)
+        db.dispose()
+
+
+def tax_of(amount: int) -> int:
+    """The output VAT in a direct lease's rent of ``amount`` fen at 13%, half up once."""
+    return int((Decimal(amount) * Decimal("0.13") / Decimal("1.13")).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+# -- reading pages and files ------------------------------------------------------------------------------------------
+class Tables(HTMLParser):
+    """The report tables of a page: testid → row key → the row's amounts in fen (data-fen) in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, dict[str, list[int]]] = {}
+        self.table = self.row = None  # type: str | None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "table" and a.get("data-testid"):
+            self.table = str(a["data-testid"])
+            self.tables[self.table] = {}
+        elif tag == "tr" and self.table is not None and a.get("data-key") is not None:
+            self.row = str(a["data-key"])
+            self.tables[self.table][self.row] = []
+        elif tag == "td" and self.table is not None and self.row is not None and a.get("data-fen") is not None:
+            self.tables[self.table][self.row].append(int(str(a["data-fen"])))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self.table = None
+        elif tag == "tr":
+            self.row = None
+
+
+def page_tables(session: requests.Session, url: str) -> dict[str, dict[str, list[int]]]:
+    r = session.get(url, timeout=TIMEOUT)
+    assert r.status_code == 200, r.text[:300]
+    assert "no-store" in r.headers.get("Cache-Control", "")
+    parser = Tables()
+    parser.feed(r.text)
+    return parser.tables
+
+
+def fen_of(text: object) -> int:
+    value = Decimal(str(text))
+    assert value == value.quantize(Decimal("0.01")), text
+    return int(value * 100)
+
+
+def amounts(cells: list[Any]) -> list[int]:
+    """The money cells of a download's row: decimal texts with two places (CSV) or numbers (XLSX)."""
+    out = []
+    for cell in cells:
+        if isinstance(cell, Decimal) or (isinstance(cell, str) and re.fullmatch(r"-?\d+\.\d\d", cell)):
+            out.append(fen_of(cell))
+    return out
+
+
+def downloads(session: requests.Session, url: str) -> tuple[list[list[str]], dict[str, list[list[Any]]]]:
+    joiner = "&" if "?" in url else "?"
+    c = session.get(f"{url}{joiner}format=csv", timeout=TIMEOUT)
+    assert c.status_code == 200 and c.headers["Content-Type"].startswith("text/csv"), c.text[:200]
+    assert "attachment" in c.headers["Content-Disposition"] and "no-store" in c.headers["Cache-Control"]
+    assert c.content.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(c.content.decode("utf-8-sig"))))
+    x = session.get(f"{url}{joiner}format=xlsx", timeout=TIMEOUT)
+    assert x.status_code == 200 and "spreadsheetml" in x.headers["Content-Type"]
+    return rows, read_xlsx(x.content)
+
+
+def assert_same_figures(page: dict[str, list[int]], rows: list[list[Any]]) -> None:
+    """The download's rows are the page's rows, in order, each with the page's amounts (its last money cells: an
+    account code such as 1012.01 reads like an amount before them)."""
+    rows = [row for row in rows if any(cell not in (None, "") for cell in row)]
+    assert len(rows) == len(page), (list(page), rows)
+    for (key, fen), row in zip(page.items(), rows, strict=True):
+        found = amounts(row)
+        assert found[len(found) - len(fen):] == fen, (key, fen, row)
+
+
+def csv_table(rows: list[list[str]], title: str) -> list[list[str]]:
+    """The rows of the CSV's table titled ``title`` (its title row, its heads, then rows up to a blank one)."""
+    start = next(i for i, row in enumerate(rows) if row == [title])
+    out = []
+    for row in rows[start + 2:]:
+        if not row:
+            break
+        out.append(row)
+    return out
+
+
+def sheet(sheets: dict[str, list[list[Any]]], index: int) -> list[list[Any]]:
+    """The rows of the workbook's sheet ``index`` under its heading line and its columns' heads."""
+    return list(sheets.values())[index][2:]
+
+
+def tb_balances(session: requests.Session, base: str, day: date) -> dict[str, int]:
+    tables = page_tables(session, f"{base}/books/trial-balance?date={day.isoformat()}")
+    return {key: fen[0] - fen[1] for key, fen in tables["trial-balance"].items() if key != "total"}
+
+
+# -- the reports ------------------------------------------------------------------------------------------------------
+def test_the_reports_download_as_their_pages_and_tie_to_the_trial_balance(books: Books) -> None:
+    base = books.url
+    with sign_in(base, OPS) as ops:
+        tb_page = page_tables(ops, f"{base}/books/trial-balance")
+        rows, sheets = downloads(ops, f"{base}/books/trial-balance")
+        assert_same_figures(tb_page["trial-balance"], csv_table(rows, "试算平衡表"))
+        assert_same_figures(tb_page["trial-balance"], sheet(sheets, 0))
+        total = tb_page["trial-balance"]["total"]
+        assert total[0] == total[1] > 0
+        balances = tb_balances(ops, base, TODAY)
+        assert balances[RECEIVABLE] > 0 and balances[DEALERS] < 0 and balances[VAT_OUTPUT] < 0
+
+        # the income statement: January's finance income and the fees; the months add up to the trial balance
+        income = page_tables(ops, f"{base}/books/income?from=2026-01&to=2026-03")["income-statement"]
+        rows, sheets = downloads(ops, f"{base}/books/income?from=2026-01&to=2026-03")
+        assert_same_figures(income, csv_table(rows, "利润表"))
+        assert_same_figures(income, sheet(sheets, 0))
+        assert income["Income:Lease:Interest"][0] > 0 and income["Income:Other:Fees"][0] == FEES
+        assert income["net"][-1] == -sum(fen for account, fen in balances.items()
+                                         if account.startswith(("Income:", "Expenses:")))
+
+        # the ageing: lease b's rent 1 is 23 days past due at 5 March; the instalments equal the ledger
+        ageing = page_tables(ops, f"{base}/books/ageing")
+        rows, sheets = downloads(ops, f"{base}/books/ageing")
+        assert_same_figures(ageing["ageing"], csv_table(rows, "应收账龄"))
+        assert_same_figures(ageing["ageing-check"], csv_table(rows, "与总账核对"))
+        assert_same_figures(ageing["ageing"], sheet(sheets, 0))
+        assert_same_figures(ageing["ageing-check"], sheet(sheets, 1))
+        portfolio = ageing["ageing"]["total"]
+        with books.db.session() as s:
+            overdue = s.scalars(select(InstalmentRow.amount).where(InstalmentRow.lease_id == books.leases["b"],
+                                                                   InstalmentRow.number == 1)).one()
+        assert portfolio[1:5] == [overdue, 0, 0, 0]  # 1–30 days: 23 days past due
+        assert sum(portfolio[:5]) == portfolio[5] == balances[RECEIVABLE]
+        check = ageing["ageing-check"]
+        assert check["ledger"] == [balances[RECEIVABLE]] and check["difference"] == [0]
+        assert len(sheets) == 2
+
+        # VAT: February's output VAT (rent 1's tax point) at 13%, the months adding up to the account
+        vat = page_tables(ops, f"{base}/books/vat?from=2026-01&to=2026-03")
+        rows, sheets = downloads(ops, f"{base}/books/vat?from=2026-01&to=2026-03")
+        assert_same_figures(vat["vat-months"], csv_table(rows, "增值税（按月）"))
+        assert_same_figures(vat["vat-rates"], csv_table(rows, "销项税额（按税率）"))
+        assert_same_figures(vat["vat-months"], sheet(sheets, 0))
+        assert_same_figures(vat["vat-rates"], sheet(sheets, 1))
+        assert vat["vat-months"]["total"][0] == -balances[VAT_OUTPUT] > 0
+        assert list(vat["vat-rates"]) == ["2026-02:0.13"]
+
+        # the dealers: what the lessor owes them adds up to the payable
+        dealers = page_tables(ops, f"{base}/books/dealers")["dealer-balances"]
+        assert dealers["total"] == [-balances[DEALERS]]
+        assert dealers[books.dealers["pudong"]][0] + dealers[books.dealers["xihu"]][0] == -balances[DEALERS]
+
+
+def test_a_dealer_admin_sees_their_own_statement_only(books: Books) -> None:
+    base, pudong, xihu = books.url, books.dealers["pudong"], books.dealers["xihu"]
+    with sign_in(base, OPS) as ops:
+        owed = page_tables(ops, f"{base}/books/dealers?date=2026-01-31")["dealer-balances"][pudong][0]
+    with sign_in(base, ADMIN_PUDONG) as admin:
+        home = admin.get(f"{base}/account", timeout=TIMEOUT)
+        assert f'/books/dealers/{pudong}/statement' in home.text and "/books/trial-balance" not in home.text
+        statement = page_tables(admin, f"{base}/books/dealers/{pudong}/statement?month=2026-01")
+        summary = statement["statement-summary"]
+        # January: the two cars' prices owed, the down payment collected and transferred (net nil), the fees beside
+        assert summary["opening"] == [0] and summary["closing"] == [owed] and summary["fees"] == [FEES]
+        assert summary["share_transferred"] == [-DOWN] and summary["down_payment"] == [DOWN]
+        assert statement["statement-moves"]  # each movement listed with its running balance
+        last = list(statement["statement-moves"].values())[-1]
+        assert last[-1] == owed
+        rows, sheets = downloads(admin, f"{base}/books/dealers/{pudong}/statement?month=2026-01")
+        assert_same_figures(summary, csv_table(rows, "汇总"))
+        assert_same_figures(statement["statement-leases"], csv_table(rows, "按租赁合同"))
+        assert_same_figures(statement["statement-moves"], sheet(sheets, 1))
+        assert_same_figures(statement["statement-leases"], sheet(sheets, 2))
+        assert len(sheets) == 3
+        for path in (f"/books/dealers/{xihu}/statement", f"/books/dealers/{xihu}/statement?format=csv"):
+            assert admin.get(base + path, timeout=TIMEOUT).status_code == 404  # another dealer's: not found
+        for path in ("/books", "/books/trial-balance", "/books/dealers"):
+            assert admin.get(base + path, timeout=TIMEOUT, allow_redirects=False).status_code == 403
+    with sign_in(base, SALES) as sales:
+        assert sales.get(f"{base}/books/dealers/{pudong}/statement", timeout=TIMEOUT).status_code == 403
+
+
+# -- the month close --------------------------------------------------------------------------------------------------
+def post_form(session: requests.Session, url: str, **data: str) -> requests.Response:
+    token = csrf(session, url.rsplit("/books", 1)[0] + "/books")
+    return session.post(url, data={"csrf_token": token, **data}, timeout=TIMEOUT, allow_redirects=False)
+
+
+def pending_request(session: requests.Session, base: str, month: str) -> str:
+    page = session.get(f"{base}/books", timeout=TIMEOUT).text
+    found = re.search(rf'data-month="{month}" data-request="(\d+)"', page)
+    assert found, page[:2000]
+    return found.group(1)
+
+
+def audit(books: Books, action: str) -> list[AuditEventRow]:
+    with books.db.session() as s:
+        return list(s.scalars(select(AuditEventRow).where(AuditEventRow.action == action).order_by(AuditEventRow.id)))
+
+
+def test_a_month_closes_on_two_ops_users_word_and_a_late_event_lands_in_the_next(books: Books) -> None:
+    from infra.dealer_funding import fund_dealer
+
+    base = books.url
+    accounts = books.server.app.extensions["leaseline"].accounts
+    ops_id, finance_id = accounts.by_email(OPS)[0].id, accounts.by_email(FINANCE)[0].id
+    with sign_in(base, OPS) as ops, sign_in(base, FINANCE) as finance:
+        page = ops.get(f"{base}/books", timeout=TIMEOUT)
+        assert 'data-month="2026-01"' in page.text and 'data-testid="request-close"' in page.text
+        # a later month first, or one not ended: refused with what blocks it
+        r = post_form(ops, f"{base}/books/close", month="2026-03")
+        assert r.status_code == 409
+        assert 'data-code="not_next"' in r.text and 'data-code="not_ended"' in r.text
+        assert post_form(ops, f"{base}/books/close").status_code == 422  # no month named
+
+        r = post_form(ops, f"{base}/books/close", month="2026-01")
+        assert r.status_code == 303 and r.headers["Location"].endswith("/books?notice=requested")
+        assert post_form(ops, f"{base}/books/close", month="2026-01").status_code == 409  # asked already
+        request_id = pending_request(ops, base, "2026-01")
+        assert 'data-testid="own-request"' in ops.get(f"{base}/books", timeout=TIMEOUT).text
+
+        # four eyes: the requester's own approval is refused, audited, and closes nothing
+        r = post_form(ops, f"{base}/books/months/2026-01/approve", request_id=request_id)
+        assert r.status_code == 403 and "另一位运营人员" in r.text
+        with books.db.session() as s:
+            assert s.get(LedgerPeriodRow, date(2026, 1, 1)) is None
+        assert [(e.outcome, e.actor_id) for e in audit(books, "books.close_approved")] == [("denied", ops_id)]
+        assert post_form(finance, f"{base}/books/months/2026-01/approve").status_code == 422  # which request?
+
+        # a second ops user approves: January is locked
+        r = post_form(finance, f"{base}/books/months/2026-01/approve", request_id=request_id)
+        assert r.status_code == 303 and r.headers["Location"].endswith("/books?notice=closed")
+        with books.db.session() as s:
+            period = s.get(LedgerPeriodRow, date(2026, 1, 1))
+            assert period is not None and (period.closed_by, period.approved_by) == (ops_id, finance_id)
+        requested = audit(books, "books.close_requested")
+        approved = [e for e in audit(books, "books.close_approved") if e.outcome == "success"]
+        assert [e.actor_id for e in requested] == [ops_id] and [e.actor_id for e in approved] == [finance_id]
+        assert json.loads(approved[0].details)["requested_by"] == ops_id
+        assert post_form(finance, f"{base}/books/months/2026-01/approve", request_id=request_id).status_code == 409
+        page = finance.get(f"{base}/books", timeout=TIMEOUT).text
+        assert re.search(r'<tr data-month="2026-01"><th scope="row">2026-01</th><td>郑运营</td><td>钱财务</td>', page)
+        january = tb_balances(ops, base, date(2026, 1, 31))
+
+        # a late event: the bank paid lease a's dealer on 20 January, recorded now; booked on 1 February, its date kept
+        done = fund_dealer(books.db, books.leases["a"], amount=_owed(books, books.leases["a"]),
+                           paid_on=date(2026, 1, 20), today=TODAY, reference="B-LATE", actor_label=OPS, now=NOW)
+        assert done.owed == 0
+        with books.db.session() as s:
+            late = s.scalars(select(JournalEntryRow).where(
+                JournalEntryRow.key == f"dealer_funding:{books.leases['a']}")).one()
+        assert (late.value_date, late.booked_on) == (date(2026, 1, 20), date(2026, 2, 1))
+        assert tb_balances(ops, base, date(2026, 1, 31)) == january  # the closed month's figures stand
+        assert tb_balances(ops, base, date(2026, 2, 1))[DEALERS] == january[DEALERS] + late_amount(books, late.id)
+
+        # February: a lease out of line with its schedule blocks it until the correction
+        with books.db.session() as s:
+            post(s, [entry("books-close:stray", "rent_collected", date(2026, 2, 15),
+                           [debit(BANK, 100), credit(RECEIVABLE, 100)], lease_id=books.leases["c"])], NOW)
+        r = post_form(finance, f"{base}/books/close", month="2026-02")
+        assert r.status_code == 409 and 'data-code="differences"' in r.text and books.leases["c"][:8] in r.text
+        with books.db.session() as s:
+            reverse(s, "books-close:stray", "books-close:stray:reversed", date(2026, 2, 16), "wrong lease", NOW)
+        r = post_form(finance, f"{base}/books/close", month="2026-02")
+        assert r.status_code == 303, re.findall(r"<li data-code.*?</li>|<tr><th scope=\"row\">.*?</tr>", r.text, re.S)
+        # now ops approves what finance asked for (the roles swap: any two different ops users)
+        r = post_form(ops, f"{base}/books/months/2026-02/approve", request_id=pending_request(ops, base, "2026-02"))
+        assert r.status_code == 303
+        with books.db.session() as s:
+            assert s.get(LedgerPeriodRow, date(2026, 2, 1)) is not None
+
+
+def _owed(books: Books, lease_id: str) -> int:
+    from infra.dealer_funding import fundings_due
+
+    return next(f.owed for f in fundings_due(books.db) if f.lease_id == lease_id)
+
+
+def late_amount(books: Books, entry_id: int) -> int:
+    """The entry's debit to the dealers payable (the bank's payment lowers what is owed: debit-positive)."""
+    from infra.db.models import JournalLineRow
+
+    with books.db.session() as s:
+        return sum(s.scalars(select(JournalLineRow.debit - JournalLineRow.credit).where(
+            JournalLineRow.entry_id == entry_id, JournalLineRow.account == DEALERS)))
