@@ -184,6 +184,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(__import__("bff.servicing.settle", fromlist=["bp"]).bp)  # /leases/<id>/settlement: 提前结清
     app.register_blueprint(__import__("bff.servicing.mandate_views", fromlist=["bp"]).bp)  # automatic collection
     app.register_blueprint(__import__("bff.servicing.end_of_term", fromlist=["bp"]).bp)  # end of term, returns
+    app.register_blueprint(__import__("bff.servicing.invoices", fromlist=["bp"]).bp)  # e-invoices (数电发票)
     app.register_blueprint(__import__("bff.books.views", fromlist=["bp"]).bp)  # /books: month close, reports
     app.register_blueprint(api_bp)
     # The JSON API is stateless (no cookie authentication), so there is no session to forge a request

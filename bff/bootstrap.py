@@ -53,6 +53,9 @@ from infra.credit_bureau import SandboxCreditBureau
 from infra.db import Database
 from infra.handovers import SqlHandovers
 from infra.invitations import SqlInvitations
+from infra.invoice_platform import InvoicePlatform
+from infra.invoice_platform import Party
+from infra.invoice_sandbox import SandboxInvoicePlatform
 from infra.jobs import JobQueue
 from infra.payments import StripeGateway
 from infra.payments_store import SqlPayments
@@ -142,6 +145,16 @@ class Services:
     #: the credit bureau (征信报送, bff/servicing/credit_reports.py): the sandbox, the only adapter so far (a real
     #: one needs the lessor's line to the PBOC Credit Reference Center or a licensed bureau; chosen here once it exists)
     credit_bureau: CreditBureau
+    #: the e-invoice platform (数电发票, bff/servicing/invoices.py): the sandbox, the only adapter so far (specimens,
+    #: never invoices: infra/invoice_sandbox.py); the seller its invoices name; how long a pending request waits
+    invoice_platform: InvoicePlatform
+    invoice_seller: Party
+    invoice_poll_seconds: int = 60
+
+
+def invoice_platform(settings: Settings, db: Database) -> InvoicePlatform:
+    """The invoice platform the settings choose: the sandbox (``LEASELINE_INVOICE_PLATFORM``, bff/config.py)."""
+    return SandboxInvoicePlatform(db)
 
 
 def sweep_onward(orphans: OrphanSweep) -> Callable[[], SweepReport]:
@@ -237,4 +250,7 @@ def bootstrap(settings: Settings) -> Services:
                     vault=vault, store=store, applications=applications, kyc=kyc, orphans=orphans,
                     kyc_rate=settings.kyc_rate, jobs=jobs, payments=payments, sessions=sessions,
                     sweep_orphans=sweep_onward(orphans),
-                    credit_bureau=SandboxCreditBureau(var_dir() / "credit_bureau_sandbox"))
+                    credit_bureau=SandboxCreditBureau(var_dir() / "credit_bureau_sandbox"),
+                    invoice_platform=invoice_platform(settings, db),
+                    invoice_seller=Party(settings.invoice_seller_name, tax_id=settings.invoice_seller_credit_code),
+                    invoice_poll_seconds=settings.invoice_poll_seconds)

@@ -121,6 +121,15 @@ class Settings:
     #: the BFF's public address (``LEASELINE_PUBLIC_URL``, without a trailing slash), which texts link to (the rent's
     #: pay page, ``/leases/<id>/pay``, in the text about a rent not collected): required in production, https there
     public_url: str = "http://127.0.0.1:8000"
+    #: e-invoices (数电发票, infra/invoice_platform.py): ``LEASELINE_INVOICE_PLATFORM`` — ``sandbox``, the embedded
+    #: default and, until a channel's adapter is built, the only one (specimens, never invoices:
+    #: infra/invoice_sandbox.py); the seller the invoices name (``LEASELINE_INVOICE_SELLER_NAME``, ``…_CREDIT_CODE``:
+    #: its 统一社会信用代码, GB 32100; by default contract/lessor.toml's lessor); how long a request the platform
+    #: answered ``pending`` waits before it is asked again (``LEASELINE_INVOICE_POLL_SECONDS``)
+    invoice_platform: str = "sandbox"
+    invoice_seller_name: str = "领航融资租赁有限公司"
+    invoice_seller_credit_code: str = "91350100M000100Y43"
+    invoice_poll_seconds: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -181,6 +190,7 @@ class Settings:
             sms_signature=_sms_signature(env),
             tencent_sms=_tencent_sms(env) if env.get("LEASELINE_SMS") == "tencent" else (),
             public_url=_public_url(env, mode),
+            **_invoices(env),
         )
 
 
@@ -200,6 +210,26 @@ def _public_url(env: Mapping[str, str], mode: str) -> str:
             or any(c.isspace() for c in value)):
         raise refused
     return value.rstrip("/")
+
+
+def _invoices(env: Mapping[str, str]) -> dict[str, object]:
+    """The e-invoice settings (``Settings.invoice_*``), checked: the platform named, the seller's name and a valid
+    统一社会信用代码 (GB 32100 check character)."""
+    from kyc import uscc
+
+    platform = env.get("LEASELINE_INVOICE_PLATFORM", "sandbox")
+    if platform != "sandbox":
+        raise ConfigError("LEASELINE_INVOICE_PLATFORM must be sandbox (the only invoice platform built so far: it "
+                          "issues specimens, never invoices)")
+    name = env.get("LEASELINE_INVOICE_SELLER_NAME", Settings.invoice_seller_name).strip()
+    if not 1 <= len(name) <= 100:
+        raise ConfigError("LEASELINE_INVOICE_SELLER_NAME must be the lessor's registered name (1 to 100 characters)")
+    code = env.get("LEASELINE_INVOICE_SELLER_CREDIT_CODE", Settings.invoice_seller_credit_code).strip().upper()
+    if not uscc.is_valid(code):
+        raise ConfigError("LEASELINE_INVOICE_SELLER_CREDIT_CODE must be the lessor's unified social credit code "
+                          "(统一社会信用代码: 18 characters, its check character valid)")
+    return {"invoice_platform": platform, "invoice_seller_name": name, "invoice_seller_credit_code": code,
+            "invoice_poll_seconds": int(_number(env, "LEASELINE_INVOICE_POLL_SECONDS", 60, 1, 86400))}
 
 
 def _sms(env: Mapping[str, str], mode: str) -> str:

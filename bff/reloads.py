@@ -80,6 +80,7 @@ PAGES = {
     # early settlement (bff/servicing/settle.py): the request is on the lease page, paying on the quote's page
     "settle.request_quote": "lease_page.lease", "settle.pay": "settle.show", "settle.confirm": "settle.show",
     "end_of_term.refinance_again": "end_of_term.page",  # the refinance's new application (bff/servicing/refinance.py)
+    "invoices.correct": "lease_page.lease", "invoices.retry": "lease_page.lease",  # a lease's invoices (ops)
     "books.request_close": "books.index", "books.approve": "books.index", "books.withdraw": "books.index",
 }
 #: machines' URLs: a GET there is a client's mistake, answered 405 (problem+json under /api)

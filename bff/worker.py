@@ -27,6 +27,8 @@ from bff.servicing.collect import rent_collection
 from bff.servicing.credit_reports import CreditNotices
 from bff.servicing.credit_reports import credit_reporting
 from bff.servicing.hooks import servicing_hooks
+from bff.servicing.invoices import OriginalNotIssued
+from bff.servicing.invoices import invoice_issuing
 from bff.servicing.settled import NotReadyYet
 from bff.servicing.settled import lease_documents
 from infra.arrears import SqlArrears
@@ -37,6 +39,7 @@ from infra.credit_reports import SqlCreditReports
 from infra.db.engine import UNAVAILABLE
 from infra.db.models import utcnow
 from infra.finance_income import FinanceIncome
+from infra.invoice_platform import InvoicePlatformUnavailable
 from infra.servicing import SqlServicing
 from infra.sms import SmsUnavailable
 from infra.storage import StorageError
@@ -125,6 +128,10 @@ def build(services: Services, settings: Settings) -> App:
         CreditNotices(SqlCreditReports(services.db), services.applications, services.sms).send)
     task("servicing.credit_report", "servicing", Backoff(8, retry_exceptions=(*TRANSIENT, CreditBureauUnavailable)))(
         credit_reporting(services).run)
+    # e-invoices (bff/servicing/invoices.py): each request sent once, deferred with the payment that asked for it; a
+    # rejection fails the job at once (ops see it here and on the lease page), the platform away is tried again
+    task("invoices.issue", "servicing", Backoff(8, retry_exceptions=(*TRANSIENT, InvoicePlatformUnavailable,
+                                                                     OriginalNotIssued)))(invoice_issuing(services).issue)
     # biometric images past their retention, every night at 03:00 Beijing time (19:00 UTC)
     task("kyc.purge_biometrics", "housekeeping", periodic="0 19 * * *")(sweep(services.kyc.purge_biometrics))
     tasks.housekeeping("housekeeping", tick_seconds=settings.jobs_tick_seconds,

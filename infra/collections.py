@@ -54,6 +54,7 @@ from infra.end_of_term import PURCHASE_PRICE
 from infra.end_of_term import deposit_applied
 from infra.end_of_term import deposit_paid
 from infra.forksafe import PerProcess
+from infra.invoicing import rents_paid
 from infra.jobs import Job
 from infra.payments import PaymentDeclined
 from infra.payments import PaymentGateway
@@ -299,6 +300,9 @@ class SqlCollections:
             received = books_lease.receipt(booked, lease_id, lease.dealer_id, source=source, value_date=day,
                                            amount=amount, applied=parts, held=held, surplus=amount - applied)
             post(session, [received], now)
+            if parts:  # the rents this payment paid in full: their e-invoices asked for (infra/invoicing.py)
+                rents_paid(session, lease, [r for r in rows if r.state == PAID], received_on=day, now=now,
+                           receipt_id=booked)
             if attempt_id is not None:
                 session.execute(update(CollectionAttemptRow).where(CollectionAttemptRow.id == attempt_id).values(
                     status=SUCCEEDED, failure_code=None, failure_message=None, poll_after=None, updated_at=now))

@@ -48,6 +48,7 @@ from infra.db.models import PaymentRow
 from infra.db.models import RefundRow
 from infra.db.models import StripeEventRow
 from infra.db.models import utcnow
+from infra.invoicing import rent_refunded
 
 #: our statuses in which Stripe has taken the money (bff/payments/machine.py ``CAPTURED``)
 CAPTURED = ("succeeded", "captured")
@@ -300,6 +301,10 @@ class SqlPayments:
             row.refunded, row.updated_at = total, now
             post(session, [_refund_entry(session, row, f"payment:{payment_id}:refunded:{total}", amount, before, now,
                                          "refunded outside Leaseline (reported by Stripe)")], now)
+            parts, lease_id = _parts(session, row), _lease_of(session, row.application_id)
+            rent = origination.refund_slices(parts, before, amount)["first_rent"] if parts and lease_id else 0
+            if rent and lease_id:  # rent 1 paid at signing given back: its e-invoice reversed (infra/invoicing.py)
+                rent_refunded(session, lease_id, 1, rent, "首期租金退款 rent 1 refunded outside Leaseline", now)
             return True
 
     def transfer_sent(self, payment_id: str, transfer_id: str, amount: int) -> bool:

@@ -52,6 +52,7 @@ from infra.db.models import CloseRunRow
 from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
 from infra.db.models import ServicingMovementRow
+from infra.invoicing import rents_paid
 from plans.timeline import timeline
 from servicing.calendar import BusinessCalendar
 from servicing.calendar import CalendarDay
@@ -282,6 +283,8 @@ class SqlServicing:
         signing = sum(row.amount for row in rows if row.state == PAID)
         post(session, [books_lease.commenced(lease_id, dealer_id, plan.starts_on, schedule),
                        books_lease.paid_at_signing(lease_id, dealer_id, plan.starts_on, signing)], now)
+        lease = session.get(LeaseRow, lease_id)  # rent 1 paid at signing: its e-invoice asked for (infra/invoicing.py)
+        rents_paid(session, lease, [row for row in rows if row.state == PAID], received_on=plan.starts_on, now=now)
         _pay_off_refinanced(session, application_id, lease_id, dealer_id, plan.starts_on, now)
         return lease_id
 

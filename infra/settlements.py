@@ -88,6 +88,7 @@ from infra.db.models import ServicingMovementRow
 from infra.db.models import SettlementQuoteRow
 from infra.finance_income import lock_leases
 from infra.finance_income import recognised
+from infra.invoicing import settlement_movements_paid
 from infra.jobs import Job
 from infra.servicing import ACTIVE
 from infra.servicing import CANCELLED
@@ -390,6 +391,7 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
         principal_difference=q.outstanding_principal - replaced_principal, fee=q.early_settlement_fee,
         kept_interest=sum(r.interest for r in rows if r.id not in replaced_ids),
         recognised=recognised(session, [lease.id]).get(lease.id, 0))), now)
+    settlement_movements_paid(session, lease, q.id, movements, paid_on=day, now=now)  # its e-invoice asked for
     lease.status, lease.settled_on = SETTLED_LEASE, on
     q.status, q.settled_at, q.attempt_id, q.penalties_booked, q.paid_on = PAID_QUOTE, now, attempt_id, charges, day
     _close_term(session, lease, q, settled, now)

@@ -66,6 +66,10 @@ MATRIX: dict[str, tuple[str, ...]] = {
     # making such a request, or withdrawing a consent: the customer alone, for themselves (CUSTOMER_MAY in
     # bff/applications/access.py); no staff role acts in their name
     "privacy.request": (),
+    # e-invoices (数电发票, bff/servicing/invoices.py): a correction (red-letter and reissue) or a rejected request
+    # asked again from the lease's page, and the list of the requests that need a look (/servicing/invoices): the
+    # lessor's ops (whoever sees the lease sees its invoices)
+    "invoices.manage": ("ops_admin",),
     # the books (issue 19 §4, /books): the reports (trial balance, income statement, ageing, VAT, dealer balances)
     # for the lessor's ops and its auditor; the month close asked for and approved by two different ops users
     "books.view": ("ops_admin", "auditor"),

@@ -1200,3 +1200,72 @@ class LedgerCloseRequestRow(Base):
     decided_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
     decided_by_label: Mapped[str | None] = mapped_column(String(254), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class InvoiceRequestRow(Base):
+    """An e-invoice (数电发票) Leaseline asks the invoice platform for (issue 19 §3, migration 0031,
+    infra/invoicing.py): one per rent paid in full (``rent:<instalment>``) and per early settlement paid
+    (``settlement:<quote>``), a red-letter one (``kind`` red) against the blue invoice it reverses (``original_id``) for
+    a refund or a correction, and the blue one reissued after a red (``original_id``: the invoice it replaces). Its
+    ``id`` is the platform's idempotency key (流水号). ``facts``: what was paid (JSON, fen), from which ``lines`` (JSON,
+    the face's lines as sent) are made when it is sent; ``amount`` 价税合计, ``net`` and ``tax`` in fen (negative when
+    red). The buyer's name and ID number are PII: AES-GCM (infra.pii, contexts ``invoice_buyer_name:<id>`` and
+    ``invoice_buyer_id:<id>``), a masked copy beside. ``status``: requested → issued | rejected | pending (→ issued |
+    rejected)."""
+
+    __tablename__ = "invoice_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.id"), index=True)
+    application_id: Mapped[str] = mapped_column(String(36))
+    dealer_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # blue | red
+    purpose: Mapped[str] = mapped_column(String(16))  # rent | settlement | refund | correction | reissue
+    instalment_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    receipt_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    quote_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    original_id: Mapped[str | None] = mapped_column(ForeignKey("invoice_requests.id"), nullable=True, index=True)
+    reason_code: Mapped[str | None] = mapped_column(String(2), nullable=True)  # 冲红原因 01–04
+    reason: Mapped[str] = mapped_column(String(255), default="")
+    reissue: Mapped[bool] = mapped_column(Boolean, default=False)  # a red whose issue is followed by a reissue
+    tax_point: Mapped[date] = mapped_column(Date)
+    facts: Mapped[str] = mapped_column(Text, default="{}")
+    lines: Mapped[str] = mapped_column(Text, default="[]")
+    amount: Mapped[int] = mapped_column(BigInteger)
+    net: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    tax: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    buyer_name_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    buyer_id_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    buyer_id_masked: Mapped[str] = mapped_column(String(24), default="")
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    platform: Mapped[str] = mapped_column(String(16), default="")
+    number: Mapped[str | None] = mapped_column(String(20), nullable=True, unique=True)
+    issued_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    confirmation: Mapped[str | None] = mapped_column(String(40), nullable=True)  # 红字发票信息确认单
+    error_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    requested_by: Mapped[str] = mapped_column(String(64), default="system")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SandboxInvoiceRow(Base):
+    """What the sandbox invoice platform issued (infra/invoice_sandbox.py, migration 0031): specimens, never invoices.
+    ``request_key``: the request's 流水号 (the same key, the same invoice); ``payload``: the request as received, the
+    buyer's ID number masked; ``polls``: the looks at a pending one."""
+
+    __tablename__ = "sandbox_invoices"
+
+    number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    request_key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))  # blue | red
+    status: Mapped[str] = mapped_column(String(12))  # issued | pending
+    payload: Mapped[str] = mapped_column(Text)
+    polls: Mapped[int] = mapped_column(Integer, default=0)
+    original_number: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
+    confirmation: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
