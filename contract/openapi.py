@@ -245,6 +245,7 @@ def _servicing_terms() -> dict[str, Any]:
             "source": {"enum": ["contract", "legacy"], "description": "legacy: a contract generated before the "
                        "early-settlement terms were stated, serviced by the terms its text states"},
             "term": count, "timing": {"enum": ["arrears", "advance"]}, "nominal_rate": rate,
+            "structure": {"enum": ["direct", "leaseback"], "description": "the lease's structure (its VAT)"},
             "financed_amount": money, "residual": money, "monthly_payment": money, "deposit": money,
             "deposit_free": {"type": "boolean"}, "purchase_price": money,
             "late_fee_daily_rate": {**rate, "description": "of the overdue amount, a day, from its first day overdue"},

@@ -1,7 +1,9 @@
 """The month's finance income of every lease (issue 19 §1), posted once per lease and month: key
 ``income:<lease>:<YYYY-MM>``, value date the month's last day, Dr Assets:LeaseReceivable:Unearned / Cr
 Income:Lease:Interest, by the rule of books/income.py (the schedule's interest of each rent period spread over its days,
-cumulative through the month end rounded once, less what was recognised before).
+cumulative through the month end rounded once, less what was recognised before) — **net of VAT** (issue 19 §3): each
+rent's interest less the tax it includes (books/vat.py, the rule in force on its due date for the lease's structure),
+what the commencement left in Unearned (books/lease.py ``commencement_vat``).
 
 **What was recognised before** (``recognised``) is read from the journal: the lease's net credit to
 Income:Lease:Interest in entries of kind ``finance_income`` — the monthly entries, and the adjustments a settlement or
@@ -59,6 +61,10 @@ from books.income import effective_through
 from books.income import income_entry
 from books.income import month_end
 from books.income import recognised_through
+from books.vat import TaxPolicy
+from books.vat import included_tax
+from books.vat import load_tax_policy
+from books.vat import rent_tax
 from infra import books
 from infra.db.engine import Database
 from infra.db.models import BusinessDateRow
@@ -69,6 +75,7 @@ from infra.db.models import LeaseRow
 from infra.db.models import ServicingMovementRow
 from infra.jobs import Job
 from infra.servicing import any_of
+from infra.vat_points import lease_structure
 
 TASK, QUEUE = "books.finance_income", "servicing"
 ONE_DAY = timedelta(days=1)
@@ -129,9 +136,14 @@ def recognised(session: Session, lease_ids: Sequence[str]) -> dict[str, int]:
     return {str(lease_id): int(total) for lease_id, total in rows}
 
 
-def schedules(session: Session, leases: Sequence[LeaseRow]) -> dict[str, LeaseSchedule]:
+def schedules(session: Session, leases: Sequence[LeaseRow],
+              policy: TaxPolicy | None = None) -> dict[str, LeaseSchedule]:
     """The current schedule of each lease (books/income.py): its rents and final rent as they stand, a cancelled rent
-    left out, a settled one with no interest, a waived one with the interest it was paid only."""
+    left out, a settled one with no interest, a waived one with the interest it was paid only — each with the VAT it
+    carries under the rule in force on its due date for the lease's structure (books/vat.py), so that the spread earns
+    the interest net of its VAT: ``tax_on_interest`` is the tax included in the interest earned, ``tax`` the rent's."""
+    found = policy or load_tax_policy()
+    structures = {lease.id: lease_structure(lease.terms) for lease in leases}
     rents: dict[str, list[Rent]] = defaultdict(list)
     for lease_id, due_on, amount, interest, paid, state in session.execute(
             select(InstalmentRow.lease_id, InstalmentRow.due_on, InstalmentRow.amount, InstalmentRow.interest,
@@ -139,7 +151,9 @@ def schedules(session: Session, leases: Sequence[LeaseRow]) -> dict[str, LeaseSc
             .where(InstalmentRow.lease_id == any_of([lease.id for lease in leases]),
                    InstalmentRow.kind.in_(SCHEDULE_KINDS), InstalmentRow.state != "cancelled")):
         earned = 0 if state in NOT_EARNED else min(interest, paid) if state == WAIVED else interest
-        rents[lease_id].append(Rent(due_on, earned, amount))
+        rule = found.rule(structures[lease_id], due_on)
+        tax = rent_tax(rule, amount, max(0, min(interest, amount))).tax if amount >= 0 else 0
+        rents[lease_id].append(Rent(due_on, earned, amount, tax, included_tax(rule, earned)))
     return {lease.id: LeaseSchedule(lease.starts_on, lease.ends_on, lease.timing, tuple(rents[lease.id]))
             for lease in leases}
 
@@ -163,7 +177,8 @@ def month_entry(lease: LeaseRow, schedule: LeaseSchedule, month: str, before: in
     amount = max(0, target - before)  # as books.income.month_income: the spread through the month end, less before
     if not amount:
         return None, 0
-    invest = sum(r.amount for r in schedule.rents) - schedule.interest + sum(a for _, a in others)
+    # the net investment, net of VAT as the spread (books/income.py): the rents' principal less its tax
+    invest = sum(r.net_amount for r in schedule.rents) - schedule.interest + sum(a for _, a in others)
     previous = end.replace(day=1) - ONE_DAY
     figures = effective_through(schedule, end, previous, net_investment=invest, others=others)
     if figures is None:

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 
 from books import lease as books_lease
 from books.lease import Scheduled
+from books.lease import structure_of
 from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import BusinessCalendarRow
@@ -53,6 +54,9 @@ from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
 from infra.db.models import ServicingMovementRow
 from infra.invoicing import rents_paid
+from infra.vat_points import commencement_vat
+from infra.vat_points import lease_structure
+from infra.vat_points import post_tax_points
 from plans.timeline import timeline
 from servicing.calendar import BusinessCalendar
 from servicing.calendar import CalendarDay
@@ -236,7 +240,9 @@ class SqlServicing:
         handover record); None when the application has its lease already (signing again creates none). A rent paid
         at signing (rent 1 in advance: the amounts due at signing include it) is paid on the commencement date. The
         commencement and that rent post in the same transaction (books/lease.py, keys ``lease:<id>:commenced`` and
-        ``lease:<id>:paid_at_signing``)."""
+        ``lease:<id>:paid_at_signing``), with the VAT its rents carry (``lease:<id>:vat``: infra/vat_points.py) and
+        the tax point of a rent due on the start (rent 1 in advance, ``vat:<instalment>``; the others' are the close's
+        of their due dates)."""
         terms = plan.terms
         es = terms["early_settlement"]
         cap = terms.get("default_cost_cap")
@@ -282,6 +288,8 @@ class SqlServicing:
         schedule = [Scheduled(i.kind, i.amount, i.principal, i.interest) for i in plan.instalments]
         signing = sum(row.amount for row in rows if row.state == PAID)
         post(session, [books_lease.commenced(lease_id, dealer_id, plan.starts_on, schedule),
+                       *commencement_vat(lease_id, dealer_id, plan.starts_on, structure_of(terms),
+                                         [(r.id, r.kind, r.due_on, r.amount, r.interest) for r in rows]),
                        books_lease.paid_at_signing(lease_id, dealer_id, plan.starts_on, signing)], now)
         lease = session.get(LeaseRow, lease_id)  # rent 1 paid at signing: its e-invoice asked for (infra/invoicing.py)
         rents_paid(session, lease, [row for row in rows if row.state == PAID], received_on=plan.starts_on, now=now)
@@ -368,7 +376,8 @@ class SqlServicing:
         twice; a batch that fails leaves nothing of itself.
 
         Set-based: one scan of the batch's open instalments, the changes by id (an UPDATE … FROM a list), the late
-        charges booked by one INSERT … SELECT; the calendar is asked once per distinct due date and grace. The leases
+        charges booked by one INSERT … SELECT, the tax points of the rents falling due by one read and one post
+        (infra/vat_points.py); the calendar is asked once per distinct due date and grace. The leases
         are taken in ``id`` order after the run's marker (the last lease of its last batch), then from the start for
         any left behind (held by a run that failed)."""
         with self.db.session() as session:
@@ -393,6 +402,8 @@ class SqlServicing:
                 day, calendar, now)
             penalties = _accrue_penalties(session, leases, [
                 r.id for r in open_rows if r.state == OVERDUE and r.id not in paused] + list(became_overdue), day, now)
+            # the VAT of the rents whose tax point (their due date) came since each lease was last closed
+            post_tax_points(session, day, ids, now)
             for hook in hooks:
                 hook(BatchEvents(day, session, tuple(ids), became_due, became_overdue, penalties))
             session.execute(update(LeaseRow).where(LeaseRow.id == any_of(ids)).values(closed_through=day))
@@ -439,12 +450,12 @@ def _pay_off_refinanced(session: Session, application_id: str, lease_id: str, de
     end-of-term hook then ends the old lease (infra/end_of_term.py ``_end``) once nothing of it is open, settling its
     deposit. Nothing when no active lease is refinanced by it or its final rent is paid already."""
     found = session.execute(text(
-        "SELECT l.id, l.dealer_id FROM end_of_term e JOIN leases l ON l.id = e.lease_id "
+        "SELECT l.id, l.dealer_id, l.terms FROM end_of_term e JOIN leases l ON l.id = e.lease_id "
         "WHERE e.refinance_application_id = :app AND e.option = 'refinance' AND l.status = :active FOR UPDATE OF l"),
         {"app": application_id, "active": ACTIVE}).one_or_none()
     if found is None:
         return
-    old, old_dealer = found
+    old, old_dealer, old_terms = found
     key = f"refinanced:{old}"
     if session.execute(select(ServicingMovementRow.id).where(ServicingMovementRow.key == key)).first() is not None:
         return
@@ -462,7 +473,7 @@ def _pay_off_refinanced(session: Session, application_id: str, lease_id: str, de
             note=f"尾付租金由再融资申请 {application_id} 付清 the final rent paid off by the refinancing"))
         session.flush()
         paid_off = books_lease.refinanced(old, old_dealer, lease_id, dealer_id, day, principal=principal,
-                                          interest=interest, penalty=penalty)
+                                          interest=interest, penalty=penalty, structure=lease_structure(old_terms))
         post(session, [paid_off], now)
         return
 

@@ -16,15 +16,17 @@ a day like any other.
 
 Its books are posted with it, as a lease's events would have posted them (books/lease.py), in the load's transaction
 through :func:`infra.books.post` (one call a chunk: its arrays in a few statements): each lease's commencement
-(``lease:<id>:commenced``, on its start), its dealer paid for the car that day (``dealer_funding:<id>``: no
-origination, no upfront payment), and each rent it marks paid, in full or in part, as collected outside Leaseline on the
-day its payment movement is dated (``collected_outside:<id>:<number>``: Dr the collections account; rent 1 in advance
-too, there being no upfront payment to apply it from) — so that the lease sub-ledger (infra/books_reconcile.py)
-reconciles at any date. The late charges accrued post nothing (penalty interest is income when collected). The journal
-being append-only, ``--drop`` reverses every entry of the portfolio's leases not reversed yet (``<key>:dropped``, on the
-business date, in the drop's transaction: from that day on nothing is left of them; the books of the days before still
-hold them); each load's lease and application ids are drawn from the seed mixed with a nonce of the load (the same
-seed draws the same portfolio, under new ids), so a reload never meets the entries of a portfolio dropped before.
+(``lease:<id>:commenced``, on its start), its dealer paid for the car that day (``dealer_funding:<id>``: no origination,
+no upfront payment), and each rent it marks paid, in full or in part, as collected outside Leaseline on the day its
+payment movement is dated (``collected_outside:<id>:<number>``: Dr the collections account; rent 1 in advance too, there
+being no upfront payment to apply it from), the VAT its rents carry (``lease:<id>:vat``) and the tax point of each rent
+due before the business date (``vat:<instalment>``, on its due date: infra/vat_points.py) — so that the lease sub-ledger
+(infra/books_reconcile.py) reconciles at any date. The late charges accrued post nothing (penalty interest is income
+when collected). The journal being append-only, ``--drop`` reverses every entry of the portfolio's leases not reversed
+yet (``<key>:dropped``, on the business date, in the drop's transaction: from that day on nothing is left of them; the
+books of the days before still hold them); each load's lease and application ids are drawn from the seed mixed with a
+nonce of the load (the same seed draws the same portfolio, under new ids), so a reload never meets the entries of a
+portfolio dropped before.
 
 Bulk-loaded: applications with one multi-row INSERT per chunk, leases, instalments and movements with COPY, in one
 transaction (the instalments' ids reserved as one block under a table lock), then ANALYZE.
@@ -61,7 +63,11 @@ from books.entries import reversal
 from books.lease import Scheduled
 from books.lease import collected_outside
 from books.lease import commenced
+from books.lease import commencement_vat
 from books.lease import dealer_funded
+from books.lease import rent_taxes
+from books.lease import structure_of
+from books.lease import tax_point
 from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import ApplicationRow
@@ -416,14 +422,21 @@ class _Chunk:
         if product.residual:
             rows.append((term + 1, FINAL_RENT, dates.ends_on, product.residual, product.residual, 0))
         schedule = [Scheduled(kind, amount, principal, interest) for _, kind, _, amount, principal, interest in rows]
+        structure = structure_of(terms)
+        taxes = rent_taxes(structure, [(due, amount, interest) for _, _, due, amount, _, interest in rows])
         for made in (commenced(lease_id, DEALER, draw.starts_on, schedule),
+                     commencement_vat(lease_id, DEALER, draw.starts_on, taxes),
                      dealer_funded(lease_id, DEALER, draw.starts_on, product.financed, "synthetic")):
             if made is not None:
                 self.entries.append(made)
-        for number_, kind, due, amount, principal, interest in rows:
+        for (number_, kind, due, amount, principal, interest), vat in zip(rows, taxes, strict=True):
             inst_id = next_id
             next_id += 1
             self.counts["instalments"] += 1
+            if due < as_of:  # its tax point came with a close before the business date (infra/vat_points.py)
+                point = tax_point(inst_id, lease_id, DEALER, due, vat.tax)
+                if point is not None:
+                    self.entries.append(point)
             paid_p = paid_i = accrued = 0
             state, settled, overdue_since, penalty_through = PENDING, NULL, NULL, NULL
             if due < as_of and number_ not in owing:

@@ -48,6 +48,8 @@ def servicing_terms(data: ContractData) -> dict[str, Any]:
             # terms were stated (its text settles on rent days only)
             "source": "contract" if es is not None else "legacy",
             "term": plan.term, "timing": plan.timing, "nominal_rate": _rate(plan.nominal_rate),
+            # the lease's structure (its VAT: books/vat.py); contracts before it was stated were direct leases
+            "structure": plan.title.structure if plan.title is not None else "direct",
             "financed_amount": _money(plan.financed_amount), "residual": _money(plan.residual),
             "monthly_payment": _money(plan.monthly_payment), "deposit": _money(plan.deposit),
             "deposit_free": plan.deposit_free, "purchase_price": _money(plan.purchase_price),

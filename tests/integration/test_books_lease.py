@@ -15,12 +15,16 @@ from datetime import UTC
 from datetime import date
 from datetime import datetime
 from datetime import timedelta
+from fractions import Fraction
 from typing import cast
 
 import pytest
 from sqlalchemy import func
 from sqlalchemy import select
 
+from books.accounts import VAT_INPUT
+from books.accounts import VAT_OUTPUT
+from books.accounts import VAT_PENDING
 from books.entries import credit
 from books.entries import debit
 from books.entries import entry
@@ -47,6 +51,7 @@ from infra.db.models import LeaseRow
 from infra.lease_backfill import SqlLeaseBackfill
 from infra.servicing import SqlServicing
 from infra.servicing import lease_plan
+from infra.vat_points import post_tax_points
 from plans.policy import load_policy
 from servicing.allocation import Component
 from tests.conftest import postgres_database
@@ -108,7 +113,16 @@ def lines(db: Database, key: str) -> set[tuple[str, int, int, str | None]]:
     return {(li.account, li.debit, li.credit, li.lease_id) for li in posted.lines}
 
 
+def tax_points_through(db: Database, on: date) -> None:
+    """What the closes through ``on`` post of the books (these tests run none): the tax point of every rent due by
+    then (infra/vat_points.py; the leases here are never closed, so every due date up to ``on`` counts, once)."""
+    with db.session() as s:
+        post_tax_points(s, on, list(s.scalars(select(LeaseRow.id))), NOW)
+
+
 def differences(db: Database, *lease_ids: str, on: date) -> list[LeaseDifference]:
+    """The leases' differences at ``on``, the tax points of their rents due by then posted as the close would."""
+    tax_points_through(db, on)
     with db.session() as s:
         return lease_differences(s, list(lease_ids), on=on)
 
@@ -126,7 +140,14 @@ def test_a_lease_posts_its_commencement_with_it_and_reconciles(db: Database) -> 
         head = s.execute(select(JournalEntryRow).where(JournalEntryRow.key == key)).scalar_one()
         assert (head.value_date, head.booked_on, head.dealer_id) == (START, START, DEALER)
         assert s.execute(select(func.count()).select_from(JournalEntryRow).where(
-            JournalEntryRow.lease_id == lease.id)).scalar_one() == 1  # rents in arrears: nothing paid at signing
+            JournalEntryRow.lease_id == lease.id)).scalar_one() == 2  # rents in arrears: nothing paid at signing
+    # and the VAT its rents carry (issue 19 §3), each rent's at 13% from the definition, half up: Pending against the
+    # input VAT (principal's share) and Unearned (interest's share)
+    tax = sum(int(Fraction(i.amount * 13, 113) + Fraction(1, 2)) for i in lease.instalments)
+    on_interest = sum(int(Fraction(i.interest * 13, 113) + Fraction(1, 2)) for i in lease.instalments)
+    assert lines(db, f"lease:{lease.id}:vat") == {
+        (VAT_INPUT, tax - on_interest, 0, lease.id), (UNEARNED, on_interest, 0, lease.id),
+        (VAT_PENDING, 0, tax, lease.id)}
     assert differences(db, lease.id, on=START) == []
     assert differences(db, lease.id, on=START - timedelta(days=1)) == []  # before its start: nothing on either side
 
@@ -173,12 +194,14 @@ def test_a_receipt_posts_once_its_surplus_refund_once_and_the_lease_reconciles(d
     part = collections.book(lease_id=lease.id, amount=10_000, source="direct_debit", key=f"books:{uuid.uuid4()}",
                             order=order, reference="ddsb_0_books", now=NOW)
     assert part.surplus == 0
+    # the late charge is income net of its VAT (13%): 123 × 13 / 113 = 14.15 → 14 fen of output VAT
     assert lines(db, f"receipt:{part.id}") == {(BANK, 10_000, 0, lease.id), (RECEIVABLE, 0, 10_000 - 123, lease.id),
-                                               (LATE_CHARGES, 0, 123, lease.id)}
+                                               (LATE_CHARGES, 0, 109, lease.id), (VAT_OUTPUT, 0, 14, lease.id)}
 
     day = rent2.due_on + timedelta(days=3)
     assert differences(db, lease.id, on=day) == []
     assert differences(db, lease.id, on=rent2.due_on) == []  # the day before the direct debit: as it stood then
+    tax_points_through(db, day)
     with db.session() as s:  # every lease of the database (this module's), set-based: all reconcile
         assert lease_differences(s, on=day) == []
 
@@ -237,8 +260,10 @@ def test_a_refinancing_pays_the_old_final_rent_off_in_the_new_lease_transaction(
                            refinance_application_id=new_application))
     new_id = open_lease(SqlServicing(db), record(old.row.ends_on), new_application)
     assert new_id is not None
+    # the late charge paid off is income net of its VAT (13%): 77 × 13 / 113 = 8.86 → 9 fen
     assert lines(db, f"lease:{old.id}:refinanced") == {
-        (DEALERS, final.amount + 77, 0, new_id), (RECEIVABLE, 0, final.amount, old.id), (LATE_CHARGES, 0, 77, old.id)}
+        (DEALERS, final.amount + 77, 0, new_id), (RECEIVABLE, 0, final.amount, old.id), (LATE_CHARGES, 0, 68, old.id),
+        (VAT_OUTPUT, 0, 9, old.id)}
     assert differences(db, old.id, new_id, on=old.row.ends_on) == []
 
 
@@ -304,6 +329,7 @@ def test_events_booked_late_in_a_closed_month_count_on_both_sides_from_the_day_t
         assert entry_of(s, f"lease:{late.id}:paid_at_signing") is not None
     for on in (START, date(2026, 1, 31), date(2026, 2, 1), date(2026, 2, 28)):
         assert differences(closed_db, early.id, late.id, on=on) == [], on
+    tax_points_through(closed_db, date(2026, 1, 31))
     with closed_db.session() as s:
         assert lease_differences(s, on=date(2026, 1, 31)) == []
     out = io.StringIO()
