@@ -83,13 +83,14 @@ def in_servicing(flask_app: Any, lease_id: str) -> dict[str, str]:
     partial prepayment of ¥2,000 and a settlement quote for the earliest day, offered as the pages offer them; a
     settlement certificate among the lease's documents, being made (``requested``: a ready one's PDF comes from the
     contract service, which would have to sign a contract for it, seconds the probe need not spend — who may open the
-    document is decided before); its mortgage release open; the lessee's return chosen (so that no POST of the probe
-    changes the lease: no new quote or prepayment is made). The ids the routes name: ``quote_id``, ``prepayment_id``,
-    ``lease_document_id``."""
+    document is decided before); an e-invoice asked for, not issued yet; its mortgage release open; the lessee's
+    return chosen (so that no POST of the probe changes the lease: no new quote or prepayment is made). The ids the
+    routes name: ``quote_id``, ``prepayment_id``, ``lease_document_id``, ``invoice_id``."""
     import uuid
 
     from bff.servicing.lease_page import quote
     from bff.servicing.lease_page import settlement_dates
+    from infra.db.models import InvoiceRequestRow
     from infra.db.models import LeaseDocumentRow
     from infra.end_of_term import SqlEndOfTerm
     from infra.lease_documents import SqlLeaseDocuments
@@ -115,6 +116,14 @@ def in_servicing(flask_app: Any, lease_id: str) -> dict[str, str]:
     with db.session() as s:
         s.add(LeaseDocumentRow(id=document_id, lease_id=lease_id, kind="settlement_certificate", subject_id=quote_id,
                                status="requested", attempts=0, error="", created_at=now))
+    invoice_id = str(uuid.uuid4())  # an e-invoice asked for, not issued yet (its PDF: 409; no job: it stays so)
+    with db.session() as s:
+        s.add(InvoiceRequestRow(id=invoice_id, key=f"probe:{invoice_id}", lease_id=lease_id,
+                                application_id=snap.lease.application_id, dealer_id=snap.lease.dealer_id, kind="blue",
+                                purpose="rent", reason="", reissue=False, tax_point=day, facts="{}", lines="[]",
+                                amount=100, buyer_id_masked="", status="requested", platform="", attempts=0,
+                                requested_by="system", created_at=now, updated_at=now))
     SqlLeaseDocuments(db).open_release(lease_id, snap.lease.dealer_id, day)
     SqlEndOfTerm(db).choose(lease_id, "return", by="customer", terms={}, purchase_price=0, now=now)
-    return {"quote_id": quote_id, "prepayment_id": prepayment_id, "lease_document_id": document_id}
+    return {"quote_id": quote_id, "prepayment_id": prepayment_id, "lease_document_id": document_id,
+            "invoice_id": invoice_id}

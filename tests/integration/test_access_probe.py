@@ -187,7 +187,7 @@ CUSTOMER_SIGN_IN = ("documents.mine", "documents.my_page", "lease_page.lease", "
                     "rent_pay.returned", "rent_pay.authenticate", "settle.request_quote", "settle.show", "settle.pay",
                     "settle.returned", "settle.confirm", "prepay.form", "prepay.offer", "prepay.show", "prepay.pay",
                     "prepay.returned", "prepay.authenticate", "lease_documents.document", "end_of_term.page",
-                    "end_of_term.choose", "end_of_term.refinance_again", "autopay.page")
+                    "end_of_term.choose", "end_of_term.refinance_again", "autopay.page", "invoices.document")
 #: the only views without a ``permission`` attribute, each deciding for itself who it answers: public pages and the
 #: JSON catalogue, signing in and out, the customer's invitation and 我的租赁 (by their code), the account set-up link,
 #: Stripe's webhook (its signature), the public verification of a contract. The walk above checks no role or tenant
