@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import aliased
 
+from books.accounts import VAT_PENDING
 from books.beancount import JOURNAL
 from books.beancount import Assertion
 from books.beancount import Booked
@@ -188,10 +189,11 @@ def assertions(conn: Connection, chart: Chart, days: Sequence[date],
 
 
 def lease_schedules() -> SubLedger:
-    """The lease payments receivable and the unearned finance income as the leases' instalments and their movements
-    say (the lease sub-ledger's check, infra/books_reconcile.py ``lease_differences``, where the definitions are
-    written once): at the start of each day, the journal's balance less every lease's difference from its schedule
-    through the day before — the schedules' figure for the leases' lines, the journal's for lines of no lease."""
+    """The lease payments receivable, the unearned finance income and the VAT pending as the leases' instalments and
+    their movements say (the lease sub-ledger's check, infra/books_reconcile.py ``lease_differences``, where the
+    definitions are written once): at the start of each day, the journal's balance less every lease's difference from
+    its schedule through the day before — the schedules' figure for the leases' lines, the journal's for lines of no
+    lease."""
     from infra.books_reconcile import lease_differences
 
     def balances(conn: Connection, days: Sequence[date]) -> Balances:
@@ -204,10 +206,13 @@ def lease_schedules() -> SubLedger:
                 answer[day] = {
                     RECEIVABLE: own[day].get(RECEIVABLE, 0) - sum(d.difference for d in found
                                                                   if d.account == RECEIVABLE),
-                    UNEARNED: own[day].get(UNEARNED, 0) + sum(d.difference for d in found if d.account == UNEARNED)}
+                    UNEARNED: own[day].get(UNEARNED, 0) + sum(d.difference for d in found if d.account == UNEARNED),
+                    # the VAT pending, credit-positive as the unearned income
+                    VAT_PENDING: own[day].get(VAT_PENDING, 0) + sum(d.difference for d in found
+                                                                    if d.account == VAT_PENDING)}
         return answer
 
-    return SubLedger("lease schedules", (RECEIVABLE, UNEARNED), balances)
+    return SubLedger("lease schedules", (RECEIVABLE, UNEARNED, VAT_PENDING), balances)
 
 
 def default_subledgers() -> tuple[SubLedger, ...]:

@@ -82,7 +82,7 @@ PREPAYMENT_APPLIED = "applied"
 @dataclass(frozen=True)
 class LeaseDifference:
     """A lease whose ledger balance in ``account`` is not what its schedule says (fen: the receivable debit-positive,
-    the unearned income credit-positive)."""
+    the unearned income and the VAT pending credit-positive)."""
 
     lease_id: str
     account: str

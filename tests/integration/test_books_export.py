@@ -137,7 +137,8 @@ def test_bean_check_passes_the_export_and_fails_a_ledger_a_fen_off_its_subledger
     directives = [line for line in lines if re.match(r"\d{4}-\d\d-\d\d balance ", line)]
     assert len(directives) == 3 * len(load_chart().accounts)  # 10-01, 11-01, 12-01
     covered = sum(len(ledger.accounts) for ledger in default_subledgers())  # the leases' schedules
-    assert covered == 2 and 'source: "lease schedules"' in text  # no lease here: the journal's figure, all the same
+    # the receivable, the unearned income and the VAT pending; no lease here: the journal's figure, all the same
+    assert covered == 3 and 'source: "lease schedules"' in text
     assert len([line for line in lines if "the journal's own balance" in line]) == len(directives) - 3 * covered
 
     # the sub-ledgers asserted instead of the journal: the schedule agrees … (the second rent counts from the day it
@@ -228,13 +229,14 @@ def test_the_last_month_of_the_calendar_has_no_assertion_day() -> None:
 
 
 def test_the_leases_schedules_are_asserted_and_catch_a_posting_out_of_line(tmp_path: Path) -> None:
-    """The receivable and the unearned income are asserted at what two real leases' instalments say (the lease
-    sub-ledger, infra/books_reconcile.py); a stray receipt on one of them fails bean-check, and
+    """The receivable, the unearned income and the VAT pending are asserted at what two real leases' instalments say
+    (the lease sub-ledger, infra/books_reconcile.py); a stray receipt on one of them fails bean-check, and
     ``leaseline books reconcile`` names it (exit 1)."""
     from infra.db.migrate import upgrade
     from infra.db.models import DealerGroupRow
     from infra.db.models import DealerRow
     from infra.servicing import SqlServicing
+    from infra.vat_points import post_tax_points
     from tests.integration.test_servicing_close import DEALER
     from tests.integration.test_servicing_close import open_lease
     from tests.integration.test_servicing_close import record
@@ -249,11 +251,13 @@ def test_the_leases_schedules_are_asserted_and_catch_a_posting_out_of_line(tmp_p
         leases = [open_lease(SqlServicing(database), record(start, residual_ratio="0.2", timing="advance"))
                   for start in (date(2026, 1, 10), date(2026, 3, 5))]
         assert all(leases)
+        with database.session() as session:  # the tax points the closes through 30 June post (this test runs none)
+            assert post_tax_points(session, date(2026, 6, 30), [str(lease) for lease in leases], NOW) > 0
 
         def exported(name: str, database: Database = database) -> subprocess.CompletedProcess[str]:
             with snapshot(database) as conn, (tmp_path / name).open("w") as out:
                 done = export(conn, out, date(2026, 6, 30))
-            assert done.assertions - done.from_journal == 2 * 6  # two accounts, 02-01 … 07-01
+            assert done.assertions - done.from_journal == 3 * 6  # three accounts, 02-01 … 07-01
             return bean_check(tmp_path / name)
 
         try:
