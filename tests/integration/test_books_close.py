@@ -419,3 +419,38 @@ def late_amount(books: Books, entry_id: int) -> int:
     with books.db.session() as s:
         return sum(s.scalars(select(JournalLineRow.debit - JournalLineRow.credit).where(
             JournalLineRow.entry_id == entry_id, JournalLineRow.account == DEALERS)))
+
+
+def test_leaseline_books_close_month_asks_and_approves_on_two_users_word(books: Books) -> None:
+    """The same close from a terminal: March (closable once the business date is in April, its rents' tax points
+    booked) asked for by one ops user, refused to the same one's approval, approved by another."""
+    from click.testing import CliRunner
+
+    from leaseline.cli import main
+
+    env = {"LEASELINE_DATABASE_URL": books.db.engine.url.render_as_string(hide_password=False)}
+
+    def run(*args: str) -> tuple[int, str]:
+        done = CliRunner().invoke(main, ["books", "close-month", *args], catch_exceptions=False, env=env)
+        return done.exit_code, done.output
+
+    code, said = run()
+    assert code == 0 and "next to close 2026-03: not_ended" in said, said
+    assert run("2026-03", "--by", OPS)[0] == 2  # March has not ended on 5 March
+    SqlServicing(books.db).start_business_date(date(2026, 4, 2), NOW)
+    with books.db.session() as s:
+        seconds = list(s.scalars(select(InstalmentRow).where(
+            InstalmentRow.lease_id.in_(list(books.leases.values())), InstalmentRow.number == 2)))
+        post(s, [entry(f"vat:{r.id}", "vat_due", r.due_on, [debit("Liabilities:Tax:VAT:Pending", tax_of(r.amount)),
+                                                            credit(VAT_OUTPUT, tax_of(r.amount))],
+                       lease_id=r.lease_id) for r in seconds], NOW)
+    code, said = run("2026-03", "--by", OPS)
+    assert code == 0 and "asked for" in said, said
+    code, said = run("2026-03", "--approve", "--by", OPS)
+    assert code == 2 and "another user approves it" in said, said
+    assert run("2026-03", "--approve", "--by", SALES)[0] == 2  # not an ops user
+    code, said = run("2026-03", "--approve", "--by", FINANCE)
+    assert code == 0 and f"approved by {FINANCE}" in said, said
+    with books.db.session() as s:
+        period = s.get(LedgerPeriodRow, date(2026, 3, 1))
+        assert period is not None and period.closed_by != period.approved_by
