@@ -27,6 +27,14 @@ How each choice is carried by the receivable (decided here, documented once):
   infra/servicing.py ``_pay_off_refinanced``), pays off the final rent (a ``refinanced`` movement keyed by the old
   lease); until then the refinance is on ops' end-of-term desk. The deposit is refunded in full when the lease ends.
 
+**VAT** (issue 19 §3, books/end_of_term.py), under the rule in force on the event's business date for the lease's
+structure: a charge (the purchase price, a return's charges) is income net of the VAT it includes, Output the tax, when
+it is added; the deposit applied to a late charge likewise; the returned car's final rent gives back the VAT of what is
+waived of it (its tax, under the rule of its due date, less the tax of what was paid of it) — out of Pending, or out of
+Output when the close passed its due date before the inspection —, the interest's share to Unearned, the principal's
+off the returned car's carrying amount. A lease without its commencement VAT (opened before VAT was posted) has it
+brought in first (infra/vat_catchup.py ``ensure``).
+
 A lease ends (``leases.status`` ``ended``, ``end_of_term.status`` ``ended``) in the close of business (its hook,
 :func:`end_of_term_hook`, set-based over the batch) once its choice is purchase or refinance, or a return inspected,
 and no instalment is left open — or at once when an inspection leaves nothing to pay.
@@ -51,6 +59,9 @@ from sqlalchemy.orm import Session
 
 from books import end_of_term as books_end_of_term
 from books.income import recognised_through
+from books.vat import Rule
+from books.vat import load_tax_policy
+from books.vat import rent_tax
 from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import ApplicationEventRow
@@ -75,6 +86,10 @@ from infra.servicing import WAIVED
 from infra.servicing import BatchEvents
 from infra.servicing import current_business_date
 from infra.servicing import load_business_calendar
+from infra.vat_catchup import ensure as ensure_vat
+from infra.vat_catchup import instalment_tax
+from infra.vat_catchup import posted
+from infra.vat_catchup import structure
 from servicing.end_of_term import REFINANCE
 from servicing.end_of_term import declined_on
 from servicing.end_of_term import inspection_opens
@@ -329,9 +344,15 @@ def _add_instalment(session: Session, lease: LeaseRow, kind: str, due_on: date, 
                         paid_penalty=0, waived=0, penalty_accrued=0, updated_at=now)
     session.add(row)
     session.flush()
-    charge = books_end_of_term.charged(row.id, kind, lease.id, lease.dealer_id, current_business_date(session), amount)
+    day = current_business_date(session)
+    charge = books_end_of_term.charged(row.id, kind, lease.id, lease.dealer_id, day, amount, _rule(lease, day))
     post(session, [charge], now)
     return row
+
+
+def _rule(lease: LeaseRow, day: date) -> Rule:
+    """The VAT rule in force on ``day`` for the lease's structure (a lump sum charged or received that day)."""
+    return load_tax_policy().rule(structure(lease), day)
 
 
 def _rechoice(session: Session, lease_id: str) -> Rechoice | None:
@@ -361,6 +382,14 @@ def _open_rows(session: Session, lease_id: str) -> list[InstalmentRow]:
 def _offset_by_car(session: Session, row: InstalmentRow, day: date, now: datetime) -> None:
     """The final rent offset by the returned car (the contract: its value offsets the final rent): what is left of it
     waived, with its movement and its entries (books/end_of_term.py ``car_returned``)."""
+    lease = session.get(LeaseRow, row.lease_id)
+    assert lease is not None
+    ensure_vat(session, lease, now)  # a lease opened before VAT was posted: its rents' VAT in Pending first
+    # the VAT of what is waived: the rent's tax less the tax of what was paid of it, under the rule of its due date
+    whole = instalment_tax(load_tax_policy(), structure(lease), row)
+    waived = books_end_of_term.waived_tax(whole, rent_tax(whole.rule, row.paid_principal + row.paid_interest,
+                                                          row.paid_interest))
+    taxed = bool(posted(session, [f"vat:{row.id}"]))  # its due date came with a close before the inspection
     principal, interest = row.principal - row.paid_principal, row.interest - row.paid_interest
     penalty = max(0, row.penalty_accrued - row.paid_penalty)
     row.waived += principal + interest + penalty
@@ -369,16 +398,15 @@ def _offset_by_car(session: Session, row: InstalmentRow, day: date, now: datetim
         lease_id=row.lease_id, instalment_id=row.id, kind="car_returned", value_date=day, principal=-principal,
         interest=-interest, penalty=-penalty, key=f"car_returned:{row.lease_id}:{row.id}", booked_at=now,
         note="车辆退还，抵扣尾付租金 the returned car offsets the final rent"))
-    # the books (books/end_of_term.py car_returned): the rent off the receivable, the car back at its principal, the
-    # lease's income brought to its schedule without the waived interest through the day
-    lease = session.get(LeaseRow, row.lease_id)
-    assert lease is not None
+    # the books (books/end_of_term.py car_returned): the rent off the receivable, the car back at its principal (less
+    # the VAT waived's principal share), the lease's income brought to its schedule without the waived interest
+    # through the day
     session.flush()
     lock_leases(session, [lease.id])  # what the lease recognised, read after any income run on it (finance_income)
     earned = recognised_through(schedules(session, [lease])[lease.id], day)
     post(session, books_end_of_term.car_returned(
         lease.id, lease.dealer_id, row.id, day, principal=principal, interest=interest, earned=earned,
-        recognised=recognised(session, [lease.id]).get(lease.id, 0)), now)
+        recognised=recognised(session, [lease.id]).get(lease.id, 0), waived=waived, taxed=taxed), now)
 
 
 def deposit_paid(application_id: Any) -> Any:
@@ -424,7 +452,7 @@ def _apply_deposit(session: Session, lease: LeaseRow, day: date, now: datetime,
     rows = _open_rows(session, lease.id)
     if kinds is not None:
         rows = sorted((r for r in rows if r.kind in kinds), key=lambda r: list(kinds).index(r.kind))
-    applied, entries = 0, []
+    applied, entries, rule = 0, [], _rule(lease, day)
     for row in rows:
         if left <= 0:
             break
@@ -447,7 +475,8 @@ def _apply_deposit(session: Session, lease: LeaseRow, day: date, now: datetime,
             interest=-interest, penalty=-penalty, key=f"deposit_offset:{lease.id}:{row.id}", booked_at=now,
             note="保证金抵扣 the deposit applied"))
         entries.append(books_end_of_term.deposit_applied(lease.id, lease.dealer_id, row.id, row.kind, day,
-                                                         principal=principal, interest=interest, penalty=penalty))
+                                                         principal=principal, interest=interest, penalty=penalty,
+                                                         rule=rule))
         left -= taken
         applied += taken
     session.flush()

@@ -57,6 +57,13 @@ the receivable, that interest out of unearned income, the interest line as finan
 recognised more than the new schedule holds, ``income:<lease>:prepayment:<id>`` reversing it. Anything else applies
 nothing: the whole payment is refunded as a surplus (infra/collections.py), and an offer that no longer holds is marked
 expired.
+
+**VAT** (issue 19 §3, books/prepayment.py): a lease without its commencement VAT (opened before VAT was posted) has it
+brought in first (infra/vat_catchup.py ``ensure``). The interest line is income net of the VAT it includes (the rule in
+force on the day, for the lease's structure), Output the tax; and ``prepayment:<id>:vat`` moves the pending VAT to the
+new schedule: the tax of the rents after K and of the final rent as they were (each under the rule of its due date)
+against their tax as they are — rewritten, cancelled (none), the final rent on its new date —, the principal's share of
+the difference to Output (the principal prepaid is paid on the day), the interest's back to Unearned.
 """
 
 from __future__ import annotations
@@ -82,6 +89,7 @@ from books.income import ONE_DAY
 from books.income import recognised_through
 from books.prepayment import Prepaid
 from books.prepayment import prepaid as prepaid_entries
+from books.vat import load_tax_policy
 from infra.books import post
 from infra.collections import owed_of
 from infra.db.engine import Database
@@ -103,6 +111,9 @@ from infra.servicing import WAIVED
 from infra.servicing import current_business_date
 from infra.servicing import to_fen
 from infra.servicing import yuan
+from infra.vat_catchup import ensure as ensure_vat
+from infra.vat_catchup import instalment_tax
+from infra.vat_catchup import structure
 from plans.errors import FieldError
 from plans.quote import ScheduleRow
 from plans.timeline import add_months
@@ -475,9 +486,16 @@ def book_prepayment(session: Session, lease: LeaseRow, attempt: CollectionAttemp
     chosen = shorter if row.option == SHORTER_TERM else lower
     final = next((i for i in instalments if i.kind == FINAL_RENT and i.state != CANCELLED), None)
     row.schedule = json.dumps(applied_schedule(lease, basis, chosen, row.accrued_interest, final), sort_keys=True)
+    ensure_vat(session, lease, now)  # a lease opened before VAT was posted: its rents' VAT in Pending first
+    policy, kind = load_tax_policy(), structure(lease)
+    moved = [*basis.rents_after, *([final] if final is not None else [])]  # their VAT waits in Pending
+    vat_before = tuple(instalment_tax(policy, kind, i) for i in moved)
     dropped = sum(i.interest for i in basis.rents_after)
     _rewrite(session, lease, basis, chosen, day, now)
     dropped -= sum(i.interest for i in basis.rents_after)
+    if final is not None:
+        session.refresh(final)  # moved to the new end of the term by an UPDATE
+    vat_after = tuple(instalment_tax(policy, kind, i) for i in moved)
     note = f"部分提前还款 partial prepayment after rent {row.after_number}, {row.option}"
     session.add(ServicingMovementRow(
         lease_id=lease.id, instalment_id=None, kind="prepayment", value_date=day, principal=-row.amount, interest=0,
@@ -500,7 +518,8 @@ def book_prepayment(session: Session, lease: LeaseRow, attempt: CollectionAttemp
     excess = recognised(session, [lease.id]).get(lease.id, 0) - recognised_through(schedule,
                                                                                    day.replace(day=1) - ONE_DAY)
     post(session, prepaid_entries(Prepaid(row.id, lease.id, lease.dealer_id, day, row.amount, row.accrued_interest,
-                                          dropped, max(0, excess))), now)
+                                          dropped, max(0, excess), rule=policy.rule(kind, day), before=vat_before,
+                                          after=vat_after)), now)
     Job(TASK, {"lease_id": lease.id, "prepayment_id": row.id}, QUEUE,
         queueing_lock=f"{TASK}:{row.id}").defer(session)
     return total

@@ -51,6 +51,17 @@ receivable's principal and interest owed, the replaced rents' interest out of un
 interest to the day, the fee) and ``income:<lease>:settlement:<quote>`` (the lease's finance income made final: its kept
 rents' interest, never the interest waived). A replay posts nothing twice (the keys).
 
+**VAT** (issue 19 §3, books/settlement.py): a lease without its commencement VAT (opened before VAT was posted) has it
+brought in first (infra/vat_catchup.py ``ensure``). Then ``settlement:<quote>`` credits the settlement's interest to the
+day, its fee and the late charges it collects net of the VAT they include (the rule in force on the business date it
+is paid, for the lease's structure), Output the tax; ``settlement:<quote>:vat`` takes the replaced rents' VAT out of
+Pending (each one's tax as it stands, the rule of its due date: the principal's share to Output — paid on the day —,
+the interest's back to Unearned); and the rents the settlement pays whose tax point (their due date) the close has not
+passed yet — due on the business date or after it, by the settlement day: a settled lease is never closed again — post
+it with the settlement, ``vat:<instalment id>`` (dated their due date, or the day paid when that is earlier: the
+money received first). Finance income is made final net: the kept rents' interest less its tax. After it the lease's
+Pending is nothing.
+
 A quote whose lease changed since it was counted (a rent paid or waived meanwhile: its arrears or what was paid ahead
 differ; late charges owed above the quote's; the end of the term chosen) no longer holds: it is superseded and its
 payment refunded in full (the customer asks for a new figure, or settles the end of the term on its page).
@@ -73,8 +84,10 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from books.lease import tax_point
 from books.settlement import Settled
 from books.settlement import settled as settled_entries
+from books.vat import load_tax_policy
 from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import ApplicationEventRow
@@ -103,6 +116,10 @@ from infra.servicing import load_business_calendar
 from infra.servicing import penalty_terms
 from infra.servicing import to_fen
 from infra.servicing import yuan
+from infra.vat_catchup import ensure as ensure_vat
+from infra.vat_catchup import instalment_tax
+from infra.vat_catchup import posted
+from infra.vat_catchup import structure
 from servicing.calendar import BusinessCalendar
 from servicing.penalty import penalty_between
 from servicing.settlement import SettlementQuote
@@ -311,6 +328,7 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
     on = q.settles_on
     if end_of_term_chosen(session, lease.id):
         _supersede(session, q, "end_of_term")
+    ensure_vat(session, lease, now)  # a lease opened before VAT was posted: its rents' VAT in Pending first
     rows = list(session.scalars(select(InstalmentRow).where(  # a prepayment's cancelled rents: no part of the lease
         InstalmentRow.lease_id == lease.id, InstalmentRow.state != CANCELLED)
         .order_by(InstalmentRow.number).with_for_update()))
@@ -384,13 +402,21 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
     session.add_all(movements)
     replaced_ids = {r.id for r in replaced}
     lock_leases(session, [lease.id])  # what the lease recognised, read after any income run on it (finance_income)
-    post(session, settled_entries(Settled(
+    # VAT: each rent's tax as it stands under the rule of its due date; whose tax point (vat:<id>) is posted already
+    policy, kind = load_tax_policy(), structure(lease)
+    taxes = {r.id: instalment_tax(policy, kind, r) for r in rows}
+    taxed = posted(session, [f"vat:{r.id}" for r in rows])
+    points = [tax_point(r.id, lease.id, lease.dealer_id, min(r.due_on, day), taxes[r.id].tax)
+              for r in arrears if f"vat:{r.id}" not in taxed]
+    post(session, points + settled_entries(Settled(
         q.id, lease.id, lease.dealer_id, day, amount_settled=settled, held=max(0, settled),
         deposit_offset=q.deposit_offset, owed=owed, interest_replaced=waived + q.paid_ahead_interest,
         charges=charges, accrued_interest=q.accrued_interest,
         principal_difference=q.outstanding_principal - replaced_principal, fee=q.early_settlement_fee,
-        kept_interest=sum(r.interest for r in rows if r.id not in replaced_ids),
-        recognised=recognised(session, [lease.id]).get(lease.id, 0))), now)
+        kept_interest=sum(taxes[r.id].net_interest for r in rows if r.id not in replaced_ids),
+        recognised=recognised(session, [lease.id]).get(lease.id, 0), rule=policy.rule(kind, day),
+        pending=tuple(taxes[r.id] for r in replaced if f"vat:{r.id}" not in taxed),
+        taxed=tuple(taxes[r.id] for r in replaced if f"vat:{r.id}" in taxed))), now)
     settlement_movements_paid(session, lease, q.id, movements, paid_on=day, now=now)  # its e-invoice asked for
     lease.status, lease.settled_on = SETTLED_LEASE, on
     q.status, q.settled_at, q.attempt_id, q.penalties_booked, q.paid_on = PAID_QUOTE, now, attempt_id, charges, day

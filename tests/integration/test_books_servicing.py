@@ -14,6 +14,7 @@ from datetime import UTC
 from datetime import date
 from datetime import datetime
 from datetime import timedelta
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from books.income import LeaseSchedule
 from books.income import Rent
 from books.income import month_of
 from books.income import monthly_income
+from books.lease import tax_point
 from infra import books
 from infra.books_reconcile import lease_differences
 from infra.collections import PREPAYMENT
@@ -96,6 +98,23 @@ def _lease(app: Any, starts_on: date, timing: str = "arrears", final_interest: i
         lease_id = SqlServicing(c.db).open_lease(s, application_id, dealer_id, plan, datetime.now(UTC))
     assert lease_id is not None
     return lease_id
+
+
+def _vat(fen: int) -> int:
+    """The VAT a tax-inclusive sum of a direct lease carries at 13 % (the rate in force since 2019-04-01), from the
+    definition: half_up(fen × 13 / 113), halves away from zero (books/vat.py not used)."""
+    return (1 if fen >= 0 else -1) * int(Fraction(abs(fen) * 13, 113) + Fraction(1, 2))
+
+
+def _tax_points(c: Any, lease_id: str, through: date) -> None:
+    """The tax points of the lease's rents due by ``through``, as the closes of those days post them
+    (books/lease.py ``tax_point``, ``vat:<instalment>``; the tax from the definition): a lease opened here in the past
+    was never closed."""
+    rows = [i for i in _instalments(c, lease_id) if i.kind in ("rent", "final_rent") and i.due_on <= through]
+    with c.db.session() as s:
+        dealer_id = s.execute(select(LeaseRow.dealer_id).where(LeaseRow.id == lease_id)).scalar_one()
+        books.post(s, [tax_point(i.id, lease_id, dealer_id, i.due_on, _vat(i.amount)) for i in rows],
+                   datetime.now(UTC))
 
 
 def _balances(c: Any, lease_id: str) -> dict[str, int]:
@@ -253,7 +272,7 @@ def test_a_settled_lease_s_books_balance_to_the_fen_and_post_once(app: Any, timi
                                attempt_id=attempt.id, now=datetime.now(UTC))
     assert receipt.applied > 0
     rows = _instalments(c, lease_id)
-    kept = sum(i.interest for i in rows if i.state != "settled")
+    kept = sum(i.interest - _vat(i.interest) for i in rows if i.state != "settled")  # net of its VAT
     # the quote's principal less the replaced rents' (nothing was paid ahead): in advance rent K's interest for the
     # days after the settlement day, given back (the quote charges interest from rent K's day on its base instead)
     difference = principal - sum(i.principal for i in rows if i.state == "settled")
@@ -265,11 +284,11 @@ def test_a_settled_lease_s_books_balance_to_the_fen_and_post_once(app: Any, timi
     assert (f"income:{lease_id}:settlement:{quote_id}", "finance_income") in entries
     balances = _balances(c, lease_id)
     # the lease owes nothing and holds no unearned income: its finance income is the kept rents' interest and the
-    # interest to the settlement day (in advance less rent K's interest given back)
+    # interest to the settlement day (in advance less rent K's interest given back), each net of its VAT
     assert balances.get(RECEIVABLE, 0) == 0
     assert balances.get(UNEARNED, 0) == 0
-    assert -balances[INTEREST] == kept + accrued + difference
-    assert -balances["Income:Other:Fees"] == fee
+    assert -balances[INTEREST] == kept + accrued + difference - _vat(accrued + difference)
+    assert -balances["Income:Other:Fees"] == fee - _vat(fee)
     assert balances["Liabilities:Deposits:Lessees"] == deposit
     # a replayed payment, a replayed posting, the month's job after it: nothing more
     replay = collections.book(lease_id=lease_id, amount=amount, source="stripe", key=key, order=ORDER,
@@ -310,10 +329,11 @@ def test_a_prepaid_lease_s_books_balance_to_the_fen_and_post_once(app: Any, timi
     interest_after = sum(i.interest for i in rows)
     assert interest_after < interest_before
     balances = _balances(c, lease_id)
-    recognised = -balances.get(INTEREST, 0) - offer.accrued_interest
+    # the interest line is income net of its VAT; the unearned income holds the schedule's interest net of its VAT
+    recognised = -balances.get(INTEREST, 0) - (offer.accrued_interest - _vat(offer.accrued_interest))
     # the receivable is what the instalments still owe; the unearned income the schedule's interest not recognised
     assert balances[RECEIVABLE] == sum(i.amount - i.paid_principal - i.paid_interest for i in rows)
-    assert -balances[UNEARNED] == interest_after - recognised
+    assert -balances[UNEARNED] == sum(i.interest - _vat(i.interest) for i in rows) - recognised
     assert balances.get("Liabilities:Unapplied:Lessees", 0) == unapplied  # the payment held, then applied
     entries = _entries(c, lease_id)
     assert (f"prepayment:{offer.id}", "prepayment") in entries
@@ -331,8 +351,10 @@ def test_a_returned_car_takes_the_final_rent_off_the_receivable_and_its_interest
     today = SqlServicing(c.db).business_date()
     starts_on = add_months(today, -13) - timedelta(days=5)
     lease_id = _lease(app, starts_on, final_interest=30_000)  # the term ended over a month ago
+    _tax_points(c, lease_id, today - timedelta(days=1))  # the closes passed every due date: the final rent's too
     final = next(i for i in _instalments(c, lease_id) if i.kind == "final_rent")
-    kept = sum(i.interest for i in _instalments(c, lease_id)) - final.interest
+    # the kept rents' interest net of its VAT (the commencement left Unearned net)
+    kept = sum(i.interest - _vat(i.interest) for i in _instalments(c, lease_id) if i.kind == "rent")
     months = _closed_months(starts_on, today)
     for month in months:  # the months before the term's end: part of the final rent's period recognised
         if month < month_of(final.due_on):
@@ -351,8 +373,13 @@ def test_a_returned_car_takes_the_final_rent_off_the_receivable_and_its_interest
     assert (f"car_returned:{lease_id}:{final.id}", "car_returned") in entries
     assert (f"income:{lease_id}:car_returned:{final.id}", "finance_income") in entries
     balances = _balances(c, lease_id)
-    # the car back in the lessor's hands at its carrying amount; no unearned income left, the income the kept rents'
-    assert balances["Assets:Vehicles:Returned"] == final.principal
+    # the car back in the lessor's hands at its carrying amount — its principal less the principal's share of the VAT
+    # the final rent carried (the car's cost without the VAT deducted); no unearned income left, the income the kept
+    # rents'; the final rent's VAT, taxed at its due date, given back; Pending empty
+    assert balances["Assets:Vehicles:Returned"] == final.principal - (_vat(final.amount) - _vat(final.interest))
+    assert balances.get("Liabilities:Tax:VAT:Pending", 0) == 0
+    assert -balances["Liabilities:Tax:VAT:Output"] == sum(_vat(i.amount) for i in _instalments(c, lease_id)
+                                                          if i.kind == "rent")
     assert balances.get(UNEARNED, 0) == 0 and -balances[INTEREST] == kept
     assert balances[RECEIVABLE] == sum(i.amount for i in _instalments(c, lease_id) if i.kind == "rent")
     # the months after it (and a replay of those before) recognise nothing more: the waived interest is never earned
