@@ -27,7 +27,6 @@ from infra.db.models import DealerRow
 from infra.db.models import JournalEntryRow as E
 from infra.db.models import JournalLineRow as L
 from infra.db.models import LeaseRow
-from servicing.arrears import days_past_due
 
 
 def balances_at(session: Session, on: date) -> dict[str, int]:
@@ -56,27 +55,27 @@ WITH moves AS (
     SELECT m.instalment_id, SUM(m.principal + m.interest) AS owed_change, BOOL_OR(m.kind = 'settlement') AS settled
     FROM servicing_movements m JOIN instalments i ON i.id = m.instalment_id
     WHERE m.value_date <= :on AND i.kind = ANY(:kinds)
-    GROUP BY m.instalment_id)
-SELECT i.lease_id, l.dealer_id, i.overdue_since,
-       i.amount + COALESCE(mv.owed_change, 0)
-       - CASE WHEN i.state = 'settled' AND mv.settled THEN i.waived ELSE 0 END AS owed
-FROM instalments i JOIN leases l ON l.id = i.lease_id
-LEFT JOIN moves mv ON mv.instalment_id = i.id
-WHERE i.kind = ANY(:kinds) AND l.starts_on <= :on
+    GROUP BY m.instalment_id),
+owed AS (
+    SELECT i.lease_id, l.dealer_id,
+           CASE WHEN i.overdue_since <= :on THEN :on - i.overdue_since + 1 ELSE 0 END AS dpd,
+           i.amount + COALESCE(mv.owed_change, 0)
+           - CASE WHEN i.state = 'settled' AND mv.settled THEN i.waived ELSE 0 END AS owed
+    FROM instalments i JOIN leases l ON l.id = i.lease_id
+    LEFT JOIN moves mv ON mv.instalment_id = i.id
+    WHERE i.kind = ANY(:kinds) AND l.starts_on <= :on)
+SELECT lease_id, dealer_id, dpd, SUM(owed) FROM owed GROUP BY lease_id, dealer_id, dpd HAVING SUM(owed) <> 0
 """
 
 
 def outstanding(session: Session, on: date) -> list[Outstanding]:
-    """Each instalment of the lease payments (rents, final rents) of every lease begun by ``on``: what it still owed at
-    the end of ``on`` (its amount and its movements dated then or before; a rent an early settlement replaced owes
-    nothing of the interest it waived, as infra/books_reconcile.py counts it) and its days past due then (from its
-    first overdue day, servicing/arrears.py; 0 when it was not overdue by then)."""
-    found = []
-    for lease_id, dealer_id, since, owed in session.execute(text(_OUTSTANDING), {"on": on,
-                                                                                  "kinds": list(LEASE_PAYMENTS)}):
-        dpd = days_past_due(since, on) if since is not None and since <= on else 0
-        found.append(Outstanding(lease_id, dealer_id, dpd, int(owed)))
-    return found
+    """What the lease payments (rents, final rents) of every lease begun by ``on`` still owed at the end of ``on``,
+    by lease and days past due: each instalment's amount and its movements dated then or before (a rent an early
+    settlement replaced owes nothing of the interest it waived, as infra/books_reconcile.py counts it), its days past
+    due then counted from its first overdue day (servicing/arrears.py ``days_past_due``; 0 when it was not overdue by
+    then). Summed in the database by lease and days past due: a row or a few a lease, not one an instalment."""
+    return [Outstanding(lease_id, dealer_id, int(dpd), int(owed)) for lease_id, dealer_id, dpd, owed in
+            session.execute(text(_OUTSTANDING), {"on": on, "kinds": list(LEASE_PAYMENTS)})]
 
 
 _VAT = """
