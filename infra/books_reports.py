@@ -5,6 +5,7 @@ booked in, as the closed months were reported), amounts in fen; each read is one
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
@@ -17,12 +18,15 @@ from sqlalchemy.orm import Session
 from books.accounts import DEALERS
 from books.accounts import FEES
 from books.lease import LEASE_PAYMENTS
+from books.lease import structure_of
 from books.reports import VAT_INPUT
 from books.reports import VAT_OUTPUT
 from books.reports import DealerLine
 from books.reports import Outstanding
 from books.reports import VatMovement
 from books.reports import identify_rate
+from books.vat import NoRuleInForce
+from books.vat import load_tax_policy
 from infra.db.models import DealerRow
 from infra.db.models import JournalEntryRow as E
 from infra.db.models import JournalLineRow as L
@@ -79,7 +83,8 @@ def outstanding(session: Session, on: date) -> list[Outstanding]:
 
 
 _VAT = """
-SELECT to_char(je.booked_on, 'YYYY-MM') AS month, je.id, je.key, jl.account, SUM(jl.credit - jl.debit) AS net,
+SELECT to_char(je.booked_on, 'YYYY-MM') AS month, je.value_date, je.lease_id, jl.account,
+       SUM(jl.credit - jl.debit) AS net,
        (SELECT COALESCE(SUM(x.credit - x.debit), 0) FROM journal_lines x
          WHERE x.entry_id = je.id AND x.account LIKE 'Income:%') AS income,
        i.amount, i.interest
@@ -87,7 +92,7 @@ FROM journal_lines jl JOIN journal_entries je ON je.id = jl.entry_id
 LEFT JOIN instalments i ON i.id = CASE WHEN je.key ~ '^vat:[0-9]{1,18}$'
                                        THEN CAST(split_part(je.key, ':', 2) AS bigint) END
 WHERE jl.account IN (:output, :input) AND je.booked_on >= :start AND je.booked_on <= :end
-GROUP BY je.booked_on, je.id, je.key, jl.account, i.amount, i.interest
+GROUP BY je.booked_on, je.id, je.value_date, je.lease_id, jl.account, i.amount, i.interest
 """
 
 
@@ -95,9 +100,13 @@ def vat_movements(session: Session, start: date, end: date) -> list[VatMovement]
     """Each entry's net output VAT (credit-positive) and input VAT (debit-positive) booked from ``start`` to ``end``,
     the output's rate identified from what the entry tells (books/reports.py ``identify_rate``): a rent's tax point
     (key ``vat:<instalment>``) by the rent's amount (the tax in it) or its interest (a sale-and-leaseback taxes the
-    interest only), an entry crediting income by that income (without the tax) and income and tax together."""
-    found = []
-    for month, _id, _key, account, net, income, amount, interest in session.execute(text(_VAT), {
+    interest only), an entry crediting income by that income (without the tax) and income and tax together. A line
+    whose entry tells no base that gives its tax exactly (a settlement moving the replaced rents' pending VAT, a sum
+    of taxes each rounded) takes the rate of the rule the tax policy (books/tax_policy.toml) puts in force for its
+    lease's structure on the entry's date; one of no lease, or under no rule, stays not identified."""
+    found: list[VatMovement] = []
+    unknown: list[tuple[int, str, date]] = []  # (index in found, lease, value date) of the rates not identified
+    for month, value_date, lease_id, account, net, income, amount, interest in session.execute(text(_VAT), {
             "output": VAT_OUTPUT, "input": VAT_INPUT, "start": start, "end": end}):
         net = int(net)
         if account == VAT_INPUT:
@@ -106,7 +115,20 @@ def vat_movements(session: Session, start: date, end: date) -> list[VatMovement]
         gross = [int(amount)] if amount is not None else []
         gross += [int(interest)] if interest is not None else []
         rate = identify_rate(abs(net), gross=[*gross, int(income) + abs(net)], net=[int(income)])
+        if rate is None and lease_id is not None:
+            unknown.append((len(found), lease_id, value_date))
         found.append(VatMovement(month, account, rate, net))
+    if unknown:
+        policy = load_tax_policy()
+        structures = {lease_id: structure_of(json.loads(terms or "{}")) for lease_id, terms in session.execute(
+            select(LeaseRow.id, LeaseRow.terms).where(LeaseRow.id.in_({lease for _i, lease, _d in unknown})))}
+        for index, lease_id, value_date in unknown:
+            try:
+                rate = policy.rule(structures[lease_id], value_date).rate if lease_id in structures else None
+            except NoRuleInForce:
+                rate = None
+            line = found[index]
+            found[index] = VatMovement(line.month, line.account, rate, line.amount)
     return found
 
 

@@ -127,7 +127,14 @@ def books() -> Iterator[Books]:
                      # key vat:<instalment>, Dr VAT pending / Cr output VAT, 13% of a direct lease's rent)
                      *(entry(f"vat:{r.id}", "vat_due", r.due_on,
                              [debit("Liabilities:Tax:VAT:Pending", tax_of(r.amount)),
-                              credit(VAT_OUTPUT, tax_of(r.amount))], lease_id=r.lease_id) for r in firsts)], NOW)
+                              credit(VAT_OUTPUT, tax_of(r.amount))], lease_id=r.lease_id) for r in firsts),
+                     # output VAT no base in its entry gives exactly (a sum of taxes each rounded): lease c's at the
+                     # rate the tax policy puts in force for a direct lease then; one of no lease: not identified
+                     entry("books-close:vat-sum", "vat_due", date(2026, 3, 3), [debit(BANK, 1_001),
+                                                                                credit(VAT_OUTPUT, 1_001)],
+                           lease_id=leases["c"]),
+                     entry("books-close:vat-loose", "vat_due", date(2026, 3, 3), [debit(BANK, 7),
+                                                                                  credit(VAT_OUTPUT, 7)])], NOW)
         with LiveServer(app) as server:
             yield Books(server, leases, dealers)
         db.dispose()
@@ -279,7 +286,8 @@ def test_the_reports_download_as_their_pages_and_tie_to_the_trial_balance(books:
         assert_same_figures(vat["vat-months"], sheet(sheets, 0))
         assert_same_figures(vat["vat-rates"], sheet(sheets, 1))
         assert vat["vat-months"]["total"][0] == -balances[VAT_OUTPUT] > 0
-        assert list(vat["vat-rates"]) == ["2026-02:0.13"]
+        assert list(vat["vat-rates"]) == ["2026-02:0.13", "2026-03:0.13", "2026-03:None"]
+        assert vat["vat-rates"]["2026-03:0.13"] == [1_001] and vat["vat-rates"]["2026-03:None"] == [7]
 
         # the dealers: what the lessor owes them adds up to the payable
         dealers = page_tables(ops, f"{base}/books/dealers")["dealer-balances"]
