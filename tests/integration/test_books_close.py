@@ -316,6 +316,8 @@ def test_a_dealer_admin_sees_their_own_statement_only(books: Books) -> None:
         assert_same_figures(statement["statement-moves"], sheet(sheets, 1))
         assert_same_figures(statement["statement-leases"], sheet(sheets, 2))
         assert len(sheets) == 3
+        english = admin.get(f"{base}/books/dealers/{pudong}/statement?month=2026-01&lang=en", timeout=TIMEOUT).text
+        assert "Owed to you at 2026-01-31" in english and "Down payment transferred to you" in english
         for path in (f"/books/dealers/{xihu}/statement", f"/books/dealers/{xihu}/statement?format=csv"):
             assert admin.get(base + path, timeout=TIMEOUT).status_code == 404  # another dealer's: not found
         for path in ("/books", "/books/trial-balance", "/books/dealers"):
