@@ -45,6 +45,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from books.lease import structure_of as terms_structure
 from books.vat import Rule
 from books.vat import TaxPolicy
 from books.vat import included_tax
@@ -73,13 +74,14 @@ STUCK_AFTER = timedelta(hours=1)
 
 # -- the facts an invoice covers, and its lines ----------------------------------------------------------------------
 def structure_of(lease: LeaseRow) -> str:
-    """The lease's structure for VAT (books/vat.py STRUCTURES): its terms' ``structure``, a direct lease (直租, the
-    only one offered: plans/product.py) when they do not say."""
+    """The lease's structure for VAT (books/vat.py STRUCTURES) as the books read it (books/lease.py
+    ``structure_of``: its frozen terms' ``structure``, a direct lease — 直租, the only one offered — when they do not
+    say)."""
     try:
         terms = json.loads(lease.terms or "{}")
     except ValueError:
         terms = {}
-    return str(terms.get("structure") or "direct") if isinstance(terms, dict) else "direct"
+    return terms_structure(terms if isinstance(terms, dict) else {})
 
 
 def _rent_facts(lease: LeaseRow, row: InstalmentRow, received_on: date) -> dict[str, Any]:

@@ -179,3 +179,26 @@ def test_the_lease_structure_defaults_to_a_direct_lease() -> None:
     assert structure_of(SimpleNamespace(terms="{}")) == "direct"  # type: ignore[arg-type]
     assert structure_of(SimpleNamespace(terms='{"structure": "leaseback"}')) == "leaseback"  # type: ignore[arg-type]
     assert structure_of(SimpleNamespace(terms="not json")) == "direct"  # type: ignore[arg-type]
+
+
+# -- the settings ---------------------------------------------------------------------------------------------------
+def test_the_invoices_name_the_lessor_of_the_contracts_and_wrong_settings_are_refused() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from bff.config import ConfigError
+    from bff.config import Settings
+
+    lessor = tomllib.loads((Path(__file__).resolve().parents[2] / "contract/lessor.toml").read_text("utf-8"))
+    settings = Settings.from_env({})
+    assert (settings.invoice_seller_name, settings.invoice_seller_credit_code) == (lessor["name"],
+                                                                                 lessor["credit_code"])
+    assert (settings.invoice_platform, settings.invoice_poll_seconds) == ("sandbox", 60)
+    chosen = Settings.from_env({"LEASELINE_INVOICE_SELLER_CREDIT_CODE": "914403001922038216",
+                                "LEASELINE_INVOICE_POLL_SECONDS": "5"})
+    assert (chosen.invoice_seller_credit_code, chosen.invoice_poll_seconds) == ("914403001922038216", 5)
+    for bad in ({"LEASELINE_INVOICE_PLATFORM": "baiwang"}, {"LEASELINE_INVOICE_SELLER_NAME": " "},
+                {"LEASELINE_INVOICE_SELLER_CREDIT_CODE": "91350100M000100Y44"},
+                {"LEASELINE_INVOICE_POLL_SECONDS": "0"}):
+        with pytest.raises(ConfigError):
+            Settings.from_env(bad)
