@@ -74,6 +74,7 @@ from infra.servicing import current_business_date
 from infra.servicing import load_business_calendar
 from infra.servicing import to_fen
 from infra.servicing import yuan
+from infra.vat_points import lease_structure
 from servicing.allocation import Component
 from servicing.allocation import Parts
 from servicing.allocation import allocate
@@ -298,7 +299,8 @@ class SqlCollections:
             if booked is None:  # cannot happen under the lease's lock; the unique key still guards it
                 raise RuntimeError(f"payment {key} booked concurrently")
             received = books_lease.receipt(booked, lease_id, lease.dealer_id, source=source, value_date=day,
-                                           amount=amount, applied=parts, held=held, surplus=amount - applied)
+                                           amount=amount, applied=parts, held=held, surplus=amount - applied,
+                                           structure=lease_structure(lease.terms))
             post(session, [received], now)
             if parts:  # the rents this payment paid in full: their e-invoices asked for (infra/invoicing.py)
                 rents_paid(session, lease, [r for r in rows if r.state == PAID], received_on=day, now=now,
