@@ -409,6 +409,13 @@ def test_a_month_closes_on_two_ops_users_word_and_a_late_event_lands_in_the_next
             reverse(s, "books-close:stray", "books-close:stray:reversed", date(2026, 2, 16), "wrong lease", NOW)
         r = post_form(finance, f"{base}/books/close", month="2026-02")
         assert r.status_code == 303, re.findall(r"<li data-code.*?</li>|<tr><th scope=\"row\">.*?</tr>", r.text, re.S)
+        # a request is withdrawn by its requester only, then may be made again
+        asked = pending_request(finance, base, "2026-02")
+        assert post_form(ops, f"{base}/books/months/2026-02/withdraw", request_id=asked).status_code == 403
+        assert post_form(finance, f"{base}/books/months/2026-02/withdraw", request_id=asked).status_code == 303
+        assert 'data-testid="no-close-requests"' in finance.get(f"{base}/books", timeout=TIMEOUT).text
+        assert [e.actor_id for e in audit(books, "books.close_withdrawn")] == [finance_id]
+        assert post_form(finance, f"{base}/books/close", month="2026-02").status_code == 303
         # now ops approves what finance asked for (the roles swap: any two different ops users)
         r = post_form(ops, f"{base}/books/months/2026-02/approve", request_id=pending_request(ops, base, "2026-02"))
         assert r.status_code == 303
