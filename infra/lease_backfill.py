@@ -5,7 +5,16 @@ calls), and books every rent that fell due before servicing took over (``paid_th
 Leaseline — one ``collected_outside`` movement each, dated its due day, and its posting (books/lease.py) —, so
 that the close of business does not find years of rents overdue and charge late fees on money the lessor already
 has. What was not collected is for ops to book (a payment, a waiver) with the evidence; the command says what it
-assumed."""
+assumed.
+
+**VAT** (issue 19 §3): opening the lease puts its rents' VAT in Pending (``lease:<id>:vat``, infra/servicing.py). The
+rents due through ``paid_through`` reached their tax points — their due dates, the payment dates the contract fixes —
+before Leaseline took the lease over: the backfill posts each one's tax point in its transaction (``vat:<instalment
+id>``: Dr Pending / Cr Output, its tax under the rule in force on its due date), **dated its due date** (the tax point
+itself; a due date in a closed month is booked on the first day of the first open month, its date kept:
+infra/books.py's closed-month rule), so that Pending holds only the rents still to fall due and Output the tax of
+those months. Whatever the lessor declared of that tax outside Leaseline when it fell due, the VAT summary of the months
+these entries are booked in shows it too: ops tell them apart by their key (the rent's) and their value date."""
 
 from __future__ import annotations
 
@@ -15,7 +24,10 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from books.lease import LEASE_PAYMENTS
 from books.lease import collected_outside
+from books.lease import tax_point
+from books.vat import load_tax_policy
 from infra.books import post
 from infra.db.engine import Database
 from infra.db.models import ApplicationRow
@@ -29,6 +41,8 @@ from infra.servicing import PAID
 from infra.servicing import PENDING
 from infra.servicing import LeasePlan
 from infra.servicing import SqlServicing
+from infra.vat_catchup import instalment_tax
+from infra.vat_catchup import structure
 
 #: an application whose car was handed over and whose term runs (a closed one's lease is over: not opened)
 DELIVERED = "delivered"
@@ -92,4 +106,10 @@ class SqlLeaseBackfill:
             session.flush()
             post(session, [collected_outside(lease_id, dealer_id, row.number, row.due_on, row.principal, row.interest)
                            for row in rows], now)
+            # their tax points came before Leaseline took the lease over: each on its due date (see the docstring)
+            lease = session.get(LeaseRow, lease_id)
+            assert lease is not None
+            policy, kind = load_tax_policy(), structure(lease)
+            post(session, [tax_point(row.id, lease_id, dealer_id, row.due_on, instalment_tax(policy, kind, row).tax)
+                           for row in rows if row.kind in LEASE_PAYMENTS], now)
             return Backfilled(lease_id, len(rows), sum(r.amount for r in rows))

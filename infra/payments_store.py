@@ -8,6 +8,9 @@ The books (issue 19): each change that moves money posts its journal entry (book
 transaction — a payment moving into ``succeeded``/``captured`` (:meth:`SqlPayments.move`), a refund finishing
 ``succeeded`` (:meth:`SqlPayments.finish_refund`), a refund made outside Leaseline (:meth:`SqlPayments.raise_refunded`),
 the dealer's share sent (:meth:`SqlPayments.transfer_sent`) — keyed by the record, so a replay posts nothing twice.
+What they credit to Income:Other:Fees (the upfront fees, a deduction kept) is income net of the VAT it includes, Output
+the tax (issue 19 §3, books/origination.py), under the rule in force on the day for the lease's structure
+(:func:`_vat_rule`); a refund gives the tax back under the rule of the capture's day.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from sqlalchemy.orm import Session
 
 from books import origination
 from books.entries import Entry
+from books.lease import structure_of
+from books.vat import Rule
+from books.vat import load_tax_policy
 from infra.books import entry_of
 from infra.books import post
 from infra.db.engine import Database
@@ -481,7 +487,8 @@ class SqlPayments:
                 assert row is not None
                 post(session, [origination.deposit_kept(application_id, min(deduction, _deposit_left(
                     session, application_id)), business_day(now), dealer_id=row.dealer_id,
-                    reason=row.deduction_reason or "")], now)
+                    reason=row.deduction_reason or "", rule=_vat_rule(session, application_id, business_day(now)))],
+                     now)
                 return _term(row)
         except _Undo:
             return None
@@ -595,10 +602,22 @@ def _kept_from_hold(session: Session, row: PaymentRow) -> int:
     return max(0, int(term[1]) - from_deposit)
 
 
+def _vat_rule(session: Session, application_id: str, day: date) -> Rule:
+    """The VAT rule in force on ``day`` for the application's lease structure: its lease's frozen terms once it has
+    one; before that direct — the only structure offered (plans/product.py STRUCTURES), the frozen plan names none."""
+    terms = session.execute(select(LeaseRow.terms).where(LeaseRow.application_id == application_id)).scalar()
+    try:
+        found = json.loads(terms) if terms else {}
+    except ValueError:
+        found = {}
+    return load_tax_policy().rule(structure_of(found if isinstance(found, dict) else {}), day)
+
+
 def _capture_entry(session: Session, row: PaymentRow, now: datetime) -> Entry | None:
     return origination.captured(row.id, row.kind, row.captured, business_day(now), parts=_parts(session, row),
                                 dealer_id=row.dealer_id, lease_id=_lease_of(session, row.application_id),
-                                application_id=row.application_id, kept=_kept_from_hold(session, row))
+                                application_id=row.application_id, kept=_kept_from_hold(session, row),
+                                rule=_vat_rule(session, row.application_id, business_day(now)))
 
 
 def _refund_limit(session: Session, payment_id: str) -> Any:
@@ -617,8 +636,14 @@ def _refund_limit(session: Session, payment_id: str) -> Any:
 def _refund_entry(session: Session, row: PaymentRow, key: str, amount: int, before: int, now: datetime,
                   memo: str) -> Entry | None:
     lease_id = _lease_of(session, row.application_id)
+    # the fees' tax given back under the rule of the day they were captured, as the capture taxed them (a capture
+    # posted before VAT credited the fees gross: none to give back)
+    capture = entry_of(session, f"payment:{row.id}:captured")
+    taxed = capture is not None and any(line.account == origination.VAT_OUTPUT for line in capture.lines)
     return origination.refunded(key, row.kind, amount, business_day(now), before=before, parts=_parts(session, row),
-                                dealer_id=row.dealer_id, lease_id=lease_id, memo=memo, commenced=lease_id is not None)
+                                dealer_id=row.dealer_id, lease_id=lease_id, memo=memo, commenced=lease_id is not None,
+                                rule=_vat_rule(session, row.application_id, capture.value_date)
+                                if capture is not None and taxed else None)
 
 
 class _Undo(Exception):

@@ -70,12 +70,10 @@ BATCH = 500
 NO_PENDING = ("cancelled", "settled", "waived")
 
 #: active leases without their commencement VAT, after ``last`` (keyset), oldest id first
-_MISSING = text(
-    "SELECT l.id FROM leases l WHERE l.status = :active AND l.id > :last AND NOT EXISTS "
-    "(SELECT 1 FROM journal_entries je WHERE je.key = 'lease:' || l.id || ':vat') ORDER BY l.id LIMIT :limit")
-_CLOSED = text(
-    "SELECT count(*) FROM leases l WHERE l.status <> :active AND NOT EXISTS "
-    "(SELECT 1 FROM journal_entries je WHERE je.key = 'lease:' || l.id || ':vat')")
+_MISSING = ("SELECT l.id FROM leases l WHERE l.status = :active AND l.id > :last {only} AND NOT EXISTS "
+            "(SELECT 1 FROM journal_entries je WHERE je.key = 'lease:' || l.id || :suffix) ORDER BY l.id LIMIT :limit")
+_CLOSED = ("SELECT count(*) FROM leases l WHERE l.status <> :active {only} AND NOT EXISTS "
+           "(SELECT 1 FROM journal_entries je WHERE je.key = 'lease:' || l.id || :suffix)")
 
 
 @dataclass
@@ -178,17 +176,21 @@ class _DryRun(Exception):
 
 
 def catch_up(db: Database, now: datetime, *, dry_run: bool = False, batch: int = BATCH,
-             policy: TaxPolicy | None = None) -> CatchUp:
-    """Bring VAT into the books of every active lease without it (see the module's docstring), a batch a transaction;
-    ``dry_run``: count what would be posted and post nothing."""
+             policy: TaxPolicy | None = None, only: Sequence[str] | None = None) -> CatchUp:
+    """Bring VAT into the books of every active lease without it (or of those of ``only``: lease ids or contract
+    numbers; see the module's docstring), a batch a transaction; ``dry_run``: count what would be posted and post
+    nothing."""
     found = policy or load_tax_policy()
     done, last = CatchUp(dry_run=dry_run), ""
+    where = "" if only is None else "AND (l.id = ANY(:only) OR l.contract_number = ANY(:only))"
+    missing, closed = text(_MISSING.format(only=where)), text(_CLOSED.format(only=where))
+    params: dict[str, object] = {"active": ACTIVE, "suffix": ":vat"} | ({} if only is None else {"only": list(only)})
     while True:
         try:
             with db.session() as session:
-                ids = list(session.scalars(_MISSING, {"active": ACTIVE, "last": last, "limit": batch}))
+                ids = list(session.scalars(missing, {**params, "last": last, "limit": batch}))
                 if not ids:
-                    done.closed = int(session.execute(_CLOSED, {"active": ACTIVE}).scalar_one())
+                    done.closed = int(session.execute(closed, params).scalar_one())
                     return done
                 last = ids[-1]
                 locked = list(session.scalars(select(LeaseRow).where(LeaseRow.id.in_(ids)).order_by(LeaseRow.id)

@@ -281,3 +281,31 @@ def books_close_month(month: str | None, by: str | None, approve: bool) -> None:
                 raise Fail(f"{exc}{': ' + blockers if blockers else ''}") from None
     finally:
         database.dispose()
+
+
+@books_group.command("vat-catchup")
+@click.option("--lease", "leases", multiple=True, help="Only this lease (its id or contract number; repeatable).")
+@click.option("--dry-run", is_flag=True, help="Count what would be posted; post nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def books_vat_catchup(leases: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+    """Bring VAT into the books of the leases in force that commenced before it (infra/vat_catchup.py): each one's
+    commencement VAT, the tax points of the rents the close has passed, the income recognised gross taken back — keyed,
+    so a second run posts nothing. Leases that ended or were settled before VAT are counted and left as they are."""
+    from bff.payments.common import utc_now
+    from infra.db import Database
+    from infra.vat_catchup import catch_up
+
+    database = Database(_settings().database_url)
+    try:
+        with _database_errors():
+            done = catch_up(database, utc_now(), dry_run=dry_run, only=list(leases) or None)
+    finally:
+        database.dispose()
+    if as_json:
+        click.echo(json.dumps(done.as_dict(), ensure_ascii=False))
+        return
+    would = "would bring" if dry_run else "brought"
+    click.echo(f"{would} VAT into {done.leases:,} lease{'' if done.leases == 1 else 's'}: {done.entries:,} entries, "
+               f"{done.pending / 100:,.2f} put in Pending, {done.output / 100:,.2f} moved to Output by the tax points, "
+               f"{done.income_reversed / 100:,.2f} of income recognised with its VAT taken back; {done.closed:,} "
+               "ended or settled before VAT left as they are")

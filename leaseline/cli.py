@@ -764,6 +764,9 @@ def up() -> None:
                        f"databases {', '.join(embedded)} (log {database.log_path})")
         ctx.invoke(db_upgrade)
         ctx.invoke(demo)
+        from leaseline.books_cli import books_vat_catchup  # leases of a database from before VAT: theirs brought in
+
+        ctx.invoke(books_vat_catchup)
         if is_local_endpoint(settings.s3_endpoint_url):  # the embedded default: SeaweedFS on 127.0.0.1:8333
             s3 = SeaweedS3.for_endpoint(settings.s3_endpoint_url, var_dir() / "seaweedfs",
                                         access_key=settings.s3_access_key, secret_key=settings.s3_secret_key)

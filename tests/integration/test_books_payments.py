@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from books.origination import INSURERS
 from books.origination import PROCESSOR_FEES
 from books.origination import STRIPE
 from books.origination import UNAPPLIED
+from books.origination import VAT_OUTPUT
 from books.origination import to_fen
 from infra.applications import Scope
 from infra.books import entry_of
@@ -53,6 +55,12 @@ pytestmark = pytest.mark.db
 #: fees and premiums paid upfront (``u``), rents in advance (``v``): the upfront payment has all four parts
 UPFRONT_EXTRAS = "20-36-0-ctpl+damage+tpl_1m-D-u-v"
 
+
+
+def vat(fen: int) -> int:
+    """The VAT included in a tax-inclusive sum of a direct lease at 13 % (in force since 2019-04-01), from the
+    definition: half_up(fen × 13 / 113) (books/vat.py not used)."""
+    return int(Fraction(fen * 13, 113) + Fraction(1, 2))
 
 def sides(app: Any, key: str) -> dict[str, int]:
     """The posted entry ``key``: account → debit − credit."""
@@ -182,8 +190,9 @@ def test_the_upfront_payment_posts_its_parts_then_the_share_and_a_refund(
     premiums = upfront.amount - down - fees - first
     assert fees > 0 and premiums > 0 and first > 0
     key = f"payment:{upfront.id}:captured"
-    assert sides(app, key) == {STRIPE: upfront.amount, DEALERS: -down, FEES: -fees, INSURERS: -premiums,
-                               UNAPPLIED: -first}
+    # the fees are income net of the VAT they include, Output the tax (issue 19 §3)
+    assert sides(app, key) == {STRIPE: upfront.amount, DEALERS: -down, FEES: -(fees - vat(fees)),
+                               VAT_OUTPUT: -vat(fees), INSURERS: -premiums, UNAPPLIED: -first}
     # Stripe's webhook of the same success, after our answer: nothing more
     late = {"id": paid.intent_id, "object": "payment_intent", "amount": upfront.amount, "currency": "cny",
             "status": "succeeded", "amount_received": upfront.amount, "capture_method": "automatic",
@@ -211,7 +220,9 @@ def test_the_upfront_payment_posts_its_parts_then_the_share_and_a_refund(
     # ops refund the fees and a yuan of the premiums: the lessor's parts go back first
     refund(base, app_id, upfront.id, fees + 100, "手续费退还 books test")
     (made,) = components.payments.store.refunds(upfront.id)
-    assert sides(app, f"refund:{made.id}") == {FEES: fees, INSURERS: 100, STRIPE: -(fees + 100)}
+    # all the fees given back: their VAT with them, to the fen
+    assert sides(app, f"refund:{made.id}") == {FEES: fees - vat(fees), VAT_OUTPUT: vat(fees), INSURERS: 100,
+                                               STRIPE: -(fees + 100)}
 
 
 def balance_transaction(txn_id: str, kind: str, amount: int, source: object, *, fee: int = 0) -> dict[str, Any]:
@@ -356,7 +367,8 @@ def test_a_deduction_at_closing_leaves_the_deposit_for_fees_and_its_rest_is_refu
     deposit = lines(app, app_id)["deposit"]
     application = app.extensions["leaseline"].applications.repo.get(app_id, Scope())
     service.settlement.close(staff_actor(app, OPS), application, 12_345, "未付租金：第 36 期")
-    assert sides(app, f"deduction:{app_id}") == {DEPOSITS: 12_345, FEES: -12_345}
+    # kept as income net of the VAT it includes (12,345 × 13/113 = 1,420.18: 1,420 fen)
+    assert sides(app, f"deduction:{app_id}") == {DEPOSITS: 12_345, FEES: -(12_345 - 1_420), VAT_OUTPUT: -1_420}
     assert app_id in service.settlement.settle(only=app_id)["settled"]
     assert deposits_of(app, f"payment:{deposit.id}:captured", f"deduction:{app_id}",
                        f"refund:{settlement_refund_id(app_id)}") == 0
@@ -369,7 +381,7 @@ def test_a_deduction_at_closing_leaves_the_deposit_for_fees_and_its_rest_is_refu
     with app.extensions["leaseline"].db.session() as session:
         assert entry_of(session, f"deduction:{free}") is None  # no deposit to keep it from
     assert free in service.settlement.settle(only=free)["settled"]
-    assert sides(app, f"payment:{hold.id}:captured") == {STRIPE: 2_000, FEES: -2_000}
+    assert sides(app, f"payment:{hold.id}:captured") == {STRIPE: 2_000, FEES: -(2_000 - 230), VAT_OUTPUT: -230}
 
 
 def test_after_the_lease_started_a_refund_never_takes_the_first_rent_out_of_unapplied(bff_server: Any) -> None:
@@ -407,7 +419,8 @@ def test_after_the_lease_started_a_refund_never_takes_the_first_rent_out_of_unap
     lessor = store.add_refund(upfront.id, fees + premiums, "手续费、保费退还 books test", None)
     assert lessor is not None
     store.finish_refund(lessor.id, "re_books_lessor", "succeeded")
-    assert sides(app, f"refund:{lessor.id}") == {FEES: fees, INSURERS: premiums, STRIPE: -(fees + premiums)}
+    assert sides(app, f"refund:{lessor.id}") == {FEES: fees - vat(fees), VAT_OUTPUT: vat(fees), INSURERS: premiums,
+                                                 STRIPE: -(fees + premiums)}
     assert store.add_refund(upfront.id, 1, "books test", None) is None
 
     total = fees + premiums + 500
