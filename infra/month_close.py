@@ -209,10 +209,12 @@ class MonthClose:
             pending = tuple(_request(r) for r in session.scalars(
                 select(LedgerCloseRequestRow).where(LedgerCloseRequestRow.status == PENDING)
                 .order_by(LedgerCloseRequestRow.month)))
-            names = {u.id: u.name for u in session.scalars(select(UserRow))}
+            periods = list(session.scalars(select(LedgerPeriodRow).order_by(LedgerPeriodRow.month.desc())
+                                           .limit(closed_limit)))
+            ids = {p.closed_by for p in periods} | {p.approved_by for p in periods}
+            names = dict(session.execute(select(UserRow.id, UserRow.name).where(UserRow.id.in_(ids))).all())
             closed = tuple(ClosedMonth(p.month, p.closed_at, names.get(p.closed_by, p.closed_by),
-                                       names.get(p.approved_by, p.approved_by)) for p in session.scalars(
-                select(LedgerPeriodRow).order_by(LedgerPeriodRow.month.desc()).limit(closed_limit)))
+                                       names.get(p.approved_by, p.approved_by)) for p in periods)
             return Overview(today, last_closed_month(session), upcoming,
                             check(session, upcoming, today) if upcoming is not None else None, pending, closed)
 
