@@ -211,15 +211,27 @@ def settlement_paid(session: Session, lease: LeaseRow, quote_id: str, *, princip
         "facts": json.dumps(facts, ensure_ascii=False), "amount": facts_amount(facts)}], now)
 
 
-def settlement_movements_paid(session: Session, lease: LeaseRow, quote_id: str, movements: Sequence[Any], *,
-                              paid_on: date, now: datetime) -> list[str]:
-    """:func:`settlement_paid` from the settlement's movements (infra/settlements.py ``_settle``: negative, what the
-    settlement's money paid), the deposit's offset left out — its money pays the same lines —: principal and interest
-    (the interest paid ahead given back lowers it), the fee (``settlement_fee``), the late charges (every other
-    ``penalty``). They add up to the amount settled plus the deposit offset."""
+def settlement_movements_paid(session: Session, lease: LeaseRow, quote_id: str, movements: Sequence[Any],
+                              instalments: Sequence[InstalmentRow], *, paid_on: date, now: datetime) -> list[str]:
+    """:func:`settlement_paid` from what the settlement leaves (infra/settlements.py ``_settle``, after its movements
+    and the instalments' paid parts were written): everything paid of the lease's rents that no invoice covers — what
+    the settlement paid of them, and what earlier payments paid of a rent never paid in full (a part of a rent, a rent
+    the settlement replaced) — and the settlement's own lines (the interest to the day, the late charges, the fee, the
+    principal it repaid beyond the rents'; the interest paid ahead it gives back lowers the interest), the deposit's
+    offset left out: its money pays the same lines. Without earlier payments this is the amount settled plus the
+    deposit offset. (Interest given back of a rent invoiced already lowers this invoice rather than reversing that
+    one.)"""
+    ids = [r.id for r in instalments if r.kind in RENT_KINDS]
+    invoiced = set(session.scalars(select(InvoiceRequestRow.instalment_id).where(
+        InvoiceRequestRow.lease_id == lease.id, InvoiceRequestRow.kind == BLUE,
+        InvoiceRequestRow.instalment_id.in_(ids)))) if ids else set()
     principal = interest = charges = fee = 0
+    for r in instalments:
+        if r.kind in RENT_KINDS and r.id not in invoiced:
+            principal, interest, charges = (principal + r.paid_principal, interest + r.paid_interest,
+                                            charges + r.paid_penalty)
     for m in movements:
-        if m.kind == "settlement_deposit":
+        if m.instalment_id is not None or m.kind == "settlement_deposit":
             continue
         principal, interest = principal - m.principal, interest - m.interest
         if m.kind == "settlement_fee":

@@ -417,7 +417,7 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
         recognised=recognised(session, [lease.id]).get(lease.id, 0), rule=policy.rule(kind, day),
         pending=tuple(taxes[r.id] for r in replaced if f"vat:{r.id}" not in taxed),
         taxed=tuple(taxes[r.id] for r in replaced if f"vat:{r.id}" in taxed))), now)
-    settlement_movements_paid(session, lease, q.id, movements, paid_on=day, now=now)  # its e-invoice asked for
+    settlement_movements_paid(session, lease, q.id, movements, rows, paid_on=day, now=now)  # its e-invoice asked for
     lease.status, lease.settled_on = SETTLED_LEASE, on
     q.status, q.settled_at, q.attempt_id, q.penalties_booked, q.paid_on = PAID_QUOTE, now, attempt_id, charges, day
     _close_term(session, lease, q, settled, now)
