@@ -13,7 +13,9 @@ such lease **in force** (``active``), in one transaction a batch, under the leas
   its due date for the lease's structure;
 - the **tax point** of each of those rents the close of business has passed (due on or before the lease's
   ``closed_through``: the close posts only the rents falling due after it), key ``vat:<instalment id>``, dated its due
-  date — the rents due after it are the close's, as for any lease;
+  date; and of each received in full before its due date (a rent paid ahead: the receipt is its tax point, as a receipt
+  posts it now — infra/vat_points.py), dated the day it was — the rents due after it are the close's, as for any
+  lease;
 - the **income recognised gross** before: the months recognised the interest with its tax; from now on the schedule's
   spread is net (books/income.py). What was recognised beyond the net spread through the last month end before the
   business date is taken back on the business date, ``income:<lease>:vat`` (kind ``finance_income``: Dr
@@ -68,6 +70,8 @@ ONE_DAY = timedelta(days=1)
 BATCH = 500
 #: rents an event took off the schedule before their tax point: no VAT of theirs waits in Pending
 NO_PENDING = ("cancelled", "settled", "waived")
+#: a rent received in full
+PAID = "paid"
 
 #: active leases without their commencement VAT, after ``last`` (keyset), oldest id first
 _MISSING = ("SELECT l.id FROM leases l WHERE l.status = :active AND l.id > :last {only} AND NOT EXISTS "
@@ -111,6 +115,17 @@ def instalment_tax(policy: TaxPolicy, structure_name: str, row: InstalmentRow) -
     return rent_tax(policy.rule(structure_name, row.due_on), row.amount, row.interest)
 
 
+def tax_point_on(lease: LeaseRow, row: InstalmentRow) -> date | None:
+    """The day a rent's tax point came, when the close or a receipt would have posted it by now (None: still to come,
+    the close's): its due date once the close has passed it (``closed_through``), or the day it was received in full
+    when that came first (a rent paid ahead: infra/vat_points.py, the receipt posts it that day)."""
+    if lease.closed_through is not None and row.due_on <= lease.closed_through:
+        return row.due_on
+    if row.state == PAID and row.settled_on is not None:
+        return min(row.due_on, row.settled_on)
+    return None
+
+
 def posted(session: Session, keys: Sequence[str]) -> set[str]:
     """Those of ``keys`` the journal holds."""
     if not keys:
@@ -139,8 +154,9 @@ def _entries(session: Session, leases: Sequence[LeaseRow], day: date, policy: Ta
             out.append(made)
             done.pending += sum(t.tax for _, t in taxes)
         for row, tax in taxes:
-            if lease.closed_through is not None and row.due_on <= lease.closed_through:
-                point = books_lease.tax_point(row.id, lease.id, lease.dealer_id, row.due_on, tax.tax)
+            on = tax_point_on(lease, row)
+            if on is not None:
+                point = books_lease.tax_point(row.id, lease.id, lease.dealer_id, on, tax.tax)
                 if point is not None:
                     out.append(point)
         excess = before.get(lease.id, 0) - recognised_through(spread[lease.id], through)

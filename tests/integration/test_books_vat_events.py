@@ -34,6 +34,7 @@ from books.income import month_end
 from books.income import month_of
 from books.income import recognised_through
 from books.lease import Scheduled
+from books.lease import collected_outside
 from books.lease import commenced
 from books.lease import tax_point
 from infra import books
@@ -47,6 +48,7 @@ from infra.db.models import InstalmentRow
 from infra.db.models import JournalEntryRow
 from infra.db.models import JournalLineRow
 from infra.db.models import LeaseRow
+from infra.db.models import ServicingMovementRow
 from infra.db.models import SettlementQuoteRow
 from infra.end_of_term import Inspection
 from infra.end_of_term import SqlEndOfTerm
@@ -312,10 +314,11 @@ def test_a_backfilled_lease_s_rents_due_before_servicing_have_their_tax_points_o
 
 
 # -- a lease commenced before VAT -------------------------------------------------------------------------------------
-def legacy_lease(db: Database, starts_on: date) -> str:
+def legacy_lease(db: Database, starts_on: date, paid_ahead_on: date) -> str:
     """A lease as the books held it before VAT: opened like any (its rows a normal lease's, copied under new ids), its
     commencement posted gross and no ``lease:<id>:vat``, the closes through yesterday, the months recognised with the
-    interest's VAT in them (the spread of the gross interest, as the job posted it then)."""
+    interest's VAT in them (the spread of the gross interest, as the job posted it then), and its first rent due after
+    today received in full ahead on ``paid_ahead_on`` (a payment movement, its receipt collected in the bank)."""
     template = lease(db, starts_on)
     lease_id, application_id = str(uuid.uuid4()), str(uuid.uuid4())
     with db.session() as s:
@@ -332,7 +335,15 @@ def legacy_lease(db: Database, starts_on: date) -> str:
         s.execute(text("UPDATE leases SET closed_through = :d WHERE id = :id"),
                   {"d": TODAY - timedelta(days=1), "id": lease_id})
         s.flush()
-        rows = list(s.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id)))
+        rows = list(s.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id)
+                              .order_by(InstalmentRow.number)))
+        ahead = next(i for i in rows if i.due_on > TODAY)
+        ahead.state, ahead.settled_on = "paid", paid_ahead_on
+        ahead.paid_principal, ahead.paid_interest = ahead.principal, ahead.interest
+        s.add(ServicingMovementRow(lease_id=lease_id, instalment_id=ahead.id, kind="payment", value_date=paid_ahead_on,
+                                   principal=-ahead.principal, interest=-ahead.interest, penalty=0,
+                                   key=f"ahead:{lease_id}", booked_at=NOW, note="paid ahead"))
+        s.flush()
         gross = LeaseSchedule(starts_on, add_months(starts_on, 12), "arrears",
                               tuple(Rent(i.due_on, i.interest, i.amount) for i in rows))  # no tax: gross
         months: list[Entry | None] = []
@@ -343,13 +354,16 @@ def legacy_lease(db: Database, starts_on: date) -> str:
                                        "gross, before VAT", lease_id=lease_id, dealer_id=DEALER))
             before = through
         books.post(s, [commenced(lease_id, DEALER, starts_on, [Scheduled(i.kind, i.amount, i.principal, i.interest)
-                                                               for i in rows]), *months], NOW)
+                                                               for i in rows]), *months,
+                       collected_outside(lease_id, DEALER, ahead.number, ahead.due_on, ahead.principal,
+                                         ahead.interest, paid_on=paid_ahead_on)], NOW)
     return lease_id
 
 
 def test_a_lease_commenced_before_vat_has_it_brought_in_once(db: Database) -> None:
-    lease_id = legacy_lease(db, date(2026, 1, 5))
+    lease_id = legacy_lease(db, date(2026, 1, 5), paid_ahead_on=date(2026, 3, 12))
     rows = [i for i in instalments(db, lease_id) if i.kind in LEASE_PAYMENTS]
+    ahead = next(i for i in rows if i.state == "paid" and i.due_on > TODAY)
     gross_recognised = -balances(db, lease_id)[INTEREST]
     env = {"LEASELINE_DATABASE_URL": db.url}
     # a dry run says what it would post and posts nothing
@@ -357,7 +371,7 @@ def test_a_lease_commenced_before_vat_has_it_brought_in_once(db: Database) -> No
                              catch_exceptions=False)
     assert dry.exit_code == 0, dry.output
     told = json.loads(dry.stdout)
-    due = [i for i in rows if i.due_on <= TODAY - timedelta(days=1)]
+    due = [i for i in rows if i.due_on <= TODAY - timedelta(days=1) or i is ahead]  # their tax points came
     assert told["dry_run"] is True and told["leases"] == 1
     assert told["pending"] == sum(vat(i.amount) for i in rows) and told["output"] == sum(vat(i.amount) for i in due)
     assert told["entries"] == 1 + len(due) + 1  # the commencement's, the tax points, the income taken back
@@ -370,10 +384,11 @@ def test_a_lease_commenced_before_vat_has_it_brought_in_once(db: Database) -> No
         k: v for k, v in told.items() if k != "dry_run"}
     posted = {k: (kind, d) for k, kind, d in keys(db, lease_id)}
     assert posted[f"lease:{lease_id}:vat"] == ("vat_commenced", date(2026, 1, 5))
-    assert all(posted[f"vat:{i.id}"] == ("vat_tax_point", i.due_on) for i in due)
+    assert all(posted[f"vat:{i.id}"] == ("vat_tax_point", i.due_on) for i in due if i is not ahead)
+    assert posted[f"vat:{ahead.id}"] == ("vat_tax_point", date(2026, 3, 12))  # received in full before its due date
     assert posted[f"income:{lease_id}:vat"] == ("finance_income", TODAY)
     b = balances(db, lease_id)
-    assert -b[PENDING] == sum(vat(i.amount) for i in rows if i.due_on >= TODAY)
+    assert -b[PENDING] == sum(vat(i.amount) for i in rows if i.due_on >= TODAY and i is not ahead)
     assert -b[OUTPUT] == sum(vat(i.amount) for i in due)
     assert b[INPUT] == sum(on_principal(i.amount, i.interest) for i in rows)
     # the income now the net spread through February's end: each rent's interest less its tax, spread by day
