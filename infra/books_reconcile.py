@@ -21,11 +21,11 @@ For a lease at the date D, from the journal lines with its lease id in entries b
 counts net of the tax it includes (tax_on_interest = half_up(interest·τ/(1+τ)) under the rule in force on its due date
 for the lease's structure: the commencement left Unearned net), and a third account is checked:
 
-- **Liabilities:Tax:VAT:Pending** (credit − debit) = Σ tax of its rents and final rent whose tax point has not come by
-  D (due date after D: the close posts each ``vat:<instalment>`` on its due date), each on its amount and interest as
-  it stands, under the rule of its due date — none for a rent a settlement paid on or before D replaced, nor for one a
-  returned car's waiver dated D or before took (their events take their pending VAT back). A lease commenced before
-  VAT was posted has no ``lease:<id>:vat``: it differs until its VAT is brought in.
+- **Liabilities:Tax:VAT:Pending** (credit − debit) = Σ tax of its rents and final rent whose tax point has not come by D
+  (due date after D, and not received in full by D — a rent paid ahead is taxed the day it is: infra/vat_points.py),
+  each on its amount and interest as it stands, under the rule of its due date — none for a rent a settlement paid on or
+  before D replaced, nor for one a returned car's waiver dated D or before took (their events take their pending VAT
+  back). A lease commenced before VAT was posted has no ``lease:<id>:vat``: it differs until its VAT is brought in.
 
 The tax is computed in SQL from each rule's exact τ/(1+τ) (its numerator and denominator), rounded half up once as
 books/vat.py does (integer division of bigints), so that the check is one statement whatever the number of leases.
@@ -130,7 +130,8 @@ rules AS (
                          CAST(:r_num AS bigint[]), CAST(:r_den AS bigint[]), CAST(:r_whole AS boolean[]))
         AS r(structure, starts_on, ends_on, num, den, whole)),
 inst AS (
-    SELECT i.lease_id, i.kind, i.state, i.due_on, i.amount, i.interest, i.waived AS waived_fen, mv.owed_change,
+    SELECT i.lease_id, i.kind, i.state, i.due_on, i.settled_on, i.amount, i.interest, i.waived AS waived_fen,
+           mv.owed_change,
            mv.interest_waived, mv.waived, mv.settled, q.id AS quote_id, q.settles_on, r.num, r.den, r.whole
     FROM instalments i JOIN leases l ON l.id = i.lease_id
     LEFT JOIN moves mv ON mv.instalment_id = i.id
@@ -146,6 +147,7 @@ figures AS (
                      THEN 0 ELSE interest - COALESCE(interest_waived, 0) END AS bigint) AS interest,
            CASE WHEN due_on > :on AND NOT (state = 'settled' AND COALESCE(settled, FALSE))
                      AND NOT COALESCE(waived, FALSE) AND num IS NOT NULL
+                     AND NOT (state = 'paid' AND settled_on IS NOT NULL AND settled_on <= :on)
                 THEN (2 * (CASE WHEN whole THEN amount ELSE interest END) * num + den) / (2 * den)
                 ELSE 0 END AS pending,
            num, den

@@ -75,6 +75,7 @@ from infra.servicing import load_business_calendar
 from infra.servicing import to_fen
 from infra.servicing import yuan
 from infra.vat_points import lease_structure
+from infra.vat_points import paid_ahead
 from servicing.allocation import Component
 from servicing.allocation import Parts
 from servicing.allocation import allocate
@@ -301,7 +302,10 @@ class SqlCollections:
             received = books_lease.receipt(booked, lease_id, lease.dealer_id, source=source, value_date=day,
                                            amount=amount, applied=parts, held=held, surplus=amount - applied,
                                            structure=lease_structure(lease.terms))
-            post(session, [received], now)
+            # a rent received in full before the close passed its due date: its tax point is today (infra/vat_points.py)
+            ahead = paid_ahead(lease_id, lease.dealer_id, lease.closed_through, lease.terms, day, [
+                (r.id, r.kind, r.due_on, r.amount, r.interest) for r in rows if r.state == PAID]) if parts else []
+            post(session, [received, *ahead], now)
             if parts:  # the rents this payment paid in full: their e-invoices asked for (infra/invoicing.py)
                 rents_paid(session, lease, [r for r in rows if r.state == PAID], received_on=day, now=now,
                            receipt_id=booked)

@@ -54,9 +54,11 @@ from infra.db.models import InstalmentRow
 from infra.db.models import LeaseRow
 from infra.db.models import ServicingMovementRow
 from infra.invoicing import rents_paid
+from infra.vat_points import LeaseOfBatch
 from infra.vat_points import commencement_vat
+from infra.vat_points import falling_due
 from infra.vat_points import lease_structure
-from infra.vat_points import post_tax_points
+from infra.vat_points import paid_ahead
 from plans.timeline import timeline
 from servicing.calendar import BusinessCalendar
 from servicing.calendar import CalendarDay
@@ -376,8 +378,8 @@ class SqlServicing:
         twice; a batch that fails leaves nothing of itself.
 
         Set-based: one scan of the batch's open instalments, the changes by id (an UPDATE … FROM a list), the late
-        charges booked by one INSERT … SELECT, the tax points of the rents falling due by one read and one post
-        (infra/vat_points.py); the calendar is asked once per distinct due date and grace. The leases
+        charges booked by one INSERT … SELECT, the tax points of the rents falling due (from the rows read already)
+        by one post (infra/vat_points.py); the calendar is asked once per distinct due date and grace. The leases
         are taken in ``id`` order after the run's marker (the last lease of its last batch), then from the start for
         any left behind (held by a run that failed)."""
         with self.db.session() as session:
@@ -390,7 +392,7 @@ class SqlServicing:
             grace = {lease.id: lease.grace_days for lease in leases}
             open_rows = session.execute(select(
                 InstalmentRow.id, InstalmentRow.lease_id, InstalmentRow.state, InstalmentRow.due_on,
-                InstalmentRow.kind).where(
+                InstalmentRow.kind, InstalmentRow.amount, InstalmentRow.interest).where(
                 InstalmentRow.lease_id == any_of(ids), InstalmentRow.state.in_((PENDING, DUE, PARTLY_PAID, OVERDUE)),
                 InstalmentRow.due_on <= day)).all()
             became_due = _mark_due(session, [r.id for r in open_rows if r.state == PENDING], now)
@@ -403,7 +405,10 @@ class SqlServicing:
             penalties = _accrue_penalties(session, leases, [
                 r.id for r in open_rows if r.state == OVERDUE and r.id not in paused] + list(became_overdue), day, now)
             # the VAT of the rents whose tax point (their due date) came since each lease was last closed
-            post_tax_points(session, day, ids, now)
+            batch = {lease.id: LeaseOfBatch(lease.id, lease.dealer_id, lease.closed_through, lease.terms)
+                     for lease in leases}
+            post(session, falling_due(batch, [(r.id, r.lease_id, r.kind, r.due_on, r.amount, r.interest)
+                                              for r in open_rows]), now)
             for hook in hooks:
                 hook(BatchEvents(day, session, tuple(ids), became_due, became_overdue, penalties))
             session.execute(update(LeaseRow).where(LeaseRow.id == any_of(ids)).values(closed_through=day))
@@ -450,12 +455,12 @@ def _pay_off_refinanced(session: Session, application_id: str, lease_id: str, de
     end-of-term hook then ends the old lease (infra/end_of_term.py ``_end``) once nothing of it is open, settling its
     deposit. Nothing when no active lease is refinanced by it or its final rent is paid already."""
     found = session.execute(text(
-        "SELECT l.id, l.dealer_id, l.terms FROM end_of_term e JOIN leases l ON l.id = e.lease_id "
+        "SELECT l.id, l.dealer_id, l.terms, l.closed_through FROM end_of_term e JOIN leases l ON l.id = e.lease_id "
         "WHERE e.refinance_application_id = :app AND e.option = 'refinance' AND l.status = :active FOR UPDATE OF l"),
         {"app": application_id, "active": ACTIVE}).one_or_none()
     if found is None:
         return
-    old, old_dealer, old_terms = found
+    old, old_dealer, old_terms, old_closed = found
     key = f"refinanced:{old}"
     if session.execute(select(ServicingMovementRow.id).where(ServicingMovementRow.key == key)).first() is not None:
         return
@@ -474,7 +479,9 @@ def _pay_off_refinanced(session: Session, application_id: str, lease_id: str, de
         session.flush()
         paid_off = books_lease.refinanced(old, old_dealer, lease_id, dealer_id, day, principal=principal,
                                           interest=interest, penalty=penalty, structure=lease_structure(old_terms))
-        post(session, [paid_off], now)
+        # received in full before the close passed its due date: its tax point today (infra/vat_points.py)
+        post(session, [paid_off, *paid_ahead(old, old_dealer, old_closed, old_terms, day,
+                                             [(row.id, row.kind, row.due_on, row.amount, row.interest)])], now)
         return
 
 
@@ -495,7 +502,8 @@ def _lock_leases(session: Session, day: date, size: int) -> list[Row[Any]]:
     start (a lease left behind by a run that failed, or skipped while another held it)."""
     marker = select(CloseRunRow.last_lease_id).where(CloseRunRow.business_date == day).scalar_subquery()
     query = (select(LeaseRow.id, LeaseRow.grace_days, LeaseRow.late_fee_daily_rate, LeaseRow.late_fee_base,
-                    LeaseRow.nominal_rate, LeaseRow.default_cost_cap)
+                    LeaseRow.nominal_rate, LeaseRow.default_cost_cap, LeaseRow.dealer_id, LeaseRow.closed_through,
+                    LeaseRow.terms)
              .where(LeaseRow.status == ACTIVE, or_(LeaseRow.closed_through.is_(None), LeaseRow.closed_through < day))
              .order_by(LeaseRow.id).limit(size).with_for_update(skip_locked=True))
     leases = list(session.execute(query.where(LeaseRow.id > func.coalesce(marker, ""))))

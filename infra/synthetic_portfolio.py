@@ -20,7 +20,8 @@ through :func:`infra.books.post` (one call a chunk: its arrays in a few statemen
 no upfront payment), and each rent it marks paid, in full or in part, as collected outside Leaseline on the day its
 payment movement is dated (``collected_outside:<id>:<number>``: Dr the collections account; rent 1 in advance too, there
 being no upfront payment to apply it from), the VAT its rents carry (``lease:<id>:vat``) and the tax point of each rent
-due before the business date (``vat:<instalment>``, on its due date: infra/vat_points.py) — so that the lease sub-ledger
+due before the business date (``vat:<instalment>``, on its due date or the day it was paid in full before it:
+infra/vat_points.py) — so that the lease sub-ledger
 (infra/books_reconcile.py) reconciles at any date. The late charges accrued post nothing (penalty interest is income
 when collected). The journal being append-only, ``--drop`` reverses every entry of the portfolio's leases not reversed
 yet (``<key>:dropped``, on the business date, in the drop's transaction: from that day on nothing is left of them; the
@@ -433,10 +434,6 @@ class _Chunk:
             inst_id = next_id
             next_id += 1
             self.counts["instalments"] += 1
-            if due < as_of:  # its tax point came with a close before the business date (infra/vat_points.py)
-                point = tax_point(inst_id, lease_id, DEALER, due, vat.tax)
-                if point is not None:
-                    self.entries.append(point)
             paid_p = paid_i = accrued = 0
             state, settled, overdue_since, penalty_through = PENDING, NULL, NULL, NULL
             if due < as_of and number_ not in owing:
@@ -476,6 +473,11 @@ class _Chunk:
                     state = PARTLY_PAID if payments else DUE
                 if payments:
                     self.counts["partly_paid"] += 1
+            if due < as_of:  # its tax point came before the business date: its due date, or the day paid in full
+                on = settled_on if state == PAID and settled_on < due else due  # before it (infra/vat_points.py)
+                point = tax_point(inst_id, lease_id, DEALER, on, vat.tax)
+                if point is not None:
+                    self.entries.append(point)
             self.instalments.write(
                 f"{inst_id}\t{lease_id}\t{number_}\t{kind}\t{due.isoformat()}\t{amount}\t{principal}\t{interest}\t"
                 f"{state}\t{paid_p}\t{paid_i}\t0\t0\t{accrued}\t{penalty_through}\t{overdue_since}\t{settled}\t"

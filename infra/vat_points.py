@@ -1,27 +1,39 @@
 """The VAT of a lease's rents in the books (issue 19 §3; books/lease.py, books/vat.py): put in Pending at the
 commencement, moved to output VAT at each rent's tax point.
 
+**A rent's tax point** (财税〔2016〕36号 附件1 第四十五条, books/tax_policy.toml): the payment date the written contract
+fixes — its due date — or, when the rent is received in full before it, the day it is (收讫销售款项 comes first; its
+e-invoice is issued that day too, infra/invoicing.py, and an invoice issued first is a tax point of its own). A rent
+received in part ahead keeps its due date (the part is not split: a simplification, the rest of it being owed then).
+
 - :func:`commencement_vat` — the entry ``lease:<id>:vat`` of a lease being opened (infra/servicing.py ``open_lease``):
   each rent's and the final rent's tax under the rule in force on its due date, for the lease's structure (its frozen
-  terms' ``structure``; direct when they state none), and the tax point of a rent due on the start (rent 1 in advance).
-- :func:`post_tax_points` — the close of business's: every rent and final rent of a batch's leases whose due date (the
-  payment date the contract fixes: its tax point) has come since the lease was last closed — ``closed_through`` <
-  due date ≤ the day closed, every due date up to the day for a lease never closed — posts ``vat:<instalment id>``,
-  dated its due date: Dr Liabilities:Tax:VAT:Pending / Cr Liabilities:Tax:VAT:Output = its tax, computed on the rent as
-  it stands (a re-amortised rent's new figures: the event that rewrote it moved its pending VAT to them). Paid or
-  not: the tax falls due with the contract's date, not with the money (a rent paid ahead, rent 1 paid at signing,
-  alike). A rent a settlement replaced, a prepayment cancelled or a returned car's waiver took before its date posts
-  none (the event took its pending VAT: H1b's postings). One read and one :func:`infra.books.post` per batch, in the
-  batch's transaction; a date closed again posts nothing (the close skips the leases closed through it, and the keys
-  post once); a close after a gap (a lease not closed for days, a backfilled lease) posts each rent due in between,
-  once.
+  terms' ``structure``; direct when they state none), and the tax point of a rent due on the start (rent 1 in advance,
+  paid at signing).
+- :func:`falling_due` — the close of business's, from the rows each batch reads already (its open rents due through the
+  day: no query of its own): every open rent or final rent of a lease whose due date came since the lease was last
+  closed (``closed_through`` < due date ≤ the day; every due date up to the day for a lease never closed) posts
+  ``vat:<instalment id>``, dated its due date: Dr Liabilities:Tax:VAT:Pending / Cr Liabilities:Tax:VAT:Output = its
+  tax, computed on the rent as it stands (a re-amortised rent's new figures: the event that rewrote it moved its
+  pending VAT to them). One :func:`infra.books.post` per batch, in the batch's transaction; a date closed again posts
+  nothing (the close skips the leases closed through it, and the keys post once); a close after a gap (a lease not
+  closed for days, a backfilled one) posts each rent due in between, once.
+- :func:`paid_ahead` — a rent received in full before the close passed its due date (infra/collections.py, the
+  receipt's transaction; a final rent paid off by a refinancing): its tax point that day, the same key, so that the
+  close (which reads open rents only) has nothing left of it.
+- :func:`post_tax_points` — every rent of some leases whose tax point came through a day and is not posted yet, in any
+  state (a rent a settlement replaced, a prepayment cancelled or a returned car's waiver took before its date
+  excepted: the event took its pending VAT): what the closes and the receipts through that day post, for a lease they
+  did not see (tests, a repair).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from collections.abc import Mapping
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from datetime import datetime
 from typing import Any
@@ -41,15 +53,17 @@ from infra.books import post
 #: instalments whose pending VAT an event took before their tax point (a settlement's replaced rents, a prepayment's
 #: cancelled ones, a returned car's waived final rent): no tax point
 NO_TAX_POINT = ("settled", "cancelled", "waived")
+#: a rent received in full: its tax point the day it was (``settled_on``) when that came before its due date
+PAID = "paid"
 
-#: the rents of a batch's leases falling due since each was last closed (the structure read from the lease's frozen
-#: terms for those rows only)
-_FALLING_DUE = text(
-    "SELECT i.id, i.lease_id, l.dealer_id, i.due_on, i.amount, i.interest, "
-    "COALESCE(CAST(l.terms AS jsonb) ->> 'structure', :direct) AS structure "
+#: the rents of some leases whose tax point came through a day (the earlier of the due date and the day received in
+#: full), any state but those an event took (their structure read from the lease's frozen terms for those rows only)
+_COME = text(
+    "SELECT i.id, i.lease_id, l.dealer_id, LEAST(i.due_on, CASE WHEN i.state = :paid THEN i.settled_on END) AS point, "
+    "i.due_on, i.amount, i.interest, COALESCE(CAST(l.terms AS jsonb) ->> 'structure', :direct) AS structure "
     "FROM instalments i JOIN leases l ON l.id = i.lease_id "
-    "WHERE i.lease_id = ANY(:ids) AND i.kind = ANY(:kinds) AND i.state <> ALL(:excluded) AND i.due_on <= :day "
-    "AND (l.closed_through IS NULL OR i.due_on > l.closed_through)")
+    "WHERE i.lease_id = ANY(:ids) AND l.id = ANY(:ids) AND i.kind = ANY(:kinds) AND i.state <> ALL(:excluded) "
+    "AND LEAST(i.due_on, CASE WHEN i.state = :paid THEN i.settled_on END) <= :day")
 
 
 def lease_structure(terms: str | dict[str, Any]) -> str:
@@ -74,18 +88,74 @@ def commencement_vat(lease_id: str, dealer_id: str, starts_on: date, structure: 
     return [item for item in made if item is not None]
 
 
+def tax_point_of(policy: TaxPolicy, structure: str, inst_id: int, lease_id: str, dealer_id: str, on: date,
+                 due_on: date, amount: int, interest: int) -> Entry | None:
+    """``vat:<inst_id>`` dated ``on`` (its tax point): the tax of the rent under the rule of its due date (the rule
+    its VAT was put in Pending under at the commencement)."""
+    tax = rent_tax(policy.rule(structure, due_on), amount, interest).tax
+    return books_lease.tax_point(inst_id, lease_id, dealer_id, on, tax)
+
+
+@dataclass(frozen=True)
+class LeaseOfBatch:
+    """What the close knows of a lease of its batch: when it was last closed, its dealer and its frozen terms."""
+
+    id: str
+    dealer_id: str
+    closed_through: date | None
+    terms: str
+
+
+def falling_due(leases: Mapping[str, LeaseOfBatch], rows: Iterable[tuple[int, str, str, date, int, int]],
+                policy: TaxPolicy | None = None) -> list[Entry]:
+    """The tax points of a batch's open ``rows`` (id, lease id, kind, due date, amount, interest: the rents due
+    through the day closed) whose due date came since their lease was last closed."""
+    found = policy or load_tax_policy()
+    structures: dict[str, str] = {}
+    out: list[Entry] = []
+    for inst_id, lease_id, kind, due_on, amount, interest in rows:
+        lease = leases[lease_id]
+        if kind not in LEASE_PAYMENTS or (lease.closed_through is not None and due_on <= lease.closed_through):
+            continue
+        if lease_id not in structures:
+            structures[lease_id] = lease_structure(lease.terms)
+        made = tax_point_of(found, structures[lease_id], inst_id, lease_id, lease.dealer_id, due_on, due_on, amount,
+                            interest)
+        if made is not None:
+            out.append(made)
+    return out
+
+
+def paid_ahead(lease_id: str, dealer_id: str, closed_through: date | None, terms: str, day: date,
+               rows: Iterable[tuple[int, str, date, int, int]], policy: TaxPolicy | None = None) -> list[Entry]:
+    """The tax points of rents received in full on ``day`` (``rows``: id, kind, due date, amount, interest of the
+    rents it paid in full) whose due date the close has not passed yet (after the lease's ``closed_through``): dated
+    ``day`` — before the due date, the receipt is the tax point (a rent due on ``day`` itself: the same day)."""
+    found = policy or load_tax_policy()
+    structure = lease_structure(terms)
+    out: list[Entry] = []
+    for inst_id, kind, due_on, amount, interest in rows:
+        if kind not in LEASE_PAYMENTS or (closed_through is not None and due_on <= closed_through):
+            continue
+        made = tax_point_of(found, structure, inst_id, lease_id, dealer_id, min(day, due_on), due_on, amount,
+                            interest)
+        if made is not None:
+            out.append(made)
+    return out
+
+
 def tax_points(session: Session, day: date, lease_ids: Sequence[str],
                policy: TaxPolicy | None = None) -> list[Entry]:
-    """The tax points of ``lease_ids``'s rents falling due through ``day`` since each lease was last closed."""
+    """The tax points of ``lease_ids``'s rents whose tax point came through ``day`` (see :func:`post_tax_points`)."""
     if not lease_ids:
         return []
     found = policy or load_tax_policy()
     out: list[Entry] = []
-    for inst_id, lease_id, dealer_id, due_on, amount, interest, structure in session.execute(_FALLING_DUE, {
+    for inst_id, lease_id, dealer_id, point, due_on, amount, interest, structure in session.execute(_COME, {
             "ids": list(lease_ids), "kinds": list(LEASE_PAYMENTS), "excluded": list(NO_TAX_POINT), "day": day,
-            "direct": books_lease.DIRECT}):
-        tax = rent_tax(found.rule(structure, due_on), int(amount), int(interest)).tax
-        made = books_lease.tax_point(int(inst_id), lease_id, dealer_id, due_on, tax)
+            "paid": PAID, "direct": books_lease.DIRECT}):
+        made = tax_point_of(found, structure, int(inst_id), lease_id, dealer_id, point, due_on, int(amount),
+                            int(interest))
         if made is not None:
             out.append(made)
     return out
@@ -93,6 +163,6 @@ def tax_points(session: Session, day: date, lease_ids: Sequence[str],
 
 def post_tax_points(session: Session, day: date, lease_ids: Sequence[str], now: datetime,
                     policy: TaxPolicy | None = None) -> int:
-    """Post the tax points of ``lease_ids``'s rents falling due through ``day`` (see the module's docstring) in
-    ``session``'s transaction, in one :func:`infra.books.post`; the number posted now."""
+    """Post every tax point of ``lease_ids``'s rents that came through ``day`` and is not posted yet (the keys: one
+    posted already is skipped), in ``session``'s transaction, in one :func:`infra.books.post`; the number posted now."""
     return len(post(session, tax_points(session, day, lease_ids, policy), now))

@@ -141,8 +141,10 @@ def _schedule(c: Any, lease_id: str) -> LeaseSchedule:
     with c.db.session() as s:
         lease = s.get(LeaseRow, lease_id)
         assert lease is not None
-        rents = tuple(Rent(i.due_on, i.interest if i.state != "settled" else 0, i.amount)
-                      for i in _instalments(c, lease_id) if i.state != "cancelled" and i.kind in ("rent", "final_rent"))
+        # each rent with its VAT (13 %, from the definition): the spread earns the interest net of it
+        rents = tuple(Rent(i.due_on, earned, i.amount, _vat(i.amount), _vat(earned))
+                      for i in _instalments(c, lease_id) if i.state != "cancelled" and i.kind in ("rent", "final_rent")
+                      for earned in [i.interest if i.state != "settled" else 0])
         return LeaseSchedule(lease.starts_on, lease.ends_on, lease.timing, rents)
 
 
@@ -185,7 +187,7 @@ def test_the_month_s_income_posts_once_per_lease_and_month_and_the_months_add_up
     expected = {m.month: m.amount for m in monthly_income(_schedule(c, lease_id))}
     assert {k: v[0] for k, v in posted.items()} == {income_key(lease_id, m): expected[m] for m in months}
     assert all(v[1].day >= 28 and (v[1] + timedelta(days=1)).day == 1 for v in posted.values())  # month ends
-    assert sum(expected.values()) == sum(i.interest for i in _instalments(c, lease_id))
+    assert sum(expected.values()) == sum(i.interest - _vat(i.interest) for i in _instalments(c, lease_id))
     # a month not closed yet is refused
     try:
         recognise_month(c.db, month_of(today), now, only=[lease_id])

@@ -135,6 +135,36 @@ def test_closes_move_each_rent_s_vat_to_output_on_its_due_date_once(db: Database
     assert shown["total_debit"] == shown["total_credit"]
 
 
+def test_a_rent_received_in_full_ahead_is_taxed_the_day_it_is(db: Database) -> None:
+    """收讫销售款项 before the contract's date: the receipt is the tax point (its e-invoice is issued then too); the
+    close of its due date posts nothing more, and the sub-ledger holds on every day between."""
+    import uuid
+    from typing import cast
+
+    from infra.collections import SqlCollections
+    from plans.policy import load_policy
+    from servicing.allocation import Component
+
+    repo = SqlServicing(db)
+    today = repo.business_date()
+    lease_id = open_lease(repo, record(today - timedelta(days=5)))
+    assert lease_id
+    rent = rows_of(db, lease_id)[0]
+    assert rent.due_on > today
+    paid = SqlCollections(db).book(lease_id=lease_id, amount=rent.amount, source="stripe", key=f"vat:{uuid.uuid4()}",
+                                   order=cast(tuple[Component, ...], load_policy().allocation_order),
+                                   instalment_id=rent.id, now=NOW)
+    assert paid.applied == rent.amount and rows_of(db, lease_id)[0].state == "paid"
+    assert vat_keys(db)[f"vat:{rent.id}"] == today
+    assert balances(db, lease_id, today)[VAT_OUTPUT] == tax(rent.amount)
+    CloseOfBusiness(repo, clock=lambda: NOW).close_until(rent.due_on)
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(JournalEntryRow).where(
+            JournalEntryRow.lease_id == lease_id, JournalEntryRow.key.like("vat:%"))) == 1
+        for on in (today - timedelta(days=1), today, rent.due_on - timedelta(days=1), rent.due_on):
+            assert lease_differences(s, [lease_id], on=on) == [], on
+
+
 def test_finance_income_is_recognised_net_of_vat_and_the_books_export_checks(db: Database) -> None:
     """The months of the first lease recognised net of VAT (its interest less each rent's included tax, spread by
     day), the sub-ledger reconciling after them, and the export passing bean-check's balance assertions, the VAT
