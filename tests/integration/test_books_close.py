@@ -481,3 +481,31 @@ def test_leaseline_books_close_month_asks_and_approves_on_two_users_word(books: 
     with books.db.session() as s:
         period = s.get(LedgerPeriodRow, date(2026, 3, 1))
         assert period is not None and period.closed_by != period.approved_by
+
+
+# -- the migration ----------------------------------------------------------------------------------------------------
+def test_migration_0034_names_its_parent_and_keeps_it_when_another_lands(tmp_path: Any) -> None:
+    """0034's parent is written in the file (a literal, not read at run time): a migration that lands later after the
+    same parent (0032, as other work under way reserved it) is not slipped under a database already at 0034 (a parent
+    read at run time would make 0034 follow it, and a database at 0034 would look current without its change); alembic
+    sees two heads instead, and whoever adds it chains it by hand."""
+    import ast
+    import shutil
+
+    from alembic.script import ScriptDirectory
+
+    from infra.db.migrate import MIGRATIONS
+    from infra.db.migrate import alembic_config
+
+    source = next((MIGRATIONS / "versions").glob("0034_*.py"))
+    parent = next(node.value for node in ast.parse(source.read_text()).body if isinstance(node, ast.Assign)
+                  and any(isinstance(t, ast.Name) and t.id == "down_revision" for t in node.targets))
+    assert isinstance(parent, ast.Constant) and isinstance(parent.value, str), ast.dump(parent)
+    copy = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "versions" / "0032_later.py").write_text(
+        f'revision = "later"\ndown_revision = "{parent.value}"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        "def upgrade() -> None:\n    pass\n\n\ndef downgrade() -> None:\n    pass\n")
+    script = ScriptDirectory.from_config(alembic_config("postgresql://unused/x", copy))
+    assert script.get_revision("0034").down_revision == parent.value
+    assert {"later", "0034"} <= set(script.get_heads())
