@@ -35,6 +35,8 @@ Output when the close passed its due date before the inspection —, the interes
 off the returned car's carrying amount. A lease without its commencement VAT (opened before VAT was posted) has it
 brought in first (infra/vat_catchup.py ``ensure``).
 
+(The deposit paying a rent in full before the close passed its due date is a receipt of it: its tax point that day.)
+
 A lease ends (``leases.status`` ``ended``, ``end_of_term.status`` ``ended``) in the close of business (its hook,
 :func:`end_of_term_hook`, set-based over the batch) once its choice is purchase or refinance, or a return inspected,
 and no instalment is left open — or at once when an inspection leaves nothing to pay.
@@ -59,6 +61,7 @@ from sqlalchemy.orm import Session
 
 from books import end_of_term as books_end_of_term
 from books.income import recognised_through
+from books.lease import tax_point
 from books.vat import Rule
 from books.vat import load_tax_policy
 from books.vat import rent_tax
@@ -479,6 +482,14 @@ def _apply_deposit(session: Session, lease: LeaseRow, day: date, now: datetime,
                                                          rule=rule))
         left -= taken
         applied += taken
+    # a rent the deposit pays in full before the close passed its due date: received, its tax point today (as a
+    # receipt's: infra/vat_points.py); one the close passed has its own already (the key)
+    full = [r for r in rows if r.kind in books_end_of_term.LEASE_PAYMENTS and r.state == PAID and r.settled_on == day]
+    if full:
+        ensure_vat(session, lease, now)
+        taxed, policy, kind = posted(session, [f"vat:{r.id}" for r in full]), load_tax_policy(), structure(lease)
+        entries += [tax_point(r.id, lease.id, lease.dealer_id, min(r.due_on, day),
+                              instalment_tax(policy, kind, r).tax) for r in full if f"vat:{r.id}" not in taxed]
     session.flush()
     post(session, entries, now)
     return int(before) + applied, max(held, int(before))

@@ -48,6 +48,8 @@ from infra.db.models import InstalmentRow
 from infra.db.models import JournalEntryRow
 from infra.db.models import JournalLineRow
 from infra.db.models import LeaseRow
+from infra.db.models import LeaseTermRow
+from infra.db.models import PaymentRow
 from infra.db.models import ServicingMovementRow
 from infra.db.models import SettlementQuoteRow
 from infra.end_of_term import Inspection
@@ -276,6 +278,41 @@ def test_a_car_returned_on_the_term_s_last_day_takes_the_final_rent_s_vat_out_of
     assert b["Assets:Vehicles:Returned"] == final.principal - on_principal(final.amount, final.interest)
     assert differences(db, lease_id) == []
     assert replayed(db, lease_id, "car_returned:") == []
+
+
+def test_the_deposit_paying_the_last_rent_before_its_due_date_is_its_tax_point(db: Database) -> None:
+    # a lease ending 20 days after the business date whose contract lets the car come back 30 days early; every rent
+    # paid but the last (due on the term's end), the closes through yesterday; the inspection applies the deposit
+    # (¥20,000 held: the lease's terms and the deposit payment, as a handover leaves them) to the last rent in full
+    lease_id = lease(db, add_months(TODAY + timedelta(days=20), -12))
+    rows = instalments(db, lease_id)
+    last = max((i for i in rows if i.kind == "rent"), key=lambda i: i.due_on)
+    assert last.due_on == TODAY + timedelta(days=20)
+    SqlCollections(db).book(lease_id=lease_id, amount=sum(i.amount for i in rows if i.kind == "rent" and i is not last),
+                            source="stripe", key=f"all:{uuid.uuid4()}", order=ORDER, now=NOW)
+    closes_through(db, lease_id, TODAY - timedelta(days=1))
+    with db.session() as s:
+        row = s.get(LeaseRow, lease_id)
+        assert row is not None
+        row.deposit = 2_000_000
+        row.terms = json.dumps({**json.loads(row.terms), "end_of_term": {"return_window_days": 30}})
+        s.add(LeaseTermRow(application_id=row.application_id, dealer_id=DEALER, term_months=12,
+                           starts_on=row.starts_on, ends_on=row.ends_on, delivered_at=NOW, delivered_by="sales",
+                           delivered_by_label="sales", deduction=0))
+        s.add(PaymentRow(id=str(uuid.uuid4()), application_id=row.application_id, dealer_id=DEALER, kind="deposit",
+                         amount=2_000_000, status="succeeded", intent_id=f"pi_{uuid.uuid4().hex[:20]}",
+                         captured=2_000_000, refunded=0, created_at=NOW, updated_at=NOW))
+    eot = SqlEndOfTerm(db)
+    eot.choose(lease_id, "return", by="customer", terms={}, purchase_price=0, now=NOW)
+    eot.record_inspection(lease_id, Inspection(20_100, (), (), 0, 0, "", "staff", {}), NOW)
+    rows = instalments(db, lease_id)
+    assert next(i for i in rows if i.id == last.id).state == "paid"
+    posted = {k: (kind, d) for k, kind, d in keys(db, lease_id)}
+    assert posted[f"vat:{last.id}"] == ("vat_tax_point", TODAY)  # received before its due date
+    b = balances(db, lease_id)
+    assert b.get(PENDING, 0) == 0
+    assert -b[OUTPUT] == sum(vat(i.amount) for i in rows if i.kind == "rent")
+    assert differences(db, lease_id) == []
 
 
 def test_a_purchase_price_is_income_net_of_its_vat_when_it_is_charged(db: Database) -> None:
