@@ -6,10 +6,12 @@ an event dated in it is booked on the first day of the next open month with its 
 **Which month.** The months close in order: the next is the month after the last closed one (none closed yet: the month
 of the journal's first entry). It may close once it has ended on the business date (the close of business has
 finished its last day) and when nothing blocks it (:func:`check`): the trial balance at its last day balanced, the lease
-sub-ledger reconciling there (infra/books_reconcile.py ``lease_differences``), and its finance income posted (the
-``books.finance_income`` job of the month finished: its entries are dated the month's last day). The checks run when
-the close is asked for (what they found is kept with the request) and again when it is approved, in the approval's
-transaction: what was posted meanwhile counts.
+sub-ledger reconciling there (infra/books_reconcile.py ``lease_differences``), and its finance income posted: the
+month's recognition, were it run now, would post nothing (:func:`income_unposted`, by infra/finance_income.py's own
+functions: a job cancelled, failed for good or never deferred does not let a month close without its income), and no
+``books.finance_income`` job of the month is waiting, running or failed (it would post when it runs). The checks run
+when the close is asked for (what they found is kept with the request) and again when it is approved, in the
+approval's transaction: what was posted meanwhile counts.
 
 **Four eyes.** The approver is never the requester: refused here (:class:`OwnApproval`) and by the database (CHECK on
 both tables). The requester may withdraw a request still pending. Each step is an audit event (``books.close_*``) in
@@ -22,6 +24,7 @@ trigger books them in the next month)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import date
@@ -37,16 +40,26 @@ from books.reports import first_day
 from books.reports import last_day
 from books.reports import month_of
 from books.reports import next_month
+from books.vat import load_tax_policy
 from infra.books import last_closed_month
 from infra.books_reconcile import lease_differences
 from infra.db.engine import Database
 from infra.db.models import AuditEventRow
 from infra.db.models import JournalEntryRow
 from infra.db.models import JournalLineRow
+from infra.db.models import LeaseRow
 from infra.db.models import LedgerCloseRequestRow
 from infra.db.models import LedgerPeriodRow
 from infra.db.models import UserRow
+from infra.finance_income import BATCH as INCOME_BATCH
+from infra.finance_income import SETTLED_LEASE
 from infra.finance_income import TASK as INCOME_TASK
+from infra.finance_income import income_key
+from infra.finance_income import month_entry
+from infra.finance_income import prepaid
+from infra.finance_income import recognised
+from infra.finance_income import schedules
+from infra.servicing import any_of
 from infra.servicing import current_business_date
 
 PENDING, APPROVED, WITHDRAWN = "pending", "approved", "withdrawn"
@@ -58,8 +71,8 @@ INCOME_OPEN = ("todo", "doing", "failed")
 
 @dataclass(frozen=True)
 class Blocker:
-    """What stops a month's close: ``code`` (not_next, closed, not_ended, unbalanced, differences, income_pending,
-    empty) and its figures, for the page's wording."""
+    """What stops a month's close: ``code`` (not_next, closed, not_ended, unbalanced, differences, income_unposted,
+    income_pending, empty) and its figures, for the page's wording."""
 
     code: str
     detail: dict[str, Any] = field(default_factory=dict)
@@ -170,6 +183,10 @@ def check(session: Session, month: date, today: date) -> Check:
     found = lease_differences(session, on=end)
     if found:
         blockers.append(Blocker("differences", {"count": len(found)}))
+    if today > end:  # recognise_month refuses a month not ended: nothing to compare before
+        unposted = income_unposted(session, month)
+        if unposted.leases:
+            blockers.append(Blocker("income_unposted", {"leases": unposted.leases, "amount": unposted.amount}))
     jobs = session.execute(text(
         "SELECT status::text, count(*) FROM procrastinate_jobs WHERE task_name = :task AND args ->> 'month' = :month "
         "AND status::text = ANY(:open) GROUP BY status"),
@@ -179,6 +196,51 @@ def check(session: Session, month: date, today: date) -> Check:
     shown = tuple({"lease_id": d.lease_id, "account": d.account, "ledger": d.ledger, "schedule": d.schedule}
                   for d in found[:SHOWN_DIFFERENCES])
     return Check(month, today, int(debit), int(credit), len(found), shown, tuple(blockers))
+
+
+@dataclass(frozen=True)
+class Unposted:
+    """What the month's finance income recognition would still post if it ran now: the leases it would give an entry
+    and their fen."""
+
+    leases: int
+    amount: int
+
+
+def income_unposted(session: Session, month: date, lease_ids: Sequence[str] | None = None, *,
+                    batch: int = INCOME_BATCH) -> Unposted:
+    """What infra/finance_income.py ``recognise_month`` would post for ``month`` (its first day) if it ran now, by its
+    own functions (``schedules``, ``recognised``, ``prepaid``, ``month_entry``) on the leases it walks (commenced by the
+    month end, a settled one excepted) — of ``lease_ids`` only when given. A lease whose entry of the month is booked
+    already would get nothing (``income_key``: the job posts a key once) and its schedule is not read: when the month
+    is recognised, only the leases whose schedule was wholly recognised before are. Read-only, no lock (the job takes
+    the leases' income locks to post)."""
+    label, end = month_of(month), last_day(month)
+    policy = load_tax_policy()
+    leases = amount = 0
+    last = ""
+    while True:
+        query = select(LeaseRow.id).where(LeaseRow.starts_on <= end, LeaseRow.status != SETTLED_LEASE,
+                                          LeaseRow.id > last)
+        if lease_ids is not None:
+            query = query.where(LeaseRow.id == any_of(list(lease_ids)))
+        ids = list(session.scalars(query.order_by(LeaseRow.id).limit(batch)))
+        if not ids:
+            return Unposted(leases, amount)
+        last = ids[-1]
+        keys = {income_key(i, label): i for i in ids}
+        booked = set(session.scalars(select(JournalEntryRow.key).where(JournalEntryRow.key == any_of(list(keys)))))
+        open_ids = [i for key, i in keys.items() if key not in booked]
+        if not open_ids:
+            continue
+        found = list(session.scalars(select(LeaseRow).where(LeaseRow.id == any_of(open_ids))))
+        spreads, before, others = (schedules(session, found, policy), recognised(session, open_ids),
+                                   prepaid(session, open_ids))
+        for lease in found:
+            item, _difference = month_entry(lease, spreads[lease.id], label, before.get(lease.id, 0),
+                                            others.get(lease.id, ()))
+            if item is not None:
+                leases, amount = leases + 1, amount + item.total
 
 
 def _request(row: LedgerCloseRequestRow) -> CloseRequest:

@@ -48,7 +48,10 @@ from infra.db.models import AuditEventRow
 from infra.db.models import InstalmentRow
 from infra.db.models import JournalEntryRow
 from infra.db.models import LedgerPeriodRow
+from infra.finance_income import TASK as INCOME_TASK
+from infra.finance_income import defer_month
 from infra.finance_income import recognise_month
+from infra.jobs import JobQueue
 from infra.servicing import SqlServicing
 from infra.servicing import lease_plan
 from tests.common.xlsx import read_xlsx
@@ -407,6 +410,23 @@ def test_a_month_closes_on_two_ops_users_word_and_a_late_event_lands_in_the_next
         assert r.status_code == 409 and 'data-code="differences"' in r.text and books.leases["c"][:8] in r.text
         with books.db.session() as s:
             reverse(s, "books-close:stray", "books-close:stray:reversed", date(2026, 2, 16), "wrong lease", NOW)
+        # February's finance income is not posted (no job ran for it): refused, with the leases and the amount the
+        # month's recognition would still post — whatever the job's state: none, then waiting, then cancelled
+        unposted = _unposted(books, "2026-02")
+        assert unposted[0] == 3 and unposted[1] > 0
+        r = post_form(finance, f"{base}/books/close", month="2026-02")
+        assert r.status_code == 409 and 'data-code="income_unposted"' in r.text
+        assert f'data-leases="3" data-fen="{unposted[1]}"' in r.text
+        with books.db.session() as s:
+            defer_month(s, "2026-02")
+        r = post_form(finance, f"{base}/books/close", month="2026-02")
+        assert r.status_code == 409 and 'data-code="income_pending"' in r.text and "income_unposted" in r.text
+        queue = JobQueue(books.db)
+        assert [queue.cancel(job.id) for job in queue.jobs(states=("todo",)) if job.task == INCOME_TASK] == [True]
+        r = post_form(finance, f"{base}/books/close", month="2026-02")
+        assert r.status_code == 409 and 'data-code="income_unposted"' in r.text and "income_pending" not in r.text
+        assert recognise_month(books.db, "2026-02", NOW).posted == 3
+        assert _unposted(books, "2026-02") == (0, 0)
         r = post_form(finance, f"{base}/books/close", month="2026-02")
         assert r.status_code == 303, re.findall(r"<li data-code.*?</li>|<tr><th scope=\"row\">.*?</tr>", r.text, re.S)
         # a request is withdrawn by its requester only, then may be made again
@@ -421,6 +441,24 @@ def test_a_month_closes_on_two_ops_users_word_and_a_late_event_lands_in_the_next
         assert r.status_code == 303
         with books.db.session() as s:
             assert s.get(LedgerPeriodRow, date(2026, 2, 1)) is not None
+
+
+class _Undone(Exception):
+    pass
+
+
+def _unposted(books: Books, month: str) -> tuple[int, int]:
+    """What the month's finance-income job would post if it ran now (leases, fen): recognise_month itself, run in one
+    transaction then rolled back."""
+    found = None
+    try:
+        with books.db.transaction():
+            found = recognise_month(books.db, month, NOW)
+            raise _Undone
+    except _Undone:
+        pass
+    assert found is not None
+    return found.posted, found.amount
 
 
 def _owed(books: Books, lease_id: str) -> int:
@@ -461,16 +499,15 @@ def test_leaseline_books_close_month_asks_and_approves_on_two_users_word(books: 
         post(s, [entry(f"vat:{r.id}", "vat_due", r.due_on, [debit("Liabilities:Tax:VAT:Pending", tax_of(r.amount)),
                                                             credit(VAT_OUTPUT, tax_of(r.amount))],
                        lease_id=r.lease_id) for r in seconds], NOW)
-    from infra.finance_income import TASK
-    from infra.finance_income import defer_month
-    from infra.jobs import JobQueue
-
     with books.db.session() as s:  # March's finance income queued by the close of its last day, not run yet
         defer_month(s, "2026-03")
     code, said = run("2026-03", "--by", OPS)
     assert code == 2 and "income_pending" in said, said
     queue = JobQueue(books.db)
-    assert all(queue.cancel(job.id) for job in queue.jobs(states=("todo",)) if job.task == TASK)
+    assert all(queue.cancel(job.id) for job in queue.jobs(states=("todo",)) if job.task == INCOME_TASK)
+    code, said = run("2026-03", "--by", OPS)  # the job cancelled: March's income is still not posted
+    assert code == 2 and "income_unposted" in said and "income_pending" not in said, said
+    recognise_month(books.db, "2026-03", NOW)
     code, said = run("2026-03", "--by", OPS)
     assert code == 0 and "asked for" in said, said
     code, said = run("2026-03", "--approve", "--by", OPS)
