@@ -100,7 +100,8 @@ def vat_movements(session: Session, start: date, end: date) -> list[VatMovement]
     """Each entry's net output VAT (credit-positive) and input VAT (debit-positive) booked from ``start`` to ``end``,
     the output's rate identified from what the entry tells (books/reports.py ``identify_rate``): a rent's tax point
     (key ``vat:<instalment>``) by the rent's amount (the tax in it) or its interest (a sale-and-leaseback taxes the
-    interest only), an entry crediting income by that income (without the tax) and income and tax together. A line
+    interest only), an entry crediting income by that income (without the tax) and income and tax together — one
+    debiting them (a refund of a fee, a reversal) by their sizes, the same way. A line
     whose entry tells no base that gives its tax exactly (a settlement moving the replaced rents' pending VAT, a sum
     of taxes each rounded) takes the rate of the rule the tax policy (books/tax_policy.toml) puts in force for its
     lease's structure on the entry's date; one of no lease, or under no rule, stays not identified."""
@@ -114,7 +115,9 @@ def vat_movements(session: Session, start: date, end: date) -> list[VatMovement]
             continue
         gross = [int(amount)] if amount is not None else []
         gross += [int(interest)] if interest is not None else []
-        rate = identify_rate(abs(net), gross=[*gross, int(income) + abs(net)], net=[int(income)])
+        # a refund, a reversal: the tax and its income given back (debits), their sizes telling the rate as the
+        # charge's did
+        rate = identify_rate(abs(net), gross=[*gross, abs(int(income)) + abs(net)], net=[abs(int(income))])
         if rate is None and lease_id is not None:
             unknown.append((len(found), lease_id, value_date))
         found.append(VatMovement(month, account, rate, net))

@@ -36,10 +36,13 @@ from books.accounts import RECEIVABLE
 from books.entries import credit
 from books.entries import debit
 from books.entries import entry
+from books.lease import DIRECT
 from books.origination import UpfrontParts
 from books.origination import captured
 from books.origination import dealer_share_paid
+from books.origination import refunded
 from books.reports import VAT_OUTPUT
+from books.vat import load_tax_policy
 from infra.books import post
 from infra.books import reverse
 from infra.collections import SqlCollections
@@ -137,10 +140,21 @@ def books() -> Iterator[Books]:
                                                                                 credit(VAT_OUTPUT, 1_001)],
                            lease_id=leases["c"]),
                      entry("books-close:vat-loose", "vat_due", date(2026, 3, 3), [debit(BANK, 7),
-                                                                                  credit(VAT_OUTPUT, 7)])], NOW)
+                                                                                  credit(VAT_OUTPUT, 7)]),
+                     # a fee of 113.00 captured with its VAT (13.00 at 13%) and refunded the next day: the refund
+                     # gives the tax back at the fee's rate, never as a rate not identified
+                     *_fee_refunded(dealers["pudong"])], NOW)
         with LiveServer(app) as server:
             yield Books(server, leases, dealers)
         db.dispose()
+
+
+def _fee_refunded(dealer_id: str) -> list[Any]:
+    fee, parts = 11_300, UpfrontParts(down_payment=0, fees=11_300)
+    rule, payment = load_tax_policy().rule(DIRECT, date(2026, 3, 2)), str(uuid.uuid4())
+    return [captured(payment, "upfront", fee, date(2026, 3, 2), parts=parts, dealer_id=dealer_id, rule=rule),
+            refunded(f"refund:{payment}", "upfront", fee, date(2026, 3, 3), parts=parts, dealer_id=dealer_id,
+                     rule=rule)]
 
 
 def tax_of(amount: int) -> int:
