@@ -36,6 +36,7 @@ def http_message(status: int) -> str:
         409: _("That action is not possible in the current state."),
         405: _("That action is not available here."),
         413: _("That upload is too large."),
+        422: _("Please check what you entered: a value cannot be used as it is."),
         429: _("Too many attempts. Please wait a moment and try again."),
     }
     return messages.get(status, _("Something went wrong on our side. Please try again."))

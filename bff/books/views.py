@@ -34,6 +34,7 @@ from bff.books.tables import Money
 from bff.books.tables import Table
 from bff.books.tables import to_csv
 from bff.books.tables import to_xlsx
+from bff.errors import http_message
 from bff.payments.common import utc_now
 from bff.services import services
 from books.chart import load_chart
@@ -89,6 +90,25 @@ def _today(session: Session) -> date:
     return current_business_date(session)
 
 
+class BadInput(Exception):
+    """A value a books page or form cannot use: answered 422 with a page naming ``field`` (:func:`_bad_input`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+@bp.errorhandler(BadInput)
+def _bad_input(exc: BadInput) -> Any:
+    """The refusal as the other blueprints' field errors (error.html with the field's error listed), leading back to
+    the report as it opens (a form's: to the month close)."""
+    back = url_for(request.endpoint or "books.index", **(request.view_args or {})) if request.method == "GET" \
+        else url_for("books.index")
+    return render_template("error.html", status=422, message=http_message(422),
+                           errors=[f"{exc.field}: {exc.message}"], back=back,
+                           back_label=_("Back to the books")), 422
+
+
 def _day_arg(name: str, default: date) -> date:
     value = request.args.get(name, "").strip()
     if not value:
@@ -96,17 +116,30 @@ def _day_arg(name: str, default: date) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        abort(422)
+        raise BadInput(name, _("give a day as YYYY-MM-DD.")) from None
+
+
+def _month(name: str, value: str) -> date:
+    """``value`` (YYYY-MM) as its first day: :class:`BadInput` naming ``name`` when it is no month."""
+    try:
+        return first_day(value)
+    except ValueError:
+        raise BadInput(name, _("give a month as YYYY-MM.")) from None
 
 
 def _month_arg(name: str, default: str) -> str:
     value = request.args.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        return month_of(first_day(value))
-    except ValueError:
-        abort(422)
+    return month_of(_month(name, value)) if value else default
+
+
+def _months(start: str, end: str) -> tuple[str, ...]:
+    """The months ``start`` to ``end`` of a report (:class:`BadInput` when none or more than :data:`MAX_MONTHS`)."""
+    months = months_between(start, end)
+    if not months:
+        raise BadInput("from", _("the first month comes after the last (to %(end)s).", end=end))
+    if len(months) > MAX_MONTHS:
+        raise BadInput("from", _("a report shows at most %(count)s months at once.", count=MAX_MONTHS))
+    return months
 
 
 def _names(account: Any) -> str:
@@ -129,7 +162,7 @@ def _answer(template: str, tables: list[Table], name: str, heading: list[str], *
         response = Response(to_xlsx(tables, heading),
                             mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     elif fmt:
-        abort(422)
+        raise BadInput("format", _("choose csv or xlsx."))
     else:
         return render_template(template, tables=tables, heading=heading, formats=FORMATS, **context)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
@@ -149,12 +182,9 @@ def _overview(status: int = 200, error: str = "", refused: Any = None, notice: s
                            month_of=month_of), status
 
 
-def _close(period: str) -> Any:
-    """The month ``period`` names (422 when it names none)."""
-    try:
-        return first_day(period)
-    except ValueError:
-        abort(422)
+def _close(period: str) -> date:
+    """The month ``period`` names (:class:`BadInput`, 422, when it names none)."""
+    return _month("month", period)
 
 
 @bp.post("/books/close")
@@ -253,9 +283,7 @@ def income_page() -> Any:
         today = _today(session)
         end = _month_arg("to", month_of(today))
         start = _month_arg("from", month_of(first_day(end).replace(month=1)))
-        months = months_between(start, end)
-        if not months or len(months) > MAX_MONTHS:
-            abort(422)
+        months = _months(start, end)
         movements = reads.monthly_movements(session, first_day(start), last_day(first_day(end)))
     statement = income_statement(load_chart(), movements, months)
     columns = [_("Account code"), _("Account"), _("Account name"), *months, _("Total")]
@@ -309,9 +337,7 @@ def vat_page() -> Any:
         today = _today(session)
         end = _month_arg("to", month_of(today))
         start = _month_arg("from", month_of(first_day(end).replace(month=1)))
-        months = months_between(start, end)
-        if not months or len(months) > MAX_MONTHS:
-            abort(422)
+        months = _months(start, end)
         summary = vat_summary(reads.vat_movements(session, first_day(start), last_day(first_day(end))), months)
     by_month = Table(_("VAT by month"), [_("Month"), _("Output VAT"), _("Input VAT"), _("Payable")],
                      [[m.month, Money(m.output), Money(m.input), Money(m.payable)] for m in summary.months]

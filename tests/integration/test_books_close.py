@@ -343,6 +343,37 @@ def test_a_dealer_admin_sees_their_own_statement_only(books: Books) -> None:
         assert sales.get(f"{base}/books/dealers/{pudong}/statement", timeout=TIMEOUT).status_code == 403
 
 
+def refused_fields(r: requests.Response) -> list[str]:
+    """The field errors listed on a refusal page (error.html's ``ul.errors``), tags stripped."""
+    found = re.search(r'<ul class="errors">(.*?)</ul>', r.text, re.S)
+    return [re.sub(r"<[^>]+>", "", li).strip() for li in re.findall(r"<li>(.*?)</li>", found.group(1), re.S)] \
+        if found else []
+
+
+def test_a_value_the_books_cannot_use_is_refused_naming_its_field(books: Books) -> None:
+    """Each value a books page or form cannot use answers 422 with a page naming the field and what it takes (never
+    the generic fault message), and leads back to the page as it opens."""
+    base, pudong = books.url, books.dealers["pudong"]
+    generic = "Something went wrong on our side"
+    with sign_in(base, OPS) as ops:
+        for path, field in (("/books/trial-balance?date=31-01-2026", "date"), ("/books/ageing?date=x", "date"),
+                            ("/books/dealers?date=2026-02-30", "date"), ("/books/income?to=2026-13", "to"),
+                            ("/books/vat?from=26-01", "from"), ("/books/income?from=2026-05&to=2026-01", "from"),
+                            ("/books/vat?from=2020-01&to=2026-01", "from"),
+                            ("/books/trial-balance?format=pdf", "format"),
+                            (f"/books/dealers/{pudong}/statement?month=March", "month")):
+            r = ops.get(f"{base}{path}&lang=en", timeout=TIMEOUT)
+            assert r.status_code == 422, (path, r.status_code)
+            assert generic not in r.text and "Please check" in r.text, (path, r.text[:500])
+            errors = refused_fields(r)
+            assert len(errors) == 1 and errors[0].startswith(f"{field}:"), (path, errors)
+            assert 'href="/books/' in r.text  # the way back to the report
+        r = post_form(ops, f"{base}/books/close?lang=en", month="January")
+        assert r.status_code == 422 and refused_fields(r)[0].startswith("month:"), r.text[:500]
+        r = post_form(ops, f"{base}/books/months/2026-1/approve?lang=en", request_id="1")
+        assert r.status_code == 422 and refused_fields(r)[0].startswith("month:"), r.text[:500]
+
+
 # -- the month close --------------------------------------------------------------------------------------------------
 def post_form(session: requests.Session, url: str, **data: str) -> requests.Response:
     token = csrf(session, url.rsplit("/books", 1)[0] + "/books")
