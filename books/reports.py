@@ -39,17 +39,31 @@ INCOME, EXPENSES = "Income:", "Expenses:"
 
 
 # -- months -----------------------------------------------------------------------------------------------------------
+#: the years the books' dates are taken from (a report's day, a month to close): far beyond any lease, and within them
+#: a month's next month and last day can always be computed (9999-12's next would be year 10000: no ``date``)
+FIRST_YEAR, LAST_YEAR = 2000, 2999
+
+
+def in_books_years(day: date) -> bool:
+    """Whether ``day`` falls in :data:`FIRST_YEAR` to :data:`LAST_YEAR`."""
+    return FIRST_YEAR <= day.year <= LAST_YEAR
+
+
 def month_of(day: date) -> str:
     """``day``'s month as ``YYYY-MM``."""
     return f"{day.year:04d}-{day.month:02d}"
 
 
 def first_day(month: str) -> date:
-    """The first day of ``YYYY-MM`` (ValueError when it is not a month)."""
+    """The first day of ``YYYY-MM`` (ValueError when it is not a month, ASCII digits, of :data:`FIRST_YEAR` to
+    :data:`LAST_YEAR`)."""
     year, _, number = month.partition("-")
-    if len(year) != 4 or len(number) != 2 or not (year + number).isdigit():
+    if len(year) != 4 or len(number) != 2 or not (year + number).isascii() or not (year + number).isdigit():
         raise ValueError(f"{month!r} is not a month (YYYY-MM)")
-    return date(int(year), int(number), 1)
+    first = date(int(year), int(number), 1)
+    if not in_books_years(first):
+        raise ValueError(f"{month!r} is not a month of {FIRST_YEAR} to {LAST_YEAR}")
+    return first
 
 
 def next_month(first: date) -> date:

@@ -39,10 +39,13 @@ from bff.payments.common import utc_now
 from bff.services import services
 from books.chart import load_chart
 from books.reports import BUCKETS
+from books.reports import FIRST_YEAR
+from books.reports import LAST_YEAR
 from books.reports import MOVE_KINDS
 from books.reports import ageing
 from books.reports import dealer_statement
 from books.reports import first_day
+from books.reports import in_books_years
 from books.reports import income_statement
 from books.reports import last_day
 from books.reports import month_of
@@ -114,9 +117,13 @@ def _day_arg(name: str, default: date) -> date:
     if not value:
         return default
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
-        raise BadInput(name, _("give a day as YYYY-MM-DD.")) from None
+        day = None
+    if day is None or not in_books_years(day):
+        raise BadInput(name, _("give a day as YYYY-MM-DD, from %(first)s-01-01 to %(last)s-12-31.", first=FIRST_YEAR,
+                               last=LAST_YEAR))
+    return day
 
 
 def _month(name: str, value: str) -> date:
@@ -124,7 +131,8 @@ def _month(name: str, value: str) -> date:
     try:
         return first_day(value)
     except ValueError:
-        raise BadInput(name, _("give a month as YYYY-MM.")) from None
+        raise BadInput(name, _("give a month as YYYY-MM, from %(first)s-01 to %(last)s-12.", first=FIRST_YEAR,
+                               last=LAST_YEAR)) from None
 
 
 def _month_arg(name: str, default: str) -> str:
@@ -208,9 +216,15 @@ def _client() -> tuple[str, str]:
     return c.ip, c.user_agent
 
 
+#: a request id's longest text: a bigint holds any 18 digits
+REQUEST_ID_DIGITS = 18
+
+
 def _request_id() -> int | None:
+    """The form's ``request_id``: ASCII digits, at most :data:`REQUEST_ID_DIGITS` (None otherwise: not named)."""
     value = request.form.get("request_id", "").strip()
-    return int(value) if value.isdigit() else None
+    ok = value.isascii() and value.isdigit() and len(value) <= REQUEST_ID_DIGITS
+    return int(value) if ok else None
 
 
 @bp.post("/books/months/<period>/approve")

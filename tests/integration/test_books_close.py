@@ -361,7 +361,12 @@ def test_a_value_the_books_cannot_use_is_refused_naming_its_field(books: Books) 
                             ("/books/vat?from=26-01", "from"), ("/books/income?from=2026-05&to=2026-01", "from"),
                             ("/books/vat?from=2020-01&to=2026-01", "from"),
                             ("/books/trial-balance?format=pdf", "format"),
-                            (f"/books/dealers/{pudong}/statement?month=March", "month")):
+                            (f"/books/dealers/{pudong}/statement?month=March", "month"),
+                            # years the books do not hold (9999-12's next month would be year 10000)
+                            ("/books/income?to=9999-12", "to"), ("/books/vat?from=1999-12&to=2000-01", "from"),
+                            ("/books/trial-balance?date=9999-12-31", "date"), ("/books/ageing?date=0001-01-01", "date"),
+                            ("/books/dealers?date=3000-01-01", "date"),
+                            (f"/books/dealers/{pudong}/statement?month=9999-12", "month")):
             r = ops.get(f"{base}{path}&lang=en", timeout=TIMEOUT)
             assert r.status_code == 422, (path, r.status_code)
             assert generic not in r.text and "Please check" in r.text, (path, r.text[:500])
@@ -371,6 +376,17 @@ def test_a_value_the_books_cannot_use_is_refused_naming_its_field(books: Books) 
         r = post_form(ops, f"{base}/books/close?lang=en", month="January")
         assert r.status_code == 422 and refused_fields(r)[0].startswith("month:"), r.text[:500]
         r = post_form(ops, f"{base}/books/months/2026-1/approve?lang=en", request_id="1")
+        assert r.status_code == 422 and refused_fields(r)[0].startswith("month:"), r.text[:500]
+        for path in ("/books/close", "/books/months/9999-12/approve", "/books/months/9999-12/withdraw"):
+            r = post_form(ops, f"{base}{path}?lang=en", month="9999-12", request_id="1")
+            assert r.status_code == 422 and refused_fields(r)[0].startswith("month:"), (path, r.text[:500])
+        # a request id of digits other than ASCII's, or too long for the database's bigint: not named
+        for request_id in ("²", "٣", "9" * 20, "1" * 19, "-1", "1e3"):
+            for action in ("approve", "withdraw"):
+                r = post_form(ops, f"{base}/books/months/2026-01/{action}?lang=en", request_id=request_id)
+                assert r.status_code == 422 and "is not named" in r.text, (action, request_id, r.status_code)
+    with sign_in(base, ADMIN_PUDONG) as admin:
+        r = admin.get(f"{base}/books/dealers/{pudong}/statement?month=9999-12&lang=en", timeout=TIMEOUT)
         assert r.status_code == 422 and refused_fields(r)[0].startswith("month:"), r.text[:500]
 
 

@@ -25,6 +25,7 @@ from books.reports import bucket_of
 from books.reports import dealer_statement
 from books.reports import first_day
 from books.reports import identify_rate
+from books.reports import in_books_years
 from books.reports import income_statement
 from books.reports import last_day
 from books.reports import month_of
@@ -50,7 +51,11 @@ def test_months() -> None:
     assert last_day(date(2028, 2, 1)) == date(2028, 2, 29) and last_day(date(2026, 12, 1)) == date(2026, 12, 31)
     assert months_between("2025-11", "2026-02") == ("2025-11", "2025-12", "2026-01", "2026-02")
     assert months_between("2026-03", "2026-02") == ()
-    for bad in ("2026-2", "2026/02", "26-02", "2026-13"):
+    assert first_day("2000-01") == date(2000, 1, 1) and last_day(first_day("2999-12")) == date(2999, 12, 31)
+    assert in_books_years(date(2000, 1, 1)) and in_books_years(date(2999, 12, 31))
+    assert not in_books_years(date(1999, 12, 31)) and not in_books_years(date(3000, 1, 1))
+    # the years the books hold: 9999-12's next month (year 10000) could not even be computed
+    for bad in ("2026-2", "2026/02", "26-02", "2026-13", "9999-12", "1999-12", "3000-01", "0000-01", "２０２６-01"):
         try:
             first_day(bad)
         except ValueError:
