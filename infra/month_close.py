@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from books.reports import first_day
@@ -63,6 +64,9 @@ from infra.servicing import any_of
 from infra.servicing import current_business_date
 
 PENDING, APPROVED, WITHDRAWN = "pending", "approved", "withdrawn"
+#: the advisory lock a request takes on its month (with the month: ``close_request:YYYY-MM``), and the unique index of
+#: a month's pending request (migration 0034)
+REQUEST_LOCK, PENDING_INDEX = "close_request", "uq_ledger_close_requests_pending"
 #: differences listed in a check (the count is always whole)
 SHOWN_DIFFERENCES = 20
 #: the finance-income job's states in which the month's income is not (all) posted yet
@@ -144,6 +148,11 @@ class CloseRefused(Exception):
     def __init__(self, code: str, message: str, check: Check | None = None) -> None:
         super().__init__(message)
         self.code, self.check = code, check
+
+
+def _pending(month: date, who: str) -> CloseRefused:
+    return CloseRefused("pending", f"the close of {month_of(month)} was asked for already, by {who}: it waits for "
+                                   "another user's approval")
 
 
 class OwnApproval(CloseRefused):
@@ -283,24 +292,34 @@ class MonthClose:
     def request(self, month: date, *, actor_id: str, actor_label: str, now: datetime,
                 client: tuple[str, str] = ("", "")) -> CloseRequest:
         """Ask for ``month``'s close (its first day) as ``actor_id``: refused (:class:`CloseRefused`) while a request
-        for it waits already or while its checks find a blocker (the refusal is audited with what blocked)."""
-        with self.db.transaction() as session:
-            waiting = session.scalars(select(LedgerCloseRequestRow).where(
-                LedgerCloseRequestRow.month == month, LedgerCloseRequestRow.status == PENDING)).first()
-            if waiting is not None:
-                raise CloseRefused("pending", f"the close of {month_of(month)} was asked for already, by "
-                                              f"{waiting.requested_by_label}: it waits for another user's approval")
-            found = check(session, month, current_business_date(session))
-            if not found.ok:
-                raise CloseRefused("blocked", f"{month_of(month)} cannot close yet", found)
-            row = LedgerCloseRequestRow(month=month, status=PENDING, requested_by=actor_id,
-                                        requested_by_label=actor_label[:254], requested_at=now,
-                                        checks=json.dumps(found.as_dict(), ensure_ascii=False))
-            session.add(row)
-            session.flush()
-            _audit(session, "books.close_requested", "success", actor_id, actor_label, month,
-                   {"request": row.id, **found.as_dict()}, client, now)
-            return _request(row)
+        for it waits already (``pending``) or while its checks find a blocker (``blocked``). Two at once: the month's
+        advisory lock makes the second wait for the first and find its request (and should a pending row come from
+        elsewhere, its unique index's refusal is ``pending`` too, never an error)."""
+        try:
+            with self.db.transaction() as session:
+                # two requests at once: the second waits here, then sees the first's (committed) pending request
+                session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                                {"key": f"{REQUEST_LOCK}:{month_of(month)}"})
+                waiting = session.scalars(select(LedgerCloseRequestRow).where(
+                    LedgerCloseRequestRow.month == month, LedgerCloseRequestRow.status == PENDING)).first()
+                if waiting is not None:
+                    raise _pending(month, waiting.requested_by_label)
+                found = check(session, month, current_business_date(session))
+                if not found.ok:
+                    raise CloseRefused("blocked", f"{month_of(month)} cannot close yet", found)
+                row = LedgerCloseRequestRow(month=month, status=PENDING, requested_by=actor_id,
+                                            requested_by_label=actor_label[:254], requested_at=now,
+                                            checks=json.dumps(found.as_dict(), ensure_ascii=False))
+                session.add(row)
+                session.flush()
+                _audit(session, "books.close_requested", "success", actor_id, actor_label, month,
+                       {"request": row.id, **found.as_dict()}, client, now)
+                return _request(row)
+        except IntegrityError as exc:
+            # a pending request written without the lock (another program, by hand) won the month's unique index
+            if PENDING_INDEX not in str(exc.orig):
+                raise
+            raise _pending(month, "another user") from None
 
     def approve(self, month: date, request_id: int, *, actor_id: str, actor_label: str, now: datetime,
                 client: tuple[str, str] = ("", "")) -> CloseRequest:

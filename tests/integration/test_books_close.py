@@ -537,6 +537,16 @@ def late_amount(books: Books, entry_id: int) -> int:
             JournalLineRow.entry_id == entry_id, JournalLineRow.account == DEALERS)))
 
 
+def tax_points(books: Books, number: int) -> None:
+    """Post the tax points of the leases' rent ``number`` as the close of business would (these tests run none)."""
+    with books.db.session() as s:
+        rents = list(s.scalars(select(InstalmentRow).where(
+            InstalmentRow.lease_id.in_(list(books.leases.values())), InstalmentRow.number == number)))
+        post(s, [entry(f"vat:{r.id}", "vat_due", r.due_on, [debit("Liabilities:Tax:VAT:Pending", tax_of(r.amount)),
+                                                            credit(VAT_OUTPUT, tax_of(r.amount))],
+                       lease_id=r.lease_id) for r in rents], NOW)
+
+
 def test_leaseline_books_close_month_asks_and_approves_on_two_users_word(books: Books) -> None:
     """The same close from a terminal: March (closable once the business date is in April, its rents' tax points
     booked) asked for by one ops user, refused to the same one's approval, approved by another."""
@@ -554,12 +564,7 @@ def test_leaseline_books_close_month_asks_and_approves_on_two_users_word(books: 
     assert code == 0 and "next to close 2026-03: not_ended" in said, said
     assert run("2026-03", "--by", OPS)[0] == 2  # March has not ended on 5 March
     SqlServicing(books.db).start_business_date(date(2026, 4, 2), NOW)
-    with books.db.session() as s:
-        seconds = list(s.scalars(select(InstalmentRow).where(
-            InstalmentRow.lease_id.in_(list(books.leases.values())), InstalmentRow.number == 2)))
-        post(s, [entry(f"vat:{r.id}", "vat_due", r.due_on, [debit("Liabilities:Tax:VAT:Pending", tax_of(r.amount)),
-                                                            credit(VAT_OUTPUT, tax_of(r.amount))],
-                       lease_id=r.lease_id) for r in seconds], NOW)
+    tax_points(books, 2)
     with books.db.session() as s:  # March's finance income queued by the close of its last day, not run yet
         defer_month(s, "2026-03")
     code, said = run("2026-03", "--by", OPS)
@@ -579,6 +584,69 @@ def test_leaseline_books_close_month_asks_and_approves_on_two_users_word(books: 
     with books.db.session() as s:
         period = s.get(LedgerPeriodRow, date(2026, 3, 1))
         assert period is not None and period.closed_by != period.approved_by
+
+
+def test_two_close_requests_at_once_one_is_made_the_other_refused_as_pending(books: Books) -> None:
+    """April made closable (the business date in May, its rents' tax points and its income posted); two requests for
+    its close at once: one is made, the other refused as pending (never a 500 from the unique index of the pending
+    requests) — also when the other's row was written by a transaction the first could not see yet."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    from infra.month_close import CloseRefused
+    from infra.month_close import MonthClose
+
+    SqlServicing(books.db).start_business_date(date(2026, 5, 2), NOW)
+    tax_points(books, 3)
+    recognise_month(books.db, "2026-04", NOW)
+    april = date(2026, 4, 1)
+
+    def ask(who: str, out: list[object], barrier: threading.Barrier | None = None) -> None:
+        if barrier is not None:
+            barrier.wait()
+        try:
+            out.append(MonthClose(books.db).request(april, actor_id=who, actor_label=who, now=NOW))
+        except CloseRefused as exc:
+            out.append(exc.code)
+        except Exception as exc:  # noqa: BLE001 — what the test must never see, reported as the failure
+            out.append(f"{type(exc).__name__}: {exc}")
+
+    # another transaction's pending request, not committed yet when the request reaches its insert
+    with books.db.engine.connect() as other:
+        with other.begin():
+            other.execute(text(
+                "INSERT INTO ledger_close_requests (month, status, requested_by, requested_by_label, requested_at, "
+                "checks) VALUES (:month, 'pending', 'other', 'other', now(), '{}')"), {"month": april})
+            results: list[object] = []
+            thread = threading.Thread(target=ask, args=("u1", results))
+            thread.start()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and thread.is_alive():
+                with books.db.session() as s:
+                    if s.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+                                     "query LIKE 'INSERT INTO ledger_close_requests%'")):
+                        break
+                time.sleep(0.05)
+            assert thread.is_alive(), results  # it waits on the other's row
+        thread.join(20)
+    assert results == ["pending"], results
+    with books.db.session() as s:
+        rid = s.scalar(text("SELECT id FROM ledger_close_requests WHERE requested_by = 'other' AND status = 'pending'"))
+    MonthClose(books.db).withdraw(april, rid, actor_id="other", actor_label="other", now=NOW)
+
+    for _attempt in range(5):  # two at once, released together
+        results = []
+        barrier = threading.Barrier(2)
+        threads = [threading.Thread(target=ask, args=(who, results, barrier)) for who in ("u1", "u2")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        made = [r for r in results if not isinstance(r, str)]
+        assert len(made) == 1 and [r for r in results if isinstance(r, str)] == ["pending"], results
+        MonthClose(books.db).withdraw(april, made[0].id, actor_id=made[0].requested_by, actor_label="x", now=NOW)
 
 
 # -- the migration ----------------------------------------------------------------------------------------------------
