@@ -37,7 +37,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from books.reports import first_day
 from books.reports import last_day
 from books.reports import month_of
 from books.reports import next_month
@@ -376,7 +375,3 @@ class MonthClose:
                    client, now)
             return _request(row)
 
-
-def parse_month(value: str) -> date:
-    """``YYYY-MM`` as its first day (ValueError otherwise)."""
-    return first_day(value.strip())

@@ -226,61 +226,40 @@ def books_fund_dealer(lease: str | None, amount: str | None, paid_on: str | None
 
 
 @books_group.command("close-month")
-@click.argument("month", required=False)
-@click.option("--by", "by", default=None, help="The ops user (e-mail) who asks for the close, or approves it.")
-@click.option("--approve", is_flag=True, help="Approve the month's pending request (another ops user than its "
-                                              "requester: four eyes).")
-def books_close_month(month: str | None, by: str | None, approve: bool) -> None:
-    """The month close with four eyes (infra/month_close.py): without MONTH, where the books' periods stand (the next
-    month to close and what blocks it, the requests waiting); MONTH (YYYY-MM) --by EMAIL asks for its close;
-    --approve --by EMAIL (another ops user) approves the pending request and locks the month."""
-    from bff.payments.common import utc_now
-    from infra.accounts import SqlAccounts
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def books_close_month(as_json: bool) -> None:
+    """Where the books' periods stand (infra/month_close.py): the business date, the last closed month, the next
+    month to close and what blocks it (its checks run now), the requests waiting for approval. Asking for a close and
+    approving it happen on the ops desk (/books), signed in: four eyes are two users who proved who they are, which a
+    terminal cannot tell."""
+    from books.reports import month_of
     from infra.db import Database
-    from infra.month_close import CloseRefused
     from infra.month_close import MonthClose
-    from infra.month_close import parse_month
+
+    def month(day: date | None) -> str | None:
+        return month_of(day) if day is not None else None
 
     database = Database(_settings().database_url)
     try:
         with _database_errors():
-            close = MonthClose(database)
-            if month is None:
-                o = close.overview()
-                click.echo(f"business date {o.today.isoformat()}; last closed "
-                           f"{o.last_closed.strftime('%Y-%m') if o.last_closed else 'none'}")
-                if o.next_month is not None and o.check is not None:
-                    blocked = ", ".join(b.code for b in o.check.blockers) or "nothing blocks it"
-                    click.echo(f"next to close {o.next_month.strftime('%Y-%m')}: {blocked}")
-                for r in o.pending:
-                    click.echo(f"  waiting: {r.month.strftime('%Y-%m')} asked by {r.requested_by_label} (#{r.id})")
-                return
-            try:
-                first = parse_month(month)
-            except ValueError:
-                raise Fail(f"MONTH: {month!r} is not a month (YYYY-MM)") from None
-            found = SqlAccounts(database).by_email(by or "") if by else None
-            if found is None or found[0].role != "ops_admin" or not found[0].active:
-                raise Fail("--by: give the e-mail of an active ops user (ops_admin)")
-            user = found[0]
-            try:
-                if approve:
-                    waiting = [r for r in close.overview().pending if r.month == first]
-                    if not waiting:
-                        raise Fail(f"no request to close {month} waits for approval")
-                    done = close.approve(first, waiting[0].id, actor_id=user.id, actor_label=user.email,
-                                         now=utc_now(), client=("", "leaseline books close-month"))
-                    click.echo(f"{month} closed: asked by {done.requested_by_label}, approved by {user.email}")
-                else:
-                    made = close.request(first, actor_id=user.id, actor_label=user.email, now=utc_now(),
-                                         client=("", "leaseline books close-month"))
-                    click.echo(f"close of {month} asked for (#{made.id}): another ops user approves it "
-                               f"(leaseline books close-month {month} --approve --by EMAIL)")
-            except CloseRefused as exc:
-                blockers = ", ".join(b.code for b in exc.check.blockers) if exc.check else ""
-                raise Fail(f"{exc}{': ' + blockers if blockers else ''}") from None
+            o = MonthClose(database).overview()
     finally:
         database.dispose()
+    blockers = [{"code": b.code, **b.detail} for b in o.check.blockers] if o.check is not None else []
+    pending = [{"id": r.id, "month": month(r.month), "requested_by": r.requested_by_label,
+                "requested_at": r.requested_at.isoformat()} for r in o.pending]
+    if as_json:
+        click.echo(json.dumps({"business_date": o.today.isoformat(), "last_closed": month(o.last_closed),
+                               "next": {"month": month(o.next_month), "blockers": blockers}, "pending": pending},
+                              ensure_ascii=False))
+        return
+    click.echo(f"business date {o.today.isoformat()}; last closed {month(o.last_closed) or 'none'}")
+    if o.next_month is not None:
+        said = ", ".join(b["code"] for b in blockers) or "nothing blocks it"
+        click.echo(f"next to close {month(o.next_month)}: {said}")
+    for r in pending:
+        click.echo(f"  waiting: {r['month']} asked by {r['requested_by']} (#{r['id']})")
+    click.echo("asking for a close and approving it (another ops user) happen signed in on the ops desk: /books")
 
 
 @books_group.command("vat-catchup")
