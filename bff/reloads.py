@@ -82,6 +82,7 @@ PAGES = {
     "end_of_term.refinance_again": "end_of_term.page",  # the refinance's new application (bff/servicing/refinance.py)
     "invoices.correct": "lease_page.lease", "invoices.retry": "lease_page.lease",  # a lease's invoices (ops)
     "books.request_close": "books.index", "books.approve": "books.index", "books.withdraw": "books.index",
+    "books.check_now": "books.index",
 }
 #: machines' URLs: a GET there is a client's mistake, answered 405 (problem+json under /api)
 MACHINES = ("/api/", "/webhooks/")

@@ -9,17 +9,24 @@ finished its last day) and when nothing blocks it (:func:`check`): the trial bal
 sub-ledger reconciling there (infra/books_reconcile.py ``lease_differences``), and its finance income posted: the
 month's recognition, were it run now, would post nothing (:func:`income_unposted`, by infra/finance_income.py's own
 functions: a job cancelled, failed for good or never deferred does not let a month close without its income), and no
-``books.finance_income`` job of the month is waiting, running or failed (it would post when it runs). The checks run
-when the close is asked for (what they found is kept with the request) and again when it is approved, in the
-approval's transaction: what was posted meanwhile counts.
+``books.finance_income`` job of the month is waiting, running or failed (it would post when it runs).
+
+**When the checks run.** They read the whole portfolio (seconds at 10,000 leases), so never on a page's GET: when ops
+ask for them (:meth:`MonthClose.check_now`, audited ``books.close_checked`` with what they found), when the close is
+asked for (what they found is kept with the request) and when it is approved. The page shows the newest of those, with
+its time and who ran it (:meth:`MonthClose.overview`).
 
 **Four eyes.** The approver is never the requester: refused here (:class:`OwnApproval`) and by the database (CHECK on
 both tables). The requester may withdraw a request still pending. Each step is an audit event (``books.close_*``) in
 the step's own transaction; an approval refused to its requester is audited too (``denied``).
 
-**No posting slips in.** The approval takes SHARE on ``journal_entries`` first: it waits for the postings in flight to
-commit (their entries then count in its checks) and the postings after it wait for the close to commit (then the
-trigger books them in the next month)."""
+**No posting slips in, and none waits for the checks.** The approval reads where the journal stands (its
+:func:`watermark`, the last entry's id, under a SHARE lock on ``journal_entries`` held only for that read: it waits for
+the postings in flight, so every entry up to the watermark is committed), runs the checks without a lock, then takes
+SHARE on ``journal_entries`` for its own transaction and checks again only what was posted since the watermark
+(:func:`recheck`: the trial balance by the entries after it, the lease sub-ledger and the finance income of the leases
+they touch, the jobs): postings in flight commit first and count; postings after it wait for the close to commit
+(then the trigger books them in the next month)."""
 
 from __future__ import annotations
 
@@ -37,11 +44,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from books.reports import first_day
 from books.reports import last_day
 from books.reports import month_of
 from books.reports import next_month
 from books.vat import load_tax_policy
 from infra.books import last_closed_month
+from infra.books_reconcile import LeaseDifference
 from infra.books_reconcile import lease_differences
 from infra.db.engine import Database
 from infra.db.models import AuditEventRow
@@ -66,6 +75,10 @@ PENDING, APPROVED, WITHDRAWN = "pending", "approved", "withdrawn"
 #: the advisory lock a request takes on its month (with the month: ``close_request:YYYY-MM``), and the unique index of
 #: a month's pending request (migration 0034)
 REQUEST_LOCK, PENDING_INDEX = "close_request", "uq_ledger_close_requests_pending"
+#: the audit action of checks run (by ops, or refusing a request or an approval): the page's newest checks
+CHECKED = "books.close_checked"
+#: what the approval takes to read its watermark, and for its own transaction
+LOCK_JOURNAL = "LOCK TABLE journal_entries IN SHARE MODE"
 #: differences listed in a check (the count is always whole)
 SHOWN_DIFFERENCES = 20
 #: the finance-income job's states in which the month's income is not (all) posted yet
@@ -105,6 +118,13 @@ class Check:
                 "difference_count": self.difference_count, "differences": list(self.differences),
                 "blockers": [{"code": b.code, **b.detail} for b in self.blockers]}
 
+    @classmethod
+    def from_dict(cls, found: dict[str, Any]) -> Check:
+        """A check as :meth:`as_dict` kept it (with a request, in an audit event)."""
+        return cls(first_day(found["month"]), date.fromisoformat(found["business_date"]), int(found["total_debit"]),
+                   int(found["total_credit"]), int(found["difference_count"]), tuple(found["differences"]),
+                   tuple(Blocker(b["code"], {k: v for k, v in b.items() if k != "code"}) for b in found["blockers"]))
+
 
 @dataclass(frozen=True)
 class CloseRequest:
@@ -131,7 +151,8 @@ class ClosedMonth:
 @dataclass(frozen=True)
 class Overview:
     """The books' periods as ops see them: the business date, the last closed month, the next month to close and its
-    checks, the requests waiting for approval, the months closed (newest first)."""
+    checks — the newest run (by ops, or with a request: ``checked_at``, ``checked_by``), or None when none was run
+    for it —, the requests waiting for approval, the months closed (newest first)."""
 
     today: date
     last_closed: date | None
@@ -139,6 +160,8 @@ class Overview:
     check: Check | None
     pending: tuple[CloseRequest, ...]
     closed: tuple[ClosedMonth, ...]
+    checked_at: datetime | None = None
+    checked_by: str | None = None
 
 
 class CloseRefused(Exception):
@@ -168,10 +191,14 @@ def next_to_close(session: Session) -> date | None:
     return first.replace(day=1) if first is not None else None
 
 
-def check(session: Session, month: date, today: date) -> Check:
-    """The close checks of ``month`` (its first day) at ``today`` (the business date), read in ``session``."""
-    end = last_day(month)
-    blockers: list[Blocker] = []
+def watermark(session: Session) -> int:
+    """The id of the journal's last entry (0: none)."""
+    return int(session.execute(select(func.coalesce(func.max(JournalEntryRow.id), 0))).scalar_one())
+
+
+def _order(session: Session, month: date, today: date) -> list[Blocker]:
+    """What the calendar says: closed already, not the next month, nothing booked, not ended on ``today``."""
+    end, blockers = last_day(month), []
     closed = last_closed_month(session)
     upcoming = next_to_close(session)
     if closed is not None and month <= closed:
@@ -182,47 +209,99 @@ def check(session: Session, month: date, today: date) -> Check:
         blockers.append(Blocker("not_next", {"next": month_of(upcoming)}))
     if today <= end:
         blockers.append(Blocker("not_ended", {"ends": end.isoformat(), "business_date": today.isoformat()}))
-    debit, credit = session.execute(
-        select(func.coalesce(func.sum(JournalLineRow.debit), 0), func.coalesce(func.sum(JournalLineRow.credit), 0))
-        .join(JournalEntryRow, JournalEntryRow.id == JournalLineRow.entry_id)
-        .where(JournalEntryRow.booked_on <= end)).one()
+    return blockers
+
+
+def _totals(session: Session, end: date, *, after: int = 0, through: int | None = None) -> tuple[int, int]:
+    """The debits and credits (fen) of the entries booked by ``end`` whose id is above ``after`` (and at most
+    ``through``)."""
+    query = (select(func.coalesce(func.sum(JournalLineRow.debit), 0), func.coalesce(func.sum(JournalLineRow.credit), 0))
+             .join(JournalEntryRow, JournalEntryRow.id == JournalLineRow.entry_id)
+             .where(JournalEntryRow.booked_on <= end, JournalEntryRow.id > after))
+    if through is not None:
+        query = query.where(JournalEntryRow.id <= through)
+    debit, credit = session.execute(query).one()
+    return int(debit), int(credit)
+
+
+def _ledger(session: Session, month: date, today: date, debit: int, credit: int,
+            lease_ids: Sequence[str] | None = None) -> tuple[list[Blocker], list[LeaseDifference]]:
+    """The blockers of the ledger's figures: the totals unbalanced, the lease sub-ledger's differences at the month
+    end, the month's finance income unposted (of ``lease_ids`` only, when given), a finance-income job open."""
+    end, blockers = last_day(month), []
     if debit != credit:
-        blockers.append(Blocker("unbalanced", {"total_debit": int(debit), "total_credit": int(credit)}))
-    found = lease_differences(session, on=end)
+        blockers.append(Blocker("unbalanced", {"total_debit": debit, "total_credit": credit}))
+    found = lease_differences(session, lease_ids, on=end)
     if found:
         blockers.append(Blocker("differences", {"count": len(found)}))
     if today > end:  # recognise_month refuses a month not ended: nothing to compare before
-        unposted = income_unposted(session, month)
+        unposted = income_unposted(session, month, lease_ids)
         if unposted.leases:
-            blockers.append(Blocker("income_unposted", {"leases": unposted.leases, "amount": unposted.amount}))
+            blockers.append(Blocker("income_unposted", {"leases": unposted.leases, "amount": unposted.amount,
+                                                        "more": unposted.more}))
     jobs = session.execute(text(
         "SELECT status::text, count(*) FROM procrastinate_jobs WHERE task_name = :task AND args ->> 'month' = :month "
         "AND status::text = ANY(:open) GROUP BY status"),
         {"task": INCOME_TASK, "month": month_of(month), "open": list(INCOME_OPEN)}).all()
     if jobs:
         blockers.append(Blocker("income_pending", {"jobs": {state: int(n) for state, n in jobs}}))
+    return blockers, found
+
+
+def _check(month: date, today: date, debit: int, credit: int, found: list[LeaseDifference],
+           blockers: list[Blocker]) -> Check:
     shown = tuple({"lease_id": d.lease_id, "account": d.account, "ledger": d.ledger, "schedule": d.schedule}
                   for d in found[:SHOWN_DIFFERENCES])
-    return Check(month, today, int(debit), int(credit), len(found), shown, tuple(blockers))
+    return Check(month, today, debit, credit, len(found), shown, tuple(blockers))
+
+
+def check(session: Session, month: date, today: date, *, through: int | None = None) -> Check:
+    """The close checks of ``month`` (its first day) at ``today`` (the business date), read in ``session``: the whole
+    portfolio. ``through``: the trial balance of the entries up to that id only (the approval's :func:`watermark`,
+    from which :func:`recheck` adds what came after)."""
+    debit, credit = _totals(session, last_day(month), through=through)
+    blockers, found = _ledger(session, month, today, debit, credit)
+    return _check(month, today, debit, credit, found, _order(session, month, today) + blockers)
+
+
+def recheck(session: Session, month: date, today: date, first: Check, mark: int) -> Check:
+    """The checks of ``month`` again after ``first`` (run with nothing blocking, its trial balance through entry
+    ``mark``), by what was posted since: the calendar again, the trial balance as ``first``'s plus the entries after
+    ``mark``, the lease sub-ledger and the finance income of the leases those entries touch (the others are as
+    ``first`` found them), the jobs. Run under the SHARE lock: a few statements, not the portfolio's."""
+    if not first.ok:
+        raise ValueError("recheck: the first check found blockers")
+    end = last_day(month)
+    debit, credit = _totals(session, end, after=mark)
+    touched = sorted(set(session.scalars(
+        select(JournalEntryRow.lease_id).where(JournalEntryRow.id > mark, JournalEntryRow.lease_id.is_not(None))))
+        | set(session.scalars(select(JournalLineRow.lease_id).where(JournalLineRow.entry_id > mark,
+                                                                    JournalLineRow.lease_id.is_not(None)))))
+    debit, credit = first.total_debit + debit, first.total_credit + credit
+    blockers, found = _ledger(session, month, today, debit, credit, [str(t) for t in touched])
+    return _check(month, today, debit, credit, found, _order(session, month, today) + blockers)
 
 
 @dataclass(frozen=True)
 class Unposted:
     """What the month's finance income recognition would still post if it ran now: the leases it would give an entry
-    and their fen."""
+    and their fen — of the leases read: ``more`` when the reading stopped at the first batch that found some (others
+    may follow)."""
 
     leases: int
     amount: int
+    more: bool = False
 
 
 def income_unposted(session: Session, month: date, lease_ids: Sequence[str] | None = None, *,
-                    batch: int = INCOME_BATCH) -> Unposted:
+                    batch: int = INCOME_BATCH, whole: bool = False) -> Unposted:
     """What infra/finance_income.py ``recognise_month`` would post for ``month`` (its first day) if it ran now, by its
     own functions (``schedules``, ``recognised``, ``prepaid``, ``month_entry``) on the leases it walks (commenced by the
     month end, a settled one excepted) — of ``lease_ids`` only when given. A lease whose entry of the month is booked
     already would get nothing (``income_key``: the job posts a key once) and its schedule is not read: when the month
-    is recognised, only the leases whose schedule was wholly recognised before are. Read-only, no lock (the job takes
-    the leases' income locks to post)."""
+    is recognised, only the leases whose schedule was wholly recognised before are. It stops after the first batch
+    that finds income to post (``more``: a month never recognised costs one batch's schedules, not the portfolio's)
+    unless ``whole``. Read-only, no lock (the job takes the leases' income locks to post)."""
     label, end = month_of(month), last_day(month)
     policy = load_tax_policy()
     leases = amount = 0
@@ -235,6 +314,8 @@ def income_unposted(session: Session, month: date, lease_ids: Sequence[str] | No
         ids = list(session.scalars(query.order_by(LeaseRow.id).limit(batch)))
         if not ids:
             return Unposted(leases, amount)
+        if leases and not whole:
+            return Unposted(leases, amount, more=True)
         last = ids[-1]
         keys = {income_key(i, label): i for i in ids}
         booked = set(session.scalars(select(JournalEntryRow.key).where(JournalEntryRow.key == any_of(list(keys)))))
@@ -249,6 +330,22 @@ def income_unposted(session: Session, month: date, lease_ids: Sequence[str] | No
                                             others.get(lease.id, ()))
             if item is not None:
                 leases, amount = leases + 1, amount + item.total
+
+
+def _last_check(session: Session, month: date,
+                pending: Sequence[CloseRequest]) -> tuple[Check | None, datetime | None, str | None]:
+    """The newest checks run for ``month``: those kept with its pending request, or the latest ``books.close_checked``
+    audit event (one row by the action's index), whichever is newer; with when and by whom."""
+    found: tuple[Check | None, datetime | None, str | None] = (None, None, None)
+    for r in pending:
+        if r.month == month and r.checks:
+            found = (Check.from_dict(r.checks), r.requested_at, r.requested_by_label)
+    event = session.scalars(select(AuditEventRow).where(
+        AuditEventRow.action == CHECKED, AuditEventRow.target == f"ledger_period:{month_of(month)}")
+        .order_by(AuditEventRow.id.desc()).limit(1)).first()
+    if event is not None and (found[1] is None or event.at > found[1]):
+        found = (Check.from_dict(json.loads(event.details)), event.at, event.actor_label)
+    return found
 
 
 def _request(row: LedgerCloseRequestRow) -> CloseRequest:
@@ -266,13 +363,15 @@ def _audit(session: Session, action: str, outcome: str, actor_id: str, actor_lab
 
 
 class MonthClose:
-    """The month close's use cases: :meth:`overview`, :meth:`request`, :meth:`approve`, :meth:`withdraw`."""
+    """The month close's use cases: :meth:`overview`, :meth:`check_now`, :meth:`request`, :meth:`approve`,
+    :meth:`withdraw`."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def overview(self, *, closed_limit: int = 24) -> Overview:
-        """Where the books' periods stand now (one read)."""
+    def overview(self, *, closed_limit: int = 24, fresh: bool = False) -> Overview:
+        """Where the books' periods stand now (one read), the next month with the newest checks run for it (kept with
+        its pending request, or run by :meth:`check_now`) — the checks run now when ``fresh`` (the command's)."""
         with self.db.session() as session:
             today = current_business_date(session)
             upcoming = next_to_close(session)
@@ -285,8 +384,30 @@ class MonthClose:
             names = dict(session.execute(select(UserRow.id, UserRow.name).where(UserRow.id.in_(ids))).all())
             closed = tuple(ClosedMonth(p.month, p.closed_at, names.get(p.closed_by, p.closed_by),
                                        names.get(p.approved_by, p.approved_by)) for p in periods)
-            return Overview(today, last_closed_month(session), upcoming,
-                            check(session, upcoming, today) if upcoming is not None else None, pending, closed)
+            found, at, by = None, None, None
+            if upcoming is not None and fresh:
+                found = check(session, upcoming, today)
+            elif upcoming is not None:
+                found, at, by = _last_check(session, upcoming, pending)
+            return Overview(today, last_closed_month(session), upcoming, found, pending, closed, at, by)
+
+    def check_now(self, *, actor_id: str, actor_label: str, now: datetime,
+                  client: tuple[str, str] = ("", "")) -> Check | None:
+        """Run the next month's checks now (the whole portfolio, no lock) and keep what they found in the audit log
+        (``books.close_checked``: the page shows it); None when there is no month to close."""
+        with self.db.session() as session:
+            upcoming = next_to_close(session)
+            found = check(session, upcoming, current_business_date(session)) if upcoming is not None else None
+        if found is not None:
+            self._checked(found, actor_id, actor_label, now, client)
+        return found
+
+    def _checked(self, found: Check, actor_id: str, actor_label: str, now: datetime,
+                 client: tuple[str, str]) -> None:
+        """Keep a check's findings as the month's newest (an audit event of its own transaction)."""
+        with self.db.transaction() as session:
+            _audit(session, CHECKED, "success" if found.ok else "failure", actor_id, actor_label, found.month,
+                   found.as_dict(), client, now)
 
     def request(self, month: date, *, actor_id: str, actor_label: str, now: datetime,
                 client: tuple[str, str] = ("", "")) -> CloseRequest:
@@ -319,12 +440,18 @@ class MonthClose:
             if PENDING_INDEX not in str(exc.orig):
                 raise
             raise _pending(month, "another user") from None
+        except CloseRefused as exc:
+            if exc.check is not None:  # what blocked it: the month's newest checks
+                self._checked(exc.check, actor_id, actor_label, now, client)
+            raise
 
     def approve(self, month: date, request_id: int, *, actor_id: str, actor_label: str, now: datetime,
                 client: tuple[str, str] = ("", "")) -> CloseRequest:
         """Approve request ``request_id`` of ``month`` as ``actor_id`` and lock the month: refused to its requester
         (:class:`OwnApproval`, audited ``denied``), when it is not the month's pending request (``gone``), or when the
-        checks, run again now, find a blocker (``blocked``; the request stays pending)."""
+        checks, run again now, find a blocker (``blocked``; the request stays pending). The checks run without a lock
+        from a :func:`watermark`, then what was posted since is checked again under SHARE on ``journal_entries``
+        (:func:`recheck`; see the module's docstring)."""
         with self.db.transaction() as session:
             row = session.scalars(select(LedgerCloseRequestRow).where(
                 LedgerCloseRequestRow.id == request_id, LedgerCloseRequestRow.month == month)).first()
@@ -339,13 +466,33 @@ class MonthClose:
                 _audit(session, "books.close_approved", "denied", actor_id, actor_label, month,
                        {"request": request_id, "reason": "own request"}, client, now)
             raise refusal
+        with self.db.transaction() as session:  # the postings in flight commit: every entry up to the mark counts
+            session.execute(text(LOCK_JOURNAL))
+            mark = watermark(session)
+        with self.db.session() as session:
+            first = check(session, month, current_business_date(session), through=mark)
+        if not first.ok:
+            self._checked(first, actor_id, actor_label, now, client)
+            raise CloseRefused("blocked", f"{month_of(month)} cannot close now", first)
+        try:
+            return self._close(month, request_id, first, mark, actor_id=actor_id, actor_label=actor_label, now=now,
+                               client=client)
+        except CloseRefused as exc:
+            if exc.check is not None:
+                self._checked(exc.check, actor_id, actor_label, now, client)
+            raise
+
+    def _close(self, month: date, request_id: int, first: Check, mark: int, *, actor_id: str, actor_label: str,
+               now: datetime, client: tuple[str, str]) -> CloseRequest:
+        """The approval's transaction: SHARE on the journal, what was posted after ``mark`` checked, the month
+        locked."""
         with self.db.transaction() as session:
-            session.execute(text("LOCK TABLE journal_entries IN SHARE MODE"))
+            session.execute(text(LOCK_JOURNAL))
             row = session.scalars(select(LedgerCloseRequestRow).where(
                 LedgerCloseRequestRow.id == request_id).with_for_update()).one()
             if row.status != PENDING:
                 raise CloseRefused("gone", f"no request to close {month_of(month)} waits for approval")
-            found = check(session, month, current_business_date(session))
+            found = recheck(session, month, current_business_date(session), first, mark)
             if not found.ok:
                 raise CloseRefused("blocked", f"{month_of(month)} cannot close now", found)
             session.add(LedgerPeriodRow(month=month, closed_at=now, closed_by=row.requested_by,

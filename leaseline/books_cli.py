@@ -242,7 +242,7 @@ def books_close_month(as_json: bool) -> None:
     database = Database(_settings().database_url)
     try:
         with _database_errors():
-            o = MonthClose(database).overview()
+            o = MonthClose(database).overview(fresh=True)
     finally:
         database.dispose()
     blockers = [{"code": b.code, **b.detail} for b in o.check.blockers] if o.check is not None else []

@@ -184,6 +184,15 @@ def index() -> Any:
     return _overview(notice=request.args.get("notice", ""))
 
 
+@bp.post("/books/check")
+@requires("books.close")
+def check_now() -> Any:
+    """Run the next month's close checks now (the whole portfolio: on demand, never on the page's GET); the page then
+    shows what they found, with their time."""
+    MonthClose(services().db).check_now(actor_id=g.user.id, actor_label=g.user.email, now=utc_now(), client=_client())
+    return redirect(url_for("books.index", notice="checked"), 303)
+
+
 def _overview(status: int = 200, error: str = "", refused: Any = None, notice: str = "") -> Any:
     overview = MonthClose(services().db).overview()
     return render_template("books/index.html", o=overview, error=error, refused=refused, notice=notice,

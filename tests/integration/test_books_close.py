@@ -68,7 +68,7 @@ from tests.integration.test_books_lease import ORDER
 from tests.integration.test_servicing_close import record
 
 pytestmark = pytest.mark.db
-OPS, FINANCE = "ops@demo.leaseline.cn", "finance@demo.leaseline.cn"
+OPS, FINANCE, AUDITOR = "ops@demo.leaseline.cn", "finance@demo.leaseline.cn", "auditor@demo.leaseline.cn"
 ADMIN_PUDONG, ADMIN_XIHU, SALES = ("admin.pudong@demo.leaseline.cn", "admin.xihu@demo.leaseline.cn",
                                    "sales.pudong@demo.leaseline.cn")
 NOW = datetime(2026, 3, 5, 2, 0, tzinfo=UTC)
@@ -408,6 +408,43 @@ def audit(books: Books, action: str) -> list[AuditEventRow]:
         return list(s.scalars(select(AuditEventRow).where(AuditEventRow.action == action).order_by(AuditEventRow.id)))
 
 
+def test_the_page_shows_the_checks_last_run_and_runs_them_only_when_asked(books: Books) -> None:
+    """The checks read the whole portfolio: GET /books shows the newest run (its time, who ran it, what it found) and
+    runs none; "check now" runs them, audited. A posting after a run changes nothing on the page until the next."""
+    base = books.url
+    with sign_in(base, OPS) as ops, sign_in(base, AUDITOR) as auditor:
+        page = ops.get(f"{base}/books", timeout=TIMEOUT).text
+        assert 'data-month="2026-01"' in page and 'data-testid="not-checked"' in page
+        assert 'data-testid="check-close"' in page and 'data-testid="request-close"' in page
+        r = post_form(ops, f"{base}/books/check")
+        assert r.status_code == 303 and r.headers["Location"].endswith("/books?notice=checked")
+        page = ops.get(f"{base}/books", timeout=TIMEOUT).text
+        assert 'data-testid="checked-at"' in page and OPS in page and 'data-testid="close-clear"' in page
+        # lease c out of line with its schedule in January: the page still shows the run before it
+        with books.db.session() as s:
+            post(s, [entry("books-close:stray-january", "rent_collected", date(2026, 1, 15),
+                           [debit(BANK, 100), credit(RECEIVABLE, 100)], lease_id=books.leases["c"])], NOW)
+        page = ops.get(f"{base}/books", timeout=TIMEOUT).text
+        assert 'data-testid="close-clear"' in page and 'data-code="differences"' not in page
+        assert post_form(ops, f"{base}/books/check").status_code == 303
+        page = ops.get(f"{base}/books", timeout=TIMEOUT).text
+        assert 'data-code="differences"' in page and books.leases["c"][:8] in page
+        assert 'data-testid="request-close"' not in page  # blocked: check again once put right
+        # the auditor reads what ops' run found, and runs none
+        seen = auditor.get(f"{base}/books", timeout=TIMEOUT).text
+        assert 'data-code="differences"' in seen and 'data-testid="check-close"' not in seen
+        assert post_form(auditor, f"{base}/books/check").status_code == 403
+        with books.db.session() as s:
+            reverse(s, "books-close:stray-january", "books-close:stray-january:reversed", date(2026, 1, 16),
+                    "wrong lease", NOW)
+        assert 'data-code="differences"' in ops.get(f"{base}/books", timeout=TIMEOUT).text
+        assert post_form(ops, f"{base}/books/check").status_code == 303
+        page = ops.get(f"{base}/books", timeout=TIMEOUT).text
+        assert 'data-testid="close-clear"' in page and 'data-testid="request-close"' in page
+    assert [(e.outcome, json.loads(e.details)["month"]) for e in audit(books, "books.close_checked")] == [
+        ("success", "2026-01"), ("failure", "2026-01"), ("success", "2026-01")]
+
+
 def test_a_month_closes_on_two_ops_users_word_and_a_late_event_lands_in_the_next(books: Books) -> None:
     from infra.dealer_funding import fund_dealer
 
@@ -658,6 +695,55 @@ def test_two_close_requests_at_once_one_is_made_the_other_refused_as_pending(boo
         made = [r for r in results if not isinstance(r, str)]
         assert len(made) == 1 and [r for r in results if isinstance(r, str)] == ["pending"], results
         MonthClose(books.db).withdraw(april, made[0].id, actor_id=made[0].requested_by, actor_label="x", now=NOW)
+
+
+def test_the_approval_checks_again_only_what_was_posted_after_its_watermark(books: Books) -> None:
+    """April, closable (the test before made it so): checked once through a watermark, then again by what came after
+    it — nothing, the checks stand; an entry putting lease c out of line, it blocks with lease c only and the totals
+    grow by its lines; its reversal, clear again. And approved: two users, April locked."""
+    from infra.month_close import CloseRefused
+    from infra.month_close import MonthClose
+    from infra.month_close import check
+    from infra.month_close import recheck
+    from infra.month_close import watermark
+
+    april, today = date(2026, 4, 1), date(2026, 5, 2)
+    with books.db.session() as s:
+        mark = watermark(s)
+        first = check(s, april, today, through=mark)
+        assert first.ok, first
+        again = recheck(s, april, today, first, mark)
+        assert again.ok and (again.total_debit, again.total_credit) == (first.total_debit, first.total_credit)
+    with books.db.session() as s:
+        post(s, [entry("books-close:stray-april", "rent_collected", date(2026, 4, 15),
+                       [debit(BANK, 100), credit(RECEIVABLE, 100)], lease_id=books.leases["c"])], NOW)
+    with books.db.session() as s:
+        again = recheck(s, april, today, first, mark)
+        assert [b.code for b in again.blockers] == ["differences"]
+        assert {d["lease_id"] for d in again.differences} == {books.leases["c"]}
+        assert (again.total_debit, again.total_credit) == (first.total_debit + 100, first.total_credit + 100)
+        assert check(s, april, today).difference_count == again.difference_count  # as the whole portfolio's
+    with books.db.session() as s:
+        reverse(s, "books-close:stray-april", "books-close:stray-april:reversed", date(2026, 4, 16), "wrong lease",
+                NOW)
+    with books.db.session() as s:
+        assert recheck(s, april, today, first, mark).ok
+    close = MonthClose(books.db)
+    asked = close.request(april, actor_id="u1", actor_label="u1", now=NOW)
+    with books.db.session() as s:
+        post(s, [entry("books-close:stray-april-2", "rent_collected", date(2026, 4, 20),
+                       [debit(BANK, 100), credit(RECEIVABLE, 100)], lease_id=books.leases["a"])], NOW)
+    with pytest.raises(CloseRefused) as refused:
+        close.approve(april, asked.id, actor_id="u2", actor_label="u2", now=NOW)
+    assert refused.value.code == "blocked" and refused.value.check is not None
+    assert [b.code for b in refused.value.check.blockers] == ["differences"]
+    with books.db.session() as s:
+        reverse(s, "books-close:stray-april-2", "books-close:stray-april-2:reversed", date(2026, 4, 21),
+                "wrong lease", NOW)
+    done = close.approve(april, asked.id, actor_id="u2", actor_label="u2", now=NOW)
+    assert done.status == "approved"
+    with books.db.session() as s:
+        assert s.get(LedgerPeriodRow, april) is not None
 
 
 # -- the migration ----------------------------------------------------------------------------------------------------
