@@ -278,12 +278,14 @@ def receivable_of(balances: Mapping[str, int]) -> int:
 @dataclass(frozen=True)
 class VatMovement:
     """A VAT line's net movement (fen): output VAT credit-positive, input VAT debit-positive, with the rate of the tax
-    where the entry tells it (None: not told) and the month the entry is booked in."""
+    where the entry tells it (None: not told), the month the entry is booked in, and the taxable amount (销售额, fen,
+    signed as the tax) where the entry tells what the tax was charged on (None: not told)."""
 
     month: str
     account: str
     rate: Decimal | None
     amount: int
+    base: int | None = None
 
 
 #: the VAT rates a line's rate is identified among, tried in this order: today's 13%, 9% and 6%, the 5% and 3% of the
@@ -295,26 +297,41 @@ def _half_up(value: Decimal) -> int:
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def identify_rate(tax: int, *, gross: Iterable[int] = (), net: Iterable[int] = ()) -> Decimal | None:
-    """The rate of :data:`VAT_RATES` that gives exactly ``tax`` fen on one of the bases its entry tells: an amount
+def identify(tax: int, *, gross: Iterable[int] = (), net: Iterable[int] = ()) -> tuple[Decimal, int] | None:
+    """The rate of :data:`VAT_RATES` that gives exactly ``tax`` fen on one of the bases its entry tells — an amount
     with the tax in it (``gross``: tax = gross × r / (1 + r), rounded half up once, as books/vat.py taxes a rent or a
-    lump sum) or without (``net``: tax = net × r); None when none does (the summary lists it as not identified, never
-    guessed)."""
+    lump sum) or without (``net``: tax = net × r) — and that base without its tax (the taxable amount: gross − tax, or
+    net); None when none does (the summary lists it as not identified, never guessed)."""
     if tax <= 0:
         return None
     grosses, nets = [g for g in gross if g > 0], [n for n in net if n > 0]
     for rate in VAT_RATES:
-        if any(_half_up(Decimal(g) * rate / (1 + rate)) == tax for g in grosses) or any(
-                _half_up(Decimal(n) * rate) == tax for n in nets):
-            return rate
+        for g in grosses:
+            if _half_up(Decimal(g) * rate / (1 + rate)) == tax:
+                return rate, g - tax
+        for n in nets:
+            if _half_up(Decimal(n) * rate) == tax:
+                return rate, n
     return None
+
+
+def identify_rate(tax: int, *, gross: Iterable[int] = (), net: Iterable[int] = ()) -> Decimal | None:
+    """The rate :func:`identify` finds (None: none)."""
+    found = identify(tax, gross=gross, net=net)
+    return found[0] if found is not None else None
 
 
 @dataclass(frozen=True)
 class VatRow:
+    """A month's output VAT at a rate (fen), the taxable amount its lines' entries tell (销售额), and the VAT of its
+    lines whose entries tell no taxable amount (a settlement moving the replaced rents' pending VAT, a sum of taxes
+    each rounded): their amount is not made up from the tax."""
+
     month: str
     rate: Decimal | None
     output: int
+    base: int = 0
+    untold: int = 0
 
 
 @dataclass(frozen=True)
@@ -344,17 +361,23 @@ class VatSummary:
 
 
 def vat_summary(movements: Iterable[VatMovement], months: Sequence[str]) -> VatSummary:
-    """Output VAT by month and by rate, input VAT by month, for ``months`` (each listed, nil or not)."""
+    """Output VAT by month and by rate (with the taxable amount told, and the VAT of the lines telling none), input VAT
+    by month, for ``months`` (each listed, nil or not)."""
     output: dict[str, int] = defaultdict(int)
     inputs: dict[str, int] = defaultdict(int)
-    rates: dict[tuple[str, Decimal | None], int] = defaultdict(int)
+    rates: dict[tuple[str, Decimal | None], list[int]] = defaultdict(lambda: [0, 0, 0])  # output, base, untold
     for m in movements:
         if m.account == VAT_OUTPUT:
             output[m.month] += m.amount
-            rates[(m.month, m.rate)] += m.amount
+            row = rates[(m.month, m.rate)]
+            row[0] += m.amount
+            if m.base is None:
+                row[2] += m.amount
+            else:
+                row[1] += m.base
         elif m.account == VAT_INPUT:
             inputs[m.month] += m.amount
-    rows = tuple(VatRow(month, rate, fen) for (month, rate), fen in
+    rows = tuple(VatRow(month, rate, fen, base, untold) for (month, rate), (fen, base, untold) in
                  sorted(rates.items(), key=lambda item: (item[0][0], item[0][1] is None, item[0][1] or 0)))
     return VatSummary(tuple(VatMonth(m, output[m], inputs[m]) for m in months),
                       tuple(row for row in rows if row.month in months))

@@ -24,7 +24,7 @@ from books.reports import VAT_OUTPUT
 from books.reports import DealerLine
 from books.reports import Outstanding
 from books.reports import VatMovement
-from books.reports import identify_rate
+from books.reports import identify
 from books.vat import NoRuleInForce
 from books.vat import load_tax_policy
 from infra.db.models import DealerRow
@@ -104,7 +104,9 @@ def vat_movements(session: Session, start: date, end: date) -> list[VatMovement]
     debiting them (a refund of a fee, a reversal) by their sizes, the same way. A line
     whose entry tells no base that gives its tax exactly (a settlement moving the replaced rents' pending VAT, a sum
     of taxes each rounded) takes the rate of the rule the tax policy (books/tax_policy.toml) puts in force for its
-    lease's structure on the entry's date; one of no lease, or under no rule, stays not identified."""
+    lease's structure on the entry's date; one of no lease, or under no rule, stays not identified. Each line's
+    taxable amount is the base its rate was identified on, less its tax (a rent's amount, its interest) or as it is
+    (the income): None for a line whose rate came from the policy (its entry tells no base)."""
     found: list[VatMovement] = []
     unknown: list[tuple[int, str, date]] = []  # (index in found, lease, value date) of the rates not identified
     for month, value_date, lease_id, account, net, income, amount, interest in session.execute(text(_VAT), {
@@ -117,10 +119,13 @@ def vat_movements(session: Session, start: date, end: date) -> list[VatMovement]
         gross += [int(interest)] if interest is not None else []
         # a refund, a reversal: the tax and its income given back (debits), their sizes telling the rate as the
         # charge's did
-        rate = identify_rate(abs(net), gross=[*gross, abs(int(income)) + abs(net)], net=[abs(int(income))])
-        if rate is None and lease_id is not None:
-            unknown.append((len(found), lease_id, value_date))
-        found.append(VatMovement(month, account, rate, net))
+        told = identify(abs(net), gross=[*gross, abs(int(income)) + abs(net)], net=[abs(int(income))])
+        if told is None:
+            if lease_id is not None:
+                unknown.append((len(found), lease_id, value_date))
+            found.append(VatMovement(month, account, None, net))
+        else:  # the taxable amount signed as the tax: a refund's negative
+            found.append(VatMovement(month, account, told[0], net, told[1] if net > 0 else -told[1]))
     if unknown:
         policy = load_tax_policy()
         structures = {lease_id: structure_of(json.loads(terms or "{}")) for lease_id, terms in session.execute(

@@ -367,9 +367,10 @@ def vat_page() -> Any:
                      + [[_("Total"), Money(summary.output), Money(summary.input),
                          Money(summary.output - summary.input)]], total=1, testid="vat-months",
                      keys=[*(m.month for m in summary.months), "total"])
-    by_rate = Table(_("Output VAT by rate"), [_("Month"), _("Rate"), _("Output VAT")],
+    by_rate = Table(_("Output VAT by rate"), [_("Month"), _("Rate"), _("Taxable amount"), _("Output VAT"),
+                                              _("Of which on no stated amount")],
                     [[r.month, f"{r.rate * 100:.0f}%" if r.rate is not None else _("Rate not identified"),
-                      Money(r.output)] for r in summary.by_rate], testid="vat-rates",
+                      Money(r.base), Money(r.output), Money(r.untold)] for r in summary.by_rate], testid="vat-rates",
                     keys=[f"{r.month}:{r.rate}" for r in summary.by_rate])
     heading = [_("VAT summary, %(start)s to %(end)s (by the month entries are booked in)", start=start, end=end)]
     return _answer("books/report.html", [by_month, by_rate], f"vat-{start}-{end}", heading, report="vat",

@@ -304,7 +304,14 @@ def test_the_reports_download_as_their_pages_and_tie_to_the_trial_balance(books:
         assert_same_figures(vat["vat-rates"], sheet(sheets, 1))
         assert vat["vat-months"]["total"][0] == -balances[VAT_OUTPUT] > 0
         assert list(vat["vat-rates"]) == ["2026-02:0.13", "2026-03:0.13", "2026-03:None"]
-        assert vat["vat-rates"]["2026-03:0.13"] == [1_001] and vat["vat-rates"]["2026-03:None"] == [7]
+        # each row: the taxable amount the entries tell (销售额), the output VAT, the VAT of lines telling none
+        with books.db.session() as s:
+            firsts = list(s.scalars(select(InstalmentRow.amount).where(
+                InstalmentRow.lease_id.in_(list(books.leases.values())), InstalmentRow.number == 1)))
+        february = sum(tax_of(fen) for fen in firsts)
+        assert vat["vat-rates"]["2026-02:0.13"] == [sum(firsts) - february, february, 0]
+        assert vat["vat-rates"]["2026-03:0.13"] == [0, 1_001, 1_001]  # the fee and its refund net to nil
+        assert vat["vat-rates"]["2026-03:None"] == [0, 7, 7]
 
         # the dealers: what the lessor owes them adds up to the payable
         dealers = page_tables(ops, f"{base}/books/dealers")["dealer-balances"]

@@ -24,6 +24,7 @@ from books.reports import ageing
 from books.reports import bucket_of
 from books.reports import dealer_statement
 from books.reports import first_day
+from books.reports import identify
 from books.reports import identify_rate
 from books.reports import in_books_years
 from books.reports import income_statement
@@ -146,6 +147,18 @@ def test_vat_by_month_and_rate_and_input_beside_it() -> None:
     assert summary.output == 1354 and summary.input == 500
 
 
+def test_vat_by_rate_carries_the_taxable_amount_its_entries_tell() -> None:
+    """销售额 beside 销项税额: each line's taxable amount where its entry tells it (a refund's negative), summed by
+    month and rate; the tax of lines that tell none is counted apart, never turned into an amount."""
+    moves = [VatMovement("2026-01", VAT_OUTPUT, Decimal("0.13"), 1300, 10_000),
+             VatMovement("2026-01", VAT_OUTPUT, Decimal("0.13"), -1300, -10_000),
+             VatMovement("2026-01", VAT_OUTPUT, Decimal("0.13"), 40_265, 309_735),
+             VatMovement("2026-01", VAT_OUTPUT, Decimal("0.13"), 1001),
+             VatMovement("2026-01", VAT_OUTPUT, None, 7)]
+    rows = {(r.month, r.rate): (r.base, r.output, r.untold) for r in vat_summary(moves, ("2026-01",)).by_rate}
+    assert rows == {("2026-01", Decimal("0.13")): (309_735, 41_266, 1001), ("2026-01", None): (0, 7, 7)}
+
+
 def test_a_dealer_s_statement_runs_from_its_opening_to_its_closing_balance() -> None:
     dealers, fees = "Liabilities:Payable:Dealers", "Income:Other:Fees"
     lines = [
@@ -185,6 +198,10 @@ def test_a_dealer_s_statement_runs_from_its_opening_to_its_closing_balance() -> 
 
 def test_a_vat_line_s_rate_is_the_one_that_gives_its_tax_exactly() -> None:
     rent = 3_500_00
+    # and the taxable amount it was found on: the gross less its tax, or the net base itself
+    assert identify(40_265, gross=[rent]) == (Decimal("0.13"), rent - 40_265)
+    assert identify(1_300, gross=[7], net=[10_000]) == (Decimal("0.13"), 10_000)
+    assert identify(566, gross=[10_000]) == (Decimal("0.06"), 10_000 - 566) and identify(40_266, gross=[rent]) is None
     assert identify_rate(40_265, gross=[rent]) == Decimal("0.13")  # 350,000 × 0.13 / 1.13 = 40,265.49 → 40,265
     assert identify_rate(40_266, gross=[rent]) is None  # a fen off: no rate gives it, none is guessed
     assert identify_rate(566, gross=[10_000]) == Decimal("0.06")  # a leaseback rent's interest: 10,000 × 6/106
