@@ -78,6 +78,7 @@ from infra.db.models import ServicingMovementRow
 from infra.finance_income import lock_leases
 from infra.finance_income import recognised
 from infra.finance_income import schedules
+from infra.invoicing import rents_paid
 from infra.servicing import ACTIVE
 from infra.servicing import DUE
 from infra.servicing import FINAL_RENT
@@ -407,9 +408,17 @@ def _offset_by_car(session: Session, row: InstalmentRow, day: date, now: datetim
     session.flush()
     lock_leases(session, [lease.id])  # what the lease recognised, read after any income run on it (finance_income)
     earned = recognised_through(schedules(session, [lease])[lease.id], day)
-    post(session, books_end_of_term.car_returned(
+    entries = books_end_of_term.car_returned(
         lease.id, lease.dealer_id, row.id, day, principal=principal, interest=interest, earned=earned,
-        recognised=recognised(session, [lease.id]).get(lease.id, 0), waived=waived, taxed=taxed), now)
+        recognised=recognised(session, [lease.id]).get(lease.id, 0), waived=waived, taxed=taxed)
+    # the part of it received before its tax point came (paid ahead): received, taxed today, as a receipt in full would
+    # be (infra/vat_points.py); the waived rest is taken back from Pending above
+    if not taxed and whole.tax - waived.tax > 0:
+        made = tax_point(row.id, lease.id, lease.dealer_id, day, whole.tax - waived.tax)
+        entries += [made] if made is not None else []
+    post(session, entries, now)
+    # the part paid (taxed): its e-invoice asked for (infra/invoicing.py), the late charge it carried received today
+    rents_paid(session, lease, [row], received_on=day, now=now, states=(WAIVED,))
 
 
 def deposit_paid(application_id: Any) -> Any:
@@ -492,6 +501,8 @@ def _apply_deposit(session: Session, lease: LeaseRow, day: date, now: datetime,
                               instalment_tax(policy, kind, r).tax) for r in full if f"vat:{r.id}" not in taxed]
     session.flush()
     post(session, entries, now)
+    # the rents it paid in full: their e-invoices asked for (infra/invoicing.py), as a receipt's are
+    rents_paid(session, lease, [r for r in rows if r.state == PAID and r.settled_on == day], received_on=day, now=now)
     return int(before) + applied, max(held, int(before))
 
 

@@ -171,13 +171,14 @@ def issue_job(request_id: str, at: datetime | None = None) -> Job:
 
 
 def rents_paid(session: Session, lease: LeaseRow, rows: Sequence[InstalmentRow], *, received_on: date,
-               now: datetime, receipt_id: str | None = None) -> list[str]:
-    """One request for each rent of ``rows`` paid in full (state paid, of a rent kind), in the transaction that paid
-    it: covering what its payments paid (the late charge received on ``received_on``). The ids made (none for a rent
-    asked for before)."""
+               now: datetime, receipt_id: str | None = None, states: Sequence[str] = (PAID,)) -> list[str]:
+    """One request for each rent of ``rows`` paid in full (state paid, of a rent kind; ``states`` widens it: a final
+    rent the returned car offset, waived, whose part paid is invoiced), in the transaction that paid it: covering what
+    its payments paid (the late charge received on ``received_on``). The ids made (none for a rent asked for
+    before)."""
     asked = []
     for r in rows:
-        if r.kind not in RENT_KINDS or r.state != PAID or r.paid_principal + r.paid_interest <= 0:
+        if r.kind not in RENT_KINDS or r.state not in states or r.paid_principal + r.paid_interest <= 0:
             continue
         facts = _rent_facts(lease, r, received_on)
         asked.append({"key": f"rent:{r.id}", "lease_id": lease.id, "application_id": lease.application_id,

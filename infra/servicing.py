@@ -482,6 +482,9 @@ def _pay_off_refinanced(session: Session, application_id: str, lease_id: str, de
         # received in full before the close passed its due date: its tax point today (infra/vat_points.py)
         post(session, [paid_off, *paid_ahead(old, old_dealer, old_closed, old_terms, day,
                                              [(row.id, row.kind, row.due_on, row.amount, row.interest)])], now)
+        old_lease = session.get(LeaseRow, old)  # its e-invoice asked for (infra/invoicing.py), as a receipt's is
+        assert old_lease is not None
+        rents_paid(session, old_lease, [row], received_on=day, now=now)
         return
 
 

@@ -45,6 +45,7 @@ from infra.collections import SqlCollections
 from infra.db import Database
 from infra.db.models import ApplicationRow
 from infra.db.models import InstalmentRow
+from infra.db.models import InvoiceRequestRow
 from infra.db.models import JournalEntryRow
 from infra.db.models import JournalLineRow
 from infra.db.models import LeaseRow
@@ -132,6 +133,13 @@ def closes_through(db: Database, lease_id: str, through: date) -> None:
     with db.session() as s:
         s.execute(text("UPDATE leases SET closed_through = :d WHERE id = :id"), {"d": through, "id": lease_id})
         books.post(s, [tax_point(i.id, lease_id, DEALER, i.due_on, vat(i.amount)) for i in rows], NOW)
+
+
+def asked(db: Database, lease_id: str, instalment_id: int) -> list[str]:
+    """The keys of the e-invoice requests made for the lease's instalment ``instalment_id``."""
+    with db.session() as s:
+        return list(s.scalars(select(InvoiceRequestRow.key).where(InvoiceRequestRow.lease_id == lease_id,
+                                                                  InvoiceRequestRow.instalment_id == instalment_id)))
 
 
 def differences(db: Database, lease_id: str) -> list[Any]:
@@ -313,6 +321,61 @@ def test_the_deposit_paying_the_last_rent_before_its_due_date_is_its_tax_point(d
     assert b.get(PENDING, 0) == 0
     assert -b[OUTPUT] == sum(vat(i.amount) for i in rows if i.kind == "rent")
     assert differences(db, lease_id) == []
+    assert asked(db, lease_id, last.id) == [f"rent:{last.id}"]  # taxed: its e-invoice asked for
+
+
+def test_a_final_rent_part_paid_ahead_then_offset_by_the_returned_car_taxes_the_part_paid(db: Database) -> None:
+    # every rent paid, the final rent's ¥1,000 of it ahead; the car comes back before the final rent's due date: the
+    # rest of it is waived, the part received is taxed on the return day (its tax point never came with a close)
+    lease_id = lease(db, add_months(TODAY + timedelta(days=20), -12), residual="0.2")
+    rows = instalments(db, lease_id)
+    final = next(i for i in rows if i.kind == "final_rent")
+    assert final.due_on > TODAY
+    col = SqlCollections(db)
+    for i in rows:
+        if i.kind == "rent":
+            col.book(lease_id=lease_id, amount=i.amount, source="stripe", key=f"r:{i.id}", order=ORDER, now=NOW,
+                     instalment_id=i.id)
+    col.book(lease_id=lease_id, amount=1_000_00, source="stripe", key=f"f:{final.id}", order=ORDER, now=NOW,
+             instalment_id=final.id)
+    closes_through(db, lease_id, TODAY - timedelta(days=1))
+    with db.session() as s:
+        row = s.get(LeaseRow, lease_id)
+        assert row is not None
+        row.terms = json.dumps({**json.loads(row.terms), "end_of_term": {"return_window_days": 30}})
+    eot = SqlEndOfTerm(db)
+    eot.choose(lease_id, "return", by="customer", terms={}, purchase_price=0, now=NOW)
+    eot.record_inspection(lease_id, Inspection(20_100, (), (), 0, 0, "", "staff", {}), NOW)
+    with db.session() as s:
+        status = s.get(LeaseRow, lease_id).status  # type: ignore[union-attr]
+    assert status == "ended"
+    paid = next(i for i in instalments(db, lease_id) if i.id == final.id)
+    part = paid.paid_principal + paid.paid_interest
+    assert part == 1_000_00 and paid.state == "waived"
+    b = balances(db, lease_id)
+    assert b.get(PENDING, 0) == 0
+    # Output: every rent's VAT and the VAT of the part of the final rent received
+    assert -b[OUTPUT] == sum(vat(i.amount) for i in rows if i.kind == "rent") + vat(part)
+    posted = {k: (kind, d) for k, kind, d in keys(db, lease_id)}
+    assert posted[f"vat:{final.id}"] == ("vat_tax_point", TODAY)
+    assert differences(db, lease_id) == []
+    assert asked(db, lease_id, final.id) == [f"rent:{final.id}"]
+
+
+def test_a_final_rent_paid_off_by_a_refinancing_is_taxed_and_invoiced(db: Database) -> None:
+    old = lease(db, add_months(TODAY + timedelta(days=20), -12), residual="0.2")
+    eot = SqlEndOfTerm(db)
+    eot.choose(old, "refinance", by="customer", terms={}, purchase_price=0, now=NOW)
+    app2 = str(uuid.uuid4())
+    with db.session() as s:
+        s.add(ApplicationRow(id=app2, dealer_id=DEALER, status="delivered", vehicle_id="v", vehicle_label="v",
+                             plan_code="p", plan_json="{}", draft_enc=""))
+    assert eot.attach_refinance(old, app2, NOW)
+    assert open_lease(SqlServicing(db), record(TODAY), app2) is not None
+    final = next(i for i in instalments(db, old) if i.kind == "final_rent")
+    posted = {k: d for k, _, d in keys(db, old)}
+    assert final.state == "paid" and posted[f"vat:{final.id}"] == TODAY
+    assert asked(db, old, final.id) == [f"rent:{final.id}"]
 
 
 def test_a_purchase_price_is_income_net_of_its_vat_when_it_is_charged(db: Database) -> None:
