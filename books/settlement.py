@@ -16,7 +16,9 @@ the settlement's own transaction in, two entries out.
 - Cr Income:Lease:Interest = the interest accrued to the settlement day (the quote's line), and the quote's
   principal less the replaced rents' (signed: in advance the quote's principal is rent K's balance less its interest,
   the interest of the days after the settlement day that rent K paid ahead: a debit, income given back);
-- Cr Income:Other:Fees = the early-settlement fee.
+- Cr Income:Other:Fees = the early-settlement fee;
+- Cr Liabilities:Unapplied:Lessees = what the settlement gives back beyond the deposit (every rent paid ahead: the
+  interest paid ahead given back exceeds what is owed and the deposit): owed to the lessee, to be refunded.
 
 **``income:<lease>:settlement:<quote>``** (kind ``finance_income``, books/income.py's; keyed in the ``income:`` family
 with the monthly entries, so that a check of what was recognised may read the keys or the kind): the settled lease's
@@ -112,6 +114,13 @@ class Settled:
         """The deposit the settlement keeps: the offset less what it refunds (a negative amount settled)."""
         return max(0, self.deposit_offset - max(0, -self.amount_settled))
 
+    @property
+    def beyond_deposit(self) -> int:
+        """What the settlement gives back beyond the deposit (a negative amount settled larger than the deposit
+        offset: the interest paid ahead of the replaced rents, every rent paid ahead): owed to the lessee, held in
+        Liabilities:Unapplied:Lessees to be refunded (fen)."""
+        return max(0, -self.amount_settled - self.deposit_offset)
+
     def tax(self, amount: int) -> int:
         """The VAT included in ``amount`` fen the settlement charges on its day (signed; 0 without a rule)."""
         return included_tax(self.rule, amount) if self.rule is not None and amount else 0
@@ -149,6 +158,7 @@ def settled(s: Settled) -> list[Entry]:
         credit(INTEREST, interest - vat["interest"]),
         credit(FEES, s.fee - vat["fee"]),
         credit(VAT_OUTPUT, sum(vat.values())),
+        credit(UNAPPLIED, s.beyond_deposit),
     ], f"提前结清 early settlement {s.quote_id}: interest to the day {s.accrued_interest} fen, fee {s.fee} fen, "
        f"late charges {s.charges} fen, deposit kept {s.deposit_kept} fen; VAT {vat['interest']}/{vat['fee']}/"
        f"{vat['charges']} fen", lease_id=s.lease_id, dealer_id=s.dealer_id)

@@ -226,6 +226,38 @@ def test_a_lease_settled_early_ends_with_no_pending_vat_and_output_the_vat_of_wh
 
 
 # -- a partial prepayment ---------------------------------------------------------------------------------------------
+def test_a_lease_with_every_rent_paid_ahead_settles_and_owes_the_lessee_what_it_gives_back(db: Database) -> None:
+    # every rent paid (those not due yet ahead): the quote gives back the interest paid ahead, more than it charges,
+    # and the deposit: confirmed, the settlement credits what it gives back beyond the deposit to Unapplied (to be
+    # refunded), the deposit refunded whole by the settle job
+    lease_id = lease(db, date(2026, 1, 25), "arrears", residual="0")
+    col = SqlCollections(db)
+    for i in instalments(db, lease_id):
+        col.book(lease_id=lease_id, amount=i.amount, source="stripe", key=f"a:{i.id}", order=ORDER, now=NOW,
+                 instalment_id=i.id)
+    servicing = SqlServicing(db)
+    with db.session() as s:
+        row = s.get(LeaseRow, lease_id)
+        assert row is not None
+        rows = list(s.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id)))
+        made = quote(row, rows, settlement_dates(row, rows, TODAY, servicing.calendar()).earliest,
+                     servicing.calendar())
+    quote_id = SqlSettlements(db).offer(lease_id, made, requested_by="customer", now=NOW)
+    with db.session() as s:
+        q = s.get(SettlementQuoteRow, quote_id)
+        assert q is not None
+        amount, offset = q.amount_due, q.deposit_offset
+    assert amount < 0 and -amount > offset
+    unapplied = balances(db, lease_id).get("Liabilities:Unapplied:Lessees", 0)
+    SqlSettlements(db).confirm(lease_id, quote_id, NOW)
+    with db.session() as s:
+        assert s.get(LeaseRow, lease_id).status == "settled"  # type: ignore[union-attr]
+    b = balances(db, lease_id)
+    assert b.get("Liabilities:Unapplied:Lessees", 0) - unapplied == amount + offset  # owed to the lessee
+    assert b.get(PENDING, 0) == 0
+    assert differences(db, lease_id) == []
+
+
 @pytest.mark.parametrize("option", ["shorter_term", "lower_rent"])
 def test_a_prepayment_leaves_pending_the_new_schedule_s_vat_and_taxes_the_principal_prepaid(db: Database,
                                                                                           option: str) -> None:

@@ -62,6 +62,23 @@ def test_a_deposit_beyond_what_is_owed_keeps_only_what_is_owed_and_months_beyond
         settled(facts(held=7))
 
 
+def test_every_rent_paid_ahead_gives_back_beyond_the_deposit_into_unapplied_to_be_refunded() -> None:
+    # nothing owed: the replaced rents' 400 of interest all paid ahead and given back, interest to the day 30, fee 150,
+    # deposit 100: the settlement comes to −320, the deposit refunded whole and 220 more owed to the lessee
+    entries = settled(facts(amount_settled=30 + 150 - 400 - 100, held=0, deposit_offset=100, owed=0, charges=0,
+                            kept_interest=200, recognised=200))
+    for e in entries:
+        check(load_chart(), e)
+    assert net(entries, "Liabilities:Deposits:Lessees") == 0  # none of it kept: all refunded by the settle job
+    assert net(entries, "Liabilities:Unapplied:Lessees") == -220  # the rest, to be refunded to the lessee
+    assert net(entries, "Assets:LeaseReceivable:Unearned") == 400
+    # no deposit at all: the whole 220 given back is owed to the lessee
+    entries = settled(facts(amount_settled=30 + 150 - 400, held=0, deposit_offset=0, owed=0, charges=0,
+                            kept_interest=200, recognised=200))
+    assert net(entries, "Liabilities:Unapplied:Lessees") == -220
+    assert net(entries, "Liabilities:Deposits:Lessees") == 0
+
+
 def test_a_prepayment_moves_principal_and_the_dropped_interest() -> None:
     entries = prepaid(Prepaid("p1", "l1", "d1", DAY, amount=2_000_000, accrued_interest=-1_234,
                               interest_dropped=150_000, excess=321))
