@@ -13,9 +13,11 @@ payment:
   ``settlement:<quote>``) for what the settlement charged — the principal and interest it collected (its rents in
   arrears, the principal it repaid, the interest to the day, less interest paid ahead given back), its late charges and
   its fee —, what the customer paid and what the deposit paid alike, tax point the day it was paid;
-- :func:`rent_refunded` — money an invoiced rent brought given back (the upfront payment's refund made outside
-  Leaseline that reaches rent 1: infra/payments_store.py ``raise_refunded``): a red-letter request (红字, reason 04
-  销售折让) against the rent's invoice, and the invoice reissued for what was kept, if anything;
+- :func:`rent_refunded` — money an invoiced rent brought given back that reduces the sale (a 销售折让): a red-letter
+  request (红字, reason 04) against the rent's invoice, and the invoice reissued for what was kept, if anything. The
+  upfront payment's refund made outside Leaseline that reaches rent 1 (infra/payments_store.py ``raise_refunded``) is
+  not one: the books keep the sale and the lessee owes the rent again (books/origination.py ``refunded``), so its
+  invoice stands;
 - :func:`correction` — ops' correction from the lease page: a red-letter request (reason 01 开票有误) and the invoice
   reissued, with the buyer read again from the application.
 

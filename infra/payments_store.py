@@ -54,7 +54,6 @@ from infra.db.models import PaymentRow
 from infra.db.models import RefundRow
 from infra.db.models import StripeEventRow
 from infra.db.models import utcnow
-from infra.invoicing import rent_refunded
 
 #: our statuses in which Stripe has taken the money (bff/payments/machine.py ``CAPTURED``)
 CAPTURED = ("succeeded", "captured")
@@ -305,12 +304,11 @@ class SqlPayments:
             before = row.refunded - _pending_refunds(session, payment_id)  # what the books gave back so far
             amount = total - row.refunded
             row.refunded, row.updated_at = total, now
+            # what it gives back of rent 1 (paid at signing) once the lease commenced is owed again by the lessee
+            # (books/origination.py refunded: Dr Assets:Receivable:Lessees): the sale stands, its Output VAT and its
+            # e-invoice with it — no red-letter invoice, which is for a refund that reduces the sale
             post(session, [_refund_entry(session, row, f"payment:{payment_id}:refunded:{total}", amount, before, now,
                                          "refunded outside Leaseline (reported by Stripe)")], now)
-            parts, lease_id = _parts(session, row), _lease_of(session, row.application_id)
-            rent = origination.refund_slices(parts, before, amount)["first_rent"] if parts and lease_id else 0
-            if rent and lease_id:  # rent 1 paid at signing given back: its e-invoice reversed (infra/invoicing.py)
-                rent_refunded(session, lease_id, 1, rent, "首期租金退款 rent 1 refunded outside Leaseline", now)
             return True
 
     def transfer_sent(self, payment_id: str, transfer_id: str, amount: int) -> bool:
