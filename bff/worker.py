@@ -40,6 +40,9 @@ from infra.db.engine import UNAVAILABLE
 from infra.db.models import utcnow
 from infra.finance_income import FinanceIncome
 from infra.invoice_platform import InvoicePlatformUnavailable
+from infra.month_close import CHECK_QUEUE
+from infra.month_close import CHECK_TASK
+from infra.month_close import MonthClose
 from infra.servicing import SqlServicing
 from infra.sms import SmsUnavailable
 from infra.storage import StorageError
@@ -122,6 +125,8 @@ def build(services: Services, settings: Settings) -> App:
         documents.document_text)
     # the month's finance income of every lease (infra/finance_income.py), deferred by the close of the month's last day
     task("books.finance_income", "servicing", Backoff(6, retry_exceptions=TRANSIENT))(FinanceIncome(services.db).run)
+    # the month close's checks ops ask for on /books (infra/month_close.py): the whole portfolio, too long for a request
+    task(CHECK_TASK, CHECK_QUEUE, Backoff(3, retry_exceptions=TRANSIENT))(MonthClose(services.db).run_check)
     # credit reporting (bff/servicing/credit_reports.py): the notice before an overdue report, deferred by the close
     # of a month's notice day, and the month's report, deferred by the first close of the next month (queueing lock)
     task("servicing.credit_notice", "servicing", Backoff(6, retry_exceptions=(*TRANSIENT, SmsUnavailable)))(

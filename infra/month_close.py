@@ -11,10 +11,14 @@ month's recognition, were it run now, would post nothing (:func:`income_unposted
 functions: a job cancelled, failed for good or never deferred does not let a month close without its income), and no
 ``books.finance_income`` job of the month is waiting, running or failed (it would post when it runs).
 
-**When the checks run.** They read the whole portfolio (seconds at 10,000 leases), so never on a page's GET: when ops
-ask for them (:meth:`MonthClose.check_now`, audited ``books.close_checked`` with what they found), when the close is
-asked for (what they found is kept with the request) and when it is approved. The page shows the newest of those, with
-its time and who ran it (:meth:`MonthClose.overview`).
+**When the checks run.** They read the whole portfolio (14–20 s at 10,000 leases, minutes at 100,000), so never on a
+page's GET nor in a web request of their own: ops ask for them (:meth:`MonthClose.ask_check`: the marker
+``books.close_check_asked`` and the job ``books.close_check`` in one transaction, the request answered at once; none
+queued while one waits or runs), and a worker runs them (:meth:`MonthClose.run_check`, audited ``books.close_checked``
+with what they found; run again, it keeps no second result). Asking for the close and approving it run them in their
+own request, as they decide on what they find (kept with the request). The page shows the newest findings, with their
+time and who asked (:meth:`MonthClose.overview`), and the check asked for while it waits or runs, or when its job
+ended without a result (failed: the jobs page has its error).
 
 **Four eyes.** The approver is never the requester: refused here (:class:`OwnApproval`) and by the database (CHECK on
 both tables). The requester may withdraw a request still pending. Each step is an audit event (``books.close_*``) in
@@ -60,6 +64,7 @@ from infra.db.models import LeaseRow
 from infra.db.models import LedgerCloseRequestRow
 from infra.db.models import LedgerPeriodRow
 from infra.db.models import UserRow
+from infra.db.models import utcnow
 from infra.finance_income import BATCH as INCOME_BATCH
 from infra.finance_income import SETTLED_LEASE
 from infra.finance_income import TASK as INCOME_TASK
@@ -68,6 +73,8 @@ from infra.finance_income import month_entry
 from infra.finance_income import prepaid
 from infra.finance_income import recognised
 from infra.finance_income import schedules
+from infra.jobs import Job
+from infra.jobs import defer_jobs
 from infra.servicing import any_of
 from infra.servicing import current_business_date
 
@@ -83,6 +90,9 @@ LOCK_JOURNAL = "LOCK TABLE journal_entries IN SHARE MODE"
 SHOWN_DIFFERENCES = 20
 #: the finance-income job's states in which the month's income is not (all) posted yet
 INCOME_OPEN = ("todo", "doing", "failed")
+#: the close checks ops ask for on /books, run by a worker (bff/worker.py): the task (also its queueing lock and its
+#: procrastinate lock: one waits, one runs, at a time), its queue, and the audit action of the ask (the job's marker)
+CHECK_TASK, CHECK_QUEUE, CHECK_ASKED = "books.close_check", "servicing", "books.close_check_asked"
 
 
 @dataclass(frozen=True)
@@ -149,10 +159,27 @@ class ClosedMonth:
 
 
 @dataclass(frozen=True)
+class CheckJob:
+    """A close check ops asked for: ``state`` its job's (``todo`` waiting, ``doing`` running, ``ended`` ended without
+    its result: failed, cancelled or aborted — the jobs page says why), when and by whom it was asked (its marker)."""
+
+    state: str
+    asked_at: datetime
+    asked_by: str
+    marker: int
+
+    @property
+    def open(self) -> bool:
+        """Waiting or running: asking again queues none."""
+        return self.state in ("todo", "doing")
+
+
+@dataclass(frozen=True)
 class Overview:
     """The books' periods as ops see them: the business date, the last closed month, the next month to close and its
-    checks — the newest run (by ops, or with a request: ``checked_at``, ``checked_by``), or None when none was run
-    for it —, the requests waiting for approval, the months closed (newest first)."""
+    checks — the newest run (by a check ops asked for, or with a request: ``checked_at``, ``checked_by``), or None when
+    none was run for it —, the requests waiting for approval, the months closed (newest first), and the check ops asked
+    for that has not given its result (``check_job``: waiting, running, or ended without one after the newest run)."""
 
     today: date
     last_closed: date | None
@@ -162,6 +189,7 @@ class Overview:
     closed: tuple[ClosedMonth, ...]
     checked_at: datetime | None = None
     checked_by: str | None = None
+    check_job: CheckJob | None = None
 
 
 class CloseRefused(Exception):
@@ -348,6 +376,53 @@ def _last_check(session: Session, month: date,
     return found
 
 
+#: the close-check job waiting or running (by procrastinate's partial indexes on its queueing lock and its lock), with
+#: the id of its marker
+_OPEN_CHECK = text("SELECT status::text, (args ->> 'asked')::bigint FROM procrastinate_jobs "
+                   "WHERE task_name = :task AND ((queueing_lock = :task AND status = 'todo') "
+                   "OR (lock = :task AND status = 'doing')) ORDER BY id DESC LIMIT 1")
+
+
+def _marker(session: Session, marker_id: int | None = None) -> AuditEventRow | None:
+    """A close check's marker (its ask): ``marker_id``'s, else the newest."""
+    query = select(AuditEventRow).where(AuditEventRow.action == CHECK_ASKED)
+    if marker_id is not None:
+        return session.scalars(query.where(AuditEventRow.id == marker_id)).first()
+    return session.scalars(query.order_by(AuditEventRow.id.desc()).limit(1)).first()
+
+
+def _result_kept(session: Session, marker_id: int) -> bool:
+    """Whether the check asked by ``marker_id`` kept its result (a ``books.close_checked`` event naming it)."""
+    return session.scalars(select(AuditEventRow.id).where(
+        AuditEventRow.action == CHECKED,
+        text("CAST(audit_events.details AS jsonb) ->> 'asked' = :asked").bindparams(asked=str(marker_id)))
+        .limit(1)).first() is not None
+
+
+def _open_check(session: Session) -> CheckJob | None:
+    """The close check waiting or running, by its job (a job without its marker, deferred by hand: asked now, by
+    nobody named)."""
+    found = session.execute(_OPEN_CHECK, {"task": CHECK_TASK}).first()
+    if found is None:
+        return None
+    marker = _marker(session, found[1]) if found[1] is not None else None
+    if marker is None:
+        return CheckJob(found[0], utcnow(), "", 0)
+    return CheckJob(found[0], marker.at, marker.actor_label, marker.id)
+
+
+def _check_job(session: Session, checked_at: datetime | None) -> CheckJob | None:
+    """The close check ops asked for that has not given its result: its job waiting or running, else the newest ask
+    whose job ended without one (when it is newer than ``checked_at``, the newest findings shown)."""
+    under_way = _open_check(session)
+    if under_way is not None:
+        return under_way
+    marker = _marker(session)
+    if marker is None or (checked_at is not None and marker.at <= checked_at) or _result_kept(session, marker.id):
+        return None
+    return CheckJob("ended", marker.at, marker.actor_label, marker.id)
+
+
 def _request(row: LedgerCloseRequestRow) -> CloseRequest:
     return CloseRequest(row.id, row.month, row.status, row.requested_by, row.requested_by_label, row.requested_at,
                         json.loads(row.checks or "{}"), row.decided_by, row.decided_by_label, row.decided_at)
@@ -362,16 +437,25 @@ def _audit(session: Session, action: str, outcome: str, actor_id: str, actor_lab
                               details=json.dumps(details, ensure_ascii=False)))
 
 
+class _Raced(Exception):
+    """A close check queued by another way while ours was (the jobs page's retry): ours is undone."""
+
+    def __init__(self, job: CheckJob) -> None:
+        super().__init__("a close check is under way")
+        self.job = job
+
+
 class MonthClose:
-    """The month close's use cases: :meth:`overview`, :meth:`check_now`, :meth:`request`, :meth:`approve`,
-    :meth:`withdraw`."""
+    """The month close's use cases: :meth:`overview`, :meth:`ask_check` (and :meth:`run_check`, its job),
+    :meth:`request`, :meth:`approve`, :meth:`withdraw`."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def overview(self, *, closed_limit: int = 24, fresh: bool = False) -> Overview:
         """Where the books' periods stand now (one read), the next month with the newest checks run for it (kept with
-        its pending request, or run by :meth:`check_now`) — the checks run now when ``fresh`` (the command's)."""
+        its pending request, or run by :meth:`run_check`) — the checks run now when ``fresh`` (the command's) —, and the
+        check ops asked for that has not given its result."""
         with self.db.session() as session:
             today = current_business_date(session)
             upcoming = next_to_close(session)
@@ -389,17 +473,52 @@ class MonthClose:
                 found = check(session, upcoming, today)
             elif upcoming is not None:
                 found, at, by = _last_check(session, upcoming, pending)
-            return Overview(today, last_closed_month(session), upcoming, found, pending, closed, at, by)
+            return Overview(today, last_closed_month(session), upcoming, found, pending, closed, at, by,
+                            _check_job(session, at))
 
-    def check_now(self, *, actor_id: str, actor_label: str, now: datetime,
-                  client: tuple[str, str] = ("", "")) -> Check | None:
-        """Run the next month's checks now (the whole portfolio, no lock) and keep what they found in the audit log
-        (``books.close_checked``: the page shows it); None when there is no month to close."""
+    def ask_check(self, *, actor_id: str, actor_label: str, now: datetime,
+                  client: tuple[str, str] = ("", "")) -> tuple[bool, CheckJob]:
+        """Ask for the next month's checks (ops' "Check now"): the marker (audit ``books.close_check_asked``) and the
+        job that runs them (``books.close_check``, :meth:`run_check`) in one transaction, the answer at once. Returns
+        (True, the check queued), or (False, the check waiting or running already: none is queued — two clicks at once
+        wait for each other on an advisory lock, and procrastinate's queueing lock stands behind it)."""
+        try:
+            with self.db.transaction() as session:
+                session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": CHECK_TASK})
+                under_way = _open_check(session)
+                if under_way is not None:
+                    return False, under_way
+                upcoming = next_to_close(session)
+                marker = AuditEventRow(at=now, action=CHECK_ASKED, outcome="success", actor_id=actor_id,
+                                       actor_label=actor_label[:254], dealer_id=None,
+                                       target=f"ledger_period:{month_of(upcoming) if upcoming else ''}",
+                                       ip=client[0][:64], user_agent=client[1][:255], details="{}")
+                session.add(marker)
+                session.flush()
+                defer_jobs(session, [Job(CHECK_TASK, {"asked": marker.id}, CHECK_QUEUE, queueing_lock=CHECK_TASK,
+                                         lock=CHECK_TASK)])
+                queued = _open_check(session)
+                if queued is None or queued.marker != marker.id:  # one queued meanwhile without the lock (a retry)
+                    raise _Raced(queued or CheckJob("todo", now, "", 0))
+                return True, queued
+        except _Raced as raced:  # the marker rolled back with it
+            return False, raced.job
+
+    def run_check(self, asked: int) -> Check | None:
+        """The ``books.close_check`` job: the next month's checks (the whole portfolio, no lock), their findings kept
+        as the month's newest (``books.close_checked``, by whom ``asked`` names: the marker); None when there is no
+        month to close. Run again (a retry, its worker died after it kept them), it keeps none a second time."""
         with self.db.session() as session:
+            marker = _marker(session, asked)
+            if marker is None or _result_kept(session, asked):
+                return None
             upcoming = next_to_close(session)
             found = check(session, upcoming, current_business_date(session)) if upcoming is not None else None
         if found is not None:
-            self._checked(found, actor_id, actor_label, now, client)
+            with self.db.transaction() as session:
+                _audit(session, CHECKED, "success" if found.ok else "failure", marker.actor_id or "",
+                       marker.actor_label, found.month, {**found.as_dict(), "asked": asked},
+                       (marker.ip, marker.user_agent), utcnow())
         return found
 
     def _checked(self, found: Check, actor_id: str, actor_label: str, now: datetime,

@@ -1,8 +1,8 @@
 """The books on a phone (issue 19, "Done when"): on Pixel 7s, an ops user checks January (the page runs no check by
-itself), asks for its close, sees that another must approve it, and a second ops user approves it — the month is
-locked, both names on it; then a dealer's admin opens their statement (分账对账单) from the menu, reads what the lessor
-owes them and downloads it. Each page fits the phone's
-width and carries no inline style (the CSP); the console stays clean (tests/e2e/conftest.py).
+itself; "Check now" queues it for a worker, run here as the worker runs it), asks for its close, sees that another
+must approve it, and a second ops user approves it — the month is locked, both names on it; then a dealer's admin
+opens their statement (分账对账单) from the menu, reads what the lessor owes them and downloads it. Each page fits the
+phone's width and carries no inline style (the CSP); the console stays clean (tests/e2e/conftest.py).
 
 The books are those of tests/integration/test_books_close.py's fixture (a database and a live BFF of their own: a
 closed month moves every later posting dated in it, which the suite's shared live server must not see)."""
@@ -31,6 +31,7 @@ from tests.integration.test_books_close import FINANCE
 from tests.integration.test_books_close import OPS
 from tests.integration.test_books_close import Books
 from tests.integration.test_books_close import books  # noqa: F401 - the fixture: its books and live server
+from tests.integration.test_books_close import run_close_check
 
 PHONE_WIDTH = 412
 
@@ -56,8 +57,11 @@ def test_an_ops_user_asks_another_approves_and_a_dealer_admin_reads_their_statem
         open_menu_link(ops, "nav-books")
         expect(ops.get_by_test_id("next-month")).to_have_attribute("data-month", "2026-01")
         expect(ops.get_by_test_id("not-checked")).to_be_visible()  # the page runs no check by itself
-        ops.get_by_test_id("check-close").click()
-        expect(ops.get_by_test_id("books-notice")).to_contain_text("已检查")
+        ops.get_by_test_id("check-close").click()  # queued for a worker: the page answers at once
+        expect(ops.get_by_test_id("books-notice")).to_contain_text("已提交检查")
+        expect(ops.get_by_test_id("checking")).to_contain_text(OPS)
+        run_close_check(books)  # as the worker runs it (this fixture's database has none)
+        ops.get_by_test_id("checking").get_by_role("link").click()
         expect(ops.get_by_test_id("checked-at")).to_contain_text(OPS)
         expect(ops.get_by_test_id("close-clear")).to_be_visible()
         assert_fits(ops)

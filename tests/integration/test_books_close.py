@@ -24,11 +24,13 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP
 from decimal import Decimal
 from html.parser import HTMLParser
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
 from sqlalchemy import select
+from sqlalchemy import text
 
 from books.accounts import BANK
 from books.accounts import DEALERS
@@ -415,27 +417,100 @@ def audit(books: Books, action: str) -> list[AuditEventRow]:
         return list(s.scalars(select(AuditEventRow).where(AuditEventRow.action == action).order_by(AuditEventRow.id)))
 
 
-def test_the_page_shows_the_checks_last_run_and_runs_them_only_when_asked(books: Books) -> None:
-    """The checks read the whole portfolio: GET /books shows the newest run (its time, who ran it, what it found) and
-    runs none; "check now" runs them, audited. A posting after a run changes nothing on the page until the next."""
+def close_check_jobs(books: Books) -> list[tuple[int, str, dict[str, Any]]]:
+    """The close-check jobs (id, state, args), oldest first."""
+    from infra.month_close import CHECK_TASK
+
+    with books.db.session() as s:
+        return [(int(i), str(state), dict(args)) for i, state, args in s.execute(text(
+            "SELECT id, status::text, args FROM procrastinate_jobs WHERE task_name = :task ORDER BY id"),
+            {"task": CHECK_TASK})]
+
+
+def run_close_check(books: Books) -> None:
+    """The open close-check job run as a worker runs it: the task bff/worker.py registers, called with the job's own
+    args (the job left ``succeeded`` after it, as the worker leaves it). These tests run no worker."""
+    from bff.worker import build
+    from infra.month_close import CHECK_TASK
+
+    app = books.server.app
+    task = build(app.extensions["leaseline"], app.config["SETTINGS"]).tasks[CHECK_TASK]
+    waiting = [(job_id, args) for job_id, state, args in close_check_jobs(books) if state in ("todo", "doing")]
+    assert len(waiting) == 1, waiting
+    job_id, args = waiting[0]
+    task.func(SimpleNamespace(job=SimpleNamespace(id=job_id, attempts=0, queue=task.queue)), **args)
+    with books.db.session() as s:
+        s.execute(text("UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id = :id"), {"id": job_id})
+
+
+def check_now(session: requests.Session, base: str, notice: str = "check_queued") -> None:
+    r = post_form(session, f"{base}/books/check")
+    assert r.status_code == 303 and r.headers["Location"].endswith(f"/books?notice={notice}"), r.headers
+
+
+def test_check_now_queues_the_checks_once_and_the_page_shows_them_running_then_their_result(books: Books) -> None:
+    """The checks read the whole portfolio (minutes at 100,000 leases): neither GET /books nor "Check now" runs them in
+    the request. "Check now" queues a ``books.close_check`` job with its marker (the audit event
+    ``books.close_check_asked``, in the same transaction) and answers at once; a second click while it waits or runs
+    queues no other. The page says "checking since …", then shows what the job found, its time and who asked; a job
+    that failed is said on the page (and listed on the jobs page), and "Check now" queues a new one."""
+    from infra.jobs import JobQueue
+    from infra.month_close import CHECK_ASKED
+
     base = books.url
-    with sign_in(base, OPS) as ops, sign_in(base, AUDITOR) as auditor:
+    with sign_in(base, OPS) as ops, sign_in(base, FINANCE) as finance, sign_in(base, AUDITOR) as auditor:
         page = ops.get(f"{base}/books", timeout=TIMEOUT).text
         assert 'data-month="2026-01"' in page and 'data-testid="not-checked"' in page
         assert 'data-testid="check-close"' in page and 'data-testid="request-close"' in page
-        r = post_form(ops, f"{base}/books/check")
-        assert r.status_code == 303 and r.headers["Location"].endswith("/books?notice=checked")
+        check_now(ops, base)
+        assert audit(books, "books.close_checked") == []  # nothing ran in the request
+        asked = audit(books, CHECK_ASKED)
+        assert [(e.actor_label, e.outcome) for e in asked] == [(OPS, "success")]
+        jobs = close_check_jobs(books)
+        assert [(state, args["asked"]) for _id, state, args in jobs] == [("todo", asked[0].id)]
+        page = ops.get(f"{base}/books?lang=en", timeout=TIMEOUT).text
+        assert 'data-testid="checking" data-state="todo"' in page and "Checking since" in page and OPS in page
+        assert 'data-testid="check-close"' not in page and 'data-testid="not-checked"' not in page
+        # a second click, by anyone, while it waits and while it runs: no other job, no other marker
+        check_now(ops, base, "check_under_way")
+        check_now(finance, base, "check_under_way")
+        with books.db.session() as s:  # a worker took it
+            s.execute(text("UPDATE procrastinate_jobs SET status = 'doing' WHERE id = :id"), {"id": jobs[0][0]})
+        assert 'data-testid="checking" data-state="doing"' in ops.get(f"{base}/books", timeout=TIMEOUT).text
+        check_now(finance, base, "check_under_way")
+        assert [j[0] for j in close_check_jobs(books)] == [jobs[0][0]] and len(audit(books, CHECK_ASKED)) == 1
+        run_close_check(books)
         page = ops.get(f"{base}/books", timeout=TIMEOUT).text
         assert 'data-testid="checked-at"' in page and OPS in page and 'data-testid="close-clear"' in page
+        assert 'data-testid="checking"' not in page and 'data-testid="check-close"' in page
+        # the job run again (a retry after its worker died): it finds its result kept, and keeps no second
+        with books.db.session() as s:
+            s.execute(text("UPDATE procrastinate_jobs SET status = 'doing' WHERE id = :id"), {"id": jobs[0][0]})
+        run_close_check(books)
+        assert len(audit(books, "books.close_checked")) == 1
+
         # lease c out of line with its schedule in January: the page still shows the run before it
         with books.db.session() as s:
             post(s, [entry("books-close:stray-january", "rent_collected", date(2026, 1, 15),
                            [debit(BANK, 100), credit(RECEIVABLE, 100)], lease_id=books.leases["c"])], NOW)
         page = ops.get(f"{base}/books", timeout=TIMEOUT).text
         assert 'data-testid="close-clear"' in page and 'data-code="differences"' not in page
-        assert post_form(ops, f"{base}/books/check").status_code == 303
+        # the next check fails in its worker: the page says so and leads to the jobs page, which lists it
+        check_now(ops, base)
+        failed = close_check_jobs(books)[-1][0]
+        JobQueue(books.db).record_error(failed, 1, "OperationalError: canceling statement due to statement timeout")
+        with books.db.session() as s:  # as the worker leaves it after its last attempt
+            s.execute(text("UPDATE procrastinate_jobs SET status = 'failed' WHERE id = :id"), {"id": failed})
+        page = ops.get(f"{base}/books?lang=en", timeout=TIMEOUT).text
+        assert 'data-testid="check-failed"' in page and "did not finish" in page and "/ops/jobs?state=failed" in page
+        assert 'data-testid="check-close"' in page and 'data-testid="close-clear"' in page  # the run before stands
+        jobs_page = ops.get(f"{base}/ops/jobs?state=failed", timeout=TIMEOUT).text
+        assert "books.close_check" in jobs_page and "statement timeout" in jobs_page
+        check_now(ops, base)  # a new one: the failed job does not hold the queue
+        run_close_check(books)
         page = ops.get(f"{base}/books", timeout=TIMEOUT).text
         assert 'data-code="differences"' in page and books.leases["c"][:8] in page
+        assert 'data-testid="check-failed"' not in page
         assert 'data-testid="request-close"' not in page  # blocked: check again once put right
         # the auditor reads what ops' run found, and runs none
         seen = auditor.get(f"{base}/books", timeout=TIMEOUT).text
@@ -445,11 +520,52 @@ def test_the_page_shows_the_checks_last_run_and_runs_them_only_when_asked(books:
             reverse(s, "books-close:stray-january", "books-close:stray-january:reversed", date(2026, 1, 16),
                     "wrong lease", NOW)
         assert 'data-code="differences"' in ops.get(f"{base}/books", timeout=TIMEOUT).text
-        assert post_form(ops, f"{base}/books/check").status_code == 303
+        check_now(ops, base)
+        run_close_check(books)
         page = ops.get(f"{base}/books", timeout=TIMEOUT).text
         assert 'data-testid="close-clear"' in page and 'data-testid="request-close"' in page
     assert [(e.outcome, json.loads(e.details)["month"]) for e in audit(books, "books.close_checked")] == [
         ("success", "2026-01"), ("failure", "2026-01"), ("success", "2026-01")]
+
+
+def test_two_clicks_at_once_queue_one_check(books: Books) -> None:
+    """"Check now" by two ops users at the same moment: one check queued (with its one marker), the other told it is
+    under way."""
+    import threading
+
+    from infra.month_close import CHECK_ASKED
+    from infra.month_close import MonthClose
+
+    markers, jobs = len(audit(books, CHECK_ASKED)), len(close_check_jobs(books))
+    for _round in range(3):
+        barrier, answers = threading.Barrier(2), []  # type: threading.Barrier, list[object]
+
+        def ask(who: str, barrier: threading.Barrier = barrier, answers: list[object] = answers) -> None:
+            barrier.wait()
+            try:
+                answers.append(MonthClose(books.db).ask_check(actor_id=who, actor_label=who, now=NOW)[0])
+            except Exception as exc:  # noqa: BLE001 — what the test must never see, reported as the failure
+                answers.append(f"{type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=ask, args=(who,)) for who in ("u1", "u2")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(answers, key=str) == [False, True], answers
+        markers, jobs = markers + 1, jobs + 1
+        assert (len(audit(books, CHECK_ASKED)), len(close_check_jobs(books))) == (markers, jobs)
+        run_close_check(books)
+
+
+def test_the_request_and_the_approval_answer_with_their_own_checks_queueing_none(books: Books) -> None:
+    """Asking for a close and approving it keep running their checks in the request (they decide on them): a request
+    refused for a blocker shows what blocks it at once; no close-check job is queued by either."""
+    before = close_check_jobs(books)
+    with sign_in(books.url, OPS) as ops:
+        r = post_form(ops, f"{books.url}/books/close", month="2026-03")
+        assert r.status_code == 409 and 'data-code="not_ended"' in r.text
+    assert close_check_jobs(books) == before
 
 
 def test_a_month_closes_on_two_ops_users_word_and_a_late_event_lands_in_the_next(books: Books) -> None:
@@ -647,8 +763,6 @@ def test_two_close_requests_at_once_one_is_made_the_other_refused_as_pending(boo
     requests) — also when the other's row was written by a transaction the first could not see yet."""
     import threading
     import time
-
-    from sqlalchemy import text
 
     from infra.month_close import CloseRefused
     from infra.month_close import MonthClose
