@@ -48,9 +48,10 @@ def _business_date() -> date:
         database.dispose()
 
 
-def _day(value: str | None, option: str, *, default: date, latest: date | None = None) -> date:
-    """``value`` as a date (``default`` when None): at most ``latest`` when given, and never in the calendar's last
-    year (the day after it, which the books compute, could not be written)."""
+def _day(value: str | None, option: str, *, default: date, latest: date | None = None, why: str = "") -> date:
+    """``value`` as a date (``default`` when None): at most ``latest`` when given (the business date: ``why`` says
+    what a later day would get wrong), and never in the calendar's last year (the day after it, which the books
+    compute, could not be written)."""
     if value is None:
         return default
     try:
@@ -58,11 +59,17 @@ def _day(value: str | None, option: str, *, default: date, latest: date | None =
     except ValueError:
         raise Fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
     if latest is not None and day > latest:
-        raise Fail(f"{option}: {value} is after the business date {latest.isoformat()}: a month that has not ended "
-                   "has no balance to assert") from None
+        raise Fail(f"{option}: {value} is after the business date {latest.isoformat()}: {why}") from None
     if day.year >= MAXYEAR:
         raise Fail(f"{option}: {value} is beyond the dates the books can hold (before {MAXYEAR}-01-01)") from None
     return day
+
+
+def _up_to_today(value: str | None, option: str, why: str) -> date:
+    """``value`` as a date up to the business date (its default): the books' figures beyond it are those of days the
+    close has not reached (``why``: what they would get wrong)."""
+    today = _business_date()
+    return _day(value, option, default=today, latest=today, why=why)
 
 
 def _target(target: str) -> Path:
@@ -97,8 +104,7 @@ def books_export(fmt: str, target: str, summary: bool, through: str | None) -> N
     `bean-check FILE`."""
     from infra.books_export import export
 
-    today = _business_date()
-    end = _day(through, "--through", default=today, latest=today)
+    end = _up_to_today(through, "--through", "a month that has not ended has no balance to assert")
     path = _target(target)
     partial = path.with_name(path.name + ".part")
     try:
@@ -141,18 +147,20 @@ def books_trial_balance(on: str | None, as_json: bool) -> None:
 
 
 @books_group.command("reconcile")
-@click.option("--date", "on", default=None, help="Balances through the end of this day (YYYY-MM-DD; default the "
-                                                 "business date).")
+@click.option("--date", "on", default=None, help="Balances through the end of this day (YYYY-MM-DD; default and "
+                                                 "latest: the business date).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def books_reconcile(on: str | None, as_json: bool) -> None:
-    """Each lease's receivable and unearned income in the ledger against what its instalments say (the lease
-    sub-ledger, infra/books_reconcile.py): every difference printed; exit 1 when there is any."""
+    """Each lease's receivable, unearned income and VAT pending in the ledger against what its instalments say (the
+    lease sub-ledger, infra/books_reconcile.py) at any date up to the business date: every difference printed; exit 1
+    when there is any."""
     from sqlalchemy.orm import Session
 
     from books.beancount import amount
     from infra.books_reconcile import lease_differences
 
-    day = _day(on, "--date", default=_business_date())
+    day = _up_to_today(on, "--date", "the close has not reached its rents' tax points (their VAT still Pending), "
+                                     "which would show as differences")
     with _snapshot() as conn, Session(bind=conn) as session:
         found = lease_differences(session, on=day)
     rows = [{"lease_id": d.lease_id, "account": d.account, "ledger": amount(d.ledger), "schedule": amount(d.schedule),

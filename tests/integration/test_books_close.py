@@ -757,6 +757,32 @@ def test_leaseline_books_close_month_shows_where_the_periods_stand_and_closes_no
         assert period is not None and period.closed_by != period.approved_by
 
 
+def books_command(books: Books, *args: str) -> Any:
+    """``leaseline books …`` on the fixture's database (click's runner: its exit code, stdout and stderr)."""
+    from click.testing import CliRunner
+
+    from leaseline.cli import main
+
+    env = {"LEASELINE_DATABASE_URL": books.db.engine.url.render_as_string(hide_password=False)}
+    return CliRunner().invoke(main, ["books", *args], env=env)
+
+
+def test_books_reconcile_refuses_a_date_after_the_business_date(books: Books) -> None:
+    """The close has not reached the tax points after the business date (their VAT still Pending): reconciling there
+    would list false differences. Refused in one line, exit 2, as ``books export --through`` refuses it; the business
+    date itself is reconciled."""
+    from datetime import timedelta
+
+    today = SqlServicing(books.db).business_date()
+    for late in (today + timedelta(days=1), today.replace(year=today.year + 1)):
+        refused = books_command(books, "reconcile", "--date", late.isoformat())
+        assert refused.exit_code == 2 and refused.output.count("\n") == 1, refused.output
+        assert refused.output.startswith(f"Error: --date: {late.isoformat()} is after the business date "
+                                         f"{today.isoformat()}"), refused.output
+    done = books_command(books, "reconcile", "--date", today.isoformat())
+    assert done.exit_code in (0, 1) and f"at the end of {today.isoformat()}" in done.output, done.output
+
+
 def test_two_close_requests_at_once_one_is_made_the_other_refused_as_pending(books: Books) -> None:
     """April made closable (the business date in May, its rents' tax points and its income posted); two requests for
     its close at once: one is made, the other refused as pending (never a 500 from the unique index of the pending
