@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from leaseline.books_cli import _business_date
 from leaseline.books_cli import books_group
 from leaseline.cli import Fail
 from leaseline.cli import _database_errors
@@ -21,12 +22,14 @@ if TYPE_CHECKING:
 
 
 @books_group.command("income")
-@click.option("--month", required=True, help="The month (YYYY-MM) whose last day is closed.")
+@click.option("--month", required=True, help="A month that has ended by the business date (YYYY-MM): the close of "
+                                              "business has run its last day.")
 @click.option("--lease", "leases", multiple=True, help="Only this lease (repeatable); every lease by default.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def books_income(month: str, leases: tuple[str, ...], as_json: bool) -> None:
     """Post MONTH's finance income of every lease (the schedule's interest spread by day; the effective-interest
-    figure and its difference shown in each entry's memo), once per lease and month."""
+    figure and its difference shown in each entry's memo), once per lease and month. MONTH has ended by the business
+    date (whether the books' month close has locked it is another matter: /books)."""
     from bff.payments.common import utc_now
     from books.income import month_end
     from infra.db import Database
@@ -34,7 +37,7 @@ def books_income(month: str, leases: tuple[str, ...], as_json: bool) -> None:
     from infra.finance_income import recognise_month
 
     try:
-        month_end(month)
+        end = month_end(month)
     except ValueError as exc:
         raise Fail(f"--month: {exc}") from None
     database = Database(_settings().database_url)
@@ -45,8 +48,10 @@ def books_income(month: str, leases: tuple[str, ...], as_json: bool) -> None:
                 raise Fail(f"--lease: no such lease: {', '.join(unknown)}")
             try:
                 result = recognise_month(database, month, utc_now(), only=list(leases) or None)
-            except MonthNotClosed as exc:
-                raise Fail(str(exc)) from None
+            except MonthNotClosed:  # "closed" is the books' four-eyes month close: this is the calendar's
+                raise Fail(f"--month: {month} has not ended by the business date {_business_date().isoformat()}: its "
+                           f"income is posted once the close of business has run its last day, {end.isoformat()}"
+                           ) from None
     finally:
         database.dispose()
     if as_json:

@@ -783,6 +783,20 @@ def test_books_reconcile_refuses_a_date_after_the_business_date(books: Books) ->
     assert done.exit_code in (0, 1) and f"at the end of {today.isoformat()}" in done.output, done.output
 
 
+def test_books_income_refuses_a_month_not_ended_saying_so(books: Books) -> None:
+    """``books income --month M`` for the business date's month: refused (exit 2) because M has not ended by the
+    business date — never "M is not closed", which now means the four-eyes close of /books."""
+    from books.reports import month_of
+
+    today = SqlServicing(books.db).business_date()
+    for month in (month_of(today), f"{today.year + 1}-01"):
+        refused = books_command(books, "income", "--month", month)
+        assert refused.exit_code == 2 and refused.output.count("\n") == 1, refused.output
+        assert refused.output.startswith(f"Error: --month: {month} has not ended by the business date "
+                                         f"{today.isoformat()}"), refused.output
+        assert "not closed" not in refused.output
+
+
 def test_two_close_requests_at_once_one_is_made_the_other_refused_as_pending(books: Books) -> None:
     """April made closable (the business date in May, its rents' tax points and its income posted); two requests for
     its close at once: one is made, the other refused as pending (never a 500 from the unique index of the pending

@@ -203,7 +203,7 @@ def test_the_month_s_income_posts_once_per_lease_and_month_and_the_months_add_up
                                           "difference": "0.00"}
     assert len([k for k in _entries(c, lease_id) if k[1] == "finance_income"]) == len(months)
     refused = CliRunner().invoke(main, ["books", "income", "--month", month_of(today)], env=env)
-    assert refused.exit_code == 2 and "not closed" in refused.stderr
+    assert refused.exit_code == 2 and f"{month_of(today)} has not ended by the business date" in refused.stderr
     assert CliRunner().invoke(main, ["books", "income", "--month", "2026-13"], env=env).exit_code == 2
     # the close of a month's last day defers the month's job, once while one waits (its queueing lock)
     # and the months' jobs run one at a time (their procrastinate lock: a catching-up close defers several)
