@@ -15,8 +15,9 @@ Every figure is integer fen, computed from the rate's exact fraction and **round
 Decimal's ROUND_HALF_UP would. A lump sum received (a late charge, a fee, a settlement's interest or fee) carries
 ``included_tax(rule, amount)`` = half_up(amount·τ/(1+τ)): they are 价外费用 of the same service, taxed whole.
 
-Which rule: the one in force on the tax point (``TaxPolicy.rule(structure, on)``) — for a rent its due date (the
-payment date the written contract fixes), for a lump sum the day it is received."""
+Which rule: the one in force on the tax point (``TaxPolicy.rule(structure, on)``) — for a rent the earlier of its due
+date (the payment date the written contract fixes) and the day it is received in full (a rent paid ahead, 预收款: the
+day received), for a lump sum the day it is received."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ class Rule:
     item_en: str
     tax_code: str  # 商品和服务税收分类编码, "" when it could not be sourced (see provisional_fields)
     tax_short: str  # the code's 分类简称: the invoice item reads *tax_short*item_zh
-    tax_point: str  # "contract_payment_date"
+    tax_point: str  # "earlier_of_contract_payment_date_and_received"
     lump_sum_tax_point: str  # "received"
     refund_code: str  # 数电票 增值税即征即退代码 of the service
     effective_from: date
@@ -78,6 +79,7 @@ class Rule:
     sources: tuple[str, ...]
     provisional: bool = False
     provisional_fields: tuple[str, ...] = ()
+    advance_tax_point: str = "received"  # a rent paid ahead (预收款): the day it is received
     note: str = ""
 
     @property
@@ -237,7 +239,8 @@ def parse_tax_policy(raw: Mapping[str, object]) -> TaxPolicy:
         rules.append(Rule(structure=structure, rate=rate, base=base, item_zh=str(entry["item_zh"]),
                           item_en=str(entry["item_en"]), tax_code=str(entry.get("tax_code", "")),
                           tax_short=str(entry.get("tax_short", "")),
-                          tax_point=str(entry.get("tax_point", "contract_payment_date")),
+                          tax_point=str(entry.get("tax_point", "earlier_of_contract_payment_date_and_received")),
+                          advance_tax_point=str(entry.get("advance_tax_point", "received")),
                           lump_sum_tax_point=str(entry.get("lump_sum_tax_point", "received")),
                           refund_code=str(entry.get("refund_code", "")), effective_from=start, effective_to=end,
                           sources=cited, provisional=provisional, provisional_fields=fields,

@@ -94,6 +94,7 @@ from infra.vat_catchup import ensure as ensure_vat
 from infra.vat_catchup import instalment_tax
 from infra.vat_catchup import posted
 from infra.vat_catchup import structure
+from infra.vat_points import tax_point_of
 from servicing.end_of_term import REFINANCE
 from servicing.end_of_term import declined_on
 from servicing.end_of_term import inspection_opens
@@ -497,8 +498,9 @@ def _apply_deposit(session: Session, lease: LeaseRow, day: date, now: datetime,
     if full:
         ensure_vat(session, lease, now)
         taxed, policy, kind = posted(session, [f"vat:{r.id}" for r in full]), load_tax_policy(), structure(lease)
-        entries += [tax_point(r.id, lease.id, lease.dealer_id, min(r.due_on, day),
-                              instalment_tax(policy, kind, r).tax) for r in full if f"vat:{r.id}" not in taxed]
+        entries += [made for r in full if f"vat:{r.id}" not in taxed for made in [tax_point_of(
+            policy, kind, r.id, lease.id, lease.dealer_id, min(r.due_on, day), r.due_on, r.amount, r.interest)]
+            if made is not None]
     session.flush()
     post(session, entries, now)
     # the rents it paid in full: their e-invoices asked for (infra/invoicing.py), as a receipt's are

@@ -89,13 +89,20 @@ def structure_of(lease: LeaseRow) -> str:
 def _rent_facts(lease: LeaseRow, row: InstalmentRow, received_on: date) -> dict[str, Any]:
     label = f"第{row.number}期租金" if row.kind == "rent" else "尾付租金"
     parts: list[dict[str, Any]] = [{"kind": "rent", "amount": row.paid_principal + row.paid_interest,
-                                    "interest": row.paid_interest, "tax_point": row.due_on.isoformat(),
-                                    "label": label}]
+                                    "interest": row.paid_interest, "tax_point": rent_tax_point(row, received_on)
+                                    .isoformat(), "label": label}]
     if row.paid_penalty > 0:
         parts.append({"kind": "late_charge", "amount": row.paid_penalty, "tax_point": received_on.isoformat(),
                       "label": f"{label}逾期违约金"})
     return {"structure": structure_of(lease), "number": row.number, "rent_kind": row.kind, "parts": parts,
             "contract_number": lease.contract_number}
+
+
+def rent_tax_point(row: InstalmentRow, received_on: date) -> date:
+    """A rent's tax point as the books post it (infra/vat_points.py): the earlier of its due date (the contract's
+    payment date) and ``received_on``, the day it was received in full (附件1 第四十五条; paid ahead, 预收款: that
+    day)."""
+    return min(row.due_on, received_on)
 
 
 def facts_amount(facts: Mapping[str, Any]) -> int:
@@ -185,7 +192,8 @@ def rents_paid(session: Session, lease: LeaseRow, rows: Sequence[InstalmentRow],
         facts = _rent_facts(lease, r, received_on)
         asked.append({"key": f"rent:{r.id}", "lease_id": lease.id, "application_id": lease.application_id,
                       "dealer_id": lease.dealer_id, "kind": BLUE, "purpose": RENT, "instalment_id": r.id,
-                      "receipt_id": receipt_id, "tax_point": r.due_on, "facts": json.dumps(facts, ensure_ascii=False),
+                      "receipt_id": receipt_id, "tax_point": rent_tax_point(r, received_on),
+                      "facts": json.dumps(facts, ensure_ascii=False),
                       "amount": facts_amount(facts)})
     return _ask(session, asked, now)
 

@@ -84,7 +84,6 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from books.lease import tax_point
 from books.settlement import Settled
 from books.settlement import settled as settled_entries
 from books.vat import load_tax_policy
@@ -120,6 +119,7 @@ from infra.vat_catchup import ensure as ensure_vat
 from infra.vat_catchup import instalment_tax
 from infra.vat_catchup import posted
 from infra.vat_catchup import structure
+from infra.vat_points import tax_point_of
 from servicing.calendar import BusinessCalendar
 from servicing.penalty import penalty_between
 from servicing.settlement import SettlementQuote
@@ -406,8 +406,11 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
     policy, kind = load_tax_policy(), structure(lease)
     taxes = {r.id: instalment_tax(policy, kind, r) for r in rows}
     taxed = posted(session, [f"vat:{r.id}" for r in rows])
-    points = [tax_point(r.id, lease.id, lease.dealer_id, min(r.due_on, day), taxes[r.id].tax)
-              for r in arrears if f"vat:{r.id}" not in taxed]
+    # the tax points of the rents it pays that fell due since the close: the earlier of the due date and today, each
+    # under the rule in force on it (infra/vat_points.py)
+    points = [made for r in arrears if f"vat:{r.id}" not in taxed for made in [tax_point_of(
+        policy, kind, r.id, lease.id, lease.dealer_id, min(r.due_on, day), r.due_on, r.amount, r.interest)]
+        if made is not None]
     post(session, points + settled_entries(Settled(
         q.id, lease.id, lease.dealer_id, day, amount_settled=settled, held=max(0, settled),
         deposit_offset=q.deposit_offset, owed=owed, interest_replaced=waived + q.paid_ahead_interest,

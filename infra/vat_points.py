@@ -90,9 +90,11 @@ def commencement_vat(lease_id: str, dealer_id: str, starts_on: date, structure: 
 
 def tax_point_of(policy: TaxPolicy, structure: str, inst_id: int, lease_id: str, dealer_id: str, on: date,
                  due_on: date, amount: int, interest: int) -> Entry | None:
-    """``vat:<inst_id>`` dated ``on`` (its tax point): the tax of the rent under the rule of its due date (the rule
-    its VAT was put in Pending under at the commencement)."""
-    tax = rent_tax(policy.rule(structure, due_on), amount, interest).tax
+    """``vat:<inst_id>`` dated ``on`` (its tax point: the earlier of its due date and the day it was received in full,
+    附件1 第四十五条): the tax of the rent under the rule in force on that day. (The commencement put it in Pending
+    under its due date's rule: the two differ only for a rent received before a rate change and due after it, which
+    no lease of Leaseline's has.)"""
+    tax = rent_tax(policy.rule(structure, on), amount, interest).tax
     return books_lease.tax_point(inst_id, lease_id, dealer_id, on, tax)
 
 

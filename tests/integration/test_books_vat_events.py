@@ -354,6 +354,9 @@ def test_the_deposit_paying_the_last_rent_before_its_due_date_is_its_tax_point(d
     assert -b[OUTPUT] == sum(vat(i.amount) for i in rows if i.kind == "rent")
     assert differences(db, lease_id) == []
     assert asked(db, lease_id, last.id) == [f"rent:{last.id}"]  # taxed: its e-invoice asked for
+    with db.session() as s:  # its tax point the day the deposit paid it (before its due date), the rule of that day
+        request = s.scalars(select(InvoiceRequestRow).where(InvoiceRequestRow.instalment_id == last.id)).one()
+    assert request.tax_point == TODAY and json.loads(request.facts)["parts"][0]["tax_point"] == TODAY.isoformat()
 
 
 def test_a_final_rent_part_paid_ahead_then_offset_by_the_returned_car_taxes_the_part_paid(db: Database) -> None:

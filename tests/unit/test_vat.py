@@ -37,7 +37,7 @@ def reference(amount: int, rate: str) -> int:
 
 
 def test_the_shipped_policy_is_versioned_and_every_rule_cites_listed_sources() -> None:
-    assert POLICY.version == "2026.12-1"
+    assert POLICY.version == "2026.12-2"
     for rule in POLICY.rules:
         assert rule.sources and all(sid in POLICY.sources for sid in rule.sources)
         assert rule.item_zh and rule.item_en
@@ -67,7 +67,23 @@ def test_the_rule_in_force_on_the_tax_point(structure: str, on: date, rate: str,
     rule = POLICY.rule(structure, on)
     assert (rule.structure, rule.rate, rule.base) == (structure, Decimal(rate), base)
     assert rule.effective_from <= on and (rule.effective_to is None or on <= rule.effective_to)
-    assert rule.tax_point == "contract_payment_date" and rule.lump_sum_tax_point == "received"
+    # a rent: the earlier of the contract's payment date and the day it is received in full (附件1 第四十五条); paid
+    # ahead (预收款): the day received; a lump sum: the day received
+    assert rule.tax_point == "earlier_of_contract_payment_date_and_received"
+    assert rule.advance_tax_point == "received" and rule.lump_sum_tax_point == "received"
+    assert "cs2016-36-a1-art45-advance" in rule.sources
+
+
+def test_the_advance_receipt_rule_cites_where_it_was_confirmed() -> None:
+    source = POLICY.sources["cs2016-36-a1-art45-advance"]
+    assert "预收款" in source.says and source.document == "财税〔2016〕36号"
+    assert "https://m.livelovelifegateway.com/tiku/shiti/5587174.html" in source.read_at
+
+
+def test_the_policy_says_the_time_before_2016_05_was_vat_too_not_business_tax() -> None:
+    text = POLICY_FILE.read_text(encoding="utf-8")
+    assert "(营业税/the earlier 试点)" not in text
+    assert "before 2016-05-01" in text and "17%" in text
 
 
 def test_a_direct_lease_is_invoiced_as_finance_leasing_of_movables() -> None:
@@ -165,7 +181,7 @@ def test_a_broken_policy_is_refused_with_its_reason() -> None:
 
 
 def test_load_reads_another_file(tmp_path: Path) -> None:
-    text = POLICY_FILE.read_text(encoding="utf-8").replace('version = "2026.12-1"', 'version = "test-1"')
+    text = POLICY_FILE.read_text(encoding="utf-8").replace('version = "2026.12-2"', 'version = "test-1"')
     (tmp_path / "policy.toml").write_text(text, encoding="utf-8")
     assert load_tax_policy(tmp_path / "policy.toml").version == "test-1"
     assert load_tax_policy() is POLICY

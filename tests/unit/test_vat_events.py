@@ -250,3 +250,13 @@ def test_a_deduction_kept_from_the_deposit_or_a_hold_is_income_net_of_its_vat() 
     assert hold is not None
     assert net([hold], FEES) == -(2_000 - ref(2_000)) and net([hold], DEPOSITS) == -3_000
     assert net([hold], VAT_OUTPUT) == -ref(2_000)
+
+
+def test_a_rent_s_tax_point_takes_the_rule_in_force_on_its_own_date_not_the_due_date_s() -> None:
+    from books.vat import load_tax_policy
+    from infra.vat_points import tax_point_of
+
+    # a rent due 2019-04-10 (13%) received in full on 2019-03-29 (16%): its tax point is the receipt, its rule 16%
+    made = tax_point_of(load_tax_policy(), "direct", 7, "L", "D", date(2019, 3, 29), date(2019, 4, 10), 11_600, 1_000)
+    assert made is not None and made.value_date == date(2019, 3, 29)
+    assert sum(li.credit for li in made.lines if li.account == VAT_OUTPUT) == 1_600  # 11,600 × 16/116
