@@ -289,12 +289,16 @@ class SqlServicing:
         session.flush()
         schedule = [Scheduled(i.kind, i.amount, i.principal, i.interest) for i in plan.instalments]
         signing = sum(row.amount for row in rows if row.state == PAID)
+        # rent 1 paid at signing was received with the upfront payment: its tax point the day that was captured (预收款)
+        # when before the start (the capture's entry's value date), else the start
+        received = min(_upfront_received(session, application_id) or plan.starts_on, plan.starts_on)
         post(session, [books_lease.commenced(lease_id, dealer_id, plan.starts_on, schedule),
                        *commencement_vat(lease_id, dealer_id, plan.starts_on, structure_of(terms),
-                                         [(r.id, r.kind, r.due_on, r.amount, r.interest) for r in rows]),
+                                         [(r.id, r.kind, r.due_on, r.amount, r.interest) for r in rows],
+                                         received_on=received),
                        books_lease.paid_at_signing(lease_id, dealer_id, plan.starts_on, signing)], now)
         lease = session.get(LeaseRow, lease_id)  # rent 1 paid at signing: its e-invoice asked for (infra/invoicing.py)
-        rents_paid(session, lease, [row for row in rows if row.state == PAID], received_on=plan.starts_on, now=now)
+        rents_paid(session, lease, [row for row in rows if row.state == PAID], received_on=received, now=now)
         _pay_off_refinanced(session, application_id, lease_id, dealer_id, plan.starts_on, now)
         return lease_id
 
@@ -444,6 +448,17 @@ class SqlServicing:
 
                 defer_month(session, f"{day.year:04d}-{day.month:02d}")
             return True
+
+
+def _upfront_received(session: Session, application_id: str) -> date | None:
+    """The day the application's upfront payment was received: the value date of its capture's entry
+    (``payment:<id>:captured``, infra/payments_store.py), the earliest of them; None when none was posted (a lease
+    opened without a payment through Leaseline)."""
+    found = session.execute(text(
+        "SELECT MIN(j.value_date) FROM payments p JOIN journal_entries j ON j.key = :prefix || p.id || :suffix "
+        "WHERE p.application_id = :app AND p.kind = 'upfront'"),
+        {"app": application_id, "prefix": "payment:", "suffix": ":captured"}).scalar()
+    return found if isinstance(found, date) else None
 
 
 def _pay_off_refinanced(session: Session, application_id: str, lease_id: str, dealer_id: str, day: date,

@@ -74,16 +74,17 @@ def lease_structure(terms: str | dict[str, Any]) -> str:
 
 def commencement_vat(lease_id: str, dealer_id: str, starts_on: date, structure: str,
                      instalments: Iterable[tuple[int, str, date, int, int]],
-                     policy: TaxPolicy | None = None) -> list[Entry]:
+                     policy: TaxPolicy | None = None, received_on: date | None = None) -> list[Entry]:
     """The commencement's VAT entry of a lease whose ``instalments`` are (id, kind, due date, amount, interest) — its
     rents and final rent, each under the rule in force on its due date — and the tax point of each due on or before
-    the start (rent 1 in advance, paid at signing: its tax point is the start itself)."""
+    the start (rent 1 in advance, paid at signing): the day the upfront payment that paid it was received
+    (``received_on``: 预收款, the day received) when that came before its due date, else its due date."""
     rents = [(inst_id, due_on, amount, interest) for inst_id, kind, due_on, amount, interest in instalments
              if kind in LEASE_PAYMENTS]
     taxes = books_lease.rent_taxes(structure, [(due_on, amount, interest) for _, due_on, amount, interest in rents],
                                    policy)
     made = [books_lease.commencement_vat(lease_id, dealer_id, starts_on, taxes)]
-    made += [books_lease.tax_point(inst_id, lease_id, dealer_id, due_on, tax.tax)
+    made += [books_lease.tax_point(inst_id, lease_id, dealer_id, min(due_on, received_on or due_on), tax.tax)
              for (inst_id, due_on, _, _), tax in zip(rents, taxes, strict=True) if due_on <= starts_on]
     return [item for item in made if item is not None]
 

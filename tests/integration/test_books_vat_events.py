@@ -68,6 +68,7 @@ from plans.policy import load_policy
 from plans.timeline import add_months
 from tests.integration.test_books_lease import books_database
 from tests.integration.test_servicing_close import DEALER
+from tests.integration.test_servicing_close import fen
 from tests.integration.test_servicing_close import open_lease
 from tests.integration.test_servicing_close import record
 
@@ -395,6 +396,37 @@ def test_a_final_rent_part_paid_ahead_then_offset_by_the_returned_car_taxes_the_
     assert posted[f"vat:{final.id}"] == ("vat_tax_point", TODAY)
     assert differences(db, lease_id) == []
     assert asked(db, lease_id, final.id) == [f"rent:{final.id}"]
+
+
+def test_rent_1_paid_at_signing_is_taxed_and_invoiced_the_day_the_upfront_payment_was_received(db: Database) -> None:
+    # rents in advance: rent 1 is in the upfront payment, captured five days before the lease starts (预收款: its tax
+    # point is the day received, not the start)
+    from books.origination import UpfrontParts
+    from books.origination import captured
+
+    handover = record(TODAY, timing="advance")
+    first = fen(handover["schedule"][0]["payment"])
+    received = TODAY - timedelta(days=5)
+    app_id, payment_id = str(uuid.uuid4()), str(uuid.uuid4())
+    parts = UpfrontParts(down_payment=40_000_00, fees=0, premiums=0, first_rent=first)
+    with db.session() as s:
+        s.add(ApplicationRow(id=app_id, dealer_id=DEALER, status="delivered", vehicle_id="v", vehicle_label="v",
+                             plan_code="p", plan_json="{}", draft_enc=""))
+        s.add(PaymentRow(id=payment_id, application_id=app_id, dealer_id=DEALER, kind="upfront", amount=parts.total,
+                         status="succeeded", intent_id=f"pi_{uuid.uuid4().hex[:20]}", captured=parts.total,
+                         refunded=0, created_at=NOW, updated_at=NOW))
+        s.flush()
+        books.post(s, [captured(payment_id, "upfront", parts.total, received, parts=parts, dealer_id=DEALER,
+                                application_id=app_id)], NOW)
+    lease_id = open_lease(SqlServicing(db), handover, app_id)
+    assert lease_id is not None
+    rent1 = next(i for i in instalments(db, lease_id) if i.number == 1)
+    assert rent1.state == "paid" and rent1.due_on == TODAY
+    posted = {k: d for k, _, d in keys(db, lease_id)}
+    assert posted[f"vat:{rent1.id}"] == received
+    with db.session() as s:
+        request = s.scalars(select(InvoiceRequestRow).where(InvoiceRequestRow.instalment_id == rent1.id)).one()
+    assert request.tax_point == received and json.loads(request.facts)["parts"][0]["tax_point"] == received.isoformat()
 
 
 def test_a_final_rent_paid_off_by_a_refinancing_is_taxed_and_invoiced(db: Database) -> None:
