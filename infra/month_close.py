@@ -106,9 +106,12 @@ class Blocker:
 
 @dataclass(frozen=True)
 class Check:
-    """A month's close checks at its last day: the trial balance's totals (fen), the lease sub-ledger's differences
-    (their count, and the first :data:`SHOWN_DIFFERENCES`: lease, account, ledger, schedule in fen) and what blocks
-    the close (nothing: it may close)."""
+    """A month's close checks at its last day: the sums of every debit and credit booked through it (fen: equal when
+    the journal balances), the trial balance's closing totals there (``balance_debit``, ``balance_credit``: each
+    account netted, the debit balances and the credit balances, as the trial balance report shows them; None in a
+    check kept before they were), the lease sub-ledger's differences (their count, and the first
+    :data:`SHOWN_DIFFERENCES`: lease, account, ledger, schedule in fen) and what blocks the close (nothing: it may
+    close). ``nets``: each account's closing balance (debit-positive), for :func:`recheck`; not kept."""
 
     month: date
     today: date
@@ -117,6 +120,9 @@ class Check:
     difference_count: int
     differences: tuple[dict[str, Any], ...]
     blockers: tuple[Blocker, ...]
+    balance_debit: int | None = None
+    balance_credit: int | None = None
+    nets: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -125,15 +131,18 @@ class Check:
     def as_dict(self) -> dict[str, Any]:
         return {"month": month_of(self.month), "business_date": self.today.isoformat(),
                 "total_debit": self.total_debit, "total_credit": self.total_credit,
+                "balance_debit": self.balance_debit, "balance_credit": self.balance_credit,
                 "difference_count": self.difference_count, "differences": list(self.differences),
                 "blockers": [{"code": b.code, **b.detail} for b in self.blockers]}
 
     @classmethod
     def from_dict(cls, found: dict[str, Any]) -> Check:
         """A check as :meth:`as_dict` kept it (with a request, in an audit event)."""
+        balances = [found.get(k) for k in ("balance_debit", "balance_credit")]
         return cls(first_day(found["month"]), date.fromisoformat(found["business_date"]), int(found["total_debit"]),
                    int(found["total_credit"]), int(found["difference_count"]), tuple(found["differences"]),
-                   tuple(Blocker(b["code"], {k: v for k, v in b.items() if k != "code"}) for b in found["blockers"]))
+                   tuple(Blocker(b["code"], {k: v for k, v in b.items() if k != "code"}) for b in found["blockers"]),
+                   *(int(b) if b is not None else None for b in balances))
 
 
 @dataclass(frozen=True)
@@ -240,25 +249,46 @@ def _order(session: Session, month: date, today: date) -> list[Blocker]:
     return blockers
 
 
-def _totals(session: Session, end: date, *, after: int = 0, through: int | None = None) -> tuple[int, int]:
-    """The debits and credits (fen) of the entries booked by ``end`` whose id is above ``after`` (and at most
-    ``through``)."""
-    query = (select(func.coalesce(func.sum(JournalLineRow.debit), 0), func.coalesce(func.sum(JournalLineRow.credit), 0))
+def _movements(session: Session, end: date, *, after: int = 0, through: int | None = None
+               ) -> dict[str, tuple[int, int]]:
+    """Each account's debits and credits (fen) in the entries booked by ``end`` whose id is above ``after`` (and at
+    most ``through``)."""
+    query = (select(JournalLineRow.account, func.sum(JournalLineRow.debit), func.sum(JournalLineRow.credit))
              .join(JournalEntryRow, JournalEntryRow.id == JournalLineRow.entry_id)
-             .where(JournalEntryRow.booked_on <= end, JournalEntryRow.id > after))
+             .where(JournalEntryRow.booked_on <= end, JournalEntryRow.id > after).group_by(JournalLineRow.account))
     if through is not None:
         query = query.where(JournalEntryRow.id <= through)
-    debit, credit = session.execute(query).one()
-    return int(debit), int(credit)
+    return {str(account): (int(debit), int(credit)) for account, debit, credit in session.execute(query)}
 
 
-def _ledger(session: Session, month: date, today: date, debit: int, credit: int,
+@dataclass(frozen=True)
+class _Totals:
+    """The journal's figures through a month end: every debit and credit posted (fen), each account's net balance."""
+
+    debit: int
+    credit: int
+    nets: dict[str, int]
+
+    @classmethod
+    def of(cls, moves: dict[str, tuple[int, int]], before: _Totals | None = None) -> _Totals:
+        """``moves`` (account → debits, credits), added to ``before``'s figures when given."""
+        debit, credit, nets = (before.debit, before.credit, dict(before.nets)) if before else (0, 0, {})
+        for account, (d, c) in moves.items():
+            debit, credit = debit + d, credit + c
+            nets[account] = nets.get(account, 0) + d - c
+        return cls(debit, credit, nets)
+
+
+def _ledger(session: Session, month: date, today: date, totals: _Totals,
             lease_ids: Sequence[str] | None = None) -> tuple[list[Blocker], list[LeaseDifference]]:
-    """The blockers of the ledger's figures: the totals unbalanced, the lease sub-ledger's differences at the month
-    end, the month's finance income unposted (of ``lease_ids`` only, when given), a finance-income job open."""
+    """The blockers of the ledger's figures: the journal unbalanced (the trial balance's closing totals differ), the
+    lease sub-ledger's differences at the month end, the month's finance income unposted (of ``lease_ids`` only, when
+    given), a finance-income job open."""
     end, blockers = last_day(month), []
-    if debit != credit:
-        blockers.append(Blocker("unbalanced", {"total_debit": debit, "total_credit": credit}))
+    if totals.debit != totals.credit:
+        balance_debit, balance_credit = _balances(totals)
+        blockers.append(Blocker("unbalanced", {"total_debit": totals.debit, "total_credit": totals.credit,
+                                               "balance_debit": balance_debit, "balance_credit": balance_credit}))
     found = lease_differences(session, lease_ids, on=end)
     if found:
         blockers.append(Blocker("differences", {"count": len(found)}))
@@ -276,20 +306,25 @@ def _ledger(session: Session, month: date, today: date, debit: int, credit: int,
     return blockers, found
 
 
-def _check(month: date, today: date, debit: int, credit: int, found: list[LeaseDifference],
-           blockers: list[Blocker]) -> Check:
+def _balances(totals: _Totals) -> tuple[int, int]:
+    """The trial balance's closing totals: the debit balances' sum and the credit balances' (fen)."""
+    return sum(max(n, 0) for n in totals.nets.values()), sum(max(-n, 0) for n in totals.nets.values())
+
+
+def _check(month: date, today: date, totals: _Totals, found: list[LeaseDifference], blockers: list[Blocker]) -> Check:
     shown = tuple({"lease_id": d.lease_id, "account": d.account, "ledger": d.ledger, "schedule": d.schedule}
                   for d in found[:SHOWN_DIFFERENCES])
-    return Check(month, today, debit, credit, len(found), shown, tuple(blockers))
+    return Check(month, today, totals.debit, totals.credit, len(found), shown, tuple(blockers), *_balances(totals),
+                 nets=totals.nets)
 
 
 def check(session: Session, month: date, today: date, *, through: int | None = None) -> Check:
     """The close checks of ``month`` (its first day) at ``today`` (the business date), read in ``session``: the whole
     portfolio. ``through``: the trial balance of the entries up to that id only (the approval's :func:`watermark`,
     from which :func:`recheck` adds what came after)."""
-    debit, credit = _totals(session, last_day(month), through=through)
-    blockers, found = _ledger(session, month, today, debit, credit)
-    return _check(month, today, debit, credit, found, _order(session, month, today) + blockers)
+    totals = _Totals.of(_movements(session, last_day(month), through=through))
+    blockers, found = _ledger(session, month, today, totals)
+    return _check(month, today, totals, found, _order(session, month, today) + blockers)
 
 
 def recheck(session: Session, month: date, today: date, first: Check, mark: int) -> Check:
@@ -299,15 +334,17 @@ def recheck(session: Session, month: date, today: date, first: Check, mark: int)
     ``first`` found them), the jobs. Run under the SHARE lock: a few statements, not the portfolio's."""
     if not first.ok:
         raise ValueError("recheck: the first check found blockers")
+    if first.total_debit and not first.nets:
+        raise ValueError("recheck: the first check's balances are not at hand (one kept, not run)")
     end = last_day(month)
-    debit, credit = _totals(session, end, after=mark)
+    totals = _Totals.of(_movements(session, end, after=mark), _Totals(first.total_debit, first.total_credit,
+                                                                        first.nets))
     touched = sorted(set(session.scalars(
         select(JournalEntryRow.lease_id).where(JournalEntryRow.id > mark, JournalEntryRow.lease_id.is_not(None))))
         | set(session.scalars(select(JournalLineRow.lease_id).where(JournalLineRow.entry_id > mark,
                                                                     JournalLineRow.lease_id.is_not(None)))))
-    debit, credit = first.total_debit + debit, first.total_credit + credit
-    blockers, found = _ledger(session, month, today, debit, credit, [str(t) for t in touched])
-    return _check(month, today, debit, credit, found, _order(session, month, today) + blockers)
+    blockers, found = _ledger(session, month, today, totals, [str(t) for t in touched])
+    return _check(month, today, totals, found, _order(session, month, today) + blockers)
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,7 @@ def check_now() -> Any:
 def _overview(status: int = 200, error: str = "", refused: Any = None, notice: str = "") -> Any:
     overview = MonthClose(services().db).overview()
     return render_template("books/index.html", o=overview, error=error, refused=refused, notice=notice,
-                           month_of=month_of), status
+                           month_of=month_of, last_day=last_day), status
 
 
 def _close(period: str) -> date:

@@ -558,6 +558,30 @@ def test_two_clicks_at_once_queue_one_check(books: Books) -> None:
         run_close_check(books)
 
 
+def test_the_close_page_shows_the_trial_balance_closing_totals_of_the_month_end(books: Books) -> None:
+    """The totals the close page shows at the month end are the trial balance's (each account netted: debit balances,
+    credit balances), as /books/trial-balance shows them at that day — not the sums of every debit and credit posted
+    (January's stray receipt and its reversal add 1.00 to those, nothing to the balances) — and say so, zh and en."""
+    from bff.filters import fen
+
+    base = books.url
+    with sign_in(base, OPS) as ops:
+        tb_total = page_tables(ops, f"{base}/books/trial-balance?date=2026-01-31")["trial-balance"]["total"]
+        page = ops.get(f"{base}/books", timeout=TIMEOUT).text
+        totals = re.search(r'<p[^>]*data-testid="close-totals"[^>]*>(.*?)</p>', page, re.S)
+        assert totals is not None, page[:3000]
+        assert f'data-debit="{tb_total[0]}" data-credit="{tb_total[1]}"' in totals.group(0)
+        assert "2026-01-31 日终试算平衡表：借方余额合计" in totals.group(1) and "贷方余额合计" in totals.group(1)
+        assert 'href="/books/trial-balance?date=2026-01-31"' in totals.group(1)
+        english = ops.get(f"{base}/books?lang=en", timeout=TIMEOUT).text
+        assert f"Trial balance at the end of 2026-01-31: debit balances {fen(tb_total[0])}" in english
+        assert "借方发生额" not in page and "debits " not in english
+    newest = audit(books, "books.close_checked")[-1]
+    posted = json.loads(newest.details)
+    assert (posted["balance_debit"], posted["balance_credit"]) == tuple(tb_total)
+    assert posted["total_debit"] > tb_total[0]  # every debit posted: what the page no longer calls a total
+
+
 def test_the_request_and_the_approval_answer_with_their_own_checks_queueing_none(books: Books) -> None:
     """Asking for a close and approving it keep running their checks in the request (they decide on them): a request
     refused for a blocker shows what blocks it at once; no close-check job is queued by either."""
@@ -883,7 +907,9 @@ def test_the_approval_checks_again_only_what_was_posted_after_its_watermark(book
         assert [b.code for b in again.blockers] == ["differences"]
         assert {d["lease_id"] for d in again.differences} == {books.leases["c"]}
         assert (again.total_debit, again.total_credit) == (first.total_debit + 100, first.total_credit + 100)
-        assert check(s, april, today).difference_count == again.difference_count  # as the whole portfolio's
+        whole = check(s, april, today)
+        assert whole.difference_count == again.difference_count  # as the whole portfolio's
+        assert (again.balance_debit, again.balance_credit) == (whole.balance_debit, whole.balance_credit)
     with books.db.session() as s:
         reverse(s, "books-close:stray-april", "books-close:stray-april:reversed", date(2026, 4, 16), "wrong lease",
                 NOW)
