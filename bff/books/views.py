@@ -197,8 +197,10 @@ def check_now() -> Any:
 
 def _overview(status: int = 200, error: str = "", refused: Any = None, notice: str = "") -> Any:
     overview = MonthClose(services().db).overview()
+    chart = load_chart()
     return render_template("books/index.html", o=overview, error=error, refused=refused, notice=notice,
-                           month_of=month_of, last_day=last_day), status
+                           month_of=month_of, last_day=last_day,
+                           account_names={name: _names(a) for name, a in chart.accounts.items()}), status
 
 
 def _close(period: str) -> date:

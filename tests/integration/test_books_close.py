@@ -35,6 +35,7 @@ from sqlalchemy import text
 from books.accounts import BANK
 from books.accounts import DEALERS
 from books.accounts import RECEIVABLE
+from books.chart import load_chart
 from books.entries import credit
 from books.entries import debit
 from books.entries import entry
@@ -443,6 +444,14 @@ def run_close_check(books: Books) -> None:
         s.execute(text("UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id = :id"), {"id": job_id})
 
 
+def differences_accounts(page: str) -> list[str]:
+    """The account cell of each row of the close's differences table, tags stripped, spaces squeezed."""
+    table = re.search(r'<table data-testid="close-differences">.*?</table>', page, re.S)
+    assert table is not None, page[:3000]
+    return [" ".join(re.sub(r"<[^>]+>", " ", cell).split())
+            for cell in re.findall(r'<td data-testid="difference-account">(.*?)</td>', table.group(0), re.S)]
+
+
 def check_now(session: requests.Session, base: str, notice: str = "check_queued") -> None:
     r = post_form(session, f"{base}/books/check")
     assert r.status_code == 303 and r.headers["Location"].endswith(f"/books?notice={notice}"), r.headers
@@ -510,6 +519,11 @@ def test_check_now_queues_the_checks_once_and_the_page_shows_them_running_then_t
         run_close_check(books)
         page = ops.get(f"{base}/books", timeout=TIMEOUT).text
         assert 'data-code="differences"' in page and books.leases["c"][:8] in page
+        # each difference's account by the chart's name in the reader's language, its Beancount name beside
+        account = load_chart().accounts[RECEIVABLE]
+        assert differences_accounts(page) == [f"{account.zh} {RECEIVABLE}"]
+        english = ops.get(f"{base}/books?lang=en", timeout=TIMEOUT).text
+        assert differences_accounts(english) == [f"{account.en} {RECEIVABLE}"]
         assert 'data-testid="check-failed"' not in page
         assert 'data-testid="request-close"' not in page  # blocked: check again once put right
         # the auditor reads what ops' run found, and runs none
