@@ -382,6 +382,16 @@ def vat_page() -> Any:
 
 
 # -- the dealers' statements ------------------------------------------------------------------------------------------
+#: how many characters of a dealer's id name its statement's file (its own id: never a person's data)
+FILE_ID_CHARACTERS = 8
+
+
+def _file_id(dealer_id: str) -> str:
+    """The dealer in a file name: the first :data:`FILE_ID_CHARACTERS` ASCII letters and digits of its id (a UUID's
+    first eight hex digits), safe in a Content-Disposition header and on any file system."""
+    return "".join(c for c in dealer_id if c.isascii() and c.isalnum())[:FILE_ID_CHARACTERS]
+
+
 @bp.get("/books/dealers")
 @requires("books.view")
 def dealers_page() -> Any:
@@ -427,6 +437,7 @@ def statement_page(dealer_id: str) -> Any:
     name = names[dealer_id]
     heading = [_("Statement of %(dealer)s, %(start)s to %(end)s", dealer=name, start=start.isoformat(),
                  end=end.isoformat())]
-    return _answer("books/statement.html", [summary, moves, leases], f"statement-{month}", heading,
+    file_name = f"statement-{_file_id(dealer_id)}-{month}"  # one per dealer and month
+    return _answer("books/statement.html", [summary, moves, leases], file_name, heading,
                    dealer_id=dealer_id, dealer=name, month=month, start=start, end=end, closing=Money(found.closing),
                    today=today)

@@ -326,6 +326,10 @@ def test_a_dealer_admin_sees_their_own_statement_only(books: Books) -> None:
     base, pudong, xihu = books.url, books.dealers["pudong"], books.dealers["xihu"]
     with sign_in(base, OPS) as ops:
         owed = page_tables(ops, f"{base}/books/dealers?date=2026-01-31")["dealer-balances"][pudong][0]
+        names = {ops.get(f"{base}/books/dealers/{dealer}/statement?month=2026-01&format=csv",
+                         timeout=TIMEOUT).headers["Content-Disposition"] for dealer in (pudong, xihu)}
+        assert names == {f'attachment; filename="statement-{d[:8]}-2026-01.csv"' for d in (pudong, xihu)}
+        assert len(names) == 2
     with sign_in(base, ADMIN_PUDONG) as admin:
         home = admin.get(f"{base}/account", timeout=TIMEOUT)
         assert f'/books/dealers/{pudong}/statement' in home.text and "/books/trial-balance" not in home.text
@@ -343,6 +347,10 @@ def test_a_dealer_admin_sees_their_own_statement_only(books: Books) -> None:
         assert_same_figures(statement["statement-moves"], sheet(sheets, 1))
         assert_same_figures(statement["statement-leases"], sheet(sheets, 2))
         assert len(sheets) == 3
+        # each dealer's file is named for its dealer: a short id of its own (never a person's data), the month
+        for fmt in ("csv", "xlsx"):
+            r = admin.get(f"{base}/books/dealers/{pudong}/statement?month=2026-01&format={fmt}", timeout=TIMEOUT)
+            assert r.headers["Content-Disposition"] == f'attachment; filename="statement-{pudong[:8]}-2026-01.{fmt}"'
         english = admin.get(f"{base}/books/dealers/{pudong}/statement?month=2026-01&lang=en", timeout=TIMEOUT).text
         assert "Owed to you at 2026-01-31" in english and "Down payment transferred to you" in english
         for path in (f"/books/dealers/{xihu}/statement", f"/books/dealers/{xihu}/statement?format=csv"):
