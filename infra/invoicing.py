@@ -130,13 +130,15 @@ def lines_for(facts: Mapping[str, Any], policy: TaxPolicy) -> tuple[Line, ...]:
             continue
         rule = policy.rule(structure, date.fromisoformat(str(part["tax_point"])))
         code = rule.tax_code
+        posted = part.get("tax")  # the tax the books posted for it (exact to the fen), when the request says
         if part["kind"] == "rent":
             taxed = rent_tax(rule, amount, min(amount, max(0, int(part.get("interest", 0)))))
             if taxed.taxable > 0:
-                lines.append(Line(item_name(rule), code, taxed.taxable_net, rule.rate, taxed.tax,
+                tax = taxed.tax if posted is None else int(posted)
+                lines.append(Line(item_name(rule), code, taxed.taxable - tax, rule.rate, tax,
                                   str(part.get("label", ""))))
         else:
-            tax = included_tax(rule, amount)
+            tax = included_tax(rule, amount) if posted is None else int(posted)
             lines.append(Line(item_name(rule), code, amount - tax, rule.rate, tax, str(part.get("label", ""))))
     return tuple(lines)
 
@@ -199,7 +201,7 @@ def rents_paid(session: Session, lease: LeaseRow, rows: Sequence[InstalmentRow],
 
 
 def settlement_paid(session: Session, lease: LeaseRow, quote_id: str, *, principal: int, interest: int, charges: int,
-                    fee: int, paid_on: date, now: datetime) -> list[str]:
+                    fee: int, paid_on: date, now: datetime, taxes: Mapping[str, int] | None = None) -> list[str]:
     """One request for a settlement paid (in ``_settle``'s transaction): ``principal`` and ``interest`` it collected
     (interest net of what it gave back), its late ``charges`` and ``fee``, all tax included (fen). Nothing when it
     charged nothing."""
@@ -215,6 +217,9 @@ def settlement_paid(session: Session, lease: LeaseRow, quote_id: str, *, princip
         parts.append({"kind": "fee", "amount": fee, "tax_point": paid_on.isoformat(), "label": "提前结清手续费"})
     if not parts:
         return []
+    for part in parts:  # the tax the books posted for each part (``taxes`` by kind), carried to the invoice as is
+        if taxes is not None and part["kind"] in taxes:
+            part["tax"] = int(taxes[part["kind"]])
     facts = {"structure": structure_of(lease), "parts": parts, "contract_number": lease.contract_number}
     return _ask(session, [{
         "key": f"settlement:{quote_id}", "lease_id": lease.id, "application_id": lease.application_id,
@@ -222,8 +227,18 @@ def settlement_paid(session: Session, lease: LeaseRow, quote_id: str, *, princip
         "facts": json.dumps(facts, ensure_ascii=False), "amount": facts_amount(facts)}], now)
 
 
+def invoiced_rents(session: Session, lease_id: str, ids: Sequence[int]) -> set[int]:
+    """Those of the lease's instalments ``ids`` a blue invoice was asked for."""
+    if not ids:
+        return set()
+    return {int(i) for i in session.scalars(select(InvoiceRequestRow.instalment_id).where(
+        InvoiceRequestRow.lease_id == lease_id, InvoiceRequestRow.kind == BLUE,
+        InvoiceRequestRow.instalment_id.in_(list(ids)))) if i is not None}
+
+
 def settlement_movements_paid(session: Session, lease: LeaseRow, quote_id: str, movements: Sequence[Any],
-                              instalments: Sequence[InstalmentRow], *, paid_on: date, now: datetime) -> list[str]:
+                              instalments: Sequence[InstalmentRow], *, paid_on: date, now: datetime,
+                              taxes: Mapping[str, int] | None = None) -> list[str]:
     """:func:`settlement_paid` from what the settlement leaves (infra/settlements.py ``_settle``, after its movements
     and the instalments' paid parts were written): everything paid of the lease's rents that no invoice covers — what
     the settlement paid of them, and what earlier payments paid of a rent never paid in full (a part of a rent, a rent
@@ -232,10 +247,7 @@ def settlement_movements_paid(session: Session, lease: LeaseRow, quote_id: str, 
     offset left out: its money pays the same lines. Without earlier payments this is the amount settled plus the
     deposit offset. (Interest given back of a rent invoiced already lowers this invoice rather than reversing that
     one.)"""
-    ids = [r.id for r in instalments if r.kind in RENT_KINDS]
-    invoiced = set(session.scalars(select(InvoiceRequestRow.instalment_id).where(
-        InvoiceRequestRow.lease_id == lease.id, InvoiceRequestRow.kind == BLUE,
-        InvoiceRequestRow.instalment_id.in_(ids)))) if ids else set()
+    invoiced = invoiced_rents(session, lease.id, [r.id for r in instalments if r.kind in RENT_KINDS])
     principal = interest = charges = fee = 0
     for r in instalments:
         if r.kind in RENT_KINDS and r.id not in invoiced:
@@ -250,7 +262,7 @@ def settlement_movements_paid(session: Session, lease: LeaseRow, quote_id: str, 
         else:
             charges -= m.penalty
     return settlement_paid(session, lease, quote_id, principal=principal, interest=interest, charges=charges, fee=fee,
-                           paid_on=paid_on, now=now)
+                           paid_on=paid_on, now=now, taxes=taxes)
 
 
 def _latest_blue(session: Session, lease_id: str, *, instalment_id: int | None = None,

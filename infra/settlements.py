@@ -80,10 +80,12 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from books.accounts import VAT_OUTPUT
 from books.settlement import Settled
 from books.settlement import settled as settled_entries
 from books.vat import load_tax_policy
@@ -94,12 +96,16 @@ from infra.db.models import ApplicationRow
 from infra.db.models import CollectionAttemptRow
 from infra.db.models import EndOfTermRow
 from infra.db.models import InstalmentRow
+from infra.db.models import JournalEntryRow
+from infra.db.models import JournalLineRow
 from infra.db.models import LeaseRow
 from infra.db.models import LeaseTermRow
 from infra.db.models import ServicingMovementRow
 from infra.db.models import SettlementQuoteRow
 from infra.finance_income import lock_leases
 from infra.finance_income import recognised
+from infra.invoicing import RENT_KINDS
+from infra.invoicing import invoiced_rents
 from infra.invoicing import settlement_movements_paid
 from infra.jobs import Job
 from infra.servicing import ACTIVE
@@ -411,7 +417,7 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
     points = [made for r in arrears if f"vat:{r.id}" not in taxed for made in [tax_point_of(
         policy, kind, r.id, lease.id, lease.dealer_id, min(r.due_on, day), r.due_on, r.amount, r.interest)]
         if made is not None]
-    post(session, points + settled_entries(Settled(
+    facts = Settled(
         q.id, lease.id, lease.dealer_id, day, amount_settled=settled, held=max(0, settled),
         deposit_offset=q.deposit_offset, owed=owed, interest_replaced=waived + q.paid_ahead_interest,
         charges=charges, accrued_interest=q.accrued_interest,
@@ -419,14 +425,35 @@ def _settle(session: Session, lease: LeaseRow, q: SettlementQuoteRow, day: date,
         kept_interest=sum(taxes[r.id].net_interest for r in rows if r.id not in replaced_ids),
         recognised=recognised(session, [lease.id]).get(lease.id, 0), rule=policy.rule(kind, day),
         pending=tuple(taxes[r.id] for r in replaced if f"vat:{r.id}" not in taxed),
-        taxed=tuple(taxes[r.id] for r in replaced if f"vat:{r.id}" in taxed))), now)
-    settlement_movements_paid(session, lease, q.id, movements, rows, paid_on=day, now=now)  # its e-invoice asked for
+        taxed=tuple(taxes[r.id] for r in replaced if f"vat:{r.id}" in taxed))
+    entries = points + settled_entries(facts)
+    # its e-invoice asked for, carrying the output VAT the books posted (to the fen): the late charges' and the fee's
+    # as the settlement taxed them, its rent part the rest of what it posted to Output now and the tax points posted
+    # before of the rents no invoice covered yet
+    uninvoiced = [r.id for r in rows if r.kind in RENT_KINDS and r.id not in invoiced_rents(
+        session, lease.id, [r.id for r in rows])]
+    output = sum(li.credit - li.debit for e in entries for li in e.lines if li.account == VAT_OUTPUT)
+    output += _output_of(session, [f"vat:{i}" for i in uninvoiced if f"vat:{i}" in taxed])
+    post(session, entries, now)
+    charged = {"late_charge": facts.tax(charges), "fee": facts.tax(q.early_settlement_fee)}
+    settlement_movements_paid(session, lease, q.id, movements, rows, paid_on=day, now=now,
+                              taxes={**charged, "rent": output - sum(charged.values())})
     lease.status, lease.settled_on = SETTLED_LEASE, on
     q.status, q.settled_at, q.attempt_id, q.penalties_booked, q.paid_on = PAID_QUOTE, now, attempt_id, charges, day
     _close_term(session, lease, q, settled, now)
     Job(SETTLED_TASK, {"lease_id": lease.id, "quote_id": q.id}, SETTLED_QUEUE).defer(session)
     session.flush()
     return settled
+
+
+def _output_of(session: Session, keys: Sequence[str]) -> int:
+    """What the entries ``keys`` credited to Liabilities:Tax:VAT:Output, net (fen)."""
+    if not keys:
+        return 0
+    return int(session.execute(select(func.coalesce(func.sum(JournalLineRow.credit - JournalLineRow.debit), 0))
+                               .join(JournalEntryRow, JournalEntryRow.id == JournalLineRow.entry_id)
+                               .where(JournalEntryRow.key.in_(list(keys)), JournalLineRow.account == VAT_OUTPUT))
+               .scalar_one())
 
 
 def _supersede(session: Session, q: SettlementQuoteRow, code: str) -> None:

@@ -259,6 +259,47 @@ def test_a_lease_with_every_rent_paid_ahead_settles_and_owes_the_lessee_what_it_
     assert differences(db, lease_id) == []
 
 
+def invoiced_tax(db: Database, lease_id: str) -> int:
+    """Σ tax of the lease's e-invoice requests, their lines as the issuing task makes them (infra/invoicing.py
+    lines_for); a red one counts against."""
+    from books.vat import load_tax_policy
+    from infra.invoicing import lines_for
+
+    policy = load_tax_policy()
+    with db.session() as s:
+        rows = list(s.scalars(select(InvoiceRequestRow).where(InvoiceRequestRow.lease_id == lease_id)))
+    return sum(sum(li.tax for li in lines_for(json.loads(r.facts), policy)) * (1 if r.kind == "blue" else -1)
+               for r in rows)
+
+
+@pytest.mark.parametrize("timing", ["arrears", "advance"])
+def test_what_a_settled_lease_invoiced_carries_exactly_the_output_vat_its_books_posted(db: Database,
+                                                                                       timing: str) -> None:
+    lease_id = lease(db, date(2026, 1, 25) if timing == "arrears" else date(2026, 1, 10), timing, residual="0.2")
+    if timing == "advance":
+        closes_through(db, lease_id, TODAY - timedelta(days=1))
+    first = next(i for i in instalments(db, lease_id) if i.kind == "rent" and i.state != "paid")
+    col = SqlCollections(db)
+    col.book(lease_id=lease_id, amount=first.amount, source="stripe", key=f"r1:{uuid.uuid4()}", order=ORDER, now=NOW)
+    for month in ("2026-01", "2026-02"):
+        recognise_month(db, month, NOW, only=[lease_id])
+    servicing = SqlServicing(db)
+    with db.session() as s:
+        row = s.get(LeaseRow, lease_id)
+        assert row is not None
+        rows = list(s.scalars(select(InstalmentRow).where(InstalmentRow.lease_id == lease_id)))
+        made = quote(row, rows, settlement_dates(row, rows, TODAY, servicing.calendar()).earliest,
+                     servicing.calendar())
+    quote_id = SqlSettlements(db).offer(lease_id, made, requested_by="customer", now=NOW)
+    with db.session() as s:
+        amount = s.get(SettlementQuoteRow, quote_id).amount_due  # type: ignore[union-attr]
+    key = f"settle:{uuid.uuid4()}"
+    attempt, _ = col.start_attempt(lease_id=lease_id, amount=amount, channel="stripe", trigger="customer", key=key,
+                                   business_date=TODAY, now=NOW, purpose=SETTLEMENT, subject_id=quote_id)
+    col.book(lease_id=lease_id, amount=amount, source="stripe", key=key, order=ORDER, attempt_id=attempt.id, now=NOW)
+    assert -balances(db, lease_id)[OUTPUT] == invoiced_tax(db, lease_id)
+
+
 @pytest.mark.parametrize("option", ["shorter_term", "lower_rent"])
 def test_a_prepayment_leaves_pending_the_new_schedule_s_vat_and_taxes_the_principal_prepaid(db: Database,
                                                                                           option: str) -> None:
