@@ -96,6 +96,7 @@ def test_the_lessee_pays_the_rent_due_once_and_only_they_and_the_dealer_s_staff_
         assert 'data-testid="due-1"' not in shown.text and 'data-testid="pay-form"' not in shown.text
         receipt = shown.text.split('data-testid="pay-receipt"')[1].split("</section>")[0]
         assert f'data-amount="{due}"' in receipt and 'data-testid="paid-1"' in receipt
+        assert re.search(r'data-testid="paid-1"[^>]*>第 1 期租金：¥', receipt), receipt  # a Chinese page's colon
         assert SqlServicing(app.extensions["leaseline"].db).business_date().isoformat() in receipt
         assert f'href="/leases/{lease_id}"' in receipt
         assert 'data-testid="choose-ahead"' not in shown.text and 'data-testid="pay-ahead"' in shown.text
