@@ -196,7 +196,8 @@ def receipt(receipt_id: str, lease_id: str, dealer_id: str, *, source: str, valu
             policy: TaxPolicy | None = None) -> Entry | None:
     """A payment booked into the lease (``amount`` fen from ``source``): what it paid of each instalment
     (``applied``), what it holds for a settlement or a prepayment (``held``) and its ``surplus`` (to refund); the late
-    charges it paid are income net of their VAT (the lease's ``structure``'s rule on ``value_date``). Raises
+    charges it paid are income net of their VAT (the lease's ``structure``'s rule on ``value_date``, each instalment's
+    rounded on its own). Raises
     :class:`UnpostableEntry` when they do not add up to the amount."""
     parts = list(applied)
     if any(p.principal < 0 or p.interest < 0 or p.penalty < 0 for p in parts) or held < 0 or surplus < 0:
@@ -207,7 +208,9 @@ def receipt(receipt_id: str, lease_id: str, dealer_id: str, *, source: str, valu
     if lease_payments + other + penalty + held + surplus != amount:
         raise UnpostableEntry(f"receipt {receipt_id}: {amount} fen received, {lease_payments + other + penalty} "
                               f"applied + {held} held + {surplus} surplus")
-    tax = late_charge_vat(penalty, value_date, structure, policy)
+    # each instalment's late charge taxed on its own (rounded once per instalment and receipt), as its e-invoice
+    # carries it (infra/invoicing.py: the rent's late charge line, Σ of its receipts' taxes)
+    tax = sum(late_charge_vat(p.penalty, value_date, structure, policy) for p in parts)
     return entry(f"receipt:{receipt_id}", "rent_collected", value_date, [
         debit(cash_account(source), amount),
         credit(RECEIVABLE, lease_payments),

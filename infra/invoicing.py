@@ -47,6 +47,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from books.lease import late_charge_vat
 from books.lease import structure_of as terms_structure
 from books.vat import Rule
 from books.vat import TaxPolicy
@@ -56,6 +57,7 @@ from infra.db.engine import Database
 from infra.db.models import InstalmentRow
 from infra.db.models import InvoiceRequestRow
 from infra.db.models import LeaseRow
+from infra.db.models import ServicingMovementRow
 from infra.invoice_platform import Line
 from infra.jobs import Job
 from infra.jobs import defer_jobs
@@ -86,14 +88,30 @@ def structure_of(lease: LeaseRow) -> str:
     return terms_structure(terms if isinstance(terms, dict) else {})
 
 
-def _rent_facts(lease: LeaseRow, row: InstalmentRow, received_on: date) -> dict[str, Any]:
+#: the movements that pay an instalment's late charge, each taxed on its own by the books (books/lease.py receipt,
+#: books/end_of_term.py deposit_applied, books/lease.py refinanced)
+CHARGE_PAYMENTS = ("payment", "deposit_offset", "refinanced")
+
+
+def _charge_tax(session: Session, lease: LeaseRow, row: InstalmentRow) -> int:
+    """The output VAT the books posted on what was paid of the instalment's late charge: each payment's (receipt,
+    deposit, refinancing) under the rule of its day, rounded once each, summed."""
+    structure = structure_of(lease)
+    return sum(late_charge_vat(-int(penalty), on, structure) for penalty, on in session.execute(
+        select(ServicingMovementRow.penalty, ServicingMovementRow.value_date).where(
+            ServicingMovementRow.instalment_id == row.id, ServicingMovementRow.kind.in_(CHARGE_PAYMENTS),
+            ServicingMovementRow.penalty < 0)))
+
+
+def _rent_facts(lease: LeaseRow, row: InstalmentRow, received_on: date,
+                charge_tax: int | None = None) -> dict[str, Any]:
     label = f"第{row.number}期租金" if row.kind == "rent" else "尾付租金"
     parts: list[dict[str, Any]] = [{"kind": "rent", "amount": row.paid_principal + row.paid_interest,
                                     "interest": row.paid_interest, "tax_point": rent_tax_point(row, received_on)
                                     .isoformat(), "label": label}]
     if row.paid_penalty > 0:
         parts.append({"kind": "late_charge", "amount": row.paid_penalty, "tax_point": received_on.isoformat(),
-                      "label": f"{label}逾期违约金"})
+                      "label": f"{label}逾期违约金", **({} if charge_tax is None else {"tax": charge_tax})})
     return {"structure": structure_of(lease), "number": row.number, "rent_kind": row.kind, "parts": parts,
             "contract_number": lease.contract_number}
 
@@ -191,7 +209,7 @@ def rents_paid(session: Session, lease: LeaseRow, rows: Sequence[InstalmentRow],
     for r in rows:
         if r.kind not in RENT_KINDS or r.state not in states or r.paid_principal + r.paid_interest <= 0:
             continue
-        facts = _rent_facts(lease, r, received_on)
+        facts = _rent_facts(lease, r, received_on, _charge_tax(session, lease, r) if r.paid_penalty > 0 else None)
         asked.append({"key": f"rent:{r.id}", "lease_id": lease.id, "application_id": lease.application_id,
                       "dealer_id": lease.dealer_id, "kind": BLUE, "purpose": RENT, "instalment_id": r.id,
                       "receipt_id": receipt_id, "tax_point": rent_tax_point(r, received_on),

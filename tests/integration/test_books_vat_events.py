@@ -300,6 +300,24 @@ def test_what_a_settled_lease_invoiced_carries_exactly_the_output_vat_its_books_
     assert -balances(db, lease_id)[OUTPUT] == invoiced_tax(db, lease_id)
 
 
+def test_a_rent_s_late_charge_paid_by_two_receipts_is_invoiced_with_the_tax_each_receipt_posted(db: Database) -> None:
+    # rent 1 overdue with 8 fen of late charges, paid by two receipts of 4 fen of them each: each receipt's 4 fen
+    # carries half_up(4 × 13/113) = 0 in the books, so the rent's invoice carries 0 on its 8 fen too (not 1)
+    lease_id = lease(db, date(2026, 2, 10))
+    closes_through(db, lease_id, TODAY - timedelta(days=1))
+    rent1 = next(i for i in instalments(db, lease_id) if i.number == 1)
+    with db.session() as s:
+        s.execute(text("UPDATE instalments SET state = 'overdue', penalty_accrued = 8 WHERE id = :id"), {"id": rent1.id})
+    col = SqlCollections(db)
+    col.book(lease_id=lease_id, amount=4, source="stripe", key=f"c1:{uuid.uuid4()}", order=ORDER, now=NOW,
+             instalment_id=rent1.id)
+    col.book(lease_id=lease_id, amount=rent1.amount + 4, source="stripe", key=f"c2:{uuid.uuid4()}", order=ORDER,
+             now=NOW, instalment_id=rent1.id)
+    assert next(i for i in instalments(db, lease_id) if i.id == rent1.id).paid_penalty == 8
+    assert -balances(db, lease_id)[OUTPUT] == vat(rent1.amount) + 2 * vat(4)
+    assert invoiced_tax(db, lease_id) == -balances(db, lease_id)[OUTPUT]
+
+
 @pytest.mark.parametrize("option", ["shorter_term", "lower_rent"])
 def test_a_prepayment_leaves_pending_the_new_schedule_s_vat_and_taxes_the_principal_prepaid(db: Database,
                                                                                           option: str) -> None:

@@ -260,3 +260,19 @@ def test_a_rent_s_tax_point_takes_the_rule_in_force_on_its_own_date_not_the_due_
     made = tax_point_of(load_tax_policy(), "direct", 7, "L", "D", date(2019, 3, 29), date(2019, 4, 10), 11_600, 1_000)
     assert made is not None and made.value_date == date(2019, 3, 29)
     assert sum(li.credit for li in made.lines if li.account == VAT_OUTPUT) == 1_600  # 11,600 × 16/116
+
+
+def test_a_receipt_taxes_each_rent_s_late_charge_on_its_own_as_the_rent_s_invoice_does() -> None:
+    from books.lease import Applied
+    from books.lease import receipt
+
+    # one receipt pays two rents' 4 fen of late charges: each rent's 4 fen carries half_up(4 × 13/113) = 0, as each
+    # rent's e-invoice line does (one rounding per rent and receipt), never one rounding of the 8 fen (1)
+    made = receipt("r1", "L", "D", source="stripe", value_date=date(2026, 4, 20), amount=2 * (100_00 + 4),
+                   applied=[Applied("rent", 90_00, 10_00, 4), Applied("rent", 90_00, 10_00, 4)])
+    assert made is not None
+    assert sum(li.credit - li.debit for li in made.lines if li.account == VAT_OUTPUT) == 0
+    made = receipt("r2", "L", "D", source="stripe", value_date=date(2026, 4, 20), amount=2 * (100_00 + 9),
+                   applied=[Applied("rent", 90_00, 10_00, 9), Applied("rent", 90_00, 10_00, 9)])
+    assert made is not None  # 9 × 13/113 = 1.04 → 1 each
+    assert sum(li.credit - li.debit for li in made.lines if li.account == VAT_OUTPUT) == 2
