@@ -307,7 +307,8 @@ def test_a_rent_s_late_charge_paid_by_two_receipts_is_invoiced_with_the_tax_each
     closes_through(db, lease_id, TODAY - timedelta(days=1))
     rent1 = next(i for i in instalments(db, lease_id) if i.number == 1)
     with db.session() as s:
-        s.execute(text("UPDATE instalments SET state = 'overdue', penalty_accrued = 8 WHERE id = :id"), {"id": rent1.id})
+        s.execute(text("UPDATE instalments SET state = 'overdue', penalty_accrued = 8 WHERE id = :id"),
+                  {"id": rent1.id})
     col = SqlCollections(db)
     col.book(lease_id=lease_id, amount=4, source="stripe", key=f"c1:{uuid.uuid4()}", order=ORDER, now=NOW,
              instalment_id=rent1.id)
