@@ -41,12 +41,14 @@ from datetime import timedelta
 from fractions import Fraction
 from typing import Any
 
+from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from books.accounts import VAT_OUTPUT
 from books.lease import late_charge_vat
 from books.lease import structure_of as terms_structure
 from books.vat import Rule
@@ -56,6 +58,8 @@ from books.vat import rent_tax
 from infra.db.engine import Database
 from infra.db.models import InstalmentRow
 from infra.db.models import InvoiceRequestRow
+from infra.db.models import JournalEntryRow
+from infra.db.models import JournalLineRow
 from infra.db.models import LeaseRow
 from infra.db.models import ServicingMovementRow
 from infra.invoice_platform import Line
@@ -70,6 +74,9 @@ RENT, SETTLEMENT, REFUND, CORRECTION, REISSUE = "rent", "settlement", "refund", 
 TASK, QUEUE = "invoices.issue", "servicing"
 #: the instalment kinds that are rents (infra/servicing.py RENT, FINAL_RENT) and the state of one paid in full
 RENT_KINDS, PAID = ("rent", "final_rent"), "paid"
+#: the end-of-term charges (infra/end_of_term.py), taxed when charged, invoiced when paid in full (purpose CHARGE)
+CHARGE_KINDS, CHARGE = ("purchase_price", "return_charges"), "charge"
+CHARGE_LABELS = {"purchase_price": "留购价款", "return_charges": "还车费用"}
 #: 冲红原因 of a refund (04 销售折让: part of the price given back) and of a correction (01 开票有误)
 REFUND_REASON, CORRECTION_REASON = "04", "01"
 #: a request neither issued nor rejected this long after it was made is shown to ops (the ops list)
@@ -205,7 +212,7 @@ def rents_paid(session: Session, lease: LeaseRow, rows: Sequence[InstalmentRow],
     rent the returned car offset, waived, whose part paid is invoiced), in the transaction that paid it: covering what
     its payments paid (the late charge received on ``received_on``). The ids made (none for a rent asked for
     before)."""
-    asked = []
+    asked = _charges_paid(session, lease, rows, received_on=received_on, receipt_id=receipt_id)
     for r in rows:
         if r.kind not in RENT_KINDS or r.state not in states or r.paid_principal + r.paid_interest <= 0:
             continue
@@ -216,6 +223,38 @@ def rents_paid(session: Session, lease: LeaseRow, rows: Sequence[InstalmentRow],
                       "facts": json.dumps(facts, ensure_ascii=False),
                       "amount": facts_amount(facts)})
     return _ask(session, asked, now)
+
+
+def _charges_paid(session: Session, lease: LeaseRow, rows: Sequence[InstalmentRow], *, received_on: date,
+                  receipt_id: str | None) -> list[dict[str, Any]]:
+    """The requests of the end-of-term charges of ``rows`` paid in full (a purchase price, return charges: key
+    ``charge:<instalment>``), each carrying the output VAT its charge's entry posted (``charge:<instalment>``,
+    books/end_of_term.py ``charged``: taxed when charged, its tax point that day) and its late charge's."""
+    out = []
+    for r in rows:
+        if r.kind not in CHARGE_KINDS or r.state != PAID or r.paid_principal + r.paid_interest <= 0:
+            continue
+        found = session.execute(
+            select(JournalEntryRow.value_date, func.sum(JournalLineRow.credit - JournalLineRow.debit))
+            .join(JournalLineRow, JournalLineRow.entry_id == JournalEntryRow.id)
+            .where(JournalEntryRow.key == f"charge:{r.id}", JournalLineRow.account == VAT_OUTPUT)
+            .group_by(JournalEntryRow.value_date)).first()  # none: a charge posted before VAT
+        charged_on = found[0] if found is not None else received_on
+        part: dict[str, Any] = {"kind": "charge", "amount": r.paid_principal + r.paid_interest,
+                                "tax_point": charged_on.isoformat(), "label": CHARGE_LABELS[r.kind]}
+        if found is not None:
+            part["tax"] = int(found[1])
+        parts = [part]
+        if r.paid_penalty > 0:
+            parts.append({"kind": "late_charge", "amount": r.paid_penalty, "tax_point": received_on.isoformat(),
+                          "label": f"{CHARGE_LABELS[r.kind]}逾期违约金", "tax": _charge_tax(session, lease, r)})
+        facts = {"structure": structure_of(lease), "number": r.number, "charge_kind": r.kind, "parts": parts,
+                 "contract_number": lease.contract_number}
+        out.append({"key": f"charge:{r.id}", "lease_id": lease.id, "application_id": lease.application_id,
+                    "dealer_id": lease.dealer_id, "kind": BLUE, "purpose": CHARGE, "instalment_id": r.id,
+                    "receipt_id": receipt_id, "tax_point": charged_on, "facts": json.dumps(facts, ensure_ascii=False),
+                    "amount": facts_amount(facts)})
+    return out
 
 
 def settlement_paid(session: Session, lease: LeaseRow, quote_id: str, *, principal: int, interest: int, charges: int,

@@ -517,6 +517,17 @@ def test_a_purchase_price_is_income_net_of_its_vat_when_it_is_charged(db: Databa
     assert vat(10_000) == 1_150  # 10,000 × 13/113 = 1,150.44
 
 
+def test_a_purchase_price_paid_is_invoiced_with_the_vat_its_charge_posted(db: Database) -> None:
+    lease_id = lease(db, date(2026, 1, 10))
+    SqlEndOfTerm(db).choose(lease_id, "purchase", by="customer", terms={}, purchase_price=10_000, now=NOW)
+    price = next(i for i in instalments(db, lease_id) if i.kind == "purchase_price")
+    assert asked(db, lease_id, price.id) == []  # not paid yet: no invoice
+    SqlCollections(db).book(lease_id=lease_id, amount=10_000, source="stripe", key=f"pp:{price.id}", order=ORDER,
+                            now=NOW, instalment_id=price.id)
+    assert asked(db, lease_id, price.id) == [f"charge:{price.id}"]
+    assert invoiced_tax(db, lease_id) == 1_150 == -balances(db, lease_id)[OUTPUT]
+
+
 # -- a lease backfilled -----------------------------------------------------------------------------------------------
 def test_a_backfilled_lease_s_rents_due_before_servicing_have_their_tax_points_on_their_due_dates(db: Database) -> None:
     handover = record(date(2025, 11, 10), residual_ratio="0.2")
