@@ -76,6 +76,7 @@ TASK, QUEUE = "invoices.issue", "servicing"
 RENT_KINDS, PAID = ("rent", "final_rent"), "paid"
 #: the end-of-term charges (infra/end_of_term.py), taxed when charged, invoiced when paid in full (purpose CHARGE)
 CHARGE_KINDS, CHARGE = ("purchase_price", "return_charges"), "charge"
+PREPAID = "prepayment"
 CHARGE_LABELS = {"purchase_price": "留购价款", "return_charges": "还车费用"}
 #: 冲红原因 of a refund (04 销售折让: part of the price given back) and of a correction (01 开票有误)
 REFUND_REASON, CORRECTION_REASON = "04", "01"
@@ -255,6 +256,24 @@ def _charges_paid(session: Session, lease: LeaseRow, rows: Sequence[InstalmentRo
                     "receipt_id": receipt_id, "tax_point": charged_on, "facts": json.dumps(facts, ensure_ascii=False),
                     "amount": facts_amount(facts)})
     return out
+
+
+def prepayment_paid(session: Session, lease: LeaseRow, prepayment_id: str, *, principal: int, interest: int,
+                    tax: int, paid_on: date, now: datetime) -> list[str]:
+    """One request for a partial prepayment paid (infra/prepayments.py ``book_prepayment``, key
+    ``prepayment:<id>``): the principal it prepaid and the interest accrued it charged (less any credited), carrying
+    ``tax``, the output VAT its entries posted (the principal's share of the replaced rents' VAT and the interest's).
+    Nothing when it charged nothing."""
+    amount = principal + interest
+    if amount <= 0:
+        return []
+    facts = {"structure": structure_of(lease), "contract_number": lease.contract_number, "parts": [
+        {"kind": "rent", "amount": amount, "interest": min(amount, max(0, interest)), "tax": tax,
+         "tax_point": paid_on.isoformat(), "label": "部分提前还款"}]}
+    return _ask(session, [{
+        "key": f"prepayment:{prepayment_id}", "lease_id": lease.id, "application_id": lease.application_id,
+        "dealer_id": lease.dealer_id, "kind": BLUE, "purpose": PREPAID, "tax_point": paid_on,
+        "facts": json.dumps(facts, ensure_ascii=False), "amount": facts_amount(facts)}], now)
 
 
 def settlement_paid(session: Session, lease: LeaseRow, quote_id: str, *, principal: int, interest: int, charges: int,

@@ -85,6 +85,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from books.accounts import VAT_OUTPUT
 from books.income import ONE_DAY
 from books.income import recognised_through
 from books.prepayment import Prepaid
@@ -101,6 +102,7 @@ from infra.db.models import ServicingMovementRow
 from infra.finance_income import lock_leases
 from infra.finance_income import recognised
 from infra.finance_income import schedules
+from infra.invoicing import prepayment_paid
 from infra.jobs import Job
 from infra.servicing import ACTIVE
 from infra.servicing import CANCELLED
@@ -517,9 +519,14 @@ def book_prepayment(session: Session, lease: LeaseRow, attempt: CollectionAttemp
     schedule = schedules(session, [lease])[lease.id]
     excess = recognised(session, [lease.id]).get(lease.id, 0) - recognised_through(schedule,
                                                                                    day.replace(day=1) - ONE_DAY)
-    post(session, prepaid_entries(Prepaid(row.id, lease.id, lease.dealer_id, day, row.amount, row.accrued_interest,
-                                          dropped, max(0, excess), rule=policy.rule(kind, day), before=vat_before,
-                                          after=vat_after)), now)
+    entries = prepaid_entries(Prepaid(row.id, lease.id, lease.dealer_id, day, row.amount, row.accrued_interest,
+                                      dropped, max(0, excess), rule=policy.rule(kind, day), before=vat_before,
+                                      after=vat_after))
+    post(session, entries, now)
+    # its e-invoice asked for (infra/invoicing.py), carrying the output VAT its entries posted, to the fen
+    prepayment_paid(session, lease, row.id, principal=row.amount, interest=row.accrued_interest,
+                    tax=sum(li.credit - li.debit for e in entries for li in e.lines if li.account == VAT_OUTPUT),
+                    paid_on=day, now=now)
     Job(TASK, {"lease_id": lease.id, "prepayment_id": row.id}, QUEUE,
         queueing_lock=f"{TASK}:{row.id}").defer(session)
     return total

@@ -319,6 +319,31 @@ def test_a_rent_s_late_charge_paid_by_two_receipts_is_invoiced_with_the_tax_each
     assert invoiced_tax(db, lease_id) == -balances(db, lease_id)[OUTPUT]
 
 
+def test_a_prepayment_is_invoiced_with_the_output_vat_it_posted(db: Database) -> None:
+    lease_id = lease(db, date(2026, 1, 10))
+    closes_through(db, lease_id, TODAY - timedelta(days=1))
+    owed = sum(i.amount for i in instalments(db, lease_id) if i.kind == "rent" and i.due_on <= TODAY)
+    col = SqlCollections(db)
+    col.book(lease_id=lease_id, amount=owed, source="stripe", key=f"due:{uuid.uuid4()}", order=ORDER, now=NOW)
+    output, invoiced = -balances(db, lease_id)[OUTPUT], invoiced_tax(db, lease_id)
+    repo = SqlPrepayments(db)
+    offer = repo.offer(lease_id, 2_000_000, "customer", NOW)
+    repo.choose(lease_id, offer.id, "lower_rent")
+    key = f"prepay:{uuid.uuid4()}"
+    attempt, _ = col.start_attempt(lease_id=lease_id, amount=offer.total, channel="stripe", trigger="customer",
+                                   key=key, business_date=TODAY, now=NOW, purpose=PREPAYMENT, subject_id=offer.id)
+    repo.attach(offer.id, attempt.id)
+    col.book(lease_id=lease_id, amount=offer.total, source="stripe", key=key, order=load_policy().allocation_order,
+             attempt_id=attempt.id, now=NOW)
+    posted = -balances(db, lease_id)[OUTPUT] - output
+    assert posted > 0
+    with db.session() as s:
+        keys_ = list(s.scalars(select(InvoiceRequestRow.key).where(InvoiceRequestRow.lease_id == lease_id,
+                                                                   InvoiceRequestRow.key.like("prepayment:%"))))
+    assert keys_ == [f"prepayment:{offer.id}"]
+    assert invoiced_tax(db, lease_id) - invoiced == posted
+
+
 @pytest.mark.parametrize("option", ["shorter_term", "lower_rent"])
 def test_a_prepayment_leaves_pending_the_new_schedule_s_vat_and_taxes_the_principal_prepaid(db: Database,
                                                                                           option: str) -> None:
